@@ -1,0 +1,174 @@
+/**
+ * The one config schema: every key, its type and its default live here. `config/ami-streams.example.yaml`
+ * is tested to equal these defaults. Precedence: --config FILE > $AMI_STREAMS_CONFIG > <home>/config.yaml > defaults.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import YAML from "yaml";
+import { z } from "zod";
+import { AmiError } from "./errors.ts";
+import { defaultHome } from "./paths.ts";
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+
+const rate = z
+  .object({
+    perSecond: z.number().positive().default(10),
+    burst: z.number().int().positive().default(50),
+  })
+  .strict();
+
+export const matrixSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** The `server_name`: the domain part of user IDs and room aliases. */
+    serverName: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/, "must be a hostname with an optional :port")
+      .default("localhost"),
+    host: host.default("127.0.0.1"),
+    port: port.default(8008),
+    /** URL clients use to reach the homeserver (well-known, login hints). Default: http://<host>:<port>. */
+    publicBaseUrl: z.string().url().nullable().default(null),
+    /** `sqlite` (file in the data dir), `sqlite:/path/to/file.db`, or a `postgres://` URL. */
+    database: z
+      .string()
+      .regex(/^(sqlite(:.+)?|postgres(ql)?:\/\/.+)$/, "must be 'sqlite', 'sqlite:<path>' or a postgres:// URL")
+      .default("sqlite"),
+    /** Default room version for new rooms. */
+    defaultRoomVersion: z.enum(["10", "11"]).default("10"),
+    registration: z
+      .object({
+        /** Open registration through /register (m.login.dummy). Off by default, as in Synapse. */
+        enabled: z.boolean().default(false),
+        /** With registration enabled: require an m.login.registration_token stage. */
+        requireToken: z.boolean().default(false),
+        /** Secret for `/_synapse/admin/v1/register`; generated into the data dir when null. */
+        sharedSecret: z.string().min(16).nullable().default(null),
+      })
+      .strict()
+      .default({ enabled: false, requireToken: false, sharedSecret: null }),
+    media: z
+      .object({
+        /** Largest upload in bytes. */
+        maxUploadBytes: z.number().int().positive().default(50 * 1024 * 1024),
+        /** Where media files live; default: <home>/data/matrix/media. */
+        storePath: z.string().nullable().default(null),
+      })
+      .strict()
+      .default({ maxUploadBytes: 50 * 1024 * 1024, storePath: null }),
+    limits: z
+      .object({
+        /** Largest JSON request body in bytes. */
+        maxJsonBodyBytes: z.number().int().positive().default(1024 * 1024),
+        /** Per-user request rate for rate-limited endpoints (send, join, register, login...). */
+        perUser: rate.default({ perSecond: 10, burst: 50 }),
+        /** Per-IP request rate for unauthenticated rate-limited endpoints. */
+        perIp: rate.default({ perSecond: 10, burst: 50 }),
+        /** Server admins are not rate limited. */
+        exemptAdmins: z.boolean().default(true),
+      })
+      .strict()
+      .default({
+        maxJsonBodyBytes: 1024 * 1024,
+        perUser: { perSecond: 10, burst: 50 },
+        perIp: { perSecond: 10, burst: 50 },
+        exemptAdmins: true,
+      }),
+    sync: z
+      .object({
+        /** Upper bound on the long-poll `timeout` a client may ask for. */
+        maxTimeoutMs: z.number().int().positive().default(30000),
+      })
+      .strict()
+      .default({ maxTimeoutMs: 30000 }),
+    presence: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Runtime directory (pid, state, logs, data). $AMI_STREAMS_HOME wins over this. */
+    home: z.string().nullable().default(null),
+    log: z
+      .object({ level: z.enum(["debug", "info", "warn", "error"]).default("info") })
+      .strict()
+      .default({ level: "info" }),
+    control: z
+      .object({
+        host: host.default("127.0.0.1"),
+        port: port.default(8470),
+      })
+      .strict()
+      .default({ host: "127.0.0.1", port: 8470 }),
+    matrix: matrixSchema.default(() => matrixSchema.parse({})),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type MatrixConfig = Config["matrix"];
+
+export interface ConfigIssue {
+  /** Dotted key path, e.g. `matrix.limits.perUser.burst`. */
+  key: string;
+  message: string;
+}
+
+/** Validate a parsed YAML/JSON value. Returns every issue with its key path. */
+export function validateConfig(raw: unknown): { config?: Config; issues: ConfigIssue[] } {
+  const r = configSchema.safeParse(raw ?? {});
+  if (r.success) return { config: r.data, issues: [] };
+  const issues = r.error.issues.map((i) => {
+    const key = i.path.join(".") || "(root)";
+    let message = i.message;
+    if (i.code === "unrecognized_keys") {
+      return { key: [...i.path, ...i.keys].join("."), message: "unknown key" };
+    }
+    message = `'${key}' ${message.charAt(0).toLowerCase()}${message.slice(1)}`;
+    return { key, message };
+  });
+  return { issues };
+}
+
+export const defaultConfig = (): Config => configSchema.parse({});
+
+/** Which config file is in effect (undefined: none, defaults apply). */
+export function resolveConfigPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (explicit) return explicit;
+  if (env.AMI_STREAMS_CONFIG) return env.AMI_STREAMS_CONFIG;
+  const p = join(defaultHome(env), "config.yaml");
+  return existsSync(p) ? p : undefined;
+}
+
+export function parseConfigText(text: string, source = "config"): unknown {
+  try {
+    return YAML.parse(text) ?? {};
+  } catch (e) {
+    throw new AmiError("AMI_INVALID_CONFIG", `${source}: not valid YAML: ${(e as Error).message}`);
+  }
+}
+
+/** Load and validate; throws AMI_INVALID_CONFIG listing every issue. */
+export function loadConfig(
+  explicit?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: Config; path: string | undefined } {
+  const path = resolveConfigPath(explicit, env);
+  let raw: unknown = {};
+  if (path) {
+    if (!existsSync(path)) throw new AmiError("AMI_INVALID_CONFIG", `config file not found: ${path}`);
+    raw = parseConfigText(readFileSync(path, "utf8"), path);
+  }
+  const { config, issues } = validateConfig(raw);
+  if (!config) {
+    throw new AmiError("AMI_INVALID_CONFIG", `${path}: ${issues.length} error(s):\n${issues.map((i) => `  ${i.message}`).join("\n")}`, { issues });
+  }
+  return { config, path };
+}
+
+/** The runtime home for a config: $AMI_STREAMS_HOME, else config.home, else ~/.ami-streams. */
+export function homeFor(config: Config, env: NodeJS.ProcessEnv = process.env): string {
+  if (env.AMI_STREAMS_HOME) return defaultHome(env);
+  return config.home ?? defaultHome(env);
+}

@@ -1,0 +1,26 @@
+/**
+ * What a supervised service is. Each service runs in its own process (`ami-streams serve <name>`),
+ * started by the supervisor; the supervisor and the monitor talk to it only over HTTP
+ * (`GET /health`, `GET /metrics` Prometheus text, `GET /_ami/stats` JSON key figures).
+ */
+import type { Config } from "./config.ts";
+import type { Logger } from "./logger.ts";
+import type { RuntimePaths } from "./paths.ts";
+
+export interface ServiceHandle {
+  /** Base URL the service answers on, e.g. http://127.0.0.1:8008 */
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface ServiceDef {
+  name: string;
+  summary: string;
+  enabled(config: Config): boolean;
+  /** Base URL for health/metrics/stats, derived from config (known before the process starts). */
+  baseUrl(config: Config): string;
+  /** Lines to print after `up` (URLs, how to log in). */
+  describe(config: Config, paths: RuntimePaths): string[];
+  /** Runs inside the service process. Resolves once listening. */
+  start(config: Config, ctx: { paths: RuntimePaths; log: Logger }): Promise<ServiceHandle>;
+}
