@@ -87,6 +87,32 @@ export const matrixSchema = z
   })
   .strict();
 
+/** The supervisor and its control API (`ami-streams up/down/status`, `POST /api/ops/<op>`). */
+export const controlSchema = z
+  .object({
+    host: host.default("127.0.0.1"),
+    /** Control API port (0: any free port; clients find it in <home>/run/control.json). */
+    port: port.default(8470),
+    /** Bearer token for the control API; generated into <home>/run/control.token when null. */
+    token: z.string().min(16).nullable().default(null),
+    /** How often the supervisor calls each service's GET /health. */
+    healthIntervalMs: z.number().int().positive().default(1000),
+    /** A service that is not healthy this long after starting is killed and restarted. */
+    startTimeoutMs: z.number().int().positive().default(60000),
+    /** Grace period between SIGTERM and SIGKILL when stopping a service. */
+    stopGraceMs: z.number().int().positive().default(10000),
+    /** Restart delay after a crash: initialMs, doubling up to maxMs; reset after resetAfterMs of health. */
+    backoff: z
+      .object({
+        initialMs: z.number().int().positive().default(500),
+        maxMs: z.number().int().positive().default(30000),
+        resetAfterMs: z.number().int().positive().default(30000),
+      })
+      .strict()
+      .default({ initialMs: 500, maxMs: 30000, resetAfterMs: 30000 }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Runtime directory (pid, state, logs, data). $AMI_STREAMS_HOME wins over this. */
@@ -95,13 +121,7 @@ export const configSchema = z
       .object({ level: z.enum(["debug", "info", "warn", "error"]).default("info") })
       .strict()
       .default({ level: "info" }),
-    control: z
-      .object({
-        host: host.default("127.0.0.1"),
-        port: port.default(8470),
-      })
-      .strict()
-      .default({ host: "127.0.0.1", port: 8470 }),
+    control: controlSchema.default(() => controlSchema.parse({})),
     matrix: matrixSchema.default(() => matrixSchema.parse({})),
   })
   .strict();

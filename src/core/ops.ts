@@ -46,8 +46,12 @@ export interface OpDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.
   short?: Record<string, string>;
   /** Human rendering of the result for the CLI (default: YAML-ish key/value dump). */
   human?: (out: z.infer<O>) => string;
+  /** CLI exit code for a successful result (LSB-style: `<service> status` exits 3 when not running). Default 0. */
+  exitCode?: (out: z.infer<O>) => number;
   /** Exposed on the CLI only (e.g. `logs -f`, `monitor`, `mcp`): not an MCP tool or control route. */
   cliOnly?: boolean;
+  /** Internal plumbing (e.g. `serve`, `supervise`): runnable but left out of --help listings. */
+  hidden?: boolean;
   run(input: z.infer<I>, ctx: OpContext): Promise<z.infer<O>>;
 }
 

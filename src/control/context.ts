@@ -1,0 +1,28 @@
+/** Builds the OpContext every surface (CLI, MCP, control API) hands to op handlers. */
+import { type Config, homeFor } from "../core/config.ts";
+import { createLogger, type Logger } from "../core/logger.ts";
+import type { OpContext } from "../core/ops.ts";
+import { runtimePaths } from "../core/paths.ts";
+
+export interface ContextOptions {
+  config: Config;
+  configPath: string | undefined;
+  log?: Logger;
+  progress?: OpContext["progress"];
+  print?: OpContext["print"];
+  interactive?: boolean;
+  signal?: AbortSignal;
+}
+
+export function makeContext(o: ContextOptions): OpContext {
+  return {
+    config: o.config,
+    configPath: o.configPath,
+    paths: runtimePaths(homeFor(o.config)),
+    log: o.log ?? createLogger({ level: o.config.log.level }),
+    progress: o.progress ?? (() => {}),
+    print: o.print ?? (() => {}),
+    interactive: o.interactive ?? false,
+    signal: o.signal ?? new AbortController().signal,
+  };
+}

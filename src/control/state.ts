@@ -1,0 +1,36 @@
+/** Shapes shared by the supervisor, its control API, the CLI and the monitor. */
+import { z } from "zod";
+
+export const serviceStates = ["stopped", "starting", "running", "unhealthy", "backoff", "stopping"] as const;
+export type ServiceState = (typeof serviceStates)[number];
+
+export const serviceStatusSchema = z.object({
+  name: z.string(),
+  state: z.enum(serviceStates),
+  pid: z.number().int().nullable(),
+  /** Seconds since the current process started (null when not running). */
+  uptimeS: z.number().nullable(),
+  restarts: z.number().int(),
+  url: z.string(),
+  enabled: z.boolean(),
+  lastExit: z.string().nullable(),
+});
+export type ServiceStatus = z.infer<typeof serviceStatusSchema>;
+
+export const supervisorStatusSchema = z.object({
+  supervisor: z.object({
+    running: z.boolean(),
+    pid: z.number().int().nullable(),
+    url: z.string().nullable(),
+    uptimeS: z.number().nullable(),
+  }),
+  services: z.array(serviceStatusSchema),
+});
+export type SupervisorStatus = z.infer<typeof supervisorStatusSchema>;
+
+/** Written by the supervisor into <home>/run/control.json so clients find it (port may be 0 = ephemeral). */
+export interface ControlInfo {
+  pid: number;
+  url: string;
+  startedAt: number;
+}

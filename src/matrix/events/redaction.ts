@@ -1,0 +1,87 @@
+/**
+ * The redaction algorithm (spec rooms/v9 "Redactions", used by v10, and rooms/v11 "Redactions").
+ * It also defines what event hashes and signatures cover, so it must match other servers exactly.
+ * Older numeric versions are handled too because the spec's signing test vectors use them.
+ */
+import { AmiError } from "../../core/errors.ts";
+
+const TOP_LEVEL_V1 = [
+  "event_id",
+  "type",
+  "room_id",
+  "sender",
+  "state_key",
+  "content",
+  "hashes",
+  "signatures",
+  "depth",
+  "prev_events",
+  "prev_state",
+  "auth_events",
+  "origin",
+  "origin_server_ts",
+  "membership",
+];
+// v11 stops protecting origin, membership and prev_state.
+const TOP_LEVEL_V11 = TOP_LEVEL_V1.filter((k) => k !== "origin" && k !== "membership" && k !== "prev_state");
+
+const PL_KEYS = ["ban", "events", "events_default", "kick", "redact", "state_default", "users", "users_default"];
+
+function versionNumber(roomVersion: string): number {
+  const n = /^(?:[1-9]|1[01])$/.test(roomVersion) ? Number(roomVersion) : Number.NaN;
+  if (Number.isNaN(n)) {
+    throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `No redaction rules for room version '${roomVersion}'`);
+  }
+  return n;
+}
+
+/** Which `content` keys survive redaction for `type`; "all" for v11's m.room.create. */
+function keptContentKeys(type: string, v: number): string[] | "all" {
+  switch (type) {
+    case "m.room.member":
+      return v >= 9 ? ["membership", "join_authorised_via_users_server"] : ["membership"];
+    case "m.room.create":
+      return v >= 11 ? "all" : ["creator"];
+    case "m.room.join_rules":
+      return v >= 8 ? ["join_rule", "allow"] : ["join_rule"];
+    case "m.room.power_levels":
+      return v >= 11 ? [...PL_KEYS, "invite"] : PL_KEYS;
+    case "m.room.aliases":
+      return v <= 5 ? ["aliases"] : [];
+    case "m.room.history_visibility":
+      return ["history_visibility"];
+    case "m.room.redaction":
+      return v >= 11 ? ["redacts"] : [];
+    default:
+      return [];
+  }
+}
+
+function isObject(x: unknown): x is Record<string, any> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** Returns a redacted copy of `event`; the input is not modified. */
+export function redactEvent<T extends Record<string, any>>(event: T, roomVersion: string): T {
+  const v = versionNumber(roomVersion);
+  const out: Record<string, any> = {};
+  for (const k of v >= 11 ? TOP_LEVEL_V11 : TOP_LEVEL_V1) {
+    if (Object.hasOwn(event, k)) out[k] = event[k];
+  }
+  const content = isObject(event.content) ? event.content : {};
+  const kept = keptContentKeys(String(event.type), v);
+  let newContent: Record<string, any>;
+  if (kept === "all") {
+    newContent = { ...content };
+  } else {
+    newContent = {};
+    for (const k of kept) if (Object.hasOwn(content, k)) newContent[k] = content[k];
+  }
+  // v11 keeps only the `signed` part of a third-party invite, which the auth rules need.
+  if (v >= 11 && event.type === "m.room.member" && isObject(content.third_party_invite)) {
+    const signed = content.third_party_invite.signed;
+    if (signed !== undefined) newContent.third_party_invite = { signed };
+  }
+  out.content = newContent;
+  return out as T;
+}

@@ -1,0 +1,51 @@
+/** PDU -> ClientEvent (spec: "Room Event Format" / ClientEvent). */
+import { redactEvent } from "./events/redaction.ts";
+import type { Requester } from "./http/types.ts";
+import type { StoredEvent, Store } from "./store/types.ts";
+
+export async function formatClientEvents(
+  store: Store,
+  roomVersion: (roomId: string) => Promise<string>,
+  evs: StoredEvent[],
+  forUser: Requester | null,
+  now = Date.now(),
+): Promise<Record<string, any>[]> {
+  const redactionIds = evs.flatMap((e) => (e.redactedBy ? [e.redactedBy] : []));
+  const redactions = new Map<string, StoredEvent>();
+  if (redactionIds.length) for (const r of await store.getEvents(redactionIds)) redactions.set(r.eventId, r);
+  const out: Record<string, any>[] = [];
+  for (const ev of evs) {
+    let pdu = ev.pdu;
+    const unsigned: Record<string, any> = { age: Math.max(0, now - ev.originServerTs) };
+    if (ev.redactedBy) {
+      pdu = redactEvent(pdu, await roomVersion(ev.roomId));
+      const r = redactions.get(ev.redactedBy);
+      if (r) unsigned.redacted_because = toClient(r, r.pdu, { age: Math.max(0, now - r.originServerTs) });
+    }
+    if (forUser && ev.txnId && ev.sender === forUser.userId && ev.txnDeviceId === forUser.deviceId) {
+      unsigned.transaction_id = ev.txnId;
+    }
+    out.push(toClient(ev, pdu, unsigned));
+  }
+  return out;
+}
+
+function toClient(ev: StoredEvent, pdu: Record<string, any>, unsigned: Record<string, any>): Record<string, any> {
+  const c: Record<string, any> = {
+    event_id: ev.eventId,
+    room_id: ev.roomId,
+    sender: ev.sender,
+    type: ev.type,
+    content: pdu.content ?? {},
+    origin_server_ts: ev.originServerTs,
+    unsigned,
+  };
+  if (ev.stateKey !== null) c.state_key = ev.stateKey;
+  // Room versions < 11 carry `redacts` at the top level; clients of v11 rooms read content.redacts, but
+  // matrix-js-sdk and others still look at the top-level key, so give both.
+  if (ev.type === "m.room.redaction") {
+    const target = pdu.redacts ?? pdu.content?.redacts;
+    if (target) c.redacts = target;
+  }
+  return c;
+}

@@ -1,0 +1,127 @@
+/** Composition root of the homeserver: opens the store, loads keys, wires services and routes. */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { join } from "node:path";
+import type { MatrixConfig } from "../core/config.ts";
+import { AmiError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import { allRoutes } from "./client/index.ts";
+import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
+import { formatClientEvents } from "./format.ts";
+import type { AuthService, Homeserver, Notifier, RoomService, TypingService } from "./hs.ts";
+import { createHandler } from "./http/server.ts";
+import type { Requester } from "./http/types.ts";
+import { Metrics } from "./metrics.ts";
+import { Auth } from "./service/auth.ts";
+import { SyncNotifier } from "./service/notifier.ts";
+import { Rooms } from "./service/rooms.ts";
+import { Typing } from "./service/typing.ts";
+import { openStore } from "./store/open.ts";
+import type { StoredEvent, Store } from "./store/types.ts";
+import { StreamWriter } from "./stream.ts";
+
+class HomeserverImpl implements Homeserver {
+  readonly metrics = new Metrics();
+  readonly serverName: string;
+  readonly publicBaseUrl: string;
+  readonly mediaDir: string;
+  readonly registrationSharedSecret: string;
+  readonly notifier: Notifier;
+  readonly stream: StreamWriter;
+  readonly rooms: RoomService;
+  readonly auth: AuthService;
+  readonly typing: TypingService;
+  readonly config: MatrixConfig;
+  readonly store: Store;
+  readonly log: Logger;
+  readonly signingKey: SigningKey;
+  readonly dataDir: string;
+  readonly #versions = new Map<string, string>();
+
+  constructor(config: MatrixConfig, store: Store, log: Logger, signingKey: SigningKey, dataDir: string, maxStream: number) {
+    this.config = config;
+    this.store = store;
+    this.log = log;
+    this.signingKey = signingKey;
+    this.dataDir = dataDir;
+    this.serverName = config.serverName;
+    this.publicBaseUrl = (config.publicBaseUrl ?? `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}`).replace(/\/$/, "");
+    this.mediaDir = config.media.storePath ?? join(dataDir, "media");
+    mkdirSync(this.mediaDir, { recursive: true });
+    this.registrationSharedSecret = config.registration.sharedSecret ?? loadOrCreateSecret(join(dataDir, "registration_shared_secret"));
+    this.notifier = new SyncNotifier(this);
+    this.stream = new StreamWriter(maxStream, () => this.notifier.notify());
+    this.typing = new Typing(this);
+    this.auth = new Auth(this);
+    this.rooms = new Rooms(this);
+  }
+
+  clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<Record<string, any>[]> {
+    return formatClientEvents(this.store, (id) => this.#roomVersion(id), evs, forUser);
+  }
+
+  async #roomVersion(roomId: string): Promise<string> {
+    let v = this.#versions.get(roomId);
+    if (!v) {
+      const room = await this.store.getRoom(roomId);
+      if (!room) throw new AmiError("M_NOT_FOUND", "Unknown room");
+      v = room.version;
+      this.#versions.set(roomId, v);
+    }
+    return v;
+  }
+}
+
+function loadOrCreateSecret(path: string): string {
+  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  const s = randomBytes(32).toString("base64url");
+  writeFileSync(path, s + "\n", { mode: 0o600 });
+  return s;
+}
+
+function loadOrCreateSigningKey(path: string): SigningKey {
+  if (existsSync(path)) return parseSigningKeyFile(readFileSync(path, "utf8"));
+  const k = generateSigningKey();
+  writeFileSync(path, formatSigningKeyFile(k), { mode: 0o600 });
+  return k;
+}
+
+export interface RunningHomeserver {
+  hs: Homeserver;
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Open the store and start listening. `port: 0` picks a free port (tests). */
+export async function startHomeserver(config: MatrixConfig, dataDir: string, log: Logger): Promise<RunningHomeserver> {
+  mkdirSync(dataDir, { recursive: true });
+  const store = await openStore(config.database, dataDir);
+  const signingKey = loadOrCreateSigningKey(join(dataDir, "signing.key"));
+  const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, await store.getMaxStream());
+  const handler = createHandler(hs, allRoutes);
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void handler(req, res));
+  server.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === "object" && addr ? addr.port : config.port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  log.info("homeserver listening", { url, serverName: config.serverName, store: store.backend });
+  return {
+    hs,
+    server,
+    url,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await store.close();
+    },
+  };
+}

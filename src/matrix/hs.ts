@@ -1,0 +1,105 @@
+/**
+ * The homeserver context handed to every handler and service: config, store and the services.
+ * Services receive the Homeserver in their constructor (no global singletons). The composition root
+ * is homeserver.ts.
+ */
+import type { MatrixConfig } from "../core/config.ts";
+import type { Logger } from "../core/logger.ts";
+import type { SigningKey } from "./events/signing.ts";
+import type { Requester } from "./http/types.ts";
+import type { Metrics } from "./metrics.ts";
+import type { StoredEvent, Store } from "./store/types.ts";
+import type { StreamWriter } from "./stream.ts";
+
+/** Wakes long-polling /sync requests (and later WebSocket streams) when anything streamed changes. */
+export interface Notifier {
+  /** Called after the stream position advanced (persisted event, account data, receipt...) or typing changed. */
+  notify(): void;
+  /** Resolves when notify() is next called, after `timeoutMs`, or when `signal` aborts, whichever first. */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface SendEventInput {
+  roomId: string;
+  sender: string;
+  type: string;
+  content: Record<string, any>;
+  /** Present for state events (may be ""). */
+  stateKey?: string;
+  /** Idempotency: a repeat of (sender, deviceId, txnId) returns the first event's ID. */
+  txn?: { deviceId: string; txnId: string };
+  /** For m.room.redaction. */
+  redacts?: string;
+  /** Override origin_server_ts (appservice/admin use only). */
+  ts?: number;
+}
+
+/** Room logic: building, authorising, persisting events; membership; createRoom. (service/rooms.ts) */
+export interface RoomService {
+  /** Build, auth-check (M_FORBIDDEN with the reason), persist and announce one event. Serialised per room. */
+  sendEvent(input: SendEventInput): Promise<{ eventId: string; stream: number }>;
+  /** POST /createRoom semantics; returns the new room ID. `body` is the validated createRoom request. */
+  createRoom(creator: string, body: Record<string, any>): Promise<{ roomId: string }>;
+  /** Set a membership (join, leave, invite, ban, knock; kick = leave on another user). */
+  setMembership(p: {
+    roomId: string;
+    sender: string;
+    target: string;
+    membership: "join" | "leave" | "invite" | "ban" | "knock";
+    reason?: string;
+    /** Extra content keys (displayname/avatar_url for joins come from the profile automatically). */
+    extra?: Record<string, any>;
+  }): Promise<{ eventId: string }>;
+  /** Room version of a room (M_NOT_FOUND if unknown). */
+  roomVersion(roomId: string): Promise<string>;
+}
+
+/** Access tokens, sessions and passwords. (service/auth.ts) */
+export interface AuthService {
+  /** Resolve an access token; null if unknown (or the user is deactivated). Updates device last-seen lazily. */
+  authenticate(accessToken: string, ip: string): Promise<Requester | null>;
+  /** Create a device (or reuse `deviceId`) and a new access token for it. */
+  createSession(
+    userId: string,
+    opts: { deviceId?: string; displayName?: string; ip?: string },
+  ): Promise<{ accessToken: string; deviceId: string }>;
+  hashPassword(password: string): Promise<string>;
+  verifyPassword(password: string, hash: string): Promise<boolean>;
+}
+
+/** In-memory typing notifications. (service/typing.ts) */
+export interface TypingService {
+  setTyping(roomId: string, userId: string, typing: boolean, timeoutMs: number): void;
+  /** User IDs currently typing in the room. */
+  typingIn(roomId: string): string[];
+  /** Monotonic serial bumped on every change (part of sync tokens). */
+  readonly serial: number;
+  /** Rooms whose typing set changed after `serial`. */
+  changedSince(serial: number): Set<string>;
+}
+
+export interface Homeserver {
+  readonly config: MatrixConfig;
+  readonly serverName: string;
+  /** Base URL clients use (well-known, logs). */
+  readonly publicBaseUrl: string;
+  readonly store: Store;
+  readonly log: Logger;
+  readonly signingKey: SigningKey;
+  /** Data dir of the matrix service (media store, signing key, shared secret). */
+  readonly dataDir: string;
+  readonly mediaDir: string;
+  /** Shared secret for /_synapse/admin/v1/register (from config or generated into dataDir). */
+  readonly registrationSharedSecret: string;
+  readonly stream: StreamWriter;
+  readonly notifier: Notifier;
+  readonly rooms: RoomService;
+  readonly auth: AuthService;
+  readonly typing: TypingService;
+  readonly metrics: Metrics;
+  /**
+   * Client-format events for `forUser` (ClientEvent: event_id, unsigned.age, unsigned.transaction_id for the
+   * sender's own device, redacted content + unsigned.redacted_because for redacted events). Order is kept.
+   */
+  clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<Record<string, any>[]>;
+}

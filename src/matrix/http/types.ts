@@ -1,0 +1,55 @@
+/** Types shared by every client-server handler file (`src/matrix/client/<section>.ts`). */
+import type { IncomingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
+import type { Homeserver } from "../hs.ts";
+
+export interface Requester {
+  userId: string;
+  deviceId: string;
+  isAdmin: boolean;
+  /** sha256 hex of the access token in use (logout deletes it). */
+  tokenHash: string;
+}
+
+export interface MatrixRequest {
+  hs: Homeserver;
+  method: string;
+  path: string;
+  /** Path parameters, percent-decoded: `{roomId}` -> params.roomId. */
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** Parsed JSON object for body "json" routes ({} when empty); undefined otherwise. */
+  body: any;
+  /** Raw bytes for body "raw" routes (media upload). */
+  raw: Buffer | undefined;
+  headers: IncomingHttpHeaders;
+  ip: string;
+  /** Set on "required" routes; set on "optional" routes when a valid token was given. */
+  requester: Requester | null;
+  /** Aborted when the client goes away (long-polls stop waiting). */
+  signal: AbortSignal;
+}
+
+export type Reply =
+  | { status?: number; json: unknown; headers?: Record<string, string> }
+  | { status?: number; body: Buffer | Readable | string; headers: Record<string, string> };
+
+export interface Route {
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  /**
+   * Path patterns: literal segments and `{name}` parameters; a final `{name?}` may be absent or empty
+   * (state keys). A `/_matrix/client/v3/...` pattern is also served under `/r0/`.
+   */
+  paths: string[];
+  auth: "required" | "optional" | "none";
+  /** Apply the per-user (authenticated) or per-IP rate limit. */
+  rateLimit?: boolean;
+  /** How to read the body. Default: "json" for POST/PUT, "none" for GET/DELETE. */
+  body?: "json" | "raw" | "none";
+  /** Byte limit for "raw" bodies (default: config media.maxUploadBytes). */
+  maxBodyBytes?: number;
+  handler(req: MatrixRequest): Promise<Reply>;
+}
+
+/** Each handler file exports `routes: Route[]`; a doc comment on each route names its exact spec route. */
+export const json = (body: unknown, status = 200): Reply => ({ status, json: body });

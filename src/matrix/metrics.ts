@@ -1,0 +1,68 @@
+/** Homeserver key figures for `/_ami/stats` (monitor) and `/metrics` (Prometheus text). */
+export class Metrics {
+  requests = 0;
+  eventsPersisted = 0;
+  activeSyncs = 0;
+  readonly byStatus = new Map<number, number>();
+  readonly startedAt = Date.now();
+  // Recent request latencies (ms) in a ring buffer: p99 over the last 2048 requests.
+  readonly #lat = new Float64Array(2048);
+  #latN = 0;
+  // Requests per second over a sliding 10 s window of per-second buckets.
+  readonly #buckets = new Map<number, number>();
+
+  observeRequest(status: number, ms: number): void {
+    this.requests++;
+    this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
+    this.#lat[this.#latN++ % this.#lat.length] = ms;
+    const sec = Math.floor(Date.now() / 1000);
+    this.#buckets.set(sec, (this.#buckets.get(sec) ?? 0) + 1);
+    if (this.#buckets.size > 12) for (const k of this.#buckets.keys()) if (k < sec - 10) this.#buckets.delete(k);
+  }
+
+  requestsPerSec(): number {
+    const sec = Math.floor(Date.now() / 1000);
+    let n = 0;
+    for (const [k, v] of this.#buckets) if (k >= sec - 10 && k < sec) n += v;
+    return n / 10;
+  }
+
+  p99(): number {
+    const n = Math.min(this.#latN, this.#lat.length);
+    if (n === 0) return 0;
+    const a = Array.from(this.#lat.subarray(0, n)).sort((x, y) => x - y);
+    return a[Math.min(n - 1, Math.floor(n * 0.99))];
+  }
+
+  stats(): Record<string, number> {
+    return {
+      requests_per_sec: this.requestsPerSec(),
+      requests_total: this.requests,
+      events_persisted: this.eventsPersisted,
+      active_syncs: this.activeSyncs,
+      p99_latency_ms: Math.round(this.p99() * 100) / 100,
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+    };
+  }
+
+  prometheus(): string {
+    const lines = [
+      "# HELP ami_matrix_requests_total HTTP requests answered, by status.",
+      "# TYPE ami_matrix_requests_total counter",
+      ...[...this.byStatus].map(([s, n]) => `ami_matrix_requests_total{status="${s}"} ${n}`),
+      "# HELP ami_matrix_events_persisted_total Room events persisted since start.",
+      "# TYPE ami_matrix_events_persisted_total counter",
+      `ami_matrix_events_persisted_total ${this.eventsPersisted}`,
+      "# HELP ami_matrix_active_syncs Long-polling /sync requests in progress.",
+      "# TYPE ami_matrix_active_syncs gauge",
+      `ami_matrix_active_syncs ${this.activeSyncs}`,
+      "# HELP ami_matrix_request_latency_p99_ms p99 request latency over the last 2048 requests.",
+      "# TYPE ami_matrix_request_latency_p99_ms gauge",
+      `ami_matrix_request_latency_p99_ms ${this.p99()}`,
+      "# HELP process_resident_memory_bytes Resident memory.",
+      "# TYPE process_resident_memory_bytes gauge",
+      `process_resident_memory_bytes ${process.memoryUsage.rss()}`,
+    ];
+    return lines.join("\n") + "\n";
+  }
+}

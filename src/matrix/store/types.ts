@@ -1,0 +1,268 @@
+/**
+ * The homeserver's store interface. Two backends implement it — sqlite/ (node:sqlite, the embedded
+ * default) and postgres/ — and one conformance suite (conformance.ts) runs against both.
+ *
+ * Stream positions: every row that /sync must deliver (events, account data, receipts, presence) carries a
+ * `stream` number. The homeserver allocates them in memory from one counter (initialised from
+ * getMaxStream()) and serialises all such writes, so the store never allocates them and commit order equals
+ * stream order. Each write method below is one transaction: it is either fully applied or not at all.
+ */
+
+export interface UserRow {
+  userId: string;
+  /** scrypt hash string (see service/passwords.ts); null for users without a password. */
+  passwordHash: string | null;
+  createdTs: number;
+  admin: boolean;
+  deactivated: boolean;
+  isGuest: boolean;
+  displayname: string | null;
+  avatarUrl: string | null;
+}
+
+export type UserPatch = Partial<Pick<UserRow, "passwordHash" | "admin" | "deactivated" | "displayname" | "avatarUrl">>;
+
+export interface DeviceRow {
+  userId: string;
+  deviceId: string;
+  displayName: string | null;
+  createdTs: number;
+  lastSeenTs: number | null;
+  lastSeenIp: string | null;
+}
+
+export interface TokenRow {
+  /** sha256 hex of the access token: tokens are never stored in clear. */
+  tokenHash: string;
+  userId: string;
+  deviceId: string;
+  createdTs: number;
+}
+
+export interface RegistrationTokenRow {
+  token: string;
+  usesAllowed: number | null;
+  pending: number;
+  completed: number;
+  expiryTs: number | null;
+}
+
+export interface RoomRow {
+  roomId: string;
+  version: string;
+  creator: string;
+  createdTs: number;
+  /** Published in the room directory. */
+  isPublic: boolean;
+}
+
+/** A persisted PDU (room event) as the store returns it. */
+export interface StoredEvent {
+  stream: number;
+  eventId: string;
+  roomId: string;
+  type: string;
+  stateKey: string | null;
+  sender: string;
+  originServerTs: number;
+  depth: number;
+  /** The full PDU as signed (without event_id: v4+ PDUs do not carry it; without unsigned). */
+  pdu: Record<string, any>;
+  /** Event ID of the redaction that redacted this event, if any. */
+  redactedBy: string | null;
+  /** The sender's device and transaction ID, when sent with a txnId (unsigned.transaction_id). */
+  txnDeviceId: string | null;
+  txnId: string | null;
+}
+
+export interface NewEvent {
+  stream: number;
+  eventId: string;
+  roomId: string;
+  type: string;
+  stateKey: string | null;
+  sender: string;
+  originServerTs: number;
+  depth: number;
+  pdu: Record<string, any>;
+  /** Set for sends with a transaction ID (idempotency + unsigned.transaction_id). */
+  txn?: { userId: string; deviceId: string; txnId: string };
+}
+
+export interface MembershipRow {
+  roomId: string;
+  userId: string;
+  membership: string; // join | invite | leave | ban | knock
+  eventId: string;
+  stream: number;
+}
+
+export interface RoomEventQuery {
+  roomId: string;
+  /** Direction: 'b' newest-first from `from` (exclusive) downwards; 'f' oldest-first from `from` (exclusive) upwards. */
+  dir: "b" | "f";
+  /** Exclusive start stream position. For dir 'b' with no bound use Number.MAX_SAFE_INTEGER; for 'f', 0. */
+  from: number;
+  /** Optional exclusive end bound. */
+  to?: number;
+  limit: number;
+  types?: string[];
+  notTypes?: string[];
+  senders?: string[];
+  notSenders?: string[];
+  containsUrl?: boolean;
+}
+
+export interface AccountDataRow {
+  userId: string;
+  /** null for global account data. */
+  roomId: string | null;
+  type: string;
+  content: Record<string, any>;
+  stream: number;
+}
+
+export interface ReceiptRow {
+  roomId: string;
+  userId: string;
+  /** m.read | m.read.private | m.fully_read is account data, not a receipt */
+  type: string;
+  eventId: string;
+  /** null = unthreaded receipt; "main" or a thread root event ID otherwise. */
+  threadId: string | null;
+  ts: number;
+  stream: number;
+}
+
+export interface PresenceRow {
+  userId: string;
+  presence: string; // online | offline | unavailable
+  statusMsg: string | null;
+  lastActiveTs: number;
+  stream: number;
+}
+
+export interface MediaRow {
+  mediaId: string;
+  uploader: string;
+  contentType: string;
+  filename: string | null;
+  size: number;
+  sha256: string;
+  createdTs: number;
+}
+
+export interface Store {
+  /** Create/upgrade the schema. Idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Backend name for status output: "sqlite" | "postgres". */
+  readonly backend: string;
+
+  // ---- users -------------------------------------------------------------
+  /** Throws AmiError("M_USER_IN_USE") if the user exists. */
+  createUser(u: UserRow): Promise<void>;
+  getUser(userId: string): Promise<UserRow | null>;
+  /** Ordered by userId, starting after `from` (exclusive). */
+  listUsers(opts: { from?: string; limit: number; includeDeactivated?: boolean }): Promise<UserRow[]>;
+  updateUser(userId: string, patch: UserPatch): Promise<void>;
+  countUsers(): Promise<number>;
+
+  // ---- devices and access tokens -------------------------------------------
+  /** Insert or replace a device. */
+  upsertDevice(d: DeviceRow): Promise<void>;
+  getDevice(userId: string, deviceId: string): Promise<DeviceRow | null>;
+  listDevices(userId: string): Promise<DeviceRow[]>;
+  updateDevice(
+    userId: string,
+    deviceId: string,
+    patch: Partial<Pick<DeviceRow, "displayName" | "lastSeenTs" | "lastSeenIp">>,
+  ): Promise<void>;
+  /** Deletes the device and every access token of it. */
+  deleteDevice(userId: string, deviceId: string): Promise<void>;
+  createToken(t: TokenRow): Promise<void>;
+  getToken(tokenHash: string): Promise<TokenRow | null>;
+  deleteToken(tokenHash: string): Promise<void>;
+  /** Deletes all the user's tokens, except those of `exceptDeviceId` if given. */
+  deleteTokensForUser(userId: string, exceptDeviceId?: string): Promise<void>;
+
+  // ---- registration tokens --------------------------------------------------
+  createRegistrationToken(t: RegistrationTokenRow): Promise<void>;
+  getRegistrationToken(token: string): Promise<RegistrationTokenRow | null>;
+  /** Atomically count one completed use; false if the token is unknown, expired (vs `now`) or used up. */
+  consumeRegistrationToken(token: string, now: number): Promise<boolean>;
+  listRegistrationTokens(): Promise<RegistrationTokenRow[]>;
+  deleteRegistrationToken(token: string): Promise<void>;
+
+  // ---- rooms ---------------------------------------------------------------
+  createRoom(r: RoomRow): Promise<void>;
+  getRoom(roomId: string): Promise<RoomRow | null>;
+  setRoomPublic(roomId: string, isPublic: boolean): Promise<void>;
+  /** Room IDs published in the directory, ordered by roomId. */
+  listPublicRoomIds(): Promise<string[]>;
+  /** All rooms, ordered by roomId, after `from` (exclusive). */
+  listRooms(opts: { from?: string; limit: number }): Promise<RoomRow[]>;
+  countRooms(): Promise<number>;
+
+  // ---- events and state ------------------------------------------------------
+  /**
+   * One transaction: insert the event; if it has a state key, make it the current state for
+   * (type, stateKey); if it is an m.room.member event, update the current membership of stateKey;
+   * if it is an m.room.redaction, mark its target (pdu.redacts or pdu.content.redacts) redacted;
+   * record the transaction ID when given. Throws if eventId already exists.
+   */
+  persistEvent(e: NewEvent): Promise<void>;
+  getEvent(eventId: string): Promise<StoredEvent | null>;
+  /** Events found among `eventIds`, in stream order. */
+  getEvents(eventIds: string[]): Promise<StoredEvent[]>;
+  /** The event ID recorded for (user, device, txnId), if any. */
+  getTxnEvent(userId: string, deviceId: string, txnId: string): Promise<string | null>;
+  /** The newest event of a room (its forward extremity on a single server). */
+  getLatestEvent(roomId: string): Promise<StoredEvent | null>;
+  getCurrentState(roomId: string): Promise<StoredEvent[]>;
+  getCurrentStateEvent(roomId: string, type: string, stateKey: string): Promise<StoredEvent | null>;
+  /** Room state after every event with stream <= `stream` was applied. */
+  getStateAt(roomId: string, stream: number, types?: string[]): Promise<StoredEvent[]>;
+  /** Current membership of one user in one room. */
+  getMembership(roomId: string, userId: string): Promise<MembershipRow | null>;
+  /** Every room the user has a current membership row in (any membership). */
+  getRoomsForUser(userId: string): Promise<MembershipRow[]>;
+  /** Current membership rows of a room, optionally only those with `membership`. */
+  getMembers(roomId: string, membership?: string): Promise<MembershipRow[]>;
+  /** Paginate a room's timeline with filters (see RoomEventQuery). */
+  getRoomEvents(q: RoomEventQuery): Promise<StoredEvent[]>;
+  /** For each room, its greatest event stream position (rooms with no events are absent). */
+  getRoomMaxStreams(roomIds: string[]): Promise<Map<string, number>>;
+  /** Events of a room with stream in (afterStream, uptoStream] whose sender is not `excludeSender` and type is in `types`. */
+  countEvents(roomId: string, afterStream: number, uptoStream: number, excludeSender: string, types: string[]): Promise<number>;
+  /** Greatest stream position across every streamed table (0 when empty). */
+  getMaxStream(): Promise<number>;
+
+  // ---- room aliases ------------------------------------------------------------
+  /** False if the alias exists already. */
+  createAlias(alias: string, roomId: string, creator: string): Promise<boolean>;
+  getAlias(alias: string): Promise<{ roomId: string; creator: string } | null>;
+  deleteAlias(alias: string): Promise<boolean>;
+  getAliasesForRoom(roomId: string): Promise<string[]>;
+
+  // ---- account data, receipts, presence -------------------------------------------
+  setAccountData(row: AccountDataRow): Promise<void>;
+  getAccountData(userId: string, roomId: string | null, type: string): Promise<AccountDataRow | null>;
+  /** All of the user's account data with stream > since (since = 0: all). */
+  getAccountDataSince(userId: string, since: number): Promise<AccountDataRow[]>;
+  /** Upsert by (roomId, userId, type, threadId). */
+  setReceipt(row: ReceiptRow): Promise<void>;
+  /** Receipts in these rooms with stream > since. */
+  getReceiptsSince(roomIds: string[], since: number): Promise<ReceiptRow[]>;
+  getReceipt(roomId: string, userId: string, type: string, threadId: string | null): Promise<ReceiptRow | null>;
+  setPresence(row: PresenceRow): Promise<void>;
+  getPresence(userId: string): Promise<PresenceRow | null>;
+  getPresenceSince(userIds: string[], since: number): Promise<PresenceRow[]>;
+
+  // ---- filters and media ---------------------------------------------------------
+  /** Returns the new filter ID (a decimal string). */
+  createFilter(userId: string, filter: Record<string, any>): Promise<string>;
+  getFilter(userId: string, filterId: string): Promise<Record<string, any> | null>;
+  putMedia(m: MediaRow): Promise<void>;
+  getMedia(mediaId: string): Promise<MediaRow | null>;
+}

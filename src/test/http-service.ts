@@ -1,0 +1,45 @@
+/**
+ * A small but real HTTP service for supervisor/monitor tests: it listens on AMI_STREAMS_TEST_SERVICE_PORT and
+ * answers /health, /metrics (Prometheus text) and /_ami/stats like every ami-streams service must.
+ */
+import { createServer } from "node:http";
+import type { ServiceDef } from "../core/service.ts";
+
+const port = () => Number(process.env.AMI_STREAMS_TEST_SERVICE_PORT);
+
+export const testHttpService: ServiceDef = {
+  name: "testsvc",
+  summary: "Test HTTP service (only with AMI_STREAMS_TEST_SERVICE_PORT set)",
+  enabled: () => true,
+  baseUrl: () => `http://127.0.0.1:${port()}`,
+  describe: () => [`testsvc: http://127.0.0.1:${port()}`],
+  async start(_config, { log }) {
+    let requests = 0;
+    const started = Date.now();
+    const server = createServer((req, res) => {
+      requests++;
+      const body = (type: string, text: string) => {
+        res.writeHead(200, { "content-type": type });
+        res.end(text);
+      };
+      if (req.url === "/health") return body("application/json", '{"ok":true}');
+      if (req.url === "/_ami/stats") {
+        const up = (Date.now() - started) / 1000;
+        return body("application/json", JSON.stringify({ requests_total: requests, requests_per_sec: requests / up }));
+      }
+      if (req.url === "/metrics") {
+        return body("text/plain; version=0.0.4", `# TYPE testsvc_requests_total counter\ntestsvc_requests_total ${requests}\n`);
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port(), "127.0.0.1", resolve);
+    });
+    log.info("testsvc listening", { port: port() });
+    return {
+      url: `http://127.0.0.1:${port()}`,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    };
+  },
+};
