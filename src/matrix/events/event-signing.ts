@@ -15,7 +15,7 @@ export function signEvent<T extends Record<string, any>>(
 ): T {
   const hashed: Record<string, any> = { ...pdu, hashes: { ...(pdu.hashes ?? {}), sha256: contentHash(pdu) } };
   const signed = signJson(redactEvent(hashed, roomVersion), serverName, key);
-  return { ...hashed, signatures: signed.signatures } as T;
+  return { ...hashed, signatures: signed.signatures } as unknown as T;
 }
 
 /** Checks one server's signature on an event (over its redacted form). */

@@ -1,0 +1,48 @@
+/** Plumbing commands the supervisor runs: `supervise` (the daemon) and `serve <service>` (one service, foreground). */
+import { z } from "zod";
+import { AmiError } from "../../core/errors.ts";
+import { defineOp } from "../../core/ops.ts";
+import { services } from "../services.ts";
+import { Supervisor } from "../supervisor.ts";
+
+export const serveOp = defineOp({
+  name: "serve",
+  summary: "Run one service in the foreground until SIGTERM/SIGINT (the supervisor runs this per service)",
+  input: z.object({ service: z.string() }).strict(),
+  output: z.object({ service: z.string(), url: z.string() }),
+  annotations: { readOnly: false, destructive: false, idempotent: false },
+  positional: ["service"],
+  cliOnly: true,
+  hidden: true,
+  async run({ service }, ctx) {
+    const def = services.find((s) => s.name === service);
+    if (!def) throw new AmiError("AMI_INVALID_INPUT", `unknown service '${service}'`);
+    const handle = await def.start(ctx.config, { paths: ctx.paths, log: ctx.log.child({ service }) });
+    ctx.log.info("service ready", { service, url: handle.url, pid: process.pid });
+    await new Promise<void>((resolve) => {
+      process.once("SIGTERM", resolve);
+      process.once("SIGINT", resolve);
+      ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    ctx.log.info("service stopping", { service });
+    await handle.close();
+    return { service, url: handle.url };
+  },
+});
+
+export const superviseOp = defineOp({
+  name: "supervise",
+  summary: "Run the supervisor daemon in the foreground (`up` starts it detached)",
+  input: z.object({ start: z.array(z.string()).default([]).describe("services to start right away") }).strict(),
+  output: z.object({}),
+  annotations: { readOnly: false, destructive: false, idempotent: false },
+  cliOnly: true,
+  hidden: true,
+  async run({ start }, ctx) {
+    // Imported here, not at the top: the registry imports this file and registry.ts imports every op.
+    const { buildRegistry } = await import("../registry.ts");
+    const sup = new Supervisor(ctx, services);
+    await sup.run(ctx.config, buildRegistry(), ctx.configPath, start);
+    return new Promise<never>(() => {});
+  },
+});

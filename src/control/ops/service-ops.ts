@@ -1,0 +1,93 @@
+/** `<service> start|stop|status|restart`, generated for every ServiceDef. */
+import { z } from "zod";
+import { AmiError } from "../../core/errors.ts";
+import { defineOp, type OpContext, type OpDef } from "../../core/ops.ts";
+import type { ServiceDef } from "../../core/service.ts";
+import { connectControl } from "../client.ts";
+import { currentStatus, ensureSupervisor, waitHealthy } from "../daemon.ts";
+import { duration } from "../format.ts";
+import { type ServiceStatus, serviceStatusSchema } from "../state.ts";
+
+const changeOutput = z.object({
+  changed: z.boolean().describe("false when it was a no-op (already running / already stopped)"),
+  message: z.string(),
+  status: serviceStatusSchema,
+  describe: z.array(z.string()),
+});
+
+async function statusOf(ctx: OpContext, name: string): Promise<ServiceStatus> {
+  const s = (await currentStatus(ctx)).services.find((x) => x.name === name);
+  if (!s) throw new AmiError("M_NOT_FOUND", `unknown service '${name}'`);
+  return s;
+}
+
+const line = (s: ServiceStatus) =>
+  s.state === "stopped"
+    ? `${s.name}: stopped${s.lastExit ? ` (last: ${s.lastExit})` : ""}`
+    : `${s.name}: ${s.state} (pid ${s.pid ?? "-"}, up ${duration(s.uptimeS)}, restarts ${s.restarts}) ${s.url}`;
+
+export function serviceOps(def: ServiceDef): OpDef<any, any>[] {
+  const n = def.name;
+  const start = async (ctx: OpContext, restart: boolean) => {
+    if (!def.enabled(ctx.config)) {
+      throw new AmiError("AMI_INVALID_CONFIG", `${n} is disabled in the config (${n}.enabled: false)`);
+    }
+    const { client, spawned } = await ensureSupervisor(ctx, [n]);
+    let changed = spawned;
+    if (!spawned) {
+      const r = await client.request<{ changed: boolean }>("POST", `/api/services/${n}/${restart ? "restart" : "start"}`);
+      changed = r.changed;
+    }
+    await waitHealthy(client, [n], ctx);
+    const status = await statusOf(ctx, n);
+    const message = changed ? `${n} ${restart ? "restarted" : "started"}: ${status.url}` : `${n} is already running (pid ${status.pid})`;
+    return { changed, message, status, describe: def.describe(ctx.config, ctx.paths) };
+  };
+  const human = (o: z.infer<typeof changeOutput>) => [o.message, ...(o.changed ? o.describe : [])].join("\n");
+  return [
+    defineOp({
+      name: `${n}.start`,
+      summary: `Start ${n} under the supervisor (no-op when running)`,
+      description: def.summary,
+      input: z.object({}).strict(),
+      output: changeOutput,
+      annotations: { readOnly: false, destructive: false, idempotent: true },
+      human,
+      run: (_i, ctx) => start(ctx, false),
+    }),
+    defineOp({
+      name: `${n}.restart`,
+      summary: `Restart ${n} (starts it when stopped)`,
+      input: z.object({}).strict(),
+      output: changeOutput,
+      annotations: { readOnly: false, destructive: true, idempotent: false },
+      human,
+      run: (_i, ctx) => start(ctx, true),
+    }),
+    defineOp({
+      name: `${n}.stop`,
+      summary: `Stop ${n} (no-op when stopped)`,
+      input: z.object({}).strict(),
+      output: changeOutput,
+      annotations: { readOnly: false, destructive: true, idempotent: true },
+      human,
+      async run(_i, ctx) {
+        const client = connectControl(ctx.config, ctx.paths);
+        let changed = false;
+        if (client) changed = (await client.request<{ changed: boolean }>("POST", `/api/services/${n}/stop`)).changed;
+        const status = await statusOf(ctx, n);
+        return { changed, message: changed ? `${n} stopped` : `${n} is not running`, status, describe: [] };
+      },
+    }),
+    defineOp({
+      name: `${n}.status`,
+      summary: `Show ${n}'s state, pid, uptime, restarts and url (CLI exit code 3 when not running)`,
+      input: z.object({}).strict(),
+      output: serviceStatusSchema,
+      annotations: { readOnly: true, destructive: false, idempotent: true },
+      human: line,
+      exitCode: (s) => (s.state === "stopped" ? 3 : 0),
+      run: (_i, ctx) => statusOf(ctx, n),
+    }),
+  ];
+}

@@ -1,0 +1,81 @@
+/** The SQLite connection: pragmas, a prepared-statement cache, transactions and migrations. */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { schemaTooNew } from "../common.ts";
+
+/** SQLite extended result codes for uniqueness violations (SQLITE_CONSTRAINT_PRIMARYKEY, _UNIQUE). */
+const UNIQUE_CODES = new Set([1555, 2067]);
+export const isUniqueViolation = (e: unknown): boolean => UNIQUE_CODES.has((e as { errcode?: number })?.errcode ?? 0);
+
+export class SqliteDb {
+  readonly db: DatabaseSync;
+  private readonly cache = new Map<string, StatementSync>();
+
+  constructor(path: string) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    // timeout = busy_timeout: another process (the CLI) may hold the write lock for a moment.
+    this.db = new DatabaseSync(path, { timeout: 10_000, enableForeignKeyConstraints: true });
+    // WAL: a commit is in the WAL file once COMMIT returns, so kill -9 loses nothing committed. NORMAL skips the
+    // per-commit fsync (only power loss could drop the last commits), which is what makes thousands of txns/s cheap.
+    this.db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      PRAGMA foreign_keys = ON;
+      PRAGMA temp_store = MEMORY;
+      PRAGMA cache_size = -20000;
+    `);
+  }
+
+  /** A cached prepared statement for `sql`. */
+  q(sql: string): StatementSync {
+    let s = this.cache.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.cache.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Run `fn` in one write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlocks). */
+  tx<T>(fn: () => T): T {
+    this.q("BEGIN IMMEDIATE").run();
+    try {
+      const result = fn();
+      this.q("COMMIT").run();
+      return result;
+    } catch (e) {
+      if (this.db.isTransaction) this.q("ROLLBACK").run();
+      throw e;
+    }
+  }
+
+  /** Apply every migration newer than the database's schema_version, each in its own transaction. */
+  migrate(migrations: string[]): void {
+    this.tx(() => {
+      this.db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_ts INTEGER NOT NULL)");
+    });
+    for (;;) {
+      const done = this.tx(() => {
+        const current = Number((this.q("SELECT max(version) AS v FROM schema_version").get() as any).v ?? 0);
+        if (current > migrations.length) throw schemaTooNew(current, migrations.length);
+        if (current === migrations.length) return true;
+        this.db.exec(migrations[current]);
+        this.q("INSERT INTO schema_version (version, applied_ts) VALUES (?, ?)").run(current + 1, Date.now());
+        return false;
+      });
+      if (done) return;
+    }
+  }
+
+  close(): void {
+    if (!this.db.isOpen) return;
+    try {
+      this.db.exec("PRAGMA optimize");
+    } catch {
+      // best effort: statistics only
+    }
+    this.cache.clear();
+    this.db.close();
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * SQLite schema as versioned migrations: migration N brings the schema from version N-1 to N. Never edit a
+ * released migration; append a new one. Text-keyed tables are WITHOUT ROWID (the key is the clustered index).
+ */
+export const MIGRATIONS: string[] = [
+  // 1: initial schema
+  `
+  CREATE TABLE users (
+    user_id TEXT PRIMARY KEY,
+    password_hash TEXT,
+    created_ts INTEGER NOT NULL,
+    admin INTEGER NOT NULL DEFAULT 0,
+    deactivated INTEGER NOT NULL DEFAULT 0,
+    is_guest INTEGER NOT NULL DEFAULT 0,
+    displayname TEXT,
+    avatar_url TEXT
+  ) WITHOUT ROWID;
+
+  CREATE TABLE devices (
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    display_name TEXT,
+    created_ts INTEGER NOT NULL,
+    last_seen_ts INTEGER,
+    last_seen_ip TEXT,
+    PRIMARY KEY (user_id, device_id)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE access_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id) ON DELETE CASCADE
+  ) WITHOUT ROWID;
+  CREATE INDEX access_tokens_device ON access_tokens(user_id, device_id);
+
+  CREATE TABLE registration_tokens (
+    token TEXT PRIMARY KEY,
+    uses_allowed INTEGER,
+    pending INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    expiry_ts INTEGER
+  ) WITHOUT ROWID;
+
+  CREATE TABLE rooms (
+    room_id TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    creator TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    is_public INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+
+  -- stream is the rowid: events are clustered in stream order.
+  CREATE TABLE events (
+    stream INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    room_id TEXT NOT NULL REFERENCES rooms(room_id),
+    type TEXT NOT NULL,
+    state_key TEXT,
+    sender TEXT NOT NULL,
+    origin_server_ts INTEGER NOT NULL,
+    depth INTEGER NOT NULL,
+    contains_url INTEGER NOT NULL DEFAULT 0,
+    pdu TEXT NOT NULL,
+    redacted_by TEXT,
+    txn_device_id TEXT,
+    txn_id TEXT
+  );
+  CREATE INDEX events_room_stream ON events(room_id, stream);
+
+  -- Every state change, so state at any stream position is one indexed query.
+  CREATE TABLE state_history (
+    room_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    state_key TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (room_id, type, state_key, stream)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE current_state (
+    room_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    state_key TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (room_id, type, state_key)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE memberships (
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    membership TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX memberships_user ON memberships(user_id);
+
+  CREATE TABLE event_txns (
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, txn_id)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE room_aliases (
+    alias TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    creator TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX room_aliases_room ON room_aliases(room_id);
+
+  CREATE TABLE account_data (
+    user_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    content TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_id, type)
+  ) WITHOUT ROWID;
+  CREATE INDEX account_data_user_stream ON account_data(user_id, stream);
+
+  CREATE TABLE receipts (
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    stream INTEGER NOT NULL,
+    PRIMARY KEY (room_id, user_id, type, thread_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX receipts_room_stream ON receipts(room_id, stream);
+
+  CREATE TABLE presence (
+    user_id TEXT PRIMARY KEY,
+    presence TEXT NOT NULL,
+    status_msg TEXT,
+    last_active_ts INTEGER NOT NULL,
+    stream INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE filters (
+    filter_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    filter TEXT NOT NULL
+  );
+
+  CREATE TABLE media (
+    media_id TEXT PRIMARY KEY,
+    uploader TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    filename TEXT,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_ts INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
+];
