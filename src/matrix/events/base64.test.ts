@@ -30,5 +30,6 @@ test("decodes padded, unpadded and url-safe forms alike", () => {
 });
 
 test("rejects malformed base64 instead of decoding garbage", () => {
-  for (const s of ["a", "ab!c", "abc=d", "Zg===", "Zg=", " Zg"]) assert.throws(() => decodeBase64(s), /Invalid base64/, s);
+  for (const s of ["a", "ab!c", "abc=d", "Zg===", "Zg=", " Zg"])
+    assert.throws(() => decodeBase64(s), /Invalid base64/, s);
 });

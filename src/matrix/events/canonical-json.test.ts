@@ -29,7 +29,10 @@ test("escapes only what the canonical grammar escapes", () => {
   assert.equal(canonicalJson("\u0001\u001f"), '"\\u0001\\u001f"');
   // DEL, U+2028 and non-ASCII stay raw UTF-8.
   assert.equal(canonicalJson("\u007f\u2028é"), '"\u007f\u2028é"');
-  assert.deepEqual(canonicalJsonBytes({ a: "é" }), Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0xa9, 0x22, 0x7d]));
+  assert.deepEqual(
+    canonicalJsonBytes({ a: "é" }),
+    Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0xa9, 0x22, 0x7d]),
+  );
 });
 
 test("keys sort by code point, not UTF-16 unit", () => {
@@ -99,7 +102,11 @@ test("matches JSON.stringify with sorted keys on random JSON", () => {
   const sortedStringify = (v: unknown): string =>
     JSON.stringify(v, (_k, val) =>
       val && typeof val === "object" && !Array.isArray(val)
-        ? Object.fromEntries(Object.keys(val).sort().map((k) => [k, val[k]]))
+        ? Object.fromEntries(
+            Object.keys(val)
+              .sort()
+              .map((k) => [k, val[k]]),
+          )
         : val,
     );
   for (let i = 0; i < 200; i++) {

@@ -44,8 +44,8 @@ function encodeString(s: string, path: string): string {
 function encodeNumber(n: number, path: string): string {
   if (!Number.isInteger(n)) throw bad(`${path}: ${n} is not an integer (floats are not allowed in canonical JSON)`);
   if (n > MAX_SAFE_INT || n < MIN_SAFE_INT) throw bad(`${path}: integer ${n} is out of range`);
-  // -0 becomes 0; String() never uses exponents below 1e21, and the range stops at 2^53.
-  return n === 0 ? "0" : String(n);
+  // String(-0) is "0", and String() only uses exponents from 1e21 on, far past 2^53.
+  return String(n);
 }
 
 function encode(value: unknown, path: string, ancestors: Set<object>): string {

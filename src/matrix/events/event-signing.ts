@@ -4,7 +4,7 @@
  */
 import { contentHash } from "./hashing.ts";
 import { redactEvent } from "./redaction.ts";
-import { type SigningKey, signJson, verifyJsonSignature } from "./signing.ts";
+import { type Signatures, type SigningKey, signJson, verifyJsonSignature } from "./signing.ts";
 
 /** Returns a copy of `pdu` with `hashes.sha256` set and this server's signature added. */
 export function signEvent<T extends Record<string, any>>(
@@ -12,10 +12,13 @@ export function signEvent<T extends Record<string, any>>(
   serverName: string,
   key: SigningKey,
   roomVersion: string,
-): T {
+): T & { hashes: Record<string, string>; signatures: Signatures } {
   const hashed: Record<string, any> = { ...pdu, hashes: { ...(pdu.hashes ?? {}), sha256: contentHash(pdu) } };
   const signed = signJson(redactEvent(hashed, roomVersion), serverName, key);
-  return { ...hashed, signatures: signed.signatures } as unknown as T;
+  return { ...hashed, signatures: signed.signatures } as unknown as T & {
+    hashes: Record<string, string>;
+    signatures: Signatures;
+  };
 }
 
 /** Checks one server's signature on an event (over its redacted form). */

@@ -126,5 +126,7 @@ test("spec vector: signing an event with redactable content", () => {
   // Signatures cover the redacted form: editing the body keeps the signature valid (the hash catches it).
   const edited = { ...signed, content: { body: "changed" } };
   assert.ok(verifyEventSignature(edited, "domain", "ed25519:1", key.publicKeyBase64, "10"));
-  assert.ok(!verifyEventSignature({ ...signed, sender: "@x:domain" }, "domain", "ed25519:1", key.publicKeyBase64, "10"));
+  assert.ok(
+    !verifyEventSignature({ ...signed, sender: "@x:domain" }, "domain", "ed25519:1", key.publicKeyBase64, "10"),
+  );
 });

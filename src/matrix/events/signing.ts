@@ -74,10 +74,16 @@ function signedBytes(obj: object): Buffer {
   return canonicalJsonBytes(rest);
 }
 
+export type Signatures = Record<string, Record<string, string>>;
+
 /** Returns a copy of `obj` with `signatures[serverName][keyId]` added; other signatures are kept. */
-export function signJson<T extends object>(obj: T, serverName: string, key: SigningKey): T {
+export function signJson<T extends object>(
+  obj: T,
+  serverName: string,
+  key: SigningKey,
+): T & { signatures: Signatures } {
   const signature = unpaddedBase64(key.sign(signedBytes(obj)));
-  const existing = ((obj as Record<string, any>).signatures ?? {}) as Record<string, Record<string, string>>;
+  const existing = ((obj as Record<string, any>).signatures ?? {}) as Signatures;
   const signatures = { ...existing, [serverName]: { ...(existing[serverName] ?? {}), [key.keyId]: signature } };
   return { ...obj, signatures };
 }
