@@ -4,7 +4,14 @@ import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { AmiError } from "../core/errors.ts";
 import type { OpContext } from "../core/ops.ts";
 import { binEntry } from "./bin-path.ts";
-import { ControlClient, connectControl, readControlInfo, readControlToken, SUPERVISOR, supervisorPid } from "./client.ts";
+import {
+  type ControlClient,
+  connectControl,
+  readControlInfo,
+  readControlToken,
+  SUPERVISOR,
+  supervisorPid,
+} from "./client.ts";
 import { isOurProcess, pidAlive, readPid, removeFile } from "./proc.ts";
 import { services } from "./services.ts";
 import type { SupervisorStatus } from "./state.ts";
@@ -45,10 +52,14 @@ export async function ensureSupervisor(
     await sleep(50);
   }
   const info = readControlInfo(ctx.paths);
-  throw new AmiError("AMI_UNAVAILABLE", `the supervisor did not start; last lines of ${logFile}:\n${tail(logFile, 15).join("\n")}`, {
-    controlInfo: info ?? null,
-    tokenPresent: readControlToken(ctx.config, ctx.paths) !== undefined,
-  });
+  throw new AmiError(
+    "AMI_UNAVAILABLE",
+    `the supervisor did not start; last lines of ${logFile}:\n${tail(logFile, 15).join("\n")}`,
+    {
+      controlInfo: info ?? null,
+      tokenPresent: readControlToken(ctx.config, ctx.paths) !== undefined,
+    },
+  );
 }
 
 /** Status from the running supervisor, or every known service as stopped when none runs. */
@@ -82,11 +93,18 @@ export async function waitHealthy(client: ControlClient, names: string[], ctx: O
   for (;;) {
     const st = await client.request<SupervisorStatus>("GET", "/api/status");
     const pending = st.services.filter((s) => names.includes(s.name) && s.state !== "running");
-    ctx.progress(names.length - pending.length, names.length, pending.length ? `waiting for ${pending.map((s) => s.name).join(", ")}` : "healthy");
+    ctx.progress(
+      names.length - pending.length,
+      names.length,
+      pending.length ? `waiting for ${pending.map((s) => s.name).join(", ")}` : "healthy",
+    );
     if (pending.length === 0) return st;
     if (Date.now() > deadline || ctx.signal.aborted) {
       const detail = pending
-        .map((s) => `${s.name}: ${s.state}${s.lastExit ? ` (last: ${s.lastExit})` : ""}\n  ${tail(ctx.paths.logFile(s.name), 10).join("\n  ")}`)
+        .map(
+          (s) =>
+            `${s.name}: ${s.state}${s.lastExit ? ` (last: ${s.lastExit})` : ""}\n  ${tail(ctx.paths.logFile(s.name), 10).join("\n  ")}`,
+        )
         .join("\n");
       throw new AmiError("AMI_TIMEOUT", `not healthy after ${ctx.config.control.startTimeoutMs} ms:\n${detail}`);
     }

@@ -26,7 +26,7 @@ export function cmdline(pid: number): string[] | undefined {
 export function isOurProcess(pid: number, markers: string[]): boolean {
   if (!pidAlive(pid)) return false;
   const argv = cmdline(pid);
-  if (!argv || !argv.some((a) => a.includes("ami-streams"))) return false;
+  if (!argv?.some((a) => a.includes("ami-streams"))) return false;
   let i = 0;
   for (const a of argv) if (a === markers[i]) i++;
   return i === markers.length;

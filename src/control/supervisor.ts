@@ -37,7 +37,8 @@ export class Supervisor {
 
   runner(name: string): ServiceRunner {
     const r = this.runners.get(name);
-    if (!r) throw new AmiError("M_NOT_FOUND", `unknown service '${name}' (known: ${[...this.runners.keys()].join(", ")})`);
+    if (!r)
+      throw new AmiError("M_NOT_FOUND", `unknown service '${name}' (known: ${[...this.runners.keys()].join(", ")})`);
     return r;
   }
 

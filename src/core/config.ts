@@ -52,7 +52,11 @@ export const matrixSchema = z
     media: z
       .object({
         /** Largest upload in bytes. */
-        maxUploadBytes: z.number().int().positive().default(50 * 1024 * 1024),
+        maxUploadBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(50 * 1024 * 1024),
         /** Where media files live; default: <home>/data/matrix/media. */
         storePath: z.string().nullable().default(null),
       })
@@ -61,7 +65,11 @@ export const matrixSchema = z
     limits: z
       .object({
         /** Largest JSON request body in bytes. */
-        maxJsonBodyBytes: z.number().int().positive().default(1024 * 1024),
+        maxJsonBodyBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1024 * 1024),
         /** Per-user request rate for rate-limited endpoints (send, join, register, login...). */
         perUser: rate.default({ perSecond: 10, burst: 50 }),
         /** Per-IP request rate for unauthenticated rate-limited endpoints. */
@@ -83,7 +91,10 @@ export const matrixSchema = z
       })
       .strict()
       .default({ maxTimeoutMs: 30000 }),
-    presence: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
+    presence: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .default({ enabled: true }),
   })
   .strict();
 
@@ -182,7 +193,11 @@ export function loadConfig(
   }
   const { config, issues } = validateConfig(raw);
   if (!config) {
-    throw new AmiError("AMI_INVALID_CONFIG", `${path}: ${issues.length} error(s):\n${issues.map((i) => `  ${i.message}`).join("\n")}`, { issues });
+    throw new AmiError(
+      "AMI_INVALID_CONFIG",
+      `${path}: ${issues.length} error(s):\n${issues.map((i) => `  ${i.message}`).join("\n")}`,
+      { issues },
+    );
   }
   return { config, path };
 }

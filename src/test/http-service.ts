@@ -28,7 +28,10 @@ export const testHttpService: ServiceDef = {
         return body("application/json", JSON.stringify({ requests_total: requests, requests_per_sec: requests / up }));
       }
       if (req.url === "/metrics") {
-        return body("text/plain; version=0.0.4", `# TYPE testsvc_requests_total counter\ntestsvc_requests_total ${requests}\n`);
+        return body(
+          "text/plain; version=0.0.4",
+          `# TYPE testsvc_requests_total counter\ntestsvc_requests_total ${requests}\n`,
+        );
       }
       res.writeHead(404).end();
     });

@@ -6,8 +6,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import Ajv2020 from "ajv/dist/2020.js";
-import addFormats from "ajv-formats";
+import Ajv2020Module from "ajv/dist/2020.js";
+import addFormatsModule from "ajv-formats";
 import YAML from "yaml";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -58,6 +58,9 @@ function inline(node: any, file: string, seen: string[] = []): any {
   return out;
 }
 
+// ajv is CommonJS: under NodeNext its default import is the module object.
+const Ajv2020 = (Ajv2020Module as any).default ?? Ajv2020Module;
+const addFormats = (addFormatsModule as any).default ?? addFormatsModule;
 const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
 addFormats(ajv);
 ajv.addFormat("mx-user-id", /^@/);
@@ -68,7 +71,10 @@ ajv.addFormat("mx-mxc-uri", /^mxc:\/\//);
 ajv.addFormat("mx-room-alias", /^#/);
 ajv.addFormat("mx-unpadded-base64", /^[A-Za-z0-9+/]*$/);
 
-const compiled = new Map<string, ReturnType<typeof ajv.compile>>();
+type Validate = ((v: unknown) => boolean) & {
+  errors?: Array<{ instancePath: string; message?: string; params: unknown }> | null;
+};
+const compiled = new Map<string, Validate>();
 
 /**
  * Validate `body` as the response of `method path` with `status`, per `api/client-server/<file>.yaml`
@@ -78,7 +84,7 @@ const compiled = new Map<string, ReturnType<typeof ajv.compile>>();
 export function specErrors(file: string, path: string, method: string, status: number, body: unknown): string[] {
   const full = join(SPEC_DIR, "api", file.includes("/") ? file : `client-server/${file}`);
   const key = `${full} ${method} ${path} ${status}`;
-  let validate = compiled.get(key);
+  let validate = compiled.get(key) as Validate;
   if (!validate) {
     const doc = loadYaml(full);
     const op = doc.paths?.[path]?.[method.toLowerCase()];
@@ -99,7 +105,7 @@ export function specErrors(file: string, path: string, method: string, status: n
 export function eventSchemaErrors(name: string, event: unknown): string[] {
   const full = join(SPEC_DIR, "event-schemas", "schema", `${name}.yaml`);
   const key = `event ${full}`;
-  let validate = compiled.get(key);
+  let validate = compiled.get(key) as Validate;
   if (!validate) {
     validate = ajv.compile(inline(loadYaml(full), full));
     compiled.set(key, validate);
@@ -111,5 +117,8 @@ export function eventSchemaErrors(name: string, event: unknown): string[] {
 /** Throw with every error (for node:test). */
 export function assertSpec(file: string, path: string, method: string, status: number, body: unknown): void {
   const errs = specErrors(file, path, method, status, body);
-  if (errs.length) throw new Error(`${method} ${path} ${status} does not match the spec (${file}):\n  ${errs.join("\n  ")}\nbody: ${JSON.stringify(body).slice(0, 2000)}`);
+  if (errs.length)
+    throw new Error(
+      `${method} ${path} ${status} does not match the spec (${file}):\n  ${errs.join("\n  ")}\nbody: ${JSON.stringify(body).slice(0, 2000)}`,
+    );
 }

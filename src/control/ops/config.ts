@@ -1,6 +1,15 @@
 /** `config validate|show|path|init` and `matrix config validate|edit`. */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
@@ -19,7 +28,8 @@ const fileInput = z
   .strict();
 
 function check(file: string | undefined, prefix?: string): z.infer<typeof validateOutput> {
-  if (file && !existsSync(file)) return { file, valid: false, issues: [{ key: "(file)", message: `not found: ${file}` }] };
+  if (file && !existsSync(file))
+    return { file, valid: false, issues: [{ key: "(file)", message: `not found: ${file}` }] };
   let raw: unknown = {};
   try {
     if (file) raw = parseConfigText(readFileSync(file, "utf8"), file);
@@ -130,7 +140,9 @@ export const matrixConfigEditOp = defineOp({
     "Copies the config (or the annotated example when there is none yet) to a temp file, opens $EDITOR (or $VISUAL, " +
     "else vi) on it, validates the result and saves it only when valid. On an invalid edit it asks to re-edit on a " +
     "terminal and aborts otherwise; the original file is never touched by an invalid edit.",
-  input: z.object({ file: z.string().optional().describe("config file (default: the one in effect or <home>/config.yaml)") }).strict(),
+  input: z
+    .object({ file: z.string().optional().describe("config file (default: the one in effect or <home>/config.yaml)") })
+    .strict(),
   output: z.object({ file: z.string(), saved: z.boolean(), message: z.string() }),
   annotations: { readOnly: false, destructive: false, idempotent: false },
   positional: ["file"],
@@ -147,7 +159,8 @@ export const matrixConfigEditOp = defineOp({
       for (;;) {
         // Through sh so EDITOR may carry arguments ("code --wait").
         const r = spawnSync("/bin/sh", ["-c", `${editor} "$1"`, "sh", tmp], { stdio: "inherit" });
-        if (r.status !== 0) throw new AmiError("AMI_INTERNAL", `editor '${editor}' exited with ${r.status ?? r.signal}; nothing saved`);
+        if (r.status !== 0)
+          throw new AmiError("AMI_INTERNAL", `editor '${editor}' exited with ${r.status ?? r.signal}; nothing saved`);
         const edited = readFileSync(tmp, "utf8");
         const result = check(tmp);
         if (result.valid) {
@@ -172,4 +185,11 @@ export const matrixConfigEditOp = defineOp({
   },
 });
 
-export const configOps = [configValidateOp, configShowOp, configPathOp, configInitOp, matrixConfigValidateOp, matrixConfigEditOp];
+export const configOps = [
+  configValidateOp,
+  configShowOp,
+  configPathOp,
+  configInitOp,
+  matrixConfigValidateOp,
+  matrixConfigEditOp,
+];

@@ -1,7 +1,7 @@
 /** Plumbing commands the supervisor runs: `supervise` (the daemon) and `serve <service>` (one service, foreground). */
 import { z } from "zod";
-import { AmiError } from "../../core/errors.ts";
 import { defineOp } from "../../core/ops.ts";
+import { serveService } from "../serve.ts";
 import { services } from "../services.ts";
 import { Supervisor } from "../supervisor.ts";
 
@@ -15,18 +15,7 @@ export const serveOp = defineOp({
   cliOnly: true,
   hidden: true,
   async run({ service }, ctx) {
-    const def = services.find((s) => s.name === service);
-    if (!def) throw new AmiError("AMI_INVALID_INPUT", `unknown service '${service}'`);
-    const handle = await def.start(ctx.config, { paths: ctx.paths, log: ctx.log.child({ service }) });
-    ctx.log.info("service ready", { service, url: handle.url, pid: process.pid });
-    await new Promise<void>((resolve) => {
-      process.once("SIGTERM", resolve);
-      process.once("SIGINT", resolve);
-      ctx.signal.addEventListener("abort", () => resolve(), { once: true });
-    });
-    ctx.log.info("service stopping", { service });
-    await handle.close();
-    return { service, url: handle.url };
+    return { service, url: await serveService(service, ctx.config, ctx.log, ctx.signal) };
   },
 });
 
@@ -46,3 +35,4 @@ export const superviseOp = defineOp({
     return new Promise<never>(() => {});
   },
 });
+export const internalOps = [serveOp, superviseOp];

@@ -35,12 +35,17 @@ export function serviceOps(def: ServiceDef): OpDef<any, any>[] {
     const { client, spawned } = await ensureSupervisor(ctx, [n]);
     let changed = spawned;
     if (!spawned) {
-      const r = await client.request<{ changed: boolean }>("POST", `/api/services/${n}/${restart ? "restart" : "start"}`);
+      const r = await client.request<{ changed: boolean }>(
+        "POST",
+        `/api/services/${n}/${restart ? "restart" : "start"}`,
+      );
       changed = r.changed;
     }
     await waitHealthy(client, [n], ctx);
     const status = await statusOf(ctx, n);
-    const message = changed ? `${n} ${restart ? "restarted" : "started"}: ${status.url}` : `${n} is already running (pid ${status.pid})`;
+    const message = changed
+      ? `${n} ${restart ? "restarted" : "started"}: ${status.url}`
+      : `${n} is already running (pid ${status.pid})`;
     return { changed, message, status, describe: def.describe(ctx.config, ctx.paths) };
   };
   const human = (o: z.infer<typeof changeOutput>) => [o.message, ...(o.changed ? o.describe : [])].join("\n");

@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+/** Entry point: `node bin/ami-streams.ts <command> ...` (the `bin/ami-streams` wrapper picks Node 24). */
+const argv = process.argv.slice(2);
+if (argv[0] === "serve" && !argv.includes("--help") && !argv.includes("-h")) {
+  // Service processes skip the CLI/MCP machinery: less to load, less resident memory.
+  const { serveMain } = await import("../src/control/serve.ts");
+  process.exit(await serveMain(argv.slice(1)));
+}
+const { main } = await import("../src/cli/main.ts");
+process.exit(await main(argv));

@@ -1,0 +1,48 @@
+/**
+ * The foreground service runner behind `ami-streams serve <name>` (what the supervisor spawns). The bin entry
+ * calls serveMain directly, without building the op registry, so service processes stay lean.
+ */
+
+import type { Config } from "../core/config.ts";
+import { homeFor, loadConfig } from "../core/config.ts";
+import { AmiError, isAmiError } from "../core/errors.ts";
+import { createLogger, type Logger } from "../core/logger.ts";
+import { runtimePaths } from "../core/paths.ts";
+import { services } from "./services.ts";
+
+/** Start the service, wait for SIGTERM/SIGINT (or `signal`), close it. */
+export async function serveService(name: string, config: Config, log: Logger, signal?: AbortSignal): Promise<string> {
+  const def = services.find((s) => s.name === name);
+  if (!def)
+    throw new AmiError(
+      "AMI_INVALID_INPUT",
+      `unknown service '${name}' (known: ${services.map((s) => s.name).join(", ")})`,
+    );
+  const slog = log.child({ service: name });
+  const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog });
+  slog.info("service ready", { url: handle.url, pid: process.pid });
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+    signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
+  slog.info("service stopping");
+  await handle.close();
+  return handle.url;
+}
+
+/** argv: `<name> [--config FILE]`. Returns the exit code. */
+export async function serveMain(argv: string[]): Promise<number> {
+  const name = argv[0];
+  const i = argv.indexOf("--config");
+  try {
+    if (!name || name.startsWith("-"))
+      throw new AmiError("AMI_INVALID_INPUT", "usage: ami-streams serve <service> [--config FILE]");
+    const { config } = loadConfig(i >= 0 ? argv[i + 1] : undefined);
+    await serveService(name, config, createLogger({ level: config.log.level }));
+    return 0;
+  } catch (e) {
+    process.stderr.write(`error: ${isAmiError(e) ? e.message : ((e as Error)?.stack ?? String(e))}\n`);
+    return isAmiError(e) && e.code === "AMI_INVALID_INPUT" ? 2 : 1;
+  }
+}

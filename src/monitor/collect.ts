@@ -1,0 +1,83 @@
+/** One monitor snapshot: supervisor status + per-process CPU/RSS from /proc + each service's GET /_ami/stats. */
+import { z } from "zod";
+import { currentStatus } from "../control/daemon.ts";
+import { cpuPercent, type ProcSample, sampleProc } from "../control/proc.ts";
+import { serviceStates } from "../control/state.ts";
+import type { OpContext } from "../core/ops.ts";
+
+export const monitorRowSchema = z.object({
+  name: z.string(),
+  state: z.enum(serviceStates),
+  pid: z.number().int().nullable(),
+  uptimeS: z.number().nullable(),
+  restarts: z.number().int(),
+  url: z.string(),
+  cpuPercent: z.number().nullable(),
+  rssBytes: z.number().nullable(),
+  /** Key figures from GET <url>/_ami/stats (flat numbers); empty when unreachable. */
+  stats: z.record(z.string(), z.number()),
+});
+export const monitorSnapshotSchema = z.object({
+  at: z.string(),
+  supervisor: z.object({
+    running: z.boolean(),
+    pid: z.number().int().nullable(),
+    cpuPercent: z.number().nullable(),
+    rssBytes: z.number().nullable(),
+  }),
+  services: z.array(monitorRowSchema),
+});
+export type MonitorSnapshot = z.infer<typeof monitorSnapshotSchema>;
+
+async function stats(url: string): Promise<Record<string, number>> {
+  try {
+    const r = await fetch(`${url}/_ami/stats`, { signal: AbortSignal.timeout(1000) });
+    if (!r.ok) return {};
+    const j = (await r.json()) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(j).filter((e): e is [string, number] => typeof e[1] === "number"));
+  } catch {
+    return {};
+  }
+}
+
+/** Keeps the previous /proc samples so CPU% is measured over the refresh interval. */
+export class Collector {
+  #prev = new Map<number, ProcSample>();
+
+  #cpu(pid: number | null): { cpuPercent: number | null; rssBytes: number | null } {
+    if (!pid) return { cpuPercent: null, rssBytes: null };
+    const now = sampleProc(pid);
+    if (!now) return { cpuPercent: null, rssBytes: null };
+    const before = this.#prev.get(pid);
+    this.#prev.set(pid, now);
+    return { cpuPercent: before ? Math.round(cpuPercent(before, now) * 10) / 10 : null, rssBytes: now.rssBytes };
+  }
+
+  /** Take a first /proc sample so the next snapshot has a CPU figure. */
+  async prime(ctx: OpContext): Promise<void> {
+    const st = await currentStatus(ctx);
+    this.#cpu(st.supervisor.pid);
+    for (const s of st.services) this.#cpu(s.pid);
+  }
+
+  async snapshot(ctx: OpContext): Promise<MonitorSnapshot> {
+    const st = await currentStatus(ctx);
+    const services = await Promise.all(
+      st.services.map(async (s) => ({
+        name: s.name,
+        state: s.state,
+        pid: s.pid,
+        uptimeS: s.uptimeS,
+        restarts: s.restarts,
+        url: s.url,
+        ...this.#cpu(s.pid),
+        stats: s.state === "running" || s.state === "unhealthy" ? await stats(s.url) : {},
+      })),
+    );
+    return {
+      at: new Date().toISOString(),
+      supervisor: { running: st.supervisor.running, pid: st.supervisor.pid, ...this.#cpu(st.supervisor.pid) },
+      services,
+    };
+  }
+}
