@@ -1,7 +1,7 @@
 /** PDU -> ClientEvent (spec: "Room Event Format" / ClientEvent). */
 import { redactEvent } from "./events/redaction.ts";
 import type { Requester } from "./http/types.ts";
-import type { StoredEvent, Store } from "./store/types.ts";
+import type { Store, StoredEvent } from "./store/types.ts";
 
 export async function formatClientEvents(
   store: Store,

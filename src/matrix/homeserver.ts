@@ -18,7 +18,7 @@ import { SyncNotifier } from "./service/notifier.ts";
 import { Rooms } from "./service/rooms.ts";
 import { Typing } from "./service/typing.ts";
 import { openStore } from "./store/open.ts";
-import type { StoredEvent, Store } from "./store/types.ts";
+import type { Store, StoredEvent } from "./store/types.ts";
 import { StreamWriter } from "./stream.ts";
 
 class HomeserverImpl implements Homeserver {
@@ -39,17 +39,27 @@ class HomeserverImpl implements Homeserver {
   readonly dataDir: string;
   readonly #versions = new Map<string, string>();
 
-  constructor(config: MatrixConfig, store: Store, log: Logger, signingKey: SigningKey, dataDir: string, maxStream: number) {
+  constructor(
+    config: MatrixConfig,
+    store: Store,
+    log: Logger,
+    signingKey: SigningKey,
+    dataDir: string,
+    maxStream: number,
+  ) {
     this.config = config;
     this.store = store;
     this.log = log;
     this.signingKey = signingKey;
     this.dataDir = dataDir;
     this.serverName = config.serverName;
-    this.publicBaseUrl = (config.publicBaseUrl ?? `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}`).replace(/\/$/, "");
+    this.publicBaseUrl = (
+      config.publicBaseUrl ?? `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}`
+    ).replace(/\/$/, "");
     this.mediaDir = config.media.storePath ?? join(dataDir, "media");
     mkdirSync(this.mediaDir, { recursive: true });
-    this.registrationSharedSecret = config.registration.sharedSecret ?? loadOrCreateSecret(join(dataDir, "registration_shared_secret"));
+    this.registrationSharedSecret =
+      config.registration.sharedSecret ?? loadOrCreateSecret(join(dataDir, "registration_shared_secret"));
     this.notifier = new SyncNotifier(this);
     this.stream = new StreamWriter(maxStream, () => this.notifier.notify());
     this.typing = new Typing(this);

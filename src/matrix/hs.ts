@@ -8,7 +8,7 @@ import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { Requester } from "./http/types.ts";
 import type { Metrics } from "./metrics.ts";
-import type { StoredEvent, Store } from "./store/types.ts";
+import type { Store, StoredEvent } from "./store/types.ts";
 import type { StreamWriter } from "./stream.ts";
 
 /** Wakes long-polling /sync requests (and later WebSocket streams) when anything streamed changes. */

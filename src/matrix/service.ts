@@ -1,6 +1,5 @@
 /** The `matrix` service as the supervisor sees it. */
 import type { ServiceDef } from "../core/service.ts";
-import { startHomeserver } from "./homeserver.ts";
 
 export const matrixService: ServiceDef = {
   name: "matrix",
@@ -13,6 +12,8 @@ export const matrixService: ServiceDef = {
     "  then log in with any Matrix client (Element, matrix-js-sdk) at that URL",
   ],
   async start(config, { paths, log }) {
+    // Loaded here, not at the top: the CLI lists services on every call and should not pay for the homeserver.
+    const { startHomeserver } = await import("./homeserver.ts");
     const hs = await startHomeserver(config.matrix, paths.serviceData("matrix"), log);
     return { url: hs.url, close: () => hs.close() };
   },

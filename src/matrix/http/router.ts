@@ -42,8 +42,8 @@ export class Router {
         n.param ??= { name: m[1], node: node() };
         n = n.param.node;
       } else {
-        let next = n.literal.get(s);
-        if (!next) n.literal.set(s, (next = node()));
+        const next = n.literal.get(s) ?? node();
+        n.literal.set(s, next);
         n = next;
       }
     }

@@ -3,7 +3,8 @@ import type { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 
 export function parseBody<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
-  const r = schema.safeParse(value);
+  // reportInput: zod 4 only records the offending input (to tell missing from wrong-typed) when asked.
+  const r = schema.safeParse(value, { reportInput: true });
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const key = issue.path.join(".") || "body";
@@ -12,7 +13,13 @@ export function parseBody<S extends z.ZodType>(schema: S, value: unknown): z.inf
 }
 
 /** Integer query parameter with bounds; absent -> default; malformed -> M_INVALID_PARAM. */
-export function queryInt(q: URLSearchParams, name: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+export function queryInt(
+  q: URLSearchParams,
+  name: string,
+  def: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const v = q.get(name);
   if (v === null || v === "") return def;
   if (!/^-?\d+$/.test(v)) throw new AmiError("M_INVALID_PARAM", `'${name}' must be an integer`);

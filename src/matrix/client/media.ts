@@ -1,0 +1,184 @@
+/**
+ * Content repository (spec: "Content repository"): upload, authenticated download/thumbnail under
+ * /_matrix/client/v1/media, the legacy /_matrix/media/v3 routes, and the media config.
+ * Files live in hs.mediaDir/<2 chars>/<mediaId>; each is written to a temp file, synced and renamed, and only
+ * then recorded in the store, so a recorded media ID always has its complete bytes on disk.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { AmiError } from "../../core/errors.ts";
+import { randomString } from "../events/ids.ts";
+import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
+import { queryInt } from "../http/validate.ts";
+import type { MediaRow } from "../store/types.ts";
+
+const MEDIA_ID_RE = /^[A-Za-z0-9_-]{1,255}$/;
+
+/** Types a browser may render inline without running script (the spec's suggested list, as Synapse). */
+const INLINE_TYPES = new Set([
+  "text/css",
+  "text/plain",
+  "text/csv",
+  "application/json",
+  "application/ld+json",
+  "image/jpeg",
+  "image/gif",
+  "image/png",
+  "image/apng",
+  "image/webp",
+  "image/avif",
+  "video/mp4",
+  "video/webm",
+  "video/ogg",
+  "video/quicktime",
+  "audio/mp4",
+  "audio/webm",
+  "audio/aac",
+  "audio/mpeg",
+  "audio/ogg",
+  "audio/wave",
+  "audio/wav",
+  "audio/x-wav",
+  "audio/x-pn-wav",
+  "audio/flac",
+  "audio/x-flac",
+]);
+
+/** Raster images a client can scale itself: served as their own "thumbnail" (there is no resizer here). */
+const THUMBNAILABLE = new Set(["image/jpeg", "image/png", "image/gif", "image/webp", "image/apng", "image/avif"]);
+
+const baseType = (t: string) => t.split(";")[0].trim().toLowerCase();
+
+const rfc5987 = (s: string) =>
+  encodeURIComponent(s).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+export function contentDisposition(contentType: string, filename: string | null): string {
+  const kind = INLINE_TYPES.has(baseType(contentType)) ? "inline" : "attachment";
+  return filename ? `${kind}; filename*=UTF-8''${rfc5987(filename)}` : kind;
+}
+
+const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.slice(0, 2), mediaId);
+
+async function upload(req: MatrixRequest): Promise<Reply> {
+  const { hs } = req;
+  const bytes = req.raw ?? Buffer.alloc(0);
+  const ct = req.headers["content-type"];
+  const contentType = typeof ct === "string" && ct.length > 0 ? ct : "application/octet-stream";
+  if (contentType.length > 255 || /[\r\n]/.test(contentType))
+    throw new AmiError("M_INVALID_PARAM", "Invalid Content-Type");
+  const filename = req.query.get("filename") || null;
+  if (filename !== null && (Buffer.byteLength(filename) > 255 || /[\0\r\n]/.test(filename))) {
+    throw new AmiError("M_INVALID_PARAM", "Invalid filename");
+  }
+  const mediaId = randomString(24);
+  const path = mediaPath(hs.mediaDir, mediaId);
+  const tmp = `${path}.${randomString(6)}.tmp`;
+  await mkdir(join(hs.mediaDir, mediaId.slice(0, 2)), { recursive: true });
+  const fh = await open(tmp, "wx", 0o600);
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, path);
+  const row: MediaRow = {
+    mediaId,
+    uploader: req.requester!.userId,
+    contentType,
+    filename,
+    size: bytes.length,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    createdTs: Date.now(),
+  };
+  await hs.store.putMedia(row);
+  return json({ content_uri: `mxc://${hs.serverName}/${mediaId}` });
+}
+
+async function find(req: MatrixRequest): Promise<{ row: MediaRow; path: string; size: number }> {
+  const { serverName, mediaId } = req.params;
+  const notFound = () => new AmiError("M_NOT_FOUND", "Media not found");
+  // No federation: media of other servers is never here.
+  if (serverName !== req.hs.serverName || !MEDIA_ID_RE.test(mediaId)) throw notFound();
+  const row = await req.hs.store.getMedia(mediaId);
+  if (!row) throw notFound();
+  const path = mediaPath(req.hs.mediaDir, mediaId);
+  const st = await stat(path).catch(() => null);
+  if (!st) throw notFound();
+  return { row, path, size: st.size };
+}
+
+function serve(row: MediaRow, path: string, size: number, filename: string | null): Reply {
+  return {
+    status: 200,
+    body: createReadStream(path),
+    headers: {
+      "Content-Type": row.contentType,
+      "Content-Length": String(size),
+      "Content-Disposition": contentDisposition(row.contentType, filename),
+      // Spec "Content repository" security: never let served media run script in our origin.
+      "Content-Security-Policy":
+        "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';",
+      "Cross-Origin-Resource-Policy": "cross-origin",
+      "X-Content-Type-Options": "nosniff",
+      "Cache-Control": "private, max-age=86400",
+    },
+  };
+}
+
+async function download(req: MatrixRequest): Promise<Reply> {
+  const { row, path, size } = await find(req);
+  return serve(row, path, size, req.params.fileName || row.filename);
+}
+
+async function thumbnail(req: MatrixRequest): Promise<Reply> {
+  for (const k of ["width", "height"])
+    if (req.query.get(k) === null) throw new AmiError("M_MISSING_PARAM", `'${k}': missing`);
+  queryInt(req.query, "width", 0, 1, 10_000);
+  queryInt(req.query, "height", 0, 1, 10_000);
+  const method = req.query.get("method");
+  if (method !== null && method !== "crop" && method !== "scale")
+    throw new AmiError("M_INVALID_PARAM", "'method' must be crop or scale");
+  const { row, path, size } = await find(req);
+  if (!THUMBNAILABLE.has(baseType(row.contentType)))
+    throw new AmiError("M_NOT_FOUND", "No thumbnail available for this media");
+  // No image resizer is built in: the original image is the thumbnail (clients scale it), never a fake resize.
+  return serve(row, path, size, row.filename);
+}
+
+const config = async (req: MatrixRequest): Promise<Reply> =>
+  json({ "m.upload.size": req.hs.config.media.maxUploadBytes });
+
+const legacy = (p: string) => [`/_matrix/media/v3/${p}`, `/_matrix/media/r0/${p}`];
+
+export const routes: Route[] = [
+  /** POST /_matrix/media/v3/upload */
+  { method: "POST", paths: legacy("upload"), auth: "required", rateLimit: true, body: "raw", handler: upload },
+  /** GET /_matrix/client/v1/media/config */
+  { method: "GET", paths: ["/_matrix/client/v1/media/config"], auth: "required", handler: config },
+  /** GET /_matrix/media/v3/config (legacy; the spec requires auth here too) */
+  { method: "GET", paths: legacy("config"), auth: "required", handler: config },
+  /** GET /_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName?} */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName?}"],
+    auth: "required",
+    handler: download,
+  },
+  /** GET /_matrix/media/v3/download/{serverName}/{mediaId}/{fileName?} (legacy, unauthenticated) */
+  { method: "GET", paths: legacy("download/{serverName}/{mediaId}/{fileName?}"), auth: "none", handler: download },
+  /** GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId} */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}"],
+    auth: "required",
+    handler: thumbnail,
+  },
+  /** GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId} (legacy, unauthenticated) */
+  { method: "GET", paths: legacy("thumbnail/{serverName}/{mediaId}"), auth: "none", handler: thumbnail },
+];

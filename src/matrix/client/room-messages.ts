@@ -1,0 +1,228 @@
+/**
+ * Reading rooms (spec message_pagination.yaml, event_context.yaml, rooms.yaml: event, members,
+ * joined_members; list_joined_rooms.yaml). Every read is limited to the user's visible window
+ * (service/room-access.ts).
+ */
+import { AmiError } from "../../core/errors.ts";
+import { isValidEventId } from "../events/ids.ts";
+import type { Homeserver } from "../hs.ts";
+import { json, type MatrixRequest, type Route } from "../http/types.ts";
+import { queryInt } from "../http/validate.ts";
+import { MAX_STREAM, type ReadWindow, readWindow, requireJoined, requireRoomId } from "../service/room-access.ts";
+import { parseRoomFilter, parseStreamToken, type RoomFilter, topoToken } from "../service/room-query.ts";
+import type { RoomEventQuery, StoredEvent } from "../store/types.ts";
+
+const MAX_LIMIT = 1000;
+
+function filterQuery(
+  f: RoomFilter,
+): Pick<RoomEventQuery, "types" | "notTypes" | "senders" | "notSenders" | "containsUrl"> {
+  return {
+    types: f.types,
+    notTypes: f.notTypes,
+    senders: f.senders,
+    notSenders: f.notSenders,
+    containsUrl: f.containsUrl,
+  };
+}
+
+/** Membership events of `senders` in the state the user may see (current, or as of `at`). */
+async function membersOf(
+  hs: Homeserver,
+  roomId: string,
+  senders: Iterable<string>,
+  at: number,
+): Promise<StoredEvent[]> {
+  const want = new Set(senders);
+  if (want.size === 0) return [];
+  const state =
+    at >= hs.stream.current
+      ? await hs.store.getCurrentState(roomId)
+      : await hs.store.getStateAt(roomId, at, ["m.room.member"]);
+  return state.filter((e) => e.type === "m.room.member" && e.stateKey !== null && want.has(e.stateKey));
+}
+
+function eventIdParam(req: MatrixRequest): string {
+  const id = req.params.eventId;
+  if (!isValidEventId(id)) throw new AmiError("M_INVALID_PARAM", `Invalid event ID '${id}'`);
+  return id;
+}
+
+/** The event if it is in `roomId` and inside the user's window; M_NOT_FOUND otherwise (no existence leak). */
+async function visibleEvent(hs: Homeserver, roomId: string, eventId: string, w: ReadWindow): Promise<StoredEvent> {
+  const ev = await hs.store.getEvent(eventId);
+  if (!ev || ev.roomId !== roomId || ev.stream < w.lower || ev.stream > w.upper)
+    throw new AmiError("M_NOT_FOUND", "Event not found");
+  return ev;
+}
+
+export const routes: Route[] = [
+  /** GET /_matrix/client/v3/rooms/{roomId}/messages */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v3/rooms/{roomId}/messages"],
+    auth: "required",
+    async handler(req) {
+      const { hs, query: q } = req;
+      const roomId = requireRoomId(req.params.roomId);
+      const dir = q.get("dir") ?? "b";
+      if (dir !== "b" && dir !== "f") throw new AmiError("M_INVALID_PARAM", "'dir' must be 'b' or 'f'");
+      const filter = parseRoomFilter(q);
+      const limit = Math.min(queryInt(q, "limit", filter.limit ?? 10, 0), MAX_LIMIT);
+      const fromTok = q.get("from");
+      const toTok = q.get("to");
+      const w = await readWindow(hs, roomId, req.requester!.userId);
+      // Store bounds are exclusive; a token `t<N>` has events <= N before it.
+      const point = fromTok ? parseStreamToken(fromTok) : dir === "b" ? hs.stream.current : 0;
+      const to = toTok ? parseStreamToken(toTok, "to") : undefined;
+      let from: number;
+      let bound: number | undefined;
+      if (dir === "b") {
+        from = Math.min(point, w.upper) + 1;
+        bound = Math.max(to ?? -1, w.lower - 1);
+        if (bound < 0) bound = undefined;
+      } else {
+        from = Math.max(point, w.lower - 1);
+        bound = Math.min(to === undefined ? MAX_STREAM : to + 1, w.upper === MAX_STREAM ? MAX_STREAM : w.upper + 1);
+        if (bound === MAX_STREAM) bound = undefined;
+      }
+      const evs =
+        limit === 0
+          ? []
+          : await hs.store.getRoomEvents({ roomId, dir, from, to: bound, limit, ...filterQuery(filter) });
+      const body: Record<string, any> = {
+        start: fromTok ?? topoToken(point),
+        chunk: await hs.clientEvents(evs, req.requester),
+      };
+      if (evs.length > 0 && evs.length === limit) {
+        const last = evs[evs.length - 1].stream;
+        body.end = topoToken(dir === "b" ? last - 1 : last);
+      }
+      if (filter.lazyLoadMembers) {
+        const members = await membersOf(hs, roomId, new Set(evs.map((e) => e.sender)), w.upper);
+        body.state = await hs.clientEvents(members, req.requester);
+      }
+      return json(body);
+    },
+  },
+  /** GET /_matrix/client/v3/rooms/{roomId}/context/{eventId} */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v3/rooms/{roomId}/context/{eventId}"],
+    auth: "required",
+    async handler(req) {
+      const { hs, query: q } = req;
+      const roomId = requireRoomId(req.params.roomId);
+      const eventId = eventIdParam(req);
+      const filter = parseRoomFilter(q);
+      const limit = Math.min(queryInt(q, "limit", filter.limit ?? 10, 0), MAX_LIMIT);
+      const w = await readWindow(hs, roomId, req.requester!.userId);
+      const ev = await visibleEvent(hs, roomId, eventId, w);
+      const nBefore = Math.floor(limit / 2);
+      const nAfter = limit - nBefore;
+      const fq = filterQuery(filter);
+      const lowerBound = w.lower > 0 ? w.lower - 1 : undefined;
+      const upperBound = w.upper === MAX_STREAM ? undefined : w.upper + 1;
+      const before = nBefore
+        ? await hs.store.getRoomEvents({ roomId, dir: "b", from: ev.stream, to: lowerBound, limit: nBefore, ...fq })
+        : [];
+      const after = nAfter
+        ? await hs.store.getRoomEvents({ roomId, dir: "f", from: ev.stream, to: upperBound, limit: nAfter, ...fq })
+        : [];
+      const lastStream = after.length ? after[after.length - 1].stream : ev.stream;
+      let state =
+        lastStream >= hs.stream.current
+          ? await hs.store.getCurrentState(roomId)
+          : await hs.store.getStateAt(roomId, lastStream);
+      if (filter.lazyLoadMembers) {
+        const senders = new Set([ev, ...before, ...after].map((e) => e.sender));
+        state = state.filter((e) => e.type !== "m.room.member" || (e.stateKey !== null && senders.has(e.stateKey)));
+      }
+      const [event] = await hs.clientEvents([ev], req.requester);
+      return json({
+        start: topoToken((before.length ? before[before.length - 1].stream : ev.stream) - 1),
+        end: topoToken(lastStream),
+        event,
+        events_before: await hs.clientEvents(before, req.requester),
+        events_after: await hs.clientEvents(after, req.requester),
+        state: await hs.clientEvents(state, req.requester),
+      });
+    },
+  },
+  /** GET /_matrix/client/v3/rooms/{roomId}/event/{eventId} */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v3/rooms/{roomId}/event/{eventId}"],
+    auth: "required",
+    async handler(req) {
+      const roomId = requireRoomId(req.params.roomId);
+      const eventId = eventIdParam(req);
+      const w = await readWindow(req.hs, roomId, req.requester!.userId);
+      const ev = await visibleEvent(req.hs, roomId, eventId, w);
+      const [client] = await req.hs.clientEvents([ev], req.requester);
+      return json(client);
+    },
+  },
+  /** GET /_matrix/client/v3/rooms/{roomId}/members */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v3/rooms/{roomId}/members"],
+    auth: "required",
+    async handler(req) {
+      const { hs, query: q } = req;
+      const roomId = requireRoomId(req.params.roomId);
+      const membership = q.get("membership");
+      const notMembership = q.get("not_membership");
+      const valid = ["join", "invite", "knock", "leave", "ban"];
+      for (const [k, v] of [
+        ["membership", membership],
+        ["not_membership", notMembership],
+      ] as const) {
+        if (v !== null && !valid.includes(v))
+          throw new AmiError("M_INVALID_PARAM", `'${k}' must be one of ${valid.join(", ")}`);
+      }
+      const w = await readWindow(hs, roomId, req.requester!.userId);
+      const atTok = q.get("at");
+      const at = Math.min(atTok ? parseStreamToken(atTok, "at") : MAX_STREAM, w.upper);
+      let members =
+        at >= hs.stream.current
+          ? (await hs.store.getCurrentState(roomId)).filter((e) => e.type === "m.room.member")
+          : await hs.store.getStateAt(roomId, at, ["m.room.member"]);
+      members = members.filter((e) => {
+        const m = e.pdu.content?.membership;
+        return (membership === null || m === membership) && (notMembership === null || m !== notMembership);
+      });
+      return json({ chunk: await hs.clientEvents(members, req.requester) });
+    },
+  },
+  /** GET /_matrix/client/v3/rooms/{roomId}/joined_members */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v3/rooms/{roomId}/joined_members"],
+    auth: "required",
+    async handler(req) {
+      const roomId = requireRoomId(req.params.roomId);
+      await requireJoined(req.hs, roomId, req.requester!.userId);
+      const rows = await req.hs.store.getMembers(roomId, "join");
+      const joined: Record<string, { display_name?: string; avatar_url?: string }> = {};
+      for (const e of await req.hs.store.getEvents(rows.map((r) => r.eventId))) {
+        const c = e.pdu.content ?? {};
+        const entry: { display_name?: string; avatar_url?: string } = {};
+        if (typeof c.displayname === "string") entry.display_name = c.displayname;
+        if (typeof c.avatar_url === "string") entry.avatar_url = c.avatar_url;
+        if (e.stateKey) joined[e.stateKey] = entry;
+      }
+      return json({ joined });
+    },
+  },
+  /** GET /_matrix/client/v3/joined_rooms */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v3/joined_rooms"],
+    auth: "required",
+    async handler(req) {
+      const rows = await req.hs.store.getRoomsForUser(req.requester!.userId);
+      return json({ joined_rooms: rows.filter((r) => r.membership === "join").map((r) => r.roomId) });
+    },
+  },
+];

@@ -1,0 +1,17 @@
+/** Every room route: creation, membership, state, sending, reading, aliases and the directory. */
+import type { Route } from "../http/types.ts";
+import { routes as createRoom } from "./create-room.ts";
+import { routes as directory } from "./directory.ts";
+import { routes as membership } from "./membership.ts";
+import { routes as roomMessages } from "./room-messages.ts";
+import { routes as roomSend } from "./room-send.ts";
+import { routes as roomState } from "./room-state.ts";
+
+export const roomRoutes: Route[] = [
+  ...createRoom,
+  ...membership,
+  ...roomState,
+  ...roomSend,
+  ...roomMessages,
+  ...directory,
+];

@@ -1,0 +1,38 @@
+/** Spec section "Syncing" (sync.yaml). */
+import { AmiError } from "../../core/errors.ts";
+import { json, type Route } from "../http/types.ts";
+import { queryInt } from "../http/validate.ts";
+import { sync } from "../service/sync.ts";
+
+function queryBool(q: URLSearchParams, name: string): boolean {
+  const v = q.get(name);
+  if (v === null || v === "" || v === "false") return false;
+  if (v === "true") return true;
+  throw new AmiError("M_INVALID_PARAM", `'${name}' must be true or false`);
+}
+
+export const routes: Route[] = [
+  /** GET /_matrix/client/v3/sync */
+  {
+    method: "GET",
+    paths: ["/_matrix/client/v3/sync"],
+    auth: "required",
+    async handler(req) {
+      const q = req.query;
+      const setPresence = q.get("set_presence");
+      if (setPresence !== null && !["online", "offline", "unavailable"].includes(setPresence)) {
+        throw new AmiError("M_INVALID_PARAM", "'set_presence' must be online, offline or unavailable");
+      }
+      const timeout = Math.min(queryInt(q, "timeout", 0, 0), req.hs.config.sync.maxTimeoutMs);
+      const body = await sync(req.hs, req.requester!, {
+        since: q.get("since") || null,
+        filter: q.get("filter"),
+        fullState: queryBool(q, "full_state"),
+        setPresence,
+        timeoutMs: timeout,
+        signal: req.signal,
+      });
+      return json(body);
+    },
+  },
+];

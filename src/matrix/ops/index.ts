@@ -1,0 +1,14 @@
+/** The matrix user/room operations (CLI `ami-streams matrix ...`, MCP `matrix_*`). */
+import type { OpDef } from "../../core/ops.ts";
+import { roomCreate, roomList, roomMessages, roomSend } from "./rooms.ts";
+import { userCreate, userDeactivate, userList } from "./users.ts";
+
+export const matrixOps: OpDef<any, any>[] = [
+  userCreate,
+  userList,
+  userDeactivate,
+  roomCreate,
+  roomList,
+  roomSend,
+  roomMessages,
+];

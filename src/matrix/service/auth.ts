@@ -1,0 +1,133 @@
+/**
+ * Access tokens and sessions. Tokens are 32 random bytes (base64url) handed to the client once and stored
+ * only as their sha256 hex. authenticate() keeps recent lookups in a small cache: every way a token can
+ * stop working in this process (logout, device deletion, password change, deactivation, admin changes)
+ * goes through the methods here, which drop the affected entries.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { randomString } from "../events/ids.ts";
+import type { AuthService, Homeserver } from "../hs.ts";
+import type { Requester } from "../http/types.ts";
+import { hashPassword, verifyPassword } from "./passwords.ts";
+
+const CACHE_MS = 10_000;
+const CACHE_MAX = 10_000;
+const LAST_SEEN_EVERY_MS = 60_000;
+
+export const tokenHashOf = (token: string): string => createHash("sha256").update(token).digest("hex");
+
+export class Auth implements AuthService {
+  readonly #hs: Homeserver;
+  readonly #cache = new Map<string, { requester: Requester; until: number }>();
+  /** `${userId}\0${deviceId}` -> when last_seen was last written. */
+  readonly #lastSeen = new Map<string, number>();
+
+  constructor(hs: Homeserver) {
+    this.#hs = hs;
+  }
+
+  async authenticate(accessToken: string, ip: string): Promise<Requester | null> {
+    if (accessToken.length === 0 || accessToken.length > 512) return null;
+    const hash = tokenHashOf(accessToken);
+    const now = Date.now();
+    let requester = this.#cache.get(hash);
+    if (!requester || requester.until < now) {
+      this.#cache.delete(hash);
+      const { store } = this.#hs;
+      const tok = await store.getToken(hash);
+      if (!tok) return null;
+      const user = await store.getUser(tok.userId);
+      if (!user || user.deactivated) return null;
+      if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
+      requester = {
+        requester: { userId: tok.userId, deviceId: tok.deviceId, isAdmin: user.admin, tokenHash: hash },
+        until: now + CACHE_MS,
+      };
+      this.#cache.set(hash, requester);
+    }
+    this.#touch(requester.requester, ip, now);
+    return requester.requester;
+  }
+
+  // Last-seen is advisory: written at most once a minute per device, never awaited, failures ignored.
+  #touch(r: Requester, ip: string, now: number): void {
+    const key = `${r.userId}\u0000${r.deviceId}`;
+    const last = this.#lastSeen.get(key);
+    if (last !== undefined && now - last < LAST_SEEN_EVERY_MS) return;
+    if (this.#lastSeen.size >= CACHE_MAX) this.#lastSeen.clear();
+    this.#lastSeen.set(key, now);
+    this.#hs.store.updateDevice(r.userId, r.deviceId, { lastSeenTs: now, lastSeenIp: ip }).catch(() => {});
+  }
+
+  async createSession(
+    userId: string,
+    opts: { deviceId?: string; displayName?: string; ip?: string },
+  ): Promise<{ accessToken: string; deviceId: string }> {
+    const { store } = this.#hs;
+    const now = Date.now();
+    const deviceId = opts.deviceId ?? randomString(10).toUpperCase();
+    const existing = opts.deviceId ? await store.getDevice(userId, deviceId) : null;
+    if (existing) {
+      // Spec (login): logging in to a known device ID invalidates the device's earlier access tokens.
+      await store.deleteDevice(userId, deviceId);
+      this.#dropWhere((r) => r.userId === userId && r.deviceId === deviceId);
+    }
+    await store.upsertDevice({
+      userId,
+      deviceId,
+      displayName: opts.displayName ?? existing?.displayName ?? null,
+      createdTs: existing?.createdTs ?? now,
+      lastSeenTs: opts.ip ? now : (existing?.lastSeenTs ?? null),
+      lastSeenIp: opts.ip ?? existing?.lastSeenIp ?? null,
+    });
+    const accessToken = `ami_${randomBytes(32).toString("base64url")}`;
+    await store.createToken({ tokenHash: tokenHashOf(accessToken), userId, deviceId, createdTs: now });
+    return { accessToken, deviceId };
+  }
+
+  hashPassword(password: string): Promise<string> {
+    return hashPassword(password);
+  }
+
+  verifyPassword(password: string, hash: string): Promise<boolean> {
+    return verifyPassword(password, hash);
+  }
+
+  /** POST /logout: the spec deletes the token's device too. */
+  async logout(r: Requester): Promise<void> {
+    await this.deleteDevices(r.userId, [r.deviceId]);
+    await this.#hs.store.deleteToken(r.tokenHash);
+    this.#cache.delete(r.tokenHash);
+  }
+
+  /** Delete devices (and so their tokens). */
+  async deleteDevices(userId: string, deviceIds: string[]): Promise<void> {
+    for (const d of deviceIds) await this.#hs.store.deleteDevice(userId, d);
+    const set = new Set(deviceIds);
+    this.#dropWhere((r) => r.userId === userId && set.has(r.deviceId));
+  }
+
+  /** Delete every device of the user except `exceptDeviceId`, and every token of the others. */
+  async logoutAll(userId: string, exceptDeviceId?: string): Promise<void> {
+    const { store } = this.#hs;
+    const others = (await store.listDevices(userId)).map((d) => d.deviceId).filter((d) => d !== exceptDeviceId);
+    for (const d of others) await store.deleteDevice(userId, d);
+    await store.deleteTokensForUser(userId, exceptDeviceId);
+    this.#dropWhere((r) => r.userId === userId && r.deviceId !== exceptDeviceId);
+  }
+
+  /** Forget cached lookups of a user whose admin flag or deactivation changed. */
+  forgetUser(userId: string): void {
+    this.#dropWhere((r) => r.userId === userId);
+  }
+
+  #dropWhere(pred: (r: Requester) => boolean): void {
+    for (const [k, v] of this.#cache) if (pred(v.requester)) this.#cache.delete(k);
+  }
+}
+
+/** The homeserver's Auth, with the session-management methods beyond the AuthService interface. */
+export function authOf(hs: Homeserver): Auth {
+  if (!(hs.auth instanceof Auth)) throw new Error("hs.auth is not service/auth.ts Auth");
+  return hs.auth;
+}

@@ -1,0 +1,150 @@
+/** createRoom (spec create_room.yaml): the request schema and the ordered events that make a new room. */
+import { z } from "zod";
+import { AmiError } from "../../core/errors.ts";
+import { isSupportedRoomVersion, isValidRoomAlias, parseUserId, randomString } from "../events/index.ts";
+import type { Homeserver, RoomService } from "../hs.ts";
+import { parseBody } from "../http/validate.ts";
+
+const obj = z.record(z.string(), z.any());
+
+export const createRoomSchema = z.object({
+  visibility: z.enum(["public", "private"]).optional(),
+  room_alias_name: z.string().optional(),
+  name: z.string().optional(),
+  topic: z.string().optional(),
+  invite: z.array(z.string()).optional(),
+  invite_3pid: z.array(obj).optional(),
+  room_version: z.string().optional(),
+  creation_content: obj.optional(),
+  initial_state: z
+    .array(z.object({ type: z.string().min(1), state_key: z.string().optional(), content: obj }))
+    .optional(),
+  preset: z.enum(["private_chat", "public_chat", "trusted_private_chat"]).optional(),
+  is_direct: z.boolean().optional(),
+  power_level_content_override: obj.optional(),
+});
+export type CreateRoomBody = z.infer<typeof createRoomSchema>;
+
+const PRESETS = {
+  private_chat: { join_rule: "invite", history_visibility: "shared", guest_access: "can_join" },
+  trusted_private_chat: { join_rule: "invite", history_visibility: "shared", guest_access: "can_join" },
+  public_chat: { join_rule: "public", history_visibility: "shared", guest_access: "forbidden" },
+} as const;
+
+/** Synapse's defaults, which clients (Element) expect: admin-only for the room-shaping state events. */
+function defaultPowerLevels(creator: string): Record<string, any> {
+  return {
+    users: { [creator]: 100 },
+    users_default: 0,
+    events: {
+      "m.room.name": 50,
+      "m.room.power_levels": 100,
+      "m.room.history_visibility": 100,
+      "m.room.canonical_alias": 50,
+      "m.room.avatar": 50,
+      "m.room.tombstone": 100,
+      "m.room.server_acl": 100,
+      "m.room.encryption": 100,
+    },
+    events_default: 0,
+    state_default: 50,
+    ban: 50,
+    kick: 50,
+    redact: 50,
+    invite: 0,
+    historical: 100,
+    notifications: { room: 50 },
+  };
+}
+
+export async function createRoom(
+  hs: Homeserver,
+  rooms: RoomService,
+  creator: string,
+  raw: Record<string, any>,
+): Promise<{ roomId: string }> {
+  const body = parseBody(createRoomSchema, raw);
+  const version = body.room_version ?? hs.config.defaultRoomVersion;
+  if (!isSupportedRoomVersion(version))
+    throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `Room version '${version}' is not supported`);
+  const invites = [...new Set(body.invite ?? [])].filter((u) => u !== creator);
+  // Checked up front so a bad invitee does not leave a half-made room behind.
+  for (const u of invites) {
+    const id = parseUserId(u);
+    if (!id) throw new AmiError("M_INVALID_PARAM", `Invalid user ID in 'invite': '${u}'`);
+    if (id.server === hs.serverName && !(await hs.store.getUser(u)))
+      throw new AmiError("M_NOT_FOUND", `Unknown user ${u}`);
+  }
+  if (body.invite_3pid?.length) throw new AmiError("M_UNRECOGNIZED", "Third-party invites are not supported");
+  const preset = body.preset ?? (body.visibility === "public" ? "public_chat" : "private_chat");
+  const roomId = `!${randomString(18)}:${hs.serverName}`;
+
+  let alias: string | undefined;
+  if (body.room_alias_name !== undefined) {
+    alias = `#${body.room_alias_name}:${hs.serverName}`;
+    if (!body.room_alias_name || /[:\s#]/.test(body.room_alias_name) || !isValidRoomAlias(alias)) {
+      throw new AmiError("M_INVALID_PARAM", `Invalid room alias name '${body.room_alias_name}'`);
+    }
+    if (await hs.store.getAlias(alias)) throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
+  }
+
+  const creation: Record<string, any> = { ...(body.creation_content ?? {}), room_version: version };
+  // v11 dropped `creator`: the create event's sender is the creator.
+  if (version === "10") creation.creator = creator;
+  else delete creation.creator;
+
+  const isPublic = body.visibility === "public";
+  await hs.store.createRoom({ roomId, version, creator, createdTs: Date.now(), isPublic });
+  if (alias && !(await hs.store.createAlias(alias, roomId, creator))) {
+    throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
+  }
+
+  const state = (type: string, content: Record<string, any>, key = "") =>
+    rooms.sendEvent({ roomId, sender: creator, type, stateKey: key, content });
+  await state("m.room.create", creation);
+  await rooms.setMembership({ roomId, sender: creator, target: creator, membership: "join" });
+
+  const initial = (body.initial_state ?? []).filter(
+    (e) =>
+      !(body.name !== undefined && e.type === "m.room.name") &&
+      !(body.topic !== undefined && e.type === "m.room.topic"),
+  );
+  const inInitial = (type: string) => initial.some((e) => e.type === type && (e.state_key ?? "") === "");
+
+  const pl: Record<string, any> = {
+    ...defaultPowerLevels(creator),
+    ...(initial.find((e) => e.type === "m.room.power_levels")?.content ?? {}),
+  };
+  if (preset === "trusted_private_chat") for (const u of invites) pl.users = { ...pl.users, [u]: 100 };
+  await state("m.room.power_levels", { ...pl, ...(body.power_level_content_override ?? {}) });
+
+  if (alias) await state("m.room.canonical_alias", { alias });
+
+  const p = PRESETS[preset];
+  if (!inInitial("m.room.join_rules")) await state("m.room.join_rules", { join_rule: p.join_rule });
+  if (!inInitial("m.room.history_visibility"))
+    await state("m.room.history_visibility", { history_visibility: p.history_visibility });
+  if (!inInitial("m.room.guest_access")) await state("m.room.guest_access", { guest_access: p.guest_access });
+
+  for (const e of initial) {
+    if (e.type === "m.room.power_levels" && (e.state_key ?? "") === "") continue; // merged above
+    await state(e.type, e.content, e.state_key ?? "");
+  }
+  if (body.name !== undefined) await state("m.room.name", { name: body.name });
+  if (body.topic !== undefined) {
+    await state("m.room.topic", {
+      topic: body.topic,
+      "m.topic": { "m.text": [{ mimetype: "text/plain", body: body.topic }] },
+    });
+  }
+  for (const target of invites) {
+    await rooms.setMembership({
+      roomId,
+      sender: creator,
+      target,
+      membership: "invite",
+      extra: body.is_direct ? { is_direct: true } : undefined,
+    });
+  }
+  return { roomId };
+}

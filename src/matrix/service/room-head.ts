@@ -1,0 +1,78 @@
+/**
+ * The in-memory "head" of each room: its version, latest event (the single forward extremity on one server)
+ * and the auth-relevant part of its current state. Sending an event needs exactly this, so a send never
+ * re-reads the room's state. Entries are only changed under the room's send lock (service/rooms.ts).
+ */
+import { type AuthEvent, type StateKey, stateKey } from "../events/auth.ts";
+import type { Store, StoredEvent } from "../store/types.ts";
+
+/** State types the authorization rules read (see authTypesFor). */
+export const AUTH_TYPES: ReadonlySet<string> = new Set([
+  "m.room.create",
+  "m.room.power_levels",
+  "m.room.join_rules",
+  "m.room.member",
+  "m.room.third_party_invite",
+]);
+
+export interface RoomHead {
+  version: string;
+  latestId: string | null;
+  depth: number;
+  auth: Map<StateKey, AuthEvent>;
+}
+
+export function authEventOf(e: StoredEvent): AuthEvent {
+  return {
+    event_id: e.eventId,
+    type: e.type,
+    state_key: e.stateKey ?? undefined,
+    sender: e.sender,
+    content: e.pdu.content ?? {},
+    room_id: e.roomId,
+  };
+}
+
+/** Read a room's head from the store; null when the room is unknown. */
+export async function loadHead(store: Store, roomId: string): Promise<RoomHead | null> {
+  const room = await store.getRoom(roomId);
+  if (!room) return null;
+  const [latest, state] = await Promise.all([store.getLatestEvent(roomId), store.getCurrentState(roomId)]);
+  const auth = new Map<StateKey, AuthEvent>();
+  for (const e of state)
+    if (e.stateKey !== null && AUTH_TYPES.has(e.type)) auth.set(stateKey(e.type, e.stateKey), authEventOf(e));
+  return { version: room.version, latestId: latest?.eventId ?? null, depth: latest?.depth ?? 0, auth };
+}
+
+/** A small LRU: Map keeps insertion order, so re-inserting on access makes the first key the least recent. */
+export class HeadCache {
+  readonly #max: number;
+  readonly #map = new Map<string, RoomHead>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get(roomId: string): RoomHead | undefined {
+    const h = this.#map.get(roomId);
+    if (h) {
+      this.#map.delete(roomId);
+      this.#map.set(roomId, h);
+    }
+    return h;
+  }
+
+  set(roomId: string, head: RoomHead): void {
+    this.#map.delete(roomId);
+    this.#map.set(roomId, head);
+    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string);
+  }
+
+  delete(roomId: string): void {
+    this.#map.delete(roomId);
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+}

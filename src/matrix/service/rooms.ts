@@ -1,0 +1,242 @@
+/**
+ * Room service: builds, authorises, signs and persists room events (room versions 10 and 11), and the
+ * membership and createRoom operations built on it. Sends to one room are serialised by a per-room promise
+ * chain; the stream writer then serialises the commit across rooms so commit order = stream order.
+ */
+import { AmiError } from "../../core/errors.ts";
+import { type AuthEvent, authTypesFor, checkAuth, mayRedact, stateKey } from "../events/auth.ts";
+import { signEvent } from "../events/event-signing.ts";
+import { eventIdFor } from "../events/hashing.ts";
+import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
+import { roomVersionRules } from "../events/room-versions.ts";
+import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
+import { createRoom } from "./room-create.ts";
+import { AUTH_TYPES, HeadCache, loadHead, type RoomHead } from "./room-head.ts";
+
+/** Spec "Size limits": a PDU is at most 65536 bytes of canonical JSON; type and state_key at most 255 bytes. */
+const MAX_PDU_BYTES = 65_536;
+const MAX_KEY_BYTES = 255;
+
+type Membership = "join" | "leave" | "invite" | "ban" | "knock";
+
+export class Rooms implements RoomService {
+  readonly #hs: Homeserver;
+  readonly #heads = new HeadCache(2000);
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor(hs: Homeserver) {
+    this.#hs = hs;
+  }
+
+  /** Run `fn` after every earlier call for `roomId` settled. */
+  #withLock<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(roomId) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.#locks.set(roomId, tail);
+    void tail.then(() => {
+      if (this.#locks.get(roomId) === tail) this.#locks.delete(roomId);
+    });
+    return run;
+  }
+
+  async #head(roomId: string): Promise<RoomHead> {
+    let h = this.#heads.get(roomId);
+    if (!h) {
+      const loaded = await loadHead(this.#hs.store, roomId);
+      if (!loaded) throw new AmiError("M_NOT_FOUND", `Unknown room ${roomId}`);
+      h = loaded;
+      this.#heads.set(roomId, h);
+    }
+    return h;
+  }
+
+  async roomVersion(roomId: string): Promise<string> {
+    const cached = this.#heads.get(roomId);
+    if (cached) return cached.version;
+    const room = isValidRoomId(roomId) ? await this.#hs.store.getRoom(roomId) : null;
+    if (!room) throw new AmiError("M_NOT_FOUND", `Unknown room ${roomId}`);
+    return room.version;
+  }
+
+  /** The auth-relevant current state of a room (create, power levels, join rules, members), from the cache. */
+  async authState(roomId: string): Promise<Map<string, AuthEvent>> {
+    return this.#withLock(roomId, async () => new Map((await this.#head(roomId)).auth));
+  }
+
+  sendEvent(input: SendEventInput): Promise<{ eventId: string; stream: number }> {
+    validateInput(input);
+    return this.#withLock(input.roomId, () => this.#send(input));
+  }
+
+  async #send(input: SendEventInput): Promise<{ eventId: string; stream: number }> {
+    const hs = this.#hs;
+    const { store } = hs;
+    if (input.txn) {
+      const existing = await store.getTxnEvent(input.sender, input.txn.deviceId, input.txn.txnId);
+      if (existing) return { eventId: existing, stream: (await store.getEvent(existing))?.stream ?? hs.stream.current };
+    }
+    const head = await this.#head(input.roomId);
+    const rules = roomVersionRules(head.version);
+    if (!rules) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `Room version ${head.version} is not supported`);
+
+    let content = input.content;
+    const pdu: Record<string, any> = {
+      room_id: input.roomId,
+      sender: input.sender,
+      type: input.type,
+      content,
+      origin_server_ts: input.ts ?? Date.now(),
+      depth: head.depth + 1,
+      prev_events: head.latestId ? [head.latestId] : [],
+      auth_events: [] as string[],
+    };
+    if (input.stateKey !== undefined) pdu.state_key = input.stateKey;
+    if (input.type === "m.room.redaction") {
+      const target = input.redacts ?? content.redacts;
+      if (typeof target !== "string" || !isValidEventId(target))
+        throw new AmiError("M_BAD_JSON", "A redaction needs the ID of the event it redacts");
+      if (rules.redactsInContent) pdu.content = content = { ...content, redacts: target };
+      else pdu.redacts = target;
+      await this.#checkRedaction(head, input.roomId, input.sender, target);
+    }
+    for (const [t, k] of authTypesFor({ type: input.type, sender: input.sender, state_key: input.stateKey, content })) {
+      const e = head.auth.get(stateKey(t, k));
+      if (e) pdu.auth_events.push(e.event_id);
+    }
+    const signed = signEvent(pdu, hs.serverName, hs.signingKey, head.version);
+    // JSON.stringify is native and as long as the canonical form give or take escapes (same keys, no whitespace).
+    if (Buffer.byteLength(JSON.stringify(signed)) > MAX_PDU_BYTES)
+      throw new AmiError("M_TOO_LARGE", "Event is too large");
+    const eventId = eventIdFor(signed, head.version);
+    const reason = checkAuth(
+      {
+        event_id: eventId,
+        type: input.type,
+        state_key: input.stateKey,
+        sender: input.sender,
+        content,
+        room_id: input.roomId,
+        redacts: pdu.redacts,
+        prev_events: pdu.prev_events,
+      },
+      head.auth,
+      head.version,
+    );
+    if (reason) throw new AmiError("M_FORBIDDEN", reason);
+
+    let stream: number;
+    try {
+      stream = await hs.stream.write(async (pos) => {
+        await store.persistEvent({
+          stream: pos,
+          eventId,
+          roomId: input.roomId,
+          type: input.type,
+          stateKey: input.stateKey ?? null,
+          sender: input.sender,
+          originServerTs: pdu.origin_server_ts,
+          depth: pdu.depth,
+          pdu: signed,
+          txn: input.txn ? { userId: input.sender, ...input.txn } : undefined,
+        });
+        return pos;
+      });
+    } catch (e) {
+      // We cannot know what, if anything, was committed: re-read the head next time.
+      this.#heads.delete(input.roomId);
+      throw e;
+    }
+    hs.metrics.eventsPersisted++;
+    head.latestId = eventId;
+    head.depth = pdu.depth;
+    if (input.stateKey !== undefined && AUTH_TYPES.has(input.type)) {
+      head.auth.set(stateKey(input.type, input.stateKey), {
+        event_id: eventId,
+        type: input.type,
+        state_key: input.stateKey,
+        sender: input.sender,
+        content,
+        room_id: input.roomId,
+      });
+    }
+    return { eventId, stream };
+  }
+
+  /** Client-server redaction rule: the target is in this room, and the sender sent it or has the redact level. */
+  async #checkRedaction(head: RoomHead, roomId: string, sender: string, target: string): Promise<void> {
+    const original = await this.#hs.store.getEvent(target);
+    if (!original || original.roomId !== roomId) throw new AmiError("M_NOT_FOUND", "Event not found in this room");
+    const pl = head.auth.get(stateKey("m.room.power_levels", ""))?.content;
+    const create = head.auth.get(stateKey("m.room.create", ""));
+    if (!mayRedact(sender, original, pl, create))
+      throw new AmiError("M_FORBIDDEN", "You may only redact your own events");
+  }
+
+  createRoom(creator: string, body: Record<string, any>): Promise<{ roomId: string }> {
+    return createRoom(this.#hs, this, creator, body);
+  }
+
+  async setMembership(p: {
+    roomId: string;
+    sender: string;
+    target: string;
+    membership: Membership;
+    reason?: string;
+    extra?: Record<string, any>;
+  }): Promise<{ eventId: string }> {
+    const { store } = this.#hs;
+    if (!isValidRoomId(p.roomId)) throw new AmiError("M_INVALID_PARAM", `Invalid room ID '${p.roomId}'`);
+    if (!parseUserId(p.target)) throw new AmiError("M_INVALID_PARAM", `Invalid user ID '${p.target}'`);
+    const current = (await this.authState(p.roomId)).get(stateKey("m.room.member", p.target));
+    const currentMembership = current?.content.membership;
+    // Joining again while joined, or leaving while already out, changes nothing: answer with the current event.
+    if (
+      current &&
+      currentMembership === p.membership &&
+      p.sender === p.target &&
+      (p.membership === "join" || p.membership === "leave")
+    ) {
+      return { eventId: current.event_id };
+    }
+    if (p.membership === "leave" && p.sender === p.target && (!current || currentMembership === "leave")) {
+      throw new AmiError("M_FORBIDDEN", "You are not in this room");
+    }
+    const content: Record<string, any> = { ...(p.extra ?? {}), membership: p.membership };
+    if (p.reason !== undefined) content.reason = p.reason;
+    if (p.membership === "join" || p.membership === "invite" || p.membership === "knock") {
+      const isLocal = parseUserId(p.target)?.server === this.#hs.serverName;
+      const user = isLocal ? await store.getUser(p.target) : null;
+      if (isLocal && (!user || user.deactivated)) throw new AmiError("M_NOT_FOUND", `Unknown user ${p.target}`);
+      if (user?.displayname) content.displayname = user.displayname;
+      if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+    }
+    const { eventId } = await this.sendEvent({
+      roomId: p.roomId,
+      sender: p.sender,
+      type: "m.room.member",
+      stateKey: p.target,
+      content,
+    });
+    return { eventId };
+  }
+}
+
+function validateInput(input: SendEventInput): void {
+  if (!isValidRoomId(input.roomId)) throw new AmiError("M_INVALID_PARAM", `Invalid room ID '${input.roomId}'`);
+  if (typeof input.type !== "string" || input.type.length === 0 || Buffer.byteLength(input.type) > MAX_KEY_BYTES) {
+    throw new AmiError("M_INVALID_PARAM", "Event type must be a non-empty string of at most 255 bytes");
+  }
+  if (
+    input.stateKey !== undefined &&
+    (typeof input.stateKey !== "string" || Buffer.byteLength(input.stateKey) > MAX_KEY_BYTES)
+  ) {
+    throw new AmiError("M_INVALID_PARAM", "State key must be a string of at most 255 bytes");
+  }
+  if (!input.content || typeof input.content !== "object" || Array.isArray(input.content)) {
+    throw new AmiError("M_BAD_JSON", "Event content must be a JSON object");
+  }
+}

@@ -1,0 +1,127 @@
+/** /sync: stripped state of invites and knocks, account data, and presence. */
+import type { AccountDataRow, StoredEvent } from "../store/types.ts";
+import { eventAllowed, limitNewest, pickFields } from "./filters.ts";
+import { mergeRuleset, PUSH_RULES_TYPE, pushRulesContent } from "./push-rules.ts";
+import type { SyncCtx } from "./sync-context.ts";
+
+/** State shown to invitees and knockers (spec: "Stripped state"; the recommended set plus the topic). */
+const STRIPPED_TYPES = [
+  "m.room.create",
+  "m.room.join_rules",
+  "m.room.name",
+  "m.room.avatar",
+  "m.room.canonical_alias",
+  "m.room.encryption",
+  "m.room.topic",
+];
+
+const stripped = (e: StoredEvent) => ({
+  type: e.type,
+  state_key: e.stateKey ?? "",
+  sender: e.sender,
+  content: e.pdu.content ?? {},
+});
+
+/**
+ * Stripped state for an invite or knock. `memberEventId` is the user's invite/knock event. An invite carrying
+ * `unsigned.invite_room_state` (federated invites) is used as given.
+ */
+export async function strippedState(
+  ctx: SyncCtx,
+  roomId: string,
+  memberEventId: string,
+): Promise<Record<string, any>[]> {
+  const { store } = ctx.hs;
+  const member = await store.getEvent(memberEventId);
+  const given = member?.pdu.unsigned?.invite_room_state;
+  const out: Record<string, any>[] = [];
+  if (Array.isArray(given)) out.push(...given.filter((e) => e && typeof e === "object" && e.type !== "m.room.member"));
+  else {
+    const state = await store.getStateAt(roomId, member?.stream ?? ctx.upto, STRIPPED_TYPES);
+    for (const e of state) out.push(stripped(e));
+    // The inviter's own membership lets clients show who invited them.
+    if (member && member.sender !== ctx.userId) {
+      const inviter = await store.getStateAt(roomId, member.stream, ["m.room.member"]);
+      const ev = inviter.find((e) => e.stateKey === member.sender);
+      if (ev) out.push(stripped(ev));
+    }
+  }
+  if (member) out.push(stripped(member));
+  return out;
+}
+
+/** Internal account data types never reach clients. */
+const isInternal = (type: string) => type.startsWith("ami.");
+
+export interface AccountDataSplit {
+  global: Record<string, any>[];
+  rooms: Map<string, Record<string, any>[]>;
+}
+
+/** Account data changed since the token (all of it on an initial sync), split into global and per room. */
+export async function accountData(ctx: SyncCtx): Promise<AccountDataSplit> {
+  const rows = (await ctx.hs.store.getAccountDataSince(ctx.userId, ctx.since?.stream ?? 0)).filter(
+    (r) => r.stream <= ctx.upto && !isInternal(r.type),
+  );
+  rows.sort((a, b) => a.stream - b.stream);
+  const globalFilter = ctx.filter.account_data;
+  const roomFilter = ctx.filter.room?.account_data;
+  const global: Record<string, any>[] = [];
+  const rooms = new Map<string, Record<string, any>[]>();
+  let sawPushRules = false;
+  for (const r of rows) {
+    if (r.roomId === null) {
+      if (r.type === PUSH_RULES_TYPE) sawPushRules = true;
+      if (eventAllowed(globalFilter, r.type, undefined)) global.push(toEvent(ctx, r));
+    } else if (
+      eventAllowed(roomFilter, r.type, undefined) &&
+      !roomFilter?.not_rooms?.includes(r.roomId) &&
+      (!roomFilter?.rooms || roomFilter.rooms.includes(r.roomId))
+    ) {
+      const list = rooms.get(r.roomId);
+      if (list) list.push(toEvent(ctx, r));
+      else rooms.set(r.roomId, [toEvent(ctx, r)]);
+    }
+  }
+  // Clients learn their push rules from the initial sync (Synapse does the same): send the defaults if unset.
+  if (!ctx.since && !sawPushRules && eventAllowed(globalFilter, PUSH_RULES_TYPE, undefined)) {
+    global.push(withFields(ctx, { type: PUSH_RULES_TYPE, content: pushRulesContent(mergeRuleset(ctx.userId, null)) }));
+  }
+  return {
+    global: limitNewest(global, globalFilter),
+    rooms: roomFilter?.limit ? new Map([...rooms].map(([k, v]) => [k, limitNewest(v, roomFilter)])) : rooms,
+  };
+}
+
+function toEvent(ctx: SyncCtx, r: AccountDataRow): Record<string, any> {
+  const content =
+    r.type === PUSH_RULES_TYPE && r.roomId === null ? pushRulesContent(mergeRuleset(ctx.userId, r.content)) : r.content;
+  return withFields(ctx, { type: r.type, content });
+}
+
+const withFields = (ctx: SyncCtx, e: Record<string, any>) =>
+  ctx.filter.event_fields ? pickFields(e, ctx.filter.event_fields) : e;
+
+/** A user counts as currently active for this long after their last activity. */
+export const ACTIVE_WINDOW_MS = 60_000;
+
+/** m.presence events of users sharing a room with the syncing user (and the user's own), changed since the token. */
+export async function presenceEvents(ctx: SyncCtx, userIds: Set<string>): Promise<Record<string, any>[]> {
+  if (!ctx.hs.config.presence.enabled || userIds.size === 0) return [];
+  const f = ctx.filter.presence;
+  if (f && !eventAllowed(f, "m.presence", undefined) && f.types) return [];
+  const rows = await ctx.hs.store.getPresenceSince([...userIds], ctx.since?.stream ?? 0);
+  const out: Record<string, any>[] = [];
+  for (const p of rows.sort((a, b) => a.stream - b.stream)) {
+    if (p.stream > ctx.upto || !eventAllowed(f, "m.presence", p.userId)) continue;
+    const ago = Math.max(0, ctx.now - p.lastActiveTs);
+    const content: Record<string, any> = {
+      presence: p.presence,
+      last_active_ago: ago,
+      currently_active: p.presence === "online" && ago < ACTIVE_WINDOW_MS,
+    };
+    if (p.statusMsg !== null) content.status_msg = p.statusMsg;
+    out.push(withFields(ctx, { type: "m.presence", sender: p.userId, content }));
+  }
+  return limitNewest(out, f);
+}

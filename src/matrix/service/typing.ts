@@ -1,0 +1,83 @@
+/**
+ * Typing notifications (spec: "Typing Notifications"): in memory only. A user types in a room until they say
+ * they stopped or their `timeout` elapses; every change bumps `serial` (part of sync tokens) and wakes /sync.
+ */
+import type { Homeserver, TypingService } from "../hs.ts";
+
+/** Longest a single PUT /typing keeps a user typing; clients re-send while the user keeps typing. */
+export const MAX_TYPING_TIMEOUT_MS = 30_000;
+
+interface Entry {
+  expires: number;
+  timer: NodeJS.Timeout;
+}
+
+export class Typing implements TypingService {
+  readonly #hs: Homeserver;
+  /** roomId -> userId -> entry, in the order users started typing. */
+  readonly #rooms = new Map<string, Map<string, Entry>>();
+  /** roomId -> serial of its last change. */
+  readonly #changed = new Map<string, number>();
+  #serial = 0;
+
+  constructor(hs: Homeserver) {
+    this.#hs = hs;
+  }
+
+  get serial(): number {
+    return this.#serial;
+  }
+
+  setTyping(roomId: string, userId: string, typing: boolean, timeoutMs: number): void {
+    let users = this.#rooms.get(roomId);
+    const cur = users?.get(userId);
+    if (!typing) {
+      if (!cur || !users) return;
+      clearTimeout(cur.timer);
+      users.delete(userId);
+      if (users.size === 0) this.#rooms.delete(roomId);
+      this.#bump(roomId);
+      return;
+    }
+    const ms = Math.max(
+      0,
+      Math.min(Number.isFinite(timeoutMs) ? timeoutMs : MAX_TYPING_TIMEOUT_MS, MAX_TYPING_TIMEOUT_MS),
+    );
+    if (cur) clearTimeout(cur.timer);
+    const timer = setTimeout(() => this.#expire(roomId, userId), ms);
+    timer.unref();
+    if (!users) {
+      users = new Map();
+      this.#rooms.set(roomId, users);
+    }
+    users.set(userId, { expires: Date.now() + ms, timer });
+    // Refreshing an existing typing user changes nothing a client can see: no wake-up.
+    if (!cur) this.#bump(roomId);
+  }
+
+  typingIn(roomId: string): string[] {
+    const users = this.#rooms.get(roomId);
+    return users ? [...users.keys()] : [];
+  }
+
+  changedSince(serial: number): Set<string> {
+    const out = new Set<string>();
+    if (serial >= this.#serial) return out;
+    for (const [room, s] of this.#changed) if (s > serial) out.add(room);
+    return out;
+  }
+
+  #expire(roomId: string, userId: string): void {
+    const users = this.#rooms.get(roomId);
+    const e = users?.get(userId);
+    if (!users || !e) return;
+    users.delete(userId);
+    if (users.size === 0) this.#rooms.delete(roomId);
+    this.#bump(roomId);
+  }
+
+  #bump(roomId: string): void {
+    this.#changed.set(roomId, ++this.#serial);
+    this.#hs.notifier.notify();
+  }
+}

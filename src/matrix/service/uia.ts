@@ -1,0 +1,138 @@
+/**
+ * User-interactive authentication (spec "User-Interactive Authentication API"): sessions, the stages we
+ * offer (m.login.dummy, m.login.password, m.login.registration_token) and the 401 challenge bodies.
+ */
+import { AmiError } from "../../core/errors.ts";
+import { randomString } from "../events/ids.ts";
+import type { Homeserver } from "../hs.ts";
+import type { MatrixRequest, Reply } from "../http/types.ts";
+import { loginUserId, registrationTokenUsable } from "./registration.ts";
+
+const SESSION_MS = 10 * 60_000;
+const MAX_SESSIONS = 10_000;
+
+export interface UiaSession {
+  id: string;
+  /** What the session authorises (`register`, `deactivate:@u:s`...): a session cannot be reused elsewhere. */
+  purpose: string;
+  completed: Set<string>;
+  created: number;
+  /** The registration token the m.login.registration_token stage accepted. */
+  registrationToken?: string;
+}
+
+const sessionsByHs = new WeakMap<Homeserver, Map<string, UiaSession>>();
+
+function sessions(hs: Homeserver): Map<string, UiaSession> {
+  let m = sessionsByHs.get(hs);
+  if (!m) {
+    m = new Map();
+    sessionsByHs.set(hs, m);
+  }
+  return m;
+}
+
+function newSession(hs: Homeserver, purpose: string): UiaSession {
+  const m = sessions(hs);
+  const now = Date.now();
+  if (m.size >= MAX_SESSIONS) for (const [k, s] of m) if (s.created + SESSION_MS < now) m.delete(k);
+  if (m.size >= MAX_SESSIONS) m.delete(m.keys().next().value as string);
+  const s: UiaSession = { id: randomString(24), purpose, completed: new Set(), created: now };
+  m.set(s.id, s);
+  return s;
+}
+
+function challenge(flows: string[][], s: UiaSession, error?: { errcode: string; error: string }): Reply {
+  return {
+    status: 401,
+    json: {
+      ...error,
+      flows: flows.map((stages) => ({ stages })),
+      params: {},
+      session: s.id,
+      ...(s.completed.size ? { completed: [...s.completed] } : {}),
+    },
+  };
+}
+
+export type UiaResult = { done: true; session: UiaSession } | { done: false; reply: Reply };
+
+/**
+ * Run one UIA step for `req.body.auth`. `userId`: the account the m.login.password stage must prove (the
+ * requester). Returns the 401 reply to send, or done once a whole flow is complete.
+ */
+export async function checkUia(
+  req: MatrixRequest,
+  flows: string[][],
+  purpose: string,
+  userId?: string,
+): Promise<UiaResult> {
+  const { hs } = req;
+  const auth = req.body?.auth;
+  if (auth === undefined || auth === null) return { done: false, reply: challenge(flows, newSession(hs, purpose)) };
+  if (typeof auth !== "object" || Array.isArray(auth)) throw new AmiError("M_BAD_JSON", "'auth' must be an object");
+  if (auth.session !== undefined && typeof auth.session !== "string")
+    throw new AmiError("M_BAD_JSON", "'auth.session' must be a string");
+  if (auth.type !== undefined && typeof auth.type !== "string")
+    throw new AmiError("M_BAD_JSON", "'auth.type' must be a string");
+
+  let s: UiaSession;
+  if (auth.session !== undefined) {
+    const found = sessions(hs).get(auth.session);
+    if (!found || found.created + SESSION_MS < Date.now())
+      throw new AmiError("M_INVALID_PARAM", "Unknown or expired UIA session");
+    if (found.purpose !== purpose) throw new AmiError("M_FORBIDDEN", "UIA session was started for another request");
+    s = found;
+  } else s = newSession(hs, purpose);
+
+  if (auth.type === undefined) return { done: false, reply: challenge(flows, s) };
+  if (!flows.some((f) => f.includes(auth.type))) {
+    return {
+      done: false,
+      reply: challenge(flows, s, { errcode: "M_UNRECOGNIZED", error: `Unsupported stage ${auth.type}` }),
+    };
+  }
+  const failure = await runStage(hs, auth, s, userId);
+  if (failure) return { done: false, reply: challenge(flows, s, { errcode: "M_FORBIDDEN", error: failure }) };
+  s.completed.add(auth.type);
+  if (flows.some((f) => f.every((st) => s.completed.has(st)))) return { done: true, session: s };
+  return { done: false, reply: challenge(flows, s) };
+}
+
+/** Null when the stage passed, else why not. */
+async function runStage(
+  hs: Homeserver,
+  auth: Record<string, any>,
+  s: UiaSession,
+  userId?: string,
+): Promise<string | null> {
+  switch (auth.type) {
+    case "m.login.dummy":
+      return null;
+    case "m.login.password": {
+      const who = auth.identifier?.type === "m.id.user" ? auth.identifier.user : auth.user;
+      if (typeof auth.password !== "string") throw new AmiError("M_BAD_JSON", "'auth.password' must be a string");
+      if (who !== undefined && typeof who !== "string")
+        throw new AmiError("M_BAD_JSON", "'auth.identifier.user' must be a string");
+      const claimed = who === undefined ? userId : loginUserId(hs, who);
+      if (!userId || claimed !== userId) return "Password stage must authenticate the requesting user";
+      const user = await hs.store.getUser(userId);
+      if (!user?.passwordHash || user.deactivated) return "Invalid password";
+      return (await hs.auth.verifyPassword(auth.password, user.passwordHash)) ? null : "Invalid password";
+    }
+    case "m.login.registration_token": {
+      if (typeof auth.token !== "string") throw new AmiError("M_BAD_JSON", "'auth.token' must be a string");
+      if (!registrationTokenUsable(await hs.store.getRegistrationToken(auth.token)))
+        return "Invalid registration token";
+      s.registrationToken = auth.token;
+      return null;
+    }
+    default:
+      return `Unsupported stage ${auth.type}`;
+  }
+}
+
+/** Drop a session once the request it authorised has succeeded. */
+export function finishUia(hs: Homeserver, s: UiaSession): void {
+  sessions(hs).delete(s.id);
+}

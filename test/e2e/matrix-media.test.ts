@@ -1,0 +1,144 @@
+/** Media repository: upload/download byte-identical, type and filename kept, limits, authenticated vs legacy routes. */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { assertSpec } from "../../src/test/spec-schema.ts";
+import { BACKENDS } from "./helpers/homeserver.ts";
+import { type Kit, startKit } from "./matrix-accounts-kit.ts";
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+const MAX = 256 * 1024;
+
+for (const backend of BACKENDS) {
+  describe(`media on ${backend}`, () => {
+    let k: Kit;
+    let token: string;
+    before(async () => {
+      k = await startKit(backend, { media: { maxUploadBytes: MAX } });
+      token = (await k.register("uploader")).token;
+    });
+    after(async () => {
+      await k.dispose();
+      assert.deepEqual(k.errors, [], "no internal errors");
+    });
+
+    const upload = (body: Buffer, type: string | undefined, filename?: string, t: string | null = token) =>
+      k.call(
+        "POST",
+        `/_matrix/media/v3/upload${filename ? `?filename=${encodeURIComponent(filename)}` : ""}`,
+        body,
+        t ?? undefined,
+        type ? { "Content-Type": type } : {},
+      );
+
+    test("upload then authenticated download is byte-identical, with type and filename", async () => {
+      const bytes = randomBytes(200_000);
+      const up = await upload(bytes, "application/x-thing", "data file ü.bin");
+      assert.equal(up.status, 200, JSON.stringify(up.body));
+      assertSpec("content-repo.yaml", "/media/v3/upload", "POST", 200, up.body);
+      const m = /^mxc:\/\/localhost\/([A-Za-z0-9_-]+)$/.exec(up.body.content_uri);
+      assert.ok(m, up.body.content_uri);
+      const id = m[1];
+      const dl = await k.call("GET", `/_matrix/client/v1/media/download/localhost/${id}`, undefined, token);
+      assert.equal(dl.status, 200);
+      assert.equal(sha(dl.body), sha(bytes));
+      assert.equal(dl.headers.get("content-type"), "application/x-thing");
+      assert.equal(dl.headers.get("content-disposition"), "attachment; filename*=UTF-8''data%20file%20%C3%BC.bin");
+      const row = await k.hs.store.getMedia(id);
+      assert.equal(row?.sha256, sha(bytes));
+      assert.equal(row?.size, bytes.length);
+      // A file name in the path overrides the stored one.
+      const named = await k.call(
+        "GET",
+        `/_matrix/client/v1/media/download/localhost/${id}/other.bin`,
+        undefined,
+        token,
+      );
+      assert.equal(named.headers.get("content-disposition"), "attachment; filename*=UTF-8''other.bin");
+      assert.equal(sha(named.body), sha(bytes));
+      // The legacy route is unauthenticated.
+      const legacy = await k.call("GET", `/_matrix/media/v3/download/localhost/${id}`);
+      assert.equal(legacy.status, 200);
+      assert.equal(sha(legacy.body), sha(bytes));
+      const r0 = await k.call("GET", `/_matrix/media/r0/download/localhost/${id}/x`);
+      assert.equal(sha(r0.body), sha(bytes));
+    });
+
+    test("safe types are inline; images thumbnail to their original bytes; others have no thumbnail", async () => {
+      const png = Buffer.from("89504e470d0a1a0a0000000d4948445200000001000000010806000000", "hex");
+      const up = await upload(png, "image/png", "dot.png");
+      const id = up.body.content_uri.split("/").pop();
+      const dl = await k.call("GET", `/_matrix/client/v1/media/download/localhost/${id}`, undefined, token);
+      assert.equal(dl.headers.get("content-disposition"), "inline; filename*=UTF-8''dot.png");
+      assert.match(dl.headers.get("content-security-policy") ?? "", /sandbox/);
+      const th = await k.call(
+        "GET",
+        `/_matrix/client/v1/media/thumbnail/localhost/${id}?width=32&height=32&method=scale`,
+        undefined,
+        token,
+      );
+      assert.equal(th.status, 200);
+      assert.equal(th.headers.get("content-type"), "image/png");
+      assert.equal(sha(th.body), sha(png));
+      assert.equal((await k.call("GET", `/_matrix/media/v3/thumbnail/localhost/${id}?width=32&height=32`)).status, 200);
+      assert.equal(
+        (await k.call("GET", `/_matrix/client/v1/media/thumbnail/localhost/${id}?width=32`, undefined, token)).body
+          .errcode,
+        "M_MISSING_PARAM",
+      );
+      assert.equal(
+        (await k.call("GET", `/_matrix/client/v1/media/thumbnail/localhost/${id}?width=a&height=1`, undefined, token))
+          .body.errcode,
+        "M_INVALID_PARAM",
+      );
+      const html = await upload(Buffer.from("<script>alert(1)</script>"), "text/html");
+      const hid = html.body.content_uri.split("/").pop();
+      const hd = await k.call("GET", `/_matrix/client/v1/media/download/localhost/${hid}`, undefined, token);
+      assert.equal(hd.headers.get("content-disposition"), "attachment");
+      assert.equal(
+        (await k.call("GET", `/_matrix/client/v1/media/thumbnail/localhost/${hid}?width=1&height=1`, undefined, token))
+          .status,
+        404,
+      );
+      const noType = await upload(Buffer.from("x"), undefined);
+      const nid = noType.body.content_uri.split("/").pop();
+      assert.equal(
+        (await k.call("GET", `/_matrix/media/v3/download/localhost/${nid}`)).headers.get("content-type"),
+        "application/octet-stream",
+      );
+      const empty = await upload(Buffer.alloc(0), "text/plain");
+      const eid = empty.body.content_uri.split("/").pop();
+      const ed = await k.call("GET", `/_matrix/media/v3/download/localhost/${eid}`);
+      assert.deepEqual([ed.status, ed.body.length], [200, 0]);
+    });
+
+    test("auth, limits, config and unknown media", async () => {
+      const noAuth = await upload(Buffer.from("x"), "text/plain", undefined, null);
+      assert.deepEqual([noAuth.status, noAuth.body.errcode], [401, "M_MISSING_TOKEN"]);
+      const bad = await upload(Buffer.from("x"), "text/plain", undefined, "bogus");
+      assert.deepEqual([bad.status, bad.body.errcode], [401, "M_UNKNOWN_TOKEN"]);
+      const big = await upload(Buffer.alloc(MAX + 1), "application/octet-stream");
+      assert.deepEqual([big.status, big.body.errcode], [413, "M_TOO_LARGE"]);
+      const exact = await upload(Buffer.alloc(MAX, 7), "application/octet-stream");
+      assert.equal(exact.status, 200);
+      const up = await upload(Buffer.from("secret"), "text/plain");
+      const id = up.body.content_uri.split("/").pop();
+      const unauth = await k.call("GET", `/_matrix/client/v1/media/download/localhost/${id}`);
+      assert.deepEqual([unauth.status, unauth.body.errcode], [401, "M_MISSING_TOKEN"]);
+      for (const path of [
+        "/_matrix/client/v1/media/download/localhost/doesnotexist",
+        "/_matrix/client/v1/media/download/elsewhere.org/" + id,
+        "/_matrix/client/v1/media/download/localhost/..%2F..%2Fetc",
+      ]) {
+        const r = await k.call("GET", path, undefined, token);
+        assert.deepEqual([r.status, r.body.errcode], [404, "M_NOT_FOUND"], path);
+      }
+      const cfg = await k.call("GET", "/_matrix/client/v1/media/config", undefined, token);
+      assertSpec("authed-content-repo.yaml", "/media/config", "GET", 200, cfg.body);
+      assert.deepEqual(cfg.body, { "m.upload.size": MAX });
+      assert.deepEqual((await k.call("GET", "/_matrix/media/v3/config", undefined, token)).body, {
+        "m.upload.size": MAX,
+      });
+    });
+  });
+}
