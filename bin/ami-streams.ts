@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-/** Entry point: `node bin/ami-streams.ts <command> ...` (the `bin/ami-streams` wrapper picks Node 24). */
+/** Entry point: `node bin/ami-streams.ts <command> ...` (the `bin/ami-streams` wrapper picks Node 24
+ * and starts it through bin/ami-streams.mjs, which turns on the compile cache first). */
 const argv = process.argv.slice(2);
 if (argv[0] === "serve" && !argv.includes("--help") && !argv.includes("-h")) {
   // Service processes skip the CLI/MCP machinery: less to load, less resident memory.

@@ -113,7 +113,8 @@ export class ServiceRunner {
 
   #spawn(): void {
     if (!this.#wantUp) return;
-    const args = [binEntry, "serve", this.name];
+    // A 1 MB young generation keeps an idle service small; its throughput cost is negligible here.
+    const args = ["--max-semi-space-size=1", binEntry, "serve", this.name];
     if (this.#configPath) args.push("--config", this.#configPath);
     const fd = openSync(this.#paths.logFile(this.name), "a");
     const child = spawn(process.execPath, args, { stdio: ["ignore", fd, fd], env: process.env });

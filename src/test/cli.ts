@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
-export const binEntry = join(repoRoot, "bin", "ami-streams.ts");
+export const binEntry = join(repoRoot, "bin", "ami-streams.mjs");
 export const binWrapper = join(repoRoot, "bin", "ami-streams");
 export const setupShell = join(repoRoot, "scripts", "setup-shell.sh");
 

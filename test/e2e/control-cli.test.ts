@@ -124,7 +124,7 @@ test("bin/ami-streams picks Node >= 24: the repo's own, else PATH's, else fails 
   const fake = join(h.home, "fake");
   mkdirSync(join(fake, "bin"), { recursive: true });
   copyFileSync(join(repoRoot, "bin", "ami-streams"), join(fake, "bin", "ami-streams"));
-  writeFileSync(join(fake, "bin", "ami-streams.ts"), "console.log(process.version)\n");
+  writeFileSync(join(fake, "bin", "ami-streams.mjs"), "console.log(process.version)\n");
   const oldNode = join(h.home, "oldnode");
   mkdirSync(oldNode);
   writeFileSync(join(oldNode, "node"), "#!/bin/sh\necho 20\n");
