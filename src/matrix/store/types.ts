@@ -212,6 +212,8 @@ export interface Store {
    * record the transaction ID when given. Throws if eventId already exists.
    */
   persistEvent(e: NewEvent): Promise<void>;
+  /** persistEvent for several events in one transaction (all or nothing), in the order given. */
+  persistEvents(events: NewEvent[]): Promise<void>;
   getEvent(eventId: string): Promise<StoredEvent | null>;
   /** Events found among `eventIds`, in stream order. */
   getEvents(eventIds: string[]): Promise<StoredEvent[]>;
@@ -234,7 +236,13 @@ export interface Store {
   /** For each room, its greatest event stream position (rooms with no events are absent). */
   getRoomMaxStreams(roomIds: string[]): Promise<Map<string, number>>;
   /** Events of a room with stream in (afterStream, uptoStream] whose sender is not `excludeSender` and type is in `types`. */
-  countEvents(roomId: string, afterStream: number, uptoStream: number, excludeSender: string, types: string[]): Promise<number>;
+  countEvents(
+    roomId: string,
+    afterStream: number,
+    uptoStream: number,
+    excludeSender: string,
+    types: string[],
+  ): Promise<number>;
   /** Greatest stream position across every streamed table (0 when empty). */
   getMaxStream(): Promise<number>;
 

@@ -1,12 +1,15 @@
 /** The SQLite connection: pragmas, a prepared-statement cache, transactions and migrations. */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { schemaTooNew } from "../common.ts";
+import { DatabaseSync, type SQLInputValue, type StatementResultingChanges, type StatementSync } from "node:sqlite";
+import { nulInText, schemaTooNew } from "../common.ts";
 
 /** SQLite extended result codes for uniqueness violations (SQLITE_CONSTRAINT_PRIMARYKEY, _UNIQUE). */
 const UNIQUE_CODES = new Set([1555, 2067]);
-export const isUniqueViolation = (e: unknown): boolean => UNIQUE_CODES.has((e as { errcode?: number })?.errcode ?? 0);
+const errcode = (e: unknown): number => (e as { errcode?: number })?.errcode ?? 0;
+export const isUniqueViolation = (e: unknown): boolean => UNIQUE_CODES.has(errcode(e));
+/** SQLITE_CONSTRAINT_FOREIGNKEY */
+export const isForeignKeyViolation = (e: unknown): boolean => errcode(e) === 787;
 
 export class SqliteDb {
   readonly db: DatabaseSync;
@@ -24,6 +27,8 @@ export class SqliteDb {
       PRAGMA foreign_keys = ON;
       PRAGMA temp_store = MEMORY;
       PRAGMA cache_size = -20000;
+      PRAGMA wal_autocheckpoint = 10000;
+      PRAGMA journal_size_limit = 67108864;
     `);
   }
 
@@ -35,6 +40,12 @@ export class SqliteDb {
       this.cache.set(sql, s);
     }
     return s;
+  }
+
+  /** Run a write statement; text containing NUL is refused (see nulInText). */
+  run(sql: string, ...params: SQLInputValue[]): StatementResultingChanges {
+    for (const p of params) if (typeof p === "string" && p.includes("\0")) throw nulInText();
+    return this.q(sql).run(...params);
   }
 
   /** Run `fn` in one write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlocks). */
@@ -53,7 +64,9 @@ export class SqliteDb {
   /** Apply every migration newer than the database's schema_version, each in its own transaction. */
   migrate(migrations: string[]): void {
     this.tx(() => {
-      this.db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_ts INTEGER NOT NULL)");
+      this.db.exec(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_ts INTEGER NOT NULL)",
+      );
     });
     for (;;) {
       const done = this.tx(() => {

@@ -1,86 +1,96 @@
 /** Events, state and memberships on SQLite. Arrays are passed as one JSON parameter (json_each) so every
  * statement text is fixed and stays in the prepared-statement cache. */
 import { AmiError } from "../../../core/errors.ts";
-import {
-  containsUrl,
-  EVENT_COLUMNS,
-  eventFromRow,
-  membershipOf,
-  redactsOf,
-  splitTypes,
-  toGlob,
-} from "../common.ts";
+import { containsUrl, membershipOf, redactsOf, splitTypes, toGlob } from "../common.ts";
+import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import type { MembershipRow, NewEvent, RoomEventQuery, StoredEvent } from "../types.ts";
-import { isUniqueViolation, type SqliteDb } from "./db.ts";
+import { isForeignKeyViolation, isUniqueViolation, type SqliteDb } from "./db.ts";
 
 const IN_JSON = "(SELECT value FROM json_each(?))";
 
-export function persistEvent(d: SqliteDb, e: NewEvent): void {
+/** Persist events in one transaction: all of them or none (a batch lets a caller share one commit). */
+export function persistEvents(d: SqliteDb, events: NewEvent[]): void {
   d.tx(() => {
+    for (const e of events) insertEvent(d, e);
+  });
+}
+
+function insertEvent(d: SqliteDb, e: NewEvent): void {
+  try {
+    d.run(
+      `INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, contains_url,
+         pdu, txn_device_id, txn_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      e.stream,
+      e.eventId,
+      e.roomId,
+      e.type,
+      e.stateKey,
+      e.sender,
+      e.originServerTs,
+      e.depth,
+      containsUrl(e.pdu) ? 1 : 0,
+      JSON.stringify(e.pdu),
+      e.txn?.deviceId ?? null,
+      e.txn?.txnId ?? null,
+    );
+  } catch (err) {
+    if (isUniqueViolation(err))
+      throw new AmiError("M_UNKNOWN", `event ${e.eventId} or stream position ${e.stream} already persisted`);
+    if (isForeignKeyViolation(err)) throw new AmiError("M_UNKNOWN", `room ${e.roomId} is not in the store`);
+    throw err;
+  }
+  if (e.stateKey !== null) {
+    d.run(
+      "INSERT INTO state_history (room_id, type, state_key, stream, event_id) VALUES (?, ?, ?, ?, ?)",
+      e.roomId,
+      e.type,
+      e.stateKey,
+      e.stream,
+      e.eventId,
+    );
+    d.run(
+      `INSERT INTO current_state (room_id, type, state_key, stream, event_id) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (room_id, type, state_key) DO UPDATE SET stream = excluded.stream, event_id = excluded.event_id`,
+      e.roomId,
+      e.type,
+      e.stateKey,
+      e.stream,
+      e.eventId,
+    );
+  }
+  const membership = membershipOf(e);
+  if (membership !== null) {
+    d.run(
+      `INSERT INTO memberships (room_id, user_id, membership, event_id, stream) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,
+         stream = excluded.stream`,
+      e.roomId,
+      e.stateKey,
+      membership,
+      e.eventId,
+      e.stream,
+    );
+  }
+  if (e.type === "m.room.redaction") {
+    const target = redactsOf(e.pdu);
+    // The first redaction wins; a later one changes nothing a client could see.
+    if (target !== null)
+      d.run("UPDATE events SET redacted_by = ? WHERE event_id = ? AND redacted_by IS NULL", e.eventId, target);
+  }
+  if (e.txn) {
     try {
-      d.q(
-        `INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, contains_url,
-           pdu, txn_device_id, txn_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        e.stream,
+      d.run(
+        "INSERT INTO event_txns (user_id, device_id, txn_id, event_id) VALUES (?, ?, ?, ?)",
+        e.txn.userId,
+        e.txn.deviceId,
+        e.txn.txnId,
         e.eventId,
-        e.roomId,
-        e.type,
-        e.stateKey,
-        e.sender,
-        e.originServerTs,
-        e.depth,
-        containsUrl(e.pdu) ? 1 : 0,
-        JSON.stringify(e.pdu),
-        e.txn?.deviceId ?? null,
-        e.txn?.txnId ?? null,
       );
     } catch (err) {
-      if (isUniqueViolation(err))
-        throw new AmiError("M_UNKNOWN", `event ${e.eventId} or stream position ${e.stream} already persisted`);
+      if (isUniqueViolation(err)) throw new AmiError("M_UNKNOWN", `transaction ${e.txn.txnId} already recorded`);
       throw err;
     }
-    if (e.stateKey !== null) {
-      d.q("INSERT INTO state_history (room_id, type, state_key, stream, event_id) VALUES (?, ?, ?, ?, ?)").run(
-        e.roomId,
-        e.type,
-        e.stateKey,
-        e.stream,
-        e.eventId,
-      );
-      d.q(
-        `INSERT INTO current_state (room_id, type, state_key, stream, event_id) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (room_id, type, state_key) DO UPDATE SET stream = excluded.stream, event_id = excluded.event_id`,
-      ).run(e.roomId, e.type, e.stateKey, e.stream, e.eventId);
-    }
-    const membership = membershipOf(e);
-    if (membership !== null) {
-      d.q(
-        `INSERT INTO memberships (room_id, user_id, membership, event_id, stream) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,
-           stream = excluded.stream`,
-      ).run(e.roomId, e.stateKey, membership, e.eventId, e.stream);
-    }
-    if (e.type === "m.room.redaction") {
-      const target = redactsOf(e.pdu);
-      // The first redaction wins; a later one changes nothing a client could see.
-      if (target !== null)
-        d.q("UPDATE events SET redacted_by = ? WHERE event_id = ? AND redacted_by IS NULL").run(e.eventId, target);
-    }
-    if (e.txn) {
-      try {
-        d.q("INSERT INTO event_txns (user_id, device_id, txn_id, event_id) VALUES (?, ?, ?, ?)").run(
-          e.txn.userId,
-          e.txn.deviceId,
-          e.txn.txnId,
-          e.eventId,
-        );
-      } catch (err) {
-        if (isUniqueViolation(err)) throw new AmiError("M_UNKNOWN", `transaction ${e.txn.txnId} already recorded`);
-        throw err;
-      }
-    }
-  });
+  }
 }
 
 const one = (row: unknown): StoredEvent | null => (row ? eventFromRow(row) : null);

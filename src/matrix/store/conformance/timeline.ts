@@ -1,0 +1,106 @@
+/** Conformance: getRoomEvents in both directions, bounds, limits and every filter. */
+import assert from "node:assert/strict";
+import type { RoomEventQuery, Store } from "../types.ts";
+import { event, type MakeStore, seedRoom, storeTest, streams } from "./helpers.ts";
+
+const R = "!room:hs";
+const MAX = Number.MAX_SAFE_INTEGER;
+
+/** Streams 1..12 in R (and a second room interleaved) with varied types, senders and urls. */
+async function seed(s: Store): Promise<void> {
+  await seedRoom(s, R, [
+    event(1, R, "m.room.create", { stateKey: "" }),
+    event(2, R, "m.room.message", { sender: "@alice:hs", content: { body: "a" } }),
+    event(3, R, "m.room.message", { sender: "@bob:hs", content: { body: "img", url: "mxc://hs/1" } }),
+  ]);
+  await seedRoom(s, "!other:hs", [event(4, "!other:hs", "m.room.message")]);
+  for (const e of [
+    event(5, R, "m.reaction", { sender: "@bob:hs" }),
+    event(6, R, "m.room.encrypted", { sender: "@carol:hs" }),
+    event(7, R, "m.room.message", { sender: "@carol:hs", content: { url: 42 } }), // not a string: no url
+    event(8, R, "m.room.name", { stateKey: "", sender: "@alice:hs" }),
+    event(9, R, "m.a_b", { sender: "@alice:hs" }),
+    event(10, R, "m.aXb", { sender: "@alice:hs" }),
+    event(11, R, "m.room.message", { sender: "@bob:hs", content: { url: "mxc://hs/2" } }),
+    event(12, R, "x.50%", { sender: "@bob:hs" }),
+    event(13, "!other:hs", "m.room.message"),
+  ])
+    await s.persistEvent(e);
+}
+
+export function timelineTests(make: MakeStore): void {
+  const q = (s: Store, over: Partial<RoomEventQuery>) =>
+    s.getRoomEvents({ roomId: R, dir: "b", from: MAX, limit: 100, ...over }).then(streams);
+
+  storeTest(make, "getRoomEvents: directions, exclusive from/to, limit", async (s) => {
+    await seed(s);
+    assert.deepEqual(await q(s, {}), [12, 11, 10, 9, 8, 7, 6, 5, 3, 2, 1]);
+    assert.deepEqual(await q(s, { dir: "f", from: 0 }), [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert.deepEqual(await q(s, { from: 8, limit: 3 }), [7, 6, 5]);
+    assert.deepEqual(await q(s, { dir: "f", from: 3, limit: 3 }), [5, 6, 7]);
+    assert.deepEqual(await q(s, { from: 8, to: 3 }), [7, 6, 5]);
+    assert.deepEqual(await q(s, { dir: "f", from: 3, to: 8 }), [5, 6, 7]);
+    assert.deepEqual(await q(s, { dir: "f", from: 3, to: 4 }), []);
+    assert.deepEqual(await q(s, { from: 1 }), []);
+    assert.deepEqual(await q(s, { dir: "f", from: 12 }), []);
+    assert.deepEqual(await q(s, { limit: 0 }), []);
+    assert.deepEqual(await q(s, { roomId: "!none:hs" }), []);
+  });
+
+  storeTest(make, "getRoomEvents: paging in either direction yields the whole timeline once", async (s) => {
+    await seed(s);
+    const back: number[] = [];
+    for (let from = MAX; ; ) {
+      const page = await q(s, { from, limit: 4 });
+      if (page.length === 0) break;
+      back.push(...page);
+      from = page[page.length - 1];
+    }
+    const fwd: number[] = [];
+    for (let from = 0; ; ) {
+      const page = await q(s, { dir: "f", from, limit: 4 });
+      if (page.length === 0) break;
+      fwd.push(...page);
+      from = page[page.length - 1];
+    }
+    assert.deepEqual(back, [12, 11, 10, 9, 8, 7, 6, 5, 3, 2, 1]);
+    assert.deepEqual(fwd, [...back].reverse());
+  });
+
+  storeTest(make, "getRoomEvents: types and notTypes, exact and with * wildcards", async (s) => {
+    await seed(s);
+    assert.deepEqual(await q(s, { types: ["m.room.message"] }), [11, 7, 3, 2]);
+    assert.deepEqual(await q(s, { types: ["m.room.message", "m.reaction"] }), [11, 7, 5, 3, 2]);
+    assert.deepEqual(await q(s, { types: ["m.room.*"] }), [11, 8, 7, 6, 3, 2, 1]);
+    assert.deepEqual(await q(s, { types: ["*"] }), [12, 11, 10, 9, 8, 7, 6, 5, 3, 2, 1]);
+    assert.deepEqual(await q(s, { types: ["m.a_b"] }), [9], "_ is literal");
+    assert.deepEqual(await q(s, { types: ["m.a_*"] }), [9], "_ is literal in a pattern too");
+    assert.deepEqual(await q(s, { types: ["x.50%*"] }), [12]);
+    assert.deepEqual(await q(s, { types: ["*%"] }), [12], "% is literal");
+    assert.deepEqual(await q(s, { types: ["M.ROOM.*"] }), [], "types are case-sensitive");
+    assert.deepEqual(await q(s, { types: ["m.reaction", "m.room.e*"] }), [6, 5]);
+    assert.deepEqual(await q(s, { types: [] }), [], "an empty types list matches nothing");
+    assert.deepEqual(await q(s, { notTypes: ["m.room.*"] }), [12, 10, 9, 5]);
+    assert.deepEqual(await q(s, { notTypes: ["m.room.message", "x.*"] }), [10, 9, 8, 6, 5, 1]);
+    assert.deepEqual(await q(s, { notTypes: [] }), [12, 11, 10, 9, 8, 7, 6, 5, 3, 2, 1]);
+    assert.deepEqual(await q(s, { types: ["m.room.*"], notTypes: ["m.room.message"] }), [8, 6, 1]);
+  });
+
+  storeTest(make, "getRoomEvents: senders, notSenders, containsUrl, combined with bounds and limit", async (s) => {
+    await seed(s);
+    assert.deepEqual(await q(s, { senders: ["@bob:hs"] }), [12, 11, 5, 3]);
+    assert.deepEqual(await q(s, { senders: ["@bob:hs", "@carol:hs"] }), [12, 11, 7, 6, 5, 3]);
+    assert.deepEqual(await q(s, { senders: [] }), []);
+    assert.deepEqual(await q(s, { notSenders: ["@alice:hs", "@bob:hs"] }), [7, 6]);
+    assert.deepEqual(await q(s, { notSenders: [] }), [12, 11, 10, 9, 8, 7, 6, 5, 3, 2, 1]);
+    assert.deepEqual(await q(s, { containsUrl: true }), [11, 3]);
+    assert.deepEqual(await q(s, { containsUrl: false }), [12, 10, 9, 8, 7, 6, 5, 2, 1]);
+    assert.deepEqual(
+      await q(s, { types: ["m.room.message"], containsUrl: false, senders: ["@carol:hs", "@alice:hs"] }),
+      [7, 2],
+    );
+    assert.deepEqual(await q(s, { types: ["m.room.message"], notSenders: ["@carol:hs"], from: 11, limit: 1 }), [3]);
+    assert.deepEqual(await q(s, { dir: "f", from: 0, to: 11, senders: ["@bob:hs"], limit: 2 }), [3, 5]);
+    assert.deepEqual(await q(s, { dir: "f", from: 5, notTypes: ["m.room.*", "m.a*"], limit: 2 }), [12]);
+  });
+}

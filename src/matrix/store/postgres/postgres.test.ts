@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, test } from "node:test";
+import pg from "pg";
+import { AmiError } from "../../../core/errors.ts";
+import { runStoreConformance } from "../conformance.ts";
+import { openStore } from "../open.ts";
+import type { Store } from "../types.ts";
+import { parseUrl } from "./db.ts";
+import { MIGRATIONS } from "./schema.ts";
+
+// A throwaway database for this file; each test gets its own schema in it (?schema=), so tests stay isolated
+// without paying for a CREATE DATABASE each.
+const ADMIN_URL = process.env.AMI_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const dbName = `ami_test_${randomBytes(6).toString("hex")}`;
+const dbUrl = (() => {
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${dbName}`;
+  return u.toString();
+})();
+
+async function admin(sql: string, url = ADMIN_URL): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+before(() => admin(`CREATE DATABASE ${dbName}`));
+after(() => admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+
+runStoreConformance("postgres", async () => {
+  const url = `${dbUrl}?schema=t_${randomBytes(6).toString("hex")}`;
+  const open: Store[] = [];
+  const openOne = async () => {
+    const s = await openStore(url, "/nonexistent");
+    open.push(s);
+    return s;
+  };
+  return {
+    store: await openOne(),
+    reopen: openOne,
+    database: url,
+    cleanup: async () => {
+      for (const s of open) await s.close();
+    },
+  };
+});
+
+test("postgres: parseUrl keeps the URL's options, adds search_path, hides the password", () => {
+  const p = parseUrl(
+    "postgres://u:pw@db.example:6543/hs?schema=my_hs&options=-c%20synchronous_commit%3Doff&sslmode=disable",
+  );
+  assert.equal(p.schema, "my_hs");
+  assert.equal(p.options, "-c synchronous_commit=off -c search_path=my_hs");
+  assert.ok(!p.connectionString.includes("schema=") && !p.connectionString.includes("options="));
+  assert.match(p.connectionString, /sslmode=disable/);
+  assert.equal(p.where, "db.example:6543/hs");
+  assert.equal(parseUrl("postgresql://localhost/x").schema, "ami_matrix");
+});
+
+test("postgres: two schemas in one database are separate stores; a newer schema is refused", async () => {
+  const a = await openStore(`${dbUrl}?schema=iso_a`, "/tmp");
+  const b = await openStore(`${dbUrl}?schema=iso_b`, "/tmp");
+  try {
+    await a.createRoom({ roomId: "!r:hs", version: "11", creator: "@a:hs", createdTs: 1, isPublic: false });
+    assert.equal(await b.getRoom("!r:hs"), null);
+    assert.equal(await a.countRooms(), 1);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+  await admin(`INSERT INTO iso_a.schema_version (version, applied_ts) VALUES (${MIGRATIONS.length + 1}, 0)`, dbUrl);
+  await assert.rejects(
+    openStore(`${dbUrl}?schema=iso_a`, "/tmp"),
+    (e: unknown) => e instanceof AmiError && /newer/.test(e.message),
+  );
+});
+
+test("postgres: concurrent init() of a fresh schema migrates once", async () => {
+  const url = `${dbUrl}?schema=race`;
+  const stores = await Promise.all(Array.from({ length: 4 }, () => openStore(url, "/tmp")));
+  for (const s of stores) await s.close();
+  const c = new pg.Client({ connectionString: dbUrl });
+  await c.connect();
+  try {
+    const r = await c.query("SELECT count(*)::int AS n FROM race.schema_version");
+    assert.equal(r.rows[0].n, MIGRATIONS.length);
+  } finally {
+    await c.end();
+  }
+});

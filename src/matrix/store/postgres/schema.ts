@@ -1,0 +1,165 @@
+/**
+ * PostgreSQL schema as versioned migrations (same tables and semantics as sqlite/schema.ts). Tables live in
+ * their own schema (search_path is set per connection), so the homeserver can share a database. Identifier
+ * columns use the "C" collation: byte order like SQLite, and cheaper comparisons than a locale.
+ * JSON is kept in text columns, not jsonb: jsonb rejects "\u0000", which Matrix content may carry.
+ */
+const T = 'TEXT COLLATE "C"';
+
+export const MIGRATIONS: string[] = [
+  // 1: initial schema
+  `
+  CREATE TABLE users (
+    user_id ${T} PRIMARY KEY,
+    password_hash TEXT,
+    created_ts BIGINT NOT NULL,
+    admin BOOLEAN NOT NULL DEFAULT false,
+    deactivated BOOLEAN NOT NULL DEFAULT false,
+    is_guest BOOLEAN NOT NULL DEFAULT false,
+    displayname TEXT,
+    avatar_url TEXT
+  );
+
+  CREATE TABLE devices (
+    user_id ${T} NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    device_id ${T} NOT NULL,
+    display_name TEXT,
+    created_ts BIGINT NOT NULL,
+    last_seen_ts BIGINT,
+    last_seen_ip TEXT,
+    PRIMARY KEY (user_id, device_id)
+  );
+
+  CREATE TABLE access_tokens (
+    token_hash ${T} PRIMARY KEY,
+    user_id ${T} NOT NULL,
+    device_id ${T} NOT NULL,
+    created_ts BIGINT NOT NULL,
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id) ON DELETE CASCADE
+  );
+  CREATE INDEX access_tokens_device ON access_tokens(user_id, device_id);
+
+  CREATE TABLE registration_tokens (
+    token ${T} PRIMARY KEY,
+    uses_allowed INTEGER,
+    pending INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    expiry_ts BIGINT
+  );
+
+  CREATE TABLE rooms (
+    room_id ${T} PRIMARY KEY,
+    version TEXT NOT NULL,
+    creator ${T} NOT NULL,
+    created_ts BIGINT NOT NULL,
+    is_public BOOLEAN NOT NULL DEFAULT false
+  );
+
+  CREATE TABLE events (
+    stream BIGINT PRIMARY KEY,
+    event_id ${T} NOT NULL UNIQUE,
+    room_id ${T} NOT NULL REFERENCES rooms(room_id),
+    type ${T} NOT NULL,
+    state_key ${T},
+    sender ${T} NOT NULL,
+    origin_server_ts BIGINT NOT NULL,
+    depth BIGINT NOT NULL,
+    contains_url BOOLEAN NOT NULL DEFAULT false,
+    pdu TEXT NOT NULL,
+    redacted_by ${T},
+    txn_device_id ${T},
+    txn_id ${T}
+  );
+  CREATE INDEX events_room_stream ON events(room_id, stream);
+
+  -- Every state change, so state at any stream position is one indexed query.
+  CREATE TABLE state_history (
+    room_id ${T} NOT NULL,
+    type ${T} NOT NULL,
+    state_key ${T} NOT NULL,
+    stream BIGINT NOT NULL,
+    event_id ${T} NOT NULL,
+    PRIMARY KEY (room_id, type, state_key, stream)
+  );
+
+  CREATE TABLE current_state (
+    room_id ${T} NOT NULL,
+    type ${T} NOT NULL,
+    state_key ${T} NOT NULL,
+    stream BIGINT NOT NULL,
+    event_id ${T} NOT NULL,
+    PRIMARY KEY (room_id, type, state_key)
+  );
+
+  CREATE TABLE memberships (
+    room_id ${T} NOT NULL,
+    user_id ${T} NOT NULL,
+    membership ${T} NOT NULL,
+    event_id ${T} NOT NULL,
+    stream BIGINT NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+  );
+  CREATE INDEX memberships_user ON memberships(user_id);
+
+  CREATE TABLE event_txns (
+    user_id ${T} NOT NULL,
+    device_id ${T} NOT NULL,
+    txn_id ${T} NOT NULL,
+    event_id ${T} NOT NULL,
+    PRIMARY KEY (user_id, device_id, txn_id)
+  );
+
+  CREATE TABLE room_aliases (
+    alias ${T} PRIMARY KEY,
+    room_id ${T} NOT NULL,
+    creator ${T} NOT NULL
+  );
+  CREATE INDEX room_aliases_room ON room_aliases(room_id);
+
+  CREATE TABLE account_data (
+    user_id ${T} NOT NULL,
+    room_id ${T} NOT NULL,
+    type ${T} NOT NULL,
+    content TEXT NOT NULL,
+    stream BIGINT NOT NULL,
+    PRIMARY KEY (user_id, room_id, type)
+  );
+  CREATE INDEX account_data_user_stream ON account_data(user_id, stream);
+
+  CREATE TABLE receipts (
+    room_id ${T} NOT NULL,
+    user_id ${T} NOT NULL,
+    type ${T} NOT NULL,
+    thread_id ${T} NOT NULL,
+    event_id ${T} NOT NULL,
+    ts BIGINT NOT NULL,
+    stream BIGINT NOT NULL,
+    PRIMARY KEY (room_id, user_id, type, thread_id)
+  );
+  CREATE INDEX receipts_room_stream ON receipts(room_id, stream);
+
+  CREATE TABLE presence (
+    user_id ${T} PRIMARY KEY,
+    presence TEXT NOT NULL,
+    status_msg TEXT,
+    last_active_ts BIGINT NOT NULL,
+    stream BIGINT NOT NULL
+  );
+
+  CREATE TABLE filters (
+    filter_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id ${T} NOT NULL,
+    filter TEXT NOT NULL
+  );
+
+  CREATE TABLE media (
+    media_id ${T} PRIMARY KEY,
+    uploader ${T} NOT NULL,
+    content_type TEXT NOT NULL,
+    filename TEXT,
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_ts BIGINT NOT NULL
+  );
+  `,
+];

@@ -1,0 +1,122 @@
+/** Row <-> object mapping shared by both backends (SQLite gives 0/1 for booleans, PostgreSQL true/false). */
+import type {
+  AccountDataRow,
+  DeviceRow,
+  MediaRow,
+  PresenceRow,
+  ReceiptRow,
+  RegistrationTokenRow,
+  RoomRow,
+  StoredEvent,
+  UserPatch,
+  UserRow,
+} from "./types.ts";
+
+/** Global account data and unthreaded receipts are stored under "" so they can be part of a primary key. */
+export const NONE = "";
+
+/** The column set every event query selects, in the order `eventFromRow` expects. */
+export const EVENT_COLUMNS =
+  "e.stream, e.event_id, e.room_id, e.type, e.state_key, e.sender, e.origin_server_ts, e.depth, e.pdu, e.redacted_by, e.txn_device_id, e.txn_id";
+
+export function eventFromRow(r: any): StoredEvent {
+  return {
+    stream: Number(r.stream),
+    eventId: r.event_id,
+    roomId: r.room_id,
+    type: r.type,
+    stateKey: r.state_key,
+    sender: r.sender,
+    originServerTs: Number(r.origin_server_ts),
+    depth: Number(r.depth),
+    pdu: JSON.parse(r.pdu),
+    redactedBy: r.redacted_by,
+    txnDeviceId: r.txn_device_id,
+    txnId: r.txn_id,
+  };
+}
+
+export function accountDataFromRow(r: any): AccountDataRow {
+  return {
+    userId: r.user_id,
+    roomId: r.room_id === NONE ? null : r.room_id,
+    type: r.type,
+    content: JSON.parse(r.content),
+    stream: Number(r.stream),
+  };
+}
+
+export function receiptFromRow(r: any): ReceiptRow {
+  return {
+    roomId: r.room_id,
+    userId: r.user_id,
+    type: r.type,
+    eventId: r.event_id,
+    threadId: r.thread_id === NONE ? null : r.thread_id,
+    ts: Number(r.ts),
+    stream: Number(r.stream),
+  };
+}
+
+export const userFromRow = (r: any): UserRow => ({
+  userId: r.user_id,
+  passwordHash: r.password_hash,
+  createdTs: r.created_ts,
+  admin: !!r.admin,
+  deactivated: !!r.deactivated,
+  isGuest: !!r.is_guest,
+  displayname: r.displayname,
+  avatarUrl: r.avatar_url,
+});
+export const deviceFromRow = (r: any): DeviceRow => ({
+  userId: r.user_id,
+  deviceId: r.device_id,
+  displayName: r.display_name,
+  createdTs: r.created_ts,
+  lastSeenTs: r.last_seen_ts,
+  lastSeenIp: r.last_seen_ip,
+});
+export const regTokenFromRow = (r: any): RegistrationTokenRow => ({
+  token: r.token,
+  usesAllowed: r.uses_allowed,
+  pending: r.pending,
+  completed: r.completed,
+  expiryTs: r.expiry_ts,
+});
+export const roomFromRow = (r: any): RoomRow => ({
+  roomId: r.room_id,
+  version: r.version,
+  creator: r.creator,
+  createdTs: r.created_ts,
+  isPublic: !!r.is_public,
+});
+export const presenceFromRow = (r: any): PresenceRow => ({
+  userId: r.user_id,
+  presence: r.presence,
+  statusMsg: r.status_msg,
+  lastActiveTs: r.last_active_ts,
+  stream: r.stream,
+});
+export const mediaFromRow = (r: any): MediaRow => ({
+  mediaId: r.media_id,
+  uploader: r.uploader,
+  contentType: r.content_type,
+  filename: r.filename,
+  size: r.size,
+  sha256: r.sha256,
+  createdTs: r.created_ts,
+});
+
+/** Columns a patch may set, by patch key. */
+export const USER_PATCH_COLUMNS: Record<keyof UserPatch, string> = {
+  passwordHash: "password_hash",
+  admin: "admin",
+  deactivated: "deactivated",
+  displayname: "displayname",
+  avatarUrl: "avatar_url",
+};
+export const DEVICE_PATCH_COLUMNS = {
+  displayName: "display_name",
+  lastSeenTs: "last_seen_ts",
+  lastSeenIp: "last_seen_ip",
+};

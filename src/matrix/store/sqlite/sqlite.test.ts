@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { AmiError } from "../../../core/errors.ts";
+import { runStoreConformance } from "../conformance.ts";
+import { openStore } from "../open.ts";
+import type { Store } from "../types.ts";
+import { SqliteDb } from "./db.ts";
+import { MIGRATIONS } from "./schema.ts";
+
+// A file (not :memory:) so reopen() reads the same data back and two connections can race.
+runStoreConformance("sqlite", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ami-sqlite-"));
+  const database = `sqlite:${join(dir, "test.db")}`;
+  const open: Store[] = [];
+  const openOne = async () => {
+    const s = await openStore(database, dir);
+    open.push(s);
+    return s;
+  };
+  return {
+    store: await openOne(),
+    reopen: openOne,
+    database,
+    cleanup: async () => {
+      for (const s of open) await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+test("sqlite: WAL, synchronous=NORMAL, foreign keys, busy timeout", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ami-sqlite-"));
+  try {
+    const d = new SqliteDb(join(dir, "p.db"));
+    const pragma = (p: string) => Object.values(d.db.prepare(`PRAGMA ${p}`).get() as object)[0];
+    assert.equal(pragma("journal_mode"), "wal");
+    assert.equal(pragma("synchronous"), 1);
+    assert.equal(pragma("foreign_keys"), 1);
+    assert.ok(Number(pragma("busy_timeout")) > 0);
+    d.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("sqlite: a failing transaction rolls back completely", () => {
+  const d = new SqliteDb(":memory:");
+  d.migrate(MIGRATIONS);
+  assert.throws(() =>
+    d.tx(() => {
+      d.run("INSERT INTO rooms (room_id, version, creator, created_ts) VALUES ('!a:hs', '11', '@a:hs', 1)");
+      throw new Error("boom");
+    }),
+  );
+  assert.equal(d.db.isTransaction, false);
+  assert.equal((d.db.prepare("SELECT count(*) AS n FROM rooms").get() as any).n, 0);
+  d.close();
+});
+
+test("sqlite: a database with a newer schema is refused, and migrations are recorded", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ami-sqlite-"));
+  try {
+    const path = join(dir, "v.db");
+    const s = await openStore(`sqlite:${path}`, dir);
+    await s.close();
+    const d = new SqliteDb(path);
+    assert.equal((d.db.prepare("SELECT max(version) AS v FROM schema_version").get() as any).v, MIGRATIONS.length);
+    d.run("INSERT INTO schema_version (version, applied_ts) VALUES (?, ?)", MIGRATIONS.length + 1, 0);
+    d.close();
+    await assert.rejects(
+      openStore(`sqlite:${path}`, dir),
+      (e: unknown) => e instanceof AmiError && /newer/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
