@@ -147,7 +147,24 @@ function parseJsonObject(buf: Buffer): Record<string, any> {
   }
   if (v === null || typeof v !== "object" || Array.isArray(v))
     throw new AmiError("M_BAD_JSON", "Request body must be a JSON object");
+  if (depthExceeds(v, MAX_JSON_DEPTH))
+    throw new AmiError("M_BAD_JSON", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
   return v as Record<string, any>;
+}
+
+/** Deeper bodies are refused: everything downstream (canonical JSON, storage) walks them recursively. */
+const MAX_JSON_DEPTH = 100;
+
+/** Iterative (no recursion, so no stack overflow on hostile input). */
+function depthExceeds(root: object, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (d > max) return true;
+    if (v && typeof v === "object")
+      for (const c of Object.values(v)) if (c && typeof c === "object") stack.push([c, d + 1]);
+  }
+  return false;
 }
 
 function send(res: ServerResponse, reply: Reply): void {
