@@ -24,7 +24,8 @@ import { StreamWriter } from "./stream.ts";
 class HomeserverImpl implements Homeserver {
   readonly metrics = new Metrics();
   readonly serverName: string;
-  readonly publicBaseUrl: string;
+  /** From config, else http://<host>:<bound port> (set once listening, so `port: 0` gives the real port). */
+  publicBaseUrl: string;
   readonly mediaDir: string;
   readonly registrationSharedSecret: string;
   readonly notifier: Notifier;
@@ -53,9 +54,7 @@ class HomeserverImpl implements Homeserver {
     this.signingKey = signingKey;
     this.dataDir = dataDir;
     this.serverName = config.serverName;
-    this.publicBaseUrl = (
-      config.publicBaseUrl ?? `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}`
-    ).replace(/\/$/, "");
+    this.publicBaseUrl = baseUrlFor(config, config.port);
     this.mediaDir = config.media.storePath ?? join(dataDir, "media");
     mkdirSync(this.mediaDir, { recursive: true });
     this.registrationSharedSecret =
@@ -81,6 +80,15 @@ class HomeserverImpl implements Homeserver {
     }
     return v;
   }
+}
+
+const urlHost = (h: string) => (h.includes(":") ? `[${h}]` : h);
+
+/** config.publicBaseUrl, else http://<host>:<port> (a wildcard bind address is shown as localhost). */
+function baseUrlFor(config: MatrixConfig, port: number): string {
+  if (config.publicBaseUrl) return config.publicBaseUrl.replace(/\/$/, "");
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+  return `http://${urlHost(host)}:${port}`;
 }
 
 function loadOrCreateSecret(path: string): string {
@@ -122,7 +130,9 @@ export async function startHomeserver(config: MatrixConfig, dataDir: string, log
   });
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
-  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  const url = `http://${urlHost(config.host)}:${port}`;
+  if (!config.publicBaseUrl)
+    hs.publicBaseUrl = `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${port}`;
   log.info("homeserver listening", { url, serverName: config.serverName, store: store.backend });
   return {
     hs,
