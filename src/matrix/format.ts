@@ -13,6 +13,9 @@ export async function formatClientEvents(
   const redactionIds = evs.flatMap((e) => (e.redactedBy ? [e.redactedBy] : []));
   const redactions = new Map<string, StoredEvent>();
   if (redactionIds.length) for (const r of await store.getEvents(redactionIds)) redactions.set(r.eventId, r);
+  // State events carry what they replaced (clients show "changed their name" rather than "joined").
+  const stateStreams = evs.flatMap((e) => (e.stateKey !== null ? [e.stream] : []));
+  const replaced = stateStreams.length ? await store.getReplacedState(stateStreams) : new Map<number, StoredEvent>();
   const out: Record<string, any>[] = [];
   for (const ev of evs) {
     let pdu = ev.pdu;
@@ -21,6 +24,13 @@ export async function formatClientEvents(
       pdu = redactEvent(pdu, await roomVersion(ev.roomId));
       const r = redactions.get(ev.redactedBy);
       if (r) unsigned.redacted_because = toClient(r, r.pdu, { age: Math.max(0, now - r.originServerTs) });
+    }
+    const prev = replaced.get(ev.stream);
+    if (prev) {
+      unsigned.replaces_state = prev.eventId;
+      unsigned.prev_sender = prev.sender;
+      unsigned.prev_content =
+        (prev.redactedBy ? redactEvent(prev.pdu, await roomVersion(prev.roomId)) : prev.pdu).content ?? {};
     }
     if (forUser && ev.txnId && ev.sender === forUser.userId && ev.txnDeviceId === forUser.deviceId) {
       unsigned.transaction_id = ev.txnId;

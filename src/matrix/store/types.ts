@@ -217,6 +217,11 @@ export interface Store {
   getEvent(eventId: string): Promise<StoredEvent | null>;
   /** Events found among `eventIds`, in stream order. */
   getEvents(eventIds: string[]): Promise<StoredEvent[]>;
+  /**
+   * For each state event among `streams`, the state event it replaced (the previous event for the same
+   * room, type and state key), keyed by the replacing event's stream. Feeds unsigned.prev_content.
+   */
+  getReplacedState(streams: number[]): Promise<Map<number, StoredEvent>>;
   /** The event ID recorded for (user, device, txnId), if any. */
   getTxnEvent(userId: string, deviceId: string, txnId: string): Promise<string | null>;
   /** The newest event of a room (its forward extremity on a single server). */

@@ -117,6 +117,29 @@ export function eventTests(make: MakeStore): void {
     assert.equal(named[0].pdu.content.name, "one", "the PDU is the old one, not the current");
   });
 
+  storeTest(make, "state: getReplacedState names the state event each one replaced", async (s) => {
+    await seedRoom(s, R, [
+      event(1, R, "m.room.create", { stateKey: "" }),
+      member(2, R, "@alice:hs", "join"),
+      event(3, R, "m.room.name", { stateKey: "", content: { name: "one" } }),
+      event(4, R, "m.room.message"),
+      member(5, R, "@bob:hs", "join"),
+      event(6, R, "m.room.name", { stateKey: "", content: { name: "two" } }),
+      member(7, R, "@bob:hs", "leave"),
+    ]);
+    await seedRoom(s, "!b:hs", [event(8, "!b:hs", "m.room.name", { stateKey: "" })]);
+    const got = await s.getReplacedState([1, 2, 3, 4, 5, 6, 7, 8, 99]);
+    assert.deepEqual(
+      [...got].map(([k, v]) => [k, v.stream]).sort((a, b) => a[0] - b[0]),
+      [
+        [6, 3],
+        [7, 5],
+      ],
+    );
+    assert.equal(got.get(6)?.pdu.content.name, "one");
+    assert.equal((await s.getReplacedState([])).size, 0);
+  });
+
   storeTest(make, "memberships: transitions update the current membership", async (s) => {
     await seedRoom(s, R, [event(1, R, "m.room.create", { stateKey: "" }), member(2, R, "@alice:hs", "join")]);
     await seedRoom(s, "!b:hs", [

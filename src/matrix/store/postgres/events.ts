@@ -96,6 +96,23 @@ export async function getEvents(d: PgDb, eventIds: string[]): Promise<StoredEven
   return rows.map(eventFromRow);
 }
 
+export async function getReplacedState(d: PgDb, streams: number[]): Promise<Map<number, StoredEvent>> {
+  const out = new Map<number, StoredEvent>();
+  if (streams.length === 0) return out;
+  const rows = await d.rows(
+    `SELECT x.stream AS for_stream, ${EVENT_COLUMNS} FROM events x
+     JOIN LATERAL (
+       SELECT h.stream FROM state_history h
+       WHERE h.room_id = x.room_id AND h.type = x.type AND h.state_key = x.state_key AND h.stream < x.stream
+       ORDER BY h.stream DESC LIMIT 1) p ON true
+     JOIN events e ON e.stream = p.stream
+     WHERE x.stream = ANY($1) AND x.state_key IS NOT NULL`,
+    [streams],
+  );
+  for (const r of rows) out.set(Number(r.for_stream), eventFromRow(r));
+  return out;
+}
+
 export async function getTxnEvent(d: PgDb, userId: string, deviceId: string, txnId: string): Promise<string | null> {
   const r = await d.row("SELECT event_id FROM event_txns WHERE user_id = $1 AND device_id = $2 AND txn_id = $3", [
     userId,

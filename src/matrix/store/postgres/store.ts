@@ -175,6 +175,9 @@ export class PostgresStore implements Store {
   async getEvents(eventIds: string[]): Promise<StoredEvent[]> {
     return ev.getEvents(this.db, eventIds);
   }
+  async getReplacedState(streams: number[]): Promise<Map<number, StoredEvent>> {
+    return ev.getReplacedState(this.db, streams);
+  }
   async getTxnEvent(userId: string, deviceId: string, txnId: string): Promise<string | null> {
     return ev.getTxnEvent(this.db, userId, deviceId, txnId);
   }

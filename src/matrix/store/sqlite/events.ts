@@ -106,6 +106,23 @@ export function getEvents(d: SqliteDb, eventIds: string[]): StoredEvent[] {
     .map(eventFromRow);
 }
 
+export function getReplacedState(d: SqliteDb, streams: number[]): Map<number, StoredEvent> {
+  const out = new Map<number, StoredEvent>();
+  if (streams.length === 0) return out;
+  const rows = d
+    .q(
+      `SELECT x.stream AS for_stream, ${EVENT_COLUMNS} FROM events x
+       JOIN events e ON e.stream = (
+         SELECT h.stream FROM state_history h
+         WHERE h.room_id = x.room_id AND h.type = x.type AND h.state_key = x.state_key AND h.stream < x.stream
+         ORDER BY h.stream DESC LIMIT 1)
+       WHERE x.stream IN ${IN_JSON} AND x.state_key IS NOT NULL`,
+    )
+    .all(JSON.stringify(streams)) as any[];
+  for (const r of rows) out.set(Number(r.for_stream), eventFromRow(r));
+  return out;
+}
+
 export function getTxnEvent(d: SqliteDb, userId: string, deviceId: string, txnId: string): string | null {
   const r = d
     .q("SELECT event_id FROM event_txns WHERE user_id = ? AND device_id = ? AND txn_id = ?")
