@@ -1,0 +1,45 @@
+/**
+ * `npm run bench`: every benchmark, one after the other (they share the machine), then one table.
+ * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
+ * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
+ * benches (latency, throughput, initial-sync, memory).
+ */
+import { cpus, totalmem } from "node:os";
+import { type BenchResult, printTable } from "./matrix/lib.ts";
+
+const benches: Record<string, () => Promise<BenchResult[]>> = {
+  latency: async () => (await import("./matrix/sync-latency.ts")).run(),
+  throughput: async () => (await import("./matrix/throughput.ts")).run(),
+  "initial-sync": async () => {
+    const m = await import("./matrix/initial-sync.ts");
+    return [...(await m.run("sqlite")), ...(await m.run("postgres"))];
+  },
+  memory: async () => (await import("./matrix/memory.ts")).run(),
+};
+
+const args = process.argv.slice(2);
+const picked = args.filter((a) => !a.startsWith("--"));
+const rows: BenchResult[] = [];
+const started = Date.now();
+for (const [name, run] of Object.entries(benches)) {
+  if (picked.length && !picked.includes(name)) continue;
+  const t = Date.now();
+  process.stderr.write(`bench ${name}...\n`);
+  rows.push(...(await run()));
+  process.stderr.write(`bench ${name}: ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+}
+
+const machine = `${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
+console.log(
+  `\nami-streams benchmarks, ${new Date().toISOString()}, ${machine}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+);
+printTable(rows);
+if (args.includes("--markdown")) {
+  console.log("\n| bench | metric | value | target | met | same-run baseline |\n|---|---|---|---|---|---|");
+  for (const r of rows) {
+    console.log(
+      `| ${r.bench} | ${r.metric} | ${r.value} ${r.unit} | ${r.target} | ${r.met === null ? "" : r.met ? "yes" : "**no**"} | ${r.baseline} |`,
+    );
+  }
+}
+if (args.includes("--json")) console.log(JSON.stringify({ machine, date: new Date().toISOString(), rows }));
