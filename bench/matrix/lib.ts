@@ -2,6 +2,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export interface BenchResult {
@@ -57,8 +59,14 @@ export class BareServer {
 
   static async start(bodyBytes = 0): Promise<BareServer> {
     const s = new BareServer();
-    const proc = spawn(process.execPath, [fileURLToPath(new URL("./bare-server.ts", import.meta.url))], {
-      env: { ...process.env, BENCH_BODY_BYTES: String(bodyBytes) },
+    // Same flags and compile cache as the homeserver child, so the memory baseline compares like with like.
+    const entry = fileURLToPath(new URL("./bare-server.ts", import.meta.url));
+    const proc = spawn(process.execPath, ["--max-semi-space-size=1", entry], {
+      env: {
+        NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"),
+        ...process.env,
+        BENCH_BODY_BYTES: String(bodyBytes),
+      },
       stdio: ["ignore", "pipe", "inherit"],
     });
     s.#proc = proc;
