@@ -18,8 +18,7 @@ async function checkCanonicalAlias(hs: Homeserver, roomId: string, content: Reco
     if (typeof a !== "string" || !isValidRoomAlias(a))
       throw new AmiError("M_INVALID_PARAM", `Invalid room alias '${String(a)}'`);
     const found = await hs.store.getAlias(a);
-    if (found?.roomId !== roomId)
-      throw new AmiError("M_BAD_ALIAS", `Room alias ${a} does not point to this room`);
+    if (found?.roomId !== roomId) throw new AmiError("M_BAD_ALIAS", `Room alias ${a} does not point to this room`);
   }
 }
 
