@@ -81,89 +81,39 @@ export const routes: Route[] = [
     },
   },
   /** POST /_matrix/client/v3/rooms/{roomId}/invite */
-  {
+  targetRoute("invite", "invite", { rateLimit: true, allowThirdParty: false }),
+  /** POST /_matrix/client/v3/rooms/{roomId}/kick — removes someone in, invited to or knocking on the room; not an unban. */
+  targetRoute("kick", "leave", { from: ["join", "invite", "knock"], notFrom: "is not in the room" }),
+  /** POST /_matrix/client/v3/rooms/{roomId}/ban */
+  targetRoute("ban", "ban", {}),
+  /** POST /_matrix/client/v3/rooms/{roomId}/unban */
+  targetRoute("unban", "leave", { from: ["ban"], notFrom: "is not banned" }),
+];
+
+/** invite, kick, ban and unban share one shape: a target user (and reason) in the body, a membership for them. */
+function targetRoute(
+  action: string,
+  membership: "invite" | "leave" | "ban",
+  opts: { rateLimit?: boolean; allowThirdParty?: boolean; from?: string[]; notFrom?: string },
+): Route {
+  return {
     method: "POST",
-    paths: ["/_matrix/client/v3/rooms/{roomId}/invite"],
+    paths: [`/_matrix/client/v3/rooms/{roomId}/${action}`],
     auth: "required",
-    rateLimit: true,
+    rateLimit: opts.rateLimit,
     async handler(req) {
-      if (req.body && typeof req.body === "object" && "medium" in req.body && !("user_id" in req.body)) {
+      if (opts.allowThirdParty === false && req.body && "medium" in req.body && !("user_id" in req.body)) {
         throw new AmiError("M_UNRECOGNIZED", "Third-party invites are not supported");
       }
       const t = targetOf(req.body);
       const roomId = requireRoomId(req.params.roomId);
       await requireRoom(req.hs, roomId);
-      await req.hs.rooms.setMembership({
-        roomId,
-        sender: req.requester!.userId,
-        target: t.userId,
-        membership: "invite",
-        reason: t.reason,
-      });
-      return json({});
-    },
-  },
-  /** POST /_matrix/client/v3/rooms/{roomId}/kick */
-  {
-    method: "POST",
-    paths: ["/_matrix/client/v3/rooms/{roomId}/kick"],
-    auth: "required",
-    async handler(req) {
-      const t = targetOf(req.body);
-      const roomId = requireRoomId(req.params.roomId);
-      await requireRoom(req.hs, roomId);
-      // A kick removes someone who is in (or invited to, or knocking on) the room; it is not an unban.
-      if (!["join", "invite", "knock"].includes(await currentMembership(req, roomId, t.userId))) {
-        throw new AmiError("M_FORBIDDEN", `${t.userId} is not in the room`);
+      if (opts.from && !opts.from.includes(await currentMembership(req, roomId, t.userId))) {
+        throw new AmiError("M_FORBIDDEN", `${t.userId} ${opts.notFrom}`);
       }
-      await req.hs.rooms.setMembership({
-        roomId,
-        sender: req.requester!.userId,
-        target: t.userId,
-        membership: "leave",
-        reason: t.reason,
-      });
+      const sender = req.requester!.userId;
+      await req.hs.rooms.setMembership({ roomId, sender, target: t.userId, membership, reason: t.reason });
       return json({});
     },
-  },
-  /** POST /_matrix/client/v3/rooms/{roomId}/ban */
-  {
-    method: "POST",
-    paths: ["/_matrix/client/v3/rooms/{roomId}/ban"],
-    auth: "required",
-    async handler(req) {
-      const t = targetOf(req.body);
-      const roomId = requireRoomId(req.params.roomId);
-      await requireRoom(req.hs, roomId);
-      await req.hs.rooms.setMembership({
-        roomId,
-        sender: req.requester!.userId,
-        target: t.userId,
-        membership: "ban",
-        reason: t.reason,
-      });
-      return json({});
-    },
-  },
-  /** POST /_matrix/client/v3/rooms/{roomId}/unban */
-  {
-    method: "POST",
-    paths: ["/_matrix/client/v3/rooms/{roomId}/unban"],
-    auth: "required",
-    async handler(req) {
-      const t = targetOf(req.body);
-      const roomId = requireRoomId(req.params.roomId);
-      await requireRoom(req.hs, roomId);
-      if ((await currentMembership(req, roomId, t.userId)) !== "ban")
-        throw new AmiError("M_FORBIDDEN", `${t.userId} is not banned`);
-      await req.hs.rooms.setMembership({
-        roomId,
-        sender: req.requester!.userId,
-        target: t.userId,
-        membership: "leave",
-        reason: t.reason,
-      });
-      return json({});
-    },
-  },
-];
+  };
+}
