@@ -43,6 +43,13 @@ test("amatst reports the running homeserver; it answers /versions", async () => 
   assert.ok(v.versions.includes("v1.11"));
 });
 
+test("ast --smoke checks the running homeserver end to end (register, room, send, sync, read back)", async () => {
+  const r = await shell("ast --smoke", { env: h.env });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /sync sees the message/);
+  assert.match(r.stdout, /all passed/);
+});
+
 test("MCP over stdio: matrix tools listed with annotations; matrix_status; a message sent with matrix_room_send reaches matrix-js-sdk", async () => {
   const client = new Client({ name: "e2e", version: "1" });
   await client.connect(
