@@ -19,6 +19,13 @@ export async function serveService(name: string, config: Config, log: Logger, si
       `unknown service '${name}' (known: ${services.map((s) => s.name).join(", ")})`,
     );
   const slog = log.child({ service: name });
+  // A stray rejected promise (a background task's failure) is logged, not fatal: the service keeps serving.
+  // An uncaught exception may have left state half-changed, so the process exits and the supervisor restarts it.
+  process.on("unhandledRejection", (e) => slog.error("unhandled rejection", { err: String((e as Error)?.stack ?? e) }));
+  process.on("uncaughtException", (e) => {
+    slog.error("uncaught exception, exiting", { err: String(e?.stack ?? e) });
+    process.exit(1);
+  });
   const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog });
   slog.info("service ready", { url: handle.url, pid: process.pid });
   await new Promise<void>((resolve) => {
