@@ -11,7 +11,10 @@ export interface InputIssue {
 export function inputIssues(error: z.ZodError): InputIssue[] {
   return error.issues.map((i) => {
     const key = i.code === "unrecognized_keys" ? [...i.path, ...i.keys].join(".") : i.path.join(".") || "(input)";
-    return { key, message: i.code === "unrecognized_keys" ? "unknown field" : i.message };
+    if (i.code === "unrecognized_keys") return { key, message: "unknown field" };
+    // zod says "expected string, received undefined" for a missing field: say "required" instead.
+    if (i.code === "invalid_type" && / received undefined$/.test(i.message)) return { key, message: "required" };
+    return { key, message: i.message };
   });
 }
 
