@@ -2,6 +2,7 @@
 import { OpRegistry } from "../core/ops.ts";
 import { matrixOps } from "../matrix/ops/index.ts";
 import { mcpOp } from "../mcp/op.ts";
+import { mediaOps } from "../media/ops/index.ts";
 import { monitorOp } from "../monitor/op.ts";
 import { configOps } from "./ops/config.ts";
 import { internalOps } from "./ops/internal.ts";
@@ -28,5 +29,6 @@ export function buildRegistry(): OpRegistry {
     ...notBuiltOps,
     ...services.flatMap(serviceOps),
     ...matrixOps,
+    ...mediaOps,
   );
 }

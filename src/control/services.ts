@@ -3,7 +3,9 @@
  */
 import type { ServiceDef } from "../core/service.ts";
 import { matrixService } from "../matrix/service.ts";
+import { mediaService } from "../media/service.ts";
 import { testHttpService } from "../test/http-service.ts";
+import { webService } from "../web/service.ts";
 
 /**
  * The small real HTTP service in src/test/ joins the list only when AMI_STREAMS_TEST_SERVICE_PORT is set,
@@ -11,6 +13,8 @@ import { testHttpService } from "../test/http-service.ts";
  */
 export const services: ServiceDef[] = [
   matrixService,
+  webService,
+  mediaService,
   ...(process.env.AMI_STREAMS_TEST_SERVICE_PORT ? [testHttpService] : []),
 ];
 

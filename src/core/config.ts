@@ -124,6 +124,44 @@ export const controlSchema = z
   })
   .strict();
 
+/** The `web` service: the embedded chat client for people (web/chat, built with Vite). */
+export const webSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    host: host.default("127.0.0.1"),
+    port: port.default(8080),
+  })
+  .strict();
+
+/** Live media (service `media`): RTMP ingest, HLS / LL-HLS / DASH out over HTTP. */
+export const mediaSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    host: host.default("127.0.0.1"),
+    /** RTMP ingest and playback: rtmp://<host>:<rtmpPort>/<app>/<key> is stream path <app>/<key>. */
+    rtmpPort: port.default(1935),
+    /** HLS (/<path>/index.m3u8), LL-HLS, DASH (/<path>/index.mpd), /api/streams, /health, /metrics. */
+    httpPort: port.default(8888),
+    /** Target segment duration; segments start on keyframes, so the GOP should divide it. */
+    hlsSegmentSeconds: z.number().positive().max(30).default(1),
+    /** LL-HLS part duration (one CMAF fragment); must be below hlsSegmentSeconds. */
+    hlsPartSeconds: z.number().min(0.05).max(5).default(0.2),
+    /** Segments listed in playlists and the DASH timeline. */
+    hlsSegmentCount: z.number().int().min(3).max(100).default(7),
+    /** Frames a reader may have queued before it loses frames (counted as frames discarded). */
+    readerQueueFrames: z.number().int().min(16).default(1024),
+    /** ffmpeg binary (the packager: remux to fragmented MP4, no transcoding). */
+    ffmpegPath: z.string().min(1).default("ffmpeg"),
+    /** How long a finished stream's playlists stay readable (with ENDLIST) after its publisher leaves. */
+    lingerSeconds: z.number().min(0).default(60),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.hlsPartSeconds >= m.hlsSegmentSeconds) {
+      ctx.addIssue({ code: "custom", path: ["hlsPartSeconds"], message: "must be less than hlsSegmentSeconds" });
+    }
+  });
+
 export const configSchema = z
   .object({
     /** Runtime directory (pid, state, logs, data). $AMI_STREAMS_HOME wins over this. */
@@ -134,11 +172,15 @@ export const configSchema = z
       .default({ level: "info" }),
     control: controlSchema.default(() => controlSchema.parse({})),
     matrix: matrixSchema.default(() => matrixSchema.parse({})),
+    media: mediaSchema.default(() => mediaSchema.parse({})),
+    web: webSchema.default(() => webSchema.parse({})),
   })
   .strict();
 
 export type Config = z.infer<typeof configSchema>;
 export type MatrixConfig = Config["matrix"];
+export type MediaConfig = Config["media"];
+export type WebConfig = Config["web"];
 
 export interface ConfigIssue {
   /** Dotted key path, e.g. `matrix.limits.perUser.burst`. */

@@ -58,6 +58,7 @@ export async function testServiceHome(
     {
       ...config,
       matrix: { enabled: false },
+      media: { enabled: false },
       control: { port: 0, backoff: { initialMs: 100 }, ...(config.control as object) },
     },
     { AMI_STREAMS_TEST_SERVICE_PORT: String(servicePort) },
