@@ -1,0 +1,234 @@
+/**
+ * The one internal stream hub: a path has at most one publisher and any number of readers. Readers get frames
+ * through bounded queues; a reader that falls behind loses frames (counted in `framesDiscarded`) and then skips
+ * video until the next keyframe so it never decodes a broken GOP. Memory per reader never grows past its bound.
+ */
+import { EventEmitter } from "node:events";
+import { AmiError } from "../core/errors.ts";
+import { StreamStats } from "./stats.ts";
+
+/** One FLV-style media frame: the tag body exactly as RTMP carried it (codec headers included). */
+export interface Frame {
+  kind: "video" | "audio" | "data";
+  /** Decode timestamp in milliseconds (RTMP/FLV time base). */
+  dts: number;
+  /** Tag body (for video: frame-type/codec byte, AVCPacketType, composition time, payload). */
+  data: Buffer;
+  keyframe: boolean;
+  /** AVC sequence header / AAC AudioSpecificConfig: codec configuration, not media. */
+  config: boolean;
+}
+
+export interface PublisherInfo {
+  protocol: string;
+  remote: string;
+  since: number;
+}
+
+export interface ReaderInfo {
+  id: number;
+  protocol: string;
+  remote: string;
+}
+
+export class Reader {
+  readonly info: ReaderInfo;
+  framesDiscarded = 0;
+  bytesOut = 0;
+  readonly #queue: Frame[] = [];
+  readonly #max: number;
+  #waitKeyframe = false;
+  #wake: (() => void) | undefined;
+  #closed = false;
+  readonly #onClose: () => void;
+
+  constructor(info: ReaderInfo, max: number, onClose: () => void) {
+    this.info = info;
+    this.#max = max;
+    this.#onClose = onClose;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Called by the stream; never blocks the publisher. */
+  push(f: Frame): void {
+    if (this.#closed) return;
+    if (f.kind === "video" && !f.config && this.#waitKeyframe) {
+      if (!f.keyframe) {
+        this.framesDiscarded++;
+        return;
+      }
+      this.#waitKeyframe = false;
+    }
+    if (this.#queue.length >= this.#max && !f.config) {
+      this.framesDiscarded++;
+      if (f.kind === "video") this.#waitKeyframe = true;
+      return;
+    }
+    this.#queue.push(f);
+    this.#wake?.();
+  }
+
+  /** Next frame, or undefined once the reader (or its stream) is closed and the queue is drained. */
+  async next(): Promise<Frame | undefined> {
+    for (;;) {
+      const f = this.#queue.shift();
+      if (f) {
+        this.bytesOut += f.data.length;
+        return f;
+      }
+      if (this.#closed) return undefined;
+      await new Promise<void>((r) => {
+        this.#wake = r;
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wake?.();
+    this.#onClose();
+  }
+}
+
+/** A live path: its publisher, codec configuration, the current GOP (for late joiners) and readers. */
+export class MediaStream extends EventEmitter<{ frame: [Frame]; end: [] }> {
+  readonly path: string;
+  readonly publisher: PublisherInfo;
+  readonly readers = new Set<Reader>();
+  readonly stats = new StreamStats();
+  videoConfig: Frame | undefined;
+  audioConfig: Frame | undefined;
+  metadata: Record<string, unknown> = {};
+  /** Frames since the last video keyframe, capped, so a new reader starts decodable. */
+  #gop: Frame[] = [];
+  readonly #gopMax: number;
+  readonly #queueMax: number;
+  #ended = false;
+  endedAt: number | undefined;
+
+  constructor(path: string, publisher: PublisherInfo, opts: { readerQueue: number; gopCache: number }) {
+    super();
+    this.path = path;
+    this.publisher = publisher;
+    this.#queueMax = opts.readerQueue;
+    this.#gopMax = opts.gopCache;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  write(f: Frame): void {
+    if (this.#ended) return;
+    this.stats.onFrame(f);
+    if (f.config) {
+      if (f.kind === "video") this.videoConfig = f;
+      else if (f.kind === "audio") this.audioConfig = f;
+    } else if (f.kind === "video" && f.keyframe) {
+      this.#gop = [f];
+    } else if (this.#gop.length > 0 && this.#gop.length < this.#gopMax) {
+      this.#gop.push(f);
+    } else if (this.#gop.length >= this.#gopMax) {
+      this.#gop = [];
+    }
+    for (const r of this.readers) r.push(f);
+    this.emit("frame", f);
+  }
+
+  addReader(protocol: string, remote: string, opts: { fromKeyframe?: boolean } = {}): Reader {
+    const r: Reader = new Reader({ id: nextReaderId++, protocol, remote }, this.#queueMax, () => {
+      this.readers.delete(r);
+      this.stats.framesDiscardedClosed += r.framesDiscarded;
+      this.stats.bytesOutClosed += r.bytesOut;
+    });
+    if (this.videoConfig) r.push(this.videoConfig);
+    if (this.audioConfig) r.push(this.audioConfig);
+    if (opts.fromKeyframe !== false) for (const f of this.#gop) r.push(f);
+    this.readers.add(r);
+    if (this.#ended) r.close();
+    return r;
+  }
+
+  get framesDiscarded(): number {
+    let n = this.stats.framesDiscardedClosed;
+    for (const r of this.readers) n += r.framesDiscarded;
+    return n;
+  }
+
+  get bytesOut(): number {
+    let n = this.stats.bytesOutClosed;
+    for (const r of this.readers) n += r.bytesOut;
+    return n;
+  }
+
+  /** The publisher is gone: readers drain what they have and then see the end. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.endedAt = Date.now();
+    for (const r of [...this.readers]) r.close();
+    this.emit("end");
+  }
+}
+
+let nextReaderId = 1;
+
+export interface HubOptions {
+  readerQueue: number;
+  gopCache: number;
+}
+
+/** Paths -> live streams. `publish` refuses a busy path; `stream-start` lets outputs (HLS...) attach. */
+export class Hub extends EventEmitter<{ publish: [MediaStream]; unpublish: [MediaStream] }> {
+  readonly #streams = new Map<string, MediaStream>();
+  readonly #opts: HubOptions;
+
+  constructor(opts: HubOptions) {
+    super();
+    this.#opts = opts;
+  }
+
+  publish(path: string, publisher: PublisherInfo): MediaStream {
+    if (!validPath(path)) throw new AmiError("AMI_INVALID_INPUT", `invalid stream path '${path}'`);
+    const busy = this.#streams.get(path);
+    if (busy) {
+      throw new AmiError(
+        "M_FORBIDDEN",
+        `path '${path}' already has a publisher (${busy.publisher.protocol} from ${busy.publisher.remote})`,
+      );
+    }
+    const s = new MediaStream(path, publisher, this.#opts);
+    this.#streams.set(path, s);
+    s.once("end", () => {
+      if (this.#streams.get(path) === s) this.#streams.delete(path);
+      this.emit("unpublish", s);
+    });
+    this.emit("publish", s);
+    return s;
+  }
+
+  get(path: string): MediaStream | undefined {
+    return this.#streams.get(path);
+  }
+
+  list(): MediaStream[] {
+    return [...this.#streams.values()].sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  close(): void {
+    for (const s of [...this.#streams.values()]) s.end();
+  }
+}
+
+/** Paths are `segment(/segment)*` of URL-safe characters: they become URL prefixes of the HTTP outputs. */
+export const validPath = (p: string): boolean =>
+  /^[A-Za-z0-9_.~-]+(\/[A-Za-z0-9_.~-]+)*$/.test(p) && !p.split("/").some((s) => s === "." || s === "..");

@@ -1,0 +1,202 @@
+/**
+ * The CMAF timeline of one stream path: an init segment, then fragments (each one LL-HLS part) grouped into
+ * segments that start on a sync sample once the segment target duration is reached. HLS, LL-HLS and DASH are all
+ * rendered from this one timeline, so they share segment files. Only a window of segments is kept in memory.
+ */
+import { type FragmentTrack, parseInit, parseMoof, type TrackInfo } from "./boxes.ts";
+
+export interface Part {
+  /** Global part number (part URIs do not depend on which segment a part lands in, so hints never dangle). */
+  n: number;
+  data: Buffer;
+  duration: number;
+  independent: boolean;
+}
+
+export interface Segment {
+  msn: number;
+  parts: Part[];
+  /** Seconds, in the main track's time. */
+  start: number;
+  duration: number;
+  /** Media time of the start in the main track's timescale (DASH `t`). */
+  t: number;
+  /** Wall-clock time the first sample arrived (EXT-X-PROGRAM-DATE-TIME). */
+  wallclock: number;
+  complete: boolean;
+  data?: Buffer;
+}
+
+export interface TimelineOptions {
+  segmentSeconds: number;
+  /** Complete segments listed in playlists; a few more are kept for players still fetching. */
+  segmentCount: number;
+}
+
+type Waiter = { check: () => boolean; resolve: () => void };
+
+export class CmafTimeline {
+  init: Buffer | undefined;
+  tracks: TrackInfo[] = [];
+  readonly segments: Segment[] = [];
+  ended = false;
+  /** Longest part and segment seen (PART-TARGET / TARGETDURATION must cover them). */
+  maxPart = 0;
+  maxSegment = 0;
+  /** Wall-clock ms at media time 0 of the main track (DASH availabilityStartTime). */
+  availabilityStart: number | undefined;
+  nextPart = 0;
+  #nextMsn = 0;
+  #waiters = new Set<Waiter>();
+  readonly #o: TimelineOptions;
+  readonly #now: () => number;
+
+  constructor(o: TimelineOptions, now: () => number = Date.now) {
+    this.#o = o;
+    this.#now = now;
+  }
+
+  get options(): TimelineOptions {
+    return this.#o;
+  }
+
+  /** The track that drives segmentation: video when there is one. */
+  get main(): TrackInfo | undefined {
+    return this.tracks.find((t) => t.kind === "video") ?? this.tracks.find((t) => t.kind === "audio");
+  }
+
+  setInit(ftyp: Buffer, moov: Buffer): void {
+    this.init = Buffer.concat([ftyp, moov]);
+    this.tracks = parseInit(moov);
+    this.#wake();
+  }
+
+  /** A `moof` + `mdat` pair from the packager. */
+  addFragment(moof: Buffer, mdat: Buffer): void {
+    const main = this.main;
+    if (!main) return;
+    const info = parseMoof(moof, this.tracks).find((t: FragmentTrack) => t.trackId === main.id);
+    if (!info) return;
+    const duration = info.duration / main.timescale;
+    const start = info.baseTime / main.timescale;
+    const independent = main.kind !== "video" || info.firstSampleSync;
+    let cur = this.segments.at(-1);
+    if (this.availabilityStart === undefined) this.availabilityStart = this.#now() - (start + duration) * 1000;
+    // Cut on a sync sample once the target is reached (5% slack: encoders put keyframes at 0.99 s too).
+    if (cur && !cur.complete && independent && cur.duration >= this.#o.segmentSeconds * 0.95) {
+      this.#complete(cur);
+      cur = undefined;
+    }
+    if (!cur || cur.complete) {
+      // Players must be able to start at a segment: the first one waits for a sync sample.
+      if (!independent && this.segments.length === 0) return;
+      cur = {
+        msn: this.#nextMsn++,
+        parts: [],
+        start,
+        t: info.baseTime,
+        duration: 0,
+        wallclock: this.#now(),
+        complete: false,
+      };
+      this.segments.push(cur);
+    }
+    const part: Part = { n: this.nextPart++, data: Buffer.concat([moof, mdat]), duration, independent };
+    cur.parts.push(part);
+    cur.duration += duration;
+    this.maxPart = Math.max(this.maxPart, duration);
+    this.#trim();
+    this.#wake();
+  }
+
+  #complete(s: Segment): void {
+    s.complete = true;
+    s.data = Buffer.concat(s.parts.map((p) => p.data));
+    this.maxSegment = Math.max(this.maxSegment, s.duration);
+  }
+
+  /** The packager finished: close the open segment; playlists get ENDLIST, the MPD becomes static. */
+  end(): void {
+    const cur = this.segments.at(-1);
+    if (cur && !cur.complete && cur.parts.length > 0) this.#complete(cur);
+    this.ended = true;
+    this.#wake();
+  }
+
+  #trim(): void {
+    const keep = this.#o.segmentCount + 2;
+    const complete = this.segments.filter((s) => s.complete).length;
+    if (complete > keep) this.segments.splice(0, complete - keep);
+    // Parts are only listed near the live edge; drop their bytes for older segments.
+    const edge = this.segments.at(-1)?.start ?? 0;
+    for (const s of this.segments)
+      if (s.complete && s.start + s.duration < edge - 4 * this.#o.segmentSeconds)
+        s.parts = s.parts.map((p) => ({ ...p, data: Buffer.alloc(0) }));
+  }
+
+  /** Complete segments as listed in playlists (the window). */
+  listed(): Segment[] {
+    const done = this.segments.filter((s) => s.complete);
+    return done.slice(Math.max(0, done.length - this.#o.segmentCount));
+  }
+
+  /** The segment being filled (LL-HLS lists its parts), if any. */
+  get open(): Segment | undefined {
+    const s = this.segments.at(-1);
+    return s && !s.complete ? s : undefined;
+  }
+
+  segment(msn: number): Segment | undefined {
+    return this.segments.find((s) => s.msn === msn);
+  }
+
+  part(n: number): Part | undefined {
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const s = this.segments[i] as Segment;
+      const first = s.parts[0];
+      if (first && n >= first.n) {
+        const p = s.parts[n - first.n];
+        return p && p.data.length > 0 ? p : undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /** Does the playlist already contain segment `msn` (complete), or, with `part`, that part or a later one? */
+  has(msn: number, part?: number): boolean {
+    if (this.ended) return true;
+    const last = this.segments.at(-1);
+    if (!last) return false;
+    if (part === undefined) return this.segments.some((s) => s.complete && s.msn >= msn);
+    if (last.msn > msn) return true;
+    return last.msn === msn && last.parts.length > part;
+  }
+
+  /** Resolves true once `check` holds, false on timeout or abort. */
+  waitUntil(check: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (check()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w: Waiter = {
+        check,
+        resolve: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          this.#waiters.delete(w);
+          resolve(true);
+        },
+      };
+      const onAbort = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(w);
+        resolve(false);
+      };
+      const timer = setTimeout(onAbort, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.add(w);
+    });
+  }
+
+  #wake(): void {
+    for (const w of [...this.#waiters]) if (this.ended || w.check()) w.resolve();
+  }
+}

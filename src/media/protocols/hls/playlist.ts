@@ -1,0 +1,65 @@
+/**
+ * HLS playlists (RFC 8216 + the Low-Latency HLS additions of draft-pantos-hls-rfc8216bis): a multivariant
+ * playlist naming the codecs, and one media playlist that lists segments (classic HLS) and, near the live edge,
+ * the parts with EXT-X-PART, EXT-X-PRELOAD-HINT and EXT-X-SERVER-CONTROL (LL-HLS).
+ */
+import type { CmafTimeline } from "../fmp4/timeline.ts";
+
+export interface VariantInfo {
+  bandwidth: number;
+  codecs: string[];
+  width: number | null;
+  height: number | null;
+}
+
+export function multivariantPlaylist(v: VariantInfo): string {
+  const attrs = [`BANDWIDTH=${Math.max(1, Math.round(v.bandwidth))}`];
+  if (v.codecs.length) attrs.push(`CODECS="${v.codecs.join(",")}"`);
+  if (v.width && v.height) attrs.push(`RESOLUTION=${v.width}x${v.height}`);
+  return [
+    "#EXTM3U",
+    "#EXT-X-VERSION:9",
+    "#EXT-X-INDEPENDENT-SEGMENTS",
+    `#EXT-X-STREAM-INF:${attrs.join(",")}`,
+    "stream.m3u8",
+    "",
+  ].join("\n");
+}
+
+const fix = (n: number) => n.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
+
+export function mediaPlaylist(t: CmafTimeline): string {
+  const listed = t.listed();
+  const open = t.ended ? undefined : t.open;
+  const target = Math.max(1, Math.ceil(Math.max(t.options.segmentSeconds, t.maxSegment) - 0.001));
+  const partTarget = Math.max(t.maxPart, 0.001);
+  const first = listed[0] ?? open;
+  const lines = [
+    "#EXTM3U",
+    "#EXT-X-VERSION:9",
+    `#EXT-X-TARGETDURATION:${target}`,
+    // PART-HOLD-BACK must be at least 3 part targets (LL-HLS 4.4.3.8).
+    `#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=${fix(partTarget * 3.5)}`,
+    `#EXT-X-PART-INF:PART-TARGET=${fix(partTarget)}`,
+    `#EXT-X-MEDIA-SEQUENCE:${first?.msn ?? 0}`,
+    "#EXT-X-INDEPENDENT-SEGMENTS",
+    '#EXT-X-MAP:URI="init.mp4"',
+  ];
+  if (first) lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(first.wallclock).toISOString()}`);
+  // Parts are listed for segments within three target durations of the live edge.
+  const edge = (open ?? listed.at(-1))?.start ?? 0;
+  const partLines = (parts: { n: number; duration: number; independent: boolean }[]) =>
+    parts.map(
+      (p) => `#EXT-X-PART:DURATION=${fix(p.duration)},URI="part${p.n}.m4s"${p.independent ? ",INDEPENDENT=YES" : ""}`,
+    );
+  for (const s of listed) {
+    if (!t.ended && s.start >= edge - 3 * target) lines.push(...partLines(s.parts));
+    lines.push(`#EXTINF:${fix(s.duration)},`, `seg${s.msn}.m4s`);
+  }
+  if (open) {
+    lines.push(...partLines(open.parts));
+  }
+  if (t.ended) lines.push("#EXT-X-ENDLIST");
+  else lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part${t.nextPart}.m4s"`);
+  return `${lines.join("\n")}\n`;
+}

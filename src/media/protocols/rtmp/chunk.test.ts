@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { decodeAll, encode } from "./amf0.ts";
+import { ChunkError, ChunkReader, ChunkWriter } from "./chunk.ts";
+
+test("messages survive chunking at any read boundary, across a chunk size change", () => {
+  const w = new ChunkWriter();
+  const big = Buffer.alloc(10000, 7);
+  const setSize = Buffer.alloc(4);
+  setSize.writeUInt32BE(4096);
+  const wire = Buffer.concat([
+    w.write({ csid: 3, type: 20, streamId: 0, timestamp: 0, payload: encode("connect", 1, { app: "live" }) }),
+    w.write({ csid: 2, type: 1, streamId: 0, timestamp: 0, payload: setSize }),
+    (() => {
+      w.chunkSize = 4096;
+      return w.write({ csid: 7, type: 9, streamId: 1, timestamp: 0x1234567, payload: big });
+    })(),
+  ]);
+  for (const step of [1, 7, 129, wire.length]) {
+    const r = new ChunkReader();
+    const got = [];
+    for (let i = 0; i < wire.length; i += step) got.push(...r.push(wire.subarray(i, i + step)));
+    assert.equal(got.length, 3, `step ${step}`);
+    assert.deepEqual(decodeAll(got[0]?.payload as Buffer), ["connect", 1, { app: "live" }]);
+    assert.equal(r.chunkSize, 4096);
+    assert.equal(got[2]?.timestamp, 0x1234567, "extended timestamp");
+    assert.deepEqual(got[2]?.payload, big);
+  }
+});
+
+test("fmt 1-3 headers apply deltas; a chunk stream that starts without a type 0 header is rejected", () => {
+  const r = new ChunkReader();
+  // fmt 0: ts 100, len 2, type 8, stream 1; then fmt 2 (delta 20) and fmt 3 (same delta again).
+  const m = r.push(
+    Buffer.from([0x06, 0, 0, 100, 0, 0, 2, 8, 1, 0, 0, 0, 0xaf, 1, 0x86, 0, 0, 20, 0xaf, 1, 0xc6, 0xaf, 1]),
+  );
+  assert.deepEqual(
+    m.map((x) => x.timestamp),
+    [100, 120, 140],
+  );
+  assert.throws(() => new ChunkReader().push(Buffer.from([0xc5, 1, 2])), ChunkError);
+  assert.throws(
+    () => new ChunkReader({ maxMessage: 100 }).push(Buffer.from([0x06, 0, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0])),
+    ChunkError,
+  );
+});

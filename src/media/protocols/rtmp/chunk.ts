@@ -1,0 +1,170 @@
+/**
+ * RTMP chunk stream (RTMP 1.0 spec section 5.3): messages are cut into chunks of at most `chunkSize` bytes and
+ * interleaved by chunk stream id. ChunkReader reassembles messages from arbitrary TCP reads; ChunkWriter cuts
+ * outgoing messages. Sizes are bounded so a hostile peer cannot make us buffer without limit.
+ */
+
+export interface RtmpMessage {
+  csid: number;
+  type: number;
+  streamId: number;
+  /** Absolute timestamp in ms (deltas already applied). */
+  timestamp: number;
+  payload: Buffer;
+}
+
+export class ChunkError extends Error {}
+
+interface ChunkState {
+  timestamp: number;
+  /** The last timestamp field (absolute for fmt 0, delta otherwise), reused by fmt 3 as ffmpeg/librtmp do. */
+  field: number;
+  extended: boolean;
+  length: number;
+  type: number;
+  streamId: number;
+  parts: Buffer[];
+  received: number;
+}
+
+const HEADER_SIZES = [11, 7, 3, 0] as const;
+
+export class ChunkReader {
+  chunkSize = 128;
+  readonly maxMessage: number;
+  readonly #states = new Map<number, ChunkState>();
+  #buf: Buffer = Buffer.alloc(0);
+
+  constructor(opts: { maxMessage?: number } = {}) {
+    this.maxMessage = opts.maxMessage ?? 16 * 1024 * 1024;
+  }
+
+  setChunkSize(n: number): void {
+    if (!(n >= 1 && n <= this.maxMessage)) throw new ChunkError(`invalid chunk size ${n}`);
+    this.chunkSize = n;
+  }
+
+  /** Abort Message (type 2): drop the partial message on that chunk stream. */
+  abort(csid: number): void {
+    const s = this.#states.get(csid);
+    if (s) {
+      s.parts = [];
+      s.received = 0;
+    }
+  }
+
+  /** Feed bytes; returns the messages completed by them. Throws ChunkError on a protocol violation. */
+  push(data: Buffer): RtmpMessage[] {
+    this.#buf = this.#buf.length ? Buffer.concat([this.#buf, data]) : data;
+    const out: RtmpMessage[] = [];
+    let pos = 0;
+    for (;;) {
+      const r = this.#chunk(pos, out);
+      if (r < 0) break;
+      pos = r;
+    }
+    this.#buf = pos >= this.#buf.length ? Buffer.alloc(0) : this.#buf.subarray(pos);
+    return out;
+  }
+
+  /** Parse one chunk at `pos`; returns the position after it, or -1 if more bytes are needed. */
+  #chunk(pos: number, out: RtmpMessage[]): number {
+    const b = this.#buf;
+    if (pos >= b.length) return -1;
+    const b0 = b[pos] as number;
+    const fmt = b0 >> 6;
+    let csid = b0 & 0x3f;
+    let p = pos + 1;
+    if (csid === 0) {
+      if (p + 1 > b.length) return -1;
+      csid = 64 + (b[p] as number);
+      p += 1;
+    } else if (csid === 1) {
+      if (p + 2 > b.length) return -1;
+      csid = 64 + (b[p] as number) + (b[p + 1] as number) * 256;
+      p += 2;
+    }
+    const hs = HEADER_SIZES[fmt] as number;
+    if (p + hs > b.length) return -1;
+    let s = this.#states.get(csid);
+    if (!s) {
+      if (fmt !== 0) throw new ChunkError(`chunk stream ${csid} starts without a type 0 header`);
+      if (this.#states.size >= 64) throw new ChunkError("too many chunk streams");
+      s = { timestamp: 0, field: 0, extended: false, length: 0, type: 0, streamId: 0, parts: [], received: 0 };
+    }
+    const starting = s.received === 0;
+    if (fmt !== 3 && !starting) throw new ChunkError(`new header on chunk stream ${csid} inside a message`);
+    let field = s.field;
+    let length = s.length;
+    let type = s.type;
+    let streamId = s.streamId;
+    let extended = s.extended;
+    if (fmt <= 2) {
+      field = b.readUIntBE(p, 3);
+      extended = field === 0xffffff;
+    }
+    if (fmt <= 1) {
+      length = b.readUIntBE(p + 3, 3);
+      type = b[p + 6] as number;
+    }
+    if (fmt === 0) streamId = b.readUInt32LE(p + 7);
+    p += hs;
+    if (extended) {
+      if (p + 4 > b.length) return -1;
+      const ext = b.readUInt32BE(p);
+      if (fmt <= 2) field = ext;
+      p += 4;
+    }
+    if (length > this.maxMessage) throw new ChunkError(`message of ${length} bytes exceeds the limit`);
+    const size = Math.min(this.chunkSize, length - (starting ? 0 : s.received));
+    if (p + size > b.length) return -1;
+    // Commit only now that the whole chunk is here.
+    if (starting) s.timestamp = fmt === 0 ? field : s.timestamp + field;
+    Object.assign(s, { field, length, type, streamId, extended });
+    this.#states.set(csid, s);
+    s.parts.push(b.subarray(p, p + size));
+    s.received += size;
+    if (s.received >= length) {
+      const payload = s.parts.length === 1 ? Buffer.from(s.parts[0] as Buffer) : Buffer.concat(s.parts);
+      out.push({ csid, type, streamId, timestamp: s.timestamp >>> 0, payload });
+      s.parts = [];
+      s.received = 0;
+      // Set Chunk Size and Abort act on the chunk layer itself, and must apply to the very next chunk.
+      if (type === 1) {
+        if (payload.length < 4) throw new ChunkError("short Set Chunk Size");
+        this.setChunkSize(payload.readUInt32BE(0) & 0x7fffffff);
+      } else if (type === 2 && payload.length >= 4) this.abort(payload.readUInt32BE(0));
+    }
+    return p + size;
+  }
+}
+
+function basicHeader(fmt: number, csid: number): Buffer {
+  if (csid < 64) return Buffer.from([(fmt << 6) | csid]);
+  if (csid < 320) return Buffer.from([fmt << 6, csid - 64]);
+  return Buffer.from([(fmt << 6) | 1, (csid - 64) & 0xff, (csid - 64) >> 8]);
+}
+
+export class ChunkWriter {
+  chunkSize = 128;
+
+  /** One message as a type 0 chunk followed by type 3 continuation chunks. */
+  write(m: RtmpMessage): Buffer {
+    const ts = m.timestamp >>> 0;
+    const ext = ts >= 0xffffff;
+    const h = Buffer.alloc(11);
+    h.writeUIntBE(ext ? 0xffffff : ts, 0, 3);
+    h.writeUIntBE(m.payload.length, 3, 3);
+    h[6] = m.type;
+    h.writeUInt32LE(m.streamId, 7);
+    const extBuf = Buffer.alloc(ext ? 4 : 0);
+    if (ext) extBuf.writeUInt32BE(ts);
+    const parts: Buffer[] = [basicHeader(0, m.csid), h, extBuf];
+    for (let off = 0; off < m.payload.length || off === 0; off += this.chunkSize) {
+      if (off > 0) parts.push(basicHeader(3, m.csid), extBuf);
+      parts.push(m.payload.subarray(off, off + this.chunkSize));
+      if (m.payload.length === 0) break;
+    }
+    return Buffer.concat(parts);
+  }
+}

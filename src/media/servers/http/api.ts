@@ -1,0 +1,83 @@
+/** Service endpoints: `GET /health`, `/metrics` (Prometheus text), `/_ami/stats` (key figures), `/api/streams[/<path>]`. */
+import type { StreamStatus } from "../../status.ts";
+import { json, type Reply } from "./reply.ts";
+
+export interface ApiSource {
+  statuses(): StreamStatus[];
+  rtmpConnections(): number;
+  startedAt: number;
+}
+
+const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+
+export function metricsText(src: ApiSource): string {
+  const all = src.statuses();
+  const lines: string[] = [];
+  const gauge = (name: string, help: string, type: "gauge" | "counter", pick: (s: StreamStatus) => number) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const s of all) lines.push(`${name}{path="${esc(s.path)}"} ${pick(s)}`);
+  };
+  lines.push("# HELP ami_media_streams Live streams (paths with a publisher).", "# TYPE ami_media_streams gauge");
+  lines.push(`ami_media_streams ${all.filter((s) => s.live).length}`);
+  lines.push("# HELP ami_media_rtmp_connections Open RTMP connections.", "# TYPE ami_media_rtmp_connections gauge");
+  lines.push(`ami_media_rtmp_connections ${src.rtmpConnections()}`);
+  gauge("ami_media_stream_bitrate_kbps", "Ingest bitrate over the last 5 s.", "gauge", (s) => s.bitrateKbps);
+  gauge("ami_media_stream_fps", "Video frames per second over the last 5 s.", "gauge", (s) => s.fps);
+  gauge("ami_media_stream_readers", "Readers (RTMP players, HLS/DASH sessions).", "gauge", (s) => s.readers.total);
+  gauge("ami_media_stream_bytes_in_total", "Bytes received from the publisher.", "counter", (s) => s.bytesIn);
+  gauge("ami_media_stream_bytes_out_total", "Bytes sent to readers and viewers.", "counter", (s) => s.bytesOut);
+  gauge(
+    "ami_media_stream_frames_discarded_total",
+    "Frames dropped for slow readers.",
+    "counter",
+    (s) => s.framesDiscarded,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+export function statsJson(src: ApiSource): Record<string, unknown> {
+  const all = src.statuses();
+  const sum = (pick: (s: StreamStatus) => number) => all.reduce((a, s) => a + pick(s), 0);
+  return {
+    streams: all.filter((s) => s.live).length,
+    rtmp_connections: src.rtmpConnections(),
+    readers: sum((s) => s.readers.total),
+    bitrate_kbps_in: sum((s) => (s.live ? s.bitrateKbps : 0)),
+    bytes_in_total: sum((s) => s.bytesIn),
+    bytes_out_total: sum((s) => s.bytesOut),
+    frames_discarded_total: sum((s) => s.framesDiscarded),
+    uptime_s: Math.round((Date.now() - src.startedAt) / 1000),
+    per_stream: all.map((s) => ({
+      path: s.path,
+      live: s.live,
+      bitrate_kbps: s.bitrateKbps,
+      fps: s.fps,
+      gop_frames: s.gopFrames,
+      resolution: s.width && s.height ? `${s.width}x${s.height}` : null,
+      video_codec: s.videoCodec,
+      audio_codec: s.audioCodec,
+      readers: s.readers.total,
+      bytes_in: s.bytesIn,
+      bytes_out: s.bytesOut,
+      frames_discarded: s.framesDiscarded,
+    })),
+  };
+}
+
+export function apiRoute(pathname: string, src: ApiSource): Reply | undefined {
+  if (pathname === "/health") return json(200, { ok: true });
+  if (pathname === "/metrics") {
+    return { status: 200, type: "text/plain; version=0.0.4", body: Buffer.from(metricsText(src)) };
+  }
+  if (pathname === "/_ami/stats") return json(200, statsJson(src));
+  if (pathname === "/api/streams") return json(200, { streams: src.statuses() });
+  if (pathname.startsWith("/api/streams/")) {
+    const path = decodeURIComponent(pathname.slice("/api/streams/".length));
+    const s = src.statuses().find((x) => x.path === path);
+    return s ? json(200, s) : json(404, { errcode: "M_NOT_FOUND", error: `no stream at '${path}'` });
+  }
+  if (pathname.startsWith("/api/") || pathname.startsWith("/_ami/")) {
+    return json(404, { errcode: "M_UNRECOGNIZED", error: "unknown endpoint" });
+  }
+  return undefined;
+}

@@ -1,0 +1,111 @@
+/**
+ * Stream outputs over HTTP: `/<path>/index.m3u8` (multivariant), `/<path>/stream.m3u8` (media playlist, LL-HLS
+ * blocking reload with `_HLS_msn`/`_HLS_part`), `/<path>/index.mpd` (DASH), `init.mp4`, `seg<N>.m4s`,
+ * `part<N>.m4s` (a preload-hinted part is held until it exists).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Outputs, PathOutput } from "../../outputs.ts";
+import { dashManifest } from "../../protocols/dash/mpd.ts";
+import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
+import { type Reply, reply } from "./reply.ts";
+
+const TYPES = {
+  m3u8: "application/vnd.apple.mpegurl",
+  mpd: "application/dash+xml",
+  mp4: "video/mp4",
+  m4s: "video/iso.segment",
+} as const;
+
+/** How long a first playlist request waits for the first segment of a just-published stream. */
+const FIRST_SEGMENT_WAIT_MS = 8000;
+
+function variant(out: PathOutput): VariantInfo {
+  const f = out.stream.stats.figures();
+  return {
+    bandwidth: Math.max(f.bitrateKbps * 1000, 1),
+    codecs: [f.videoCodec, f.audioCodec].filter((c): c is string => !!c),
+    width: f.width,
+    height: f.height,
+  };
+}
+
+export async function serveStreamFile(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  out: PathOutput,
+  outputs: Outputs,
+  file: string,
+): Promise<void> {
+  const t = out.packager.timeline;
+  const signal = abortOnClose(req, res);
+  const send = (r: Reply) => {
+    out.httpBytesOut += r.body.length;
+    reply(res, r);
+  };
+  outputs.touch(out, `${req.socket.remoteAddress}|${req.headers["user-agent"] ?? ""}`);
+  const ready = () => t.listed().length > 0 || t.ended;
+  const playlist = (type: keyof typeof TYPES, body: string) =>
+    send({ status: 200, type: TYPES[type], body: Buffer.from(body), cache: "no-cache" });
+  const notReady = () =>
+    send({ status: 404, type: "text/plain", body: Buffer.from(`stream '${out.path}' is not ready yet\n`) });
+
+  if (file === "index.m3u8" || file === "index.mpd" || file === "stream.m3u8") {
+    const msnQ = url.searchParams.get("_HLS_msn");
+    if (file === "stream.m3u8" && msnQ !== null) {
+      const msn = Number(msnQ);
+      const partQ = url.searchParams.get("_HLS_part");
+      const part = partQ === null ? undefined : Number(partQ);
+      if (!Number.isInteger(msn) || msn < 0 || (part !== undefined && (!Number.isInteger(part) || part < 0))) {
+        return send({ status: 400, type: "text/plain", body: Buffer.from("bad _HLS_msn/_HLS_part\n") });
+      }
+      const last = t.segments.at(-1)?.msn ?? -1;
+      // LL-HLS 6.2.5.2: a request more than two segments ahead is answered at once with 400.
+      if (msn > last + 2)
+        return send({ status: 400, type: "text/plain", body: Buffer.from("_HLS_msn too far ahead\n") });
+      const ok = await t.waitUntil(() => t.has(msn, part), 3000 * Math.max(1, t.options.segmentSeconds), signal);
+      if (signal.aborted) return;
+      if (!ok)
+        return send({ status: 503, type: "text/plain", body: Buffer.from("playlist did not advance in time\n") });
+      return playlist("m3u8", mediaPlaylist(t));
+    }
+    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
+    if (file === "index.m3u8") return playlist("m3u8", multivariantPlaylist(variant(out)));
+    if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t));
+    return playlist("mpd", dashManifest(t, variant(out)));
+  }
+  if (file === "init.mp4") {
+    if (!(await t.waitUntil(() => !!t.init || t.ended, FIRST_SEGMENT_WAIT_MS, signal)) || !t.init) return notReady();
+    return send({ status: 200, type: TYPES.mp4, body: t.init, cache: "max-age=30" });
+  }
+  const seg = /^seg(\d+)\.m4s$/.exec(file);
+  if (seg) {
+    const msn = Number(seg[1]);
+    // The open segment is held until complete; players normally ask only for listed ones.
+    if (t.open?.msn === msn)
+      await t.waitUntil(() => !!t.segment(msn)?.complete, 3000 * t.options.segmentSeconds, signal);
+    const s = t.segment(msn);
+    if (!s?.complete || !s.data)
+      return send({ status: 404, type: "text/plain", body: Buffer.from("no such segment\n") });
+    return send({ status: 200, type: TYPES.m4s, body: s.data, cache: "max-age=60" });
+  }
+  const part = /^part(\d+)\.m4s$/.exec(file);
+  if (part) {
+    const n = Number(part[1]);
+    // The preload-hinted part (the next one) is held until ffmpeg delivers it (LL-HLS 6.2.6).
+    if (n === t.nextPart && !t.ended) await t.waitUntil(() => t.nextPart > n, 3000 * t.options.segmentSeconds, signal);
+    const p = t.part(n);
+    if (!p) return send({ status: 404, type: "text/plain", body: Buffer.from("no such part\n") });
+    return send({ status: 200, type: TYPES.m4s, body: p.data, cache: "max-age=60" });
+  }
+  send({ status: 404, type: "text/plain", body: Buffer.from("not found\n") });
+}
+
+function abortOnClose(req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const ac = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  req.once("aborted", () => ac.abort());
+  return ac.signal;
+}

@@ -1,0 +1,63 @@
+/** The media HTTP server: service endpoints, then `/<stream path>/<file>` for HLS, LL-HLS and DASH. */
+import { createServer, type Server } from "node:http";
+import type { Logger } from "../../../core/logger.ts";
+import type { Outputs } from "../../outputs.ts";
+import { type ApiSource, apiRoute } from "./api.ts";
+import { serveStreamFile } from "./hls.ts";
+import { CORS, json, reply } from "./reply.ts";
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  outputs: Outputs;
+  api: ApiSource;
+  log: Logger;
+}
+
+export class MediaHttpServer {
+  readonly #server: Server;
+  port = 0;
+
+  private constructor(server: Server) {
+    this.#server = server;
+  }
+
+  static async start(o: HttpServerOptions): Promise<MediaHttpServer> {
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://media");
+      if (req.method === "OPTIONS") {
+        res.writeHead(204, { ...CORS, "access-control-max-age": "86400" }).end();
+        return;
+      }
+      if (req.method !== "GET" && req.method !== "HEAD") return reply(res, json(405, { error: "method not allowed" }));
+      const api = apiRoute(url.pathname, o.api);
+      if (api) return reply(res, api);
+      const parts = url.pathname.split("/").filter(Boolean);
+      const file = parts.pop() ?? "";
+      const out = o.outputs.get(parts.join("/"));
+      if (!out) return reply(res, json(404, { errcode: "M_NOT_FOUND", error: `no stream at '${parts.join("/")}'` }));
+      serveStreamFile(req, res, url, out, o.outputs, file).catch((e) => {
+        o.log.error("http handler failed", { url: req.url, error: (e as Error).message });
+        reply(res, json(500, { errcode: "M_UNKNOWN", error: "internal error" }));
+      });
+    });
+    server.keepAliveTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(o.port, o.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const s = new MediaHttpServer(server);
+    const addr = server.address();
+    s.port = typeof addr === "object" && addr ? addr.port : o.port;
+    o.log.info("media http listening", { host: o.host, port: s.port });
+    return s;
+  }
+
+  close(): Promise<void> {
+    this.#server.closeAllConnections();
+    return new Promise((r) => this.#server.close(() => r()));
+  }
+}

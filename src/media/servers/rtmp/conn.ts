@@ -1,0 +1,255 @@
+/**
+ * One RTMP connection: handshake, chunk stream, then the NetConnection/NetStream commands of a publisher
+ * (connect, releaseStream, FCPublish, createStream, publish, FCUnpublish, deleteStream) or a player (play).
+ * Any protocol violation closes this connection only.
+ */
+import type { Socket } from "node:net";
+import { isAmiError } from "../../../core/errors.ts";
+import type { Logger } from "../../../core/logger.ts";
+import { type Hub, type MediaStream, type Reader, validPath } from "../../hub.ts";
+import { type Amf, type AmfObject, decodeAll } from "../../protocols/rtmp/amf0.ts";
+import { ChunkReader, ChunkWriter, type RtmpMessage } from "../../protocols/rtmp/chunk.ts";
+import { metadataMessage, streamToRtmp } from "../../protocols/rtmp/from-stream.ts";
+import { HANDSHAKE_SIZE, serverHello } from "../../protocols/rtmp/handshake.ts";
+import * as M from "../../protocols/rtmp/messages.ts";
+import { rtmpToStream } from "../../protocols/rtmp/to-stream.ts";
+
+const OUT_CHUNK_SIZE = 4096;
+const WINDOW = 2_500_000;
+
+export interface ConnOptions {
+  hub: Hub;
+  log: Logger;
+  handshakeTimeoutMs: number;
+}
+
+export class RtmpConn {
+  readonly socket: Socket;
+  readonly remote: string;
+  readonly #o: ConnOptions;
+  #state: "c0c1" | "c2" | "chunks" | "closed" = "c0c1";
+  #pending: Buffer = Buffer.alloc(0);
+  readonly #reader = new ChunkReader();
+  readonly #writer = new ChunkWriter();
+  #app = "";
+  #nextStreamId = 1;
+  #publishing: MediaStream | undefined;
+  #playing: Reader | undefined;
+  #bytesIn = 0;
+  #lastAck = 0;
+  #peerWindow = 0;
+
+  constructor(socket: Socket, o: ConnOptions) {
+    this.socket = socket;
+    this.#o = o;
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setNoDelay(true);
+    socket.setTimeout(o.handshakeTimeoutMs, () => this.close("handshake timeout"));
+    socket.on("data", (d) => this.#onData(d));
+    socket.on("error", () => {});
+    socket.on("close", () => this.#cleanup());
+  }
+
+  get role(): "publisher" | "player" | "idle" {
+    return this.#publishing ? "publisher" : this.#playing ? "player" : "idle";
+  }
+
+  close(reason: string): void {
+    if (this.#state === "closed") return;
+    this.#o.log.info("rtmp connection closed", { remote: this.remote, reason });
+    this.#state = "closed";
+    this.socket.destroy();
+    this.#cleanup();
+  }
+
+  #cleanup(): void {
+    this.#state = "closed";
+    if (this.#publishing) {
+      this.#o.log.info("rtmp publisher left", { path: this.#publishing.path, remote: this.remote });
+      this.#publishing.end();
+      this.#publishing = undefined;
+    }
+    this.#playing?.close();
+    this.#playing = undefined;
+  }
+
+  #send(m: RtmpMessage): boolean {
+    if (this.#state === "closed") return false;
+    return this.socket.write(this.#writer.write(m));
+  }
+
+  #onData(d: Buffer): void {
+    try {
+      this.#bytesIn += d.length;
+      if (this.#state === "chunks") {
+        this.#onChunks(d);
+        return;
+      }
+      this.#pending = Buffer.concat([this.#pending, d]);
+      if (this.#state === "c0c1") {
+        if (this.#pending.length < 1 + HANDSHAKE_SIZE) return;
+        this.socket.write(serverHello(this.#pending));
+        this.#pending = this.#pending.subarray(1 + HANDSHAKE_SIZE);
+        this.#state = "c2";
+      }
+      if (this.#state === "c2" && this.#pending.length >= HANDSHAKE_SIZE) {
+        const rest = this.#pending.subarray(HANDSHAKE_SIZE);
+        this.#pending = Buffer.alloc(0);
+        this.#state = "chunks";
+        this.socket.setTimeout(0);
+        if (rest.length) this.#onChunks(rest);
+      }
+    } catch (e) {
+      this.close(`protocol error: ${(e as Error).message}`);
+    }
+  }
+
+  #onChunks(d: Buffer): void {
+    for (const m of this.#reader.push(d)) {
+      if (this.#state === "closed") return;
+      this.#onMessage(m);
+    }
+    if (this.#peerWindow > 0 && this.#bytesIn - this.#lastAck >= this.#peerWindow) {
+      this.#lastAck = this.#bytesIn;
+      this.#send(M.ack(this.#bytesIn));
+    }
+  }
+
+  #onMessage(m: RtmpMessage): void {
+    switch (m.type) {
+      case M.MSG.WINDOW_ACK_SIZE:
+        if (m.payload.length >= 4) this.#peerWindow = m.payload.readUInt32BE(0);
+        return;
+      case M.MSG.COMMAND_AMF0:
+        this.#onCommand(decodeAll(m.payload), m.streamId);
+        return;
+      case M.MSG.COMMAND_AMF3:
+        this.#onCommand(decodeAll(m.payload.subarray(1)), m.streamId);
+        return;
+      case M.MSG.AUDIO:
+      case M.MSG.VIDEO:
+      case M.MSG.DATA_AMF0:
+      case M.MSG.DATA_AMF3:
+        if (this.#publishing) rtmpToStream(m, this.#publishing);
+        return;
+      default:
+        return; // acks, user control (ping responses), peer bandwidth: nothing to do
+    }
+  }
+
+  #onCommand(v: Amf[], streamId: number): void {
+    const [name, txid] = v;
+    if (typeof name !== "string") throw new Error("command without a name");
+    const tx = typeof txid === "number" ? txid : 0;
+    switch (name) {
+      case "connect":
+        this.#connect(tx, (v[2] ?? {}) as AmfObject);
+        return;
+      case "createStream":
+        this.#send(M.command(0, "_result", tx, null, this.#nextStreamId++));
+        return;
+      case "releaseStream":
+      case "FCPublish":
+        this.#send(M.command(0, "_result", tx, null));
+        return;
+      case "publish":
+        this.#publish(String(v[3] ?? ""), streamId);
+        return;
+      case "play":
+        this.#play(String(v[3] ?? ""), streamId);
+        return;
+      case "FCUnpublish":
+      case "deleteStream":
+      case "closeStream":
+        if (this.#publishing) {
+          this.#o.log.info("rtmp unpublish", { path: this.#publishing.path });
+          this.#publishing.end();
+          this.#publishing = undefined;
+        }
+        if (name !== "FCUnpublish") {
+          this.#playing?.close();
+          this.#playing = undefined;
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  #connect(tx: number, cmd: AmfObject): void {
+    this.#app = String(cmd.app ?? "").replace(/^\/+|\/+$/g, "");
+    this.#send(M.windowAckSize(WINDOW));
+    this.#send(M.setPeerBandwidth(WINDOW));
+    this.#send(M.setChunkSize(OUT_CHUNK_SIZE));
+    this.#writer.chunkSize = OUT_CHUNK_SIZE;
+    this.#send(
+      M.command(
+        0,
+        "_result",
+        tx,
+        { fmsVer: "FMS/3,0,1,123", capabilities: 31 },
+        {
+          level: "status",
+          code: "NetConnection.Connect.Success",
+          description: "Connection succeeded.",
+          objectEncoding: typeof cmd.objectEncoding === "number" ? cmd.objectEncoding : 0,
+        },
+      ),
+    );
+  }
+
+  /** `rtmp://host/<app>/<key>` is path `<app>/<key>`; a `?query` on the key (tokens) is not part of the path. */
+  #pathOf(name: string): string | undefined {
+    const key = name.split("?")[0] ?? "";
+    const path = [this.#app, key].filter(Boolean).join("/");
+    return validPath(path) ? path : undefined;
+  }
+
+  #publish(name: string, streamId: number): void {
+    const path = this.#pathOf(name);
+    if (!path || this.#publishing || this.#playing) {
+      this.#send(M.onStatus(streamId, "error", "NetStream.Publish.BadName", `invalid stream path '${name}'`));
+      this.socket.end();
+      return;
+    }
+    try {
+      this.#publishing = this.#o.hub.publish(path, { protocol: "rtmp", remote: this.remote, since: Date.now() });
+    } catch (e) {
+      const why = isAmiError(e) ? e.message : "publish refused";
+      this.#o.log.warn("rtmp publish refused", { path, remote: this.remote, reason: why });
+      this.#send(M.onStatus(streamId, "error", "NetStream.Publish.BadName", why));
+      this.socket.end();
+      this.#state = "closed";
+      return;
+    }
+    this.#o.log.info("rtmp publish", { path, remote: this.remote });
+    this.#send(M.streamEvent(0, streamId));
+    this.#send(M.onStatus(streamId, "status", "NetStream.Publish.Start", `${path} is now published.`));
+  }
+
+  #play(name: string, streamId: number): void {
+    const path = this.#pathOf(name);
+    const stream = path ? this.#o.hub.get(path) : undefined;
+    if (!stream || this.#publishing || this.#playing) {
+      this.#send(M.onStatus(streamId, "error", "NetStream.Play.StreamNotFound", `no stream at '${name}'`));
+      return;
+    }
+    this.#o.log.info("rtmp play", { path, remote: this.remote });
+    this.#send(M.streamEvent(0, streamId));
+    this.#send(M.onStatus(streamId, "status", "NetStream.Play.Reset", `Playing and resetting ${path}.`));
+    this.#send(M.onStatus(streamId, "status", "NetStream.Play.Start", `Started playing ${path}.`));
+    this.#send(metadataMessage(stream, streamId));
+    const reader = stream.addReader("rtmp", this.remote);
+    this.#playing = reader;
+    const drained = () => new Promise<void>((r) => this.socket.once("drain", r));
+    streamToRtmp(reader, streamId, (m) => this.#send(m), drained)
+      .then(() => {
+        if (this.#state !== "closed" && this.#playing === reader) {
+          this.#send(M.streamEvent(1, streamId));
+          this.#send(M.onStatus(streamId, "status", "NetStream.Play.UnpublishNotify", `${path} ended.`));
+          this.socket.end();
+        }
+      })
+      .catch((e) => this.close(`play failed: ${(e as Error).message}`));
+  }
+}

@@ -1,0 +1,55 @@
+/** The per-stream status record shared by /api/streams, /_ami/stats, /metrics and the `stream.*` ops. */
+import { z } from "zod";
+import type { MediaStream } from "./hub.ts";
+import type { Outputs } from "./outputs.ts";
+
+export const streamStatusSchema = z.object({
+  path: z.string(),
+  live: z.boolean(),
+  publisher: z.object({ protocol: z.string(), remote: z.string() }).nullable(),
+  uptimeS: z.number(),
+  bitrateKbps: z.number(),
+  fps: z.number(),
+  gopFrames: z.number().nullable(),
+  width: z.number().nullable(),
+  height: z.number().nullable(),
+  videoCodec: z.string().nullable(),
+  audioCodec: z.string().nullable(),
+  readers: z.object({ total: z.number(), byProtocol: z.record(z.string(), z.number()) }),
+  bytesIn: z.number(),
+  bytesOut: z.number(),
+  framesDiscarded: z.number(),
+  segments: z.number(),
+  urls: z.object({ hls: z.string(), dash: z.string() }),
+});
+export type StreamStatus = z.infer<typeof streamStatusSchema>;
+
+export function streamStatus(s: MediaStream, outputs: Outputs, httpBase: string): StreamStatus {
+  const f = s.stats.figures();
+  const out = outputs.get(s.path);
+  const byProtocol: Record<string, number> = {};
+  // The packager is our own reader, not a viewer: viewers of its output are counted as HLS/DASH sessions.
+  for (const r of s.readers)
+    if (r.info.remote !== "packager") byProtocol[r.info.protocol] = (byProtocol[r.info.protocol] ?? 0) + 1;
+  if (out?.stream === s) byProtocol.hls = outputs.sessions(out);
+  const live = !s.ended;
+  return {
+    path: s.path,
+    live,
+    publisher: live ? { protocol: s.publisher.protocol, remote: s.publisher.remote } : null,
+    uptimeS: Math.round(((s.endedAt ?? Date.now()) - s.publisher.since) / 1000),
+    bitrateKbps: f.bitrateKbps,
+    fps: f.fps,
+    gopFrames: f.gopFrames,
+    width: f.width,
+    height: f.height,
+    videoCodec: f.videoCodec,
+    audioCodec: f.audioCodec,
+    readers: { total: Object.values(byProtocol).reduce((a, b) => a + b, 0), byProtocol },
+    bytesIn: f.bytesIn,
+    bytesOut: s.bytesOut + (out?.stream === s ? out.httpBytesOut : 0),
+    framesDiscarded: s.framesDiscarded,
+    segments: out?.stream === s ? out.packager.timeline.listed().length : 0,
+    urls: { hls: `${httpBase}/${s.path}/index.m3u8`, dash: `${httpBase}/${s.path}/index.mpd` },
+  };
+}
