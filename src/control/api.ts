@@ -4,10 +4,11 @@
  *   POST /api/services/<name>/start|stop|restart · POST /api/shutdown
  */
 import { timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Config } from "../core/config.ts";
 import { AmiError, toAmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { createServer } from "../core/node-http.ts";
 import type { OpRegistry } from "../core/ops.ts";
 import { makeContext } from "./context.ts";
 import { invokeOp } from "./invoke.ts";

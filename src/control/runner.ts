@@ -117,7 +117,10 @@ export class ServiceRunner {
     const args = ["--max-semi-space-size=1", binEntry, "serve", this.name];
     if (this.#configPath) args.push("--config", this.#configPath);
     const fd = openSync(this.#paths.logFile(this.name), "a");
-    const child = spawn(process.execPath, args, { stdio: ["ignore", fd, fd], env: process.env });
+    // glibc keeps freed large buffers (scrypt's 16 MiB per password hash) in per-thread pools for good;
+    // a 128 KiB mmap threshold gives them back to the OS (~70 MB less resident after logins).
+    const env = { MALLOC_MMAP_THRESHOLD_: "131072", ...process.env };
+    const child = spawn(process.execPath, args, { stdio: ["ignore", fd, fd], env });
     closeSync(fd);
     this.#child = child;
     this.#startedAt = Date.now();

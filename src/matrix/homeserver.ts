@@ -1,17 +1,18 @@
 /** Composition root of the homeserver: opens the store, loads keys, wires services and routes. */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { join } from "node:path";
 import type { MatrixConfig } from "../core/config.ts";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { createServer } from "../core/node-http.ts";
 import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import { formatClientEvents } from "./format.ts";
 import type { AuthService, Homeserver, Notifier, RoomService, TypingService } from "./hs.ts";
 import { createHandler } from "./http/server.ts";
-import type { Requester } from "./http/types.ts";
+import type { Requester, Route } from "./http/types.ts";
 import { Metrics } from "./metrics.ts";
 import { Auth } from "./service/auth.ts";
 import { SyncNotifier } from "./service/notifier.ts";
@@ -76,11 +77,42 @@ class HomeserverImpl implements Homeserver {
       const room = await this.store.getRoom(roomId);
       if (!room) throw new AmiError("M_NOT_FOUND", "Unknown room");
       v = room.version;
+      // A room's version never changes; the cap only bounds memory (a full reset costs one read per room).
+      if (this.#versions.size >= MAX_CACHED_VERSIONS) this.#versions.clear();
       this.#versions.set(roomId, v);
     }
     return v;
   }
 }
+
+const MAX_CACHED_VERSIONS = 20_000;
+
+/**
+ * POST /_ami/debug/gc (server admins only): run a full garbage collection and answer the V8 heap figures before
+ * and after, so a test can compare retained memory between load rounds. Only when Node runs with --expose-gc.
+ */
+const gcRoute: Route = {
+  method: "POST",
+  paths: ["/_ami/debug/gc"],
+  auth: "required",
+  async handler(req) {
+    if (!req.requester?.isAdmin) throw new AmiError("M_FORBIDDEN", "You are not a server admin");
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (typeof gc !== "function")
+      throw new AmiError("M_UNRECOGNIZED", "Start the homeserver with --expose-gc", {}, 404);
+    const before = process.memoryUsage();
+    gc();
+    const after = process.memoryUsage();
+    return {
+      json: {
+        heap_used_before_bytes: before.heapUsed,
+        heap_used_bytes: after.heapUsed,
+        external_bytes: after.external,
+        rss_bytes: after.rss,
+      },
+    };
+  },
+};
 
 const urlHost = (h: string) => (h.includes(":") ? `[${h}]` : h);
 
@@ -118,7 +150,7 @@ export async function startHomeserver(config: MatrixConfig, dataDir: string, log
   const store = await openStore(config.database, dataDir);
   const signingKey = loadOrCreateSigningKey(join(dataDir, "signing.key"));
   const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, await store.getMaxStream());
-  const handler = createHandler(hs, allRoutes);
+  const handler = createHandler(hs, [...allRoutes, gcRoute]);
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void handler(req, res));
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");

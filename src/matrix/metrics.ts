@@ -42,6 +42,8 @@ export class Metrics {
       active_syncs: this.activeSyncs,
       p99_latency_ms: Math.round(this.p99() * 100) / 100,
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      // V8 heap in use (live objects plus garbage not yet collected): with RSS, tells leaks from native growth.
+      heap_used_mb: Math.round((process.memoryUsage().heapUsed / 1048576) * 10) / 10,
     };
   }
 
@@ -62,6 +64,9 @@ export class Metrics {
       "# HELP process_resident_memory_bytes Resident memory.",
       "# TYPE process_resident_memory_bytes gauge",
       `process_resident_memory_bytes ${process.memoryUsage.rss()}`,
+      "# HELP nodejs_heap_size_used_bytes V8 heap in use.",
+      "# TYPE nodejs_heap_size_used_bytes gauge",
+      `nodejs_heap_size_used_bytes ${process.memoryUsage().heapUsed}`,
     ];
     return lines.join("\n") + "\n";
   }

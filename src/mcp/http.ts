@@ -3,10 +3,11 @@
  * guarded by a bearer token and Host-header checks against DNS rebinding.
  */
 import { timingSafeEqual } from "node:crypto";
-import { createServer, type Server as HttpServer } from "node:http";
+import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { AmiError } from "../core/errors.ts";
+import { createServer } from "../core/node-http.ts";
 import { createMcpServer, type McpDeps } from "./server.ts";
 
 export async function startMcpHttp(

@@ -2,7 +2,7 @@
  * A small but real HTTP service for supervisor/monitor tests: it listens on AMI_STREAMS_TEST_SERVICE_PORT and
  * answers /health, /metrics (Prometheus text) and /_ami/stats like every ami-streams service must.
  */
-import { createServer } from "node:http";
+import { createServer } from "../core/node-http.ts";
 import type { ServiceDef } from "../core/service.ts";
 
 const port = () => Number(process.env.AMI_STREAMS_TEST_SERVICE_PORT);

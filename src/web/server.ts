@@ -2,9 +2,10 @@
  * The `web` service's HTTP server: the built chat client, `/config.json` (where the homeserver is), and the
  * endpoints every ami-streams service answers (`/health`, `/metrics`, `/_ami/stats`).
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../core/logger.ts";
+import { createServer } from "../core/node-http.ts";
 import { staticFiles } from "./static.ts";
 
 export interface WebServerOptions {

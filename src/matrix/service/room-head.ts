@@ -44,35 +44,55 @@ export async function loadHead(store: Store, roomId: string): Promise<RoomHead |
   return { version: room.version, latestId: latest?.eventId ?? null, depth: latest?.depth ?? 0, auth };
 }
 
-/** A small LRU: Map keeps insertion order, so re-inserting on access makes the first key the least recent. */
+/**
+ * An LRU of room heads, bounded both in rooms and in auth events summed over the cached heads (a head holds
+ * every member event of its room, so a count bound alone would let a few huge rooms take unbounded memory).
+ * Map keeps insertion order, so re-inserting on access makes the first key the least recent.
+ */
 export class HeadCache {
   readonly #max: number;
-  readonly #map = new Map<string, RoomHead>();
+  readonly #maxAuth: number;
+  readonly #map = new Map<string, { head: RoomHead; weight: number }>();
+  #weight = 0;
 
-  constructor(max: number) {
+  constructor(max: number, maxAuthEvents = Number.POSITIVE_INFINITY) {
     this.#max = max;
+    this.#maxAuth = maxAuthEvents;
   }
 
   get(roomId: string): RoomHead | undefined {
-    const h = this.#map.get(roomId);
-    if (h) {
+    const e = this.#map.get(roomId);
+    if (e) {
       this.#map.delete(roomId);
-      this.#map.set(roomId, h);
+      this.#map.set(roomId, e);
     }
-    return h;
+    return e?.head;
   }
 
+  /** Insert or refresh (call again after the head's auth map grew, so its weight is counted). */
   set(roomId: string, head: RoomHead): void {
-    this.#map.delete(roomId);
-    this.#map.set(roomId, head);
-    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string);
+    this.delete(roomId);
+    const weight = head.auth.size + 1;
+    this.#map.set(roomId, { head, weight });
+    this.#weight += weight;
+    // The newest entry always stays, even when it alone is over the budget.
+    while (this.#map.size > 1 && (this.#map.size > this.#max || this.#weight > this.#maxAuth))
+      this.delete(this.#map.keys().next().value as string);
   }
 
   delete(roomId: string): void {
+    const e = this.#map.get(roomId);
+    if (!e) return;
     this.#map.delete(roomId);
+    this.#weight -= e.weight;
   }
 
   get size(): number {
     return this.#map.size;
+  }
+
+  /** Auth events (plus one per room) held, as counted at each set(). */
+  get weight(): number {
+    return this.#weight;
   }
 }

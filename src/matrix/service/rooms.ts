@@ -21,7 +21,8 @@ type Membership = "join" | "leave" | "invite" | "ban" | "knock";
 
 export class Rooms implements RoomService {
   readonly #hs: Homeserver;
-  readonly #heads = new HeadCache(2000);
+  // 2,000 rooms, and at most 200,000 auth events (mostly member events, a few hundred bytes each) over all of them.
+  readonly #heads = new HeadCache(2000, 200_000);
   readonly #locks = new Map<string, Promise<unknown>>();
 
   constructor(hs: Homeserver) {
@@ -162,6 +163,8 @@ export class Rooms implements RoomService {
         content,
         room_id: input.roomId,
       });
+      // Re-count the head's weight (and keep it cached: it is the room's current head).
+      this.#heads.set(input.roomId, head);
     }
     return { eventId, stream };
   }

@@ -6,6 +6,8 @@ import type { Homeserver, TypingService } from "../hs.ts";
 
 /** Longest a single PUT /typing keeps a user typing; clients re-send while the user keeps typing. */
 export const MAX_TYPING_TIMEOUT_MS = 30_000;
+/** Rooms whose last change is remembered for diffing sync tokens; older changes are forgotten (see changedSince). */
+const MAX_CHANGED_ROOMS = 10_000;
 
 interface Entry {
   expires: number;
@@ -16,8 +18,10 @@ export class Typing implements TypingService {
   readonly #hs: Homeserver;
   /** roomId -> userId -> entry, in the order users started typing. */
   readonly #rooms = new Map<string, Map<string, Entry>>();
-  /** roomId -> serial of its last change. */
+  /** roomId -> serial of its last change, oldest change first (re-inserted on every change). */
   readonly #changed = new Map<string, number>();
+  /** Changes up to this serial were forgotten to bound #changed. */
+  #forgotten = 0;
   #serial = 0;
 
   constructor(hs: Homeserver) {
@@ -64,6 +68,9 @@ export class Typing implements TypingService {
     const out = new Set<string>();
     if (serial >= this.#serial) return out;
     for (const [room, s] of this.#changed) if (s > serial) out.add(room);
+    // Part of the diff was forgotten: also send every room someone types in (what a token from before a restart
+    // gets). Only a client more than MAX_CHANGED_ROOMS room changes behind can get here.
+    if (serial < this.#forgotten) for (const room of this.#rooms.keys()) out.add(room);
     return out;
   }
 
@@ -77,7 +84,13 @@ export class Typing implements TypingService {
   }
 
   #bump(roomId: string): void {
+    this.#changed.delete(roomId);
     this.#changed.set(roomId, ++this.#serial);
+    if (this.#changed.size > MAX_CHANGED_ROOMS) {
+      const [oldest, s] = this.#changed.entries().next().value as [string, number];
+      this.#changed.delete(oldest);
+      this.#forgotten = s;
+    }
     this.#hs.notifier.notify();
   }
 }

@@ -141,6 +141,7 @@ export class ChildHomeserver {
     const proc = spawn(process.execPath, ["--max-semi-space-size=1", CHILD], {
       env: {
         NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"),
+        MALLOC_MMAP_THRESHOLD_: "131072",
         ...process.env,
         ...this.env,
         AMI_E2E_MATRIX: JSON.stringify({ ...this.matrix, port }),

@@ -21,12 +21,14 @@ export class SqliteDb {
     this.db = new DatabaseSync(path, { timeout: 10_000, enableForeignKeyConstraints: true });
     // WAL: a commit is in the WAL file once COMMIT returns, so kill -9 loses nothing committed. NORMAL skips the
     // per-commit fsync (only power loss could drop the last commits), which is what makes thousands of txns/s cheap.
+    // cache_size: 8 MiB of pages in process memory (resident once filled); the OS page cache holds the rest of the
+    // file, so a miss is a pread, not a disk read. 20 MiB bought no measurable speed (bench/matrix) for 12 MB RSS.
     this.db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
       PRAGMA foreign_keys = ON;
       PRAGMA temp_store = MEMORY;
-      PRAGMA cache_size = -20000;
+      PRAGMA cache_size = -8000;
       PRAGMA wal_autocheckpoint = 10000;
       PRAGMA journal_size_limit = 67108864;
     `);

@@ -1,6 +1,7 @@
 /** The media HTTP server: service endpoints, then `/<stream path>/<file>` for HLS, LL-HLS and DASH. */
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { Logger } from "../../../core/logger.ts";
+import { createServer } from "../../../core/node-http.ts";
 import type { Outputs } from "../../outputs.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
 import { serveStreamFile } from "./hls.ts";
