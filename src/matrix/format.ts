@@ -11,11 +11,14 @@ export async function formatClientEvents(
   now = Date.now(),
 ): Promise<Record<string, any>[]> {
   const redactionIds = evs.flatMap((e) => (e.redactedBy ? [e.redactedBy] : []));
-  const redactions = new Map<string, StoredEvent>();
-  if (redactionIds.length) for (const r of await store.getEvents(redactionIds)) redactions.set(r.eventId, r);
   // State events carry what they replaced (clients show "changed their name" rather than "joined").
   const stateStreams = evs.flatMap((e) => (e.stateKey !== null ? [e.stream] : []));
-  const replaced = stateStreams.length ? await store.getReplacedState(stateStreams) : new Map<number, StoredEvent>();
+  // Both lookups at once: `evs` may span many rooms (/sync formats all of them in one call).
+  const [redacting, replaced] = await Promise.all([
+    redactionIds.length ? store.getEvents(redactionIds) : [],
+    stateStreams.length ? store.getReplacedState(stateStreams) : new Map<number, StoredEvent>(),
+  ]);
+  const redactions = new Map(redacting.map((r) => [r.eventId, r]));
   const out: Record<string, any>[] = [];
   for (const ev of evs) {
     let pdu = ev.pdu;

@@ -85,6 +85,46 @@ interface MemberCacheEntry {
 }
 const memberCaches = new WeakMap<Homeserver, Map<string, MemberCacheEntry>>();
 
+function memberCache(hs: Homeserver): Map<string, MemberCacheEntry> {
+  let cache = memberCaches.get(hs);
+  if (!cache) {
+    cache = new Map();
+    memberCaches.set(hs, cache);
+  }
+  return cache;
+}
+
+/**
+ * Load the members of many rooms into this request's memo: cache hits cost nothing, the misses are one store
+ * call together. `maxStreams` holds each room's newest event stream (from getRoomMaxStreams).
+ */
+export async function prefetchMembers(
+  ctx: SyncCtx,
+  roomIds: Iterable<string>,
+  maxStreams: Map<string, number>,
+): Promise<void> {
+  const cache = memberCache(ctx.hs);
+  const misses: string[] = [];
+  for (const roomId of roomIds) {
+    if (ctx.members.has(roomId)) continue;
+    const hit = cache.get(roomId);
+    const maxStream = maxStreams.get(roomId);
+    if (hit && maxStream !== undefined && hit.maxStream === maxStream) ctx.members.set(roomId, hit.rows);
+    else misses.push(roomId);
+  }
+  if (misses.length === 0) return;
+  const loaded = await ctx.hs.store.getMembersOfRooms(misses);
+  for (const [roomId, rows] of loaded) {
+    if (ctx.members.has(roomId)) continue;
+    const maxStream = maxStreams.get(roomId);
+    if (maxStream !== undefined) {
+      if (cache.size > 20_000) cache.clear();
+      cache.set(roomId, { maxStream, rows });
+    }
+    ctx.members.set(roomId, rows);
+  }
+}
+
 /** Current membership rows of a room. `maxStream` is the room's newest event stream (from getRoomMaxStreams). */
 export async function roomMembers(
   ctx: SyncCtx,
@@ -93,8 +133,7 @@ export async function roomMembers(
 ): Promise<MembershipRow[]> {
   const memo = ctx.members.get(roomId);
   if (memo) return memo;
-  const cache = memberCaches.get(ctx.hs) ?? new Map<string, MemberCacheEntry>();
-  memberCaches.set(ctx.hs, cache);
+  const cache = memberCache(ctx.hs);
   const hit = cache.get(roomId);
   let rows: MembershipRow[];
   if (hit && maxStream !== undefined && hit.maxStream === maxStream) rows = hit.rows;

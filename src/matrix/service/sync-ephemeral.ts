@@ -2,7 +2,14 @@
 import type { ReceiptRow, StoredEvent } from "../store/types.ts";
 import { eventAllowed, limitNewest, roomAllowed } from "./filters.ts";
 import { evaluate, type NotifyContext } from "./push-rules.ts";
-import { ownDisplayname, pushRules, pushRulesWithStamp, roomMembers, type SyncCtx } from "./sync-context.ts";
+import {
+  ownDisplayname,
+  prefetchMembers,
+  pushRules,
+  pushRulesWithStamp,
+  roomMembers,
+  type SyncCtx,
+} from "./sync-context.ts";
 
 /** Receipts of these rooms newer than `since` (all of them on an initial sync), grouped by room. */
 export async function receiptsByRoom(ctx: SyncCtx, roomIds: string[]): Promise<Map<string, ReceiptRow[]>> {
@@ -78,97 +85,143 @@ interface CachedCounts extends Counts {
 }
 const countCaches = new WeakMap<object, Map<string, CachedCounts>>();
 
+/** A joined room whose unread counts are wanted. */
+export interface UnreadRoom {
+  roomId: string;
+  /** The room's newest event stream (getRoomMaxStreams). */
+  maxStream: number | undefined;
+  /** Stream of the user's membership event: counting starts there when they have no read receipt. */
+  membershipStream: number;
+}
+
 /**
- * unread_notifications: events after the user's read receipt (m.read or m.read.private, unthreaded or main),
- * or after their membership event when they have none, that the user's push rules make notify/highlight.
+ * unread_notifications of many rooms: events after the user's read receipt (m.read or m.read.private,
+ * unthreaded or main), or after their membership event when they have none, that the user's push rules make
+ * notify/highlight. One store call per step for all rooms.
  */
-export async function unreadCounts(
-  ctx: SyncCtx,
-  roomId: string,
-  maxStream: number | undefined,
-  membershipStream: number,
-): Promise<Counts> {
+export async function unreadCounts(ctx: SyncCtx, rooms: UnreadRoom[]): Promise<Map<string, Counts>> {
+  const out = new Map<string, Counts>();
+  if (rooms.length === 0) return out;
   const { store } = ctx.hs;
-  const ids = (
-    await Promise.all([
-      store.getReceipt(roomId, ctx.userId, "m.read", null),
-      store.getReceipt(roomId, ctx.userId, "m.read.private", null),
-      store.getReceipt(roomId, ctx.userId, "m.read", "main"),
-      store.getReceipt(roomId, ctx.userId, "m.read.private", "main"),
-    ])
-  ).flatMap((r) => (r ? [r.eventId] : []));
-  let after = membershipStream;
-  if (ids.length)
-    for (const e of await store.getEvents(ids)) if (e.roomId === roomId) after = Math.max(after, e.stream);
-  const upto = Math.min(ctx.upto, maxStream ?? ctx.upto);
-  if (after >= upto) return { notification_count: 0, highlight_count: 0 };
+  const receiptIds = new Map<string, string[]>();
+  for (const r of await store.getUserReceipts(
+    ctx.userId,
+    rooms.map((r) => r.roomId),
+  )) {
+    if ((r.type !== "m.read" && r.type !== "m.read.private") || (r.threadId !== null && r.threadId !== "main"))
+      continue;
+    const list = receiptIds.get(r.roomId);
+    if (list) list.push(r.eventId);
+    else receiptIds.set(r.roomId, [r.eventId]);
+  }
+  const allIds = [...receiptIds.values()].flat();
+  const read = new Map((allIds.length ? await store.getEvents(allIds) : []).map((e) => [e.eventId, e]));
 
   const cache = countCaches.get(ctx.hs) ?? new Map<string, CachedCounts>();
   countCaches.set(ctx.hs, cache);
-  const key = `${ctx.userId}|${roomId}`;
-  const hit = cache.get(key);
-  const stamp = `${(await pushRulesWithStamp(ctx)).stamp}|${await ownDisplayname(ctx)}`;
-  let counts: Counts;
-  if (hit && hit.after === after && hit.upto <= upto && hit.stamp === stamp) {
-    const more =
-      hit.upto === upto
-        ? { notification_count: 0, highlight_count: 0 }
-        : await countRange(ctx, roomId, maxStream, hit.upto, upto);
-    counts = {
-      notification_count: hit.notification_count + more.notification_count,
-      highlight_count: hit.highlight_count + more.highlight_count,
+  let stamp: string | undefined;
+  /** Rooms with anything unread: counted over (lo, upto] on top of what the cache already had. */
+  const todo: { room: UnreadRoom; after: number; upto: number; lo: number; base: Counts }[] = [];
+  for (const room of rooms) {
+    let after = room.membershipStream;
+    for (const id of receiptIds.get(room.roomId) ?? []) {
+      const e = read.get(id);
+      if (e && e.roomId === room.roomId) after = Math.max(after, e.stream);
+    }
+    const upto = Math.min(ctx.upto, room.maxStream ?? ctx.upto);
+    if (after >= upto) {
+      out.set(room.roomId, { notification_count: 0, highlight_count: 0 });
+      continue;
+    }
+    if (stamp === undefined) {
+      const [rules, displayname] = await Promise.all([pushRulesWithStamp(ctx), ownDisplayname(ctx)]);
+      stamp = `${rules.stamp}|${displayname}`;
+    }
+    const hit = cache.get(`${ctx.userId}|${room.roomId}`);
+    const cached = hit !== undefined && hit.after === after && hit.upto <= upto && hit.stamp === stamp;
+    todo.push({
+      room,
+      after,
+      upto,
+      lo: cached ? hit.upto : after,
+      base: cached
+        ? { notification_count: hit.notification_count, highlight_count: hit.highlight_count }
+        : { notification_count: 0, highlight_count: 0 },
+    });
+  }
+  const ranges = todo.filter((t) => t.lo < t.upto);
+  const more = await countRanges(
+    ctx,
+    ranges.map((t) => ({ room: t.room, lo: t.lo, hi: t.upto })),
+  );
+  const added = new Map(ranges.map((t, i) => [t, more[i]]));
+  for (const t of todo) {
+    const m = added.get(t);
+    const counts = {
+      notification_count: t.base.notification_count + (m?.notification_count ?? 0),
+      highlight_count: t.base.highlight_count + (m?.highlight_count ?? 0),
     };
-  } else counts = await countRange(ctx, roomId, maxStream, after, upto);
-  if (cache.size > 50_000) cache.clear();
-  cache.set(key, { ...counts, after, upto, stamp });
-  return counts;
+    out.set(t.room.roomId, counts);
+    if (cache.size > 50_000) cache.clear();
+    cache.set(`${ctx.userId}|${t.room.roomId}`, { ...counts, after: t.after, upto: t.upto, stamp: stamp as string });
+  }
+  return out;
 }
 
-/** Notifying/highlighting events with stream in (lo, hi], not sent by the user. */
-async function countRange(
-  ctx: SyncCtx,
-  roomId: string,
-  maxStream: number | undefined,
-  lo: number,
-  hi: number,
-): Promise<Counts> {
+/** Notifying/highlighting events with stream in (lo, hi] of each room, not sent by the user. */
+async function countRanges(ctx: SyncCtx, ranges: { room: UnreadRoom; lo: number; hi: number }[]): Promise<Counts[]> {
+  const out = ranges.map(() => ({ notification_count: 0, highlight_count: 0 }));
+  if (ranges.length === 0) return out;
   const { store } = ctx.hs;
-  const evs = await store.getRoomEvents({
-    roomId,
-    dir: "b",
-    from: hi + 1,
-    to: lo,
-    limit: EVALUATE_MAX,
-    types: NOTIFYING_TYPES,
-    notSenders: [ctx.userId],
-  });
-  if (evs.length === 0) return { notification_count: 0, highlight_count: 0 };
-  const [rules, displayname, members] = await Promise.all([
+  const evss = await store.getLatestEventsPerRoom(
+    ranges.map((r) => ({ roomId: r.room.roomId, before: r.hi + 1, after: r.lo })),
+    EVALUATE_MAX,
+    { types: NOTIFYING_TYPES, notSenders: [ctx.userId] },
+  );
+  const busy = ranges.filter((_, i) => evss[i].length > 0);
+  if (busy.length === 0) return out;
+  const [rules, displayname] = await Promise.all([
     pushRules(ctx),
     ownDisplayname(ctx),
-    roomMembers(ctx, roomId, maxStream),
+    prefetchMembers(
+      ctx,
+      busy.map((r) => r.room.roomId),
+      new Map(busy.flatMap((r) => (r.room.maxStream === undefined ? [] : [[r.room.roomId, r.room.maxStream]]))),
+    ),
   ]);
-  const memberCount = members.filter((m) => m.membership === "join").length;
-  let canNotifyRoom: Map<string, boolean> | undefined;
-  let notify = 0;
-  let highlight = 0;
-  for (const e of evs) {
-    if (e.redactedBy) continue;
-    const ev = { ...e.pdu, room_id: roomId, sender: e.sender, type: e.type };
-    const nctx: NotifyContext = { userId: ctx.userId, displayname, memberCount, senderCanNotifyRoom: false };
-    if (mentionsRoom(ev)) {
-      canNotifyRoom ??= await roomNotifiers(ctx, roomId);
-      nctx.senderCanNotifyRoom = canNotifyRoom.get(e.sender) ?? false;
+  /** Older unread events beyond the evaluated ones, counted as notifying without a highlight. */
+  const rest: { i: number; roomId: string; after: number; upto: number }[] = [];
+  for (const [i, r] of ranges.entries()) {
+    const evs = evss[i];
+    if (evs.length === 0) continue;
+    const roomId = r.room.roomId;
+    const members = await roomMembers(ctx, roomId, r.room.maxStream);
+    const memberCount = members.filter((m) => m.membership === "join").length;
+    let canNotifyRoom: Map<string, boolean> | undefined;
+    for (const e of evs) {
+      if (e.redactedBy) continue;
+      const ev = { ...e.pdu, room_id: roomId, sender: e.sender, type: e.type };
+      const nctx: NotifyContext = { userId: ctx.userId, displayname, memberCount, senderCanNotifyRoom: false };
+      if (mentionsRoom(ev)) {
+        canNotifyRoom ??= await roomNotifiers(ctx, roomId);
+        nctx.senderCanNotifyRoom = canNotifyRoom.get(e.sender) ?? false;
+      }
+      const res = evaluate(rules, ev, nctx);
+      if (res.notify) out[i].notification_count++;
+      if (res.highlight) out[i].highlight_count++;
     }
-    const r = evaluate(rules, ev, nctx);
-    if (r.notify) notify++;
-    if (r.highlight) highlight++;
+    if (evs.length === EVALUATE_MAX) {
+      const oldest: StoredEvent = evs[evs.length - 1];
+      rest.push({ i, roomId, after: r.lo, upto: oldest.stream - 1 });
+    }
   }
-  if (evs.length === EVALUATE_MAX) {
-    const oldest: StoredEvent = evs[evs.length - 1];
-    notify += await store.countEvents(roomId, lo, oldest.stream - 1, ctx.userId, NOTIFYING_TYPES);
+  if (rest.length) {
+    const n = await ctx.hs.store.countEventsPerRoom(rest, ctx.userId, NOTIFYING_TYPES);
+    rest.forEach((x, j) => {
+      out[x.i].notification_count += n[j];
+    });
   }
-  return { notification_count: notify, highlight_count: highlight };
+  return out;
 }
 
 function mentionsRoom(ev: Record<string, any>): boolean {

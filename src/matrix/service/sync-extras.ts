@@ -1,5 +1,5 @@
 /** /sync: stripped state of invites and knocks, account data, and presence. */
-import type { AccountDataRow, StoredEvent } from "../store/types.ts";
+import type { AccountDataRow, MembershipRow, StoredEvent } from "../store/types.ts";
 import { eventAllowed, limitNewest, pickFields } from "./filters.ts";
 import { mergeRuleset, PUSH_RULES_TYPE, pushRulesContent } from "./push-rules.ts";
 import type { SyncCtx } from "./sync-context.ts";
@@ -23,30 +23,43 @@ const stripped = (e: StoredEvent) => ({
 });
 
 /**
- * Stripped state for an invite or knock. `memberEventId` is the user's invite/knock event. An invite carrying
- * `unsigned.invite_room_state` (federated invites) is used as given.
+ * Stripped state for invites and knocks (the user's invite/knock membership rows), in the order given. An
+ * invite carrying `unsigned.invite_room_state` (federated invites) is used as given. One store call per step
+ * for all rooms.
  */
-export async function strippedState(
-  ctx: SyncCtx,
-  roomId: string,
-  memberEventId: string,
-): Promise<Record<string, any>[]> {
+export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promise<Record<string, any>[][]> {
+  if (rows.length === 0) return [];
   const { store } = ctx.hs;
-  const member = await store.getEvent(memberEventId);
-  const given = member?.pdu.unsigned?.invite_room_state;
-  const out: Record<string, any>[] = [];
-  if (Array.isArray(given)) out.push(...given.filter((e) => e && typeof e === "object" && e.type !== "m.room.member"));
-  else {
-    const state = await store.getStateAt(roomId, member?.stream ?? ctx.upto, STRIPPED_TYPES);
-    for (const e of state) out.push(stripped(e));
-    // The inviter's own membership lets clients show who invited them.
-    if (member && member.sender !== ctx.userId) {
-      const inviter = await store.getStateAt(roomId, member.stream, ["m.room.member"]);
-      const ev = inviter.find((e) => e.stateKey === member.sender);
-      if (ev) out.push(stripped(ev));
-    }
-  }
-  if (member) out.push(stripped(member));
+  const byId = new Map((await store.getEvents(rows.map((m) => m.eventId))).map((e) => [e.eventId, e]));
+  const members = rows.map((m) => byId.get(m.eventId) ?? null);
+  const given = members.map((e) => e?.pdu.unsigned?.invite_room_state);
+  const own = rows.flatMap((m, i) =>
+    Array.isArray(given[i]) ? [] : [{ i, roomId: m.roomId, stream: members[i]?.stream ?? ctx.upto }],
+  );
+  // The inviter's own membership lets clients show who invited them.
+  const inviters = own.flatMap(({ i, roomId }) => {
+    const member = members[i];
+    return member && member.sender !== ctx.userId ? [{ i, roomId, stream: member.stream }] : [];
+  });
+  const [states, inviterStates] = await Promise.all([
+    store.getStatesAt(own, STRIPPED_TYPES),
+    store.getStatesAt(inviters, ["m.room.member"]),
+  ]);
+  const out: Record<string, any>[][] = rows.map(() => []);
+  rows.forEach((_, i) => {
+    const g = given[i];
+    if (Array.isArray(g)) out[i].push(...g.filter((e) => e && typeof e === "object" && e.type !== "m.room.member"));
+  });
+  own.forEach(({ i }, j) => {
+    for (const e of states[j]) out[i].push(stripped(e));
+  });
+  inviters.forEach(({ i }, j) => {
+    const ev = inviterStates[j].find((e) => e.stateKey === members[i]?.sender);
+    if (ev) out[i].push(stripped(ev));
+  });
+  members.forEach((member, i) => {
+    if (member) out[i].push(stripped(member));
+  });
   return out;
 }
 

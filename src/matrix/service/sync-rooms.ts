@@ -1,7 +1,7 @@
-/** /sync: the timeline, state and summary of one joined or left room (spec: sync.yaml, "Lazy-loading room members"). */
-import type { StoredEvent } from "../store/types.ts";
+/** /sync: the timeline, state and summary of joined and left rooms (spec: sync.yaml, "Lazy-loading room members"). */
+import type { MembershipRow, RoomAt, StoredEvent } from "../store/types.ts";
 import { eventAllowed, pickFields, type RoomEventFilter } from "./filters.ts";
-import { alreadySent, markMemberSent, roomMembers, type SyncCtx } from "./sync-context.ts";
+import { alreadySent, markMemberSent, prefetchMembers, roomMembers, type SyncCtx } from "./sync-context.ts";
 import { formatSyncToken } from "./sync-token.ts";
 
 export interface RoomWindow {
@@ -14,6 +14,8 @@ export interface RoomWindow {
   full: boolean;
   /** The room's newest event stream, for the member cache. */
   maxStream: number | undefined;
+  /** Always compute the summary (joined rooms on a full sync). */
+  wantSummary: boolean;
 }
 
 export interface RoomBody {
@@ -24,145 +26,210 @@ export interface RoomBody {
   changed: boolean;
 }
 
+/** One room's body before formatting. */
+interface Draft {
+  w: RoomWindow;
+  /** Oldest first. */
+  timeline: StoredEvent[];
+  limited: boolean;
+  /** State is "at the start of the timeline": everything up to this stream. */
+  start: number;
+  inTimeline: Set<string>;
+  state: StoredEvent[];
+  /** Members that changed in the gap between `since` and the timeline: always sent when lazy loading. */
+  gapMembers: Set<string>;
+  heroes: string[];
+  summary?: Record<string, any>;
+}
+
 const key = (e: StoredEvent) => `${e.type}\u0000${e.stateKey}`;
 
 function hasEventRestrictions(f: RoomEventFilter | undefined): boolean {
   return !!f && !!(f.types || f.not_types || f.senders || f.not_senders || f.contains_url !== undefined);
 }
 
-export async function roomBody(ctx: SyncCtx, w: RoomWindow, wantSummary: boolean): Promise<RoomBody> {
-  const { hs } = ctx;
+/**
+ * Timeline, state and summary of many rooms, with one store call per step for all of them (timelines, states,
+ * members, lazy members, formatting) rather than per room. Results are in the order of `windows`.
+ */
+export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<RoomBody[]> {
+  if (windows.length === 0) return [];
+  const { store } = ctx.hs;
   const tf = ctx.filter.room?.timeline;
   const limit = ctx.timelineLimit;
-  const fetched = await hs.store.getRoomEvents({
-    roomId: w.roomId,
-    dir: "b",
-    from: w.upto + 1,
-    to: w.after ?? undefined,
-    limit: limit + 1,
-    types: tf?.types,
-    notTypes: tf?.not_types,
-    senders: tf?.senders,
-    notSenders: tf?.not_senders,
-    containsUrl: tf?.contains_url,
+  const restricted = hasEventRestrictions(tf);
+  const fetched = await store.getLatestEventsPerRoom(
+    windows.map((w) => ({ roomId: w.roomId, before: w.upto + 1, after: w.after ?? undefined })),
+    limit + 1,
+    {
+      types: tf?.types,
+      notTypes: tf?.not_types,
+      senders: tf?.senders,
+      notSenders: tf?.not_senders,
+      containsUrl: tf?.contains_url,
+    },
+  );
+  const drafts: Draft[] = windows.map((w, i) => {
+    const limited = fetched[i].length > limit;
+    const timeline = (limited ? fetched[i].slice(0, limit) : fetched[i]).reverse();
+    const first = timeline[0];
+    const start = first ? first.stream - 1 : w.upto;
+    const inTimeline = new Set(timeline.map((e) => e.eventId));
+    return { w, timeline, limited, start, inTimeline, state: [], gapMembers: new Set(), heroes: [] };
   });
-  const limited = fetched.length > limit;
-  const timeline = (limited ? fetched.slice(0, limit) : fetched).reverse();
-  const first = timeline[0];
-  // State is "at the start of the timeline": everything before its first event.
-  const start = first ? first.stream - 1 : w.upto;
-  const inTimeline = new Set(timeline.map((e) => e.eventId));
 
-  let state: StoredEvent[] = [];
-  /** Members that changed in the gap between `since` and the timeline: always sent when lazy loading. */
-  const gapMembers = new Set<string>();
-  if (w.full) {
-    state = await hs.store.getStateAt(w.roomId, start);
-  } else if (limited || hasEventRestrictions(tf)) {
-    const [atStart, atSince] = await Promise.all([
-      hs.store.getStateAt(w.roomId, start),
-      hs.store.getStateAt(w.roomId, w.after ?? 0),
-    ]);
-    const before = new Map(atSince.map((e) => [key(e), e.eventId]));
-    state = atStart.filter((e) => before.get(key(e)) !== e.eventId);
-    for (const e of state) if (e.type === "m.room.member" && e.stateKey !== null) gapMembers.add(e.stateKey);
-    if (hasEventRestrictions(tf)) {
-      // State changes inside the timeline window that the timeline filter hid must still reach the client.
-      const atEnd = await hs.store.getStateAt(w.roomId, w.upto);
-      const startIds = new Map(atStart.map((e) => [key(e), e.eventId]));
-      const extra = atEnd.filter((e) => startIds.get(key(e)) !== e.eventId && !inTimeline.has(e.eventId));
-      const byKey = new Map(state.map((e) => [key(e), e]));
-      for (const e of extra) byKey.set(key(e), e);
-      state = [...byKey.values()];
-    }
-  }
-
+  // The states every room needs, fetched together: at the start (full), at `since` and at the end (incremental).
+  const points: RoomAt[] = [];
+  const at = (roomId: string, stream: number) => points.push({ roomId, stream }) - 1;
+  const wanted = drafts.map((d) => {
+    if (d.w.full) return { start: at(d.w.roomId, d.start) };
+    if (d.limited || restricted)
+      return {
+        start: at(d.w.roomId, d.start),
+        since: at(d.w.roomId, d.w.after ?? 0),
+        end: restricted ? at(d.w.roomId, d.w.upto) : undefined,
+      };
+    return null;
+  });
+  const states = await store.getStatesAt(points);
   const sf = ctx.filter.room?.state;
-  state = state.filter((e) => eventAllowed(sf, e.type, e.sender) && !inTimeline.has(e.eventId));
-  if (sf?.contains_url !== undefined)
-    state = state.filter((e) => (typeof e.pdu.content?.url === "string") === sf.contains_url);
+  drafts.forEach((d, i) => {
+    const p = wanted[i];
+    if (p) d.state = diffState(d, states[p.start], p.since === undefined ? null : states[p.since], p.end, states);
+    d.state = d.state.filter((e) => eventAllowed(sf, e.type, e.sender) && !d.inTimeline.has(e.eventId));
+    if (sf?.contains_url !== undefined)
+      d.state = d.state.filter((e) => (typeof e.pdu.content?.url === "string") === sf.contains_url);
+  });
 
-  let summary: Record<string, any> | undefined;
-  const heroes: string[] = [];
-  const membershipMoved =
-    timeline.some((e) => e.type === "m.room.member") || state.some((e) => e.type === "m.room.member");
-  if (wantSummary || ctx.lazyMembers || w.full || membershipMoved) {
-    const members = await roomMembers(ctx, w.roomId, w.maxStream);
-    let joined = 0;
-    let invited = 0;
-    const active: { userId: string; stream: number }[] = [];
-    const gone: { userId: string; stream: number }[] = [];
-    for (const m of members) {
-      if (m.membership === "join") joined++;
-      else if (m.membership === "invite") invited++;
-      if (m.userId === ctx.userId) continue;
-      (m.membership === "join" || m.membership === "invite" ? active : gone).push(m);
+  const needSummary = drafts.filter(
+    (d) =>
+      d.w.wantSummary ||
+      ctx.lazyMembers ||
+      d.w.full ||
+      d.timeline.some((e) => e.type === "m.room.member") ||
+      d.state.some((e) => e.type === "m.room.member"),
+  );
+  await prefetchMembers(
+    ctx,
+    needSummary.map((d) => d.w.roomId),
+    new Map(needSummary.flatMap((d) => (d.w.maxStream === undefined ? [] : [[d.w.roomId, d.w.maxStream]]))),
+  );
+  for (const d of needSummary) d.summary = summaryOf(ctx, d, await roomMembers(ctx, d.w.roomId, d.w.maxStream));
+
+  if (ctx.lazyMembers) await lazyMembers(ctx, drafts);
+
+  // Every room's events formatted in one call (its redaction and replaced-state lookups are batched too).
+  const ordered = drafts.map((d) => [...d.state].sort((a, b) => a.stream - b.stream));
+  const formatted = await format(
+    ctx,
+    drafts.flatMap((d, i) => [...ordered[i], ...d.timeline]),
+  );
+  let pos = 0;
+  return drafts.map((d, i) => {
+    const stateEvents = formatted.slice(pos, pos + ordered[i].length);
+    pos += ordered[i].length;
+    const timelineEvents = formatted.slice(pos, pos + d.timeline.length);
+    pos += d.timeline.length;
+    if (ctx.sentMembers) {
+      for (const e of [...ordered[i], ...d.timeline])
+        if (e.type === "m.room.member" && e.stateKey !== null) markMemberSent(ctx, d.w.roomId, e.stateKey, e.eventId);
     }
-    const pool = active.length ? active : gone;
-    pool.sort((a, b) => a.stream - b.stream);
-    for (const m of pool.slice(0, 5)) heroes.push(m.userId);
-    summary = { "m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited };
-  }
+    const tl: RoomBody["timeline"] = { events: timelineEvents, limited: d.limited };
+    // prev_batch: a token for GET /messages (dir=b) that continues just before the first event shown.
+    tl.prev_batch = formatSyncToken({ stream: Math.max(0, d.start), typing: ctx.typingSerial });
+    return {
+      timeline: tl,
+      state: { events: stateEvents },
+      summary: d.summary,
+      changed: d.timeline.length > 0 || stateEvents.length > 0 || d.w.full,
+    };
+  });
+}
 
-  if (ctx.lazyMembers) state = await lazyMembers(ctx, w, state, timeline, start, heroes, gapMembers);
-
-  const ordered = [...state].sort((a, b) => a.stream - b.stream);
-  const [stateEvents, timelineEvents] = await Promise.all([format(ctx, ordered), format(ctx, timeline)]);
-  if (ctx.sentMembers) {
-    for (const e of [...ordered, ...timeline])
-      if (e.type === "m.room.member" && e.stateKey !== null) markMemberSent(ctx, w.roomId, e.stateKey, e.eventId);
+/**
+ * The state to send: everything at the start (full), or what changed between `since` and the start of the
+ * timeline, plus (with a filtered timeline) state changes inside the window that the filter hid.
+ */
+function diffState(
+  d: Draft,
+  atStart: StoredEvent[],
+  atSince: StoredEvent[] | null,
+  endIdx: number | undefined,
+  states: StoredEvent[][],
+): StoredEvent[] {
+  if (atSince === null) return atStart;
+  const before = new Map(atSince.map((e) => [key(e), e.eventId]));
+  let state = atStart.filter((e) => before.get(key(e)) !== e.eventId);
+  for (const e of state) if (e.type === "m.room.member" && e.stateKey !== null) d.gapMembers.add(e.stateKey);
+  if (endIdx !== undefined) {
+    const startIds = new Map(atStart.map((e) => [key(e), e.eventId]));
+    const extra = states[endIdx].filter((e) => startIds.get(key(e)) !== e.eventId && !d.inTimeline.has(e.eventId));
+    const byKey = new Map(state.map((e) => [key(e), e]));
+    for (const e of extra) byKey.set(key(e), e);
+    state = [...byKey.values()];
   }
-  const tl: RoomBody["timeline"] = { events: timelineEvents, limited };
-  // prev_batch: a token for GET /messages (dir=b) that continues just before the first event shown.
-  tl.prev_batch = formatSyncToken({ stream: Math.max(0, start), typing: ctx.typingSerial });
-  return {
-    timeline: tl,
-    state: { events: stateEvents },
-    summary,
-    changed: timeline.length > 0 || stateEvents.length > 0 || w.full,
-  };
+  return state;
+}
+
+/** m.heroes and member counts (spec: sync.yaml RoomSummary); also fills d.heroes for lazy loading. */
+function summaryOf(ctx: SyncCtx, d: Draft, members: MembershipRow[]): Record<string, any> {
+  let joined = 0;
+  let invited = 0;
+  const active: { userId: string; stream: number }[] = [];
+  const gone: { userId: string; stream: number }[] = [];
+  for (const m of members) {
+    if (m.membership === "join") joined++;
+    else if (m.membership === "invite") invited++;
+    if (m.userId === ctx.userId) continue;
+    (m.membership === "join" || m.membership === "invite" ? active : gone).push(m);
+  }
+  const pool = active.length ? active : gone;
+  pool.sort((a, b) => a.stream - b.stream);
+  for (const m of pool.slice(0, 5)) d.heroes.push(m.userId);
+  return { "m.heroes": d.heroes, "m.joined_member_count": joined, "m.invited_member_count": invited };
 }
 
 /**
  * Lazy-loading: keep only the member events the client needs (senders of the timeline, the heroes, the syncing
  * user on full syncs, members changed in a gap) and drop those this device already has unless redundant ones
- * were asked for. Member events not in `state` (unchanged since `since`) are read from the state at the start.
+ * were asked for. Member events not in a room's state (unchanged since `since`) are read from the state at its
+ * start, for all rooms in one store call.
  */
-async function lazyMembers(
-  ctx: SyncCtx,
-  w: RoomWindow,
-  state: StoredEvent[],
-  timeline: StoredEvent[],
-  start: number,
-  heroes: string[],
-  gapMembers: Set<string>,
-): Promise<StoredEvent[]> {
-  const needed = new Set<string>(timeline.map((e) => e.sender));
-  for (const h of heroes) needed.add(h);
-  if (w.full) needed.add(ctx.userId);
-  // Members whose join is part of the timeline need nothing more.
-  for (const e of timeline)
-    if (e.type === "m.room.member" && e.stateKey !== null && e.stateKey === e.sender) needed.delete(e.sender);
+async function lazyMembers(ctx: SyncCtx, drafts: Draft[]): Promise<void> {
+  const lookups: { d: Draft; missing: Set<string> }[] = [];
+  for (const d of drafts) {
+    const roomId = d.w.roomId;
+    const needed = new Set<string>(d.timeline.map((e) => e.sender));
+    for (const h of d.heroes) needed.add(h);
+    if (d.w.full) needed.add(ctx.userId);
+    // Members whose join is part of the timeline need nothing more.
+    for (const e of d.timeline)
+      if (e.type === "m.room.member" && e.stateKey !== null && e.stateKey === e.sender) needed.delete(e.sender);
 
-  const out = state.filter((e) => e.type !== "m.room.member");
-  const have = new Map<string, StoredEvent>();
-  for (const e of state) if (e.type === "m.room.member" && e.stateKey !== null) have.set(e.stateKey, e);
-  for (const [userId, e] of have) {
-    if (gapMembers.has(userId)) out.push(e);
-    else if (needed.has(userId) && !alreadySent(ctx, w.roomId, userId, e.eventId)) out.push(e);
+    const out = d.state.filter((e) => e.type !== "m.room.member");
+    const have = new Map<string, StoredEvent>();
+    for (const e of d.state) if (e.type === "m.room.member" && e.stateKey !== null) have.set(e.stateKey, e);
+    for (const [userId, e] of have) {
+      if (d.gapMembers.has(userId)) out.push(e);
+      else if (needed.has(userId) && !alreadySent(ctx, roomId, userId, e.eventId)) out.push(e);
+    }
+    d.state = out;
+    // Needed members not covered by the state (incremental syncs): look them up unless the device has them already.
+    const missing = [...needed].filter(
+      (u) => !have.has(u) && !(ctx.sentMembers?.get(roomId)?.has(u) && !ctx.includeRedundantMembers),
+    );
+    if (missing.length) lookups.push({ d, missing: new Set(missing) });
   }
-  // Needed members not covered by `state` (incremental syncs): look them up unless the device has them already.
-  const missing = [...needed].filter(
-    (u) => !have.has(u) && !(ctx.sentMembers?.get(w.roomId)?.has(u) && !ctx.includeRedundantMembers),
+  if (lookups.length === 0) return;
+  const found = await ctx.hs.store.getStatesAt(
+    lookups.map(({ d }) => ({ roomId: d.w.roomId, stream: d.start })),
+    ["m.room.member"],
   );
-  if (missing.length) {
-    const members = await ctx.hs.store.getStateAt(w.roomId, start, ["m.room.member"]);
-    const want = new Set(missing);
-    for (const e of members)
-      if (e.stateKey !== null && want.has(e.stateKey) && !alreadySent(ctx, w.roomId, e.stateKey, e.eventId))
-        out.push(e);
-  }
-  return out;
+  lookups.forEach(({ d, missing }, i) => {
+    for (const e of found[i])
+      if (e.stateKey !== null && missing.has(e.stateKey) && !alreadySent(ctx, d.w.roomId, e.stateKey, e.eventId))
+        d.state.push(e);
+  });
 }
 
 /** ClientEventWithoutRoomID, with the filter's event_fields applied. */

@@ -5,14 +5,14 @@
 
 import type { Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
-import type { MembershipRow } from "../store/types.ts";
+import type { MembershipRow, RoomAt } from "../store/types.ts";
 import { type Filter, resolveSyncFilter, roomAllowed } from "./filters.ts";
 import { isForgotten } from "./room-access.ts";
-import { newSyncCtx, roomMembers, type SyncCtx, saveSentMembers } from "./sync-context.ts";
+import { newSyncCtx, prefetchMembers, roomMembers, type SyncCtx, saveSentMembers } from "./sync-context.ts";
 import { ephemeralEvents, receiptsByRoom, typingRooms, unreadCounts } from "./sync-ephemeral.ts";
-import { accountData, presenceEvents, strippedState } from "./sync-extras.ts";
+import { accountData, presenceEvents, strippedStates } from "./sync-extras.ts";
 import { touchPresence } from "./sync-presence.ts";
-import { type RoomWindow, roomBody } from "./sync-rooms.ts";
+import { type RoomWindow, roomBodies } from "./sync-rooms.ts";
 import { formatSyncToken, parseSyncToken, type SyncToken } from "./sync-token.ts";
 
 export interface SyncParams {
@@ -90,88 +90,123 @@ export async function computeSync(
       (m.membership === "leave" || m.membership === "ban") &&
       (ctx.since ? m.stream > sinceStream : roomFilter?.include_leave === true || ctx.fullState),
   );
-  const [maxStreams, ad, receipts] = await Promise.all([
+  const [maxStreams, ad, receipts, before] = await Promise.all([
     store.getRoomMaxStreams([...joinedIds, ...leftRows.map((m) => m.roomId)]),
     accountData(ctx),
     receiptsByRoom(ctx, joinedIds),
+    // Was the user already joined at `since`? Only asked for rooms whose membership changed after it.
+    membershipsAtStreams(
+      ctx,
+      ctx.since
+        ? joinedRows.filter((m) => m.stream > sinceStream).map((m) => ({ roomId: m.roomId, stream: sinceStream }))
+        : [],
+    ),
   ]);
   const typing = typingRooms(ctx, joinedIds);
+  const joinedBefore = new Map(before.map((b) => [b.roomId, b.membership]));
+  // Every joined room's members are needed (summaries, unread counts, presence): one store call for the misses.
+  await prefetchMembers(ctx, joinedIds, maxStreams);
+
+  /** Joined rooms that may go into the response, with their body window when timeline/state are due. */
+  const candidates: { m: MembershipRow; full: boolean; roomAd: Record<string, any>[]; w: RoomWindow | null }[] = [];
+  for (const m of joinedRows) {
+    const maxStream = maxStreams.get(m.roomId);
+    const newlyJoined = ctx.since !== null && m.stream > sinceStream && joinedBefore.get(m.roomId) !== "join";
+    const full = !ctx.since || ctx.fullState || newlyJoined;
+    const roomAd = ad.rooms.get(m.roomId) ?? [];
+    const hasEvents = maxStream !== undefined && maxStream > sinceStream;
+    if (!full && !hasEvents && !typing.has(m.roomId) && !receipts.has(m.roomId) && roomAd.length === 0) continue;
+    const w: RoomWindow | null =
+      full || hasEvents
+        ? {
+            roomId: m.roomId,
+            upto: ctx.upto,
+            after: ctx.since ? sinceStream : null,
+            full,
+            maxStream,
+            wantSummary: full,
+          }
+        : null;
+    candidates.push({ m, full, roomAd, w });
+  }
+
+  // Left rooms: forgotten ones are skipped; someone who was never joined (a rejected invite, a ban while
+  // knocking) only sees their own membership event.
+  const forgotten = await Promise.all(leftRows.map((m) => isForgotten(hs, ctx.userId, m)));
+  const shownLeft = leftRows.filter((_, i) => !forgotten[i]);
+  const priorLeft = await membershipsAtStreams(
+    ctx,
+    shownLeft.map((m) => ({ roomId: m.roomId, stream: m.stream - 1 })),
+  );
+  const leftWindows = shownLeft.map((m, i): RoomWindow => {
+    const wasJoined = priorLeft[i].membership === "join";
+    return {
+      roomId: m.roomId,
+      upto: m.stream,
+      after: wasJoined ? (ctx.since ? sinceStream : null) : m.stream - 1,
+      full: wasJoined && (!ctx.since || ctx.fullState),
+      maxStream: maxStreams.get(m.roomId),
+      wantSummary: false,
+    };
+  });
+
+  // All rooms' bodies in one batch, unread counts alongside (for candidates that may turn out empty, harmlessly).
+  const joinWindows = candidates.flatMap((c) => (c.w ? [c.w] : []));
+  const [bodyList, unread] = await Promise.all([
+    roomBodies(ctx, [...joinWindows, ...leftWindows]),
+    unreadCounts(
+      ctx,
+      candidates.map((c) => ({
+        roomId: c.m.roomId,
+        maxStream: maxStreams.get(c.m.roomId),
+        membershipStream: c.m.stream,
+      })),
+    ),
+  ]);
+  const bodies = new Map(joinWindows.map((w, i) => [w.roomId, bodyList[i]]));
 
   const join: Record<string, any> = {};
-  await Promise.all(
-    joinedRows.map(async (m) => {
-      const maxStream = maxStreams.get(m.roomId);
-      const newlyJoined =
-        ctx.since !== null && m.stream > sinceStream && (await membershipAt(ctx, m.roomId, sinceStream)) !== "join";
-      const full = !ctx.since || ctx.fullState || newlyJoined;
-      const roomAd = ad.rooms.get(m.roomId) ?? [];
-      const hasEvents = maxStream !== undefined && maxStream > sinceStream;
-      if (!full && !hasEvents && !typing.has(m.roomId) && !receipts.has(m.roomId) && roomAd.length === 0) return;
-      const w: RoomWindow = {
-        roomId: m.roomId,
-        upto: ctx.upto,
-        after: ctx.since ? sinceStream : null,
-        full,
-        maxStream,
-      };
-      const body = full || hasEvents ? await roomBody(ctx, w, full) : null;
-      const ephemeral = ephemeralEvents(ctx, m.roomId, typing.has(m.roomId), receipts.get(m.roomId));
-      if (!full && !body?.changed && ephemeral.length === 0 && roomAd.length === 0) return;
-      const entry: Record<string, any> = {
-        timeline: body?.timeline ?? { events: [], limited: false },
-        state: body?.state ?? { events: [] },
-        ephemeral: { events: ephemeral },
-        account_data: { events: roomAd },
-        unread_notifications: await unreadCounts(ctx, m.roomId, maxStream, m.stream),
-      };
-      if (body?.summary) entry.summary = body.summary;
-      join[m.roomId] = entry;
-    }),
-  );
+  for (const { m, full, roomAd } of candidates) {
+    const body = bodies.get(m.roomId) ?? null;
+    const ephemeral = ephemeralEvents(ctx, m.roomId, typing.has(m.roomId), receipts.get(m.roomId));
+    if (!full && !body?.changed && ephemeral.length === 0 && roomAd.length === 0) continue;
+    const entry: Record<string, any> = {
+      timeline: body?.timeline ?? { events: [], limited: false },
+      state: body?.state ?? { events: [] },
+      ephemeral: { events: ephemeral },
+      account_data: { events: roomAd },
+      unread_notifications: unread.get(m.roomId),
+    };
+    if (body?.summary) entry.summary = body.summary;
+    join[m.roomId] = entry;
+  }
 
   const invite: Record<string, any> = {};
   const knock: Record<string, any> = {};
-  for (const m of memberships) {
-    if (
-      (m.membership !== "invite" && m.membership !== "knock") ||
-      (ctx.since && m.stream <= sinceStream && !ctx.fullState)
-    )
-      continue;
-    const events = await strippedState(ctx, m.roomId, m.eventId);
-    if (m.membership === "invite") invite[m.roomId] = { invite_state: { events } };
-    else knock[m.roomId] = { knock_state: { events } };
-  }
+  const pending = memberships.filter(
+    (m) =>
+      (m.membership === "invite" || m.membership === "knock") &&
+      !(ctx.since && m.stream <= sinceStream && !ctx.fullState),
+  );
+  const stripped = await strippedStates(ctx, pending);
+  pending.forEach((m, i) => {
+    if (m.membership === "invite") invite[m.roomId] = { invite_state: { events: stripped[i] } };
+    else knock[m.roomId] = { knock_state: { events: stripped[i] } };
+  });
 
   const leave: Record<string, any> = {};
-  await Promise.all(
-    leftRows.map(async (m) => {
-      if (await isForgotten(hs, ctx.userId, m)) return;
-      // Someone who was never joined (a rejected invite, a ban while knocking) only sees their own membership event.
-      const wasJoined = (await membershipAt(ctx, m.roomId, m.stream - 1)) === "join";
-      const after = wasJoined ? (ctx.since ? sinceStream : null) : m.stream - 1;
-      const w: RoomWindow = {
-        roomId: m.roomId,
-        upto: m.stream,
-        after,
-        full: wasJoined && (!ctx.since || ctx.fullState),
-        maxStream: maxStreams.get(m.roomId),
-      };
-      const body = await roomBody(ctx, w, false);
-      leave[m.roomId] = {
-        timeline: body.timeline,
-        state: body.state,
-        account_data: { events: ad.rooms.get(m.roomId) ?? [] },
-      };
-    }),
-  );
+  shownLeft.forEach((m, i) => {
+    const body = bodyList[joinWindows.length + i];
+    leave[m.roomId] = {
+      timeline: body.timeline,
+      state: body.state,
+      account_data: { events: ad.rooms.get(m.roomId) ?? [] },
+    };
+  });
 
   const sharing = new Set<string>([ctx.userId]);
-  await Promise.all(
-    joinedIds.map(async (id) => {
-      for (const r of await roomMembers(ctx, id, maxStreams.get(id)))
-        if (r.membership === "join") sharing.add(r.userId);
-    }),
-  );
+  for (const id of joinedIds)
+    for (const r of await roomMembers(ctx, id, maxStreams.get(id))) if (r.membership === "join") sharing.add(r.userId);
   const presence = await presenceEvents(ctx, sharing);
 
   const next: SyncToken = { stream: ctx.upto, typing: ctx.typingSerial };
@@ -195,14 +230,19 @@ export async function computeSync(
 
 /** The user's membership rows as of `upto`: rows written after the snapshot are looked up in the state at upto. */
 async function membershipsAt(ctx: SyncCtx, rows: MembershipRow[]): Promise<MembershipRow[]> {
+  const later = rows.filter((m) => m.stream > ctx.upto);
+  const states = await ctx.hs.store.getStatesAt(
+    later.map((m) => ({ roomId: m.roomId, stream: ctx.upto })),
+    ["m.room.member"],
+  );
+  const asOf = new Map(later.map((m, i) => [m, states[i].find((e) => e.stateKey === ctx.userId)]));
   const out: MembershipRow[] = [];
   for (const m of rows) {
     if (m.stream <= ctx.upto) {
       out.push(m);
       continue;
     }
-    const state = await ctx.hs.store.getStateAt(m.roomId, ctx.upto, ["m.room.member"]);
-    const ev = state.find((e) => e.stateKey === ctx.userId);
+    const ev = asOf.get(m);
     const membership = ev?.pdu.content?.membership;
     if (ev && typeof membership === "string")
       out.push({ roomId: m.roomId, userId: ctx.userId, membership, eventId: ev.eventId, stream: ev.stream });
@@ -210,10 +250,18 @@ async function membershipsAt(ctx: SyncCtx, rows: MembershipRow[]): Promise<Membe
   return out;
 }
 
-/** The user's membership in a room after every event with stream <= `stream`, or null if none. */
-async function membershipAt(ctx: SyncCtx, roomId: string, stream: number): Promise<string | null> {
-  if (stream <= 0) return null;
-  const state = await ctx.hs.store.getStateAt(roomId, stream, ["m.room.member"]);
-  const m = state.find((e) => e.stateKey === ctx.userId)?.pdu.content?.membership;
-  return typeof m === "string" ? m : null;
+/** The user's membership in each room after every event with stream <= the point's stream (null if none). */
+async function membershipsAtStreams(
+  ctx: SyncCtx,
+  points: RoomAt[],
+): Promise<{ roomId: string; membership: string | null }[]> {
+  const asked = points.filter((p) => p.stream > 0);
+  const states = await ctx.hs.store.getStatesAt(asked, ["m.room.member"]);
+  const found = new Map(
+    asked.map((p, i) => {
+      const m = states[i].find((e) => e.stateKey === ctx.userId)?.pdu.content?.membership;
+      return [p, typeof m === "string" ? m : null];
+    }),
+  );
+  return points.map((p) => ({ roomId: p.roomId, membership: found.get(p) ?? null }));
 }

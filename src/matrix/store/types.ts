@@ -113,6 +113,30 @@ export interface RoomEventQuery {
   containsUrl?: boolean;
 }
 
+/** Filter fields shared by getRoomEvents and getLatestEventsPerRoom. */
+export type EventFilterQuery = Pick<RoomEventQuery, "types" | "notTypes" | "senders" | "notSenders" | "containsUrl">;
+
+/** One room's stream window for the batched reads: `after` < stream < `before` (both exclusive). */
+export interface RoomStreamWindow {
+  roomId: string;
+  before: number;
+  /** No lower bound when absent. */
+  after?: number;
+}
+
+/** A room and a stream position in it (getStatesAt). */
+export interface RoomAt {
+  roomId: string;
+  stream: number;
+}
+
+/** A room and a stream range (after, upto] in it (countEventsPerRoom). */
+export interface RoomStreamRange {
+  roomId: string;
+  after: number;
+  upto: number;
+}
+
 export interface AccountDataRow {
   userId: string;
   /** null for global account data. */
@@ -251,6 +275,23 @@ export interface Store {
   /** Greatest stream position across every streamed table (0 when empty). */
   getMaxStream(): Promise<number>;
 
+  // ---- batched reads (one query for many rooms: /sync over hundreds of rooms) -------------------------------
+  /**
+   * For each window, in the order given: up to `limit` of the room's events inside the window that pass
+   * `filter` (as in getRoomEvents), newest first. The same room may appear in several windows.
+   */
+  getLatestEventsPerRoom(
+    windows: RoomStreamWindow[],
+    limit: number,
+    filter?: EventFilterQuery,
+  ): Promise<StoredEvent[][]>;
+  /** For each point, in the order given: getStateAt(roomId, stream, types). */
+  getStatesAt(points: RoomAt[], types?: string[]): Promise<StoredEvent[][]>;
+  /** getMembers(roomId) for each room: every requested room is a key (with [] when it has no members). */
+  getMembersOfRooms(roomIds: string[]): Promise<Map<string, MembershipRow[]>>;
+  /** For each range, in the order given: countEvents(roomId, after, upto, excludeSender, types). */
+  countEventsPerRoom(ranges: RoomStreamRange[], excludeSender: string, types: string[]): Promise<number[]>;
+
   // ---- room aliases ------------------------------------------------------------
   /** False if the alias exists already. */
   createAlias(alias: string, roomId: string, creator: string): Promise<boolean>;
@@ -268,6 +309,8 @@ export interface Store {
   /** Receipts in these rooms with stream > since. */
   getReceiptsSince(roomIds: string[], since: number): Promise<ReceiptRow[]>;
   getReceipt(roomId: string, userId: string, type: string, threadId: string | null): Promise<ReceiptRow | null>;
+  /** Every receipt of `userId` in these rooms (any type and thread), ordered by room then stream. */
+  getUserReceipts(userId: string, roomIds: string[]): Promise<ReceiptRow[]>;
   setPresence(row: PresenceRow): Promise<void>;
   getPresence(userId: string): Promise<PresenceRow | null>;
   getPresenceSince(userIds: string[], since: number): Promise<PresenceRow[]>;

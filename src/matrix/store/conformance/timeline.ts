@@ -1,6 +1,7 @@
 /** Conformance: getRoomEvents in both directions, bounds, limits and every filter. */
 import assert from "node:assert/strict";
 import type { RoomEventQuery, Store } from "../types.ts";
+import { batchedReadTests } from "./batched.ts";
 import { event, type MakeStore, seedRoom, storeTest, streams } from "./helpers.ts";
 
 const R = "!room:hs";
@@ -29,6 +30,9 @@ async function seed(s: Store): Promise<void> {
 }
 
 export function timelineTests(make: MakeStore): void {
+  // The many-room reads /sync uses are held to the one-room reads above and in events.ts.
+  batchedReadTests(make);
+
   const q = (s: Store, over: Partial<RoomEventQuery>) =>
     s.getRoomEvents({ roomId: R, dir: "b", from: MAX, limit: 100, ...over }).then(streams);
 

@@ -2,7 +2,7 @@
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, splitTypes, toLike } from "../common.ts";
 import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
-import type { MembershipRow, NewEvent, RoomEventQuery, StoredEvent } from "../types.ts";
+import type { EventFilterQuery, MembershipRow, NewEvent, RoomEventQuery, StoredEvent } from "../types.ts";
 import { isForeignKeyViolation, isUniqueViolation, type PgDb } from "./db.ts";
 
 /**
@@ -162,8 +162,8 @@ export async function getStateAt(d: PgDb, roomId: string, stream: number, types?
   return rows.map(eventFromRow);
 }
 
-const MEMBER_COLUMNS = "room_id, user_id, membership, event_id, stream";
-const membershipFromRow = (r: any): MembershipRow => ({
+export const MEMBER_COLUMNS = "room_id, user_id, membership, event_id, stream";
+export const membershipFromRow = (r: any): MembershipRow => ({
   roomId: r.room_id,
   userId: r.user_id,
   membership: r.membership,
@@ -196,7 +196,7 @@ export async function getMembers(d: PgDb, roomId: string, membership?: string): 
 }
 
 /** SQL condition for "type matches one of `types`" (exact, or "*" patterns via LIKE ANY); pushes its params. */
-function typeCondition(types: string[], params: unknown[]): string {
+export function typeCondition(types: string[], params: unknown[]): string {
   const { exact, patterns } = splitTypes(types);
   const parts: string[] = [];
   if (exact.length) {
@@ -210,15 +210,8 @@ function typeCondition(types: string[], params: unknown[]): string {
   return parts.length ? `(${parts.join(" OR ")})` : "false";
 }
 
-export async function getRoomEvents(d: PgDb, q: RoomEventQuery): Promise<StoredEvent[]> {
-  if (q.limit <= 0) return [];
-  const back = q.dir === "b";
-  const params: unknown[] = [q.roomId, q.from];
-  const where = ["e.room_id = $1", back ? "e.stream < $2" : "e.stream > $2"];
-  if (q.to !== undefined) {
-    params.push(q.to);
-    where.push(back ? `e.stream > $${params.length}` : `e.stream < $${params.length}`);
-  }
+/** Push the SQL conditions (on alias e) of an event filter onto `where`, their parameters onto `params`. */
+export function filterConditions(q: EventFilterQuery, where: string[], params: unknown[]): void {
   if (q.types) where.push(typeCondition(q.types, params));
   if (q.notTypes?.length) where.push(`NOT ${typeCondition(q.notTypes, params)}`);
   if (q.senders) {
@@ -230,6 +223,18 @@ export async function getRoomEvents(d: PgDb, q: RoomEventQuery): Promise<StoredE
     where.push(`e.sender <> ALL($${params.length}::text[])`);
   }
   if (q.containsUrl !== undefined) where.push(`e.contains_url = ${q.containsUrl ? "true" : "false"}`);
+}
+
+export async function getRoomEvents(d: PgDb, q: RoomEventQuery): Promise<StoredEvent[]> {
+  if (q.limit <= 0) return [];
+  const back = q.dir === "b";
+  const params: unknown[] = [q.roomId, q.from];
+  const where = ["e.room_id = $1", back ? "e.stream < $2" : "e.stream > $2"];
+  if (q.to !== undefined) {
+    params.push(q.to);
+    where.push(back ? `e.stream > $${params.length}` : `e.stream < $${params.length}`);
+  }
+  filterConditions(q, where, params);
   params.push(q.limit);
   const sql = `SELECT ${EVENT_COLUMNS} FROM events e WHERE ${where.join(" AND ")}
     ORDER BY e.stream ${back ? "DESC" : "ASC"} LIMIT $${params.length}`;

@@ -6,14 +6,18 @@ import { accountDataFromRow, mediaFromRow, NONE, presenceFromRow, receiptFromRow
 import type {
   AccountDataRow,
   DeviceRow,
+  EventFilterQuery,
   MediaRow,
   MembershipRow,
   NewEvent,
   PresenceRow,
   ReceiptRow,
   RegistrationTokenRow,
+  RoomAt,
   RoomEventQuery,
   RoomRow,
+  RoomStreamRange,
+  RoomStreamWindow,
   Store,
   StoredEvent,
   TokenRow,
@@ -21,6 +25,7 @@ import type {
   UserRow,
 } from "../types.ts";
 import * as ac from "./accounts.ts";
+import * as batch from "./batch.ts";
 import { isUniqueViolation, PgDb } from "./db.ts";
 import * as ev from "./events.ts";
 import { MIGRATIONS } from "./schema.ts";
@@ -219,6 +224,27 @@ export class PostgresStore implements Store {
   }
   async getMaxStream(): Promise<number> {
     return ev.getMaxStream(this.db);
+  }
+
+  // ---- batched reads (batch.ts) ----
+  async getLatestEventsPerRoom(
+    windows: RoomStreamWindow[],
+    limit: number,
+    filter?: EventFilterQuery,
+  ): Promise<StoredEvent[][]> {
+    return batch.getLatestEventsPerRoom(this.db, windows, limit, filter);
+  }
+  async getStatesAt(points: RoomAt[], types?: string[]): Promise<StoredEvent[][]> {
+    return batch.getStatesAt(this.db, points, types);
+  }
+  async getMembersOfRooms(roomIds: string[]): Promise<Map<string, MembershipRow[]>> {
+    return batch.getMembersOfRooms(this.db, roomIds);
+  }
+  async countEventsPerRoom(ranges: RoomStreamRange[], excludeSender: string, types: string[]): Promise<number[]> {
+    return batch.countEventsPerRoom(this.db, ranges, excludeSender, types);
+  }
+  async getUserReceipts(userId: string, roomIds: string[]): Promise<ReceiptRow[]> {
+    return batch.getUserReceipts(this.db, userId, roomIds);
   }
 
   // ---- room aliases ----

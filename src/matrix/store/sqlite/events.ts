@@ -3,10 +3,10 @@
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, splitTypes, toGlob } from "../common.ts";
 import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
-import type { MembershipRow, NewEvent, RoomEventQuery, StoredEvent } from "../types.ts";
+import type { EventFilterQuery, MembershipRow, NewEvent, RoomEventQuery, StoredEvent } from "../types.ts";
 import { isForeignKeyViolation, isUniqueViolation, type SqliteDb } from "./db.ts";
 
-const IN_JSON = "(SELECT value FROM json_each(?))";
+export const IN_JSON = "(SELECT value FROM json_each(?))";
 
 /** Persist events in one transaction: all of them or none (a batch lets a caller share one commit). */
 export function persistEvents(d: SqliteDb, events: NewEvent[]): void {
@@ -167,14 +167,14 @@ export function getStateAt(d: SqliteDb, roomId: string, stream: number, types?: 
     .map(eventFromRow);
 }
 
-const membershipFromRow = (r: any): MembershipRow => ({
+export const membershipFromRow = (r: any): MembershipRow => ({
   roomId: r.room_id,
   userId: r.user_id,
   membership: r.membership,
   eventId: r.event_id,
   stream: r.stream,
 });
-const MEMBER_COLUMNS = "room_id, user_id, membership, event_id, stream";
+export const MEMBER_COLUMNS = "room_id, user_id, membership, event_id, stream";
 
 export function getMembership(d: SqliteDb, roomId: string, userId: string): MembershipRow | null {
   const r = d.q(`SELECT ${MEMBER_COLUMNS} FROM memberships WHERE room_id = ? AND user_id = ?`).get(roomId, userId);
@@ -198,7 +198,7 @@ export function getMembers(d: SqliteDb, roomId: string, membership?: string): Me
 }
 
 /** SQL condition (and its parameters) for "type matches one of `types`" (exact or "*" patterns). */
-function typeCondition(types: string[], params: string[]): string {
+export function typeCondition(types: string[], params: string[]): string {
   const { exact, patterns } = splitTypes(types);
   const parts: string[] = [];
   if (exact.length) {
@@ -212,16 +212,8 @@ function typeCondition(types: string[], params: string[]): string {
   return parts.length ? `(${parts.join(" OR ")})` : "0";
 }
 
-export function getRoomEvents(d: SqliteDb, q: RoomEventQuery): StoredEvent[] {
-  if (q.limit <= 0) return [];
-  const back = q.dir === "b";
-  const where = ["e.room_id = ?", back ? "e.stream < ?" : "e.stream > ?"];
-  const params: (string | number)[] = [q.roomId, q.from];
-  if (q.to !== undefined) {
-    where.push(back ? "e.stream > ?" : "e.stream < ?");
-    params.push(q.to);
-  }
-  const strs: string[] = [];
+/** Push the SQL conditions (on alias e) of an event filter onto `where`, their parameters onto `strs`. */
+export function filterConditions(q: EventFilterQuery, where: string[], strs: string[]): void {
   if (q.types) where.push(typeCondition(q.types, strs));
   if (q.notTypes?.length) where.push(`NOT ${typeCondition(q.notTypes, strs)}`);
   if (q.senders) {
@@ -233,6 +225,19 @@ export function getRoomEvents(d: SqliteDb, q: RoomEventQuery): StoredEvent[] {
     strs.push(JSON.stringify(q.notSenders));
   }
   if (q.containsUrl !== undefined) where.push(`e.contains_url = ${q.containsUrl ? 1 : 0}`);
+}
+
+export function getRoomEvents(d: SqliteDb, q: RoomEventQuery): StoredEvent[] {
+  if (q.limit <= 0) return [];
+  const back = q.dir === "b";
+  const where = ["e.room_id = ?", back ? "e.stream < ?" : "e.stream > ?"];
+  const params: (string | number)[] = [q.roomId, q.from];
+  if (q.to !== undefined) {
+    where.push(back ? "e.stream > ?" : "e.stream < ?");
+    params.push(q.to);
+  }
+  const strs: string[] = [];
+  filterConditions(q, where, strs);
   const sql = `SELECT ${EVENT_COLUMNS} FROM events e WHERE ${where.join(" AND ")}
     ORDER BY e.stream ${back ? "DESC" : "ASC"} LIMIT ?`;
   return d

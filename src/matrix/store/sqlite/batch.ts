@@ -1,0 +1,97 @@
+/**
+ * Batched reads on SQLite: one statement for many rooms (/sync over hundreds of rooms). Per-room inputs travel
+ * as one JSON array (json_each), so each statement text is fixed and stays in the prepared-statement cache;
+ * json_each's `key` is the input's index, which groups the rows back.
+ */
+import { EVENT_COLUMNS, eventFromRow, receiptFromRow } from "../rows.ts";
+import type {
+  EventFilterQuery,
+  MembershipRow,
+  ReceiptRow,
+  RoomAt,
+  RoomStreamRange,
+  RoomStreamWindow,
+  StoredEvent,
+} from "../types.ts";
+import type { SqliteDb } from "./db.ts";
+import { filterConditions, IN_JSON, MEMBER_COLUMNS, membershipFromRow, typeCondition } from "./events.ts";
+
+/** Rows carrying an `idx` column, grouped into one list per input (in row order). */
+function byIndex<T>(n: number, rows: any[], map: (r: any) => T): T[][] {
+  const out: T[][] = Array.from({ length: n }, () => []);
+  for (const r of rows) out[Number(r.idx)].push(map(r));
+  return out;
+}
+
+export function getLatestEventsPerRoom(
+  d: SqliteDb,
+  windows: RoomStreamWindow[],
+  limit: number,
+  filter: EventFilterQuery = {},
+): StoredEvent[][] {
+  if (windows.length === 0 || limit <= 0) return windows.map(() => []);
+  const where = ["e.room_id = w.value ->> 0", "e.stream < w.value ->> 1", "e.stream > w.value ->> 2"];
+  const strs: string[] = [];
+  filterConditions(filter, where, strs);
+  // The correlated LIMIT subquery is SQLite's LATERAL: one backward walk of events_room_stream per window.
+  const sql = `SELECT w.key AS idx, ${EVENT_COLUMNS} FROM json_each(?) w
+    JOIN events e ON e.stream IN (
+      SELECT e.stream FROM events e WHERE ${where.join(" AND ")} ORDER BY e.stream DESC LIMIT ?)
+    ORDER BY w.key, e.stream DESC`;
+  const json = JSON.stringify(windows.map((w) => [w.roomId, w.before, w.after ?? -1]));
+  return byIndex(windows.length, d.q(sql).all(json, ...strs, limit), eventFromRow);
+}
+
+export function getStatesAt(d: SqliteDb, points: RoomAt[], types?: string[]): StoredEvent[][] {
+  if (points.length === 0 || (types && types.length === 0)) return points.map(() => []);
+  // max() grouped by (type, state_key) per point: the newest state row at or before each point.
+  const sql = `SELECT s.idx, ${EVENT_COLUMNS} FROM (
+      SELECT p.key AS idx, max(h.stream) AS stream FROM json_each(?) p
+      JOIN state_history h ON h.room_id = p.value ->> 0 AND h.stream <= p.value ->> 1
+      ${types ? `AND h.type IN ${IN_JSON}` : ""}
+      GROUP BY p.key, h.type, h.state_key) s
+    JOIN events e ON e.stream = s.stream
+    ORDER BY s.idx, e.stream`;
+  const params = [JSON.stringify(points.map((p) => [p.roomId, p.stream]))];
+  if (types) params.push(JSON.stringify(types));
+  return byIndex(points.length, d.q(sql).all(...params), eventFromRow);
+}
+
+export function getMembersOfRooms(d: SqliteDb, roomIds: string[]): Map<string, MembershipRow[]> {
+  const out = new Map<string, MembershipRow[]>(roomIds.map((id) => [id, []]));
+  if (roomIds.length === 0) return out;
+  const rows = d
+    .q(`SELECT ${MEMBER_COLUMNS} FROM memberships WHERE room_id IN ${IN_JSON} ORDER BY room_id, user_id`)
+    .all(JSON.stringify(roomIds));
+  for (const r of rows) out.get((r as any).room_id)?.push(membershipFromRow(r));
+  return out;
+}
+
+export function countEventsPerRoom(
+  d: SqliteDb,
+  ranges: RoomStreamRange[],
+  excludeSender: string,
+  types: string[],
+): number[] {
+  if (ranges.length === 0 || types.length === 0) return ranges.map(() => 0);
+  const strs: string[] = [];
+  const cond = typeCondition(types, strs);
+  const rows = d
+    .q(
+      `SELECT p.key AS idx, (SELECT count(*) FROM events e WHERE e.room_id = p.value ->> 0
+         AND e.stream > p.value ->> 1 AND e.stream <= p.value ->> 2 AND e.sender <> ? AND ${cond}) AS n
+       FROM json_each(?) p`,
+    )
+    .all(excludeSender, ...strs, JSON.stringify(ranges.map((r) => [r.roomId, r.after, r.upto]))) as any[];
+  const out = ranges.map(() => 0);
+  for (const r of rows) out[Number(r.idx)] = Number(r.n);
+  return out;
+}
+
+export function getUserReceipts(d: SqliteDb, userId: string, roomIds: string[]): ReceiptRow[] {
+  if (roomIds.length === 0) return [];
+  return d
+    .q(`SELECT * FROM receipts WHERE user_id = ? AND room_id IN ${IN_JSON} ORDER BY room_id, stream`)
+    .all(userId, JSON.stringify(roomIds))
+    .map(receiptFromRow);
+}
