@@ -4,10 +4,12 @@
  * stop working in this process (logout, device deletion, password change, deactivation, admin changes)
  * goes through the methods here, which drop the affected entries.
  */
+
 import { createHash, randomBytes } from "node:crypto";
 import { randomString } from "../events/ids.ts";
 import type { AuthService, Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
+import { devicesDeleted } from "./keys.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
 
 const CACHE_MS = 10_000;
@@ -103,6 +105,8 @@ export class Auth implements AuthService {
   /** Delete devices (and so their tokens). */
   async deleteDevices(userId: string, deviceIds: string[]): Promise<void> {
     for (const d of deviceIds) await this.#hs.store.deleteDevice(userId, d);
+    // Their keys and to-device inbox go too, and everyone sharing a room hears the device list changed.
+    await devicesDeleted(this.#hs, userId, deviceIds);
     const set = new Set(deviceIds);
     this.#dropWhere((r) => r.userId === userId && set.has(r.deviceId));
   }
@@ -112,6 +116,7 @@ export class Auth implements AuthService {
     const { store } = this.#hs;
     const others = (await store.listDevices(userId)).map((d) => d.deviceId).filter((d) => d !== exceptDeviceId);
     for (const d of others) await store.deleteDevice(userId, d);
+    await devicesDeleted(this.#hs, userId, others);
     await store.deleteTokensForUser(userId, exceptDeviceId);
     this.#dropWhere((r) => r.userId === userId && r.deviceId !== exceptDeviceId);
   }

@@ -9,6 +9,7 @@ import type { MembershipRow, RoomAt } from "../store/types.ts";
 import { type Filter, resolveSyncFilter, roomAllowed } from "./filters.ts";
 import { isForgotten } from "./room-access.ts";
 import { newSyncCtx, prefetchMembers, roomMembers, type SyncCtx, saveSentMembers } from "./sync-context.ts";
+import { e2eeSync } from "./sync-e2ee.ts";
 import { ephemeralEvents, receiptsByRoom, typingRooms, unreadCounts } from "./sync-ephemeral.ts";
 import { accountData, presenceEvents, strippedStates } from "./sync-extras.ts";
 import { touchPresence } from "./sync-presence.ts";
@@ -208,6 +209,8 @@ export async function computeSync(
   for (const id of joinedIds)
     for (const r of await roomMembers(ctx, id, maxStreams.get(id))) if (r.membership === "join") sharing.add(r.userId);
   const presence = await presenceEvents(ctx, sharing);
+  // to-device messages at or below the client's since token count as received and are deleted here.
+  const e2ee = await e2eeSync(hs, requester, ctx.since ? sinceStream : null, ctx.upto, sharing);
 
   const next: SyncToken = { stream: ctx.upto, typing: ctx.typingSerial };
   saveSentMembers(ctx, next);
@@ -216,15 +219,17 @@ export async function computeSync(
     rooms: { join, invite, leave, knock },
     presence: { events: presence },
     account_data: { events: ad.global },
-    to_device: { events: [] },
-    device_lists: { changed: [], left: [] },
-    device_one_time_keys_count: {},
+    to_device: e2ee.to_device,
+    device_lists: e2ee.device_lists,
+    device_one_time_keys_count: e2ee.device_one_time_keys_count,
+    device_unused_fallback_key_types: e2ee.device_unused_fallback_key_types,
   };
   const empty =
     Object.keys(join).length + Object.keys(invite).length + Object.keys(leave).length + Object.keys(knock).length ===
       0 &&
     presence.length === 0 &&
-    ad.global.length === 0;
+    ad.global.length === 0 &&
+    e2ee.empty;
   return { body, empty };
 }
 

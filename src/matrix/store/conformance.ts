@@ -8,6 +8,7 @@ import { crashTests } from "./conformance/crash.ts";
 import { batchTests, eventTests } from "./conformance/events.ts";
 import type { MakeStore } from "./conformance/helpers.ts";
 import { integrityTests } from "./conformance/integrity.ts";
+import { keyTests } from "./conformance/keys.ts";
 import { miscTests } from "./conformance/misc.ts";
 import { timelineTests } from "./conformance/timeline.ts";
 
@@ -21,6 +22,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     timelineTests(makeStore);
     miscTests(makeStore);
     integrityTests(makeStore);
+    keyTests(makeStore);
     crashTests(makeStore);
   });
 }

@@ -8,6 +8,8 @@
  * stream order. Each write method below is one transaction: it is either fully applied or not at all.
  */
 
+import type { KeyStore } from "./keys-types.ts";
+
 export interface UserRow {
   userId: string;
   /** scrypt hash string (see service/passwords.ts); null for users without a password. */
@@ -182,6 +184,8 @@ export interface Store {
   close(): Promise<void>;
   /** Backend name for status output: "sqlite" | "postgres". */
   readonly backend: string;
+  /** End-to-end encryption: device keys, one-time keys, cross-signing, to-device, key backup (keys-types.ts). */
+  readonly keys: KeyStore;
 
   // ---- users -------------------------------------------------------------
   /** Throws AmiError("M_USER_IN_USE") if the user exists. */

@@ -162,4 +162,102 @@ export const MIGRATIONS: string[] = [
     created_ts BIGINT NOT NULL
   );
   `,
+  // 2: end-to-end encryption (store/keys-types.ts)
+  `
+  CREATE TABLE e2e_device_keys (
+    user_id ${T} NOT NULL,
+    device_id ${T} NOT NULL,
+    keys TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+  );
+
+  -- key_id is the full "<algorithm>:<id>"; (algorithm, key_id) order makes "first key of an algorithm" a seek.
+  CREATE TABLE e2e_one_time_keys (
+    user_id ${T} NOT NULL,
+    device_id ${T} NOT NULL,
+    algorithm ${T} NOT NULL,
+    key_id ${T} NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, algorithm, key_id)
+  );
+
+  CREATE TABLE e2e_fallback_keys (
+    user_id ${T} NOT NULL,
+    device_id ${T} NOT NULL,
+    algorithm ${T} NOT NULL,
+    key_id ${T} NOT NULL,
+    key TEXT NOT NULL,
+    used BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (user_id, device_id, algorithm)
+  );
+
+  CREATE TABLE e2e_cross_signing_keys (
+    user_id ${T} NOT NULL,
+    key_type ${T} NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (user_id, key_type)
+  );
+
+  CREATE TABLE e2e_signatures (
+    target_user_id ${T} NOT NULL,
+    target_key_id ${T} NOT NULL,
+    signer_user_id ${T} NOT NULL,
+    signer_key_id ${T} NOT NULL,
+    signature TEXT NOT NULL,
+    PRIMARY KEY (target_user_id, target_key_id, signer_user_id, signer_key_id)
+  );
+
+  -- The latest change per user is enough: "changed in (since, upto]" only needs the newest position.
+  CREATE TABLE device_list_changes (
+    user_id ${T} PRIMARY KEY,
+    stream BIGINT NOT NULL
+  );
+  CREATE INDEX device_list_changes_stream ON device_list_changes(stream);
+
+  CREATE TABLE to_device (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id ${T} NOT NULL,
+    device_id ${T} NOT NULL,
+    stream BIGINT NOT NULL,
+    sender ${T} NOT NULL,
+    type TEXT NOT NULL,
+    content TEXT NOT NULL
+  );
+  CREATE INDEX to_device_inbox ON to_device(user_id, device_id, stream);
+
+  CREATE TABLE to_device_txns (
+    user_id ${T} NOT NULL,
+    device_id ${T} NOT NULL,
+    txn_id ${T} NOT NULL,
+    PRIMARY KEY (user_id, device_id, txn_id)
+  );
+
+  -- Delivered to-device rows are deleted; this keeps their highest stream so a restart never reuses it.
+  CREATE TABLE e2e_stream_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    stream BIGINT NOT NULL
+  );
+
+  CREATE TABLE backup_versions (
+    user_id ${T} NOT NULL,
+    version BIGINT NOT NULL,
+    algorithm ${T} NOT NULL,
+    auth_data TEXT NOT NULL,
+    etag BIGINT NOT NULL DEFAULT 0,
+    deleted BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (user_id, version)
+  );
+
+  CREATE TABLE backup_keys (
+    user_id ${T} NOT NULL,
+    version BIGINT NOT NULL,
+    room_id ${T} NOT NULL,
+    session_id ${T} NOT NULL,
+    first_message_index INTEGER NOT NULL,
+    forwarded_count INTEGER NOT NULL,
+    is_verified BOOLEAN NOT NULL,
+    session_data TEXT NOT NULL,
+    PRIMARY KEY (user_id, version, room_id, session_id)
+  );
+  `,
 ];

@@ -28,10 +28,13 @@ import * as ac from "./accounts.ts";
 import * as batch from "./batch.ts";
 import { isUniqueViolation, PgDb } from "./db.ts";
 import * as ev from "./events.ts";
+import { PostgresKeyStore } from "./keys.ts";
 import { MIGRATIONS } from "./schema.ts";
 
 export class PostgresStore implements Store {
   readonly backend = "postgres";
+  /** End-to-end-encryption tables (keys.ts). */
+  readonly keys = new PostgresKeyStore(() => this.db);
   private readonly url: string;
   private readonly logger: Logger;
   private d: PgDb | null = null;
@@ -223,7 +226,8 @@ export class PostgresStore implements Store {
     return ev.countEvents(this.db, roomId, afterStream, uptoStream, excludeSender, types);
   }
   async getMaxStream(): Promise<number> {
-    return ev.getMaxStream(this.db);
+    const [events, keys] = await Promise.all([ev.getMaxStream(this.db), this.keys.getMaxKeyStream()]);
+    return Math.max(events, keys);
   }
 
   // ---- batched reads (batch.ts) ----

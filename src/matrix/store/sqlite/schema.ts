@@ -159,4 +159,102 @@ export const MIGRATIONS: string[] = [
     created_ts INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 2: end-to-end encryption (store/keys-types.ts)
+  `
+  CREATE TABLE e2e_device_keys (
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    keys TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+  ) WITHOUT ROWID;
+
+  -- key_id is the full "<algorithm>:<id>"; (algorithm, key_id) order makes "first key of an algorithm" a seek.
+  CREATE TABLE e2e_one_time_keys (
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, algorithm, key_id)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE e2e_fallback_keys (
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, device_id, algorithm)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE e2e_cross_signing_keys (
+    user_id TEXT NOT NULL,
+    key_type TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (user_id, key_type)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE e2e_signatures (
+    target_user_id TEXT NOT NULL,
+    target_key_id TEXT NOT NULL,
+    signer_user_id TEXT NOT NULL,
+    signer_key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    PRIMARY KEY (target_user_id, target_key_id, signer_user_id, signer_key_id)
+  ) WITHOUT ROWID;
+
+  -- The latest change per user is enough: "changed in (since, upto]" only needs the newest position.
+  CREATE TABLE device_list_changes (
+    user_id TEXT PRIMARY KEY,
+    stream INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX device_list_changes_stream ON device_list_changes(stream);
+
+  CREATE TABLE to_device (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    type TEXT NOT NULL,
+    content TEXT NOT NULL
+  );
+  CREATE INDEX to_device_inbox ON to_device(user_id, device_id, stream);
+
+  CREATE TABLE to_device_txns (
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, txn_id)
+  ) WITHOUT ROWID;
+
+  -- Delivered to-device rows are deleted; this keeps their highest stream so a restart never reuses it.
+  CREATE TABLE e2e_stream_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    stream INTEGER NOT NULL
+  );
+
+  CREATE TABLE backup_versions (
+    user_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    algorithm TEXT NOT NULL,
+    auth_data TEXT NOT NULL,
+    etag INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, version)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE backup_keys (
+    user_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    room_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    first_message_index INTEGER NOT NULL,
+    forwarded_count INTEGER NOT NULL,
+    is_verified INTEGER NOT NULL,
+    session_data TEXT NOT NULL,
+    PRIMARY KEY (user_id, version, room_id, session_id)
+  ) WITHOUT ROWID;
+  `,
 ];

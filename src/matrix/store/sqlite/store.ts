@@ -27,6 +27,7 @@ import * as ac from "./accounts.ts";
 import * as batch from "./batch.ts";
 import { isUniqueViolation, SqliteDb } from "./db.ts";
 import * as ev from "./events.ts";
+import { SqliteKeyStore } from "./keys.ts";
 import { MIGRATIONS } from "./schema.ts";
 
 const IN_JSON = "(SELECT value FROM json_each(?))";
@@ -34,6 +35,8 @@ const b = (v: boolean): number => (v ? 1 : 0);
 
 export class SqliteStore implements Store {
   readonly backend = "sqlite";
+  /** End-to-end-encryption tables (keys.ts). */
+  readonly keys = new SqliteKeyStore(() => this.db);
   readonly path: string;
   private d: SqliteDb | null = null;
 
@@ -228,7 +231,7 @@ export class SqliteStore implements Store {
     return ev.countEvents(this.db, roomId, afterStream, uptoStream, excludeSender, types);
   }
   async getMaxStream(): Promise<number> {
-    return ev.getMaxStream(this.db);
+    return Math.max(ev.getMaxStream(this.db), await this.keys.getMaxKeyStream());
   }
 
   // ---- batched reads (batch.ts) ----

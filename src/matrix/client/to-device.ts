@@ -1,0 +1,47 @@
+/** Spec section "Send-to-Device messaging" (to_device.yaml). */
+import { z } from "zod";
+import { AmiError } from "../../core/errors.ts";
+import { serverNameOf } from "../events/ids.ts";
+import { json, type Route } from "../http/types.ts";
+import { parseBody } from "../http/validate.ts";
+import type { ToDeviceMessage } from "../store/keys-types.ts";
+
+/** Per message, like the federation EDU limit: a bigger payload is refused, not silently dropped. */
+export const MAX_TO_DEVICE_BYTES = 65_536;
+const MAX_MESSAGES = 10_000;
+
+const body = z.object({
+  messages: z.record(z.string().max(255), z.record(z.string().min(1).max(255), z.record(z.string(), z.unknown()))),
+});
+
+export const routes: Route[] = [
+  /** PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId} */
+  {
+    method: "PUT",
+    paths: ["/_matrix/client/v3/sendToDevice/{eventType}/{txnId}"],
+    auth: "required",
+    rateLimit: true,
+    async handler(req) {
+      const { hs } = req;
+      const r = req.requester!;
+      const { eventType, txnId } = req.params;
+      if (eventType.length === 0 || eventType.length > 255) throw new AmiError("M_INVALID_PARAM", "Bad event type");
+      if (txnId.length === 0 || txnId.length > 255) throw new AmiError("M_INVALID_PARAM", "Bad transaction ID");
+      const b = parseBody(body, req.body);
+      const messages: ToDeviceMessage[] = [];
+      for (const [userId, devices] of Object.entries(b.messages)) {
+        for (const [deviceId, content] of Object.entries(devices)) {
+          if (Buffer.byteLength(JSON.stringify(content)) > MAX_TO_DEVICE_BYTES)
+            throw new AmiError("M_TOO_LARGE", `A to-device message exceeds ${MAX_TO_DEVICE_BYTES} bytes`);
+          // Remote users would need federation; unknown local users and devices are skipped by the store.
+          if (serverNameOf(userId) === hs.serverName) messages.push({ userId, deviceId, type: eventType, content });
+        }
+      }
+      if (messages.length > MAX_MESSAGES) throw new AmiError("M_TOO_LARGE", `At most ${MAX_MESSAGES} messages`);
+      const sender = { userId: r.userId, deviceId: r.deviceId, txnId };
+      // Through the stream writer: the messages get a stream position and wake the recipients' long-polls.
+      await hs.stream.write((pos) => hs.store.keys.addToDeviceMessages(sender, messages, pos));
+      return json({});
+    },
+  },
+];

@@ -1,0 +1,528 @@
+/** The KeyStore (end-to-end encryption) on SQLite. Every write is one BEGIN IMMEDIATE transaction. */
+import { AmiError } from "../../../core/errors.ts";
+import { backupKeyFromRow, backupVersionNumber, sameJson } from "../keys-rows.ts";
+import {
+  type BackupKeyRow,
+  type BackupVersionRow,
+  type BackupWriteResult,
+  type ClaimedKey,
+  type CrossSigningKeyRow,
+  type CrossSigningKeyType,
+  isBetterBackupKey,
+  type KeyClaim,
+  type KeySignatureRow,
+  type KeyStore,
+  type OneTimeKey,
+  type ToDeviceMessage,
+  type ToDeviceRow,
+} from "../keys-types.ts";
+import type { SqliteDb } from "./db.ts";
+
+const IN_JSON = "(SELECT value FROM json_each(?))";
+
+export function setDeviceKeys(d: SqliteDb, userId: string, deviceId: string, keys: Record<string, any>): void {
+  d.run(
+    `INSERT INTO e2e_device_keys (user_id, device_id, keys) VALUES (?, ?, ?)
+       ON CONFLICT (user_id, device_id) DO UPDATE SET keys = excluded.keys`,
+    userId,
+    deviceId,
+    JSON.stringify(keys),
+  );
+}
+
+export function getDeviceKeys(d: SqliteDb, userIds: string[]) {
+  if (userIds.length === 0) return [];
+  return d
+    .q(
+      `SELECT k.user_id, k.device_id, k.keys FROM e2e_device_keys k
+         JOIN devices v ON v.user_id = k.user_id AND v.device_id = k.device_id
+       WHERE k.user_id IN ${IN_JSON} ORDER BY k.user_id, k.device_id`,
+    )
+    .all(JSON.stringify(userIds))
+    .map((r: any) => ({ userId: r.user_id, deviceId: r.device_id, keys: JSON.parse(r.keys) }));
+}
+
+export function addOneTimeKeys(d: SqliteDb, userId: string, deviceId: string, keys: OneTimeKey[]): void {
+  d.tx(() => {
+    for (const k of keys) {
+      const old = d
+        .q("SELECT key FROM e2e_one_time_keys WHERE user_id = ? AND device_id = ? AND algorithm = ? AND key_id = ?")
+        .get(userId, deviceId, k.algorithm, k.keyId) as any;
+      if (old) {
+        if (!sameJson(JSON.parse(old.key), k.key))
+          throw new AmiError("M_INVALID_PARAM", `One-time key ${k.keyId} already exists with a different key`);
+        continue;
+      }
+      d.run(
+        "INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key) VALUES (?, ?, ?, ?, ?)",
+        userId,
+        deviceId,
+        k.algorithm,
+        k.keyId,
+        JSON.stringify(k.key),
+      );
+    }
+  });
+}
+
+export function countOneTimeKeys(d: SqliteDb, userId: string, deviceId: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of d
+    .q("SELECT algorithm, count(*) AS n FROM e2e_one_time_keys WHERE user_id = ? AND device_id = ? GROUP BY algorithm")
+    .all(userId, deviceId) as any[])
+    out[r.algorithm] = Number(r.n);
+  return out;
+}
+
+export function setFallbackKeys(d: SqliteDb, userId: string, deviceId: string, keys: OneTimeKey[]): void {
+  d.tx(() => {
+    for (const k of keys) {
+      const key = JSON.stringify(k.key);
+      // Same key ID and key: a re-upload, which must not make a used key look fresh.
+      d.run(
+        `INSERT INTO e2e_fallback_keys (user_id, device_id, algorithm, key_id, key, used) VALUES (?, ?, ?, ?, ?, 0)
+           ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET key_id = excluded.key_id, key = excluded.key,
+             used = CASE WHEN key_id = excluded.key_id AND key = excluded.key THEN used ELSE 0 END`,
+        userId,
+        deviceId,
+        k.algorithm,
+        k.keyId,
+        key,
+      );
+    }
+  });
+}
+
+export function unusedFallbackKeyTypes(d: SqliteDb, userId: string, deviceId: string): string[] {
+  return d
+    .q("SELECT algorithm FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ? AND used = 0 ORDER BY algorithm")
+    .all(userId, deviceId)
+    .map((r: any) => r.algorithm);
+}
+
+export function claimKeys(d: SqliteDb, claims: KeyClaim[]): ClaimedKey[] {
+  // BEGIN IMMEDIATE holds the write lock for the whole claim: no other connection can take the same key.
+  return d.tx(() => {
+    const out: ClaimedKey[] = [];
+    for (const c of claims) {
+      const otk = d
+        .q(
+          `DELETE FROM e2e_one_time_keys WHERE user_id = ?1 AND device_id = ?2 AND algorithm = ?3 AND key_id = (
+             SELECT key_id FROM e2e_one_time_keys WHERE user_id = ?1 AND device_id = ?2 AND algorithm = ?3
+             ORDER BY key_id LIMIT 1)
+           RETURNING key_id, key`,
+        )
+        .get(c.userId, c.deviceId, c.algorithm) as any;
+      const row =
+        otk ??
+        (d
+          .q(
+            `UPDATE e2e_fallback_keys SET used = 1 WHERE user_id = ? AND device_id = ? AND algorithm = ?
+             RETURNING key_id, key`,
+          )
+          .get(c.userId, c.deviceId, c.algorithm) as any);
+      if (row) out.push({ userId: c.userId, deviceId: c.deviceId, keyId: row.key_id, key: JSON.parse(row.key) });
+    }
+    return out;
+  });
+}
+
+export function setCrossSigningKeys(
+  d: SqliteDb,
+  userId: string,
+  keys: Partial<Record<CrossSigningKeyType, Record<string, any>>>,
+): void {
+  d.tx(() => {
+    for (const [type, key] of Object.entries(keys)) {
+      if (!key) continue;
+      d.run(
+        `INSERT INTO e2e_cross_signing_keys (user_id, key_type, key) VALUES (?, ?, ?)
+           ON CONFLICT (user_id, key_type) DO UPDATE SET key = excluded.key`,
+        userId,
+        type,
+        JSON.stringify(key),
+      );
+    }
+  });
+}
+
+export function getCrossSigningKeys(d: SqliteDb, userIds: string[]): CrossSigningKeyRow[] {
+  if (userIds.length === 0) return [];
+  return d
+    .q(`SELECT * FROM e2e_cross_signing_keys WHERE user_id IN ${IN_JSON} ORDER BY user_id, key_type`)
+    .all(JSON.stringify(userIds))
+    .map((r: any) => ({ userId: r.user_id, type: r.key_type, key: JSON.parse(r.key) }));
+}
+
+export function addKeySignatures(d: SqliteDb, rows: KeySignatureRow[]): void {
+  d.tx(() => {
+    for (const s of rows)
+      d.run(
+        `INSERT INTO e2e_signatures (target_user_id, target_key_id, signer_user_id, signer_key_id, signature)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (target_user_id, target_key_id, signer_user_id, signer_key_id)
+           DO UPDATE SET signature = excluded.signature`,
+        s.targetUserId,
+        s.targetKeyId,
+        s.signerUserId,
+        s.signerKeyId,
+        s.signature,
+      );
+  });
+}
+
+export function getKeySignatures(d: SqliteDb, targetUserIds: string[]): KeySignatureRow[] {
+  if (targetUserIds.length === 0) return [];
+  return d
+    .q(`SELECT * FROM e2e_signatures WHERE target_user_id IN ${IN_JSON} ORDER BY target_user_id, target_key_id`)
+    .all(JSON.stringify(targetUserIds))
+    .map((r: any) => ({
+      targetUserId: r.target_user_id,
+      targetKeyId: r.target_key_id,
+      signerUserId: r.signer_user_id,
+      signerKeyId: r.signer_key_id,
+      signature: r.signature,
+    }));
+}
+
+export function markDeviceListsChanged(d: SqliteDb, userIds: string[], stream: number): void {
+  d.tx(() => {
+    for (const u of new Set(userIds))
+      d.run(
+        `INSERT INTO device_list_changes (user_id, stream) VALUES (?, ?)
+           ON CONFLICT (user_id) DO UPDATE SET stream = max(stream, excluded.stream)`,
+        u,
+        stream,
+      );
+  });
+}
+
+export function getDeviceListChanges(d: SqliteDb, after: number, upto: number): string[] {
+  return d
+    .q("SELECT user_id FROM device_list_changes WHERE stream > ? AND stream <= ? ORDER BY user_id")
+    .all(after, upto)
+    .map((r: any) => r.user_id);
+}
+
+export function deleteDeviceKeys(d: SqliteDb, userId: string, deviceId: string): void {
+  d.tx(() => {
+    for (const table of ["e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys", "to_device", "to_device_txns"])
+      d.run(`DELETE FROM ${table} WHERE user_id = ? AND device_id = ?`, userId, deviceId);
+    d.run("DELETE FROM e2e_signatures WHERE target_user_id = ? AND target_key_id = ?", userId, deviceId);
+  });
+}
+
+export function addToDeviceMessages(
+  d: SqliteDb,
+  sender: { userId: string; deviceId: string; txnId: string },
+  messages: ToDeviceMessage[],
+  stream: number,
+): boolean {
+  return d.tx(() => {
+    const t = d.run(
+      "INSERT INTO to_device_txns (user_id, device_id, txn_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+      sender.userId,
+      sender.deviceId,
+      sender.txnId,
+    );
+    if (Number(t.changes) === 0) return false;
+    for (const m of messages) {
+      // Only devices that exist get a copy: an unknown device (or user) is skipped, not an error.
+      d.run(
+        `INSERT INTO to_device (user_id, device_id, stream, sender, type, content)
+           SELECT user_id, device_id, ?, ?, ?, ? FROM devices WHERE user_id = ? AND (? = '*' OR device_id = ?)`,
+        stream,
+        sender.userId,
+        m.type,
+        JSON.stringify(m.content),
+        m.userId,
+        m.deviceId,
+        m.deviceId,
+      );
+    }
+    d.run(
+      `INSERT INTO e2e_stream_mark (id, stream) VALUES (1, ?)
+         ON CONFLICT (id) DO UPDATE SET stream = max(stream, excluded.stream)`,
+      stream,
+    );
+    return true;
+  });
+}
+
+export function takeToDeviceMessages(
+  d: SqliteDb,
+  userId: string,
+  deviceId: string,
+  ackedUpto: number,
+  upto: number,
+): ToDeviceRow[] {
+  if (ackedUpto > 0)
+    d.run("DELETE FROM to_device WHERE user_id = ? AND device_id = ? AND stream <= ?", userId, deviceId, ackedUpto);
+  return d
+    .q(
+      `SELECT stream, sender, type, content FROM to_device WHERE user_id = ? AND device_id = ? AND stream <= ?
+       ORDER BY stream, id`,
+    )
+    .all(userId, deviceId, upto)
+    .map((r: any) => ({ stream: Number(r.stream), sender: r.sender, type: r.type, content: JSON.parse(r.content) }));
+}
+
+export function createBackupVersion(d: SqliteDb, userId: string, algorithm: string, authData: object): string {
+  return d.tx(() => {
+    const r = d
+      .q("SELECT coalesce(max(version), 0) + 1 AS v FROM backup_versions WHERE user_id = ?")
+      .get(userId) as any;
+    d.run(
+      "INSERT INTO backup_versions (user_id, version, algorithm, auth_data) VALUES (?, ?, ?, ?)",
+      userId,
+      r.v,
+      algorithm,
+      JSON.stringify(authData),
+    );
+    return String(r.v);
+  });
+}
+
+export function getBackupVersion(d: SqliteDb, userId: string, version: string | null): BackupVersionRow | null {
+  const v = version === null ? null : backupVersionNumber(version);
+  if (version !== null && v === null) return null;
+  const r = (
+    v === null
+      ? d.q("SELECT * FROM backup_versions WHERE user_id = ? AND deleted = 0 ORDER BY version DESC LIMIT 1").get(userId)
+      : d.q("SELECT * FROM backup_versions WHERE user_id = ? AND version = ? AND deleted = 0").get(userId, v)
+  ) as any;
+  if (!r) return null;
+  const n = d
+    .q("SELECT count(*) AS n FROM backup_keys WHERE user_id = ? AND version = ?")
+    .get(userId, r.version) as any;
+  return {
+    userId,
+    version: String(r.version),
+    algorithm: r.algorithm,
+    authData: JSON.parse(r.auth_data),
+    etag: String(r.etag),
+    count: Number(n.n),
+  };
+}
+
+export function updateBackupVersion(d: SqliteDb, userId: string, version: string, authData: object): boolean {
+  const v = backupVersionNumber(version);
+  if (v === null) return false;
+  const r = d.run(
+    "UPDATE backup_versions SET auth_data = ? WHERE user_id = ? AND version = ? AND deleted = 0",
+    JSON.stringify(authData),
+    userId,
+    v,
+  );
+  return Number(r.changes) === 1;
+}
+
+export function deleteBackupVersion(d: SqliteDb, userId: string, version: string): boolean {
+  const v = backupVersionNumber(version);
+  if (v === null) return false;
+  return d.tx(() => {
+    const r = d.run(
+      "UPDATE backup_versions SET deleted = 1 WHERE user_id = ? AND version = ? AND deleted = 0",
+      userId,
+      v,
+    );
+    d.run("DELETE FROM backup_keys WHERE user_id = ? AND version = ?", userId, v);
+    return Number(r.changes) === 1;
+  });
+}
+
+/** In a transaction: the version must exist and (for writes) be the current one. */
+function checkVersion(d: SqliteDb, userId: string, v: number | null, mustBeCurrent: boolean): BackupWriteResult | null {
+  const latest = d
+    .q("SELECT max(version) AS v FROM backup_versions WHERE user_id = ? AND deleted = 0")
+    .get(userId) as any;
+  const current = latest.v === null ? null : Number(latest.v);
+  const exists =
+    v !== null && d.q("SELECT 1 FROM backup_versions WHERE user_id = ? AND version = ? AND deleted = 0").get(userId, v);
+  if (mustBeCurrent && v !== current && (exists || current !== null))
+    return { ok: false, reason: "wrong_version", current: current === null ? null : String(current) };
+  if (!exists) return { ok: false, reason: "not_found" };
+  return null;
+}
+
+function etagAndCount(d: SqliteDb, userId: string, v: number, bump: boolean): BackupWriteResult {
+  if (bump) d.run("UPDATE backup_versions SET etag = etag + 1 WHERE user_id = ? AND version = ?", userId, v);
+  const r = d
+    .q(
+      `SELECT etag, (SELECT count(*) FROM backup_keys k WHERE k.user_id = b.user_id AND k.version = b.version) AS n
+       FROM backup_versions b WHERE user_id = ? AND version = ?`,
+    )
+    .get(userId, v) as any;
+  return { ok: true, etag: String(r.etag), count: Number(r.n) };
+}
+
+export function putBackupKeys(d: SqliteDb, userId: string, version: string, keys: BackupKeyRow[]): BackupWriteResult {
+  const v = backupVersionNumber(version);
+  return d.tx(() => {
+    const bad = checkVersion(d, userId, v, true);
+    if (bad) return bad;
+    let changed = false;
+    for (const k of keys) {
+      const old = d
+        .q("SELECT * FROM backup_keys WHERE user_id = ? AND version = ? AND room_id = ? AND session_id = ?")
+        .get(userId, v, k.roomId, k.sessionId);
+      if (old && !isBetterBackupKey(backupKeyFromRow(old).data, k.data)) continue;
+      d.run(
+        `INSERT INTO backup_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count,
+           is_verified, session_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET
+           first_message_index = excluded.first_message_index, forwarded_count = excluded.forwarded_count,
+           is_verified = excluded.is_verified, session_data = excluded.session_data`,
+        userId,
+        v,
+        k.roomId,
+        k.sessionId,
+        k.data.first_message_index,
+        k.data.forwarded_count,
+        k.data.is_verified ? 1 : 0,
+        JSON.stringify(k.data.session_data),
+      );
+      changed = true;
+    }
+    return etagAndCount(d, userId, v!, changed);
+  });
+}
+
+export function getBackupKeys(
+  d: SqliteDb,
+  userId: string,
+  version: string,
+  roomId?: string,
+  sessionId?: string,
+): BackupKeyRow[] {
+  const v = backupVersionNumber(version);
+  if (v === null) return [];
+  return d
+    .q(
+      `SELECT * FROM backup_keys WHERE user_id = ? AND version = ? AND (? IS NULL OR room_id = ?)
+         AND (? IS NULL OR session_id = ?) ORDER BY room_id, session_id`,
+    )
+    .all(userId, v, roomId ?? null, roomId ?? null, sessionId ?? null, sessionId ?? null)
+    .map(backupKeyFromRow);
+}
+
+export function deleteBackupKeys(
+  d: SqliteDb,
+  userId: string,
+  version: string,
+  roomId?: string,
+  sessionId?: string,
+): BackupWriteResult {
+  const v = backupVersionNumber(version);
+  return d.tx(() => {
+    const bad = checkVersion(d, userId, v, false);
+    if (bad) return bad;
+    const r = d.run(
+      `DELETE FROM backup_keys WHERE user_id = ? AND version = ? AND (? IS NULL OR room_id = ?)
+         AND (? IS NULL OR session_id = ?)`,
+      userId,
+      v,
+      roomId ?? null,
+      roomId ?? null,
+      sessionId ?? null,
+      sessionId ?? null,
+    );
+    return etagAndCount(d, userId, v!, Number(r.changes) > 0);
+  });
+}
+
+export function getMaxKeyStream(d: SqliteDb): number {
+  const r = d
+    .q(
+      `SELECT max(
+         coalesce((SELECT max(stream) FROM to_device), 0),
+         coalesce((SELECT max(stream) FROM e2e_stream_mark), 0),
+         coalesce((SELECT max(stream) FROM device_list_changes), 0)) AS m`,
+    )
+    .get() as any;
+  return Number(r.m);
+}
+
+/** The KeyStore of a SqliteStore (`store.keys`); `db` throws once the store is closed. */
+export class SqliteKeyStore implements KeyStore {
+  readonly #db: () => SqliteDb;
+  constructor(db: () => SqliteDb) {
+    this.#db = db;
+  }
+  async setDeviceKeys(userId: string, deviceId: string, keys: Record<string, any>) {
+    setDeviceKeys(this.#db(), userId, deviceId, keys);
+  }
+  async getDeviceKeys(userIds: string[]) {
+    return getDeviceKeys(this.#db(), userIds);
+  }
+  async addOneTimeKeys(userId: string, deviceId: string, keys: OneTimeKey[]) {
+    addOneTimeKeys(this.#db(), userId, deviceId, keys);
+  }
+  async countOneTimeKeys(userId: string, deviceId: string) {
+    return countOneTimeKeys(this.#db(), userId, deviceId);
+  }
+  async setFallbackKeys(userId: string, deviceId: string, keys: OneTimeKey[]) {
+    setFallbackKeys(this.#db(), userId, deviceId, keys);
+  }
+  async unusedFallbackKeyTypes(userId: string, deviceId: string) {
+    return unusedFallbackKeyTypes(this.#db(), userId, deviceId);
+  }
+  async claimKeys(claims: KeyClaim[]) {
+    return claimKeys(this.#db(), claims);
+  }
+  async setCrossSigningKeys(userId: string, keys: Partial<Record<CrossSigningKeyType, Record<string, any>>>) {
+    setCrossSigningKeys(this.#db(), userId, keys);
+  }
+  async getCrossSigningKeys(userIds: string[]) {
+    return getCrossSigningKeys(this.#db(), userIds);
+  }
+  async addKeySignatures(rows: KeySignatureRow[]) {
+    addKeySignatures(this.#db(), rows);
+  }
+  async getKeySignatures(targetUserIds: string[]) {
+    return getKeySignatures(this.#db(), targetUserIds);
+  }
+  async markDeviceListsChanged(userIds: string[], stream: number) {
+    markDeviceListsChanged(this.#db(), userIds, stream);
+  }
+  async getDeviceListChanges(after: number, upto: number) {
+    return getDeviceListChanges(this.#db(), after, upto);
+  }
+  async deleteDeviceKeys(userId: string, deviceId: string) {
+    deleteDeviceKeys(this.#db(), userId, deviceId);
+  }
+  async addToDeviceMessages(
+    sender: { userId: string; deviceId: string; txnId: string },
+    messages: ToDeviceMessage[],
+    stream: number,
+  ) {
+    return addToDeviceMessages(this.#db(), sender, messages, stream);
+  }
+  async takeToDeviceMessages(userId: string, deviceId: string, ackedUpto: number, upto: number) {
+    return takeToDeviceMessages(this.#db(), userId, deviceId, ackedUpto, upto);
+  }
+  async createBackupVersion(userId: string, algorithm: string, authData: Record<string, any>) {
+    return createBackupVersion(this.#db(), userId, algorithm, authData);
+  }
+  async getBackupVersion(userId: string, version: string | null) {
+    return getBackupVersion(this.#db(), userId, version);
+  }
+  async updateBackupVersion(userId: string, version: string, authData: Record<string, any>) {
+    return updateBackupVersion(this.#db(), userId, version, authData);
+  }
+  async deleteBackupVersion(userId: string, version: string) {
+    return deleteBackupVersion(this.#db(), userId, version);
+  }
+  async putBackupKeys(userId: string, version: string, keys: BackupKeyRow[]) {
+    return putBackupKeys(this.#db(), userId, version, keys);
+  }
+  async getBackupKeys(userId: string, version: string, roomId?: string, sessionId?: string) {
+    return getBackupKeys(this.#db(), userId, version, roomId, sessionId);
+  }
+  async deleteBackupKeys(userId: string, version: string, roomId?: string, sessionId?: string) {
+    return deleteBackupKeys(this.#db(), userId, version, roomId, sessionId);
+  }
+  async getMaxKeyStream() {
+    return getMaxKeyStream(this.#db());
+  }
+}
