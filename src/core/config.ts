@@ -154,11 +154,33 @@ export const mediaSchema = z
     ffmpegPath: z.string().min(1).default("ffmpeg"),
     /** How long a finished stream's playlists stay readable (with ENDLIST) after its publisher leaves. */
     lingerSeconds: z.number().min(0).default(60),
+    /** SRT ingest (UDP): a caller with streamid `publish:<path>` publishes MPEG-TS (H.264 + AAC) to <path>. */
+    srtPort: port.default(8890),
+    /** Pull sources and restream destinations reconnect after retryInitialMs, doubling up to retryMaxMs. */
+    retryInitialMs: z.number().int().positive().default(1000),
+    retryMaxMs: z.number().int().positive().default(30000),
+    /** A pull or SRT source that sends nothing for this long is dropped (and a pull reconnects). */
+    sourceStallSeconds: z.number().positive().default(15),
+    /** Where recordings go (<recordPath>/<stream path>/*.mp4); null: <home>/data/media/recordings. */
+    recordPath: z.string().nullable().default(null),
+    /** Length of each recorded file (cut at the next keyframe). */
+    recordSegmentSeconds: z.number().positive().default(60),
+    /** Recorded files older than this are deleted (0: keep forever). */
+    recordMaxAgeHours: z.number().min(0).default(168),
+    /** Per path, the oldest recorded files are deleted beyond this many bytes (0: no limit). */
+    recordMaxBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(10 * 1024 * 1024 * 1024),
   })
   .strict()
   .superRefine((m, ctx) => {
     if (m.hlsPartSeconds >= m.hlsSegmentSeconds) {
       ctx.addIssue({ code: "custom", path: ["hlsPartSeconds"], message: "must be less than hlsSegmentSeconds" });
+    }
+    if (m.retryMaxMs < m.retryInitialMs) {
+      ctx.addIssue({ code: "custom", path: ["retryMaxMs"], message: "must be at least retryInitialMs" });
     }
   });
 

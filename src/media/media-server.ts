@@ -1,33 +1,48 @@
-/** The media service's process-level object: hub + RTMP ingest + per-path CMAF outputs + HTTP. */
+/**
+ * The media service's process-level object: hub + RTMP and SRT ingest + pulls + per-path CMAF outputs,
+ * recordings and restreams + HTTP.
+ */
+import { join } from "node:path";
 import type { MediaConfig } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
+import { defaultHome } from "../core/paths.ts";
 import { Hub } from "./hub.ts";
 import { Outputs } from "./outputs.ts";
+import { Pulls } from "./pulls.ts";
+import { Recordings } from "./recordings.ts";
+import { Restreams } from "./restreams.ts";
 import { MediaHttpServer } from "./servers/http/server.ts";
 import { RtmpServer } from "./servers/rtmp/server.ts";
-import { type StreamStatus, streamStatus } from "./status.ts";
+import { SrtServer } from "./servers/srt/server.ts";
+import { offlineStatus, type StreamStatus, streamStatus } from "./status.ts";
 
 const urlHost = (h: string) => (h === "0.0.0.0" ? "127.0.0.1" : h === "::" ? "[::1]" : h.includes(":") ? `[${h}]` : h);
+const isLoopback = (h: string) => h === "localhost" || h === "::1" || h.startsWith("127.");
+
+export interface MediaServerExtras {
+  /** The service's data directory (default <home>/data/media); recordings go under it unless media.recordPath. */
+  dataDir?: string;
+  /** Bearer token that run-time changes (pulls, recordings, restreams) must carry. */
+  apiToken?: string;
+}
 
 export class MediaServer {
   readonly hub: Hub;
   readonly outputs: Outputs;
-  readonly rtmp: RtmpServer;
-  readonly http: MediaHttpServer;
+  readonly pulls: Pulls;
+  readonly recordings: Recordings;
+  readonly restreams: Restreams;
+  rtmp!: RtmpServer;
+  srt!: SrtServer;
+  http!: MediaHttpServer;
   readonly startedAt = Date.now();
   readonly #host: string;
 
-  private constructor(c: MediaConfig, hub: Hub, outputs: Outputs, rtmp: RtmpServer, http: MediaHttpServer) {
+  private constructor(c: MediaConfig, log: Logger, x: MediaServerExtras) {
     this.#host = urlHost(c.host);
-    this.hub = hub;
-    this.outputs = outputs;
-    this.rtmp = rtmp;
-    this.http = http;
-  }
-
-  static async start(c: MediaConfig, log: Logger): Promise<MediaServer> {
-    const hub = new Hub({ readerQueue: c.readerQueueFrames, gopCache: 600 });
-    const outputs = new Outputs(
+    this.hub = new Hub({ readerQueue: c.readerQueueFrames, gopCache: 600 });
+    const hub = this.hub;
+    this.outputs = new Outputs(
       hub,
       {
         segmentSeconds: c.hlsSegmentSeconds,
@@ -38,28 +53,59 @@ export class MediaServer {
       },
       log,
     );
-    let self: MediaServer | undefined;
-    const api = {
-      statuses: () => self?.statuses() ?? [],
-      rtmpConnections: () => self?.rtmp.conns.size ?? 0,
-      startedAt: Date.now(),
-    };
-    const rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, hub, log });
-    let http: MediaHttpServer;
+    const retry = { retryInitialMs: c.retryInitialMs, retryMaxMs: c.retryMaxMs };
+    const stallMs = c.sourceStallSeconds * 1000;
+    this.pulls = new Pulls({ hub, ffmpegPath: c.ffmpegPath, ...retry, stallMs, log });
+    this.restreams = new Restreams({ hub, ffmpegPath: c.ffmpegPath, ...retry, log });
+    this.recordings = new Recordings({
+      hub,
+      dir: c.recordPath ?? join(x.dataDir ?? join(defaultHome(), "data", "media"), "recordings"),
+      ffmpegPath: c.ffmpegPath,
+      segmentSeconds: c.recordSegmentSeconds,
+      maxAgeSeconds: c.recordMaxAgeHours * 3600,
+      maxBytes: c.recordMaxBytes,
+      log,
+    });
+  }
+
+  static async start(c: MediaConfig, log: Logger, x: MediaServerExtras = {}): Promise<MediaServer> {
+    const m = new MediaServer(c, log, x);
+    const opened: { close(): Promise<void> }[] = [];
     try {
-      http = await MediaHttpServer.start({
+      m.rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, hub: m.hub, log });
+      opened.push(m.rtmp);
+      m.srt = await SrtServer.start({
+        host: c.host,
+        port: c.srtPort,
+        hub: m.hub,
+        ffmpegPath: c.ffmpegPath,
+        stallMs: c.sourceStallSeconds * 1000,
+        log,
+      });
+      opened.push(m.srt);
+      m.http = await MediaHttpServer.start({
         host: c.host,
         port: c.httpPort,
-        outputs,
-        api,
+        outputs: m.outputs,
+        api: {
+          statuses: () => m.statuses(),
+          rtmpConnections: () => m.rtmp.conns.size,
+          startedAt: m.startedAt,
+        },
+        control: {
+          pulls: m.pulls,
+          recordings: m.recordings,
+          restreams: m.restreams,
+          token: x.apiToken,
+          loopback: isLoopback(c.host),
+        },
         log: log.child({ server: "http" }),
       });
     } catch (e) {
-      await rtmp.close();
+      await Promise.all(opened.map((o) => o.close()));
       throw e;
     }
-    self = new MediaServer(c, hub, outputs, rtmp, http);
-    return self;
+    return m;
   }
 
   get httpUrl(): string {
@@ -70,18 +116,34 @@ export class MediaServer {
     return `rtmp://${this.#host}:${this.rtmp.port}`;
   }
 
-  /** Live streams, then finished ones whose outputs are still readable. */
+  get srtUrl(): string {
+    return `srt://${this.#host}:${this.srt.port}`;
+  }
+
+  /** Live streams, then finished ones whose outputs are still readable, then paths that only have a pull. */
   statuses(): StreamStatus[] {
     const live = this.hub.list();
     const out = live.map((s) => streamStatus(s, this.outputs, this.httpUrl));
     for (const s of this.outputs.lingering())
       if (!live.includes(s)) out.push(streamStatus(s, this.outputs, this.httpUrl));
+    const known = new Set(out.map((s) => s.path));
+    for (const p of [...this.pulls.list(), ...this.recordings.list(), ...this.restreams.list()])
+      if (!known.has(p.path)) {
+        known.add(p.path);
+        out.push(offlineStatus(p.path, this.httpUrl));
+      }
+    for (const s of out) {
+      s.pull = this.pulls.get(s.path) ?? null;
+      s.recording = this.recordings.get(s.path) ?? null;
+      s.restreams = this.restreams.list(s.path);
+    }
     return out;
   }
 
   async close(): Promise<void> {
+    await Promise.all([this.pulls.close(), this.recordings.close(), this.restreams.close()]);
     this.hub.close();
     this.outputs.close();
-    await Promise.all([this.rtmp.close(), this.http.close()]);
+    await Promise.all([this.rtmp.close(), this.srt.close(), this.http.close()]);
   }
 }

@@ -5,18 +5,25 @@ const host = (h: string) => (h === "0.0.0.0" ? "127.0.0.1" : h === "::" ? "[::1]
 
 export const mediaService: ServiceDef = {
   name: "media",
-  summary: "Live media: RTMP ingest, HLS / LL-HLS / DASH output (ffmpeg remuxes, no transcoding)",
+  summary:
+    "Live media: RTMP / SRT ingest and pull sources, HLS / LL-HLS / DASH output, recording, restream (ffmpeg remuxes, no transcoding)",
   enabled: (c) => c.media.enabled,
   baseUrl: (c) => `http://${host(c.media.host)}:${c.media.httpPort}`,
   describe: (c) => [
     `media: publish rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live/<key> (OBS: server rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live, key <key>)`,
     `  play http://${host(c.media.host)}:${c.media.httpPort}/live/<key>/index.m3u8 (HLS, LL-HLS) or .../index.mpd (DASH)`,
+    `  SRT: ffmpeg ... -f mpegts 'srt://${host(c.media.host)}:${c.media.srtPort}?streamid=publish:live/<key>'`,
+    "  pull a source: ami-streams stream start --source rtsp://... --path live/cam1",
     "  list streams:  ami-streams stream list",
   ],
-  async start(config, { log }) {
+  async start(config, { log, paths }) {
     // Loaded here, not at the top: the CLI lists services on every call and should not pay for the media server.
     const { MediaServer } = await import("./media-server.ts");
-    const m = await MediaServer.start(config.media, log);
+    const { readControlToken } = await import("../control/client.ts");
+    const m = await MediaServer.start(config.media, log, {
+      dataDir: paths.serviceData("media"),
+      apiToken: readControlToken(config, paths),
+    });
     return { url: m.httpUrl, close: () => m.close() };
   },
 };

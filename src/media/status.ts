@@ -2,6 +2,9 @@
 import { z } from "zod";
 import type { MediaStream } from "./hub.ts";
 import type { Outputs } from "./outputs.ts";
+import { pullStatusSchema } from "./pulls.ts";
+import { recordingStatusSchema } from "./recordings.ts";
+import { restreamStatusSchema } from "./restreams.ts";
 
 export const streamStatusSchema = z.object({
   path: z.string(),
@@ -21,6 +24,10 @@ export const streamStatusSchema = z.object({
   framesDiscarded: z.number(),
   segments: z.number(),
   urls: z.object({ hls: z.string(), dash: z.string() }),
+  /** The pull feeding this path (`stream start --source`), if any. */
+  pull: pullStatusSchema.nullable().optional(),
+  recording: recordingStatusSchema.nullable().optional(),
+  restreams: z.array(restreamStatusSchema).optional(),
 });
 export type StreamStatus = z.infer<typeof streamStatusSchema>;
 
@@ -51,5 +58,28 @@ export function streamStatus(s: MediaStream, outputs: Outputs, httpBase: string)
     framesDiscarded: s.framesDiscarded,
     segments: out?.stream === s ? out.packager.timeline.listed().length : 0,
     urls: { hls: `${httpBase}/${s.path}/index.m3u8`, dash: `${httpBase}/${s.path}/index.mpd` },
+  };
+}
+
+/** A path with a pull, recording or restream but no publisher right now (e.g. a pull that is reconnecting). */
+export function offlineStatus(path: string, httpBase: string): StreamStatus {
+  return {
+    path,
+    live: false,
+    publisher: null,
+    uptimeS: 0,
+    bitrateKbps: 0,
+    fps: 0,
+    gopFrames: null,
+    width: null,
+    height: null,
+    videoCodec: null,
+    audioCodec: null,
+    readers: { total: 0, byProtocol: {} },
+    bytesIn: 0,
+    bytesOut: 0,
+    framesDiscarded: 0,
+    segments: 0,
+    urls: { hls: `${httpBase}/${path}/index.m3u8`, dash: `${httpBase}/${path}/index.mpd` },
   };
 }

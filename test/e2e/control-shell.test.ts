@@ -56,11 +56,17 @@ test("functions pass their arguments to the CLI", async () => {
   assert.match(usage.stderr, /usage: ami-matrix-config edit\|validate/);
 });
 
+test("astm is `stream start`: it asks for the source it pulls", async () => {
+  const r = await shell("astm --path live/cam", { env: h.env });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /source.*required/);
+  assert.equal(r.stdout, "");
+});
+
 test("capabilities not built yet fail with a message naming what is missing (exit 4)", async () => {
   const cases: [string, RegExp][] = [
     ["acdnd --region us-east-1", /CDN edge deployment.*not built yet/],
     ["ap2p --bootstrap", /P2P network node.*not built yet/],
-    ["astm --source rtsp://cam", /media streaming.*not built yet/],
     ["ami-edge-deploy --function f", /edge function deployment.*not built yet/],
   ];
   for (const [cmd, re] of cases) {

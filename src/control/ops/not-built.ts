@@ -33,14 +33,6 @@ export const notBuiltOps = [
     run: async () => notBuilt("P2P network node (p2p.start)"),
   }),
   defineOp({
-    name: "stream.start",
-    summary: "Start a media stream (NOT BUILT YET)",
-    input: z.object({ source: z.string().optional().describe("source URL, e.g. rtsp://...") }).strict(),
-    output: none,
-    annotations: effect,
-    run: async () => notBuilt("media streaming (stream.start)"),
-  }),
-  defineOp({
     name: "edge.deploy",
     summary: "Deploy a function to the edge runtime (NOT BUILT YET)",
     input: z.object({ function: z.string().optional().describe("function name") }).strict(),

@@ -4,6 +4,7 @@ import type { Logger } from "../../../core/logger.ts";
 import { createServer } from "../../../core/node-http.ts";
 import type { Outputs } from "../../outputs.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
+import { CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
 import { serveStreamFile } from "./hls.ts";
 import { CORS, json, reply } from "./reply.ts";
 
@@ -12,6 +13,7 @@ export interface HttpServerOptions {
   port: number;
   outputs: Outputs;
   api: ApiSource;
+  control: ControlSource;
   log: Logger;
 }
 
@@ -28,6 +30,10 @@ export class MediaHttpServer {
       const url = new URL(req.url ?? "/", "http://media");
       if (req.method === "OPTIONS") {
         res.writeHead(204, { ...CORS, "access-control-max-age": "86400" }).end();
+        return;
+      }
+      if (CONTROL_PREFIXES.some((p) => url.pathname === p || url.pathname.startsWith(`${p}/`))) {
+        controlRoute(req, url, o.control).then((r) => reply(res, r));
         return;
       }
       if (req.method !== "GET" && req.method !== "HEAD") return reply(res, json(405, { error: "method not allowed" }));

@@ -1,0 +1,71 @@
+/**
+ * Just enough of the SRT wire format (draft-sharabayko-srt, section 3) to route a caller: is a datagram a
+ * handshake, and which Stream ID (SRT_CMD_SID extension) does its conclusion carry.
+ */
+
+export const HS_INDUCTION = 1;
+export const HS_CONCLUSION = 0xffffffff;
+const EXT_SID = 5;
+const CIF_END = 16 + 48;
+
+export interface Handshake {
+  version: number;
+  type: number;
+  streamId: string | undefined;
+}
+
+/** The handshake in a datagram, or undefined when it is not an SRT handshake control packet. */
+export function parseHandshake(b: Buffer): Handshake | undefined {
+  if (b.length < CIF_END) return undefined;
+  const w0 = b.readUInt32BE(0);
+  // Control bit set, control type 0 (handshake).
+  if (w0 >>> 31 !== 1 || ((w0 >>> 16) & 0x7fff) !== 0) return undefined;
+  const version = b.readUInt32BE(16);
+  if (version !== 4 && version !== 5) return undefined;
+  const type = b.readUInt32BE(36);
+  let streamId: string | undefined;
+  for (let off = CIF_END; off + 4 <= b.length; ) {
+    const ext = b.readUInt16BE(off);
+    const len = b.readUInt16BE(off + 2) * 4;
+    if (off + 4 + len > b.length) break;
+    if (ext === EXT_SID) streamId = decodeStreamId(b.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return { version, type, streamId };
+}
+
+/** SRT stores the Stream ID as 32-bit words with each word's bytes reversed; padded with NULs. */
+export function decodeStreamId(b: Buffer): string {
+  const out = Buffer.alloc(b.length - (b.length % 4));
+  for (let i = 0; i < out.length; i += 4) for (let j = 0; j < 4; j++) out[i + j] = b[i + 3 - j] ?? 0;
+  return out.toString("utf8").replace(/\0+$/, "");
+}
+
+export function encodeStreamId(s: string): Buffer {
+  const raw = Buffer.from(s, "utf8");
+  const b = Buffer.alloc(Math.ceil(raw.length / 4) * 4);
+  raw.copy(b);
+  const out = Buffer.alloc(b.length);
+  for (let i = 0; i < b.length; i += 4) for (let j = 0; j < 4; j++) out[i + j] = b[i + 3 - j] ?? 0;
+  return out;
+}
+
+/**
+ * The path a Stream ID publishes to: `publish:<path>`, the SRT access-control form `#!::r=<path>,m=publish`,
+ * or a bare path. Anything else (e.g. `read:...`) is undefined: SRT here is ingest only.
+ */
+export function publishPath(streamId: string | undefined): string | undefined {
+  if (!streamId) return undefined;
+  if (streamId.startsWith("#!::")) {
+    const kv = Object.fromEntries(
+      streamId
+        .slice(4)
+        .split(",")
+        .map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]),
+    );
+    return (kv.m ?? "publish") === "publish" ? kv.r : undefined;
+  }
+  const i = streamId.indexOf(":");
+  if (i < 0) return streamId;
+  return streamId.slice(0, i) === "publish" ? streamId.slice(i + 1) : undefined;
+}

@@ -1,0 +1,144 @@
+/**
+ * The SRT listener (ingest only). ffmpeg's libsrt does the SRT protocol but, as a listener, cannot tell us the
+ * caller's Stream ID or serve several callers. So we own the public UDP port and relay each caller (by address)
+ * to its own `ffmpeg -i srt://127.0.0.1:<internal>?mode=listener` process; the relay reads the Stream ID from the
+ * conclusion handshake (`publish:<path>`), and the ffmpeg process remuxes the MPEG-TS it receives into the hub.
+ * Datagrams that do not open with an SRT handshake are dropped, so garbage never reaches a session.
+ */
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import type { Logger } from "../../../core/logger.ts";
+import { type Hub, validPath } from "../../hub.ts";
+import { FfmpegIngest } from "../../ingest.ts";
+import { HS_CONCLUSION, HS_INDUCTION, parseHandshake, publishPath } from "./handshake.ts";
+
+export interface SrtServerOptions {
+  host: string;
+  port: number;
+  hub: Hub;
+  ffmpegPath: string;
+  stallMs: number;
+  log: Logger;
+  maxSessions?: number;
+}
+
+interface Session {
+  key: string;
+  peer: RemoteInfo;
+  /** Our side towards the session's ffmpeg. */
+  relay: Socket;
+  ffmpegPort: number;
+  path: string | undefined;
+  streamId: string | undefined;
+  ingest: FfmpegIngest;
+}
+
+const bind = (host: string, port: number): Promise<Socket> =>
+  new Promise((resolve, reject) => {
+    const s = createSocket("udp4");
+    s.once("error", reject);
+    s.bind(port, host, () => {
+      s.off("error", reject);
+      s.on("error", () => {});
+      resolve(s);
+    });
+  });
+
+/** A free loopback UDP port for a session's ffmpeg listener. */
+async function freeUdpPort(): Promise<number> {
+  const s = await bind("127.0.0.1", 0);
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export class SrtServer {
+  readonly sessions = new Map<string, Session>();
+  readonly #o: SrtServerOptions;
+  readonly #log: Logger;
+  readonly #socket: Socket;
+  readonly #opening = new Set<string>();
+
+  private constructor(o: SrtServerOptions, socket: Socket) {
+    this.#o = o;
+    this.#log = o.log.child({ server: "srt" });
+    this.#socket = socket;
+    socket.on("message", (msg, peer) => this.#onMessage(msg, peer));
+  }
+
+  static async start(o: SrtServerOptions): Promise<SrtServer> {
+    const s = new SrtServer(o, await bind(o.host, o.port));
+    s.#log.info("srt listening", { host: o.host, port: s.port });
+    return s;
+  }
+
+  get port(): number {
+    return this.#socket.address().port;
+  }
+
+  #onMessage(msg: Buffer, peer: RemoteInfo): void {
+    const key = `${peer.address}:${peer.port}`;
+    const s = this.sessions.get(key);
+    if (s) {
+      if (!s.path) this.#learnPath(s, msg);
+      s.relay.send(msg, s.ffmpegPort, "127.0.0.1");
+      return;
+    }
+    const hs = parseHandshake(msg);
+    if (!hs || hs.type !== HS_INDUCTION || this.#opening.has(key)) return;
+    if (this.sessions.size + this.#opening.size >= (this.#o.maxSessions ?? 64)) {
+      this.#log.warn("srt caller refused: too many sessions", { remote: key });
+      return;
+    }
+    this.#opening.add(key);
+    this.#open(key, peer)
+      .catch((e) => this.#log.error("srt session failed to open", { remote: key, error: (e as Error).message }))
+      .finally(() => this.#opening.delete(key));
+  }
+
+  #learnPath(s: Session, msg: Buffer): void {
+    const hs = parseHandshake(msg);
+    if (!hs || hs.type !== HS_CONCLUSION || hs.streamId === undefined) return;
+    s.streamId = hs.streamId;
+    const path = publishPath(hs.streamId);
+    if (path && validPath(path)) s.path = path;
+    else {
+      this.#log.warn("srt caller refused: streamid must be publish:<path>", { remote: s.key, streamId: hs.streamId });
+      s.ingest.stop(`streamid '${hs.streamId}' is not publish:<path>`);
+    }
+  }
+
+  async #open(key: string, peer: RemoteInfo): Promise<void> {
+    const ffmpegPort = await freeUdpPort();
+    const relay = await bind("127.0.0.1", 0);
+    // The caller retransmits its induction until answered, so datagrams sent before ffmpeg binds are not lost for good.
+    const url = `srt://127.0.0.1:${ffmpegPort}?mode=listener&transtype=live`;
+    const session: Session = { key, peer, relay, ffmpegPort, path: undefined, streamId: undefined } as Session;
+    session.ingest = new FfmpegIngest({
+      hub: this.#o.hub,
+      path: () => session.path,
+      protocol: "srt",
+      remote: key,
+      ffmpegPath: this.#o.ffmpegPath,
+      // A short probe: MPEG-TS carries the codec parameters up front, and the default 5 s would delay the stream.
+      input: ["-analyzeduration", "1000000", "-probesize", "1000000", "-f", "mpegts", "-i", url],
+      stallMs: this.#o.stallMs,
+      log: this.#log,
+    });
+    relay.on("message", (m) => this.#socket.send(m, peer.port, peer.address));
+    this.sessions.set(key, session);
+    this.#log.info("srt caller", { remote: key });
+    const r = await session.ingest.done;
+    this.sessions.delete(key);
+    relay.close();
+    this.#log.info("srt session ended", { remote: key, path: session.path, error: r.error || undefined });
+  }
+
+  async close(): Promise<void> {
+    const done = [...this.sessions.values()].map((s) => {
+      s.ingest.stop();
+      return s.ingest.done;
+    });
+    await Promise.all(done);
+    await new Promise<void>((r) => this.#socket.close(() => r()));
+  }
+}

@@ -1,0 +1,56 @@
+/** Shared by the media e2e tests: ffmpeg publishers, ffprobe, polling. All child processes are asynchronous. */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export interface Probe {
+  streams: { codec_name: string; codec_type: string }[];
+  format: { duration?: string };
+}
+
+export async function ffprobe(url: string): Promise<Probe> {
+  const args = ["-v", "error", "-show_entries", "format=duration:stream=codec_name,codec_type", "-of", "json", url];
+  const proc = spawn("ffprobe", args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  proc.stdout.on("data", (d) => {
+    out += d;
+  });
+  proc.stderr.on("data", (d) => {
+    err += d;
+  });
+  const code = await new Promise((r) => proc.once("close", r));
+  assert.equal(code, 0, `ffprobe ${url}: ${err}`);
+  return JSON.parse(out);
+}
+
+export const kinds = (p: Probe): string[] => p.streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort();
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/** ffmpeg publishing testsrc2 + sine (H.264 + AAC) for `seconds` in real time to `url` in format `format`. */
+export function publish(
+  url: string,
+  seconds: number,
+  format = "flv",
+): { proc: ChildProcess; exit: Promise<number | null> } {
+  const proc = spawn(
+    "ffmpeg",
+    [
+      ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
+      ...["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine"],
+      ...["-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac"],
+      ...["-f", format, url],
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  return { proc, exit: new Promise((r) => proc.once("close", r)) };
+}
