@@ -61,7 +61,11 @@ class HomeserverImpl implements Homeserver {
     this.registrationSharedSecret =
       config.registration.sharedSecret ?? loadOrCreateSecret(join(dataDir, "registration_shared_secret"));
     this.notifier = new SyncNotifier(this);
-    this.stream = new StreamWriter(maxStream, () => this.notifier.notify());
+    this.stream = new StreamWriter(
+      maxStream,
+      () => this.notifier.notify(),
+      (evs) => store.persistEvents(evs),
+    );
     this.typing = new Typing(this);
     this.auth = new Auth(this);
     this.rooms = new Rooms(this);

@@ -1,7 +1,7 @@
 /**
  * Room service: builds, authorises, signs and persists room events (room versions 10 and 11), and the
  * membership and createRoom operations built on it. Sends to one room are serialised by a per-room promise
- * chain; the stream writer then serialises the commit across rooms so commit order = stream order.
+ * chain; the stream writer then group-commits events across rooms, in stream order.
  */
 import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, authTypesFor, checkAuth, mayRedact, stateKey } from "../events/auth.ts";
@@ -131,20 +131,17 @@ export class Rooms implements RoomService {
 
     let stream: number;
     try {
-      stream = await hs.stream.write(async (pos) => {
-        await store.persistEvent({
-          stream: pos,
-          eventId,
-          roomId: input.roomId,
-          type: input.type,
-          stateKey: input.stateKey ?? null,
-          sender: input.sender,
-          originServerTs: pdu.origin_server_ts,
-          depth: pdu.depth,
-          pdu: signed,
-          txn: input.txn ? { userId: input.sender, ...input.txn } : undefined,
-        });
-        return pos;
+      // Group-committed with whatever other rooms are sending right now (StreamWriter.persistEvent).
+      stream = await hs.stream.persistEvent({
+        eventId,
+        roomId: input.roomId,
+        type: input.type,
+        stateKey: input.stateKey ?? null,
+        sender: input.sender,
+        originServerTs: pdu.origin_server_ts,
+        depth: pdu.depth,
+        pdu: signed,
+        txn: input.txn ? { userId: input.sender, ...input.txn } : undefined,
       });
     } catch (e) {
       // We cannot know what, if anything, was committed: re-read the head next time.

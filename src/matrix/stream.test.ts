@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { NewEvent } from "./store/types.ts";
+import { StreamWriter } from "./stream.ts";
+
+const ev = (id: string): Omit<NewEvent, "stream"> => ({
+  eventId: id,
+  roomId: "!r:hs",
+  type: "m.room.message",
+  stateKey: null,
+  sender: "@a:hs",
+  originServerTs: 1,
+  depth: 1,
+  pdu: {},
+});
+
+test("events queued together share one commit, in order, and get consecutive positions", async () => {
+  const commits: string[][] = [];
+  const w = new StreamWriter(
+    10,
+    () => {},
+    async (evs) => void commits.push(evs.map((e) => `${e.eventId}@${e.stream}`)),
+  );
+  const positions = await Promise.all(["a", "b", "c"].map((id) => w.persistEvent(ev(id))));
+  assert.deepEqual(positions, [11, 12, 13]);
+  assert.deepEqual(commits, [["a@11", "b@12", "c@13"]]);
+  assert.equal(w.current, 13);
+});
+
+test("writes and event batches keep stream order; current advances only after a commit", async () => {
+  const log: string[] = [];
+  const w = new StreamWriter(
+    0,
+    () => log.push(`advance ${w.current}`),
+    async (evs) => {
+      log.push(`commit ${evs.map((e) => e.stream).join(",")}`);
+    },
+  );
+  const a = w.write(async (pos) => log.push(`fn ${pos}`));
+  const b = w.persistEvent(ev("x"));
+  const c = w.write(async (pos) => log.push(`fn ${pos}`));
+  await Promise.all([a, b, c]);
+  assert.deepEqual(log, ["fn 1", "advance 1", "commit 2", "advance 2", "fn 3", "advance 3"]);
+});
+
+test("a failing batch is retried event by event: only the bad event fails", async () => {
+  const committed: string[] = [];
+  const w = new StreamWriter(
+    0,
+    () => {},
+    async (evs) => {
+      if (evs.some((e) => e.eventId === "bad")) throw new Error("constraint");
+      committed.push(...evs.map((e) => e.eventId));
+    },
+  );
+  const results = await Promise.allSettled(["ok1", "bad", "ok2"].map((id) => w.persistEvent(ev(id))));
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ["fulfilled", "rejected", "fulfilled"],
+  );
+  assert.deepEqual(committed, ["ok1", "ok2"]);
+  assert.equal(w.current, 3);
+});
