@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark, one after the other (they share the machine), then one table.
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
- * benches (latency, throughput, initial-sync, memory).
+ * benches (latency, throughput, initial-sync, memory, websocket).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -15,6 +15,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     return [...(await m.run("sqlite")), ...(await m.run("postgres"))];
   },
   memory: async () => (await import("./matrix/memory.ts")).run(),
+  websocket: async () => (await import("./matrix/websocket.ts")).run(),
 };
 
 const args = process.argv.slice(2);

@@ -21,6 +21,7 @@ import { Typing } from "./service/typing.ts";
 import { openStore } from "./store/open.ts";
 import type { Store, StoredEvent } from "./store/types.ts";
 import { StreamWriter } from "./stream.ts";
+import { WsHub } from "./websocket/hub.ts";
 
 class HomeserverImpl implements Homeserver {
   readonly metrics = new Metrics();
@@ -160,6 +161,9 @@ export async function startHomeserver(config: MatrixConfig, dataDir: string, log
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     else socket.destroy();
   });
+  // WebSocket event streaming (docs/matrix-websocket.md) rides the same port through the upgrade event.
+  const wsHub = new WsHub(hs);
+  wsHub.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
@@ -175,6 +179,7 @@ export async function startHomeserver(config: MatrixConfig, dataDir: string, log
     server,
     url,
     async close() {
+      wsHub.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await store.close();

@@ -3,6 +3,12 @@ export class Metrics {
   requests = 0;
   eventsPersisted = 0;
   activeSyncs = 0;
+  /** Open WebSocket event streams (src/matrix/websocket/hub.ts), frames sent on them, slow consumers closed. */
+  activeWebsockets = 0;
+  /** Of those, how many are over their write-buffer bound (not computed for until they drain). */
+  blockedWebsockets = 0;
+  websocketFrames = 0;
+  websocketResyncs = 0;
   readonly byStatus = new Map<number, number>();
   readonly startedAt = Date.now();
   // Recent request latencies (ms) in a ring buffer: p99 over the last 2048 requests.
@@ -40,6 +46,10 @@ export class Metrics {
       requests_total: this.requests,
       events_persisted: this.eventsPersisted,
       active_syncs: this.activeSyncs,
+      active_websockets: this.activeWebsockets,
+      blocked_websockets: this.blockedWebsockets,
+      websocket_frames_total: this.websocketFrames,
+      websocket_resyncs_total: this.websocketResyncs,
       p99_latency_ms: Math.round(this.p99() * 100) / 100,
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
       // V8 heap in use (live objects plus garbage not yet collected): with RSS, tells leaks from native growth.
@@ -58,6 +68,18 @@ export class Metrics {
       "# HELP ami_matrix_active_syncs Long-polling /sync requests in progress.",
       "# TYPE ami_matrix_active_syncs gauge",
       `ami_matrix_active_syncs ${this.activeSyncs}`,
+      "# HELP ami_matrix_active_websockets Open WebSocket event streams.",
+      "# TYPE ami_matrix_active_websockets gauge",
+      `ami_matrix_active_websockets ${this.activeWebsockets}`,
+      "# HELP ami_matrix_blocked_websockets WebSocket streams over their write-buffer bound.",
+      "# TYPE ami_matrix_blocked_websockets gauge",
+      `ami_matrix_blocked_websockets ${this.blockedWebsockets}`,
+      "# HELP ami_matrix_websocket_frames_total Sync frames sent on WebSocket event streams.",
+      "# TYPE ami_matrix_websocket_frames_total counter",
+      `ami_matrix_websocket_frames_total ${this.websocketFrames}`,
+      "# HELP ami_matrix_websocket_resyncs_total WebSocket streams closed for being too slow (told to resync).",
+      "# TYPE ami_matrix_websocket_resyncs_total counter",
+      `ami_matrix_websocket_resyncs_total ${this.websocketResyncs}`,
       "# HELP ami_matrix_request_latency_p99_ms p99 request latency over the last 2048 requests.",
       "# TYPE ami_matrix_request_latency_p99_ms gauge",
       `ami_matrix_request_latency_p99_ms ${this.p99()}`,

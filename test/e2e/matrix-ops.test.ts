@@ -62,12 +62,14 @@ describe("matrix ops", () => {
     const names = matrixOps.map((o) => o.name).sort();
     assert.deepEqual(names, [
       "matrix.room.create",
+      "matrix.room.events",
       "matrix.room.list",
       "matrix.room.messages",
       "matrix.room.send",
       "matrix.user.create",
       "matrix.user.deactivate",
       "matrix.user.list",
+      "matrix.watch",
     ]);
     for (const o of matrixOps) {
       assert.ok(o.input && o.output && o.human, o.name);

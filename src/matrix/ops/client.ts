@@ -89,7 +89,7 @@ interface CachedToken {
 const tokenFile = (ctx: OpContext) => join(ctx.paths.run, "matrix-ops-token.json");
 
 // Derived from the shared secret, so a lost token file never locks the service account out.
-const servicePassword = (ctx: OpContext) =>
+export const servicePassword = (ctx: OpContext) =>
   createHmac("sha256", sharedSecret(ctx)).update("ami-streams service account").digest("base64url");
 
 async function createServiceToken(ctx: OpContext): Promise<CachedToken> {

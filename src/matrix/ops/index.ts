@@ -2,6 +2,7 @@
 import type { OpDef } from "../../core/ops.ts";
 import { roomCreate, roomList, roomMessages, roomSend } from "./rooms.ts";
 import { userCreate, userDeactivate, userList } from "./users.ts";
+import { roomEvents, watch } from "./watch.ts";
 
 export const matrixOps: OpDef<any, any>[] = [
   userCreate,
@@ -11,4 +12,6 @@ export const matrixOps: OpDef<any, any>[] = [
   roomList,
   roomSend,
   roomMessages,
+  roomEvents,
+  watch,
 ];

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { defineOp, type OpContext } from "../../core/ops.ts";
 import { asService, fullUserId, resolveRoom } from "./client.ts";
+import { withServiceAgent } from "./e2ee.ts";
 
 const path = (p: string) => `/_matrix/client/v3${p}`;
 const enc = encodeURIComponent;
@@ -29,6 +30,7 @@ export const roomCreate = defineOp({
     alias: z.string().optional().describe("alias localpart (or #alias:server)"),
     public: z.boolean().default(false).describe("public_chat preset and listed in the room directory"),
     invite: z.array(z.string()).default([]).describe("users to invite (localparts or user IDs)"),
+    encrypted: z.boolean().default(false).describe("end-to-end encrypted (Megolm) from the first event"),
   }),
   output: z.object({ roomId: z.string(), alias: z.string().nullable() }),
   annotations: { readOnly: false, destructive: false, idempotent: false },
@@ -44,6 +46,10 @@ export const roomCreate = defineOp({
     if (i.name !== undefined) body.name = i.name;
     if (i.topic !== undefined) body.topic = i.topic;
     if (aliasLocal) body.room_alias_name = aliasLocal;
+    if (i.encrypted)
+      body.initial_state = [
+        { type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
+      ];
     const r = await asService<{ room_id: string }>(ctx, "POST", path("/createRoom"), body);
     return { roomId: r.room_id, alias: aliasLocal ? `#${aliasLocal}:${ctx.config.matrix.serverName}` : null };
   },
@@ -94,12 +100,18 @@ export const roomSend = defineOp({
     room: z.string().min(1).describe("room ID (!...) or alias (#...)"),
     text: z.string().min(1),
     msgtype: z.enum(["m.text", "m.notice", "m.emote"]).default("m.text"),
+    encrypted: z
+      .boolean()
+      .default(false)
+      .describe("encrypt end to end from the service account's own device (the room must be encrypted)"),
   }),
   output: z.object({ roomId: z.string(), eventId: z.string() }),
   annotations: { readOnly: false, destructive: false, idempotent: false },
   positional: ["room", "text"],
   human: (o) => `sent ${o.eventId} to ${o.roomId}`,
   async run(i, ctx) {
+    if (i.encrypted)
+      return withServiceAgent(ctx, (agent) => agent.send(i.room, i.text, { encrypted: true, msgtype: i.msgtype }));
     const txn = randomBytes(12).toString("base64url");
     return asMember(ctx, i.room, async (roomId) => {
       const r = await asService<{ event_id: string }>(
