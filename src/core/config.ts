@@ -133,6 +133,37 @@ export const webSchema = z
   })
   .strict();
 
+/** WHIP ingest and WHEP playback (WebRTC) on the media HTTP port. */
+export const webrtcSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Addresses offered as ICE host candidates ([]: every interface). Loopback only by default. */
+    hostAddresses: z.array(z.string().min(1)).default(["127.0.0.1"]),
+    /** UDP port range for ICE (both null: any free port). werift needs udpPortMax > udpPortMin. */
+    udpPortMin: port.nullable().default(null),
+    udpPortMax: port.nullable().default(null),
+    /** STUN/TURN servers; none by default (nothing here reaches the internet). */
+    iceServers: z
+      .array(
+        z
+          .object({
+            urls: z.union([z.string(), z.array(z.string())]),
+            username: z.string().optional(),
+            credential: z.string().optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict()
+  .superRefine((w, ctx) => {
+    if ((w.udpPortMin === null) !== (w.udpPortMax === null)) {
+      ctx.addIssue({ code: "custom", path: ["udpPortMax"], message: "udpPortMin and udpPortMax go together" });
+    } else if (w.udpPortMin !== null && w.udpPortMax !== null && w.udpPortMax <= w.udpPortMin) {
+      ctx.addIssue({ code: "custom", path: ["udpPortMax"], message: "must be greater than udpPortMin" });
+    }
+  });
+
 /** Live media (service `media`): RTMP ingest, HLS / LL-HLS / DASH out over HTTP. */
 export const mediaSchema = z
   .object({
@@ -173,6 +204,29 @@ export const mediaSchema = z
       .int()
       .min(0)
       .default(10 * 1024 * 1024 * 1024),
+    webrtc: webrtcSchema.default(() => webrtcSchema.parse({})),
+    /**
+     * Per-path permissions, by glob (`*` within a segment, `**` across; an exact name wins, then the pattern with
+     * the most literal characters). publish: key (a stream key from `stream key create`), any, none; read: any,
+     * signed (`stream sign` URLs), none. Paths no pattern matches: publish key, read any.
+     */
+    paths: z
+      .record(
+        z.string().min(1),
+        z
+          .object({
+            publish: z.enum(["key", "any", "none"]).default("key"),
+            read: z.enum(["any", "signed", "none"]).default("any"),
+          })
+          .strict(),
+      )
+      .default({}),
+    /** Publishers on this machine (127.0.0.0/8, ::1) need no key on `publish: key` paths; a key they give is still checked. */
+    trustLoopbackPublishers: z.boolean().default(true),
+    /** POST {action, path, protocol, ip, key} here for every publish and read; 2xx allows, anything else denies. */
+    authHook: z.string().url().nullable().default(null),
+    /** The auth hook's time limit; no answer in time denies. */
+    authHookTimeoutMs: z.number().int().positive().default(3000),
   })
   .strict()
   .superRefine((m, ctx) => {

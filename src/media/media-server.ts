@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { MediaConfig } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import { defaultHome } from "../core/paths.ts";
+import { MediaAuth } from "./auth/auth.ts";
 import { Hub } from "./hub.ts";
 import { Outputs } from "./outputs.ts";
 import { Pulls } from "./pulls.ts";
@@ -14,6 +15,7 @@ import { Restreams } from "./restreams.ts";
 import { MediaHttpServer } from "./servers/http/server.ts";
 import { RtmpServer } from "./servers/rtmp/server.ts";
 import { SrtServer } from "./servers/srt/server.ts";
+import { WebRtcServer } from "./servers/webrtc/server.ts";
 import { offlineStatus, type StreamStatus, streamStatus } from "./status.ts";
 
 const urlHost = (h: string) => (h === "0.0.0.0" ? "127.0.0.1" : h === "::" ? "[::1]" : h.includes(":") ? `[${h}]` : h);
@@ -32,14 +34,19 @@ export class MediaServer {
   readonly pulls: Pulls;
   readonly recordings: Recordings;
   readonly restreams: Restreams;
+  /** Publish/read permissions, stream keys, signed URLs, auth hook (media.paths and friends). */
+  readonly auth: MediaAuth;
   rtmp!: RtmpServer;
   srt!: SrtServer;
+  /** WHIP/WHEP sessions (undefined: media.webrtc.enabled is false). */
+  webrtc: WebRtcServer | undefined;
   http!: MediaHttpServer;
   readonly startedAt = Date.now();
   readonly #host: string;
 
   private constructor(c: MediaConfig, log: Logger, x: MediaServerExtras) {
     this.#host = urlHost(c.host);
+    this.auth = new MediaAuth(c, x.dataDir ?? join(defaultHome(), "data", "media"), log.child({ server: "auth" }));
     this.hub = new Hub({ readerQueue: c.readerQueueFrames, gopCache: 600 });
     const hub = this.hub;
     this.outputs = new Outputs(
@@ -72,7 +79,7 @@ export class MediaServer {
     const m = new MediaServer(c, log, x);
     const opened: { close(): Promise<void> }[] = [];
     try {
-      m.rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, hub: m.hub, log });
+      m.rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, hub: m.hub, log, auth: m.auth });
       opened.push(m.rtmp);
       m.srt = await SrtServer.start({
         host: c.host,
@@ -81,8 +88,16 @@ export class MediaServer {
         ffmpegPath: c.ffmpegPath,
         stallMs: c.sourceStallSeconds * 1000,
         log,
+        auth: m.auth,
       });
       opened.push(m.srt);
+      if (c.webrtc.enabled)
+        m.webrtc = new WebRtcServer({
+          ...c.webrtc,
+          hub: m.hub,
+          ffmpegPath: c.ffmpegPath,
+          log: log.child({ server: "webrtc" }),
+        });
       m.http = await MediaHttpServer.start({
         host: c.host,
         port: c.httpPort,
@@ -100,6 +115,9 @@ export class MediaServer {
           loopback: isLoopback(c.host),
         },
         log: log.child({ server: "http" }),
+        auth: m.auth,
+        web: { streams: () => m.statuses(), whep: () => !!m.webrtc, auth: m.auth },
+        webrtc: m.webrtc,
       });
     } catch (e) {
       await Promise.all(opened.map((o) => o.close()));
@@ -144,6 +162,6 @@ export class MediaServer {
     await Promise.all([this.pulls.close(), this.recordings.close(), this.restreams.close()]);
     this.hub.close();
     this.outputs.close();
-    await Promise.all([this.rtmp.close(), this.srt.close(), this.http.close()]);
+    await Promise.all([this.rtmp.close(), this.srt.close(), this.http.close(), this.webrtc?.close()]);
   }
 }

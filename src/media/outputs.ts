@@ -33,13 +33,16 @@ export class Outputs {
 
   constructor(hub: Hub, o: OutputOptions, log: Logger) {
     hub.on("publish", (stream) => {
-      this.#byPath.get(stream.path)?.packager.close();
+      // A publisher coming back while the old outputs linger continues the same timeline (numbering goes on,
+      // EXT-X-DISCONTINUITY marks the change), so players keep playing instead of seeing the playlist restart.
+      const prev = this.#byPath.get(stream.path);
+      prev?.packager.close(true);
       const out: PathOutput = {
         path: stream.path,
         stream,
-        packager: new Packager(stream, { ...o, log }),
-        sessions: new Map(),
-        httpBytesOut: 0,
+        packager: new Packager(stream, { ...o, log }, prev?.packager.timeline),
+        sessions: prev?.sessions ?? new Map(),
+        httpBytesOut: prev?.httpBytesOut ?? 0,
       };
       this.#byPath.set(stream.path, out);
       stream.once("end", () => {

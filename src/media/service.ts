@@ -10,8 +10,10 @@ export const mediaService: ServiceDef = {
   enabled: (c) => c.media.enabled,
   baseUrl: (c) => `http://${host(c.media.host)}:${c.media.httpPort}`,
   describe: (c) => [
-    `media: publish rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live/<key> (OBS: server rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live, key <key>)`,
-    `  play http://${host(c.media.host)}:${c.media.httpPort}/live/<key>/index.m3u8 (HLS, LL-HLS) or .../index.mpd (DASH)`,
+    `media: publish rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live/<name>?key=<key> (OBS: server rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live, stream key <name>?key=<key>)`,
+    "  stream keys:   ami-streams stream key create live/<name> (publishers on this machine need none)",
+    `  player pages:  http://${host(c.media.host)}:${c.media.httpPort}/  (HLS, LL-HLS, DASH, WebRTC/WHEP)`,
+    `  play http://${host(c.media.host)}:${c.media.httpPort}/live/<name>/index.m3u8 (HLS, LL-HLS) or .../index.mpd (DASH)`,
     `  SRT: ffmpeg ... -f mpegts 'srt://${host(c.media.host)}:${c.media.srtPort}?streamid=publish:live/<key>'`,
     "  pull a source: ami-streams stream start --source rtsp://... --path live/cam1",
     "  list streams:  ami-streams stream list",

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { defineOp, type OpDef } from "../../core/ops.ts";
 import { type StreamStatus, streamStatusSchema } from "../status.ts";
 import { encodePath, mediaRequest } from "./client.ts";
+import { keyOps } from "./keys.ts";
 import { streamStart, streamStop } from "./pull.ts";
 import { recordStart, recordStop } from "./record.ts";
 import { restreamAdd, restreamList, restreamRemove } from "./restream.ts";
@@ -55,4 +56,5 @@ export const mediaOps: OpDef<any, any>[] = [
   restreamAdd,
   restreamRemove,
   restreamList,
+  ...keyOps,
 ];

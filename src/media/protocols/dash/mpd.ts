@@ -2,7 +2,7 @@
  * MPEG-DASH manifest (ISO 23009-1, live profile) over the same CMAF segments as HLS: one muxed representation
  * with a SegmentTemplate + SegmentTimeline. Live streams are `dynamic`; once the publisher leaves, `static`.
  */
-import type { CmafTimeline } from "../fmp4/timeline.ts";
+import { type CmafTimeline, initUri } from "../fmp4/timeline.ts";
 import type { VariantInfo } from "../hls/playlist.ts";
 
 const dur = (s: number) => `PT${s.toFixed(3)}S`;
@@ -42,7 +42,7 @@ export function dashManifest(t: CmafTimeline, v: VariantInfo, now = Date.now()):
     `  <Period id="0" start="PT0S">`,
     `    <AdaptationSet id="0" mimeType="${hasVideo ? "video" : "audio"}/mp4" segmentAlignment="true" startWithSAP="1">`,
     `      <Representation ${rep.join(" ")}>`,
-    `        <SegmentTemplate timescale="${timescale}" initialization="init.mp4" media="seg$Number$.m4s" startNumber="${first?.msn ?? 0}"${isStatic && first ? ` presentationTimeOffset="${first.t}"` : ""}>`,
+    `        <SegmentTemplate timescale="${timescale}" initialization="${initUri(t.discontinuity)}" media="seg$Number$.m4s" startNumber="${first?.msn ?? 0}"${isStatic && first ? ` presentationTimeOffset="${first.t}"` : ""}>`,
     `          <SegmentTimeline>${timeline.join("")}</SegmentTimeline>`,
     "        </SegmentTemplate>",
     "      </Representation>",

@@ -24,6 +24,10 @@ export interface Segment {
   /** Wall-clock time the first sample arrived (EXT-X-PROGRAM-DATE-TIME). */
   wallclock: number;
   complete: boolean;
+  /** Discontinuity sequence (a new publisher on the path starts the next one); its init is `initUri(disc)`. */
+  disc: number;
+  /** First segment of a new publisher: EXT-X-DISCONTINUITY goes before it. */
+  discontinuity: boolean;
   data?: Buffer;
 }
 
@@ -32,6 +36,9 @@ export interface TimelineOptions {
   /** Complete segments listed in playlists; a few more are kept for players still fetching. */
   segmentCount: number;
 }
+
+/** The init segment's name for a discontinuity sequence (the first keeps the plain name). */
+export const initUri = (disc: number): string => (disc === 0 ? "init.mp4" : `init-${disc}.mp4`);
 
 type Waiter = { check: () => boolean; resolve: () => void };
 
@@ -46,7 +53,14 @@ export class CmafTimeline {
   /** Wall-clock ms at media time 0 of the main track (DASH availabilityStartTime). */
   availabilityStart: number | undefined;
   nextPart = 0;
+  /** Current discontinuity sequence; inits by discontinuity sequence (older ones kept while listed). */
+  discontinuity = 0;
+  readonly inits = new Map<number, Buffer>();
   #nextMsn = 0;
+  /** Seconds added to a restarted publisher's media time so `start` keeps increasing across discontinuities. */
+  #offset = 0;
+  #needSync = true;
+  #pendingDisc = false;
   #waiters = new Set<Waiter>();
   readonly #o: TimelineOptions;
   readonly #now: () => number;
@@ -68,6 +82,7 @@ export class CmafTimeline {
   setInit(ftyp: Buffer, moov: Buffer): void {
     this.init = Buffer.concat([ftyp, moov]);
     this.tracks = parseInit(moov);
+    this.inits.set(this.discontinuity, this.init);
     this.#wake();
   }
 
@@ -78,7 +93,7 @@ export class CmafTimeline {
     const info = parseMoof(moof, this.tracks).find((t: FragmentTrack) => t.trackId === main.id);
     if (!info) return;
     const duration = info.duration / main.timescale;
-    const start = info.baseTime / main.timescale;
+    const start = info.baseTime / main.timescale + this.#offset;
     const independent = main.kind !== "video" || info.firstSampleSync;
     let cur = this.segments.at(-1);
     if (this.availabilityStart === undefined) this.availabilityStart = this.#now() - (start + duration) * 1000;
@@ -89,16 +104,20 @@ export class CmafTimeline {
     }
     if (!cur || cur.complete) {
       // Players must be able to start at a segment: the first one waits for a sync sample.
-      if (!independent && this.segments.length === 0) return;
+      if (!independent && this.#needSync) return;
+      this.#needSync = false;
       cur = {
         msn: this.#nextMsn++,
         parts: [],
         start,
-        t: info.baseTime,
+        t: info.baseTime + Math.round(this.#offset * main.timescale),
         duration: 0,
         wallclock: this.#now(),
         complete: false,
+        disc: this.discontinuity,
+        discontinuity: this.#pendingDisc,
       };
+      this.#pendingDisc = false;
       this.segments.push(cur);
     }
     const part: Part = { n: this.nextPart++, data: Buffer.concat([moof, mdat]), duration, independent };
@@ -123,10 +142,32 @@ export class CmafTimeline {
     this.#wake();
   }
 
+  /**
+   * A new publisher took over the path: numbering continues, the next segment starts a new discontinuity
+   * sequence with its own init (the new encoder's parameters and timestamps need not match the old ones).
+   */
+  restart(): void {
+    const cur = this.segments.at(-1);
+    if (cur && !cur.complete) {
+      if (cur.parts.length > 0) this.#complete(cur);
+      else this.segments.pop();
+    }
+    const last = this.segments.at(-1);
+    this.#offset = last ? last.start + last.duration : this.#offset;
+    if (last) this.discontinuity++;
+    this.#pendingDisc = !!last;
+    this.#needSync = true;
+    this.init = undefined;
+    this.ended = false;
+    this.#wake();
+  }
+
   #trim(): void {
     const keep = this.#o.segmentCount + 2;
     const complete = this.segments.filter((s) => s.complete).length;
     if (complete > keep) this.segments.splice(0, complete - keep);
+    const oldest = this.segments[0]?.disc ?? this.discontinuity;
+    for (const d of this.inits.keys()) if (d < oldest) this.inits.delete(d);
     // Parts are only listed near the live edge; drop their bytes for older segments.
     const edge = this.segments.at(-1)?.start ?? 0;
     for (const s of this.segments)

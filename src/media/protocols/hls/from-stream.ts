@@ -38,16 +38,25 @@ export class Packager {
   #stderr = "";
   bytesOut = 0;
 
-  constructor(stream: MediaStream, o: PackagerOptions) {
+  /** Replaced by the next publisher's packager: stop touching the shared timeline. */
+  #detached = false;
+
+  /** `timeline`: the path's previous timeline when a publisher reconnects (it continues with a discontinuity). */
+  constructor(stream: MediaStream, o: PackagerOptions, timeline?: CmafTimeline) {
     this.path = stream.path;
     this.#o = o;
     this.#log = o.log.child({ path: stream.path, output: "cmaf" });
-    this.timeline = new CmafTimeline(o);
+    this.timeline = timeline ?? new CmafTimeline(o);
+    if (timeline) timeline.restart();
     this.#reader = stream.addReader("hls", "packager");
     this.#run(stream).catch((e) => {
       this.#log.error("packager failed", { error: (e as Error).message });
-      this.timeline.end();
+      this.#end();
     });
+  }
+
+  #end(): void {
+    if (!this.#detached) this.timeline.end();
   }
 
   get framesDiscarded(): number {
@@ -59,7 +68,7 @@ export class Packager {
     const held: Frame[] = [];
     for (;;) {
       const f = await this.#reader.next();
-      if (!f) return this.timeline.end();
+      if (!f) return this.#end();
       held.push(f);
       if (f.config || f.kind === "data") continue;
       if ((f.kind === "video" && f.keyframe) || (f.kind === "audio" && !stream.videoConfig)) break;
@@ -84,8 +93,14 @@ export class Packager {
       if (!proc.stdin.writable) return;
       if (!proc.stdin.write(b))
         await new Promise<void>((r) => {
-          proc.stdin.once("drain", r);
-          proc.once("close", r);
+          // Both listeners go once either fires: a long stream waits for drain thousands of times.
+          const done = () => {
+            proc.stdin.off("drain", done);
+            proc.off("close", done);
+            r();
+          };
+          proc.stdin.once("drain", done);
+          proc.once("close", done);
         });
     };
     await write(flvHeader(hasAudio, hasVideo));
@@ -104,7 +119,7 @@ export class Packager {
     proc.stdin.end();
     const code = await exited;
     if (code !== 0 && code !== null) this.#log.warn("ffmpeg exited", { code, stderr: this.#stderr.trim() });
-    this.timeline.end();
+    this.#end();
   }
 
   #readOutput(proc: ChildProcessWithoutNullStreams): void {
@@ -112,6 +127,7 @@ export class Packager {
     let ftyp: Buffer | undefined;
     let moof: Buffer | undefined;
     proc.stdout.on("data", (d: Buffer) => {
+      if (this.#detached) return;
       try {
         for (const box of split.push(d)) {
           if (box.type === "ftyp") ftyp = Buffer.from(box.data);
@@ -129,7 +145,9 @@ export class Packager {
     });
   }
 
-  close(): void {
+  /** Stop; with `detach`, leave the timeline to the next publisher's packager. */
+  close(detach = false): void {
+    this.#detached ||= detach;
     this.#reader.close();
     this.#proc?.stdin.end();
     const p = this.#proc;

@@ -3,7 +3,7 @@
  * playlist naming the codecs, and one media playlist that lists segments (classic HLS) and, near the live edge,
  * the parts with EXT-X-PART, EXT-X-PRELOAD-HINT and EXT-X-SERVER-CONTROL (LL-HLS).
  */
-import type { CmafTimeline } from "../fmp4/timeline.ts";
+import { type CmafTimeline, initUri, type Segment } from "../fmp4/timeline.ts";
 
 export interface VariantInfo {
   bandwidth: number;
@@ -28,35 +28,58 @@ export function multivariantPlaylist(v: VariantInfo): string {
 
 const fix = (n: number) => n.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
 
-export function mediaPlaylist(t: CmafTimeline): string {
+/**
+ * The media playlist. With `skip` (a client's `_HLS_skip=YES`), a delta update (LL-HLS 6.2.5.1): segments older
+ * than CAN-SKIP-UNTIL seconds before the end are replaced by EXT-X-SKIP.
+ */
+export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): string {
   const listed = t.listed();
   const open = t.ended ? undefined : t.open;
   const target = Math.max(1, Math.ceil(Math.max(t.options.segmentSeconds, t.maxSegment) - 0.001));
   const partTarget = Math.max(t.maxPart, 0.001);
   const first = listed[0] ?? open;
+  // CAN-SKIP-UNTIL must be at least six target durations (LL-HLS 4.4.3.8).
+  const skipUntil = 6 * target;
+  const last = open ?? listed.at(-1);
+  const end = last ? last.start + last.duration : 0;
+  let skipped = 0;
+  if (o.skip && !t.ended)
+    while (skipped < listed.length && listed[skipped]!.start + listed[skipped]!.duration <= end - skipUntil) skipped++;
   const lines = [
     "#EXTM3U",
-    "#EXT-X-VERSION:9",
+    `#EXT-X-VERSION:${skipped > 0 ? 10 : 9}`,
     `#EXT-X-TARGETDURATION:${target}`,
     // PART-HOLD-BACK must be at least 3 part targets (LL-HLS 4.4.3.8).
-    `#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=${fix(partTarget * 3.5)}`,
+    `#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,${t.ended ? "" : `CAN-SKIP-UNTIL=${skipUntil},`}PART-HOLD-BACK=${fix(partTarget * 3.5)}`,
     `#EXT-X-PART-INF:PART-TARGET=${fix(partTarget)}`,
     `#EXT-X-MEDIA-SEQUENCE:${first?.msn ?? 0}`,
-    "#EXT-X-INDEPENDENT-SEGMENTS",
-    '#EXT-X-MAP:URI="init.mp4"',
   ];
-  if (first) lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(first.wallclock).toISOString()}`);
+  if (first?.disc) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${first.disc}`);
+  lines.push("#EXT-X-INDEPENDENT-SEGMENTS");
+  if (skipped > 0) lines.push(`#EXT-X-SKIP:SKIPPED-SEGMENTS=${skipped}`);
+  const shown = listed.slice(skipped);
+  const head = shown[0] ?? open;
+  // Each discontinuity starts with its own init (a new publisher's encoder); the first shown segment names its own.
+  const header = (s: Segment) => {
+    if (s !== head && !s.discontinuity) return [];
+    const out = s.discontinuity && s !== first ? ["#EXT-X-DISCONTINUITY"] : [];
+    out.push(`#EXT-X-MAP:URI="${initUri(s.disc)}"`, `#EXT-X-PROGRAM-DATE-TIME:${new Date(s.wallclock).toISOString()}`);
+    return out;
+  };
+  if (!head) lines.push(`#EXT-X-MAP:URI="${initUri(t.discontinuity)}"`);
   // Parts are listed for segments within three target durations of the live edge.
   const edge = (open ?? listed.at(-1))?.start ?? 0;
   const partLines = (parts: { n: number; duration: number; independent: boolean }[]) =>
     parts.map(
       (p) => `#EXT-X-PART:DURATION=${fix(p.duration)},URI="part${p.n}.m4s"${p.independent ? ",INDEPENDENT=YES" : ""}`,
     );
-  for (const s of listed) {
+  for (const s of shown) {
+    lines.push(...header(s));
     if (!t.ended && s.start >= edge - 3 * target) lines.push(...partLines(s.parts));
     lines.push(`#EXTINF:${fix(s.duration)},`, `seg${s.msn}.m4s`);
   }
   if (open) {
+    lines.push(...header(open));
     lines.push(...partLines(open.parts));
   }
   if (t.ended) lines.push("#EXT-X-ENDLIST");

@@ -52,6 +52,8 @@ export async function serveStreamFile(
 
   if (file === "index.m3u8" || file === "index.mpd" || file === "stream.m3u8") {
     const msnQ = url.searchParams.get("_HLS_msn");
+    // Delta updates (LL-HLS 6.2.5.1): `_HLS_skip=YES` asks for older segments to be replaced by EXT-X-SKIP.
+    const skip = url.searchParams.get("_HLS_skip") === "YES";
     if (file === "stream.m3u8" && msnQ !== null) {
       const msn = Number(msnQ);
       const partQ = url.searchParams.get("_HLS_part");
@@ -67,16 +69,22 @@ export async function serveStreamFile(
       if (signal.aborted) return;
       if (!ok)
         return send({ status: 503, type: "text/plain", body: Buffer.from("playlist did not advance in time\n") });
-      return playlist("m3u8", mediaPlaylist(t));
+      return playlist("m3u8", mediaPlaylist(t, { skip }));
     }
     if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
     if (file === "index.m3u8") return playlist("m3u8", multivariantPlaylist(variant(out)));
-    if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t));
+    if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip }));
     return playlist("mpd", dashManifest(t, variant(out)));
   }
-  if (file === "init.mp4") {
-    if (!(await t.waitUntil(() => !!t.init || t.ended, FIRST_SEGMENT_WAIT_MS, signal)) || !t.init) return notReady();
-    return send({ status: 200, type: TYPES.mp4, body: t.init, cache: "max-age=30" });
+  const init = /^init(?:-(\d+))?\.mp4$/.exec(file);
+  if (init) {
+    // One init per discontinuity sequence (each publisher of the path); the current one may not exist yet.
+    const d = Number(init[1] ?? 0);
+    if (d === t.discontinuity && !(await t.waitUntil(() => !!t.init || t.ended, FIRST_SEGMENT_WAIT_MS, signal)))
+      return notReady();
+    const body = t.inits.get(d);
+    if (!body) return notReady();
+    return send({ status: 200, type: TYPES.mp4, body, cache: "max-age=30" });
   }
   const seg = /^seg(\d+)\.m4s$/.exec(file);
   if (seg) {

@@ -2,7 +2,11 @@
 import type { Server } from "node:http";
 import type { Logger } from "../../../core/logger.ts";
 import { createServer } from "../../../core/node-http.ts";
+import type { MediaAuth } from "../../auth/auth.ts";
+import { readAllowed, webrtcAllowed } from "../../auth/http.ts";
 import type { Outputs } from "../../outputs.ts";
+import { type WebSource, webRoute } from "../../web/routes.ts";
+import type { WebRtcServer } from "../webrtc/server.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
 import { CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
 import { serveStreamFile } from "./hls.ts";
@@ -15,6 +19,12 @@ export interface HttpServerOptions {
   api: ApiSource;
   control: ControlSource;
   log: Logger;
+  /** Read permissions (media.paths, signed URLs, auth hook); none: everything is readable. */
+  auth?: MediaAuth;
+  /** Player pages (`/`, `/<path>/`). */
+  web?: WebSource;
+  /** WHIP/WHEP (`/<path>/whip`, `/<path>/whep` and their sessions); none: WebRTC is off. */
+  webrtc?: WebRtcServer;
 }
 
 export class MediaHttpServer {
@@ -28,6 +38,15 @@ export class MediaHttpServer {
   static async start(o: HttpServerOptions): Promise<MediaHttpServer> {
     const server = createServer((req, res) => {
       const url = new URL(req.url ?? "/", "http://media");
+      if (o.webrtc?.handles(url)) {
+        const webrtc = o.webrtc;
+        if (!o.auth) return webrtc.handle(req, res, url);
+        webrtcAllowed(req, res, url, o.auth).then(
+          (ok) => (ok ? webrtc.handle(req, res, url) : undefined),
+          () => reply(res, json(500, { errcode: "M_UNKNOWN", error: "internal error" })),
+        );
+        return;
+      }
       if (req.method === "OPTIONS") {
         res.writeHead(204, { ...CORS, "access-control-max-age": "86400" }).end();
         return;
@@ -37,16 +56,20 @@ export class MediaHttpServer {
         return;
       }
       if (req.method !== "GET" && req.method !== "HEAD") return reply(res, json(405, { error: "method not allowed" }));
+      if (o.web && webRoute(req, res, url, o.web)) return;
       const api = apiRoute(url.pathname, o.api);
       if (api) return reply(res, api);
       const parts = url.pathname.split("/").filter(Boolean);
       const file = parts.pop() ?? "";
       const out = o.outputs.get(parts.join("/"));
       if (!out) return reply(res, json(404, { errcode: "M_NOT_FOUND", error: `no stream at '${parts.join("/")}'` }));
-      serveStreamFile(req, res, url, out, o.outputs, file).catch((e) => {
-        o.log.error("http handler failed", { url: req.url, error: (e as Error).message });
-        reply(res, json(500, { errcode: "M_UNKNOWN", error: "internal error" }));
-      });
+      const allowed = o.auth ? readAllowed(req, res, url, out.path, o.auth) : Promise.resolve(true);
+      allowed
+        .then((ok) => (ok ? serveStreamFile(req, res, url, out, o.outputs, file) : undefined))
+        .catch((e) => {
+          o.log.error("http handler failed", { url: req.url, error: (e as Error).message });
+          reply(res, json(500, { errcode: "M_UNKNOWN", error: "internal error" }));
+        });
     });
     server.keepAliveTimeout = 30_000;
     await new Promise<void>((resolve, reject) => {

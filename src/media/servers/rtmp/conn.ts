@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import { isAmiError } from "../../../core/errors.ts";
 import type { Logger } from "../../../core/logger.ts";
+import type { MediaAuth } from "../../auth/auth.ts";
 import { type Hub, type MediaStream, type Reader, validPath } from "../../hub.ts";
 import { type Amf, type AmfObject, decodeAll } from "../../protocols/rtmp/amf0.ts";
 import { ChunkReader, ChunkWriter, type RtmpMessage } from "../../protocols/rtmp/chunk.ts";
@@ -21,6 +22,8 @@ export interface ConnOptions {
   hub: Hub;
   log: Logger;
   handshakeTimeoutMs: number;
+  /** Publish permissions and stream keys; none: anyone may publish. */
+  auth?: MediaAuth;
 }
 
 export class RtmpConn {
@@ -206,12 +209,36 @@ export class RtmpConn {
   }
 
   #publish(name: string, streamId: number): void {
-    const path = this.#pathOf(name);
+    const auth = this.#o.auth;
+    const target = auth?.rtmpTarget(this.#app, name);
+    const path = target ? (validPath(target.path) ? target.path : undefined) : this.#pathOf(name);
     if (!path || this.#publishing || this.#playing) {
       this.#send(M.onStatus(streamId, "error", "NetStream.Publish.BadName", `invalid stream path '${name}'`));
       this.socket.end();
       return;
     }
+    if (!auth) {
+      this.#publishTo(path, streamId);
+      return;
+    }
+    const ip = this.socket.remoteAddress ?? "";
+    auth.check({ action: "publish", path, protocol: "rtmp", ip, key: target?.key }).then(
+      (d) => {
+        if (this.#state === "closed") return;
+        if (d.ok) {
+          this.#publishTo(path, streamId);
+          return;
+        }
+        // NetStream.Publish.Unauthorized is what Wowza/nginx-rtmp send; OBS shows it as a stream key error.
+        this.#send(M.onStatus(streamId, "error", "NetStream.Publish.Unauthorized", d.reason));
+        this.socket.end();
+        this.#state = "closed";
+      },
+      (e) => this.close(`auth failed: ${(e as Error).message}`),
+    );
+  }
+
+  #publishTo(path: string, streamId: number): void {
     try {
       this.#publishing = this.#o.hub.publish(path, { protocol: "rtmp", remote: this.remote, since: Date.now() });
     } catch (e) {
@@ -228,7 +255,29 @@ export class RtmpConn {
   }
 
   #play(name: string, streamId: number): void {
+    const auth = this.#o.auth;
     const path = this.#pathOf(name);
+    if (!auth || !path) {
+      this.#playFrom(name, path, streamId);
+      return;
+    }
+    const query = new URLSearchParams(name.includes("?") ? name.slice(name.indexOf("?") + 1) : "");
+    const ip = this.socket.remoteAddress ?? "";
+    auth.check({ action: "read", path, protocol: "rtmp", ip, key: query.get("key") ?? undefined, query }).then(
+      (d) => {
+        if (this.#state === "closed") return;
+        if (d.ok) {
+          this.#playFrom(name, path, streamId);
+          return;
+        }
+        this.#send(M.onStatus(streamId, "error", "NetStream.Play.Failed", d.reason));
+        this.socket.end();
+      },
+      (e) => this.close(`auth failed: ${(e as Error).message}`),
+    );
+  }
+
+  #playFrom(name: string, path: string | undefined, streamId: number): void {
     const stream = path ? this.#o.hub.get(path) : undefined;
     if (!stream || this.#publishing || this.#playing) {
       this.#send(M.onStatus(streamId, "error", "NetStream.Play.StreamNotFound", `no stream at '${name}'`));

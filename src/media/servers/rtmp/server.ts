@@ -1,5 +1,6 @@
 /** The RTMP server: a TCP listener whose connections publish into / play from the hub. */
 import type { Logger } from "../../../core/logger.ts";
+import type { MediaAuth } from "../../auth/auth.ts";
 import type { Hub } from "../../hub.ts";
 import { RtmpConn } from "./conn.ts";
 import { type Listener, listen } from "./listener.ts";
@@ -10,6 +11,7 @@ export interface RtmpServerOptions {
   hub: Hub;
   log: Logger;
   handshakeTimeoutMs?: number;
+  auth?: MediaAuth;
 }
 
 export class RtmpServer {
@@ -20,7 +22,12 @@ export class RtmpServer {
     const s = new RtmpServer();
     const log = o.log.child({ server: "rtmp" });
     s.#listener = await listen(o.host, o.port, (socket) => {
-      const c = new RtmpConn(socket, { hub: o.hub, log, handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000 });
+      const c = new RtmpConn(socket, {
+        hub: o.hub,
+        log,
+        handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
+        auth: o.auth,
+      });
       s.conns.add(c);
       socket.once("close", () => s.conns.delete(c));
     });

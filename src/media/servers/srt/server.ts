@@ -7,6 +7,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import type { Logger } from "../../../core/logger.ts";
+import { type MediaAuth, srtTarget } from "../../auth/auth.ts";
 import { type Hub, validPath } from "../../hub.ts";
 import { FfmpegIngest } from "../../ingest.ts";
 import { HS_CONCLUSION, HS_INDUCTION, parseHandshake, publishPath } from "./handshake.ts";
@@ -19,6 +20,8 @@ export interface SrtServerOptions {
   stallMs: number;
   log: Logger;
   maxSessions?: number;
+  /** Publish permissions and stream keys; none: anyone may publish. */
+  auth?: MediaAuth;
 }
 
 interface Session {
@@ -30,6 +33,8 @@ interface Session {
   path: string | undefined;
   streamId: string | undefined;
   ingest: FfmpegIngest;
+  /** The publish check is running: the caller's conclusion is held back (it retransmits until answered). */
+  checking?: boolean;
 }
 
 const bind = (host: string, port: number): Promise<Socket> =>
@@ -79,7 +84,7 @@ export class SrtServer {
     const key = `${peer.address}:${peer.port}`;
     const s = this.sessions.get(key);
     if (s) {
-      if (!s.path) this.#learnPath(s, msg);
+      if (!s.path && !this.#learnPath(s, msg)) return;
       s.relay.send(msg, s.ffmpegPort, "127.0.0.1");
       return;
     }
@@ -95,16 +100,34 @@ export class SrtServer {
       .finally(() => this.#opening.delete(key));
   }
 
-  #learnPath(s: Session, msg: Buffer): void {
+  /** Learns the path from the conclusion; false while the datagram must not reach ffmpeg yet. */
+  #learnPath(s: Session, msg: Buffer): boolean {
     const hs = parseHandshake(msg);
-    if (!hs || hs.type !== HS_CONCLUSION || hs.streamId === undefined) return;
+    if (!hs || hs.type !== HS_CONCLUSION || hs.streamId === undefined) return true;
+    if (s.checking) return false;
     s.streamId = hs.streamId;
-    const path = publishPath(hs.streamId);
-    if (path && validPath(path)) s.path = path;
-    else {
+    const auth = this.#o.auth;
+    const target = auth ? srtTarget(hs.streamId) : undefined;
+    const path = auth ? target?.path : publishPath(hs.streamId);
+    if (!path || !validPath(path)) {
       this.#log.warn("srt caller refused: streamid must be publish:<path>", { remote: s.key, streamId: hs.streamId });
       s.ingest.stop(`streamid '${hs.streamId}' is not publish:<path>`);
+      return false;
     }
+    if (!auth) {
+      s.path = path;
+      return true;
+    }
+    s.checking = true;
+    auth.check({ action: "publish", path, protocol: "srt", ip: s.peer.address, key: target?.key }).then(
+      (d) => {
+        s.checking = false;
+        if (d.ok) s.path = path;
+        else s.ingest.stop(d.reason);
+      },
+      (e) => s.ingest.stop(`auth failed: ${(e as Error).message}`),
+    );
+    return false;
   }
 
   async #open(key: string, peer: RemoteInfo): Promise<void> {

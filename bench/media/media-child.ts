@@ -1,0 +1,15 @@
+/**
+ * The media service in its own process for the benchmarks (so its CPU and RSS are its own and the load generator
+ * does not share its event loop). BENCH_MEDIA_CONFIG: JSON merged into `media`. Prints `LISTENING <json>`.
+ */
+import { configSchema } from "../../src/core/config.ts";
+import { silentLogger } from "../../src/core/logger.ts";
+import { MediaServer } from "../../src/media/media-server.ts";
+
+const extra = JSON.parse(process.env.BENCH_MEDIA_CONFIG ?? "{}");
+const media = { host: "127.0.0.1", rtmpPort: 0, httpPort: 0, srtPort: 0, ...extra };
+const m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger);
+process.stdout.write(`LISTENING ${JSON.stringify({ http: m.httpUrl, rtmp: m.rtmpUrl })}\n`);
+process.on("SIGTERM", () => {
+  m.close().then(() => process.exit(0));
+});

@@ -1,0 +1,125 @@
+/**
+ * H.264 over RTP (RFC 6184, packetization-mode 1): access units <-> RTP payloads. Receiving handles single NAL
+ * units, STAP-A and FU-A; sending uses single NAL units and FU-A (what browsers and werift accept).
+ */
+
+export const NAL = { IDR: 5, SEI: 6, SPS: 7, PPS: 8, AUD: 9, STAP_A: 24, FU_A: 28 } as const;
+
+export const nalType = (nal: Buffer): number => (nal[0] ?? 0) & 0x1f;
+
+export interface RtpIn {
+  sequenceNumber: number;
+  timestamp: number;
+  marker: boolean;
+  payload: Buffer;
+}
+
+export interface AccessUnit {
+  /** RTP timestamp (90 kHz) shared by the unit's packets. */
+  timestamp: number;
+  nals: Buffer[];
+}
+
+/**
+ * Reassembles access units. A unit ends at the marker bit, or when the timestamp changes (a lost marker).
+ * A sequence gap drops the unit being built: the caller then waits for the next IDR, so it never emits a unit
+ * with holes in it.
+ */
+export class H264Depacketizer {
+  #nals: Buffer[] = [];
+  #fu: Buffer[] | undefined;
+  #ts: number | undefined;
+  #seq: number | undefined;
+  #broken = false;
+  /** Units dropped because packets were lost. */
+  dropped = 0;
+  /** Duplicate or out-of-order packets ignored. */
+  late = 0;
+
+  push(p: RtpIn): AccessUnit[] {
+    const out: AccessUnit[] = [];
+    if (this.#seq !== undefined) {
+      const step = ((p.sequenceNumber - this.#seq) << 16) >> 16;
+      // A duplicate (a retransmission) or a packet that arrives after later ones: its unit is already gone.
+      if (step <= 0) {
+        this.late++;
+        return out;
+      }
+      if (step > 1 && (this.#nals.length > 0 || this.#fu)) this.#broken = true;
+    }
+    if (this.#ts !== undefined && p.timestamp !== this.#ts) this.#finish(out);
+    this.#seq = p.sequenceNumber;
+    this.#ts = p.timestamp;
+    this.#payload(p.payload);
+    if (p.marker) this.#finish(out);
+    return out;
+  }
+
+  #finish(out: AccessUnit[]): void {
+    if (this.#broken) this.dropped++;
+    else if (this.#nals.length > 0 && this.#ts !== undefined) out.push({ timestamp: this.#ts, nals: this.#nals });
+    this.#nals = [];
+    this.#fu = undefined;
+    this.#broken = false;
+    this.#ts = undefined;
+  }
+
+  #payload(b: Buffer): void {
+    if (b.length < 1) return;
+    const type = nalType(b);
+    if (type >= 1 && type <= 23) {
+      this.#nals.push(b);
+    } else if (type === NAL.STAP_A) {
+      for (let i = 1; i + 2 <= b.length; ) {
+        const size = b.readUInt16BE(i);
+        i += 2;
+        if (size === 0 || i + size > b.length) {
+          this.#broken = true;
+          return;
+        }
+        this.#nals.push(b.subarray(i, i + size));
+        i += size;
+      }
+    } else if (type === NAL.FU_A) {
+      if (b.length < 3) return;
+      const fuHeader = b[1] as number;
+      const start = (fuHeader & 0x80) !== 0;
+      const end = (fuHeader & 0x40) !== 0;
+      if (start) this.#fu = [Buffer.from([((b[0] as number) & 0xe0) | (fuHeader & 0x1f)])];
+      else if (!this.#fu) {
+        // A middle or last fragment without its start: the start was lost.
+        this.#broken = true;
+        return;
+      }
+      this.#fu.push(b.subarray(2));
+      if (end) {
+        this.#nals.push(Buffer.concat(this.#fu));
+        this.#fu = undefined;
+      }
+    }
+    // STAP-B, MTAP and FU-B are not used in packetization-mode 1; they are ignored.
+  }
+}
+
+/** RTP payloads for one access unit; the last one carries the marker bit. */
+export function packetizeH264(nals: Buffer[], mtu = 1200): Buffer[] {
+  const out: Buffer[] = [];
+  for (const nal of nals) {
+    if (nal.length === 0) continue;
+    if (nal.length <= mtu) {
+      out.push(nal);
+      continue;
+    }
+    const hdr = nal[0] as number;
+    const indicator = (hdr & 0xe0) | NAL.FU_A;
+    const body = nal.subarray(1);
+    const chunk = mtu - 2;
+    for (let i = 0; i < body.length; i += chunk) {
+      const first = i === 0;
+      const last = i + chunk >= body.length;
+      const fuHeader = (first ? 0x80 : 0) | (last ? 0x40 : 0) | (hdr & 0x1f);
+      out.push(Buffer.concat([Buffer.from([indicator, fuHeader]), body.subarray(i, i + chunk)]));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,123 @@
+/**
+ * WHIP (RFC 9725) and WHEP on the media HTTP server:
+ *   POST   /<path>/whip        SDP offer -> 201 + SDP answer, Location /<path>/whip/<id>; publishes <path>
+ *   POST   /<path>/whep        SDP offer -> 201 + SDP answer, Location /<path>/whep/<id>; plays <path>
+ *   DELETE /<path>/whi[pe]p/<id>  ends the session
+ * Trickle ICE (PATCH) is not offered: answers carry every candidate. Bad input answers 4xx and touches
+ * nothing else.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { AmiError } from "../../../core/errors.ts";
+import type { Logger } from "../../../core/logger.ts";
+import { type Hub, type MediaStream, validPath } from "../../hub.ts";
+import { OpusTranscoder } from "../../protocols/webrtc/opus-transcode.ts";
+import type { WebRtcOptions } from "./peer.ts";
+import { startWhep, startWhip, type WebRtcSession } from "./sessions.ts";
+
+const CORS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "POST, DELETE, OPTIONS",
+  "access-control-allow-headers": "*",
+  "access-control-expose-headers": "*",
+} as const;
+
+const MAX_OFFER_BYTES = 64 * 1024;
+
+export interface WebRtcServerOptions extends WebRtcOptions {
+  hub: Hub;
+  log: Logger;
+  ffmpegPath: string;
+}
+
+export class WebRtcServer {
+  readonly sessions = new Map<string, WebRtcSession>();
+  /** AAC -> Opus per live stream; an entry lives as long as its stream. */
+  readonly transcoders = new WeakMap<MediaStream, OpusTranscoder>();
+  readonly #o: WebRtcServerOptions;
+
+  constructor(o: WebRtcServerOptions) {
+    this.#o = o;
+  }
+
+  /** `/<path>/whip`, `/<path>/whep` and their session resources. */
+  handles(url: URL): boolean {
+    const parts = url.pathname.split("/").filter(Boolean);
+    return isKind(parts.at(-1)) || (parts.length >= 3 && isKind(parts.at(-2)) && UUID.test(parts.at(-1) ?? ""));
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    this.#route(req, res, url).catch((e) => {
+      if (!(e instanceof AmiError)) this.#o.log.error("webrtc request failed", { error: (e as Error).message });
+      const err = e instanceof AmiError ? e : new AmiError("M_UNKNOWN", "internal error");
+      send(res, err.status, "application/json", JSON.stringify(err.toJSON()));
+    });
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const parts = url.pathname.split("/").filter(Boolean);
+    if (req.method === "OPTIONS") {
+      res.writeHead(204, { ...CORS, "accept-post": "application/sdp", "access-control-max-age": "86400" }).end();
+      return;
+    }
+    if (isKind(parts.at(-1))) {
+      if (req.method !== "POST") return send(res, 405, "application/json", '{"error":"use POST with an SDP offer"}');
+      const kind = parts.pop() as "whip" | "whep";
+      const path = parts.join("/");
+      if (!validPath(path)) throw new AmiError("AMI_INVALID_INPUT", `invalid stream path '${path}'`);
+      const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+      if (type !== "application/sdp")
+        throw new AmiError("AMI_INVALID_INPUT", `content-type must be application/sdp, not '${type || "(none)"}'`);
+      const offer = await readBody(req);
+      const id = randomUUID();
+      const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      const ctx = { ...this.#o, path, remote, onClose: () => this.sessions.delete(id), opus: this.#opus };
+      const { session, sdp } = kind === "whip" ? await startWhip(ctx, offer) : await startWhep(ctx, offer);
+      this.sessions.set(id, session);
+      res.writeHead(201, { ...CORS, "content-type": "application/sdp", location: `/${path}/${kind}/${id}` });
+      res.end(sdp);
+      return;
+    }
+    const id = parts.at(-1) as string;
+    if (req.method !== "DELETE") return send(res, 405, "application/json", '{"error":"trickle ICE is not supported"}');
+    const s = this.sessions.get(id);
+    if (!s) throw new AmiError("M_NOT_FOUND", `no WebRTC session '${id}'`);
+    await s.close();
+    send(res, 200, "text/plain", "");
+  }
+
+  readonly #opus = (stream: MediaStream): OpusTranscoder => {
+    let t = this.transcoders.get(stream);
+    if (!t) {
+      t = new OpusTranscoder(stream, this.#o.ffmpegPath, this.#o.log);
+      this.transcoders.set(stream, t);
+    }
+    return t;
+  };
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => s.close()));
+    this.sessions.clear();
+  }
+}
+
+/** Session ids: a stream path may itself end in `whip` (`/live/whip/index.m3u8` is HLS, not a session). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const isKind = (s: string | undefined): boolean => s === "whip" || s === "whep";
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { ...CORS, "content-type": type, "content-length": Buffer.byteLength(body) }).end(body);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > MAX_OFFER_BYTES) throw new AmiError("AMI_INVALID_INPUT", `SDP offer larger than ${MAX_OFFER_BYTES} bytes`);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
