@@ -196,3 +196,14 @@ export function saveSentMembers(ctx: SyncCtx, next: SyncToken): void {
 }
 
 const formatSyncTokenKey = (t: SyncToken) => `${t.stream}_${t.typing}`;
+
+/** Members of many rooms through the shared member cache, outside any one sync (the WebSocket hub's wake-ups). */
+export async function loadMembers(
+  hs: Homeserver,
+  roomIds: string[],
+  maxStreams: Map<string, number>,
+): Promise<Map<string, MembershipRow[]>> {
+  const ctx = { hs, members: new Map<string, MembershipRow[]>() } as SyncCtx;
+  await prefetchMembers(ctx, roomIds, maxStreams);
+  return ctx.members;
+}

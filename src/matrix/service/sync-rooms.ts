@@ -173,6 +173,13 @@ function diffState(
 
 /** m.heroes and member counts (spec: sync.yaml RoomSummary); also fills d.heroes for lazy loading. */
 function summaryOf(ctx: SyncCtx, d: Draft, members: MembershipRow[]): Record<string, any> {
+  const s = summaryFor(ctx.userId, members);
+  d.heroes.push(...s["m.heroes"]);
+  return s;
+}
+
+/** The room summary as `userId` sees it (heroes: up to 5 other members, oldest membership first). */
+export function summaryFor(userId: string, members: MembershipRow[]): Record<string, any> {
   let joined = 0;
   let invited = 0;
   const active: { userId: string; stream: number }[] = [];
@@ -180,13 +187,13 @@ function summaryOf(ctx: SyncCtx, d: Draft, members: MembershipRow[]): Record<str
   for (const m of members) {
     if (m.membership === "join") joined++;
     else if (m.membership === "invite") invited++;
-    if (m.userId === ctx.userId) continue;
+    if (m.userId === userId) continue;
     (m.membership === "join" || m.membership === "invite" ? active : gone).push(m);
   }
   const pool = active.length ? active : gone;
   pool.sort((a, b) => a.stream - b.stream);
-  for (const m of pool.slice(0, 5)) d.heroes.push(m.userId);
-  return { "m.heroes": d.heroes, "m.joined_member_count": joined, "m.invited_member_count": invited };
+  const heroes = pool.slice(0, 5).map((m) => m.userId);
+  return { "m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited };
 }
 
 /**

@@ -5,7 +5,9 @@
  * Costs are kept per hub, not per connection: one notifier subscription wakes every connection (no waiter or
  * timer each), one 1 s sweep does pings, auth deadlines and slow-consumer checks, and at most `concurrency`
  * connections compute at a time through one queue, so a burst of events coalesces into one frame per
- * connection instead of one computation per event per connection.
+ * connection instead of one computation per event per connection. When only plain room events happened
+ * (StreamChanges in changes.ts knows), only those rooms' members wake, and their frames are built from slices
+ * shared by every connection (service/sync-fast.ts) instead of one full computeSync each.
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
@@ -15,8 +17,10 @@ import type { Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
 import { type Filter, resolveSyncFilter } from "../service/filters.ts";
 import { computeSync } from "../service/sync.ts";
+import { fastSync } from "../service/sync-fast.ts";
 import { touchPresence } from "../service/sync-presence.ts";
 import { parseSyncToken, type SyncToken } from "../service/sync-token.ts";
+import { StreamChanges } from "./changes.ts";
 import {
   CloseCode,
   closeReason,
@@ -33,7 +37,9 @@ interface Conn {
   ip: string;
   /** Set once authenticated. */
   requester: Requester | null;
+  /** Interned: connections with the same filter share the object and its key (the slice cache key). */
   filter: Filter;
+  filterKey: string;
   /** The position of the last frame sent (or skipped as empty); null until the first frame. */
   since: SyncToken | null;
   /** `?ack=true`: a frame carrying to-device messages must be acked before computing past it. */
@@ -52,6 +58,10 @@ interface Conn {
   closed: boolean;
 }
 
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 const IDLE = 0;
 const QUEUED = 1;
 const RUNNING = 2;
@@ -66,6 +76,11 @@ export class WsHub {
   #lastPing = Date.now();
   readonly #sweep: NodeJS.Timeout;
   readonly #stop = new AbortController();
+  /** Authenticated connections by user, so a room's new events wake only its members' connections. */
+  readonly #byUser = new Map<string, Set<Conn>>();
+  readonly #filters = new Map<string, Filter>();
+  #typing: number;
+  readonly #changes: StreamChanges;
 
   constructor(hs: Homeserver, opts: Partial<WsTunables> = {}) {
     this.#hs = hs;
@@ -77,6 +92,8 @@ export class WsHub {
       perMessageDeflate: false,
       maxPayload: this.#opts.maxFrameBytes,
     });
+    this.#typing = hs.typing.serial;
+    this.#changes = new StreamChanges(hs, this.#stop.signal);
     this.#sweep = setInterval(() => this.#tick(), 1000);
     this.#sweep.unref();
     void this.#watch();
@@ -86,6 +103,9 @@ export class WsHub {
     return this.#conns.size;
   }
 
+  /** Frames built by the fast path (shared slices) rather than a full computeSync, for tests and benches. */
+  fastFrames = 0;
+
   /** Serve WS_PATH on `server`'s upgrade requests; other paths are left to other listeners (or refused). */
   attach(server: Server): void {
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -94,7 +114,8 @@ export class WsHub {
         if (server.listenerCount("upgrade") === 1) socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
         return;
       }
-      socket.on("error", () => socket.destroy());
+      // A closure here would keep this scope (the request, its headers, the URL) alive as long as the socket.
+      socket.on("error", destroySocket);
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, req, url.searchParams));
     });
   }
@@ -113,6 +134,7 @@ export class WsHub {
       ip: req.socket.remoteAddress ?? "?",
       requester: null,
       filter: {},
+      filterKey: "",
       since: null,
       ackMode: query.get("ack") === "true",
       unacked: null,
@@ -185,10 +207,13 @@ export class WsHub {
       }
       const since = q.get("since");
       c.since = since ? parseSyncToken(since) : null;
-      c.filter = await resolveSyncFilter(this.#hs, requester.userId, q.get("filter"));
+      this.#setFilter(c, await resolveSyncFilter(this.#hs, requester.userId, q.get("filter")));
       if (q.get("set_presence") !== "offline") await touchPresence(this.#hs, requester.userId, null);
       if (c.closed) return;
       c.requester = requester;
+      const mine = this.#byUser.get(requester.userId);
+      if (mine) mine.add(c);
+      else this.#byUser.set(requester.userId, new Set([c]));
       c.ws.send(
         JSON.stringify({
           type: "ready",
@@ -211,11 +236,31 @@ export class WsHub {
       const next = this.#hs.notifier.wait(60_000, this.#stop.signal);
       const stream = this.#hs.stream.current;
       const typing = this.#hs.typing.serial;
-      for (const c of this.#conns) {
-        if (!c.requester || (c.since && c.since.stream === stream && c.since.typing === typing)) continue;
-        this.#schedule(c);
+      const touched = this.#changes.classify(stream);
+      if (touched === null || typing !== this.#typing) {
+        // Anything but plain room events (or a typing change): every connection behind computes in full.
+        this.#typing = typing;
+        for (const c of this.#conns) {
+          if (!c.requester || (c.since && c.since.stream === stream && c.since.typing === typing)) continue;
+          this.#schedule(c);
+        }
+      } else if (touched.size > 0) {
+        // Only the members of rooms with new events have anything to receive.
+        try {
+          for (const roomId of touched) {
+            const { joined } = await this.#changes.roomInfo(stream, roomId);
+            for (const userId of joined)
+              for (const c of this.#byUser.get(userId) ?? [])
+                if (!c.since || c.since.stream < stream) this.#schedule(c);
+          }
+        } catch (e) {
+          this.#hs.log.error("websocket wake-up failed", { err: String(e) });
+          for (const c of this.#conns) this.#schedule(c);
+        }
       }
       await next;
+      // Let the stream hooks' promise reactions (their position marks) run first; this also coalesces bursts.
+      await new Promise((r) => setImmediate(r));
     }
   }
 
@@ -265,9 +310,21 @@ export class WsHub {
     if (prev && prev.stream === upto && prev.typing === typingSerial) return;
     // A token from beyond our stream (e.g. a wiped database) cannot be diffed against: start from scratch, as /sync.
     const base = prev && prev.stream <= upto ? prev : null;
-    let out: { body: Record<string, any>; empty: boolean };
+    let out: { body: Record<string, any>; empty: boolean } | null = null;
     try {
-      out = await computeSync(hs, c.requester, { since: base, filter: c.filter, fullState: false, upto, typingSerial });
+      if (base && this.#changes.fastFrom(base.stream, upto) && base.typing === typingSerial) {
+        const slices = await this.#changes.slices(c.requester.userId, base.stream, upto, c.filter, c.filterKey);
+        if (slices)
+          out = await fastSync(hs, c.requester, { since: base, filter: c.filter, upto, typingSerial }, slices);
+      }
+      if (out) this.fastFrames++;
+      out ??= await computeSync(hs, c.requester, {
+        since: base,
+        filter: c.filter,
+        fullState: false,
+        upto,
+        typingSerial,
+      });
     } catch (e) {
       const err = toAmiError(e);
       hs.log.error("websocket sync failed", { user: c.requester.userId, err: String((e as Error)?.stack ?? e) });
@@ -344,6 +401,23 @@ export class WsHub {
   #forget(c: Conn): void {
     c.closed = true;
     this.#unblock(c);
+    if (c.requester) {
+      const mine = this.#byUser.get(c.requester.userId);
+      mine?.delete(c);
+      if (mine?.size === 0) this.#byUser.delete(c.requester.userId);
+    }
     if (this.#conns.delete(c)) this.#hs.metrics.activeWebsockets--;
+  }
+
+  #setFilter(c: Conn, filter: Filter): void {
+    const key = JSON.stringify(filter);
+    let f = this.#filters.get(key);
+    if (!f) {
+      if (this.#filters.size > 1000) this.#filters.clear();
+      f = filter;
+      this.#filters.set(key, f);
+    }
+    c.filter = f;
+    c.filterKey = key;
   }
 }
