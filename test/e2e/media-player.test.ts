@@ -11,13 +11,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { configSchema } from "../../src/core/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
+import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
 import { publish, until } from "./helpers/media-tools.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const opts = {
   skip: !hasFfmpeg ? "ffmpeg is not installed" : !existsSync(CHROMIUM) ? `${CHROMIUM} is missing` : false,
@@ -38,23 +38,10 @@ before(async () => {
   // A local publisher needs no key (media.trustLoopbackPublishers, on by default).
   publisher = publish(`${m.rtmpUrl}/live/show`, 120);
   await until("live/show to go live", async () => m.hub.get("live/show"));
-  profile = mkdtempSync(join(tmpdir(), "ami-chromium-"));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--no-first-run",
-      "--disable-component-update",
-      "--disable-sync",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
+  ({ profile, context, page } = await launchChromium({
     viewport: { width: 390, height: 844 },
-  });
-  page = context.pages()[0] ?? (await context.newPage());
+    args: ["--autoplay-policy=no-user-gesture-required"],
+  }));
   page.on("pageerror", (e) => pageErrors.push(String(e)));
 });
 

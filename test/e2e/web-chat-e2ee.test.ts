@@ -7,20 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ClientEvent, type MatrixClient, type MatrixEvent, type Room, RoomEvent, SyncState } from "matrix-js-sdk";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { silentLogger } from "../../src/core/logger.ts";
 import { chatDist, ensureChatBuilt } from "../../src/web/build.ts";
 import { type RunningWebServer, startWebServer } from "../../src/web/server.ts";
+import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
 import { api, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const PASSWORD = "correct horse battery";
 const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 const b64 = (s: string) => Buffer.from(s.replace(/-/g, "+").replace(/_/g, "/"), "base64");
@@ -86,22 +85,7 @@ describe("web client: encrypted room with a matrix-js-sdk peer", {
       if (membership === "invite") bobClient.joinRoom(room.roomId).catch(() => {});
     });
 
-    profile = mkdtempSync(join(tmpdir(), "ami-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 800 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ profile, context, page } = await launchChromium({ viewport: { width: 1280, height: 800 } }));
     page.on("pageerror", (e) => pageErrors.push(String(e)));
   });
 

@@ -7,21 +7,20 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { crc32, deflateSync } from "node:zlib";
 import { ClientEvent, type MatrixClient, type MatrixEvent, type Room, RoomEvent } from "matrix-js-sdk";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { silentLogger } from "../../src/core/logger.ts";
 import { chatDist, ensureChatBuilt } from "../../src/web/build.ts";
 import { type RunningWebServer, startWebServer } from "../../src/web/server.ts";
+import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
 import { registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const PASSWORD = "correct horse battery";
 const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 
@@ -110,23 +109,10 @@ before(async () => {
     if (membership === "invite") bobClient.joinRoom(room.roomId).catch(() => {});
   });
 
-  profile = mkdtempSync(join(tmpdir(), "ami-chromium-"));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--no-first-run",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+  ({ profile, context, page } = await launchChromium({
     viewport: { width: 1280, height: 800 },
     acceptDownloads: true,
-  });
-  page = context.pages()[0] ?? (await context.newPage());
+  }));
   page.on("pageerror", (e) => pageErrors.push(String(e)));
 });
 
