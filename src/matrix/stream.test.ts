@@ -61,3 +61,19 @@ test("a failing batch is retried event by event: only the bad event fails", asyn
   assert.deepEqual(committed, ["ok1", "ok2"]);
   assert.equal(w.current, 3);
 });
+
+test("onWritten reports each committed position (event rows, null for other writes) before current advances", async () => {
+  const seen: string[] = [];
+  const w = new StreamWriter(
+    0,
+    () => seen.push(`advance ${w.current}`),
+    async () => {},
+  );
+  const off = w.onWritten((pos, e) => seen.push(`${pos}:${e?.eventId ?? "write"}`));
+  await Promise.all([w.persistEvent(ev("a")), w.persistEvent(ev("b"))]);
+  await w.write(async () => {});
+  await w.write(async () => Promise.reject(new Error("disk"))).catch(() => {});
+  off();
+  await w.persistEvent(ev("c"));
+  assert.deepEqual(seen, ["1:a", "2:b", "advance 2", "3:write", "advance 3", "advance 4", "advance 5"]);
+});

@@ -21,6 +21,7 @@ export class StreamWriter {
   #queued: Array<{ event: Omit<NewEvent, "stream">; resolve: (pos: number) => void; reject: (e: unknown) => void }> =
     [];
   #batchScheduled = false;
+  readonly #listeners = new Set<(pos: number, event: NewEvent | null) => void>();
 
   constructor(maxPersisted: number, onAdvance: () => void, persist: (events: NewEvent[]) => Promise<void>) {
     this.#next = maxPersisted + 1;
@@ -32,6 +33,19 @@ export class StreamWriter {
   /** Highest stream position whose write has committed. */
   get current(): number {
     return this.#current;
+  }
+
+  /**
+   * Tell `fn` what each committed position was — the room event, or null for any other write — before
+   * `current` advances past it (a failed write is never reported). Returns the unsubscribe function.
+   */
+  onWritten(fn: (pos: number, event: NewEvent | null) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #emit(pos: number, event: NewEvent | null): void {
+    for (const l of this.#listeners) l(pos, event);
   }
 
   /** Run `fn` with a fresh position, after every earlier write finished. A failed write leaves a harmless gap. */
@@ -60,7 +74,9 @@ export class StreamWriter {
   async #runFn(fn: (pos: number) => Promise<unknown>): Promise<unknown> {
     const pos = this.#next++;
     try {
-      return await fn(pos);
+      const out = await fn(pos);
+      this.#emit(pos, null);
+      return out;
     } finally {
       this.#advance(pos);
     }
@@ -77,13 +93,17 @@ export class StreamWriter {
     const rows = batch.map((q, i) => ({ ...q.event, stream: first + i }) as NewEvent);
     try {
       await this.#persist(rows);
-      for (const [i, q] of batch.entries()) q.resolve(first + i);
+      for (const [i, q] of batch.entries()) {
+        this.#emit(first + i, rows[i]);
+        q.resolve(first + i);
+      }
     } catch (e) {
       if (batch.length === 1) batch[0].reject(e);
       else
         for (const [i, q] of batch.entries()) {
           try {
             await this.#persist([rows[i]]);
+            this.#emit(first + i, rows[i]);
             q.resolve(first + i);
           } catch (err) {
             q.reject(err);

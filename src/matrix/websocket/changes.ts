@@ -7,7 +7,7 @@ import type { Homeserver } from "../hs.ts";
 import type { Filter } from "../service/filters.ts";
 import { loadMembers } from "../service/sync-context.ts";
 import { isPlainEvent, type RoomSlice, roomSlice } from "../service/sync-fast.ts";
-import type { MembershipRow, NewEvent } from "../store/types.ts";
+import type { MembershipRow } from "../store/types.ts";
 
 export interface RoomInfo {
   maxStream: number | undefined;
@@ -48,26 +48,16 @@ export class StreamChanges {
   }
 
   /**
-   * Learn what each stream position is: room events through persistEvent (a plain one is fast-path material),
-   * anything through write() is not. A position resolves before the writer announces the advance, so its mark
-   * is set before the hub (which yields once after each wake-up) classifies it; an unmarked position (a
-   * failed write) counts as "anything".
+   * Learn what each stream position is: a plain room event is fast-path material, anything else is not. The
+   * writer reports a position before it announces the advance, so its mark is set before the hub classifies
+   * it; an unreported position (a failed write) counts as "anything".
    */
   #hook(stopped: AbortSignal): void {
-    const stream = this.#hs.stream;
-    const write = stream.write.bind(stream);
-    const persist = stream.persistEvent.bind(stream);
     const marks = this.#marks;
-    stream.write = <T>(fn: (pos: number) => Promise<T>) =>
-      write((pos) => {
-        if (!stopped.aborted) marks.set(pos, null);
-        return fn(pos);
-      });
-    stream.persistEvent = (ev: Omit<NewEvent, "stream">) =>
-      persist(ev).then((pos) => {
-        if (!stopped.aborted) marks.set(pos, isPlainEvent(ev) ? ev.roomId : null);
-        return pos;
-      });
+    const off = this.#hs.stream.onWritten((pos, ev) => {
+      marks.set(pos, ev && isPlainEvent(ev) ? ev.roomId : null);
+    });
+    stopped.addEventListener("abort", off, { once: true });
   }
 
   /** Classify positions up to `upto`: the rooms with new plain events, or null when anything else happened. */
