@@ -101,14 +101,10 @@ export const routes: Route[] = [
       const { store } = req.hs;
       const t = await store.getRegistrationToken(req.params.token);
       if (!t) throw new AmiError("M_NOT_FOUND", "No such registration token");
-      const row: RegistrationTokenRow = {
-        ...t,
-        usesAllowed: b.uses_allowed === undefined ? t.usesAllowed : b.uses_allowed,
-        expiryTs: b.expiry_time === undefined ? t.expiryTs : b.expiry_time,
-      };
-      // The store has no update: replace the row, keeping its pending/completed counts.
-      await store.deleteRegistrationToken(t.token);
-      await store.createRegistrationToken(row);
+      // One UPDATE: the use counts are kept and a concurrent registration can't slip between two writes.
+      await store.updateRegistrationToken(t.token, { usesAllowed: b.uses_allowed, expiryTs: b.expiry_time });
+      const row = await store.getRegistrationToken(t.token);
+      if (!row) throw new AmiError("M_NOT_FOUND", "No such registration token");
       return json(tokenJson(row));
     },
   },

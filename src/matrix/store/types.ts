@@ -220,6 +220,11 @@ export interface Store {
   /** Atomically count one completed use; false if the token is unknown, expired (vs `now`) or used up. */
   consumeRegistrationToken(token: string, now: number): Promise<boolean>;
   listRegistrationTokens(): Promise<RegistrationTokenRow[]>;
+  /** Change limits in place (use counts kept); false if the token is unknown. */
+  updateRegistrationToken(
+    token: string,
+    patch: Partial<Pick<RegistrationTokenRow, "usesAllowed" | "expiryTs">>,
+  ): Promise<boolean>;
   deleteRegistrationToken(token: string): Promise<void>;
 
   // ---- rooms ---------------------------------------------------------------

@@ -164,6 +164,11 @@ export function accountTests(make: MakeStore): void {
     assert.equal(await s.getRegistrationToken("ABC"), null, "tokens are case-sensitive");
     await rejectsWith(s.createRegistrationToken(t1), "M_INVALID_PARAM");
     assert.deepEqual((await s.listRegistrationTokens()).map((t) => t.token).sort(), ["Zed_-.~", "abc"]);
+    assert.equal(await s.updateRegistrationToken("abc", { expiryTs: 5_000 }), true);
+    assert.deepEqual(await s.getRegistrationToken("abc"), { ...t1, expiryTs: 5_000 });
+    assert.equal(await s.updateRegistrationToken("Zed_-.~", { usesAllowed: 7, expiryTs: null }), true);
+    assert.deepEqual(await s.getRegistrationToken("Zed_-.~"), { ...t2, usesAllowed: 7, expiryTs: null }, "counts kept");
+    assert.equal(await s.updateRegistrationToken("nope", { usesAllowed: 1 }), false);
     await s.deleteRegistrationToken("abc");
     assert.equal(await s.getRegistrationToken("abc"), null);
     assert.equal((await s.listRegistrationTokens()).length, 1);

@@ -155,6 +155,19 @@ export async function listRegistrationTokens(d: PgDb): Promise<RegistrationToken
   return (await d.rows("SELECT * FROM registration_tokens ORDER BY token")).map(regTokenFromRow);
 }
 
+export async function updateRegistrationToken(
+  d: PgDb,
+  token: string,
+  p: { usesAllowed?: number | null; expiryTs?: number | null },
+): Promise<boolean> {
+  const r = await d.query(
+    `UPDATE registration_tokens SET uses_allowed = CASE WHEN $1 THEN $2::bigint ELSE uses_allowed END,
+     expiry_ts = CASE WHEN $3 THEN $4::bigint ELSE expiry_ts END WHERE token = $5`,
+    [p.usesAllowed !== undefined, p.usesAllowed ?? null, p.expiryTs !== undefined, p.expiryTs ?? null, token],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
 export async function deleteRegistrationToken(d: PgDb, token: string): Promise<void> {
   await d.query("DELETE FROM registration_tokens WHERE token = $1", [token]);
 }

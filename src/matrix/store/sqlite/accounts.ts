@@ -178,6 +178,26 @@ export function listRegistrationTokens(d: SqliteDb): RegistrationTokenRow[] {
   return d.q("SELECT * FROM registration_tokens ORDER BY token").all().map(regTokenFromRow);
 }
 
+export function updateRegistrationToken(
+  d: SqliteDb,
+  token: string,
+  p: { usesAllowed?: number | null; expiryTs?: number | null },
+): boolean {
+  const r = d
+    .q(
+      `UPDATE registration_tokens SET uses_allowed = CASE WHEN ? THEN ? ELSE uses_allowed END,
+       expiry_ts = CASE WHEN ? THEN ? ELSE expiry_ts END WHERE token = ?`,
+    )
+    .run(
+      p.usesAllowed !== undefined ? 1 : 0,
+      p.usesAllowed ?? null,
+      p.expiryTs !== undefined ? 1 : 0,
+      p.expiryTs ?? null,
+      token,
+    );
+  return Number(r.changes) > 0;
+}
+
 export function deleteRegistrationToken(d: SqliteDb, token: string): void {
   d.run("DELETE FROM registration_tokens WHERE token = ?", token);
 }

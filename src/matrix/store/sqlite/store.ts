@@ -126,6 +126,12 @@ export class SqliteStore implements Store {
   async listRegistrationTokens(): Promise<RegistrationTokenRow[]> {
     return ac.listRegistrationTokens(this.db);
   }
+  async updateRegistrationToken(
+    token: string,
+    patch: Partial<Pick<RegistrationTokenRow, "usesAllowed" | "expiryTs">>,
+  ): Promise<boolean> {
+    return ac.updateRegistrationToken(this.db, token, patch);
+  }
   async deleteRegistrationToken(token: string): Promise<void> {
     return ac.deleteRegistrationToken(this.db, token);
   }
