@@ -223,6 +223,7 @@ async function fanout(hs: ChildHomeserver): Promise<BenchResult[]> {
     });
     while (arrivals.length < FANOUT) await sleep(1);
     if (r > 0) times.push(Math.max(...arrivals) - t0);
+    if (process.env.BENCH_VERBOSE) console.error(`fan-out round ${r}: ${round(Math.max(...arrivals) - t0, 1)} ms`);
     await sleep(300);
   }
   await Promise.all(streams.map((s) => s.close()));

@@ -2,7 +2,8 @@
  * The WebSocket hub's fast path (src/matrix/service/sync-fast.ts) builds frames from room slices shared by
  * every connection; each frame must equal what GET /sync returns for the same `since` token and filter. Plain
  * messages (from others and from the syncing device itself, in one room and in several), a state change (the
- * full computation) and a mention (unread highlight counts) are compared, with and without lazy-loading.
+ * full computation) and a mention (unread highlight counts) are compared, with and without lazy-loading, and
+ * for two users whose frames are serialised once for both.
  */
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
@@ -16,6 +17,8 @@ const C = "/_matrix/client/v3";
 const FILTERS = {
   lazy: JSON.stringify({ room: { timeline: { limit: 20 }, state: { lazy_load_members: true } } }),
   plain: JSON.stringify({ room: { timeline: { limit: 50 } } }),
+  /** Same filter as `plain`: the two connections share slices and, mostly, one serialised frame. */
+  plain2: JSON.stringify({ room: { timeline: { limit: 50 } } }),
   fields: JSON.stringify({ event_fields: ["type", "content", "sender", "event_id", "unsigned"] }),
 };
 
@@ -44,6 +47,8 @@ describe("WebSocket fast path", () => {
   const watchers: { name: keyof typeof FILTERS; s: Session; stream?: SyncStream; frames: Frame[] }[] = [];
   let room1 = "";
   let room2 = "";
+  /** Joined long before the watchers connect: the lazy-loading watcher does not have his member event. */
+  let late: Session;
 
   before(async () => {
     hs = await startInProcess();
@@ -66,6 +71,11 @@ describe("WebSocket fast path", () => {
         await ok(hs.url, "POST", `${C}/join/${enc(r)}`, { token: s.accessToken, body: {} });
       watchers.push({ name, s, frames: [] });
     }
+    // late joins after everyone (not a hero of anyone), and 25 messages push his join out of every initial
+    // timeline window (the lazy filter's limit is 20).
+    late = await registerUser(hs.url, "fa_late");
+    await ok(hs.url, "POST", `${C}/join/${enc(room1)}`, { token: late.accessToken, body: {} });
+    for (let i = 0; i < 25; i++) await send(alice, room1, `filler ${i}`, `filler${i}`);
   });
   after(async () => {
     for (const w of watchers) await w.stream?.close();
@@ -126,6 +136,7 @@ describe("WebSocket fast path", () => {
     compared += await settle(["two rooms a", "two rooms b"]);
     const fastSoFar = hub.fastFrames - fast0;
     assert.ok(fastSoFar >= watchers.length * 3, `expected fast-path frames, got ${fastSoFar}`);
+    assert.ok(hub.sharedFrames > 0, "plain and plain2 shared serialised frames");
 
     // A state change takes the full computation; what follows is fast again.
     await ok(hs.url, "PUT", `${C}/rooms/${enc(room1)}/state/m.room.topic/`, {
@@ -139,6 +150,19 @@ describe("WebSocket fast path", () => {
     await send(carol, room1, `hello ${mention}`, "t5");
     compared += await settle([`hello ${mention}`]);
     assert.ok(hub.fastFrames > before, "the mention went through the fast path");
-    assert.ok(compared >= watchers.length * 5, `compared ${compared} frames`);
+    // A sender the lazy-loading device has no member event of: the fast path adds it to the state, as /sync does.
+    const lazyBefore = hub.fastFrames;
+    await send(late, room1, "late speaks", "t6");
+    const lazy = watchers.find((w) => w.name === "lazy")!;
+    await waitFor("late's message", () => lazy.frames.some((f) => JSON.stringify(f.data).includes("late speaks")));
+    const lazyFrame = lazy.frames.find((f) => JSON.stringify(f.data).includes("late speaks"))!;
+    const state = lazyFrame.data.rooms.join[room1].state.events;
+    assert.ok(
+      state.some((e: any) => e.type === "m.room.member" && e.state_key === late.userId),
+      "late's member event",
+    );
+    compared += await settle(["late speaks"]);
+    assert.ok(hub.fastFrames - lazyBefore >= watchers.length, "the frames with a lazy member came from the fast path");
+    assert.ok(compared >= watchers.length * 6, `compared ${compared} frames`);
   });
 });

@@ -40,7 +40,12 @@ export const routes: Route[] = [
       if (messages.length > MAX_MESSAGES) throw new AmiError("M_TOO_LARGE", `At most ${MAX_MESSAGES} messages`);
       const sender = { userId: r.userId, deviceId: r.deviceId, txnId };
       // Through the stream writer: the messages get a stream position and wake the recipients' long-polls.
-      await hs.stream.write((pos) => hs.store.keys.addToDeviceMessages(sender, messages, pos));
+      // Tagged with the recipients: only their syncs (and WebSocket streams) have anything new.
+      const userIds = [...new Set(messages.map((m) => m.userId))];
+      await hs.stream.write((pos) => hs.store.keys.addToDeviceMessages(sender, messages, pos), {
+        kind: "users",
+        userIds,
+      });
       return json({});
     },
   },

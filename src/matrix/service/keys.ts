@@ -11,7 +11,7 @@ import type { CrossSigningKeyRow, CrossSigningKeyType, KeySignatureRow } from ".
 /** Device lists changed (uploads, new and deleted devices, cross-signing): one stream write, so /sync wakes. */
 export async function deviceListsChanged(hs: Homeserver, userIds: string[]): Promise<void> {
   if (userIds.length === 0) return;
-  await hs.stream.write((pos) => hs.store.keys.markDeviceListsChanged(userIds, pos));
+  await hs.stream.write((pos) => hs.store.keys.markDeviceListsChanged(userIds, pos), { kind: "deviceLists", userIds });
 }
 
 /**

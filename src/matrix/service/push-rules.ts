@@ -149,18 +149,21 @@ export const pushRulesContent = (rules: Ruleset) => ({ global: rules });
 
 /** Read-modify-write the ruleset inside the stream writer, so concurrent changes serialise. */
 export async function updateRuleset(hs: Homeserver, userId: string, change: (rules: Ruleset) => void): Promise<void> {
-  await hs.stream.write(async (stream) => {
-    const row = await hs.store.getAccountData(userId, null, PUSH_RULES_TYPE);
-    const rules = mergeRuleset(userId, row?.content);
-    change(rules);
-    await hs.store.setAccountData({
-      userId,
-      roomId: null,
-      type: PUSH_RULES_TYPE,
-      content: pushRulesContent(rules),
-      stream,
-    });
-  });
+  await hs.stream.write(
+    async (stream) => {
+      const row = await hs.store.getAccountData(userId, null, PUSH_RULES_TYPE);
+      const rules = mergeRuleset(userId, row?.content);
+      change(rules);
+      await hs.store.setAccountData({
+        userId,
+        roomId: null,
+        type: PUSH_RULES_TYPE,
+        content: pushRulesContent(rules),
+        stream,
+      });
+    },
+    { kind: "users", userIds: [userId] },
+  );
 }
 
 export function findRule(rules: Ruleset, kind: string, ruleId: string): PushRule {
@@ -268,6 +271,7 @@ function property(ev: Record<string, any>, key: unknown): unknown {
 
 /** Glob with * and ?, case-insensitive; on content.body it matches whole words (spec: event_match on body). */
 const globCache = new Map<string, RegExp>();
+const GLOB_CACHE_MAX = 10_000;
 function globMatch(pattern: string, value: unknown, words: boolean): boolean {
   if (typeof value !== "string") return false;
   const k = `${words ? "w" : "e"}${pattern}`;
@@ -278,7 +282,9 @@ function globMatch(pattern: string, value: unknown, words: boolean): boolean {
       .replace(/\*/g, ".*?")
       .replace(/\?/g, ".");
     re = words ? new RegExp(`(^|\\W)${body}(\\W|$)`, "iu") : new RegExp(`^${body}$`, "isu");
-    if (globCache.size > 1000) globCache.clear();
+    // Room for every user's own name pattern on a busy server: a wake-up evaluates all members' rules in turn,
+    // and a cache smaller than that would be emptied and recompiled on every one.
+    if (globCache.size >= GLOB_CACHE_MAX) globCache.delete(globCache.keys().next().value as string);
     globCache.set(k, re);
   }
   return re.test(value);

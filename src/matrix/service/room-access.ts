@@ -111,8 +111,10 @@ export async function forgetRoom(hs: Homeserver, userId: string, roomId: string)
     throw new AmiError("M_UNKNOWN", "The user has not left the room", {}, 400);
   }
   if (!m) return;
-  await hs.stream.write((pos) =>
-    hs.store.setAccountData({ userId, roomId, type: FORGOTTEN_TYPE, content: { event_id: m.eventId }, stream: pos }),
+  await hs.stream.write(
+    (pos) =>
+      hs.store.setAccountData({ userId, roomId, type: FORGOTTEN_TYPE, content: { event_id: m.eventId }, stream: pos }),
+    { kind: "users", userIds: [userId] },
   );
 }
 

@@ -21,7 +21,10 @@ export async function putAccountData(
   type: string,
   content: Record<string, any>,
 ): Promise<void> {
-  await hs.stream.write((stream) => hs.store.setAccountData({ userId, roomId, type, content, stream }));
+  await hs.stream.write((stream) => hs.store.setAccountData({ userId, roomId, type, content, stream }), {
+    kind: "users",
+    userIds: [userId],
+  });
 }
 
 export async function getAccountDataContent(
@@ -52,12 +55,15 @@ export async function changeTag(
   tag: string,
   content: Record<string, any> | null,
 ): Promise<void> {
-  await hs.stream.write(async (stream) => {
-    const tags = { ...(await getTags(hs, userId, roomId)) };
-    if (content === null) {
-      if (!(tag in tags)) return;
-      delete tags[tag];
-    } else tags[tag] = content;
-    await hs.store.setAccountData({ userId, roomId, type: TAG_TYPE, content: { tags }, stream });
-  });
+  await hs.stream.write(
+    async (stream) => {
+      const tags = { ...(await getTags(hs, userId, roomId)) };
+      if (content === null) {
+        if (!(tag in tags)) return;
+        delete tags[tag];
+      } else tags[tag] = content;
+      await hs.store.setAccountData({ userId, roomId, type: TAG_TYPE, content: { tags }, stream });
+    },
+    { kind: "users", userIds: [userId] },
+  );
 }

@@ -1,7 +1,7 @@
 /** Shared state of one /sync computation and the small in-memory caches /sync keeps between requests. */
 import type { Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
-import type { MembershipRow } from "../store/types.ts";
+import type { MembershipRow, RoomAt, StoredEvent } from "../store/types.ts";
 import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT } from "./filters.ts";
 import { mergeRuleset, PUSH_RULES_TYPE, type Ruleset } from "./push-rules.ts";
 import type { SyncToken } from "./sync-token.ts";
@@ -29,12 +29,24 @@ export interface SyncCtx {
   members: Map<string, MembershipRow[]>;
   rules?: Promise<{ rules: Ruleset; stamp: number }>;
   displayname?: Promise<string | null>;
+  /**
+   * Reads shared by every sync computed at the same snapshot (the WebSocket hub's wake-up: many connections of
+   * one room): the member state of a room at a stream, by `roomId|stream`. Absent for a lone /sync.
+   */
+  shared?: Map<string, Promise<StoredEvent[]>>;
 }
 
 export function newSyncCtx(
   hs: Homeserver,
   requester: Requester,
-  p: { since: SyncToken | null; filter: Filter; fullState: boolean; upto: number; typingSerial: number },
+  p: {
+    since: SyncToken | null;
+    filter: Filter;
+    fullState: boolean;
+    upto: number;
+    typingSerial: number;
+    shared?: Map<string, Promise<StoredEvent[]>>;
+  },
 ): SyncCtx {
   const tl = p.filter.room?.timeline;
   const lazy = p.filter.room?.state?.lazy_load_members === true;
@@ -56,6 +68,7 @@ export function newSyncCtx(
     now: Date.now(),
     sentMembers: undefined,
     members: new Map(),
+    shared: p.shared,
   };
   if (lazy) ctx.sentMembers = sentMembersFor(hs, requester, since);
   return ctx;
@@ -206,4 +219,29 @@ export async function loadMembers(
   const ctx = { hs, members: new Map<string, MembershipRow[]>() } as SyncCtx;
   await prefetchMembers(ctx, roomIds, maxStreams);
   return ctx.members;
+}
+
+/**
+ * The m.room.member state of each room at each point (getStatesAt), through the snapshot's shared reads when
+ * there are some: state at a stream is the same for every connection, so a wake-up reads it once.
+ */
+export async function memberStatesAt(ctx: SyncCtx, points: RoomAt[]): Promise<StoredEvent[][]> {
+  const shared = ctx.shared;
+  if (!shared) return ctx.hs.store.getStatesAt(points, ["m.room.member"]);
+  const key = (p: RoomAt) => `${p.roomId}|${p.stream}`;
+  const misses = [...new Map(points.filter((p) => !shared.has(key(p))).map((p) => [key(p), p])).values()];
+  if (misses.length) {
+    const loading = ctx.hs.store.getStatesAt(misses, ["m.room.member"]);
+    misses.forEach((p, i) => {
+      shared.set(
+        key(p),
+        loading.then((all) => all[i]),
+      );
+    });
+    // A failed read must not stay shared: the next sync of the snapshot tries again.
+    loading.catch(() => {
+      for (const p of misses) shared.delete(key(p));
+    });
+  }
+  return Promise.all(points.map((p) => shared.get(key(p))!));
 }

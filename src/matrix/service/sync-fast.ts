@@ -1,25 +1,34 @@
 /**
  * The fast incremental sync of the WebSocket hub. When everything written after a connection's token is new
- * non-state room events (no state or membership change, redaction, account data, receipt, presence, to-device,
- * device-list or typing change), each room's new timeline slice is read and formatted ONCE and shared by every
- * connection with the same filter; a connection then adds only its own bits (transaction IDs of its device's
- * sends, unread counts, key counts, lazy-loading bookkeeping). The body equals computeSync's for the same
- * tokens (test/e2e/matrix-websocket-fast.test.ts); whenever that cannot be guaranteed cheaply, fastSync returns
- * null and the caller runs computeSync.
+ * non-state room events, or tagged writes it cannot receive (no state or membership change, redaction, typing
+ * change, nor any account data, receipt, presence, to-device or device-list change that reaches it), each room's
+ * new timeline slice is read and formatted ONCE and shared by every connection with the same filter; a
+ * connection then adds only its own bits (transaction IDs of its device's sends, unread counts, key counts,
+ * lazy-loaded member events it lacks), read for every connection of a wake-up at once (one store call per
+ * kind, fastSyncMany). The body equals computeSync's for the same tokens (test/e2e/matrix-websocket-fast.test.ts);
+ * whenever that cannot be guaranteed cheaply, the connection's result is null and the caller runs computeSync.
  */
 import type { Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
 import type { MembershipRow, StoredEvent } from "../store/types.ts";
 import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT, pickFields, roomAllowed } from "./filters.ts";
-import { newSyncCtx, saveSentMembers } from "./sync-context.ts";
-import { unreadCounts } from "./sync-ephemeral.ts";
+import {
+  alreadySent,
+  markMemberSent,
+  memberStatesAt,
+  newSyncCtx,
+  type SyncCtx,
+  saveSentMembers,
+} from "./sync-context.ts";
 import { format } from "./sync-rooms.ts";
 import { formatSyncToken, type SyncToken } from "./sync-token.ts";
+import { type Counts, type UnreadRoom, unreadCountsMany } from "./sync-unread.ts";
 
 /** One room's new events after `after` up to `upto`, as every connection with this filter sees them. */
 export interface RoomSlice {
   roomId: string;
-  /** Oldest first. */
+  /** Every event of the room in (after, upto], oldest first. */
+  after: number;
   events: StoredEvent[];
   /** Formatted without a requester (no transaction_id), filter's event_fields applied. Shared: never mutate. */
   formatted: Record<string, any>[];
@@ -74,7 +83,7 @@ export async function roomSlice(
   }
   active.sort((a, b) => a.stream - b.stream);
   gone.sort((a, b) => a.stream - b.stream);
-  return { roomId, events, formatted, maxStream, members: byUser, joined, invited, active, gone };
+  return { roomId, after, events, formatted, maxStream, members: byUser, joined, invited, active, gone };
 }
 
 /** Up to 5 heroes for `userId` (summaryFor in sync-rooms.ts over the shared, pre-sorted lists). */
@@ -92,55 +101,164 @@ function heroes(s: RoomSlice, userId: string): string[] {
   return a.length ? a : pick(s.gone);
 }
 
+/** One connection's part of a fast wake-up. */
+export interface FastAsk {
+  requester: Requester;
+  since: SyncToken;
+  filter: Filter;
+  upto: number;
+  typingSerial: number;
+  /** The shared slices of the rooms with new events (StreamChanges.slices). */
+  slices: RoomSlice[];
+  /**
+   * Whether to-device messages at or below `since` may still be stored for the device (its last frame carried
+   * some, or nobody knows): they are deleted as /sync does. Otherwise there is nothing to read: messages after
+   * `since` are tagged writes that send the connection to the full computation.
+   */
+  toDeviceHeld: boolean;
+  /** Member-state reads shared by every connection of the snapshot (SyncCtx.shared). */
+  shared?: Map<string, Promise<StoredEvent[]>>;
+}
+
 /**
- * One connection's frame from shared slices: every room the user is joined to with new events after `since`
- * (and no other change). Null: use computeSync.
+ * A connection's frame. `shareKey`: set when the body depends only on what the key says (no transaction IDs
+ * of the device's own sends, no to-device messages): connections of one fastSyncMany call with the same key
+ * get the same body object, so the caller can serialise it once for all of them.
  */
-export async function fastSync(
-  hs: Homeserver,
-  requester: Requester,
-  p: { since: SyncToken; filter: Filter; upto: number; typingSerial: number },
-  slices: RoomSlice[],
-): Promise<{ body: Record<string, any>; empty: boolean } | null> {
-  const ctx = newSyncCtx(hs, requester, { ...p, fullState: false });
-  if (ctx.includeRedundantMembers || p.since.typing !== p.typingSerial) return null;
-  const { userId } = requester;
-  const rooms: { s: RoomSlice; me: MembershipRow; heroes: string[] | null }[] = [];
-  for (const s of slices) {
+export type FastResult = { body: Record<string, any>; empty: boolean; shareKey?: string } | null;
+
+/** Slices numbered for share keys (a slice is one room's events for one `since` and filter). */
+const sliceIds = new WeakMap<RoomSlice, number>();
+let nextSliceId = 0;
+function sliceId(s: RoomSlice): number {
+  let id = sliceIds.get(s);
+  if (id === undefined) {
+    id = nextSliceId++;
+    sliceIds.set(s, id);
+  }
+  return id;
+}
+
+interface PreparedRoom {
+  s: RoomSlice;
+  me: MembershipRow;
+  heroes: string[] | null;
+  /** Lazy loading: senders and heroes whose member event this device lacks (null: none). */
+  missing: Set<string> | null;
+  /** Their member events, as /sync's lazy loading adds them to the room's state (stream order). */
+  state: StoredEvent[];
+  stateFormatted: Record<string, any>[];
+}
+
+interface Prepared {
+  ask: FastAsk;
+  ctx: SyncCtx;
+  rooms: PreparedRoom[];
+}
+
+/** The rooms of one connection's frame, or null when only computeSync can build it. */
+function prepare(hs: Homeserver, ask: FastAsk): Prepared | null {
+  const ctx = newSyncCtx(hs, ask.requester, { ...ask, fullState: false });
+  if (ctx.includeRedundantMembers || ask.since.typing !== ask.typingSerial) return null;
+  const { userId } = ask.requester;
+  const rooms: PreparedRoom[] = [];
+  for (const s of ask.slices) {
     const me = s.members.get(userId);
     if (me?.membership !== "join" || !roomAllowed(ctx.filter.room, s.roomId)) continue;
     // A membership written after the token (even past the snapshot) is not for the fast path to judge.
-    if (me.stream > p.since.stream) return null;
+    if (me.stream > ask.since.stream) return null;
     if (s.events.length === 0) continue;
     const h = ctx.lazyMembers ? heroes(s, userId) : null;
+    let missing: Set<string> | null = null;
     if (ctx.lazyMembers) {
-      // Lazy loading: every sender and hero's member event must be known to this device already.
+      // Lazy loading: the member events of senders and heroes this device does not have yet go into the state.
       const sent = ctx.sentMembers?.get(s.roomId);
-      for (const u of [...s.events.map((e) => e.sender), ...(h ?? [])]) if (!sent?.has(u)) return null;
+      const lacking = [...s.events.map((e) => e.sender), ...(h ?? [])].filter((u) => !sent?.has(u));
+      if (lacking.length) missing = new Set(lacking);
     }
-    rooms.push({ s, me, heroes: h });
+    rooms.push({ s, me, heroes: h, missing, state: [], stateFormatted: [] });
   }
+  return { ask, ctx, rooms };
+}
+
+/**
+ * Frames of many connections from shared slices, in the order asked: every room the user is joined to with
+ * new events after `since` (and no other change). Null for a connection: use computeSync for it. The per-user
+ * reads (unread counts, key counts) are one store call per kind for all of them.
+ */
+export async function fastSyncMany(hs: Homeserver, asks: FastAsk[]): Promise<FastResult[]> {
+  const prepared = asks.map((a) => prepare(hs, a));
+  const live = prepared.filter((p): p is Prepared => p !== null);
+  await lazyMemberStates(live);
+  const devices = live.map((p) => ({ userId: p.ask.requester.userId, deviceId: p.ask.requester.deviceId }));
+  const unreadRooms = (p: Prepared): UnreadRoom[] =>
+    p.rooms.map(({ s, me }) => ({
+      roomId: s.roomId,
+      maxStream: s.maxStream,
+      membershipStream: me.stream,
+      known: { after: s.after, upto: p.ask.upto, events: s.events },
+    }));
   const keys = hs.store.keys;
-  const [unread, messages, counts, fallback] = await Promise.all([
-    unreadCounts(
-      ctx,
-      rooms.map(({ s, me }) => ({ roomId: s.roomId, maxStream: s.maxStream, membershipStream: me.stream })),
+  const [unread, counts, fallback, messages] = await Promise.all([
+    unreadCountsMany(live.map((p) => ({ ctx: p.ctx, rooms: unreadRooms(p) }))),
+    keys.countOneTimeKeysMany(devices),
+    keys.unusedFallbackKeyTypesMany(devices),
+    Promise.all(
+      live.map((p, i) =>
+        p.ask.toDeviceHeld
+          ? keys.takeToDeviceMessages(devices[i].userId, devices[i].deviceId, p.ask.since.stream, p.ask.upto)
+          : [],
+      ),
     ),
-    keys.takeToDeviceMessages(userId, requester.deviceId, p.since.stream, p.upto),
-    keys.countOneTimeKeys(userId, requester.deviceId),
-    keys.unusedFallbackKeyTypes(userId, requester.deviceId),
   ]);
+  const bodies = new Map<Prepared, FastResult>();
+  /** Frames that depend only on their key: most members of a room get the same one. */
+  const shared = new Map<string, FastResult>();
+  for (const [i, p] of live.entries()) {
+    const userId = p.ask.requester.userId;
+    const own = p.rooms.some(({ s }) => s.events.some((e) => e.sender === userId && e.txnId));
+    if (own || messages[i].length > 0) {
+      bodies.set(p, await frame(p, unread[i], counts[i], fallback[i], messages[i]));
+      continue;
+    }
+    const parts = p.rooms.map(({ s, heroes: h, state }) => {
+      const u = unread[i].get(s.roomId);
+      const members = state.map((e) => e.eventId).join(" ");
+      return `${sliceId(s)}:${u?.notification_count},${u?.highlight_count}:${h?.join(" ") ?? "-"}:${members}`;
+    });
+    const key = `${p.ask.upto}_${p.ask.typingSerial}|${parts.join(";")}|${JSON.stringify(counts[i])}|${fallback[i].join(" ")}`;
+    let hit = shared.get(key);
+    if (hit) saveSentMembers(p.ctx, { stream: p.ask.upto, typing: p.ask.typingSerial });
+    else {
+      hit = await frame(p, unread[i], counts[i], fallback[i], messages[i]);
+      hit!.shareKey = key;
+      shared.set(key, hit);
+    }
+    bodies.set(p, hit);
+  }
+  return prepared.map((p) => (p ? (bodies.get(p) ?? null) : null));
+}
+
+async function frame(
+  p: Prepared,
+  unread: Map<string, Counts>,
+  counts: Record<string, number>,
+  fallback: string[],
+  messages: { sender: string; type: string; content: Record<string, any> }[],
+): Promise<FastResult> {
+  const { ctx, ask } = p;
+  const userId = ask.requester.userId;
   const join: Record<string, any> = {};
-  for (const { s, heroes: h } of rooms) {
+  for (const { s, heroes: h, stateFormatted } of p.rooms) {
     const own = s.events.some((e) => e.sender === userId && e.txnId);
     const events = own ? await format(ctx, s.events) : s.formatted;
     const entry: Record<string, any> = {
       timeline: {
         events,
         limited: false,
-        prev_batch: formatSyncToken({ stream: Math.max(0, s.events[0].stream - 1), typing: p.typingSerial }),
+        prev_batch: formatSyncToken({ stream: Math.max(0, s.events[0].stream - 1), typing: ask.typingSerial }),
       },
-      state: { events: [] },
+      state: { events: stateFormatted },
       ephemeral: { events: [] },
       account_data: { events: [] },
       unread_notifications: unread.get(s.roomId),
@@ -148,7 +266,7 @@ export async function fastSync(
     if (h) entry.summary = { "m.heroes": h, "m.joined_member_count": s.joined, "m.invited_member_count": s.invited };
     join[s.roomId] = entry;
   }
-  const next: SyncToken = { stream: p.upto, typing: p.typingSerial };
+  const next: SyncToken = { stream: ask.upto, typing: ask.typingSerial };
   saveSentMembers(ctx, next);
   const body: Record<string, any> = {
     next_batch: formatSyncToken(next),
@@ -160,5 +278,36 @@ export async function fastSync(
     device_one_time_keys_count: { signed_curve25519: 0, ...counts },
     device_unused_fallback_key_types: fallback,
   };
-  return { body, empty: rooms.length === 0 && messages.length === 0 };
+  return { body, empty: p.rooms.length === 0 && messages.length === 0 };
+}
+
+/**
+ * Lazy loading: read the member events the devices lack at each room's timeline start (through the snapshot's
+ * shared reads: all connections of a room need the same state) and format them once per set of events, as
+ * computeSync's lazy loading would add them; they count as sent to the device from this frame on.
+ */
+async function lazyMemberStates(live: Prepared[]): Promise<void> {
+  const todo = live.flatMap((p) => p.rooms.filter((r) => r.missing).map((r) => ({ p, r })));
+  if (todo.length === 0) return;
+  const formats = new Map<string, Promise<Record<string, any>[]>>();
+  for (const { p, r } of todo) {
+    const roomId = r.s.roomId;
+    const [found] = await memberStatesAt(p.ctx, [{ roomId, stream: r.s.events[0].stream - 1 }]);
+    r.state = found
+      .filter(
+        (e) => e.stateKey !== null && r.missing!.has(e.stateKey) && !alreadySent(p.ctx, roomId, e.stateKey, e.eventId),
+      )
+      .sort((a, b) => a.stream - b.stream);
+    if (r.state.length === 0) continue;
+    // Formatting depends on the requester only through transaction IDs of its own sends.
+    const own = r.state.some((e) => e.txnId && e.sender === p.ctx.userId);
+    const key = own ? null : r.state.map((e) => e.eventId).join(" ");
+    let f = key === null ? undefined : formats.get(key);
+    if (!f) {
+      f = format(p.ctx, r.state);
+      if (key !== null) formats.set(key, f);
+    }
+    r.stateFormatted = await f;
+    for (const e of r.state) markMemberSent(p.ctx, roomId, e.stateKey!, e.eventId);
+  }
 }

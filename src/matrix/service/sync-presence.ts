@@ -12,16 +12,19 @@ export async function setPresence(
   presence: PresenceState,
   statusMsg?: string | null,
 ): Promise<void> {
-  await hs.stream.write(async (stream) => {
-    const cur = await hs.store.getPresence(userId);
-    await hs.store.setPresence({
-      userId,
-      presence,
-      statusMsg: statusMsg === undefined ? (cur?.statusMsg ?? null) : statusMsg,
-      lastActiveTs: Date.now(),
-      stream,
-    });
-  });
+  await hs.stream.write(
+    async (stream) => {
+      const cur = await hs.store.getPresence(userId);
+      await hs.store.setPresence({
+        userId,
+        presence,
+        statusMsg: statusMsg === undefined ? (cur?.statusMsg ?? null) : statusMsg,
+        lastActiveTs: Date.now(),
+        stream,
+      });
+    },
+    { kind: "presence", userId },
+  );
 }
 
 /**

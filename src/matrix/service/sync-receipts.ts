@@ -20,21 +20,25 @@ export async function setReceipt(
   p: { roomId: string; userId: string; type: string; eventId: string; threadId: string | null },
 ): Promise<void> {
   const target = await checkTarget(hs, p.roomId, p.userId, p.eventId);
-  await hs.stream.write(async (stream) => {
-    const cur = await hs.store.getReceipt(p.roomId, p.userId, p.type, p.threadId);
-    if (cur) {
-      if (cur.eventId === p.eventId) return;
-      const prev = await hs.store.getEvent(cur.eventId);
-      if (prev && prev.stream > target) return;
-    }
-    await hs.store.setReceipt({ ...p, ts: Date.now(), stream });
-  });
+  await hs.stream.write(
+    async (stream) => {
+      const cur = await hs.store.getReceipt(p.roomId, p.userId, p.type, p.threadId);
+      if (cur) {
+        if (cur.eventId === p.eventId) return;
+        const prev = await hs.store.getEvent(cur.eventId);
+        if (prev && prev.stream > target) return;
+      }
+      await hs.store.setReceipt({ ...p, ts: Date.now(), stream });
+    },
+    { kind: "receipt", roomId: p.roomId, userId: p.userId, private: p.type === "m.read.private" },
+  );
 }
 
 /** m.fully_read is per-room account data `{event_id}`. */
 export async function setFullyRead(hs: Homeserver, roomId: string, userId: string, eventId: string): Promise<void> {
   await checkTarget(hs, roomId, userId, eventId);
-  await hs.stream.write((stream) =>
-    hs.store.setAccountData({ userId, roomId, type: FULLY_READ, content: { event_id: eventId }, stream }),
+  await hs.stream.write(
+    (stream) => hs.store.setAccountData({ userId, roomId, type: FULLY_READ, content: { event_id: eventId }, stream }),
+    { kind: "users", userIds: [userId] },
   );
 }

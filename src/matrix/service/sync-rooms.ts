@@ -1,7 +1,14 @@
 /** /sync: the timeline, state and summary of joined and left rooms (spec: sync.yaml, "Lazy-loading room members"). */
 import type { MembershipRow, RoomAt, StoredEvent } from "../store/types.ts";
 import { eventAllowed, pickFields, type RoomEventFilter } from "./filters.ts";
-import { alreadySent, markMemberSent, prefetchMembers, roomMembers, type SyncCtx } from "./sync-context.ts";
+import {
+  alreadySent,
+  markMemberSent,
+  memberStatesAt,
+  prefetchMembers,
+  roomMembers,
+  type SyncCtx,
+} from "./sync-context.ts";
 import { formatSyncToken } from "./sync-token.ts";
 
 export interface RoomWindow {
@@ -228,9 +235,9 @@ async function lazyMembers(ctx: SyncCtx, drafts: Draft[]): Promise<void> {
     if (missing.length) lookups.push({ d, missing: new Set(missing) });
   }
   if (lookups.length === 0) return;
-  const found = await ctx.hs.store.getStatesAt(
+  const found = await memberStatesAt(
+    ctx,
     lookups.map(({ d }) => ({ roomId: d.w.roomId, stream: d.start })),
-    ["m.room.member"],
   );
   lookups.forEach(({ d, missing }, i) => {
     for (const e of found[i])

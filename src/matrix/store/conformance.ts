@@ -9,6 +9,7 @@ import { batchTests, eventTests } from "./conformance/events.ts";
 import type { MakeStore } from "./conformance/helpers.ts";
 import { integrityTests } from "./conformance/integrity.ts";
 import { keyTests } from "./conformance/keys.ts";
+import { manyUserTests } from "./conformance/many-users.ts";
 import { miscTests } from "./conformance/misc.ts";
 import { timelineTests } from "./conformance/timeline.ts";
 
@@ -23,6 +24,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     miscTests(makeStore);
     integrityTests(makeStore);
     keyTests(makeStore);
+    manyUserTests(makeStore);
     crashTests(makeStore);
   });
 }

@@ -92,6 +92,12 @@ export type BackupWriteResult =
   | { ok: false; reason: "not_found" }
   | { ok: false; reason: "wrong_version"; current: string | null };
 
+/** One device of one user. */
+export interface DeviceRef {
+  userId: string;
+  deviceId: string;
+}
+
 export interface KeyStore {
   // ---- device keys ----------------------------------------------------------------
   /** Insert or replace the DeviceKeys object of a device. */
@@ -111,6 +117,10 @@ export interface KeyStore {
   setFallbackKeys(userId: string, deviceId: string, keys: OneTimeKey[]): Promise<void>;
   /** Algorithms of the device's fallback keys that have not been handed out. */
   unusedFallbackKeyTypes(userId: string, deviceId: string): Promise<string[]>;
+  /** countOneTimeKeys of each device, in the order given (one query: many connections' frames together). */
+  countOneTimeKeysMany(devices: DeviceRef[]): Promise<Record<string, number>[]>;
+  /** unusedFallbackKeyTypes of each device, in the order given. */
+  unusedFallbackKeyTypesMany(devices: DeviceRef[]): Promise<string[][]>;
   /**
    * One atomic operation: for each claim, remove and return one one-time key of that algorithm, or when
    * none is left return the device's fallback key (marking it used). Claims with neither are absent from the

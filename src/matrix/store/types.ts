@@ -320,6 +320,14 @@ export interface Store {
   getReceipt(roomId: string, userId: string, type: string, threadId: string | null): Promise<ReceiptRow | null>;
   /** Every receipt of `userId` in these rooms (any type and thread), ordered by room then stream. */
   getUserReceipts(userId: string, roomIds: string[]): Promise<ReceiptRow[]>;
+
+  // ---- many users at once (the WebSocket hub builds many connections' frames together) ------------------------
+  /** getUserReceipts of each of these users in these rooms, together, ordered by user, room, stream. */
+  getReceiptsOfUsers(userIds: string[], roomIds: string[]): Promise<ReceiptRow[]>;
+  /** getUser of each: the users that exist, ordered by user ID. */
+  getUsers(userIds: string[]): Promise<UserRow[]>;
+  /** getAccountData(userId, roomId, type) of each user that has it, ordered by user ID. */
+  getAccountDataOfUsers(userIds: string[], roomId: string | null, type: string): Promise<AccountDataRow[]>;
   setPresence(row: PresenceRow): Promise<void>;
   getPresence(userId: string): Promise<PresenceRow | null>;
   getPresenceSince(userIds: string[], since: number): Promise<PresenceRow[]>;

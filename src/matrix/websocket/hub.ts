@@ -5,74 +5,33 @@
  * Costs are kept per hub, not per connection: one notifier subscription wakes every connection (no waiter or
  * timer each), one 1 s sweep does pings, auth deadlines and slow-consumer checks, and at most `concurrency`
  * connections compute at a time through one queue, so a burst of events coalesces into one frame per
- * connection instead of one computation per event per connection. When only plain room events happened
- * (StreamChanges in changes.ts knows), only those rooms' members wake, and their frames are built from slices
- * shared by every connection (service/sync-fast.ts) instead of one full computeSync each.
+ * connection instead of one computation per event per connection (pump.ts). When only plain room events and
+ * tagged writes happened (StreamChanges in changes.ts knows), only the connections that can receive them wake
+ * (a room's members; a presence change's, receipt's, to-device message's... audience, affects.ts), and frames
+ * of plain events are built from slices shared by every connection (service/sync-fast.ts).
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import { toAmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
 import { type Filter, resolveSyncFilter } from "../service/filters.ts";
-import { computeSync } from "../service/sync.ts";
-import { fastSync } from "../service/sync-fast.ts";
 import { touchPresence } from "../service/sync-presence.ts";
-import { parseSyncToken, type SyncToken } from "../service/sync-token.ts";
-import { StreamChanges } from "./changes.ts";
-import {
-  CloseCode,
-  closeReason,
-  DEFAULT_TUNABLES,
-  parseClientFrame,
-  syncFrame,
-  WS_PATH,
-  type WsTunables,
-} from "./protocol.ts";
-
-/** One connection's state: deliberately small (memory per idle connection is a target). */
-interface Conn {
-  ws: WebSocket;
-  ip: string;
-  /** Set once authenticated. */
-  requester: Requester | null;
-  /** Interned: connections with the same filter share the object and its key (the slice cache key). */
-  filter: Filter;
-  filterKey: string;
-  /** The position of the last frame sent (or skipped as empty); null until the first frame. */
-  since: SyncToken | null;
-  /** `?ack=true`: a frame carrying to-device messages must be acked before computing past it. */
-  ackMode: boolean;
-  /** next_batch of a frame waiting for its ack (ack mode only). */
-  unacked: string | null;
-  /** Unparsed query, kept only until authentication. */
-  query: URLSearchParams | null;
-  openedAt: number;
-  /** When the write buffer went over the bound (0 = not blocked). */
-  blockedAt: number;
-  /** Queued or computing; `dirty` asks for one more pass after the current one. */
-  state: 0 | 1 | 2;
-  dirty: boolean;
-  alive: boolean;
-  closed: boolean;
-}
+import { parseSyncToken } from "../service/sync-token.ts";
+import { filterAllows } from "./affects.ts";
+import { type Classified, StreamChanges } from "./changes.ts";
+import { CloseCode, closeReason, DEFAULT_TUNABLES, parseClientFrame, WS_PATH, type WsTunables } from "./protocol.ts";
+import { type Conn, FramePump, IDLE, unblock } from "./pump.ts";
 
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
-
-const IDLE = 0;
-const QUEUED = 1;
-const RUNNING = 2;
 
 export class WsHub {
   readonly #hs: Homeserver;
   readonly #opts: WsTunables;
   readonly #wss: WebSocketServer;
   readonly #conns = new Set<Conn>();
-  readonly #queue: Conn[] = [];
-  #running = 0;
   #lastPing = Date.now();
   readonly #sweep: NodeJS.Timeout;
   readonly #stop = new AbortController();
@@ -81,6 +40,7 @@ export class WsHub {
   readonly #filters = new Map<string, Filter>();
   #typing: number;
   readonly #changes: StreamChanges;
+  readonly #pump: FramePump;
 
   constructor(hs: Homeserver, opts: Partial<WsTunables> = {}) {
     this.#hs = hs;
@@ -94,6 +54,7 @@ export class WsHub {
     });
     this.#typing = hs.typing.serial;
     this.#changes = new StreamChanges(hs, this.#stop.signal);
+    this.#pump = new FramePump(hs, this.#opts, this.#changes, (c, code, reason) => this.#close(c, code, reason));
     this.#sweep = setInterval(() => this.#tick(), 1000);
     this.#sweep.unref();
     void this.#watch();
@@ -104,7 +65,19 @@ export class WsHub {
   }
 
   /** Frames built by the fast path (shared slices) rather than a full computeSync, for tests and benches. */
-  fastFrames = 0;
+  get fastFrames(): number {
+    return this.#pump.fastFrames;
+  }
+
+  /** Fast frames that reused another connection's serialised frame, for tests. */
+  get sharedFrames(): number {
+    return this.#pump.sharedFrames;
+  }
+
+  /** Connection wake-ups so far (each asks for one more pass), for tests. */
+  get wakeUps(): number {
+    return this.#pump.wakeUps;
+  }
 
   /** Serve WS_PATH on `server`'s upgrade requests; other paths are left to other listeners (or refused). */
   attach(server: Server): void {
@@ -125,7 +98,7 @@ export class WsHub {
     this.#stop.abort();
     clearInterval(this.#sweep);
     for (const c of this.#conns) this.#close(c, CloseCode.goingAway, "server shutting down", true);
-    this.#queue.length = 0;
+    this.#pump.clear();
   }
 
   #open(ws: WebSocket, req: IncomingMessage, query: URLSearchParams): void {
@@ -143,6 +116,8 @@ export class WsHub {
       blockedAt: 0,
       state: IDLE,
       dirty: false,
+      fullNext: false,
+      toDeviceHeld: true,
       alive: true,
       closed: false,
     };
@@ -190,7 +165,7 @@ export class WsHub {
       void this.#authenticate(c, f.token);
     } else if (c.unacked !== null && f.since === c.unacked) {
       c.unacked = null;
-      this.#schedule(c);
+      this.#pump.schedule(c);
     }
   }
 
@@ -222,7 +197,7 @@ export class WsHub {
           since: since ?? null,
         }),
       );
-      this.#schedule(c);
+      this.#pump.schedule(c);
     } catch (e) {
       const err = toAmiError(e);
       if (err.code === "M_UNKNOWN") this.#hs.log.error("websocket setup failed", { err: String(e) });
@@ -236,111 +211,54 @@ export class WsHub {
       const next = this.#hs.notifier.wait(60_000, this.#stop.signal);
       const stream = this.#hs.stream.current;
       const typing = this.#hs.typing.serial;
-      const touched = this.#changes.classify(stream);
-      if (touched === null || typing !== this.#typing) {
-        // Anything but plain room events (or a typing change): every connection behind computes in full.
+      const changed = this.#changes.classify(stream);
+      if (changed === null || typing !== this.#typing) {
+        // Anything but plain room events and tagged writes (or a typing change): every connection behind computes in full.
         this.#typing = typing;
-        for (const c of this.#conns) {
-          if (!c.requester || (c.since && c.since.stream === stream && c.since.typing === typing)) continue;
-          this.#schedule(c);
-        }
-      } else if (touched.size > 0) {
-        // Only the members of rooms with new events have anything to receive.
+        this.#wakeAll(stream);
+      } else {
         try {
-          for (const roomId of touched) {
-            const { joined } = await this.#changes.roomInfo(stream, roomId);
-            for (const userId of joined)
-              for (const c of this.#byUser.get(userId) ?? [])
-                if (!c.since || c.since.stream < stream) this.#schedule(c);
-          }
+          await this.#wakeAffected(changed, stream);
         } catch (e) {
           this.#hs.log.error("websocket wake-up failed", { err: String(e) });
-          for (const c of this.#conns) this.#schedule(c);
+          this.#wakeAll(stream);
         }
       }
+      // No extra turn of the event loop here (it cost a delivery its place behind other I/O): the position
+      // marks are set before the notify, and a burst coalesces in the pump (one pass per connection at a time).
       await next;
-      // Let the stream hooks' promise reactions (their position marks) run first; this also coalesces bursts.
-      await new Promise((r) => setImmediate(r));
     }
   }
 
-  #schedule(c: Conn): void {
-    if (c.closed || !c.requester) return;
-    if (c.state !== IDLE) {
-      c.dirty = true;
-      return;
-    }
-    c.state = QUEUED;
-    this.#queue.push(c);
-    this.#drain();
+  #behind(c: Conn, stream: number): boolean {
+    return c.requester !== null && (!c.since || c.since.stream < stream);
   }
 
-  #drain(): void {
-    while (this.#running < this.#opts.concurrency && this.#queue.length > 0) {
-      const c = this.#queue.shift()!;
-      this.#running++;
-      c.state = RUNNING;
-      void this.#pass(c).finally(() => {
-        this.#running--;
-        c.state = IDLE;
-        if (c.dirty) {
-          c.dirty = false;
-          this.#schedule(c);
-        }
-        this.#drain();
-      });
+  #wakeAll(stream: number): void {
+    for (const c of this.#conns) {
+      if (!c.requester || (c.since && c.since.stream === stream && c.since.typing === this.#typing)) continue;
+      this.#pump.schedule(c);
     }
   }
 
-  /** Compute and send one frame if the connection can take it and anything changed since its last frame. */
-  async #pass(c: Conn): Promise<void> {
-    if (c.closed || !c.requester || c.unacked !== null) return;
-    if (c.ws.bufferedAmount > this.#opts.maxBufferedBytes) {
-      if (!c.blockedAt) {
-        c.blockedAt = Date.now();
-        this.#hs.metrics.blockedWebsockets++;
-      }
-      return; // resumed by the send callback once the buffer drained
+  /** Wake exactly the connections that can receive something: the rooms' members, each tagged write's audience. */
+  async #wakeAffected(changed: Classified, stream: number): Promise<void> {
+    for (const roomId of changed.rooms) {
+      const { joined } = await this.#changes.roomInfo(stream, roomId);
+      for (const userId of joined)
+        for (const c of this.#byUser.get(userId) ?? []) if (this.#behind(c, stream)) this.#pump.schedule(c);
     }
-    this.#unblock(c);
-    const hs = this.#hs;
-    const upto = hs.stream.current;
-    const typingSerial = hs.typing.serial;
-    const prev = c.since;
-    if (prev && prev.stream === upto && prev.typing === typingSerial) return;
-    // A token from beyond our stream (e.g. a wiped database) cannot be diffed against: start from scratch, as /sync.
-    const base = prev && prev.stream <= upto ? prev : null;
-    let out: { body: Record<string, any>; empty: boolean } | null = null;
-    try {
-      if (base && this.#changes.fastFrom(base.stream, upto) && base.typing === typingSerial) {
-        const slices = await this.#changes.slices(c.requester.userId, base.stream, upto, c.filter, c.filterKey);
-        if (slices)
-          out = await fastSync(hs, c.requester, { since: base, filter: c.filter, upto, typingSerial }, slices);
-      }
-      if (out) this.fastFrames++;
-      out ??= await computeSync(hs, c.requester, {
-        since: base,
-        filter: c.filter,
-        fullState: false,
-        upto,
-        typingSerial,
-      });
-    } catch (e) {
-      const err = toAmiError(e);
-      hs.log.error("websocket sync failed", { user: c.requester.userId, err: String((e as Error)?.stack ?? e) });
-      this.#close(c, CloseCode.internalError, `${err.code}: ${err.message}`);
-      return;
+    for (const entry of changed.tags) {
+      const { tag } = entry;
+      const hs = this.#hs;
+      // No connection's filter takes it (presence with presence filtered out, say): nobody to look up or wake.
+      if (tag.kind !== "users" && ![...this.#conns].some((c) => c.requester && filterAllows(hs, tag, c.filter)))
+        continue;
+      const known = await this.#changes.resolve(entry);
+      const targets =
+        known && entry.audience ? [...entry.audience].flatMap((u) => [...(this.#byUser.get(u) ?? [])]) : this.#conns;
+      for (const c of targets) if (this.#behind(c, stream) && filterAllows(hs, tag, c.filter)) this.#pump.schedule(c);
     }
-    if (c.closed) return;
-    c.since = { stream: upto, typing: typingSerial };
-    if (out.empty && base) return; // nothing new: advance silently (the client's older token stays valid)
-    const next = out.body.next_batch as string;
-    if (c.ackMode && (out.body.to_device?.events?.length ?? 0) > 0) c.unacked = next;
-    hs.metrics.websocketFrames++;
-    c.ws.send(syncFrame(next, out.body), () => {
-      // The send callback is the drain signal: no per-connection 'drain' listener or timer.
-      if (c.blockedAt && c.ws.bufferedAmount <= this.#opts.maxBufferedBytes) this.#schedule(c);
-    });
   }
 
   #tick(): void {
@@ -392,15 +310,9 @@ export class WsHub {
     this.#forget(c);
   }
 
-  #unblock(c: Conn): void {
-    if (!c.blockedAt) return;
-    c.blockedAt = 0;
-    this.#hs.metrics.blockedWebsockets--;
-  }
-
   #forget(c: Conn): void {
     c.closed = true;
-    this.#unblock(c);
+    unblock(this.#hs, c);
     if (c.requester) {
       const mine = this.#byUser.get(c.requester.userId);
       mine?.delete(c);

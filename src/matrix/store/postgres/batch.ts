@@ -2,8 +2,10 @@
  * Batched reads on PostgreSQL: one round trip for many rooms (/sync over hundreds of rooms). Per-room inputs
  * travel as parallel arrays unnested WITH ORDINALITY; `idx` (1-based) groups the rows back.
  */
-import { EVENT_COLUMNS, eventFromRow, receiptFromRow } from "../rows.ts";
+import type { DeviceRef } from "../keys-types.ts";
+import { accountDataFromRow, EVENT_COLUMNS, eventFromRow, NONE, receiptFromRow, userFromRow } from "../rows.ts";
 import type {
+  AccountDataRow,
   EventFilterQuery,
   MembershipRow,
   ReceiptRow,
@@ -11,6 +13,7 @@ import type {
   RoomStreamRange,
   RoomStreamWindow,
   StoredEvent,
+  UserRow,
 } from "../types.ts";
 import type { PgDb } from "./db.ts";
 import { filterConditions, MEMBER_COLUMNS, membershipFromRow, typeCondition } from "./events.ts";
@@ -104,4 +107,69 @@ export async function getUserReceipts(d: PgDb, userId: string, roomIds: string[]
     [userId, roomIds],
   );
   return rows.map(receiptFromRow);
+}
+
+// ---- many users at once (the WebSocket hub computes the frames of many connections together) ----------------
+
+/** Every receipt of these users in these rooms, ordered by user, room, stream. */
+export async function getReceiptsOfUsers(d: PgDb, userIds: string[], roomIds: string[]): Promise<ReceiptRow[]> {
+  if (userIds.length === 0 || roomIds.length === 0) return [];
+  const rows = await d.rows(
+    `SELECT * FROM receipts WHERE user_id = ANY($1::text[]) AND room_id = ANY($2::text[])
+     ORDER BY user_id, room_id, stream`,
+    [userIds, roomIds],
+  );
+  return rows.map(receiptFromRow);
+}
+
+/** The users that exist among `userIds`, ordered by user ID. */
+export async function getUsers(d: PgDb, userIds: string[]): Promise<UserRow[]> {
+  if (userIds.length === 0) return [];
+  const rows = await d.rows("SELECT * FROM users WHERE user_id = ANY($1::text[]) ORDER BY user_id", [userIds]);
+  return rows.map(userFromRow);
+}
+
+/** getAccountData(userId, roomId, type) for each of `userIds` that has it, ordered by user ID. */
+export async function getAccountDataOfUsers(
+  d: PgDb,
+  userIds: string[],
+  roomId: string | null,
+  type: string,
+): Promise<AccountDataRow[]> {
+  if (userIds.length === 0) return [];
+  const rows = await d.rows(
+    "SELECT * FROM account_data WHERE user_id = ANY($1::text[]) AND room_id = $2 AND type = $3 ORDER BY user_id",
+    [userIds, roomId ?? NONE, type],
+  );
+  return rows.map(accountDataFromRow);
+}
+
+/** countOneTimeKeys of each device, in input order: one round trip (unnest WITH ORDINALITY gives the index). */
+export async function countOneTimeKeysMany(d: PgDb, devices: DeviceRef[]): Promise<Record<string, number>[]> {
+  const out = devices.map((): Record<string, number> => ({}));
+  if (devices.length === 0) return out;
+  const rows = await d.rows(
+    `SELECT t.idx, k.algorithm, count(*) AS n
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(user_id, device_id, idx)
+       JOIN e2e_one_time_keys k ON k.user_id = t.user_id AND k.device_id = t.device_id
+     GROUP BY t.idx, k.algorithm`,
+    [devices.map((x) => x.userId), devices.map((x) => x.deviceId)],
+  );
+  for (const r of rows) out[Number(r.idx) - 1][r.algorithm] = Number(r.n);
+  return out;
+}
+
+/** unusedFallbackKeyTypes of each device, in input order. */
+export async function unusedFallbackKeyTypesMany(d: PgDb, devices: DeviceRef[]): Promise<string[][]> {
+  const out = devices.map((): string[] => []);
+  if (devices.length === 0) return out;
+  const rows = await d.rows(
+    `SELECT t.idx, k.algorithm
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(user_id, device_id, idx)
+       JOIN e2e_fallback_keys k ON k.user_id = t.user_id AND k.device_id = t.device_id
+     WHERE NOT k.used ORDER BY t.idx, k.algorithm`,
+    [devices.map((x) => x.userId), devices.map((x) => x.deviceId)],
+  );
+  for (const r of rows) out[Number(r.idx) - 1].push(r.algorithm);
+  return out;
 }

@@ -3,8 +3,10 @@
  * as one JSON array (json_each), so each statement text is fixed and stays in the prepared-statement cache;
  * json_each's `key` is the input's index, which groups the rows back.
  */
-import { EVENT_COLUMNS, eventFromRow, receiptFromRow } from "../rows.ts";
+import type { DeviceRef } from "../keys-types.ts";
+import { accountDataFromRow, EVENT_COLUMNS, eventFromRow, NONE, receiptFromRow, userFromRow } from "../rows.ts";
 import type {
+  AccountDataRow,
   EventFilterQuery,
   MembershipRow,
   ReceiptRow,
@@ -12,6 +14,7 @@ import type {
   RoomStreamRange,
   RoomStreamWindow,
   StoredEvent,
+  UserRow,
 } from "../types.ts";
 import type { SqliteDb } from "./db.ts";
 import { filterConditions, IN_JSON, MEMBER_COLUMNS, membershipFromRow, typeCondition } from "./events.ts";
@@ -94,4 +97,71 @@ export function getUserReceipts(d: SqliteDb, userId: string, roomIds: string[]):
     .q(`SELECT * FROM receipts WHERE user_id = ? AND room_id IN ${IN_JSON} ORDER BY room_id, stream`)
     .all(userId, JSON.stringify(roomIds))
     .map(receiptFromRow);
+}
+
+// ---- many users at once (the WebSocket hub computes the frames of many connections together) ----------------
+
+/** Every receipt of these users in these rooms, ordered by user, room, stream. */
+export function getReceiptsOfUsers(d: SqliteDb, userIds: string[], roomIds: string[]): ReceiptRow[] {
+  if (userIds.length === 0 || roomIds.length === 0) return [];
+  return d
+    .q(
+      `SELECT * FROM receipts WHERE user_id IN ${IN_JSON} AND room_id IN ${IN_JSON}
+       ORDER BY user_id, room_id, stream`,
+    )
+    .all(JSON.stringify(userIds), JSON.stringify(roomIds))
+    .map(receiptFromRow);
+}
+
+/** The users that exist among `userIds`, ordered by user ID. */
+export function getUsers(d: SqliteDb, userIds: string[]): UserRow[] {
+  if (userIds.length === 0) return [];
+  return d
+    .q(`SELECT * FROM users WHERE user_id IN ${IN_JSON} ORDER BY user_id`)
+    .all(JSON.stringify(userIds))
+    .map(userFromRow);
+}
+
+/** getAccountData(userId, roomId, type) for each of `userIds` that has it, ordered by user ID. */
+export function getAccountDataOfUsers(
+  d: SqliteDb,
+  userIds: string[],
+  roomId: string | null,
+  type: string,
+): AccountDataRow[] {
+  if (userIds.length === 0) return [];
+  return d
+    .q(`SELECT * FROM account_data WHERE user_id IN ${IN_JSON} AND room_id = ? AND type = ? ORDER BY user_id`)
+    .all(JSON.stringify(userIds), roomId ?? NONE, type)
+    .map(accountDataFromRow);
+}
+
+/** countOneTimeKeys of each device, in input order: one statement (json_each's key is the input's index). */
+export function countOneTimeKeysMany(d: SqliteDb, devices: DeviceRef[]): Record<string, number>[] {
+  const out = devices.map((): Record<string, number> => ({}));
+  if (devices.length === 0) return out;
+  for (const r of d
+    .q(
+      `SELECT j.key AS idx, k.algorithm, count(*) AS n FROM json_each(?) j JOIN e2e_one_time_keys k
+         ON k.user_id = json_extract(j.value, '$[0]') AND k.device_id = json_extract(j.value, '$[1]')
+       GROUP BY j.key, k.algorithm`,
+    )
+    .all(JSON.stringify(devices.map((x) => [x.userId, x.deviceId]))) as any[])
+    out[Number(r.idx)][r.algorithm] = Number(r.n);
+  return out;
+}
+
+/** unusedFallbackKeyTypes of each device, in input order. */
+export function unusedFallbackKeyTypesMany(d: SqliteDb, devices: DeviceRef[]): string[][] {
+  const out = devices.map((): string[] => []);
+  if (devices.length === 0) return out;
+  for (const r of d
+    .q(
+      `SELECT j.key AS idx, k.algorithm FROM json_each(?) j JOIN e2e_fallback_keys k
+         ON k.user_id = json_extract(j.value, '$[0]') AND k.device_id = json_extract(j.value, '$[1]')
+       WHERE k.used = 0 ORDER BY j.key, k.algorithm`,
+    )
+    .all(JSON.stringify(devices.map((x) => [x.userId, x.deviceId]))) as any[])
+    out[Number(r.idx)].push(r.algorithm);
+  return out;
 }

@@ -260,6 +260,15 @@ export class SqliteStore implements Store {
   async getUserReceipts(userId: string, roomIds: string[]): Promise<ReceiptRow[]> {
     return batch.getUserReceipts(this.db, userId, roomIds);
   }
+  async getReceiptsOfUsers(userIds: string[], roomIds: string[]): Promise<ReceiptRow[]> {
+    return batch.getReceiptsOfUsers(this.db, userIds, roomIds);
+  }
+  async getUsers(userIds: string[]): Promise<UserRow[]> {
+    return batch.getUsers(this.db, userIds);
+  }
+  async getAccountDataOfUsers(userIds: string[], roomId: string | null, type: string): Promise<AccountDataRow[]> {
+    return batch.getAccountDataOfUsers(this.db, userIds, roomId, type);
+  }
 
   // ---- room aliases ----
   async createAlias(alias: string, roomId: string, creator: string): Promise<boolean> {
