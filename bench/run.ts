@@ -16,11 +16,13 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   },
   memory: async () => (await import("./matrix/memory.ts")).run(),
   websocket: async () => (await import("./matrix/websocket.ts")).run(),
-  // Live media (needs ffmpeg and nginx): glass-to-glass latency, CPU per remuxed stream, 500 HLS viewers.
+  // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC), CPU per remuxed stream, 500 HLS viewers.
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
+    ...(await (await import("./media/whep-latency.ts")).run()),
     ...(await (await import("./media/cpu.ts")).run()),
     ...(await (await import("./media/viewers.ts")).run()),
+    ...(await (await import("./media/abr.ts")).run()),
   ],
 };
 

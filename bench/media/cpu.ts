@@ -1,10 +1,17 @@
 /**
  * CPU per remuxed stream: a 1080p30 6 Mb/s H.264 + AAC clip is published in a loop (`-re -c copy`) over RTMP to
- * the media service, which remuxes it to CMAF for HLS / LL-HLS / DASH; the service process and its ffmpeg children
- * are measured from /proc over 20 s. Baseline, same run: ffmpeg alone doing the remux
- * (`ffmpeg -re -i clip -c copy -f hls`, fMP4 1 s segments). Target ≤ 1.3× the baseline.
+ * the media service, which remuxes it to CMAF for HLS / LL-HLS / DASH with its in-process muxer; the whole
+ * service process tree (the Node process and any children it starts) is measured from /proc over 20 s, so a
+ * helper process would be counted.
+ *
+ * Baseline, same run, the same job: ffmpeg itself receiving the same RTMP publish (`ffmpeg -listen 1 -i rtmp://…
+ * -c copy -f hls`, fMP4 1 s segments), from the same publisher command. Our process reads the socket, parses the
+ * RTMP chunk stream and reassembles messages before it remuxes; ffmpeg reading the clip from a file skips all of
+ * that, so it is not the same work. Its figure (`-re -i clip`) is still measured and printed next to the RTMP one
+ * in the baseline column. Target ≤ 1.3× the RTMP-in baseline.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BenchResult, round, runIfMain } from "../matrix/lib.ts";
@@ -14,7 +21,7 @@ const WINDOW_S = 20;
 const WARMUP_MS = 4000;
 
 /** Cores used by the process tree, and by the top process alone. */
-async function measure(pid: number): Promise<{ all: number; top: number }> {
+export async function measure(pid: number): Promise<{ all: number; top: number }> {
   await new Promise((r) => setTimeout(r, WARMUP_MS));
   const a = treeTicks(pid);
   await new Promise((r) => setTimeout(r, WINDOW_S * 1000));
@@ -35,16 +42,33 @@ async function ours(clip: string): Promise<{ all: number; top: number }> {
   }
 }
 
-async function baseline(clip: string): Promise<number> {
+/** A TCP port free right now (ffmpeg's RTMP listener needs one up front). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const HLS_OUT = ["-c", "copy", "-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "7"];
+
+/** ffmpeg alone remuxing `input` args to fMP4 HLS (1 s segments); `publish`: who feeds it, if anyone. */
+async function ffmpegAlone(input: string[], publish?: () => ReturnType<typeof publishLoop>): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "ami-bench-hls-"));
-  const f = ffmpeg([
-    ...["-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "hls", "-hls_time", "1"],
-    ...["-hls_segment_type", "fmp4", "-hls_list_size", "7", "-hls_flags", "delete_segments+independent_segments"],
-    join(dir, "stream.m3u8"),
-  ]);
+  const playlist = join(dir, "stream.m3u8");
+  const f = ffmpeg([...input, ...HLS_OUT, "-hls_flags", "delete_segments+independent_segments", playlist]);
+  // The listener must be up before the publisher connects; ffmpeg's publisher gives up on a refused connect.
+  let pub: ReturnType<typeof publishLoop> | undefined;
   try {
+    if (publish) {
+      await new Promise((r) => setTimeout(r, 500));
+      pub = publish();
+      await waitFor("ffmpeg's first segment", async () => existsSync(playlist));
+    }
     return (await measure(f.proc.pid!)).all;
   } finally {
+    await pub?.stop();
     await f.stop();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -52,7 +76,10 @@ async function baseline(clip: string): Promise<number> {
 
 export async function run(): Promise<BenchResult[]> {
   const clip = await clip1080p();
-  const base = await baseline(clip);
+  const file = await ffmpegAlone(["-re", "-stream_loop", "-1", "-i", clip]);
+  const port = await freePort();
+  const url = `rtmp://127.0.0.1:${port}/live/x`;
+  const base = await ffmpegAlone(["-listen", "1", "-i", url], () => publishLoop(clip, url));
   const o = await ours(clip);
   const mine = o.all;
   const ratio = mine / base;
@@ -61,9 +88,11 @@ export async function run(): Promise<BenchResult[]> {
       bench: "CPU per remuxed 1080p30 6 Mb/s stream (RTMP in, CMAF HLS/LL-HLS/DASH out)",
       metric: "cores",
       value: round(mine, 3),
-      unit: `(${round(ratio, 2)}× ffmpeg alone; Node process ${round(o.top, 3)}, ffmpeg remux child ${round(o.all - o.top, 3)})`,
-      baseline: `ffmpeg -re -i clip -c copy -f hls (fMP4, 1 s): ${round(base, 3)} cores`,
-      target: "≤ 1.3× ffmpeg",
+      unit: `(${round(ratio, 2)}× ffmpeg alone; Node process ${round(o.top, 3)}, child processes ${round(o.all - o.top, 3)})`,
+      baseline:
+        `ffmpeg -listen 1 -i rtmp://… -c copy -f hls (fMP4, 1 s), same publisher: ${round(base, 3)} cores; ` +
+        `ffmpeg -re -i clip (file in, no RTMP): ${round(file, 3)} cores (${round(mine / file, 2)}×)`,
+      target: "≤ 1.3× ffmpeg (RTMP in)",
       met: ratio <= 1.3,
     },
   ];

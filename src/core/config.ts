@@ -164,6 +164,65 @@ export const webrtcSchema = z
     }
   });
 
+/**
+ * RTMPS (RTMP over TLS) ingest and playback on its own port, as MediaMTX's rtmpEncryption/rtmpsAddress. Off by
+ * default; enabled with no cert/key, a self-signed pair is generated once under <home>/data/media/tls.
+ */
+export const rtmpsSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    port: port.default(1936),
+    /** PEM certificate (chain) file; null with key null: the generated self-signed one. */
+    cert: z.string().min(1).nullable().default(null),
+    /** PEM private key file for cert. */
+    key: z.string().min(1).nullable().default(null),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.cert === null) !== (r.key === null))
+      ctx.addIssue({ code: "custom", path: ["key"], message: "cert and key go together" });
+  });
+
+const bitrate = z.string().regex(/^\d+(?:\.\d+)?[kM]?$/, 'must be a bitrate like "2500k", "2.5M" or "800000"');
+
+/** One rung of an ABR ladder: the path's video encoded to this height (and bitrate) by ffmpeg. */
+export const abrRungSchema = z
+  .object({
+    /** The rendition is published as path <path>/<name> (one path segment, e.g. 720p). */
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}$/, "must be one path segment of letters, digits, _ or - (e.g. 720p)")
+      .refine((n) => n !== "whip" && n !== "whep", "whip and whep are WebRTC endpoints, not rendition names"),
+    /** Output height in pixels (width follows the source's aspect ratio); rungs above the source are skipped. */
+    height: z
+      .number()
+      .int()
+      .min(32)
+      .max(4320)
+      .refine((h) => h % 2 === 0, "must be even (H.264 4:2:0 needs even dimensions)"),
+    videoBitrate: bitrate,
+    /** Re-encode the audio to AAC at this bitrate; unset: the source's AAC is copied. */
+    audioBitrate: bitrate.optional(),
+    /** Output frame rate; unset: the source's. */
+    fps: z.number().positive().max(240).optional(),
+    /** x264 preset (software encoding only; hardware encoders use their low-latency settings). */
+    preset: z
+      .enum(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"])
+      .optional(),
+  })
+  .strict();
+
+export const abrLadderSchema = z
+  .array(abrRungSchema)
+  .max(8)
+  .superRefine((rungs, ctx) => {
+    const seen = new Set<string>();
+    for (const [i, r] of rungs.entries()) {
+      if (seen.has(r.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `'${r.name}' is used twice` });
+      seen.add(r.name);
+    }
+  });
+
 /** Live media (service `media`): RTMP ingest, HLS / LL-HLS / DASH out over HTTP. */
 export const mediaSchema = z
   .object({
@@ -181,12 +240,19 @@ export const mediaSchema = z
     hlsSegmentCount: z.number().int().min(3).max(100).default(7),
     /** Frames a reader may have queued before it loses frames (counted as frames discarded). */
     readerQueueFrames: z.number().int().min(16).default(1024),
-    /** ffmpeg binary (the packager: remux to fragmented MP4, no transcoding). */
+    /** ffmpeg binary (pulls, SRT, recordings, restreams, transcoding; HLS/DASH packaging is in-process). */
     ffmpegPath: z.string().min(1).default("ffmpeg"),
     /** How long a finished stream's playlists stay readable (with ENDLIST) after its publisher leaves. */
     lingerSeconds: z.number().min(0).default(60),
     /** SRT ingest (UDP): a caller with streamid `publish:<path>` publishes MPEG-TS (H.264 + AAC) to <path>. */
     srtPort: port.default(8890),
+    /** RTMPS ingest and playback (rtmps://<host>:<rtmps.port>/<app>/<key>), off by default. */
+    rtmps: rtmpsSchema.default(() => rtmpsSchema.parse({})),
+    /**
+     * A publisher that leaves and comes back within this many seconds continues the same playlist (HLS:
+     * EXT-X-DISCONTINUITY, DASH: a new Period) and players never see the end; after it, EXT-X-ENDLIST.
+     */
+    endGraceSeconds: z.number().min(0).default(5),
     /** Pull sources and restream destinations reconnect after retryInitialMs, doubling up to retryMaxMs. */
     retryInitialMs: z.number().int().positive().default(1000),
     retryMaxMs: z.number().int().positive().default(30000),
@@ -217,10 +283,21 @@ export const mediaSchema = z
           .object({
             publish: z.enum(["key", "any", "none"]).default("key"),
             read: z.enum(["any", "signed", "none"]).default("any"),
+            /**
+             * ABR ladder: while the path has a publisher, one ffmpeg encodes each rung and publishes it as
+             * <path>/<name> (HLS, DASH, WHEP, RTMP, recording all work per rendition); /<path>/master.m3u8
+             * lists the source and the renditions. Default: none (remux only, no transcoding).
+             */
+            abr: abrLadderSchema.default([]),
           })
           .strict(),
       )
       .default({}),
+    /**
+     * Video encoder for ABR ladders: auto picks the first usable of nvenc, vaapi, qsv (a test encode on the
+     * device), else software (libx264). A forced hardware kind that is not usable fails the ladder, not the path.
+     */
+    encoder: z.enum(["auto", "software", "nvenc", "vaapi", "qsv"]).default("auto"),
     /** Publishers on this machine (127.0.0.0/8, ::1) need no key on `publish: key` paths; a key they give is still checked. */
     trustLoopbackPublishers: z.boolean().default(true),
     /** POST {action, path, protocol, ip, key} here for every publish and read; 2xx allows, anything else denies. */

@@ -13,8 +13,10 @@ export interface FfmpegRun {
 
 export const QUIET = ["-hide_banner", "-nostdin", "-loglevel", "error"];
 
-export function runFfmpeg(ffmpegPath: string, args: string[]): FfmpegRun {
-  const proc = spawn(ffmpegPath, args, { stdio: ["pipe", "pipe", "pipe"] });
+/** `extraPipes`: more output pipes after stderr (fd 3, 4, ...: `pipe:3`), read from `proc.stdio[3...]`. */
+export function runFfmpeg(ffmpegPath: string, args: string[], extraPipes = 0): FfmpegRun {
+  const stdio = Array.from({ length: 3 + extraPipes }, () => "pipe" as const);
+  const proc = spawn(ffmpegPath, args, { stdio }) as ChildProcessWithoutNullStreams;
   let tail = "";
   proc.stderr.on("data", (d: Buffer) => {
     tail = (tail + d.toString()).slice(-4000);

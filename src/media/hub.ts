@@ -15,7 +15,7 @@ export interface Frame {
   /** Tag body (for video: frame-type/codec byte, AVCPacketType, composition time, payload). */
   data: Buffer;
   keyframe: boolean;
-  /** AVC sequence header / AAC AudioSpecificConfig: codec configuration, not media. */
+  /** AVC sequence header / AAC AudioSpecificConfig / enhanced-RTMP SequenceStart: codec configuration, not media. */
   config: boolean;
 }
 
@@ -69,6 +69,14 @@ export class Reader {
     }
     this.#queue.push(f);
     this.#wake?.();
+  }
+
+  /** The next queued frame without waiting (undefined: none queued): a consumer drains bursts without a promise
+   * per frame, and awaits `next()` only when the queue is empty. */
+  poll(): Frame | undefined {
+    const f = this.#queue.shift();
+    if (f) this.bytesOut += f.data.length;
+    return f;
   }
 
   /** Next frame, or undefined once the reader (or its stream) is closed and the queue is drained. */

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { MediaConfig } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import { defaultHome } from "../core/paths.ts";
+import { Abr } from "./abr/abr.ts";
 import { MediaAuth } from "./auth/auth.ts";
 import { Hub } from "./hub.ts";
 import { Outputs } from "./outputs.ts";
@@ -14,15 +15,20 @@ import { Recordings } from "./recordings.ts";
 import { Restreams } from "./restreams.ts";
 import { MediaHttpServer } from "./servers/http/server.ts";
 import { RtmpServer } from "./servers/rtmp/server.ts";
+import { rtmpsFiles } from "./servers/rtmp/tls.ts";
 import { SrtServer } from "./servers/srt/server.ts";
 import { WebRtcServer } from "./servers/webrtc/server.ts";
+import { restore, StateFile, snapshot } from "./state.ts";
 import { offlineStatus, type StreamStatus, streamStatus } from "./status.ts";
 
 const urlHost = (h: string) => (h === "0.0.0.0" ? "127.0.0.1" : h === "::" ? "[::1]" : h.includes(":") ? `[${h}]` : h);
 const isLoopback = (h: string) => h === "localhost" || h === "::1" || h.startsWith("127.");
 
 export interface MediaServerExtras {
-  /** The service's data directory (default <home>/data/media); recordings go under it unless media.recordPath. */
+  /**
+   * The service's data directory (default <home>/data/media); recordings go under it unless media.recordPath.
+   * Given explicitly (as the service does), pulls, recordings and restreams are saved in it and restored on start.
+   */
   dataDir?: string;
   /** Bearer token that run-time changes (pulls, recordings, restreams) must carry. */
   apiToken?: string;
@@ -34,19 +40,28 @@ export class MediaServer {
   readonly pulls: Pulls;
   readonly recordings: Recordings;
   readonly restreams: Restreams;
+  /** ABR ladders (media.paths.<glob>.abr): renditions published as <path>/<name>. */
+  readonly abr: Abr;
   /** Publish/read permissions, stream keys, signed URLs, auth hook (media.paths and friends). */
   readonly auth: MediaAuth;
   rtmp!: RtmpServer;
+  /** RTMP over TLS (undefined: media.rtmps.enabled is false). */
+  rtmps: RtmpServer | undefined;
   srt!: SrtServer;
   /** WHIP/WHEP sessions (undefined: media.webrtc.enabled is false). */
   webrtc: WebRtcServer | undefined;
   http!: MediaHttpServer;
   readonly startedAt = Date.now();
   readonly #host: string;
+  readonly #dataDir: string;
+  readonly #state: StateFile | undefined;
+  /** Saving is held while the saved state is being restored (one save at the end). */
+  #restoring = false;
 
   private constructor(c: MediaConfig, log: Logger, x: MediaServerExtras) {
     this.#host = urlHost(c.host);
-    this.auth = new MediaAuth(c, x.dataDir ?? join(defaultHome(), "data", "media"), log.child({ server: "auth" }));
+    this.#dataDir = x.dataDir ?? join(defaultHome(), "data", "media");
+    this.auth = new MediaAuth(c, this.#dataDir, log.child({ server: "auth" }));
     this.hub = new Hub({ readerQueue: c.readerQueueFrames, gopCache: 600 });
     const hub = this.hub;
     this.outputs = new Outputs(
@@ -57,16 +72,25 @@ export class MediaServer {
         segmentCount: c.hlsSegmentCount,
         ffmpegPath: c.ffmpegPath,
         lingerMs: c.lingerSeconds * 1000,
+        endGraceMs: c.endGraceSeconds * 1000,
       },
       log,
     );
     const retry = { retryInitialMs: c.retryInitialMs, retryMaxMs: c.retryMaxMs };
+    const abrLog = log.child({ server: "abr" });
+    this.abr = new Abr({ hub, paths: c.paths, encoder: c.encoder, ffmpegPath: c.ffmpegPath, ...retry, log: abrLog });
+    this.auth.readAs = (path) => this.abr.sourceOf(path);
     const stallMs = c.sourceStallSeconds * 1000;
-    this.pulls = new Pulls({ hub, ffmpegPath: c.ffmpegPath, ...retry, stallMs, log });
-    this.restreams = new Restreams({ hub, ffmpegPath: c.ffmpegPath, ...retry, log });
+    this.#state = x.dataDir ? new StateFile(join(x.dataDir, "state.json"), log.child({ server: "state" })) : undefined;
+    const onChange = () => {
+      if (!this.#restoring) this.#state?.save(snapshot(this));
+    };
+    this.pulls = new Pulls({ hub, ffmpegPath: c.ffmpegPath, ...retry, stallMs, log, onChange });
+    this.restreams = new Restreams({ hub, ffmpegPath: c.ffmpegPath, ...retry, log, onChange });
     this.recordings = new Recordings({
+      onChange,
       hub,
-      dir: c.recordPath ?? join(x.dataDir ?? join(defaultHome(), "data", "media"), "recordings"),
+      dir: c.recordPath ?? join(this.#dataDir, "recordings"),
       ffmpegPath: c.ffmpegPath,
       segmentSeconds: c.recordSegmentSeconds,
       maxAgeSeconds: c.recordMaxAgeHours * 3600,
@@ -81,6 +105,11 @@ export class MediaServer {
     try {
       m.rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, hub: m.hub, log, auth: m.auth });
       opened.push(m.rtmp);
+      if (c.rtmps.enabled) {
+        const tls = await rtmpsFiles(c.rtmps, m.#dataDir, log.child({ server: "rtmps" }));
+        m.rtmps = await RtmpServer.start({ host: c.host, port: c.rtmps.port, hub: m.hub, log, auth: m.auth, tls });
+        opened.push(m.rtmps);
+      }
       m.srt = await SrtServer.start({
         host: c.host,
         port: c.srtPort,
@@ -102,9 +131,10 @@ export class MediaServer {
         host: c.host,
         port: c.httpPort,
         outputs: m.outputs,
+        master: m.abr.master,
         api: {
           statuses: () => m.statuses(),
-          rtmpConnections: () => m.rtmp.conns.size,
+          rtmpConnections: () => m.rtmp.conns.size + (m.rtmps?.conns.size ?? 0),
           startedAt: m.startedAt,
         },
         control: {
@@ -116,12 +146,27 @@ export class MediaServer {
         },
         log: log.child({ server: "http" }),
         auth: m.auth,
-        web: { streams: () => m.statuses(), whep: () => !!m.webrtc, auth: m.auth },
+        web: {
+          // Renditions are played through their source's page (master playlist), not listed on their own.
+          streams: () => m.statuses().filter((s) => !m.abr.sourceOf(s.path)),
+          whep: () => !!m.webrtc,
+          auth: m.auth,
+          hlsEntry: (path) => (m.abr.ladderFor(path).length > 0 ? "master.m3u8" : "index.m3u8"),
+        },
         webrtc: m.webrtc,
       });
     } catch (e) {
       await Promise.all(opened.map((o) => o.close()));
       throw e;
+    }
+    // Restored once every listener is up: a restream may point at this server's own RTMP(S) port.
+    if (m.#state) {
+      m.#restoring = true;
+      const saved = m.#state.load();
+      const restored = restore(saved, m, log.child({ server: "state" }));
+      m.#restoring = false;
+      const total = saved.pulls.length + saved.recordings.length + saved.restreams.length;
+      if (restored !== total) m.#state.save(snapshot(m));
     }
     return m;
   }
@@ -132,6 +177,12 @@ export class MediaServer {
 
   get rtmpUrl(): string {
     return `rtmp://${this.#host}:${this.rtmp.port}`;
+  }
+
+  /** rtmps://host:port (throws when RTMPS is off). */
+  get rtmpsUrl(): string {
+    if (!this.rtmps) throw new Error("RTMPS is not enabled (media.rtmps.enabled)");
+    return `rtmps://${this.#host}:${this.rtmps.port}`;
   }
 
   get srtUrl(): string {
@@ -154,14 +205,22 @@ export class MediaServer {
       s.pull = this.pulls.get(s.path) ?? null;
       s.recording = this.recordings.get(s.path) ?? null;
       s.restreams = this.restreams.list(s.path);
+      s.abr = this.abr.status(s.path) ?? null;
+      if (this.abr.ladderFor(s.path).length > 0) s.urls.master = `${this.httpUrl}/${s.path}/master.m3u8`;
     }
     return out;
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.pulls.close(), this.recordings.close(), this.restreams.close()]);
+    await Promise.all([this.pulls.close(), this.recordings.close(), this.restreams.close(), this.abr.close()]);
     this.hub.close();
     this.outputs.close();
-    await Promise.all([this.rtmp.close(), this.srt.close(), this.http.close(), this.webrtc?.close()]);
+    await Promise.all([
+      this.rtmp.close(),
+      this.rtmps?.close(),
+      this.srt.close(),
+      this.http.close(),
+      this.webrtc?.close(),
+    ]);
   }
 }

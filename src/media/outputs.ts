@@ -13,6 +13,8 @@ export interface OutputOptions {
   segmentCount: number;
   ffmpegPath: string;
   lingerMs: number;
+  /** A publisher back within this time continues the timeline seamlessly (no ENDLIST in between). */
+  endGraceMs: number;
 }
 
 export interface PathOutput {
@@ -50,7 +52,7 @@ export class Outputs {
         const t = setTimeout(() => {
           this.#timers.delete(t);
           if (this.#byPath.get(stream.path) === out) this.#byPath.delete(stream.path);
-        }, o.lingerMs);
+        }, o.endGraceMs + o.lingerMs);
         t.unref();
         this.#timers.add(t);
       });

@@ -29,6 +29,8 @@ export interface PullOptions {
   retryMaxMs: number;
   stallMs: number;
   log: Logger;
+  /** Called after a pull is started or stopped (the media service saves its state). */
+  onChange?: () => void;
 }
 
 /** ffmpeg input options per source kind: reconnect-friendly timeouts, TCP for RTSP (no UDP ports to open). */
@@ -179,6 +181,7 @@ export class Pulls {
       );
     const p = new Pull(path, source, this.#o);
     this.#byPath.set(path, p);
+    this.#o.onChange?.();
     return p.status();
   }
 
@@ -186,6 +189,7 @@ export class Pulls {
     const p = this.#byPath.get(path);
     if (!p) throw new AmiError("M_NOT_FOUND", `no pull on path '${path}'`);
     this.#byPath.delete(path);
+    this.#o.onChange?.();
     await p.stop();
     return { ...p.status(), state: "stopped", nextRetryS: null };
   }

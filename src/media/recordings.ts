@@ -34,6 +34,8 @@ export interface RecordOptions {
   maxAgeSeconds: number;
   maxBytes: number;
   log: Logger;
+  /** Called after a recording is started or stopped (the media service saves its state). */
+  onChange?: () => void;
 }
 
 interface RecFile {
@@ -162,6 +164,7 @@ export class Recordings {
     const r = new Recording(path, this.#o);
     r.done.catch((e) => this.#o.log.error("recording failed", { path, error: (e as Error).message }));
     this.#byPath.set(path, r);
+    this.#o.onChange?.();
     return r.status();
   }
 
@@ -169,6 +172,7 @@ export class Recordings {
     const r = this.#byPath.get(path);
     if (!r) throw new AmiError("M_NOT_FOUND", `no recording on path '${path}'`);
     this.#byPath.delete(path);
+    this.#o.onChange?.();
     await r.stop().catch(() => {});
     return r.status();
   }

@@ -28,6 +28,8 @@ export interface RestreamOptions {
   retryInitialMs: number;
   retryMaxMs: number;
   log: Logger;
+  /** Called after a destination is added or removed (the media service saves its state). */
+  onChange?: () => void;
 }
 
 /** The ffmpeg output for a destination URL: FLV over RTMP(S), MPEG-TS over SRT. */
@@ -145,6 +147,7 @@ export class Restreams {
     const d = new Destination(path, to, this.#o);
     d.done.catch((e) => this.#o.log.error("restream failed", { path, to, error: (e as Error).message }));
     this.#dests.push(d);
+    this.#o.onChange?.();
     return d.status();
   }
 
@@ -153,6 +156,7 @@ export class Restreams {
     const d = this.#dests[i];
     if (!d) throw new AmiError("M_NOT_FOUND", `path '${path}' is not restreamed to ${to}`);
     this.#dests.splice(i, 1);
+    this.#o.onChange?.();
     await d.stop().catch(() => {});
     return d.status();
   }

@@ -11,6 +11,11 @@ export const mediaService: ServiceDef = {
   baseUrl: (c) => `http://${host(c.media.host)}:${c.media.httpPort}`,
   describe: (c) => [
     `media: publish rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live/<name>?key=<key> (OBS: server rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live, stream key <name>?key=<key>)`,
+    ...(c.media.rtmps.enabled
+      ? [
+          `  RTMPS: rtmps://${host(c.media.host)}:${c.media.rtmps.port}/live/<name>?key=<key> (TLS; same paths and keys)`,
+        ]
+      : []),
     "  stream keys:   ami-streams stream key create live/<name> (publishers on this machine need none)",
     `  player pages:  http://${host(c.media.host)}:${c.media.httpPort}/  (HLS, LL-HLS, DASH, WebRTC/WHEP)`,
     `  play http://${host(c.media.host)}:${c.media.httpPort}/live/<name>/index.m3u8 (HLS, LL-HLS) or .../index.mpd (DASH)`,

@@ -2,9 +2,8 @@
  * Per-stream figures computed by the server from the frames it relays: bitrate and fps over a sliding window,
  * GOP length, resolution and codecs from the sequence headers, bytes in/out, frames discarded.
  */
-import { parseAudioSpecificConfig } from "./codecs/aac.ts";
-import { parseAvcConfig } from "./codecs/avc.ts";
 import type { Frame } from "./hub.ts";
+import { configInfo } from "./protocols/fmp4/sample-entries.ts";
 
 const WINDOW_MS = 5000;
 
@@ -62,17 +61,12 @@ export class StreamStats {
   }
 
   #onConfig(f: Frame): void {
-    try {
-      if (f.kind === "video") {
-        const v = parseAvcConfig(f.data.subarray(5));
-        Object.assign(this, { videoCodec: v.codec, width: v.width, height: v.height });
-      } else if (f.kind === "audio") {
-        const a = parseAudioSpecificConfig(f.data.subarray(2));
-        Object.assign(this, { audioCodec: a.codec, audioSampleRate: a.sampleRate, audioChannels: a.channels });
-      }
-    } catch {
-      // A malformed header is the publisher's problem; the figures stay unknown rather than failing the stream.
-    }
+    // A malformed or unknown header is the publisher's problem; the figures stay unknown (configInfo: undefined).
+    const i = configInfo(f);
+    if (!i) return;
+    if (f.kind === "video") Object.assign(this, { videoCodec: i.codec, width: i.width, height: i.height });
+    else if (f.kind === "audio")
+      Object.assign(this, { audioCodec: i.codec, audioSampleRate: i.sampleRate, audioChannels: i.channels });
   }
 
   #trim(t: number): void {

@@ -1,5 +1,6 @@
 /** The per-stream status record shared by /api/streams, /_ami/stats, /metrics and the `stream.*` ops. */
 import { z } from "zod";
+import { abrStatusSchema } from "./abr/abr.ts";
 import type { MediaStream } from "./hub.ts";
 import type { Outputs } from "./outputs.ts";
 import { pullStatusSchema } from "./pulls.ts";
@@ -23,11 +24,14 @@ export const streamStatusSchema = z.object({
   bytesOut: z.number(),
   framesDiscarded: z.number(),
   segments: z.number(),
-  urls: z.object({ hls: z.string(), dash: z.string() }),
+  /** master: the ABR master playlist (source + renditions), on paths with a ladder. */
+  urls: z.object({ hls: z.string(), dash: z.string(), master: z.string().optional() }),
   /** The pull feeding this path (`stream start --source`), if any. */
   pull: pullStatusSchema.nullable().optional(),
   recording: recordingStatusSchema.nullable().optional(),
   restreams: z.array(restreamStatusSchema).optional(),
+  /** The ABR ladder of this path: encoder, and per rendition (<path>/<name>) its state and last error. */
+  abr: abrStatusSchema.nullable().optional(),
 });
 export type StreamStatus = z.infer<typeof streamStatusSchema>;
 

@@ -58,8 +58,8 @@ async function screenshot(name: string): Promise<void> {
   await page.screenshot({ path: join(artifacts, name) });
 }
 
-/** currentTime now, then once it has moved on: the video is really playing. */
-async function advances(): Promise<[number, number]> {
+/** currentTime now, then once it has moved on by `by` seconds: the video is really playing. */
+async function advances(by = 1): Promise<[number, number]> {
   const t0 = await until(
     "the video to start",
     async () => {
@@ -72,9 +72,9 @@ async function advances(): Promise<[number, number]> {
     "currentTime to advance",
     async () => {
       const t = await page.evaluate(() => document.querySelector("video")?.currentTime ?? 0);
-      return t > t0 + 1 ? t : undefined;
+      return t > t0 + by ? t : undefined;
     },
-    30000,
+    30000 + by * 2000,
   );
   return [t0, t1];
 }
@@ -99,7 +99,8 @@ test("the DASH button plays the same stream with dash.js", opts, async () => {
   await page.getByRole("button", { name: "DASH" }).click();
   assert.equal(await page.getByRole("button", { name: "DASH" }).getAttribute("aria-pressed"), "true");
   await page.locator('main[data-playing="dash"]').waitFor({ timeout: 30000 });
-  const [t0, t1] = await advances();
+  // Past the first manifest's segments: live DASH must keep refreshing the MPD, not stall after one buffer.
+  const [t0, t1] = await advances(12);
   assert.ok(t1 > t0);
   await screenshot("media-player-phone-dash.png");
   assert.deepEqual(pageErrors, []);

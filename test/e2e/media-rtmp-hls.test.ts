@@ -103,7 +103,8 @@ async function ffprobe(
 
 before(async () => {
   if (!hasFfmpeg) return;
-  const c = configSchema.parse({ media: { enabled: true, rtmpPort: 0, httpPort: 0 } }).media;
+  // No end grace: the last test checks that the publisher leaving ends the playlist at once.
+  const c = configSchema.parse({ media: { enabled: true, rtmpPort: 0, httpPort: 0, endGraceSeconds: 0 } }).media;
   m = await MediaServer.start(c, silentLogger);
   http = m.httpUrl;
   rtmp = m.rtmpUrl;

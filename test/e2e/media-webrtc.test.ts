@@ -16,7 +16,7 @@ import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { H264Depacketizer } from "../../src/media/protocols/webrtc/h264-rtp.ts";
 import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
-import { negotiate, whepViewer, whipPublisher } from "./helpers/webrtc-client.ts";
+import { decodeH264, negotiate, whepViewer, whipPublisher } from "./helpers/webrtc-client.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const opts = { skip: hasFfmpeg ? false : "ffmpeg is not installed" };
@@ -34,24 +34,6 @@ after(async () => {
   await m?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** ffmpeg's decoder over an Annex B file: frames decoded and any error it printed. */
-async function decode(file: string): Promise<{ frames: number; errors: string }> {
-  const args = ["-v", "error", "-count_frames", "-select_streams", "v:0"];
-  const proc = spawn("ffprobe", [...args, "-show_entries", "stream=codec_name,nb_read_frames", "-of", "json", file]);
-  let out = "";
-  let errors = "";
-  proc.stdout.on("data", (d) => {
-    out += d;
-  });
-  proc.stderr.on("data", (d) => {
-    errors += d;
-  });
-  await new Promise((r) => proc.once("close", r));
-  const s = JSON.parse(out).streams[0];
-  assert.equal(s.codec_name, "h264");
-  return { frames: Number(s.nb_read_frames), errors };
-}
 
 test(
   "WHEP: an RTMP publisher (H.264 with B-frames) plays in a werift viewer: ffmpeg decodes the H.264, Opus audio arrives",
@@ -131,7 +113,8 @@ test(
       const file = join(dir, "whep.h264");
       const start = Buffer.from([0, 0, 0, 1]);
       writeFileSync(file, Buffer.concat(units.flatMap((u) => u.nals.flatMap((n) => [start, n]))));
-      const { frames, errors } = await decode(file);
+      const { codec, frames, errors } = await decodeH264(file);
+      assert.equal(codec, "h264");
       assert.equal(errors, "", "ffmpeg decodes without errors");
       assert.ok(
         frames >= units.length - 1,
@@ -145,7 +128,7 @@ test(
 );
 
 test("WHIP: a werift publisher (ffmpeg's H.264 RTP) becomes a stream that ffprobe reads as HLS", opts, async () => {
-  const { pc, track } = whipPublisher();
+  const { pc, track } = whipPublisher({ audio: false });
   const location = await negotiate(pc, `${m.httpUrl}/live/whip/whip`);
   assert.match(location, /^\/live\/whip\/whip\/[0-9a-f-]+$/);
   const udp = createSocket("udp4");

@@ -56,11 +56,33 @@ export function isLoopbackIp(ip: string): boolean {
   return a === "::1" || (isIP(a) === 4 && a.startsWith("127."));
 }
 
-interface RuleEntry {
+/** Values by path glob, looked up as media.paths is: an exact name wins, then the match with the most literal characters. */
+interface GlobEntry<T> {
   glob: string;
   re: RegExp;
   literal: number;
-  rule: PathRule;
+  value: T;
+}
+
+export class PathGlobs<T> {
+  readonly #entries: GlobEntry<T>[];
+
+  constructor(byGlob: Record<string, T>) {
+    this.#entries = Object.entries(byGlob).map(([glob, value]) => ({
+      glob,
+      re: globToRegExp(glob),
+      literal: glob.replace(/\*/g, "").length,
+      value,
+    }));
+  }
+
+  get(path: string): T | undefined {
+    const exact = this.#entries.find((r) => r.glob === path);
+    if (exact) return exact.value;
+    let best: GlobEntry<T> | undefined;
+    for (const r of this.#entries) if (r.re.test(path) && (!best || r.literal > best.literal)) best = r;
+    return best?.value;
+  }
 }
 
 const deny = (status: 401 | 403, reason: string): Decision => ({ ok: false, status, reason });
@@ -69,8 +91,13 @@ export class MediaAuth {
   readonly keys: KeyStore;
   readonly signer: Signer;
   readonly #c: AuthConfig;
-  readonly #rules: RuleEntry[];
+  readonly #rules: PathGlobs<PathRule>;
   readonly #log: Logger;
+  /**
+   * The path whose read rule and signature cover `path` (an ABR rendition is read as its source: a signed
+   * source's master playlist carries one signature for every rendition); undefined: the path itself.
+   */
+  readAs: (path: string) => string | undefined = () => undefined;
   readonly #hookCache = new Map<string, { at: number; d: Decision }>();
 
   constructor(c: AuthConfig, dataDir: string, log: Logger) {
@@ -78,20 +105,15 @@ export class MediaAuth {
     this.#log = log;
     this.keys = new KeyStore(dataDir);
     this.signer = new Signer(dataDir);
-    this.#rules = Object.entries(c.paths).map(([glob, r]) => ({
-      glob,
-      re: globToRegExp(glob),
-      literal: glob.replace(/\*/g, "").length,
-      rule: { ...DEFAULT_RULE, ...r },
-    }));
+    const rules: Record<string, PathRule> = {};
+    // Only the permissions: an entry also carries its ABR ladder (abr/abr.ts reads that).
+    for (const [glob, r] of Object.entries(c.paths))
+      rules[glob] = { publish: r.publish ?? DEFAULT_RULE.publish, read: r.read ?? DEFAULT_RULE.read };
+    this.#rules = new PathGlobs(rules);
   }
 
   rule(path: string): PathRule {
-    const exact = this.#rules.find((r) => r.glob === path);
-    if (exact) return exact.rule;
-    let best: RuleEntry | undefined;
-    for (const r of this.#rules) if (r.re.test(path) && (!best || r.literal > best.literal)) best = r;
-    return best?.rule ?? DEFAULT_RULE;
+    return this.#rules.get(path) ?? DEFAULT_RULE;
   }
 
   async check(a: AccessRequest): Promise<Decision> {
@@ -100,7 +122,8 @@ export class MediaAuth {
     return d;
   }
 
-  async #decide(a: AccessRequest): Promise<Decision> {
+  async #decide(req: AccessRequest): Promise<Decision> {
+    const a = req.action === "read" ? { ...req, path: this.readAs(req.path) ?? req.path } : req;
     const rule = this.rule(a.path);
     if (a.action === "publish") {
       if (rule.publish === "none") return deny(403, `publishing to '${a.path}' is disabled`);

@@ -9,8 +9,8 @@ export interface AvcInfo {
   level: number;
 }
 
-/** Exp-Golomb bit reader over an RBSP (emulation-prevention bytes removed). */
-class Bits {
+/** Exp-Golomb bit reader over an RBSP (emulation-prevention bytes removed); HEVC's SPS parser shares it. */
+export class Bits {
   #b: Buffer;
   #pos = 0;
   constructor(b: Buffer) {
@@ -39,7 +39,7 @@ class Bits {
   }
 }
 
-const unescapeRbsp = (nal: Buffer): Buffer => {
+export const unescapeRbsp = (nal: Buffer): Buffer => {
   const out: number[] = [];
   for (let i = 0; i < nal.length; i++) {
     if (i >= 2 && nal[i] === 3 && nal[i - 1] === 0 && nal[i - 2] === 0) continue;

@@ -11,6 +11,12 @@ import { restreamAdd, restreamList, restreamRemove } from "./restream.ts";
 const line = (s: StreamStatus) =>
   `${s.path}  ${s.live ? "live" : s.pull ? `pull ${s.pull.state}` : "ended"}  ${s.width && s.height ? `${s.width}x${s.height}` : "-"}  ${s.fps} fps  ${s.bitrateKbps} kb/s  ${[s.videoCodec, s.audioCodec].filter(Boolean).join("+") || "-"}  ${s.readers.total} reader(s)`;
 
+const abrLine = (a: NonNullable<StreamStatus["abr"]>) => {
+  const enc = a.encoder ? `${a.encoder.kind} (${a.encoder.codec})${a.encoder.ok ? "" : " unusable"}` : "detecting";
+  const rungs = a.renditions.map((r) => `${r.name} ${r.state}${r.lastError ? ` (${r.lastError})` : ""}`);
+  return `  abr: encoder ${enc}; ${rungs.join(", ")}`;
+};
+
 export const streamList = defineOp({
   name: "stream.list",
   summary: "List live media streams, recently ended ones, and pulls (with state, retries, last error)",
@@ -40,6 +46,8 @@ export const streamStatus = defineOp({
         : []),
       ...(s.recording ? [`  recording: ${s.recording.state}, ${s.recording.files} file(s) in ${s.recording.dir}`] : []),
       ...(s.restreams ?? []).map((r) => `  restream: ${r.to} ${r.state}, ${r.retries} retries`),
+      ...(s.abr ? [abrLine(s.abr)] : []),
+      ...(s.urls.master ? [`  master ${s.urls.master}`] : []),
       `  HLS ${s.urls.hls}`,
       `  DASH ${s.urls.dash}`,
     ].join("\n"),

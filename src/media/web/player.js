@@ -13,7 +13,8 @@ function say(text) {
 }
 
 function playHls() {
-  const src = `${base}index.m3u8${query}`;
+  // data-hls: master.m3u8 when the path has an ABR ladder (hls.js then switches renditions by bandwidth).
+  const src = `${base}${main.dataset.hls || "index.m3u8"}${query}`;
   if (window.Hls?.isSupported()) {
     const hls = new window.Hls({ lowLatencyMode: true, liveSyncDurationCount: 2 });
     hls.on(window.Hls.Events.ERROR, (_e, d) => {
@@ -29,7 +30,8 @@ function playHls() {
 
 function playDash() {
   const p = window.dashjs.MediaPlayer().create();
-  p.initialize(video, `${base}index.mpd${query}`, true);
+  // dash.js 5 resolves manifest refreshes against an absolute URL only (a relative one stalls live playback).
+  p.initialize(video, new URL(`${base}index.mpd${query}`, location.href).href, true);
   return () => p.reset();
 }
 

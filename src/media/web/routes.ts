@@ -11,6 +11,8 @@ export interface WebSource {
   /** Whether `/<path>/whep` is served (WebRTC playback). */
   whep(path: string): boolean;
   auth: MediaAuth | undefined;
+  /** The HLS playlist the player loads: master.m3u8 on a path with an ABR ladder; default index.m3u8. */
+  hlsEntry?(path: string): string;
 }
 
 /** True when the request was a page or player asset (answered or being answered). */
@@ -37,7 +39,8 @@ export function webRoute(req: IncomingMessage, res: ServerResponse, url: URL, sr
     return false;
   }
   if (!validPath(path)) return false;
-  const page = () => reply(res, playerPage(path, { whep: src.whep(path), query: url.search }));
+  const page = () =>
+    reply(res, playerPage(path, { whep: src.whep(path), query: url.search, hls: src.hlsEntry?.(path) }));
   if (!src.auth) page();
   else
     readAllowed(req, res, url, path, src.auth, "page").then(

@@ -1,7 +1,8 @@
 /** Hub -> FLV byte stream: a reader's frames written to ffmpeg's stdin (`-f flv -i pipe:0`), paced by drain. */
 import type { Writable } from "node:stream";
 import type { Frame, MediaStream, Reader } from "../../hub.ts";
-import { flvHeader, flvTag, tagType } from "./tag.ts";
+import { SOUND_EX_HEADER } from "./ex-audio.ts";
+import { flvHeader, flvTag, soundFormat, tagType } from "./tag.ts";
 
 /** Pump until the reader ends or the pipe closes. Timestamps start at 0 (the first media frame). */
 export async function streamToFlv(stream: MediaStream, reader: Reader, out: Writable): Promise<void> {
@@ -16,11 +17,20 @@ export async function streamToFlv(stream: MediaStream, reader: Reader, out: Writ
     if (closed || !out.writable) return;
     if (!out.write(b))
       await new Promise<void>((r) => {
-        out.once("drain", r);
-        out.once("close", r);
+        // Both listeners go once either fires: a long stream under backpressure would pile them up otherwise.
+        const done = () => {
+          out.off("drain", done);
+          out.off("close", done);
+          r();
+        };
+        out.once("drain", done);
+        out.once("close", done);
       });
   };
-  await write(flvHeader(!!stream.audioConfig, !!stream.videoConfig));
+  // ffmpeg 5.1's FLV demuxer knows no E-RTMP audio (a WHIP publisher's Opus): one such stream fails its whole
+  // `-c copy`, so that audio is left out and recordings/restreams carry the video alone.
+  const ffmpegReads = (f: Frame | undefined) => f !== undefined && soundFormat(f) !== SOUND_EX_HEADER;
+  await write(flvHeader(ffmpegReads(stream.audioConfig), !!stream.videoConfig));
   let base: number | undefined;
   const send = (f: Frame) => {
     if (base === undefined && !f.config) base = f.dts;
@@ -29,7 +39,7 @@ export async function streamToFlv(stream: MediaStream, reader: Reader, out: Writ
   for (;;) {
     const f = await reader.next();
     if (!f || closed) break;
-    if (f.kind !== "data") await send(f);
+    if (f.kind === "video" || (f.kind === "audio" && ffmpegReads(f))) await send(f);
   }
   if (!closed) out.end();
 }

@@ -3,25 +3,30 @@
  * stream (header + tags) for ffmpeg's `-f flv -i pipe:0`.
  */
 import type { Frame } from "../../hub.ts";
+import { exAudioFrame, SOUND_EX_HEADER } from "./ex-audio.ts";
+import { parseVideoTag } from "./ex-video.ts";
 
 export const TAG_AUDIO = 8;
 export const TAG_VIDEO = 9;
 export const TAG_SCRIPT = 18;
 
-export const CODEC_AVC = 7;
+export { CODEC_AVC } from "./ex-video.ts";
 export const SOUND_AAC = 10;
 
-/** Video tag: frame type in the high nibble (1 = keyframe), codec in the low nibble; AVC adds a packet type. */
+/**
+ * Video tag: legacy (frame type in the high nibble, 1 = keyframe; codec in the low nibble; AVC adds a packet
+ * type) or enhanced RTMP (ex-video.ts). A config is the sequence header; an end-of-sequence tag is neither.
+ */
 export function videoFrame(dts: number, data: Buffer): Frame {
-  const b0 = data[0] ?? 0;
-  const keyframe = b0 >> 4 === 1;
-  const codec = b0 & 0x0f;
-  const config = codec === CODEC_AVC && data[1] === 0;
-  return { kind: "video", dts, data, keyframe: keyframe && !config, config };
+  const t = parseVideoTag(data);
+  const config = t?.packet === "config";
+  return { kind: "video", dts, data, keyframe: t?.packet === "frame" && t.frameType === 1, config };
 }
 
+/** Audio tag: AAC's sequence header, or an enhanced (ExHeader) SequenceStart, is configuration. */
 export function audioFrame(dts: number, data: Buffer): Frame {
   const format = (data[0] ?? 0) >> 4;
+  if (format === SOUND_EX_HEADER) return exAudioFrame(dts, data);
   return { kind: "audio", dts, data, keyframe: false, config: format === SOUND_AAC && data[1] === 0 };
 }
 

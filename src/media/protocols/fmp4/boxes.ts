@@ -1,45 +1,8 @@
 /**
- * Just enough ISO BMFF to cut ffmpeg's fragmented MP4 into CMAF parts and segments: split the byte stream into
- * top-level boxes, read track timescales from the init segment, and read each fragment's start, duration and
- * whether it starts with a sync sample.
+ * Just enough ISO BMFF reading for CmafTimeline to cut fragments into parts and segments: track timescales from
+ * the init segment, and each fragment's start, duration and whether it starts with a sync sample. (The muxer
+ * that writes them is mux.ts; this reads any conforming fMP4, not only ours.)
  */
-
-export interface Box {
-  type: string;
-  /** The whole box, header included. */
-  data: Buffer;
-}
-
-/** Incremental top-level box splitter for a byte stream (ffmpeg's stdout). */
-export class BoxSplitter {
-  #buf: Buffer = Buffer.alloc(0);
-  readonly #max: number;
-
-  constructor(maxBox = 64 * 1024 * 1024) {
-    this.#max = maxBox;
-  }
-
-  push(d: Buffer): Box[] {
-    this.#buf = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;
-    const out: Box[] = [];
-    let pos = 0;
-    while (this.#buf.length - pos >= 8) {
-      let size = this.#buf.readUInt32BE(pos);
-      let header = 8;
-      if (size === 1) {
-        if (this.#buf.length - pos < 16) break;
-        size = Number(this.#buf.readBigUInt64BE(pos + 8));
-        header = 16;
-      }
-      if (size < header || size > this.#max) throw new Error(`bad MP4 box size ${size}`);
-      if (this.#buf.length - pos < size) break;
-      out.push({ type: this.#buf.toString("latin1", pos + 4, pos + 8), data: this.#buf.subarray(pos, pos + size) });
-      pos += size;
-    }
-    this.#buf = this.#buf.subarray(pos);
-    return out;
-  }
-}
 
 interface Child {
   type: string;

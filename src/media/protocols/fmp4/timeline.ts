@@ -3,6 +3,7 @@
  * segments that start on a sync sample once the segment target duration is reached. HLS, LL-HLS and DASH are all
  * rendered from this one timeline, so they share segment files. Only a window of segments is kept in memory.
  */
+import { join } from "../slab.ts";
 import { type FragmentTrack, parseInit, parseMoof, type TrackInfo } from "./boxes.ts";
 
 export interface Part {
@@ -28,6 +29,8 @@ export interface Segment {
   disc: number;
   /** First segment of a new publisher: EXT-X-DISCONTINUITY goes before it. */
   discontinuity: boolean;
+  /** The fragment's own base media decode time (tfdt), without the offset `t` adds: DASH Periods list this. */
+  tfdt: number;
   data?: Buffer;
 }
 
@@ -35,6 +38,21 @@ export interface TimelineOptions {
   segmentSeconds: number;
   /** Complete segments listed in playlists; a few more are kept for players still fetching. */
   segmentCount: number;
+  /**
+   * After the publisher leaves, how long the timeline waits for it to come back before it ends (ENDLIST, static
+   * MPD); a publisher back in time continues it with a discontinuity. 0 (default): end at once.
+   */
+  endGraceMs?: number;
+}
+
+/**
+ * One DASH Period per discontinuity sequence (publisher): where it starts on the presentation timeline
+ * (seconds since availabilityStart) and the tfdt that maps to that start, in its main track's timescale.
+ */
+export interface PeriodInfo {
+  start: number;
+  t0: number;
+  timescale: number;
 }
 
 /** The init segment's name for a discontinuity sequence (the first keeps the plain name). */
@@ -56,6 +74,20 @@ export class CmafTimeline {
   /** Current discontinuity sequence; inits by discontinuity sequence (older ones kept while listed). */
   discontinuity = 0;
   readonly inits = new Map<number, Buffer>();
+  /** DASH Periods by discontinuity sequence (older ones kept while listed). */
+  readonly periods = new Map<number, PeriodInfo>();
+  /** The publisher left; waiting up to endGraceMs for it to return before ending. */
+  paused = false;
+
+  /**
+   * Between publishers: the old one left (end grace) or a new one took over and its first segment, which starts
+   * a discontinuity, has not come yet. Playlists then list no parts and no hint (see mediaPlaylist).
+   */
+  get between(): boolean {
+    return this.paused || (this.#pendingDisc && !this.open);
+  }
+
+  #grace: NodeJS.Timeout | undefined;
   #nextMsn = 0;
   /** Seconds added to a restarted publisher's media time so `start` keeps increasing across discontinuities. */
   #offset = 0;
@@ -116,11 +148,13 @@ export class CmafTimeline {
         complete: false,
         disc: this.discontinuity,
         discontinuity: this.#pendingDisc,
+        tfdt: info.baseTime,
       };
       this.#pendingDisc = false;
+      if (!this.periods.has(cur.disc)) this.periods.set(cur.disc, this.#period(cur, main.timescale, duration));
       this.segments.push(cur);
     }
-    const part: Part = { n: this.nextPart++, data: Buffer.concat([moof, mdat]), duration, independent };
+    const part: Part = { n: this.nextPart++, data: join([moof, mdat]), duration, independent };
     cur.parts.push(part);
     cur.duration += duration;
     this.maxPart = Math.max(this.maxPart, duration);
@@ -130,14 +164,47 @@ export class CmafTimeline {
 
   #complete(s: Segment): void {
     s.complete = true;
-    s.data = Buffer.concat(s.parts.map((p) => p.data));
+    // The muxer writes consecutive parts adjacently: usually a view, not a copy.
+    s.data = join(s.parts.map((p) => p.data));
     this.maxSegment = Math.max(this.maxSegment, s.duration);
   }
 
-  /** The packager finished: close the open segment; playlists get ENDLIST, the MPD becomes static. */
+  /**
+   * A publisher's first segment opens its Period. A later one starts where the wall clock says (a DASH player
+   * finds the live edge from availabilityStartTime), never before the previous Period's last segment ends.
+   */
+  #period(first: Segment, timescale: number, fragment: number): PeriodInfo {
+    const prev = this.segments.at(-1);
+    const p = prev && this.periods.get(prev.disc);
+    if (!prev || !p) return { start: first.start, t0: first.tfdt, timescale };
+    const prevEnd = p.start + (prev.tfdt - p.t0) / p.timescale + prev.duration;
+    const wall = (this.#now() - (this.availabilityStart ?? this.#now())) / 1000 - fragment;
+    return { start: Math.max(prevEnd, wall), t0: first.tfdt, timescale };
+  }
+
+  /**
+   * The packager finished: close the open segment. With endGraceMs the end waits that long for the publisher to
+   * return (players see a live playlist that is not advancing); then playlists get ENDLIST, the MPD becomes static.
+   */
   end(): void {
     const cur = this.segments.at(-1);
     if (cur && !cur.complete && cur.parts.length > 0) this.#complete(cur);
+    const grace = this.#o.endGraceMs ?? 0;
+    if (grace > 0 && !this.ended) {
+      this.paused = true;
+      clearTimeout(this.#grace);
+      this.#grace = setTimeout(() => this.#finish(), grace);
+      this.#grace.unref();
+      this.#wake();
+      return;
+    }
+    this.#finish();
+  }
+
+  #finish(): void {
+    clearTimeout(this.#grace);
+    this.#grace = undefined;
+    this.paused = false;
     this.ended = true;
     this.#wake();
   }
@@ -158,6 +225,9 @@ export class CmafTimeline {
     this.#pendingDisc = !!last;
     this.#needSync = true;
     this.init = undefined;
+    clearTimeout(this.#grace);
+    this.#grace = undefined;
+    this.paused = false;
     this.ended = false;
     this.#wake();
   }
@@ -168,10 +238,11 @@ export class CmafTimeline {
     if (complete > keep) this.segments.splice(0, complete - keep);
     const oldest = this.segments[0]?.disc ?? this.discontinuity;
     for (const d of this.inits.keys()) if (d < oldest) this.inits.delete(d);
+    for (const d of this.periods.keys()) if (d < oldest) this.periods.delete(d);
     // Parts are only listed near the live edge; drop their bytes for older segments.
     const edge = this.segments.at(-1)?.start ?? 0;
     for (const s of this.segments)
-      if (s.complete && s.start + s.duration < edge - 4 * this.#o.segmentSeconds)
+      if (s.complete && s.start + s.duration < edge - 4 * this.#o.segmentSeconds && s.parts[0]?.data.length)
         s.parts = s.parts.map((p) => ({ ...p, data: Buffer.alloc(0) }));
   }
 

@@ -24,6 +24,7 @@ function timeline(n: number, discAt = -1): CmafTimeline {
       complete: true,
       disc,
       discontinuity: i === discAt,
+      tfdt: (disc ? i - discAt : i) * 90000,
     };
     t.segments.push(s);
   }

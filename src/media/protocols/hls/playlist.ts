@@ -43,8 +43,10 @@ export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): stri
   const last = open ?? listed.at(-1);
   const end = last ? last.start + last.duration : 0;
   let skipped = 0;
-  if (o.skip && !t.ended)
-    while (skipped < listed.length && listed[skipped]!.start + listed[skipped]!.duration <= end - skipUntil) skipped++;
+  // Never skip past a discontinuity: its EXT-X-DISCONTINUITY tag would go with the skipped segments, and clients
+  // (hls.js) count discontinuities from the tags they see, so the segments after it would get the wrong sequence.
+  const skippable = (s: Segment, i: number) => s.start + s.duration <= end - skipUntil && !(i > 0 && s.discontinuity);
+  if (o.skip && !t.ended) while (skipped < listed.length && skippable(listed[skipped]!, skipped)) skipped++;
   const lines = [
     "#EXTM3U",
     `#EXT-X-VERSION:${skipped > 0 ? 10 : 9}`,
@@ -69,8 +71,13 @@ export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): stri
   if (!head) lines.push(`#EXT-X-MAP:URI="${initUri(t.discontinuity)}"`);
   // Parts are listed for segments within three target durations of the live edge.
   const edge = (open ?? listed.at(-1))?.start ?? 0;
+  // Between publishers no parts and no hint are listed: a client seeing them assumes the next segment continues
+  // the current discontinuity (hls.js makes it its "fragment hint"), and fails with a discontinuity-sequence
+  // mismatch when the returning publisher's first segment comes with EXT-X-DISCONTINUITY. No ENDLIST either:
+  // players keep reloading until the publisher is back or the end grace is over.
+  const between = t.between;
   const partLines = (parts: { n: number; duration: number; independent: boolean }[]) =>
-    parts.map(
+    (between ? [] : parts).map(
       (p) => `#EXT-X-PART:DURATION=${fix(p.duration)},URI="part${p.n}.m4s"${p.independent ? ",INDEPENDENT=YES" : ""}`,
     );
   for (const s of shown) {
@@ -83,6 +90,6 @@ export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): stri
     lines.push(...partLines(open.parts));
   }
   if (t.ended) lines.push("#EXT-X-ENDLIST");
-  else lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part${t.nextPart}.m4s"`);
+  else if (!between) lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part${t.nextPart}.m4s"`);
   return `${lines.join("\n")}\n`;
 }

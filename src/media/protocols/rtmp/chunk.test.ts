@@ -44,3 +44,36 @@ test("fmt 1-3 headers apply deltas; a chunk stream that starts without a type 0 
     ChunkError,
   );
 });
+
+test("reads of random sizes (a chunk split over reads is finished without copying the whole read)", () => {
+  const w = new ChunkWriter();
+  w.chunkSize = 4096;
+  const setSize = Buffer.alloc(4);
+  setSize.writeUInt32BE(4096);
+  const sent = Array.from({ length: 60 }, (_, i) => Buffer.alloc(1 + ((i * 7919) % 30000), i & 0xff));
+  const wire = Buffer.concat([
+    new ChunkWriter().write({ csid: 2, type: 1, streamId: 0, timestamp: 0, payload: setSize }),
+    ...sent.map((p, i) =>
+      w.write({ csid: 6 + (i % 2), type: 9 - (i % 2), streamId: 1, timestamp: i * 20, payload: p }),
+    ),
+  ]);
+  let seed = 1;
+  const rand = () => {
+    seed = (seed * 48271) % 0x7fffffff;
+    return seed;
+  };
+  for (let run = 0; run < 5; run++) {
+    const r = new ChunkReader();
+    const got = [];
+    for (let i = 0; i < wire.length; ) {
+      const n = 1 + (rand() % (run === 0 ? 20 : 70000));
+      got.push(...r.push(wire.subarray(i, i + n)));
+      i += n;
+    }
+    assert.equal(got.length, sent.length + 1, `run ${run}`);
+    got.slice(1).forEach((m, i) => {
+      assert.equal(m.timestamp, i * 20);
+      assert.ok(m.payload.equals(sent[i] as Buffer), `message ${i}`);
+    });
+  }
+});

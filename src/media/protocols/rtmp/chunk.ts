@@ -4,6 +4,8 @@
  * outgoing messages. Sizes are bounded so a hostile peer cannot make us buffer without limit.
  */
 
+import { Slab } from "../slab.ts";
+
 export interface RtmpMessage {
   csid: number;
   type: number;
@@ -23,17 +25,30 @@ interface ChunkState {
   length: number;
   type: number;
   streamId: number;
+  /** The message being reassembled: allocated whole at its first chunk, filled chunk by chunk. */
+  payload: Buffer;
+  /** Messages above UPFRONT bytes: chunks kept until the message is whole (a peer's declared length alone
+   * must not make us allocate 16 MiB). */
   parts: Buffer[];
   received: number;
 }
 
 const HEADER_SIZES = [11, 7, 3, 0] as const;
+/** Basic header (up to 3 bytes) + message header (11) + extended timestamp (4). */
+const MAX_HEADER = 18;
+const EMPTY = Buffer.alloc(0);
+/** Per chunk: plain byte arithmetic (readUIntBE's generic path allocated on every call). */
+const u24 = (b: Buffer, p: number): number =>
+  ((b[p] as number) << 16) | ((b[p + 1] as number) << 8) | (b[p + 2] as number);
+/** Messages up to this size are allocated whole when their first chunk arrives. */
+const UPFRONT = 256 * 1024;
 
 export class ChunkReader {
   chunkSize = 128;
   readonly maxMessage: number;
   readonly #states = new Map<number, ChunkState>();
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer = EMPTY;
+  readonly #slab = new Slab(256 * 1024);
 
   constructor(opts: { maxMessage?: number } = {}) {
     this.maxMessage = opts.maxMessage ?? 16 * 1024 * 1024;
@@ -48,23 +63,40 @@ export class ChunkReader {
   abort(csid: number): void {
     const s = this.#states.get(csid);
     if (s) {
-      s.parts = [];
       s.received = 0;
+      s.parts = [];
     }
   }
 
   /** Feed bytes; returns the messages completed by them. Throws ChunkError on a protocol violation. */
   push(data: Buffer): RtmpMessage[] {
-    this.#buf = this.#buf.length ? Buffer.concat([this.#buf, data]) : data;
     const out: RtmpMessage[] = [];
+    const old = this.#buf.length;
+    if (old > 0) {
+      // Finish the chunk split across reads by copying only the bytes it can need, not the whole read (with
+      // 64 KiB reads, copying every read was the reader's main cost); the rest of `data` is parsed in place.
+      const take = Math.min(data.length, Math.max(1, MAX_HEADER + this.chunkSize - old));
+      this.#buf = Buffer.concat([this.#buf, data.subarray(0, take)]);
+      const pos = this.#parse(out);
+      if (pos > old) data = data.subarray(pos - old);
+      else if (take === data.length)
+        return out; // still one partial chunk: all of it is in #buf
+      else data = Buffer.concat([this.#buf.subarray(pos), data.subarray(take)]); // cannot happen; stay correct
+    }
+    this.#buf = data;
+    const pos = this.#parse(out);
+    this.#buf = pos >= this.#buf.length ? EMPTY : this.#buf.subarray(pos);
+    return out;
+  }
+
+  /** Parse whole chunks of `#buf` from its start; returns the position after the last one. */
+  #parse(out: RtmpMessage[]): number {
     let pos = 0;
     for (;;) {
       const r = this.#chunk(pos, out);
-      if (r < 0) break;
+      if (r < 0) return pos;
       pos = r;
     }
-    this.#buf = pos >= this.#buf.length ? Buffer.alloc(0) : this.#buf.subarray(pos);
-    return out;
   }
 
   /** Parse one chunk at `pos`; returns the position after it, or -1 if more bytes are needed. */
@@ -90,7 +122,17 @@ export class ChunkReader {
     if (!s) {
       if (fmt !== 0) throw new ChunkError(`chunk stream ${csid} starts without a type 0 header`);
       if (this.#states.size >= 64) throw new ChunkError("too many chunk streams");
-      s = { timestamp: 0, field: 0, extended: false, length: 0, type: 0, streamId: 0, parts: [], received: 0 };
+      s = {
+        timestamp: 0,
+        field: 0,
+        extended: false,
+        length: 0,
+        type: 0,
+        streamId: 0,
+        payload: EMPTY,
+        parts: [],
+        received: 0,
+      };
     }
     const starting = s.received === 0;
     if (fmt !== 3 && !starting) throw new ChunkError(`new header on chunk stream ${csid} inside a message`);
@@ -100,11 +142,11 @@ export class ChunkReader {
     let streamId = s.streamId;
     let extended = s.extended;
     if (fmt <= 2) {
-      field = b.readUIntBE(p, 3);
+      field = u24(b, p);
       extended = field === 0xffffff;
     }
     if (fmt <= 1) {
-      length = b.readUIntBE(p + 3, 3);
+      length = u24(b, p + 3);
       type = b[p + 6] as number;
     }
     if (fmt === 0) streamId = b.readUInt32LE(p + 7);
@@ -122,11 +164,16 @@ export class ChunkReader {
     if (starting) s.timestamp = fmt === 0 ? field : s.timestamp + field;
     Object.assign(s, { field, length, type, streamId, extended });
     this.#states.set(csid, s);
-    s.parts.push(b.subarray(p, p + size));
+    // Copied once, straight into the message (from a slab: see slab.ts); the read buffer is not kept.
+    if (length <= UPFRONT) {
+      if (starting) s.payload = this.#slab.take(length);
+      b.copy(s.payload, s.received, p, p + size);
+    } else s.parts.push(Buffer.from(b.subarray(p, p + size)));
     s.received += size;
     if (s.received >= length) {
-      const payload = s.parts.length === 1 ? Buffer.from(s.parts[0] as Buffer) : Buffer.concat(s.parts);
+      const payload = length <= UPFRONT ? s.payload : Buffer.concat(s.parts);
       out.push({ csid, type, streamId, timestamp: s.timestamp >>> 0, payload });
+      s.payload = EMPTY;
       s.parts = [];
       s.received = 0;
       // Set Chunk Size and Abort act on the chunk layer itself, and must apply to the very next chunk.

@@ -4,6 +4,7 @@
  * `part<N>.m4s` (a preload-hinted part is held until it exists).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { MasterSource } from "../../abr/master.ts";
 import type { Outputs, PathOutput } from "../../outputs.ts";
 import { dashManifest } from "../../protocols/dash/mpd.ts";
 import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
@@ -36,6 +37,7 @@ export async function serveStreamFile(
   out: PathOutput,
   outputs: Outputs,
   file: string,
+  master?: MasterSource,
 ): Promise<void> {
   const t = out.packager.timeline;
   const signal = abortOnClose(req, res);
@@ -67,7 +69,8 @@ export async function serveStreamFile(
         return send({ status: 400, type: "text/plain", body: Buffer.from("_HLS_msn too far ahead\n") });
       const ok = await t.waitUntil(() => t.has(msn, part), 3000 * Math.max(1, t.options.segmentSeconds), signal);
       if (signal.aborted) return;
-      if (!ok)
+      // The publisher is away (end grace): the unchanged playlist, not an error, so players keep waiting for it.
+      if (!ok && !t.paused)
         return send({ status: 503, type: "text/plain", body: Buffer.from("playlist did not advance in time\n") });
       return playlist("m3u8", mediaPlaylist(t, { skip }));
     }
@@ -75,6 +78,11 @@ export async function serveStreamFile(
     if (file === "index.m3u8") return playlist("m3u8", multivariantPlaylist(variant(out)));
     if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip }));
     return playlist("mpd", dashManifest(t, variant(out)));
+  }
+  if (file === "master.m3u8" && master) {
+    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
+    const body = await master(out, outputs, variant(out), signal);
+    return signal.aborted ? undefined : playlist("m3u8", body);
   }
   const init = /^init(?:-(\d+))?\.mp4$/.exec(file);
   if (init) {

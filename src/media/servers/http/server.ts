@@ -2,6 +2,7 @@
 import type { Server } from "node:http";
 import type { Logger } from "../../../core/logger.ts";
 import { createServer } from "../../../core/node-http.ts";
+import type { MasterSource } from "../../abr/master.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import { readAllowed, webrtcAllowed } from "../../auth/http.ts";
 import type { Outputs } from "../../outputs.ts";
@@ -16,6 +17,8 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   outputs: Outputs;
+  /** `/<path>/master.m3u8` (ABR: source + renditions); none: that file is not served. */
+  master?: MasterSource;
   api: ApiSource;
   control: ControlSource;
   log: Logger;
@@ -65,7 +68,7 @@ export class MediaHttpServer {
       if (!out) return reply(res, json(404, { errcode: "M_NOT_FOUND", error: `no stream at '${parts.join("/")}'` }));
       const allowed = o.auth ? readAllowed(req, res, url, out.path, o.auth) : Promise.resolve(true);
       allowed
-        .then((ok) => (ok ? serveStreamFile(req, res, url, out, o.outputs, file) : undefined))
+        .then((ok) => (ok ? serveStreamFile(req, res, url, out, o.outputs, file, o.master) : undefined))
         .catch((e) => {
           o.log.error("http handler failed", { url: req.url, error: (e as Error).message });
           reply(res, json(500, { errcode: "M_UNKNOWN", error: "internal error" }));

@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { decodeStreamId, encodeStreamId, HS_CONCLUSION, parseHandshake, publishPath } from "./handshake.ts";
+import {
+  decodeStreamId,
+  encodeStreamId,
+  HS_CONCLUSION,
+  parseHandshake,
+  publishPath,
+  REJ,
+  rejection,
+  rejectReason,
+} from "./handshake.ts";
 
 /** A conclusion handshake with an SRT_CMD_SID extension, laid out as libsrt sends it. */
 function conclusion(streamId: string): Buffer {
@@ -34,4 +43,15 @@ test("publish paths from Stream IDs; reads are refused (SRT is ingest only)", ()
   assert.equal(publishPath("read:live/cam1"), undefined);
   assert.equal(publishPath("#!::r=live/cam1,m=request"), undefined);
   assert.equal(publishPath(undefined), undefined);
+});
+
+test("a rejection answers the caller's socket id with Handshake Type 1000 + reason", () => {
+  const req = conclusion("publish:live/x");
+  req.writeUInt32BE(0x1234567, 40); // the caller's socket id
+  const r = rejection(req, REJ.CONFLICT);
+  assert.equal(r.length, 64, "no extensions");
+  assert.equal(r.readUInt32BE(12), 0x1234567, "addressed to the caller");
+  assert.equal(r.readUInt32BE(36), 2409, "libsrt's URQFailure(SRT_REJX_CONFLICT)");
+  assert.equal(rejectReason(r), 1409);
+  assert.equal(rejectReason(req), undefined, "a conclusion is not a rejection");
 });

@@ -1,6 +1,6 @@
 /**
  * Just enough of the SRT wire format (draft-sharabayko-srt, section 3) to route a caller: is a datagram a
- * handshake, and which Stream ID (SRT_CMD_SID extension) does its conclusion carry.
+ * handshake, which Stream ID (SRT_CMD_SID extension) does its conclusion carry, and how to refuse it.
  */
 
 export const HS_INDUCTION = 1;
@@ -12,6 +12,43 @@ export interface Handshake {
   version: number;
   type: number;
   streamId: string | undefined;
+}
+
+/**
+ * Access-control rejection reasons (SRT_REJX_*, srt/access_control.h): 1000 + the HTTP status they mirror, so a
+ * caller's srt_getrejectreason() says why, and ffmpeg fails with "connection rejected" instead of timing out.
+ */
+export const REJ = {
+  BAD_REQUEST: 1400,
+  UNAUTHORIZED: 1401,
+  OVERLOAD: 1402,
+  FORBIDDEN: 1403,
+  BAD_MODE: 1405,
+  CONFLICT: 1409,
+} as const;
+
+/** On the wire a rejection is a handshake whose Handshake Type is 1000 + the reason (libsrt's URQFailure). */
+const URQ_FAILURE_TYPES = 1000;
+
+/**
+ * The handshake refusing a caller's handshake `req` (induction or conclusion) with `reason`: addressed to the
+ * caller's socket id (CIF offset 24), no extensions.
+ */
+export function rejection(req: Buffer, reason: number): Buffer {
+  const b = Buffer.from(req.subarray(0, CIF_END));
+  b.writeUInt32BE(0x80000000, 0); // control packet, type 0: handshake
+  b.writeUInt32BE(0, 4);
+  b.writeUInt32BE(req.readUInt32BE(16 + 24), 12);
+  b.writeUInt32BE(0, 20); // encryption and extension flags: none
+  b.writeUInt32BE(URQ_FAILURE_TYPES + reason, 36);
+  return b;
+}
+
+/** The rejection reason in a handshake we received (a caller's view), or undefined when it is not one. */
+export function rejectReason(b: Buffer): number | undefined {
+  if (!parseHandshake(b)) return undefined;
+  const type = b.readUInt32BE(36);
+  return type > URQ_FAILURE_TYPES && type < 0x80000000 ? type - URQ_FAILURE_TYPES : undefined;
 }
 
 /** The handshake in a datagram, or undefined when it is not an SRT handshake control packet. */

@@ -3,6 +3,8 @@
  * caller's Stream ID or serve several callers. So we own the public UDP port and relay each caller (by address)
  * to its own `ffmpeg -i srt://127.0.0.1:<internal>?mode=listener` process; the relay reads the Stream ID from the
  * conclusion handshake (`publish:<path>`), and the ffmpeg process remuxes the MPEG-TS it receives into the hub.
+ * A caller that may not publish (bad Stream ID, wrong or missing key, busy path, too many sessions) gets an SRT
+ * rejection handshake with an SRT_REJX_* reason, so it fails at once instead of timing out.
  * Datagrams that do not open with an SRT handshake are dropped, so garbage never reaches a session.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
@@ -10,7 +12,7 @@ import type { Logger } from "../../../core/logger.ts";
 import { type MediaAuth, srtTarget } from "../../auth/auth.ts";
 import { type Hub, validPath } from "../../hub.ts";
 import { FfmpegIngest } from "../../ingest.ts";
-import { HS_CONCLUSION, HS_INDUCTION, parseHandshake, publishPath } from "./handshake.ts";
+import { HS_CONCLUSION, HS_INDUCTION, parseHandshake, publishPath, REJ, rejection } from "./handshake.ts";
 
 export interface SrtServerOptions {
   host: string;
@@ -37,6 +39,9 @@ interface Session {
   checking?: boolean;
 }
 
+/** How long a refused caller's retransmitted conclusions are answered with the same rejection. */
+const REJECTED_MS = 5000;
+
 const bind = (host: string, port: number): Promise<Socket> =>
   new Promise((resolve, reject) => {
     const s = createSocket("udp4");
@@ -62,6 +67,8 @@ export class SrtServer {
   readonly #log: Logger;
   readonly #socket: Socket;
   readonly #opening = new Set<string>();
+  /** Refused callers by address: the rejection to repeat if the first one was lost. */
+  readonly #rejected = new Map<string, { packet: Buffer; at: number }>();
 
   private constructor(o: SrtServerOptions, socket: Socket) {
     this.#o = o;
@@ -82,6 +89,14 @@ export class SrtServer {
 
   #onMessage(msg: Buffer, peer: RemoteInfo): void {
     const key = `${peer.address}:${peer.port}`;
+    const refused = this.#rejected.get(key);
+    if (refused) {
+      if (Date.now() - refused.at < REJECTED_MS) {
+        if (parseHandshake(msg)) this.#socket.send(refused.packet, peer.port, peer.address);
+        return;
+      }
+      this.#rejected.delete(key);
+    }
     const s = this.sessions.get(key);
     if (s) {
       if (!s.path && !this.#learnPath(s, msg)) return;
@@ -91,13 +106,31 @@ export class SrtServer {
     const hs = parseHandshake(msg);
     if (!hs || hs.type !== HS_INDUCTION || this.#opening.has(key)) return;
     if (this.sessions.size + this.#opening.size >= (this.#o.maxSessions ?? 64)) {
-      this.#log.warn("srt caller refused: too many sessions", { remote: key });
+      this.#refuse(key, peer, msg, REJ.OVERLOAD, "too many SRT sessions");
       return;
     }
     this.#opening.add(key);
     this.#open(key, peer)
       .catch((e) => this.#log.error("srt session failed to open", { remote: key, error: (e as Error).message }))
       .finally(() => this.#opening.delete(key));
+  }
+
+  /** Answers a caller's handshake with a rejection (repeated for its retransmissions) and ends its session. */
+  #refuse(key: string, peer: RemoteInfo, msg: Buffer, reason: number, why: string): void {
+    const now = Date.now();
+    for (const [k, r] of this.#rejected) if (now - r.at >= REJECTED_MS) this.#rejected.delete(k);
+    const packet = rejection(msg, reason);
+    this.#rejected.set(key, { packet, at: now });
+    this.#socket.send(packet, peer.port, peer.address);
+    this.#log.warn("srt caller rejected", { remote: key, reason, why });
+    this.sessions.get(key)?.ingest.stop(why);
+  }
+
+  /** A path another SRT caller is about to publish to, or that has a publisher: a second one is refused. */
+  #busy(path: string, self: Session): boolean {
+    if (this.#o.hub.get(path)) return true;
+    for (const s of this.sessions.values()) if (s !== self && s.path === path) return true;
+    return false;
   }
 
   /** Learns the path from the conclusion; false while the datagram must not reach ffmpeg yet. */
@@ -110,22 +143,28 @@ export class SrtServer {
     const target = auth ? srtTarget(hs.streamId) : undefined;
     const path = auth ? target?.path : publishPath(hs.streamId);
     if (!path || !validPath(path)) {
-      this.#log.warn("srt caller refused: streamid must be publish:<path>", { remote: s.key, streamId: hs.streamId });
-      s.ingest.stop(`streamid '${hs.streamId}' is not publish:<path>`);
+      // `read:<path>` / `m=request`: a well-formed request SRT here does not serve (ingest only).
+      const mode = /^read:|[#,:]m=request\b/.test(hs.streamId) ? REJ.BAD_MODE : REJ.BAD_REQUEST;
+      this.#refuse(s.key, s.peer, msg, mode, `streamid '${hs.streamId}' is not publish:<path>`);
       return false;
     }
-    if (!auth) {
-      s.path = path;
-      return true;
-    }
+    const admit = (): boolean => {
+      if (!this.#busy(path, s)) {
+        s.path = path;
+        return true;
+      }
+      this.#refuse(s.key, s.peer, msg, REJ.CONFLICT, `path '${path}' already has a publisher`);
+      return false;
+    };
+    if (!auth) return admit();
     s.checking = true;
     auth.check({ action: "publish", path, protocol: "srt", ip: s.peer.address, key: target?.key }).then(
       (d) => {
         s.checking = false;
-        if (d.ok) s.path = path;
-        else s.ingest.stop(d.reason);
+        if (d.ok) admit();
+        else this.#refuse(s.key, s.peer, msg, d.status === 401 ? REJ.UNAUTHORIZED : REJ.FORBIDDEN, d.reason);
       },
-      (e) => s.ingest.stop(`auth failed: ${(e as Error).message}`),
+      (e) => this.#refuse(s.key, s.peer, msg, REJ.FORBIDDEN, `auth failed: ${(e as Error).message}`),
     );
     return false;
   }

@@ -34,6 +34,8 @@ export class WebRtcServer {
   readonly sessions = new Map<string, WebRtcSession>();
   /** AAC -> Opus per live stream; an entry lives as long as its stream. */
   readonly transcoders = new WeakMap<MediaStream, OpusTranscoder>();
+  /** WHIP publishers' keyframe requests (RTCP PLI), by path: a new WHEP viewer asks for an IDR to start on. */
+  readonly keyframeRequests = new Map<string, () => void>();
   readonly #o: WebRtcServerOptions;
 
   constructor(o: WebRtcServerOptions) {
@@ -71,7 +73,14 @@ export class WebRtcServer {
       const offer = await readBody(req);
       const id = randomUUID();
       const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-      const ctx = { ...this.#o, path, remote, onClose: () => this.sessions.delete(id), opus: this.#opus };
+      const ctx = {
+        ...this.#o,
+        path,
+        remote,
+        onClose: () => this.sessions.delete(id),
+        opus: this.#opus,
+        keyframeRequests: this.keyframeRequests,
+      };
       const { session, sdp } = kind === "whip" ? await startWhip(ctx, offer) : await startWhep(ctx, offer);
       this.sessions.set(id, session);
       res.writeHead(201, { ...CORS, "content-type": "application/sdp", location: `/${path}/${kind}/${id}` });

@@ -2,14 +2,19 @@
  * One WHIP publisher or WHEP viewer: a werift peer connection tied to a hub path. A session that does not
  * connect within CONNECT_TIMEOUT_MS, or whose connection fails, is closed (a WHIP path is then free again).
  */
-import { type RTCPeerConnection, RtpHeader, RtpPacket } from "werift";
+import { type RTCPeerConnection, type RTCRtpSender, RtcpSrPacket, RtpHeader, RtpPacket } from "werift";
 import { AmiError } from "../../../core/errors.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { Hub, MediaStream } from "../../hub.ts";
-import { streamToRtpH264 } from "../../protocols/webrtc/from-stream.ts";
+import { isOpus } from "../../protocols/flv/ex-audio.ts";
+import { SOUND_AAC, soundFormat } from "../../protocols/flv/tag.ts";
+import { PublisherClock, ViewerClock } from "../../protocols/webrtc/av-sync.ts";
+import { type RtpOut, type RtpSinks, streamToRtp } from "../../protocols/webrtc/from-stream.ts";
+import type { RtpIn } from "../../protocols/webrtc/h264-rtp.ts";
 import type { OpusTranscoder } from "../../protocols/webrtc/opus-transcode.ts";
-import { RtpH264ToStream } from "../../protocols/webrtc/to-stream.ts";
+import { RtpH264ToStream, RtpOpusToStream } from "../../protocols/webrtc/to-stream.ts";
 import { answer, checkOffer, createPeer, type WebRtcOptions } from "./peer.ts";
+import { senderReports } from "./sender-reports.ts";
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const PLI_INTERVAL_MS = 500;
@@ -22,6 +27,8 @@ export interface SessionContext extends WebRtcOptions {
   onClose: () => void;
   /** The path's shared AAC -> Opus transcoder (started by its first subscriber). */
   opus: (stream: MediaStream) => OpusTranscoder;
+  /** Keyframe requests to WHIP publishers, by path. */
+  keyframeRequests: Map<string, () => void>;
 }
 
 export interface WebRtcSession {
@@ -70,9 +77,32 @@ export async function startWhip(ctx: SessionContext, offer: string): Promise<{ s
   let pc: RTCPeerConnection;
   let closed = false;
   let lastPli = 0;
+  const clock = new PublisherClock();
+  let audioTaken = false;
   try {
     pc = await openPeer(ctx, offer, (pc) =>
       pc.onTrack.subscribe((track) => {
+        const rtpIn = (push: (p: RtpIn) => void) =>
+          track.onReceiveRtp.subscribe((rtp) => {
+            if (closed) return;
+            const h = rtp.header;
+            push({ sequenceNumber: h.sequenceNumber, timestamp: h.timestamp, marker: h.marker, payload: rtp.payload });
+          });
+        // Sender reports pair each track's RTP clock with the publisher's wallclock: that is how audio is placed
+        // on the video's timeline.
+        const kind = track.kind === "audio" ? "audio" : "video";
+        track.onReceiveRtcp.subscribe((p) => {
+          if (p.type === RtcpSrPacket.type)
+            clock.senderReport(kind, p.senderInfo.ntpTimestamp, p.senderInfo.rtpTimestamp);
+        });
+        if (track.kind === "audio") {
+          // One audio track (a second audio m-line is declined below).
+          if (audioTaken) return;
+          audioTaken = true;
+          const toStream = new RtpOpusToStream(stream, clock);
+          rtpIn((p) => toStream.push(p));
+          return;
+        }
         if (track.kind !== "video") return;
         const pli = () => {
           const now = Date.now();
@@ -81,17 +111,9 @@ export async function startWhip(ctx: SessionContext, offer: string): Promise<{ s
           const receiver = pc.getTransceivers().find((t) => t.kind === "video")?.receiver;
           receiver?.sendRtcpPLI(track.ssrc).catch(() => {});
         };
-        const toStream = new RtpH264ToStream(stream, pli);
-        track.onReceiveRtp.subscribe((rtp) => {
-          if (closed) return;
-          const h = rtp.header;
-          toStream.push({
-            sequenceNumber: h.sequenceNumber,
-            timestamp: h.timestamp,
-            marker: h.marker,
-            payload: rtp.payload,
-          });
-        });
+        ctx.keyframeRequests.set(ctx.path, pli);
+        const toStream = new RtpH264ToStream(stream, pli, clock);
+        rtpIn((p) => toStream.push(p));
       }),
     );
   } catch (e) {
@@ -106,12 +128,16 @@ export async function startWhip(ctx: SessionContext, offer: string): Promise<{ s
       if (closed) return;
       closed = true;
       stream.end();
+      ctx.keyframeRequests.delete(ctx.path);
       ctx.onClose();
       await pc.close().catch(() => {});
       ctx.log.info("whip publisher left", { path: ctx.path, remote: ctx.remote });
     },
   };
-  for (const t of pc.getTransceivers()) t.setDirection(t.kind === "video" ? "recvonly" : "inactive");
+  // Video and the first audio m-line are taken; anything else (a second audio, data) is declined.
+  const firstAudio = pc.getTransceivers().find((t) => t.kind === "audio");
+  for (const t of pc.getTransceivers())
+    t.setDirection(t.kind === "video" || t === firstAudio ? "recvonly" : "inactive");
   const close = () => void session.close();
   watch(pc, close);
   try {
@@ -130,12 +156,21 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   if (!stream) throw new AmiError("M_NOT_FOUND", `no stream at '${ctx.path}'`);
   const pc = await openPeer(ctx, offer);
   const video = pc.getTransceivers().find((t) => t.kind === "video");
-  // Audio only when the publisher sends AAC: it is transcoded to Opus while this viewer exists.
-  const aac = stream.audioConfig !== undefined && (stream.audioConfig.data[0] ?? 0) >> 4 === 10;
-  const audio = aac ? pc.getTransceivers().find((t) => t.kind === "audio") : undefined;
+  // Opus from a WHIP publisher is passed through; AAC is transcoded to Opus while this viewer exists.
+  const opus = isOpus(stream.audioConfig);
+  const aac = stream.audioConfig !== undefined && soundFormat(stream.audioConfig) === SOUND_AAC;
+  const audio = opus || aac ? pc.getTransceivers().find((t) => t.kind === "audio") : undefined;
   for (const t of pc.getTransceivers()) t.setDirection(t === video || t === audio ? "sendonly" : "inactive");
+  // One media stream id for both tracks: browsers lip-sync only tracks of the same stream.
+  for (const t of [video, audio]) if (t) t.sender.streamId = ctx.path;
+  const clock = new ViewerClock();
+  const senders = [video, audio].flatMap((t) => (t ? [{ sender: t.sender, kind: t.kind as "audio" | "video" }] : []));
+  const stopReports = senderReports(clock, senders);
   let unsubscribeAudio = () => {};
-  const reader = stream.addReader("webrtc", ctx.remote);
+  // At the live edge: the cached GOP would reach the viewer as a burst of old frames, and a WebRTC player shows
+  // each one, so it would stay that far behind. Sending starts at the next keyframe instead; a WHIP publisher
+  // is asked for one right away.
+  const reader = stream.addReader("webrtc", ctx.remote, { fromKeyframe: false });
   let closed = false;
   const session: WebRtcSession = {
     kind: "whep",
@@ -146,27 +181,34 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
       closed = true;
       reader.close();
       unsubscribeAudio();
+      stopReports();
       ctx.onClose();
       await pc.close().catch(() => {});
     },
   };
   const close = () => void session.close();
-  let seq = Math.floor(Math.random() * 0x10000);
-  const pump = async () => {
-    const sender = video?.sender;
-    if (!sender) return;
-    await streamToRtpH264(reader, async (p) => {
+  const rtpSink = (sender: RTCRtpSender) => {
+    let seq = Math.floor(Math.random() * 0x10000);
+    return async (p: RtpOut) => {
       if (closed) return;
       const header = new RtpHeader({ sequenceNumber: seq, timestamp: p.timestamp, marker: p.marker });
       seq = (seq + 1) & 0xffff;
       await sender.sendRtp(new RtpPacket(header, p.payload));
-    });
+    };
   };
   watch(pc, close, () => {
-    const sender = audio?.sender;
-    if (sender && !closed)
-      unsubscribeAudio = ctx.opus(stream).subscribe((rtp) => void sender.sendRtp(rtp).catch(() => {}));
-    pump()
+    if (!video || closed) return close();
+    const sinks: RtpSinks = { video: rtpSink(video.sender) };
+    if (audio && opus) sinks.audio = rtpSink(audio.sender);
+    else if (audio) {
+      const send = rtpSink(audio.sender);
+      unsubscribeAudio = ctx.opus(stream).subscribe((p) => {
+        if (clock.base !== undefined)
+          send({ payload: p.payload, timestamp: clock.audio(p.ms), marker: false }).catch(() => {});
+      });
+    }
+    ctx.keyframeRequests.get(ctx.path)?.();
+    streamToRtp(reader, clock, sinks)
       .catch((e) => ctx.log.warn("whep viewer failed", { path: ctx.path, error: (e as Error).message }))
       .finally(close);
   });

@@ -1,0 +1,86 @@
+/**
+ * Enhanced RTMP: a publisher built on our RTMP protocol code sends H.265 ('hvc1' ExVideoTagHeader tags) and Opus
+ * (ExHeader audio tags) made from real libx265 / libopus output; the server's in-process CMAF muxer packages
+ * them and ffprobe reads hevc + opus from the HLS and DASH outputs; the playlists name the codecs.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { configSchema } from "../../src/core/config.ts";
+import { silentLogger } from "../../src/core/logger.ts";
+import { MediaServer } from "../../src/media/media-server.ts";
+import { hevcTags, interleave, opusTags, type Tag } from "./helpers/ertmp-source.ts";
+import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
+import { RtmpPublisher } from "./helpers/rtmp-publisher.ts";
+
+const hasX265 = spawnSync("ffmpeg", ["-hide_banner", "-encoders"], { encoding: "utf8" }).stdout?.includes("libx265");
+const opts = { skip: hasX265 ? false : "ffmpeg with libx265 is not installed" };
+let m: MediaServer;
+
+before(async () => {
+  if (!hasX265) return;
+  const c = configSchema.parse({ media: { enabled: true, rtmpPort: 0, httpPort: 0, endGraceSeconds: 0 } }).media;
+  m = await MediaServer.start(c, silentLogger);
+});
+
+after(() => m?.close());
+
+/** Publish the tags at twice real time (enough to fill segments quickly, still a live stream). */
+async function publish(path: string, tags: Tag[]): Promise<RtmpPublisher> {
+  const p = await RtmpPublisher.publish(`${m.rtmpUrl}/${path}`, ["hvc1", "Opus"]);
+  const t0 = Date.now();
+  for (const t of tags) {
+    const wait = t.ts / 2 - (Date.now() - t0);
+    if (wait > 5) await sleep(wait);
+    if (t.kind === "video") p.video(t.ts, t.payload);
+    else p.audio(t.ts, t.payload);
+  }
+  return p;
+}
+
+test("H.265 + Opus over enhanced RTMP: HLS and DASH carry hevc + opus, playlists say hvc1 and opus", opts, async () => {
+  const p = await publish("live/hevc", interleave(hevcTags(4), opusTags(4)));
+  const master = await until("the multivariant playlist", async () => {
+    const r = await fetch(`${m.httpUrl}/live/hevc/index.m3u8`);
+    return r.status === 200 ? r.text() : undefined;
+  });
+  assert.match(master, /CODECS="hvc1\.1\.6\.L\d+(\.[0-9A-F]+)*,opus"/);
+  assert.match(master, /RESOLUTION=320x240/);
+  await p.close();
+  await until("the stream to end", async () => {
+    const pl = await (await fetch(`${m.httpUrl}/live/hevc/stream.m3u8`)).text();
+    return pl.includes("#EXT-X-ENDLIST");
+  });
+  for (const url of [`${m.httpUrl}/live/hevc/stream.m3u8`, `${m.httpUrl}/live/hevc/index.mpd`]) {
+    const probe = await ffprobe(url);
+    assert.deepEqual(kinds(probe), ["audio:opus", "video:hevc"], url);
+    const d = Number(probe.format.duration);
+    assert.ok(Math.abs(d - 4) <= 1.2, `${url}: duration ${d}`);
+  }
+  const mpd = await (await fetch(`${m.httpUrl}/live/hevc/index.mpd`)).text();
+  assert.match(mpd, /codecs="hvc1\.1\.6\.L\d+[^"]*,opus"/);
+});
+
+test(
+  "H.265 alone over enhanced RTMP: the segments decode (ffmpeg decodes every frame without error)",
+  opts,
+  async () => {
+    const p = await publish("live/hevc-only", hevcTags(3));
+    await p.close();
+    await until("the stream to end", async () => {
+      const pl = await (await fetch(`${m.httpUrl}/live/hevc-only/stream.m3u8`)).text();
+      return pl.includes("#EXT-X-ENDLIST");
+    });
+    // Asynchronously: the server answers from this process's event loop.
+    const dec = spawn("ffmpeg", ["-v", "error", "-i", `${m.httpUrl}/live/hevc-only/stream.m3u8`, "-f", "null", "-"]);
+    let err = "";
+    dec.stderr.on("data", (d) => {
+      err += d;
+    });
+    assert.equal(await new Promise((r) => dec.once("close", r)), 0, err);
+    assert.equal(err.trim(), "", "no decode errors");
+    const probe = await ffprobe(`${m.httpUrl}/live/hevc-only/stream.m3u8`);
+    assert.deepEqual(kinds(probe), ["video:hevc"]);
+  },
+);
