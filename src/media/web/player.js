@@ -73,7 +73,8 @@ async function start(kind) {
   say(`Loading ${kind.toUpperCase()}…`);
   try {
     stop = kind === "dash" ? playDash() : kind === "webrtc" ? await playWebrtc() : playHls();
-    video.play().catch(() => say("Press play to start (the browser blocked autoplay)."));
+    // dash.js starts playback itself (autoplay); an early play() from here stops its live manifest refreshes.
+    if (kind !== "dash") video.play().catch(() => say("Press play to start (the browser blocked autoplay)."));
   } catch (e) {
     say(`Could not play: ${e.message}`);
   }
