@@ -47,11 +47,7 @@ after(async () => {
 const currentTime = () => page.evaluate(() => document.querySelector("video")?.currentTime ?? 0);
 const wallNow = () => page.evaluate(() => Date.now());
 
-/**
- * dash.js on its own page, given the MPD's absolute URL. (The player page passes a relative one; dash.js 5's CMCD
- * reporter then throws on `new URL(...)` and the manifest is never refreshed, so a live stream stalls after the
- * first buffer: a player page issue, independent of the MPD.)
- */
+/** dash.js on its own page, given the MPD's absolute URL (the player page's DASH path is tested in media-player). */
 async function playDash(mpd: string): Promise<void> {
   const script = `${m.httpUrl}/_ami/player/dash.mediaplayer.min.js`;
   await page.setContent(`<!doctype html><video muted autoplay playsinline></video><script src="${script}"></script>`);
