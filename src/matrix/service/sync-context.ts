@@ -36,18 +36,18 @@ export interface SyncCtx {
   shared?: Map<string, Promise<StoredEvent[]>>;
 }
 
-export function newSyncCtx(
-  hs: Homeserver,
-  requester: Requester,
-  p: {
-    since: SyncToken | null;
-    filter: Filter;
-    fullState: boolean;
-    upto: number;
-    typingSerial: number;
-    shared?: Map<string, Promise<StoredEvent[]>>;
-  },
-): SyncCtx {
+/** What one sync is computed at: the client's since token and filter, and the server's stream positions. */
+export interface Snapshot {
+  since: SyncToken | null;
+  filter: Filter;
+  fullState: boolean;
+  upto: number;
+  typingSerial: number;
+  /** Reads shared with the other syncs of this snapshot (SyncCtx.shared). */
+  shared?: Map<string, Promise<StoredEvent[]>>;
+}
+
+export function newSyncCtx(hs: Homeserver, requester: Requester, p: Snapshot): SyncCtx {
   const tl = p.filter.room?.timeline;
   const lazy = p.filter.room?.state?.lazy_load_members === true;
   const since = p.since;

@@ -5,10 +5,17 @@
 
 import type { Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
-import type { MembershipRow, RoomAt, StoredEvent } from "../store/types.ts";
-import { type Filter, resolveSyncFilter, roomAllowed } from "./filters.ts";
+import type { MembershipRow, RoomAt } from "../store/types.ts";
+import { resolveSyncFilter, roomAllowed } from "./filters.ts";
 import { isForgotten } from "./room-access.ts";
-import { newSyncCtx, prefetchMembers, roomMembers, type SyncCtx, saveSentMembers } from "./sync-context.ts";
+import {
+  newSyncCtx,
+  prefetchMembers,
+  roomMembers,
+  type Snapshot,
+  type SyncCtx,
+  saveSentMembers,
+} from "./sync-context.ts";
 import { e2eeSync } from "./sync-e2ee.ts";
 import { ephemeralEvents, receiptsByRoom, typingRooms } from "./sync-ephemeral.ts";
 import { accountData, presenceEvents, strippedStates } from "./sync-extras.ts";
@@ -61,16 +68,6 @@ export async function sync(hs: Homeserver, requester: Requester, p: SyncParams):
   } finally {
     hs.metrics.activeSyncs--;
   }
-}
-
-interface Snapshot {
-  since: SyncToken | null;
-  filter: Filter;
-  fullState: boolean;
-  upto: number;
-  typingSerial: number;
-  /** Reads shared with the other syncs of this snapshot (SyncCtx.shared). */
-  shared?: Map<string, Promise<StoredEvent[]>>;
 }
 
 /** One sync response at `upto`; `empty` says whether it carries nothing (long-polls keep waiting then). */
