@@ -240,7 +240,7 @@ export const mediaSchema = z
     hlsSegmentCount: z.number().int().min(3).max(100).default(7),
     /** Frames a reader may have queued before it loses frames (counted as frames discarded). */
     readerQueueFrames: z.number().int().min(16).default(1024),
-    /** ffmpeg binary (pulls, SRT, recordings, restreams, transcoding; HLS/DASH packaging is in-process). */
+    /** ffmpeg binary (pulls, SRT, restreams, transcoding; HLS/DASH packaging and recording are in-process). */
     ffmpegPath: z.string().min(1).default("ffmpeg"),
     /** How long a finished stream's playlists stay readable (with ENDLIST) after its publisher leaves. */
     lingerSeconds: z.number().min(0).default(60),

@@ -1,8 +1,9 @@
 /**
- * Recording (`stream record start|stop`): a path's frames go through ffmpeg's segment muxer (remux, no
- * transcoding) into `<dir>/<path>/<start ms>-<n>.mp4`, one file per `recordSegmentSeconds` (cut on keyframes).
- * A recording follows its path across publishers until stopped. Retention (max age, max bytes per path) deletes
- * the oldest finished files.
+ * Recording (`stream record start|stop`): a path's frames go through the in-process CMAF muxer (remux, no
+ * transcoding, no ffmpeg process) into fragmented MP4 files `<dir>/<path>/<start ms>-<n>.mp4` (record-file.ts),
+ * one per `recordSegmentSeconds` (cut on keyframes) and one more at each codec configuration change. Any codec
+ * the muxer packages is recorded (H.264, H.265, AAC, Opus). A recording follows its path across publishers until
+ * stopped (each publisher starts a new file). Retention (max age, max bytes per path) deletes the oldest files.
  */
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -10,10 +11,10 @@ import { join } from "node:path";
 import { z } from "zod";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import { lastLine, QUIET, runFfmpeg } from "./ffmpeg.ts";
 import { nextStream, untilEnded } from "./follow.ts";
-import { type Hub, validPath } from "./hub.ts";
-import { configsReady, streamToFlv } from "./protocols/flv/from-stream.ts";
+import { type Hub, type Reader, validPath } from "./hub.ts";
+import { CmafMuxer } from "./protocols/fmp4/muxer.ts";
+import { RecordFiles } from "./record-file.ts";
 
 export const recordingStatusSchema = z.object({
   path: z.string(),
@@ -29,7 +30,8 @@ export type RecordingStatus = z.infer<typeof recordingStatusSchema>;
 export interface RecordOptions {
   hub: Hub;
   dir: string;
-  ffmpegPath: string;
+  /** Unused since recordings are muxed in process (kept so callers need not change). */
+  ffmpegPath?: string;
   segmentSeconds: number;
   maxAgeSeconds: number;
   maxBytes: number;
@@ -80,7 +82,7 @@ class Recording {
   state: RecordingStatus["state"] = "waiting";
   lastError: string | null = null;
   readonly #ac = new AbortController();
-  #stopFfmpeg: () => void = () => {};
+  #stopReader: () => void = () => {};
   readonly done: Promise<void>;
 
   constructor(path: string, o: RecordOptions) {
@@ -99,28 +101,28 @@ class Recording {
         if (!stream) break;
         this.state = "recording";
         const reader = stream.addReader("record", "recorder");
-        await configsReady(stream, 3000);
-        const args = [
-          ...QUIET,
-          ...["-probesize", "262144", "-analyzeduration", "1000000", "-f", "flv", "-i", "pipe:0"],
-          ...["-map", "0:v?", "-map", "0:a?", "-c", "copy", "-f", "segment"],
-          ...["-segment_time", String(o.segmentSeconds), "-segment_format", "mp4", "-reset_timestamps", "1"],
-          join(this.dir, `${Date.now()}-%05d.mp4`),
-        ];
-        const ff = runFfmpeg(o.ffmpegPath, args);
-        // On stop, closing the reader ends ffmpeg's input so it finishes (and finalizes) the last file.
-        this.#stopFfmpeg = () => reader.close();
-        await streamToFlv(stream, reader, ff.proc.stdin);
+        // On stop, closing the reader lets the queued frames drain, then the last file is finished.
+        this.#stopReader = () => reader.close();
+        const files = new RecordFiles({
+          dir: this.dir,
+          segmentSeconds: o.segmentSeconds,
+          startMs: Date.now(),
+          onError: (e) => {
+            this.lastError = e.message;
+            log.warn("recording write failed", { error: e.message });
+          },
+        });
+        const error = await record(reader, files, (kind, reason) => log.warn(`${kind} track not recorded`, { reason }));
         reader.close();
-        const code = await ff.exited;
-        if (code !== 0) {
-          this.lastError = lastLine(ff.stderr()) || `ffmpeg exited with ${code}`;
-          log.warn("recording ffmpeg failed", { error: this.lastError });
+        await files.close();
+        if (error) {
+          this.lastError = error;
+          log.warn("cannot record stream", { error });
         }
         prune(this.dir, o.maxAgeSeconds, o.maxBytes);
         this.state = "waiting";
         if (this.#ac.signal.aborted) break;
-        // The same stream still live after ffmpeg failed: wait for it to end rather than spin.
+        // The same stream still live after its frames could not be muxed: wait for it to end rather than spin.
         await untilEnded(stream, this.#ac.signal);
       }
     } finally {
@@ -131,7 +133,7 @@ class Recording {
 
   stop(): Promise<void> {
     this.#ac.abort();
-    this.#stopFfmpeg();
+    this.#stopReader();
     return this.done;
   }
 
@@ -146,6 +148,35 @@ class Recording {
       since: this.since.toISOString(),
       lastError: this.lastError,
     };
+  }
+}
+
+/**
+ * A reader's frames through a CMAF muxer into `files` until the reader ends; the error message when a frame
+ * cannot be muxed (that publish's recording ends there, the process stays up).
+ */
+async function record(
+  reader: Reader,
+  files: RecordFiles,
+  skipped: (kind: string, reason: string) => void,
+): Promise<string | undefined> {
+  // One-second fragments: what a crash can lose, and small enough writes.
+  const muxer = new CmafMuxer(1, {
+    init: (ftyp, moov) => files.init(ftyp, moov),
+    fragment: (moof, mdat) => files.fragment(moof, mdat),
+    restart: () => files.restart(),
+    skipped,
+  });
+  try {
+    for (;;) {
+      const f = reader.poll() ?? (await reader.next());
+      if (!f) break;
+      muxer.push(f);
+    }
+    muxer.end();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
   }
 }
 

@@ -6,7 +6,7 @@ const host = (h: string) => (h === "0.0.0.0" ? "127.0.0.1" : h === "::" ? "[::1]
 export const mediaService: ServiceDef = {
   name: "media",
   summary:
-    "Live media: RTMP / SRT ingest and pull sources, HLS / LL-HLS / DASH output, recording, restream (ffmpeg remuxes, no transcoding)",
+    "Live media: RTMP / RTMPS / SRT / WHIP ingest and pull sources, HLS / LL-HLS / DASH / WHEP / RTMP output, recording, restream (remux, no transcoding unless an ABR ladder is configured)",
   enabled: (c) => c.media.enabled,
   baseUrl: (c) => `http://${host(c.media.host)}:${c.media.httpPort}`,
   describe: (c) => [

@@ -20,7 +20,7 @@ import { detectEncoder } from "../../src/media/abr/encoders.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import type { StreamStatus } from "../../src/media/status.ts";
 import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
-import { publish, until } from "./helpers/media-tools.ts";
+import { ffprobe, publish, until } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const opts = { skip: hasFfmpeg ? false : "ffmpeg is not installed" };
@@ -82,19 +82,7 @@ function publish480(url: string, seconds: number): { proc: ChildProcess; exit: P
 
 /** ffprobe's streams of a URL: `video:h264:360`, `audio:aac`. */
 async function probeStreams(url: string): Promise<string[]> {
-  const args = ["-v", "error", "-show_entries", "stream=codec_type,codec_name,height", "-of", "json", url];
-  const proc = spawn("ffprobe", args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  proc.stdout.on("data", (d) => {
-    out += d;
-  });
-  proc.stderr.on("data", (d) => {
-    err += d;
-  });
-  assert.equal(await new Promise((r) => proc.once("close", r)), 0, `ffprobe ${url}: ${err}`);
-  const streams = (JSON.parse(out) as { streams: { codec_type: string; codec_name: string; height?: number }[] })
-    .streams;
+  const { streams } = await ffprobe(url, "stream=codec_type,codec_name,height");
   return streams.map((s) => [s.codec_type, s.codec_name, s.height].filter((x) => x !== undefined).join(":")).sort();
 }
 

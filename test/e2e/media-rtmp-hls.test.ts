@@ -14,6 +14,7 @@ import { configSchema } from "../../src/core/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { streamList, streamStatus } from "../../src/media/ops/index.ts";
+import { ffprobe } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const PUBLISH_SECONDS = 6;
@@ -80,25 +81,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 200
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
-}
-
-/** ffprobe as a child process, asynchronously: the server under test runs in this process's event loop. */
-async function ffprobe(
-  url: string,
-): Promise<{ streams: { codec_name: string; codec_type: string }[]; format: { duration: string } }> {
-  const args = ["-v", "error", "-show_entries", "format=duration:stream=codec_name,codec_type", "-of", "json", url];
-  const proc = spawn("ffprobe", args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  proc.stdout.on("data", (d) => {
-    out += d;
-  });
-  proc.stderr.on("data", (d) => {
-    err += d;
-  });
-  const code = await new Promise((r) => proc.once("close", r));
-  assert.equal(code, 0, err);
-  return JSON.parse(out);
 }
 
 before(async () => {

@@ -5,8 +5,8 @@
  * sender's wallclock through the RTCP sender reports; lip-sync means they land close together.
  *  - RTMP publisher (H.264 with B-frames + AAC): WHEP gets the H.264 and the AAC transcoded to Opus.
  *  - WHIP publisher (werift sending ffmpeg's H.264 and Opus RTP): the hub carries E-RTMP v2 Opus, WHEP passes
- *    the Opus packets through untouched (no transcoder); HLS of the same path plays, and a recording (ffmpeg
- *    5.1, which cannot read E-RTMP audio) keeps the video.
+ *    the Opus packets through untouched (no transcoder); HLS of the same path plays, and a recording (the
+ *    in-process muxer) keeps both the H.264 and the Opus.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -165,7 +165,7 @@ test(
       );
       // The in-process CMAF muxer carries E-RTMP Opus as an 'Opus' (dOps) track.
       assert.deepEqual(kinds(probe), ["audio:opus", "video:h264"], "HLS has both tracks");
-      // ffmpeg 5.1 (the recorder) cannot read E-RTMP Opus: the recording keeps the video rather than failing.
+      // The recording goes through the same in-process muxer: it keeps the Opus too.
       await until("the recording", async () => m.recordings.get("live/whipav")?.state === "recording");
       await sleep(2500);
       assert.equal((await fetch(m.httpUrl + location, { method: "DELETE" })).status, 200);
@@ -173,7 +173,7 @@ test(
       assert.equal(rec.lastError, null, "the recording did not fail");
       const files = readdirSync(rec.dir).sort();
       assert.ok(files.length >= 1, "a recorded file");
-      assert.deepEqual(kinds(await ffprobe(join(rec.dir, files[0] as string))), ["video:h264"]);
+      assert.deepEqual(kinds(await ffprobe(join(rec.dir, files[0] as string))), ["audio:opus", "video:h264"]);
     } finally {
       await m.recordings.stop("live/whipav").catch(() => {});
       ff.proc.kill("SIGKILL");

@@ -4,12 +4,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export interface Probe {
-  streams: { codec_name: string; codec_type: string }[];
+  streams: { codec_name: string; codec_type: string; height?: number }[];
   format: { duration?: string };
 }
 
-export async function ffprobe(url: string): Promise<Probe> {
-  const args = ["-v", "error", "-show_entries", "format=duration:stream=codec_name,codec_type", "-of", "json", url];
+/** ffprobe as a child process, asynchronously (the server under test may run in this process's event loop). */
+export async function ffprobe(url: string, entries = "format=duration:stream=codec_name,codec_type"): Promise<Probe> {
+  const args = ["-v", "error", "-show_entries", entries, "-of", "json", url];
   const proc = spawn("ffprobe", args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
