@@ -35,10 +35,14 @@ export class Reader {
   readonly info: ReaderInfo;
   framesDiscarded = 0;
   bytesOut = 0;
-  readonly #queue: Frame[] = [];
+  /** The queue as a ring (Array.shift moved the whole array on every frame): `#count` frames from `#head`. */
+  #ring: (Frame | undefined)[] = new Array(16);
+  #head = 0;
+  #count = 0;
   readonly #max: number;
   #waitKeyframe = false;
   #wake: (() => void) | undefined;
+  #listener: (() => void) | undefined;
   #closed = false;
   readonly #onClose: () => void;
 
@@ -62,31 +66,46 @@ export class Reader {
       }
       this.#waitKeyframe = false;
     }
-    if (this.#queue.length >= this.#max && !f.config) {
+    if (this.#count >= this.#max && !f.config) {
       this.framesDiscarded++;
       if (f.kind === "video") this.#waitKeyframe = true;
       return;
     }
-    this.#queue.push(f);
+    if (this.#count === this.#ring.length) this.#grow();
+    this.#ring[(this.#head + this.#count) % this.#ring.length] = f;
+    this.#count++;
     this.#wake?.();
+    this.#listener?.();
+  }
+
+  #grow(): void {
+    const bigger: (Frame | undefined)[] = new Array(this.#ring.length * 2);
+    for (let i = 0; i < this.#count; i++) bigger[i] = this.#ring[(this.#head + i) % this.#ring.length];
+    this.#ring = bigger;
+    this.#head = 0;
+  }
+
+  #shift(): Frame | undefined {
+    if (this.#count === 0) return undefined;
+    const f = this.#ring[this.#head];
+    this.#ring[this.#head] = undefined;
+    this.#head = (this.#head + 1) % this.#ring.length;
+    this.#count--;
+    if (f) this.bytesOut += f.data.length;
+    return f;
   }
 
   /** The next queued frame without waiting (undefined: none queued): a consumer drains bursts without a promise
    * per frame, and awaits `next()` only when the queue is empty. */
   poll(): Frame | undefined {
-    const f = this.#queue.shift();
-    if (f) this.bytesOut += f.data.length;
-    return f;
+    return this.#shift();
   }
 
   /** Next frame, or undefined once the reader (or its stream) is closed and the queue is drained. */
   async next(): Promise<Frame | undefined> {
     for (;;) {
-      const f = this.#queue.shift();
-      if (f) {
-        this.bytesOut += f.data.length;
-        return f;
-      }
+      const f = this.#shift();
+      if (f) return f;
       if (this.#closed) return undefined;
       await new Promise<void>((r) => {
         this.#wake = r;
@@ -95,14 +114,24 @@ export class Reader {
     }
   }
 
+  /**
+   * Call `fn` whenever a frame is queued or the reader closes, synchronously from the publisher's `write`: a
+   * consumer that is itself synchronous (the CMAF packager) then drains with `poll()` and costs no promise and
+   * no async resumption per frame, as awaiting `next()` for every frame did. `fn` must not throw.
+   */
+  listen(fn: () => void): void {
+    this.#listener = fn;
+  }
+
   get queued(): number {
-    return this.#queue.length;
+    return this.#count;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#wake?.();
+    this.#listener?.();
     this.#onClose();
   }
 }

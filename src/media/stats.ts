@@ -6,6 +6,9 @@ import type { Frame } from "./hub.ts";
 import { configInfo } from "./protocols/fmp4/sample-entries.ts";
 
 const WINDOW_MS = 5000;
+/** The window is kept as fixed time buckets (no per-frame allocation, nothing to splice out as frames age). */
+const BUCKET_MS = 100;
+const BUCKETS = WINDOW_MS / BUCKET_MS;
 
 export interface StreamFigures {
   bitrateKbps: number;
@@ -34,8 +37,10 @@ export class StreamStats {
   audioChannels: number | null = null;
   gopFrames: number | null = null;
   #sinceKey = 0;
-  /** [arrival ms, bytes, isVideoFrame] for the sliding window. */
-  #window: [number, number, boolean][] = [];
+  /** Per bucket of the sliding window: which BUCKET_MS slot of time it holds (-1: none), bytes, video frames. */
+  readonly #slot = new Float64Array(BUCKETS).fill(-1);
+  readonly #bytes = new Float64Array(BUCKETS);
+  readonly #frames = new Uint32Array(BUCKETS);
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -45,9 +50,15 @@ export class StreamStats {
   onFrame(f: Frame): void {
     this.bytesIn += f.data.length;
     this.framesIn++;
-    const t = this.#now();
-    this.#window.push([t, f.data.length, f.kind === "video" && !f.config]);
-    this.#trim(t);
+    const slot = Math.floor(this.#now() / BUCKET_MS);
+    const i = slot % BUCKETS;
+    if (this.#slot[i] !== slot) {
+      this.#slot[i] = slot;
+      this.#bytes[i] = 0;
+      this.#frames[i] = 0;
+    }
+    this.#bytes[i] += f.data.length;
+    if (f.kind === "video" && !f.config) this.#frames[i]++;
     if (f.config) {
       this.#onConfig(f);
       return;
@@ -69,24 +80,21 @@ export class StreamStats {
       Object.assign(this, { audioCodec: i.codec, audioSampleRate: i.sampleRate, audioChannels: i.channels });
   }
 
-  #trim(t: number): void {
-    let i = 0;
-    while (i < this.#window.length && (this.#window[i] as [number, number, boolean])[0] < t - WINDOW_MS) i++;
-    if (i > 0) this.#window.splice(0, i);
-  }
-
   figures(): StreamFigures {
     const t = this.#now();
-    this.#trim(t);
-    const first = this.#window[0]?.[0];
-    // Until a full window has passed, rate over the time actually observed (at least 1 s).
-    const span = first === undefined ? WINDOW_MS : Math.max(1000, Math.min(WINDOW_MS, t - first));
+    const now = Math.floor(t / BUCKET_MS);
+    let first: number | undefined;
     let bytes = 0;
     let frames = 0;
-    for (const [, n, v] of this.#window) {
-      bytes += n;
-      if (v) frames++;
+    for (let i = 0; i < BUCKETS; i++) {
+      const slot = this.#slot[i] as number;
+      if (slot < 0 || slot <= now - BUCKETS || slot > now) continue;
+      bytes += this.#bytes[i] as number;
+      frames += this.#frames[i] as number;
+      first = Math.min(first ?? slot, slot);
     }
+    // Until a full window has passed, rate over the time actually observed (at least 1 s).
+    const span = first === undefined ? WINDOW_MS : Math.max(1000, Math.min(WINDOW_MS, t - first * BUCKET_MS));
     return {
       bitrateKbps: Math.round((bytes * 8) / span),
       fps: Math.round((frames * 1000 * 10) / span) / 10,

@@ -81,18 +81,30 @@ export class Packager {
         muxer.push(f);
         return true;
       } catch (e) {
-        // A frame the muxer cannot read ends packaging of this publish, not the process.
+        // A frame the muxer cannot read (or anything after it throwing) ends packaging of this publish, not the
+        // process nor the publisher's connection.
         this.#log.error("cannot package stream", { error: (e as Error).message });
         return false;
       }
     };
     let ok = true;
     for (const f of held) ok &&= push(f);
-    while (ok && !this.#detached) {
-      const f = this.#reader.poll() ?? (await this.#reader.next());
-      if (!f) break;
-      ok = push(f);
-    }
+    // From here frames are muxed as the publisher writes them (Reader.listen), not one awaited `next()` each.
+    await new Promise<void>((done) => {
+      const drain = () => {
+        while (ok && !this.#detached) {
+          const f = this.#reader.poll();
+          if (!f) break;
+          ok = push(f);
+        }
+        if (!ok || this.#detached || (this.#reader.closed && this.#reader.queued === 0)) {
+          this.#reader.listen(() => {});
+          done();
+        }
+      };
+      this.#reader.listen(drain);
+      drain();
+    });
     if (ok) muxer.end();
     if (muxer.tracks.length === 0) this.#log.warn("no track could be packaged: no HLS/DASH for this publish");
     this.#end();

@@ -47,6 +47,7 @@ export class ChunkReader {
   chunkSize = 128;
   readonly maxMessage: number;
   readonly #states = new Map<number, ChunkState>();
+  /** The bytes being parsed (during `push` only). */
   #buf: Buffer = EMPTY;
   readonly #slab = new Slab(256 * 1024);
 
@@ -68,25 +69,70 @@ export class ChunkReader {
     }
   }
 
-  /** Feed bytes; returns the messages completed by them. Throws ChunkError on a protocol violation. */
+  /**
+   * Feed bytes; returns the messages completed by them. Throws ChunkError on a protocol violation. `data` is not
+   * kept after the call (the socket reads into one reused buffer): a chunk split across reads is carried over
+   * in the reader's own buffer.
+   */
   push(data: Buffer): RtmpMessage[] {
     const out: RtmpMessage[] = [];
-    const old = this.#buf.length;
+    const old = this.#carried;
     if (old > 0) {
       // Finish the chunk split across reads by copying only the bytes it can need, not the whole read (with
       // 64 KiB reads, copying every read was the reader's main cost); the rest of `data` is parsed in place.
       const take = Math.min(data.length, Math.max(1, MAX_HEADER + this.chunkSize - old));
-      this.#buf = Buffer.concat([this.#buf, data.subarray(0, take)]);
+      this.#buf = this.#carry(data.subarray(0, take), old);
       const pos = this.#parse(out);
-      if (pos > old) data = data.subarray(pos - old);
-      else if (take === data.length)
-        return out; // still one partial chunk: all of it is in #buf
-      else data = Buffer.concat([this.#buf.subarray(pos), data.subarray(take)]); // cannot happen; stay correct
+      if (pos < old) {
+        // Still inside the carried chunk: `take` covers a whole chunk, so all of `data` is in the carry.
+        this.#keep(pos);
+        if (take === data.length) return out;
+        // Cannot happen; stay correct: carry the rest too and parse it all.
+        this.#buf = this.#carry(data.subarray(take), this.#carried);
+        this.#keep(this.#parse(out));
+        return out;
+      }
+      data = data.subarray(pos - old);
     }
     this.#buf = data;
-    const pos = this.#parse(out);
-    this.#buf = pos >= this.#buf.length ? EMPTY : this.#buf.subarray(pos);
+    this.#keep(this.#parse(out));
     return out;
+  }
+
+  /** Bytes of `#spare` holding the start of a chunk that the next read completes. */
+  #carried = 0;
+  #spare: Buffer = EMPTY;
+
+  /** `#spare[0, at)` followed by `bytes`, in `#spare` (grown when needed), as one view. */
+  #carry(bytes: Buffer, at: number): Buffer {
+    const need = at + bytes.length;
+    if (need > this.#spare.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, 2 * this.#spare.length, 4096));
+      this.#spare.copy(grown, 0, 0, at);
+      this.#spare = grown;
+    }
+    bytes.copy(this.#spare, at);
+    return this.#spare.subarray(0, need);
+  }
+
+  /** Keep `#buf[pos..]` (an incomplete chunk) for the next push. */
+  #keep(pos: number): void {
+    const b = this.#buf;
+    this.#buf = EMPTY;
+    const rest = b.length - pos;
+    if (rest <= 0) {
+      this.#carried = 0;
+      return;
+    }
+    if (b.buffer === this.#spare.buffer && b.byteOffset === this.#spare.byteOffset) {
+      // Already in the carry: move the tail to its start.
+      this.#spare.copy(this.#spare, 0, pos, b.length);
+      this.#carried = rest;
+      return;
+    }
+    this.#carried = 0;
+    this.#carry(b.subarray(pos), 0);
+    this.#carried = rest;
   }
 
   /** Parse whole chunks of `#buf` from its start; returns the position after the last one. */
@@ -119,6 +165,7 @@ export class ChunkReader {
     const hs = HEADER_SIZES[fmt] as number;
     if (p + hs > b.length) return -1;
     let s = this.#states.get(csid);
+    const fresh = s === undefined;
     if (!s) {
       if (fmt !== 0) throw new ChunkError(`chunk stream ${csid} starts without a type 0 header`);
       if (this.#states.size >= 64) throw new ChunkError("too many chunk streams");
@@ -162,8 +209,12 @@ export class ChunkReader {
     if (p + size > b.length) return -1;
     // Commit only now that the whole chunk is here.
     if (starting) s.timestamp = fmt === 0 ? field : s.timestamp + field;
-    Object.assign(s, { field, length, type, streamId, extended });
-    this.#states.set(csid, s);
+    s.field = field;
+    s.length = length;
+    s.type = type;
+    s.streamId = streamId;
+    s.extended = extended;
+    if (fresh) this.#states.set(csid, s);
     // Copied once, straight into the message (from a slab: see slab.ts); the read buffer is not kept.
     if (length <= UPFRONT) {
       if (starting) s.payload = this.#slab.take(length);

@@ -14,6 +14,7 @@ import { metadataMessage, streamToRtmp } from "../../protocols/rtmp/from-stream.
 import { HANDSHAKE_SIZE, serverHello } from "../../protocols/rtmp/handshake.ts";
 import * as M from "../../protocols/rtmp/messages.ts";
 import { rtmpToStream } from "../../protocols/rtmp/to-stream.ts";
+import { readSocket } from "./read.ts";
 
 const OUT_CHUNK_SIZE = 4096;
 const WINDOW = 2_500_000;
@@ -48,7 +49,8 @@ export class RtmpConn {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.setTimeout(o.handshakeTimeoutMs, () => this.close("handshake timeout"));
-    socket.on("data", (d) => this.#onData(d));
+    // Reads arrive in one reused buffer (read.ts): nothing below keeps `d` past the call.
+    readSocket(socket, (d) => this.#onData(d));
     socket.on("error", () => {});
     socket.on("close", () => this.#cleanup());
   }
