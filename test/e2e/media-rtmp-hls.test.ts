@@ -86,7 +86,9 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 200
 before(async () => {
   if (!hasFfmpeg) return;
   // No end grace: the last test checks that the publisher leaving ends the playlist at once.
-  const c = configSchema.parse({ media: { enabled: true, rtmpPort: 0, httpPort: 0, endGraceSeconds: 0 } }).media;
+  const c = configSchema.parse({
+    media: { enabled: true, rtmpPort: 0, httpPort: 0, srtPort: 0, endGraceSeconds: 0 },
+  }).media;
   m = await MediaServer.start(c, silentLogger);
   http = m.httpUrl;
   rtmp = m.rtmpUrl;
