@@ -6,12 +6,11 @@
  * for two users whose frames are serialised once for both.
  */
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { SyncStream, timelineEvents } from "../../src/matrix/websocket/client.ts";
-import { WsHub } from "../../src/matrix/websocket/hub.ts";
+import type { WsHub } from "../../src/matrix/websocket/hub.ts";
 import { enc, ok, registerUser, type Session, waitFor } from "./helpers/client.ts";
-import { startInProcess } from "./helpers/homeserver.ts";
+import { ownWsHub, startInProcess } from "./helpers/homeserver.ts";
 
 const C = "/_matrix/client/v3";
 const FILTERS = {
@@ -39,7 +38,7 @@ interface Frame {
 
 describe("WebSocket fast path", () => {
   let hs: Awaited<ReturnType<typeof startInProcess>>;
-  let server: Server;
+  let own: Awaited<ReturnType<typeof ownWsHub>> | undefined;
   let hub: WsHub;
   let wsBase = "";
   let alice: Session;
@@ -53,12 +52,8 @@ describe("WebSocket fast path", () => {
   before(async () => {
     hs = await startInProcess();
     // A hub of our own on a second listener, so the test can read its fast-path counter.
-    hub = new WsHub(hs.hs);
-    server = createServer((_req, res) => res.end());
-    hub.attach(server);
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    const addr = server.address();
-    wsBase = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+    own = await ownWsHub(hs);
+    ({ hub, wsBase } = own);
     [alice, carol] = await Promise.all([registerUser(hs.url, "fa_alice"), registerUser(hs.url, "fa_carol")]);
     const make = () =>
       ok(hs.url, "POST", `${C}/createRoom`, { token: alice.accessToken, body: { preset: "public_chat" } });
@@ -79,8 +74,7 @@ describe("WebSocket fast path", () => {
   });
   after(async () => {
     for (const w of watchers) await w.stream?.close();
-    hub?.close();
-    await new Promise<void>((r) => server?.close(() => r()));
+    await own?.close();
     await hs?.dispose();
   });
 

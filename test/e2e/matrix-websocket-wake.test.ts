@@ -6,12 +6,11 @@
  * and those frames equal /sync's for the same token; the woken ones receive what /sync delivers.
  */
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { SyncStream } from "../../src/matrix/websocket/client.ts";
-import { WsHub } from "../../src/matrix/websocket/hub.ts";
+import type { WsHub } from "../../src/matrix/websocket/hub.ts";
 import { enc, ok, registerUser, type Session, waitFor } from "./helpers/client.ts";
-import { startInProcess } from "./helpers/homeserver.ts";
+import { ownWsHub, startInProcess } from "./helpers/homeserver.ts";
 
 const C = "/_matrix/client/v3";
 const FILTERS = {
@@ -30,7 +29,7 @@ interface Watcher {
 
 describe("WebSocket wake-ups", () => {
   let hs: Awaited<ReturnType<typeof startInProcess>>;
-  let server: Server;
+  let own: Awaited<ReturnType<typeof ownWsHub>> | undefined;
   let hub: WsHub;
   let wsBase = "";
   let alice: Session;
@@ -40,12 +39,8 @@ describe("WebSocket wake-ups", () => {
 
   before(async () => {
     hs = await startInProcess();
-    hub = new WsHub(hs.hs);
-    server = createServer((_req, res) => res.end());
-    hub.attach(server);
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    const addr = server.address();
-    wsBase = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+    own = await ownWsHub(hs);
+    ({ hub, wsBase } = own);
     alice = await registerUser(hs.url, "wk_alice");
     roomId = (
       await ok(hs.url, "POST", `${C}/createRoom`, { token: alice.accessToken, body: { preset: "public_chat" } })
@@ -77,8 +72,7 @@ describe("WebSocket wake-ups", () => {
   });
   after(async () => {
     for (const x of Object.values(w)) await x.stream?.close();
-    hub?.close();
-    await new Promise<void>((r) => server?.close(() => r()));
+    await own?.close();
     await hs?.dispose();
   });
 

@@ -6,13 +6,12 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { configSchema } from "../../src/core/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { hevcTags, interleave, opusTags, type Tag } from "./helpers/ertmp-source.ts";
 import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
-import { RtmpPublisher } from "./helpers/rtmp-publisher.ts";
+import { publishTags } from "./helpers/rtmp-publisher.ts";
 
 const hasX265 = spawnSync("ffmpeg", ["-hide_banner", "-encoders"], { encoding: "utf8" }).stdout?.includes("libx265");
 const opts = { skip: hasX265 ? false : "ffmpeg with libx265 is not installed" };
@@ -28,18 +27,7 @@ before(async () => {
 
 after(() => m?.close());
 
-/** Publish the tags at twice real time (enough to fill segments quickly, still a live stream). */
-async function publish(path: string, tags: Tag[]): Promise<RtmpPublisher> {
-  const p = await RtmpPublisher.publish(`${m.rtmpUrl}/${path}`, ["hvc1", "Opus"]);
-  const t0 = Date.now();
-  for (const t of tags) {
-    const wait = t.ts / 2 - (Date.now() - t0);
-    if (wait > 5) await sleep(wait);
-    if (t.kind === "video") p.video(t.ts, t.payload);
-    else p.audio(t.ts, t.payload);
-  }
-  return p;
-}
+const publish = (path: string, tags: Tag[]) => publishTags(`${m.rtmpUrl}/${path}`, tags);
 
 test("H.265 + Opus over enhanced RTMP: HLS and DASH carry hevc + opus, playlists say hvc1 and opus", opts, async () => {
   const p = await publish("live/hevc", interleave(hevcTags(4), opusTags(4)));

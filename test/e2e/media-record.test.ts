@@ -11,13 +11,12 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { configSchema } from "../../src/core/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { hevcTags, interleave, opusTags, type Tag } from "./helpers/ertmp-source.ts";
 import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
-import { RtmpPublisher } from "./helpers/rtmp-publisher.ts";
+import { publishTags } from "./helpers/rtmp-publisher.ts";
 
 const hasX265 = spawnSync("ffmpeg", ["-hide_banner", "-encoders"], { encoding: "utf8" }).stdout?.includes("libx265");
 const opts = { skip: hasX265 ? false : "ffmpeg with libx265 is not installed" };
@@ -59,14 +58,7 @@ async function startTimes(file: string): Promise<number[]> {
 
 /** Publish the tags at twice real time; `during` runs while the publisher is still connected. */
 async function publish(path: string, tags: Tag[], during?: () => Promise<void>): Promise<void> {
-  const p = await RtmpPublisher.publish(`${m.rtmpUrl}/${path}`, ["hvc1", "Opus"]);
-  const t0 = Date.now();
-  for (const t of tags) {
-    const wait = t.ts / 2 - (Date.now() - t0);
-    if (wait > 5) await sleep(wait);
-    if (t.kind === "video") p.video(t.ts, t.payload);
-    else p.audio(t.ts, t.payload);
-  }
+  const p = await publishTags(`${m.rtmpUrl}/${path}`, tags);
   await during?.();
   await p.close();
 }

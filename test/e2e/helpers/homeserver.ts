@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +13,7 @@ import pg from "pg";
 import { configSchema } from "../../../src/core/config.ts";
 import { silentLogger } from "../../../src/core/logger.ts";
 import { type RunningHomeserver, startHomeserver } from "../../../src/matrix/homeserver.ts";
+import { WsHub } from "../../../src/matrix/websocket/hub.ts";
 
 export type Backend = "sqlite" | "postgres";
 export const BACKENDS: Backend[] = ["sqlite", "postgres"];
@@ -245,6 +247,23 @@ export async function startInProcess(
     async dispose() {
       await running.close();
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A WebSocket hub of the test's own on a second listener, so a test can read its counters (wake-ups, fast frames). */
+export async function ownWsHub(hs: RunningHomeserver): Promise<{ hub: WsHub; wsBase: string; close(): Promise<void> }> {
+  const hub = new WsHub(hs.hs);
+  const server = createServer((_req, res) => res.end());
+  hub.attach(server);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const addr = server.address();
+  return {
+    hub,
+    wsBase: `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`,
+    async close() {
+      hub.close();
+      await new Promise<void>((r) => server.close(() => r()));
     },
   };
 }

@@ -5,10 +5,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Amf, decodeAll } from "../../../src/media/protocols/rtmp/amf0.ts";
 import { ChunkReader, ChunkWriter, type RtmpMessage } from "../../../src/media/protocols/rtmp/chunk.ts";
 import { HANDSHAKE_SIZE, RTMP_VERSION } from "../../../src/media/protocols/rtmp/handshake.ts";
 import * as M from "../../../src/media/protocols/rtmp/messages.ts";
+import type { Tag } from "./ertmp-source.ts";
 
 export class RtmpPublisher {
   readonly #socket: Socket;
@@ -108,4 +110,17 @@ export class RtmpPublisher {
       });
     });
   }
+}
+
+/** Publish E-RTMP H.265 + Opus `tags` to `url` at twice real time (fills segments quickly, still a live stream). */
+export async function publishTags(url: string, tags: Tag[]): Promise<RtmpPublisher> {
+  const p = await RtmpPublisher.publish(url, ["hvc1", "Opus"]);
+  const t0 = Date.now();
+  for (const t of tags) {
+    const wait = t.ts / 2 - (Date.now() - t0);
+    if (wait > 5) await sleep(wait);
+    if (t.kind === "video") p.video(t.ts, t.payload);
+    else p.audio(t.ts, t.payload);
+  }
+  return p;
 }
