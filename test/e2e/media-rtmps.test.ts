@@ -70,6 +70,7 @@ test(
     const pub = publish(`${m.rtmpsUrl}/live/tls`, 8);
     try {
       await until("the RTMPS stream to go live", async () => m.hub.get("live/tls")?.stats.videoCodec);
+      assert.equal(m.hub.get("live/tls")?.publisher.protocol, "rtmps");
       await until("an HLS segment", async () => (await fetch(`${m.httpUrl}/live/tls/stream.m3u8`)).status === 200);
       assert.deepEqual(kinds(await ffprobe(`${m.httpUrl}/live/tls/index.m3u8`)), ["audio:aac", "video:h264"]);
       assert.deepEqual(kinds(await ffprobe(`${m.rtmpsUrl}/live/tls`)), ["audio:aac", "video:h264"]);
@@ -98,7 +99,7 @@ test("a restream to an rtmps:// destination (our own RTMPS listener) arrives", o
       const s = m.hub.get("live/copy");
       return s?.stats.videoCodec ? s : undefined;
     });
-    assert.equal(copy.publisher.protocol, "rtmp");
+    assert.equal(copy.publisher.protocol, "rtmps", "the copy arrived over TLS");
     await until("HLS of the copy", async () => (await fetch(`${m.httpUrl}/live/copy/stream.m3u8`)).status === 200);
     assert.deepEqual(kinds(await ffprobe(`${m.httpUrl}/live/copy/index.m3u8`)), ["audio:aac", "video:h264"]);
     assert.equal(m.restreams.list("live/src")[0]?.state, "live");

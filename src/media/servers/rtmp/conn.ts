@@ -23,6 +23,8 @@ export interface ConnOptions {
   hub: Hub;
   log: Logger;
   handshakeTimeoutMs: number;
+  /** "rtmp" or "rtmps": the name publishers, readers and the auth hook see. */
+  protocol: "rtmp" | "rtmps";
   /** Publish permissions and stream keys; none: anyone may publish. */
   auth?: MediaAuth;
 }
@@ -224,7 +226,7 @@ export class RtmpConn {
       return;
     }
     const ip = this.socket.remoteAddress ?? "";
-    auth.check({ action: "publish", path, protocol: "rtmp", ip, key: target?.key }).then(
+    auth.check({ action: "publish", path, protocol: this.#o.protocol, ip, key: target?.key }).then(
       (d) => {
         if (this.#state === "closed") return;
         if (d.ok) {
@@ -242,7 +244,11 @@ export class RtmpConn {
 
   #publishTo(path: string, streamId: number): void {
     try {
-      this.#publishing = this.#o.hub.publish(path, { protocol: "rtmp", remote: this.remote, since: Date.now() });
+      this.#publishing = this.#o.hub.publish(path, {
+        protocol: this.#o.protocol,
+        remote: this.remote,
+        since: Date.now(),
+      });
     } catch (e) {
       const why = isAmiError(e) ? e.message : "publish refused";
       this.#o.log.warn("rtmp publish refused", { path, remote: this.remote, reason: why });
@@ -265,18 +271,20 @@ export class RtmpConn {
     }
     const query = new URLSearchParams(name.includes("?") ? name.slice(name.indexOf("?") + 1) : "");
     const ip = this.socket.remoteAddress ?? "";
-    auth.check({ action: "read", path, protocol: "rtmp", ip, key: query.get("key") ?? undefined, query }).then(
-      (d) => {
-        if (this.#state === "closed") return;
-        if (d.ok) {
-          this.#playFrom(name, path, streamId);
-          return;
-        }
-        this.#send(M.onStatus(streamId, "error", "NetStream.Play.Failed", d.reason));
-        this.socket.end();
-      },
-      (e) => this.close(`auth failed: ${(e as Error).message}`),
-    );
+    auth
+      .check({ action: "read", path, protocol: this.#o.protocol, ip, key: query.get("key") ?? undefined, query })
+      .then(
+        (d) => {
+          if (this.#state === "closed") return;
+          if (d.ok) {
+            this.#playFrom(name, path, streamId);
+            return;
+          }
+          this.#send(M.onStatus(streamId, "error", "NetStream.Play.Failed", d.reason));
+          this.socket.end();
+        },
+        (e) => this.close(`auth failed: ${(e as Error).message}`),
+      );
   }
 
   #playFrom(name: string, path: string | undefined, streamId: number): void {
@@ -290,7 +298,7 @@ export class RtmpConn {
     this.#send(M.onStatus(streamId, "status", "NetStream.Play.Reset", `Playing and resetting ${path}.`));
     this.#send(M.onStatus(streamId, "status", "NetStream.Play.Start", `Started playing ${path}.`));
     this.#send(metadataMessage(stream, streamId));
-    const reader = stream.addReader("rtmp", this.remote);
+    const reader = stream.addReader(this.#o.protocol, this.remote);
     this.#playing = reader;
     const drained = () => new Promise<void>((r) => this.socket.once("drain", r));
     streamToRtmp(reader, streamId, (m) => this.#send(m), drained)

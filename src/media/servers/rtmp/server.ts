@@ -34,6 +34,7 @@ export class RtmpServer {
         const c = new RtmpConn(socket, {
           hub: o.hub,
           log,
+          protocol: name,
           handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
           auth: o.auth,
         });
