@@ -223,7 +223,7 @@ export const abrLadderSchema = z
     }
   });
 
-/** Live media (service `media`): RTMP ingest, HLS / LL-HLS / DASH out over HTTP. */
+/** Live media (service `media`): RTMP/RTMPS/SRT/WHIP ingest and pulls; HLS, LL-HLS, DASH, WHEP, RTMP out. */
 export const mediaSchema = z
   .object({
     enabled: z.boolean().default(true),
