@@ -233,7 +233,8 @@ export class RtmpConn {
           this.#publishTo(path, streamId);
           return;
         }
-        // NetStream.Publish.Unauthorized is what Wowza/nginx-rtmp send; OBS shows it as a stream key error.
+        // NetStream.Publish.Unauthorized is what Wowza/nginx-rtmp send; OBS 29 does not know the code (it logs it)
+        // and fails on the close that follows, as a connection error (media-obs test).
         this.#send(M.onStatus(streamId, "error", "NetStream.Publish.Unauthorized", d.reason));
         this.socket.end();
         this.#state = "closed";
