@@ -11,9 +11,9 @@
  * in the baseline column. Target ≤ 1.3× the RTMP-in baseline.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../../src/test/cli.ts";
 import { type BenchResult, round, runIfMain } from "../matrix/lib.ts";
 import { clip1080p, ffmpeg, MediaChild, publishLoop, treeCores, treeTicks, waitFor } from "./lib.ts";
 
@@ -40,15 +40,6 @@ async function ours(clip: string): Promise<{ all: number; top: number }> {
     await pub.stop();
     await m.stop();
   }
-}
-
-/** A TCP port free right now (ffmpeg's RTMP listener needs one up front). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const HLS_OUT = ["-c", "copy", "-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "7"];

@@ -7,10 +7,10 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket from "ws";
+import { freePort } from "../../../src/test/cli.ts";
 
 /** OBS and xvfb-run are installed (Debian: obs-studio, xvfb). */
 export const hasObs =
@@ -153,14 +153,6 @@ export interface ObsProcess {
   log: () => string;
   /** Ends OBS, its Xvfb and xvfb-run (one process group): TERM, then KILL if it lingers. */
   stop: () => Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /**

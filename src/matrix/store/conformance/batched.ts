@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { EventFilterQuery, Store } from "../types.ts";
-import { event, type MakeStore, member, seedRoom, storeTest, streams } from "./helpers.ts";
+import { event, type MakeStore, member, receipt, seedRoom, storeTest, streams } from "./helpers.ts";
 
 const A = "!a:hs";
 const B = "!b:hs";
@@ -176,15 +176,7 @@ export function batchedReadTests(make: MakeStore): void {
 
   storeTest(make, "getUserReceipts: one user's receipts of every type and thread in the rooms asked for", async (s) => {
     await seed(s);
-    const r = (stream: number, roomId: string, userId: string, type: string, threadId: string | null) => ({
-      roomId,
-      userId,
-      type,
-      eventId: `$ev${stream}`,
-      threadId,
-      ts: 1_700_000_000_000 + stream,
-      stream,
-    });
+    const r = receipt;
     const rows = [
       r(20, A, "@bob:hs", "m.read", null),
       r(21, B, "@bob:hs", "m.read.private", "main"),

@@ -89,6 +89,16 @@ export function event(
 export const member = (stream: number, roomId: string, userId: string, membership: string, sender = userId) =>
   event(stream, roomId, "m.room.member", { stateKey: userId, sender, content: { membership } });
 
+/** A receipt row at `stream` on event `$ev<stream>`. */
+export const receipt = (stream: number, roomId: string, userId: string, type: string, threadId: string | null) => ({
+  roomId,
+  userId,
+  type,
+  eventId: `$ev${stream}`,
+  threadId,
+  ts: 1_700_000_000_000 + stream,
+  stream,
+});
 export const streams = (events: StoredEvent[]): number[] => events.map((e) => e.stream);
 export const ids = (events: StoredEvent[]): string[] => events.map((e) => e.eventId);
 

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { ReceiptRow, Store } from "../types.ts";
-import { type MakeStore, storeTest, user } from "./helpers.ts";
+import { type MakeStore, receipt, storeTest, user } from "./helpers.ts";
 
 const A = "!a:hs";
 const B = "!b:hs";
@@ -13,16 +13,6 @@ const ALG = "signed_curve25519";
 const BOB = "@bob:hs";
 const ALICE = "@alice:hs";
 const CAROL = "@carol:hs";
-
-const receipt = (stream: number, roomId: string, userId: string, type: string, threadId: string | null) => ({
-  roomId,
-  userId,
-  type,
-  eventId: `$ev${stream}`,
-  threadId,
-  ts: 1_700_000_000_000 + stream,
-  stream,
-});
 
 async function devices(s: Store, list: [string, string][]): Promise<void> {
   for (const u of new Set(list.map(([u]) => u))) await s.createUser(user(u));
