@@ -1,0 +1,216 @@
+/**
+ * The one way to open an HTTP listener. Every listener gets: a request target that was parsed without
+ * throwing (malformed → 400 JSON), header/request/idle timeouts (slow or half-open clients are cut off),
+ * connection caps in total and per client address, an error boundary per request and per upgrade (a throw
+ * or rejection ends that request, is logged without secrets, and never reaches the process), and 400/408/431
+ * JSON answers to requests Node's parser refuses.
+ */
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { AmiError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { createServer } from "../node-http.ts";
+import { sendError } from "./reply.ts";
+import { loggablePath, parseTarget, type Target } from "./target.ts";
+
+export interface ListenerLimits {
+  /** All headers must arrive within this (slowloris). */
+  headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this. Responses (long-polls) are not bound by it. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** A socket with no traffic either way for this long is closed; routes that hold a response call `holdOpen`. */
+  idleTimeoutMs: number;
+  /** Open connections in total; more are answered 503 and closed. */
+  maxConnections: number;
+  /** Open connections from one client address. */
+  maxConnectionsPerAddress: number;
+}
+
+export const DEFAULT_LIMITS: ListenerLimits = {
+  headersTimeoutMs: 15_000,
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 65_000,
+  idleTimeoutMs: 120_000,
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 1_000,
+};
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, target: Target) => unknown;
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer, target: Target) => unknown;
+
+export interface ListenerOptions {
+  /** For log lines and errors ("homeserver", "media http", "control API"...). */
+  name: string;
+  log: Logger;
+  handler: RequestHandler;
+  /** WebSocket and other upgrades; none: upgrade requests get 404. */
+  upgrade?: UpgradeHandler;
+  limits?: Partial<ListenerLimits>;
+}
+
+export interface ListenerStats {
+  open: number;
+  refused: number;
+  handlerErrors: number;
+  badRequests: number;
+}
+
+export interface HttpListener {
+  server: Server;
+  stats: ListenerStats;
+  limits: ListenerLimits;
+  /** Listens; EADDRINUSE becomes a clear AMI_UNAVAILABLE. Resolves to the bound port. */
+  listen(port: number, host: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+const RAW_503 = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n";
+
+function rawJson(status: string, errcode: string, error: string): string {
+  const body = JSON.stringify({ errcode, error });
+  return `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+export function createHttpListener(o: ListenerOptions): HttpListener {
+  const limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const stats: ListenerStats = { open: 0, refused: 0, handlerErrors: 0, badRequests: 0 };
+  const perAddress = new Map<string, number>();
+
+  const failed = (req: IncomingMessage, res: ServerResponse | null, e: unknown) => {
+    stats.handlerErrors++;
+    o.log.error(`${o.name}: request failed`, {
+      method: req.method,
+      path: loggablePath(req.url),
+      error: String((e as Error)?.stack ?? e).slice(0, 2000),
+    });
+    if (res) sendError(res, e);
+  };
+
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // The 'timeout' checks run at this interval; keep it below the smallest timeout.
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
+    (req, res) => {
+      const target = parseTarget(req.url);
+      if (target === null) {
+        stats.badRequests++;
+        sendError(res, new AmiError("AMI_INVALID_INPUT", "Malformed request target", {}, 400));
+        return;
+      }
+      try {
+        const p = o.handler(req, res, target);
+        if (p instanceof Promise) p.catch((e) => failed(req, res, e));
+      } catch (e) {
+        failed(req, res, e);
+      }
+    },
+  );
+  server.timeout = limits.idleTimeoutMs;
+
+  server.on("connection", (socket: Socket) => {
+    const addr = socket.remoteAddress ?? "?";
+    const mine = (perAddress.get(addr) ?? 0) + 1;
+    if (stats.open >= limits.maxConnections || mine > limits.maxConnectionsPerAddress) {
+      stats.refused++;
+      const body = '{"errcode":"M_LIMIT_EXCEEDED","error":"too many connections"}';
+      socket.on("error", () => {});
+      socket.end(`${RAW_503}Content-Length: ${body.length}\r\n\r\n${body}`);
+      // A client that never reads must not hold the refused socket open.
+      setTimeout(() => socket.destroy(), 1_000).unref();
+      return;
+    }
+    stats.open++;
+    perAddress.set(addr, mine);
+    socket.once("close", () => {
+      stats.open--;
+      const n = (perAddress.get(addr) ?? 1) - 1;
+      if (n <= 0) perAddress.delete(addr);
+      else perAddress.set(addr, n);
+    });
+  });
+
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    stats.badRequests++;
+    if (!socket.writable || (err.code === "ECONNRESET" && !socket.readable)) {
+      socket.destroy();
+      return;
+    }
+    const code = err.code ?? "";
+    const reply =
+      code === "ERR_HTTP_REQUEST_TIMEOUT" || code === "HPE_HEADER_TIMEOUT"
+        ? rawJson("408 Request Timeout", "AMI_TIMEOUT", "request not received in time")
+        : code === "HPE_HEADER_OVERFLOW"
+          ? rawJson("431 Request Header Fields Too Large", "M_TOO_LARGE", "request headers too large")
+          : rawJson("400 Bad Request", "AMI_INVALID_INPUT", "malformed HTTP request");
+    socket.end(reply);
+  });
+
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    const target = parseTarget(req.url);
+    if (target === null || !o.upgrade) {
+      stats.badRequests++;
+      socket.end(
+        target === null
+          ? rawJson("400 Bad Request", "AMI_INVALID_INPUT", "Malformed request target")
+          : rawJson("404 Not Found", "M_UNRECOGNIZED", "no upgrade here"),
+      );
+      return;
+    }
+    try {
+      const p = o.upgrade(req, socket, head, target);
+      if (p instanceof Promise)
+        p.catch((e) => {
+          failed(req, null, e);
+          socket.destroy();
+        });
+    } catch (e) {
+      failed(req, null, e);
+      socket.destroy();
+    }
+  });
+
+  return {
+    server,
+    stats,
+    limits,
+    listen: (port, host) =>
+      new Promise<number>((resolve, reject) => {
+        const onError = (e: NodeJS.ErrnoException) =>
+          reject(
+            e.code === "EADDRINUSE" ? new AmiError("AMI_UNAVAILABLE", `${o.name} port ${host}:${port} is in use`) : e,
+          );
+        server.once("error", onError);
+        server.listen(port, host, () => {
+          server.off("error", onError);
+          // A later listener error (EMFILE on accept) is logged, never thrown at the process.
+          server.on("error", (e) => o.log.error(`${o.name}: listener error`, { error: String(e) }));
+          resolve((server.address() as AddressInfo).port);
+        });
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * For a route that holds its response open on purpose (long-poll /sync, event streams): the idle timeout
+ * is lifted until the response ends, then put back for the next keep-alive request.
+ */
+export function holdOpen(req: IncomingMessage, res: ServerResponse, limits: ListenerLimits): void {
+  const socket = req.socket;
+  socket.setTimeout(0);
+  res.once("finish", () => {
+    if (!socket.destroyed) socket.setTimeout(limits.idleTimeoutMs);
+  });
+}
