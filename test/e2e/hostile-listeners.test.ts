@@ -1,0 +1,217 @@
+/**
+ * Every HTTP listener of a running `ami-streams up` (homeserver with its WebSocket upgrade, media HTTP with
+ * WHIP/WHEP, web client, control API) and `ami-streams mcp --transport http`, under seeded hostile input:
+ * 1,250 raw requests (malformed targets, percent-encoding errors, `//host:badport`, bare LF, CL+TE smuggling
+ * shapes, oversized headers, NUL bytes, junk upgrades, garbage), slow headers, slow bodies, idle keep-alive and
+ * half-open sockets. Never a 5xx, no process exits, no restart, and a normal client is served throughout.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { connect, type Socket } from "node:net";
+import { after, before, test } from "node:test";
+import { binEntry, cli, freePort, json, tempHome } from "../../src/test/cli.ts";
+import { hostileCases, sendRaw } from "./helpers/hostile-http.ts";
+
+const CASES_PER_LISTENER = 250;
+const CONCURRENCY = 16;
+
+interface Listener {
+  name: string;
+  port: number;
+  /** A request a normal client makes; it must succeed throughout. */
+  probe: () => Promise<Response>;
+}
+
+const ports = {
+  matrix: await freePort(),
+  media: await freePort(),
+  rtmp: await freePort(),
+  srt: await freePort(),
+  web: await freePort(),
+  control: await freePort(),
+  mcp: await freePort(),
+};
+const h = tempHome({
+  matrix: { port: ports.matrix },
+  media: { httpPort: ports.media, rtmpPort: ports.rtmp, srtPort: ports.srt },
+  web: { port: ports.web },
+  control: { port: ports.control },
+});
+const mcpToken = "m".repeat(40);
+let mcp: ChildProcess;
+let listeners: Listener[] = [];
+let before_: Record<string, { pid: number; restarts: number; state: string }> = {};
+
+const services = async () => {
+  const s = json<{ services: { name: string; pid: number; restarts: number; state: string }[] }>(
+    await cli(["status", "--json"], { env: h.env }),
+  );
+  return Object.fromEntries(s.services.filter((x) => x.state !== "disabled").map((x) => [x.name, x]));
+};
+
+before(async () => {
+  const up = await cli(["up"], { env: h.env, timeoutMs: 180_000 });
+  assert.equal(up.code, 0, up.stderr + up.stdout);
+  mcp = spawn(
+    process.execPath,
+    [binEntry, "mcp", "--transport", "http", "--port", String(ports.mcp), "--token", mcpToken],
+    {
+      env: h.env,
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let err = "";
+    mcp.stderr?.on("data", (d) => {
+      err += d;
+      if (/listening on/.test(err)) resolve();
+    });
+    mcp.once("exit", (c) => reject(new Error(`mcp exited ${c}: ${err}`)));
+  });
+  const token = (await import("node:fs")).readFileSync(`${h.home}/run/control.token`, "utf8").trim();
+  const base = (p: number) => `http://127.0.0.1:${p}`;
+  listeners = [
+    { name: "homeserver", port: ports.matrix, probe: () => fetch(`${base(ports.matrix)}/_matrix/client/versions`) },
+    { name: "media", port: ports.media, probe: () => fetch(`${base(ports.media)}/health`) },
+    { name: "web", port: ports.web, probe: () => fetch(`${base(ports.web)}/health`) },
+    {
+      name: "control",
+      port: ports.control,
+      probe: () => fetch(`${base(ports.control)}/api/status`, { headers: { authorization: `Bearer ${token}` } }),
+    },
+    {
+      name: "mcp",
+      port: ports.mcp,
+      probe: () =>
+        fetch(`${base(ports.mcp)}/mcp`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${mcpToken}`,
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+          },
+          body: JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "probe", version: "1" } },
+          }),
+        }),
+    },
+  ];
+  for (const l of listeners) assert.equal((await l.probe()).status, 200, `${l.name} probe before the attack`);
+  before_ = await services();
+  for (const n of ["matrix", "media", "web"]) assert.equal(before_[n]?.state, "running", n);
+});
+
+after(async () => {
+  mcp?.kill("SIGTERM");
+  await h.cleanup();
+});
+
+/** Probes every listener every 200 ms while `work` runs; returns the failures. */
+async function whileProbing(work: () => Promise<void>): Promise<string[]> {
+  const failures: string[] = [];
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      for (const l of listeners) {
+        try {
+          const r = await l.probe();
+          await r.arrayBuffer();
+          if (r.status !== 200) failures.push(`${l.name}: probe ${r.status}`);
+        } catch (e) {
+          failures.push(`${l.name}: probe failed: ${(e as Error).message}`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    stop = true;
+    await loop;
+  }
+  return failures;
+}
+
+async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (i < items.length) await fn(items[i++]);
+    }),
+  );
+}
+
+async function assertNoRestarts(): Promise<void> {
+  const now = await services();
+  for (const [name, s] of Object.entries(before_)) {
+    assert.equal(now[name]?.pid, s.pid, `${name} was restarted (pid changed)`);
+    assert.equal(now[name]?.restarts, s.restarts, `${name} restart count changed`);
+  }
+  assert.equal(mcp.exitCode, null, "the MCP HTTP server exited");
+}
+
+test("1,250 seeded hostile requests: no 5xx, no exit, no restart, normal clients served throughout", {
+  timeout: 300_000,
+}, async () => {
+  const fives: string[] = [];
+  let answered = 0;
+  const failures = await whileProbing(() =>
+    pool(
+      listeners.flatMap((l, li) => hostileCases(0x5eed + li, CASES_PER_LISTENER).map((c) => ({ l, c }))),
+      CONCURRENCY,
+      async ({ l, c }) => {
+        const codes = await sendRaw(l.port, c.bytes, { waitMs: 1_000, halfClose: c.name.startsWith("7:") });
+        if (codes.length) answered++;
+        for (const code of codes) if (code >= 500) fives.push(`${l.name} ${code} ${c.name}`);
+      },
+    ),
+  );
+  assert.deepEqual(fives, [], "5xx answers");
+  assert.deepEqual(failures, [], "a normal client was not served");
+  assert.ok(answered > CASES_PER_LISTENER, `only ${answered} cases got any answer`);
+  await assertNoRestarts();
+});
+
+test("slow headers, slow bodies, idle keep-alive and half-open sockets hold nobody else up", {
+  timeout: 180_000,
+}, async () => {
+  const held: Socket[] = [];
+  const open = (port: number) =>
+    new Promise<Socket>((resolve) => {
+      const s = connect(port, "127.0.0.1", () => resolve(s));
+      s.on("error", () => resolve(s));
+      held.push(s);
+    });
+  const failures = await whileProbing(async () => {
+    for (const l of listeners) {
+      // 100 idle connections that never send a byte, per listener.
+      await Promise.all(Array.from({ length: 100 }, () => open(l.port)));
+      // Slow headers: one byte at a time.
+      const slow = await open(l.port);
+      const head = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+      for (const ch of head) {
+        slow.write(ch);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      // Slow body: a declared body that never arrives.
+      const body = await open(l.port);
+      body.write(
+        "POST /api/ops/status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+      );
+      // Half-open: the request is sent and our side is shut for writing before the answer.
+      const half = await open(l.port);
+      half.end("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      // Idle keep-alive after one good request.
+      const ka = await open(l.port);
+      ka.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    }
+    await new Promise((r) => setTimeout(r, 3_000));
+  });
+  for (const s of held) s.destroy();
+  assert.deepEqual(failures, [], "a normal client was not served while sockets were held");
+  await assertNoRestarts();
+});
