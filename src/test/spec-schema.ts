@@ -1,6 +1,6 @@
 /**
- * Check what the homeserver sends against the Matrix spec's own OpenAPI definitions (v1.19, in
- * ../shared/spec/matrix), not against our reading of it. Refs across files are inlined, then ajv
+ * Check what the homeserver sends against the Matrix spec's own OpenAPI definitions (v1.19, copied into
+ * spec/matrix with the spec's licence), not against our reading of it. Refs across files are inlined, then ajv
  * (JSON Schema 2020-12, as OpenAPI 3.1 uses) validates.
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -11,9 +11,10 @@ import addFormatsModule from "ajv-formats";
 import YAML from "yaml";
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** shared/spec/matrix/data, beside the repo (CI clones main with shared/ beside it). */
+/** The copy in the repository (spec/matrix, Apache-2.0, with its LICENSE), so a fresh clone tests on its own. */
 export const SPEC_DIR = [
   process.env.AMI_MATRIX_SPEC_DIR,
+  resolve(here, "../../spec/matrix/data"),
   resolve(here, "../../../shared/spec/matrix/data"),
   resolve(here, "../../../../shared/spec/matrix/data"),
 ].find((p): p is string => !!p && existsSync(p)) as string;
