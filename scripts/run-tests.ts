@@ -20,6 +20,9 @@ const pick = (pattern: string) =>
 
 const totals = { pass: 0, fail: 0, skipped: 0 };
 const tapDir = mkdtempSync(join(tmpdir(), "ami-tests-"));
+// Tests never touch the user's runtime home or config, even when the README's AMI_STREAMS_HOME is exported.
+const testEnv: NodeJS.ProcessEnv = { ...process.env, AMI_STREAMS_HOME: join(tapDir, "home") };
+delete testEnv.AMI_STREAMS_CONFIG;
 
 function run(files: string[], concurrency?: number): number {
   if (files.length === 0) return 0;
@@ -28,7 +31,7 @@ function run(files: string[], concurrency?: number): number {
   const flags = ["--test", "--test-reporter=spec", "--test-reporter-destination=stdout"];
   flags.push("--test-reporter=tap", `--test-reporter-destination=${tap}`);
   if (concurrency) flags.push(`--test-concurrency=${concurrency}`);
-  const r = spawnSync(process.execPath, [...flags, ...files], { cwd: root, stdio: "inherit" });
+  const r = spawnSync(process.execPath, [...flags, ...files], { cwd: root, stdio: "inherit", env: testEnv });
   let text = "";
   try {
     text = readFileSync(tap, "utf8");
