@@ -15,8 +15,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const SPEC_DIR = [
   process.env.AMI_MATRIX_SPEC_DIR,
   resolve(here, "../../spec/matrix/data"),
-  resolve(here, "../../../shared/spec/matrix/data"),
-  resolve(here, "../../../../shared/spec/matrix/data"),
 ].find((p): p is string => !!p && existsSync(p)) as string;
 
 const fileCache = new Map<string, any>();
