@@ -12,10 +12,9 @@ import YAML from "yaml";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The copy in the repository (spec/matrix, Apache-2.0, with its LICENSE), so a fresh clone tests on its own. */
-export const SPEC_DIR = [
-  process.env.AMI_MATRIX_SPEC_DIR,
-  resolve(here, "../../spec/matrix/data"),
-].find((p): p is string => !!p && existsSync(p)) as string;
+export const SPEC_DIR = [process.env.AMI_MATRIX_SPEC_DIR, resolve(here, "../../spec/matrix/data")].find(
+  (p): p is string => !!p && existsSync(p),
+) as string;
 
 const fileCache = new Map<string, any>();
 function loadYaml(path: string): any {
