@@ -26,8 +26,11 @@ export interface SendEventInput {
   content: Record<string, any>;
   /** Present for state events (may be ""). */
   stateKey?: string;
-  /** Idempotency: a repeat of (sender, deviceId, txnId) returns the first event's ID. */
-  txn?: { deviceId: string; txnId: string };
+  /**
+   * Idempotency: a repeat of (sender, deviceId, scope, txnId) returns the first event's ID. `scope` is the request
+   * path without the txnId (spec: a transaction ID is scoped to a device and an endpoint path).
+   */
+  txn?: { deviceId: string; scope: string; txnId: string };
   /** For m.room.redaction. */
   redacts?: string;
   /** Override origin_server_ts (appservice/admin use only). */

@@ -77,7 +77,8 @@ export class Rooms implements RoomService {
     const hs = this.#hs;
     const { store } = hs;
     if (input.txn) {
-      const existing = await store.getTxnEvent(input.sender, input.txn.deviceId, input.txn.txnId);
+      const { deviceId, scope, txnId } = input.txn;
+      const existing = await store.getTxnEvent(input.sender, deviceId, scope, txnId);
       if (existing) return { eventId: existing, stream: (await store.getEvent(existing))?.stream ?? hs.stream.current };
     }
     const head = await this.#head(input.roomId);
