@@ -10,6 +10,7 @@ import { eventIdFor } from "../events/hashing.ts";
 import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
+import { localMemberContent } from "./restricted-join.ts";
 import { createRoom } from "./room-create.ts";
 import { AUTH_TYPES, HeadCache, loadHead, type RoomHead } from "./room-head.ts";
 
@@ -86,6 +87,8 @@ export class Rooms implements RoomService {
     if (!rules) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `Room version ${head.version} is not supported`);
 
     let content = input.content;
+    if (input.type === "m.room.member" && input.stateKey !== undefined)
+      content = await localMemberContent(hs, head.auth, input.sender, input.stateKey, content);
     const pdu: Record<string, any> = {
       room_id: input.roomId,
       sender: input.sender,
