@@ -18,6 +18,29 @@ import { AUTH_TYPES, HeadCache, loadHead, type RoomHead } from "./room-head.ts";
 const MAX_PDU_BYTES = 65_536;
 const MAX_KEY_BYTES = 255;
 
+/**
+ * Types that only mean something as room state (the spec's m.room.* state events). Sent as a message event one
+ * would sit in the timeline looking like a state change that never happened (an m.room.create mid-room, a
+ * power_levels "change" clients might display), so they are refused unless they carry a state key.
+ */
+const STATE_ONLY_TYPES: ReadonlySet<string> = new Set([
+  "m.room.create",
+  "m.room.member",
+  "m.room.power_levels",
+  "m.room.join_rules",
+  "m.room.history_visibility",
+  "m.room.guest_access",
+  "m.room.third_party_invite",
+  "m.room.server_acl",
+  "m.room.encryption",
+  "m.room.tombstone",
+  "m.room.canonical_alias",
+  "m.room.name",
+  "m.room.topic",
+  "m.room.avatar",
+  "m.room.pinned_events",
+]);
+
 type Membership = "join" | "leave" | "invite" | "ban" | "knock";
 
 export class Rooms implements RoomService {
@@ -233,6 +256,9 @@ function validateInput(input: SendEventInput): void {
   if (!isValidRoomId(input.roomId)) throw new AmiError("M_INVALID_PARAM", `Invalid room ID '${input.roomId}'`);
   if (typeof input.type !== "string" || input.type.length === 0 || Buffer.byteLength(input.type) > MAX_KEY_BYTES) {
     throw new AmiError("M_INVALID_PARAM", "Event type must be a non-empty string of at most 255 bytes");
+  }
+  if (input.stateKey === undefined && STATE_ONLY_TYPES.has(input.type)) {
+    throw new AmiError("M_BAD_JSON", `${input.type} is a state event: send it with PUT /rooms/{roomId}/state`);
   }
   if (
     input.stateKey !== undefined &&
