@@ -68,6 +68,12 @@ export interface AuthService {
   ): Promise<{ accessToken: string; deviceId: string }>;
   hashPassword(password: string): Promise<string>;
   verifyPassword(password: string, hash: string): Promise<boolean>;
+  /**
+   * Call `fn` each time sessions stop being valid (logout, logout/all, device deletion, password change,
+   * deactivation, a re-login to the same device), after their tokens are gone from the store, with a predicate
+   * telling which requesters were revoked. Returns the unsubscribe function.
+   */
+  onRevoke(fn: (revoked: (r: Requester) => boolean) => void): () => void;
 }
 
 /** In-memory typing notifications. (service/typing.ts) */
