@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SyncStream } from "../../src/matrix/websocket/client.ts";
 import { BACKENDS } from "./helpers/homeserver.ts";
 import { enc, type Kit, startKit, V3 } from "./matrix-accounts-kit.ts";
 
@@ -76,3 +77,128 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe("presence is visible only to users sharing a room", () => {
+  let k: Kit;
+  let open: Kit;
+  before(async () => {
+    k = await startKit("sqlite");
+    open = await startKit("sqlite", { presence: { visibleToAll: true } });
+  });
+  after(async () => {
+    await k.dispose();
+    await open.dispose();
+    assert.deepEqual([...k.errors, ...open.errors], [], "no internal errors");
+  });
+
+  const status = (kit: Kit, of: User, asker: User) =>
+    kit.call("GET", `${V3}/presence/${enc(of.userId)}/status`, undefined, asker.token);
+  const setStatus = (kit: Kit, u: User) =>
+    kit.call("PUT", `${V3}/presence/${enc(u.userId)}/status`, { presence: "online", status_msg: "here" }, u.token);
+
+  test("GET /presence/{userId}/status: self and room-mates yes, strangers 403 (unknown users too)", async () => {
+    const [alice, bob, eve] = [await k.register("alice"), await k.register("bob"), await k.register("eve")];
+    await setStatus(k, alice);
+    assert.equal((await status(k, alice, alice)).body.status_msg, "here");
+    const stranger = await status(k, alice, eve);
+    assert.deepEqual([stranger.status, stranger.body.errcode], [403, "M_FORBIDDEN"]);
+    const unknown = await k.call("GET", `${V3}/presence/${enc("@nobody:localhost")}/status`, undefined, eve.token);
+    assert.deepEqual([unknown.status, unknown.body.errcode], [403, "M_FORBIDDEN"], "no hint that the user exists");
+    // Invited is not sharing; joined is.
+    const room = (await k.call("POST", `${V3}/createRoom`, { invite: [bob.userId] }, alice.token)).body.room_id;
+    assert.equal((await status(k, alice, bob)).status, 403);
+    assert.equal((await k.call("POST", `${V3}/join/${enc(room)}`, {}, bob.token)).status, 200);
+    const mate = await status(k, alice, bob);
+    assert.deepEqual([mate.status, mate.body.status_msg], [200, "here"]);
+    // /sync carries the room-mate's presence and never the stranger's.
+    const eveSync = await k.call("GET", `${V3}/sync?set_presence=offline`, undefined, eve.token);
+    assert.ok(!eveSync.body.presence?.events?.some((e: any) => e.sender === alice.userId));
+    const bobSync = await k.call("GET", `${V3}/sync?set_presence=offline`, undefined, bob.token);
+    assert.ok(bobSync.body.presence.events.some((e: any) => e.sender === alice.userId));
+  });
+
+  test("matrix.presence.visibleToAll opens GET /presence to everyone", async () => {
+    const [alice, eve] = [await open.register("alice"), await open.register("eve")];
+    await setStatus(open, alice);
+    const r = await status(open, alice, eve);
+    assert.deepEqual([r.status, r.body.status_msg], [200, "here"]);
+    const unknown = await open.call("GET", `${V3}/presence/${enc("@nobody:localhost")}/status`, undefined, eve.token);
+    assert.equal(unknown.status, 404);
+  });
+});
+
+describe("a revoked session's WebSocket closes at once with 4401", () => {
+  let k: Kit;
+  const PW = "correct horse battery";
+  const streams: SyncStream[] = [];
+  before(async () => {
+    k = await startKit("sqlite");
+  });
+  after(async () => {
+    for (const s of streams) await s.kill();
+    await k.dispose();
+    assert.deepEqual(k.errors, [], "no internal errors");
+  });
+
+  const connect = async (token: string): Promise<SyncStream> => {
+    const s = new SyncStream(k.url, { token, onSync: () => {} });
+    streams.push(s);
+    await s.ready;
+    return s;
+  };
+  /** The close, or null if none came within `ms` (pings, the old safety net, come only every 30 s). */
+  const closedWithin = (s: SyncStream, ms = 5000) =>
+    Promise.race([s.closed, new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
+  const login = async (user: string, deviceId?: string): Promise<User> => {
+    const r = await k.login(user, PW, deviceId ? { device_id: deviceId } : {});
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return { userId: r.body.user_id, token: r.body.access_token, deviceId: r.body.device_id };
+  };
+  /** A user-interactive request: the first call opens the session, the second answers with the password. */
+  const withPassword = async (method: string, path: string, body: Record<string, any>, u: User) => {
+    const first = await k.call(method, path, body, u.token);
+    assert.equal(first.status, 401, JSON.stringify(first.body));
+    const auth = {
+      type: "m.login.password",
+      session: first.body.session,
+      identifier: { type: "m.id.user", user: u.userId },
+      password: PW,
+    };
+    const r = await k.call(method, path, { ...body, auth }, u.token);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  };
+
+  test("logout, logout/all, device deletion", async () => {
+    const a = await k.register("wsa");
+    const s1 = await connect(a.token);
+    assert.equal((await k.call("POST", `${V3}/logout`, {}, a.token)).status, 200);
+    assert.equal((await closedWithin(s1))?.code, 4401, "logout");
+
+    const [p, q] = [await login("wsa"), await login("wsa")];
+    const [sp, sq] = [await connect(p.token), await connect(q.token)];
+    assert.equal((await k.call("POST", `${V3}/logout/all`, {}, p.token)).status, 200);
+    assert.deepEqual([(await closedWithin(sp))?.code, (await closedWithin(sq))?.code], [4401, 4401], "logout/all");
+
+    const [keep, gone] = [await login("wsa"), await login("wsa")];
+    const [sKeep, sGone] = [await connect(keep.token), await connect(gone.token)];
+    await withPassword("DELETE", `${V3}/devices/${enc(gone.deviceId)}`, {}, keep);
+    assert.equal((await closedWithin(sGone))?.code, 4401, "device deletion");
+    assert.equal(await closedWithin(sKeep, 300), null, "the other device's stream stays open");
+
+    // Logging in again to the same device ID replaces its token: the old token's stream ends.
+    const again = await login("wsa", keep.deviceId);
+    assert.equal((await closedWithin(sKeep))?.code, 4401, "re-login to the device");
+    await k.call("POST", `${V3}/logout`, {}, again.token);
+  });
+
+  test("password change (other devices) and deactivation", async () => {
+    await k.register("wsb");
+    const [me, other] = [await login("wsb"), await login("wsb")];
+    const [sMe, sOther] = [await connect(me.token), await connect(other.token)];
+    await withPassword("POST", `${V3}/account/password`, { new_password: PW }, me);
+    assert.equal((await closedWithin(sOther))?.code, 4401, "password change logs out the other devices");
+    assert.equal(await closedWithin(sMe, 300), null, "the device that changed it keeps its stream");
+    await withPassword("POST", `${V3}/account/deactivate`, {}, me);
+    assert.equal((await closedWithin(sMe))?.code, 4401, "deactivation");
+  });
+});
