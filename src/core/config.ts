@@ -92,9 +92,16 @@ export const matrixSchema = z
       .strict()
       .default({ maxTimeoutMs: 30000 }),
     presence: z
-      .object({ enabled: z.boolean().default(true) })
+      .object({
+        enabled: z.boolean().default(true),
+        /**
+         * GET /presence/{userId}/status answers for anyone; off, only for users sharing a joined room (and
+         * oneself). /sync always carries only the presence of users sharing a room.
+         */
+        visibleToAll: z.boolean().default(false),
+      })
       .strict()
-      .default({ enabled: true }),
+      .default({ enabled: true, visibleToAll: false }),
   })
   .strict();
 

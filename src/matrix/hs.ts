@@ -26,8 +26,11 @@ export interface SendEventInput {
   content: Record<string, any>;
   /** Present for state events (may be ""). */
   stateKey?: string;
-  /** Idempotency: a repeat of (sender, deviceId, txnId) returns the first event's ID. */
-  txn?: { deviceId: string; txnId: string };
+  /**
+   * Idempotency: a repeat of (sender, deviceId, scope, txnId) returns the first event's ID. `scope` is the request
+   * path without the txnId (spec: a transaction ID is scoped to a device and an endpoint path).
+   */
+  txn?: { deviceId: string; scope: string; txnId: string };
   /** For m.room.redaction. */
   redacts?: string;
   /** Override origin_server_ts (appservice/admin use only). */
@@ -65,6 +68,12 @@ export interface AuthService {
   ): Promise<{ accessToken: string; deviceId: string }>;
   hashPassword(password: string): Promise<string>;
   verifyPassword(password: string, hash: string): Promise<boolean>;
+  /**
+   * Call `fn` each time sessions stop being valid (logout, logout/all, device deletion, password change,
+   * deactivation, a re-login to the same device), after their tokens are gone from the store, with a predicate
+   * telling which requesters were revoked. Returns the unsubscribe function.
+   */
+  onRevoke(fn: (revoked: (r: Requester) => boolean) => void): () => void;
 }
 
 /** In-memory typing notifications. (service/typing.ts) */

@@ -1,7 +1,10 @@
 /** Media repository: upload/download byte-identical, type and filename kept, limits, authenticated vs legacy routes. */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { MEDIA_FREEZE_TS } from "../../src/matrix/client/media.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { BACKENDS } from "./helpers/homeserver.ts";
 import { type Kit, startKit } from "./matrix-accounts-kit.ts";
@@ -56,12 +59,39 @@ for (const backend of BACKENDS) {
       );
       assert.equal(named.headers.get("content-disposition"), "attachment; filename*=UTF-8''other.bin");
       assert.equal(sha(named.body), sha(bytes));
-      // The legacy route is unauthenticated.
-      const legacy = await k.call("GET", `/_matrix/media/v3/download/localhost/${id}`);
-      assert.equal(legacy.status, 200);
-      assert.equal(sha(legacy.body), sha(bytes));
-      const r0 = await k.call("GET", `/_matrix/media/r0/download/localhost/${id}/x`);
-      assert.equal(sha(r0.body), sha(bytes));
+      // Spec v1.11 media freeze: a new upload is not on the legacy unauthenticated routes.
+      for (const path of [
+        `/_matrix/media/v3/download/localhost/${id}`,
+        `/_matrix/media/r0/download/localhost/${id}/x`,
+      ]) {
+        const legacy = await k.call("GET", path);
+        assert.deepEqual([legacy.status, legacy.body.errcode], [404, "M_NOT_FOUND"], path);
+      }
+    });
+
+    test("media from before the freeze is still served by the legacy unauthenticated routes", async () => {
+      const bytes = Buffer.from("89504e470d0a1a0a0000000d4948445200000001000000010806000000", "hex");
+      const id = `old${randomBytes(8).toString("hex")}`;
+      mkdirSync(join(k.hs.mediaDir, id.slice(0, 2)), { recursive: true });
+      writeFileSync(join(k.hs.mediaDir, id.slice(0, 2), id), bytes);
+      await k.hs.store.putMedia({
+        mediaId: id,
+        uploader: "@uploader:localhost",
+        contentType: "image/png",
+        filename: "old.png",
+        size: bytes.length,
+        sha256: sha(bytes),
+        createdTs: MEDIA_FREEZE_TS - 1,
+      });
+      for (const path of [
+        `/_matrix/media/v3/download/localhost/${id}`,
+        `/_matrix/media/r0/download/localhost/${id}/x.png`,
+        `/_matrix/media/v3/thumbnail/localhost/${id}?width=32&height=32`,
+      ]) {
+        const r = await k.call("GET", path);
+        assert.equal(r.status, 200, path);
+        assert.equal(sha(r.body), sha(bytes), path);
+      }
     });
 
     test("safe types are inline; images thumbnail to their original bytes; others have no thumbnail", async () => {
@@ -80,7 +110,7 @@ for (const backend of BACKENDS) {
       assert.equal(th.status, 200);
       assert.equal(th.headers.get("content-type"), "image/png");
       assert.equal(sha(th.body), sha(png));
-      assert.equal((await k.call("GET", `/_matrix/media/v3/thumbnail/localhost/${id}?width=32&height=32`)).status, 200);
+      assert.equal((await k.call("GET", `/_matrix/media/v3/thumbnail/localhost/${id}?width=32&height=32`)).status, 404);
       assert.equal(
         (await k.call("GET", `/_matrix/client/v1/media/thumbnail/localhost/${id}?width=32`, undefined, token)).body
           .errcode,
@@ -103,12 +133,14 @@ for (const backend of BACKENDS) {
       const noType = await upload(Buffer.from("x"), undefined);
       const nid = noType.body.content_uri.split("/").pop();
       assert.equal(
-        (await k.call("GET", `/_matrix/media/v3/download/localhost/${nid}`)).headers.get("content-type"),
+        (await k.call("GET", `/_matrix/client/v1/media/download/localhost/${nid}`, undefined, token)).headers.get(
+          "content-type",
+        ),
         "application/octet-stream",
       );
       const empty = await upload(Buffer.alloc(0), "text/plain");
       const eid = empty.body.content_uri.split("/").pop();
-      const ed = await k.call("GET", `/_matrix/media/v3/download/localhost/${eid}`);
+      const ed = await k.call("GET", `/_matrix/client/v1/media/download/localhost/${eid}`, undefined, token);
       assert.deepEqual([ed.status, ed.body.length], [200, 0]);
     });
 

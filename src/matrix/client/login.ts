@@ -3,6 +3,7 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
 import { parseBody } from "../http/validate.ts";
+import { verifyPasswordOrDummy } from "../service/passwords.ts";
 import { loginUserId } from "../service/registration.ts";
 
 const loginBody = z.object({
@@ -46,12 +47,13 @@ export const routes: Route[] = [
       if (who === undefined) throw new AmiError("M_MISSING_PARAM", "'identifier.user': missing");
       if (b.password === undefined) throw new AmiError("M_MISSING_PARAM", "'password': missing");
       const userId = loginUserId(hs, who);
-      if (!userId) throw new AmiError("M_FORBIDDEN", BAD_LOGIN);
       // User IDs are stored lowercase (as registered); accept the case a person typed.
-      const user = (await hs.store.getUser(userId)) ?? (await hs.store.getUser(userId.toLowerCase()));
-      if (!user?.passwordHash || user.deactivated || !(await hs.auth.verifyPassword(b.password, user.passwordHash))) {
-        throw new AmiError("M_FORBIDDEN", BAD_LOGIN);
-      }
+      const user = userId ? ((await hs.store.getUser(userId)) ?? (await hs.store.getUser(userId.toLowerCase()))) : null;
+      // Every failed login runs the password hash (against a dummy when there is no usable one): answering an
+      // unknown user at once would tell who has an account.
+      const hash = user && !user.deactivated ? user.passwordHash : null;
+      const ok = await verifyPasswordOrDummy(b.password, hash, (p, h) => hs.auth.verifyPassword(p, h));
+      if (!ok || !user) throw new AmiError("M_FORBIDDEN", BAD_LOGIN);
       const s = await hs.auth.createSession(user.userId, {
         deviceId: b.device_id,
         displayName: b.initial_device_display_name,

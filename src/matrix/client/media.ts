@@ -16,6 +16,13 @@ import type { MediaRow } from "../store/types.ts";
 
 const MEDIA_ID_RE = /^[A-Za-z0-9_-]{1,255}$/;
 
+/**
+ * Spec v1.11 "media freeze": media uploaded after the freeze is served only by the authenticated
+ * /_matrix/client/v1/media routes; the legacy unauthenticated ones answer 404 for it. This server froze on this
+ * date (when the rule was put in): files uploaded before stay readable by old clients, every later upload is new.
+ */
+export const MEDIA_FREEZE_TS = Date.UTC(2026, 11, 6);
+
 /** Types a browser may render inline without running script (the spec's suggested list, as Synapse). */
 const INLINE_TYPES = new Set([
   "text/css",
@@ -136,7 +143,20 @@ async function download(req: MatrixRequest): Promise<Reply> {
   return serve(row, path, size, req.params.fileName || row.filename);
 }
 
-async function thumbnail(req: MatrixRequest): Promise<Reply> {
+/** The legacy routes' view: media uploaded after the freeze does not exist there. */
+async function findFrozen(req: MatrixRequest): Promise<{ row: MediaRow; path: string; size: number }> {
+  const found = await find(req);
+  if (found.row.createdTs >= MEDIA_FREEZE_TS)
+    throw new AmiError("M_NOT_FOUND", "Media not found (newer media is served only by /_matrix/client/v1/media)");
+  return found;
+}
+
+async function legacyDownload(req: MatrixRequest): Promise<Reply> {
+  const { row, path, size } = await findFrozen(req);
+  return serve(row, path, size, req.params.fileName || row.filename);
+}
+
+async function thumbnail(req: MatrixRequest, lookup = find): Promise<Reply> {
   for (const k of ["width", "height"])
     if (req.query.get(k) === null) throw new AmiError("M_MISSING_PARAM", `'${k}': missing`);
   queryInt(req.query, "width", 0, 1, 10_000);
@@ -144,7 +164,7 @@ async function thumbnail(req: MatrixRequest): Promise<Reply> {
   const method = req.query.get("method");
   if (method !== null && method !== "crop" && method !== "scale")
     throw new AmiError("M_INVALID_PARAM", "'method' must be crop or scale");
-  const { row, path, size } = await find(req);
+  const { row, path, size } = await lookup(req);
   if (!THUMBNAILABLE.has(baseType(row.contentType)))
     throw new AmiError("M_NOT_FOUND", "No thumbnail available for this media");
   // No image resizer is built in: the original image is the thumbnail (clients scale it), never a fake resize.
@@ -170,15 +190,25 @@ export const routes: Route[] = [
     auth: "required",
     handler: download,
   },
-  /** GET /_matrix/media/v3/download/{serverName}/{mediaId}/{fileName?} (legacy, unauthenticated) */
-  { method: "GET", paths: legacy("download/{serverName}/{mediaId}/{fileName?}"), auth: "none", handler: download },
+  /** GET /_matrix/media/v3/download/{serverName}/{mediaId}/{fileName?} (legacy, unauthenticated, frozen) */
+  {
+    method: "GET",
+    paths: legacy("download/{serverName}/{mediaId}/{fileName?}"),
+    auth: "none",
+    handler: legacyDownload,
+  },
   /** GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId} */
   {
     method: "GET",
     paths: ["/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}"],
     auth: "required",
-    handler: thumbnail,
+    handler: (req) => thumbnail(req),
   },
-  /** GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId} (legacy, unauthenticated) */
-  { method: "GET", paths: legacy("thumbnail/{serverName}/{mediaId}"), auth: "none", handler: thumbnail },
+  /** GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId} (legacy, unauthenticated, frozen) */
+  {
+    method: "GET",
+    paths: legacy("thumbnail/{serverName}/{mediaId}"),
+    auth: "none",
+    handler: (req) => thumbnail(req, findFrozen),
+  },
 ];

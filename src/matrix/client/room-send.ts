@@ -28,7 +28,11 @@ export const routes: Route[] = [
         sender: r.userId,
         type: req.params.eventType,
         content: req.body as Record<string, any>,
-        txn: { deviceId: r.deviceId, txnId: txnIdOf(req.params.txnId) },
+        txn: {
+          deviceId: r.deviceId,
+          scope: `send/${roomId}/${req.params.eventType}`,
+          txnId: txnIdOf(req.params.txnId),
+        },
       });
       return json({ event_id: eventId });
     },
@@ -51,7 +55,7 @@ export const routes: Route[] = [
         type: "m.room.redaction",
         content: reason === undefined ? {} : { reason },
         redacts: target,
-        txn: { deviceId: r.deviceId, txnId: txnIdOf(req.params.txnId) },
+        txn: { deviceId: r.deviceId, scope: `redact/${roomId}/${target}`, txnId: txnIdOf(req.params.txnId) },
       });
       return json({ event_id: eventId });
     },

@@ -81,6 +81,16 @@ test("create event rules (rule 1), v10 vs v11", () => {
     ["v11 create without creator", c({ room_version: "11" }), new Map(), true],
     ["v11 create, empty prev_events", c({}, { prev_events: [] }), new Map(), true],
   ]);
+  // Rule 1 is on the type: an m.room.create without a state key (a message event) never passes as a plain event.
+  for (const v of ["10", "11"]) {
+    const msg = ev("m.room.create", ALICE, { room_version: v }, undefined);
+    const keyed = ev("m.room.create", ALICE, { room_version: v }, "x");
+    run(v, [
+      ["create as a message event", { ...msg, prev_events: ["$x"] }, room(v), /state event/],
+      ["create as a message event, no prev_events", msg, room(v), /state event/],
+      ["create with another state key", { ...keyed, prev_events: ["$x"] }, room(v), /state event/],
+    ]);
+  }
 });
 
 test("creator's first join (rule 4.3.1)", () => {

@@ -79,8 +79,10 @@ export function checkAuth(
   if (typeof event.type !== "string" || typeof event.sender !== "string") return "event has no type or sender";
   if (!event.content || typeof event.content !== "object") return "event content must be an object";
 
-  // Rule 1: the create event.
-  if (event.type === "m.room.create" && event.state_key === "") {
+  // Rule 1: the create event. The rule is on the type alone: any other m.room.create (no state key, another
+  // state key) comes after the room's real create event, so it has prev_events and is rejected.
+  if (event.type === "m.room.create") {
+    if (event.state_key !== "") return "m.room.create must be a state event with an empty state_key";
     if (event.prev_events && event.prev_events.length > 0) return "create event must not have prev_events";
     if (serverNameOf(event.room_id) !== serverNameOf(event.sender)) return "room ID domain does not match sender";
     const v = event.content.room_version;

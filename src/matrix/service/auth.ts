@@ -10,7 +10,7 @@ import { randomString } from "../events/ids.ts";
 import type { AuthService, Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
 import { devicesDeleted } from "./keys.ts";
-import { hashPassword, verifyPassword } from "./passwords.ts";
+import { dummyHash, hashPassword, verifyPassword } from "./passwords.ts";
 
 const CACHE_MS = 10_000;
 const CACHE_MAX = 10_000;
@@ -21,11 +21,14 @@ export const tokenHashOf = (token: string): string => createHash("sha256").updat
 export class Auth implements AuthService {
   readonly #hs: Homeserver;
   readonly #cache = new Map<string, { requester: Requester; until: number }>();
+  readonly #revokeListeners = new Set<(revoked: (r: Requester) => boolean) => void>();
   /** `${userId}\0${deviceId}` -> when last_seen was last written. */
   readonly #lastSeen = new Map<string, number>();
 
   constructor(hs: Homeserver) {
     this.#hs = hs;
+    // Made now so the first failed login is not slower than the others (see verifyPasswordOrDummy).
+    void dummyHash();
   }
 
   async authenticate(accessToken: string, ip: string): Promise<Requester | null> {
@@ -72,7 +75,7 @@ export class Auth implements AuthService {
     if (existing) {
       // Spec (login): logging in to a known device ID invalidates the device's earlier access tokens.
       await store.deleteDevice(userId, deviceId);
-      this.#dropWhere((r) => r.userId === userId && r.deviceId === deviceId);
+      this.#revoke((r) => r.userId === userId && r.deviceId === deviceId);
     }
     await store.upsertDevice({
       userId,
@@ -99,7 +102,7 @@ export class Auth implements AuthService {
   async logout(r: Requester): Promise<void> {
     await this.deleteDevices(r.userId, [r.deviceId]);
     await this.#hs.store.deleteToken(r.tokenHash);
-    this.#cache.delete(r.tokenHash);
+    this.#revoke((x) => x.tokenHash === r.tokenHash);
   }
 
   /** Delete devices (and so their tokens). */
@@ -108,7 +111,7 @@ export class Auth implements AuthService {
     // Their keys and to-device inbox go too, and everyone sharing a room hears the device list changed.
     await devicesDeleted(this.#hs, userId, deviceIds);
     const set = new Set(deviceIds);
-    this.#dropWhere((r) => r.userId === userId && set.has(r.deviceId));
+    this.#revoke((r) => r.userId === userId && set.has(r.deviceId));
   }
 
   /** Delete every device of the user except `exceptDeviceId`, and every token of the others. */
@@ -118,12 +121,29 @@ export class Auth implements AuthService {
     for (const d of others) await store.deleteDevice(userId, d);
     await devicesDeleted(this.#hs, userId, others);
     await store.deleteTokensForUser(userId, exceptDeviceId);
-    this.#dropWhere((r) => r.userId === userId && r.deviceId !== exceptDeviceId);
+    this.#revoke((r) => r.userId === userId && r.deviceId !== exceptDeviceId);
   }
 
   /** Forget cached lookups of a user whose admin flag or deactivation changed. */
   forgetUser(userId: string): void {
     this.#dropWhere((r) => r.userId === userId);
+  }
+
+  onRevoke(fn: (revoked: (r: Requester) => boolean) => void): () => void {
+    this.#revokeListeners.add(fn);
+    return () => this.#revokeListeners.delete(fn);
+  }
+
+  /** Sessions matching `pred` were deleted from the store: forget them here and tell the listeners (WebSockets). */
+  #revoke(pred: (r: Requester) => boolean): void {
+    this.#dropWhere(pred);
+    for (const fn of this.#revokeListeners) {
+      try {
+        fn(pred);
+      } catch (e) {
+        this.#hs.log.error("session revocation listener failed", { err: String(e) });
+      }
+    }
   }
 
   #dropWhere(pred: (r: Requester) => boolean): void {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { hashPassword, verifyPassword } from "./passwords.ts";
+import { dummyHash, hashPassword, verifyPassword, verifyPasswordOrDummy } from "./passwords.ts";
 
 test("scrypt hashes verify, are salted, and reject wrong or malformed input", async () => {
   const h = await hashPassword("hunter2 ü");
@@ -18,4 +18,21 @@ test("scrypt hashes verify, are salted, and reject wrong or malformed input", as
   ]) {
     assert.equal(await verifyPassword("x", bad), false, bad);
   }
+});
+
+test("without a usable hash the password is still checked, against the dummy hash, and never matches", async () => {
+  const seen: string[] = [];
+  const spy = async (p: string, h: string) => {
+    seen.push(h);
+    return verifyPassword(p, h);
+  };
+  const real = await hashPassword("pw");
+  assert.equal(await verifyPasswordOrDummy("pw", real, spy), true);
+  assert.deepEqual(seen, [real]);
+  // Unknown user: the same scrypt work runs against the dummy hash, and even "true" from it is not a login.
+  assert.equal(await verifyPasswordOrDummy("pw", null, spy), false);
+  assert.equal(seen.length, 2);
+  assert.equal(seen[1], await dummyHash());
+  assert.match(seen[1], /^scrypt\$16384\$8\$1\$/, "same cost parameters as a real hash");
+  assert.equal(await verifyPasswordOrDummy("pw", null, async () => true), false);
 });

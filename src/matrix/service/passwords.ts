@@ -36,3 +36,26 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const key = await derive(password, salt, n, r, p, expected.length);
   return timingSafeEqual(key, expected);
 }
+
+let dummy: Promise<string> | null = null;
+
+/** A hash of a random password, made once per process (call early to have it ready before the first login). */
+export function dummyHash(): Promise<string> {
+  dummy ??= hashPassword(randomBytes(24).toString("base64"));
+  return dummy;
+}
+
+/**
+ * Verify `password` against `stored`; with no usable hash (unknown user, no password, deactivated) verify it
+ * against the dummy hash and answer false, so a login costs the same whether or not the account exists and
+ * its timing does not tell which user IDs are registered.
+ */
+export async function verifyPasswordOrDummy(
+  password: string,
+  stored: string | null,
+  verify: (password: string, hash: string) => Promise<boolean> = verifyPassword,
+): Promise<boolean> {
+  if (stored) return verify(password, stored);
+  await verify(password, await dummyHash());
+  return false;
+}

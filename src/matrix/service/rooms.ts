@@ -10,12 +10,36 @@ import { eventIdFor } from "../events/hashing.ts";
 import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
+import { localMemberContent } from "./restricted-join.ts";
 import { createRoom } from "./room-create.ts";
 import { AUTH_TYPES, HeadCache, loadHead, type RoomHead } from "./room-head.ts";
 
 /** Spec "Size limits": a PDU is at most 65536 bytes of canonical JSON; type and state_key at most 255 bytes. */
 const MAX_PDU_BYTES = 65_536;
 const MAX_KEY_BYTES = 255;
+
+/**
+ * Types that only mean something as room state (the spec's m.room.* state events). Sent as a message event one
+ * would sit in the timeline looking like a state change that never happened (an m.room.create mid-room, a
+ * power_levels "change" clients might display), so they are refused unless they carry a state key.
+ */
+const STATE_ONLY_TYPES: ReadonlySet<string> = new Set([
+  "m.room.create",
+  "m.room.member",
+  "m.room.power_levels",
+  "m.room.join_rules",
+  "m.room.history_visibility",
+  "m.room.guest_access",
+  "m.room.third_party_invite",
+  "m.room.server_acl",
+  "m.room.encryption",
+  "m.room.tombstone",
+  "m.room.canonical_alias",
+  "m.room.name",
+  "m.room.topic",
+  "m.room.avatar",
+  "m.room.pinned_events",
+]);
 
 type Membership = "join" | "leave" | "invite" | "ban" | "knock";
 
@@ -77,7 +101,8 @@ export class Rooms implements RoomService {
     const hs = this.#hs;
     const { store } = hs;
     if (input.txn) {
-      const existing = await store.getTxnEvent(input.sender, input.txn.deviceId, input.txn.txnId);
+      const { deviceId, scope, txnId } = input.txn;
+      const existing = await store.getTxnEvent(input.sender, deviceId, scope, txnId);
       if (existing) return { eventId: existing, stream: (await store.getEvent(existing))?.stream ?? hs.stream.current };
     }
     const head = await this.#head(input.roomId);
@@ -85,6 +110,8 @@ export class Rooms implements RoomService {
     if (!rules) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `Room version ${head.version} is not supported`);
 
     let content = input.content;
+    if (input.type === "m.room.member" && input.stateKey !== undefined)
+      content = await localMemberContent(hs, head.auth, input.sender, input.stateKey, content);
     const pdu: Record<string, any> = {
       room_id: input.roomId,
       sender: input.sender,
@@ -229,6 +256,9 @@ function validateInput(input: SendEventInput): void {
   if (!isValidRoomId(input.roomId)) throw new AmiError("M_INVALID_PARAM", `Invalid room ID '${input.roomId}'`);
   if (typeof input.type !== "string" || input.type.length === 0 || Buffer.byteLength(input.type) > MAX_KEY_BYTES) {
     throw new AmiError("M_INVALID_PARAM", "Event type must be a non-empty string of at most 255 bytes");
+  }
+  if (input.stateKey === undefined && STATE_ONLY_TYPES.has(input.type)) {
+    throw new AmiError("M_BAD_JSON", `${input.type} is a state event: send it with PUT /rooms/{roomId}/state`);
   }
   if (
     input.stateKey !== undefined &&

@@ -87,8 +87,11 @@ export interface NewEvent {
   originServerTs: number;
   depth: number;
   pdu: Record<string, any>;
-  /** Set for sends with a transaction ID (idempotency + unsigned.transaction_id). */
-  txn?: { userId: string; deviceId: string; txnId: string };
+  /**
+   * Set for sends with a transaction ID (idempotency + unsigned.transaction_id). `scope` is the endpoint path the
+   * ID was used on (spec "Transaction identifiers": scoped to a device and an HTTP endpoint path).
+   */
+  txn?: { userId: string; deviceId: string; scope: string; txnId: string };
 }
 
 export interface MembershipRow {
@@ -255,8 +258,8 @@ export interface Store {
    * room, type and state key), keyed by the replacing event's stream. Feeds unsigned.prev_content.
    */
   getReplacedState(streams: number[]): Promise<Map<number, StoredEvent>>;
-  /** The event ID recorded for (user, device, txnId), if any. */
-  getTxnEvent(userId: string, deviceId: string, txnId: string): Promise<string | null>;
+  /** The event ID recorded for (user, device, scope, txnId), if any. */
+  getTxnEvent(userId: string, deviceId: string, scope: string, txnId: string): Promise<string | null>;
   /** The newest event of a room (its forward extremity on a single server). */
   getLatestEvent(roomId: string): Promise<StoredEvent | null>;
   getCurrentState(roomId: string): Promise<StoredEvent[]>;

@@ -15,6 +15,7 @@ import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import { toAmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
+import type { Requester } from "../http/types.ts";
 import { type Filter, resolveSyncFilter } from "../service/filters.ts";
 import { touchPresence } from "../service/sync-presence.ts";
 import { parseSyncToken } from "../service/sync-token.ts";
@@ -41,6 +42,9 @@ export class WsHub {
   #typing: number;
   readonly #changes: StreamChanges;
   readonly #pump: FramePump;
+  readonly #unsubscribeRevoke: () => void;
+  /** Bumped on every session revocation, so an authentication that raced one re-checks its token. */
+  #revocations = 0;
 
   constructor(hs: Homeserver, opts: Partial<WsTunables> = {}) {
     this.#hs = hs;
@@ -57,6 +61,7 @@ export class WsHub {
     this.#pump = new FramePump(hs, this.#opts, this.#changes, (c, code, reason) => this.#close(c, code, reason));
     this.#sweep = setInterval(() => this.#tick(), 1000);
     this.#sweep.unref();
+    this.#unsubscribeRevoke = hs.auth.onRevoke((revoked) => this.#revoked(revoked));
     void this.#watch();
   }
 
@@ -97,6 +102,7 @@ export class WsHub {
   close(): void {
     this.#stop.abort();
     clearInterval(this.#sweep);
+    this.#unsubscribeRevoke();
     for (const c of this.#conns) this.#close(c, CloseCode.goingAway, "server shutting down", true);
     this.#pump.clear();
   }
@@ -173,8 +179,9 @@ export class WsHub {
     const q = c.query;
     if (!q) return;
     c.query = null; // one authentication attempt per connection
+    const revocations = this.#revocations;
     try {
-      const requester = await this.#hs.auth.authenticate(token, c.ip);
+      let requester = await this.#hs.auth.authenticate(token, c.ip);
       if (c.closed) return;
       if (!requester) {
         this.#close(c, CloseCode.unauthorized, "M_UNKNOWN_TOKEN: unknown or expired access token");
@@ -185,6 +192,13 @@ export class WsHub {
       this.#setFilter(c, await resolveSyncFilter(this.#hs, requester.userId, q.get("filter")));
       if (q.get("set_presence") !== "offline") await touchPresence(this.#hs, requester.userId, null);
       if (c.closed) return;
+      // A logout while we were setting up would otherwise be missed: its close found no requester here yet.
+      if (revocations !== this.#revocations) requester = await this.#hs.auth.authenticate(token, c.ip);
+      if (c.closed) return;
+      if (!requester) {
+        this.#close(c, CloseCode.unauthorized, "M_UNKNOWN_TOKEN: access token revoked");
+        return;
+      }
       c.requester = requester;
       const mine = this.#byUser.get(requester.userId);
       if (mine) mine.add(c);
@@ -289,7 +303,18 @@ export class WsHub {
     }
   }
 
-  /** A token revoked (logout, device deletion, deactivation) while connected ends the stream at the next ping. */
+  /**
+   * Sessions revoked (logout, logout/all, device deletion, password change, deactivation): their streams end at
+   * once with 4401, as for a bad token, instead of running on until the next ping's recheck.
+   */
+  #revoked(revoked: (r: Requester) => boolean): void {
+    this.#revocations++;
+    for (const c of this.#conns)
+      if (c.requester && revoked(c.requester))
+        this.#close(c, CloseCode.unauthorized, "M_UNKNOWN_TOKEN: access token revoked");
+  }
+
+  /** Safety net for revocations not seen by #revoked (another process on the same database): checked at each ping. */
   async #recheck(c: Conn): Promise<void> {
     const { store } = this.#hs;
     try {

@@ -16,7 +16,7 @@ for (let stream = 1; ; stream++) {
     stream % 5 === 0
       ? member(stream, R, `@u${stream % 7}:hs`, stream % 2 ? "join" : "leave")
       : event(stream, R, "m.room.message", { content: { body: `message ${stream}` } });
-  await s.persistEvent({ ...e, txn: { userId: e.sender, deviceId: "D", txnId: `t${stream}` } });
+  await s.persistEvent({ ...e, txn: { userId: e.sender, deviceId: "D", scope: "S", txnId: `t${stream}` } });
   // Wait for the line to leave: this also yields to the event loop, which a loop of awaits on a synchronous
   // backend (SQLite) would otherwise never do, leaving stdout unflushed.
   await new Promise((resolve) => process.stdout.write(`${stream}\n`, resolve));

@@ -38,7 +38,7 @@ export function crashTests(make: MakeStore): void {
           events.map((e) => e.stream),
           Array.from({ length: events.length }, (_, i) => i + 1),
         );
-        for (const e of events) assert.equal(await r.getTxnEvent(e.sender, "D", `t${e.stream}`), e.eventId);
+        for (const e of events) assert.equal(await r.getTxnEvent(e.sender, "D", "S", `t${e.stream}`), e.eventId);
         const last = events[events.length - 1].stream;
         assert.equal(await r.getMaxStream(), last);
         // Memberships and current state match the last member event per user.

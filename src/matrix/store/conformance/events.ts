@@ -11,7 +11,7 @@ export function eventTests(make: MakeStore): void {
     const e = event(1, R, "m.room.message", {
       content: { body: "héllo 👋 \u0000 \\ ' \" %_", n: 9007199254740991, neg: -1.5, nested: { a: [1, null, true] } },
     });
-    await s.persistEvent({ ...e, txn: { userId: "@alice:hs", deviceId: "DEV", txnId: "t/1?%" } });
+    await s.persistEvent({ ...e, txn: { userId: "@alice:hs", deviceId: "DEV", scope: "S", txnId: "t/1?%" } });
     const got = await s.getEvent(e.eventId);
     assert.ok(got);
     assert.deepEqual(got, { ...e, redactedBy: null, txnDeviceId: "DEV", txnId: "t/1?%" });
@@ -28,9 +28,11 @@ export function eventTests(make: MakeStore): void {
       event(2, R, "m.room.topic", { stateKey: "", content: { topic: "a" } }),
     ]);
     const dup = event(3, R, "m.room.topic", { stateKey: "", content: { topic: "b" }, eventId: "$ev2" });
-    await assert.rejects(s.persistEvent({ ...dup, txn: { userId: "@alice:hs", deviceId: "D", txnId: "t" } }));
+    await assert.rejects(
+      s.persistEvent({ ...dup, txn: { userId: "@alice:hs", deviceId: "D", scope: "S", txnId: "t" } }),
+    );
     assert.equal((await s.getCurrentStateEvent(R, "m.room.topic", ""))?.pdu.content.topic, "a");
-    assert.equal(await s.getTxnEvent("@alice:hs", "D", "t"), null, "the failed transaction recorded no txnId");
+    assert.equal(await s.getTxnEvent("@alice:hs", "D", "S", "t"), null, "the failed transaction recorded no txnId");
     assert.equal(await s.getMaxStream(), 2);
     assert.equal((await s.getEvent("$ev2"))?.stream, 2);
     await assert.rejects(s.persistEvent(event(2, R, "m.room.message", { eventId: "$other" })), "duplicate stream");
@@ -48,21 +50,29 @@ export function eventTests(make: MakeStore): void {
     assert.deepEqual(await s.getEvents(["$nope"]), []);
   });
 
-  storeTest(make, "events: transaction IDs are looked up by (user, device, txnId)", async (s) => {
+  storeTest(make, "events: transaction IDs are looked up by (user, device, scope, txnId)", async (s) => {
     await s.createRoom(room(R));
     await s.persistEvent({
       ...event(1, R, "m.room.message"),
-      txn: { userId: "@alice:hs", deviceId: "D1", txnId: "t1" },
+      txn: { userId: "@alice:hs", deviceId: "D1", scope: "S", txnId: "t1" },
     });
     await s.persistEvent({
       ...event(2, R, "m.room.message"),
-      txn: { userId: "@alice:hs", deviceId: "D2", txnId: "t1" },
+      txn: { userId: "@alice:hs", deviceId: "D2", scope: "S", txnId: "t1" },
     });
-    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "t1"), "$ev1");
-    assert.equal(await s.getTxnEvent("@alice:hs", "D2", "t1"), "$ev2");
-    assert.equal(await s.getTxnEvent("@alice:hs", "D3", "t1"), null);
-    assert.equal(await s.getTxnEvent("@bob:hs", "D1", "t1"), null);
-    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "t2"), null);
+    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S", "t1"), "$ev1");
+    assert.equal(await s.getTxnEvent("@alice:hs", "D2", "S", "t1"), "$ev2");
+    assert.equal(await s.getTxnEvent("@alice:hs", "D3", "S", "t1"), null);
+    assert.equal(await s.getTxnEvent("@bob:hs", "D1", "S", "t1"), null);
+    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S", "t2"), null);
+    // The same device reusing a txnId on another path (another room, say) is another transaction.
+    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S2", "t1"), null);
+    await s.persistEvent({
+      ...event(3, R, "m.room.message"),
+      txn: { userId: "@alice:hs", deviceId: "D1", scope: "S2", txnId: "t1" },
+    });
+    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S2", "t1"), "$ev3");
+    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S", "t1"), "$ev1");
   });
 
   storeTest(make, "state: current state follows the latest event per (type, stateKey)", async (s) => {
@@ -320,13 +330,13 @@ export function batchTests(make: MakeStore): void {
     await batch([
       event(1, R, "m.room.create", { stateKey: "" }),
       member(2, R, "@alice:hs", "join"),
-      { ...event(3, R, "m.room.message"), txn: { userId: "@alice:hs", deviceId: "D", txnId: "t3" } },
+      { ...event(3, R, "m.room.message"), txn: { userId: "@alice:hs", deviceId: "D", scope: "S", txnId: "t3" } },
       member(4, R, "@alice:hs", "leave"),
       event(5, R, "m.room.redaction", { content: { redacts: "$ev3" } }),
     ]);
     assert.equal((await s.getMembership(R, "@alice:hs"))?.eventId, "$ev4");
     assert.deepEqual(streams(await s.getStateAt(R, 3)), [1, 2]);
-    assert.equal(await s.getTxnEvent("@alice:hs", "D", "t3"), "$ev3");
+    assert.equal(await s.getTxnEvent("@alice:hs", "D", "S", "t3"), "$ev3");
     assert.equal((await s.getEvent("$ev3"))?.redactedBy, "$ev5");
     await assert.rejects(
       batch([member(6, R, "@bob:hs", "join"), event(7, R, "m.room.message", { eventId: "$ev3" }), event(8, R, "x")]),

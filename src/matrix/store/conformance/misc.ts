@@ -170,7 +170,7 @@ export function miscTests(make: MakeStore): void {
     await seedRoom(s, R, [event(1, R, "m.room.create", { stateKey: "" }), member(2, R, "@alice:hs", "join")]);
     await s.persistEvent({
       ...event(3, R, "m.room.message", { content: { body: "persisted" } }),
-      txn: { userId: "@alice:hs", deviceId: "D1", txnId: "t" },
+      txn: { userId: "@alice:hs", deviceId: "D1", scope: "S", txnId: "t" },
     });
     await s.setAccountData({ userId: "@alice:hs", roomId: null, type: "m.x", content: { a: 1 }, stream: 4 });
     await s.setReceipt({
@@ -193,7 +193,7 @@ export function miscTests(make: MakeStore): void {
       assert.equal((await r.getUser("@alice:hs"))?.displayname, "Alice");
       assert.equal((await r.getToken("h"))?.deviceId, "D1");
       assert.equal((await r.getEvent("$ev3"))?.pdu.content.body, "persisted");
-      assert.equal(await r.getTxnEvent("@alice:hs", "D1", "t"), "$ev3");
+      assert.equal(await r.getTxnEvent("@alice:hs", "D1", "S", "t"), "$ev3");
       assert.equal((await r.getMembership(R, "@alice:hs"))?.membership, "join");
       assert.equal((await r.getCurrentState(R)).length, 2);
       assert.equal(await r.getMaxStream(), 6);

@@ -30,8 +30,8 @@ WITH ev AS (
 ), rd AS (
   UPDATE events SET redacted_by = $2 WHERE $14::text IS NOT NULL AND event_id = $14 AND redacted_by IS NULL
 ), tx AS (
-  INSERT INTO event_txns (user_id, device_id, txn_id, event_id)
-  SELECT $15, $11, $12, $2 WHERE $15::text IS NOT NULL
+  INSERT INTO event_txns (user_id, device_id, scope, txn_id, event_id)
+  SELECT $15, $11, $16, $12, $2 WHERE $15::text IS NOT NULL
 )
 SELECT stream FROM ev`;
 
@@ -51,6 +51,7 @@ const persistParams = (e: NewEvent): unknown[] => [
   membershipOf(e),
   e.type === "m.room.redaction" ? redactsOf(e.pdu) : null,
   e.txn?.userId ?? null,
+  e.txn?.scope ?? null,
 ];
 
 function persistError(err: unknown, e: NewEvent): unknown {
@@ -113,12 +114,17 @@ export async function getReplacedState(d: PgDb, streams: number[]): Promise<Map<
   return out;
 }
 
-export async function getTxnEvent(d: PgDb, userId: string, deviceId: string, txnId: string): Promise<string | null> {
-  const r = await d.row("SELECT event_id FROM event_txns WHERE user_id = $1 AND device_id = $2 AND txn_id = $3", [
-    userId,
-    deviceId,
-    txnId,
-  ]);
+export async function getTxnEvent(
+  d: PgDb,
+  userId: string,
+  deviceId: string,
+  scope: string,
+  txnId: string,
+): Promise<string | null> {
+  const r = await d.row(
+    "SELECT event_id FROM event_txns WHERE user_id = $1 AND device_id = $2 AND scope = $3 AND txn_id = $4",
+    [userId, deviceId, scope, txnId],
+  );
   return r ? r.event_id : null;
 }
 

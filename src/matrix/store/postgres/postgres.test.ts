@@ -93,3 +93,25 @@ test("postgres: concurrent init() of a fresh schema migrates once", async () => 
     await c.end();
   }
 });
+
+test("postgres: migration 2 keeps recorded transaction IDs, scoped to the /send path of their event", async () => {
+  const schema = `mig_${randomBytes(4).toString("hex")}`;
+  await admin(
+    `CREATE SCHEMA ${schema}; SET search_path = ${schema};
+     CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ts BIGINT NOT NULL);
+     ${MIGRATIONS[0]}
+     INSERT INTO schema_version (version, applied_ts) VALUES (1, 0);
+     INSERT INTO rooms (room_id, version, creator, created_ts) VALUES ('!r:hs', '11', '@a:hs', 1);
+     INSERT INTO events (stream, event_id, room_id, type, sender, origin_server_ts, depth, pdu)
+       VALUES (1, '$e', '!r:hs', 'm.room.message', '@a:hs', 1, 1, '{}');
+     INSERT INTO event_txns (user_id, device_id, txn_id, event_id) VALUES ('@a:hs', 'D', 't', '$e');`,
+    dbUrl,
+  );
+  const s = await openStore(`${dbUrl}?schema=${schema}`, "/tmp");
+  try {
+    assert.equal(await s.getTxnEvent("@a:hs", "D", "send/!r:hs/m.room.message", "t"), "$e");
+    assert.equal(await s.getTxnEvent("@a:hs", "D", "send/!other:hs/m.room.message", "t"), null);
+  } finally {
+    await s.close();
+  }
+});

@@ -260,4 +260,13 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (user_id, version, room_id, session_id)
   );
   `,
+  // 2: transaction IDs are scoped per endpoint path too (a txnId reused in another room is another request).
+  // Recorded sends get the path of /send; a redaction retried across this upgrade may be sent twice (harmless).
+  `
+  ALTER TABLE event_txns ADD COLUMN scope ${T} NOT NULL DEFAULT '';
+  UPDATE event_txns t SET scope = 'send/' || e.room_id || '/' || e.type FROM events e WHERE e.event_id = t.event_id;
+  ALTER TABLE event_txns DROP CONSTRAINT event_txns_pkey;
+  ALTER TABLE event_txns ADD PRIMARY KEY (user_id, device_id, scope, txn_id);
+  ALTER TABLE event_txns ALTER COLUMN scope DROP DEFAULT;
+  `,
 ];

@@ -80,9 +80,10 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
   if (e.txn) {
     try {
       d.run(
-        "INSERT INTO event_txns (user_id, device_id, txn_id, event_id) VALUES (?, ?, ?, ?)",
+        "INSERT INTO event_txns (user_id, device_id, scope, txn_id, event_id) VALUES (?, ?, ?, ?, ?)",
         e.txn.userId,
         e.txn.deviceId,
+        e.txn.scope,
         e.txn.txnId,
         e.eventId,
       );
@@ -123,10 +124,16 @@ export function getReplacedState(d: SqliteDb, streams: number[]): Map<number, St
   return out;
 }
 
-export function getTxnEvent(d: SqliteDb, userId: string, deviceId: string, txnId: string): string | null {
+export function getTxnEvent(
+  d: SqliteDb,
+  userId: string,
+  deviceId: string,
+  scope: string,
+  txnId: string,
+): string | null {
   const r = d
-    .q("SELECT event_id FROM event_txns WHERE user_id = ? AND device_id = ? AND txn_id = ?")
-    .get(userId, deviceId, txnId) as any;
+    .q("SELECT event_id FROM event_txns WHERE user_id = ? AND device_id = ? AND scope = ? AND txn_id = ?")
+    .get(userId, deviceId, scope, txnId) as any;
   return r ? r.event_id : null;
 }
 

@@ -257,4 +257,21 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (user_id, version, room_id, session_id)
   ) WITHOUT ROWID;
   `,
+  // 2: transaction IDs are scoped per endpoint path too (a txnId reused in another room is another request).
+  // Recorded sends get the path of /send; a redaction retried across this upgrade may be sent twice (harmless).
+  `
+  CREATE TABLE event_txns_scoped (
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, scope, txn_id)
+  ) WITHOUT ROWID;
+  INSERT INTO event_txns_scoped (user_id, device_id, scope, txn_id, event_id)
+    SELECT t.user_id, t.device_id, 'send/' || e.room_id || '/' || e.type, t.txn_id, t.event_id
+    FROM event_txns t JOIN events e ON e.event_id = t.event_id;
+  DROP TABLE event_txns;
+  ALTER TABLE event_txns_scoped RENAME TO event_txns;
+  `,
 ];

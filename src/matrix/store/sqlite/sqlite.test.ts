@@ -78,3 +78,28 @@ test("sqlite: a database with a newer schema is refused, and migrations are reco
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("sqlite: migration 2 keeps recorded transaction IDs, scoped to the /send path of their event", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ami-sqlite-"));
+  try {
+    const path = join(dir, "m.db");
+    const d = new SqliteDb(path);
+    d.migrate(MIGRATIONS.slice(0, 1));
+    d.run("INSERT INTO rooms (room_id, version, creator, created_ts) VALUES ('!r:hs', '11', '@a:hs', 1)");
+    d.run(
+      `INSERT INTO events (stream, event_id, room_id, type, sender, origin_server_ts, depth, pdu)
+       VALUES (1, '$e', '!r:hs', 'm.room.message', '@a:hs', 1, 1, '{}')`,
+    );
+    d.run("INSERT INTO event_txns (user_id, device_id, txn_id, event_id) VALUES ('@a:hs', 'D', 't', '$e')");
+    d.close();
+    const s = await openStore(`sqlite:${path}`, dir);
+    try {
+      assert.equal(await s.getTxnEvent("@a:hs", "D", "send/!r:hs/m.room.message", "t"), "$e");
+      assert.equal(await s.getTxnEvent("@a:hs", "D", "send/!other:hs/m.room.message", "t"), null);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

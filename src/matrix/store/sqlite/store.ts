@@ -197,8 +197,8 @@ export class SqliteStore implements Store {
   async getReplacedState(streams: number[]): Promise<Map<number, StoredEvent>> {
     return ev.getReplacedState(this.db, streams);
   }
-  async getTxnEvent(userId: string, deviceId: string, txnId: string): Promise<string | null> {
-    return ev.getTxnEvent(this.db, userId, deviceId, txnId);
+  async getTxnEvent(userId: string, deviceId: string, scope: string, txnId: string): Promise<string | null> {
+    return ev.getTxnEvent(this.db, userId, deviceId, scope, txnId);
   }
   async getLatestEvent(roomId: string): Promise<StoredEvent | null> {
     return ev.getLatestEvent(this.db, roomId);
