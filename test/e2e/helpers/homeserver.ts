@@ -23,7 +23,7 @@ export const PG_ADMIN_URL = process.env.AMI_E2E_PG_URL ?? "postgres://postgres@1
 
 const CHILD = fileURLToPath(new URL("./hs-child.ts", import.meta.url));
 
-/** A partial `matrix` config for tests: registration open with m.login.dummy, rate limits out of the way. */
+/** A partial `matrix` config for tests: registration open with m.login.dummy, rate and connection limits out of the way. */
 export function testMatrixConfig(overrides: Record<string, any> = {}): Record<string, any> {
   const base: Record<string, any> = {
     serverName: "localhost",
@@ -33,6 +33,9 @@ export function testMatrixConfig(overrides: Record<string, any> = {}): Record<st
     limits: {
       perUser: { perSecond: 1_000_000, burst: 1_000_000 },
       perIp: { perSecond: 1_000_000, burst: 1_000_000 },
+      // Tests and benches open every connection from 127.0.0.1 (1,000+ WebSockets in the fan-out bench).
+      maxConnectionsPerAddress: 100_000,
+      maxConnections: 100_000,
     },
   };
   return merge(base, overrides);
