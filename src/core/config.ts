@@ -80,6 +80,8 @@ export const matrixSchema = z
         maxConnections: z.number().int().positive().default(10000),
         /** Open connections from one client address (raise it behind a reverse proxy, which is one address). */
         maxConnectionsPerAddress: z.number().int().positive().default(1000),
+        /** The whole request, an upload's body included, must arrive within this (a slow phone sends 50 MiB in minutes). */
+        requestTimeoutMs: z.number().int().positive().default(600000),
       })
       .strict()
       .default({
@@ -89,6 +91,7 @@ export const matrixSchema = z
         exemptAdmins: true,
         maxConnections: 10000,
         maxConnectionsPerAddress: 1000,
+        requestTimeoutMs: 600000,
       }),
     sync: z
       .object({

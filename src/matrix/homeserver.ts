@@ -157,6 +157,7 @@ export async function startHomeserver(config: MatrixConfig, dataDir: string, log
     ...DEFAULT_LIMITS,
     maxConnections: config.limits.maxConnections,
     maxConnectionsPerAddress: config.limits.maxConnectionsPerAddress,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
   };
   // WebSocket event streaming (docs/matrix-websocket.md) rides the same port through the upgrade handler.
   const wsHub = new WsHub(hs);
