@@ -6,6 +6,7 @@
 import type { Config } from "../core/config.ts";
 import { homeFor, loadConfig } from "../core/config.ts";
 import { AmiError, isAmiError } from "../core/errors.ts";
+import { installProcessGuards } from "../core/http/process-guards.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import { runtimePaths } from "../core/paths.ts";
 import { services } from "./services.ts";
@@ -19,13 +20,9 @@ export async function serveService(name: string, config: Config, log: Logger, si
       `unknown service '${name}' (known: ${services.map((s) => s.name).join(", ")})`,
     );
   const slog = log.child({ service: name });
-  // A stray rejected promise (a background task's failure) is logged, not fatal: the service keeps serving.
-  // An uncaught exception may have left state half-changed, so the process exits and the supervisor restarts it.
-  process.on("unhandledRejection", (e) => slog.error("unhandled rejection", { err: String((e as Error)?.stack ?? e) }));
-  process.on("uncaughtException", (e) => {
-    slog.error("uncaught exception, exiting", { err: String(e?.stack ?? e) });
-    process.exit(1);
-  });
+  // What escaped every per-request boundary is logged and the service keeps serving (one bad request must not
+  // take it down); a burst of them means broken state, and the process exits for the supervisor to restart.
+  installProcessGuards(slog);
   const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog });
   slog.info("service ready", { url: handle.url, pid: process.pid });
   await new Promise<void>((resolve) => {

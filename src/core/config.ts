@@ -76,6 +76,12 @@ export const matrixSchema = z
         perIp: rate.default({ perSecond: 10, burst: 50 }),
         /** Server admins are not rate limited. */
         exemptAdmins: z.boolean().default(true),
+        /** Open HTTP/WebSocket connections in all; more are answered 503 and closed. */
+        maxConnections: z.number().int().positive().default(10000),
+        /** Open connections from one client address (raise it behind a reverse proxy, which is one address). */
+        maxConnectionsPerAddress: z.number().int().positive().default(1000),
+        /** The whole request, an upload's body included, must arrive within this (a slow phone sends 50 MiB in minutes). */
+        requestTimeoutMs: z.number().int().positive().default(600000),
       })
       .strict()
       .default({
@@ -83,6 +89,9 @@ export const matrixSchema = z
         perUser: { perSecond: 10, burst: 50 },
         perIp: { perSecond: 10, burst: 50 },
         exemptAdmins: true,
+        maxConnections: 10000,
+        maxConnectionsPerAddress: 1000,
+        requestTimeoutMs: 600000,
       }),
     sync: z
       .object({

@@ -5,8 +5,9 @@ import type { Server } from "node:http";
 import { join } from "node:path";
 import type { MatrixConfig } from "../core/config.ts";
 import { AmiError } from "../core/errors.ts";
+import { baseUrl } from "../core/http/address.ts";
+import { createHttpListener, DEFAULT_LIMITS, type ListenerLimits } from "../core/http/server.ts";
 import type { Logger } from "../core/logger.ts";
-import { createServer } from "../core/node-http.ts";
 import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import { formatClientEvents } from "./format.ts";
@@ -119,13 +120,10 @@ const gcRoute: Route = {
   },
 };
 
-const urlHost = (h: string) => (h.includes(":") ? `[${h}]` : h);
-
-/** config.publicBaseUrl, else http://<host>:<port> (a wildcard bind address is shown as localhost). */
+/** config.publicBaseUrl, else http://<host>:<port> (a wildcard bind address is shown as loopback). */
 function baseUrlFor(config: MatrixConfig, port: number): string {
   if (config.publicBaseUrl) return config.publicBaseUrl.replace(/\/$/, "");
-  const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
-  return `http://${urlHost(host)}:${port}`;
+  return baseUrl("http", config.host, port);
 }
 
 function loadOrCreateSecret(path: string): string {
@@ -155,24 +153,32 @@ export async function startHomeserver(config: MatrixConfig, dataDir: string, log
   const store = await openStore(config.database, dataDir);
   const signingKey = loadOrCreateSigningKey(join(dataDir, "signing.key"));
   const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, await store.getMaxStream());
-  const handler = createHandler(hs, [...allRoutes, gcRoute]);
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void handler(req, res));
-  server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
-    else socket.destroy();
-  });
-  // WebSocket event streaming (docs/matrix-websocket.md) rides the same port through the upgrade event.
+  const limits: ListenerLimits = {
+    ...DEFAULT_LIMITS,
+    maxConnections: config.limits.maxConnections,
+    maxConnectionsPerAddress: config.limits.maxConnectionsPerAddress,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+  };
+  // WebSocket event streaming (docs/matrix-websocket.md) rides the same port through the upgrade handler.
   const wsHub = new WsHub(hs);
-  wsHub.attach(server);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
+  const listener = createHttpListener({
+    name: "homeserver",
+    log,
+    handler: createHandler(hs, [...allRoutes, gcRoute], limits),
+    upgrade: (req, socket, head, target) => wsHub.upgrade(req, socket, head, target),
+    limits,
   });
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : config.port;
-  const url = `http://${urlHost(config.host)}:${port}`;
-  if (!config.publicBaseUrl)
-    hs.publicBaseUrl = `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${port}`;
+  let port: number;
+  try {
+    port = await listener.listen(config.port, config.host);
+  } catch (e) {
+    wsHub.close();
+    await store.close();
+    throw e;
+  }
+  const server = listener.server;
+  const url = baseUrl("http", config.host, port);
+  if (!config.publicBaseUrl) hs.publicBaseUrl = baseUrlFor(config, port);
   log.info("homeserver listening", { url, serverName: config.serverName, store: store.backend });
   return {
     hs,
@@ -180,8 +186,7 @@ export async function startHomeserver(config: MatrixConfig, dataDir: string, log
     url,
     async close() {
       wsHub.close();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      await listener.close();
       await store.close();
     },
   };

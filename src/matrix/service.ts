@@ -1,13 +1,14 @@
 /** The `matrix` service as the supervisor sees it. */
+import { baseUrl } from "../core/http/address.ts";
 import type { ServiceDef } from "../core/service.ts";
 
 export const matrixService: ServiceDef = {
   name: "matrix",
   summary: "Matrix homeserver (client-server API, media, admin)",
   enabled: (c) => c.matrix.enabled,
-  baseUrl: (c) => `http://${c.matrix.host.includes(":") ? `[${c.matrix.host}]` : c.matrix.host}:${c.matrix.port}`,
+  baseUrl: (c) => baseUrl("http", c.matrix.host, c.matrix.port),
   describe: (c) => [
-    `matrix: homeserver ${c.matrix.serverName} at ${c.matrix.publicBaseUrl ?? `http://${c.matrix.host}:${c.matrix.port}`} (store: ${c.matrix.database.split(":")[0]})`,
+    `matrix: homeserver ${c.matrix.serverName} at ${c.matrix.publicBaseUrl ?? baseUrl("http", c.matrix.host, c.matrix.port)} (store: ${c.matrix.database.split(":")[0]})`,
     `  create a user:  ami-streams matrix user create alice --password '...' [--admin]`,
     "  then log in with any Matrix client (Element, matrix-js-sdk) at that URL",
   ],

@@ -1,61 +1,44 @@
 /**
- * Streamable HTTP transport (stateless: one server+transport per request) on 127.0.0.1 at POST /mcp,
- * guarded by a bearer token and Host-header checks against DNS rebinding.
+ * Streamable HTTP transport (stateless: one server+transport per request) on 127.0.0.1 at POST /mcp.
+ * Every request passes the Host/Origin check (DNS rebinding) and the bearer token before anything else is
+ * looked at; the HTTP kit has already answered 400 to a malformed request target.
  */
-import { timingSafeEqual } from "node:crypto";
-import type { Server as HttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { AmiError } from "../core/errors.ts";
-import { createServer } from "../core/node-http.ts";
+import { baseUrl } from "../core/http/address.ts";
+import { bearerMatches } from "../core/http/bearer.ts";
+import { allowedHosts, rebindingRefusal } from "../core/http/host-check.ts";
+import { sendJson } from "../core/http/reply.ts";
+import { createHttpListener } from "../core/http/server.ts";
+import type { Target } from "../core/http/target.ts";
 import { createMcpServer, type McpDeps } from "./server.ts";
+
+const rpcError = (code: number, message: string) => ({ jsonrpc: "2.0", error: { code, message }, id: null });
 
 export async function startMcpHttp(
   d: McpDeps,
   opts: { host: string; port: number; token: string },
 ): Promise<{ server: HttpServer; url: string }> {
-  const want = Buffer.from(`Bearer ${opts.token}`);
-  let port = opts.port;
-  const http = createServer(async (req, res) => {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    if (path !== "/mcp") {
-      res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found: the MCP endpoint is /mcp"}');
-      return;
-    }
-    const got = Buffer.from(req.headers.authorization ?? "");
-    if (got.length !== want.length || !timingSafeEqual(got, want)) {
-      res.writeHead(401, { "content-type": "application/json", "www-authenticate": "Bearer" });
-      res.end(
-        JSON.stringify({ jsonrpc: "2.0", error: { code: -32001, message: "missing or wrong bearer token" }, id: null }),
-      );
-      return;
-    }
+  const hosts = allowedHosts(opts.host);
+
+  async function handle(req: IncomingMessage, res: ServerResponse, target: Target): Promise<void> {
+    const refusal = rebindingRefusal(req, hosts);
+    if (refusal !== null) return sendJson(res, 403, rpcError(-32003, refusal));
+    if (!bearerMatches(req.headers.authorization, opts.token))
+      return sendJson(res, 401, rpcError(-32001, "missing or wrong bearer token"), { "WWW-Authenticate": "Bearer" });
+    if (target.pathname !== "/mcp") return sendJson(res, 404, rpcError(-32004, "not found: the MCP endpoint is /mcp"));
     const server = createMcpServer(d);
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: undefined,
-      enableDnsRebindingProtection: true,
-      allowedHosts: [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`],
-    });
+    // The Host/Origin check above is the one rebinding rule; the SDK's own would only repeat it.
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on("close", () => {
       void transport.close();
       void server.close();
     });
-    try {
-      await server.connect(transport);
-      await transport.handleRequest(req, res);
-    } catch (e) {
-      d.log.error("MCP HTTP request failed", { error: String(e) });
-      if (!res.headersSent) res.writeHead(500).end();
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    http.once("error", (e: NodeJS.ErrnoException) =>
-      reject(
-        e.code === "EADDRINUSE" ? new AmiError("AMI_UNAVAILABLE", `MCP port ${opts.host}:${opts.port} is in use`) : e,
-      ),
-    );
-    http.listen(opts.port, opts.host, resolve);
-  });
-  port = (http.address() as AddressInfo).port;
-  return { server: http, url: `http://${opts.host}:${port}/mcp` };
+    await server.connect(transport);
+    await transport.handleRequest(req, res);
+  }
+
+  const listener = createHttpListener({ name: "MCP HTTP", log: d.log, handler: handle });
+  const port = await listener.listen(opts.port, opts.host);
+  return { server: listener.server, url: `${baseUrl("http", opts.host, port)}/mcp` };
 }

@@ -53,6 +53,9 @@ export const mcpOp = defineOp({
       writeFileSync(tokenFile, `${tok}\n`, { mode: 0o600 });
     }
     const { startMcpHttp } = await import("./http.ts");
+    const { installProcessGuards } = await import("../core/http/process-guards.ts");
+    // A long-running listener: an error that escaped a request's boundary is logged, not fatal.
+    installProcessGuards(ctx.log);
     const { server, url } = await startMcpHttp(deps, { host: "127.0.0.1", port, token: tok });
     process.stderr.write(`MCP server listening on ${url}\n`);
     if (!token && !process.env.AMI_STREAMS_MCP_TOKEN)

@@ -2,7 +2,7 @@
  * A small but real HTTP service for supervisor/monitor tests: it listens on AMI_STREAMS_TEST_SERVICE_PORT and
  * answers /health, /metrics (Prometheus text) and /_ami/stats like every ami-streams service must.
  */
-import { createServer } from "../core/node-http.ts";
+import { createHttpListener } from "../core/http/server.ts";
 import type { ServiceDef } from "../core/service.ts";
 
 const port = () => Number(process.env.AMI_STREAMS_TEST_SERVICE_PORT);
@@ -16,33 +16,38 @@ export const testHttpService: ServiceDef = {
   async start(_config, { log }) {
     let requests = 0;
     const started = Date.now();
-    const server = createServer((req, res) => {
-      requests++;
-      const body = (type: string, text: string) => {
-        res.writeHead(200, { "content-type": type });
-        res.end(text);
-      };
-      if (req.url === "/health") return body("application/json", '{"ok":true}');
-      if (req.url === "/_ami/stats") {
-        const up = (Date.now() - started) / 1000;
-        return body("application/json", JSON.stringify({ requests_total: requests, requests_per_sec: requests / up }));
-      }
-      if (req.url === "/metrics") {
-        return body(
-          "text/plain; version=0.0.4",
-          `# TYPE testsvc_requests_total counter\ntestsvc_requests_total ${requests}\n`,
-        );
-      }
-      res.writeHead(404).end();
+    const listener = createHttpListener({
+      name: "testsvc",
+      log,
+      handler(_req, res, target) {
+        requests++;
+        const body = (type: string, text: string) => {
+          res.writeHead(200, { "content-type": type });
+          res.end(text);
+        };
+        const path = target.pathname;
+        if (path === "/health") return body("application/json", '{"ok":true}');
+        if (path === "/_ami/stats") {
+          const up = (Date.now() - started) / 1000;
+          return body(
+            "application/json",
+            JSON.stringify({ requests_total: requests, requests_per_sec: requests / up }),
+          );
+        }
+        if (path === "/metrics") {
+          return body(
+            "text/plain; version=0.0.4",
+            `# TYPE testsvc_requests_total counter\ntestsvc_requests_total ${requests}\n`,
+          );
+        }
+        res.writeHead(404).end();
+      },
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port(), "127.0.0.1", resolve);
-    });
+    await listener.listen(port(), "127.0.0.1");
     log.info("testsvc listening", { port: port() });
     return {
       url: `http://127.0.0.1:${port()}`,
-      close: () => new Promise<void>((r) => server.close(() => r())),
+      close: () => listener.close(),
     };
   },
 };

@@ -3,9 +3,9 @@
  * endpoints every ami-streams service answers (`/health`, `/metrics`, `/_ami/stats`).
  */
 import type { IncomingMessage, Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { baseUrl } from "../core/http/address.ts";
+import { createHttpListener } from "../core/http/server.ts";
 import type { Logger } from "../core/logger.ts";
-import { createServer } from "../core/node-http.ts";
 import { staticFiles } from "./static.ts";
 
 export interface WebServerOptions {
@@ -84,22 +84,21 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
   const files = staticFiles(opts.root, SECURITY_HEADERS);
   const metrics = new WebMetrics();
 
-  const server = createServer(async (req, res) => {
-    res.once("finish", () => metrics.observe(res.statusCode));
-    const json = (status: number, body: unknown, extra: Record<string, string> = {}) => {
-      res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store", ...extra });
-      res.end(JSON.stringify(body));
-    };
-    let path: string;
-    try {
-      path = new URL(req.url ?? "/", "http://x").pathname;
-    } catch {
-      return json(400, { errcode: "M_UNRECOGNIZED", error: "bad request URL" });
-    }
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      return json(405, { errcode: "M_UNRECOGNIZED", error: "method not allowed" }, { Allow: "GET, HEAD" });
-    }
-    try {
+  // The kit answers malformed targets (400), slow or oversized headers (408/431) and turns a handler's throw
+  // into a 500 that is logged; the handler only serves.
+  const listener = createHttpListener({
+    name: "web",
+    log: opts.log,
+    async handler(req, res, target) {
+      res.once("finish", () => metrics.observe(res.statusCode));
+      const json = (status: number, body: unknown, extra: Record<string, string> = {}) => {
+        res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store", ...extra });
+        res.end(JSON.stringify(body));
+      };
+      const path = target.pathname;
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        return json(405, { errcode: "M_UNRECOGNIZED", error: "method not allowed" }, { Allow: "GET, HEAD" });
+      }
       if (path === "/health") return json(200, { ok: true });
       if (path === "/_ami/stats") return json(200, metrics.stats());
       if (path === "/metrics") {
@@ -110,31 +109,11 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
         return json(200, { homeserverUrl: opts.homeserverUrl(req), serverName: opts.serverName });
       }
       if (await files.serve(req, res, path)) return;
-      json(404, { errcode: "M_NOT_FOUND", error: `no such file: ${path}` });
-    } catch (e) {
-      opts.log.error("web request failed", { path, error: String(e) });
-      if (!res.headersSent) json(500, { errcode: "M_UNKNOWN", error: "internal error" });
-      else res.destroy();
-    }
+      json(404, { errcode: "M_NOT_FOUND", error: "no such file" });
+    },
   });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${port}`;
+  const port = await listener.listen(opts.port, opts.host);
+  const url = baseUrl("http", opts.host, port);
   opts.log.info("web client listening", { url, root: opts.root });
-  return {
-    url,
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { url, server: listener.server, close: () => listener.close() };
 }

@@ -1,10 +1,17 @@
 /** The `web` service as the supervisor sees it: the chat client for people, next to the homeserver. */
 import type { IncomingMessage } from "node:http";
 import type { Config } from "../core/config.ts";
+import { baseUrl, isWildcardHost } from "../core/http/address.ts";
 import type { ServiceDef } from "../core/service.ts";
 
-const hostPort = (host: string, port: number) => `${host.includes(":") ? `[${host}]` : host}:${port}`;
-const WILDCARD = new Set(["0.0.0.0", "::", "[::]"]);
+/** The host name in a Host header, or null when it is not one (a Host is client input: never throw on it). */
+function hostName(hostHeader: string): string | null {
+  try {
+    return new URL(`http://${hostHeader}`).hostname || null;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Where browsers reach the homeserver: matrix.publicBaseUrl, else matrix.host:port; when the homeserver listens
@@ -13,11 +20,9 @@ const WILDCARD = new Set(["0.0.0.0", "::", "[::]"]);
 export function homeserverUrlFor(config: Config, req?: IncomingMessage): string {
   const m = config.matrix;
   if (m.publicBaseUrl) return m.publicBaseUrl.replace(/\/+$/, "");
-  if (WILDCARD.has(m.host) && req?.headers.host) {
-    const h = new URL(`http://${req.headers.host}`).hostname;
-    return `http://${hostPort(h.replace(/^\[|\]$/g, ""), m.port)}`;
-  }
-  return `http://${hostPort(m.host, m.port)}`;
+  const h = isWildcardHost(m.host) && req?.headers.host ? hostName(req.headers.host) : null;
+  // A wildcard listen address itself is not reachable: baseUrl shows it as loopback.
+  return baseUrl("http", h ?? m.host, m.port);
 }
 
 export const webService: ServiceDef = {
@@ -25,9 +30,9 @@ export const webService: ServiceDef = {
   summary: "Web chat client for people (log in, rooms, messages, files, encrypted rooms)",
   // A chat client needs a homeserver: ours, or another one named by matrix.publicBaseUrl.
   enabled: (c) => c.web.enabled && (c.matrix.enabled || c.matrix.publicBaseUrl !== null),
-  baseUrl: (c) => `http://${hostPort(c.web.host, c.web.port)}`,
+  baseUrl: (c) => baseUrl("http", c.web.host, c.web.port),
   describe: (c) => [
-    `web: chat client at http://${hostPort(c.web.host, c.web.port)} (homeserver ${homeserverUrlFor(c)})`,
+    `web: chat client at ${baseUrl("http", c.web.host, c.web.port)} (homeserver ${homeserverUrlFor(c)})`,
   ],
   async start(config, { log }) {
     // Loaded here, not at the top: the CLI lists services on every call.

@@ -4,6 +4,7 @@
  * always sends its page's Origin on a cross-origin POST.
  */
 import type { IncomingMessage } from "node:http";
+import { isIP } from "node:net";
 
 const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
@@ -27,10 +28,19 @@ export function allowedHosts(bound: string, extra: readonly string[] = []): Set<
   return s;
 }
 
+/**
+ * An IP-literal Host cannot come from a rebinding page (its Host is the attacker's DNS name), so any IP literal
+ * is accepted: a listener bound to a wildcard address stays reachable by address from other machines.
+ */
+function hostAllowed(host: string, allowed: Set<string>): boolean {
+  const h = hostOnly(host);
+  return allowed.has(h) || isIP(h.replace(/^\[|\]$/g, "")) !== 0;
+}
+
 /** Why the request is refused, or null when its Host and Origin are acceptable. */
 export function rebindingRefusal(req: IncomingMessage, allowed: Set<string>): string | null {
   const host = req.headers.host;
-  if (!host || !allowed.has(hostOnly(host))) return "Host header not allowed";
+  if (!host || !hostAllowed(host, allowed)) return "Host header not allowed";
   const origin = req.headers.origin;
   if (origin === undefined) return null;
   let o: URL;

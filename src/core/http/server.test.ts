@@ -100,6 +100,8 @@ test("Host and Origin checks refuse rebinding", () => {
   assert.equal(rebindingRefusal(req({ host: "127.0.0.1:8470" }), allowed), null);
   assert.equal(rebindingRefusal(req({ host: "localhost:8470", origin: "http://localhost:3000" }), allowed), null);
   assert.equal(rebindingRefusal(req({ host: "[::1]:8470" }), allowed), null);
+  assert.equal(rebindingRefusal(req({ host: "192.168.1.5:8470" }), allowed), null, "an IP literal is no rebinding");
+  assert.notEqual(rebindingRefusal(req({ host: "127.0.0.1", origin: "http://192.168.1.5" }), allowed), null);
   assert.notEqual(rebindingRefusal(req({ host: "evil.example:8470" }), allowed), null);
   assert.notEqual(rebindingRefusal(req({ host: "127.0.0.1:8470", origin: "http://evil.example" }), allowed), null);
   assert.notEqual(rebindingRefusal(req({ host: "127.0.0.1", origin: "null" }), allowed), null);

@@ -8,7 +8,7 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { AmiError } from "../errors.ts";
+import { AmiError, toAmiError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { createServer } from "../node-http.ts";
 import { sendError } from "./reply.ts";
@@ -74,19 +74,25 @@ function rawJson(status: string, errcode: string, error: string): string {
   return `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 export function createHttpListener(o: ListenerOptions): HttpListener {
   const limits = { ...DEFAULT_LIMITS, ...o.limits };
   const stats: ListenerStats = { open: 0, refused: 0, handlerErrors: 0, badRequests: 0 };
   const perAddress = new Map<string, number>();
 
+  // Errors a handler throws on purpose (AmiErrors under 500: not found, forbidden...) are answers, not failures.
   const failed = (req: IncomingMessage, res: ServerResponse | null, e: unknown) => {
+    const err = res ? sendError(res, e) : toAmiError(e);
+    if (err.status < 500) return;
     stats.handlerErrors++;
     o.log.error(`${o.name}: request failed`, {
       method: req.method,
       path: loggablePath(req.url),
       error: String((e as Error)?.stack ?? e).slice(0, 2000),
     });
-    if (res) sendError(res, e);
   };
 
   const server = createServer(
@@ -153,7 +159,8 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on("error", () => socket.destroy());
+    // Not a closure: one would keep this scope (the request, its headers) alive as long as the socket.
+    socket.on("error", destroySocket);
     const target = parseTarget(req.url);
     if (target === null || !o.upgrade) {
       stats.badRequests++;

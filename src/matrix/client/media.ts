@@ -68,9 +68,38 @@ export function contentDisposition(contentType: string, filename: string | null)
 
 const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.slice(0, 2), mediaId);
 
+/**
+ * Streams the body to a temp file in the media dir while hashing it, then syncs and renames it into place:
+ * memory per upload is one chunk, whatever the size. Returns the byte count and SHA-256.
+ */
+async function writeUpload(
+  body: AsyncIterable<Buffer>,
+  tmp: string,
+  path: string,
+): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const fh = await open(tmp, "wx", 0o600);
+  try {
+    for await (const chunk of body) {
+      hash.update(chunk);
+      size += chunk.length;
+      // Awaiting each write is the backpressure: the socket is not read faster than the disk takes it.
+      await fh.write(chunk);
+    }
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, path);
+  return { size, sha256: hash.digest("hex") };
+}
+
 async function upload(req: MatrixRequest): Promise<Reply> {
   const { hs } = req;
-  const bytes = req.raw ?? Buffer.alloc(0);
   const ct = req.headers["content-type"];
   const contentType = typeof ct === "string" && ct.length > 0 ? ct : "application/octet-stream";
   if (contentType.length > 255 || /[\r\n]/.test(contentType))
@@ -83,24 +112,14 @@ async function upload(req: MatrixRequest): Promise<Reply> {
   const path = mediaPath(hs.mediaDir, mediaId);
   const tmp = `${path}.${randomString(6)}.tmp`;
   await mkdir(join(hs.mediaDir, mediaId.slice(0, 2)), { recursive: true });
-  const fh = await open(tmp, "wx", 0o600);
-  try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
+  const { size, sha256 } = await writeUpload(req.stream!, tmp, path);
   const row: MediaRow = {
     mediaId,
     uploader: req.requester!.userId,
     contentType,
     filename,
-    size: bytes.length,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
+    size,
+    sha256,
     createdTs: Date.now(),
   };
   await hs.store.putMedia(row);
@@ -178,7 +197,7 @@ const legacy = (p: string) => [`/_matrix/media/v3/${p}`, `/_matrix/media/r0/${p}
 
 export const routes: Route[] = [
   /** POST /_matrix/media/v3/upload */
-  { method: "POST", paths: legacy("upload"), auth: "required", rateLimit: true, body: "raw", handler: upload },
+  { method: "POST", paths: legacy("upload"), auth: "required", rateLimit: true, body: "stream", handler: upload },
   /** GET /_matrix/client/v1/media/config */
   { method: "GET", paths: ["/_matrix/client/v1/media/config"], auth: "required", handler: config },
   /** GET /_matrix/media/v3/config (legacy; the spec requires auth here too) */

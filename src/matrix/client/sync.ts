@@ -17,6 +17,7 @@ export const routes: Route[] = [
     method: "GET",
     paths: ["/_matrix/client/v3/sync"],
     auth: "required",
+    holdsOpen: true,
     async handler(req) {
       const q = req.query;
       const setPresence = q.get("set_presence");

@@ -1,36 +1,42 @@
-/** The homeserver's HTTP edge: routing, CORS, body limits, auth, rate limits, and errors as Matrix JSON. */
+/**
+ * The homeserver's HTTP edge: routing, CORS, body limits, auth, rate limits, and errors as Matrix JSON.
+ * Listening, target parsing, timeouts and connection caps are the HTTP kit's (core/http); this is its handler.
+ */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { AmiError, toAmiError } from "../../core/errors.ts";
+import { bearerToken } from "../../core/http/bearer.ts";
+import { bodyChunks, readJson } from "../../core/http/body.ts";
+import { corsHeaders } from "../../core/http/cors.ts";
+import { sendJson } from "../../core/http/reply.ts";
+import { holdOpen, type ListenerLimits, type RequestHandler } from "../../core/http/server.ts";
+import { loggablePath, type Target } from "../../core/http/target.ts";
 import type { Homeserver } from "../hs.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { Router } from "./router.ts";
 import type { MatrixRequest, Reply, Route } from "./types.ts";
 
-const CORS = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
-  "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization, Date",
-} as const;
+// The client-server API is readable from any page (the spec requires it; tokens are bearer headers).
+const CORS = corsHeaders("public", undefined);
 
-export function createHandler(hs: Homeserver, routes: Route[]) {
+export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: ListenerLimits): RequestHandler {
   const router = new Router();
   for (const r of routes) router.add(r);
   const { limits } = hs.config;
   const perUser = new RateLimiter(limits.perUser.perSecond, limits.perUser.burst);
   const perIp = new RateLimiter(limits.perIp.perSecond, limits.perIp.burst);
 
-  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return async function handle(req: IncomingMessage, res: ServerResponse, target: Target): Promise<void> {
     const started = performance.now();
     let status = 500;
     try {
-      const reply = await dispatch(req, res);
+      const reply = await dispatch(req, res, target);
       status = reply.status ?? 200;
       send(res, reply);
     } catch (e) {
       const err = toAmiError(e);
-      if (err.code === "M_UNKNOWN")
-        hs.log.error("request failed", { path: req.url, err: String((e as Error)?.stack ?? e) });
+      if (err.code === "M_UNKNOWN" && err.status >= 500)
+        hs.log.error("request failed", { path: loggablePath(req.url), err: String((e as Error)?.stack ?? e) });
       status = err.status;
       const headers: Record<string, string> = {};
       if (typeof err.extra.retry_after_ms === "number")
@@ -41,8 +47,7 @@ export function createHandler(hs: Homeserver, routes: Route[]) {
     }
   };
 
-  async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<Reply> {
-    const url = new URL(req.url ?? "/", "http://x");
+  async function dispatch(req: IncomingMessage, res: ServerResponse, url: Target): Promise<Reply> {
     const method = req.method ?? "GET";
     if (method === "OPTIONS") return { status: 200, json: {} };
     if (url.pathname === "/health") return { status: 200, body: "OK", headers: { "Content-Type": "text/plain" } };
@@ -71,16 +76,20 @@ export function createHandler(hs: Homeserver, routes: Route[]) {
 
     const mode = route.body ?? (method === "POST" || method === "PUT" ? "json" : "none");
     let body: any;
-    let raw: Buffer | undefined;
-    if (mode === "raw") {
-      raw = await readBody(req, route.maxBodyBytes ?? hs.config.media.maxUploadBytes);
+    let stream: AsyncIterable<Buffer> | undefined;
+    if (mode === "stream") {
+      // The handler consumes it chunk by chunk (uploads go to disk); the limit is enforced as it reads.
+      stream = bodyChunks(req, route.maxBodyBytes ?? hs.config.media.maxUploadBytes);
     } else if (mode === "json") {
-      const buf = await readBody(req, limits.maxJsonBodyBytes);
-      body = parseJsonObject(buf);
+      body = await readJson(req, limits.maxJsonBodyBytes);
+      if (body === null || typeof body !== "object" || Array.isArray(body))
+        throw new AmiError("M_BAD_JSON", "Request body must be a JSON object");
     } else {
       req.resume();
     }
 
+    // Long-polls outlive the listener's idle timeout on purpose.
+    if (route.holdsOpen) holdOpen(req, res, listenerLimits);
     const ac = new AbortController();
     // Only a client that went away before the answer aborts; creating the abort reason costs CPU otherwise.
     res.once("close", () => {
@@ -93,7 +102,7 @@ export function createHandler(hs: Homeserver, routes: Route[]) {
       params,
       query: url.searchParams,
       body,
-      raw,
+      stream,
       headers: req.headers,
       ip,
       requester,
@@ -103,85 +112,26 @@ export function createHandler(hs: Homeserver, routes: Route[]) {
   }
 }
 
-function accessToken(req: IncomingMessage, url: URL): string | null {
-  const h = req.headers.authorization;
-  if (h) {
-    const m = /^Bearer\s+(\S+)$/i.exec(h);
-    if (!m) throw new AmiError("M_MISSING_TOKEN", "Malformed Authorization header");
-    return m[1];
+function accessToken(req: IncomingMessage, url: Target): string | null {
+  if (req.headers.authorization) {
+    const t = bearerToken(req);
+    if (t === null) throw new AmiError("M_MISSING_TOKEN", "Malformed Authorization header");
+    return t;
   }
   return url.searchParams.get("access_token");
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers["content-length"] ?? NaN);
-  if (declared > limit) {
-    req.resume();
-    return Promise.reject(new AmiError("M_TOO_LARGE", `Request body exceeds ${limit} bytes`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        req.resume();
-        reject(new AmiError("M_TOO_LARGE", `Request body exceeds ${limit} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", () => reject(new AmiError("M_UNKNOWN", "Request body aborted", {}, 400)));
-  });
-}
-
-function parseJsonObject(buf: Buffer): Record<string, any> {
-  if (buf.length === 0) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(buf.toString("utf8"));
-  } catch {
-    throw new AmiError("M_NOT_JSON", "Content not JSON.");
-  }
-  if (v === null || typeof v !== "object" || Array.isArray(v))
-    throw new AmiError("M_BAD_JSON", "Request body must be a JSON object");
-  if (depthExceeds(v, MAX_JSON_DEPTH))
-    throw new AmiError("M_BAD_JSON", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
-  return v as Record<string, any>;
-}
-
-/** Deeper bodies are refused: everything downstream (canonical JSON, storage) walks them recursively. */
-const MAX_JSON_DEPTH = 100;
-
-/** Iterative (no recursion, so no stack overflow on hostile input). */
-function depthExceeds(root: object, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[root, 1]];
-  while (stack.length) {
-    const [v, d] = stack.pop()!;
-    if (d > max) return true;
-    if (v && typeof v === "object")
-      for (const c of Object.values(v)) if (c && typeof c === "object") stack.push([c, d + 1]);
-  }
-  return false;
-}
-
 function send(res: ServerResponse, reply: Reply): void {
-  if (res.headersSent || res.destroyed) return;
-  const status = reply.status ?? 200;
   if ("json" in reply) {
-    const text = JSON.stringify(reply.json);
-    res.writeHead(status, {
-      ...CORS,
-      "Content-Type": "application/json",
-      "Content-Length": Buffer.byteLength(text),
-      ...reply.headers,
-    });
-    res.end(text);
+    // The kit's reply closes the connection when the body was left unread (refused upload, bad JSON).
+    sendJson(res, reply.status ?? 200, reply.json, { ...CORS, ...reply.headers });
     return;
   }
-  res.writeHead(status, { ...CORS, ...reply.headers });
+  if (res.headersSent || res.destroyed) {
+    if (reply.body instanceof Readable) reply.body.destroy();
+    return;
+  }
+  res.writeHead(reply.status ?? 200, { ...CORS, ...reply.headers });
   if (reply.body instanceof Readable) {
     reply.body.on("error", () => res.destroy());
     reply.body.pipe(res);

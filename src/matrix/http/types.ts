@@ -20,8 +20,11 @@ export interface MatrixRequest {
   query: URLSearchParams;
   /** Parsed JSON object for body "json" routes ({} when empty); undefined otherwise. */
   body: any;
-  /** Raw bytes for body "raw" routes (media upload). */
-  raw: Buffer | undefined;
+  /**
+   * The body as chunks for body "stream" routes (media upload), bounded by the route's byte limit (M_TOO_LARGE
+   * past it); undefined otherwise. Read it once.
+   */
+  stream: AsyncIterable<Buffer> | undefined;
   headers: IncomingHttpHeaders;
   ip: string;
   /** Set on "required" routes; set on "optional" routes when a valid token was given. */
@@ -45,9 +48,11 @@ export interface Route {
   /** Apply the per-user (authenticated) or per-IP rate limit. */
   rateLimit?: boolean;
   /** How to read the body. Default: "json" for POST/PUT, "none" for GET/DELETE. */
-  body?: "json" | "raw" | "none";
-  /** Byte limit for "raw" bodies (default: config media.maxUploadBytes). */
+  body?: "json" | "stream" | "none";
+  /** Byte limit for "stream" bodies (default: config media.maxUploadBytes). */
   maxBodyBytes?: number;
+  /** The route may hold its response open past the listener's idle timeout (long-poll /sync). */
+  holdsOpen?: boolean;
   handler(req: MatrixRequest): Promise<Reply>;
 }
 

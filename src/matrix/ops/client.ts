@@ -7,6 +7,7 @@ import { createHmac } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AmiError, type ErrorCode, ErrorCodes } from "../../core/errors.ts";
+import { baseUrl } from "../../core/http/address.ts";
 import type { OpContext } from "../../core/ops.ts";
 
 export const SERVICE_LOCALPART = "ami-streams";
@@ -15,8 +16,7 @@ const NOT_RUNNING = "matrix is not running: start it with `ami-streams matrix st
 /** The homeserver's local URL from the config (a wildcard bind is reached on loopback). */
 export function homeserverUrl(ctx: OpContext): string {
   const { host, port } = ctx.config.matrix;
-  const h = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
-  return `http://${h.includes(":") ? `[${h}]` : h}:${port}`;
+  return baseUrl("http", host, port);
 }
 
 /** The secret for /_synapse/admin/v1/register: config, else the file the homeserver generated. */

@@ -10,10 +10,11 @@
  * (a room's members; a presence change's, receipt's, to-device message's... audience, affects.ts), and frames
  * of plain events are built from slices shared by every connection (service/sync-fast.ts).
  */
-import type { IncomingMessage, Server } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import { toAmiError } from "../../core/errors.ts";
+import type { Target } from "../../core/http/target.ts";
 import type { Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
 import { type Filter, resolveSyncFilter } from "../service/filters.ts";
@@ -23,6 +24,9 @@ import { filterAllows } from "./affects.ts";
 import { type Classified, StreamChanges } from "./changes.ts";
 import { CloseCode, closeReason, DEFAULT_TUNABLES, parseClientFrame, WS_PATH, type WsTunables } from "./protocol.ts";
 import { type Conn, FramePump, IDLE, unblock } from "./pump.ts";
+
+const NOT_FOUND_BODY = '{"errcode":"M_UNRECOGNIZED","error":"no upgrade here"}';
+const NOT_FOUND = `HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${NOT_FOUND_BODY.length}\r\n\r\n${NOT_FOUND_BODY}`;
 
 function destroySocket(this: Duplex): void {
   this.destroy();
@@ -84,18 +88,18 @@ export class WsHub {
     return this.#pump.wakeUps;
   }
 
-  /** Serve WS_PATH on `server`'s upgrade requests; other paths are left to other listeners (or refused). */
-  attach(server: Server): void {
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const url = new URL(req.url ?? "/", "http://x");
-      if (url.pathname !== WS_PATH) {
-        if (server.listenerCount("upgrade") === 1) socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
-        return;
-      }
-      // A closure here would keep this scope (the request, its headers, the URL) alive as long as the socket.
-      socket.on("error", destroySocket);
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, req, url.searchParams));
-    });
+  /**
+   * The listener's upgrade handler (core/http createHttpListener `upgrade`): serves WS_PATH, refuses other paths.
+   * The target was parsed by the kit, so a malformed one never reaches here.
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: Target): void {
+    if (target.pathname !== WS_PATH) {
+      socket.end(NOT_FOUND);
+      return;
+    }
+    // A closure here would keep this scope (the request, its headers, the URL) alive as long as the socket.
+    socket.on("error", destroySocket);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, req, target.searchParams));
   }
 
   /** Close every connection (1001) and stop the hub. */

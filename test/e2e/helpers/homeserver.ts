@@ -5,12 +5,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { configSchema } from "../../../src/core/config.ts";
+import { createHttpListener } from "../../../src/core/http/server.ts";
 import { silentLogger } from "../../../src/core/logger.ts";
 import { type RunningHomeserver, startHomeserver } from "../../../src/matrix/homeserver.ts";
 import { WsHub } from "../../../src/matrix/websocket/hub.ts";
@@ -23,7 +23,7 @@ export const PG_ADMIN_URL = process.env.AMI_E2E_PG_URL ?? "postgres://postgres@1
 
 const CHILD = fileURLToPath(new URL("./hs-child.ts", import.meta.url));
 
-/** A partial `matrix` config for tests: registration open with m.login.dummy, rate limits out of the way. */
+/** A partial `matrix` config for tests: registration open with m.login.dummy, rate and connection limits out of the way. */
 export function testMatrixConfig(overrides: Record<string, any> = {}): Record<string, any> {
   const base: Record<string, any> = {
     serverName: "localhost",
@@ -33,6 +33,9 @@ export function testMatrixConfig(overrides: Record<string, any> = {}): Record<st
     limits: {
       perUser: { perSecond: 1_000_000, burst: 1_000_000 },
       perIp: { perSecond: 1_000_000, burst: 1_000_000 },
+      // Tests and benches open every connection from 127.0.0.1 (1,000+ WebSockets in the fan-out bench).
+      maxConnectionsPerAddress: 100_000,
+      maxConnections: 100_000,
     },
   };
   return merge(base, overrides);
@@ -254,16 +257,19 @@ export async function startInProcess(
 /** A WebSocket hub of the test's own on a second listener, so a test can read its counters (wake-ups, fast frames). */
 export async function ownWsHub(hs: RunningHomeserver): Promise<{ hub: WsHub; wsBase: string; close(): Promise<void> }> {
   const hub = new WsHub(hs.hs);
-  const server = createServer((_req, res) => res.end());
-  hub.attach(server);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const addr = server.address();
+  const listener = createHttpListener({
+    name: "test ws hub",
+    log: silentLogger,
+    handler: (_req, res) => res.end(),
+    upgrade: (req, socket, head, target) => hub.upgrade(req, socket, head, target),
+  });
+  const port = await listener.listen(0, "127.0.0.1");
   return {
     hub,
-    wsBase: `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`,
+    wsBase: `http://127.0.0.1:${port}`,
     async close() {
       hub.close();
-      await new Promise<void>((r) => server.close(() => r()));
+      await listener.close();
     },
   };
 }
