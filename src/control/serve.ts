@@ -5,8 +5,8 @@
 
 import type { Config } from "../core/config.ts";
 import { homeFor, loadConfig } from "../core/config.ts";
-import { AmiError, isAmiError } from "../core/errors.ts";
-import { createLogger, type Logger } from "../core/logger.ts";
+import { AmiError, isAmiError, isDiskFull } from "../core/errors.ts";
+import { createLogger, guardStderr, type Logger } from "../core/logger.ts";
 import { runtimePaths } from "../core/paths.ts";
 import { services } from "./services.ts";
 
@@ -22,10 +22,15 @@ export async function serveService(name: string, config: Config, log: Logger, si
   // A stray rejected promise (a background task's failure) is logged, not fatal: the service keeps serving.
   // An uncaught exception may have left state half-changed, so the process exits and the supervisor restarts it.
   process.on("unhandledRejection", (e) => slog.error("unhandled rejection", { err: String((e as Error)?.stack ?? e) }));
+  // A full disk is the exception: a failed write (a stream's unhandled 'error') changed no state, and exiting
+  // would only turn "the disk is full" into "the service is down" and a restart loop.
   process.on("uncaughtException", (e) => {
+    if (isDiskFull(e)) return slog.error("write failed, disk full (kept running)", { err: String(e?.message ?? e) });
     slog.error("uncaught exception, exiting", { err: String(e?.stack ?? e) });
     process.exit(1);
   });
+  // stderr is the supervisor's pipe: EPIPE when the supervisor is gone must not end the service.
+  guardStderr();
   const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog });
   slog.info("service ready", { url: handle.url, pid: process.pid });
   await new Promise<void>((resolve) => {
