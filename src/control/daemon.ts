@@ -44,6 +44,12 @@ export async function ensureSupervisor(
   const pidFile = ctx.paths.pidFile(SUPERVISOR);
   const running = supervisorPid(ctx.paths);
   if (running !== undefined) {
+    // One that is still starting (another `up` spawned it) writes its files within moments.
+    for (const until = Date.now() + 5000; Date.now() < until; ) {
+      await sleep(100);
+      const client = connectControl(ctx.config, ctx.paths);
+      if (client) return { client, spawned: false };
+    }
     // Alive but its run files are missing (it could not write them yet): a second one would fight over the port.
     throw new AmiError(
       "AMI_UNAVAILABLE",

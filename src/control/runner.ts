@@ -5,7 +5,7 @@
  * Nothing here throws on a failed pid-file write: the pid file is retried, and /proc finds the process anyway.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { type Config, homeFor, loadConfig } from "../core/config.ts";
+import { type Config, loadConfig } from "../core/config.ts";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RuntimePaths } from "../core/paths.ts";
@@ -84,11 +84,6 @@ export class ServiceRunner {
     };
   }
 
-  /** Lines of the service's output dropped because the log file could not be written. */
-  get logLinesDropped(): number {
-    return this.#sink.droppedTotal;
-  }
-
   /** Returns false when it was already up (a no-op). Re-reads the config first (see #reloadConfig). */
   async start(): Promise<boolean> {
     if (this.#wantUp) return false;
@@ -129,7 +124,8 @@ export class ServiceRunner {
   /**
    * The service process reads the config file itself when it starts, so the supervisor must too: otherwise a
    * `restart` after an edit health-checks the old address for ever. A config that no longer loads is refused
-   * here, plainly, rather than spawning a service that cannot start.
+   * here, plainly, rather than spawning a service that cannot start. (The runtime home is fixed for the
+   * supervisor's life: every process it starts has it in AMI_STREAMS_HOME.)
    */
   #reloadConfig(): void {
     let next: Config;
@@ -139,12 +135,6 @@ export class ServiceRunner {
       throw new AmiError(
         "AMI_INVALID_CONFIG",
         `${this.name} not started: the config no longer loads: ${(e as Error).message}`,
-      );
-    }
-    if (homeFor(next) !== this.#paths.home) {
-      throw new AmiError(
-        "AMI_INVALID_CONFIG",
-        `${this.name} not started: the config now names another runtime home (${homeFor(next)}); run 'ami-streams down' then 'ami-streams up'`,
       );
     }
     if (this.#def.baseUrl(next) !== this.url)
@@ -177,6 +167,16 @@ export class ServiceRunner {
 
   #spawn(): void {
     if (!this.#wantUp) return;
+    if (this.restarts > 0 && this.state === "backoff") {
+      // A crash restart: the new process reads the config file, so follow it; a broken edit keeps the old one.
+      try {
+        this.#reloadConfig();
+      } catch (e) {
+        this.#log.error("config no longer loads; the service cannot start until it is fixed", {
+          error: (e as Error).message,
+        });
+      }
+    }
     // A 1 MB young generation keeps an idle service small; its throughput cost is negligible here.
     const args = ["--max-semi-space-size=1", binEntry, "serve", this.name];
     if (this.#configPath) args.push("--config", this.#configPath);
