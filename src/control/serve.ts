@@ -29,8 +29,9 @@ export async function serveService(name: string, config: Config, log: Logger, si
     slog.error("uncaught exception, exiting", { err: String(e?.stack ?? e) });
     process.exit(1);
   });
-  // stderr is the supervisor's pipe: EPIPE when the supervisor is gone must not end the service.
+  // stdout/stderr are the supervisor's pipes: EPIPE when the supervisor is gone must not end the service.
   guardStderr();
+  process.stdout.on("error", () => {});
   const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog });
   slog.info("service ready", { url: handle.url, pid: process.pid });
   await new Promise<void>((resolve) => {

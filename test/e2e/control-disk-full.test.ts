@@ -204,6 +204,14 @@ test("disk full: nothing dies, writes get a clear error, all recovers by itself"
     60_000,
   );
   for (const r of refusals) assert.deepEqual(r, { status: 507, errcode: "M_RESOURCE_LIMIT_EXCEEDED" });
+  const up = await fetch(`${hs}/_matrix/media/v3/upload?filename=a.bin&access_token=${token}`, {
+    method: "POST",
+    headers: { "content-type": "application/octet-stream" },
+    body: Buffer.alloc(256 * 1024, 7),
+  });
+  const upText = await up.text();
+  assert.equal(up.status, 507, upText);
+  assert.equal(JSON.parse(upText).errcode, "M_RESOURCE_LIMIT_EXCEEDED");
   // The recording keeps hitting the full disk for a while; both services keep answering.
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal((await fetch(`${hs}/health`)).status, 200);
