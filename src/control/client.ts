@@ -4,17 +4,21 @@ import { join } from "node:path";
 import type { Config } from "../core/config.ts";
 import { AmiError, type ErrorCode } from "../core/errors.ts";
 import type { RuntimePaths } from "../core/paths.ts";
-import { isOurProcess, readPid } from "./proc.ts";
+import { hasMarkers, homeProcesses, isOurProcess, readPid } from "./proc.ts";
 import type { ControlInfo } from "./state.ts";
 
 export const SUPERVISOR = "supervisor";
 export const controlInfoFile = (paths: RuntimePaths): string => join(paths.run, "control.json");
 export const controlTokenFile = (paths: RuntimePaths): string => join(paths.run, "control.token");
 
-/** The live supervisor's pid, or undefined (no pid file, process gone, or the pid now belongs to something else). */
+/**
+ * The live supervisor's pid, or undefined. The pid file is checked against /proc (pids get reused); without one
+ * (a disk too full to write it) /proc is searched for a supervisor of this runtime home.
+ */
 export function supervisorPid(paths: RuntimePaths): number | undefined {
   const pid = readPid(paths.pidFile(SUPERVISOR));
-  return pid !== undefined && isOurProcess(pid, ["supervise"]) ? pid : undefined;
+  if (pid !== undefined && isOurProcess(pid, ["supervise"])) return pid;
+  return homeProcesses(paths.home).find((p) => hasMarkers(p.argv, ["supervise"]))?.pid;
 }
 
 export function readControlInfo(paths: RuntimePaths): ControlInfo | undefined {

@@ -12,7 +12,16 @@ import {
   SUPERVISOR,
   supervisorPid,
 } from "./client.ts";
-import { isOurProcess, pidAlive, readPid, removeFile } from "./proc.ts";
+import {
+  HOME_ENV,
+  hasMarkers,
+  homeProcesses,
+  isOurProcess,
+  killAndWait,
+  pidAlive,
+  readPid,
+  removeFile,
+} from "./proc.ts";
 import { services } from "./services.ts";
 import type { SupervisorStatus } from "./state.ts";
 
@@ -33,16 +42,36 @@ export async function ensureSupervisor(
   const existing = connectControl(ctx.config, ctx.paths);
   if (existing) return { client: existing, spawned: false };
   const pidFile = ctx.paths.pidFile(SUPERVISOR);
-  if (readPid(pidFile) !== undefined && supervisorPid(ctx.paths) === undefined) {
+  const running = supervisorPid(ctx.paths);
+  if (running !== undefined) {
+    // One that is still starting (another `up` spawned it) writes its files within moments.
+    for (const until = Date.now() + 5000; Date.now() < until; ) {
+      await sleep(100);
+      const client = connectControl(ctx.config, ctx.paths);
+      if (client) return { client, spawned: false };
+    }
+    // Alive but its run files are missing (it could not write them yet): a second one would fight over the port.
+    throw new AmiError(
+      "AMI_UNAVAILABLE",
+      `a supervisor runs (pid ${running}) but cannot be reached: its files in ${ctx.paths.run} are missing (disk full?). ` +
+        "It retries writing them; or run 'ami-streams down' and 'up' again.",
+    );
+  }
+  if (readPid(pidFile) !== undefined) {
     ctx.log.debug("removing stale supervisor pid file", { pidFile });
     removeFile(pidFile);
   }
   const args = [binEntry, "supervise", ...start.flatMap((s) => ["--start", s])];
   if (ctx.configPath) args.push("--config", ctx.configPath);
   const logFile = ctx.paths.logFile(SUPERVISOR);
-  const fd = openSync(logFile, "a");
-  const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd], env: process.env });
-  closeSync(fd);
+  let fd: number | "ignore" = "ignore";
+  try {
+    fd = openSync(logFile, "a", 0o600);
+  } catch {}
+  // The runtime home in its environment (inherited by the services) lets status/down find them all in /proc.
+  const env = { ...process.env, [HOME_ENV]: ctx.paths.home };
+  const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd], env });
+  if (typeof fd === "number") closeSync(fd);
   child.unref();
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
@@ -62,7 +91,10 @@ export async function ensureSupervisor(
   );
 }
 
-/** Status from the running supervisor, or every known service as stopped when none runs. */
+/**
+ * Status from the running supervisor; when none runs, every known service as stopped, except those whose process
+ * still runs for this home (the supervisor died): orphaned, with their pid, so `down` is known to be needed.
+ */
 export async function currentStatus(ctx: OpContext): Promise<SupervisorStatus> {
   const client = connectControl(ctx.config, ctx.paths);
   if (client) {
@@ -72,12 +104,14 @@ export async function currentStatus(ctx: OpContext): Promise<SupervisorStatus> {
       if ((e as AmiError).code !== "AMI_NOT_RUNNING") throw e;
     }
   }
+  const procs = homeProcesses(ctx.paths.home);
+  const orphan = (name: string) => procs.find((p) => hasMarkers(p.argv, ["serve", name]))?.pid ?? null;
   return {
     supervisor: { running: false, pid: null, url: null, uptimeS: null },
     services: services.map((s) => ({
       name: s.name,
-      state: "stopped" as const,
-      pid: null,
+      state: orphan(s.name) === null ? ("stopped" as const) : ("orphaned" as const),
+      pid: orphan(s.name),
       uptimeS: null,
       restarts: 0,
       url: s.baseUrl(ctx.config),
@@ -112,17 +146,43 @@ export async function waitHealthy(client: ControlClient, names: string[], ctx: O
   }
 }
 
-/** Ask the supervisor to stop everything and exit; SIGKILL it if it does not within the grace period. */
+/**
+ * Ask the supervisor to stop everything and exit (SIGKILL it if it does not within the grace period), then stop
+ * every process of this runtime home still running: services orphaned by a supervisor that died, found in /proc.
+ * False when nothing was running.
+ */
 export async function stopSupervisor(ctx: OpContext): Promise<boolean> {
   const pid = supervisorPid(ctx.paths);
-  if (pid === undefined) return false;
-  const client = connectControl(ctx.config, ctx.paths);
-  if (client) await client.request("POST", "/api/shutdown").catch(() => {});
-  else process.kill(pid, "SIGTERM");
-  const deadline = Date.now() + ctx.config.control.stopGraceMs + 5000;
-  // isOurProcess, not pidAlive: a zombie (exited, not yet reaped by its parent) has an empty cmdline.
-  while (isOurProcess(pid, ["supervise"]) && Date.now() < deadline) await sleep(50);
-  if (isOurProcess(pid, ["supervise"])) process.kill(pid, "SIGKILL");
-  removeFile(ctx.paths.pidFile(SUPERVISOR));
-  return true;
+  if (pid !== undefined) {
+    const client = connectControl(ctx.config, ctx.paths);
+    if (client) await client.request("POST", "/api/shutdown").catch(() => {});
+    else signal(pid, "SIGTERM");
+    const deadline = Date.now() + ctx.config.control.stopGraceMs + 5000;
+    // isOurProcess, not pidAlive: a zombie (exited, not yet reaped by its parent) has an empty cmdline.
+    while (isOurProcess(pid, ["supervise"]) && Date.now() < deadline) await sleep(50);
+    if (isOurProcess(pid, ["supervise"])) signal(pid, "SIGKILL");
+    removeFile(ctx.paths.pidFile(SUPERVISOR));
+  }
+  const left = homeProcesses(ctx.paths.home).filter(
+    (p) => hasMarkers(p.argv, ["serve"]) || hasMarkers(p.argv, ["supervise"]),
+  );
+  await Promise.all(
+    left.map(async (p) => {
+      const marks = hasMarkers(p.argv, ["supervise"]) ? ["supervise"] : ["serve"];
+      ctx.log.warn("stopping a leftover process of this runtime home", { pid: p.pid, argv: p.argv.slice(-4) });
+      await killAndWait(p.pid, marks, ctx.config.control.stopGraceMs);
+    }),
+  );
+  for (const s of services) {
+    const f = ctx.paths.pidFile(s.name);
+    const p = readPid(f);
+    if (p !== undefined && !isOurProcess(p, ["serve", s.name])) removeFile(f);
+  }
+  return pid !== undefined || left.length > 0;
+}
+
+function signal(pid: number, s: NodeJS.Signals): void {
+  try {
+    process.kill(pid, s);
+  } catch {}
 }

@@ -1,15 +1,28 @@
 /**
  * One supervised service: spawns `node bin/ami-streams.ts serve <name>`, health-checks it over HTTP,
- * restarts it with exponential backoff when it dies (or stays unhealthy), stops it SIGTERM-then-SIGKILL.
+ * restarts it with capped exponential backoff when it dies (or stays unhealthy), stops it SIGTERM-then-SIGKILL.
+ * Its stdout/stderr come through a pipe into a LogSink (scrubbed; a full disk drops lines, never the service).
+ * Nothing here throws on a failed pid-file write: the pid file is retried, and /proc finds the process anyway.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
-import type { Config } from "../core/config.ts";
+import { type Config, loadConfig } from "../core/config.ts";
+import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RuntimePaths } from "../core/paths.ts";
 import type { ServiceDef } from "../core/service.ts";
+import { Backoff } from "./backoff.ts";
 import { binEntry } from "./bin-path.ts";
-import { isOurProcess, readPid, removeFile, writePid } from "./proc.ts";
+import { LogSink } from "./log-sink.ts";
+import {
+  HOME_ENV,
+  hasMarkers,
+  homeProcesses,
+  isOurProcess,
+  killAndWait,
+  readPid,
+  removeFile,
+  writePid,
+} from "./proc.ts";
 import type { ServiceState, ServiceStatus } from "./state.ts";
 
 /** Consecutive failed health checks of a running service before it is killed and restarted. */
@@ -21,18 +34,20 @@ export class ServiceRunner {
   lastExit: string | null = null;
   #child: ChildProcess | undefined;
   #startedAt = 0;
-  #healthySince = 0;
   #fails = 0;
-  #attempt = 0;
   #wantUp = false;
+  /** The pid file could not be written: retried at each health check. */
+  #pidPending = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #healthTimer: NodeJS.Timeout | undefined;
   #exited: Promise<void> = Promise.resolve();
   readonly #def: ServiceDef;
-  readonly #config: Config;
+  #config: Config;
   readonly #configPath: string | undefined;
   readonly #paths: RuntimePaths;
   readonly #log: Logger;
+  readonly #backoff = new Backoff(() => this.#config.control.backoff);
+  readonly #sink: LogSink;
 
   constructor(def: ServiceDef, config: Config, configPath: string | undefined, paths: RuntimePaths, log: Logger) {
     this.#def = def;
@@ -40,6 +55,9 @@ export class ServiceRunner {
     this.#configPath = configPath;
     this.#paths = paths;
     this.#log = log.child({ service: def.name });
+    this.#sink = new LogSink(paths.logFile(def.name), (m) =>
+      this.#log.warn("service log capture failing", { error: m }),
+    );
   }
 
   get name(): string {
@@ -66,11 +84,12 @@ export class ServiceRunner {
     };
   }
 
-  /** Returns false when it was already up (a no-op). */
+  /** Returns false when it was already up (a no-op). Re-reads the config first (see #reloadConfig). */
   async start(): Promise<boolean> {
     if (this.#wantUp) return false;
+    this.#reloadConfig();
     this.#wantUp = true;
-    this.#attempt = 0;
+    this.#backoff.reset();
     await this.#reapOrphan();
     this.#spawn();
     this.#healthTimer ??= setInterval(() => void this.#check(), this.#config.control.healthIntervalMs);
@@ -96,37 +115,85 @@ export class ServiceRunner {
     return wasUp;
   }
 
-  /** A previous supervisor that died hard leaves its service running: stop that orphan; ignore reused pids. */
+  /** Stop and release the log file (supervisor shutdown). */
+  async close(): Promise<void> {
+    await this.stop();
+    this.#sink.close();
+  }
+
+  /**
+   * The service process reads the config file itself when it starts, so the supervisor must too: otherwise a
+   * `restart` after an edit health-checks the old address for ever. A config that no longer loads is refused
+   * here, plainly, rather than spawning a service that cannot start. (The runtime home is fixed for the
+   * supervisor's life: every process it starts has it in AMI_STREAMS_HOME.)
+   */
+  #reloadConfig(): void {
+    let next: Config;
+    try {
+      next = loadConfig(this.#configPath).config;
+    } catch (e) {
+      throw new AmiError(
+        "AMI_INVALID_CONFIG",
+        `${this.name} not started: the config no longer loads: ${(e as Error).message}`,
+      );
+    }
+    if (this.#def.baseUrl(next) !== this.url)
+      this.#log.info("config changed the service's address", { url: this.#def.baseUrl(next) });
+    this.#config = next;
+  }
+
+  /**
+   * A previous supervisor that died hard leaves its service running: stop that orphan. Found by its pid file or,
+   * when that could not be written, in /proc by argv and runtime home; reused pids are ignored.
+   */
   async #reapOrphan(): Promise<void> {
     const file = this.#paths.pidFile(this.name);
-    const pid = readPid(file);
-    if (pid !== undefined && isOurProcess(pid, ["serve", this.name])) {
-      this.#log.warn("stopping orphaned service process from an earlier supervisor", { pid });
-      process.kill(pid, "SIGTERM");
-      const deadline = Date.now() + this.#config.control.stopGraceMs;
-      while (isOurProcess(pid, ["serve", this.name]) && Date.now() < deadline) await sleep(50);
-      if (isOurProcess(pid, ["serve", this.name])) process.kill(pid, "SIGKILL");
-      while (isOurProcess(pid, ["serve", this.name])) await sleep(20);
-    }
+    const marks = ["serve", this.name];
+    const pids = new Set(
+      homeProcesses(this.#paths.home)
+        .filter((p) => hasMarkers(p.argv, marks))
+        .map((p) => p.pid),
+    );
+    const fromFile = readPid(file);
+    if (fromFile !== undefined && isOurProcess(fromFile, marks)) pids.add(fromFile);
+    await Promise.all(
+      [...pids].map(async (pid) => {
+        this.#log.warn("stopping orphaned service process from an earlier supervisor", { pid });
+        await killAndWait(pid, marks, this.#config.control.stopGraceMs);
+      }),
+    );
     removeFile(file);
   }
 
   #spawn(): void {
     if (!this.#wantUp) return;
+    if (this.restarts > 0 && this.state === "backoff") {
+      // A crash restart: the new process reads the config file, so follow it; a broken edit keeps the old one.
+      try {
+        this.#reloadConfig();
+      } catch (e) {
+        this.#log.error("config no longer loads; the service cannot start until it is fixed", {
+          error: (e as Error).message,
+        });
+      }
+    }
     // A 1 MB young generation keeps an idle service small; its throughput cost is negligible here.
     const args = ["--max-semi-space-size=1", binEntry, "serve", this.name];
     if (this.#configPath) args.push("--config", this.#configPath);
-    const fd = openSync(this.#paths.logFile(this.name), "a");
     // glibc keeps freed large buffers (scrypt's 16 MiB per password hash) in per-thread pools for good;
     // a 128 KiB mmap threshold gives them back to the OS (~70 MB less resident after logins).
-    const env = { MALLOC_MMAP_THRESHOLD_: "131072", ...process.env };
-    const child = spawn(process.execPath, args, { stdio: ["ignore", fd, fd], env });
-    closeSync(fd);
+    // The runtime home in the environment lets `status`/`down` find the process in /proc without a pid file.
+    const env = { MALLOC_MMAP_THRESHOLD_: "131072", ...process.env, [HOME_ENV]: this.#paths.home };
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
+    if (child.stdout) this.#sink.attach(child.stdout);
+    if (child.stderr) this.#sink.attach(child.stderr);
+    // spawn failures (EAGAIN, ENOMEM) arrive as 'error' and then 'exit': the exit path restarts it.
+    child.on("error", (e) => this.#log.error("cannot start service process", { error: e.message }));
     this.#child = child;
     this.#startedAt = Date.now();
     this.#fails = 0;
     this.state = "starting";
-    if (child.pid) writePid(this.#paths.pidFile(this.name), child.pid);
+    this.#writePidFile();
     this.#log.info("service process started", { pid: child.pid });
     this.#exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
@@ -145,9 +212,7 @@ export class ServiceRunner {
       this.state = "stopped";
       return;
     }
-    const { initialMs, maxMs } = this.#config.control.backoff;
-    const delay = Math.min(maxMs, initialMs * 2 ** this.#attempt);
-    this.#attempt++;
+    const delay = this.#backoff.next();
     this.restarts++;
     this.state = "backoff";
     this.#log.warn("service process exited; restarting", { lastExit: this.lastExit, delayMs: delay });
@@ -161,16 +226,17 @@ export class ServiceRunner {
       .then((r) => r.ok)
       .catch(() => false);
     if (this.#child !== child) return;
+    if (this.#pidPending) this.#writePidFile();
     const now = Date.now();
-    const { backoff, startTimeoutMs } = this.#config.control;
+    const { startTimeoutMs } = this.#config.control;
     if (ok) {
-      if (this.state !== "running") this.#healthySince = now;
       this.state = "running";
       this.#fails = 0;
-      // A long healthy stretch means the last crash is history: the next one restarts quickly again.
-      if (this.#attempt > 0 && now - this.#healthySince >= backoff.resetAfterMs) this.#attempt = 0;
+      // Healthy again: the last crash is history, the next one restarts quickly (see Backoff).
+      this.#backoff.healthy(now);
       return;
     }
+    this.#backoff.unhealthy();
     if (this.state === "starting") {
       if (now - this.#startedAt > startTimeoutMs) {
         this.#log.error("service did not become healthy in time; killing it", { startTimeoutMs });
@@ -185,6 +251,12 @@ export class ServiceRunner {
       child.kill("SIGKILL");
     }
   }
-}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  #writePidFile(): void {
+    const pid = this.#child?.pid;
+    if (!pid) return;
+    const ok = writePid(this.#paths.pidFile(this.name), pid);
+    if (!ok && !this.#pidPending) this.#log.warn("cannot write the pid file; retrying", { pid });
+    this.#pidPending = !ok;
+  }
+}

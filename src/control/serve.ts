@@ -7,7 +7,7 @@ import type { Config } from "../core/config.ts";
 import { homeFor, loadConfig } from "../core/config.ts";
 import { AmiError, isAmiError } from "../core/errors.ts";
 import { installProcessGuards } from "../core/http/process-guards.ts";
-import { createLogger, type Logger } from "../core/logger.ts";
+import { createLogger, guardStderr, type Logger } from "../core/logger.ts";
 import { runtimePaths } from "../core/paths.ts";
 import { services } from "./services.ts";
 
@@ -23,6 +23,9 @@ export async function serveService(name: string, config: Config, log: Logger, si
   // What escaped every per-request boundary is logged and the service keeps serving (one bad request must not
   // take it down); a burst of them means broken state, and the process exits for the supervisor to restart.
   installProcessGuards(slog);
+  // stdout/stderr are the supervisor's pipes: EPIPE when the supervisor is gone must not end the service.
+  guardStderr();
+  process.stdout.on("error", () => {});
   const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog });
   slog.info("service ready", { url: handle.url, pid: process.pid });
   await new Promise<void>((resolve) => {

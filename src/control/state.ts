@@ -1,7 +1,16 @@
 /** Shapes shared by the supervisor, its control API, the CLI and the monitor. */
 import { z } from "zod";
 
-export const serviceStates = ["stopped", "starting", "running", "unhealthy", "backoff", "stopping"] as const;
+/** orphaned: a service process of this runtime home with no supervisor (it died); `down` stops it. */
+export const serviceStates = [
+  "stopped",
+  "starting",
+  "running",
+  "unhealthy",
+  "backoff",
+  "stopping",
+  "orphaned",
+] as const;
 export type ServiceState = (typeof serviceStates)[number];
 
 export const serviceStatusSchema = z.object({

@@ -1,17 +1,21 @@
-/** The supervisor daemon: owns one ServiceRunner per service and serves the control API until shut down. */
+/**
+ * The supervisor daemon: owns one ServiceRunner per service and serves the control API until shut down. It must
+ * outlive its services' troubles, a full disk included: its run files are written when the disk lets it (retried
+ * until then), and an unexpected exception is logged, not fatal, because a dead supervisor orphans every service.
+ */
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Config } from "../core/config.ts";
 import { AmiError } from "../core/errors.ts";
-import type { Logger } from "../core/logger.ts";
+import { guardStderr, type Logger } from "../core/logger.ts";
 import type { OpRegistry } from "../core/ops.ts";
-import type { RuntimePaths } from "../core/paths.ts";
+import { type RuntimePaths, tightenModes } from "../core/paths.ts";
 import type { ServiceDef } from "../core/service.ts";
 import { startControlApi } from "./api.ts";
 import { controlInfoFile, controlTokenFile, readControlToken, SUPERVISOR } from "./client.ts";
-import { removeFile, writePid } from "./proc.ts";
+import { removeFile } from "./proc.ts";
 import { ServiceRunner } from "./runner.ts";
 import type { ControlInfo, SupervisorStatus } from "./state.ts";
 
@@ -21,6 +25,9 @@ export class Supervisor {
   #server: Server | undefined;
   #url: string | null = null;
   #closing: Promise<void> | undefined;
+  /** Run files the disk refused, by path: retried every second until written. */
+  readonly #pending = new Map<string, string>();
+  #retryTimer: NodeJS.Timeout | undefined;
   readonly #paths: RuntimePaths;
   readonly #log: Logger;
 
@@ -56,16 +63,29 @@ export class Supervisor {
 
   /** Listen, write pid/token/control.json, start the named services. */
   async run(config: Config, registry: OpRegistry, configPath: string | undefined, start: string[]): Promise<void> {
+    guardStderr();
+    process.on("uncaughtException", (e) =>
+      this.#log.error("supervisor: uncaught exception (kept running)", { err: String(e?.stack ?? e) }),
+    );
+    process.on("unhandledRejection", (e) =>
+      this.#log.error("supervisor: unhandled rejection", { err: String((e as Error)?.stack ?? e) }),
+    );
+    // Files written before umask 0o077 existed (upgrades) are tightened once here.
+    tightenModes(this.#paths.home, (file, error) => this.#log.warn("cannot tighten file mode", { file, error }));
     const token = readControlToken(config, this.#paths) ?? randomBytes(24).toString("base64url");
-    if (!config.control.token) writeFileSync(controlTokenFile(this.#paths), `${token}\n`, { mode: 0o600 });
+    if (!config.control.token) this.#put(controlTokenFile(this.#paths), `${token}\n`);
     this.#server = await startControlApi({ supervisor: this, registry, config, configPath, token, log: this.#log });
     const addr = this.#server.address() as AddressInfo;
     this.#url = `http://${config.control.host}:${addr.port}`;
-    writePid(this.#paths.pidFile(SUPERVISOR), process.pid);
+    this.#put(this.#paths.pidFile(SUPERVISOR), `${process.pid}\n`);
     const info: ControlInfo = { pid: process.pid, url: this.#url, startedAt: this.#startedAt };
-    writeFileSync(controlInfoFile(this.#paths), JSON.stringify(info));
+    this.#put(controlInfoFile(this.#paths), JSON.stringify(info));
     this.#log.info("supervisor listening", { url: this.#url, start });
-    for (const s of start) await this.runner(s).start();
+    for (const s of start) {
+      await this.runner(s)
+        .start()
+        .catch((e) => this.#log.error("cannot start service", { service: s, error: (e as Error).message }));
+    }
     const onSignal = () => void this.shutdown().then(() => process.exit(0));
     process.once("SIGTERM", onSignal);
     process.once("SIGINT", onSignal);
@@ -75,12 +95,36 @@ export class Supervisor {
   shutdown(): Promise<void> {
     this.#closing ??= (async () => {
       this.#log.info("supervisor shutting down");
-      await Promise.all([...this.runners.values()].map((r) => r.stop()));
+      clearInterval(this.#retryTimer);
+      await Promise.all([...this.runners.values()].map((r) => r.close()));
       removeFile(this.#paths.pidFile(SUPERVISOR));
       removeFile(controlInfoFile(this.#paths));
       this.#server?.closeAllConnections();
       await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
     })();
     return this.#closing;
+  }
+
+  /** Write a run file atomically (temp + rename, 0600); on failure keep it pending and retry, never throw. */
+  #put(file: string, content: string): void {
+    const tmp = `${file}.tmp`;
+    try {
+      writeFileSync(tmp, content, { mode: 0o600 });
+      renameSync(tmp, file);
+      this.#pending.delete(file);
+    } catch (e) {
+      removeFile(tmp);
+      if (!this.#pending.has(file)) {
+        this.#log.error("cannot write run file; retrying every second", { file, error: (e as Error).message });
+      }
+      this.#pending.set(file, content);
+      this.#retryTimer ??= setInterval(() => {
+        for (const [f, c] of this.#pending) this.#put(f, c);
+        if (this.#pending.size === 0) {
+          clearInterval(this.#retryTimer);
+          this.#retryTimer = undefined;
+        }
+      }, 1000);
+    }
   }
 }

@@ -128,15 +128,19 @@ export const controlSchema = z
     startTimeoutMs: z.number().int().positive().default(60000),
     /** Grace period between SIGTERM and SIGKILL when stopping a service. */
     stopGraceMs: z.number().int().positive().default(10000),
-    /** Restart delay after a crash: initialMs, doubling up to maxMs; reset after resetAfterMs of health. */
+    /**
+     * Restart delay after a crash: initialMs, doubling up to maxMs; back to initialMs once the service has been
+     * healthy for resetAfterMs (0: at its first good health check). A small cap and a quick reset keep a service
+     * that a bad request can crash up nearly all the time, instead of down for ever-longer waits.
+     */
     backoff: z
       .object({
         initialMs: z.number().int().positive().default(500),
-        maxMs: z.number().int().positive().default(30000),
-        resetAfterMs: z.number().int().positive().default(30000),
+        maxMs: z.number().int().positive().default(5000),
+        resetAfterMs: z.number().int().nonnegative().default(0),
       })
       .strict()
-      .default({ initialMs: 500, maxMs: 30000, resetAfterMs: 30000 }),
+      .default({ initialMs: 500, maxMs: 5000, resetAfterMs: 0 }),
   })
   .strict();
 

@@ -76,8 +76,25 @@ export class AmiError extends Error {
 
 export const isAmiError = (e: unknown): e is AmiError => e instanceof AmiError;
 
-/** Anything thrown that is not an AmiError becomes an opaque internal error: no stack reaches a client. */
+/** SQLITE_FULL (13; extended codes keep it in the low byte). */
+const SQLITE_FULL = 13;
+
+/** A write that failed because the disk (or the user's quota) is full: ENOSPC/EDQUOT, or SQLite's SQLITE_FULL. */
+export function isDiskFull(e: unknown): boolean {
+  const x = e as { code?: unknown; errcode?: unknown } | null;
+  if (x?.code === "ENOSPC" || x?.code === "EDQUOT") return true;
+  return typeof x?.errcode === "number" && (x.errcode & 0xff) === SQLITE_FULL;
+}
+
+/**
+ * Anything thrown that is not an AmiError becomes an opaque internal error: no stack reaches a client. A full disk
+ * is the exception: it is the server's resource limit, temporary, and the client should hear so (507 Insufficient
+ * Storage, not 500: nothing is broken, the write can be retried once an operator frees space).
+ */
 export function toAmiError(e: unknown): AmiError {
   if (e instanceof AmiError) return e;
+  if (isDiskFull(e)) {
+    return new AmiError("M_RESOURCE_LIMIT_EXCEEDED", "The server's disk is full; try again later", {}, 507);
+  }
   return new AmiError("M_UNKNOWN", "Internal server error");
 }

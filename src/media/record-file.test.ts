@@ -5,7 +5,8 @@
  * reported without throwing. (Real encoder output through a live server: test/e2e/media-record*.test.ts.)
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -126,4 +127,62 @@ test("a write failure is reported, not thrown", async () => {
   await files.close();
   assert.ok(errors.length >= 1);
   assert.match(errors[0]?.message ?? "", /ENOENT/);
+});
+
+/** One second of video only, `kb` KiB of it: big enough to fill a small disk quickly. */
+function bigSecond(t: number, kb: number) {
+  const v = Array.from({ length: 25 }, (_, i) => ({
+    data: Buffer.alloc(Math.round((kb * 1024) / 25)),
+    duration: 3600,
+    cts: 0,
+    sync: i === 0,
+  }));
+  return fragment(seq++, [{ baseTime: t * 90_000, samples: v, withCts: true }]);
+}
+
+const VIDEO = [track("video", 90_000)];
+const mountDir = join(root, "tmpfs");
+const canMount =
+  process.getuid?.() === 0 &&
+  spawnSync("mkdir", ["-p", mountDir]).status === 0 &&
+  spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountDir]).status === 0;
+
+test("a full disk: files are cut back to whole fragments or deleted, never left empty or torn; recording resumes with space", {
+  skip: canMount ? false : "needs root to mount a small tmpfs",
+}, async () => {
+  try {
+    // Leave ~300 KiB: room for one 200 KiB fragment, not two.
+    const free = () =>
+      Number(spawnSync("df", ["-B1", "--output=avail", mountDir], { encoding: "utf8" }).stdout.split("\n")[1]);
+    writeFileSync(join(mountDir, "filler"), Buffer.alloc(Math.max(0, free() - 300 * 1024)));
+    const dir = join(mountDir, "rec");
+    mkdirSync(dir);
+    const errors: Error[] = [];
+    const files = new RecordFiles({ dir, segmentSeconds: 10, startMs: 7, onError: (e) => errors.push(e) });
+    files.init(ftyp(), moov(VIDEO));
+    for (let t = 0; t < 4; t++) {
+      const { moof, mdat } = bigSecond(t, 200);
+      files.fragment(moof, mdat);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(
+      errors.some((e) => /ENOSPC/.test(e.message)),
+      String(errors),
+    );
+    rmSync(join(mountDir, "filler"));
+    await new Promise((r) => setTimeout(r, 2100)); // the pause after a failure
+    for (let t = 4; t < 6; t++) {
+      const { moof, mdat } = bigSecond(t, 20);
+      files.fragment(moof, mdat);
+    }
+    await files.close();
+    const names = readdirSync(dir).sort();
+    assert.ok(names.length >= 2, String(names));
+    for (const n of names) {
+      const { tfdts } = readBack(join(dir, n)); // whole boxes only
+      assert.ok(tfdts.length >= 1, `${n} holds no fragment`);
+    }
+  } finally {
+    spawnSync("umount", [mountDir]);
+  }
 });

@@ -5,10 +5,14 @@
  * file gets the new init segment). Every fragment is written as it arrives, so a crash loses at most the fragment
  * being muxed; a cleanly closed file also gets its duration in mvhd (players need not scan the fragments).
  *
+ * A failed write (a full disk) never leaves a broken file behind: the file is cut back to its last whole fragment,
+ * or deleted when it holds none; new files are tried again after FAIL_PAUSE_MS, so the recording goes on by
+ * itself once there is space.
+ *
  * Fragments carry the stream's decode times (tfdt); each file rebases them so it starts at 0, as ffmpeg's
  * `-reset_timestamps 1` did: one offset in seconds for all tracks keeps audio and video in sync.
  */
-import { type FileHandle, open } from "node:fs/promises";
+import { type FileHandle, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { parseInit, parseMoof, type TrackInfo } from "./protocols/fmp4/boxes.ts";
 import type { MuxerSink } from "./protocols/fmp4/muxer.ts";
@@ -17,10 +21,18 @@ import type { MuxerSink } from "./protocols/fmp4/muxer.ts";
 const CUT_SLACK_S = 0.01;
 /** A disk slower than the stream: past this many bytes waiting to be written, media is dropped (bounded memory). */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/** After a failed write, no new file for this long: a full disk is not hammered with creates at every keyframe. */
+const FAIL_PAUSE_MS = 2000;
 
 interface OpenFile {
   name: string;
+  path: string;
   handle: Promise<FileHandle>;
+  /** Bytes written so far, and up to the end of the last whole unit (init segment or fragment). */
+  written: number;
+  good: number;
+  /** Length of the init segment: a file no longer than this holds no media. */
+  initBytes: number;
   /** Decode-time offset of the file's start, in seconds. */
   base: number;
   /** Media in the file, in main-track ticks. */
@@ -51,6 +63,7 @@ export class RecordFiles implements MuxerSink {
   /** Files a write failed on: their remaining writes are dropped. */
   readonly #failed = new WeakSet<OpenFile>();
   #queued = 0;
+  #pausedUntil = 0;
 
   constructor(o: RecordFileOptions) {
     this.#o = o;
@@ -89,8 +102,8 @@ export class RecordFiles implements MuxerSink {
       file = undefined;
     }
     if (!file) {
-      // A file must start decodable: wait for a keyframe.
-      if (!cutPoint) return;
+      // A file must start decodable: wait for a keyframe (and, after a failure, for the pause to end).
+      if (!cutPoint || Date.now() < this.#pausedUntil) return;
       file = this.#open(Math.min(...info.map((t) => t.baseTime / this.#timescale(t.trackId))));
     }
     for (const t of info) rebaseTfdt(moof, t.trackId, Math.round(file.base * this.#timescale(t.trackId)));
@@ -110,10 +123,22 @@ export class RecordFiles implements MuxerSink {
 
   #open(base: number): OpenFile {
     const name = `${this.#o.startMs}-${String(this.#n++).padStart(5, "0")}.mp4`;
-    const handle = open(join(this.#o.dir, name), "wx+");
+    const path = join(this.#o.dir, name);
+    const handle = open(path, "wx+");
     // A failed open surfaces through the first write; avoid an unhandled rejection before that.
     handle.catch(() => {});
-    const file: OpenFile = { name, handle, base, mainTicks: 0, moovAt: this.#moovAt };
+    const initBytes = (this.#init as Buffer).length;
+    const file: OpenFile = {
+      name,
+      path,
+      handle,
+      base,
+      mainTicks: 0,
+      moovAt: this.#moovAt,
+      written: 0,
+      good: 0,
+      initBytes,
+    };
     this.#file = file;
     this.#write(file, this.#init as Buffer);
     return file;
@@ -128,23 +153,34 @@ export class RecordFiles implements MuxerSink {
         const fh = await file.handle;
         for (const b of bufs) {
           // A write may be short: go on from where it stopped.
-          for (let off = 0; off < b.length; ) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+          for (let off = 0; off < b.length; ) {
+            const n = (await fh.write(b, off, b.length - off)).bytesWritten;
+            off += n;
+            file.written += n;
+          }
         }
+        file.good = file.written;
       } catch (e) {
-        this.#fail(file, e as Error);
+        await this.#fail(file, e as Error);
       } finally {
         this.#queued -= bytes;
       }
     });
   }
 
-  #fail(file: OpenFile, e: Error): void {
+  /** Give `file` up: cut it back to its last whole fragment (delete it when none), close it, report `e`. */
+  async #fail(file: OpenFile, e: Error): Promise<void> {
     this.#failed.add(file);
-    if (this.#file === file) {
-      // #closeFile will not see it: close it here.
-      this.#file = undefined;
-      file.handle.then((fh) => fh.close()).catch(() => {});
+    this.#pausedUntil = Date.now() + FAIL_PAUSE_MS;
+    // A failed file is closed here (#closeFile skips failed files).
+    if (this.#file === file) this.#file = undefined;
+    const fh = await file.handle.catch(() => undefined);
+    if (fh) {
+      // Shrinking needs no space, so this works on a full disk.
+      if (file.good > file.initBytes) await fh.truncate(file.good).catch(() => {});
+      await fh.close().catch(() => {});
     }
+    if (file.good <= file.initBytes) await rm(file.path, { force: true }).catch(() => {});
     this.#o.onError(e);
   }
 
@@ -156,11 +192,17 @@ export class RecordFiles implements MuxerSink {
     const ms = main ? Math.round((file.mainTicks * 1000) / main.timescale) : 0;
     this.#chain = this.#chain.then(async () => {
       const fh = await file.handle.catch(() => undefined);
-      if (!fh) return;
+      if (!fh || this.#failed.has(file)) return;
       try {
-        if (!this.#failed.has(file)) await patchDuration(fh, file.moovAt, ms);
+        if (file.good <= file.initBytes) {
+          // Not one fragment made it in: no file rather than an empty one.
+          await fh.close().catch(() => {});
+          await rm(file.path, { force: true });
+          return;
+        }
+        await patchDuration(fh, file.moovAt, ms);
       } catch (e) {
-        this.#fail(file, e as Error);
+        await this.#fail(file, e as Error);
       } finally {
         await fh.close().catch(() => {});
       }

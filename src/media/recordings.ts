@@ -94,7 +94,13 @@ class Recording {
   async #loop(o: RecordOptions): Promise<void> {
     const log = o.log.child({ recording: this.path });
     await mkdir(this.dir, { recursive: true });
-    const pruner = setInterval(() => prune(this.dir, o.maxAgeSeconds, o.maxBytes), 2000);
+    const pruner = setInterval(() => {
+      try {
+        prune(this.dir, o.maxAgeSeconds, o.maxBytes);
+      } catch (e) {
+        log.warn("recording retention: cannot delete", { error: (e as Error).message });
+      }
+    }, 2000);
     try {
       for (;;) {
         const stream = await nextStream(o.hub, this.path, this.#ac.signal);

@@ -5,7 +5,7 @@
  * mid-write leaves the previous state. An unreadable file is moved aside (`state.json.corrupt-<time>`) with a
  * clear log line, and the service starts empty rather than not at all.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { z } from "zod";
 import type { Logger } from "../core/logger.ts";
@@ -66,6 +66,8 @@ export class StateFile {
       writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
       renameSync(tmp, this.file);
     } catch (e) {
+      // A half-written temp file (a full disk) is litter: the last good state file stays as it was.
+      rmSync(tmp, { force: true });
       this.#log.error("media state: cannot save", { file: this.file, error: (e as Error).message });
     }
   }

@@ -43,9 +43,14 @@ export function serviceOps(def: ServiceDef): OpDef<any, any>[] {
     }
     await waitHealthy(client, [n], ctx);
     const status = await statusOf(ctx, n);
-    const message = changed
+    let message = changed
       ? `${n} ${restart ? "restarted" : "started"}: ${status.url}`
       : `${n} is already running (pid ${status.pid})`;
+    // The supervisor re-reads its config file on start/restart; a different file given to this command is not it.
+    const want = def.baseUrl(ctx.config);
+    if (status.url !== want) {
+      message += `\nnote: the supervisor's config puts ${n} at ${status.url}, this command's config at ${want}; to switch config files run 'ami-streams down' then 'ami-streams up'`;
+    }
     return { changed, message, status, describe: def.describe(ctx.config, ctx.paths) };
   };
   const human = (o: z.infer<typeof changeOutput>) => [o.message, ...(o.changed ? o.describe : [])].join("\n");

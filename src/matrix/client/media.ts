@@ -122,7 +122,11 @@ async function upload(req: MatrixRequest): Promise<Reply> {
     sha256,
     createdTs: Date.now(),
   };
-  await hs.store.putMedia(row);
+  // A file no row names is litter nothing ever deletes (the row's write can fail: a full disk).
+  await hs.store.putMedia(row).catch(async (e) => {
+    await rm(path, { force: true });
+    throw e;
+  });
   return json({ content_uri: `mxc://${hs.serverName}/${mediaId}` });
 }
 
