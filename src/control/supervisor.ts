@@ -9,6 +9,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Config } from "../core/config.ts";
 import { AmiError } from "../core/errors.ts";
+import { baseUrl } from "../core/http/address.ts";
 import { guardStderr, type Logger } from "../core/logger.ts";
 import type { OpRegistry } from "../core/ops.ts";
 import { type RuntimePaths, tightenModes } from "../core/paths.ts";
@@ -76,7 +77,7 @@ export class Supervisor {
     if (!config.control.token) this.#put(controlTokenFile(this.#paths), `${token}\n`);
     this.#server = await startControlApi({ supervisor: this, registry, config, configPath, token, log: this.#log });
     const addr = this.#server.address() as AddressInfo;
-    this.#url = `http://${config.control.host}:${addr.port}`;
+    this.#url = baseUrl("http", config.control.host, addr.port);
     this.#put(this.#paths.pidFile(SUPERVISOR), `${process.pid}\n`);
     const info: ControlInfo = { pid: process.pid, url: this.#url, startedAt: this.#startedAt };
     this.#put(controlInfoFile(this.#paths), JSON.stringify(info));
