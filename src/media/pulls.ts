@@ -10,6 +10,7 @@ import type { Logger } from "../core/logger.ts";
 import { backoffMs } from "./ffmpeg.ts";
 import { type Hub, validPath } from "./hub.ts";
 import { FfmpegIngest } from "./ingest.ts";
+import { redactText, redactUrl } from "./redact.ts";
 
 export const pullStatusSchema = z.object({
   path: z.string(),
@@ -57,7 +58,7 @@ export function inputArgs(source: string, stallMs: number): string[] {
     default:
       throw new AmiError(
         "AMI_INVALID_INPUT",
-        `unsupported source '${source}': use rtsp://, rtmp://, srt://, https://...m3u8 or a file`,
+        `unsupported source '${redactUrl(source)}': use rtsp://, rtmp://, srt://, https://...m3u8 or a file`,
       );
   }
 }
@@ -98,7 +99,8 @@ class Pull {
         hub: o.hub,
         path: () => this.path,
         protocol: "pull",
-        remote: this.source,
+        // The hub shows the publisher's remote in /api and errors: never the source's credentials.
+        remote: redactUrl(this.source),
         ffmpegPath: o.ffmpegPath,
         input: inputArgs(this.source, o.stallMs),
         stallMs: o.stallMs,
@@ -110,10 +112,10 @@ class Pull {
       this.#ingest = ingest;
       const r = await ingest.done;
       if (this.#stopped) break;
-      this.lastError = r.error || "the source ended";
+      this.lastError = redactText(r.error) || "the source ended";
       if (r.permanent) {
         this.state = "failed";
-        log.warn("pull failed for good", { source: this.source, error: this.lastError });
+        log.warn("pull failed for good", { source: redactUrl(this.source), error: this.lastError });
         return;
       }
       // A source that delivered media resets the backoff: it was a drop, not a dead address.
@@ -122,7 +124,7 @@ class Pull {
       const wait = backoffMs(failures, o.retryInitialMs, o.retryMaxMs);
       this.state = "retrying";
       this.nextRetryAt = Date.now() + wait;
-      log.info("pull retrying", { source: this.source, inMs: wait, error: this.lastError });
+      log.info("pull retrying", { source: redactUrl(this.source), inMs: wait, error: this.lastError });
       await new Promise<void>((r) => {
         const t = setTimeout(r, wait);
         this.#wake = () => {
@@ -144,7 +146,7 @@ class Pull {
   status(): PullStatus {
     return {
       path: this.path,
-      source: this.source,
+      source: redactUrl(this.source),
       state: this.state,
       retries: this.retries,
       lastError: this.lastError,
@@ -166,11 +168,11 @@ export class Pulls {
     if (!validPath(path)) throw new AmiError("AMI_INVALID_INPUT", `invalid stream path '${path}'`);
     inputArgs(source, this.#o.stallMs); // rejects unknown schemes before anything runs
     if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !existsSync(source))
-      throw new AmiError("AMI_INVALID_INPUT", `source '${source}' is neither a URL nor an existing file`);
+      throw new AmiError("AMI_INVALID_INPUT", `source '${redactUrl(source)}' is neither a URL nor an existing file`);
     const existing = this.#byPath.get(path);
     if (existing) {
       if (existing.state !== "failed")
-        throw new AmiError("M_FORBIDDEN", `path '${path}' already pulls from ${existing.source}`);
+        throw new AmiError("M_FORBIDDEN", `path '${path}' already pulls from ${redactUrl(existing.source)}`);
       this.#byPath.delete(path);
     }
     const busy = this.#o.hub.get(path);
@@ -196,6 +198,13 @@ export class Pulls {
 
   get(path: string): PullStatus | undefined {
     return this.#byPath.get(path)?.status();
+  }
+
+  /** The pulls as they were asked for, real source URLs included: only for the saved state. */
+  saved(): { path: string; source: string }[] {
+    return [...this.#byPath.values()]
+      .map((p) => ({ path: p.path, source: p.source }))
+      .sort((a, b) => a.path.localeCompare(b.path));
   }
 
   list(): PullStatus[] {
