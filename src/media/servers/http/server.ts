@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError } from "../../../core/errors.ts";
 import { type CorsPolicy, corsHeaders } from "../../../core/http/cors.ts";
 import { sendError } from "../../../core/http/reply.ts";
-import { createHttpListener, type HttpListener } from "../../../core/http/server.ts";
+import { createHttpListener, type HttpListener, type ListenerStats } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { MasterSource } from "../../abr/master.ts";
@@ -124,6 +124,11 @@ export class MediaHttpServer {
     if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
     if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
     await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master);
+  }
+
+  /** Connections, refusals, handler errors (5xx) and malformed requests, from the kit's listener. */
+  get stats(): ListenerStats {
+    return this.#listener.stats;
   }
 
   close(): Promise<void> {
