@@ -34,6 +34,15 @@ export interface PullOptions {
   onChange?: () => void;
 }
 
+/** The path of a source URL; a malformed one is bad input (400), and its message never repeats the URL. */
+function urlPath(source: string): string {
+  try {
+    return new URL(source).pathname;
+  } catch {
+    throw new AmiError("AMI_INVALID_INPUT", `source '${redactUrl(source)}' is not a valid URL`);
+  }
+}
+
 /** ffmpeg input options per source kind: reconnect-friendly timeouts, TCP for RTSP (no UDP ports to open). */
 export function inputArgs(source: string, stallMs: number): string[] {
   const us = String(stallMs * 1000);
@@ -54,7 +63,7 @@ export function inputArgs(source: string, stallMs: number): string[] {
     case "file":
     case undefined:
       // A file plays at its own pace (-re), as a live source would, and loops forever.
-      return ["-re", "-stream_loop", "-1", "-i", scheme ? new URL(source).pathname : source];
+      return ["-re", "-stream_loop", "-1", "-i", scheme ? urlPath(source) : source];
     default:
       throw new AmiError(
         "AMI_INVALID_INPUT",
@@ -65,7 +74,7 @@ export function inputArgs(source: string, stallMs: number): string[] {
 
 /** `rtsp://cam/live/stream1` -> `live/stream1`; a file `/x/clip.mp4` -> `live/clip`. */
 export function defaultPath(source: string): string {
-  const raw = /^[a-z]+:\/\//i.test(source) ? new URL(source).pathname : source;
+  const raw = /^[a-z]+:\/\//i.test(source) ? urlPath(source) : source;
   const last = raw.split("/").filter(Boolean).at(-1) ?? "";
   const name = last.replace(/\.[A-Za-z0-9]+$/, "").replace(/[^A-Za-z0-9_.~-]/g, "_");
   return `live/${name && name !== "." && name !== ".." ? name : "pull"}`;

@@ -205,3 +205,31 @@ test("/api needs the token and sends no CORS header; the service endpoints answe
   const page = await fetch(`${m.httpUrl}/`, { headers: origin });
   assert.equal(page.status, 200, "the list page needs no token");
 });
+
+test("malformed pull sources and restream destinations are 400s whose errors do not repeat the URL", async () => {
+  const post = (p: string, body: unknown) =>
+    fetch(`${m.httpUrl}${p}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  for (const [p, body] of [
+    ["/api/pulls", { source: "rtsp://admin:hunter2@[" }],
+    ["/api/pulls", { source: "file://u:hunter2@[x" }],
+    ["/api/pulls", { source: "gopher://u:hunter2@x/y" }],
+    ["/api/restreams", { path: "live/x", to: "http://u:hunter2@x/y" }],
+    ["/api/pulls", "not an object"],
+  ] as const) {
+    const r = await post(p, body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.ok(!(await r.text()).includes("hunter2"), JSON.stringify(body));
+  }
+  const bad = await fetch(`${m.httpUrl}/api/pulls`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: "{nope",
+  });
+  assert.equal(bad.status, 400);
+  assert.equal(m.http.stats.handlerErrors, 0, "no request reached the 500 boundary");
+  assert.ok(!lines.join("\n").includes("hunter2"), "the log has no password");
+});
