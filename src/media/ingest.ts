@@ -10,6 +10,7 @@ import type { Hub, MediaStream } from "./hub.ts";
 import { FlvDemuxer } from "./protocols/flv/demux.ts";
 import { TAG_AUDIO, TAG_VIDEO } from "./protocols/flv/tag.ts";
 import { flvToStream, unsupportedCodec } from "./protocols/flv/to-stream.ts";
+import { redactText } from "./redact.ts";
 
 export interface IngestOptions {
   hub: Hub;
@@ -94,7 +95,8 @@ export class FfmpegIngest {
     this.stream?.end();
     const stderr = ff.stderr();
     if (!this.#error && code !== 0) {
-      this.#error = lastLine(stderr) || `ffmpeg exited with ${code}`;
+      // ffmpeg names its input URL in errors: a pull's camera password or key must not reach status or logs.
+      this.#error = redactText(lastLine(stderr)) || `ffmpeg exited with ${code}`;
       if (CODEC_ERRORS.test(stderr)) {
         this.#permanent = true;
         this.#error = `${this.#error} (only H.264 video and AAC audio are relayed; no transcoding)`;

@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import type { MediaConfig } from "../core/config.ts";
+import { urlHost } from "../core/http/address.ts";
 import type { Logger } from "../core/logger.ts";
 import { defaultHome } from "../core/paths.ts";
 import { Abr } from "./abr/abr.ts";
@@ -21,7 +22,6 @@ import { WebRtcServer } from "./servers/webrtc/server.ts";
 import { restore, StateFile, snapshot } from "./state.ts";
 import { offlineStatus, type StreamStatus, streamStatus } from "./status.ts";
 
-const urlHost = (h: string) => (h === "0.0.0.0" ? "127.0.0.1" : h === "::" ? "[::1]" : h.includes(":") ? `[${h}]` : h);
 const isLoopback = (h: string) => h === "localhost" || h === "::1" || h.startsWith("127.");
 
 export interface MediaServerExtras {
@@ -143,6 +143,7 @@ export class MediaServer {
           restreams: m.restreams,
           token: x.apiToken,
           loopback: isLoopback(c.host),
+          host: c.host,
         },
         log: log.child({ server: "http" }),
         auth: m.auth,

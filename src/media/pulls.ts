@@ -10,6 +10,7 @@ import type { Logger } from "../core/logger.ts";
 import { backoffMs } from "./ffmpeg.ts";
 import { type Hub, validPath } from "./hub.ts";
 import { FfmpegIngest } from "./ingest.ts";
+import { redactText, redactUrl } from "./redact.ts";
 
 export const pullStatusSchema = z.object({
   path: z.string(),
@@ -33,6 +34,15 @@ export interface PullOptions {
   onChange?: () => void;
 }
 
+/** The path of a source URL; a malformed one is bad input (400), and its message never repeats the URL. */
+function urlPath(source: string): string {
+  try {
+    return new URL(source).pathname;
+  } catch {
+    throw new AmiError("AMI_INVALID_INPUT", `source '${redactUrl(source)}' is not a valid URL`);
+  }
+}
+
 /** ffmpeg input options per source kind: reconnect-friendly timeouts, TCP for RTSP (no UDP ports to open). */
 export function inputArgs(source: string, stallMs: number): string[] {
   const us = String(stallMs * 1000);
@@ -53,18 +63,18 @@ export function inputArgs(source: string, stallMs: number): string[] {
     case "file":
     case undefined:
       // A file plays at its own pace (-re), as a live source would, and loops forever.
-      return ["-re", "-stream_loop", "-1", "-i", scheme ? new URL(source).pathname : source];
+      return ["-re", "-stream_loop", "-1", "-i", scheme ? urlPath(source) : source];
     default:
       throw new AmiError(
         "AMI_INVALID_INPUT",
-        `unsupported source '${source}': use rtsp://, rtmp://, srt://, https://...m3u8 or a file`,
+        `unsupported source '${redactUrl(source)}': use rtsp://, rtmp://, srt://, https://...m3u8 or a file`,
       );
   }
 }
 
 /** `rtsp://cam/live/stream1` -> `live/stream1`; a file `/x/clip.mp4` -> `live/clip`. */
 export function defaultPath(source: string): string {
-  const raw = /^[a-z]+:\/\//i.test(source) ? new URL(source).pathname : source;
+  const raw = /^[a-z]+:\/\//i.test(source) ? urlPath(source) : source;
   const last = raw.split("/").filter(Boolean).at(-1) ?? "";
   const name = last.replace(/\.[A-Za-z0-9]+$/, "").replace(/[^A-Za-z0-9_.~-]/g, "_");
   return `live/${name && name !== "." && name !== ".." ? name : "pull"}`;
@@ -98,7 +108,8 @@ class Pull {
         hub: o.hub,
         path: () => this.path,
         protocol: "pull",
-        remote: this.source,
+        // The hub shows the publisher's remote in /api and errors: never the source's credentials.
+        remote: redactUrl(this.source),
         ffmpegPath: o.ffmpegPath,
         input: inputArgs(this.source, o.stallMs),
         stallMs: o.stallMs,
@@ -110,10 +121,10 @@ class Pull {
       this.#ingest = ingest;
       const r = await ingest.done;
       if (this.#stopped) break;
-      this.lastError = r.error || "the source ended";
+      this.lastError = redactText(r.error) || "the source ended";
       if (r.permanent) {
         this.state = "failed";
-        log.warn("pull failed for good", { source: this.source, error: this.lastError });
+        log.warn("pull failed for good", { source: redactUrl(this.source), error: this.lastError });
         return;
       }
       // A source that delivered media resets the backoff: it was a drop, not a dead address.
@@ -122,7 +133,7 @@ class Pull {
       const wait = backoffMs(failures, o.retryInitialMs, o.retryMaxMs);
       this.state = "retrying";
       this.nextRetryAt = Date.now() + wait;
-      log.info("pull retrying", { source: this.source, inMs: wait, error: this.lastError });
+      log.info("pull retrying", { source: redactUrl(this.source), inMs: wait, error: this.lastError });
       await new Promise<void>((r) => {
         const t = setTimeout(r, wait);
         this.#wake = () => {
@@ -144,7 +155,7 @@ class Pull {
   status(): PullStatus {
     return {
       path: this.path,
-      source: this.source,
+      source: redactUrl(this.source),
       state: this.state,
       retries: this.retries,
       lastError: this.lastError,
@@ -166,11 +177,11 @@ export class Pulls {
     if (!validPath(path)) throw new AmiError("AMI_INVALID_INPUT", `invalid stream path '${path}'`);
     inputArgs(source, this.#o.stallMs); // rejects unknown schemes before anything runs
     if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !existsSync(source))
-      throw new AmiError("AMI_INVALID_INPUT", `source '${source}' is neither a URL nor an existing file`);
+      throw new AmiError("AMI_INVALID_INPUT", `source '${redactUrl(source)}' is neither a URL nor an existing file`);
     const existing = this.#byPath.get(path);
     if (existing) {
       if (existing.state !== "failed")
-        throw new AmiError("M_FORBIDDEN", `path '${path}' already pulls from ${existing.source}`);
+        throw new AmiError("M_FORBIDDEN", `path '${path}' already pulls from ${redactUrl(existing.source)}`);
       this.#byPath.delete(path);
     }
     const busy = this.#o.hub.get(path);
@@ -196,6 +207,13 @@ export class Pulls {
 
   get(path: string): PullStatus | undefined {
     return this.#byPath.get(path)?.status();
+  }
+
+  /** The pulls as they were asked for, real source URLs included: only for the saved state. */
+  saved(): { path: string; source: string }[] {
+    return [...this.#byPath.values()]
+      .map((p) => ({ path: p.path, source: p.source }))
+      .sort((a, b) => a.path.localeCompare(b.path));
   }
 
   list(): PullStatus[] {

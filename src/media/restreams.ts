@@ -10,6 +10,7 @@ import { backoffMs, lastLine, QUIET, runFfmpeg } from "./ffmpeg.ts";
 import { nextStream, pause } from "./follow.ts";
 import { type Hub, type Reader, validPath } from "./hub.ts";
 import { configsReady, streamToFlv } from "./protocols/flv/from-stream.ts";
+import { redactText, redactUrl } from "./redact.ts";
 
 export const restreamStatusSchema = z.object({
   path: z.string(),
@@ -37,7 +38,10 @@ export function outputArgs(to: string): string[] {
   const scheme = /^([a-z]+):\/\//i.exec(to)?.[1]?.toLowerCase();
   if (scheme === "rtmp" || scheme === "rtmps") return ["-f", "flv", to];
   if (scheme === "srt") return ["-f", "mpegts", to];
-  throw new AmiError("AMI_INVALID_INPUT", `unsupported destination '${to}': use rtmp://, rtmps:// or srt://`);
+  throw new AmiError(
+    "AMI_INVALID_INPUT",
+    `unsupported destination '${redactUrl(to)}': use rtmp://, rtmps:// or srt://`,
+  );
 }
 
 /** ffmpeg running this long without failing counts as connected. */
@@ -63,7 +67,7 @@ class Destination {
   }
 
   async #loop(o: RestreamOptions): Promise<void> {
-    const log = o.log.child({ restream: this.path, to: this.to });
+    const log = o.log.child({ restream: this.path, to: redactUrl(this.to) });
     let failures = 0;
     const signal = this.#ac.signal;
     while (!signal.aborted) {
@@ -71,7 +75,7 @@ class Destination {
       const stream = await nextStream(o.hub, this.path, signal);
       if (!stream) break;
       this.state = "connecting";
-      const reader = stream.addReader("restream", this.to);
+      const reader = stream.addReader("restream", redactUrl(this.to));
       this.#closeReader = () => reader.close();
       this.#reader = reader;
       await configsReady(stream, 3000);
@@ -100,7 +104,8 @@ class Destination {
         failures = 0;
         continue; // the publisher left: wait for the next one
       }
-      this.lastError = lastLine(ff.stderr()) || `ffmpeg exited with ${code}`;
+      // ffmpeg names the destination URL (stream key included) in its errors.
+      this.lastError = redactText(lastLine(ff.stderr())) || `ffmpeg exited with ${code}`;
       // A destination that was up resets the backoff: it dropped, it is not a dead address.
       failures = (this.state as RestreamStatus["state"]) === "live" ? 1 : failures + 1;
       this.retries++;
@@ -121,7 +126,7 @@ class Destination {
   status(): RestreamStatus {
     return {
       path: this.path,
-      to: this.to,
+      to: redactUrl(this.to),
       state: this.state,
       retries: this.retries,
       lastError: this.lastError,
@@ -145,20 +150,35 @@ export class Restreams {
     const existing = this.#dests.find((d) => d.path === path && d.to === to);
     if (existing) return existing.status();
     const d = new Destination(path, to, this.#o);
-    d.done.catch((e) => this.#o.log.error("restream failed", { path, to, error: (e as Error).message }));
+    d.done.catch((e) =>
+      this.#o.log.error("restream failed", { path, to: redactUrl(to), error: redactText((e as Error).message) }),
+    );
     this.#dests.push(d);
     this.#o.onChange?.();
     return d.status();
   }
 
+  /**
+   * `to` is the destination as it was added, or as `list` shows it (redacted) when that names exactly one: the
+   * operator removing a destination may only have the redacted form at hand.
+   */
   async remove(path: string, to: string): Promise<RestreamStatus> {
-    const i = this.#dests.findIndex((d) => d.path === path && d.to === to);
+    let i = this.#dests.findIndex((d) => d.path === path && d.to === to);
+    if (i < 0) {
+      const shown = this.#dests.flatMap((d, j) => (d.path === path && redactUrl(d.to) === to ? [j] : []));
+      if (shown.length === 1) i = shown[0] as number;
+    }
     const d = this.#dests[i];
-    if (!d) throw new AmiError("M_NOT_FOUND", `path '${path}' is not restreamed to ${to}`);
+    if (!d) throw new AmiError("M_NOT_FOUND", `path '${path}' is not restreamed to ${redactUrl(to)}`);
     this.#dests.splice(i, 1);
     this.#o.onChange?.();
     await d.stop().catch(() => {});
     return d.status();
+  }
+
+  /** Destinations as they were added, real URLs included: only for the saved state. */
+  saved(): { path: string; to: string }[] {
+    return this.#dests.map((d) => ({ path: d.path, to: d.to }));
   }
 
   list(path?: string): RestreamStatus[] {

@@ -1,14 +1,13 @@
 /** The `media` service as the supervisor sees it. */
+import { baseUrl, urlHost as host } from "../core/http/address.ts";
 import type { ServiceDef } from "../core/service.ts";
-
-const host = (h: string) => (h === "0.0.0.0" ? "127.0.0.1" : h === "::" ? "[::1]" : h.includes(":") ? `[${h}]` : h);
 
 export const mediaService: ServiceDef = {
   name: "media",
   summary:
     "Live media: RTMP / RTMPS / SRT / WHIP ingest and pull sources, HLS / LL-HLS / DASH / WHEP / RTMP output, recording, restream (remux, no transcoding unless an ABR ladder is configured)",
   enabled: (c) => c.media.enabled,
-  baseUrl: (c) => `http://${host(c.media.host)}:${c.media.httpPort}`,
+  baseUrl: (c) => baseUrl("http", c.media.host, c.media.httpPort),
   describe: (c) => [
     `media: publish rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live/<name>?key=<key> (OBS: server rtmp://${host(c.media.host)}:${c.media.rtmpPort}/live, stream key <name>?key=<key>)`,
     ...(c.media.rtmps.enabled

@@ -11,6 +11,7 @@ import { z } from "zod";
 import type { Logger } from "../core/logger.ts";
 import type { Pulls } from "./pulls.ts";
 import type { Recordings } from "./recordings.ts";
+import { redactText, redactUrl } from "./redact.ts";
 import type { Restreams } from "./restreams.ts";
 
 export const mediaStateSchema = z
@@ -83,9 +84,10 @@ export interface Runtime {
 export function snapshot(r: Runtime): MediaState {
   return {
     version: 1,
-    pulls: r.pulls.list().map((p) => ({ path: p.path, source: p.source })),
+    // The real URLs (status and list show them redacted): restoring needs the credentials.
+    pulls: r.pulls.saved(),
     recordings: r.recordings.list().map((x) => ({ path: x.path })),
-    restreams: r.restreams.list().map((d) => ({ path: d.path, to: d.to })),
+    restreams: r.restreams.saved(),
   };
 }
 
@@ -97,7 +99,11 @@ export function restore(s: MediaState, r: Runtime, log: Logger): number {
       fn();
       n++;
     } catch (e) {
-      log.error(`media state: cannot restore a ${what}; dropped`, { ...fields, error: (e as Error).message });
+      const shown = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, redactUrl(v)]));
+      log.error(`media state: cannot restore a ${what}; dropped`, {
+        ...shown,
+        error: redactText((e as Error).message),
+      });
     }
   };
   for (const p of s.pulls) attempt("pull", p, () => r.pulls.start(p.source, p.path));

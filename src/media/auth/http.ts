@@ -4,14 +4,20 @@
  * so when a playlist or manifest is served to a signed request its URIs get the same `exp`/`sig` appended.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { json, reply } from "../servers/http/reply.ts";
+import { AmiError } from "../../core/errors.ts";
+import { bearerToken } from "../../core/http/bearer.ts";
+import { sendError } from "../../core/http/reply.ts";
+import { safeDecode, type Target } from "../../core/http/target.ts";
 import type { MediaAuth } from "./auth.ts";
+
+const refuse = (res: ServerResponse, status: number, reason: string) =>
+  sendError(res, new AmiError(status === 401 ? "M_MISSING_TOKEN" : "M_FORBIDDEN", reason, {}, status));
 
 /** True when the request may read `path`; otherwise the answer has been sent. */
 export async function readAllowed(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: Target,
   path: string,
   auth: MediaAuth,
   protocol = "hls",
@@ -28,7 +34,7 @@ export async function readAllowed(
     if (url.searchParams.has("sig")) carrySignature(res, url.searchParams);
     return true;
   }
-  reply(res, json(d.status, { errcode: d.status === 401 ? "M_MISSING_TOKEN" : "M_FORBIDDEN", error: d.reason }));
+  refuse(res, d.status, d.reason);
   return false;
 }
 
@@ -84,19 +90,17 @@ function carrySignature(res: ServerResponse, params: URLSearchParams): void {
 export async function webrtcAllowed(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: Target,
   auth: MediaAuth,
 ): Promise<boolean> {
   const m = /^\/(.+)\/(whip|whep)$/.exec(url.pathname);
   if (req.method !== "POST" || !m) return true;
-  let path: string;
-  try {
-    path = (m[1] as string).split("/").map(decodeURIComponent).join("/");
-  } catch {
-    return true;
-  }
+  const parts = (m[1] as string).split("/").map(safeDecode);
+  // Malformed percent-encoding: the WebRTC route itself answers 400 for it.
+  if (parts.some((p) => p === null)) return true;
+  const path = parts.join("/");
   if (m[2] === "whep") return readAllowed(req, res, url, path, auth, "webrtc");
-  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+  const bearer = bearerToken(req);
   const d = await auth.check({
     action: "publish",
     path,
@@ -105,6 +109,6 @@ export async function webrtcAllowed(
     key: bearer ?? url.searchParams.get("key") ?? undefined,
   });
   if (d.ok) return true;
-  reply(res, json(d.status, { errcode: d.status === 401 ? "M_MISSING_TOKEN" : "M_FORBIDDEN", error: d.reason }));
+  refuse(res, d.status, d.reason);
   return false;
 }

@@ -1,9 +1,12 @@
 /** Routing for the player pages: `/`, `/<path>/` and `/_ami/player/<file>`; the rest is not ours. */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { AmiError } from "../../core/errors.ts";
+import { sendError } from "../../core/http/reply.ts";
+import { safeDecode, type Target } from "../../core/http/target.ts";
 import type { MediaAuth } from "../auth/auth.ts";
 import { readAllowed } from "../auth/http.ts";
 import { validPath } from "../hub.ts";
-import { json, reply } from "../servers/http/reply.ts";
+import { reply } from "../servers/http/reply.ts";
 import { type ListedStream, listPage, PLAYER_PREFIX, playerAsset, playerPage } from "./pages.ts";
 
 export interface WebSource {
@@ -15,8 +18,16 @@ export interface WebSource {
   hlsEntry?(path: string): string;
 }
 
-/** True when the request was a page or player asset (answered or being answered). */
-export function webRoute(req: IncomingMessage, res: ServerResponse, url: URL, src: WebSource): boolean {
+/**
+ * True when the request was a page or player asset (answered). The pages read nothing from /api: the list
+ * page is rendered here from path, liveness and size only, and the player talks to playlists and WHEP.
+ */
+export async function webRoute(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: Target,
+  src: WebSource,
+): Promise<boolean> {
   const p = url.pathname;
   if (p === "/") {
     // Only streams anyone may watch are listed: signed or closed paths are not advertised.
@@ -25,27 +36,17 @@ export function webRoute(req: IncomingMessage, res: ServerResponse, url: URL, sr
     return true;
   }
   if (p.startsWith(PLAYER_PREFIX)) {
-    reply(
-      res,
-      playerAsset(p.slice(PLAYER_PREFIX.length)) ?? json(404, { errcode: "M_NOT_FOUND", error: "no such file" }),
-    );
+    const asset = playerAsset(p.slice(PLAYER_PREFIX.length));
+    if (asset) reply(res, asset);
+    else sendError(res, new AmiError("M_NOT_FOUND", "no such file"));
     return true;
   }
   if (!p.endsWith("/")) return false;
-  let path: string;
-  try {
-    path = p.slice(1, -1).split("/").map(decodeURIComponent).join("/");
-  } catch {
-    return false;
-  }
+  const parts = p.slice(1, -1).split("/").map(safeDecode);
+  if (parts.some((x) => x === null)) return false;
+  const path = parts.join("/");
   if (!validPath(path)) return false;
-  const page = () =>
-    reply(res, playerPage(path, { whep: src.whep(path), query: url.search, hls: src.hlsEntry?.(path) }));
-  if (!src.auth) page();
-  else
-    readAllowed(req, res, url, path, src.auth, "page").then(
-      (ok) => ok && page(),
-      () => reply(res, json(500, { errcode: "M_UNKNOWN", error: "internal error" })),
-    );
+  if (src.auth && !(await readAllowed(req, res, url, path, src.auth, "page"))) return true;
+  reply(res, playerPage(path, { whep: src.whep(path), query: url.search, hls: src.hlsEntry?.(path) }));
   return true;
 }

@@ -1,6 +1,12 @@
-/** Service endpoints: `GET /health`, `/metrics` (Prometheus text), `/_ami/stats` (key figures), `/api/streams[/<path>]`. */
+/**
+ * Service endpoints: `GET /health`, `/metrics` (Prometheus text), `/_ami/stats` (key figures), and
+ * `/api/streams[/<path>]` (the server asks for the token before this runs: statuses name pull sources).
+ */
+import { AmiError } from "../../../core/errors.ts";
+import type { Target } from "../../../core/http/target.ts";
 import type { StreamStatus } from "../../status.ts";
 import { json, type Reply } from "./reply.ts";
+import { decodePath } from "./target-path.ts";
 
 export interface ApiSource {
   statuses(): StreamStatus[];
@@ -64,7 +70,8 @@ export function statsJson(src: ApiSource): Record<string, unknown> {
   };
 }
 
-export function apiRoute(pathname: string, src: ApiSource): Reply | undefined {
+export function apiRoute(t: Target, src: ApiSource): Reply | undefined {
+  const pathname = t.pathname;
   if (pathname === "/health") return json(200, { ok: true });
   if (pathname === "/metrics") {
     return { status: 200, type: "text/plain; version=0.0.4", body: Buffer.from(metricsText(src)) };
@@ -72,12 +79,12 @@ export function apiRoute(pathname: string, src: ApiSource): Reply | undefined {
   if (pathname === "/_ami/stats") return json(200, statsJson(src));
   if (pathname === "/api/streams") return json(200, { streams: src.statuses() });
   if (pathname.startsWith("/api/streams/")) {
-    const path = decodeURIComponent(pathname.slice("/api/streams/".length));
+    const path = decodePath(pathname.slice("/api/streams/".length));
     const s = src.statuses().find((x) => x.path === path);
-    return s ? json(200, s) : json(404, { errcode: "M_NOT_FOUND", error: `no stream at '${path}'` });
+    if (!s) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
+    return json(200, s);
   }
-  if (pathname.startsWith("/api/") || pathname.startsWith("/_ami/")) {
-    return json(404, { errcode: "M_UNRECOGNIZED", error: "unknown endpoint" });
-  }
+  if (pathname.startsWith("/api/") || pathname.startsWith("/_ami/"))
+    throw new AmiError("M_UNRECOGNIZED", "unknown endpoint");
   return undefined;
 }

@@ -3,42 +3,57 @@
  *   GET|POST /api/pulls · DELETE /api/pulls/<path>
  *   GET|POST /api/recordings · DELETE /api/recordings/<path>
  *   GET|POST /api/restreams · DELETE /api/restreams?path=<path>&to=<url>
- * Writes need `Authorization: Bearer <control token>` (the supervisor's); without a token they are allowed only
- * on a loopback listener (a media server started on its own, as in tests).
+ * Reads and writes alike need the token (`apiAllowed`, checked by the server before any /api route): the
+ * lists name pull sources and restream destinations. Their credentials are redacted in every answer here.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { AmiError, toAmiError } from "../../../core/errors.ts";
+import { AmiError } from "../../../core/errors.ts";
+import { bearerMatches } from "../../../core/http/bearer.ts";
+import { readJson } from "../../../core/http/body.ts";
+import { allowedHosts, rebindingRefusal } from "../../../core/http/host-check.ts";
+import type { Target } from "../../../core/http/target.ts";
 import type { Pulls } from "../../pulls.ts";
 import type { Recordings } from "../../recordings.ts";
 import type { Restreams } from "../../restreams.ts";
 import { json, type Reply } from "./reply.ts";
+import { decodePath } from "./target-path.ts";
 
 export interface ControlSource {
   pulls: Pulls;
   recordings: Recordings;
   restreams: Restreams;
+  /** The control token (the supervisor's); the `stream.*` ops send it. */
   token: string | undefined;
+  /** The listener is on a loopback address: with no token configured, local callers are trusted. */
   loopback: boolean;
+  /** The listener's bound host (for the Host check of the tokenless loopback case). */
+  host?: string;
 }
 
 export const CONTROL_PREFIXES = ["/api/pulls", "/api/recordings", "/api/restreams"] as const;
 
 const MAX_BODY = 64 * 1024;
 
-async function body(req: IncomingMessage): Promise<Record<string, unknown>> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_BODY) throw new AmiError("AMI_INVALID_INPUT", "request body too large");
-    chunks.push(c);
+/**
+ * Whether this request may use /api. With a token: exactly that bearer token. Without one (a media server
+ * started on its own, as in tests): only on a loopback listener, and only with a loopback Host/Origin so a
+ * page that re-points its own name at 127.0.0.1 (DNS rebinding) cannot read it either.
+ */
+export function apiAllowed(req: IncomingMessage, c: ControlSource): AmiError | null {
+  if (c.token) {
+    if (bearerMatches(req.headers.authorization, c.token)) return null;
+    return req.headers.authorization
+      ? new AmiError("M_UNKNOWN_TOKEN", "the bearer token is not the media service's control token")
+      : new AmiError("M_MISSING_TOKEN", "a bearer token is required for the media API");
   }
-  if (size === 0) return {};
-  try {
-    const v = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {}
+  if (!c.loopback) return new AmiError("M_MISSING_TOKEN", "a bearer token is required for the media API");
+  const why = rebindingRefusal(req, allowedHosts(c.host ?? "127.0.0.1"));
+  return why ? new AmiError("M_FORBIDDEN", why) : null;
+}
+
+async function body(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const v = await readJson(req, MAX_BODY);
+  if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
   throw new AmiError("AMI_INVALID_INPUT", "the body must be a JSON object");
 }
 
@@ -49,28 +64,11 @@ const str = (b: Record<string, unknown>, k: string, required = true): string | u
   return v;
 };
 
-function authorized(req: IncomingMessage, c: ControlSource): boolean {
-  if (!c.token) return c.loopback;
-  const got = Buffer.from(req.headers.authorization ?? "");
-  const want = Buffer.from(`Bearer ${c.token}`);
-  return got.length === want.length && timingSafeEqual(got, want);
-}
-
-export async function controlRoute(req: IncomingMessage, url: URL, c: ControlSource): Promise<Reply> {
-  try {
-    return await route(req, url, c);
-  } catch (e) {
-    const err = toAmiError(e);
-    return json(err.status, err.toJSON());
-  }
-}
-
-async function route(req: IncomingMessage, url: URL, c: ControlSource): Promise<Reply> {
+/** The answer to a control request; bad input and unknown paths throw AmiErrors (rendered by the server). */
+export async function controlRoute(req: IncomingMessage, t: Target, c: ControlSource): Promise<Reply> {
   const m = req.method ?? "GET";
-  const [, , kind, ...rest] = url.pathname.split("/");
-  const path = rest.map(decodeURIComponent).join("/");
-  if (m !== "GET" && m !== "HEAD" && !authorized(req, c))
-    return json(401, { errcode: "M_MISSING_TOKEN", error: "a bearer token is required to change the media service" });
+  const [, , kind, ...rest] = t.pathname.split("/");
+  const path = decodePath(rest.join("/"));
   if (kind === "pulls") {
     if (m === "GET" && !path) return json(200, { pulls: c.pulls.list() });
     if (m === "POST" && !path) {
@@ -85,7 +83,7 @@ async function route(req: IncomingMessage, url: URL, c: ControlSource): Promise<
     if (m === "DELETE" && path) return json(200, await c.recordings.stop(path));
   }
   if (kind === "restreams" && !path) {
-    const q = url.searchParams;
+    const q = t.searchParams;
     if (m === "GET") return json(200, { restreams: c.restreams.list(q.get("path") ?? undefined) });
     if (m === "POST") {
       const b = await body(req);
@@ -98,5 +96,5 @@ async function route(req: IncomingMessage, url: URL, c: ControlSource): Promise<
       return json(200, await c.restreams.remove(p, to));
     }
   }
-  return json(405, { errcode: "M_UNRECOGNIZED", error: `${m} ${url.pathname} is not supported` });
+  throw new AmiError("M_UNRECOGNIZED", `${m} ${t.pathname} is not supported`, {}, 405);
 }

@@ -4,6 +4,10 @@
  * `part<N>.m4s` (a preload-hinted part is held until it exists).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { AmiError, type ErrorCode } from "../../../core/errors.ts";
+import { sendError } from "../../../core/http/reply.ts";
+import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
+import type { Target } from "../../../core/http/target.ts";
 import type { MasterSource } from "../../abr/master.ts";
 import type { Outputs, PathOutput } from "../../outputs.ts";
 import { dashManifest } from "../../protocols/dash/mpd.ts";
@@ -33,14 +37,25 @@ function variant(out: PathOutput): VariantInfo {
 export async function serveStreamFile(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: Target,
   out: PathOutput,
   outputs: Outputs,
   file: string,
+  limits: ListenerLimits,
   master?: MasterSource,
 ): Promise<void> {
   const t = out.packager.timeline;
   const signal = abortOnClose(req, res);
+  // Blocking playlist reloads and held parts/segments wait with no traffic: lift the idle timeout meanwhile.
+  let held = false;
+  const hold = () => {
+    if (held) return;
+    held = true;
+    holdOpen(req, res, limits);
+  };
+  const fail = (status: number, code: ErrorCode, message: string): void => {
+    sendError(res, new AmiError(code, message, {}, status));
+  };
   const send = (r: Reply) => {
     out.httpBytesOut += r.body.length;
     reply(res, r);
@@ -49,8 +64,7 @@ export async function serveStreamFile(
   const ready = () => t.listed().length > 0 || t.ended;
   const playlist = (type: keyof typeof TYPES, body: string) =>
     send({ status: 200, type: TYPES[type], body: Buffer.from(body), cache: "no-cache" });
-  const notReady = () =>
-    send({ status: 404, type: "text/plain", body: Buffer.from(`stream '${out.path}' is not ready yet\n`) });
+  const notReady = () => fail(404, "M_NOT_FOUND", `stream '${out.path}' is not ready yet`);
 
   if (file === "index.m3u8" || file === "index.mpd" || file === "stream.m3u8") {
     const msnQ = url.searchParams.get("_HLS_msn");
@@ -61,25 +75,26 @@ export async function serveStreamFile(
       const partQ = url.searchParams.get("_HLS_part");
       const part = partQ === null ? undefined : Number(partQ);
       if (!Number.isInteger(msn) || msn < 0 || (part !== undefined && (!Number.isInteger(part) || part < 0))) {
-        return send({ status: 400, type: "text/plain", body: Buffer.from("bad _HLS_msn/_HLS_part\n") });
+        return fail(400, "AMI_INVALID_INPUT", "bad _HLS_msn/_HLS_part");
       }
       const last = t.segments.at(-1)?.msn ?? -1;
       // LL-HLS 6.2.5.2: a request more than two segments ahead is answered at once with 400.
-      if (msn > last + 2)
-        return send({ status: 400, type: "text/plain", body: Buffer.from("_HLS_msn too far ahead\n") });
+      if (msn > last + 2) return fail(400, "AMI_INVALID_INPUT", "_HLS_msn too far ahead");
+      hold();
       const ok = await t.waitUntil(() => t.has(msn, part), 3000 * Math.max(1, t.options.segmentSeconds), signal);
       if (signal.aborted) return;
       // The publisher is away (end grace): the unchanged playlist, not an error, so players keep waiting for it.
-      if (!ok && !t.paused)
-        return send({ status: 503, type: "text/plain", body: Buffer.from("playlist did not advance in time\n") });
+      if (!ok && !t.paused) return fail(503, "AMI_UNAVAILABLE", "playlist did not advance in time");
       return playlist("m3u8", mediaPlaylist(t, { skip }));
     }
+    if (!ready()) hold();
     if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
     if (file === "index.m3u8") return playlist("m3u8", multivariantPlaylist(variant(out)));
     if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip }));
     return playlist("mpd", dashManifest(t, variant(out)));
   }
   if (file === "master.m3u8" && master) {
+    hold();
     if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
     const body = await master(out, outputs, variant(out), signal);
     return signal.aborted ? undefined : playlist("m3u8", body);
@@ -88,6 +103,7 @@ export async function serveStreamFile(
   if (init) {
     // One init per discontinuity sequence (each publisher of the path); the current one may not exist yet.
     const d = Number(init[1] ?? 0);
+    if (d === t.discontinuity && !t.init) hold();
     if (d === t.discontinuity && !(await t.waitUntil(() => !!t.init || t.ended, FIRST_SEGMENT_WAIT_MS, signal)))
       return notReady();
     const body = t.inits.get(d);
@@ -98,23 +114,27 @@ export async function serveStreamFile(
   if (seg) {
     const msn = Number(seg[1]);
     // The open segment is held until complete; players normally ask only for listed ones.
-    if (t.open?.msn === msn)
+    if (t.open?.msn === msn) {
+      hold();
       await t.waitUntil(() => !!t.segment(msn)?.complete, 3000 * t.options.segmentSeconds, signal);
+    }
     const s = t.segment(msn);
-    if (!s?.complete || !s.data)
-      return send({ status: 404, type: "text/plain", body: Buffer.from("no such segment\n") });
+    if (!s?.complete || !s.data) return fail(404, "M_NOT_FOUND", "no such segment");
     return send({ status: 200, type: TYPES.m4s, body: s.data, cache: "max-age=60" });
   }
   const part = /^part(\d+)\.m4s$/.exec(file);
   if (part) {
     const n = Number(part[1]);
     // The preload-hinted part (the next one) is held until ffmpeg delivers it (LL-HLS 6.2.6).
-    if (n === t.nextPart && !t.ended) await t.waitUntil(() => t.nextPart > n, 3000 * t.options.segmentSeconds, signal);
+    if (n === t.nextPart && !t.ended) {
+      hold();
+      await t.waitUntil(() => t.nextPart > n, 3000 * t.options.segmentSeconds, signal);
+    }
     const p = t.part(n);
-    if (!p) return send({ status: 404, type: "text/plain", body: Buffer.from("no such part\n") });
+    if (!p) return fail(404, "M_NOT_FOUND", "no such part");
     return send({ status: 200, type: TYPES.m4s, body: p.data, cache: "max-age=60" });
   }
-  send({ status: 404, type: "text/plain", body: Buffer.from("not found\n") });
+  fail(404, "M_NOT_FOUND", "not found");
 }
 
 function abortOnClose(req: IncomingMessage, res: ServerResponse): AbortSignal {

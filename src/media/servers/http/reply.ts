@@ -1,4 +1,8 @@
-/** Writing an HTTP answer: every response carries CORS headers (players run on other origins). */
+/**
+ * Writing a non-error HTTP answer (playlists, segments, pages, JSON). CORS headers are not written here: the
+ * server sets them per route before dispatch (`public` for what players read, none for /api), so no route can
+ * forget or widen them. Errors go through the kit's one renderer (`sendError`).
+ */
 import type { ServerResponse } from "node:http";
 
 export interface Reply {
@@ -8,17 +12,9 @@ export interface Reply {
   cache?: string;
 }
 
-export const CORS = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-methods": "GET, HEAD, OPTIONS",
-  "access-control-allow-headers": "*",
-  "access-control-expose-headers": "*",
-} as const;
-
 export function reply(res: ServerResponse, r: Reply): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(r.status, {
-    ...CORS,
     "content-type": r.type,
     "content-length": r.body.length,
     "cache-control": r.cache ?? "no-store",

@@ -1,17 +1,30 @@
-/** The media HTTP server: service endpoints, then `/<stream path>/<file>` for HLS, LL-HLS and DASH. */
-import type { Server } from "node:http";
+/**
+ * The media HTTP server, on the kit's listener (never-throwing target parsing, timeouts, connection caps, an
+ * error boundary per request): WHIP/WHEP, the service endpoints and /api, player pages, then
+ * `/<stream path>/<file>` for HLS, LL-HLS and DASH.
+ *
+ * CORS is decided here, once per route, before dispatch: what players read (playlists, segments, pages,
+ * WHIP/WHEP) is `public`; /api and the service endpoints send no CORS header at all (they need the token and
+ * name pull sources and restream destinations).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { AmiError } from "../../../core/errors.ts";
+import { type CorsPolicy, corsHeaders } from "../../../core/http/cors.ts";
+import { sendError } from "../../../core/http/reply.ts";
+import { createHttpListener, type HttpListener, type ListenerStats } from "../../../core/http/server.ts";
+import type { Target } from "../../../core/http/target.ts";
 import type { Logger } from "../../../core/logger.ts";
-import { createServer } from "../../../core/node-http.ts";
 import type { MasterSource } from "../../abr/master.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import { readAllowed, webrtcAllowed } from "../../auth/http.ts";
 import type { Outputs } from "../../outputs.ts";
 import { type WebSource, webRoute } from "../../web/routes.ts";
-import type { WebRtcServer } from "../webrtc/server.ts";
+import { WEBRTC_EXPOSE, type WebRtcServer } from "../webrtc/server.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
-import { CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
+import { apiAllowed, CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
 import { serveStreamFile } from "./hls.ts";
-import { CORS, json, reply } from "./reply.ts";
+import { reply } from "./reply.ts";
+import { decodePath } from "./target-path.ts";
 
 export interface HttpServerOptions {
   host: string;
@@ -30,67 +43,95 @@ export interface HttpServerOptions {
   webrtc?: WebRtcServer;
 }
 
+type Area = "webrtc" | "api" | "service" | "public";
+
+const SERVICE = new Set(["/health", "/metrics", "/_ami/stats"]);
+const PLAYER_ASSETS = "/_ami/player/";
+
+const CORS: Record<Area, CorsPolicy> = { webrtc: "public", api: "none", service: "none", public: "public" };
+
 export class MediaHttpServer {
-  readonly #server: Server;
+  readonly #listener: HttpListener;
+  readonly #o: HttpServerOptions;
   port = 0;
 
-  private constructor(server: Server) {
-    this.#server = server;
+  private constructor(o: HttpServerOptions) {
+    this.#o = o;
+    this.#listener = createHttpListener({
+      name: "media http",
+      log: o.log,
+      handler: (req, res, t) => this.#handle(req, res, t),
+    });
   }
 
   static async start(o: HttpServerOptions): Promise<MediaHttpServer> {
-    const server = createServer((req, res) => {
-      const url = new URL(req.url ?? "/", "http://media");
-      if (o.webrtc?.handles(url)) {
-        const webrtc = o.webrtc;
-        if (!o.auth) return webrtc.handle(req, res, url);
-        webrtcAllowed(req, res, url, o.auth).then(
-          (ok) => (ok ? webrtc.handle(req, res, url) : undefined),
-          () => reply(res, json(500, { errcode: "M_UNKNOWN", error: "internal error" })),
-        );
-        return;
-      }
-      if (req.method === "OPTIONS") {
-        res.writeHead(204, { ...CORS, "access-control-max-age": "86400" }).end();
-        return;
-      }
-      if (CONTROL_PREFIXES.some((p) => url.pathname === p || url.pathname.startsWith(`${p}/`))) {
-        controlRoute(req, url, o.control).then((r) => reply(res, r));
-        return;
-      }
-      if (req.method !== "GET" && req.method !== "HEAD") return reply(res, json(405, { error: "method not allowed" }));
-      if (o.web && webRoute(req, res, url, o.web)) return;
-      const api = apiRoute(url.pathname, o.api);
-      if (api) return reply(res, api);
-      const parts = url.pathname.split("/").filter(Boolean);
-      const file = parts.pop() ?? "";
-      const out = o.outputs.get(parts.join("/"));
-      if (!out) return reply(res, json(404, { errcode: "M_NOT_FOUND", error: `no stream at '${parts.join("/")}'` }));
-      const allowed = o.auth ? readAllowed(req, res, url, out.path, o.auth) : Promise.resolve(true);
-      allowed
-        .then((ok) => (ok ? serveStreamFile(req, res, url, out, o.outputs, file, o.master) : undefined))
-        .catch((e) => {
-          o.log.error("http handler failed", { url: req.url, error: (e as Error).message });
-          reply(res, json(500, { errcode: "M_UNKNOWN", error: "internal error" }));
-        });
-    });
-    server.keepAliveTimeout = 30_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(o.port, o.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    const s = new MediaHttpServer(server);
-    const addr = server.address();
-    s.port = typeof addr === "object" && addr ? addr.port : o.port;
+    const s = new MediaHttpServer(o);
+    s.port = await s.#listener.listen(o.port, o.host);
     o.log.info("media http listening", { host: o.host, port: s.port });
     return s;
   }
 
+  #area(t: Target): Area {
+    const p = t.pathname;
+    if (this.#o.webrtc?.handles(t)) return "webrtc";
+    if (p === "/api" || p.startsWith("/api/")) return "api";
+    if (SERVICE.has(p) || (p.startsWith("/_ami/") && !p.startsWith(PLAYER_ASSETS))) return "service";
+    return "public";
+  }
+
+  /** Expected failures (AmiError: bad input, 401/403/404) are answered here; anything else reaches the kit's boundary (logged, opaque 500). */
+  async #handle(req: IncomingMessage, res: ServerResponse, t: Target): Promise<void> {
+    try {
+      await this.#route(req, res, t);
+    } catch (e) {
+      if (!(e instanceof AmiError)) throw e;
+      sendError(res, e);
+    }
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse, t: Target): Promise<void> {
+    const o = this.#o;
+    const area = this.#area(t);
+    const cors = corsHeaders(CORS[area], req.headers.origin);
+    for (const [k, v] of Object.entries(area === "webrtc" ? { ...cors, ...WEBRTC_EXPOSE } : cors)) res.setHeader(k, v);
+
+    if (area === "webrtc" && o.webrtc) {
+      if (o.auth && !(await webrtcAllowed(req, res, t, o.auth))) return;
+      return o.webrtc.handle(req, res, t);
+    }
+    if (req.method === "OPTIONS") {
+      res.writeHead(204, CORS[area] === "public" ? { "access-control-max-age": "86400" } : {}).end();
+      return;
+    }
+    if (area === "api") {
+      const refused = apiAllowed(req, o.control);
+      if (refused) throw refused;
+      if (CONTROL_PREFIXES.some((p) => t.pathname === p || t.pathname.startsWith(`${p}/`)))
+        return reply(res, await controlRoute(req, t, o.control));
+    }
+    if (req.method !== "GET" && req.method !== "HEAD")
+      throw new AmiError("M_UNRECOGNIZED", `${req.method} is not allowed here`, {}, 405);
+    if (area !== "public") {
+      const api = apiRoute(t, o.api);
+      if (api) return reply(res, api);
+      throw new AmiError("M_UNRECOGNIZED", "unknown endpoint");
+    }
+    if (o.web && (await webRoute(req, res, t, o.web))) return;
+    const parts = t.pathname.split("/").filter(Boolean);
+    const file = parts.pop() ?? "";
+    const path = decodePath(parts.join("/"));
+    const out = o.outputs.get(path);
+    if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
+    if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
+    await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master);
+  }
+
+  /** Connections, refusals, handler errors (5xx) and malformed requests, from the kit's listener. */
+  get stats(): ListenerStats {
+    return this.#listener.stats;
+  }
+
   close(): Promise<void> {
-    this.#server.closeAllConnections();
-    return new Promise((r) => this.#server.close(() => r()));
+    return this.#listener.close();
   }
 }

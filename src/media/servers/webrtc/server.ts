@@ -9,18 +9,17 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError } from "../../../core/errors.ts";
+import { readBody } from "../../../core/http/body.ts";
+import type { Target } from "../../../core/http/target.ts";
 import type { Logger } from "../../../core/logger.ts";
 import { type Hub, type MediaStream, validPath } from "../../hub.ts";
 import { OpusTranscoder } from "../../protocols/webrtc/opus-transcode.ts";
+import { decodePath } from "../http/target-path.ts";
 import type { WebRtcOptions } from "./peer.ts";
 import { startWhep, startWhip, type WebRtcSession } from "./sessions.ts";
 
-const CORS = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-methods": "POST, DELETE, OPTIONS",
-  "access-control-allow-headers": "*",
-  "access-control-expose-headers": "*",
-} as const;
+/** WHIP/WHEP clients on other origins read the session's Location to end it (CORS is set by the HTTP server). */
+export const WEBRTC_EXPOSE = { "Access-Control-Expose-Headers": "Location" } as const;
 
 const MAX_OFFER_BYTES = 64 * 1024;
 
@@ -43,34 +42,28 @@ export class WebRtcServer {
   }
 
   /** `/<path>/whip`, `/<path>/whep` and their session resources. */
-  handles(url: URL): boolean {
+  handles(url: Target): boolean {
     const parts = url.pathname.split("/").filter(Boolean);
     return isKind(parts.at(-1)) || (parts.length >= 3 && isKind(parts.at(-2)) && UUID.test(parts.at(-1) ?? ""));
   }
 
-  handle(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    this.#route(req, res, url).catch((e) => {
-      if (!(e instanceof AmiError)) this.#o.log.error("webrtc request failed", { error: (e as Error).message });
-      const err = e instanceof AmiError ? e : new AmiError("M_UNKNOWN", "internal error");
-      send(res, err.status, "application/json", JSON.stringify(err.toJSON()));
-    });
-  }
-
-  async #route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  /** Answers the request; bad input throws AmiErrors (4xx), rendered by the HTTP server's one error renderer. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: Target): Promise<void> {
     const parts = url.pathname.split("/").filter(Boolean);
     if (req.method === "OPTIONS") {
-      res.writeHead(204, { ...CORS, "accept-post": "application/sdp", "access-control-max-age": "86400" }).end();
+      res.writeHead(204, { "accept-post": "application/sdp", "access-control-max-age": "86400" }).end();
       return;
     }
     if (isKind(parts.at(-1))) {
-      if (req.method !== "POST") return send(res, 405, "application/json", '{"error":"use POST with an SDP offer"}');
+      if (req.method !== "POST") throw new AmiError("M_UNRECOGNIZED", "use POST with an SDP offer", {}, 405);
       const kind = parts.pop() as "whip" | "whep";
-      const path = parts.join("/");
+      const path = decodePath(parts.join("/"));
       if (!validPath(path)) throw new AmiError("AMI_INVALID_INPUT", `invalid stream path '${path}'`);
       const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
       if (type !== "application/sdp")
         throw new AmiError("AMI_INVALID_INPUT", `content-type must be application/sdp, not '${type || "(none)"}'`);
-      const offer = await readBody(req);
+      // Bounded: a larger body is refused with 413 before it is read (declared) or as soon as it passes the limit.
+      const offer = (await readBody(req, MAX_OFFER_BYTES)).toString("utf8");
       const id = randomUUID();
       const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
       const ctx = {
@@ -83,16 +76,17 @@ export class WebRtcServer {
       };
       const { session, sdp } = kind === "whip" ? await startWhip(ctx, offer) : await startWhep(ctx, offer);
       this.sessions.set(id, session);
-      res.writeHead(201, { ...CORS, "content-type": "application/sdp", location: `/${path}/${kind}/${id}` });
+      // The path as the client sent it (still percent-encoded).
+      res.writeHead(201, { "content-type": "application/sdp", location: `/${parts.join("/")}/${kind}/${id}` });
       res.end(sdp);
       return;
     }
     const id = parts.at(-1) as string;
-    if (req.method !== "DELETE") return send(res, 405, "application/json", '{"error":"trickle ICE is not supported"}');
+    if (req.method !== "DELETE") throw new AmiError("M_UNRECOGNIZED", "trickle ICE is not supported", {}, 405);
     const s = this.sessions.get(id);
     if (!s) throw new AmiError("M_NOT_FOUND", `no WebRTC session '${id}'`);
     await s.close();
-    send(res, 200, "text/plain", "");
+    res.writeHead(200, { "content-type": "text/plain", "content-length": 0 }).end();
   }
 
   readonly #opus = (stream: MediaStream): OpusTranscoder => {
@@ -114,19 +108,3 @@ export class WebRtcServer {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const isKind = (s: string | undefined): boolean => s === "whip" || s === "whep";
-
-function send(res: ServerResponse, status: number, type: string, body: string): void {
-  if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { ...CORS, "content-type": type, "content-length": Buffer.byteLength(body) }).end(body);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > MAX_OFFER_BYTES) throw new AmiError("AMI_INVALID_INPUT", `SDP offer larger than ${MAX_OFFER_BYTES} bytes`);
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
