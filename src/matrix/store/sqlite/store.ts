@@ -13,6 +13,7 @@ import type {
   ReceiptRow,
   RegistrationTokenRow,
   RoomAt,
+  RoomStateKey,
   RoomEventQuery,
   RoomRow,
   RoomStreamRange,
@@ -250,6 +251,9 @@ export class SqliteStore implements Store {
   }
   async getStatesAt(points: RoomAt[], types?: string[]): Promise<StoredEvent[][]> {
     return batch.getStatesAt(this.db, points, types);
+  }
+  async getStateHistories(keys: RoomStateKey[]): Promise<StoredEvent[][]> {
+    return batch.getStateHistories(this.db, keys);
   }
   async getMembersOfRooms(roomIds: string[]): Promise<Map<string, MembershipRow[]>> {
     return batch.getMembersOfRooms(this.db, roomIds);
