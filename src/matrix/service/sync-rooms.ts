@@ -10,6 +10,7 @@ import {
   type SyncCtx,
 } from "./sync-context.ts";
 import { formatSyncToken } from "./sync-token.ts";
+import { latestVisibleEvents, type StreamRange } from "./visibility.ts";
 
 export interface RoomWindow {
   roomId: string;
@@ -23,6 +24,8 @@ export interface RoomWindow {
   maxStream: number | undefined;
   /** Always compute the summary (joined rooms on a full sync). */
   wantSummary: boolean;
+  /** The positions history visibility lets the user see (visibility.ts); absent when all of the window is. */
+  visible?: StreamRange[];
 }
 
 export interface RoomBody {
@@ -65,8 +68,9 @@ export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<R
   const tf = ctx.filter.room?.timeline;
   const limit = ctx.timelineLimit;
   const restricted = hasEventRestrictions(tf);
-  const fetched = await store.getLatestEventsPerRoom(
-    windows.map((w) => ({ roomId: w.roomId, before: w.upto + 1, after: w.after ?? undefined })),
+  const fetched = await latestVisibleEvents(
+    ctx.hs,
+    windows.map((w) => ({ roomId: w.roomId, before: w.upto + 1, after: w.after ?? undefined, visible: w.visible })),
     limit + 1,
     {
       types: tf?.types,
