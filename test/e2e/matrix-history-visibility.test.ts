@@ -1,0 +1,235 @@
+/**
+ * History visibility as the spec's "Server behaviour" says, seen by real clients: for every setting (joined,
+ * invited, shared, world_readable) and every membership story (invite, join, leave, kick, ban, unban, a rejected
+ * invite, rejoins, the setting changed mid-history), the reader sees exactly the messages the table names on every
+ * read path: matrix-js-sdk's incremental /sync while it happens, a fresh initial /sync, /messages backwards
+ * (SDK scrollback) and forwards, /context, /event, and the WebSocket stream.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  ClientEvent,
+  Direction,
+  EventType,
+  Filter,
+  type MatrixClient,
+  type MatrixEvent,
+  Method,
+  PendingEventOrdering,
+  RoomEvent,
+} from "matrix-js-sdk";
+import { SyncStream, timelineEvents } from "../../src/matrix/websocket/client.ts";
+import { enc, ok, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
+import { BACKENDS, ChildHomeserver } from "./helpers/homeserver.ts";
+
+const C = "/_matrix/client/v3";
+const SETTINGS = ["joined", "invited", "shared", "world_readable"] as const;
+type Setting = (typeof SETTINGS)[number];
+
+/**
+ * One story, told in a room whose history_visibility starts as each setting. "m" is a message from the room's
+ * creator (numbered 1, 2, ... in order); the others are the reader's membership changes (kick, ban, unban and
+ * invite done by the creator) and "hv:<value>" a visibility change. Every story ends with the reader joined.
+ */
+interface Row {
+  name: string;
+  steps: string[];
+  visible: Record<Setting, number[]>;
+}
+
+const all = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+const ROWS: Row[] = [
+  {
+    name: "invited, then joins",
+    steps: ["m", "invite", "m", "join", "m"],
+    visible: { joined: [3], invited: [2, 3], shared: all(3), world_readable: all(3) },
+  },
+  {
+    name: "joins, leaves, rejoins",
+    steps: ["join", "m", "leave", "m", "join", "m"],
+    visible: { joined: [1, 3], invited: [1, 3], shared: all(3), world_readable: all(3) },
+  },
+  {
+    name: "kicked, rejoins",
+    steps: ["join", "m", "kick", "m", "join", "m"],
+    visible: { joined: [1, 3], invited: [1, 3], shared: all(3), world_readable: all(3) },
+  },
+  {
+    name: "banned, unbanned, invited, rejoins",
+    steps: ["join", "m", "ban", "m", "unban", "m", "invite", "m", "join", "m"],
+    visible: { joined: [1, 5], invited: [1, 4, 5], shared: all(5), world_readable: all(5) },
+  },
+  {
+    name: "rejects an invite, joins later",
+    steps: ["m", "invite", "m", "leave", "m", "join", "m"],
+    visible: { joined: [4], invited: [2, 4], shared: all(4), world_readable: all(4) },
+  },
+  {
+    name: "setting opened to shared before the join",
+    steps: ["m", "hv:shared", "m", "join", "m"],
+    visible: { joined: [2, 3], invited: [2, 3], shared: all(3), world_readable: all(3) },
+  },
+  {
+    name: "setting opened to world_readable before the join",
+    steps: ["m", "hv:world_readable", "m", "join", "m"],
+    visible: { joined: [2, 3], invited: [2, 3], shared: all(3), world_readable: all(3) },
+  },
+  {
+    name: "setting closed to joined while away",
+    steps: ["join", "m", "leave", "m", "hv:joined", "m", "join", "m"],
+    visible: { joined: [1, 4], invited: [1, 4], shared: [1, 2, 4], world_readable: [1, 2, 4] },
+  },
+];
+
+const bodyOf = (e: MatrixEvent) => (e.getType() === EventType.RoomMessage ? String(e.getContent().body) : null);
+/** The message numbers among event bodies "m<N> <tag>", in the order given. */
+const numbers = (bodies: (string | null | undefined)[]) =>
+  bodies.flatMap((b) => (b && /^m\d+ /.test(b) ? [Number(b.slice(1, b.indexOf(" ")))] : []));
+const sorted = (xs: Iterable<number>) => [...new Set(xs)].sort((a, b) => a - b);
+/** Timelines long enough that no sync of a story is `limited` (a rejoin resends the room from its beginning). */
+const TIMELINE = { room: { timeline: { limit: 50 } } };
+
+for (const backend of BACKENDS) {
+  describe(`history visibility (${backend})`, () => {
+    let hs: ChildHomeserver;
+    let alice: Session;
+    let n = 0;
+    const clients: MatrixClient[] = [];
+    const streams: SyncStream[] = [];
+
+    const call = (s: Session, method: string, path: string, body?: unknown) =>
+      ok(hs.url, method, `${C}${path}`, { token: s.accessToken, ...(body === undefined ? {} : { body }) });
+
+    /** An SDK client that has finished its first sync; `initialSyncLimit` bounds the timeline of each room. */
+    async function syncing(s: Session, initialSyncLimit = 50): Promise<MatrixClient> {
+      const c = sdkClient(hs.url, s);
+      clients.push(c);
+      const filter = new Filter(s.userId);
+      filter.setDefinition(structuredClone(TIMELINE)); // the SDK edits the definition it is given
+      const first = new Promise<void>((resolve) => c.once(ClientEvent.Sync, () => resolve()));
+      await c.startClient({ initialSyncLimit, filter, pendingEventOrdering: PendingEventOrdering.Detached });
+      await first;
+      return c;
+    }
+
+    before(async () => {
+      hs = await ChildHomeserver.start({ backend });
+      alice = await registerUser(hs.url, "hvalice");
+    });
+    after(async () => {
+      for (const c of clients) c.stopClient();
+      for (const s of streams) await s.close();
+      const errors = hs?.errorLines() ?? [];
+      await hs?.dispose();
+      assert.deepEqual(errors, [], "the homeserver logged internal errors");
+    });
+
+    for (const row of ROWS) {
+      for (const setting of SETTINGS) {
+        it(`${row.name}, history_visibility ${setting}`, async () => {
+          const want = row.visible[setting];
+          const bob = await registerUser(hs.url, `hvbob${++n}`);
+          const roomId = (
+            await call(alice, "POST", "/createRoom", {
+              preset: "public_chat",
+              initial_state: [
+                { type: "m.room.history_visibility", state_key: "", content: { history_visibility: setting } },
+              ],
+            })
+          ).room_id as string;
+
+          // Live readers from before the story: the SDK's incremental /sync and the WebSocket stream.
+          const live = await syncing(bob);
+          const liveSeen = new Set<number>();
+          live.on(RoomEvent.Timeline, (e, room) => {
+            if (room?.roomId === roomId) for (const k of numbers([bodyOf(e)])) liveSeen.add(k);
+          });
+          const wsSeen = new Set<number>();
+          const stream = new SyncStream(hs.url, {
+            token: bob.accessToken,
+            filter: JSON.stringify(TIMELINE),
+            onSync: (_nb, data) => {
+              for (const k of numbers(timelineEvents(data, roomId).map((e) => e.content?.body))) wsSeen.add(k);
+            },
+          });
+          streams.push(stream);
+          await stream.ready;
+
+          // The story.
+          const ids: string[] = [];
+          for (const step of row.steps) {
+            const r = `/rooms/${enc(roomId)}`;
+            if (step === "m") {
+              const body = `m${ids.length + 1} ${row.name}`;
+              const sent = await call(alice, "PUT", `${r}/send/m.room.message/t${n}.${ids.length}`, {
+                msgtype: "m.text",
+                body,
+              });
+              ids.push(sent.event_id);
+            } else if (step === "join") await call(bob, "POST", `${r}/join`, {});
+            else if (step === "leave") await call(bob, "POST", `${r}/leave`, {});
+            else if (["invite", "kick", "ban", "unban"].includes(step))
+              await call(alice, "POST", `${r}/${step}`, { user_id: bob.userId });
+            else if (step.startsWith("hv:"))
+              await call(alice, "PUT", `${r}/state/m.room.history_visibility/`, { history_visibility: step.slice(3) });
+            else throw new Error(`unknown step ${step}`);
+          }
+          const last = ids.length;
+
+          // Incremental /sync and the WebSocket stream: everything visible arrived, nothing else.
+          await waitFor("the last message on /sync", () => liveSeen.has(last));
+          await waitFor("the last message on the WebSocket", () => wsSeen.has(last));
+          await new Promise((r) => setTimeout(r, 100));
+          assert.deepEqual(sorted(liveSeen), want, "incremental /sync (matrix-js-sdk)");
+          assert.deepEqual(sorted(wsSeen), want, "WebSocket stream");
+
+          // A fresh initial /sync carries it all in its timeline, in order.
+          const fresh = await syncing(bob);
+          const room = await waitFor("the room", () => fresh.getRoom(roomId));
+          assert.deepEqual(numbers(room.getLiveTimeline().getEvents().map(bodyOf)), want, "initial /sync");
+
+          // /messages backwards: an initial sync of one event, then the SDK's scrollback two at a time.
+          const paging = await syncing(bob, 1);
+          const proom = await waitFor("the room", () => paging.getRoom(roomId));
+          for (let i = 0; i < 50 && proom.getLiveTimeline().getPaginationToken(Direction.Backward); i++)
+            await paging.scrollback(proom, 2);
+          assert.deepEqual(numbers(proom.getLiveTimeline().getEvents().map(bodyOf)), want, "/messages dir=b");
+
+          // /messages forwards from the beginning, two at a time.
+          const forward: number[] = [];
+          let from: string | undefined = "t0";
+          for (let i = 0; i < 50 && from; i++) {
+            const page = await paging.createMessagesRequest(roomId, from, 2, Direction.Forward);
+            forward.push(...numbers(page.chunk.map((e) => e.content?.body)));
+            from = page.end;
+          }
+          assert.deepEqual(forward, want, "/messages dir=f");
+
+          // /event and /context of every message: the visible ones and what surrounds them, the others not found.
+          for (const [i, eventId] of ids.entries()) {
+            const k = i + 1;
+            const path = `/rooms/${enc(roomId)}`;
+            if (want.includes(k)) {
+              const ev = await paging.fetchRoomEvent(roomId, eventId);
+              assert.deepEqual(numbers([ev.content?.body]), [k], `/event m${k}`);
+              const ctx: any = await paging.http.authedRequest(Method.Get, `${path}/context/${enc(eventId)}`, {
+                limit: "40",
+              });
+              const around = [...ctx.events_before].reverse().concat([ctx.event], ctx.events_after);
+              assert.deepEqual(numbers(around.map((e: any) => e.content?.body)), want, `/context m${k}`);
+            } else {
+              await assert.rejects(paging.fetchRoomEvent(roomId, eventId), { errcode: "M_NOT_FOUND" }, `/event m${k}`);
+              await assert.rejects(
+                paging.http.authedRequest(Method.Get, `${path}/context/${enc(eventId)}`),
+                { errcode: "M_NOT_FOUND" },
+                `/context m${k}`,
+              );
+            }
+          }
+          for (const c of [live, fresh, paging]) c.stopClient();
+          await stream.close();
+        });
+      }
+    }
+  });
+}
