@@ -19,7 +19,7 @@ import {
   RoomEvent,
 } from "matrix-js-sdk";
 import { SyncStream, timelineEvents } from "../../src/matrix/websocket/client.ts";
-import { enc, ok, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
+import { api, enc, ok, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
 import { BACKENDS, ChildHomeserver } from "./helpers/homeserver.ts";
 
 const C = "/_matrix/client/v3";
@@ -112,6 +112,18 @@ for (const backend of BACKENDS) {
       return c;
     }
 
+    async function newRoom(setting: Setting, preset = "public_chat"): Promise<string> {
+      const initial_state = [
+        { type: "m.room.history_visibility", state_key: "", content: { history_visibility: setting } },
+      ];
+      return (await call(alice, "POST", "/createRoom", { preset, initial_state })).room_id;
+    }
+    const say = async (roomId: string, body: string) =>
+      (await call(alice, "PUT", `/rooms/${enc(roomId)}/send/m.room.message/t${++n}`, { msgtype: "m.text", body }))
+        .event_id as string;
+    const messages = async (s: Session, roomId: string, query = "dir=b&limit=100") =>
+      numbers((await call(s, "GET", `/rooms/${enc(roomId)}/messages?${query}`)).chunk.map((e: any) => e.content?.body));
+
     before(async () => {
       hs = await ChildHomeserver.start({ backend });
       alice = await registerUser(hs.url, "hvalice");
@@ -129,14 +141,7 @@ for (const backend of BACKENDS) {
         it(`${row.name}, history_visibility ${setting}`, async () => {
           const want = row.visible[setting];
           const bob = await registerUser(hs.url, `hvbob${++n}`);
-          const roomId = (
-            await call(alice, "POST", "/createRoom", {
-              preset: "public_chat",
-              initial_state: [
-                { type: "m.room.history_visibility", state_key: "", content: { history_visibility: setting } },
-              ],
-            })
-          ).room_id as string;
+          const roomId = await newRoom(setting);
 
           // Live readers from before the story: the SDK's incremental /sync and the WebSocket stream.
           const live = await syncing(bob);
@@ -231,5 +236,82 @@ for (const backend of BACKENDS) {
         });
       }
     }
+
+    it("accepting an invite into a shared room: the next sync is limited, with earlier history and prev_batch", async () => {
+      const bob = await registerUser(hs.url, `hvbob${++n}`);
+      const roomId = await newRoom("shared", "private_chat");
+      for (let i = 1; i <= 8; i++) await say(roomId, `m${i} before the invite`);
+      const f = `filter=${enc(JSON.stringify({ room: { timeline: { limit: 5 } } }))}`;
+      const s0 = await call(bob, "GET", `/sync?${f}`);
+      // matrix-js-sdk, as Element runs it: the invite arrives, the user accepts, the room shows its history at once.
+      const sdk = await syncing(bob);
+      await call(alice, "POST", `/rooms/${enc(roomId)}/invite`, { user_id: bob.userId });
+      const s1 = await call(bob, "GET", `/sync?${f}&since=${s0.next_batch}`);
+      assert.ok(s1.rooms.invite[roomId], "the invite");
+      await waitFor("the invite in the SDK", () => sdk.getRoom(roomId)?.getMyMembership() === "invite");
+      await sdk.joinRoom(roomId);
+
+      const s2 = await call(bob, "GET", `/sync?${f}&since=${s1.next_batch}`);
+      const room = s2.rooms.join[roomId];
+      assert.equal(room.timeline.limited, true);
+      assert.deepEqual(numbers(room.timeline.events.map((e: any) => e.content?.body)), [6, 7, 8]);
+      assert.equal(room.timeline.events.at(-1).content.membership, "join");
+      assert.ok(
+        room.state.events.some((e: any) => e.type === "m.room.create"),
+        "the state before the timeline",
+      );
+      assert.ok(room.timeline.prev_batch, "prev_batch");
+      const earlier = await messages(bob, roomId, `dir=b&limit=100&from=${enc(room.timeline.prev_batch)}`);
+      assert.deepEqual(earlier, [5, 4, 3, 2, 1], "/messages from prev_batch continues the history");
+
+      const r = await waitFor("the joined room", () => sdk.getRoom(roomId));
+      await waitFor("the history in the SDK's timeline", () => {
+        const seen = numbers(r.getLiveTimeline().getEvents().map(bodyOf));
+        return seen.length === 8 && seen.every((k, i) => k === i + 1);
+      });
+      sdk.stopClient();
+    });
+
+    it("a reader who left for good keeps what they could see, up to their leave", async () => {
+      for (const setting of SETTINGS) {
+        const bob = await registerUser(hs.url, `hvbob${++n}`);
+        const roomId = await newRoom(setting);
+        await call(bob, "POST", `/rooms/${enc(roomId)}/join`, {});
+        await say(roomId, "m1 while joined");
+        await call(bob, "POST", `/rooms/${enc(roomId)}/leave`, {});
+        const m2 = await say(roomId, "m2 after the leave");
+        const after = setting === "world_readable" ? [2, 1] : [1];
+        assert.deepEqual(await messages(bob, roomId), after, `/messages, ${setting}`);
+        const ev = await api(hs.url, "GET", `${C}/rooms/${enc(roomId)}/event/${enc(m2)}`, { token: bob.accessToken });
+        assert.equal(ev.status, setting === "world_readable" ? 200 : 404, `/event m2, ${setting}`);
+        const sync = await call(bob, "GET", `/sync?filter=${enc(JSON.stringify({ room: { include_leave: true } }))}`);
+        const left = sync.rooms.leave[roomId].timeline.events;
+        assert.deepEqual(numbers(left.map((e: any) => e.content?.body)), [1], `/sync leave section, ${setting}`);
+        assert.equal(left.at(-1).content.membership, "leave");
+      }
+    });
+
+    it("a non-member reads only what was sent while the room was world_readable", async () => {
+      const carol = await registerUser(hs.url, `hvcarol${++n}`);
+      const roomId = await newRoom("joined");
+      const m1 = await say(roomId, "m1 joined only");
+      await call(alice, "PUT", `/rooms/${enc(roomId)}/state/m.room.history_visibility/`, {
+        history_visibility: "world_readable",
+      });
+      const m2 = await say(roomId, "m2 world readable");
+      assert.deepEqual(await messages(carol, roomId), [2]);
+      assert.deepEqual(await messages(carol, roomId, "dir=f&limit=100"), [2]);
+      const get = (id: string) =>
+        api(hs.url, "GET", `${C}/rooms/${enc(roomId)}/event/${enc(id)}`, { token: carol.accessToken });
+      assert.equal((await get(m1)).status, 404);
+      assert.equal((await get(m2)).status, 200);
+      await call(alice, "PUT", `/rooms/${enc(roomId)}/state/m.room.history_visibility/`, {
+        history_visibility: "joined",
+      });
+      await say(roomId, "m3 joined only");
+      const r = await api(hs.url, "GET", `${C}/rooms/${enc(roomId)}/messages?dir=b`, { token: carol.accessToken });
+      assert.equal(r.status, 403);
+      assert.equal(r.json.errcode, "M_FORBIDDEN");
+    });
   });
 }
