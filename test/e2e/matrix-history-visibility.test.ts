@@ -272,6 +272,33 @@ for (const backend of BACKENDS) {
       sdk.stopClient();
     });
 
+    it("state changed while the reader was away reaches their clients, the hidden messages do not", async () => {
+      const bob = await registerUser(hs.url, `hvbob${++n}`);
+      const roomId = await newRoom("joined");
+      const live = await syncing(bob);
+      await call(bob, "POST", `/rooms/${enc(roomId)}/join`, {});
+      await say(roomId, "m1 while joined");
+      await call(bob, "POST", `/rooms/${enc(roomId)}/leave`, {});
+      await call(alice, "PUT", `/rooms/${enc(roomId)}/state/m.room.name/`, { name: "named while away" });
+      await say(roomId, "m2 while away");
+      await call(bob, "POST", `/rooms/${enc(roomId)}/join`, {});
+      await say(roomId, "m3 after the rejoin");
+      const fresh = await syncing(bob);
+      for (const [what, c] of [
+        ["incremental /sync", live],
+        ["initial /sync", fresh],
+      ] as const) {
+        const room = await waitFor(`${what}: the rejoined room`, () => {
+          const r = c.getRoom(roomId);
+          return r && numbers(r.getLiveTimeline().getEvents().map(bodyOf)).includes(3) ? r : null;
+        });
+        assert.equal(room.name, "named while away", what);
+        assert.ok(!numbers(room.getLiveTimeline().getEvents().map(bodyOf)).includes(2), what);
+      }
+      live.stopClient();
+      fresh.stopClient();
+    });
+
     it("a reader who left for good keeps what they could see, up to their leave", async () => {
       for (const setting of SETTINGS) {
         const bob = await registerUser(hs.url, `hvbob${++n}`);
