@@ -152,8 +152,8 @@ export async function roomVisibilities(
 
 /**
  * The visibility of one room for a reader; M_NOT_FOUND for an unknown room and M_FORBIDDEN for a user who may not
- * read it at all: one who is not joined, never joined nor was invited, and the room is not world-readable now
- * (an invitee reads an `invited` room, as before).
+ * read it at all: not joined, the room not world-readable now, and neither an invitee of an `invited` room nor
+ * someone who left (or was banned) after seeing something of it. Within, visibleRoomEvents and isVisible decide.
  */
 export async function readableRoom(hs: Homeserver, roomId: string, userId: string): Promise<RoomVisibility> {
   requireRoomId(roomId);
