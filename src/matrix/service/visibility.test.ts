@@ -1,7 +1,20 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import type { Homeserver } from "../hs.ts";
+import { event, room } from "../store/conformance/helpers.ts";
+import { openStore } from "../store/open.ts";
 import type { StoredEvent } from "../store/types.ts";
-import { isVisible, MAX_STREAM, type StreamRange, visibleRanges } from "./visibility.ts";
+import {
+  isVisible,
+  latestVisibleEvents,
+  MAX_STREAM,
+  type StreamRange,
+  visibleRanges,
+  visibleRoomEvents,
+} from "./visibility.ts";
 
 const U = "@u:hs";
 const ev = (stream: number, type: string, content: Record<string, any>, stateKey = ""): StoredEvent => ({
@@ -54,4 +67,73 @@ test("visibleRanges: the spec's rules, judged with the state before each event",
   // A rejected invite: the user's own leave is visible, nothing else of a joined room.
   assert.deepEqual(visibleRanges([hv(1, "joined")], [mem(4, "invite"), mem(6, "leave")]), [{ lo: 6, hi: 6 }]);
   assert.deepEqual(visibleRanges([hv(1, "shared")], [mem(3, "join")]), [{ lo: 0, hi: MAX_STREAM }]);
+});
+
+test("visibleRoomEvents and latestVisibleEvents read exactly the visible events, across several ranges", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ami-vis-"));
+  const store = await openStore(`sqlite:${join(dir, "v.db")}`, dir);
+  try {
+    const R = "!r:hs";
+    await store.createRoom(room(R));
+    await store.persistEvents(Array.from({ length: 30 }, (_, i) => event(i + 1, R, "m.room.message")));
+    const hs = { store } as unknown as Homeserver;
+    const all = (await store.getRoomEvents({ roomId: R, dir: "f", from: 0, limit: 100 })).map((e) => e.stream);
+    for (const ranges of [
+      [
+        { lo: 2, hi: 4 },
+        { lo: 10, hi: 12 },
+        { lo: 20, hi: MAX_STREAM },
+      ],
+      [{ lo: 7, hi: 7 }],
+      [],
+    ]) {
+      const visible = all.filter((s) => isVisible(ranges, s));
+      for (const limit of [1, 2, 5, 12, 100]) {
+        for (const [from, to] of [
+          [MAX_STREAM, undefined],
+          [25, 3],
+          [11, undefined],
+        ] as const) {
+          const b = await visibleRoomEvents(hs, ranges, { roomId: R, dir: "b", from, to, limit });
+          const wantB = visible
+            .filter((s) => s < from && s > (to ?? -1))
+            .reverse()
+            .slice(0, limit);
+          assert.deepEqual(
+            b.map((e) => e.stream),
+            wantB,
+            `b ${JSON.stringify(ranges)} ${limit} ${from} ${to}`,
+          );
+          const f = await visibleRoomEvents(hs, ranges, { roomId: R, dir: "f", from: to ?? 0, to: from, limit });
+          const wantF = visible.filter((s) => s > (to ?? 0) && s < from).slice(0, limit);
+          assert.deepEqual(
+            f.map((e) => e.stream),
+            wantF,
+            `f ${JSON.stringify(ranges)} ${limit} ${from} ${to}`,
+          );
+        }
+        const windows = [
+          { roomId: R, before: 31, visible: ranges },
+          { roomId: R, before: 31, after: 11, visible: ranges },
+          { roomId: R, before: 12 },
+          { roomId: R, before: 31, after: 3, visible: ranges },
+        ];
+        const got = await latestVisibleEvents(hs, windows, limit);
+        const want = windows.map((w) =>
+          all
+            .filter((s) => s < w.before && s > (w.after ?? -1) && (!w.visible || isVisible(w.visible, s)))
+            .reverse()
+            .slice(0, limit),
+        );
+        assert.deepEqual(
+          got.map((l) => l.map((e) => e.stream)),
+          want,
+          `latest ${JSON.stringify(ranges)} ${limit}`,
+        );
+      }
+    }
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
