@@ -1,15 +1,23 @@
 /**
  * Reading rooms (spec message_pagination.yaml, event_context.yaml, rooms.yaml: event, members,
- * joined_members; list_joined_rooms.yaml). Every read is limited to the user's visible window
- * (service/room-access.ts).
+ * joined_members; list_joined_rooms.yaml). Every read shows only what history visibility lets the user see
+ * (service/visibility.ts).
  */
 import { AmiError } from "../../core/errors.ts";
 import { isValidEventId } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
 import { queryInt } from "../http/validate.ts";
-import { MAX_STREAM, type ReadWindow, readWindow, requireJoined, requireRoomId } from "../service/room-access.ts";
+import { requireJoined, requireRoomId } from "../service/room-access.ts";
 import { parseRoomFilter, parseStreamToken, type RoomFilter, topoToken } from "../service/room-query.ts";
+import {
+  isVisible,
+  MAX_STREAM,
+  type RoomVisibility,
+  readableRoom,
+  stateBound,
+  visibleRoomEvents,
+} from "../service/visibility.ts";
 import type { RoomEventQuery, StoredEvent } from "../store/types.ts";
 
 const MAX_LIMIT = 1000;
@@ -48,10 +56,10 @@ function eventIdParam(req: MatrixRequest): string {
   return id;
 }
 
-/** The event if it is in `roomId` and inside the user's window; M_NOT_FOUND otherwise (no existence leak). */
-async function visibleEvent(hs: Homeserver, roomId: string, eventId: string, w: ReadWindow): Promise<StoredEvent> {
+/** The event if it is in the room and visible to the user; M_NOT_FOUND otherwise (no existence leak). */
+async function visibleEvent(hs: Homeserver, v: RoomVisibility, eventId: string): Promise<StoredEvent> {
   const ev = await hs.store.getEvent(eventId);
-  if (!ev || ev.roomId !== roomId || ev.stream < w.lower || ev.stream > w.upper)
+  if (!ev || ev.roomId !== v.roomId || !isVisible(v.ranges, ev.stream))
     throw new AmiError("M_NOT_FOUND", "Event not found");
   return ev;
 }
@@ -71,25 +79,16 @@ export const routes: Route[] = [
       const limit = Math.min(queryInt(q, "limit", filter.limit ?? 10, 0), MAX_LIMIT);
       const fromTok = q.get("from");
       const toTok = q.get("to");
-      const w = await readWindow(hs, roomId, req.requester!.userId);
+      const v = await readableRoom(hs, roomId, req.requester!.userId);
       // Store bounds are exclusive; a token `t<N>` has events <= N before it.
       const point = fromTok ? parseStreamToken(fromTok) : dir === "b" ? hs.stream.current : 0;
       const to = toTok ? parseStreamToken(toTok, "to") : undefined;
-      let from: number;
-      let bound: number | undefined;
-      if (dir === "b") {
-        from = Math.min(point, w.upper) + 1;
-        bound = Math.max(to ?? -1, w.lower - 1);
-        if (bound < 0) bound = undefined;
-      } else {
-        from = Math.max(point, w.lower - 1);
-        bound = Math.min(to === undefined ? MAX_STREAM : to + 1, w.upper === MAX_STREAM ? MAX_STREAM : w.upper + 1);
-        if (bound === MAX_STREAM) bound = undefined;
-      }
+      const from = dir === "b" ? point + 1 : point;
+      const bound = to === undefined ? undefined : dir === "b" ? to : to + 1;
       const evs =
         limit === 0
           ? []
-          : await hs.store.getRoomEvents({ roomId, dir, from, to: bound, limit, ...filterQuery(filter) });
+          : await visibleRoomEvents(hs, v.ranges, { roomId, dir, from, to: bound, limit, ...filterQuery(filter) });
       const body: Record<string, any> = {
         start: fromTok ?? topoToken(point),
         chunk: await hs.clientEvents(evs, req.requester),
@@ -99,7 +98,7 @@ export const routes: Route[] = [
         body.end = topoToken(dir === "b" ? last - 1 : last);
       }
       if (filter.lazyLoadMembers) {
-        const members = await membersOf(hs, roomId, new Set(evs.map((e) => e.sender)), w.upper);
+        const members = await membersOf(hs, roomId, new Set(evs.map((e) => e.sender)), stateBound(v));
         body.state = await hs.clientEvents(members, req.requester);
       }
       return json(body);
@@ -116,18 +115,16 @@ export const routes: Route[] = [
       const eventId = eventIdParam(req);
       const filter = parseRoomFilter(q);
       const limit = Math.min(queryInt(q, "limit", filter.limit ?? 10, 0), MAX_LIMIT);
-      const w = await readWindow(hs, roomId, req.requester!.userId);
-      const ev = await visibleEvent(hs, roomId, eventId, w);
+      const v = await readableRoom(hs, roomId, req.requester!.userId);
+      const ev = await visibleEvent(hs, v, eventId);
       const nBefore = Math.floor(limit / 2);
       const nAfter = limit - nBefore;
       const fq = filterQuery(filter);
-      const lowerBound = w.lower > 0 ? w.lower - 1 : undefined;
-      const upperBound = w.upper === MAX_STREAM ? undefined : w.upper + 1;
       const before = nBefore
-        ? await hs.store.getRoomEvents({ roomId, dir: "b", from: ev.stream, to: lowerBound, limit: nBefore, ...fq })
+        ? await visibleRoomEvents(hs, v.ranges, { roomId, dir: "b", from: ev.stream, limit: nBefore, ...fq })
         : [];
       const after = nAfter
-        ? await hs.store.getRoomEvents({ roomId, dir: "f", from: ev.stream, to: upperBound, limit: nAfter, ...fq })
+        ? await visibleRoomEvents(hs, v.ranges, { roomId, dir: "f", from: ev.stream, limit: nAfter, ...fq })
         : [];
       const lastStream = after.length ? after[after.length - 1].stream : ev.stream;
       let state =
@@ -157,8 +154,8 @@ export const routes: Route[] = [
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
       const eventId = eventIdParam(req);
-      const w = await readWindow(req.hs, roomId, req.requester!.userId);
-      const ev = await visibleEvent(req.hs, roomId, eventId, w);
+      const v = await readableRoom(req.hs, roomId, req.requester!.userId);
+      const ev = await visibleEvent(req.hs, v, eventId);
       const [client] = await req.hs.clientEvents([ev], req.requester);
       return json(client);
     },
@@ -181,9 +178,9 @@ export const routes: Route[] = [
         if (v !== null && !valid.includes(v))
           throw new AmiError("M_INVALID_PARAM", `'${k}' must be one of ${valid.join(", ")}`);
       }
-      const w = await readWindow(hs, roomId, req.requester!.userId);
+      const v = await readableRoom(hs, roomId, req.requester!.userId);
       const atTok = q.get("at");
-      const at = Math.min(atTok ? parseStreamToken(atTok, "at") : MAX_STREAM, w.upper);
+      const at = Math.min(atTok ? parseStreamToken(atTok, "at") : MAX_STREAM, stateBound(v));
       let members =
         at >= hs.stream.current
           ? (await hs.store.getCurrentState(roomId)).filter((e) => e.type === "m.room.member")

@@ -4,7 +4,8 @@ import { canonicalJson } from "../events/canonical-json.ts";
 import { isValidRoomAlias } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
-import { readableState, readWindow, requireRoom, requireRoomId } from "../service/room-access.ts";
+import { requireRoom, requireRoomId } from "../service/room-access.ts";
+import { MAX_STREAM, readableRoom, readableState, stateBound } from "../service/visibility.ts";
 
 /** m.room.canonical_alias may only name aliases that exist and point at this room (M_BAD_ALIAS in the spec). */
 async function checkCanonicalAlias(hs: Homeserver, roomId: string, content: Record<string, any>): Promise<void> {
@@ -30,7 +31,7 @@ export const routes: Route[] = [
     auth: "required",
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
-      const state = await readableState(req.hs, roomId, req.requester!.userId);
+      const state = await readableState(req.hs, await readableRoom(req.hs, roomId, req.requester!.userId));
       return json(await req.hs.clientEvents(state, req.requester));
     },
   },
@@ -45,12 +46,11 @@ export const routes: Route[] = [
       const format = req.query.get("format") ?? "content";
       if (format !== "content" && format !== "event")
         throw new AmiError("M_INVALID_PARAM", "'format' must be 'content' or 'event'");
-      const w = await readWindow(req.hs, roomId, req.requester!.userId);
+      const at = stateBound(await readableRoom(req.hs, roomId, req.requester!.userId));
       const ev =
-        w.upper === Number.MAX_SAFE_INTEGER
+        at === MAX_STREAM
           ? await req.hs.store.getCurrentStateEvent(roomId, eventType, stateKey)
-          : ((await req.hs.store.getStateAt(roomId, w.upper, [eventType])).find((e) => e.stateKey === stateKey) ??
-            null);
+          : ((await req.hs.store.getStateAt(roomId, at, [eventType])).find((e) => e.stateKey === stateKey) ?? null);
       if (!ev) throw new AmiError("M_NOT_FOUND", `No ${eventType} state event with key '${stateKey}'`);
       const [client] = await req.hs.clientEvents([ev], req.requester);
       return json(format === "event" ? client : client.content);

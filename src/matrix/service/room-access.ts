@@ -1,26 +1,11 @@
 /**
- * Who may read what in a room (spec "History visibility"), room/alias ID checks, and forgetting rooms.
- *
- * Visibility is computed as one stream window per user and room rather than per event: a joined user sees
- * up to now, a user who left or was banned sees up to that event; with `joined`/`invited` history the window
- * starts at the user's current run of joins. A history_visibility change mid-history is not replayed.
+ * Room and alias ID checks, membership gates and forgetting rooms. Who may read which events is decided by
+ * history visibility (visibility.ts).
  */
 import { AmiError } from "../../core/errors.ts";
 import { isValidRoomAlias, isValidRoomId } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
-import type { MembershipRow, StoredEvent } from "../store/types.ts";
-
-export const MAX_STREAM = Number.MAX_SAFE_INTEGER;
-
-export interface ReadWindow {
-  /** Inclusive lowest and highest stream positions the user may see. */
-  lower: number;
-  upper: number;
-  /** The user's current membership (null: none). */
-  membership: string | null;
-  /** The user is joined now: reads come from current state. */
-  joined: boolean;
-}
+import type { MembershipRow } from "../store/types.ts";
 
 export function requireRoomId(roomId: string): string {
   if (!isValidRoomId(roomId)) throw new AmiError("M_INVALID_PARAM", `Invalid room ID '${roomId}'`);
@@ -48,49 +33,6 @@ export async function historyVisibility(hs: Homeserver, roomId: string): Promise
   const e = await hs.store.getCurrentStateEvent(roomId, "m.room.history_visibility", "");
   const v = e?.pdu.content?.history_visibility;
   return typeof v === "string" ? v : "shared";
-}
-
-/** The stream window `userId` may read in `roomId`; M_FORBIDDEN when none. */
-export async function readWindow(hs: Homeserver, roomId: string, userId: string): Promise<ReadWindow> {
-  await requireRoom(hs, roomId);
-  const [m, hv] = await Promise.all([hs.store.getMembership(roomId, userId), historyVisibility(hs, roomId)]);
-  const membership = m?.membership ?? null;
-  if (membership === "join") {
-    const lower = hv === "joined" || hv === "invited" ? await joinRunStart(hs, roomId, userId, m!) : 0;
-    return { lower, upper: MAX_STREAM, membership, joined: true };
-  }
-  if (m && (membership === "leave" || membership === "ban")) {
-    // Only a user who was joined right before leaving gets to keep reading up to the leave.
-    const before = await hs.store.getStateAt(roomId, m.stream - 1, ["m.room.member"]);
-    const prior = before.find((e) => e.stateKey === userId)?.pdu.content?.membership;
-    if (prior === "join") {
-      const lower = hv === "joined" || hv === "invited" ? await joinRunStart(hs, roomId, userId, m) : 0;
-      return { lower, upper: m.stream, membership, joined: false };
-    }
-  }
-  if (hv === "world_readable") return { lower: 0, upper: MAX_STREAM, membership, joined: false };
-  if (membership === "invite" && hv === "invited")
-    return { lower: m!.stream, upper: MAX_STREAM, membership, joined: false };
-  throw new AmiError("M_FORBIDDEN", `${userId} is not in room ${roomId}`);
-}
-
-/** Stream of the first join in the user's latest unbroken run of joins (joins are always self-sent). */
-async function joinRunStart(hs: Homeserver, roomId: string, userId: string, m: MembershipRow): Promise<number> {
-  const mine = await hs.store.getRoomEvents({
-    roomId,
-    dir: "b",
-    from: m.stream + 1,
-    limit: 50,
-    types: ["m.room.member"],
-    senders: [userId],
-  });
-  let start = m.stream;
-  for (const e of mine) {
-    if (e.stateKey !== userId) continue;
-    if (e.pdu.content?.membership !== "join") break;
-    start = e.stream;
-  }
-  return start;
 }
 
 /** Throw M_FORBIDDEN unless the user is joined now. */
@@ -125,19 +67,4 @@ export async function forgetRoom(hs: Homeserver, userId: string, roomId: string)
 export async function isForgotten(hs: Homeserver, userId: string, m: MembershipRow): Promise<boolean> {
   const ad = await hs.store.getAccountData(userId, m.roomId, FORGOTTEN_TYPE);
   return ad?.content.event_id === m.eventId;
-}
-
-/** The room state as the user may see it: current while joined (or world-readable), else as of their leave. */
-export async function readableState(
-  hs: Homeserver,
-  roomId: string,
-  userId: string,
-  types?: string[],
-): Promise<StoredEvent[]> {
-  const w = await readWindow(hs, roomId, userId);
-  if (w.upper === MAX_STREAM) {
-    const all = await hs.store.getCurrentState(roomId);
-    return types ? all.filter((e) => types.includes(e.type)) : all;
-  }
-  return hs.store.getStateAt(roomId, w.upper, types);
 }

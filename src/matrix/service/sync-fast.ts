@@ -165,7 +165,9 @@ function prepare(hs: Homeserver, ask: FastAsk): Prepared | null {
   for (const s of ask.slices) {
     const me = s.members.get(userId);
     if (me?.membership !== "join" || !roomAllowed(ctx.filter.room, s.roomId)) continue;
-    // A membership written after the token (even past the snapshot) is not for the fast path to judge.
+    // A membership written after the token (even past the snapshot) is not for the fast path to judge. Otherwise
+    // the user was joined before every event of the slice, and a slice holds no state events (no visibility
+    // change): history visibility (visibility.ts, rule 2) shows them all, so the slice needs no filtering.
     if (me.stream > ask.since.stream) return null;
     if (s.events.length === 0) continue;
     const h = ctx.lazyMembers ? heroes(s, userId) : null;

@@ -10,6 +10,7 @@ import {
   type SyncCtx,
 } from "./sync-context.ts";
 import { formatSyncToken } from "./sync-token.ts";
+import { latestVisibleEvents, type StreamRange } from "./visibility.ts";
 
 export interface RoomWindow {
   roomId: string;
@@ -23,6 +24,8 @@ export interface RoomWindow {
   maxStream: number | undefined;
   /** Always compute the summary (joined rooms on a full sync). */
   wantSummary: boolean;
+  /** The positions history visibility lets the user see (visibility.ts); absent when all of the window is. */
+  visible?: StreamRange[];
 }
 
 export interface RoomBody {
@@ -65,8 +68,9 @@ export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<R
   const tf = ctx.filter.room?.timeline;
   const limit = ctx.timelineLimit;
   const restricted = hasEventRestrictions(tf);
-  const fetched = await store.getLatestEventsPerRoom(
-    windows.map((w) => ({ roomId: w.roomId, before: w.upto + 1, after: w.after ?? undefined })),
+  const fetched = await latestVisibleEvents(
+    ctx.hs,
+    windows.map((w) => ({ roomId: w.roomId, before: w.upto + 1, after: w.after ?? undefined, visible: w.visible })),
     limit + 1,
     {
       types: tf?.types,
@@ -89,13 +93,13 @@ export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<R
   const points: RoomAt[] = [];
   const at = (roomId: string, stream: number) => points.push({ roomId, stream }) - 1;
   const wanted = drafts.map((d) => {
-    if (d.w.full) return { start: at(d.w.roomId, d.start) };
-    if (d.limited || restricted)
-      return {
-        start: at(d.w.roomId, d.start),
-        since: at(d.w.roomId, d.w.after ?? 0),
-        end: restricted ? at(d.w.roomId, d.w.upto) : undefined,
-      };
+    // State changes the timeline does not show (hidden by the filter, or sent where history visibility hides the
+    // events from the user) go into the state, from the state at the end of the window, or the client's view of
+    // the room's state would miss them.
+    const end = restricted || hasHiddenStretch(d) ? at(d.w.roomId, d.w.upto) : undefined;
+    if (d.w.full) return { start: at(d.w.roomId, d.start), end };
+    if (d.limited || end !== undefined)
+      return { start: at(d.w.roomId, d.start), since: at(d.w.roomId, d.w.after ?? 0), end };
     return null;
   });
   const states = await store.getStatesAt(points);
@@ -153,9 +157,19 @@ export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<R
   });
 }
 
+/** Does history visibility hide part of the window after the timeline's start (a stretch the user was away)? */
+function hasHiddenStretch(d: Draft): boolean {
+  const v = d.w.visible;
+  if (!v) return false;
+  const lo = d.start + 1;
+  return lo <= d.w.upto && !v.some((r) => r.lo <= lo && r.hi >= d.w.upto);
+}
+
 /**
  * The state to send: everything at the start (full), or what changed between `since` and the start of the
- * timeline, plus (with a filtered timeline) state changes inside the window that the filter hid.
+ * timeline, plus state changes inside the window that the timeline does not show (a filter or history visibility
+ * hid them). A hidden change of a key the timeline changes earlier still ends up overridden by the client: the
+ * spec's state-before-timeline model cannot say otherwise (MSC4222's state_after could).
  */
 function diffState(
   d: Draft,
@@ -164,10 +178,12 @@ function diffState(
   endIdx: number | undefined,
   states: StoredEvent[][],
 ): StoredEvent[] {
-  if (atSince === null) return atStart;
-  const before = new Map(atSince.map((e) => [key(e), e.eventId]));
-  let state = atStart.filter((e) => before.get(key(e)) !== e.eventId);
-  for (const e of state) if (e.type === "m.room.member" && e.stateKey !== null) d.gapMembers.add(e.stateKey);
+  let state = atStart;
+  if (atSince !== null) {
+    const before = new Map(atSince.map((e) => [key(e), e.eventId]));
+    state = atStart.filter((e) => before.get(key(e)) !== e.eventId);
+    for (const e of state) if (e.type === "m.room.member" && e.stateKey !== null) d.gapMembers.add(e.stateKey);
+  }
   if (endIdx !== undefined) {
     const startIds = new Map(atStart.map((e) => [key(e), e.eventId]));
     const extra = states[endIdx].filter((e) => startIds.get(key(e)) !== e.eventId && !d.inTimeline.has(e.eventId));

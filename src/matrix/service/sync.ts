@@ -23,6 +23,7 @@ import { touchPresence } from "./sync-presence.ts";
 import { type RoomWindow, roomBodies } from "./sync-rooms.ts";
 import { formatSyncToken, parseSyncToken, type SyncToken } from "./sync-token.ts";
 import { unreadCounts } from "./sync-unread.ts";
+import { roomVisibilities } from "./visibility.ts";
 
 export interface SyncParams {
   since: string | null;
@@ -122,7 +123,8 @@ export async function computeSync(
         ? {
             roomId: m.roomId,
             upto: ctx.upto,
-            after: ctx.since ? sinceStream : null,
+            // A newly joined room is synced from the beginning, as far as history visibility lets the user see.
+            after: ctx.since && !newlyJoined ? sinceStream : null,
             full,
             maxStream,
             wantSummary: full,
@@ -150,6 +152,21 @@ export async function computeSync(
       wantSummary: false,
     };
   });
+
+  // History visibility for every window it can narrow, in one store call: a window of a room the user stayed
+  // joined to throughout (joined at or before its lower end) is visible whole (rule 2: membership join).
+  const windows = [
+    ...candidates.flatMap((c) => (c.w ? [{ w: c.w, m: c.m }] : [])),
+    ...leftWindows.map((w, i) => ({ w, m: shownLeft[i] })),
+  ];
+  const narrowed = windows.filter(({ w, m }) => !(m.membership === "join" && w.after !== null && m.stream <= w.after));
+  const vis = await roomVisibilities(
+    hs,
+    ctx.userId,
+    narrowed.map(({ w }) => w.roomId),
+    ctx.upto,
+  );
+  for (const { w } of narrowed) w.visible = vis.get(w.roomId)?.ranges;
 
   // All rooms' bodies in one batch, unread counts alongside (for candidates that may turn out empty, harmlessly).
   const joinWindows = candidates.flatMap((c) => (c.w ? [c.w] : []));

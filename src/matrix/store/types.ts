@@ -135,6 +135,13 @@ export interface RoomAt {
   stream: number;
 }
 
+/** One piece of room state, (type, state key) in a room (getStateHistories). */
+export interface RoomStateKey {
+  roomId: string;
+  type: string;
+  stateKey: string;
+}
+
 /** A room and a stream range (after, upto] in it (countEventsPerRoom). */
 export interface RoomStreamRange {
   roomId: string;
@@ -299,6 +306,11 @@ export interface Store {
   ): Promise<StoredEvent[][]>;
   /** For each point, in the order given: getStateAt(roomId, stream, types). */
   getStatesAt(points: RoomAt[], types?: string[]): Promise<StoredEvent[][]>;
+  /**
+   * For each key, in the order given: every state event that set (roomId, type, stateKey), oldest first. History
+   * visibility replays these (a user's membership events, a room's m.room.history_visibility changes).
+   */
+  getStateHistories(keys: RoomStateKey[]): Promise<StoredEvent[][]>;
   /** getMembers(roomId) for each room: every requested room is a key (with [] when it has no members). */
   getMembersOfRooms(roomIds: string[]): Promise<Map<string, MembershipRow[]>>;
   /** For each range, in the order given: countEvents(roomId, after, upto, excludeSender, types). */

@@ -1,6 +1,6 @@
 /**
  * Conformance: the batched many-room reads (getLatestEventsPerRoom, getStatesAt, getMembersOfRooms,
- * countEventsPerRoom, getUserReceipts) give exactly what their one-room counterparts give, in input order.
+ * countEventsPerRoom, getUserReceipts, getStateHistories) give exactly what their one-room counterparts give, in input order.
  */
 import assert from "node:assert/strict";
 import type { EventFilterQuery, Store } from "../types.ts";
@@ -127,6 +127,24 @@ export function batchedReadTests(make: MakeStore): void {
       points.map(() => []),
     );
     assert.deepEqual(await s.getStatesAt([]), []);
+  });
+
+  storeTest(make, "getStateHistories: every event that set each (room, type, state key), oldest first", async (s) => {
+    await seed(s);
+    const keys = [
+      { roomId: A, type: "m.room.member", stateKey: "@bob:hs" },
+      { roomId: B, type: "m.room.name", stateKey: "" },
+      { roomId: A, type: "m.room.name", stateKey: "" },
+      { roomId: A, type: "m.room.member", stateKey: "@carol:hs" },
+      { roomId: NONE, type: "m.room.name", stateKey: "" },
+      { roomId: A, type: "m.room.member", stateKey: "@bob:hs" },
+      { roomId: A, type: "m.room.message", stateKey: "" },
+    ];
+    const got = await s.getStateHistories(keys);
+    assert.deepEqual(got.map(streams), [[5, 9, 16], [11], [8, 12], [], [], [5, 9, 16], []]);
+    // Whole events, as getEvent returns them.
+    assert.deepEqual(got[0][1], await s.getEvent("$ev9"));
+    assert.deepEqual(await s.getStateHistories([]), []);
   });
 
   storeTest(make, "getMembersOfRooms: current members of every room asked for", async (s) => {

@@ -10,6 +10,7 @@ import type {
   MembershipRow,
   ReceiptRow,
   RoomAt,
+  RoomStateKey,
   RoomStreamRange,
   RoomStreamWindow,
   StoredEvent,
@@ -62,6 +63,18 @@ export async function getStatesAt(d: PgDb, points: RoomAt[], types?: string[]): 
     JOIN events e ON e.stream = s.stream
     ORDER BY s.idx, e.stream`;
   return byIndex(points.length, await d.rows(sql, params), eventFromRow);
+}
+
+export async function getStateHistories(d: PgDb, keys: RoomStateKey[]): Promise<StoredEvent[][]> {
+  if (keys.length === 0) return [];
+  const params = [keys.map((k) => k.roomId), keys.map((k) => k.type), keys.map((k) => k.stateKey)];
+  // state_history's primary key (room_id, type, state_key, stream) serves each key as one range scan.
+  const sql = `SELECT k.idx, ${EVENT_COLUMNS}
+    FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(room_id, type, state_key, idx)
+    JOIN state_history h ON h.room_id = k.room_id AND h.type = k.type AND h.state_key = k.state_key
+    JOIN events e ON e.stream = h.stream
+    ORDER BY k.idx, h.stream`;
+  return byIndex(keys.length, await d.rows(sql, params), eventFromRow);
 }
 
 export async function getMembersOfRooms(d: PgDb, roomIds: string[]): Promise<Map<string, MembershipRow[]>> {

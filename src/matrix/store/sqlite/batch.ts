@@ -11,6 +11,7 @@ import type {
   MembershipRow,
   ReceiptRow,
   RoomAt,
+  RoomStateKey,
   RoomStreamRange,
   RoomStreamWindow,
   StoredEvent,
@@ -58,6 +59,17 @@ export function getStatesAt(d: SqliteDb, points: RoomAt[], types?: string[]): St
   const params = [JSON.stringify(points.map((p) => [p.roomId, p.stream]))];
   if (types) params.push(JSON.stringify(types));
   return byIndex(points.length, d.q(sql).all(...params), eventFromRow);
+}
+
+export function getStateHistories(d: SqliteDb, keys: RoomStateKey[]): StoredEvent[][] {
+  if (keys.length === 0) return [];
+  // state_history's primary key (room_id, type, state_key, stream) serves each key as one range scan.
+  const sql = `SELECT k.key AS idx, ${EVENT_COLUMNS} FROM json_each(?) k
+    JOIN state_history h ON h.room_id = k.value ->> 0 AND h.type = k.value ->> 1 AND h.state_key = k.value ->> 2
+    JOIN events e ON e.stream = h.stream
+    ORDER BY k.key, h.stream`;
+  const json = JSON.stringify(keys.map((k) => [k.roomId, k.type, k.stateKey]));
+  return byIndex(keys.length, d.q(sql).all(json), eventFromRow);
 }
 
 export function getMembersOfRooms(d: SqliteDb, roomIds: string[]): Map<string, MembershipRow[]> {

@@ -15,6 +15,7 @@ import type {
   RoomAt,
   RoomEventQuery,
   RoomRow,
+  RoomStateKey,
   RoomStreamRange,
   RoomStreamWindow,
   Store,
@@ -250,6 +251,9 @@ export class SqliteStore implements Store {
   }
   async getStatesAt(points: RoomAt[], types?: string[]): Promise<StoredEvent[][]> {
     return batch.getStatesAt(this.db, points, types);
+  }
+  async getStateHistories(keys: RoomStateKey[]): Promise<StoredEvent[][]> {
+    return batch.getStateHistories(this.db, keys);
   }
   async getMembersOfRooms(roomIds: string[]): Promise<Map<string, MembershipRow[]>> {
     return batch.getMembersOfRooms(this.db, roomIds);
