@@ -23,6 +23,8 @@ import { publish, until } from "./helpers/media-tools.ts";
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const opts = { skip: hasFfmpeg ? false : "ffmpeg is not installed" };
 const home = mkdtempSync(join(tmpdir(), "ami-media-auth-"));
+// $AMI_STREAMS_HOME wins over config.home: the in-process ops must use this test's home, not an exported one.
+process.env.AMI_STREAMS_HOME = home;
 let m: MediaServer;
 let hooked: MediaServer;
 let hook: Server;

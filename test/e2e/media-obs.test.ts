@@ -29,6 +29,8 @@ const opts = {
   timeout: 180_000,
 };
 const home = mkdtempSync(join(tmpdir(), "ami-media-obs-"));
+// $AMI_STREAMS_HOME wins over config.home: the in-process ops must use this test's home, not an exported one.
+process.env.AMI_STREAMS_HOME = home;
 const clip = join(home, "clip.mp4");
 let m: MediaServer;
 let ctx: OpContext;
