@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { decodeAll, encode } from "./amf0.ts";
-import { ChunkError, ChunkReader, ChunkWriter } from "./chunk.ts";
+import { ByteBudget, ChunkError, ChunkReader, ChunkWriter } from "./chunk.ts";
 
 test("messages survive chunking at any read boundary, across a chunk size change", () => {
   const w = new ChunkWriter();
@@ -80,4 +80,44 @@ test("reads of random sizes into one reused buffer (a chunk split over reads is 
       assert.ok(m.payload.equals(sent[i] as Buffer), `message ${i}`);
     });
   }
+});
+
+/** A type 0 chunk header on `csid` declaring a message of `length` bytes, followed by `body` bytes of it. */
+function partial(csid: number, length: number, body: number): Buffer {
+  const h = Buffer.from([csid, 0, 0, 0, length >> 16, (length >> 8) & 0xff, length & 0xff, 9, 1, 0, 0, 0]);
+  return Buffer.concat([h, Buffer.alloc(body)]);
+}
+
+test("partial messages are charged to the connection's limit and the shared budget, and released", () => {
+  const shared = new ByteBudget(1000);
+  const a = new ChunkReader({ maxHeld: 600, shared });
+  const b = new ChunkReader({ maxHeld: 600, shared });
+  // Small messages are allocated whole at their first chunk: the declared length is what they hold.
+  a.push(partial(4, 500, 128));
+  assert.equal(a.held, 500);
+  assert.throws(() => a.push(partial(5, 200, 128)), /more than 600 bytes on this connection/);
+  b.push(partial(4, 400, 128));
+  assert.equal(shared.used, 900);
+  assert.throws(() => b.push(partial(5, 200, 128)), /all connections .* more than 1000 bytes/);
+  // A completed message is no longer held (type 3 continuation chunks of csid 4: 128 + 128 + 16 bytes more).
+  const rest = [0xc4, 128, 0xc4, 128, 0xc4, 16].flatMap((x, i) => (i % 2 ? Array(x).fill(0) : [x]));
+  assert.equal(b.push(Buffer.from(rest)).length, 1);
+  assert.equal(b.held, 0);
+  assert.equal(shared.used, 500);
+  a.release();
+  b.release();
+  assert.equal(shared.used, 0);
+  assert.equal(a.held, 0);
+});
+
+test("a declared length over maxMessage is refused before any byte of it arrives; large messages count as received", () => {
+  assert.throws(() => new ChunkReader({ maxMessage: 64 * 1024 }).push(partial(4, 65 * 1024, 0)), /exceeds the limit/);
+  const r = new ChunkReader({ maxHeld: 600 * 1024 });
+  r.push(Buffer.concat([Buffer.from([0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 1, 0, 0])])); // chunk size 65536
+  r.push(partial(4, 1024 * 1024, 65536));
+  assert.equal(r.held, 65536, "a 1 MiB message holds what arrived, not what it declared");
+  r.push(Buffer.alloc(1));
+  assert.ok(r.held > 65536, "the next chunk's first byte is carried");
+  r.release();
+  assert.equal(r.held, 0);
 });

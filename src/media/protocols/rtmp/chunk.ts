@@ -1,7 +1,9 @@
 /**
  * RTMP chunk stream (RTMP 1.0 spec section 5.3): messages are cut into chunks of at most `chunkSize` bytes and
  * interleaved by chunk stream id. ChunkReader reassembles messages from arbitrary TCP reads; ChunkWriter cuts
- * outgoing messages. Sizes are bounded so a hostile peer cannot make us buffer without limit.
+ * outgoing messages. Sizes are bounded so a hostile peer cannot make us buffer without limit: the bytes held for
+ * partial messages (and a chunk split across reads) are charged to a per-connection limit and to a budget shared
+ * by all connections, and going over either is a ChunkError (the connection closes, its bytes are released).
  */
 
 import { Slab } from "../slab.ts";
@@ -31,6 +33,21 @@ interface ChunkState {
    * must not make us allocate 16 MiB). */
   parts: Buffer[];
   received: number;
+  /** Bytes charged to the budgets for this partial message. */
+  held: number;
+}
+
+/**
+ * Bytes that partial messages of all connections may hold together. Without it, a few hundred connections each
+ * within their own limit could still take the process's memory.
+ */
+export class ByteBudget {
+  readonly limit: number;
+  used = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
 }
 
 const HEADER_SIZES = [11, 7, 3, 0] as const;
@@ -43,30 +60,85 @@ const u24 = (b: Buffer, p: number): number =>
 /** Messages up to this size are allocated whole when their first chunk arrives. */
 const UPFRONT = 256 * 1024;
 
+export interface ChunkLimits {
+  /** Largest message length a header may declare (RTMP's own limit is 16 MiB - 1). */
+  maxMessage?: number;
+  /** Bytes this reader may hold for partial messages and a split chunk. */
+  maxHeld?: number;
+  /** The budget shared with other readers. */
+  shared?: ByteBudget;
+}
+
+const NO_LIMIT = Number.MAX_SAFE_INTEGER;
+
 export class ChunkReader {
   chunkSize = 128;
-  readonly maxMessage: number;
+  /** Both may change during a connection: a publisher that is admitted gets room for keyframes. */
+  maxMessage: number;
+  maxHeld: number;
+  readonly #shared: ByteBudget | undefined;
+  /** Bytes charged to the limits now (partial messages + the carry buffer). */
+  #held = 0;
   readonly #states = new Map<number, ChunkState>();
   /** The bytes being parsed (during `push` only). */
   #buf: Buffer = EMPTY;
   readonly #slab = new Slab(256 * 1024);
 
-  constructor(opts: { maxMessage?: number } = {}) {
-    this.maxMessage = opts.maxMessage ?? 16 * 1024 * 1024;
+  constructor(opts: ChunkLimits = {}) {
+    this.maxMessage = opts.maxMessage ?? 0xffffff;
+    this.maxHeld = opts.maxHeld ?? NO_LIMIT;
+    this.#shared = opts.shared;
+  }
+
+  /** Bytes held for partial messages and a split chunk. */
+  get held(): number {
+    return this.#held;
   }
 
   setChunkSize(n: number): void {
-    if (!(n >= 1 && n <= this.maxMessage)) throw new ChunkError(`invalid chunk size ${n}`);
+    if (!(n >= 1 && n <= 0xffffff)) throw new ChunkError(`invalid chunk size ${n}`);
     this.chunkSize = n;
   }
 
   /** Abort Message (type 2): drop the partial message on that chunk stream. */
   abort(csid: number): void {
     const s = this.#states.get(csid);
-    if (s) {
-      s.received = 0;
-      s.parts = [];
+    if (s) this.#drop(s);
+  }
+
+  /** Give back everything held (the connection is closing); the reader must not be used after. */
+  release(): void {
+    for (const s of this.#states.values()) this.#drop(s);
+    this.#states.clear();
+    this.#refund(this.#spare.length);
+    this.#spare = EMPTY;
+    this.#carried = 0;
+  }
+
+  #drop(s: ChunkState): void {
+    this.#refund(s.held);
+    s.held = 0;
+    s.received = 0;
+    s.payload = EMPTY;
+    s.parts = [];
+  }
+
+  /** Take `n` more bytes from both limits, or throw (nothing taken) when either would be exceeded. */
+  #charge(n: number): void {
+    if (this.#held + n > this.maxHeld)
+      throw new ChunkError(`partial messages would hold more than ${this.maxHeld} bytes on this connection`);
+    const shared = this.#shared;
+    if (shared) {
+      if (shared.used + n > shared.limit)
+        throw new ChunkError(`partial messages of all connections would hold more than ${shared.limit} bytes`);
+      shared.used += n;
     }
+    this.#held += n;
+  }
+
+  #refund(n: number): void {
+    this.#held -= n;
+    if (this.#shared) this.#shared.used -= n;
   }
 
   /**
@@ -107,7 +179,10 @@ export class ChunkReader {
   #carry(bytes: Buffer, at: number): Buffer {
     const need = at + bytes.length;
     if (need > this.#spare.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, 2 * this.#spare.length, 4096));
+      // A peer-chosen chunk size makes this as large as a chunk: it counts like a partial message.
+      const size = Math.max(need, Math.min(2 * this.#spare.length, need + 64 * 1024), 4096);
+      this.#charge(size - this.#spare.length);
+      const grown = Buffer.allocUnsafe(size);
       this.#spare.copy(grown, 0, 0, at);
       this.#spare = grown;
     }
@@ -179,6 +254,7 @@ export class ChunkReader {
         payload: EMPTY,
         parts: [],
         received: 0,
+        held: 0,
       };
     }
     const starting = s.received === 0;
@@ -207,6 +283,9 @@ export class ChunkReader {
     if (length > this.maxMessage) throw new ChunkError(`message of ${length} bytes exceeds the limit`);
     const size = Math.min(this.chunkSize, length - (starting ? 0 : s.received));
     if (p + size > b.length) return -1;
+    // A small message is allocated whole at its first chunk, so its declared length is what it holds.
+    const charge = length <= UPFRONT ? (starting ? length : 0) : size;
+    this.#charge(charge);
     // Commit only now that the whole chunk is here.
     if (starting) s.timestamp = fmt === 0 ? field : s.timestamp + field;
     s.field = field;
@@ -220,13 +299,13 @@ export class ChunkReader {
       if (starting) s.payload = this.#slab.take(length);
       b.copy(s.payload, s.received, p, p + size);
     } else s.parts.push(Buffer.from(b.subarray(p, p + size)));
+    s.held += charge;
     s.received += size;
     if (s.received >= length) {
       const payload = length <= UPFRONT ? s.payload : Buffer.concat(s.parts);
       out.push({ csid, type, streamId, timestamp: s.timestamp >>> 0, payload });
-      s.payload = EMPTY;
-      s.parts = [];
-      s.received = 0;
+      // The message is the hub's now: it no longer counts against this connection.
+      this.#drop(s);
       // Set Chunk Size and Abort act on the chunk layer itself, and must apply to the very next chunk.
       if (type === 1) {
         if (payload.length < 4) throw new ChunkError("short Set Chunk Size");
