@@ -115,9 +115,44 @@ test("a declared length over maxMessage is refused before any byte of it arrives
   const r = new ChunkReader({ maxHeld: 600 * 1024 });
   r.push(Buffer.concat([Buffer.from([0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 1, 0, 0])])); // chunk size 65536
   r.push(partial(4, 1024 * 1024, 65536));
-  assert.equal(r.held, 65536, "a 1 MiB message holds what arrived, not what it declared");
+  assert.equal(r.held, 256 * 1024, "a 1 MiB message holds the 256 KiB block its first bytes are in, not 1 MiB");
   r.push(Buffer.alloc(1));
-  assert.ok(r.held > 65536, "the next chunk's first byte is carried");
+  assert.ok(r.held > 256 * 1024, "the next chunk's first byte is carried");
   r.release();
   assert.equal(r.held, 0);
+});
+
+test("a full shared budget evicts the reader holding the most, not a small one asking", () => {
+  const shared = new ByteBudget(800);
+  const evicted: string[] = [];
+  const big = new ChunkReader({ maxHeld: 700, shared, onEvict: (why) => evicted.push(why) });
+  const small = new ChunkReader({ maxHeld: 700, shared });
+  big.push(partial(4, 600, 128));
+  small.push(partial(4, 300, 128));
+  assert.equal(evicted.length, 1);
+  assert.match(evicted[0] as string, /held the most \(600 bytes\)/);
+  assert.equal(big.held, 0);
+  assert.equal(shared.used, 300);
+  assert.equal(shared.readers.has(big), false);
+});
+
+test("large messages (above one block) arrive whole across reads, and hold nothing once delivered", () => {
+  const w = new ChunkWriter();
+  w.chunkSize = 4096;
+  const setSize = Buffer.alloc(4);
+  setSize.writeUInt32BE(4096);
+  const big = Buffer.alloc(1024 * 1024 + 3);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+  const wire = Buffer.concat([
+    new ChunkWriter().write({ csid: 2, type: 1, streamId: 0, timestamp: 0, payload: setSize }),
+    w.write({ csid: 7, type: 9, streamId: 1, timestamp: 40, payload: big }),
+  ]);
+  const shared = new ByteBudget(4 * 1024 * 1024);
+  const r = new ChunkReader({ shared });
+  const got = [];
+  for (let i = 0; i < wire.length; i += 10_007) got.push(...r.push(wire.subarray(i, i + 10_007)));
+  assert.equal(got.length, 2);
+  assert.ok(got[1]?.payload.equals(big));
+  assert.equal(r.held, shared.used);
+  assert.ok(r.held < 32 * 1024, `only the carry buffer is held (${r.held})`);
 });

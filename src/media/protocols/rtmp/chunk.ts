@@ -29,9 +29,9 @@ interface ChunkState {
   streamId: number;
   /** The message being reassembled: allocated whole at its first chunk, filled chunk by chunk. */
   payload: Buffer;
-  /** Messages above UPFRONT bytes: chunks kept until the message is whole (a peer's declared length alone
-   * must not make us allocate 16 MiB). */
-  parts: Buffer[];
+  /** Messages above UPFRONT bytes: filled block by block as chunks arrive (a peer's declared length alone must
+   * not make us allocate 16 MiB); the last block is filled up to `received` modulo BLOCK. */
+  blocks: Buffer[];
   received: number;
   /** Bytes charged to the budgets for this partial message. */
   held: number;
@@ -39,14 +39,28 @@ interface ChunkState {
 
 /**
  * Bytes that partial messages of all connections may hold together. Without it, a few hundred connections each
- * within their own limit could still take the process's memory.
+ * within their own limit could still take the process's memory. When it is full, the reader holding the most is
+ * evicted (its connection closed), not the one asking: a real publisher holds one frame at a time, so connections
+ * that park partial messages cannot lock it out by filling the budget first.
  */
 export class ByteBudget {
   readonly limit: number;
   used = 0;
+  readonly readers = new Set<ChunkReader>();
 
   constructor(limit: number) {
     this.limit = limit;
+  }
+
+  /** Evict the largest holders other than `asking` until `n` more bytes fit; false when they cannot. */
+  reclaim(n: number, asking: ChunkReader): boolean {
+    while (this.used + n > this.limit) {
+      let top: ChunkReader | undefined;
+      for (const r of this.readers) if (!top || r.held > top.held) top = r;
+      if (!top || top === asking || top.held <= asking.held + n) return false;
+      top.evict(`it held the most (${top.held} bytes) when partial messages of all connections reached ${this.limit}`);
+    }
+    return true;
   }
 }
 
@@ -59,6 +73,19 @@ const u24 = (b: Buffer, p: number): number =>
   ((b[p] as number) << 16) | ((b[p + 1] as number) << 8) | (b[p + 2] as number);
 /** Messages up to this size are allocated whole when their first chunk arrives. */
 const UPFRONT = 256 * 1024;
+/** Larger ones grow by blocks of this size: each its own allocation, above glibc's mmap threshold as the
+ * supervisor sets it, so a freed block goes back to the OS at once. */
+const BLOCK = 256 * 1024;
+
+/**
+ * Free a buffer we allocated ourselves (its own ArrayBuffer) now, not at the next GC: when a hostile peer's
+ * partial messages are dropped, nothing else would make the GC run, and the memory would stay taken.
+ */
+function free(b: Buffer): void {
+  const ab = b.buffer;
+  if (ab instanceof ArrayBuffer && b.byteOffset === 0 && ab.byteLength === b.length && ab.byteLength > 0)
+    ab.transfer(0);
+}
 
 export interface ChunkLimits {
   /** Largest message length a header may declare (RTMP's own limit is 16 MiB - 1). */
@@ -67,6 +94,8 @@ export interface ChunkLimits {
   maxHeld?: number;
   /** The budget shared with other readers. */
   shared?: ByteBudget;
+  /** Called when the shared budget takes this reader's bytes back (close the connection). */
+  onEvict?: (why: string) => void;
 }
 
 const NO_LIMIT = Number.MAX_SAFE_INTEGER;
@@ -77,6 +106,7 @@ export class ChunkReader {
   maxMessage: number;
   maxHeld: number;
   readonly #shared: ByteBudget | undefined;
+  readonly #onEvict: ((why: string) => void) | undefined;
   /** Bytes charged to the limits now (partial messages + the carry buffer). */
   #held = 0;
   readonly #states = new Map<number, ChunkState>();
@@ -88,6 +118,14 @@ export class ChunkReader {
     this.maxMessage = opts.maxMessage ?? 0xffffff;
     this.maxHeld = opts.maxHeld ?? NO_LIMIT;
     this.#shared = opts.shared;
+    this.#onEvict = opts.onEvict;
+    this.#shared?.readers.add(this);
+  }
+
+  /** The shared budget needs this reader's bytes: everything is released and the owner told. */
+  evict(why: string): void {
+    this.release();
+    this.#onEvict?.(why);
   }
 
   /** Bytes held for partial messages and a split chunk. */
@@ -111,8 +149,10 @@ export class ChunkReader {
     for (const s of this.#states.values()) this.#drop(s);
     this.#states.clear();
     this.#refund(this.#spare.length);
+    free(this.#spare);
     this.#spare = EMPTY;
     this.#carried = 0;
+    this.#shared?.readers.delete(this);
   }
 
   #drop(s: ChunkState): void {
@@ -120,7 +160,8 @@ export class ChunkReader {
     s.held = 0;
     s.received = 0;
     s.payload = EMPTY;
-    s.parts = [];
+    for (const b of s.blocks) free(b);
+    s.blocks = [];
   }
 
   /** Take `n` more bytes from both limits, or throw (nothing taken) when either would be exceeded. */
@@ -129,7 +170,7 @@ export class ChunkReader {
       throw new ChunkError(`partial messages would hold more than ${this.maxHeld} bytes on this connection`);
     const shared = this.#shared;
     if (shared) {
-      if (shared.used + n > shared.limit)
+      if (shared.used + n > shared.limit && !shared.reclaim(n, this))
         throw new ChunkError(`partial messages of all connections would hold more than ${shared.limit} bytes`);
       shared.used += n;
     }
@@ -182,8 +223,9 @@ export class ChunkReader {
       // A peer-chosen chunk size makes this as large as a chunk: it counts like a partial message.
       const size = Math.max(need, Math.min(2 * this.#spare.length, need + 64 * 1024), 4096);
       this.#charge(size - this.#spare.length);
-      const grown = Buffer.allocUnsafe(size);
+      const grown = Buffer.allocUnsafeSlow(size);
       this.#spare.copy(grown, 0, 0, at);
+      free(this.#spare);
       this.#spare = grown;
     }
     bytes.copy(this.#spare, at);
@@ -252,7 +294,7 @@ export class ChunkReader {
         type: 0,
         streamId: 0,
         payload: EMPTY,
-        parts: [],
+        blocks: [],
         received: 0,
         held: 0,
       };
@@ -283,8 +325,15 @@ export class ChunkReader {
     if (length > this.maxMessage) throw new ChunkError(`message of ${length} bytes exceeds the limit`);
     const size = Math.min(this.chunkSize, length - (starting ? 0 : s.received));
     if (p + size > b.length) return -1;
-    // A small message is allocated whole at its first chunk, so its declared length is what it holds.
-    const charge = length <= UPFRONT ? (starting ? length : 0) : size;
+    // A small message is allocated whole at its first chunk, so its declared length is what it holds; a large
+    // one holds the blocks this chunk fills or opens.
+    const got = starting ? 0 : s.received;
+    const charge =
+      length <= UPFRONT
+        ? starting
+          ? length
+          : 0
+        : Math.min(Math.ceil((got + size) / BLOCK) * BLOCK, length) - Math.min(Math.ceil(got / BLOCK) * BLOCK, length);
     this.#charge(charge);
     // Commit only now that the whole chunk is here.
     if (starting) s.timestamp = fmt === 0 ? field : s.timestamp + field;
@@ -298,11 +347,11 @@ export class ChunkReader {
     if (length <= UPFRONT) {
       if (starting) s.payload = this.#slab.take(length);
       b.copy(s.payload, s.received, p, p + size);
-    } else s.parts.push(Buffer.from(b.subarray(p, p + size)));
+    } else this.#fill(s, b, p, size, length);
     s.held += charge;
     s.received += size;
     if (s.received >= length) {
-      const payload = length <= UPFRONT ? s.payload : Buffer.concat(s.parts);
+      const payload = length <= UPFRONT ? s.payload : Buffer.concat(s.blocks, length);
       out.push({ csid, type, streamId, timestamp: s.timestamp >>> 0, payload });
       // The message is the hub's now: it no longer counts against this connection.
       this.#drop(s);
@@ -313,6 +362,19 @@ export class ChunkReader {
       } else if (type === 2 && payload.length >= 4) this.abort(payload.readUInt32BE(0));
     }
     return p + size;
+  }
+
+  /** Copy `size` bytes of `b` at `p` into the blocks of a large message, opening blocks as needed. */
+  #fill(s: ChunkState, b: Buffer, p: number, size: number, length: number): void {
+    let at = s.received;
+    const end = p + size;
+    while (p < end) {
+      const i = Math.floor(at / BLOCK);
+      if (i === s.blocks.length) s.blocks.push(Buffer.allocUnsafeSlow(Math.min(BLOCK, length - i * BLOCK)));
+      const n = b.copy(s.blocks[i] as Buffer, at - i * BLOCK, p, end);
+      p += n;
+      at += n;
+    }
   }
 }
 

@@ -68,7 +68,12 @@ export class RtmpConn {
     this.#o = o;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const l = o.limits;
-    this.#reader = new ChunkReader({ maxMessage: PRE_ADMIT_BYTES, maxHeld: PRE_ADMIT_BYTES, shared: l.shared });
+    this.#reader = new ChunkReader({
+      maxMessage: PRE_ADMIT_BYTES,
+      maxHeld: PRE_ADMIT_BYTES,
+      shared: l.shared,
+      onEvict: (why) => this.close(`evicted: ${why}`),
+    });
     socket.setNoDelay(true);
     // A deadline, not an inactivity timer: a peer trickling a byte at a time must not stay unadmitted forever.
     this.#setupTimer = setTimeout(
