@@ -2,10 +2,11 @@
  * Hostile peers for the hardening tests, and what they cost the media process: its RSS and its child processes,
  * read from /proc.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { HANDSHAKE_SIZE, RTMP_VERSION } from "../../../src/media/protocols/rtmp/handshake.ts";
+import { encodeStreamId } from "../../../src/media/servers/srt/handshake.ts";
 
 /** Resident set size of a process in MiB. */
 export function rssMiB(pid: number): number {
@@ -90,4 +91,32 @@ export async function parkPartials(
     }
   }
   return sent;
+}
+
+/** An SRT handshake datagram as a caller sends it (header + 48-byte CIF + optional Stream ID extension). */
+export function srtHandshake(o: {
+  version: number;
+  type: number;
+  socketId: number;
+  cookie?: number;
+  streamId?: string;
+}): Buffer {
+  const sid = o.streamId === undefined ? Buffer.alloc(0) : encodeStreamId(o.streamId);
+  const b = Buffer.alloc(64 + (sid.length ? 4 + sid.length : 0));
+  b.writeUInt32BE(0x80000000, 0);
+  b.writeUInt32BE(o.version, 16);
+  b.writeUInt16BE(o.version === 4 ? 2 : 0, 22);
+  b.writeUInt32BE(randomInt(1, 0x7fffffff), 24);
+  b.writeUInt32BE(1500, 28);
+  b.writeUInt32BE(8192, 32);
+  b.writeUInt32BE(o.type >>> 0, 36);
+  b.writeUInt32BE(o.socketId, 40);
+  b.writeUInt32BE((o.cookie ?? 0) >>> 0, 44);
+  b.writeUInt32BE(0x0100007f, 48);
+  if (sid.length) {
+    b.writeUInt16BE(5, 64);
+    b.writeUInt16BE(sid.length / 4, 66);
+    sid.copy(b, 68);
+  }
+  return b;
 }
