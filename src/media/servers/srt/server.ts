@@ -153,7 +153,9 @@ export class SrtServer {
     if (!path || !validPath(path)) {
       // `read:<path>` / `m=request`: a well-formed request SRT here does not serve (ingest only).
       const mode = streamId && /^read:|[#,:]m=request\b/.test(streamId) ? REJ.BAD_MODE : REJ.BAD_REQUEST;
-      this.#refuse(key, peer, msg, mode, `streamid '${streamId ?? ""}' is not publish:<path>`);
+      // Not the Stream ID itself in the log: it may carry a stream key.
+      const what = streamId === undefined ? "no streamid" : `a streamid of ${streamId.length} characters`;
+      this.#refuse(key, peer, msg, mode, `${what} that is not publish:<path>`);
       return;
     }
     if (!this.#room(key, peer, msg, path)) return;
