@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { decodeAll, encode } from "./amf0.ts";
-import { ByteBudget, ChunkError, ChunkReader, ChunkWriter } from "./chunk.ts";
+import { ByteBudget } from "./budget.ts";
+import { ChunkError, ChunkReader, ChunkWriter } from "./chunk.ts";
 
 test("messages survive chunking at any read boundary, across a chunk size change", () => {
   const w = new ChunkWriter();

@@ -7,6 +7,7 @@
  */
 
 import { Slab } from "../slab.ts";
+import { type ByteBudget, free } from "./budget.ts";
 
 export interface RtmpMessage {
   csid: number;
@@ -37,33 +38,6 @@ interface ChunkState {
   held: number;
 }
 
-/**
- * Bytes that partial messages of all connections may hold together. Without it, a few hundred connections each
- * within their own limit could still take the process's memory. When it is full, the reader holding the most is
- * evicted (its connection closed), not the one asking: a real publisher holds one frame at a time, so connections
- * that park partial messages cannot lock it out by filling the budget first.
- */
-export class ByteBudget {
-  readonly limit: number;
-  used = 0;
-  readonly readers = new Set<ChunkReader>();
-
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-  /** Evict the largest holders other than `asking` until `n` more bytes fit; false when they cannot. */
-  reclaim(n: number, asking: ChunkReader): boolean {
-    while (this.used + n > this.limit) {
-      let top: ChunkReader | undefined;
-      for (const r of this.readers) if (!top || r.held > top.held) top = r;
-      if (!top || top === asking || top.held <= asking.held + n) return false;
-      top.evict(`it held the most (${top.held} bytes) when partial messages of all connections reached ${this.limit}`);
-    }
-    return true;
-  }
-}
-
 const HEADER_SIZES = [11, 7, 3, 0] as const;
 /** Basic header (up to 3 bytes) + message header (11) + extended timestamp (4). */
 const MAX_HEADER = 18;
@@ -76,16 +50,6 @@ const UPFRONT = 256 * 1024;
 /** Larger ones grow by blocks of this size: each its own allocation, above glibc's mmap threshold as the
  * supervisor sets it, so a freed block goes back to the OS at once. */
 const BLOCK = 256 * 1024;
-
-/**
- * Free a buffer we allocated ourselves (its own ArrayBuffer) now, not at the next GC: when a hostile peer's
- * partial messages are dropped, nothing else would make the GC run, and the memory would stay taken.
- */
-function free(b: Buffer): void {
-  const ab = b.buffer;
-  if (ab instanceof ArrayBuffer && b.byteOffset === 0 && ab.byteLength === b.length && ab.byteLength > 0)
-    ab.transfer(0);
-}
 
 export interface ChunkLimits {
   /** Largest message length a header may declare (RTMP's own limit is 16 MiB - 1). */

@@ -8,7 +8,7 @@ import type { MediaConfig } from "../../../core/config.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import type { Hub } from "../../hub.ts";
-import { ByteBudget } from "../../protocols/rtmp/chunk.ts";
+import { ByteBudget } from "../../protocols/rtmp/budget.ts";
 import { type ConnLimits, RtmpConn } from "./conn.ts";
 import { type Listener, listen, type TlsFiles } from "./listener.ts";
 
