@@ -9,6 +9,7 @@ import { cpuTicks } from "../matrix/lib.ts";
 export class MediaChild {
   http = "";
   rtmp = "";
+  srt = "";
   #proc: ChildProcess | null = null;
 
   static async start(config: Record<string, unknown> = {}): Promise<MediaChild> {
@@ -25,7 +26,7 @@ export class MediaChild {
       stdio: ["ignore", "pipe", "inherit"],
     });
     s.#proc = proc;
-    const urls = await new Promise<{ http: string; rtmp: string }>((resolve, reject) => {
+    const urls = await new Promise<{ http: string; rtmp: string; srt: string }>((resolve, reject) => {
       let out = "";
       proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
         out += d;
@@ -36,6 +37,7 @@ export class MediaChild {
     });
     s.http = urls.http;
     s.rtmp = urls.rtmp;
+    s.srt = urls.srt;
     return s;
   }
 

@@ -203,6 +203,44 @@ export const rtmpsSchema = z
       ctx.addIssue({ code: "custom", path: ["key"], message: "cert and key go together" });
   });
 
+/**
+ * What one RTMP/RTMPS connection may cost before and after it is admitted, so unauthenticated peers cannot take
+ * the process's memory or sockets. Until `connect` + `publish`/`play` succeed a connection may hold 64 KiB of
+ * partial messages; an admitted publisher may hold connectionBufferBytes (a 4K x264 keyframe at 50 Mb/s measured
+ * 2.2 MiB); all connections together hold at most totalBufferBytes. Over a limit, the connection is closed.
+ */
+export const rtmpLimitsSchema = z
+  .object({
+    /** Connections at once, per listener (RTMP and RTMPS each). */
+    maxConnections: z.number().int().positive().default(1000),
+    /** Connections at once from one client address, per listener. */
+    maxConnectionsPerAddress: z.number().int().positive().default(32),
+    /** From accept to an admitted publish or play (handshake, connect, publish/play, auth). */
+    handshakeTimeoutSeconds: z.number().positive().default(10),
+    /** A connection that is not playing and sends nothing for this long is closed (players may idle). */
+    idleTimeoutSeconds: z.number().positive().default(30),
+    /** Largest message a publisher may send (a keyframe); RTMP itself allows 16 MiB. */
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(0xffffff)
+      .default(8 * 1024 * 1024),
+    /** Bytes of partial messages one admitted publisher may hold. */
+    connectionBufferBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .default(12 * 1024 * 1024),
+    /** Bytes of partial messages all RTMP and RTMPS connections may hold together. */
+    totalBufferBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(256 * 1024 * 1024),
+  })
+  .strict();
+
 const bitrate = z.string().regex(/^\d+(?:\.\d+)?[kM]?$/, 'must be a bitrate like "2500k", "2.5M" or "800000"');
 
 /** One rung of an ABR ladder: the path's video encoded to this height (and bitrate) by ffmpeg. */
@@ -266,6 +304,8 @@ export const mediaSchema = z
     lingerSeconds: z.number().min(0).default(60),
     /** SRT ingest (UDP): a caller with streamid `publish:<path>` publishes MPEG-TS (H.264 + AAC) to <path>. */
     srtPort: port.default(8890),
+    /** Connection caps, timeouts and memory budgets of the RTMP and RTMPS listeners. */
+    rtmp: rtmpLimitsSchema.default(() => rtmpLimitsSchema.parse({})),
     /** RTMPS ingest and playback (rtmps://<host>:<rtmps.port>/<app>/<key>), off by default. */
     rtmps: rtmpsSchema.default(() => rtmpsSchema.parse({})),
     /**

@@ -15,7 +15,7 @@ import { Pulls } from "./pulls.ts";
 import { Recordings } from "./recordings.ts";
 import { Restreams } from "./restreams.ts";
 import { MediaHttpServer } from "./servers/http/server.ts";
-import { RtmpServer } from "./servers/rtmp/server.ts";
+import { RtmpServer, rtmpLimits } from "./servers/rtmp/server.ts";
 import { rtmpsFiles } from "./servers/rtmp/tls.ts";
 import { SrtServer } from "./servers/srt/server.ts";
 import { WebRtcServer } from "./servers/webrtc/server.ts";
@@ -103,11 +103,13 @@ export class MediaServer {
     const m = new MediaServer(c, log, x);
     const opened: { close(): Promise<void> }[] = [];
     try {
-      m.rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, hub: m.hub, log, auth: m.auth });
+      const limits = rtmpLimits(c.rtmp);
+      m.rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, hub: m.hub, log, auth: m.auth, limits });
       opened.push(m.rtmp);
       if (c.rtmps.enabled) {
         const tls = await rtmpsFiles(c.rtmps, m.#dataDir, log.child({ server: "rtmps" }));
-        m.rtmps = await RtmpServer.start({ host: c.host, port: c.rtmps.port, hub: m.hub, log, auth: m.auth, tls });
+        const o = { host: c.host, port: c.rtmps.port, hub: m.hub, log, auth: m.auth, tls, limits };
+        m.rtmps = await RtmpServer.start(o);
         opened.push(m.rtmps);
       }
       m.srt = await SrtServer.start({

@@ -64,6 +64,11 @@ export class RtmpPublisher {
     return new Promise((r) => this.#socket.end(r));
   }
 
+  /** The socket, for tests that write raw chunks after publishing (a hostile publisher). */
+  get socket(): Socket {
+    return this.#socket;
+  }
+
   #media(type: number, csid: number, timestamp: number, payload: Buffer): boolean {
     return this.#send({ csid, type, streamId: this.#streamId, timestamp, payload });
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { decodeAll, encode } from "./amf0.ts";
+import { ByteBudget } from "./budget.ts";
 import { ChunkError, ChunkReader, ChunkWriter } from "./chunk.ts";
 
 test("messages survive chunking at any read boundary, across a chunk size change", () => {
@@ -80,4 +81,79 @@ test("reads of random sizes into one reused buffer (a chunk split over reads is 
       assert.ok(m.payload.equals(sent[i] as Buffer), `message ${i}`);
     });
   }
+});
+
+/** A type 0 chunk header on `csid` declaring a message of `length` bytes, followed by `body` bytes of it. */
+function partial(csid: number, length: number, body: number): Buffer {
+  const h = Buffer.from([csid, 0, 0, 0, length >> 16, (length >> 8) & 0xff, length & 0xff, 9, 1, 0, 0, 0]);
+  return Buffer.concat([h, Buffer.alloc(body)]);
+}
+
+test("partial messages are charged to the connection's limit and the shared budget, and released", () => {
+  const shared = new ByteBudget(1000);
+  const a = new ChunkReader({ maxHeld: 600, shared });
+  const b = new ChunkReader({ maxHeld: 600, shared });
+  // Small messages are allocated whole at their first chunk: the declared length is what they hold.
+  a.push(partial(4, 500, 128));
+  assert.equal(a.held, 500);
+  assert.throws(() => a.push(partial(5, 200, 128)), /more than 600 bytes on this connection/);
+  b.push(partial(4, 400, 128));
+  assert.equal(shared.used, 900);
+  assert.throws(() => b.push(partial(5, 200, 128)), /all connections .* more than 1000 bytes/);
+  // A completed message is no longer held (type 3 continuation chunks of csid 4: 128 + 128 + 16 bytes more).
+  const rest = [0xc4, 128, 0xc4, 128, 0xc4, 16].flatMap((x, i) => (i % 2 ? Array(x).fill(0) : [x]));
+  assert.equal(b.push(Buffer.from(rest)).length, 1);
+  assert.equal(b.held, 0);
+  assert.equal(shared.used, 500);
+  a.release();
+  b.release();
+  assert.equal(shared.used, 0);
+  assert.equal(a.held, 0);
+});
+
+test("a declared length over maxMessage is refused before any byte of it arrives; large messages count as received", () => {
+  assert.throws(() => new ChunkReader({ maxMessage: 64 * 1024 }).push(partial(4, 65 * 1024, 0)), /exceeds the limit/);
+  const r = new ChunkReader({ maxHeld: 600 * 1024 });
+  r.push(Buffer.concat([Buffer.from([0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 1, 0, 0])])); // chunk size 65536
+  r.push(partial(4, 1024 * 1024, 65536));
+  assert.equal(r.held, 256 * 1024, "a 1 MiB message holds the 256 KiB block its first bytes are in, not 1 MiB");
+  r.push(Buffer.alloc(1));
+  assert.ok(r.held > 256 * 1024, "the next chunk's first byte is carried");
+  r.release();
+  assert.equal(r.held, 0);
+});
+
+test("a full shared budget evicts the reader holding the most, not a small one asking", () => {
+  const shared = new ByteBudget(800);
+  const evicted: string[] = [];
+  const big = new ChunkReader({ maxHeld: 700, shared, onEvict: (why) => evicted.push(why) });
+  const small = new ChunkReader({ maxHeld: 700, shared });
+  big.push(partial(4, 600, 128));
+  small.push(partial(4, 300, 128));
+  assert.equal(evicted.length, 1);
+  assert.match(evicted[0] as string, /held the most \(600 bytes\)/);
+  assert.equal(big.held, 0);
+  assert.equal(shared.used, 300);
+  assert.equal(shared.readers.has(big), false);
+});
+
+test("large messages (above one block) arrive whole across reads, and hold nothing once delivered", () => {
+  const w = new ChunkWriter();
+  w.chunkSize = 4096;
+  const setSize = Buffer.alloc(4);
+  setSize.writeUInt32BE(4096);
+  const big = Buffer.alloc(1024 * 1024 + 3);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+  const wire = Buffer.concat([
+    new ChunkWriter().write({ csid: 2, type: 1, streamId: 0, timestamp: 0, payload: setSize }),
+    w.write({ csid: 7, type: 9, streamId: 1, timestamp: 40, payload: big }),
+  ]);
+  const shared = new ByteBudget(4 * 1024 * 1024);
+  const r = new ChunkReader({ shared });
+  const got = [];
+  for (let i = 0; i < wire.length; i += 10_007) got.push(...r.push(wire.subarray(i, i + 10_007)));
+  assert.equal(got.length, 2);
+  assert.ok(got[1]?.payload.equals(big));
+  assert.equal(r.held, shared.used);
+  assert.ok(r.held < 32 * 1024, `only the carry buffer is held (${r.held})`);
 });

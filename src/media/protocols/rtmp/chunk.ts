@@ -1,10 +1,13 @@
 /**
  * RTMP chunk stream (RTMP 1.0 spec section 5.3): messages are cut into chunks of at most `chunkSize` bytes and
  * interleaved by chunk stream id. ChunkReader reassembles messages from arbitrary TCP reads; ChunkWriter cuts
- * outgoing messages. Sizes are bounded so a hostile peer cannot make us buffer without limit.
+ * outgoing messages. Sizes are bounded so a hostile peer cannot make us buffer without limit: the bytes held for
+ * partial messages (and a chunk split across reads) are charged to a per-connection limit and to a budget shared
+ * by all connections, and going over either is a ChunkError (the connection closes, its bytes are released).
  */
 
 import { Slab } from "../slab.ts";
+import { type ByteBudget, free } from "./budget.ts";
 
 export interface RtmpMessage {
   csid: number;
@@ -27,10 +30,12 @@ interface ChunkState {
   streamId: number;
   /** The message being reassembled: allocated whole at its first chunk, filled chunk by chunk. */
   payload: Buffer;
-  /** Messages above UPFRONT bytes: chunks kept until the message is whole (a peer's declared length alone
-   * must not make us allocate 16 MiB). */
-  parts: Buffer[];
+  /** Messages above UPFRONT bytes: filled block by block as chunks arrive (a peer's declared length alone must
+   * not make us allocate 16 MiB); the last block is filled up to `received` modulo BLOCK. */
+  blocks: Buffer[];
   received: number;
+  /** Bytes charged to the budgets for this partial message. */
+  held: number;
 }
 
 const HEADER_SIZES = [11, 7, 3, 0] as const;
@@ -42,31 +47,103 @@ const u24 = (b: Buffer, p: number): number =>
   ((b[p] as number) << 16) | ((b[p + 1] as number) << 8) | (b[p + 2] as number);
 /** Messages up to this size are allocated whole when their first chunk arrives. */
 const UPFRONT = 256 * 1024;
+/** Larger ones grow by blocks of this size: each its own allocation, above glibc's mmap threshold as the
+ * supervisor sets it, so a freed block goes back to the OS at once. */
+const BLOCK = 256 * 1024;
+
+export interface ChunkLimits {
+  /** Largest message length a header may declare (RTMP's own limit is 16 MiB - 1). */
+  maxMessage?: number;
+  /** Bytes this reader may hold for partial messages and a split chunk. */
+  maxHeld?: number;
+  /** The budget shared with other readers. */
+  shared?: ByteBudget;
+  /** Called when the shared budget takes this reader's bytes back (close the connection). */
+  onEvict?: (why: string) => void;
+}
+
+const NO_LIMIT = Number.MAX_SAFE_INTEGER;
 
 export class ChunkReader {
   chunkSize = 128;
-  readonly maxMessage: number;
+  /** Both may change during a connection: a publisher that is admitted gets room for keyframes. */
+  maxMessage: number;
+  maxHeld: number;
+  readonly #shared: ByteBudget | undefined;
+  readonly #onEvict: ((why: string) => void) | undefined;
+  /** Bytes charged to the limits now (partial messages + the carry buffer). */
+  #held = 0;
   readonly #states = new Map<number, ChunkState>();
   /** The bytes being parsed (during `push` only). */
   #buf: Buffer = EMPTY;
   readonly #slab = new Slab(256 * 1024);
 
-  constructor(opts: { maxMessage?: number } = {}) {
-    this.maxMessage = opts.maxMessage ?? 16 * 1024 * 1024;
+  constructor(opts: ChunkLimits = {}) {
+    this.maxMessage = opts.maxMessage ?? 0xffffff;
+    this.maxHeld = opts.maxHeld ?? NO_LIMIT;
+    this.#shared = opts.shared;
+    this.#onEvict = opts.onEvict;
+    this.#shared?.readers.add(this);
+  }
+
+  /** The shared budget needs this reader's bytes: everything is released and the owner told. */
+  evict(why: string): void {
+    this.release();
+    this.#onEvict?.(why);
+  }
+
+  /** Bytes held for partial messages and a split chunk. */
+  get held(): number {
+    return this.#held;
   }
 
   setChunkSize(n: number): void {
-    if (!(n >= 1 && n <= this.maxMessage)) throw new ChunkError(`invalid chunk size ${n}`);
+    if (!(n >= 1 && n <= 0xffffff)) throw new ChunkError(`invalid chunk size ${n}`);
     this.chunkSize = n;
   }
 
   /** Abort Message (type 2): drop the partial message on that chunk stream. */
   abort(csid: number): void {
     const s = this.#states.get(csid);
-    if (s) {
-      s.received = 0;
-      s.parts = [];
+    if (s) this.#drop(s);
+  }
+
+  /** Give back everything held (the connection is closing); the reader must not be used after. */
+  release(): void {
+    for (const s of this.#states.values()) this.#drop(s);
+    this.#states.clear();
+    this.#refund(this.#spare.length);
+    free(this.#spare);
+    this.#spare = EMPTY;
+    this.#carried = 0;
+    this.#shared?.readers.delete(this);
+  }
+
+  #drop(s: ChunkState): void {
+    this.#refund(s.held);
+    s.held = 0;
+    s.received = 0;
+    s.payload = EMPTY;
+    for (const b of s.blocks) free(b);
+    s.blocks = [];
+  }
+
+  /** Take `n` more bytes from both limits, or throw (nothing taken) when either would be exceeded. */
+  #charge(n: number): void {
+    if (this.#held + n > this.maxHeld)
+      throw new ChunkError(`partial messages would hold more than ${this.maxHeld} bytes on this connection`);
+    const shared = this.#shared;
+    if (shared) {
+      if (shared.used + n > shared.limit && !shared.reclaim(n, this))
+        throw new ChunkError(`partial messages of all connections would hold more than ${shared.limit} bytes`);
+      shared.used += n;
     }
+    this.#held += n;
+  }
+
+  #refund(n: number): void {
+    this.#held -= n;
+    if (this.#shared) this.#shared.used -= n;
   }
 
   /**
@@ -107,8 +184,12 @@ export class ChunkReader {
   #carry(bytes: Buffer, at: number): Buffer {
     const need = at + bytes.length;
     if (need > this.#spare.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, 2 * this.#spare.length, 4096));
+      // A peer-chosen chunk size makes this as large as a chunk: it counts like a partial message.
+      const size = Math.max(need, Math.min(2 * this.#spare.length, need + 64 * 1024), 4096);
+      this.#charge(size - this.#spare.length);
+      const grown = Buffer.allocUnsafeSlow(size);
       this.#spare.copy(grown, 0, 0, at);
+      free(this.#spare);
       this.#spare = grown;
     }
     bytes.copy(this.#spare, at);
@@ -177,8 +258,9 @@ export class ChunkReader {
         type: 0,
         streamId: 0,
         payload: EMPTY,
-        parts: [],
+        blocks: [],
         received: 0,
+        held: 0,
       };
     }
     const starting = s.received === 0;
@@ -207,6 +289,16 @@ export class ChunkReader {
     if (length > this.maxMessage) throw new ChunkError(`message of ${length} bytes exceeds the limit`);
     const size = Math.min(this.chunkSize, length - (starting ? 0 : s.received));
     if (p + size > b.length) return -1;
+    // A small message is allocated whole at its first chunk, so its declared length is what it holds; a large
+    // one holds the blocks this chunk fills or opens.
+    const got = starting ? 0 : s.received;
+    const charge =
+      length <= UPFRONT
+        ? starting
+          ? length
+          : 0
+        : Math.min(Math.ceil((got + size) / BLOCK) * BLOCK, length) - Math.min(Math.ceil(got / BLOCK) * BLOCK, length);
+    this.#charge(charge);
     // Commit only now that the whole chunk is here.
     if (starting) s.timestamp = fmt === 0 ? field : s.timestamp + field;
     s.field = field;
@@ -219,14 +311,14 @@ export class ChunkReader {
     if (length <= UPFRONT) {
       if (starting) s.payload = this.#slab.take(length);
       b.copy(s.payload, s.received, p, p + size);
-    } else s.parts.push(Buffer.from(b.subarray(p, p + size)));
+    } else this.#fill(s, b, p, size, length);
+    s.held += charge;
     s.received += size;
     if (s.received >= length) {
-      const payload = length <= UPFRONT ? s.payload : Buffer.concat(s.parts);
+      const payload = length <= UPFRONT ? s.payload : Buffer.concat(s.blocks, length);
       out.push({ csid, type, streamId, timestamp: s.timestamp >>> 0, payload });
-      s.payload = EMPTY;
-      s.parts = [];
-      s.received = 0;
+      // The message is the hub's now: it no longer counts against this connection.
+      this.#drop(s);
       // Set Chunk Size and Abort act on the chunk layer itself, and must apply to the very next chunk.
       if (type === 1) {
         if (payload.length < 4) throw new ChunkError("short Set Chunk Size");
@@ -234,6 +326,19 @@ export class ChunkReader {
       } else if (type === 2 && payload.length >= 4) this.abort(payload.readUInt32BE(0));
     }
     return p + size;
+  }
+
+  /** Copy `size` bytes of `b` at `p` into the blocks of a large message, opening blocks as needed. */
+  #fill(s: ChunkState, b: Buffer, p: number, size: number, length: number): void {
+    let at = s.received;
+    const end = p + size;
+    while (p < end) {
+      const i = Math.floor(at / BLOCK);
+      if (i === s.blocks.length) s.blocks.push(Buffer.allocUnsafeSlow(Math.min(BLOCK, length - i * BLOCK)));
+      const n = b.copy(s.blocks[i] as Buffer, at - i * BLOCK, p, end);
+      p += n;
+      at += n;
+    }
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * One RTMP connection: handshake, chunk stream, then the NetConnection/NetStream commands of a publisher
  * (connect, releaseStream, FCPublish, createStream, publish, FCUnpublish, deleteStream) or a player (play).
- * Any protocol violation closes this connection only.
+ * Any protocol violation closes this connection only. So does going over what a connection may cost: until it
+ * is admitted (publish or play allowed) it may hold PRE_ADMIT_BYTES of partial messages and must get there within
+ * the handshake timeout; after that a publisher gets room for keyframes and must keep sending (idle timeout).
  */
 import type { Socket } from "node:net";
 import { isAmiError } from "../../../core/errors.ts";
@@ -9,6 +11,7 @@ import type { Logger } from "../../../core/logger.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import { type Hub, type MediaStream, type Reader, validPath } from "../../hub.ts";
 import { type Amf, type AmfObject, decodeAll } from "../../protocols/rtmp/amf0.ts";
+import type { ByteBudget } from "../../protocols/rtmp/budget.ts";
 import { ChunkReader, ChunkWriter, type RtmpMessage } from "../../protocols/rtmp/chunk.ts";
 import { metadataMessage, streamToRtmp } from "../../protocols/rtmp/from-stream.ts";
 import { HANDSHAKE_SIZE, serverHello } from "../../protocols/rtmp/handshake.ts";
@@ -18,11 +21,25 @@ import { readSocket } from "./read.ts";
 
 const OUT_CHUNK_SIZE = 4096;
 const WINDOW = 2_500_000;
+/** Partial messages a connection may hold before it is admitted: commands are a few hundred bytes. */
+export const PRE_ADMIT_BYTES = 64 * 1024;
+
+export interface ConnLimits {
+  /** From accept to an admitted publish or play. */
+  handshakeTimeoutMs: number;
+  /** No bytes from a connection that is not playing for this long: closed. */
+  idleTimeoutMs: number;
+  /** Largest message and bytes of partial messages of an admitted publisher. */
+  maxMessageBytes: number;
+  connectionBufferBytes: number;
+  /** Shared by all connections (RTMP and RTMPS). */
+  shared: ByteBudget;
+}
 
 export interface ConnOptions {
   hub: Hub;
   log: Logger;
-  handshakeTimeoutMs: number;
+  limits: ConnLimits;
   /** "rtmp" or "rtmps": the name publishers, readers and the auth hook see. */
   protocol: "rtmp" | "rtmps";
   /** Publish permissions and stream keys; none: anyone may publish. */
@@ -35,7 +52,7 @@ export class RtmpConn {
   readonly #o: ConnOptions;
   #state: "c0c1" | "c2" | "chunks" | "closed" = "c0c1";
   #pending: Buffer = Buffer.alloc(0);
-  readonly #reader = new ChunkReader();
+  readonly #reader: ChunkReader;
   readonly #writer = new ChunkWriter();
   #app = "";
   #nextStreamId = 1;
@@ -44,13 +61,29 @@ export class RtmpConn {
   #bytesIn = 0;
   #lastAck = 0;
   #peerWindow = 0;
+  /** Until publish or play is admitted: then cleared. */
+  #setupTimer: NodeJS.Timeout | undefined;
 
   constructor(socket: Socket, o: ConnOptions) {
     this.socket = socket;
     this.#o = o;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const l = o.limits;
+    this.#reader = new ChunkReader({
+      maxMessage: PRE_ADMIT_BYTES,
+      maxHeld: PRE_ADMIT_BYTES,
+      shared: l.shared,
+      onEvict: (why) => this.close(`evicted: ${why}`),
+    });
     socket.setNoDelay(true);
-    socket.setTimeout(o.handshakeTimeoutMs, () => this.close("handshake timeout"));
+    // A deadline, not an inactivity timer: a peer trickling a byte at a time must not stay unadmitted forever.
+    this.#setupTimer = setTimeout(
+      () => this.close(`not publishing or playing within ${l.handshakeTimeoutMs / 1000} s`),
+      l.handshakeTimeoutMs,
+    );
+    socket.setTimeout(l.idleTimeoutMs, () => {
+      if (!this.#playing) this.close(`nothing received for ${l.idleTimeoutMs / 1000} s`);
+    });
     // Reads arrive in one reused buffer (read.ts): nothing below keeps `d` past the call.
     readSocket(socket, (d) => this.#onData(d));
     socket.on("error", () => {});
@@ -71,6 +104,8 @@ export class RtmpConn {
 
   #cleanup(): void {
     this.#state = "closed";
+    clearTimeout(this.#setupTimer);
+    this.#reader.release();
     if (this.#publishing) {
       this.#o.log.info("rtmp publisher left", { path: this.#publishing.path, remote: this.remote });
       this.#publishing.end();
@@ -85,7 +120,18 @@ export class RtmpConn {
     return this.socket.write(this.#writer.write(m));
   }
 
+  /** Publish or play was allowed: no setup deadline, and a publisher gets room for keyframes. */
+  #admitted(publisher: boolean): void {
+    clearTimeout(this.#setupTimer);
+    this.#setupTimer = undefined;
+    if (publisher) {
+      this.#reader.maxMessage = this.#o.limits.maxMessageBytes;
+      this.#reader.maxHeld = this.#o.limits.connectionBufferBytes;
+    }
+  }
+
   #onData(d: Buffer): void {
+    if (this.#state === "closed") return;
     try {
       this.#bytesIn += d.length;
       if (this.#state === "chunks") {
@@ -103,7 +149,6 @@ export class RtmpConn {
         const rest = this.#pending.subarray(HANDSHAKE_SIZE);
         this.#pending = Buffer.alloc(0);
         this.#state = "chunks";
-        this.socket.setTimeout(0);
         if (rest.length) this.#onChunks(rest);
       }
     } catch (e) {
@@ -258,6 +303,7 @@ export class RtmpConn {
       this.#state = "closed";
       return;
     }
+    this.#admitted(true);
     this.#o.log.info("rtmp publish", { path, remote: this.remote });
     this.#send(M.streamEvent(0, streamId));
     this.#send(M.onStatus(streamId, "status", "NetStream.Publish.Start", `${path} is now published.`));
@@ -294,6 +340,7 @@ export class RtmpConn {
       this.#send(M.onStatus(streamId, "error", "NetStream.Play.StreamNotFound", `no stream at '${name}'`));
       return;
     }
+    this.#admitted(false);
     this.#o.log.info("rtmp play", { path, remote: this.remote });
     this.#send(M.streamEvent(0, streamId));
     this.#send(M.onStatus(streamId, "status", "NetStream.Play.Reset", `Playing and resetting ${path}.`));

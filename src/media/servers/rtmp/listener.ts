@@ -26,6 +26,7 @@ export function listen(
   onSocket: (s: Socket) => void,
   tls?: TlsFiles,
   onTlsError?: (e: Error, remote: string) => void,
+  maxConnections?: number,
 ): Promise<Listener> {
   let server: Server;
   if (tls) {
@@ -34,6 +35,8 @@ export function listen(
     s.on("tlsClientError", (e, sock) => onTlsError?.(e, `${sock.remoteAddress}:${sock.remotePort}`));
     server = s;
   } else server = createServer(onSocket);
+  // Node closes sockets beyond this before anything of ours runs; TLS sockets count while they shake hands.
+  if (maxConnections) server.maxConnections = maxConnections;
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

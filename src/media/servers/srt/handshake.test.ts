@@ -1,14 +1,18 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  cookieOf,
   decodeStreamId,
   encodeStreamId,
   HS_CONCLUSION,
+  inductionRequest,
+  inductionResponse,
   parseHandshake,
   publishPath,
   REJ,
   rejection,
   rejectReason,
+  withCookie,
 } from "./handshake.ts";
 
 /** A conclusion handshake with an SRT_CMD_SID extension, laid out as libsrt sends it. */
@@ -54,4 +58,22 @@ test("a rejection answers the caller's socket id with Handshake Type 1000 + reas
   assert.equal(r.readUInt32BE(36), 2409, "libsrt's URQFailure(SRT_REJX_CONFLICT)");
   assert.equal(rejectReason(r), 1409);
   assert.equal(rejectReason(req), undefined, "a conclusion is not a rejection");
+});
+
+test("our induction answer is libsrt's HSv5 one; the relay's induction for ffmpeg is an HSv4 caller's", () => {
+  const c = conclusion("publish:live/x");
+  c.writeUInt32BE(0x1234, 16 + 24); // caller's socket id
+  const res = inductionResponse(c, 0xdeadbeef);
+  assert.equal(res.length, 64);
+  assert.equal(res.readUInt32BE(12), 0x1234, "addressed to the caller's socket");
+  assert.equal(res.readUInt32BE(16), 5);
+  assert.equal(res.readUInt32BE(20), 0x4a17, "SRT magic in the extension field");
+  assert.equal(cookieOf(res), 0xdeadbeef);
+  const req = inductionRequest(withCookie(c, 7));
+  assert.deepEqual(
+    [req.length, req.readUInt32BE(12), req.readUInt32BE(16), req.readUInt32BE(20), req.readUInt32BE(36), cookieOf(req)],
+    [64, 0, 4, 2, 1, 0],
+  );
+  assert.equal(cookieOf(withCookie(c, 7)), 7);
+  assert.equal(cookieOf(c), 0, "withCookie copies");
 });

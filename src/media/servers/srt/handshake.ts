@@ -1,12 +1,64 @@
 /**
  * Just enough of the SRT wire format (draft-sharabayko-srt, section 3) to route a caller: is a datagram a
- * handshake, which Stream ID (SRT_CMD_SID extension) does its conclusion carry, and how to refuse it.
+ * handshake, which Stream ID (SRT_CMD_SID extension) does its conclusion carry, how to answer an induction with
+ * our cookie, and how to refuse it. Offsets are from the start of the UDP payload: a 16-byte header (destination
+ * socket id at 12), then the handshake CIF (version 16, encryption/extension field 20, type 36, socket id 40,
+ * SYN cookie 44).
  */
 
 export const HS_INDUCTION = 1;
 export const HS_CONCLUSION = 0xffffffff;
 const EXT_SID = 5;
 const CIF_END = 16 + 48;
+const DEST_ID = 12;
+const TYPE_FIELD = 20;
+const HS_TYPE = 36;
+const SOCKET_ID = 40;
+const COOKIE = 44;
+/** Extension field of an HSv5 listener's induction response (SrtHSRequest::SRT_MAGIC_CODE). */
+const SRT_MAGIC = 0x4a17;
+/** Type field of an HSv4-style induction request: UDT_DGRAM. */
+const UDT_DGRAM = 2;
+
+export const cookieOf = (hs: Buffer): number => hs.readUInt32BE(COOKIE);
+export const socketIdOf = (hs: Buffer): number => hs.readUInt32BE(SOCKET_ID);
+
+/** A copy of handshake `hs` carrying `cookie` (the relay swaps ours and ffmpeg's). */
+export function withCookie(hs: Buffer, cookie: number): Buffer {
+  const b = Buffer.from(hs);
+  b.writeUInt32BE(cookie >>> 0, COOKIE);
+  return b;
+}
+
+/**
+ * Our answer to a caller's induction, as libsrt's HSv5 listener answers: the request's CIF with version 5, the
+ * SRT magic in the extension field (no PBKEYLEN advertised), our cookie, addressed to the caller's socket id.
+ */
+export function inductionResponse(req: Buffer, cookie: number): Buffer {
+  const b = Buffer.from(req.subarray(0, CIF_END));
+  b.writeUInt32BE(0x80000000, 0);
+  b.writeUInt32BE(0, 4);
+  b.writeUInt32BE(0, 8);
+  b.writeUInt32BE(req.readUInt32BE(SOCKET_ID), DEST_ID);
+  b.writeUInt32BE(5, 16);
+  b.writeUInt32BE(SRT_MAGIC, TYPE_FIELD);
+  b.writeUInt32BE(cookie >>> 0, COOKIE);
+  return b;
+}
+
+/**
+ * The induction a caller with conclusion `c` would have sent (version 4, UDT_DGRAM, no cookie): what our relay
+ * sends a session's ffmpeg to learn its cookie before handing it the caller's conclusion.
+ */
+export function inductionRequest(c: Buffer): Buffer {
+  const b = Buffer.from(c.subarray(0, CIF_END));
+  b.writeUInt32BE(0, DEST_ID);
+  b.writeUInt32BE(4, 16);
+  b.writeUInt32BE(UDT_DGRAM, TYPE_FIELD);
+  b.writeUInt32BE(HS_INDUCTION, HS_TYPE);
+  b.writeUInt32BE(0, COOKIE);
+  return b;
+}
 
 export interface Handshake {
   version: number;
