@@ -5,12 +5,12 @@
  * and clearly. A source that goes quiet for `stallMs` is stopped (ffmpeg alone may wait forever on a dead peer).
  */
 import type { Logger } from "../core/logger.ts";
+import { scrubText } from "../core/redact.ts";
 import { lastLine, QUIET, runFfmpeg } from "./ffmpeg.ts";
 import type { Hub, MediaStream } from "./hub.ts";
 import { FlvDemuxer } from "./protocols/flv/demux.ts";
 import { TAG_AUDIO, TAG_VIDEO } from "./protocols/flv/tag.ts";
 import { flvToStream, unsupportedCodec } from "./protocols/flv/to-stream.ts";
-import { redactText } from "./redact.ts";
 
 export interface IngestOptions {
   hub: Hub;
@@ -96,7 +96,7 @@ export class FfmpegIngest {
     const stderr = ff.stderr();
     if (!this.#error && code !== 0) {
       // ffmpeg names its input URL in errors: a pull's camera password or key must not reach status or logs.
-      this.#error = redactText(lastLine(stderr)) || `ffmpeg exited with ${code}`;
+      this.#error = scrubText(lastLine(stderr)) || `ffmpeg exited with ${code}`;
       if (CODEC_ERRORS.test(stderr)) {
         this.#permanent = true;
         this.#error = `${this.#error} (only H.264 video and AAC audio are relayed; no transcoding)`;

@@ -7,10 +7,10 @@ import { existsSync } from "node:fs";
 import { z } from "zod";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { redactUrl, scrubText } from "../core/redact.ts";
 import { backoffMs } from "./ffmpeg.ts";
 import { type Hub, validPath } from "./hub.ts";
 import { FfmpegIngest } from "./ingest.ts";
-import { redactText, redactUrl } from "./redact.ts";
 
 export const pullStatusSchema = z.object({
   path: z.string(),
@@ -121,7 +121,7 @@ class Pull {
       this.#ingest = ingest;
       const r = await ingest.done;
       if (this.#stopped) break;
-      this.lastError = redactText(r.error) || "the source ended";
+      this.lastError = scrubText(r.error) || "the source ended";
       if (r.permanent) {
         this.state = "failed";
         log.warn("pull failed for good", { source: redactUrl(this.source), error: this.lastError });

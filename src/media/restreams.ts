@@ -6,11 +6,11 @@
 import { z } from "zod";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { redactUrl, scrubText } from "../core/redact.ts";
 import { backoffMs, lastLine, QUIET, runFfmpeg } from "./ffmpeg.ts";
 import { nextStream, pause } from "./follow.ts";
 import { type Hub, type Reader, validPath } from "./hub.ts";
 import { configsReady, streamToFlv } from "./protocols/flv/from-stream.ts";
-import { redactText, redactUrl } from "./redact.ts";
 
 export const restreamStatusSchema = z.object({
   path: z.string(),
@@ -105,7 +105,7 @@ class Destination {
         continue; // the publisher left: wait for the next one
       }
       // ffmpeg names the destination URL (stream key included) in its errors.
-      this.lastError = redactText(lastLine(ff.stderr())) || `ffmpeg exited with ${code}`;
+      this.lastError = scrubText(lastLine(ff.stderr())) || `ffmpeg exited with ${code}`;
       // A destination that was up resets the backoff: it dropped, it is not a dead address.
       failures = (this.state as RestreamStatus["state"]) === "live" ? 1 : failures + 1;
       this.retries++;
@@ -151,7 +151,7 @@ export class Restreams {
     if (existing) return existing.status();
     const d = new Destination(path, to, this.#o);
     d.done.catch((e) =>
-      this.#o.log.error("restream failed", { path, to: redactUrl(to), error: redactText((e as Error).message) }),
+      this.#o.log.error("restream failed", { path, to: redactUrl(to), error: scrubText((e as Error).message) }),
     );
     this.#dests.push(d);
     this.#o.onChange?.();

@@ -9,9 +9,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname } from "node:path";
 import { z } from "zod";
 import type { Logger } from "../core/logger.ts";
+import { redactUrl, scrubText } from "../core/redact.ts";
 import type { Pulls } from "./pulls.ts";
 import type { Recordings } from "./recordings.ts";
-import { redactText, redactUrl } from "./redact.ts";
 import type { Restreams } from "./restreams.ts";
 
 export const mediaStateSchema = z
@@ -102,7 +102,7 @@ export function restore(s: MediaState, r: Runtime, log: Logger): number {
       const shown = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, redactUrl(v)]));
       log.error(`media state: cannot restore a ${what}; dropped`, {
         ...shown,
-        error: redactText((e as Error).message),
+        error: scrubText((e as Error).message),
       });
     }
   };

@@ -14,11 +14,11 @@ import { makeContext } from "../../src/control/context.ts";
 import { configSchema } from "../../src/core/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import type { OpContext } from "../../src/core/ops.ts";
+import { redactUrl } from "../../src/core/redact.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { streamStatus } from "../../src/media/ops/index.ts";
 import { recordStart, recordStop } from "../../src/media/ops/record.ts";
 import { restreamAdd, restreamList, restreamRemove } from "../../src/media/ops/restream.ts";
-import { redactUrl } from "../../src/media/redact.ts";
 import { freePort } from "../../src/test/cli.ts";
 import { ffprobe, kinds, publish, until } from "./helpers/media-tools.ts";
 
