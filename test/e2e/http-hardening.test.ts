@@ -7,31 +7,16 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { binEntry, cli, freePort, tempHome, testServiceHome, until } from "../../src/test/cli.ts";
+import { mcpInitialize } from "../../src/test/mcp.ts";
+import { headDone, sendRaw, statusOf } from "../../src/test/raw-http.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
 
 /** Sends `text` on a fresh socket; the status code of the first response line, or 0 when none came. */
-function rawStatus(port: number, text: string | string[], waitMs = 5_000): Promise<number> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    let out = "";
-    const done = () => {
-      s.destroy();
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(out);
-      resolve(m ? Number(m[1]) : 0);
-    };
-    s.on("data", (d) => {
-      out += d.toString("latin1");
-      if (/\r\n\r\n/.test(out)) done();
-    });
-    s.on("error", done);
-    s.on("close", done);
-    for (const part of Array.isArray(text) ? text : [text]) s.write(part);
-    setTimeout(done, waitMs).unref();
-  });
+async function rawStatus(port: number, text: string | string[], waitMs = 5_000): Promise<number> {
+  return statusOf(await sendRaw(port, text, { waitMs, until: headDone }));
 }
 
 const get = (target: string, host = "127.0.0.1", extra = "") =>
@@ -151,23 +136,7 @@ describe("control API, MCP HTTP and web server", () => {
     const url = await until("mcp listening", async () => /listening on (http:\/\/\S+)/.exec(err)?.[1] ?? false);
     const port = Number(new URL(url).port);
     const auth = `Authorization: Bearer ${token}\r\n`;
-    const initialize = async () =>
-      (
-        await fetch(url, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${token}`,
-            "content-type": "application/json",
-            accept: "application/json, text/event-stream",
-          },
-          body: JSON.stringify({
-            jsonrpc: "2.0",
-            id: 1,
-            method: "initialize",
-            params: { protocolVersion: "2025-03-26", capabilities: {}, clientInfo: { name: "t", version: "1" } },
-          }),
-        })
-      ).status;
+    const initialize = async () => (await mcpInitialize(url, token)).status;
     await survives("MCP HTTP", port, probes(), initialize);
     assert.equal(await rawStatus(port, get("/mcp", "evil.example", auth)), 403, "foreign Host");
     assert.equal(await rawStatus(port, get("/mcp", "127.0.0.1", `${auth}Origin: http://evil.example\r\n`)), 403);

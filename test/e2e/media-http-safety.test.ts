@@ -8,13 +8,13 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { configSchema } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
+import { bodyOf, sendRaw, statusOf } from "../../src/test/raw-http.ts";
 import { publish, until } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -37,26 +37,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Sends `text` on a fresh connection; resolves with everything the server wrote before closing (or `waitMs`). */
-function raw(text: string | Buffer, waitMs = 3000): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    let out = "";
-    s.on("data", (d) => {
-      out += d.toString("latin1");
-    });
-    s.on("error", () => resolve(out));
-    s.on("close", () => resolve(out));
-    s.write(text);
-    setTimeout(() => {
-      s.destroy();
-      resolve(out);
-    }, waitMs).unref();
-  });
-}
-
-const statusOf = (r: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(r)?.[1] ?? 0);
-const bodyOf = (r: string) => r.slice(r.indexOf("\r\n\r\n") + 4);
+/** Sends `text` on a fresh connection to the media server; everything it wrote before closing (or `waitMs`). */
+const raw = (text: string | Buffer, waitMs = 3000) => sendRaw(port, text, { waitMs });
 const auth = `Authorization: Bearer ${TOKEN}\r\n`;
 const get = (target: string, headers = "") =>
   raw(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`);

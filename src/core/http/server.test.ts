@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, test } from "node:test";
+import { sendRaw } from "../../test/raw-http.ts";
 import { createLogger } from "../logger.ts";
 import { bearerMatches } from "./bearer.ts";
 import { readJson } from "./body.ts";
@@ -11,22 +12,7 @@ import { createHttpListener } from "./server.ts";
 const lines: string[] = [];
 const log = createLogger({ write: (l) => lines.push(l) });
 
-function raw(port: number, text: string, waitMs = 2_000): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    let out = "";
-    s.on("data", (d) => {
-      out += d.toString("latin1");
-    });
-    s.on("error", () => resolve(out));
-    s.on("close", () => resolve(out));
-    s.write(text);
-    setTimeout(() => {
-      s.destroy();
-      resolve(out);
-    }, waitMs).unref();
-  });
-}
+const raw = (port: number, text: string, waitMs = 2_000) => sendRaw(port, text, { waitMs });
 
 const l = createHttpListener({
   name: "test",

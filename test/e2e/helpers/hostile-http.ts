@@ -1,9 +1,9 @@
 /**
  * Seeded hostile HTTP/1.1 input for the listener suite: malformed request targets, percent-encoding errors,
  * `//host:badport`, bare LF and CR line ends, CL+TE smuggling shapes, oversized and NUL-carrying headers,
- * broken chunked bodies, junk upgrades, and raw garbage. Each case is the exact bytes a hostile client sends.
+ * broken chunked bodies, junk upgrades, and raw garbage. Each case is the exact bytes a hostile client sends
+ * (`sendRaw` of src/test/raw-http.ts sends them).
  */
-import { connect } from "node:net";
 import { prng } from "./client.ts";
 
 const TARGETS = [
@@ -201,30 +201,4 @@ export function hostileCases(seed: number, count: number): HostileCase[] {
     out.push({ name: `${kind}:${method} ${target.slice(0, 60)}#${i}`, bytes: Buffer.from(head + body, "latin1") });
   }
   return out;
-}
-
-/** Sends `bytes` on a fresh connection, half-closes or waits, and returns every status code answered. */
-export function sendRaw(
-  port: number,
-  bytes: Buffer,
-  opts: { waitMs?: number; halfClose?: boolean } = {},
-): Promise<number[]> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    let text = "";
-    const done = () => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve([...text.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1])));
-    };
-    const timer = setTimeout(done, opts.waitMs ?? 1_500);
-    s.on("data", (d) => {
-      text += d.toString("latin1");
-    });
-    s.on("error", done);
-    s.on("close", done);
-    s.write(bytes, () => {
-      if (opts.halfClose) s.end();
-    });
-  });
 }
