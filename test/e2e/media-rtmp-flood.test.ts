@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { MediaChild } from "../../bench/media/lib.ts";
 import { parkPartials, rssMiB, rssPeak, rtmpHandshake } from "./helpers/attack.ts";
-import { publish, until } from "./helpers/media-tools.ts";
+import { liveNow, publish, until } from "./helpers/media-tools.ts";
 import { RtmpPublisher } from "./helpers/rtmp-publisher.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -36,19 +36,6 @@ after(async () => {
   await m?.stop();
 });
 
-/** The path's playlist lists a segment that appeared since `since` (the stream is live now). */
-async function liveNow(path: string): Promise<boolean> {
-  const first = await fetch(`${m.http}/${path}/stream.m3u8`).then((r) => (r.ok ? r.text() : ""));
-  const seq = (t: string) =>
-    Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(t)?.[1] ?? -1) + (t.match(/#EXTINF/g)?.length ?? 0);
-  if (!first) return false;
-  return until(
-    `${path} to grow`,
-    async () => seq(await fetch(`${m.http}/${path}/stream.m3u8`).then((r) => r.text())) > seq(first),
-    10_000,
-  );
-}
-
 test(
   "partial giant messages on many chunk streams (before connect and after publish) are cut at their budget; ffmpeg publishes during and after; RSS stays bounded",
   opts,
@@ -57,7 +44,7 @@ test(
     await sleep(1000);
     const baseline = rssMiB(m.pid);
     const real = publish(`${m.rtmp}/live/real`, 30);
-    await until("the real publisher's playlist", () => liveNow("live/real"));
+    await until("the real publisher's playlist", () => liveNow(m.http, "live/real"));
     const peak = rssPeak(m.pid);
 
     // Before connect: a header declaring 16 MiB is over the 64 KiB a connection holds until it is admitted.
@@ -90,7 +77,7 @@ test(
     };
     const sent = [...(await wave("a", 56)), ...(await wave("b", 2))];
     for (const s of sent) assert.ok(s < 64 * MiB, `an attacker was cut off after ${s} bytes`);
-    assert.ok(await liveNow("live/real"), "the real publisher is live during the attack");
+    assert.ok(await liveNow(m.http, "live/real"), "the real publisher is live during the attack");
     const peakMiB = peak.stop();
 
     // Attackers gone: memory comes back (buffers are freed by the GC, so give it a moment).
@@ -103,7 +90,7 @@ test(
       30_000,
     ).catch(() => rssMiB(m.pid));
     const after = publish(`${m.rtmp}/live/after`, 6);
-    assert.ok(await until("the later publisher's playlist", () => liveNow("live/after")));
+    assert.ok(await until("the later publisher's playlist", () => liveNow(m.http, "live/after")));
     real.proc.kill("SIGINT");
     await Promise.all([real.exit, after.exit]);
     const line = `RTMP flood: baseline ${baseline.toFixed(0)} MiB, peak ${peakMiB.toFixed(0)} MiB (bound ${(baseline + PEAK_OVER_BASELINE_MIB).toFixed(0)}), after ${back.toFixed(0)} MiB; pre-connect attackers sent ${preSent.map((s) => s).join("/")} bytes before the close; admitted attackers sent ${Math.min(...sent)}..${Math.max(...sent)} bytes each (budget ${CONNECTION_BUFFER})`;

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { MediaChild, tree } from "../../bench/media/lib.ts";
 import { HS_CONCLUSION, HS_INDUCTION } from "../../src/media/servers/srt/handshake.ts";
 import { rssMiB, rssPeak, srtHandshake } from "./helpers/attack.ts";
-import { publish, until } from "./helpers/media-tools.ts";
+import { liveNow, publish, until } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const opts = { skip: hasFfmpeg ? false : "ffmpeg is not installed" };
@@ -35,16 +35,6 @@ after(async () => {
 
 /** ffmpeg processes the media service has running now. */
 const ffmpegChildren = () => tree(m.pid).length - 1;
-
-/** The path's playlist exists and gains a segment (the stream is live now). */
-async function liveNow(path: string): Promise<boolean> {
-  const url = `${m.http}/${path}/stream.m3u8`;
-  const seq = (t: string) =>
-    Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(t)?.[1] ?? -1) + (t.match(/#EXTINF/g)?.length ?? 0);
-  const first = await fetch(url).then((r) => (r.ok ? r.text() : ""));
-  if (!first) return false;
-  return until(`${path} to grow`, async () => seq(await fetch(url).then((r) => r.text())) > seq(first), 10_000);
-}
 
 /** Flooders on PORTS source ports: an induction and a forged conclusion each every 100 ms (5,120 datagrams/s). */
 async function flood(): Promise<{ stop(): Promise<{ sent: number; answers: number }> }> {
@@ -97,7 +87,7 @@ test(
       assert.equal(ffmpegChildren(), 0, "no ffmpeg for the flood");
       // A real publisher, while the flood goes on.
       const real = publish(`${m.srt}?streamid=publish:live/srt`, 30, "mpegts");
-      assert.ok(await until("the SRT publisher's playlist", () => liveNow("live/srt")));
+      assert.ok(await until("the SRT publisher's playlist", () => liveNow(m.http, "live/srt")));
       await sleep(2000);
       const { sent, answers } = await f.stop();
       f = undefined;
@@ -106,10 +96,10 @@ test(
       assert.equal(duringFlood, 1, "one ffmpeg, the real publisher's");
       // The flood got its induction answers (stateless) and nothing for the forged conclusions.
       assert.ok(answers > 0 && answers <= sent / 2, `answers ${answers} for ${sent} datagrams`);
-      assert.ok(await liveNow("live/srt"), "still live after the flood");
+      assert.ok(await liveNow(m.http, "live/srt"), "still live after the flood");
       // After the flood: a second publisher gets its own session.
       const later = publish(`${m.srt}?streamid=publish:live/srt2`, 6, "mpegts");
-      assert.ok(await until("the later publisher's playlist", () => liveNow("live/srt2")));
+      assert.ok(await until("the later publisher's playlist", () => liveNow(m.http, "live/srt2")));
       real.proc.kill("SIGINT");
       await Promise.all([real.exit, later.exit]);
       const line = `SRT flood: ${sent} datagrams from ${PORTS} ports (${answers} induction answers), baseline ${baseline.toFixed(0)} MiB, peak ${peakMiB.toFixed(0)} MiB (bound ${(baseline + FLOOD_OVER_BASELINE_MIB).toFixed(0)}), ffmpeg children during the flood at most ${duringFlood} (the real publisher's)`;

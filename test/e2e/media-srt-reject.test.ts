@@ -14,13 +14,8 @@ import { after, before, test } from "node:test";
 import { configSchema } from "../../src/core/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
-import {
-  encodeStreamId,
-  HS_CONCLUSION,
-  HS_INDUCTION,
-  REJ,
-  rejectReason,
-} from "../../src/media/servers/srt/handshake.ts";
+import { HS_CONCLUSION, HS_INDUCTION, REJ, rejectReason } from "../../src/media/servers/srt/handshake.ts";
+import { srtHandshake } from "./helpers/attack.ts";
 import { until } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -42,28 +37,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A handshake datagram as an SRT caller sends it (header + 48-byte CIF + optional Stream ID extension). */
-function handshake(o: { version: number; type: number; socketId: number; cookie?: number; streamId?: string }) {
-  const sid = o.streamId === undefined ? Buffer.alloc(0) : encodeStreamId(o.streamId);
-  const b = Buffer.alloc(64 + (sid.length ? 4 + sid.length : 0));
-  b.writeUInt32BE(0x80000000, 0);
-  b.writeUInt32BE(o.version, 16);
-  b.writeUInt16BE(o.version === 4 ? 2 : 0, 22); // HSv4: socket type DGRAM; HSv5: extension flags (none but SID)
-  b.writeUInt32BE(randomInt(1, 0x7fffffff), 24);
-  b.writeUInt32BE(1500, 28);
-  b.writeUInt32BE(8192, 32);
-  b.writeUInt32BE(o.type, 36);
-  b.writeUInt32BE(o.socketId, 40);
-  b.writeUInt32BE(o.cookie ?? 0, 44);
-  b.writeUInt32BE(0x0100007f, 48);
-  if (sid.length) {
-    b.writeUInt16BE(5, 64);
-    b.writeUInt16BE(sid.length / 4, 66);
-    sid.copy(b, 68);
-  }
-  return b;
-}
-
 /** Induction, then a conclusion with `streamId`: the rejection reason the server answers with (or undefined). */
 async function rawCaller(streamId: string): Promise<number | undefined> {
   const sock = createSocket("udp4");
@@ -75,12 +48,12 @@ async function rawCaller(streamId: string): Promise<number | undefined> {
     const send = (b: Buffer) => sock.send(b, m.srt.port, "127.0.0.1");
     // The caller retransmits until answered, as libsrt does (the server opens a session on the first induction).
     const induction = await until("the induction response", async () => {
-      send(handshake({ version: 4, type: HS_INDUCTION, socketId }));
+      send(srtHandshake({ version: 4, type: HS_INDUCTION, socketId }));
       return replies.find((r) => r.length >= 64 && r.readUInt32BE(36) === HS_INDUCTION);
     });
     const cookie = induction.readUInt32BE(44);
     return await until("an answer to the conclusion", async () => {
-      send(handshake({ version: 5, type: HS_CONCLUSION, socketId, cookie, streamId }));
+      send(srtHandshake({ version: 5, type: HS_CONCLUSION, socketId, cookie, streamId }));
       const rej = replies.map(rejectReason).find((x) => x !== undefined);
       if (rej !== undefined) {
         // The rejection goes to our socket id, as libsrt expects.

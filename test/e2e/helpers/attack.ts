@@ -105,7 +105,7 @@ export function srtHandshake(o: {
   const b = Buffer.alloc(64 + (sid.length ? 4 + sid.length : 0));
   b.writeUInt32BE(0x80000000, 0);
   b.writeUInt32BE(o.version, 16);
-  b.writeUInt16BE(o.version === 4 ? 2 : 0, 22);
+  b.writeUInt16BE(o.version === 4 ? 2 : 0, 22); // HSv4: socket type DGRAM; HSv5: extension flags (none but SID)
   b.writeUInt32BE(randomInt(1, 0x7fffffff), 24);
   b.writeUInt32BE(1500, 28);
   b.writeUInt32BE(8192, 32);

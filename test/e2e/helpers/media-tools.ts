@@ -37,6 +37,19 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   }
 }
 
+/**
+ * `<base>/<path>/stream.m3u8` exists and then lists a segment it did not list at first (media sequence plus
+ * segment count grows within 10 s): the stream is live now, not just announced.
+ */
+export async function liveNow(base: string, path: string): Promise<boolean> {
+  const url = `${base}/${path}/stream.m3u8`;
+  const seq = (t: string) =>
+    Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(t)?.[1] ?? -1) + (t.match(/#EXTINF/g)?.length ?? 0);
+  const first = await fetch(url).then((r) => (r.ok ? r.text() : ""));
+  if (!first) return false;
+  return until(`${path} to grow`, async () => seq(await fetch(url).then((r) => r.text())) > seq(first), 10_000);
+}
+
 /** ffmpeg publishing testsrc2 + sine (H.264 + AAC) for `seconds` in real time to `url` in format `format`. */
 export function publish(
   url: string,
