@@ -1,11 +1,12 @@
 /** MCP over stdio and streamable HTTP with the real SDK client: tool list, annotations, structured results, auth, progress. */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { after, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { binEntry, testServiceHome } from "../../src/test/cli.ts";
+import { startMcpHttp } from "../../src/test/mcp.ts";
 
 const h = await testServiceHome();
 const children: ChildProcess[] = [];
@@ -78,24 +79,10 @@ test("stdio: lists tools, calls a read-only op, errors are isError results, prog
 });
 
 async function startHttp(token: string): Promise<string> {
-  const child = spawn(process.execPath, [binEntry, "mcp", "--transport", "http", "--port", "0", "--token", token], {
-    env: h.env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let stdout = "";
-  child.stdout!.on("data", (d) => (stdout += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    let err = "";
-    child.stderr!.on("data", (d) => {
-      err += d;
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolve(m[1]);
-    });
-    child.once("exit", (c) => reject(new Error(`mcp http exited ${c}: ${err}`)));
-  });
-  child.once("exit", () => assert.equal(stdout, "", "nothing on stdout in http mode either"));
-  return url;
+  const mcp = await startMcpHttp({ env: h.env, token });
+  children.push(mcp.child);
+  mcp.child.once("exit", () => assert.equal(mcp.stdout(), "", "nothing on stdout in http mode either"));
+  return mcp.url;
 }
 
 test("http: bearer token required; with it, lists tools and calls status", async () => {

@@ -6,11 +6,11 @@
  * half-open sockets. Never a 5xx, no process exits, no restart, and a normal client is served throughout.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import { after, before, test } from "node:test";
-import { binEntry, cli, freePort, json, tempHome } from "../../src/test/cli.ts";
-import { mcpInitialize } from "../../src/test/mcp.ts";
+import { cli, freePort, json, tempHome } from "../../src/test/cli.ts";
+import { mcpInitialize, startMcpHttp } from "../../src/test/mcp.ts";
 import { sendRaw, statusesOf } from "../../src/test/raw-http.ts";
 import { hostileCases } from "./helpers/hostile-http.ts";
 
@@ -54,22 +54,7 @@ const services = async () => {
 before(async () => {
   const up = await cli(["up"], { env: h.env, timeoutMs: 180_000 });
   assert.equal(up.code, 0, up.stderr + up.stdout);
-  mcp = spawn(
-    process.execPath,
-    [binEntry, "mcp", "--transport", "http", "--port", String(ports.mcp), "--token", mcpToken],
-    {
-      env: h.env,
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    let err = "";
-    mcp.stderr?.on("data", (d) => {
-      err += d;
-      if (/listening on/.test(err)) resolve();
-    });
-    mcp.once("exit", (c) => reject(new Error(`mcp exited ${c}: ${err}`)));
-  });
+  mcp = (await startMcpHttp({ env: h.env, token: mcpToken, port: ports.mcp })).child;
   const token = (await import("node:fs")).readFileSync(`${h.home}/run/control.token`, "utf8").trim();
   const base = (p: number) => `http://127.0.0.1:${p}`;
   listeners = [

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { binEntry, cli, freePort, tempHome, testServiceHome, until } from "../../src/test/cli.ts";
-import { mcpInitialize } from "../../src/test/mcp.ts";
+import { mcpInitialize, startMcpHttp } from "../../src/test/mcp.ts";
 import { headDone, sendRaw, statusOf } from "../../src/test/raw-http.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
 
@@ -126,14 +126,8 @@ describe("control API, MCP HTTP and web server", () => {
   test("MCP HTTP: Host/Origin and token before anything; malformed targets 400; stays up", async () => {
     const token = "m".repeat(32);
     const h = tempHome();
-    const child = spawn(process.execPath, [binEntry, "mcp", "--transport", "http", "--port", "0", "--token", token], {
-      env: h.env,
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const { child, url } = await startMcpHttp({ env: h.env, token });
     children.push(child);
-    let err = "";
-    child.stderr!.on("data", (d) => (err += d));
-    const url = await until("mcp listening", async () => /listening on (http:\/\/\S+)/.exec(err)?.[1] ?? false);
     const port = Number(new URL(url).port);
     const auth = `Authorization: Bearer ${token}\r\n`;
     const initialize = async () => (await mcpInitialize(url, token)).status;
