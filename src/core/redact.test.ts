@@ -41,6 +41,17 @@ test("redactUrl: userinfo, RTMP stream keys, SRT stream ids and passphrases, sec
     // An unencoded '@' or '/' in the password still ends at the last '@' before the query.
     ["rtsp://u:p@ss/w@cam/x", "rtsp://***@cam/x"],
     ["rtsp://admin:12/34@cam/x", "rtsp://***@cam/x"],
+    ["rtsp://admin:12/34@10.0.0.5:554/x", "rtsp://***@10.0.0.5:554/x"],
+    // A Matrix user ID in the path is not user info: the host stays.
+    [
+      "http://127.0.0.1:8008/_matrix/client/v3/profile/@alice:localhost",
+      "http://127.0.0.1:8008/_matrix/client/v3/profile/@alice:localhost",
+    ],
+    [
+      "https://hs/_matrix/client/v3/rooms/!r:hs/state/m.room.member/@bob:hs:8448",
+      "https://hs/_matrix/client/v3/rooms/!r:hs/state/m.room.member/@bob:hs:8448",
+    ],
+    ["https://u:p@hs/_matrix/client/v3/profile/@bob:hs", "https://***@hs/_matrix/client/v3/profile/@bob:hs"],
     ["http://h/%ff?key=%zz", "http://h/%ff?key=***"],
     // Not a URL: only secret `name=value` pairs go (a request target without a scheme).
     ["/_matrix/client/v3/sync?since=s1&access_token=syt_zz", "/_matrix/client/v3/sync?since=s1&access_token=***"],

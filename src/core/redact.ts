@@ -76,11 +76,15 @@ function redactQuery(query: string): string {
   return scrubParams(masked);
 }
 
+/** A host with an optional numeric port: a name, an IPv4 address or a bracketed IPv6 literal. */
+const HOST_AFTER_AT = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?$/;
+
 /**
  * One URL with its secrets masked: `rtsp://user:pass@cam/x` → `rtsp://***@cam/x`, `rtmp://host/app/KEY` →
  * `rtmp://host/app/***`, `?streamid=…&passphrase=…&key=…&token=…&sig=…` values → `***`. Anything that is not a URL
  * (a file path, a request target `/sync?access_token=…`) keeps all but its secret `name=value` pairs.
  */
+
 export function redactUrl(u: string): string {
   const m = URL_START.exec(u);
   if (!m) return scrubParams(u);
@@ -90,8 +94,14 @@ export function redactUrl(u: string): string {
   const q = rest.indexOf("?");
   let pre = q < 0 ? rest : rest.slice(0, q);
   const query = q < 0 ? undefined : rest.slice(q + 1);
-  // The last '@' before the query ends the user info, even when an unencoded password holds '/' or '@'.
-  const at = pre.lastIndexOf("@");
+  // The last '@' before the query ends the user info, even when an unencoded password holds '/' or '@' — but
+  // only when a host follows it: `http://hs/_matrix/client/v3/profile/@alice:hs` has a user ID in its path, not
+  // user info (its host would otherwise vanish from the log). Else the RFC 3986 rule: '@' before the first '/'.
+  let at = pre.lastIndexOf("@");
+  if (at >= 0 && !HOST_AFTER_AT.test(pre.slice(at + 1).split("/", 1)[0] as string)) {
+    const authority = pre.split("/", 1)[0] as string;
+    at = authority.lastIndexOf("@");
+  }
   const userInfo = at >= 0;
   if (userInfo) pre = pre.slice(at + 1);
   const slash = pre.indexOf("/");
