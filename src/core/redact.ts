@@ -84,7 +84,6 @@ const HOST_AFTER_AT = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?$/;
  * `rtmp://host/app/***`, `?streamid=…&passphrase=…&key=…&token=…&sig=…` values → `***`. Anything that is not a URL
  * (a file path, a request target `/sync?access_token=…`) keeps all but its secret `name=value` pairs.
  */
-
 export function redactUrl(u: string): string {
   const m = URL_START.exec(u);
   if (!m) return scrubParams(u);
