@@ -114,10 +114,13 @@ export class ServiceRunner {
     const child = this.#child;
     if (child) {
       this.state = "stopping";
+      const grace = this.#unit.stopGraceMs(this.#config);
+      const deadline = Date.now() + grace;
       this.#signal(child, this.#unit.stopSignal(this.#config));
-      const killer = setTimeout(() => this.#signal(child, "SIGKILL"), this.#unit.stopGraceMs(this.#config));
+      const killer = setTimeout(() => this.#signal(child, "SIGKILL"), grace);
       await this.#exited;
       clearTimeout(killer);
+      if (this.#unit.kind === "program" && child.pid) await reapGroup(child.pid, deadline);
     }
     if (this.state !== "failed" || wasUp) this.state = "stopped";
     return wasUp;
@@ -220,6 +223,15 @@ export class ServiceRunner {
     this.#child = undefined;
     removeFile(this.#paths.pidFile(this.name));
     this.lastExit = why ?? (signal ? `signal ${signal}` : `exit code ${code}`);
+    // A program that died unasked leaves what it started behind in its group (holding its port, say): end those
+    // as systemd ends a unit's cgroup, so the restart starts clean.
+    if (this.#wantUp && this.#unit.kind === "program" && child.pid) {
+      const pgid = child.pid;
+      try {
+        process.kill(-pgid, this.#unit.stopSignal(this.#config));
+      } catch {}
+      void reapGroup(pgid, Date.now() + this.#unit.stopGraceMs(this.#config));
+    }
     if (!this.#wantUp) {
       this.state = "stopped";
       return;
@@ -314,4 +326,23 @@ export class ServiceRunner {
     if (!ok && !this.#pidPending) this.#log.warn("cannot write the pid file; retrying", { pid });
     this.#pidPending = !ok;
   }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What a program started and left in its process group gets until `deadline` to exit, then SIGKILL. */
+async function reapGroup(pgid: number, deadline: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while (alive() && Date.now() < deadline) await sleep(50);
+  if (!alive()) return;
+  try {
+    process.kill(-pgid, "SIGKILL");
+  } catch {}
 }
