@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import YAML from "yaml";
-import { pidAlive } from "../../src/control/proc.ts";
+import { pidAlive, programProcesses } from "../../src/control/proc.ts";
 import { cli, freePort, json, tempHome, until } from "../../src/test/cli.ts";
 
 const base = {
@@ -196,15 +196,52 @@ test("a program that never gets healthy fails `up` within its readiness time, sa
 });
 
 test("restart: never leaves a program that exited failed; a program added to the config starts without down", async () => {
-  const cfg = YAML.parse(readFileSync(bad.configFile, "utf8"));
-  cfg.programs.once = { argv: ["python3", "-c", "import sys; sys.exit(3)"], restart: "never" };
-  writeFileSync(bad.configFile, YAML.stringify(cfg));
+  addPrograms({ once: { argv: ["sh", "-c", "exit 3"], restart: "never" } });
   const start = await cli(["once", "start"], { env: bad.env });
   assert.notEqual(start.code, 0);
   assert.match(start.stderr, /once: exited \(exit code 3\); restart policy: never/);
   const s = await prog("once", bad.env);
   assert.equal(s.state, "failed");
   assert.equal(s.lastExit, "exit code 3");
+});
+
+/** Adds programs to the bad home's config file (the running supervisor picks them up on start). */
+function addPrograms(programs: Record<string, unknown>): void {
+  const cfg = YAML.parse(readFileSync(bad.configFile, "utf8"));
+  Object.assign(cfg.programs, programs);
+  writeFileSync(bad.configFile, YAML.stringify(cfg));
+}
+
+test("a program that cannot be started at all fails at once, saying why", async () => {
+  addPrograms({ missing: { argv: ["/nonexistent/program"] } });
+  const start = await cli(["missing", "start"], { env: bad.env });
+  assert.notEqual(start.code, 0);
+  assert.match(start.stderr, /missing: cannot start \/nonexistent\/program: ENOENT/);
+  assert.equal((await cli(["missing", "stop"], { env: bad.env })).code, 0);
+});
+
+test("what a program started goes with it: its process group on stop, and on a crash before the restart", async () => {
+  // The background child ignores SIGTERM: only the group's SIGKILL after stopGraceMs ends it.
+  const script = "(trap '' TERM; exec sleep 300) & exec sleep 301";
+  addPrograms({ family: { argv: ["sh", "-c", script], stopGraceMs: 500 } });
+  const start = await cli(["family", "start"], { env: bad.env });
+  assert.equal(start.code, 0, start.stderr);
+  const procs = async () =>
+    until("both processes", async () => {
+      const p = programProcesses(bad.home, "family");
+      return p.length === 2 && p;
+    });
+  const first = await procs();
+  const leader = first.find((p) => p.root);
+  const child = first.find((p) => !p.root);
+  assert.ok(leader && child);
+  process.kill(leader.pid, "SIGKILL");
+  await until("child of the crashed leader gone", async () => !pidAlive(child.pid));
+  const again = await procs();
+  assert.ok(again.every((p) => p.pid !== leader.pid && p.pid !== child.pid));
+  const stop = await cli(["family", "stop"], { env: bad.env });
+  assert.equal(stop.code, 0, stop.stderr);
+  for (const p of again) await until(`pid ${p.pid} gone`, async () => !pidAlive(p.pid));
 });
 
 test("config errors name the key", async () => {
