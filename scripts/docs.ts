@@ -7,13 +7,15 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { fieldsOf } from "../src/cli/schema.ts";
 import { buildRegistry } from "../src/control/registry.ts";
+import { defaultConfig } from "../src/core/config.ts";
 import { toolName } from "../src/core/ops.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const readmePath = `${root}README.md`;
 
 export function cliReference(): string {
-  const rows = buildRegistry()
+  // The defaults, not the config file in effect: its programs are the operator's, not the reference's.
+  const rows = buildRegistry(defaultConfig())
     .list()
     .filter((o) => !o.hidden)
     .map((op) => {

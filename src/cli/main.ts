@@ -2,6 +2,7 @@
 
 import { makeContext } from "../control/context.ts";
 import { buildRegistry } from "../control/registry.ts";
+import { peekConfig } from "../control/units.ts";
 import { type Config, defaultConfig, loadConfig, resolveConfigPath } from "../core/config.ts";
 import { AmiError, isAmiError } from "../core/errors.ts";
 import type { OpDef, OpRegistry } from "../core/ops.ts";
@@ -76,7 +77,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const g = takeGlobals(argv);
     json = g.json;
-    const registry = buildRegistry();
+    // Programs in the config file become commands too (`ami-streams <program> start`).
+    const registry = buildRegistry(peekConfig(g.config));
     const { op, words, args } = resolve(registry, g.rest);
     if (!op) {
       const unknown = g.rest.find((a, i) => i >= words.length && !a.startsWith("-"));

@@ -17,13 +17,16 @@ import {
   hasMarkers,
   homeProcesses,
   isOurProcess,
+  isProgramProcess,
   killAndWait,
+  PROGRAM_ENV,
   pidAlive,
+  programProcesses,
   readPid,
   removeFile,
 } from "./proc.ts";
-import { services } from "./services.ts";
 import type { SupervisorStatus } from "./state.ts";
+import { units } from "./units.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -69,7 +72,9 @@ export async function ensureSupervisor(
     fd = openSync(logFile, "a", 0o600);
   } catch {}
   // The runtime home in its environment (inherited by the services) lets status/down find them all in /proc.
-  const env = { ...process.env, [HOME_ENV]: ctx.paths.home };
+  // Not a program's marker, should this CLI run inside a supervised program: the supervisor is no part of it.
+  const env: NodeJS.ProcessEnv = { ...process.env, [HOME_ENV]: ctx.paths.home };
+  delete env[PROGRAM_ENV];
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd], env });
   if (typeof fd === "number") closeSync(fd);
   child.unref();
@@ -104,20 +109,24 @@ export async function currentStatus(ctx: OpContext): Promise<SupervisorStatus> {
       if ((e as AmiError).code !== "AMI_NOT_RUNNING") throw e;
     }
   }
-  const procs = homeProcesses(ctx.paths.home);
-  const orphan = (name: string) => procs.find((p) => hasMarkers(p.argv, ["serve", name]))?.pid ?? null;
   return {
     supervisor: { running: false, pid: null, url: null, uptimeS: null },
-    services: services.map((s) => ({
-      name: s.name,
-      state: orphan(s.name) === null ? ("stopped" as const) : ("orphaned" as const),
-      pid: orphan(s.name),
-      uptimeS: null,
-      restarts: 0,
-      url: s.baseUrl(ctx.config),
-      enabled: s.enabled(ctx.config),
-      lastExit: null,
-    })),
+    services: units(ctx.config).map((s) => {
+      const pid = s.find(ctx.paths.home)[0] ?? null;
+      return {
+        name: s.name,
+        kind: s.kind,
+        state: pid === null ? ("stopped" as const) : ("orphaned" as const),
+        pid,
+        uptimeS: null,
+        restarts: 0,
+        url: s.url(ctx.config),
+        enabled: s.enabled(ctx.config),
+        lastExit: null,
+        failure: null,
+        statsUrl: s.statsUrl(ctx.config),
+      };
+    }),
   };
 }
 
@@ -133,6 +142,14 @@ export async function waitHealthy(client: ControlClient, names: string[], ctx: O
       pending.length ? `waiting for ${pending.map((s) => s.name).join(", ")}` : "healthy",
     );
     if (pending.length === 0) return st;
+    // A failed readiness or a restart policy that gave up will not turn into "running" by waiting longer.
+    const failed = pending.filter((s) => s.state === "failed" || s.failure);
+    if (failed.length > 0) {
+      const detail = failed
+        .map((s) => `${s.name}: ${s.failure ?? s.state}\n  ${tail(ctx.paths.logFile(s.name), 10).join("\n  ")}`)
+        .join("\n");
+      throw new AmiError("AMI_UNAVAILABLE", `not started:\n${detail}`);
+    }
     if (Date.now() > deadline || ctx.signal.aborted) {
       const detail = pending
         .map(
@@ -173,12 +190,25 @@ export async function stopSupervisor(ctx: OpContext): Promise<boolean> {
       await killAndWait(p.pid, marks, ctx.config.control.stopGraceMs);
     }),
   );
-  for (const s of services) {
+  // External programs the supervisor could not stop (it died): found by their environment markers, each sent its
+  // own stop signal when the config still names it.
+  const progs = programProcesses(ctx.paths.home);
+  const all = units(ctx.config);
+  await Promise.all(
+    progs.map(async (p) => {
+      const u = all.find((x) => x.name === p.name);
+      ctx.log.warn("stopping a leftover program of this runtime home", { pid: p.pid, program: p.name });
+      const grace = u?.stopGraceMs(ctx.config) ?? ctx.config.control.stopGraceMs;
+      const first = u?.stopSignal(ctx.config) ?? "SIGTERM";
+      await killAndWait(p.pid, (x) => isProgramProcess(x, ctx.paths.home, p.name), grace, first);
+    }),
+  );
+  for (const s of all) {
     const f = ctx.paths.pidFile(s.name);
     const p = readPid(f);
-    if (p !== undefined && !isOurProcess(p, ["serve", s.name])) removeFile(f);
+    if (p !== undefined && !s.owns(p, ctx.paths.home)) removeFile(f);
   }
-  return pid !== undefined || left.length > 0;
+  return pid !== undefined || left.length > 0 || progs.length > 0;
 }
 
 function signal(pid: number, s: NodeJS.Signals): void {

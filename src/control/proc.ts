@@ -127,16 +127,82 @@ export function cpuPercent(a: ProcSample, b: ProcSample): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** SIGTERM `pid`, SIGKILL it after `graceMs`; resolves once it is gone (or no longer ours: reused). */
-export async function killAndWait(pid: number, marks: string[], graceMs: number): Promise<void> {
+/**
+ * Send `signal` (default SIGTERM) to `pid`, SIGKILL it after `graceMs`; resolves once it is gone (or no longer
+ * ours: reused). `marks` are argv markers of our own processes, or a predicate (external programs).
+ */
+export async function killAndWait(
+  pid: number,
+  marks: string[] | ((pid: number) => boolean),
+  graceMs: number,
+  first: NodeJS.Signals = "SIGTERM",
+): Promise<void> {
+  const ours = typeof marks === "function" ? marks : (p: number) => isOurProcess(p, marks);
   const signal = (s: NodeJS.Signals) => {
     try {
       process.kill(pid, s);
     } catch {}
   };
-  signal("SIGTERM");
+  signal(first);
   const deadline = Date.now() + graceMs;
-  while (isOurProcess(pid, marks) && Date.now() < deadline) await sleep(50);
-  if (isOurProcess(pid, marks)) signal("SIGKILL");
-  while (isOurProcess(pid, marks)) await sleep(20);
+  while (ours(pid) && Date.now() < deadline) await sleep(50);
+  if (ours(pid)) signal("SIGKILL");
+  while (ours(pid)) await sleep(20);
+}
+
+/**
+ * External programs carry this beside AMI_STREAMS_HOME: their argv is not ours to mark, so /proc finds them (and
+ * the processes they start, which inherit it) by environment, and a reused pid never matches.
+ */
+export const PROGRAM_ENV = "AMI_STREAMS_PROGRAM";
+
+function environ(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+  } catch {
+    return undefined;
+  }
+}
+
+function ppidOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/** True while `pid` lives, is no zombie, and carries program `name`'s markers for runtime home `home`. */
+export function isProgramProcess(pid: number, home: string, name: string): boolean {
+  if (!pidAlive(pid) || cmdline(pid) === undefined) return false;
+  const env = environ(pid);
+  return !!env?.includes(`${HOME_ENV}=${home}`) && env.includes(`${PROGRAM_ENV}=${name}`);
+}
+
+/**
+ * Processes of external programs started for runtime home `home` (all programs, or only `name`), read from /proc.
+ * `root` is false for a process whose parent belongs to the same program (a child it started).
+ */
+export function programProcesses(home: string, name?: string): Array<{ pid: number; name: string; root: boolean }> {
+  const want = `${HOME_ENV}=${home}`;
+  const found: Array<{ pid: number; name: string }> = [];
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    const pid = Number(e);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const env = environ(pid);
+    if (!env?.includes(want) || cmdline(pid) === undefined) continue;
+    const mark = env.find((v) => v.startsWith(`${PROGRAM_ENV}=`));
+    if (!mark) continue;
+    const n = mark.slice(PROGRAM_ENV.length + 1);
+    if (name === undefined || n === name) found.push({ pid, name: n });
+  }
+  const byPid = new Map(found.map((f) => [f.pid, f.name]));
+  return found.map((f) => ({ ...f, root: byPid.get(ppidOf(f.pid)) !== f.name }));
 }

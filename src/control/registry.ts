@@ -1,4 +1,5 @@
 /** Collects every operation into one registry: the CLI, the MCP server and the control API are generated from it. */
+import type { Config } from "../core/config.ts";
 import { OpRegistry } from "../core/ops.ts";
 import { matrixOps } from "../matrix/ops/index.ts";
 import { mcpOp } from "../mcp/op.ts";
@@ -12,10 +13,12 @@ import { notBuiltOps } from "./ops/not-built.ts";
 import { serviceOps } from "./ops/service-ops.ts";
 import { testOp } from "./ops/test.ts";
 import { versionOp } from "./ops/version.ts";
-import { services } from "./services.ts";
+import { peekConfig, units } from "./units.ts";
 
-export function buildRegistry(): OpRegistry {
-  return new OpRegistry().add(
+/** `config` decides which external programs get `<name> start|stop|...` ops (default: the config file in effect). */
+export function buildRegistry(config: Config = peekConfig()): OpRegistry {
+  const all = units(config);
+  const registry = new OpRegistry().add(
     upOp,
     downOp,
     statusOp,
@@ -27,8 +30,13 @@ export function buildRegistry(): OpRegistry {
     ...configOps,
     ...internalOps,
     ...notBuiltOps,
-    ...services.flatMap(serviceOps),
+    ...all.filter((u) => u.kind === "service").flatMap(serviceOps),
     ...matrixOps,
     ...mediaOps,
   );
+  // A program named like a command that exists is still supervised (up, down, status); it just gets no second one.
+  for (const op of all.filter((u) => u.kind === "program").flatMap(serviceOps)) {
+    if (!registry.get(op.name)) registry.add(op);
+  }
+  return registry;
 }

@@ -1,47 +1,49 @@
 /**
- * One supervised service: spawns `node bin/ami-streams.ts serve <name>`, health-checks it over HTTP,
- * restarts it with capped exponential backoff when it dies (or stays unhealthy), stops it SIGTERM-then-SIGKILL.
- * Its stdout/stderr come through a pipe into a LogSink (scrubbed; a full disk drops lines, never the service).
- * Nothing here throws on a failed pid-file write: the pid file is retried, and /proc finds the process anyway.
+ * One supervised unit (our `ami-streams serve <name>`, or an external program): spawns it, health-checks it,
+ * restarts it with capped exponential backoff when it dies (or stays unhealthy) as its restart policy allows,
+ * stops it with its stop signal, then SIGKILL. Its stdout/stderr come through a pipe into a LogSink (scrubbed; a
+ * full disk drops lines, never the process). Nothing here throws on a failed pid-file write: the pid file is
+ * retried, and /proc finds the process anyway.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { type Config, loadConfig } from "../core/config.ts";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RuntimePaths } from "../core/paths.ts";
-import type { ServiceDef } from "../core/service.ts";
 import { Backoff } from "./backoff.ts";
-import { binEntry } from "./bin-path.ts";
 import { LogSink } from "./log-sink.ts";
-import {
-  HOME_ENV,
-  hasMarkers,
-  homeProcesses,
-  isOurProcess,
-  killAndWait,
-  readPid,
-  removeFile,
-  writePid,
-} from "./proc.ts";
+import { killAndWait, readPid, removeFile, writePid } from "./proc.ts";
 import type { ServiceState, ServiceStatus } from "./state.ts";
+import type { Unit } from "./units.ts";
 
 /** Consecutive failed health checks of a running service before it is killed and restarted. */
 const UNHEALTHY_LIMIT = 3;
+/**
+ * A program without a health check counts as running once it has lived this long (supervisord's startsecs), so one
+ * that exits at once (bad flags, missing file) fails its start instead of flashing "running".
+ */
+const ALIVE_MS = 1000;
 
 export class ServiceRunner {
   state: ServiceState = "stopped";
   restarts = 0;
   lastExit: string | null = null;
+  /** Why the current start is failing (readiness time passed, or the restart policy gave up); null once healthy. */
+  failure: string | null = null;
   #child: ChildProcess | undefined;
   #startedAt = 0;
+  /** When start() was asked for: readiness counts from here across crash restarts. */
+  #requestedAt = 0;
+  #healthySinceStart = false;
   #fails = 0;
   #wantUp = false;
+  #checking = false;
   /** The pid file could not be written: retried at each health check. */
   #pidPending = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #healthTimer: NodeJS.Timeout | undefined;
   #exited: Promise<void> = Promise.resolve();
-  readonly #def: ServiceDef;
+  readonly #unit: Unit;
   #config: Config;
   readonly #configPath: string | undefined;
   readonly #paths: RuntimePaths;
@@ -49,22 +51,22 @@ export class ServiceRunner {
   readonly #backoff = new Backoff(() => this.#config.control.backoff);
   readonly #sink: LogSink;
 
-  constructor(def: ServiceDef, config: Config, configPath: string | undefined, paths: RuntimePaths, log: Logger) {
-    this.#def = def;
+  constructor(unit: Unit, config: Config, configPath: string | undefined, paths: RuntimePaths, log: Logger) {
+    this.#unit = unit;
     this.#config = config;
     this.#configPath = configPath;
     this.#paths = paths;
-    this.#log = log.child({ service: def.name });
-    this.#sink = new LogSink(paths.logFile(def.name), (m) =>
+    this.#log = log.child({ service: unit.name });
+    this.#sink = new LogSink(paths.logFile(unit.name), (m) =>
       this.#log.warn("service log capture failing", { error: m }),
     );
   }
 
   get name(): string {
-    return this.#def.name;
+    return this.#unit.name;
   }
   get url(): string {
-    return this.#def.baseUrl(this.#config);
+    return this.#unit.url(this.#config);
   }
   get pid(): number | undefined {
     return this.#child?.pid;
@@ -74,13 +76,16 @@ export class ServiceRunner {
     const pid = this.#child?.pid ?? null;
     return {
       name: this.name,
+      kind: this.#unit.kind,
       state: this.state,
       pid,
       uptimeS: pid ? Math.round((Date.now() - this.#startedAt) / 100) / 10 : null,
       restarts: this.restarts,
       url: this.url,
-      enabled: this.#def.enabled(this.#config),
+      enabled: this.#unit.enabled(this.#config),
       lastExit: this.lastExit,
+      failure: this.failure,
+      statsUrl: this.#unit.statsUrl(this.#config),
     };
   }
 
@@ -90,6 +95,9 @@ export class ServiceRunner {
     this.#reloadConfig();
     this.#wantUp = true;
     this.#backoff.reset();
+    this.failure = null;
+    this.#requestedAt = Date.now();
+    this.#healthySinceStart = false;
     await this.#reapOrphan();
     this.#spawn();
     this.#healthTimer ??= setInterval(() => void this.#check(), this.#config.control.healthIntervalMs);
@@ -106,12 +114,15 @@ export class ServiceRunner {
     const child = this.#child;
     if (child) {
       this.state = "stopping";
-      child.kill("SIGTERM");
-      const killer = setTimeout(() => child.kill("SIGKILL"), this.#config.control.stopGraceMs);
+      const grace = this.#unit.stopGraceMs(this.#config);
+      const deadline = Date.now() + grace;
+      this.#signal(child, this.#unit.stopSignal(this.#config));
+      const killer = setTimeout(() => this.#signal(child, "SIGKILL"), grace);
       await this.#exited;
       clearTimeout(killer);
+      if (this.#unit.kind === "program" && child.pid) await reapGroup(child.pid, deadline);
     }
-    this.state = "stopped";
+    if (this.state !== "failed" || wasUp) this.state = "stopped";
     return wasUp;
   }
 
@@ -137,29 +148,26 @@ export class ServiceRunner {
         `${this.name} not started: the config no longer loads: ${(e as Error).message}`,
       );
     }
-    if (this.#def.baseUrl(next) !== this.url)
-      this.#log.info("config changed the service's address", { url: this.#def.baseUrl(next) });
+    if (this.#unit.url(next) !== this.url)
+      this.#log.info("config changed the service's address", { url: this.#unit.url(next) });
     this.#config = next;
   }
 
   /**
    * A previous supervisor that died hard leaves its service running: stop that orphan. Found by its pid file or,
-   * when that could not be written, in /proc by argv and runtime home; reused pids are ignored.
+   * when that could not be written, in /proc (argv or program marker, and runtime home); reused pids are ignored.
    */
   async #reapOrphan(): Promise<void> {
     const file = this.#paths.pidFile(this.name);
-    const marks = ["serve", this.name];
-    const pids = new Set(
-      homeProcesses(this.#paths.home)
-        .filter((p) => hasMarkers(p.argv, marks))
-        .map((p) => p.pid),
-    );
+    const home = this.#paths.home;
+    const pids = new Set(this.#unit.find(home));
     const fromFile = readPid(file);
-    if (fromFile !== undefined && isOurProcess(fromFile, marks)) pids.add(fromFile);
+    if (fromFile !== undefined && this.#unit.owns(fromFile, home)) pids.add(fromFile);
     await Promise.all(
       [...pids].map(async (pid) => {
         this.#log.warn("stopping orphaned service process from an earlier supervisor", { pid });
-        await killAndWait(pid, marks, this.#config.control.stopGraceMs);
+        const ours = (p: number) => this.#unit.owns(p, home);
+        await killAndWait(pid, ours, this.#unit.stopGraceMs(this.#config), this.#unit.stopSignal(this.#config));
       }),
     );
     removeFile(file);
@@ -177,18 +185,15 @@ export class ServiceRunner {
         });
       }
     }
-    // A 1 MB young generation keeps an idle service small; its throughput cost is negligible here.
-    const args = ["--max-semi-space-size=1", binEntry, "serve", this.name];
-    if (this.#configPath) args.push("--config", this.#configPath);
-    // glibc keeps freed large buffers (scrypt's 16 MiB per password hash) in per-thread pools for good;
-    // a 128 KiB mmap threshold gives them back to the OS (~70 MB less resident after logins).
-    // The runtime home in the environment lets `status`/`down` find the process in /proc without a pid file.
-    const env = { MALLOC_MMAP_THRESHOLD_: "131072", ...process.env, [HOME_ENV]: this.#paths.home };
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
+    const l = this.#unit.launch(this.#config, this.#configPath, this.#paths.home);
+    const child = spawn(l.file, l.args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: l.env,
+      cwd: l.cwd,
+      detached: l.group,
+    });
     if (child.stdout) this.#sink.attach(child.stdout);
     if (child.stderr) this.#sink.attach(child.stderr);
-    // spawn failures (EAGAIN, ENOMEM) arrive as 'error' and then 'exit': the exit path restarts it.
-    child.on("error", (e) => this.#log.error("cannot start service process", { error: e.message }));
     this.#child = child;
     this.#startedAt = Date.now();
     this.#fails = 0;
@@ -200,18 +205,51 @@ export class ServiceRunner {
         this.#onExit(child, code, signal);
         resolve();
       });
+      // A spawn that fails outright (ENOENT, EACCES: no pid) may never emit 'exit': the same path restarts it.
+      child.on("error", (e) => {
+        this.#log.error("cannot start service process", { error: e.message });
+        if (child.pid === undefined) {
+          // Said at once (`up` fails now, not after the readiness time); restarts go on as the policy says.
+          this.failure = `cannot start ${l.file}: ${(e as NodeJS.ErrnoException).code ?? e.message}`;
+          this.#onExit(child, null, null, this.failure);
+          resolve();
+        }
+      });
     });
   }
 
-  #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, why?: string): void {
     if (this.#child !== child) return;
     this.#child = undefined;
     removeFile(this.#paths.pidFile(this.name));
-    this.lastExit = signal ? `signal ${signal}` : `exit code ${code}`;
+    this.lastExit = why ?? (signal ? `signal ${signal}` : `exit code ${code}`);
+    // A program that died unasked leaves what it started behind in its group (holding its port, say): end those
+    // as systemd ends a unit's cgroup, so the restart starts clean.
+    if (this.#wantUp && this.#unit.kind === "program" && child.pid) {
+      const pgid = child.pid;
+      try {
+        process.kill(-pgid, this.#unit.stopSignal(this.#config));
+      } catch {}
+      void reapGroup(pgid, Date.now() + this.#unit.stopGraceMs(this.#config));
+    }
     if (!this.#wantUp) {
       this.state = "stopped";
       return;
     }
+    const clean = code === 0 && !why;
+    const policy = this.#unit.restart(this.#config);
+    if (policy === "never" || (policy === "on-failure" && clean)) {
+      // The policy leaves it down: say so, so `up` and `status` need not wait for a start that will not come.
+      this.#wantUp = false;
+      clearInterval(this.#healthTimer);
+      this.#healthTimer = undefined;
+      this.state = clean ? "stopped" : "failed";
+      if (!clean || !this.#healthySinceStart)
+        this.failure = `${this.failure ?? `exited (${this.lastExit})`}; restart policy: ${policy}`;
+      this.#log.warn("service process exited; not restarting", { lastExit: this.lastExit, restart: policy });
+      return;
+    }
+    this.#notReadyYet(Date.now());
     const delay = this.#backoff.next();
     this.restarts++;
     this.state = "backoff";
@@ -219,28 +257,57 @@ export class ServiceRunner {
     this.#retryTimer = setTimeout(() => this.#spawn(), delay);
   }
 
+  /** Never healthy since start() and its readiness time is over: record why (crash loops included). */
+  #notReadyYet(now: number): void {
+    const limit = this.#unit.readyTimeoutMs(this.#config);
+    if (this.#healthySinceStart || this.failure || now - this.#requestedAt <= limit) return;
+    this.failure = `not healthy within ${limit / 1000} s of start${this.lastExit ? ` (last: ${this.lastExit})` : ""}`;
+  }
+
+  #signal(child: ChildProcess, sig: NodeJS.Signals): void {
+    // A program runs in its own process group: the signal reaches what it started too (a shell's children).
+    if (this.#unit.kind === "program" && child.pid) {
+      try {
+        process.kill(-child.pid, sig);
+        return;
+      } catch {}
+    }
+    child.kill(sig);
+  }
+
   async #check(): Promise<void> {
     const child = this.#child;
-    if (!child || this.state === "stopping") return;
-    const ok = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(2000) })
-      .then((r) => r.ok)
-      .catch(() => false);
-    if (this.#child !== child) return;
+    if (!this.#child) this.#notReadyYet(Date.now());
+    if (!child || this.state === "stopping" || this.#checking) return;
+    this.#checking = true;
+    let ok: boolean;
+    try {
+      ok =
+        (await this.#unit.probe(this.#config, this.#configPath, this.#paths.home)) ??
+        (child.exitCode === null && Date.now() - this.#startedAt >= ALIVE_MS);
+    } finally {
+      this.#checking = false;
+    }
+    // stop() may have begun while the probe ran (TS cannot see that across the await).
+    if (this.#child !== child || (this.state as ServiceState) === "stopping") return;
     if (this.#pidPending) this.#writePidFile();
     const now = Date.now();
-    const { startTimeoutMs } = this.#config.control;
     if (ok) {
       this.state = "running";
       this.#fails = 0;
+      this.failure = null;
+      this.#healthySinceStart = true;
       // Healthy again: the last crash is history, the next one restarts quickly (see Backoff).
       this.#backoff.healthy(now);
       return;
     }
     this.#backoff.unhealthy();
     if (this.state === "starting") {
-      if (now - this.#startedAt > startTimeoutMs) {
-        this.#log.error("service did not become healthy in time; killing it", { startTimeoutMs });
-        child.kill("SIGKILL");
+      const limit = this.#unit.readyTimeoutMs(this.#config);
+      if (now - this.#startedAt > limit) {
+        this.#log.error("service did not become healthy in time; killing it", { readyTimeoutMs: limit });
+        this.failure = `not healthy within ${limit / 1000} s of start`;
+        this.#signal(child, "SIGKILL");
       }
       return;
     }
@@ -248,7 +315,7 @@ export class ServiceRunner {
     this.state = "unhealthy";
     if (this.#fails >= UNHEALTHY_LIMIT) {
       this.#log.error("service failed health checks; killing it", { fails: this.#fails });
-      child.kill("SIGKILL");
+      this.#signal(child, "SIGKILL");
     }
   }
 
@@ -259,4 +326,23 @@ export class ServiceRunner {
     if (!ok && !this.#pidPending) this.#log.warn("cannot write the pid file; retrying", { pid });
     this.#pidPending = !ok;
   }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What a program started and left in its process group gets until `deadline` to exit, then SIGKILL. */
+async function reapGroup(pgid: number, deadline: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while (alive() && Date.now() < deadline) await sleep(50);
+  if (!alive()) return;
+  try {
+    process.kill(-pgid, "SIGKILL");
+  } catch {}
 }

@@ -1,6 +1,7 @@
 /**
  * Every supervised service. Each becomes `ami-streams <name> start|stop|status|restart` and is started by `up`.
  */
+import type { ProgramDef } from "../core/program.ts";
 import type { ServiceDef } from "../core/service.ts";
 import { matrixService } from "../matrix/service.ts";
 import { mediaService } from "../media/service.ts";
@@ -19,3 +20,6 @@ export const services: ServiceDef[] = [
 ];
 
 export const findService = (name: string): ServiceDef | undefined => services.find((s) => s.name === name);
+
+/** External programs feature modules supervise (defineProgram); the config's `programs:` section adds more. */
+export const programs: ProgramDef[] = [];

@@ -123,7 +123,10 @@ export async function smoke(ctx: OpContext): Promise<SmokeCheck[]> {
   };
   const st = await currentStatus(ctx);
   if (!st.supervisor.running) add({ name: "supervisor running", ok: false, detail: "run `ami-streams up` first" });
-  const enabled = st.services.filter((x) => x.enabled);
+  // External programs have no GET /health of ours: the supervisor's own health check already judges them.
+  for (const s of st.services.filter((x) => x.kind === "program" && x.state !== "stopped"))
+    add({ name: `${s.name}: supervisor health check`, ok: s.state === "running", detail: s.state });
+  const enabled = st.services.filter((x) => x.enabled && x.kind === "service");
   // It checks what runs: an enabled service that was never started (e.g. only `matrix start`) is named, not failed.
   for (const s of enabled.filter((x) => x.state === "stopped")) ctx.print(`skip ${s.name}: not started`);
   const running = enabled.filter((x) => x.state !== "stopped");

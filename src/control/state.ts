@@ -1,9 +1,13 @@
 /** Shapes shared by the supervisor, its control API, the CLI and the monitor. */
 import { z } from "zod";
 
-/** orphaned: a service process of this runtime home with no supervisor (it died); `down` stops it. */
+/**
+ * orphaned: a service process of this runtime home with no supervisor (it died); `down` stops it.
+ * failed: it exited and its restart policy (external programs: on-failure, never) leaves it down.
+ */
 export const serviceStates = [
   "stopped",
+  "failed",
   "starting",
   "running",
   "unhealthy",
@@ -15,6 +19,8 @@ export type ServiceState = (typeof serviceStates)[number];
 
 export const serviceStatusSchema = z.object({
   name: z.string(),
+  /** service: ours (`ami-streams serve <name>`); program: an external program (`programs:` or a feature's). */
+  kind: z.enum(["service", "program"]),
   state: z.enum(serviceStates),
   pid: z.number().int().nullable(),
   /** Seconds since the current process started (null when not running). */
@@ -23,6 +29,10 @@ export const serviceStatusSchema = z.object({
   url: z.string(),
   enabled: z.boolean(),
   lastExit: z.string().nullable(),
+  /** Why the last start failed (not healthy within its readiness time, or gave up by policy); null once healthy. */
+  failure: z.string().nullable(),
+  /** Where the monitor reads key figures (JSON of flat numbers); null: none. */
+  statsUrl: z.string().nullable(),
 });
 export type ServiceStatus = z.infer<typeof serviceStatusSchema>;
 

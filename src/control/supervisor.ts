@@ -7,18 +7,18 @@ import { randomBytes } from "node:crypto";
 import { renameSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Config } from "../core/config.ts";
+import { type Config, loadConfig } from "../core/config.ts";
 import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
 import { guardStderr, type Logger } from "../core/logger.ts";
 import type { OpRegistry } from "../core/ops.ts";
 import { type RuntimePaths, tightenModes } from "../core/paths.ts";
-import type { ServiceDef } from "../core/service.ts";
 import { startControlApi } from "./api.ts";
 import { controlInfoFile, controlTokenFile, readControlToken, SUPERVISOR } from "./client.ts";
 import { removeFile } from "./proc.ts";
 import { ServiceRunner } from "./runner.ts";
 import type { ControlInfo, SupervisorStatus } from "./state.ts";
+import { type Unit, units } from "./units.ts";
 
 export class Supervisor {
   readonly runners = new Map<string, ServiceRunner>();
@@ -31,23 +31,40 @@ export class Supervisor {
   #retryTimer: NodeJS.Timeout | undefined;
   readonly #paths: RuntimePaths;
   readonly #log: Logger;
+  readonly #opts: { config: Config; configPath: string | undefined; paths: RuntimePaths; log: Logger };
 
   constructor(
     opts: { config: Config; configPath: string | undefined; paths: RuntimePaths; log: Logger },
-    defs: ServiceDef[],
+    defs: Unit[] = units(opts.config),
   ) {
+    this.#opts = opts;
     this.#paths = opts.paths;
     this.#log = opts.log;
-    for (const d of defs) {
-      this.runners.set(d.name, new ServiceRunner(d, opts.config, opts.configPath, opts.paths, opts.log));
-    }
+    for (const d of defs) this.#add(d);
+  }
+
+  #add(unit: Unit): ServiceRunner {
+    const o = this.#opts;
+    const r = new ServiceRunner(unit, o.config, o.configPath, o.paths, o.log);
+    this.runners.set(unit.name, r);
+    return r;
   }
 
   runner(name: string): ServiceRunner {
-    const r = this.runners.get(name);
+    const r = this.runners.get(name) ?? this.#added(name);
     if (!r)
       throw new AmiError("M_NOT_FOUND", `unknown service '${name}' (known: ${[...this.runners.keys()].join(", ")})`);
     return r;
+  }
+
+  /** A program added to the config file after the supervisor started: `<name> start` and `up` find it there. */
+  #added(name: string): ServiceRunner | undefined {
+    try {
+      const unit = units(loadConfig(this.#opts.configPath).config).find((u) => u.name === name);
+      return unit ? this.#add(unit) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   status(): SupervisorStatus {

@@ -8,6 +8,7 @@ import YAML from "yaml";
 import { z } from "zod";
 import { AmiError } from "./errors.ts";
 import { defaultHome } from "./paths.ts";
+import { programNameSchema, programSchema } from "./program.ts";
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
@@ -387,6 +388,12 @@ export const configSchema = z
     matrix: matrixSchema.default(() => matrixSchema.parse({})),
     media: mediaSchema.default(() => mediaSchema.parse({})),
     web: webSchema.default(() => webSchema.parse({})),
+    /**
+     * Your own programs, supervised like ours (started by `up`, restarted, stopped by `down`, shown in `status`
+     * and `monitor`, `ami-streams <name> start|stop|status|restart`), keyed by name. Example:
+     * `turn: { argv: [turnserver, -c, turn.conf], health: { tcp: "127.0.0.1:3478" } }`.
+     */
+    programs: z.record(programNameSchema, programSchema).default({}),
   })
   .strict();
 
@@ -411,6 +418,8 @@ export function validateConfig(raw: unknown): { config?: Config; issues: ConfigI
     if (i.code === "unrecognized_keys") {
       return { key: [...i.path, ...i.keys].join("."), message: "unknown key" };
     }
+    // A bad record key (a program's name): say what is wrong with it, not only that it is.
+    if (i.code === "invalid_key") message = i.issues[0]?.message ?? message;
     message = `'${key}' ${message.charAt(0).toLowerCase()}${message.slice(1)}`;
     return { key, message };
   });

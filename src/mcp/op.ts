@@ -31,7 +31,13 @@ export const mcpOp = defineOp({
     const { buildRegistry } = await import("../control/registry.ts");
     const { createMcpServer } = await import("./server.ts");
     const version = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string }).version;
-    const deps = { registry: buildRegistry(), config: ctx.config, configPath: ctx.configPath, log: ctx.log, version };
+    const deps = {
+      registry: buildRegistry(ctx.config),
+      config: ctx.config,
+      configPath: ctx.configPath,
+      log: ctx.log,
+      version,
+    };
     if (transport === "stdio") {
       const { StdioServerTransport } = await import("@modelcontextprotocol/sdk/server/stdio.js");
       const server = createMcpServer(deps);

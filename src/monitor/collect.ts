@@ -7,6 +7,7 @@ import type { OpContext } from "../core/ops.ts";
 
 export const monitorRowSchema = z.object({
   name: z.string(),
+  kind: z.enum(["service", "program"]),
   state: z.enum(serviceStates),
   pid: z.number().int().nullable(),
   uptimeS: z.number().nullable(),
@@ -14,7 +15,7 @@ export const monitorRowSchema = z.object({
   url: z.string(),
   cpuPercent: z.number().nullable(),
   rssBytes: z.number().nullable(),
-  /** Key figures from GET <url>/_ami/stats (flat numbers); empty when unreachable. */
+  /** Key figures from the service's stats endpoint (flat numbers); empty when unreachable or it has none. */
   stats: z.record(z.string(), z.number()),
 });
 export const monitorSnapshotSchema = z.object({
@@ -29,9 +30,11 @@ export const monitorSnapshotSchema = z.object({
 });
 export type MonitorSnapshot = z.infer<typeof monitorSnapshotSchema>;
 
-async function stats(url: string): Promise<Record<string, number>> {
+/** Key figures from `url` (our services: <base>/_ami/stats; a program only when it names a stats endpoint). */
+async function stats(url: string | null): Promise<Record<string, number>> {
+  if (!url) return {};
   try {
-    const r = await fetch(`${url}/_ami/stats`, { signal: AbortSignal.timeout(1000) });
+    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
     if (!r.ok) return {};
     const j = (await r.json()) as Record<string, unknown>;
     return Object.fromEntries(Object.entries(j).filter((e): e is [string, number] => typeof e[1] === "number"));
@@ -65,13 +68,14 @@ export class Collector {
     const services = await Promise.all(
       st.services.map(async (s) => ({
         name: s.name,
+        kind: s.kind,
         state: s.state,
         pid: s.pid,
         uptimeS: s.uptimeS,
         restarts: s.restarts,
         url: s.url,
         ...this.#cpu(s.pid),
-        stats: s.state === "running" || s.state === "unhealthy" ? await stats(s.url) : {},
+        stats: s.state === "running" || s.state === "unhealthy" ? await stats(s.statsUrl) : {},
       })),
     );
     return {

@@ -6,6 +6,7 @@ const colours: Record<string, string> = {
   running: "32",
   starting: "33",
   backoff: "31",
+  failed: "31",
   unhealthy: "31",
   stopping: "33",
   stopped: "90",

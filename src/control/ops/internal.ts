@@ -2,7 +2,6 @@
 import { z } from "zod";
 import { defineOp } from "../../core/ops.ts";
 import { serveService } from "../serve.ts";
-import { services } from "../services.ts";
 import { Supervisor } from "../supervisor.ts";
 
 export const serveOp = defineOp({
@@ -30,8 +29,8 @@ export const superviseOp = defineOp({
   async run({ start }, ctx) {
     // Imported here, not at the top: the registry imports this file and registry.ts imports every op.
     const { buildRegistry } = await import("../registry.ts");
-    const sup = new Supervisor(ctx, services);
-    await sup.run(ctx.config, buildRegistry(), ctx.configPath, start);
+    const sup = new Supervisor(ctx);
+    await sup.run(ctx.config, buildRegistry(ctx.config), ctx.configPath, start);
     return new Promise<never>(() => {});
   },
 });

@@ -3,8 +3,8 @@ import { z } from "zod";
 import { defineOp } from "../../core/ops.ts";
 import { currentStatus, ensureSupervisor, stopSupervisor, waitHealthy } from "../daemon.ts";
 import { duration, table } from "../format.ts";
-import { services } from "../services.ts";
 import { type SupervisorStatus, supervisorStatusSchema } from "../state.ts";
+import { units } from "../units.ts";
 
 export function statusTable(st: SupervisorStatus): string {
   const head = st.supervisor.running
@@ -19,7 +19,9 @@ export function statusTable(st: SupervisorStatus): string {
     String(s.restarts),
     s.url,
   ]);
-  return `${head}\n${table(["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "URL"], rows)}`;
+  // Why a start failed (readiness, restart policy) is worth a line of its own, under the table.
+  const notes = st.services.filter((s) => s.failure).map((s) => `${s.name}: ${s.failure}`);
+  return [head, table(["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "URL"], rows), ...notes].join("\n");
 }
 
 export const statusOp = defineOp({
@@ -40,7 +42,7 @@ const upOutput = z.object({
 
 export const upOp = defineOp({
   name: "up",
-  summary: "Start the supervisor and every enabled service; return once all are healthy",
+  summary: "Start the supervisor and every enabled service and program; return once all are healthy",
   description:
     "Starts a detached supervisor daemon if none is running, starts each enabled service under it, waits for their " +
     "health checks and prints how to reach them. Services already running are left alone.",
@@ -53,9 +55,12 @@ export const upOp = defineOp({
       ...o.services.flatMap((s) => s.describe),
     ].join("\n"),
   async run(_i, ctx) {
-    const enabled = services.filter((s) => s.enabled(ctx.config)).map((s) => s.name);
+    const all = units(ctx.config);
+    const enabled = all.filter((s) => s.enabled(ctx.config)).map((s) => s.name);
     const { client, spawned } = await ensureSupervisor(ctx, enabled);
-    const before = spawned ? [] : (await currentStatus(ctx)).services.filter((s) => s.state !== "stopped");
+    const before = spawned
+      ? []
+      : (await currentStatus(ctx)).services.filter((s) => s.state !== "stopped" && s.state !== "failed");
     const alreadyRunning = before.filter((s) => enabled.includes(s.name)).map((s) => s.name);
     const started = enabled.filter((n) => !alreadyRunning.includes(n));
     if (!spawned) for (const n of started) await client.request("POST", `/api/services/${n}/start`);
@@ -63,16 +68,16 @@ export const upOp = defineOp({
     return {
       started,
       alreadyRunning,
-      services: services
+      services: all
         .filter((s) => enabled.includes(s.name))
-        .map((s) => ({ name: s.name, url: s.baseUrl(ctx.config), describe: s.describe(ctx.config, ctx.paths) })),
+        .map((s) => ({ name: s.name, url: s.url(ctx.config), describe: s.describe(ctx.config, ctx.paths) })),
     };
   },
 });
 
 export const downOp = defineOp({
   name: "down",
-  summary: "Stop every service (SIGTERM, then SIGKILL after the grace period) and the supervisor",
+  summary: "Stop every service and program (stop signal, then SIGKILL after the grace period) and the supervisor",
   input: z.object({}).strict(),
   output: z.object({ stopped: z.boolean().describe("false when nothing was running") }),
   annotations: { readOnly: false, destructive: true, idempotent: true },

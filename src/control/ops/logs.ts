@@ -5,7 +5,7 @@ import { AmiError } from "../../core/errors.ts";
 import { defineOp } from "../../core/ops.ts";
 import { SUPERVISOR } from "../client.ts";
 import { tail } from "../daemon.ts";
-import { services } from "../services.ts";
+import { units } from "../units.ts";
 
 export const logsOp = defineOp({
   name: "logs",
@@ -24,8 +24,9 @@ export const logsOp = defineOp({
   cliOnly: true,
   human: () => "",
   async run({ service, follow, lines }, ctx) {
-    if (service !== SUPERVISOR && !services.some((s) => s.name === service)) {
-      const known = [...services.map((s) => s.name), SUPERVISOR].join(", ");
+    const all = units(ctx.config);
+    if (service !== SUPERVISOR && !all.some((s) => s.name === service)) {
+      const known = [...all.map((s) => s.name), SUPERVISOR].join(", ");
       throw new AmiError("AMI_INVALID_INPUT", `unknown service '${service}' (known: ${known})`);
     }
     const file = ctx.paths.logFile(service);

@@ -1,12 +1,12 @@
-/** `<service> start|stop|status|restart`, generated for every ServiceDef. */
+/** `<service> start|stop|status|restart`, generated for every supervised unit (our services and external programs). */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { defineOp, type OpContext, type OpDef } from "../../core/ops.ts";
-import type { ServiceDef } from "../../core/service.ts";
 import { connectControl } from "../client.ts";
 import { currentStatus, ensureSupervisor, waitHealthy } from "../daemon.ts";
 import { duration } from "../format.ts";
 import { type ServiceStatus, serviceStatusSchema } from "../state.ts";
+import type { Unit } from "../units.ts";
 
 const changeOutput = z.object({
   changed: z.boolean().describe("false when it was a no-op (already running / already stopped)"),
@@ -21,16 +21,19 @@ async function statusOf(ctx: OpContext, name: string): Promise<ServiceStatus> {
   return s;
 }
 
+const down = (s: ServiceStatus) => s.state === "stopped" || s.state === "failed";
+
 const line = (s: ServiceStatus) =>
-  s.state === "stopped"
-    ? `${s.name}: stopped${s.lastExit ? ` (last: ${s.lastExit})` : ""}`
+  down(s)
+    ? `${s.name}: ${s.state}${s.lastExit ? ` (last: ${s.lastExit})` : ""}${s.failure ? `: ${s.failure}` : ""}`
     : `${s.name}: ${s.state} (pid ${s.pid ?? "-"}, up ${duration(s.uptimeS)}, restarts ${s.restarts}) ${s.url}`;
 
-export function serviceOps(def: ServiceDef): OpDef<any, any>[] {
+export function serviceOps(def: Unit): OpDef<any, any>[] {
   const n = def.name;
   const start = async (ctx: OpContext, restart: boolean) => {
     if (!def.enabled(ctx.config)) {
-      throw new AmiError("AMI_INVALID_CONFIG", `${n} is disabled in the config (${n}.enabled: false)`);
+      const key = def.kind === "program" ? `programs.${n}.enabled` : `${n}.enabled`;
+      throw new AmiError("AMI_INVALID_CONFIG", `${n} is disabled in the config (${key}: false)`);
     }
     const { client, spawned } = await ensureSupervisor(ctx, [n]);
     let changed = spawned;
@@ -47,7 +50,7 @@ export function serviceOps(def: ServiceDef): OpDef<any, any>[] {
       ? `${n} ${restart ? "restarted" : "started"}: ${status.url}`
       : `${n} is already running (pid ${status.pid})`;
     // The supervisor re-reads its config file on start/restart; a different file given to this command is not it.
-    const want = def.baseUrl(ctx.config);
+    const want = def.url(ctx.config);
     if (status.url !== want) {
       message += `\nnote: the supervisor's config puts ${n} at ${status.url}, this command's config at ${want}; to switch config files run 'ami-streams down' then 'ami-streams up'`;
     }
@@ -96,7 +99,7 @@ export function serviceOps(def: ServiceDef): OpDef<any, any>[] {
       output: serviceStatusSchema,
       annotations: { readOnly: true, destructive: false, idempotent: true },
       human: line,
-      exitCode: (s) => (s.state === "stopped" ? 3 : 0),
+      exitCode: (s) => (down(s) ? 3 : 0),
       run: (_i, ctx) => statusOf(ctx, n),
     }),
   ];
