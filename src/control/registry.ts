@@ -1,4 +1,5 @@
 /** Collects every operation into one registry: the CLI, the MCP server and the control API are generated from it. */
+import { casOps } from "../cas/ops.ts";
 import { OpRegistry } from "../core/ops.ts";
 import { matrixOps } from "../matrix/ops/index.ts";
 import { mcpOp } from "../mcp/op.ts";
@@ -30,5 +31,6 @@ export function buildRegistry(): OpRegistry {
     ...services.flatMap(serviceOps),
     ...matrixOps,
     ...mediaOps,
+    ...casOps,
   );
 }
