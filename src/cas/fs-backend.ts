@@ -1,5 +1,6 @@
 /** The filesystem backend of the content-addressed store (layout and write rules: fs-layout.ts; GC: fs-gc.ts). */
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AmiError } from "../core/errors.ts";
@@ -71,7 +72,7 @@ export class FsCasStore implements CasStore {
           if (seen.has(h)) return;
           seen.add(h);
           // The lease names the chunk before we look for it, so a GC that runs now keeps it (fs-gc.ts).
-          await lease.add(h);
+          lease.add(h);
           if (await this.#storeChunk(h, chunk)) {
             newChunks++;
             newBytes += chunk.length;
@@ -111,12 +112,7 @@ export class FsCasStore implements CasStore {
   /** Store a chunk unless it is there; true when it was written. */
   async #storeChunk(h: string, bytes: Buffer): Promise<boolean> {
     const path = this.layout.chunk(h);
-    try {
-      await stat(path);
-      return false;
-    } catch (e) {
-      if (!isNoEnt(e)) throw e;
-    }
+    if (existsSync(path)) return false; // no exception object per new chunk, as a failed stat() would make
     await this.layout.writeAtomic(path, bytes);
     return true;
   }
