@@ -295,7 +295,7 @@ export class FsCasStore implements CasStore {
     return collectGarbage(this);
   }
 
-  verify(ref?: string): Promise<VerifyReport> {
-    return verifyStore(this, ref);
+  verify(ref?: string, progress?: (done: number, total: number) => void): Promise<VerifyReport> {
+    return verifyStore(this, ref, progress);
   }
 }

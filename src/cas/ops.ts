@@ -259,7 +259,7 @@ export const casVerify = defineOp({
       `${r.ok ? "ok" : "FAILED"}: ${r.objectsChecked} object(s), ${r.chunksChecked} chunk(s), ${r.bytesChecked} bytes checked`,
     ].join("\n"),
   async run({ id }, ctx) {
-    const r = await openStore(ctx).verify(id);
+    const r = await openStore(ctx).verify(id, (done, total) => ctx.progress(done, total, "chunks"));
     return { ok: r.corrupt.length === 0 && r.corruptObjects.length === 0, ...r };
   },
 });

@@ -77,7 +77,8 @@ export interface CasStore {
   release(id: string, name: string): Promise<void>;
   /** Delete objects with no hold and chunks no remaining object or in-flight put uses. */
   gc(): Promise<GcReport>;
-  verify(id?: string): Promise<VerifyReport>;
+  /** `progress` is called with chunks checked so far and the total. */
+  verify(id?: string, progress?: (done: number, total: number) => void): Promise<VerifyReport>;
   /** A full id from an id, a unique id prefix (>= 8 hex), a whole-file sha256 or a CID. */
   resolve(ref: string): Promise<string>;
 }
