@@ -93,6 +93,7 @@ export class FsCasStore implements CasStore {
       const id = manifestId(bytes);
       // The hold goes first: a GC that sees the manifest then also sees its hold, so none can take the object
       // between its commit and its hold. If the commit fails, a hold this put created is taken back.
+      if (opts.hold) lease.add(`o:${id}`); // so GC leaves the hold alone until the manifest is there
       const created = opts.hold ? await this.#writeHold(id, opts.hold) : false;
       try {
         await this.layout.writeAtomic(this.layout.object(id), bytes);

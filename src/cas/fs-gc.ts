@@ -12,7 +12,7 @@
  *  5. what is still in the trash is deleted.
  * Readers that race a move fall back to the trash path. One GC at a time (gc.lock, with the owner's pid).
  */
-import { open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { AmiError } from "../core/errors.ts";
 import type { FsCasStore } from "./fs-backend.ts";
@@ -120,6 +120,20 @@ export async function collectGarbage(s: FsCasStore): Promise<GcReport> {
         const idx = L.bySha(sha);
         if ((await readFile(idx, "utf8").catch(() => "")).trim() === id) await unlink(idx).catch(ignoreNoEnt);
       }
+    }
+
+    // Holds of objects that never committed (a writer killed between its hold and its manifest), unless a
+    // live put named the object in its lease before it wrote the hold.
+    const committing = new Set<string>();
+    const holdDirs = await readdir(L.dir("holds"));
+    await leaseHashes(s, committing);
+    for (const id of holdDirs) {
+      if (!isHex64(id) || committing.has(`o:${id}`)) continue;
+      const exists = await stat(L.object(id)).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) await rm(L.holds(id), { recursive: true, force: true });
     }
 
     // 2. mark
