@@ -1,4 +1,6 @@
 /** Collects every operation into one registry: the CLI, the MCP server and the control API are generated from it. */
+
+import { casOps } from "../cas/ops.ts";
 import type { Config } from "../core/config.ts";
 import { OpRegistry } from "../core/ops.ts";
 import { matrixOps } from "../matrix/ops/index.ts";
@@ -33,6 +35,7 @@ export function buildRegistry(config: Config = peekConfig()): OpRegistry {
     ...all.filter((u) => u.kind === "service").flatMap(serviceOps),
     ...matrixOps,
     ...mediaOps,
+    ...casOps,
   );
   // A program named like a command that exists is still supervised (up, down, status); it just gets no second one.
   for (const op of all.filter((u) => u.kind === "program").flatMap(serviceOps)) {

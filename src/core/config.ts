@@ -376,6 +376,41 @@ export const mediaSchema = z
     }
   });
 
+/**
+ * The content-addressed store (`ami-streams cas ...`; later Matrix media, recordings, CDN caches, P2P pieces).
+ * Chunk sizes steer FastCDC: changing them later still works but new content stops deduplicating against old.
+ */
+export const casSchema = z
+  .object({
+    /** Where the store lives; null: <home>/data/cas. */
+    root: z.string().min(1).nullable().default(null),
+    chunkMinBytes: z
+      .number()
+      .int()
+      .min(64)
+      .default(16 * 1024),
+    /** Target average chunk size; a power of two (FastCDC's masks are bit counts). */
+    chunkAvgBytes: z
+      .number()
+      .int()
+      .refine((n) => n > 0 && (n & (n - 1)) === 0, "must be a power of two")
+      .default(64 * 1024),
+    chunkMaxBytes: z
+      .number()
+      .int()
+      .max(64 * 1024 * 1024)
+      .default(256 * 1024),
+    /** fsync chunks, manifests and directories before a put returns (off: a power cut may lose recent puts). */
+    fsync: z.boolean().default(true),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.chunkAvgBytes <= c.chunkMinBytes)
+      ctx.addIssue({ code: "custom", path: ["chunkAvgBytes"], message: "must be greater than chunkMinBytes" });
+    if (c.chunkMaxBytes <= c.chunkAvgBytes)
+      ctx.addIssue({ code: "custom", path: ["chunkMaxBytes"], message: "must be greater than chunkAvgBytes" });
+  });
+
 export const configSchema = z
   .object({
     /** Runtime directory (pid, state, logs, data). $AMI_STREAMS_HOME wins over this. */
@@ -394,6 +429,7 @@ export const configSchema = z
      * `turn: { argv: [turnserver, -c, turn.conf], health: { tcp: "127.0.0.1:3478" } }`.
      */
     programs: z.record(programNameSchema, programSchema).default({}),
+    cas: casSchema.default(() => casSchema.parse({})),
   })
   .strict();
 
@@ -401,6 +437,7 @@ export type Config = z.infer<typeof configSchema>;
 export type MatrixConfig = Config["matrix"];
 export type MediaConfig = Config["media"];
 export type WebConfig = Config["web"];
+export type CasConfig = Config["cas"];
 
 export interface ConfigIssue {
   /** Dotted key path, e.g. `matrix.limits.perUser.burst`. */

@@ -50,6 +50,8 @@ export const ErrorCodes = {
   AMI_UNAVAILABLE: 503,
   AMI_TIMEOUT: 504,
   AMI_INTERNAL: 500,
+  /** Stored bytes that no longer match their hash (content-addressed store). */
+  AMI_CORRUPT: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
