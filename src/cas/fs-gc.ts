@@ -14,9 +14,10 @@
  */
 import { open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { pidAlive } from "../control/proc.ts";
 import { AmiError } from "../core/errors.ts";
 import type { FsCasStore } from "./fs-backend.ts";
-import { pidAlive, pidOfTemp, readLease } from "./fs-layout.ts";
+import { pidOfTemp, readLease } from "./fs-layout.ts";
 import { isHex64, sha256Hex } from "./ids.ts";
 import type { CorruptChunk, GcReport, VerifyReport } from "./types.ts";
 

@@ -100,17 +100,6 @@ export class FsLayout {
   }
 }
 
-/** Whether a process with this pid exists (EPERM: it exists but is not ours). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** The pid a temp or lease file name starts with. */
 export const pidOfTemp = (name: string): number => Number(name.split("-")[0]);
 

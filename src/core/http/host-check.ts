@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
+import { isWildcardHost } from "./address.ts";
 
 const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
@@ -22,8 +23,7 @@ function hostOnly(hostHeader: string): string {
 /** Names this listener answers to: loopback names plus the bound host and any the operator adds. */
 export function allowedHosts(bound: string, extra: readonly string[] = []): Set<string> {
   const s = new Set(LOOPBACK_NAMES);
-  if (bound && bound !== "0.0.0.0" && bound !== "::")
-    s.add(bound.includes(":") && !bound.startsWith("[") ? `[${bound}]` : bound);
+  if (!isWildcardHost(bound)) s.add(bound.includes(":") && !bound.startsWith("[") ? `[${bound}]` : bound);
   for (const e of extra) s.add(e.toLowerCase());
   return s;
 }
