@@ -6,16 +6,16 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { fieldsOf } from "../src/cli/schema.ts";
-import { buildRegistry } from "../src/control/registry.ts";
-import { defaultConfig } from "../src/core/config.ts";
+import { defaultConfig } from "../src/config.ts";
+import { loadRegistry } from "../src/control/registry.ts";
 import { toolName } from "../src/core/ops.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const readmePath = `${root}README.md`;
 
-export function cliReference(): string {
+export async function cliReference(): Promise<string> {
   // The defaults, not the config file in effect: its programs are the operator's, not the reference's.
-  const rows = buildRegistry(defaultConfig())
+  const rows = (await loadRegistry(defaultConfig()))
     .list()
     .filter((o) => !o.hidden)
     .map((op) => {
@@ -44,9 +44,9 @@ function replaceSection(text: string, name: string, body: string): string {
   return `${text.slice(0, i + start.length)}\n${body}\n${text.slice(j)}`;
 }
 
-export function renderReadme(current: string): string {
+export async function renderReadme(current: string): Promise<string> {
   return replaceSection(
-    replaceSection(current, "cli-reference", cliReference()),
+    replaceSection(current, "cli-reference", await cliReference()),
     "config-reference",
     configReference(),
   );
@@ -54,7 +54,7 @@ export function renderReadme(current: string): string {
 
 if (import.meta.main) {
   const current = readFileSync(readmePath, "utf8");
-  const next = renderReadme(current);
+  const next = await renderReadme(current);
   if (process.argv.includes("--check")) {
     if (next !== current) {
       process.stderr.write("README.md reference sections are stale: run `node scripts/docs.ts`\n");

@@ -2,7 +2,7 @@
  * The media service in its own process for the benchmarks (so its CPU and RSS are its own and the load generator
  * does not share its event loop). BENCH_MEDIA_CONFIG: JSON merged into `media`. Prints `LISTENING <json>`.
  */
-import { configSchema } from "../../src/core/config.ts";
+import { configSchema } from "../../src/config.ts";
 import { createLogger, silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 

@@ -1,5 +1,7 @@
 /** --help text generated from the registry: op summary/description/schema, and command-group listings. */
+
 import type { OpDef, OpRegistry } from "../core/ops.ts";
+import { findFeature } from "../features.ts";
 import { fieldsOf } from "./schema.ts";
 
 export const EXIT_CODES = [
@@ -77,7 +79,11 @@ export function groupHelp(registry: OpRegistry, prefix: string[]): string {
     const p = o.name.split(".");
     const word = p[prefix.length];
     if (p.length === prefix.length + 1) entries.set(word, o.summary);
-    else if (!entries.has(word)) entries.set(word, `${p.slice(0, prefix.length + 1).join(" ")} commands`);
+    else if (!entries.has(word))
+      entries.set(
+        word,
+        (!prefix.length && findFeature(word)?.summary) || `${p.slice(0, prefix.length + 1).join(" ")} commands`,
+      );
   }
   const w = Math.max(...[...entries.keys()].map((k) => k.length), 8);
   const lines = [...entries].map(([k, s]) => `  ${k.padEnd(w)}  ${s}`);

@@ -1,11 +1,12 @@
 /** The `ami-streams` CLI: resolves a command from the op registry, parses flags, runs it, prints, exits. */
 
+import { type Config, defaultConfig, loadConfig, resolveConfigPath } from "../config.ts";
 import { makeContext } from "../control/context.ts";
-import { buildRegistry } from "../control/registry.ts";
+import { loadRegistry } from "../control/registry.ts";
 import { peekConfig } from "../control/units.ts";
-import { type Config, defaultConfig, loadConfig, resolveConfigPath } from "../core/config.ts";
 import { AmiError, isAmiError } from "../core/errors.ts";
 import type { OpDef, OpRegistry } from "../core/ops.ts";
+import { features } from "../features.ts";
 import { groupHelp, opHelp } from "./help.ts";
 import { Exit, exitCodeFor, progressBar, renderError, renderHuman } from "./output.ts";
 import { parseOpArgs, validateOpArgs } from "./parse.ts";
@@ -77,8 +78,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const g = takeGlobals(argv);
     json = g.json;
-    // Programs in the config file become commands too (`ami-streams <program> start`).
-    const registry = buildRegistry(peekConfig(g.config));
+    // Programs in the config file become commands too (`ami-streams <program> start`). A command of one feature
+    // loads only that feature's ops.
+    const first = g.rest.find((a) => !a.startsWith("-"));
+    const owner = features.find((f) => f.name === first || (first && f.commands.includes(first)));
+    const registry = await loadRegistry(peekConfig(g.config), owner ? [owner.name] : undefined);
     const { op, words, args } = resolve(registry, g.rest);
     if (!op) {
       const unknown = g.rest.find((a, i) => i >= words.length && !a.startsWith("-"));

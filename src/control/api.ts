@@ -4,7 +4,7 @@
  *   POST /api/services/<name>/start|stop|restart · POST /api/shutdown
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { Config } from "../core/config.ts";
+import type { Config } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import { bearerMatches } from "../core/http/bearer.ts";
 import { readJson } from "../core/http/body.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { defaultConfig } from "../core/config.ts";
+import { defaultConfig } from "../config.ts";
 import { Backoff, type BackoffConfig } from "./backoff.ts";
 
 test("defaults: capped at 5 s, reset at the first good health check", () => {

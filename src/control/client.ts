@@ -1,7 +1,7 @@
 /** Client for the supervisor's control API. Finds it through the runtime dir: pid file, control.json, token file. */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../core/config.ts";
+import type { Config } from "../config.ts";
 import { AmiError, type ErrorCode } from "../core/errors.ts";
 import type { RuntimePaths } from "../core/paths.ts";
 import { hasMarkers, homeProcesses, isOurProcess, readPid } from "./proc.ts";

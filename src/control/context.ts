@@ -1,8 +1,9 @@
 /** Builds the OpContext every surface (CLI, MCP, control API) hands to op handlers. */
-import { type Config, homeFor } from "../core/config.ts";
+import { type Config, homeFor } from "../config.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import type { OpContext } from "../core/ops.ts";
 import { runtimePaths } from "../core/paths.ts";
+import { loadRegistry } from "./registry.ts";
 
 export interface ContextOptions {
   config: Config;
@@ -24,5 +25,6 @@ export function makeContext(o: ContextOptions): OpContext {
     print: o.print ?? (() => {}),
     interactive: o.interactive ?? false,
     signal: o.signal ?? new AbortController().signal,
+    registry: (only) => loadRegistry(o.config, only),
   };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { defaultConfig, parseConfigText, validateConfig } from "../core/config.ts";
+import { defaultConfig, parseConfigText, validateConfig } from "../config.ts";
 import { exampleConfigPath } from "./ops/config.ts";
 
 test("config/ami-streams.example.yaml parses to exactly defaultConfig()", () => {

@@ -6,7 +6,7 @@
  * retried, and /proc finds the process anyway.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { type Config, loadConfig } from "../core/config.ts";
+import { type Config, loadConfig } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RuntimePaths } from "../core/paths.ts";

@@ -3,8 +3,8 @@
  * calls serveMain directly, without building the op registry, so service processes stay lean.
  */
 
-import type { Config } from "../core/config.ts";
-import { homeFor, loadConfig } from "../core/config.ts";
+import type { Config } from "../config.ts";
+import { homeFor, loadConfig } from "../config.ts";
 import { AmiError, isAmiError } from "../core/errors.ts";
 import { installProcessGuards } from "../core/http/process-guards.ts";
 import { createLogger, guardStderr, type Logger } from "../core/logger.ts";

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { renameSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Config, loadConfig } from "../core/config.ts";
+import { type Config, loadConfig } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
 import { guardStderr, type Logger } from "../core/logger.ts";

@@ -4,7 +4,7 @@
  * generated `<name> start|stop|status|restart` ops see only this.
  */
 import { dirname, resolve } from "node:path";
-import { type Config, defaultConfig, loadConfig } from "../core/config.ts";
+import { type Config, defaultConfig, loadConfig } from "../config.ts";
 import type { RuntimePaths } from "../core/paths.ts";
 import type { ProgramDef, ProgramSpec, RestartPolicy } from "../core/program.ts";
 import type { ServiceDef } from "../core/service.ts";

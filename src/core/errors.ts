@@ -50,11 +50,31 @@ export const ErrorCodes = {
   AMI_UNAVAILABLE: 503,
   AMI_TIMEOUT: 504,
   AMI_INTERNAL: 500,
-  /** Stored bytes that no longer match their hash (content-addressed store). */
-  AMI_CORRUPT: 500,
 } as const;
 
-export type ErrorCode = keyof typeof ErrorCodes;
+/**
+ * A feature's own codes join the type by augmentation, next to the manifest that registers their statuses:
+ * `declare module "../core/errors.ts" { interface FeatureErrorCodes extends MyCodes {} }`.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by features' module augmentation
+export interface FeatureErrorCodes {}
+
+export type ErrorCode = keyof typeof ErrorCodes | keyof FeatureErrorCodes;
+
+const featureStatuses = new Map<string, number>();
+
+/** Called by defineFeature with the manifest's `errors`. */
+export function registerErrorCodes(codes: Readonly<Record<string, number>>): void {
+  for (const [code, status] of Object.entries(codes)) {
+    if (code in ErrorCodes || (featureStatuses.has(code) && featureStatuses.get(code) !== status))
+      throw new Error(`error code ${code} is defined twice`);
+    featureStatuses.set(code, status);
+  }
+}
+
+/** The HTTP status of a code (a feature's code not registered yet: 500). */
+export const statusOf = (code: ErrorCode): number =>
+  (ErrorCodes as Record<string, number>)[code] ?? featureStatuses.get(code) ?? 500;
 
 export class AmiError extends Error {
   readonly code: ErrorCode;
@@ -66,7 +86,7 @@ export class AmiError extends Error {
     super(message);
     this.name = "AmiError";
     this.code = code;
-    this.status = status ?? ErrorCodes[code];
+    this.status = status ?? statusOf(code);
     this.extra = extra;
   }
 

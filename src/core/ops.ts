@@ -4,7 +4,7 @@
  * (`POST /api/ops/matrix.room.send`). The surfaces are generated from this data.
  */
 import type { z } from "zod";
-import type { Config } from "./config.ts";
+import type { Config } from "../config.ts";
 import type { Logger } from "./logger.ts";
 import type { RuntimePaths } from "./paths.ts";
 
@@ -29,6 +29,8 @@ export interface OpContext {
   print(line: string): void;
   /** True when invoked by the CLI on an interactive terminal (ops like `config edit` may open $EDITOR). */
   interactive: boolean;
+  /** Every op (or just `only` features' ops), for ops that serve others: the supervisor's API, the MCP server. */
+  registry(only?: readonly string[]): Promise<OpRegistry>;
 }
 
 export interface OpDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { defaultConfig, validateConfig } from "./config.ts";
+import { defaultConfig, validateConfig } from "../config.ts";
 import { defineProgram } from "./program.ts";
 
 test("programs: defaults filled in, env values become strings", () => {

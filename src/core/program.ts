@@ -4,7 +4,7 @@
  * restart policy. A feature module exports one with `defineProgram`; the config section uses `programSchema`.
  */
 import { z } from "zod";
-import type { Config } from "./config.ts";
+import type { Config } from "../config.ts";
 
 const hostPort = z
   .string()
@@ -61,33 +61,11 @@ export type ProgramInput = z.input<typeof programSchema>;
 export type ProgramSpec = z.output<typeof programSchema>;
 
 /**
- * Names our own commands and run files use: a program may not take them (its name becomes `ami-streams <name>
- * start|stop|status|restart` and logs/<name>.log).
+ * Names the CLI and the run files use whatever the features: a program may not take them (its name becomes
+ * `ami-streams <name> start|stop|status|restart` and logs/<name>.log). Features' names, command words and services
+ * are reserved too (src/config.ts).
  */
-const reserved = new Set([
-  "up",
-  "down",
-  "status",
-  "logs",
-  "version",
-  "test",
-  "mcp",
-  "monitor",
-  "config",
-  "serve",
-  "supervise",
-  "supervisor",
-  "help",
-  "matrix",
-  "media",
-  "web",
-  "stream",
-  "testsvc",
-  "cdn",
-  "p2p",
-  "edge",
-  "cas",
-]);
+const reserved = new Set(["help", "supervisor"]);
 
 export const programNameSchema = z
   .string()

@@ -3,7 +3,7 @@
  * started by the supervisor; the supervisor and the monitor talk to it only over HTTP
  * (`GET /health`, `GET /metrics` Prometheus text, `GET /_ami/stats` JSON key figures).
  */
-import type { Config } from "./config.ts";
+import type { Config } from "../config.ts";
 import type { Logger } from "./logger.ts";
 import type { RuntimePaths } from "./paths.ts";
 

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { join } from "node:path";
-import type { MatrixConfig } from "../core/config.ts";
+import type { MatrixConfig } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
 import { createHttpListener, DEFAULT_LIMITS, type ListenerLimits } from "../core/http/server.ts";

@@ -3,7 +3,7 @@
  * Services receive the Homeserver in their constructor (no global singletons). The composition root
  * is homeserver.ts.
  */
-import type { MatrixConfig } from "../core/config.ts";
+import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { Requester } from "./http/types.ts";

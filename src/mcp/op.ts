@@ -12,12 +12,19 @@ export const mcpOp = defineOp({
   description:
     "Every operation except CLI-only ones is a tool (matrix.room.send -> matrix_room_send). In stdio mode stdout " +
     "carries only protocol; logs go to stderr. In http mode the endpoint is http://127.0.0.1:<port>/mcp and needs " +
-    "`Authorization: Bearer <token>`: --token, else $AMI_STREAMS_MCP_TOKEN, else one generated into <home>/run/mcp.token.",
+    "`Authorization: Bearer <token>`: --token, else $AMI_STREAMS_MCP_TOKEN, else one generated into <home>/run/mcp.token. " +
+    "--feature media,cas serves just those features' tools (an agent's tool budget is limited; the seed plans one " +
+    "MCP server per area).",
   input: z
     .object({
       transport: z.enum(["stdio", "http"]).default("stdio"),
       port: z.number().int().min(0).max(65535).default(8471).describe("http: port on 127.0.0.1 (0 = any free port)"),
       token: z.string().min(16).optional().describe("http: bearer token clients must send"),
+      feature: z
+        .string()
+        .regex(/^[a-z0-9-]+(,[a-z0-9-]+)*$/, "must be feature names separated by commas, e.g. media,cas")
+        .optional()
+        .describe("serve only these features' tools, e.g. media,cas (default: all)"),
     })
     .strict(),
   output: z.object({}),
@@ -26,13 +33,12 @@ export const mcpOp = defineOp({
   cliOnly: true,
   // Nothing on stdout after the session either: stdio mode owns it.
   human: () => "",
-  async run({ transport, port, token }, ctx) {
+  async run({ transport, port, token, feature }, ctx) {
     // Loaded on use: the MCP SDK is not needed by any other command.
-    const { buildRegistry } = await import("../control/registry.ts");
     const { createMcpServer } = await import("./server.ts");
     const version = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string }).version;
     const deps = {
-      registry: buildRegistry(ctx.config),
+      registry: await ctx.registry(feature?.split(",")),
       config: ctx.config,
       configPath: ctx.configPath,
       log: ctx.log,

@@ -10,9 +10,9 @@ import {
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import type { Config } from "../config.ts";
 import { makeContext } from "../control/context.ts";
 import { invokeOp } from "../control/invoke.ts";
-import type { Config } from "../core/config.ts";
 import { toAmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { type OpDef, type OpRegistry, toolName } from "../core/ops.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { validateConfig } from "../core/config.ts";
+import { validateConfig } from "../config.ts";
 
 test("media config errors name the key", () => {
   const { issues } = validateConfig({ media: { rtmpPort: 70000, hlsSegmentSeconds: 1, hlsPartSeconds: 2, bogus: 1 } });

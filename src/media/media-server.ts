@@ -3,7 +3,7 @@
  * recordings and restreams + HTTP.
  */
 import { join } from "node:path";
-import type { MediaConfig } from "../core/config.ts";
+import type { MediaConfig } from "../config.ts";
 import { urlHost } from "../core/http/address.ts";
 import type { Logger } from "../core/logger.ts";
 import { defaultHome } from "../core/paths.ts";

@@ -13,6 +13,8 @@ import YAML from "yaml";
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 export const binEntry = join(repoRoot, "bin", "ami-streams.mjs");
 export const binWrapper = join(repoRoot, "bin", "ami-streams");
+/** The `testsvc` feature (http-service.ts), added to the supervisor's features through $AMI_STREAMS_FEATURES. */
+export const testFeaturePath = join(repoRoot, "src", "test", "http-service.ts");
 export const setupShell = join(repoRoot, "scripts", "setup-shell.sh");
 
 export async function freePort(): Promise<number> {
@@ -61,7 +63,7 @@ export async function testServiceHome(
       media: { enabled: false },
       control: { port: 0, backoff: { initialMs: 100 }, ...(config.control as object) },
     },
-    { AMI_STREAMS_TEST_SERVICE_PORT: String(servicePort) },
+    { AMI_STREAMS_TEST_SERVICE_PORT: String(servicePort), AMI_STREAMS_FEATURES: testFeaturePath },
   );
   return { ...h, servicePort };
 }

@@ -1,7 +1,10 @@
 /**
  * A small but real HTTP service for supervisor/monitor tests: it listens on AMI_STREAMS_TEST_SERVICE_PORT and
- * answers /health, /metrics (Prometheus text) and /_ami/stats like every ami-streams service must.
+ * answers /health, /metrics (Prometheus text) and /_ami/stats like every ami-streams service must. Its feature
+ * joins a run through $AMI_STREAMS_FEATURES (src/test/cli.ts sets it), never through the built-in list.
  */
+
+import { defineFeature } from "../core/feature.ts";
 import { createHttpListener } from "../core/http/server.ts";
 import type { ServiceDef } from "../core/service.ts";
 
@@ -9,7 +12,7 @@ const port = () => Number(process.env.AMI_STREAMS_TEST_SERVICE_PORT);
 
 export const testHttpService: ServiceDef = {
   name: "testsvc",
-  summary: "Test HTTP service (only with AMI_STREAMS_TEST_SERVICE_PORT set)",
+  summary: "Test HTTP service (a test feature: $AMI_STREAMS_FEATURES names this file)",
   enabled: () => true,
   baseUrl: () => `http://127.0.0.1:${port()}`,
   describe: () => [`testsvc: http://127.0.0.1:${port()}`],
@@ -51,3 +54,9 @@ export const testHttpService: ServiceDef = {
     };
   },
 };
+
+export const feature = defineFeature({
+  name: "testsvc",
+  summary: "A small real HTTP service for tests",
+  services: [testHttpService],
+});

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { configSchema } from "../core/config.ts";
+import { configSchema } from "../config.ts";
 import { silentLogger } from "../core/logger.ts";
 import { type RunningWebServer, startWebServer } from "./server.ts";
 import { homeserverUrlFor, webService } from "./service.ts";

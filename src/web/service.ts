@@ -1,6 +1,6 @@
 /** The `web` service as the supervisor sees it: the chat client for people, next to the homeserver. */
 import type { IncomingMessage } from "node:http";
-import type { Config } from "../core/config.ts";
+import type { Config } from "../config.ts";
 import { baseUrl, isWildcardHost } from "../core/http/address.ts";
 import type { ServiceDef } from "../core/service.ts";
 

@@ -34,6 +34,7 @@ const home = mkdtempSync(join(tmpdir(), "ami-diskfull-"));
 const env: NodeJS.ProcessEnv = { ...process.env, AMI_STREAMS_HOME: home };
 delete env.AMI_STREAMS_CONFIG;
 delete env.AMI_STREAMS_TEST_SERVICE_PORT;
+delete env.AMI_STREAMS_FEATURES;
 const filler = join(home, "filler");
 let mounted = false;
 let hs = "";

@@ -3,7 +3,7 @@
  * PostgreSQL database, a fetch wrapper, and a log that records internal errors (a 500 is always a bug).
  */
 import { rmSync } from "node:fs";
-import { configSchema } from "../../src/core/config.ts";
+import { configSchema } from "../../src/config.ts";
 import { createLogger } from "../../src/core/logger.ts";
 import { type RunningHomeserver, startHomeserver } from "../../src/matrix/homeserver.ts";
 import { type Backend, createTestDatabase, tempDir, testMatrixConfig } from "./helpers/homeserver.ts";

@@ -4,13 +4,15 @@
  * new device for the other side) and decrypts what was sent while it was down and before; `matrix room send
  * --encrypted` delivers a message the other client decrypts, from one device across calls.
  */
+
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ClientEvent, EventType, type MatrixClient, type MatrixEvent, SyncState } from "matrix-js-sdk";
-import { configSchema } from "../../src/core/config.ts";
+import { configSchema } from "../../src/config.ts";
+import { loadRegistry } from "../../src/control/registry.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import type { OpContext, OpDef } from "../../src/core/ops.ts";
 import { runtimePaths } from "../../src/core/paths.ts";
@@ -168,6 +170,7 @@ describe("agent SDK: encrypted messaging with a persistent crypto store", () => 
     const ctx: OpContext = {
       config,
       configPath: undefined,
+      registry: (only) => loadRegistry(config, only),
       paths: runtimePaths(home),
       log: silentLogger,
       progress: () => {},

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, randomBytes, sign } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { configSchema } from "../../src/core/config.ts";
+import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { unpaddedBase64 } from "../../src/matrix/events/base64.ts";
 import { canonicalJsonBytes } from "../../src/matrix/events/canonical-json.ts";

@@ -1,9 +1,11 @@
 /** The matrix user/room ops, run as the CLI and MCP run them, against a real homeserver in a temp runtime dir. */
+
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type Config, configSchema } from "../../src/core/config.ts";
+import { type Config, configSchema } from "../../src/config.ts";
+import { loadRegistry } from "../../src/control/registry.ts";
 import type { AmiError } from "../../src/core/errors.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import type { OpContext, OpDef } from "../../src/core/ops.ts";
@@ -31,6 +33,7 @@ function contextFor(config: Config, home: string): OpContext {
   return {
     config,
     configPath: undefined,
+    registry: (only) => loadRegistry(config, only),
     paths: runtimePaths(home),
     log: silentLogger,
     progress: () => {},

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Parser } from "m3u8-parser";
-import { configSchema, validateConfig } from "../../src/core/config.ts";
+import { configSchema, validateConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { detectEncoder } from "../../src/media/abr/encoders.ts";
 import { MediaServer } from "../../src/media/media-server.ts";

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
-import { configSchema } from "../../src/core/config.ts";
+import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { CHROMIUM, launchChromium } from "./helpers/browser.ts";

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
-import { configSchema } from "../../src/core/config.ts";
+import { configSchema } from "../../src/config.ts";
 import { createLogger, silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { ffprobe, kinds, publish, until } from "./helpers/media-tools.ts";

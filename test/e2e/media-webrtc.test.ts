@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { configSchema } from "../../src/core/config.ts";
+import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { H264Depacketizer } from "../../src/media/protocols/webrtc/h264-rtp.ts";

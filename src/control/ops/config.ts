@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { z } from "zod";
-import { type ConfigIssue, parseConfigText, resolveConfigPath, validateConfig } from "../../core/config.ts";
+import { type ConfigIssue, parseConfigText, resolveConfigPath, validateConfig } from "../../config.ts";
 import { AmiError } from "../../core/errors.ts";
 import { defineOp, type OpContext } from "../../core/ops.ts";
 import { defaultHome } from "../../core/paths.ts";
@@ -185,11 +185,7 @@ export const matrixConfigEditOp = defineOp({
   },
 });
 
-export const configOps = [
-  configValidateOp,
-  configShowOp,
-  configPathOp,
-  configInitOp,
-  matrixConfigValidateOp,
-  matrixConfigEditOp,
-];
+export const configOps = [configValidateOp, configShowOp, configPathOp, configInitOp];
+
+/** The homeserver's config commands (`matrix config validate|edit`): listed with the matrix feature's ops. */
+export const matrixConfigOps = [matrixConfigValidateOp, matrixConfigEditOp];

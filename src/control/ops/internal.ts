@@ -27,10 +27,8 @@ export const superviseOp = defineOp({
   cliOnly: true,
   hidden: true,
   async run({ start }, ctx) {
-    // Imported here, not at the top: the registry imports this file and registry.ts imports every op.
-    const { buildRegistry } = await import("../registry.ts");
     const sup = new Supervisor(ctx);
-    await sup.run(ctx.config, buildRegistry(ctx.config), ctx.configPath, start);
+    await sup.run(ctx.config, await ctx.registry(), ctx.configPath, start);
     return new Promise<never>(() => {});
   },
 });

@@ -5,8 +5,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { matrixSchema } from "../../core/config.ts";
 import { silentLogger } from "../../core/logger.ts";
+import { matrixSchema } from "../config.ts";
 import { startHomeserver } from "../homeserver.ts";
 import type { Homeserver } from "../hs.ts";
 

@@ -1,10 +1,12 @@
 /** `matrix.watch` and `matrix.room.events` against a real homeserver, run as the CLI/MCP run ops. */
+
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { waitFor } from "../../../test/e2e/helpers/client.ts";
 import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
-import { configSchema } from "../../core/config.ts";
+import { configSchema } from "../../config.ts";
+import { loadRegistry } from "../../control/registry.ts";
 import { silentLogger } from "../../core/logger.ts";
 import type { OpContext } from "../../core/ops.ts";
 import { runtimePaths } from "../../core/paths.ts";
@@ -26,6 +28,7 @@ before(async () => {
   ctx = {
     config,
     configPath: undefined,
+    registry: (only) => loadRegistry(config, only),
     paths,
     log: silentLogger,
     progress: () => {},

@@ -4,7 +4,7 @@
  * answers the master playlist, and tells read checks which source a rendition path belongs to.
  */
 import { z } from "zod";
-import type { MediaConfig } from "../../core/config.ts";
+import type { MediaConfig } from "../../config.ts";
 import type { Logger } from "../../core/logger.ts";
 import { PathGlobs } from "../auth/auth.ts";
 import type { Hub, MediaStream } from "../hub.ts";

@@ -5,7 +5,7 @@
  * rendition's segments start where the remuxed source's do and players can switch between them cleanly.
  */
 import type { z } from "zod";
-import type { abrRungSchema } from "../../core/config.ts";
+import type { abrRungSchema } from "../config.ts";
 import { QUIET } from "../ffmpeg.ts";
 import { deviceArgs, type EncoderChoice } from "./encoders.ts";
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { configSchema } from "../../core/config.ts";
+import { configSchema } from "../../config.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { globToRegExp, isLoopbackIp, MediaAuth, srtTarget } from "./auth.ts";
 import { signManifest, signPlaylist } from "./http.ts";

@@ -5,7 +5,7 @@
  * still denies): POST {action, path, protocol, ip, key} -> 2xx allows, anything else, an error or a timeout denies.
  */
 import { isIP } from "node:net";
-import type { MediaConfig } from "../../core/config.ts";
+import type { MediaConfig } from "../../config.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyStore } from "./keys.ts";
 import { Signer } from "./sign.ts";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { configSchema } from "../../../src/core/config.ts";
+import { configSchema } from "../../../src/config.ts";
 import { createHttpListener } from "../../../src/core/http/server.ts";
 import { silentLogger } from "../../../src/core/logger.ts";
 import { type RunningHomeserver, startHomeserver } from "../../../src/matrix/homeserver.ts";

@@ -3,7 +3,7 @@
  * so the parent can kill -9 it and measure its memory. Config: AMI_E2E_MATRIX (JSON, a partial `matrix` config);
  * data dir: AMI_E2E_DATA_DIR. Logs (JSON lines) go to stderr.
  */
-import { configSchema } from "../../../src/core/config.ts";
+import { configSchema } from "../../../src/config.ts";
 import { createLogger } from "../../../src/core/logger.ts";
 import { startHomeserver } from "../../../src/matrix/homeserver.ts";
 

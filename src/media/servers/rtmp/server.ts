@@ -4,7 +4,7 @@
  * address (a refused one is closed at once, before any byte is read), and their buffered bytes are charged to a
  * budget shared with the other RTMP listener.
  */
-import type { MediaConfig } from "../../../core/config.ts";
+import type { MediaConfig } from "../../../config.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import type { Hub } from "../../hub.ts";

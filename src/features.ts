@@ -1,0 +1,60 @@
+/**
+ * The composition root: every capability's manifest, in one list. Config sections, supervised services and
+ * programs, ops (CLI, MCP, control API), error codes and the monitor all come from here. Adding a capability is
+ * its folder plus one line below.
+ *
+ * $AMI_STREAMS_FEATURES (paths of modules exporting `feature`, comma-separated) adds features kept outside this
+ * tree: a site's own, or a test's (loaded synchronously, so the config schema sees them too).
+ */
+import { createRequire } from "node:module";
+import { resolve } from "node:path";
+import { casFeature } from "./cas/feature.ts";
+import { cdnFeature } from "./cdn/feature.ts";
+import { controlFeature } from "./control/feature.ts";
+import type { Feature } from "./core/feature.ts";
+import { edgeFeature } from "./edge/feature.ts";
+import { matrixFeature } from "./matrix/feature.ts";
+import { mediaFeature } from "./media/feature.ts";
+import { monitorFeature } from "./monitor/feature.ts";
+import { p2pFeature } from "./p2p/feature.ts";
+import { webFeature } from "./web/feature.ts";
+
+const builtIn = [
+  controlFeature,
+  matrixFeature,
+  webFeature,
+  mediaFeature,
+  casFeature,
+  monitorFeature,
+  cdnFeature,
+  p2pFeature,
+  edgeFeature,
+] as const;
+
+function extraFeatures(list = process.env.AMI_STREAMS_FEATURES): Feature[] {
+  if (!list) return [];
+  const require = createRequire(import.meta.url);
+  return list
+    .split(",")
+    .filter(Boolean)
+    .map((p) => {
+      const m = require(resolve(p)) as { feature?: Feature };
+      if (!m.feature?.name) throw new Error(`${p}: exports no \`feature\` (defineFeature)`);
+      return m.feature;
+    });
+}
+
+const extra = extraFeatures();
+for (const f of extra) {
+  if (builtIn.some((b) => b.name === f.name)) throw new Error(`feature ${f.name} is defined twice`);
+}
+
+/** Typed as the built-in list (the config's type comes from it); extra features are there at run time. */
+export const features: typeof builtIn = [...builtIn, ...extra] as unknown as typeof builtIn;
+
+export const findFeature = (name: string): Feature | undefined => features.find((f) => f.name === name);
+
+/** Names a config program may not take: features, their command words and their services. */
+export function reservedNames(): Set<string> {
+  return new Set(features.flatMap((f) => [f.name, ...f.commands, ...f.services.map((s) => s.name)]));
+}
