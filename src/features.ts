@@ -58,3 +58,8 @@ export const findFeature = (name: string): Feature | undefined => features.find(
 export function reservedNames(): Set<string> {
   return new Set(features.flatMap((f) => [f.name, ...f.commands, ...f.services.map((s) => s.name)]));
 }
+
+// A feature's program named like a command or service would shadow it: refuse the list at load.
+for (const p of features.flatMap((f) => f.programs)) {
+  if (reservedNames().has(p.name)) throw new Error(`program ${p.name} takes a feature, command or service name`);
+}

@@ -61,5 +61,6 @@ test("defineProgram: a feature's typed program, spec from the config", () => {
   assert.deepEqual(spec.argv, ["workerd", "serve", "--port=8471"]);
   assert.equal(spec.restart, "always");
   assert.equal(p.enabled(defaultConfig()), true);
-  assert.throws(() => defineProgram({ name: "up", summary: "", spec: () => ({ argv: ["x"] }) }));
+  assert.throws(() => defineProgram({ name: "help", summary: "", spec: () => ({ argv: ["x"] }) }));
+  assert.throws(() => defineProgram({ name: "Bad Name", summary: "", spec: () => ({ argv: ["x"] }) }));
 });
