@@ -17,6 +17,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   memory: async () => (await import("./matrix/memory.ts")).run(),
   websocket: async () => (await import("./matrix/websocket.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
+  startup: async () => (await import("./startup.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC), CPU per remuxed stream, 500 HLS viewers.
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
