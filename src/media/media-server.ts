@@ -209,6 +209,8 @@ export class MediaServer {
       s.recording = this.recordings.get(s.path) ?? null;
       s.restreams = this.restreams.list(s.path);
       s.abr = this.abr.status(s.path) ?? null;
+      s.urls.rtmp = `${this.rtmpUrl}/${s.path}`;
+      if (this.webrtc) s.urls.whep = `${this.httpUrl}/${s.path}/whep`;
       if (this.abr.ladderFor(s.path).length > 0) s.urls.master = `${this.httpUrl}/${s.path}/master.m3u8`;
     }
     return out;

@@ -24,8 +24,19 @@ export const streamStatusSchema = z.object({
   bytesOut: z.number(),
   framesDiscarded: z.number(),
   segments: z.number(),
-  /** master: the ABR master playlist (source + renditions), on paths with a ladder. */
-  urls: z.object({ hls: z.string(), dash: z.string(), master: z.string().optional() }),
+  /**
+   * Where to watch it: the player page (HLS, DASH, WebRTC in a browser), HLS (LL-HLS from the same playlist),
+   * DASH, RTMP play; whep: the WHEP endpoint (when WebRTC is on); master: the ABR master playlist (source +
+   * renditions), on paths with a ladder.
+   */
+  urls: z.object({
+    player: z.string(),
+    hls: z.string(),
+    dash: z.string(),
+    rtmp: z.string(),
+    whep: z.string().optional(),
+    master: z.string().optional(),
+  }),
   /** The pull feeding this path (`stream start --source`), if any. */
   pull: pullStatusSchema.nullable().optional(),
   recording: recordingStatusSchema.nullable().optional(),
@@ -34,6 +45,14 @@ export const streamStatusSchema = z.object({
   abr: abrStatusSchema.nullable().optional(),
 });
 export type StreamStatus = z.infer<typeof streamStatusSchema>;
+
+/** The URLs that need only the HTTP base; media-server.ts adds rtmp, whep and master, which depend on its config. */
+const urlsOf = (path: string, httpBase: string): StreamStatus["urls"] => ({
+  player: `${httpBase}/${path}/`,
+  hls: `${httpBase}/${path}/index.m3u8`,
+  dash: `${httpBase}/${path}/index.mpd`,
+  rtmp: "",
+});
 
 export function streamStatus(s: MediaStream, outputs: Outputs, httpBase: string): StreamStatus {
   const f = s.stats.figures();
@@ -61,7 +80,7 @@ export function streamStatus(s: MediaStream, outputs: Outputs, httpBase: string)
     bytesOut: s.bytesOut + (out?.stream === s ? out.httpBytesOut : 0),
     framesDiscarded: s.framesDiscarded,
     segments: out?.stream === s ? out.packager.timeline.listed().length : 0,
-    urls: { hls: `${httpBase}/${s.path}/index.m3u8`, dash: `${httpBase}/${s.path}/index.mpd` },
+    urls: urlsOf(s.path, httpBase),
   };
 }
 
@@ -84,6 +103,6 @@ export function offlineStatus(path: string, httpBase: string): StreamStatus {
     bytesOut: 0,
     framesDiscarded: 0,
     segments: 0,
-    urls: { hls: `${httpBase}/${path}/index.m3u8`, dash: `${httpBase}/${path}/index.mpd` },
+    urls: urlsOf(path, httpBase),
   };
 }

@@ -233,6 +233,27 @@ test("stats: server-computed figures in /api/streams, /_ami/stats, /metrics and 
   );
   const one = await streamStatus.run({ path: "live/e2e" }, ctx);
   assert.equal(one.height, 360);
+  // Every URL the status names answers: the player page, HLS, DASH, WHEP (an OPTIONS preflight), RTMP's port.
+  assert.equal(one.urls.player, `${http}/live/e2e/`);
+  assert.match(streamStatus.human?.(one) ?? "", /player http:\S+\/live\/e2e\/\n[\s\S]*WHEP http:\S+\/live\/e2e\/whep/);
+  const page = await fetch(one.urls.player);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+  await page.text();
+  for (const u of [one.urls.hls, one.urls.dash]) {
+    const r = await fetch(u);
+    await r.arrayBuffer();
+    assert.equal(r.status, 200, u);
+  }
+  assert.ok(one.urls.whep, "WHEP URL listed while WebRTC is on");
+  const whep = await fetch(one.urls.whep, {
+    method: "POST",
+    headers: { "content-type": "application/sdp" },
+    body: "v=0",
+  });
+  assert.equal(whep.status, 400, "the WHEP endpoint is there (and refuses a broken offer)");
+  await whep.text();
+  assert.match(one.urls.rtmp, /^rtmp:\/\/127\.0\.0\.1:\d+\/live\/e2e$/);
   await assert.rejects(streamStatus.run({ path: "live/none" }, ctx), { code: "M_NOT_FOUND" });
 });
 

@@ -23,7 +23,8 @@ export const streamList = defineOp({
   input: z.object({}).strict(),
   output: z.object({ streams: z.array(streamStatusSchema) }),
   annotations: { readOnly: true, destructive: false, idempotent: true },
-  human: (o) => [...o.streams.map(line), `${o.streams.length} stream(s)`].join("\n"),
+  human: (o) =>
+    [...o.streams.flatMap((s) => [line(s), `  ${s.urls.player}`]), `${o.streams.length} stream(s)`].join("\n"),
   run: (_i, ctx) => mediaRequest(ctx, "GET", "/api/streams"),
 });
 
@@ -47,9 +48,12 @@ export const streamStatus = defineOp({
       ...(s.recording ? [`  recording: ${s.recording.state}, ${s.recording.files} file(s) in ${s.recording.dir}`] : []),
       ...(s.restreams ?? []).map((r) => `  restream: ${r.to} ${r.state}, ${r.retries} retries`),
       ...(s.abr ? [abrLine(s.abr)] : []),
+      `  player ${s.urls.player}`,
       ...(s.urls.master ? [`  master ${s.urls.master}`] : []),
       `  HLS ${s.urls.hls}`,
       `  DASH ${s.urls.dash}`,
+      ...(s.urls.whep ? [`  WHEP ${s.urls.whep}`] : []),
+      `  RTMP ${s.urls.rtmp}`,
     ].join("\n"),
   run: (i, ctx) => mediaRequest(ctx, "GET", `/api/streams/${encodePath(i.path)}`),
 });
