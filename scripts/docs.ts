@@ -7,6 +7,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { fieldsOf } from "../src/cli/schema.ts";
 import { defaultConfig } from "../src/config.ts";
+import { renderExampleConfig } from "../src/control/example-config.ts";
+import { exampleConfigPath } from "../src/control/ops/config.ts";
 import { loadRegistry } from "../src/control/registry.ts";
 import { toolName } from "../src/core/ops.ts";
 
@@ -32,7 +34,7 @@ export async function cliReference(): Promise<string> {
 }
 
 export function configReference(): string {
-  return ["```yaml", readFileSync(`${root}config/ami-streams.example.yaml`, "utf8").trimEnd(), "```"].join("\n");
+  return ["```yaml", renderExampleConfig().trimEnd(), "```"].join("\n");
 }
 
 function replaceSection(text: string, name: string, body: string): string {
@@ -53,12 +55,15 @@ export async function renderReadme(current: string): Promise<string> {
 }
 
 if (import.meta.main) {
-  const current = readFileSync(readmePath, "utf8");
-  const next = await renderReadme(current);
-  if (process.argv.includes("--check")) {
-    if (next !== current) {
-      process.stderr.write("README.md reference sections are stale: run `node scripts/docs.ts`\n");
-      process.exit(1);
+  const outputs: [string, string][] = [
+    [exampleConfigPath, renderExampleConfig()],
+    [readmePath, await renderReadme(readFileSync(readmePath, "utf8"))],
+  ];
+  for (const [path, next] of outputs) {
+    if (!process.argv.includes("--check")) writeFileSync(path, next);
+    else if (next !== readFileSync(path, "utf8")) {
+      process.stderr.write(`${path} is stale: run \`node scripts/docs.ts\`\n`);
+      process.exitCode = 1;
     }
-  } else writeFileSync(readmePath, next);
+  }
 }

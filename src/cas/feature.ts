@@ -16,6 +16,7 @@ export const casFeature: Feature<"cas", typeof casSchema> = defineFeature({
   name: "cas",
   summary: "Content-addressed store: chunked, deduplicated, verified blobs with pins and GC",
   config: casSchema,
+  configExample: new URL("./config.example.yaml", import.meta.url),
   errors: casErrors,
   ops: async () => (await import("./ops.ts")).casOps,
 });

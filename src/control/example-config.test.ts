@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { defaultConfig, parseConfigText, validateConfig } from "../config.ts";
+import { features } from "../features.ts";
 import { exampleConfigPath } from "./ops/config.ts";
 
 test("config/ami-streams.example.yaml parses to exactly defaultConfig()", () => {
@@ -11,4 +12,14 @@ test("config/ami-streams.example.yaml parses to exactly defaultConfig()", () => 
   const { config, issues } = validateConfig(raw);
   assert.deepEqual(issues, []);
   assert.deepEqual(config, defaultConfig());
+});
+
+test("each feature's example part is its section with exactly the defaults", () => {
+  for (const f of features) {
+    if (!f.config) continue;
+    assert.ok(f.configExample, `${f.name}: a feature with a config section has an example part`);
+    const raw = parseConfigText(readFileSync(f.configExample, "utf8")) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(raw), [f.name]);
+    assert.deepEqual(raw[f.name], f.config.parse({}), f.name);
+  }
 });

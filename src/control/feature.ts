@@ -7,6 +7,7 @@ export const controlFeature: Feature<"control", typeof controlSchema> = defineFe
   name: "control",
   summary: "Supervisor, control API, config, logs, MCP server",
   config: controlSchema,
+  configExample: new URL("./config.example.yaml", import.meta.url),
   commands: ["up", "down", "status", "logs", "version", "test", "mcp", "config", "serve", "supervise"],
   ops: async () => {
     const [config, internal, lifecycle, logs, test, version, mcp] = await Promise.all([

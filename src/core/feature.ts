@@ -18,6 +18,11 @@ export interface Feature<N extends string = string, S extends z.ZodType | undefi
   status: "built" | "planned";
   /** Its config section: a strict zod object whose every key has a default (`{}` parses to the defaults). */
   config: S;
+  /**
+   * With a config section: its annotated YAML (the section key and every default, commented), a part of
+   * config/ami-streams.example.yaml (`node scripts/docs.ts` assembles it; a test checks it equals the defaults).
+   */
+  configExample?: URL;
   /** Our Node services (`ami-streams serve <name>`), started by `up`. */
   services: readonly ServiceDef[];
   /** External programs it supervises (defineProgram). */

@@ -8,6 +8,7 @@ export const matrixFeature: Feature<"matrix", typeof matrixSchema> = defineFeatu
   name: "matrix",
   summary: "Matrix homeserver: client-server API, E2EE key APIs, media, admin API, WebSocket stream",
   config: matrixSchema,
+  configExample: new URL("./config.example.yaml", import.meta.url),
   services: [matrixService],
   ops: async () => [
     ...(await import("./ops/index.ts")).matrixOps,

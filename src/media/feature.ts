@@ -8,6 +8,7 @@ export const mediaFeature: Feature<"media", typeof mediaSchema> = defineFeature(
   name: "media",
   summary: "Live media: RTMP/RTMPS/SRT/WHIP ingest, HLS, LL-HLS, DASH, WHEP, recording, restream",
   config: mediaSchema,
+  configExample: new URL("./config.example.yaml", import.meta.url),
   services: [mediaService],
   commands: ["stream"],
   ops: async () => (await import("./ops/index.ts")).mediaOps,

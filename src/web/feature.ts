@@ -8,5 +8,6 @@ export const webFeature: Feature<"web", typeof webSchema> = defineFeature({
   name: "web",
   summary: "Web chat client (web/chat) served next to the homeserver",
   config: webSchema,
+  configExample: new URL("./config.example.yaml", import.meta.url),
   services: [webService],
 });
