@@ -17,6 +17,7 @@ import { matrixFeature } from "./matrix/feature.ts";
 import { mediaFeature } from "./media/feature.ts";
 import { monitorFeature } from "./monitor/feature.ts";
 import { p2pFeature } from "./p2p/feature.ts";
+import { turnFeature } from "./turn/feature.ts";
 import { webFeature } from "./web/feature.ts";
 
 const builtIn = [
@@ -25,6 +26,7 @@ const builtIn = [
   webFeature,
   mediaFeature,
   casFeature,
+  turnFeature,
   monitorFeature,
   cdnFeature,
   p2pFeature,
@@ -59,7 +61,10 @@ export function reservedNames(): Set<string> {
   return new Set(features.flatMap((f) => [f.name, ...f.commands, ...f.services.map((s) => s.name)]));
 }
 
-// A feature's program named like a command or service would shadow it: refuse the list at load.
-for (const p of features.flatMap((f) => f.programs)) {
-  if (reservedNames().has(p.name)) throw new Error(`program ${p.name} takes a feature, command or service name`);
+// A feature's program named like a command or service would shadow it (its own feature's name is its to take).
+for (const f of features) {
+  for (const p of f.programs) {
+    if (p.name !== f.name && reservedNames().has(p.name))
+      throw new Error(`program ${p.name} takes a feature, command or service name`);
+  }
 }

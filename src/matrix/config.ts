@@ -90,6 +90,18 @@ export const matrixSchema = z
       })
       .strict()
       .default({ maxTimeoutMs: 30000 }),
+    /**
+     * VoIP (`GET /voip/turnServer`), Synapse's turn_* settings: TURN URIs and the shared secret of their REST
+     * scheme. turnUris [] with turn.enabled: our coturn's URIs and secret. None at all: the route answers `{}`.
+     */
+    voip: z
+      .object({
+        turnUris: z.array(z.string().regex(/^turns?:/, "must be a turn: or turns: URI")).default([]),
+        turnSharedSecret: z.string().min(16).nullable().default(null),
+        turnUserLifetimeSeconds: z.number().int().positive().default(86400),
+      })
+      .strict()
+      .default({ turnUris: [], turnSharedSecret: null, turnUserLifetimeSeconds: 86400 }),
     presence: z
       .object({
         enabled: z.boolean().default(true),

@@ -1,4 +1,5 @@
 /** Composition root of the homeserver: opens the store, loads keys, wires services and routes. */
+
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
@@ -8,6 +9,7 @@ import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
 import { createHttpListener, DEFAULT_LIMITS, type ListenerLimits } from "../core/http/server.ts";
 import type { Logger } from "../core/logger.ts";
+import { loadOrCreateSecret } from "../core/secret.ts";
 import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import { formatClientEvents } from "./format.ts";
@@ -124,13 +126,6 @@ const gcRoute: Route = {
 function baseUrlFor(config: MatrixConfig, port: number): string {
   if (config.publicBaseUrl) return config.publicBaseUrl.replace(/\/$/, "");
   return baseUrl("http", config.host, port);
-}
-
-function loadOrCreateSecret(path: string): string {
-  if (existsSync(path)) return readFileSync(path, "utf8").trim();
-  const s = randomBytes(32).toString("base64url");
-  writeFileSync(path, s + "\n", { mode: 0o600 });
-  return s;
 }
 
 function loadOrCreateSigningKey(path: string): SigningKey {

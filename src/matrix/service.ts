@@ -1,6 +1,16 @@
 /** The `matrix` service as the supervisor sees it. */
+
+import type { Config } from "../config.ts";
 import { baseUrl } from "../core/http/address.ts";
 import type { ServiceDef } from "../core/service.ts";
+import { turnSecret, turnUris } from "../turn/coturn.ts";
+
+/** With our coturn on and no TURN of its own configured, the homeserver hands out coturn's credentials. */
+function withTurn(config: Config): Config["matrix"] {
+  const m = config.matrix;
+  if (!config.turn.enabled || m.voip.turnUris.length > 0) return m;
+  return { ...m, voip: { ...m.voip, turnUris: turnUris(config), turnSharedSecret: turnSecret(config) } };
+}
 
 export const matrixService: ServiceDef = {
   name: "matrix",
@@ -15,7 +25,7 @@ export const matrixService: ServiceDef = {
   async start(config, { paths, log }) {
     // Loaded here, not at the top: the CLI lists services on every call and should not pay for the homeserver.
     const { startHomeserver } = await import("./homeserver.ts");
-    const hs = await startHomeserver(config.matrix, paths.serviceData("matrix"), log);
+    const hs = await startHomeserver(withTurn(config), paths.serviceData("matrix"), log);
     return { url: hs.url, close: () => hs.close() };
   },
 };

@@ -10,6 +10,7 @@ import { routes as media } from "./media.ts";
 import { routes as profile } from "./profile.ts";
 import { routes as register } from "./register.ts";
 import { routes as versions } from "./versions.ts";
+import { routes as voip } from "./voip.ts";
 
 export const accountRoutes: Route[] = [
   ...versions,
@@ -22,4 +23,5 @@ export const accountRoutes: Route[] = [
   ...media,
   ...admin,
   ...adminTokens,
+  ...voip,
 ];
