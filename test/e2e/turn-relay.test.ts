@@ -95,7 +95,9 @@ function relayPair(creds: Creds, timeoutMs: number) {
         string,
         { type?: string; state?: string; nominated?: boolean; localCandidateId?: string; candidateType?: string }
       >();
-      (await a.getStats()).forEach((s) => all.set(s.id, s));
+      (await a.getStats()).forEach((s) => {
+        all.set(s.id, s);
+      });
       const nominated = [...all.values()].find(
         (s) => s.type === "candidate-pair" && s.state === "succeeded" && s.nominated,
       );
