@@ -3,6 +3,7 @@ import type {
   AccountDataRow,
   DeviceRow,
   MediaRow,
+  MembershipRow,
   PresenceRow,
   ReceiptRow,
   RegistrationTokenRow,
@@ -57,6 +58,15 @@ export function receiptFromRow(r: any): ReceiptRow {
     stream: Number(r.stream),
   };
 }
+
+export const MEMBER_COLUMNS = "room_id, user_id, membership, event_id, stream";
+export const membershipFromRow = (r: any): MembershipRow => ({
+  roomId: r.room_id,
+  userId: r.user_id,
+  membership: r.membership,
+  eventId: r.event_id,
+  stream: r.stream,
+});
 
 export const userFromRow = (r: any): UserRow => ({
   userId: r.user_id,

@@ -9,9 +9,16 @@ const B = "@bob:hs";
 const ALG = "signed_curve25519";
 
 async function withDevices(s: Store, devices: [string, string][]): Promise<void> {
-  for (const u of new Set(devices.map(([u]) => u))) await s.createUser(user(u));
+  for (const u of new Set(devices.map(([u]) => u))) await s.accounts.createUser(user(u));
   for (const [userId, deviceId] of devices)
-    await s.upsertDevice({ userId, deviceId, displayName: null, createdTs: 1, lastSeenTs: null, lastSeenIp: null });
+    await s.accounts.upsertDevice({
+      userId,
+      deviceId,
+      displayName: null,
+      createdTs: 1,
+      lastSeenTs: null,
+      lastSeenIp: null,
+    });
 }
 
 const otk = (id: string, key: unknown = { key: `k${id}`, signatures: {} }) => ({
@@ -44,7 +51,7 @@ export function keyTests(make: MakeStore): void {
       { userId: A, deviceId: "D2", keys: { v: 3 } },
     ]);
     assert.deepEqual(await s.keys.getDeviceKeys([]), []);
-    await s.deleteDevice(A, "D2");
+    await s.accounts.deleteDevice(A, "D2");
     assert.deepEqual(
       (await s.keys.getDeviceKeys([A, B, "@nobody:hs"])).map((r) => r.deviceId),
       ["D1", "B1"],
@@ -174,57 +181,61 @@ export function keyTests(make: MakeStore): void {
     await s.keys.takeToDeviceMessages(B, "B1", 20, 20);
     assert.equal(await (await h.reopen()).getMaxStream(), 12);
     await s.keys.addToDeviceMessages({ ...from, txnId: "t3" }, [msgs[0]], 13);
-    await s.deleteDevice(B, "B1");
+    await s.accounts.deleteDevice(B, "B1");
     await s.keys.deleteDeviceKeys(B, "B1");
     assert.deepEqual(await s.keys.takeToDeviceMessages(B, "B1", 0, 20), [], "a deleted device's inbox is dropped");
   });
 
   storeTest(make, "key backup: versions, better-key rule, etag and count, wrong versions", async (s) => {
-    assert.equal(await s.keys.getBackupVersion(A, null), null);
-    const v1 = await s.keys.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", { public_key: "p1" });
-    const v2 = await s.keys.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", { public_key: "p2" });
+    assert.equal(await s.keyBackup.getBackupVersion(A, null), null);
+    const v1 = await s.keyBackup.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", { public_key: "p1" });
+    const v2 = await s.keyBackup.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", { public_key: "p2" });
     assert.notEqual(v1, v2);
-    assert.equal((await s.keys.getBackupVersion(A, null))?.version, v2);
-    assert.equal((await s.keys.getBackupVersion(A, v1))?.authData.public_key, "p1");
-    assert.equal(await s.keys.getBackupVersion(B, v1), null);
-    assert.equal(await s.keys.getBackupVersion(A, "nope"), null);
+    assert.equal((await s.keyBackup.getBackupVersion(A, null))?.version, v2);
+    assert.equal((await s.keyBackup.getBackupVersion(A, v1))?.authData.public_key, "p1");
+    assert.equal(await s.keyBackup.getBackupVersion(B, v1), null);
+    assert.equal(await s.keyBackup.getBackupVersion(A, "nope"), null);
 
-    assert.deepEqual(await s.keys.putBackupKeys(A, v1, []), { ok: false, reason: "wrong_version", current: v2 });
-    assert.deepEqual(await s.keys.putBackupKeys(B, "1", []), { ok: false, reason: "not_found" });
-    const r1 = await s.keys.putBackupKeys(A, v2, [
+    assert.deepEqual(await s.keyBackup.putBackupKeys(A, v1, []), { ok: false, reason: "wrong_version", current: v2 });
+    assert.deepEqual(await s.keyBackup.putBackupKeys(B, "1", []), { ok: false, reason: "not_found" });
+    const r1 = await s.keyBackup.putBackupKeys(A, v2, [
       { roomId: "!r:hs", sessionId: "s1", data: bk() },
       { roomId: "!r:hs", sessionId: "s2", data: bk() },
       { roomId: "!q:hs", sessionId: "s1", data: bk() },
     ]);
     assert.ok(r1.ok && r1.count === 3);
-    const worse = await s.keys.putBackupKeys(A, v2, [
+    const worse = await s.keyBackup.putBackupKeys(A, v2, [
       { roomId: "!r:hs", sessionId: "s1", data: bk({ first_message_index: 9 }) },
     ]);
     assert.ok(worse.ok && r1.ok && worse.etag === r1.etag, "a worse key changes nothing");
-    const better = await s.keys.putBackupKeys(A, v2, [
+    const better = await s.keyBackup.putBackupKeys(A, v2, [
       { roomId: "!r:hs", sessionId: "s1", data: bk({ is_verified: true, first_message_index: 9 }) },
     ]);
     assert.ok(better.ok && r1.ok && better.etag !== r1.etag && better.count === 3);
-    assert.equal((await s.keys.getBackupKeys(A, v2, "!r:hs", "s1"))[0].data.is_verified, true);
+    assert.equal((await s.keyBackup.getBackupKeys(A, v2, "!r:hs", "s1"))[0].data.is_verified, true);
     assert.deepEqual(
-      (await s.keys.getBackupKeys(A, v2, "!r:hs")).map((k) => k.sessionId),
+      (await s.keyBackup.getBackupKeys(A, v2, "!r:hs")).map((k) => k.sessionId),
       ["s1", "s2"],
     );
-    assert.equal((await s.keys.getBackupKeys(A, v2)).length, 3);
-    assert.equal((await s.keys.getBackupVersion(A, v2))?.count, 3);
+    assert.equal((await s.keyBackup.getBackupKeys(A, v2)).length, 3);
+    assert.equal((await s.keyBackup.getBackupVersion(A, v2))?.count, 3);
 
-    const del = await s.keys.deleteBackupKeys(A, v2, "!r:hs", "s2");
+    const del = await s.keyBackup.deleteBackupKeys(A, v2, "!r:hs", "s2");
     assert.ok(del.ok && del.count === 2);
-    const delRoom = await s.keys.deleteBackupKeys(A, v2, "!r:hs");
+    const delRoom = await s.keyBackup.deleteBackupKeys(A, v2, "!r:hs");
     assert.ok(delRoom.ok && delRoom.count === 1);
-    assert.deepEqual(await s.keys.deleteBackupKeys(A, "77"), { ok: false, reason: "not_found" });
-    assert.equal(await s.keys.updateBackupVersion(A, v2, { public_key: "p3" }), true);
-    assert.equal((await s.keys.getBackupVersion(A, v2))?.authData.public_key, "p3");
-    assert.equal(await s.keys.updateBackupVersion(A, "77", {}), false);
-    assert.equal(await s.keys.deleteBackupVersion(A, v2), true);
-    assert.equal(await s.keys.deleteBackupVersion(A, v2), false);
-    assert.equal((await s.keys.getBackupVersion(A, null))?.version, v1, "the previous version is the latest again");
-    const v3 = await s.keys.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", {});
+    assert.deepEqual(await s.keyBackup.deleteBackupKeys(A, "77"), { ok: false, reason: "not_found" });
+    assert.equal(await s.keyBackup.updateBackupVersion(A, v2, { public_key: "p3" }), true);
+    assert.equal((await s.keyBackup.getBackupVersion(A, v2))?.authData.public_key, "p3");
+    assert.equal(await s.keyBackup.updateBackupVersion(A, "77", {}), false);
+    assert.equal(await s.keyBackup.deleteBackupVersion(A, v2), true);
+    assert.equal(await s.keyBackup.deleteBackupVersion(A, v2), false);
+    assert.equal(
+      (await s.keyBackup.getBackupVersion(A, null))?.version,
+      v1,
+      "the previous version is the latest again",
+    );
+    const v3 = await s.keyBackup.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", {});
     assert.ok(Number(v3) > Number(v2), "version numbers are never reused");
   });
 }

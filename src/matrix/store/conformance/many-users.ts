@@ -15,9 +15,16 @@ const ALICE = "@alice:hs";
 const CAROL = "@carol:hs";
 
 async function devices(s: Store, list: [string, string][]): Promise<void> {
-  for (const u of new Set(list.map(([u]) => u))) await s.createUser(user(u));
+  for (const u of new Set(list.map(([u]) => u))) await s.accounts.createUser(user(u));
   for (const [userId, deviceId] of list)
-    await s.upsertDevice({ userId, deviceId, displayName: null, createdTs: 1, lastSeenTs: null, lastSeenIp: null });
+    await s.accounts.upsertDevice({
+      userId,
+      deviceId,
+      displayName: null,
+      createdTs: 1,
+      lastSeenTs: null,
+      lastSeenIp: null,
+    });
 }
 
 export function manyUserTests(make: MakeStore): void {
@@ -33,42 +40,42 @@ export function manyUserTests(make: MakeStore): void {
         receipt(24, "!c:hs", BOB, "m.read", null),
         receipt(25, B, CAROL, "m.read", null),
       ];
-      for (const r of rows) await s.setReceipt(r);
-      const got = await s.getReceiptsOfUsers([CAROL, BOB, ALICE, "@nobody:hs"], [B, A, "!none:hs"]);
+      for (const r of rows) await s.ephemeral.setReceipt(r);
+      const got = await s.ephemeral.getReceiptsOfUsers([CAROL, BOB, ALICE, "@nobody:hs"], [B, A, "!none:hs"]);
       const each = [
-        ...(await s.getUserReceipts(ALICE, [A, B])),
-        ...(await s.getUserReceipts(BOB, [A, B])),
-        ...(await s.getUserReceipts(CAROL, [A, B])),
+        ...(await s.ephemeral.getUserReceipts(ALICE, [A, B])),
+        ...(await s.ephemeral.getUserReceipts(BOB, [A, B])),
+        ...(await s.ephemeral.getUserReceipts(CAROL, [A, B])),
       ];
       assert.deepEqual(got, each);
       assert.deepEqual(got, [rows[2], rows[0], rows[3], rows[1], rows[5]]);
-      assert.deepEqual(await s.getReceiptsOfUsers([], [A]), []);
-      assert.deepEqual(await s.getReceiptsOfUsers([BOB], []), []);
+      assert.deepEqual(await s.ephemeral.getReceiptsOfUsers([], [A]), []);
+      assert.deepEqual(await s.ephemeral.getReceiptsOfUsers([BOB], []), []);
     },
   );
 
   storeTest(make, "getUsers and getAccountDataOfUsers: the rows that exist, by user ID", async (s) => {
-    await s.createUser(user(BOB, { displayname: "Bob" }));
-    await s.createUser(user(ALICE));
-    const got = await s.getUsers([BOB, "@nobody:hs", ALICE, BOB]);
-    assert.deepEqual(got, [await s.getUser(ALICE), await s.getUser(BOB)]);
-    assert.deepEqual(await s.getUsers([]), []);
+    await s.accounts.createUser(user(BOB, { displayname: "Bob" }));
+    await s.accounts.createUser(user(ALICE));
+    const got = await s.accounts.getUsers([BOB, "@nobody:hs", ALICE, BOB]);
+    assert.deepEqual(got, [await s.accounts.getUser(ALICE), await s.accounts.getUser(BOB)]);
+    assert.deepEqual(await s.accounts.getUsers([]), []);
 
     const ad = (userId: string, roomId: string | null, type: string, stream: number) =>
-      s.setAccountData({ userId, roomId, type, content: { n: stream }, stream });
+      s.accountData.setAccountData({ userId, roomId, type, content: { n: stream }, stream });
     await ad(BOB, null, "m.push_rules", 1);
     await ad(ALICE, A, "m.push_rules", 2); // a room's: not the global one asked for
     await ad(CAROL, null, "m.push_rules", 3);
     await ad(ALICE, null, "other", 4);
-    const rules = await s.getAccountDataOfUsers([CAROL, ALICE, BOB], null, "m.push_rules");
+    const rules = await s.accountData.getAccountDataOfUsers([CAROL, ALICE, BOB], null, "m.push_rules");
     assert.deepEqual(rules, [
-      await s.getAccountData(BOB, null, "m.push_rules"),
-      await s.getAccountData(CAROL, null, "m.push_rules"),
+      await s.accountData.getAccountData(BOB, null, "m.push_rules"),
+      await s.accountData.getAccountData(CAROL, null, "m.push_rules"),
     ]);
-    assert.deepEqual(await s.getAccountDataOfUsers([ALICE], A, "m.push_rules"), [
-      await s.getAccountData(ALICE, A, "m.push_rules"),
+    assert.deepEqual(await s.accountData.getAccountDataOfUsers([ALICE], A, "m.push_rules"), [
+      await s.accountData.getAccountData(ALICE, A, "m.push_rules"),
     ]);
-    assert.deepEqual(await s.getAccountDataOfUsers([], null, "m.push_rules"), []);
+    assert.deepEqual(await s.accountData.getAccountDataOfUsers([], null, "m.push_rules"), []);
   });
 
   storeTest(make, "keys: countOneTimeKeysMany and unusedFallbackKeyTypesMany match the one-device reads", async (s) => {

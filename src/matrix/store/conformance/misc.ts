@@ -7,18 +7,18 @@ const R = "!room:hs";
 
 export function miscTests(make: MakeStore): void {
   storeTest(make, "aliases: create (false if taken), get, delete, list per room", async (s) => {
-    await s.createRoom(room(R));
-    assert.equal(await s.createAlias("#a:hs", R, "@alice:hs"), true);
-    assert.equal(await s.createAlias("#b:hs", R, "@bob:hs"), true);
-    assert.equal(await s.createAlias("#a:hs", "!other:hs", "@bob:hs"), false);
-    assert.deepEqual(await s.getAlias("#a:hs"), { roomId: R, creator: "@alice:hs" });
-    assert.equal(await s.getAlias("#A:hs"), null);
-    assert.deepEqual((await s.getAliasesForRoom(R)).sort(), ["#a:hs", "#b:hs"]);
-    assert.deepEqual(await s.getAliasesForRoom("!other:hs"), []);
-    assert.equal(await s.deleteAlias("#a:hs"), true);
-    assert.equal(await s.deleteAlias("#a:hs"), false);
-    assert.equal(await s.getAlias("#a:hs"), null);
-    assert.equal(await s.createAlias("#a:hs", "!other:hs", "@bob:hs"), true, "a deleted alias can be reused");
+    await s.rooms.createRoom(room(R));
+    assert.equal(await s.rooms.createAlias("#a:hs", R, "@alice:hs"), true);
+    assert.equal(await s.rooms.createAlias("#b:hs", R, "@bob:hs"), true);
+    assert.equal(await s.rooms.createAlias("#a:hs", "!other:hs", "@bob:hs"), false);
+    assert.deepEqual(await s.rooms.getAlias("#a:hs"), { roomId: R, creator: "@alice:hs" });
+    assert.equal(await s.rooms.getAlias("#A:hs"), null);
+    assert.deepEqual((await s.rooms.getAliasesForRoom(R)).sort(), ["#a:hs", "#b:hs"]);
+    assert.deepEqual(await s.rooms.getAliasesForRoom("!other:hs"), []);
+    assert.equal(await s.rooms.deleteAlias("#a:hs"), true);
+    assert.equal(await s.rooms.deleteAlias("#a:hs"), false);
+    assert.equal(await s.rooms.getAlias("#a:hs"), null);
+    assert.equal(await s.rooms.createAlias("#a:hs", "!other:hs", "@bob:hs"), true, "a deleted alias can be reused");
   });
 
   storeTest(make, "account data: upsert per (user, room|global, type), read, since", async (s) => {
@@ -29,23 +29,29 @@ export function miscTests(make: MakeStore): void {
       content,
       stream,
     });
-    await s.setAccountData(ad(null, "m.push_rules", { v: 1 }, 1));
-    await s.setAccountData(ad(R, "m.tag", { tags: {} }, 2));
-    await s.setAccountData(ad(null, "m.tag", { global: true }, 3));
-    await s.setAccountData(ad(null, "m.push_rules", { v: 1 }, 4, "@bob:hs"));
-    assert.deepEqual(await s.getAccountData("@alice:hs", null, "m.push_rules"), ad(null, "m.push_rules", { v: 1 }, 1));
-    assert.deepEqual(await s.getAccountData("@alice:hs", R, "m.tag"), ad(R, "m.tag", { tags: {} }, 2));
-    assert.deepEqual(await s.getAccountData("@alice:hs", null, "m.tag"), ad(null, "m.tag", { global: true }, 3));
-    assert.equal(await s.getAccountData("@alice:hs", R, "m.push_rules"), null);
-    assert.equal(await s.getAccountData("@carol:hs", null, "m.push_rules"), null);
+    await s.accountData.setAccountData(ad(null, "m.push_rules", { v: 1 }, 1));
+    await s.accountData.setAccountData(ad(R, "m.tag", { tags: {} }, 2));
+    await s.accountData.setAccountData(ad(null, "m.tag", { global: true }, 3));
+    await s.accountData.setAccountData(ad(null, "m.push_rules", { v: 1 }, 4, "@bob:hs"));
+    assert.deepEqual(
+      await s.accountData.getAccountData("@alice:hs", null, "m.push_rules"),
+      ad(null, "m.push_rules", { v: 1 }, 1),
+    );
+    assert.deepEqual(await s.accountData.getAccountData("@alice:hs", R, "m.tag"), ad(R, "m.tag", { tags: {} }, 2));
+    assert.deepEqual(
+      await s.accountData.getAccountData("@alice:hs", null, "m.tag"),
+      ad(null, "m.tag", { global: true }, 3),
+    );
+    assert.equal(await s.accountData.getAccountData("@alice:hs", R, "m.push_rules"), null);
+    assert.equal(await s.accountData.getAccountData("@carol:hs", null, "m.push_rules"), null);
 
-    await s.setAccountData(ad(null, "m.push_rules", { v: 2, nested: { "ü\u0000": [1] } }, 5));
-    assert.deepEqual((await s.getAccountData("@alice:hs", null, "m.push_rules"))?.content, {
+    await s.accountData.setAccountData(ad(null, "m.push_rules", { v: 2, nested: { "ü\u0000": [1] } }, 5));
+    assert.deepEqual((await s.accountData.getAccountData("@alice:hs", null, "m.push_rules"))?.content, {
       v: 2,
       nested: { "ü\u0000": [1] },
     });
     const since = async (n: number, u = "@alice:hs") =>
-      (await s.getAccountDataSince(u, n)).map((r) => `${r.roomId ?? "-"}/${r.type}@${r.stream}`).sort();
+      (await s.accountData.getAccountDataSince(u, n)).map((r) => `${r.roomId ?? "-"}/${r.type}@${r.stream}`).sort();
     assert.deepEqual(await since(0), [`${R}/m.tag@2`, "-/m.push_rules@5", "-/m.tag@3"].sort());
     assert.deepEqual(await since(2), ["-/m.push_rules@5", "-/m.tag@3"]);
     assert.deepEqual(await since(5), []);
@@ -69,21 +75,24 @@ export function miscTests(make: MakeStore): void {
       ts: 1000 + stream,
       stream,
     });
-    await s.setReceipt(rc(R, "@alice:hs", "m.read", null, "$1", 1));
-    await s.setReceipt(rc(R, "@alice:hs", "m.read", "main", "$2", 2));
-    await s.setReceipt(rc(R, "@alice:hs", "m.read.private", null, "$3", 3));
-    await s.setReceipt(rc(R, "@bob:hs", "m.read", null, "$3", 4));
-    await s.setReceipt(rc("!b:hs", "@alice:hs", "m.read", null, "$9", 5));
-    await s.setReceipt(rc(R, "@alice:hs", "m.read", null, "$4", 6)); // moves alice's unthreaded receipt
-    assert.deepEqual(await s.getReceipt(R, "@alice:hs", "m.read", null), rc(R, "@alice:hs", "m.read", null, "$4", 6));
+    await s.ephemeral.setReceipt(rc(R, "@alice:hs", "m.read", null, "$1", 1));
+    await s.ephemeral.setReceipt(rc(R, "@alice:hs", "m.read", "main", "$2", 2));
+    await s.ephemeral.setReceipt(rc(R, "@alice:hs", "m.read.private", null, "$3", 3));
+    await s.ephemeral.setReceipt(rc(R, "@bob:hs", "m.read", null, "$3", 4));
+    await s.ephemeral.setReceipt(rc("!b:hs", "@alice:hs", "m.read", null, "$9", 5));
+    await s.ephemeral.setReceipt(rc(R, "@alice:hs", "m.read", null, "$4", 6)); // moves alice's unthreaded receipt
     assert.deepEqual(
-      await s.getReceipt(R, "@alice:hs", "m.read", "main"),
+      await s.ephemeral.getReceipt(R, "@alice:hs", "m.read", null),
+      rc(R, "@alice:hs", "m.read", null, "$4", 6),
+    );
+    assert.deepEqual(
+      await s.ephemeral.getReceipt(R, "@alice:hs", "m.read", "main"),
       rc(R, "@alice:hs", "m.read", "main", "$2", 2),
     );
-    assert.equal(await s.getReceipt(R, "@alice:hs", "m.read", "$thread"), null);
-    assert.equal(await s.getReceipt(R, "@carol:hs", "m.read", null), null);
+    assert.equal(await s.ephemeral.getReceipt(R, "@alice:hs", "m.read", "$thread"), null);
+    assert.equal(await s.ephemeral.getReceipt(R, "@carol:hs", "m.read", null), null);
     const since = async (rooms: string[], n: number) =>
-      (await s.getReceiptsSince(rooms, n))
+      (await s.ephemeral.getReceiptsSince(rooms, n))
         .map((r) => `${r.userId}/${r.type}/${r.threadId}=${r.eventId}@${r.stream}`)
         .sort();
     assert.deepEqual(await since([R], 0), [
@@ -106,14 +115,14 @@ export function miscTests(make: MakeStore): void {
       lastActiveTs: 500 + stream,
       stream,
     });
-    await s.setPresence(p("@alice:hs", "online", 1, "hi"));
-    await s.setPresence(p("@bob:hs", "unavailable", 2));
-    await s.setPresence(p("@carol:hs", "online", 3));
-    await s.setPresence(p("@alice:hs", "offline", 4));
-    assert.deepEqual(await s.getPresence("@alice:hs"), p("@alice:hs", "offline", 4));
-    assert.equal(await s.getPresence("@dan:hs"), null);
+    await s.ephemeral.setPresence(p("@alice:hs", "online", 1, "hi"));
+    await s.ephemeral.setPresence(p("@bob:hs", "unavailable", 2));
+    await s.ephemeral.setPresence(p("@carol:hs", "online", 3));
+    await s.ephemeral.setPresence(p("@alice:hs", "offline", 4));
+    assert.deepEqual(await s.ephemeral.getPresence("@alice:hs"), p("@alice:hs", "offline", 4));
+    assert.equal(await s.ephemeral.getPresence("@dan:hs"), null);
     const since = async (users: string[], n: number) =>
-      (await s.getPresenceSince(users, n)).map((r) => r.userId).sort();
+      (await s.ephemeral.getPresenceSince(users, n)).map((r) => r.userId).sort();
     assert.deepEqual(await since(["@alice:hs", "@bob:hs", "@dan:hs"], 0), ["@alice:hs", "@bob:hs"]);
     assert.deepEqual(await since(["@alice:hs", "@bob:hs", "@carol:hs"], 2), ["@alice:hs", "@carol:hs"]);
     assert.deepEqual(await since([], 0), []);
@@ -124,17 +133,17 @@ export function miscTests(make: MakeStore): void {
       room: { timeline: { limit: 10, types: ["m.room.*"] }, lazy_load_members: true },
       presence: { not_types: ["*"] },
     };
-    const id1 = await s.createFilter("@alice:hs", f);
-    const id2 = await s.createFilter("@alice:hs", {});
-    const id3 = await s.createFilter("@bob:hs", { x: 1 });
+    const id1 = await s.accountData.createFilter("@alice:hs", f);
+    const id2 = await s.accountData.createFilter("@alice:hs", {});
+    const id3 = await s.accountData.createFilter("@bob:hs", { x: 1 });
     for (const id of [id1, id2, id3]) assert.match(id, /^[0-9]+$/);
     assert.equal(new Set([id1, id2, id3]).size, 3);
-    assert.deepEqual(await s.getFilter("@alice:hs", id1), f);
-    assert.deepEqual(await s.getFilter("@alice:hs", id2), {});
-    assert.equal(await s.getFilter("@bob:hs", id1), null, "another user's filter is not visible");
+    assert.deepEqual(await s.accountData.getFilter("@alice:hs", id1), f);
+    assert.deepEqual(await s.accountData.getFilter("@alice:hs", id2), {});
+    assert.equal(await s.accountData.getFilter("@bob:hs", id1), null, "another user's filter is not visible");
     for (const bad of ["", "abc", "-1", "1.5", "99999999999999999999999", "1; DROP TABLE filters", " 1"])
-      assert.equal(await s.getFilter("@alice:hs", bad), null, `filter id ${JSON.stringify(bad)}`);
-    assert.equal(await s.getFilter("@alice:hs", "424242"), null);
+      assert.equal(await s.accountData.getFilter("@alice:hs", bad), null, `filter id ${JSON.stringify(bad)}`);
+    assert.equal(await s.accountData.getFilter("@alice:hs", "424242"), null);
   });
 
   storeTest(make, "media: put, get, duplicate ID rejected", async (s) => {
@@ -147,18 +156,18 @@ export function miscTests(make: MakeStore): void {
       sha256: "00ff",
       createdTs: 99,
     };
-    await s.putMedia(m);
-    await s.putMedia({ ...m, mediaId: "x2", filename: null, size: 0 });
-    assert.deepEqual(await s.getMedia("AbC123"), m);
-    assert.deepEqual(await s.getMedia("x2"), { ...m, mediaId: "x2", filename: null, size: 0 });
-    assert.equal(await s.getMedia("abc123"), null);
-    await rejectsWith(s.putMedia(m), "M_CANNOT_OVERWRITE_MEDIA");
+    await s.media.putMedia(m);
+    await s.media.putMedia({ ...m, mediaId: "x2", filename: null, size: 0 });
+    assert.deepEqual(await s.media.getMedia("AbC123"), m);
+    assert.deepEqual(await s.media.getMedia("x2"), { ...m, mediaId: "x2", filename: null, size: 0 });
+    assert.equal(await s.media.getMedia("abc123"), null);
+    await rejectsWith(s.media.putMedia(m), "M_CANNOT_OVERWRITE_MEDIA");
   });
 
   storeTest(make, "init() is idempotent and the data survives close() and reopen", async (s, h) => {
     await s.init();
-    await s.createUser(user("@alice:hs", { displayname: "Alice" }));
-    await s.upsertDevice({
+    await s.accounts.createUser(user("@alice:hs", { displayname: "Alice" }));
+    await s.accounts.upsertDevice({
       userId: "@alice:hs",
       deviceId: "D1",
       displayName: null,
@@ -166,14 +175,20 @@ export function miscTests(make: MakeStore): void {
       lastSeenTs: null,
       lastSeenIp: null,
     });
-    await s.createToken({ tokenHash: "h", userId: "@alice:hs", deviceId: "D1", createdTs: 1 });
+    await s.accounts.createToken({ tokenHash: "h", userId: "@alice:hs", deviceId: "D1", createdTs: 1 });
     await seedRoom(s, R, [event(1, R, "m.room.create", { stateKey: "" }), member(2, R, "@alice:hs", "join")]);
-    await s.persistEvent({
+    await s.events.persistEvent({
       ...event(3, R, "m.room.message", { content: { body: "persisted" } }),
       txn: { userId: "@alice:hs", deviceId: "D1", scope: "S", txnId: "t" },
     });
-    await s.setAccountData({ userId: "@alice:hs", roomId: null, type: "m.x", content: { a: 1 }, stream: 4 });
-    await s.setReceipt({
+    await s.accountData.setAccountData({
+      userId: "@alice:hs",
+      roomId: null,
+      type: "m.x",
+      content: { a: 1 },
+      stream: 4,
+    });
+    await s.ephemeral.setReceipt({
       roomId: R,
       userId: "@alice:hs",
       type: "m.read",
@@ -182,27 +197,33 @@ export function miscTests(make: MakeStore): void {
       ts: 1,
       stream: 5,
     });
-    await s.setPresence({ userId: "@alice:hs", presence: "online", statusMsg: null, lastActiveTs: 1, stream: 6 });
-    const filterId = await s.createFilter("@alice:hs", { a: 1 });
-    await s.createAlias("#r:hs", R, "@alice:hs");
+    await s.ephemeral.setPresence({
+      userId: "@alice:hs",
+      presence: "online",
+      statusMsg: null,
+      lastActiveTs: 1,
+      stream: 6,
+    });
+    const filterId = await s.accountData.createFilter("@alice:hs", { a: 1 });
+    await s.rooms.createAlias("#r:hs", R, "@alice:hs");
     await s.close();
     await s.close(); // closing twice is harmless
 
     const r: Store = await h.reopen();
     try {
-      assert.equal((await r.getUser("@alice:hs"))?.displayname, "Alice");
-      assert.equal((await r.getToken("h"))?.deviceId, "D1");
-      assert.equal((await r.getEvent("$ev3"))?.pdu.content.body, "persisted");
-      assert.equal(await r.getTxnEvent("@alice:hs", "D1", "S", "t"), "$ev3");
-      assert.equal((await r.getMembership(R, "@alice:hs"))?.membership, "join");
-      assert.equal((await r.getCurrentState(R)).length, 2);
+      assert.equal((await r.accounts.getUser("@alice:hs"))?.displayname, "Alice");
+      assert.equal((await r.accounts.getToken("h"))?.deviceId, "D1");
+      assert.equal((await r.events.getEvent("$ev3"))?.pdu.content.body, "persisted");
+      assert.equal(await r.events.getTxnEvent("@alice:hs", "D1", "S", "t"), "$ev3");
+      assert.equal((await r.events.getMembership(R, "@alice:hs"))?.membership, "join");
+      assert.equal((await r.events.getCurrentState(R)).length, 2);
       assert.equal(await r.getMaxStream(), 6);
-      assert.deepEqual(await r.getFilter("@alice:hs", filterId), { a: 1 });
-      assert.equal((await r.getAlias("#r:hs"))?.roomId, R);
-      const next = await r.createFilter("@alice:hs", {});
+      assert.deepEqual(await r.accountData.getFilter("@alice:hs", filterId), { a: 1 });
+      assert.equal((await r.rooms.getAlias("#r:hs"))?.roomId, R);
+      const next = await r.accountData.createFilter("@alice:hs", {});
       assert.notEqual(next, filterId, "filter IDs are not reused after a reopen");
-      await r.persistEvent(event(7, R, "m.room.message"));
-      assert.equal((await r.getLatestEvent(R))?.stream, 7);
+      await r.events.persistEvent(event(7, R, "m.room.message"));
+      assert.equal((await r.events.getLatestEvent(R))?.stream, 7);
     } finally {
       await r.close();
     }
