@@ -4,46 +4,16 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import { sameJson } from "../keys-rows.ts";
-import type {
-  ClaimedKey,
-  CrossSigningKeyRow,
-  CrossSigningKeyType,
-  DeviceRef,
-  KeyClaim,
-  KeySignatureRow,
-  KeyStore,
-  OneTimeKey,
-  ToDeviceMessage,
-  ToDeviceRow,
-} from "../keys-types.ts";
-import type { PgDb } from "./db.ts";
+import type { ClaimedKey, DeviceRef, KeyClaim, KeyStore, OneTimeKey, ToDeviceMessage } from "../keys-types.ts";
+import { SqlKeyStoreBase } from "../sql/keys.ts";
+import { type PgDb, PgSql } from "./db.ts";
 
-export class PostgresKeyStore implements KeyStore {
+export class PostgresKeyStore extends SqlKeyStoreBase implements KeyStore {
   readonly #conn: () => PgDb;
   /** `conn` throws once the store is closed. */
   constructor(conn: () => PgDb) {
+    super(new PgSql(conn));
     this.#conn = conn;
-  }
-
-  async setDeviceKeys(userId: string, deviceId: string, keys: Record<string, any>): Promise<void> {
-    const d = this.#conn();
-    await d.query(
-      `INSERT INTO e2e_device_keys (user_id, device_id, keys) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id, device_id) DO UPDATE SET keys = excluded.keys`,
-      [userId, deviceId, JSON.stringify(keys)],
-    );
-  }
-
-  async getDeviceKeys(userIds: string[]) {
-    const d = this.#conn();
-    if (userIds.length === 0) return [];
-    const rows = await d.rows(
-      `SELECT k.user_id, k.device_id, k.keys FROM e2e_device_keys k
-         JOIN devices v ON v.user_id = k.user_id AND v.device_id = k.device_id
-       WHERE k.user_id = ANY($1::text[]) ORDER BY k.user_id, k.device_id`,
-      [userIds],
-    );
-    return rows.map((r) => ({ userId: r.user_id, deviceId: r.device_id, keys: JSON.parse(r.keys) }));
   }
 
   async addOneTimeKeys(userId: string, deviceId: string, keys: OneTimeKey[]): Promise<void> {
@@ -68,42 +38,6 @@ export class PostgresKeyStore implements KeyStore {
           throw new AmiError("M_INVALID_PARAM", `One-time key ${k.keyId} already exists with a different key`);
       }
     });
-  }
-
-  async countOneTimeKeys(userId: string, deviceId: string): Promise<Record<string, number>> {
-    const d = this.#conn();
-    const out: Record<string, number> = {};
-    for (const r of await d.rows(
-      "SELECT algorithm, count(*) AS n FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm",
-      [userId, deviceId],
-    ))
-      out[r.algorithm] = Number(r.n);
-    return out;
-  }
-
-  async setFallbackKeys(userId: string, deviceId: string, keys: OneTimeKey[]): Promise<void> {
-    const d = this.#conn();
-    await d.tx(async (c) => {
-      for (const k of keys)
-        await d.query(
-          `INSERT INTO e2e_fallback_keys (user_id, device_id, algorithm, key_id, key, used)
-             VALUES ($1, $2, $3, $4, $5, false)
-             ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET key_id = excluded.key_id, key = excluded.key,
-               used = CASE WHEN e2e_fallback_keys.key_id = excluded.key_id AND e2e_fallback_keys.key = excluded.key
-                           THEN e2e_fallback_keys.used ELSE false END`,
-          [userId, deviceId, k.algorithm, k.keyId, JSON.stringify(k.key)],
-          c,
-        );
-    });
-  }
-
-  async unusedFallbackKeyTypes(userId: string, deviceId: string): Promise<string[]> {
-    const d = this.#conn();
-    const rows = await d.rows(
-      "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = $1 AND device_id = $2 AND NOT used ORDER BY algorithm",
-      [userId, deviceId],
-    );
-    return rows.map((r) => r.algorithm);
   }
 
   /** countOneTimeKeys of each device, in input order: one round trip (unnest WITH ORDINALITY gives the index). */
@@ -170,65 +104,6 @@ export class PostgresKeyStore implements KeyStore {
     });
   }
 
-  async setCrossSigningKeys(
-    userId: string,
-    keys: Partial<Record<CrossSigningKeyType, Record<string, any>>>,
-  ): Promise<void> {
-    const d = this.#conn();
-    await d.tx(async (c) => {
-      for (const [type, key] of Object.entries(keys)) {
-        if (!key) continue;
-        await d.query(
-          `INSERT INTO e2e_cross_signing_keys (user_id, key_type, key) VALUES ($1, $2, $3)
-             ON CONFLICT (user_id, key_type) DO UPDATE SET key = excluded.key`,
-          [userId, type, JSON.stringify(key)],
-          c,
-        );
-      }
-    });
-  }
-
-  async getCrossSigningKeys(userIds: string[]): Promise<CrossSigningKeyRow[]> {
-    const d = this.#conn();
-    if (userIds.length === 0) return [];
-    const rows = await d.rows(
-      "SELECT * FROM e2e_cross_signing_keys WHERE user_id = ANY($1::text[]) ORDER BY user_id, key_type",
-      [userIds],
-    );
-    return rows.map((r) => ({ userId: r.user_id, type: r.key_type, key: JSON.parse(r.key) }));
-  }
-
-  async addKeySignatures(rows: KeySignatureRow[]): Promise<void> {
-    const d = this.#conn();
-    await d.tx(async (c) => {
-      for (const s of rows)
-        await d.query(
-          `INSERT INTO e2e_signatures (target_user_id, target_key_id, signer_user_id, signer_key_id, signature)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (target_user_id, target_key_id, signer_user_id, signer_key_id)
-             DO UPDATE SET signature = excluded.signature`,
-          [s.targetUserId, s.targetKeyId, s.signerUserId, s.signerKeyId, s.signature],
-          c,
-        );
-    });
-  }
-
-  async getKeySignatures(targetUserIds: string[]): Promise<KeySignatureRow[]> {
-    const d = this.#conn();
-    if (targetUserIds.length === 0) return [];
-    const rows = await d.rows(
-      "SELECT * FROM e2e_signatures WHERE target_user_id = ANY($1::text[]) ORDER BY target_user_id, target_key_id",
-      [targetUserIds],
-    );
-    return rows.map((r) => ({
-      targetUserId: r.target_user_id,
-      targetKeyId: r.target_key_id,
-      signerUserId: r.signer_user_id,
-      signerKeyId: r.signer_key_id,
-      signature: r.signature,
-    }));
-  }
-
   async markDeviceListsChanged(userIds: string[], stream: number): Promise<void> {
     const d = this.#conn();
     if (userIds.length === 0) return;
@@ -237,28 +112,6 @@ export class PostgresKeyStore implements KeyStore {
          ON CONFLICT (user_id) DO UPDATE SET stream = GREATEST(device_list_changes.stream, excluded.stream)`,
       [userIds, stream],
     );
-  }
-
-  async getDeviceListChanges(after: number, upto: number): Promise<string[]> {
-    const d = this.#conn();
-    const rows = await d.rows(
-      "SELECT user_id FROM device_list_changes WHERE stream > $1 AND stream <= $2 ORDER BY user_id",
-      [after, upto],
-    );
-    return rows.map((r) => r.user_id);
-  }
-
-  async deleteDeviceKeys(userId: string, deviceId: string): Promise<void> {
-    const d = this.#conn();
-    await d.tx(async (c) => {
-      for (const table of ["e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys", "to_device", "to_device_txns"])
-        await d.query(`DELETE FROM ${table} WHERE user_id = $1 AND device_id = $2`, [userId, deviceId], c);
-      await d.query(
-        "DELETE FROM e2e_signatures WHERE target_user_id = $1 AND target_key_id = $2",
-        [userId, deviceId],
-        c,
-      );
-    });
   }
 
   async addToDeviceMessages(
@@ -290,32 +143,6 @@ export class PostgresKeyStore implements KeyStore {
       );
       return true;
     });
-  }
-
-  async takeToDeviceMessages(
-    userId: string,
-    deviceId: string,
-    ackedUpto: number,
-    upto: number,
-  ): Promise<ToDeviceRow[]> {
-    const d = this.#conn();
-    if (ackedUpto > 0)
-      await d.query("DELETE FROM to_device WHERE user_id = $1 AND device_id = $2 AND stream <= $3", [
-        userId,
-        deviceId,
-        ackedUpto,
-      ]);
-    const rows = await d.rows(
-      `SELECT stream, sender, type, content FROM to_device WHERE user_id = $1 AND device_id = $2 AND stream <= $3
-       ORDER BY stream, id`,
-      [userId, deviceId, upto],
-    );
-    return rows.map((r) => ({
-      stream: Number(r.stream),
-      sender: r.sender,
-      type: r.type,
-      content: JSON.parse(r.content),
-    }));
   }
 
   async getMaxKeyStream(): Promise<number> {

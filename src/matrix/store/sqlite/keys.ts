@@ -4,51 +4,16 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import { sameJson } from "../keys-rows.ts";
-import type {
-  ClaimedKey,
-  CrossSigningKeyRow,
-  CrossSigningKeyType,
-  DeviceRef,
-  KeyClaim,
-  KeySignatureRow,
-  KeyStore,
-  OneTimeKey,
-  ToDeviceMessage,
-  ToDeviceRow,
-} from "../keys-types.ts";
-import type { SqliteDb } from "./db.ts";
+import type { ClaimedKey, DeviceRef, KeyClaim, KeyStore, OneTimeKey, ToDeviceMessage } from "../keys-types.ts";
+import { SqlKeyStoreBase } from "../sql/keys.ts";
+import { type SqliteDb, SqliteSql } from "./db.ts";
 
-const IN_JSON = "(SELECT value FROM json_each(?))";
-
-export class SqliteKeyStore implements KeyStore {
+export class SqliteKeyStore extends SqlKeyStoreBase implements KeyStore {
   readonly #conn: () => SqliteDb;
   /** `conn` throws once the store is closed. */
   constructor(conn: () => SqliteDb) {
+    super(new SqliteSql(conn));
     this.#conn = conn;
-  }
-
-  async setDeviceKeys(userId: string, deviceId: string, keys: Record<string, any>): Promise<void> {
-    const d = this.#conn();
-    d.run(
-      `INSERT INTO e2e_device_keys (user_id, device_id, keys) VALUES (?, ?, ?)
-         ON CONFLICT (user_id, device_id) DO UPDATE SET keys = excluded.keys`,
-      userId,
-      deviceId,
-      JSON.stringify(keys),
-    );
-  }
-
-  async getDeviceKeys(userIds: string[]) {
-    const d = this.#conn();
-    if (userIds.length === 0) return [];
-    return d
-      .q(
-        `SELECT k.user_id, k.device_id, k.keys FROM e2e_device_keys k
-           JOIN devices v ON v.user_id = k.user_id AND v.device_id = k.device_id
-         WHERE k.user_id IN ${IN_JSON} ORDER BY k.user_id, k.device_id`,
-      )
-      .all(JSON.stringify(userIds))
-      .map((r: any) => ({ userId: r.user_id, deviceId: r.device_id, keys: JSON.parse(r.keys) }));
   }
 
   async addOneTimeKeys(userId: string, deviceId: string, keys: OneTimeKey[]): Promise<void> {
@@ -73,46 +38,6 @@ export class SqliteKeyStore implements KeyStore {
         );
       }
     });
-  }
-
-  async countOneTimeKeys(userId: string, deviceId: string): Promise<Record<string, number>> {
-    const d = this.#conn();
-    const out: Record<string, number> = {};
-    for (const r of d
-      .q(
-        "SELECT algorithm, count(*) AS n FROM e2e_one_time_keys WHERE user_id = ? AND device_id = ? GROUP BY algorithm",
-      )
-      .all(userId, deviceId) as any[])
-      out[r.algorithm] = Number(r.n);
-    return out;
-  }
-
-  async setFallbackKeys(userId: string, deviceId: string, keys: OneTimeKey[]): Promise<void> {
-    const d = this.#conn();
-    d.tx(() => {
-      for (const k of keys) {
-        const key = JSON.stringify(k.key);
-        // Same key ID and key: a re-upload, which must not make a used key look fresh.
-        d.run(
-          `INSERT INTO e2e_fallback_keys (user_id, device_id, algorithm, key_id, key, used) VALUES (?, ?, ?, ?, ?, 0)
-             ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET key_id = excluded.key_id, key = excluded.key,
-               used = CASE WHEN key_id = excluded.key_id AND key = excluded.key THEN used ELSE 0 END`,
-          userId,
-          deviceId,
-          k.algorithm,
-          k.keyId,
-          key,
-        );
-      }
-    });
-  }
-
-  async unusedFallbackKeyTypes(userId: string, deviceId: string): Promise<string[]> {
-    const d = this.#conn();
-    return d
-      .q("SELECT algorithm FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ? AND used = 0 ORDER BY algorithm")
-      .all(userId, deviceId)
-      .map((r: any) => r.algorithm);
   }
 
   /** countOneTimeKeys of each device, in input order: one statement (json_each's key is the input's index). */
@@ -175,67 +100,6 @@ export class SqliteKeyStore implements KeyStore {
     });
   }
 
-  async setCrossSigningKeys(
-    userId: string,
-    keys: Partial<Record<CrossSigningKeyType, Record<string, any>>>,
-  ): Promise<void> {
-    const d = this.#conn();
-    d.tx(() => {
-      for (const [type, key] of Object.entries(keys)) {
-        if (!key) continue;
-        d.run(
-          `INSERT INTO e2e_cross_signing_keys (user_id, key_type, key) VALUES (?, ?, ?)
-             ON CONFLICT (user_id, key_type) DO UPDATE SET key = excluded.key`,
-          userId,
-          type,
-          JSON.stringify(key),
-        );
-      }
-    });
-  }
-
-  async getCrossSigningKeys(userIds: string[]): Promise<CrossSigningKeyRow[]> {
-    const d = this.#conn();
-    if (userIds.length === 0) return [];
-    return d
-      .q(`SELECT * FROM e2e_cross_signing_keys WHERE user_id IN ${IN_JSON} ORDER BY user_id, key_type`)
-      .all(JSON.stringify(userIds))
-      .map((r: any) => ({ userId: r.user_id, type: r.key_type, key: JSON.parse(r.key) }));
-  }
-
-  async addKeySignatures(rows: KeySignatureRow[]): Promise<void> {
-    const d = this.#conn();
-    d.tx(() => {
-      for (const s of rows)
-        d.run(
-          `INSERT INTO e2e_signatures (target_user_id, target_key_id, signer_user_id, signer_key_id, signature)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (target_user_id, target_key_id, signer_user_id, signer_key_id)
-             DO UPDATE SET signature = excluded.signature`,
-          s.targetUserId,
-          s.targetKeyId,
-          s.signerUserId,
-          s.signerKeyId,
-          s.signature,
-        );
-    });
-  }
-
-  async getKeySignatures(targetUserIds: string[]): Promise<KeySignatureRow[]> {
-    const d = this.#conn();
-    if (targetUserIds.length === 0) return [];
-    return d
-      .q(`SELECT * FROM e2e_signatures WHERE target_user_id IN ${IN_JSON} ORDER BY target_user_id, target_key_id`)
-      .all(JSON.stringify(targetUserIds))
-      .map((r: any) => ({
-        targetUserId: r.target_user_id,
-        targetKeyId: r.target_key_id,
-        signerUserId: r.signer_user_id,
-        signerKeyId: r.signer_key_id,
-        signature: r.signature,
-      }));
-  }
-
   async markDeviceListsChanged(userIds: string[], stream: number): Promise<void> {
     const d = this.#conn();
     d.tx(() => {
@@ -246,23 +110,6 @@ export class SqliteKeyStore implements KeyStore {
           u,
           stream,
         );
-    });
-  }
-
-  async getDeviceListChanges(after: number, upto: number): Promise<string[]> {
-    const d = this.#conn();
-    return d
-      .q("SELECT user_id FROM device_list_changes WHERE stream > ? AND stream <= ? ORDER BY user_id")
-      .all(after, upto)
-      .map((r: any) => r.user_id);
-  }
-
-  async deleteDeviceKeys(userId: string, deviceId: string): Promise<void> {
-    const d = this.#conn();
-    d.tx(() => {
-      for (const table of ["e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys", "to_device", "to_device_txns"])
-        d.run(`DELETE FROM ${table} WHERE user_id = ? AND device_id = ?`, userId, deviceId);
-      d.run("DELETE FROM e2e_signatures WHERE target_user_id = ? AND target_key_id = ?", userId, deviceId);
     });
   }
 
@@ -301,24 +148,6 @@ export class SqliteKeyStore implements KeyStore {
       );
       return true;
     });
-  }
-
-  async takeToDeviceMessages(
-    userId: string,
-    deviceId: string,
-    ackedUpto: number,
-    upto: number,
-  ): Promise<ToDeviceRow[]> {
-    const d = this.#conn();
-    if (ackedUpto > 0)
-      d.run("DELETE FROM to_device WHERE user_id = ? AND device_id = ? AND stream <= ?", userId, deviceId, ackedUpto);
-    return d
-      .q(
-        `SELECT stream, sender, type, content FROM to_device WHERE user_id = ? AND device_id = ? AND stream <= ?
-         ORDER BY stream, id`,
-      )
-      .all(userId, deviceId, upto)
-      .map((r: any) => ({ stream: Number(r.stream), sender: r.sender, type: r.type, content: JSON.parse(r.content) }));
   }
 
   async getMaxKeyStream(): Promise<number> {
