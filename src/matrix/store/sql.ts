@@ -14,8 +14,8 @@ export interface Sql {
   get(sql: string, params?: SqlParam[]): Promise<any | null>;
   /** A write; resolves to the number of rows it changed. */
   run(sql: string, params?: SqlParam[]): Promise<number>;
-  /** Several writes in one transaction: all applied or none. */
-  atomic(statements: [sql: string, params: SqlParam[]][]): Promise<void>;
+  /** Several writes in one transaction, all applied or none; resolves to the rows each changed. */
+  atomic(statements: [sql: string, params: SqlParam[]][]): Promise<number[]>;
   /** The condition "`expr` is one of the strings of a list": one `?`, bound to a string[] parameter. */
   anyOf(expr: string): string;
   isUniqueViolation(e: unknown): boolean;

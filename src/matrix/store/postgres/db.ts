@@ -166,10 +166,13 @@ export class PgSql implements Sql {
   async run(sql: string, params: SqlParam[] = []): Promise<number> {
     return (await this.#conn().query(numberPlaceholders(sql), params)).rowCount ?? 0;
   }
-  async atomic(statements: [string, SqlParam[]][]): Promise<void> {
+  async atomic(statements: [string, SqlParam[]][]): Promise<number[]> {
     const d = this.#conn();
-    await d.tx(async (c) => {
-      for (const [sql, params] of statements) await d.query(numberPlaceholders(sql), params, c);
+    return d.tx(async (c) => {
+      const changed: number[] = [];
+      for (const [sql, params] of statements)
+        changed.push((await d.query(numberPlaceholders(sql), params, c)).rowCount ?? 0);
+      return changed;
     });
   }
   anyOf(expr: string): string {

@@ -1,14 +1,9 @@
 /** The KeyBackupStore on PostgreSQL (room_keys versions and keys). */
 import type pg from "pg";
 import { backupKeyFromRow, backupVersionNumber } from "../keys-rows.ts";
-import {
-  type BackupKeyRow,
-  type BackupVersionRow,
-  type BackupWriteResult,
-  isBetterBackupKey,
-  type KeyBackupStore,
-} from "../keys-types.ts";
-import type { PgDb } from "./db.ts";
+import { type BackupKeyRow, type BackupWriteResult, isBetterBackupKey, type KeyBackupStore } from "../keys-types.ts";
+import { SqlKeyBackupStoreBase } from "../sql/key-backup.ts";
+import { type PgDb, PgSql } from "./db.ts";
 
 /** In a transaction, with the user's backup rows locked: the version must exist and (for writes) be current. */
 async function checkVersion(
@@ -53,10 +48,11 @@ async function etagAndCount(
   return { ok: true, etag: String(r.rows[0].etag), count: Number(r.rows[0].n) };
 }
 
-export class PostgresKeyBackupStore implements KeyBackupStore {
+export class PostgresKeyBackupStore extends SqlKeyBackupStoreBase implements KeyBackupStore {
   readonly #conn: () => PgDb;
   /** `conn` throws once the store is closed. */
   constructor(conn: () => PgDb) {
+    super(new PgSql(conn));
     this.#conn = conn;
   }
 
@@ -77,59 +73,6 @@ export class PostgresKeyBackupStore implements KeyBackupStore {
         c,
       );
       return String(v);
-    });
-  }
-
-  async getBackupVersion(userId: string, version: string | null) {
-    const d = this.#conn();
-    const v = version === null ? null : backupVersionNumber(version);
-    if (version !== null && v === null) return null;
-    const r =
-      v === null
-        ? await d.row(
-            "SELECT * FROM backup_versions WHERE user_id = $1 AND NOT deleted ORDER BY version DESC LIMIT 1",
-            [userId],
-          )
-        : await d.row("SELECT * FROM backup_versions WHERE user_id = $1 AND version = $2 AND NOT deleted", [userId, v]);
-    if (!r) return null;
-    const n = await d.row("SELECT count(*) AS n FROM backup_keys WHERE user_id = $1 AND version = $2", [
-      userId,
-      r.version,
-    ]);
-    const out: BackupVersionRow = {
-      userId,
-      version: String(r.version),
-      algorithm: r.algorithm,
-      authData: JSON.parse(r.auth_data),
-      etag: String(r.etag),
-      count: Number(n.n),
-    };
-    return out;
-  }
-
-  async updateBackupVersion(userId: string, version: string, authData: Record<string, any>) {
-    const d = this.#conn();
-    const v = backupVersionNumber(version);
-    if (v === null) return false;
-    const r = await d.query(
-      "UPDATE backup_versions SET auth_data = $1 WHERE user_id = $2 AND version = $3 AND NOT deleted",
-      [JSON.stringify(authData), userId, v],
-    );
-    return r.rowCount === 1;
-  }
-
-  async deleteBackupVersion(userId: string, version: string): Promise<boolean> {
-    const d = this.#conn();
-    const v = backupVersionNumber(version);
-    if (v === null) return false;
-    return d.tx(async (c) => {
-      const r = await d.query(
-        "UPDATE backup_versions SET deleted = true WHERE user_id = $1 AND version = $2 AND NOT deleted",
-        [userId, v],
-        c,
-      );
-      await d.query("DELETE FROM backup_keys WHERE user_id = $1 AND version = $2", [userId, v], c);
-      return r.rowCount === 1;
     });
   }
 
@@ -169,18 +112,6 @@ export class PostgresKeyBackupStore implements KeyBackupStore {
       }
       return etagAndCount(d, c, userId, v!, changed);
     });
-  }
-
-  async getBackupKeys(userId: string, version: string, roomId?: string, sessionId?: string): Promise<BackupKeyRow[]> {
-    const d = this.#conn();
-    const v = backupVersionNumber(version);
-    if (v === null) return [];
-    const rows = await d.rows(
-      `SELECT * FROM backup_keys WHERE user_id = $1 AND version = $2 AND ($3::text IS NULL OR room_id = $3)
-         AND ($4::text IS NULL OR session_id = $4) ORDER BY room_id, session_id`,
-      [userId, v, roomId ?? null, sessionId ?? null],
-    );
-    return rows.map(backupKeyFromRow);
   }
 
   async deleteBackupKeys(

@@ -131,11 +131,9 @@ export class SqliteSql implements Sql {
         .run(...bind(params)).changes,
     );
   }
-  async atomic(statements: [string, SqlParam[]][]): Promise<void> {
+  async atomic(statements: [string, SqlParam[]][]): Promise<number[]> {
     const d = this.#conn();
-    d.tx(() => {
-      for (const [sql, params] of statements) d.q(sql).run(...bind(params));
-    });
+    return d.tx(() => statements.map(([sql, params]) => Number(d.q(sql).run(...bind(params)).changes)));
   }
   anyOf(expr: string): string {
     return `${expr} IN (SELECT value FROM json_each(?))`;

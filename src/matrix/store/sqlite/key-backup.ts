@@ -1,13 +1,8 @@
 /** The KeyBackupStore on SQLite (room_keys versions and keys): every write is one transaction. */
 import { backupKeyFromRow, backupVersionNumber } from "../keys-rows.ts";
-import {
-  type BackupKeyRow,
-  type BackupVersionRow,
-  type BackupWriteResult,
-  isBetterBackupKey,
-  type KeyBackupStore,
-} from "../keys-types.ts";
-import type { SqliteDb } from "./db.ts";
+import { type BackupKeyRow, type BackupWriteResult, isBetterBackupKey, type KeyBackupStore } from "../keys-types.ts";
+import { SqlKeyBackupStoreBase } from "../sql/key-backup.ts";
+import { type SqliteDb, SqliteSql } from "./db.ts";
 
 /** In a transaction: the version must exist and (for writes) be the current one. */
 function checkVersion(d: SqliteDb, userId: string, v: number | null, mustBeCurrent: boolean): BackupWriteResult | null {
@@ -34,10 +29,11 @@ function etagAndCount(d: SqliteDb, userId: string, v: number, bump: boolean): Ba
   return { ok: true, etag: String(r.etag), count: Number(r.n) };
 }
 
-export class SqliteKeyBackupStore implements KeyBackupStore {
+export class SqliteKeyBackupStore extends SqlKeyBackupStoreBase implements KeyBackupStore {
   readonly #conn: () => SqliteDb;
   /** `conn` throws once the store is closed. */
   constructor(conn: () => SqliteDb) {
+    super(new SqliteSql(conn));
     this.#conn = conn;
   }
 
@@ -55,59 +51,6 @@ export class SqliteKeyBackupStore implements KeyBackupStore {
         JSON.stringify(authData),
       );
       return String(r.v);
-    });
-  }
-
-  async getBackupVersion(userId: string, version: string | null): Promise<BackupVersionRow | null> {
-    const d = this.#conn();
-    const v = version === null ? null : backupVersionNumber(version);
-    if (version !== null && v === null) return null;
-    const r = (
-      v === null
-        ? d
-            .q("SELECT * FROM backup_versions WHERE user_id = ? AND deleted = 0 ORDER BY version DESC LIMIT 1")
-            .get(userId)
-        : d.q("SELECT * FROM backup_versions WHERE user_id = ? AND version = ? AND deleted = 0").get(userId, v)
-    ) as any;
-    if (!r) return null;
-    const n = d
-      .q("SELECT count(*) AS n FROM backup_keys WHERE user_id = ? AND version = ?")
-      .get(userId, r.version) as any;
-    return {
-      userId,
-      version: String(r.version),
-      algorithm: r.algorithm,
-      authData: JSON.parse(r.auth_data),
-      etag: String(r.etag),
-      count: Number(n.n),
-    };
-  }
-
-  async updateBackupVersion(userId: string, version: string, authData: Record<string, any>): Promise<boolean> {
-    const d = this.#conn();
-    const v = backupVersionNumber(version);
-    if (v === null) return false;
-    const r = d.run(
-      "UPDATE backup_versions SET auth_data = ? WHERE user_id = ? AND version = ? AND deleted = 0",
-      JSON.stringify(authData),
-      userId,
-      v,
-    );
-    return Number(r.changes) === 1;
-  }
-
-  async deleteBackupVersion(userId: string, version: string): Promise<boolean> {
-    const d = this.#conn();
-    const v = backupVersionNumber(version);
-    if (v === null) return false;
-    return d.tx(() => {
-      const r = d.run(
-        "UPDATE backup_versions SET deleted = 1 WHERE user_id = ? AND version = ? AND deleted = 0",
-        userId,
-        v,
-      );
-      d.run("DELETE FROM backup_keys WHERE user_id = ? AND version = ?", userId, v);
-      return Number(r.changes) === 1;
     });
   }
 
@@ -142,19 +85,6 @@ export class SqliteKeyBackupStore implements KeyBackupStore {
       }
       return etagAndCount(d, userId, v!, changed);
     });
-  }
-
-  async getBackupKeys(userId: string, version: string, roomId?: string, sessionId?: string): Promise<BackupKeyRow[]> {
-    const d = this.#conn();
-    const v = backupVersionNumber(version);
-    if (v === null) return [];
-    return d
-      .q(
-        `SELECT * FROM backup_keys WHERE user_id = ? AND version = ? AND (? IS NULL OR room_id = ?)
-           AND (? IS NULL OR session_id = ?) ORDER BY room_id, session_id`,
-      )
-      .all(userId, v, roomId ?? null, roomId ?? null, sessionId ?? null, sessionId ?? null)
-      .map(backupKeyFromRow);
   }
 
   async deleteBackupKeys(
