@@ -253,4 +253,12 @@ export function accountTests(make: MakeStore): void {
       }
     },
   );
+
+  storeTest(make, "getUsers: the users that exist, by user ID", async (s) => {
+    await s.accounts.createUser(user("@bob:hs", { displayname: "Bob" }));
+    await s.accounts.createUser(user("@alice:hs"));
+    const got = await s.accounts.getUsers(["@bob:hs", "@nobody:hs", "@alice:hs", "@bob:hs"]);
+    assert.deepEqual(got, [await s.accounts.getUser("@alice:hs"), await s.accounts.getUser("@bob:hs")]);
+    assert.deepEqual(await s.accounts.getUsers([]), []);
+  });
 }

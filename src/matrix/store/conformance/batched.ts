@@ -1,10 +1,10 @@
 /**
- * Conformance: the batched many-room reads (getLatestEventsPerRoom, getStatesAt, getMembersOfRooms,
- * countEventsPerRoom, getUserReceipts, getStateHistories) give exactly what their one-room counterparts give, in input order.
+ * Conformance: the EventStore's batched many-room reads (getLatestEventsPerRoom, getStatesAt, getMembersOfRooms,
+ * countEventsPerRoom, getStateHistories) give exactly what their one-room counterparts give, in input order.
  */
 import assert from "node:assert/strict";
 import type { EventFilterQuery, Store } from "../types.ts";
-import { event, type MakeStore, member, receipt, seedRoom, storeTest, streams } from "./helpers.ts";
+import { event, type MakeStore, member, seedRoom, storeTest, streams } from "./helpers.ts";
 
 const A = "!a:hs";
 const B = "!b:hs";
@@ -192,23 +192,5 @@ export function batchedReadTests(make: MakeStore): void {
     );
     assert.deepEqual(await s.events.countEventsPerRoom(ranges, "@alice:hs", []), [0, 0, 0, 0, 0, 0]);
     assert.deepEqual(await s.events.countEventsPerRoom([], "@alice:hs", ["m.room.message"]), []);
-  });
-
-  storeTest(make, "getUserReceipts: one user's receipts of every type and thread in the rooms asked for", async (s) => {
-    await seed(s);
-    const r = receipt;
-    const rows = [
-      r(20, A, "@bob:hs", "m.read", null),
-      r(21, B, "@bob:hs", "m.read.private", "main"),
-      r(22, A, "@alice:hs", "m.read", null),
-      r(23, A, "@bob:hs", "m.read", "$thread"),
-      r(24, C, "@bob:hs", "m.read", null),
-      r(25, A, "@bob:hs", "m.read.private", null),
-    ];
-    for (const row of rows) await s.ephemeral.setReceipt(row);
-    assert.deepEqual(await s.ephemeral.getUserReceipts("@bob:hs", [B, A, NONE]), [rows[0], rows[3], rows[5], rows[1]]);
-    assert.deepEqual(await s.ephemeral.getUserReceipts("@alice:hs", [A, B, C]), [rows[2]]);
-    assert.deepEqual(await s.ephemeral.getUserReceipts("@bob:hs", []), []);
-    assert.deepEqual(await s.ephemeral.getUserReceipts("@nobody:hs", [A, B, C]), []);
   });
 }

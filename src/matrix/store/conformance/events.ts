@@ -1,7 +1,7 @@
 /** Conformance: persisting events, state, state history, memberships, redactions, transaction IDs. */
 import assert from "node:assert/strict";
 import type { NewEvent, Store } from "../types.ts";
-import { event, ids, type MakeStore, member, room, seedRoom, storeTest, streams } from "./helpers.ts";
+import { event, type MakeStore, member, room, seedRoom, storeTest, streams } from "./helpers.ts";
 
 const R = "!room:hs";
 
@@ -274,70 +274,6 @@ export function eventTests(make: MakeStore): void {
     assert.equal(await s.events.countEvents(R, 0, 100, "@carol:hs", []), 0);
     assert.equal(await s.events.countEvents(R, 6, 100, "@carol:hs", types), 0);
     assert.equal(await s.events.countEvents("!none:hs", 0, 100, "@carol:hs", types), 0);
-  });
-
-  storeTest(make, "getMaxStream covers events, account data, receipts and presence", async (s) => {
-    assert.equal(await s.getMaxStream(), 0);
-    await seedRoom(s, R, [event(3, R, "m.room.create", { stateKey: "" })]);
-    assert.equal(await s.getMaxStream(), 3);
-    await s.accountData.setAccountData({
-      userId: "@alice:hs",
-      roomId: null,
-      type: "m.push_rules",
-      content: {},
-      stream: 10,
-    });
-    assert.equal(await s.getMaxStream(), 10);
-    await s.ephemeral.setReceipt({
-      roomId: R,
-      userId: "@alice:hs",
-      type: "m.read",
-      eventId: "$ev3",
-      threadId: null,
-      ts: 1,
-      stream: 12,
-    });
-    assert.equal(await s.getMaxStream(), 12);
-    await s.ephemeral.setPresence({
-      userId: "@alice:hs",
-      presence: "online",
-      statusMsg: null,
-      lastActiveTs: 1,
-      stream: 15,
-    });
-    assert.equal(await s.getMaxStream(), 15);
-    await s.events.persistEvent(event(20, R, "m.room.message"));
-    assert.equal(await s.getMaxStream(), 20);
-  });
-
-  storeTest(make, "rooms: create, get, publish, list, count; duplicate rejected", async (s) => {
-    await s.rooms.createRoom(room("!c:hs", { isPublic: true }));
-    await s.rooms.createRoom(room("!a:hs", { version: "10", creator: "@bob:hs", createdTs: 5 }));
-    await s.rooms.createRoom(room("!b:hs", { isPublic: true }));
-    assert.deepEqual(
-      await s.rooms.getRoom("!a:hs"),
-      room("!a:hs", { version: "10", creator: "@bob:hs", createdTs: 5 }),
-    );
-    assert.equal(await s.rooms.getRoom("!z:hs"), null);
-    await assert.rejects(s.rooms.createRoom(room("!a:hs")));
-    assert.deepEqual(await s.rooms.listPublicRoomIds(), ["!b:hs", "!c:hs"]);
-    await s.rooms.setRoomPublic("!b:hs", false);
-    await s.rooms.setRoomPublic("!a:hs", true);
-    assert.deepEqual(await s.rooms.listPublicRoomIds(), ["!a:hs", "!c:hs"]);
-    assert.equal((await s.rooms.getRoom("!a:hs"))?.isPublic, true);
-    assert.deepEqual(
-      (await s.rooms.listRooms({ limit: 10 })).map((r) => r.roomId),
-      ["!a:hs", "!b:hs", "!c:hs"],
-    );
-    assert.deepEqual(
-      (await s.rooms.listRooms({ limit: 1, from: "!a:hs" })).map((r) => r.roomId),
-      ["!b:hs"],
-    );
-    assert.deepEqual(
-      ids(await s.events.getRoomEvents({ roomId: "!a:hs", dir: "b", from: Number.MAX_SAFE_INTEGER, limit: 5 })),
-      [],
-    );
-    assert.equal(await s.rooms.countRooms(), 3);
   });
 }
 
