@@ -141,7 +141,7 @@ export class PgDb {
 
 /** `?` placeholders as PostgreSQL's $1, $2, ... (the shared SQL has no other `?`). */
 const numbered = new Map<string, string>();
-function numberPlaceholders(sql: string): string {
+export function numberPlaceholders(sql: string): string {
   let out = numbered.get(sql);
   if (out === undefined) {
     let n = 0;

@@ -5,7 +5,7 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, splitTypes, toLike } from "../common.ts";
-import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
+import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import { SqlEventReads } from "../sql/events.ts";
 import type {
   EventFilterQuery,
@@ -104,13 +104,6 @@ function filterConditions(q: EventFilterQuery, where: string[], params: unknown[
     where.push(`e.sender <> ALL($${params.length}::text[])`);
   }
   if (q.containsUrl !== undefined) where.push(`e.contains_url = ${q.containsUrl ? "true" : "false"}`);
-}
-
-/** Rows carrying a 1-based `idx` column, grouped into one list per input (in row order). */
-function byIndex<T>(n: number, rows: any[], map: (r: any) => T): T[][] {
-  const out: T[][] = Array.from({ length: n }, () => []);
-  for (const r of rows) out[Number(r.idx) - 1].push(map(r));
-  return out;
 }
 
 export class PostgresEventStore extends SqlEventReads implements EventStore {
@@ -236,7 +229,7 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
       CROSS JOIN LATERAL (
         SELECT * FROM events e WHERE ${where.join(" AND ")} ORDER BY e.stream DESC LIMIT $${params.length}) e
       ORDER BY w.idx, e.stream DESC`;
-    return byIndex(windows.length, await d.rows(sql, params), eventFromRow);
+    return byIndex(windows.length, await d.rows(sql, params), eventFromRow, 1);
   }
 
   async getStatesAt(points: RoomAt[], types?: string[]): Promise<StoredEvent[][]> {
@@ -252,7 +245,7 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
         GROUP BY p.idx, h.type, h.state_key) s
       JOIN events e ON e.stream = s.stream
       ORDER BY s.idx, e.stream`;
-    return byIndex(points.length, await d.rows(sql, params), eventFromRow);
+    return byIndex(points.length, await d.rows(sql, params), eventFromRow, 1);
   }
 
   async getStateHistories(keys: RoomStateKey[]): Promise<StoredEvent[][]> {
@@ -265,7 +258,7 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
       JOIN state_history h ON h.room_id = k.room_id AND h.type = k.type AND h.state_key = k.state_key
       JOIN events e ON e.stream = h.stream
       ORDER BY k.idx, h.stream`;
-    return byIndex(keys.length, await d.rows(sql, params), eventFromRow);
+    return byIndex(keys.length, await d.rows(sql, params), eventFromRow, 1);
   }
 
   async countEventsPerRoom(ranges: RoomStreamRange[], excludeSender: string, types: string[]): Promise<number[]> {

@@ -2,8 +2,8 @@
 import type pg from "pg";
 import { backupKeyFromRow, backupVersionNumber } from "../keys-rows.ts";
 import { type BackupKeyRow, type BackupWriteResult, isBetterBackupKey, type KeyBackupStore } from "../keys-types.ts";
-import { SqlKeyBackupStoreBase } from "../sql/key-backup.ts";
-import { type PgDb, PgSql } from "./db.ts";
+import { SqlKeyBackupStoreBase, UPSERT_BACKUP_KEY, upsertBackupKeyParams } from "../sql/key-backup.ts";
+import { numberPlaceholders, type PgDb, PgSql } from "./db.ts";
 
 /** In a transaction, with the user's backup rows locked: the version must exist and (for writes) be current. */
 async function checkVersion(
@@ -90,24 +90,7 @@ export class PostgresKeyBackupStore extends SqlKeyBackupStoreBase implements Key
           c,
         );
         if (old.rows[0] && !isBetterBackupKey(backupKeyFromRow(old.rows[0]).data, k.data)) continue;
-        await d.query(
-          `INSERT INTO backup_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count,
-             is_verified, session_data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET
-             first_message_index = excluded.first_message_index, forwarded_count = excluded.forwarded_count,
-             is_verified = excluded.is_verified, session_data = excluded.session_data`,
-          [
-            userId,
-            v,
-            k.roomId,
-            k.sessionId,
-            k.data.first_message_index,
-            k.data.forwarded_count,
-            k.data.is_verified,
-            JSON.stringify(k.data.session_data),
-          ],
-          c,
-        );
+        await d.query(numberPlaceholders(UPSERT_BACKUP_KEY), upsertBackupKeyParams(userId, v!, k), c);
         changed = true;
       }
       return etagAndCount(d, c, userId, v!, changed);

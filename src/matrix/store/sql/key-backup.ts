@@ -5,7 +5,25 @@
  */
 import { backupKeyFromRow, backupVersionNumber } from "../keys-rows.ts";
 import type { BackupKeyRow, BackupVersionRow } from "../keys-types.ts";
-import type { Sql } from "../sql.ts";
+import type { Sql, SqlParam } from "../sql.ts";
+
+/** Insert or replace one key of a backup version; each backend runs it inside its putBackupKeys transaction. */
+export const UPSERT_BACKUP_KEY = `INSERT INTO backup_keys (user_id, version, room_id, session_id, first_message_index,
+    forwarded_count, is_verified, session_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET
+    first_message_index = excluded.first_message_index, forwarded_count = excluded.forwarded_count,
+    is_verified = excluded.is_verified, session_data = excluded.session_data`;
+
+export const upsertBackupKeyParams = (userId: string, version: number, k: BackupKeyRow): SqlParam[] => [
+  userId,
+  version,
+  k.roomId,
+  k.sessionId,
+  k.data.first_message_index,
+  k.data.forwarded_count,
+  k.data.is_verified,
+  JSON.stringify(k.data.session_data),
+];
 
 export class SqlKeyBackupStoreBase {
   protected readonly sql: Sql;

@@ -97,7 +97,7 @@ export class SqliteDb {
 }
 
 /** A parameter as node:sqlite takes it: booleans as 0/1, lists as one JSON text (read back with json_each). */
-function bind(params: SqlParam[]): SQLInputValue[] {
+export function bind(params: SqlParam[]): SQLInputValue[] {
   return params.map((p) => {
     if (typeof p === "string" && p.includes("\0")) throw nulInText();
     if (typeof p === "boolean") return p ? 1 : 0;

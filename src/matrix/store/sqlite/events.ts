@@ -6,7 +6,7 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, splitTypes, toGlob } from "../common.ts";
-import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
+import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import { SqlEventReads } from "../sql/events.ts";
 import type {
   EventFilterQuery,
@@ -51,13 +51,6 @@ function filterConditions(q: EventFilterQuery, where: string[], strs: string[]):
     strs.push(JSON.stringify(q.notSenders));
   }
   if (q.containsUrl !== undefined) where.push(`e.contains_url = ${q.containsUrl ? 1 : 0}`);
-}
-
-/** Rows carrying an `idx` column, grouped into one list per input (in row order). */
-function byIndex<T>(n: number, rows: any[], map: (r: any) => T): T[][] {
-  const out: T[][] = Array.from({ length: n }, () => []);
-  for (const r of rows) out[Number(r.idx)].push(map(r));
-  return out;
 }
 
 export class SqliteEventStore extends SqlEventReads implements EventStore {
@@ -172,6 +165,7 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
         .q(sql)
         .all(json, ...strs, limit),
       eventFromRow,
+      0,
     );
   }
 
@@ -193,6 +187,7 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
         .q(sql)
         .all(...params),
       eventFromRow,
+      0,
     );
   }
 
@@ -204,7 +199,7 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
       JOIN events e ON e.stream = h.stream
       ORDER BY k.key, h.stream`;
     const json = JSON.stringify(keys.map((k) => [k.roomId, k.type, k.stateKey]));
-    return byIndex(keys.length, this.#conn().q(sql).all(json), eventFromRow);
+    return byIndex(keys.length, this.#conn().q(sql).all(json), eventFromRow, 0);
   }
 
   async countEventsPerRoom(ranges: RoomStreamRange[], excludeSender: string, types: string[]): Promise<number[]> {

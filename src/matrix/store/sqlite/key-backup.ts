@@ -1,8 +1,8 @@
 /** The KeyBackupStore on SQLite (room_keys versions and keys): every write is one transaction. */
 import { backupKeyFromRow, backupVersionNumber } from "../keys-rows.ts";
 import { type BackupKeyRow, type BackupWriteResult, isBetterBackupKey, type KeyBackupStore } from "../keys-types.ts";
-import { SqlKeyBackupStoreBase } from "../sql/key-backup.ts";
-import { type SqliteDb, SqliteSql } from "./db.ts";
+import { SqlKeyBackupStoreBase, UPSERT_BACKUP_KEY, upsertBackupKeyParams } from "../sql/key-backup.ts";
+import { bind, type SqliteDb, SqliteSql } from "./db.ts";
 
 /** In a transaction: the version must exist and (for writes) be the current one. */
 function checkVersion(d: SqliteDb, userId: string, v: number | null, mustBeCurrent: boolean): BackupWriteResult | null {
@@ -66,21 +66,7 @@ export class SqliteKeyBackupStore extends SqlKeyBackupStoreBase implements KeyBa
           .q("SELECT * FROM backup_keys WHERE user_id = ? AND version = ? AND room_id = ? AND session_id = ?")
           .get(userId, v, k.roomId, k.sessionId);
         if (old && !isBetterBackupKey(backupKeyFromRow(old).data, k.data)) continue;
-        d.run(
-          `INSERT INTO backup_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count,
-             is_verified, session_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET
-             first_message_index = excluded.first_message_index, forwarded_count = excluded.forwarded_count,
-             is_verified = excluded.is_verified, session_data = excluded.session_data`,
-          userId,
-          v,
-          k.roomId,
-          k.sessionId,
-          k.data.first_message_index,
-          k.data.forwarded_count,
-          k.data.is_verified ? 1 : 0,
-          JSON.stringify(k.data.session_data),
-        );
+        d.q(UPSERT_BACKUP_KEY).run(...bind(upsertBackupKeyParams(userId, v!, k)));
         changed = true;
       }
       return etagAndCount(d, userId, v!, changed);
