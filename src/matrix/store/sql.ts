@@ -1,14 +1,15 @@
 /**
  * The seam that lets one statement serve both backends. SQL written against it uses `?` placeholders (numbered
  * for PostgreSQL by its adapter), passes booleans as parameters (SQLite gets 0/1) and string lists as one
- * parameter matched by anyOf (json_each on SQLite, a text[] on PostgreSQL). Only what both dialects read alike goes through here
- * (sql/); statements that differ or earn a dialect's own form stay in sqlite/ and postgres/.
+ * parameter matched by anyOf (json_each on SQLite, a text[] on PostgreSQL). Any call given text containing NUL
+ * rejects with nulInText on both (PostgreSQL cannot store it). Only what both dialects read alike goes through
+ * here (sql/); statements that differ or earn a dialect's own form stay in sqlite/ and postgres/.
  */
 
 export type SqlParam = string | number | boolean | null | readonly string[];
 
 export interface Sql {
-  /** Every row of a query. Any call given text containing NUL rejects with nulInText (PostgreSQL cannot take it). */
+  /** Every row of a query. */
   all(sql: string, params?: SqlParam[]): Promise<any[]>;
   /** The first row of a query (or of a write's RETURNING), or null. */
   get(sql: string, params?: SqlParam[]): Promise<any | null>;
