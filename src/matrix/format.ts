@@ -15,8 +15,8 @@ export async function formatClientEvents(
   const stateStreams = evs.flatMap((e) => (e.stateKey !== null ? [e.stream] : []));
   // Both lookups at once: `evs` may span many rooms (/sync formats all of them in one call).
   const [redacting, replaced] = await Promise.all([
-    redactionIds.length ? store.getEvents(redactionIds) : [],
-    stateStreams.length ? store.getReplacedState(stateStreams) : new Map<number, StoredEvent>(),
+    redactionIds.length ? store.events.getEvents(redactionIds) : [],
+    stateStreams.length ? store.events.getReplacedState(stateStreams) : new Map<number, StoredEvent>(),
   ]);
   const redactions = new Map(redacting.map((r) => [r.eventId, r]));
   const out: Record<string, any>[] = [];

@@ -68,7 +68,7 @@ class HomeserverImpl implements Homeserver {
     this.stream = new StreamWriter(
       maxStream,
       () => this.notifier.notify(),
-      (evs) => store.persistEvents(evs),
+      (evs) => store.events.persistEvents(evs),
     );
     this.typing = new Typing(this);
     this.auth = new Auth(this);
@@ -82,7 +82,7 @@ class HomeserverImpl implements Homeserver {
   async #roomVersion(roomId: string): Promise<string> {
     let v = this.#versions.get(roomId);
     if (!v) {
-      const room = await this.store.getRoom(roomId);
+      const room = await this.store.rooms.getRoom(roomId);
       if (!room) throw new AmiError("M_NOT_FOUND", "Unknown room");
       v = room.version;
       // A room's version never changes; the cap only bounds memory (a full reset costs one read per room).

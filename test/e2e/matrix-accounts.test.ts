@@ -306,7 +306,7 @@ for (const backend of BACKENDS) {
       assertSpec("account_deactivation.yaml", "/account/deactivate", "POST", 200, ok.body);
       assert.equal((await k.call("GET", `${V3}/account/whoami`, undefined, u.token)).body.errcode, "M_UNKNOWN_TOKEN");
       assert.equal((await k.login("gina", PW)).body.errcode, "M_FORBIDDEN");
-      const m = await k.hs.store.getMembership(room.body.room_id, u.userId);
+      const m = await k.hs.store.events.getMembership(room.body.room_id, u.userId);
       assert.equal(m?.membership, "leave");
       const again = await k.call("POST", `${V3}/register`, {
         username: "gina",
@@ -398,14 +398,14 @@ describe("registration modes", () => {
   test("registration tokens: stage, validity endpoint, uses counted, expiry", async () => {
     const k = await startKit("sqlite", { registration: { enabled: true, requireToken: true } });
     try {
-      await k.hs.store.createRegistrationToken({
+      await k.hs.store.accounts.createRegistrationToken({
         token: "once",
         usesAllowed: 1,
         pending: 0,
         completed: 0,
         expiryTs: null,
       });
-      await k.hs.store.createRegistrationToken({
+      await k.hs.store.accounts.createRegistrationToken({
         token: "old",
         usesAllowed: null,
         pending: 0,
@@ -440,7 +440,7 @@ describe("registration modes", () => {
         auth: { type: "m.login.registration_token", token: "once", session: ch.body.session },
       });
       assert.equal(ok.status, 200, JSON.stringify(ok.body));
-      const row = await k.hs.store.getRegistrationToken("once");
+      const row = await k.hs.store.accounts.getRegistrationToken("once");
       assert.equal(row?.completed, 1);
       assert.deepEqual((await validity("once")).body, { valid: false });
       const used = await k.call("POST", `${V3}/register`, {

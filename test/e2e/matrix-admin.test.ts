@@ -73,9 +73,9 @@ for (const backend of BACKENDS) {
     test("shared-secret registration: Synapse mac, nonce single-use, wrong mac, user_type, taken names", async () => {
       const who = await k.call("GET", `${V3}/account/whoami`, undefined, admin.token);
       assert.equal(who.body.user_id, "@root:localhost");
-      assert.equal((await k.hs.store.getUser("@root:localhost"))?.admin, true);
-      assert.equal((await k.hs.store.getUser("@pleb:localhost"))?.admin, false);
-      assert.equal((await k.hs.store.getUser("@pleb:localhost"))?.displayname, "Pleb");
+      assert.equal((await k.hs.store.accounts.getUser("@root:localhost"))?.admin, true);
+      assert.equal((await k.hs.store.accounts.getUser("@pleb:localhost"))?.admin, false);
+      assert.equal((await k.hs.store.accounts.getUser("@pleb:localhost"))?.displayname, "Pleb");
       assert.equal((await k.login("pleb", "pw pleb")).status, 200);
 
       const { nonce } = (await k.call("GET", `${ADMIN}/v1/register`)).body;

@@ -47,7 +47,7 @@ for (const backend of BACKENDS) {
       assert.equal(sha(dl.body), sha(bytes));
       assert.equal(dl.headers.get("content-type"), "application/x-thing");
       assert.equal(dl.headers.get("content-disposition"), "attachment; filename*=UTF-8''data%20file%20%C3%BC.bin");
-      const row = await k.hs.store.getMedia(id);
+      const row = await k.hs.store.media.getMedia(id);
       assert.equal(row?.sha256, sha(bytes));
       assert.equal(row?.size, bytes.length);
       // A file name in the path overrides the stored one.
@@ -74,7 +74,7 @@ for (const backend of BACKENDS) {
       const id = `old${randomBytes(8).toString("hex")}`;
       mkdirSync(join(k.hs.mediaDir, id.slice(0, 2)), { recursive: true });
       writeFileSync(join(k.hs.mediaDir, id.slice(0, 2), id), bytes);
-      await k.hs.store.putMedia({
+      await k.hs.store.media.putMedia({
         mediaId: id,
         uploader: "@uploader:localhost",
         contentType: "image/png",

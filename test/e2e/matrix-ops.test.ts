@@ -85,7 +85,7 @@ describe("matrix ops", () => {
     assert.deepEqual(alice, { userId: "@alice:localhost", admin: false });
     const boss = await run(ctx, "matrix.user.create", { username: "boss", password: "pw boss", admin: true });
     assert.equal(boss.admin, true);
-    assert.equal((await hs.hs.store.getUser("@boss:localhost"))?.admin, true);
+    assert.equal((await hs.hs.store.accounts.getUser("@boss:localhost"))?.admin, true);
     await assert.rejects(
       run(ctx, "matrix.user.create", { username: "alice", password: "x" }),
       (e: AmiError) => e.code === "M_USER_IN_USE",
@@ -105,7 +105,7 @@ describe("matrix ops", () => {
 
     const d = await run(ctx, "matrix.user.deactivate", { user: "alice" });
     assert.deepEqual(d, { userId: "@alice:localhost", deactivated: true });
-    assert.equal((await hs.hs.store.getUser("@alice:localhost"))?.deactivated, true);
+    assert.equal((await hs.hs.store.accounts.getUser("@alice:localhost"))?.deactivated, true);
     await assert.rejects(
       run(ctx, "matrix.user.deactivate", { user: "@ghost:localhost" }),
       (e: AmiError) => e.code === "M_NOT_FOUND",

@@ -45,7 +45,7 @@ export const routes: Route[] = [
       if (b.new_password === undefined) throw new AmiError("M_MISSING_PARAM", "'new_password': missing");
       if (b.new_password.length === 0) throw new AmiError("M_WEAK_PASSWORD", "Password must not be empty");
       if (b.new_password.length > MAX_PASSWORD_LENGTH) throw new AmiError("M_INVALID_PARAM", "Password too long");
-      await hs.store.updateUser(r.userId, { passwordHash: await hs.auth.hashPassword(b.new_password) });
+      await hs.store.accounts.updateUser(r.userId, { passwordHash: await hs.auth.hashPassword(b.new_password) });
       finishUia(hs, uia.session);
       // Spec: logout_devices (default true) revokes every other device and its tokens.
       if (b.logout_devices !== false) await authOf(hs).logoutAll(r.userId, r.deviceId);

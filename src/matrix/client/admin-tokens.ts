@@ -45,7 +45,7 @@ export const routes: Route[] = [
       const valid = req.query.get("valid");
       if (valid !== null && valid !== "true" && valid !== "false")
         throw new AmiError("M_INVALID_PARAM", "'valid' must be true or false");
-      let rows = await req.hs.store.listRegistrationTokens();
+      let rows = await req.hs.store.accounts.listRegistrationTokens();
       if (valid !== null) rows = rows.filter((t) => registrationTokenUsable(t) === (valid === "true"));
       return json({ registration_tokens: rows.map(tokenJson) });
     },
@@ -61,9 +61,9 @@ export const routes: Route[] = [
       checkExpiry(b.expiry_time);
       const { store } = req.hs;
       let token = b.token;
-      if (token !== undefined && (await store.getRegistrationToken(token)))
+      if (token !== undefined && (await store.accounts.getRegistrationToken(token)))
         throw new AmiError("M_INVALID_PARAM", `Token already exists: ${token}`);
-      while (token === undefined || (await store.getRegistrationToken(token))) {
+      while (token === undefined || (await store.accounts.getRegistrationToken(token))) {
         token = Array.from({ length: b.length ?? 16 }, () => TOKEN_CHARS[randomInt(TOKEN_CHARS.length)]).join("");
       }
       const row: RegistrationTokenRow = {
@@ -73,7 +73,7 @@ export const routes: Route[] = [
         completed: 0,
         expiryTs: b.expiry_time ?? null,
       };
-      await store.createRegistrationToken(row);
+      await store.accounts.createRegistrationToken(row);
       return json(tokenJson(row));
     },
   },
@@ -84,7 +84,7 @@ export const routes: Route[] = [
     auth: "required",
     handler: async (req) => {
       requireAdmin(req);
-      const t = await req.hs.store.getRegistrationToken(req.params.token);
+      const t = await req.hs.store.accounts.getRegistrationToken(req.params.token);
       if (!t) throw new AmiError("M_NOT_FOUND", "No such registration token");
       return json(tokenJson(t));
     },
@@ -99,11 +99,11 @@ export const routes: Route[] = [
       const b = parseBody(updateBody, req.body);
       checkExpiry(b.expiry_time);
       const { store } = req.hs;
-      const t = await store.getRegistrationToken(req.params.token);
+      const t = await store.accounts.getRegistrationToken(req.params.token);
       if (!t) throw new AmiError("M_NOT_FOUND", "No such registration token");
       // One UPDATE: the use counts are kept and a concurrent registration can't slip between two writes.
-      await store.updateRegistrationToken(t.token, { usesAllowed: b.uses_allowed, expiryTs: b.expiry_time });
-      const row = await store.getRegistrationToken(t.token);
+      await store.accounts.updateRegistrationToken(t.token, { usesAllowed: b.uses_allowed, expiryTs: b.expiry_time });
+      const row = await store.accounts.getRegistrationToken(t.token);
       if (!row) throw new AmiError("M_NOT_FOUND", "No such registration token");
       return json(tokenJson(row));
     },
@@ -115,9 +115,9 @@ export const routes: Route[] = [
     auth: "required",
     handler: async (req) => {
       requireAdmin(req);
-      const t = await req.hs.store.getRegistrationToken(req.params.token);
+      const t = await req.hs.store.accounts.getRegistrationToken(req.params.token);
       if (!t) throw new AmiError("M_NOT_FOUND", "No such registration token");
-      await req.hs.store.deleteRegistrationToken(t.token);
+      await req.hs.store.accounts.deleteRegistrationToken(t.token);
       return json({});
     },
   },

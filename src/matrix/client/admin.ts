@@ -91,7 +91,7 @@ const putUserBody = z.object({
 async function localUser(req: MatrixRequest): Promise<{ userId: string; user: UserRow | null }> {
   const userId = req.params.userId;
   if (!parseLocalUserId(req.hs, userId).local) throw new AmiError("M_INVALID_PARAM", "Can only look up local users");
-  return { userId, user: await req.hs.store.getUser(userId) };
+  return { userId, user: await req.hs.store.accounts.getUser(userId) };
 }
 
 function boolQuery(q: URLSearchParams, name: string, def: boolean): boolean {
@@ -103,7 +103,7 @@ function boolQuery(q: URLSearchParams, name: string, def: boolean): boolean {
 
 /** Synapse-style room summary; from current state. */
 async function roomJson(hs: Homeserver, room: { roomId: string; version: string; creator: string; isPublic: boolean }) {
-  const state = await hs.store.getCurrentState(room.roomId);
+  const state = await hs.store.events.getCurrentState(room.roomId);
   const c = (type: string) => state.find((e) => e.type === type && e.stateKey === "")?.pdu.content ?? {};
   const joined = state.filter((e) => e.type === "m.room.member" && e.pdu.content?.membership === "join");
   return {
@@ -195,9 +195,12 @@ export const routes: Route[] = [
       const limit = queryInt(req.query, "limit", 100, 1, 1000);
       const from = req.query.get("from") ?? undefined;
       const includeDeactivated = boolQuery(req.query, "deactivated", false);
-      const rows = await req.hs.store.listUsers({ from, limit: limit + 1, includeDeactivated });
+      const rows = await req.hs.store.accounts.listUsers({ from, limit: limit + 1, includeDeactivated });
       const page = rows.slice(0, limit);
-      const out: Record<string, unknown> = { users: page.map(userJson), total: await req.hs.store.countUsers() };
+      const out: Record<string, unknown> = {
+        users: page.map(userJson),
+        total: await req.hs.store.accounts.countUsers(),
+      };
       if (rows.length > limit) out.next_token = page[page.length - 1].userId;
       return json(out);
     },
@@ -234,22 +237,22 @@ export const routes: Route[] = [
           admin: b.admin ?? false,
           displayname: b.displayname,
         });
-        if (b.avatar_url) await hs.store.updateUser(userId, { avatarUrl: b.avatar_url });
+        if (b.avatar_url) await hs.store.accounts.updateUser(userId, { avatarUrl: b.avatar_url });
         if (b.deactivated) await deactivateAccount(hs, userId);
-        return { status: 201, json: userJson((await hs.store.getUser(userId))!) };
+        return { status: 201, json: userJson((await hs.store.accounts.getUser(userId))!) };
       }
-      const patch: Parameters<typeof hs.store.updateUser>[1] = {};
+      const patch: Parameters<typeof hs.store.accounts.updateUser>[1] = {};
       if (b.displayname !== undefined) patch.displayname = b.displayname || null;
       if (b.avatar_url !== undefined) patch.avatarUrl = b.avatar_url || null;
       if (b.admin !== undefined) patch.admin = b.admin;
       if (b.deactivated === false) patch.deactivated = false;
       if (b.password !== undefined && b.deactivated !== true)
         patch.passwordHash = await hs.auth.hashPassword(b.password);
-      await hs.store.updateUser(userId, patch);
+      await hs.store.accounts.updateUser(userId, patch);
       authOf(hs).forgetUser(userId);
       if (b.password !== undefined && b.logout_devices !== false) await authOf(hs).logoutAll(userId);
       if (b.deactivated === true && !user.deactivated) await deactivateAccount(hs, userId);
-      return json(userJson((await hs.store.getUser(userId))!));
+      return json(userJson((await hs.store.accounts.getUser(userId))!));
     },
   },
   /** POST /_synapse/admin/v1/deactivate/{userId} */
@@ -276,11 +279,11 @@ export const routes: Route[] = [
       const { hs } = req;
       const limit = queryInt(req.query, "limit", 100, 1, 1000);
       const from = req.query.get("from") ?? undefined;
-      const rows = await hs.store.listRooms({ from: from || undefined, limit: limit + 1 });
+      const rows = await hs.store.rooms.listRooms({ from: from || undefined, limit: limit + 1 });
       const page = rows.slice(0, limit);
       const rooms = [];
       for (const r of page) rooms.push(await roomJson(hs, r));
-      const out: Record<string, unknown> = { rooms, offset: 0, total_rooms: await hs.store.countRooms() };
+      const out: Record<string, unknown> = { rooms, offset: 0, total_rooms: await hs.store.rooms.countRooms() };
       if (rows.length > limit) out.next_batch = page[page.length - 1].roomId;
       return json(out);
     },

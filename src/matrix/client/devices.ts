@@ -28,7 +28,8 @@ export const routes: Route[] = [
     method: "GET",
     paths: ["/_matrix/client/v3/devices"],
     auth: "required",
-    handler: async (req) => json({ devices: (await req.hs.store.listDevices(req.requester!.userId)).map(deviceJson) }),
+    handler: async (req) =>
+      json({ devices: (await req.hs.store.accounts.listDevices(req.requester!.userId)).map(deviceJson) }),
   },
   /** GET /_matrix/client/v3/devices/{deviceId} */
   {
@@ -36,7 +37,7 @@ export const routes: Route[] = [
     paths: ["/_matrix/client/v3/devices/{deviceId}"],
     auth: "required",
     handler: async (req) => {
-      const d = await req.hs.store.getDevice(req.requester!.userId, req.params.deviceId);
+      const d = await req.hs.store.accounts.getDevice(req.requester!.userId, req.params.deviceId);
       if (!d) throw new AmiError("M_NOT_FOUND", "Unknown device");
       return json(deviceJson(d));
     },
@@ -49,10 +50,10 @@ export const routes: Route[] = [
     handler: async (req) => {
       const b = parseBody(putBody, req.body);
       const userId = req.requester!.userId;
-      const d = await req.hs.store.getDevice(userId, req.params.deviceId);
+      const d = await req.hs.store.accounts.getDevice(userId, req.params.deviceId);
       if (!d) throw new AmiError("M_NOT_FOUND", "Unknown device");
       if (b.display_name !== undefined)
-        await req.hs.store.updateDevice(userId, d.deviceId, { displayName: b.display_name });
+        await req.hs.store.accounts.updateDevice(userId, d.deviceId, { displayName: b.display_name });
       return json({});
     },
   },
@@ -65,7 +66,7 @@ export const routes: Route[] = [
     handler: async (req) => {
       const r = req.requester!;
       parseBody(deleteBody, req.body);
-      const d = await req.hs.store.getDevice(r.userId, req.params.deviceId);
+      const d = await req.hs.store.accounts.getDevice(r.userId, req.params.deviceId);
       if (!d) throw new AmiError("M_NOT_FOUND", "Unknown device");
       const uia = await checkUia(req, FLOWS, `delete_devices:${r.userId}`, r.userId);
       if (!uia.done) return uia.reply;

@@ -19,10 +19,10 @@ function aliasParam(hs: Homeserver, alias: string, mustBeLocal: boolean): string
 /** Server admins, or room members allowed to set m.room.canonical_alias, manage a room's aliases and listing. */
 async function canManage(hs: Homeserver, roomId: string, userId: string, isAdmin: boolean): Promise<boolean> {
   if (isAdmin) return true;
-  if ((await hs.store.getMembership(roomId, userId))?.membership !== "join") return false;
+  if ((await hs.store.events.getMembership(roomId, userId))?.membership !== "join") return false;
   const [pl, create] = await Promise.all([
-    hs.store.getCurrentStateEvent(roomId, "m.room.power_levels", ""),
-    hs.store.getCurrentStateEvent(roomId, "m.room.create", ""),
+    hs.store.events.getCurrentStateEvent(roomId, "m.room.power_levels", ""),
+    hs.store.events.getCurrentStateEvent(roomId, "m.room.create", ""),
   ]);
   const levels = pl?.pdu.content;
   return (
@@ -55,7 +55,7 @@ export const routes: Route[] = [
     auth: "optional",
     async handler(req) {
       const alias = aliasParam(req.hs, req.params.roomAlias, false);
-      const found = await req.hs.store.getAlias(alias);
+      const found = await req.hs.store.rooms.getAlias(alias);
       if (!found) throw new AmiError("M_NOT_FOUND", `Room alias ${alias} not found`);
       return json({ room_id: found.roomId, servers: [req.hs.serverName] });
     },
@@ -70,10 +70,10 @@ export const routes: Route[] = [
       const { room_id: roomId } = parseBody(z.object({ room_id: z.string() }), req.body);
       await requireRoom(req.hs, roomId);
       const r = req.requester!;
-      if (!r.isAdmin && (await req.hs.store.getMembership(roomId, r.userId))?.membership !== "join") {
+      if (!r.isAdmin && (await req.hs.store.events.getMembership(roomId, r.userId))?.membership !== "join") {
         throw new AmiError("M_FORBIDDEN", "You must be in the room to give it an alias");
       }
-      if (!(await req.hs.store.createAlias(alias, roomId, r.userId))) {
+      if (!(await req.hs.store.rooms.createAlias(alias, roomId, r.userId))) {
         throw new AmiError("M_UNKNOWN", `Room alias ${alias} already exists`, {}, 409);
       }
       return json({});
@@ -86,13 +86,13 @@ export const routes: Route[] = [
     auth: "required",
     async handler(req) {
       const alias = aliasParam(req.hs, req.params.roomAlias, false);
-      const found = await req.hs.store.getAlias(alias);
+      const found = await req.hs.store.rooms.getAlias(alias);
       if (!found) throw new AmiError("M_NOT_FOUND", `Room alias ${alias} not found`);
       const r = req.requester!;
       if (found.creator !== r.userId && !(await canManage(req.hs, found.roomId, r.userId, r.isAdmin))) {
         throw new AmiError("M_FORBIDDEN", "You may not delete this alias");
       }
-      await req.hs.store.deleteAlias(alias);
+      await req.hs.store.rooms.deleteAlias(alias);
       return json({});
     },
   },
@@ -105,11 +105,11 @@ export const routes: Route[] = [
       const roomId = requireRoomId(req.params.roomId);
       await requireRoom(req.hs, roomId);
       const r = req.requester!;
-      const joined = (await req.hs.store.getMembership(roomId, r.userId))?.membership === "join";
+      const joined = (await req.hs.store.events.getMembership(roomId, r.userId))?.membership === "join";
       if (!joined && !r.isAdmin && (await historyVisibility(req.hs, roomId)) !== "world_readable") {
         throw new AmiError("M_FORBIDDEN", "You are not a member of the room");
       }
-      return json({ aliases: await req.hs.store.getAliasesForRoom(roomId) });
+      return json({ aliases: await req.hs.store.rooms.getAliasesForRoom(roomId) });
     },
   },
   /** GET /_matrix/client/v3/directory/list/room/{roomId} */
@@ -118,7 +118,7 @@ export const routes: Route[] = [
     paths: ["/_matrix/client/v3/directory/list/room/{roomId}"],
     auth: "none",
     async handler(req) {
-      const room = await req.hs.store.getRoom(requireRoomId(req.params.roomId));
+      const room = await req.hs.store.rooms.getRoom(requireRoomId(req.params.roomId));
       if (!room) throw new AmiError("M_NOT_FOUND", "Room not found");
       return json({ visibility: room.isPublic ? "public" : "private" });
     },
@@ -138,7 +138,7 @@ export const routes: Route[] = [
       const r = req.requester!;
       if (!(await canManage(req.hs, roomId, r.userId, r.isAdmin)))
         throw new AmiError("M_FORBIDDEN", "You may not change this room's visibility");
-      await req.hs.store.setRoomPublic(roomId, visibility === "public");
+      await req.hs.store.rooms.setRoomPublic(roomId, visibility === "public");
       return json({});
     },
   },

@@ -60,7 +60,7 @@ function roomsJson(rows: BackupKeyRow[]): Record<string, any> {
 
 /** The backup must exist for reads (404 otherwise, like Synapse). */
 async function mustExist(req: MatrixRequest, version: string): Promise<void> {
-  if (!(await req.hs.store.keys.getBackupVersion(req.requester!.userId, version))) throw notFound();
+  if (!(await req.hs.store.keyBackup.getBackupVersion(req.requester!.userId, version))) throw notFound();
 }
 
 function put(keys: BackupKeyRow[]): void {
@@ -79,7 +79,7 @@ export const routes: Route[] = [
     async handler(req) {
       const b = parseBody(versionBody, req.body);
       return json({
-        version: await req.hs.store.keys.createBackupVersion(req.requester!.userId, b.algorithm, b.auth_data),
+        version: await req.hs.store.keyBackup.createBackupVersion(req.requester!.userId, b.algorithm, b.auth_data),
       });
     },
   },
@@ -89,7 +89,7 @@ export const routes: Route[] = [
     paths: [VERSION, `${VERSION}/{version}`],
     auth: "required",
     async handler(req) {
-      const v = await req.hs.store.keys.getBackupVersion(req.requester!.userId, req.params.version ?? null);
+      const v = await req.hs.store.keyBackup.getBackupVersion(req.requester!.userId, req.params.version ?? null);
       if (!v)
         throw new AmiError("M_NOT_FOUND", req.params.version ? "Unknown backup version" : "No current backup version");
       return json(versionJson(v));
@@ -106,10 +106,10 @@ export const routes: Route[] = [
       const { version } = req.params;
       if (b.version !== undefined && b.version !== version)
         throw new AmiError("M_INVALID_PARAM", "'version' does not match the path");
-      const v = await req.hs.store.keys.getBackupVersion(userId, version);
+      const v = await req.hs.store.keyBackup.getBackupVersion(userId, version);
       if (!v) throw notFound();
       if (v.algorithm !== b.algorithm) throw new AmiError("M_INVALID_PARAM", "Algorithm does not match");
-      if (!(await req.hs.store.keys.updateBackupVersion(userId, version, b.auth_data))) throw notFound();
+      if (!(await req.hs.store.keyBackup.updateBackupVersion(userId, version, b.auth_data))) throw notFound();
       return json({});
     },
   },
@@ -119,7 +119,7 @@ export const routes: Route[] = [
     paths: [`${VERSION}/{version}`],
     auth: "required",
     async handler(req) {
-      await req.hs.store.keys.deleteBackupVersion(req.requester!.userId, req.params.version);
+      await req.hs.store.keyBackup.deleteBackupVersion(req.requester!.userId, req.params.version);
       // Deleting a version that was deleted before succeeds (spec); one that never existed is 404.
       return json({});
     },
@@ -145,7 +145,7 @@ export const routes: Route[] = [
           Object.entries(room.sessions).map(([s, data]) => ({ roomId: r, sessionId: s, data })),
         );
       put(keys);
-      return writeReply(await req.hs.store.keys.putBackupKeys(req.requester!.userId, version, keys));
+      return writeReply(await req.hs.store.keyBackup.putBackupKeys(req.requester!.userId, version, keys));
     },
   },
   /** GET /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]] */
@@ -157,7 +157,7 @@ export const routes: Route[] = [
       const version = versionParam(req);
       const { roomId, sessionId } = req.params;
       await mustExist(req, version);
-      const rows = await req.hs.store.keys.getBackupKeys(req.requester!.userId, version, roomId, sessionId);
+      const rows = await req.hs.store.keyBackup.getBackupKeys(req.requester!.userId, version, roomId, sessionId);
       if (sessionId !== undefined) {
         if (!rows[0]) throw new AmiError("M_NOT_FOUND", "No backup found for this session");
         return json(rows[0].data);
@@ -174,7 +174,9 @@ export const routes: Route[] = [
     async handler(req) {
       const version = versionParam(req);
       const { roomId, sessionId } = req.params;
-      return writeReply(await req.hs.store.keys.deleteBackupKeys(req.requester!.userId, version, roomId, sessionId));
+      return writeReply(
+        await req.hs.store.keyBackup.deleteBackupKeys(req.requester!.userId, version, roomId, sessionId),
+      );
     },
   },
 ];

@@ -48,7 +48,9 @@ export const routes: Route[] = [
       if (b.password === undefined) throw new AmiError("M_MISSING_PARAM", "'password': missing");
       const userId = loginUserId(hs, who);
       // User IDs are stored lowercase (as registered); accept the case a person typed.
-      const user = userId ? ((await hs.store.getUser(userId)) ?? (await hs.store.getUser(userId.toLowerCase()))) : null;
+      const user = userId
+        ? ((await hs.store.accounts.getUser(userId)) ?? (await hs.store.accounts.getUser(userId.toLowerCase())))
+        : null;
       // Every failed login runs the password hash (against a dummy when there is no usable one): answering an
       // unknown user at once would tell who has an account.
       const hash = user && !user.deactivated ? user.passwordHash : null;

@@ -123,7 +123,7 @@ async function upload(req: MatrixRequest): Promise<Reply> {
     createdTs: Date.now(),
   };
   // A file no row names is litter nothing ever deletes (the row's write can fail: a full disk).
-  await hs.store.putMedia(row).catch(async (e) => {
+  await hs.store.media.putMedia(row).catch(async (e) => {
     await rm(path, { force: true });
     throw e;
   });
@@ -135,7 +135,7 @@ async function find(req: MatrixRequest): Promise<{ row: MediaRow; path: string; 
   const notFound = () => new AmiError("M_NOT_FOUND", "Media not found");
   // No federation: media of other servers is never here.
   if (serverName !== req.hs.serverName || !MEDIA_ID_RE.test(mediaId)) throw notFound();
-  const row = await req.hs.store.getMedia(mediaId);
+  const row = await req.hs.store.media.getMedia(mediaId);
   if (!row) throw notFound();
   const path = mediaPath(req.hs.mediaDir, mediaId);
   const st = await stat(path).catch(() => null);

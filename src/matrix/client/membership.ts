@@ -20,7 +20,7 @@ async function currentMembership(
   roomId: string,
   userId: string,
 ): Promise<string> {
-  return (await req.hs.store.getMembership(roomId, userId))?.membership ?? "leave";
+  return (await req.hs.store.events.getMembership(roomId, userId))?.membership ?? "leave";
 }
 
 export const routes: Route[] = [

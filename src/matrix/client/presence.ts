@@ -11,7 +11,7 @@ const body = z.object({ presence: z.enum(PRESENCE_STATES), status_msg: z.string(
 
 /** Are both users joined to some room? */
 async function shareRoom(hs: Homeserver, a: string, b: string): Promise<boolean> {
-  const [ra, rb] = await Promise.all([hs.store.getRoomsForUser(a), hs.store.getRoomsForUser(b)]);
+  const [ra, rb] = await Promise.all([hs.store.events.getRoomsForUser(a), hs.store.events.getRoomsForUser(b)]);
   const joined = new Set(ra.filter((m) => m.membership === "join").map((m) => m.roomId));
   return rb.some((m) => m.membership === "join" && joined.has(m.roomId));
 }
@@ -45,7 +45,7 @@ export const routes: Route[] = [
       const me = req.requester!.userId;
       if (userId !== me && !req.hs.config.presence.visibleToAll && !(await shareRoom(req.hs, me, userId)))
         throw new AmiError("M_FORBIDDEN", "You are not allowed to see their presence");
-      if (!(await req.hs.store.getUser(userId))) throw new AmiError("M_NOT_FOUND", "Unknown user");
+      if (!(await req.hs.store.accounts.getUser(userId))) throw new AmiError("M_NOT_FOUND", "Unknown user");
       return json(await getPresence(req.hs, userId));
     },
   },

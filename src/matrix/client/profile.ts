@@ -9,7 +9,7 @@ import type { UserRow } from "../store/types.ts";
 
 async function profileOf(req: MatrixRequest): Promise<UserRow> {
   const { local } = parseLocalUserId(req.hs, req.params.userId);
-  const user = local ? await req.hs.store.getUser(req.params.userId) : null;
+  const user = local ? await req.hs.store.accounts.getUser(req.params.userId) : null;
   if (!user) throw new AmiError("M_NOT_FOUND", "Profile was not found");
   return user;
 }
@@ -19,12 +19,12 @@ async function profileOf(req: MatrixRequest): Promise<UserRow> {
  * change of profile information"). Best effort per room: one room refusing must not undo the change.
  */
 async function propagate(hs: Homeserver, userId: string): Promise<void> {
-  const user = await hs.store.getUser(userId);
+  const user = await hs.store.accounts.getUser(userId);
   if (!user) return;
-  for (const m of await hs.store.getRoomsForUser(userId)) {
+  for (const m of await hs.store.events.getRoomsForUser(userId)) {
     if (m.membership !== "join") continue;
     try {
-      const current = await hs.store.getCurrentStateEvent(m.roomId, "m.room.member", userId);
+      const current = await hs.store.events.getCurrentStateEvent(m.roomId, "m.room.member", userId);
       const content: Record<string, any> = { ...(current?.pdu.content ?? {}), membership: "join" };
       delete content.displayname;
       delete content.avatar_url;
@@ -99,7 +99,7 @@ export const routes: Route[] = [
       const u = await profileOf(req);
       const value = b.displayname || null;
       if (value !== u.displayname) {
-        await req.hs.store.updateUser(u.userId, { displayname: value });
+        await req.hs.store.accounts.updateUser(u.userId, { displayname: value });
         await propagate(req.hs, u.userId);
       }
       return json({});
@@ -117,7 +117,7 @@ export const routes: Route[] = [
       const u = await profileOf(req);
       const value = b.avatar_url || null;
       if (value !== u.avatarUrl) {
-        await req.hs.store.updateUser(u.userId, { avatarUrl: value });
+        await req.hs.store.accounts.updateUser(u.userId, { avatarUrl: value });
         await propagate(req.hs, u.userId);
       }
       return json({});

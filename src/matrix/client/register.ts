@@ -58,7 +58,7 @@ export const routes: Route[] = [
       const token = req.query.get("token");
       if (token === null) throw new AmiError("M_MISSING_PARAM", "'token': missing");
       if (token.length > 64) return json({ valid: false });
-      return json({ valid: registrationTokenUsable(await req.hs.store.getRegistrationToken(token)) });
+      return json({ valid: registrationTokenUsable(await req.hs.store.accounts.getRegistrationToken(token)) });
     },
   },
   /** POST /_matrix/client/v3/register */
@@ -85,7 +85,7 @@ export const routes: Route[] = [
       if (b.password.length > MAX_PASSWORD_LENGTH) throw new AmiError("M_INVALID_PARAM", "Password too long");
       localpart ??= await generateLocalpart(hs);
       const token = uia.session.registrationToken;
-      if (token !== undefined && !(await hs.store.consumeRegistrationToken(token, Date.now()))) {
+      if (token !== undefined && !(await hs.store.accounts.consumeRegistrationToken(token, Date.now()))) {
         throw new AmiError("M_FORBIDDEN", "Registration token is no longer valid");
       }
       const userId = await createAccount(hs, { localpart, password: b.password });

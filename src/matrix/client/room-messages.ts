@@ -45,8 +45,8 @@ async function membersOf(
   if (want.size === 0) return [];
   const state =
     at >= hs.stream.current
-      ? await hs.store.getCurrentState(roomId)
-      : await hs.store.getStateAt(roomId, at, ["m.room.member"]);
+      ? await hs.store.events.getCurrentState(roomId)
+      : await hs.store.events.getStateAt(roomId, at, ["m.room.member"]);
   return state.filter((e) => e.type === "m.room.member" && e.stateKey !== null && want.has(e.stateKey));
 }
 
@@ -58,7 +58,7 @@ function eventIdParam(req: MatrixRequest): string {
 
 /** The event if it is in the room and visible to the user; M_NOT_FOUND otherwise (no existence leak). */
 async function visibleEvent(hs: Homeserver, v: RoomVisibility, eventId: string): Promise<StoredEvent> {
-  const ev = await hs.store.getEvent(eventId);
+  const ev = await hs.store.events.getEvent(eventId);
   if (!ev || ev.roomId !== v.roomId || !isVisible(v.ranges, ev.stream))
     throw new AmiError("M_NOT_FOUND", "Event not found");
   return ev;
@@ -129,8 +129,8 @@ export const routes: Route[] = [
       const lastStream = after.length ? after[after.length - 1].stream : ev.stream;
       let state =
         lastStream >= hs.stream.current
-          ? await hs.store.getCurrentState(roomId)
-          : await hs.store.getStateAt(roomId, lastStream);
+          ? await hs.store.events.getCurrentState(roomId)
+          : await hs.store.events.getStateAt(roomId, lastStream);
       if (filter.lazyLoadMembers) {
         const senders = new Set([ev, ...before, ...after].map((e) => e.sender));
         state = state.filter((e) => e.type !== "m.room.member" || (e.stateKey !== null && senders.has(e.stateKey)));
@@ -183,8 +183,8 @@ export const routes: Route[] = [
       const at = Math.min(atTok ? parseStreamToken(atTok, "at") : MAX_STREAM, stateBound(v));
       let members =
         at >= hs.stream.current
-          ? (await hs.store.getCurrentState(roomId)).filter((e) => e.type === "m.room.member")
-          : await hs.store.getStateAt(roomId, at, ["m.room.member"]);
+          ? (await hs.store.events.getCurrentState(roomId)).filter((e) => e.type === "m.room.member")
+          : await hs.store.events.getStateAt(roomId, at, ["m.room.member"]);
       members = members.filter((e) => {
         const m = e.pdu.content?.membership;
         return (membership === null || m === membership) && (notMembership === null || m !== notMembership);
@@ -200,9 +200,9 @@ export const routes: Route[] = [
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
       await requireJoined(req.hs, roomId, req.requester!.userId);
-      const rows = await req.hs.store.getMembers(roomId, "join");
+      const rows = await req.hs.store.events.getMembers(roomId, "join");
       const joined: Record<string, { display_name?: string; avatar_url?: string }> = {};
-      for (const e of await req.hs.store.getEvents(rows.map((r) => r.eventId))) {
+      for (const e of await req.hs.store.events.getEvents(rows.map((r) => r.eventId))) {
         const c = e.pdu.content ?? {};
         const entry: { display_name?: string; avatar_url?: string } = {};
         if (typeof c.displayname === "string") entry.display_name = c.displayname;
@@ -218,7 +218,7 @@ export const routes: Route[] = [
     paths: ["/_matrix/client/v3/joined_rooms"],
     auth: "required",
     async handler(req) {
-      const rows = await req.hs.store.getRoomsForUser(req.requester!.userId);
+      const rows = await req.hs.store.events.getRoomsForUser(req.requester!.userId);
       return json({ joined_rooms: rows.filter((r) => r.membership === "join").map((r) => r.roomId) });
     },
   },

@@ -18,7 +18,7 @@ async function checkCanonicalAlias(hs: Homeserver, roomId: string, content: Reco
   for (const a of names) {
     if (typeof a !== "string" || !isValidRoomAlias(a))
       throw new AmiError("M_INVALID_PARAM", `Invalid room alias '${String(a)}'`);
-    const found = await hs.store.getAlias(a);
+    const found = await hs.store.rooms.getAlias(a);
     if (found?.roomId !== roomId) throw new AmiError("M_BAD_ALIAS", `Room alias ${a} does not point to this room`);
   }
 }
@@ -49,8 +49,9 @@ export const routes: Route[] = [
       const at = stateBound(await readableRoom(req.hs, roomId, req.requester!.userId));
       const ev =
         at === MAX_STREAM
-          ? await req.hs.store.getCurrentStateEvent(roomId, eventType, stateKey)
-          : ((await req.hs.store.getStateAt(roomId, at, [eventType])).find((e) => e.stateKey === stateKey) ?? null);
+          ? await req.hs.store.events.getCurrentStateEvent(roomId, eventType, stateKey)
+          : ((await req.hs.store.events.getStateAt(roomId, at, [eventType])).find((e) => e.stateKey === stateKey) ??
+            null);
       if (!ev) throw new AmiError("M_NOT_FOUND", `No ${eventType} state event with key '${stateKey}'`);
       const [client] = await req.hs.clientEvents([ev], req.requester);
       return json(format === "event" ? client : client.content);
@@ -69,9 +70,9 @@ export const routes: Route[] = [
       const content = req.body as Record<string, any>;
       if (eventType === "m.room.canonical_alias") await checkCanonicalAlias(req.hs, roomId, content);
       // Setting the same content again is a no-op that answers with the event already in place.
-      const current = await req.hs.store.getCurrentStateEvent(roomId, eventType, stateKey);
+      const current = await req.hs.store.events.getCurrentStateEvent(roomId, eventType, stateKey);
       if (current && current.sender === me && canonicalJson(current.pdu.content ?? {}) === canonicalJson(content)) {
-        if ((await req.hs.store.getMembership(roomId, me))?.membership === "join")
+        if ((await req.hs.store.events.getMembership(roomId, me))?.membership === "join")
           return json({ event_id: current.eventId });
       }
       const { eventId } = await req.hs.rooms.sendEvent({ roomId, sender: me, type: eventType, stateKey, content });

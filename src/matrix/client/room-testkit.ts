@@ -92,7 +92,7 @@ export async function startTestServer(
     call,
     async user(localpart, o = {}) {
       const userId = `@${localpart}:${config.serverName}`;
-      await hs.store.createUser({
+      await hs.store.accounts.createUser({
         userId,
         passwordHash: null,
         createdTs: Date.now(),

@@ -19,7 +19,7 @@ export const routes: Route[] = [
       if (userId !== req.requester!.userId)
         throw new AmiError("M_FORBIDDEN", "Cannot set the typing state of another user");
       const b = parseBody(body, req.body);
-      const m = await req.hs.store.getMembership(roomId, userId);
+      const m = await req.hs.store.events.getMembership(roomId, userId);
       if (m?.membership !== "join") throw new AmiError("M_FORBIDDEN", "You are not joined to this room");
       req.hs.typing.setTyping(roomId, userId, b.typing, b.timeout ?? MAX_TYPING_TIMEOUT_MS);
       return json({});

@@ -39,9 +39,9 @@ export class Auth implements AuthService {
     if (!requester || requester.until < now) {
       this.#cache.delete(hash);
       const { store } = this.#hs;
-      const tok = await store.getToken(hash);
+      const tok = await store.accounts.getToken(hash);
       if (!tok) return null;
-      const user = await store.getUser(tok.userId);
+      const user = await store.accounts.getUser(tok.userId);
       if (!user || user.deactivated) return null;
       if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
       requester = {
@@ -61,7 +61,7 @@ export class Auth implements AuthService {
     if (last !== undefined && now - last < LAST_SEEN_EVERY_MS) return;
     if (this.#lastSeen.size >= CACHE_MAX) this.#lastSeen.clear();
     this.#lastSeen.set(key, now);
-    this.#hs.store.updateDevice(r.userId, r.deviceId, { lastSeenTs: now, lastSeenIp: ip }).catch(() => {});
+    this.#hs.store.accounts.updateDevice(r.userId, r.deviceId, { lastSeenTs: now, lastSeenIp: ip }).catch(() => {});
   }
 
   async createSession(
@@ -71,13 +71,13 @@ export class Auth implements AuthService {
     const { store } = this.#hs;
     const now = Date.now();
     const deviceId = opts.deviceId ?? randomString(10).toUpperCase();
-    const existing = opts.deviceId ? await store.getDevice(userId, deviceId) : null;
+    const existing = opts.deviceId ? await store.accounts.getDevice(userId, deviceId) : null;
     if (existing) {
       // Spec (login): logging in to a known device ID invalidates the device's earlier access tokens.
-      await store.deleteDevice(userId, deviceId);
+      await store.accounts.deleteDevice(userId, deviceId);
       this.#revoke((r) => r.userId === userId && r.deviceId === deviceId);
     }
-    await store.upsertDevice({
+    await store.accounts.upsertDevice({
       userId,
       deviceId,
       displayName: opts.displayName ?? existing?.displayName ?? null,
@@ -86,7 +86,7 @@ export class Auth implements AuthService {
       lastSeenIp: opts.ip ?? existing?.lastSeenIp ?? null,
     });
     const accessToken = `ami_${randomBytes(32).toString("base64url")}`;
-    await store.createToken({ tokenHash: tokenHashOf(accessToken), userId, deviceId, createdTs: now });
+    await store.accounts.createToken({ tokenHash: tokenHashOf(accessToken), userId, deviceId, createdTs: now });
     return { accessToken, deviceId };
   }
 
@@ -101,13 +101,13 @@ export class Auth implements AuthService {
   /** POST /logout: the spec deletes the token's device too. */
   async logout(r: Requester): Promise<void> {
     await this.deleteDevices(r.userId, [r.deviceId]);
-    await this.#hs.store.deleteToken(r.tokenHash);
+    await this.#hs.store.accounts.deleteToken(r.tokenHash);
     this.#revoke((x) => x.tokenHash === r.tokenHash);
   }
 
   /** Delete devices (and so their tokens). */
   async deleteDevices(userId: string, deviceIds: string[]): Promise<void> {
-    for (const d of deviceIds) await this.#hs.store.deleteDevice(userId, d);
+    for (const d of deviceIds) await this.#hs.store.accounts.deleteDevice(userId, d);
     // Their keys and to-device inbox go too, and everyone sharing a room hears the device list changed.
     await devicesDeleted(this.#hs, userId, deviceIds);
     const set = new Set(deviceIds);
@@ -117,10 +117,12 @@ export class Auth implements AuthService {
   /** Delete every device of the user except `exceptDeviceId`, and every token of the others. */
   async logoutAll(userId: string, exceptDeviceId?: string): Promise<void> {
     const { store } = this.#hs;
-    const others = (await store.listDevices(userId)).map((d) => d.deviceId).filter((d) => d !== exceptDeviceId);
-    for (const d of others) await store.deleteDevice(userId, d);
+    const others = (await store.accounts.listDevices(userId))
+      .map((d) => d.deviceId)
+      .filter((d) => d !== exceptDeviceId);
+    for (const d of others) await store.accounts.deleteDevice(userId, d);
     await devicesDeleted(this.#hs, userId, others);
-    await store.deleteTokensForUser(userId, exceptDeviceId);
+    await store.accounts.deleteTokensForUser(userId, exceptDeviceId);
     this.#revoke((r) => r.userId === userId && r.deviceId !== exceptDeviceId);
   }
 

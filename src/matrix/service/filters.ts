@@ -64,11 +64,11 @@ export function validateFilter(body: unknown): Filter {
 
 export async function createFilter(hs: Homeserver, userId: string, body: unknown): Promise<string> {
   const f = validateFilter(body);
-  return hs.store.createFilter(userId, f);
+  return hs.store.accountData.createFilter(userId, f);
 }
 
 export async function getFilter(hs: Homeserver, userId: string, filterId: string): Promise<Filter> {
-  const f = /^\d{1,15}$/.test(filterId) ? await hs.store.getFilter(userId, filterId) : null;
+  const f = /^\d{1,15}$/.test(filterId) ? await hs.store.accountData.getFilter(userId, filterId) : null;
   if (!f) throw new AmiError("M_NOT_FOUND", "No such filter");
   return f as Filter;
 }
@@ -87,7 +87,7 @@ export async function resolveSyncFilter(hs: Homeserver, userId: string, param: s
       throw new AmiError("M_BAD_JSON", "'filter' must be a JSON object");
     return validateFilter(v);
   }
-  const f = /^\d{1,15}$/.test(param) ? await hs.store.getFilter(userId, param) : null;
+  const f = /^\d{1,15}$/.test(param) ? await hs.store.accountData.getFilter(userId, param) : null;
   if (!f) throw new AmiError("M_INVALID_PARAM", `Unknown filter '${param.slice(0, 64)}'`);
   return f as Filter;
 }

@@ -25,9 +25,11 @@ export async function devicesDeleted(hs: Homeserver, userId: string, deviceIds: 
 
 /** Users joined to at least one room the user is joined to (the user included). */
 export async function sharedUsers(hs: Homeserver, userId: string): Promise<Set<string>> {
-  const joined = (await hs.store.getRoomsForUser(userId)).filter((m) => m.membership === "join").map((m) => m.roomId);
+  const joined = (await hs.store.events.getRoomsForUser(userId))
+    .filter((m) => m.membership === "join")
+    .map((m) => m.roomId);
   const out = new Set<string>([userId]);
-  for (const rows of (await hs.store.getMembersOfRooms(joined)).values())
+  for (const rows of (await hs.store.events.getMembersOfRooms(joined)).values())
     for (const r of rows) if (r.membership === "join") out.add(r.userId);
   return out;
 }
@@ -47,11 +49,11 @@ export async function deviceListsBetween(
   const sharing = shared ?? (await sharedUsers(hs, userId));
   const joinedNow = new Set<string>();
   const leftNow = new Set<string>();
-  const rooms = (await store.getRoomsForUser(userId)).map((m) => m.roomId);
-  const maxStreams = await store.getRoomMaxStreams(rooms);
+  const rooms = (await store.events.getRoomsForUser(userId)).map((m) => m.roomId);
+  const maxStreams = await store.events.getRoomMaxStreams(rooms);
   for (const roomId of rooms) {
     if ((maxStreams.get(roomId) ?? 0) <= since) continue;
-    const events = await store.getRoomEvents({
+    const events = await store.events.getRoomEvents({
       roomId,
       dir: "f",
       from: since,
@@ -66,7 +68,7 @@ export async function deviceListsBetween(
       const into = membership === "join" ? joinedNow : membership === "leave" || membership === "ban" ? leftNow : null;
       if (!into) continue;
       if (target) into.add(target);
-      else for (const m of await store.getMembers(roomId, "join")) into.add(m.userId);
+      else for (const m of await store.events.getMembers(roomId, "join")) into.add(m.userId);
     }
   }
   const changed = new Set<string>();
@@ -108,7 +110,7 @@ export async function queryKeys(
   ]);
   const names = new Map<string, string | null>();
   for (const u of new Set(devices.map((d) => d.userId)))
-    for (const d of await hs.store.listDevices(u)) names.set(`${u}\0${d.deviceId}`, d.displayName);
+    for (const d of await hs.store.accounts.listDevices(u)) names.set(`${u}\0${d.deviceId}`, d.displayName);
   const sigsOf = (userId: string, keyId: string) =>
     sigs.filter((s) => s.targetUserId === userId && s.targetKeyId === keyId);
 

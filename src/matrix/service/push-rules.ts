@@ -140,7 +140,7 @@ export function mergeRuleset(userId: string, stored: Record<string, any> | null 
 }
 
 export async function getRuleset(hs: Homeserver, userId: string): Promise<Ruleset> {
-  const row = await hs.store.getAccountData(userId, null, PUSH_RULES_TYPE);
+  const row = await hs.store.accountData.getAccountData(userId, null, PUSH_RULES_TYPE);
   return mergeRuleset(userId, row?.content);
 }
 
@@ -151,10 +151,10 @@ export const pushRulesContent = (rules: Ruleset) => ({ global: rules });
 export async function updateRuleset(hs: Homeserver, userId: string, change: (rules: Ruleset) => void): Promise<void> {
   await hs.stream.write(
     async (stream) => {
-      const row = await hs.store.getAccountData(userId, null, PUSH_RULES_TYPE);
+      const row = await hs.store.accountData.getAccountData(userId, null, PUSH_RULES_TYPE);
       const rules = mergeRuleset(userId, row?.content);
       change(rules);
-      await hs.store.setAccountData({
+      await hs.store.accountData.setAccountData({
         userId,
         roomId: null,
         type: PUSH_RULES_TYPE,

@@ -49,7 +49,7 @@ export function loginUserId(hs: Homeserver, user: string): string | null {
 }
 
 export async function usernameAvailable(hs: Homeserver, localpart: string): Promise<boolean> {
-  return (await hs.store.getUser(userIdOf(hs, localpart))) === null;
+  return (await hs.store.accounts.getUser(userIdOf(hs, localpart))) === null;
 }
 
 /** Create an account. M_USER_IN_USE if it exists. */
@@ -61,7 +61,7 @@ export async function createAccount(
     throw new AmiError("M_INVALID_PARAM", `Password too long (max ${MAX_PASSWORD_LENGTH})`);
   }
   const userId = userIdOf(hs, p.localpart);
-  await hs.store.createUser({
+  await hs.store.accounts.createUser({
     userId,
     passwordHash: p.password === null ? null : await hs.auth.hashPassword(p.password),
     createdTs: Date.now(),
@@ -88,11 +88,11 @@ export async function generateLocalpart(hs: Homeserver): Promise<string> {
  * room whose rules refuse the leave must not keep the account alive.
  */
 export async function deactivateAccount(hs: Homeserver, userId: string): Promise<void> {
-  await hs.store.updateUser(userId, { deactivated: true, passwordHash: null });
+  await hs.store.accounts.updateUser(userId, { deactivated: true, passwordHash: null });
   const auth = authOf(hs);
   auth.forgetUser(userId);
   await auth.logoutAll(userId);
-  for (const m of await hs.store.getRoomsForUser(userId)) {
+  for (const m of await hs.store.events.getRoomsForUser(userId)) {
     if (m.membership !== "join" && m.membership !== "invite" && m.membership !== "knock") continue;
     try {
       await hs.rooms.setMembership({ roomId: m.roomId, sender: userId, target: userId, membership: "leave" });

@@ -54,7 +54,7 @@ export async function localMemberContent(
   if (current === "ban") return out; // the auth rules refuse it with the reason
   let allowed = false;
   for (const roomId of allowedRooms(joinRules)) {
-    if ((await hs.store.getMembership(roomId, userId))?.membership === "join") {
+    if ((await hs.store.events.getMembership(roomId, userId))?.membership === "join") {
       allowed = true;
       break;
     }

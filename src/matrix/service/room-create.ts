@@ -72,7 +72,7 @@ export async function createRoom(
   for (const u of invites) {
     const id = parseUserId(u);
     if (!id) throw new AmiError("M_INVALID_PARAM", `Invalid user ID in 'invite': '${u}'`);
-    if (id.server === hs.serverName && !(await hs.store.getUser(u)))
+    if (id.server === hs.serverName && !(await hs.store.accounts.getUser(u)))
       throw new AmiError("M_NOT_FOUND", `Unknown user ${u}`);
   }
   if (body.invite_3pid?.length) throw new AmiError("M_UNRECOGNIZED", "Third-party invites are not supported");
@@ -85,7 +85,8 @@ export async function createRoom(
     if (!body.room_alias_name || /[:\s#]/.test(body.room_alias_name) || !isValidRoomAlias(alias)) {
       throw new AmiError("M_INVALID_PARAM", `Invalid room alias name '${body.room_alias_name}'`);
     }
-    if (await hs.store.getAlias(alias)) throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
+    if (await hs.store.rooms.getAlias(alias))
+      throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
   }
 
   const creation: Record<string, any> = { ...(body.creation_content ?? {}), room_version: version };
@@ -94,8 +95,8 @@ export async function createRoom(
   else delete creation.creator;
 
   const isPublic = body.visibility === "public";
-  await hs.store.createRoom({ roomId, version, creator, createdTs: Date.now(), isPublic });
-  if (alias && !(await hs.store.createAlias(alias, roomId, creator))) {
+  await hs.store.rooms.createRoom({ roomId, version, creator, createdTs: Date.now(), isPublic });
+  if (alias && !(await hs.store.rooms.createAlias(alias, roomId, creator))) {
     throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
   }
 

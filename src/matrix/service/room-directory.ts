@@ -28,7 +28,7 @@ function plainTopic(c: Record<string, any> | undefined): string | undefined {
 }
 
 export async function roomSummary(hs: Homeserver, roomId: string): Promise<Record<string, any>> {
-  const state = await hs.store.getCurrentState(roomId);
+  const state = await hs.store.events.getCurrentState(roomId);
   const get = (type: string) => state.find((e) => e.type === type && e.stateKey === "")?.pdu.content;
   const chunk: Record<string, any> = {
     room_id: roomId,
@@ -57,7 +57,7 @@ export async function publicRooms(hs: Homeserver, q: PublicRoomsQuery): Promise<
     if (!m) throw new AmiError("M_INVALID_PARAM", "'since' is not a valid pagination token");
     offset = Number(m[1]);
   }
-  let rooms = await Promise.all((await hs.store.listPublicRoomIds()).map((id) => roomSummary(hs, id)));
+  let rooms = await Promise.all((await hs.store.rooms.listPublicRoomIds()).map((id) => roomSummary(hs, id)));
   const total = rooms.length;
   const term = q.term?.trim().toLowerCase();
   if (term) {

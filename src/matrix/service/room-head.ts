@@ -35,9 +35,12 @@ export function authEventOf(e: StoredEvent): AuthEvent {
 
 /** Read a room's head from the store; null when the room is unknown. */
 export async function loadHead(store: Store, roomId: string): Promise<RoomHead | null> {
-  const room = await store.getRoom(roomId);
+  const room = await store.rooms.getRoom(roomId);
   if (!room) return null;
-  const [latest, state] = await Promise.all([store.getLatestEvent(roomId), store.getCurrentState(roomId)]);
+  const [latest, state] = await Promise.all([
+    store.events.getLatestEvent(roomId),
+    store.events.getCurrentState(roomId),
+  ]);
   const auth = new Map<StateKey, AuthEvent>();
   for (const e of state)
     if (e.stateKey !== null && AUTH_TYPES.has(e.type)) auth.set(stateKey(e.type, e.stateKey), authEventOf(e));

@@ -82,7 +82,7 @@ export class Rooms implements RoomService {
   async roomVersion(roomId: string): Promise<string> {
     const cached = this.#heads.get(roomId);
     if (cached) return cached.version;
-    const room = isValidRoomId(roomId) ? await this.#hs.store.getRoom(roomId) : null;
+    const room = isValidRoomId(roomId) ? await this.#hs.store.rooms.getRoom(roomId) : null;
     if (!room) throw new AmiError("M_NOT_FOUND", `Unknown room ${roomId}`);
     return room.version;
   }
@@ -102,8 +102,9 @@ export class Rooms implements RoomService {
     const { store } = hs;
     if (input.txn) {
       const { deviceId, scope, txnId } = input.txn;
-      const existing = await store.getTxnEvent(input.sender, deviceId, scope, txnId);
-      if (existing) return { eventId: existing, stream: (await store.getEvent(existing))?.stream ?? hs.stream.current };
+      const existing = await store.events.getTxnEvent(input.sender, deviceId, scope, txnId);
+      if (existing)
+        return { eventId: existing, stream: (await store.events.getEvent(existing))?.stream ?? hs.stream.current };
     }
     const head = await this.#head(input.roomId);
     const rules = roomVersionRules(head.version);
@@ -195,7 +196,7 @@ export class Rooms implements RoomService {
 
   /** Client-server redaction rule: the target is in this room, and the sender sent it or has the redact level. */
   async #checkRedaction(head: RoomHead, roomId: string, sender: string, target: string): Promise<void> {
-    const original = await this.#hs.store.getEvent(target);
+    const original = await this.#hs.store.events.getEvent(target);
     if (!original || original.roomId !== roomId) throw new AmiError("M_NOT_FOUND", "Event not found in this room");
     const pl = head.auth.get(stateKey("m.room.power_levels", ""))?.content;
     const create = head.auth.get(stateKey("m.room.create", ""));
@@ -236,7 +237,7 @@ export class Rooms implements RoomService {
     if (p.reason !== undefined) content.reason = p.reason;
     if (p.membership === "join" || p.membership === "invite" || p.membership === "knock") {
       const isLocal = parseUserId(p.target)?.server === this.#hs.serverName;
-      const user = isLocal ? await store.getUser(p.target) : null;
+      const user = isLocal ? await store.accounts.getUser(p.target) : null;
       if (isLocal && (!user || user.deactivated)) throw new AmiError("M_NOT_FOUND", `Unknown user ${p.target}`);
       if (user?.displayname) content.displayname = user.displayname;
       if (user?.avatarUrl) content.avatar_url = user.avatarUrl;

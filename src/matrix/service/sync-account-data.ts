@@ -21,7 +21,7 @@ export async function putAccountData(
   type: string,
   content: Record<string, any>,
 ): Promise<void> {
-  await hs.stream.write((stream) => hs.store.setAccountData({ userId, roomId, type, content, stream }), {
+  await hs.stream.write((stream) => hs.store.accountData.setAccountData({ userId, roomId, type, content, stream }), {
     kind: "users",
     userIds: [userId],
   });
@@ -34,7 +34,7 @@ export async function getAccountDataContent(
   type: string,
 ): Promise<Record<string, any>> {
   if (roomId === null && type === PUSH_RULES_TYPE) return pushRulesContent(await getRuleset(hs, userId));
-  const row = type.startsWith("ami.") ? null : await hs.store.getAccountData(userId, roomId, type);
+  const row = type.startsWith("ami.") ? null : await hs.store.accountData.getAccountData(userId, roomId, type);
   if (!row) throw new AmiError("M_NOT_FOUND", "Account data not found");
   return row.content;
 }
@@ -42,7 +42,7 @@ export async function getAccountDataContent(
 export const TAG_TYPE = "m.tag";
 
 export async function getTags(hs: Homeserver, userId: string, roomId: string): Promise<Record<string, any>> {
-  const row = await hs.store.getAccountData(userId, roomId, TAG_TYPE);
+  const row = await hs.store.accountData.getAccountData(userId, roomId, TAG_TYPE);
   const tags = row?.content.tags;
   return tags && typeof tags === "object" && !Array.isArray(tags) ? tags : {};
 }
@@ -62,7 +62,7 @@ export async function changeTag(
         if (!(tag in tags)) return;
         delete tags[tag];
       } else tags[tag] = content;
-      await hs.store.setAccountData({ userId, roomId, type: TAG_TYPE, content: { tags }, stream });
+      await hs.store.accountData.setAccountData({ userId, roomId, type: TAG_TYPE, content: { tags }, stream });
     },
     { kind: "users", userIds: [userId] },
   );

@@ -76,7 +76,7 @@ export function newSyncCtx(hs: Homeserver, requester: Requester, p: Snapshot): S
 
 /** The user's push rules and the stream of their last change (cached counts are only valid for one version). */
 export function pushRulesWithStamp(ctx: SyncCtx): Promise<{ rules: Ruleset; stamp: number }> {
-  ctx.rules ??= ctx.hs.store
+  ctx.rules ??= ctx.hs.store.accountData
     .getAccountData(ctx.userId, null, PUSH_RULES_TYPE)
     .then((row) => ({ rules: mergeRuleset(ctx.userId, row?.content), stamp: row?.stream ?? 0 }));
   return ctx.rules;
@@ -87,7 +87,7 @@ export async function pushRules(ctx: SyncCtx): Promise<Ruleset> {
 }
 
 export function ownDisplayname(ctx: SyncCtx): Promise<string | null> {
-  ctx.displayname ??= ctx.hs.store.getUser(ctx.userId).then((u) => u?.displayname ?? null);
+  ctx.displayname ??= ctx.hs.store.accounts.getUser(ctx.userId).then((u) => u?.displayname ?? null);
   return ctx.displayname;
 }
 
@@ -126,7 +126,7 @@ export async function prefetchMembers(
     else misses.push(roomId);
   }
   if (misses.length === 0) return;
-  const loaded = await ctx.hs.store.getMembersOfRooms(misses);
+  const loaded = await ctx.hs.store.events.getMembersOfRooms(misses);
   for (const [roomId, rows] of loaded) {
     if (ctx.members.has(roomId)) continue;
     const maxStream = maxStreams.get(roomId);
@@ -151,7 +151,7 @@ export async function roomMembers(
   let rows: MembershipRow[];
   if (hit && maxStream !== undefined && hit.maxStream === maxStream) rows = hit.rows;
   else {
-    rows = await ctx.hs.store.getMembers(roomId);
+    rows = await ctx.hs.store.events.getMembers(roomId);
     if (maxStream !== undefined) {
       if (cache.size > 20_000) cache.clear();
       cache.set(roomId, { maxStream, rows });
@@ -227,11 +227,11 @@ export async function loadMembers(
  */
 export async function memberStatesAt(ctx: SyncCtx, points: RoomAt[]): Promise<StoredEvent[][]> {
   const shared = ctx.shared;
-  if (!shared) return ctx.hs.store.getStatesAt(points, ["m.room.member"]);
+  if (!shared) return ctx.hs.store.events.getStatesAt(points, ["m.room.member"]);
   const key = (p: RoomAt) => `${p.roomId}|${p.stream}`;
   const misses = [...new Map(points.filter((p) => !shared.has(key(p))).map((p) => [key(p), p])).values()];
   if (misses.length) {
-    const loading = ctx.hs.store.getStatesAt(misses, ["m.room.member"]);
+    const loading = ctx.hs.store.events.getStatesAt(misses, ["m.room.member"]);
     misses.forEach((p, i) => {
       shared.set(
         key(p),

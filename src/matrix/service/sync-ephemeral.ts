@@ -7,7 +7,7 @@ import type { SyncCtx } from "./sync-context.ts";
 export async function receiptsByRoom(ctx: SyncCtx, roomIds: string[]): Promise<Map<string, ReceiptRow[]>> {
   const out = new Map<string, ReceiptRow[]>();
   if (roomIds.length === 0) return out;
-  const rows = await ctx.hs.store.getReceiptsSince(roomIds, ctx.since?.stream ?? 0);
+  const rows = await ctx.hs.store.ephemeral.getReceiptsSince(roomIds, ctx.since?.stream ?? 0);
   for (const r of rows) {
     if (r.stream > ctx.upto) continue;
     // Private receipts are only ever shown to their owner (spec: m.read.private).

@@ -30,7 +30,7 @@ const stripped = (e: StoredEvent) => ({
 export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promise<Record<string, any>[][]> {
   if (rows.length === 0) return [];
   const { store } = ctx.hs;
-  const byId = new Map((await store.getEvents(rows.map((m) => m.eventId))).map((e) => [e.eventId, e]));
+  const byId = new Map((await store.events.getEvents(rows.map((m) => m.eventId))).map((e) => [e.eventId, e]));
   const members = rows.map((m) => byId.get(m.eventId) ?? null);
   const given = members.map((e) => e?.pdu.unsigned?.invite_room_state);
   const own = rows.flatMap((m, i) =>
@@ -42,8 +42,8 @@ export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promi
     return member && member.sender !== ctx.userId ? [{ i, roomId, stream: member.stream }] : [];
   });
   const [states, inviterStates] = await Promise.all([
-    store.getStatesAt(own, STRIPPED_TYPES),
-    store.getStatesAt(inviters, ["m.room.member"]),
+    store.events.getStatesAt(own, STRIPPED_TYPES),
+    store.events.getStatesAt(inviters, ["m.room.member"]),
   ]);
   const out: Record<string, any>[][] = rows.map(() => []);
   rows.forEach((_, i) => {
@@ -73,7 +73,7 @@ export interface AccountDataSplit {
 
 /** Account data changed since the token (all of it on an initial sync), split into global and per room. */
 export async function accountData(ctx: SyncCtx): Promise<AccountDataSplit> {
-  const rows = (await ctx.hs.store.getAccountDataSince(ctx.userId, ctx.since?.stream ?? 0)).filter(
+  const rows = (await ctx.hs.store.accountData.getAccountDataSince(ctx.userId, ctx.since?.stream ?? 0)).filter(
     (r) => r.stream <= ctx.upto && !isInternal(r.type),
   );
   rows.sort((a, b) => a.stream - b.stream);
@@ -123,7 +123,7 @@ export async function presenceEvents(ctx: SyncCtx, userIds: Set<string>): Promis
   if (!ctx.hs.config.presence.enabled || userIds.size === 0) return [];
   const f = ctx.filter.presence;
   if (f && !eventAllowed(f, "m.presence", undefined) && f.types) return [];
-  const rows = await ctx.hs.store.getPresenceSince([...userIds], ctx.since?.stream ?? 0);
+  const rows = await ctx.hs.store.ephemeral.getPresenceSince([...userIds], ctx.since?.stream ?? 0);
   const out: Record<string, any>[] = [];
   for (const p of rows.sort((a, b) => a.stream - b.stream)) {
     if (p.stream > ctx.upto || !eventAllowed(f, "m.presence", p.userId)) continue;

@@ -62,7 +62,10 @@ export async function roomSlice(
   const tf = filter.room?.timeline;
   const timelineLimit = Math.min(tf?.limit ?? DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
   if (tf && (tf.types || tf.not_types || tf.senders || tf.not_senders || tf.contains_url !== undefined)) return null;
-  const [fetched] = await hs.store.getLatestEventsPerRoom([{ roomId, before: upto + 1, after }], timelineLimit + 1);
+  const [fetched] = await hs.store.events.getLatestEventsPerRoom(
+    [{ roomId, before: upto + 1, after }],
+    timelineLimit + 1,
+  );
   if (fetched.length > timelineLimit || fetched.some((e) => !isPlainEvent(e))) return null;
   const events = fetched.reverse();
   const fields = filter.event_fields;

@@ -14,8 +14,8 @@ export async function setPresence(
 ): Promise<void> {
   await hs.stream.write(
     async (stream) => {
-      const cur = await hs.store.getPresence(userId);
-      await hs.store.setPresence({
+      const cur = await hs.store.ephemeral.getPresence(userId);
+      await hs.store.ephemeral.setPresence({
         userId,
         presence,
         statusMsg: statusMsg === undefined ? (cur?.statusMsg ?? null) : statusMsg,
@@ -34,14 +34,14 @@ export async function setPresence(
 export async function touchPresence(hs: Homeserver, userId: string, setPresenceParam: string | null): Promise<void> {
   if (!hs.config.presence.enabled || setPresenceParam === "offline") return;
   const want: PresenceState = setPresenceParam === "unavailable" ? "unavailable" : "online";
-  const cur = await hs.store.getPresence(userId);
+  const cur = await hs.store.ephemeral.getPresence(userId);
   if (cur && cur.presence === want && (want !== "online" || Date.now() - cur.lastActiveTs < ACTIVE_WINDOW_MS / 2))
     return;
   await setPresence(hs, userId, want);
 }
 
 export async function getPresence(hs: Homeserver, userId: string): Promise<Record<string, any>> {
-  const p = hs.config.presence.enabled ? await hs.store.getPresence(userId) : null;
+  const p = hs.config.presence.enabled ? await hs.store.ephemeral.getPresence(userId) : null;
   if (!p) return { presence: "offline" };
   const ago = Math.max(0, Date.now() - p.lastActiveTs);
   const out: Record<string, any> = {

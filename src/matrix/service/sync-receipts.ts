@@ -7,9 +7,9 @@ export const FULLY_READ = "m.fully_read";
 
 /** Receipts and markers need the user in the room and the event in that room. Returns the event's stream. */
 async function checkTarget(hs: Homeserver, roomId: string, userId: string, eventId: string): Promise<number> {
-  const m = await hs.store.getMembership(roomId, userId);
+  const m = await hs.store.events.getMembership(roomId, userId);
   if (m?.membership !== "join") throw new AmiError("M_FORBIDDEN", "You are not joined to this room");
-  const ev = await hs.store.getEvent(eventId);
+  const ev = await hs.store.events.getEvent(eventId);
   if (!ev || ev.roomId !== roomId) throw new AmiError("M_NOT_FOUND", "Unknown event in this room");
   return ev.stream;
 }
@@ -22,13 +22,13 @@ export async function setReceipt(
   const target = await checkTarget(hs, p.roomId, p.userId, p.eventId);
   await hs.stream.write(
     async (stream) => {
-      const cur = await hs.store.getReceipt(p.roomId, p.userId, p.type, p.threadId);
+      const cur = await hs.store.ephemeral.getReceipt(p.roomId, p.userId, p.type, p.threadId);
       if (cur) {
         if (cur.eventId === p.eventId) return;
-        const prev = await hs.store.getEvent(cur.eventId);
+        const prev = await hs.store.events.getEvent(cur.eventId);
         if (prev && prev.stream > target) return;
       }
-      await hs.store.setReceipt({ ...p, ts: Date.now(), stream });
+      await hs.store.ephemeral.setReceipt({ ...p, ts: Date.now(), stream });
     },
     { kind: "receipt", roomId: p.roomId, userId: p.userId, private: p.type === "m.read.private" },
   );
@@ -38,7 +38,8 @@ export async function setReceipt(
 export async function setFullyRead(hs: Homeserver, roomId: string, userId: string, eventId: string): Promise<void> {
   await checkTarget(hs, roomId, userId, eventId);
   await hs.stream.write(
-    (stream) => hs.store.setAccountData({ userId, roomId, type: FULLY_READ, content: { event_id: eventId }, stream }),
+    (stream) =>
+      hs.store.accountData.setAccountData({ userId, roomId, type: FULLY_READ, content: { event_id: eventId }, stream }),
     { kind: "users", userIds: [userId] },
   );
 }

@@ -102,7 +102,7 @@ export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<R
       return { start: at(d.w.roomId, d.start), since: at(d.w.roomId, d.w.after ?? 0), end };
     return null;
   });
-  const states = await store.getStatesAt(points);
+  const states = await store.events.getStatesAt(points);
   const sf = ctx.filter.room?.state;
   drafts.forEach((d, i) => {
     const p = wanted[i];

@@ -84,7 +84,7 @@ export async function unreadCountsMany(asks: UnreadAsk[]): Promise<Map<string, C
   const roomIds = [...new Set(live.flatMap((a) => a.rooms.map((r) => r.roomId)))];
   /** Receipt event IDs by user and room. */
   const receiptIds = new Map<string, string[]>();
-  for (const r of await store.getReceiptsOfUsers(userIds, roomIds)) {
+  for (const r of await store.ephemeral.getReceiptsOfUsers(userIds, roomIds)) {
     if ((r.type !== "m.read" && r.type !== "m.read.private") || (r.threadId !== null && r.threadId !== "main"))
       continue;
     const key = `${r.userId}|${r.roomId}`;
@@ -93,7 +93,7 @@ export async function unreadCountsMany(asks: UnreadAsk[]): Promise<Map<string, C
     else receiptIds.set(key, [r.eventId]);
   }
   const allIds = [...new Set([...receiptIds.values()].flat())];
-  const read = new Map((allIds.length ? await store.getEvents(allIds) : []).map((e) => [e.eventId, e]));
+  const read = new Map((allIds.length ? await store.events.getEvents(allIds) : []).map((e) => [e.eventId, e]));
 
   // Where anything is unread, the counts depend on the push rules and display name: read them for all at once.
   const after = new Map<UnreadRoom, { after: number; upto: number }>();
@@ -173,8 +173,8 @@ async function prefetchRulesAndNames(ctxs: SyncCtx[]): Promise<void> {
   if (ctxs.length <= 1) return; // one sync: its memo reads them as usual
   const { store } = ctxs[0].hs;
   const [rules, users] = await Promise.all([
-    store.getAccountDataOfUsers([...new Set(wantRules.map((c) => c.userId))], null, PUSH_RULES_TYPE),
-    store.getUsers([...new Set(wantNames.map((c) => c.userId))]),
+    store.accountData.getAccountDataOfUsers([...new Set(wantRules.map((c) => c.userId))], null, PUSH_RULES_TYPE),
+    store.accounts.getUsers([...new Set(wantNames.map((c) => c.userId))]),
   ]);
   const ruleRows = new Map(rules.map((r) => [r.userId, r]));
   const names = new Map(users.map((u) => [u.userId, u.displayname ?? null]));
@@ -214,7 +214,7 @@ async function latestUnread(ranges: Range[]): Promise<StoredEvent[][]> {
   const shared = [...groups.values()].filter((g) => g.length > 1);
   const own = new Set([...groups.values()].filter((g) => g.length === 1).flat());
   const limit = EVALUATE_MAX + SHARED_EXTRA;
-  const read = await store.getLatestEventsPerRoom(
+  const read = await store.events.getLatestEventsPerRoom(
     shared.map((g) => ({ roomId: ranges[g[0]].room.roomId, before: ranges[g[0]].hi + 1, after: ranges[g[0]].lo })),
     limit,
     { types: NOTIFYING_TYPES },
@@ -236,7 +236,7 @@ async function latestUnread(ranges: Range[]): Promise<StoredEvent[][]> {
   }
   await Promise.all(
     [...byUser].map(async ([userId, idx]) => {
-      const evss = await store.getLatestEventsPerRoom(
+      const evss = await store.events.getLatestEventsPerRoom(
         idx.map((i) => ({ roomId: ranges[i].room.roomId, before: ranges[i].hi + 1, after: ranges[i].lo })),
         EVALUATE_MAX,
         { types: NOTIFYING_TYPES, notSenders: [userId] },
@@ -299,7 +299,7 @@ async function countRanges(ranges: Range[]): Promise<Counts[]> {
     }
   }
   for (const [ctx, list] of rest) {
-    const n = await ctx.hs.store.countEventsPerRoom(list, ctx.userId, NOTIFYING_TYPES);
+    const n = await ctx.hs.store.events.countEventsPerRoom(list, ctx.userId, NOTIFYING_TYPES);
     list.forEach((x, j) => {
       out[x.i].notification_count += n[j];
     });
@@ -326,17 +326,17 @@ function mentionsRoom(ev: Record<string, any>): boolean {
 
 /** Which senders may notify the whole room: power level >= notifications.room (default 50). */
 async function roomNotifiers(ctx: SyncCtx, roomId: string): Promise<Map<string, boolean>> {
-  const pl = await ctx.hs.store.getCurrentStateEvent(roomId, "m.room.power_levels", "");
+  const pl = await ctx.hs.store.events.getCurrentStateEvent(roomId, "m.room.power_levels", "");
   const content = pl?.pdu.content ?? {};
   const need = Number(content.notifications?.room ?? 50);
   const users: Record<string, unknown> = content.users ?? {};
   const def = Number(content.users_default ?? 0);
   const out = new Map<string, boolean>();
-  const members = ctx.members.get(roomId) ?? (await ctx.hs.store.getMembers(roomId, "join"));
+  const members = ctx.members.get(roomId) ?? (await ctx.hs.store.events.getMembers(roomId, "join"));
   for (const m of members) out.set(m.userId, Number(users[m.userId] ?? def) >= need);
   // Without power levels, the room creator has 100 (spec: authorization rules).
   if (!pl) {
-    const create = await ctx.hs.store.getCurrentStateEvent(roomId, "m.room.create", "");
+    const create = await ctx.hs.store.events.getCurrentStateEvent(roomId, "m.room.create", "");
     if (create) out.set(create.sender, true);
   }
   return out;

@@ -81,7 +81,7 @@ export async function computeSync(
   const { store } = hs;
   const roomFilter = ctx.filter.room;
   const sinceStream = ctx.since?.stream ?? 0;
-  const memberships = (await membershipsAt(ctx, await store.getRoomsForUser(ctx.userId))).filter((m) =>
+  const memberships = (await membershipsAt(ctx, await store.events.getRoomsForUser(ctx.userId))).filter((m) =>
     roomAllowed(roomFilter, m.roomId),
   );
 
@@ -93,7 +93,7 @@ export async function computeSync(
       (ctx.since ? m.stream > sinceStream : roomFilter?.include_leave === true || ctx.fullState),
   );
   const [maxStreams, ad, receipts, before] = await Promise.all([
-    store.getRoomMaxStreams([...joinedIds, ...leftRows.map((m) => m.roomId)]),
+    store.events.getRoomMaxStreams([...joinedIds, ...leftRows.map((m) => m.roomId)]),
     accountData(ctx),
     receiptsByRoom(ctx, joinedIds),
     // Was the user already joined at `since`? Only asked for rooms whose membership changed after it.
@@ -253,7 +253,7 @@ export async function computeSync(
 /** The user's membership rows as of `upto`: rows written after the snapshot are looked up in the state at upto. */
 async function membershipsAt(ctx: SyncCtx, rows: MembershipRow[]): Promise<MembershipRow[]> {
   const later = rows.filter((m) => m.stream > ctx.upto);
-  const states = await ctx.hs.store.getStatesAt(
+  const states = await ctx.hs.store.events.getStatesAt(
     later.map((m) => ({ roomId: m.roomId, stream: ctx.upto })),
     ["m.room.member"],
   );
@@ -278,7 +278,7 @@ async function membershipsAtStreams(
   points: RoomAt[],
 ): Promise<{ roomId: string; membership: string | null }[]> {
   const asked = points.filter((p) => p.stream > 0);
-  const states = await ctx.hs.store.getStatesAt(asked, ["m.room.member"]);
+  const states = await ctx.hs.store.events.getStatesAt(asked, ["m.room.member"]);
   const found = new Map(
     asked.map((p, i) => {
       const m = states[i].find((e) => e.stateKey === ctx.userId)?.pdu.content?.membership;

@@ -116,13 +116,13 @@ async function runStage(
         throw new AmiError("M_BAD_JSON", "'auth.identifier.user' must be a string");
       const claimed = who === undefined ? userId : loginUserId(hs, who);
       if (!userId || claimed !== userId) return "Password stage must authenticate the requesting user";
-      const user = await hs.store.getUser(userId);
+      const user = await hs.store.accounts.getUser(userId);
       if (!user?.passwordHash || user.deactivated) return "Invalid password";
       return (await hs.auth.verifyPassword(auth.password, user.passwordHash)) ? null : "Invalid password";
     }
     case "m.login.registration_token": {
       if (typeof auth.token !== "string") throw new AmiError("M_BAD_JSON", "'auth.token' must be a string");
-      if (!registrationTokenUsable(await hs.store.getRegistrationToken(auth.token)))
+      if (!registrationTokenUsable(await hs.store.accounts.getRegistrationToken(auth.token)))
         return "Invalid registration token";
       s.registrationToken = auth.token;
       return null;

@@ -74,10 +74,10 @@ test("visibleRoomEvents and latestVisibleEvents read exactly the visible events,
   const store = await openStore(`sqlite:${join(dir, "v.db")}`, dir);
   try {
     const R = "!r:hs";
-    await store.createRoom(room(R));
-    await store.persistEvents(Array.from({ length: 30 }, (_, i) => event(i + 1, R, "m.room.message")));
+    await store.rooms.createRoom(room(R));
+    await store.events.persistEvents(Array.from({ length: 30 }, (_, i) => event(i + 1, R, "m.room.message")));
     const hs = { store } as unknown as Homeserver;
-    const all = (await store.getRoomEvents({ roomId: R, dir: "f", from: 0, limit: 100 })).map((e) => e.stream);
+    const all = (await store.events.getRoomEvents({ roomId: R, dir: "f", from: 0, limit: 100 })).map((e) => e.stream);
     for (const ranges of [
       [
         { lo: 2, hi: 4 },

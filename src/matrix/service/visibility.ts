@@ -14,7 +14,7 @@
  * client's room list.
  *
  * Both inputs change only at state events, so the visible stream positions are a short list of ranges, computed
- * once per room and request from two state histories (store.getStateHistories: the room's visibility changes and
+ * once per room and request from two state histories (store.events.getStateHistories: the room's visibility changes and
  * the user's membership events). Reads then ask the store for the events inside those ranges, not event by event.
  */
 import { AmiError } from "../../core/errors.ts";
@@ -127,7 +127,7 @@ export async function roomVisibilities(
   roomIds: string[],
   upto = MAX_STREAM,
 ): Promise<Map<string, RoomVisibility>> {
-  const histories = await hs.store.getStateHistories(
+  const histories = await hs.store.events.getStateHistories(
     roomIds.flatMap((roomId) => [
       { roomId, type: HV_TYPE, stateKey: "" },
       { roomId, type: "m.room.member", stateKey: userId },
@@ -157,7 +157,7 @@ export async function roomVisibilities(
  */
 export async function readableRoom(hs: Homeserver, roomId: string, userId: string): Promise<RoomVisibility> {
   requireRoomId(roomId);
-  const [room, vis] = await Promise.all([hs.store.getRoom(roomId), roomVisibilities(hs, userId, [roomId])]);
+  const [room, vis] = await Promise.all([hs.store.rooms.getRoom(roomId), roomVisibilities(hs, userId, [roomId])]);
   if (!room) throw new AmiError("M_NOT_FOUND", `Unknown room ${roomId}`);
   const v = vis.get(roomId)!;
   if (v.membership === "join" || v.current === "world_readable") return v;
@@ -204,7 +204,7 @@ export async function visibleRoomEvents(
       to = q.to === undefined ? above : above === undefined ? q.to : Math.min(q.to, above);
       if (to !== undefined && from + 1 >= to) continue;
     }
-    out.push(...(await hs.store.getRoomEvents({ ...q, from, to, limit: want })));
+    out.push(...(await hs.store.events.getRoomEvents({ ...q, from, to, limit: want })));
   }
   return out;
 }
@@ -213,10 +213,10 @@ export async function visibleRoomEvents(
 export async function readableState(hs: Homeserver, v: RoomVisibility, types?: string[]): Promise<StoredEvent[]> {
   const at = stateBound(v);
   if (at === MAX_STREAM) {
-    const all = await hs.store.getCurrentState(v.roomId);
+    const all = await hs.store.events.getCurrentState(v.roomId);
     return types ? all.filter((e) => types.includes(e.type)) : all;
   }
-  return hs.store.getStateAt(v.roomId, at, types);
+  return hs.store.events.getStateAt(v.roomId, at, types);
 }
 
 /** A /sync window (RoomStreamWindow) and the visible positions in it (absent: all of it). */
@@ -256,7 +256,7 @@ export async function latestVisibleEvents(
       asks.push({ i, win: { roomId: w.roomId, before, after: Math.max(floor, r.lo - 1) }, want });
     }
     if (asks.length === 0) break;
-    const got = await hs.store.getLatestEventsPerRoom(
+    const got = await hs.store.events.getLatestEventsPerRoom(
       asks.map((a) => a.win),
       Math.max(...asks.map((a) => a.want)),
       filter,

@@ -1,30 +1,43 @@
 /**
- * The one store conformance suite: every backend's test file calls runStoreConformance, so SQLite and
- * PostgreSQL are held to the same behaviour, edge cases included.
+ * The store conformance suite, one part per area interface (types.ts, keys-types.ts): every backend's test file
+ * calls runStoreConformance, so SQLite and PostgreSQL are held to the same behaviour, edge cases included.
  */
 import { describe } from "node:test";
+import { accountDataTests } from "./conformance/account-data.ts";
 import { accountTests } from "./conformance/accounts.ts";
 import { crashTests } from "./conformance/crash.ts";
+import { ephemeralTests } from "./conformance/ephemeral.ts";
 import { batchTests, eventTests } from "./conformance/events.ts";
 import type { MakeStore } from "./conformance/helpers.ts";
 import { integrityTests } from "./conformance/integrity.ts";
+import { keyBackupTests } from "./conformance/key-backup.ts";
 import { keyTests } from "./conformance/keys.ts";
-import { manyUserTests } from "./conformance/many-users.ts";
-import { miscTests } from "./conformance/misc.ts";
+import { mediaTests } from "./conformance/media.ts";
+import { roomTests } from "./conformance/rooms.ts";
+import { storeTests } from "./conformance/store.ts";
 import { timelineTests } from "./conformance/timeline.ts";
 
 export type { MakeStore, StoreHarness } from "./conformance/helpers.ts";
 
 export function runStoreConformance(name: string, makeStore: MakeStore): void {
   describe(`store conformance: ${name}`, () => {
-    accountTests(makeStore);
-    eventTests(makeStore);
-    batchTests(makeStore);
-    timelineTests(makeStore);
-    miscTests(makeStore);
-    integrityTests(makeStore);
-    keyTests(makeStore);
-    manyUserTests(makeStore);
-    crashTests(makeStore);
+    describe("AccountStore", () => accountTests(makeStore));
+    describe("RoomStore", () => roomTests(makeStore));
+    describe("EventStore", () => {
+      eventTests(makeStore);
+      batchTests(makeStore);
+      timelineTests(makeStore);
+    });
+    describe("AccountDataStore", () => accountDataTests(makeStore));
+    describe("EphemeralStore", () => ephemeralTests(makeStore));
+    describe("MediaStore", () => mediaTests(makeStore));
+    describe("KeyStore", () => keyTests(makeStore));
+    describe("KeyBackupStore", () => keyBackupTests(makeStore));
+    // Across areas: getMaxStream, durability, references between areas' rows, kill -9.
+    describe("Store", () => {
+      storeTests(makeStore);
+      integrityTests(makeStore);
+      crashTests(makeStore);
+    });
   });
 }

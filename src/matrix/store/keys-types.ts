@@ -1,7 +1,7 @@
 /**
- * The end-to-end-encryption part of the Store (spec: keys.yaml, cross_signing.yaml, to_device.yaml,
- * key_backup.yaml). Both backends implement it (sqlite/keys.ts, postgres/keys.ts); conformance/keys.ts holds
- * them to the same behaviour. Streamed rows (to-device messages, device-list changes) carry a stream position
+ * The end-to-end-encryption areas of the Store: KeyStore (spec: keys.yaml, cross_signing.yaml, to_device.yaml) and
+ * KeyBackupStore (key_backup.yaml). Both backends implement them (sqlite/keys.ts, sqlite/key-backup.ts and the
+ * postgres/ pair); conformance/keys.ts holds them to the same behaviour. Streamed rows (to-device messages, device-list changes) carry a stream position
  * allocated by the homeserver's StreamWriter, like every other streamed row.
  */
 
@@ -158,7 +158,12 @@ export interface KeyStore {
   /** Drop the device's messages with stream <= `ackedUpto` (the client has them), then return those <= `upto`. */
   takeToDeviceMessages(userId: string, deviceId: string, ackedUpto: number, upto: number): Promise<ToDeviceRow[]>;
 
-  // ---- server-side key backup -------------------------------------------------------------
+  /** Greatest stream position of the tables above (0 when empty). */
+  getMaxKeyStream(): Promise<number>;
+}
+
+/** Server-side key backup (spec key_backup.yaml): versions per user and the room keys in them. */
+export interface KeyBackupStore {
   /** A new backup version (greater than every earlier one of the user); returns the version. */
   createBackupVersion(userId: string, algorithm: string, authData: Record<string, any>): Promise<string>;
   /** A version of the user's backup (deleted ones are absent), or the latest when `version` is null. */
@@ -175,9 +180,6 @@ export interface KeyStore {
   /** Keys of a version, optionally of one room or one session. */
   getBackupKeys(userId: string, version: string, roomId?: string, sessionId?: string): Promise<BackupKeyRow[]>;
   deleteBackupKeys(userId: string, version: string, roomId?: string, sessionId?: string): Promise<BackupWriteResult>;
-
-  /** Greatest stream position of the tables above (0 when empty). */
-  getMaxKeyStream(): Promise<number>;
 }
 
 /** The rule of spec "Server-side key backups": is `b` better than the stored `a`? */

@@ -3,6 +3,7 @@ import type {
   AccountDataRow,
   DeviceRow,
   MediaRow,
+  MembershipRow,
   PresenceRow,
   ReceiptRow,
   RegistrationTokenRow,
@@ -57,6 +58,15 @@ export function receiptFromRow(r: any): ReceiptRow {
     stream: Number(r.stream),
   };
 }
+
+export const MEMBER_COLUMNS = "room_id, user_id, membership, event_id, stream";
+export const membershipFromRow = (r: any): MembershipRow => ({
+  roomId: r.room_id,
+  userId: r.user_id,
+  membership: r.membership,
+  eventId: r.event_id,
+  stream: r.stream,
+});
 
 export const userFromRow = (r: any): UserRow => ({
   userId: r.user_id,
@@ -120,3 +130,13 @@ export const DEVICE_PATCH_COLUMNS = {
   lastSeenTs: "last_seen_ts",
   lastSeenIp: "last_seen_ip",
 };
+
+/**
+ * Rows of a batched read carrying an `idx` column (the input's index: 0-based from SQLite's json_each, 1-based
+ * from PostgreSQL's WITH ORDINALITY, given as `first`), grouped into one list per input, in row order.
+ */
+export function byIndex<T>(n: number, rows: any[], map: (r: any) => T, first: 0 | 1): T[][] {
+  const out: T[][] = Array.from({ length: n }, () => []);
+  for (const r of rows) out[Number(r.idx) - first].push(map(r));
+  return out;
+}

@@ -1,6 +1,8 @@
 /**
- * The homeserver's store interface. Two backends implement it — sqlite/ (node:sqlite, the embedded
- * default) and postgres/ — and one conformance suite (conformance.ts) runs against both.
+ * The homeserver's store: one interface per area (accounts, rooms, events, ...), composed into `Store`. Two
+ * backends implement them — sqlite/ (node:sqlite, the embedded default) and postgres/ — where the SQL is the same
+ * in both dialects it is written once (sql/, over the Sql seam in sql.ts); one conformance suite per area
+ * (conformance/) runs against both.
  *
  * Stream positions: every row that /sync must deliver (events, account data, receipts, presence) carries a
  * `stream` number. The homeserver allocates them in memory from one counter (initialised from
@@ -8,7 +10,7 @@
  * stream order. Each write method below is one transaction: it is either fully applied or not at all.
  */
 
-import type { KeyStore } from "./keys-types.ts";
+import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
 
 export interface UserRow {
   userId: string;
@@ -188,19 +190,14 @@ export interface MediaRow {
   createdTs: number;
 }
 
-export interface Store {
-  /** Create/upgrade the schema. Idempotent. */
-  init(): Promise<void>;
-  close(): Promise<void>;
-  /** Backend name for status output: "sqlite" | "postgres". */
-  readonly backend: string;
-  /** End-to-end encryption: device keys, one-time keys, cross-signing, to-device, key backup (keys-types.ts). */
-  readonly keys: KeyStore;
-
+/** Users, devices, access tokens and registration tokens. */
+export interface AccountStore {
   // ---- users -------------------------------------------------------------
   /** Throws AmiError("M_USER_IN_USE") if the user exists. */
   createUser(u: UserRow): Promise<void>;
   getUser(userId: string): Promise<UserRow | null>;
+  /** getUser of each: the users that exist, ordered by user ID (the WebSocket hub builds many frames together). */
+  getUsers(userIds: string[]): Promise<UserRow[]>;
   /** Ordered by userId, starting after `from` (exclusive). */
   listUsers(opts: { from?: string; limit: number; includeDeactivated?: boolean }): Promise<UserRow[]>;
   updateUser(userId: string, patch: UserPatch): Promise<void>;
@@ -236,8 +233,11 @@ export interface Store {
     patch: Partial<Pick<RegistrationTokenRow, "usesAllowed" | "expiryTs">>,
   ): Promise<boolean>;
   deleteRegistrationToken(token: string): Promise<void>;
+}
 
-  // ---- rooms ---------------------------------------------------------------
+/** Rooms (their creation row and directory flag) and room aliases. */
+export interface RoomStore {
+  /** Throws AmiError("M_ROOM_IN_USE") if the room exists. */
   createRoom(r: RoomRow): Promise<void>;
   getRoom(roomId: string): Promise<RoomRow | null>;
   setRoomPublic(roomId: string, isPublic: boolean): Promise<void>;
@@ -247,7 +247,16 @@ export interface Store {
   listRooms(opts: { from?: string; limit: number }): Promise<RoomRow[]>;
   countRooms(): Promise<number>;
 
-  // ---- events and state ------------------------------------------------------
+  // ---- room aliases ------------------------------------------------------------
+  /** False if the alias exists already. */
+  createAlias(alias: string, roomId: string, creator: string): Promise<boolean>;
+  getAlias(alias: string): Promise<{ roomId: string; creator: string } | null>;
+  deleteAlias(alias: string): Promise<boolean>;
+  getAliasesForRoom(roomId: string): Promise<string[]>;
+}
+
+/** Room events, the state and memberships they set, and the timeline reads over them. */
+export interface EventStore {
   /**
    * One transaction: insert the event; if it has a state key, make it the current state for
    * (type, stateKey); if it is an m.room.member event, update the current membership of stateKey;
@@ -291,8 +300,6 @@ export interface Store {
     excludeSender: string,
     types: string[],
   ): Promise<number>;
-  /** Greatest stream position across every streamed table (0 when empty). */
-  getMaxStream(): Promise<number>;
 
   // ---- batched reads (one query for many rooms: /sync over hundreds of rooms) -------------------------------
   /**
@@ -315,19 +322,23 @@ export interface Store {
   getMembersOfRooms(roomIds: string[]): Promise<Map<string, MembershipRow[]>>;
   /** For each range, in the order given: countEvents(roomId, after, upto, excludeSender, types). */
   countEventsPerRoom(ranges: RoomStreamRange[], excludeSender: string, types: string[]): Promise<number[]>;
+}
 
-  // ---- room aliases ------------------------------------------------------------
-  /** False if the alias exists already. */
-  createAlias(alias: string, roomId: string, creator: string): Promise<boolean>;
-  getAlias(alias: string): Promise<{ roomId: string; creator: string } | null>;
-  deleteAlias(alias: string): Promise<boolean>;
-  getAliasesForRoom(roomId: string): Promise<string[]>;
-
-  // ---- account data, receipts, presence -------------------------------------------
+/** What clients store per user: account data (global and per room) and sync filters. */
+export interface AccountDataStore {
   setAccountData(row: AccountDataRow): Promise<void>;
   getAccountData(userId: string, roomId: string | null, type: string): Promise<AccountDataRow | null>;
   /** All of the user's account data with stream > since (since = 0: all). */
   getAccountDataSince(userId: string, since: number): Promise<AccountDataRow[]>;
+  /** getAccountData(userId, roomId, type) of each user that has it, ordered by user ID. */
+  getAccountDataOfUsers(userIds: string[], roomId: string | null, type: string): Promise<AccountDataRow[]>;
+  /** Returns the new filter ID (a decimal string). */
+  createFilter(userId: string, filter: Record<string, any>): Promise<string>;
+  getFilter(userId: string, filterId: string): Promise<Record<string, any> | null>;
+}
+
+/** The ephemeral data the server keeps: read receipts and presence (typing lives in memory only). */
+export interface EphemeralStore {
   /** Upsert by (roomId, userId, type, threadId). */
   setReceipt(row: ReceiptRow): Promise<void>;
   /** Receipts in these rooms with stream > since. */
@@ -335,22 +346,37 @@ export interface Store {
   getReceipt(roomId: string, userId: string, type: string, threadId: string | null): Promise<ReceiptRow | null>;
   /** Every receipt of `userId` in these rooms (any type and thread), ordered by room then stream. */
   getUserReceipts(userId: string, roomIds: string[]): Promise<ReceiptRow[]>;
-
-  // ---- many users at once (the WebSocket hub builds many connections' frames together) ------------------------
   /** getUserReceipts of each of these users in these rooms, together, ordered by user, room, stream. */
   getReceiptsOfUsers(userIds: string[], roomIds: string[]): Promise<ReceiptRow[]>;
-  /** getUser of each: the users that exist, ordered by user ID. */
-  getUsers(userIds: string[]): Promise<UserRow[]>;
-  /** getAccountData(userId, roomId, type) of each user that has it, ordered by user ID. */
-  getAccountDataOfUsers(userIds: string[], roomId: string | null, type: string): Promise<AccountDataRow[]>;
   setPresence(row: PresenceRow): Promise<void>;
   getPresence(userId: string): Promise<PresenceRow | null>;
   getPresenceSince(userIds: string[], since: number): Promise<PresenceRow[]>;
+}
 
-  // ---- filters and media ---------------------------------------------------------
-  /** Returns the new filter ID (a decimal string). */
-  createFilter(userId: string, filter: Record<string, any>): Promise<string>;
-  getFilter(userId: string, filterId: string): Promise<Record<string, any> | null>;
+/** Rows describing uploaded media (the bytes live in the blob store). */
+export interface MediaStore {
+  /** Throws AmiError("M_CANNOT_OVERWRITE_MEDIA") if the media ID exists. */
   putMedia(m: MediaRow): Promise<void>;
   getMedia(mediaId: string): Promise<MediaRow | null>;
+}
+
+/** A backend: one object per area, each implementing its interface directly (no forwarding façade). */
+export interface Store {
+  /** Create/upgrade the schema. Idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Backend name for status output: "sqlite" | "postgres". */
+  readonly backend: string;
+  /** Greatest stream position across every streamed table of every area (0 when empty). */
+  getMaxStream(): Promise<number>;
+  readonly accounts: AccountStore;
+  readonly rooms: RoomStore;
+  readonly events: EventStore;
+  readonly accountData: AccountDataStore;
+  readonly ephemeral: EphemeralStore;
+  readonly media: MediaStore;
+  /** End-to-end encryption: device keys, one-time keys, cross-signing, device lists, to-device (keys-types.ts). */
+  readonly keys: KeyStore;
+  /** Server-side key backup (keys-types.ts). */
+  readonly keyBackup: KeyBackupStore;
 }

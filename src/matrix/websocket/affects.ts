@@ -51,10 +51,10 @@ async function sharing(hs: Homeserver, userIds: string[]): Promise<Set<string>> 
   const out = new Set(userIds);
   const rooms = new Set<string>();
   for (const u of userIds)
-    for (const m of await hs.store.getRoomsForUser(u)) if (m.membership === "join") rooms.add(m.roomId);
+    for (const m of await hs.store.events.getRoomsForUser(u)) if (m.membership === "join") rooms.add(m.roomId);
   if (rooms.size === 0) return out;
   const ids = [...rooms];
-  const members = await loadMembers(hs, ids, await hs.store.getRoomMaxStreams(ids));
+  const members = await loadMembers(hs, ids, await hs.store.events.getRoomMaxStreams(ids));
   for (const rows of members.values()) for (const r of rows) if (r.membership === "join") out.add(r.userId);
   return out;
 }
@@ -70,7 +70,7 @@ export async function audienceOf(hs: Homeserver, tag: WriteTag): Promise<Set<str
       return sharing(hs, tag.userIds);
     case "receipt": {
       if (tag.private) return new Set([tag.userId]);
-      const members = await loadMembers(hs, [tag.roomId], await hs.store.getRoomMaxStreams([tag.roomId]));
+      const members = await loadMembers(hs, [tag.roomId], await hs.store.events.getRoomMaxStreams([tag.roomId]));
       const out = new Set([tag.userId]);
       for (const r of members.get(tag.roomId) ?? []) if (r.membership === "join") out.add(r.userId);
       return out;

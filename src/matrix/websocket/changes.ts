@@ -147,7 +147,7 @@ export class StreamChanges {
     let p = wc.rooms.get(roomId);
     if (!p) {
       p = (async () => {
-        const maxStreams = await this.#hs.store.getRoomMaxStreams([roomId]);
+        const maxStreams = await this.#hs.store.events.getRoomMaxStreams([roomId]);
         const members = (await loadMembers(this.#hs, [roomId], maxStreams)).get(roomId) ?? [];
         const joined = new Set(members.flatMap((m) => (m.membership === "join" ? [m.userId] : [])));
         return { maxStream: maxStreams.get(roomId), members, joined };

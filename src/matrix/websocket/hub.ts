@@ -322,8 +322,8 @@ export class WsHub {
   async #recheck(c: Conn): Promise<void> {
     const { store } = this.#hs;
     try {
-      const tok = await store.getToken(c.requester!.tokenHash);
-      const user = tok ? await store.getUser(tok.userId) : null;
+      const tok = await store.accounts.getToken(c.requester!.tokenHash);
+      const user = tok ? await store.accounts.getUser(tok.userId) : null;
       if (!user || user.deactivated) this.#close(c, CloseCode.unauthorized, "M_UNKNOWN_TOKEN: access token revoked");
     } catch {
       // A store hiccup is not a revocation: the next ping asks again.

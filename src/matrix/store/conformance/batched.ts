@@ -1,10 +1,10 @@
 /**
- * Conformance: the batched many-room reads (getLatestEventsPerRoom, getStatesAt, getMembersOfRooms,
- * countEventsPerRoom, getUserReceipts, getStateHistories) give exactly what their one-room counterparts give, in input order.
+ * Conformance: the EventStore's batched many-room reads (getLatestEventsPerRoom, getStatesAt, getMembersOfRooms,
+ * countEventsPerRoom, getStateHistories) give exactly what their one-room counterparts give, in input order.
  */
 import assert from "node:assert/strict";
 import type { EventFilterQuery, Store } from "../types.ts";
-import { event, type MakeStore, member, receipt, seedRoom, storeTest, streams } from "./helpers.ts";
+import { event, type MakeStore, member, seedRoom, storeTest, streams } from "./helpers.ts";
 
 const A = "!a:hs";
 const B = "!b:hs";
@@ -32,13 +32,13 @@ async function seed(s: Store): Promise<void> {
     event(15, B, "m.room.encrypted", { sender: "@carol:hs" }),
     member(16, A, "@bob:hs", "leave"),
   ])
-    await s.persistEvent(e);
+    await s.events.persistEvent(e);
 }
 
 export function batchedReadTests(make: MakeStore): void {
   storeTest(make, "getLatestEventsPerRoom: newest first per window, in input order, bounds and limit", async (s) => {
     await seed(s);
-    const got = await s.getLatestEventsPerRoom(
+    const got = await s.events.getLatestEventsPerRoom(
       [
         { roomId: B, before: MAX },
         { roomId: A, before: MAX },
@@ -53,9 +53,9 @@ export function batchedReadTests(make: MakeStore): void {
     assert.deepEqual(got.map(streams), [[15, 14, 11], [16, 13, 12], [12, 10, 9], [], [], [3], []]);
     assert.ok(got[0].every((e) => e.roomId === B) && got[1].every((e) => e.roomId === A));
     // Whole events, as getRoomEvents returns them.
-    assert.deepEqual(got[1][0], (await s.getRoomEvents({ roomId: A, dir: "b", from: MAX, limit: 1 }))[0]);
-    assert.deepEqual(await s.getLatestEventsPerRoom([], 5), []);
-    assert.deepEqual(await s.getLatestEventsPerRoom([{ roomId: A, before: MAX }], 0), [[]]);
+    assert.deepEqual(got[1][0], (await s.events.getRoomEvents({ roomId: A, dir: "b", from: MAX, limit: 1 }))[0]);
+    assert.deepEqual(await s.events.getLatestEventsPerRoom([], 5), []);
+    assert.deepEqual(await s.events.getLatestEventsPerRoom([{ roomId: A, before: MAX }], 0), [[]]);
   });
 
   storeTest(make, "getLatestEventsPerRoom: filters match getRoomEvents", async (s) => {
@@ -80,14 +80,16 @@ export function batchedReadTests(make: MakeStore): void {
     ];
     for (const f of filters) {
       for (const limit of [1, 2, 50]) {
-        const got = await s.getLatestEventsPerRoom(windows, limit, f);
+        const got = await s.events.getLatestEventsPerRoom(windows, limit, f);
         const want = await Promise.all(
-          windows.map((w) => s.getRoomEvents({ roomId: w.roomId, dir: "b", from: w.before, to: w.after, limit, ...f })),
+          windows.map((w) =>
+            s.events.getRoomEvents({ roomId: w.roomId, dir: "b", from: w.before, to: w.after, limit, ...f }),
+          ),
         );
         assert.deepEqual(got.map(streams), want.map(streams), `filter ${JSON.stringify(f)}, limit ${limit}`);
       }
     }
-    assert.deepEqual((await s.getLatestEventsPerRoom(windows, 10, { types: ["m.room.message"] })).map(streams), [
+    assert.deepEqual((await s.events.getLatestEventsPerRoom(windows, 10, { types: ["m.room.message"] })).map(streams), [
       [13, 6],
       [7],
       [6],
@@ -107,11 +109,11 @@ export function batchedReadTests(make: MakeStore): void {
       { roomId: A, stream: 11 },
     ];
     for (const types of [undefined, ["m.room.member"], ["m.room.name", "m.room.create"], ["x.none"]]) {
-      const got = await s.getStatesAt(points, types);
-      const want = await Promise.all(points.map((p) => s.getStateAt(p.roomId, p.stream, types)));
+      const got = await s.events.getStatesAt(points, types);
+      const want = await Promise.all(points.map((p) => s.events.getStateAt(p.roomId, p.stream, types)));
       assert.deepEqual(got, want, `types ${JSON.stringify(types)}`);
     }
-    const all = await s.getStatesAt(points);
+    const all = await s.events.getStatesAt(points);
     assert.deepEqual(all.map(streams), [
       [1, 2, 12, 16],
       [3, 4],
@@ -123,10 +125,10 @@ export function batchedReadTests(make: MakeStore): void {
       [1, 2, 8, 9],
     ]);
     assert.deepEqual(
-      await s.getStatesAt(points, []),
+      await s.events.getStatesAt(points, []),
       points.map(() => []),
     );
-    assert.deepEqual(await s.getStatesAt([]), []);
+    assert.deepEqual(await s.events.getStatesAt([]), []);
   });
 
   storeTest(make, "getStateHistories: every event that set each (room, type, state key), oldest first", async (s) => {
@@ -140,19 +142,19 @@ export function batchedReadTests(make: MakeStore): void {
       { roomId: A, type: "m.room.member", stateKey: "@bob:hs" },
       { roomId: A, type: "m.room.message", stateKey: "" },
     ];
-    const got = await s.getStateHistories(keys);
+    const got = await s.events.getStateHistories(keys);
     assert.deepEqual(got.map(streams), [[5, 9, 16], [11], [8, 12], [], [], [5, 9, 16], []]);
     // Whole events, as getEvent returns them.
-    assert.deepEqual(got[0][1], await s.getEvent("$ev9"));
-    assert.deepEqual(await s.getStateHistories([]), []);
+    assert.deepEqual(got[0][1], await s.events.getEvent("$ev9"));
+    assert.deepEqual(await s.events.getStateHistories([]), []);
   });
 
   storeTest(make, "getMembersOfRooms: current members of every room asked for", async (s) => {
     await seed(s);
-    const got = await s.getMembersOfRooms([B, A, C, NONE]);
+    const got = await s.events.getMembersOfRooms([B, A, C, NONE]);
     assert.deepEqual([...got.keys()].sort(), [A, B, C, NONE].sort());
-    assert.deepEqual(got.get(A), await s.getMembers(A));
-    assert.deepEqual(got.get(B), await s.getMembers(B));
+    assert.deepEqual(got.get(A), await s.events.getMembers(A));
+    assert.deepEqual(got.get(B), await s.events.getMembers(B));
     assert.deepEqual(
       got.get(A)?.map((m) => [m.userId, m.membership, m.stream]),
       [
@@ -162,7 +164,7 @@ export function batchedReadTests(make: MakeStore): void {
     );
     assert.deepEqual(got.get(C), []);
     assert.deepEqual(got.get(NONE), []);
-    assert.equal((await s.getMembersOfRooms([])).size, 0);
+    assert.equal((await s.events.getMembersOfRooms([])).size, 0);
   });
 
   storeTest(make, "countEventsPerRoom: countEvents for several ranges", async (s) => {
@@ -180,33 +182,15 @@ export function batchedReadTests(make: MakeStore): void {
       ["@bob:hs", ["m.room.*"]],
       ["@nobody:hs", ["m.room.message", "m.room.encrypted"]],
     ] as [string, string[]][]) {
-      const got = await s.countEventsPerRoom(ranges, sender, types);
-      const want = await Promise.all(ranges.map((r) => s.countEvents(r.roomId, r.after, r.upto, sender, types)));
+      const got = await s.events.countEventsPerRoom(ranges, sender, types);
+      const want = await Promise.all(ranges.map((r) => s.events.countEvents(r.roomId, r.after, r.upto, sender, types)));
       assert.deepEqual(got, want, `${sender} ${types}`);
     }
     assert.deepEqual(
-      await s.countEventsPerRoom(ranges, "@alice:hs", ["m.room.message", "m.reaction"]),
+      await s.events.countEventsPerRoom(ranges, "@alice:hs", ["m.room.message", "m.reaction"]),
       [2, 1, 2, 0, 0, 0],
     );
-    assert.deepEqual(await s.countEventsPerRoom(ranges, "@alice:hs", []), [0, 0, 0, 0, 0, 0]);
-    assert.deepEqual(await s.countEventsPerRoom([], "@alice:hs", ["m.room.message"]), []);
-  });
-
-  storeTest(make, "getUserReceipts: one user's receipts of every type and thread in the rooms asked for", async (s) => {
-    await seed(s);
-    const r = receipt;
-    const rows = [
-      r(20, A, "@bob:hs", "m.read", null),
-      r(21, B, "@bob:hs", "m.read.private", "main"),
-      r(22, A, "@alice:hs", "m.read", null),
-      r(23, A, "@bob:hs", "m.read", "$thread"),
-      r(24, C, "@bob:hs", "m.read", null),
-      r(25, A, "@bob:hs", "m.read.private", null),
-    ];
-    for (const row of rows) await s.setReceipt(row);
-    assert.deepEqual(await s.getUserReceipts("@bob:hs", [B, A, NONE]), [rows[0], rows[3], rows[5], rows[1]]);
-    assert.deepEqual(await s.getUserReceipts("@alice:hs", [A, B, C]), [rows[2]]);
-    assert.deepEqual(await s.getUserReceipts("@bob:hs", []), []);
-    assert.deepEqual(await s.getUserReceipts("@nobody:hs", [A, B, C]), []);
+    assert.deepEqual(await s.events.countEventsPerRoom(ranges, "@alice:hs", []), [0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(await s.events.countEventsPerRoom([], "@alice:hs", ["m.room.message"]), []);
   });
 }

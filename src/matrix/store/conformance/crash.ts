@@ -31,24 +31,24 @@ export function crashTests(make: MakeStore): void {
       const r = await openStore(h.database, dataDir);
       try {
         const R = "!crash:hs";
-        const events = await r.getRoomEvents({ roomId: R, dir: "f", from: 0, limit: 100_000 });
+        const events = await r.events.getRoomEvents({ roomId: R, dir: "f", from: 0, limit: 100_000 });
         // Every acknowledged event is there; anything after it was either fully committed or not at all.
         assert.ok(events.length >= acked, `${events.length} events persisted, ${acked} acknowledged`);
         assert.deepEqual(
           events.map((e) => e.stream),
           Array.from({ length: events.length }, (_, i) => i + 1),
         );
-        for (const e of events) assert.equal(await r.getTxnEvent(e.sender, "D", "S", `t${e.stream}`), e.eventId);
+        for (const e of events) assert.equal(await r.events.getTxnEvent(e.sender, "D", "S", `t${e.stream}`), e.eventId);
         const last = events[events.length - 1].stream;
         assert.equal(await r.getMaxStream(), last);
         // Memberships and current state match the last member event per user.
         const lastMember = new Map<string, string>();
         for (const e of events) if (e.type === "m.room.member") lastMember.set(e.stateKey!, e.eventId);
         for (const [userId, eventId] of lastMember) {
-          assert.equal((await r.getMembership(R, userId))?.eventId, eventId);
-          assert.equal((await r.getCurrentStateEvent(R, "m.room.member", userId))?.eventId, eventId);
+          assert.equal((await r.events.getMembership(R, userId))?.eventId, eventId);
+          assert.equal((await r.events.getCurrentStateEvent(R, "m.room.member", userId))?.eventId, eventId);
         }
-        assert.equal((await r.getStateAt(R, last)).length, lastMember.size);
+        assert.equal((await r.events.getStateAt(R, last)).length, lastMember.size);
       } finally {
         await r.close();
       }

@@ -1,23 +1,23 @@
 /** Conformance: persisting events, state, state history, memberships, redactions, transaction IDs. */
 import assert from "node:assert/strict";
 import type { NewEvent, Store } from "../types.ts";
-import { event, ids, type MakeStore, member, room, seedRoom, storeTest, streams } from "./helpers.ts";
+import { event, type MakeStore, member, room, seedRoom, storeTest, streams } from "./helpers.ts";
 
 const R = "!room:hs";
 
 export function eventTests(make: MakeStore): void {
   storeTest(make, "events: persist and read back (PDU exactly, txn fields, unicode, NUL, big numbers)", async (s) => {
-    await s.createRoom(room(R));
+    await s.rooms.createRoom(room(R));
     const e = event(1, R, "m.room.message", {
       content: { body: "héllo 👋 \u0000 \\ ' \" %_", n: 9007199254740991, neg: -1.5, nested: { a: [1, null, true] } },
     });
-    await s.persistEvent({ ...e, txn: { userId: "@alice:hs", deviceId: "DEV", scope: "S", txnId: "t/1?%" } });
-    const got = await s.getEvent(e.eventId);
+    await s.events.persistEvent({ ...e, txn: { userId: "@alice:hs", deviceId: "DEV", scope: "S", txnId: "t/1?%" } });
+    const got = await s.events.getEvent(e.eventId);
     assert.ok(got);
     assert.deepEqual(got, { ...e, redactedBy: null, txnDeviceId: "DEV", txnId: "t/1?%" });
-    assert.equal(await s.getEvent("$missing"), null);
-    await s.persistEvent(event(2, R, "m.room.message"));
-    const second = await s.getEvent("$ev2");
+    assert.equal(await s.events.getEvent("$missing"), null);
+    await s.events.persistEvent(event(2, R, "m.room.message"));
+    const second = await s.events.getEvent("$ev2");
     assert.equal(second?.txnDeviceId, null);
     assert.equal(second?.txnId, null);
   });
@@ -29,14 +29,21 @@ export function eventTests(make: MakeStore): void {
     ]);
     const dup = event(3, R, "m.room.topic", { stateKey: "", content: { topic: "b" }, eventId: "$ev2" });
     await assert.rejects(
-      s.persistEvent({ ...dup, txn: { userId: "@alice:hs", deviceId: "D", scope: "S", txnId: "t" } }),
+      s.events.persistEvent({ ...dup, txn: { userId: "@alice:hs", deviceId: "D", scope: "S", txnId: "t" } }),
     );
-    assert.equal((await s.getCurrentStateEvent(R, "m.room.topic", ""))?.pdu.content.topic, "a");
-    assert.equal(await s.getTxnEvent("@alice:hs", "D", "S", "t"), null, "the failed transaction recorded no txnId");
+    assert.equal((await s.events.getCurrentStateEvent(R, "m.room.topic", ""))?.pdu.content.topic, "a");
+    assert.equal(
+      await s.events.getTxnEvent("@alice:hs", "D", "S", "t"),
+      null,
+      "the failed transaction recorded no txnId",
+    );
     assert.equal(await s.getMaxStream(), 2);
-    assert.equal((await s.getEvent("$ev2"))?.stream, 2);
-    await assert.rejects(s.persistEvent(event(2, R, "m.room.message", { eventId: "$other" })), "duplicate stream");
-    assert.equal(await s.getEvent("$other"), null);
+    assert.equal((await s.events.getEvent("$ev2"))?.stream, 2);
+    await assert.rejects(
+      s.events.persistEvent(event(2, R, "m.room.message", { eventId: "$other" })),
+      "duplicate stream",
+    );
+    assert.equal(await s.events.getEvent("$other"), null);
   });
 
   storeTest(make, "events: getEvents returns the known ones in stream order", async (s) => {
@@ -45,34 +52,34 @@ export function eventTests(make: MakeStore): void {
       R,
       [1, 2, 3, 4].map((n) => event(n, R, "m.room.message")),
     );
-    assert.deepEqual(streams(await s.getEvents(["$ev4", "$nope", "$ev1", "$ev3"])), [1, 3, 4]);
-    assert.deepEqual(await s.getEvents([]), []);
-    assert.deepEqual(await s.getEvents(["$nope"]), []);
+    assert.deepEqual(streams(await s.events.getEvents(["$ev4", "$nope", "$ev1", "$ev3"])), [1, 3, 4]);
+    assert.deepEqual(await s.events.getEvents([]), []);
+    assert.deepEqual(await s.events.getEvents(["$nope"]), []);
   });
 
   storeTest(make, "events: transaction IDs are looked up by (user, device, scope, txnId)", async (s) => {
-    await s.createRoom(room(R));
-    await s.persistEvent({
+    await s.rooms.createRoom(room(R));
+    await s.events.persistEvent({
       ...event(1, R, "m.room.message"),
       txn: { userId: "@alice:hs", deviceId: "D1", scope: "S", txnId: "t1" },
     });
-    await s.persistEvent({
+    await s.events.persistEvent({
       ...event(2, R, "m.room.message"),
       txn: { userId: "@alice:hs", deviceId: "D2", scope: "S", txnId: "t1" },
     });
-    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S", "t1"), "$ev1");
-    assert.equal(await s.getTxnEvent("@alice:hs", "D2", "S", "t1"), "$ev2");
-    assert.equal(await s.getTxnEvent("@alice:hs", "D3", "S", "t1"), null);
-    assert.equal(await s.getTxnEvent("@bob:hs", "D1", "S", "t1"), null);
-    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S", "t2"), null);
+    assert.equal(await s.events.getTxnEvent("@alice:hs", "D1", "S", "t1"), "$ev1");
+    assert.equal(await s.events.getTxnEvent("@alice:hs", "D2", "S", "t1"), "$ev2");
+    assert.equal(await s.events.getTxnEvent("@alice:hs", "D3", "S", "t1"), null);
+    assert.equal(await s.events.getTxnEvent("@bob:hs", "D1", "S", "t1"), null);
+    assert.equal(await s.events.getTxnEvent("@alice:hs", "D1", "S", "t2"), null);
     // The same device reusing a txnId on another path (another room, say) is another transaction.
-    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S2", "t1"), null);
-    await s.persistEvent({
+    assert.equal(await s.events.getTxnEvent("@alice:hs", "D1", "S2", "t1"), null);
+    await s.events.persistEvent({
       ...event(3, R, "m.room.message"),
       txn: { userId: "@alice:hs", deviceId: "D1", scope: "S2", txnId: "t1" },
     });
-    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S2", "t1"), "$ev3");
-    assert.equal(await s.getTxnEvent("@alice:hs", "D1", "S", "t1"), "$ev1");
+    assert.equal(await s.events.getTxnEvent("@alice:hs", "D1", "S2", "t1"), "$ev3");
+    assert.equal(await s.events.getTxnEvent("@alice:hs", "D1", "S", "t1"), "$ev1");
   });
 
   storeTest(make, "state: current state follows the latest event per (type, stateKey)", async (s) => {
@@ -86,14 +93,14 @@ export function eventTests(make: MakeStore): void {
     ]);
     await seedRoom(s, "!other:hs", [event(7, "!other:hs", "m.room.name", { stateKey: "", content: { name: "o" } })]);
     assert.deepEqual(
-      streams(await s.getCurrentState(R)).sort((a, b) => a - b),
+      streams(await s.events.getCurrentState(R)).sort((a, b) => a - b),
       [1, 4, 5, 6],
     );
-    assert.equal((await s.getCurrentStateEvent(R, "m.room.name", ""))?.pdu.content.name, "two");
-    assert.equal((await s.getCurrentStateEvent(R, "x.custom", "k"))?.stream, 5);
-    assert.equal(await s.getCurrentStateEvent(R, "x.custom", "other"), null);
-    assert.equal(await s.getCurrentStateEvent(R, "m.room.message", ""), null);
-    assert.deepEqual(await s.getCurrentState("!none:hs"), []);
+    assert.equal((await s.events.getCurrentStateEvent(R, "m.room.name", ""))?.pdu.content.name, "two");
+    assert.equal((await s.events.getCurrentStateEvent(R, "x.custom", "k"))?.stream, 5);
+    assert.equal(await s.events.getCurrentStateEvent(R, "x.custom", "other"), null);
+    assert.equal(await s.events.getCurrentStateEvent(R, "m.room.message", ""), null);
+    assert.deepEqual(await s.events.getCurrentState("!none:hs"), []);
   });
 
   storeTest(make, "state: getStateAt returns the state as of a stream position, after later changes", async (s) => {
@@ -109,8 +116,9 @@ export function eventTests(make: MakeStore): void {
     ]);
     // Another room interleaved in the stream must not leak in.
     await seedRoom(s, "!b:hs", [event(9, "!b:hs", "m.room.name", { stateKey: "" })]);
-    await s.persistEvent(event(10, R, "m.room.name", { stateKey: "", content: { name: "three" } }));
-    const at = async (n: number, types?: string[]) => streams(await s.getStateAt(R, n, types)).sort((a, b) => a - b);
+    await s.events.persistEvent(event(10, R, "m.room.name", { stateKey: "", content: { name: "three" } }));
+    const at = async (n: number, types?: string[]) =>
+      streams(await s.events.getStateAt(R, n, types)).sort((a, b) => a - b);
     assert.deepEqual(await at(0), []);
     assert.deepEqual(await at(1), [1]);
     assert.deepEqual(await at(4), [1, 2, 3]);
@@ -123,7 +131,7 @@ export function eventTests(make: MakeStore): void {
     assert.deepEqual(await at(8, ["m.room.name", "m.room.create"]), [1, 6]);
     assert.deepEqual(await at(8, []), []);
     assert.deepEqual(await at(8, ["m.nothing"]), []);
-    const named = await s.getStateAt(R, 5, ["m.room.name"]);
+    const named = await s.events.getStateAt(R, 5, ["m.room.name"]);
     assert.equal(named[0].pdu.content.name, "one", "the PDU is the old one, not the current");
   });
 
@@ -138,7 +146,7 @@ export function eventTests(make: MakeStore): void {
       member(7, R, "@bob:hs", "leave"),
     ]);
     await seedRoom(s, "!b:hs", [event(8, "!b:hs", "m.room.name", { stateKey: "" })]);
-    const got = await s.getReplacedState([1, 2, 3, 4, 5, 6, 7, 8, 99]);
+    const got = await s.events.getReplacedState([1, 2, 3, 4, 5, 6, 7, 8, 99]);
     assert.deepEqual(
       [...got].map(([k, v]) => [k, v.stream]).sort((a, b) => a[0] - b[0]),
       [
@@ -147,7 +155,7 @@ export function eventTests(make: MakeStore): void {
       ],
     );
     assert.equal(got.get(6)?.pdu.content.name, "one");
-    assert.equal((await s.getReplacedState([])).size, 0);
+    assert.equal((await s.events.getReplacedState([])).size, 0);
   });
 
   storeTest(make, "memberships: transitions update the current membership", async (s) => {
@@ -156,34 +164,34 @@ export function eventTests(make: MakeStore): void {
       member(3, "!b:hs", "@bob:hs", "join"),
       member(4, "!b:hs", "@alice:hs", "invite", "@bob:hs"),
     ]);
-    await s.persistEvent(member(5, R, "@bob:hs", "invite", "@alice:hs"));
-    assert.deepEqual(await s.getMembership(R, "@bob:hs"), {
+    await s.events.persistEvent(member(5, R, "@bob:hs", "invite", "@alice:hs"));
+    assert.deepEqual(await s.events.getMembership(R, "@bob:hs"), {
       roomId: R,
       userId: "@bob:hs",
       membership: "invite",
       eventId: "$ev5",
       stream: 5,
     });
-    await s.persistEvent(member(6, R, "@bob:hs", "join"));
-    assert.equal((await s.getMembership(R, "@bob:hs"))?.membership, "join");
-    await s.persistEvent(member(7, R, "@bob:hs", "leave"));
-    await s.persistEvent(member(8, R, "@bob:hs", "ban", "@alice:hs"));
-    assert.deepEqual(await s.getMembership(R, "@bob:hs"), {
+    await s.events.persistEvent(member(6, R, "@bob:hs", "join"));
+    assert.equal((await s.events.getMembership(R, "@bob:hs"))?.membership, "join");
+    await s.events.persistEvent(member(7, R, "@bob:hs", "leave"));
+    await s.events.persistEvent(member(8, R, "@bob:hs", "ban", "@alice:hs"));
+    assert.deepEqual(await s.events.getMembership(R, "@bob:hs"), {
       roomId: R,
       userId: "@bob:hs",
       membership: "ban",
       eventId: "$ev8",
       stream: 8,
     });
-    assert.equal(await s.getMembership(R, "@carol:hs"), null);
-    assert.equal(await s.getMembership("!none:hs", "@bob:hs"), null);
+    assert.equal(await s.events.getMembership(R, "@carol:hs"), null);
+    assert.equal(await s.events.getMembership("!none:hs", "@bob:hs"), null);
 
-    const rooms = (await s.getRoomsForUser("@alice:hs")).map((m) => [m.roomId, m.membership]).sort();
+    const rooms = (await s.events.getRoomsForUser("@alice:hs")).map((m) => [m.roomId, m.membership]).sort();
     assert.deepEqual(rooms, [
       ["!b:hs", "invite"],
       [R, "join"],
     ]);
-    const bobs = (await s.getRoomsForUser("@bob:hs")).map((m) => [m.roomId, m.membership]).sort();
+    const bobs = (await s.events.getRoomsForUser("@bob:hs")).map((m) => [m.roomId, m.membership]).sort();
     assert.deepEqual(
       bobs,
       [
@@ -192,36 +200,36 @@ export function eventTests(make: MakeStore): void {
       ],
       "rooms with any membership, including ban",
     );
-    assert.deepEqual(await s.getRoomsForUser("@carol:hs"), []);
+    assert.deepEqual(await s.events.getRoomsForUser("@carol:hs"), []);
 
-    const all = (await s.getMembers(R)).map((m) => `${m.userId}=${m.membership}`).sort();
+    const all = (await s.events.getMembers(R)).map((m) => `${m.userId}=${m.membership}`).sort();
     assert.deepEqual(all, ["@alice:hs=join", "@bob:hs=ban"]);
     assert.deepEqual(
-      (await s.getMembers(R, "join")).map((m) => m.userId),
+      (await s.events.getMembers(R, "join")).map((m) => m.userId),
       ["@alice:hs"],
     );
     assert.deepEqual(
-      (await s.getMembers(R, "ban")).map((m) => m.userId),
+      (await s.events.getMembers(R, "ban")).map((m) => m.userId),
       ["@bob:hs"],
     );
-    assert.deepEqual(await s.getMembers(R, "knock"), []);
+    assert.deepEqual(await s.events.getMembers(R, "knock"), []);
     // A non-member state event with a user-like state key is not a membership.
-    await s.persistEvent(event(9, R, "x.user_state", { stateKey: "@carol:hs" }));
-    assert.equal(await s.getMembership(R, "@carol:hs"), null);
+    await s.events.persistEvent(event(9, R, "x.user_state", { stateKey: "@carol:hs" }));
+    assert.equal(await s.events.getMembership(R, "@carol:hs"), null);
   });
 
   storeTest(make, "redactions: mark their target (content.redacts and top-level redacts); first wins", async (s) => {
     await seedRoom(s, R, [event(1, R, "m.room.message"), event(2, R, "m.room.message"), event(3, R, "m.room.message")]);
-    await s.persistEvent(event(4, R, "m.room.redaction", { content: { redacts: "$ev1" } }));
-    await s.persistEvent(event(5, R, "m.room.redaction", { extra: { redacts: "$ev2" } }));
-    await s.persistEvent(event(6, R, "m.room.redaction", { content: { redacts: "$ev1" } }));
-    await s.persistEvent(event(7, R, "m.room.redaction", { content: { redacts: "$unknown" } }));
-    assert.equal((await s.getEvent("$ev1"))?.redactedBy, "$ev4");
-    assert.equal((await s.getEvent("$ev2"))?.redactedBy, "$ev5");
-    assert.equal((await s.getEvent("$ev3"))?.redactedBy, null);
-    assert.equal((await s.getEvent("$ev4"))?.redactedBy, null);
-    assert.equal((await s.getEvent("$ev1"))?.pdu.content && true, true, "the stored PDU is kept as signed");
-    const page = await s.getRoomEvents({ roomId: R, dir: "f", from: 0, limit: 10 });
+    await s.events.persistEvent(event(4, R, "m.room.redaction", { content: { redacts: "$ev1" } }));
+    await s.events.persistEvent(event(5, R, "m.room.redaction", { extra: { redacts: "$ev2" } }));
+    await s.events.persistEvent(event(6, R, "m.room.redaction", { content: { redacts: "$ev1" } }));
+    await s.events.persistEvent(event(7, R, "m.room.redaction", { content: { redacts: "$unknown" } }));
+    assert.equal((await s.events.getEvent("$ev1"))?.redactedBy, "$ev4");
+    assert.equal((await s.events.getEvent("$ev2"))?.redactedBy, "$ev5");
+    assert.equal((await s.events.getEvent("$ev3"))?.redactedBy, null);
+    assert.equal((await s.events.getEvent("$ev4"))?.redactedBy, null);
+    assert.equal((await s.events.getEvent("$ev1"))?.pdu.content && true, true, "the stored PDU is kept as signed");
+    const page = await s.events.getRoomEvents({ roomId: R, dir: "f", from: 0, limit: 10 });
     assert.deepEqual(
       page.map((e) => e.redactedBy),
       ["$ev4", "$ev5", null, null, null, null, null],
@@ -234,17 +242,17 @@ export function eventTests(make: MakeStore): void {
       event(2, "!b:hs", "m.room.create", { stateKey: "" }),
       event(4, "!b:hs", "m.room.message"),
     ]);
-    await s.createRoom(room("!empty:hs"));
-    await s.persistEvent(event(5, R, "m.room.message"));
-    assert.equal((await s.getLatestEvent(R))?.eventId, "$ev5");
-    assert.equal((await s.getLatestEvent("!b:hs"))?.eventId, "$ev4");
-    assert.equal(await s.getLatestEvent("!empty:hs"), null);
-    const m = await s.getRoomMaxStreams([R, "!b:hs", "!empty:hs", "!unknown:hs"]);
+    await s.rooms.createRoom(room("!empty:hs"));
+    await s.events.persistEvent(event(5, R, "m.room.message"));
+    assert.equal((await s.events.getLatestEvent(R))?.eventId, "$ev5");
+    assert.equal((await s.events.getLatestEvent("!b:hs"))?.eventId, "$ev4");
+    assert.equal(await s.events.getLatestEvent("!empty:hs"), null);
+    const m = await s.events.getRoomMaxStreams([R, "!b:hs", "!empty:hs", "!unknown:hs"]);
     assert.deepEqual([...m.entries()].sort(), [
       ["!b:hs", 4],
       [R, 5],
     ]);
-    assert.equal((await s.getRoomMaxStreams([])).size, 0);
+    assert.equal((await s.events.getRoomMaxStreams([])).size, 0);
   });
 
   storeTest(make, "countEvents: stream window, excluded sender, types", async (s) => {
@@ -258,63 +266,14 @@ export function eventTests(make: MakeStore): void {
     ]);
     await seedRoom(s, "!b:hs", [event(7, "!b:hs", "m.room.message", { sender: "@bob:hs" })]);
     const types = ["m.room.message", "m.room.encrypted"];
-    assert.equal(await s.countEvents(R, 0, 100, "@alice:hs", types), 3);
-    assert.equal(await s.countEvents(R, 2, 6, "@alice:hs", types), 2, "after exclusive, upto inclusive");
-    assert.equal(await s.countEvents(R, 2, 5, "@alice:hs", types), 1);
-    assert.equal(await s.countEvents(R, 0, 100, "@bob:hs", types), 2);
-    assert.equal(await s.countEvents(R, 0, 100, "@carol:hs", ["m.room.message"]), 4);
-    assert.equal(await s.countEvents(R, 0, 100, "@carol:hs", []), 0);
-    assert.equal(await s.countEvents(R, 6, 100, "@carol:hs", types), 0);
-    assert.equal(await s.countEvents("!none:hs", 0, 100, "@carol:hs", types), 0);
-  });
-
-  storeTest(make, "getMaxStream covers events, account data, receipts and presence", async (s) => {
-    assert.equal(await s.getMaxStream(), 0);
-    await seedRoom(s, R, [event(3, R, "m.room.create", { stateKey: "" })]);
-    assert.equal(await s.getMaxStream(), 3);
-    await s.setAccountData({ userId: "@alice:hs", roomId: null, type: "m.push_rules", content: {}, stream: 10 });
-    assert.equal(await s.getMaxStream(), 10);
-    await s.setReceipt({
-      roomId: R,
-      userId: "@alice:hs",
-      type: "m.read",
-      eventId: "$ev3",
-      threadId: null,
-      ts: 1,
-      stream: 12,
-    });
-    assert.equal(await s.getMaxStream(), 12);
-    await s.setPresence({ userId: "@alice:hs", presence: "online", statusMsg: null, lastActiveTs: 1, stream: 15 });
-    assert.equal(await s.getMaxStream(), 15);
-    await s.persistEvent(event(20, R, "m.room.message"));
-    assert.equal(await s.getMaxStream(), 20);
-  });
-
-  storeTest(make, "rooms: create, get, publish, list, count; duplicate rejected", async (s) => {
-    await s.createRoom(room("!c:hs", { isPublic: true }));
-    await s.createRoom(room("!a:hs", { version: "10", creator: "@bob:hs", createdTs: 5 }));
-    await s.createRoom(room("!b:hs", { isPublic: true }));
-    assert.deepEqual(await s.getRoom("!a:hs"), room("!a:hs", { version: "10", creator: "@bob:hs", createdTs: 5 }));
-    assert.equal(await s.getRoom("!z:hs"), null);
-    await assert.rejects(s.createRoom(room("!a:hs")));
-    assert.deepEqual(await s.listPublicRoomIds(), ["!b:hs", "!c:hs"]);
-    await s.setRoomPublic("!b:hs", false);
-    await s.setRoomPublic("!a:hs", true);
-    assert.deepEqual(await s.listPublicRoomIds(), ["!a:hs", "!c:hs"]);
-    assert.equal((await s.getRoom("!a:hs"))?.isPublic, true);
-    assert.deepEqual(
-      (await s.listRooms({ limit: 10 })).map((r) => r.roomId),
-      ["!a:hs", "!b:hs", "!c:hs"],
-    );
-    assert.deepEqual(
-      (await s.listRooms({ limit: 1, from: "!a:hs" })).map((r) => r.roomId),
-      ["!b:hs"],
-    );
-    assert.deepEqual(
-      ids(await s.getRoomEvents({ roomId: "!a:hs", dir: "b", from: Number.MAX_SAFE_INTEGER, limit: 5 })),
-      [],
-    );
-    assert.equal(await s.countRooms(), 3);
+    assert.equal(await s.events.countEvents(R, 0, 100, "@alice:hs", types), 3);
+    assert.equal(await s.events.countEvents(R, 2, 6, "@alice:hs", types), 2, "after exclusive, upto inclusive");
+    assert.equal(await s.events.countEvents(R, 2, 5, "@alice:hs", types), 1);
+    assert.equal(await s.events.countEvents(R, 0, 100, "@bob:hs", types), 2);
+    assert.equal(await s.events.countEvents(R, 0, 100, "@carol:hs", ["m.room.message"]), 4);
+    assert.equal(await s.events.countEvents(R, 0, 100, "@carol:hs", []), 0);
+    assert.equal(await s.events.countEvents(R, 6, 100, "@carol:hs", types), 0);
+    assert.equal(await s.events.countEvents("!none:hs", 0, 100, "@carol:hs", types), 0);
   });
 }
 
@@ -325,7 +284,7 @@ export function batchTests(make: MakeStore): void {
   storeTest(make, "persistEvents (optional): in order, all or nothing", async (s) => {
     const batch = (s as Store & Batching).persistEvents?.bind(s);
     if (!batch) return;
-    await s.createRoom(room(R));
+    await s.rooms.createRoom(room(R));
     await batch([]);
     await batch([
       event(1, R, "m.room.create", { stateKey: "" }),
@@ -334,15 +293,15 @@ export function batchTests(make: MakeStore): void {
       member(4, R, "@alice:hs", "leave"),
       event(5, R, "m.room.redaction", { content: { redacts: "$ev3" } }),
     ]);
-    assert.equal((await s.getMembership(R, "@alice:hs"))?.eventId, "$ev4");
-    assert.deepEqual(streams(await s.getStateAt(R, 3)), [1, 2]);
-    assert.equal(await s.getTxnEvent("@alice:hs", "D", "S", "t3"), "$ev3");
-    assert.equal((await s.getEvent("$ev3"))?.redactedBy, "$ev5");
+    assert.equal((await s.events.getMembership(R, "@alice:hs"))?.eventId, "$ev4");
+    assert.deepEqual(streams(await s.events.getStateAt(R, 3)), [1, 2]);
+    assert.equal(await s.events.getTxnEvent("@alice:hs", "D", "S", "t3"), "$ev3");
+    assert.equal((await s.events.getEvent("$ev3"))?.redactedBy, "$ev5");
     await assert.rejects(
       batch([member(6, R, "@bob:hs", "join"), event(7, R, "m.room.message", { eventId: "$ev3" }), event(8, R, "x")]),
     );
-    assert.equal(await s.getEvent("$ev6"), null, "nothing of a failed batch is kept");
-    assert.equal(await s.getMembership(R, "@bob:hs"), null);
+    assert.equal(await s.events.getEvent("$ev6"), null, "nothing of a failed batch is kept");
+    assert.equal(await s.events.getMembership(R, "@bob:hs"), null);
     assert.equal(await s.getMaxStream(), 5);
   });
 }

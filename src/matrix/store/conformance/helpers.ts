@@ -113,6 +113,6 @@ export async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise
 
 /** Create a room and persist `events` into it. */
 export async function seedRoom(s: Store, roomId: string, events: NewEvent[]): Promise<void> {
-  await s.createRoom(room(roomId));
-  for (const e of events) await s.persistEvent(e);
+  await s.rooms.createRoom(room(roomId));
+  for (const e of events) await s.events.persistEvent(e);
 }

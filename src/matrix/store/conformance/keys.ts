@@ -1,6 +1,5 @@
-/** Conformance: the KeyStore (end-to-end encryption) — keys, claims, cross-signing, to-device, key backup. */
+/** Conformance: the KeyStore (end-to-end encryption) — keys, claims, cross-signing, device lists, to-device. */
 import assert from "node:assert/strict";
-import type { BackupKeyData } from "../keys-types.ts";
 import type { Store } from "../types.ts";
 import { type MakeStore, rejectsWith, storeTest, user } from "./helpers.ts";
 
@@ -9,23 +8,22 @@ const B = "@bob:hs";
 const ALG = "signed_curve25519";
 
 async function withDevices(s: Store, devices: [string, string][]): Promise<void> {
-  for (const u of new Set(devices.map(([u]) => u))) await s.createUser(user(u));
+  for (const u of new Set(devices.map(([u]) => u))) await s.accounts.createUser(user(u));
   for (const [userId, deviceId] of devices)
-    await s.upsertDevice({ userId, deviceId, displayName: null, createdTs: 1, lastSeenTs: null, lastSeenIp: null });
+    await s.accounts.upsertDevice({
+      userId,
+      deviceId,
+      displayName: null,
+      createdTs: 1,
+      lastSeenTs: null,
+      lastSeenIp: null,
+    });
 }
 
 const otk = (id: string, key: unknown = { key: `k${id}`, signatures: {} }) => ({
   keyId: `${ALG}:${id}`,
   algorithm: ALG,
   key,
-});
-
-const bk = (over: Partial<BackupKeyData> = {}): BackupKeyData => ({
-  first_message_index: 5,
-  forwarded_count: 1,
-  is_verified: false,
-  session_data: { ciphertext: "c", ephemeral: "e", mac: "m" },
-  ...over,
 });
 
 export function keyTests(make: MakeStore): void {
@@ -44,7 +42,7 @@ export function keyTests(make: MakeStore): void {
       { userId: A, deviceId: "D2", keys: { v: 3 } },
     ]);
     assert.deepEqual(await s.keys.getDeviceKeys([]), []);
-    await s.deleteDevice(A, "D2");
+    await s.accounts.deleteDevice(A, "D2");
     assert.deepEqual(
       (await s.keys.getDeviceKeys([A, B, "@nobody:hs"])).map((r) => r.deviceId),
       ["D1", "B1"],
@@ -174,57 +172,43 @@ export function keyTests(make: MakeStore): void {
     await s.keys.takeToDeviceMessages(B, "B1", 20, 20);
     assert.equal(await (await h.reopen()).getMaxStream(), 12);
     await s.keys.addToDeviceMessages({ ...from, txnId: "t3" }, [msgs[0]], 13);
-    await s.deleteDevice(B, "B1");
+    await s.accounts.deleteDevice(B, "B1");
     await s.keys.deleteDeviceKeys(B, "B1");
     assert.deepEqual(await s.keys.takeToDeviceMessages(B, "B1", 0, 20), [], "a deleted device's inbox is dropped");
   });
 
-  storeTest(make, "key backup: versions, better-key rule, etag and count, wrong versions", async (s) => {
-    assert.equal(await s.keys.getBackupVersion(A, null), null);
-    const v1 = await s.keys.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", { public_key: "p1" });
-    const v2 = await s.keys.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", { public_key: "p2" });
-    assert.notEqual(v1, v2);
-    assert.equal((await s.keys.getBackupVersion(A, null))?.version, v2);
-    assert.equal((await s.keys.getBackupVersion(A, v1))?.authData.public_key, "p1");
-    assert.equal(await s.keys.getBackupVersion(B, v1), null);
-    assert.equal(await s.keys.getBackupVersion(A, "nope"), null);
-
-    assert.deepEqual(await s.keys.putBackupKeys(A, v1, []), { ok: false, reason: "wrong_version", current: v2 });
-    assert.deepEqual(await s.keys.putBackupKeys(B, "1", []), { ok: false, reason: "not_found" });
-    const r1 = await s.keys.putBackupKeys(A, v2, [
-      { roomId: "!r:hs", sessionId: "s1", data: bk() },
-      { roomId: "!r:hs", sessionId: "s2", data: bk() },
-      { roomId: "!q:hs", sessionId: "s1", data: bk() },
+  storeTest(make, "keys: countOneTimeKeysMany and unusedFallbackKeyTypesMany match the one-device reads", async (s) => {
+    await withDevices(s, [
+      [A, "D1"],
+      [A, "D2"],
+      [B, "B1"],
     ]);
-    assert.ok(r1.ok && r1.count === 3);
-    const worse = await s.keys.putBackupKeys(A, v2, [
-      { roomId: "!r:hs", sessionId: "s1", data: bk({ first_message_index: 9 }) },
+    const otk = (id: string, algorithm = ALG) => ({ keyId: `${algorithm}:${id}`, algorithm, key: { key: id } });
+    await s.keys.addOneTimeKeys(A, "D1", [otk("A"), otk("B"), otk("X", "curve25519")]);
+    await s.keys.addOneTimeKeys(B, "B1", [otk("C")]);
+    await s.keys.setFallbackKeys(A, "D1", [{ ...otk("F"), key: { key: "f", fallback: true } }]);
+    await s.keys.setFallbackKeys(B, "B1", [
+      { ...otk("G"), key: { key: "g", fallback: true } },
+      { ...otk("H", "curve25519"), key: { key: "h", fallback: true } },
     ]);
-    assert.ok(worse.ok && r1.ok && worse.etag === r1.etag, "a worse key changes nothing");
-    const better = await s.keys.putBackupKeys(A, v2, [
-      { roomId: "!r:hs", sessionId: "s1", data: bk({ is_verified: true, first_message_index: 9 }) },
-    ]);
-    assert.ok(better.ok && r1.ok && better.etag !== r1.etag && better.count === 3);
-    assert.equal((await s.keys.getBackupKeys(A, v2, "!r:hs", "s1"))[0].data.is_verified, true);
-    assert.deepEqual(
-      (await s.keys.getBackupKeys(A, v2, "!r:hs")).map((k) => k.sessionId),
-      ["s1", "s2"],
-    );
-    assert.equal((await s.keys.getBackupKeys(A, v2)).length, 3);
-    assert.equal((await s.keys.getBackupVersion(A, v2))?.count, 3);
-
-    const del = await s.keys.deleteBackupKeys(A, v2, "!r:hs", "s2");
-    assert.ok(del.ok && del.count === 2);
-    const delRoom = await s.keys.deleteBackupKeys(A, v2, "!r:hs");
-    assert.ok(delRoom.ok && delRoom.count === 1);
-    assert.deepEqual(await s.keys.deleteBackupKeys(A, "77"), { ok: false, reason: "not_found" });
-    assert.equal(await s.keys.updateBackupVersion(A, v2, { public_key: "p3" }), true);
-    assert.equal((await s.keys.getBackupVersion(A, v2))?.authData.public_key, "p3");
-    assert.equal(await s.keys.updateBackupVersion(A, "77", {}), false);
-    assert.equal(await s.keys.deleteBackupVersion(A, v2), true);
-    assert.equal(await s.keys.deleteBackupVersion(A, v2), false);
-    assert.equal((await s.keys.getBackupVersion(A, null))?.version, v1, "the previous version is the latest again");
-    const v3 = await s.keys.createBackupVersion(A, "m.megolm_backup.v1.curve25519-aes-sha2", {});
-    assert.ok(Number(v3) > Number(v2), "version numbers are never reused");
+    await s.keys.claimKeys([{ userId: B, deviceId: "B1", algorithm: ALG }]);
+    await s.keys.claimKeys([{ userId: B, deviceId: "B1", algorithm: ALG }]); // no OTK left: the fallback, used
+    const asked = [
+      { userId: B, deviceId: "B1" },
+      { userId: A, deviceId: "D1" },
+      { userId: A, deviceId: "D2" },
+      { userId: "@nobody:hs", deviceId: "X" },
+      { userId: A, deviceId: "D1" },
+    ];
+    const counts = await s.keys.countOneTimeKeysMany(asked);
+    const fallback = await s.keys.unusedFallbackKeyTypesMany(asked);
+    const each = await Promise.all(asked.map((d) => s.keys.countOneTimeKeys(d.userId, d.deviceId)));
+    const eachFallback = await Promise.all(asked.map((d) => s.keys.unusedFallbackKeyTypes(d.userId, d.deviceId)));
+    assert.deepEqual(counts, each);
+    assert.deepEqual(fallback, eachFallback);
+    assert.deepEqual(counts, [{}, { [ALG]: 2, curve25519: 1 }, {}, {}, { [ALG]: 2, curve25519: 1 }]);
+    assert.deepEqual(fallback, [["curve25519"], [ALG], [], [], [ALG]]);
+    assert.deepEqual(await s.keys.countOneTimeKeysMany([]), []);
+    assert.deepEqual(await s.keys.unusedFallbackKeyTypesMany([]), []);
   });
 }

@@ -26,7 +26,7 @@ async function seed(s: Store): Promise<void> {
     event(12, R, "x.50%", { sender: "@bob:hs" }),
     event(13, "!other:hs", "m.room.message"),
   ])
-    await s.persistEvent(e);
+    await s.events.persistEvent(e);
 }
 
 export function timelineTests(make: MakeStore): void {
@@ -34,7 +34,7 @@ export function timelineTests(make: MakeStore): void {
   batchedReadTests(make);
 
   const q = (s: Store, over: Partial<RoomEventQuery>) =>
-    s.getRoomEvents({ roomId: R, dir: "b", from: MAX, limit: 100, ...over }).then(streams);
+    s.events.getRoomEvents({ roomId: R, dir: "b", from: MAX, limit: 100, ...over }).then(streams);
 
   storeTest(make, "getRoomEvents: directions, exclusive from/to, limit", async (s) => {
     await seed(s);

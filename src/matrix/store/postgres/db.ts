@@ -3,6 +3,7 @@ import pg from "pg";
 import { AmiError } from "../../../core/errors.ts";
 import type { Logger } from "../../../core/logger.ts";
 import { nulInText, schemaTooNew } from "../common.ts";
+import type { Sql, SqlParam } from "../sql.ts";
 
 export const DEFAULT_SCHEMA = "ami_matrix";
 
@@ -136,4 +137,47 @@ export class PgDb {
     this.ended = true;
     await this.pool.end();
   }
+}
+
+/** `?` placeholders as PostgreSQL's $1, $2, ... (the shared SQL has no other `?`). */
+const numbered = new Map<string, string>();
+export function numberPlaceholders(sql: string): string {
+  let out = numbered.get(sql);
+  if (out === undefined) {
+    let n = 0;
+    out = sql.replace(/\?/g, () => `$${++n}`);
+    numbered.set(sql, out);
+  }
+  return out;
+}
+
+/** The Sql seam on PostgreSQL; `conn` throws once the store is closed. */
+export class PgSql implements Sql {
+  readonly #conn: () => PgDb;
+  constructor(conn: () => PgDb) {
+    this.#conn = conn;
+  }
+  async all(sql: string, params: SqlParam[] = []): Promise<any[]> {
+    return this.#conn().rows(numberPlaceholders(sql), params);
+  }
+  async get(sql: string, params: SqlParam[] = []): Promise<any | null> {
+    return this.#conn().row(numberPlaceholders(sql), params);
+  }
+  async run(sql: string, params: SqlParam[] = []): Promise<number> {
+    return (await this.#conn().query(numberPlaceholders(sql), params)).rowCount ?? 0;
+  }
+  async atomic(statements: [string, SqlParam[]][]): Promise<number[]> {
+    const d = this.#conn();
+    return d.tx(async (c) => {
+      const changed: number[] = [];
+      for (const [sql, params] of statements)
+        changed.push((await d.query(numberPlaceholders(sql), params, c)).rowCount ?? 0);
+      return changed;
+    });
+  }
+  anyOf(expr: string): string {
+    return `${expr} = ANY(?::text[])`;
+  }
+  isUniqueViolation = isUniqueViolation;
+  isForeignKeyViolation = isForeignKeyViolation;
 }

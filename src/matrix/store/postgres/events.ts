@@ -1,9 +1,24 @@
-/** Events, state and memberships on PostgreSQL. */
+/**
+ * The EventStore on PostgreSQL: the one-statement persist path, filtered timeline reads and the batched reads (one
+ * round trip for many rooms: /sync over hundreds of rooms); the reads both dialects share are in sql/events.ts.
+ * Batched inputs travel as parallel arrays unnested WITH ORDINALITY; `idx` (1-based) groups the rows back.
+ */
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, splitTypes, toLike } from "../common.ts";
-import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
-import type { EventFilterQuery, MembershipRow, NewEvent, RoomEventQuery, StoredEvent } from "../types.ts";
-import { isForeignKeyViolation, isUniqueViolation, type PgDb } from "./db.ts";
+import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
+import { SqlEventReads } from "../sql/events.ts";
+import type {
+  EventFilterQuery,
+  EventStore,
+  NewEvent,
+  RoomAt,
+  RoomEventQuery,
+  RoomStateKey,
+  RoomStreamRange,
+  RoomStreamWindow,
+  StoredEvent,
+} from "../types.ts";
+import { isForeignKeyViolation, isUniqueViolation, type PgDb, PgSql } from "./db.ts";
 
 /**
  * persistEvent as ONE statement: data-modifying CTEs run together and atomically, so the whole write is one
@@ -61,148 +76,8 @@ function persistError(err: unknown, e: NewEvent): unknown {
   return err;
 }
 
-export async function persistEvent(d: PgDb, e: NewEvent): Promise<void> {
-  try {
-    await d.query(PERSIST, persistParams(e));
-  } catch (err) {
-    throw persistError(err, e);
-  }
-}
-
-/** Several events in one transaction (one commit, so one WAL flush, for all of them): all or none. */
-export async function persistEvents(d: PgDb, events: NewEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  if (events.length === 1) return persistEvent(d, events[0]);
-  await d.tx(async (c) => {
-    for (const e of events) {
-      try {
-        await d.query(PERSIST, persistParams(e), c);
-      } catch (err) {
-        throw persistError(err, e);
-      }
-    }
-  });
-}
-
-export const getEvent = async (d: PgDb, eventId: string): Promise<StoredEvent | null> => {
-  const r = await d.row(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.event_id = $1`, [eventId]);
-  return r ? eventFromRow(r) : null;
-};
-
-export async function getEvents(d: PgDb, eventIds: string[]): Promise<StoredEvent[]> {
-  if (eventIds.length === 0) return [];
-  const rows = await d.rows(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.event_id = ANY($1) ORDER BY e.stream`, [
-    eventIds,
-  ]);
-  return rows.map(eventFromRow);
-}
-
-export async function getReplacedState(d: PgDb, streams: number[]): Promise<Map<number, StoredEvent>> {
-  const out = new Map<number, StoredEvent>();
-  if (streams.length === 0) return out;
-  const rows = await d.rows(
-    `SELECT x.stream AS for_stream, ${EVENT_COLUMNS} FROM events x
-     JOIN LATERAL (
-       SELECT h.stream FROM state_history h
-       WHERE h.room_id = x.room_id AND h.type = x.type AND h.state_key = x.state_key AND h.stream < x.stream
-       ORDER BY h.stream DESC LIMIT 1) p ON true
-     JOIN events e ON e.stream = p.stream
-     WHERE x.stream = ANY($1) AND x.state_key IS NOT NULL`,
-    [streams],
-  );
-  for (const r of rows) out.set(Number(r.for_stream), eventFromRow(r));
-  return out;
-}
-
-export async function getTxnEvent(
-  d: PgDb,
-  userId: string,
-  deviceId: string,
-  scope: string,
-  txnId: string,
-): Promise<string | null> {
-  const r = await d.row(
-    "SELECT event_id FROM event_txns WHERE user_id = $1 AND device_id = $2 AND scope = $3 AND txn_id = $4",
-    [userId, deviceId, scope, txnId],
-  );
-  return r ? r.event_id : null;
-}
-
-export async function getLatestEvent(d: PgDb, roomId: string): Promise<StoredEvent | null> {
-  const r = await d.row(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.room_id = $1 ORDER BY e.stream DESC LIMIT 1`, [
-    roomId,
-  ]);
-  return r ? eventFromRow(r) : null;
-}
-
-export async function getCurrentState(d: PgDb, roomId: string): Promise<StoredEvent[]> {
-  const rows = await d.rows(
-    `SELECT ${EVENT_COLUMNS} FROM current_state c JOIN events e ON e.stream = c.stream
-     WHERE c.room_id = $1 ORDER BY e.stream`,
-    [roomId],
-  );
-  return rows.map(eventFromRow);
-}
-
-export async function getCurrentStateEvent(
-  d: PgDb,
-  roomId: string,
-  type: string,
-  stateKey: string,
-): Promise<StoredEvent | null> {
-  const r = await d.row(
-    `SELECT ${EVENT_COLUMNS} FROM current_state c JOIN events e ON e.stream = c.stream
-     WHERE c.room_id = $1 AND c.type = $2 AND c.state_key = $3`,
-    [roomId, type, stateKey],
-  );
-  return r ? eventFromRow(r) : null;
-}
-
-export async function getStateAt(d: PgDb, roomId: string, stream: number, types?: string[]): Promise<StoredEvent[]> {
-  if (types && types.length === 0) return [];
-  const sql = `SELECT ${EVENT_COLUMNS} FROM events e WHERE e.stream IN (
-      SELECT max(h.stream) FROM state_history h WHERE h.room_id = $1 AND h.stream <= $2
-      ${types ? "AND h.type = ANY($3)" : ""} GROUP BY h.type, h.state_key)
-    ORDER BY e.stream`;
-  const rows = await d.rows(sql, types ? [roomId, stream, types] : [roomId, stream]);
-  return rows.map(eventFromRow);
-}
-
-export const MEMBER_COLUMNS = "room_id, user_id, membership, event_id, stream";
-export const membershipFromRow = (r: any): MembershipRow => ({
-  roomId: r.room_id,
-  userId: r.user_id,
-  membership: r.membership,
-  eventId: r.event_id,
-  stream: r.stream,
-});
-
-export async function getMembership(d: PgDb, roomId: string, userId: string): Promise<MembershipRow | null> {
-  const r = await d.row(`SELECT ${MEMBER_COLUMNS} FROM memberships WHERE room_id = $1 AND user_id = $2`, [
-    roomId,
-    userId,
-  ]);
-  return r ? membershipFromRow(r) : null;
-}
-
-export async function getRoomsForUser(d: PgDb, userId: string): Promise<MembershipRow[]> {
-  const rows = await d.rows(`SELECT ${MEMBER_COLUMNS} FROM memberships WHERE user_id = $1 ORDER BY room_id`, [userId]);
-  return rows.map(membershipFromRow);
-}
-
-export async function getMembers(d: PgDb, roomId: string, membership?: string): Promise<MembershipRow[]> {
-  const rows =
-    membership === undefined
-      ? await d.rows(`SELECT ${MEMBER_COLUMNS} FROM memberships WHERE room_id = $1 ORDER BY user_id`, [roomId])
-      : await d.rows(
-          `SELECT ${MEMBER_COLUMNS} FROM memberships WHERE room_id = $1 AND membership = $2 ORDER BY user_id`,
-          [roomId, membership],
-        );
-  return rows.map(membershipFromRow);
-}
-
 /** SQL condition for "type matches one of `types`" (exact, or "*" patterns via LIKE ANY); pushes its params. */
-export function typeCondition(types: string[], params: unknown[]): string {
+function typeCondition(types: string[], params: unknown[]): string {
   const { exact, patterns } = splitTypes(types);
   const parts: string[] = [];
   if (exact.length) {
@@ -217,7 +92,7 @@ export function typeCondition(types: string[], params: unknown[]): string {
 }
 
 /** Push the SQL conditions (on alias e) of an event filter onto `where`, their parameters onto `params`. */
-export function filterConditions(q: EventFilterQuery, where: string[], params: unknown[]): void {
+function filterConditions(q: EventFilterQuery, where: string[], params: unknown[]): void {
   if (q.types) where.push(typeCondition(q.types, params));
   if (q.notTypes?.length) where.push(`NOT ${typeCondition(q.notTypes, params)}`);
   if (q.senders) {
@@ -231,61 +106,179 @@ export function filterConditions(q: EventFilterQuery, where: string[], params: u
   if (q.containsUrl !== undefined) where.push(`e.contains_url = ${q.containsUrl ? "true" : "false"}`);
 }
 
-export async function getRoomEvents(d: PgDb, q: RoomEventQuery): Promise<StoredEvent[]> {
-  if (q.limit <= 0) return [];
-  const back = q.dir === "b";
-  const params: unknown[] = [q.roomId, q.from];
-  const where = ["e.room_id = $1", back ? "e.stream < $2" : "e.stream > $2"];
-  if (q.to !== undefined) {
-    params.push(q.to);
-    where.push(back ? `e.stream > $${params.length}` : `e.stream < $${params.length}`);
+export class PostgresEventStore extends SqlEventReads implements EventStore {
+  readonly #conn: () => PgDb;
+  /** `conn` throws once the store is closed. */
+  constructor(conn: () => PgDb) {
+    super(new PgSql(conn));
+    this.#conn = conn;
   }
-  filterConditions(q, where, params);
-  params.push(q.limit);
-  const sql = `SELECT ${EVENT_COLUMNS} FROM events e WHERE ${where.join(" AND ")}
-    ORDER BY e.stream ${back ? "DESC" : "ASC"} LIMIT $${params.length}`;
-  return (await d.rows(sql, params)).map(eventFromRow);
-}
 
-export async function getRoomMaxStreams(d: PgDb, roomIds: string[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  if (roomIds.length === 0) return out;
-  // A correlated max() per room is one backward index probe each.
-  const rows = await d.rows(
-    `SELECT r.room_id, (SELECT max(e.stream) FROM events e WHERE e.room_id = r.room_id) AS m
-     FROM unnest($1::text[]) AS r(room_id)`,
-    [roomIds],
-  );
-  for (const r of rows) if (r.m !== null) out.set(r.room_id, r.m);
-  return out;
-}
+  async persistEvent(e: NewEvent): Promise<void> {
+    try {
+      await this.#conn().query(PERSIST, persistParams(e));
+    } catch (err) {
+      throw persistError(err, e);
+    }
+  }
 
-export async function countEvents(
-  d: PgDb,
-  roomId: string,
-  afterStream: number,
-  uptoStream: number,
-  excludeSender: string,
-  types: string[],
-): Promise<number> {
-  if (types.length === 0 || uptoStream <= afterStream) return 0;
-  const params: unknown[] = [roomId, afterStream, uptoStream, excludeSender];
-  const cond = typeCondition(types, params);
-  const r = await d.row(
-    `SELECT count(*) AS n FROM events e WHERE e.room_id = $1 AND e.stream > $2 AND e.stream <= $3 AND e.sender <> $4
-     AND ${cond}`,
-    params,
-  );
-  return r.n;
-}
+  /** Several events in one transaction (one commit, so one WAL flush, for all of them): all or none. */
+  async persistEvents(events: NewEvent[]): Promise<void> {
+    const d = this.#conn();
+    if (events.length === 0) return;
+    if (events.length === 1) return this.persistEvent(events[0]);
+    await d.tx(async (c) => {
+      for (const e of events) {
+        try {
+          await d.query(PERSIST, persistParams(e), c);
+        } catch (err) {
+          throw persistError(err, e);
+        }
+      }
+    });
+  }
 
-export async function getMaxStream(d: PgDb): Promise<number> {
-  const r = await d.row(
-    `SELECT GREATEST(
-       coalesce((SELECT max(stream) FROM events), 0),
-       coalesce((SELECT max(stream) FROM account_data), 0),
-       coalesce((SELECT max(stream) FROM receipts), 0),
-       coalesce((SELECT max(stream) FROM presence), 0)) AS m`,
-  );
-  return r.m;
+  async getReplacedState(streams: number[]): Promise<Map<number, StoredEvent>> {
+    const d = this.#conn();
+    const out = new Map<number, StoredEvent>();
+    if (streams.length === 0) return out;
+    const rows = await d.rows(
+      `SELECT x.stream AS for_stream, ${EVENT_COLUMNS} FROM events x
+       JOIN LATERAL (
+         SELECT h.stream FROM state_history h
+         WHERE h.room_id = x.room_id AND h.type = x.type AND h.state_key = x.state_key AND h.stream < x.stream
+         ORDER BY h.stream DESC LIMIT 1) p ON true
+       JOIN events e ON e.stream = p.stream
+       WHERE x.stream = ANY($1) AND x.state_key IS NOT NULL`,
+      [streams],
+    );
+    for (const r of rows) out.set(Number(r.for_stream), eventFromRow(r));
+    return out;
+  }
+
+  async getRoomEvents(q: RoomEventQuery): Promise<StoredEvent[]> {
+    const d = this.#conn();
+    if (q.limit <= 0) return [];
+    const back = q.dir === "b";
+    const params: unknown[] = [q.roomId, q.from];
+    const where = ["e.room_id = $1", back ? "e.stream < $2" : "e.stream > $2"];
+    if (q.to !== undefined) {
+      params.push(q.to);
+      where.push(back ? `e.stream > $${params.length}` : `e.stream < $${params.length}`);
+    }
+    filterConditions(q, where, params);
+    params.push(q.limit);
+    const sql = `SELECT ${EVENT_COLUMNS} FROM events e WHERE ${where.join(" AND ")}
+      ORDER BY e.stream ${back ? "DESC" : "ASC"} LIMIT $${params.length}`;
+    return (await d.rows(sql, params)).map(eventFromRow);
+  }
+
+  async getRoomMaxStreams(roomIds: string[]): Promise<Map<string, number>> {
+    const d = this.#conn();
+    const out = new Map<string, number>();
+    if (roomIds.length === 0) return out;
+    // A correlated max() per room is one backward index probe each.
+    const rows = await d.rows(
+      `SELECT r.room_id, (SELECT max(e.stream) FROM events e WHERE e.room_id = r.room_id) AS m
+       FROM unnest($1::text[]) AS r(room_id)`,
+      [roomIds],
+    );
+    for (const r of rows) if (r.m !== null) out.set(r.room_id, r.m);
+    return out;
+  }
+
+  async countEvents(
+    roomId: string,
+    afterStream: number,
+    uptoStream: number,
+    excludeSender: string,
+    types: string[],
+  ): Promise<number> {
+    const d = this.#conn();
+    if (types.length === 0 || uptoStream <= afterStream) return 0;
+    const params: unknown[] = [roomId, afterStream, uptoStream, excludeSender];
+    const cond = typeCondition(types, params);
+    const r = await d.row(
+      `SELECT count(*) AS n FROM events e WHERE e.room_id = $1 AND e.stream > $2 AND e.stream <= $3 AND e.sender <> $4
+       AND ${cond}`,
+      params,
+    );
+    return r.n;
+  }
+
+  // ---- batched reads ----
+
+  async getLatestEventsPerRoom(
+    windows: RoomStreamWindow[],
+    limit: number,
+    filter: EventFilterQuery = {},
+  ): Promise<StoredEvent[][]> {
+    const d = this.#conn();
+    if (windows.length === 0 || limit <= 0) return windows.map(() => []);
+    const params: unknown[] = [
+      windows.map((w) => w.roomId),
+      windows.map((w) => w.before),
+      windows.map((w) => w.after ?? -1),
+    ];
+    const where = ["e.room_id = w.room_id", "e.stream < w.before", "e.stream > w.after"];
+    filterConditions(filter, where, params);
+    params.push(limit);
+    // LATERAL: one backward walk of events_room_stream per window, stopping after `limit` matches.
+    const sql = `SELECT w.idx, ${EVENT_COLUMNS}
+      FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS w(room_id, before, after, idx)
+      CROSS JOIN LATERAL (
+        SELECT * FROM events e WHERE ${where.join(" AND ")} ORDER BY e.stream DESC LIMIT $${params.length}) e
+      ORDER BY w.idx, e.stream DESC`;
+    return byIndex(windows.length, await d.rows(sql, params), eventFromRow, 1);
+  }
+
+  async getStatesAt(points: RoomAt[], types?: string[]): Promise<StoredEvent[][]> {
+    const d = this.#conn();
+    if (points.length === 0 || (types && types.length === 0)) return points.map(() => []);
+    const params: unknown[] = [points.map((p) => p.roomId), points.map((p) => p.stream)];
+    if (types) params.push(types);
+    // max() grouped by (type, state_key) per point: the newest state row at or before each point.
+    const sql = `SELECT s.idx, ${EVENT_COLUMNS} FROM (
+        SELECT p.idx, max(h.stream) AS stream
+        FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS p(room_id, at, idx)
+        JOIN state_history h ON h.room_id = p.room_id AND h.stream <= p.at ${types ? "AND h.type = ANY($3::text[])" : ""}
+        GROUP BY p.idx, h.type, h.state_key) s
+      JOIN events e ON e.stream = s.stream
+      ORDER BY s.idx, e.stream`;
+    return byIndex(points.length, await d.rows(sql, params), eventFromRow, 1);
+  }
+
+  async getStateHistories(keys: RoomStateKey[]): Promise<StoredEvent[][]> {
+    const d = this.#conn();
+    if (keys.length === 0) return [];
+    const params = [keys.map((k) => k.roomId), keys.map((k) => k.type), keys.map((k) => k.stateKey)];
+    // state_history's primary key (room_id, type, state_key, stream) serves each key as one range scan.
+    const sql = `SELECT k.idx, ${EVENT_COLUMNS}
+      FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(room_id, type, state_key, idx)
+      JOIN state_history h ON h.room_id = k.room_id AND h.type = k.type AND h.state_key = k.state_key
+      JOIN events e ON e.stream = h.stream
+      ORDER BY k.idx, h.stream`;
+    return byIndex(keys.length, await d.rows(sql, params), eventFromRow, 1);
+  }
+
+  async countEventsPerRoom(ranges: RoomStreamRange[], excludeSender: string, types: string[]): Promise<number[]> {
+    const d = this.#conn();
+    if (ranges.length === 0 || types.length === 0) return ranges.map(() => 0);
+    const params: unknown[] = [
+      ranges.map((r) => r.roomId),
+      ranges.map((r) => r.after),
+      ranges.map((r) => r.upto),
+      excludeSender,
+    ];
+    const cond = typeCondition(types, params);
+    const rows = await d.rows(
+      `SELECT p.idx, (SELECT count(*) FROM events e WHERE e.room_id = p.room_id AND e.stream > p.after
+         AND e.stream <= p.upto AND e.sender <> $4 AND ${cond}) AS n
+       FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS p(room_id, after, upto, idx)`,
+      params,
+    );
+    const out = ranges.map(() => 0);
+    for (const r of rows) out[Number(r.idx) - 1] = Number(r.n);
+    return out;
+  }
 }

@@ -1,76 +1,9 @@
-/** The key-backup part of the PostgreSQL KeyStore (room_keys versions and keys). */
+/** The KeyBackupStore on PostgreSQL (room_keys versions and keys). */
 import type pg from "pg";
 import { backupKeyFromRow, backupVersionNumber } from "../keys-rows.ts";
-import { type BackupKeyRow, type BackupVersionRow, type BackupWriteResult, isBetterBackupKey } from "../keys-types.ts";
-import type { PgDb } from "./db.ts";
-
-export async function createBackupVersion(d: PgDb, userId: string, algorithm: string, authData: object) {
-  return d.tx(async (c) => {
-    // Serialise version allocation per user (two concurrent creates must not pick the same number).
-    await d.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`backup:${userId}`], c);
-    const r = await d.query(
-      "SELECT coalesce(max(version), 0) + 1 AS v FROM backup_versions WHERE user_id = $1",
-      [userId],
-      c,
-    );
-    const v = Number(r.rows[0].v);
-    await d.query(
-      "INSERT INTO backup_versions (user_id, version, algorithm, auth_data) VALUES ($1, $2, $3, $4)",
-      [userId, v, algorithm, JSON.stringify(authData)],
-      c,
-    );
-    return String(v);
-  });
-}
-
-export async function getBackupVersion(d: PgDb, userId: string, version: string | null) {
-  const v = version === null ? null : backupVersionNumber(version);
-  if (version !== null && v === null) return null;
-  const r =
-    v === null
-      ? await d.row("SELECT * FROM backup_versions WHERE user_id = $1 AND NOT deleted ORDER BY version DESC LIMIT 1", [
-          userId,
-        ])
-      : await d.row("SELECT * FROM backup_versions WHERE user_id = $1 AND version = $2 AND NOT deleted", [userId, v]);
-  if (!r) return null;
-  const n = await d.row("SELECT count(*) AS n FROM backup_keys WHERE user_id = $1 AND version = $2", [
-    userId,
-    r.version,
-  ]);
-  const out: BackupVersionRow = {
-    userId,
-    version: String(r.version),
-    algorithm: r.algorithm,
-    authData: JSON.parse(r.auth_data),
-    etag: String(r.etag),
-    count: Number(n.n),
-  };
-  return out;
-}
-
-export async function updateBackupVersion(d: PgDb, userId: string, version: string, authData: object) {
-  const v = backupVersionNumber(version);
-  if (v === null) return false;
-  const r = await d.query(
-    "UPDATE backup_versions SET auth_data = $1 WHERE user_id = $2 AND version = $3 AND NOT deleted",
-    [JSON.stringify(authData), userId, v],
-  );
-  return r.rowCount === 1;
-}
-
-export async function deleteBackupVersion(d: PgDb, userId: string, version: string): Promise<boolean> {
-  const v = backupVersionNumber(version);
-  if (v === null) return false;
-  return d.tx(async (c) => {
-    const r = await d.query(
-      "UPDATE backup_versions SET deleted = true WHERE user_id = $1 AND version = $2 AND NOT deleted",
-      [userId, v],
-      c,
-    );
-    await d.query("DELETE FROM backup_keys WHERE user_id = $1 AND version = $2", [userId, v], c);
-    return r.rowCount === 1;
-  });
-}
+import { type BackupKeyRow, type BackupWriteResult, isBetterBackupKey, type KeyBackupStore } from "../keys-types.ts";
+import { SqlKeyBackupStoreBase, UPSERT_BACKUP_KEY, upsertBackupKeyParams } from "../sql/key-backup.ts";
+import { numberPlaceholders, type PgDb, PgSql } from "./db.ts";
 
 /** In a transaction, with the user's backup rows locked: the version must exist and (for writes) be current. */
 async function checkVersion(
@@ -115,82 +48,73 @@ async function etagAndCount(
   return { ok: true, etag: String(r.rows[0].etag), count: Number(r.rows[0].n) };
 }
 
-export async function putBackupKeys(
-  d: PgDb,
-  userId: string,
-  version: string,
-  keys: BackupKeyRow[],
-): Promise<BackupWriteResult> {
-  const v = backupVersionNumber(version);
-  return d.tx(async (c) => {
-    const bad = await checkVersion(d, c, userId, v, true);
-    if (bad) return bad;
-    let changed = false;
-    for (const k of keys) {
-      const old = await d.query(
-        "SELECT * FROM backup_keys WHERE user_id = $1 AND version = $2 AND room_id = $3 AND session_id = $4",
-        [userId, v, k.roomId, k.sessionId],
+export class PostgresKeyBackupStore extends SqlKeyBackupStoreBase implements KeyBackupStore {
+  readonly #conn: () => PgDb;
+  /** `conn` throws once the store is closed. */
+  constructor(conn: () => PgDb) {
+    super(new PgSql(conn));
+    this.#conn = conn;
+  }
+
+  async createBackupVersion(userId: string, algorithm: string, authData: Record<string, any>) {
+    const d = this.#conn();
+    return d.tx(async (c) => {
+      // Serialise version allocation per user (two concurrent creates must not pick the same number).
+      await d.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`backup:${userId}`], c);
+      const r = await d.query(
+        "SELECT coalesce(max(version), 0) + 1 AS v FROM backup_versions WHERE user_id = $1",
+        [userId],
         c,
       );
-      if (old.rows[0] && !isBetterBackupKey(backupKeyFromRow(old.rows[0]).data, k.data)) continue;
+      const v = Number(r.rows[0].v);
       await d.query(
-        `INSERT INTO backup_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count,
-           is_verified, session_data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET
-           first_message_index = excluded.first_message_index, forwarded_count = excluded.forwarded_count,
-           is_verified = excluded.is_verified, session_data = excluded.session_data`,
-        [
-          userId,
-          v,
-          k.roomId,
-          k.sessionId,
-          k.data.first_message_index,
-          k.data.forwarded_count,
-          k.data.is_verified,
-          JSON.stringify(k.data.session_data),
-        ],
+        "INSERT INTO backup_versions (user_id, version, algorithm, auth_data) VALUES ($1, $2, $3, $4)",
+        [userId, v, algorithm, JSON.stringify(authData)],
         c,
       );
-      changed = true;
-    }
-    return etagAndCount(d, c, userId, v!, changed);
-  });
-}
+      return String(v);
+    });
+  }
 
-export async function getBackupKeys(
-  d: PgDb,
-  userId: string,
-  version: string,
-  roomId?: string,
-  sessionId?: string,
-): Promise<BackupKeyRow[]> {
-  const v = backupVersionNumber(version);
-  if (v === null) return [];
-  const rows = await d.rows(
-    `SELECT * FROM backup_keys WHERE user_id = $1 AND version = $2 AND ($3::text IS NULL OR room_id = $3)
-       AND ($4::text IS NULL OR session_id = $4) ORDER BY room_id, session_id`,
-    [userId, v, roomId ?? null, sessionId ?? null],
-  );
-  return rows.map(backupKeyFromRow);
-}
+  async putBackupKeys(userId: string, version: string, keys: BackupKeyRow[]): Promise<BackupWriteResult> {
+    const d = this.#conn();
+    const v = backupVersionNumber(version);
+    return d.tx(async (c) => {
+      const bad = await checkVersion(d, c, userId, v, true);
+      if (bad) return bad;
+      let changed = false;
+      for (const k of keys) {
+        const old = await d.query(
+          "SELECT * FROM backup_keys WHERE user_id = $1 AND version = $2 AND room_id = $3 AND session_id = $4",
+          [userId, v, k.roomId, k.sessionId],
+          c,
+        );
+        if (old.rows[0] && !isBetterBackupKey(backupKeyFromRow(old.rows[0]).data, k.data)) continue;
+        await d.query(numberPlaceholders(UPSERT_BACKUP_KEY), upsertBackupKeyParams(userId, v!, k), c);
+        changed = true;
+      }
+      return etagAndCount(d, c, userId, v!, changed);
+    });
+  }
 
-export async function deleteBackupKeys(
-  d: PgDb,
-  userId: string,
-  version: string,
-  roomId?: string,
-  sessionId?: string,
-): Promise<BackupWriteResult> {
-  const v = backupVersionNumber(version);
-  return d.tx(async (c) => {
-    const bad = await checkVersion(d, c, userId, v, false);
-    if (bad) return bad;
-    const r = await d.query(
-      `DELETE FROM backup_keys WHERE user_id = $1 AND version = $2 AND ($3::text IS NULL OR room_id = $3)
-         AND ($4::text IS NULL OR session_id = $4)`,
-      [userId, v, roomId ?? null, sessionId ?? null],
-      c,
-    );
-    return etagAndCount(d, c, userId, v!, (r.rowCount ?? 0) > 0);
-  });
+  async deleteBackupKeys(
+    userId: string,
+    version: string,
+    roomId?: string,
+    sessionId?: string,
+  ): Promise<BackupWriteResult> {
+    const d = this.#conn();
+    const v = backupVersionNumber(version);
+    return d.tx(async (c) => {
+      const bad = await checkVersion(d, c, userId, v, false);
+      if (bad) return bad;
+      const r = await d.query(
+        `DELETE FROM backup_keys WHERE user_id = $1 AND version = $2 AND ($3::text IS NULL OR room_id = $3)
+           AND ($4::text IS NULL OR session_id = $4)`,
+        [userId, v, roomId ?? null, sessionId ?? null],
+        c,
+      );
+      return etagAndCount(d, c, userId, v!, (r.rowCount ?? 0) > 0);
+    });
+  }
 }

@@ -1,373 +1,158 @@
 /**
- * The KeyStore (end-to-end encryption) on PostgreSQL. Every write is one statement or one BEGIN..COMMIT. The
- * key-backup part (room_keys versions and keys) lives in key-backup.ts.
+ * The KeyStore (end-to-end encryption) on PostgreSQL. Every write is one statement or one BEGIN..COMMIT. Server-side
+ * key backup is its own area (key-backup.ts).
  */
 import { AmiError } from "../../../core/errors.ts";
 import { sameJson } from "../keys-rows.ts";
-import type {
-  BackupKeyRow,
-  ClaimedKey,
-  CrossSigningKeyRow,
-  CrossSigningKeyType,
-  DeviceRef,
-  KeyClaim,
-  KeySignatureRow,
-  KeyStore,
-  OneTimeKey,
-  ToDeviceMessage,
-  ToDeviceRow,
-} from "../keys-types.ts";
-import { countOneTimeKeysMany, unusedFallbackKeyTypesMany } from "./batch.ts";
-import type { PgDb } from "./db.ts";
-import {
-  createBackupVersion,
-  deleteBackupKeys,
-  deleteBackupVersion,
-  getBackupKeys,
-  getBackupVersion,
-  putBackupKeys,
-  updateBackupVersion,
-} from "./key-backup.ts";
+import type { ClaimedKey, DeviceRef, KeyClaim, KeyStore, OneTimeKey, ToDeviceMessage } from "../keys-types.ts";
+import { SqlKeyStoreBase } from "../sql/keys.ts";
+import { type PgDb, PgSql } from "./db.ts";
 
-export async function setDeviceKeys(d: PgDb, userId: string, deviceId: string, keys: object): Promise<void> {
-  await d.query(
-    `INSERT INTO e2e_device_keys (user_id, device_id, keys) VALUES ($1, $2, $3)
-       ON CONFLICT (user_id, device_id) DO UPDATE SET keys = excluded.keys`,
-    [userId, deviceId, JSON.stringify(keys)],
-  );
-}
+export class PostgresKeyStore extends SqlKeyStoreBase implements KeyStore {
+  readonly #conn: () => PgDb;
+  /** `conn` throws once the store is closed. */
+  constructor(conn: () => PgDb) {
+    super(new PgSql(conn));
+    this.#conn = conn;
+  }
 
-export async function getDeviceKeys(d: PgDb, userIds: string[]) {
-  if (userIds.length === 0) return [];
-  const rows = await d.rows(
-    `SELECT k.user_id, k.device_id, k.keys FROM e2e_device_keys k
-       JOIN devices v ON v.user_id = k.user_id AND v.device_id = k.device_id
-     WHERE k.user_id = ANY($1::text[]) ORDER BY k.user_id, k.device_id`,
-    [userIds],
-  );
-  return rows.map((r) => ({ userId: r.user_id, deviceId: r.device_id, keys: JSON.parse(r.keys) }));
-}
+  async addOneTimeKeys(userId: string, deviceId: string, keys: OneTimeKey[]): Promise<void> {
+    const d = this.#conn();
+    await d.tx(async (c) => {
+      for (const k of keys) {
+        // DO NOTHING + RETURNING: a row back means it was new; otherwise compare with the one already there.
+        const ins = await d.query(
+          `INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING RETURNING 1`,
+          [userId, deviceId, k.algorithm, k.keyId, JSON.stringify(k.key)],
+          c,
+        );
+        if (ins.rowCount) continue;
+        const old = await d.query(
+          "SELECT key FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = $4",
+          [userId, deviceId, k.algorithm, k.keyId],
+          c,
+        );
+        // Gone again: claimed between the two statements; the upload of a claimed key ID is refused below too.
+        if (!old.rows[0] || !sameJson(JSON.parse(old.rows[0].key), k.key))
+          throw new AmiError("M_INVALID_PARAM", `One-time key ${k.keyId} already exists with a different key`);
+      }
+    });
+  }
 
-export async function addOneTimeKeys(d: PgDb, userId: string, deviceId: string, keys: OneTimeKey[]): Promise<void> {
-  await d.tx(async (c) => {
-    for (const k of keys) {
-      // DO NOTHING + RETURNING: a row back means it was new; otherwise compare with the one already there.
-      const ins = await d.query(
-        `INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT DO NOTHING RETURNING 1`,
-        [userId, deviceId, k.algorithm, k.keyId, JSON.stringify(k.key)],
-        c,
-      );
-      if (ins.rowCount) continue;
-      const old = await d.query(
-        "SELECT key FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = $4",
-        [userId, deviceId, k.algorithm, k.keyId],
-        c,
-      );
-      // Gone again: claimed between the two statements; the upload of a claimed key ID is refused below too.
-      if (!old.rows[0] || !sameJson(JSON.parse(old.rows[0].key), k.key))
-        throw new AmiError("M_INVALID_PARAM", `One-time key ${k.keyId} already exists with a different key`);
-    }
-  });
-}
+  /** countOneTimeKeys of each device, in input order: one round trip (unnest WITH ORDINALITY gives the index). */
+  async countOneTimeKeysMany(devices: DeviceRef[]): Promise<Record<string, number>[]> {
+    const d = this.#conn();
+    const out = devices.map((): Record<string, number> => ({}));
+    if (devices.length === 0) return out;
+    const rows = await d.rows(
+      `SELECT t.idx, k.algorithm, count(*) AS n
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(user_id, device_id, idx)
+         JOIN e2e_one_time_keys k ON k.user_id = t.user_id AND k.device_id = t.device_id
+       GROUP BY t.idx, k.algorithm`,
+      [devices.map((x) => x.userId), devices.map((x) => x.deviceId)],
+    );
+    for (const r of rows) out[Number(r.idx) - 1][r.algorithm] = Number(r.n);
+    return out;
+  }
 
-export async function countOneTimeKeys(d: PgDb, userId: string, deviceId: string): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const r of await d.rows(
-    "SELECT algorithm, count(*) AS n FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm",
-    [userId, deviceId],
-  ))
-    out[r.algorithm] = Number(r.n);
-  return out;
-}
+  /** unusedFallbackKeyTypes of each device, in input order. */
+  async unusedFallbackKeyTypesMany(devices: DeviceRef[]): Promise<string[][]> {
+    const d = this.#conn();
+    const out = devices.map((): string[] => []);
+    if (devices.length === 0) return out;
+    const rows = await d.rows(
+      `SELECT t.idx, k.algorithm
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(user_id, device_id, idx)
+         JOIN e2e_fallback_keys k ON k.user_id = t.user_id AND k.device_id = t.device_id
+       WHERE NOT k.used ORDER BY t.idx, k.algorithm`,
+      [devices.map((x) => x.userId), devices.map((x) => x.deviceId)],
+    );
+    for (const r of rows) out[Number(r.idx) - 1].push(r.algorithm);
+    return out;
+  }
 
-export async function setFallbackKeys(d: PgDb, userId: string, deviceId: string, keys: OneTimeKey[]): Promise<void> {
-  await d.tx(async (c) => {
-    for (const k of keys)
-      await d.query(
-        `INSERT INTO e2e_fallback_keys (user_id, device_id, algorithm, key_id, key, used)
-           VALUES ($1, $2, $3, $4, $5, false)
-           ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET key_id = excluded.key_id, key = excluded.key,
-             used = CASE WHEN e2e_fallback_keys.key_id = excluded.key_id AND e2e_fallback_keys.key = excluded.key
-                         THEN e2e_fallback_keys.used ELSE false END`,
-        [userId, deviceId, k.algorithm, k.keyId, JSON.stringify(k.key)],
-        c,
-      );
-  });
-}
-
-export async function unusedFallbackKeyTypes(d: PgDb, userId: string, deviceId: string): Promise<string[]> {
-  const rows = await d.rows(
-    "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = $1 AND device_id = $2 AND NOT used ORDER BY algorithm",
-    [userId, deviceId],
-  );
-  return rows.map((r) => r.algorithm);
-}
-
-export async function claimKeys(d: PgDb, claims: KeyClaim[]): Promise<ClaimedKey[]> {
-  if (claims.length === 0) return [];
-  return d.tx(async (c) => {
-    const out: ClaimedKey[] = [];
-    for (const cl of claims) {
-      // FOR UPDATE SKIP LOCKED: a concurrent claim that locked the first key makes this one take the next,
-      // so two claims never get the same key (and never come back empty while keys remain).
-      const otk = await d.query(
-        `DELETE FROM e2e_one_time_keys WHERE (user_id, device_id, algorithm, key_id) = (
-           SELECT user_id, device_id, algorithm, key_id FROM e2e_one_time_keys
-           WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING key_id, key`,
-        [cl.userId, cl.deviceId, cl.algorithm],
-        c,
-      );
-      let row = otk.rows[0];
-      if (!row) {
-        const fb = await d.query(
-          `UPDATE e2e_fallback_keys SET used = true WHERE user_id = $1 AND device_id = $2 AND algorithm = $3
+  async claimKeys(claims: KeyClaim[]): Promise<ClaimedKey[]> {
+    const d = this.#conn();
+    if (claims.length === 0) return [];
+    return d.tx(async (c) => {
+      const out: ClaimedKey[] = [];
+      for (const cl of claims) {
+        // FOR UPDATE SKIP LOCKED: a concurrent claim that locked the first key makes this one take the next,
+        // so two claims never get the same key (and never come back empty while keys remain).
+        const otk = await d.query(
+          `DELETE FROM e2e_one_time_keys WHERE (user_id, device_id, algorithm, key_id) = (
+             SELECT user_id, device_id, algorithm, key_id FROM e2e_one_time_keys
+             WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
            RETURNING key_id, key`,
           [cl.userId, cl.deviceId, cl.algorithm],
           c,
         );
-        row = fb.rows[0];
+        let row = otk.rows[0];
+        if (!row) {
+          const fb = await d.query(
+            `UPDATE e2e_fallback_keys SET used = true WHERE user_id = $1 AND device_id = $2 AND algorithm = $3
+             RETURNING key_id, key`,
+            [cl.userId, cl.deviceId, cl.algorithm],
+            c,
+          );
+          row = fb.rows[0];
+        }
+        if (row) out.push({ userId: cl.userId, deviceId: cl.deviceId, keyId: row.key_id, key: JSON.parse(row.key) });
       }
-      if (row) out.push({ userId: cl.userId, deviceId: cl.deviceId, keyId: row.key_id, key: JSON.parse(row.key) });
-    }
-    return out;
-  });
-}
+      return out;
+    });
+  }
 
-export async function setCrossSigningKeys(
-  d: PgDb,
-  userId: string,
-  keys: Partial<Record<CrossSigningKeyType, Record<string, any>>>,
-): Promise<void> {
-  await d.tx(async (c) => {
-    for (const [type, key] of Object.entries(keys)) {
-      if (!key) continue;
-      await d.query(
-        `INSERT INTO e2e_cross_signing_keys (user_id, key_type, key) VALUES ($1, $2, $3)
-           ON CONFLICT (user_id, key_type) DO UPDATE SET key = excluded.key`,
-        [userId, type, JSON.stringify(key)],
-        c,
-      );
-    }
-  });
-}
-
-export async function getCrossSigningKeys(d: PgDb, userIds: string[]): Promise<CrossSigningKeyRow[]> {
-  if (userIds.length === 0) return [];
-  const rows = await d.rows(
-    "SELECT * FROM e2e_cross_signing_keys WHERE user_id = ANY($1::text[]) ORDER BY user_id, key_type",
-    [userIds],
-  );
-  return rows.map((r) => ({ userId: r.user_id, type: r.key_type, key: JSON.parse(r.key) }));
-}
-
-export async function addKeySignatures(d: PgDb, rows: KeySignatureRow[]): Promise<void> {
-  await d.tx(async (c) => {
-    for (const s of rows)
-      await d.query(
-        `INSERT INTO e2e_signatures (target_user_id, target_key_id, signer_user_id, signer_key_id, signature)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (target_user_id, target_key_id, signer_user_id, signer_key_id)
-           DO UPDATE SET signature = excluded.signature`,
-        [s.targetUserId, s.targetKeyId, s.signerUserId, s.signerKeyId, s.signature],
-        c,
-      );
-  });
-}
-
-export async function getKeySignatures(d: PgDb, targetUserIds: string[]): Promise<KeySignatureRow[]> {
-  if (targetUserIds.length === 0) return [];
-  const rows = await d.rows(
-    "SELECT * FROM e2e_signatures WHERE target_user_id = ANY($1::text[]) ORDER BY target_user_id, target_key_id",
-    [targetUserIds],
-  );
-  return rows.map((r) => ({
-    targetUserId: r.target_user_id,
-    targetKeyId: r.target_key_id,
-    signerUserId: r.signer_user_id,
-    signerKeyId: r.signer_key_id,
-    signature: r.signature,
-  }));
-}
-
-export async function markDeviceListsChanged(d: PgDb, userIds: string[], stream: number): Promise<void> {
-  if (userIds.length === 0) return;
-  await d.query(
-    `INSERT INTO device_list_changes (user_id, stream) SELECT DISTINCT u, $2::bigint FROM unnest($1::text[]) u
-       ON CONFLICT (user_id) DO UPDATE SET stream = GREATEST(device_list_changes.stream, excluded.stream)`,
-    [userIds, stream],
-  );
-}
-
-export async function getDeviceListChanges(d: PgDb, after: number, upto: number): Promise<string[]> {
-  const rows = await d.rows(
-    "SELECT user_id FROM device_list_changes WHERE stream > $1 AND stream <= $2 ORDER BY user_id",
-    [after, upto],
-  );
-  return rows.map((r) => r.user_id);
-}
-
-export async function deleteDeviceKeys(d: PgDb, userId: string, deviceId: string): Promise<void> {
-  await d.tx(async (c) => {
-    for (const table of ["e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys", "to_device", "to_device_txns"])
-      await d.query(`DELETE FROM ${table} WHERE user_id = $1 AND device_id = $2`, [userId, deviceId], c);
-    await d.query("DELETE FROM e2e_signatures WHERE target_user_id = $1 AND target_key_id = $2", [userId, deviceId], c);
-  });
-}
-
-export async function addToDeviceMessages(
-  d: PgDb,
-  sender: { userId: string; deviceId: string; txnId: string },
-  messages: ToDeviceMessage[],
-  stream: number,
-): Promise<boolean> {
-  return d.tx(async (c) => {
-    const t = await d.query(
-      "INSERT INTO to_device_txns (user_id, device_id, txn_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-      [sender.userId, sender.deviceId, sender.txnId],
-      c,
-    );
-    if (!t.rowCount) return false;
-    for (const m of messages)
-      await d.query(
-        `INSERT INTO to_device (user_id, device_id, stream, sender, type, content)
-           SELECT user_id, device_id, $1::bigint, $2::text, $3::text, $4::text FROM devices
-           WHERE user_id = $5 AND ($6::text = '*' OR device_id = $6)`,
-        [stream, sender.userId, m.type, JSON.stringify(m.content), m.userId, m.deviceId],
-        c,
-      );
+  async markDeviceListsChanged(userIds: string[], stream: number): Promise<void> {
+    const d = this.#conn();
+    if (userIds.length === 0) return;
     await d.query(
-      `INSERT INTO e2e_stream_mark (id, stream) VALUES (1, $1)
-         ON CONFLICT (id) DO UPDATE SET stream = GREATEST(e2e_stream_mark.stream, excluded.stream)`,
-      [stream],
-      c,
+      `INSERT INTO device_list_changes (user_id, stream) SELECT DISTINCT u, $2::bigint FROM unnest($1::text[]) u
+         ON CONFLICT (user_id) DO UPDATE SET stream = GREATEST(device_list_changes.stream, excluded.stream)`,
+      [userIds, stream],
     );
-    return true;
-  });
-}
+  }
 
-export async function takeToDeviceMessages(
-  d: PgDb,
-  userId: string,
-  deviceId: string,
-  ackedUpto: number,
-  upto: number,
-): Promise<ToDeviceRow[]> {
-  if (ackedUpto > 0)
-    await d.query("DELETE FROM to_device WHERE user_id = $1 AND device_id = $2 AND stream <= $3", [
-      userId,
-      deviceId,
-      ackedUpto,
-    ]);
-  const rows = await d.rows(
-    `SELECT stream, sender, type, content FROM to_device WHERE user_id = $1 AND device_id = $2 AND stream <= $3
-     ORDER BY stream, id`,
-    [userId, deviceId, upto],
-  );
-  return rows.map((r) => ({
-    stream: Number(r.stream),
-    sender: r.sender,
-    type: r.type,
-    content: JSON.parse(r.content),
-  }));
-}
-
-export async function getMaxKeyStream(d: PgDb): Promise<number> {
-  const r = await d.row(
-    `SELECT GREATEST(
-       coalesce((SELECT max(stream) FROM to_device), 0),
-       coalesce((SELECT max(stream) FROM e2e_stream_mark), 0),
-       coalesce((SELECT max(stream) FROM device_list_changes), 0)) AS m`,
-  );
-  return Number(r.m);
-}
-
-export class PostgresKeyStore implements KeyStore {
-  readonly #db: () => PgDb;
-  constructor(db: () => PgDb) {
-    this.#db = db;
-  }
-  async setDeviceKeys(userId: string, deviceId: string, keys: Record<string, any>) {
-    await setDeviceKeys(this.#db(), userId, deviceId, keys);
-  }
-  async getDeviceKeys(userIds: string[]) {
-    return getDeviceKeys(this.#db(), userIds);
-  }
-  async addOneTimeKeys(userId: string, deviceId: string, keys: OneTimeKey[]) {
-    await addOneTimeKeys(this.#db(), userId, deviceId, keys);
-  }
-  async countOneTimeKeys(userId: string, deviceId: string) {
-    return countOneTimeKeys(this.#db(), userId, deviceId);
-  }
-  async setFallbackKeys(userId: string, deviceId: string, keys: OneTimeKey[]) {
-    await setFallbackKeys(this.#db(), userId, deviceId, keys);
-  }
-  async unusedFallbackKeyTypes(userId: string, deviceId: string) {
-    return unusedFallbackKeyTypes(this.#db(), userId, deviceId);
-  }
-  async countOneTimeKeysMany(devices: DeviceRef[]) {
-    return countOneTimeKeysMany(this.#db(), devices);
-  }
-  async unusedFallbackKeyTypesMany(devices: DeviceRef[]) {
-    return unusedFallbackKeyTypesMany(this.#db(), devices);
-  }
-  async claimKeys(claims: KeyClaim[]) {
-    return claimKeys(this.#db(), claims);
-  }
-  async setCrossSigningKeys(userId: string, keys: Partial<Record<CrossSigningKeyType, Record<string, any>>>) {
-    await setCrossSigningKeys(this.#db(), userId, keys);
-  }
-  async getCrossSigningKeys(userIds: string[]) {
-    return getCrossSigningKeys(this.#db(), userIds);
-  }
-  async addKeySignatures(rows: KeySignatureRow[]) {
-    await addKeySignatures(this.#db(), rows);
-  }
-  async getKeySignatures(targetUserIds: string[]) {
-    return getKeySignatures(this.#db(), targetUserIds);
-  }
-  async markDeviceListsChanged(userIds: string[], stream: number) {
-    await markDeviceListsChanged(this.#db(), userIds, stream);
-  }
-  async getDeviceListChanges(after: number, upto: number) {
-    return getDeviceListChanges(this.#db(), after, upto);
-  }
-  async deleteDeviceKeys(userId: string, deviceId: string) {
-    await deleteDeviceKeys(this.#db(), userId, deviceId);
-  }
   async addToDeviceMessages(
     sender: { userId: string; deviceId: string; txnId: string },
     messages: ToDeviceMessage[],
     stream: number,
-  ) {
-    return addToDeviceMessages(this.#db(), sender, messages, stream);
+  ): Promise<boolean> {
+    const d = this.#conn();
+    return d.tx(async (c) => {
+      const t = await d.query(
+        "INSERT INTO to_device_txns (user_id, device_id, txn_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        [sender.userId, sender.deviceId, sender.txnId],
+        c,
+      );
+      if (!t.rowCount) return false;
+      for (const m of messages)
+        await d.query(
+          `INSERT INTO to_device (user_id, device_id, stream, sender, type, content)
+             SELECT user_id, device_id, $1::bigint, $2::text, $3::text, $4::text FROM devices
+             WHERE user_id = $5 AND ($6::text = '*' OR device_id = $6)`,
+          [stream, sender.userId, m.type, JSON.stringify(m.content), m.userId, m.deviceId],
+          c,
+        );
+      await d.query(
+        `INSERT INTO e2e_stream_mark (id, stream) VALUES (1, $1)
+           ON CONFLICT (id) DO UPDATE SET stream = GREATEST(e2e_stream_mark.stream, excluded.stream)`,
+        [stream],
+        c,
+      );
+      return true;
+    });
   }
-  async takeToDeviceMessages(userId: string, deviceId: string, ackedUpto: number, upto: number) {
-    return takeToDeviceMessages(this.#db(), userId, deviceId, ackedUpto, upto);
-  }
-  async createBackupVersion(userId: string, algorithm: string, authData: Record<string, any>) {
-    return createBackupVersion(this.#db(), userId, algorithm, authData);
-  }
-  async getBackupVersion(userId: string, version: string | null) {
-    return getBackupVersion(this.#db(), userId, version);
-  }
-  async updateBackupVersion(userId: string, version: string, authData: Record<string, any>) {
-    return updateBackupVersion(this.#db(), userId, version, authData);
-  }
-  async deleteBackupVersion(userId: string, version: string) {
-    return deleteBackupVersion(this.#db(), userId, version);
-  }
-  async putBackupKeys(userId: string, version: string, keys: BackupKeyRow[]) {
-    return putBackupKeys(this.#db(), userId, version, keys);
-  }
-  async getBackupKeys(userId: string, version: string, roomId?: string, sessionId?: string) {
-    return getBackupKeys(this.#db(), userId, version, roomId, sessionId);
-  }
-  async deleteBackupKeys(userId: string, version: string, roomId?: string, sessionId?: string) {
-    return deleteBackupKeys(this.#db(), userId, version, roomId, sessionId);
-  }
-  async getMaxKeyStream() {
-    return getMaxKeyStream(this.#db());
+
+  async getMaxKeyStream(): Promise<number> {
+    const d = this.#conn();
+    const r = await d.row(
+      `SELECT GREATEST(
+         coalesce((SELECT max(stream) FROM to_device), 0),
+         coalesce((SELECT max(stream) FROM e2e_stream_mark), 0),
+         coalesce((SELECT max(stream) FROM device_list_changes), 0)) AS m`,
+    );
+    return Number(r.m);
   }
 }

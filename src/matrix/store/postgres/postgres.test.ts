@@ -66,9 +66,9 @@ test("postgres: two schemas in one database are separate stores; a newer schema 
   const a = await openStore(`${dbUrl}?schema=iso_a`, "/tmp");
   const b = await openStore(`${dbUrl}?schema=iso_b`, "/tmp");
   try {
-    await a.createRoom({ roomId: "!r:hs", version: "11", creator: "@a:hs", createdTs: 1, isPublic: false });
-    assert.equal(await b.getRoom("!r:hs"), null);
-    assert.equal(await a.countRooms(), 1);
+    await a.rooms.createRoom({ roomId: "!r:hs", version: "11", creator: "@a:hs", createdTs: 1, isPublic: false });
+    assert.equal(await b.rooms.getRoom("!r:hs"), null);
+    assert.equal(await a.rooms.countRooms(), 1);
   } finally {
     await a.close();
     await b.close();
@@ -109,8 +109,8 @@ test("postgres: migration 2 keeps recorded transaction IDs, scoped to the /send 
   );
   const s = await openStore(`${dbUrl}?schema=${schema}`, "/tmp");
   try {
-    assert.equal(await s.getTxnEvent("@a:hs", "D", "send/!r:hs/m.room.message", "t"), "$e");
-    assert.equal(await s.getTxnEvent("@a:hs", "D", "send/!other:hs/m.room.message", "t"), null);
+    assert.equal(await s.events.getTxnEvent("@a:hs", "D", "send/!r:hs/m.room.message", "t"), "$e");
+    assert.equal(await s.events.getTxnEvent("@a:hs", "D", "send/!other:hs/m.room.message", "t"), null);
   } finally {
     await s.close();
   }

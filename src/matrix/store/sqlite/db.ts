@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementResultingChanges, type StatementSync } from "node:sqlite";
 import { nulInText, schemaTooNew } from "../common.ts";
+import type { Sql, SqlParam } from "../sql.ts";
 
 /** SQLite extended result codes for uniqueness violations (SQLITE_CONSTRAINT_PRIMARYKEY, _UNIQUE). */
 const UNIQUE_CODES = new Set([1555, 2067]);
@@ -93,4 +94,50 @@ export class SqliteDb {
     this.cache.clear();
     this.db.close();
   }
+}
+
+/** A parameter as node:sqlite takes it: booleans as 0/1, lists as one JSON text (read back with json_each). */
+export function bind(params: SqlParam[]): SQLInputValue[] {
+  return params.map((p) => {
+    if (typeof p === "string" && p.includes("\0")) throw nulInText();
+    if (typeof p === "boolean") return p ? 1 : 0;
+    if (Array.isArray(p)) return JSON.stringify(p);
+    return p as SQLInputValue;
+  });
+}
+
+/** The Sql seam on SQLite; `conn` throws once the store is closed. Work is synchronous inside async methods. */
+export class SqliteSql implements Sql {
+  readonly #conn: () => SqliteDb;
+  constructor(conn: () => SqliteDb) {
+    this.#conn = conn;
+  }
+  async all(sql: string, params: SqlParam[] = []): Promise<any[]> {
+    return this.#conn()
+      .q(sql)
+      .all(...bind(params));
+  }
+  async get(sql: string, params: SqlParam[] = []): Promise<any | null> {
+    return (
+      this.#conn()
+        .q(sql)
+        .get(...bind(params)) ?? null
+    );
+  }
+  async run(sql: string, params: SqlParam[] = []): Promise<number> {
+    return Number(
+      this.#conn()
+        .q(sql)
+        .run(...bind(params)).changes,
+    );
+  }
+  async atomic(statements: [string, SqlParam[]][]): Promise<number[]> {
+    const d = this.#conn();
+    return d.tx(() => statements.map(([sql, params]) => Number(d.q(sql).run(...bind(params)).changes)));
+  }
+  anyOf(expr: string): string {
+    return `${expr} IN (SELECT value FROM json_each(?))`;
+  }
+  isUniqueViolation = isUniqueViolation;
+  isForeignKeyViolation = isForeignKeyViolation;
 }

@@ -1,71 +1,8 @@
-/** The key-backup part of the SQLite KeyStore (room_keys versions and keys): every write is one transaction. */
+/** The KeyBackupStore on SQLite (room_keys versions and keys): every write is one transaction. */
 import { backupKeyFromRow, backupVersionNumber } from "../keys-rows.ts";
-import { type BackupKeyRow, type BackupVersionRow, type BackupWriteResult, isBetterBackupKey } from "../keys-types.ts";
-import type { SqliteDb } from "./db.ts";
-
-export function createBackupVersion(d: SqliteDb, userId: string, algorithm: string, authData: object): string {
-  return d.tx(() => {
-    const r = d
-      .q("SELECT coalesce(max(version), 0) + 1 AS v FROM backup_versions WHERE user_id = ?")
-      .get(userId) as any;
-    d.run(
-      "INSERT INTO backup_versions (user_id, version, algorithm, auth_data) VALUES (?, ?, ?, ?)",
-      userId,
-      r.v,
-      algorithm,
-      JSON.stringify(authData),
-    );
-    return String(r.v);
-  });
-}
-
-export function getBackupVersion(d: SqliteDb, userId: string, version: string | null): BackupVersionRow | null {
-  const v = version === null ? null : backupVersionNumber(version);
-  if (version !== null && v === null) return null;
-  const r = (
-    v === null
-      ? d.q("SELECT * FROM backup_versions WHERE user_id = ? AND deleted = 0 ORDER BY version DESC LIMIT 1").get(userId)
-      : d.q("SELECT * FROM backup_versions WHERE user_id = ? AND version = ? AND deleted = 0").get(userId, v)
-  ) as any;
-  if (!r) return null;
-  const n = d
-    .q("SELECT count(*) AS n FROM backup_keys WHERE user_id = ? AND version = ?")
-    .get(userId, r.version) as any;
-  return {
-    userId,
-    version: String(r.version),
-    algorithm: r.algorithm,
-    authData: JSON.parse(r.auth_data),
-    etag: String(r.etag),
-    count: Number(n.n),
-  };
-}
-
-export function updateBackupVersion(d: SqliteDb, userId: string, version: string, authData: object): boolean {
-  const v = backupVersionNumber(version);
-  if (v === null) return false;
-  const r = d.run(
-    "UPDATE backup_versions SET auth_data = ? WHERE user_id = ? AND version = ? AND deleted = 0",
-    JSON.stringify(authData),
-    userId,
-    v,
-  );
-  return Number(r.changes) === 1;
-}
-
-export function deleteBackupVersion(d: SqliteDb, userId: string, version: string): boolean {
-  const v = backupVersionNumber(version);
-  if (v === null) return false;
-  return d.tx(() => {
-    const r = d.run(
-      "UPDATE backup_versions SET deleted = 1 WHERE user_id = ? AND version = ? AND deleted = 0",
-      userId,
-      v,
-    );
-    d.run("DELETE FROM backup_keys WHERE user_id = ? AND version = ?", userId, v);
-    return Number(r.changes) === 1;
-  });
-}
+import { type BackupKeyRow, type BackupWriteResult, isBetterBackupKey, type KeyBackupStore } from "../keys-types.ts";
+import { SqlKeyBackupStoreBase, UPSERT_BACKUP_KEY, upsertBackupKeyParams } from "../sql/key-backup.ts";
+import { bind, type SqliteDb, SqliteSql } from "./db.ts";
 
 /** In a transaction: the version must exist and (for writes) be the current one. */
 function checkVersion(d: SqliteDb, userId: string, v: number | null, mustBeCurrent: boolean): BackupWriteResult | null {
@@ -92,77 +29,72 @@ function etagAndCount(d: SqliteDb, userId: string, v: number, bump: boolean): Ba
   return { ok: true, etag: String(r.etag), count: Number(r.n) };
 }
 
-export function putBackupKeys(d: SqliteDb, userId: string, version: string, keys: BackupKeyRow[]): BackupWriteResult {
-  const v = backupVersionNumber(version);
-  return d.tx(() => {
-    const bad = checkVersion(d, userId, v, true);
-    if (bad) return bad;
-    let changed = false;
-    for (const k of keys) {
-      const old = d
-        .q("SELECT * FROM backup_keys WHERE user_id = ? AND version = ? AND room_id = ? AND session_id = ?")
-        .get(userId, v, k.roomId, k.sessionId);
-      if (old && !isBetterBackupKey(backupKeyFromRow(old).data, k.data)) continue;
+export class SqliteKeyBackupStore extends SqlKeyBackupStoreBase implements KeyBackupStore {
+  readonly #conn: () => SqliteDb;
+  /** `conn` throws once the store is closed. */
+  constructor(conn: () => SqliteDb) {
+    super(new SqliteSql(conn));
+    this.#conn = conn;
+  }
+
+  async createBackupVersion(userId: string, algorithm: string, authData: Record<string, any>): Promise<string> {
+    const d = this.#conn();
+    return d.tx(() => {
+      const r = d
+        .q("SELECT coalesce(max(version), 0) + 1 AS v FROM backup_versions WHERE user_id = ?")
+        .get(userId) as any;
       d.run(
-        `INSERT INTO backup_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count,
-           is_verified, session_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET
-           first_message_index = excluded.first_message_index, forwarded_count = excluded.forwarded_count,
-           is_verified = excluded.is_verified, session_data = excluded.session_data`,
+        "INSERT INTO backup_versions (user_id, version, algorithm, auth_data) VALUES (?, ?, ?, ?)",
+        userId,
+        r.v,
+        algorithm,
+        JSON.stringify(authData),
+      );
+      return String(r.v);
+    });
+  }
+
+  async putBackupKeys(userId: string, version: string, keys: BackupKeyRow[]): Promise<BackupWriteResult> {
+    const d = this.#conn();
+    const v = backupVersionNumber(version);
+    return d.tx(() => {
+      const bad = checkVersion(d, userId, v, true);
+      if (bad) return bad;
+      let changed = false;
+      for (const k of keys) {
+        const old = d
+          .q("SELECT * FROM backup_keys WHERE user_id = ? AND version = ? AND room_id = ? AND session_id = ?")
+          .get(userId, v, k.roomId, k.sessionId);
+        if (old && !isBetterBackupKey(backupKeyFromRow(old).data, k.data)) continue;
+        d.q(UPSERT_BACKUP_KEY).run(...bind(upsertBackupKeyParams(userId, v!, k)));
+        changed = true;
+      }
+      return etagAndCount(d, userId, v!, changed);
+    });
+  }
+
+  async deleteBackupKeys(
+    userId: string,
+    version: string,
+    roomId?: string,
+    sessionId?: string,
+  ): Promise<BackupWriteResult> {
+    const d = this.#conn();
+    const v = backupVersionNumber(version);
+    return d.tx(() => {
+      const bad = checkVersion(d, userId, v, false);
+      if (bad) return bad;
+      const r = d.run(
+        `DELETE FROM backup_keys WHERE user_id = ? AND version = ? AND (? IS NULL OR room_id = ?)
+           AND (? IS NULL OR session_id = ?)`,
         userId,
         v,
-        k.roomId,
-        k.sessionId,
-        k.data.first_message_index,
-        k.data.forwarded_count,
-        k.data.is_verified ? 1 : 0,
-        JSON.stringify(k.data.session_data),
+        roomId ?? null,
+        roomId ?? null,
+        sessionId ?? null,
+        sessionId ?? null,
       );
-      changed = true;
-    }
-    return etagAndCount(d, userId, v!, changed);
-  });
-}
-
-export function getBackupKeys(
-  d: SqliteDb,
-  userId: string,
-  version: string,
-  roomId?: string,
-  sessionId?: string,
-): BackupKeyRow[] {
-  const v = backupVersionNumber(version);
-  if (v === null) return [];
-  return d
-    .q(
-      `SELECT * FROM backup_keys WHERE user_id = ? AND version = ? AND (? IS NULL OR room_id = ?)
-         AND (? IS NULL OR session_id = ?) ORDER BY room_id, session_id`,
-    )
-    .all(userId, v, roomId ?? null, roomId ?? null, sessionId ?? null, sessionId ?? null)
-    .map(backupKeyFromRow);
-}
-
-export function deleteBackupKeys(
-  d: SqliteDb,
-  userId: string,
-  version: string,
-  roomId?: string,
-  sessionId?: string,
-): BackupWriteResult {
-  const v = backupVersionNumber(version);
-  return d.tx(() => {
-    const bad = checkVersion(d, userId, v, false);
-    if (bad) return bad;
-    const r = d.run(
-      `DELETE FROM backup_keys WHERE user_id = ? AND version = ? AND (? IS NULL OR room_id = ?)
-         AND (? IS NULL OR session_id = ?)`,
-      userId,
-      v,
-      roomId ?? null,
-      roomId ?? null,
-      sessionId ?? null,
-      sessionId ?? null,
-    );
-    return etagAndCount(d, userId, v!, Number(r.changes) > 0);
-  });
+      return etagAndCount(d, userId, v!, Number(r.changes) > 0);
+    });
+  }
 }

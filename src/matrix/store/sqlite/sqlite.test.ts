@@ -94,8 +94,8 @@ test("sqlite: migration 2 keeps recorded transaction IDs, scoped to the /send pa
     d.close();
     const s = await openStore(`sqlite:${path}`, dir);
     try {
-      assert.equal(await s.getTxnEvent("@a:hs", "D", "send/!r:hs/m.room.message", "t"), "$e");
-      assert.equal(await s.getTxnEvent("@a:hs", "D", "send/!other:hs/m.room.message", "t"), null);
+      assert.equal(await s.events.getTxnEvent("@a:hs", "D", "send/!r:hs/m.room.message", "t"), "$e");
+      assert.equal(await s.events.getTxnEvent("@a:hs", "D", "send/!other:hs/m.room.message", "t"), null);
     } finally {
       await s.close();
     }

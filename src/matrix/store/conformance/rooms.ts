@@ -1,0 +1,52 @@
+/** Conformance: the RoomStore — rooms and room aliases. */
+import assert from "node:assert/strict";
+import { ids, type MakeStore, room, storeTest } from "./helpers.ts";
+
+const R = "!room:hs";
+
+export function roomTests(make: MakeStore): void {
+  storeTest(make, "rooms: create, get, publish, list, count; duplicate rejected", async (s) => {
+    await s.rooms.createRoom(room("!c:hs", { isPublic: true }));
+    await s.rooms.createRoom(room("!a:hs", { version: "10", creator: "@bob:hs", createdTs: 5 }));
+    await s.rooms.createRoom(room("!b:hs", { isPublic: true }));
+    assert.deepEqual(
+      await s.rooms.getRoom("!a:hs"),
+      room("!a:hs", { version: "10", creator: "@bob:hs", createdTs: 5 }),
+    );
+    assert.equal(await s.rooms.getRoom("!z:hs"), null);
+    await assert.rejects(s.rooms.createRoom(room("!a:hs")));
+    assert.deepEqual(await s.rooms.listPublicRoomIds(), ["!b:hs", "!c:hs"]);
+    await s.rooms.setRoomPublic("!b:hs", false);
+    await s.rooms.setRoomPublic("!a:hs", true);
+    assert.deepEqual(await s.rooms.listPublicRoomIds(), ["!a:hs", "!c:hs"]);
+    assert.equal((await s.rooms.getRoom("!a:hs"))?.isPublic, true);
+    assert.deepEqual(
+      (await s.rooms.listRooms({ limit: 10 })).map((r) => r.roomId),
+      ["!a:hs", "!b:hs", "!c:hs"],
+    );
+    assert.deepEqual(
+      (await s.rooms.listRooms({ limit: 1, from: "!a:hs" })).map((r) => r.roomId),
+      ["!b:hs"],
+    );
+    assert.deepEqual(
+      ids(await s.events.getRoomEvents({ roomId: "!a:hs", dir: "b", from: Number.MAX_SAFE_INTEGER, limit: 5 })),
+      [],
+    );
+    assert.equal(await s.rooms.countRooms(), 3);
+  });
+
+  storeTest(make, "aliases: create (false if taken), get, delete, list per room", async (s) => {
+    await s.rooms.createRoom(room(R));
+    assert.equal(await s.rooms.createAlias("#a:hs", R, "@alice:hs"), true);
+    assert.equal(await s.rooms.createAlias("#b:hs", R, "@bob:hs"), true);
+    assert.equal(await s.rooms.createAlias("#a:hs", "!other:hs", "@bob:hs"), false);
+    assert.deepEqual(await s.rooms.getAlias("#a:hs"), { roomId: R, creator: "@alice:hs" });
+    assert.equal(await s.rooms.getAlias("#A:hs"), null);
+    assert.deepEqual((await s.rooms.getAliasesForRoom(R)).sort(), ["#a:hs", "#b:hs"]);
+    assert.deepEqual(await s.rooms.getAliasesForRoom("!other:hs"), []);
+    assert.equal(await s.rooms.deleteAlias("#a:hs"), true);
+    assert.equal(await s.rooms.deleteAlias("#a:hs"), false);
+    assert.equal(await s.rooms.getAlias("#a:hs"), null);
+    assert.equal(await s.rooms.createAlias("#a:hs", "!other:hs", "@bob:hs"), true, "a deleted alias can be reused");
+  });
+}

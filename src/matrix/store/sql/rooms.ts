@@ -1,0 +1,72 @@
+/** RoomStore for both backends: room rows and aliases read alike in each. */
+import { AmiError } from "../../../core/errors.ts";
+import { roomFromRow } from "../rows.ts";
+import type { Sql } from "../sql.ts";
+import type { RoomRow, RoomStore } from "../types.ts";
+
+export class SqlRoomStore implements RoomStore {
+  readonly #sql: Sql;
+  constructor(sql: Sql) {
+    this.#sql = sql;
+  }
+
+  async createRoom(r: RoomRow): Promise<void> {
+    try {
+      await this.#sql.run(
+        "INSERT INTO rooms (room_id, version, creator, created_ts, is_public) VALUES (?, ?, ?, ?, ?)",
+        [r.roomId, r.version, r.creator, r.createdTs, r.isPublic],
+      );
+    } catch (e) {
+      if (this.#sql.isUniqueViolation(e)) throw new AmiError("M_ROOM_IN_USE", "Room ID already exists.");
+      throw e;
+    }
+  }
+
+  async getRoom(roomId: string): Promise<RoomRow | null> {
+    const r = await this.#sql.get("SELECT * FROM rooms WHERE room_id = ?", [roomId]);
+    return r ? roomFromRow(r) : null;
+  }
+
+  async setRoomPublic(roomId: string, isPublic: boolean): Promise<void> {
+    await this.#sql.run("UPDATE rooms SET is_public = ? WHERE room_id = ?", [isPublic, roomId]);
+  }
+
+  async listPublicRoomIds(): Promise<string[]> {
+    const rows = await this.#sql.all("SELECT room_id FROM rooms WHERE is_public ORDER BY room_id");
+    return rows.map((r) => r.room_id);
+  }
+
+  async listRooms(opts: { from?: string; limit: number }): Promise<RoomRow[]> {
+    const rows = await this.#sql.all("SELECT * FROM rooms WHERE room_id > ? ORDER BY room_id LIMIT ?", [
+      opts.from ?? "",
+      Math.max(0, opts.limit),
+    ]);
+    return rows.map(roomFromRow);
+  }
+
+  async countRooms(): Promise<number> {
+    return Number((await this.#sql.get("SELECT count(*) AS n FROM rooms")).n);
+  }
+
+  async createAlias(alias: string, roomId: string, creator: string): Promise<boolean> {
+    const changed = await this.#sql.run(
+      "INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT (alias) DO NOTHING",
+      [alias, roomId, creator],
+    );
+    return changed === 1;
+  }
+
+  async getAlias(alias: string): Promise<{ roomId: string; creator: string } | null> {
+    const r = await this.#sql.get("SELECT room_id, creator FROM room_aliases WHERE alias = ?", [alias]);
+    return r ? { roomId: r.room_id, creator: r.creator } : null;
+  }
+
+  async deleteAlias(alias: string): Promise<boolean> {
+    return (await this.#sql.run("DELETE FROM room_aliases WHERE alias = ?", [alias])) === 1;
+  }
+
+  async getAliasesForRoom(roomId: string): Promise<string[]> {
+    const rows = await this.#sql.all("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", [roomId]);
+    return rows.map((r) => r.alias);
+  }
+}
