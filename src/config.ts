@@ -34,7 +34,7 @@ export const configSchema = z
     /**
      * Your own programs, supervised like ours (started by `up`, restarted, stopped by `down`, shown in `status`
      * and `monitor`, `ami-streams <name> start|stop|status|restart`), keyed by name. Example:
-     * `turn: { argv: [turnserver, -c, turn.conf], health: { tcp: "127.0.0.1:3478" } }`.
+     * `workerd: { argv: [workerd, serve, edge.capnp], health: { tcp: "127.0.0.1:8787" } }`.
      */
     programs: z
       .record(

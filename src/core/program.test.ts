@@ -5,10 +5,10 @@ import { defineProgram } from "./program.ts";
 
 test("programs: defaults filled in, env values become strings", () => {
   const { config, issues } = validateConfig({
-    programs: { turn: { argv: ["turnserver"], env: { PORT: 3478, VERBOSE: true }, health: { tcp: "127.0.0.1:3478" } } },
+    programs: { relay: { argv: ["turnserver"], env: { PORT: 3478, VERBOSE: true }, health: { tcp: "127.0.0.1:3478" } } },
   });
   assert.deepEqual(issues, []);
-  assert.deepEqual(config?.programs.turn, {
+  assert.deepEqual(config?.programs.relay, {
     enabled: true,
     argv: ["turnserver"],
     env: { PORT: "3478", VERBOSE: "true" },
@@ -25,7 +25,7 @@ test("programs: defaults filled in, env values become strings", () => {
 test("programs: errors name the key", () => {
   const { issues } = validateConfig({
     programs: {
-      turn: { argv: [], restart: "sometimes", health: { tcp: "localhost" } },
+      relay: { argv: [], restart: "sometimes", health: { tcp: "localhost" } },
       obs: { argv: ["obs"], health: { http: "ftp://x/" } },
       web: { argv: ["x"] },
       "Not-OK": { argv: ["x"] },
@@ -35,9 +35,9 @@ test("programs: errors name the key", () => {
   });
   const keys = issues.map((i) => i.key);
   for (const k of [
-    "programs.turn.argv",
-    "programs.turn.restart",
-    "programs.turn.health.tcp",
+    "programs.relay.argv",
+    "programs.relay.restart",
+    "programs.relay.health.tcp",
     "programs.obs.health.http",
     "programs.probe.health",
     "programs.web",
@@ -45,8 +45,8 @@ test("programs: errors name the key", () => {
     "programs.ok.extra",
   ])
     assert.ok(keys.includes(k), `${k} in ${JSON.stringify(issues)}`);
-  const argv = issues.find((i) => i.key === "programs.turn.argv");
-  assert.match(argv?.message ?? "", /^'programs\.turn\.argv' /);
+  const argv = issues.find((i) => i.key === "programs.relay.argv");
+  assert.match(argv?.message ?? "", /^'programs\.relay\.argv' /);
   const health = issues.find((i) => i.key === "programs.probe.health");
   assert.match(health?.message ?? "", /must be \{ tcp: "host:port" \}/);
 });
