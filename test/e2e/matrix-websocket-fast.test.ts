@@ -1,5 +1,5 @@
 /**
- * The WebSocket hub's fast path (src/matrix/service/sync-fast.ts) builds frames from room slices shared by
+ * The WebSocket hub's fast path (src/matrix/service/sync/fast.ts) builds frames from room slices shared by
  * every connection; each frame must equal what GET /sync returns for the same `since` token and filter. Plain
  * messages (from others and from the syncing device itself, in one room and in several), a state change (the
  * full computation) and a mention (unread highlight counts) are compared, with and without lazy-loading, and

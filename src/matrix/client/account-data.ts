@@ -10,7 +10,7 @@ import {
   getAccountDataContent,
   getTags,
   putAccountData,
-} from "../service/sync-account-data.ts";
+} from "../service/sync/account-data.ts";
 
 function ownUser(req: MatrixRequest): string {
   if (req.params.userId !== req.requester!.userId)

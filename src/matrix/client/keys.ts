@@ -7,7 +7,7 @@ import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { parseBody } from "../http/validate.ts";
 import { deviceListsBetween, deviceListsChanged, queryKeys } from "../service/keys.ts";
-import { parseSyncToken } from "../service/sync-token.ts";
+import { parseSyncToken } from "../service/sync/token.ts";
 import { sameJson } from "../store/keys-rows.ts";
 import type { KeyClaim, OneTimeKey } from "../store/keys-types.ts";
 

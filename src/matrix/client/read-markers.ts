@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { json, type Route } from "../http/types.ts";
 import { parseBody } from "../http/validate.ts";
-import { setFullyRead, setReceipt } from "../service/sync-receipts.ts";
+import { setFullyRead, setReceipt } from "../service/sync/receipts.ts";
 
 const body = z.object({
   "m.fully_read": z.string().min(1).optional(),

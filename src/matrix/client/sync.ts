@@ -2,7 +2,7 @@
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
 import { queryInt } from "../http/validate.ts";
-import { sync } from "../service/sync.ts";
+import { sync } from "../service/sync/index.ts";
 
 function queryBool(q: URLSearchParams, name: string): boolean {
   const v = q.get(name);

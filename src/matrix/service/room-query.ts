@@ -7,7 +7,7 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import { queryJson } from "../http/validate.ts";
-import { parseSyncToken } from "./sync-token.ts";
+import { parseSyncToken } from "./sync/token.ts";
 
 export const topoToken = (stream: number): string => `t${Math.max(0, stream)}`;
 

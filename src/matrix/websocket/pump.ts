@@ -1,7 +1,7 @@
 /**
  * The WebSocket hub's frame pump: one queue for every connection, at most `concurrency` units of work at a
  * time, where a unit is either one connection's full computeSync, or every queued connection whose next frame
- * can come from the fast path (service/sync-fast.ts) together — their per-user reads (unread counts, key counts)
+ * can come from the fast path (service/sync/fast.ts) together — their per-user reads (unread counts, key counts)
  * are then one store call per kind for all of them. Also the per-connection state the pump works on (Conn).
  */
 import type { WebSocket } from "ws";
@@ -9,9 +9,9 @@ import { toAmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
 import type { Requester } from "../http/types.ts";
 import type { Filter } from "../service/filters.ts";
-import { computeSync } from "../service/sync.ts";
-import { type FastAsk, fastSyncMany } from "../service/sync-fast.ts";
-import type { SyncToken } from "../service/sync-token.ts";
+import { type FastAsk, fastSyncMany } from "../service/sync/fast.ts";
+import { computeSync } from "../service/sync/index.ts";
+import type { SyncToken } from "../service/sync/token.ts";
 import type { StreamChanges } from "./changes.ts";
 import { CloseCode, syncFrame, type WsTunables } from "./protocol.ts";
 

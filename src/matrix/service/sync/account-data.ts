@@ -1,8 +1,8 @@
 /** Client account data (spec: "Client Config") and room tags (spec: "Room Tagging"); delivered by /sync. */
-import { AmiError } from "../../core/errors.ts";
-import type { Homeserver } from "../hs.ts";
-import { getRuleset, PUSH_RULES_TYPE, pushRulesContent } from "./push-rules.ts";
-import { FULLY_READ } from "./sync-receipts.ts";
+import { AmiError } from "../../../core/errors.ts";
+import type { Homeserver } from "../../hs.ts";
+import { getRuleset, PUSH_RULES_TYPE, pushRulesContent } from "../push-rules.ts";
+import { FULLY_READ } from "./receipts.ts";
 
 /** Types the server manages itself: clients must use their own APIs (spec: 405 M_BAD_JSON). */
 const SERVER_MANAGED = new Set([FULLY_READ, PUSH_RULES_TYPE]);

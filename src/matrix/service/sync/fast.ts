@@ -8,21 +8,14 @@
  * kind, fastSyncMany). The body equals computeSync's for the same tokens (test/e2e/matrix-websocket-fast.test.ts);
  * whenever that cannot be guaranteed cheaply, the connection's result is null and the caller runs computeSync.
  */
-import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
-import type { MembershipRow, StoredEvent } from "../store/types.ts";
-import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT, pickFields, roomAllowed } from "./filters.ts";
-import {
-  alreadySent,
-  markMemberSent,
-  memberStatesAt,
-  newSyncCtx,
-  type SyncCtx,
-  saveSentMembers,
-} from "./sync-context.ts";
-import { format } from "./sync-rooms.ts";
-import { formatSyncToken, type SyncToken } from "./sync-token.ts";
-import { type Counts, type UnreadRoom, unreadCountsMany } from "./sync-unread.ts";
+import type { Homeserver } from "../../hs.ts";
+import type { Requester } from "../../http/types.ts";
+import type { MembershipRow, StoredEvent } from "../../store/types.ts";
+import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT, pickFields, roomAllowed } from "../filters.ts";
+import { alreadySent, markMemberSent, memberStatesAt, newSyncCtx, type SyncCtx, saveSentMembers } from "./context.ts";
+import { format } from "./rooms.ts";
+import { formatSyncToken, type SyncToken } from "./token.ts";
+import { type Counts, type UnreadRoom, unreadCountsMany } from "./unread.ts";
 
 /** One room's new events after `after` up to `upto`, as every connection with this filter sees them. */
 export interface RoomSlice {
@@ -86,7 +79,7 @@ export async function roomSlice(
   return { roomId, after, events, formatted, maxStream, members: byUser, joined, invited, active, gone };
 }
 
-/** Up to 5 heroes for `userId` (summaryFor in sync-rooms.ts over the shared, pre-sorted lists). */
+/** Up to 5 heroes for `userId` (summaryFor in rooms.ts over the shared, pre-sorted lists). */
 function heroes(s: RoomSlice, userId: string): string[] {
   const pick = (rows: MembershipRow[]) => {
     const out: string[] = [];

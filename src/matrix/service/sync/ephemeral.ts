@@ -1,7 +1,7 @@
-/** /sync: ephemeral events (m.typing, m.receipt) of joined rooms (unread counts: sync-unread.ts). */
-import type { ReceiptRow } from "../store/types.ts";
-import { eventAllowed, limitNewest, roomAllowed } from "./filters.ts";
-import type { SyncCtx } from "./sync-context.ts";
+/** /sync: ephemeral events (m.typing, m.receipt) of joined rooms (unread counts: unread.ts). */
+import type { ReceiptRow } from "../../store/types.ts";
+import { eventAllowed, limitNewest, roomAllowed } from "../filters.ts";
+import type { SyncCtx } from "./context.ts";
 
 /** Receipts of these rooms newer than `since` (all of them on an initial sync), grouped by room. */
 export async function receiptsByRoom(ctx: SyncCtx, roomIds: string[]): Promise<Map<string, ReceiptRow[]>> {

@@ -3,27 +3,20 @@
  * stream, and the long-poll that waits for the next change relevant to the user.
  */
 
-import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
-import type { MembershipRow, RoomAt } from "../store/types.ts";
-import { resolveSyncFilter, roomAllowed } from "./filters.ts";
-import { isForgotten } from "./room-access.ts";
-import {
-  newSyncCtx,
-  prefetchMembers,
-  roomMembers,
-  type Snapshot,
-  type SyncCtx,
-  saveSentMembers,
-} from "./sync-context.ts";
-import { e2eeSync } from "./sync-e2ee.ts";
-import { ephemeralEvents, receiptsByRoom, typingRooms } from "./sync-ephemeral.ts";
-import { accountData, presenceEvents, strippedStates } from "./sync-extras.ts";
-import { touchPresence } from "./sync-presence.ts";
-import { type RoomWindow, roomBodies } from "./sync-rooms.ts";
-import { formatSyncToken, parseSyncToken, type SyncToken } from "./sync-token.ts";
-import { unreadCounts } from "./sync-unread.ts";
-import { roomVisibilities } from "./visibility.ts";
+import type { Homeserver } from "../../hs.ts";
+import type { Requester } from "../../http/types.ts";
+import type { MembershipRow, RoomAt } from "../../store/types.ts";
+import { resolveSyncFilter, roomAllowed } from "../filters.ts";
+import { isForgotten } from "../room-access.ts";
+import { roomVisibilities } from "../visibility.ts";
+import { newSyncCtx, prefetchMembers, roomMembers, type Snapshot, type SyncCtx, saveSentMembers } from "./context.ts";
+import { e2eeSync } from "./e2ee.ts";
+import { ephemeralEvents, receiptsByRoom, typingRooms } from "./ephemeral.ts";
+import { accountData, presenceEvents, strippedStates } from "./extras.ts";
+import { touchPresence } from "./presence.ts";
+import { type RoomWindow, roomBodies } from "./rooms.ts";
+import { formatSyncToken, parseSyncToken, type SyncToken } from "./token.ts";
+import { unreadCounts } from "./unread.ts";
 
 export interface SyncParams {
   since: string | null;

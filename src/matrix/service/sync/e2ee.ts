@@ -7,9 +7,9 @@
  * A response that was lost is therefore delivered again, and a message is never dropped before the client
  * moved past it.
  */
-import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
-import { deviceListsBetween } from "./keys.ts";
+import type { Homeserver } from "../../hs.ts";
+import type { Requester } from "../../http/types.ts";
+import { deviceListsBetween } from "../keys.ts";
 
 export interface E2eeSync {
   to_device: { events: { sender: string; type: string; content: Record<string, any> }[] };

@@ -3,8 +3,8 @@
  * WebSocket hub builds a wake-up's frames together): each step is one store call for every user and room, and
  * users with the same new events to count read them once.
  */
-import type { MembershipRow, StoredEvent } from "../store/types.ts";
-import { evaluate, mergeRuleset, type NotifyContext, PUSH_RULES_TYPE } from "./push-rules.ts";
+import type { MembershipRow, StoredEvent } from "../../store/types.ts";
+import { evaluate, mergeRuleset, type NotifyContext, PUSH_RULES_TYPE } from "../push-rules.ts";
 import {
   ownDisplayname,
   prefetchMembers,
@@ -12,7 +12,7 @@ import {
   pushRulesWithStamp,
   roomMembers,
   type SyncCtx,
-} from "./sync-context.ts";
+} from "./context.ts";
 
 const NOTIFYING_TYPES = ["m.room.message", "m.room.encrypted", "m.call.invite", "m.room.tombstone"];
 /**

@@ -1,16 +1,9 @@
 /** /sync: the timeline, state and summary of joined and left rooms (spec: sync.yaml, "Lazy-loading room members"). */
-import type { MembershipRow, RoomAt, StoredEvent } from "../store/types.ts";
-import { eventAllowed, pickFields, type RoomEventFilter } from "./filters.ts";
-import {
-  alreadySent,
-  markMemberSent,
-  memberStatesAt,
-  prefetchMembers,
-  roomMembers,
-  type SyncCtx,
-} from "./sync-context.ts";
-import { formatSyncToken } from "./sync-token.ts";
-import { latestVisibleEvents, type StreamRange } from "./visibility.ts";
+import type { MembershipRow, RoomAt, StoredEvent } from "../../store/types.ts";
+import { eventAllowed, pickFields, type RoomEventFilter } from "../filters.ts";
+import { latestVisibleEvents, type StreamRange } from "../visibility.ts";
+import { alreadySent, markMemberSent, memberStatesAt, prefetchMembers, roomMembers, type SyncCtx } from "./context.ts";
+import { formatSyncToken } from "./token.ts";
 
 export interface RoomWindow {
   roomId: string;

@@ -1,8 +1,8 @@
 /** /sync: stripped state of invites and knocks, account data, and presence. */
-import type { AccountDataRow, MembershipRow, StoredEvent } from "../store/types.ts";
-import { eventAllowed, limitNewest, pickFields } from "./filters.ts";
-import { mergeRuleset, PUSH_RULES_TYPE, pushRulesContent } from "./push-rules.ts";
-import type { SyncCtx } from "./sync-context.ts";
+import type { AccountDataRow, MembershipRow, StoredEvent } from "../../store/types.ts";
+import { eventAllowed, limitNewest, pickFields } from "../filters.ts";
+import { mergeRuleset, PUSH_RULES_TYPE, pushRulesContent } from "../push-rules.ts";
+import type { SyncCtx } from "./context.ts";
 
 /** State shown to invitees and knockers (spec: "Stripped state"; the recommended set plus the topic). */
 const STRIPPED_TYPES = [

@@ -1,6 +1,6 @@
 /** Presence writes (spec: "Presence"), shared by PUT /presence/{userId}/status and /sync `set_presence`. */
-import type { Homeserver } from "../hs.ts";
-import { ACTIVE_WINDOW_MS } from "./sync-extras.ts";
+import type { Homeserver } from "../../hs.ts";
+import { ACTIVE_WINDOW_MS } from "./extras.ts";
 
 export const PRESENCE_STATES = ["online", "offline", "unavailable"] as const;
 export type PresenceState = (typeof PRESENCE_STATES)[number];
