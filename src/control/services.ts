@@ -3,7 +3,7 @@
  */
 import type { ProgramDef } from "../core/program.ts";
 import type { ServiceDef } from "../core/service.ts";
-import { matrixService } from "../matrix/service.ts";
+import { matrixService } from "../matrix/matrix-service.ts";
 import { mediaService } from "../media/service.ts";
 import { testHttpService } from "../test/http-service.ts";
 import { webService } from "../web/service.ts";
