@@ -1,6 +1,6 @@
 /** PDU -> ClientEvent (spec: "Room Event Format" / ClientEvent). */
 import { redactEvent } from "./events/redaction.ts";
-import type { Requester } from "./http/types.ts";
+import type { Requester } from "./service/requester.ts";
 import type { Store, StoredEvent } from "./store/types.ts";
 
 export async function formatClientEvents(

@@ -13,10 +13,11 @@ import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type Sig
 import { formatClientEvents } from "./format.ts";
 import type { AuthService, Homeserver, Notifier, RoomService, TypingService } from "./hs.ts";
 import { createHandler } from "./http/server.ts";
-import type { Requester, Route } from "./http/types.ts";
+import type { Route } from "./http/types.ts";
 import { Metrics } from "./metrics.ts";
 import { Auth } from "./service/auth.ts";
 import { SyncNotifier } from "./service/notifier.ts";
+import type { Requester } from "./service/requester.ts";
 import { Rooms } from "./service/rooms.ts";
 import { Typing } from "./service/typing.ts";
 import { openStore } from "./store/open.ts";

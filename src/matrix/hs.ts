@@ -6,8 +6,8 @@
 import type { MatrixConfig } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
-import type { Requester } from "./http/types.ts";
 import type { Metrics } from "./metrics.ts";
+import type { Requester } from "./service/requester.ts";
 import type { Store, StoredEvent } from "./store/types.ts";
 import type { StreamWriter } from "./stream.ts";
 

@@ -3,7 +3,6 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isValidRoomId } from "../events/ids.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import {
   changeTag,
   checkWritableType,
@@ -11,6 +10,7 @@ import {
   getTags,
   putAccountData,
 } from "../service/sync/account-data.ts";
+import { parseBody } from "../validate.ts";
 
 function ownUser(req: MatrixRequest): string {
   if (req.params.userId !== req.requester!.userId)

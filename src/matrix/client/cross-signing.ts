@@ -4,11 +4,11 @@ import { AmiError } from "../../core/errors.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { crossSigningKeysOf, crossSigningPublicKey, deviceListsChanged, signedBy } from "../service/keys.ts";
 import { checkUia, finishUia } from "../service/uia.ts";
 import { sameJson } from "../store/keys-rows.ts";
 import type { CrossSigningKeyType, KeySignatureRow } from "../store/keys-types.ts";
+import { parseBody } from "../validate.ts";
 
 const FLOWS = [["m.login.password"]];
 const sigMap = z.record(z.string().max(255), z.record(z.string().max(255), z.string().max(1024)));

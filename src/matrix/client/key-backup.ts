@@ -2,8 +2,8 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import type { BackupKeyRow, BackupVersionRow, BackupWriteResult } from "../store/keys-types.ts";
+import { parseBody } from "../validate.ts";
 
 const MAX_KEYS = 10_000;
 const versionBody = z.object({

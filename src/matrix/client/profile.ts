@@ -3,9 +3,9 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { parseLocalUserId } from "../service/registration.ts";
 import type { UserRow } from "../store/types.ts";
+import { parseBody } from "../validate.ts";
 
 async function profileOf(req: MatrixRequest): Promise<UserRow> {
   const { local } = parseLocalUserId(req.hs, req.params.userId);

@@ -7,7 +7,6 @@ import { AmiError } from "../../core/errors.ts";
 import { isValidEventId } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { queryInt } from "../http/validate.ts";
 import { requireJoined, requireRoomId } from "../service/room-access.ts";
 import { parseRoomFilter, parseStreamToken, type RoomFilter, topoToken } from "../service/room-query.ts";
 import {
@@ -19,6 +18,7 @@ import {
   visibleRoomEvents,
 } from "../service/visibility.ts";
 import type { RoomEventQuery, StoredEvent } from "../store/types.ts";
+import { queryInt } from "../validate.ts";
 
 const MAX_LIMIT = 1000;
 

@@ -2,14 +2,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import type { Homeserver } from "../hs.ts";
-
-export interface Requester {
-  userId: string;
-  deviceId: string;
-  isAdmin: boolean;
-  /** sha256 hex of the access token in use (logout deletes it). */
-  tokenHash: string;
-}
+import type { Requester } from "../service/requester.ts";
 
 export interface MatrixRequest {
   hs: Homeserver;

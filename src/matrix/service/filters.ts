@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
-import { parseBody } from "../http/validate.ts";
+import { parseBody } from "../validate.ts";
 
 const strings = z.array(z.string());
 const eventFilter = z

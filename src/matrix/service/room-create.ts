@@ -3,7 +3,7 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isSupportedRoomVersion, isValidRoomAlias, parseUserId, randomString } from "../events/index.ts";
 import type { Homeserver, RoomService } from "../hs.ts";
-import { parseBody } from "../http/validate.ts";
+import { parseBody } from "../validate.ts";
 
 const obj = z.record(z.string(), z.any());
 

@@ -6,7 +6,7 @@
  * `prev_batch`/`next_batch` can be passed to /messages as `from`.
  */
 import { AmiError } from "../../core/errors.ts";
-import { queryJson } from "../http/validate.ts";
+import { queryJson } from "../validate.ts";
 import { parseSyncToken } from "./sync/token.ts";
 
 export const topoToken = (stream: number): string => `t${Math.max(0, stream)}`;

@@ -5,7 +5,6 @@
 import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
-import type { MatrixRequest, Reply } from "../http/types.ts";
 import { loginUserId, registrationTokenUsable } from "./registration.ts";
 
 const SESSION_MS = 10 * 60_000;
@@ -42,7 +41,13 @@ function newSession(hs: Homeserver, purpose: string): UiaSession {
   return s;
 }
 
-function challenge(flows: string[][], s: UiaSession, error?: { errcode: string; error: string }): Reply {
+/** The 401 reply a handler returns as is (the HTTP edge's Reply shape). */
+export interface UiaChallenge {
+  status: 401;
+  json: Record<string, unknown>;
+}
+
+function challenge(flows: string[][], s: UiaSession, error?: { errcode: string; error: string }): UiaChallenge {
   return {
     status: 401,
     json: {
@@ -55,14 +60,14 @@ function challenge(flows: string[][], s: UiaSession, error?: { errcode: string; 
   };
 }
 
-export type UiaResult = { done: true; session: UiaSession } | { done: false; reply: Reply };
+export type UiaResult = { done: true; session: UiaSession } | { done: false; reply: UiaChallenge };
 
 /**
  * Run one UIA step for `req.body.auth`. `userId`: the account the m.login.password stage must prove (the
  * requester). Returns the 401 reply to send, or done once a whole flow is complete.
  */
 export async function checkUia(
-  req: MatrixRequest,
+  req: { hs: Homeserver; body: any },
   flows: string[][],
   purpose: string,
   userId?: string,

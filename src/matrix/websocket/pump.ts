@@ -7,8 +7,8 @@
 import type { WebSocket } from "ws";
 import { toAmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
 import type { Filter } from "../service/filters.ts";
+import type { Requester } from "../service/requester.ts";
 import { type FastAsk, fastSyncMany } from "../service/sync/fast.ts";
 import { computeSync } from "../service/sync/index.ts";
 import type { SyncToken } from "../service/sync/token.ts";

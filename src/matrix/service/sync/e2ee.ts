@@ -8,8 +8,8 @@
  * moved past it.
  */
 import type { Homeserver } from "../../hs.ts";
-import type { Requester } from "../../http/types.ts";
 import { deviceListsBetween } from "../keys.ts";
+import type { Requester } from "../requester.ts";
 
 export interface E2eeSync {
   to_device: { events: { sender: string; type: string; content: Record<string, any> }[] };

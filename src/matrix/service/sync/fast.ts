@@ -9,9 +9,9 @@
  * whenever that cannot be guaranteed cheaply, the connection's result is null and the caller runs computeSync.
  */
 import type { Homeserver } from "../../hs.ts";
-import type { Requester } from "../../http/types.ts";
 import type { MembershipRow, StoredEvent } from "../../store/types.ts";
 import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT, pickFields, roomAllowed } from "../filters.ts";
+import type { Requester } from "../requester.ts";
 import { alreadySent, markMemberSent, memberStatesAt, newSyncCtx, type SyncCtx, saveSentMembers } from "./context.ts";
 import { format } from "./rooms.ts";
 import { formatSyncToken, type SyncToken } from "./token.ts";

@@ -4,9 +4,9 @@
  */
 
 import type { Homeserver } from "../../hs.ts";
-import type { Requester } from "../../http/types.ts";
 import type { MembershipRow, RoomAt } from "../../store/types.ts";
 import { resolveSyncFilter, roomAllowed } from "../filters.ts";
+import type { Requester } from "../requester.ts";
 import { isForgotten } from "../room-access.ts";
 import { roomVisibilities } from "../visibility.ts";
 import { newSyncCtx, prefetchMembers, roomMembers, type Snapshot, type SyncCtx, saveSentMembers } from "./context.ts";
