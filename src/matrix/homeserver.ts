@@ -10,6 +10,7 @@ import { createHttpListener, DEFAULT_LIMITS, type ListenerLimits } from "../core
 import type { Logger } from "../core/logger.ts";
 import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
+import type { ClientEvent } from "./events/types.ts";
 import { formatClientEvents } from "./format.ts";
 import type { AuthService, Homeserver, Notifier, RoomService, TypingService } from "./hs.ts";
 import { createHandler } from "./http/server.ts";
@@ -74,7 +75,7 @@ class HomeserverImpl implements Homeserver {
     this.rooms = new Rooms(this);
   }
 
-  clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<Record<string, any>[]> {
+  clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {
     return formatClientEvents(this.store, (id) => this.#roomVersion(id), evs, forUser);
   }
 

@@ -82,6 +82,9 @@ export interface ClientEventWithoutRoomId<C extends object = EventContent> {
   redacts?: string;
 }
 
+/** A /sync event: ClientEventWithoutRoomID, cut to the filter's `event_fields` when it has them. */
+export type SyncEvent = Partial<ClientEventWithoutRoomId>;
+
 /** Client-server "ClientEvent": the room's ID included (everywhere but /sync's per-room sections). */
 export interface ClientEvent<C extends object = EventContent> extends ClientEventWithoutRoomId<C> {
   room_id: string;
