@@ -251,7 +251,7 @@ export interface StateContents {
  */
 export function contentOf<T extends keyof StateContents>(
   _type: T,
-  ev: { content: object } | undefined | null,
+  ev: { content?: unknown } | undefined | null,
 ): Partial<StateContents[T]> | undefined {
   return ev?.content as Partial<StateContents[T]> | undefined;
 }
