@@ -6,6 +6,7 @@ import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { loginUserId, registrationTokenUsable } from "./registration.ts";
+import { field, isJsonObject, type JsonObject } from "../events/types.ts";
 
 const SESSION_MS = 10 * 60_000;
 const MAX_SESSIONS = 10_000;
@@ -67,15 +68,16 @@ export type UiaResult = { done: true; session: UiaSession } | { done: false; rep
  * requester). Returns the 401 reply to send, or done once a whole flow is complete.
  */
 export async function checkUia(
-  req: { hs: Homeserver; body: any },
+  req: { hs: Homeserver; body: unknown },
   flows: string[][],
   purpose: string,
   userId?: string,
 ): Promise<UiaResult> {
   const { hs } = req;
-  const auth = req.body?.auth;
-  if (auth === undefined || auth === null) return { done: false, reply: challenge(flows, newSession(hs, purpose)) };
-  if (typeof auth !== "object" || Array.isArray(auth)) throw new AmiError("M_BAD_JSON", "'auth' must be an object");
+  const given = field(req.body, "auth");
+  if (given === undefined || given === null) return { done: false, reply: challenge(flows, newSession(hs, purpose)) };
+  if (!isJsonObject(given)) throw new AmiError("M_BAD_JSON", "'auth' must be an object");
+  const auth = given;
   if (auth.session !== undefined && typeof auth.session !== "string")
     throw new AmiError("M_BAD_JSON", "'auth.session' must be a string");
   if (auth.type !== undefined && typeof auth.type !== "string")
@@ -91,7 +93,8 @@ export async function checkUia(
   } else s = newSession(hs, purpose);
 
   if (auth.type === undefined) return { done: false, reply: challenge(flows, s) };
-  if (!flows.some((f) => f.includes(auth.type))) {
+  const stage = auth.type;
+  if (!flows.some((f) => f.includes(stage))) {
     return {
       done: false,
       reply: challenge(flows, s, { errcode: "M_UNRECOGNIZED", error: `Unsupported stage ${auth.type}` }),
@@ -107,7 +110,7 @@ export async function checkUia(
 /** Null when the stage passed, else why not. */
 async function runStage(
   hs: Homeserver,
-  auth: Record<string, any>,
+  auth: JsonObject,
   s: UiaSession,
   userId?: string,
 ): Promise<string | null> {
@@ -115,7 +118,7 @@ async function runStage(
     case "m.login.dummy":
       return null;
     case "m.login.password": {
-      const who = auth.identifier?.type === "m.id.user" ? auth.identifier.user : auth.user;
+      const who = field(auth, "identifier", "type") === "m.id.user" ? field(auth, "identifier", "user") : auth.user;
       if (typeof auth.password !== "string") throw new AmiError("M_BAD_JSON", "'auth.password' must be a string");
       if (who !== undefined && typeof who !== "string")
         throw new AmiError("M_BAD_JSON", "'auth.identifier.user' must be a string");
