@@ -19,6 +19,7 @@ import {
 } from "../service/visibility.ts";
 import type { RoomEventQuery, StoredEvent } from "../store/types.ts";
 import { queryInt } from "../validate.ts";
+import type { ClientEvent } from "../events/types.ts";
 
 const MAX_LIMIT = 1000;
 
@@ -89,7 +90,7 @@ export const routes: Route[] = [
         limit === 0
           ? []
           : await visibleRoomEvents(hs, v.ranges, { roomId, dir, from, to: bound, limit, ...filterQuery(filter) });
-      const body: Record<string, any> = {
+      const body: { start: string; chunk: ClientEvent[]; end?: string; state?: ClientEvent[] } = {
         start: fromTok ?? topoToken(point),
         chunk: await hs.clientEvents(evs, req.requester),
       };

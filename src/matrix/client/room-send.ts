@@ -27,7 +27,7 @@ export const routes: Route[] = [
         roomId,
         sender: r.userId,
         type: req.params.eventType,
-        content: req.body as Record<string, any>,
+        content: req.body,
         txn: {
           deviceId: r.deviceId,
           scope: `send/${roomId}/${req.params.eventType}`,
