@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
+import type { JsonObject, Signatures } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { crossSigningKeysOf, crossSigningPublicKey, deviceListsChanged, signedBy } from "../service/keys.ts";
@@ -9,7 +10,6 @@ import { checkUia, finishUia } from "../service/uia.ts";
 import { sameJson } from "../store/keys-rows.ts";
 import type { CrossSigningKeyType, KeySignatureRow } from "../store/keys-types.ts";
 import { parseBody } from "../validate.ts";
-import type { JsonObject, Signatures } from "../events/types.ts";
 
 const FLOWS = [["m.login.password"]];
 const sigMap = z.record(z.string().max(255), z.record(z.string().max(255), z.string().max(1024)));

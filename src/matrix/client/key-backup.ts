@@ -1,10 +1,10 @@
 /** Spec section "Server-side key backups" (key_backup.yaml): backup versions and the keys in them. */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import type { JsonObject } from "../events/types.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
 import type { BackupKeyRow, BackupVersionRow, BackupWriteResult } from "../store/keys-types.ts";
 import { parseBody } from "../validate.ts";
-import type { JsonObject } from "../events/types.ts";
 
 const MAX_KEYS = 10_000;
 const versionBody = z.object({

@@ -1,12 +1,12 @@
 /** User profiles (spec: "Profiles"): displayname and avatar_url. */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import type { EventContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
 import { parseLocalUserId } from "../service/registration.ts";
 import type { UserRow } from "../store/types.ts";
 import { parseBody } from "../validate.ts";
-import type { EventContent } from "../events/types.ts";
 
 async function profileOf(req: MatrixRequest): Promise<UserRow> {
   const { local } = parseLocalUserId(req.hs, req.params.userId);

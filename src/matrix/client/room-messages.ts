@@ -5,6 +5,7 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import { isValidEventId } from "../events/ids.ts";
+import type { ClientEvent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
 import { requireJoined, requireRoomId } from "../service/room-access.ts";
@@ -19,7 +20,6 @@ import {
 } from "../service/visibility.ts";
 import type { RoomEventQuery, StoredEvent } from "../store/types.ts";
 import { queryInt } from "../validate.ts";
-import type { ClientEvent } from "../events/types.ts";
 
 const MAX_LIMIT = 1000;
 

@@ -2,11 +2,11 @@
 import { AmiError } from "../../core/errors.ts";
 import { canonicalJson } from "../events/canonical-json.ts";
 import { isValidRoomAlias } from "../events/ids.ts";
+import type { EventContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { requireRoom, requireRoomId } from "../service/room-access.ts";
 import { MAX_STREAM, readableRoom, readableState, stateBound } from "../service/visibility.ts";
-import type { EventContent } from "../events/types.ts";
 
 /** m.room.canonical_alias may only name aliases that exist and point at this room (M_BAD_ALIAS in the spec). */
 async function checkCanonicalAlias(hs: Homeserver, roomId: string, content: EventContent): Promise<void> {

@@ -5,9 +5,9 @@
 import { AmiError } from "../../core/errors.ts";
 import { serverNameOf } from "../events/ids.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
+import type { JsonObject, Signatures } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import type { CrossSigningKeyRow, CrossSigningKeyType, KeySignatureRow } from "../store/keys-types.ts";
-import type { JsonObject, Signatures } from "../events/types.ts";
 
 /** Device lists changed (uploads, new and deleted devices, cross-signing): one stream write, so /sync wakes. */
 export async function deviceListsChanged(hs: Homeserver, userIds: string[]): Promise<void> {

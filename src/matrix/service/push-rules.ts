@@ -4,8 +4,8 @@
  * `enabled`/`actions` of default rules and the user's own rules are taken from storage.
  */
 import { AmiError } from "../../core/errors.ts";
-import type { Homeserver } from "../hs.ts";
 import { field, isJsonObject, type JsonObject } from "../events/types.ts";
+import type { Homeserver } from "../hs.ts";
 
 export const RULE_KINDS = ["override", "content", "room", "sender", "underride"] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
@@ -192,18 +192,12 @@ export interface NotifyContext {
 /** The event as push rules see it (a PDU with room_id, sender and type set). */
 export type PushEvent = { room_id?: unknown; sender?: unknown; type?: unknown; content?: unknown };
 
-export function evaluate(
-  rules: Ruleset,
-  ev: PushEvent,
-  ctx: NotifyContext,
-): { notify: boolean; highlight: boolean } {
+export function evaluate(rules: Ruleset, ev: PushEvent, ctx: NotifyContext): { notify: boolean; highlight: boolean } {
   for (const kind of RULE_KINDS) {
     for (const r of rules[kind]) {
       if (!r.enabled || !ruleMatches(kind, r, ev, ctx)) continue;
       const notify = r.actions.includes("notify");
-      const highlight = r.actions.some(
-        (a) => field(a, "set_tweak") === "highlight" && field(a, "value") !== false,
-      );
+      const highlight = r.actions.some((a) => field(a, "set_tweak") === "highlight" && field(a, "value") !== false);
       return { notify, highlight: notify && highlight };
     }
   }

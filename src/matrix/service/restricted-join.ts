@@ -9,8 +9,8 @@ import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, type StateKey, stateKey } from "../events/auth.ts";
 import { serverNameOf } from "../events/ids.ts";
 import { namedLevel, powerLevelOf } from "../events/power-levels.ts";
-import type { Homeserver } from "../hs.ts";
 import type { EventContent } from "../events/types.ts";
+import type { Homeserver } from "../hs.ts";
 
 export const VIA_KEY = "join_authorised_via_users_server";
 

@@ -2,9 +2,9 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isSupportedRoomVersion, isValidRoomAlias, parseUserId, randomString } from "../events/index.ts";
+import type { CreateContent, EventContent, JsonObject, PowerLevelsContent } from "../events/types.ts";
 import type { Homeserver, RoomService } from "../hs.ts";
 import { parseBody } from "../validate.ts";
-import type { CreateContent, EventContent, JsonObject, PowerLevelsContent } from "../events/types.ts";
 
 const obj = z.record(z.string(), z.any());
 

@@ -4,8 +4,8 @@
  * the hundreds of rooms a single server publishes.
  */
 import { AmiError } from "../../core/errors.ts";
-import type { Homeserver } from "../hs.ts";
 import { contentOf, field, type StateContents, type TopicContent } from "../events/types.ts";
+import type { Homeserver } from "../hs.ts";
 
 /** PublishedRoomsChunk (spec list_public_rooms.yaml). */
 export interface PublishedRoom {

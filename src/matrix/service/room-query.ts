@@ -6,9 +6,9 @@
  * `prev_batch`/`next_batch` can be passed to /messages as `from`.
  */
 import { AmiError } from "../../core/errors.ts";
+import type { JsonObject } from "../events/types.ts";
 import { queryJson } from "../validate.ts";
 import { parseSyncToken } from "./sync/token.ts";
-import type { JsonObject } from "../events/types.ts";
 
 export const topoToken = (stream: number): string => `t${Math.max(0, stream)}`;
 

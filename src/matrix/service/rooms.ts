@@ -9,11 +9,11 @@ import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
 import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
+import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
 import { localMemberContent } from "./restricted-join.ts";
 import { createRoom } from "./room-create.ts";
 import { AUTH_TYPES, HeadCache, loadHead, type RoomHead } from "./room-head.ts";
-import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 
 /** Spec "Size limits": a PDU is at most 65536 bytes of canonical JSON; type and state_key at most 255 bytes. */
 const MAX_PDU_BYTES = 65_536;

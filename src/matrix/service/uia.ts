@@ -4,9 +4,9 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
+import { field, isJsonObject, type JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { loginUserId, registrationTokenUsable } from "./registration.ts";
-import { field, isJsonObject, type JsonObject } from "../events/types.ts";
 
 const SESSION_MS = 10 * 60_000;
 const MAX_SESSIONS = 10_000;
@@ -108,12 +108,7 @@ export async function checkUia(
 }
 
 /** Null when the stage passed, else why not. */
-async function runStage(
-  hs: Homeserver,
-  auth: JsonObject,
-  s: UiaSession,
-  userId?: string,
-): Promise<string | null> {
+async function runStage(hs: Homeserver, auth: JsonObject, s: UiaSession, userId?: string): Promise<string | null> {
   switch (auth.type) {
     case "m.login.dummy":
       return null;

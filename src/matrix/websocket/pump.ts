@@ -12,6 +12,7 @@ import type { Requester } from "../service/requester.ts";
 import { type FastAsk, fastSyncMany } from "../service/sync/fast.ts";
 import { computeSync } from "../service/sync/index.ts";
 import type { SyncToken } from "../service/sync/token.ts";
+import type { SyncResponse } from "../service/sync/types.ts";
 import type { StreamChanges } from "./changes.ts";
 import { CloseCode, syncFrame, type WsTunables } from "./protocol.ts";
 
@@ -230,7 +231,7 @@ export class FramePump {
     const prev = c.since;
     // A token from beyond our stream (e.g. a wiped database) cannot be diffed against: start from scratch, as /sync.
     const base = prev && prev.stream <= snap.upto ? prev : null;
-    let out: { body: Record<string, any>; empty: boolean };
+    let out: { body: SyncResponse; empty: boolean };
     try {
       const shared = this.#changes.sharedReads(snap.upto);
       out = await computeSync(hs, c.requester!, { since: base, filter: c.filter, fullState: false, ...snap, shared });
@@ -246,7 +247,7 @@ export class FramePump {
   /** Advance the connection to the snapshot and send the frame (an empty incremental one advances silently). */
   #deliver(
     c: Conn,
-    out: { body: Record<string, any>; empty: boolean },
+    out: { body: SyncResponse; empty: boolean },
     snap: Snapshot,
     incremental: boolean,
     frame?: Buffer,
