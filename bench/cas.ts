@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { FsCasStore } from "../src/cas/fs-backend.ts";
 import { PIN } from "../src/cas/types.ts";
-import { prngStream } from "../src/test/prng.ts";
+import { prngStream } from "../src/core/prng.ts";
 import { type BenchResult, round, runIfMain } from "./matrix/lib.ts";
 
 const params = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };

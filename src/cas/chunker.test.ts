@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { prngBytes } from "../test/prng.ts";
+import { prngBytes } from "../core/prng.ts";
 import { type ChunkParams, chunkStream, GEAR } from "./chunker.ts";
 import { sha256Hex } from "./ids.ts";
 

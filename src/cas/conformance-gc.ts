@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { AmiError } from "../core/errors.ts";
-import { prngBytes, rng } from "../test/prng.ts";
+import { prngBytes, rng } from "../core/prng.ts";
 import type { CasStore } from "./types.ts";
 
 const BLOCK = 150_000;

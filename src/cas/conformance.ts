@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { AmiError } from "../core/errors.ts";
-import { prngBytes, prngStream } from "../test/prng.ts";
+import { prngBytes, prngStream } from "../core/prng.ts";
 import type { ChunkParams } from "./chunker.ts";
 import { gcRace } from "./conformance-gc.ts";
 import { cidFromSha256 } from "./ids.ts";

@@ -264,4 +264,5 @@ export const casVerify = defineOp({
   },
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: ops of different input types; run() takes its input contravariantly, so only any unites them
 export const casOps: OpDef<any, any>[] = [casPut, casGet, casStat, casLs, casPin, casUnpin, casGc, casVerify];

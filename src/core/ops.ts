@@ -65,6 +65,7 @@ export function defineOp<I extends z.ZodType, O extends z.ZodType>(def: OpDef<I,
 export class OpRegistry {
   readonly #ops = new Map<string, OpDef>();
 
+  // biome-ignore lint/suspicious/noExplicitAny: ops of different input types; run() takes its input contravariantly, so only any unites them
   add(...defs: OpDef<any, any>[]): this {
     for (const d of defs) {
       if (this.#ops.has(d.name)) throw new Error(`duplicate op ${d.name}`);

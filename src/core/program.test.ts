@@ -5,7 +5,9 @@ import { defineProgram } from "./program.ts";
 
 test("programs: defaults filled in, env values become strings", () => {
   const { config, issues } = validateConfig({
-    programs: { relay: { argv: ["turnserver"], env: { PORT: 3478, VERBOSE: true }, health: { tcp: "127.0.0.1:3478" } } },
+    programs: {
+      relay: { argv: ["turnserver"], env: { PORT: 3478, VERBOSE: true }, health: { tcp: "127.0.0.1:3478" } },
+    },
   });
   assert.deepEqual(issues, []);
   assert.deepEqual(config?.programs.relay, {

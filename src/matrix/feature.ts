@@ -1,7 +1,7 @@
 /** Messaging: the Matrix homeserver (service `matrix`), its users/rooms ops and its config section. */
 import { defineFeature, type Feature } from "../core/feature.ts";
 import { matrixSchema } from "./config.ts";
-import { matrixService } from "./service.ts";
+import { matrixService } from "./matrix-service.ts";
 
 // Annotated: the config type is derived from this list, and ops refer to the config type.
 export const matrixFeature: Feature<"matrix", typeof matrixSchema> = defineFeature({

@@ -1,6 +1,7 @@
 /** PDU -> ClientEvent (spec: "Room Event Format" / ClientEvent). */
 import { redactEvent } from "./events/redaction.ts";
-import type { Requester } from "./http/types.ts";
+import type { ClientEvent, ClientUnsigned, Pdu } from "./events/types.ts";
+import type { Requester } from "./service/requester.ts";
 import type { Store, StoredEvent } from "./store/types.ts";
 
 export async function formatClientEvents(
@@ -9,7 +10,7 @@ export async function formatClientEvents(
   evs: StoredEvent[],
   forUser: Requester | null,
   now = Date.now(),
-): Promise<Record<string, any>[]> {
+): Promise<ClientEvent[]> {
   const redactionIds = evs.flatMap((e) => (e.redactedBy ? [e.redactedBy] : []));
   // State events carry what they replaced (clients show "changed their name" rather than "joined").
   const stateStreams = evs.flatMap((e) => (e.stateKey !== null ? [e.stream] : []));
@@ -19,10 +20,10 @@ export async function formatClientEvents(
     stateStreams.length ? store.events.getReplacedState(stateStreams) : new Map<number, StoredEvent>(),
   ]);
   const redactions = new Map(redacting.map((r) => [r.eventId, r]));
-  const out: Record<string, any>[] = [];
+  const out: ClientEvent[] = [];
   for (const ev of evs) {
     let pdu = ev.pdu;
-    const unsigned: Record<string, any> = { age: Math.max(0, now - ev.originServerTs) };
+    const unsigned: ClientUnsigned = { age: Math.max(0, now - ev.originServerTs) };
     if (ev.redactedBy) {
       pdu = redactEvent(pdu, await roomVersion(ev.roomId));
       const r = redactions.get(ev.redactedBy);
@@ -43,8 +44,8 @@ export async function formatClientEvents(
   return out;
 }
 
-function toClient(ev: StoredEvent, pdu: Record<string, any>, unsigned: Record<string, any>): Record<string, any> {
-  const c: Record<string, any> = {
+function toClient(ev: StoredEvent, pdu: Partial<Pdu>, unsigned: ClientUnsigned): ClientEvent {
+  const c: ClientEvent = {
     event_id: ev.eventId,
     room_id: ev.roomId,
     sender: ev.sender,
@@ -57,7 +58,8 @@ function toClient(ev: StoredEvent, pdu: Record<string, any>, unsigned: Record<st
   // Room versions < 11 carry `redacts` at the top level; clients of v11 rooms read content.redacts, but
   // matrix-js-sdk and others still look at the top-level key, so give both.
   if (ev.type === "m.room.redaction") {
-    const target = pdu.redacts ?? pdu.content?.redacts;
+    // A string: we built or auth-checked every stored redaction (redactsOf).
+    const target = (pdu.redacts ?? pdu.content?.redacts) as string | undefined;
     if (target) c.redacts = target;
   }
   return c;

@@ -1,6 +1,5 @@
 /** Composition root of the homeserver: opens the store, loads keys, wires services and routes. */
 
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { join } from "node:path";
@@ -12,13 +11,15 @@ import type { Logger } from "../core/logger.ts";
 import { loadOrCreateSecret } from "../core/secret.ts";
 import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
+import type { ClientEvent } from "./events/types.ts";
 import { formatClientEvents } from "./format.ts";
 import type { AuthService, Homeserver, Notifier, RoomService, TypingService } from "./hs.ts";
 import { createHandler } from "./http/server.ts";
-import type { Requester, Route } from "./http/types.ts";
+import type { Route } from "./http/types.ts";
 import { Metrics } from "./metrics.ts";
 import { Auth } from "./service/auth.ts";
 import { SyncNotifier } from "./service/notifier.ts";
+import type { Requester } from "./service/requester.ts";
 import { Rooms } from "./service/rooms.ts";
 import { Typing } from "./service/typing.ts";
 import { openStore } from "./store/open.ts";
@@ -75,7 +76,7 @@ class HomeserverImpl implements Homeserver {
     this.rooms = new Rooms(this);
   }
 
-  clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<Record<string, any>[]> {
+  clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {
     return formatClientEvents(this.store, (id) => this.#roomVersion(id), evs, forUser);
   }
 

@@ -6,8 +6,9 @@
 import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
-import type { Requester } from "./http/types.ts";
+import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
 import type { Metrics } from "./metrics.ts";
+import type { Requester } from "./service/requester.ts";
 import type { Store, StoredEvent } from "./store/types.ts";
 import type { StreamWriter } from "./stream.ts";
 
@@ -23,7 +24,7 @@ export interface SendEventInput {
   roomId: string;
   sender: string;
   type: string;
-  content: Record<string, any>;
+  content: EventContent;
   /** Present for state events (may be ""). */
   stateKey?: string;
   /**
@@ -42,7 +43,7 @@ export interface RoomService {
   /** Build, auth-check (M_FORBIDDEN with the reason), persist and announce one event. Serialised per room. */
   sendEvent(input: SendEventInput): Promise<{ eventId: string; stream: number }>;
   /** POST /createRoom semantics; returns the new room ID. `body` is the validated createRoom request. */
-  createRoom(creator: string, body: Record<string, any>): Promise<{ roomId: string }>;
+  createRoom(creator: string, body: JsonObject): Promise<{ roomId: string }>;
   /** Set a membership (join, leave, invite, ban, knock; kick = leave on another user). */
   setMembership(p: {
     roomId: string;
@@ -51,7 +52,7 @@ export interface RoomService {
     membership: "join" | "leave" | "invite" | "ban" | "knock";
     reason?: string;
     /** Extra content keys (displayname/avatar_url for joins come from the profile automatically). */
-    extra?: Record<string, any>;
+    extra?: EventContent;
   }): Promise<{ eventId: string }>;
   /** Room version of a room (M_NOT_FOUND if unknown). */
   roomVersion(roomId: string): Promise<string>;
@@ -110,5 +111,5 @@ export interface Homeserver {
    * Client-format events for `forUser` (ClientEvent: event_id, unsigned.age, unsigned.transaction_id for the
    * sender's own device, redacted content + unsigned.redacted_because for redacted events). Order is kept.
    */
-  clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<Record<string, any>[]>;
+  clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]>;
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type Frame, Hub } from "./hub.ts";
+import type { Frame } from "./frame.ts";
+import { Hub } from "./hub.ts";
 
 const video = (dts: number, keyframe: boolean): Frame => ({
   kind: "video",

@@ -5,19 +5,8 @@
  */
 import { EventEmitter } from "node:events";
 import { AmiError } from "../core/errors.ts";
+import type { Frame } from "./frame.ts";
 import { StreamStats } from "./stats.ts";
-
-/** One FLV-style media frame: the tag body exactly as RTMP carried it (codec headers included). */
-export interface Frame {
-  kind: "video" | "audio" | "data";
-  /** Decode timestamp in milliseconds (RTMP/FLV time base). */
-  dts: number;
-  /** Tag body (for video: frame-type/codec byte, AVCPacketType, composition time, payload). */
-  data: Buffer;
-  keyframe: boolean;
-  /** AVC sequence header / AAC AudioSpecificConfig / enhanced-RTMP SequenceStart: codec configuration, not media. */
-  config: boolean;
-}
 
 export interface PublisherInfo {
   protocol: string;

@@ -1,7 +1,7 @@
 /** StreamStats' sliding window: rates over the last 5 s of arrivals, on a fake clock. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Frame } from "./hub.ts";
+import type { Frame } from "./frame.ts";
 import { StreamStats } from "./stats.ts";
 
 const frame = (kind: "video" | "audio", bytes: number, keyframe = false): Frame => ({

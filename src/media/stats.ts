@@ -2,7 +2,7 @@
  * Per-stream figures computed by the server from the frames it relays: bitrate and fps over a sliding window,
  * GOP length, resolution and codecs from the sequence headers, bytes in/out, frames discarded.
  */
-import type { Frame } from "./hub.ts";
+import type { Frame } from "./frame.ts";
 import { configInfo } from "./protocols/fmp4/sample-entries.ts";
 
 const WINDOW_MS = 5000;

@@ -3,7 +3,7 @@
  * it prints "putting" once it has started and "done <id>" if it ever finishes.
  */
 import { FsCasStore } from "../cas/fs-backend.ts";
-import { prngStream } from "./prng.ts";
+import { prngStream } from "../core/prng.ts";
 
 const [root, size] = process.argv.slice(2);
 const store = new FsCasStore({ root, params: { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 }, fsync: true });

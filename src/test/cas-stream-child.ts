@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { FsCasStore } from "../cas/fs-backend.ts";
-import { prngStream } from "./prng.ts";
+import { prngStream } from "../core/prng.ts";
 
 const [root, sizeArg] = process.argv.slice(2);
 const size = Number(sizeArg);

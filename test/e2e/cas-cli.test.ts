@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { prngBytes } from "../../src/core/prng.ts";
 import { binEntry, cli, json, tempHome } from "../../src/test/cli.ts";
-import { prngBytes } from "../../src/test/prng.ts";
 
 const h = tempHome({ matrix: { enabled: false }, media: { enabled: false }, web: { enabled: false } });
 after(() => h.cleanup());

@@ -11,8 +11,8 @@ import { after, test } from "node:test";
 import { readAll, testParams } from "../../src/cas/conformance.ts";
 import { FsCasStore } from "../../src/cas/fs-backend.ts";
 import { PIN } from "../../src/cas/types.ts";
+import { prngBytes } from "../../src/core/prng.ts";
 import { until } from "../../src/test/cli.ts";
-import { prngBytes } from "../../src/test/prng.ts";
 
 const root = mkdtempSync(join(tmpdir(), "ami-cas-crash-"));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -11,7 +11,7 @@ import { silentLogger } from "../../src/core/logger.ts";
 import { unpaddedBase64 } from "../../src/matrix/events/base64.ts";
 import { canonicalJsonBytes } from "../../src/matrix/events/canonical-json.ts";
 import { type RunningHomeserver, startHomeserver } from "../../src/matrix/homeserver.ts";
-import { e2eeSync } from "../../src/matrix/service/sync-e2ee.ts";
+import { e2eeSync } from "../../src/matrix/service/sync/e2ee.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { api, loginUser, ok, registerUser, type Session } from "./helpers/client.ts";
 import { BACKENDS, createTestDatabase, type TestDatabase, tempDir, testMatrixConfig } from "./helpers/homeserver.ts";

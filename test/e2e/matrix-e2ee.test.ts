@@ -2,7 +2,7 @@
  * The real-client E2EE proof: two matrix-js-sdk clients with Rust crypto exchange 50 encrypted messages that
  * decrypt on the other side; Bob's second device decrypts history from server-side key backup; a to-device
  * message arrives exactly once; Alice's new device shows up in Bob's device-list changes.
- * Needs /sync to carry the E2EE sections (service/sync-e2ee.ts); skipped with a reason until it does.
+ * Needs /sync to carry the E2EE sections (service/sync/e2ee.ts); skipped with a reason until it does.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";

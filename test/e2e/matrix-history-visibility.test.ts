@@ -154,7 +154,8 @@ for (const backend of BACKENDS) {
             token: bob.accessToken,
             filter: JSON.stringify(TIMELINE),
             onSync: (_nb, data) => {
-              for (const k of numbers(timelineEvents(data, roomId).map((e) => e.content?.body))) wsSeen.add(k);
+              for (const k of numbers(timelineEvents(data, roomId).map((e) => e.content?.body as string | undefined)))
+                wsSeen.add(k);
             },
           });
           streams.push(stream);

@@ -1,5 +1,5 @@
 /**
- * The WebSocket hub's fast path (src/matrix/service/sync-fast.ts) builds frames from room slices shared by
+ * The WebSocket hub's fast path (src/matrix/service/sync/fast.ts) builds frames from room slices shared by
  * every connection; each frame must equal what GET /sync returns for the same `since` token and filter. Plain
  * messages (from others and from the syncing device itself, in one room and in several), a state change (the
  * full computation) and a mention (unread highlight counts) are compared, with and without lazy-loading, and
@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { SyncResponse } from "../../src/matrix/service/sync/types.ts";
 import { SyncStream, timelineEvents } from "../../src/matrix/websocket/client.ts";
 import type { WsHub } from "../../src/matrix/websocket/hub.ts";
 import { enc, ok, registerUser, type Session, waitFor } from "./helpers/client.ts";
@@ -33,7 +34,7 @@ function withoutAge(v: any): any {
 interface Frame {
   prev: string;
   next: string;
-  data: Record<string, any>;
+  data: SyncResponse;
 }
 
 describe("WebSocket fast path", () => {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
+import type { SyncResponse } from "../../src/matrix/service/sync/types.ts";
 import { SyncStream, timelineEvents } from "../../src/matrix/websocket/client.ts";
 import { CloseCode, WS_PATH } from "../../src/matrix/websocket/protocol.ts";
 import { api, enc, ok, registerUser, type Session, waitFor } from "./helpers/client.ts";
@@ -53,11 +54,13 @@ describe("WebSocket event stream", () => {
 
   it("delivers 1,000 events in order, none lost or duplicated across a forced reconnect", async () => {
     const bodies: string[] = [];
-    const onSync = (_nb: string, data: Record<string, any>) => {
+    const onSync = (_nb: string, data: SyncResponse) => {
       const room = data.rooms?.join?.[roomId];
       assert.notEqual(room?.timeline?.limited, true, "a frame's timeline was limited");
-      for (const e of timelineEvents(data, roomId))
-        if (e.type === "m.room.message" && e.content.body.startsWith("order ")) bodies.push(e.content.body);
+      for (const e of timelineEvents(data, roomId)) {
+        const body = e.content?.body;
+        if (e.type === "m.room.message" && typeof body === "string" && body.startsWith("order ")) bodies.push(body);
+      }
     };
     let stream = new SyncStream(hs.url, { token: bob.accessToken, filter: FILTER, onSync });
     await stream.ready;
@@ -137,9 +140,12 @@ describe("WebSocket event stream", () => {
   it("bounds a consumer that stops reading, then lets it catch up or tells it to resync", async () => {
     const big = "y".repeat(30_000);
     const got: string[] = [];
-    const onSync = (_nb: string, data: Record<string, any>) => {
-      for (const e of timelineEvents(data, roomId))
-        if (e.type === "m.room.message" && e.content.body.startsWith("slow ")) got.push(e.content.body.slice(0, 11));
+    const onSync = (_nb: string, data: SyncResponse) => {
+      for (const e of timelineEvents(data, roomId)) {
+        const body = e.content?.body;
+        if (e.type === "m.room.message" && typeof body === "string" && body.startsWith("slow "))
+          got.push(body.slice(0, 11));
+      }
     };
     let stream = new SyncStream(hs.url, { token: bob.accessToken, filter: FILTER, onSync });
     await stream.ready;

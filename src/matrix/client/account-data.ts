@@ -3,14 +3,14 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isValidRoomId } from "../events/ids.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import {
   changeTag,
   checkWritableType,
   getAccountDataContent,
   getTags,
   putAccountData,
-} from "../service/sync-account-data.ts";
+} from "../service/sync/account-data.ts";
+import { parseBody } from "../validate.ts";
 
 function ownUser(req: MatrixRequest): string {
   if (req.params.userId !== req.requester!.userId)

@@ -3,9 +3,9 @@ import { randomInt } from "node:crypto";
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { registrationTokenUsable } from "../service/registration.ts";
 import type { RegistrationTokenRow } from "../store/types.ts";
+import { parseBody } from "../validate.ts";
 import { requireAdmin } from "./admin.ts";
 
 const TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-";

@@ -9,10 +9,10 @@ import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { parseBody, queryInt } from "../http/validate.ts";
 import { authOf } from "../service/auth.ts";
 import { createAccount, deactivateAccount, localpartFor, parseLocalUserId } from "../service/registration.ts";
 import type { UserRow } from "../store/types.ts";
+import { parseBody, queryInt } from "../validate.ts";
 
 const NONCE_MS = 60_000;
 const noncesByHs = new WeakMap<Homeserver, Map<string, number>>();

@@ -2,13 +2,14 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
+import type { JsonObject, Signatures } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { crossSigningKeysOf, crossSigningPublicKey, deviceListsChanged, signedBy } from "../service/keys.ts";
 import { checkUia, finishUia } from "../service/uia.ts";
 import { sameJson } from "../store/keys-rows.ts";
 import type { CrossSigningKeyType, KeySignatureRow } from "../store/keys-types.ts";
+import { parseBody } from "../validate.ts";
 
 const FLOWS = [["m.login.password"]];
 const sigMap = z.record(z.string().max(255), z.record(z.string().max(255), z.string().max(1024)));
@@ -29,7 +30,7 @@ const signaturesBody = z.record(
   z.record(z.string().max(255), z.looseObject({ signatures: sigMap })),
 );
 
-const stripped = (o: Record<string, any>) => {
+const stripped = (o: JsonObject) => {
   const { signatures: _s, unsigned: _u, ...rest } = o;
   return rest;
 };
@@ -38,7 +39,7 @@ function checkCrossKey(
   key: z.infer<typeof crossKey>,
   type: CrossSigningKeyType,
   userId: string,
-  master: Record<string, any> | undefined,
+  master: JsonObject | undefined,
 ): void {
   const name = `${type}_key`;
   if (key.user_id !== userId) throw new AmiError("M_INVALID_PARAM", `'${name}.user_id' must be the requesting user`);
@@ -53,6 +54,9 @@ function checkCrossKey(
     throw new AmiError("M_INVALID_SIGNATURE", `'${name}' is not signed by the master key`, {}, 400);
 }
 
+/** A key object as uploaded: signatures checked by the upload schema (sigMap). */
+type SignedJson = JsonObject & { signatures?: Signatures };
+
 /** A failure entry of signatures/upload. */
 const failure = (error: string) => ({ errcode: "M_INVALID_SIGNATURE", error });
 
@@ -65,8 +69,8 @@ async function verifiedSignatures(
   signer: string,
   targetUser: string,
   targetKeyId: string,
-  obj: Record<string, any>,
-  stored: Record<string, any> | undefined,
+  obj: SignedJson,
+  stored: SignedJson | undefined,
 ): Promise<KeySignatureRow[] | string> {
   if (!stored) return "Unknown key";
   if (!sameJson(stripped(stored), stripped(obj))) return "The signed object does not match the stored key";
@@ -107,7 +111,7 @@ export const routes: Route[] = [
       const { userId } = req.requester!;
       const b = parseBody(uploadBody, req.body);
       const existing = await crossSigningKeysOf(hs, userId);
-      const given: Partial<Record<CrossSigningKeyType, Record<string, any>>> = {};
+      const given: Partial<Record<CrossSigningKeyType, JsonObject>> = {};
       if (b.master_key) given.master = b.master_key;
       if (b.self_signing_key) given.self_signing = b.self_signing_key;
       if (b.user_signing_key) given.user_signing = b.user_signing_key;

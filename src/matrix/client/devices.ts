@@ -2,10 +2,10 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { authOf } from "../service/auth.ts";
 import { checkUia, finishUia } from "../service/uia.ts";
 import type { DeviceRow } from "../store/types.ts";
+import { parseBody } from "../validate.ts";
 
 const FLOWS = [["m.login.password"]];
 

@@ -4,10 +4,10 @@ import { AmiError } from "../../core/errors.ts";
 import { isValidRoomAlias, powerLevelOf, requiredLevelForEvent, serverNameOf } from "../events/index.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { parseBody, queryInt } from "../http/validate.ts";
 import { historyVisibility, requireRoom, requireRoomId } from "../service/room-access.ts";
 import { publicRooms } from "../service/room-directory.ts";
 import { authEventOf } from "../service/room-head.ts";
+import { parseBody, queryInt } from "../validate.ts";
 
 function aliasParam(hs: Homeserver, alias: string, mustBeLocal: boolean): string {
   if (!isValidRoomAlias(alias)) throw new AmiError("M_INVALID_PARAM", `Invalid room alias '${alias}'`);

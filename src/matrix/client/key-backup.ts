@@ -1,9 +1,10 @@
 /** Spec section "Server-side key backups" (key_backup.yaml): backup versions and the keys in them. */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import type { JsonObject } from "../events/types.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import type { BackupKeyRow, BackupVersionRow, BackupWriteResult } from "../store/keys-types.ts";
+import { parseBody } from "../validate.ts";
 
 const MAX_KEYS = 10_000;
 const versionBody = z.object({
@@ -43,14 +44,14 @@ function writeReply(r: BackupWriteResult): Reply {
   );
 }
 
-function sessionsJson(rows: BackupKeyRow[]): Record<string, any> {
-  const out: Record<string, any> = {};
+function sessionsJson(rows: BackupKeyRow[]): JsonObject {
+  const out: JsonObject = {};
   for (const k of rows) out[k.sessionId] = k.data;
   return out;
 }
 
-function roomsJson(rows: BackupKeyRow[]): Record<string, any> {
-  const rooms: Record<string, any> = {};
+function roomsJson(rows: BackupKeyRow[]): Record<string, { sessions: JsonObject }> {
+  const rooms: Record<string, { sessions: JsonObject }> = {};
   for (const k of rows) {
     rooms[k.roomId] ??= { sessions: {} };
     rooms[k.roomId].sessions[k.sessionId] = k.data;

@@ -5,11 +5,11 @@ import { serverNameOf } from "../events/ids.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { deviceListsBetween, deviceListsChanged, queryKeys } from "../service/keys.ts";
-import { parseSyncToken } from "../service/sync-token.ts";
+import { parseSyncToken } from "../service/sync/token.ts";
 import { sameJson } from "../store/keys-rows.ts";
 import type { KeyClaim, OneTimeKey } from "../store/keys-types.ts";
+import { parseBody } from "../validate.ts";
 
 const MAX_KEYS = 1000;
 const id = z.string().min(1).max(255);

@@ -2,9 +2,9 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { verifyPasswordOrDummy } from "../service/passwords.ts";
 import { loginUserId } from "../service/registration.ts";
+import { parseBody } from "../validate.ts";
 
 const loginBody = z.object({
   type: z.string(),

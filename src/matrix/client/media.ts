@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
-import { queryInt } from "../http/validate.ts";
 import type { MediaRow } from "../store/types.ts";
+import { queryInt } from "../validate.ts";
 
 const MEDIA_ID_RE = /^[A-Za-z0-9_-]{1,255}$/;
 

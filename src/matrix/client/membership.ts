@@ -3,8 +3,8 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { parseUserId } from "../events/ids.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { forgetRoom, requireRoom, requireRoomId, resolveRoom } from "../service/room-access.ts";
+import { parseBody } from "../validate.ts";
 
 const reasonBody = z.object({ reason: z.string().optional() });
 const targetBody = z.object({ user_id: z.string(), reason: z.string().optional() });

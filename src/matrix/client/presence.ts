@@ -4,8 +4,8 @@ import { AmiError } from "../../core/errors.ts";
 import { parseUserId } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
-import { getPresence, PRESENCE_STATES, setPresence } from "../service/sync-presence.ts";
+import { getPresence, PRESENCE_STATES, setPresence } from "../service/sync/presence.ts";
+import { parseBody } from "../validate.ts";
 
 const body = z.object({ presence: z.enum(PRESENCE_STATES), status_msg: z.string().max(1024).nullable().optional() });
 

@@ -1,11 +1,12 @@
 /** User profiles (spec: "Profiles"): displayname and avatar_url. */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import type { EventContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { parseLocalUserId } from "../service/registration.ts";
 import type { UserRow } from "../store/types.ts";
+import { parseBody } from "../validate.ts";
 
 async function profileOf(req: MatrixRequest): Promise<UserRow> {
   const { local } = parseLocalUserId(req.hs, req.params.userId);
@@ -25,7 +26,7 @@ async function propagate(hs: Homeserver, userId: string): Promise<void> {
     if (m.membership !== "join") continue;
     try {
       const current = await hs.store.events.getCurrentStateEvent(m.roomId, "m.room.member", userId);
-      const content: Record<string, any> = { ...(current?.pdu.content ?? {}), membership: "join" };
+      const content: EventContent = { ...(current?.pdu.content ?? {}), membership: "join" };
       delete content.displayname;
       delete content.avatar_url;
       delete content.reason;

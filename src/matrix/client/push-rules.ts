@@ -2,7 +2,6 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import {
   findRule,
   getRuleset,
@@ -11,6 +10,7 @@ import {
   type RuleKind,
   updateRuleset,
 } from "../service/push-rules.ts";
+import { parseBody } from "../validate.ts";
 
 const RULE = "/_matrix/client/v3/pushrules/global/{kind}/{ruleId}";
 

@@ -1,8 +1,8 @@
 /** Spec section "Fully read markers" (read_markers.yaml). */
 import { z } from "zod";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
-import { setFullyRead, setReceipt } from "../service/sync-receipts.ts";
+import { setFullyRead, setReceipt } from "../service/sync/receipts.ts";
+import { parseBody } from "../validate.ts";
 
 const body = z.object({
   "m.fully_read": z.string().min(1).optional(),

@@ -1,7 +1,7 @@
 /** Spec section "Receipts" (receipts.yaml). */
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
-import { FULLY_READ, RECEIPT_TYPES, setFullyRead, setReceipt } from "../service/sync-receipts.ts";
+import { FULLY_READ, RECEIPT_TYPES, setFullyRead, setReceipt } from "../service/sync/receipts.ts";
 
 export const routes: Route[] = [
   /** POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId} */

@@ -3,7 +3,6 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import {
   createAccount,
   generateLocalpart,
@@ -13,6 +12,7 @@ import {
   usernameAvailable,
 } from "../service/registration.ts";
 import { checkUia, finishUia } from "../service/uia.ts";
+import { parseBody } from "../validate.ts";
 
 const registerBody = z.object({
   username: z.string().optional(),

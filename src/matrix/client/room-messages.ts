@@ -5,9 +5,9 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import { isValidEventId } from "../events/ids.ts";
+import type { ClientEvent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { queryInt } from "../http/validate.ts";
 import { requireJoined, requireRoomId } from "../service/room-access.ts";
 import { parseRoomFilter, parseStreamToken, type RoomFilter, topoToken } from "../service/room-query.ts";
 import {
@@ -19,6 +19,7 @@ import {
   visibleRoomEvents,
 } from "../service/visibility.ts";
 import type { RoomEventQuery, StoredEvent } from "../store/types.ts";
+import { queryInt } from "../validate.ts";
 
 const MAX_LIMIT = 1000;
 
@@ -89,7 +90,7 @@ export const routes: Route[] = [
         limit === 0
           ? []
           : await visibleRoomEvents(hs, v.ranges, { roomId, dir, from, to: bound, limit, ...filterQuery(filter) });
-      const body: Record<string, any> = {
+      const body: { start: string; chunk: ClientEvent[]; end?: string; state?: ClientEvent[] } = {
         start: fromTok ?? topoToken(point),
         chunk: await hs.clientEvents(evs, req.requester),
       };

@@ -3,8 +3,8 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isValidEventId } from "../events/ids.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { requireRoomId } from "../service/room-access.ts";
+import { parseBody } from "../validate.ts";
 
 const redactBody = z.object({ reason: z.string().optional() });
 
@@ -27,7 +27,7 @@ export const routes: Route[] = [
         roomId,
         sender: r.userId,
         type: req.params.eventType,
-        content: req.body as Record<string, any>,
+        content: req.body,
         txn: {
           deviceId: r.deviceId,
           scope: `send/${roomId}/${req.params.eventType}`,

@@ -2,13 +2,14 @@
 import { AmiError } from "../../core/errors.ts";
 import { canonicalJson } from "../events/canonical-json.ts";
 import { isValidRoomAlias } from "../events/ids.ts";
+import type { EventContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { requireRoom, requireRoomId } from "../service/room-access.ts";
 import { MAX_STREAM, readableRoom, readableState, stateBound } from "../service/visibility.ts";
 
 /** m.room.canonical_alias may only name aliases that exist and point at this room (M_BAD_ALIAS in the spec). */
-async function checkCanonicalAlias(hs: Homeserver, roomId: string, content: Record<string, any>): Promise<void> {
+async function checkCanonicalAlias(hs: Homeserver, roomId: string, content: EventContent): Promise<void> {
   const names: unknown[] = [];
   if (content.alias !== undefined && content.alias !== null) names.push(content.alias);
   if (content.alt_aliases !== undefined) {
@@ -67,7 +68,7 @@ export const routes: Route[] = [
       const { eventType, stateKey = "" } = req.params;
       const me = req.requester!.userId;
       await requireRoom(req.hs, roomId);
-      const content = req.body as Record<string, any>;
+      const content = req.body;
       if (eventType === "m.room.canonical_alias") await checkCanonicalAlias(req.hs, roomId, content);
       // Setting the same content again is a no-op that answers with the event already in place.
       const current = await req.hs.store.events.getCurrentStateEvent(roomId, eventType, stateKey);

@@ -14,6 +14,7 @@ export const PG_ADMIN_URL = process.env.AMI_TEST_PG_URL ?? "postgres://postgres@
 
 export interface Reply {
   status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: the server's JSON as the tests read it; the assertions are the check
   body: any;
 }
 

@@ -1,8 +1,8 @@
 /** Spec section "Syncing" (sync.yaml). */
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
-import { queryInt } from "../http/validate.ts";
-import { sync } from "../service/sync.ts";
+import { sync } from "../service/sync/index.ts";
+import { queryInt } from "../validate.ts";
 
 function queryBool(q: URLSearchParams, name: string): boolean {
   const v = q.get(name);

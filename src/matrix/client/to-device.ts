@@ -3,8 +3,8 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { serverNameOf } from "../events/ids.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import type { ToDeviceMessage } from "../store/keys-types.ts";
+import { parseBody } from "../validate.ts";
 
 /** Per message, like the federation EDU limit: a bigger payload is refused, not silently dropped. */
 export const MAX_TO_DEVICE_BYTES = 65_536;

@@ -2,8 +2,8 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
-import { parseBody } from "../http/validate.ts";
 import { MAX_TYPING_TIMEOUT_MS } from "../service/typing.ts";
+import { parseBody } from "../validate.ts";
 
 const body = z.object({ typing: z.boolean(), timeout: z.number().int().min(0).optional() });
 

@@ -1,10 +1,11 @@
 /** Rule 4.4.1 of the v10/v11 authorization rules: an invite that redeems a third-party invite. */
 import { decodeBase64, unpaddedBase64 } from "./base64.ts";
 import { verifyJsonSignature } from "./signing.ts";
+import { type EventContent, field, type JsonObject } from "./types.ts";
 
 export interface ThirdPartyInviteEvent {
   sender: string;
-  content: Record<string, any>;
+  content: EventContent;
 }
 
 /** The public keys of an m.room.third_party_invite: `public_key` and every `public_keys[].public_key`. */
@@ -12,7 +13,10 @@ function publicKeysOf(tpi: ThirdPartyInviteEvent): string[] {
   const keys: string[] = [];
   if (typeof tpi.content.public_key === "string") keys.push(tpi.content.public_key);
   if (Array.isArray(tpi.content.public_keys)) {
-    for (const k of tpi.content.public_keys) if (typeof k?.public_key === "string") keys.push(k.public_key);
+    for (const k of tpi.content.public_keys as unknown[]) {
+      const pk = field(k, "public_key");
+      if (typeof pk === "string") keys.push(pk);
+    }
   }
   // Keys may be published URL-safe or padded; verification wants the standard form.
   return keys.flatMap((k) => {
@@ -25,11 +29,12 @@ function publicKeysOf(tpi: ThirdPartyInviteEvent): string[] {
 }
 
 export function checkThirdPartyInvite(
-  event: { sender: string; state_key?: string; content: Record<string, any> },
+  event: { sender: string; state_key?: string; content: EventContent },
   tpi: ThirdPartyInviteEvent | undefined,
 ): string | null {
-  const signed = event.content.third_party_invite?.signed;
-  if (!signed || typeof signed !== "object") return "third_party_invite has no 'signed'";
+  const given = field(event.content, "third_party_invite", "signed");
+  if (!given || typeof given !== "object") return "third_party_invite has no 'signed'";
+  const signed = given as JsonObject;
   if (typeof signed.mxid !== "string" || typeof signed.token !== "string") return "'signed' needs mxid and token";
   if (signed.mxid !== event.state_key) return "third-party invite is for another user";
   if (!tpi) return "no matching m.room.third_party_invite";

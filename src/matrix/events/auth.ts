@@ -14,6 +14,7 @@ import {
   validatePowerLevelsContent,
 } from "./power-levels.ts";
 import { isSupportedRoomVersion, roomVersionRules } from "./room-versions.ts";
+import { contentOf, type EventContent, field, type PowerLevelsContent } from "./types.ts";
 
 export type StateKey = `${string}\u0000${string}`;
 export const stateKey = (type: string, key: string): StateKey => `${type}\u0000${key}`;
@@ -23,7 +24,7 @@ export interface AuthEvent {
   type: string;
   state_key?: string;
   sender: string;
-  content: Record<string, any>;
+  content: EventContent;
   room_id: string;
 }
 
@@ -43,7 +44,7 @@ export function authTypesFor(event: {
   type: string;
   sender: string;
   state_key?: string;
-  content: Record<string, any>;
+  content: EventContent;
 }): Array<[string, string]> {
   if (event.type === "m.room.create" && event.state_key === "") return [];
   const out: Array<[string, string]> = [
@@ -57,7 +58,7 @@ export function authTypesFor(event: {
     if (membership === "join" || membership === "invite" || membership === "knock") {
       out.push(["m.room.join_rules", ""]);
     }
-    const token = event.content?.third_party_invite?.signed?.token;
+    const token = field(event.content, "third_party_invite", "signed", "token");
     if (membership === "invite" && typeof token === "string") out.push(["m.room.third_party_invite", token]);
     const via = event.content?.join_authorised_via_users_server;
     if (membership === "join" && typeof via === "string" && !out.some(([t, k]) => t === "m.room.member" && k === via)) {
@@ -106,7 +107,8 @@ export function checkAuth(
     return "room is not federated";
   }
 
-  const powerLevels = get("m.room.power_levels", "")?.content;
+  // Rule 9 checked it when it was accepted.
+  const powerLevels = contentOf("m.room.power_levels", get("m.room.power_levels", ""));
   const level = (user: string) => powerLevelOf(user, powerLevels, create);
   const membershipOf = (user: string): string => {
     const m = get("m.room.member", user)?.content.membership;
@@ -146,7 +148,7 @@ export function checkAuth(
 interface MembershipCtx {
   get: (type: string, key: string) => AuthEvent | undefined;
   create: AuthEvent;
-  powerLevels: Record<string, any> | undefined;
+  powerLevels: PowerLevelsContent | undefined;
   level: (user: string) => number;
   membershipOf: (user: string) => string;
   senderLevel: number;
@@ -199,7 +201,7 @@ function checkMembership(event: AuthCheckEvent, c: MembershipCtx): string | null
     case "invite": {
       if (event.content.third_party_invite !== undefined) {
         if (targetMembership === "ban") return `${target} is banned from the room`;
-        const token = event.content.third_party_invite?.signed?.token;
+        const token = field(event.content, "third_party_invite", "signed", "token");
         const tpi = typeof token === "string" ? c.get("m.room.third_party_invite", token) : undefined;
         return checkThirdPartyInvite(event, tpi as ThirdPartyInviteEvent | undefined);
       }
@@ -245,7 +247,7 @@ function isFirstEventAfterCreate(event: AuthCheckEvent, c: MembershipCtx): boole
 }
 
 /** The event a redaction targets: `content.redacts` from v11, top-level `redacts` before. */
-export function redactsOf(event: { redacts?: unknown; content?: Record<string, any> }, roomVersion: string) {
+export function redactsOf(event: { redacts?: unknown; content?: EventContent }, roomVersion: string) {
   const inContent = roomVersionRules(roomVersion)?.redactsInContent ?? false;
   const r = inContent ? (event.content?.redacts ?? event.redacts) : (event.redacts ?? event.content?.redacts);
   return typeof r === "string" ? r : undefined;
@@ -258,7 +260,7 @@ export function redactsOf(event: { redacts?: unknown; content?: Record<string, a
 export function mayRedact(
   redactionSender: string,
   original: { sender: string } | undefined,
-  powerLevels: Record<string, any> | undefined,
+  powerLevels: PowerLevelsContent | undefined,
   createEvent: AuthEvent | undefined,
 ): boolean {
   if (powerLevelOf(redactionSender, powerLevels, createEvent) >= namedLevel("redact", powerLevels)) return true;

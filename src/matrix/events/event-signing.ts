@@ -4,26 +4,28 @@
  */
 import { contentHash } from "./hashing.ts";
 import { redactEvent } from "./redaction.ts";
-import { type Signatures, type SigningKey, signJson, verifyJsonSignature } from "./signing.ts";
+import { type SigningKey, signJson, verifyJsonSignature } from "./signing.ts";
+import type { JsonObject, Signatures } from "./types.ts";
 
 /** Returns a copy of `pdu` with `hashes.sha256` set and this server's signature added. */
-export function signEvent<T extends Record<string, any>>(
+export function signEvent<T extends object>(
   pdu: T,
   serverName: string,
   key: SigningKey,
   roomVersion: string,
-): T & { hashes: Record<string, string>; signatures: Signatures } {
-  const hashed: Record<string, any> = { ...pdu, hashes: { ...(pdu.hashes ?? {}), sha256: contentHash(pdu) } };
+): T & { hashes: { sha256: string }; signatures: Signatures } {
+  const hashes = (pdu as { hashes?: JsonObject }).hashes;
+  const hashed: JsonObject = { ...pdu, hashes: { ...(hashes ?? {}), sha256: contentHash(pdu) } };
   const signed = signJson(redactEvent(hashed, roomVersion), serverName, key);
   return { ...hashed, signatures: signed.signatures } as unknown as T & {
-    hashes: Record<string, string>;
+    hashes: { sha256: string };
     signatures: Signatures;
   };
 }
 
 /** Checks one server's signature on an event (over its redacted form). */
 export function verifyEventSignature(
-  pdu: Record<string, any>,
+  pdu: object,
   serverName: string,
   keyId: string,
   publicKeyBase64: string,

@@ -34,6 +34,6 @@ export function eventIdFor(pdu: object, roomVersion: string): string {
 
 /** True when `hashes.sha256` matches the event's content (a mismatch means: serve it redacted). */
 export function checkContentHash(pdu: object): boolean {
-  const claimed = (pdu as Record<string, any>).hashes?.sha256;
+  const claimed = (pdu as { hashes?: { sha256?: unknown } }).hashes?.sha256;
   return typeof claimed === "string" && claimed.replace(/=+$/, "") === contentHash(pdu);
 }

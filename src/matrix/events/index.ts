@@ -10,3 +10,4 @@ export * from "./power-levels.ts";
 export * from "./redaction.ts";
 export * from "./room-versions.ts";
 export * from "./signing.ts";
+export * from "./types.ts";

@@ -5,10 +5,11 @@
  * the room creator has 100.
  */
 import { parseUserId } from "./ids.ts";
+import type { CreateContent, EventContent, PowerLevelsContent } from "./types.ts";
 
 export interface CreateEventLike {
   sender: string;
-  content: Record<string, any>;
+  content: CreateContent;
 }
 
 export type NamedLevel = "ban" | "kick" | "redact" | "invite";
@@ -30,7 +31,7 @@ export function roomCreatorOf(createEvent: CreateEventLike | undefined): string 
 
 export function powerLevelOf(
   userId: string,
-  powerLevels: Record<string, any> | undefined,
+  powerLevels: PowerLevelsContent | undefined,
   createEvent: CreateEventLike | undefined,
 ): number {
   if (!powerLevels) return userId === roomCreatorOf(createEvent) ? 100 : 0;
@@ -42,7 +43,7 @@ export function powerLevelOf(
 }
 
 /** The level for ban/kick/redact/invite. */
-export function namedLevel(name: NamedLevel, powerLevels: Record<string, any> | undefined): number {
+export function namedLevel(name: NamedLevel, powerLevels: PowerLevelsContent | undefined): number {
   return intOr(powerLevels?.[name], NAMED_DEFAULTS[name]);
 }
 
@@ -50,7 +51,7 @@ export function namedLevel(name: NamedLevel, powerLevels: Record<string, any> | 
 export function requiredLevelForEvent(
   type: string,
   isState: boolean,
-  powerLevels: Record<string, any> | undefined,
+  powerLevels: PowerLevelsContent | undefined,
 ): number {
   const events = powerLevels?.events;
   if (events && typeof events === "object" && Object.hasOwn(events, type) && Number.isInteger(events[type])) {
@@ -61,7 +62,7 @@ export function requiredLevelForEvent(
 }
 
 /** The level a notification type (e.g. "room" for @room) needs; default 50. */
-export function notificationLevel(key: string, powerLevels: Record<string, any> | undefined): number {
+export function notificationLevel(key: string, powerLevels: PowerLevelsContent | undefined): number {
   return intOr(powerLevels?.notifications?.[key], 50);
 }
 
@@ -70,7 +71,7 @@ function isIntMap(x: unknown): x is Record<string, number> {
 }
 
 /** Rule 9.1-9.3: the shape of a power levels event's content (v10+: integers only). */
-export function validatePowerLevelsContent(content: Record<string, any>): string | null {
+export function validatePowerLevelsContent(content: EventContent): string | null {
   for (const k of INT_KEYS) {
     if (Object.hasOwn(content, k) && !Number.isInteger(content[k])) return `power levels '${k}' must be an integer`;
   }
@@ -86,29 +87,31 @@ export function validatePowerLevelsContent(content: Record<string, any>): string
   return null;
 }
 
-function changedKeys(a: Record<string, any>, b: Record<string, any>): string[] {
+function changedKeys(a: Record<string, number>, b: Record<string, number>): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   return [...keys].filter((k) => a[k] !== b[k]);
 }
 
-function asMap(x: unknown): Record<string, any> {
-  return typeof x === "object" && x !== null && !Array.isArray(x) ? (x as Record<string, any>) : {};
+/** A level map (events, notifications, users): rules 9.1-9.3 have checked its values are integers. */
+function asMap(x: unknown): Record<string, number> {
+  return typeof x === "object" && x !== null && !Array.isArray(x) ? (x as Record<string, number>) : {};
 }
 
 /** Rules 9.5-9.9: may `sender` (at `senderLevel`) change `current` into `next`? */
 export function checkPowerLevelsChange(
   sender: string,
   senderLevel: number,
-  current: Record<string, any>,
-  next: Record<string, any>,
+  current: PowerLevelsContent,
+  next: PowerLevelsContent,
 ): string | null {
   for (const k of INT_KEYS) {
     const had = Object.hasOwn(current, k);
     const has = Object.hasOwn(next, k);
     if (!had && !has) continue;
     if (had && has && current[k] === next[k]) continue;
-    if (had && current[k] > senderLevel) return `cannot change '${k}' from ${current[k]}: above your level`;
-    if (has && next[k] > senderLevel) return `cannot set '${k}' to ${next[k]}: above your level`;
+    // Number(): what `>` did on these (integers, by rules 9.1-9.3).
+    if (had && Number(current[k]) > senderLevel) return `cannot change '${k}' from ${current[k]}: above your level`;
+    if (has && Number(next[k]) > senderLevel) return `cannot set '${k}' to ${next[k]}: above your level`;
   }
   for (const prop of ["events", "notifications"]) {
     const cur = asMap(current[prop]);

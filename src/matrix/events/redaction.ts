@@ -4,6 +4,7 @@
  * Older numeric versions are handled too because the spec's signing test vectors use them.
  */
 import { AmiError } from "../../core/errors.ts";
+import { isJsonObject, type JsonObject } from "./types.ts";
 
 const TOP_LEVEL_V1 = [
   "event_id",
@@ -57,20 +58,17 @@ function keptContentKeys(type: string, v: number): string[] | "all" {
   }
 }
 
-function isObject(x: unknown): x is Record<string, any> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
 /** Returns a redacted copy of `event`; the input is not modified. */
-export function redactEvent<T extends Record<string, any>>(event: T, roomVersion: string): T {
+export function redactEvent<T extends object>(event: T, roomVersion: string): T {
   const v = versionNumber(roomVersion);
-  const out: Record<string, any> = {};
+  const ev = event as JsonObject;
+  const out: JsonObject = {};
   for (const k of v >= 11 ? TOP_LEVEL_V11 : TOP_LEVEL_V1) {
-    if (Object.hasOwn(event, k)) out[k] = event[k];
+    if (Object.hasOwn(ev, k)) out[k] = ev[k];
   }
-  const content = isObject(event.content) ? event.content : {};
-  const kept = keptContentKeys(String(event.type), v);
-  let newContent: Record<string, any>;
+  const content = isJsonObject(ev.content) ? ev.content : {};
+  const kept = keptContentKeys(String(ev.type), v);
+  let newContent: JsonObject;
   if (kept === "all") {
     newContent = { ...content };
   } else {
@@ -78,7 +76,7 @@ export function redactEvent<T extends Record<string, any>>(event: T, roomVersion
     for (const k of kept) if (Object.hasOwn(content, k)) newContent[k] = content[k];
   }
   // v11 keeps only the `signed` part of a third-party invite, which the auth rules need.
-  if (v >= 11 && event.type === "m.room.member" && isObject(content.third_party_invite)) {
+  if (v >= 11 && ev.type === "m.room.member" && isJsonObject(content.third_party_invite)) {
     const signed = content.third_party_invite.signed;
     if (signed !== undefined) newContent.third_party_invite = { signed };
   }

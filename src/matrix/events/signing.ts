@@ -7,6 +7,7 @@ import { AmiError } from "../../core/errors.ts";
 import { decodeBase64, unpaddedBase64 } from "./base64.ts";
 import { canonicalJsonBytes } from "./canonical-json.ts";
 import { randomString } from "./ids.ts";
+import type { Signatures } from "./types.ts";
 
 export interface SigningKey {
   /** e.g. "ed25519:a_AbCd" */
@@ -74,8 +75,6 @@ function signedBytes(obj: object): Buffer {
   return canonicalJsonBytes(rest);
 }
 
-export type Signatures = Record<string, Record<string, string>>;
-
 /** Returns a copy of `obj` with `signatures[serverName][keyId]` added; other signatures are kept. */
 export function signJson<T extends object>(
   obj: T,
@@ -83,7 +82,7 @@ export function signJson<T extends object>(
   key: SigningKey,
 ): T & { signatures: Signatures } {
   const signature = unpaddedBase64(key.sign(signedBytes(obj)));
-  const existing = ((obj as Record<string, any>).signatures ?? {}) as Signatures;
+  const existing: Signatures = (obj as { signatures?: Signatures }).signatures ?? {};
   const signatures = { ...existing, [serverName]: { ...(existing[serverName] ?? {}), [key.keyId]: signature } };
   return { ...obj, signatures };
 }
@@ -91,7 +90,7 @@ export function signJson<T extends object>(
 /** Spec "Checking for a Signature": false (never a throw) for a missing, malformed or wrong signature. */
 export function verifyJsonSignature(obj: object, serverName: string, keyId: string, publicKeyBase64: string): boolean {
   if (!keyId.startsWith("ed25519:")) return false;
-  const sig = (obj as Record<string, any>).signatures?.[serverName]?.[keyId];
+  const sig = (obj as { signatures?: Partial<Signatures> }).signatures?.[serverName]?.[keyId];
   if (typeof sig !== "string") return false;
   try {
     const raw = decodeBase64(publicKeyBase64);
@@ -105,6 +104,6 @@ export function verifyJsonSignature(obj: object, serverName: string, keyId: stri
 
 /** The key ids `serverName` signed `obj` with. */
 export function signatureKeyIds(obj: object, serverName: string): string[] {
-  const entry = (obj as Record<string, any>).signatures?.[serverName];
+  const entry = (obj as { signatures?: Partial<Signatures> }).signatures?.[serverName];
   return entry && typeof entry === "object" ? Object.keys(entry) : [];
 }

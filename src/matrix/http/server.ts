@@ -11,6 +11,7 @@ import { corsHeaders } from "../../core/http/cors.ts";
 import { sendJson } from "../../core/http/reply.ts";
 import { holdOpen, type ListenerLimits, type RequestHandler } from "../../core/http/server.ts";
 import { loggablePath, type Target } from "../../core/http/target.ts";
+import { isJsonObject, type JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { Router } from "./router.ts";
@@ -75,15 +76,15 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
     }
 
     const mode = route.body ?? (method === "POST" || method === "PUT" ? "json" : "none");
-    let body: any;
+    let body: JsonObject | undefined;
     let stream: AsyncIterable<Buffer> | undefined;
     if (mode === "stream") {
       // The handler consumes it chunk by chunk (uploads go to disk); the limit is enforced as it reads.
       stream = bodyChunks(req, route.maxBodyBytes ?? hs.config.media.maxUploadBytes);
     } else if (mode === "json") {
-      body = await readJson(req, limits.maxJsonBodyBytes);
-      if (body === null || typeof body !== "object" || Array.isArray(body))
-        throw new AmiError("M_BAD_JSON", "Request body must be a JSON object");
+      const parsed = await readJson(req, limits.maxJsonBodyBytes);
+      if (!isJsonObject(parsed)) throw new AmiError("M_BAD_JSON", "Request body must be a JSON object");
+      body = parsed;
     } else {
       req.resume();
     }
@@ -101,7 +102,8 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
       path: url.pathname,
       params,
       query: url.searchParams,
-      body,
+      // Routes without a JSON body never read it.
+      body: body as JsonObject,
       stream,
       headers: req.headers,
       ip,

@@ -1,15 +1,9 @@
 /** Types shared by every client-server handler file (`src/matrix/client/<section>.ts`). */
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
+import type { JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
-
-export interface Requester {
-  userId: string;
-  deviceId: string;
-  isAdmin: boolean;
-  /** sha256 hex of the access token in use (logout deletes it). */
-  tokenHash: string;
-}
+import type { Requester } from "../service/requester.ts";
 
 export interface MatrixRequest {
   hs: Homeserver;
@@ -18,8 +12,8 @@ export interface MatrixRequest {
   /** Path parameters, percent-decoded: `{roomId}` -> params.roomId. */
   params: Record<string, string>;
   query: URLSearchParams;
-  /** Parsed JSON object for body "json" routes ({} when empty); undefined otherwise. */
-  body: any;
+  /** Parsed JSON object for body "json" routes ({} when empty); undefined on other routes (which never read it). */
+  body: JsonObject;
   /**
    * The body as chunks for body "stream" routes (media upload), bounded by the route's byte limit (M_TOO_LARGE
    * past it); undefined otherwise. Read it once.

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { AmiError, type ErrorCode, ErrorCodes } from "../../core/errors.ts";
 import { baseUrl } from "../../core/http/address.ts";
 import type { OpContext } from "../../core/ops.ts";
+import { field } from "../events/types.ts";
 
 export const SERVICE_LOCALPART = "ami-streams";
 const NOT_RUNNING = "matrix is not running: start it with `ami-streams matrix start`";
@@ -51,16 +52,16 @@ export async function api<T = any>(
     throw new AmiError("AMI_NOT_RUNNING", NOT_RUNNING);
   }
   const text = await res.text();
-  let data: any;
+  let data: unknown;
   try {
     data = text ? JSON.parse(text) : {};
   } catch {
     throw new AmiError("AMI_UNAVAILABLE", `homeserver answered ${res.status} with non-JSON for ${method} ${path}`);
   }
   if (!res.ok) {
-    const code =
-      typeof data?.errcode === "string" && data.errcode in ErrorCodes ? (data.errcode as ErrorCode) : "AMI_UNAVAILABLE";
-    throw new AmiError(code, String(data?.error ?? `HTTP ${res.status}`), {}, res.status);
+    const errcode = field(data, "errcode");
+    const code = typeof errcode === "string" && errcode in ErrorCodes ? (errcode as ErrorCode) : "AMI_UNAVAILABLE";
+    throw new AmiError(code, String(field(data, "error") ?? `HTTP ${res.status}`), {}, res.status);
   }
   return data as T;
 }

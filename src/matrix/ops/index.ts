@@ -4,6 +4,7 @@ import { roomCreate, roomList, roomMessages, roomSend } from "./rooms.ts";
 import { userCreate, userDeactivate, userList } from "./users.ts";
 import { roomEvents, watch } from "./watch.ts";
 
+// biome-ignore lint/suspicious/noExplicitAny: ops of different input types; run() takes its input contravariantly, so only any unites them
 export const matrixOps: OpDef<any, any>[] = [
   userCreate,
   userList,

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { defineOp, type OpContext } from "../../core/ops.ts";
+import type { ClientEvent } from "../events/types.ts";
 import { asService, fullUserId, resolveRoom } from "./client.ts";
 import { withServiceAgent } from "./e2ee.ts";
 
@@ -78,9 +79,20 @@ export const roomList = defineOp({
       `${o.total} room(s)`,
     ].join("\n"),
   async run(i, ctx) {
-    const r = await asService(ctx, "GET", `/_synapse/admin/v1/rooms?limit=${i.limit}`);
+    // Synapse's admin API shape (client/admin.ts).
+    const r = await asService<{
+      rooms: {
+        room_id: string;
+        name?: string | null;
+        canonical_alias?: string | null;
+        joined_members?: number;
+        version: string;
+        public?: boolean;
+      }[];
+      total_rooms: number;
+    }>(ctx, "GET", `/_synapse/admin/v1/rooms?limit=${i.limit}`);
     return {
-      rooms: (r.rooms as any[]).map((x) => ({
+      rooms: r.rooms.map((x) => ({
         roomId: x.room_id,
         name: x.name ?? null,
         alias: x.canonical_alias ?? null,
@@ -156,8 +168,8 @@ export const roomMessages = defineOp({
         limit: String(i.limit),
         filter: JSON.stringify({ types: ["m.room.message"] }),
       });
-      const r = await asService(ctx, "GET", path(`/rooms/${enc(roomId)}/messages?${q}`));
-      const messages = (r.chunk as any[])
+      const r = await asService<{ chunk: ClientEvent[] }>(ctx, "GET", path(`/rooms/${enc(roomId)}/messages?${q}`));
+      const messages = r.chunk
         .map((e) => ({
           eventId: e.event_id,
           sender: e.sender,

@@ -51,9 +51,19 @@ export const userList = defineOp({
     ].join("\n"),
   async run(i, ctx) {
     const q = new URLSearchParams({ limit: String(i.limit), deactivated: String(i.deactivated) });
-    const r = await asService(ctx, "GET", `/_synapse/admin/v2/users?${q}`);
+    // Synapse's admin API shape (client/admin.ts).
+    const r = await asService<{
+      users: {
+        name: string;
+        displayname?: string | null;
+        admin?: boolean;
+        deactivated?: boolean;
+        creation_ts: number;
+      }[];
+      total: number;
+    }>(ctx, "GET", `/_synapse/admin/v2/users?${q}`);
     return {
-      users: (r.users as any[]).map((u) => ({
+      users: r.users.map((u) => ({
         userId: u.name,
         displayname: u.displayname ?? null,
         admin: !!u.admin,

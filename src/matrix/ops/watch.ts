@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { defineOp, type OpContext } from "../../core/ops.ts";
+import { type ClientEvent, field, type JsonObject } from "../events/types.ts";
+import type { SyncResponse } from "../service/sync/types.ts";
 import { SyncStream } from "../websocket/client.ts";
 import { CloseCode } from "../websocket/protocol.ts";
 import { asService, homeserverUrl, resolveRoom, serviceUserId } from "./client.ts";
@@ -20,14 +22,14 @@ async function serviceToken(ctx: OpContext): Promise<string> {
 }
 
 /** One line per event of a sync body: `{next_batch, room_id?, section, event}`. */
-export function eventLines(nextBatch: string, data: Record<string, any>): Record<string, any>[] {
-  const out: Record<string, any>[] = [];
-  for (const [kind, rooms] of Object.entries((data.rooms ?? {}) as Record<string, Record<string, any>>))
-    for (const [roomId, room] of Object.entries(rooms))
+export function eventLines(nextBatch: string, data: SyncResponse): JsonObject[] {
+  const out: JsonObject[] = [];
+  for (const [kind, rooms] of Object.entries(data.rooms ?? {}))
+    for (const [roomId, room] of Object.entries(rooms as Record<string, JsonObject>))
       for (const section of ["state", "timeline", "ephemeral", "account_data", "invite_state", "knock_state"])
-        for (const event of room[section]?.events ?? [])
+        for (const event of (field(room, section, "events") as unknown[] | undefined) ?? [])
           out.push({ next_batch: nextBatch, room_id: roomId, membership: kind, section, event });
-  for (const section of ["account_data", "presence", "to_device"])
+  for (const section of ["account_data", "presence", "to_device"] as const)
     for (const event of data[section]?.events ?? []) out.push({ next_batch: nextBatch, section, event });
   const dl = data.device_lists;
   if (dl && (dl.changed?.length || dl.left?.length))
@@ -125,8 +127,12 @@ export const roomEvents = defineOp({
   async run(i, ctx) {
     const roomId = await resolveRoom(ctx, i.room);
     const messages = (q: Record<string, string>) =>
-      asService(ctx, "GET", path(`/rooms/${enc(roomId)}/messages?${new URLSearchParams(q)}`));
-    let now: any;
+      asService<{ start: string; chunk: ClientEvent[]; end?: string }>(
+        ctx,
+        "GET",
+        path(`/rooms/${enc(roomId)}/messages?${new URLSearchParams(q)}`),
+      );
+    let now: { start: string };
     try {
       now = await messages({ dir: "b", limit: "0" });
     } catch (e) {
@@ -138,10 +144,11 @@ export const roomEvents = defineOp({
     const upto: string = now.start;
     if (!i.since) {
       const r = await messages({ dir: "b", from: upto, limit: String(i.limit) });
-      return { roomId, events: (r.chunk as any[]).reverse(), next: upto, more: false };
+      return { roomId, events: r.chunk.reverse(), next: upto, more: false };
     }
     const r = await messages({ dir: "f", from: i.since, to: upto, limit: String(i.limit) });
-    const more = typeof r.end === "string";
-    return { roomId, events: r.chunk, next: more ? r.end : upto, more };
+    const { end } = r;
+    const more = typeof end === "string";
+    return { roomId, events: r.chunk, next: more ? end : upto, more };
   },
 });

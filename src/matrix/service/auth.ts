@@ -8,9 +8,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { randomString } from "../events/ids.ts";
 import type { AuthService, Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
 import { devicesDeleted } from "./keys.ts";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords.ts";
+import type { Requester } from "./requester.ts";
 
 const CACHE_MS = 10_000;
 const CACHE_MAX = 10_000;

@@ -4,8 +4,9 @@
  */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import type { JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
-import { parseBody } from "../http/validate.ts";
+import { parseBody } from "../validate.ts";
 
 const strings = z.array(z.string());
 const eventFilter = z
@@ -161,14 +162,14 @@ function splitPath(path: string): string[] {
 }
 
 /** `event_fields`: keep only the listed paths of an event (an absent list keeps everything). */
-export function pickFields(ev: Record<string, any>, fields: string[] | undefined): Record<string, any> {
+export function pickFields<T extends object>(ev: T, fields: string[] | undefined): Partial<T> {
   if (!fields) return ev;
-  const out: Record<string, any> = {};
+  const out: JsonObject = {};
   for (const f of fields) {
     const path = splitPath(f);
-    let src: any = ev;
+    let src: unknown = ev;
     for (const k of path) {
-      src = src !== null && typeof src === "object" && Object.hasOwn(src, k) ? src[k] : undefined;
+      src = src !== null && typeof src === "object" && Object.hasOwn(src, k) ? (src as JsonObject)[k] : undefined;
       if (src === undefined) break;
     }
     if (src === undefined) continue;
@@ -176,9 +177,9 @@ export function pickFields(ev: Record<string, any>, fields: string[] | undefined
     for (let i = 0; i < path.length - 1; i++) {
       const k = path[i];
       if (dst[k] === undefined || typeof dst[k] !== "object") dst[k] = {};
-      dst = dst[k];
+      dst = dst[k] as JsonObject;
     }
     dst[path[path.length - 1]] = src;
   }
-  return out;
+  return out as Partial<T>;
 }

@@ -5,6 +5,7 @@
 import { AmiError } from "../../core/errors.ts";
 import { serverNameOf } from "../events/ids.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
+import type { JsonObject, Signatures } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import type { CrossSigningKeyRow, CrossSigningKeyType, KeySignatureRow } from "../store/keys-types.ts";
 
@@ -79,7 +80,7 @@ export async function deviceListsBetween(
 }
 
 /** The public key of a cross-signing key object (its single `keys` value), or null. */
-export function crossSigningPublicKey(key: Record<string, any> | undefined): string | null {
+export function crossSigningPublicKey(key: JsonObject | undefined): string | null {
   const keys = key?.keys;
   if (!keys || typeof keys !== "object") return null;
   const v = Object.values(keys);
@@ -87,21 +88,31 @@ export function crossSigningPublicKey(key: Record<string, any> | undefined): str
 }
 
 /** Add stored third-party signatures to a key object's `signatures`. */
-function withSignatures(key: Record<string, any>, sigs: KeySignatureRow[]): Record<string, any> {
+function withSignatures(key: JsonObject, sigs: KeySignatureRow[]): JsonObject {
   if (sigs.length === 0) return key;
-  const signatures: Record<string, Record<string, string>> = { ...(key.signatures ?? {}) };
+  // Upload checked the shape of `signatures`.
+  const signatures: Signatures = { ...((key.signatures ?? {}) as Signatures) };
   for (const s of sigs) signatures[s.signerUserId] = { ...signatures[s.signerUserId], [s.signerKeyId]: s.signature };
   return { ...key, signatures };
 }
 
 const isLocal = (hs: Homeserver, userId: string) => serverNameOf(userId) === hs.serverName;
 
+/** The POST /keys/query response (spec: keys.yaml); device and cross-signing keys as their owners uploaded them. */
+export interface KeysQueryResponse {
+  failures: JsonObject;
+  device_keys: Record<string, Record<string, JsonObject>>;
+  master_keys: Record<string, JsonObject>;
+  self_signing_keys: Record<string, JsonObject>;
+  user_signing_keys?: Record<string, JsonObject>;
+}
+
 /** POST /keys/query: device keys and cross-signing keys of local users; unknown users are simply absent. */
 export async function queryKeys(
   hs: Homeserver,
   requester: string,
   wanted: Record<string, string[]>,
-): Promise<Record<string, any>> {
+): Promise<KeysQueryResponse> {
   const users = Object.keys(wanted).filter((u) => isLocal(hs, u));
   const [devices, cross, sigs] = await Promise.all([
     hs.store.keys.getDeviceKeys(users),
@@ -114,7 +125,7 @@ export async function queryKeys(
   const sigsOf = (userId: string, keyId: string) =>
     sigs.filter((s) => s.targetUserId === userId && s.targetKeyId === keyId);
 
-  const device_keys: Record<string, Record<string, any>> = {};
+  const device_keys: KeysQueryResponse["device_keys"] = {};
   for (const u of users) device_keys[u] = {};
   for (const d of devices) {
     const only = wanted[d.userId];
@@ -123,8 +134,8 @@ export async function queryKeys(
     const name = names.get(`${d.userId}\0${d.deviceId}`);
     device_keys[d.userId][d.deviceId] = name ? { ...k, unsigned: { device_display_name: name } } : k;
   }
-  const out: Record<string, any> = { failures: {}, device_keys, master_keys: {}, self_signing_keys: {} };
-  const userSigning: Record<string, any> = {};
+  const out: KeysQueryResponse = { failures: {}, device_keys, master_keys: {}, self_signing_keys: {} };
+  const userSigning: Record<string, JsonObject> = {};
   for (const c of cross) {
     const pub = crossSigningPublicKey(c.key);
     const key = pub ? withSignatures(c.key, sigsOf(c.userId, pub)) : c.key;
@@ -140,8 +151,8 @@ export async function queryKeys(
 export async function crossSigningKeysOf(
   hs: Homeserver,
   userId: string,
-): Promise<Partial<Record<CrossSigningKeyType, Record<string, any>>>> {
-  const out: Partial<Record<CrossSigningKeyType, Record<string, any>>> = {};
+): Promise<Partial<Record<CrossSigningKeyType, JsonObject>>> {
+  const out: Partial<Record<CrossSigningKeyType, JsonObject>> = {};
   for (const r of (await hs.store.keys.getCrossSigningKeys([userId])) as CrossSigningKeyRow[]) out[r.type] = r.key;
   return out;
 }

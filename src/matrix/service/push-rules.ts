@@ -4,6 +4,7 @@
  * `enabled`/`actions` of default rules and the user's own rules are taken from storage.
  */
 import { AmiError } from "../../core/errors.ts";
+import { field, isJsonObject, type JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 
 export const RULE_KINDS = ["override", "content", "room", "sender", "underride"] as const;
@@ -13,7 +14,8 @@ export type PushRule = {
   default: boolean;
   enabled: boolean;
   actions: unknown[];
-  conditions?: Record<string, any>[];
+  /** As the user stored them: evaluation checks every field it reads. */
+  conditions?: JsonObject[];
   pattern?: string;
 };
 export type Ruleset = Record<RuleKind, PushRule[]>;
@@ -24,7 +26,7 @@ const notifyHighlight = ["notify", { set_tweak: "sound", value: "default" }, { s
 const notifySound = ["notify", { set_tweak: "sound", value: "default" }, { set_tweak: "highlight", value: false }];
 const notifyQuiet = ["notify", { set_tweak: "highlight", value: false }];
 const match = (key: string, pattern: string) => ({ kind: "event_match", key, pattern });
-const rule = (rule_id: string, conditions: Record<string, any>[], actions: unknown[], enabled = true): PushRule => ({
+const rule = (rule_id: string, conditions: JsonObject[], actions: unknown[], enabled = true): PushRule => ({
   rule_id,
   default: true,
   enabled,
@@ -111,13 +113,16 @@ export function defaultRuleset(userId: string): Ruleset {
 }
 
 /** Merge stored account data content with the current defaults (see file comment). */
-export function mergeRuleset(userId: string, stored: Record<string, any> | null | undefined): Ruleset {
+export function mergeRuleset(userId: string, stored: JsonObject | null | undefined): Ruleset {
   const defaults = defaultRuleset(userId);
   const g = stored?.global;
   const out = {} as Ruleset;
   for (const kind of RULE_KINDS) {
-    const saved: any[] = Array.isArray(g?.[kind]) ? g[kind].filter((r: any) => r && typeof r.rule_id === "string") : [];
-    const byId = new Map(saved.map((r) => [r.rule_id as string, r]));
+    const list = field(g, kind);
+    const saved = Array.isArray(list)
+      ? list.filter((r): r is JsonObject & { rule_id: string } => isJsonObject(r) && typeof r.rule_id === "string")
+      : [];
+    const byId = new Map(saved.map((r) => [r.rule_id, r]));
     const defs = defaults[kind].map((d) => {
       const s = byId.get(d.rule_id);
       if (!s) return d;
@@ -129,7 +134,8 @@ export function mergeRuleset(userId: string, stored: Record<string, any> | null 
     });
     const user: PushRule[] = saved
       .filter((r) => !r.rule_id.startsWith("."))
-      .map((r) => ({ ...r, default: false, enabled: r.enabled !== false }));
+      // As stored: PUT .../pushrules checked actions and conditions.
+      .map((r) => ({ ...r, default: false, enabled: r.enabled !== false }) as PushRule);
     // User rules outrank the defaults of their kind, except the master switch which stays first.
     out[kind] =
       kind === "override" && defs[0]?.rule_id === ".m.rule.master"
@@ -183,32 +189,29 @@ export interface NotifyContext {
   senderCanNotifyRoom: boolean;
 }
 
-export function evaluate(
-  rules: Ruleset,
-  ev: Record<string, any>,
-  ctx: NotifyContext,
-): { notify: boolean; highlight: boolean } {
+/** The event as push rules see it (a PDU with room_id, sender and type set). */
+export type PushEvent = { room_id?: unknown; sender?: unknown; type?: unknown; content?: unknown };
+
+export function evaluate(rules: Ruleset, ev: PushEvent, ctx: NotifyContext): { notify: boolean; highlight: boolean } {
   for (const kind of RULE_KINDS) {
     for (const r of rules[kind]) {
       if (!r.enabled || !ruleMatches(kind, r, ev, ctx)) continue;
       const notify = r.actions.includes("notify");
-      const highlight = r.actions.some(
-        (a: any) => a && typeof a === "object" && a.set_tweak === "highlight" && a.value !== false,
-      );
+      const highlight = r.actions.some((a) => field(a, "set_tweak") === "highlight" && field(a, "value") !== false);
       return { notify, highlight: notify && highlight };
     }
   }
   return { notify: false, highlight: false };
 }
 
-function ruleMatches(kind: RuleKind, r: PushRule, ev: Record<string, any>, ctx: NotifyContext): boolean {
-  if (kind === "content") return typeof r.pattern === "string" && globMatch(r.pattern, ev.content?.body, true);
+function ruleMatches(kind: RuleKind, r: PushRule, ev: PushEvent, ctx: NotifyContext): boolean {
+  if (kind === "content") return typeof r.pattern === "string" && globMatch(r.pattern, field(ev.content, "body"), true);
   if (kind === "room") return ev.room_id === r.rule_id;
   if (kind === "sender") return ev.sender === r.rule_id;
   return (r.conditions ?? []).every((c) => conditionMatches(c, ev, ctx));
 }
 
-function conditionMatches(c: Record<string, any>, ev: Record<string, any>, ctx: NotifyContext): boolean {
+function conditionMatches(c: JsonObject, ev: PushEvent, ctx: NotifyContext): boolean {
   switch (c.kind) {
     case "event_match": {
       const v = property(ev, c.key);
@@ -223,7 +226,7 @@ function conditionMatches(c: Record<string, any>, ev: Record<string, any>, ctx: 
       return Array.isArray(v) && v.includes(c.value);
     }
     case "contains_display_name":
-      return !!ctx.displayname && globMatch(ctx.displayname, ev.content?.body, true);
+      return !!ctx.displayname && globMatch(ctx.displayname, field(ev.content, "body"), true);
     case "room_member_count":
       return memberCountMatches(String(c.is ?? ""), ctx.memberCount);
     case "sender_notification_permission":
@@ -253,7 +256,7 @@ function memberCountMatches(is: string, n: number): boolean {
 
 /** Dot-separated path into an event; `\.` is a literal dot. Split paths are cached (few distinct keys). */
 const pathCache = new Map<string, string[]>();
-function property(ev: Record<string, any>, key: unknown): unknown {
+function property(ev: PushEvent, key: unknown): unknown {
   if (typeof key !== "string") return undefined;
   let parts = pathCache.get(key);
   if (!parts) {
@@ -261,10 +264,10 @@ function property(ev: Record<string, any>, key: unknown): unknown {
     if (pathCache.size > 1000) pathCache.clear();
     pathCache.set(key, parts);
   }
-  let cur: any = ev;
+  let cur: unknown = ev;
   for (const part of parts) {
     if (cur === null || typeof cur !== "object") return undefined;
-    cur = cur[part];
+    cur = (cur as JsonObject)[part];
   }
   return cur;
 }

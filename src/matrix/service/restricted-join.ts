@@ -9,6 +9,7 @@ import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, type StateKey, stateKey } from "../events/auth.ts";
 import { serverNameOf } from "../events/ids.ts";
 import { namedLevel, powerLevelOf } from "../events/power-levels.ts";
+import type { EventContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 
 export const VIA_KEY = "join_authorised_via_users_server";
@@ -16,7 +17,7 @@ export const VIA_KEY = "join_authorised_via_users_server";
 const RESTRICTED_RULES = new Set(["restricted", "knock_restricted"]);
 
 /** The rooms an `allow` list accepts membership of (entries of other types are ignored, per the spec). */
-export function allowedRooms(joinRules: Record<string, any> | undefined): string[] {
+export function allowedRooms(joinRules: { allow?: unknown } | undefined): string[] {
   const allow = joinRules?.allow;
   if (!Array.isArray(allow)) return [];
   const out: string[] = [];
@@ -37,8 +38,8 @@ export async function localMemberContent(
   auth: Map<StateKey, AuthEvent>,
   sender: string,
   target: string,
-  content: Record<string, any>,
-): Promise<Record<string, any>> {
+  content: EventContent,
+): Promise<EventContent> {
   let out = content;
   if (VIA_KEY in out) {
     out = { ...out };

@@ -2,8 +2,9 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isSupportedRoomVersion, isValidRoomAlias, parseUserId, randomString } from "../events/index.ts";
+import type { CreateContent, EventContent, JsonObject, PowerLevelsContent } from "../events/types.ts";
 import type { Homeserver, RoomService } from "../hs.ts";
-import { parseBody } from "../http/validate.ts";
+import { parseBody } from "../validate.ts";
 
 const obj = z.record(z.string(), z.any());
 
@@ -32,7 +33,7 @@ const PRESETS = {
 } as const;
 
 /** Synapse's defaults, which clients (Element) expect: admin-only for the room-shaping state events. */
-function defaultPowerLevels(creator: string): Record<string, any> {
+function defaultPowerLevels(creator: string): PowerLevelsContent {
   return {
     users: { [creator]: 100 },
     users_default: 0,
@@ -61,7 +62,7 @@ export async function createRoom(
   hs: Homeserver,
   rooms: RoomService,
   creator: string,
-  raw: Record<string, any>,
+  raw: JsonObject,
 ): Promise<{ roomId: string }> {
   const body = parseBody(createRoomSchema, raw);
   const version = body.room_version ?? hs.config.defaultRoomVersion;
@@ -89,7 +90,7 @@ export async function createRoom(
       throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
   }
 
-  const creation: Record<string, any> = { ...(body.creation_content ?? {}), room_version: version };
+  const creation: CreateContent = { ...(body.creation_content ?? {}), room_version: version };
   // v11 dropped `creator`: the create event's sender is the creator.
   if (version === "10") creation.creator = creator;
   else delete creation.creator;
@@ -100,7 +101,7 @@ export async function createRoom(
     throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
   }
 
-  const state = (type: string, content: Record<string, any>, key = "") =>
+  const state = (type: string, content: EventContent, key = "") =>
     rooms.sendEvent({ roomId, sender: creator, type, stateKey: key, content });
   await state("m.room.create", creation);
   await rooms.setMembership({ roomId, sender: creator, target: creator, membership: "join" });
@@ -112,7 +113,7 @@ export async function createRoom(
   );
   const inInitial = (type: string) => initial.some((e) => e.type === type && (e.state_key ?? "") === "");
 
-  const pl: Record<string, any> = {
+  const pl: PowerLevelsContent = {
     ...defaultPowerLevels(creator),
     ...(initial.find((e) => e.type === "m.room.power_levels")?.content ?? {}),
   };

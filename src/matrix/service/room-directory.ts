@@ -4,7 +4,29 @@
  * the hundreds of rooms a single server publishes.
  */
 import { AmiError } from "../../core/errors.ts";
+import { contentOf, field, type StateContents, type TopicContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
+
+/** PublishedRoomsChunk (spec list_public_rooms.yaml). */
+export interface PublishedRoom {
+  room_id: string;
+  num_joined_members: number;
+  world_readable: boolean;
+  guest_can_join: boolean;
+  join_rule: string;
+  name?: string;
+  topic?: string;
+  canonical_alias?: string;
+  avatar_url?: string;
+  room_type?: string;
+}
+
+export interface PublicRoomsResponse {
+  chunk: PublishedRoom[];
+  total_room_count_estimate: number;
+  next_batch?: string;
+  prev_batch?: string;
+}
 
 export interface PublicRoomsQuery {
   limit?: number;
@@ -15,27 +37,33 @@ export interface PublicRoomsQuery {
 }
 
 /** Plain-text topic: `topic`, or the text/plain entry of `m.topic`. */
-function plainTopic(c: Record<string, any> | undefined): string | undefined {
+function plainTopic(c: Partial<TopicContent> | undefined): string | undefined {
   if (!c) return undefined;
-  const texts = c["m.topic"]?.["m.text"];
+  const texts = field(c, "m.topic", "m.text");
   if (Array.isArray(texts)) {
     const plain = texts.find(
-      (t: any) => typeof t?.body === "string" && (t.mimetype === undefined || t.mimetype === "text/plain"),
+      (t) =>
+        typeof field(t, "body") === "string" &&
+        (field(t, "mimetype") === undefined || field(t, "mimetype") === "text/plain"),
     );
     if (plain) return plain.body;
   }
   return typeof c.topic === "string" ? c.topic : undefined;
 }
 
-export async function roomSummary(hs: Homeserver, roomId: string): Promise<Record<string, any>> {
+export async function roomSummary(hs: Homeserver, roomId: string): Promise<PublishedRoom> {
   const state = await hs.store.events.getCurrentState(roomId);
-  const get = (type: string) => state.find((e) => e.type === type && e.stateKey === "")?.pdu.content;
-  const chunk: Record<string, any> = {
+  const get = <T extends keyof StateContents>(type: T) =>
+    contentOf(type, state.find((e) => e.type === type && e.stateKey === "")?.pdu);
+  const joinRule = get("m.room.join_rules")?.join_rule;
+  const chunk: PublishedRoom = {
     room_id: roomId,
-    num_joined_members: state.filter((e) => e.type === "m.room.member" && e.pdu.content?.membership === "join").length,
+    num_joined_members: state.filter(
+      (e) => e.type === "m.room.member" && contentOf("m.room.member", e.pdu)?.membership === "join",
+    ).length,
     world_readable: get("m.room.history_visibility")?.history_visibility === "world_readable",
     guest_can_join: get("m.room.guest_access")?.guest_access === "can_join",
-    join_rule: typeof get("m.room.join_rules")?.join_rule === "string" ? get("m.room.join_rules")!.join_rule : "invite",
+    join_rule: typeof joinRule === "string" ? joinRule : "invite",
   };
   const name = get("m.room.name")?.name;
   if (typeof name === "string" && name) chunk.name = name;
@@ -50,7 +78,7 @@ export async function roomSummary(hs: Homeserver, roomId: string): Promise<Recor
   return chunk;
 }
 
-export async function publicRooms(hs: Homeserver, q: PublicRoomsQuery): Promise<Record<string, any>> {
+export async function publicRooms(hs: Homeserver, q: PublicRoomsQuery): Promise<PublicRoomsResponse> {
   let offset = 0;
   if (q.since !== undefined) {
     const m = /^p(\d{1,9})$/.exec(q.since);
@@ -73,7 +101,7 @@ export async function publicRooms(hs: Homeserver, q: PublicRoomsQuery): Promise<
   }
   rooms.sort((a, b) => b.num_joined_members - a.num_joined_members || (a.room_id < b.room_id ? -1 : 1));
   const limit = q.limit === undefined || q.limit === 0 ? rooms.length : q.limit;
-  const out: Record<string, any> = { chunk: rooms.slice(offset, offset + limit), total_room_count_estimate: total };
+  const out: PublicRoomsResponse = { chunk: rooms.slice(offset, offset + limit), total_room_count_estimate: total };
   if (offset + limit < rooms.length) out.next_batch = `p${offset + limit}`;
   if (offset > 0) out.prev_batch = `p${Math.max(0, offset - limit)}`;
   return out;

@@ -6,8 +6,9 @@
  * `prev_batch`/`next_batch` can be passed to /messages as `from`.
  */
 import { AmiError } from "../../core/errors.ts";
-import { queryJson } from "../http/validate.ts";
-import { parseSyncToken } from "./sync-token.ts";
+import type { JsonObject } from "../events/types.ts";
+import { queryJson } from "../validate.ts";
+import { parseSyncToken } from "./sync/token.ts";
 
 export const topoToken = (stream: number): string => `t${Math.max(0, stream)}`;
 
@@ -32,7 +33,7 @@ export interface RoomFilter {
   lazyLoadMembers: boolean;
 }
 
-function strings(f: Record<string, any>, key: string): string[] | undefined {
+function strings(f: JsonObject, key: string): string[] | undefined {
   const v = f[key];
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
@@ -47,7 +48,7 @@ export function parseRoomFilter(q: URLSearchParams): RoomFilter {
   if (raw === undefined || raw === null) return { lazyLoadMembers: false };
   if (typeof raw !== "object" || Array.isArray(raw))
     throw new AmiError("M_INVALID_PARAM", "'filter' must be a JSON object");
-  const f = raw as Record<string, any>;
+  const f = raw as JsonObject;
   const out: RoomFilter = {
     types: strings(f, "types"),
     notTypes: strings(f, "not_types"),
@@ -55,10 +56,11 @@ export function parseRoomFilter(q: URLSearchParams): RoomFilter {
     notSenders: strings(f, "not_senders"),
     lazyLoadMembers: f.lazy_load_members === true,
   };
-  if (f.limit !== undefined) {
-    if (!Number.isInteger(f.limit) || f.limit < 1)
+  const limit = f.limit;
+  if (limit !== undefined) {
+    if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1)
       throw new AmiError("M_INVALID_PARAM", "filter 'limit' must be a positive integer");
-    out.limit = f.limit;
+    out.limit = limit;
   }
   if (f.contains_url !== undefined) {
     if (typeof f.contains_url !== "boolean")

@@ -9,6 +9,7 @@ import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
 import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
+import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
 import { localMemberContent } from "./restricted-join.ts";
 import { createRoom } from "./room-create.ts";
@@ -113,7 +114,7 @@ export class Rooms implements RoomService {
     let content = input.content;
     if (input.type === "m.room.member" && input.stateKey !== undefined)
       content = await localMemberContent(hs, head.auth, input.sender, input.stateKey, content);
-    const pdu: Record<string, any> = {
+    const pdu: UnsignedPdu = {
       room_id: input.roomId,
       sender: input.sender,
       type: input.type,
@@ -121,7 +122,7 @@ export class Rooms implements RoomService {
       origin_server_ts: input.ts ?? Date.now(),
       depth: head.depth + 1,
       prev_events: head.latestId ? [head.latestId] : [],
-      auth_events: [] as string[],
+      auth_events: [],
     };
     if (input.stateKey !== undefined) pdu.state_key = input.stateKey;
     if (input.type === "m.room.redaction") {
@@ -204,7 +205,7 @@ export class Rooms implements RoomService {
       throw new AmiError("M_FORBIDDEN", "You may only redact your own events");
   }
 
-  createRoom(creator: string, body: Record<string, any>): Promise<{ roomId: string }> {
+  createRoom(creator: string, body: JsonObject): Promise<{ roomId: string }> {
     return createRoom(this.#hs, this, creator, body);
   }
 
@@ -214,7 +215,7 @@ export class Rooms implements RoomService {
     target: string;
     membership: Membership;
     reason?: string;
-    extra?: Record<string, any>;
+    extra?: EventContent;
   }): Promise<{ eventId: string }> {
     const { store } = this.#hs;
     if (!isValidRoomId(p.roomId)) throw new AmiError("M_INVALID_PARAM", `Invalid room ID '${p.roomId}'`);
@@ -233,7 +234,7 @@ export class Rooms implements RoomService {
     if (p.membership === "leave" && p.sender === p.target && (!current || currentMembership === "leave")) {
       throw new AmiError("M_FORBIDDEN", "You are not in this room");
     }
-    const content: Record<string, any> = { ...(p.extra ?? {}), membership: p.membership };
+    const content: EventContent = { ...(p.extra ?? {}), membership: p.membership };
     if (p.reason !== undefined) content.reason = p.reason;
     if (p.membership === "join" || p.membership === "invite" || p.membership === "knock") {
       const isLocal = parseUserId(p.target)?.server === this.#hs.serverName;

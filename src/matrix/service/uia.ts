@@ -4,8 +4,8 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
+import { field, isJsonObject, type JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
-import type { MatrixRequest, Reply } from "../http/types.ts";
 import { loginUserId, registrationTokenUsable } from "./registration.ts";
 
 const SESSION_MS = 10 * 60_000;
@@ -42,7 +42,13 @@ function newSession(hs: Homeserver, purpose: string): UiaSession {
   return s;
 }
 
-function challenge(flows: string[][], s: UiaSession, error?: { errcode: string; error: string }): Reply {
+/** The 401 reply a handler returns as is (the HTTP edge's Reply shape). */
+export interface UiaChallenge {
+  status: 401;
+  json: Record<string, unknown>;
+}
+
+function challenge(flows: string[][], s: UiaSession, error?: { errcode: string; error: string }): UiaChallenge {
   return {
     status: 401,
     json: {
@@ -55,22 +61,23 @@ function challenge(flows: string[][], s: UiaSession, error?: { errcode: string; 
   };
 }
 
-export type UiaResult = { done: true; session: UiaSession } | { done: false; reply: Reply };
+export type UiaResult = { done: true; session: UiaSession } | { done: false; reply: UiaChallenge };
 
 /**
  * Run one UIA step for `req.body.auth`. `userId`: the account the m.login.password stage must prove (the
  * requester). Returns the 401 reply to send, or done once a whole flow is complete.
  */
 export async function checkUia(
-  req: MatrixRequest,
+  req: { hs: Homeserver; body: unknown },
   flows: string[][],
   purpose: string,
   userId?: string,
 ): Promise<UiaResult> {
   const { hs } = req;
-  const auth = req.body?.auth;
-  if (auth === undefined || auth === null) return { done: false, reply: challenge(flows, newSession(hs, purpose)) };
-  if (typeof auth !== "object" || Array.isArray(auth)) throw new AmiError("M_BAD_JSON", "'auth' must be an object");
+  const given = field(req.body, "auth");
+  if (given === undefined || given === null) return { done: false, reply: challenge(flows, newSession(hs, purpose)) };
+  if (!isJsonObject(given)) throw new AmiError("M_BAD_JSON", "'auth' must be an object");
+  const auth = given;
   if (auth.session !== undefined && typeof auth.session !== "string")
     throw new AmiError("M_BAD_JSON", "'auth.session' must be a string");
   if (auth.type !== undefined && typeof auth.type !== "string")
@@ -86,7 +93,8 @@ export async function checkUia(
   } else s = newSession(hs, purpose);
 
   if (auth.type === undefined) return { done: false, reply: challenge(flows, s) };
-  if (!flows.some((f) => f.includes(auth.type))) {
+  const stage = auth.type;
+  if (!flows.some((f) => f.includes(stage))) {
     return {
       done: false,
       reply: challenge(flows, s, { errcode: "M_UNRECOGNIZED", error: `Unsupported stage ${auth.type}` }),
@@ -100,17 +108,12 @@ export async function checkUia(
 }
 
 /** Null when the stage passed, else why not. */
-async function runStage(
-  hs: Homeserver,
-  auth: Record<string, any>,
-  s: UiaSession,
-  userId?: string,
-): Promise<string | null> {
+async function runStage(hs: Homeserver, auth: JsonObject, s: UiaSession, userId?: string): Promise<string | null> {
   switch (auth.type) {
     case "m.login.dummy":
       return null;
     case "m.login.password": {
-      const who = auth.identifier?.type === "m.id.user" ? auth.identifier.user : auth.user;
+      const who = field(auth, "identifier", "type") === "m.id.user" ? field(auth, "identifier", "user") : auth.user;
       if (typeof auth.password !== "string") throw new AmiError("M_BAD_JSON", "'auth.password' must be a string");
       if (who !== undefined && typeof who !== "string")
         throw new AmiError("M_BAD_JSON", "'auth.identifier.user' must be a string");

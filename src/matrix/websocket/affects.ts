@@ -5,7 +5,7 @@
  */
 import type { Homeserver } from "../hs.ts";
 import { eventAllowed, type Filter, roomAllowed } from "../service/filters.ts";
-import { loadMembers } from "../service/sync-context.ts";
+import { loadMembers } from "../service/sync/context.ts";
 import type { WriteTag } from "../stream.ts";
 
 /** Whether /sync with this filter can carry `sender`'s presence (presence rows are per sender). */

@@ -1,13 +1,13 @@
 /**
- * What changed on the stream, for the WebSocket hub's fast path (service/sync-fast.ts): which positions were
+ * What changed on the stream, for the WebSocket hub's fast path (service/sync/fast.ts): which positions were
  * plain room events (and in which room), which were tagged writes that only some users can see (presence,
  * receipts, account data, to-device, device lists: stream.ts WriteTag) and which were anything else, plus the
  * reads shared by every connection for one snapshot (a room's members, its new-event slice per filter).
  */
 import type { Homeserver } from "../hs.ts";
 import type { Filter } from "../service/filters.ts";
-import { loadMembers } from "../service/sync-context.ts";
-import { isPlainEvent, type RoomSlice, roomSlice } from "../service/sync-fast.ts";
+import { loadMembers } from "../service/sync/context.ts";
+import { isPlainEvent, type RoomSlice, roomSlice } from "../service/sync/fast.ts";
 import type { MembershipRow, StoredEvent } from "../store/types.ts";
 import type { WriteTag } from "../stream.ts";
 import { affects, audienceOf } from "./affects.ts";

@@ -4,6 +4,8 @@
  * reconnect resumes where the stream stopped. Used by `ami-streams matrix watch`, the tests and the benches.
  */
 import WebSocket from "ws";
+import type { JsonObject, SyncEvent } from "../events/types.ts";
+import type { SyncResponse } from "../service/sync/types.ts";
 import { CloseCode, WS_PATH } from "./protocol.ts";
 
 export interface StreamOptions {
@@ -16,10 +18,15 @@ export interface StreamOptions {
   filter?: string;
   /** Ack every frame (the server then keeps to-device messages until they are acknowledged). */
   ack?: boolean;
-  onSync(nextBatch: string, data: Record<string, any>): void;
+  onSync(nextBatch: string, data: SyncResponse): void;
   /** Called with `{"type":"resync"}` and other non-sync notices. */
-  onNotice?(frame: Record<string, any>): void;
+  onNotice?(frame: JsonObject): void;
 }
+
+type ServerFrame =
+  | { type: "sync"; next_batch: string; data: SyncResponse }
+  | { type: "ready"; user_id: string; device_id: string }
+  | { type: "resync" | "pong"; [key: string]: unknown };
 
 export interface Closed {
   code: number;
@@ -54,7 +61,8 @@ export class SyncStream {
       this.closed.then((c) => reject(new Error(`stream closed before ready: ${c.code} ${c.reason}`)));
       this.ws.on("message", (raw) => {
         const text = raw.toString();
-        const f = JSON.parse(text) as Record<string, any>;
+        // The server's frames (protocol.ts): trusted to have their documented shape.
+        const f = JSON.parse(text) as ServerFrame;
         if (f.type === "sync") {
           this.since = f.next_batch;
           if (o.ack) this.ws.send(JSON.stringify({ type: "ack", since: f.next_batch }));
@@ -81,9 +89,9 @@ export class SyncStream {
 }
 
 /** Timeline events of every joined room in a sync body, oldest first per room. */
-export function timelineEvents(data: Record<string, any>, roomId?: string): Record<string, any>[] {
-  const join = (data.rooms?.join ?? {}) as Record<string, any>;
-  const out: Record<string, any>[] = [];
+export function timelineEvents(data: SyncResponse, roomId?: string): (SyncEvent & { room_id: string })[] {
+  const join = data.rooms?.join ?? {};
+  const out: (SyncEvent & { room_id: string })[] = [];
   for (const [id, room] of Object.entries(join)) {
     if (roomId !== undefined && id !== roomId) continue;
     for (const e of room.timeline?.events ?? []) out.push({ ...e, room_id: id });

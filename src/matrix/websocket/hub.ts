@@ -8,7 +8,7 @@
  * connection instead of one computation per event per connection (pump.ts). When only plain room events and
  * tagged writes happened (StreamChanges in changes.ts knows), only the connections that can receive them wake
  * (a room's members; a presence change's, receipt's, to-device message's... audience, affects.ts), and frames
- * of plain events are built from slices shared by every connection (service/sync-fast.ts).
+ * of plain events are built from slices shared by every connection (service/sync/fast.ts).
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -16,10 +16,10 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { toAmiError } from "../../core/errors.ts";
 import type { Target } from "../../core/http/target.ts";
 import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
 import { type Filter, resolveSyncFilter } from "../service/filters.ts";
-import { touchPresence } from "../service/sync-presence.ts";
-import { parseSyncToken } from "../service/sync-token.ts";
+import type { Requester } from "../service/requester.ts";
+import { touchPresence } from "../service/sync/presence.ts";
+import { parseSyncToken } from "../service/sync/token.ts";
 import { filterAllows } from "./affects.ts";
 import { type Classified, StreamChanges } from "./changes.ts";
 import { CloseCode, closeReason, DEFAULT_TUNABLES, parseClientFrame, WS_PATH, type WsTunables } from "./protocol.ts";

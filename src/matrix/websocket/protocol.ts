@@ -2,6 +2,8 @@
  * The WebSocket event stream's wire protocol (docs/matrix-websocket.md): path, close codes, frames, and
  * the parsing of what a client may send. Kept apart from the hub so clients (ops, tests) can share it.
  */
+import { isJsonObject } from "../events/types.ts";
+import type { SyncResponse } from "../service/sync/types.ts";
 
 /** Not under /_matrix: this is ami-streams' own extension, not a Matrix spec endpoint. */
 export const WS_PATH = "/_ami/ws/v1/sync";
@@ -50,13 +52,13 @@ export type ClientFrame = { type: "auth"; token: string } | { type: "ack"; since
 
 /** Parse one text frame from a client; null when it is not a frame we understand. */
 export function parseClientFrame(text: string): ClientFrame | null {
-  let v: any;
+  let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
     return null;
   }
-  if (v === null || typeof v !== "object" || Array.isArray(v)) return null;
+  if (!isJsonObject(v)) return null;
   if (v.type === "auth" && typeof v.token === "string" && v.token.length > 0) return { type: "auth", token: v.token };
   if (v.type === "ack" && typeof v.since === "string") return { type: "ack", since: v.since };
   if (v.type === "ping") return { type: "ping" };
@@ -75,6 +77,6 @@ export function closeReason(s: string): string {
 }
 
 /** The sync frame, serialised without re-encoding the body twice. */
-export function syncFrame(nextBatch: string, body: Record<string, any>): string {
+export function syncFrame(nextBatch: string, body: SyncResponse): string {
   return `{"type":"sync","next_batch":${JSON.stringify(nextBatch)},"data":${JSON.stringify(body)}}`;
 }

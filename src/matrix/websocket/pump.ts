@@ -1,17 +1,18 @@
 /**
  * The WebSocket hub's frame pump: one queue for every connection, at most `concurrency` units of work at a
  * time, where a unit is either one connection's full computeSync, or every queued connection whose next frame
- * can come from the fast path (service/sync-fast.ts) together — their per-user reads (unread counts, key counts)
+ * can come from the fast path (service/sync/fast.ts) together — their per-user reads (unread counts, key counts)
  * are then one store call per kind for all of them. Also the per-connection state the pump works on (Conn).
  */
 import type { WebSocket } from "ws";
 import { toAmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
 import type { Filter } from "../service/filters.ts";
-import { computeSync } from "../service/sync.ts";
-import { type FastAsk, fastSyncMany } from "../service/sync-fast.ts";
-import type { SyncToken } from "../service/sync-token.ts";
+import type { Requester } from "../service/requester.ts";
+import { type FastAsk, fastSyncMany } from "../service/sync/fast.ts";
+import { computeSync } from "../service/sync/index.ts";
+import type { SyncToken } from "../service/sync/token.ts";
+import type { SyncResponse } from "../service/sync/types.ts";
 import type { StreamChanges } from "./changes.ts";
 import { CloseCode, syncFrame, type WsTunables } from "./protocol.ts";
 
@@ -230,7 +231,7 @@ export class FramePump {
     const prev = c.since;
     // A token from beyond our stream (e.g. a wiped database) cannot be diffed against: start from scratch, as /sync.
     const base = prev && prev.stream <= snap.upto ? prev : null;
-    let out: { body: Record<string, any>; empty: boolean };
+    let out: { body: SyncResponse; empty: boolean };
     try {
       const shared = this.#changes.sharedReads(snap.upto);
       out = await computeSync(hs, c.requester!, { since: base, filter: c.filter, fullState: false, ...snap, shared });
@@ -246,7 +247,7 @@ export class FramePump {
   /** Advance the connection to the snapshot and send the frame (an empty incremental one advances silently). */
   #deliver(
     c: Conn,
-    out: { body: Record<string, any>; empty: boolean },
+    out: { body: SyncResponse; empty: boolean },
     snap: Snapshot,
     incremental: boolean,
     frame?: Buffer,

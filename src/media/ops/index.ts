@@ -58,6 +58,7 @@ export const streamStatus = defineOp({
   run: (i, ctx) => mediaRequest(ctx, "GET", `/api/streams/${encodePath(i.path)}`),
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: ops of different input types; run() takes its input contravariantly, so only any unites them
 export const mediaOps: OpDef<any, any>[] = [
   streamList,
   streamStatus,

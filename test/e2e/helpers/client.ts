@@ -135,6 +135,6 @@ export async function waitFor<T>(
 }
 
 /** Seeded PRNG (mulberry32): fuzzing and load runs are reproducible from their seed. */
-export { rng as prng } from "../../../src/test/prng.ts";
+export { rng as prng } from "../../../src/core/prng.ts";
 
 export const enc = encodeURIComponent;

@@ -6,7 +6,7 @@
  * plus the OpusHead <-> dOps (the ISO BMFF Opus sample entry box, Opus-in-ISOBMFF 4.3.2) conversion a muxer needs.
  * Used by WHIP ingest (writes these frames) and WHEP playback (passes the packets through).
  */
-import type { Frame } from "../../hub.ts";
+import type { Frame } from "../../frame.ts";
 
 export const SOUND_EX_HEADER = 9;
 export const AUDIO_PACKET = { SequenceStart: 0, CodedFrames: 1, SequenceEnd: 2 } as const;

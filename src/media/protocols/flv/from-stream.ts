@@ -1,6 +1,7 @@
 /** Hub -> FLV byte stream: a reader's frames written to ffmpeg's stdin (`-f flv -i pipe:0`), paced by drain. */
 import type { Writable } from "node:stream";
-import type { Frame, MediaStream, Reader } from "../../hub.ts";
+import type { Frame } from "../../frame.ts";
+import type { MediaStream, Reader } from "../../hub.ts";
 import { SOUND_EX_HEADER } from "./ex-audio.ts";
 import { flvHeader, flvTag, soundFormat, tagType } from "./tag.ts";
 

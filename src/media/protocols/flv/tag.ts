@@ -2,7 +2,7 @@
  * FLV tags (the payload format RTMP carries): classify a tag body into a hub Frame, and write an FLV byte
  * stream (header + tags) for ffmpeg's `-f flv -i pipe:0`.
  */
-import type { Frame } from "../../hub.ts";
+import type { Frame } from "../../frame.ts";
 import { exAudioFrame, SOUND_EX_HEADER } from "./ex-audio.ts";
 import { parseVideoTag } from "./ex-video.ts";
 

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import type { Frame } from "../../hub.ts";
+import type { Frame } from "../../frame.ts";
 import { FlvDemuxer } from "../flv/demux.ts";
 import { audioFrame, TAG_AUDIO, TAG_VIDEO, videoFrame } from "../flv/tag.ts";
 import { parseInit, parseMoof } from "./boxes.ts";

@@ -9,7 +9,7 @@
  * JUMP_MS) continues the media timeline where it was instead of leaving a hole or going back. A changed codec
  * configuration flushes, asks the sink for a new discontinuity, and writes a new init segment.
  */
-import type { Frame } from "../../hub.ts";
+import type { Frame } from "../../frame.ts";
 import { Slab } from "../slab.ts";
 import { fragment, ftyp, moov, type TrackRun } from "./mux.ts";
 import { describeUnsupported, type Sample, type TrackCodec, trackCodec } from "./sample-entries.ts";

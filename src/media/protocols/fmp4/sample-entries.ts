@@ -8,7 +8,7 @@
 import { parseAudioSpecificConfig } from "../../codecs/aac.ts";
 import { parseAvcConfig } from "../../codecs/avc.ts";
 import { parseHevcConfig } from "../../codecs/hevc.ts";
-import type { Frame } from "../../hub.ts";
+import type { Frame } from "../../frame.ts";
 import { AUDIO_PACKET, FOURCC_OPUS, opusHeadToDops, opusPacketSamples, parseExAudio } from "../flv/ex-audio.ts";
 import { FOURCC_HEVC, parseVideoTag } from "../flv/ex-video.ts";
 import { SOUND_AAC } from "../flv/tag.ts";

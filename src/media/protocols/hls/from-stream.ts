@@ -5,7 +5,8 @@
  * per stream cost ~6× ffmpeg alone in CPU, most of it piping FLV to it) keeps a stream's packaging in one process.
  */
 import type { Logger } from "../../../core/logger.ts";
-import type { Frame, MediaStream, Reader } from "../../hub.ts";
+import type { Frame } from "../../frame.ts";
+import type { MediaStream, Reader } from "../../hub.ts";
 import { CmafMuxer } from "../fmp4/muxer.ts";
 import type { TrackCodec } from "../fmp4/sample-entries.ts";
 import { CmafTimeline, type TimelineOptions } from "../fmp4/timeline.ts";

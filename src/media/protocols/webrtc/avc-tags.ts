@@ -2,7 +2,7 @@
  * H.264 between the hub's FLV-style frames and bare NAL units: the AVCDecoderConfigurationRecord built from
  * SPS/PPS (and split back), and AVC video tag bodies (AVCC: length-prefixed NAL units, composition time in ms).
  */
-import type { Frame } from "../../hub.ts";
+import type { Frame } from "../../frame.ts";
 import { videoFrame } from "../flv/tag.ts";
 
 /** ISO 14496-15 5.2.4.1 with one SPS and one PPS; 4-byte NAL lengths. */

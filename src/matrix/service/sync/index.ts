@@ -3,27 +3,21 @@
  * stream, and the long-poll that waits for the next change relevant to the user.
  */
 
-import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
-import type { MembershipRow, RoomAt } from "../store/types.ts";
-import { resolveSyncFilter, roomAllowed } from "./filters.ts";
-import { isForgotten } from "./room-access.ts";
-import {
-  newSyncCtx,
-  prefetchMembers,
-  roomMembers,
-  type Snapshot,
-  type SyncCtx,
-  saveSentMembers,
-} from "./sync-context.ts";
-import { e2eeSync } from "./sync-e2ee.ts";
-import { ephemeralEvents, receiptsByRoom, typingRooms } from "./sync-ephemeral.ts";
-import { accountData, presenceEvents, strippedStates } from "./sync-extras.ts";
-import { touchPresence } from "./sync-presence.ts";
-import { type RoomWindow, roomBodies } from "./sync-rooms.ts";
-import { formatSyncToken, parseSyncToken, type SyncToken } from "./sync-token.ts";
-import { unreadCounts } from "./sync-unread.ts";
-import { roomVisibilities } from "./visibility.ts";
+import type { Homeserver } from "../../hs.ts";
+import type { MembershipRow, RoomAt } from "../../store/types.ts";
+import { resolveSyncFilter, roomAllowed } from "../filters.ts";
+import type { Requester } from "../requester.ts";
+import { isForgotten } from "../room-access.ts";
+import { roomVisibilities } from "../visibility.ts";
+import { newSyncCtx, prefetchMembers, roomMembers, type Snapshot, type SyncCtx, saveSentMembers } from "./context.ts";
+import { e2eeSync } from "./e2ee.ts";
+import { ephemeralEvents, receiptsByRoom, typingRooms } from "./ephemeral.ts";
+import { accountData, presenceEvents, strippedStates } from "./extras.ts";
+import { touchPresence } from "./presence.ts";
+import { type RoomWindow, roomBodies } from "./rooms.ts";
+import { formatSyncToken, parseSyncToken, type SyncToken } from "./token.ts";
+import type { JoinedRoom, SyncBasicEvent, SyncResponse } from "./types.ts";
+import { unreadCounts } from "./unread.ts";
 
 export interface SyncParams {
   since: string | null;
@@ -35,7 +29,7 @@ export interface SyncParams {
   signal: AbortSignal;
 }
 
-export async function sync(hs: Homeserver, requester: Requester, p: SyncParams): Promise<Record<string, any>> {
+export async function sync(hs: Homeserver, requester: Requester, p: SyncParams): Promise<SyncResponse> {
   const since = p.since ? parseSyncToken(p.since) : null;
   const filter = await resolveSyncFilter(hs, requester.userId, p.filter);
   try {
@@ -76,7 +70,7 @@ export async function computeSync(
   hs: Homeserver,
   requester: Requester,
   snap: Snapshot,
-): Promise<{ body: Record<string, any>; empty: boolean }> {
+): Promise<{ body: SyncResponse; empty: boolean }> {
   const ctx = newSyncCtx(hs, requester, snap);
   const { store } = hs;
   const roomFilter = ctx.filter.room;
@@ -110,7 +104,7 @@ export async function computeSync(
   await prefetchMembers(ctx, joinedIds, maxStreams);
 
   /** Joined rooms that may go into the response, with their body window when timeline/state are due. */
-  const candidates: { m: MembershipRow; full: boolean; roomAd: Record<string, any>[]; w: RoomWindow | null }[] = [];
+  const candidates: { m: MembershipRow; full: boolean; roomAd: SyncBasicEvent[]; w: RoomWindow | null }[] = [];
   for (const m of joinedRows) {
     const maxStream = maxStreams.get(m.roomId);
     const newlyJoined = ctx.since !== null && m.stream > sinceStream && joinedBefore.get(m.roomId) !== "join";
@@ -183,12 +177,12 @@ export async function computeSync(
   ]);
   const bodies = new Map(joinWindows.map((w, i) => [w.roomId, bodyList[i]]));
 
-  const join: Record<string, any> = {};
+  const join: SyncResponse["rooms"]["join"] = {};
   for (const { m, full, roomAd } of candidates) {
     const body = bodies.get(m.roomId) ?? null;
     const ephemeral = ephemeralEvents(ctx, m.roomId, typing.has(m.roomId), receipts.get(m.roomId));
     if (!full && !body?.changed && ephemeral.length === 0 && roomAd.length === 0) continue;
-    const entry: Record<string, any> = {
+    const entry: JoinedRoom = {
       timeline: body?.timeline ?? { events: [], limited: false },
       state: body?.state ?? { events: [] },
       ephemeral: { events: ephemeral },
@@ -199,8 +193,8 @@ export async function computeSync(
     join[m.roomId] = entry;
   }
 
-  const invite: Record<string, any> = {};
-  const knock: Record<string, any> = {};
+  const invite: SyncResponse["rooms"]["invite"] = {};
+  const knock: SyncResponse["rooms"]["knock"] = {};
   const pending = memberships.filter(
     (m) =>
       (m.membership === "invite" || m.membership === "knock") &&
@@ -212,7 +206,7 @@ export async function computeSync(
     else knock[m.roomId] = { knock_state: { events: stripped[i] } };
   });
 
-  const leave: Record<string, any> = {};
+  const leave: SyncResponse["rooms"]["leave"] = {};
   shownLeft.forEach((m, i) => {
     const body = bodyList[joinWindows.length + i];
     leave[m.roomId] = {
@@ -231,7 +225,7 @@ export async function computeSync(
 
   const next: SyncToken = { stream: ctx.upto, typing: ctx.typingSerial };
   saveSentMembers(ctx, next);
-  const body: Record<string, any> = {
+  const body: SyncResponse = {
     next_batch: formatSyncToken(next),
     rooms: { join, invite, leave, knock },
     presence: { events: presence },

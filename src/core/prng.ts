@@ -1,6 +1,8 @@
 /**
- * Seeded pseudo-random bytes for tests and benches: AES-128-CTR over zeros, keyed by the seed. It runs at
- * memory speed (AES-NI), so a 1 GiB input is generated as it is consumed and never held in memory.
+ * Seeded pseudo-random bytes for tests, conformance suites and benches: AES-128-CTR over zeros, keyed by the seed.
+ * It runs at memory speed (AES-NI), so a 1 GiB input is generated as it is consumed and never held in memory. Not in
+ * src/test/: the conformance suites beside the code (src/cas/conformance*.ts) use it, and production code never
+ * imports src/test/.
  */
 import { createCipheriv, createHash } from "node:crypto";
 

@@ -8,21 +8,17 @@
  * kind, fastSyncMany). The body equals computeSync's for the same tokens (test/e2e/matrix-websocket-fast.test.ts);
  * whenever that cannot be guaranteed cheaply, the connection's result is null and the caller runs computeSync.
  */
-import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
-import type { MembershipRow, StoredEvent } from "../store/types.ts";
-import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT, pickFields, roomAllowed } from "./filters.ts";
-import {
-  alreadySent,
-  markMemberSent,
-  memberStatesAt,
-  newSyncCtx,
-  type SyncCtx,
-  saveSentMembers,
-} from "./sync-context.ts";
-import { format } from "./sync-rooms.ts";
-import { formatSyncToken, type SyncToken } from "./sync-token.ts";
-import { type Counts, type UnreadRoom, unreadCountsMany } from "./sync-unread.ts";
+
+import type { ClientEvent, SyncEvent } from "../../events/types.ts";
+import type { Homeserver } from "../../hs.ts";
+import type { MembershipRow, StoredEvent } from "../../store/types.ts";
+import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT, pickFields, roomAllowed } from "../filters.ts";
+import type { Requester } from "../requester.ts";
+import { alreadySent, markMemberSent, memberStatesAt, newSyncCtx, type SyncCtx, saveSentMembers } from "./context.ts";
+import { format } from "./rooms.ts";
+import { formatSyncToken, type SyncToken } from "./token.ts";
+import type { JoinedRoom, SyncResponse, ToDeviceEvent } from "./types.ts";
+import { type Counts, type UnreadRoom, unreadCountsMany } from "./unread.ts";
 
 /** One room's new events after `after` up to `upto`, as every connection with this filter sees them. */
 export interface RoomSlice {
@@ -31,7 +27,7 @@ export interface RoomSlice {
   after: number;
   events: StoredEvent[];
   /** Formatted without a requester (no transaction_id), filter's event_fields applied. Shared: never mutate. */
-  formatted: Record<string, any>[];
+  formatted: SyncEvent[];
   maxStream: number | undefined;
   members: Map<string, MembershipRow>;
   joined: number;
@@ -69,8 +65,8 @@ export async function roomSlice(
   if (fetched.length > timelineLimit || fetched.some((e) => !isPlainEvent(e))) return null;
   const events = fetched.reverse();
   const fields = filter.event_fields;
-  const formatted = (events.length ? await hs.clientEvents(events, null) : []).map((e) => {
-    delete e.room_id;
+  const formatted = (events.length ? await hs.clientEvents(events, null) : []).map((e): SyncEvent => {
+    delete (e as Partial<ClientEvent>).room_id;
     return fields ? pickFields(e, fields) : e;
   });
   let joined = 0;
@@ -89,7 +85,7 @@ export async function roomSlice(
   return { roomId, after, events, formatted, maxStream, members: byUser, joined, invited, active, gone };
 }
 
-/** Up to 5 heroes for `userId` (summaryFor in sync-rooms.ts over the shared, pre-sorted lists). */
+/** Up to 5 heroes for `userId` (summaryFor in rooms.ts over the shared, pre-sorted lists). */
 function heroes(s: RoomSlice, userId: string): string[] {
   const pick = (rows: MembershipRow[]) => {
     const out: string[] = [];
@@ -128,7 +124,7 @@ export interface FastAsk {
  * of the device's own sends, no to-device messages): connections of one fastSyncMany call with the same key
  * get the same body object, so the caller can serialise it once for all of them.
  */
-export type FastResult = { body: Record<string, any>; empty: boolean; shareKey?: string } | null;
+export type FastResult = { body: SyncResponse; empty: boolean; shareKey?: string } | null;
 
 /** Slices numbered for share keys (a slice is one room's events for one `since` and filter). */
 const sliceIds = new WeakMap<RoomSlice, number>();
@@ -150,7 +146,7 @@ interface PreparedRoom {
   missing: Set<string> | null;
   /** Their member events, as /sync's lazy loading adds them to the room's state (stream order). */
   state: StoredEvent[];
-  stateFormatted: Record<string, any>[];
+  stateFormatted: SyncEvent[];
 }
 
 interface Prepared {
@@ -249,15 +245,15 @@ async function frame(
   unread: Map<string, Counts>,
   counts: Record<string, number>,
   fallback: string[],
-  messages: { sender: string; type: string; content: Record<string, any> }[],
+  messages: ToDeviceEvent[],
 ): Promise<FastResult> {
   const { ctx, ask } = p;
   const userId = ask.requester.userId;
-  const join: Record<string, any> = {};
+  const join: SyncResponse["rooms"]["join"] = {};
   for (const { s, heroes: h, stateFormatted } of p.rooms) {
     const own = s.events.some((e) => e.sender === userId && e.txnId);
     const events = own ? await format(ctx, s.events) : s.formatted;
-    const entry: Record<string, any> = {
+    const entry: JoinedRoom = {
       timeline: {
         events,
         limited: false,
@@ -273,7 +269,7 @@ async function frame(
   }
   const next: SyncToken = { stream: ask.upto, typing: ask.typingSerial };
   saveSentMembers(ctx, next);
-  const body: Record<string, any> = {
+  const body: SyncResponse = {
     next_batch: formatSyncToken(next),
     rooms: { join, invite: {}, leave: {}, knock: {} },
     presence: { events: [] },
@@ -294,7 +290,7 @@ async function frame(
 async function lazyMemberStates(live: Prepared[]): Promise<void> {
   const todo = live.flatMap((p) => p.rooms.filter((r) => r.missing).map((r) => ({ p, r })));
   if (todo.length === 0) return;
-  const formats = new Map<string, Promise<Record<string, any>[]>>();
+  const formats = new Map<string, Promise<SyncEvent[]>>();
   for (const { p, r } of todo) {
     const roomId = r.s.roomId;
     const [found] = await memberStatesAt(p.ctx, [{ roomId, stream: r.s.events[0].stream - 1 }]);

@@ -1,16 +1,12 @@
 /** /sync: the timeline, state and summary of joined and left rooms (spec: sync.yaml, "Lazy-loading room members"). */
-import type { MembershipRow, RoomAt, StoredEvent } from "../store/types.ts";
-import { eventAllowed, pickFields, type RoomEventFilter } from "./filters.ts";
-import {
-  alreadySent,
-  markMemberSent,
-  memberStatesAt,
-  prefetchMembers,
-  roomMembers,
-  type SyncCtx,
-} from "./sync-context.ts";
-import { formatSyncToken } from "./sync-token.ts";
-import { latestVisibleEvents, type StreamRange } from "./visibility.ts";
+
+import type { ClientEvent, SyncEvent } from "../../events/types.ts";
+import type { MembershipRow, RoomAt, StoredEvent } from "../../store/types.ts";
+import { eventAllowed, pickFields, type RoomEventFilter } from "../filters.ts";
+import { latestVisibleEvents, type StreamRange } from "../visibility.ts";
+import { alreadySent, markMemberSent, memberStatesAt, prefetchMembers, roomMembers, type SyncCtx } from "./context.ts";
+import { formatSyncToken } from "./token.ts";
+import type { RoomSummary, Timeline } from "./types.ts";
 
 export interface RoomWindow {
   roomId: string;
@@ -29,9 +25,9 @@ export interface RoomWindow {
 }
 
 export interface RoomBody {
-  timeline: { events: Record<string, any>[]; limited: boolean; prev_batch?: string };
-  state: { events: Record<string, any>[] };
-  summary?: Record<string, any>;
+  timeline: Timeline;
+  state: { events: SyncEvent[] };
+  summary?: RoomSummary;
   /** True when timeline/state carry anything (empty incremental rooms are left out of the response). */
   changed: boolean;
 }
@@ -49,7 +45,7 @@ interface Draft {
   /** Members that changed in the gap between `since` and the timeline: always sent when lazy loading. */
   gapMembers: Set<string>;
   heroes: string[];
-  summary?: Record<string, any>;
+  summary?: RoomSummary;
 }
 
 const key = (e: StoredEvent) => `${e.type}\u0000${e.stateKey}`;
@@ -195,14 +191,14 @@ function diffState(
 }
 
 /** m.heroes and member counts (spec: sync.yaml RoomSummary); also fills d.heroes for lazy loading. */
-function summaryOf(ctx: SyncCtx, d: Draft, members: MembershipRow[]): Record<string, any> {
+function summaryOf(ctx: SyncCtx, d: Draft, members: MembershipRow[]): RoomSummary {
   const s = summaryFor(ctx.userId, members);
   d.heroes.push(...s["m.heroes"]);
   return s;
 }
 
 /** The room summary as `userId` sees it (heroes: up to 5 other members, oldest membership first). */
-export function summaryFor(userId: string, members: MembershipRow[]): Record<string, any> {
+export function summaryFor(userId: string, members: MembershipRow[]): RoomSummary {
   let joined = 0;
   let invited = 0;
   const active: { userId: string; stream: number }[] = [];
@@ -263,12 +259,12 @@ async function lazyMembers(ctx: SyncCtx, drafts: Draft[]): Promise<void> {
 }
 
 /** ClientEventWithoutRoomID, with the filter's event_fields applied. */
-export async function format(ctx: SyncCtx, evs: StoredEvent[]): Promise<Record<string, any>[]> {
+export async function format(ctx: SyncCtx, evs: StoredEvent[]): Promise<SyncEvent[]> {
   if (evs.length === 0) return [];
   const out = await ctx.hs.clientEvents(evs, ctx.requester);
   const fields = ctx.filter.event_fields;
-  return out.map((e) => {
-    delete e.room_id;
+  return out.map((e): SyncEvent => {
+    delete (e as Partial<ClientEvent>).room_id;
     return fields ? pickFields(e, fields) : e;
   });
 }

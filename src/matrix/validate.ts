@@ -1,6 +1,6 @@
 /** Body/query validation for handlers: zod errors become Matrix M_BAD_JSON / M_MISSING_PARAM naming the key. */
 import type { z } from "zod";
-import { AmiError } from "../../core/errors.ts";
+import { AmiError } from "../core/errors.ts";
 
 export function parseBody<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
   // reportInput: zod 4 only records the offending input (to tell missing from wrong-typed) when asked.

@@ -1,10 +1,10 @@
 /** Shared state of one /sync computation and the small in-memory caches /sync keeps between requests. */
-import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
-import type { MembershipRow, RoomAt, StoredEvent } from "../store/types.ts";
-import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT } from "./filters.ts";
-import { mergeRuleset, PUSH_RULES_TYPE, type Ruleset } from "./push-rules.ts";
-import type { SyncToken } from "./sync-token.ts";
+import type { Homeserver } from "../../hs.ts";
+import type { MembershipRow, RoomAt, StoredEvent } from "../../store/types.ts";
+import { DEFAULT_TIMELINE_LIMIT, type Filter, MAX_TIMELINE_LIMIT } from "../filters.ts";
+import { mergeRuleset, PUSH_RULES_TYPE, type Ruleset } from "../push-rules.ts";
+import type { Requester } from "../requester.ts";
+import type { SyncToken } from "./token.ts";
 
 export interface SyncCtx {
   hs: Homeserver;

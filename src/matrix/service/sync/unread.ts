@@ -3,8 +3,10 @@
  * WebSocket hub builds a wake-up's frames together): each step is one store call for every user and room, and
  * users with the same new events to count read them once.
  */
-import type { MembershipRow, StoredEvent } from "../store/types.ts";
-import { evaluate, mergeRuleset, type NotifyContext, PUSH_RULES_TYPE } from "./push-rules.ts";
+
+import { field, isJsonObject } from "../../events/types.ts";
+import type { MembershipRow, StoredEvent } from "../../store/types.ts";
+import { evaluate, mergeRuleset, type NotifyContext, PUSH_RULES_TYPE } from "../push-rules.ts";
 import {
   ownDisplayname,
   prefetchMembers,
@@ -12,7 +14,7 @@ import {
   pushRulesWithStamp,
   roomMembers,
   type SyncCtx,
-} from "./sync-context.ts";
+} from "./context.ts";
 
 const NOTIFYING_TYPES = ["m.room.message", "m.room.encrypted", "m.call.invite", "m.room.tombstone"];
 /**
@@ -319,9 +321,12 @@ function joinedCount(members: MembershipRow[]): number {
   return n;
 }
 
-function mentionsRoom(ev: Record<string, any>): boolean {
-  const c = ev.content;
-  return !!c && (c["m.mentions"]?.room === true || (typeof c.body === "string" && c.body.includes("@room")));
+function mentionsRoom(ev: object): boolean {
+  const c = field(ev, "content");
+  return (
+    isJsonObject(c) &&
+    (field(c, "m.mentions", "room") === true || (typeof c.body === "string" && c.body.includes("@room")))
+  );
 }
 
 /** Which senders may notify the whole room: power level >= notifications.room (default 50). */

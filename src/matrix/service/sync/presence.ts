@@ -1,6 +1,8 @@
 /** Presence writes (spec: "Presence"), shared by PUT /presence/{userId}/status and /sync `set_presence`. */
-import type { Homeserver } from "../hs.ts";
-import { ACTIVE_WINDOW_MS } from "./sync-extras.ts";
+
+import type { JsonObject } from "../../events/types.ts";
+import type { Homeserver } from "../../hs.ts";
+import { ACTIVE_WINDOW_MS } from "./extras.ts";
 
 export const PRESENCE_STATES = ["online", "offline", "unavailable"] as const;
 export type PresenceState = (typeof PRESENCE_STATES)[number];
@@ -40,11 +42,11 @@ export async function touchPresence(hs: Homeserver, userId: string, setPresenceP
   await setPresence(hs, userId, want);
 }
 
-export async function getPresence(hs: Homeserver, userId: string): Promise<Record<string, any>> {
+export async function getPresence(hs: Homeserver, userId: string): Promise<JsonObject> {
   const p = hs.config.presence.enabled ? await hs.store.ephemeral.getPresence(userId) : null;
   if (!p) return { presence: "offline" };
   const ago = Math.max(0, Date.now() - p.lastActiveTs);
-  const out: Record<string, any> = {
+  const out: JsonObject = {
     presence: p.presence,
     last_active_ago: ago,
     currently_active: p.presence === "online" && ago < ACTIVE_WINDOW_MS,

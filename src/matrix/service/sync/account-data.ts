@@ -1,8 +1,9 @@
 /** Client account data (spec: "Client Config") and room tags (spec: "Room Tagging"); delivered by /sync. */
-import { AmiError } from "../../core/errors.ts";
-import type { Homeserver } from "../hs.ts";
-import { getRuleset, PUSH_RULES_TYPE, pushRulesContent } from "./push-rules.ts";
-import { FULLY_READ } from "./sync-receipts.ts";
+import { AmiError } from "../../../core/errors.ts";
+import type { EventContent, JsonObject } from "../../events/types.ts";
+import type { Homeserver } from "../../hs.ts";
+import { getRuleset, PUSH_RULES_TYPE, pushRulesContent } from "../push-rules.ts";
+import { FULLY_READ } from "./receipts.ts";
 
 /** Types the server manages itself: clients must use their own APIs (spec: 405 M_BAD_JSON). */
 const SERVER_MANAGED = new Set([FULLY_READ, PUSH_RULES_TYPE]);
@@ -19,7 +20,7 @@ export async function putAccountData(
   userId: string,
   roomId: string | null,
   type: string,
-  content: Record<string, any>,
+  content: EventContent,
 ): Promise<void> {
   await hs.stream.write((stream) => hs.store.accountData.setAccountData({ userId, roomId, type, content, stream }), {
     kind: "users",
@@ -32,7 +33,7 @@ export async function getAccountDataContent(
   userId: string,
   roomId: string | null,
   type: string,
-): Promise<Record<string, any>> {
+): Promise<EventContent> {
   if (roomId === null && type === PUSH_RULES_TYPE) return pushRulesContent(await getRuleset(hs, userId));
   const row = type.startsWith("ami.") ? null : await hs.store.accountData.getAccountData(userId, roomId, type);
   if (!row) throw new AmiError("M_NOT_FOUND", "Account data not found");
@@ -41,7 +42,7 @@ export async function getAccountDataContent(
 
 export const TAG_TYPE = "m.tag";
 
-export async function getTags(hs: Homeserver, userId: string, roomId: string): Promise<Record<string, any>> {
+export async function getTags(hs: Homeserver, userId: string, roomId: string): Promise<JsonObject> {
   const row = await hs.store.accountData.getAccountData(userId, roomId, TAG_TYPE);
   const tags = row?.content.tags;
   return tags && typeof tags === "object" && !Array.isArray(tags) ? tags : {};
@@ -53,7 +54,7 @@ export async function changeTag(
   userId: string,
   roomId: string,
   tag: string,
-  content: Record<string, any> | null,
+  content: JsonObject | null,
 ): Promise<void> {
   await hs.stream.write(
     async (stream) => {

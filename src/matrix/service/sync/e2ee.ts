@@ -7,12 +7,13 @@
  * A response that was lost is therefore delivered again, and a message is never dropped before the client
  * moved past it.
  */
-import type { Homeserver } from "../hs.ts";
-import type { Requester } from "../http/types.ts";
-import { deviceListsBetween } from "./keys.ts";
+import type { Homeserver } from "../../hs.ts";
+import { deviceListsBetween } from "../keys.ts";
+import type { Requester } from "../requester.ts";
+import type { ToDeviceEvent } from "./types.ts";
 
 export interface E2eeSync {
-  to_device: { events: { sender: string; type: string; content: Record<string, any> }[] };
+  to_device: { events: ToDeviceEvent[] };
   device_lists: { changed: string[]; left: string[] };
   device_one_time_keys_count: Record<string, number>;
   device_unused_fallback_key_types: string[];

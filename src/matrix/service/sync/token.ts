@@ -3,7 +3,7 @@
  * delivered"; the typing part is the TypingService serial seen. /sync `next_batch` and timeline `prev_batch` use this
  * format, and GET /rooms/{roomId}/messages accepts it as `from`/`to` (see paginationFrom).
  */
-import { AmiError } from "../../core/errors.ts";
+import { AmiError } from "../../../core/errors.ts";
 
 export interface SyncToken {
   stream: number;

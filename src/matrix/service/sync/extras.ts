@@ -1,8 +1,11 @@
 /** /sync: stripped state of invites and knocks, account data, and presence. */
-import type { AccountDataRow, MembershipRow, StoredEvent } from "../store/types.ts";
-import { eventAllowed, limitNewest, pickFields } from "./filters.ts";
-import { mergeRuleset, PUSH_RULES_TYPE, pushRulesContent } from "./push-rules.ts";
-import type { SyncCtx } from "./sync-context.ts";
+
+import type { BasicEvent, EventContent, StrippedStateEvent } from "../../events/types.ts";
+import type { AccountDataRow, MembershipRow, StoredEvent } from "../../store/types.ts";
+import { eventAllowed, limitNewest, pickFields } from "../filters.ts";
+import { mergeRuleset, PUSH_RULES_TYPE, pushRulesContent } from "../push-rules.ts";
+import type { SyncCtx } from "./context.ts";
+import type { SyncBasicEvent } from "./types.ts";
 
 /** State shown to invitees and knockers (spec: "Stripped state"; the recommended set plus the topic). */
 const STRIPPED_TYPES = [
@@ -27,7 +30,7 @@ const stripped = (e: StoredEvent) => ({
  * invite carrying `unsigned.invite_room_state` (federated invites) is used as given. One store call per step
  * for all rooms.
  */
-export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promise<Record<string, any>[][]> {
+export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promise<StrippedStateEvent[][]> {
   if (rows.length === 0) return [];
   const { store } = ctx.hs;
   const byId = new Map((await store.events.getEvents(rows.map((m) => m.eventId))).map((e) => [e.eventId, e]));
@@ -45,7 +48,7 @@ export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promi
     store.events.getStatesAt(own, STRIPPED_TYPES),
     store.events.getStatesAt(inviters, ["m.room.member"]),
   ]);
-  const out: Record<string, any>[][] = rows.map(() => []);
+  const out: StrippedStateEvent[][] = rows.map(() => []);
   rows.forEach((_, i) => {
     const g = given[i];
     if (Array.isArray(g)) out[i].push(...g.filter((e) => e && typeof e === "object" && e.type !== "m.room.member"));
@@ -67,8 +70,8 @@ export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promi
 const isInternal = (type: string) => type.startsWith("ami.");
 
 export interface AccountDataSplit {
-  global: Record<string, any>[];
-  rooms: Map<string, Record<string, any>[]>;
+  global: SyncBasicEvent[];
+  rooms: Map<string, SyncBasicEvent[]>;
 }
 
 /** Account data changed since the token (all of it on an initial sync), split into global and per room. */
@@ -79,8 +82,8 @@ export async function accountData(ctx: SyncCtx): Promise<AccountDataSplit> {
   rows.sort((a, b) => a.stream - b.stream);
   const globalFilter = ctx.filter.account_data;
   const roomFilter = ctx.filter.room?.account_data;
-  const global: Record<string, any>[] = [];
-  const rooms = new Map<string, Record<string, any>[]>();
+  const global: SyncBasicEvent[] = [];
+  const rooms = new Map<string, SyncBasicEvent[]>();
   let sawPushRules = false;
   for (const r of rows) {
     if (r.roomId === null) {
@@ -106,29 +109,29 @@ export async function accountData(ctx: SyncCtx): Promise<AccountDataSplit> {
   };
 }
 
-function toEvent(ctx: SyncCtx, r: AccountDataRow): Record<string, any> {
+function toEvent(ctx: SyncCtx, r: AccountDataRow): SyncBasicEvent {
   const content =
     r.type === PUSH_RULES_TYPE && r.roomId === null ? pushRulesContent(mergeRuleset(ctx.userId, r.content)) : r.content;
   return withFields(ctx, { type: r.type, content });
 }
 
-const withFields = (ctx: SyncCtx, e: Record<string, any>) =>
+const withFields = (ctx: SyncCtx, e: BasicEvent): SyncBasicEvent =>
   ctx.filter.event_fields ? pickFields(e, ctx.filter.event_fields) : e;
 
 /** A user counts as currently active for this long after their last activity. */
 export const ACTIVE_WINDOW_MS = 60_000;
 
 /** m.presence events of users sharing a room with the syncing user (and the user's own), changed since the token. */
-export async function presenceEvents(ctx: SyncCtx, userIds: Set<string>): Promise<Record<string, any>[]> {
+export async function presenceEvents(ctx: SyncCtx, userIds: Set<string>): Promise<SyncBasicEvent[]> {
   if (!ctx.hs.config.presence.enabled || userIds.size === 0) return [];
   const f = ctx.filter.presence;
   if (f && !eventAllowed(f, "m.presence", undefined) && f.types) return [];
   const rows = await ctx.hs.store.ephemeral.getPresenceSince([...userIds], ctx.since?.stream ?? 0);
-  const out: Record<string, any>[] = [];
+  const out: SyncBasicEvent[] = [];
   for (const p of rows.sort((a, b) => a.stream - b.stream)) {
     if (p.stream > ctx.upto || !eventAllowed(f, "m.presence", p.userId)) continue;
     const ago = Math.max(0, ctx.now - p.lastActiveTs);
-    const content: Record<string, any> = {
+    const content: EventContent = {
       presence: p.presence,
       last_active_ago: ago,
       currently_active: p.presence === "online" && ago < ACTIVE_WINDOW_MS,

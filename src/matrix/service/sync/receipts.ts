@@ -1,6 +1,6 @@
 /** Receipts and read markers (spec: "Receipts", "Fully read markers"); both are delivered by /sync. */
-import { AmiError } from "../../core/errors.ts";
-import type { Homeserver } from "../hs.ts";
+import { AmiError } from "../../../core/errors.ts";
+import type { Homeserver } from "../../hs.ts";
 
 export const RECEIPT_TYPES = ["m.read", "m.read.private"] as const;
 export const FULLY_READ = "m.fully_read";

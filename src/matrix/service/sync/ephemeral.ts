@@ -1,7 +1,9 @@
-/** /sync: ephemeral events (m.typing, m.receipt) of joined rooms (unread counts: sync-unread.ts). */
-import type { ReceiptRow } from "../store/types.ts";
-import { eventAllowed, limitNewest, roomAllowed } from "./filters.ts";
-import type { SyncCtx } from "./sync-context.ts";
+/** /sync: ephemeral events (m.typing, m.receipt) of joined rooms (unread counts: unread.ts). */
+
+import type { BasicEvent } from "../../events/types.ts";
+import type { ReceiptRow } from "../../store/types.ts";
+import { eventAllowed, limitNewest, roomAllowed } from "../filters.ts";
+import type { SyncCtx } from "./context.ts";
 
 /** Receipts of these rooms newer than `since` (all of them on an initial sync), grouped by room. */
 export async function receiptsByRoom(ctx: SyncCtx, roomIds: string[]): Promise<Map<string, ReceiptRow[]>> {
@@ -33,22 +35,22 @@ export function ephemeralEvents(
   roomId: string,
   typingChanged: boolean,
   receipts: ReceiptRow[] | undefined,
-): Record<string, any>[] {
+): BasicEvent[] {
   const f = ctx.filter.room?.ephemeral;
   if (!roomAllowed(f, roomId)) return [];
-  const out: Record<string, any>[] = [];
+  const out: BasicEvent[] = [];
   if (typingChanged && eventAllowed(f, "m.typing", undefined)) {
     out.push({ type: "m.typing", content: { user_ids: ctx.hs.typing.typingIn(roomId) } });
   }
   if (receipts?.length && eventAllowed(f, "m.receipt", undefined)) {
-    const content: Record<string, Record<string, Record<string, Record<string, any>>>> = {};
+    const content: Record<string, Record<string, Record<string, { ts: number; thread_id?: string }>>> = {};
     for (const r of receipts) {
       if (f?.not_senders?.includes(r.userId) || (f?.senders && !f.senders.includes(r.userId))) continue;
       content[r.eventId] ??= {};
       const byType = content[r.eventId];
       byType[r.type] ??= {};
       const users = byType[r.type];
-      const receipt: Record<string, any> = { ts: r.ts };
+      const receipt: { ts: number; thread_id?: string } = { ts: r.ts };
       if (r.threadId !== null) receipt.thread_id = r.threadId;
       users[r.userId] = receipt;
     }
