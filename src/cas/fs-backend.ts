@@ -25,7 +25,7 @@ import {
 } from "./types.ts";
 
 /** Chunks hashed in flight per put: enough to keep the thread pool busy, few enough to bound memory. */
-const WRITES_IN_FLIGHT = 8;
+const WRITES_IN_FLIGHT = 4;
 /** Runs read ahead per get: overlaps disk reads with hashing and the consumer. */
 const READ_AHEAD = 4;
 /** One positioned read per run of adjacent chunks, up to this much. */

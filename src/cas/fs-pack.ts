@@ -21,7 +21,7 @@ const MAGIC = Buffer.from("AMIPACK1");
 const ENTRY = 44;
 const TRAILER = 48;
 /** Chunks are gathered into one writev of about this much. */
-const FLUSH_BYTES = 1024 * 1024;
+const FLUSH_BYTES = 256 * 1024;
 
 export interface PackEntry {
   hash: string;
