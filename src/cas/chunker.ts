@@ -76,7 +76,7 @@ export async function* chunkStream(
   p: ChunkParams,
 ): AsyncGenerator<Buffer> {
   const m = masksFor(p.avg);
-  let buf = Buffer.allocUnsafe(p.max * 4);
+  let buf = Buffer.allocUnsafe(p.max * 3);
   let start = 0;
   let end = 0;
   const drain = function* (final: boolean): Generator<Buffer> {

@@ -5,12 +5,15 @@
  *  1. objects with no hold are moved to trash/, their holds looked at again (a hold taken meanwhile wins: the
  *     object goes back; `hold()` also takes it back itself), then deleted;
  *  2. mark: the chunks of every remaining object and of every live put's lease;
- *  3. unmarked chunks are moved to trash/;
+ *  3. packs that are mostly dead (live bytes < half), and small packs (merged), are moved to trash/ whole, as are
+ *     chunk files of the layout before packs;
  *  4. leases and the object list are read again: a put that named a chunk in its lease before step 3 is seen
- *     now (its chunk goes back); one that names it later looks for the chunk after it was moved and writes it
- *     again. Objects committed meanwhile are marked the same way;
- *  5. what is still in the trash is deleted.
- * Readers that race a move fall back to the trash path. One GC at a time (gc.lock, with the owner's pid).
+ *     now; one that names it later finds its pack gone (a put checks after naming) and writes the chunk again.
+ *     Objects committed meanwhile are marked the same way;
+ *  5. the live chunks of what was moved are copied into a new pack, which is named (fsync, rename) before the
+ *     moved files are deleted.
+ * Readers that race a move fall back to the trash path, then to a fresh look at packs/. One GC at a time
+ * (gc.lock, with the owner's pid).
  */
 import { open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -18,8 +21,15 @@ import { pidAlive } from "../control/proc.ts";
 import { AmiError } from "../core/errors.ts";
 import type { FsCasStore } from "./fs-backend.ts";
 import { pidOfTemp, readLease } from "./fs-layout.ts";
+import { type PackEntry, PackWriter, readExact, readPackIndex } from "./fs-pack.ts";
 import { isHex64, sha256Hex } from "./ids.ts";
 import type { CorruptChunk, GcReport, VerifyReport } from "./types.ts";
+
+/** A pack whose live bytes are below this share of its data is rewritten. */
+const COMPACT_BELOW = 0.5;
+/** Packs smaller than this (one small upload each) are merged once there are MERGE_SMALL of them. */
+const SMALL_PACK = 4 * 1024 * 1024;
+const MERGE_SMALL = 8;
 
 const isNoEnt = (e: unknown) => (e as NodeJS.ErrnoException)?.code === "ENOENT";
 const ignoreNoEnt = (e: unknown) => {
@@ -52,9 +62,11 @@ async function leaseHashes(s: FsCasStore, into: Set<string>): Promise<void> {
   }
 }
 
+/** Chunk files of the layout before packs. */
 async function chunkNames(s: FsCasStore): Promise<string[]> {
   const out: string[] = [];
   const root = s.layout.dir("chunks");
+  if (!s.layout.legacyChunks) return out;
   for (const shard of await readdir(root))
     for (const f of await readdir(join(root, shard))) if (isHex64(f)) out.push(f);
   return out;
@@ -77,6 +89,8 @@ export async function collectGarbage(s: FsCasStore): Promise<GcReport> {
       const name = f.slice(2);
       const to = f.startsWith("c-") ? L.chunk(name) : f.startsWith("m-") ? L.object(name) : undefined;
       if (to && isHex64(name)) await rename(L.trash(f), to).catch(ignoreNoEnt);
+      else if (f.startsWith("p-") && /^[0-9a-f]+$/.test(name))
+        await rename(L.trash(f), L.pack(name)).catch(ignoreNoEnt);
       else await unlink(L.trash(f)).catch(ignoreNoEnt);
     }
     // Temp files and leases of writers that are gone (a kill -9 during put leaves these, never an object).
@@ -147,13 +161,35 @@ export async function collectGarbage(s: FsCasStore): Promise<GcReport> {
     for (const id of await s.objectIds()) await mark(id); // a corrupt manifest throws: better no GC than a wrong one
     await leaseHashes(s, live);
 
-    // 3. move the unmarked chunks aside
-    const moved: string[] = [];
+    // 3. move aside: sparse packs, small packs (to merge them), and every legacy chunk file
+    await s.packs.refresh(true);
+    const movedPacks: [string, PackEntry[]][] = [];
+    const small: [string, PackEntry[]][] = [];
+    for (const [name, entries] of s.packs.packs) {
+      let all = 0;
+      let alive = 0;
+      for (const e of entries) {
+        all += e.len;
+        if (live.has(e.hash)) alive += e.len;
+      }
+      if (alive < all * COMPACT_BELOW || all === 0) movedPacks.push([name, entries]);
+      else if (all < SMALL_PACK) small.push([name, entries]);
+    }
+    if (small.length >= MERGE_SMALL) movedPacks.push(...small);
+    const moved: [string, PackEntry[]][] = [];
+    for (const [name, entries] of movedPacks) {
+      try {
+        await rename(L.pack(name), L.trash(`p-${name}`));
+        moved.push([name, entries]);
+      } catch (e) {
+        ignoreNoEnt(e);
+      }
+    }
+    const movedLegacy: string[] = [];
     for (const h of await chunkNames(s)) {
-      if (live.has(h)) continue;
       try {
         await rename(L.chunk(h), L.trash(`c-${h}`));
-        moved.push(h);
+        movedLegacy.push(h);
       } catch (e) {
         ignoreNoEnt(e);
       }
@@ -163,24 +199,51 @@ export async function collectGarbage(s: FsCasStore): Promise<GcReport> {
     await leaseHashes(s, live);
     for (const id of await s.objectIds()) if (!marked.has(id)) await mark(id);
 
-    // 5. delete
-    for (const h of moved) {
-      const t = L.trash(`c-${h}`);
-      if (live.has(h)) {
-        await rename(t, L.chunk(h)).catch(ignoreNoEnt);
-        continue;
+    // 5. copy what is live into a new pack, name it, then delete what was moved
+    await s.packs.refresh(true);
+    const have = new Set<string>();
+    for (const entries of s.packs.packs.values()) for (const e of entries) have.add(e.hash);
+    const writer = new PackWriter(L, s.packMaxBytes);
+    let movedBytes = 0;
+    try {
+      for (const [name, entries] of moved) {
+        const fh = await open(L.trash(`p-${name}`), "r");
+        try {
+          movedBytes += (await fh.stat()).size;
+          for (const e of entries) {
+            if (live.has(e.hash) && !have.has(e.hash)) {
+              have.add(e.hash);
+              await writer.add(e.hash, await readExact(fh, e.off, e.len));
+            } else r.chunksDeleted++;
+          }
+        } finally {
+          await fh.close();
+        }
       }
-      try {
-        const { size } = await stat(t);
-        await unlink(t);
-        r.chunksDeleted++;
-        r.bytesFreed += size;
-      } catch (e) {
-        ignoreNoEnt(e);
+      for (const h of movedLegacy) {
+        const t = L.trash(`c-${h}`);
+        if (live.has(h) && !have.has(h)) {
+          have.add(h);
+          const b = await readFile(t);
+          movedBytes += b.length;
+          await writer.add(h, b);
+        } else {
+          movedBytes += (await stat(t)).size;
+          r.chunksDeleted++;
+        }
       }
+      await writer.finish();
+    } catch (e) {
+      await writer.abort();
+      throw e; // what was moved stays in the trash; the next GC puts it back and decides again
     }
+    for (const d of writer.done) s.packs.add(d.name, d.entries);
+    for (const [name] of moved) await unlink(L.trash(`p-${name}`)).catch(ignoreNoEnt);
+    for (const h of movedLegacy) await unlink(L.trash(`c-${h}`)).catch(ignoreNoEnt);
+    r.bytesFreed = Math.max(0, movedBytes - writer.done.reduce((n, d) => n + d.bytes, 0));
+    await s.packs.refresh(true);
     r.objectsKept = marked.size;
-    r.chunksKept = (await chunkNames(s)).length;
+    r.chunksKept = s.packs.chunkCount + (await chunkNames(s)).length;
     return r;
   } finally {
     await unlock();
@@ -208,22 +271,65 @@ export async function verifyStore(
       corruptObjects.push(id);
     }
   }
-  const hashes = new Set(users.keys());
-  if (!ref) for (const h of await chunkNames(s)) hashes.add(h);
   const corrupt: CorruptChunk[] = [];
   let bytesChecked = 0;
   let done = 0;
-  for (const h of hashes) {
-    const objects = users.get(h) ?? [];
+  const found = new Set<string>();
+  const check = (h: string, b: Buffer) => {
+    found.add(h);
+    bytesChecked += b.length;
+    if (sha256Hex(b) !== h && !corrupt.some((c) => c.chunk === h))
+      corrupt.push({ chunk: h, objects: users.get(h) ?? [], problem: "mismatch" });
+  };
+  // Every copy in every pack (one object: only its chunks), read pack by pack in file order.
+  await s.packs.refresh(true);
+  const packs = [...s.packs.packs.keys()];
+  let total = ref ? users.size : s.packs.chunkCount;
+  for (const name of packs) {
+    const fh = await open(s.layout.pack(name), "r").catch((e) => {
+      ignoreNoEnt(e); // compacted by a GC meanwhile: its chunks are looked up again below
+    });
+    if (!fh) continue;
     try {
-      const b = await readFile(s.layout.chunk(h));
-      bytesChecked += b.length;
-      if (sha256Hex(b) !== h) corrupt.push({ chunk: h, objects, problem: "mismatch" });
-    } catch (e) {
-      if (!isNoEnt(e)) throw e;
-      if (objects.length) corrupt.push({ chunk: h, objects, problem: "missing" });
+      const entries = (await readPackIndex(s.layout.pack(name)).catch(() => s.packs.packs.get(name))) ?? [];
+      for (const e of entries) {
+        if (ref && !users.has(e.hash)) continue;
+        check(e.hash, await readExact(fh, e.off, e.len));
+        if (++done % 256 === 0) progress?.(done, total);
+      }
+    } finally {
+      await fh.close();
     }
-    if (++done % 256 === 0) progress?.(done, hashes.size);
   }
-  return { objectsChecked: ids.length, chunksChecked: hashes.size, bytesChecked, corrupt, corruptObjects };
+  // Chunk files of the layout before packs, and chunks not found (moved by a GC meanwhile, or missing).
+  const rest = new Set<string>(ref ? [] : await chunkNames(s));
+  for (const h of users.keys()) if (!found.has(h)) rest.add(h);
+  total = done + rest.size;
+  for (const h of rest) {
+    let b: Buffer | undefined;
+    const loc = await s.locate(h);
+    if (loc) {
+      const fh = await open(loc.path, "r").catch(() => undefined);
+      if (fh) {
+        try {
+          b = await readExact(fh, loc.off, loc.len);
+        } catch {
+          b = undefined;
+        } finally {
+          await fh.close();
+        }
+      }
+    }
+    if (b) check(h, b);
+    else if (users.get(h)?.length) corrupt.push({ chunk: h, objects: users.get(h)!, problem: "missing" });
+    if (++done % 256 === 0) progress?.(done, total);
+  }
+  for (const name of s.packs.bad) corruptObjects.push(`pack:${name}`);
+  return {
+    objectsChecked: ids.length,
+    chunksChecked: found.size + corrupt.filter((c) => c.problem === "missing").length,
+    bytesChecked,
+    corrupt,
+    corruptObjects,
+  };
 }

@@ -1,37 +1,46 @@
 /**
  * On-disk layout of the filesystem backend and its durable-write primitives.
  *
- *   <root>/chunks/<aa>/<sha256>      chunk bytes (fan-out by the first hex byte: 256 directories)
+ *   <root>/packs/<name>.pack         chunk bytes, many chunks per file, each pack ending in its index (fs-pack.ts)
+ *   <root>/chunks/<aa>/<sha256>      one file per chunk: the layout before packs, still read; GC moves them into packs
  *   <root>/objects/<aa>/<id>         canonical manifests (id = SHA-256 of these bytes)
  *   <root>/by-sha256/<aa>/<sha256>   whole-file SHA-256 -> id (for `cas get <sha256|cid>`)
  *   <root>/holds/<id>/<name>         named holds (pins, later: Matrix media, recordings); the reference count
- *   <root>/tmp/<pid>-<rand>.tmp      files being written; <pid>-<rand>.lease: chunks an in-flight put relies on
+ *   <root>/tmp/<pid>-<rand>.tmp      files (and packs) being written; <pid>-<rand>.lease: chunks an in-flight put
+ *                                    relies on
  *   <root>/trash/                    what GC is about to delete (readers fall back here, see fs-gc.ts)
  *
  * Everything visible is written as temp file + fsync + rename, so a kill -9 or power cut leaves either the
  * whole file or none of it; temp files name their writer's pid so GC can tell a dead writer's leftovers.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 
 export class FsLayout {
   readonly root: string;
   readonly fsync: boolean;
+  /** A store written before packs: its chunks/ files are still read, and moved into packs by GC. */
+  readonly legacyChunks: boolean;
 
   constructor(root: string, fsync: boolean) {
     this.root = root;
     this.fsync = fsync;
-    for (const d of ["chunks", "objects", "by-sha256"]) {
+    for (const d of ["objects", "by-sha256"]) {
       for (let i = 0; i < 256; i++) mkdirSync(join(root, d, i.toString(16).padStart(2, "0")), { recursive: true });
     }
-    for (const d of ["holds", "tmp", "trash"]) mkdirSync(join(root, d), { recursive: true });
+    for (const d of ["packs", "holds", "tmp", "trash"]) mkdirSync(join(root, d), { recursive: true });
+    this.legacyChunks = existsSync(join(root, "chunks"));
   }
 
   dir(kind: string): string {
     return join(this.root, kind);
   }
+  pack(name: string): string {
+    return join(this.root, "packs", `${name}.pack`);
+  }
+  /** A chunk file of the layout before packs. */
   chunk(h: string): string {
     return join(this.root, "chunks", h.slice(0, 2), h);
   }

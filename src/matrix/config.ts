@@ -47,7 +47,7 @@ export const matrixSchema = z
           .int()
           .positive()
           .default(50 * 1024 * 1024),
-        /** Where media files live; default: <home>/data/matrix/media. */
+        /** Media files from before the content-addressed store (still served; uploads go to cas); default: <home>/data/matrix/media. */
         storePath: z.string().nullable().default(null),
       })
       .strict()

@@ -3,6 +3,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { join } from "node:path";
+import { openStoreAt } from "../cas/open.ts";
+import type { CasStore } from "../cas/types.ts";
 import type { MatrixConfig } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
@@ -33,6 +35,7 @@ class HomeserverImpl implements Homeserver {
   /** From config, else http://<host>:<bound port> (set once listening, so `port: 0` gives the real port). */
   publicBaseUrl: string;
   readonly mediaDir: string;
+  readonly cas: CasStore;
   readonly registrationSharedSecret: string;
   readonly notifier: Notifier;
   readonly stream: StreamWriter;
@@ -53,8 +56,10 @@ class HomeserverImpl implements Homeserver {
     signingKey: SigningKey,
     dataDir: string,
     maxStream: number,
+    cas: CasStore,
   ) {
     this.config = config;
+    this.cas = cas;
     this.store = store;
     this.log = log;
     this.signingKey = signingKey;
@@ -143,12 +148,21 @@ export interface RunningHomeserver {
   close(): Promise<void>;
 }
 
-/** Open the store and start listening. `port: 0` picks a free port (tests). */
-export async function startHomeserver(config: MatrixConfig, dataDir: string, log: Logger): Promise<RunningHomeserver> {
+/**
+ * Open the store and start listening. `port: 0` picks a free port (tests). `cas` is the runtime home's
+ * content-addressed store (the service passes it); without one, a store under dataDir/cas (tests, embedded use).
+ */
+export async function startHomeserver(
+  config: MatrixConfig,
+  dataDir: string,
+  log: Logger,
+  cas?: CasStore,
+): Promise<RunningHomeserver> {
   mkdirSync(dataDir, { recursive: true });
   const store = await openStore(config.database, dataDir);
   const signingKey = loadOrCreateSigningKey(join(dataDir, "signing.key"));
-  const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, await store.getMaxStream());
+  const blobs = cas ?? openStoreAt(join(dataDir, "cas"));
+  const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, await store.getMaxStream(), blobs);
   const limits: ListenerLimits = {
     ...DEFAULT_LIMITS,
     maxConnections: config.limits.maxConnections,

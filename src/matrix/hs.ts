@@ -3,6 +3,7 @@
  * Services receive the Homeserver in their constructor (no global singletons). The composition root
  * is homeserver.ts.
  */
+import type { CasStore } from "../cas/types.ts";
 import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
@@ -98,7 +99,10 @@ export interface Homeserver {
   readonly signingKey: SigningKey;
   /** Data dir of the matrix service (media store, signing key, shared secret). */
   readonly dataDir: string;
+  /** Media files of versions before the content-addressed store (still served; new uploads go to `cas`). */
   readonly mediaDir: string;
+  /** The runtime home's content-addressed store: media bytes, deduplicated (src/cas/). */
+  readonly cas: CasStore;
   /** Shared secret for /_synapse/admin/v1/register (from config or generated into dataDir). */
   readonly registrationSharedSecret: string;
   readonly stream: StreamWriter;

@@ -25,7 +25,8 @@ export const matrixService: ServiceDef = {
   async start(config, { paths, log }) {
     // Loaded here, not at the top: the CLI lists services on every call and should not pay for the homeserver.
     const { startHomeserver } = await import("./homeserver.ts");
-    const hs = await startHomeserver(withTurn(config), paths.serviceData("matrix"), log);
+    const { openStore } = await import("../cas/open.ts");
+    const hs = await startHomeserver(withTurn(config), paths.serviceData("matrix"), log, openStore({ config, paths }));
     return { url: hs.url, close: () => hs.close() };
   },
 };

@@ -2,7 +2,9 @@
  * The media service's process-level object: hub + RTMP and SRT ingest + pulls + per-path CMAF outputs,
  * recordings and restreams + HTTP.
  */
+
 import { join } from "node:path";
+import type { CasStore } from "../cas/types.ts";
 import type { MediaConfig } from "../config.ts";
 import { urlHost } from "../core/http/address.ts";
 import type { Logger } from "../core/logger.ts";
@@ -32,6 +34,8 @@ export interface MediaServerExtras {
   dataDir?: string;
   /** Bearer token that run-time changes (pulls, recordings, restreams) must carry. */
   apiToken?: string;
+  /** The runtime home's content-addressed store: finished recording files go into it (recordings.ts). */
+  cas?: CasStore;
 }
 
 export class MediaServer {
@@ -96,6 +100,7 @@ export class MediaServer {
       maxAgeSeconds: c.recordMaxAgeHours * 3600,
       maxBytes: c.recordMaxBytes,
       log,
+      cas: x.cas,
     });
   }
 

@@ -48,6 +48,8 @@ export interface RecordFileOptions {
   startMs: number;
   /** A write failed: the recording reports it; that file is given up, the next cut opens a new one. */
   onError(e: Error): void;
+  /** A file is finished (closed whole, or cut back after a failure): nothing writes to it any more. */
+  onFinished?(name: string): void;
 }
 
 export class RecordFiles implements MuxerSink {
@@ -64,6 +66,8 @@ export class RecordFiles implements MuxerSink {
   readonly #failed = new WeakSet<OpenFile>();
   #queued = 0;
   #pausedUntil = 0;
+  /** Files opened and not yet finished (the recording leaves them alone). */
+  readonly busy = new Set<string>();
 
   constructor(o: RecordFileOptions) {
     this.#o = o;
@@ -140,6 +144,7 @@ export class RecordFiles implements MuxerSink {
       initBytes,
     };
     this.#file = file;
+    this.busy.add(name);
     this.#write(file, this.#init as Buffer);
     return file;
   }
@@ -181,7 +186,12 @@ export class RecordFiles implements MuxerSink {
       await fh.close().catch(() => {});
     }
     if (file.good <= file.initBytes) await rm(file.path, { force: true }).catch(() => {});
+    this.#finished(file);
     this.#o.onError(e);
+  }
+
+  #finished(file: OpenFile): void {
+    if (this.busy.delete(file.name)) this.#o.onFinished?.(file.name);
   }
 
   #closeFile(): void {
@@ -192,7 +202,7 @@ export class RecordFiles implements MuxerSink {
     const ms = main ? Math.round((file.mainTicks * 1000) / main.timescale) : 0;
     this.#chain = this.#chain.then(async () => {
       const fh = await file.handle.catch(() => undefined);
-      if (!fh || this.#failed.has(file)) return;
+      if (!fh || this.#failed.has(file)) return this.#finished(file);
       try {
         if (file.good <= file.initBytes) {
           // Not one fragment made it in: no file rather than an empty one.
@@ -205,6 +215,7 @@ export class RecordFiles implements MuxerSink {
         await this.#fail(file, e as Error);
       } finally {
         await fh.close().catch(() => {});
+        this.#finished(file);
       }
     });
   }

@@ -26,9 +26,11 @@ export const mediaService: ServiceDef = {
     // Loaded here, not at the top: the CLI lists services on every call and should not pay for the media server.
     const { MediaServer } = await import("./media-server.ts");
     const { readControlToken } = await import("../control/client.ts");
+    const { openStore } = await import("../cas/open.ts");
     const m = await MediaServer.start(config.media, log, {
       dataDir: paths.serviceData("media"),
       apiToken: readControlToken(config, paths),
+      cas: openStore({ config, paths }),
     });
     return { url: m.httpUrl, close: () => m.close() };
   },

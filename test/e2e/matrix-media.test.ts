@@ -69,6 +69,39 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("the same file uploaded by two users is stored once in the content-addressed store", async () => {
+      const bytes = randomBytes(230_000); // several chunks at the store's default sizes
+      const other = (await k.register(`second${randomBytes(3).toString("hex")}`)).token;
+      const chunksBefore = (await k.hs.cas.list()).reduce((n, o) => n + o.chunks, 0);
+      const a = await upload(bytes, "application/octet-stream", "a.bin");
+      const b = await upload(bytes, "application/octet-stream", "b.bin", other);
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      assert.equal(b.status, 200, JSON.stringify(b.body));
+      const [ida, idb] = [a.body.content_uri, b.body.content_uri].map((u: string) => u.split("/").pop()!);
+      assert.notEqual(ida, idb, "two media ids");
+      const objects = (await k.hs.cas.list()).filter((o) => o.sha256 === sha(bytes));
+      assert.equal(objects.length, 1, "one object for both uploads");
+      assert.deepEqual(objects[0].holds, [`matrix.media:${ida}`, `matrix.media:${idb}`].sort());
+      assert.ok(objects[0].chunks >= 2, `${objects[0].chunks} chunk(s)`);
+      const chunksAfter = (await k.hs.cas.list()).reduce((n, o) => n + o.chunks, 0);
+      assert.equal(chunksAfter - chunksBefore, objects[0].chunks, "the chunks are counted once");
+      // Nothing of the second upload was new: putting the bytes again stores nothing.
+      const again = await k.hs.cas.put(bytes);
+      assert.deepEqual([again.id, again.newChunks, again.newBytes], [objects[0].id, 0, 0]);
+      for (const [id, t] of [
+        [ida, token],
+        [idb, other],
+      ]) {
+        const dl = await k.call("GET", `/_matrix/client/v1/media/download/localhost/${id}`, undefined, t);
+        assert.equal(dl.status, 200);
+        assert.ok(Buffer.from(dl.body).equals(bytes), `download of ${id} is byte-identical`);
+      }
+      // GC keeps held media.
+      await k.hs.cas.gc();
+      const dl = await k.call("GET", `/_matrix/client/v1/media/download/localhost/${idb}`, undefined, token);
+      assert.equal(sha(dl.body), sha(bytes));
+    });
+
     test("media from before the freeze is still served by the legacy unauthenticated routes", async () => {
       const bytes = Buffer.from("89504e470d0a1a0a0000000d4948445200000001000000010806000000", "hex");
       const id = `old${randomBytes(8).toString("hex")}`;

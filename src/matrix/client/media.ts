@@ -1,13 +1,16 @@
 /**
  * Content repository (spec: "Content repository"): upload, authenticated download/thumbnail under
  * /_matrix/client/v1/media, the legacy /_matrix/media/v3 routes, and the media config.
- * Files live in hs.mediaDir/<2 chars>/<mediaId>; each is written to a temp file, synced and renamed, and only
- * then recorded in the store, so a recorded media ID always has its complete bytes on disk.
+ * Bytes live in the content-addressed store (hs.cas, src/cas/): an upload is streamed into it and committed (held
+ * as "matrix.media:<mediaId>") before its row is written, so a recorded media ID always has its complete bytes, and
+ * the same file uploaded twice (by anyone) is stored once. The row's sha256 is the content address (the store
+ * resolves a whole-file SHA-256 to its object). Files of earlier versions, hs.mediaDir/<2 chars>/<mediaId>, are
+ * still served from there when the store does not have the bytes.
  */
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
@@ -68,35 +71,8 @@ export function contentDisposition(contentType: string, filename: string | null)
 
 const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.slice(0, 2), mediaId);
 
-/**
- * Streams the body to a temp file in the media dir while hashing it, then syncs and renames it into place:
- * memory per upload is one chunk, whatever the size. Returns the byte count and SHA-256.
- */
-async function writeUpload(
-  body: AsyncIterable<Buffer>,
-  tmp: string,
-  path: string,
-): Promise<{ size: number; sha256: string }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  const fh = await open(tmp, "wx", 0o600);
-  try {
-    for await (const chunk of body) {
-      hash.update(chunk);
-      size += chunk.length;
-      // Awaiting each write is the backpressure: the socket is not read faster than the disk takes it.
-      await fh.write(chunk);
-    }
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
-  return { size, sha256: hash.digest("hex") };
-}
+/** The hold that keeps an upload's bytes in the content-addressed store while its media row exists. */
+export const mediaHold = (mediaId: string) => `matrix.media:${mediaId}`;
 
 async function upload(req: MatrixRequest): Promise<Reply> {
   const { hs } = req;
@@ -109,44 +85,56 @@ async function upload(req: MatrixRequest): Promise<Reply> {
     throw new AmiError("M_INVALID_PARAM", "Invalid filename");
   }
   const mediaId = randomString(24);
-  const path = mediaPath(hs.mediaDir, mediaId);
-  const tmp = `${path}.${randomString(6)}.tmp`;
-  await mkdir(join(hs.mediaDir, mediaId.slice(0, 2)), { recursive: true });
-  const { size, sha256 } = await writeUpload(req.stream!, tmp, path);
+  // Memory per upload is the store's working buffer and the chunks in flight, whatever the size; awaiting the
+  // store is the backpressure (the socket is not read faster than chunks are hashed and written).
+  const put = await hs.cas.put(req.stream!, { hold: mediaHold(mediaId) });
   const row: MediaRow = {
     mediaId,
     uploader: req.requester!.userId,
     contentType,
     filename,
-    size,
-    sha256,
+    size: put.size,
+    sha256: put.sha256,
     createdTs: Date.now(),
   };
-  // A file no row names is litter nothing ever deletes (the row's write can fail: a full disk).
+  // Bytes no row names would be held forever (the row's write can fail: a full disk): let GC have them.
   await hs.store.media.putMedia(row).catch(async (e) => {
-    await rm(path, { force: true });
+    await hs.cas.release(put.id, mediaHold(mediaId)).catch(() => {});
     throw e;
   });
   return json({ content_uri: `mxc://${hs.serverName}/${mediaId}` });
 }
 
-async function find(req: MatrixRequest): Promise<{ row: MediaRow; path: string; size: number }> {
+interface Found {
+  row: MediaRow;
+  size: number;
+  open(): Readable;
+}
+
+async function find(req: MatrixRequest): Promise<Found> {
   const { serverName, mediaId } = req.params;
   const notFound = () => new AmiError("M_NOT_FOUND", "Media not found");
   // No federation: media of other servers is never here.
   if (serverName !== req.hs.serverName || !MEDIA_ID_RE.test(mediaId)) throw notFound();
   const row = await req.hs.store.media.getMedia(mediaId);
   if (!row) throw notFound();
+  const { cas } = req.hs;
+  const id = await cas.resolve(row.sha256).catch((e) => {
+    if (e instanceof AmiError && e.code === "M_NOT_FOUND") return undefined;
+    throw e;
+  });
+  if (id) return { row, size: row.size, open: () => Readable.from(cas.get(id)) };
+  // Uploaded before media went into the content-addressed store.
   const path = mediaPath(req.hs.mediaDir, mediaId);
   const st = await stat(path).catch(() => null);
   if (!st) throw notFound();
-  return { row, path, size: st.size };
+  return { row, size: st.size, open: () => createReadStream(path) };
 }
 
-function serve(row: MediaRow, path: string, size: number, filename: string | null): Reply {
+function serve({ row, size, open }: Found, filename: string | null): Reply {
   return {
     status: 200,
-    body: createReadStream(path),
+    body: open(),
     headers: {
       "Content-Type": row.contentType,
       "Content-Length": String(size),
@@ -162,12 +150,12 @@ function serve(row: MediaRow, path: string, size: number, filename: string | nul
 }
 
 async function download(req: MatrixRequest): Promise<Reply> {
-  const { row, path, size } = await find(req);
-  return serve(row, path, size, req.params.fileName || row.filename);
+  const found = await find(req);
+  return serve(found, req.params.fileName || found.row.filename);
 }
 
 /** The legacy routes' view: media uploaded after the freeze does not exist there. */
-async function findFrozen(req: MatrixRequest): Promise<{ row: MediaRow; path: string; size: number }> {
+async function findFrozen(req: MatrixRequest): Promise<Found> {
   const found = await find(req);
   if (found.row.createdTs >= MEDIA_FREEZE_TS)
     throw new AmiError("M_NOT_FOUND", "Media not found (newer media is served only by /_matrix/client/v1/media)");
@@ -175,8 +163,8 @@ async function findFrozen(req: MatrixRequest): Promise<{ row: MediaRow; path: st
 }
 
 async function legacyDownload(req: MatrixRequest): Promise<Reply> {
-  const { row, path, size } = await findFrozen(req);
-  return serve(row, path, size, req.params.fileName || row.filename);
+  const found = await findFrozen(req);
+  return serve(found, req.params.fileName || found.row.filename);
 }
 
 async function thumbnail(req: MatrixRequest, lookup = find): Promise<Reply> {
@@ -187,11 +175,11 @@ async function thumbnail(req: MatrixRequest, lookup = find): Promise<Reply> {
   const method = req.query.get("method");
   if (method !== null && method !== "crop" && method !== "scale")
     throw new AmiError("M_INVALID_PARAM", "'method' must be crop or scale");
-  const { row, path, size } = await lookup(req);
-  if (!THUMBNAILABLE.has(baseType(row.contentType)))
+  const found = await lookup(req);
+  if (!THUMBNAILABLE.has(baseType(found.row.contentType)))
     throw new AmiError("M_NOT_FOUND", "No thumbnail available for this media");
   // No image resizer is built in: the original image is the thumbnail (clients scale it), never a fake resize.
-  return serve(row, path, size, row.filename);
+  return serve(found, found.row.filename);
 }
 
 const config = async (req: MatrixRequest): Promise<Reply> =>

@@ -1,4 +1,7 @@
-/** `ami-streams stream record start|stop --path P`: segmented MP4 files with retention, written by the media service. */
+/**
+ * `ami-streams stream record start|stop --path P`: segmented MP4 files with retention, written by the media service;
+ * finished files go into the content-addressed store (read one back with `ami-streams cas get <id> --out f.mp4`).
+ */
 import { z } from "zod";
 import { defineOp } from "../../core/ops.ts";
 import { recordingStatusSchema } from "../recordings.ts";
@@ -19,11 +22,15 @@ export const recordStart = defineOp({
 
 export const recordStop = defineOp({
   name: "stream.record.stop",
-  summary: "Stop recording a stream path (the last file is finished and kept)",
+  summary: "Stop recording a stream path (the last file is finished and kept); lists the files and their store ids",
   input,
   output: recordingStatusSchema,
   annotations: { readOnly: false, destructive: false, idempotent: false },
   positional: ["path"],
-  human: (r) => `stopped recording ${r.path}: ${r.files} file(s), ${r.bytes} bytes in ${r.dir}`,
+  human: (r) =>
+    [
+      `stopped recording ${r.path}: ${r.files} file(s), ${r.bytes} bytes (${r.stored} in the content-addressed store, the rest in ${r.dir})`,
+      ...r.segments.map((s) => `  ${s.name}  ${String(s.bytes).padStart(10)}  ${s.id ?? "(plain file)"}`),
+    ].join("\n"),
   run: (i, ctx) => mediaRequest(ctx, "DELETE", `/api/recordings/${encodePath(i.path)}`),
 });
