@@ -247,13 +247,13 @@ test("what a program started goes with it: its process group on stop, and on a c
 test("config errors name the key", async () => {
   const broken = tempHome({
     ...base,
-    programs: { turn: { argv: [], health: { tcp: "nowhere" } }, "Bad Name": { argv: ["true"] } },
+    programs: { relay: { argv: [], health: { tcp: "nowhere" } }, "Bad Name": { argv: ["true"] } },
   });
   try {
     const r = await cli(["status"], { env: broken.env });
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /'programs\.turn\.argv'/);
-    assert.match(r.stderr, /'programs\.turn\.health\.tcp' must be "host:port"/);
+    assert.match(r.stderr, /'programs\.relay\.argv'/);
+    assert.match(r.stderr, /'programs\.relay\.health\.tcp' must be "host:port"/);
     assert.match(r.stderr, /programs\.Bad Name/);
   } finally {
     await broken.cleanup();
