@@ -1,6 +1,19 @@
 /** One error renderer and JSON reply for every listener. */
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { type AmiError, toAmiError } from "../errors.ts";
+
+/** Bodies up to this size, framed by Content-Length and untouched, are drained instead of closing the connection. */
+const DRAIN_MAX_BYTES = 4 * 1024 * 1024;
+
+function drainable(req: IncomingMessage): boolean {
+  const declared = Number(req.headers["content-length"] ?? Number.NaN);
+  return (
+    !req.destroyed &&
+    req.headers["transfer-encoding"] === undefined &&
+    declared <= DRAIN_MAX_BYTES &&
+    req.readableFlowing === null
+  );
+}
 
 export function sendJson(
   res: ServerResponse,
@@ -18,8 +31,10 @@ export function sendJson(
     "Content-Length": Buffer.byteLength(text),
     ...headers,
   };
-  // A body we did not read to its end (too large, malformed) must not be parsed as the next request.
-  if (!res.req.complete) h.Connection = "close";
+  // A body we did not read to its end (too large, malformed) must not be parsed as the next request: a short one
+  // of declared length that nobody started reading is drained once the reply is sent (Node reads and drops it, as
+  // nginx's lingering close does, so a client still sending it reads the reply instead of EPIPE); any other closes.
+  if (!res.req.complete && !drainable(res.req)) h.Connection = "close";
   res.writeHead(status, h);
   res.end(res.req.method === "HEAD" ? undefined : text);
 }
