@@ -302,6 +302,26 @@ for (const backend of BACKENDS) {
         rel2.json.chunk.map((e: { event_id: string }) => e.event_id),
         [reply],
       );
+      // After she leaves, later replies stay hidden: from /relations and from the bundled thread summary.
+      await ok(hs.url, "POST", `/_matrix/client/v3/rooms/${enc(roomId)}/leave`, { token: carol.accessToken, body: {} });
+      await send(bob, { msgtype: "m.text", body: "after carol left", ...thread(visibleRoot) });
+      const rel3 = await get(carol, `/_matrix/client/v1/rooms/${enc(roomId)}/relations/${enc(visibleRoot)}`);
+      assert.deepEqual(
+        rel3.json.chunk.map((e: { event_id: string }) => e.event_id),
+        [reply],
+      );
+      const left = await get(carol, `/_matrix/client/v1/rooms/${enc(roomId)}/threads`);
+      assert.deepEqual(
+        left.json.chunk.map((e: { event_id: string }) => e.event_id),
+        [visibleRoot],
+      );
+      const summary = left.json.chunk[0].unsigned["m.relations"]["m.thread"];
+      assert.equal(summary.count, 1);
+      assert.equal(summary.latest_event.event_id, reply);
+      assert.equal(summary.current_user_participated, true);
+      const bobs = await get(bob, `/_matrix/client/v1/rooms/${enc(roomId)}/threads?limit=1`);
+      assert.equal(bobs.json.chunk[0].unsigned["m.relations"]["m.thread"].count, 2);
+
       // Someone never in the room reads nothing.
       const dave = await registerUser(hs.url, `dave${randomBytes(3).toString("hex")}`);
       const denied = await get(dave, `/_matrix/client/v1/rooms/${enc(roomId)}/relations/${enc(visibleRoot)}`);

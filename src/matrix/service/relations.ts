@@ -8,7 +8,7 @@ import { AmiError } from "../../core/errors.ts";
 import type { ClientEvent, EventContent, JsonObject } from "../events/types.ts";
 import { relationOf } from "../store/common.ts";
 import type { Store, StoredEvent } from "../store/types.ts";
-import { isVisible, type RoomVisibility } from "./visibility.ts";
+import { isVisible, MAX_STREAM, type RoomVisibility, type StreamRange, visibleRangesOf } from "./visibility.ts";
 
 /** How deep `recurse=true` follows relations of relations (as Synapse). */
 export const RECURSION_DEPTH = 3;
@@ -128,10 +128,50 @@ export async function bundledAggregations(
   const parents = new Map(evs.filter((e) => !e.redactedBy).map((e) => [e.eventId, e]));
   if (parents.size === 0) return out;
   const ids = [...parents.keys()];
-  const [rows, threads] = await Promise.all([
+  const [allRows, allThreads] = await Promise.all([
     store.relations.getRelationsOf(ids, ["m.replace", "m.reference"]),
     store.relations.getThreadSummaries(ids, userId ?? ""),
   ]);
+  // Children the user may not read are left out (history visibility): where the user cannot see everything
+  // after a thread's root (they left, or the room hides a stretch), its summary is counted again from what is seen.
+  let ranges: Map<string, StreamRange[]> | null = null;
+  if (userId !== null && (allRows.length || allThreads.length)) {
+    const roomIds = new Set([
+      ...allRows.map((r) => r.roomId),
+      ...allThreads.flatMap((t) => parents.get(t.rootId)?.roomId ?? []),
+    ]);
+    ranges = await visibleRangesOf(store, userId, [...roomIds]);
+  }
+  const seen = (roomId: string, stream: number) => !ranges || isVisible(ranges.get(roomId) ?? [], stream);
+  const rows = allRows.filter((r) => seen(r.roomId, r.stream));
+  const threads: { rootId: string; count: number; latestEventId: string; participated: boolean }[] = [];
+  for (const t of allThreads) {
+    const root = parents.get(t.rootId);
+    if (!root) continue;
+    const rs = ranges?.get(root.roomId);
+    if (!rs || rs.some((r) => r.lo <= root.stream && r.hi === MAX_STREAM)) {
+      threads.push(t);
+      continue;
+    }
+    const replies = (
+      await store.relations.getRelatedEvents({
+        roomId: root.roomId,
+        eventId: root.eventId,
+        relType: "m.thread",
+        dir: "b",
+        from: MAX_STREAM,
+        limit: 10_000,
+        depth: 1,
+      })
+    ).filter((e) => isVisible(rs, e.stream));
+    if (replies.length)
+      threads.push({
+        rootId: t.rootId,
+        count: replies.length,
+        latestEventId: replies[0].eventId,
+        participated: replies.some((e) => e.sender === userId),
+      });
+  }
   const entry = (id: string): JsonObject => {
     const e = out.get(id) ?? {};
     out.set(id, e);
