@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { ClientEvent, type MatrixClient, SyncState } from "matrix-js-sdk";
+import { ClientEvent, type MatrixClient, NotificationCountType, SyncState } from "matrix-js-sdk";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { api, enc, ok, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
 import { BACKENDS, ChildHomeserver } from "./helpers/homeserver.ts";
@@ -144,6 +144,39 @@ for (const backend of BACKENDS) {
         room.getThreads().some((x) => x.id === root),
         "the thread is listed",
       );
+      // Per-thread unread counts: alice's reply is unread for bob until his receipt in the thread.
+      await waitFor(
+        "one unread in bob's thread",
+        () => room.getThreadUnreadNotificationCount(root, NotificationCountType.Total) === 1,
+      );
+      const raw = await ok(
+        hs.url,
+        "GET",
+        `/_matrix/client/v3/sync?filter=${enc(JSON.stringify({ room: { timeline: { limit: 1, unread_thread_notifications: true } } }))}`,
+        { token: bob.accessToken },
+      );
+      assert.deepEqual(raw.rooms.join[roomId].unread_thread_notifications, {
+        [root]: { notification_count: 1, highlight_count: 0 },
+      });
+      const plain = await ok(
+        hs.url,
+        "GET",
+        "/_matrix/client/v3/sync?filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D",
+        {
+          token: bob.accessToken,
+        },
+      );
+      assert.equal(plain.rooms.join[roomId].unread_thread_notifications, undefined, "only when the filter asks");
+      const bobRead = await api(hs.url, "POST", `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(r2)}`, {
+        token: bob.accessToken,
+        body: { thread_id: root },
+      });
+      assert.equal(bobRead.status, 200, bobRead.text);
+      await waitFor(
+        "bob's thread read",
+        () => room.getThreadUnreadNotificationCount(root, NotificationCountType.Total) === 0,
+      );
+
       // Alice reads her thread up to r2: a receipt with thread_id = the root, which bob's SDK files under the thread.
       const rr = await api(hs.url, "POST", `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(r2)}`, {
         token: alice.accessToken,

@@ -420,6 +420,17 @@ export interface RelationStore {
     limit: number;
     participant?: string;
   }): Promise<{ rootId: string; latestStream: number }[]>;
+  /**
+   * m.thread replies in these rooms with stream in (after, upto] not sent by `excludeSender`, newest first, up to
+   * `limit` (per-thread unread counts).
+   */
+  getThreadReplies(
+    roomIds: string[],
+    after: number,
+    upto: number,
+    excludeSender: string,
+    limit: number,
+  ): Promise<RelationRow[]>;
   /** Whether `sender` annotated `parentId` with `key` already (an `type` event, not redacted). */
   hasAnnotation(parentId: string, sender: string, type: string, key: string): Promise<boolean>;
 }

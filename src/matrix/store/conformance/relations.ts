@@ -80,6 +80,20 @@ export function relationTests(make: MakeStore): void {
     assert.deepEqual(await s.relations.getThreads({ ...all, participant: "@carol:hs" }), []);
     assert.equal((await s.relations.getThreads({ ...all, participant: "@bob:hs" })).length, 2);
 
+    const replies = await s.relations.getThreadReplies([R, "!other:hs"], 2, 6, "@alice:hs", 10);
+    assert.deepEqual(
+      replies.map((r) => [r.eventId, r.relatesTo]),
+      [
+        ["$ev6", "$ev5"],
+        ["$ev4", "$ev1"],
+      ],
+    );
+    assert.deepEqual(
+      (await s.relations.getThreadReplies([R], 0, 9, "@carol:hs", 1)).map((r) => r.eventId),
+      ["$ev6"],
+    );
+    assert.deepEqual(await s.relations.getThreadReplies([], 0, 9, "@carol:hs", 1), []);
+
     assert.equal(await s.relations.hasAnnotation("$ev1", "@bob:hs", "m.reaction", "👍"), true);
     assert.equal(await s.relations.hasAnnotation("$ev1", "@alice:hs", "m.reaction", "👍"), false);
     assert.equal(await s.relations.hasAnnotation("$ev1", "@bob:hs", "m.reaction", "👎"), false);

@@ -113,6 +113,23 @@ export class SqlRelationStore implements RelationStore {
     return rows.map((r) => ({ rootId: r.relates_to, latestStream: Number(r.latest) }));
   }
 
+  async getThreadReplies(
+    roomIds: string[],
+    after: number,
+    upto: number,
+    excludeSender: string,
+    limit: number,
+  ): Promise<RelationRow[]> {
+    if (roomIds.length === 0) return [];
+    const rows = await this.sql.all(
+      `SELECT event_id, room_id, relates_to, rel_type, aggregation_key, sender, type, stream FROM event_relations
+       WHERE ${this.sql.anyOf("room_id")} AND rel_type = 'm.thread' AND stream > ? AND stream <= ? AND sender <> ?
+       ORDER BY stream DESC LIMIT ?`,
+      [roomIds, after, upto, excludeSender, limit],
+    );
+    return rows.map(relationFromRow);
+  }
+
   async hasAnnotation(parentId: string, sender: string, type: string, key: string): Promise<boolean> {
     const r = await this.sql.get(
       `SELECT 1 AS x FROM event_relations WHERE relates_to = ? AND rel_type = 'm.annotation' AND sender = ?
