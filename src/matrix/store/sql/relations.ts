@@ -136,6 +136,6 @@ export class SqlRelationStore implements RelationStore {
        AND type = ? AND aggregation_key = ?`,
       [parentId, sender, type, key],
     );
-    return r !== null;
+    return Boolean(r);
   }
 }
