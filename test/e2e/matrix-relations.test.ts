@@ -177,6 +177,14 @@ for (const backend of BACKENDS) {
         () => room.getThreadUnreadNotificationCount(root, NotificationCountType.Total) === 0,
       );
 
+      // A receipt naming the wrong thread is refused (receipts.yaml 400).
+      const wrong = await api(hs.url, "POST", `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(r2)}`, {
+        token: bob.accessToken,
+        body: { thread_id: "main" },
+      });
+      assert.equal(wrong.status, 400);
+      assert.equal(wrong.json.errcode, "M_INVALID_PARAM");
+
       // Alice reads her thread up to r2: a receipt with thread_id = the root, which bob's SDK files under the thread.
       const rr = await api(hs.url, "POST", `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(r2)}`, {
         token: alice.accessToken,

@@ -27,6 +27,17 @@ export async function checkNewRelation(
   }
 }
 
+/**
+ * A threaded receipt must name the event's thread (receipts.yaml: "the event_id is not related to the thread_id").
+ * Only a thread reply is judged: other events (a root, a reaction to a reply...) are left to the client.
+ */
+export async function checkReceiptThread(store: Store, eventId: string, threadId: string): Promise<void> {
+  const ev = await store.events.getEvent(eventId);
+  const rel = ev ? relationOf(ev.pdu) : null;
+  if (rel?.relType === "m.thread" && rel.relatesTo !== threadId)
+    throw new AmiError("M_INVALID_PARAM", `The event is in thread ${rel.relatesTo}, not in '${threadId}'`);
+}
+
 /** The parent of a /relations read: in the room and visible to the user, or M_NOT_FOUND (no existence leak). */
 export async function visibleParent(store: Store, v: RoomVisibility, eventId: string): Promise<StoredEvent> {
   const ev = await store.events.getEvent(eventId);
