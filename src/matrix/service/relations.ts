@@ -203,8 +203,11 @@ export async function bundledAggregations(
     if (p && r.sender === p.sender && r.type === p.type && p.stateKey === null && !isReplacement(p))
       editIds.push(r.eventId);
   }
+  // The edits and the latest thread replies in one read.
+  const wanted = [...editIds, ...threads.map((t) => t.latestEventId)];
+  const fetched = new Map((wanted.length ? await store.events.getEvents(wanted) : []).map((e) => [e.eventId, e]));
   const edits = new Map<string, StoredEvent>();
-  for (const e of editIds.length ? await store.events.getEvents(editIds) : []) {
+  for (const e of editIds.flatMap((id) => fetched.get(id) ?? [])) {
     const parentId = relationOf(e.pdu)?.relatesTo;
     if (!parentId || e.stateKey !== null || e.redactedBy) continue;
     const newContent = e.pdu.content?.["m.new_content"];
@@ -218,10 +221,8 @@ export async function bundledAggregations(
     )
       edits.set(parentId, e);
   }
-  const latest = new Map<string, StoredEvent>();
-  const latestIds = threads.map((t) => t.latestEventId);
-  for (const e of latestIds.length ? await store.events.getEvents(latestIds) : []) latest.set(e.eventId, e);
-  const extra = [...edits.values(), ...latest.values()];
+  const latest = threads.flatMap((t) => fetched.get(t.latestEventId) ?? []);
+  const extra = [...new Set([...edits.values(), ...latest])];
   const formatted = new Map((extra.length ? await format(extra) : []).map((c) => [c.event_id, c]));
   for (const [parentId, e] of edits) {
     const c = formatted.get(e.eventId);
