@@ -109,11 +109,12 @@ test("history visibility: a later member sees neither the earlier parent's relat
 });
 
 test("/sync: unread_thread_notifications per thread when the filter asks, cleared by a threaded receipt", async () => {
-  const filter = (on: boolean) => enc(JSON.stringify({ room: { timeline: { limit: 1, unread_thread_notifications: on } } }));
+  const filter = (on: boolean) =>
+    enc(JSON.stringify({ room: { timeline: { limit: 1, unread_thread_notifications: on } } }));
   const counts = async (on = true) =>
     (await bob.call("GET", `${V3}/sync?filter=${filter(on)}`)).body.rooms.join[roomId].unread_thread_notifications;
   const mine = replies.filter((_, i) => i % 2 === 0); // alice's: unread for bob
-  assert.deepEqual(await counts(), { [root]: { notification_count: mine.length + 0, highlight_count: 0 } });
+  assert.deepEqual(await counts(), { [root]: { notification_count: mine.length, highlight_count: 0 } });
   assert.equal(await counts(false), undefined);
   const r = await bob.call("POST", `${room()}/receipt/m.read/${enc(replies[6])}`, { thread_id: root });
   assert.equal(r.status, 200, JSON.stringify(r.body));
