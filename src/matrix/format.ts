@@ -1,6 +1,7 @@
 /** PDU -> ClientEvent (spec: "Room Event Format" / ClientEvent). */
 import { redactEvent } from "./events/redaction.ts";
-import type { ClientEvent, ClientUnsigned, Pdu } from "./events/types.ts";
+import type { ClientEvent, ClientUnsigned, JsonObject, Pdu } from "./events/types.ts";
+import { bundledAggregations } from "./service/relations.ts";
 import type { Requester } from "./service/requester.ts";
 import type { Store, StoredEvent } from "./store/types.ts";
 
@@ -10,14 +11,21 @@ export async function formatClientEvents(
   evs: StoredEvent[],
   forUser: Requester | null,
   now = Date.now(),
+  /** Add unsigned["m.relations"] (bundled aggregations); off for the events inside them. */
+  bundle = true,
 ): Promise<ClientEvent[]> {
   const redactionIds = evs.flatMap((e) => (e.redactedBy ? [e.redactedBy] : []));
   // State events carry what they replaced (clients show "changed their name" rather than "joined").
   const stateStreams = evs.flatMap((e) => (e.stateKey !== null ? [e.stream] : []));
   // Both lookups at once: `evs` may span many rooms (/sync formats all of them in one call).
-  const [redacting, replaced] = await Promise.all([
+  const [redacting, replaced, relations] = await Promise.all([
     redactionIds.length ? store.events.getEvents(redactionIds) : [],
     stateStreams.length ? store.events.getReplacedState(stateStreams) : new Map<number, StoredEvent>(),
+    bundle && evs.length
+      ? bundledAggregations(store, evs, forUser?.userId ?? null, (more) =>
+          formatClientEvents(store, roomVersion, more, forUser, now, false),
+        )
+      : new Map<string, JsonObject>(),
   ]);
   const redactions = new Map(redacting.map((r) => [r.eventId, r]));
   const out: ClientEvent[] = [];
@@ -39,6 +47,8 @@ export async function formatClientEvents(
     if (forUser && ev.txnId && ev.sender === forUser.userId && ev.txnDeviceId === forUser.deviceId) {
       unsigned.transaction_id = ev.txnId;
     }
+    const rel = relations.get(ev.eventId);
+    if (rel) unsigned["m.relations"] = rel;
     out.push(toClient(ev, pdu, unsigned));
   }
   return out;

@@ -1,6 +1,7 @@
 /** Spec section "Receipts" (receipts.yaml). */
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
+import { checkReceiptThread } from "../service/relations.ts";
 import { FULLY_READ, RECEIPT_TYPES, setFullyRead, setReceipt } from "../service/sync/receipts.ts";
 
 export const routes: Route[] = [
@@ -26,6 +27,7 @@ export const routes: Route[] = [
         throw new AmiError("M_INVALID_PARAM", `Unknown receipt type '${receiptType}'`);
       if (threadId !== undefined && threadId !== "main" && !threadId.startsWith("$"))
         throw new AmiError("M_INVALID_PARAM", "thread_id must be 'main' or an event ID");
+      if (threadId !== undefined) await checkReceiptThread(req.hs.store, eventId, threadId);
       await setReceipt(req.hs, { roomId, userId, type: receiptType, eventId, threadId: threadId ?? null });
       return json({});
     },

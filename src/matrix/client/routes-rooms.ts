@@ -3,6 +3,7 @@ import type { Route } from "../http/types.ts";
 import { routes as createRoom } from "./create-room.ts";
 import { routes as directory } from "./directory.ts";
 import { routes as membership } from "./membership.ts";
+import { routes as relations } from "./relations.ts";
 import { routes as roomMessages } from "./room-messages.ts";
 import { routes as roomSend } from "./room-send.ts";
 import { routes as roomState } from "./room-state.ts";
@@ -13,5 +14,6 @@ export const roomRoutes: Route[] = [
   ...roomState,
   ...roomSend,
   ...roomMessages,
+  ...relations,
   ...directory,
 ];

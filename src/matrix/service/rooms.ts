@@ -11,6 +11,7 @@ import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
+import { checkNewRelation } from "./relations.ts";
 import { localMemberContent } from "./restricted-join.ts";
 import { createRoom } from "./room-create.ts";
 import { AUTH_TYPES, HeadCache, loadHead, type RoomHead } from "./room-head.ts";
@@ -133,6 +134,7 @@ export class Rooms implements RoomService {
       else pdu.redacts = target;
       await this.#checkRedaction(head, input.roomId, input.sender, target);
     }
+    await checkNewRelation(store, input.sender, input.type, content);
     for (const [t, k] of authTypesFor({ type: input.type, sender: input.sender, state_key: input.stateKey, content })) {
       const e = head.auth.get(stateKey(t, k));
       if (e) pdu.auth_events.push(e.event_id);

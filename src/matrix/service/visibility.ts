@@ -19,7 +19,7 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
-import type { EventFilterQuery, RoomEventQuery, RoomStreamWindow, StoredEvent } from "../store/types.ts";
+import type { EventFilterQuery, RoomEventQuery, RoomStreamWindow, Store, StoredEvent } from "../store/types.ts";
 import { requireRoomId } from "./room-access.ts";
 
 export const MAX_STREAM = Number.MAX_SAFE_INTEGER;
@@ -148,6 +148,21 @@ export async function roomVisibilities(
     });
   });
   return out;
+}
+
+/** The visible ranges (visibleRanges) of `userId` in each room, for reads that have a store only. */
+export async function visibleRangesOf(
+  store: Store,
+  userId: string,
+  roomIds: string[],
+): Promise<Map<string, StreamRange[]>> {
+  const histories = await store.events.getStateHistories(
+    roomIds.flatMap((roomId) => [
+      { roomId, type: HV_TYPE, stateKey: "" },
+      { roomId, type: "m.room.member", stateKey: userId },
+    ]),
+  );
+  return new Map(roomIds.map((roomId, i) => [roomId, visibleRanges(histories[2 * i], histories[2 * i + 1])]));
 }
 
 /**

@@ -55,3 +55,20 @@ export function schemaTooNew(found: number, known: number): AmiError {
     `database schema version ${found} is newer than this ami-streams supports (${known}); upgrade ami-streams`,
   );
 }
+
+/** An event's relation (content.m.relates_to) as the relations table keeps it. */
+export interface Relation {
+  relType: string;
+  relatesTo: string;
+  /** m.annotation only: the annotation's key (the reaction). */
+  key: string | null;
+}
+
+/** The relation an event declares (spec "Relationships"): rel_type and event_id strings, or none. */
+export function relationOf(pdu: Record<string, any>): Relation | null {
+  const r = pdu.content?.["m.relates_to"];
+  if (typeof r !== "object" || r === null) return null;
+  if (typeof r.rel_type !== "string" || typeof r.event_id !== "string") return null;
+  const key = r.rel_type === "m.annotation" && typeof r.key === "string" ? r.key : null;
+  return { relType: r.rel_type, relatesTo: r.event_id, key };
+}

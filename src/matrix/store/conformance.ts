@@ -13,6 +13,7 @@ import { integrityTests } from "./conformance/integrity.ts";
 import { keyBackupTests } from "./conformance/key-backup.ts";
 import { keyTests } from "./conformance/keys.ts";
 import { mediaTests } from "./conformance/media.ts";
+import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
 import { storeTests } from "./conformance/store.ts";
 import { timelineTests } from "./conformance/timeline.ts";
@@ -28,6 +29,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
       batchTests(makeStore);
       timelineTests(makeStore);
     });
+    describe("RelationStore", () => relationTests(makeStore));
     describe("AccountDataStore", () => accountDataTests(makeStore));
     describe("EphemeralStore", () => ephemeralTests(makeStore));
     describe("MediaStore", () => mediaTests(makeStore));

@@ -360,6 +360,81 @@ export interface MediaStore {
   getMedia(mediaId: string): Promise<MediaRow | null>;
 }
 
+/** One row of the relations table: an event (`eventId`) that relates to `relatesTo` (spec "Relationships"). */
+export interface RelationRow {
+  eventId: string;
+  roomId: string;
+  relatesTo: string;
+  relType: string;
+  /** m.annotation only. */
+  key: string | null;
+  sender: string;
+  type: string;
+  stream: number;
+}
+
+export interface RelationQuery {
+  roomId: string;
+  /** The parent event. */
+  eventId: string;
+  relType?: string;
+  eventType?: string;
+  /** 'b' newest first below `from`, 'f' oldest first above it (exclusive, as RoomEventQuery). */
+  dir: "b" | "f";
+  from: number;
+  /** Optional exclusive end bound. */
+  to?: number;
+  limit: number;
+  /** 1: direct children only; n: children of children too, up to n levels (recurse). */
+  depth: number;
+}
+
+/** A thread (spec "Threading"): its root, reply count, latest reply, whether a user replied. */
+export interface ThreadSummaryRow {
+  rootId: string;
+  count: number;
+  latestEventId: string;
+  latestStream: number;
+  /** The asking user sent a reply in the thread. */
+  participated: boolean;
+}
+
+/**
+ * Event relations (content.m.relates_to), recorded by EventStore.persistEvent(s) with the event and dropped when
+ * the event is redacted. Reads for /relations, /threads and the bundled aggregations (one query per page).
+ */
+export interface RelationStore {
+  /** Events relating to q.eventId (and, with depth > 1, to those), in q.dir order by stream, up to q.limit. */
+  getRelatedEvents(q: RelationQuery): Promise<StoredEvent[]>;
+  /** Relation rows of these rel types whose parent is among `parentIds`, ordered by stream. */
+  getRelationsOf(parentIds: string[], relTypes: string[]): Promise<RelationRow[]>;
+  /** The threads among `rootIds` that have replies (roots without any are absent). */
+  getThreadSummaries(rootIds: string[], userId: string): Promise<ThreadSummaryRow[]>;
+  /**
+   * Thread roots of a room, the most recently replied to first, whose latest reply is below `before`; with
+   * `participant`, only threads that user started or replied in.
+   */
+  getThreads(q: {
+    roomId: string;
+    before: number;
+    limit: number;
+    participant?: string;
+  }): Promise<{ rootId: string; latestStream: number }[]>;
+  /**
+   * m.thread replies in these rooms with stream in (after, upto] not sent by `excludeSender`, newest first, up to
+   * `limit` (per-thread unread counts).
+   */
+  getThreadReplies(
+    roomIds: string[],
+    after: number,
+    upto: number,
+    excludeSender: string,
+    limit: number,
+  ): Promise<RelationRow[]>;
+  /** Whether `sender` annotated `parentId` with `key` already (an `type` event, not redacted). */
+  hasAnnotation(parentId: string, sender: string, type: string, key: string): Promise<boolean>;
+}
+
 /** A backend: one object per area, each implementing its interface directly (no forwarding façade). */
 export interface Store {
   /** Create/upgrade the schema. Idempotent. */
@@ -372,6 +447,7 @@ export interface Store {
   readonly accounts: AccountStore;
   readonly rooms: RoomStore;
   readonly events: EventStore;
+  readonly relations: RelationStore;
   readonly accountData: AccountDataStore;
   readonly ephemeral: EphemeralStore;
   readonly media: MediaStore;

@@ -15,8 +15,9 @@ import { ephemeralEvents, receiptsByRoom, typingRooms } from "./ephemeral.ts";
 import { accountData, presenceEvents, strippedStates } from "./extras.ts";
 import { touchPresence } from "./presence.ts";
 import { type RoomWindow, roomBodies } from "./rooms.ts";
+import { threadUnreadCounts } from "./thread-unread.ts";
 import { formatSyncToken, parseSyncToken, type SyncToken } from "./token.ts";
-import type { JoinedRoom, SyncBasicEvent, SyncResponse } from "./types.ts";
+import type { JoinedRoom, SyncBasicEvent, SyncResponse, UnreadNotificationCounts } from "./types.ts";
 import { unreadCounts } from "./unread.ts";
 
 export interface SyncParams {
@@ -164,16 +165,17 @@ export async function computeSync(
 
   // All rooms' bodies in one batch, unread counts alongside (for candidates that may turn out empty, harmlessly).
   const joinWindows = candidates.flatMap((c) => (c.w ? [c.w] : []));
-  const [bodyList, unread] = await Promise.all([
+  const unreadRooms = candidates.map((c) => ({
+    roomId: c.m.roomId,
+    maxStream: maxStreams.get(c.m.roomId),
+    membershipStream: c.m.stream,
+  }));
+  const [bodyList, unread, threadUnread] = await Promise.all([
     roomBodies(ctx, [...joinWindows, ...leftWindows]),
-    unreadCounts(
-      ctx,
-      candidates.map((c) => ({
-        roomId: c.m.roomId,
-        maxStream: maxStreams.get(c.m.roomId),
-        membershipStream: c.m.stream,
-      })),
-    ),
+    unreadCounts(ctx, unreadRooms),
+    ctx.filter.room?.timeline?.unread_thread_notifications === true
+      ? threadUnreadCounts(ctx, unreadRooms)
+      : new Map<string, Record<string, UnreadNotificationCounts>>(),
   ]);
   const bodies = new Map(joinWindows.map((w, i) => [w.roomId, bodyList[i]]));
 
@@ -190,6 +192,8 @@ export async function computeSync(
       unread_notifications: unread.get(m.roomId),
     };
     if (body?.summary) entry.summary = body.summary;
+    const threads = threadUnread.get(m.roomId);
+    if (threads) entry.unread_thread_notifications = threads;
     join[m.roomId] = entry;
   }
 

@@ -27,6 +27,8 @@ export interface JoinedRoom {
   ephemeral: { events: BasicEvent[] };
   account_data: { events: SyncBasicEvent[] };
   unread_notifications: UnreadNotificationCounts | undefined;
+  /** Per thread root, when the filter asks for unread_thread_notifications. */
+  unread_thread_notifications?: Record<string, UnreadNotificationCounts>;
   summary?: RoomSummary;
 }
 

@@ -4,7 +4,7 @@
  * Batched inputs travel as parallel arrays unnested WITH ORDINALITY; `idx` (1-based) groups the rows back.
  */
 import { AmiError } from "../../../core/errors.ts";
-import { containsUrl, membershipOf, redactsOf, splitTypes, toLike } from "../common.ts";
+import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toLike } from "../common.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import { SqlEventReads } from "../sql/events.ts";
 import type {
@@ -47,6 +47,11 @@ WITH ev AS (
 ), tx AS (
   INSERT INTO event_txns (user_id, device_id, scope, txn_id, event_id)
   SELECT $15, $11, $16, $12, $2 WHERE $15::text IS NOT NULL
+), rl AS (
+  INSERT INTO event_relations (event_id, room_id, relates_to, rel_type, aggregation_key, sender, type, stream)
+  SELECT $2, $3, $17, $18, $19, $6, $4, $1 WHERE $17::text IS NOT NULL
+), rr AS (
+  DELETE FROM event_relations WHERE $14::text IS NOT NULL AND event_id = $14
 )
 SELECT stream FROM ev`;
 
@@ -67,7 +72,14 @@ const persistParams = (e: NewEvent): unknown[] => [
   e.type === "m.room.redaction" ? redactsOf(e.pdu) : null,
   e.txn?.userId ?? null,
   e.txn?.scope ?? null,
+  ...relationParams(e),
 ];
+
+/** $17..$19: relates_to, rel_type and annotation key of the event's relation (NULLs without one). */
+function relationParams(e: NewEvent): (string | null)[] {
+  const rel = relationOf(e.pdu);
+  return rel ? [rel.relatesTo, rel.relType, rel.key] : [null, null, null];
+}
 
 function persistError(err: unknown, e: NewEvent): unknown {
   if (isUniqueViolation(err))

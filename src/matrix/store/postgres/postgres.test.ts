@@ -115,3 +115,39 @@ test("postgres: migration 2 keeps recorded transaction IDs, scoped to the /send 
     await s.close();
   }
 });
+
+test("postgres: the relations migration backfills the relations of stored events", async () => {
+  const schema = `mig_${randomBytes(4).toString("hex")}`;
+  const upto = MIGRATIONS.findIndex((m) => m.includes("CREATE TABLE event_relations"));
+  const rel = (r: object) => JSON.stringify({ content: { "m.relates_to": r } }).replaceAll("'", "''");
+  await admin(
+    `CREATE SCHEMA ${schema}; SET search_path = ${schema};
+     CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ts BIGINT NOT NULL);
+     ${MIGRATIONS.slice(0, upto).join(";\n")};
+     INSERT INTO schema_version (version, applied_ts) SELECT g, 0 FROM generate_series(1, ${upto}) g;
+     INSERT INTO rooms (room_id, version, creator, created_ts) VALUES ('!r:hs', '11', '@a:hs', 1);
+     INSERT INTO events (stream, event_id, room_id, type, sender, origin_server_ts, depth, pdu, redacted_by) VALUES
+       (1, '$e1', '!r:hs', 'm.room.message', '@a:hs', 1, 1, '{}', NULL),
+       (2, '$e2', '!r:hs', 'm.room.message', '@a:hs', 1, 1, '${rel({ rel_type: "m.thread", event_id: "$e1" })}', NULL),
+       (3, '$e3', '!r:hs', 'm.reaction', '@a:hs', 1, 1,
+        '${rel({ rel_type: "m.annotation", event_id: "$e1", key: "👍" })}', NULL),
+       (4, '$e4', '!r:hs', 'm.reaction', '@a:hs', 1, 1,
+        '${rel({ rel_type: "m.annotation", event_id: "$e1", key: "x" })}', '$e9'),
+       (5, '$e5', '!r:hs', 'm.room.message', '@a:hs', 1, 1, '${rel({ event_id: "$e1" })}', NULL),
+       (6, '$e6', '!r:hs', 'm.room.message', '@a:hs', 1, 1, '${rel({ rel_type: "m.reference", event_id: 7 })}', NULL);`,
+    dbUrl,
+  );
+  const s = await openStore(`${dbUrl}?schema=${schema}`, "/tmp");
+  try {
+    const got = await s.relations.getRelationsOf(["$e1"], ["m.thread", "m.annotation", "m.reference"]);
+    assert.deepEqual(
+      got.map((r) => [r.eventId, r.relType, r.key]),
+      [
+        ["$e2", "m.thread", null],
+        ["$e3", "m.annotation", "👍"],
+      ],
+    );
+  } finally {
+    await s.close();
+  }
+});

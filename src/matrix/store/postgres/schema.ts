@@ -269,4 +269,26 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE event_txns ADD PRIMARY KEY (user_id, device_id, scope, txn_id);
   ALTER TABLE event_txns ALTER COLUMN scope DROP DEFAULT;
   `,
+  // N (relations): each event's content.m.relates_to (spec "Relationships") for /relations, /threads and the
+  // bundled aggregations; a redacted event's row is deleted. Backfilled from the stored events.
+  `
+  CREATE TABLE event_relations (
+    event_id ${T} PRIMARY KEY,
+    room_id ${T} NOT NULL,
+    relates_to ${T} NOT NULL,
+    rel_type ${T} NOT NULL,
+    aggregation_key TEXT,
+    sender ${T} NOT NULL,
+    type ${T} NOT NULL,
+    stream BIGINT NOT NULL
+  );
+  CREATE INDEX event_relations_parent ON event_relations(relates_to, rel_type, stream);
+  CREATE INDEX event_relations_room ON event_relations(room_id, rel_type, relates_to);
+  INSERT INTO event_relations (event_id, room_id, relates_to, rel_type, aggregation_key, sender, type, stream)
+    SELECT event_id, room_id, r->>'event_id', r->>'rel_type',
+      CASE WHEN r->>'rel_type' = 'm.annotation' AND jsonb_typeof(r->'key') = 'string' THEN r->>'key' END,
+      sender, type, stream
+    FROM (SELECT e.*, (e.pdu::jsonb)->'content'->'m.relates_to' AS r FROM events e WHERE e.redacted_by IS NULL) x
+    WHERE jsonb_typeof(r->'event_id') = 'string' AND jsonb_typeof(r->'rel_type') = 'string';
+  `,
 ];

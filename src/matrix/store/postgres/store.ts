@@ -9,6 +9,7 @@ import { SqlAccountDataStore } from "../sql/account-data.ts";
 import { SqlAccountStore } from "../sql/accounts.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
+import { SqlRelationStore } from "../sql/relations.ts";
 import { SqlRoomStore } from "../sql/rooms.ts";
 import type { Store } from "../types.ts";
 import { PgDb, PgSql } from "./db.ts";
@@ -31,6 +32,7 @@ export class PostgresStore implements Store {
   readonly accounts = new SqlAccountStore(this.sql);
   readonly rooms = new SqlRoomStore(this.sql);
   readonly events = new PostgresEventStore(this.conn);
+  readonly relations = new SqlRelationStore(this.sql);
   readonly accountData = new SqlAccountDataStore(this.sql);
   readonly ephemeral = new SqlEphemeralStore(this.sql);
   readonly media = new SqlMediaStore(this.sql);

@@ -5,7 +5,7 @@
  * in the batched reads json_each's `key` is the input's index, which groups the rows back.
  */
 import { AmiError } from "../../../core/errors.ts";
-import { containsUrl, membershipOf, redactsOf, splitTypes, toGlob } from "../common.ts";
+import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toGlob } from "../common.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import { SqlEventReads } from "../sql/events.ts";
 import type {
@@ -275,11 +275,29 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       e.stream,
     );
   }
+  const rel = relationOf(e.pdu);
+  if (rel !== null) {
+    d.run(
+      `INSERT INTO event_relations (event_id, room_id, relates_to, rel_type, aggregation_key, sender, type, stream)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      e.eventId,
+      e.roomId,
+      rel.relatesTo,
+      rel.relType,
+      rel.key,
+      e.sender,
+      e.type,
+      e.stream,
+    );
+  }
   if (e.type === "m.room.redaction") {
     const target = redactsOf(e.pdu);
     // The first redaction wins; a later one changes nothing a client could see.
-    if (target !== null)
+    if (target !== null) {
       d.run("UPDATE events SET redacted_by = ? WHERE event_id = ? AND redacted_by IS NULL", e.eventId, target);
+      // A redacted event no longer relates to anything (its content is gone): out of every aggregation.
+      d.run("DELETE FROM event_relations WHERE event_id = ?", target);
+    }
   }
   if (e.txn) {
     try {

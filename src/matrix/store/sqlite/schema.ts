@@ -274,4 +274,30 @@ export const MIGRATIONS: string[] = [
   DROP TABLE event_txns;
   ALTER TABLE event_txns_scoped RENAME TO event_txns;
   `,
+  // N (relations): each event's content.m.relates_to (spec "Relationships") for /relations, /threads and the
+  // bundled aggregations; a redacted event's row is deleted. Backfilled from the stored events.
+  `
+  CREATE TABLE event_relations (
+    event_id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    relates_to TEXT NOT NULL,
+    rel_type TEXT NOT NULL,
+    aggregation_key TEXT,
+    sender TEXT NOT NULL,
+    type TEXT NOT NULL,
+    stream INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX event_relations_parent ON event_relations(relates_to, rel_type, stream);
+  CREATE INDEX event_relations_room ON event_relations(room_id, rel_type, relates_to);
+  INSERT INTO event_relations (event_id, room_id, relates_to, rel_type, aggregation_key, sender, type, stream)
+    SELECT event_id, room_id, json_extract(pdu, '$.content."m.relates_to".event_id'),
+      json_extract(pdu, '$.content."m.relates_to".rel_type'),
+      CASE WHEN json_extract(pdu, '$.content."m.relates_to".rel_type') = 'm.annotation'
+        AND json_type(pdu, '$.content."m.relates_to".key') = 'text'
+        THEN json_extract(pdu, '$.content."m.relates_to".key') END,
+      sender, type, stream
+    FROM events
+    WHERE redacted_by IS NULL AND json_type(pdu, '$.content."m.relates_to".event_id') = 'text'
+      AND json_type(pdu, '$.content."m.relates_to".rel_type') = 'text';
+  `,
 ];

@@ -103,3 +103,54 @@ test("sqlite: migration 2 keeps recorded transaction IDs, scoped to the /send pa
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("sqlite: the relations migration backfills the relations of stored events", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ami-sqlite-"));
+  try {
+    const path = join(dir, "r.db");
+    const d = new SqliteDb(path);
+    d.migrate(
+      MIGRATIONS.slice(
+        0,
+        MIGRATIONS.findIndex((m) => m.includes("CREATE TABLE event_relations")),
+      ),
+    );
+    d.run("INSERT INTO rooms (room_id, version, creator, created_ts) VALUES ('!r:hs', '11', '@a:hs', 1)");
+    const rel = (r: object) => JSON.stringify({ content: { "m.relates_to": r } });
+    const rows: [number, string, string, string | null][] = [
+      [1, "m.room.message", "{}", null],
+      [2, "m.room.message", rel({ rel_type: "m.thread", event_id: "$e1" }), null],
+      [3, "m.reaction", rel({ rel_type: "m.annotation", event_id: "$e1", key: "👍" }), null],
+      [4, "m.reaction", rel({ rel_type: "m.annotation", event_id: "$e1", key: "x" }), "$e9"],
+      [5, "m.room.message", rel({ event_id: "$e1" }), null],
+      [6, "m.room.message", rel({ rel_type: "m.reference", event_id: 7 }), null],
+    ];
+    for (const [n, type, pdu, redactedBy] of rows)
+      d.run(
+        `INSERT INTO events (stream, event_id, room_id, type, sender, origin_server_ts, depth, pdu, redacted_by)
+         VALUES (?, ?, '!r:hs', ?, '@a:hs', 1, 1, ?, ?)`,
+        n,
+        `$e${n}`,
+        type,
+        pdu,
+        redactedBy,
+      );
+    d.close();
+    const s = await openStore(`sqlite:${path}`, dir);
+    try {
+      const got = await s.relations.getRelationsOf(["$e1"], ["m.thread", "m.annotation", "m.reference"]);
+      assert.deepEqual(
+        got.map((r) => [r.eventId, r.relType, r.key]),
+        [
+          ["$e2", "m.thread", null],
+          ["$e3", "m.annotation", "👍"],
+        ],
+      );
+      assert.equal(await s.relations.hasAnnotation("$e1", "@a:hs", "m.reaction", "👍"), true);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

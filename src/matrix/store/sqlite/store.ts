@@ -7,6 +7,7 @@ import { SqlAccountDataStore } from "../sql/account-data.ts";
 import { SqlAccountStore } from "../sql/accounts.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
+import { SqlRelationStore } from "../sql/relations.ts";
 import { SqlRoomStore } from "../sql/rooms.ts";
 import type { Store } from "../types.ts";
 import { SqliteDb, SqliteSql } from "./db.ts";
@@ -28,6 +29,7 @@ export class SqliteStore implements Store {
   readonly accounts = new SqlAccountStore(this.sql);
   readonly rooms = new SqlRoomStore(this.sql);
   readonly events = new SqliteEventStore(this.conn);
+  readonly relations = new SqlRelationStore(this.sql);
   readonly accountData = new SqlAccountDataStore(this.sql);
   readonly ephemeral = new SqlEphemeralStore(this.sql);
   readonly media = new SqlMediaStore(this.sql);
