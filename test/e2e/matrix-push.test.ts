@@ -6,6 +6,7 @@
  * right errcode; a logout deletes the device's pushers; matrix-js-sdk's setPusher/getPushers work.
  */
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -85,6 +86,7 @@ const pusherBody = (url: string, over: Record<string, unknown> = {}) => ({
 for (const backend of BACKENDS) {
   describe(`push notifications (${backend})`, () => {
     let db: TestDatabase;
+    let dbDir = "";
     let hs: Awaited<ReturnType<typeof startInProcess>>;
     let base: string;
     const gw = new Gateway();
@@ -102,7 +104,8 @@ for (const backend of BACKENDS) {
       ).event_id as string;
 
     before(async () => {
-      db = await createTestDatabase(backend, tempDir());
+      dbDir = tempDir();
+      db = await createTestDatabase(backend, dbDir);
       hs = await startInProcess({
         database: db.database,
         push: { retryInitialMs: 50, retryMaxMs: 200, timeoutMs: 1500 },
@@ -131,6 +134,7 @@ for (const backend of BACKENDS) {
       await gw.stop();
       await hs?.dispose();
       await db?.drop();
+      rmSync(dbDir, { recursive: true, force: true });
     });
 
     it("pushers/set refuses bad input with the spec's errcodes", async () => {

@@ -47,7 +47,8 @@ export async function setPusher(hs: Homeserver, r: Requester, input: SetPusherIn
     throw new AmiError("M_INVALID_PARAM", "'data.format': the only format is 'event_id_only'");
   const row: PusherRow = {
     userId: r.userId,
-    deviceId: r.deviceId || null,
+    // A token without a device row (none today, but the foreign key would refuse it) sets a pusher of no device.
+    deviceId: r.deviceId && (await hs.store.accounts.getDevice(r.userId, r.deviceId)) ? r.deviceId : null,
     kind: input.kind,
     appId: input.appId,
     pushkey: input.pushkey,
