@@ -10,6 +10,7 @@ import { rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import type { Push } from "../../src/matrix/service/push.ts";
 import { assertSpec, specRequestErrors } from "../../src/test/spec-schema.ts";
 import { api, enc, loginUser, ok, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
 import { BACKENDS, createTestDatabase, startInProcess, type TestDatabase, tempDir } from "./helpers/homeserver.ts";
@@ -17,7 +18,7 @@ import { BACKENDS, createTestDatabase, startInProcess, type TestDatabase, tempDi
 const C = "/_matrix/client/v3";
 const NOTIFY = "/_matrix/push/v1/notify";
 
-type Mode = "ok" | "reject" | "fail" | "hang";
+type Mode = "ok" | "reject" | "fail" | "hang" | "garbage";
 
 /** A push gateway: records every POST; answers per `mode`. */
 class Gateway {
@@ -52,6 +53,9 @@ class Gateway {
             break;
           case "hang":
             this.held.push(res);
+            break;
+          case "garbage":
+            res.writeHead(200, { "content-type": "application/json" }).end(Buffer.alloc(1 << 20, "{["));
             break;
         }
       });
@@ -108,7 +112,7 @@ for (const backend of BACKENDS) {
       db = await createTestDatabase(backend, dbDir);
       hs = await startInProcess({
         database: db.database,
-        push: { retryInitialMs: 50, retryMaxMs: 200, timeoutMs: 1500 },
+        push: { retryInitialMs: 50, retryMaxMs: 200, timeoutMs: 1500, queueMax: 10 },
       });
       base = hs.url;
       await gw.start();
@@ -299,24 +303,41 @@ for (const backend of BACKENDS) {
       assert.equal(gw.forEvent(eventId).length, n + 1, `the send took ${sentIn} ms`);
     });
 
-    it("a gateway that hangs does not hold up sends; the POST times out and is retried", async () => {
+    it("a gateway that hangs does not hold up sends; the POST times out and is retried; the queue is bounded", async () => {
+      const { stats } = (hs.hs.push as Push).delivery;
+      const dropped0 = stats.dropped;
       gw.mode = "hang";
       const first = await send(alice, { msgtype: "m.text", body: "hang 1" });
       await waitFor("the held POST", () => gw.forEvent(first).length > 0);
-      // While that POST hangs, more sends are answered.
+      // While that POST hangs, more sends are answered; past queueMax (10) the oldest waiting are dropped.
       const more: string[] = [];
-      for (let i = 0; i < 5; i++) more.push(await send(alice, { msgtype: "m.text", body: `while hanging ${i}` }));
+      for (let i = 0; i < 14; i++) more.push(await send(alice, { msgtype: "m.text", body: `while hanging ${i}` }));
+      await waitFor("all evaluated", () => stats.dropped - dropped0 >= 4);
       assert.ok(gw.held.length >= 1);
       assert.ok(
         more.every((id) => gw.forEvent(id).length === 0),
         "queued behind the hanging POST",
       );
+      assert.equal((hs.hs.push as Push).delivery.pending, 10);
       // timeoutMs 1500: the same notification is tried again.
       await waitFor("a retry after the timeout", () => gw.forEvent(first).length >= 2, 10_000);
       gw.mode = "ok";
       for (const r of gw.held.splice(0)) r.destroy();
-      // The queue drains once the gateway answers again.
-      await waitFor("the queued pushes", () => more.every((id) => gw.forEvent(id).length > 0), 20_000);
+      // The queue drains once the gateway answers again: the newest ten, not the four dropped.
+      await waitFor("the queued pushes", () => more.slice(4).every((id) => gw.forEvent(id).length > 0), 20_000);
+      assert.ok(more.slice(0, 4).every((id) => gw.forEvent(id).length === 0));
+      assert.equal(stats.dropped - dropped0, 4);
+    });
+
+    it("a gateway answering 200 with a large garbage body: delivered once, the pusher kept", async () => {
+      gw.mode = "garbage";
+      const eventId = await send(alice, { msgtype: "m.text", body: "garbage answer" });
+      await waitFor("the push", () => gw.forEvent(eventId).length > 0);
+      const next = await send(alice, { msgtype: "m.text", body: "after garbage" });
+      await waitFor("the next push", () => gw.forEvent(next).length > 0);
+      assert.equal(gw.forEvent(eventId).length, 1);
+      assert.equal((await ok(base, "GET", `${C}/pushers`, { token: bob.accessToken })).pushers.length, 1);
+      gw.mode = "ok";
     });
 
     it("a rejected pushkey loses its pusher", async () => {

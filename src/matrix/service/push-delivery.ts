@@ -34,6 +34,8 @@ interface Queue {
   pusher: PusherRow;
   jobs: Job[];
   running: boolean;
+  /** The pusher was deleted: stop retrying what is in flight. */
+  gone: boolean;
 }
 
 /** A gateway's response body is read up to this many bytes (it only carries `rejected`). */
@@ -63,7 +65,7 @@ export class PushDelivery {
         this.stats.dropped++;
         return;
       }
-      q = { pusher, jobs: [], running: false };
+      q = { pusher, jobs: [], running: false, gone: false };
       this.#queues.set(key, q);
     }
     q.pusher = pusher;
@@ -77,11 +79,15 @@ export class PushDelivery {
 
   /** Drop what is queued for a pusher that was deleted. */
   forget(userId: string, appId: string, pushkey: string): void {
-    const q = this.#queues.get(`${userId}|${appId}|${pushkey}`);
-    if (q) q.jobs.length = 0;
+    const key = `${userId}|${appId}|${pushkey}`;
+    const q = this.#queues.get(key);
+    if (!q) return;
+    q.jobs.length = 0;
+    q.gone = true;
+    this.#queues.delete(key);
   }
 
-  /** Notifications waiting (or in flight) over all pushers. */
+  /** Notifications waiting over all pushers (not counting those in flight). */
   get pending(): number {
     let n = 0;
     for (const q of this.#queues.values()) n += q.jobs.length;
@@ -95,30 +101,29 @@ export class PushDelivery {
     this.#queues.clear();
   }
 
+  /** Send the queue's notifications one by one; the one in flight is off the queue, so a full queue keeps it. */
   async #run(key: string, q: Queue): Promise<void> {
     q.running = true;
     const cfg = this.#hs.config.push;
     try {
-      while (!this.#closed && q.jobs.length > 0) {
-        const job = q.jobs[0];
-        const result = await this.#post(q.pusher, job);
-        if (result === "retry") {
+      for (let job = q.jobs.shift(); job && !this.#closed && !q.gone; job = q.jobs.shift()) {
+        for (;;) {
+          const result = await this.#post(q.pusher, job);
+          if (result === "rejected") {
+            this.stats.rejected++;
+            this.stats.dropped += q.jobs.length;
+            q.jobs.length = 0;
+          }
+          if (result !== "retry" || this.#closed || q.gone) break;
           this.stats.failed++;
           job.attempt++;
           const delay = Math.min(cfg.retryInitialMs * 2 ** (job.attempt - 1), cfg.retryMaxMs);
           if (Date.now() + delay - job.firstTry > cfg.giveUpAfterMs) {
-            q.jobs.shift();
             this.stats.dropped++;
-            continue;
+            break;
           }
           this.stats.retried++;
           await this.#sleep(delay);
-          continue;
-        }
-        q.jobs.shift();
-        if (result === "rejected") {
-          this.stats.rejected++;
-          q.jobs.length = 0;
         }
       }
     } finally {

@@ -60,7 +60,6 @@ export async function setPusher(hs: Homeserver, r: Requester, input: SetPusherIn
     pushkeyTs: Date.now(),
   };
   await hs.store.pushers.setPusher(row, input.append);
-  hs.push.forgetPusher(r.userId, input.appId, input.pushkey);
 }
 
 /** data.url: an absolute http(s) URL whose path is the Push Gateway API's notify endpoint. */
