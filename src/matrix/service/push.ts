@@ -3,15 +3,15 @@
  * recipient's push rules are evaluated (push-rules.ts `evaluate`, the function /sync's unread counts use); when they
  * say `notify` the notification is recorded (GET /notifications) and queued for the user's http pushers
  * (push-delivery.ts). Recipients are the users joined before the event (so the event is visible to them:
- * visibility.ts rule 2) and the target of an invite. Events are handled one at a time from a bounded queue, after
+ * visibility.ts rule 2) and the target of an invite. Events are handled in batches from a bounded queue, after
  * the send was answered.
  */
 import { field, isJsonObject, type JsonObject } from "../events/types.ts";
 import type { Homeserver, PushService } from "../hs.ts";
-import type { NotificationRow } from "../store/types.ts";
+import type { NotificationRow, PusherRow } from "../store/types.ts";
 import { unreadNotificationCount } from "./notifications.ts";
 import { type GatewayNotification, PushDelivery } from "./push-delivery.ts";
-import { evaluate, mergeRuleset, type NotifyContext, PUSH_RULES_TYPE, tweaksOf } from "./push-rules.ts";
+import { evaluate, mergeRuleset, type NotifyContext, PUSH_RULES_TYPE, type Ruleset, tweaksOf } from "./push-rules.ts";
 
 interface Written {
   eventId: string;
@@ -21,6 +21,8 @@ interface Written {
 
 /** Written events waiting for evaluation; past it new ones are not evaluated (counted in `dropped`). */
 const MAX_PENDING = 10_000;
+/** Events evaluated together (one read of members, rules and pushers, one write of notifications). */
+const BATCH = 200;
 
 export class Push implements PushService {
   readonly #hs: Homeserver;
@@ -59,12 +61,13 @@ export class Push implements PushService {
   async #drain(): Promise<void> {
     this.#running = true;
     try {
-      for (let ev = this.#pending.shift(); ev && !this.#closed; ev = this.#pending.shift()) {
+      while (this.#pending.length > 0 && !this.#closed) {
+        const batch = this.#pending.splice(0, BATCH);
         try {
-          await this.#handle(ev);
+          await this.#handle(batch);
         } catch (e) {
           if (!this.#closed)
-            this.#hs.log.warn("push: could not evaluate an event", { eventId: ev.eventId, err: String(e) });
+            this.#hs.log.warn("push: could not evaluate events", { eventId: batch[0].eventId, err: String(e) });
         }
       }
     } finally {
@@ -72,60 +75,101 @@ export class Push implements PushService {
     }
   }
 
-  async #handle({ eventId, stream, pdu }: Written): Promise<void> {
+  /** Evaluate a batch of written events: one read of members, rules, users and pushers, one write of notifications. */
+  async #handle(batch: Written[]): Promise<void> {
     const hs = this.#hs;
     const { store } = hs;
-    const roomId = String(pdu.room_id);
-    const sender = String(pdu.sender);
-    const type = String(pdu.type);
     const local = (u: string) => u.endsWith(`:${hs.serverName}`);
-    const members = await store.events.getMembers(roomId, "join");
-    const recipients = new Set(
-      members.filter((m) => m.userId !== sender && m.stream < stream && local(m.userId)).map((m) => m.userId),
-    );
-    const target = pdu.state_key;
-    if (
-      type === "m.room.member" &&
-      typeof target === "string" &&
-      field(pdu.content, "membership") === "invite" &&
-      target !== sender &&
-      local(target)
-    )
-      recipients.add(target);
-    if (recipients.size === 0) return;
-    const ids = [...recipients];
-    const [ruleRows, users] = await Promise.all([
-      store.accountData.getAccountDataOfUsers(ids, null, PUSH_RULES_TYPE),
-      store.accounts.getUsers(ids),
+    const membersOf = await store.events.getMembersOfRooms([...new Set(batch.map((e) => String(e.pdu.room_id)))]);
+    const recipientsOf = new Map<Written, { joined: number; ids: string[] }>();
+    const everyone = new Set<string>();
+    for (const ev of batch) {
+      const { pdu } = ev;
+      const sender = String(pdu.sender);
+      const joined = (membersOf.get(String(pdu.room_id)) ?? []).filter((m) => m.membership === "join");
+      const ids = new Set(
+        joined.filter((m) => m.userId !== sender && m.stream < ev.stream && local(m.userId)).map((m) => m.userId),
+      );
+      const target = pdu.state_key;
+      if (
+        pdu.type === "m.room.member" &&
+        typeof target === "string" &&
+        field(pdu.content, "membership") === "invite" &&
+        target !== sender &&
+        local(target)
+      )
+        ids.add(target);
+      if (ids.size === 0) continue;
+      recipientsOf.set(ev, { joined: joined.length, ids: [...ids] });
+      for (const id of ids) everyone.add(id);
+    }
+    if (everyone.size === 0) return;
+    const all = [...everyone];
+    const [ruleRows, userRows] = await Promise.all([
+      store.accountData.getAccountDataOfUsers(all, null, PUSH_RULES_TYPE),
+      store.accounts.getUsers(all),
     ]);
-    const rules = new Map(ruleRows.map((r) => [r.userId, r.content]));
-    const canNotifyRoom = mentionsRoom(pdu.content) ? await senderMayNotifyRoom(hs, roomId, sender) : false;
+    const stored = new Map(ruleRows.map((r) => [r.userId, r.content]));
+    const users = new Map(userRows.filter((u) => !u.deactivated).map((u) => [u.userId, u]));
+    const rulesets = new Map<string, Ruleset>();
     const rows: NotificationRow[] = [];
-    for (const u of users) {
-      if (u.deactivated) continue;
-      const ctx: NotifyContext = {
-        userId: u.userId,
-        displayname: u.displayname ?? null,
-        memberCount: members.length,
-        senderCanNotifyRoom: canNotifyRoom,
-      };
-      const res = evaluate(mergeRuleset(u.userId, rules.get(u.userId)), pdu, ctx);
-      if (!res.notify) continue;
-      rows.push({
-        userId: u.userId,
-        roomId,
-        eventId,
-        stream,
-        ts: Number(pdu.origin_server_ts) || Date.now(),
-        actions: res.actions,
-        highlight: res.highlight,
-        profileTag: null,
-      });
+    const rowsOf = new Map<Written, NotificationRow[]>();
+    for (const [ev, { joined, ids }] of recipientsOf) {
+      const { pdu } = ev;
+      const roomId = String(pdu.room_id);
+      const canNotifyRoom = mentionsRoom(pdu.content)
+        ? await senderMayNotifyRoom(hs, roomId, String(pdu.sender))
+        : false;
+      const mine: NotificationRow[] = [];
+      for (const id of ids) {
+        const u = users.get(id);
+        if (!u) continue;
+        let rules = rulesets.get(id);
+        if (!rules) {
+          rules = mergeRuleset(id, stored.get(id));
+          rulesets.set(id, rules);
+        }
+        const ctx: NotifyContext = {
+          userId: id,
+          displayname: u.displayname ?? null,
+          memberCount: joined,
+          senderCanNotifyRoom: canNotifyRoom,
+        };
+        const res = evaluate(rules, pdu, ctx);
+        if (!res.notify) continue;
+        mine.push({
+          userId: id,
+          roomId,
+          eventId: ev.eventId,
+          stream: ev.stream,
+          ts: Number(pdu.origin_server_ts) || Date.now(),
+          actions: res.actions,
+          highlight: res.highlight,
+          profileTag: null,
+        });
+      }
+      if (mine.length === 0) continue;
+      rows.push(...mine);
+      rowsOf.set(ev, mine);
     }
     if (rows.length === 0) return;
     await store.pushers.addNotifications(rows);
-    const pushers = (await store.pushers.getPushersOfUsers(rows.map((r) => r.userId))).filter((p) => p.kind === "http");
+    const pushers = (await store.pushers.getPushersOfUsers([...new Set(rows.map((r) => r.userId))])).filter(
+      (p) => p.kind === "http",
+    );
     if (pushers.length === 0) return;
+    for (const [ev, mine] of rowsOf) await this.#push(ev, mine, pushers);
+  }
+
+  /** Queue one event's notifications for the pushers of the users it notifies. */
+  async #push({ eventId, pdu }: Written, rows: NotificationRow[], all: PusherRow[]): Promise<void> {
+    const hs = this.#hs;
+    const pushers = all.filter((p) => rows.some((r) => r.userId === p.userId));
+    if (pushers.length === 0) return;
+    const roomId = String(pdu.room_id);
+    const sender = String(pdu.sender);
+    const type = String(pdu.type);
+    const target = pdu.state_key;
     const full = pushers.some((p) => p.data.format !== "event_id_only");
     const [roomName, senderName] = full ? await names(hs, roomId, sender) : [undefined, undefined];
     for (const row of rows) {
