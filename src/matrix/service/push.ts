@@ -23,6 +23,7 @@ interface Written {
 const MAX_PENDING = 10_000;
 /** Events evaluated together (one read of members, rules and pushers, one write of notifications). */
 const BATCH = 200;
+const MAX_CACHED_RULESETS = 20_000;
 
 export class Push implements PushService {
   readonly #hs: Homeserver;
@@ -30,6 +31,7 @@ export class Push implements PushService {
   readonly #pending: Written[] = [];
   #running = false;
   #closed = false;
+  readonly #rules = new Map<string, { stamp: number; rules: Ruleset }>();
   /** Events not evaluated because the queue was full. */
   dropped = 0;
 
@@ -109,7 +111,7 @@ export class Push implements PushService {
       store.accountData.getAccountDataOfUsers(all, null, PUSH_RULES_TYPE),
       store.accounts.getUsers(all),
     ]);
-    const stored = new Map(ruleRows.map((r) => [r.userId, r.content]));
+    const stored = new Map(ruleRows.map((r) => [r.userId, r]));
     const users = new Map(userRows.filter((u) => !u.deactivated).map((u) => [u.userId, u]));
     const rulesets = new Map<string, Ruleset>();
     const rows: NotificationRow[] = [];
@@ -126,7 +128,15 @@ export class Push implements PushService {
         if (!u) continue;
         let rules = rulesets.get(id);
         if (!rules) {
-          rules = mergeRuleset(id, stored.get(id));
+          // Merged rulesets are kept per user while their m.push_rules row is unchanged (its stream).
+          const row = stored.get(id);
+          const stamp = row?.stream ?? 0;
+          const hit = this.#rules.get(id);
+          rules = hit && hit.stamp === stamp ? hit.rules : mergeRuleset(id, row?.content);
+          if (!hit || hit.stamp !== stamp) {
+            if (this.#rules.size >= MAX_CACHED_RULESETS) this.#rules.clear();
+            this.#rules.set(id, { stamp, rules });
+          }
           rulesets.set(id, rules);
         }
         const ctx: NotifyContext = {
