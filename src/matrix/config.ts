@@ -113,6 +113,21 @@ export const matrixSchema = z
       })
       .strict()
       .default({ enabled: true, visibleToAll: false }),
+    /**
+     * Push to HTTP pushers (Push Gateway API). Each pusher has its own queue of at most queueMax notifications (the
+     * oldest dropped past it); a failed POST is retried after retryInitialMs, doubling up to retryMaxMs, and given
+     * up giveUpAfterMs after its first try (Synapse: one day). A POST waits at most timeoutMs.
+     */
+    push: z
+      .object({
+        timeoutMs: z.number().int().positive().default(10000),
+        retryInitialMs: z.number().int().positive().default(1000),
+        retryMaxMs: z.number().int().positive().default(3600000),
+        giveUpAfterMs: z.number().int().positive().default(86400000),
+        queueMax: z.number().int().positive().default(100),
+      })
+      .strict()
+      .default({ timeoutMs: 10000, retryInitialMs: 1000, retryMaxMs: 3600000, giveUpAfterMs: 86400000, queueMax: 100 }),
   })
   .strict();
 

@@ -15,12 +15,13 @@ import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import type { ClientEvent } from "./events/types.ts";
 import { formatClientEvents } from "./format.ts";
-import type { AuthService, Homeserver, Notifier, RoomService, TypingService } from "./hs.ts";
+import type { AuthService, Homeserver, Notifier, PushService, RoomService, TypingService } from "./hs.ts";
 import { createHandler } from "./http/server.ts";
 import type { Route } from "./http/types.ts";
 import { Metrics } from "./metrics.ts";
 import { Auth } from "./service/auth.ts";
 import { SyncNotifier } from "./service/notifier.ts";
+import { Push } from "./service/push.ts";
 import type { Requester } from "./service/requester.ts";
 import { Rooms } from "./service/rooms.ts";
 import { Typing } from "./service/typing.ts";
@@ -42,6 +43,7 @@ class HomeserverImpl implements Homeserver {
   readonly rooms: RoomService;
   readonly auth: AuthService;
   readonly typing: TypingService;
+  readonly push: PushService;
   readonly config: MatrixConfig;
   readonly store: Store;
   readonly log: Logger;
@@ -79,6 +81,7 @@ class HomeserverImpl implements Homeserver {
     this.typing = new Typing(this);
     this.auth = new Auth(this);
     this.rooms = new Rooms(this);
+    this.push = new Push(this);
   }
 
   clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {
@@ -183,6 +186,7 @@ export async function startHomeserver(
     port = await listener.listen(config.port, config.host);
   } catch (e) {
     wsHub.close();
+    hs.push.close();
     await store.close();
     throw e;
   }
@@ -196,6 +200,7 @@ export async function startHomeserver(
     url,
     async close() {
       wsHub.close();
+      hs.push.close();
       await listener.close();
       await store.close();
     },

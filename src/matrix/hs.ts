@@ -89,6 +89,16 @@ export interface TypingService {
   changedSince(serial: number): Set<string>;
 }
 
+/** Push notifications: rules evaluated for every written event, notifications recorded and pushed. (service/push.ts) */
+export interface PushService {
+  /** A local event was persisted: evaluate its recipients' push rules later; never throws, never waits. */
+  onEvent(ev: { eventId: string; stream: number; pdu: JsonObject }): void;
+  /** Drop what is queued for a pusher that was deleted. */
+  forgetPusher(userId: string, appId: string, pushkey: string): void;
+  /** Stop retries and timers (shutdown). */
+  close(): void;
+}
+
 export interface Homeserver {
   readonly config: MatrixConfig;
   readonly serverName: string;
@@ -110,6 +120,7 @@ export interface Homeserver {
   readonly rooms: RoomService;
   readonly auth: AuthService;
   readonly typing: TypingService;
+  readonly push: PushService;
   readonly metrics: Metrics;
   /**
    * Client-format events for `forUser` (ClientEvent: event_id, unsigned.age, unsigned.transaction_id for the

@@ -99,6 +99,25 @@ export function specErrors(file: string, path: string, method: string, status: n
   return (validate.errors ?? []).map((e) => `${e.instancePath || "(body)"} ${e.message} ${JSON.stringify(e.params)}`);
 }
 
+/**
+ * Validate `body` as the JSON request body of `method path`, per `api/<file>` (e.g. "push-gateway/push_notifier.yaml",
+ * "/notify"): what a server sends to another API, such as a push gateway. Returns [] when valid.
+ */
+export function specRequestErrors(file: string, path: string, method: string, body: unknown): string[] {
+  const full = join(SPEC_DIR, "api", file.includes("/") ? file : `client-server/${file}`);
+  const key = `${full} ${method} ${path} request`;
+  let validate = compiled.get(key) as Validate;
+  if (!validate) {
+    const op = loadYaml(full).paths?.[path]?.[method.toLowerCase()];
+    const schema = op?.requestBody?.content?.["application/json"]?.schema;
+    if (!schema) throw new Error(`spec: no JSON request body for ${method} ${path} in ${file}`);
+    validate = ajv.compile(inline(schema, full));
+    compiled.set(key, validate);
+  }
+  if (validate(body)) return [];
+  return (validate.errors ?? []).map((e) => `${e.instancePath || "(body)"} ${e.message} ${JSON.stringify(e.params)}`);
+}
+
 /** Validate an event against an event schema file, e.g. "m.room.message" (event-schemas/schema/<name>.yaml). */
 export function eventSchemaErrors(name: string, event: unknown): string[] {
   const full = join(SPEC_DIR, "event-schemas", "schema", `${name}.yaml`);

@@ -4,6 +4,7 @@ import { routes as accountData } from "./account-data.ts";
 import { routes as filter } from "./filter.ts";
 import { routes as presence } from "./presence.ts";
 import { routes as pushRules } from "./push-rules.ts";
+import { routes as pushers } from "./pushers.ts";
 import { routes as readMarkers } from "./read-markers.ts";
 import { routes as receipts } from "./receipts.ts";
 import { routes as sync } from "./sync.ts";
@@ -18,4 +19,5 @@ export const syncRoutes: Route[] = [
   ...presence,
   ...accountData,
   ...pushRules,
+  ...pushers,
 ];

@@ -192,16 +192,33 @@ export interface NotifyContext {
 /** The event as push rules see it (a PDU with room_id, sender and type set). */
 export type PushEvent = { room_id?: unknown; sender?: unknown; type?: unknown; content?: unknown };
 
-export function evaluate(rules: Ruleset, ev: PushEvent, ctx: NotifyContext): { notify: boolean; highlight: boolean } {
+/** The first matching rule's verdict (used by /sync unread counts and push delivery), with its actions. */
+export function evaluate(
+  rules: Ruleset,
+  ev: PushEvent,
+  ctx: NotifyContext,
+): { notify: boolean; highlight: boolean; actions: unknown[] } {
   for (const kind of RULE_KINDS) {
     for (const r of rules[kind]) {
       if (!r.enabled || !ruleMatches(kind, r, ev, ctx)) continue;
       const notify = r.actions.includes("notify");
       const highlight = r.actions.some((a) => field(a, "set_tweak") === "highlight" && field(a, "value") !== false);
-      return { notify, highlight: notify && highlight };
+      return { notify, highlight: notify && highlight, actions: r.actions };
     }
   }
-  return { notify: false, highlight: false };
+  return { notify: false, highlight: false, actions: [] };
+}
+
+/** The tweaks of a rule's actions ({set_tweak, value} -> {name: value}; highlight without a value is true). */
+export function tweaksOf(actions: unknown[]): JsonObject {
+  const out: JsonObject = {};
+  for (const a of actions) {
+    const name = field(a, "set_tweak");
+    if (typeof name !== "string") continue;
+    const v = field(a, "value");
+    out[name] = v === undefined && name === "highlight" ? true : v;
+  }
+  return out;
 }
 
 function ruleMatches(kind: RuleKind, r: PushRule, ev: PushEvent, ctx: NotifyContext): boolean {

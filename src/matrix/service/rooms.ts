@@ -180,6 +180,7 @@ export class Rooms implements RoomService {
       throw e;
     }
     hs.metrics.eventsPersisted++;
+    hs.push.onEvent({ eventId, stream, pdu: signed });
     head.latestId = eventId;
     head.depth = pdu.depth;
     if (input.stateKey !== undefined && AUTH_TYPES.has(input.type)) {

@@ -13,6 +13,7 @@ import { integrityTests } from "./conformance/integrity.ts";
 import { keyBackupTests } from "./conformance/key-backup.ts";
 import { keyTests } from "./conformance/keys.ts";
 import { mediaTests } from "./conformance/media.ts";
+import { pusherTests } from "./conformance/pushers.ts";
 import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
 import { storeTests } from "./conformance/store.ts";
@@ -35,6 +36,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("MediaStore", () => mediaTests(makeStore));
     describe("KeyStore", () => keyTests(makeStore));
     describe("KeyBackupStore", () => keyBackupTests(makeStore));
+    describe("PusherStore", () => pusherTests(makeStore));
     // Across areas: getMaxStream, durability, references between areas' rows, kill -9.
     describe("Store", () => {
       storeTests(makeStore);

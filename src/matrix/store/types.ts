@@ -10,6 +10,7 @@
  * stream order. Each write method below is one transaction: it is either fully applied or not at all.
  */
 
+import type { JsonObject } from "../events/types.ts";
 import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
 
 export interface UserRow {
@@ -435,6 +436,60 @@ export interface RelationStore {
   hasAnnotation(parentId: string, sender: string, type: string, key: string): Promise<boolean>;
 }
 
+/** A pusher (spec "Push Notifications": POST /pushers/set), unique by (appId, pushkey, userId). */
+export interface PusherRow {
+  userId: string;
+  /** The device whose access token created it: deleting the device (logout, deactivation) deletes it. */
+  deviceId: string | null;
+  kind: string;
+  appId: string;
+  pushkey: string;
+  appDisplayName: string;
+  deviceDisplayName: string;
+  profileTag: string | null;
+  lang: string;
+  /** The pusher's `data` object (url, format, ...), as given. */
+  data: JsonObject;
+  /** When the pushkey was last set, in ms. */
+  pushkeyTs: number;
+}
+
+/** A notification recorded when a user's push rules said `notify` for an event (GET /notifications). */
+export interface NotificationRow {
+  userId: string;
+  roomId: string;
+  eventId: string;
+  /** The event's stream position: the pagination token and the order (newest first). */
+  stream: number;
+  ts: number;
+  actions: unknown[];
+  highlight: boolean;
+  profileTag: string | null;
+}
+
+/** Pushers and the notifications recorded for users. */
+export interface PusherStore {
+  /**
+   * Insert or replace the user's pusher with this (appId, pushkey); without `append`, the same (appId, pushkey) of
+   * other users is removed in the same transaction (spec: pushers/set).
+   */
+  setPusher(row: PusherRow, append: boolean): Promise<void>;
+  /** Returns whether a pusher was deleted. */
+  deletePusher(userId: string, appId: string, pushkey: string): Promise<boolean>;
+  /** Every pusher with this (appId, pushkey), of any user (a gateway's `rejected` list names them so). */
+  deletePushersByKey(appId: string, pushkey: string): Promise<number>;
+  getPushers(userId: string): Promise<PusherRow[]>;
+  /** Pushers of any of these users, ordered by user. */
+  getPushersOfUsers(userIds: string[]): Promise<PusherRow[]>;
+  /** Record notifications (one per user; the same (user, event) twice is ignored). */
+  addNotifications(rows: NotificationRow[]): Promise<void>;
+  /** The user's notifications with stream < before (or all), newest first, at most `limit`. */
+  getNotifications(
+    userId: string,
+    opts: { before?: number; limit: number; onlyHighlight: boolean },
+  ): Promise<NotificationRow[]>;
+}
+
 /** A backend: one object per area, each implementing its interface directly (no forwarding façade). */
 export interface Store {
   /** Create/upgrade the schema. Idempotent. */
@@ -455,4 +510,5 @@ export interface Store {
   readonly keys: KeyStore;
   /** Server-side key backup (keys-types.ts). */
   readonly keyBackup: KeyBackupStore;
+  readonly pushers: PusherStore;
 }

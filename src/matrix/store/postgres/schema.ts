@@ -291,4 +291,35 @@ export const MIGRATIONS: string[] = [
     FROM (SELECT e.*, (e.pdu::jsonb)->'content'->'m.relates_to' AS r FROM events e WHERE e.redacted_by IS NULL) x
     WHERE jsonb_typeof(r->'event_id') = 'string' AND jsonb_typeof(r->'rel_type') = 'string';
   `,
+  // pushers and the notifications recorded for their users (spec "Push Notifications"). A pusher goes with the
+  // device that created it (logout, device deletion, deactivation).
+  `
+  CREATE TABLE pushers (
+    user_id ${T} NOT NULL,
+    app_id ${T} NOT NULL,
+    pushkey ${T} NOT NULL,
+    device_id ${T},
+    kind ${T} NOT NULL,
+    app_display_name TEXT NOT NULL,
+    device_display_name TEXT NOT NULL,
+    profile_tag TEXT,
+    lang TEXT NOT NULL,
+    data TEXT NOT NULL,
+    pushkey_ts BIGINT NOT NULL,
+    PRIMARY KEY (user_id, app_id, pushkey),
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id) ON DELETE CASCADE
+  );
+  CREATE INDEX pushers_key ON pushers(app_id, pushkey);
+  CREATE TABLE notifications (
+    user_id ${T} NOT NULL,
+    stream BIGINT NOT NULL,
+    room_id ${T} NOT NULL,
+    event_id ${T} NOT NULL,
+    ts BIGINT NOT NULL,
+    actions TEXT NOT NULL,
+    highlight BOOLEAN NOT NULL,
+    profile_tag TEXT,
+    PRIMARY KEY (user_id, stream)
+  );
+  `,
 ];

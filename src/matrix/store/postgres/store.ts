@@ -9,6 +9,7 @@ import { SqlAccountDataStore } from "../sql/account-data.ts";
 import { SqlAccountStore } from "../sql/accounts.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
+import { SqlPusherStore } from "../sql/pushers.ts";
 import { SqlRelationStore } from "../sql/relations.ts";
 import { SqlRoomStore } from "../sql/rooms.ts";
 import type { Store } from "../types.ts";
@@ -36,6 +37,7 @@ export class PostgresStore implements Store {
   readonly accountData = new SqlAccountDataStore(this.sql);
   readonly ephemeral = new SqlEphemeralStore(this.sql);
   readonly media = new SqlMediaStore(this.sql);
+  readonly pushers = new SqlPusherStore(this.sql);
   readonly keys = new PostgresKeyStore(this.conn);
   readonly keyBackup = new PostgresKeyBackupStore(this.conn);
 

@@ -300,4 +300,35 @@ export const MIGRATIONS: string[] = [
     WHERE redacted_by IS NULL AND json_type(pdu, '$.content."m.relates_to".event_id') = 'text'
       AND json_type(pdu, '$.content."m.relates_to".rel_type') = 'text';
   `,
+  // pushers and the notifications recorded for their users (spec "Push Notifications"). A pusher goes with the
+  // device that created it (logout, device deletion, deactivation).
+  `
+  CREATE TABLE pushers (
+    user_id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    pushkey TEXT NOT NULL,
+    device_id TEXT,
+    kind TEXT NOT NULL,
+    app_display_name TEXT NOT NULL,
+    device_display_name TEXT NOT NULL,
+    profile_tag TEXT,
+    lang TEXT NOT NULL,
+    data TEXT NOT NULL,
+    pushkey_ts INTEGER NOT NULL,
+    PRIMARY KEY (user_id, app_id, pushkey),
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id) ON DELETE CASCADE
+  ) WITHOUT ROWID;
+  CREATE INDEX pushers_key ON pushers(app_id, pushkey);
+  CREATE TABLE notifications (
+    user_id TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    room_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    actions TEXT NOT NULL,
+    highlight INTEGER NOT NULL,
+    profile_tag TEXT,
+    PRIMARY KEY (user_id, stream)
+  ) WITHOUT ROWID;
+  `,
 ];

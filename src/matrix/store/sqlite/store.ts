@@ -7,6 +7,7 @@ import { SqlAccountDataStore } from "../sql/account-data.ts";
 import { SqlAccountStore } from "../sql/accounts.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
+import { SqlPusherStore } from "../sql/pushers.ts";
 import { SqlRelationStore } from "../sql/relations.ts";
 import { SqlRoomStore } from "../sql/rooms.ts";
 import type { Store } from "../types.ts";
@@ -33,6 +34,7 @@ export class SqliteStore implements Store {
   readonly accountData = new SqlAccountDataStore(this.sql);
   readonly ephemeral = new SqlEphemeralStore(this.sql);
   readonly media = new SqlMediaStore(this.sql);
+  readonly pushers = new SqlPusherStore(this.sql);
   readonly keys = new SqliteKeyStore(this.conn);
   readonly keyBackup = new SqliteKeyBackupStore(this.conn);
 
