@@ -113,6 +113,16 @@ export const matrixSchema = z
       })
       .strict()
       .default({ enabled: true, visibleToAll: false }),
+    userDirectory: z
+      .object({
+        /**
+         * POST /user_directory/search finds every local user; off, only users sharing a joined room with the
+         * searcher or joined to a public room (Synapse's user_directory.search_all_users).
+         */
+        searchAllUsers: z.boolean().default(false),
+      })
+      .strict()
+      .default({ searchAllUsers: false }),
   })
   .strict();
 

@@ -55,3 +55,11 @@ export function schemaTooNew(found: number, known: number): AmiError {
     `database schema version ${found} is newer than this ami-streams supports (${known}); upgrade ami-streams`,
   );
 }
+
+/** The words of a search term as both backends' full-text indexes split them: lower-cased letters and digits. */
+export function searchWords(term: string): string[] {
+  return [...new Set(term.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [])].slice(0, 16);
+}
+
+/** `s` as a LIKE pattern's literal part (backslash the escape, as in `ESCAPE '\\'`). */
+export const likeLiteral = (s: string): string => s.replace(/[\\%_]/g, (c) => `\\${c}`);

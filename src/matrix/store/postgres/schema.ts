@@ -269,4 +269,14 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE event_txns ADD PRIMARY KEY (user_id, device_id, scope, txn_id);
   ALTER TABLE event_txns ALTER COLUMN scope DROP DEFAULT;
   `,
+  // search: a GIN index over the tsvector of message bodies, room names and topics (postgres/search.ts reads the
+  // same expression), partial on unredacted events: every write path indexes with its row, a redaction takes the
+  // event out, and creating it backfills.
+  `
+  CREATE INDEX events_search ON events USING gin ((to_tsvector('simple'::regconfig, CASE type
+    WHEN 'm.room.message' THEN pdu::jsonb->'content'->>'body'
+    WHEN 'm.room.name' THEN pdu::jsonb->'content'->>'name'
+    WHEN 'm.room.topic' THEN pdu::jsonb->'content'->>'topic' END)))
+  WHERE redacted_by IS NULL AND type IN ('m.room.message', 'm.room.name', 'm.room.topic');
+  `,
 ];

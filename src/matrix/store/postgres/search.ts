@@ -1,0 +1,65 @@
+/**
+ * The SearchStore on PostgreSQL: the tsvector expression of schema.ts's partial GIN index (`events_search`), a
+ * prefix tsquery per word, ts_rank; the user directory is shared SQL (sql/search.ts).
+ */
+import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
+import { SqlUserDirectory } from "../sql/search.ts";
+import { type EventSearchQuery, SEARCH_KEYS, type SearchHit, type SearchStore } from "../types.ts";
+import { type PgDb, PgSql } from "./db.ts";
+import { filterConditions } from "./events.ts";
+
+/** Must stay the expression (and predicate) of the events_search index, or the planner cannot use it. */
+const VECTOR = `to_tsvector('simple'::regconfig, CASE e.type
+    WHEN 'm.room.message' THEN e.pdu::jsonb->'content'->>'body'
+    WHEN 'm.room.name' THEN e.pdu::jsonb->'content'->>'name'
+    WHEN 'm.room.topic' THEN e.pdu::jsonb->'content'->>'topic' END)`;
+const INDEXED = "e.redacted_by IS NULL AND e.type IN ('m.room.message', 'm.room.name', 'm.room.topic')";
+
+/** Each word a prefix lexeme, all required (the words hold only letters and digits). */
+export const tsQuery = (words: string[]): string => words.map((w) => `${w}:*`).join(" & ");
+
+export class PostgresSearchStore extends SqlUserDirectory implements SearchStore {
+  readonly #conn: () => PgDb;
+  constructor(conn: () => PgDb) {
+    super(new PgSql(conn), "(j.pdu::jsonb->'content'->>'join_rule')");
+    this.#conn = conn;
+  }
+
+  async searchEvents(q: EventSearchQuery): Promise<{ hits: SearchHit[]; count: number }> {
+    const types = q.keys.map((k) => SEARCH_KEYS[k]);
+    if (q.words.length === 0 || q.spans.length === 0 || types.length === 0) return { hits: [], count: 0 };
+    const params: unknown[] = [
+      tsQuery(q.words),
+      types,
+      q.spans.map((s) => s.roomId),
+      q.spans.map((s) => s.lo),
+      q.spans.map((s) => s.hi),
+    ];
+    const where = [
+      `${VECTOR} @@ to_tsquery('simple'::regconfig, $1)`,
+      INDEXED,
+      "e.type = ANY($2::text[])",
+      `EXISTS (SELECT 1 FROM unnest($3::text[], $4::bigint[], $5::bigint[]) r(room_id, lo, hi)
+        WHERE r.room_id = e.room_id AND e.stream BETWEEN r.lo AND r.hi)`,
+    ];
+    if (q.filter) filterConditions(q.filter, where, params);
+    const from = `FROM events e WHERE ${where.join(" AND ")}`;
+    const d = this.#conn();
+    const countP = d.row(`SELECT count(*) AS n ${from}`, params);
+    if (q.limit <= 0) return { hits: [], count: Number((await countP).n) };
+    const pageParams = [...params];
+    let page: string;
+    if (q.orderBy === "recent") {
+      pageParams.push(q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
+      page = `${from} AND e.stream < $${pageParams.length - 1} ORDER BY e.stream DESC LIMIT $${pageParams.length}`;
+    } else {
+      pageParams.push(q.limit, q.offset ?? 0);
+      page = `${from} ORDER BY rank DESC, e.stream DESC LIMIT $${pageParams.length - 1} OFFSET $${pageParams.length}`;
+    }
+    const [count, rows] = await Promise.all([
+      countP,
+      d.rows(`SELECT ${EVENT_COLUMNS}, ts_rank(${VECTOR}, to_tsquery('simple'::regconfig, $1)) AS rank ${page}`, pageParams),
+    ]);
+    return { hits: rows.map((r) => ({ event: eventFromRow(r), rank: Number(r.rank) })), count: Number(count.n) };
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The SearchStore on SQLite: FTS5 (the event_search table, kept by triggers on events: schema.ts) ranked by bm25;
+ * the user directory is shared SQL (sql/search.ts).
+ */
+import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
+import { SqlUserDirectory } from "../sql/search.ts";
+import { type EventSearchQuery, SEARCH_KEYS, type SearchHit, type SearchStore } from "../types.ts";
+import type { SqliteDb } from "./db.ts";
+import { SqliteSql } from "./db.ts";
+import { filterConditions } from "./events.ts";
+
+/** Each word a quoted FTS5 prefix query, all required (the words hold only letters and digits). */
+export const ftsQuery = (words: string[]): string => words.map((w) => `"${w}"*`).join(" ");
+
+export class SqliteSearchStore extends SqlUserDirectory implements SearchStore {
+  readonly #conn: () => SqliteDb;
+  constructor(conn: () => SqliteDb) {
+    super(new SqliteSql(conn), "json_extract(j.pdu, '$.content.join_rule')");
+    this.#conn = conn;
+  }
+
+  async searchEvents(q: EventSearchQuery): Promise<{ hits: SearchHit[]; count: number }> {
+    const types = q.keys.map((k) => SEARCH_KEYS[k]);
+    if (q.words.length === 0 || q.spans.length === 0 || types.length === 0) return { hits: [], count: 0 };
+    const where = [
+      "event_search MATCH ?",
+      "e.redacted_by IS NULL",
+      "e.type IN (SELECT value FROM json_each(?))",
+      `EXISTS (SELECT 1 FROM json_each(?) r WHERE json_extract(r.value, '$[0]') = e.room_id
+        AND e.stream BETWEEN json_extract(r.value, '$[1]') AND json_extract(r.value, '$[2]'))`,
+    ];
+    const params: (string | number)[] = [
+      ftsQuery(q.words),
+      JSON.stringify(types),
+      JSON.stringify(q.spans.map((s) => [s.roomId, s.lo, s.hi])),
+    ];
+    const strs: string[] = [];
+    if (q.filter) filterConditions(q.filter, where, strs);
+    params.push(...strs);
+    const from = `FROM event_search JOIN events e ON e.stream = event_search.rowid WHERE ${where.join(" AND ")}`;
+    const d = this.#conn();
+    const count = Number((d.q(`SELECT count(*) AS n ${from}`).get(...params) as { n: number }).n);
+    if (q.limit <= 0) return { hits: [], count };
+    let page: string;
+    const pageParams = [...params];
+    if (q.orderBy === "recent") {
+      page = `${from} AND e.stream < ? ORDER BY e.stream DESC LIMIT ?`;
+      pageParams.push(q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
+    } else {
+      page = `${from} ORDER BY rank DESC, e.stream DESC LIMIT ? OFFSET ?`;
+      pageParams.push(q.limit, q.offset ?? 0);
+    }
+    const rows = d.q(`SELECT ${EVENT_COLUMNS}, -bm25(event_search) AS rank ${page}`).all(...pageParams) as any[];
+    return { hits: rows.map((r) => ({ event: eventFromRow(r), rank: Number(r.rank) })), count };
+  }
+}
