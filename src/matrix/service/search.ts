@@ -161,8 +161,7 @@ export async function searchRoomEvents(
     results: hits.map((h, i) => ({ rank: h.rank, result: events[i] })),
   };
   if (got.length > limit) {
-    out.next_batch =
-      orderBy === "rank" ? `k${(cursor ?? 0) + limit}` : `r${hits[hits.length - 1].event.stream}`;
+    out.next_batch = orderBy === "rank" ? `k${(cursor ?? 0) + limit}` : `r${hits[hits.length - 1].event.stream}`;
   }
   if (c.eventContext) {
     const ctx = c.eventContext;

@@ -14,6 +14,7 @@ import { keyBackupTests } from "./conformance/key-backup.ts";
 import { keyTests } from "./conformance/keys.ts";
 import { mediaTests } from "./conformance/media.ts";
 import { roomTests } from "./conformance/rooms.ts";
+import { searchTests } from "./conformance/search.ts";
 import { storeTests } from "./conformance/store.ts";
 import { timelineTests } from "./conformance/timeline.ts";
 
@@ -33,6 +34,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("MediaStore", () => mediaTests(makeStore));
     describe("KeyStore", () => keyTests(makeStore));
     describe("KeyBackupStore", () => keyBackupTests(makeStore));
+    describe("SearchStore", () => searchTests(makeStore));
     // Across areas: getMaxStream, durability, references between areas' rows, kill -9.
     describe("Store", () => {
       storeTests(makeStore);

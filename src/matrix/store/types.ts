@@ -361,7 +361,11 @@ export interface MediaStore {
 }
 
 /** The event fields full-text search reads (spec "Server Side Search": `keys`), each from one event type. */
-export const SEARCH_KEYS = { "content.body": "m.room.message", "content.name": "m.room.name", "content.topic": "m.room.topic" } as const;
+export const SEARCH_KEYS = {
+  "content.body": "m.room.message",
+  "content.name": "m.room.name",
+  "content.topic": "m.room.topic",
+} as const;
 export type SearchKey = keyof typeof SEARCH_KEYS;
 
 /** A room and the stream positions lo..hi (both inclusive) of it a reader may see (service/visibility.ts). */

@@ -58,7 +58,10 @@ export class PostgresSearchStore extends SqlUserDirectory implements SearchStore
     }
     const [count, rows] = await Promise.all([
       countP,
-      d.rows(`SELECT ${EVENT_COLUMNS}, ts_rank(${VECTOR}, to_tsquery('simple'::regconfig, $1)) AS rank ${page}`, pageParams),
+      d.rows(
+        `SELECT ${EVENT_COLUMNS}, ts_rank(${VECTOR}, to_tsquery('simple'::regconfig, $1)) AS rank ${page}`,
+        pageParams,
+      ),
     ]);
     return { hits: rows.map((r) => ({ event: eventFromRow(r), rank: Number(r.rank) })), count: Number(count.n) };
   }
