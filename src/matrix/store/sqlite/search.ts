@@ -47,10 +47,10 @@ export class SqliteSearchStore extends SqlUserDirectory implements SearchStore {
       page = `${from} AND e.stream < ? ORDER BY e.stream DESC LIMIT ?`;
       pageParams.push(q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
     } else {
-      page = `${from} ORDER BY rank DESC, e.stream DESC LIMIT ? OFFSET ?`;
+      page = `${from} ORDER BY score DESC, e.stream DESC LIMIT ? OFFSET ?`;
       pageParams.push(q.limit, q.offset ?? 0);
     }
-    const rows = d.q(`SELECT ${EVENT_COLUMNS}, -bm25(event_search) AS rank ${page}`).all(...pageParams) as any[];
-    return { hits: rows.map((r) => ({ event: eventFromRow(r), rank: Number(r.rank) })), count };
+    const rows = d.q(`SELECT ${EVENT_COLUMNS}, -bm25(event_search) AS score ${page}`).all(...pageParams) as any[];
+    return { hits: rows.map((r) => ({ event: eventFromRow(r), rank: Number(r.score) })), count };
   }
 }
