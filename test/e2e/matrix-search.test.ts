@@ -265,6 +265,6 @@ describe("user directory with searchAllUsers", () => {
       body: { search_term: "ze" },
     });
     assertSpec("users.yaml", "/user_directory/search", "POST", 200, r);
-    assert.deepEqual(r.results, [{ user_id: z.userId }]);
+    assert.deepEqual(r.results, [{ user_id: z.userId, display_name: "zed" }]);
   });
 });
