@@ -22,8 +22,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 200);
 const C = "/_matrix/client/v3";
 const WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"];
 
+/** Two digits each, so no tag is a prefix of another (search words match as prefixes). */
+const tagOf = (i: number) => `tag${String(i % TAGS).padStart(2, "0")}`;
 const body = (i: number) =>
-  `message ${i} about ${WORDS[i % WORDS.length]} and ${WORDS[(i * 7) % WORDS.length]} tag${i % TAGS} in the bench`;
+  `message ${i} about ${WORDS[i % WORDS.length]} and ${WORDS[(i * 7) % WORDS.length]} ${tagOf(i)} in the bench`;
 
 async function fill(hs: ChildHomeserver, roomId: string, sender: string): Promise<void> {
   const store = await openStore(hs.db.database, hs.dataDir);
@@ -128,7 +130,7 @@ export async function run(backend: Backend = "sqlite"): Promise<BenchResult[]> {
     const times: number[] = [];
     const rawTimes: number[] = [];
     for (let i = 0; i < RUNS + 10; i++) {
-      const tag = `tag${(i * 37) % TAGS}`;
+      const tag = tagOf(i * 37);
       const t = performance.now();
       const r = await http.call("POST", `${C}/search`, user.accessToken, {
         search_categories: { room_events: { search_term: tag, order_by: "rank" } },
