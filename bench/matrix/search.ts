@@ -92,8 +92,7 @@ async function rawQuery(
   const c = new pg.Client({ connectionString: hs.db.database });
   await c.connect();
   await c.query("SET search_path TO ami_matrix");
-  const vec = `to_tsvector('simple'::regconfig, CASE type WHEN 'm.room.message' THEN pdu::jsonb->'content'->>'body'
-    WHEN 'm.room.name' THEN pdu::jsonb->'content'->>'name' WHEN 'm.room.topic' THEN pdu::jsonb->'content'->>'topic' END)`;
+  const vec = "to_tsvector('simple'::regconfig, event_search_text(type, pdu))";
   const where = `${vec} @@ to_tsquery('simple', $1) AND redacted_by IS NULL
     AND type IN ('m.room.message', 'm.room.name', 'm.room.topic')`;
   return {

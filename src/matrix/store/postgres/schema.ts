@@ -271,12 +271,28 @@ export const MIGRATIONS: string[] = [
   `,
   // search: a GIN index over the tsvector of message bodies, room names and topics (postgres/search.ts reads the
   // same expression), partial on unredacted events: every write path indexes with its row, a redaction takes the
-  // event out, and creating it backfills.
+  // event out, and creating it backfills. The text is read from the PDU as json, not jsonb, and a field whose
+  // escapes PostgreSQL text cannot hold (\u0000, a lone surrogate) is left unindexed instead of failing the write.
   `
-  CREATE INDEX events_search ON events USING gin ((to_tsvector('simple'::regconfig, CASE type
-    WHEN 'm.room.message' THEN pdu::jsonb->'content'->>'body'
-    WHEN 'm.room.name' THEN pdu::jsonb->'content'->>'name'
-    WHEN 'm.room.topic' THEN pdu::jsonb->'content'->>'topic' END)))
+  CREATE FUNCTION event_search_text(event_type text, pdu text) RETURNS text
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+  DECLARE
+    key text := CASE event_type WHEN 'm.room.message' THEN 'body' WHEN 'm.room.name' THEN 'name'
+      WHEN 'm.room.topic' THEN 'topic' END;
+    v text;
+  BEGIN
+    IF strpos(pdu, '\\u') = 0 THEN
+      RETURN CASE WHEN json_typeof(pdu::json->'content'->key) = 'string' THEN pdu::json->'content'->>key END;
+    END IF;
+    BEGIN
+      v := CASE WHEN json_typeof(pdu::json->'content'->key) = 'string' THEN pdu::json->'content'->>key END;
+    EXCEPTION WHEN OTHERS THEN
+      v := NULL;
+    END;
+    RETURN v;
+  END
+  $fn$;
+  CREATE INDEX events_search ON events USING gin ((to_tsvector('simple'::regconfig, event_search_text(type, pdu))))
   WHERE redacted_by IS NULL AND type IN ('m.room.message', 'm.room.name', 'm.room.topic');
   `,
 ];

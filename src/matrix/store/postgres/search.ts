@@ -9,10 +9,7 @@ import { type PgDb, PgSql } from "./db.ts";
 import { filterConditions } from "./events.ts";
 
 /** Must stay the expression (and predicate) of the events_search index, or the planner cannot use it. */
-const VECTOR = `to_tsvector('simple'::regconfig, CASE e.type
-    WHEN 'm.room.message' THEN e.pdu::jsonb->'content'->>'body'
-    WHEN 'm.room.name' THEN e.pdu::jsonb->'content'->>'name'
-    WHEN 'm.room.topic' THEN e.pdu::jsonb->'content'->>'topic' END)`;
+const VECTOR = "to_tsvector('simple'::regconfig, event_search_text(e.type, e.pdu))";
 const INDEXED = "e.redacted_by IS NULL AND e.type IN ('m.room.message', 'm.room.name', 'm.room.topic')";
 
 /** Each word a prefix lexeme, all required (the words hold only letters and digits). */
