@@ -71,6 +71,9 @@ export function searchTests(make: MakeStore): void {
     });
     assert.deepEqual(streams(ranged.hits.map((h) => h.event)), [8, 3, 2]);
     assert.equal(ranged.count, 3);
+    const many = Array.from({ length: 100 }, (_, i) => ({ roomId: `!r${i}:hs`, lo: 0, hi: 100 }));
+    const wide = await search(s, { spans: [...many, { roomId: R, lo: 2, hi: 3 }, { roomId: R, lo: 8, hi: 8 }] });
+    assert.deepEqual(streams(wide.hits.map((h) => h.event)), [8, 3, 2], "many spans (rooms) at once");
     const bob = await search(s, { filter: { senders: ["@bob:hs"] } });
     assert.deepEqual(streams(bob.hits.map((h) => h.event)), [8, 3]);
     const notBob = await search(s, { filter: { notSenders: ["@bob:hs"], types: ["m.room.message"] } });

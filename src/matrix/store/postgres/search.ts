@@ -1,5 +1,5 @@
 /**
- * The SearchStore on PostgreSQL: the tsvector expression of schema.ts's partial GIN index (`events_search`), a
+ * The SearchStore on PostgreSQL: event_search's GIN-indexed tsvectors (kept by a trigger on events: schema.ts), a
  * prefix tsquery per word, ts_rank; the user directory is shared SQL (sql/search.ts).
  */
 import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
@@ -7,10 +7,6 @@ import { SqlUserDirectory } from "../sql/search.ts";
 import { type EventSearchQuery, SEARCH_KEYS, type SearchHit, type SearchStore } from "../types.ts";
 import { type PgDb, PgSql } from "./db.ts";
 import { filterConditions } from "./events.ts";
-
-/** Must stay the expression (and predicate) of the events_search index, or the planner cannot use it. */
-const VECTOR = "to_tsvector('simple'::regconfig, event_search_text(e.type, e.pdu))";
-const INDEXED = "e.redacted_by IS NULL AND e.type IN ('m.room.message', 'm.room.name', 'm.room.topic')";
 
 /** Each word a prefix lexeme, all required (the words hold only letters and digits). */
 export const tsQuery = (words: string[]): string => words.map((w) => `${w}:*`).join(" & ");
@@ -33,14 +29,14 @@ export class PostgresSearchStore extends SqlUserDirectory implements SearchStore
       q.spans.map((s) => s.hi),
     ];
     const where = [
-      `${VECTOR} @@ to_tsquery('simple'::regconfig, $1)`,
-      INDEXED,
+      "s.vector @@ to_tsquery('simple'::regconfig, $1)",
+      "e.redacted_by IS NULL",
       "e.type = ANY($2::text[])",
       `EXISTS (SELECT 1 FROM unnest($3::text[], $4::bigint[], $5::bigint[]) r(room_id, lo, hi)
         WHERE r.room_id = e.room_id AND e.stream BETWEEN r.lo AND r.hi)`,
     ];
     if (q.filter) filterConditions(q.filter, where, params);
-    const from = `FROM events e WHERE ${where.join(" AND ")}`;
+    const from = `FROM event_search s JOIN events e ON e.stream = s.stream WHERE ${where.join(" AND ")}`;
     const d = this.#conn();
     const countP = d.row(`SELECT count(*) AS n ${from}`, params);
     if (q.limit <= 0) return { hits: [], count: Number((await countP).n) };
@@ -56,7 +52,7 @@ export class PostgresSearchStore extends SqlUserDirectory implements SearchStore
     const [count, rows] = await Promise.all([
       countP,
       d.rows(
-        `SELECT ${EVENT_COLUMNS}, ts_rank(${VECTOR}, to_tsquery('simple'::regconfig, $1)) AS rank ${page}`,
+        `SELECT ${EVENT_COLUMNS}, ts_rank(s.vector, to_tsquery('simple'::regconfig, $1)) AS rank ${page}`,
         pageParams,
       ),
     ]);
