@@ -39,7 +39,8 @@ export class SqliteSearchStore extends SqlUserDirectory implements SearchStore {
     const strs: string[] = [];
     if (q.filter) filterConditions(q.filter, where, strs);
     params.push(...strs);
-    const from = `FROM event_search JOIN events e ON e.stream = event_search.rowid WHERE ${where.join(" AND ")}`;
+    // CROSS JOIN keeps the full-text match the outer loop: led by events' room index, SQLite would run MATCH per row.
+    const from = `FROM event_search CROSS JOIN events e ON e.stream = event_search.rowid WHERE ${where.join(" AND ")}`;
     const d = this.#conn();
     const count = Number((d.q(`SELECT count(*) AS n ${from}`).get(...params) as { n: number }).n);
     if (q.limit <= 0) return { hits: [], count };
