@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark, one after the other (they share the machine), then one table.
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
- * benches (latency, throughput, initial-sync, memory, websocket, push, cas, media).
+ * benches (latency, throughput, initial-sync, memory, search, websocket, push, cas, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -15,6 +15,10 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     return [...(await m.run("sqlite")), ...(await m.run("postgres"))];
   },
   memory: async () => (await import("./matrix/memory.ts")).run(),
+  search: async () => {
+    const m = await import("./matrix/search.ts");
+    return [...(await m.run("sqlite")), ...(await m.run("postgres"))];
+  },
   websocket: async () => (await import("./matrix/websocket.ts")).run(),
   push: async () => (await import("./matrix/push.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),

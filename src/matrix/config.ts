@@ -128,6 +128,16 @@ export const matrixSchema = z
       })
       .strict()
       .default({ timeoutMs: 10000, retryInitialMs: 1000, retryMaxMs: 3600000, giveUpAfterMs: 86400000, queueMax: 100 }),
+    userDirectory: z
+      .object({
+        /**
+         * POST /user_directory/search finds every local user; off, only users sharing a joined room with the
+         * searcher or joined to a public room (Synapse's user_directory.search_all_users).
+         */
+        searchAllUsers: z.boolean().default(false),
+      })
+      .strict()
+      .default({ searchAllUsers: false }),
   })
   .strict();
 

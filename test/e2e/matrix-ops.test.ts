@@ -68,6 +68,7 @@ describe("matrix ops", () => {
       "matrix.room.events",
       "matrix.room.list",
       "matrix.room.messages",
+      "matrix.room.search",
       "matrix.room.send",
       "matrix.user.create",
       "matrix.user.deactivate",
@@ -133,6 +134,9 @@ describe("matrix ops", () => {
         ["second", "@ami-streams:localhost"],
       ],
     );
+    const found = await run(ctx, "matrix.room.search", { term: "seco", room: "#ops:localhost" });
+    assert.equal(found.count, 1);
+    assert.deepEqual([found.results[0].text, found.results[0].eventId], ["second", b.eventId]);
     const last = await run(ctx, "matrix.room.messages", { room: room.roomId, limit: 1 });
     assert.deepEqual(
       last.messages.map((m: any) => m.body),

@@ -1,4 +1,4 @@
-/** Every room route: creation, membership, state, sending, reading, aliases and the directory. */
+/** Every room route: creation, membership, state, sending, reading, aliases, the directory and search. */
 import type { Route } from "../http/types.ts";
 import { routes as createRoom } from "./create-room.ts";
 import { routes as directory } from "./directory.ts";
@@ -7,6 +7,8 @@ import { routes as relations } from "./relations.ts";
 import { routes as roomMessages } from "./room-messages.ts";
 import { routes as roomSend } from "./room-send.ts";
 import { routes as roomState } from "./room-state.ts";
+import { routes as search } from "./search.ts";
+import { routes as userDirectory } from "./user-directory.ts";
 
 export const roomRoutes: Route[] = [
   ...createRoom,
@@ -16,4 +18,6 @@ export const roomRoutes: Route[] = [
   ...roomMessages,
   ...relations,
   ...directory,
+  ...search,
+  ...userDirectory,
 ];

@@ -1,6 +1,7 @@
 /** The matrix user/room operations (CLI `ami-streams matrix ...`, MCP `matrix_*`). */
 import type { OpDef } from "../../core/ops.ts";
 import { roomCreate, roomList, roomMessages, roomSend } from "./rooms.ts";
+import { roomSearch } from "./search.ts";
 import { userCreate, userDeactivate, userList } from "./users.ts";
 import { roomEvents, watch } from "./watch.ts";
 
@@ -13,6 +14,7 @@ export const matrixOps: OpDef<any, any>[] = [
   roomList,
   roomSend,
   roomMessages,
+  roomSearch,
   roomEvents,
   watch,
 ];

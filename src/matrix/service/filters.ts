@@ -18,7 +18,7 @@ const eventFilter = z
     not_senders: strings.optional(),
   })
   .loose();
-const roomEventFilter = eventFilter
+export const roomEventFilter = eventFilter
   .extend({
     rooms: strings.optional(),
     not_rooms: strings.optional(),

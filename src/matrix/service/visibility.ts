@@ -1,7 +1,7 @@
 /**
  * History visibility (spec client-server "History visibility", Server behaviour): the one function that decides
  * which events of a room a user may read. Every read path asks it: /sync (initial, incremental, and the
- * WebSocket's full computation), /messages, /context, /event, /state, /members.
+ * WebSocket's full computation), /messages, /context, /event, /state, /members, /search.
  *
  * An event is judged by the state of the room at it, i.e. before it: the m.room.history_visibility setting
  * (absent or not understood: `shared`) and the user's membership.

@@ -72,3 +72,11 @@ export function relationOf(pdu: Record<string, any>): Relation | null {
   const key = r.rel_type === "m.annotation" && typeof r.key === "string" ? r.key : null;
   return { relType: r.rel_type, relatesTo: r.event_id, key };
 }
+
+/** The words of a search term as both backends' full-text indexes split them: lower-cased letters and digits. */
+export function searchWords(term: string): string[] {
+  return [...new Set(term.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [])].slice(0, 16);
+}
+
+/** `s` as a LIKE pattern's literal part (backslash the escape, as in `ESCAPE '\\'`). */
+export const likeLiteral = (s: string): string => s.replace(/[\\%_]/g, (c) => `\\${c}`);

@@ -16,6 +16,7 @@ import { mediaTests } from "./conformance/media.ts";
 import { pusherTests } from "./conformance/pushers.ts";
 import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
+import { searchTests } from "./conformance/search.ts";
 import { storeTests } from "./conformance/store.ts";
 import { timelineTests } from "./conformance/timeline.ts";
 
@@ -37,6 +38,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("KeyStore", () => keyTests(makeStore));
     describe("KeyBackupStore", () => keyBackupTests(makeStore));
     describe("PusherStore", () => pusherTests(makeStore));
+    describe("SearchStore", () => searchTests(makeStore));
     // Across areas: getMaxStream, durability, references between areas' rows, kill -9.
     describe("Store", () => {
       storeTests(makeStore);

@@ -490,6 +490,66 @@ export interface PusherStore {
   ): Promise<NotificationRow[]>;
 }
 
+/** The event fields full-text search reads (spec "Server Side Search": `keys`), each from one event type. */
+export const SEARCH_KEYS = {
+  "content.body": "m.room.message",
+  "content.name": "m.room.name",
+  "content.topic": "m.room.topic",
+} as const;
+export type SearchKey = keyof typeof SEARCH_KEYS;
+
+/** A room and the stream positions lo..hi (both inclusive) of it a reader may see (service/visibility.ts). */
+export interface RoomStreamSpan {
+  roomId: string;
+  lo: number;
+  hi: number;
+}
+
+export interface EventSearchQuery {
+  /** Lower-cased words (letters and digits only, see searchWords): each must match, as a word prefix. */
+  words: string[];
+  /** Only events inside these spans (the rooms and ranges history visibility allows). */
+  spans: RoomStreamSpan[];
+  keys: SearchKey[];
+  filter?: EventFilterQuery;
+  /** rank: best match first (ties newest first); recent: newest first. */
+  orderBy: "rank" | "recent";
+  limit: number;
+  /** rank: skip this many results. */
+  offset?: number;
+  /** recent: only events with stream < before. */
+  before?: number;
+}
+
+export interface SearchHit {
+  event: StoredEvent;
+  /** Higher is better; comparable only within one backend. */
+  rank: number;
+}
+
+export interface UserSearchQuery {
+  words: string[];
+  requester: string;
+  /** Every local user, not only those sharing a room with the requester or in a public room. */
+  all: boolean;
+  limit: number;
+}
+
+/**
+ * Full-text search over room events (a full-text index kept by the backend as events are written; redacted events
+ * leave it) and the user directory.
+ */
+export interface SearchStore {
+  /** Matching, unredacted events of `q.keys`' types in `q.spans`, in `q.orderBy` order, and how many match in all. */
+  searchEvents(q: EventSearchQuery): Promise<{ hits: SearchHit[]; count: number }>;
+  /**
+   * Active users whose user ID localpart or display name has a word starting with each of `q.words`, who share a
+   * joined room with the requester or are joined to a public room (join_rule public) unless `q.all`; ordered by
+   * user ID, at most `q.limit`.
+   */
+  searchUsers(q: UserSearchQuery): Promise<UserRow[]>;
+}
+
 /** A backend: one object per area, each implementing its interface directly (no forwarding façade). */
 export interface Store {
   /** Create/upgrade the schema. Idempotent. */
@@ -511,4 +571,6 @@ export interface Store {
   /** Server-side key backup (keys-types.ts). */
   readonly keyBackup: KeyBackupStore;
   readonly pushers: PusherStore;
+  /** Full-text event search and the user directory. */
+  readonly search: SearchStore;
 }

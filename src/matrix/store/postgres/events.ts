@@ -104,7 +104,7 @@ function typeCondition(types: string[], params: unknown[]): string {
 }
 
 /** Push the SQL conditions (on alias e) of an event filter onto `where`, their parameters onto `params`. */
-function filterConditions(q: EventFilterQuery, where: string[], params: unknown[]): void {
+export function filterConditions(q: EventFilterQuery, where: string[], params: unknown[]): void {
   if (q.types) where.push(typeCondition(q.types, params));
   if (q.notTypes?.length) where.push(`NOT ${typeCondition(q.notTypes, params)}`);
   if (q.senders) {

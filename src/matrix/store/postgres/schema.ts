@@ -322,4 +322,57 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (user_id, stream)
   );
   `,
+  // search: the tsvector of each message body, room name and topic in event_search (GIN-indexed, ranked without
+  // recomputing it), kept by a trigger on events so every write path (the one-statement write, batches) indexes in
+  // its own transaction; a redaction takes the event out. Backfilled here. The text is read from the PDU as json,
+  // and a field PostgreSQL text cannot hold (\u0000, a lone surrogate) is left unindexed instead of failing the write.
+  `
+  CREATE TABLE event_search (
+    stream BIGINT PRIMARY KEY REFERENCES events(stream) ON DELETE CASCADE,
+    vector tsvector NOT NULL
+  );
+  CREATE INDEX event_search_vector ON event_search USING gin (vector);
+  CREATE FUNCTION event_search_text(event_type text, pdu text) RETURNS text
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+  DECLARE
+    key text := CASE event_type WHEN 'm.room.message' THEN 'body' WHEN 'm.room.name' THEN 'name'
+      WHEN 'm.room.topic' THEN 'topic' END;
+    v text;
+  BEGIN
+    IF key IS NULL THEN
+      RETURN NULL;
+    END IF;
+    IF strpos(pdu, '\\u') = 0 THEN
+      RETURN CASE WHEN json_typeof(pdu::json->'content'->key) = 'string' THEN pdu::json->'content'->>key END;
+    END IF;
+    BEGIN
+      v := CASE WHEN json_typeof(pdu::json->'content'->key) = 'string' THEN pdu::json->'content'->>key END;
+    EXCEPTION WHEN OTHERS THEN
+      v := NULL;
+    END;
+    RETURN v;
+  END
+  $fn$;
+  CREATE FUNCTION event_search_index() RETURNS trigger LANGUAGE plpgsql AS $fn$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      IF NEW.redacted_by IS NULL AND NEW.type IN ('m.room.message', 'm.room.name', 'm.room.topic') THEN
+        INSERT INTO event_search (stream, vector)
+        SELECT NEW.stream, to_tsvector('simple'::regconfig, t) FROM event_search_text(NEW.type, NEW.pdu) t
+        WHERE t IS NOT NULL;
+      END IF;
+    ELSIF NEW.redacted_by IS NOT NULL THEN
+      DELETE FROM event_search WHERE stream = NEW.stream;
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+  CREATE TRIGGER events_search AFTER INSERT OR UPDATE OF redacted_by ON events
+  FOR EACH ROW EXECUTE FUNCTION event_search_index();
+  INSERT INTO event_search (stream, vector)
+  SELECT stream, to_tsvector('simple'::regconfig, t) FROM (
+    SELECT stream, event_search_text(type, pdu) AS t FROM events
+    WHERE redacted_by IS NULL AND type IN ('m.room.message', 'm.room.name', 'm.room.topic')) x
+  WHERE t IS NOT NULL;
+  `,
 ];

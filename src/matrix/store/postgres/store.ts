@@ -18,6 +18,7 @@ import { PostgresEventStore } from "./events.ts";
 import { PostgresKeyBackupStore } from "./key-backup.ts";
 import { PostgresKeyStore } from "./keys.ts";
 import { MIGRATIONS } from "./schema.ts";
+import { PostgresSearchStore } from "./search.ts";
 
 export class PostgresStore implements Store {
   readonly backend = "postgres";
@@ -40,6 +41,7 @@ export class PostgresStore implements Store {
   readonly pushers = new SqlPusherStore(this.sql);
   readonly keys = new PostgresKeyStore(this.conn);
   readonly keyBackup = new PostgresKeyBackupStore(this.conn);
+  readonly search = new PostgresSearchStore(this.conn);
 
   constructor(url: string, opts: { logger?: Logger } = {}) {
     this.url = url;

@@ -39,7 +39,7 @@ function typeCondition(types: string[], params: string[]): string {
 }
 
 /** Push the SQL conditions (on alias e) of an event filter onto `where`, their parameters onto `strs`. */
-function filterConditions(q: EventFilterQuery, where: string[], strs: string[]): void {
+export function filterConditions(q: EventFilterQuery, where: string[], strs: string[]): void {
   if (q.types) where.push(typeCondition(q.types, strs));
   if (q.notTypes?.length) where.push(`NOT ${typeCondition(q.notTypes, strs)}`);
   if (q.senders) {

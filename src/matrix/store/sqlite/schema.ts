@@ -331,4 +331,28 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (user_id, stream)
   ) WITHOUT ROWID;
   `,
+  // search: an FTS5 index of message bodies, room names and topics (rowid = the event's stream), kept by triggers
+  // so every write path indexes in its own transaction; a redaction takes the event out. Backfilled here.
+  `
+  CREATE VIRTUAL TABLE event_search USING fts5(value, tokenize = 'unicode61 remove_diacritics 0');
+  CREATE TRIGGER events_search_insert AFTER INSERT ON events
+  WHEN new.type IN ('m.room.message', 'm.room.name', 'm.room.topic') AND new.redacted_by IS NULL
+  BEGIN
+    INSERT INTO event_search (rowid, value)
+    SELECT new.stream, v FROM (SELECT json_extract(new.pdu, CASE new.type WHEN 'm.room.message' THEN '$.content.body'
+      WHEN 'm.room.name' THEN '$.content.name' ELSE '$.content.topic' END) AS v) WHERE typeof(v) = 'text';
+  END;
+  CREATE TRIGGER events_search_redact AFTER UPDATE OF redacted_by ON events WHEN new.redacted_by IS NOT NULL
+  BEGIN
+    DELETE FROM event_search WHERE rowid = new.stream;
+  END;
+  CREATE TRIGGER events_search_delete AFTER DELETE ON events
+  BEGIN
+    DELETE FROM event_search WHERE rowid = old.stream;
+  END;
+  INSERT INTO event_search (rowid, value)
+  SELECT stream, v FROM (SELECT stream, json_extract(pdu, CASE type WHEN 'm.room.message' THEN '$.content.body'
+    WHEN 'm.room.name' THEN '$.content.name' ELSE '$.content.topic' END) AS v FROM events
+    WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic') AND redacted_by IS NULL) WHERE typeof(v) = 'text';
+  `,
 ];

@@ -16,6 +16,7 @@ import { SqliteEventStore } from "./events.ts";
 import { SqliteKeyBackupStore } from "./key-backup.ts";
 import { SqliteKeyStore } from "./keys.ts";
 import { MIGRATIONS } from "./schema.ts";
+import { SqliteSearchStore } from "./search.ts";
 
 export class SqliteStore implements Store {
   readonly backend = "sqlite";
@@ -37,6 +38,7 @@ export class SqliteStore implements Store {
   readonly pushers = new SqlPusherStore(this.sql);
   readonly keys = new SqliteKeyStore(this.conn);
   readonly keyBackup = new SqliteKeyBackupStore(this.conn);
+  readonly search = new SqliteSearchStore(this.conn);
 
   /** `path` is a file path or ":memory:". */
   constructor(path: string) {
