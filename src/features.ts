@@ -56,10 +56,10 @@ export const features: typeof builtIn = [...builtIn, ...extra] as unknown as typ
 
 export const findFeature = (name: string): Feature | undefined => features.find((f) => f.name === name);
 
+const reserved = new Set(features.flatMap((f) => [f.name, ...f.commands, ...f.services.map((s) => s.name)]));
+
 /** Names a config program may not take: features, their command words and their services. */
-export function reservedNames(): Set<string> {
-  return new Set(features.flatMap((f) => [f.name, ...f.commands, ...f.services.map((s) => s.name)]));
-}
+export const reservedNames = (): ReadonlySet<string> => reserved;
 
 // A feature's program named like a command or service would shadow it (its own feature's name is its to take).
 for (const f of features) {

@@ -1,12 +1,14 @@
 /** How coturn is run: its command line from the `turn` section (the secret goes in a 0600 file, not argv). */
 import type { Config } from "../config.ts";
 import { homeFor } from "../core/config.ts";
+import { urlHost } from "../core/http/address.ts";
 import { runtimePaths } from "../core/paths.ts";
 import { sharedSecret, writeSecretConf } from "./credentials.ts";
 
 export const turnDir = (c: Config): string => runtimePaths(homeFor(c)).serviceData("turn");
 
-const hostPort = (h: string, p: number) => `${h.includes(":") ? `[${h}]` : h}:${p}`;
+/** host:port as URIs and coturn want it ([v6]:port). */
+export const hostPort = (h: string, p: number): string => `${urlHost(h)}:${p}`;
 
 /** The URIs clients get: the configured ones, else turn:<host>:<port> over UDP and TCP. */
 export function turnUris(c: Config): string[] {

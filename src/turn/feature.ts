@@ -6,7 +6,7 @@
 import { defineFeature, type Feature } from "../core/feature.ts";
 import { defineProgram } from "../core/program.ts";
 import { turnSchema } from "./config.ts";
-import { turnArgv, turnDir, turnUris } from "./coturn.ts";
+import { hostPort, turnArgv, turnDir, turnUris } from "./coturn.ts";
 
 // Annotated: the config type is derived from this list, and ops refer to the config type.
 export const turnFeature: Feature<"turn", typeof turnSchema> = defineFeature({
@@ -21,7 +21,7 @@ export const turnFeature: Feature<"turn", typeof turnSchema> = defineFeature({
       enabled: (c) => c.turn.enabled,
       spec: (c) => ({
         argv: turnArgv(c, turnDir(c)),
-        health: { tcp: `${c.turn.host.includes(":") ? `[${c.turn.host}]` : c.turn.host}:${c.turn.port}` },
+        health: { tcp: hostPort(c.turn.host, c.turn.port) },
         readyTimeoutSeconds: 15,
       }),
       describe: (c) => [`turn: ${turnUris(c).join(", ")} (credentials: ami-streams turn credentials)`],
