@@ -19,7 +19,19 @@ export function turnUris(c: Config): string[] {
 
 export const turnSecret = (c: Config): string => sharedSecret(c.turn.sharedSecret, turnDir(c));
 
-export function turnArgv(c: Config, dir: string): string[] {
+/** The supervisor asks for the spec at every health check: argv (and the secret file it writes) once per config. */
+const argvOf = new WeakMap<Config, string[]>();
+
+export function turnArgv(c: Config): string[] {
+  let argv = argvOf.get(c);
+  if (!argv) {
+    argv = buildArgv(c, turnDir(c));
+    argvOf.set(c, argv);
+  }
+  return argv;
+}
+
+function buildArgv(c: Config, dir: string): string[] {
   const t = c.turn;
   const conf = writeSecretConf(dir, turnSecret(c));
   return [

@@ -6,7 +6,7 @@
 import { defineFeature, type Feature } from "../core/feature.ts";
 import { defineProgram } from "../core/program.ts";
 import { turnSchema } from "./config.ts";
-import { hostPort, turnArgv, turnDir, turnUris } from "./coturn.ts";
+import { hostPort, turnArgv, turnUris } from "./coturn.ts";
 
 // Annotated: the config type is derived from this list, and ops refer to the config type.
 export const turnFeature: Feature<"turn", typeof turnSchema> = defineFeature({
@@ -20,7 +20,7 @@ export const turnFeature: Feature<"turn", typeof turnSchema> = defineFeature({
       summary: "coturn TURN/STUN relay",
       enabled: (c) => c.turn.enabled,
       spec: (c) => ({
-        argv: turnArgv(c, turnDir(c)),
+        argv: turnArgv(c),
         health: { tcp: hostPort(c.turn.host, c.turn.port) },
         readyTimeoutSeconds: 15,
       }),
