@@ -178,6 +178,37 @@ function targets(ctx: { user: Session; other: Session; rooms: string[]; eventId:
     },
     { method: "POST", path: () => `${C}/user_directory/search`, body: () => ({ search_term: "a", limit: 5 }) },
     {
+      method: "POST",
+      path: (f) => `${C}/search${f.chance(0.3) ? `?next_batch=${f.seg(f.pick(["1", "x", "-5"]))}` : ""}`,
+      body: () => ({
+        search_categories: {
+          room_events: {
+            search_term: "seed",
+            keys: ["content.body", "content.name"],
+            filter: { rooms: ctx.rooms, limit: 5 },
+            order_by: "rank",
+            event_context: { before_limit: 1, after_limit: 1, include_profile: true },
+            include_state: true,
+            groupings: { group_by: [{ key: "room_id" }] },
+          },
+        },
+      }),
+    },
+    {
+      method: "POST",
+      path: () => `${C}/pushers/set`,
+      body: (f) => ({
+        kind: "http",
+        app_id: "org.example.fuzz",
+        pushkey: `k${f.int(1e6)}`,
+        app_display_name: "fuzz",
+        device_display_name: "fuzz",
+        lang: "en",
+        data: { url: "http://127.0.0.1:9/_matrix/push/v1/notify", format: "event_id_only" },
+        append: false,
+      }),
+    },
+    {
       method: "PUT",
       path: (f) => `${C}/devices/${f.seg(user.deviceId)}`,
       body: () => ({ display_name: "fuzz device" }),
@@ -202,6 +233,12 @@ function queryPath(f: Fuzzer, rooms: string[]): string {
     () => `${C}/rooms/${enc(f.pick(rooms))}/context/${f.seg("$nope")}?${q("limit", String(f.int(50)))}`,
     () => `${C}/publicRooms?${q("limit", String(f.int(50)))}&${q("since", "x")}`,
     () => `${C}/profile/${f.seg("@u:localhost")}`,
+    () =>
+      `/_matrix/client/v1/rooms/${enc(f.pick(rooms))}/relations/${f.seg("$nope")}/${f.seg("m.thread")}?${q("dir", f.pick(["b", "f"]))}&${q("limit", String(f.int(200) - 5))}&${q("recurse", "true")}&${q("from", f.pick(["", "s1", "t5-3"]))}`,
+    () =>
+      `/_matrix/client/v1/rooms/${enc(f.pick(rooms))}/threads?${q("include", f.pick(["all", "participated"]))}&${q("limit", String(f.int(50)))}&${q("from", "x")}`,
+    () => `${C}/notifications?${q("limit", String(f.int(50)))}&${q("only", "highlight")}&${q("from", "x")}`,
+    () => f.pick([`${C}/pushers`, `${C}/voip/turnServer`]),
     () =>
       `/_matrix/client/v1/media/thumbnail/localhost/${f.seg("nope")}?${q("width", String(f.int(10_000)))}&${q("height", "-1")}&${q("method", "scale")}`,
   ])();
