@@ -14,6 +14,10 @@ export interface SpecRoute {
   method: string;
   /** Full path template, e.g. /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}. */
   path: string;
+  /** The path as the OpenAPI file writes it (below its basePath): what `specErrors` takes. */
+  specPath: string;
+  /** The spec version the operation was added in (`x-addedInMatrixVersion`), when the file says. */
+  addedIn: string | undefined;
   deprecated: boolean;
   /** Needs an access token (security lists accessTokenQuery/accessTokenBearer and nothing optional). */
   auth: boolean;
@@ -36,6 +40,8 @@ export function clientServerRoutes(): SpecRoute[] {
           file: f,
           method: m.toUpperCase(),
           path: `${base}${p}`,
+          specPath: p,
+          addedIn: op["x-addedInMatrixVersion"],
           deprecated: op.deprecated === true,
           auth: !!sec && sec.length > 0 && !sec.some((s) => Object.keys(s).length === 0),
         });

@@ -139,3 +139,11 @@ export function assertSpec(file: string, path: string, method: string, status: n
       `${method} ${path} ${status} does not match the spec (${file}):\n  ${errs.join("\n  ")}\nbody: ${JSON.stringify(body).slice(0, 2000)}`,
     );
 }
+
+/** The statuses the spec documents for `method path` in `file` (e.g. ["200", "400", "429"]). */
+export function specStatuses(file: string, path: string, method: string): string[] {
+  const full = join(SPEC_DIR, "api", file.includes("/") ? file : `client-server/${file}`);
+  const op = loadYaml(full).paths?.[path]?.[method.toLowerCase()];
+  if (!op) throw new Error(`spec: no ${method} ${path} in ${file}`);
+  return Object.keys(op.responses ?? {});
+}
