@@ -175,7 +175,7 @@ export async function computeSync(
     unreadCounts(ctx, unreadRooms),
     ctx.filter.room?.timeline?.unread_thread_notifications === true
       ? threadUnreadCounts(ctx, unreadRooms)
-      : new Map<string, Record<string, UnreadNotificationCounts>>(),
+      : { threads: new Map<string, Record<string, UnreadNotificationCounts>>(), inThreads: new Map() },
   ]);
   const bodies = new Map(joinWindows.map((w, i) => [w.roomId, bodyList[i]]));
 
@@ -189,10 +189,10 @@ export async function computeSync(
       state: body?.state ?? { events: [] },
       ephemeral: { events: ephemeral },
       account_data: { events: roomAd },
-      unread_notifications: unread.get(m.roomId),
+      unread_notifications: mainTimeline(unread.get(m.roomId), threadUnread.inThreads.get(m.roomId)),
     };
     if (body?.summary) entry.summary = body.summary;
-    const threads = threadUnread.get(m.roomId);
+    const threads = threadUnread.threads.get(m.roomId);
     if (threads) entry.unread_thread_notifications = threads;
     join[m.roomId] = entry;
   }
@@ -284,4 +284,19 @@ async function membershipsAtStreams(
     }),
   );
   return points.map((p) => ({ roomId: p.roomId, membership: found.get(p) ?? null }));
+}
+
+/**
+ * The room's counts less what its threads added (spec: with unread_thread_notifications the room's counts are the
+ * main timeline's). The room count gives up evaluating past a backlog, so the difference is floored at 0.
+ */
+function mainTimeline(
+  room: UnreadNotificationCounts | undefined,
+  inThreads: UnreadNotificationCounts | undefined,
+): UnreadNotificationCounts | undefined {
+  if (!room || !inThreads) return room;
+  return {
+    notification_count: Math.max(0, (room.notification_count ?? 0) - (inThreads.notification_count ?? 0)),
+    highlight_count: Math.max(0, (room.highlight_count ?? 0) - (inThreads.highlight_count ?? 0)),
+  };
 }

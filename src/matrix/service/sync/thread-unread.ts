@@ -3,6 +3,8 @@
  * `unread_thread_notifications` is true, each joined room gets the notification counts of its threads, keyed by
  * thread root. A thread reply is unread after the user's read receipt in that thread (thread_id = the root), or an
  * unthreaded one, or their membership event; the user's push rules decide notify and highlight.
+ * The room's own unread_notifications then count the main timeline only (spec): `inThreads` gives, per room, what
+ * thread replies after the room-level receipt added to it, for the caller to take off.
  */
 import type { Ruleset } from "../push-rules.ts";
 import { evaluate } from "../push-rules.ts";
@@ -18,13 +20,17 @@ export interface ThreadUnreadRoom {
   membershipStream: number;
 }
 
-/** Per room, the threads with something unread: root event ID -> counts. */
-export async function threadUnreadCounts(
-  ctx: SyncCtx,
-  rooms: ThreadUnreadRoom[],
-): Promise<Map<string, Record<string, UnreadNotificationCounts>>> {
+export interface ThreadUnread {
+  /** Per room, the threads with something unread: root event ID -> counts. */
+  threads: Map<string, Record<string, UnreadNotificationCounts>>;
+  /** Per room, the notifying thread replies after the room-level receipt (counted in the room's totals). */
+  inThreads: Map<string, UnreadNotificationCounts>;
+}
+
+export async function threadUnreadCounts(ctx: SyncCtx, rooms: ThreadUnreadRoom[]): Promise<ThreadUnread> {
   const out = new Map<string, Record<string, UnreadNotificationCounts>>();
-  if (rooms.length === 0) return out;
+  const inThreads = new Map<string, UnreadNotificationCounts>();
+  if (rooms.length === 0) return { threads: out, inThreads };
   const { store } = ctx.hs;
   const roomIds = rooms.map((r) => r.roomId);
   const receipts = (await store.ephemeral.getUserReceipts(ctx.userId, roomIds)).filter(
@@ -44,11 +50,9 @@ export async function threadUnreadCounts(
   }
   const after = Math.min(...rooms.map((r) => upto.get(r.roomId) ?? 0));
   const rows = (await store.relations.getThreadReplies(roomIds, after, ctx.upto, ctx.userId, MAX_REPLIES)).filter(
-    (r) =>
-      r.stream > Math.max(upto.get(r.roomId) ?? 0, upto.get(`${r.roomId}|${r.relatesTo}`) ?? 0) &&
-      (r.type === "m.room.message" || r.type === "m.room.encrypted"),
+    (r) => r.stream > (upto.get(r.roomId) ?? 0) && (r.type === "m.room.message" || r.type === "m.room.encrypted"),
   );
-  if (rows.length === 0) return out;
+  if (rows.length === 0) return { threads: out, inThreads };
   const evs = new Map((await store.events.getEvents(rows.map((r) => r.eventId))).map((e) => [e.eventId, e]));
   const [rules, displayname]: [Ruleset, string | null] = await Promise.all([pushRules(ctx), ownDisplayname(ctx)]);
   const maxStreams = new Map(rooms.map((r) => [r.roomId, r.maxStream]));
@@ -68,6 +72,11 @@ export async function threadUnreadCounts(
       { userId: ctx.userId, displayname, memberCount, senderCanNotifyRoom: false },
     );
     if (!res.notify && !res.highlight) continue;
+    const total = inThreads.get(r.roomId) ?? { notification_count: 0, highlight_count: 0 };
+    inThreads.set(r.roomId, total);
+    if (res.notify) total.notification_count++;
+    if (res.highlight) total.highlight_count++;
+    if (r.stream <= (upto.get(`${r.roomId}|${r.relatesTo}`) ?? 0)) continue;
     const room = out.get(r.roomId) ?? {};
     out.set(r.roomId, room);
     const c = room[r.relatesTo] ?? { notification_count: 0, highlight_count: 0 };
@@ -75,5 +84,5 @@ export async function threadUnreadCounts(
     if (res.notify) c.notification_count++;
     if (res.highlight) c.highlight_count++;
   }
-  return out;
+  return { threads: out, inThreads };
 }
