@@ -125,9 +125,18 @@ export const matrixSchema = z
         retryMaxMs: z.number().int().positive().default(3600000),
         giveUpAfterMs: z.number().int().positive().default(86400000),
         queueMax: z.number().int().positive().default(100),
+        /** Notifications (GET /notifications) older than this are deleted, hourly (Synapse keeps 30 days). */
+        notificationRetentionDays: z.number().positive().default(30),
       })
       .strict()
-      .default({ timeoutMs: 10000, retryInitialMs: 1000, retryMaxMs: 3600000, giveUpAfterMs: 86400000, queueMax: 100 }),
+      .default({
+        timeoutMs: 10000,
+        retryInitialMs: 1000,
+        retryMaxMs: 3600000,
+        giveUpAfterMs: 86400000,
+        queueMax: 100,
+        notificationRetentionDays: 30,
+      }),
     userDirectory: z
       .object({
         /**

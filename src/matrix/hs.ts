@@ -95,6 +95,8 @@ export interface PushService {
   onEvent(ev: { eventId: string; stream: number; pdu: JsonObject }): void;
   /** Drop what is queued for a pusher that was deleted. */
   forgetPusher(userId: string, appId: string, pushkey: string): void;
+  /** Delete notifications past `matrix.push.notificationRetentionDays` (hourly by itself); returns how many. */
+  trimNotifications(now?: number): Promise<number>;
   /** Stop retries and timers (shutdown). */
   close(): void;
 }

@@ -288,6 +288,11 @@ for (const backend of BACKENDS) {
       const bad = await api(base, "GET", `${C}/notifications?from=zzz`, { token: bob.accessToken });
       assert.equal(bad.status, 400);
       assert.equal(bad.json.errcode, "M_INVALID_PARAM");
+      // Retention: nothing fresh is trimmed; 31 days on, everything recorded is.
+      assert.equal(await hs.hs.push.trimNotifications(), 0);
+      assert.ok((await hs.hs.push.trimNotifications(Date.now() + 31 * 86_400_000)) >= 6);
+      const gone = await ok(base, "GET", `${C}/notifications`, { token: bob.accessToken });
+      assert.deepEqual(gone.notifications, []);
     });
 
     it("a failing gateway gets retries with backoff and does not hold up sends", async () => {

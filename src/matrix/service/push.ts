@@ -24,6 +24,8 @@ const MAX_PENDING = 10_000;
 /** Events evaluated together (one read of members, rules and pushers, one write of notifications). */
 const BATCH = 200;
 const MAX_CACHED_RULESETS = 20_000;
+/** How often notifications past their retention are deleted. */
+const TRIM_EVERY_MS = 3_600_000;
 
 export class Push implements PushService {
   readonly #hs: Homeserver;
@@ -35,9 +37,24 @@ export class Push implements PushService {
   /** Events not evaluated because the queue was full. */
   dropped = 0;
 
+  readonly #trimTimer: NodeJS.Timeout;
+
   constructor(hs: Homeserver) {
     this.#hs = hs;
     this.delivery = new PushDelivery(hs);
+    this.#trimTimer = setInterval(() => void this.trimNotifications(), TRIM_EVERY_MS);
+    this.#trimTimer.unref();
+  }
+
+  /** Delete notifications older than `matrix.push.notificationRetentionDays`; returns how many. */
+  async trimNotifications(now = Date.now()): Promise<number> {
+    const days = this.#hs.config.push.notificationRetentionDays;
+    try {
+      return await this.#hs.store.pushers.deleteNotificationsBefore(now - days * 86_400_000);
+    } catch (e) {
+      this.#hs.log.warn("notification trim failed", { error: String(e) });
+      return 0;
+    }
   }
 
   onEvent(ev: Written): void {
@@ -56,6 +73,7 @@ export class Push implements PushService {
 
   close(): void {
     this.#closed = true;
+    clearInterval(this.#trimTimer);
     this.#pending.length = 0;
     this.delivery.close();
   }

@@ -488,6 +488,8 @@ export interface PusherStore {
     userId: string,
     opts: { before?: number; limit: number; onlyHighlight: boolean },
   ): Promise<NotificationRow[]>;
+  /** Delete notifications recorded before `ts` (ms); returns how many. */
+  deleteNotificationsBefore(ts: number): Promise<number>;
 }
 
 /** The event fields full-text search reads (spec "Server Side Search": `keys`), each from one event type. */

@@ -94,5 +94,11 @@ export function pusherTests(make: MakeStore): void {
       note("@a:hs", 7, true),
     ]);
     assert.deepEqual(await s.pushers.getNotifications("@c:hs", { limit: 10, onlyHighlight: false }), []);
+    // Retention: what was recorded before a time goes, for every user.
+    assert.equal(await s.pushers.deleteNotificationsBefore(1_700_000_000_000 + 7), 1);
+    assert.deepEqual(
+      (await s.pushers.getNotifications("@a:hs", { limit: 10, onlyHighlight: false })).map((n) => n.stream),
+      [9, 7],
+    );
   });
 }

@@ -105,6 +105,10 @@ export class SqlPusherStore implements PusherStore {
       profileTag: r.profile_tag,
     }));
   }
+
+  deleteNotificationsBefore(ts: number): Promise<number> {
+    return this.#sql.run("DELETE FROM notifications WHERE ts < ?", [ts]);
+  }
 }
 
 function pusherFromRow(r: any): PusherRow {
