@@ -20,7 +20,11 @@ const FILTERS = {
   /** Same filter as `plain`: the two connections share slices and, mostly, one serialised frame. */
   plain2: JSON.stringify({ room: { timeline: { limit: 50 } } }),
   fields: JSON.stringify({ event_fields: ["type", "content", "sender", "event_id", "unsigned"] }),
+  /** Per-thread unread counts: always the full computation (its frames are compared all the same). */
+  threads: JSON.stringify({ room: { timeline: { limit: 50, unread_thread_notifications: true } } }),
 };
+/** Watchers whose frames come from the fast path. */
+const FAST = 4;
 
 /** unsigned.age is the time since the event was sent: it differs between any two computations. */
 function withoutAge(v: any): any {
@@ -130,7 +134,7 @@ describe("WebSocket fast path", () => {
     await Promise.all([send(carol, room1, "two rooms a", "t2"), send(alice, room2, "two rooms b", "t3")]);
     compared += await settle(["two rooms a", "two rooms b"]);
     const fastSoFar = hub.fastFrames - fast0;
-    assert.ok(fastSoFar >= watchers.length * 3, `expected fast-path frames, got ${fastSoFar}`);
+    assert.ok(fastSoFar >= FAST * 3, `expected fast-path frames, got ${fastSoFar}`);
     assert.ok(hub.sharedFrames > 0, "plain and plain2 shared serialised frames");
 
     // A state change takes the full computation; what follows is fast again.
@@ -157,7 +161,15 @@ describe("WebSocket fast path", () => {
       "late's member event",
     );
     compared += await settle(["late speaks"]);
-    assert.ok(hub.fastFrames - lazyBefore >= watchers.length, "the frames with a lazy member came from the fast path");
-    assert.ok(compared >= watchers.length * 6, `compared ${compared} frames`);
+    assert.ok(hub.fastFrames - lazyBefore >= FAST, "the frames with a lazy member came from the fast path");
+    // A thread: its root and, later, a reply (the root's summary is per user: the full computation's).
+    const root = (await send(alice, room1, "thread root", "t7")).event_id;
+    compared += await settle(["thread root"]);
+    await ok(hs.url, "PUT", `${C}/rooms/${enc(room1)}/send/m.room.message/t8`, {
+      token: carol.accessToken,
+      body: { msgtype: "m.text", body: "thread reply", "m.relates_to": { rel_type: "m.thread", event_id: root } },
+    });
+    compared += await settle(["thread reply"]);
+    assert.ok(compared >= watchers.length * 8, `compared ${compared} frames`);
   });
 });

@@ -69,6 +69,9 @@ export async function roomSlice(
     delete (e as Partial<ClientEvent>).room_id;
     return fields ? pickFields(e, fields) : e;
   });
+  // A thread root whose replies came in the same slice: its summary says whether *this* user took part.
+  if (formatted.some((e) => (e.unsigned?.["m.relations"] as Record<string, unknown> | undefined)?.["m.thread"]))
+    return null;
   let joined = 0;
   let invited = 0;
   const active: MembershipRow[] = [];
@@ -159,6 +162,8 @@ interface Prepared {
 function prepare(hs: Homeserver, ask: FastAsk): Prepared | null {
   const ctx = newSyncCtx(hs, ask.requester, { ...ask, fullState: false });
   if (ctx.includeRedundantMembers || ask.since.typing !== ask.typingSerial) return null;
+  // Per-thread unread counts (and the main timeline's counts without them) are the full computation's.
+  if (ctx.filter.room?.timeline?.unread_thread_notifications === true) return null;
   const { userId } = ask.requester;
   const rooms: PreparedRoom[] = [];
   for (const s of ask.slices) {
