@@ -64,7 +64,11 @@ export class Push implements PushService {
       return;
     }
     this.#pending.push(ev);
-    if (!this.#running) void this.#drain();
+    if (this.#running) return;
+    // Started after the current microtasks: the sends of one group commit resume one by one, and all of them
+    // then go into one batch (one read of members and rules, one notification write) instead of one each.
+    this.#running = true;
+    setImmediate(() => void this.#drain());
   }
 
   forgetPusher(userId: string, appId: string, pushkey: string): void {
@@ -79,7 +83,6 @@ export class Push implements PushService {
   }
 
   async #drain(): Promise<void> {
-    this.#running = true;
     try {
       while (this.#pending.length > 0 && !this.#closed) {
         const batch = this.#pending.splice(0, BATCH);
