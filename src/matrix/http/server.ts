@@ -65,8 +65,11 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
     const token = accessToken(req, url);
     let requester = null;
     if (route.auth !== "none" && token !== null) {
-      requester = await hs.auth.authenticate(token, ip);
+      requester = await hs.auth.authenticate(token, ip, req.headers["user-agent"]);
       if (!requester) throw new AmiError("M_UNKNOWN_TOKEN", "Unknown or expired access token", { soft_logout: false });
+      // Spec "Account locking": every request of a locked account is refused, its tokens kept (soft logout).
+      if (requester.locked && !route.allowLocked)
+        throw new AmiError("M_USER_LOCKED", "This account has been locked", { soft_logout: true });
     }
     if (route.auth === "required" && !requester) throw new AmiError("M_MISSING_TOKEN", "Missing access token");
 

@@ -39,6 +39,8 @@ export interface Route {
    */
   paths: string[];
   auth: "required" | "optional" | "none";
+  /** Served to a locked account too (logout, logout/all); every other authenticated route answers M_USER_LOCKED. */
+  allowLocked?: boolean;
   /** Apply the per-user (authenticated) or per-IP rate limit. */
   rateLimit?: boolean;
   /** How to read the body. Default: "json" for POST/PUT, "none" for GET/DELETE. */
