@@ -276,7 +276,14 @@ export function accountTests(make: MakeStore): void {
 
   storeTest(make, "devices: the last seen user agent is kept by upsert and updateDevice", async (s) => {
     await s.accounts.createUser(user("@alice:hs"));
-    const d = { userId: "@alice:hs", deviceId: "D1", displayName: null, createdTs: 1, lastSeenTs: 2, lastSeenIp: "::1" };
+    const d = {
+      userId: "@alice:hs",
+      deviceId: "D1",
+      displayName: null,
+      createdTs: 1,
+      lastSeenTs: 2,
+      lastSeenIp: "::1",
+    };
     await s.accounts.upsertDevice(d);
     assert.equal((await s.accounts.getDevice("@alice:hs", "D1"))?.lastSeenUserAgent, null, "absent = null");
     await s.accounts.updateDevice("@alice:hs", "D1", { lastSeenTs: 3, lastSeenUserAgent: "curl/8 ✨" });
@@ -302,7 +309,11 @@ export function accountTests(make: MakeStore): void {
       "m.tz": "Europe/Paris",
       "org.example.job": { title: "Ünïcode \u0000", n: [1, 2.5, true] },
     });
-    assert.deepEqual(Object.keys(await s.accounts.getProfileFields("@alice:hs")), ["com.x.nothing", "m.tz", "org.example.job"]);
+    assert.deepEqual(Object.keys(await s.accounts.getProfileFields("@alice:hs")), [
+      "com.x.nothing",
+      "m.tz",
+      "org.example.job",
+    ]);
     await s.accounts.setProfileField("@alice:hs", "m.tz", "Asia/Tokyo");
     await s.accounts.setProfileField("@alice:hs", "com.x.nothing", undefined);
     await s.accounts.setProfileField("@alice:hs", "never.set", undefined);
