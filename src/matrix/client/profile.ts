@@ -71,7 +71,7 @@ async function fullProfile(req: MatrixRequest, u: UserRow): Promise<Record<strin
 }
 
 /** The value for `key` from a PUT body, checked: displayname and avatar_url as before (null or "" clears). */
-function valueOf(key: string, body: Record<string, unknown>): unknown {
+function fieldValue(key: string, body: Record<string, unknown>): unknown {
   if (!(key in body)) throw new AmiError("M_MISSING_PARAM", `The body must contain the key '${key}'`);
   const v = body[key];
   const str = (max: number) => {
@@ -142,7 +142,7 @@ export const routes: Route[] = [
     refuseSuspended: true,
     handler: async (req) => {
       const key = keyNameOf(req);
-      await setField(req, key, valueOf(key, req.body));
+      await setField(req, key, fieldValue(key, req.body));
       return json({});
     },
   },
