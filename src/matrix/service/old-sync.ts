@@ -94,10 +94,18 @@ async function eventsAfter(hs: Homeserver, sources: Source[], since: number, upt
           }),
     ),
   );
-  const all = perRoom.flat().sort((a, b) => a.stream - b.stream);
-  // Each room gave its first EVENTS_PAGE events; cut the merge there, and every event up to the cut is included.
-  const events = all.slice(0, EVENTS_PAGE);
-  const end = all.length > EVENTS_PAGE ? events[events.length - 1].stream : upto;
+  // A room that filled its page may have more: the answer ends at the last event of the shortest such page, and at
+  // EVENTS_PAGE events in all, so every visible event up to `end` is in it and the next `from` misses nothing.
+  let end = upto;
+  for (const evs of perRoom) if (evs.length === EVENTS_PAGE) end = Math.min(end, evs[evs.length - 1].stream);
+  let events = perRoom
+    .flat()
+    .filter((e) => e.stream <= end)
+    .sort((a, b) => a.stream - b.stream);
+  if (events.length > EVENTS_PAGE) {
+    events = events.slice(0, EVENTS_PAGE);
+    end = events[events.length - 1].stream;
+  }
   return { events, end };
 }
 
