@@ -6,9 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import WebSocket from "ws";
 import { configSchema } from "../../src/config.ts";
 import { MUTUAL_ROOMS_PAGE } from "../../src/matrix/client/mutual-rooms.ts";
 import { authOf } from "../../src/matrix/service/auth.ts";
+import { CloseCode, WS_PATH } from "../../src/matrix/websocket/protocol.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { BACKENDS, testMatrixConfig } from "./helpers/homeserver.ts";
 import { enc, type Kit, type Res, startKit, V3 } from "./matrix-accounts-kit.ts";
@@ -21,6 +23,12 @@ const SUPPORT = {
   ],
   page: "https://example.org/help",
 };
+
+/** Resolves with a WebSocket's close code and reason. */
+const closeOf = (ws: WebSocket) =>
+  new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
 
 type Who = { userId: string; token: string; deviceId: string };
 
@@ -128,7 +136,16 @@ for (const backend of BACKENDS) {
     test("a locked account: every request 401 M_USER_LOCKED (soft logout), tokens kept; unlock restores them", async () => {
       const dave = await k.register("dave");
       const roomId = await createRoom(dave);
+      // An open WebSocket stream of the account is closed by the lock; a new one is refused.
+      const wsUrl = `${k.url.replace(/^http/, "ws")}${WS_PATH}?access_token=${enc(dave.token)}`;
+      const open = new WebSocket(wsUrl);
+      const openClosed = closeOf(open);
+      await new Promise((res) => open.once("message", res)); // "ready"
       const lock = await k.call("PUT", `${V1}/admin/lock/${enc(dave.userId)}`, { locked: true }, admin.token);
+      assert.equal((await openClosed).code, CloseCode.unauthorized);
+      const refused = await closeOf(new WebSocket(wsUrl));
+      assert.equal(refused.code, CloseCode.unauthorized);
+      assert.match(refused.reason, /M_USER_LOCKED/);
       assert.equal(lock.status, 200);
       assertSpec("admin.yaml", "/v1/admin/lock/{userId}", "PUT", 200, lock.body);
       assert.deepEqual(lock.body, { locked: true });
