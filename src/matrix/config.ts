@@ -147,6 +147,36 @@ export const matrixSchema = z
       })
       .strict()
       .default({ searchAllUsers: false }),
+    /**
+     * `GET /.well-known/matrix/support` (spec "Support discovery"): how to reach the server's administrators
+     * (`contacts`: a Matrix ID and/or an email address with a role) and a help page. Neither set: the route is 404.
+     */
+    support: z
+      .object({
+        contacts: z
+          .array(
+            z
+              .object({
+                matrix_id: z
+                  .string()
+                  .regex(/^@[^:]+:.+$/, "must be a Matrix user ID")
+                  .optional(),
+                email_address: z.string().email().optional(),
+                role: z
+                  .string()
+                  .regex(
+                    /^(m\.role\.admin|m\.role\.security|[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+)$/,
+                    "must be m.role.admin, m.role.security or a namespaced identifier",
+                  ),
+              })
+              .strict()
+              .refine((c) => c.matrix_id || c.email_address, "needs a matrix_id or an email_address"),
+          )
+          .default([]),
+        page: z.string().url().nullable().default(null),
+      })
+      .strict()
+      .default({ contacts: [], page: null }),
   })
   .strict();
 

@@ -62,7 +62,7 @@ export interface RoomService {
 /** Access tokens, sessions and passwords. (service/auth.ts) */
 export interface AuthService {
   /** Resolve an access token; null if unknown (or the user is deactivated). Updates device last-seen lazily. */
-  authenticate(accessToken: string, ip: string): Promise<Requester | null>;
+  authenticate(accessToken: string, ip: string, userAgent?: string): Promise<Requester | null>;
   /** Create a device (or reuse `deviceId`) and a new access token for it. */
   createSession(
     userId: string,

@@ -132,6 +132,13 @@ function targets(ctx: { user: Session; other: Session; rooms: string[]; eventId:
     },
     {
       method: "PUT",
+      path: (f) => `${C}/profile/${me(f)}/${f.seg(f.pick(["m.tz", "org.example.fuzz", "displayname"]))}`,
+      body: (f) => ({ [f.pick(["m.tz", "org.example.fuzz", "displayname"])]: f.pick(["UTC", { a: [1] }, null]) }),
+    },
+    { method: "PUT", path: (f) => `/_matrix/client/v1/admin/lock/${me(f)}`, body: () => ({ locked: false }) },
+    { method: "PUT", path: (f) => `/_matrix/client/v1/admin/suspend/${me(f)}`, body: () => ({ suspended: false }) },
+    {
+      method: "PUT",
       path: (f) => `${C}/user/${me(f)}/account_data/${f.seg("org.example.fuzz")}`,
       body: () => ({ nested: { list: [1, 2, 3] } }),
     },
@@ -239,6 +246,13 @@ function queryPath(f: Fuzzer, rooms: string[]): string {
       `/_matrix/client/v1/rooms/${enc(f.pick(rooms))}/threads?${q("include", f.pick(["all", "participated"]))}&${q("limit", String(f.int(50)))}&${q("from", "x")}`,
     () => `${C}/notifications?${q("limit", String(f.int(50)))}&${q("only", "highlight")}&${q("from", "x")}`,
     () => f.pick([`${C}/pushers`, `${C}/voip/turnServer`]),
+    () => `/_matrix/client/v1/mutual_rooms?${q("user_id", "@u:localhost")}&${q("from", f.pick(["", "!x", "x"]))}`,
+    () => `${C}/admin/whois/${f.seg("@u:localhost")}`,
+    () =>
+      `${C}/thirdparty/${f.pick(["protocols", "protocol/irc", "location/irc", "user"])}?${q("userid", "@u:localhost")}`,
+    () => `${C}/events?timeout=0&${q("from", f.pick(["s1_0", "", "s99999999_0"]))}&${q("room_id", f.pick(rooms))}`,
+    () => `${C}/initialSync?${q("limit", String(f.int(20)))}&${q("archived", "true")}`,
+    () => `${C}/events/${f.seg("$nope")}`,
     () =>
       `/_matrix/client/v1/media/thumbnail/localhost/${f.seg("nope")}?${q("width", String(f.int(10_000)))}&${q("height", "-1")}&${q("method", "scale")}`,
   ])();

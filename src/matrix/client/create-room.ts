@@ -7,6 +7,7 @@ export const routes: Route[] = [
     method: "POST",
     paths: ["/_matrix/client/v3/createRoom"],
     auth: "required",
+    refuseSuspended: true,
     rateLimit: true,
     async handler(req) {
       const { roomId } = await req.hs.rooms.createRoom(req.requester!.userId, req.body);

@@ -65,6 +65,7 @@ export const routes: Route[] = [
     method: "PUT",
     paths: ["/_matrix/client/v3/directory/room/{roomAlias}"],
     auth: "required",
+    refuseSuspended: true,
     async handler(req) {
       const alias = aliasParam(req.hs, req.params.roomAlias, true);
       const { room_id: roomId } = parseBody(z.object({ room_id: z.string() }), req.body);

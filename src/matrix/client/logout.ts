@@ -8,6 +8,7 @@ export const routes: Route[] = [
     method: "POST",
     paths: ["/_matrix/client/v3/logout"],
     auth: "required",
+    allowLocked: true,
     handler: async (req) => {
       await authOf(req.hs).logout(req.requester!);
       return json({});
@@ -18,6 +19,7 @@ export const routes: Route[] = [
     method: "POST",
     paths: ["/_matrix/client/v3/logout/all"],
     auth: "required",
+    allowLocked: true,
     handler: async (req) => {
       await authOf(req.hs).logoutAll(req.requester!.userId);
       return json({});

@@ -29,6 +29,7 @@ export const routes: Route[] = [
     method: "POST",
     paths: ["/_matrix/client/v3/join/{roomIdOrAlias}", "/_matrix/client/v3/rooms/{roomId}/join"],
     auth: "required",
+    refuseSuspended: true,
     rateLimit: true,
     async handler(req) {
       const { reason } = parseBody(reasonBody, req.body);
@@ -46,6 +47,7 @@ export const routes: Route[] = [
     method: "POST",
     paths: ["/_matrix/client/v3/knock/{roomIdOrAlias}"],
     auth: "required",
+    refuseSuspended: true,
     rateLimit: true,
     async handler(req) {
       const { reason } = parseBody(reasonBody, req.body);
@@ -100,6 +102,8 @@ function targetRoute(
     method: "POST",
     paths: [`/_matrix/client/v3/rooms/{roomId}/${action}`],
     auth: "required",
+    // A suspended account may not invite (spec "Account suspension"); it may still kick, ban and unban.
+    refuseSuspended: membership === "invite",
     rateLimit: opts.rateLimit,
     async handler(req) {
       if (opts.allowThirdParty === false && req.body && "medium" in req.body && !("user_id" in req.body)) {

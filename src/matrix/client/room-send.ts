@@ -3,6 +3,7 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isValidEventId } from "../events/ids.ts";
 import { json, type Route } from "../http/types.ts";
+import { assertNotSuspended } from "../service/moderation.ts";
 import { requireRoomId } from "../service/room-access.ts";
 import { parseBody } from "../validate.ts";
 
@@ -19,6 +20,7 @@ export const routes: Route[] = [
     method: "PUT",
     paths: ["/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"],
     auth: "required",
+    refuseSuspended: true,
     rateLimit: true,
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
@@ -49,6 +51,8 @@ export const routes: Route[] = [
       if (!isValidEventId(target)) throw new AmiError("M_INVALID_PARAM", `Invalid event ID '${target}'`);
       const { reason } = parseBody(redactBody, req.body);
       const r = req.requester!;
+      // A suspended account may redact its own events only (spec "Account suspension").
+      if (r.suspended && (await req.hs.store.events.getEvent(target))?.sender !== r.userId) assertNotSuspended(r);
       const { eventId } = await req.hs.rooms.sendEvent({
         roomId,
         sender: r.userId,

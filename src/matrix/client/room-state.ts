@@ -63,6 +63,7 @@ export const routes: Route[] = [
     method: "PUT",
     paths: ["/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}"],
     auth: "required",
+    refuseSuspended: true,
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
       const { eventType, stateKey = "" } = req.params;

@@ -40,6 +40,8 @@ export const routes: Route[] = [
           "m.set_avatar_url": { enabled: true },
           "m.3pid_changes": { enabled: false },
           "m.get_login_token": { enabled: false },
+          // Extended profile fields (v1.16): every key the spec's grammar allows may be set.
+          "m.profile_fields": { enabled: true },
         },
       });
     },

@@ -13,6 +13,7 @@ import { holdOpen, type ListenerLimits, type RequestHandler } from "../../core/h
 import { loggablePath, type Target } from "../../core/http/target.ts";
 import { isJsonObject, type JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
+import { assertNotSuspended } from "../service/moderation.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { Router } from "./router.ts";
 import type { MatrixRequest, Reply, Route } from "./types.ts";
@@ -65,10 +66,14 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
     const token = accessToken(req, url);
     let requester = null;
     if (route.auth !== "none" && token !== null) {
-      requester = await hs.auth.authenticate(token, ip);
+      requester = await hs.auth.authenticate(token, ip, req.headers["user-agent"]);
       if (!requester) throw new AmiError("M_UNKNOWN_TOKEN", "Unknown or expired access token", { soft_logout: false });
+      // Spec "Account locking": every request of a locked account is refused, its tokens kept (soft logout).
+      if (requester.locked && !route.allowLocked)
+        throw new AmiError("M_USER_LOCKED", "This account has been locked", { soft_logout: true });
     }
     if (route.auth === "required" && !requester) throw new AmiError("M_MISSING_TOKEN", "Missing access token");
+    if (route.refuseSuspended) assertNotSuspended(requester);
 
     if (route.rateLimit && !(requester?.isAdmin && limits.exemptAdmins)) {
       const wait = requester ? perUser.take(requester.userId) : perIp.take(ip);

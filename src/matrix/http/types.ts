@@ -39,6 +39,10 @@ export interface Route {
    */
   paths: string[];
   auth: "required" | "optional" | "none";
+  /** Served to a locked account too (logout, logout/all); every other authenticated route answers M_USER_LOCKED. */
+  allowLocked?: boolean;
+  /** Refused to a suspended account (403 M_USER_SUSPENDED): joins, invites, knocks, sends, state, profile, rooms. */
+  refuseSuspended?: boolean;
   /** Apply the per-user (authenticated) or per-IP rate limit. */
   rateLimit?: boolean;
   /** How to read the body. Default: "json" for POST/PUT, "none" for GET/DELETE. */

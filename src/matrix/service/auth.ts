@@ -31,7 +31,7 @@ export class Auth implements AuthService {
     void dummyHash();
   }
 
-  async authenticate(accessToken: string, ip: string): Promise<Requester | null> {
+  async authenticate(accessToken: string, ip: string, userAgent?: string): Promise<Requester | null> {
     if (accessToken.length === 0 || accessToken.length > 512) return null;
     const hash = tokenHashOf(accessToken);
     const now = Date.now();
@@ -45,23 +45,34 @@ export class Auth implements AuthService {
       if (!user || user.deactivated) return null;
       if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
       requester = {
-        requester: { userId: tok.userId, deviceId: tok.deviceId, isAdmin: user.admin, tokenHash: hash },
+        requester: {
+          userId: tok.userId,
+          deviceId: tok.deviceId,
+          isAdmin: user.admin,
+          tokenHash: hash,
+          locked: !!user.locked,
+          suspended: !!user.suspended,
+        },
         until: now + CACHE_MS,
       };
       this.#cache.set(hash, requester);
     }
-    this.#touch(requester.requester, ip, now);
+    this.#touch(requester.requester, ip, userAgent, now);
     return requester.requester;
   }
 
-  // Last-seen is advisory: written at most once a minute per device, never awaited, failures ignored.
-  #touch(r: Requester, ip: string, now: number): void {
+  // Last-seen (time, IP, user agent: what whois shows) is advisory: written at most once a minute per device, never
+  // awaited, failures ignored.
+  #touch(r: Requester, ip: string, userAgent: string | undefined, now: number): void {
     const key = `${r.userId}\u0000${r.deviceId}`;
     const last = this.#lastSeen.get(key);
     if (last !== undefined && now - last < LAST_SEEN_EVERY_MS) return;
     if (this.#lastSeen.size >= CACHE_MAX) this.#lastSeen.clear();
     this.#lastSeen.set(key, now);
-    this.#hs.store.accounts.updateDevice(r.userId, r.deviceId, { lastSeenTs: now, lastSeenIp: ip }).catch(() => {});
+    const lastSeenUserAgent = userAgent ? userAgent.slice(0, 512) : null;
+    this.#hs.store.accounts
+      .updateDevice(r.userId, r.deviceId, { lastSeenTs: now, lastSeenIp: ip, lastSeenUserAgent })
+      .catch(() => {});
   }
 
   async createSession(
@@ -129,6 +140,15 @@ export class Auth implements AuthService {
   /** Forget cached lookups of a user whose admin flag or deactivation changed. */
   forgetUser(userId: string): void {
     this.#dropWhere((r) => r.userId === userId);
+  }
+
+  /**
+   * The user's account was locked or unlocked (or suspended): forget cached lookups, and on a lock tell the listeners
+   * so open WebSockets close — the tokens stay in the store and work again once the lock is lifted.
+   */
+  moderationChanged(userId: string, locked: boolean): void {
+    if (locked) this.#revoke((r) => r.userId === userId);
+    else this.forgetUser(userId);
   }
 
   onRevoke(fn: (revoked: (r: Requester) => boolean) => void): () => void {

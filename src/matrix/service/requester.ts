@@ -5,4 +5,8 @@ export interface Requester {
   isAdmin: boolean;
   /** sha256 hex of the access token in use (logout deletes it). */
   tokenHash: string;
+  /** The account is locked (spec "Account locking"): the edge answers 401 M_USER_LOCKED except on logout. */
+  locked?: boolean;
+  /** The account is suspended (spec "Account suspension"): reads work, writes answer 403 M_USER_SUSPENDED. */
+  suspended?: boolean;
 }

@@ -77,6 +77,8 @@ export const userFromRow = (r: any): UserRow => ({
   isGuest: !!r.is_guest,
   displayname: r.displayname,
   avatarUrl: r.avatar_url,
+  locked: !!r.locked,
+  suspended: !!r.suspended,
 });
 export const deviceFromRow = (r: any): DeviceRow => ({
   userId: r.user_id,
@@ -85,6 +87,7 @@ export const deviceFromRow = (r: any): DeviceRow => ({
   createdTs: r.created_ts,
   lastSeenTs: r.last_seen_ts,
   lastSeenIp: r.last_seen_ip,
+  lastSeenUserAgent: r.last_seen_user_agent ?? null,
 });
 export const regTokenFromRow = (r: any): RegistrationTokenRow => ({
   token: r.token,
@@ -124,11 +127,14 @@ export const USER_PATCH_COLUMNS: Record<keyof UserPatch, string> = {
   deactivated: "deactivated",
   displayname: "displayname",
   avatarUrl: "avatar_url",
+  locked: "locked",
+  suspended: "suspended",
 };
 export const DEVICE_PATCH_COLUMNS = {
   displayName: "display_name",
   lastSeenTs: "last_seen_ts",
   lastSeenIp: "last_seen_ip",
+  lastSeenUserAgent: "last_seen_user_agent",
 };
 
 /**

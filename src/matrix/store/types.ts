@@ -23,9 +23,18 @@ export interface UserRow {
   isGuest: boolean;
   displayname: string | null;
   avatarUrl: string | null;
+  /**
+   * Account locking (spec "Account locking"): every token answers 401 M_USER_LOCKED. Reads always set it; absent
+   * on create means false.
+   */
+  locked?: boolean;
+  /** Account suspension (spec "Account suspension"): read-only use. Reads always set it; absent on create = false. */
+  suspended?: boolean;
 }
 
-export type UserPatch = Partial<Pick<UserRow, "passwordHash" | "admin" | "deactivated" | "displayname" | "avatarUrl">>;
+export type UserPatch = Partial<
+  Pick<UserRow, "passwordHash" | "admin" | "deactivated" | "displayname" | "avatarUrl" | "locked" | "suspended">
+>;
 
 export interface DeviceRow {
   userId: string;
@@ -34,6 +43,8 @@ export interface DeviceRow {
   createdTs: number;
   lastSeenTs: number | null;
   lastSeenIp: string | null;
+  /** The User-Agent of the device's last seen request (whois). Reads always set it; absent on upsert = null. */
+  lastSeenUserAgent?: string | null;
 }
 
 export interface TokenRow {
@@ -212,7 +223,7 @@ export interface AccountStore {
   updateDevice(
     userId: string,
     deviceId: string,
-    patch: Partial<Pick<DeviceRow, "displayName" | "lastSeenTs" | "lastSeenIp">>,
+    patch: Partial<Pick<DeviceRow, "displayName" | "lastSeenTs" | "lastSeenIp" | "lastSeenUserAgent">>,
   ): Promise<void>;
   /** Deletes the device and every access token of it. */
   deleteDevice(userId: string, deviceId: string): Promise<void>;
@@ -221,6 +232,12 @@ export interface AccountStore {
   deleteToken(tokenHash: string): Promise<void>;
   /** Deletes all the user's tokens, except those of `exceptDeviceId` if given. */
   deleteTokensForUser(userId: string, exceptDeviceId?: string): Promise<void>;
+
+  // ---- extended profile fields (everything but displayname and avatar_url) --------
+  /** The user's custom profile fields, key -> JSON value, ordered by key. */
+  getProfileFields(userId: string): Promise<Record<string, unknown>>;
+  /** Set one field (any JSON value, null included); `undefined` deletes it. */
+  setProfileField(userId: string, key: string, value: unknown): Promise<void>;
 
   // ---- registration tokens --------------------------------------------------
   createRegistrationToken(t: RegistrationTokenRow): Promise<void>;

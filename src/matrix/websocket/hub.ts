@@ -187,8 +187,9 @@ export class WsHub {
     try {
       let requester = await this.#hs.auth.authenticate(token, c.ip);
       if (c.closed) return;
-      if (!requester) {
-        this.#close(c, CloseCode.unauthorized, "M_UNKNOWN_TOKEN: unknown or expired access token");
+      if (!requester || requester.locked) {
+        const why = requester ? "M_USER_LOCKED: account locked" : "M_UNKNOWN_TOKEN: unknown or expired access token";
+        this.#close(c, CloseCode.unauthorized, why);
         return;
       }
       const since = q.get("since");

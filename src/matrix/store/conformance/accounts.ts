@@ -59,6 +59,7 @@ export function accountTests(make: MakeStore): void {
       createdTs: 1,
       lastSeenTs: null,
       lastSeenIp: null,
+      lastSeenUserAgent: null,
     };
     await s.accounts.upsertDevice(d1);
     await s.accounts.upsertDevice({ ...d1, deviceId: "D0", displayName: null });
@@ -260,5 +261,66 @@ export function accountTests(make: MakeStore): void {
     const got = await s.accounts.getUsers(["@bob:hs", "@nobody:hs", "@alice:hs", "@bob:hs"]);
     assert.deepEqual(got, [await s.accounts.getUser("@alice:hs"), await s.accounts.getUser("@bob:hs")]);
     assert.deepEqual(await s.accounts.getUsers([]), []);
+  });
+
+  storeTest(make, "users: locked and suspended default to false and change by updateUser alone", async (s) => {
+    await s.accounts.createUser({ ...user("@alice:hs"), locked: undefined, suspended: undefined });
+    assert.deepEqual(await s.accounts.getUser("@alice:hs"), user("@alice:hs"), "absent flags are stored false");
+    await s.accounts.updateUser("@alice:hs", { locked: true });
+    assert.deepEqual(await s.accounts.getUser("@alice:hs"), user("@alice:hs", { locked: true }));
+    await s.accounts.updateUser("@alice:hs", { suspended: true, locked: false });
+    assert.deepEqual(await s.accounts.getUser("@alice:hs"), user("@alice:hs", { suspended: true }));
+    await s.accounts.createUser(user("@bob:hs", { locked: true, suspended: true }));
+    assert.deepEqual(await s.accounts.getUser("@bob:hs"), user("@bob:hs", { locked: true, suspended: true }));
+  });
+
+  storeTest(make, "devices: the last seen user agent is kept by upsert and updateDevice", async (s) => {
+    await s.accounts.createUser(user("@alice:hs"));
+    const d = {
+      userId: "@alice:hs",
+      deviceId: "D1",
+      displayName: null,
+      createdTs: 1,
+      lastSeenTs: 2,
+      lastSeenIp: "::1",
+    };
+    await s.accounts.upsertDevice(d);
+    assert.equal((await s.accounts.getDevice("@alice:hs", "D1"))?.lastSeenUserAgent, null, "absent = null");
+    await s.accounts.updateDevice("@alice:hs", "D1", { lastSeenTs: 3, lastSeenUserAgent: "curl/8 ✨" });
+    assert.deepEqual(await s.accounts.getDevice("@alice:hs", "D1"), {
+      ...d,
+      lastSeenTs: 3,
+      lastSeenUserAgent: "curl/8 ✨",
+    });
+    await s.accounts.upsertDevice({ ...d, lastSeenUserAgent: "Other/1" });
+    assert.equal((await s.accounts.getDevice("@alice:hs", "D1"))?.lastSeenUserAgent, "Other/1");
+  });
+
+  storeTest(make, "profile fields: any JSON value by key, null kept, undefined deletes, per user", async (s) => {
+    await s.accounts.createUser(user("@alice:hs"));
+    await s.accounts.createUser(user("@bob:hs"));
+    assert.deepEqual(await s.accounts.getProfileFields("@alice:hs"), {});
+    await s.accounts.setProfileField("@alice:hs", "m.tz", "Europe/Paris");
+    await s.accounts.setProfileField("@alice:hs", "org.example.job", { title: "Ünïcode \u0000", n: [1, 2.5, true] });
+    await s.accounts.setProfileField("@alice:hs", "com.x.nothing", null);
+    await s.accounts.setProfileField("@bob:hs", "m.tz", "UTC");
+    assert.deepEqual(await s.accounts.getProfileFields("@alice:hs"), {
+      "com.x.nothing": null,
+      "m.tz": "Europe/Paris",
+      "org.example.job": { title: "Ünïcode \u0000", n: [1, 2.5, true] },
+    });
+    assert.deepEqual(Object.keys(await s.accounts.getProfileFields("@alice:hs")), [
+      "com.x.nothing",
+      "m.tz",
+      "org.example.job",
+    ]);
+    await s.accounts.setProfileField("@alice:hs", "m.tz", "Asia/Tokyo");
+    await s.accounts.setProfileField("@alice:hs", "com.x.nothing", undefined);
+    await s.accounts.setProfileField("@alice:hs", "never.set", undefined);
+    assert.deepEqual(await s.accounts.getProfileFields("@alice:hs"), {
+      "m.tz": "Asia/Tokyo",
+      "org.example.job": { title: "Ünïcode \u0000", n: [1, 2.5, true] },
+    });
+    assert.deepEqual(await s.accounts.getProfileFields("@bob:hs"), { "m.tz": "UTC" });
   });
 }

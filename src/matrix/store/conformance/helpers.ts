@@ -38,6 +38,8 @@ export const user = (userId: string, over: Partial<UserRow> = {}): UserRow => ({
   isGuest: false,
   displayname: null,
   avatarUrl: null,
+  locked: false,
+  suspended: false,
   ...over,
 });
 

@@ -375,4 +375,17 @@ export const MIGRATIONS: string[] = [
     WHERE redacted_by IS NULL AND type IN ('m.room.message', 'm.room.name', 'm.room.topic')) x
   WHERE t IS NOT NULL;
   `,
+  // misc: account locking and suspension (admin API v1.18), the user agent of a device's last request (whois),
+  // and extended profile fields (v1.16: any key, JSON values as text; displayname/avatar_url stay on users).
+  `
+  ALTER TABLE users ADD COLUMN locked BOOLEAN NOT NULL DEFAULT false;
+  ALTER TABLE users ADD COLUMN suspended BOOLEAN NOT NULL DEFAULT false;
+  ALTER TABLE devices ADD COLUMN last_seen_user_agent TEXT;
+  CREATE TABLE profile_fields (
+    user_id ${T} NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    key ${T} NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+  );
+  `,
 ];

@@ -26,9 +26,21 @@ export class SqlAccountStore implements AccountStore {
   async createUser(u: UserRow): Promise<void> {
     try {
       await this.#sql.run(
-        `INSERT INTO users (user_id, password_hash, created_ts, admin, deactivated, is_guest, displayname, avatar_url)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        [u.userId, u.passwordHash, u.createdTs, u.admin, u.deactivated, u.isGuest, u.displayname, u.avatarUrl],
+        `INSERT INTO users (user_id, password_hash, created_ts, admin, deactivated, is_guest, displayname, avatar_url,
+           locked, suspended)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          u.userId,
+          u.passwordHash,
+          u.createdTs,
+          u.admin,
+          u.deactivated,
+          u.isGuest,
+          u.displayname,
+          u.avatarUrl,
+          u.locked ?? false,
+          u.suspended ?? false,
+        ],
       );
     } catch (e) {
       if (this.#sql.isUniqueViolation(e)) throw new AmiError("M_USER_IN_USE", "User ID already taken.");
@@ -68,11 +80,13 @@ export class SqlAccountStore implements AccountStore {
       // ON CONFLICT UPDATE, not SQLite's INSERT OR REPLACE: a replace deletes the row first and would cascade to
       // its tokens.
       await this.#sql.run(
-        `INSERT INTO devices (user_id, device_id, display_name, created_ts, last_seen_ts, last_seen_ip)
-         VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO devices (user_id, device_id, display_name, created_ts, last_seen_ts, last_seen_ip,
+           last_seen_user_agent)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = excluded.display_name,
-           created_ts = excluded.created_ts, last_seen_ts = excluded.last_seen_ts, last_seen_ip = excluded.last_seen_ip`,
-        [x.userId, x.deviceId, x.displayName, x.createdTs, x.lastSeenTs, x.lastSeenIp],
+           created_ts = excluded.created_ts, last_seen_ts = excluded.last_seen_ts, last_seen_ip = excluded.last_seen_ip,
+           last_seen_user_agent = excluded.last_seen_user_agent`,
+        [x.userId, x.deviceId, x.displayName, x.createdTs, x.lastSeenTs, x.lastSeenIp, x.lastSeenUserAgent ?? null],
       );
     } catch (e) {
       if (this.#sql.isForeignKeyViolation(e)) throw new AmiError("M_UNKNOWN", `user ${x.userId} does not exist`);
@@ -94,7 +108,7 @@ export class SqlAccountStore implements AccountStore {
   async updateDevice(
     userId: string,
     deviceId: string,
-    patch: Partial<Pick<DeviceRow, "displayName" | "lastSeenTs" | "lastSeenIp">>,
+    patch: Partial<Pick<DeviceRow, "displayName" | "lastSeenTs" | "lastSeenIp" | "lastSeenUserAgent">>,
   ): Promise<void> {
     const { sets, values } = patchSql(patch, DEVICE_PATCH_COLUMNS);
     if (sets)
@@ -138,6 +152,24 @@ export class SqlAccountStore implements AccountStore {
     if (exceptDeviceId === undefined) await this.#sql.run("DELETE FROM access_tokens WHERE user_id = ?", [userId]);
     else
       await this.#sql.run("DELETE FROM access_tokens WHERE user_id = ? AND device_id <> ?", [userId, exceptDeviceId]);
+  }
+
+  async getProfileFields(userId: string): Promise<Record<string, unknown>> {
+    const rows = await this.#sql.all("SELECT key, value FROM profile_fields WHERE user_id = ? ORDER BY key", [userId]);
+    const out: Record<string, unknown> = {};
+    for (const r of rows) out[r.key] = JSON.parse(r.value);
+    return out;
+  }
+
+  async setProfileField(userId: string, key: string, value: unknown): Promise<void> {
+    if (value === undefined)
+      await this.#sql.run("DELETE FROM profile_fields WHERE user_id = ? AND key = ?", [userId, key]);
+    else
+      await this.#sql.run(
+        `INSERT INTO profile_fields (user_id, key, value) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value`,
+        [userId, key, JSON.stringify(value)],
+      );
   }
 
   async createRegistrationToken(t: RegistrationTokenRow): Promise<void> {

@@ -355,4 +355,17 @@ export const MIGRATIONS: string[] = [
     WHEN 'm.room.name' THEN '$.content.name' ELSE '$.content.topic' END) AS v FROM events
     WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic') AND redacted_by IS NULL) WHERE typeof(v) = 'text';
   `,
+  // misc: account locking and suspension (admin API v1.18), the user agent of a device's last request (whois),
+  // and extended profile fields (v1.16: any key, JSON values; displayname/avatar_url stay on users).
+  `
+  ALTER TABLE users ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE users ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE devices ADD COLUMN last_seen_user_agent TEXT;
+  CREATE TABLE profile_fields (
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+  ) WITHOUT ROWID;
+  `,
 ];
