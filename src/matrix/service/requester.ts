@@ -5,4 +5,6 @@ export interface Requester {
   isAdmin: boolean;
   /** sha256 hex of the access token in use (logout deletes it). */
   tokenHash: string;
+  /** When the access token expires (ms); absent: never (tokens issued without a refresh token). */
+  expiresTs?: number;
 }
