@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { HttpApiEvent, type MatrixError } from "matrix-js-sdk";
+import { SyncStream } from "../../src/matrix/websocket/client.ts";
+import { CloseCode } from "../../src/matrix/websocket/protocol.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { api, enc, loginUser, ok, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
 import { BACKENDS, createTestDatabase, startInProcess, type TestDatabase, tempDir } from "./helpers/homeserver.ts";
@@ -110,6 +112,19 @@ for (const backend of BACKENDS) {
       assertSpec("refresh.yaml", "/refresh", "POST", 200, n.json);
       assert.equal(n.json.expires_in_ms, LIFETIME_MS);
       assert.deepEqual((await whoami(n.json.access_token)).json.device_id, r.device_id, "same device");
+    });
+
+    it("a WebSocket sync stream closes 4401 when its access token expires, and refuses an expired one", async () => {
+      const r = (await login("alice", { refresh_token: true })).json;
+      const stream = new SyncStream(base, { token: r.access_token, onSync() {} });
+      assert.equal((await stream.ready).user_id, alice.userId);
+      const closed = await stream.closed;
+      assert.equal(closed.code, CloseCode.unauthorized);
+      assert.match(closed.reason, /M_UNKNOWN_TOKEN/);
+      const again = new SyncStream(base, { token: r.access_token, auth: "message", onSync() {} });
+      const refused = await again.closed;
+      assert.equal(refused.code, CloseCode.unauthorized);
+      assert.match(refused.reason, /expired/);
     });
 
     it("rotation: the old refresh token works until the new session is used, then 401 soft_logout", async () => {
