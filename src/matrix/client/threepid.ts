@@ -12,23 +12,16 @@ import { parseBody } from "../validate.ts";
 
 const NO_3PIDS = "This server does not support third-party identifiers (email addresses, phone numbers)";
 
-const emailRequest = z.object({
+/** The fields every requestToken body has (spec: request_email_validation / request_msisdn_validation). */
+const validationRequest = {
   client_secret: z.string(),
-  email: z.string(),
   send_attempt: z.number().int(),
   next_link: z.string().optional(),
   id_server: z.string().optional(),
   id_access_token: z.string().optional(),
-});
-const msisdnRequest = z.object({
-  client_secret: z.string(),
-  country: z.string(),
-  phone_number: z.string(),
-  send_attempt: z.number().int(),
-  next_link: z.string().optional(),
-  id_server: z.string().optional(),
-  id_access_token: z.string().optional(),
-});
+};
+const emailRequest = z.object({ ...validationRequest, email: z.string() });
+const msisdnRequest = z.object({ ...validationRequest, country: z.string(), phone_number: z.string() });
 const credentials = z.object({
   client_secret: z.string(),
   id_server: z.string(),

@@ -1,25 +1,14 @@
 /** Conformance: refresh tokens (chains, deletion with their access tokens and devices) and short-lived tokens. */
 import assert from "node:assert/strict";
 import type { Store } from "../types.ts";
-import { type MakeStore, rejectsWith, storeTest, user } from "./helpers.ts";
+import { type MakeStore, rejectsWith, storeTest, withDevices } from "./helpers.ts";
 
-async function withDevices(s: Store): Promise<void> {
-  await s.accounts.createUser(user("@alice:hs"));
-  await s.accounts.createUser(user("@bob:hs"));
-  for (const [userId, deviceId] of [
+const withAccounts = (s: Store) =>
+  withDevices(s, [
     ["@alice:hs", "D1"],
     ["@alice:hs", "D2"],
     ["@bob:hs", "D1"],
-  ])
-    await s.accounts.upsertDevice({
-      userId,
-      deviceId,
-      displayName: null,
-      createdTs: 1,
-      lastSeenTs: null,
-      lastSeenIp: null,
-    });
-}
+  ]);
 
 const refresh = (tokenHash: string, userId = "@alice:hs", deviceId = "D1") => ({
   tokenHash,
@@ -30,7 +19,7 @@ const refresh = (tokenHash: string, userId = "@alice:hs", deviceId = "D1") => ({
 
 export function authTokenTests(make: MakeStore): void {
   storeTest(make, "refresh tokens: create, get, chain to a successor, unknown device -> M_UNKNOWN", async (s) => {
-    await withDevices(s);
+    await withAccounts(s);
     await s.authTokens.createRefreshToken(refresh("r1"));
     assert.deepEqual(await s.authTokens.getRefreshToken("r1"), { ...refresh("r1"), nextHash: null });
     assert.equal(await s.authTokens.getRefreshToken("nope"), null);
@@ -45,7 +34,7 @@ export function authTokenTests(make: MakeStore): void {
   });
 
   storeTest(make, "refresh tokens: deleteRefreshTokens takes their access tokens, nothing else", async (s) => {
-    await withDevices(s);
+    await withAccounts(s);
     await s.authTokens.createRefreshToken(refresh("r1"));
     await s.authTokens.createRefreshToken(refresh("r2"));
     const access = (tokenHash: string, refreshHash: string | null, expiresTs: number | null = 1000) => ({
@@ -74,7 +63,7 @@ export function authTokenTests(make: MakeStore): void {
   });
 
   storeTest(make, "refresh tokens: deleteDevice and deleteTokensForUser delete them too", async (s) => {
-    await withDevices(s);
+    await withAccounts(s);
     await s.authTokens.createRefreshToken(refresh("a1"));
     await s.authTokens.createRefreshToken(refresh("a2", "@alice:hs", "D2"));
     await s.authTokens.createRefreshToken(refresh("b1", "@bob:hs", "D1"));
@@ -91,7 +80,7 @@ export function authTokenTests(make: MakeStore): void {
   });
 
   storeTest(make, "short tokens: kind and expiry checked, consume is single use, expired ones purged", async (s) => {
-    await withDevices(s);
+    await withAccounts(s);
     const login = { tokenHash: "l1", kind: "login" as const, userId: "@alice:hs", expiresTs: 100 };
     const openid = { tokenHash: "o1", kind: "openid" as const, userId: "@bob:hs", expiresTs: 200 };
     await s.authTokens.createShortToken(login);
