@@ -39,6 +39,19 @@ export const matrixSchema = z
       })
       .strict()
       .default({ enabled: false, requireToken: false, sharedSecret: null }),
+    /**
+     * Sessions. A client that asks for a refresh token at /login or /register gets an access token expiring after
+     * accessTokenLifetimeMs (Synapse's refreshable_access_token_lifetime, 5 min); others never expire.
+     * loginTokenEnabled: POST /login/get_token hands a logged-in user a 2-minute single-use m.login.token
+     * (Synapse's login_via_existing_session.enabled, off by default).
+     */
+    auth: z
+      .object({
+        accessTokenLifetimeMs: z.number().int().min(1000).default(300000),
+        loginTokenEnabled: z.boolean().default(false),
+      })
+      .strict()
+      .default({ accessTokenLifetimeMs: 300000, loginTokenEnabled: false }),
     media: z
       .object({
         /** Largest upload in bytes. */

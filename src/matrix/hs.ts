@@ -61,13 +61,19 @@ export interface RoomService {
 
 /** Access tokens, sessions and passwords. (service/auth.ts) */
 export interface AuthService {
-  /** Resolve an access token; null if unknown (or the user is deactivated). Updates device last-seen lazily. */
+  /**
+   * Resolve an access token; null if unknown (or the user is deactivated). An expired one throws 401
+   * M_UNKNOWN_TOKEN with soft_logout: true. Updates device last-seen lazily.
+   */
   authenticate(accessToken: string, ip: string, userAgent?: string): Promise<Requester | null>;
-  /** Create a device (or reuse `deviceId`) and a new access token for it. */
+  /**
+   * Create a device (or reuse `deviceId`) and a new access token for it; with `refreshToken`, also a refresh
+   * token, and the access token expires (`expiresInMs`).
+   */
   createSession(
     userId: string,
-    opts: { deviceId?: string; displayName?: string; ip?: string },
-  ): Promise<{ accessToken: string; deviceId: string }>;
+    opts: { deviceId?: string; displayName?: string; ip?: string; refreshToken?: boolean },
+  ): Promise<{ accessToken: string; deviceId: string; refreshToken?: string; expiresInMs?: number }>;
   hashPassword(password: string): Promise<string>;
   verifyPassword(password: string, hash: string): Promise<boolean>;
   /**

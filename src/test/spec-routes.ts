@@ -102,10 +102,16 @@ export async function probeRoutes(base: string, token: string, userId: string, r
     });
     const text = await r.text();
     let errcode: string | undefined;
+    let error: unknown;
     try {
-      errcode = JSON.parse(text)?.errcode;
+      ({ errcode, error } = JSON.parse(text) ?? {});
     } catch {}
-    const missing = (r.status === 404 || r.status === 405) && (errcode === "M_UNRECOGNIZED" || errcode === undefined);
+    // The router's own answer to an unknown path or method ("Unrecognized request..."); a route that answers
+    // M_UNRECOGNIZED on purpose (GET /auth_metadata without OAuth, as the spec says) gives its own message.
+    const routerAnswer =
+      errcode === undefined || (typeof error === "string" && error.startsWith("Unrecognized request"));
+    const missing =
+      (r.status === 404 || r.status === 405) && (errcode === "M_UNRECOGNIZED" || errcode === undefined) && routerAnswer;
     probes.push({ route, status: r.status, errcode, missing });
   }
   return probes;

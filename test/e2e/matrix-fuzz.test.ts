@@ -1,7 +1,7 @@
 /**
  * Fuzz the client-server API: at least 1,000 random and mutated request bodies (and some mutated paths and
  * queries) per backend, from a seeded PRNG so any failure reproduces (AMI_FUZZ_SEED=<n> to replay one seed).
- * Every answer must be < 500; every answer >= 400 must be Matrix error JSON; the server must stay up.
+ * Auth routes (/refresh, OpenID, 3PID, SSO) included. Every answer must be < 500; every answer >= 400 must be Matrix error JSON; the server must stay up.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -220,6 +220,20 @@ function targets(ctx: { user: Session; other: Session; rooms: string[]; eventId:
       path: (f) => `${C}/devices/${f.seg(user.deviceId)}`,
       body: () => ({ display_name: "fuzz device" }),
     },
+    { method: "POST", path: () => `${C}/refresh`, body: () => ({ refresh_token: "amir_fuzz" }), auth: false },
+    { method: "POST", path: (f) => `${C}/user/${me(f)}/openid/request_token`, body: () => ({}) },
+    {
+      method: "POST",
+      path: (f) => `${C}/account/3pid/${f.pick(["delete", "unbind"])}`,
+      body: () => ({ medium: "email", address: "a@example.org", id_server: "id.example" }),
+    },
+    {
+      method: "POST",
+      path: (f) =>
+        `${C}/${f.pick(["register", "account/password", "account/3pid"])}/${f.pick(["email", "msisdn"])}/requestToken`,
+      body: () => ({ client_secret: "s", email: "a@example.org", country: "GB", phone_number: "1", send_attempt: 1 }),
+      auth: false,
+    },
   ];
 }
 
@@ -253,6 +267,9 @@ function queryPath(f: Fuzzer, rooms: string[]): string {
     () => `${C}/events?timeout=0&${q("from", f.pick(["s1_0", "", "s99999999_0"]))}&${q("room_id", f.pick(rooms))}`,
     () => `${C}/initialSync?${q("limit", String(f.int(20)))}&${q("archived", "true")}`,
     () => `${C}/events/${f.seg("$nope")}`,
+    () => `/_matrix/federation/v1/openid/userinfo?${q("access_token", "amio_fuzz")}`,
+    () =>
+      `${C}/login/sso/redirect${f.chance(0.5) ? `/${f.seg("idp")}` : ""}?${q("redirectUrl", "https://app.example/")}`,
     () =>
       `/_matrix/client/v1/media/thumbnail/localhost/${f.seg("nope")}?${q("width", String(f.int(10_000)))}&${q("height", "-1")}&${q("method", "scale")}`,
   ])();

@@ -1,4 +1,4 @@
-/** Account management (spec: "Account registration and management"): whoami, password, deactivate, 3pids. */
+/** Account management (spec: "Account registration and management"): whoami, password, deactivate (3PIDs: threepid.ts). */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { json, type Route } from "../http/types.ts";
@@ -68,12 +68,5 @@ export const routes: Route[] = [
       req.hs.log.info("deactivated", { userId: r.userId });
       return json({ id_server_unbind_result: "no-support" });
     },
-  },
-  /** GET /_matrix/client/v3/account/3pid (third-party IDs are not supported: always empty) */
-  {
-    method: "GET",
-    paths: ["/_matrix/client/v3/account/3pid"],
-    auth: "required",
-    handler: async () => json({ threepids: [] }),
   },
 ];

@@ -13,6 +13,7 @@ import {
 } from "../service/registration.ts";
 import { checkUia, finishUia } from "../service/uia.ts";
 import { parseBody } from "../validate.ts";
+import { sessionJson } from "./login.ts";
 
 const registerBody = z.object({
   username: z.string().optional(),
@@ -96,8 +97,9 @@ export const routes: Route[] = [
         deviceId: b.device_id,
         displayName: b.initial_device_display_name,
         ip: req.ip,
+        refreshToken: b.refresh_token === true,
       });
-      return json({ user_id: userId, access_token: s.accessToken, device_id: s.deviceId, home_server: hs.serverName });
+      return json({ user_id: userId, ...sessionJson(s), home_server: hs.serverName });
     },
   },
 ];

@@ -39,7 +39,7 @@ export const routes: Route[] = [
           "m.set_displayname": { enabled: true },
           "m.set_avatar_url": { enabled: true },
           "m.3pid_changes": { enabled: false },
-          "m.get_login_token": { enabled: false },
+          "m.get_login_token": { enabled: req.hs.config.auth.loginTokenEnabled },
           // Extended profile fields (v1.16): every key the spec's grammar allows may be set.
           "m.profile_fields": { enabled: true },
         },

@@ -1,11 +1,17 @@
 /**
  * Access tokens and sessions. Tokens are 32 random bytes (base64url) handed to the client once and stored
  * only as their sha256 hex. authenticate() keeps recent lookups in a small cache: every way a token can
- * stop working in this process (logout, device deletion, password change, deactivation, admin changes)
- * goes through the methods here, which drop the affected entries.
+ * stop working in this process (logout, device deletion, password change, deactivation, admin changes, a
+ * refresh) goes through the methods here, which drop the affected entries.
+ *
+ * Refresh tokens (spec "Refreshing access tokens"): a session created with one has an access token expiring
+ * after matrix.auth.accessTokenLifetimeMs. POST /refresh exchanges refresh token R for a new pair (A', R'); R
+ * stays usable (a client whose answer was lost can retry) until A' is first used or R' is refreshed in turn,
+ * then R and the access tokens issued with it are deleted, as Synapse does.
  */
 
 import { createHash, randomBytes } from "node:crypto";
+import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import type { AuthService, Homeserver } from "../hs.ts";
 import { devicesDeleted } from "./keys.ts";
@@ -18,9 +24,24 @@ const LAST_SEEN_EVERY_MS = 60_000;
 
 export const tokenHashOf = (token: string): string => createHash("sha256").update(token).digest("hex");
 
+/** A new opaque token: a prefix naming its kind and 32 random bytes. */
+export const newToken = (prefix: string): string => `${prefix}_${randomBytes(32).toString("base64url")}`;
+
+/** An expired (or already used) token: the client should refresh or log in again, keeping its local data. */
+export const softLogout = (message: string): AmiError =>
+  new AmiError("M_UNKNOWN_TOKEN", message, { soft_logout: true });
+
+export interface Session {
+  accessToken: string;
+  deviceId: string;
+  /** Set when the session was asked for with a refresh token. */
+  refreshToken?: string;
+  expiresInMs?: number;
+}
+
 export class Auth implements AuthService {
   readonly #hs: Homeserver;
-  readonly #cache = new Map<string, { requester: Requester; until: number }>();
+  readonly #cache = new Map<string, { requester: Requester; until: number; expiresTs: number | null }>();
   readonly #revokeListeners = new Set<(revoked: (r: Requester) => boolean) => void>();
   /** `${userId}\0${deviceId}` -> when last_seen was last written. */
   readonly #lastSeen = new Map<string, number>();
@@ -43,6 +64,9 @@ export class Auth implements AuthService {
       if (!tok) return null;
       const user = await store.accounts.getUser(tok.userId);
       if (!user || user.deactivated) return null;
+      const expiresTs = tok.expiresTs ?? null;
+      // The first use of a refreshed session retires the refresh token it was exchanged for.
+      if (tok.refreshHash && (expiresTs === null || expiresTs > now)) await this.#retirePredecessors(tok.refreshHash);
       if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
       requester = {
         requester: {
@@ -52,11 +76,14 @@ export class Auth implements AuthService {
           tokenHash: hash,
           locked: !!user.locked,
           suspended: !!user.suspended,
+          ...(expiresTs !== null ? { expiresTs } : {}),
         },
         until: now + CACHE_MS,
+        expiresTs,
       };
       this.#cache.set(hash, requester);
     }
+    if (requester.expiresTs !== null && requester.expiresTs <= now) throw softLogout("Access token has expired");
     this.#touch(requester.requester, ip, userAgent, now);
     return requester.requester;
   }
@@ -77,8 +104,8 @@ export class Auth implements AuthService {
 
   async createSession(
     userId: string,
-    opts: { deviceId?: string; displayName?: string; ip?: string },
-  ): Promise<{ accessToken: string; deviceId: string }> {
+    opts: { deviceId?: string; displayName?: string; ip?: string; refreshToken?: boolean },
+  ): Promise<Session> {
     const { store } = this.#hs;
     const now = Date.now();
     const deviceId = opts.deviceId ?? randomString(10).toUpperCase();
@@ -96,9 +123,60 @@ export class Auth implements AuthService {
       lastSeenTs: opts.ip ? now : (existing?.lastSeenTs ?? null),
       lastSeenIp: opts.ip ?? existing?.lastSeenIp ?? null,
     });
-    const accessToken = `ami_${randomBytes(32).toString("base64url")}`;
+    if (opts.refreshToken) return this.#issuePair(userId, deviceId);
+    const accessToken = newToken("ami");
     await store.accounts.createToken({ tokenHash: tokenHashOf(accessToken), userId, deviceId, createdTs: now });
     return { accessToken, deviceId };
+  }
+
+  /** A refresh token and an expiring access token issued with it, for an existing device. */
+  async #issuePair(userId: string, deviceId: string): Promise<Session & { refreshHash: string }> {
+    const { store, config } = this.#hs;
+    const now = Date.now();
+    const lifetime = config.auth.accessTokenLifetimeMs;
+    const refreshToken = newToken("amir");
+    const refreshHash = tokenHashOf(refreshToken);
+    await store.authTokens.createRefreshToken({ tokenHash: refreshHash, userId, deviceId, createdTs: now });
+    const accessToken = newToken("ami");
+    await store.accounts.createToken({
+      tokenHash: tokenHashOf(accessToken),
+      userId,
+      deviceId,
+      createdTs: now,
+      expiresTs: now + lifetime,
+      refreshHash,
+    });
+    return { accessToken, deviceId, refreshToken, expiresInMs: lifetime, refreshHash };
+  }
+
+  /**
+   * POST /refresh: a new access token and refresh token for the refresh token's device. Unknown, retired, or of
+   * a deactivated user: 401 M_UNKNOWN_TOKEN with soft_logout (the spec's answer).
+   */
+  async refresh(refreshToken: string): Promise<Session> {
+    const { store } = this.#hs;
+    const hash = tokenHashOf(refreshToken);
+    const row = refreshToken.length > 512 ? null : await store.authTokens.getRefreshToken(hash);
+    const user = row ? await store.accounts.getUser(row.userId) : null;
+    if (!row || !user || user.deactivated) throw softLogout("Unknown or already used refresh token");
+    // Refreshing R' retires R (spec: the old refresh token is revoked once the new one is used); a successor R
+    // handed out before whose session never started is replaced by the one made now.
+    await this.#retirePredecessors(hash);
+    if (row.nextHash) await this.#deleteRefreshTokens([row.nextHash]);
+    const pair = await this.#issuePair(row.userId, row.deviceId);
+    await store.authTokens.setRefreshTokenNext(hash, pair.refreshHash);
+    const { refreshHash: _h, ...session } = pair;
+    return session;
+  }
+
+  async #retirePredecessors(refreshHash: string): Promise<void> {
+    const before = await this.#hs.store.authTokens.refreshTokensBefore(refreshHash);
+    if (before.length) await this.#deleteRefreshTokens(before);
+  }
+
+  async #deleteRefreshTokens(hashes: string[]): Promise<void> {
+    const gone = new Set(await this.#hs.store.authTokens.deleteRefreshTokens(hashes));
+    if (gone.size) this.#revoke((r) => gone.has(r.tokenHash));
   }
 
   hashPassword(password: string): Promise<string> {

@@ -9,4 +9,6 @@ export interface Requester {
   locked?: boolean;
   /** The account is suspended (spec "Account suspension"): reads work, writes answer 403 M_USER_SUSPENDED. */
   suspended?: boolean;
+  /** When the access token expires (ms); absent: never (tokens issued without a refresh token). */
+  expiresTs?: number;
 }

@@ -5,6 +5,7 @@
 import { describe } from "node:test";
 import { accountDataTests } from "./conformance/account-data.ts";
 import { accountTests } from "./conformance/accounts.ts";
+import { authTokenTests } from "./conformance/auth-tokens.ts";
 import { crashTests } from "./conformance/crash.ts";
 import { ephemeralTests } from "./conformance/ephemeral.ts";
 import { batchTests, eventTests } from "./conformance/events.ts";
@@ -25,6 +26,7 @@ export type { MakeStore, StoreHarness } from "./conformance/helpers.ts";
 export function runStoreConformance(name: string, makeStore: MakeStore): void {
   describe(`store conformance: ${name}`, () => {
     describe("AccountStore", () => accountTests(makeStore));
+    describe("AuthTokenStore", () => authTokenTests(makeStore));
     describe("RoomStore", () => roomTests(makeStore));
     describe("EventStore", () => {
       eventTests(makeStore);

@@ -53,6 +53,28 @@ export interface TokenRow {
   userId: string;
   deviceId: string;
   createdTs: number;
+  /** When the token stops working (ms); null: never (only tokens issued with a refresh token expire). */
+  expiresTs?: number | null;
+  /** sha256 hex of the refresh token issued with this access token; null when none was. */
+  refreshHash?: string | null;
+}
+
+/** A refresh token (spec "Refreshing access tokens"), stored as its sha256 like access tokens. */
+export interface RefreshTokenRow {
+  tokenHash: string;
+  userId: string;
+  deviceId: string;
+  createdTs: number;
+  /** The refresh token this one was exchanged for (it stays usable until that successor's session is used). */
+  nextHash: string | null;
+}
+
+/** A short-lived token with no device: `login` (m.login.token, single use) or `openid` (OpenID userinfo). */
+export interface ShortTokenRow {
+  tokenHash: string;
+  kind: "login" | "openid";
+  userId: string;
+  expiresTs: number;
 }
 
 export interface RegistrationTokenRow {
@@ -225,12 +247,12 @@ export interface AccountStore {
     deviceId: string,
     patch: Partial<Pick<DeviceRow, "displayName" | "lastSeenTs" | "lastSeenIp" | "lastSeenUserAgent">>,
   ): Promise<void>;
-  /** Deletes the device and every access token of it. */
+  /** Deletes the device and every access and refresh token of it. */
   deleteDevice(userId: string, deviceId: string): Promise<void>;
   createToken(t: TokenRow): Promise<void>;
   getToken(tokenHash: string): Promise<TokenRow | null>;
   deleteToken(tokenHash: string): Promise<void>;
-  /** Deletes all the user's tokens, except those of `exceptDeviceId` if given. */
+  /** Deletes all the user's access and refresh tokens, except those of `exceptDeviceId` if given. */
   deleteTokensForUser(userId: string, exceptDeviceId?: string): Promise<void>;
 
   // ---- extended profile fields (everything but displayname and avatar_url) --------
@@ -251,6 +273,32 @@ export interface AccountStore {
     patch: Partial<Pick<RegistrationTokenRow, "usesAllowed" | "expiryTs">>,
   ): Promise<boolean>;
   deleteRegistrationToken(token: string): Promise<void>;
+}
+
+/** Refresh tokens and short-lived device-less tokens (m.login.token, OpenID). */
+export interface AuthTokenStore {
+  /** Throws AmiError("M_UNKNOWN") when the device does not exist. */
+  createRefreshToken(r: Omit<RefreshTokenRow, "nextHash">): Promise<void>;
+  getRefreshToken(tokenHash: string): Promise<RefreshTokenRow | null>;
+  setRefreshTokenNext(tokenHash: string, nextHash: string): Promise<void>;
+  /** The refresh tokens that were exchanged for `tokenHash`. */
+  refreshTokensBefore(tokenHash: string): Promise<string[]>;
+  /** Delete refresh tokens and the access tokens issued with them; returns those access tokens' hashes. */
+  deleteRefreshTokens(tokenHashes: string[]): Promise<string[]>;
+
+  createShortToken(t: ShortTokenRow): Promise<void>;
+  /**
+   * The token if it exists, is of `kind` and has not expired at `now`; with `consume` it is deleted in the same
+   * statement, so two concurrent uses of a single-use token cannot both succeed.
+   */
+  takeShortToken(
+    kind: ShortTokenRow["kind"],
+    tokenHash: string,
+    now: number,
+    consume: boolean,
+  ): Promise<ShortTokenRow | null>;
+  /** Delete the tokens expired at `now`; returns how many. */
+  deleteExpiredShortTokens(now: number): Promise<number>;
 }
 
 /** Rooms (their creation row and directory flag) and room aliases. */
@@ -579,6 +627,7 @@ export interface Store {
   /** Greatest stream position across every streamed table of every area (0 when empty). */
   getMaxStream(): Promise<number>;
   readonly accounts: AccountStore;
+  readonly authTokens: AuthTokenStore;
   readonly rooms: RoomStore;
   readonly events: EventStore;
   readonly relations: RelationStore;

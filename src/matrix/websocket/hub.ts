@@ -220,7 +220,13 @@ export class WsHub {
     } catch (e) {
       const err = toAmiError(e);
       if (err.code === "M_UNKNOWN") this.#hs.log.error("websocket setup failed", { err: String(e) });
-      this.#close(c, err.status < 500 ? CloseCode.badInput : CloseCode.internalError, `${err.code}: ${err.message}`);
+      const code =
+        err.code === "M_UNKNOWN_TOKEN"
+          ? CloseCode.unauthorized
+          : err.status < 500
+            ? CloseCode.badInput
+            : CloseCode.internalError;
+      this.#close(c, code, `${err.code}: ${err.message}`);
     }
   }
 
@@ -288,6 +294,11 @@ export class WsHub {
       if (c.closed) continue;
       if (!c.requester && c.query !== null && now - c.openedAt > this.#opts.authTimeoutMs) {
         this.#close(c, CloseCode.unauthorized, "M_MISSING_TOKEN: no access token within the auth timeout");
+        continue;
+      }
+      // A session issued with a refresh token ends at its access token's expiry: reconnect with the new one.
+      if (c.requester?.expiresTs !== undefined && c.requester.expiresTs <= now) {
+        this.#close(c, CloseCode.unauthorized, "M_UNKNOWN_TOKEN: access token expired (soft logout)");
         continue;
       }
       if (c.blockedAt && now - c.blockedAt > this.#opts.slowConsumerMs) {

@@ -103,7 +103,14 @@ export function accountTests(make: MakeStore): void {
         lastSeenTs: null,
         lastSeenIp: null,
       });
-    const t = (h: string, u: string, d: string) => ({ tokenHash: h, userId: u, deviceId: d, createdTs: 7 });
+    const t = (h: string, u: string, d: string) => ({
+      tokenHash: h,
+      userId: u,
+      deviceId: d,
+      createdTs: 7,
+      expiresTs: null,
+      refreshHash: null,
+    });
     await s.accounts.createToken(t("a1", "@alice:hs", "D1"));
     await s.accounts.createToken(t("a1b", "@alice:hs", "D1"));
     await s.accounts.createToken(t("a2", "@alice:hs", "D2"));

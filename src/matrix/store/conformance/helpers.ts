@@ -118,3 +118,17 @@ export async function seedRoom(s: Store, roomId: string, events: NewEvent[]): Pr
   await s.rooms.createRoom(room(roomId));
   for (const e of events) await s.events.persistEvent(e);
 }
+
+/** Create the users and then the devices ([userId, deviceId] pairs). */
+export async function withDevices(s: Store, devices: [string, string][]): Promise<void> {
+  for (const u of new Set(devices.map(([u]) => u))) await s.accounts.createUser(user(u));
+  for (const [userId, deviceId] of devices)
+    await s.accounts.upsertDevice({
+      userId,
+      deviceId,
+      displayName: null,
+      createdTs: 1,
+      lastSeenTs: null,
+      lastSeenIp: null,
+    });
+}

@@ -1,24 +1,10 @@
 /** Conformance: the KeyStore (end-to-end encryption) — keys, claims, cross-signing, device lists, to-device. */
 import assert from "node:assert/strict";
-import type { Store } from "../types.ts";
-import { type MakeStore, rejectsWith, storeTest, user } from "./helpers.ts";
+import { type MakeStore, rejectsWith, storeTest, withDevices } from "./helpers.ts";
 
 const A = "@alice:hs";
 const B = "@bob:hs";
 const ALG = "signed_curve25519";
-
-async function withDevices(s: Store, devices: [string, string][]): Promise<void> {
-  for (const u of new Set(devices.map(([u]) => u))) await s.accounts.createUser(user(u));
-  for (const [userId, deviceId] of devices)
-    await s.accounts.upsertDevice({
-      userId,
-      deviceId,
-      displayName: null,
-      createdTs: 1,
-      lastSeenTs: null,
-      lastSeenIp: null,
-    });
-}
 
 const otk = (id: string, key: unknown = { key: `k${id}`, signatures: {} }) => ({
   keyId: `${ALG}:${id}`,

@@ -388,4 +388,28 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (user_id, key)
   );
   `,
+  // auth tokens: access tokens may expire and name the refresh token issued with them; refresh tokens chain to
+  // their successor; short-lived device-less tokens (m.login.token, OpenID).
+  `
+  ALTER TABLE access_tokens ADD COLUMN expires_ts BIGINT;
+  ALTER TABLE access_tokens ADD COLUMN refresh_hash ${T};
+  CREATE INDEX access_tokens_refresh ON access_tokens(refresh_hash) WHERE refresh_hash IS NOT NULL;
+  CREATE TABLE refresh_tokens (
+    token_hash ${T} PRIMARY KEY,
+    user_id ${T} NOT NULL,
+    device_id ${T} NOT NULL,
+    created_ts BIGINT NOT NULL,
+    next_hash ${T},
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id) ON DELETE CASCADE
+  );
+  CREATE INDEX refresh_tokens_device ON refresh_tokens(user_id, device_id);
+  CREATE INDEX refresh_tokens_next ON refresh_tokens(next_hash) WHERE next_hash IS NOT NULL;
+  CREATE TABLE short_tokens (
+    token_hash ${T} PRIMARY KEY,
+    kind ${T} NOT NULL,
+    user_id ${T} NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    expires_ts BIGINT NOT NULL
+  );
+  CREATE INDEX short_tokens_expiry ON short_tokens(expires_ts);
+  `,
 ];

@@ -7,6 +7,7 @@ import { AmiError } from "../../../core/errors.ts";
 import { createLogger, type Logger } from "../../../core/logger.ts";
 import { SqlAccountDataStore } from "../sql/account-data.ts";
 import { SqlAccountStore } from "../sql/accounts.ts";
+import { SqlAuthTokenStore } from "../sql/auth-tokens.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
 import { SqlPusherStore } from "../sql/pushers.ts";
@@ -32,6 +33,7 @@ export class PostgresStore implements Store {
   };
   private readonly sql = new PgSql(this.conn);
   readonly accounts = new SqlAccountStore(this.sql);
+  readonly authTokens = new SqlAuthTokenStore(this.sql);
   readonly rooms = new SqlRoomStore(this.sql);
   readonly events = new PostgresEventStore(this.conn);
   readonly relations = new SqlRelationStore(this.sql);

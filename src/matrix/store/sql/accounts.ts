@@ -122,6 +122,7 @@ export class SqlAccountStore implements AccountStore {
   async deleteDevice(userId: string, deviceId: string): Promise<void> {
     await this.#sql.atomic([
       ["DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", [userId, deviceId]],
+      ["DELETE FROM refresh_tokens WHERE user_id = ? AND device_id = ?", [userId, deviceId]],
       ["DELETE FROM devices WHERE user_id = ? AND device_id = ?", [userId, deviceId]],
     ]);
   }
@@ -129,8 +130,9 @@ export class SqlAccountStore implements AccountStore {
   async createToken(t: TokenRow): Promise<void> {
     try {
       await this.#sql.run(
-        "INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts) VALUES (?, ?, ?, ?)",
-        [t.tokenHash, t.userId, t.deviceId, t.createdTs],
+        `INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts, expires_ts, refresh_hash)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+        [t.tokenHash, t.userId, t.deviceId, t.createdTs, t.expiresTs ?? null, t.refreshHash ?? null],
       );
     } catch (e) {
       if (this.#sql.isForeignKeyViolation(e))
@@ -141,7 +143,16 @@ export class SqlAccountStore implements AccountStore {
 
   async getToken(tokenHash: string): Promise<TokenRow | null> {
     const r = await this.#sql.get("SELECT * FROM access_tokens WHERE token_hash = ?", [tokenHash]);
-    return r ? { tokenHash: r.token_hash, userId: r.user_id, deviceId: r.device_id, createdTs: r.created_ts } : null;
+    if (!r) return null;
+    const expiresTs = r.expires_ts === null ? null : Number(r.expires_ts);
+    return {
+      tokenHash: r.token_hash,
+      userId: r.user_id,
+      deviceId: r.device_id,
+      createdTs: Number(r.created_ts),
+      expiresTs,
+      refreshHash: r.refresh_hash,
+    };
   }
 
   async deleteToken(tokenHash: string): Promise<void> {
@@ -149,9 +160,12 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async deleteTokensForUser(userId: string, exceptDeviceId?: string): Promise<void> {
-    if (exceptDeviceId === undefined) await this.#sql.run("DELETE FROM access_tokens WHERE user_id = ?", [userId]);
-    else
-      await this.#sql.run("DELETE FROM access_tokens WHERE user_id = ? AND device_id <> ?", [userId, exceptDeviceId]);
+    const tables = ["access_tokens", "refresh_tokens"];
+    await this.#sql.atomic(
+      exceptDeviceId === undefined
+        ? tables.map((t) => [`DELETE FROM ${t} WHERE user_id = ?`, [userId]])
+        : tables.map((t) => [`DELETE FROM ${t} WHERE user_id = ? AND device_id <> ?`, [userId, exceptDeviceId]]),
+    );
   }
 
   async getProfileFields(userId: string): Promise<Record<string, unknown>> {

@@ -368,4 +368,28 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (user_id, key)
   ) WITHOUT ROWID;
   `,
+  // auth tokens: access tokens may expire and name the refresh token issued with them; refresh tokens chain to
+  // their successor; short-lived device-less tokens (m.login.token, OpenID).
+  `
+  ALTER TABLE access_tokens ADD COLUMN expires_ts INTEGER;
+  ALTER TABLE access_tokens ADD COLUMN refresh_hash TEXT;
+  CREATE INDEX access_tokens_refresh ON access_tokens(refresh_hash) WHERE refresh_hash IS NOT NULL;
+  CREATE TABLE refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    next_hash TEXT,
+    FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id) ON DELETE CASCADE
+  ) WITHOUT ROWID;
+  CREATE INDEX refresh_tokens_device ON refresh_tokens(user_id, device_id);
+  CREATE INDEX refresh_tokens_next ON refresh_tokens(next_hash) WHERE next_hash IS NOT NULL;
+  CREATE TABLE short_tokens (
+    token_hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    expires_ts INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX short_tokens_expiry ON short_tokens(expires_ts);
+  `,
 ];

@@ -5,6 +5,7 @@
 import { AmiError } from "../../../core/errors.ts";
 import { SqlAccountDataStore } from "../sql/account-data.ts";
 import { SqlAccountStore } from "../sql/accounts.ts";
+import { SqlAuthTokenStore } from "../sql/auth-tokens.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
 import { SqlPusherStore } from "../sql/pushers.ts";
@@ -29,6 +30,7 @@ export class SqliteStore implements Store {
   };
   private readonly sql = new SqliteSql(this.conn);
   readonly accounts = new SqlAccountStore(this.sql);
+  readonly authTokens = new SqlAuthTokenStore(this.sql);
   readonly rooms = new SqlRoomStore(this.sql);
   readonly events = new SqliteEventStore(this.conn);
   readonly relations = new SqlRelationStore(this.sql);
