@@ -161,6 +161,9 @@ for (const backend of BACKENDS) {
         expectError(r, 401, "M_USER_LOCKED");
         assert.equal(r.body.soft_logout, true);
       }
+      // Nor does a locked account get a new session (as Synapse).
+      const relogin = await k.login(dave.userId, "correct horse battery");
+      expectError(relogin, 401, "M_USER_LOCKED");
       await k.call("PUT", `${V1}/admin/lock/${enc(dave.userId)}`, { locked: false }, admin.token);
       const who = await k.call("GET", `${V3}/account/whoami`, undefined, dave.token);
       assert.equal(who.status, 200, "the same token works again after the unlock");

@@ -92,6 +92,9 @@ export const routes: Route[] = [
       if (b.type === "m.login.password") userId = await passwordUser(hs, b);
       else if (b.type === "m.login.token" && hs.config.auth.loginTokenEnabled) userId = await tokenUser(hs, b);
       else throw new AmiError("M_INVALID_PARAM", `Unknown login type ${b.type}`);
+      // A locked account gets no new session (as Synapse): its tokens would only answer M_USER_LOCKED.
+      if ((await hs.store.accounts.getUser(userId))?.locked)
+        throw new AmiError("M_USER_LOCKED", "This account has been locked", { soft_logout: true });
       const s = await hs.auth.createSession(userId, {
         deviceId: b.device_id,
         displayName: b.initial_device_display_name,
