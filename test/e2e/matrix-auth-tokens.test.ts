@@ -415,7 +415,7 @@ for (const backend of BACKENDS) {
       assertError(
         await api(base, "GET", `${C}/login/sso/redirect?redirectUrl=https%3A%2F%2Fapp.example`),
         404,
-        "M_UNRECOGNIZED",
+        "M_NOT_FOUND",
       );
       assertError(await api(base, "GET", `${C}/login/sso/redirect`), 400, "M_MISSING_PARAM");
       assertError(

@@ -107,7 +107,7 @@ function targetRoute(
     rateLimit: opts.rateLimit,
     async handler(req) {
       if (opts.allowThirdParty === false && req.body && "medium" in req.body && !("user_id" in req.body)) {
-        throw new AmiError("M_UNRECOGNIZED", "Third-party invites are not supported");
+        throw new AmiError("M_FORBIDDEN", "Third-party invites are not supported (no identity server)");
       }
       const t = targetOf(req.body);
       const roomId = requireRoomId(req.params.roomId);

@@ -13,12 +13,12 @@ function noSso(req: MatrixRequest): never {
     throw new AmiError("M_INVALID_PARAM", "'action' must be 'login' or 'register'");
   if (req.params.idpId !== undefined)
     throw new AmiError("M_NOT_FOUND", `Unknown identity provider '${req.params.idpId}': no SSO is configured`);
-  // As Synapse without SSO (the route is unknown there): the endpoint is not implemented here.
-  throw new AmiError("M_UNRECOGNIZED", "Single sign-on is not configured on this server; log in with a password");
+  // The route is known (Synapse without SSO leaves it unknown: M_UNRECOGNIZED); what is missing is a provider.
+  throw new AmiError("M_NOT_FOUND", "Single sign-on is not configured on this server; log in with a password");
 }
 
 export const routes: Route[] = [
-  /** GET /_matrix/client/v3/login/sso/redirect — no SSO: 404 M_UNRECOGNIZED (after checking redirectUrl). */
+  /** GET /_matrix/client/v3/login/sso/redirect — no SSO: 404 M_NOT_FOUND, no provider (after checking redirectUrl). */
   {
     method: "GET",
     paths: ["/_matrix/client/v3/login/sso/redirect"],
