@@ -12,6 +12,7 @@ import { sendJson } from "../../core/http/reply.ts";
 import { holdOpen, type ListenerLimits, type RequestHandler } from "../../core/http/server.ts";
 import { loggablePath, type Target } from "../../core/http/target.ts";
 import { isJsonObject, type JsonObject } from "../events/types.ts";
+import type { MatrixConfig } from "../config.ts";
 import type { Homeserver } from "../hs.ts";
 import { assertNotSuspended } from "../service/moderation.ts";
 import { RateLimiter } from "./ratelimit.ts";
@@ -43,7 +44,13 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
       const headers: Record<string, string> = {};
       if (typeof err.extra.retry_after_ms === "number")
         headers["Retry-After"] = String(Math.ceil(err.extra.retry_after_ms / 1000));
-      send(res, { status, json: err.toJSON(), headers });
+      const body = err.toJSON();
+      // The spec's M_RESOURCE_LIMIT_EXCEEDED (a full disk) names how to reach the administrators, when configured.
+      if (err.code === "M_RESOURCE_LIMIT_EXCEEDED" && body.admin_contact === undefined) {
+        const contact = adminContact(hs.config.support);
+        if (contact) body.admin_contact = contact;
+      }
+      send(res, { status, json: body, headers });
     } finally {
       hs.metrics.observeRequest(status, performance.now() - started);
     }
@@ -143,4 +150,13 @@ function send(res: ServerResponse, reply: Reply): void {
     reply.body.on("error", () => res.destroy());
     reply.body.pipe(res);
   } else res.end(reply.body);
+}
+
+/** A URI for the server's administrators (matrix.support): the help page, else an admin's email or Matrix ID. */
+export function adminContact(support: MatrixConfig["support"]): string | undefined {
+  if (support.page) return support.page;
+  const c = support.contacts.find((x) => x.role === "m.role.admin") ?? support.contacts[0];
+  if (c?.email_address) return `mailto:${c.email_address}`;
+  if (c?.matrix_id) return `https://matrix.to/#/${c.matrix_id}`;
+  return undefined;
 }
