@@ -375,4 +375,6 @@ export const MIGRATIONS: string[] = [
     WHERE redacted_by IS NULL AND type IN ('m.room.message', 'm.room.name', 'm.room.topic')) x
   WHERE t IS NOT NULL;
   `,
+  // timestamp_to_event: a room's events by origin_server_ts.
+  `CREATE INDEX events_room_ts ON events(room_id, origin_server_ts);`,
 ];

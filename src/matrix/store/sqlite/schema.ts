@@ -355,4 +355,6 @@ export const MIGRATIONS: string[] = [
     WHEN 'm.room.name' THEN '$.content.name' ELSE '$.content.topic' END) AS v FROM events
     WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic') AND redacted_by IS NULL) WHERE typeof(v) = 'text';
   `,
+  // timestamp_to_event: a room's events by origin_server_ts.
+  `CREATE INDEX events_room_ts ON events(room_id, origin_server_ts);`,
 ];
