@@ -7,6 +7,7 @@ import { routes as relations } from "./relations.ts";
 import { routes as roomMessages } from "./room-messages.ts";
 import { routes as roomSend } from "./room-send.ts";
 import { routes as roomState } from "./room-state.ts";
+import { routes as roomUpgrade } from "./room-upgrade.ts";
 import { routes as search } from "./search.ts";
 import { routes as userDirectory } from "./user-directory.ts";
 
@@ -14,6 +15,7 @@ export const roomRoutes: Route[] = [
   ...createRoom,
   ...membership,
   ...roomState,
+  ...roomUpgrade,
   ...roomSend,
   ...roomMessages,
   ...relations,
