@@ -9,6 +9,7 @@ import { routes as roomSend } from "./room-send.ts";
 import { routes as roomState } from "./room-state.ts";
 import { routes as roomUpgrade } from "./room-upgrade.ts";
 import { routes as search } from "./search.ts";
+import { routes as spaces } from "./spaces.ts";
 import { routes as userDirectory } from "./user-directory.ts";
 
 export const roomRoutes: Route[] = [
@@ -21,5 +22,6 @@ export const roomRoutes: Route[] = [
   ...relations,
   ...directory,
   ...search,
+  ...spaces,
   ...userDirectory,
 ];
