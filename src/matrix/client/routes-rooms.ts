@@ -5,6 +5,7 @@ import { routes as directory } from "./directory.ts";
 import { routes as membership } from "./membership.ts";
 import { routes as relations } from "./relations.ts";
 import { routes as roomMessages } from "./room-messages.ts";
+import { routes as roomPeek } from "./room-peek.ts";
 import { routes as roomSend } from "./room-send.ts";
 import { routes as roomState } from "./room-state.ts";
 import { routes as roomUpgrade } from "./room-upgrade.ts";
@@ -19,6 +20,7 @@ export const roomRoutes: Route[] = [
   ...roomUpgrade,
   ...roomSend,
   ...roomMessages,
+  ...roomPeek,
   ...relations,
   ...directory,
   ...search,
