@@ -9,24 +9,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { ClientEvent, type MatrixClient, type Room, SyncState } from "matrix-js-sdk";
+import type { MatrixClient, Room } from "matrix-js-sdk";
 import { assertSpec } from "../../src/test/spec-schema.ts";
-import { api, enc, ok, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
+import { api, enc, ok, registerUser, type Session, sdkClient, startSynced, waitFor } from "./helpers/client.ts";
 import { BACKENDS, ChildHomeserver } from "./helpers/homeserver.ts";
-
-async function started(c: MatrixClient): Promise<void> {
-  const ready = new Promise<void>((resolve) => {
-    const on = (s: SyncState) => {
-      if (s === SyncState.Prepared || s === SyncState.Syncing) {
-        c.off(ClientEvent.Sync, on);
-        resolve();
-      }
-    };
-    c.on(ClientEvent.Sync, on);
-  });
-  await c.startClient({ initialSyncLimit: 20 });
-  await ready;
-}
 
 for (const backend of BACKENDS) {
   describe(`room upgrades (${backend})`, () => {
@@ -92,7 +78,7 @@ for (const backend of BACKENDS) {
 
       const cb = sdkClient(hs.url, bob);
       clients.push(cb);
-      await started(cb);
+      await startSynced(cb, { initialSyncLimit: 20 });
       await waitFor("bob's client has the room", () => cb.getRoom(oldId));
 
       // Refusals: bob may not send the tombstone; unknown versions, bad IDs, missing fields, unknown rooms.
