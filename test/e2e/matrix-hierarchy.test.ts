@@ -198,6 +198,8 @@ for (const backend of BACKENDS) {
       assert.equal((await summary(bob, "#bad")).status, 400);
       assert.equal((await summary(bob, "nothing")).status, 400);
       assert.equal((await summary(bob, `!nope${u}:${server}`)).status, 404);
+      const badToken = await api(hs.url, "GET", `/_matrix/client/v1/room_summary/${enc(r.R1)}`, { token: "nope" });
+      assert.deepEqual([badToken.status, badToken.json.errcode], [401, "M_UNKNOWN_TOKEN"]);
 
       const viaSdk = await cb.getRoomSummary(r.R4, [server]);
       assert.equal(viaSdk.room_id, r.R4);

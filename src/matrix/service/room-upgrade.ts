@@ -119,7 +119,12 @@ async function upgrade(
     hs.rooms.sendEvent({ roomId, sender: userId, type, stateKey, content });
   for (const ban of await hs.store.events.getMembers(oldRoomId, "ban")) {
     const ev = await hs.store.events.getEvent(ban.eventId);
-    await send(newRoomId, "m.room.member", { ...(ev?.pdu.content ?? {}), membership: "ban" }, ban.userId);
+    try {
+      await send(newRoomId, "m.room.member", { ...(ev?.pdu.content ?? {}), membership: "ban" }, ban.userId);
+    } catch (e) {
+      // A banned user whose power level the upgrader cannot override: the upgrade goes on without that ban.
+      hs.log.warn("room upgrade: ban not copied", { newRoomId, userId: ban.userId, error: String(e) });
+    }
   }
 
   await send(oldRoomId, "m.room.tombstone", { body: "This room has been replaced", replacement_room: newRoomId });
