@@ -102,6 +102,8 @@ for (const backend of BACKENDS) {
       assertSpec("room_upgrades.yaml", "/rooms/{roomId}/upgrade", "POST", 200, r.json);
       const newId: string = r.json.replacement_room;
       assert.notEqual(newId, oldId);
+      const retried = await upgrade(alice, oldId, { new_version: "11" });
+      assert.equal(retried.json.replacement_room, newId, "a retried upgrade answers the same room (as Synapse)");
 
       // The new room: predecessor, version, copied state, bans, the old power levels restored.
       const create = (await state(alice, newId, "m.room.create")).json;
@@ -192,9 +194,16 @@ for (const backend of BACKENDS) {
       });
       const oldId: string = space.room_id;
       await join(bob, oldId);
-      const r = await upgrade(bob, oldId, { new_version: "10" });
+      // Two requests at once: one upgrade, one answer.
+      const [r, twin] = await Promise.all([
+        upgrade(bob, oldId, { new_version: "10" }),
+        upgrade(bob, oldId, { new_version: "10" }),
+      ]);
       assert.equal(r.status, 200, r.text);
       const newId: string = r.json.replacement_room;
+      assert.equal(twin.json.replacement_room, newId);
+      const other = await upgrade(alice, oldId, { new_version: "10" });
+      assert.equal(other.status, 400, "another user's upgrade of the same room is refused meanwhile");
       const create = (await state(bob, newId, "m.room.create")).json;
       assert.equal(create.type, "m.space", "the room type is kept");
       const pl = (await state(bob, newId, "m.room.power_levels")).json;

@@ -31,8 +31,20 @@ const COPIED_TYPES = [
   "m.room.power_levels",
 ];
 
-/** Rooms being upgraded right now, with who is upgrading them: a second upgrader is refused (as Synapse). */
-const inProgress = new Map<string, string>();
+/**
+ * Upgrades under way or just done, by old room, kept for REPEAT_MS as Synapse's `_upgrade_response_cache` is: the
+ * same user asking again gets the same answer (a retried request makes no second room), another user is refused.
+ */
+const recent = new Map<string, { userId: string; done: Promise<{ replacementRoom: string }> }>();
+const REPEAT_MS = 5 * 60_000;
+
+/** The answer of an upgrade of the room by `userId` already running or just done; M_UNKNOWN if by someone else. */
+function repeated(oldRoomId: string, userId: string): Promise<{ replacementRoom: string }> | undefined {
+  const r = recent.get(oldRoomId);
+  if (r && r.userId !== userId)
+    throw new AmiError("M_UNKNOWN", "An upgrade for this room is currently in progress", {}, 400);
+  return r?.done;
+}
 
 const intOr = (v: unknown, d: number): number => (typeof v === "number" && Number.isInteger(v) ? v : d);
 
@@ -61,17 +73,18 @@ export async function upgradeRoom(hs: Homeserver, userId: string, oldRoomId: str
   if (!isSupportedRoomVersion(newVersion))
     throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `Room version '${newVersion}' is not supported`);
   await requireRoom(hs, oldRoomId);
-  const upgrader = inProgress.get(oldRoomId);
-  if (upgrader !== undefined && upgrader !== userId)
-    throw new AmiError("M_UNKNOWN", "An upgrade for this room is currently in progress", {}, 400);
   const state = await hs.store.events.getCurrentState(oldRoomId);
+  const again = repeated(oldRoomId, userId);
+  if (again) return again;
   checkMayUpgrade(userId, state);
-  inProgress.set(oldRoomId, userId);
-  try {
-    return await upgrade(hs, userId, oldRoomId, newVersion, state);
-  } finally {
-    inProgress.delete(oldRoomId);
-  }
+  const done = upgrade(hs, userId, oldRoomId, newVersion, state);
+  const entry = { userId, done };
+  recent.set(oldRoomId, entry);
+  const forget = () => {
+    if (recent.get(oldRoomId) === entry) recent.delete(oldRoomId);
+  };
+  done.then(() => setTimeout(forget, REPEAT_MS).unref(), forget);
+  return done;
 }
 
 async function upgrade(
