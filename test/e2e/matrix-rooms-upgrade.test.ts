@@ -74,6 +74,15 @@ for (const backend of BACKENDS) {
         token: alice.accessToken,
         body: { order: 0.5 },
       });
+      // A room rule (mute-ish) and an override naming the room: both follow the upgrade.
+      await ok(hs.url, "PUT", `/_matrix/client/v3/pushrules/global/room/${enc(oldId)}`, {
+        token: alice.accessToken,
+        body: { actions: [] },
+      });
+      await ok(hs.url, "PUT", `/_matrix/client/v3/pushrules/global/override/quiet${u}`, {
+        token: alice.accessToken,
+        body: { actions: [], conditions: [{ kind: "event_match", key: "room_id", pattern: oldId }] },
+      });
       const oldPl = (await state(alice, oldId, "m.room.power_levels")).json;
 
       const cb = sdkClient(hs.url, bob);
@@ -135,6 +144,17 @@ for (const backend of BACKENDS) {
         token: alice.accessToken,
       });
       assert.deepEqual(tags.tags, { "u.work": { order: 0.5 } });
+      const rules = (await ok(hs.url, "GET", "/_matrix/client/v3/pushrules/", { token: alice.accessToken })).global;
+      assert.ok(
+        rules.room.some((x: { rule_id: string }) => x.rule_id === newId),
+        "the room rule is copied",
+      );
+      const copied = rules.override.find((x: { rule_id: string }) => x.rule_id === newId);
+      assert.deepEqual(copied?.conditions, [{ kind: "event_match", key: "room_id", pattern: newId }]);
+      assert.ok(
+        rules.override.some((x: { rule_id: string }) => x.rule_id === `quiet${u}`),
+        "the original stays",
+      );
       const speak = await api(hs.url, "PUT", `/_matrix/client/v3/rooms/${enc(oldId)}/send/m.room.message/t1`, {
         token: bob.accessToken,
         body: { msgtype: "m.text", body: "still here?" },

@@ -5,15 +5,16 @@
  * (join rules, name, topic, history visibility, guest access, avatar, encryption, server ACL, power levels, and a
  * space's children); the requester's power is raised in the new room while that state is sent and restored after;
  * bans are copied; the tombstone goes into the old room; local aliases, the canonical alias and the directory
- * listing move to the new room; members' room tags and m.direct entries follow; and the old room is quietened
- * (events_default and invite raised to max(users_default + 1, 50)). Members are not invited or joined: clients
- * follow the tombstone and join (Synapse's upgrade endpoint does the same).
+ * listing move to the new room; members' room tags, room push rules and m.direct entries follow; and the old room
+ * is quietened (events_default and invite raised to max(users_default + 1, 50)). Members are not invited or
+ * joined: clients follow the tombstone and join (Synapse's upgrade endpoint does the same).
  */
 import { AmiError } from "../../core/errors.ts";
 import { isSupportedRoomVersion, powerLevelOf, requiredLevelForEvent, serverNameOf } from "../events/index.ts";
 import type { EventContent, JsonObject, PowerLevelsContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import type { StoredEvent } from "../store/types.ts";
+import { getRuleset, RULE_KINDS, type Ruleset, updateRuleset } from "./push-rules.ts";
 import { requireRoom } from "./room-access.ts";
 import { authEventOf } from "./room-head.ts";
 import { TAG_TYPE } from "./sync/account-data.ts";
@@ -193,11 +194,38 @@ async function moveAliases(
   }
 }
 
-/** Each local member's room tags are copied, and m.direct entries naming the old room name the new one too. */
+/**
+ * A user's enabled push rules for the old room, copied for the new one under the new room's ID (Synapse
+ * `copy_push_rules_from_room_to_room_for_user`): the `room` rule named by the old room's ID, and override or
+ * underride rules with a `room_id` condition naming it. Each copy goes right after its original. True if any.
+ */
+export function copyRoomRules(rules: Ruleset, oldRoomId: string, newRoomId: string): boolean {
+  let copied = false;
+  for (const kind of RULE_KINDS) {
+    const list = rules[kind];
+    for (let i = list.length - 1; i >= 0; i--) {
+      const r = list[i];
+      const names = (c: JsonObject) => c.key === "room_id" && c.pattern === oldRoomId;
+      const forOld = kind === "room" ? r.rule_id === oldRoomId : (r.conditions ?? []).some(names);
+      if (r.default || !r.enabled || !forOld || list.some((x) => x.rule_id === newRoomId)) continue;
+      const conditions = r.conditions?.map((c) => (names(c) ? { ...c, pattern: newRoomId } : c));
+      list.splice(i + 1, 0, { ...r, rule_id: newRoomId, ...(conditions ? { conditions } : {}) });
+      copied = true;
+    }
+  }
+  return copied;
+}
+
+/**
+ * Each local member's room tags and push rules for the room are copied, and m.direct entries naming the old room
+ * name the new one too (Synapse `copy_room_tags_and_direct_to_room`, `copy_user_state_on_room_upgrade`).
+ */
 async function carryUserState(hs: Homeserver, oldRoomId: string, newRoomId: string): Promise<void> {
   const members = await hs.store.events.getMembers(oldRoomId, "join");
   for (const { userId } of members) {
     if (serverNameOf(userId) !== hs.serverName) continue;
+    if (copyRoomRules(await getRuleset(hs, userId), oldRoomId, newRoomId))
+      await updateRuleset(hs, userId, (rules) => copyRoomRules(rules, oldRoomId, newRoomId));
     const tags = await hs.store.accountData.getAccountData(userId, oldRoomId, TAG_TYPE);
     if (tags) await putData(hs, userId, newRoomId, TAG_TYPE, tags.content);
     const direct = await hs.store.accountData.getAccountData(userId, null, "m.direct");
