@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ClientEvent, EventType, type MatrixClient, type MatrixEvent, SyncState } from "matrix-js-sdk";
+import { EventType, type MatrixClient, type MatrixEvent } from "matrix-js-sdk";
 import { configSchema } from "../../src/config.ts";
 import { loadRegistry } from "../../src/control/registry.ts";
 import { silentLogger } from "../../src/core/logger.ts";
@@ -19,7 +19,7 @@ import { runtimePaths } from "../../src/core/paths.ts";
 import { opsCryptoDir } from "../../src/matrix/ops/e2ee.ts";
 import { matrixOps } from "../../src/matrix/ops/index.ts";
 import { type Agent, type AgentMessage, createAgent } from "../../src/sdk/index.ts";
-import { api, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
+import { api, registerUser, type Session, sdkClient, startSynced, waitFor } from "./helpers/client.ts";
 import { ChildHomeserver, tempDir } from "./helpers/homeserver.ts";
 
 const PASSWORD = "correct horse battery";
@@ -27,17 +27,7 @@ const SECRET = randomBytes(24).toString("hex");
 
 async function startRust(c: MatrixClient): Promise<void> {
   await c.initRustCrypto({ useIndexedDB: false });
-  const ready = new Promise<void>((resolve) => {
-    const on = (s: SyncState) => {
-      if (s === SyncState.Prepared || s === SyncState.Syncing) {
-        c.off(ClientEvent.Sync, on);
-        resolve();
-      }
-    };
-    c.on(ClientEvent.Sync, on);
-  });
-  await c.startClient({ initialSyncLimit: 50 });
-  await ready;
+  await startSynced(c, { initialSyncLimit: 50 });
 }
 
 /** Decrypted text bodies in a room of the plain client. */

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { ClientEvent, EventType, type MatrixClient, type MatrixEvent, SyncState } from "matrix-js-sdk";
-import { api, loginUser, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
+import { ClientEvent, EventType, type MatrixClient, type MatrixEvent } from "matrix-js-sdk";
+import { api, loginUser, registerUser, type Session, sdkClient, startSynced, waitFor } from "./helpers/client.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
 
 const PASSWORD = "correct horse battery";
@@ -16,17 +16,7 @@ const N = 50;
 
 async function start(c: MatrixClient): Promise<void> {
   await c.initRustCrypto({ useIndexedDB: false });
-  const ready = new Promise<void>((resolve) => {
-    const on = (s: SyncState) => {
-      if (s === SyncState.Prepared || s === SyncState.Syncing) {
-        c.off(ClientEvent.Sync, on);
-        resolve();
-      }
-    };
-    c.on(ClientEvent.Sync, on);
-  });
-  await c.startClient({ initialSyncLimit: 100 });
-  await ready;
+  await startSynced(c, { initialSyncLimit: 100 });
 }
 
 /** Decrypted text bodies of a room's live timeline. */

@@ -216,6 +216,11 @@ function targets(ctx: { user: Session; other: Session; rooms: string[]; eventId:
       }),
     },
     {
+      method: "POST",
+      path: (f) => `${C}/rooms/${room(f)}/upgrade`,
+      body: (f) => ({ new_version: f.pick(["10", "11", "9999"]) }),
+    },
+    {
       method: "PUT",
       path: (f) => `${C}/devices/${f.seg(user.deviceId)}`,
       body: () => ({ display_name: "fuzz device" }),
@@ -270,6 +275,12 @@ function queryPath(f: Fuzzer, rooms: string[]): string {
     () => `/_matrix/federation/v1/openid/userinfo?${q("access_token", "amio_fuzz")}`,
     () =>
       `${C}/login/sso/redirect${f.chance(0.5) ? `/${f.seg("idp")}` : ""}?${q("redirectUrl", "https://app.example/")}`,
+    () =>
+      `/_matrix/client/v1/rooms/${enc(f.pick(rooms))}/hierarchy?${q("limit", String(f.int(60) - 5))}&${q("max_depth", String(f.int(60) - 5))}&${q("suggested_only", f.pick(["true", "false"]))}&${q("from", f.pick(["h1_aaaaaaaaaaaa", "x"]))}`,
+    () => `/_matrix/client/v1/room_summary/${f.seg(f.pick([...rooms, "#nope:localhost"]))}?${q("via", "localhost")}`,
+    () =>
+      `/_matrix/client/v1/rooms/${enc(f.pick(rooms))}/timestamp_to_event?${q("ts", String(Date.now() - f.int(1e6)))}&${q("dir", f.pick(["f", "b"]))}`,
+    () => `${C}/rooms/${enc(f.pick(rooms))}/initialSync?${q("limit", String(f.int(60) - 5))}`,
     () =>
       `/_matrix/client/v1/media/thumbnail/localhost/${f.seg("nope")}?${q("width", String(f.int(10_000)))}&${q("height", "-1")}&${q("method", "scale")}`,
   ])();

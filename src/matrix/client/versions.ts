@@ -13,8 +13,9 @@ export const routes: Route[] = [
     handler: async () =>
       json({
         versions: VERSIONS,
-        // Only features that are really served: authenticated media (MSC3916, stable in v1.11).
-        unstable_features: { "org.matrix.msc3916.stable_media": true },
+        // Only features that are really served: authenticated media (MSC3916, stable in v1.11) and room summaries
+        // (MSC3266, stable in v1.15: clients that see the flag use the stable route, which is the one served).
+        unstable_features: { "org.matrix.msc3916.stable_media": true, "org.matrix.msc3266": true },
       }),
   },
   /** GET /.well-known/matrix/client */

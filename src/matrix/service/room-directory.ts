@@ -6,6 +6,7 @@
 import { AmiError } from "../../core/errors.ts";
 import { contentOf, field, type StateContents, type TopicContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
+import type { StoredEvent } from "../store/types.ts";
 
 /** PublishedRoomsChunk (spec list_public_rooms.yaml). */
 export interface PublishedRoom {
@@ -52,7 +53,11 @@ function plainTopic(c: Partial<TopicContent> | undefined): string | undefined {
 }
 
 export async function roomSummary(hs: Homeserver, roomId: string): Promise<PublishedRoom> {
-  const state = await hs.store.events.getCurrentState(roomId);
+  return summaryOfState(roomId, await hs.store.events.getCurrentState(roomId));
+}
+
+/** The PublishedRoomsChunk of a room from its current state (every event of it). */
+export function summaryOfState(roomId: string, state: StoredEvent[]): PublishedRoom {
   const get = <T extends keyof StateContents>(type: T) =>
     contentOf(type, state.find((e) => e.type === type && e.stateKey === "")?.pdu);
   const joinRule = get("m.room.join_rules")?.join_rule;

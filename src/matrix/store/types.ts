@@ -165,6 +165,18 @@ export interface RoomStreamWindow {
   after?: number;
 }
 
+/**
+ * getEventNearTimestamp: among a room's events with stream in lo..hi (inclusive), the first with
+ * origin_server_ts >= ts (dir 'f') or the last with origin_server_ts <= ts (dir 'b'); ties by stream.
+ */
+export interface TimestampQuery {
+  roomId: string;
+  ts: number;
+  dir: "f" | "b";
+  lo: number;
+  hi: number;
+}
+
 /** A room and a stream position in it (getStatesAt). */
 export interface RoomAt {
   roomId: string;
@@ -319,6 +331,8 @@ export interface RoomStore {
   getAlias(alias: string): Promise<{ roomId: string; creator: string } | null>;
   deleteAlias(alias: string): Promise<boolean>;
   getAliasesForRoom(roomId: string): Promise<string[]>;
+  /** Point every alias of `fromRoomId` at `toRoomId` (a room upgrade), keeping their creators; the aliases moved. */
+  moveAliases(fromRoomId: string, toRoomId: string): Promise<string[]>;
 }
 
 /** Room events, the state and memberships they set, and the timeline reads over them. */
@@ -354,6 +368,8 @@ export interface EventStore {
   getRoomsForUser(userId: string): Promise<MembershipRow[]>;
   /** Current membership rows of a room, optionally only those with `membership`. */
   getMembers(roomId: string, membership?: string): Promise<MembershipRow[]>;
+  /** The event closest to a timestamp in one direction, within a stream range (TimestampQuery); null if none. */
+  getEventNearTimestamp(q: TimestampQuery): Promise<StoredEvent | null>;
   /** Paginate a room's timeline with filters (see RoomEventQuery). */
   getRoomEvents(q: RoomEventQuery): Promise<StoredEvent[]>;
   /** For each room, its greatest event stream position (rooms with no events are absent). */

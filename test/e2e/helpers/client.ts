@@ -1,5 +1,5 @@
 /** Plain-HTTP and matrix-js-sdk helpers for e2e tests: call the API, register users, make SDK clients. */
-import { createClient, type MatrixClient } from "matrix-js-sdk";
+import { ClientEvent, createClient, type IStartClientOpts, type MatrixClient, SyncState } from "matrix-js-sdk";
 import { logger as sdkRootLogger } from "matrix-js-sdk/lib/logger.js";
 
 /*
@@ -116,6 +116,21 @@ export function sdkClient(base: string, s?: Session, verbose = !!process.env.AMI
     ...(s ? { accessToken: s.accessToken, userId: s.userId, deviceId: s.deviceId } : {}),
     ...(verbose ? {} : { logger: quiet }),
   });
+}
+
+/** Start a client and resolve once its first sync has been processed (Prepared or Syncing). */
+export async function startSynced(c: MatrixClient, opts: IStartClientOpts = {}): Promise<void> {
+  const ready = new Promise<void>((resolve) => {
+    const on = (s: SyncState) => {
+      if (s === SyncState.Prepared || s === SyncState.Syncing) {
+        c.off(ClientEvent.Sync, on);
+        resolve();
+      }
+    };
+    c.on(ClientEvent.Sync, on);
+  });
+  await c.startClient(opts);
+  await ready;
 }
 
 /** Poll `fn` until it returns a truthy value (or throw after `timeoutMs`, naming `what`). */

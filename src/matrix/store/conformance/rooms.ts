@@ -49,4 +49,19 @@ export function roomTests(make: MakeStore): void {
     assert.equal(await s.rooms.getAlias("#a:hs"), null);
     assert.equal(await s.rooms.createAlias("#a:hs", "!other:hs", "@bob:hs"), true, "a deleted alias can be reused");
   });
+
+  storeTest(make, "moveAliases: every alias of a room now names another, creators kept", async (s) => {
+    await s.rooms.createRoom(room(R));
+    await s.rooms.createRoom(room("!new:hs"));
+    await s.rooms.createRoom(room("!third:hs"));
+    await s.rooms.createAlias("#b:hs", R, "@bob:hs");
+    await s.rooms.createAlias("#a:hs", R, "@alice:hs");
+    await s.rooms.createAlias("#c:hs", "!third:hs", "@carol:hs");
+    assert.deepEqual(await s.rooms.moveAliases(R, "!new:hs"), ["#a:hs", "#b:hs"]);
+    assert.deepEqual(await s.rooms.getAlias("#a:hs"), { roomId: "!new:hs", creator: "@alice:hs" });
+    assert.deepEqual(await s.rooms.getAliasesForRoom(R), []);
+    assert.deepEqual(await s.rooms.getAliasesForRoom("!new:hs"), ["#a:hs", "#b:hs"]);
+    assert.deepEqual(await s.rooms.getAliasesForRoom("!third:hs"), ["#c:hs"], "other rooms' aliases stay");
+    assert.deepEqual(await s.rooms.moveAliases(R, "!new:hs"), [], "nothing left to move");
+  });
 }

@@ -36,6 +36,33 @@ export function timelineTests(make: MakeStore): void {
   const q = (s: Store, over: Partial<RoomEventQuery>) =>
     s.events.getRoomEvents({ roomId: R, dir: "b", from: MAX, limit: 100, ...over }).then(streams);
 
+  storeTest(
+    make,
+    "getEventNearTimestamp: closest by origin_server_ts either way, ties by stream, in range",
+    async (s) => {
+      const at = (stream: number, ts: number, roomId = R) =>
+        event(stream, roomId, "m.room.message", { extra: { origin_server_ts: ts } });
+      // Timestamps out of stream order (clocks are not monotonic), a tie at 200, another room in between.
+      await seedRoom(s, R, [at(1, 100), at(2, 300), at(3, 200), at(4, 200)]);
+      await seedRoom(s, "!other:hs", [at(5, 250, "!other:hs")]);
+      await s.events.persistEvent(at(6, 400));
+      const near = (ts: number, dir: "f" | "b", lo = 0, hi = MAX) =>
+        s.events.getEventNearTimestamp({ roomId: R, ts, dir, lo, hi }).then((e) => e?.stream ?? null);
+      assert.equal(await near(150, "f"), 3, "first at or after 150: ts 200, lower stream");
+      assert.equal(await near(250, "b"), 4, "last at or before 250: ts 200, higher stream");
+      assert.equal(await near(200, "f"), 3);
+      assert.equal(await near(300, "f"), 2, "an exact match counts");
+      assert.equal(await near(99, "b"), null);
+      assert.equal(await near(401, "f"), null);
+      assert.equal(await near(0, "f"), 1);
+      assert.equal(await near(250, "b", 0, 3), 3, "the range's upper end is inclusive");
+      assert.equal(await near(150, "f", 4, MAX), 4, "the range's lower end is inclusive");
+      assert.equal(await near(350, "f", 0, 5), null, "nothing after ts 350 within streams 0..5");
+      const other = await s.events.getEventNearTimestamp({ roomId: "!other:hs", ts: 0, dir: "f", lo: 0, hi: MAX });
+      assert.equal(other?.eventId, "$ev5");
+    },
+  );
+
   storeTest(make, "getRoomEvents: directions, exclusive from/to, limit", async (s) => {
     await seed(s);
     assert.deepEqual(await q(s, {}), [12, 11, 10, 9, 8, 7, 6, 5, 3, 2, 1]);

@@ -4,7 +4,7 @@
  */
 import { EVENT_COLUMNS, eventFromRow, MEMBER_COLUMNS, membershipFromRow } from "../rows.ts";
 import type { Sql, SqlParam } from "../sql.ts";
-import type { MembershipRow, StoredEvent } from "../types.ts";
+import type { MembershipRow, StoredEvent, TimestampQuery } from "../types.ts";
 
 const one = (row: unknown): StoredEvent | null => (row ? eventFromRow(row) : null);
 
@@ -33,6 +33,18 @@ export class SqlEventReads {
       [userId, deviceId, scope, txnId],
     );
     return r ? r.event_id : null;
+  }
+
+  async getEventNearTimestamp(q: TimestampQuery): Promise<StoredEvent | null> {
+    const [cmp, order] = q.dir === "f" ? [">=", "ASC"] : ["<=", "DESC"];
+    return one(
+      await this.sql.get(
+        `SELECT ${EVENT_COLUMNS} FROM events e
+         WHERE e.room_id = ? AND e.origin_server_ts ${cmp} ? AND e.stream >= ? AND e.stream <= ?
+         ORDER BY e.origin_server_ts ${order}, e.stream ${order} LIMIT 1`,
+        [q.roomId, q.ts, q.lo, q.hi],
+      ),
+    );
   }
 
   async getLatestEvent(roomId: string): Promise<StoredEvent | null> {

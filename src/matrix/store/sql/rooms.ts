@@ -69,4 +69,13 @@ export class SqlRoomStore implements RoomStore {
     const rows = await this.#sql.all("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", [roomId]);
     return rows.map((r) => r.alias);
   }
+
+  async moveAliases(fromRoomId: string, toRoomId: string): Promise<string[]> {
+    // One statement: the aliases it moved come back from RETURNING, so none can slip in between.
+    const rows = await this.#sql.all("UPDATE room_aliases SET room_id = ? WHERE room_id = ? RETURNING alias", [
+      toRoomId,
+      fromRoomId,
+    ]);
+    return rows.map((r) => r.alias as string).sort();
+  }
 }

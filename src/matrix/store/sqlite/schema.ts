@@ -392,4 +392,6 @@ export const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX short_tokens_expiry ON short_tokens(expires_ts);
   `,
+  // timestamp_to_event: a room's events by origin_server_ts.
+  `CREATE INDEX events_room_ts ON events(room_id, origin_server_ts);`,
 ];
