@@ -375,4 +375,15 @@ export const MIGRATIONS: string[] = [
     WHERE redacted_by IS NULL AND type IN ('m.room.message', 'm.room.name', 'm.room.topic')) x
   WHERE t IS NOT NULL;
   `,
+  // media: IDs created by POST /_matrix/media/v1/create and not uploaded yet (spec "Content repository", async
+  // uploads); the upload writes the media row and deletes this one in one transaction.
+  `
+  CREATE TABLE media_pending (
+    media_id ${T} PRIMARY KEY,
+    user_id ${T} NOT NULL,
+    created_ts BIGINT NOT NULL,
+    expires_ts BIGINT NOT NULL
+  );
+  CREATE INDEX media_pending_user ON media_pending(user_id, expires_ts);
+  `,
 ];

@@ -355,4 +355,15 @@ export const MIGRATIONS: string[] = [
     WHEN 'm.room.name' THEN '$.content.name' ELSE '$.content.topic' END) AS v FROM events
     WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic') AND redacted_by IS NULL) WHERE typeof(v) = 'text';
   `,
+  // media: IDs created by POST /_matrix/media/v1/create and not uploaded yet (spec "Content repository", async
+  // uploads); the upload writes the media row and deletes this one in one transaction.
+  `
+  CREATE TABLE media_pending (
+    media_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    expires_ts INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX media_pending_user ON media_pending(user_id, expires_ts);
+  `,
 ];
