@@ -8,7 +8,46 @@
 const MAX_VALUE = 1000;
 const MAX_PROPS = 50;
 
-const NAMED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00a0" };
+/** The named references pages use most (the full HTML list has 2,000+; others stay as written). */
+const NAMED: Record<string, string> = {
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  nbsp: "\u00a0",
+  copy: "©",
+  reg: "®",
+  trade: "™",
+  hellip: "…",
+  mdash: "—",
+  ndash: "–",
+  lsquo: "‘",
+  rsquo: "’",
+  ldquo: "“",
+  rdquo: "”",
+  laquo: "«",
+  raquo: "»",
+  middot: "·",
+  bull: "•",
+  euro: "€",
+  pound: "£",
+  aacute: "á",
+  agrave: "à",
+  acirc: "â",
+  auml: "ä",
+  ccedil: "ç",
+  eacute: "é",
+  egrave: "è",
+  ecirc: "ê",
+  iacute: "í",
+  oacute: "ó",
+  ouml: "ö",
+  uacute: "ú",
+  uuml: "ü",
+  ntilde: "ñ",
+  szlig: "ß",
+};
 
 export function decodeEntities(s: string): string {
   return s.replace(/&(#x[0-9a-f]{1,6}|#\d{1,7}|[a-z]{2,6});/gi, (m, e: string) => {
@@ -16,7 +55,7 @@ export function decodeEntities(s: string): string {
       const cp = e[1] === "x" || e[1] === "X" ? Number.parseInt(e.slice(2), 16) : Number.parseInt(e.slice(1), 10);
       return cp > 0 && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff) ? String.fromCodePoint(cp) : m;
     }
-    return NAMED[e.toLowerCase()] ?? m;
+    return NAMED[e] ?? m;
   });
 }
 
