@@ -91,6 +91,8 @@ export const matrixSchema = z
         unusedExpirationMs: z.number().int().positive().default(86_400_000),
         /** Created, not yet uploaded media IDs a user may have at once (Synapse's max_pending_media_uploads). */
         maxPendingUploads: z.number().int().positive().default(5),
+        /** Bytes one user may upload in 24 hours (403 M_FORBIDDEN past it, as the spec's quota); null: no quota. */
+        maxUploadBytesPerUserPerDay: z.number().int().positive().nullable().default(null),
         urlPreview: urlPreviewSchema.default(URL_PREVIEW_DEFAULTS),
       })
       .strict()
@@ -100,6 +102,7 @@ export const matrixSchema = z
         maxImagePixels: 32_000_000,
         unusedExpirationMs: 86_400_000,
         maxPendingUploads: 5,
+        maxUploadBytesPerUserPerDay: null,
         urlPreview: URL_PREVIEW_DEFAULTS,
       }),
     limits: z

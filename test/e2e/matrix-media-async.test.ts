@@ -2,7 +2,8 @@
  * Asynchronous uploads (spec "Content repository", v1.7): POST /_matrix/media/v1/create hands out an mxc:// URI,
  * PUT /_matrix/media/v3/upload/{serverName}/{mediaId} gives it bytes — only by its creator, only once, only before it
  * expires — a download of it meanwhile waits up to `timeout_ms` (woken by the upload) or answers 504
- * M_NOT_YET_UPLOADED, and a user may have at most maxPendingUploads IDs waiting (429 M_LIMIT_EXCEEDED).
+ * M_NOT_YET_UPLOADED, and a user may have at most maxPendingUploads IDs waiting (429 M_LIMIT_EXCEEDED). Also the
+ * daily upload quota (matrix.media.maxUploadBytesPerUserPerDay), which both upload routes keep.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -14,6 +15,7 @@ import { type Kit, startKit } from "./matrix-accounts-kit.ts";
 const CREATE = "/media/v1/create";
 const PUT = "/media/v3/upload/{serverName}/{mediaId}";
 const DOWNLOAD = "/media/download/{serverName}/{mediaId}";
+const idOf = (uri: string) => uri.split("/").pop()!;
 
 for (const backend of BACKENDS) {
   describe(`async uploads on ${backend}`, () => {
@@ -37,7 +39,6 @@ for (const backend of BACKENDS) {
         undefined,
         t,
       );
-    const idOf = (uri: string) => uri.split("/").pop()!;
 
     test("create, a waiting download woken by the upload, then the upload is final", async () => {
       const t = await user();
@@ -131,6 +132,35 @@ for (const backend of BACKENDS) {
       assert.equal((await create(t)).status, 200, "an uploaded ID no longer counts");
       const unauth = await k.call("POST", "/_matrix/media/v1/create", {});
       assert.equal(unauth.status, 401);
+    });
+  });
+
+  describe(`daily upload quota on ${backend}`, () => {
+    let k: Kit;
+    before(async () => {
+      k = await startKit(backend, { media: { maxUploadBytesPerUserPerDay: 100_000 } });
+    });
+    after(async () => {
+      await k.dispose();
+      assert.deepEqual(k.errors, [], "no internal errors");
+    });
+
+    test("uploads past the user's bytes of the day are refused 403 M_FORBIDDEN, on both upload routes", async () => {
+      const [t, other] = [(await k.register("quota1")).token, (await k.register("quota2")).token];
+      const post = (body: Buffer, tok = t) =>
+        k.call("POST", "/_matrix/media/v3/upload", body, tok, { "Content-Type": "application/octet-stream" });
+      assert.equal((await post(randomBytes(60_000))).status, 200);
+      const over = await post(randomBytes(50_000));
+      assert.deepEqual([over.status, over.body.errcode], [403, "M_FORBIDDEN"]);
+      assertSpec("content-repo.yaml", "/media/v3/upload", "POST", 403, over.body);
+      const id = idOf((await k.call("POST", "/_matrix/media/v1/create", {}, t)).body.content_uri);
+      const late = await k.call("PUT", `/_matrix/media/v3/upload/localhost/${id}`, randomBytes(50_000), t, {
+        "Content-Type": "application/octet-stream",
+      });
+      assert.deepEqual([late.status, late.body.errcode], [403, "M_FORBIDDEN"]);
+      assertSpec("content-repo.yaml", PUT, "PUT", 403, late.body);
+      assert.equal((await post(randomBytes(30_000))).status, 200, "what fits is still taken");
+      assert.equal((await post(randomBytes(90_000), other)).status, 200, "the quota is per user");
     });
   });
 }

@@ -107,13 +107,36 @@ async function commitMedia(
   });
 }
 
+const DAY_MS = 86_400_000;
+
+/**
+ * matrix.media.maxUploadBytesPerUserPerDay: refused if the user's uploads of the last 24 hours and `incoming` bytes
+ * would pass it. Checked before the body is read (its Content-Length) and again with the stored size before the row
+ * is written (uploads running at once can each pass the first check).
+ */
+async function checkQuota(hs: Homeserver, userId: string, incoming: number): Promise<void> {
+  const quota = hs.config.media.maxUploadBytesPerUserPerDay;
+  if (quota === null) return;
+  const used = await hs.store.media.uploadedBytesSince(userId, Date.now() - DAY_MS);
+  if (used + incoming > quota)
+    throw new AmiError("M_FORBIDDEN", `Upload quota reached: at most ${quota} bytes per user in 24 hours`);
+}
+
+/** The Content-Length an upload announces (0 when chunked). */
+const announced = (req: MatrixRequest) => Number(req.headers["content-length"]) || 0;
+
 const mxc = (hs: Homeserver, mediaId: string) => `mxc://${hs.serverName}/${mediaId}`;
 
 async function upload(req: MatrixRequest): Promise<Reply> {
   const { hs } = req;
   const mediaId = randomString(24);
-  const meta = { mediaId, uploader: req.requester!.userId, ...uploadMeta(req) };
-  await commitMedia(hs, req.stream!, meta, (row) => hs.store.media.putMedia(row));
+  const uploader = req.requester!.userId;
+  const meta = { mediaId, uploader, ...uploadMeta(req) };
+  await checkQuota(hs, uploader, announced(req));
+  await commitMedia(hs, req.stream!, meta, async (row) => {
+    await checkQuota(hs, uploader, row.size);
+    await hs.store.media.putMedia(row);
+  });
   return json({ content_uri: mxc(hs, mediaId) });
 }
 
@@ -152,7 +175,11 @@ async function uploadTo(req: MatrixRequest): Promise<Reply> {
     throw new AmiError("M_CANNOT_OVERWRITE_MEDIA", "An upload to this media ID is already under way");
   try {
     const meta = { mediaId, uploader: userId, ...uploadMeta(req) };
-    await commitMedia(hs, req.stream!, meta, (row) => hs.store.media.completePending(row));
+    await checkQuota(hs, userId, announced(req));
+    await commitMedia(hs, req.stream!, meta, async (row) => {
+      await checkQuota(hs, userId, row.size);
+      await hs.store.media.completePending(row);
+    });
   } finally {
     hs.media.releaseUpload(mediaId);
   }

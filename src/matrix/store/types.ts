@@ -368,6 +368,8 @@ export interface MediaStore {
   /** Throws AmiError("M_CANNOT_OVERWRITE_MEDIA") if the media ID exists. */
   putMedia(m: MediaRow): Promise<void>;
   getMedia(mediaId: string): Promise<MediaRow | null>;
+  /** Bytes of the media rows `uploader` wrote at or after `sinceTs` (a daily upload quota). */
+  uploadedBytesSince(uploader: string, sinceTs: number): Promise<number>;
   /**
    * Record a created media ID unless the user already has `maxPending` unexpired ones (then false). Rows expired
    * before `now` are deleted on the way.

@@ -19,6 +19,11 @@ export function mediaTests(make: MakeStore): void {
     assert.deepEqual(await s.media.getMedia("x2"), { ...m, mediaId: "x2", filename: null, size: 0 });
     assert.equal(await s.media.getMedia("abc123"), null);
     await rejectsWith(s.media.putMedia(m), "M_CANNOT_OVERWRITE_MEDIA");
+    assert.equal(await s.media.uploadedBytesSince("@alice:hs", 0), 1234);
+    assert.equal(await s.media.uploadedBytesSince("@alice:hs", 100), 0);
+    await s.media.putMedia({ ...m, mediaId: "x3", size: 10_000_000_000, createdTs: 200 });
+    assert.equal(await s.media.uploadedBytesSince("@alice:hs", 99), 10_000_001_234);
+    assert.equal(await s.media.uploadedBytesSince("@bob:hs", 0), 0);
   });
 }
 

@@ -376,7 +376,8 @@ export const MIGRATIONS: string[] = [
   WHERE t IS NOT NULL;
   `,
   // media: IDs created by POST /_matrix/media/v1/create and not uploaded yet (spec "Content repository", async
-  // uploads); the upload writes the media row and deletes this one in one transaction.
+  // uploads); the upload writes the media row and deletes this one in one transaction. media_uploader: a user's
+  // bytes of the last day (matrix.media.maxUploadBytesPerUserPerDay) in one index range.
   `
   CREATE TABLE media_pending (
     media_id ${T} PRIMARY KEY,
@@ -385,5 +386,6 @@ export const MIGRATIONS: string[] = [
     expires_ts BIGINT NOT NULL
   );
   CREATE INDEX media_pending_user ON media_pending(user_id, expires_ts);
+  CREATE INDEX media_uploader ON media(uploader, created_ts);
   `,
 ];

@@ -31,6 +31,14 @@ export class SqlMediaStore implements MediaStore {
     return r ? mediaFromRow(r) : null;
   }
 
+  async uploadedBytesSince(uploader: string, sinceTs: number): Promise<number> {
+    const r = await this.#sql.get("SELECT SUM(size) AS n FROM media WHERE uploader = ? AND created_ts >= ?", [
+      uploader,
+      sinceTs,
+    ]);
+    return r?.n == null ? 0 : Number(r.n);
+  }
+
   async createPending(p: PendingMediaRow, maxPending: number, now: number): Promise<boolean> {
     // The count and the insert are one statement, so two creations at once cannot both take the last place.
     const [, inserted] = await this.#sql.atomic([

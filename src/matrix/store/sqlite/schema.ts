@@ -356,7 +356,8 @@ export const MIGRATIONS: string[] = [
     WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic') AND redacted_by IS NULL) WHERE typeof(v) = 'text';
   `,
   // media: IDs created by POST /_matrix/media/v1/create and not uploaded yet (spec "Content repository", async
-  // uploads); the upload writes the media row and deletes this one in one transaction.
+  // uploads); the upload writes the media row and deletes this one in one transaction. media_uploader: a user's
+  // bytes of the last day (matrix.media.maxUploadBytesPerUserPerDay) in one index range.
   `
   CREATE TABLE media_pending (
     media_id TEXT PRIMARY KEY,
@@ -365,5 +366,6 @@ export const MIGRATIONS: string[] = [
     expires_ts INTEGER NOT NULL
   ) WITHOUT ROWID;
   CREATE INDEX media_pending_user ON media_pending(user_id, expires_ts);
+  CREATE INDEX media_uploader ON media(uploader, created_ts);
   `,
 ];
