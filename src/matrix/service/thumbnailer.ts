@@ -61,9 +61,15 @@ export const THUMBNAIL_TYPES = new Set([
 
 type SharpFactory = (input: Buffer, options?: SharpOptions) => Sharp;
 let sharpLoad: Promise<SharpFactory> | null = null;
-/** sharp (and libvips, ~30 MB) is loaded on the first thumbnail, not when the homeserver starts. */
+/**
+ * sharp (and libvips, ~30 MB) is loaded on the first thumbnail, not when the homeserver starts. libvips' operation
+ * cache is off: every original is decoded once per thumbnail and kept nowhere, so it would only hold memory.
+ */
 const loadSharp = (): Promise<SharpFactory> => {
-  sharpLoad ??= import("sharp").then((m) => m.default as unknown as SharpFactory);
+  sharpLoad ??= import("sharp").then((m) => {
+    m.default.cache(false);
+    return m.default as unknown as SharpFactory;
+  });
   return sharpLoad;
 };
 
