@@ -1,4 +1,4 @@
-/** Accounts, auth, profiles, devices, media and the Synapse admin API. */
+/** Accounts, auth, profiles, devices, media (uploads, downloads, thumbnails, URL previews), the Synapse admin API. */
 import type { Route } from "../http/types.ts";
 import { routes as account } from "./account.ts";
 import { routes as admin } from "./admin.ts";
@@ -7,8 +7,10 @@ import { routes as devices } from "./devices.ts";
 import { routes as login } from "./login.ts";
 import { routes as logout } from "./logout.ts";
 import { routes as media } from "./media.ts";
+import { routes as mediaUpload } from "./media-upload.ts";
 import { routes as profile } from "./profile.ts";
 import { routes as register } from "./register.ts";
+import { routes as urlPreview } from "./url-preview.ts";
 import { routes as versions } from "./versions.ts";
 import { routes as voip } from "./voip.ts";
 
@@ -21,6 +23,8 @@ export const accountRoutes: Route[] = [
   ...devices,
   ...profile,
   ...media,
+  ...mediaUpload,
+  ...urlPreview,
   ...admin,
   ...adminTokens,
   ...voip,
