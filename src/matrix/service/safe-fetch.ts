@@ -122,13 +122,27 @@ export function checkUrl(raw: string): URL {
 }
 
 /** Resolve a host (or take its IP literal) and keep the permitted addresses; none left: refused. */
-async function permittedAddresses(host: string, policy: AddressPolicy): Promise<{ address: string; family: number }[]> {
+async function permittedAddresses(
+  host: string,
+  policy: AddressPolicy,
+  signal: AbortSignal,
+): Promise<{ address: string; family: number }[]> {
   const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  // The resolver cannot be cancelled; the deadline still ends the wait for it.
+  const aborted = new Promise<never>((_, reject) => {
+    const fail = () => reject(fetchError(new Error("aborted"), signal));
+    if (signal.aborted) fail();
+    else signal.addEventListener("abort", fail, { once: true });
+  });
+  aborted.catch(() => {});
   const found = isIP(bare)
     ? [{ address: bare, family: isIP(bare) }]
-    : await dnsLookup(bare, { all: true, verbatim: true }).catch(() => {
-        throw new AmiError("M_NOT_FOUND", `could not resolve ${bare}`, {}, 502);
-      });
+    : await Promise.race([
+        dnsLookup(bare, { all: true, verbatim: true }).catch(() => {
+          throw new AmiError("M_UNKNOWN", `Could not resolve ${bare}`, {}, 502);
+        }),
+        aborted,
+      ]);
   const ok = found.filter((a) => policy.permits(a.address));
   if (ok.length === 0) throw refused(`${bare} resolves only to addresses this server does not reach`);
   return ok;
@@ -138,7 +152,7 @@ async function permittedAddresses(host: string, policy: AddressPolicy): Promise<
 export async function safeFetch(start: URL, opts: SafeFetchOptions): Promise<FetchedBody> {
   let url = start;
   for (let hop = 0; ; hop++) {
-    const addrs = await permittedAddresses(url.hostname, opts.policy);
+    const addrs = await permittedAddresses(url.hostname, opts.policy, opts.signal);
     const res = await get(url, addrs[0], opts);
     const location = res.headers.location;
     if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location) {
