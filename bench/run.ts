@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark, one after the other (they share the machine), then one table.
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
- * benches (latency, throughput, initial-sync, memory, search, websocket, push, cas, media).
+ * benches (latency, throughput, initial-sync, memory, search, websocket, push, cas, thumbnail, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -22,6 +22,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   websocket: async () => (await import("./matrix/websocket.ts")).run(),
   push: async () => (await import("./matrix/push.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
+  thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC), CPU per remuxed stream, 500 HLS viewers.
   media: async () => [

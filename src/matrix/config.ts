@@ -9,6 +9,42 @@ const rate = z
   })
   .strict();
 
+const URL_PREVIEW_DEFAULTS = {
+  enabled: false,
+  ipRangeAllowlist: [],
+  ipRangeBlacklist: [],
+  maxBytes: 10 * 1024 * 1024,
+  timeoutMs: 10_000,
+};
+
+/** A CIDR range or a single address, IPv4 or IPv6 (checked by node:net's BlockList when the previewer starts). */
+const cidr = z
+  .string()
+  .regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, "must be an IP address or a CIDR range such as 10.0.0.0/8 or fd00::/8");
+
+/**
+ * URL previews (GET /media/preview_url): the server fetches pages its users link to, so it could be made to reach
+ * private networks. Loopback, private, link-local, CGNAT, multicast and reserved ranges are always refused (plus
+ * ipRangeBlacklist) unless listed in ipRangeAllowlist; off by default, as in Synapse.
+ */
+const urlPreviewSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** Ranges allowed even inside the denied ones (Synapse's url_preview_ip_range_whitelist). */
+    ipRangeAllowlist: z.array(cidr).default([]),
+    /** Ranges denied besides the built-in private and reserved ones. */
+    ipRangeBlacklist: z.array(cidr).default([]),
+    /** Bytes read of a page or an image at most (Synapse's max_spider_size). */
+    maxBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(10 * 1024 * 1024),
+    /** A page (or its image) must arrive within this, redirects included. */
+    timeoutMs: z.number().int().positive().default(10_000),
+  })
+  .strict();
+
 export const matrixSchema = z
   .object({
     enabled: z.boolean().default(true),
@@ -62,9 +98,26 @@ export const matrixSchema = z
           .default(50 * 1024 * 1024),
         /** Media files from before the content-addressed store (still served; uploads go to cas); default: <home>/data/matrix/media. */
         storePath: z.string().nullable().default(null),
+        /** Images with more pixels are not thumbnailed (413 M_TOO_LARGE): decompression bombs (Synapse: 32M). */
+        maxImagePixels: z.number().int().positive().default(32_000_000),
+        /** A media ID from POST /_matrix/media/v1/create must be uploaded to within this (spec: 24 h). */
+        unusedExpirationMs: z.number().int().positive().default(86_400_000),
+        /** Created, not yet uploaded media IDs a user may have at once (Synapse's max_pending_media_uploads). */
+        maxPendingUploads: z.number().int().positive().default(5),
+        /** Bytes one user may upload in 24 hours (403 M_FORBIDDEN past it, as the spec's quota); null: no quota. */
+        maxUploadBytesPerUserPerDay: z.number().int().positive().nullable().default(null),
+        urlPreview: urlPreviewSchema.default(URL_PREVIEW_DEFAULTS),
       })
       .strict()
-      .default({ maxUploadBytes: 50 * 1024 * 1024, storePath: null }),
+      .default({
+        maxUploadBytes: 50 * 1024 * 1024,
+        storePath: null,
+        maxImagePixels: 32_000_000,
+        unusedExpirationMs: 86_400_000,
+        maxPendingUploads: 5,
+        maxUploadBytesPerUserPerDay: null,
+        urlPreview: URL_PREVIEW_DEFAULTS,
+      }),
     limits: z
       .object({
         /** Largest JSON request body in bytes. */

@@ -20,6 +20,7 @@ import { createHandler } from "./http/server.ts";
 import type { Route } from "./http/types.ts";
 import { Metrics } from "./metrics.ts";
 import { Auth } from "./service/auth.ts";
+import { MediaService } from "./service/media.ts";
 import { SyncNotifier } from "./service/notifier.ts";
 import { Push } from "./service/push.ts";
 import type { Requester } from "./service/requester.ts";
@@ -37,6 +38,7 @@ class HomeserverImpl implements Homeserver {
   publicBaseUrl: string;
   readonly mediaDir: string;
   readonly cas: CasStore;
+  readonly media: MediaService;
   readonly registrationSharedSecret: string;
   readonly notifier: Notifier;
   readonly stream: StreamWriter;
@@ -70,6 +72,7 @@ class HomeserverImpl implements Homeserver {
     this.publicBaseUrl = baseUrlFor(config, config.port);
     this.mediaDir = config.media.storePath ?? join(dataDir, "media");
     mkdirSync(this.mediaDir, { recursive: true });
+    this.media = new MediaService(config.media, dataDir);
     this.registrationSharedSecret =
       config.registration.sharedSecret ?? loadOrCreateSecret(join(dataDir, "registration_shared_secret"));
     this.notifier = new SyncNotifier(this);

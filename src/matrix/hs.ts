@@ -3,12 +3,14 @@
  * Services receive the Homeserver in their constructor (no global singletons). The composition root
  * is homeserver.ts.
  */
+
 import type { CasStore } from "../cas/types.ts";
 import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
 import type { Metrics } from "./metrics.ts";
+import type { MediaService } from "./service/media.ts";
 import type { Requester } from "./service/requester.ts";
 import type { Store, StoredEvent } from "./store/types.ts";
 import type { StreamWriter } from "./stream.ts";
@@ -121,6 +123,8 @@ export interface Homeserver {
   readonly mediaDir: string;
   /** The runtime home's content-addressed store: media bytes, deduplicated (src/cas/). */
   readonly cas: CasStore;
+  /** Thumbnails, URL previews and the downloads waiting for asynchronous uploads (service/media.ts). */
+  readonly media: MediaService;
   /** Shared secret for /_synapse/admin/v1/register (from config or generated into dataDir). */
   readonly registrationSharedSecret: string;
   readonly stream: StreamWriter;

@@ -239,6 +239,8 @@ function targets(ctx: { user: Session; other: Session; rooms: string[]; eventId:
       body: () => ({ client_secret: "s", email: "a@example.org", country: "GB", phone_number: "1", send_attempt: 1 }),
       auth: false,
     },
+    { method: "POST", path: () => "/_matrix/media/v1/create", body: () => ({}) },
+    { method: "PUT", path: (f) => `/_matrix/media/v3/upload/${f.seg("localhost")}/${f.seg("nope")}`, body: () => ({}) },
   ];
 }
 
@@ -282,7 +284,10 @@ function queryPath(f: Fuzzer, rooms: string[]): string {
       `/_matrix/client/v1/rooms/${enc(f.pick(rooms))}/timestamp_to_event?${q("ts", String(Date.now() - f.int(1e6)))}&${q("dir", f.pick(["f", "b"]))}`,
     () => `${C}/rooms/${enc(f.pick(rooms))}/initialSync?${q("limit", String(f.int(60) - 5))}`,
     () =>
-      `/_matrix/client/v1/media/thumbnail/localhost/${f.seg("nope")}?${q("width", String(f.int(10_000)))}&${q("height", "-1")}&${q("method", "scale")}`,
+      `/_matrix/client/v1/media/thumbnail/localhost/${f.seg("nope")}?${q("width", String(f.int(10_000)))}&${q("height", "-1")}&${q("method", "scale")}&${q("animated", "true")}&${q("timeout_ms", "0")}`,
+    () => `/_matrix/client/v1/media/download/localhost/${f.seg("nope")}?${q("timeout_ms", String(f.int(100)))}`,
+    () =>
+      `/_matrix/client/v1/media/preview_url?${q("url", f.pick(["http://127.0.0.1:9/", "ftp://x/", "http://[::1]/"]))}&${q("ts", "1")}`,
   ])();
 }
 
@@ -292,7 +297,7 @@ for (const backend of BACKENDS) {
     let ctx: { user: Session; other: Session; rooms: string[]; eventId: string };
 
     before(async () => {
-      hs = await ChildHomeserver.start({ backend });
+      hs = await ChildHomeserver.start({ backend, matrix: { media: { urlPreview: { enabled: true } } } });
       const tag = randomBytes(3).toString("hex");
       const user = await registerUser(hs.url, `fuzz${tag}`);
       const other = await registerUser(hs.url, `other${tag}`);

@@ -1,23 +1,22 @@
 /**
- * Content repository (spec: "Content repository"): upload, authenticated download/thumbnail under
- * /_matrix/client/v1/media, the legacy /_matrix/media/v3 routes, and the media config.
- * Bytes live in the content-addressed store (hs.cas, src/cas/): an upload is streamed into it and committed (held
- * as "matrix.media:<mediaId>") before its row is written, so a recorded media ID always has its complete bytes, and
- * the same file uploaded twice (by anyone) is stored once. The row's sha256 is the content address (the store
- * resolves a whole-file SHA-256 to its object). Files of earlier versions, hs.mediaDir/<2 chars>/<mediaId>, are
- * still served from there when the store does not have the bytes.
+ * Content repository (spec: "Content repository"): authenticated download and thumbnail under
+ * /_matrix/client/v1/media, the legacy /_matrix/media/v3 routes, and the media config. Uploads are in
+ * media-upload.ts (the bytes live in the content-addressed store, hs.cas; files of earlier versions,
+ * hs.mediaDir/<2 chars>/<mediaId>, are still served from there when the store does not have them), URL previews in
+ * url-preview.ts; thumbnails are made by hs.media (service/media.ts).
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { AmiError } from "../../core/errors.ts";
-import { randomString } from "../events/ids.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
+import { THUMBNAIL_TYPES } from "../service/thumbnailer.ts";
 import type { MediaRow } from "../store/types.ts";
 import { queryInt } from "../validate.ts";
 
-const MEDIA_ID_RE = /^[A-Za-z0-9_-]{1,255}$/;
+/** What a media ID of this server looks like (anything else is unknown without a store read). */
+export const MEDIA_ID_RE = /^[A-Za-z0-9_-]{1,255}$/;
 
 /**
  * Spec v1.11 "media freeze": media uploaded after the freeze is served only by the authenticated
@@ -56,9 +55,6 @@ const INLINE_TYPES = new Set([
   "audio/x-flac",
 ]);
 
-/** Raster images a client can scale itself: served as their own "thumbnail" (there is no resizer here). */
-const THUMBNAILABLE = new Set(["image/jpeg", "image/png", "image/gif", "image/webp", "image/apng", "image/avif"]);
-
 const baseType = (t: string) => t.split(";")[0].trim().toLowerCase();
 
 const rfc5987 = (s: string) =>
@@ -71,44 +67,33 @@ export function contentDisposition(contentType: string, filename: string | null)
 
 const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.slice(0, 2), mediaId);
 
-/** The hold that keeps an upload's bytes in the content-addressed store while its media row exists. */
-export const mediaHold = (mediaId: string) => `matrix.media:${mediaId}`;
-
-async function upload(req: MatrixRequest): Promise<Reply> {
-  const { hs } = req;
-  const ct = req.headers["content-type"];
-  const contentType = typeof ct === "string" && ct.length > 0 ? ct : "application/octet-stream";
-  if (contentType.length > 255 || /[\r\n]/.test(contentType))
-    throw new AmiError("M_INVALID_PARAM", "Invalid Content-Type");
-  const filename = req.query.get("filename") || null;
-  if (filename !== null && (Buffer.byteLength(filename) > 255 || /[\0\r\n]/.test(filename))) {
-    throw new AmiError("M_INVALID_PARAM", "Invalid filename");
-  }
-  const mediaId = randomString(24);
-  // Memory per upload is the store's working buffer and the chunks in flight, whatever the size; awaiting the
-  // store is the backpressure (the socket is not read faster than chunks are hashed and written).
-  const put = await hs.cas.put(req.stream!, { hold: mediaHold(mediaId) });
-  const row: MediaRow = {
-    mediaId,
-    uploader: req.requester!.userId,
-    contentType,
-    filename,
-    size: put.size,
-    sha256: put.sha256,
-    createdTs: Date.now(),
-  };
-  // Bytes no row names would be held forever (the row's write can fail: a full disk): let GC have them.
-  await hs.store.media.putMedia(row).catch(async (e) => {
-    await hs.cas.release(put.id, mediaHold(mediaId)).catch(() => {});
-    throw e;
-  });
-  return json({ content_uri: `mxc://${hs.serverName}/${mediaId}` });
-}
-
 interface Found {
   row: MediaRow;
   size: number;
   open(): Readable;
+}
+
+/** Spec `timeout_ms`: default 20 s; capped at 60 s (Synapse's MAXIMUM_ALLOWED_MAX_TIMEOUT_MS). */
+const waitMs = (req: MatrixRequest) => Math.min(queryInt(req.query, "timeout_ms", 20_000, 0), 60_000);
+
+/**
+ * The row of a media ID. One created (POST /create) but not uploaded yet is waited for, up to `timeout_ms`, then
+ * answered 504 M_NOT_YET_UPLOADED; unknown or expired: 404.
+ */
+async function mediaRow(req: MatrixRequest, mediaId: string): Promise<MediaRow> {
+  const { hs } = req;
+  const notFound = () => new AmiError("M_NOT_FOUND", "Media not found");
+  const deadline = Date.now() + waitMs(req);
+  for (;;) {
+    const row = await hs.store.media.getMedia(mediaId);
+    if (row) return row;
+    const pending = await hs.store.media.getPending(mediaId);
+    const now = Date.now();
+    if (!pending || pending.expiresTs < now) throw notFound();
+    if (now >= deadline || req.signal.aborted)
+      throw new AmiError("M_NOT_YET_UPLOADED", "Content has not yet been uploaded");
+    await hs.media.waitForUpload(mediaId, deadline - now, req.signal);
+  }
 }
 
 async function find(req: MatrixRequest): Promise<Found> {
@@ -116,8 +101,7 @@ async function find(req: MatrixRequest): Promise<Found> {
   const notFound = () => new AmiError("M_NOT_FOUND", "Media not found");
   // No federation: media of other servers is never here.
   if (serverName !== req.hs.serverName || !MEDIA_ID_RE.test(mediaId)) throw notFound();
-  const row = await req.hs.store.media.getMedia(mediaId);
-  if (!row) throw notFound();
+  const row = await mediaRow(req, mediaId);
   const { cas } = req.hs;
   const id = await cas.resolve(row.sha256).catch((e) => {
     if (e instanceof AmiError && e.code === "M_NOT_FOUND") return undefined;
@@ -131,6 +115,15 @@ async function find(req: MatrixRequest): Promise<Found> {
   return { row, size: st.size, open: () => createReadStream(path) };
 }
 
+/** Spec "Content repository" security: never let served media run script in our origin. */
+const SAFE_HEADERS = {
+  "Content-Security-Policy":
+    "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';",
+  "Cross-Origin-Resource-Policy": "cross-origin",
+  "X-Content-Type-Options": "nosniff",
+  "Cache-Control": "private, max-age=86400",
+};
+
 function serve({ row, size, open }: Found, filename: string | null): Reply {
   return {
     status: 200,
@@ -139,12 +132,7 @@ function serve({ row, size, open }: Found, filename: string | null): Reply {
       "Content-Type": row.contentType,
       "Content-Length": String(size),
       "Content-Disposition": contentDisposition(row.contentType, filename),
-      // Spec "Content repository" security: never let served media run script in our origin.
-      "Content-Security-Policy":
-        "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';",
-      "Cross-Origin-Resource-Policy": "cross-origin",
-      "X-Content-Type-Options": "nosniff",
-      "Cache-Control": "private, max-age=86400",
+      ...SAFE_HEADERS,
     },
   };
 }
@@ -167,29 +155,52 @@ async function legacyDownload(req: MatrixRequest): Promise<Reply> {
   return serve(found, req.params.fileName || found.row.filename);
 }
 
+/** The whole of a stored file (originals to thumbnail: at most maxUploadBytes). */
+async function readAll(found: Found): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of found.open()) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
 async function thumbnail(req: MatrixRequest, lookup = find): Promise<Reply> {
   for (const k of ["width", "height"])
     if (req.query.get(k) === null) throw new AmiError("M_MISSING_PARAM", `'${k}': missing`);
-  queryInt(req.query, "width", 0, 1, 10_000);
-  queryInt(req.query, "height", 0, 1, 10_000);
-  const method = req.query.get("method");
-  if (method !== null && method !== "crop" && method !== "scale")
-    throw new AmiError("M_INVALID_PARAM", "'method' must be crop or scale");
+  const width = queryInt(req.query, "width", 0, 1, 10_000);
+  const height = queryInt(req.query, "height", 0, 1, 10_000);
+  const method = req.query.get("method") ?? "scale";
+  if (method !== "crop" && method !== "scale") throw new AmiError("M_INVALID_PARAM", "'method' must be crop or scale");
+  const animatedParam = req.query.get("animated");
+  if (animatedParam !== null && animatedParam !== "true" && animatedParam !== "false")
+    throw new AmiError("M_INVALID_PARAM", "'animated' must be true or false");
   const found = await lookup(req);
-  if (!THUMBNAILABLE.has(baseType(found.row.contentType)))
-    throw new AmiError("M_NOT_FOUND", "No thumbnail available for this media");
-  // No image resizer is built in: the original image is the thumbnail (clients scale it), never a fake resize.
-  return serve(found, found.row.filename);
+  if (!THUMBNAIL_TYPES.has(baseType(found.row.contentType)))
+    throw new AmiError("M_UNKNOWN", "Cannot generate thumbnails for the requested content", {}, 400);
+  const t = await req.hs.media.thumbnails.thumbnail(found.row.sha256, () => readAll(found), {
+    width,
+    height,
+    method,
+    animated: animatedParam === "true",
+  });
+  return {
+    status: 200,
+    body: t.bytes,
+    headers: {
+      "Content-Type": t.contentType,
+      "Content-Length": String(t.bytes.length),
+      // Spec: MUST be inline, SHOULD name a file.
+      "Content-Disposition": `inline; filename="thumbnail.${t.contentType.slice("image/".length)}"`,
+      ...SAFE_HEADERS,
+    },
+  };
 }
 
 const config = async (req: MatrixRequest): Promise<Reply> =>
   json({ "m.upload.size": req.hs.config.media.maxUploadBytes });
 
-const legacy = (p: string) => [`/_matrix/media/v3/${p}`, `/_matrix/media/r0/${p}`];
+/** A deprecated /_matrix/media/v3 route, also under r0. */
+export const legacy = (p: string) => [`/_matrix/media/v3/${p}`, `/_matrix/media/r0/${p}`];
 
 export const routes: Route[] = [
-  /** POST /_matrix/media/v3/upload */
-  { method: "POST", paths: legacy("upload"), auth: "required", rateLimit: true, body: "stream", handler: upload },
   /** GET /_matrix/client/v1/media/config */
   { method: "GET", paths: ["/_matrix/client/v1/media/config"], auth: "required", handler: config },
   /** GET /_matrix/media/v3/config (legacy; the spec requires auth here too) */
@@ -199,6 +210,7 @@ export const routes: Route[] = [
     method: "GET",
     paths: ["/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName?}"],
     auth: "required",
+    holdsOpen: true,
     handler: download,
   },
   /** GET /_matrix/media/v3/download/{serverName}/{mediaId}/{fileName?} (legacy, unauthenticated, frozen) */
@@ -206,6 +218,7 @@ export const routes: Route[] = [
     method: "GET",
     paths: legacy("download/{serverName}/{mediaId}/{fileName?}"),
     auth: "none",
+    holdsOpen: true,
     handler: legacyDownload,
   },
   /** GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId} */
@@ -213,6 +226,7 @@ export const routes: Route[] = [
     method: "GET",
     paths: ["/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}"],
     auth: "required",
+    holdsOpen: true,
     handler: (req) => thumbnail(req),
   },
   /** GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId} (legacy, unauthenticated, frozen) */
@@ -220,6 +234,7 @@ export const routes: Route[] = [
     method: "GET",
     paths: legacy("thumbnail/{serverName}/{mediaId}"),
     auth: "none",
+    holdsOpen: true,
     handler: (req) => thumbnail(req, findFrozen),
   },
 ];

@@ -1,4 +1,4 @@
-/** Accounts, auth, profiles, devices, media and the Synapse admin API. */
+/** Accounts, auth, profiles, devices, media (uploads, downloads, thumbnails, URL previews), the Synapse admin API. */
 import type { Route } from "../http/types.ts";
 import { routes as account } from "./account.ts";
 import { routes as admin } from "./admin.ts";
@@ -9,12 +9,14 @@ import { routes as login } from "./login.ts";
 import { routes as loginToken } from "./login-token.ts";
 import { routes as logout } from "./logout.ts";
 import { routes as media } from "./media.ts";
+import { routes as mediaUpload } from "./media-upload.ts";
 import { routes as openid } from "./openid.ts";
 import { routes as profile } from "./profile.ts";
 import { routes as refresh } from "./refresh.ts";
 import { routes as register } from "./register.ts";
 import { routes as sso } from "./sso.ts";
 import { routes as threepid } from "./threepid.ts";
+import { routes as urlPreview } from "./url-preview.ts";
 import { routes as versions } from "./versions.ts";
 import { routes as voip } from "./voip.ts";
 
@@ -33,6 +35,8 @@ export const accountRoutes: Route[] = [
   ...devices,
   ...profile,
   ...media,
+  ...mediaUpload,
+  ...urlPreview,
   ...admin,
   ...adminTokens,
   ...voip,

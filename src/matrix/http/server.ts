@@ -38,7 +38,8 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
       send(res, reply);
     } catch (e) {
       const err = toAmiError(e);
-      if (err.code === "M_UNKNOWN" && err.status >= 500)
+      // 502/504 name another server's failure (a URL preview's page), not ours.
+      if (err.code === "M_UNKNOWN" && err.status >= 500 && err.status !== 502 && err.status !== 504)
         hs.log.error("request failed", { path: loggablePath(req.url), err: String((e as Error)?.stack ?? e) });
       status = err.status;
       const headers: Record<string, string> = {};

@@ -13,7 +13,7 @@ import type { MakeStore } from "./conformance/helpers.ts";
 import { integrityTests } from "./conformance/integrity.ts";
 import { keyBackupTests } from "./conformance/key-backup.ts";
 import { keyTests } from "./conformance/keys.ts";
-import { mediaTests } from "./conformance/media.ts";
+import { mediaTests, pendingMediaTests } from "./conformance/media.ts";
 import { pusherTests } from "./conformance/pushers.ts";
 import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
@@ -36,7 +36,10 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("RelationStore", () => relationTests(makeStore));
     describe("AccountDataStore", () => accountDataTests(makeStore));
     describe("EphemeralStore", () => ephemeralTests(makeStore));
-    describe("MediaStore", () => mediaTests(makeStore));
+    describe("MediaStore", () => {
+      mediaTests(makeStore);
+      pendingMediaTests(makeStore);
+    });
     describe("KeyStore", () => keyTests(makeStore));
     describe("KeyBackupStore", () => keyBackupTests(makeStore));
     describe("PusherStore", () => pusherTests(makeStore));

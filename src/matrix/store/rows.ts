@@ -4,6 +4,7 @@ import type {
   DeviceRow,
   MediaRow,
   MembershipRow,
+  PendingMediaRow,
   PresenceRow,
   ReceiptRow,
   RegistrationTokenRow,
@@ -118,6 +119,13 @@ export const mediaFromRow = (r: any): MediaRow => ({
   size: r.size,
   sha256: r.sha256,
   createdTs: r.created_ts,
+});
+
+export const pendingMediaFromRow = (r: any): PendingMediaRow => ({
+  mediaId: r.media_id,
+  userId: r.user_id,
+  createdTs: r.created_ts,
+  expiresTs: r.expires_ts,
 });
 
 /** Columns a patch may set, by patch key. */

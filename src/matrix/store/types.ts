@@ -236,6 +236,15 @@ export interface MediaRow {
   createdTs: number;
 }
 
+/** A media ID created by POST /_matrix/media/v1/create whose bytes have not been uploaded yet. */
+export interface PendingMediaRow {
+  mediaId: string;
+  userId: string;
+  createdTs: number;
+  /** After this the ID cannot be uploaded to (spec `unused_expires_at`). */
+  expiresTs: number;
+}
+
 /** Users, devices, access tokens and registration tokens. */
 export interface AccountStore {
   // ---- users -------------------------------------------------------------
@@ -440,6 +449,21 @@ export interface MediaStore {
   /** Throws AmiError("M_CANNOT_OVERWRITE_MEDIA") if the media ID exists. */
   putMedia(m: MediaRow): Promise<void>;
   getMedia(mediaId: string): Promise<MediaRow | null>;
+  /** Bytes of the media rows `uploader` wrote at or after `sinceTs` (a daily upload quota). */
+  uploadedBytesSince(uploader: string, sinceTs: number): Promise<number>;
+  /**
+   * Record a created media ID unless the user already has `maxPending` unexpired ones (then false). Rows expired
+   * before `now` are deleted on the way.
+   */
+  createPending(p: PendingMediaRow, maxPending: number, now: number): Promise<boolean>;
+  getPending(mediaId: string): Promise<PendingMediaRow | null>;
+  /** The earliest expiry among the user's unexpired pending IDs (when the next creation is possible), or null. */
+  firstPendingExpiry(userId: string, now: number): Promise<number | null>;
+  /**
+   * The upload of a pending ID: its media row written and its pending row deleted in one transaction. Throws
+   * AmiError("M_CANNOT_OVERWRITE_MEDIA") if the media ID has a row already.
+   */
+  completePending(m: MediaRow): Promise<void>;
 }
 
 /** One row of the relations table: an event (`eventId`) that relates to `relatesTo` (spec "Relationships"). */

@@ -19,5 +19,46 @@ export function mediaTests(make: MakeStore): void {
     assert.deepEqual(await s.media.getMedia("x2"), { ...m, mediaId: "x2", filename: null, size: 0 });
     assert.equal(await s.media.getMedia("abc123"), null);
     await rejectsWith(s.media.putMedia(m), "M_CANNOT_OVERWRITE_MEDIA");
+    assert.equal(await s.media.uploadedBytesSince("@alice:hs", 0), 1234);
+    assert.equal(await s.media.uploadedBytesSince("@alice:hs", 100), 0);
+    await s.media.putMedia({ ...m, mediaId: "x3", size: 10_000_000_000, createdTs: 200 });
+    assert.equal(await s.media.uploadedBytesSince("@alice:hs", 99), 10_000_001_234);
+    assert.equal(await s.media.uploadedBytesSince("@bob:hs", 0), 0);
+  });
+}
+
+export function pendingMediaTests(make: MakeStore): void {
+  storeTest(make, "media: pending IDs — per-user limit, expiry, completion once", async (s) => {
+    const p = (mediaId: string, userId = "@a:hs", createdTs = 1000, expiresTs = 5000) => ({
+      mediaId,
+      userId,
+      createdTs,
+      expiresTs,
+    });
+    assert.equal(await s.media.createPending(p("p1"), 2, 1000), true);
+    assert.equal(await s.media.createPending(p("p2", "@a:hs", 1100, 4000), 2, 1100), true);
+    assert.equal(await s.media.createPending(p("p3"), 2, 1200), false, "the third is over the limit");
+    assert.equal(await s.media.createPending(p("b1", "@b:hs"), 2, 1200), true, "the limit is per user");
+    assert.deepEqual(await s.media.getPending("p2"), p("p2", "@a:hs", 1100, 4000));
+    assert.equal(await s.media.getPending("p3"), null);
+    assert.equal(await s.media.firstPendingExpiry("@a:hs", 1200), 4000);
+    assert.equal(await s.media.firstPendingExpiry("@nobody:hs", 1200), null);
+    // p2 expired at 4000: at 4500 there is a place again, and the expired row is gone.
+    assert.equal(await s.media.createPending(p("p4", "@a:hs", 4500, 9000), 2, 4500), true);
+    assert.equal(await s.media.getPending("p2"), null);
+    const row = {
+      mediaId: "p1",
+      uploader: "@a:hs",
+      contentType: "image/png",
+      filename: null,
+      size: 3,
+      sha256: "ab",
+      createdTs: 4600,
+    };
+    await s.media.completePending(row);
+    assert.deepEqual(await s.media.getMedia("p1"), row);
+    assert.equal(await s.media.getPending("p1"), null);
+    await rejectsWith(s.media.completePending(row), "M_CANNOT_OVERWRITE_MEDIA");
+    assert.equal(await s.media.firstPendingExpiry("@a:hs", 4600), 9000);
   });
 }

@@ -1,8 +1,20 @@
 /** MediaStore for both backends: the rows describing uploads (their bytes live in the blob store). */
 import { AmiError } from "../../../core/errors.ts";
-import { mediaFromRow } from "../rows.ts";
-import type { Sql } from "../sql.ts";
-import type { MediaRow, MediaStore } from "../types.ts";
+import { mediaFromRow, pendingMediaFromRow } from "../rows.ts";
+import type { Sql, SqlParam } from "../sql.ts";
+import type { MediaRow, MediaStore, PendingMediaRow } from "../types.ts";
+
+const INSERT_MEDIA = `INSERT INTO media (media_id, uploader, content_type, filename, size, sha256, created_ts)
+  VALUES (?, ?, ?, ?, ?, ?, ?)`;
+const mediaParams = (m: MediaRow): SqlParam[] => [
+  m.mediaId,
+  m.uploader,
+  m.contentType,
+  m.filename,
+  m.size,
+  m.sha256,
+  m.createdTs,
+];
 
 export class SqlMediaStore implements MediaStore {
   readonly #sql: Sql;
@@ -11,20 +23,63 @@ export class SqlMediaStore implements MediaStore {
   }
 
   async putMedia(m: MediaRow): Promise<void> {
-    try {
-      await this.#sql.run(
-        `INSERT INTO media (media_id, uploader, content_type, filename, size, sha256, created_ts)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        [m.mediaId, m.uploader, m.contentType, m.filename, m.size, m.sha256, m.createdTs],
-      );
-    } catch (e) {
-      if (this.#sql.isUniqueViolation(e)) throw new AmiError("M_CANNOT_OVERWRITE_MEDIA", "Media ID already exists.");
-      throw e;
-    }
+    await this.#unique(this.#sql.run(INSERT_MEDIA, mediaParams(m)));
   }
 
   async getMedia(mediaId: string): Promise<MediaRow | null> {
     const r = await this.#sql.get("SELECT * FROM media WHERE media_id = ?", [mediaId]);
     return r ? mediaFromRow(r) : null;
+  }
+
+  async uploadedBytesSince(uploader: string, sinceTs: number): Promise<number> {
+    const r = await this.#sql.get("SELECT SUM(size) AS n FROM media WHERE uploader = ? AND created_ts >= ?", [
+      uploader,
+      sinceTs,
+    ]);
+    return r?.n == null ? 0 : Number(r.n);
+  }
+
+  async createPending(p: PendingMediaRow, maxPending: number, now: number): Promise<boolean> {
+    // The count and the insert are one statement, so two creations at once cannot both take the last place.
+    const [, inserted] = await this.#sql.atomic([
+      ["DELETE FROM media_pending WHERE expires_ts < ?", [now]],
+      [
+        `INSERT INTO media_pending (media_id, user_id, created_ts, expires_ts)
+         SELECT ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT) WHERE (SELECT COUNT(*) FROM media_pending WHERE user_id = ? AND expires_ts >= ?) < ?`,
+        [p.mediaId, p.userId, p.createdTs, p.expiresTs, p.userId, now, maxPending],
+      ],
+    ]);
+    return inserted === 1;
+  }
+
+  async getPending(mediaId: string): Promise<PendingMediaRow | null> {
+    const r = await this.#sql.get("SELECT * FROM media_pending WHERE media_id = ?", [mediaId]);
+    return r ? pendingMediaFromRow(r) : null;
+  }
+
+  async firstPendingExpiry(userId: string, now: number): Promise<number | null> {
+    const r = await this.#sql.get(
+      "SELECT MIN(expires_ts) AS t FROM media_pending WHERE user_id = ? AND expires_ts >= ?",
+      [userId, now],
+    );
+    return r?.t == null ? null : Number(r.t);
+  }
+
+  async completePending(m: MediaRow): Promise<void> {
+    await this.#unique(
+      this.#sql.atomic([
+        [INSERT_MEDIA, mediaParams(m)],
+        ["DELETE FROM media_pending WHERE media_id = ?", [m.mediaId]],
+      ]),
+    );
+  }
+
+  async #unique<T>(write: Promise<T>): Promise<T> {
+    try {
+      return await write;
+    } catch (e) {
+      if (this.#sql.isUniqueViolation(e)) throw new AmiError("M_CANNOT_OVERWRITE_MEDIA", "Media ID already exists.");
+      throw e;
+    }
   }
 }

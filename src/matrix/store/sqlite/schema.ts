@@ -394,4 +394,17 @@ export const MIGRATIONS: string[] = [
   `,
   // timestamp_to_event: a room's events by origin_server_ts.
   `CREATE INDEX events_room_ts ON events(room_id, origin_server_ts);`,
+  // media: IDs created by POST /_matrix/media/v1/create and not uploaded yet (spec "Content repository", async
+  // uploads); the upload writes the media row and deletes this one in one transaction. media_uploader: a user's
+  // bytes of the last day (matrix.media.maxUploadBytesPerUserPerDay) in one index range.
+  `
+  CREATE TABLE media_pending (
+    media_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    expires_ts INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX media_pending_user ON media_pending(user_id, expires_ts);
+  CREATE INDEX media_uploader ON media(uploader, created_ts);
+  `,
 ];
