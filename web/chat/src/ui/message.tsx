@@ -71,7 +71,7 @@ export function MessageItem(props: {
       {isEdited(e) && <span class="edited"> (edited)</span>}
       {e.status && <span class="status">sending…</span>}
       {message && sent && (
-        <div class="actions" role="toolbar" aria-label={`Actions for the message from ${who}`}>
+        <div class="msg-actions" role="toolbar" aria-label={`Actions for the message from ${who}`}>
           <button type="button" class="quiet" onClick={() => actions.reply(e)}>
             Reply
           </button>
