@@ -191,7 +191,20 @@ test("a thread with replies from both: the threads panel lists it, the root show
   await screenshot("web-chat-threads.png");
   await item.click();
   await panel.getByText(bobReply).waitFor();
-  await panel.getByRole("button", { name: "Close panel" }).click();
+
+  // A new reply while Alice looks at the thread list: that thread is marked unread until she opens it.
+  await panel.getByRole("button", { name: "← All threads" }).click();
+  await list.getByRole("button", { name: /2 replies/ }).waitFor();
+  const later = `One more thing ${tag()}`;
+  await bobClient.sendMessage(roomId, rootId, { msgtype: "m.text", body: later } as any);
+  const unread = list.getByRole("button", { name: /1 unread.*3 replies/ });
+  await unread.waitFor();
+  await unread.click();
+  await panel.getByText(later).waitFor();
+  await panel.getByRole("button", { name: "← All threads" }).click();
+  await list.getByRole("button", { name: /3 replies/ }).waitFor();
+  await list.getByText("unread").waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Close panel" }).click();
 });
 
 test("a reply quotes the message it answers; Bob receives m.in_reply_to", async () => {
@@ -239,6 +252,14 @@ test("an edit shows the new text marked edited, and still does after a reload", 
   await page.getByRole("button", { name: /^Team room/ }).click();
   await line(log(), fixed).getByText("(edited)").waitFor();
   assert.equal(await log().getByText(typo).count(), 0, "the old text is gone after a reload");
+  // Up in the empty box edits my last message (its newest text); Escape leaves it untouched.
+  const again = page.getByLabel("Message", { exact: true });
+  await again.press("ArrowUp");
+  await page.getByText("Editing your message").waitFor();
+  assert.equal(await again.inputValue(), fixed);
+  await again.press("Escape");
+  await page.getByText("Editing your message").waitFor({ state: "detached" });
+  assert.equal(await again.inputValue(), "");
 });
 
 test("reactions aggregate per key; mine is highlighted and toggles off", async () => {

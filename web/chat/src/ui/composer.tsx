@@ -1,14 +1,14 @@
 /**
  * Message box: Enter sends, Shift+Enter adds a line; a file button uploads and sends files and images.
  * It can be replying to a message or editing one of mine (a banner says which; Escape cancels), and it can
- * belong to a thread (everything sent goes into that thread). Typing notifications go out while typing in
+ * belong to a thread (everything sent goes into that thread). Up in an empty box edits my last message. Typing notifications go out while typing in
  * the room's composer (renewed every few seconds) and stop on send or when emptied.
  */
 import type { MatrixClient, MatrixEvent, Room } from "matrix-js-sdk";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { errorText } from "../format.ts";
 import { sendFile } from "../media.ts";
-import { messageText, sendEdit, sendText } from "../relations.ts";
+import { isEdit, messageText, sendEdit, sendText } from "../relations.ts";
 import { PaperclipIcon } from "./icons.tsx";
 
 const TYPING_MS = 10_000;
@@ -16,13 +16,28 @@ const TYPING_MS = 10_000;
 /** Replying to or editing a message. */
 export type ComposerMode = { kind: "reply" | "edit"; event: MatrixEvent } | null;
 
+/** My newest text message in the room's timeline or the thread, the one Up arrow edits. */
+function lastEditable(room: Room, me: string, threadId?: string): MatrixEvent | undefined {
+  const events = threadId ? (room.getThread(threadId)?.events ?? []) : room.getLiveTimeline().getEvents();
+  return events.findLast(
+    (e) =>
+      e.getSender() === me &&
+      e.getType() === "m.room.message" &&
+      e.getContent().msgtype === "m.text" &&
+      !isEdit(e) &&
+      !e.isRedacted() &&
+      !!e.getId()?.startsWith("$"),
+  );
+}
+
 export function Composer(props: {
   client: MatrixClient;
   room: Room;
   /** Post into this thread (its root event ID); the room's own composer has none. */
   threadId?: string;
   mode?: ComposerMode;
-  onModeDone?: () => void;
+  /** Enter or leave a mode (Escape and sending leave it; Up in an empty box edits my last message). */
+  onMode?: (mode: ComposerMode) => void;
   onSent?: () => void;
 }) {
   const { client, room, threadId, mode } = props;
@@ -54,7 +69,7 @@ export function Composer(props: {
 
   const cancel = () => {
     if (mode?.kind === "edit" && input.current) input.current.value = "";
-    props.onModeDone?.();
+    props.onMode?.(null);
   };
 
   const send = async () => {
@@ -64,7 +79,7 @@ export function Composer(props: {
     el.value = "";
     setTyping(false);
     setError("");
-    props.onModeDone?.();
+    props.onMode?.(null);
     try {
       if (mode?.kind === "edit") await sendEdit(client, room, mode.event, text);
       else await sendText(client, room, text, { replyTo: mode?.event, threadId });
@@ -133,6 +148,12 @@ export function Composer(props: {
           } else if (e.key === "Escape" && mode) {
             e.preventDefault();
             cancel();
+          } else if (e.key === "ArrowUp" && !mode && !e.currentTarget.value) {
+            const last = lastEditable(room, client.getUserId()!, threadId);
+            if (last) {
+              e.preventDefault();
+              props.onMode?.({ kind: "edit", event: last });
+            }
           }
         }}
       />

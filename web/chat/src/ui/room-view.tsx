@@ -128,13 +128,7 @@ export function RoomView(props: {
                 ? `${typing[0]} is typing…`
                 : `${typing.slice(0, -1).join(", ")} and ${typing.at(-1)} are typing…`}
           </p>
-          <Composer
-            client={client}
-            room={room}
-            mode={mode}
-            onModeDone={() => setMode(null)}
-            onSent={() => setFocus(undefined)}
-          />
+          <Composer client={client} room={room} mode={mode} onMode={setMode} onSent={() => setFocus(undefined)} />
         </div>
         {panel && (
           <aside

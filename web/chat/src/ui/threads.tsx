@@ -171,7 +171,7 @@ export function ThreadView(props: {
           return item;
         })}
       </ol>
-      <Composer client={client} room={room} threadId={threadId} mode={mode} onModeDone={() => setMode(null)} />
+      <Composer client={client} room={room} threadId={threadId} mode={mode} onMode={setMode} />
     </>
   );
 }
