@@ -7,18 +7,17 @@
  */
 import assert from "node:assert/strict";
 import { createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ClientEvent, type MatrixClient, type MatrixEvent, type Room, RoomEvent, SyncState } from "matrix-js-sdk";
+import { ClientEvent, type MatrixClient, type MatrixEvent, SyncState } from "matrix-js-sdk";
 import type { BrowserContext, Page } from "playwright-core";
-import { silentLogger } from "../../src/core/logger.ts";
-import { chatDist, ensureChatBuilt } from "../../src/web/build.ts";
-import { type RunningWebServer, startWebServer } from "../../src/web/server.ts";
-import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
+import type { RunningWebServer } from "../../src/web/server.ts";
+import { launchChromium } from "./helpers/browser.ts";
 import { api, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
+import { joinInvites, serveChat, signIn, tearDown } from "./helpers/web-chat.ts";
 
 const PASSWORD = "correct horse battery";
 const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
@@ -56,16 +55,7 @@ describe("web client: encrypted room with a matrix-js-sdk peer", {
     );
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
-    await ensureChatBuilt(silentLogger);
-    web = await startWebServer({
-      host: "127.0.0.1",
-      port: 0,
-      root: chatDist,
-      homeserverUrl: () => hs.url,
-      serverName: "localhost",
-      log: silentLogger,
-    });
+    web = await serveChat(hs.url);
     alice = await registerUser(hs.url, "alice", PASSWORD);
     bob = await registerUser(hs.url, "bob", PASSWORD);
     bobClient = sdkClient(hs.url, bob);
@@ -81,26 +71,18 @@ describe("web client: encrypted room with a matrix-js-sdk peer", {
     });
     await bobClient.startClient({ initialSyncLimit: 50 });
     await ready;
-    bobClient.on(RoomEvent.MyMembership, (room: Room, membership: string) => {
-      if (membership === "invite") bobClient.joinRoom(room.roomId).catch(() => {});
-    });
+    joinInvites(bobClient);
 
     ({ profile, context, page } = await launchChromium({ viewport: { width: 1280, height: 800 } }));
     page.on("pageerror", (e) => pageErrors.push(String(e)));
   });
 
   after(async () => {
-    await context?.close().catch(() => {});
-    bobClient?.stopClient();
-    await web?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await tearDown({ context, profile, peer: bobClient, web });
   });
 
   it("Alice logs in and creates an encrypted room inviting Bob", async () => {
-    await page.goto(web.url);
-    await page.getByLabel("User name").fill("alice");
-    await page.getByLabel("Password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await signIn(page, web.url, "alice", PASSWORD);
     await page.getByRole("button", { name: "New room" }).click();
     const dialog = page.getByRole("dialog", { name: "New room" });
     await dialog.getByLabel("Room name").fill("Secret room");

@@ -12,18 +12,17 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ClientEvent, type MatrixClient, type MatrixEvent, type Room, RoomEvent } from "matrix-js-sdk";
-import type { BrowserContext, Locator, Page } from "playwright-core";
-import { silentLogger } from "../../src/core/logger.ts";
-import { chatDist, ensureChatBuilt } from "../../src/web/build.ts";
-import { type RunningWebServer, startWebServer } from "../../src/web/server.ts";
-import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
-import { enc, ok, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
+import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
+import type { Locator, Page } from "playwright-core";
+import type { RunningWebServer } from "../../src/web/server.ts";
+import { launchChromium } from "./helpers/browser.ts";
+import { enc, ok, registerUser, type Session, waitFor } from "./helpers/client.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
+import { serveChat, signIn, startPeer, tearDown } from "./helpers/web-chat.ts";
 
 const PASSWORD = "correct horse battery";
 const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
@@ -31,14 +30,15 @@ const tag = () => randomBytes(3).toString("hex");
 
 let hs: ChildHomeserver;
 let web: RunningWebServer;
-let context: BrowserContext;
+/** Alice's Chromium (its context, page and profile directory). */
+let browser: Awaited<ReturnType<typeof launchChromium>>;
 let page: Page;
-let profile: string;
+const pageErrors: string[] = [];
 let alice: Session;
 let bob: Session;
 let bobClient: MatrixClient;
+/** The room Alice creates, shared by the steps below. */
 let roomId = "";
-const pageErrors: string[] = [];
 
 /** An event in a room Bob sees (main timeline or a thread), once one matches. */
 function bobSees(match: (e: MatrixEvent) => boolean, what: string): Promise<MatrixEvent> {
@@ -68,31 +68,17 @@ async function screenshot(name: string): Promise<void> {
 }
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
-  await ensureChatBuilt(silentLogger);
   hs = await ChildHomeserver.start();
-  web = await startWebServer({
-    host: "127.0.0.1",
-    port: 0,
-    root: chatDist,
-    homeserverUrl: () => hs.url,
-    serverName: "localhost",
-    log: silentLogger,
-  });
+  web = await serveChat(hs.url);
   alice = await registerUser(hs.url, "alice", PASSWORD);
   bob = await registerUser(hs.url, "bob", PASSWORD);
-  bobClient = sdkClient(hs.url, bob);
-  const ready = new Promise<void>((r) => bobClient.once(ClientEvent.Sync, () => r()));
-  await bobClient.startClient({ initialSyncLimit: 50, threadSupport: true });
-  await ready;
-  bobClient.on(RoomEvent.MyMembership, (room: Room, membership: string) => {
-    if (membership === "invite") bobClient.joinRoom(room.roomId).catch(() => {});
-  });
+  bobClient = await startPeer(hs.url, bob, { threadSupport: true });
   // Bob is in a public room, so the user directory lists him to Alice (who shares no room with him yet).
   await bobClient.createRoom({ name: "Lobby", preset: "public_chat" as any, visibility: "public" as any });
 
-  ({ profile, context, page } = await launchChromium({ viewport: { width: 1280, height: 800 } }));
-  await context.addInitScript(() => {
+  browser = await launchChromium({ viewport: { width: 1280, height: 800 } });
+  page = browser.page;
+  await browser.context.addInitScript(() => {
     const w = window as any;
     w.__shown = [];
     w.__hidden = false;
@@ -118,18 +104,11 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
-  bobClient?.stopClient();
-  await web?.close();
-  await hs?.dispose();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await tearDown({ ...browser, peer: bobClient, web, hs });
 });
 
 test("Alice signs in, creates a room and invites Bob found through the user directory", async () => {
-  await page.goto(web.url);
-  await page.getByLabel("User name").fill("alice");
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await signIn(page, web.url, "alice", PASSWORD);
   await page.getByRole("button", { name: "New room" }).click();
   const dialog = page.getByRole("dialog", { name: "New room" });
   await dialog.getByLabel("Room name").fill("Team room");

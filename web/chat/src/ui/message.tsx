@@ -129,6 +129,31 @@ export function MessageItem(props: {
   );
 }
 
+/** Consecutive timeline lines (each told the one before it, to group messages by sender). */
+export function MessageItems(props: {
+  client: MatrixClient;
+  room: Room;
+  events: MatrixEvent[];
+  actions: MessageActions;
+  focus?: string;
+}) {
+  return (
+    <>
+      {props.events.map((e, i) => (
+        <MessageItem
+          key={e.getId() ?? e.getTxnId()}
+          client={props.client}
+          room={props.room}
+          event={e}
+          prev={props.events[i - 1]}
+          actions={props.actions}
+          focused={!!props.focus && e.getId() === props.focus}
+        />
+      ))}
+    </>
+  );
+}
+
 function Reactions(props: { room: Room; event: MatrixEvent; me: string; onToggle: (key: string) => void }) {
   const tallies = reactionsOf(props.room, props.event, props.me);
   if (tallies.length === 0) return null;

@@ -19,7 +19,7 @@ import { useEmitterEvents } from "../hooks.ts";
 import { messageText } from "../relations.ts";
 import { Composer, type ComposerMode } from "./composer.tsx";
 import { isShown } from "./event-body.tsx";
-import { type MessageActions, MessageItem } from "./message.tsx";
+import { type MessageActions, MessageItem, MessageItems } from "./message.tsx";
 
 const THREAD_EVENTS = [
   ThreadEvent.New,
@@ -133,7 +133,6 @@ export function ThreadView(props: {
     edit: (e) => setMode({ kind: "edit", event: e }),
     jump: props.actions.jump,
   };
-  let prev: MatrixEvent | undefined;
   return (
     <>
       <div class="side-head">
@@ -156,20 +155,7 @@ export function ThreadView(props: {
             {error}
           </li>
         )}
-        {replies.map((e) => {
-          const item = (
-            <MessageItem
-              key={e.getId() ?? e.getTxnId()}
-              client={client}
-              room={room}
-              event={e}
-              prev={prev}
-              actions={actions}
-            />
-          );
-          prev = e;
-          return item;
-        })}
+        <MessageItems client={client} room={room} events={replies} actions={actions} />
       </ol>
       <Composer client={client} room={room} threadId={threadId} mode={mode} onMode={setMode} />
     </>

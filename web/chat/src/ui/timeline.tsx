@@ -3,11 +3,11 @@
  * button), the view sticks to the bottom while new messages arrive, and a focused event (a search result, a
  * quoted message) is paged back to if needed, scrolled into view and marked.
  */
-import { Direction, type MatrixClient, type MatrixEvent, type Room } from "matrix-js-sdk";
+import { Direction, type MatrixClient, type Room } from "matrix-js-sdk";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { errorText } from "../format.ts";
 import { isShown } from "./event-body.tsx";
-import { type MessageActions, MessageItem } from "./message.tsx";
+import { type MessageActions, MessageItems } from "./message.tsx";
 
 /** Pages of history to load looking for a focused event before giving up. */
 const FOCUS_PAGES = 10;
@@ -77,7 +77,6 @@ export function Timeline(props: { client: MatrixClient; room: Room; actions: Mes
     if (el.scrollTop < 80) void loadOlder();
   };
 
-  let prev: MatrixEvent | undefined;
   return (
     // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must be focusable to scroll by keyboard.
     <ol class="timeline" ref={ref} role="log" aria-label={`Messages in ${room.name}`} tabIndex={0} onScroll={onScroll}>
@@ -95,21 +94,7 @@ export function Timeline(props: { client: MatrixClient; room: Room; actions: Mes
           </span>
         )}
       </li>
-      {events.map((e) => {
-        const item = (
-          <MessageItem
-            key={e.getId() ?? e.getTxnId()}
-            client={client}
-            room={room}
-            event={e}
-            prev={prev}
-            actions={props.actions}
-            focused={!!focus && e.getId() === focus}
-          />
-        );
-        prev = e;
-        return item;
-      })}
+      <MessageItems client={client} room={room} events={events} actions={props.actions} focus={focus} />
     </ol>
   );
 }
