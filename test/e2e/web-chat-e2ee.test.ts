@@ -2,7 +2,8 @@
  * Browser proof for encrypted rooms: the web client in Debian's Chromium (Rust crypto in WASM, store in
  * IndexedDB) and a matrix-js-sdk client with Rust crypto in Node. Alice creates an encrypted room in the
  * browser and invites Bob; a message each way decrypts on the other side; a file Alice sends is encrypted
- * before upload (the media repository holds ciphertext) and Bob decrypts it intact with node:crypto.
+ * before upload (the media repository holds ciphertext) and Bob decrypts it intact with node:crypto; an edit
+ * and a reply made in the browser keep their relations through encryption.
  * Needs /sync to carry the E2EE sections (to-device, device lists); skipped with a reason until it does.
  */
 import assert from "node:assert/strict";
@@ -110,6 +111,34 @@ describe("web client: encrypted room with a matrix-js-sdk peer", {
     const reply = `secret from node ${randomBytes(4).toString("hex")}`;
     await bobClient.sendTextMessage(roomId, reply);
     await page.getByRole("log", { name: "Messages in Secret room" }).getByText(reply).waitFor({ timeout: 30_000 });
+  });
+
+  it("an edit and a reply sent from the browser in the encrypted room decrypt for Bob", async () => {
+    const log = page.getByRole("log", { name: "Messages in Secret room" });
+    const line = (text: string) => log.locator("li.msg", { hasText: text }).first();
+    const draft = `draft ${randomBytes(4).toString("hex")}`;
+    const final = draft.replace("draft", "final");
+    await page.getByLabel("Message", { exact: true }).fill(draft);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
+    const original = await bobSees((x) => x.getContent().body === draft, "Bob decrypts the draft");
+    await line(draft).hover();
+    await line(draft).getByRole("button", { name: "Edit" }).click();
+    await page.getByLabel("Message", { exact: true }).fill(final);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
+    await line(final).getByText("(edited)").waitFor({ timeout: 30_000 });
+    await waitFor("Bob decrypts the edit and shows it", () => original.getContent().body === final, 30_000);
+
+    const question = `question ${randomBytes(4).toString("hex")}`;
+    const { event_id } = await bobClient.sendTextMessage(roomId, question);
+    await line(question).waitFor({ timeout: 30_000 });
+    await line(question).hover();
+    await line(question).getByRole("button", { name: "Reply", exact: true }).click();
+    const answer = `answer ${randomBytes(4).toString("hex")}`;
+    await page.getByLabel("Message", { exact: true }).fill(answer);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
+    const e = await bobSees((x) => x.getContent().body === answer, "Bob decrypts the reply");
+    assert.equal(e.replyEventId, event_id, "the reply relation survives encryption");
+    await line(answer).locator("blockquote").getByText(question).waitFor();
   });
 
   it("a file sent in the encrypted room is uploaded as ciphertext and Bob decrypts it intact", async () => {

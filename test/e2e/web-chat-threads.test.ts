@@ -1,7 +1,7 @@
 /**
  * Browser proof for the chat client's conversation features: Debian's Chromium (playwright-core) runs the built
  * client as Alice against the real homeserver in a child process; Bob is matrix-js-sdk in Node with thread
- * support. Alice finds Bob through the user directory in the invite form, they reply in a thread from both
+ * support. Alice finds Bob through the user directory in the invite form (and starts a direct chat with him), they reply in a thread from both
  * sides (the threads panel lists it, the root shows the summary), Alice replies to a message, edits one
  * (still edited after a reload), toggles a reaction next to Bob's, searches with highlights and jumps to the
  * hit, and sees Bob's mention in the notifications list and as a browser notification while the tab is
@@ -131,6 +131,27 @@ test("Alice signs in, creates a room and invites Bob found through the user dire
     () => bobClient.getRooms().find((r) => r.name === "Team room" && r.getMyMembership() === "join")?.roomId,
   );
   await log().getByText("bob joined").waitFor();
+});
+
+test("a direct chat with someone found in the user directory", async () => {
+  await page.getByRole("button", { name: "New room" }).click();
+  const dialog = page.getByRole("dialog", { name: "New room" });
+  await dialog.getByLabel("Or start a direct chat with").pressSequentially("bo");
+  await dialog
+    .getByRole("list", { name: "Matching users" })
+    .getByRole("button", { name: /@bob:localhost/ })
+    .click();
+  await dialog.getByRole("button", { name: "Start chat" }).click();
+  await dialog.waitFor({ state: "detached" });
+  const dm = await waitFor("Bob joins the direct chat", () =>
+    bobClient.getRooms().find((r) => r.getMyMembership() === "join" && r.getDMInviter() === alice.userId),
+  );
+  const direct = await ok(hs.url, "GET", `/_matrix/client/v3/user/${enc(alice.userId)}/account_data/m.direct`, {
+    token: alice.accessToken,
+  });
+  assert.deepEqual(direct[bob.userId], [dm.roomId], "the room is in Alice's m.direct under Bob");
+  await page.getByRole("button", { name: /^Team room/ }).click();
+  await page.getByRole("heading", { name: "Team room" }).waitFor();
 });
 
 test("a thread with replies from both: the threads panel lists it, the root shows the summary", async () => {
