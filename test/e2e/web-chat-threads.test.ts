@@ -39,6 +39,8 @@ let bob: Session;
 let bobClient: MatrixClient;
 /** The room Alice creates, shared by the steps below. */
 let roomId = "";
+/** Bob's last reply in the thread (searched for later). */
+let later = "";
 
 /** An event in a room Bob sees (main timeline or a thread), once one matches. */
 function bobSees(match: (e: MatrixEvent) => boolean, what: string): Promise<MatrixEvent> {
@@ -195,7 +197,7 @@ test("a thread with replies from both: the threads panel lists it, the root show
   // A new reply while Alice looks at the thread list: that thread is marked unread until she opens it.
   await panel.getByRole("button", { name: "← All threads" }).click();
   await list.getByRole("button", { name: /2 replies/ }).waitFor();
-  const later = `One more thing ${tag()}`;
+  later = `One more thing ${tag()}`;
   await bobClient.sendMessage(roomId, rootId, { msgtype: "m.text", body: later } as any);
   const unread = list.getByRole("button", { name: /1 unread.*3 replies/ });
   await unread.waitFor();
@@ -323,7 +325,16 @@ test("message search finds a message with the word highlighted and jumps to it",
   await results.getByRole("button", { name: "Show in Team room" }).first().click();
   await log().locator("li.msg.focused", { hasText: word }).waitFor();
   await screenshot("web-chat-search.png");
-  await panel.getByRole("button", { name: "Close panel" }).click();
+
+  // A hit inside a thread opens that thread.
+  const threadTag = later.split(" ").at(-1)!;
+  await panel.getByLabel("Search for").fill(threadTag);
+  await panel.getByRole("button", { name: "Search", exact: true }).click();
+  await results.locator("mark", { hasText: threadTag }).waitFor();
+  await results.getByRole("button", { name: "Show in Team room" }).first().click();
+  const thread = page.getByRole("complementary", { name: "Thread" });
+  await thread.getByRole("log", { name: "Thread" }).getByText(later).waitFor();
+  await thread.getByRole("button", { name: "Close panel" }).click();
 });
 
 test("a mention: a browser notification while the tab is hidden, and in the notifications list", async () => {

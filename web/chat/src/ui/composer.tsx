@@ -50,6 +50,11 @@ export function Composer(props: {
     ? { text: "thread-input", file: "thread-file" }
     : { text: "composer-input", file: "composer-file" };
 
+  // A thread's box takes focus when the thread opens (from "Reply in thread" one means to write there).
+  useEffect(() => {
+    if (threadId) input.current?.focus();
+  }, [threadId]);
+
   // Entering a mode moves focus to the box; editing starts from the message's current text.
   useEffect(() => {
     const el = input.current;

@@ -4,7 +4,6 @@
  */
 import {
   type MatrixClient,
-  type MatrixEvent,
   MatrixEventEvent,
   type Room,
   RoomEvent,
@@ -74,16 +73,17 @@ export function RoomView(props: {
     .filter((m) => m.typing && m.userId !== me)
     .map((m) => m.name);
 
-  const jump = (eventId: string) => {
-    const e: MatrixEvent | undefined = room.findEventById(eventId);
-    if (e?.threadRootId && e.threadRootId !== eventId) setPanel({ kind: "thread", id: e.threadRootId });
+  /** Show an event: in its thread's panel when it is a thread reply, else in the room's timeline. */
+  const jump = (eventId: string, threadId?: string) => {
+    const root = threadId ?? room.findEventById(eventId)?.threadRootId;
+    if (root && root !== eventId) setPanel({ kind: "thread", id: root });
     else setFocus(eventId);
   };
   const actions: MessageActions = {
     reply: (e) => setMode({ kind: "reply", event: e }),
     edit: (e) => setMode({ kind: "edit", event: e }),
     thread: (id) => setPanel({ kind: "thread", id }),
-    jump,
+    jump: (id) => jump(id),
   };
   const toggle = (kind: "threads" | "search") =>
     setPanel((p) => (p?.kind === kind || (kind === "threads" && p?.kind === "thread") ? null : { kind }));
@@ -155,7 +155,9 @@ export function RoomView(props: {
               <SearchPanel
                 client={client}
                 roomId={room.roomId}
-                onOpen={(roomId, eventId) => (roomId === room.roomId ? jump(eventId) : props.onOpen(roomId, eventId))}
+                onOpen={(roomId, eventId, threadId) =>
+                  roomId === room.roomId ? jump(eventId, threadId) : props.onOpen(roomId, eventId)
+                }
               />
             )}
           </aside>

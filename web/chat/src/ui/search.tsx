@@ -20,7 +20,8 @@ export function Highlighted({ text, words }: { text: string; words: string[] }) 
 export function SearchPanel(props: {
   client: MatrixClient;
   roomId: string;
-  onOpen: (roomId: string, eventId: string) => void;
+  /** Open a hit: its room, the event, and the thread it belongs to (if any). */
+  onOpen: (roomId: string, eventId: string, threadId?: string) => void;
 }) {
   const { client } = props;
   const [results, setResults] = useState<ISearchResults | null>(null);
@@ -102,7 +103,11 @@ export function SearchPanel(props: {
                   </p>
                 </div>
                 {context(r.context.getTimeline().slice(r.context.getOurEventIndex() + 1))}
-                <button type="button" class="quiet" onClick={() => props.onOpen(ev.getRoomId()!, ev.getId()!)}>
+                <button
+                  type="button"
+                  class="quiet"
+                  onClick={() => props.onOpen(ev.getRoomId()!, ev.getId()!, ev.threadRootId)}
+                >
                   Show in {roomName}
                 </button>
               </li>
