@@ -40,7 +40,9 @@ export function MessageItem(props: {
     prev?.getSender() === e.getSender() &&
     prev?.getType() === "m.room.message" &&
     e.getTs() - prev.getTs() < 5 * 60_000 &&
-    !isRealReply(e);
+    !isRealReply(e) &&
+    // A thread summary under the previous message ends the group: this one would read as part of it.
+    !(actions.thread && room.getThread(prev.getId() ?? "")?.length);
   const id = e.getId();
   const sent = !!id?.startsWith("$");
   const readers = sent ? room.getUsersReadUpTo(e).filter((u) => u !== me && u !== e.getSender()) : [];
