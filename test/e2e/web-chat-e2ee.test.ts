@@ -2,23 +2,23 @@
  * Browser proof for encrypted rooms: the web client in Debian's Chromium (Rust crypto in WASM, store in
  * IndexedDB) and a matrix-js-sdk client with Rust crypto in Node. Alice creates an encrypted room in the
  * browser and invites Bob; a message each way decrypts on the other side; a file Alice sends is encrypted
- * before upload (the media repository holds ciphertext) and Bob decrypts it intact with node:crypto.
+ * before upload (the media repository holds ciphertext) and Bob decrypts it intact with node:crypto; an edit
+ * and a reply made in the browser keep their relations through encryption.
  * Needs /sync to carry the E2EE sections (to-device, device lists); skipped with a reason until it does.
  */
 import assert from "node:assert/strict";
 import { createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ClientEvent, type MatrixClient, type MatrixEvent, type Room, RoomEvent, SyncState } from "matrix-js-sdk";
+import { ClientEvent, type MatrixClient, type MatrixEvent, SyncState } from "matrix-js-sdk";
 import type { BrowserContext, Page } from "playwright-core";
-import { silentLogger } from "../../src/core/logger.ts";
-import { chatDist, ensureChatBuilt } from "../../src/web/build.ts";
-import { type RunningWebServer, startWebServer } from "../../src/web/server.ts";
-import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
+import type { RunningWebServer } from "../../src/web/server.ts";
+import { launchChromium } from "./helpers/browser.ts";
 import { api, registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
+import { joinInvites, serveChat, signIn, tearDown } from "./helpers/web-chat.ts";
 
 const PASSWORD = "correct horse battery";
 const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
@@ -56,16 +56,7 @@ describe("web client: encrypted room with a matrix-js-sdk peer", {
     );
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
-    await ensureChatBuilt(silentLogger);
-    web = await startWebServer({
-      host: "127.0.0.1",
-      port: 0,
-      root: chatDist,
-      homeserverUrl: () => hs.url,
-      serverName: "localhost",
-      log: silentLogger,
-    });
+    web = await serveChat(hs.url);
     alice = await registerUser(hs.url, "alice", PASSWORD);
     bob = await registerUser(hs.url, "bob", PASSWORD);
     bobClient = sdkClient(hs.url, bob);
@@ -81,26 +72,18 @@ describe("web client: encrypted room with a matrix-js-sdk peer", {
     });
     await bobClient.startClient({ initialSyncLimit: 50 });
     await ready;
-    bobClient.on(RoomEvent.MyMembership, (room: Room, membership: string) => {
-      if (membership === "invite") bobClient.joinRoom(room.roomId).catch(() => {});
-    });
+    joinInvites(bobClient);
 
     ({ profile, context, page } = await launchChromium({ viewport: { width: 1280, height: 800 } }));
     page.on("pageerror", (e) => pageErrors.push(String(e)));
   });
 
   after(async () => {
-    await context?.close().catch(() => {});
-    bobClient?.stopClient();
-    await web?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await tearDown({ context, profile, peer: bobClient, web });
   });
 
   it("Alice logs in and creates an encrypted room inviting Bob", async () => {
-    await page.goto(web.url);
-    await page.getByLabel("User name").fill("alice");
-    await page.getByLabel("Password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await signIn(page, web.url, "alice", PASSWORD);
     await page.getByRole("button", { name: "New room" }).click();
     const dialog = page.getByRole("dialog", { name: "New room" });
     await dialog.getByLabel("Room name").fill("Secret room");
@@ -128,6 +111,34 @@ describe("web client: encrypted room with a matrix-js-sdk peer", {
     const reply = `secret from node ${randomBytes(4).toString("hex")}`;
     await bobClient.sendTextMessage(roomId, reply);
     await page.getByRole("log", { name: "Messages in Secret room" }).getByText(reply).waitFor({ timeout: 30_000 });
+  });
+
+  it("an edit and a reply sent from the browser in the encrypted room decrypt for Bob", async () => {
+    const log = page.getByRole("log", { name: "Messages in Secret room" });
+    const line = (text: string) => log.locator("li.msg", { hasText: text }).first();
+    const draft = `draft ${randomBytes(4).toString("hex")}`;
+    const final = draft.replace("draft", "final");
+    await page.getByLabel("Message", { exact: true }).fill(draft);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
+    const original = await bobSees((x) => x.getContent().body === draft, "Bob decrypts the draft");
+    await line(draft).hover();
+    await line(draft).getByRole("button", { name: "Edit" }).click();
+    await page.getByLabel("Message", { exact: true }).fill(final);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
+    await line(final).getByText("(edited)").waitFor({ timeout: 30_000 });
+    await waitFor("Bob decrypts the edit and shows it", () => original.getContent().body === final, 30_000);
+
+    const question = `question ${randomBytes(4).toString("hex")}`;
+    const { event_id } = await bobClient.sendTextMessage(roomId, question);
+    await line(question).waitFor({ timeout: 30_000 });
+    await line(question).hover();
+    await line(question).getByRole("button", { name: "Reply", exact: true }).click();
+    const answer = `answer ${randomBytes(4).toString("hex")}`;
+    await page.getByLabel("Message", { exact: true }).fill(answer);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
+    const e = await bobSees((x) => x.getContent().body === answer, "Bob decrypts the reply");
+    assert.equal(e.replyEventId, event_id, "the reply relation survives encryption");
+    await line(answer).locator("blockquote").getByText(question).waitFor();
   });
 
   it("a file sent in the encrypted room is uploaded as ciphertext and Bob decrypts it intact", async () => {

@@ -7,19 +7,18 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { crc32, deflateSync } from "node:zlib";
-import { ClientEvent, type MatrixClient, type MatrixEvent, type Room, RoomEvent } from "matrix-js-sdk";
+import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
 import type { BrowserContext, Page } from "playwright-core";
-import { silentLogger } from "../../src/core/logger.ts";
-import { chatDist, ensureChatBuilt } from "../../src/web/build.ts";
-import { type RunningWebServer, startWebServer } from "../../src/web/server.ts";
-import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
-import { registerUser, type Session, sdkClient, waitFor } from "./helpers/client.ts";
+import type { RunningWebServer } from "../../src/web/server.ts";
+import { launchChromium } from "./helpers/browser.ts";
+import { registerUser, type Session, waitFor } from "./helpers/client.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
+import { serveChat, startPeer, tearDown } from "./helpers/web-chat.ts";
 
 const PASSWORD = "correct horse battery";
 const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
@@ -87,27 +86,11 @@ async function screenshot(name: string): Promise<string> {
 }
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
-  await ensureChatBuilt(silentLogger);
   hs = await ChildHomeserver.start();
-  web = await startWebServer({
-    host: "127.0.0.1",
-    port: 0,
-    root: chatDist,
-    homeserverUrl: () => hs.url,
-    serverName: "localhost",
-    log: silentLogger,
-  });
+  web = await serveChat(hs.url);
   alice = await registerUser(hs.url, "alice", PASSWORD);
   bob = await registerUser(hs.url, "bob", PASSWORD);
-  bobClient = sdkClient(hs.url, bob);
-  const ready = new Promise<void>((r) => bobClient.once(ClientEvent.Sync, () => r()));
-  await bobClient.startClient({ initialSyncLimit: 50 });
-  await ready;
-  // Bob joins every room he is invited to, like a bot would.
-  bobClient.on(RoomEvent.MyMembership, (room: Room, membership: string) => {
-    if (membership === "invite") bobClient.joinRoom(room.roomId).catch(() => {});
-  });
+  bobClient = await startPeer(hs.url, bob);
 
   ({ profile, context, page } = await launchChromium({
     viewport: { width: 1280, height: 800 },
@@ -117,11 +100,7 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
-  bobClient?.stopClient();
-  await web?.close();
-  await hs?.dispose();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await tearDown({ context, profile, peer: bobClient, web, hs });
 });
 
 test("logs in with the homeserver URL prefilled from /config.json", async () => {

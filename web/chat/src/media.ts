@@ -68,8 +68,8 @@ async function imageSize(file: File): Promise<{ w: number; h: number } | undefin
   }
 }
 
-/** Upload a file (encrypted first in an encrypted room) and send it as m.image or m.file. */
-export async function sendFile(client: MatrixClient, roomId: string, file: File): Promise<void> {
+/** Upload a file (encrypted first in an encrypted room) and send it as m.image or m.file (in a thread if given). */
+export async function sendFile(client: MatrixClient, roomId: string, file: File, threadId?: string): Promise<void> {
   const type = file.type || "application/octet-stream";
   const isImage = type.startsWith("image/");
   const info: Record<string, unknown> = { mimetype: type, size: file.size };
@@ -86,5 +86,5 @@ export async function sendFile(client: MatrixClient, roomId: string, file: File)
     const up = await client.uploadContent(file, { name: file.name, type });
     content.url = up.content_uri;
   }
-  await client.sendMessage(roomId, content as any);
+  await client.sendMessage(roomId, threadId ?? null, content as any);
 }

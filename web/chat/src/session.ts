@@ -76,7 +76,12 @@ export async function startSession(s: StoredSession): Promise<{ client: MatrixCl
     };
     client.on(ClientEvent.Sync, on);
   });
-  await client.startClient({ initialSyncLimit: 30, pendingEventOrdering: PendingEventOrdering.Detached });
+  // Threads: replies in a thread live in the thread's own timeline, not the room's (spec: "Threading").
+  await client.startClient({
+    initialSyncLimit: 30,
+    pendingEventOrdering: PendingEventOrdering.Detached,
+    threadSupport: true,
+  });
   await ready;
   return { client, encryption };
 }

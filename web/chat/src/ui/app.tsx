@@ -4,9 +4,11 @@ import { useEffect, useState } from "preact/hooks";
 import { errorText } from "../format.ts";
 import { useClientEvents } from "../hooks.ts";
 import { forgetBlobUrls } from "../media.ts";
+import { watchNotifications } from "../notify.ts";
 import { forgetSession, logout, type PageConfig, type StoredSession, startSession, storedSession } from "../session.ts";
 import { Login } from "./login.tsx";
 import { NewRoomDialog } from "./new-room.tsx";
+import { NotificationsPanel } from "./notifications.tsx";
 import { RoomList } from "./room-list.tsx";
 import { RoomView } from "./room-view.tsx";
 
@@ -69,8 +71,16 @@ function Chat({ client, encryption, onSignOut }: { client: MatrixClient; encrypt
   // A room just created or joined may reach this client's sync after the call returns: render when it arrives.
   useClientEvents(client, CHAT_EVENTS);
   const [roomId, setRoomId] = useState<string | null>(null);
+  // An event to bring into view when the room opens (a search result, a notification).
+  const [focus, setFocus] = useState<string | undefined>();
   const [creating, setCreating] = useState(false);
+  const [showNotifs, setShowNotifs] = useState(false);
   const room = roomId ? client.getRoom(roomId) : null;
+  const open = (id: string | null, eventId?: string) => {
+    setRoomId(id);
+    setFocus(eventId);
+  };
+  useEffect(() => watchNotifications(client, (id) => open(id)), [client]);
   return (
     <div class="shell" data-view={room ? "room" : "list"}>
       <a class="skip" href="#composer-input">
@@ -88,11 +98,33 @@ function Chat({ client, encryption, onSignOut }: { client: MatrixClient; encrypt
             Sign out
           </button>
         </header>
-        <RoomList client={client} selected={roomId} onSelect={setRoomId} />
+        <div class="bar sub">
+          <button type="button" class="quiet" aria-expanded={showNotifs} onClick={() => setShowNotifs((v) => !v)}>
+            {showNotifs ? "Back to rooms" : "Notifications"}
+          </button>
+        </div>
+        {showNotifs ? (
+          <NotificationsPanel
+            client={client}
+            onOpen={(id, eventId) => {
+              setShowNotifs(false);
+              open(id, eventId);
+            }}
+          />
+        ) : (
+          <RoomList client={client} selected={roomId} onSelect={(id) => open(id)} />
+        )}
       </aside>
       <main class="room" aria-label={room ? `Room ${room.name}` : "No room selected"}>
         {room ? (
-          <RoomView key={room.roomId} client={client} room={room} onBack={() => setRoomId(null)} />
+          <RoomView
+            key={room.roomId}
+            client={client}
+            room={room}
+            focus={focus}
+            onBack={() => open(null)}
+            onOpen={open}
+          />
         ) : (
           <p class="empty">Pick a room, or start one with “New room”.</p>
         )}
@@ -103,7 +135,7 @@ function Chat({ client, encryption, onSignOut }: { client: MatrixClient; encrypt
           encryption={encryption}
           onClose={(id) => {
             setCreating(false);
-            if (id) setRoomId(id);
+            if (id) open(id);
           }}
         />
       )}

@@ -3,13 +3,16 @@ import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
 import { useEffect, useState } from "preact/hooks";
 import { errorText, formatSize } from "../format.ts";
 import { blobUrl, download, type MediaRef, mediaRefOf } from "../media.ts";
+import { isEdit, messageText } from "../relations.ts";
 import { DownloadIcon, LockIcon } from "./icons.tsx";
 
 const STATE_TYPES = new Set(["m.room.create", "m.room.member", "m.room.name", "m.room.topic", "m.room.encryption"]);
 
-/** Events worth a line: messages (also undecryptable ones) and the state changes people care about. */
+/** Events worth a line: messages (also undecryptable ones) and the state changes people care about; edits
+ * show on the message they edit. */
 export const isShown = (e: MatrixEvent): boolean =>
   !e.isRedacted() &&
+  !isEdit(e) &&
   (e.getType() === "m.room.message" || e.getType() === "m.room.encrypted" || STATE_TYPES.has(e.getType()));
 
 function stateLine(e: MatrixEvent): string {
@@ -70,7 +73,7 @@ export function EventBody({ client, event }: { client: MatrixClient; event: Matr
         * {event.sender?.name} {name}
       </p>
     );
-  return <p class={c.msgtype === "m.notice" ? "body notice-msg" : "body"}>{name}</p>;
+  return <p class={c.msgtype === "m.notice" ? "body notice-msg" : "body"}>{messageText(event)}</p>;
 }
 
 function Image(props: { client: MatrixClient; media: MediaRef; alt: string; info?: { w?: number; h?: number } }) {

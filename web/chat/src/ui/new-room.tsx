@@ -1,9 +1,16 @@
-/** A modal dialog (native <dialog>: focus trap, Escape) to create a room or join one by ID or alias. */
-import { type MatrixClient, Preset, Visibility } from "matrix-js-sdk";
+/**
+ * A modal dialog (native <dialog>: focus trap, Escape) to create a room, join one by ID or alias, or start a
+ * direct chat with someone found in the user directory.
+ */
+import { EventType, type MatrixClient, Preset, Visibility } from "matrix-js-sdk";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { errorText } from "../format.ts";
+import { UserSearch } from "./user-search.tsx";
 
 const MEGOLM = "m.megolm.v1.aes-sha2";
+/** Initial state turning on Megolm encryption, or none. */
+const encryptionState = (on: boolean) =>
+  on ? [{ type: "m.room.encryption", state_key: "", content: { algorithm: MEGOLM } }] : [];
 
 export function NewRoomDialog(props: {
   client: MatrixClient;
@@ -14,6 +21,7 @@ export function NewRoomDialog(props: {
   const ref = useRef<HTMLDialogElement>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
+  const [dmUser, setDmUser] = useState("");
 
   useEffect(() => {
     ref.current?.showModal();
@@ -46,9 +54,23 @@ export function NewRoomDialog(props: {
         invite,
         preset: isPublic ? Preset.PublicChat : Preset.PrivateChat,
         visibility: isPublic ? Visibility.Public : Visibility.Private,
-        initial_state: encrypted ? [{ type: "m.room.encryption", state_key: "", content: { algorithm: MEGOLM } }] : [],
+        initial_state: encryptionState(encrypted),
       })
       .then((r) => r.room_id);
+  };
+  // A direct chat: a trusted private room marked is_direct, and listed in my m.direct account data.
+  const direct = async () => {
+    const userId = dmUser.trim();
+    const { room_id } = await client.createRoom({
+      is_direct: true,
+      invite: [userId],
+      preset: Preset.TrustedPrivateChat,
+      initial_state: encryptionState(props.encryption),
+    });
+    const map = { ...(client.getAccountData(EventType.Direct)?.getContent() ?? {}) } as Record<string, string[]>;
+    map[userId] = [...(map[userId] ?? []), room_id];
+    await client.setAccountData(EventType.Direct, map);
+    return room_id;
   };
   const join = (f: FormData) => client.joinRoom(String(f.get("room")).trim()).then((r) => r.roomId);
 
@@ -81,6 +103,18 @@ export function NewRoomDialog(props: {
             Join
           </button>
         </div>
+      </form>
+      <form onSubmit={(e) => run(e, direct)} aria-label="Start a direct chat" class="join">
+        <UserSearch
+          client={client}
+          id="dm-user"
+          label="Or start a direct chat with"
+          value={dmUser}
+          onInput={setDmUser}
+        />
+        <button type="submit" disabled={busy || !dmUser.trim()}>
+          Start chat
+        </button>
       </form>
       {error && (
         <p class="error" role="alert">

@@ -1,4 +1,4 @@
-/** Joined rooms (most recent activity first, unread counts) and pending invites (accept / decline). */
+/** Joined rooms (most recent activity first, unread counts, mentions marked) and pending invites (accept / decline). */
 import {
   ClientEvent,
   KnownMembership,
@@ -99,6 +99,7 @@ export function RoomList(props: { client: MatrixClient; selected: string | null;
       <ul aria-labelledby="rooms-h">
         {joined.map((r) => {
           const unread = r.getUnreadNotificationCount(NotificationCountType.Total);
+          const mentions = r.getUnreadNotificationCount(NotificationCountType.Highlight);
           const current = r.roomId === props.selected;
           return (
             <li key={r.roomId}>
@@ -113,9 +114,9 @@ export function RoomList(props: { client: MatrixClient; selected: string | null;
                   {r.name}
                 </span>
                 {unread > 0 && !current && (
-                  <span class="badge">
+                  <span class={mentions > 0 ? "badge highlight" : "badge"}>
                     {unread}
-                    <span class="visually-hidden"> unread</span>
+                    <span class="visually-hidden"> unread{mentions > 0 ? `, ${mentions} mentioning you` : ""}</span>
                   </span>
                 )}
                 <span class="preview">{preview(r)}</span>

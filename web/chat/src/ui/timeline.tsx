@@ -1,19 +1,24 @@
 /**
  * The room's live timeline as an accessible log: older history loads when scrolled to the top (or with the
- * button), the view sticks to the bottom while new messages arrive, and read receipts show under messages.
+ * button), the view sticks to the bottom while new messages arrive, and a focused event (a search result, a
+ * quoted message) is paged back to if needed, scrolled into view and marked.
  */
-import { Direction, type MatrixClient, type MatrixEvent, type Room } from "matrix-js-sdk";
-import { useLayoutEffect, useRef, useState } from "preact/hooks";
-import { errorText, formatTime } from "../format.ts";
-import { EventBody, isShown } from "./event-body.tsx";
+import { Direction, type MatrixClient, type Room } from "matrix-js-sdk";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { errorText } from "../format.ts";
+import { isShown } from "./event-body.tsx";
+import { type MessageActions, MessageItems } from "./message.tsx";
 
-export function Timeline({ client, room }: { client: MatrixClient; room: Room }) {
+/** Pages of history to load looking for a focused event before giving up. */
+const FOCUS_PAGES = 10;
+
+export function Timeline(props: { client: MatrixClient; room: Room; actions: MessageActions; focus?: string }) {
+  const { client, room, focus } = props;
   const ref = useRef<HTMLOListElement>(null);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState("");
   // Distance from the bottom before a render: kept when history is prepended, zero means "follow new messages".
   const fromBottom = useRef(0);
-  const me = client.getUserId();
 
   const timeline = room.getLiveTimeline();
   const events = timeline.getEvents().filter(isShown);
@@ -23,8 +28,35 @@ export function Timeline({ client, room }: { client: MatrixClient; room: Room })
 
   useLayoutEffect(() => {
     const el = ref.current;
-    if (el) el.scrollTop = el.scrollHeight - el.clientHeight - fromBottom.current;
+    if (el && !focus) el.scrollTop = el.scrollHeight - el.clientHeight - fromBottom.current;
   });
+
+  // Page back until the focused event is loaded, then bring it into view.
+  useEffect(() => {
+    if (!focus) return;
+    let cancelled = false;
+    (async () => {
+      for (
+        let i = 0;
+        i < FOCUS_PAGES &&
+        !room
+          .getLiveTimeline()
+          .getEvents()
+          .some((e) => e.getId() === focus);
+        i++
+      ) {
+        if (room.getLiveTimeline().getPaginationToken(Direction.Backward) === null) break;
+        await client.scrollback(room, 50).catch(() => {});
+        if (cancelled) return;
+      }
+      const el = ref.current?.querySelector(`[data-event-id="${CSS.escape(focus)}"]`);
+      if (el) el.scrollIntoView({ block: "center" });
+      else setError("That message is not in this room's loaded history.");
+    })();
+    return () => {
+      cancelled = true;
+    };
+  }, [focus]);
 
   const loadOlder = async () => {
     if (loading || atStart) return;
@@ -45,7 +77,6 @@ export function Timeline({ client, room }: { client: MatrixClient; room: Room })
     if (el.scrollTop < 80) void loadOlder();
   };
 
-  let prev: MatrixEvent | undefined;
   return (
     // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must be focusable to scroll by keyboard.
     <ol class="timeline" ref={ref} role="log" aria-label={`Messages in ${room.name}`} tabIndex={0} onScroll={onScroll}>
@@ -63,35 +94,7 @@ export function Timeline({ client, room }: { client: MatrixClient; room: Room })
           </span>
         )}
       </li>
-      {events.map((e) => {
-        const sameSender =
-          prev?.getSender() === e.getSender() &&
-          prev?.getType() === "m.room.message" &&
-          e.getTs() - prev.getTs() < 5 * 60_000;
-        prev = e;
-        const isMessage = e.getType() === "m.room.message" || e.getType() === "m.room.encrypted";
-        const readers = e.getId()?.startsWith("$")
-          ? room.getUsersReadUpTo(e).filter((u) => u !== me && u !== e.getSender())
-          : [];
-        return (
-          <li
-            key={e.getId() ?? e.getTxnId()}
-            class={`${isMessage ? "msg" : "notice"}${e.getSender() === me ? " mine" : ""}${e.status ? " pending" : ""}`}
-          >
-            {isMessage && !sameSender && (
-              <div class="meta">
-                <span class="sender">{e.sender?.name ?? e.getSender()}</span>{" "}
-                <time dateTime={new Date(e.getTs()).toISOString()}>{formatTime(e.getTs())}</time>
-              </div>
-            )}
-            <EventBody client={client} event={e} />
-            {e.status && <span class="status">sending…</span>}
-            {readers.length > 0 && (
-              <div class="receipts">Seen by {readers.map((u) => room.getMember(u)?.name ?? u).join(", ")}</div>
-            )}
-          </li>
-        );
-      })}
+      <MessageItems client={client} room={room} events={events} actions={props.actions} focus={focus} />
     </ol>
   );
 }
