@@ -13,6 +13,7 @@ import { integrityTests } from "./conformance/integrity.ts";
 import { keyBackupTests } from "./conformance/key-backup.ts";
 import { keyTests } from "./conformance/keys.ts";
 import { mediaTests } from "./conformance/media.ts";
+import { moderationTests } from "./conformance/moderation.ts";
 import { pusherTests } from "./conformance/pushers.ts";
 import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
@@ -35,6 +36,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("AccountDataStore", () => accountDataTests(makeStore));
     describe("EphemeralStore", () => ephemeralTests(makeStore));
     describe("MediaStore", () => mediaTests(makeStore));
+    describe("ReportStore and admin listings", () => moderationTests(makeStore));
     describe("KeyStore", () => keyTests(makeStore));
     describe("KeyBackupStore", () => keyBackupTests(makeStore));
     describe("PusherStore", () => pusherTests(makeStore));

@@ -38,6 +38,7 @@ export const user = (userId: string, over: Partial<UserRow> = {}): UserRow => ({
   isGuest: false,
   displayname: null,
   avatarUrl: null,
+  shadowBanned: false,
   ...over,
 });
 

@@ -375,4 +375,27 @@ export const MIGRATIONS: string[] = [
     WHERE redacted_by IS NULL AND type IN ('m.room.message', 'm.room.name', 'm.room.topic')) x
   WHERE t IS NOT NULL;
   `,
+  // moderation (Synapse-compatible admin API): content reports (event, room, user), shadow-banned users, blocked
+  // rooms (joins refused), quarantined media.
+  `
+  CREATE TABLE reports (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    received_ts BIGINT NOT NULL,
+    user_id ${T} NOT NULL,
+    room_id ${T},
+    event_id ${T},
+    target_user_id ${T},
+    reason TEXT,
+    score INTEGER
+  );
+  CREATE INDEX reports_kind ON reports(kind, id);
+  ALTER TABLE users ADD COLUMN shadow_banned BOOLEAN NOT NULL DEFAULT false;
+  ALTER TABLE media ADD COLUMN quarantined_by ${T};
+  CREATE INDEX media_uploader ON media(uploader, created_ts);
+  CREATE TABLE blocked_rooms (
+    room_id ${T} PRIMARY KEY,
+    user_id ${T} NOT NULL
+  );
+  `,
 ];

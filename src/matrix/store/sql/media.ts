@@ -1,8 +1,8 @@
 /** MediaStore for both backends: the rows describing uploads (their bytes live in the blob store). */
 import { AmiError } from "../../../core/errors.ts";
 import { mediaFromRow } from "../rows.ts";
-import type { Sql } from "../sql.ts";
-import type { MediaRow, MediaStore } from "../types.ts";
+import type { Sql, SqlParam } from "../sql.ts";
+import type { MediaQuery, MediaRow, MediaStore } from "../types.ts";
 
 export class SqlMediaStore implements MediaStore {
   readonly #sql: Sql;
@@ -26,5 +26,42 @@ export class SqlMediaStore implements MediaStore {
   async getMedia(mediaId: string): Promise<MediaRow | null> {
     const r = await this.#sql.get("SELECT * FROM media WHERE media_id = ?", [mediaId]);
     return r ? mediaFromRow(r) : null;
+  }
+
+  async listMedia(q: MediaQuery): Promise<{ rows: MediaRow[]; total: number }> {
+    const conds: string[] = [];
+    const params: SqlParam[] = [];
+    if (q.uploader !== undefined) {
+      conds.push("uploader = ?");
+      params.push(q.uploader);
+    }
+    if (q.mediaIds !== undefined) {
+      conds.push(this.#sql.anyOf("media_id"));
+      params.push(q.mediaIds);
+    }
+    if (q.beforeTs !== undefined) {
+      conds.push("created_ts < ?");
+      params.push(q.beforeTs);
+    }
+    if (q.sizeGt !== undefined) {
+      conds.push("size > ?");
+      params.push(q.sizeGt);
+    }
+    const where = conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+    const d = q.dir === "f" ? "ASC" : "DESC";
+    const rows = await this.#sql.all(
+      `SELECT * FROM media ${where} ORDER BY created_ts ${d}, media_id ${d} LIMIT ? OFFSET ?`,
+      [...params, Math.max(0, q.limit ?? 1_000_000), Math.max(0, q.offset ?? 0)],
+    );
+    const total = Number((await this.#sql.get(`SELECT count(*) AS n FROM media ${where}`, params)).n);
+    return { rows: rows.map(mediaFromRow), total };
+  }
+
+  async setQuarantined(mediaIds: string[], by: string | null): Promise<number> {
+    return this.#sql.run(`UPDATE media SET quarantined_by = ? WHERE ${this.#sql.anyOf("media_id")}`, [by, mediaIds]);
+  }
+
+  async deleteMedia(mediaId: string): Promise<boolean> {
+    return (await this.#sql.run("DELETE FROM media WHERE media_id = ?", [mediaId])) > 0;
   }
 }
