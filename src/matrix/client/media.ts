@@ -9,11 +9,11 @@
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
+import { mediaHold, mediaPath } from "../service/media.ts";
 import type { MediaRow } from "../store/types.ts";
 import { queryInt } from "../validate.ts";
 
@@ -69,11 +69,6 @@ export function contentDisposition(contentType: string, filename: string | null)
   return filename ? `${kind}; filename*=UTF-8''${rfc5987(filename)}` : kind;
 }
 
-const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.slice(0, 2), mediaId);
-
-/** The hold that keeps an upload's bytes in the content-addressed store while its media row exists. */
-export const mediaHold = (mediaId: string) => `matrix.media:${mediaId}`;
-
 async function upload(req: MatrixRequest): Promise<Reply> {
   const { hs } = req;
   const ct = req.headers["content-type"];
@@ -117,7 +112,8 @@ async function find(req: MatrixRequest): Promise<Found> {
   // No federation: media of other servers is never here.
   if (serverName !== req.hs.serverName || !MEDIA_ID_RE.test(mediaId)) throw notFound();
   const row = await req.hs.store.media.getMedia(mediaId);
-  if (!row) throw notFound();
+  // Quarantined media (admin API) is not served to anyone, as Synapse.
+  if (!row || row.quarantinedBy) throw notFound();
   const { cas } = req.hs;
   const id = await cas.resolve(row.sha256).catch((e) => {
     if (e instanceof AmiError && e.code === "M_NOT_FOUND") return undefined;

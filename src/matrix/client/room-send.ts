@@ -4,6 +4,7 @@ import { AmiError } from "../../core/errors.ts";
 import { isValidEventId } from "../events/ids.ts";
 import { json, type Route } from "../http/types.ts";
 import { requireRoomId } from "../service/room-access.ts";
+import { shadowEventId } from "../service/shadow-ban.ts";
 import { parseBody } from "../validate.ts";
 
 const redactBody = z.object({ reason: z.string().optional() });
@@ -23,6 +24,8 @@ export const routes: Route[] = [
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
       const r = req.requester!;
+      const shadow = shadowEventId(r);
+      if (shadow) return json({ event_id: shadow });
       const { eventId } = await req.hs.rooms.sendEvent({
         roomId,
         sender: r.userId,
@@ -49,6 +52,8 @@ export const routes: Route[] = [
       if (!isValidEventId(target)) throw new AmiError("M_INVALID_PARAM", `Invalid event ID '${target}'`);
       const { reason } = parseBody(redactBody, req.body);
       const r = req.requester!;
+      const shadow = shadowEventId(r);
+      if (shadow) return json({ event_id: shadow });
       const { eventId } = await req.hs.rooms.sendEvent({
         roomId,
         sender: r.userId,

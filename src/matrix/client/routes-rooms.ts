@@ -4,6 +4,7 @@ import { routes as createRoom } from "./create-room.ts";
 import { routes as directory } from "./directory.ts";
 import { routes as membership } from "./membership.ts";
 import { routes as relations } from "./relations.ts";
+import { routes as reports } from "./reports.ts";
 import { routes as roomMessages } from "./room-messages.ts";
 import { routes as roomSend } from "./room-send.ts";
 import { routes as roomState } from "./room-state.ts";
@@ -19,5 +20,6 @@ export const roomRoutes: Route[] = [
   ...relations,
   ...directory,
   ...search,
+  ...reports,
   ...userDirectory,
 ];

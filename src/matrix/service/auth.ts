@@ -45,7 +45,13 @@ export class Auth implements AuthService {
       if (!user || user.deactivated) return null;
       if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
       requester = {
-        requester: { userId: tok.userId, deviceId: tok.deviceId, isAdmin: user.admin, tokenHash: hash },
+        requester: {
+          userId: tok.userId,
+          deviceId: tok.deviceId,
+          isAdmin: user.admin,
+          shadowBanned: !!user.shadowBanned,
+          tokenHash: hash,
+        },
         until: now + CACHE_MS,
       };
       this.#cache.set(hash, requester);
@@ -126,7 +132,7 @@ export class Auth implements AuthService {
     this.#revoke((r) => r.userId === userId && r.deviceId !== exceptDeviceId);
   }
 
-  /** Forget cached lookups of a user whose admin flag or deactivation changed. */
+  /** Forget cached lookups of a user whose admin flag, shadow ban or deactivation changed. */
   forgetUser(userId: string): void {
     this.#dropWhere((r) => r.userId === userId);
   }
