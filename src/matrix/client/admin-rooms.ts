@@ -280,6 +280,8 @@ export const routes: Route[] = [
     method: "DELETE",
     paths: [R1],
     auth: "required",
+    // DELETE carries a JSON body here (Synapse's parameters), which the edge reads only when asked.
+    body: "json",
     handler: async (req) => {
       requireAdmin(req);
       return json(await shutdownRoom(req.hs, shutdownRequest(req)));
@@ -290,6 +292,7 @@ export const routes: Route[] = [
     method: "DELETE",
     paths: ["/_synapse/admin/v2/rooms/{roomId}"],
     auth: "required",
+    body: "json",
     handler: async (req) => {
       requireAdmin(req);
       const { hs } = req;
