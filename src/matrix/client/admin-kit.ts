@@ -4,7 +4,7 @@
  * user object.
  */
 import { AmiError } from "../../core/errors.ts";
-import type { MatrixRequest } from "../http/types.ts";
+import type { MatrixRequest, Route } from "../http/types.ts";
 import { parseLocalUserId } from "../service/registration.ts";
 import type { UserRow } from "../store/types.ts";
 import { queryInt } from "../validate.ts";
@@ -82,5 +82,24 @@ export function userJson(u: UserRow): Record<string, unknown> {
     threepids: [],
     external_ids: [],
     last_seen_ts: null,
+  };
+}
+
+/** An admin API route: authenticated, server admins only (requireAdmin before the handler runs). */
+export function adminRoute(
+  method: Route["method"],
+  paths: string[],
+  handler: Route["handler"],
+  extra: Pick<Route, "body"> = {},
+): Route {
+  return {
+    method,
+    paths,
+    auth: "required",
+    ...extra,
+    handler: (req) => {
+      requireAdmin(req);
+      return handler(req);
+    },
   };
 }

@@ -10,7 +10,7 @@ import { deleteMediaRows, localMediaIds, roomMedia } from "../service/media.ts";
 import { requireRoom, requireRoomId } from "../service/room-access.ts";
 import type { MediaRow } from "../store/types.ts";
 import { queryInt } from "../validate.ts";
-import { enumQuery, existingLocalUser, nextToken, pageQuery, requireAdmin } from "./admin-kit.ts";
+import { adminRoute, enumQuery, existingLocalUser, nextToken, pageQuery } from "./admin-kit.ts";
 
 /** Synapse's media object of a user's media listing. */
 const mediaJson = (m: MediaRow) => ({
@@ -49,7 +49,6 @@ async function quarantine(req: MatrixRequest, ids: string[], on: boolean) {
 }
 
 const quarantineRoom = async (req: MatrixRequest) => {
-  requireAdmin(req);
   const roomId = requireRoomId(req.params.roomId);
   await requireRoom(req.hs, roomId);
   const ids = localMediaIds(req.hs, (await roomMedia(req.hs, roomId)).local);
@@ -57,7 +56,6 @@ const quarantineRoom = async (req: MatrixRequest) => {
 };
 
 const deleteOld = async (req: MatrixRequest) => {
-  requireAdmin(req);
   if (req.params.serverName !== undefined && req.params.serverName !== req.hs.serverName)
     throw new AmiError("M_INVALID_PARAM", "Can only delete local media");
   if (!req.query.get("before_ts")) throw new AmiError("M_MISSING_PARAM", "Missing integer query parameter 'before_ts'");
@@ -70,131 +68,77 @@ const deleteOld = async (req: MatrixRequest) => {
 
 export const routes: Route[] = [
   /** GET /_synapse/admin/v1/room/{roomId}/media */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/room/{roomId}/media"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const roomId = requireRoomId(req.params.roomId);
-      await requireRoom(req.hs, roomId);
-      return json(await roomMedia(req.hs, roomId));
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/room/{roomId}/media"], async (req) => {
+    const roomId = requireRoomId(req.params.roomId);
+    await requireRoom(req.hs, roomId);
+    return json(await roomMedia(req.hs, roomId));
+  }),
   /** POST /_synapse/admin/v1/room/{roomId}/media/quarantine (and the legacy /quarantine_media/{roomId}) */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v1/room/{roomId}/media/quarantine", "/_synapse/admin/v1/quarantine_media/{roomId}"],
-    auth: "required",
-    handler: quarantineRoom,
-  },
+  adminRoute(
+    "POST",
+    ["/_synapse/admin/v1/room/{roomId}/media/quarantine", "/_synapse/admin/v1/quarantine_media/{roomId}"],
+    quarantineRoom,
+  ),
   /** POST /_synapse/admin/v1/user/{userId}/media/quarantine */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v1/user/{userId}/media/quarantine"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const user = await existingLocalUser(req);
-      const { rows } = await req.hs.store.media.listMedia({ uploader: user.userId });
-      return json({
-        num_quarantined: await quarantine(
-          req,
-          rows.map((r) => r.mediaId),
-          true,
-        ),
-      });
-    },
-  },
+  adminRoute("POST", ["/_synapse/admin/v1/user/{userId}/media/quarantine"], async (req) => {
+    const user = await existingLocalUser(req);
+    const { rows } = await req.hs.store.media.listMedia({ uploader: user.userId });
+    return json({
+      num_quarantined: await quarantine(
+        req,
+        rows.map((r) => r.mediaId),
+        true,
+      ),
+    });
+  }),
   /** POST /_synapse/admin/v1/media/quarantine/{serverName}/{mediaId} */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v1/media/quarantine/{serverName}/{mediaId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      await quarantine(req, [(await localMedia(req)).mediaId], true);
-      return json({});
-    },
-  },
+  adminRoute("POST", ["/_synapse/admin/v1/media/quarantine/{serverName}/{mediaId}"], async (req) => {
+    await quarantine(req, [(await localMedia(req)).mediaId], true);
+    return json({});
+  }),
   /** POST /_synapse/admin/v1/media/unquarantine/{serverName}/{mediaId} */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v1/media/unquarantine/{serverName}/{mediaId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      await quarantine(req, [(await localMedia(req)).mediaId], false);
-      return json({});
-    },
-  },
+  adminRoute("POST", ["/_synapse/admin/v1/media/unquarantine/{serverName}/{mediaId}"], async (req) => {
+    await quarantine(req, [(await localMedia(req)).mediaId], false);
+    return json({});
+  }),
   /** GET /_synapse/admin/v1/media/{serverName}/{mediaId} */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/media/{serverName}/{mediaId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const m = await localMedia(req);
-      return json({
-        media_info: {
-          media_origin: req.hs.serverName,
-          user_id: m.uploader,
-          media_id: m.mediaId,
-          media_type: m.contentType,
-          media_length: m.size,
-          upload_name: m.filename,
-          created_ts: m.createdTs,
-          filesystem_id: m.mediaId,
-          url_cache: null,
-          last_access_ts: null,
-          quarantined_by: m.quarantinedBy ?? null,
-          authenticated: true,
-          safe_from_quarantine: false,
-          sha256: m.sha256,
-        },
-      });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/media/{serverName}/{mediaId}"], async (req) => {
+    const m = await localMedia(req);
+    return json({
+      media_info: {
+        media_origin: req.hs.serverName,
+        user_id: m.uploader,
+        media_id: m.mediaId,
+        media_type: m.contentType,
+        media_length: m.size,
+        upload_name: m.filename,
+        created_ts: m.createdTs,
+        filesystem_id: m.mediaId,
+        url_cache: null,
+        last_access_ts: null,
+        quarantined_by: m.quarantinedBy ?? null,
+        authenticated: true,
+        safe_from_quarantine: false,
+        sha256: m.sha256,
+      },
+    });
+  }),
   /** DELETE /_synapse/admin/v1/media/{serverName}/{mediaId} */
-  {
-    method: "DELETE",
-    paths: ["/_synapse/admin/v1/media/{serverName}/{mediaId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const deleted = await deleteMediaRows(req.hs, [await localMedia(req)]);
-      return json({ deleted_media: deleted, total: deleted.length });
-    },
-  },
+  adminRoute("DELETE", ["/_synapse/admin/v1/media/{serverName}/{mediaId}"], async (req) => {
+    const deleted = await deleteMediaRows(req.hs, [await localMedia(req)]);
+    return json({ deleted_media: deleted, total: deleted.length });
+  }),
   /** POST /_synapse/admin/v1/media/delete?before_ts=&size_gt= (and the deprecated /media/{serverName}/delete) */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v1/media/delete", "/_synapse/admin/v1/media/{serverName}/delete"],
-    auth: "required",
-    handler: deleteOld,
-  },
+  adminRoute("POST", ["/_synapse/admin/v1/media/delete", "/_synapse/admin/v1/media/{serverName}/delete"], deleteOld),
   /** GET /_synapse/admin/v1/users/{userId}/media */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/users/{userId}/media"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const { offset, rows, total } = await userMediaPage(req);
-      return json({ media: rows.map(mediaJson), total, ...nextToken(offset, rows.length, total) });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/users/{userId}/media"], async (req) => {
+    const { offset, rows, total } = await userMediaPage(req);
+    return json({ media: rows.map(mediaJson), total, ...nextToken(offset, rows.length, total) });
+  }),
   /** DELETE /_synapse/admin/v1/users/{userId}/media (one page: `limit`, default 100) */
-  {
-    method: "DELETE",
-    paths: ["/_synapse/admin/v1/users/{userId}/media"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const { rows } = await userMediaPage(req);
-      const deleted = await deleteMediaRows(req.hs, rows);
-      return json({ deleted_media: deleted, total: deleted.length });
-    },
-  },
+  adminRoute("DELETE", ["/_synapse/admin/v1/users/{userId}/media"], async (req) => {
+    const { rows } = await userMediaPage(req);
+    const deleted = await deleteMediaRows(req.hs, rows);
+    return json({ deleted_media: deleted, total: deleted.length });
+  }),
 ];

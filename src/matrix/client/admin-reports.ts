@@ -7,7 +7,7 @@ import { AmiError } from "../../core/errors.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
 import type { ReportRow } from "../store/types.ts";
-import { nextToken, pageQuery, requireAdmin } from "./admin-kit.ts";
+import { adminRoute, nextToken, pageQuery } from "./admin-kit.ts";
 
 /** Synapse's event report object: the report, the room's name and canonical alias, the reported event's sender. */
 async function eventReportJson(hs: Homeserver, r: ReportRow) {
@@ -73,7 +73,6 @@ async function getReport(req: MatrixRequest, kind: "event" | "user"): Promise<Re
 }
 
 async function deleteReport(req: MatrixRequest, kind: "event" | "user") {
-  requireAdmin(req);
   if (!(await req.hs.store.reports.deleteReport(kind, reportId(req))))
     throw new AmiError("M_NOT_FOUND", kind === "event" ? "Event report not found" : "User report not found");
   return json({});
@@ -81,63 +80,29 @@ async function deleteReport(req: MatrixRequest, kind: "event" | "user") {
 
 export const routes: Route[] = [
   /** GET /_synapse/admin/v1/event_reports */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/event_reports"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const { offset, rows, total } = await listReports(req, "event");
-      const event_reports = [];
-      for (const r of rows) event_reports.push(await eventReportJson(req.hs, r));
-      return json({ event_reports, total, ...nextToken(offset, rows.length, total) });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/event_reports"], async (req) => {
+    const { offset, rows, total } = await listReports(req, "event");
+    const event_reports = [];
+    for (const r of rows) event_reports.push(await eventReportJson(req.hs, r));
+    return json({ event_reports, total, ...nextToken(offset, rows.length, total) });
+  }),
   /** GET /_synapse/admin/v1/event_reports/{reportId}: with the reported event (`event_json`, federation format) */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/event_reports/{reportId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const r = await getReport(req, "event");
-      const ev = r.eventId ? await req.hs.store.events.getEvent(r.eventId) : null;
-      return json({ ...(await eventReportJson(req.hs, r)), event_json: ev?.pdu ?? null });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/event_reports/{reportId}"], async (req) => {
+    const r = await getReport(req, "event");
+    const ev = r.eventId ? await req.hs.store.events.getEvent(r.eventId) : null;
+    return json({ ...(await eventReportJson(req.hs, r)), event_json: ev?.pdu ?? null });
+  }),
   /** DELETE /_synapse/admin/v1/event_reports/{reportId} */
-  {
-    method: "DELETE",
-    paths: ["/_synapse/admin/v1/event_reports/{reportId}"],
-    auth: "required",
-    handler: (req) => deleteReport(req, "event"),
-  },
+  adminRoute("DELETE", ["/_synapse/admin/v1/event_reports/{reportId}"], (req) => deleteReport(req, "event")),
   /** GET /_synapse/admin/v1/user_reports */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/user_reports"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const { offset, rows, total } = await listReports(req, "user");
-      return json({ user_reports: rows.map(userReportJson), total, ...nextToken(offset, rows.length, total) });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/user_reports"], async (req) => {
+    const { offset, rows, total } = await listReports(req, "user");
+    return json({ user_reports: rows.map(userReportJson), total, ...nextToken(offset, rows.length, total) });
+  }),
   /** GET /_synapse/admin/v1/user_reports/{reportId} */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/user_reports/{reportId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      return json(userReportJson(await getReport(req, "user")));
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/user_reports/{reportId}"], async (req) => {
+    return json(userReportJson(await getReport(req, "user")));
+  }),
   /** DELETE /_synapse/admin/v1/user_reports/{reportId} */
-  {
-    method: "DELETE",
-    paths: ["/_synapse/admin/v1/user_reports/{reportId}"],
-    auth: "required",
-    handler: (req) => deleteReport(req, "user"),
-  },
+  adminRoute("DELETE", ["/_synapse/admin/v1/user_reports/{reportId}"], (req) => deleteReport(req, "user")),
 ];

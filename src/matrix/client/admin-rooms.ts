@@ -13,7 +13,7 @@ import { checkShutdown, type ShutdownResult, shutdownRoom } from "../service/roo
 import { MAX_STREAM } from "../service/visibility.ts";
 import type { RoomRow } from "../store/types.ts";
 import { parseBody } from "../validate.ts";
-import { boolQuery, enumQuery, pageQuery, requireAdmin } from "./admin-kit.ts";
+import { adminRoute, boolQuery, enumQuery, pageQuery } from "./admin-kit.ts";
 import { messagesPage } from "./room-messages.ts";
 
 /** Synapse's room summary (list and details), from current state. */
@@ -186,115 +186,68 @@ const R1 = "/_synapse/admin/v1/rooms/{roomId}";
 
 export const routes: Route[] = [
   /** GET /_synapse/admin/v1/rooms */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/rooms"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      return json(await listRooms(req));
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/rooms"], async (req) => {
+    return json(await listRooms(req));
+  }),
   /** GET /_synapse/admin/v1/rooms/{roomId} */
-  {
-    method: "GET",
-    paths: [R1],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const room = await knownRoom(req);
-      const summary = await roomJson(req.hs, room);
-      const tomb = await req.hs.store.events.getCurrentStateEvent(room.roomId, "m.room.tombstone", "");
-      const replacement = tomb?.pdu.content?.replacement_room;
-      return json({
-        ...summary,
-        joined_local_devices: 0,
-        forgotten: false,
-        tombstoned: !!tomb,
-        replacement_room: typeof replacement === "string" ? replacement : null,
-      });
-    },
-  },
+  adminRoute("GET", [R1], async (req) => {
+    const room = await knownRoom(req);
+    const summary = await roomJson(req.hs, room);
+    const tomb = await req.hs.store.events.getCurrentStateEvent(room.roomId, "m.room.tombstone", "");
+    const replacement = tomb?.pdu.content?.replacement_room;
+    return json({
+      ...summary,
+      joined_local_devices: 0,
+      forgotten: false,
+      tombstoned: !!tomb,
+      replacement_room: typeof replacement === "string" ? replacement : null,
+    });
+  }),
   /** GET /_synapse/admin/v1/rooms/{roomId}/members */
-  {
-    method: "GET",
-    paths: [`${R1}/members`],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const room = await knownRoom(req);
-      const members = (await req.hs.store.events.getMembers(room.roomId, "join")).map((m) => m.userId);
-      return json({ members, total: members.length });
-    },
-  },
+  adminRoute("GET", [`${R1}/members`], async (req) => {
+    const room = await knownRoom(req);
+    const members = (await req.hs.store.events.getMembers(room.roomId, "join")).map((m) => m.userId);
+    return json({ members, total: members.length });
+  }),
   /** GET /_synapse/admin/v1/rooms/{roomId}/state */
-  {
-    method: "GET",
-    paths: [`${R1}/state`],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const room = await knownRoom(req);
-      const type = req.query.get("type");
-      const state = (await req.hs.store.events.getCurrentState(room.roomId)).filter((e) => !type || e.type === type);
-      return json({ state: await req.hs.clientEvents(state, req.requester) });
-    },
-  },
+  adminRoute("GET", [`${R1}/state`], async (req) => {
+    const room = await knownRoom(req);
+    const type = req.query.get("type");
+    const state = (await req.hs.store.events.getCurrentState(room.roomId)).filter((e) => !type || e.type === type);
+    return json({ state: await req.hs.clientEvents(state, req.requester) });
+  }),
   /** GET /_synapse/admin/v1/rooms/{roomId}/messages: the whole room, whatever its history visibility */
-  {
-    method: "GET",
-    paths: [`${R1}/messages`],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const room = await knownRoom(req);
-      return json(await messagesPage(req, room.roomId, [{ lo: 0, hi: MAX_STREAM }], MAX_STREAM, "f"));
-    },
-  },
+  adminRoute("GET", [`${R1}/messages`], async (req) => {
+    const room = await knownRoom(req);
+    return json(await messagesPage(req, room.roomId, [{ lo: 0, hi: MAX_STREAM }], MAX_STREAM, "f"));
+  }),
   /** GET /_synapse/admin/v1/rooms/{roomId}/block */
-  {
-    method: "GET",
-    paths: [`${R1}/block`],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const by = await req.hs.store.rooms.getRoomBlock(requireRoomId(req.params.roomId));
-      return json(by ? { block: true, user_id: by } : { block: false });
-    },
-  },
+  adminRoute("GET", [`${R1}/block`], async (req) => {
+    const by = await req.hs.store.rooms.getRoomBlock(requireRoomId(req.params.roomId));
+    return json(by ? { block: true, user_id: by } : { block: false });
+  }),
   /** PUT /_synapse/admin/v1/rooms/{roomId}/block (any room ID, known here or not) */
-  {
-    method: "PUT",
-    paths: [`${R1}/block`],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const roomId = requireRoomId(req.params.roomId);
-      const { block } = parseBody(z.object({ block: z.boolean() }), req.body);
-      await req.hs.store.rooms.setRoomBlocked(roomId, block ? req.requester!.userId : null);
-      return json({ block });
-    },
-  },
+  adminRoute("PUT", [`${R1}/block`], async (req) => {
+    const roomId = requireRoomId(req.params.roomId);
+    const { block } = parseBody(z.object({ block: z.boolean() }), req.body);
+    await req.hs.store.rooms.setRoomBlocked(roomId, block ? req.requester!.userId : null);
+    return json({ block });
+  }),
   /** DELETE /_synapse/admin/v1/rooms/{roomId}: shut the room down, answered when done */
-  {
-    method: "DELETE",
-    paths: [R1],
-    auth: "required",
-    // DELETE carries a JSON body here (Synapse's parameters), which the edge reads only when asked.
-    body: "json",
-    handler: async (req) => {
-      requireAdmin(req);
+  // DELETE carries a JSON body here (Synapse's parameters), which the edge reads only when asked.
+  adminRoute(
+    "DELETE",
+    [R1],
+    async (req) => {
       return json(await shutdownRoom(req.hs, shutdownRequest(req)));
     },
-  },
+    { body: "json" },
+  ),
   /** DELETE /_synapse/admin/v2/rooms/{roomId}: shut the room down in the background; answers its delete_id */
-  {
-    method: "DELETE",
-    paths: ["/_synapse/admin/v2/rooms/{roomId}"],
-    auth: "required",
-    body: "json",
-    handler: async (req) => {
-      requireAdmin(req);
+  adminRoute(
+    "DELETE",
+    ["/_synapse/admin/v2/rooms/{roomId}"],
+    async (req) => {
       const { hs } = req;
       const r = shutdownRequest(req);
       await checkShutdown(hs, r);
@@ -314,30 +267,19 @@ export const routes: Route[] = [
       );
       return json({ delete_id: task.delete_id });
     },
-  },
+    { body: "json" },
+  ),
   /** GET /_synapse/admin/v2/rooms/{roomId}/delete_status */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v2/rooms/{roomId}/delete_status"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const roomId = requireRoomId(req.params.roomId);
-      const results = [...tasks(req.hs).values()].filter((t) => t.room_id === roomId).map(taskJson);
-      if (!results.length) throw new AmiError("M_NOT_FOUND", `No delete task for room_id '${roomId}' found`);
-      return json({ results });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v2/rooms/{roomId}/delete_status"], async (req) => {
+    const roomId = requireRoomId(req.params.roomId);
+    const results = [...tasks(req.hs).values()].filter((t) => t.room_id === roomId).map(taskJson);
+    if (!results.length) throw new AmiError("M_NOT_FOUND", `No delete task for room_id '${roomId}' found`);
+    return json({ results });
+  }),
   /** GET /_synapse/admin/v2/rooms/delete_status/{deleteId} */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v2/rooms/delete_status/{deleteId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const t = tasks(req.hs).get(req.params.deleteId);
-      if (!t) throw new AmiError("M_NOT_FOUND", `delete id '${req.params.deleteId}' not found`);
-      return json(taskJson(t));
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v2/rooms/delete_status/{deleteId}"], async (req) => {
+    const t = tasks(req.hs).get(req.params.deleteId);
+    if (!t) throw new AmiError("M_NOT_FOUND", `delete id '${req.params.deleteId}' not found`);
+    return json(taskJson(t));
+  }),
 ];

@@ -11,13 +11,13 @@ import { createAccount, deactivateAccount, localpartFor } from "../service/regis
 import { USER_ORDERS, type UserRow } from "../store/types.ts";
 import { parseBody } from "../validate.ts";
 import {
+  adminRoute,
   boolQuery,
   enumQuery,
   existingLocalUser,
   localUser,
   nextToken,
   pageQuery,
-  requireAdmin,
   userJson,
 } from "./admin-kit.ts";
 
@@ -56,7 +56,6 @@ function deviceJson(
 
 /** Set the user's shadow ban and drop cached sessions so their next request sees it. */
 async function setShadowBan(req: MatrixRequest, banned: boolean): Promise<Reply> {
-  requireAdmin(req);
   const user = await existingLocalUser(req);
   await req.hs.store.accounts.updateUser(user.userId, { shadowBanned: banned });
   authOf(req.hs).forgetUser(user.userId);
@@ -95,218 +94,140 @@ async function putUser(req: MatrixRequest, b: z.infer<typeof putUserBody>, userI
 
 export const routes: Route[] = [
   /** GET /_synapse/admin/v2/users */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v2/users"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const q = req.query;
-      const { offset, limit, dir } = pageQuery(q);
-      const name = q.get("name") || undefined;
-      const { rows, total } = await req.hs.store.accounts.queryUsers({
-        filter: {
-          includeDeactivated: boolQuery(q, "deactivated", false),
-          guests: boolQuery(q, "guests", true),
-          admins: boolQuery(q, "admins", undefined),
-          name,
-          // As Synapse: user_id is ignored when name is given.
-          userIdLike: name ? undefined : q.get("user_id") || undefined,
-        },
-        order: enumQuery(q, "order_by", USER_ORDERS, "name"),
-        dir,
-        offset,
-        limit,
-      });
-      // Synapse gives this listing's next_token as a string.
-      const { next_token } = nextToken(offset, rows.length, total);
-      return json({
-        users: rows.map(userJson),
-        total,
-        ...(next_token === undefined ? {} : { next_token: String(next_token) }),
-      });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v2/users"], async (req) => {
+    const q = req.query;
+    const { offset, limit, dir } = pageQuery(q);
+    const name = q.get("name") || undefined;
+    const { rows, total } = await req.hs.store.accounts.queryUsers({
+      filter: {
+        includeDeactivated: boolQuery(q, "deactivated", false),
+        guests: boolQuery(q, "guests", true),
+        admins: boolQuery(q, "admins", undefined),
+        name,
+        // As Synapse: user_id is ignored when name is given.
+        userIdLike: name ? undefined : q.get("user_id") || undefined,
+      },
+      order: enumQuery(q, "order_by", USER_ORDERS, "name"),
+      dir,
+      offset,
+      limit,
+    });
+    // Synapse gives this listing's next_token as a string.
+    const { next_token } = nextToken(offset, rows.length, total);
+    return json({
+      users: rows.map(userJson),
+      total,
+      ...(next_token === undefined ? {} : { next_token: String(next_token) }),
+    });
+  }),
   /** GET /_synapse/admin/v2/users/{userId} */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v2/users/{userId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      return json(userJson(await existingLocalUser(req)));
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v2/users/{userId}"], async (req) => {
+    return json(userJson(await existingLocalUser(req)));
+  }),
   /** PUT /_synapse/admin/v2/users/{userId}: create (201) or modify (200) */
-  {
-    method: "PUT",
-    paths: ["/_synapse/admin/v2/users/{userId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const b = parseBody(putUserBody, req.body);
-      if (b.user_type) throw new AmiError("M_INVALID_PARAM", "Unknown user_type (this server has none)");
-      const { userId, user } = await localUser(req);
-      return putUser(req, b, userId, user);
-    },
-  },
+  adminRoute("PUT", ["/_synapse/admin/v2/users/{userId}"], async (req) => {
+    const b = parseBody(putUserBody, req.body);
+    if (b.user_type) throw new AmiError("M_INVALID_PARAM", "Unknown user_type (this server has none)");
+    const { userId, user } = await localUser(req);
+    return putUser(req, b, userId, user);
+  }),
   /** POST /_synapse/admin/v1/deactivate/{userId} (`erase`: the display name and avatar go too) */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v1/deactivate/{userId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const b = parseBody(z.object({ erase: z.boolean().optional() }), req.body ?? {});
-      const user = await existingLocalUser(req);
-      await deactivateAccount(req.hs, user.userId);
-      if (b.erase) await req.hs.store.accounts.updateUser(user.userId, { displayname: null, avatarUrl: null });
-      return json({ id_server_unbind_result: "success" });
-    },
-  },
+  adminRoute("POST", ["/_synapse/admin/v1/deactivate/{userId}"], async (req) => {
+    const b = parseBody(z.object({ erase: z.boolean().optional() }), req.body ?? {});
+    const user = await existingLocalUser(req);
+    await deactivateAccount(req.hs, user.userId);
+    if (b.erase) await req.hs.store.accounts.updateUser(user.userId, { displayname: null, avatarUrl: null });
+    return json({ id_server_unbind_result: "success" });
+  }),
   /** POST /_synapse/admin/v1/reset_password/{userId} */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v1/reset_password/{userId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const b = parseBody(resetPasswordBody, req.body);
-      const user = await existingLocalUser(req);
-      if (user.deactivated) throw new AmiError("M_FORBIDDEN", "The user is deactivated");
-      await req.hs.store.accounts.updateUser(user.userId, {
-        passwordHash: await req.hs.auth.hashPassword(b.new_password),
-      });
-      if (b.logout_devices !== false) await authOf(req.hs).logoutAll(user.userId);
-      return json({});
-    },
-  },
+  adminRoute("POST", ["/_synapse/admin/v1/reset_password/{userId}"], async (req) => {
+    const b = parseBody(resetPasswordBody, req.body);
+    const user = await existingLocalUser(req);
+    if (user.deactivated) throw new AmiError("M_FORBIDDEN", "The user is deactivated");
+    await req.hs.store.accounts.updateUser(user.userId, {
+      passwordHash: await req.hs.auth.hashPassword(b.new_password),
+    });
+    if (b.logout_devices !== false) await authOf(req.hs).logoutAll(user.userId);
+    return json({});
+  }),
   /**
    * GET /_synapse/admin/v1/whois/{userId}: one session per device, its connection the device's last-seen IP and
    * time (no user agent is recorded).
    */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/whois/{userId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const user = await existingLocalUser(req);
-      const devices: Record<string, unknown> = {};
-      for (const d of await req.hs.store.accounts.listDevices(user.userId)) {
-        const connections = d.lastSeenIp ? [{ ip: d.lastSeenIp, last_seen: d.lastSeenTs, user_agent: null }] : [];
-        devices[d.deviceId] = { sessions: [{ connections }] };
-      }
-      return json({ user_id: user.userId, devices });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v1/whois/{userId}"], async (req) => {
+    const user = await existingLocalUser(req);
+    const devices: Record<string, unknown> = {};
+    for (const d of await req.hs.store.accounts.listDevices(user.userId)) {
+      const connections = d.lastSeenIp ? [{ ip: d.lastSeenIp, last_seen: d.lastSeenTs, user_agent: null }] : [];
+      devices[d.deviceId] = { sessions: [{ connections }] };
+    }
+    return json({ user_id: user.userId, devices });
+  }),
   /** POST /_synapse/admin/v1/users/{userId}/login (only with matrix.admin.allowLoginAsUser) */
-  {
-    method: "POST",
-    paths: [userPath("/login")],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      if (!req.hs.config.admin.allowLoginAsUser)
-        throw new AmiError("M_FORBIDDEN", "Login as a user is disabled (matrix.admin.allowLoginAsUser)");
-      const b = parseBody(z.object({ valid_until_ms: z.number().int().nullable().optional() }), req.body ?? {});
-      // Tokens here do not expire: refuse rather than hand out a token that outlives what was asked.
-      if (b.valid_until_ms != null) throw new AmiError("M_INVALID_PARAM", "valid_until_ms is not supported");
-      const user = await existingLocalUser(req);
-      if (user.userId === req.requester!.userId)
-        throw new AmiError("M_INVALID_PARAM", "Cannot use admin API to login as self");
-      if (user.deactivated) throw new AmiError("M_FORBIDDEN", "The user is deactivated");
-      const s = await authOf(req.hs).createSession(user.userId, { displayName: "admin login" });
-      req.hs.log.warn("admin logged in as user", {
-        userId: user.userId,
-        by: req.requester!.userId,
-        deviceId: s.deviceId,
-      });
-      return json({ access_token: s.accessToken });
-    },
-  },
+  adminRoute("POST", [userPath("/login")], async (req) => {
+    if (!req.hs.config.admin.allowLoginAsUser)
+      throw new AmiError("M_FORBIDDEN", "Login as a user is disabled (matrix.admin.allowLoginAsUser)");
+    const b = parseBody(z.object({ valid_until_ms: z.number().int().nullable().optional() }), req.body ?? {});
+    // Tokens here do not expire: refuse rather than hand out a token that outlives what was asked.
+    if (b.valid_until_ms != null) throw new AmiError("M_INVALID_PARAM", "valid_until_ms is not supported");
+    const user = await existingLocalUser(req);
+    if (user.userId === req.requester!.userId)
+      throw new AmiError("M_INVALID_PARAM", "Cannot use admin API to login as self");
+    if (user.deactivated) throw new AmiError("M_FORBIDDEN", "The user is deactivated");
+    const s = await authOf(req.hs).createSession(user.userId, { displayName: "admin login" });
+    req.hs.log.warn("admin logged in as user", {
+      userId: user.userId,
+      by: req.requester!.userId,
+      deviceId: s.deviceId,
+    });
+    return json({ access_token: s.accessToken });
+  }),
   /** POST /_synapse/admin/v1/users/{userId}/shadow_ban */
-  { method: "POST", paths: [userPath("/shadow_ban")], auth: "required", handler: (req) => setShadowBan(req, true) },
+  adminRoute("POST", [userPath("/shadow_ban")], (req) => setShadowBan(req, true)),
   /** DELETE /_synapse/admin/v1/users/{userId}/shadow_ban */
-  { method: "DELETE", paths: [userPath("/shadow_ban")], auth: "required", handler: (req) => setShadowBan(req, false) },
+  adminRoute("DELETE", [userPath("/shadow_ban")], (req) => setShadowBan(req, false)),
   /** GET /_synapse/admin/v1/users/{userId}/joined_rooms */
-  {
-    method: "GET",
-    paths: [userPath("/joined_rooms")],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const { userId } = await localUser(req);
-      const joined = (await req.hs.store.events.getRoomsForUser(userId))
-        .filter((m) => m.membership === "join")
-        .map((m) => m.roomId);
-      return json({ joined_rooms: joined, total: joined.length });
-    },
-  },
+  adminRoute("GET", [userPath("/joined_rooms")], async (req) => {
+    const { userId } = await localUser(req);
+    const joined = (await req.hs.store.events.getRoomsForUser(userId))
+      .filter((m) => m.membership === "join")
+      .map((m) => m.roomId);
+    return json({ joined_rooms: joined, total: joined.length });
+  }),
   /** GET /_synapse/admin/v2/users/{userId}/devices */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v2/users/{userId}/devices"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const user = await existingLocalUser(req);
-      const devices = (await req.hs.store.accounts.listDevices(user.userId)).map((d) => deviceJson(user.userId, d));
-      return json({ devices, total: devices.length });
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v2/users/{userId}/devices"], async (req) => {
+    const user = await existingLocalUser(req);
+    const devices = (await req.hs.store.accounts.listDevices(user.userId)).map((d) => deviceJson(user.userId, d));
+    return json({ devices, total: devices.length });
+  }),
   /** POST /_synapse/admin/v2/users/{userId}/delete_devices */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v2/users/{userId}/delete_devices"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const b = parseBody(z.object({ devices: z.array(z.string().max(255)).max(1000) }), req.body);
-      const user = await existingLocalUser(req);
-      await authOf(req.hs).deleteDevices(user.userId, b.devices);
-      return json({});
-    },
-  },
+  adminRoute("POST", ["/_synapse/admin/v2/users/{userId}/delete_devices"], async (req) => {
+    const b = parseBody(z.object({ devices: z.array(z.string().max(255)).max(1000) }), req.body);
+    const user = await existingLocalUser(req);
+    await authOf(req.hs).deleteDevices(user.userId, b.devices);
+    return json({});
+  }),
   /** GET /_synapse/admin/v2/users/{userId}/devices/{deviceId} */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v2/users/{userId}/devices/{deviceId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const user = await existingLocalUser(req);
-      const d = await req.hs.store.accounts.getDevice(user.userId, req.params.deviceId);
-      if (!d) throw new AmiError("M_NOT_FOUND", "No device found");
-      return json(deviceJson(user.userId, d));
-    },
-  },
+  adminRoute("GET", ["/_synapse/admin/v2/users/{userId}/devices/{deviceId}"], async (req) => {
+    const user = await existingLocalUser(req);
+    const d = await req.hs.store.accounts.getDevice(user.userId, req.params.deviceId);
+    if (!d) throw new AmiError("M_NOT_FOUND", "No device found");
+    return json(deviceJson(user.userId, d));
+  }),
   /** PUT /_synapse/admin/v2/users/{userId}/devices/{deviceId} */
-  {
-    method: "PUT",
-    paths: ["/_synapse/admin/v2/users/{userId}/devices/{deviceId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const b = parseBody(z.object({ display_name: z.string().max(256).optional() }), req.body);
-      const user = await existingLocalUser(req);
-      const d = await req.hs.store.accounts.getDevice(user.userId, req.params.deviceId);
-      if (!d) throw new AmiError("M_NOT_FOUND", "No device found");
-      if (b.display_name !== undefined)
-        await req.hs.store.accounts.updateDevice(user.userId, d.deviceId, { displayName: b.display_name });
-      return json({});
-    },
-  },
+  adminRoute("PUT", ["/_synapse/admin/v2/users/{userId}/devices/{deviceId}"], async (req) => {
+    const b = parseBody(z.object({ display_name: z.string().max(256).optional() }), req.body);
+    const user = await existingLocalUser(req);
+    const d = await req.hs.store.accounts.getDevice(user.userId, req.params.deviceId);
+    if (!d) throw new AmiError("M_NOT_FOUND", "No device found");
+    if (b.display_name !== undefined)
+      await req.hs.store.accounts.updateDevice(user.userId, d.deviceId, { displayName: b.display_name });
+    return json({});
+  }),
   /** DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId} (a missing device is not an error, as Synapse) */
-  {
-    method: "DELETE",
-    paths: ["/_synapse/admin/v2/users/{userId}/devices/{deviceId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const user = await existingLocalUser(req);
-      await authOf(req.hs).deleteDevices(user.userId, [req.params.deviceId]);
-      return json({});
-    },
-  },
+  adminRoute("DELETE", ["/_synapse/admin/v2/users/{userId}/devices/{deviceId}"], async (req) => {
+    const user = await existingLocalUser(req);
+    await authOf(req.hs).deleteDevices(user.userId, [req.params.deviceId]);
+    return json({});
+  }),
 ];
