@@ -213,6 +213,17 @@ function targets(ctx: { user: Session; other: Session; rooms: string[]; eventId:
       path: (f) => `${C}/devices/${f.seg(user.deviceId)}`,
       body: () => ({ display_name: "fuzz device" }),
     },
+    {
+      method: "POST",
+      path: (f) => `${C}/rooms/${room(f)}/report/${f.seg(ctx.eventId)}`,
+      body: (f) => ({ reason: "fuzz", score: f.int(300) - 200 }),
+    },
+    { method: "POST", path: (f) => `${C}/rooms/${room(f)}/report`, body: () => ({ reason: "fuzz room" }) },
+    {
+      method: "POST",
+      path: (f) => `${C}/users/${f.seg(ctx.other.userId)}/report`,
+      body: () => ({ reason: "fuzz user" }),
+    },
   ];
 }
 
