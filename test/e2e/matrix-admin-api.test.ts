@@ -191,6 +191,8 @@ for (const backend of BACKENDS) {
         };
       };
       assert.deepEqual((await names("name=ZORRO")).names, ["zed"], "display name, any case");
+      assert.deepEqual((await names("name=localhost")).names, [], "name matches localparts, not the server");
+      assert.deepEqual((await names("name=aro")).names, ["carol"]);
       assert.deepEqual((await names("admins=true")).names, ["root"]);
       assert.ok(!(await names("admins=false")).names.includes("root"));
       const first = await names("limit=2");

@@ -104,6 +104,7 @@ export const routes: Route[] = [
         guests: boolQuery(q, "guests", true),
         admins: boolQuery(q, "admins", undefined),
         name,
+        serverName: req.hs.serverName,
         // As Synapse: user_id is ignored when name is given.
         userIdLike: name ? undefined : q.get("user_id") || undefined,
       },

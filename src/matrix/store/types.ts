@@ -38,8 +38,10 @@ export interface UserListFilter {
   guests?: boolean;
   /** true: only admins; false: only non-admins; absent: both. */
   admins?: boolean;
-  /** Substring of the user ID or display name (case-insensitive). */
+  /** Substring of the localpart or display name (case-insensitive); the localpart needs `serverName`. */
   name?: string;
+  /** This server's name: `name` then matches the localpart of user IDs (all local) instead of the whole ID. */
+  serverName?: string;
   /** Substring of the user ID (case-insensitive). */
   userIdLike?: string;
 }

@@ -68,6 +68,13 @@ export function moderationTests(make: MakeStore): void {
       assert.deepEqual(await q({ filter: { admins: false } }), ["bc", 2]);
       assert.deepEqual(await q({ filter: { name: "WONDER" } }), ["a", 1], "name matches display names, any case");
       assert.deepEqual(await q({ filter: { name: "AR" } }), ["c", 1], "and user IDs");
+      assert.deepEqual(
+        await q({ filter: { name: "hs", serverName: "hs" } }),
+        ["", 0],
+        "localparts only, given the server",
+      );
+      assert.deepEqual(await q({ filter: { name: "ce:h", serverName: "hs" } }), ["", 0]);
+      assert.deepEqual(await q({ filter: { name: "LIC", serverName: "hs" } }), ["a", 1]);
       assert.deepEqual(await q({ filter: { name: "0%" } }), ["b", 1], "LIKE wildcards are literal");
       assert.deepEqual(await q({ filter: { name: "_" } }), ["", 0]);
       assert.deepEqual(await q({ filter: { userIdLike: "o" } }), ["bc", 2]);

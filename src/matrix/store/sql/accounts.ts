@@ -48,7 +48,9 @@ function userFilterSql(f: UserListFilter): { where: string; params: SqlParam[] }
     params.push(p);
   }
   if (f.name) {
-    const [c1, p1] = containsSql("user_id", f.name);
+    // "@" localpart ":" server: the localpart is what is left between the sigil and the server suffix.
+    const id = f.serverName ? `substr(user_id, 2, length(user_id) - ${1 + f.serverName.length + 1})` : "user_id";
+    const [c1, p1] = containsSql(id, f.name);
     const [c2, p2] = containsSql("COALESCE(displayname, '')", f.name);
     conds.push(`(${c1} OR ${c2})`);
     params.push(p1, p2);
