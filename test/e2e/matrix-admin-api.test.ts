@@ -218,6 +218,8 @@ for (const backend of BACKENDS) {
       const state = ok(await as(bob).put(`${V3}/rooms/${enc(roomId)}/state/m.room.topic`, { topic: "ghost" })).body;
       assert.match(state.event_id, /^\$/);
       ok(await as(bob).post(`${V3}/rooms/${enc(roomId)}/invite`, { user_id: carol.userId }));
+      const fake = ok(await as(bob).post(`${V3}/createRoom`, { invite: [carol.userId] })).body.room_id;
+      assert.equal(await k.hs.store.rooms.getRoom(fake), null, "a shadow-banned user's room with invites is not made");
       err(await as(alice).get(`${V3}/rooms/${enc(roomId)}/event/${enc(ghost)}`), 404, "M_NOT_FOUND");
       const msgs = ok(await as(alice).get(`${V3}/rooms/${enc(roomId)}/messages?dir=b&limit=50`)).body.chunk;
       assert.ok(

@@ -1,6 +1,7 @@
 /**
- * Shadow bans (Synapse's admin API): a shadow-banned user's messages, state events, redactions and invites are
- * answered as if they worked — an event ID that names nothing — and never stored nor delivered. Joins, leaves,
+ * Shadow bans (Synapse's admin API): a shadow-banned user's messages, state events, redactions and invites (and
+ * rooms created with invites) are answered as if they worked — an ID that names nothing — and never stored nor
+ * delivered. Joins, leaves,
  * reads and everything else work as usual, so the user does not notice at once.
  */
 import { randomString } from "../events/ids.ts";
