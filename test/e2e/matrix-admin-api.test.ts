@@ -206,6 +206,12 @@ for (const backend of BACKENDS) {
       err(await as(admin).get(`${A2}/users?from=-1`), 400, "M_INVALID_PARAM");
       err(await as(admin).get(`${A2}/users?admins=maybe`), 400, "M_INVALID_PARAM");
       err(await as(admin).get(`${A2}/users/${enc("@ghost:localhost")}`), 404, "M_NOT_FOUND");
+      assert.deepEqual(ok(await as(admin).get(`${A1}/users/${enc(admin.userId)}/admin`)).body, { admin: true });
+      ok(await as(admin).put(`${A1}/users/${enc("@zed:localhost")}/admin`, { admin: true }));
+      assert.equal(ok(await as(admin).get(`${A2}/users/${enc("@zed:localhost")}`)).body.admin, true);
+      ok(await as(admin).put(`${A1}/users/${enc("@zed:localhost")}/admin`, { admin: false }));
+      err(await as(admin).put(`${A1}/users/${enc(admin.userId)}/admin`, { admin: false }), 403, "M_FORBIDDEN");
+      err(await as(bob).get(`${A1}/users/${enc(bob.userId)}/admin`), 403, "M_FORBIDDEN");
     });
 
     test("shadow ban: the user's sends get event IDs but reach nobody; lifted, they flow again", async () => {

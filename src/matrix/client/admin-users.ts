@@ -187,6 +187,18 @@ export const routes: Route[] = [
   adminRoute("POST", [userPath("/shadow_ban")], (req) => setShadowBan(req, true)),
   /** DELETE /_synapse/admin/v1/users/{userId}/shadow_ban */
   adminRoute("DELETE", [userPath("/shadow_ban")], (req) => setShadowBan(req, false)),
+  /** GET /_synapse/admin/v1/users/{userId}/admin (matrix-js-sdk's isSynapseAdministrator asks this) */
+  adminRoute("GET", [userPath("/admin")], async (req) => json({ admin: (await existingLocalUser(req)).admin })),
+  /** PUT /_synapse/admin/v1/users/{userId}/admin (an admin cannot take their own rights away, as Synapse) */
+  adminRoute("PUT", [userPath("/admin")], async (req) => {
+    const { admin } = parseBody(z.object({ admin: z.boolean() }), req.body);
+    const user = await existingLocalUser(req);
+    if (user.userId === req.requester!.userId && !admin)
+      throw new AmiError("M_FORBIDDEN", "You may not demote yourself.");
+    await req.hs.store.accounts.updateUser(user.userId, { admin });
+    authOf(req.hs).forgetUser(user.userId);
+    return json({});
+  }),
   /** GET /_synapse/admin/v1/users/{userId}/joined_rooms */
   adminRoute("GET", [userPath("/joined_rooms")], async (req) => {
     const { userId } = await localUser(req);
