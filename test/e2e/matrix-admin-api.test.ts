@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { assertSpec } from "../../src/test/spec-schema.ts";
+import { sdkClient } from "./helpers/client.ts";
 import { BACKENDS } from "./helpers/homeserver.ts";
 import { enc, type Kit, startKit, V3 } from "./matrix-accounts-kit.ts";
 
@@ -175,6 +176,19 @@ for (const backend of BACKENDS) {
         [users.user_reports[0].target_user_id, users.user_reports[0].user_id, users.user_reports[0].reason],
         [alice.userId, carol.userId, "rude"],
       );
+    });
+
+    test("matrix-js-sdk's Synapse admin calls: isSynapseAdministrator, whoisSynapseUser, deactivateSynapseUser", async () => {
+      const session = (l: Login) => ({ userId: l.userId, accessToken: l.token, deviceId: l.deviceId });
+      const root = sdkClient(k.url, session(admin));
+      const plainClient = sdkClient(k.url, session(carol));
+      assert.equal(await root.isSynapseAdministrator(), true);
+      await assert.rejects(plainClient.isSynapseAdministrator(), (e: { httpStatus?: number }) => e.httpStatus === 403);
+      const eve = await k.register("eve");
+      const who = await root.whoisSynapseUser(eve.userId);
+      assert.deepEqual(Object.keys(who.devices), [eve.deviceId]);
+      await root.deactivateSynapseUser(eve.userId);
+      assert.equal((await k.hs.store.accounts.getUser(eve.userId))?.deactivated, true);
     });
 
     test("users: list filters and orders, paging by next_token; bad parameters are 400", async () => {
