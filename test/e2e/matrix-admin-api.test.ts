@@ -441,6 +441,9 @@ for (const backend of BACKENDS) {
       });
       err(await download(bob, mxc), 404, "M_NOT_FOUND");
       err(await download(admin, mxc), 404, "M_NOT_FOUND");
+      const bypass = `/_matrix/client/v1/media/download/${mxc.slice(6)}?admin_unsafely_bypass_quarantine=true`;
+      assert.equal(ok(await as(admin).get(bypass)).body.toString(), bytes.toString(), "an admin may ask explicitly");
+      err(await as(bob).get(bypass), 404, "M_NOT_FOUND", "nobody else");
       const info = ok(await as(admin).get(`${A1}/media/localhost/${mediaId}`)).body.media_info;
       assert.deepEqual(
         [info.quarantined_by, info.user_id, info.media_length],
