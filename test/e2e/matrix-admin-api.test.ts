@@ -473,10 +473,12 @@ for (const backend of BACKENDS) {
       err(await as(admin).post(`${A1}/media/delete`), 400, "M_MISSING_PARAM");
       const bobMedia = await upload(bob, Buffer.from("x".repeat(100)));
       await upload(bob, Buffer.from("tiny"));
+      const avatar = await upload(bob, Buffer.from(`an avatar image ${"y".repeat(100)}`));
+      ok(await as(bob).put(`${V3}/profile/${enc(bob.userId)}/avatar_url`, { avatar_url: avatar }));
       const purged = ok(await as(admin).post(`${A1}/media/delete?before_ts=${Date.now() + 1000}&size_gt=50`)).body;
-      assert.deepEqual(purged, { deleted_media: [bobMedia.split("/").pop()], total: 1 });
+      assert.deepEqual(purged, { deleted_media: [bobMedia.split("/").pop()], total: 1 }, "the avatar is kept");
       const rest = ok(await as(admin).del(`${A1}/users/${enc(bob.userId)}/media`)).body;
-      assert.equal(rest.total, 1);
+      assert.equal(rest.total, 2);
       assert.equal(ok(await as(admin).get(`${A1}/users/${enc(bob.userId)}/media`)).body.total, 0);
     });
   });

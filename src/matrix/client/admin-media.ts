@@ -6,11 +6,11 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { deleteMediaRows, localMediaIds, roomMedia } from "../service/media.ts";
+import { deleteMediaRows, localMediaIds, profileMediaIds, roomMedia } from "../service/media.ts";
 import { requireRoom, requireRoomId } from "../service/room-access.ts";
 import type { MediaRow } from "../store/types.ts";
 import { queryInt } from "../validate.ts";
-import { adminRoute, enumQuery, existingLocalUser, nextToken, pageQuery } from "./admin-kit.ts";
+import { adminRoute, boolQuery, enumQuery, existingLocalUser, nextToken, pageQuery } from "./admin-kit.ts";
 
 /** Synapse's media object of a user's media listing. */
 const mediaJson = (m: MediaRow) => ({
@@ -61,8 +61,13 @@ const deleteOld = async (req: MatrixRequest) => {
   if (!req.query.get("before_ts")) throw new AmiError("M_MISSING_PARAM", "Missing integer query parameter 'before_ts'");
   const beforeTs = queryInt(req.query, "before_ts", 0, 0);
   const sizeGt = queryInt(req.query, "size_gt", 0, 0);
+  const keepProfiles = boolQuery(req.query, "keep_profiles", true);
   const { rows } = await req.hs.store.media.listMedia({ beforeTs, sizeGt });
-  const deleted = await deleteMediaRows(req.hs, rows);
+  const keep = keepProfiles ? await profileMediaIds(req.hs) : new Set<string>();
+  const deleted = await deleteMediaRows(
+    req.hs,
+    rows.filter((r) => !keep.has(r.mediaId)),
+  );
   return json({ deleted_media: deleted, total: deleted.length });
 };
 

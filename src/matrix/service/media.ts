@@ -68,3 +68,33 @@ export function localMediaIds(hs: Homeserver, uris: string[]): string[] {
     .filter((m) => m && m[1] === hs.serverName)
     .map((m) => m![2]);
 }
+
+/**
+ * Local media in use as an image of a profile or room: users' avatars and rooms' current avatars. Synapse's purge
+ * by date keeps these unless told otherwise (`keep_profiles`). One pass over every user and room.
+ */
+export async function profileMediaIds(hs: Homeserver): Promise<Set<string>> {
+  const uris: string[] = [];
+  for (let offset = 0; ; offset += 1000) {
+    const { rows } = await hs.store.accounts.queryUsers({
+      filter: { includeDeactivated: true },
+      order: "name",
+      dir: "f",
+      offset,
+      limit: 1000,
+    });
+    for (const u of rows) if (u.avatarUrl) uris.push(u.avatarUrl);
+    if (rows.length < 1000) break;
+  }
+  let from: string | undefined;
+  for (;;) {
+    const rooms = await hs.store.rooms.listRooms({ from, limit: 500 });
+    for (const r of rooms) {
+      const url = (await hs.store.events.getCurrentStateEvent(r.roomId, "m.room.avatar", ""))?.pdu.content?.url;
+      if (typeof url === "string") uris.push(url);
+    }
+    if (rooms.length < 500) break;
+    from = rooms[rooms.length - 1].roomId;
+  }
+  return new Set(localMediaIds(hs, uris));
+}
