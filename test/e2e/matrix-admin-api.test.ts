@@ -453,6 +453,12 @@ for (const backend of BACKENDS) {
       ok(await download(bob, mxc));
       ok(await as(admin).post(`${A1}/media/quarantine/localhost/${mediaId}`));
       err(await download(bob, mxc), 404, "M_NOT_FOUND");
+      const copy = await upload(bob, bytes);
+      err(await download(alice, copy), 404, "M_NOT_FOUND", "the same content uploaded again is quarantined too");
+      ok(await as(admin).post(`${A1}/media/unquarantine/localhost/${copy.split("/").pop()}`));
+      ok(await download(bob, mxc)); // releasing a copy releases every upload of that content
+      ok(await as(admin).del(`${A1}/media/localhost/${copy.split("/").pop()}`));
+      ok(await as(admin).post(`${A1}/media/quarantine/localhost/${mediaId}`));
       err(await as(admin).post(`${A1}/media/quarantine/other.server/${mediaId}`), 400, "M_INVALID_PARAM");
       err(await as(admin).post(`${A1}/media/quarantine/localhost/nope`), 404, "M_NOT_FOUND");
 

@@ -42,8 +42,17 @@ async function userMediaPage(req: MatrixRequest) {
   return { offset, ...(await req.hs.store.media.listMedia({ uploader: user.userId, offset, limit, dir })) };
 }
 
+/**
+ * Quarantine (or release) media and, as Synapse since 1.128, every other upload of the same content: here
+ * identical uploads share their bytes, so quarantining one copy must not leave the others served.
+ */
 async function quarantine(req: MatrixRequest, ids: string[], on: boolean) {
-  const n = ids.length ? await req.hs.store.media.setQuarantined(ids, on ? req.requester!.userId : null) : 0;
+  const { media } = req.hs.store;
+  const rows = ids.length ? (await media.listMedia({ mediaIds: ids })).rows : [];
+  const same = new Set(ids);
+  for (const sha256 of new Set(rows.map((r) => r.sha256)))
+    for (const r of (await media.listMedia({ sha256 })).rows) same.add(r.mediaId);
+  const n = same.size ? await media.setQuarantined([...same], on ? req.requester!.userId : null) : 0;
   req.hs.log.info(on ? "media quarantined" : "media released from quarantine", { n, by: req.requester!.userId });
   return n;
 }

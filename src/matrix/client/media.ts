@@ -83,6 +83,8 @@ async function upload(req: MatrixRequest): Promise<Reply> {
   // Memory per upload is the store's working buffer and the chunks in flight, whatever the size; awaiting the
   // store is the backpressure (the socket is not read faster than chunks are hashed and written).
   const put = await hs.cas.put(req.stream!, { hold: mediaHold(mediaId) });
+  // Content an admin quarantined stays quarantined when uploaded again (as Synapse since 1.128).
+  const earlier = (await hs.store.media.listMedia({ sha256: put.sha256, quarantined: true, limit: 1 })).rows[0];
   const row: MediaRow = {
     mediaId,
     uploader: req.requester!.userId,
@@ -91,6 +93,7 @@ async function upload(req: MatrixRequest): Promise<Reply> {
     size: put.size,
     sha256: put.sha256,
     createdTs: Date.now(),
+    quarantinedBy: earlier?.quarantinedBy ?? null,
   };
   // Bytes no row names would be held forever (the row's write can fail: a full disk): let GC have them.
   await hs.store.media.putMedia(row).catch(async (e) => {

@@ -228,6 +228,10 @@ export interface MediaRow {
 /** A media listing's filter and page (admin API). */
 export interface MediaQuery {
   uploader?: string;
+  /** Same content (the upload's SHA-256). */
+  sha256?: string;
+  /** Only quarantined (true) or only not quarantined (false) media. */
+  quarantined?: boolean;
   mediaIds?: string[];
   /** Uploaded before this time (ms). */
   beforeTs?: number;

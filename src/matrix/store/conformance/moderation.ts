@@ -113,9 +113,14 @@ export function moderationTests(make: MakeStore): void {
     assert.deepEqual(await ids({ beforeTs: 30, sizeGt: 5 }), ["m2", 1]);
     assert.deepEqual(await ids({ mediaIds: ["m1", "m3", "nope"], limit: 1, offset: 1 }), ["m1", 2]);
     assert.equal(await s.media.setQuarantined(["m1", "m2", "nope"], "@admin:hs"), 2);
+    assert.deepEqual(await ids({ sha256: "ab", quarantined: true, dir: "f" }), ["m1,m2", 2]);
+    assert.deepEqual(await ids({ quarantined: false }), ["m3", 1]);
+    assert.deepEqual(await ids({ sha256: "cd" }), ["", 0]);
     assert.equal((await s.media.getMedia("m1"))?.quarantinedBy, "@admin:hs");
     assert.equal(await s.media.setQuarantined(["m1"], null), 1);
     assert.equal((await s.media.getMedia("m1"))?.quarantinedBy, null);
+    await s.media.putMedia({ ...(await s.media.getMedia("m3"))!, mediaId: "m4", quarantinedBy: "@admin:hs" });
+    assert.equal((await s.media.getMedia("m4"))?.quarantinedBy, "@admin:hs", "putMedia keeps a quarantine");
     assert.equal(await s.media.deleteMedia("m1"), true);
     assert.equal(await s.media.deleteMedia("m1"), false);
     assert.equal(await s.media.getMedia("m1"), null);

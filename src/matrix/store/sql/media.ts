@@ -13,9 +13,9 @@ export class SqlMediaStore implements MediaStore {
   async putMedia(m: MediaRow): Promise<void> {
     try {
       await this.#sql.run(
-        `INSERT INTO media (media_id, uploader, content_type, filename, size, sha256, created_ts)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        [m.mediaId, m.uploader, m.contentType, m.filename, m.size, m.sha256, m.createdTs],
+        `INSERT INTO media (media_id, uploader, content_type, filename, size, sha256, created_ts, quarantined_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        [m.mediaId, m.uploader, m.contentType, m.filename, m.size, m.sha256, m.createdTs, m.quarantinedBy ?? null],
       );
     } catch (e) {
       if (this.#sql.isUniqueViolation(e)) throw new AmiError("M_CANNOT_OVERWRITE_MEDIA", "Media ID already exists.");
@@ -35,6 +35,12 @@ export class SqlMediaStore implements MediaStore {
       conds.push("uploader = ?");
       params.push(q.uploader);
     }
+    if (q.sha256 !== undefined) {
+      conds.push("sha256 = ?");
+      params.push(q.sha256);
+    }
+    if (q.quarantined !== undefined)
+      conds.push(q.quarantined ? "quarantined_by IS NOT NULL" : "quarantined_by IS NULL");
     if (q.mediaIds !== undefined) {
       conds.push(this.#sql.anyOf("media_id"));
       params.push(q.mediaIds);
