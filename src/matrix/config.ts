@@ -243,6 +243,16 @@ export const matrixSchema = z
       })
       .strict()
       .default({ contacts: [], page: null }),
+    admin: z
+      .object({
+        /**
+         * POST /_synapse/admin/v1/users/{userId}/login: a server admin may get an access token of another user
+         * (Synapse's "login as a user"). Off by default: it lets an admin act as anyone, unseen.
+         */
+        allowLoginAsUser: z.boolean().default(false),
+      })
+      .strict()
+      .default({ allowLoginAsUser: false }),
   })
   .strict();
 

@@ -241,6 +241,17 @@ function targets(ctx: { user: Session; other: Session; rooms: string[]; eventId:
     },
     { method: "POST", path: () => "/_matrix/media/v1/create", body: () => ({}) },
     { method: "PUT", path: (f) => `/_matrix/media/v3/upload/${f.seg("localhost")}/${f.seg("nope")}`, body: () => ({}) },
+    {
+      method: "POST",
+      path: (f) => `${C}/rooms/${room(f)}/report/${f.seg(ctx.eventId)}`,
+      body: (f) => ({ reason: "fuzz", score: f.int(300) - 200 }),
+    },
+    { method: "POST", path: (f) => `${C}/rooms/${room(f)}/report`, body: () => ({ reason: "fuzz room" }) },
+    {
+      method: "POST",
+      path: (f) => `${C}/users/${f.seg(ctx.other.userId)}/report`,
+      body: () => ({ reason: "fuzz user" }),
+    },
   ];
 }
 

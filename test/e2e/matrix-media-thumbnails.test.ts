@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { MEDIA_FREEZE_TS } from "../../src/matrix/client/media.ts";
-import { mediaHold } from "../../src/matrix/client/media-upload.ts";
+import { mediaHold } from "../../src/matrix/service/media.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { BACKENDS } from "./helpers/homeserver.ts";
 import { type Kit, startKit } from "./matrix-accounts-kit.ts";

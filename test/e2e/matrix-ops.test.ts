@@ -64,15 +64,29 @@ describe("matrix ops", () => {
   test("every op has schemas, annotations and a human rendering", () => {
     const names = matrixOps.map((o) => o.name).sort();
     assert.deepEqual(names, [
+      "matrix.media.delete",
+      "matrix.media.list",
+      "matrix.media.purge",
+      "matrix.media.quarantine",
+      "matrix.report.delete",
+      "matrix.report.list",
+      "matrix.report.show",
+      "matrix.room.block",
       "matrix.room.create",
+      "matrix.room.delete",
       "matrix.room.events",
       "matrix.room.list",
+      "matrix.room.members",
       "matrix.room.messages",
       "matrix.room.search",
       "matrix.room.send",
+      "matrix.room.show",
       "matrix.user.create",
       "matrix.user.deactivate",
       "matrix.user.list",
+      "matrix.user.reset-password",
+      "matrix.user.shadow-ban",
+      "matrix.user.show",
       "matrix.watch",
     ]);
     for (const o of matrixOps) {
@@ -150,6 +164,103 @@ describe("matrix ops", () => {
       run(ctx, "matrix.room.send", { room: "ops", text: "x" }),
       (e: AmiError) => e.code === "AMI_INVALID_INPUT",
     );
+  });
+
+  test("moderation ops: user show/reset-password/shadow-ban, room show/members/block/delete, media, reports", async () => {
+    const cs = async (method: string, path: string, token: string, body?: unknown, type = "application/json") => {
+      const r = await fetch(`${hs.url}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": type },
+        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      });
+      return { status: r.status, body: await r.json() };
+    };
+    const login = async (user: string, password: string) =>
+      (
+        await (
+          await fetch(`${hs.url}/_matrix/client/v3/login`, {
+            method: "POST",
+            body: JSON.stringify({ type: "m.login.password", user, password }),
+          })
+        ).json()
+      ).access_token as string;
+    await run(ctx, "matrix.user.create", { username: "mallory", password: "pw m" });
+    await run(ctx, "matrix.user.create", { username: "victor", password: "pw v" });
+    const mallory = await login("mallory", "pw m");
+    const victor = await login("victor", "pw v");
+    const room = await run(ctx, "matrix.room.create", { name: "Mod room", alias: "mod", public: true });
+    for (const t of [mallory, victor])
+      assert.equal((await cs("POST", `/_matrix/client/v3/join/${room.roomId}`, t, {})).status, 200);
+
+    const shown = await run(ctx, "matrix.room.show", { room: "#mod:localhost" });
+    assert.deepEqual([shown.name, shown.joinedMembers, shown.blocked], ["Mod room", 3, false]);
+    const members = await run(ctx, "matrix.room.members", { room: room.roomId });
+    assert.ok(members.members.includes("@mallory:localhost"));
+
+    // mallory uploads and posts; victor reports the post.
+    const up = await cs("POST", "/_matrix/media/v3/upload", mallory, "bad bytes", "text/plain");
+    const mxc = up.body.content_uri as string;
+    const sent = await cs("PUT", `/_matrix/client/v3/rooms/${room.roomId}/send/m.room.message/1`, mallory, {
+      msgtype: "m.file",
+      body: "bad",
+      url: mxc,
+    });
+    const rep = await cs(
+      "POST",
+      `/_matrix/client/v3/rooms/${room.roomId}/report/${encodeURIComponent(sent.body.event_id)}`,
+      victor,
+      {
+        reason: "nasty",
+      },
+    );
+    assert.equal(rep.status, 200);
+    const reports = await run(ctx, "matrix.report.list", {});
+    assert.equal(reports.total, 1);
+    assert.deepEqual(
+      [reports.reports[0].reporter, reports.reports[0].target, reports.reports[0].reason],
+      ["@victor:localhost", "@mallory:localhost", "nasty"],
+    );
+    const one = await run(ctx, "matrix.report.show", { id: reports.reports[0].id });
+    assert.equal((one.event as { content: { url: string } }).content.url, mxc);
+
+    const listed = await run(ctx, "matrix.media.list", { room: "#mod:localhost" });
+    assert.deepEqual(listed.uris, [mxc]);
+    assert.equal((await run(ctx, "matrix.media.list", { user: "mallory" })).media[0].mediaId, mxc.split("/").pop());
+    assert.equal((await run(ctx, "matrix.media.quarantine", { room: room.roomId })).quarantined, 1);
+    assert.equal((await cs("GET", `/_matrix/client/v1/media/download/${mxc.slice(6)}`, victor)).status, 404);
+    await run(ctx, "matrix.media.quarantine", { media: mxc, lift: true });
+    assert.equal(
+      (
+        await fetch(`${hs.url}/_matrix/client/v1/media/download/${mxc.slice(6)}`, {
+          headers: { Authorization: `Bearer ${victor}` },
+        })
+      ).status,
+      200,
+    );
+    await assert.rejects(run(ctx, "matrix.media.quarantine", {}), (e: AmiError) => e.code === "M_INVALID_PARAM");
+    assert.deepEqual(await run(ctx, "matrix.media.delete", { media: mxc }), {
+      deleted: [mxc.split("/").pop()],
+      total: 1,
+    });
+    assert.equal((await run(ctx, "matrix.media.purge", { olderThanDays: 0 })).total, 0);
+
+    await run(ctx, "matrix.user.shadow-ban", { user: "mallory" });
+    assert.equal((await run(ctx, "matrix.user.show", { user: "mallory" })).shadowBanned, true);
+    await run(ctx, "matrix.user.shadow-ban", { user: "mallory", lift: true });
+    const m = await run(ctx, "matrix.user.show", { user: "@mallory:localhost" });
+    assert.deepEqual([m.shadowBanned, m.joinedRooms], [false, [room.roomId]]);
+    await run(ctx, "matrix.user.reset-password", { user: "mallory", password: "new pw" });
+    assert.equal((await cs("GET", "/_matrix/client/v3/account/whoami", mallory)).status, 401, "logged out");
+    assert.ok(await login("mallory", "new pw"));
+
+    assert.equal((await run(ctx, "matrix.report.delete", { id: one.id })).deleted, true);
+    await assert.rejects(run(ctx, "matrix.report.show", { id: one.id }), (e: AmiError) => e.code === "M_NOT_FOUND");
+
+    const shut = await run(ctx, "matrix.room.delete", { room: "#mod:localhost", newRoomUser: "moderator" });
+    assert.ok(shut.kickedUsers.includes("@victor:localhost"));
+    assert.deepEqual(shut.localAliases, ["#mod:localhost"]);
+    assert.equal((await run(ctx, "matrix.room.show", { room: room.roomId })).blocked, true);
+    assert.equal((await run(ctx, "matrix.room.block", { room: room.roomId, unblock: true })).blocked, false);
   });
 
   test("a rejected cached token is replaced, and a lost token file is recovered", async () => {

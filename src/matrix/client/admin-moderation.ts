@@ -9,7 +9,7 @@ import { authOf } from "../service/auth.ts";
 import { parseLocalUserId } from "../service/registration.ts";
 import type { UserRow } from "../store/types.ts";
 import { parseBody } from "../validate.ts";
-import { requireAdmin } from "./admin.ts";
+import { requireAdmin } from "./admin-kit.ts";
 
 /** The local, existing, not deactivated target of a lock/suspend call (400 remote, 404 unknown or deactivated). */
 async function moderatedUser(req: MatrixRequest): Promise<UserRow> {
@@ -57,6 +57,25 @@ function flagRoutes(segment: "lock" | "suspend", flag: "locked" | "suspended"): 
   ];
 }
 
+/** whois devices (client-server and Synapse admin): each device one session with one connection, if ever seen. */
+export async function whoisDevices(
+  hs: MatrixRequest["hs"],
+  userId: string,
+): Promise<Record<string, { sessions: { connections: Record<string, unknown>[] }[] }>> {
+  const devices: Record<string, { sessions: { connections: Record<string, unknown>[] }[] }> = {};
+  for (const d of await hs.store.accounts.listDevices(userId)) {
+    const connections: Record<string, unknown>[] = [];
+    if (d.lastSeenTs !== null) {
+      const c: Record<string, unknown> = { last_seen: d.lastSeenTs };
+      if (d.lastSeenIp) c.ip = d.lastSeenIp;
+      if (d.lastSeenUserAgent) c.user_agent = d.lastSeenUserAgent;
+      connections.push(c);
+    }
+    devices[d.deviceId] = { sessions: [{ connections }] };
+  }
+  return devices;
+}
+
 export const routes: Route[] = [
   /**
    * GET /_matrix/client/v3/admin/whois/{userId} — the user themself or a server admin: each device as one session
@@ -72,18 +91,7 @@ export const routes: Route[] = [
       if (r.userId !== userId && !r.isAdmin) throw new AmiError("M_FORBIDDEN", "You are not a server admin");
       if (!parseLocalUserId(req.hs, userId).local) throw new AmiError("M_INVALID_PARAM", "Can only whois a local user");
       if (!(await req.hs.store.accounts.getUser(userId))) throw new AmiError("M_NOT_FOUND", "User not found");
-      const devices: Record<string, { sessions: { connections: Record<string, unknown>[] }[] }> = {};
-      for (const d of await req.hs.store.accounts.listDevices(userId)) {
-        const connections: Record<string, unknown>[] = [];
-        if (d.lastSeenTs !== null) {
-          const c: Record<string, unknown> = { last_seen: d.lastSeenTs };
-          if (d.lastSeenIp) c.ip = d.lastSeenIp;
-          if (d.lastSeenUserAgent) c.user_agent = d.lastSeenUserAgent;
-          connections.push(c);
-        }
-        devices[d.deviceId] = { sessions: [{ connections }] };
-      }
-      return json({ user_id: userId, devices });
+      return json({ user_id: userId, devices: await whoisDevices(req.hs, userId) });
     },
   },
   /** GET and PUT /_matrix/client/v1/admin/lock/{userId} */

@@ -6,7 +6,7 @@ import { json, type Route } from "../http/types.ts";
 import { registrationTokenUsable } from "../service/registration.ts";
 import type { RegistrationTokenRow } from "../store/types.ts";
 import { parseBody } from "../validate.ts";
-import { requireAdmin } from "./admin.ts";
+import { requireAdmin } from "./admin-kit.ts";
 
 const TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-";
 const TOKEN_RE = /^[A-Za-z0-9._~-]{1,64}$/;

@@ -1,6 +1,7 @@
 /**
  * Synapse-compatible admin API (the subset tools use): shared-secret registration exactly as Synapse does it
- * (so `register_new_matrix_user` works), users, deactivation, rooms, server version.
+ * (so `register_new_matrix_user` works) and the server version. Users: admin-users.ts; rooms: admin-rooms.ts; media:
+ * admin-media.ts; reports: admin-reports.ts; registration tokens: admin-tokens.ts.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -8,11 +9,9 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
-import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { authOf } from "../service/auth.ts";
-import { createAccount, deactivateAccount, localpartFor, parseLocalUserId } from "../service/registration.ts";
-import type { UserRow } from "../store/types.ts";
-import { parseBody, queryInt } from "../validate.ts";
+import { json, type Route } from "../http/types.ts";
+import { createAccount, localpartFor } from "../service/registration.ts";
+import { parseBody } from "../validate.ts";
 
 const NONCE_MS = 60_000;
 const noncesByHs = new WeakMap<Homeserver, Map<string, number>>();
@@ -26,10 +25,6 @@ function nonces(hs: Homeserver): Map<string, number> {
   const now = Date.now();
   for (const [k, until] of m) if (until < now) m.delete(k);
   return m;
-}
-
-export function requireAdmin(req: MatrixRequest): void {
-  if (!req.requester?.isAdmin) throw new AmiError("M_FORBIDDEN", "You are not a server admin");
 }
 
 /** Synapse's mac: HMAC-SHA1(secret, nonce \0 user \0 password \0 admin|notadmin [\0 user_type]), hex. */
@@ -58,73 +53,6 @@ const sharedRegisterBody = z.object({
   displayname: z.string().max(256).optional(),
   mac: z.string(),
 });
-
-/** Synapse's admin user object. */
-function userJson(u: UserRow): Record<string, unknown> {
-  return {
-    name: u.userId,
-    displayname: u.displayname,
-    avatar_url: u.avatarUrl,
-    admin: u.admin,
-    deactivated: u.deactivated,
-    is_guest: u.isGuest,
-    user_type: null,
-    creation_ts: u.createdTs,
-    shadow_banned: false,
-    locked: false,
-    erased: false,
-    approved: true,
-    threepids: [],
-    external_ids: [],
-  };
-}
-
-const putUserBody = z.object({
-  password: z.string().min(1).max(512).optional(),
-  logout_devices: z.boolean().optional(),
-  displayname: z.string().max(256).nullable().optional(),
-  avatar_url: z.string().max(1024).nullable().optional(),
-  admin: z.boolean().optional(),
-  deactivated: z.boolean().optional(),
-});
-
-async function localUser(req: MatrixRequest): Promise<{ userId: string; user: UserRow | null }> {
-  const userId = req.params.userId;
-  if (!parseLocalUserId(req.hs, userId).local) throw new AmiError("M_INVALID_PARAM", "Can only look up local users");
-  return { userId, user: await req.hs.store.accounts.getUser(userId) };
-}
-
-function boolQuery(q: URLSearchParams, name: string, def: boolean): boolean {
-  const v = q.get(name);
-  if (v === null) return def;
-  if (v !== "true" && v !== "false") throw new AmiError("M_INVALID_PARAM", `'${name}' must be true or false`);
-  return v === "true";
-}
-
-/** Synapse-style room summary; from current state. */
-async function roomJson(hs: Homeserver, room: { roomId: string; version: string; creator: string; isPublic: boolean }) {
-  const state = await hs.store.events.getCurrentState(room.roomId);
-  const c = (type: string) => state.find((e) => e.type === type && e.stateKey === "")?.pdu.content ?? {};
-  const joined = state.filter((e) => e.type === "m.room.member" && e.pdu.content?.membership === "join");
-  return {
-    room_id: room.roomId,
-    name: c("m.room.name").name ?? null,
-    topic: c("m.room.topic").topic ?? null,
-    canonical_alias: c("m.room.canonical_alias").alias ?? null,
-    joined_members: joined.length,
-    joined_local_members: joined.filter((e) => e.stateKey?.endsWith(`:${hs.serverName}`)).length,
-    version: room.version,
-    creator: room.creator,
-    encryption: c("m.room.encryption").algorithm ?? null,
-    federatable: c("m.room.create")["m.federate"] !== false,
-    public: room.isPublic,
-    join_rules: c("m.room.join_rules").join_rule ?? null,
-    guest_access: c("m.room.guest_access").guest_access ?? null,
-    history_visibility: c("m.room.history_visibility").history_visibility ?? null,
-    state_events: state.length,
-    room_type: c("m.room.create").type ?? null,
-  };
-}
 
 let serverVersion: string | undefined;
 function version(): string {
@@ -184,108 +112,5 @@ export const routes: Route[] = [
     paths: ["/_synapse/admin/v1/server_version"],
     auth: "none",
     handler: async () => json({ server_version: `ami-streams ${version()}` }),
-  },
-  /** GET /_synapse/admin/v2/users */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v2/users"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const limit = queryInt(req.query, "limit", 100, 1, 1000);
-      const from = req.query.get("from") ?? undefined;
-      const includeDeactivated = boolQuery(req.query, "deactivated", false);
-      const rows = await req.hs.store.accounts.listUsers({ from, limit: limit + 1, includeDeactivated });
-      const page = rows.slice(0, limit);
-      const out: Record<string, unknown> = {
-        users: page.map(userJson),
-        total: await req.hs.store.accounts.countUsers(),
-      };
-      if (rows.length > limit) out.next_token = page[page.length - 1].userId;
-      return json(out);
-    },
-  },
-  /** GET /_synapse/admin/v2/users/{userId} */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v2/users/{userId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const { user } = await localUser(req);
-      if (!user) throw new AmiError("M_NOT_FOUND", "User not found");
-      return json(userJson(user));
-    },
-  },
-  /** PUT /_synapse/admin/v2/users/{userId}: create (201) or modify (200) */
-  {
-    method: "PUT",
-    paths: ["/_synapse/admin/v2/users/{userId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const { hs } = req;
-      const b = parseBody(putUserBody, req.body);
-      const { userId, user } = await localUser(req);
-      if (!user) {
-        const localpart = localpartFor(hs, userId);
-        if (`@${localpart}:${hs.serverName}` !== userId)
-          throw new AmiError("M_INVALID_USERNAME", "User IDs must be lowercase");
-        await createAccount(hs, {
-          localpart,
-          password: b.password ?? null,
-          admin: b.admin ?? false,
-          displayname: b.displayname,
-        });
-        if (b.avatar_url) await hs.store.accounts.updateUser(userId, { avatarUrl: b.avatar_url });
-        if (b.deactivated) await deactivateAccount(hs, userId);
-        return { status: 201, json: userJson((await hs.store.accounts.getUser(userId))!) };
-      }
-      const patch: Parameters<typeof hs.store.accounts.updateUser>[1] = {};
-      if (b.displayname !== undefined) patch.displayname = b.displayname || null;
-      if (b.avatar_url !== undefined) patch.avatarUrl = b.avatar_url || null;
-      if (b.admin !== undefined) patch.admin = b.admin;
-      if (b.deactivated === false) patch.deactivated = false;
-      if (b.password !== undefined && b.deactivated !== true)
-        patch.passwordHash = await hs.auth.hashPassword(b.password);
-      await hs.store.accounts.updateUser(userId, patch);
-      authOf(hs).forgetUser(userId);
-      if (b.password !== undefined && b.logout_devices !== false) await authOf(hs).logoutAll(userId);
-      if (b.deactivated === true && !user.deactivated) await deactivateAccount(hs, userId);
-      return json(userJson((await hs.store.accounts.getUser(userId))!));
-    },
-  },
-  /** POST /_synapse/admin/v1/deactivate/{userId} */
-  {
-    method: "POST",
-    paths: ["/_synapse/admin/v1/deactivate/{userId}"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      parseBody(z.object({ erase: z.boolean().optional() }), req.body);
-      const { userId, user } = await localUser(req);
-      if (!user) throw new AmiError("M_NOT_FOUND", "User not found");
-      await deactivateAccount(req.hs, userId);
-      return json({ id_server_unbind_result: "success" });
-    },
-  },
-  /** GET /_synapse/admin/v1/rooms (`from` is an opaque cursor here: the last room ID of the previous page) */
-  {
-    method: "GET",
-    paths: ["/_synapse/admin/v1/rooms"],
-    auth: "required",
-    handler: async (req) => {
-      requireAdmin(req);
-      const { hs } = req;
-      const limit = queryInt(req.query, "limit", 100, 1, 1000);
-      const from = req.query.get("from") ?? undefined;
-      const rows = await hs.store.rooms.listRooms({ from: from || undefined, limit: limit + 1 });
-      const page = rows.slice(0, limit);
-      const rooms = [];
-      for (const r of page) rooms.push(await roomJson(hs, r));
-      const out: Record<string, unknown> = { rooms, offset: 0, total_rooms: await hs.store.rooms.countRooms() };
-      if (rows.length > limit) out.next_batch = page[page.length - 1].roomId;
-      return json(out);
-    },
   },
 ];

@@ -1,4 +1,5 @@
 /** Room creation (spec create_room.yaml). */
+import { randomString } from "../events/ids.ts";
 import { json, type Route } from "../http/types.ts";
 
 export const routes: Route[] = [
@@ -10,7 +11,13 @@ export const routes: Route[] = [
     refuseSuspended: true,
     rateLimit: true,
     async handler(req) {
-      const { roomId } = await req.hs.rooms.createRoom(req.requester!.userId, req.body);
+      const { hs, body } = req;
+      // As Synapse: a shadow-banned user's room with invites is not made; the answer names a room that is not.
+      const invites = Array.isArray(body?.invite) && body.invite.length > 0;
+      const invites3pid = Array.isArray(body?.invite_3pid) && body.invite_3pid.length > 0;
+      if (req.requester!.shadowBanned && (invites || invites3pid))
+        return json({ room_id: `!${randomString(18)}:${hs.serverName}` });
+      const { roomId } = await hs.rooms.createRoom(req.requester!.userId, body);
       return json({ room_id: roomId });
     },
   },

@@ -10,11 +10,9 @@ import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
+import { mediaHold } from "../service/media.ts";
 import type { MediaRow } from "../store/types.ts";
 import { legacy, MEDIA_ID_RE } from "./media.ts";
-
-/** The hold that keeps an upload's bytes in the content-addressed store while its media row exists. */
-export const mediaHold = (mediaId: string) => `matrix.media:${mediaId}`;
 
 /** Content-Type and ?filename of an upload, checked. */
 function uploadMeta(req: MatrixRequest): { contentType: string; filename: string | null } {
@@ -41,7 +39,15 @@ export async function commitMedia(
   write: (row: MediaRow) => Promise<void>,
 ): Promise<void> {
   const put = await hs.cas.put(source, { hold: mediaHold(meta.mediaId) });
-  const row: MediaRow = { ...meta, size: put.size, sha256: put.sha256, createdTs: Date.now() };
+  // Content an admin quarantined stays quarantined when uploaded again (as Synapse since 1.128).
+  const earlier = (await hs.store.media.listMedia({ sha256: put.sha256, quarantined: true, limit: 1 })).rows[0];
+  const row: MediaRow = {
+    ...meta,
+    size: put.size,
+    sha256: put.sha256,
+    createdTs: Date.now(),
+    quarantinedBy: earlier?.quarantinedBy ?? null,
+  };
   // Bytes no row names would be held forever (the row's write can fail: a full disk): let GC have them.
   await write(row).catch(async (e) => {
     await hs.cas.release(put.id, mediaHold(meta.mediaId)).catch(() => {});

@@ -7,10 +7,10 @@
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { AmiError } from "../../core/errors.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
+import { mediaPath } from "../service/media.ts";
 import { THUMBNAIL_TYPES } from "../service/thumbnailer.ts";
 import type { MediaRow } from "../store/types.ts";
 import { queryInt } from "../validate.ts";
@@ -65,8 +65,6 @@ export function contentDisposition(contentType: string, filename: string | null)
   return filename ? `${kind}; filename*=UTF-8''${rfc5987(filename)}` : kind;
 }
 
-const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.slice(0, 2), mediaId);
-
 interface Found {
   row: MediaRow;
   size: number;
@@ -102,6 +100,9 @@ async function find(req: MatrixRequest): Promise<Found> {
   // No federation: media of other servers is never here.
   if (serverName !== req.hs.serverName || !MEDIA_ID_RE.test(mediaId)) throw notFound();
   const row = await mediaRow(req, mediaId);
+  // Quarantined media (admin API) is served to no one, as Synapse — but a server admin who asks for it explicitly.
+  const bypass = req.requester?.isAdmin && req.query.get("admin_unsafely_bypass_quarantine") === "true";
+  if (row.quarantinedBy && !bypass) throw notFound();
   const { cas } = req.hs;
   const id = await cas.resolve(row.sha256).catch((e) => {
     if (e instanceof AmiError && e.code === "M_NOT_FOUND") return undefined;

@@ -116,6 +116,8 @@ function targetRoute(
         throw new AmiError("M_FORBIDDEN", `${t.userId} ${opts.notFrom}`);
       }
       const sender = req.requester!.userId;
+      // A shadow-banned user's invites are answered and dropped (service/shadow-ban.ts).
+      if (membership === "invite" && req.requester!.shadowBanned) return json({});
       await req.hs.rooms.setMembership({ roomId, sender, target: t.userId, membership, reason: t.reason });
       return json({});
     },

@@ -15,6 +15,7 @@ import {
   MAX_STREAM,
   type RoomVisibility,
   readableRoom,
+  type StreamRange,
   stateBound,
   visibleRoomEvents,
 } from "../service/visibility.ts";
@@ -65,6 +66,48 @@ async function visibleEvent(hs: Homeserver, v: RoomVisibility, eventId: string):
   return ev;
 }
 
+/**
+ * One page of /messages (the query's from, to, dir, limit and filter) inside `ranges`; lazy-loaded members as of
+ * `stateAt`. The client route passes the reader's visible ranges, the admin API all of the room.
+ */
+export async function messagesPage(
+  req: MatrixRequest,
+  roomId: string,
+  ranges: StreamRange[],
+  stateAt: number,
+  defaultDir: "b" | "f",
+): Promise<{ start: string; chunk: ClientEvent[]; end?: string; state?: ClientEvent[] }> {
+  const { hs, query: q } = req;
+  const dir = q.get("dir") ?? defaultDir;
+  if (dir !== "b" && dir !== "f") throw new AmiError("M_INVALID_PARAM", "'dir' must be 'b' or 'f'");
+  const filter = parseRoomFilter(q);
+  const limit = Math.min(queryInt(q, "limit", filter.limit ?? 10, 0), MAX_LIMIT);
+  const fromTok = q.get("from");
+  const toTok = q.get("to");
+  // Store bounds are exclusive; a token `t<N>` has events <= N before it.
+  const point = fromTok ? parseStreamToken(fromTok) : dir === "b" ? hs.stream.current : 0;
+  const to = toTok ? parseStreamToken(toTok, "to") : undefined;
+  const from = dir === "b" ? point + 1 : point;
+  const bound = to === undefined ? undefined : dir === "b" ? to : to + 1;
+  const evs =
+    limit === 0
+      ? []
+      : await visibleRoomEvents(hs, ranges, { roomId, dir, from, to: bound, limit, ...filterQuery(filter) });
+  const body: { start: string; chunk: ClientEvent[]; end?: string; state?: ClientEvent[] } = {
+    start: fromTok ?? topoToken(point),
+    chunk: await hs.clientEvents(evs, req.requester),
+  };
+  if (evs.length > 0 && evs.length === limit) {
+    const last = evs[evs.length - 1].stream;
+    body.end = topoToken(dir === "b" ? last - 1 : last);
+  }
+  if (filter.lazyLoadMembers) {
+    const members = await membersOf(hs, roomId, new Set(evs.map((e) => e.sender)), stateAt);
+    body.state = await hs.clientEvents(members, req.requester);
+  }
+  return body;
+}
+
 export const routes: Route[] = [
   /** GET /_matrix/client/v3/rooms/{roomId}/messages */
   {
@@ -72,37 +115,9 @@ export const routes: Route[] = [
     paths: ["/_matrix/client/v3/rooms/{roomId}/messages"],
     auth: "required",
     async handler(req) {
-      const { hs, query: q } = req;
       const roomId = requireRoomId(req.params.roomId);
-      const dir = q.get("dir") ?? "b";
-      if (dir !== "b" && dir !== "f") throw new AmiError("M_INVALID_PARAM", "'dir' must be 'b' or 'f'");
-      const filter = parseRoomFilter(q);
-      const limit = Math.min(queryInt(q, "limit", filter.limit ?? 10, 0), MAX_LIMIT);
-      const fromTok = q.get("from");
-      const toTok = q.get("to");
-      const v = await readableRoom(hs, roomId, req.requester!.userId);
-      // Store bounds are exclusive; a token `t<N>` has events <= N before it.
-      const point = fromTok ? parseStreamToken(fromTok) : dir === "b" ? hs.stream.current : 0;
-      const to = toTok ? parseStreamToken(toTok, "to") : undefined;
-      const from = dir === "b" ? point + 1 : point;
-      const bound = to === undefined ? undefined : dir === "b" ? to : to + 1;
-      const evs =
-        limit === 0
-          ? []
-          : await visibleRoomEvents(hs, v.ranges, { roomId, dir, from, to: bound, limit, ...filterQuery(filter) });
-      const body: { start: string; chunk: ClientEvent[]; end?: string; state?: ClientEvent[] } = {
-        start: fromTok ?? topoToken(point),
-        chunk: await hs.clientEvents(evs, req.requester),
-      };
-      if (evs.length > 0 && evs.length === limit) {
-        const last = evs[evs.length - 1].stream;
-        body.end = topoToken(dir === "b" ? last - 1 : last);
-      }
-      if (filter.lazyLoadMembers) {
-        const members = await membersOf(hs, roomId, new Set(evs.map((e) => e.sender)), stateBound(v));
-        body.state = await hs.clientEvents(members, req.requester);
-      }
-      return json(body);
+      const v = await readableRoom(req.hs, roomId, req.requester!.userId);
+      return json(await messagesPage(req, roomId, v.ranges, stateBound(v), "b"));
     },
   },
   /** GET /_matrix/client/v3/rooms/{roomId}/context/{eventId} */

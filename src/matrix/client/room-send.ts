@@ -5,6 +5,7 @@ import { isValidEventId } from "../events/ids.ts";
 import { json, type Route } from "../http/types.ts";
 import { assertNotSuspended } from "../service/moderation.ts";
 import { requireRoomId } from "../service/room-access.ts";
+import { shadowEventId } from "../service/shadow-ban.ts";
 import { parseBody } from "../validate.ts";
 
 const redactBody = z.object({ reason: z.string().optional() });
@@ -25,6 +26,8 @@ export const routes: Route[] = [
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
       const r = req.requester!;
+      const shadow = shadowEventId(r);
+      if (shadow) return json({ event_id: shadow });
       const { eventId } = await req.hs.rooms.sendEvent({
         roomId,
         sender: r.userId,
@@ -53,6 +56,8 @@ export const routes: Route[] = [
       const r = req.requester!;
       // A suspended account may redact its own events only (spec "Account suspension").
       if (r.suspended && (await req.hs.store.events.getEvent(target))?.sender !== r.userId) assertNotSuspended(r);
+      const shadow = shadowEventId(r);
+      if (shadow) return json({ event_id: shadow });
       const { eventId } = await req.hs.rooms.sendEvent({
         roomId,
         sender: r.userId,

@@ -6,6 +6,7 @@ import type { EventContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { requireRoom, requireRoomId } from "../service/room-access.ts";
+import { shadowEventId } from "../service/shadow-ban.ts";
 import { MAX_STREAM, readableRoom, readableState, stateBound } from "../service/visibility.ts";
 
 /** m.room.canonical_alias may only name aliases that exist and point at this room (M_BAD_ALIAS in the spec). */
@@ -77,6 +78,8 @@ export const routes: Route[] = [
         if ((await req.hs.store.events.getMembership(roomId, me))?.membership === "join")
           return json({ event_id: current.eventId });
       }
+      const shadow = shadowEventId(req.requester);
+      if (shadow) return json({ event_id: shadow });
       const { eventId } = await req.hs.rooms.sendEvent({ roomId, sender: me, type: eventType, stateKey, content });
       return json({ event_id: eventId });
     },

@@ -2,7 +2,11 @@
 import type { Route } from "../http/types.ts";
 import { routes as account } from "./account.ts";
 import { routes as admin } from "./admin.ts";
+import { routes as adminMedia } from "./admin-media.ts";
+import { routes as adminReports } from "./admin-reports.ts";
+import { routes as adminRooms } from "./admin-rooms.ts";
 import { routes as adminTokens } from "./admin-tokens.ts";
+import { routes as adminUsers } from "./admin-users.ts";
 import { routes as appservice } from "./appservice.ts";
 import { routes as devices } from "./devices.ts";
 import { routes as login } from "./login.ts";
@@ -39,5 +43,9 @@ export const accountRoutes: Route[] = [
   ...urlPreview,
   ...admin,
   ...adminTokens,
+  ...adminUsers,
+  ...adminRooms,
+  ...adminMedia,
+  ...adminReports,
   ...voip,
 ];

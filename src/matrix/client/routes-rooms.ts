@@ -4,6 +4,7 @@ import { routes as createRoom } from "./create-room.ts";
 import { routes as directory } from "./directory.ts";
 import { routes as membership } from "./membership.ts";
 import { routes as relations } from "./relations.ts";
+import { routes as reports } from "./reports.ts";
 import { routes as roomMessages } from "./room-messages.ts";
 import { routes as roomPeek } from "./room-peek.ts";
 import { routes as roomSend } from "./room-send.ts";
@@ -25,5 +26,6 @@ export const roomRoutes: Route[] = [
   ...directory,
   ...search,
   ...spaces,
+  ...reports,
   ...userDirectory,
 ];

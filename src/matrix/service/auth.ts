@@ -77,6 +77,7 @@ export class Auth implements AuthService {
           locked: !!user.locked,
           suspended: !!user.suspended,
           ...(expiresTs !== null ? { expiresTs } : {}),
+          shadowBanned: !!user.shadowBanned,
         },
         until: now + CACHE_MS,
         expiresTs,
@@ -215,7 +216,7 @@ export class Auth implements AuthService {
     this.#revoke((r) => r.userId === userId && r.deviceId !== exceptDeviceId);
   }
 
-  /** Forget cached lookups of a user whose admin flag or deactivation changed. */
+  /** Forget cached lookups of a user whose admin flag, shadow ban or deactivation changed. */
   forgetUser(userId: string): void {
     this.#dropWhere((r) => r.userId === userId);
   }

@@ -9,6 +9,12 @@ import type { MatrixConfig } from "../config.ts";
 import { Thumbnailer } from "./thumbnailer.ts";
 import { UrlPreviewer } from "./url-preview.ts";
 
+/** The file of an upload from before the content-addressed store: <mediaDir>/<2 chars>/<mediaId>. */
+export const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.slice(0, 2), mediaId);
+
+/** The hold that keeps an upload's bytes in the content-addressed store while its media row exists. */
+export const mediaHold = (mediaId: string) => `matrix.media:${mediaId}`;
+
 export class MediaService {
   readonly thumbnails: Thumbnailer;
   readonly previews: UrlPreviewer;

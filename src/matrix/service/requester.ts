@@ -3,6 +3,8 @@ export interface Requester {
   userId: string;
   deviceId: string;
   isAdmin: boolean;
+  /** Shadow-banned by an admin: sends are answered with an invented event ID and dropped (as Synapse). */
+  shadowBanned?: boolean;
   /** sha256 hex of the access token in use (logout deletes it). */
   tokenHash: string;
   /** The account is locked (spec "Account locking"): the edge answers 401 M_USER_LOCKED except on logout. */

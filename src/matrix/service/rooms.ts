@@ -237,6 +237,9 @@ export class Rooms implements RoomService {
     if (p.membership === "leave" && p.sender === p.target && (!current || currentMembership === "leave")) {
       throw new AmiError("M_FORBIDDEN", "You are not in this room");
     }
+    // As Synapse: an admin-blocked room takes no new members (joins, invites, knocks); leaving and bans still work.
+    if (p.membership !== "leave" && p.membership !== "ban" && (await store.rooms.getRoomBlock(p.roomId)))
+      throw new AmiError("M_FORBIDDEN", "This room has been blocked on this server");
     const content: EventContent = { ...(p.extra ?? {}), membership: p.membership };
     if (p.reason !== undefined) content.reason = p.reason;
     if (p.membership === "join" || p.membership === "invite" || p.membership === "knock") {

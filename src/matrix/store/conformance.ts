@@ -14,6 +14,7 @@ import { integrityTests } from "./conformance/integrity.ts";
 import { keyBackupTests } from "./conformance/key-backup.ts";
 import { keyTests } from "./conformance/keys.ts";
 import { mediaTests, pendingMediaTests } from "./conformance/media.ts";
+import { moderationTests } from "./conformance/moderation.ts";
 import { pusherTests } from "./conformance/pushers.ts";
 import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
@@ -40,6 +41,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
       mediaTests(makeStore);
       pendingMediaTests(makeStore);
     });
+    describe("ReportStore and admin listings", () => moderationTests(makeStore));
     describe("KeyStore", () => keyTests(makeStore));
     describe("KeyBackupStore", () => keyBackupTests(makeStore));
     describe("PusherStore", () => pusherTests(makeStore));

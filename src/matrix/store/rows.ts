@@ -8,6 +8,7 @@ import type {
   PresenceRow,
   ReceiptRow,
   RegistrationTokenRow,
+  ReportRow,
   RoomRow,
   StoredEvent,
   UserPatch,
@@ -80,6 +81,7 @@ export const userFromRow = (r: any): UserRow => ({
   avatarUrl: r.avatar_url,
   locked: !!r.locked,
   suspended: !!r.suspended,
+  shadowBanned: !!r.shadow_banned,
 });
 export const deviceFromRow = (r: any): DeviceRow => ({
   userId: r.user_id,
@@ -119,6 +121,7 @@ export const mediaFromRow = (r: any): MediaRow => ({
   size: r.size,
   sha256: r.sha256,
   createdTs: r.created_ts,
+  quarantinedBy: r.quarantined_by ?? null,
 });
 
 export const pendingMediaFromRow = (r: any): PendingMediaRow => ({
@@ -127,6 +130,24 @@ export const pendingMediaFromRow = (r: any): PendingMediaRow => ({
   createdTs: r.created_ts,
   expiresTs: r.expires_ts,
 });
+
+export const reportFromRow = (r: any): ReportRow => ({
+  id: Number(r.id),
+  kind: r.kind,
+  receivedTs: Number(r.received_ts),
+  userId: r.user_id,
+  roomId: r.room_id,
+  eventId: r.event_id,
+  targetUserId: r.target_user_id,
+  reason: r.reason,
+  score: r.score === null ? null : Number(r.score),
+});
+
+/** `expr LIKE ?` matching `needle` anywhere, case-insensitively, with LIKE's wildcards in the needle escaped. */
+export function containsSql(expr: string, needle: string): [sql: string, param: string] {
+  const escaped = needle.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`);
+  return [`lower(${expr}) LIKE ? ESCAPE '\\'`, `%${escaped}%`];
+}
 
 /** Columns a patch may set, by patch key. */
 export const USER_PATCH_COLUMNS: Record<keyof UserPatch, string> = {
@@ -137,6 +158,7 @@ export const USER_PATCH_COLUMNS: Record<keyof UserPatch, string> = {
   avatarUrl: "avatar_url",
   locked: "locked",
   suspended: "suspended",
+  shadowBanned: "shadow_banned",
 };
 export const DEVICE_PATCH_COLUMNS = {
   displayName: "display_name",

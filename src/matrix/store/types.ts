@@ -30,11 +30,44 @@ export interface UserRow {
   locked?: boolean;
   /** Account suspension (spec "Account suspension"): read-only use. Reads always set it; absent on create = false. */
   suspended?: boolean;
+  /** Shadow-banned (admin API): the user's sends are answered but never stored. Read as false when absent. */
+  shadowBanned?: boolean;
 }
 
 export type UserPatch = Partial<
-  Pick<UserRow, "passwordHash" | "admin" | "deactivated" | "displayname" | "avatarUrl" | "locked" | "suspended">
+  Pick<
+    UserRow,
+    "passwordHash" | "admin" | "deactivated" | "displayname" | "avatarUrl" | "locked" | "suspended" | "shadowBanned"
+  >
 >;
+
+/** Which users an admin listing wants (Synapse's GET /_synapse/admin/v2/users filters). */
+export interface UserListFilter {
+  includeDeactivated?: boolean;
+  /** false: leave guests out (Synapse's `guests=false`); absent or true: include them. */
+  guests?: boolean;
+  /** true: only admins; false: only non-admins; absent: both. */
+  admins?: boolean;
+  /** Substring of the localpart or display name (case-insensitive); the localpart needs `serverName`. */
+  name?: string;
+  /** This server's name: `name` then matches the localpart of user IDs (all local) instead of the whole ID. */
+  serverName?: string;
+  /** Substring of the user ID (case-insensitive). */
+  userIdLike?: string;
+}
+
+/** The orders of an admin user listing (Synapse's `order_by` values this server keeps). */
+export const USER_ORDERS = [
+  "name",
+  "is_guest",
+  "admin",
+  "deactivated",
+  "shadow_banned",
+  "displayname",
+  "avatar_url",
+  "creation_ts",
+] as const;
+export type UserOrder = (typeof USER_ORDERS)[number];
 
 export interface DeviceRow {
   userId: string;
@@ -234,6 +267,61 @@ export interface MediaRow {
   size: number;
   sha256: string;
   createdTs: number;
+  /** The admin who quarantined it (never served while set); null or absent when not quarantined. */
+  quarantinedBy?: string | null;
+}
+
+/** A media listing's filter and page (admin API). */
+export interface MediaQuery {
+  uploader?: string;
+  /** Same content (the upload's SHA-256). */
+  sha256?: string;
+  /** Only quarantined (true) or only not quarantined (false) media. */
+  quarantined?: boolean;
+  mediaIds?: string[];
+  /** Uploaded before this time (ms). */
+  beforeTs?: number;
+  /** Larger than this many bytes. */
+  sizeGt?: number;
+  offset?: number;
+  limit?: number;
+  /** Newest first when "b" (default), oldest first when "f". */
+  dir?: "f" | "b";
+}
+
+/** A content report (spec "Reporting content"; Synapse's event_reports / room_reports / user_reports). */
+export interface ReportRow {
+  id: number;
+  kind: "event" | "room" | "user";
+  receivedTs: number;
+  /** The reporter. */
+  userId: string;
+  roomId: string | null;
+  eventId: string | null;
+  targetUserId: string | null;
+  reason: string | null;
+  score: number | null;
+}
+
+export interface ReportQuery {
+  kind: ReportRow["kind"];
+  offset: number;
+  limit: number;
+  /** "b" (default): newest first. */
+  dir: "f" | "b";
+  userId?: string;
+  roomId?: string;
+  targetUserId?: string;
+}
+
+/** Content reports. */
+export interface ReportStore {
+  /** Records a report; resolves to its ID (increasing). */
+  addReport(r: Omit<ReportRow, "id">): Promise<number>;
+  getReport(kind: ReportRow["kind"], id: number): Promise<ReportRow | null>;
+  /** One page and the total matching the query's filters. */
+  listReports(q: ReportQuery): Promise<{ rows: ReportRow[]; total: number }>;
+  deleteReport(kind: ReportRow["kind"], id: number): Promise<boolean>;
 }
 
 /** A media ID created by POST /_matrix/media/v1/create whose bytes have not been uploaded yet. */
@@ -255,6 +343,14 @@ export interface AccountStore {
   getUsers(userIds: string[]): Promise<UserRow[]>;
   /** Ordered by userId, starting after `from` (exclusive). */
   listUsers(opts: { from?: string; limit: number; includeDeactivated?: boolean }): Promise<UserRow[]>;
+  /** An admin listing: the page at `offset` in `order` (ties by user ID) and the total matching `filter`. */
+  queryUsers(q: {
+    filter: UserListFilter;
+    order: UserOrder;
+    dir: "f" | "b";
+    offset: number;
+    limit: number;
+  }): Promise<{ rows: UserRow[]; total: number }>;
   updateUser(userId: string, patch: UserPatch): Promise<void>;
   countUsers(): Promise<number>;
 
@@ -333,6 +429,10 @@ export interface RoomStore {
   /** All rooms, ordered by roomId, after `from` (exclusive). */
   listRooms(opts: { from?: string; limit: number }): Promise<RoomRow[]>;
   countRooms(): Promise<number>;
+  /** Block (by an admin: joins refused) or unblock (`by` null) a room ID, known or not. */
+  setRoomBlocked(roomId: string, by: string | null): Promise<void>;
+  /** Who blocked the room, or null. */
+  getRoomBlock(roomId: string): Promise<string | null>;
 
   // ---- room aliases ------------------------------------------------------------
   /** False if the alias exists already. */
@@ -464,6 +564,12 @@ export interface MediaStore {
    * AmiError("M_CANNOT_OVERWRITE_MEDIA") if the media ID has a row already.
    */
   completePending(m: MediaRow): Promise<void>;
+  /** Rows matching the query (filter, order by upload time, page) and the total matching the filter. */
+  listMedia(q: MediaQuery): Promise<{ rows: MediaRow[]; total: number }>;
+  /** Quarantine (`by` an admin) or release (`by` null) media; resolves to the rows changed. */
+  setQuarantined(mediaIds: string[], by: string | null): Promise<number>;
+  /** Deletes a row; false when there was none. */
+  deleteMedia(mediaId: string): Promise<boolean>;
 }
 
 /** One row of the relations table: an event (`eventId`) that relates to `relatesTo` (spec "Relationships"). */
@@ -681,4 +787,6 @@ export interface Store {
   readonly pushers: PusherStore;
   /** Full-text event search and the user directory. */
   readonly search: SearchStore;
+  /** Content reports (moderation). */
+  readonly reports: ReportStore;
 }

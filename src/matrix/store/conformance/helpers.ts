@@ -40,6 +40,7 @@ export const user = (userId: string, over: Partial<UserRow> = {}): UserRow => ({
   avatarUrl: null,
   locked: false,
   suspended: false,
+  shadowBanned: false,
   ...over,
 });
 

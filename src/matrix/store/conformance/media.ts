@@ -12,6 +12,7 @@ export function mediaTests(make: MakeStore): void {
       size: 1234,
       sha256: "00ff",
       createdTs: 99,
+      quarantinedBy: null,
     };
     await s.media.putMedia(m);
     await s.media.putMedia({ ...m, mediaId: "x2", filename: null, size: 0 });

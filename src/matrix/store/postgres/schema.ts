@@ -427,4 +427,26 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX media_pending_user ON media_pending(user_id, expires_ts);
   CREATE INDEX media_uploader ON media(uploader, created_ts);
   `,
+  // moderation (Synapse-compatible admin API): content reports (event, room, user), shadow-banned users, blocked
+  // rooms (joins refused), quarantined media (the uploader index came with the daily quota).
+  `
+  CREATE TABLE reports (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    received_ts BIGINT NOT NULL,
+    user_id ${T} NOT NULL,
+    room_id ${T},
+    event_id ${T},
+    target_user_id ${T},
+    reason TEXT,
+    score INTEGER
+  );
+  CREATE INDEX reports_kind ON reports(kind, id);
+  ALTER TABLE users ADD COLUMN shadow_banned BOOLEAN NOT NULL DEFAULT false;
+  ALTER TABLE media ADD COLUMN quarantined_by ${T};
+  CREATE TABLE blocked_rooms (
+    room_id ${T} PRIMARY KEY,
+    user_id ${T} NOT NULL
+  );
+  `,
 ];

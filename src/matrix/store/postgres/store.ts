@@ -12,6 +12,7 @@ import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
 import { SqlPusherStore } from "../sql/pushers.ts";
 import { SqlRelationStore } from "../sql/relations.ts";
+import { SqlReportStore } from "../sql/reports.ts";
 import { SqlRoomStore } from "../sql/rooms.ts";
 import type { Store } from "../types.ts";
 import { PgDb, PgSql } from "./db.ts";
@@ -41,6 +42,7 @@ export class PostgresStore implements Store {
   readonly ephemeral = new SqlEphemeralStore(this.sql);
   readonly media = new SqlMediaStore(this.sql);
   readonly pushers = new SqlPusherStore(this.sql);
+  readonly reports = new SqlReportStore(this.sql);
   readonly keys = new PostgresKeyStore(this.conn);
   readonly keyBackup = new PostgresKeyBackupStore(this.conn);
   readonly search = new PostgresSearchStore(this.conn);

@@ -1,8 +1,62 @@
 /** AccountStore for both backends: users, devices, access tokens and registration tokens read alike in each. */
 import { AmiError } from "../../../core/errors.ts";
-import { DEVICE_PATCH_COLUMNS, deviceFromRow, regTokenFromRow, USER_PATCH_COLUMNS, userFromRow } from "../rows.ts";
+import {
+  containsSql,
+  DEVICE_PATCH_COLUMNS,
+  deviceFromRow,
+  regTokenFromRow,
+  USER_PATCH_COLUMNS,
+  userFromRow,
+} from "../rows.ts";
 import type { Sql, SqlParam } from "../sql.ts";
-import type { AccountStore, DeviceRow, RegistrationTokenRow, TokenRow, UserPatch, UserRow } from "../types.ts";
+import type {
+  AccountStore,
+  DeviceRow,
+  RegistrationTokenRow,
+  TokenRow,
+  UserListFilter,
+  UserOrder,
+  UserPatch,
+  UserRow,
+} from "../types.ts";
+
+/** SQL of each admin listing order (NULL display names sort as "" on both dialects). */
+const ORDER_SQL: Record<UserOrder, string> = {
+  name: "user_id",
+  is_guest: "is_guest",
+  admin: "admin",
+  deactivated: "deactivated",
+  shadow_banned: "shadow_banned",
+  displayname: "COALESCE(displayname, '')",
+  avatar_url: "COALESCE(avatar_url, '')",
+  creation_ts: "created_ts",
+};
+
+/** WHERE clause and parameters of an admin user listing's filter. */
+function userFilterSql(f: UserListFilter): { where: string; params: SqlParam[] } {
+  const conds: string[] = [];
+  const params: SqlParam[] = [];
+  if (!f.includeDeactivated) conds.push("NOT deactivated");
+  if (f.guests === false) conds.push("NOT is_guest");
+  if (f.admins !== undefined) {
+    conds.push("admin = ?");
+    params.push(f.admins);
+  }
+  if (f.userIdLike) {
+    const [c, p] = containsSql("user_id", f.userIdLike);
+    conds.push(c);
+    params.push(p);
+  }
+  if (f.name) {
+    // "@" localpart ":" server: the localpart is what is left between the sigil and the server suffix.
+    const id = f.serverName ? `substr(user_id, 2, length(user_id) - ${1 + f.serverName.length + 1})` : "user_id";
+    const [c1, p1] = containsSql(id, f.name);
+    const [c2, p2] = containsSql("COALESCE(displayname, '')", f.name);
+    conds.push(`(${c1} OR ${c2})`);
+    params.push(p1, p2);
+  }
+  return { where: conds.length ? `WHERE ${conds.join(" AND ")}` : "", params };
+}
 
 /** "a = ?, b = ?" from the defined keys of a patch, with their values. */
 function patchSql(patch: Record<string, unknown>, columns: Record<string, string>) {
@@ -64,6 +118,23 @@ export class SqlAccountStore implements AccountStore {
     const sql = `SELECT * FROM users WHERE user_id > ? ${opts.includeDeactivated ? "" : "AND NOT deactivated"}
       ORDER BY user_id LIMIT ?`;
     return (await this.#sql.all(sql, [opts.from ?? "", Math.max(0, opts.limit)])).map(userFromRow);
+  }
+
+  async queryUsers(q: {
+    filter: UserListFilter;
+    order: UserOrder;
+    dir: "f" | "b";
+    offset: number;
+    limit: number;
+  }): Promise<{ rows: UserRow[]; total: number }> {
+    const { where, params } = userFilterSql(q.filter);
+    const d = q.dir === "b" ? "DESC" : "ASC";
+    const rows = await this.#sql.all(
+      `SELECT * FROM users ${where} ORDER BY ${ORDER_SQL[q.order]} ${d}, user_id ${d} LIMIT ? OFFSET ?`,
+      [...params, Math.max(0, q.limit), Math.max(0, q.offset)],
+    );
+    const total = Number((await this.#sql.get(`SELECT count(*) AS n FROM users ${where}`, params)).n);
+    return { rows: rows.map(userFromRow), total };
   }
 
   async updateUser(userId: string, patch: UserPatch): Promise<void> {

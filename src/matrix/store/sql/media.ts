@@ -2,10 +2,10 @@
 import { AmiError } from "../../../core/errors.ts";
 import { mediaFromRow, pendingMediaFromRow } from "../rows.ts";
 import type { Sql, SqlParam } from "../sql.ts";
-import type { MediaRow, MediaStore, PendingMediaRow } from "../types.ts";
+import type { MediaQuery, MediaRow, MediaStore, PendingMediaRow } from "../types.ts";
 
-const INSERT_MEDIA = `INSERT INTO media (media_id, uploader, content_type, filename, size, sha256, created_ts)
-  VALUES (?, ?, ?, ?, ?, ?, ?)`;
+const INSERT_MEDIA = `INSERT INTO media (media_id, uploader, content_type, filename, size, sha256, created_ts,
+  quarantined_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 const mediaParams = (m: MediaRow): SqlParam[] => [
   m.mediaId,
   m.uploader,
@@ -14,6 +14,7 @@ const mediaParams = (m: MediaRow): SqlParam[] => [
   m.size,
   m.sha256,
   m.createdTs,
+  m.quarantinedBy ?? null,
 ];
 
 export class SqlMediaStore implements MediaStore {
@@ -81,5 +82,48 @@ export class SqlMediaStore implements MediaStore {
       if (this.#sql.isUniqueViolation(e)) throw new AmiError("M_CANNOT_OVERWRITE_MEDIA", "Media ID already exists.");
       throw e;
     }
+  }
+
+  async listMedia(q: MediaQuery): Promise<{ rows: MediaRow[]; total: number }> {
+    const conds: string[] = [];
+    const params: SqlParam[] = [];
+    if (q.uploader !== undefined) {
+      conds.push("uploader = ?");
+      params.push(q.uploader);
+    }
+    if (q.sha256 !== undefined) {
+      conds.push("sha256 = ?");
+      params.push(q.sha256);
+    }
+    if (q.quarantined !== undefined)
+      conds.push(q.quarantined ? "quarantined_by IS NOT NULL" : "quarantined_by IS NULL");
+    if (q.mediaIds !== undefined) {
+      conds.push(this.#sql.anyOf("media_id"));
+      params.push(q.mediaIds);
+    }
+    if (q.beforeTs !== undefined) {
+      conds.push("created_ts < ?");
+      params.push(q.beforeTs);
+    }
+    if (q.sizeGt !== undefined) {
+      conds.push("size > ?");
+      params.push(q.sizeGt);
+    }
+    const where = conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+    const d = q.dir === "f" ? "ASC" : "DESC";
+    const rows = await this.#sql.all(
+      `SELECT * FROM media ${where} ORDER BY created_ts ${d}, media_id ${d} LIMIT ? OFFSET ?`,
+      [...params, Math.max(0, q.limit ?? 1_000_000), Math.max(0, q.offset ?? 0)],
+    );
+    const total = Number((await this.#sql.get(`SELECT count(*) AS n FROM media ${where}`, params)).n);
+    return { rows: rows.map(mediaFromRow), total };
+  }
+
+  async setQuarantined(mediaIds: string[], by: string | null): Promise<number> {
+    return this.#sql.run(`UPDATE media SET quarantined_by = ? WHERE ${this.#sql.anyOf("media_id")}`, [by, mediaIds]);
+  }
+
+  async deleteMedia(mediaId: string): Promise<boolean> {
+    return (await this.#sql.run("DELETE FROM media WHERE media_id = ?", [mediaId])) > 0;
   }
 }

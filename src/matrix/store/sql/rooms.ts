@@ -48,6 +48,19 @@ export class SqlRoomStore implements RoomStore {
     return Number((await this.#sql.get("SELECT count(*) AS n FROM rooms")).n);
   }
 
+  async setRoomBlocked(roomId: string, by: string | null): Promise<void> {
+    if (by === null) await this.#sql.run("DELETE FROM blocked_rooms WHERE room_id = ?", [roomId]);
+    else
+      await this.#sql.run(
+        "INSERT INTO blocked_rooms (room_id, user_id) VALUES (?, ?) ON CONFLICT (room_id) DO UPDATE SET user_id = excluded.user_id",
+        [roomId, by],
+      );
+  }
+
+  async getRoomBlock(roomId: string): Promise<string | null> {
+    return (await this.#sql.get("SELECT user_id FROM blocked_rooms WHERE room_id = ?", [roomId]))?.user_id ?? null;
+  }
+
   async createAlias(alias: string, roomId: string, creator: string): Promise<boolean> {
     const changed = await this.#sql.run(
       "INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT (alias) DO NOTHING",

@@ -407,4 +407,26 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX media_pending_user ON media_pending(user_id, expires_ts);
   CREATE INDEX media_uploader ON media(uploader, created_ts);
   `,
+  // moderation (Synapse-compatible admin API): content reports (event, room, user), shadow-banned users, blocked
+  // rooms (joins refused), quarantined media (the uploader index came with the daily quota).
+  `
+  CREATE TABLE reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    received_ts INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    room_id TEXT,
+    event_id TEXT,
+    target_user_id TEXT,
+    reason TEXT,
+    score INTEGER
+  );
+  CREATE INDEX reports_kind ON reports(kind, id);
+  ALTER TABLE users ADD COLUMN shadow_banned INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE media ADD COLUMN quarantined_by TEXT;
+  CREATE TABLE blocked_rooms (
+    room_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -10,6 +10,7 @@ import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
 import { SqlPusherStore } from "../sql/pushers.ts";
 import { SqlRelationStore } from "../sql/relations.ts";
+import { SqlReportStore } from "../sql/reports.ts";
 import { SqlRoomStore } from "../sql/rooms.ts";
 import type { Store } from "../types.ts";
 import { SqliteDb, SqliteSql } from "./db.ts";
@@ -38,6 +39,7 @@ export class SqliteStore implements Store {
   readonly ephemeral = new SqlEphemeralStore(this.sql);
   readonly media = new SqlMediaStore(this.sql);
   readonly pushers = new SqlPusherStore(this.sql);
+  readonly reports = new SqlReportStore(this.sql);
   readonly keys = new SqliteKeyStore(this.conn);
   readonly keyBackup = new SqliteKeyBackupStore(this.conn);
   readonly search = new SqliteSearchStore(this.conn);
