@@ -55,6 +55,7 @@ export function pendingMediaTests(make: MakeStore): void {
       size: 3,
       sha256: "ab",
       createdTs: 4600,
+      quarantinedBy: null,
     };
     await s.media.completePending(row);
     assert.deepEqual(await s.media.getMedia("p1"), row);
