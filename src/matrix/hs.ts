@@ -57,6 +57,8 @@ export interface RoomService {
     /** Extra content keys (displayname/avatar_url for joins come from the profile automatically). */
     extra?: EventContent;
   }): Promise<{ eventId: string }>;
+  /** Delete every trace of a room (store.rooms.purgeRoom) under its lock, and forget its cached head. */
+  purgeRoom(roomId: string): Promise<number>;
   /** Room version of a room (M_NOT_FOUND if unknown). */
   roomVersion(roomId: string): Promise<string>;
 }

@@ -367,7 +367,7 @@ for (const backend of BACKENDS) {
       ok(await join(bob, roomId));
     });
 
-    test("shutdown (v1): members moved to a new room with a notice, aliases moved, old room blocked", async () => {
+    test("shutdown (v1, purge false): members moved to a new room with a notice, aliases moved, old room blocked", async () => {
       const roomId = await createRoom(alice, { preset: "public_chat", room_alias_name: "badroom" });
       ok(await join(bob, roomId));
       ok(await as(alice).post(`${V3}/rooms/${enc(roomId)}/invite`, { user_id: carol.userId }));
@@ -383,6 +383,7 @@ for (const backend of BACKENDS) {
           room_name: "Closed",
           message: "This room broke the rules",
           block: true,
+          purge: false,
         }),
       ).body;
       assert.deepEqual(res.kicked_users.sort(), [alice.userId, bob.userId, carol.userId].sort());
@@ -405,9 +406,13 @@ for (const backend of BACKENDS) {
       err(await join(bob, roomId), 403, "M_FORBIDDEN");
     });
 
-    test("shutdown (v2): answered with a delete_id whose status completes", async () => {
-      const roomId = await createRoom(alice, { preset: "public_chat" });
+    test("shutdown (v2, purged by default as Synapse): a delete_id whose status completes; the room is gone", async () => {
+      const roomId = await createRoom(alice, { preset: "public_chat", name: "Doomed", room_alias_name: "doomed" });
       ok(await join(bob, roomId));
+      const said = ok(
+        await as(bob).put(`${V3}/rooms/${enc(roomId)}/send/m.room.message/doomed1`, { msgtype: "m.text", body: "x" }),
+      ).body.event_id;
+      const other = await createRoom(alice, { preset: "public_chat" });
       const { delete_id } = ok(await as(admin).del(`${A2}/rooms/${enc(roomId)}`, { block: false })).body;
       assert.equal(typeof delete_id, "string");
       let status: any;
@@ -424,7 +429,16 @@ for (const backend of BACKENDS) {
         [delete_id],
       );
       err(await as(admin).get(`${A2}/rooms/delete_status/nope`), 404, "M_NOT_FOUND");
-      ok(await join(bob, roomId), 200);
+      // Purged: no room, no events, no state or memberships, no alias; other rooms untouched.
+      assert.equal(await k.hs.store.rooms.getRoom(roomId), null);
+      assert.equal(await k.hs.store.events.getEvent(said), null);
+      assert.equal(await k.hs.store.events.getMembership(roomId, bob.userId), null);
+      assert.deepEqual(await k.hs.store.rooms.getAliasesForRoom(roomId), []);
+      err(await as(admin).get(`${A1}/rooms/${enc(roomId)}`), 404, "M_NOT_FOUND");
+      err(await as(bob).get(`${V3}/rooms/${enc(roomId)}/event/${enc(said)}`), 404, "M_NOT_FOUND");
+      err(await join(bob, roomId), 404, "M_NOT_FOUND");
+      assert.ok(await k.hs.store.rooms.getRoom(other));
+      ok(await as(alice).put(`${V3}/rooms/${enc(other)}/send/m.room.message/after1`, { msgtype: "m.text", body: "y" }));
     });
 
     test("media: room media, quarantine (404 while quarantined), user media, deletion releases the store's hold", async () => {

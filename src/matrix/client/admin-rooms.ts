@@ -156,6 +156,8 @@ function shutdownRequest(req: MatrixRequest) {
     roomName: b.room_name,
     message: b.message,
     block: b.block ?? false,
+    purge: b.purge ?? true,
+    forcePurge: b.force_purge ?? false,
   };
 }
 

@@ -2,8 +2,10 @@
  * Shutting a room down (Synapse's DELETE /_synapse/admin/v1|v2/rooms/{roomId}, handlers/room.py shutdown_room):
  * optionally block it, optionally make a new public room (creator `newRoomUserId`, members muted at power -10,
  * a first message saying why), unpublish the old room, make every local member (joined, invited, knocking)
- * leave and forget it — joined members join the new room — and move its local aliases to the new room.
- * History is kept: nothing is purged from the store (this server has no purge yet).
+ * leave and forget it — joined members join the new room — and move its local aliases to the new room; then, with
+ * `purge` (Synapse's default), delete every trace of the room from the store (RoomService.purgeRoom) — unless a local
+ * member could not be removed, when `forcePurge` is needed (as Synapse). A member's client that had not synced its
+ * leave before the purge keeps its stale copy of the room (as with Synapse).
  */
 import { AmiError } from "../../core/errors.ts";
 import { parseUserId } from "../events/index.ts";
@@ -19,6 +21,10 @@ export interface ShutdownRequest {
   roomName?: string;
   message?: string;
   block?: boolean;
+  /** Delete the room's history and state from the store after the members are out (Synapse's default: true). */
+  purge?: boolean;
+  /** Purge even if some local member could not be removed. */
+  forcePurge?: boolean;
 }
 
 /** Synapse's `shutdown_room` result. */
@@ -89,6 +95,12 @@ export async function shutdownRoom(hs: Homeserver, r: ShutdownRequest): Promise<
       await hs.store.rooms.deleteAlias(alias);
       await hs.store.rooms.createAlias(alias, newRoomId, r.by);
     }
+  }
+  if (r.purge) {
+    if (result.failed_to_kick_users.length === 0 || r.forcePurge) {
+      const events = await hs.rooms.purgeRoom(r.roomId);
+      hs.log.info("room purged", { roomId: r.roomId, events });
+    } else hs.log.warn("room not purged: local members remain (force_purge to purge anyway)", { roomId: r.roomId });
   }
   hs.log.info("room shut down", { roomId: r.roomId, by: r.by, newRoomId, kicked: result.kicked_users.length });
   return result;

@@ -81,6 +81,14 @@ export class Rooms implements RoomService {
     return h;
   }
 
+  purgeRoom(roomId: string): Promise<number> {
+    return this.#withLock(roomId, async () => {
+      const n = await this.#hs.store.rooms.purgeRoom(roomId);
+      this.#heads.delete(roomId);
+      return n;
+    });
+  }
+
   async roomVersion(roomId: string): Promise<string> {
     const cached = this.#heads.get(roomId);
     if (cached) return cached.version;

@@ -442,6 +442,12 @@ export interface RoomStore {
   getAliasesForRoom(roomId: string): Promise<string[]>;
   /** Point every alias of `fromRoomId` at `toRoomId` (a room upgrade), keeping their creators; the aliases moved. */
   moveAliases(fromRoomId: string, toRoomId: string): Promise<string[]>;
+  /**
+   * Every trace of a room, in one transaction (Synapse's purge): its events (and their search rows, transaction
+   * IDs, relations), state, memberships, aliases, receipts, room account data, notifications, reports and the room
+   * row. Its block (blocked_rooms) and users' key backups stay. Resolves to the number of events deleted.
+   */
+  purgeRoom(roomId: string): Promise<number>;
 }
 
 /** Room events, the state and memberships they set, and the timeline reads over them. */

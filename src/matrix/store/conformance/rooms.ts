@@ -1,6 +1,6 @@
 /** Conformance: the RoomStore — rooms and room aliases. */
 import assert from "node:assert/strict";
-import { ids, type MakeStore, room, storeTest } from "./helpers.ts";
+import { event, ids, type MakeStore, member, receipt, room, seedRoom, storeTest } from "./helpers.ts";
 
 const R = "!room:hs";
 
@@ -63,5 +63,41 @@ export function roomTests(make: MakeStore): void {
     assert.deepEqual(await s.rooms.getAliasesForRoom("!new:hs"), ["#a:hs", "#b:hs"]);
     assert.deepEqual(await s.rooms.getAliasesForRoom("!third:hs"), ["#c:hs"], "other rooms' aliases stay");
     assert.deepEqual(await s.rooms.moveAliases(R, "!new:hs"), [], "nothing left to move");
+  });
+
+  storeTest(make, "purgeRoom: every trace of one room goes, in one go; another room is untouched", async (s) => {
+    const O = "!other:hs";
+    const thread = { "m.relates_to": { rel_type: "m.thread", event_id: "$ev2" } };
+    await seedRoom(s, R, [
+      member(1, R, "@alice:hs", "join"),
+      event(2, R, "m.room.message", { content: { body: "purge me" } }),
+      event(3, R, "m.room.message", { content: { body: "reply", ...thread } }),
+    ]);
+    await seedRoom(s, O, [
+      member(4, O, "@alice:hs", "join"),
+      event(5, O, "m.room.message", { content: { body: "keep" } }),
+    ]);
+    await s.rooms.createAlias("#gone:hs", R, "@alice:hs");
+    await s.rooms.createAlias("#kept:hs", O, "@alice:hs");
+    await s.ephemeral.setReceipt(receipt(2, R, "@alice:hs", "m.read", null));
+    await s.ephemeral.setReceipt(receipt(5, O, "@alice:hs", "m.read", null));
+    await s.accountData.setAccountData({ userId: "@alice:hs", roomId: R, type: "m.tag", content: {}, stream: 6 });
+    await s.accountData.setAccountData({ userId: "@alice:hs", roomId: null, type: "m.direct", content: {}, stream: 7 });
+
+    assert.equal(await s.rooms.purgeRoom(R), 3);
+    assert.equal(await s.rooms.getRoom(R), null);
+    assert.equal(await s.events.getEvent("$ev2"), null);
+    assert.deepEqual(await s.events.getCurrentState(R), []);
+    assert.equal(await s.events.getMembership(R, "@alice:hs"), null);
+    assert.deepEqual(await s.rooms.getAliasesForRoom(R), []);
+    assert.deepEqual(
+      (await s.ephemeral.getUserReceipts("@alice:hs", [R, O])).map((r) => r.roomId),
+      [O],
+    );
+    // What belongs to the other room, and global account data, stay.
+    assert.ok(await s.rooms.getRoom(O));
+    assert.equal((await s.events.getEvent("$ev5"))?.roomId, O);
+    assert.deepEqual(await s.rooms.getAliasesForRoom(O), ["#kept:hs"]);
+    assert.equal(await s.rooms.purgeRoom(R), 0, "a second purge finds nothing");
   });
 }

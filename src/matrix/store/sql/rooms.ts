@@ -91,4 +91,16 @@ export class SqlRoomStore implements RoomStore {
     ]);
     return rows.map((r) => r.alias as string).sort();
   }
+
+  async purgeRoom(roomId: string): Promise<number> {
+    const byRoom = (table: string): [string, string[]] => [`DELETE FROM ${table} WHERE room_id = ?`, [roomId]];
+    const counts = await this.#sql.atomic([
+      ["DELETE FROM event_txns WHERE event_id IN (SELECT event_id FROM events WHERE room_id = ?)", [roomId]],
+      ...["event_relations", "notifications", "receipts", "account_data", "reports"].map(byRoom),
+      ...["current_state", "state_history", "memberships", "room_aliases"].map(byRoom),
+      byRoom("events"),
+      byRoom("rooms"),
+    ]);
+    return counts[counts.length - 2];
+  }
 }
