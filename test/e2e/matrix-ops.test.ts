@@ -256,7 +256,11 @@ describe("matrix ops", () => {
     assert.equal((await run(ctx, "matrix.report.delete", { id: one.id })).deleted, true);
     await assert.rejects(run(ctx, "matrix.report.show", { id: one.id }), (e: AmiError) => e.code === "M_NOT_FOUND");
 
-    const shut = await run(ctx, "matrix.room.delete", { room: "#mod:localhost", newRoomUser: "moderator" });
+    const shut = await run(ctx, "matrix.room.delete", {
+      room: "#mod:localhost",
+      newRoomUser: "moderator",
+      keepHistory: true,
+    });
     assert.ok(shut.kickedUsers.includes("@victor:localhost"));
     assert.deepEqual(shut.localAliases, ["#mod:localhost"]);
     assert.equal((await run(ctx, "matrix.room.show", { room: room.roomId })).blocked, true);

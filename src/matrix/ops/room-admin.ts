@@ -84,14 +84,16 @@ export const roomBlock = defineOp({
 
 export const roomDelete = defineOp({
   name: "matrix.room.delete",
-  summary: "Shut a room down: every local member leaves (joined ones moved to a new room if asked), aliases moved",
+  summary:
+    "Shut a room down: every local member leaves (joined ones moved to a new room if asked), aliases moved, history purged",
   description:
-    "Synapse's DELETE /_synapse/admin/v1/rooms: with newRoomUser, a new public room is made by that user with a message saying why, members are moved into it (muted) and the room's aliases follow. The old room's history is kept.",
+    "Synapse's DELETE /_synapse/admin/v1/rooms: with newRoomUser, a new public room is made by that user with a message saying why, members are moved into it (muted) and the room's aliases follow. Then the old room is purged from the store (every event, its state and memberships), unless keepHistory.",
   input: roomInput.extend({
     newRoomUser: z.string().optional().describe("creator of a room to move members into (localpart or user ID)"),
     roomName: z.string().optional().describe("name of the new room"),
     message: z.string().optional().describe("first message of the new room"),
     block: z.boolean().default(true).describe("also block the room so no one can join it again"),
+    keepHistory: z.boolean().default(false).describe("keep the room's events and state in the store (no purge)"),
   }),
   output: z.object({
     roomId: z.string(),
@@ -111,7 +113,7 @@ export const roomDelete = defineOp({
     ].join("\n"),
   async run(i, ctx) {
     const roomId = await resolveRoom(ctx, i.room);
-    const body: Record<string, unknown> = { block: i.block };
+    const body: Record<string, unknown> = { block: i.block, purge: !i.keepHistory };
     if (i.newRoomUser) body.new_room_user_id = fullUserId(ctx, i.newRoomUser);
     if (i.roomName !== undefined) body.room_name = i.roomName;
     if (i.message !== undefined) body.message = i.message;
