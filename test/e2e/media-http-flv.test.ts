@@ -7,7 +7,7 @@
  * get the new sequence headers, and see timestamps that keep increasing.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -19,7 +19,7 @@ import { MediaServer } from "../../src/media/media-server.ts";
 import { FlvDemuxer, type FlvTag } from "../../src/media/protocols/flv/demux.ts";
 import { TAG_VIDEO } from "../../src/media/protocols/flv/tag.ts";
 import { MSG } from "../../src/media/protocols/rtmp/messages.ts";
-import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
+import { ffprobe, kinds, publish as publishTo, runTool, until } from "./helpers/media-tools.ts";
 import { RtmpPublisher } from "./helpers/rtmp-publisher.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -30,10 +30,9 @@ const procs: ChildProcess[] = [];
 
 before(async () => {
   if (!hasFfmpeg) return;
+  const ports = { rtmpPort: 0, httpPort: 0, srtPort: 0 };
   const media = {
-    rtmpPort: 0,
-    httpPort: 0,
-    srtPort: 0,
+    ...ports,
     // Far longer than the test's reconnect pause; a short stall limit and queue so the slow reader is cut soon.
     endGraceSeconds: 30,
     httpFlvStallSeconds: 5,
@@ -49,40 +48,33 @@ after(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-/** ffmpeg publishing testsrc2 + sine for `seconds`; `video` replaces the default libx264 settings. */
+/** ffmpeg publishing to `path` (libx264 defaults, a keyframe every 2 s, + AAC), killed after the tests. */
 function publish(path: string, seconds: number, video = ["-c:v", "libx264", "-g", "50"]) {
-  const proc = spawn(
-    "ffmpeg",
-    [
-      ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
-      ...["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine"],
-      ...["-t", String(seconds), ...video, "-c:a", "aac", "-f", "flv", `${m.rtmpUrl}/${path}`],
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
-  procs.push(proc);
-  return { proc, exit: new Promise<number | null>((r) => proc.once("close", r)) };
+  const p = publishTo(`${m.rtmpUrl}/${path}`, seconds, "flv", video);
+  procs.push(p.proc);
+  return p;
 }
 
 /** ffmpeg decoding `url` to framecrc (one line per decoded frame): decoded frames per stream index, exit code. */
 async function decode(url: string, args: string[]): Promise<{ code: number | null; frames: number[]; err: string }> {
-  const proc = spawn("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-i", url, ...args, "-f", "framecrc", "-"]);
-  procs.push(proc);
-  let out = "";
-  let err = "";
-  proc.stdout.on("data", (d) => {
-    out += d;
-  });
-  proc.stderr.on("data", (d) => {
-    err += d;
-  });
-  const code = await new Promise<number | null>((r) => proc.once("close", r));
+  const r = await runTool("ffmpeg", [
+    "-hide_banner",
+    "-nostdin",
+    "-v",
+    "error",
+    "-i",
+    url,
+    ...args,
+    "-f",
+    "framecrc",
+    "-",
+  ]);
   const frames: number[] = [];
-  for (const l of out.split("\n")) {
+  for (const l of r.out.split("\n")) {
     const i = /^(\d+),/.exec(l);
     if (i) frames[Number(i[1])] = (frames[Number(i[1])] ?? 0) + 1;
   }
-  return { code, frames, err };
+  return { code: r.code, frames, err: r.err };
 }
 
 const live = (path: string) => until(`${path} live`, async () => !!m.hub.get(path)?.videoConfig);

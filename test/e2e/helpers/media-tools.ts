@@ -8,10 +8,9 @@ export interface Probe {
   format: { duration?: string };
 }
 
-/** ffprobe as a child process, asynchronously (the server under test may run in this process's event loop). */
-export async function ffprobe(url: string, entries = "format=duration:stream=codec_name,codec_type"): Promise<Probe> {
-  const args = ["-v", "error", "-show_entries", entries, "-of", "json", url];
-  const proc = spawn("ffprobe", args, { stdio: ["ignore", "pipe", "pipe"] });
+/** A tool as a child process, asynchronously: exit code, stdout and stderr. */
+export async function runTool(cmd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   proc.stdout.on("data", (d) => {
@@ -20,7 +19,13 @@ export async function ffprobe(url: string, entries = "format=duration:stream=cod
   proc.stderr.on("data", (d) => {
     err += d;
   });
-  const code = await new Promise((r) => proc.once("close", r));
+  const code = await new Promise<number | null>((r) => proc.once("close", r));
+  return { code, out, err };
+}
+
+/** ffprobe as a child process, asynchronously (the server under test may run in this process's event loop). */
+export async function ffprobe(url: string, entries = "format=duration:stream=codec_name,codec_type"): Promise<Probe> {
+  const { code, out, err } = await runTool("ffprobe", ["-v", "error", "-show_entries", entries, "-of", "json", url]);
   assert.equal(code, 0, `ffprobe ${url}: ${err}`);
   return JSON.parse(out);
 }
@@ -50,18 +55,24 @@ export async function liveNow(base: string, path: string): Promise<boolean> {
   return until(`${path} to grow`, async () => seq(await fetch(url).then((r) => r.text())) > seq(first), 10_000);
 }
 
-/** ffmpeg publishing testsrc2 + sine (H.264 + AAC) for `seconds` in real time to `url` in format `format`. */
+const FAST_X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"];
+
+/**
+ * ffmpeg publishing testsrc2 + sine (H.264 + AAC) for `seconds` in real time to `url` in format `format`; `video`
+ * replaces the video encoder options (default: x264 ultrafast, a keyframe a second).
+ */
 export function publish(
   url: string,
   seconds: number,
   format = "flv",
+  video = FAST_X264,
 ): { proc: ChildProcess; exit: Promise<number | null> } {
   const proc = spawn(
     "ffmpeg",
     [
       ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
       ...["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine"],
-      ...["-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac"],
+      ...["-t", String(seconds), ...video, "-c:a", "aac"],
       ...["-f", format, url],
     ],
     { stdio: ["ignore", "ignore", "inherit"] },
