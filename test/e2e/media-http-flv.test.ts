@@ -16,10 +16,9 @@ import { after, before, test } from "node:test";
 import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
-import { FlvDemuxer, type FlvTag } from "../../src/media/protocols/flv/demux.ts";
 import { TAG_VIDEO } from "../../src/media/protocols/flv/tag.ts";
 import { MSG } from "../../src/media/protocols/rtmp/messages.ts";
-import { ffprobe, kinds, publish as publishTo, runTool, until } from "./helpers/media-tools.ts";
+import { ffprobe, kinds, publish as publishTo, readFlv, runTool, until } from "./helpers/media-tools.ts";
 import { RtmpPublisher } from "./helpers/rtmp-publisher.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -78,24 +77,6 @@ async function decode(url: string, args: string[]): Promise<{ code: number | nul
 }
 
 const live = (path: string) => until(`${path} live`, async () => !!m.hub.get(path)?.videoConfig);
-
-/** Reads an HTTP-FLV response into tags as they come. */
-function readFlv(url: string): { tags: FlvTag[]; stop: () => void; done: Promise<void> } {
-  const tags: FlvTag[] = [];
-  const ac = new AbortController();
-  const done = (async () => {
-    const r = await fetch(url, { signal: ac.signal });
-    assert.equal(r.status, 200);
-    const demux = new FlvDemuxer();
-    try {
-      for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>)
-        tags.push(...demux.push(Buffer.from(chunk)));
-    } catch (e) {
-      if (!ac.signal.aborted) throw e;
-    }
-  })();
-  return { tags, stop: () => ac.abort(), done };
-}
 
 test("HTTP-FLV: ffmpeg decodes video and audio, ffprobe sees both, headers for players", opts, async () => {
   const pub = publish("live/flv", 40);

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { FlvDemuxer, type FlvTag } from "../../../src/media/protocols/flv/demux.ts";
 
 export interface Probe {
   streams: { codec_name: string; codec_type: string; height?: number }[];
@@ -78,4 +79,22 @@ export function publish(
     { stdio: ["ignore", "ignore", "inherit"] },
   );
   return { proc, exit: new Promise((r) => proc.once("close", r)) };
+}
+
+/** An HTTP-FLV response (`/<path>.flv`) read into tags as they come, until `stop()` (or the server ends it). */
+export function readFlv(url: string): { tags: FlvTag[]; stop: () => void; done: Promise<void> } {
+  const tags: FlvTag[] = [];
+  const ac = new AbortController();
+  const done = (async () => {
+    const r = await fetch(url, { signal: ac.signal });
+    assert.equal(r.status, 200);
+    const demux = new FlvDemuxer();
+    try {
+      for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>)
+        tags.push(...demux.push(Buffer.from(chunk)));
+    } catch (e) {
+      if (!ac.signal.aborted) throw e;
+    }
+  })();
+  return { tags, stop: () => ac.abort(), done };
 }
