@@ -1,6 +1,6 @@
 /** Media bench plumbing: the media service child process, ffmpeg children, process-tree CPU, a test clip. */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -140,4 +140,34 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * nginx in the foreground with one worker (as our service is one process) on `body` (its http or rtmp blocks),
+ * config and pid file under `root`; `stop()` quits it gracefully, then kills it.
+ */
+export function nginx(root: string, body: string, modules: string[] = []) {
+  const conf = join(root, "nginx.conf");
+  writeFileSync(
+    conf,
+    `${modules.map((m) => `load_module ${m};`).join("\n")}
+daemon off;
+worker_processes 1;
+${process.getuid?.() === 0 ? "user root;" : ""}
+pid ${root}/nginx.pid;
+error_log ${root}/error.log;
+events { worker_connections 2048; }
+${body}
+`,
+  );
+  const proc = spawn("nginx", ["-p", root, "-c", conf], { stdio: ["ignore", "ignore", "inherit"] });
+  const exit = new Promise((r) => proc.once("close", r));
+  return {
+    pid: proc.pid as number,
+    async stop() {
+      proc.kill("SIGQUIT");
+      setTimeout(() => proc.exitCode === null && proc.kill("SIGKILL"), 3000).unref();
+      await exit;
+    },
+  };
 }

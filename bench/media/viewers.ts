@@ -5,13 +5,13 @@
  * one worker, as our service is one process) serving a snapshot of the same playlist and segment files as static
  * files, loaded the same way by the same client. Target ≥ 0.7× nginx's throughput.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BenchResult, mb, percentile, round, rssOf, runIfMain } from "../matrix/lib.ts";
-import { clip1080p, MediaChild, publishLoop, tree, waitFor } from "./lib.ts";
+import { clip1080p, MediaChild, nginx, publishLoop, tree, waitFor } from "./lib.ts";
 
 const VIEWERS = 500;
 const SECONDS = 10;
@@ -106,16 +106,9 @@ async function snapshot(http: string, prefix: string, dir: string): Promise<void
 
 async function startNginx(root: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const conf = join(root, "nginx.conf");
-  writeFileSync(
-    conf,
-    `daemon off;
-worker_processes 1;
-${process.getuid?.() === 0 ? "user root;" : ""}
-pid ${root}/nginx.pid;
-error_log ${root}/error.log;
-events { worker_connections 2048; }
-http {
+  const ng = nginx(
+    root,
+    `http {
   access_log off;
   sendfile on;
   tcp_nopush on;
@@ -127,21 +120,10 @@ http {
     root ${root}/files;
     location / { }
   }
-}
-`,
+}`,
   );
-  const proc = spawn("nginx", ["-p", root, "-c", conf], { stdio: ["ignore", "ignore", "inherit"] });
-  const exit = new Promise((r) => proc.once("close", r));
   await waitFor("nginx", async () => (await fetch(`http://127.0.0.1:${port}/stream.m3u8`)).status === 200, 10000);
-  return {
-    port,
-    pid: proc.pid!,
-    async stop() {
-      proc.kill("SIGQUIT");
-      setTimeout(() => proc.exitCode === null && proc.kill("SIGKILL"), 3000).unref();
-      await exit;
-    },
-  };
+  return { port, ...ng };
 }
 
 export async function run(): Promise<BenchResult[]> {

@@ -137,7 +137,7 @@ export const mediaSchema = z
     host: host.default("127.0.0.1"),
     /** RTMP ingest and playback: rtmp://<host>:<rtmpPort>/<app>/<key> is stream path <app>/<key>. */
     rtmpPort: port.default(1935),
-    /** HLS (/<path>/index.m3u8), LL-HLS, DASH (/<path>/index.mpd), /api/streams, /health, /metrics. */
+    /** HLS (/<path>/index.m3u8), LL-HLS, DASH (/<path>/index.mpd), HTTP-FLV (/<path>.flv), /api/streams, /health, /metrics. */
     httpPort: port.default(8888),
     /** Target segment duration; segments start on keyframes, so the GOP should divide it. */
     hlsSegmentSeconds: z.number().positive().max(30).default(1),
@@ -159,9 +159,12 @@ export const mediaSchema = z
     rtmps: rtmpsSchema.default(() => rtmpsSchema.parse({})),
     /**
      * A publisher that leaves and comes back within this many seconds continues the same playlist (HLS:
-     * EXT-X-DISCONTINUITY, DASH: a new Period) and players never see the end; after it, EXT-X-ENDLIST.
+     * EXT-X-DISCONTINUITY, DASH: a new Period) and players never see the end; after it, EXT-X-ENDLIST. RTMP
+     * and HTTP-FLV players stay connected meanwhile and get the new publisher's headers, timestamps going on.
      */
     endGraceSeconds: z.number().min(0).default(5),
+    /** An HTTP-FLV reader (/<path>.flv) whose connection takes no data for this long is closed. */
+    httpFlvStallSeconds: z.number().positive().default(20),
     /** Pull sources and restream destinations reconnect after retryInitialMs, doubling up to retryMaxMs. */
     retryInitialMs: z.number().int().positive().default(1000),
     retryMaxMs: z.number().int().positive().default(30000),

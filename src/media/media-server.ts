@@ -109,11 +109,13 @@ export class MediaServer {
     const opened: { close(): Promise<void> }[] = [];
     try {
       const limits = rtmpLimits(c.rtmp);
-      m.rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, hub: m.hub, log, auth: m.auth, limits });
+      const endGraceMs = c.endGraceSeconds * 1000;
+      const rtmpBase = { hub: m.hub, log, auth: m.auth, limits, endGraceMs };
+      m.rtmp = await RtmpServer.start({ host: c.host, port: c.rtmpPort, ...rtmpBase });
       opened.push(m.rtmp);
       if (c.rtmps.enabled) {
         const tls = await rtmpsFiles(c.rtmps, m.#dataDir, log.child({ server: "rtmps" }));
-        const o = { host: c.host, port: c.rtmps.port, hub: m.hub, log, auth: m.auth, tls, limits };
+        const o = { host: c.host, port: c.rtmps.port, ...rtmpBase, tls };
         m.rtmps = await RtmpServer.start(o);
         opened.push(m.rtmps);
       }
@@ -162,6 +164,12 @@ export class MediaServer {
           hlsEntry: (path) => (m.abr.ladderFor(path).length > 0 ? "master.m3u8" : "index.m3u8"),
         },
         webrtc: m.webrtc,
+        flv: {
+          hub: m.hub,
+          graceMs: endGraceMs,
+          stallMs: c.httpFlvStallSeconds * 1000,
+          log: log.child({ server: "flv" }),
+        },
       });
     } catch (e) {
       await Promise.all(opened.map((o) => o.close()));

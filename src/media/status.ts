@@ -26,13 +26,14 @@ export const streamStatusSchema = z.object({
   segments: z.number(),
   /**
    * Where to watch it: the player page (HLS, DASH, WebRTC in a browser), HLS (LL-HLS from the same playlist),
-   * DASH, RTMP play; whep: the WHEP endpoint (when WebRTC is on); master: the ABR master playlist (source +
+   * DASH, HTTP-FLV (flv.js, mpegts.js, ffmpeg), RTMP play; whep: the WHEP endpoint (when WebRTC is on); master: the ABR master playlist (source +
    * renditions), on paths with a ladder.
    */
   urls: z.object({
     player: z.string(),
     hls: z.string(),
     dash: z.string(),
+    flv: z.string(),
     rtmp: z.string(),
     whep: z.string().optional(),
     master: z.string().optional(),
@@ -51,6 +52,7 @@ const urlsOf = (path: string, httpBase: string): StreamStatus["urls"] => ({
   player: `${httpBase}/${path}/`,
   hls: `${httpBase}/${path}/index.m3u8`,
   dash: `${httpBase}/${path}/index.mpd`,
+  flv: `${httpBase}/${path}.flv`,
   rtmp: "",
 });
 

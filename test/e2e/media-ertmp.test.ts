@@ -1,7 +1,8 @@
 /**
  * Enhanced RTMP: a publisher built on our RTMP protocol code sends H.265 ('hvc1' ExVideoTagHeader tags) and Opus
  * (ExHeader audio tags) made from real libx265 / libopus output; the server's in-process CMAF muxer packages
- * them and ffprobe reads hevc + opus from the HLS and DASH outputs; the playlists name the codecs.
+ * them and ffprobe reads hevc + opus from the HLS and DASH outputs; the playlists name the codecs. HTTP-FLV
+ * passes the enhanced tags through as they came.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -9,8 +10,11 @@ import { after, before, test } from "node:test";
 import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
+import { AUDIO_PACKET, FOURCC_OPUS, parseExAudio } from "../../src/media/protocols/flv/ex-audio.ts";
+import { FOURCC_HEVC, parseVideoTag } from "../../src/media/protocols/flv/ex-video.ts";
+import { TAG_AUDIO, TAG_VIDEO } from "../../src/media/protocols/flv/tag.ts";
 import { hevcTags, interleave, opusTags, type Tag } from "./helpers/ertmp-source.ts";
-import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
+import { ffprobe, kinds, readFlv, until } from "./helpers/media-tools.ts";
 import { publishTags } from "./helpers/rtmp-publisher.ts";
 
 const hasX265 = spawnSync("ffmpeg", ["-hide_banner", "-encoders"], { encoding: "utf8" }).stdout?.includes("libx265");
@@ -50,6 +54,30 @@ test("H.265 + Opus over enhanced RTMP: HLS and DASH carry hevc + opus, playlists
   }
   const mpd = await (await fetch(`${m.httpUrl}/live/hevc/index.mpd`)).text();
   assert.match(mpd, /codecs="hvc1\.1\.6\.L\d+[^"]*,opus"/);
+});
+
+test("HTTP-FLV carries the enhanced-RTMP tags as published: 'hvc1' video and 'Opus' audio", opts, async () => {
+  const publishing = publish("live/hevc-flv", interleave(hevcTags(4), opusTags(4)));
+  await until("the stream's headers", async () => {
+    const s = m.hub.get("live/hevc-flv");
+    return !!(s?.videoConfig && s.audioConfig);
+  });
+  const flv = readFlv(`${m.httpUrl}/live/hevc-flv.flv`);
+  const p = await publishing;
+  await until("HEVC frames over HTTP-FLV", async () => flv.tags.filter((t) => t.type === TAG_VIDEO).length > 20);
+  flv.stop();
+  await flv.done;
+  await p.close();
+  const video = flv.tags.filter((t) => t.type === TAG_VIDEO).map((t) => parseVideoTag(t.data));
+  const audio = flv.tags.filter((t) => t.type === TAG_AUDIO).map((t) => parseExAudio(t.data));
+  assert.equal(video[0]?.fourcc, FOURCC_HEVC);
+  assert.equal(video[0]?.packet, "config", "the hvcC sequence start first");
+  assert.ok(
+    video.some((v) => v?.packet === "frame" && v.frameType === 1),
+    "an H.265 keyframe",
+  );
+  assert.equal(audio[0]?.fourcc, FOURCC_OPUS);
+  assert.equal(audio[0]?.packetType, AUDIO_PACKET.SequenceStart, "the OpusHead sequence start first");
 });
 
 test(

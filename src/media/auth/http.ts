@@ -1,5 +1,5 @@
 /**
- * The read check on HTTP outputs (playlists, manifests, segments, parts, WHEP): 401/403 with a JSON error.
+ * The read check on HTTP outputs (playlists, manifests, segments, parts, HTTP-FLV, WHEP): 401/403 with a JSON error.
  * A signed playlist's own URIs are relative (`stream.m3u8`, `seg12.m4s`) and URL resolution drops the query,
  * so when a playlist or manifest is served to a signed request its URIs get the same `exp`/`sig` appended.
  */
@@ -31,7 +31,8 @@ export async function readAllowed(
     query: url.searchParams,
   });
   if (d.ok) {
-    if (url.searchParams.has("sig")) carrySignature(res, url.searchParams);
+    // Only HLS/DASH answers are buffered playlists to rewrite; HTTP-FLV and WHEP responses are left alone.
+    if (protocol === "hls" && url.searchParams.has("sig")) carrySignature(res, url.searchParams);
     return true;
   }
   refuse(res, d.status, d.reason);

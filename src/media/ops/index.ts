@@ -52,6 +52,7 @@ export const streamStatus = defineOp({
       ...(s.urls.master ? [`  master ${s.urls.master}`] : []),
       `  HLS ${s.urls.hls}`,
       `  DASH ${s.urls.dash}`,
+      `  FLV ${s.urls.flv}`,
       ...(s.urls.whep ? [`  WHEP ${s.urls.whep}`] : []),
       `  RTMP ${s.urls.rtmp}`,
     ].join("\n"),

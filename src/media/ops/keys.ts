@@ -94,10 +94,12 @@ export const streamSign = defineOp({
     page: z.string(),
     hls: z.string(),
     dash: z.string(),
+    flv: z.string(),
   }),
   annotations: { readOnly: true, destructive: false, idempotent: false },
   positional: ["path"],
-  human: (s) => [`${s.page}`, `  HLS ${s.hls}`, `  DASH ${s.dash}`, `  valid until ${s.expires}`].join("\n"),
+  human: (s) =>
+    [`${s.page}`, `  HLS ${s.hls}`, `  DASH ${s.dash}`, `  FLV ${s.flv}`, `  valid until ${s.expires}`].join("\n"),
   async run({ path, ttl }, ctx) {
     if (!validPath(path)) throw new AmiError("AMI_INVALID_INPUT", `invalid stream path '${path}'`);
     const secs = parseTtl(ttl);
@@ -112,6 +114,7 @@ export const streamSign = defineOp({
       page: `${base}?${query}`,
       hls: `${base}index.m3u8?${query}`,
       dash: `${base}index.mpd?${query}`,
+      flv: `${mediaService.baseUrl(ctx.config)}/${encodePath(path)}.flv?${query}`,
     };
   },
 });

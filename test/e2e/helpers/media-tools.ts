@@ -2,16 +2,16 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { FlvDemuxer, type FlvTag } from "../../../src/media/protocols/flv/demux.ts";
 
 export interface Probe {
   streams: { codec_name: string; codec_type: string; height?: number }[];
   format: { duration?: string };
 }
 
-/** ffprobe as a child process, asynchronously (the server under test may run in this process's event loop). */
-export async function ffprobe(url: string, entries = "format=duration:stream=codec_name,codec_type"): Promise<Probe> {
-  const args = ["-v", "error", "-show_entries", entries, "-of", "json", url];
-  const proc = spawn("ffprobe", args, { stdio: ["ignore", "pipe", "pipe"] });
+/** A tool as a child process, asynchronously: exit code, stdout and stderr. */
+export async function runTool(cmd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   proc.stdout.on("data", (d) => {
@@ -20,7 +20,13 @@ export async function ffprobe(url: string, entries = "format=duration:stream=cod
   proc.stderr.on("data", (d) => {
     err += d;
   });
-  const code = await new Promise((r) => proc.once("close", r));
+  const code = await new Promise<number | null>((r) => proc.once("close", r));
+  return { code, out, err };
+}
+
+/** ffprobe as a child process, asynchronously (the server under test may run in this process's event loop). */
+export async function ffprobe(url: string, entries = "format=duration:stream=codec_name,codec_type"): Promise<Probe> {
+  const { code, out, err } = await runTool("ffprobe", ["-v", "error", "-show_entries", entries, "-of", "json", url]);
   assert.equal(code, 0, `ffprobe ${url}: ${err}`);
   return JSON.parse(out);
 }
@@ -50,21 +56,45 @@ export async function liveNow(base: string, path: string): Promise<boolean> {
   return until(`${path} to grow`, async () => seq(await fetch(url).then((r) => r.text())) > seq(first), 10_000);
 }
 
-/** ffmpeg publishing testsrc2 + sine (H.264 + AAC) for `seconds` in real time to `url` in format `format`. */
+const FAST_X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"];
+
+/**
+ * ffmpeg publishing testsrc2 + sine (H.264 + AAC) for `seconds` in real time to `url` in format `format`; `video`
+ * replaces the video encoder options (default: x264 ultrafast, a keyframe a second).
+ */
 export function publish(
   url: string,
   seconds: number,
   format = "flv",
+  video = FAST_X264,
 ): { proc: ChildProcess; exit: Promise<number | null> } {
   const proc = spawn(
     "ffmpeg",
     [
       ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
       ...["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine"],
-      ...["-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac"],
+      ...["-t", String(seconds), ...video, "-c:a", "aac"],
       ...["-f", format, url],
     ],
     { stdio: ["ignore", "ignore", "inherit"] },
   );
   return { proc, exit: new Promise((r) => proc.once("close", r)) };
+}
+
+/** An HTTP-FLV response (`/<path>.flv`) read into tags as they come, until `stop()` (or the server ends it). */
+export function readFlv(url: string): { tags: FlvTag[]; stop: () => void; done: Promise<void> } {
+  const tags: FlvTag[] = [];
+  const ac = new AbortController();
+  const done = (async () => {
+    const r = await fetch(url, { signal: ac.signal });
+    assert.equal(r.status, 200);
+    const demux = new FlvDemuxer();
+    try {
+      for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>)
+        tags.push(...demux.push(Buffer.from(chunk)));
+    } catch (e) {
+      if (!ac.signal.aborted) throw e;
+    }
+  })();
+  return { tags, stop: () => ac.abort(), done };
 }

@@ -1,7 +1,8 @@
 /**
  * A minimal RTMP publisher built on the server's own protocol code (chunk writer/reader, AMF0, messages): the
  * tests use it to publish enhanced-RTMP tags (H.265, Opus) that ffmpeg 5.1 cannot send. Client side of the
- * simple handshake, then connect / createStream / publish, then audio and video messages.
+ * simple handshake, then connect / createStream / publish, then audio and video messages. `play` is the player
+ * side: connect / createStream / play, then every audio and video message the server sends goes to `onMedia`.
  */
 import { randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
@@ -20,6 +21,8 @@ export class RtmpPublisher {
   #handshook = false;
   #waiters: ((v: Amf[]) => boolean)[] = [];
   #streamId = 0;
+  /** A player's received audio and video messages. */
+  onMedia: ((m: RtmpMessage) => void) | undefined;
 
   private constructor(socket: Socket) {
     this.#socket = socket;
@@ -28,6 +31,29 @@ export class RtmpPublisher {
 
   /** Connect and publish `rtmp://host:port/<app>/<name>`; resolves once the server says Publish.Start. */
   static async publish(url: string, fourCcList: string[] = []): Promise<RtmpPublisher> {
+    const { p, name } = await RtmpPublisher.#open(url, fourCcList);
+    p.#send(M.command(p.#streamId, "publish", 3, null, name, "live"));
+    const status = await p.#reply((v) => v[0] === "onStatus");
+    const info = status[3] as { code?: string };
+    if (info.code !== "NetStream.Publish.Start") throw new Error(`publish refused: ${info.code}`);
+    return p;
+  }
+
+  /** Connect and play `rtmp://host:port/<app>/<name>`; resolves once the server says Play.Start. */
+  static async play(url: string, onMedia: (m: RtmpMessage) => void): Promise<RtmpPublisher> {
+    const { p, name, search } = await RtmpPublisher.#open(url, []);
+    p.onMedia = onMedia;
+    p.#send(M.command(p.#streamId, "play", 3, null, name + search));
+    const status = await p.#reply(
+      (v) => v[0] === "onStatus" && (v[3] as { code?: string }).code !== "NetStream.Play.Reset",
+    );
+    const info = status[3] as { code?: string };
+    if (info.code !== "NetStream.Play.Start") throw new Error(`play refused: ${info.code}`);
+    return p;
+  }
+
+  /** Handshake, connect and createStream. */
+  static async #open(url: string, fourCcList: string[]): Promise<{ p: RtmpPublisher; name: string; search: string }> {
     const u = new URL(url);
     const [app, name] = [u.pathname.split("/")[1] ?? "", u.pathname.split("/").slice(2).join("/")];
     const socket = connect(Number(u.port || 1935), u.hostname);
@@ -45,11 +71,7 @@ export class RtmpPublisher {
     p.#send(M.command(0, "createStream", 2, null));
     const created = await p.#reply((v) => v[0] === "_result" && v[1] === 2);
     p.#streamId = Number(created[3]);
-    p.#send(M.command(p.#streamId, "publish", 3, null, name, "live"));
-    const status = await p.#reply((v) => v[0] === "onStatus");
-    const info = status[3] as { code?: string };
-    if (info.code !== "NetStream.Publish.Start") throw new Error(`publish refused: ${info.code}`);
-    return p;
+    return { p, name, search: u.search };
   }
 
   video(timestamp: number, payload: Buffer): boolean {
@@ -86,7 +108,10 @@ export class RtmpPublisher {
       this.#handshook = true;
       this.#wake([]);
     }
-    for (const m of this.#reader.push(d)) if (m.type === M.MSG.COMMAND_AMF0) this.#wake(decodeAll(m.payload));
+    for (const m of this.#reader.push(d)) {
+      if (m.type === M.MSG.COMMAND_AMF0) this.#wake(decodeAll(m.payload));
+      else if (m.type === M.MSG.AUDIO || m.type === M.MSG.VIDEO) this.onMedia?.(m);
+    }
   }
 
   #wake(v: Amf[]): void {

@@ -1,7 +1,7 @@
 /**
  * The media HTTP server, on the kit's listener (never-throwing target parsing, timeouts, connection caps, an
  * error boundary per request): WHIP/WHEP, the service endpoints and /api, player pages, then
- * `/<stream path>/<file>` for HLS, LL-HLS and DASH.
+ * `/<stream path>/<file>` for HLS, LL-HLS and DASH, and `/<stream path>.flv` for HTTP-FLV.
  *
  * CORS is decided here, once per route, before dispatch: what players read (playlists, segments, pages,
  * WHIP/WHEP) is `public`; /api and the service endpoints send no CORS header at all (they need the token and
@@ -22,6 +22,7 @@ import { type WebSource, webRoute } from "../../web/routes.ts";
 import { WEBRTC_EXPOSE, type WebRtcServer } from "../webrtc/server.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
 import { apiAllowed, CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
+import { type FlvOptions, serveFlv } from "./flv.ts";
 import { serveStreamFile } from "./hls.ts";
 import { reply } from "./reply.ts";
 import { decodePath } from "./target-path.ts";
@@ -39,6 +40,8 @@ export interface HttpServerOptions {
   auth?: MediaAuth;
   /** Player pages (`/`, `/<path>/`). */
   web?: WebSource;
+  /** HTTP-FLV (`/<path>.flv`); none: not served. */
+  flv?: FlvOptions;
   /** WHIP/WHEP (`/<path>/whip`, `/<path>/whep` and their sessions); none: WebRTC is off. */
   webrtc?: WebRtcServer;
 }
@@ -116,6 +119,7 @@ export class MediaHttpServer {
       if (api) return reply(res, api);
       throw new AmiError("M_UNRECOGNIZED", "unknown endpoint");
     }
+    if (o.flv && t.pathname.endsWith(".flv")) return this.#flv(req, res, t, o.flv);
     if (o.web && (await webRoute(req, res, t, o.web))) return;
     const parts = t.pathname.split("/").filter(Boolean);
     const file = parts.pop() ?? "";
@@ -124,6 +128,17 @@ export class MediaHttpServer {
     if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
     if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
     await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master);
+  }
+
+  /** `/<path>.flv`: the path's stream, also while its publisher is away within the grace (the reader waits). */
+  async #flv(req: IncomingMessage, res: ServerResponse, t: Target, flv: FlvOptions): Promise<void> {
+    const path = decodePath(t.pathname.slice(1, -".flv".length));
+    const out = this.#o.outputs.get(path);
+    const s = out?.stream;
+    if (!s || (s.ended && Date.now() - (s.endedAt ?? 0) >= flv.graceMs))
+      throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
+    if (this.#o.auth && !(await readAllowed(req, res, t, s.path, this.#o.auth, "flv"))) return;
+    await serveFlv(req, res, s, this.#listener.limits, flv);
   }
 
   /** Connections, refusals, handler errors (5xx) and malformed requests, from the kit's listener. */

@@ -9,7 +9,8 @@ import type { Socket } from "node:net";
 import { isAmiError } from "../../../core/errors.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
-import { type Hub, type MediaStream, type Reader, validPath } from "../../hub.ts";
+import { type Hub, type MediaStream, validPath } from "../../hub.ts";
+import { PathReader } from "../../path-reader.ts";
 import { type Amf, type AmfObject, decodeAll } from "../../protocols/rtmp/amf0.ts";
 import type { ByteBudget } from "../../protocols/rtmp/budget.ts";
 import { ChunkReader, ChunkWriter, type RtmpMessage } from "../../protocols/rtmp/chunk.ts";
@@ -44,6 +45,8 @@ export interface ConnOptions {
   protocol: "rtmp" | "rtmps";
   /** Publish permissions and stream keys; none: anyone may publish. */
   auth?: MediaAuth;
+  /** A player waits this long for a publisher that left to come back (media.endGraceSeconds); none: 0. */
+  endGraceMs?: number;
 }
 
 export class RtmpConn {
@@ -57,7 +60,7 @@ export class RtmpConn {
   #app = "";
   #nextStreamId = 1;
   #publishing: MediaStream | undefined;
-  #playing: Reader | undefined;
+  #playing: PathReader | undefined;
   #bytesIn = 0;
   #lastAck = 0;
   #peerWindow = 0;
@@ -346,7 +349,9 @@ export class RtmpConn {
     this.#send(M.onStatus(streamId, "status", "NetStream.Play.Reset", `Playing and resetting ${path}.`));
     this.#send(M.onStatus(streamId, "status", "NetStream.Play.Start", `Started playing ${path}.`));
     this.#send(metadataMessage(stream, streamId));
-    const reader = stream.addReader(this.#o.protocol, this.remote);
+    // Kept across a publisher's reconnect within the grace: new sequence headers, timestamps going on.
+    const graceMs = this.#o.endGraceMs ?? 0;
+    const reader = new PathReader(this.#o.hub, stream, { protocol: this.#o.protocol, remote: this.remote, graceMs });
     this.#playing = reader;
     const drained = () => new Promise<void>((r) => this.socket.once("drain", r));
     streamToRtmp(reader, streamId, (m) => this.#send(m), drained)

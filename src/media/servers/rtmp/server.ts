@@ -35,6 +35,8 @@ export interface RtmpServerOptions {
   log: Logger;
   limits: RtmpLimits;
   auth?: MediaAuth;
+  /** Players wait this long for a publisher that left to come back (media.endGraceSeconds). */
+  endGraceMs?: number;
   /** Certificate and key: serve RTMPS (RTMP over TLS) on this port. */
   tls?: TlsFiles;
 }
@@ -66,7 +68,14 @@ export class RtmpServer {
           return;
         }
         s.#perAddress.set(addr, n + 1);
-        const c = new RtmpConn(socket, { hub: o.hub, log, protocol: name, limits, auth: o.auth });
+        const c = new RtmpConn(socket, {
+          hub: o.hub,
+          log,
+          protocol: name,
+          limits,
+          auth: o.auth,
+          endGraceMs: o.endGraceMs,
+        });
         s.conns.add(c);
         socket.once("close", () => {
           s.conns.delete(c);

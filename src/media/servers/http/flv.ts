@@ -1,0 +1,82 @@
+/**
+ * HTTP-FLV out (as SRS serves it, for flv.js / mpegts.js and ffmpeg): `GET /<path>.flv` streams the live path as
+ * one endless FLV file with chunked transfer encoding: the FLV header, `onMetaData`, the sequence headers, then
+ * tags from a hub reader starting at the last keyframe. The reader follows the path across a publisher's
+ * reconnect within the end grace (path-reader.ts). A connection that is not draining waits for it with nothing
+ * read from the hub (frames pile up only in the hub reader's bounded queue, which then skips to the next
+ * keyframe) and is closed after `stallMs` without draining.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
+import type { Logger } from "../../../core/logger.ts";
+import type { Hub, MediaStream } from "../../hub.ts";
+import { PathReader } from "../../path-reader.ts";
+import { configsReady } from "../../protocols/flv/from-stream.ts";
+import { flvHeader, flvTag, TAG_SCRIPT, tagType } from "../../protocols/flv/tag.ts";
+import { metadataBody } from "../../protocols/rtmp/from-stream.ts";
+
+export interface FlvOptions {
+  hub: Hub;
+  /** media.endGraceSeconds: how long a reader waits for a publisher that left. */
+  graceMs: number;
+  /** A response that does not drain for this long is closed. */
+  stallMs: number;
+  log: Logger;
+}
+
+/** A just-published path may not have both codec headers yet; the FLV header's audio/video flags need them. */
+const CONFIG_WAIT_MS = 3000;
+
+/** Resolves true on 'drain', false when the response closes or `ms` pass first. */
+function drained(res: ServerResponse, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(t);
+      res.off("drain", onDrain);
+      res.off("close", onClose);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    const t = setTimeout(() => done(false), ms);
+    res.once("drain", onDrain);
+    res.once("close", onClose);
+  });
+}
+
+export async function serveFlv(
+  req: IncomingMessage,
+  res: ServerResponse,
+  stream: MediaStream,
+  limits: ListenerLimits,
+  o: FlvOptions,
+): Promise<void> {
+  const headers = { "content-type": "video/x-flv", "cache-control": "no-cache" };
+  if (req.method === "HEAD") {
+    res.writeHead(200, headers).end();
+    return;
+  }
+  const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+  // Made before waiting for the headers: it holds them and the current GOP from now on.
+  const reader = new PathReader(o.hub, stream, { protocol: "flv", remote, graceMs: o.graceMs });
+  res.once("close", () => reader.close());
+  // Streaming (and a publisher's reconnect gap) is not an idle connection: the stall timer below guards it.
+  holdOpen(req, res, limits);
+  if (!stream.ended) await configsReady(stream, CONFIG_WAIT_MS);
+  if (reader.closed) return;
+  res.writeHead(200, headers);
+  res.write(flvHeader(!!stream.audioConfig, !!stream.videoConfig));
+  res.write(flvTag(TAG_SCRIPT, 0, metadataBody(stream)));
+  for (;;) {
+    const t = await reader.next();
+    if (!t || res.destroyed) break;
+    if (res.write(flvTag(tagType(t.frame), t.ts, t.frame.data))) continue;
+    if (!(await drained(res, o.stallMs))) {
+      if (!res.destroyed) o.log.info("http-flv reader stalled; closed", { path: stream.path, remote });
+      res.destroy();
+      break;
+    }
+  }
+  reader.close();
+  if (!res.destroyed) res.end();
+}
