@@ -5,7 +5,7 @@ import { mediaPlaylist } from "./playlist.ts";
 
 /** A timeline with `n` complete 1 s segments (5 parts each), the ones from `discAt` on after a new publisher. */
 function timeline(n: number, discAt = -1): CmafTimeline {
-  const t = new CmafTimeline({ segmentSeconds: 1, segmentCount: 20 });
+  const t = new CmafTimeline({ segmentSeconds: 1, partSeconds: 0.2, segmentCount: 20 });
   for (let i = 0; i < n; i++) {
     const parts = Array.from({ length: 5 }, (_, k) => ({
       n: i * 5 + k,
@@ -28,8 +28,6 @@ function timeline(n: number, discAt = -1): CmafTimeline {
     };
     t.segments.push(s);
   }
-  t.maxPart = 0.2;
-  t.maxSegment = 1;
   t.nextPart = n * 5;
   t.discontinuity = discAt >= 0 ? 1 : 0;
   return t;

@@ -11,6 +11,8 @@ import type { Target } from "../../../core/http/target.ts";
 import type { MasterSource } from "../../abr/master.ts";
 import type { Outputs, PathOutput } from "../../outputs.ts";
 import { dashManifest } from "../../protocols/dash/mpd.ts";
+import { beyondAdvanceLimit, holdMs } from "../../protocols/hls/advance.ts";
+import { segmentBitrates } from "../../protocols/hls/bitrate.ts";
 import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
 import { type Reply, reply } from "./reply.ts";
 
@@ -24,10 +26,18 @@ const TYPES = {
 /** How long a first playlist request waits for the first segment of a just-published stream. */
 const FIRST_SEGMENT_WAIT_MS = 8000;
 
+/**
+ * BANDWIDTH is the peak segment bit rate of the listed segments (AVERAGE-BANDWIDTH their average), as RFC
+ * 8216bis defines them; the publisher's measured bit rate stands in until the segments span half a target.
+ */
 function variant(out: PathOutput): VariantInfo {
   const f = out.stream.stats.figures();
+  const t = out.packager.timeline;
+  const sized = t.listed().map((s) => ({ duration: s.duration, bytes: s.data?.length ?? 0 }));
+  const rates = segmentBitrates(sized, t.targetDuration);
   return {
-    bandwidth: Math.max(f.bitrateKbps * 1000, 1),
+    bandwidth: rates?.peak ?? Math.max(f.bitrateKbps * 1000, 1),
+    averageBandwidth: rates?.average,
     codecs: [f.videoCodec, f.audioCodec].filter((c): c is string => !!c),
     width: f.width,
     height: f.height,
@@ -77,11 +87,12 @@ export async function serveStreamFile(
       if (!Number.isInteger(msn) || msn < 0 || (part !== undefined && (!Number.isInteger(part) || part < 0))) {
         return fail(400, "AMI_INVALID_INPUT", "bad _HLS_msn/_HLS_part");
       }
-      const last = t.segments.at(-1)?.msn ?? -1;
-      // LL-HLS 6.2.5.2: a request more than two segments ahead is answered at once with 400.
-      if (msn > last + 2) return fail(400, "AMI_INVALID_INPUT", "_HLS_msn too far ahead");
+      // LL-HLS 6.2.5.2: beyond the advance limits the request is answered at once with 400, not held.
+      if (beyondAdvanceLimit(t, msn, part)) return fail(400, "AMI_INVALID_INPUT", "_HLS_msn/_HLS_part too far ahead");
       hold();
-      const ok = await t.waitUntil(() => t.has(msn, part), 3000 * Math.max(1, t.options.segmentSeconds), signal);
+      // Held up to three target durations, then 503 (LL-HLS 6.2.5.2).
+      // Not before the first segment is complete: that fixes TARGETDURATION for the playlist's life.
+      const ok = await t.waitUntil(() => ready() && t.has(msn, part), holdMs(t), signal);
       if (signal.aborted) return;
       // The publisher is away (end grace): the unchanged playlist, not an error, so players keep waiting for it.
       if (!ok && !t.paused) return fail(503, "AMI_UNAVAILABLE", "playlist did not advance in time");
@@ -116,7 +127,7 @@ export async function serveStreamFile(
     // The open segment is held until complete; players normally ask only for listed ones.
     if (t.open?.msn === msn) {
       hold();
-      await t.waitUntil(() => !!t.segment(msn)?.complete, 3000 * t.options.segmentSeconds, signal);
+      await t.waitUntil(() => !!t.segment(msn)?.complete, holdMs(t), signal);
     }
     const s = t.segment(msn);
     if (!s?.complete || !s.data) return fail(404, "M_NOT_FOUND", "no such segment");
@@ -128,7 +139,7 @@ export async function serveStreamFile(
     // The preload-hinted part (the next one) is held until ffmpeg delivers it (LL-HLS 6.2.6).
     if (n === t.nextPart && !t.ended) {
       hold();
-      await t.waitUntil(() => t.nextPart > n, 3000 * t.options.segmentSeconds, signal);
+      await t.waitUntil(() => t.nextPart > n, holdMs(t), signal);
     }
     const p = t.part(n);
     if (!p) return fail(404, "M_NOT_FOUND", "no such part");
