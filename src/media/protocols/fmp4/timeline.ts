@@ -300,13 +300,17 @@ export class CmafTimeline {
   }
 
   part(n: number): Part | undefined {
+    const s = this.segmentOfPart(n);
+    const p = s?.parts[n - (s.parts[0]?.n ?? 0)];
+    return p && p.data.length > 0 ? p : undefined;
+  }
+
+  /** The segment part `n` belongs to (if still kept). */
+  segmentOfPart(n: number): Segment | undefined {
     for (let i = this.segments.length - 1; i >= 0; i--) {
       const s = this.segments[i] as Segment;
       const first = s.parts[0];
-      if (first && n >= first.n) {
-        const p = s.parts[n - first.n];
-        return p && p.data.length > 0 ? p : undefined;
-      }
+      if (first && n >= first.n) return s;
     }
     return undefined;
   }

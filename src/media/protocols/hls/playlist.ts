@@ -29,10 +29,8 @@ export function streamInfAttrs(v: VariantInfo): string[] {
  * and a GOP longer than the target duration makes a segment that does not start with a keyframe (the media
  * playlist says so while such a segment is listed).
  */
-export function multivariantPlaylist(v: VariantInfo): string {
-  return ["#EXTM3U", "#EXT-X-VERSION:9", `#EXT-X-STREAM-INF:${streamInfAttrs(v).join(",")}`, "stream.m3u8", ""].join(
-    "\n",
-  );
+export function multivariantPlaylist(v: VariantInfo, uri = "stream.m3u8"): string {
+  return ["#EXTM3U", "#EXT-X-VERSION:9", `#EXT-X-STREAM-INF:${streamInfAttrs(v).join(",")}`, uri, ""].join("\n");
 }
 
 const fix = (n: number) => n.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
@@ -41,7 +39,9 @@ const fix = (n: number) => n.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
  * The media playlist. With `skip` (a client's `_HLS_skip=YES`), a delta update (LL-HLS 6.2.5.1): segments older
  * than CAN-SKIP-UNTIL seconds before the end are replaced by EXT-X-SKIP.
  */
-export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): string {
+export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean; query?: string } = {}): string {
+  // A query carried by segment and part URIs (rebase.ts: per-session decode times).
+  const q = o.query ?? "";
   const listed = t.listed();
   const open = t.ended ? undefined : t.open;
   // Both fixed for the timeline's life (RFC 8216 6.2.1; LL-HLS PART-TARGET likewise), reconnects included.
@@ -90,18 +90,19 @@ export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): stri
   const between = t.between;
   const partLines = (parts: { n: number; duration: number; independent: boolean }[]) =>
     (between ? [] : parts).map(
-      (p) => `#EXT-X-PART:DURATION=${fix(p.duration)},URI="part${p.n}.m4s"${p.independent ? ",INDEPENDENT=YES" : ""}`,
+      (p) =>
+        `#EXT-X-PART:DURATION=${fix(p.duration)},URI="part${p.n}.m4s${q}"${p.independent ? ",INDEPENDENT=YES" : ""}`,
     );
   for (const s of shown) {
     lines.push(...header(s));
     if (!t.ended && s.start >= edge - 3 * target) lines.push(...partLines(s.parts));
-    lines.push(`#EXTINF:${fix(s.duration)},`, `seg${s.msn}.m4s`);
+    lines.push(`#EXTINF:${fix(s.duration)},`, `seg${s.msn}.m4s${q}`);
   }
   if (open) {
     lines.push(...header(open));
     lines.push(...partLines(open.parts));
   }
   if (t.ended) lines.push("#EXT-X-ENDLIST");
-  else if (!between) lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part${t.nextPart}.m4s"`);
+  else if (!between) lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part${t.nextPart}.m4s${q}"`);
   return `${lines.join("\n")}\n`;
 }

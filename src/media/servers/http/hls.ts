@@ -14,6 +14,7 @@ import { dashManifest } from "../../protocols/dash/mpd.ts";
 import { beyondAdvanceLimit, holdMs } from "../../protocols/hls/advance.ts";
 import { segmentBitrates } from "../../protocols/hls/bitrate.ts";
 import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
+import { parseBase, rebase, wantsRebase } from "../../protocols/hls/rebase.ts";
 import { type Reply, reply } from "./reply.ts";
 
 const TYPES = {
@@ -76,6 +77,9 @@ export async function serveStreamFile(
     send({ status: 200, type: TYPES[type], body: Buffer.from(body), cache: "no-cache" });
   const notReady = () => fail(404, "M_NOT_FOUND", `stream '${out.path}' is not ready yet`);
 
+  // Per-session decode times for GStreamer's legacy hlsdemux (rebase.ts).
+  const base = parseBase(url.searchParams.get("base"));
+  const query = base === undefined ? undefined : `?base=${base}`;
   if (file === "index.m3u8" || file === "index.mpd" || file === "stream.m3u8") {
     const msnQ = url.searchParams.get("_HLS_msn");
     // Delta updates (LL-HLS 6.2.5.1): `_HLS_skip=YES` asks for older segments to be replaced by EXT-X-SKIP.
@@ -96,12 +100,19 @@ export async function serveStreamFile(
       if (signal.aborted) return;
       // The publisher is away (end grace): the unchanged playlist, not an error, so players keep waiting for it.
       if (!ok && !t.paused) return fail(503, "AMI_UNAVAILABLE", "playlist did not advance in time");
-      return playlist("m3u8", mediaPlaylist(t, { skip }));
+      return playlist("m3u8", mediaPlaylist(t, { skip, query }));
     }
     if (!ready()) hold();
     if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
-    if (file === "index.m3u8") return playlist("m3u8", multivariantPlaylist(variant(out)));
-    if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip }));
+    if (file === "index.m3u8") {
+      const start = t.listed()[0]?.start;
+      const uri =
+        wantsRebase(req.headers["user-agent"]) && start !== undefined
+          ? `stream.m3u8?base=${Math.round(start * 1000)}`
+          : undefined;
+      return playlist("m3u8", multivariantPlaylist(variant(out), uri));
+    }
+    if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip, query }));
     return playlist("mpd", dashManifest(t, variant(out)));
   }
   if (file === "master.m3u8" && master) {
@@ -131,7 +142,8 @@ export async function serveStreamFile(
     }
     const s = t.segment(msn);
     if (!s?.complete || !s.data) return fail(404, "M_NOT_FOUND", "no such segment");
-    return send({ status: 200, type: TYPES.m4s, body: s.data, cache: "max-age=60" });
+    const body = base === undefined ? s.data : rebase(s.data, s, t.tracks, base);
+    return send({ status: 200, type: TYPES.m4s, body, cache: "max-age=60" });
   }
   const part = /^part(\d+)\.m4s$/.exec(file);
   if (part) {
@@ -142,8 +154,10 @@ export async function serveStreamFile(
       await t.waitUntil(() => t.nextPart > n, holdMs(t), signal);
     }
     const p = t.part(n);
-    if (!p) return fail(404, "M_NOT_FOUND", "no such part");
-    return send({ status: 200, type: TYPES.m4s, body: p.data, cache: "max-age=60" });
+    const s = t.segmentOfPart(n);
+    if (!p || !s) return fail(404, "M_NOT_FOUND", "no such part");
+    const body = base === undefined ? p.data : rebase(p.data, s, t.tracks, base);
+    return send({ status: 200, type: TYPES.m4s, body, cache: "max-age=60" });
   }
   fail(404, "M_NOT_FOUND", "not found");
 }
