@@ -4,7 +4,7 @@
  */
 import type { MediaStream } from "../hub.ts";
 import type { Outputs, PathOutput } from "../outputs.ts";
-import type { VariantInfo } from "../protocols/hls/playlist.ts";
+import { streamInfAttrs, type VariantInfo } from "../protocols/hls/playlist.ts";
 
 export interface MasterVariant extends VariantInfo {
   uri: string;
@@ -22,11 +22,10 @@ export type MasterSource = (
 const rate = (n: number) => n.toFixed(3);
 
 export function masterPlaylist(variants: MasterVariant[]): string {
-  const lines = ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-INDEPENDENT-SEGMENTS"];
+  // No EXT-X-INDEPENDENT-SEGMENTS: see multivariantPlaylist.
+  const lines = ["#EXTM3U", "#EXT-X-VERSION:9"];
   for (const v of variants) {
-    const attrs = [`BANDWIDTH=${Math.max(1, Math.round(v.bandwidth))}`];
-    if (v.codecs.length) attrs.push(`CODECS="${v.codecs.join(",")}"`);
-    if (v.width && v.height) attrs.push(`RESOLUTION=${v.width}x${v.height}`);
+    const attrs = streamInfAttrs(v);
     if (v.frameRate) attrs.push(`FRAME-RATE=${rate(v.frameRate)}`);
     lines.push(`#EXT-X-STREAM-INF:${attrs.join(",")}`, v.uri);
   }

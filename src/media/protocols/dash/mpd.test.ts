@@ -13,7 +13,7 @@ const AST = 1_700_000_000_000;
  * restart at 0 and whose Period starts `gap` seconds after the first one's end (it reconnected that much later).
  */
 function timeline(first: number, second: number, gap = 3): CmafTimeline {
-  const t = new CmafTimeline({ segmentSeconds: 1, segmentCount: 20 });
+  const t = new CmafTimeline({ segmentSeconds: 1, partSeconds: 0.2, segmentCount: 20 });
   t.availabilityStart = AST;
   const add = (msn: number, disc: number, k: number) => {
     const s: Segment = {
@@ -38,7 +38,6 @@ function timeline(first: number, second: number, gap = 3): CmafTimeline {
     t.periods.set(1, { start: first + gap, t0: 0, timescale: 90000 });
     for (let i = 0; i < second; i++) add(first + i, 1, i);
   }
-  t.maxSegment = 1;
   t.tracks = [{ id: 1, kind: "video", timescale: 90000 } as CmafTimeline["tracks"][number]];
   return t;
 }
@@ -91,7 +90,7 @@ test("ended: a static MPD plays the Periods back to back; older Periods leave wi
 
 test("end grace: the playlist stays live without parts or hint, then ends; a return in time continues it", async () => {
   const t = timeline(3, 0);
-  const graced = new CmafTimeline({ segmentSeconds: 1, segmentCount: 20, endGraceMs: 60_000 });
+  const graced = new CmafTimeline({ segmentSeconds: 1, partSeconds: 0.2, segmentCount: 20, endGraceMs: 60_000 });
   graced.segments.push(...t.segments);
   graced.end();
   assert.equal(graced.ended, false);
@@ -111,7 +110,7 @@ test("end grace: the playlist stays live without parts or hint, then ends; a ret
     /seg2\.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init-1.mp4"\n.*\n#EXT-X-PART:.*\n#EXT-X-PRELOAD-HINT/,
   );
 
-  const short = new CmafTimeline({ segmentSeconds: 1, segmentCount: 20, endGraceMs: 20 });
+  const short = new CmafTimeline({ segmentSeconds: 1, partSeconds: 0.2, segmentCount: 20, endGraceMs: 20 });
   short.segments.push(...timeline(3, 0).segments);
   short.end();
   assert.ok(await short.waitUntil(() => short.ended, 10_000), "the end comes after the grace");

@@ -36,7 +36,7 @@ function segmentTimeline(run: Segment[], timescale: number): string {
 export function dashManifest(t: CmafTimeline, v: VariantInfo, now = Date.now()): string {
   const listed = t.listed();
   const window = listed.reduce((a, s) => a + s.duration, 0);
-  const target = Math.max(t.options.segmentSeconds, t.maxSegment);
+  const target = t.targetDuration;
   const isStatic = t.ended;
   const mpdAttrs = isStatic
     ? [`type="static"`, `mediaPresentationDuration="${dur(window)}"`]

@@ -11,7 +11,7 @@ interface Child {
   end: number;
 }
 
-function children(b: Buffer, start: number, end: number): Child[] {
+export function children(b: Buffer, start: number, end: number): Child[] {
   const out: Child[] = [];
   let p = start;
   while (p + 8 <= end) {

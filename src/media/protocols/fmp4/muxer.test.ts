@@ -10,51 +10,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { Frame } from "../../frame.ts";
-import { FlvDemuxer } from "../flv/demux.ts";
-import { audioFrame, TAG_AUDIO, TAG_VIDEO, videoFrame } from "../flv/tag.ts";
+import { audioFrame } from "../flv/tag.ts";
 import { parseInit, parseMoof } from "./boxes.ts";
 import { CmafMuxer } from "./muxer.ts";
+import { encodeFlv, mux, type Output } from "./test-clips.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ami-mux-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Hub frames of an ffmpeg-encoded FLV clip. */
-export function encodeFlv(args: string[]): Frame[] {
-  const r = spawnSync("ffmpeg", ["-hide_banner", "-loglevel", "error", ...args, "-f", "flv", "pipe:1"], {
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  assert.equal(r.status, 0, String(r.stderr));
-  const frames: Frame[] = [];
-  for (const t of new FlvDemuxer().push(r.stdout)) {
-    if (t.type === TAG_VIDEO) frames.push(videoFrame(t.timestamp, t.data));
-    else if (t.type === TAG_AUDIO) frames.push(audioFrame(t.timestamp, t.data));
-  }
-  return frames;
-}
 
 const clip = (size: string, seconds = 3) => [
   ...["-f", "lavfi", "-i", `testsrc2=size=${size}:rate=25`, "-f", "lavfi", "-i", "sine=frequency=440"],
   ...["-t", String(seconds), "-c:v", "libx264", "-preset", "fast", "-bf", "2", "-g", "25", "-c:a", "aac"],
 ];
-
-interface Output {
-  inits: Buffer[];
-  fragments: { moof: Buffer; mdat: Buffer }[];
-  restarts: number;
-}
-
-export function mux(frames: Frame[], partSeconds = 0.2): Output {
-  const out: Output = { inits: [], fragments: [], restarts: 0 };
-  const m = new CmafMuxer(partSeconds, {
-    init: (f, moov) => out.inits.push(Buffer.concat([f, moov])),
-    fragment: (moof, mdat) => out.fragments.push({ moof, mdat }),
-    restart: () => out.restarts++,
-    skipped: (kind, reason) => assert.fail(`${kind} skipped: ${reason}`),
-  });
-  for (const f of frames) m.push(f);
-  m.end();
-  return out;
-}
 
 /** ffprobe's packets of a file: [stream type, pts ms, key]. */
 export function probePackets(file: string): { streams: string[]; packets: [string, number, boolean][] } {

@@ -137,22 +137,42 @@ export class CmafMuxer {
         track.lastDuration = prev.s.duration;
       }
     }
-    if (track === main) {
-      const start = this.#fragStart;
-      const due = start !== undefined && dts - start >= this.#partSeconds * ts;
-      if (track.pending.length > 0 && (due || (sample.sync && track.codec.kind === "video"))) this.#flush(false);
-      if (this.#fragStart === undefined) this.#fragStart = dts;
-    }
+    if (track === main) this.#cutBefore(track, sample, dts);
     track.pending.push({ s: sample, dts });
     // Audio whose video stopped coming must not pile up: past MAX_PENDING_S it goes out on its own.
     if (track !== main && dts - (track.pending[0]?.dts ?? dts) > MAX_PENDING_S * ts) this.#flush(false);
     // Fixed-duration main samples (audio-only streams) end the fragment without waiting for the next one.
-    if (
-      track === main &&
-      sample.duration > 0 &&
-      dts + sample.duration - (this.#fragStart ?? dts) >= this.#partSeconds * ts
-    )
+    if (track === main && sample.duration > 0 && dts + sample.duration - (this.#fragStart ?? dts) >= this.#limit(track))
       this.#flush(false);
+  }
+
+  /** A part's length in the track's timescale: PART-TARGET, which no part may exceed (LL-HLS 4.4.4.9). */
+  #limit(track: Track): number {
+    return Math.round(this.#partSeconds * track.codec.timescale);
+  }
+
+  /**
+   * Before a main-track sample at `dts` is queued: end the fragment before a video keyframe, once it reaches the
+   * part duration, and never past it. The pending samples end at `dts` (video: the newest one's duration is known
+   * only now); when that is past the part duration, the newest video sample opens the next fragment instead, and
+   * an audio sample that would overrun it waits for the next one. Only a single sample longer than a part makes a
+   * longer fragment.
+   */
+  #cutBefore(track: Track, sample: Sample, dts: number): void {
+    const start = this.#fragStart;
+    if (start === undefined || track.pending.length === 0) {
+      this.#fragStart ??= dts;
+      return;
+    }
+    const limit = this.#limit(track);
+    const video = track.codec.kind === "video";
+    if ((video && sample.sync) || dts - start === limit) this.#flush(false);
+    else if (dts - start > limit) {
+      this.#flush(false, video && track.pending.length > 1);
+      // The held sample alone reaches the part duration: a fragment of its own.
+      if (this.#fragStart !== undefined && dts - this.#fragStart >= limit) this.#flush(false);
+    } else if (!video && dts + sample.duration - start > limit) this.#flush(false);
+    this.#fragStart ??= dts;
   }
 
   /** The stream ended: write what is pending. */
@@ -214,12 +234,16 @@ export class CmafMuxer {
     return ms;
   }
 
-  /** Write the pending samples as one fragment. `final`: the last video sample's duration is a guess. */
-  #flush(final: boolean): void {
+  /**
+   * Write the pending samples as one fragment. `final`: the last video sample's duration is a guess. `holdLast`:
+   * the main track's newest sample stays for the next fragment (this one would be too long with it).
+   */
+  #flush(final: boolean, holdLast = false): void {
     const runs: TrackRun[] = [];
     for (const t of this.#tracks) {
       let samples = t.pending;
-      if (t.codec.kind === "video" && !final) {
+      if (holdLast && t === this.#tracks[0]) samples = samples.slice(0, -1);
+      else if (t.codec.kind === "video" && !final) {
         // The newest sample's duration is unknown until the next one arrives: it opens the next fragment.
         samples = samples.filter((p) => p.s.duration > 0);
       } else if (t.codec.kind === "video") {

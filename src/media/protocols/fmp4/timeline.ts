@@ -36,6 +36,8 @@ export interface Segment {
 
 export interface TimelineOptions {
   segmentSeconds: number;
+  /** LL-HLS part duration: PART-TARGET (the muxer never makes a part longer, unless one sample is). */
+  partSeconds: number;
   /** Complete segments listed in playlists; a few more are kept for players still fetching. */
   segmentCount: number;
   /**
@@ -60,14 +62,17 @@ export const initUri = (disc: number): string => (disc === 0 ? "init.mp4" : `ini
 
 type Waiter = { check: () => boolean; resolve: () => void };
 
+/** The longest TARGETDURATION a stream's first GOP may set: a longer first GOP is cut there. */
+export const MAX_FIRST_TARGET_S = 10;
+
+/** Whole seconds covering `seconds` (EXT-X-TARGETDURATION is an integer). */
+const roundUp = (seconds: number) => Math.max(1, Math.ceil(seconds - 0.001));
+
 export class CmafTimeline {
   init: Buffer | undefined;
   tracks: TrackInfo[] = [];
   readonly segments: Segment[] = [];
   ended = false;
-  /** Longest part and segment seen (PART-TARGET / TARGETDURATION must cover them). */
-  maxPart = 0;
-  maxSegment = 0;
   /** Wall-clock ms at media time 0 of the main track (DASH availabilityStartTime). */
   availabilityStart: number | undefined;
   nextPart = 0;
@@ -87,6 +92,22 @@ export class CmafTimeline {
     return this.paused || (this.#pendingDisc && !this.open);
   }
 
+  /**
+   * EXT-X-TARGETDURATION, fixed for the timeline's life, reconnects included (RFC 8216 6.2.1: it MUST NOT
+   * change): the configured segment duration, or the first segment if longer (the encoder's GOP as first seen, at
+   * most MAX_FIRST_TARGET_S), rounded up, fixed when the first segment completes. Playlists are served only from
+   * then on; before, this is the configured duration.
+   */
+  get targetDuration(): number {
+    return this.#target ?? roundUp(this.#o.segmentSeconds);
+  }
+
+  /** PART-TARGET, fixed for the timeline's life: the configured part duration. */
+  get partTarget(): number {
+    return this.#o.partSeconds;
+  }
+
+  #target: number | undefined;
   #grace: NodeJS.Timeout | undefined;
   #nextMsn = 0;
   /** Seconds added to a restarted publisher's media time so `start` keeps increasing across discontinuities. */
@@ -129,8 +150,11 @@ export class CmafTimeline {
     const independent = main.kind !== "video" || info.firstSampleSync;
     let cur = this.segments.at(-1);
     if (this.availabilityStart === undefined) this.availabilityStart = this.#now() - (start + duration) * 1000;
-    // Cut on a sync sample once the target is reached (5% slack: encoders put keyframes at 0.99 s too).
-    if (cur && !cur.complete && independent && cur.duration >= this.#o.segmentSeconds * 0.95) {
+    // Cut on a sync sample once the target is reached (5% slack: encoders put keyframes at 0.99 s too), and
+    // anyway before a segment outgrows the target duration (see #tooLong).
+    // A segment cut inside a long GOP ends at the next keyframe, however short, so the next one is independent.
+    const due = independent && cur && (cur.duration >= this.#o.segmentSeconds * 0.95 || !cur.parts[0]?.independent);
+    if (cur && !cur.complete && (due || this.#tooLong(cur, duration))) {
       this.#complete(cur);
       cur = undefined;
     }
@@ -157,16 +181,29 @@ export class CmafTimeline {
     const part: Part = { n: this.nextPart++, data: join([moof, mdat]), duration, independent };
     cur.parts.push(part);
     cur.duration += duration;
-    this.maxPart = Math.max(this.maxPart, duration);
     this.#trim();
     this.#wake();
+  }
+
+  /**
+   * Would a part of `add` seconds make `s` longer than the target duration allows? Each segment's EXTINF, rounded
+   * to the nearest integer, must not exceed TARGETDURATION (RFC 8216 4.3.3.1), which is fixed: a GOP longer than
+   * that is cut at a part boundary without a keyframe. Such a segment is not independent (its first part has no
+   * INDEPENDENT=YES, and the playlist drops EXT-X-INDEPENDENT-SEGMENTS while it is listed). Before the target is
+   * fixed, the first segment is cut at MAX_FIRST_TARGET_S.
+   */
+  #tooLong(s: Segment, add: number): boolean {
+    if (s.parts.length === 0) return false;
+    const max =
+      this.#target === undefined ? Math.max(MAX_FIRST_TARGET_S, roundUp(this.#o.segmentSeconds)) : this.#target + 0.5;
+    return s.duration + add > max - 0.001;
   }
 
   #complete(s: Segment): void {
     s.complete = true;
     // The muxer writes consecutive parts adjacently: usually a view, not a copy.
     s.data = join(s.parts.map((p) => p.data));
-    this.maxSegment = Math.max(this.maxSegment, s.duration);
+    this.#target ??= roundUp(Math.max(this.#o.segmentSeconds, s.duration));
   }
 
   /**
@@ -263,13 +300,17 @@ export class CmafTimeline {
   }
 
   part(n: number): Part | undefined {
+    const s = this.segmentOfPart(n);
+    const p = s?.parts[n - (s.parts[0]?.n ?? 0)];
+    return p && p.data.length > 0 ? p : undefined;
+  }
+
+  /** The segment part `n` belongs to (if still kept). */
+  segmentOfPart(n: number): Segment | undefined {
     for (let i = this.segments.length - 1; i >= 0; i--) {
       const s = this.segments[i] as Segment;
       const first = s.parts[0];
-      if (first && n >= first.n) {
-        const p = s.parts[n - first.n];
-        return p && p.data.length > 0 ? p : undefined;
-      }
+      if (first && n >= first.n) return s;
     }
     return undefined;
   }

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CmafTimeline, type Segment } from "../fmp4/timeline.ts";
-import { mediaPlaylist } from "./playlist.ts";
+import { mediaPlaylist, multivariantPlaylist } from "./playlist.ts";
 
 /** A timeline with `n` complete 1 s segments (5 parts each), the ones from `discAt` on after a new publisher. */
 function timeline(n: number, discAt = -1): CmafTimeline {
-  const t = new CmafTimeline({ segmentSeconds: 1, segmentCount: 20 });
+  const t = new CmafTimeline({ segmentSeconds: 1, partSeconds: 0.2, segmentCount: 20 });
   for (let i = 0; i < n; i++) {
     const parts = Array.from({ length: 5 }, (_, k) => ({
       n: i * 5 + k,
@@ -28,8 +28,6 @@ function timeline(n: number, discAt = -1): CmafTimeline {
     };
     t.segments.push(s);
   }
-  t.maxPart = 0.2;
-  t.maxSegment = 1;
   t.nextPart = n * 5;
   t.discontinuity = discAt >= 0 ? 1 : 0;
   return t;
@@ -63,4 +61,20 @@ test("a new publisher continues the numbering after EXT-X-DISCONTINUITY with its
   assert.match(later, /^#EXT-X-DISCONTINUITY-SEQUENCE:1$/m);
   assert.doesNotMatch(later, /^#EXT-X-DISCONTINUITY$/m);
   assert.match(later, /#EXT-X-MAP:URI="init-1.mp4"/);
+});
+
+test("multivariant: BANDWIDTH (peak) and AVERAGE-BANDWIDTH, no EXT-X-INDEPENDENT-SEGMENTS promise", () => {
+  const p = multivariantPlaylist({
+    bandwidth: 2e6,
+    averageBandwidth: 1.2e6,
+    codecs: ["avc1.64001f"],
+    width: 640,
+    height: 360,
+  });
+  assert.match(
+    p,
+    /^#EXT-X-STREAM-INF:BANDWIDTH=2000000,AVERAGE-BANDWIDTH=1200000,CODECS="avc1.64001f",RESOLUTION=640x360$/m,
+  );
+  assert.doesNotMatch(p, /INDEPENDENT-SEGMENTS/);
+  assert.doesNotMatch(multivariantPlaylist({ bandwidth: 1, codecs: [], width: null, height: null }), /AVERAGE/);
 });

@@ -6,24 +6,31 @@
 import { type CmafTimeline, initUri, type Segment } from "../fmp4/timeline.ts";
 
 export interface VariantInfo {
+  /** BANDWIDTH: the peak segment bit rate (bits/s). */
   bandwidth: number;
+  /** AVERAGE-BANDWIDTH: the average segment bit rate, when measured. */
+  averageBandwidth?: number;
   codecs: string[];
   width: number | null;
   height: number | null;
 }
 
-export function multivariantPlaylist(v: VariantInfo): string {
+/** The EXT-X-STREAM-INF attributes of a variant (BANDWIDTH, AVERAGE-BANDWIDTH, CODECS, RESOLUTION). */
+export function streamInfAttrs(v: VariantInfo): string[] {
   const attrs = [`BANDWIDTH=${Math.max(1, Math.round(v.bandwidth))}`];
+  if (v.averageBandwidth) attrs.push(`AVERAGE-BANDWIDTH=${Math.max(1, Math.round(v.averageBandwidth))}`);
   if (v.codecs.length) attrs.push(`CODECS="${v.codecs.join(",")}"`);
   if (v.width && v.height) attrs.push(`RESOLUTION=${v.width}x${v.height}`);
-  return [
-    "#EXTM3U",
-    "#EXT-X-VERSION:9",
-    "#EXT-X-INDEPENDENT-SEGMENTS",
-    `#EXT-X-STREAM-INF:${attrs.join(",")}`,
-    "stream.m3u8",
-    "",
-  ].join("\n");
+  return attrs;
+}
+
+/**
+ * No EXT-X-INDEPENDENT-SEGMENTS here: in a multivariant playlist it would promise it for every segment to come,
+ * and a GOP longer than the target duration makes a segment that does not start with a keyframe (the media
+ * playlist says so while such a segment is listed).
+ */
+export function multivariantPlaylist(v: VariantInfo, uri = "stream.m3u8"): string {
+  return ["#EXTM3U", "#EXT-X-VERSION:9", `#EXT-X-STREAM-INF:${streamInfAttrs(v).join(",")}`, uri, ""].join("\n");
 }
 
 const fix = (n: number) => n.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
@@ -32,11 +39,14 @@ const fix = (n: number) => n.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
  * The media playlist. With `skip` (a client's `_HLS_skip=YES`), a delta update (LL-HLS 6.2.5.1): segments older
  * than CAN-SKIP-UNTIL seconds before the end are replaced by EXT-X-SKIP.
  */
-export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): string {
+export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean; query?: string } = {}): string {
+  // A query carried by segment and part URIs (rebase.ts: per-session decode times).
+  const q = o.query ?? "";
   const listed = t.listed();
   const open = t.ended ? undefined : t.open;
-  const target = Math.max(1, Math.ceil(Math.max(t.options.segmentSeconds, t.maxSegment) - 0.001));
-  const partTarget = Math.max(t.maxPart, 0.001);
+  // Both fixed for the timeline's life (RFC 8216 6.2.1; LL-HLS PART-TARGET likewise), reconnects included.
+  const target = t.targetDuration;
+  const partTarget = t.partTarget;
   const first = listed[0] ?? open;
   // CAN-SKIP-UNTIL must be at least six target durations (LL-HLS 4.4.3.8).
   const skipUntil = 6 * target;
@@ -57,7 +67,9 @@ export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): stri
     `#EXT-X-MEDIA-SEQUENCE:${first?.msn ?? 0}`,
   ];
   if (first?.disc) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${first.disc}`);
-  lines.push("#EXT-X-INDEPENDENT-SEGMENTS");
+  // Only while every listed segment starts with a keyframe (a GOP longer than the target is cut without one).
+  if ([...listed, ...(open ? [open] : [])].every((s) => s.parts[0]?.independent ?? true))
+    lines.push("#EXT-X-INDEPENDENT-SEGMENTS");
   if (skipped > 0) lines.push(`#EXT-X-SKIP:SKIPPED-SEGMENTS=${skipped}`);
   const shown = listed.slice(skipped);
   const head = shown[0] ?? open;
@@ -78,18 +90,19 @@ export function mediaPlaylist(t: CmafTimeline, o: { skip?: boolean } = {}): stri
   const between = t.between;
   const partLines = (parts: { n: number; duration: number; independent: boolean }[]) =>
     (between ? [] : parts).map(
-      (p) => `#EXT-X-PART:DURATION=${fix(p.duration)},URI="part${p.n}.m4s"${p.independent ? ",INDEPENDENT=YES" : ""}`,
+      (p) =>
+        `#EXT-X-PART:DURATION=${fix(p.duration)},URI="part${p.n}.m4s${q}"${p.independent ? ",INDEPENDENT=YES" : ""}`,
     );
   for (const s of shown) {
     lines.push(...header(s));
     if (!t.ended && s.start >= edge - 3 * target) lines.push(...partLines(s.parts));
-    lines.push(`#EXTINF:${fix(s.duration)},`, `seg${s.msn}.m4s`);
+    lines.push(`#EXTINF:${fix(s.duration)},`, `seg${s.msn}.m4s${q}`);
   }
   if (open) {
     lines.push(...header(open));
     lines.push(...partLines(open.parts));
   }
   if (t.ended) lines.push("#EXT-X-ENDLIST");
-  else if (!between) lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part${t.nextPart}.m4s"`);
+  else if (!between) lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part${t.nextPart}.m4s${q}"`);
   return `${lines.join("\n")}\n`;
 }

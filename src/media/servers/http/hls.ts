@@ -11,7 +11,10 @@ import type { Target } from "../../../core/http/target.ts";
 import type { MasterSource } from "../../abr/master.ts";
 import type { Outputs, PathOutput } from "../../outputs.ts";
 import { dashManifest } from "../../protocols/dash/mpd.ts";
+import { beyondAdvanceLimit, holdMs } from "../../protocols/hls/advance.ts";
+import { segmentBitrates } from "../../protocols/hls/bitrate.ts";
 import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
+import { parseBase, rebase, wantsRebase } from "../../protocols/hls/rebase.ts";
 import { type Reply, reply } from "./reply.ts";
 
 const TYPES = {
@@ -24,10 +27,18 @@ const TYPES = {
 /** How long a first playlist request waits for the first segment of a just-published stream. */
 const FIRST_SEGMENT_WAIT_MS = 8000;
 
+/**
+ * BANDWIDTH is the peak segment bit rate of the listed segments (AVERAGE-BANDWIDTH their average), as RFC
+ * 8216bis defines them; the publisher's measured bit rate stands in until the segments span half a target.
+ */
 function variant(out: PathOutput): VariantInfo {
   const f = out.stream.stats.figures();
+  const t = out.packager.timeline;
+  const sized = t.listed().map((s) => ({ duration: s.duration, bytes: s.data?.length ?? 0 }));
+  const rates = segmentBitrates(sized, t.targetDuration);
   return {
-    bandwidth: Math.max(f.bitrateKbps * 1000, 1),
+    bandwidth: rates?.peak ?? Math.max(f.bitrateKbps * 1000, 1),
+    averageBandwidth: rates?.average,
     codecs: [f.videoCodec, f.audioCodec].filter((c): c is string => !!c),
     width: f.width,
     height: f.height,
@@ -66,6 +77,9 @@ export async function serveStreamFile(
     send({ status: 200, type: TYPES[type], body: Buffer.from(body), cache: "no-cache" });
   const notReady = () => fail(404, "M_NOT_FOUND", `stream '${out.path}' is not ready yet`);
 
+  // Per-session decode times for GStreamer's legacy hlsdemux (rebase.ts).
+  const base = parseBase(url.searchParams.get("base"));
+  const query = base === undefined ? undefined : `?base=${base}`;
   if (file === "index.m3u8" || file === "index.mpd" || file === "stream.m3u8") {
     const msnQ = url.searchParams.get("_HLS_msn");
     // Delta updates (LL-HLS 6.2.5.1): `_HLS_skip=YES` asks for older segments to be replaced by EXT-X-SKIP.
@@ -77,20 +91,28 @@ export async function serveStreamFile(
       if (!Number.isInteger(msn) || msn < 0 || (part !== undefined && (!Number.isInteger(part) || part < 0))) {
         return fail(400, "AMI_INVALID_INPUT", "bad _HLS_msn/_HLS_part");
       }
-      const last = t.segments.at(-1)?.msn ?? -1;
-      // LL-HLS 6.2.5.2: a request more than two segments ahead is answered at once with 400.
-      if (msn > last + 2) return fail(400, "AMI_INVALID_INPUT", "_HLS_msn too far ahead");
+      // LL-HLS 6.2.5.2: beyond the advance limits the request is answered at once with 400, not held.
+      if (beyondAdvanceLimit(t, msn, part)) return fail(400, "AMI_INVALID_INPUT", "_HLS_msn/_HLS_part too far ahead");
       hold();
-      const ok = await t.waitUntil(() => t.has(msn, part), 3000 * Math.max(1, t.options.segmentSeconds), signal);
+      // Held up to three target durations, then 503 (LL-HLS 6.2.5.2).
+      // Not before the first segment is complete: that fixes TARGETDURATION for the playlist's life.
+      const ok = await t.waitUntil(() => ready() && t.has(msn, part), holdMs(t), signal);
       if (signal.aborted) return;
       // The publisher is away (end grace): the unchanged playlist, not an error, so players keep waiting for it.
       if (!ok && !t.paused) return fail(503, "AMI_UNAVAILABLE", "playlist did not advance in time");
-      return playlist("m3u8", mediaPlaylist(t, { skip }));
+      return playlist("m3u8", mediaPlaylist(t, { skip, query }));
     }
     if (!ready()) hold();
     if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
-    if (file === "index.m3u8") return playlist("m3u8", multivariantPlaylist(variant(out)));
-    if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip }));
+    if (file === "index.m3u8") {
+      const start = t.listed()[0]?.start;
+      const uri =
+        wantsRebase(req.headers["user-agent"]) && start !== undefined
+          ? `stream.m3u8?base=${Math.round(start * 1000)}`
+          : undefined;
+      return playlist("m3u8", multivariantPlaylist(variant(out), uri));
+    }
+    if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip, query }));
     return playlist("mpd", dashManifest(t, variant(out)));
   }
   if (file === "master.m3u8" && master) {
@@ -116,11 +138,12 @@ export async function serveStreamFile(
     // The open segment is held until complete; players normally ask only for listed ones.
     if (t.open?.msn === msn) {
       hold();
-      await t.waitUntil(() => !!t.segment(msn)?.complete, 3000 * t.options.segmentSeconds, signal);
+      await t.waitUntil(() => !!t.segment(msn)?.complete, holdMs(t), signal);
     }
     const s = t.segment(msn);
     if (!s?.complete || !s.data) return fail(404, "M_NOT_FOUND", "no such segment");
-    return send({ status: 200, type: TYPES.m4s, body: s.data, cache: "max-age=60" });
+    const body = base === undefined ? s.data : rebase(s.data, s, t.tracks, base);
+    return send({ status: 200, type: TYPES.m4s, body, cache: "max-age=60" });
   }
   const part = /^part(\d+)\.m4s$/.exec(file);
   if (part) {
@@ -128,11 +151,13 @@ export async function serveStreamFile(
     // The preload-hinted part (the next one) is held until ffmpeg delivers it (LL-HLS 6.2.6).
     if (n === t.nextPart && !t.ended) {
       hold();
-      await t.waitUntil(() => t.nextPart > n, 3000 * t.options.segmentSeconds, signal);
+      await t.waitUntil(() => t.nextPart > n, holdMs(t), signal);
     }
     const p = t.part(n);
-    if (!p) return fail(404, "M_NOT_FOUND", "no such part");
-    return send({ status: 200, type: TYPES.m4s, body: p.data, cache: "max-age=60" });
+    const s = t.segmentOfPart(n);
+    if (!p || !s) return fail(404, "M_NOT_FOUND", "no such part");
+    const body = base === undefined ? p.data : rebase(p.data, s, t.tracks, base);
+    return send({ status: 200, type: TYPES.m4s, body, cache: "max-age=60" });
   }
   fail(404, "M_NOT_FOUND", "not found");
 }
