@@ -1,14 +1,35 @@
 /**
- * MPEG-DASH manifest (ISO 23009-1, live profile) over the same CMAF segments as HLS: one muxed representation
- * with a SegmentTemplate + SegmentTimeline per Period. Each publisher of the path (discontinuity sequence) is its
- * own Period with its own init segment, so a reconnect is a Period change, not a jump inside one timeline (its
- * timestamps restart and its codec parameters may differ). Live streams are `dynamic`; once ended, `static`.
+ * MPEG-DASH manifest (ISO 23009-1 live profile, DASH-IF IOP) over the CMAF timeline HLS also serves. One track
+ * per Representation: a video AdaptationSet and an audio AdaptationSet, each Representation with its own
+ * single-track init and segments (`t<track>-init.mp4`, `t<track>-<time>.m4s`, cut from the muxed ones by
+ * tracks.ts), a SegmentTemplate + SegmentTimeline (GOPs vary, so segment durations do too) and @bandwidth the
+ * peak bitrate of its listed segments. Segments are addressed by `$Time$`, not `$Number$`: a track may lack a
+ * segment (audio that stalled), and ffmpeg's DASH reader counts SegmentTimeline entries from 0 and finds its place
+ * again by time after each refresh, which only addresses the right segment when the URL carries the time. Each publisher of the path (discontinuity sequence) is its own Period,
+ * so a reconnect is a Period change, not a jump inside one timeline. Live streams are `dynamic` with the
+ * server's clock as UTCTiming; once ended, `static`.
  */
-import { type CmafTimeline, initUri, type PeriodInfo, type Segment } from "../fmp4/timeline.ts";
-import type { VariantInfo } from "../hls/playlist.ts";
+import type { TrackInfo } from "../fmp4/boxes.ts";
+import type { CmafTimeline, PeriodInfo, Segment } from "../fmp4/timeline.ts";
+import { sliceOf, tracksOf } from "./tracks.ts";
 
-const dur = (s: number) => `PT${Math.max(0, s).toFixed(3)}S`;
+/** What the MPD says about the stream's codecs (from the stream's sequence headers). */
+export interface DashInfo {
+  /** Used for a Representation with no listed segment to measure. */
+  bandwidth: number;
+  video?: { codec: string; width: number | null; height: number | null };
+  audio?: { codec: string; sampleRate: number | null; channels: number | null };
+  /** Absolute URL answering the server's time (urn:mpeg:dash:utc:http-iso:2014). */
+  timeUrl?: string;
+}
+
+/** Seconds as an xs:duration, rounded up to the millisecond (a maximum must not come out smaller). */
+const dur = (s: number) => `PT${(Math.ceil(Math.max(0, s) * 1000 - 1e-6) / 1000).toFixed(3)}S`;
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+
+/** The track files' names: the track id keeps video and audio apart, the disc the publishers. */
+export const trackInitUri = (trackId: number, disc: number): string =>
+  disc === 0 ? `t${trackId}-init.mp4` : `t${trackId}-init-${disc}.mp4`;
 
 /** Listed segments split into runs of one discontinuity sequence each, oldest first. */
 function byPublisher(listed: Segment[]): Segment[][] {
@@ -21,22 +42,109 @@ function byPublisher(listed: Segment[]): Segment[][] {
   return runs;
 }
 
-function segmentTimeline(run: Segment[], timescale: number): string {
+function segmentTimeline(run: Segment[], id: number): string {
+  let end: number | undefined;
   return run
-    .map((s, i) => {
-      const d = Math.round(s.duration * timescale);
+    .map((s) => {
+      const { t, d } = sliceOf(s, id) as { t: number; d: number };
       // Consecutive segments need no `t`: it follows from the previous one.
-      const prev = run[i - 1];
-      const contiguous = prev && Math.abs(prev.tfdt + Math.round(prev.duration * timescale) - s.tfdt) <= 1;
-      return contiguous ? `<S d="${d}"/>` : `<S t="${s.tfdt}" d="${d}"/>`;
+      const contiguous = end !== undefined && Math.abs(end - t) <= 1;
+      end = t + d;
+      return contiguous ? `<S d="${d}"/>` : `<S t="${t}" d="${d}"/>`;
     })
     .join("");
 }
 
-export function dashManifest(t: CmafTimeline, v: VariantInfo, now = Date.now()): string {
+/** Peak bitrate (bit/s) of a track over the listed segments; undefined when none is listed. */
+function peak(listed: Segment[], tr: TrackInfo): number | undefined {
+  let max: number | undefined;
+  for (const s of listed) {
+    const x = sliceOf(s, tr.id);
+    if (x && x.d > 0) max = Math.max(max ?? 0, (x.bytes * 8 * tr.timescale) / x.d);
+  }
+  return max === undefined ? undefined : Math.ceil(max);
+}
+
+/** Longest listed segment of any track, in seconds (maxSegmentDuration). */
+function longest(listed: Segment[], tracks: TrackInfo[]): number {
+  let max = 0;
+  for (const s of listed) {
+    max = Math.max(max, s.duration);
+    for (const tr of tracks) {
+      const x = sliceOf(s, tr.id);
+      if (x) max = Math.max(max, x.d / tr.timescale);
+    }
+  }
+  return max;
+}
+
+/** The video frame rate from sample counts: "30", "30000/1001", or undefined when it is not a steady rate. */
+function frameRate(listed: Segment[], tr: TrackInfo): string | undefined {
+  let n = 0;
+  let d = 0;
+  for (const s of listed) {
+    const x = sliceOf(s, tr.id);
+    if (x) [n, d] = [n + x.samples, d + x.d];
+  }
+  if (n < 2 || d <= 0) return undefined;
+  const fps = (n * tr.timescale) / d;
+  const whole = Math.round(fps);
+  if (Math.abs(fps - whole) < 0.02 * whole) return String(whole);
+  const ntsc = Math.round((fps * 1001) / 1000);
+  if (Math.abs(fps - (ntsc * 1000) / 1001) < 0.02 * ntsc) return `${ntsc * 1000}/1001`;
+  return undefined;
+}
+
+interface Ctx {
+  t: CmafTimeline;
+  info: DashInfo;
+  listed: Segment[];
+}
+
+function adaptationSet(c: Ctx, tr: TrackInfo, disc: number, run: Segment[], p: PeriodInfo): string[] {
+  const video = tr.kind === "video";
+  const codec = video ? c.info.video?.codec : c.info.audio?.codec;
+  const rep = [
+    `id="${video ? "v" : "a"}${tr.id}"`,
+    `bandwidth="${peak(c.listed, tr) ?? Math.max(1, c.info.bandwidth)}"`,
+  ];
+  if (codec) rep.push(`codecs="${esc(codec)}"`);
+  const set = [`id="${tr.id}"`, `contentType="${tr.kind}"`, `mimeType="${tr.kind}/mp4"`];
+  set.push(`segmentAlignment="true"`, `startWithSAP="1"`);
+  const inner: string[] = [];
+  if (video) {
+    const { width, height } = c.info.video ?? {};
+    if (width && height) rep.push(`width="${width}"`, `height="${height}"`, `sar="1:1"`);
+    const fr = frameRate(c.listed, tr);
+    if (fr) rep.push(`frameRate="${fr}"`);
+  } else {
+    const { sampleRate, channels } = c.info.audio ?? {};
+    rep.push(`audioSamplingRate="${sampleRate || tr.timescale}"`);
+    if (channels)
+      inner.push(
+        `        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="${channels}"/>`,
+      );
+  }
+  const segs = run.filter((s) => sliceOf(s, tr.id));
+  // The Period's start maps to the same instant in every track: its tfdt in the main track, rescaled.
+  const pto = Math.round((p.t0 * tr.timescale) / p.timescale);
+  return [
+    `    <AdaptationSet ${set.join(" ")}>`,
+    `      <Representation ${rep.join(" ")}>`,
+    ...inner,
+    `        <SegmentTemplate timescale="${tr.timescale}" initialization="${trackInitUri(tr.id, disc)}" media="t${tr.id}-$Time$.m4s" presentationTimeOffset="${pto}">`,
+    `          <SegmentTimeline>${segmentTimeline(segs, tr.id)}</SegmentTimeline>`,
+    "        </SegmentTemplate>",
+    "      </Representation>",
+    "    </AdaptationSet>",
+  ];
+}
+
+export function dashManifest(t: CmafTimeline, info: DashInfo, now = Date.now()): string {
   const listed = t.listed();
   const window = listed.reduce((a, s) => a + s.duration, 0);
-  const target = Math.max(t.options.segmentSeconds, t.maxSegment);
+  const maxSeg = Math.max(longest(listed, t.tracks), t.maxSegment);
+  const target = Math.max(t.options.segmentSeconds, maxSeg);
   const isStatic = t.ended;
   const mpdAttrs = isStatic
     ? [`type="static"`, `mediaPresentationDuration="${dur(window)}"`]
@@ -48,20 +156,19 @@ export function dashManifest(t: CmafTimeline, v: VariantInfo, now = Date.now()):
         `timeShiftBufferDepth="${dur(Math.max(window, target))}"`,
         `suggestedPresentationDelay="${dur(Math.min(3 * target, Math.max(window, target)))}"`,
       ];
-  const rep = [`id="0"`, `bandwidth="${Math.max(1, Math.round(v.bandwidth))}"`, `codecs="${esc(v.codecs.join(","))}"`];
-  if (v.width && v.height) rep.push(`width="${v.width}"`, `height="${v.height}"`);
-  const mime = t.tracks.some((x) => x.kind === "video") ? "video" : "audio";
-  const period = (disc: number, run: Segment[], p: PeriodInfo) => [
-    `  <Period id="p${disc}" start="${dur(p.start)}">`,
-    `    <AdaptationSet id="0" mimeType="${mime}/mp4" segmentAlignment="true" startWithSAP="1">`,
-    `      <Representation ${rep.join(" ")}>`,
-    `        <SegmentTemplate timescale="${p.timescale}" initialization="${initUri(disc)}" media="seg$Number$.m4s" startNumber="${run[0]?.msn ?? 0}" presentationTimeOffset="${p.t0}">`,
-    `          <SegmentTimeline>${segmentTimeline(run, p.timescale)}</SegmentTimeline>`,
-    "        </SegmentTemplate>",
-    "      </Representation>",
-    "    </AdaptationSet>",
-    "  </Period>",
-  ];
+  mpdAttrs.push(`maxSegmentDuration="${dur(target)}"`, `minBufferTime="${dur(Math.min(2, target))}"`);
+  const c: Ctx = { t, info, listed };
+  const period = (disc: number, run: Segment[], p: PeriodInfo) => {
+    const init = t.inits.get(disc);
+    const tracks = (init ? tracksOf(init) : t.tracks).filter((x) => x.kind !== "other");
+    // Video first: players pick the first set of a type, and readers of the old single set expect it.
+    tracks.sort((a, b) => (a.kind === b.kind ? a.id - b.id : a.kind === "video" ? -1 : 1));
+    return [
+      `  <Period id="p${disc}" start="${dur(p.start)}">`,
+      ...tracks.flatMap((tr) => adaptationSet(c, tr, disc, run, p)),
+      "  </Period>",
+    ];
+  };
   const periods: string[] = [];
   let at = 0;
   for (const run of byPublisher(listed)) {
@@ -78,15 +185,22 @@ export function dashManifest(t: CmafTimeline, v: VariantInfo, now = Date.now()):
   // Nothing listed yet: an empty Period for the current publisher keeps the manifest well formed.
   if (periods.length === 0)
     periods.push(...period(t.discontinuity, [], { start: 0, t0: 0, timescale: t.main?.timescale ?? 1000 }));
+  // The server's clock: players otherwise ask a public time server (dash.js: time.akamai.com), which an offline
+  // or firewalled player cannot reach, to place the live edge. http-iso first (fresh on each sync), the clock
+  // at render time as the fallback.
+  const timing = isStatic
+    ? []
+    : [
+        ...(info.timeUrl
+          ? [`  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="${esc(info.timeUrl)}"/>`]
+          : []),
+        `  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="${new Date(now).toISOString()}"/>`,
+      ];
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" ${mpdAttrs.join(" ")} minBufferTime="${dur(Math.min(2, target))}">`,
+    `<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" ${mpdAttrs.join(" ")}>`,
     ...periods,
-    // The server's clock, in the manifest: players otherwise ask a public time server (dash.js: time.akamai.com),
-    // which an offline or firewalled player cannot reach, to place the live edge.
-    ...(isStatic
-      ? []
-      : [`  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="${new Date(now).toISOString()}"/>`]),
+    ...timing,
     "</MPD>",
     "",
   ].join("\n");

@@ -4,14 +4,14 @@
  * that writes them is mux.ts; this reads any conforming fMP4, not only ours.)
  */
 
-interface Child {
+export interface Child {
   type: string;
   /** Payload start (after the header) and end, as offsets in the buffer. */
   start: number;
   end: number;
 }
 
-function children(b: Buffer, start: number, end: number): Child[] {
+export function children(b: Buffer, start: number, end: number): Child[] {
   const out: Child[] = [];
   let p = start;
   while (p + 8 <= end) {

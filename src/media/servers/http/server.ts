@@ -22,7 +22,7 @@ import { type WebSource, webRoute } from "../../web/routes.ts";
 import { WEBRTC_EXPOSE, type WebRtcServer } from "../webrtc/server.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
 import { apiAllowed, CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
-import { serveStreamFile } from "./hls.ts";
+import { serveStreamFile, TIME_PATH } from "./hls.ts";
 import { reply } from "./reply.ts";
 import { decodePath } from "./target-path.ts";
 
@@ -75,7 +75,7 @@ export class MediaHttpServer {
     const p = t.pathname;
     if (this.#o.webrtc?.handles(t)) return "webrtc";
     if (p === "/api" || p.startsWith("/api/")) return "api";
-    if (SERVICE.has(p) || (p.startsWith("/_ami/") && !p.startsWith(PLAYER_ASSETS))) return "service";
+    if (SERVICE.has(p) || (p.startsWith("/_ami/") && !p.startsWith(PLAYER_ASSETS) && p !== TIME_PATH)) return "service";
     return "public";
   }
 
@@ -116,6 +116,9 @@ export class MediaHttpServer {
       if (api) return reply(res, api);
       throw new AmiError("M_UNRECOGNIZED", "unknown endpoint");
     }
+    // DASH players sync their clock here (UTCTiming http-iso): the time as ISO 8601 text.
+    if (t.pathname === TIME_PATH)
+      return reply(res, { status: 200, type: "text/plain", body: Buffer.from(new Date().toISOString()) });
     if (o.web && (await webRoute(req, res, t, o.web))) return;
     const parts = t.pathname.split("/").filter(Boolean);
     const file = parts.pop() ?? "";
