@@ -87,7 +87,7 @@ test("a reconnect is a new DASH Period with its own init; mpd-parser reads both"
   assert.match(xml, /type="dynamic"/);
   assert.match(
     xml,
-    /<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="http:\/\/h\/_ami\/time"\/>\n  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="2023-11-14T22:13:40.000Z"\/>\n<\/MPD>/,
+    /<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="http:\/\/h\/_ami\/time"\/>\n {2}<UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="2023-11-14T22:13:40.000Z"\/>\n<\/MPD>/,
   );
   assert.match(xml, /maxSegmentDuration="PT1.000S"/);
   const periods = [...xml.matchAll(/<Period id="(p\d+)" start="([^"]+)">/g)].map((m) => [m[1], m[2]]);
