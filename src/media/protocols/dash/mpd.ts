@@ -24,7 +24,7 @@ export interface DashInfo {
 }
 
 /** Seconds as an xs:duration, rounded up to the millisecond (a maximum must not come out smaller). */
-const dur = (s: number) => `PT${(Math.ceil(Math.max(0, s) * 1000 - 1e-6) / 1000).toFixed(3)}S`;
+export const dur = (s: number) => `PT${(Math.ceil(Math.max(0, s) * 1000 - 1e-6) / 1000).toFixed(3)}S`;
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
 
 /** The track files' names: the track id keeps video and audio apart, the disc the publishers. */
@@ -32,7 +32,7 @@ export const trackInitUri = (trackId: number, disc: number): string =>
   disc === 0 ? `t${trackId}-init.mp4` : `t${trackId}-init-${disc}.mp4`;
 
 /** Listed segments split into runs of one discontinuity sequence each, oldest first. */
-function byPublisher(listed: Segment[]): Segment[][] {
+export function byPublisher(listed: Segment[]): Segment[][] {
   const runs: Segment[][] = [];
   for (const s of listed) {
     const run = runs.at(-1);
@@ -95,55 +95,96 @@ function frameRate(listed: Segment[], tr: TrackInfo): string | undefined {
   return undefined;
 }
 
-interface Ctx {
-  t: CmafTimeline;
+/** One Representation: a track of a timeline, its segments in the Period, and its file names. */
+export interface RepInput {
+  id: string;
   info: DashInfo;
+  tr: TrackInfo;
+  /** The timeline's listed segments (peak bitrate and frame rate are measured over them). */
   listed: Segment[];
+  /** The segments of this Period that hold the track. */
+  segs: Segment[];
+  /** The track's media time at the Period start. */
+  pto: number;
+  init: string;
+  media: string;
 }
 
-function adaptationSet(c: Ctx, tr: TrackInfo, disc: number, run: Segment[], p: PeriodInfo): string[] {
+function representation(r: RepInput): string[] {
+  const { tr, info } = r;
   const video = tr.kind === "video";
-  const codec = video ? c.info.video?.codec : c.info.audio?.codec;
-  const rep = [
-    `id="${video ? "v" : "a"}${tr.id}"`,
-    `bandwidth="${peak(c.listed, tr) ?? Math.max(1, c.info.bandwidth)}"`,
-  ];
+  const codec = video ? info.video?.codec : info.audio?.codec;
+  const rep = [`id="${esc(r.id)}"`, `bandwidth="${peak(r.listed, tr) ?? Math.max(1, Math.round(info.bandwidth))}"`];
   if (codec) rep.push(`codecs="${esc(codec)}"`);
-  const set = [`id="${tr.id}"`, `contentType="${tr.kind}"`, `mimeType="${tr.kind}/mp4"`];
-  set.push(`segmentAlignment="true"`, `startWithSAP="1"`);
   const inner: string[] = [];
   if (video) {
-    const { width, height } = c.info.video ?? {};
+    const { width, height } = info.video ?? {};
     if (width && height) rep.push(`width="${width}"`, `height="${height}"`, `sar="1:1"`);
-    const fr = frameRate(c.listed, tr);
+    const fr = frameRate(r.listed, tr);
     if (fr) rep.push(`frameRate="${fr}"`);
   } else {
-    const { sampleRate, channels } = c.info.audio ?? {};
+    const { sampleRate, channels } = info.audio ?? {};
     rep.push(`audioSamplingRate="${sampleRate || tr.timescale}"`);
     if (channels)
       inner.push(
         `        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="${channels}"/>`,
       );
   }
-  const segs = run.filter((s) => sliceOf(s, tr.id));
-  // The Period's start maps to the same instant in every track: its tfdt in the main track, rescaled.
-  const pto = Math.round((p.t0 * tr.timescale) / p.timescale);
   return [
-    `    <AdaptationSet ${set.join(" ")}>`,
     `      <Representation ${rep.join(" ")}>`,
     ...inner,
-    `        <SegmentTemplate timescale="${tr.timescale}" initialization="${trackInitUri(tr.id, disc)}" media="t${tr.id}-$Time$.m4s" presentationTimeOffset="${pto}">`,
-    `          <SegmentTimeline>${segmentTimeline(segs, tr.id)}</SegmentTimeline>`,
+    `        <SegmentTemplate timescale="${tr.timescale}" initialization="${esc(r.init)}" media="${esc(r.media)}" presentationTimeOffset="${r.pto}">`,
+    `          <SegmentTimeline>${segmentTimeline(r.segs, tr.id)}</SegmentTimeline>`,
     "        </SegmentTemplate>",
     "      </Representation>",
-    "    </AdaptationSet>",
   ];
 }
 
-export function dashManifest(t: CmafTimeline, info: DashInfo, now = Date.now()): string {
+/** An AdaptationSet of one kind. `aligned`: its Representations' segments start at the same instants. */
+export function adaptationSet(id: number, kind: "video" | "audio", reps: RepInput[], aligned = true): string[] {
+  const set = [`id="${id}"`, `contentType="${kind}"`, `mimeType="${kind}/mp4"`];
+  set.push(`segmentAlignment="${aligned}"`, `startWithSAP="1"`);
+  return [`    <AdaptationSet ${set.join(" ")}>`, ...reps.flatMap(representation), "    </AdaptationSet>"];
+}
+
+/** A track's Representation over one run of a timeline (`prefix`: the path of its files from the MPD's). */
+export function trackRep(
+  t: CmafTimeline,
+  info: DashInfo,
+  tr: TrackInfo,
+  disc: number,
+  run: Segment[],
+  pto: number,
+  prefix = "",
+): RepInput {
+  return {
+    id: `${prefix}${tr.kind === "video" ? "v" : "a"}${tr.id}`,
+    info,
+    tr,
+    listed: t.listed(),
+    segs: run.filter((s) => sliceOf(s, tr.id)),
+    pto,
+    init: `${prefix}${trackInitUri(tr.id, disc)}`,
+    media: `${prefix}t${tr.id}-$Time$.m4s`,
+  };
+}
+
+/** The video and audio tracks of a discontinuity sequence, video first. */
+export function tracksFor(t: CmafTimeline, disc: number): TrackInfo[] {
+  const init = t.inits.get(disc);
+  const tracks = (init ? tracksOf(init) : t.tracks).filter((x) => x.kind !== "other");
+  // Video first: players pick the first set of a type, and readers of the old single set expect it.
+  return tracks.sort((a, b) => (a.kind === b.kind ? a.id - b.id : a.kind === "video" ? -1 : 1));
+}
+
+/** The Period's start rescaled to a track: the same instant in every track of one publisher. */
+export const ptoFor = (p: PeriodInfo, tr: TrackInfo): number => Math.round((p.t0 * tr.timescale) / p.timescale);
+
+/** The MPD around its Periods: live (dynamic, with the server's clock) or ended (static). */
+export function mpdDocument(t: CmafTimeline, info: DashInfo, periods: string[], now: number, extra = 0): string {
   const listed = t.listed();
   const window = listed.reduce((a, s) => a + s.duration, 0);
-  const maxSeg = Math.max(longest(listed, t.tracks), t.maxSegment);
+  const maxSeg = Math.max(longest(listed, t.tracks), t.maxSegment, extra);
   const target = Math.max(t.options.segmentSeconds, maxSeg);
   const isStatic = t.ended;
   const mpdAttrs = isStatic
@@ -157,34 +198,6 @@ export function dashManifest(t: CmafTimeline, info: DashInfo, now = Date.now()):
         `suggestedPresentationDelay="${dur(Math.min(3 * target, Math.max(window, target)))}"`,
       ];
   mpdAttrs.push(`maxSegmentDuration="${dur(target)}"`, `minBufferTime="${dur(Math.min(2, target))}"`);
-  const c: Ctx = { t, info, listed };
-  const period = (disc: number, run: Segment[], p: PeriodInfo) => {
-    const init = t.inits.get(disc);
-    const tracks = (init ? tracksOf(init) : t.tracks).filter((x) => x.kind !== "other");
-    // Video first: players pick the first set of a type, and readers of the old single set expect it.
-    tracks.sort((a, b) => (a.kind === b.kind ? a.id - b.id : a.kind === "video" ? -1 : 1));
-    return [
-      `  <Period id="p${disc}" start="${dur(p.start)}">`,
-      ...tracks.flatMap((tr) => adaptationSet(c, tr, disc, run, p)),
-      "  </Period>",
-    ];
-  };
-  const periods: string[] = [];
-  let at = 0;
-  for (const run of byPublisher(listed)) {
-    const first = run[0] as Segment;
-    const known = t.periods.get(first.disc);
-    const timescale = known?.timescale ?? t.main?.timescale ?? 1000;
-    // Live: where the Period sits on the wall clock. Ended: the Periods play back to back from 0, like a file.
-    const p: PeriodInfo = isStatic
-      ? { start: at, t0: first.tfdt, timescale }
-      : (known ?? { start: first.start, t0: first.tfdt, timescale });
-    periods.push(...period(first.disc, run, p));
-    at += run.reduce((a, s) => a + s.duration, 0);
-  }
-  // Nothing listed yet: an empty Period for the current publisher keeps the manifest well formed.
-  if (periods.length === 0)
-    periods.push(...period(t.discontinuity, [], { start: 0, t0: 0, timescale: t.main?.timescale ?? 1000 }));
   // The server's clock: players otherwise ask a public time server (dash.js: time.akamai.com), which an offline
   // or firewalled player cannot reach, to place the live edge. http-iso first (fresh on each sync), the clock
   // at render time as the fallback.
@@ -204,4 +217,33 @@ export function dashManifest(t: CmafTimeline, info: DashInfo, now = Date.now()):
     "</MPD>",
     "",
   ].join("\n");
+}
+
+export function dashManifest(t: CmafTimeline, info: DashInfo, now = Date.now()): string {
+  const listed = t.listed();
+  const isStatic = t.ended;
+  const period = (disc: number, run: Segment[], p: PeriodInfo) => [
+    `  <Period id="p${disc}" start="${dur(p.start)}">`,
+    ...tracksFor(t, disc).flatMap((tr) =>
+      adaptationSet(tr.id, tr.kind as "video" | "audio", [trackRep(t, info, tr, disc, run, ptoFor(p, tr))]),
+    ),
+    "  </Period>",
+  ];
+  const periods: string[] = [];
+  let at = 0;
+  for (const run of byPublisher(listed)) {
+    const first = run[0] as Segment;
+    const known = t.periods.get(first.disc);
+    const timescale = known?.timescale ?? t.main?.timescale ?? 1000;
+    // Live: where the Period sits on the wall clock. Ended: the Periods play back to back from 0, like a file.
+    const p: PeriodInfo = isStatic
+      ? { start: at, t0: first.tfdt, timescale }
+      : (known ?? { start: first.start, t0: first.tfdt, timescale });
+    periods.push(...period(first.disc, run, p));
+    at += run.reduce((a, s) => a + s.duration, 0);
+  }
+  // Nothing listed yet: an empty Period for the current publisher keeps the manifest well formed.
+  if (periods.length === 0)
+    periods.push(...period(t.discontinuity, [], { start: 0, t0: 0, timescale: t.main?.timescale ?? 1000 }));
+  return mpdDocument(t, info, periods, now);
 }
