@@ -139,6 +139,7 @@ export class MediaServer {
         port: c.httpPort,
         outputs: m.outputs,
         master: m.abr.master,
+        renditions: m.abr.renditions,
         api: {
           statuses: () => m.statuses(),
           rtmpConnections: () => m.rtmp.conns.size + (m.rtmps?.conns.size ?? 0),

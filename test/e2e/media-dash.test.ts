@@ -39,19 +39,33 @@ const browserOpts = { skip: opts.skip || (!existsSync(CHROMIUM) ? `${CHROMIUM} i
 const dir = mkdtempSync(join(tmpdir(), "ami-media-dash-"));
 let m: MediaServer;
 let publisher: ReturnType<typeof publish>;
+let abrPublisher: ReturnType<typeof publish>;
 let base: string;
 
 before(async () => {
   if (opts.skip) return;
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0 };
+  // abr/*: a two-rung ladder below the 240p source, for the multi-rendition MPD.
+  const ladder = [
+    { name: "180p", height: 180, videoBitrate: "200k" },
+    { name: "120p", height: 120, videoBitrate: "100k" },
+  ];
+  const media = {
+    rtmpPort: 0,
+    httpPort: 0,
+    srtPort: 0,
+    webrtc: { enabled: false },
+    paths: { "abr/*": { abr: ladder } },
+  };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir });
   publisher = publish(`${m.rtmpUrl}/live/dash`, 240);
+  abrPublisher = publish(`${m.rtmpUrl}/abr/cam`, 240);
   base = `${m.httpUrl}/live/dash`;
   await until("the MPD", async () => (await fetch(`${base}/index.mpd`)).ok);
 });
 
 after(async () => {
   publisher?.proc.kill("SIGKILL");
+  abrPublisher?.proc.kill("SIGKILL");
   await m?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -133,7 +147,11 @@ interface PlayerState {
 }
 
 /** Loads a player script into a blank page of the media server's origin and plays the MPD with it. */
-async function play(script: string, start: string): Promise<{ page: Page; close: () => Promise<void> }> {
+async function play(
+  script: string,
+  start: string,
+  mpd = `${base}/index.mpd`,
+): Promise<{ page: Page; close: () => Promise<void> }> {
   const { profile, context, page } = await launchChromium({
     viewport: { width: 640, height: 480 },
     args: ["--autoplay-policy=no-user-gesture-required"],
@@ -146,7 +164,7 @@ async function play(script: string, start: string): Promise<{ page: Page; close:
     await page.goto(`${m.httpUrl}/_ami/time`);
     await page.setContent('<video muted autoplay playsinline width="320"></video>');
     await page.addScriptTag({ path: script });
-    await page.evaluate(`(${start})(${JSON.stringify(`${base}/index.mpd`)})`);
+    await page.evaluate(`(${start})(${JSON.stringify(mpd)})`);
     return { page, close };
   } catch (e) {
     await close();
@@ -243,3 +261,76 @@ test("Shaka Player plays 20 s in Chromium without errors", {
     await close();
   }
 });
+
+const DASHJS_START = `(url) => {
+  window.errors = [];
+  const p = dashjs.MediaPlayer().create();
+  p.on(dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push(JSON.stringify(e.error ?? e)));
+  p.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => window.errors.push(String(e.error)));
+  p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
+  p.initialize(document.querySelector("video"), url, true);
+  window.player = p;
+}`;
+
+test(
+  "the ABR ladder's master.mpd: one video set with the source and each rendition, dash.js switches",
+  browserOpts,
+  async () => {
+    const url = `${m.httpUrl}/abr/cam/master.mpd`;
+    const xml = await until(
+      "both renditions in master.mpd",
+      async () => {
+        const r = await fetch(url);
+        const x = r.ok ? await r.text() : "";
+        return x.includes('height="120"') && x.includes('height="180"') ? x : undefined;
+      },
+      60_000,
+    );
+    const [video, audio, more] = sets(xml);
+    assert.equal(more, undefined);
+    assert.equal(attr(video ?? "", "contentType"), "video");
+    assert.equal(attr(audio ?? "", "contentType"), "audio");
+    const reps = [...(video ?? "").matchAll(/<Representation [^>]*>/g)].map((x) => [
+      attr(x[0], "height"),
+      attr(x[0], "bandwidth"),
+    ]);
+    assert.deepEqual(
+      reps.map((r) => r[0]),
+      ["240", "180", "120"],
+    );
+    assert.ok(reps.every((r) => Number(r[1]) > 0));
+    assert.match(video ?? "", /initialization="120p\/t1-init.mp4" media="120p\/t1-\$Time\$.m4s"/);
+    const { page, close } = await play(DASHJS as string, DASHJS_START, url);
+    try {
+      await until("playback", async () => ((await state(page)).time > 0.5 ? true : undefined), 45_000);
+      // Force the lowest rendition, then the highest: each switch must reach the picture and keep playing.
+      for (const height of [120, 240]) {
+        await page.evaluate((h) => {
+          const p = (
+            window as unknown as {
+              player: {
+                getRepresentationsByType(t: string): { height: number }[];
+                setRepresentationForTypeByIndex(t: string, i: number, f: boolean): void;
+              };
+            }
+          ).player;
+          const i = p.getRepresentationsByType("video").findIndex((r) => r.height === h);
+          p.setRepresentationForTypeByIndex("video", i, true);
+        }, height);
+        await until(
+          `the ${height}p picture`,
+          async () =>
+            (await page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).videoHeight)) === height
+              ? true
+              : undefined,
+          45_000,
+        );
+        const t0 = (await state(page)).time;
+        await until("playback to go on", async () => ((await state(page)).time > t0 + 2 ? true : undefined), 30_000);
+        assert.deepEqual((await state(page)).errors, []);
+      }
+    } finally {
+      await close();
+    }
+  },
+);

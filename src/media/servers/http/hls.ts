@@ -9,8 +9,9 @@ import { AmiError, type ErrorCode } from "../../../core/errors.ts";
 import { sendError } from "../../../core/http/reply.ts";
 import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
-import type { MasterSource } from "../../abr/master.ts";
+import type { MasterSource, RenditionsSource } from "../../abr/master.ts";
 import type { Outputs, PathOutput } from "../../outputs.ts";
+import { ladderManifest } from "../../protocols/dash/ladder.ts";
 import { type DashInfo, dashManifest } from "../../protocols/dash/mpd.ts";
 import { comingAt, initFile, segmentAt, segmentFile } from "../../protocols/dash/tracks.ts";
 import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
@@ -61,6 +62,7 @@ export async function serveStreamFile(
   file: string,
   limits: ListenerLimits,
   master?: MasterSource,
+  renditions?: RenditionsSource,
 ): Promise<void> {
   const t = out.packager.timeline;
   const signal = abortOnClose(req, res);
@@ -139,6 +141,15 @@ export async function serveStreamFile(
   const track = /^t(\d+)-(init(?:-\d+)?\.mp4)$/.exec(file);
   const trackId = track ? Number(track[1]) : undefined;
   if (track) file = track[2] as string;
+  if (file === "master.mpd" && renditions) {
+    hold();
+    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
+    const rungs = (await renditions(out, outputs, signal)).flatMap((r) => {
+      const o = outputs.get(r.path);
+      return o ? [{ name: r.rung.name, t: o.packager.timeline, info: dashInfo(req, o) }] : [];
+    });
+    return signal.aborted ? undefined : playlist("mpd", ladderManifest(t, dashInfo(req, out), rungs));
+  }
   const init = /^init(?:-(\d+))?\.mp4$/.exec(file);
   if (init) {
     // One init per discontinuity sequence (each publisher of the path); the current one may not exist yet.

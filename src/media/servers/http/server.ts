@@ -14,7 +14,7 @@ import { sendError } from "../../../core/http/reply.ts";
 import { createHttpListener, type HttpListener, type ListenerStats } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
 import type { Logger } from "../../../core/logger.ts";
-import type { MasterSource } from "../../abr/master.ts";
+import type { MasterSource, RenditionsSource } from "../../abr/master.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import { readAllowed, webrtcAllowed } from "../../auth/http.ts";
 import type { Outputs } from "../../outputs.ts";
@@ -32,6 +32,8 @@ export interface HttpServerOptions {
   outputs: Outputs;
   /** `/<path>/master.m3u8` (ABR: source + renditions); none: that file is not served. */
   master?: MasterSource;
+  /** `/<path>/master.mpd` (ABR: one MPD with the source's and the renditions' video); none: not served. */
+  renditions?: RenditionsSource;
   api: ApiSource;
   control: ControlSource;
   log: Logger;
@@ -126,7 +128,7 @@ export class MediaHttpServer {
     const out = o.outputs.get(path);
     if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
     if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
-    await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master);
+    await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master, o.renditions);
   }
 
   /** Connections, refusals, handler errors (5xx) and malformed requests, from the kit's listener. */
