@@ -3,9 +3,8 @@ import { test } from "node:test";
 import { parse } from "mpd-parser";
 import { parseInit } from "../fmp4/boxes.ts";
 import { fragment, ftyp, moov } from "../fmp4/mux.ts";
-import type { TrackCodec } from "../fmp4/sample-entries.ts";
+import { fakeTrack } from "../fmp4/testing.ts";
 import { CmafTimeline, type Segment } from "../fmp4/timeline.ts";
-import { box } from "../fmp4/write.ts";
 import { mediaPlaylist } from "../hls/playlist.ts";
 import { type DashInfo, dashManifest } from "./mpd.ts";
 
@@ -16,14 +15,7 @@ const V: DashInfo = {
   timeUrl: "http://h/_ami/time",
 };
 const AST = 1_700_000_000_000;
-const codec = (kind: "video" | "audio", timescale: number): TrackCodec => ({
-  kind,
-  codec: kind,
-  timescale,
-  entry: box(kind === "video" ? "avc1" : "mp4a"),
-  sample: () => undefined,
-});
-const MOOV = moov([codec("video", 90000), codec("audio", 48000)]);
+const MOOV = moov([fakeTrack("video", 90000), fakeTrack("audio", 48000)]);
 const INIT = Buffer.concat([ftyp(), MOOV]);
 
 /** One muxed second from media time `k` s: 25 video samples of 1000 bytes, 50 audio samples of 100 bytes. */

@@ -2,18 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { children, parseInit, parseMoof } from "./boxes.ts";
 import { fragment, ftyp, moov } from "./mux.ts";
-import type { TrackCodec } from "./sample-entries.ts";
 import { trackInit, trackSegment, trackSlice } from "./split.ts";
-import { box } from "./write.ts";
+import { fakeTrack } from "./testing.ts";
 
-const entry = (kind: "video" | "audio", timescale: number): TrackCodec => ({
-  kind,
-  codec: kind,
-  timescale,
-  entry: box(kind === "video" ? "avc1" : "mp4a"),
-  sample: () => undefined,
-});
-const TRACKS = [entry("video", 90000), entry("audio", 48000)];
+const TRACKS = [fakeTrack("video", 90000), fakeTrack("audio", 48000)];
 
 /** Two muxed fragments; track 1's samples are bytes 1.., track 2's bytes 200.. so a mix-up shows. */
 function muxed(): Buffer {
