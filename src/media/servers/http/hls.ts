@@ -2,7 +2,8 @@
  * Stream outputs over HTTP: `/<path>/index.m3u8` (multivariant), `/<path>/stream.m3u8` (media playlist, LL-HLS
  * blocking reload with `_HLS_msn`/`_HLS_part`), `/<path>/index.mpd` (DASH), `init.mp4`, `seg<N>.m4s`,
  * `part<N>.m4s` (a preload-hinted part is held until it exists); DASH reads single-track files of the same
- * segments, `t<track>-init.mp4` and `t<track>-<time>.m4s`.
+ * segments, `t<track>-init.mp4` and `t<track>-<time>.m4s`; on a path with an ABR ladder `master.mpd` puts the
+ * renditions' video beside the source's.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError, type ErrorCode } from "../../../core/errors.ts";
