@@ -82,6 +82,9 @@ test("a reconnect is a new DASH Period with its own init; mpd-parser reads both"
     /<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="http:\/\/h\/_ami\/time"\/>\n {2}<UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="2023-11-14T22:13:40.000Z"\/>\n<\/MPD>/,
   );
   assert.match(xml, /maxSegmentDuration="PT1.000S"/);
+  // Equal, contiguous segments are one run; each Period's first one carries its `t`.
+  assert.match(xml, /<SegmentTimeline><S t="0" d="90000" r="3"\/><\/SegmentTimeline>/);
+  assert.match(xml, /<SegmentTimeline><S t="0" d="48000" r="2"\/><\/SegmentTimeline>/);
   const periods = [...xml.matchAll(/<Period id="(p\d+)" start="([^"]+)">/g)].map((m) => [m[1], m[2]]);
   assert.deepEqual(periods, [
     ["p0", "PT0.000S"],

@@ -42,16 +42,22 @@ export function byPublisher(listed: Segment[]): Segment[][] {
   return runs;
 }
 
+/**
+ * `<S>` entries: `t` only where a segment does not start where the previous one ended (exactly: a player builds
+ * the `$Time$` URL from it), and runs of equal durations as one entry with `r`.
+ */
 function segmentTimeline(run: Segment[], id: number): string {
+  const out: { t?: number; d: number; r: number }[] = [];
   let end: number | undefined;
-  return run
-    .map((s) => {
-      const { t, d } = sliceOf(s, id) as { t: number; d: number };
-      // Consecutive segments need no `t`: it follows from the previous one.
-      const contiguous = end !== undefined && Math.abs(end - t) <= 1;
-      end = t + d;
-      return contiguous ? `<S d="${d}"/>` : `<S t="${t}" d="${d}"/>`;
-    })
+  for (const s of run) {
+    const { t, d } = sliceOf(s, id) as { t: number; d: number };
+    const last = out.at(-1);
+    if (last && end === t && last.d === d) last.r++;
+    else out.push(end === t ? { d, r: 0 } : { t, d, r: 0 });
+    end = t + d;
+  }
+  return out
+    .map((e) => `<S${e.t === undefined ? "" : ` t="${e.t}"`} d="${e.d}"${e.r > 0 ? ` r="${e.r}"` : ""}/>`)
     .join("");
 }
 
