@@ -198,7 +198,7 @@ export const mediaSchema = z
             /**
              * ABR ladder: while the path has a publisher, one ffmpeg encodes each rung and publishes it as
              * <path>/<name> (HLS, DASH, WHEP, RTMP, recording all work per rendition); /<path>/master.m3u8
-             * lists the source and the renditions. Default: none (remux only, no transcoding).
+             * and /<path>/master.mpd list the source and the renditions. Default: none (remux only, no transcoding).
              */
             abr: abrLadderSchema.default([]),
           })

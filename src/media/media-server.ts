@@ -141,6 +141,7 @@ export class MediaServer {
         port: c.httpPort,
         outputs: m.outputs,
         master: m.abr.master,
+        renditions: m.abr.renditions,
         api: {
           statuses: () => m.statuses(),
           rtmpConnections: () => m.rtmp.conns.size + (m.rtmps?.conns.size ?? 0),
@@ -162,6 +163,7 @@ export class MediaServer {
           whep: () => !!m.webrtc,
           auth: m.auth,
           hlsEntry: (path) => (m.abr.ladderFor(path).length > 0 ? "master.m3u8" : "index.m3u8"),
+          dashEntry: (path) => (m.abr.ladderFor(path).length > 0 ? "master.mpd" : "index.mpd"),
         },
         webrtc: m.webrtc,
         flv: {
@@ -224,7 +226,10 @@ export class MediaServer {
       s.abr = this.abr.status(s.path) ?? null;
       s.urls.rtmp = `${this.rtmpUrl}/${s.path}`;
       if (this.webrtc) s.urls.whep = `${this.httpUrl}/${s.path}/whep`;
-      if (this.abr.ladderFor(s.path).length > 0) s.urls.master = `${this.httpUrl}/${s.path}/master.m3u8`;
+      if (this.abr.ladderFor(s.path).length > 0) {
+        s.urls.master = `${this.httpUrl}/${s.path}/master.m3u8`;
+        s.urls.masterDash = `${this.httpUrl}/${s.path}/master.mpd`;
+      }
     }
     return out;
   }

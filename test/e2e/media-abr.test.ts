@@ -110,6 +110,7 @@ test("a 2-rung ladder on a 480p source: master playlist, renditions at their hei
     for (const t of abr.encoder.tried.slice(0, chosen)) assert.ok(t.reason, `why not ${t.kind}`);
     assert.equal(abr.renditions[0]?.lastError, "above the source's 480p");
     assert.equal(up.urls.master, `${http}/abr/cam/master.m3u8`);
+    assert.equal(up.urls.masterDash, `${http}/abr/cam/master.mpd`);
 
     // The source is read signed; its renditions are read as the source: one signature covers all of them.
     assert.equal((await fetch(`${http}/abr/cam/master.m3u8`)).status, 401);
@@ -150,7 +151,10 @@ test("a 2-rung ladder on a 480p source: master playlist, renditions at their hei
     assert.match(await mpd.text(), /height="240"/);
 
     // The player page offers the master playlist to hls.js; a path without a ladder keeps index.m3u8.
-    assert.match(await (await fetch(`${http}/abr/cam/?${sig}`)).text(), /data-hls="master\.m3u8"/);
+    assert.match(
+      await (await fetch(`${http}/abr/cam/?${sig}`)).text(),
+      /data-hls="master\.m3u8" data-dash="master\.mpd"/,
+    );
     assert.match(await (await fetch(`${http}/plain/x/`)).text(), /data-hls="index\.m3u8"/);
 
     // The transcoder dying (here: killed) is retried; the source never notices.

@@ -197,7 +197,11 @@ test(
       assert.equal((await fetch(new URL(u.split("?")[0] as string, s.hls))).status, 401);
     }
     const mpd = await (await fetch(s.dash)).text();
-    assert.match(mpd, /media="seg\$Number\$\.m4s\?exp=\d+&amp;sig=/);
+    assert.match(mpd, /media="t1-\$Time\$\.m4s\?exp=\d+&amp;sig=/);
+    // The per-track files are read with the same signature, and refused without it.
+    const init = /initialization="(t1-init\.mp4\?[^"]+)"/.exec(mpd)?.[1]?.replace(/&amp;/g, "&") ?? "";
+    assert.equal((await fetch(new URL(init, s.dash))).status, 200, init);
+    assert.equal((await fetch(new URL("t1-init.mp4", s.dash))).status, 401);
 
     const bad = s.hls.replace(/sig=[^&]+/, "sig=AAAA");
     assert.equal((await fetch(bad)).status, 403);

@@ -53,7 +53,9 @@ test("H.265 + Opus over enhanced RTMP: HLS and DASH carry hevc + opus, playlists
     assert.ok(Math.abs(d - 4) <= 1.2, `${url}: duration ${d}`);
   }
   const mpd = await (await fetch(`${m.httpUrl}/live/hevc/index.mpd`)).text();
-  assert.match(mpd, /codecs="hvc1\.1\.6\.L\d+[^"]*,opus"/);
+  // One track per Representation: the HEVC and the Opus codecs in their own AdaptationSets.
+  assert.match(mpd, /contentType="video"[\s\S]*codecs="hvc1\.1\.6\.L\d+[^",]*"/);
+  assert.match(mpd, /contentType="audio"[\s\S]*codecs="opus"/);
 });
 
 test("HTTP-FLV carries the enhanced-RTMP tags as published: 'hvc1' video and 'Opus' audio", opts, async () => {

@@ -111,6 +111,18 @@ export class Abr {
   }
 
   /** The master playlist of `out`: its own variant, then every rendition that is (or soon is) playable. */
+  /** The live renditions of `out` with a listed segment; ones still starting are waited for (players read a master once). */
+  readonly renditions = async (out: PathOutput, outputs: Outputs, signal: AbortSignal): Promise<Rendition[]> => {
+    const t = this.#bySource.get(out.path);
+    if (!t || t.source !== out.stream) return [];
+    const ready = (r: Rendition) => !!r.stream && (outputs.get(r.path)?.packager.timeline.listed().length ?? 0) > 0;
+    const starting = (r: Rendition) => !ready(r) && (r.state === "waiting" || r.state === "running");
+    const end = Date.now() + RENDITION_WAIT_MS;
+    while (t.renditions.some(starting) && Date.now() < end && !signal.aborted && !out.stream.ended)
+      await new Promise((r) => setTimeout(r, 100));
+    return t.renditions.filter(ready);
+  };
+
   readonly master = async (
     out: PathOutput,
     outputs: Outputs,
@@ -118,16 +130,8 @@ export class Abr {
     signal: AbortSignal,
   ): Promise<string> => {
     const variants: MasterVariant[] = [{ ...source, uri: "stream.m3u8", frameRate: frameRate(out.stream) }];
-    const t = this.#bySource.get(out.path);
-    if (!t || t.source !== out.stream) return masterPlaylist(variants);
-    const ready = (r: Rendition) => !!r.stream && (outputs.get(r.path)?.packager.timeline.listed().length ?? 0) > 0;
-    // Renditions still starting are waited for: players read the master playlist once.
-    const starting = (r: Rendition) => !ready(r) && (r.state === "waiting" || r.state === "running");
-    const end = Date.now() + RENDITION_WAIT_MS;
-    while (t.renditions.some(starting) && Date.now() < end && !signal.aborted && !out.stream.ended)
-      await new Promise((r) => setTimeout(r, 100));
-    for (const r of t.renditions) {
-      if (!ready(r) || !r.stream) continue;
+    for (const r of await this.renditions(out, outputs, signal)) {
+      if (!r.stream) continue;
       const f = r.stream.stats.figures();
       const audio = r.rung.audioBitrate ? bitsPerSecond(r.rung.audioBitrate) : f.audioCodec ? COPIED_AUDIO_BPS : 0;
       variants.push({

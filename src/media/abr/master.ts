@@ -19,6 +19,13 @@ export type MasterSource = (
   signal: AbortSignal,
 ) => Promise<string>;
 
+/** The live renditions of a source (for `/<path>/master.mpd`): each one's hub path and rung name. */
+export type RenditionsSource = (
+  out: PathOutput,
+  outputs: Outputs,
+  signal: AbortSignal,
+) => Promise<{ path: string; rung: { name: string } }[]>;
+
 const rate = (n: number) => n.toFixed(3);
 
 export function masterPlaylist(variants: MasterVariant[]): string {

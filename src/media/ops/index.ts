@@ -50,6 +50,7 @@ export const streamStatus = defineOp({
       ...(s.abr ? [abrLine(s.abr)] : []),
       `  player ${s.urls.player}`,
       ...(s.urls.master ? [`  master ${s.urls.master}`] : []),
+      ...(s.urls.masterDash ? [`  master DASH ${s.urls.masterDash}`] : []),
       `  HLS ${s.urls.hls}`,
       `  DASH ${s.urls.dash}`,
       `  FLV ${s.urls.flv}`,

@@ -86,8 +86,11 @@ ${live.length ? `<ul>\n${items}\n</ul>` : "<p>No stream is live right now.</p>"}
   );
 }
 
-/** `hls`: the playlist hls.js loads (master.m3u8 when the path has an ABR ladder; default index.m3u8). */
-export function playerPage(path: string, o: { whep: boolean; query: string; hls?: string }): Reply {
+/**
+ * `hls`, `dash`: what hls.js and dash.js load (master.m3u8 and master.mpd when the path has an ABR ladder;
+ * default index.m3u8 and index.mpd).
+ */
+export function playerPage(path: string, o: { whep: boolean; query: string; hls?: string; dash?: string }): Reply {
   const buttons = [
     `<button type="button" data-kind="hls" aria-pressed="false">HLS</button>`,
     `<button type="button" data-kind="dash" aria-pressed="false">DASH</button>`,
@@ -98,7 +101,7 @@ export function playerPage(path: string, o: { whep: boolean; query: string; hls?
   const sig = q.has("sig") ? new URLSearchParams({ exp: q.get("exp") ?? "", sig: q.get("sig") ?? "" }).toString() : "";
   return page(
     `${path} · live`,
-    `<main data-base="${esc(href(path))}" data-query="${esc(sig)}" data-hls="${esc(o.hls ?? "index.m3u8")}">
+    `<main data-base="${esc(href(path))}" data-query="${esc(sig)}" data-hls="${esc(o.hls ?? "index.m3u8")}" data-dash="${esc(o.dash ?? "index.mpd")}">
 <h1>${esc(path)}</h1>
 <video controls muted autoplay playsinline aria-label="Live stream ${esc(path)}"></video>
 <nav aria-label="Playback">

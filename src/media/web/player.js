@@ -31,7 +31,7 @@ function playHls() {
 function playDash() {
   const p = window.dashjs.MediaPlayer().create();
   // dash.js 5 resolves manifest refreshes against an absolute URL only (a relative one stalls live playback).
-  p.initialize(video, new URL(`${base}index.mpd${query}`, location.href).href, true);
+  p.initialize(video, new URL(`${base}${main.dataset.dash || "index.mpd"}${query}`, location.href).href, true);
   return () => p.reset();
 }
 

@@ -16,6 +16,8 @@ export interface WebSource {
   auth: MediaAuth | undefined;
   /** The HLS playlist the player loads: master.m3u8 on a path with an ABR ladder; default index.m3u8. */
   hlsEntry?(path: string): string;
+  /** The MPD dash.js loads for `path` (master.mpd when it has an ABR ladder). */
+  dashEntry?(path: string): string;
 }
 
 /**
@@ -47,6 +49,14 @@ export async function webRoute(
   const path = parts.join("/");
   if (!validPath(path)) return false;
   if (src.auth && !(await readAllowed(req, res, url, path, src.auth, "page"))) return true;
-  reply(res, playerPage(path, { whep: src.whep(path), query: url.search, hls: src.hlsEntry?.(path) }));
+  reply(
+    res,
+    playerPage(path, {
+      whep: src.whep(path),
+      query: url.search,
+      hls: src.hlsEntry?.(path),
+      dash: src.dashEntry?.(path),
+    }),
+  );
   return true;
 }

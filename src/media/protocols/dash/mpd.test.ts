@@ -4,43 +4,7 @@ import { parse } from "mpd-parser";
 import { CmafTimeline, type Segment } from "../fmp4/timeline.ts";
 import { mediaPlaylist } from "../hls/playlist.ts";
 import { dashManifest } from "./mpd.ts";
-
-const V = { bandwidth: 500_000, codecs: ["avc1.64001f", "mp4a.40.2"], width: 320, height: 240 };
-const AST = 1_700_000_000_000;
-
-/**
- * Segments of 1 s (timescale 90 kHz): `first` from publisher 0, then `second` from publisher 1 whose timestamps
- * restart at 0 and whose Period starts `gap` seconds after the first one's end (it reconnected that much later).
- */
-function timeline(first: number, second: number, gap = 3): CmafTimeline {
-  const t = new CmafTimeline({ segmentSeconds: 1, partSeconds: 0.2, segmentCount: 20 });
-  t.availabilityStart = AST;
-  const add = (msn: number, disc: number, k: number) => {
-    const s: Segment = {
-      msn,
-      parts: [{ n: msn, data: Buffer.from([1]), duration: 1, independent: true }],
-      start: msn,
-      duration: 1,
-      t: msn * 90000,
-      wallclock: AST + msn * 1000,
-      complete: true,
-      disc,
-      discontinuity: disc > 0 && k === 0,
-      tfdt: k * 90000,
-      data: Buffer.from([1]),
-    };
-    t.segments.push(s);
-  };
-  for (let i = 0; i < first; i++) add(i, 0, i);
-  t.periods.set(0, { start: 0, t0: 0, timescale: 90000 });
-  if (second > 0) {
-    t.discontinuity = 1;
-    t.periods.set(1, { start: first + gap, t0: 0, timescale: 90000 });
-    for (let i = 0; i < second; i++) add(first + i, 1, i);
-  }
-  t.tracks = [{ id: 1, kind: "video", timescale: 90000 } as CmafTimeline["tracks"][number]];
-  return t;
-}
+import { AST, timeline, V } from "./testing.ts";
 
 test("a reconnect is a new DASH Period with its own init; mpd-parser reads both", () => {
   const t = timeline(4, 3);
@@ -48,20 +12,33 @@ test("a reconnect is a new DASH Period with its own init; mpd-parser reads both"
   assert.match(xml, /type="dynamic"/);
   assert.match(
     xml,
-    /<UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="2023-11-14T22:13:40.000Z"\/>\n<\/MPD>/,
+    /<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="http:\/\/h\/_ami\/time"\/>\n {2}<UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="2023-11-14T22:13:40.000Z"\/>\n<\/MPD>/,
   );
+  assert.match(xml, /maxSegmentDuration="PT1.000S"/);
+  // Equal, contiguous segments are one run; each Period's first one carries its `t`.
+  assert.match(xml, /<SegmentTimeline><S t="0" d="90000" r="3"\/><\/SegmentTimeline>/);
+  assert.match(xml, /<SegmentTimeline><S t="0" d="48000" r="2"\/><\/SegmentTimeline>/);
   const periods = [...xml.matchAll(/<Period id="(p\d+)" start="([^"]+)">/g)].map((m) => [m[1], m[2]]);
   assert.deepEqual(periods, [
     ["p0", "PT0.000S"],
     ["p1", "PT7.000S"],
   ]);
-  assert.match(xml, /initialization="init.mp4" media="seg\$Number\$.m4s" startNumber="0"/);
-  assert.match(xml, /initialization="init-1.mp4" media="seg\$Number\$.m4s" startNumber="4"/);
+  assert.match(xml, /initialization="t1-init.mp4" media="t1-\$Time\$.m4s"/);
+  assert.match(xml, /initialization="t2-init-1.mp4" media="t2-\$Time\$.m4s"/);
+  // Per track: the video's bytes (25 kB/s) and the audio's (5 kB/s) as peak bit rates, plus their headers.
+  assert.match(
+    xml,
+    /<Representation id="v1" bandwidth="2\d{5}" codecs="avc1.64001f" width="320" height="240" sar="1:1" frameRate="25">/,
+  );
+  assert.match(xml, /<Representation id="a2" bandwidth="4\d{4}" codecs="mp4a.40.2" audioSamplingRate="48000">/);
   const m = parse(xml, { manifestUri: "http://h/live/x/index.mpd", NOW: AST + 20_000 });
   const segs = m.playlists[0]?.segments ?? [];
   assert.deepEqual(
     segs.map((s) => [s.uri, s.map?.uri]),
-    [...[0, 1, 2, 3].map((n) => [`seg${n}.m4s`, "init.mp4"]), ...[4, 5, 6].map((n) => [`seg${n}.m4s`, "init-1.mp4"])],
+    [
+      ...[0, 1, 2, 3].map((k) => [`t1-${k * 90000}.m4s`, "t1-init.mp4"]),
+      ...[0, 1, 2].map((k) => [`t1-${k * 90000}.m4s`, "t1-init-1.mp4"]),
+    ],
   );
   assert.equal(segs[4]?.discontinuity, true, "the second Period starts with a discontinuity");
   assert.deepEqual(

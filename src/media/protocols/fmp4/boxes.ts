@@ -4,7 +4,7 @@
  * that writes them is mux.ts; this reads any conforming fMP4, not only ours.)
  */
 
-interface Child {
+export interface Child {
   type: string;
   /** Payload start (after the header) and end, as offsets in the buffer. */
   start: number;

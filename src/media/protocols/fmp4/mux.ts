@@ -8,8 +8,12 @@ import { box, fullBox, u16, u32, zeros } from "./write.ts";
 
 const MATRIX = u32(0x00010000, 0, 0, 0, 0x00010000, 0, 0, 0, 0x40000000);
 
-export function ftyp(): Buffer {
-  const brands = ["iso6", "cmfc", "isom", "mp41"];
+/**
+ * `cmaf`: claim the CMAF brand `cmfc`, which a CMAF track file (one track) may carry; the muxed A/V init that
+ * HLS and recordings use has two tracks and so is no CMAF header.
+ */
+export function ftyp(cmaf = false): Buffer {
+  const brands = ["iso6", ...(cmaf ? ["cmfc"] : []), "isom", "mp41"];
   return box("ftyp", Buffer.from("iso6", "latin1"), u32(0), Buffer.from(brands.join(""), "latin1"));
 }
 

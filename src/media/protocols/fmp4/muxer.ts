@@ -206,7 +206,7 @@ export class CmafMuxer {
     this.#tracks = tracks;
     this.#fragStart = undefined;
     const codecs = tracks.map((t) => t.codec);
-    this.#sink.init(ftyp(), moov(codecs), codecs);
+    this.#sink.init(ftyp(codecs.length === 1), moov(codecs), codecs);
     return true;
   }
 

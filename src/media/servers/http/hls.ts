@@ -1,16 +1,20 @@
 /**
  * Stream outputs over HTTP: `/<path>/index.m3u8` (multivariant), `/<path>/stream.m3u8` (media playlist, LL-HLS
  * blocking reload with `_HLS_msn`/`_HLS_part`), `/<path>/index.mpd` (DASH), `init.mp4`, `seg<N>.m4s`,
- * `part<N>.m4s` (a preload-hinted part is held until it exists).
+ * `part<N>.m4s` (a preload-hinted part is held until it exists); DASH reads single-track files of the same
+ * segments, `t<track>-init.mp4` and `t<track>-<time>.m4s`; on a path with an ABR ladder `master.mpd` puts the
+ * renditions' video beside the source's.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError, type ErrorCode } from "../../../core/errors.ts";
 import { sendError } from "../../../core/http/reply.ts";
 import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
-import type { MasterSource } from "../../abr/master.ts";
+import type { MasterSource, RenditionsSource } from "../../abr/master.ts";
 import type { Outputs, PathOutput } from "../../outputs.ts";
-import { dashManifest } from "../../protocols/dash/mpd.ts";
+import { ladderManifest } from "../../protocols/dash/ladder.ts";
+import { type DashInfo, dashManifest } from "../../protocols/dash/mpd.ts";
+import { comingAt, initFile, segmentAt, segmentFile } from "../../protocols/dash/tracks.ts";
 import { beyondAdvanceLimit, holdMs } from "../../protocols/hls/advance.ts";
 import { segmentBitrates } from "../../protocols/hls/bitrate.ts";
 import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
@@ -23,6 +27,9 @@ const TYPES = {
   mp4: "video/mp4",
   m4s: "video/iso.segment",
 } as const;
+
+/** The server's clock for DASH players (UTCTiming http-iso), answered by the media HTTP server. */
+export const TIME_PATH = "/_ami/time";
 
 /** How long a first playlist request waits for the first segment of a just-published stream. */
 const FIRST_SEGMENT_WAIT_MS = 8000;
@@ -45,6 +52,19 @@ function variant(out: PathOutput): VariantInfo {
   };
 }
 
+/** The MPD's codec facts, and where the server's clock is read (UTCTiming must be an absolute URL). */
+function dashInfo(req: IncomingMessage, out: PathOutput): DashInfo {
+  const f = out.stream.stats.figures();
+  const host = req.headers.host;
+  const scheme = "encrypted" in req.socket && req.socket.encrypted ? "https" : "http";
+  return {
+    bandwidth: Math.max(f.bitrateKbps * 1000, 1),
+    video: f.videoCodec ? { codec: f.videoCodec, width: f.width, height: f.height } : undefined,
+    audio: f.audioCodec ? { codec: f.audioCodec, sampleRate: f.audioSampleRate, channels: f.audioChannels } : undefined,
+    timeUrl: host && /^[\w.:[\]-]+$/.test(host) ? `${scheme}://${host}${TIME_PATH}` : undefined,
+  };
+}
+
 export async function serveStreamFile(
   req: IncomingMessage,
   res: ServerResponse,
@@ -54,6 +74,7 @@ export async function serveStreamFile(
   file: string,
   limits: ListenerLimits,
   master?: MasterSource,
+  renditions?: RenditionsSource,
 ): Promise<void> {
   const t = out.packager.timeline;
   const signal = abortOnClose(req, res);
@@ -113,13 +134,44 @@ export async function serveStreamFile(
       return playlist("m3u8", multivariantPlaylist(variant(out), uri));
     }
     if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip, query }));
-    return playlist("mpd", dashManifest(t, variant(out)));
+    return playlist("mpd", dashManifest(t, dashInfo(req, out)));
   }
   if (file === "master.m3u8" && master) {
     hold();
     if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
     const body = await master(out, outputs, variant(out), signal);
     return signal.aborted ? undefined : playlist("m3u8", body);
+  }
+  // DASH track files (one track each, cut from the muxed init and segments): `t<track>-init[-<disc>].mp4` and
+  // `t<track>-<time>.m4s`, the segment whose samples of that track start at <time> (SegmentTemplate $Time$).
+  const timed = /^t(\d+)-(\d{1,15})\.m4s$/.exec(file);
+  if (timed) {
+    const [id, time] = [Number(timed[1]), Number(timed[2])];
+    // The next segment at the live edge is held until it is complete, like `seg<N>.m4s`.
+    if (!segmentAt(t, id, time) && comingAt(t, id, time)) {
+      hold();
+      await t.waitUntil(
+        () => !!segmentAt(t, id, time) || !comingAt(t, id, time),
+        3000 * t.options.segmentSeconds,
+        signal,
+      );
+    }
+    const s = segmentAt(t, id, time);
+    const body = s && segmentFile(s, id);
+    if (!body) return fail(404, "M_NOT_FOUND", "no such segment");
+    return send({ status: 200, type: TYPES.m4s, body, cache: "max-age=60" });
+  }
+  const track = /^t(\d+)-(init(?:-\d+)?\.mp4)$/.exec(file);
+  const trackId = track ? Number(track[1]) : undefined;
+  if (track) file = track[2] as string;
+  if (file === "master.mpd" && renditions) {
+    hold();
+    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
+    const rungs = (await renditions(out, outputs, signal)).flatMap((r) => {
+      const o = outputs.get(r.path);
+      return o ? [{ name: r.rung.name, t: o.packager.timeline, info: dashInfo(req, o) }] : [];
+    });
+    return signal.aborted ? undefined : playlist("mpd", ladderManifest(t, dashInfo(req, out), rungs));
   }
   const init = /^init(?:-(\d+))?\.mp4$/.exec(file);
   if (init) {
@@ -128,8 +180,16 @@ export async function serveStreamFile(
     if (d === t.discontinuity && !t.init) hold();
     if (d === t.discontinuity && !(await t.waitUntil(() => !!t.init || t.ended, FIRST_SEGMENT_WAIT_MS, signal)))
       return notReady();
-    const body = t.inits.get(d);
-    if (!body) return notReady();
+    const muxed = t.inits.get(d);
+    if (!muxed) return notReady();
+    let body = muxed;
+    if (trackId !== undefined) {
+      try {
+        body = initFile(muxed, trackId);
+      } catch {
+        return fail(404, "M_NOT_FOUND", `no track ${trackId} in this stream`);
+      }
+    }
     return send({ status: 200, type: TYPES.mp4, body, cache: "max-age=30" });
   }
   const seg = /^seg(\d+)\.m4s$/.exec(file);

@@ -14,7 +14,7 @@ import { sendError } from "../../../core/http/reply.ts";
 import { createHttpListener, type HttpListener, type ListenerStats } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
 import type { Logger } from "../../../core/logger.ts";
-import type { MasterSource } from "../../abr/master.ts";
+import type { MasterSource, RenditionsSource } from "../../abr/master.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import { readAllowed, webrtcAllowed } from "../../auth/http.ts";
 import type { Outputs } from "../../outputs.ts";
@@ -23,7 +23,7 @@ import { WEBRTC_EXPOSE, type WebRtcServer } from "../webrtc/server.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
 import { apiAllowed, CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
 import { type FlvOptions, serveFlv } from "./flv.ts";
-import { serveStreamFile } from "./hls.ts";
+import { serveStreamFile, TIME_PATH } from "./hls.ts";
 import { reply } from "./reply.ts";
 import { decodePath } from "./target-path.ts";
 
@@ -33,6 +33,8 @@ export interface HttpServerOptions {
   outputs: Outputs;
   /** `/<path>/master.m3u8` (ABR: source + renditions); none: that file is not served. */
   master?: MasterSource;
+  /** `/<path>/master.mpd` (ABR: one MPD with the source's and the renditions' video); none: not served. */
+  renditions?: RenditionsSource;
   api: ApiSource;
   control: ControlSource;
   log: Logger;
@@ -78,7 +80,7 @@ export class MediaHttpServer {
     const p = t.pathname;
     if (this.#o.webrtc?.handles(t)) return "webrtc";
     if (p === "/api" || p.startsWith("/api/")) return "api";
-    if (SERVICE.has(p) || (p.startsWith("/_ami/") && !p.startsWith(PLAYER_ASSETS))) return "service";
+    if (SERVICE.has(p) || (p.startsWith("/_ami/") && !p.startsWith(PLAYER_ASSETS) && p !== TIME_PATH)) return "service";
     return "public";
   }
 
@@ -120,6 +122,9 @@ export class MediaHttpServer {
       throw new AmiError("M_UNRECOGNIZED", "unknown endpoint");
     }
     if (o.flv && t.pathname.endsWith(".flv")) return this.#flv(req, res, t, o.flv);
+    // DASH players sync their clock here (UTCTiming http-iso): the time as ISO 8601 text.
+    if (t.pathname === TIME_PATH)
+      return reply(res, { status: 200, type: "text/plain", body: Buffer.from(new Date().toISOString()) });
     if (o.web && (await webRoute(req, res, t, o.web))) return;
     const parts = t.pathname.split("/").filter(Boolean);
     const file = parts.pop() ?? "";
@@ -127,7 +132,7 @@ export class MediaHttpServer {
     const out = o.outputs.get(path);
     if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
     if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
-    await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master);
+    await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master, o.renditions);
   }
 
   /** `/<path>.flv`: the path's stream, also while its publisher is away within the grace (the reader waits). */
