@@ -7,7 +7,7 @@
 import { AmiError } from "../../core/errors.ts";
 import type { ClientEvent, EventContent, JsonObject } from "../events/types.ts";
 import { relationOf } from "../store/common.ts";
-import type { Store, StoredEvent } from "../store/types.ts";
+import type { RelationQuery, Store, StoredEvent } from "../store/types.ts";
 import { isVisible, MAX_STREAM, type RoomVisibility, type StreamRange, visibleRangesOf } from "./visibility.ts";
 
 /** How deep `recurse=true` follows relations of relations (as Synapse). */
@@ -61,15 +61,7 @@ export async function relatedEvents(
   store: Store,
   v: RoomVisibility,
   parent: StoredEvent,
-  q: {
-    relType?: string;
-    eventType?: string;
-    dir: "b" | "f";
-    from: number;
-    to?: number;
-    limit: number;
-    recurse: boolean;
-  },
+  q: Omit<RelationQuery, "roomId" | "eventId" | "depth"> & { recurse: boolean },
 ): Promise<RelatedPage> {
   if (q.limit === 0) return { events: [] };
   const evs = await store.relations.getRelatedEvents({
