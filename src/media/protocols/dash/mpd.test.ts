@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { parse } from "mpd-parser";
 import { CmafTimeline, type Segment } from "../fmp4/timeline.ts";
 import { mediaPlaylist } from "../hls/playlist.ts";
-import { dashManifest } from "./mpd.ts";
+import { anchored, dashManifest } from "./mpd.ts";
 import { AST, timeline, V } from "./testing.ts";
 
 test("a reconnect is a new DASH Period with its own init; mpd-parser reads both", () => {
@@ -96,4 +96,22 @@ test("end grace: the playlist stays live without parts or hint, then ends; a ret
   const now = timeline(3, 0);
   now.end();
   assert.equal(now.ended, true);
+});
+
+test("for GStreamer each timeline starts with a one-tick anchor at 0 once the window has slid", () => {
+  const t = timeline(6, 0);
+  t.segments.splice(0, 2);
+  const plain = dashManifest(t, V, AST + 20_000);
+  assert.match(plain, /<SegmentTimeline><S t="180000" d="90000" r="3"\/><\/SegmentTimeline>/);
+  assert.doesNotMatch(plain, /<S t="0" d="1"\/>/);
+  const gst = dashManifest(t, { ...V, anchor: true }, AST + 20_000);
+  assert.match(gst, /<SegmentTimeline><S t="0" d="1"\/><S t="180000" d="90000" r="3"\/><\/SegmentTimeline>/);
+  // Outside the time shift buffer: a player that honours it lists only the real segments.
+  const segs = parse(gst, { manifestUri: "http://h/x.mpd", NOW: AST + 20_000 }).playlists[0]?.segments ?? [];
+  assert.ok(segs.some((s) => s.uri === "t1-180000.m4s"));
+  // A window that still starts at 0 needs no anchor.
+  const young = dashManifest(timeline(3, 0), { ...V, anchor: true }, AST + 5_000);
+  assert.match(young, /<SegmentTimeline><S t="0" d="90000" r="2"\/><\/SegmentTimeline>/);
+  assert.equal(anchored("GStreamer souphttpsrc 1.22.0 libsoup/3.2.3"), true);
+  assert.equal(anchored("Mozilla/5.0"), false);
 });

@@ -21,7 +21,21 @@ export interface DashInfo {
   audio?: { codec: string; sampleRate: number | null; channels: number | null };
   /** Absolute URL answering the server's time (urn:mpeg:dash:utc:http-iso:2014). */
   timeUrl?: string;
+  /** Start each SegmentTimeline with an `<S t="0" d="1"/>` anchor (GStreamer's dashdemux, see `anchored`). */
+  anchor?: boolean;
 }
+
+/**
+ * GStreamer's dashdemux and dashdemux2 (1.22 and later) seek in a SegmentTimeline to segment
+ * `(ts - run.start + firstS.start) / d` of the run holding `ts`: right only when the timeline's first `<S>`
+ * starts at 0. A live window that slid (its first segment at the stream's age) puts them that far ahead of the
+ * live edge at start, and each MPD refresh re-seeks the same way, so they wait for segments that do not exist yet
+ * and play nothing. For them (souphttpsrc announces itself as GStreamer) each timeline starts with a one-tick
+ * `<S t="0" d="1"/>` before the first listed segment's explicit `t`: a segment outside the time shift buffer,
+ * never requested, that makes their first start 0 (they read `t="0"` as "no t", so even a later Period's timeline
+ * starts at 0 for them). Other players get the timeline as it is.
+ */
+export const anchored = (userAgent: string | undefined): boolean => /\bGStreamer\b/i.test(userAgent ?? "");
 
 /** Seconds as an xs:duration, rounded up to the millisecond (a maximum must not come out smaller). */
 export const dur = (s: number) => `PT${(Math.ceil(Math.max(0, s) * 1000 - 1e-6) / 1000).toFixed(3)}S`;
@@ -46,7 +60,7 @@ export function byPublisher(listed: Segment[]): Segment[][] {
  * `<S>` entries: `t` only where a segment does not start where the previous one ended (exactly: a player builds
  * the `$Time$` URL from it), and runs of equal durations as one entry with `r`.
  */
-function segmentTimeline(run: Segment[], id: number): string {
+function segmentTimeline(run: Segment[], id: number, anchor = false): string {
   const out: { t?: number; d: number; r: number }[] = [];
   let end: number | undefined;
   for (const s of run) {
@@ -56,6 +70,7 @@ function segmentTimeline(run: Segment[], id: number): string {
     else out.push(end === t ? { d, r: 0 } : { t, d, r: 0 });
     end = t + d;
   }
+  if (anchor && out[0]?.t) out.unshift({ t: 0, d: 1, r: 0 });
   return out
     .map((e) => `<S${e.t === undefined ? "" : ` t="${e.t}"`} d="${e.d}"${e.r > 0 ? ` r="${e.r}"` : ""}/>`)
     .join("");
@@ -140,7 +155,7 @@ function representation(r: RepInput): string[] {
     `      <Representation ${rep.join(" ")}>`,
     ...inner,
     `        <SegmentTemplate timescale="${tr.timescale}" initialization="${esc(r.init)}" media="${esc(r.media)}" presentationTimeOffset="${r.pto}">`,
-    `          <SegmentTimeline>${segmentTimeline(r.segs, tr.id)}</SegmentTimeline>`,
+    `          <SegmentTimeline>${segmentTimeline(r.segs, tr.id, info.anchor)}</SegmentTimeline>`,
     "        </SegmentTemplate>",
     "      </Representation>",
   ];

@@ -13,7 +13,7 @@ import type { Target } from "../../../core/http/target.ts";
 import type { MasterSource, RenditionsSource } from "../../abr/master.ts";
 import type { Outputs, PathOutput } from "../../outputs.ts";
 import { ladderManifest } from "../../protocols/dash/ladder.ts";
-import { type DashInfo, dashManifest } from "../../protocols/dash/mpd.ts";
+import { anchored, type DashInfo, dashManifest } from "../../protocols/dash/mpd.ts";
 import { comingAt, initFile, segmentAt, segmentFile } from "../../protocols/dash/tracks.ts";
 import { beyondAdvanceLimit, holdMs } from "../../protocols/hls/advance.ts";
 import { segmentBitrates } from "../../protocols/hls/bitrate.ts";
@@ -62,6 +62,7 @@ function dashInfo(req: IncomingMessage, out: PathOutput): DashInfo {
     video: f.videoCodec ? { codec: f.videoCodec, width: f.width, height: f.height } : undefined,
     audio: f.audioCodec ? { codec: f.audioCodec, sampleRate: f.audioSampleRate, channels: f.audioChannels } : undefined,
     timeUrl: host && /^[\w.:[\]-]+$/.test(host) ? `${scheme}://${host}${TIME_PATH}` : undefined,
+    anchor: anchored(req.headers["user-agent"]),
   };
 }
 
