@@ -98,3 +98,62 @@ export function readFlv(url: string): { tags: FlvTag[]; stop: () => void; done: 
   })();
   return { tags, stop: () => ac.abort(), done };
 }
+
+/**
+ * GStreamer's `element` (playbin, playbin3) playing `uri` for `seconds` into clock-synced fakesinks: seconds of
+ * video rendered (first to last PTS at the video sink) and the lines gst-launch printed about errors.
+ */
+export async function gstPlayed(
+  element: string,
+  uri: string,
+  seconds: number,
+): Promise<{ played: number; errors: string[] }> {
+  const sink = "fakesink sync=true silent=false";
+  const args = ["-v", element, `uri=${uri}`, `video-sink=${sink}`, "audio-sink=fakesink"];
+  const proc = spawn("timeout", [String(seconds), "gst-launch-1.0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const pts: number[] = [];
+  const errors: string[] = [];
+  let rest = "";
+  const scan = (d: Buffer) => {
+    const lines = (rest + d.toString()).split("\n");
+    rest = lines.pop() ?? "";
+    for (const l of lines) {
+      const x = /fakesink0.*chain.*pts: (\d+):(\d+):([\d.]+)/.exec(l);
+      if (x) pts.push(Number(x[1]) * 3600 + Number(x[2]) * 60 + Number(x[3]));
+      else if (/^ERROR|ERROR: from element/.test(l)) errors.push(l);
+    }
+  };
+  proc.stdout.on("data", scan);
+  proc.stderr.on("data", scan);
+  await new Promise((r) => proc.once("close", r));
+  return { played: pts.length > 1 ? Math.max(...pts) - Math.min(...pts) : 0, errors };
+}
+
+/**
+ * VLC (as `nobody`: it refuses root) playing `url` with null audio and video outputs for `seconds`, then its own
+ * input statistics from the rc interface (`stats`): frames decoded and displayed, audio buffers played.
+ */
+export async function vlcStats(
+  url: string,
+  seconds: number,
+): Promise<{ displayed: number; lost: number; audioPlayed: number; log: string }> {
+  const vlc = ["vlc", "-I", "oldrc", "--rc-fake-tty", "--vout", "dummy", "--aout", "dummy", "--no-video-title-show"];
+  const cmd = process.getuid?.() === 0 ? ["runuser", "-u", "nobody", "--", ...vlc] : vlc;
+  const proc = spawn("timeout", [String(seconds + 15), ...cmd, url], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let log = "";
+  proc.stdout.on("data", (d) => {
+    out += d;
+  });
+  proc.stderr.on("data", (d) => {
+    log += d;
+  });
+  const closed = new Promise((r) => proc.once("close", r));
+  await sleep(seconds * 1000);
+  proc.stdin.write("stats\n");
+  await sleep(1000);
+  proc.stdin.end("quit\n");
+  await closed;
+  const n = (label: string) => Number(new RegExp(`${label}\\s*:\\s*(\\d+)`).exec(out)?.[1] ?? 0);
+  return { displayed: n("frames displayed"), lost: n("frames lost"), audioPlayed: n("buffers played"), log };
+}
