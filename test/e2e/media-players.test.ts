@@ -5,7 +5,8 @@
  * tfdts, all as far from 0 as the stream is old. So the stream is published in real time until the window has
  * slid 15 segments past its start (the players' failures seen so far all scale with that distance: GStreamer's
  * dashdemux2 waited the window's age before its first fragment), then, at once:
- *  - GStreamer playbin3 (dashdemux2) renders 5 s of the DASH MPD within 40 s, without an error message;
+ *  - GStreamer playbin3 (dashdemux2) and playbin (dashdemux) each render 5 s of the DASH MPD within 40 s, without
+ *    an error message;
  *  - VLC (as nobody, null outputs) displays frames of the DASH MPD and of the HLS playlist (its own statistics);
  *  - ffmpeg's HLS demuxer decodes 10 s of it without errors;
  *  - hls.js in headless Chromium plays 10 s of it (currentTime and decoded frames).
@@ -61,11 +62,16 @@ after(async () => {
 });
 
 describe("a stream live for a while", { concurrency: true }, () => {
-  test("GStreamer playbin3 (dashdemux2) plays the DASH MPD", gst, async () => {
-    const { played, errors } = await gstPlayed("playbin3", `${base}/index.mpd`, 40);
-    assert.deepEqual(errors, []);
-    assert.ok(played >= 5, `${played.toFixed(2)} s rendered`);
-  });
+  for (const [element, demux] of [
+    ["playbin3", "dashdemux2"],
+    ["playbin", "dashdemux"],
+  ] as const) {
+    test(`GStreamer ${element} (${demux}) plays the DASH MPD`, gst, async () => {
+      const { played, errors } = await gstPlayed(element, `${base}/index.mpd`, 40);
+      assert.deepEqual(errors, []);
+      assert.ok(played >= 5, `${played.toFixed(2)} s rendered`);
+    });
+  }
 
   for (const [name, file] of [
     ["DASH MPD", "index.mpd"],

@@ -108,8 +108,9 @@ export async function gstPlayed(
   uri: string,
   seconds: number,
 ): Promise<{ played: number; errors: string[] }> {
-  const sink = "fakesink sync=true silent=false";
-  const args = ["-v", element, `uri=${uri}`, `video-sink=${sink}`, "audio-sink=fakesink"];
+  // Named: playbin may create the audio sink first, and only the video sink prints its buffers.
+  const args = ["-v", element, `uri=${uri}`, "video-sink=fakesink name=vsink sync=true silent=false"];
+  args.push("audio-sink=fakesink sync=true");
   const proc = spawn("timeout", [String(seconds), "gst-launch-1.0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const pts: number[] = [];
   const errors: string[] = [];
@@ -118,7 +119,7 @@ export async function gstPlayed(
     const lines = (rest + d.toString()).split("\n");
     rest = lines.pop() ?? "";
     for (const l of lines) {
-      const x = /fakesink0.*chain.*pts: (\d+):(\d+):([\d.]+)/.exec(l);
+      const x = /vsink: last-message = chain.*pts: (\d+):(\d+):([\d.]+)/.exec(l);
       if (x) pts.push(Number(x[1]) * 3600 + Number(x[2]) * 60 + Number(x[3]));
       else if (/^ERROR|ERROR: from element/.test(l)) errors.push(l);
     }
