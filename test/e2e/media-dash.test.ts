@@ -268,6 +268,10 @@ const DASHJS_START = `(url) => {
   p.on(dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push(JSON.stringify(e.error ?? e)));
   p.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => window.errors.push(String(e.error)));
   p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
+  window.rendered = [];
+  p.on(dashjs.MediaPlayer.events.QUALITY_CHANGE_RENDERED, (e) => {
+    if (e.mediaType === "video") window.rendered.push(e.newRepresentation?.height);
+  });
   p.initialize(document.querySelector("video"), url, true);
   window.player = p;
 }`;
@@ -325,6 +329,16 @@ test(
               : undefined,
           45_000,
         );
+        // dash.js itself says so: the rendered representation changed to it, and it is the current one.
+        const played = await page.evaluate(() => {
+          const w = window as unknown as {
+            rendered: number[];
+            player: { getCurrentRepresentationForType(t: string): { height: number } | null };
+          };
+          return { rendered: w.rendered, current: w.player.getCurrentRepresentationForType("video")?.height };
+        });
+        assert.equal(played.current, height);
+        assert.ok(played.rendered.includes(height), `quality changes rendered: ${played.rendered}`);
         const t0 = (await state(page)).time;
         await until("playback to go on", async () => ((await state(page)).time > t0 + 2 ? true : undefined), 30_000);
         assert.deepEqual((await state(page)).errors, []);
