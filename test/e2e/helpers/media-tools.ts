@@ -111,7 +111,10 @@ export async function gstPlayed(
   // Named: playbin may create the audio sink first, and only the video sink prints its buffers.
   const args = ["-v", element, `uri=${uri}`, "video-sink=fakesink name=vsink sync=true silent=false"];
   args.push("audio-sink=fakesink sync=true");
-  const proc = spawn("timeout", [String(seconds), "gst-launch-1.0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  // -k: gst-launch may sit on the SIGTERM; KILL it 5 s later.
+  const proc = spawn("timeout", ["-k", "5", String(seconds), "gst-launch-1.0", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const pts: number[] = [];
   const errors: string[] = [];
   let rest = "";
