@@ -23,6 +23,7 @@ import type { CasStore } from "../cas/types.ts";
 import { AmiError } from "../core/errors.ts";
 import { validPath } from "./hub.ts";
 import { children, parseInit, parseMoof, type TrackInfo } from "./protocols/fmp4/boxes.ts";
+import { box } from "./protocols/fmp4/write.ts";
 import { readProducerTime } from "./record-file.ts";
 
 /** Spans closer than this (s) are one span in `list` (files of one run join exactly; this absorbs clock jitter). */
@@ -50,6 +51,7 @@ interface FileIndex {
   /** The moov with mvhd's duration zeroed: equal for files that share a codec configuration. */
   config: Buffer;
   tracks: TrackInfo[];
+  main: TrackInfo;
   /** Unix time (s) of the file's media time 0, from its prft; undefined for files recorded before prft. */
   wall: number | undefined;
   frags: Frag[];
@@ -96,6 +98,8 @@ interface PlanFrag {
   time: number;
   duration: number;
   sync: boolean;
+  /** The whole fragment in memory instead of read from the file (the last one, cut at the range's end). */
+  data?: Buffer;
 }
 
 export interface Plan {
@@ -275,16 +279,28 @@ export class Playback {
         if (p === head && i < first.frag) continue;
         if (p.at + f.time >= end) break;
         const time = shift + f.time;
-        frags.push({
+        const pf: PlanFrag = {
           src: p.src,
           offset: f.offset,
           size: f.size,
-          moof: rewriteMoof(f.moof, seq++, p.ix.tracks, shift),
+          moof: rewriteMoof(f.moof, seq, p.ix.tracks, shift),
           time,
           duration: f.duration,
           sync: f.sync,
-        });
-        mediaEnd = Math.max(mediaEnd, time + f.duration);
+        };
+        if (p.at + f.time + f.duration > end + 1e-6) {
+          // The fragment holding the end: its samples from the end on are left out (one fragment in memory).
+          const whole = await collect(p.src.stream(f.offset, f.offset + f.size));
+          pf.moof.copy(whole);
+          const cut = cutFragment(whole, pf.moof.length, p.ix.tracks, p.ix.main.id, end - t0);
+          if (!cut) continue;
+          pf.data = cut.data;
+          pf.size = cut.data.length;
+          pf.duration = cut.duration;
+        }
+        seq++;
+        frags.push(pf);
+        mediaEnd = Math.max(mediaEnd, time + pf.duration);
       }
     }
     const init = withDuration(head.ix.init, mediaEnd);
@@ -343,8 +359,15 @@ export async function* fragmentBytes(frags: PlanFrag[]): AsyncGenerator<Buffer> 
   while (i < frags.length) {
     // A run: same file, each fragment right after the previous.
     let j = i + 1;
+    const only = frags[i]!.data;
+    if (only) {
+      yield only;
+      i++;
+      continue;
+    }
     while (
       j < frags.length &&
+      !frags[j]!.data &&
       frags[j]!.src === frags[i]!.src &&
       frags[j]!.offset === frags[j - 1]!.offset + frags[j - 1]!.size
     )
@@ -387,6 +410,104 @@ export async function* fragmentBytes(frags: PlanFrag[]): AsyncGenerator<Buffer> 
 export async function* planBytes(plan: Plan): AsyncGenerator<Buffer> {
   yield plan.init;
   yield* fragmentBytes(plan.frags);
+}
+
+async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of it) parts.push(b);
+  return Buffer.concat(parts);
+}
+
+/**
+ * Fragment `frag` (moof of `moofLen` bytes, then its mdat) with only the samples that start before `endS` (output
+ * media time): each trun keeps its first samples, the mdat their bytes, the data offsets follow. Undefined when
+ * the main track keeps no sample (the fragment is left out). A layout this cannot cut (no data offset, no sample
+ * sizes) is kept whole.
+ */
+export function cutFragment(
+  frag: Buffer,
+  moofLen: number,
+  tracks: TrackInfo[],
+  mainId: number,
+  endS: number,
+): { data: Buffer; duration: number } | undefined {
+  const whole = () => {
+    const main = tracks.find((t) => t.id === mainId);
+    const m = parseMoof(frag.subarray(0, moofLen), tracks).find((t) => t.trackId === mainId);
+    return { data: frag, duration: m && main ? m.duration / main.timescale : 0 };
+  };
+  const kids = children(frag, 8, moofLen);
+  const mfhd = kids.find((c) => c.type === "mfhd");
+  if (!mfhd) return whole();
+  const trafs: { pre: Buffer[]; trun: Buffer; data: Buffer }[] = [];
+  let mainDuration = 0;
+  let mainKept = 0;
+  for (const traf of kids.filter((c) => c.type === "traf")) {
+    const tk = children(frag, traf.start, traf.end);
+    const tfhd = tk.find((c) => c.type === "tfhd");
+    const trun = tk.find((c) => c.type === "trun");
+    if (!tfhd || !trun || tk.filter((c) => c.type === "trun").length !== 1) return whole();
+    const tfFlags = frag.readUInt32BE(tfhd.start) & 0xffffff;
+    const id = frag.readUInt32BE(tfhd.start + 4);
+    const track = tracks.find((t) => t.id === id);
+    if (!track) return whole();
+    let q = tfhd.start + 8 + (tfFlags & 0x1 ? 8 : 0) + (tfFlags & 0x2 ? 4 : 0);
+    const defDuration = tfFlags & 0x8 ? frag.readUInt32BE(q) : track.defaultDuration;
+    const tfdt = tk.find((c) => c.type === "tfdt");
+    const base = !tfdt
+      ? 0
+      : frag[tfdt.start] === 1
+        ? Number(frag.readBigUInt64BE(tfdt.start + 4))
+        : frag.readUInt32BE(tfdt.start + 4);
+    const fl = frag.readUInt32BE(trun.start) & 0xffffff;
+    if (!(fl & 0x1) || !(fl & 0x200)) return whole();
+    const count = frag.readUInt32BE(trun.start + 4);
+    const dataOffset = frag.readInt32BE(trun.start + 8);
+    q = trun.start + 12 + (fl & 0x4 ? 4 : 0);
+    const entriesAt = q;
+    const per = (fl & 0x100 ? 4 : 0) + 4 + (fl & 0x400 ? 4 : 0) + (fl & 0x800 ? 4 : 0);
+    const endTicks = endS * track.timescale;
+    let dts = base;
+    let kept = 0;
+    let bytes = 0;
+    for (let i = 0; i < count; i++, q += per) {
+      if (q + per > trun.end || dts >= endTicks) break;
+      const d = fl & 0x100 ? frag.readUInt32BE(q) : defDuration;
+      bytes += frag.readUInt32BE(q + (fl & 0x100 ? 4 : 0));
+      dts += d;
+      kept++;
+    }
+    if (id === mainId) {
+      mainDuration = (dts - base) / track.timescale;
+      mainKept = kept;
+    }
+    if (kept === 0) continue;
+    const from = dataOffset;
+    if (from < moofLen || from + bytes > frag.length) return whole();
+    const head = Buffer.from(frag.subarray(trun.start - 8, entriesAt));
+    head.writeUInt32BE(8 + (entriesAt - trun.start) + kept * per, 0);
+    head.writeUInt32BE(kept, 12);
+    const newTrun = Buffer.concat([head, frag.subarray(entriesAt, entriesAt + kept * per)]);
+    const pre = tk.filter((c) => c.type !== "trun").map((c) => frag.subarray(c.start - 8, c.end));
+    trafs.push({ pre, trun: newTrun, data: frag.subarray(from, from + bytes) });
+  }
+  if (mainKept === 0) return undefined;
+  const mfhdBox = frag.subarray(mfhd.start - 8, mfhd.end);
+  const trafBoxes = trafs.map((t) => box("traf", ...t.pre, t.trun));
+  const moof = box("moof", mfhdBox, ...trafBoxes);
+  const mdatLen = 8 + trafs.reduce((n, t) => n + t.data.length, 0);
+  let at = 8 + mfhdBox.length;
+  let dataAt = moof.length + 8;
+  trafs.forEach((t, i) => {
+    const preLen = t.pre.reduce((n, b) => n + b.length, 0);
+    moof.writeInt32BE(dataAt, at + 8 + preLen + 16);
+    dataAt += t.data.length;
+    at += (trafBoxes[i] as Buffer).length;
+  });
+  const mdatHead = Buffer.alloc(8);
+  mdatHead.writeUInt32BE(mdatLen, 0);
+  mdatHead.write("mdat", 4, "latin1");
+  return { data: Buffer.concat([moof, mdatHead, ...trafs.map((t) => t.data)]), duration: mainDuration };
 }
 
 /** A copy of `moof` with mfhd's sequence number `seq` and each track's tfdt moved by `shiftS` seconds. */
@@ -482,7 +603,7 @@ async function indexFile(src: Source): Promise<FileIndex | undefined> {
     const mvhd = children(config, 8, config.length).find((c) => c.type === "mvhd");
     if (mvhd && config[mvhd.start] === 0) config.writeUInt32BE(0, mvhd.start + 16);
     const end = frags.reduce((e, f) => Math.max(e, f.time + f.duration), 0);
-    return { init: Buffer.concat([ftyp, moov]), config, tracks, wall, frags, end };
+    return { init: Buffer.concat([ftyp, moov]), config, tracks, main, wall, frags, end };
   } finally {
     await r.close();
   }
