@@ -173,6 +173,8 @@ test("bad parameters are a 400, nothing recorded a 404", opts, async () => {
     [`get?path=live/pb&start=${start}&duration=4&format=mp4`, 400, /fmp4/],
     [`get?path=../etc&start=${start}&duration=4`, 400, /invalid stream path/],
     [`get?start=${start}&duration=4`, 400, /'path' is required/],
+    [`get?path=%ff%fe&start=${start}&duration=4`, 400, /invalid stream path/],
+    [`get?path=live/pb&start=${start}%00&duration=4`, 400, /RFC 3339/],
     [`list?path=live/pb&start=${start}&end=${start}`, 400, /after/],
     [`segment.m4s?path=live/pb&start=${start}&duration=4`, 400, /'n'/],
     [`get?path=live/none&start=${start}&duration=4`, 404, /nothing recorded/],
@@ -187,8 +189,17 @@ test("bad parameters are a 400, nothing recorded a 404", opts, async () => {
     assert.equal(res.status, status, `${q}: ${body.error}`);
     assert.match(body.error, error, q);
   }
-  // Still serving.
+  // A reader that goes away mid-answer (and one that never reads) costs nothing lasting: still serving.
+  const ac = new AbortController();
+  const res = await fetch(`${base}/get?path=live/pb&start=${start}&duration=8`, { signal: ac.signal });
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  await reader.read();
+  ac.abort();
+  await reader.read().catch(() => {});
+  const stalled = await fetch(`${base}/get?path=live/pb&start=${start}&duration=8`);
+  assert.equal(stalled.status, 200);
   assert.equal((await fetch(`${base}/list?path=live/pb`)).status, 200);
+  await stalled.body?.cancel();
 });
 
 test("a signed path's recordings need its signature (or the control token)", opts, async () => {
