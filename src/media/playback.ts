@@ -8,7 +8,8 @@
  * the content-addressed store (`<dir>/.cas/<path>.json`: file name -> object id), whether or not the path is still
  * being recorded. Each file is indexed once (init segment, wall-clock start from its `prft` box, and per fragment:
  * offset, moof, media time, duration, keyframe) by reading only its box headers, moofs and init; the mdat bytes are
- * never read for that. The index is cached (plain files by size and mtime, stored ones by object id).
+ * never read for that. Indexes are cached (plain files by size and mtime, stored ones by object id): full ones for
+ * the last CACHE_FILES files (what `plan` reads), and a few numbers per file for many more (what `list` reads).
  *
  * A range is cut at fragment boundaries (the recorder's fragments are one second at most and every keyframe starts
  * one): from the last fragment starting on a keyframe at or before `start`, through the last fragment starting
@@ -30,8 +31,10 @@ import { readProducerTime } from "./record-file.ts";
 const JOIN_S = 1;
 /** A moov or moof larger than this is not ours (a damaged file): the file is indexed up to there. */
 const MAX_HEADER_BOX = 16 * 1024 * 1024;
-/** Indexed files kept in memory. */
-const CACHE_FILES = 512;
+/** Fully indexed files (every moof) kept in memory; `plan` needs only the files of its range. */
+const CACHE_FILES = 128;
+/** File summaries (placement, span, codec configuration) kept: `list` walks every file of a path. */
+const CACHE_SUMMARIES = 100_000;
 /** HLS VOD: a segment is cut at the first keyframe fragment once it holds this much media. */
 export const HLS_SEGMENT_S = 4;
 
@@ -73,10 +76,18 @@ interface RandomReader {
   close(): Promise<void>;
 }
 
+/** What `list` needs of a file: a few numbers, kept for many more files than full indexes. */
+interface Summary {
+  wall: number | undefined;
+  /** Media time of the first fragment and of the end of the last one. */
+  first: number;
+  end: number;
+}
+
 /** A recorded file placed on the clock. */
 interface Placed {
   src: Source;
-  ix: FileIndex;
+  ix: Summary;
   /** Unix time (s) of media time 0. */
   at: number;
 }
@@ -152,6 +163,7 @@ export const iso = (s: number): string => new Date(Math.round(s * 1000)).toISOSt
 export class Playback {
   readonly #o: PlaybackOptions;
   readonly #cache = new Map<string, Promise<FileIndex | undefined>>();
+  readonly #summaries = new Map<string, Summary | null>();
 
   constructor(o: PlaybackOptions) {
     this.#o = o;
@@ -199,12 +211,24 @@ export class Playback {
     return p;
   }
 
+  async #summary(src: Source): Promise<Summary | undefined> {
+    let s = this.#summaries.get(src.key);
+    if (s === undefined) {
+      const ix = await this.#index(src);
+      s = ix && ix.frags.length > 0 ? { wall: ix.wall, first: (ix.frags[0] as Frag).time, end: ix.end } : null;
+      this.#summaries.set(src.key, s);
+      while (this.#summaries.size > CACHE_SUMMARIES)
+        this.#summaries.delete(this.#summaries.keys().next().value as string);
+    }
+    return s ?? undefined;
+  }
+
   /** The path's files on the clock, oldest first (unreadable or empty files left out). */
   async #placed(path: string): Promise<Placed[]> {
     const out: Placed[] = [];
     for (const src of await this.#sources(path)) {
-      const ix = await this.#index(src);
-      if (!ix || ix.frags.length === 0) continue;
+      const ix = await this.#summary(src);
+      if (!ix) continue;
       let at = ix.wall;
       if (at === undefined) {
         // A file from before prft: its run's start (the name) plus the files of the run before it.
@@ -220,7 +244,7 @@ export class Playback {
   async list(path: string, start?: number, end?: number): Promise<Span[]> {
     const spans: { from: number; to: number }[] = [];
     for (const p of await this.#placed(path)) {
-      const from = p.at + (p.ix.frags[0] as Frag).time;
+      const from = p.at + p.ix.first;
       const to = p.at + p.ix.end;
       const last = spans.at(-1);
       if (last && from - last.to <= JOIN_S && from >= last.from) last.to = Math.max(last.to, to);
@@ -248,7 +272,12 @@ export class Playback {
    */
   async plan(path: string, start: number, duration: number): Promise<Plan | undefined> {
     const end = start + duration;
-    const files = (await this.#placed(path)).filter((p) => p.at + p.ix.end > start && p.at + p.ix.frags[0]!.time < end);
+    const files: { src: Source; ix: FileIndex; at: number }[] = [];
+    for (const p of await this.#placed(path)) {
+      if (p.at + p.ix.end <= start || p.at + p.ix.first >= end) continue;
+      const ix = await this.#index(p.src);
+      if (ix && ix.frags.length > 0) files.push({ src: p.src, ix, at: p.at });
+    }
     let first: { file: number; frag: number } | undefined;
     const covering = files[0];
     if (covering && covering.at + covering.ix.frags[0]!.time <= start) {
@@ -267,7 +296,7 @@ export class Playback {
       }
     }
     if (!first) return undefined;
-    const head = files[first.file] as Placed;
+    const head = files[first.file]!;
     const t0 = head.at + (head.ix.frags[first.frag] as Frag).time;
     const frags: PlanFrag[] = [];
     let seq = 1;
