@@ -13,6 +13,7 @@ import { Abr } from "./abr/abr.ts";
 import { MediaAuth } from "./auth/auth.ts";
 import { Hub } from "./hub.ts";
 import { Outputs } from "./outputs.ts";
+import { Playback } from "./playback.ts";
 import { Pulls } from "./pulls.ts";
 import { Recordings } from "./recordings.ts";
 import { Restreams } from "./restreams.ts";
@@ -166,6 +167,7 @@ export class MediaServer {
           dashEntry: (path) => (m.abr.ladderFor(path).length > 0 ? "master.mpd" : "index.mpd"),
         },
         webrtc: m.webrtc,
+        playback: new Playback({ dir: m.recordings.dir, cas: x.cas }),
         flv: {
           hub: m.hub,
           graceMs: endGraceMs,

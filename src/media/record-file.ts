@@ -11,6 +11,11 @@
  *
  * Fragments carry the stream's decode times (tfdt); each file rebases them so it starts at 0, as ffmpeg's
  * `-reset_timestamps 1` did: one offset in seconds for all tracks keeps audio and video in sync.
+ *
+ * Each file also says when it was recorded: a `prft` box (ISO/IEC 14496-12 ProducerReferenceTimeBox) between
+ * the init segment and the first fragment gives the wall-clock time (NTP format) of the file's media time 0.
+ * Within one run of the muxer (until a codec change restarts its timeline) the times come from one anchor plus
+ * the media time, so consecutive files join exactly; playback (playback.ts) places files on the clock with it.
  */
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -66,6 +71,8 @@ export class RecordFiles implements MuxerSink {
   readonly #failed = new WeakSet<OpenFile>();
   #queued = 0;
   #pausedUntil = 0;
+  /** Wall-clock time (s) at media time `base` (s): set when the muxer's timeline (re)starts. */
+  #anchor: { wall: number; base: number } | undefined;
   /** Files opened and not yet finished (the recording leaves them alone). */
   readonly busy = new Set<string>();
 
@@ -83,6 +90,8 @@ export class RecordFiles implements MuxerSink {
 
   restart(): void {
     this.#closeFile();
+    // The muxer's media time starts again at 0: the next file takes a new wall-clock anchor.
+    this.#anchor = undefined;
   }
 
   skipped(): void {}
@@ -131,7 +140,9 @@ export class RecordFiles implements MuxerSink {
     const handle = open(path, "wx+");
     // A failed open surfaces through the first write; avoid an unhandled rejection before that.
     handle.catch(() => {});
-    const initBytes = (this.#init as Buffer).length;
+    this.#anchor ??= { wall: Date.now() / 1000, base };
+    const prft = producerTime(this.#main?.id ?? 1, this.#anchor.wall + (base - this.#anchor.base));
+    const initBytes = (this.#init as Buffer).length + prft.length;
     const file: OpenFile = {
       name,
       path,
@@ -145,7 +156,7 @@ export class RecordFiles implements MuxerSink {
     };
     this.#file = file;
     this.busy.add(name);
-    this.#write(file, this.#init as Buffer);
+    this.#write(file, this.#init as Buffer, prft);
     return file;
   }
 
@@ -233,6 +244,35 @@ async function patchDuration(fh: FileHandle, moovAt: number, ms: number): Promis
   const b = Buffer.alloc(4);
   b.writeUInt32BE(ms >>> 0);
   await fh.write(b, 0, 4, moovAt + 32);
+}
+
+/** Seconds from the NTP epoch (1900) to the Unix epoch. */
+export const NTP_UNIX_S = 2_208_988_800;
+
+/** A version 1 `prft`: track `trackId`'s media time 0 is `wallS` (Unix seconds, fractional). */
+export function producerTime(trackId: number, wallS: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeUInt32BE(32, 0);
+  b.write("prft", 4, "latin1");
+  b.writeUInt32BE(0x01000000, 8); // version 1, flags 0
+  b.writeUInt32BE(trackId, 12);
+  const ntp = wallS + NTP_UNIX_S;
+  const secs = Math.floor(ntp);
+  b.writeUInt32BE(secs >>> 0, 16);
+  b.writeUInt32BE(Math.min(0xffffffff, Math.round((ntp - secs) * 2 ** 32)) >>> 0, 20);
+  b.writeBigUInt64BE(0n, 24); // media_time 0
+  return b;
+}
+
+/** The Unix time (s) of a `prft` payload (after the box header), or undefined for another layout. */
+export function readProducerTime(payload: Buffer): number | undefined {
+  if (payload.length < 20) return undefined;
+  const version = payload[0];
+  const secs = payload.readUInt32BE(8);
+  const frac = payload.readUInt32BE(12);
+  const media = version === 1 ? Number(payload.readBigUInt64BE(16)) : payload.readUInt32BE(16);
+  if (media !== 0 || secs === 0) return undefined;
+  return secs + frac / 2 ** 32 - NTP_UNIX_S;
 }
 
 /** Subtract `by` from track `trackId`'s tfdt in `moof` (in place: the recorder owns its muxer's buffers). */

@@ -352,9 +352,12 @@ async function record(
 export class Recordings {
   readonly #byPath = new Map<string, Recording>();
   readonly #o: RecordOptions;
+  /** Where every path's recordings go (`<dir>/<path>/`; playback.ts reads them there). */
+  readonly dir: string;
 
   constructor(o: RecordOptions) {
     this.#o = o;
+    this.dir = o.dir;
   }
 
   start(path: string): RecordingStatus {

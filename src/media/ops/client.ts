@@ -10,7 +10,8 @@ export const NOT_RUNNING =
 
 export const encodePath = (p: string): string => p.split("/").map(encodeURIComponent).join("/");
 
-async function send(ctx: OpContext, method: string, path: string, body?: unknown): Promise<Response> {
+/** One raw request to the media service's HTTP listener, with the control token (callers read the body). */
+export async function send(ctx: OpContext, method: string, path: string, body?: unknown): Promise<Response> {
   const token = readControlToken(ctx.config, ctx.paths);
   return fetch(mediaService.baseUrl(ctx.config) + path, {
     method,

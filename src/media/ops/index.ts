@@ -6,6 +6,7 @@ import { encodePath, mediaRequest } from "./client.ts";
 import { keyOps } from "./keys.ts";
 import { streamStart, streamStop } from "./pull.ts";
 import { recordStart, recordStop } from "./record.ts";
+import { recordingsGet, recordingsList } from "./recordings.ts";
 import { restreamAdd, restreamList, restreamRemove } from "./restream.ts";
 
 const line = (s: StreamStatus) =>
@@ -68,6 +69,8 @@ export const mediaOps: OpDef<any, any>[] = [
   streamStop,
   recordStart,
   recordStop,
+  recordingsList,
+  recordingsGet,
   restreamAdd,
   restreamRemove,
   restreamList,

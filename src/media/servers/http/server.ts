@@ -1,7 +1,8 @@
 /**
  * The media HTTP server, on the kit's listener (never-throwing target parsing, timeouts, connection caps, an
  * error boundary per request): WHIP/WHEP, the service endpoints and /api, player pages, then
- * `/<stream path>/<file>` for HLS, LL-HLS and DASH, and `/<stream path>.flv` for HTTP-FLV.
+ * `/<stream path>/<file>` for HLS, LL-HLS and DASH, and `/<stream path>.flv` for HTTP-FLV. Recordings play back
+ * under `/_ami/playback/` (playback.ts: MediaMTX's list/get, and HLS VOD).
  *
  * CORS is decided here, once per route, before dispatch: what players read (playlists, segments, pages,
  * WHIP/WHEP) is `public`; /api and the service endpoints send no CORS header at all (they need the token and
@@ -9,6 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError } from "../../../core/errors.ts";
+import { bearerMatches } from "../../../core/http/bearer.ts";
 import { type CorsPolicy, corsHeaders } from "../../../core/http/cors.ts";
 import { sendError } from "../../../core/http/reply.ts";
 import { createHttpListener, type HttpListener, type ListenerStats } from "../../../core/http/server.ts";
@@ -18,12 +20,14 @@ import type { MasterSource, RenditionsSource } from "../../abr/master.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import { readAllowed, webrtcAllowed } from "../../auth/http.ts";
 import type { Outputs } from "../../outputs.ts";
+import type { Playback } from "../../playback.ts";
 import { type WebSource, webRoute } from "../../web/routes.ts";
 import { WEBRTC_EXPOSE, type WebRtcServer } from "../webrtc/server.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
 import { apiAllowed, CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
 import { type FlvOptions, serveFlv } from "./flv.ts";
 import { serveStreamFile, TIME_PATH } from "./hls.ts";
+import { PLAYBACK_PREFIX, servePlayback } from "./playback.ts";
 import { reply } from "./reply.ts";
 import { decodePath } from "./target-path.ts";
 
@@ -46,6 +50,8 @@ export interface HttpServerOptions {
   flv?: FlvOptions;
   /** WHIP/WHEP (`/<path>/whip`, `/<path>/whep` and their sessions); none: WebRTC is off. */
   webrtc?: WebRtcServer;
+  /** Recordings (`/_ami/playback/list|get|index.m3u8`); none: not served. */
+  playback?: Playback;
 }
 
 type Area = "webrtc" | "api" | "service" | "public";
@@ -80,7 +86,8 @@ export class MediaHttpServer {
     const p = t.pathname;
     if (this.#o.webrtc?.handles(t)) return "webrtc";
     if (p === "/api" || p.startsWith("/api/")) return "api";
-    if (SERVICE.has(p) || (p.startsWith("/_ami/") && !p.startsWith(PLAYER_ASSETS) && p !== TIME_PATH)) return "service";
+    const publicAmi = p.startsWith(PLAYER_ASSETS) || p.startsWith(PLAYBACK_PREFIX) || p === TIME_PATH;
+    if (SERVICE.has(p) || (p.startsWith("/_ami/") && !publicAmi)) return "service";
     return "public";
   }
 
@@ -125,6 +132,16 @@ export class MediaHttpServer {
     // DASH players sync their clock here (UTCTiming http-iso): the time as ISO 8601 text.
     if (t.pathname === TIME_PATH)
       return reply(res, { status: 200, type: "text/plain", body: Buffer.from(new Date().toISOString()) });
+    if (o.playback && t.pathname.startsWith(PLAYBACK_PREFIX)) {
+      const playback = o.playback;
+      // The control token (the ops' bearer) reads any recording; everyone else as the path's live reads.
+      const token = o.control.token;
+      const allowed = async (path: string) =>
+        (!!token && bearerMatches(req.headers.authorization, token)) ||
+        !o.auth ||
+        readAllowed(req, res, t, path, o.auth, "playback");
+      return servePlayback(req, res, t, { playback, allowed, log: o.log });
+    }
     if (o.web && (await webRoute(req, res, t, o.web))) return;
     const parts = t.pathname.split("/").filter(Boolean);
     const file = parts.pop() ?? "";

@@ -1,0 +1,158 @@
+/**
+ * Recordings over HTTP, MediaMTX's playback API under `/_ami/playback/` on the media listener (a MediaMTX client
+ * takes `http://<host>:<httpPort>/_ami/playback` as its playback base URL):
+ *   GET /_ami/playback/list?path=P[&start=T&end=T]          -> [{start, duration, url}] contiguous spans (JSON)
+ *   GET /_ami/playback/get?path=P&start=T&duration=S[&format=fmp4] -> one fragmented MP4 of that range (streamed)
+ *   GET /_ami/playback/index.m3u8?path=P&start=T&duration=S  -> HLS VOD of the range (EXT-X-PLAYLIST-TYPE:VOD, ENDLIST)
+ *       whose init.mp4 and segment.m4s?…&n=N are slices of the same fMP4 (one timeline, one init)
+ * T is RFC 3339, S seconds. Bad parameters are a 400, an unknown path or a range with nothing recorded a 404.
+ * Reads are allowed as the path's live reads are (media.paths read rule, signed URLs, the auth hook: a signed
+ * path's recordings need its `exp`/`sig`, carried into the playlist's and list's URLs), or with the media
+ * service's control token as a bearer (what the `stream recordings` ops send). Bytes are streamed from the
+ * recorded files (or the store), never loaded whole.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { AmiError } from "../../../core/errors.ts";
+import type { Target } from "../../../core/http/target.ts";
+import type { Logger } from "../../../core/logger.ts";
+import {
+  checkPath,
+  fragmentBytes,
+  hlsPlaylist,
+  hlsSegments,
+  iso,
+  type Plan,
+  type Playback,
+  parseDuration,
+  parseTime,
+  planBytes,
+} from "../../playback.ts";
+import { json, reply } from "./reply.ts";
+
+export const PLAYBACK_PREFIX = "/_ami/playback/";
+
+/** Query parameters a reader's authorization travels in (signed URLs, the auth hook's key). */
+const AUTH_PARAMS = ["exp", "sig", "key"] as const;
+
+export interface PlaybackRoute {
+  playback: Playback;
+  /** True when the request may read `path`; otherwise the refusal has been sent. */
+  allowed(path: string): Promise<boolean>;
+  log: Logger;
+}
+
+export async function servePlayback(
+  req: IncomingMessage,
+  res: ServerResponse,
+  t: Target,
+  r: PlaybackRoute,
+): Promise<void> {
+  const what = t.pathname.slice(PLAYBACK_PREFIX.length);
+  const q = t.searchParams;
+  if (!["list", "get", "index.m3u8", "init.mp4", "segment.m4s"].includes(what))
+    throw new AmiError("M_NOT_FOUND", `no playback endpoint '${what}' (list, get, index.m3u8)`);
+  const path = checkPath(q.get("path"));
+  const carry = new URLSearchParams();
+  for (const k of AUTH_PARAMS) {
+    const v = q.get(k);
+    if (v !== null) carry.set(k, v);
+  }
+
+  if (what === "list") {
+    const start = q.has("start") ? parseTime("start", q.get("start")) : undefined;
+    const end = q.has("end") ? parseTime("end", q.get("end")) : undefined;
+    if (start !== undefined && end !== undefined && end <= start) throw bad("'end' must be after 'start'");
+    if (!(await r.allowed(path))) return;
+    if (!(await r.playback.has(path))) throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}'`);
+    const spans = await r.playback.list(path, start, end);
+    if (spans.length === 0) throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}' in that range`);
+    const base = `http://${req.headers.host ?? "localhost"}${PLAYBACK_PREFIX}get`;
+    return reply(
+      res,
+      json(
+        200,
+        spans.map((s) => {
+          const u = new URLSearchParams({ path, start: s.start, duration: String(s.duration) });
+          for (const [k, v] of carry) u.set(k, v);
+          return { ...s, url: `${base}?${u}` };
+        }),
+      ),
+    );
+  }
+
+  const start = parseTime("start", q.get("start"));
+  const duration = parseDuration(q.get("duration"));
+  const format = q.get("format") ?? "fmp4";
+  if (format !== "fmp4")
+    throw bad(
+      format === "mp4"
+        ? "format=mp4 (a progressive MP4) is not served: use format=fmp4 (the default; any MP4 player reads it)"
+        : `unknown format '${format}' (fmp4)`,
+    );
+  let n = 0;
+  if (what === "segment.m4s") {
+    const v = q.get("n") ?? "";
+    if (!/^\d{1,6}$/.test(v)) throw bad("'n' (the segment number) is required");
+    n = Number(v);
+  }
+  if (!(await r.allowed(path))) return;
+  if (!(await r.playback.has(path))) throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}'`);
+  const plan = await r.playback.plan(path, start, duration);
+  if (!plan || plan.frags.length === 0)
+    throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}' from ${iso(start)} for ${duration} s`);
+
+  if (what === "index.m3u8") {
+    const base = new URLSearchParams({ path, start: q.get("start") as string, duration: q.get("duration") as string });
+    for (const [k, v] of carry) base.set(k, v);
+    const text = hlsPlaylist(plan, (kind, i) => (kind === "init" ? `init.mp4?${base}` : `segment.m4s?${base}&n=${i}`));
+    return reply(res, { status: 200, type: "application/vnd.apple.mpegurl", body: Buffer.from(text) });
+  }
+  if (what === "init.mp4") return reply(res, { status: 200, type: "video/mp4", body: plan.init });
+  if (what === "segment.m4s") {
+    const seg = hlsSegments(plan)[n];
+    if (!seg) throw new AmiError("M_NOT_FOUND", `no segment ${n} in that range`);
+    const frags = plan.frags.slice(seg.from, seg.to);
+    return send(
+      req,
+      res,
+      r.log,
+      "video/iso.segment",
+      frags.reduce((a, f) => a + f.size, 0),
+      fragmentBytes(frags),
+    );
+  }
+  // get
+  res.setHeader("content-disposition", `inline; filename="${fileName(path, plan)}"`);
+  return send(req, res, r.log, "video/mp4", plan.bytes, planBytes(plan));
+}
+
+const bad = (msg: string) => new AmiError("AMI_INVALID_INPUT", msg);
+
+const fileName = (path: string, plan: Plan) =>
+  `${path.replace(/\//g, "_")}_${iso(plan.start).replace(/[:.]/g, "-")}.mp4`;
+
+/** Stream `body` (exactly `length` bytes) with backpressure; a reader that goes away stops the file reads. */
+async function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  log: Logger,
+  type: string,
+  length: number,
+  body: AsyncGenerator<Buffer>,
+): Promise<void> {
+  res.writeHead(200, { "content-type": type, "content-length": length, "cache-control": "no-store" });
+  if (req.method === "HEAD") {
+    await body.return(undefined);
+    res.end();
+    return;
+  }
+  try {
+    await pipeline(Readable.from(body, { objectMode: false }), res);
+  } catch (e) {
+    // The reader left, or a file went away under the read (retention): the response is cut short.
+    log.debug("playback: response ended early", { error: (e as Error).message });
+    res.destroy();
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * Playback of recordings: a real ffmpeg publish (testsrc2 + sine, H.264 + AAC over RTMP, a keyframe a second) is
+ * recorded in 2-second files that go into the content-addressed store; `/_ami/playback/list` shows one span, and a
+ * range that crosses file boundaries, fetched over HTTP (`get`) and with the `stream recordings get` op, is one MP4
+ * that ffprobe measures at the asked duration (within a GOP) and ffmpeg decodes without an error; its HLS VOD
+ * playlist plays in ffmpeg. Bad parameters are a 400, nothing recorded a 404, and a signed path's recordings are
+ * refused without its signature (401), with a wrong one (403), and served with it or the control token.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { after, before, test } from "node:test";
+import { testParams } from "../../src/cas/conformance.ts";
+import { FsCasStore } from "../../src/cas/fs-backend.ts";
+import { configSchema } from "../../src/config.ts";
+import { makeContext } from "../../src/control/context.ts";
+import { silentLogger } from "../../src/core/logger.ts";
+import type { OpContext } from "../../src/core/ops.ts";
+import { MediaServer } from "../../src/media/media-server.ts";
+import { recordingsGet, recordingsList } from "../../src/media/ops/recordings.ts";
+import { ffprobe, publish, runTool, until } from "./helpers/media-tools.ts";
+
+const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
+const opts = { skip: hasFfmpeg ? false : "ffmpeg is not installed" };
+const dir = mkdtempSync(join(tmpdir(), "ami-media-playback-"));
+const TOKEN = "playback-test-control-token";
+/** The publisher's GOP (ffmpeg -g 25 at 25 fps). */
+const GOP_S = 1;
+let m: MediaServer;
+let ctx: OpContext;
+let base: string;
+
+before(async () => {
+  if (!hasFfmpeg) return;
+  const cas = new FsCasStore({ root: join(dir, "cas"), params: testParams });
+  const media = {
+    rtmpPort: 0,
+    httpPort: 0,
+    srtPort: 0,
+    endGraceSeconds: 0,
+    recordSegmentSeconds: 2,
+    recordPath: join(dir, "rec"),
+    paths: { "private/*": { publish: "any", read: "signed" } },
+  };
+  const dataDir = join(dir, "data");
+  m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { cas, dataDir, apiToken: TOKEN });
+  base = `${m.httpUrl}/_ami/playback`;
+  const config = configSchema.parse({
+    home: dir,
+    control: { token: TOKEN },
+    media: { httpPort: Number(new URL(m.httpUrl).port) },
+  });
+  ctx = makeContext({ config, configPath: undefined, log: silentLogger });
+});
+
+after(async () => {
+  await m?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const seconds = (iso: string) => Date.parse(iso) / 1000;
+const rfc = (s: number) => new Date(Math.round(s * 1000)).toISOString();
+
+/** ffmpeg decodes all of `url` to nothing: exit code and what it reported. */
+async function decode(url: string): Promise<{ code: number | null; err: string }> {
+  const r = await runTool("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-i", url, "-f", "null", "-"]);
+  return { code: r.code, err: r.err.trim() };
+}
+
+async function fetchTo(url: string, file: string, init?: RequestInit): Promise<Response> {
+  const res = await fetch(url, init);
+  assert.equal(res.status, 200, `${url}: ${res.status} ${res.ok ? "" : await res.text()}`);
+  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
+  return res;
+}
+
+let span: { start: string; duration: number; url: string };
+
+test("a recorded publish is listed as one span across its files", opts, async () => {
+  m.recordings.start("live/pb");
+  m.recordings.start("private/pb");
+  const pubs = [publish(`${m.rtmpUrl}/live/pb`, 8), publish(`${m.rtmpUrl}/private/pb`, 4)];
+  await Promise.all(pubs.map((p) => p.exit));
+  await until("both recordings to finish their files", async () =>
+    ["live/pb", "private/pb"].every((p) => m.recordings.get(p)?.state === "waiting"),
+  );
+  const files = m.recordings.get("live/pb")!;
+  assert.ok(files.files >= 3, `${files.files} recorded files`);
+  assert.ok(files.stored >= 1, "some files are read back from the content-addressed store");
+
+  const res = await fetch(`${base}/list?path=live/pb`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("access-control-allow-origin"), "*", "players on other origins may read it");
+  const spans = (await res.json()) as (typeof span)[];
+  assert.equal(spans.length, 1, JSON.stringify(spans));
+  span = spans[0]!;
+  assert.ok(Math.abs(span.duration - 8) <= 1.5, `span of ${span.duration} s for an 8 s publish`);
+  assert.ok(Math.abs(seconds(span.start) - (Date.now() / 1000 - span.duration)) < 30, `starts ${span.start}`);
+  assert.match(span.url, /\/_ami\/playback\/get\?path=live%2Fpb&start=/);
+
+  // A window clips the span; the op lists the same.
+  const from = seconds(span.start) + 2;
+  const clipped = (await (await fetch(`${base}/list?path=live/pb&start=${rfc(from)}&end=${rfc(from + 3)}`)).json()) as {
+    duration: number;
+  }[];
+  assert.equal(clipped.length, 1);
+  assert.ok(Math.abs(clipped[0]!.duration - 3) < 0.01, `clipped to ${clipped[0]!.duration} s`);
+  const listed = await recordingsList.run(recordingsList.input.parse({ path: "live/pb" }), ctx);
+  assert.deepEqual(
+    listed.spans.map((s) => s.start),
+    [span.start],
+  );
+});
+
+test("a range across file boundaries plays as one MP4 over HTTP and from the op", opts, async () => {
+  const start = rfc(seconds(span.start) + 1.5);
+  const duration = 4;
+  const url = `${base}/get?path=live/pb&start=${start}&duration=${duration}`;
+  const file = join(dir, "range.mp4");
+  const res = await fetchTo(url, file);
+  assert.equal(res.headers.get("content-type"), "video/mp4");
+  const viaOp = join(dir, "range-op.mp4");
+  const got = await recordingsGet.run(recordingsGet.input.parse({ path: "live/pb", start, duration, out: viaOp }), ctx);
+  assert.equal(got.bytes, Number(res.headers.get("content-length")));
+
+  for (const f of [file, viaOp]) {
+    const p = await ffprobe(f, "format=duration:stream=codec_name,codec_type,start_time");
+    assert.deepEqual(p.streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort(), ["audio:aac", "video:h264"]);
+    const d = Number(p.format.duration);
+    // From the keyframe at or before the start (less than a GOP early) to the end.
+    assert.ok(d >= duration - 0.1 && d <= duration + GOP_S + 0.1, `${f}: ${d} s for a ${duration} s range`);
+    const starts = (p.streams as unknown as { start_time: string }[]).map((s) => Number(s.start_time));
+    assert.ok(
+      starts.every((s) => s < 0.1),
+      `timestamps start at 0: ${starts}`,
+    );
+    const dec = await decode(f);
+    assert.equal(dec.code, 0, dec.err);
+    assert.equal(dec.err, "", `ffmpeg decodes ${f} without an error`);
+  }
+});
+
+test("the HLS VOD playlist of a range plays in ffmpeg", opts, async () => {
+  const start = rfc(seconds(span.start) + 0.5);
+  const url = `${base}/index.m3u8?path=live/pb&start=${encodeURIComponent(start)}&duration=6`;
+  const text = await (await fetch(url)).text();
+  assert.match(text, /#EXT-X-PLAYLIST-TYPE:VOD/);
+  assert.match(text, /#EXT-X-ENDLIST/);
+  assert.match(text, /#EXT-X-MAP:URI="init\.mp4\?/);
+  const segs = text.match(/^segment\.m4s\?.*$/gm) ?? [];
+  assert.ok(segs.length >= 2, text);
+  const p = await ffprobe(url);
+  const d = Number(p.format.duration);
+  assert.ok(d >= 6 - 0.1 && d <= 6 + GOP_S + 0.1, `HLS: ${d} s for a 6 s range`);
+  const dec = await decode(url);
+  assert.equal(dec.code, 0, dec.err);
+  assert.equal(dec.err, "", "ffmpeg plays the VOD playlist without an error");
+});
+
+test("bad parameters are a 400, nothing recorded a 404", opts, async () => {
+  const start = encodeURIComponent(span.start);
+  const cases: [string, number, RegExp][] = [
+    ["get?path=live/pb&duration=4", 400, /'start' is required/],
+    ["get?path=live/pb&start=yesterday&duration=4", 400, /RFC 3339/],
+    [`get?path=live/pb&start=${start}&duration=-1`, 400, /positive number/],
+    [`get?path=live/pb&start=${start}&duration=abc`, 400, /positive number/],
+    [`get?path=live/pb&start=${start}`, 400, /'duration' is required/],
+    [`get?path=live/pb&start=${start}&duration=999999`, 400, /at most/],
+    [`get?path=live/pb&start=${start}&duration=4&format=mp4`, 400, /fmp4/],
+    [`get?path=../etc&start=${start}&duration=4`, 400, /invalid stream path/],
+    [`get?start=${start}&duration=4`, 400, /'path' is required/],
+    [`get?path=%ff%fe&start=${start}&duration=4`, 400, /invalid stream path/],
+    [`get?path=live/pb&start=${start}%00&duration=4`, 400, /RFC 3339/],
+    [`list?path=live/pb&start=${start}&end=${start}`, 400, /after/],
+    [`segment.m4s?path=live/pb&start=${start}&duration=4`, 400, /'n'/],
+    [`get?path=live/none&start=${start}&duration=4`, 404, /nothing recorded/],
+    [`get?path=live/pb&start=2020-01-01T00:00:00Z&duration=60`, 404, /nothing recorded/],
+    [`list?path=live/none`, 404, /nothing recorded/],
+    [`segment.m4s?path=live/pb&start=${start}&duration=4&n=99`, 404, /no segment/],
+    [`nope?path=live/pb`, 404, /no playback endpoint/],
+  ];
+  for (const [q, status, error] of cases) {
+    const res = await fetch(`${base}/${q}`);
+    const body = (await res.json()) as { error: string };
+    assert.equal(res.status, status, `${q}: ${body.error}`);
+    assert.match(body.error, error, q);
+  }
+  // A reader that goes away mid-answer (and one that never reads) costs nothing lasting: still serving.
+  const ac = new AbortController();
+  const res = await fetch(`${base}/get?path=live/pb&start=${start}&duration=8`, { signal: ac.signal });
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  await reader.read();
+  ac.abort();
+  await reader.read().catch(() => {});
+  const stalled = await fetch(`${base}/get?path=live/pb&start=${start}&duration=8`);
+  assert.equal(stalled.status, 200);
+  assert.equal((await fetch(`${base}/list?path=live/pb`)).status, 200);
+  await stalled.body?.cancel();
+});
+
+test("a signed path's recordings need its signature (or the control token)", opts, async () => {
+  const listed = (await recordingsList.run(recordingsList.input.parse({ path: "private/pb" }), ctx)).spans;
+  assert.equal(listed.length, 1, "the op (control token) lists it");
+  const start = encodeURIComponent(listed[0]!.start);
+  const q = `path=private/pb&start=${start}&duration=2`;
+  for (const what of ["list?path=private/pb", `get?${q}`, `index.m3u8?${q}`, `init.mp4?${q}`]) {
+    const none = await fetch(`${base}/${what}`);
+    assert.equal(none.status, 401, `${what} without a signature`);
+    const wrong = await fetch(`${base}/${what}&exp=9999999999&sig=forged`);
+    assert.equal(wrong.status, 403, `${what} with a forged signature`);
+    const other = await fetch(`${base}/${what}`, { headers: { authorization: "Bearer not-the-token" } });
+    assert.equal(other.status, 401, `${what} with another bearer`);
+  }
+  const sig = m.auth.signer.query("private/pb", Math.floor(Date.now() / 1000) + 600);
+  const file = join(dir, "private.mp4");
+  await fetchTo(`${base}/get?${q}&${sig}`, file);
+  const dec = await decode(file);
+  assert.equal(dec.code, 0, dec.err);
+  // The signed playlist's init and segment URLs carry the signature, so a player gets them too.
+  const hls = `${base}/index.m3u8?${q}&${sig}`;
+  assert.match(await (await fetch(hls)).text(), /segment\.m4s\?.*&sig=/);
+  assert.equal((await decode(hls)).code, 0);
+  const listSigned = (await (await fetch(`${base}/list?path=private/pb&${sig}`)).json()) as { url: string }[];
+  assert.equal((await fetch(listSigned[0]!.url)).status, 200, "the listed URL carries the signature");
+  const viaToken = await fetch(`${base}/get?${q}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(viaToken.status, 200);
+  await viaToken.body?.cancel();
+});
