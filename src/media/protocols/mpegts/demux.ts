@@ -318,7 +318,7 @@ export class TsDemuxer {
       }
     }
     if (!es.config || nals.length === 0) return; // nothing decodable before the parameter sets
-    this.#onFrame(avcNaluFrame(ms, nals, key, this.#ms(pts) - ms));
+    this.#onFrame(avcNaluFrame(ms, nals, key, Math.round((pts - dts) / 90)));
   }
 
   #h265(es: Es, data: Buffer, pts: number, dts: number): void {
@@ -353,7 +353,7 @@ export class TsDemuxer {
       n.copy(body, p + 4);
       p += 4 + n.length;
     }
-    const tag = exVideoTag(VIDEO_PACKET.CodedFrames, FOURCC_HEVC, key, body, this.#ms(pts) - ms);
+    const tag = exVideoTag(VIDEO_PACKET.CodedFrames, FOURCC_HEVC, key, body, Math.round((pts - dts) / 90));
     this.#onFrame(videoFrame(ms, tag));
   }
 
