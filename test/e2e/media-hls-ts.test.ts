@@ -1,8 +1,9 @@
 /**
  * The MPEG-TS HLS variant (`/<path>/ts.m3u8`) for legacy players: ffmpeg publishes H.264 + AAC over RTMP, then
  * ffprobe finds h264 + aac in it, and ffmpeg, GStreamer's playbin and VLC (as nobody) each play it for ~12 s at
- * once without errors. The variant exists only once it is requested, and its segments are the fMP4 segments'
- * numbers.
+ * once without errors. The path is `read: signed`, so every player reads signed URLs, the signature carried into
+ * the playlist's segment URIs; unsigned and badly signed requests are refused like the fMP4 ones. The variant exists
+ * only once it is requested, and its segments are the fMP4 segments' numbers.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -12,13 +13,13 @@ import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { activeTsVariant } from "../../src/media/servers/http/hls-ts.ts";
-import { ffprobe, kinds, liveNow, publish, runTool, until } from "./helpers/media-tools.ts";
+import { ffprobe, kinds, publish, runTool, until } from "./helpers/media-tools.ts";
 
 const has = (cmd: string, ...args: string[]) => spawnSync(cmd, args).status === 0;
 // VLC refuses to run as root, even for --version: look it up on PATH instead.
 const ok = has("ffmpeg", "-version") && has("gst-launch-1.0", "--version") && has("sh", "-c", "command -v vlc");
 const opts = { skip: ok ? false : "ffmpeg, gst-launch-1.0 or cvlc is not installed" };
-const PATH = "live/ts";
+const PATH = "signed/ts";
 const PLAY_S = 12;
 let m: MediaServer;
 let pub: ReturnType<typeof publish> | undefined;
@@ -26,11 +27,21 @@ let pub: ReturnType<typeof publish> | undefined;
 before(async () => {
   if (!ok) return;
   m = await MediaServer.start(
-    configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0 } }).media,
+    configSchema.parse({
+      media: { rtmpPort: 0, httpPort: 0, srtPort: 0, paths: { "signed/*": { publish: "any", read: "signed" } } },
+    }).media,
     silentLogger,
   );
   pub = publish(`${m.rtmpUrl}/${PATH}`, 60);
-  await until("the stream to be live", () => liveNow(m.httpUrl, PATH), 30_000);
+  // Live: the (signed) fMP4 playlist lists a few segments.
+  await until(
+    "the stream to be live",
+    async () => {
+      const r = await fetch(`${m.httpUrl}/${PATH}/stream.m3u8?${sig()}`);
+      return r.ok && ((await r.text()).match(/#EXTINF/g)?.length ?? 0) >= 3;
+    },
+    30_000,
+  );
 });
 
 after(async () => {
@@ -39,7 +50,9 @@ after(async () => {
   await m?.close();
 });
 
-const url = () => `${m.httpUrl}/${PATH}/ts.m3u8`;
+/** exp + sig for the path, valid for an hour. */
+const sig = () => m.auth.signer.query(PATH, Math.floor(Date.now() / 1000) + 3600);
+const url = () => `${m.httpUrl}/${PATH}/ts.m3u8?${sig()}`;
 
 test("made on demand: no TS variant until requested; a version 3 playlist of the fMP4 segments", opts, async () => {
   const timeline = m.outputs.get(PATH)?.packager.timeline;
@@ -53,21 +66,26 @@ test("made on demand: no TS variant until requested; a version 3 playlist of the
   assert.doesNotMatch(text, /EXT-X-PART|EXT-X-MAP|PRELOAD-HINT/);
   assert.ok(activeTsVariant(timeline), "made by the request");
   // Same segment numbers as the fMP4 playlist.
-  const fmp4 = await (await fetch(`${m.httpUrl}/${PATH}/stream.m3u8`)).text();
+  const fmp4 = await (await fetch(`${m.httpUrl}/${PATH}/stream.m3u8?${sig()}`)).text();
   const seq = (t: string) => /#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(t)?.[1];
   const tsSeq = seq(text);
   assert.ok(tsSeq !== undefined && Math.abs(Number(tsSeq) - Number(seq(fmp4))) <= 1);
   const first = text.split("\n").find((l) => l && !l.startsWith("#")) as string;
-  assert.match(first, /^ts\d+\.ts$/);
+  assert.match(first, /^ts\d+\.ts\?exp=\d+&sig=/, "segment URIs carry the signature");
   const seg = await fetch(`${m.httpUrl}/${PATH}/${first}`);
   assert.equal(seg.status, 200);
   assert.equal(seg.headers.get("content-type"), "video/mp2t");
   const body = Buffer.from(await seg.arrayBuffer());
   assert.equal(body.length % 188, 0);
   assert.equal(body[0], 0x47);
+  // The same read check as the fMP4 files: no signature 401, a bad one 403.
+  const bare = `${m.httpUrl}/${PATH}/${first.split("?")[0]}`;
+  assert.equal((await fetch(bare)).status, 401);
+  assert.equal((await fetch(`${m.httpUrl}/${PATH}/ts.m3u8`)).status, 401);
+  assert.equal((await fetch(url().replace(/sig=[^&]+/, "sig=AAAA"))).status, 403);
   // Bad names and gone segments are plain 404s.
   for (const bad of ["ts99999999.ts", "ts-1.ts", "tsx.ts", "ts.m3u8x"])
-    assert.equal((await fetch(`${m.httpUrl}/${PATH}/${bad}`)).status, 404, bad);
+    assert.equal((await fetch(`${m.httpUrl}/${PATH}/${bad}?${sig()}`)).status, 404, bad);
   assert.equal((await fetch(`${m.httpUrl}/nope/ts.m3u8`)).status, 404);
 });
 
