@@ -168,6 +168,7 @@ export class MediaServer {
         },
         webrtc: m.webrtc,
         playback: new Playback({ dir: m.recordings.dir, cas: x.cas }),
+        mpegts: c.hlsMpegtsIdleSeconds > 0 ? { idleMs: c.hlsMpegtsIdleSeconds * 1000 } : undefined,
         flv: {
           hub: m.hub,
           graceMs: endGraceMs,

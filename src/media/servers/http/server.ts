@@ -1,8 +1,8 @@
 /**
  * The media HTTP server, on the kit's listener (never-throwing target parsing, timeouts, connection caps, an
  * error boundary per request): WHIP/WHEP, the service endpoints and /api, player pages, then
- * `/<stream path>/<file>` for HLS, LL-HLS and DASH, and `/<stream path>.flv` for HTTP-FLV. Recordings play back
- * under `/_ami/playback/` (playback.ts: MediaMTX's list/get, and HLS VOD).
+ * `/<stream path>/<file>` for HLS, LL-HLS, DASH and MPEG-TS HLS (`ts.m3u8`), and `/<stream path>.flv` for HTTP-FLV.
+ * Recordings play back under `/_ami/playback/` (playback.ts: MediaMTX's list/get, and HLS VOD).
  *
  * CORS is decided here, once per route, before dispatch: what players read (playlists, segments, pages,
  * WHIP/WHEP) is `public`; /api and the service endpoints send no CORS header at all (they need the token and
@@ -27,6 +27,7 @@ import { type ApiSource, apiRoute } from "./api.ts";
 import { apiAllowed, CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
 import { type FlvOptions, serveFlv } from "./flv.ts";
 import { serveStreamFile, TIME_PATH } from "./hls.ts";
+import { isTsFile, serveTsFile, type TsOptions } from "./hls-ts.ts";
 import { PLAYBACK_PREFIX, servePlayback } from "./playback.ts";
 import { reply } from "./reply.ts";
 import { decodePath } from "./target-path.ts";
@@ -52,6 +53,8 @@ export interface HttpServerOptions {
   webrtc?: WebRtcServer;
   /** Recordings (`/_ami/playback/list|get|index.m3u8`); none: not served. */
   playback?: Playback;
+  /** MPEG-TS HLS (`/<path>/ts.m3u8`, `/<path>/ts<N>.ts`); none: not served. */
+  mpegts?: TsOptions;
 }
 
 type Area = "webrtc" | "api" | "service" | "public";
@@ -149,6 +152,7 @@ export class MediaHttpServer {
     const out = o.outputs.get(path);
     if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
     if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
+    if (o.mpegts && isTsFile(file)) return serveTsFile(req, res, out, o.outputs, file, this.#listener.limits, o.mpegts);
     await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master, o.renditions);
   }
 
