@@ -22,6 +22,8 @@ const BLOCK = 24;
 const COLS = 8;
 const X0 = 96;
 const Y0 = 36;
+/** Where the bits are drawn (a browser-side reader, bench/media/whep-bframes.ts, reads them the same way). */
+export const LAYOUT = { W, H, BLOCK, COLS, X0, Y0 } as const;
 export const WARMUP_MS = 5000;
 export const MEASURE_MS = 15000;
 
@@ -150,13 +152,13 @@ export const figures = (r: ReturnType<typeof reader>, model: "player" | "decoded
   return { p50: percentile(l, 50), p95: percentile(l, 95), n: l.length, misread: r.misread() };
 };
 
-/** The no-server baseline: generator -> ffmpeg RTMP listen -> decode. */
-export async function baseline(): Promise<{ player: Figures; decoded: Figures }> {
+/** The no-server baseline: generator -> ffmpeg RTMP listen -> decode; `encoder`: more x264 options (e.g. -bf 3). */
+export async function baseline(encoder: string[] = []): Promise<{ player: Figures; decoded: Figures }> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const url = `rtmp://127.0.0.1:${port}/live/base`;
   const r = reader(["-listen", "1", "-f", "flv", "-i", url]);
   await sleep(500);
-  const g = generator(url);
+  const g = generator(url, [...encoder, "-f", "flv", "-flush_packets", "1", url]);
   await sleep(WARMUP_MS + MEASURE_MS);
   await g.stop();
   await r.dec.stop();

@@ -35,7 +35,7 @@ const UNDECODABLE: Record<number, string> = {
 
 /** The profile (profile_idc) of an AVC sequence header frame, or undefined when it is not one. */
 export function avcProfile(config: Frame | undefined): number | undefined {
-  if (!config || config.kind !== "video" || videoCodecId(config) !== CODEC_AVC) return undefined;
+  if (config?.kind !== "video" || videoCodecId(config) !== CODEC_AVC) return undefined;
   const rec = config.data.subarray(5);
   return rec[0] === 1 && rec.length > 1 ? (rec[1] as number) : undefined;
 }
