@@ -152,13 +152,13 @@ export const figures = (r: ReturnType<typeof reader>, model: "player" | "decoded
   return { p50: percentile(l, 50), p95: percentile(l, 95), n: l.length, misread: r.misread() };
 };
 
-/** The no-server baseline: generator -> ffmpeg RTMP listen -> decode; `encoder`: more x264 options (e.g. -bf 3). */
-export async function baseline(encoder: string[] = []): Promise<{ player: Figures; decoded: Figures }> {
+/** The no-server baseline: generator -> ffmpeg RTMP listen -> decode. */
+export async function baseline(): Promise<{ player: Figures; decoded: Figures }> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const url = `rtmp://127.0.0.1:${port}/live/base`;
   const r = reader(["-listen", "1", "-f", "flv", "-i", url]);
   await sleep(500);
-  const g = generator(url, [...encoder, "-f", "flv", "-flush_packets", "1", url]);
+  const g = generator(url);
   await sleep(WARMUP_MS + MEASURE_MS);
   await g.stop();
   await r.dec.stop();
