@@ -2,8 +2,8 @@
  * H.264 re-encoded for WebRTC viewers, only while some viewer of the path needs it (video-check.ts says why):
  * one ffmpeg per path, shared by its WHEP viewers, started by the first and stopped when the last one leaves.
  * The path's video goes to `ffmpeg -f flv -i pipe:0` with its hub timestamps kept (`-copyts`), libx264 ultrafast
- * zerolatency without B-frames in constrained baseline (what the WHEP answer's profile-level-id announces), a
- * keyframe every second (ffmpeg cannot be asked for one when a viewer's PLI comes, so the GOP is short), at the
+ * zerolatency without B-frames in constrained baseline (what the WHEP answer's profile-level-id announces), an
+ * IDR every second (ffmpeg cannot be asked for one when a viewer's PLI comes, so the GOP is short), at the
  * source's bitrate; its FLV output is demuxed into a private stream (not in the hub: no other output sees it)
  * that also gets the path's audio as it is, so a WHEP session reads it exactly like the path itself.
  *
@@ -17,6 +17,7 @@ import type { Frame } from "../../frame.ts";
 import { MediaStream, type Reader } from "../../hub.ts";
 import { FlvDemuxer } from "../flv/demux.ts";
 import { CODEC_AVC, flvHeader, flvTag, TAG_VIDEO, videoCodecId, videoFrame } from "../flv/tag.ts";
+import { avcCts } from "./avc-tags.ts";
 import type { VideoCheck } from "./video-check.ts";
 
 export interface ReencoderStatus {
@@ -35,6 +36,24 @@ export interface ReencoderStatus {
 const VIEWER_QUEUE = 256;
 const MIN_KBPS = 300;
 const DEFAULT_KBPS = 2500;
+
+/** Seconds between keyframes of the re-encoded video (ffmpeg cannot be asked for one when a viewer's PLI comes). */
+const GOP_S = 1;
+
+/**
+ * The source's bitrate: the server's figure, or for a path younger than that figure's window the rate of the
+ * cached GOP (the figure would undercount it) when that spans a useful time.
+ */
+function startBitrate(source: MediaStream, head: Frame[]): number {
+  let kbps = source.stats.figures().bitrateKbps;
+  const media = head.filter((f) => !f.config);
+  const span = media.length > 1 ? (media.at(-1) as Frame).dts - (media[0] as Frame).dts : 0;
+  if (Date.now() - source.publisher.since < 5000 && span >= 300) {
+    const bytes = media.reduce((n, f) => n + f.data.length, 0);
+    kbps = Math.max(kbps, Math.round((bytes * 8) / span));
+  }
+  return Math.max(MIN_KBPS, kbps || DEFAULT_KBPS);
+}
 
 export interface Lease {
   /** The viewer's reader on the re-encoded stream (starts at its next keyframe). */
@@ -106,11 +125,19 @@ export class VideoReencoder {
       { readerQueue: VIEWER_QUEUE, gopCache: 1 },
     );
     this.#out = out;
-    const fps = Math.round(source.stats.figures().fps) || 30;
-    const kbps = Math.max(MIN_KBPS, Math.round(source.stats.figures().bitrateKbps) || DEFAULT_KBPS);
+    // The encoder's input: the path from its cached GOP on (queued by addReader right here), video to ffmpeg,
+    // audio straight to the viewers.
+    const input = source.addReader("webrtc", "packager", { fromKeyframe: true });
+    this.#input = input;
+    const head: Frame[] = [];
+    for (let f = input.poll(); f; f = input.poll()) head.push(f);
+    const kbps = startBitrate(source, head);
     this.#bitrateKbps = kbps;
-    // The live edge: frames presented from here on reach viewers, starting with a forced IDR.
+    // The live edge: frames presented from here on reach viewers, starting with a forced IDR. ffmpeg's `t` in
+    // -force_key_frames counts from the first frame it encodes (the cached GOP's keyframe), even with -copyts.
     const liveMs = this.#check.lastPts ?? 0;
+    const first = head.find((f) => f.kind === "video" && !f.config && videoCodecId(f) === CODEC_AVC);
+    const liveT = first ? Math.max(0, (liveMs - (first.dts + avcCts(first.data))) / 1000) : 0;
     const args = [
       ...QUIET,
       // A small probe (the FLV header says video only; the sequence header comes first) and slice threads only:
@@ -118,19 +145,16 @@ export class VideoReencoder {
       ...["-probesize", "32", "-analyzeduration", "0", "-thread_type", "slice", "-f", "flv", "-i", "pipe:0"],
       ...["-copyts", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
       ...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"],
-      ...["-pix_fmt", "yuv420p", "-g", String(fps), "-keyint_min", String(fps), "-sc_threshold", "0"],
-      ...[
-        "-forced-idr",
-        "1",
-        "-force_key_frames",
-        `expr:gte(t,${liveMs / 1000})*not(gte(prev_forced_t,${liveMs / 1000}))`,
-      ],
+      // An IDR at the live edge, then one a second (by time: the source's frame rate may not be known yet);
+      // -g is only a safety net.
+      ...["-pix_fmt", "yuv420p", "-g", "600", "-sc_threshold", "0"],
+      ...["-forced-idr", "1", "-force_key_frames", `expr:gte(t,${liveT}+n_forced*${GOP_S})`],
       ...["-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`],
       ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
     ];
     const ff = runFfmpeg(this.#ffmpegPath, args);
     this.#ff = ff;
-    this.#log.info("webrtc re-encoder started", { pid: ff.proc.pid, kbps, fps });
+    this.#log.info("webrtc re-encoder started", { pid: ff.proc.pid, kbps });
     const demux = new FlvDemuxer();
     let live = false;
     ff.proc.stdout.on("data", (d: Buffer) => {
@@ -157,13 +181,10 @@ export class VideoReencoder {
       if (this.#ff !== ff) return;
       this.#fail(ff, lastLine(ff.stderr()) || `ffmpeg exited with ${code}`);
     });
-    // The encoder's input: the path from its cached GOP on, video to ffmpeg, audio straight to the viewers.
-    const input = source.addReader("webrtc", "packager", { fromKeyframe: true });
-    this.#input = input;
-    this.#pump(input, ff, out).catch((e) => this.#fail(ff, (e as Error).message));
+    this.#pump(input, head, ff, out).catch((e) => this.#fail(ff, (e as Error).message));
   }
 
-  async #pump(input: Reader, ff: FfmpegRun, out: MediaStream): Promise<void> {
+  async #pump(input: Reader, head: Frame[], ff: FfmpegRun, out: MediaStream): Promise<void> {
     const stdin = ff.proc.stdin;
     let ok = true;
     stdin.once("close", () => {
@@ -175,7 +196,7 @@ export class VideoReencoder {
     };
     await write(flvHeader(false, true));
     for (;;) {
-      const f: Frame | undefined = await input.next();
+      const f: Frame | undefined = head.shift() ?? (await input.next());
       if (!f || !ok || this.#ff !== ff) break;
       if (f.kind === "audio") out.write(f);
       else if (f.kind === "video" && videoCodecId(f) === CODEC_AVC)
