@@ -1,8 +1,9 @@
 /**
  * WebRTC from any encoder, in real Chromium: an H.264 stream with B-frames (libx264 with -bf 3, as ffmpeg and OBS
  * send by default) is re-encoded for WHEP viewers only (no B-frames, constrained baseline) and Chromium decodes it
- * at full rate (framesDecoded from getStats over 5 s); the re-encoder stops when the last viewer leaves. A stream
- * without B-frames is passed through untouched: `stream status` says so and no re-encoder runs.
+ * at full rate (framesDecoded from getStats over 6 s); the re-encoder stops when the last viewer leaves. A stream
+ * without B-frames is passed through untouched: `stream status` says so and no re-encoder runs. High 4:4:4 (which
+ * browsers do not decode) is re-encoded as well.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -47,13 +48,13 @@ after(async () => {
 });
 
 /** 640x360 30 fps testsrc2 + AAC over RTMP with `bf` B-frames (veryfast: libx264's B-frame defaults, less CPU). */
-function publish(path: string, bf: number): { proc: ChildProcess; exit: Promise<unknown> } {
+function publish(path: string, bf: number, pixFmt = "yuv420p"): { proc: ChildProcess; exit: Promise<unknown> } {
   const proc = spawn(
     "ffmpeg",
     [
       ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
       ...["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine", "-t", "40"],
-      ...["-c:v", "libx264", "-preset", "veryfast", "-bf", String(bf), "-g", "60", "-pix_fmt", "yuv420p"],
+      ...["-c:v", "libx264", "-preset", "veryfast", "-bf", String(bf), "-g", "60", "-pix_fmt", pixFmt],
       ...["-c:a", "aac", "-f", "flv", `${m.rtmpUrl}/${path}`],
     ],
     { stdio: ["ignore", "ignore", "inherit"] },
@@ -203,6 +204,25 @@ test("H.264 without B-frames is passed through to WHEP viewers untouched (no re-
     assert.equal(m.webrtc?.reencoders.get(stream), undefined);
     assert.equal(s?.readers.byProtocol.webrtc, 1, "the viewer reads the path itself");
     // It plays (its rate is not what this test is about: nothing of ours touches its frames).
+    assert.ok(fps >= 25, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
+  } finally {
+    await leave().catch(() => {});
+    pub.proc.kill("SIGKILL");
+    await pub.exit;
+  }
+});
+
+test("H.264 High 4:4:4 without B-frames is re-encoded too, and plays in Chromium", opts, async () => {
+  const pub = publish("live/444", 0, "yuv444p");
+  try {
+    await until("live/444 to go live", async () => m.hub.get("live/444")?.videoConfig !== undefined);
+    await playWhep("live/444");
+    const { fps } = await decodeRate(5000);
+    const s = status("live/444");
+    console.log(`High 4:4:4 source over WHEP: ${fps.toFixed(1)} fps decoded; ${JSON.stringify(s?.webrtc)}`);
+    assert.equal(s?.webrtc?.video, "reencode");
+    assert.match(s?.webrtc?.reason ?? "", /High 4:4:4/);
+    assert.equal(s?.webrtc?.reencoder?.running, true);
     assert.ok(fps >= 25, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
   } finally {
     await leave().catch(() => {});
