@@ -24,12 +24,13 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   cas: async () => (await import("./cas.ts")).run(),
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
-  // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC), CPU per remuxed stream, 500 HLS viewers,
-  // 100 HTTP-FLV viewers (against nginx-rtmp), recording playback (a 60 s get against nginx static), MPEG-TS
-  // mux/remux (against ffmpeg -c copy).
+  // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
+  // Chromium), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
+  // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy).
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),
+    ...(await (await import("./media/whep-bframes.ts")).run()),
     ...(await (await import("./media/cpu.ts")).run()),
     ...(await (await import("./media/viewers.ts")).run()),
     ...(await (await import("./media/flv-viewers.ts")).run()),

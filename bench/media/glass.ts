@@ -22,6 +22,8 @@ const BLOCK = 24;
 const COLS = 8;
 const X0 = 96;
 const Y0 = 36;
+/** Where the bits are drawn (a browser-side reader, bench/media/whep-bframes.ts, reads them the same way). */
+export const LAYOUT = { W, H, BLOCK, COLS, X0, Y0 } as const;
 export const WARMUP_MS = 5000;
 export const MEASURE_MS = 15000;
 

@@ -229,6 +229,14 @@ export class MediaServer {
       s.abr = this.abr.status(s.path) ?? null;
       s.urls.rtmp = `${this.rtmpUrl}/${s.path}`;
       if (this.webrtc) s.urls.whep = `${this.httpUrl}/${s.path}/whep`;
+      const stream = this.hub.get(s.path);
+      s.webrtc = this.webrtc && stream && s.live ? this.webrtc.status(stream) : null;
+      // Viewers of the re-encoded video read its private stream, not the path's: they are WebRTC readers too.
+      const reencoded = s.webrtc?.reencoder?.viewers ?? 0;
+      if (reencoded > 0) {
+        s.readers.byProtocol.webrtc = (s.readers.byProtocol.webrtc ?? 0) + reencoded;
+        s.readers.total += reencoded;
+      }
       if (this.abr.ladderFor(s.path).length > 0) {
         s.urls.master = `${this.httpUrl}/${s.path}/master.m3u8`;
         s.urls.masterDash = `${this.httpUrl}/${s.path}/master.mpd`;

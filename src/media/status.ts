@@ -45,6 +45,27 @@ export const streamStatusSchema = z.object({
   restreams: z.array(restreamStatusSchema).optional(),
   /** The ABR ladder of this path: encoder, and per rendition (<path>/<name>) its state and last error. */
   abr: abrStatusSchema.nullable().optional(),
+  /**
+   * What WebRTC (WHEP) viewers get (when WebRTC is on): the video as it is ("passthrough"), or re-encoded for them
+   * ("reencode": B-frames, or a profile browsers cannot decode), or "pending" (too few frames seen yet); the
+   * reason; and the path's re-encoder (running only while it has viewers).
+   */
+  webrtc: z
+    .object({
+      video: z.enum(["passthrough", "reencode", "pending"]),
+      reason: z.string(),
+      reencoder: z
+        .object({
+          running: z.boolean(),
+          viewers: z.number(),
+          pid: z.number().nullable(),
+          bitrateKbps: z.number().nullable(),
+          lastError: z.string().nullable(),
+        })
+        .nullable(),
+    })
+    .nullable()
+    .optional(),
 });
 export type StreamStatus = z.infer<typeof streamStatusSchema>;
 

@@ -18,6 +18,15 @@ const abrLine = (a: NonNullable<StreamStatus["abr"]>) => {
   return `  abr: encoder ${enc}; ${rungs.join(", ")}`;
 };
 
+const webrtcLine = (w: NonNullable<StreamStatus["webrtc"]>) => {
+  const r = w.reencoder;
+  const enc = r
+    ? `; re-encoder ${r.running ? `running (pid ${r.pid}, ${r.bitrateKbps} kb/s, ${r.viewers} viewer(s))` : "stopped"}${r.lastError ? `, last error: ${r.lastError}` : ""}`
+    : "";
+  const mode = w.video === "reencode" ? "re-encoded" : w.video;
+  return `  webrtc: video ${mode} (${w.reason})${enc}`;
+};
+
 export const streamList = defineOp({
   name: "stream.list",
   summary: "List live media streams, recently ended ones, and pulls (with state, retries, last error)",
@@ -49,6 +58,7 @@ export const streamStatus = defineOp({
       ...(s.recording ? [`  recording: ${s.recording.state}, ${s.recording.files} file(s) in ${s.recording.dir}`] : []),
       ...(s.restreams ?? []).map((r) => `  restream: ${r.to} ${r.state}, ${r.retries} retries`),
       ...(s.abr ? [abrLine(s.abr)] : []),
+      ...(s.webrtc ? [webrtcLine(s.webrtc)] : []),
       `  player ${s.urls.player}`,
       ...(s.urls.master ? [`  master ${s.urls.master}`] : []),
       ...(s.urls.masterDash ? [`  master DASH ${s.urls.masterDash}`] : []),

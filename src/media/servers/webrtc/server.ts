@@ -14,6 +14,8 @@ import type { Target } from "../../../core/http/target.ts";
 import type { Logger } from "../../../core/logger.ts";
 import { type Hub, type MediaStream, validPath } from "../../hub.ts";
 import { OpusTranscoder } from "../../protocols/webrtc/opus-transcode.ts";
+import { VideoCheck, type WebRtcVideoMode } from "../../protocols/webrtc/video-check.ts";
+import { type ReencoderStatus, VideoReencoder } from "../../protocols/webrtc/video-transcode.ts";
 import { decodePath } from "../http/target-path.ts";
 import type { WebRtcOptions } from "./peer.ts";
 import { startWhep, startWhip, type WebRtcSession } from "./sessions.ts";
@@ -29,16 +31,53 @@ export interface WebRtcServerOptions extends WebRtcOptions {
   ffmpegPath: string;
 }
 
+/** What WebRTC viewers of a path get (`stream status`): its video as it is, or re-encoded, and why. */
+export interface WebRtcPathStatus {
+  video: WebRtcVideoMode;
+  reason: string;
+  reencoder: ReencoderStatus | null;
+}
+
 export class WebRtcServer {
   readonly sessions = new Map<string, WebRtcSession>();
   /** AAC -> Opus per live stream; an entry lives as long as its stream. */
   readonly transcoders = new WeakMap<MediaStream, OpusTranscoder>();
+  /** Per live stream: can its H.264 go to browsers as it is (B-frames, profile)? Watched from its publish on. */
+  readonly videoChecks = new WeakMap<MediaStream, VideoCheck>();
+  /** H.264 re-encoded for WebRTC viewers, per live stream that needs it; runs only while it has viewers. */
+  readonly reencoders = new WeakMap<MediaStream, VideoReencoder>();
   /** WHIP publishers' keyframe requests (RTCP PLI), by path: a new WHEP viewer asks for an IDR to start on. */
   readonly keyframeRequests = new Map<string, () => void>();
   readonly #o: WebRtcServerOptions;
 
   constructor(o: WebRtcServerOptions) {
     this.#o = o;
+    o.hub.on("publish", (s) => this.#check(s));
+  }
+
+  /** The path's video check (attached at publish; for a stream that predates this server, from now). */
+  #check(stream: MediaStream): VideoCheck {
+    let c = this.videoChecks.get(stream);
+    if (!c) {
+      c = VideoCheck.attach(stream);
+      this.videoChecks.set(stream, c);
+    }
+    return c;
+  }
+
+  /** The path's shared re-encoder (created on first use, started by its first viewer). */
+  readonly #reencoder = (stream: MediaStream): VideoReencoder => {
+    let r = this.reencoders.get(stream);
+    if (!r) {
+      r = new VideoReencoder(stream, this.#check(stream), this.#o.ffmpegPath, this.#o.log);
+      this.reencoders.set(stream, r);
+    }
+    return r;
+  };
+
+  status(stream: MediaStream): WebRtcPathStatus {
+    const v = this.#check(stream).verdict();
+    return { video: v.mode, reason: v.reason, reencoder: this.reencoders.get(stream)?.status() ?? null };
   }
 
   /** `/<path>/whip`, `/<path>/whep` and their session resources. */
@@ -72,6 +111,8 @@ export class WebRtcServer {
         remote,
         onClose: () => this.sessions.delete(id),
         opus: this.#opus,
+        videoCheck: (s: MediaStream) => this.#check(s),
+        reencoder: this.#reencoder,
         keyframeRequests: this.keyframeRequests,
       };
       const { session, sdp } = kind === "whip" ? await startWhip(ctx, offer) : await startWhep(ctx, offer);

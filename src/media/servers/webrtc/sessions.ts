@@ -13,11 +13,15 @@ import { type RtpOut, type RtpSinks, streamToRtp } from "../../protocols/webrtc/
 import type { RtpIn } from "../../protocols/webrtc/h264-rtp.ts";
 import type { OpusTranscoder } from "../../protocols/webrtc/opus-transcode.ts";
 import { RtpH264ToStream, RtpOpusToStream } from "../../protocols/webrtc/to-stream.ts";
+import type { VideoCheck } from "../../protocols/webrtc/video-check.ts";
+import type { VideoReencoder } from "../../protocols/webrtc/video-transcode.ts";
 import { answer, checkOffer, createPeer, type WebRtcOptions } from "./peer.ts";
 import { senderReports } from "./sender-reports.ts";
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const PLI_INTERVAL_MS = 500;
+/** A viewer of a path just published waits this long at most for the video check's verdict. */
+const VERDICT_WAIT_MS = 3000;
 
 export interface SessionContext extends WebRtcOptions {
   hub: Hub;
@@ -27,6 +31,10 @@ export interface SessionContext extends WebRtcOptions {
   onClose: () => void;
   /** The path's shared AAC -> Opus transcoder (started by its first subscriber). */
   opus: (stream: MediaStream) => OpusTranscoder;
+  /** The path's video check: passthrough, or re-encode (B-frames, a profile browsers cannot decode). */
+  videoCheck: (stream: MediaStream) => VideoCheck;
+  /** The path's shared H.264 re-encoder for WebRTC viewers. */
+  reencoder: (stream: MediaStream) => VideoReencoder;
   /** Keyframe requests to WHIP publishers, by path. */
   keyframeRequests: Map<string, () => void>;
 }
@@ -154,6 +162,7 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   checkOffer(offer, "video");
   const stream = ctx.hub.get(ctx.path);
   if (!stream) throw new AmiError("M_NOT_FOUND", `no stream at '${ctx.path}'`);
+  const verdict = await ctx.videoCheck(stream).settled(VERDICT_WAIT_MS);
   const pc = await openPeer(ctx, offer);
   const video = pc.getTransceivers().find((t) => t.kind === "video");
   // Opus from a WHIP publisher is passed through; AAC is transcoded to Opus while this viewer exists.
@@ -170,7 +179,9 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   // At the live edge: the cached GOP would reach the viewer as a burst of old frames, and a WebRTC player shows
   // each one, so it would stay that far behind. Sending starts at the next keyframe instead; a WHIP publisher
   // is asked for one right away.
-  const reader = stream.addReader("webrtc", ctx.remote, { fromKeyframe: false });
+  // Video that browsers cannot play as it is comes from the path's shared re-encoder (audio through it as it is).
+  const lease = verdict.mode === "reencode" ? ctx.reencoder(stream).acquire(ctx.remote) : undefined;
+  const reader = lease?.reader ?? stream.addReader("webrtc", ctx.remote, { fromKeyframe: false });
   let closed = false;
   const session: WebRtcSession = {
     kind: "whep",
@@ -180,6 +191,7 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
       if (closed) return;
       closed = true;
       reader.close();
+      lease?.release();
       unsubscribeAudio();
       stopReports();
       ctx.onClose();
@@ -214,7 +226,7 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   });
   try {
     const sdp = await answer(pc, ctx);
-    ctx.log.info("whep play", { path: ctx.path, remote: ctx.remote });
+    ctx.log.info("whep play", { path: ctx.path, remote: ctx.remote, video: verdict.mode });
     return { session, sdp };
   } catch (e) {
     close();

@@ -1,0 +1,232 @@
+/**
+ * H.264 re-encoded for WebRTC viewers, only while some viewer of the path needs it (video-check.ts says why):
+ * one ffmpeg per path, shared by its WHEP viewers, started by the first and stopped when the last one leaves.
+ * The path's video goes to `ffmpeg -f flv -i pipe:0` with its hub timestamps kept (`-copyts`), libx264 ultrafast
+ * zerolatency without B-frames in constrained baseline (what the WHEP answer's profile-level-id announces), an
+ * IDR every second (ffmpeg cannot be asked for one when a viewer's PLI comes, so the GOP is short), at the
+ * source's bitrate; its FLV output is demuxed into a private stream (not in the hub: no other output sees it)
+ * that also gets the path's audio as it is, so a WHEP session reads it exactly like the path itself.
+ *
+ * Starting: the encoder's input begins at the cached GOP (decoding needs its keyframe), but viewers should not
+ * get that second-old burst: output older than the live edge at start is dropped, and the first frame at the
+ * live edge is forced to be an IDR (`-force_key_frames expr:`) so viewers start on it without waiting a GOP.
+ */
+import type { Logger } from "../../../core/logger.ts";
+import { type FfmpegRun, lastLine, QUIET, runFfmpeg } from "../../ffmpeg.ts";
+import type { Frame } from "../../frame.ts";
+import { MediaStream, type Reader } from "../../hub.ts";
+import { FlvDemuxer } from "../flv/demux.ts";
+import { CODEC_AVC, flvHeader, flvTag, TAG_VIDEO, videoCodecId, videoFrame } from "../flv/tag.ts";
+import { avcCts } from "./avc-tags.ts";
+import type { VideoCheck } from "./video-check.ts";
+
+export interface ReencoderStatus {
+  running: boolean;
+  /** WebRTC viewers reading the re-encoded video. */
+  viewers: number;
+  /** The ffmpeg child (null when not running). */
+  pid: number | null;
+  /** Target bitrate of the running encoder (kb/s). */
+  bitrateKbps: number | null;
+  /** Why the last ffmpeg ended while viewers still wanted it, if it did. */
+  lastError: string | null;
+}
+
+/** Viewer queue of the private stream: about 4 s of 30 fps video with audio. */
+const VIEWER_QUEUE = 256;
+const MIN_KBPS = 300;
+const DEFAULT_KBPS = 2500;
+
+/** Seconds between keyframes of the re-encoded video (ffmpeg cannot be asked for one when a viewer's PLI comes). */
+const GOP_S = 1;
+
+/**
+ * The source's bitrate: the server's figure, or for a path younger than that figure's window the rate of the
+ * cached GOP (the figure would undercount it) when that spans a useful time.
+ */
+function startBitrate(source: MediaStream, head: Frame[]): number {
+  let kbps = source.stats.figures().bitrateKbps;
+  const media = head.filter((f) => !f.config);
+  const span = media.length > 1 ? (media.at(-1) as Frame).dts - (media[0] as Frame).dts : 0;
+  if (Date.now() - source.publisher.since < 5000 && span >= 300) {
+    const bytes = media.reduce((n, f) => n + f.data.length, 0);
+    kbps = Math.max(kbps, Math.round((bytes * 8) / span));
+  }
+  return Math.max(MIN_KBPS, kbps || DEFAULT_KBPS);
+}
+
+export interface Lease {
+  /** The viewer's reader on the re-encoded stream (starts at its next keyframe). */
+  reader: Reader;
+  /** The viewer left; the last one stops ffmpeg. */
+  release(): void;
+}
+
+export class VideoReencoder {
+  readonly #source: MediaStream;
+  readonly #check: VideoCheck;
+  readonly #ffmpegPath: string;
+  readonly #log: Logger;
+  #out: MediaStream | undefined;
+  #ff: FfmpegRun | undefined;
+  #input: Reader | undefined;
+  #viewers = 0;
+  #bitrateKbps: number | null = null;
+  #lastError: string | null = null;
+
+  constructor(source: MediaStream, check: VideoCheck, ffmpegPath: string, log: Logger) {
+    this.#source = source;
+    this.#check = check;
+    this.#ffmpegPath = ffmpegPath;
+    this.#log = log.child({ reencode: source.path });
+  }
+
+  get running(): boolean {
+    return this.#ff !== undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.#ff?.proc.pid;
+  }
+
+  status(): ReencoderStatus {
+    return {
+      running: this.running,
+      viewers: this.#viewers,
+      pid: this.#ff?.proc.pid ?? null,
+      bitrateKbps: this.running ? this.#bitrateKbps : null,
+      lastError: this.#lastError,
+    };
+  }
+
+  /** A reader of the re-encoded stream for one viewer; the first one starts ffmpeg. */
+  acquire(remote: string): Lease {
+    if (!this.#out || this.#out.ended) this.#start();
+    const out = this.#out as MediaStream;
+    this.#viewers++;
+    const reader = out.addReader("webrtc", remote, { fromKeyframe: false });
+    let released = false;
+    return {
+      reader,
+      release: () => {
+        if (released) return;
+        released = true;
+        reader.close();
+        if (--this.#viewers === 0) this.#stop();
+      },
+    };
+  }
+
+  #start(): void {
+    const source = this.#source;
+    const out = new MediaStream(
+      source.path,
+      { protocol: "webrtc-reencode", remote: "ffmpeg", since: Date.now() },
+      { readerQueue: VIEWER_QUEUE, gopCache: 1 },
+    );
+    this.#out = out;
+    // The encoder's input: the path from its cached GOP on (queued by addReader right here), video to ffmpeg,
+    // audio straight to the viewers.
+    const input = source.addReader("webrtc", "packager", { fromKeyframe: true });
+    this.#input = input;
+    const head: Frame[] = [];
+    for (let f = input.poll(); f; f = input.poll()) head.push(f);
+    const kbps = startBitrate(source, head);
+    this.#bitrateKbps = kbps;
+    // The live edge: frames presented from here on reach viewers, starting with a forced IDR. ffmpeg's `t` in
+    // -force_key_frames counts from the first frame it encodes (the cached GOP's keyframe), even with -copyts.
+    const liveMs = this.#check.lastPts ?? 0;
+    const first = head.find((f) => f.kind === "video" && !f.config && videoCodecId(f) === CODEC_AVC);
+    const liveT = first ? Math.max(0, (liveMs - (first.dts + avcCts(first.data))) / 1000) : 0;
+    const args = [
+      ...QUIET,
+      // A small probe (the FLV header says video only; the sequence header comes first) and slice threads only:
+      // frame threads would hold a frame per thread.
+      ...["-probesize", "32", "-analyzeduration", "0", "-thread_type", "slice", "-f", "flv", "-i", "pipe:0"],
+      ...["-copyts", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
+      ...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"],
+      // An IDR at the live edge, then one a second (by time: the source's frame rate may not be known yet);
+      // -g is only a safety net.
+      ...["-pix_fmt", "yuv420p", "-g", "600", "-sc_threshold", "0"],
+      ...["-forced-idr", "1", "-force_key_frames", `expr:gte(t,${liveT}+n_forced*${GOP_S})`],
+      ...["-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`],
+      ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
+    ];
+    const ff = runFfmpeg(this.#ffmpegPath, args);
+    this.#ff = ff;
+    this.#log.info("webrtc re-encoder started", { pid: ff.proc.pid, kbps });
+    const demux = new FlvDemuxer();
+    let live = false;
+    ff.proc.stdout.on("data", (d: Buffer) => {
+      if (this.#ff !== ff) return;
+      let tags: ReturnType<FlvDemuxer["push"]>;
+      try {
+        tags = demux.push(d);
+      } catch (e) {
+        this.#fail(ff, `ffmpeg output: ${(e as Error).message}`);
+        return;
+      }
+      for (const t of tags) {
+        if (t.type !== TAG_VIDEO) continue;
+        const f = videoFrame(t.timestamp, t.data);
+        if (videoCodecId(f) !== CODEC_AVC) continue;
+        if (!f.config && !live) {
+          if (!f.keyframe || t.timestamp < liveMs) continue;
+          live = true;
+        }
+        out.write(f);
+      }
+    });
+    ff.exited.then((code) => {
+      if (this.#ff !== ff) return;
+      this.#fail(ff, lastLine(ff.stderr()) || `ffmpeg exited with ${code}`);
+    });
+    this.#pump(input, head, ff, out).catch((e) => this.#fail(ff, (e as Error).message));
+  }
+
+  async #pump(input: Reader, head: Frame[], ff: FfmpegRun, out: MediaStream): Promise<void> {
+    const stdin = ff.proc.stdin;
+    let ok = true;
+    stdin.once("close", () => {
+      ok = false;
+    });
+    const write = async (b: Buffer) => {
+      if (!ok || !stdin.writable) return;
+      if (!stdin.write(b)) await new Promise<void>((r) => stdin.once("drain", r).once("close", r));
+    };
+    await write(flvHeader(false, true));
+    for (;;) {
+      const f: Frame | undefined = head.shift() ?? (await input.next());
+      if (!f || !ok || this.#ff !== ff) break;
+      if (f.kind === "audio") out.write(f);
+      else if (f.kind === "video" && videoCodecId(f) === CODEC_AVC)
+        await write(flvTag(TAG_VIDEO, f.config ? 0 : f.dts, f.data));
+    }
+    // The path ended: the viewers see the end once the encoder's last frames are out.
+    if (this.#ff === ff) stdin.end();
+    await ff.exited;
+    out.end();
+  }
+
+  #fail(ff: FfmpegRun, why: string): void {
+    if (this.#ff !== ff) return;
+    if (!this.#source.ended) {
+      this.#lastError = why;
+      this.#log.warn("webrtc re-encoder failed", { error: why });
+    }
+    this.#stop();
+  }
+
+  #stop(): void {
+    const ff = this.#ff;
+    this.#ff = undefined;
+    this.#input?.close();
+    this.#input = undefined;
+    ff?.proc.stdin.end();
+    ff?.stop(500);
+    // Viewers still reading (ffmpeg failed) end with it: their sessions close.
+    this.#out?.end();
+    this.#out = undefined;
+    if (ff) this.#log.info("webrtc re-encoder stopped", { pid: ff.proc.pid });
+  }
+}

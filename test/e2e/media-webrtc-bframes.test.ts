@@ -1,0 +1,232 @@
+/**
+ * WebRTC from any encoder, in real Chromium: an H.264 stream with B-frames (libx264 with -bf 3, as ffmpeg and OBS
+ * send by default) is re-encoded for WHEP viewers only (no B-frames, constrained baseline) and Chromium decodes it
+ * at full rate (framesDecoded from getStats over 6 s); the re-encoder stops when the last viewer leaves. A stream
+ * without B-frames is passed through untouched: `stream status` says so and no re-encoder runs. High 4:4:4 (which
+ * browsers do not decode) is re-encoded as well.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import type { BrowserContext, Page } from "playwright-core";
+import { configSchema } from "../../src/config.ts";
+import { silentLogger } from "../../src/core/logger.ts";
+import { MediaServer } from "../../src/media/media-server.ts";
+import { streamStatus } from "../../src/media/ops/index.ts";
+import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
+import { until } from "./helpers/media-tools.ts";
+
+const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
+const opts = {
+  skip: !hasFfmpeg ? "ffmpeg is not installed" : !existsSync(CHROMIUM) ? `${CHROMIUM} is missing` : false,
+};
+const dir = mkdtempSync(join(tmpdir(), "ami-webrtc-bframes-"));
+let m: MediaServer;
+let context: BrowserContext;
+let page: Page;
+let profile: string;
+
+before(async () => {
+  if (opts.skip) return;
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0 };
+  m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir });
+  ({ profile, context, page } = await launchChromium({
+    viewport: { width: 640, height: 360 },
+    args: ["--autoplay-policy=no-user-gesture-required"],
+  }));
+  await page.goto(`${m.httpUrl}/`);
+});
+
+after(async () => {
+  await context?.close().catch(() => {});
+  await m?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** 640x360 30 fps testsrc2 + AAC over RTMP with `bf` B-frames (veryfast: libx264's B-frame defaults, less CPU). */
+function publish(path: string, bf: number, pixFmt = "yuv420p"): { proc: ChildProcess; exit: Promise<unknown> } {
+  const proc = spawn(
+    "ffmpeg",
+    [
+      ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
+      ...["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine", "-t", "40"],
+      ...["-c:v", "libx264", "-preset", "veryfast", "-bf", String(bf), "-g", "60", "-pix_fmt", pixFmt],
+      ...["-c:a", "aac", "-f", "flv", `${m.rtmpUrl}/${path}`],
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  return { proc, exit: new Promise((r) => proc.once("close", r)) };
+}
+
+/** A WHEP viewer in the page (the player page's way: recvonly video + audio, non-trickle), shown in a <video>. */
+async function playWhep(path: string): Promise<void> {
+  await page.evaluate(async (url) => {
+    const w = window as unknown as { pc?: RTCPeerConnection; session?: string };
+    const pc = new RTCPeerConnection();
+    w.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const video = document.createElement("video");
+    video.muted = true;
+    video.autoplay = true;
+    document.body.append(video);
+    pc.ontrack = (e) => {
+      if (video.srcObject !== e.streams[0]) video.srcObject = e.streams[0] ?? null;
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise<void>((r) => {
+      if (pc.iceGatheringState === "complete") return r();
+      pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r());
+      setTimeout(r, 2000);
+    });
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/sdp" },
+      body: pc.localDescription?.sdp,
+    });
+    if (res.status !== 201) throw new Error(`WHEP answered ${res.status}: ${await res.text()}`);
+    w.session = res.headers.get("location") ?? "";
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+  }, `${m.httpUrl}/${path}/whep`);
+}
+
+/** Frames decoded (inbound video RTP stats) and the time of that report. */
+const decoded = () =>
+  page.evaluate(async () => {
+    const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
+    let frames = 0;
+    let ms = 0;
+    let detail = "";
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") {
+        frames = r.framesDecoded ?? 0;
+        ms = r.timestamp;
+        detail = `received ${r.framesReceived}, dropped ${r.framesDropped}, keyframes ${r.keyFramesDecoded}, packets lost ${r.packetsLost}, NACKs ${r.nackCount}, PLIs ${r.pliCount}, freezes ${r.freezeCount}`;
+      }
+    });
+    return { frames, ms, detail };
+  });
+
+/** Decoded frames per second over `ms` (at least 5 s), from a second after the first decoded frame (startup aside). */
+async function decodeRate(ms = 6000): Promise<{ fps: number; detail: string }> {
+  await until("the first decoded frames", async () => (await decoded()).frames > 0);
+  await new Promise((r) => setTimeout(r, 1000));
+  const a = await decoded();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = await decoded();
+  return {
+    fps: ((b.frames - a.frames) * 1000) / (b.ms - a.ms),
+    detail: `at the start: ${a.detail}; at the end: ${b.detail}`,
+  };
+}
+
+async function leave(): Promise<void> {
+  const session = await page.evaluate(async () => {
+    const w = window as unknown as { pc: RTCPeerConnection; session: string };
+    w.pc.close();
+    document.querySelector("video")?.remove();
+    return w.session;
+  });
+  const del = await fetch(m.httpUrl + session, { method: "DELETE" });
+  assert.equal(del.status, 200);
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const status = (path: string) => m.statuses().find((s) => s.path === path);
+
+test("H.264 with B-frames plays at full rate over WHEP in Chromium (re-encoded for WebRTC only)", opts, async () => {
+  const pub = publish("live/bf", 3);
+  try {
+    await until("live/bf to go live", async () => m.hub.get("live/bf")?.videoConfig !== undefined);
+    await playWhep("live/bf");
+    const { fps, detail } = await decodeRate();
+    const s = status("live/bf");
+    console.log(
+      `B-frame source over WHEP: ${fps.toFixed(1)} fps decoded (source ${s?.fps} fps at the server; ${detail}); ${JSON.stringify(s?.webrtc)}`,
+    );
+    assert.equal(s?.webrtc?.video, "reencode", "status says the path is re-encoded for WebRTC");
+    assert.match(s?.webrtc?.reason ?? "", /B-frames/, "and why");
+    // `ami-streams stream status live/bf`, as printed.
+    const human = streamStatus.human?.(s as NonNullable<typeof s>) ?? "";
+    assert.match(human, /webrtc: video re-encoded \(B-frames .*\); re-encoder running \(pid \d+, \d+ kb\/s, 1 viewer/);
+    assert.equal(s?.webrtc?.reencoder?.running, true);
+    assert.equal(s?.webrtc?.reencoder?.viewers, 1);
+    assert.equal(s?.readers.byProtocol.webrtc, 1, "the viewer counts as a WebRTC reader");
+    const pid = s?.webrtc?.reencoder?.pid as number;
+    assert.ok(alive(pid), "the re-encoder's ffmpeg runs");
+    assert.ok(fps >= 28, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
+
+    await leave();
+    await until("the re-encoder to stop after the viewer left", async () => {
+      const r = status("live/bf")?.webrtc?.reencoder;
+      return r?.running === false && r.viewers === 0 && !alive(pid);
+    });
+    const stream = m.hub.get("live/bf");
+    assert.equal(
+      [...(stream?.readers ?? [])].filter((r) => r.info.protocol === "webrtc").length,
+      0,
+      "no WebRTC reader left on the path",
+    );
+  } finally {
+    await leave().catch(() => {});
+    pub.proc.kill("SIGKILL");
+    await pub.exit;
+  }
+});
+
+test("H.264 without B-frames is passed through to WHEP viewers untouched (no re-encoder)", opts, async () => {
+  const pub = publish("live/nobf", 0);
+  try {
+    await until("live/nobf to go live", async () => m.hub.get("live/nobf")?.videoConfig !== undefined);
+    await playWhep("live/nobf");
+    const { fps, detail } = await decodeRate();
+    const s = status("live/nobf");
+    console.log(
+      `no-B-frame source over WHEP: ${fps.toFixed(1)} fps decoded (source ${s?.fps} fps at the server; ${detail}); ${JSON.stringify(s?.webrtc)}`,
+    );
+    assert.equal(s?.webrtc?.video, "passthrough", "status says passthrough");
+    assert.match(streamStatus.human?.(s as NonNullable<typeof s>) ?? "", /webrtc: video passthrough \(no B-frames/);
+    assert.equal(s?.webrtc?.reencoder, null, "no re-encoder was ever made for the path");
+    const stream = m.hub.get("live/nobf");
+    assert.ok(stream);
+    assert.equal(m.webrtc?.reencoders.get(stream), undefined);
+    assert.equal(s?.readers.byProtocol.webrtc, 1, "the viewer reads the path itself");
+    // It plays (its rate is not what this test is about: nothing of ours touches its frames).
+    assert.ok(fps >= 25, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
+  } finally {
+    await leave().catch(() => {});
+    pub.proc.kill("SIGKILL");
+    await pub.exit;
+  }
+});
+
+test("H.264 High 4:4:4 without B-frames is re-encoded too, and plays in Chromium", opts, async () => {
+  const pub = publish("live/444", 0, "yuv444p");
+  try {
+    await until("live/444 to go live", async () => m.hub.get("live/444")?.videoConfig !== undefined);
+    await playWhep("live/444");
+    const { fps } = await decodeRate(5000);
+    const s = status("live/444");
+    console.log(`High 4:4:4 source over WHEP: ${fps.toFixed(1)} fps decoded; ${JSON.stringify(s?.webrtc)}`);
+    assert.equal(s?.webrtc?.video, "reencode");
+    assert.match(s?.webrtc?.reason ?? "", /High 4:4:4/);
+    assert.equal(s?.webrtc?.reencoder?.running, true);
+    assert.ok(fps >= 25, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
+  } finally {
+    await leave().catch(() => {});
+    pub.proc.kill("SIGKILL");
+    await pub.exit;
+  }
+});
