@@ -210,6 +210,8 @@ export class SrtConnection {
         this.#onAckAck(b.readUInt32BE(4));
         break;
       case CTRL_SHUTDOWN:
+        // What already arrived is the end of the stream: delivered now rather than lost with the session.
+        this.#flush();
         this.close("the peer closed the session", false);
         break;
       case CTRL_DROPREQ:
@@ -321,6 +323,20 @@ export class SrtConnection {
       this.stats.packetsDropped += seqDiff(this.#rcvNext, after);
       this.#rcvNext = after;
       this.#loss.dropBefore(after);
+    }
+  }
+
+  /** Delivers every buffered packet in order at once, skipping gaps (the peer has ended). */
+  #flush(): void {
+    while (!this.#closed && seqDiff(this.#rcvNext, this.#rcvMax) >= 0) {
+      const slot = this.#rcvNext & this.#rcvMask;
+      const e = this.#rcv[slot];
+      this.#rcvNext = seqAdd(this.#rcvNext, 1);
+      if (!e) continue;
+      this.#rcv[slot] = undefined;
+      this.#rcvBytes -= e.payload.length;
+      this.#o.budget?.give(e.payload.length);
+      this.#o.onData?.(e.payload);
     }
   }
 

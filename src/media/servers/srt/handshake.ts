@@ -36,8 +36,6 @@ const SOCKET_ID = 40;
 const COOKIE = 44;
 /** Extension field of an HSv5 listener's induction response (SrtHSRequest::SRT_MAGIC_CODE). */
 const SRT_MAGIC = 0x4a17;
-/** Type field of an HSv4-style induction request: UDT_DGRAM. */
-const UDT_DGRAM = 2;
 
 export const cookieOf = (hs: Buffer): number => hs.readUInt32BE(COOKIE);
 export const socketIdOf = (hs: Buffer): number => hs.readUInt32BE(SOCKET_ID);
