@@ -355,8 +355,12 @@ export class SrtServer {
         return;
       }
       session.sink = (this.#o.sink ?? this.#demux)(session.stream);
-    } else this.#serve(session, stream as MediaStream);
-    this.#send(response, peer);
+      this.#send(response, peer);
+    } else {
+      // The answer first: data before it would be refused by the caller (still in its handshake).
+      this.#send(response, peer);
+      this.#serve(session, stream as MediaStream);
+    }
     this.#log.info("srt session", {
       remote: key,
       mode: t.mode,
