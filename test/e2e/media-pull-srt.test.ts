@@ -155,7 +155,7 @@ test(
     const d = Number(probe.format.duration);
     assert.ok(d > seconds - 2.5 && d < seconds + 1.5, `duration ${d}`);
 
-    // A caller whose streamid is not publish:<path> is dropped.
+    // A caller reading a path with nothing published is refused (and publishes nothing).
     const bad = spawn(
       "ffmpeg",
       [
