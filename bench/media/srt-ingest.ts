@@ -22,9 +22,7 @@ const srtPublish = (clip: string, url: string) =>
 async function service(clip: string, via: "srt" | "rtmp"): Promise<{ all: number; top: number }> {
   const m = await MediaChild.start();
   const pub =
-    via === "srt"
-      ? srtPublish(clip, `${m.srt}?streamid=publish:live/cpu`)
-      : publishLoop(clip, `${m.rtmp}/live/cpu`);
+    via === "srt" ? srtPublish(clip, `${m.srt}?streamid=publish:live/cpu`) : publishLoop(clip, `${m.rtmp}/live/cpu`);
   try {
     await waitFor("first segment", async () => (await fetch(`${m.http}/live/cpu/stream.m3u8`)).status === 200);
     return await measure(m.pid);
