@@ -24,7 +24,6 @@ import {
   CTRL_SHUTDOWN,
   control,
   controlType,
-  dataHeader,
   decodeLoss,
   EXT_KMREQ,
   EXT_KMRSP,
@@ -229,17 +228,19 @@ export class SrtConnection {
   // ---- receiving -------------------------------------------------------------------------------------------
 
   #onData(b: Buffer): void {
-    const h = dataHeader(b);
-    const seq = h.seq & 0x7fffffff;
+    const seq = b.readUInt32BE(0) & 0x7fffffff;
+    const w1 = b.readUInt32BE(4);
+    const kk = (w1 >>> KK_SHIFT) & 3;
     this.stats.packetsReceived++;
     const d = seqDiff(this.#rcvNext, seq);
     // Behind the delivery point (a late retransmission, a duplicate) or beyond the buffer: nothing to keep.
     if (d < 0 || d > this.#rcvMask || !this.#o.onData) return;
     const slot = seq & this.#rcvMask;
     if (this.#rcv[slot]) return;
+    // dgram hands every datagram its own buffer: the payload is kept as a view, not copied.
     let payload = b.subarray(HEADER);
-    if (h.kk) {
-      const clear = this.#km ? ctr(this.#km, h.kk, seq, payload) : undefined;
+    if (kk) {
+      const clear = this.#km ? ctr(this.#km, kk, seq, payload) : undefined;
       if (!clear) {
         if (++this.#undecryptable >= MAX_UNDECRYPTABLE) this.close("the peer's packets cannot be decrypted", true);
         return;
@@ -249,17 +250,17 @@ export class SrtConnection {
       // Clear payloads on an encrypted session: not what the key exchange agreed.
       if (++this.#undecryptable >= MAX_UNDECRYPTABLE) this.close("the peer sends unencrypted packets", true);
       return;
-    } else payload = Buffer.from(payload);
+    }
     this.#undecryptable = 0;
     if (this.#o.budget && !this.#o.budget.take(payload.length)) {
       this.stats.packetsDropped++;
       return;
     }
     this.#rcvBytes += payload.length;
-    const ts = this.#unwrapTs(h.ts);
+    const ts = this.#unwrapTs(b.readUInt32BE(8));
     this.#rcv[slot] = { ts, payload };
     const now = this.#now();
-    this.#trackBase(now, ts, h.rexmit);
+    this.#trackBase(now, ts, (w1 & REXMIT_BIT) !== 0);
     this.#ratePackets++;
     this.#rateBytes += b.length;
     const ahead = seqDiff(this.#rcvMax, seq);
