@@ -28,7 +28,14 @@ let key: string;
 before(async () => {
   if (!hasFfmpeg) return;
   // Loopback publishers are not trusted here, so a missing key is refused as it would be from another host.
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, trustLoopbackPublishers: false };
+  // closed/**: nobody may read (an SRT reader is checked like any other).
+  const media = {
+    rtmpPort: 0,
+    httpPort: 0,
+    srtPort: 0,
+    trustLoopbackPublishers: false,
+    paths: { "closed/**": { read: "none" } },
+  };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir });
   key = m.auth.keys.create("live/ok").key;
 });
@@ -99,6 +106,7 @@ test(
     assert.equal(await rawCaller("read:live/ok"), REJ.NOT_FOUND);
     assert.equal(await rawCaller("#!::r=live/ok,m=request"), REJ.NOT_FOUND);
     assert.equal(await rawCaller("#!::r=live/ok,m=bidirectional"), REJ.BAD_REQUEST);
+    assert.equal(await rawCaller("read:closed/x"), REJ.FORBIDDEN, "the read check refuses");
     assert.equal(await rawCaller("publish:../etc"), REJ.BAD_REQUEST);
     await until("the refused sessions to close", async () => m.srt.sessions.size === 0);
   },
