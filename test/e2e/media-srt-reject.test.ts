@@ -97,7 +97,7 @@ function ffmpegSrt(
 }
 
 test(
-  "the rejection carries the reason: no key 1401, wrong key 1403, nothing to read 1404, no path 1400",
+  "the rejection carries the reason: no key 1401, wrong key or read refused 1403, nothing to read 1404, no path 1400",
   opts,
   async () => {
     assert.equal(await rawCaller("publish:live/ok"), REJ.UNAUTHORIZED);
