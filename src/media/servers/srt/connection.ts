@@ -131,6 +131,7 @@ export class SrtConnection {
   #lastAckAt = 0;
   #lastNakAt = 0;
   #undecryptable = 0;
+  #lastKmAt = Number.NEGATIVE_INFINITY;
   /** TSBPD: local time (µs) of timestamp 0, from the minimum transit seen. */
   #base: number | undefined;
   #windowMin = Number.POSITIVE_INFINITY;
@@ -400,6 +401,10 @@ export class SrtConnection {
   }
 
   #onKmRefresh(msg: Buffer): void {
+    // Opening one costs a PBKDF2 (2048 rounds) for a new salt: a peer gets one a second.
+    const now = this.#now();
+    if (now - this.#lastKmAt < 1_000_000) return;
+    this.#lastKmAt = now;
     const km = this.#o.openKm?.(msg);
     if (km) this.#km = km;
     // Echoed when it opened; the single word SRT_KM_S_BADSECRET (4) when it did not.
@@ -419,7 +424,7 @@ export class SrtConnection {
     }
     const now = this.#now();
     const seq = this.#sndNext;
-    const kk = this.#km ? 1 : 0;
+    const kk = this.#km ? (this.#km.even ? 1 : 2) : 0;
     const body = this.#km ? (ctr(this.#km, kk, seq, payload) as Buffer) : payload;
     const p = Buffer.allocUnsafe(HEADER + body.length);
     p.writeUInt32BE(seq, 0);
