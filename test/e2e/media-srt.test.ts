@@ -148,11 +148,13 @@ test(
   opts,
   async () => {
     const relay = await lossyRelay(2);
-    const pub = publish(srtUrl("publish:live/loss", relay.port), 14, [...X264, "-b:v", "1M"]);
+    // 400 ms latency (libsrt's option is in µs): retransmissions, not the shared CI machine's stalls, are tested.
+    const lat = "&latency=400000";
+    const pub = publish(`${srtUrl("publish:live/loss", relay.port)}${lat}`, 14, [...X264, "-b:v", "1M"]);
     try {
       await until("the publisher behind the lossy relay to go live", () => liveNow(m.http, "live/loss"));
       const r = run([
-        ...["-err_detect", "explode", "-i", srtUrl("read:live/loss", relay.port)],
+        ...["-err_detect", "explode", "-i", `${srtUrl("read:live/loss", relay.port)}${lat}`],
         ...["-t", "5", "-f", "null", "-"],
       ]);
       const code = await r.exit;
