@@ -175,6 +175,12 @@ export const mediaSchema = z
     hlsPartSeconds: z.number().min(0.05).max(5).default(0.2),
     /** Segments listed in playlists and the DASH timeline. */
     hlsSegmentCount: z.number().int().min(3).max(100).default(7),
+    /**
+     * MPEG-TS HLS for legacy players (/<path>/ts.m3u8, version 3, no parts): the fMP4 segments remuxed to TS when
+     * first requested, kept while the path is read as TS and dropped this many seconds after its last request.
+     * 0: not served.
+     */
+    hlsMpegtsIdleSeconds: z.number().min(0).default(30),
     /** Frames a reader may have queued before it loses frames (counted as frames discarded). */
     readerQueueFrames: z.number().int().min(16).default(1024),
     /** ffmpeg binary (pulls, restreams, transcoding; HLS/DASH packaging and recording are in-process). */

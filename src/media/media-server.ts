@@ -169,6 +169,7 @@ export class MediaServer {
           dashEntry: (path) => (m.abr.ladderFor(path).length > 0 ? "master.mpd" : "index.mpd"),
         },
         webrtc: m.webrtc,
+        mpegts: c.hlsMpegtsIdleSeconds > 0 ? { idleMs: c.hlsMpegtsIdleSeconds * 1000 } : undefined,
         flv: {
           hub: m.hub,
           graceMs: endGraceMs,

@@ -3,20 +3,20 @@
  * units, and turn NAL units into the 4-byte length-prefixed form MP4 and FLV carry.
  */
 
-/** The NAL units of an Annex B stream, start codes removed. */
+const START_CODE = Buffer.from([0, 0, 1]);
+
+/** The NAL units of an Annex B stream, start codes removed (start codes found by the native indexOf). */
 export function splitAnnexB(b: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  let start = -1;
-  let i = 0;
-  while (i + 2 < b.length) {
-    if (b[i] === 0 && b[i + 1] === 0 && b[i + 2] === 1) {
-      if (start >= 0) out.push(trimZeros(b.subarray(start, i)));
-      i += 3;
-      start = i;
-    } else i++;
+  let i = b.indexOf(START_CODE);
+  while (i >= 0) {
+    const start = i + 3;
+    const next = start < b.length ? b.indexOf(START_CODE, start) : -1;
+    const nal = next < 0 ? b.subarray(start) : trimZeros(b.subarray(start, next));
+    if (nal.length > 0) out.push(nal);
+    i = next;
   }
-  if (start >= 0 && start < b.length) out.push(b.subarray(start));
-  return out.filter((n) => n.length > 0);
+  return out;
 }
 
 /** A 4-byte start code leaves a zero byte at the end of the previous NAL unit. */

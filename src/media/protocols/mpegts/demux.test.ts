@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -9,7 +9,7 @@ import type { Frame } from "../../frame.ts";
 import { parseOpusHead } from "../flv/ex-audio.ts";
 import { parseVideoTag } from "../flv/ex-video.ts";
 import { TsDemuxer } from "./demux.ts";
-import { demuxAll, ffmpegTs, probePackets } from "./testing.ts";
+import { demuxAll, ffmpegTs, probePackets, run } from "./testing.ts";
 
 const media = (fs: Frame[], kind: Frame["kind"]) => fs.filter((f) => f.kind === kind && !f.config);
 const cts = (f: Frame) => parseVideoTag(f.data)?.cts ?? Number.NaN;
@@ -109,6 +109,28 @@ describe("TsDemuxer on ffmpeg's MPEG-TS", () => {
     assert.ok(errors.some((e) => /continuity/.test(e.message)));
     assert.ok(v.length === clean - 1, `one frame lost (${v.length} of ${clean})`);
     assertMonotonic(v);
+  });
+
+  it("takes the first video track of a PMT that lists two; drops a PES over maxPesBytes", async () => {
+    const file = join(dir, "two.ts");
+    await run("ffmpeg", [
+      ...["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"],
+      ...["-t", "2", "-map", "0:v", "-map", "0:v", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25"],
+      ...["-f", "mpegts", file],
+    ]);
+    const ts = await readFile(file);
+    const { frames, errors } = demuxAll(ts);
+    assert.deepEqual(errors, []);
+    assert.equal(frames.filter((f) => f.config).length, 1, "one video config");
+    assert.equal(media(frames, "video").length, (await probePackets(file, "v")).length / 2);
+    // A small PES limit: big frames are dropped and reported, the rest goes on.
+    const small: Error[] = [];
+    const kept: Frame[] = [];
+    const d = new TsDemuxer((f) => kept.push(f), { onError: (e) => small.push(e), maxPesBytes: 2000 });
+    d.push(ts);
+    d.end();
+    assert.ok(small.some((e) => /over 2000 bytes/.test(e.message)));
+    assert.ok(media(kept, "video").length < media(frames, "video").length);
   });
 
   it("survives random bytes and truncated packets", () => {

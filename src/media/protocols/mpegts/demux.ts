@@ -7,7 +7,7 @@
  *   H.265 (0x24)  enhanced-RTMP 'hvc1' SequenceStart / CodedFrames
  *   AAC   (0x0f)  ADTS -> AudioSpecificConfig sequence header + raw AAC tags, one per ADTS frame, each timed
  *   Opus  (0x06 + registration 'Opus')  control headers stripped -> enhanced-RTMP 'Opus' SequenceStart / CodedFrames
- * Other stream types are ignored.
+ * Other stream types, and tracks after the first video and the first audio one, are ignored.
  */
 import { splitAnnexB } from "../../codecs/annexb.ts";
 import { HEVC_NAL, hevcConfigRecord, hevcNalType, isHevcKeyframe } from "../../codecs/hevc.ts";
@@ -21,6 +21,8 @@ import { AAC_RATES, OPUS_VORBIS_MAPPING, PID_PAT, readTimestamp, STREAM_TYPE, SY
 export interface TsDemuxerOptions {
   /** Malformed input that was skipped (a continuity gap, a bad PES header, an unparsable ADTS frame...). */
   onError?(e: Error): void;
+  /** A PES growing past this is dropped (reported); default 16 MiB. At most two PIDs buffer (one video, one audio). */
+  maxPesBytes?: number;
 }
 
 type Codec = "h264" | "h265" | "aac" | "opus";
@@ -55,11 +57,10 @@ interface Section {
   cc: number;
 }
 
-const MAX_PES = 16 * 1024 * 1024;
-
 export class TsDemuxer {
   #onFrame: (f: Frame) => void;
   #onError: (e: Error) => void;
+  #maxPes: number;
   #buf: Buffer = Buffer.alloc(0);
   #pmtPid = -1;
   #pmtVersion = -1;
@@ -72,6 +73,7 @@ export class TsDemuxer {
   constructor(onFrame: (f: Frame) => void, opts: TsDemuxerOptions = {}) {
     this.#onFrame = onFrame;
     this.#onError = opts.onError ?? (() => {});
+    this.#maxPes = opts.maxPesBytes ?? 16 * 1024 * 1024;
   }
 
   push(chunk: Buffer): void {
@@ -151,8 +153,8 @@ export class TsDemuxer {
     } else if (es.size === 0 || es.broken) return; // joined mid-PES, or dropping this one
     es.parts.push(payload);
     es.size += payload.length;
-    if (es.size > MAX_PES) {
-      this.#onError(new Error(`MPEG-TS: PES on PID ${pid} over ${MAX_PES} bytes dropped`));
+    if (es.size > this.#maxPes) {
+      this.#onError(new Error(`MPEG-TS: PES on PID ${pid} over ${this.#maxPes} bytes dropped`));
       es.parts = [];
       es.size = 0;
       es.broken = true;
@@ -215,6 +217,7 @@ export class TsDemuxer {
     const infoLen = sec.readUInt16BE(10) & 0x0fff;
     const end = sec.length - 4;
     const seen = new Set<number>();
+    const kinds = new Set<string>();
     for (let p = 12 + infoLen; p + 5 <= end; ) {
       const type = sec[p] as number;
       const pid = sec.readUInt16BE(p + 1) & 0x1fff;
@@ -238,6 +241,11 @@ export class TsDemuxer {
         }
       }
       if (!codec) continue;
+      // One video and one audio track (the first of each in the PMT), as a hub stream has: this also bounds what
+      // a hostile PMT listing many PIDs can make us buffer.
+      const kind = codec === "h264" || codec === "h265" ? "video" : "audio";
+      if (kinds.has(kind)) continue;
+      kinds.add(kind);
       seen.add(pid);
       const old = this.#es.get(pid);
       if (old && old.codec === codec) continue;
@@ -318,7 +326,7 @@ export class TsDemuxer {
       }
     }
     if (!es.config || nals.length === 0) return; // nothing decodable before the parameter sets
-    this.#onFrame(avcNaluFrame(ms, nals, key, this.#ms(pts) - ms));
+    this.#onFrame(avcNaluFrame(ms, nals, key, Math.round((pts - dts) / 90)));
   }
 
   #h265(es: Es, data: Buffer, pts: number, dts: number): void {
@@ -353,7 +361,7 @@ export class TsDemuxer {
       n.copy(body, p + 4);
       p += 4 + n.length;
     }
-    const tag = exVideoTag(VIDEO_PACKET.CodedFrames, FOURCC_HEVC, key, body, this.#ms(pts) - ms);
+    const tag = exVideoTag(VIDEO_PACKET.CodedFrames, FOURCC_HEVC, key, body, Math.round((pts - dts) / 90));
     this.#onFrame(videoFrame(ms, tag));
   }
 

@@ -69,6 +69,14 @@ export class TsMuxer {
     return this.#videoStarted || (!this.#video && this.#lastPsi > Number.NEGATIVE_INFINITY);
   }
 
+  /**
+   * PAT + PMT now (two packets), or nothing before any track is configured: for a segment that starts without a
+   * keyframe (one cut inside a long GOP), so a player joining there still learns the program.
+   */
+  tables(dtsMs = 0): Buffer {
+    return this.#video || this.#audio ? this.#psi(dtsMs) : Buffer.alloc(0);
+  }
+
   frame(f: Frame): Buffer {
     if (f.kind === "video") return this.#videoFrame(f);
     if (f.kind === "audio") return this.#audioFrame(f);

@@ -1,7 +1,7 @@
 /**
  * The media HTTP server, on the kit's listener (never-throwing target parsing, timeouts, connection caps, an
  * error boundary per request): WHIP/WHEP, the service endpoints and /api, player pages, then
- * `/<stream path>/<file>` for HLS, LL-HLS and DASH, and `/<stream path>.flv` for HTTP-FLV.
+ * `/<stream path>/<file>` for HLS, LL-HLS, DASH and MPEG-TS HLS (`ts.m3u8`), and `/<stream path>.flv` for HTTP-FLV.
  *
  * CORS is decided here, once per route, before dispatch: what players read (playlists, segments, pages,
  * WHIP/WHEP) is `public`; /api and the service endpoints send no CORS header at all (they need the token and
@@ -24,6 +24,7 @@ import { type ApiSource, apiRoute } from "./api.ts";
 import { apiAllowed, CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
 import { type FlvOptions, serveFlv } from "./flv.ts";
 import { serveStreamFile, TIME_PATH } from "./hls.ts";
+import { isTsFile, serveTsFile, type TsOptions } from "./hls-ts.ts";
 import { reply } from "./reply.ts";
 import { decodePath } from "./target-path.ts";
 
@@ -46,6 +47,8 @@ export interface HttpServerOptions {
   flv?: FlvOptions;
   /** WHIP/WHEP (`/<path>/whip`, `/<path>/whep` and their sessions); none: WebRTC is off. */
   webrtc?: WebRtcServer;
+  /** MPEG-TS HLS (`/<path>/ts.m3u8`, `/<path>/ts<N>.ts`); none: not served. */
+  mpegts?: TsOptions;
 }
 
 type Area = "webrtc" | "api" | "service" | "public";
@@ -132,6 +135,7 @@ export class MediaHttpServer {
     const out = o.outputs.get(path);
     if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
     if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
+    if (o.mpegts && isTsFile(file)) return serveTsFile(req, res, out, o.outputs, file, this.#listener.limits, o.mpegts);
     await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master, o.renditions);
   }
 
