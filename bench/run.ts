@@ -26,7 +26,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   startup: async () => (await import("./startup.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
   // Chromium), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
-  // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy).
+  // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy), SRT ingest CPU (against the
+  // ffmpeg listener it replaced).
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),
@@ -37,6 +38,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./media/abr.ts")).run()),
     ...(await (await import("./media/playback.ts")).run()),
     ...(await (await import("./media/ts-mux.ts")).run()),
+    ...(await (await import("./media/srt-ingest.ts")).run()),
   ],
 };
 

@@ -90,6 +90,36 @@ export const rtmpLimitsSchema = z
   })
   .strict();
 
+/**
+ * SRT (in-process, live mode): latency negotiated with callers (the larger of both is used), encryption, and
+ * what sessions may cost. A caller encrypts with the passphrase of its path (media.paths.<glob>.srtPassphrase)
+ * or this global one; with a passphrase set, unencrypted callers and wrong passphrases are refused.
+ */
+export const srtSchema = z
+  .object({
+    /** TSBPD latency in ms (libsrt's default is 120). */
+    latencyMs: z.number().int().min(20).max(10000).default(120),
+    /** 10-79 characters; null: no encryption (unless a path sets its own). */
+    passphrase: z.string().min(10).max(79).nullable().default(null),
+    /** AES key length (bytes) advertised to callers: 16, 24 or 32. */
+    pbkeylen: z.union([z.literal(16), z.literal(24), z.literal(32)]).default(16),
+    /** Sessions (publishers and readers) at once, and from one client address. */
+    maxSessions: z.number().int().positive().default(64),
+    maxSessionsPerAddress: z.number().int().positive().default(16),
+    /** A caller that sends nothing (not even a keepalive) for this long is gone. */
+    peerIdleTimeoutSeconds: z.number().positive().default(5),
+    /** Packets (up to 1316 bytes each) one session may buffer for ordering and retransmission, each way. */
+    receiveBufferPackets: z.number().int().min(64).max(65536).default(8192),
+    sendBufferPackets: z.number().int().min(64).max(65536).default(8192),
+    /** Bytes all SRT publishers' receive buffers may hold together. */
+    totalBufferBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(256 * 1024 * 1024),
+  })
+  .strict();
+
 const bitrate = z.string().regex(/^\d+(?:\.\d+)?[kM]?$/, 'must be a bitrate like "2500k", "2.5M" or "800000"');
 
 /** One rung of an ABR ladder: the path's video encoded to this height (and bitrate) by ffmpeg. */
@@ -153,12 +183,17 @@ export const mediaSchema = z
     hlsMpegtsIdleSeconds: z.number().min(0).default(30),
     /** Frames a reader may have queued before it loses frames (counted as frames discarded). */
     readerQueueFrames: z.number().int().min(16).default(1024),
-    /** ffmpeg binary (pulls, SRT, restreams, transcoding; HLS/DASH packaging and recording are in-process). */
+    /** ffmpeg binary (pulls, restreams, transcoding; HLS/DASH packaging and recording are in-process). */
     ffmpegPath: z.string().min(1).default("ffmpeg"),
     /** How long a finished stream's playlists stay readable (with ENDLIST) after its publisher leaves. */
     lingerSeconds: z.number().min(0).default(60),
-    /** SRT ingest (UDP): a caller with streamid `publish:<path>` publishes MPEG-TS (H.264 + AAC) to <path>. */
+    /**
+     * SRT (UDP): a caller with streamid `publish:<path>` publishes MPEG-TS (H.264/H.265 + AAC/Opus) to <path>;
+     * `read:<path>` reads it as MPEG-TS.
+     */
     srtPort: port.default(8890),
+    /** SRT latency, encryption and limits. */
+    srt: srtSchema.default(() => srtSchema.parse({})),
     /** Connection caps, timeouts and memory budgets of the RTMP and RTMPS listeners. */
     rtmp: rtmpLimitsSchema.default(() => rtmpLimitsSchema.parse({})),
     /** RTMPS ingest and playback (rtmps://<host>:<rtmps.port>/<app>/<key>), off by default. */
@@ -174,7 +209,7 @@ export const mediaSchema = z
     /** Pull sources and restream destinations reconnect after retryInitialMs, doubling up to retryMaxMs. */
     retryInitialMs: z.number().int().positive().default(1000),
     retryMaxMs: z.number().int().positive().default(30000),
-    /** A pull or SRT source that sends nothing for this long is dropped (and a pull reconnects). */
+    /** A pull source that sends nothing for this long is dropped (and reconnects). */
     sourceStallSeconds: z.number().positive().default(15),
     /** Where recordings go (<recordPath>/<stream path>/*.mp4); null: <home>/data/media/recordings. */
     recordPath: z.string().nullable().default(null),
@@ -207,6 +242,8 @@ export const mediaSchema = z
              * and /<path>/master.mpd list the source and the renditions. Default: none (remux only, no transcoding).
              */
             abr: abrLadderSchema.default([]),
+            /** SRT passphrase for this path (10-79 characters); unset: media.srt.passphrase. */
+            srtPassphrase: z.string().min(10).max(79).optional(),
           })
           .strict(),
       )

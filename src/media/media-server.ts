@@ -10,7 +10,7 @@ import { urlHost } from "../core/http/address.ts";
 import type { Logger } from "../core/logger.ts";
 import { defaultHome } from "../core/paths.ts";
 import { Abr } from "./abr/abr.ts";
-import { MediaAuth } from "./auth/auth.ts";
+import { MediaAuth, PathGlobs } from "./auth/auth.ts";
 import { Hub } from "./hub.ts";
 import { Outputs } from "./outputs.ts";
 import { Playback } from "./playback.ts";
@@ -120,14 +120,17 @@ export class MediaServer {
         m.rtmps = await RtmpServer.start(o);
         opened.push(m.rtmps);
       }
+      const srtPassphrases = new PathGlobs(
+        Object.fromEntries(Object.entries(c.paths).map(([glob, r]) => [glob, r.srtPassphrase ?? null])),
+      );
       m.srt = await SrtServer.start({
         host: c.host,
         port: c.srtPort,
         hub: m.hub,
-        ffmpegPath: c.ffmpegPath,
-        stallMs: c.sourceStallSeconds * 1000,
         log,
         auth: m.auth,
+        limits: c.srt,
+        passphraseFor: (path) => srtPassphrases.get(path),
       });
       opened.push(m.srt);
       if (c.webrtc.enabled)

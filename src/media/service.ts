@@ -18,7 +18,7 @@ export const mediaService: ServiceDef = {
     "  stream keys:   ami-streams stream key create live/<name> (publishers on this machine need none)",
     `  player pages:  http://${host(c.media.host)}:${c.media.httpPort}/  (HLS, LL-HLS, DASH, WebRTC/WHEP)`,
     `  play http://${host(c.media.host)}:${c.media.httpPort}/live/<name>/index.m3u8 (HLS, LL-HLS) or .../index.mpd (DASH)`,
-    `  SRT: ffmpeg ... -f mpegts 'srt://${host(c.media.host)}:${c.media.srtPort}?streamid=publish:live/<name>'`,
+    `  SRT: ffmpeg ... -f mpegts 'srt://${host(c.media.host)}:${c.media.srtPort}?streamid=publish:live/<name>' (read:live/<name> to play)`,
     "  pull a source: ami-streams stream start --source rtsp://... --path live/cam1",
     "  list streams:  ami-streams stream list",
   ],

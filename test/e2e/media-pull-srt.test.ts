@@ -136,7 +136,11 @@ test(
   async () => {
     const seconds = 8;
     const pub = publish(`srt://127.0.0.1:${m.srt.port}?streamid=publish:live/srt1`, seconds, "mpegts");
-    await until("the SRT stream to go live", async () => m.hub.get("live/srt1")?.stats.videoCodec);
+    // Both codecs: the TS demuxer announces each track with its first frame, video may come first.
+    await until("the SRT stream to go live", async () => {
+      const st = m.hub.get("live/srt1")?.stats;
+      return st?.videoCodec && st.audioCodec;
+    });
     const junk = createSocket("udp4");
     for (let i = 0; i < 200; i++) junk.send(randomBytes(1 + (i % 1400)), m.srt.port, "127.0.0.1");
     // A datagram that looks like an SRT header but is not a handshake, then a truncated handshake.
@@ -155,7 +159,7 @@ test(
     const d = Number(probe.format.duration);
     assert.ok(d > seconds - 2.5 && d < seconds + 1.5, `duration ${d}`);
 
-    // A caller whose streamid is not publish:<path> is dropped.
+    // A caller reading a path with nothing published is refused (and publishes nothing).
     const bad = spawn(
       "ffmpeg",
       [

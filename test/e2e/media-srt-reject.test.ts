@@ -2,6 +2,7 @@
  * SRT publishers that may not publish are refused in the handshake with an SRT_REJX_* reason (not left to time
  * out): a raw SRT caller reads the reason from the rejection; ffmpeg's caller exits at once with libsrt's REJECT
  * message; a publisher with a valid key is unaffected, and a second one on its busy path is refused.
+ * (The raw caller's conclusion carries the HSREQ extension libsrt sends, so it gets as far as the access check.)
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -27,7 +28,14 @@ let key: string;
 before(async () => {
   if (!hasFfmpeg) return;
   // Loopback publishers are not trusted here, so a missing key is refused as it would be from another host.
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, trustLoopbackPublishers: false };
+  // closed/**: nobody may read (an SRT reader is checked like any other).
+  const media = {
+    rtmpPort: 0,
+    httpPort: 0,
+    srtPort: 0,
+    trustLoopbackPublishers: false,
+    paths: { "closed/**": { read: "none" } },
+  };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir });
   key = m.auth.keys.create("live/ok").key;
 });
@@ -88,14 +96,21 @@ function ffmpegSrt(
   return { proc, exit: new Promise((r) => proc.once("close", r)), err: () => err };
 }
 
-test("the rejection carries the reason: no key 1401, wrong key 1403, read mode 1405, no path 1400", opts, async () => {
-  assert.equal(await rawCaller("publish:live/ok"), REJ.UNAUTHORIZED);
-  assert.equal(await rawCaller("publish:live/ok:sk_wrong"), REJ.FORBIDDEN);
-  assert.equal(await rawCaller("read:live/ok"), REJ.BAD_MODE);
-  assert.equal(await rawCaller("#!::r=live/ok,m=request"), REJ.BAD_MODE);
-  assert.equal(await rawCaller("publish:../etc"), REJ.BAD_REQUEST);
-  await until("the refused sessions to close", async () => m.srt.sessions.size === 0);
-});
+test(
+  "the rejection carries the reason: no key 1401, wrong key or read refused 1403, nothing to read 1404, no path 1400",
+  opts,
+  async () => {
+    assert.equal(await rawCaller("publish:live/ok"), REJ.UNAUTHORIZED);
+    assert.equal(await rawCaller("publish:live/ok:sk_wrong"), REJ.FORBIDDEN);
+    // Reading is allowed (read: any) but nothing is published there.
+    assert.equal(await rawCaller("read:live/ok"), REJ.NOT_FOUND);
+    assert.equal(await rawCaller("#!::r=live/ok,m=request"), REJ.NOT_FOUND);
+    assert.equal(await rawCaller("#!::r=live/ok,m=bidirectional"), REJ.BAD_REQUEST);
+    assert.equal(await rawCaller("read:closed/x"), REJ.FORBIDDEN, "the read check refuses");
+    assert.equal(await rawCaller("publish:../etc"), REJ.BAD_REQUEST);
+    await until("the refused sessions to close", async () => m.srt.sessions.size === 0);
+  },
+);
 
 test("ffmpeg is refused at once (wrong key, busy path) while a keyed publisher keeps streaming", opts, async () => {
   const good = ffmpegSrt(`publish:live/ok:${key}`, 8);

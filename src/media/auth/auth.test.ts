@@ -52,11 +52,24 @@ test("RTMP and SRT targets: the forms ffmpeg, OBS and SRT callers send", () => {
   assert.deepEqual(a.rtmpTarget("live", key), { path: "live/cam1", key });
   assert.deepEqual(a.rtmpTarget("live", "sk_revoked"), { path: "live", key: "sk_revoked" });
   assert.deepEqual(a.rtmpTarget("live", "cam2"), { path: "live/cam2", key: undefined });
-  assert.deepEqual(srtTarget("publish:live/cam1:K"), { path: "live/cam1", key: "K" });
-  assert.deepEqual(srtTarget("publish:live/cam1"), { path: "live/cam1", key: undefined });
-  assert.deepEqual(srtTarget("#!::r=live/cam1,m=publish,u=K"), { path: "live/cam1", key: "K" });
-  assert.equal(srtTarget("read:live/cam1"), undefined);
-  assert.equal(srtTarget("#!::r=live/cam1,m=request"), undefined);
+  const pk = (s: string) => {
+    const t = srtTarget(s);
+    return t && { mode: t.mode, path: t.path, key: t.key, query: t.query.toString() };
+  };
+  assert.deepEqual(pk("publish:live/cam1:K"), { mode: "publish", path: "live/cam1", key: "K", query: "" });
+  assert.deepEqual(pk("publish:live/cam1"), { mode: "publish", path: "live/cam1", key: undefined, query: "" });
+  assert.deepEqual(pk("live/cam1"), { mode: "publish", path: "live/cam1", key: undefined, query: "" });
+  assert.deepEqual(pk("#!::r=live/cam1,m=publish,u=K"), { mode: "publish", path: "live/cam1", key: "K", query: "" });
+  assert.deepEqual(pk("read:live/cam1"), { mode: "read", path: "live/cam1", key: undefined, query: "" });
+  assert.deepEqual(pk("read:live/cam1?exp=1&sig=x"), {
+    mode: "read",
+    path: "live/cam1",
+    key: undefined,
+    query: "exp=1&sig=x",
+  });
+  assert.deepEqual(pk("#!::r=live/cam1,m=request"), { mode: "read", path: "live/cam1", key: undefined, query: "" });
+  assert.equal(srtTarget("#!::r=live/cam1,m=bidirectional"), undefined);
+  assert.equal(srtTarget("play:live/cam1"), undefined);
 });
 
 test("signatures travel into playlist and manifest URIs; ttl parsing", () => {

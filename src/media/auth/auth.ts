@@ -191,12 +191,27 @@ export class MediaAuth {
   }
 }
 
+export interface SrtTarget {
+  mode: "publish" | "read";
+  path: string;
+  key: string | undefined;
+  /** A reader's `?exp=...&sig=...` (signed paths). */
+  query: URLSearchParams;
+}
+
 /**
- * Path and key of an SRT Stream ID: `publish:<path>[:<key>]`, the SRT access-control form
- * `#!::r=<path>,m=publish[,u=<key>]`, or a bare path. Anything else (e.g. `read:...`) is undefined: ingest only.
+ * Mode, path and key of an SRT Stream ID: `publish:<path>[:<key>]`, `read:<path>[?exp=..&sig=..]`, the SRT
+ * access-control form `#!::r=<path>,m=publish|request[,u=<user>][,s=<key or signed query>]`, or a bare path
+ * (publish). Anything else is undefined.
  */
-export function srtTarget(streamId: string | undefined): { path: string; key: string | undefined } | undefined {
+export function srtTarget(streamId: string | undefined): SrtTarget | undefined {
   if (!streamId) return undefined;
+  const split = (p: string) => {
+    const q = p.indexOf("?");
+    return q < 0
+      ? { path: p, query: new URLSearchParams() }
+      : { path: p.slice(0, q), query: new URLSearchParams(p.slice(q + 1)) };
+  };
   if (streamId.startsWith("#!::")) {
     const kv = new Map(
       streamId
@@ -204,12 +219,19 @@ export function srtTarget(streamId: string | undefined): { path: string; key: st
         .split(",")
         .map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)] as const),
     );
-    const path = kv.get("r");
-    if ((kv.get("m") ?? "publish") !== "publish" || !path) return undefined;
-    return { path, key: kv.get("u") || kv.get("s") || undefined };
+    const r = kv.get("r");
+    const m = kv.get("m") ?? "publish";
+    if (!r || (m !== "publish" && m !== "request")) return undefined;
+    const secret = kv.get("s") || undefined;
+    if (m === "publish") return { mode: "publish", path: r, key: kv.get("u") || secret, query: new URLSearchParams() };
+    const { path, query } = split(r);
+    const q = secret?.includes("=") ? new URLSearchParams(secret) : query;
+    return { mode: "read", path, key: undefined, query: q };
   }
   const parts = streamId.split(":");
-  if (parts.length === 1) return { path: streamId, key: undefined };
+  if (parts.length === 1) return { mode: "publish", path: streamId, key: undefined, query: new URLSearchParams() };
+  if (parts[0] === "read" && parts[1] && parts.length === 2)
+    return { mode: "read", key: undefined, ...split(parts[1]) };
   if (parts[0] !== "publish" || !parts[1] || parts.length > 3) return undefined;
-  return { path: parts[1], key: parts[2] || undefined };
+  return { mode: "publish", path: parts[1], key: parts[2] || undefined, query: new URLSearchParams() };
 }

@@ -102,10 +102,13 @@ export function srtHandshake(o: {
   streamId?: string;
 }): Buffer {
   const sid = o.streamId === undefined ? Buffer.alloc(0) : encodeStreamId(o.streamId);
-  const b = Buffer.alloc(64 + (sid.length ? 4 + sid.length : 0));
+  // An HSv5 conclusion carries HSREQ as libsrt's does (SRT 1.5.0, TSBPD both ways, TLPKTDROP, NAK report,
+  // REXMIT flag; 120 ms each way), so the listener gets to its access checks.
+  const hsreq = o.version === 5 && o.type === 0xffffffff;
+  const b = Buffer.alloc(64 + (hsreq ? 16 : 0) + (sid.length ? 4 + sid.length : 0));
   b.writeUInt32BE(0x80000000, 0);
   b.writeUInt32BE(o.version, 16);
-  b.writeUInt16BE(o.version === 4 ? 2 : 0, 22); // HSv4: socket type DGRAM; HSv5: extension flags (none but SID)
+  b.writeUInt16BE(o.version === 4 ? 2 : hsreq ? 5 : 0, 22); // HSv4: socket type DGRAM; HSv5: HSREQ | CONFIG
   b.writeUInt32BE(randomInt(1, 0x7fffffff), 24);
   b.writeUInt32BE(1500, 28);
   b.writeUInt32BE(8192, 32);
@@ -113,10 +116,19 @@ export function srtHandshake(o: {
   b.writeUInt32BE(o.socketId, 40);
   b.writeUInt32BE((o.cookie ?? 0) >>> 0, 44);
   b.writeUInt32BE(0x0100007f, 48);
+  let off = 64;
+  if (hsreq) {
+    b.writeUInt16BE(1, off);
+    b.writeUInt16BE(3, off + 2);
+    b.writeUInt32BE(0x010500, off + 4);
+    b.writeUInt32BE(0x3f, off + 8);
+    b.writeUInt32BE((120 << 16) | 120, off + 12);
+    off += 16;
+  }
   if (sid.length) {
-    b.writeUInt16BE(5, 64);
-    b.writeUInt16BE(sid.length / 4, 66);
-    sid.copy(b, 68);
+    b.writeUInt16BE(5, off);
+    b.writeUInt16BE(sid.length / 4, off + 2);
+    sid.copy(b, off + 4);
   }
   return b;
 }

@@ -1,18 +1,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  conclusionResponse,
   cookieOf,
   decodeStreamId,
   encodeStreamId,
   HS_CONCLUSION,
-  inductionRequest,
   inductionResponse,
+  OPT,
   parseHandshake,
-  publishPath,
   REJ,
   rejection,
   rejectReason,
-  withCookie,
 } from "./handshake.ts";
 
 /** A conclusion handshake with an SRT_CMD_SID extension, laid out as libsrt sends it. */
@@ -31,22 +30,13 @@ function conclusion(streamId: string): Buffer {
 test("the Stream ID is read from a conclusion handshake (word-reversed, NUL padded)", () => {
   assert.deepEqual(encodeStreamId("abcde"), Buffer.from("dcba\0\0\0e", "latin1"));
   assert.equal(decodeStreamId(encodeStreamId("publish:live/srt1")), "publish:live/srt1");
-  assert.deepEqual(parseHandshake(conclusion("publish:live/x")), {
-    version: 5,
-    type: HS_CONCLUSION,
-    streamId: "publish:live/x",
-  });
+  const hs = parseHandshake(conclusion("publish:live/x"));
+  assert.deepEqual(
+    [hs?.version, hs?.type, hs?.streamId, hs?.hsreq, hs?.kmreq],
+    [5, HS_CONCLUSION, "publish:live/x", undefined, undefined],
+  );
   assert.equal(parseHandshake(Buffer.alloc(64)), undefined, "a data packet is not a handshake");
   assert.equal(parseHandshake(Buffer.from([0x80, 0, 0, 0])), undefined, "too short");
-});
-
-test("publish paths from Stream IDs; reads are refused (SRT is ingest only)", () => {
-  assert.equal(publishPath("publish:live/cam1"), "live/cam1");
-  assert.equal(publishPath("#!::r=live/cam1,m=publish"), "live/cam1");
-  assert.equal(publishPath("live/cam1"), "live/cam1");
-  assert.equal(publishPath("read:live/cam1"), undefined);
-  assert.equal(publishPath("#!::r=live/cam1,m=request"), undefined);
-  assert.equal(publishPath(undefined), undefined);
 });
 
 test("a rejection answers the caller's socket id with Handshake Type 1000 + reason", () => {
@@ -60,7 +50,7 @@ test("a rejection answers the caller's socket id with Handshake Type 1000 + reas
   assert.equal(rejectReason(req), undefined, "a conclusion is not a rejection");
 });
 
-test("our induction answer is libsrt's HSv5 one; the relay's induction for ffmpeg is an HSv4 caller's", () => {
+test("our induction answer is libsrt's HSv5 one (with the advertised key length)", () => {
   const c = conclusion("publish:live/x");
   c.writeUInt32BE(0x1234, 16 + 24); // caller's socket id
   const res = inductionResponse(c, 0xdeadbeef);
@@ -69,11 +59,34 @@ test("our induction answer is libsrt's HSv5 one; the relay's induction for ffmpe
   assert.equal(res.readUInt32BE(16), 5);
   assert.equal(res.readUInt32BE(20), 0x4a17, "SRT magic in the extension field");
   assert.equal(cookieOf(res), 0xdeadbeef);
-  const req = inductionRequest(withCookie(c, 7));
+  assert.equal(inductionResponse(c, 1, 16).readUInt32BE(20), 0x00024a17, "PBKEYLEN 16 -> 2");
+});
+
+test("the conclusion answer echoes the ISN and carries HSRSP (latencies) and KMRSP", () => {
+  const c = conclusion("publish:live/x");
+  c.writeUInt32BE(0x1234, 40);
+  c.writeUInt32BE(777, 24);
+  const km = Buffer.alloc(48, 7);
+  const r = conclusionResponse(c, {
+    socketId: 99,
+    mtu: 1500,
+    flowWindow: 8192,
+    flags: OPT.TSBPDRCV | OPT.TSBPDSND,
+    rcvLatency: 200,
+    sndLatency: 120,
+    kmrsp: km,
+    peerIp: "127.0.0.1",
+  });
+  assert.equal(r.readUInt32BE(12), 0x1234);
+  assert.equal(r.readUInt32BE(24), 777, "ISN echoed");
+  assert.equal(r.readUInt32BE(20), 3, "HSREQ | KMREQ extension flags");
+  assert.equal(r.readUInt32BE(40), 99);
   assert.deepEqual(
-    [req.length, req.readUInt32BE(12), req.readUInt32BE(16), req.readUInt32BE(20), req.readUInt32BE(36), cookieOf(req)],
-    [64, 0, 4, 2, 1, 0],
+    [r.readUInt16BE(64), r.readUInt16BE(66), r.readUInt32BE(72), r.readUInt32BE(76)],
+    [2, 3, 3, (200 << 16) | 120],
   );
-  assert.equal(cookieOf(withCookie(c, 7)), 7);
-  assert.equal(cookieOf(c), 0, "withCookie copies");
+  assert.deepEqual([r.readUInt16BE(80), r.readUInt16BE(82)], [4, 12]);
+  assert.deepEqual(r.subarray(84), km);
+  const back = parseHandshake(r);
+  assert.equal(back?.type, HS_CONCLUSION);
 });

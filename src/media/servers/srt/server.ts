@@ -1,75 +1,110 @@
 /**
- * The SRT listener (ingest only). ffmpeg's libsrt does the SRT protocol but, as a listener, cannot tell us the
- * caller's Stream ID or serve several callers. So we own the public UDP port and relay each admitted caller (by
- * address) to its own `ffmpeg -i srt://127.0.0.1:<internal>?mode=listener` process, which remuxes the MPEG-TS it
- * receives into the hub.
+ * The SRT listener: SRT (draft-sharabayko-srt, live mode, HSv5) implemented in-process, for publishers
+ * (`publish:<path>`) and readers (`read:<path>`), as libsrt callers (ffmpeg's srt://, OBS, GStreamer) speak it.
  *
- * Nothing is spent before a caller has proved its address and may publish. We answer inductions ourselves with a
- * SYN cookie (cookie.ts) and keep no state; a conclusion must echo the cookie (a spoofed source never saw it),
- * carry a `publish:<path>` Stream ID and pass the publish check, and only then is ffmpeg spawned. The relay then
- * does the induction with ffmpeg itself and hands it the caller's conclusion with ffmpeg's cookie in place of
- * ours, so the caller's handshake completes with ffmpeg. Pending publish checks and sessions are bounded. A
- * caller that may not publish (bad Stream ID, wrong or missing key, busy path, too many sessions) gets an SRT
- * rejection handshake with an SRT_REJX_* reason, so it fails at once instead of timing out. Datagrams that are
- * not an SRT handshake, from a caller with no session, are dropped.
+ * Nothing is spent before a caller has proved its address and may do what it asks. Inductions are answered with
+ * a SYN cookie (cookie.ts) and no state; a conclusion must echo the cookie (a spoofed source never saw it), carry
+ * a Stream ID we understand, agree on encryption (the caller's key material must unwrap with the path's
+ * passphrase), and pass the publish or read check; only then does a session (connection.ts) exist. A caller that
+ * may not (bad Stream ID, wrong or missing key, wrong passphrase, busy path, no such stream, too many sessions)
+ * gets an SRT rejection handshake with the reason, so it fails at once instead of timing out. Pending checks,
+ * sessions (in all and per address) and the bytes all receive buffers hold are bounded; datagrams that are not a
+ * handshake, from a caller with no session or for another socket id, are dropped.
+ *
+ * A publisher's in-order MPEG-TS goes through a TsDemuxer into the hub; a reader gets the hub's frames as TsMuxer
+ * output, 7 TS packets (1316 bytes) per SRT packet. No process is spawned.
  */
+import { randomInt } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import type { Logger } from "../../../core/logger.ts";
-import { type MediaAuth, srtTarget } from "../../auth/auth.ts";
-import { type Hub, validPath } from "../../hub.ts";
-import { FfmpegIngest } from "../../ingest.ts";
+import { type MediaAuth, type SrtTarget, srtTarget } from "../../auth/auth.ts";
+import type { Frame } from "../../frame.ts";
+import { type Hub, type MediaStream, type Reader, validPath } from "../../hub.ts";
+import { TsDemuxer } from "../../protocols/mpegts/demux.ts";
+import { TsMuxer } from "../../protocols/mpegts/mux.ts";
+import { SrtConnection } from "./connection.ts";
 import { SynCookies } from "./cookie.ts";
+import { type KeyMaterial, openKm } from "./crypto.ts";
 import {
+  conclusionResponse,
   cookieOf,
+  type Handshake,
   HS_CONCLUSION,
   HS_INDUCTION,
-  inductionRequest,
   inductionResponse,
+  OPT,
   parseHandshake,
-  publishPath,
   REJ,
   rejection,
-  withCookie,
 } from "./handshake.ts";
+
+export interface SrtLimits {
+  latencyMs: number;
+  /** Global passphrase (null: none); a path's own (passphraseFor) wins. */
+  passphrase: string | null;
+  /** Key length we advertise to callers (bytes: 16, 24, 32). */
+  pbkeylen: number;
+  maxSessions: number;
+  maxSessionsPerAddress: number;
+  peerIdleTimeoutSeconds: number;
+  receiveBufferPackets: number;
+  sendBufferPackets: number;
+  totalBufferBytes: number;
+}
+
+export const DEFAULT_SRT_LIMITS: SrtLimits = {
+  latencyMs: 120,
+  passphrase: null,
+  pbkeylen: 16,
+  maxSessions: 64,
+  maxSessionsPerAddress: 16,
+  peerIdleTimeoutSeconds: 5,
+  receiveBufferPackets: 8192,
+  sendBufferPackets: 8192,
+  totalBufferBytes: 256 * 1024 * 1024,
+};
 
 export interface SrtServerOptions {
   host: string;
   port: number;
   hub: Hub;
-  ffmpegPath: string;
-  stallMs: number;
   log: Logger;
-  maxSessions?: number;
-  /** Publish permissions and stream keys; none: anyone may publish. */
+  limits?: Partial<SrtLimits>;
+  /** A path's own passphrase (undefined: the global one). */
+  passphraseFor?: (path: string) => string | null | undefined;
+  /** Publish/read permissions and stream keys; none: anyone may publish and read. */
   auth?: MediaAuth;
+  /** Where a publisher's in-order TS goes (default: a TsDemuxer into the stream); the bench and tests swap it. */
+  sink?: (stream: MediaStream) => { push(b: Buffer): void; end(): void };
 }
 
-interface Session {
+export interface SrtSession {
   key: string;
   peer: RemoteInfo;
-  /** Our side towards the session's ffmpeg. */
-  relay: Socket;
-  ffmpegPort: number;
+  mode: "publish" | "read";
   path: string;
-  ingest: FfmpegIngest;
-  /** The cookie we gave the caller, and the one ffmpeg gave the relay (undefined: ffmpeg has not answered). */
-  ours: number;
-  theirs: number | undefined;
-  /** The caller's latest conclusion: forwarded once ffmpeg has answered the relay's induction. */
-  conclusion: Buffer;
+  socketId: number;
+  peerSocketId: number;
+  conn: SrtConnection;
+  /** The conclusion response, repeated when the caller's conclusion is retransmitted. */
+  response: Buffer;
+  stream: MediaStream | undefined;
+  reader: Reader | undefined;
+  /** A publisher's TS consumer. */
+  sink: { push(b: Buffer): void; end(): void } | undefined;
 }
 
 /** How long a refused caller's retransmitted conclusions are answered with the same rejection. */
 const REJECTED_MS = 5000;
 /** Refused callers remembered at once (beyond it, a rejection is sent but not repeated). */
 const MAX_REJECTED = 1024;
-/** Publish checks running at once; conclusions beyond it are dropped (the caller retransmits). */
+/** Access checks running at once; conclusions beyond it are dropped (the caller retransmits). */
 const MAX_CHECKING = 64;
-/** Sessions from one address: a caller who can receive our cookies still cannot take every session. */
-const MAX_SESSIONS_PER_ADDRESS = 16;
-/** The relay's induction to a starting ffmpeg: resent this often until answered, given up after the limit. */
-const FFMPEG_RETRY_MS = 50;
-const FFMPEG_HANDSHAKE_MS = 10_000;
+const TICK_MS = 10;
+const MTU = 1500;
+const FLOW_WINDOW = 8192;
+const TS_PER_PACKET = 7 * 188;
+const FLAGS = OPT.TSBPDSND | OPT.TSBPDRCV | OPT.HAICRYPT | OPT.TLPKTDROP | OPT.NAKREPORT | OPT.REXMITFLG;
 
 const bind = (host: string, port: number): Promise<Socket> =>
   new Promise((resolve, reject) => {
@@ -82,29 +117,33 @@ const bind = (host: string, port: number): Promise<Socket> =>
     });
   });
 
-/** A free loopback UDP port for a session's ffmpeg listener. */
-async function freeUdpPort(): Promise<number> {
-  const s = await bind("127.0.0.1", 0);
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 export class SrtServer {
-  readonly sessions = new Map<string, Session>();
-  /** ffmpeg processes spawned so far (tests prove a flood spawns none). */
-  spawned = 0;
+  readonly sessions = new Map<string, SrtSession>();
   readonly #o: SrtServerOptions;
+  readonly #l: SrtLimits;
   readonly #log: Logger;
   readonly #socket: Socket;
   readonly #cookies = new SynCookies();
-  /** Callers whose publish check is running or whose session is starting. */
-  readonly #checking = new Map<string, string>();
+  /** Callers whose access check is running: their path (a publisher holds it meanwhile). */
+  readonly #checking = new Map<string, { path: string; mode: string }>();
   /** Refused callers by address: the rejection to repeat if the first one was lost. */
   readonly #rejected = new Map<string, { packet: Buffer; at: number }>();
+  #timer: NodeJS.Timeout | undefined;
+  #bufferBytes = 0;
+  readonly #budget = {
+    take: (n: number) => {
+      if (this.#bufferBytes + n > this.#l.totalBufferBytes) return false;
+      this.#bufferBytes += n;
+      return true;
+    },
+    give: (n: number) => {
+      this.#bufferBytes -= n;
+    },
+  };
 
   private constructor(o: SrtServerOptions, socket: Socket) {
     this.#o = o;
+    this.#l = { ...DEFAULT_SRT_LIMITS, ...o.limits };
     this.#log = o.log.child({ server: "srt" });
     this.#socket = socket;
     socket.on("message", (msg, peer) => this.#onMessage(msg, peer));
@@ -120,61 +159,96 @@ export class SrtServer {
     return this.#socket.address().port;
   }
 
+  /** Bytes all sessions' receive buffers hold now. */
+  get bufferBytes(): number {
+    return this.#bufferBytes;
+  }
+
+  #send(b: Buffer, peer: RemoteInfo): void {
+    this.#socket.send(b, peer.port, peer.address);
+  }
+
   #onMessage(msg: Buffer, peer: RemoteInfo): void {
+    if (msg.length < 16) return;
     const key = `${peer.address}:${peer.port}`;
     const s = this.sessions.get(key);
-    if (s) {
-      this.#fromCaller(s, msg);
+    // A session's traffic is addressed to its socket id; a handshake repeat (dest 0) is answered again.
+    if (s && msg.readUInt32BE(12) === s.socketId) {
+      s.conn.input(msg);
       return;
     }
     const hs = parseHandshake(msg);
     if (!hs) return;
     if (hs.type === HS_INDUCTION) {
       // Stateless: the same answer every time, from the address and the minute.
-      this.#socket.send(inductionResponse(msg, this.#cookies.make(peer.address, peer.port)), peer.port, peer.address);
+      const cookie = this.#cookies.make(peer.address, peer.port);
+      this.#send(inductionResponse(msg, cookie, this.#advertisedKeyLen()), peer);
       return;
     }
     if (hs.type !== HS_CONCLUSION || !this.#cookies.valid(peer.address, peer.port, cookieOf(msg))) return;
+    if (s) {
+      if (s.peerSocketId === hs.socketId) this.#send(s.response, peer);
+      return;
+    }
     const refused = this.#rejected.get(key);
     if (refused && Date.now() - refused.at < REJECTED_MS) {
-      this.#socket.send(refused.packet, peer.port, peer.address);
+      this.#send(refused.packet, peer);
       return;
     }
     this.#rejected.delete(key);
     if (this.#checking.has(key) || this.#checking.size >= MAX_CHECKING) return;
-    this.#conclude(key, peer, msg, hs.streamId);
+    this.#conclude(key, peer, msg, hs);
   }
 
-  /** A conclusion with a valid cookie: may this caller publish where it asks? */
-  #conclude(key: string, peer: RemoteInfo, msg: Buffer, streamId: string | undefined): void {
-    const auth = this.#o.auth;
-    const target = auth && streamId !== undefined ? srtTarget(streamId) : undefined;
-    const path = auth ? target?.path : publishPath(streamId);
-    if (!path || !validPath(path)) {
-      // `read:<path>` / `m=request`: a well-formed request SRT here does not serve (ingest only).
-      const mode = streamId && /^read:|[#,:]m=request\b/.test(streamId) ? REJ.BAD_MODE : REJ.BAD_REQUEST;
+  #advertisedKeyLen(): number {
+    return this.#l.passphrase ? this.#l.pbkeylen : 0;
+  }
+
+  /** A conclusion with a valid cookie: may this caller do what its Stream ID asks? */
+  #conclude(key: string, peer: RemoteInfo, msg: Buffer, hs: Handshake): void {
+    const t = srtTarget(hs.streamId);
+    if (!t || !validPath(t.path)) {
       // Not the Stream ID itself in the log: it may carry a stream key.
-      const what = streamId === undefined ? "no streamid" : `a streamid of ${streamId.length} characters`;
-      this.#refuse(key, peer, msg, mode, `${what} that is not publish:<path>`);
+      const what = hs.streamId === undefined ? "no streamid" : `a streamid of ${hs.streamId.length} characters`;
+      this.#refuse(key, peer, msg, REJ.BAD_REQUEST, `${what} that is not publish:<path> or read:<path>`);
       return;
     }
-    if (!this.#room(key, peer, msg, path)) return;
-    this.#checking.set(key, path);
+    if (hs.version !== 5 || !hs.hsreq) {
+      this.#refuse(key, peer, msg, REJ.BAD_REQUEST, "not an SRT 1.3+ (HSv5) caller");
+      return;
+    }
+    // Encryption: both sides have the passphrase, or neither does (libsrt's enforced encryption).
+    const pass = this.#o.passphraseFor?.(t.path) ?? this.#l.passphrase;
+    let km: KeyMaterial | undefined;
+    if (pass || hs.kmreq) {
+      if (!pass || !hs.kmreq) {
+        const why = pass ? "the path needs a passphrase" : "the caller encrypts, the path has no passphrase";
+        this.#refuse(key, peer, msg, REJ.UNSECURE, why);
+        return;
+      }
+      const r = openKm(hs.kmreq, pass);
+      if (!r.ok) {
+        this.#refuse(key, peer, msg, r.badSecret ? REJ.BAD_SECRET : REJ.UNSECURE, r.why);
+        return;
+      }
+      km = r.km;
+    }
+    if (t.mode === "publish" && !this.#room(key, peer, msg, t.path)) return;
+    if (t.mode === "read" && !this.#readerRoom(key, peer, msg)) return;
+    this.#checking.set(key, { path: t.path, mode: t.mode });
+    const auth = this.#o.auth;
     const check = auth
-      ? auth.check({ action: "publish", path, protocol: "srt", ip: peer.address, key: target?.key })
+      ? t.mode === "publish"
+        ? auth.check({ action: "publish", path: t.path, protocol: "srt", ip: peer.address, key: t.key })
+        : auth.check({ action: "read", path: t.path, protocol: "srt", ip: peer.address, query: t.query })
       : Promise.resolve(undefined);
     check.then(
       (d) => {
+        this.#checking.delete(key);
         if (d && !d.ok) this.#refuse(key, peer, msg, d.status === 401 ? REJ.UNAUTHORIZED : REJ.FORBIDDEN, d.reason);
         // Checked again: another caller may have taken the path or the last session meanwhile.
-        else if (this.#room(key, peer, msg, path)) {
-          this.#open(key, peer, msg, path).catch((e) => {
-            this.#checking.delete(key);
-            this.#log.error("srt session failed to open", { remote: key, error: (e as Error).message });
-          });
-          return;
-        }
-        this.#checking.delete(key);
+        else if (t.mode === "publish" ? this.#room(key, peer, msg, t.path) : this.#readerRoom(key, peer, msg))
+          this.#open(key, peer, msg, hs, t, km);
       },
       (e) => {
         this.#checking.delete(key);
@@ -183,106 +257,177 @@ export class SrtServer {
     );
   }
 
-  /** Whether a session for `path` may start (else the caller is refused): sessions and the path are free. */
-  #room(key: string, peer: RemoteInfo, msg: Buffer, path: string): boolean {
+  #sessionRoom(key: string, peer: RemoteInfo, msg: Buffer): boolean {
     let fromAddress = 0;
     for (const s of this.sessions.values()) if (s.peer.address === peer.address) fromAddress++;
-    if (this.sessions.size >= (this.#o.maxSessions ?? 64) || fromAddress >= MAX_SESSIONS_PER_ADDRESS) {
+    if (this.sessions.size >= this.#l.maxSessions || fromAddress >= this.#l.maxSessionsPerAddress) {
       this.#refuse(key, peer, msg, REJ.OVERLOAD, "too many SRT sessions");
       return false;
     }
-    const other = [...this.#checking].some(([k, p]) => k !== key && p === path);
-    if (this.#o.hub.get(path) || other || [...this.sessions.values()].some((s) => s.path === path)) {
+    return true;
+  }
+
+  /** Whether a publisher session for `path` may start (else the caller is refused): sessions and the path are free. */
+  #room(key: string, peer: RemoteInfo, msg: Buffer, path: string): boolean {
+    if (!this.#sessionRoom(key, peer, msg)) return false;
+    const other = [...this.#checking].some(([k, c]) => k !== key && c.mode === "publish" && c.path === path);
+    if (this.#o.hub.get(path) || other) {
       this.#refuse(key, peer, msg, REJ.CONFLICT, `path '${path}' already has a publisher`);
       return false;
     }
     return true;
   }
 
-  /** Answers a caller's handshake with a rejection (repeated for its retransmissions) and ends its session. */
+  #readerRoom(key: string, peer: RemoteInfo, msg: Buffer): boolean {
+    return this.#sessionRoom(key, peer, msg);
+  }
+
+  /** Answers a caller's handshake with a rejection (repeated for its retransmissions). */
   #refuse(key: string, peer: RemoteInfo, msg: Buffer, reason: number, why: string): void {
     const now = Date.now();
     for (const [k, r] of this.#rejected) if (now - r.at >= REJECTED_MS) this.#rejected.delete(k);
     const packet = rejection(msg, reason);
     if (this.#rejected.size < MAX_REJECTED) this.#rejected.set(key, { packet, at: now });
-    this.#socket.send(packet, peer.port, peer.address);
+    this.#send(packet, peer);
     this.#log.warn("srt caller rejected", { remote: key, reason, why });
-    this.sessions.get(key)?.ingest.stop(why);
   }
 
-  /** A datagram from a caller with a session: to ffmpeg once it has answered the relay, with its cookie. */
-  #fromCaller(s: Session, msg: Buffer): void {
-    const hs = parseHandshake(msg);
-    if (hs?.type === HS_INDUCTION) {
-      this.#socket.send(inductionResponse(msg, s.ours), s.peer.port, s.peer.address);
-      return;
-    }
-    if (hs?.type === HS_CONCLUSION) s.conclusion = Buffer.from(msg);
-    if (s.theirs === undefined) return;
-    const out = hs?.type === HS_CONCLUSION && cookieOf(msg) === s.ours ? withCookie(msg, s.theirs) : msg;
-    s.relay.send(out, s.ffmpegPort, "127.0.0.1");
-  }
-
-  /** A datagram from the session's ffmpeg: its induction answer stays with the relay; the rest goes on. */
-  #fromFfmpeg(s: Session, msg: Buffer): void {
-    const hs = parseHandshake(msg);
-    if (hs?.type === HS_INDUCTION) {
-      if (s.theirs === undefined) {
-        s.theirs = cookieOf(msg);
-        s.relay.send(withCookie(s.conclusion, s.theirs), s.ffmpegPort, "127.0.0.1");
+  #open(key: string, peer: RemoteInfo, msg: Buffer, hs: Handshake, t: SrtTarget, km: KeyMaterial | undefined): void {
+    const hsreq = hs.hsreq as NonNullable<Handshake["hsreq"]>;
+    let stream: MediaStream | undefined;
+    if (t.mode === "read") {
+      stream = this.#o.hub.get(t.path);
+      if (!stream || stream.ended) {
+        this.#refuse(key, peer, msg, REJ.NOT_FOUND, `no stream is published on '${t.path}'`);
+        return;
       }
-      return;
     }
-    const out = hs && s.theirs !== undefined && cookieOf(msg) === s.theirs ? withCookie(msg, s.ours) : msg;
-    this.#socket.send(out, s.peer.port, s.peer.address);
+    // Latency: the larger of ours and what the caller proposes, each way.
+    const rcvLatencyMs = Math.max(this.#l.latencyMs, hsreq.sndLatency);
+    const sndLatencyMs = Math.max(this.#l.latencyMs, hsreq.rcvLatency);
+    let socketId = randomInt(1, 0x3fffffff);
+    while ([...this.sessions.values()].some((s) => s.socketId === socketId)) socketId = randomInt(1, 0x3fffffff);
+    const response = conclusionResponse(msg, {
+      socketId,
+      mtu: Math.min(MTU, hs.mtu || MTU),
+      flowWindow: Math.min(FLOW_WINDOW, hs.flowWindow || FLOW_WINDOW),
+      flags: FLAGS & (hsreq.flags | OPT.HAICRYPT | OPT.NAKREPORT | OPT.TLPKTDROP),
+      rcvLatency: rcvLatencyMs,
+      sndLatency: sndLatencyMs,
+      kmrsp: km ? hs.kmreq : undefined,
+      peerIp: peer.address,
+    });
+    const pass = this.#o.passphraseFor?.(t.path) ?? this.#l.passphrase;
+    const session = {
+      key,
+      peer,
+      mode: t.mode,
+      path: t.path,
+      socketId,
+      peerSocketId: hs.socketId,
+      response,
+    } as SrtSession;
+    session.conn = new SrtConnection({
+      send: (b) => this.#send(b, peer),
+      peerSocketId: hs.socketId,
+      isn: hs.isn,
+      rcvLatencyMs,
+      sndLatencyMs,
+      rcvBufferPackets: this.#l.receiveBufferPackets,
+      sndBufferPackets: this.#l.sendBufferPackets,
+      km,
+      openKm: (m) => {
+        const r = pass ? openKm(m, pass) : undefined;
+        return r?.ok ? r.km : undefined;
+      },
+      onData: t.mode === "publish" ? (b) => session.sink?.push(b) : undefined,
+      onClose: (reason) => this.#closed(session, reason),
+      peerIdleMs: this.#l.peerIdleTimeoutSeconds * 1000,
+      budget: this.#budget,
+    });
+    this.sessions.set(key, session);
+    if (t.mode === "publish") {
+      try {
+        session.stream = this.#o.hub.publish(t.path, { protocol: "srt", remote: key, since: Date.now() });
+      } catch (e) {
+        this.sessions.delete(key);
+        this.#refuse(key, peer, msg, REJ.CONFLICT, (e as Error).message);
+        return;
+      }
+      session.sink = (this.#o.sink ?? this.#demux)(session.stream);
+      this.#send(response, peer);
+    } else {
+      // The answer first: data before it would be refused by the caller (still in its handshake).
+      this.#send(response, peer);
+      this.#serve(session, stream as MediaStream);
+    }
+    this.#log.info("srt session", {
+      remote: key,
+      mode: t.mode,
+      path: t.path,
+      encrypted: !!km,
+      latencyMs: rcvLatencyMs,
+    });
+    this.#timer ??= setInterval(() => this.#tick(), TICK_MS);
   }
 
-  async #open(key: string, peer: RemoteInfo, conclusion: Buffer, path: string): Promise<void> {
-    const ffmpegPort = await freeUdpPort();
-    const relay = await bind("127.0.0.1", 0);
-    const url = `srt://127.0.0.1:${ffmpegPort}?mode=listener&transtype=live`;
-    const ours = cookieOf(conclusion);
-    const session: Session = { key, peer, relay, ffmpegPort, path, ours, theirs: undefined, conclusion } as Session;
-    this.spawned++;
-    session.ingest = new FfmpegIngest({
-      hub: this.#o.hub,
-      path: () => session.path,
-      protocol: "srt",
-      remote: key,
-      ffmpegPath: this.#o.ffmpegPath,
-      // A short probe: MPEG-TS carries the codec parameters up front, and the default 5 s would delay the stream.
-      input: ["-analyzeduration", "1000000", "-probesize", "1000000", "-f", "mpegts", "-i", url],
-      stallMs: this.#o.stallMs,
-      log: this.#log,
+  #demux = (stream: MediaStream) => {
+    const d = new TsDemuxer((f: Frame) => stream.write(f), {
+      onError: (e: Error) => this.#log.warn("srt publisher's MPEG-TS", { path: stream.path, error: e.message }),
     });
-    relay.on("message", (m) => this.#fromFfmpeg(session, m));
-    this.sessions.set(key, session);
-    // The session holds the path from now on (the check entry held it while ffmpeg's ports were found).
-    this.#checking.delete(key);
-    this.#log.info("srt caller", { remote: key, path });
-    // ffmpeg binds its port a moment after it starts: the induction is resent until it answers.
-    const started = Date.now();
-    const induction = inductionRequest(conclusion);
-    const timer = setInterval(() => {
-      if (session.theirs !== undefined) clearInterval(timer);
-      else if (Date.now() - started > FFMPEG_HANDSHAKE_MS) {
-        clearInterval(timer);
-        session.ingest.stop("ffmpeg did not answer the SRT handshake");
-      } else relay.send(induction, ffmpegPort, "127.0.0.1");
-    }, FFMPEG_RETRY_MS);
-    const r = await session.ingest.done;
-    clearInterval(timer);
-    this.sessions.delete(key);
-    relay.close();
-    this.#log.info("srt session ended", { remote: key, path, error: r.error || undefined });
+    return { push: (b: Buffer) => d.push(b), end: () => d.end() };
+  };
+
+  /** A reader: the hub's frames as TS, 7 packets per SRT packet, as they come. */
+  #serve(s: SrtSession, stream: MediaStream): void {
+    const reader = stream.addReader("srt", s.key);
+    s.reader = reader;
+    s.stream = stream;
+    const mux = new TsMuxer();
+    const drain = () => {
+      for (let f = reader.poll(); f; f = reader.poll()) {
+        const ts = mux.frame(f);
+        for (let i = 0; i < ts.length; i += TS_PER_PACKET) s.conn.write(ts.subarray(i, i + TS_PER_PACKET));
+        if (s.conn.closed) return;
+      }
+      if (reader.closed && !s.conn.closed) s.conn.close("the stream ended");
+    };
+    reader.listen(drain);
+    drain();
+  }
+
+  #closed(s: SrtSession, reason: string): void {
+    if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
+    if (s.mode === "publish") {
+      try {
+        s.sink?.end();
+      } catch {}
+      s.stream?.end();
+    } else s.reader?.close();
+    const st = s.conn.stats;
+    this.#log.info("srt session ended", {
+      remote: s.key,
+      mode: s.mode,
+      path: s.path,
+      reason,
+      received: st.packetsReceived,
+      lost: st.packetsLost,
+      dropped: st.packetsDropped,
+      retransmitted: st.packetsRetransmitted,
+    });
+    if (this.sessions.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #tick(): void {
+    for (const s of [...this.sessions.values()]) s.conn.tick();
   }
 
   async close(): Promise<void> {
-    const done = [...this.sessions.values()].map((s) => {
-      s.ingest.stop();
-      return s.ingest.done;
-    });
-    await Promise.all(done);
+    for (const s of [...this.sessions.values()]) s.conn.close("the server is stopping");
+    if (this.#timer) clearInterval(this.#timer);
     await new Promise<void>((r) => this.#socket.close(() => r()));
   }
 }
