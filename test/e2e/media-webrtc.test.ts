@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
-import { H264Depacketizer } from "../../src/media/protocols/webrtc/h264-rtp.ts";
+import { H264Depacketizer } from "../../src/media/protocols/rtp/h264.ts";
 import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
 import { decodeH264, negotiate, whepViewer, whipPublisher } from "./helpers/webrtc-client.ts";
 
