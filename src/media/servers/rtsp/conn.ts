@@ -202,7 +202,7 @@ export class RtspConn {
       if ("channel" in m) this.#onInterleaved(m.channel, m.data);
       else {
         this.#requests++;
-        if (!this.#publishing && !this.#reader && this.#requests > this.#o.limits.maxRequestsBeforeStart) {
+        if (this.#startTimer !== undefined && this.#requests > this.#o.limits.maxRequestsBeforeStart) {
           this.close(`more than ${this.#o.limits.maxRequestsBeforeStart} requests before RECORD or PLAY`);
           return;
         }
@@ -265,7 +265,15 @@ export class RtspConn {
       case "RECORD":
         return this.#record(req);
       case "PAUSE":
-        this.#reply(req, 455);
+        // A reader stops receiving until the next PLAY (which starts again at a keyframe); a publisher cannot pause.
+        if (!this.#reader || !this.#session) {
+          this.#reply(req, 455);
+          return;
+        }
+        this.#reader.close();
+        this.#reader = undefined;
+        clearInterval(this.#srTimer);
+        this.#reply(req, 200, [this.#sessionHeader(this.#session)]);
         return;
       case "TEARDOWN":
         this.#o.log.info("rtsp teardown", { path: this.#session?.path, remote: this.remote });
