@@ -8,7 +8,7 @@
  * client (Debian's is built without live555: skipped there, and said so).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -24,6 +24,7 @@ const hasFfmpeg = has("ffmpeg");
 const opts = { skip: hasFfmpeg ? false : "ffmpeg is not installed" };
 const vlcRtsp =
   has("cvlc", "--version") && /live555/.test(spawnSync("vlc", ["--list"], { encoding: "utf8" }).stdout ?? "");
+process.env.SDL_AUDIODRIVER = "dummy";
 const dir = mkdtempSync(join(tmpdir(), "ami-media-rtsp-"));
 const udpBase = 30000 + Math.floor(Math.random() * 200) * 10;
 const media = {
@@ -68,9 +69,18 @@ async function readFrames(url: string, transport: "udp" | "tcp", seconds = 2): P
   return Number([...r.err.matchAll(/frame=\s*(\d+)/g)].at(-1)?.[1] ?? 0);
 }
 
-/** Starts an ffmpeg RTSP publisher and waits until its path has video in the hub. */
-async function rtspPublish(path: string, seconds: number, args: string[], audio = ["-c:a", "aac"]) {
-  const pub = publish(`${m.rtspUrl}/${path}`, seconds, "rtsp", [...args, ...audio]);
+/** Starts an ffmpeg RTSP publisher (testsrc2 + sine, `video` and `audio` encoder options) and waits for its video. */
+async function rtspPublish(path: string, seconds: number, video: string[], audio = ["-c:a", "aac"]) {
+  const proc = spawn(
+    "ffmpeg",
+    [
+      ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
+      ...["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine"],
+      ...["-t", String(seconds), ...video, ...audio, "-f", "rtsp", `${m.rtspUrl}/${path}`],
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const pub = { proc, exit: new Promise<number | null>((r) => proc.once("close", r)) };
   await until(`${path} to be published over RTSP`, async () => m.hub.get(path)?.stats.videoCodec);
   return pub;
 }
@@ -87,7 +97,9 @@ test(
       assert.ok((await readFrames(url, "tcp")) >= 25, "frames over TCP");
       assert.ok((await readFrames(url, "udp")) >= 25, "frames over UDP");
       if (has("ffplay")) {
-        const r = await runTool("ffplay", ["-nodisp", "-autoexit", "-t", "2", "-an", "-rtsp_transport", "udp", url]);
+        // ffplay without a display plays the audio to SDL's dummy driver (its clock drives -t and -autoexit).
+        const args = ["-nodisp", "-autoexit", "-t", "2", "-rtsp_transport", "udp", url];
+        const r = await runTool("timeout", ["30", "ffplay", ...args]);
         assert.equal(r.code, 0, `ffplay: ${r.err.slice(-300)}`);
         assert.match(r.err, /Video: h264/);
       }
@@ -110,7 +122,8 @@ test(
       assert.deepEqual(kinds(await ffprobe(url)), ["audio:aac", "video:h264"]);
       // A reader that stays while the status is taken.
       const reading = readFrames(url, "udp", 4);
-      await until("an RTSP reader", async () => m.hub.get("open/udp")?.readers.size);
+      const rtspReaders = () => [...(m.hub.get("open/udp")?.readers ?? [])].filter((r) => r.info.protocol === "rtsp");
+      await until("an RTSP reader", async () => rtspReaders().length > 0);
       const st = m.statuses().find((s) => s.path === "open/udp");
       assert.equal(st?.publisher?.protocol, "rtsp");
       assert.ok((st?.readers.byProtocol.rtsp ?? 0) >= 1, JSON.stringify(st?.readers));
