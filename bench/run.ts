@@ -29,6 +29,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),
+    ...(await (await import("./media/rtsp-latency.ts")).run()),
     ...(await (await import("./media/cpu.ts")).run()),
     ...(await (await import("./media/viewers.ts")).run()),
     ...(await (await import("./media/flv-viewers.ts")).run()),

@@ -11,7 +11,8 @@ const media = { host: "127.0.0.1", rtmpPort: 0, httpPort: 0, srtPort: 0, ...extr
 // BENCH_MEDIA_LOG=1: the service's log on stderr (when a test needs to see why a connection closed).
 const log = process.env.BENCH_MEDIA_LOG ? createLogger({ level: "info" }) : silentLogger;
 const m = await MediaServer.start(configSchema.parse({ media }).media, log);
-process.stdout.write(`LISTENING ${JSON.stringify({ http: m.httpUrl, rtmp: m.rtmpUrl, srt: m.srtUrl })}\n`);
+const urls = { http: m.httpUrl, rtmp: m.rtmpUrl, srt: m.srtUrl, rtsp: m.rtsp ? m.rtspUrl : "" };
+process.stdout.write(`LISTENING ${JSON.stringify(urls)}\n`);
 process.on("SIGTERM", () => {
   m.close().then(() => process.exit(0));
 });
