@@ -42,6 +42,7 @@ const media = {
     handshakeTimeoutSeconds: 2,
     maxConnectionsPerAddress: 16,
     maxRequestsBeforeStart: 20,
+    rtsps: { enabled: true, port: 0 },
   },
 };
 let m: MediaServer;
@@ -188,6 +189,44 @@ test("H.265 + Opus go round trip over RTSP (publish TCP, read UDP) and play as H
     await pub.exit;
   }
 });
+
+test(
+  "RTSPS: ffmpeg publishes and ffprobe reads over TLS (TCP-interleaved); plain RTSP on the TLS port is dropped",
+  opts,
+  async () => {
+    const url = `${m.rtspsUrl}/open/tls`;
+    const proc = spawn(
+      "ffmpeg",
+      [
+        ...[
+          "-hide_banner",
+          "-nostdin",
+          "-loglevel",
+          "error",
+          "-re",
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=320x240:rate=25",
+        ],
+        ...["-t", "8", ...X264, "-f", "rtsp", "-rtsp_transport", "tcp", url],
+      ],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const exit = new Promise((r) => proc.once("close", r));
+    try {
+      await until("the RTSPS stream", async () => m.hub.get("open/tls")?.stats.videoCodec);
+      assert.equal(m.hub.get("open/tls")?.publisher.protocol, "rtsps");
+      assert.deepEqual(kinds(await ffprobe(`${url}`)), ["video:h264"]);
+      const plain = connect(m.rtsps?.port as number, "127.0.0.1").on("error", () => {});
+      plain.write("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+      await new Promise((r) => plain.once("close", r));
+    } finally {
+      proc.kill("SIGINT");
+      await exit;
+    }
+  },
+);
 
 /** One request on a raw connection: the response head. */
 async function request(lines: string[]): Promise<string> {
