@@ -7,8 +7,8 @@
  *  - Opus (RFC 7587): each packet one E-RTMP Opus frame, after an OpusHead.
  * Timestamps: every track's RTP clock is placed on one hub clock, through the publisher's RTCP sender reports
  * (NTP <-> RTP time per track) when it sent them, else by arrival. RTP carries presentation times only, so a
- * publisher's B-frames are not reordered: dts follows pts, never going backwards (cameras and low-latency
- * encoders send none).
+ * publisher's decode times are derived (DecodeOrder): dts = pts until a B-frame shows, then a few units of
+ * look-ahead.
  */
 import { parseAudioSpecificConfig } from "../../codecs/aac.ts";
 import { lengthPrefixed } from "../../codecs/annexb.ts";
@@ -83,6 +83,54 @@ interface TrackIn {
 
 const b64 = (s: string | undefined): Buffer | undefined => (s ? Buffer.from(s, "base64") : undefined);
 
+/** Access units a stream with B-frames is held back for: its decode times are the smallest of these ahead. */
+export const REORDER_WINDOW = 4;
+
+/**
+ * Decode times for units that carry presentation times only (RTP). While presentation times only grow (no
+ * B-frames: cameras, low-latency encoders) dts = pts and, after the first REORDER_WINDOW units (held to find
+ * out), nothing waits. Once one goes backwards the stream
+ * reorders: from then on each unit is held until REORDER_WINDOW more have come, and its dts is the smallest pts
+ * among it and those, which is monotonic and never after its pts when the encoder reorders no deeper than the
+ * window (x264's default B-pyramid reorders 2 deep). Decode times never go backwards.
+ */
+export class DecodeOrder<T> {
+  readonly #win: { v: T; pts: number }[] = [];
+  #maxPts = Number.NEGATIVE_INFINITY;
+  #lastDts = Number.NEGATIVE_INFINITY;
+  #decided = false;
+  reordered = false;
+
+  push(v: T, pts: number): { v: T; dts: number; cts: number }[] {
+    if (pts < this.#maxPts) this.reordered = true;
+    this.#maxPts = Math.max(this.#maxPts, pts);
+    if (!this.reordered && this.#decided) return [this.#out(v, pts, pts)];
+    this.#win.push({ v, pts });
+    const out: { v: T; dts: number; cts: number }[] = [];
+    if (!this.reordered) {
+      // The first units wait to see whether the stream reorders; none did: they go out with dts = pts.
+      if (this.#win.length <= REORDER_WINDOW) return out;
+      this.#decided = true;
+      for (const w of this.#win.splice(0)) out.push(this.#out(w.v, w.pts, w.pts));
+      return out;
+    }
+    this.#decided = true;
+    while (this.#win.length > REORDER_WINDOW) {
+      let min = Number.POSITIVE_INFINITY;
+      for (const w of this.#win) min = Math.min(min, w.pts);
+      const first = this.#win.shift() as { v: T; pts: number };
+      out.push(this.#out(first.v, first.pts, min));
+    }
+    return out;
+  }
+
+  #out(v: T, pts: number, dts: number): { v: T; dts: number; cts: number } {
+    const d = Math.max(this.#lastDts, Math.round(dts));
+    this.#lastDts = d;
+    return { v, dts: d, cts: Math.round(pts) - d };
+  }
+}
+
 export class RtspToStream {
   readonly #stream: MediaStream;
   readonly #tracks: TrackIn[];
@@ -139,17 +187,13 @@ export class RtspToStream {
     depack: { push(p: RtpPacket): AccessUnit[]; dropped: number },
     unit: (au: AccessUnit, dts: number, cts: number) => "waiting" | "ok",
   ): TrackIn {
-    let lastDts = Number.NEGATIVE_INFINITY;
+    const order = new DecodeOrder<AccessUnit>();
     let dropped = 0;
     const push = (p: RtpPacket) => {
       for (const au of depack.push(p)) {
         const pts = clock.ms(au.timestamp);
         if (pts < 0) continue;
-        const dts = Math.max(lastDts, Math.round(pts));
-        if (unit(au, dts, Math.round(pts) - dts) === "ok") {
-          lastDts = dts;
-          this.#videoStarted = true;
-        }
+        for (const o of order.push(au, pts)) if (unit(o.v, o.dts, o.cts) === "ok") this.#videoStarted = true;
       }
       if (depack.dropped !== dropped) {
         this.dropped += depack.dropped - dropped;
