@@ -31,6 +31,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./media/whep-latency.ts")).run()),
     ...(await (await import("./media/rtsp-latency.ts")).run()),
     ...(await (await import("./media/cpu.ts")).run()),
+    ...(await (await import("./media/rtsp-cpu.ts")).run()),
     ...(await (await import("./media/viewers.ts")).run()),
     ...(await (await import("./media/flv-viewers.ts")).run()),
     ...(await (await import("./media/abr.ts")).run()),
