@@ -114,10 +114,11 @@ test(
 );
 
 test(
-  "ffmpeg publishes over RTSP/UDP; GStreamer reads over TCP and UDP; stream status lists RTSP publisher and readers",
+  "ffmpeg publishes over RTSP/UDP with B-frames; HLS decode times are monotonic; GStreamer reads over TCP and UDP; stream status lists RTSP publisher and readers",
   opts,
   async () => {
-    const pub = await rtspPublish("open/udp", 14, rtspOut("udp"));
+    // With B-frames (RTP carries no decode times: the server derives them) and over UDP.
+    const pub = await rtspPublish("open/udp", 14, [...rtspOut("udp"), "-bf", "2"]);
     try {
       const url = `${m.rtspUrl}/open/udp`;
       assert.deepEqual(kinds(await ffprobe(url)), ["audio:aac", "video:h264"]);
@@ -130,6 +131,20 @@ test(
       assert.ok((st?.readers.byProtocol.rtsp ?? 0) >= 1, JSON.stringify(st?.readers));
       assert.equal(st?.urls.rtsp, url);
       assert.ok((await reading) >= 50, "frames over UDP from a UDP publisher");
+      await until("an HLS segment", async () => (await fetch(`${m.httpUrl}/open/udp/stream.m3u8`)).status === 200);
+      const hls = await runTool("ffmpeg", [
+        "-v",
+        "warning",
+        "-i",
+        `${m.httpUrl}/open/udp/index.m3u8`,
+        "-t",
+        "2",
+        "-f",
+        "null",
+        "-",
+      ]);
+      assert.equal(hls.code, 0, hls.err);
+      assert.doesNotMatch(hls.err, /non monotonically increasing dts|Invalid DTS/i, "decode times reach HLS in order");
       if (has("gst-launch-1.0")) {
         for (const protocols of ["tcp", "udp"]) {
           const r = await runTool("gst-launch-1.0", [
