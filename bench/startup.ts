@@ -59,7 +59,12 @@ async function upRows(tree: string, label: string): Promise<BenchResult[]> {
     control: { port: 0 },
     matrix: { port: await freePort() },
     web: { port: await freePort() },
-    media: { httpPort: await freePort(), rtmpPort: await freePort(), srtPort: await freePort() },
+    media: {
+      httpPort: await freePort(),
+      rtmpPort: await freePort(),
+      srtPort: await freePort(),
+      rtsp: { port: await freePort() },
+    },
   };
   writeFileSync(join(home, "config.yaml"), JSON.stringify(config));
   const env: NodeJS.ProcessEnv = { ...process.env, AMI_STREAMS_HOME: home };

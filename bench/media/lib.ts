@@ -10,6 +10,8 @@ export class MediaChild {
   http = "";
   rtmp = "";
   srt = "";
+  /** rtsp://host:port when media.rtsp is enabled in the config, else "". */
+  rtsp = "";
   #proc: ChildProcess | null = null;
 
   static async start(config: Record<string, unknown> = {}): Promise<MediaChild> {
@@ -26,7 +28,7 @@ export class MediaChild {
       stdio: ["ignore", "pipe", "inherit"],
     });
     s.#proc = proc;
-    const urls = await new Promise<{ http: string; rtmp: string; srt: string }>((resolve, reject) => {
+    const urls = await new Promise<{ http: string; rtmp: string; srt: string; rtsp: string }>((resolve, reject) => {
       let out = "";
       proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
         out += d;
@@ -38,6 +40,7 @@ export class MediaChild {
     s.http = urls.http;
     s.rtmp = urls.rtmp;
     s.srt = urls.srt;
+    s.rtsp = urls.rtsp;
     return s;
   }
 

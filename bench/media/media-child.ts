@@ -7,11 +7,12 @@ import { createLogger, silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 
 const extra = JSON.parse(process.env.BENCH_MEDIA_CONFIG ?? "{}");
-const media = { host: "127.0.0.1", rtmpPort: 0, httpPort: 0, srtPort: 0, ...extra };
+const media = { host: "127.0.0.1", rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, ...extra };
 // BENCH_MEDIA_LOG=1: the service's log on stderr (when a test needs to see why a connection closed).
 const log = process.env.BENCH_MEDIA_LOG ? createLogger({ level: "info" }) : silentLogger;
 const m = await MediaServer.start(configSchema.parse({ media }).media, log);
-process.stdout.write(`LISTENING ${JSON.stringify({ http: m.httpUrl, rtmp: m.rtmpUrl, srt: m.srtUrl })}\n`);
+const urls = { http: m.httpUrl, rtmp: m.rtmpUrl, srt: m.srtUrl, rtsp: m.rtsp ? m.rtspUrl : "" };
+process.stdout.write(`LISTENING ${JSON.stringify(urls)}\n`);
 process.on("SIGTERM", () => {
   m.close().then(() => process.exit(0));
 });

@@ -119,6 +119,62 @@ export const srtSchema = z
       .default(256 * 1024 * 1024),
   })
   .strict();
+/** RTSPS (RTSP over TLS, TCP-interleaved RTP) on its own port; cert/key as media.rtmps (null: the generated pair). */
+export const rtspsSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    port: port.default(8322),
+    cert: z.string().min(1).nullable().default(null),
+    key: z.string().min(1).nullable().default(null),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.cert === null) !== (r.key === null))
+      ctx.addIssue({ code: "custom", path: ["key"], message: "cert and key go together" });
+  });
+
+/**
+ * The RTSP server (RFC 2326): publish with ANNOUNCE/RECORD, read with DESCRIBE/PLAY, rtsp://<host>:<port>/<path>;
+ * RTP over UDP (a server port pair per track from udpPortMin..udpPortMax) or TCP-interleaved; H.264, H.265, AAC,
+ * Opus. Keys as `?key=` or the Digest/Basic password (any user name).
+ */
+export const rtspSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    port: port.default(8554),
+    /** RTP/RTCP over UDP (false: TCP-interleaved only; UDP SETUPs get 461). */
+    udp: z.boolean().default(true),
+    /** Server UDP ports (RTP even, RTCP odd), one pair per set-up track. */
+    udpPortMin: port.default(20000),
+    udpPortMax: port.default(20999),
+    /** Connections at once, per listener (RTSP and RTSPS each), and from one client address. */
+    maxConnections: z.number().int().positive().default(1000),
+    maxConnectionsPerAddress: z.number().int().positive().default(32),
+    /** From accept to RECORD or PLAY. */
+    handshakeTimeoutSeconds: z.number().positive().default(10),
+    /** A session whose peer sends nothing (no request, no RTP/RTCP) for this long is closed; also its advertised timeout. */
+    idleTimeoutSeconds: z.number().positive().default(60),
+    /** Largest request head (request line + headers), header count, and body (an ANNOUNCE's SDP). */
+    maxRequestBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(16 * 1024),
+    maxHeaders: z.number().int().min(8).default(64),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * 1024),
+    /** Requests a connection may send before it records or plays (a flood before auth is cut off). */
+    maxRequestsBeforeStart: z.number().int().min(4).default(64),
+    rtsps: rtspsSchema.default(() => rtspsSchema.parse({})),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.udpPortMax <= r.udpPortMin)
+      ctx.addIssue({ code: "custom", path: ["udpPortMax"], message: "must be greater than udpPortMin" });
+  });
 
 const bitrate = z.string().regex(/^\d+(?:\.\d+)?[kM]?$/, 'must be a bitrate like "2500k", "2.5M" or "800000"');
 
@@ -198,6 +254,8 @@ export const mediaSchema = z
     rtmp: rtmpLimitsSchema.default(() => rtmpLimitsSchema.parse({})),
     /** RTMPS ingest and playback (rtmps://<host>:<rtmps.port>/<app>/<key>), off by default. */
     rtmps: rtmpsSchema.default(() => rtmpsSchema.parse({})),
+    /** RTSP publish and read (rtsp://<host>:<rtsp.port>/<path>), and RTSPS; off by default. */
+    rtsp: rtspSchema.default(() => rtspSchema.parse({})),
     /**
      * A publisher that leaves and comes back within this many seconds continues the same playlist (HLS:
      * EXT-X-DISCONTINUITY, DASH: a new Period) and players never see the end; after it, EXT-X-ENDLIST. RTMP

@@ -20,6 +20,7 @@ import { Restreams } from "./restreams.ts";
 import { MediaHttpServer } from "./servers/http/server.ts";
 import { RtmpServer, rtmpLimits } from "./servers/rtmp/server.ts";
 import { rtmpsFiles } from "./servers/rtmp/tls.ts";
+import { RtspServer } from "./servers/rtsp/server.ts";
 import { SrtServer } from "./servers/srt/server.ts";
 import { WebRtcServer } from "./servers/webrtc/server.ts";
 import { restore, StateFile, snapshot } from "./state.ts";
@@ -53,6 +54,9 @@ export class MediaServer {
   /** RTMP over TLS (undefined: media.rtmps.enabled is false). */
   rtmps: RtmpServer | undefined;
   srt!: SrtServer;
+  /** RTSP and RTSPS (undefined: media.rtsp.enabled / media.rtsp.rtsps.enabled is false). */
+  rtsp: RtspServer | undefined;
+  rtsps: RtspServer | undefined;
   /** WHIP/WHEP sessions (undefined: media.webrtc.enabled is false). */
   webrtc: WebRtcServer | undefined;
   http!: MediaHttpServer;
@@ -133,6 +137,17 @@ export class MediaServer {
         passphraseFor: (path) => srtPassphrases.get(path),
       });
       opened.push(m.srt);
+      if (c.rtsp.enabled) {
+        const udp = RtspServer.udpPorts(c.host, c.rtsp);
+        const base = { host: c.host, hub: m.hub, log, auth: m.auth, config: c.rtsp, udp };
+        m.rtsp = await RtspServer.start({ ...base, port: c.rtsp.port });
+        opened.push(m.rtsp);
+        if (c.rtsp.rtsps.enabled) {
+          const tls = await rtmpsFiles(c.rtsp.rtsps, m.#dataDir, log.child({ server: "rtsps" }));
+          m.rtsps = await RtspServer.start({ ...base, port: c.rtsp.rtsps.port, tls });
+          opened.push(m.rtsps);
+        }
+      }
       if (c.webrtc.enabled)
         m.webrtc = new WebRtcServer({
           ...c.webrtc,
@@ -209,6 +224,18 @@ export class MediaServer {
     return `rtmps://${this.#host}:${this.rtmps.port}`;
   }
 
+  /** rtsp://host:port (throws when RTSP is off). */
+  get rtspUrl(): string {
+    if (!this.rtsp) throw new Error("RTSP is not enabled (media.rtsp.enabled)");
+    return `rtsp://${this.#host}:${this.rtsp.port}`;
+  }
+
+  /** rtsps://host:port (throws when RTSPS is off). */
+  get rtspsUrl(): string {
+    if (!this.rtsps) throw new Error("RTSPS is not enabled (media.rtsp.rtsps.enabled)");
+    return `rtsps://${this.#host}:${this.rtsps.port}`;
+  }
+
   get srtUrl(): string {
     return `srt://${this.#host}:${this.srt.port}`;
   }
@@ -240,6 +267,7 @@ export class MediaServer {
         s.readers.byProtocol.webrtc = (s.readers.byProtocol.webrtc ?? 0) + reencoded;
         s.readers.total += reencoded;
       }
+      if (this.rtsp) s.urls.rtsp = `${this.rtspUrl}/${s.path}`;
       if (this.abr.ladderFor(s.path).length > 0) {
         s.urls.master = `${this.httpUrl}/${s.path}/master.m3u8`;
         s.urls.masterDash = `${this.httpUrl}/${s.path}/master.mpd`;
@@ -256,6 +284,8 @@ export class MediaServer {
       this.rtmp.close(),
       this.rtmps?.close(),
       this.srt.close(),
+      this.rtsp?.close(),
+      this.rtsps?.close(),
       this.http.close(),
       this.webrtc?.close(),
     ]);

@@ -5,7 +5,7 @@ import type { ServiceDef } from "../core/service.ts";
 export const mediaService: ServiceDef = {
   name: "media",
   summary:
-    "Live media: RTMP / RTMPS / SRT / WHIP ingest and pull sources, HLS / LL-HLS / DASH / WHEP / RTMP output, recording, restream (remux, no transcoding unless an ABR ladder is configured)",
+    "Live media: RTMP / RTMPS / SRT / WHIP / RTSP ingest and pull sources, HLS / LL-HLS / DASH / WHEP / RTMP / RTSP output, recording, restream (remux, no transcoding unless an ABR ladder is configured)",
   enabled: (c) => c.media.enabled,
   baseUrl: (c) => baseUrl("http", c.media.host, c.media.httpPort),
   describe: (c) => [
@@ -13,6 +13,11 @@ export const mediaService: ServiceDef = {
     ...(c.media.rtmps.enabled
       ? [
           `  RTMPS: rtmps://${host(c.media.host)}:${c.media.rtmps.port}/live/<name>?key=<key> (TLS; same paths and keys)`,
+        ]
+      : []),
+    ...(c.media.rtsp.enabled
+      ? [
+          `  RTSP: rtsp://${host(c.media.host)}:${c.media.rtsp.port}/live/<name>?key=<key> (publish: ffmpeg -f rtsp; read: ffplay, VLC, GStreamer; the key may be the Digest password)`,
         ]
       : []),
     "  stream keys:   ami-streams stream key create live/<name> (publishers on this machine need none)",

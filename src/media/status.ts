@@ -26,8 +26,9 @@ export const streamStatusSchema = z.object({
   segments: z.number(),
   /**
    * Where to watch it: the player page (HLS, DASH, WebRTC in a browser), HLS (LL-HLS from the same playlist),
-   * DASH, HTTP-FLV (flv.js, mpegts.js, ffmpeg), RTMP play; whep: the WHEP endpoint (when WebRTC is on); master,
-   * masterDash: the ABR master playlist and MPD (source + renditions), on paths with a ladder.
+   * DASH, HTTP-FLV (flv.js, mpegts.js, ffmpeg), RTMP play; whep: the WHEP endpoint (when WebRTC is on); rtsp:
+   * RTSP play (when RTSP is on); master, masterDash: the ABR master playlist and MPD (source + renditions), on
+   * paths with a ladder.
    */
   urls: z.object({
     player: z.string(),
@@ -36,6 +37,7 @@ export const streamStatusSchema = z.object({
     flv: z.string(),
     rtmp: z.string(),
     whep: z.string().optional(),
+    rtsp: z.string().optional(),
     master: z.string().optional(),
     masterDash: z.string().optional(),
   }),

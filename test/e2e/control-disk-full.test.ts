@@ -62,6 +62,7 @@ before(async () => {
       rtmpPort,
       httpPort: await freePort(),
       srtPort: await freePort(),
+      rtsp: { port: await freePort() },
       webrtc: { enabled: false },
       recordSegmentSeconds: 1,
     },

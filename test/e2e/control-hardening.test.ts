@@ -67,6 +67,7 @@ test("media restart after a config edit uses the new port", async () => {
   const media = (httpPort: number) => ({
     rtmpPort: 0,
     srtPort: 0,
+    rtsp: { port: 0 },
     httpPort,
     webrtc: { enabled: false },
   });

@@ -29,13 +29,14 @@ const ports = {
   media: await freePort(),
   rtmp: await freePort(),
   srt: await freePort(),
+  rtsp: await freePort(),
   web: await freePort(),
   control: await freePort(),
   mcp: await freePort(),
 };
 const h = tempHome({
   matrix: { port: ports.matrix },
-  media: { httpPort: ports.media, rtmpPort: ports.rtmp, srtPort: ports.srt },
+  media: { httpPort: ports.media, rtmpPort: ports.rtmp, srtPort: ports.srt, rtsp: { port: ports.rtsp } },
   web: { port: ports.web },
   control: { port: ports.control },
 });

@@ -40,6 +40,7 @@ async function start(media: Record<string, unknown>): Promise<MediaServer> {
     rtmpPort: 0,
     httpPort: 0,
     srtPort: 0,
+    rtsp: { port: 0 },
     retryInitialMs: 200,
     retryMaxMs: 1000,
     webrtc: { enabled: false },

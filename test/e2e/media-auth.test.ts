@@ -39,6 +39,7 @@ before(async () => {
     rtmpPort: 0,
     httpPort: 0,
     srtPort: 0,
+    rtsp: { port: 0 },
     trustLoopbackPublishers: false,
     paths: { "private/*": { publish: "any", read: "signed" }, "closed/**": { publish: "none" } },
   };
@@ -65,6 +66,7 @@ before(async () => {
     rtmpPort: 0,
     httpPort: 0,
     srtPort: 0,
+    rtsp: { port: 0 },
     authHook: `http://127.0.0.1:${port}/auth`,
     authHookTimeoutMs: 500,
   };

@@ -53,6 +53,7 @@ before(async () => {
     rtmpPort: 0,
     httpPort: 0,
     srtPort: 0,
+    rtsp: { port: 0 },
     webrtc: { enabled: false },
     paths: { "abr/*": { abr: ladder } },
   };

@@ -24,7 +24,7 @@ let m: MediaServer;
 before(async () => {
   if (!hasX265) return;
   const c = configSchema.parse({
-    media: { enabled: true, rtmpPort: 0, httpPort: 0, srtPort: 0, endGraceSeconds: 0 },
+    media: { enabled: true, rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, endGraceSeconds: 0 },
   }).media;
   m = await MediaServer.start(c, silentLogger);
 });

@@ -24,7 +24,7 @@ before(async () => {
   // 200 idle connections from one address are held (not refused at the default per-address cap of 32), so the
   // test shows held idle connections hurting no one; the cap itself is tested in media-rtmp-limits.
   const rtmp = { maxConnectionsPerAddress: 256 };
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, readerQueueFrames: 32, rtmp };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, readerQueueFrames: 32, rtmp };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger);
 });
 

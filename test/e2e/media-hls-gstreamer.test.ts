@@ -23,7 +23,7 @@ let pub: ReturnType<typeof publish> | undefined;
 before(async () => {
   if (!ok) return;
   m = await MediaServer.start(
-    configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0 } }).media,
+    configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 } } }).media,
     silentLogger,
   );
   pub = publish(`${m.rtmpUrl}/${PATH}`, 150);

@@ -21,7 +21,14 @@ const procs: ChildProcess[] = [];
 before(async () => {
   if (!hasFfmpeg) return;
   // A stalled publisher must stay connected for the blocking-reload test.
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, endGraceSeconds: 10, rtmp: { idleTimeoutSeconds: 120 } };
+  const media = {
+    rtmpPort: 0,
+    httpPort: 0,
+    srtPort: 0,
+    rtsp: { port: 0 },
+    endGraceSeconds: 10,
+    rtmp: { idleTimeoutSeconds: 120 },
+  };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger);
 });
 

@@ -28,7 +28,13 @@ before(async () => {
   if (!ok) return;
   m = await MediaServer.start(
     configSchema.parse({
-      media: { rtmpPort: 0, httpPort: 0, srtPort: 0, paths: { "signed/*": { publish: "any", read: "signed" } } },
+      media: {
+        rtmpPort: 0,
+        httpPort: 0,
+        srtPort: 0,
+        rtsp: { port: 0 },
+        paths: { "signed/*": { publish: "any", read: "signed" } },
+      },
     }).media,
     silentLogger,
   );

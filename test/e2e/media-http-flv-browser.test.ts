@@ -39,7 +39,9 @@ let pub: ReturnType<typeof publish> | undefined;
 before(async () => {
   if (opts.skip) return;
   m = await MediaServer.start(
-    configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0, webrtc: { enabled: false } } }).media,
+    configSchema.parse({
+      media: { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, webrtc: { enabled: false } },
+    }).media,
     silentLogger,
   );
   pub = publish(`${m.rtmpUrl}/${PATH}`, 60);

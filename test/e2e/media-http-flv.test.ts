@@ -29,7 +29,7 @@ const procs: ChildProcess[] = [];
 
 before(async () => {
   if (!hasFfmpeg) return;
-  const ports = { rtmpPort: 0, httpPort: 0, srtPort: 0 };
+  const ports = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 } };
   const media = {
     ...ports,
     // Far longer than the test's reconnect pause; a short stall limit and queue so the slow reader is cut soon.

@@ -26,7 +26,7 @@ let m: MediaServer;
 let port: number;
 
 before(async () => {
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0 };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 } };
   const log = createLogger({ level: "debug", write: (l) => lines.push(l) });
   m = await MediaServer.start(configSchema.parse({ media }).media, log, { dataDir: dir, apiToken: TOKEN });
   port = m.http.port;

@@ -21,7 +21,7 @@ before(async () => {
   if (!hasFfmpeg) return;
   // A 24-segment window of 1 s segments: longer than the skip boundary (6 target durations), so a delta has
   // something to skip.
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, hlsSegmentCount: 24 };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, hlsSegmentCount: 24 };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger);
   pub = publish(`${m.rtmpUrl}/${PATH}`, 60);
 });

@@ -40,7 +40,7 @@ let key: Awaited<ReturnType<typeof streamKeyCreate.run>>;
 before(async () => {
   if (opts.skip) return;
   // No loopback trust: OBS runs on this machine, and the stream key is what is under test.
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, trustLoopbackPublishers: false };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, trustLoopbackPublishers: false };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, {
     dataDir: join(home, "data", "media"),
   });

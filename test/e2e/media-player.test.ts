@@ -33,7 +33,7 @@ const pageErrors: string[] = [];
 
 before(async () => {
   if (opts.skip) return;
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0 };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 } };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir });
   // A local publisher needs no key (media.trustLoopbackPublishers, on by default).
   publisher = publish(`${m.rtmpUrl}/live/show`, 120);

@@ -40,7 +40,9 @@ let base: string;
 before(async () => {
   if (!hasFfmpeg) return;
   m = await MediaServer.start(
-    configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0, webrtc: { enabled: false } } }).media,
+    configSchema.parse({
+      media: { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, webrtc: { enabled: false } },
+    }).media,
     silentLogger,
   );
   base = `${m.httpUrl}/${PATH}`;

@@ -33,7 +33,15 @@ let ctx: OpContext;
 before(async () => {
   if (!hasFfmpeg) return;
   // No end grace: the SRT test probes the finished playlist (ENDLIST, full duration) right after the end.
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, retryInitialMs: 300, retryMaxMs: 2000, endGraceSeconds: 0 };
+  const media = {
+    rtmpPort: 0,
+    httpPort: 0,
+    srtPort: 0,
+    rtsp: { port: 0 },
+    retryInitialMs: 300,
+    retryMaxMs: 2000,
+    endGraceSeconds: 0,
+  };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir, apiToken: TOKEN });
   const config = configSchema.parse({
     media: { httpPort: Number(new URL(m.httpUrl).port) },

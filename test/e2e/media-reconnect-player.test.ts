@@ -28,7 +28,7 @@ const pageErrors: string[] = [];
 
 before(async () => {
   if (opts.skip) return;
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, endGraceSeconds: 60 };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, endGraceSeconds: 60 };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger);
   ({ profile, context, page } = await launchChromium({
     viewport: { width: 640, height: 480 },

@@ -21,7 +21,7 @@ let short: MediaServer;
 
 before(async () => {
   if (!hasFfmpeg) return;
-  const base = { rtmpPort: 0, httpPort: 0, srtPort: 0 };
+  const base = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 } };
   // A grace far longer than the test's own pause, so the reconnect always lands inside it.
   m = await MediaServer.start(configSchema.parse({ media: { ...base, endGraceSeconds: 60 } }).media, silentLogger);
   short = await MediaServer.start(configSchema.parse({ media: { ...base, endGraceSeconds: 1 } }).media, silentLogger);

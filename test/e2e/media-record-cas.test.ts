@@ -25,6 +25,7 @@ const media = {
   rtmpPort: 0,
   httpPort: 0,
   srtPort: 0,
+  rtsp: { port: 0 },
   endGraceSeconds: 0,
   recordSegmentSeconds: 1,
   recordPath: join(dir, "rec"),

@@ -41,6 +41,7 @@ before(async () => {
     rtmpPort: 0,
     httpPort: 0,
     srtPort: 0,
+    rtsp: { port: 0 },
     endGraceSeconds: 0,
     recordSegmentSeconds: 2,
     recordPath: join(dir, "rec"),

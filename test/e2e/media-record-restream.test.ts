@@ -35,6 +35,7 @@ before(async () => {
     rtmpPort: 0,
     httpPort: 0,
     srtPort: 0,
+    rtsp: { port: 0 },
     retryInitialMs: 200,
     retryMaxMs: 1000,
     recordSegmentSeconds: 2,

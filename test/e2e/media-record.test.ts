@@ -25,7 +25,15 @@ let m: MediaServer;
 
 before(async () => {
   if (!hasX265) return;
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, endGraceSeconds: 0, recordSegmentSeconds: 2, recordPath: dir };
+  const media = {
+    rtmpPort: 0,
+    httpPort: 0,
+    srtPort: 0,
+    rtsp: { port: 0 },
+    endGraceSeconds: 0,
+    recordSegmentSeconds: 2,
+    recordPath: dir,
+  };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger);
 });
 

@@ -34,7 +34,7 @@ let ctx: OpContext;
 
 before(async () => {
   if (!hasFfmpeg) return;
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, retryInitialMs: 300, retryMaxMs: 1000 };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, retryInitialMs: 300, retryMaxMs: 1000 };
   const log = createLogger({ level: "debug", write: (l) => lines.push(l) });
   m = await MediaServer.start(configSchema.parse({ media }).media, log, { dataDir: dir, apiToken: TOKEN });
   const config = configSchema.parse({ media: { httpPort: m.http.port }, control: { token: TOKEN } });

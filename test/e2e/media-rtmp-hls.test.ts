@@ -87,7 +87,7 @@ before(async () => {
   if (!hasFfmpeg) return;
   // No end grace: the last test checks that the publisher leaving ends the playlist at once.
   const c = configSchema.parse({
-    media: { enabled: true, rtmpPort: 0, httpPort: 0, srtPort: 0, endGraceSeconds: 0 },
+    media: { enabled: true, rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, endGraceSeconds: 0 },
   }).media;
   m = await MediaServer.start(c, silentLogger);
   http = m.httpUrl;

@@ -20,7 +20,7 @@ let m: MediaServer;
 
 before(async () => {
   const rtmp = { maxConnectionsPerAddress: 3, handshakeTimeoutSeconds: 1, idleTimeoutSeconds: 1 };
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtmp };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 }, rtmp };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir });
 });
 

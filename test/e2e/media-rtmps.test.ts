@@ -26,6 +26,7 @@ const media = {
   rtmpPort: 0,
   httpPort: 0,
   srtPort: 0,
+  rtsp: { port: 0 },
   retryInitialMs: 300,
   retryMaxMs: 1000,
   rtmps: { enabled: true, port: 0 },

@@ -33,6 +33,7 @@ before(async () => {
     rtmpPort: 0,
     httpPort: 0,
     srtPort: 0,
+    rtsp: { port: 0 },
     trustLoopbackPublishers: false,
     paths: { "closed/**": { read: "none" } },
   };

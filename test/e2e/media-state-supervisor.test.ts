@@ -18,7 +18,13 @@ let rtmpPort: number;
 before(async () => {
   if (!hasFfmpeg) return;
   rtmpPort = await freePort();
-  const media = { rtmpPort, httpPort: await freePort(), srtPort: await freePort(), webrtc: { enabled: false } };
+  const media = {
+    rtmpPort,
+    httpPort: await freePort(),
+    srtPort: await freePort(),
+    rtsp: { port: await freePort() },
+    webrtc: { enabled: false },
+  };
   h = tempHome({
     matrix: { enabled: false },
     web: { enabled: false },

@@ -31,7 +31,14 @@ before(async () => {
   ]);
   assert.equal(gen.status, 0, String(gen.stderr));
   // A fixed RTMP port: the restream destination points at it, before and after the restart.
-  media = { rtmpPort: await freePort(), httpPort: 0, srtPort: 0, retryInitialMs: 200, retryMaxMs: 1000 };
+  media = {
+    rtmpPort: await freePort(),
+    httpPort: 0,
+    srtPort: 0,
+    rtsp: { port: 0 },
+    retryInitialMs: 200,
+    retryMaxMs: 1000,
+  };
 });
 
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -31,7 +31,7 @@ let dir: string;
 before(async () => {
   if (!hasFfmpeg) return;
   dir = mkdtempSync(join(tmpdir(), "ami-webrtc-av-"));
-  const c = configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0 } }).media;
+  const c = configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 } } }).media;
   m = await MediaServer.start(c, silentLogger, { dataDir: dir });
 });
 

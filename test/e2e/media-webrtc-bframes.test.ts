@@ -31,7 +31,7 @@ let profile: string;
 
 before(async () => {
   if (opts.skip) return;
-  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0 };
+  const media = { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 } };
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir });
   ({ profile, context, page } = await launchChromium({
     viewport: { width: 640, height: 360 },

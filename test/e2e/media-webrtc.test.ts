@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
-import { H264Depacketizer } from "../../src/media/protocols/webrtc/h264-rtp.ts";
+import { H264Depacketizer } from "../../src/media/protocols/rtp/h264.ts";
 import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
 import { decodeH264, negotiate, whepViewer, whipPublisher } from "./helpers/webrtc-client.ts";
 
@@ -26,7 +26,7 @@ let dir: string;
 before(async () => {
   if (!hasFfmpeg) return;
   dir = mkdtempSync(join(tmpdir(), "ami-webrtc-"));
-  const c = configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0 } }).media;
+  const c = configSchema.parse({ media: { rtmpPort: 0, httpPort: 0, srtPort: 0, rtsp: { port: 0 } } }).media;
   m = await MediaServer.start(c, silentLogger, { dataDir: dir });
 });
 

@@ -24,6 +24,8 @@ export const streamKeyCreate = defineOp({
     rtmpUrl: z.string(),
     obs: z.object({ server: z.string(), streamKey: z.string() }),
     srtStreamId: z.string(),
+    /** When media.rtsp is enabled: the RTSP publish URL (the key may instead be the Digest password). */
+    rtspUrl: z.string().optional(),
   }),
   annotations: { readOnly: false, destructive: false, idempotent: false },
   positional: ["path"],
@@ -33,6 +35,7 @@ export const streamKeyCreate = defineOp({
       `  ffmpeg: ${k.rtmpUrl}`,
       `  OBS: server ${k.obs.server}, stream key ${k.obs.streamKey}`,
       `  SRT streamid: ${k.srtStreamId}`,
+      ...(k.rtspUrl ? [`  RTSP: ${k.rtspUrl} (or the key as the Digest password, any user name)`] : []),
       "  (the key is not shown again; revoke with: ami-streams stream key revoke <id>)",
     ].join("\n"),
   async run({ path }, ctx) {
@@ -47,6 +50,9 @@ export const streamKeyCreate = defineOp({
       rtmpUrl: `${rtmp}/${path}?key=${key}`,
       obs: { server: `${rtmp}/${app}`, streamKey: rest.length ? `${rest.join("/")}?key=${key}` : key },
       srtStreamId: `publish:${path}:${key}`,
+      ...(ctx.config.media.rtsp.enabled
+        ? { rtspUrl: `rtsp://${hostOf(ctx)}:${ctx.config.media.rtsp.port}/${path}?key=${key}` }
+        : {}),
     };
   },
 });

@@ -8,8 +8,8 @@ import {
   RtcpSenderInfo,
   RtcpSrPacket,
 } from "werift";
+import { type AccessUnit, H264Depacketizer } from "../../../src/media/protocols/rtp/h264.ts";
 import { msToNtp, ntpToMs } from "../../../src/media/protocols/webrtc/av-sync.ts";
-import { type AccessUnit, H264Depacketizer } from "../../../src/media/protocols/webrtc/h264-rtp.ts";
 
 const h264 = () =>
   new RTCRtpCodecParameters({

@@ -11,9 +11,9 @@
 import type { Reader } from "../../hub.ts";
 import { opusPacket } from "../flv/ex-audio.ts";
 import { CODEC_AVC, videoCodecId } from "../flv/tag.ts";
+import { NAL, nalType, packetizeH264 } from "../rtp/h264.ts";
 import type { ViewerClock } from "./av-sync.ts";
 import { type AvcParams, avcCts, avccNals, splitAvcConfig } from "./avc-tags.ts";
-import { NAL, nalType, packetizeH264 } from "./h264-rtp.ts";
 
 export interface RtpOut {
   payload: Buffer;

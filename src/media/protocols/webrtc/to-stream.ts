@@ -9,9 +9,9 @@
  */
 import type { MediaStream } from "../../hub.ts";
 import { opusConfigFrame, opusHead, opusPacketFrame, opusPacketSamples } from "../flv/ex-audio.ts";
+import { H264Depacketizer, NAL, nalType, type RtpIn } from "../rtp/h264.ts";
 import { PublisherClock } from "./av-sync.ts";
 import { avcConfigFrame, avcConfigRecord, avcNaluFrame } from "./avc-tags.ts";
-import { H264Depacketizer, NAL, nalType, type RtpIn } from "./h264-rtp.ts";
 
 export class RtpH264ToStream {
   readonly #stream: MediaStream;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { avcConfigRecord, avcCts, avccNals, avcNaluFrame, splitAvcConfig } from "./avc-tags.ts";
-import { H264Depacketizer, packetizeH264 } from "./h264-rtp.ts";
+import { avcConfigRecord, avcCts, avccNals, avcNaluFrame, splitAvcConfig } from "../webrtc/avc-tags.ts";
+import { H264Depacketizer, packetizeH264 } from "./h264.ts";
 
 const nal = (type: number, size: number) => {
   const b = Buffer.alloc(size, type);

@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AacDepacketizer, packetizeAac } from "./aac.ts";
+
+test("one access unit per packet round trips (AU-headers-length 16, 13-bit size, index 0)", () => {
+  const unit = Buffer.alloc(371, 7);
+  const p = packetizeAac(unit);
+  assert.equal(p.readUInt16BE(0), 16);
+  assert.equal(p.readUInt16BE(2) >> 3, 371);
+  assert.deepEqual(new AacDepacketizer().push(p, 1000, true), [{ timestamp: 1000, unit }]);
+});
+
+test("several access units in one packet: each 1024 samples after the previous", () => {
+  const u = [Buffer.alloc(10, 1), Buffer.alloc(300, 2), Buffer.alloc(5, 3)];
+  const headers = Buffer.alloc(6);
+  for (const [i, x] of u.entries()) headers.writeUInt16BE(x.length << 3, i * 2);
+  const p = Buffer.concat([Buffer.from([0, 48]), headers, ...u]);
+  const out = new AacDepacketizer().push(p, 0xfffffc00, true);
+  assert.deepEqual(
+    out.map((o) => [o.timestamp, o.unit.length]),
+    [
+      [0xfffffc00, 10],
+      [0, 300],
+      [1024, 5],
+    ],
+  );
+});
+
+test("a unit fragmented over packets is joined at the marker; a short or lying packet is dropped", () => {
+  const unit = Buffer.alloc(3000, 9);
+  const head = Buffer.from([0, 16, (3000 << 3) >> 8, (3000 << 3) & 0xff]);
+  const d = new AacDepacketizer();
+  assert.deepEqual(d.push(Buffer.concat([head, unit.subarray(0, 1400)]), 5, false), []);
+  assert.deepEqual(d.push(Buffer.concat([head, unit.subarray(1400, 2800)]), 5, false), []);
+  assert.deepEqual(d.push(Buffer.concat([head, unit.subarray(2800)]), 5, true), [{ timestamp: 5, unit }]);
+  assert.deepEqual(d.push(Buffer.from([0]), 6, true), []);
+  assert.deepEqual(d.push(Buffer.from([0, 16, 0xff, 0xf8, 1, 2]), 7, true), [], "size beyond the packet, marker set");
+  assert.equal(d.dropped, 2);
+});

@@ -1,0 +1,101 @@
+/**
+ * AAC over RTP as RFC 3640 mpeg4-generic, mode AAC-hbr (sizeLength 13, indexLength 3, indexDeltaLength 3): a
+ * 16-bit AU-headers-length, then one AU header per access unit, then the units. Receiving takes any size/index
+ * lengths from the SDP and several units per packet (each 1024 samples after the previous); a unit fragmented
+ * over packets is joined until the marker bit. Sending puts one unit in each packet.
+ */
+
+export interface AuParams {
+  sizeLength: number;
+  indexLength: number;
+  indexDeltaLength: number;
+}
+
+export const AAC_HBR: AuParams = { sizeLength: 13, indexLength: 3, indexDeltaLength: 3 };
+
+export interface AacUnits {
+  /** Access units in order; the i-th is 1024 * i samples after the packet's timestamp. */
+  units: Buffer[];
+}
+
+/** Reads bits MSB first. */
+function readBits(b: Buffer, bit: number, n: number): number {
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const p = bit + i;
+    v = v * 2 + (((b[p >> 3] ?? 0) >> (7 - (p & 7))) & 1);
+  }
+  return v;
+}
+
+export class AacDepacketizer {
+  readonly #p: AuParams;
+  #frag: Buffer[] | undefined;
+  #fragSize = 0;
+  #fragTs = 0;
+  /** Packets that could not be read. */
+  dropped = 0;
+
+  constructor(p: AuParams = AAC_HBR) {
+    this.#p = p;
+  }
+
+  /** The access units of one packet, each with its RTP timestamp (1024 samples apart). */
+  push(payload: Buffer, timestamp: number, marker: boolean): { timestamp: number; unit: Buffer }[] {
+    if (payload.length < 2) return this.#drop();
+    const headerBits = payload.readUInt16BE(0);
+    const headerBytes = Math.ceil(headerBits / 8);
+    if (2 + headerBytes > payload.length) return this.#drop();
+    const sizes: number[] = [];
+    const headers = payload.subarray(2, 2 + headerBytes);
+    for (let bit = 0; bit + this.#p.sizeLength <= headerBits; ) {
+      sizes.push(readBits(headers, bit, this.#p.sizeLength));
+      bit += this.#p.sizeLength + (sizes.length === 1 ? this.#p.indexLength : this.#p.indexDeltaLength);
+    }
+    let data = payload.subarray(2 + headerBytes);
+    if (sizes.length === 0) return this.#drop();
+    // One unit larger than this packet: a fragment; the rest follows in packets with the same timestamp.
+    if (sizes.length === 1 && (sizes[0] as number) > data.length) {
+      if (!this.#frag || this.#fragTs !== timestamp) {
+        this.#frag = [];
+        this.#fragTs = timestamp;
+        this.#fragSize = sizes[0] as number;
+      }
+      this.#frag.push(data);
+      if (!marker) return [];
+      const unit = Buffer.concat(this.#frag);
+      this.#frag = undefined;
+      return unit.length === this.#fragSize ? [{ timestamp, unit }] : this.#drop();
+    }
+    if (this.#frag && this.#fragTs === timestamp && sizes.length === 1) {
+      // The last fragment of a unit (its header repeats the full size).
+      this.#frag.push(data);
+      const unit = Buffer.concat(this.#frag);
+      this.#frag = undefined;
+      return unit.length === this.#fragSize ? [{ timestamp, unit }] : this.#drop();
+    }
+    this.#frag = undefined;
+    const out: { timestamp: number; unit: Buffer }[] = [];
+    for (const [i, size] of sizes.entries()) {
+      if (size > data.length) return this.#drop();
+      out.push({ timestamp: (timestamp + i * 1024) >>> 0, unit: data.subarray(0, size) });
+      data = data.subarray(size);
+    }
+    return out;
+  }
+
+  #drop(): [] {
+    this.dropped++;
+    this.#frag = undefined;
+    return [];
+  }
+}
+
+/** One packet payload for one access unit (AAC-hbr: 13-bit size, 3-bit index 0). */
+export function packetizeAac(unit: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(4 + unit.length);
+  b.writeUInt16BE(16, 0);
+  b.writeUInt16BE((unit.length << 3) & 0xfff8, 2);
+  unit.copy(b, 4);
+  return b;
+}
