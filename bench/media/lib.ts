@@ -11,6 +11,7 @@ export class MediaChild {
   rtmp = "";
   srt = "";
   #proc: ChildProcess | null = null;
+  #out = "";
 
   static async start(config: Record<string, unknown> = {}): Promise<MediaChild> {
     const s = new MediaChild();
@@ -27,10 +28,9 @@ export class MediaChild {
     });
     s.#proc = proc;
     const urls = await new Promise<{ http: string; rtmp: string; srt: string }>((resolve, reject) => {
-      let out = "";
       proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
-        out += d;
-        const m = /LISTENING (\{.*\})\n/.exec(out);
+        s.#out += d;
+        const m = /LISTENING (\{.*\})\n/.exec(s.#out);
         if (m) resolve(JSON.parse(m[1] as string));
       });
       proc.once("exit", (c) => reject(new Error(`media child exited (${c})`)));
@@ -39,6 +39,16 @@ export class MediaChild {
     s.rtmp = urls.rtmp;
     s.srt = urls.srt;
     return s;
+  }
+
+  /** The service's `process.memoryUsage()` (after a full GC when the child runs with --expose-gc). */
+  async memory(): Promise<NodeJS.MemoryUsage> {
+    const from = this.#out.length;
+    this.#proc!.kill("SIGUSR2");
+    return await waitFor("memory figures", async () => {
+      const m = /MEMORY (\{.*\})\n/.exec(this.#out.slice(from));
+      return m ? (JSON.parse(m[1] as string) as NodeJS.MemoryUsage) : undefined;
+    });
   }
 
   get pid(): number {

@@ -12,6 +12,11 @@ const media = { host: "127.0.0.1", rtmpPort: 0, httpPort: 0, srtPort: 0, ...extr
 const log = process.env.BENCH_MEDIA_LOG ? createLogger({ level: "info" }) : silentLogger;
 const m = await MediaServer.start(configSchema.parse({ media }).media, log);
 process.stdout.write(`LISTENING ${JSON.stringify({ http: m.httpUrl, rtmp: m.rtmpUrl, srt: m.srtUrl })}\n`);
+// SIGUSR2: print `process.memoryUsage()` (the bench's RSS breakdown), after a full GC when exposed.
+process.on("SIGUSR2", () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  process.stdout.write(`MEMORY ${JSON.stringify(process.memoryUsage())}\n`);
+});
 process.on("SIGTERM", () => {
   m.close().then(() => process.exit(0));
 });
