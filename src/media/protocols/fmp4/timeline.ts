@@ -83,6 +83,11 @@ export class CmafTimeline {
   readonly periods = new Map<number, PeriodInfo>();
   /** The publisher left; waiting up to endGraceMs for it to return before ending. */
   paused = false;
+  /**
+   * Bumped on every change a playlist or manifest can show (init, part, segment, pause, end, restart): what was
+   * rendered from this timeline at one version is valid until the next (the HTTP server's playlist cache).
+   */
+  version = 0;
 
   /**
    * Between publishers: the old one left (end grace) or a new one took over and its first segment, which starts
@@ -350,6 +355,7 @@ export class CmafTimeline {
   }
 
   #wake(): void {
+    this.version++;
     for (const w of [...this.#waiters]) if (this.ended || w.check()) w.resolve();
   }
 }
