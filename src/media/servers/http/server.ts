@@ -54,6 +54,13 @@ const SERVICE = new Set(["/health", "/metrics", "/_ami/stats"]);
 const PLAYER_ASSETS = "/_ami/player/";
 
 const CORS: Record<Area, CorsPolicy> = { webrtc: "public", api: "none", service: "none", public: "public" };
+/** Each area's CORS headers, built once: the policies above name no origins, so they do not depend on the request. */
+const CORS_HEADERS = Object.fromEntries(
+  (Object.keys(CORS) as Area[]).map((a) => {
+    const h = corsHeaders(CORS[a], undefined);
+    return [a, Object.entries(a === "webrtc" ? { ...h, ...WEBRTC_EXPOSE } : h)];
+  }),
+) as Record<Area, [string, string][]>;
 
 export class MediaHttpServer {
   readonly #listener: HttpListener;
@@ -97,8 +104,7 @@ export class MediaHttpServer {
   async #route(req: IncomingMessage, res: ServerResponse, t: Target): Promise<void> {
     const o = this.#o;
     const area = this.#area(t);
-    const cors = corsHeaders(CORS[area], req.headers.origin);
-    for (const [k, v] of Object.entries(area === "webrtc" ? { ...cors, ...WEBRTC_EXPOSE } : cors)) res.setHeader(k, v);
+    for (const [k, v] of CORS_HEADERS[area]) res.setHeader(k, v);
 
     if (area === "webrtc" && o.webrtc) {
       if (o.auth && !(await webrtcAllowed(req, res, t, o.auth))) return;
@@ -125,7 +131,11 @@ export class MediaHttpServer {
     // DASH players sync their clock here (UTCTiming http-iso): the time as ISO 8601 text.
     if (t.pathname === TIME_PATH)
       return reply(res, { status: 200, type: "text/plain", body: Buffer.from(new Date().toISOString()) });
-    if (o.web && (await webRoute(req, res, t, o.web))) return;
+    if (o.web) {
+      // Synchronous unless it answers a player page behind a read check.
+      const page = webRoute(req, res, t, o.web);
+      if (page === true || (page !== false && (await page))) return;
+    }
     const parts = t.pathname.split("/").filter(Boolean);
     const file = parts.pop() ?? "";
     const path = decodePath(parts.join("/"));
