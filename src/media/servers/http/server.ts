@@ -141,7 +141,9 @@ export class MediaHttpServer {
     const path = decodePath(parts.join("/"));
     const out = o.outputs.get(path);
     if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
-    if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
+    // A path anyone reads skips the check's promise chain (a signed URL still goes through it: its URIs are carried).
+    const open = o.auth === undefined || (o.auth.readOpen(out.path) && !t.searchParams.has("sig"));
+    if (!open && o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
     await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master, o.renditions);
   }
 
