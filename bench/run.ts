@@ -25,7 +25,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC), CPU per remuxed stream, 500 HLS viewers,
-  // 100 HTTP-FLV viewers (against nginx-rtmp).
+  // 100 HTTP-FLV viewers (against nginx-rtmp), playlist/segment req/s (against nginx static) and the service's RSS.
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),
@@ -33,6 +33,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./media/viewers.ts")).run()),
     ...(await (await import("./media/flv-viewers.ts")).run()),
     ...(await (await import("./media/abr.ts")).run()),
+    ...(await (await import("./media/playlist-rps.ts")).run()),
   ],
 };
 
