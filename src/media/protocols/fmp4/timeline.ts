@@ -288,6 +288,11 @@ export class CmafTimeline {
         s.parts = s.parts.map((p) => ({ ...p, data: Buffer.alloc(0) }));
   }
 
+  /** `listed().length > 0` without building the list (asked on every playlist request). */
+  hasListed(): boolean {
+    return this.segments.some((s) => s.complete);
+  }
+
   /** Complete segments as listed in playlists (the window). */
   listed(): Segment[] {
     const done = this.segments.filter((s) => s.complete);

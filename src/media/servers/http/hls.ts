@@ -107,7 +107,7 @@ export async function serveStreamFile(
     reply(res, r);
   };
   outputs.touch(out, `${req.socket.remoteAddress}|${req.headers["user-agent"] ?? ""}`);
-  const ready = () => t.listed().length > 0 || t.ended;
+  const ready = () => t.ended || t.hasListed();
   const playlist = (type: keyof typeof TYPES, body: string) =>
     send({ status: 200, type: TYPES[type], body: Buffer.from(body), cache: "no-cache" });
   // Rendered once per timeline change (playlist-cache.ts) unless it carries a per-session query.
