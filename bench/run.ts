@@ -27,7 +27,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
   // Chromium), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
   // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy), SRT ingest CPU (against the
-  // ffmpeg listener it replaced).
+  // ffmpeg listener it replaced), playlist/segment req/s (against nginx static) and the service's RSS.
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),
@@ -41,6 +41,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./media/playback.ts")).run()),
     ...(await (await import("./media/ts-mux.ts")).run()),
     ...(await (await import("./media/srt-ingest.ts")).run()),
+    ...(await (await import("./media/playlist-rps.ts")).run()),
   ],
 };
 

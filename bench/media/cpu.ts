@@ -9,13 +9,48 @@
  * RTMP chunk stream and reassembles messages before it remuxes; ffmpeg reading the clip from a file skips all of
  * that, so it is not the same work. Its figure (`-re -i clip`) is still measured and printed next to the RTMP one
  * in the baseline column. Target ≤ 1.3× the RTMP-in baseline.
+ *
+ * Second baseline, same run: nginx with Debian's RTMP module (one worker) receiving the same publish and
+ * writing HLS (`hls on`, 1 s fragments: MPEG-TS, its only HLS format), the classic RTMP origin. Target ≤ 1.0× it.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../src/test/cli.ts";
 import { type BenchResult, round, runIfMain } from "../matrix/lib.ts";
-import { clip1080p, ffmpeg, MediaChild, publishLoop, treeCores, treeTicks, waitFor } from "./lib.ts";
+import { clip1080p, ffmpeg, MediaChild, nginx, publishLoop, treeCores, treeTicks, waitFor } from "./lib.ts";
+
+const RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+/** nginx-rtmp (one worker) ingesting the publish and writing HLS; its master + worker's cores, or undefined without the module. */
+async function nginxRtmp(clip: string): Promise<number | undefined> {
+  if (!existsSync(RTMP_MODULE)) return undefined;
+  const root = mkdtempSync(join(tmpdir(), "ami-bench-nginx-hls-"));
+  mkdirSync(join(root, "hls"));
+  const port = await freePort();
+  const ng = nginx(
+    root,
+    `rtmp {
+  server {
+    listen 127.0.0.1:${port};
+    chunk_size 4096;
+    application live { live on; hls on; hls_path ${root}/hls; hls_fragment 1s; hls_playlist_length 7s; }
+  }
+}`,
+    [RTMP_MODULE],
+  );
+  let pub: ReturnType<typeof publishLoop> | undefined;
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    pub = publishLoop(clip, `rtmp://127.0.0.1:${port}/live/cpu`);
+    await waitFor("nginx-rtmp's first fragment", async () => existsSync(join(root, "hls", "cpu.m3u8")));
+    return (await measure(ng.pid)).all;
+  } finally {
+    await pub?.stop();
+    await ng.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
 
 const WINDOW_S = 20;
 const WARMUP_MS = 4000;
@@ -72,6 +107,7 @@ export async function run(): Promise<BenchResult[]> {
   const url = `rtmp://127.0.0.1:${port}/live/x`;
   // `fatal`: the listener reports the publisher hanging up at the end as an I/O error; that is the bench stopping.
   const base = await ffmpegAlone(["-loglevel", "fatal", "-listen", "1", "-i", url], () => publishLoop(clip, url));
+  const ngx = await nginxRtmp(clip);
   const o = await ours(clip);
   const mine = o.all;
   const ratio = mine / base;
@@ -87,6 +123,19 @@ export async function run(): Promise<BenchResult[]> {
       target: "≤ 1.3× ffmpeg (RTMP in)",
       met: ratio <= 1.3,
     },
+    ...(ngx === undefined
+      ? []
+      : [
+          {
+            bench: "CPU per remuxed 1080p30 6 Mb/s stream (RTMP in, CMAF HLS/LL-HLS/DASH out)",
+            metric: "cores vs nginx-rtmp",
+            value: round(mine, 3),
+            unit: `(${round(mine / ngx, 2)}× nginx-rtmp)`,
+            baseline: `nginx-rtmp 1 worker, same publisher, hls on (MPEG-TS, 1 s fragments): ${round(ngx, 3)} cores`,
+            target: "≤ 1.0× nginx-rtmp",
+            met: mine / ngx <= 1.0,
+          },
+        ]),
   ];
 }
 

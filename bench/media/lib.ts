@@ -13,6 +13,7 @@ export class MediaChild {
   /** rtsp://host:port when media.rtsp is enabled in the config, else "". */
   rtsp = "";
   #proc: ChildProcess | null = null;
+  #out = "";
 
   static async start(config: Record<string, unknown> = {}): Promise<MediaChild> {
     const s = new MediaChild();
@@ -29,10 +30,9 @@ export class MediaChild {
     });
     s.#proc = proc;
     const urls = await new Promise<{ http: string; rtmp: string; srt: string; rtsp: string }>((resolve, reject) => {
-      let out = "";
       proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
-        out += d;
-        const m = /LISTENING (\{.*\})\n/.exec(out);
+        s.#out += d;
+        const m = /LISTENING (\{.*\})\n/.exec(s.#out);
         if (m) resolve(JSON.parse(m[1] as string));
       });
       proc.once("exit", (c) => reject(new Error(`media child exited (${c})`)));
@@ -42,6 +42,16 @@ export class MediaChild {
     s.srt = urls.srt;
     s.rtsp = urls.rtsp;
     return s;
+  }
+
+  /** The service's `process.memoryUsage()` (after a full GC when the child runs with --expose-gc). */
+  async memory(): Promise<NodeJS.MemoryUsage> {
+    const from = this.#out.length;
+    this.#proc!.kill("SIGUSR2");
+    return await waitFor("memory figures", async () => {
+      const m = /MEMORY (\{.*\})\n/.exec(this.#out.slice(from));
+      return m ? (JSON.parse(m[1] as string) as NodeJS.MemoryUsage) : undefined;
+    });
   }
 
   get pid(): number {

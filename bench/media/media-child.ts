@@ -13,6 +13,11 @@ const log = process.env.BENCH_MEDIA_LOG ? createLogger({ level: "info" }) : sile
 const m = await MediaServer.start(configSchema.parse({ media }).media, log);
 const urls = { http: m.httpUrl, rtmp: m.rtmpUrl, srt: m.srtUrl, rtsp: m.rtsp ? m.rtspUrl : "" };
 process.stdout.write(`LISTENING ${JSON.stringify(urls)}\n`);
+// SIGUSR2: print `process.memoryUsage()` (the bench's RSS breakdown), after a full GC when exposed.
+process.on("SIGUSR2", () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  process.stdout.write(`MEMORY ${JSON.stringify(process.memoryUsage())}\n`);
+});
 process.on("SIGTERM", () => {
   m.close().then(() => process.exit(0));
 });

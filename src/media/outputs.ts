@@ -32,6 +32,8 @@ const SESSION_IDLE_MS = 15_000;
 export class Outputs {
   readonly #byPath = new Map<string, PathOutput>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** When each path's idle sessions were last dropped. */
+  readonly #pruned = new WeakMap<PathOutput, number>();
 
   constructor(hub: Hub, o: OutputOptions, log: Logger) {
     hub.on("publish", (stream) => {
@@ -72,6 +74,10 @@ export class Outputs {
   touch(out: PathOutput, client: string): void {
     const now = Date.now();
     out.sessions.set(client, now);
+    // Idle sessions are dropped at most once a second, not on every request (500 viewers polling would walk
+    // all 500 on each of their requests); `sessions()` counts only live ones meanwhile.
+    if (now - (this.#pruned.get(out) ?? 0) < 1000) return;
+    this.#pruned.set(out, now);
     for (const [k, t] of out.sessions) if (t < now - SESSION_IDLE_MS) out.sessions.delete(k);
   }
 

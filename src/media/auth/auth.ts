@@ -116,6 +116,14 @@ export class MediaAuth {
     return this.#rules.get(path) ?? DEFAULT_RULE;
   }
 
+  /**
+   * True when anyone may read `path` with no question asked (its rule is `any`, no auth hook): `check` would allow
+   * every read of it, so a caller on a hot path (playlists, segments) may skip it.
+   */
+  readOpen(path: string): boolean {
+    return !this.#c.authHook && this.rule(this.readAs(path) ?? path).read === "any";
+  }
+
   async check(a: AccessRequest): Promise<Decision> {
     const d = await this.#decide(a);
     if (!d.ok) this.#log.warn("media access denied", { ...a, key: a.key ? "(given)" : undefined, query: undefined });

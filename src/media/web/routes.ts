@@ -24,12 +24,12 @@ export interface WebSource {
  * True when the request was a page or player asset (answered). The pages read nothing from /api: the list
  * page is rendered here from path, liveness and size only, and the player talks to playlists and WHEP.
  */
-export async function webRoute(
+export function webRoute(
   req: IncomingMessage,
   res: ServerResponse,
   url: Target,
   src: WebSource,
-): Promise<boolean> {
+): boolean | Promise<boolean> {
   const p = url.pathname;
   if (p === "/") {
     // Only streams anyone may watch are listed: signed or closed paths are not advertised.
@@ -48,15 +48,18 @@ export async function webRoute(
   if (parts.some((x) => x === null)) return false;
   const path = parts.join("/");
   if (!validPath(path)) return false;
-  if (src.auth && !(await readAllowed(req, res, url, path, src.auth, "page"))) return true;
-  reply(
-    res,
-    playerPage(path, {
-      whep: src.whep(path),
-      query: url.search,
-      hls: src.hlsEntry?.(path),
-      dash: src.dashEntry?.(path),
-    }),
-  );
-  return true;
+  const page = (): true => {
+    reply(
+      res,
+      playerPage(path, {
+        whep: src.whep(path),
+        query: url.search,
+        hls: src.hlsEntry?.(path),
+        dash: src.dashEntry?.(path),
+      }),
+    );
+    return true;
+  };
+  if (!src.auth) return page();
+  return readAllowed(req, res, url, path, src.auth, "page").then((ok) => (ok ? page() : true));
 }

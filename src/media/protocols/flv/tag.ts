@@ -43,13 +43,15 @@ export function flvHeader(hasAudio: boolean, hasVideo: boolean): Buffer {
   return b;
 }
 
+/** One FLV tag: every byte is written (no zero-fill first: a frame's worth of memset per tag per viewer). */
 export function flvTag(type: number, timestamp: number, data: Buffer): Buffer {
-  const b = Buffer.alloc(11 + data.length + 4);
+  const b = Buffer.allocUnsafe(11 + data.length + 4);
   b[0] = type;
   b.writeUIntBE(data.length, 1, 3);
   const ts = Math.max(0, Math.floor(timestamp)) >>> 0;
   b.writeUIntBE(ts & 0xffffff, 4, 3);
   b[7] = (ts >>> 24) & 0xff;
+  b.writeUIntBE(0, 8, 3); // StreamID
   data.copy(b, 11);
   b.writeUInt32BE(11 + data.length, 11 + data.length);
   return b;

@@ -83,6 +83,11 @@ export class CmafTimeline {
   readonly periods = new Map<number, PeriodInfo>();
   /** The publisher left; waiting up to endGraceMs for it to return before ending. */
   paused = false;
+  /**
+   * Bumped on every change a playlist or manifest can show (init, part, segment, pause, end, restart): what was
+   * rendered from this timeline at one version is valid until the next (the HTTP server's playlist cache).
+   */
+  version = 0;
 
   /**
    * Between publishers: the old one left (end grace) or a new one took over and its first segment, which starts
@@ -283,6 +288,11 @@ export class CmafTimeline {
         s.parts = s.parts.map((p) => ({ ...p, data: Buffer.alloc(0) }));
   }
 
+  /** `listed().length > 0` without building the list (asked on every playlist request). */
+  hasListed(): boolean {
+    return this.segments.some((s) => s.complete);
+  }
+
   /** Complete segments as listed in playlists (the window). */
   listed(): Segment[] {
     const done = this.segments.filter((s) => s.complete);
@@ -350,6 +360,7 @@ export class CmafTimeline {
   }
 
   #wake(): void {
+    this.version++;
     for (const w of [...this.#waiters]) if (this.ended || w.check()) w.resolve();
   }
 }

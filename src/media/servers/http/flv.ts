@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
 import type { Logger } from "../../../core/logger.ts";
+import type { Frame } from "../../frame.ts";
 import type { Hub, MediaStream } from "../../hub.ts";
 import { PathReader } from "../../path-reader.ts";
 import { configsReady } from "../../protocols/flv/from-stream.ts";
@@ -26,6 +27,21 @@ export interface FlvOptions {
 
 /** A just-published path may not have both codec headers yet; the FLV header's audio/video flags need them. */
 const CONFIG_WAIT_MS = 3000;
+
+/**
+ * The last tag made of each hub frame, for the next viewer that sends it at the same output time: viewers that
+ * started at the same keyframe (PathReader times count from there) share one Buffer instead of each copying the
+ * frame into its own tag. Lives as long as the frame (the hub's GOP and reader queues).
+ */
+const tags = new WeakMap<Frame, { ts: number; tag: Buffer }>();
+
+function tagOf(frame: Frame, ts: number): Buffer {
+  const c = tags.get(frame);
+  if (c?.ts === ts) return c.tag;
+  const tag = flvTag(tagType(frame), ts, frame.data);
+  tags.set(frame, { ts, tag });
+  return tag;
+}
 
 /** Resolves true on 'drain', false when the response closes or `ms` pass first. */
 function drained(res: ServerResponse, ms: number): Promise<boolean> {
@@ -70,7 +86,7 @@ export async function serveFlv(
   for (;;) {
     const t = await reader.next();
     if (!t || res.destroyed) break;
-    if (res.write(flvTag(tagType(t.frame), t.ts, t.frame.data))) continue;
+    if (res.write(tagOf(t.frame, t.ts))) continue;
     if (!(await drained(res, o.stallMs))) {
       if (!res.destroyed) o.log.info("http-flv reader stalled; closed", { path: stream.path, remote });
       res.destroy();

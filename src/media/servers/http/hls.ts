@@ -19,6 +19,7 @@ import { beyondAdvanceLimit, holdMs } from "../../protocols/hls/advance.ts";
 import { segmentBitrates } from "../../protocols/hls/bitrate.ts";
 import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
 import { parseBase, rebase, wantsRebase } from "../../protocols/hls/rebase.ts";
+import { rendered, sendRendered } from "./playlist-cache.ts";
 import { type Reply, reply } from "./reply.ts";
 
 const TYPES = {
@@ -52,19 +53,30 @@ function variant(out: PathOutput): VariantInfo {
   };
 }
 
-/** The MPD's codec facts, and where the server's clock is read (UTCTiming must be an absolute URL). */
-function dashInfo(req: IncomingMessage, out: PathOutput): DashInfo {
-  const f = out.stream.stats.figures();
+/** Where the server's clock is read (UTCTiming must be an absolute URL), from the request's Host. */
+function timeUrl(req: IncomingMessage): string | undefined {
   const host = req.headers.host;
   const scheme = "encrypted" in req.socket && req.socket.encrypted ? "https" : "http";
+  return host && /^[\w.:[\]-]+$/.test(host) ? `${scheme}://${host}${TIME_PATH}` : undefined;
+}
+
+/** The MPD's codec facts, and where the server's clock is read. */
+function dashInfo(req: IncomingMessage, out: PathOutput, clock = timeUrl(req)): DashInfo {
+  const f = out.stream.stats.figures();
   return {
     bandwidth: Math.max(f.bitrateKbps * 1000, 1),
     video: f.videoCodec ? { codec: f.videoCodec, width: f.width, height: f.height } : undefined,
     audio: f.audioCodec ? { codec: f.audioCodec, sampleRate: f.audioSampleRate, channels: f.audioChannels } : undefined,
-    timeUrl: host && /^[\w.:[\]-]+$/.test(host) ? `${scheme}://${host}${TIME_PATH}` : undefined,
+    timeUrl: clock,
     anchor: anchored(req.headers["user-agent"]),
   };
 }
+
+/**
+ * How stale a cached MPD may be: it shows its render time (publishTime, the direct UTCTiming clock a player
+ * without the http-iso one sets its clock by), so it is rendered again after this even with no new part.
+ */
+const MPD_MAX_AGE_MS = 100;
 
 export async function serveStreamFile(
   req: IncomingMessage,
@@ -78,7 +90,9 @@ export async function serveStreamFile(
   renditions?: RenditionsSource,
 ): Promise<void> {
   const t = out.packager.timeline;
-  const signal = abortOnClose(req, res);
+  // Made only when a response waits (most are answered at once): the wait ends when the client goes away.
+  let aborts: AbortSignal | undefined;
+  const signal = () => (aborts ??= abortOnClose(req, res));
   // Blocking playlist reloads and held parts/segments wait with no traffic: lift the idle timeout meanwhile.
   let held = false;
   const hold = () => {
@@ -94,9 +108,13 @@ export async function serveStreamFile(
     reply(res, r);
   };
   outputs.touch(out, `${req.socket.remoteAddress}|${req.headers["user-agent"] ?? ""}`);
-  const ready = () => t.listed().length > 0 || t.ended;
+  const ready = () => t.ended || t.hasListed();
   const playlist = (type: keyof typeof TYPES, body: string) =>
     send({ status: 200, type: TYPES[type], body: Buffer.from(body), cache: "no-cache" });
+  // Rendered once per timeline change (playlist-cache.ts) unless it carries a per-session query.
+  const cached = (key: string, type: keyof typeof TYPES, render: () => string, maxAgeMs?: number) => {
+    out.httpBytesOut += sendRendered(req, res, rendered(t, key, TYPES[type], render, maxAgeMs));
+  };
   const notReady = () => fail(404, "M_NOT_FOUND", `stream '${out.path}' is not ready yet`);
 
   // Per-session decode times for GStreamer's legacy hlsdemux (rebase.ts).
@@ -106,6 +124,10 @@ export async function serveStreamFile(
     const msnQ = url.searchParams.get("_HLS_msn");
     // Delta updates (LL-HLS 6.2.5.1): `_HLS_skip=YES` asks for older segments to be replaced by EXT-X-SKIP.
     const skip = url.searchParams.get("_HLS_skip") === "YES";
+    const media = () =>
+      query === undefined
+        ? cached(skip ? "media-skip" : "media", "m3u8", () => mediaPlaylist(t, { skip }))
+        : playlist("m3u8", mediaPlaylist(t, { skip, query }));
     if (file === "stream.m3u8" && msnQ !== null) {
       const msn = Number(msnQ);
       const partQ = url.searchParams.get("_HLS_part");
@@ -115,33 +137,45 @@ export async function serveStreamFile(
       }
       // LL-HLS 6.2.5.2: beyond the advance limits the request is answered at once with 400, not held.
       if (beyondAdvanceLimit(t, msn, part)) return fail(400, "AMI_INVALID_INPUT", "_HLS_msn/_HLS_part too far ahead");
-      hold();
       // Held up to three target durations, then 503 (LL-HLS 6.2.5.2).
       // Not before the first segment is complete: that fixes TARGETDURATION for the playlist's life.
-      const ok = await t.waitUntil(() => ready() && t.has(msn, part), holdMs(t), signal);
-      if (signal.aborted) return;
-      // The publisher is away (end grace): the unchanged playlist, not an error, so players keep waiting for it.
-      if (!ok && !t.paused) return fail(503, "AMI_UNAVAILABLE", "playlist did not advance in time");
-      return playlist("m3u8", mediaPlaylist(t, { skip, query }));
+      if (!(ready() && t.has(msn, part))) {
+        hold();
+        const ok = await t.waitUntil(() => ready() && t.has(msn, part), holdMs(t), signal());
+        if (aborts?.aborted) return;
+        // The publisher is away (end grace): the unchanged playlist, not an error, so players keep waiting for it.
+        if (!ok && !t.paused) return fail(503, "AMI_UNAVAILABLE", "playlist did not advance in time");
+      }
+      return media();
     }
-    if (!ready()) hold();
-    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
+    if (!ready()) {
+      hold();
+      if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal()))) return aborts?.aborted ? undefined : notReady();
+    }
     if (file === "index.m3u8") {
       const start = t.listed()[0]?.start;
       const uri =
         wantsRebase(req.headers["user-agent"]) && start !== undefined
           ? `stream.m3u8?base=${Math.round(start * 1000)}`
           : undefined;
-      return playlist("m3u8", multivariantPlaylist(variant(out), uri));
+      return cached(`index ${uri ?? ""}`, "m3u8", () => multivariantPlaylist(variant(out), uri));
     }
-    if (file === "stream.m3u8") return playlist("m3u8", mediaPlaylist(t, { skip, query }));
-    return playlist("mpd", dashManifest(t, dashInfo(req, out)));
+    if (file === "stream.m3u8") return media();
+    const clock = timeUrl(req);
+    // GStreamer gets its timelines anchored at 0 (dash/mpd.ts): a variant of its own.
+    const anchor = anchored(req.headers["user-agent"]) ? " anchored" : "";
+    return cached(
+      `mpd ${clock ?? ""}${anchor}`,
+      "mpd",
+      () => dashManifest(t, dashInfo(req, out, clock)),
+      MPD_MAX_AGE_MS,
+    );
   }
   if (file === "master.m3u8" && master) {
     hold();
-    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
-    const body = await master(out, outputs, variant(out), signal);
-    return signal.aborted ? undefined : playlist("m3u8", body);
+    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal()))) return aborts?.aborted ? undefined : notReady();
+    const body = await master(out, outputs, variant(out), signal());
+    return aborts?.aborted ? undefined : playlist("m3u8", body);
   }
   // DASH track files (one track each, cut from the muxed init and segments): `t<track>-init[-<disc>].mp4` and
   // `t<track>-<time>.m4s`, the segment whose samples of that track start at <time> (SegmentTemplate $Time$).
@@ -154,7 +188,7 @@ export async function serveStreamFile(
       await t.waitUntil(
         () => !!segmentAt(t, id, time) || !comingAt(t, id, time),
         3000 * t.options.segmentSeconds,
-        signal,
+        signal(),
       );
     }
     const s = segmentAt(t, id, time);
@@ -167,19 +201,19 @@ export async function serveStreamFile(
   if (track) file = track[2] as string;
   if (file === "master.mpd" && renditions) {
     hold();
-    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal))) return signal.aborted ? undefined : notReady();
-    const rungs = (await renditions(out, outputs, signal)).flatMap((r) => {
+    if (!(await t.waitUntil(ready, FIRST_SEGMENT_WAIT_MS, signal()))) return aborts?.aborted ? undefined : notReady();
+    const rungs = (await renditions(out, outputs, signal())).flatMap((r) => {
       const o = outputs.get(r.path);
       return o ? [{ name: r.rung.name, t: o.packager.timeline, info: dashInfo(req, o) }] : [];
     });
-    return signal.aborted ? undefined : playlist("mpd", ladderManifest(t, dashInfo(req, out), rungs));
+    return aborts?.aborted ? undefined : playlist("mpd", ladderManifest(t, dashInfo(req, out), rungs));
   }
   const init = /^init(?:-(\d+))?\.mp4$/.exec(file);
   if (init) {
     // One init per discontinuity sequence (each publisher of the path); the current one may not exist yet.
     const d = Number(init[1] ?? 0);
     if (d === t.discontinuity && !t.init) hold();
-    if (d === t.discontinuity && !(await t.waitUntil(() => !!t.init || t.ended, FIRST_SEGMENT_WAIT_MS, signal)))
+    if (d === t.discontinuity && !(await t.waitUntil(() => !!t.init || t.ended, FIRST_SEGMENT_WAIT_MS, signal())))
       return notReady();
     const muxed = t.inits.get(d);
     if (!muxed) return notReady();
@@ -199,7 +233,7 @@ export async function serveStreamFile(
     // The open segment is held until complete; players normally ask only for listed ones.
     if (t.open?.msn === msn) {
       hold();
-      await t.waitUntil(() => !!t.segment(msn)?.complete, holdMs(t), signal);
+      await t.waitUntil(() => !!t.segment(msn)?.complete, holdMs(t), signal());
     }
     const s = t.segment(msn);
     if (!s?.complete || !s.data) return fail(404, "M_NOT_FOUND", "no such segment");
@@ -212,7 +246,7 @@ export async function serveStreamFile(
     // The preload-hinted part (the next one) is held until ffmpeg delivers it (LL-HLS 6.2.6).
     if (n === t.nextPart && !t.ended) {
       hold();
-      await t.waitUntil(() => t.nextPart > n, holdMs(t), signal);
+      await t.waitUntil(() => t.nextPart > n, holdMs(t), signal());
     }
     const p = t.part(n);
     const s = t.segmentOfPart(n);

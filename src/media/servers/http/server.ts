@@ -63,6 +63,13 @@ const SERVICE = new Set(["/health", "/metrics", "/_ami/stats"]);
 const PLAYER_ASSETS = "/_ami/player/";
 
 const CORS: Record<Area, CorsPolicy> = { webrtc: "public", api: "none", service: "none", public: "public" };
+/** Each area's CORS headers, built once: the policies above name no origins, so they do not depend on the request. */
+const CORS_HEADERS = Object.fromEntries(
+  (Object.keys(CORS) as Area[]).map((a) => {
+    const h = corsHeaders(CORS[a], undefined);
+    return [a, Object.entries(a === "webrtc" ? { ...h, ...WEBRTC_EXPOSE } : h)];
+  }),
+) as Record<Area, [string, string][]>;
 
 export class MediaHttpServer {
   readonly #listener: HttpListener;
@@ -107,8 +114,7 @@ export class MediaHttpServer {
   async #route(req: IncomingMessage, res: ServerResponse, t: Target): Promise<void> {
     const o = this.#o;
     const area = this.#area(t);
-    const cors = corsHeaders(CORS[area], req.headers.origin);
-    for (const [k, v] of Object.entries(area === "webrtc" ? { ...cors, ...WEBRTC_EXPOSE } : cors)) res.setHeader(k, v);
+    for (const [k, v] of CORS_HEADERS[area]) res.setHeader(k, v);
 
     if (area === "webrtc" && o.webrtc) {
       if (o.auth && !(await webrtcAllowed(req, res, t, o.auth))) return;
@@ -145,13 +151,19 @@ export class MediaHttpServer {
         readAllowed(req, res, t, path, o.auth, "playback");
       return servePlayback(req, res, t, { playback, allowed, log: o.log });
     }
-    if (o.web && (await webRoute(req, res, t, o.web))) return;
+    if (o.web) {
+      // Synchronous unless it answers a player page behind a read check.
+      const page = webRoute(req, res, t, o.web);
+      if (page === true || (page !== false && (await page))) return;
+    }
     const parts = t.pathname.split("/").filter(Boolean);
     const file = parts.pop() ?? "";
     const path = decodePath(parts.join("/"));
     const out = o.outputs.get(path);
     if (!out) throw new AmiError("M_NOT_FOUND", `no stream at '${path}'`);
-    if (o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
+    // A path anyone reads skips the check's promise chain (a signed URL still goes through it: its URIs are carried).
+    const open = o.auth === undefined || (o.auth.readOpen(out.path) && !t.searchParams.has("sig"));
+    if (!open && o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
     if (o.mpegts && isTsFile(file)) return serveTsFile(req, res, out, o.outputs, file, this.#listener.limits, o.mpegts);
     await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master, o.renditions);
   }

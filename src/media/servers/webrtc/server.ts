@@ -82,6 +82,8 @@ export class WebRtcServer {
 
   /** `/<path>/whip`, `/<path>/whep` and their session resources. */
   handles(url: Target): boolean {
+    // Every such path has a `/whip` or `/whep` segment; most requests (playlists, segments) are out at once.
+    if (!url.pathname.includes("/whip") && !url.pathname.includes("/whep")) return false;
     const parts = url.pathname.split("/").filter(Boolean);
     return isKind(parts.at(-1)) || (parts.length >= 3 && isKind(parts.at(-2)) && UUID.test(parts.at(-1) ?? ""));
   }
