@@ -21,16 +21,17 @@ export interface AccessUnit {
 }
 
 /**
- * Reassembles access units. A unit ends at the marker bit, or when the timestamp changes (a lost marker).
- * A sequence gap drops the unit being built: the caller then waits for the next IDR, so it never emits a unit
- * with holes in it.
+ * Reassembles access units from NAL-unit RTP payloads (H.264 here, H.265 in h265.ts: they differ only in their
+ * NAL header and in how aggregation and fragmentation packets are marked). A unit ends at the marker bit, or when
+ * the timestamp changes (a lost marker). A sequence gap drops the unit being built: the caller then waits for the
+ * next IDR, so it never emits a unit with holes in it.
  */
-export class H264Depacketizer {
-  #nals: Buffer[] = [];
+export abstract class NalDepacketizer {
+  protected nals: Buffer[] = [];
   #fu: Buffer[] | undefined;
   #ts: number | undefined;
   #seq: number | undefined;
-  #broken = false;
+  protected broken = false;
   /** Units dropped because packets were lost. */
   dropped = 0;
   /** Duplicate or out-of-order packets ignored. */
@@ -45,57 +46,71 @@ export class H264Depacketizer {
         this.late++;
         return out;
       }
-      if (step > 1 && (this.#nals.length > 0 || this.#fu)) this.#broken = true;
+      if (step > 1 && (this.nals.length > 0 || this.#fu)) this.broken = true;
     }
     if (this.#ts !== undefined && p.timestamp !== this.#ts) this.#finish(out);
     this.#seq = p.sequenceNumber;
     this.#ts = p.timestamp;
-    this.#payload(p.payload);
+    this.payload(p.payload);
     if (p.marker) this.#finish(out);
     return out;
   }
 
-  #finish(out: AccessUnit[]): void {
-    if (this.#broken) this.dropped++;
-    else if (this.#nals.length > 0 && this.#ts !== undefined) out.push({ timestamp: this.#ts, nals: this.#nals });
-    this.#nals = [];
-    this.#fu = undefined;
-    this.#broken = false;
-    this.#ts = undefined;
-  }
+  /** One RTP payload: a single NAL unit, an aggregation (`aggregated`) or a fragment (`fragment`). */
+  protected abstract payload(b: Buffer): void;
 
-  #payload(b: Buffer): void {
-    if (b.length < 1) return;
-    const type = nalType(b);
-    if (type >= 1 && type <= 23) {
-      this.#nals.push(b);
-    } else if (type === NAL.STAP_A) {
-      for (let i = 1; i + 2 <= b.length; ) {
-        const size = b.readUInt16BE(i);
-        i += 2;
-        if (size === 0 || i + size > b.length) {
-          this.#broken = true;
-          return;
-        }
-        this.#nals.push(b.subarray(i, i + size));
-        i += size;
-      }
-    } else if (type === NAL.FU_A) {
-      if (b.length < 3) return;
-      const fuHeader = b[1] as number;
-      const start = (fuHeader & 0x80) !== 0;
-      const end = (fuHeader & 0x40) !== 0;
-      if (start) this.#fu = [Buffer.from([((b[0] as number) & 0xe0) | (fuHeader & 0x1f)])];
-      else if (!this.#fu) {
-        // A middle or last fragment without its start: the start was lost.
-        this.#broken = true;
+  /** NAL units behind 16-bit sizes from `from` on (STAP-A, AP); a size under `minSize` or past the end breaks the unit. */
+  protected aggregated(b: Buffer, from: number, minSize: number): void {
+    for (let i = from; i + 2 <= b.length; ) {
+      const size = b.readUInt16BE(i);
+      i += 2;
+      if (size < minSize || i + size > b.length) {
+        this.broken = true;
         return;
       }
-      this.#fu.push(b.subarray(2));
-      if (end) {
-        this.#nals.push(Buffer.concat(this.#fu));
-        this.#fu = undefined;
-      }
+      this.nals.push(b.subarray(i, i + size));
+      i += size;
+    }
+  }
+
+  /**
+   * A fragment (FU-A, FU): `header` rebuilds the NAL header on the start fragment, `body` is the fragment's
+   * payload. A middle or last fragment without its start means the start was lost.
+   */
+  protected fragment(start: boolean, end: boolean, header: () => Buffer, body: Buffer): void {
+    if (start) this.#fu = [header()];
+    else if (!this.#fu) {
+      this.broken = true;
+      return;
+    }
+    this.#fu.push(body);
+    if (end) {
+      this.nals.push(Buffer.concat(this.#fu));
+      this.#fu = undefined;
+    }
+  }
+
+  #finish(out: AccessUnit[]): void {
+    if (this.broken) this.dropped++;
+    else if (this.nals.length > 0 && this.#ts !== undefined) out.push({ timestamp: this.#ts, nals: this.nals });
+    this.nals = [];
+    this.#fu = undefined;
+    this.broken = false;
+    this.#ts = undefined;
+  }
+}
+
+/** H.264 (packetization-mode 1): single NAL units, STAP-A, FU-A. */
+export class H264Depacketizer extends NalDepacketizer {
+  protected payload(b: Buffer): void {
+    if (b.length < 1) return;
+    const type = nalType(b);
+    if (type >= 1 && type <= 23) this.nals.push(b);
+    else if (type === NAL.STAP_A) this.aggregated(b, 1, 1);
+    else if (type === NAL.FU_A && b.length >= 3) {
+      const fu = b[1] as number;
+      const header = () => Buffer.from([((b[0] as number) & 0xe0) | (fu & 0x1f)]);
+      this.fragment((fu & 0x80) !== 0, (fu & 0x40) !== 0, header, b.subarray(2));
     }
     // STAP-B, MTAP and FU-B are not used in packetization-mode 1; they are ignored.
   }
