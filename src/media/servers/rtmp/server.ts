@@ -10,7 +10,7 @@ import type { MediaAuth } from "../../auth/auth.ts";
 import type { Hub } from "../../hub.ts";
 import { ByteBudget } from "../../protocols/rtmp/budget.ts";
 import { type ConnLimits, RtmpConn } from "./conn.ts";
-import { type Listener, listen, type TlsFiles } from "./listener.ts";
+import { CappedListener, type TlsFiles } from "./listener.ts";
 
 export interface RtmpLimits extends ConnLimits {
   maxConnections: number;
@@ -41,73 +41,37 @@ export interface RtmpServerOptions {
   tls?: TlsFiles;
 }
 
-/** Refused connections are logged at most this often (a flood must not flood the log too). */
-const REFUSAL_LOG_MS = 10_000;
-
 export class RtmpServer {
-  readonly conns = new Set<RtmpConn>();
-  readonly #perAddress = new Map<string, number>();
-  #listener: Listener | undefined;
-  #refused = 0;
-  #refusalLogged = 0;
+  #listener!: CappedListener<RtmpConn>;
 
   static async start(o: RtmpServerOptions): Promise<RtmpServer> {
     const s = new RtmpServer();
     const name = o.tls ? "rtmps" : "rtmp";
     const log = o.log.child({ server: name });
     const limits = o.limits;
-    s.#listener = await listen(
-      o.host,
-      o.port,
-      (socket) => {
-        const addr = socket.remoteAddress ?? "";
-        const n = s.#perAddress.get(addr) ?? 0;
-        if (s.conns.size >= limits.maxConnections || n >= limits.maxConnectionsPerAddress) {
-          socket.destroy();
-          s.#refuse(log, addr, s.conns.size >= limits.maxConnections ? "maxConnections" : "maxConnectionsPerAddress");
-          return;
-        }
-        s.#perAddress.set(addr, n + 1);
-        const c = new RtmpConn(socket, {
-          hub: o.hub,
-          log,
-          protocol: name,
-          limits,
-          auth: o.auth,
-          endGraceMs: o.endGraceMs,
-        });
-        s.conns.add(c);
-        socket.once("close", () => {
-          s.conns.delete(c);
-          const left = (s.#perAddress.get(addr) ?? 1) - 1;
-          if (left > 0) s.#perAddress.set(addr, left);
-          else s.#perAddress.delete(addr);
-        });
-      },
-      o.tls,
-      (e, remote) => log.info("rtmps: TLS handshake failed; connection closed", { remote, error: e.message }),
-      // One spare: our own cap is reached first and logs the refusal.
-      limits.maxConnections + 1,
-    );
-    log.info(`${name} listening`, { host: o.host, port: s.port });
+    s.#listener = await CappedListener.open({
+      host: o.host,
+      port: o.port,
+      name,
+      log,
+      maxConnections: limits.maxConnections,
+      maxConnectionsPerAddress: limits.maxConnectionsPerAddress,
+      tls: o.tls,
+      connect: (socket) =>
+        new RtmpConn(socket, { hub: o.hub, log, protocol: name, limits, auth: o.auth, endGraceMs: o.endGraceMs }),
+    });
     return s;
   }
 
-  #refuse(log: Logger, addr: string, cap: string): void {
-    this.#refused++;
-    const now = Date.now();
-    if (now - this.#refusalLogged < REFUSAL_LOG_MS) return;
-    this.#refusalLogged = now;
-    log.warn("rtmp connection refused: too many connections", { remote: addr, cap, refused: this.#refused });
-    this.#refused = 0;
+  get conns(): ReadonlySet<RtmpConn> {
+    return this.#listener.conns;
   }
 
   get port(): number {
-    return this.#listener?.port ?? 0;
+    return this.#listener.port;
   }
 
-  async close(): Promise<void> {
-    for (const c of this.conns) c.close("server shutting down");
-    await this.#listener?.close();
+  close(): Promise<void> {
+    return this.#listener.close();
   }
 }

@@ -7,7 +7,7 @@ import type { MediaConfig } from "../../../config.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import type { Hub } from "../../hub.ts";
-import { type Listener, listen, type TlsFiles } from "../rtmp/listener.ts";
+import { CappedListener, type TlsFiles } from "../rtmp/listener.ts";
 import { RtspConn, type RtspConnLimits } from "./conn.ts";
 import { UdpPorts } from "./udp.ts";
 
@@ -24,8 +24,6 @@ export interface RtspServerOptions {
   udp?: UdpPorts;
 }
 
-const REFUSAL_LOG_MS = 10_000;
-
 export const rtspConnLimits = (c: MediaConfig["rtsp"]): RtspConnLimits => ({
   handshakeTimeoutMs: c.handshakeTimeoutSeconds * 1000,
   idleTimeoutMs: c.idleTimeoutSeconds * 1000,
@@ -36,11 +34,7 @@ export const rtspConnLimits = (c: MediaConfig["rtsp"]): RtspConnLimits => ({
 });
 
 export class RtspServer {
-  readonly conns = new Set<RtspConn>();
-  readonly #perAddress = new Map<string, number>();
-  #listener: Listener | undefined;
-  #refused = 0;
-  #refusalLogged = 0;
+  #listener!: CappedListener<RtspConn>;
 
   /** The UDP ports of media.rtsp, for both listeners. */
   static udpPorts(host: string, c: MediaConfig["rtsp"]): UdpPorts | undefined {
@@ -53,57 +47,36 @@ export class RtspServer {
     const log = o.log.child({ server: name });
     const c = o.config;
     const limits = rtspConnLimits(c);
-    s.#listener = await listen(
-      o.host,
-      o.port,
-      (socket) => {
-        const addr = socket.remoteAddress ?? "";
-        const n = s.#perAddress.get(addr) ?? 0;
-        if (s.conns.size >= c.maxConnections || n >= c.maxConnectionsPerAddress) {
-          socket.destroy();
-          s.#refuse(log, addr, s.conns.size >= c.maxConnections ? "maxConnections" : "maxConnectionsPerAddress");
-          return;
-        }
-        s.#perAddress.set(addr, n + 1);
-        const conn = new RtspConn(socket, {
+    s.#listener = await CappedListener.open({
+      host: o.host,
+      port: o.port,
+      name,
+      log,
+      maxConnections: c.maxConnections,
+      maxConnectionsPerAddress: c.maxConnectionsPerAddress,
+      tls: o.tls,
+      connect: (socket) =>
+        new RtspConn(socket, {
           hub: o.hub,
           log,
           protocol: name,
           limits,
           auth: o.auth,
           udp: o.tls ? undefined : o.udp,
-        });
-        s.conns.add(conn);
-        socket.once("close", () => {
-          s.conns.delete(conn);
-          const left = (s.#perAddress.get(addr) ?? 1) - 1;
-          if (left > 0) s.#perAddress.set(addr, left);
-          else s.#perAddress.delete(addr);
-        });
-      },
-      o.tls,
-      (e, remote) => log.info("rtsps: TLS handshake failed; connection closed", { remote, error: e.message }),
-      c.maxConnections + 1,
-    );
-    log.info(`${name} listening`, { host: o.host, port: s.port });
+        }),
+    });
     return s;
   }
 
-  #refuse(log: Logger, addr: string, cap: string): void {
-    this.#refused++;
-    const now = Date.now();
-    if (now - this.#refusalLogged < REFUSAL_LOG_MS) return;
-    this.#refusalLogged = now;
-    log.warn("rtsp connection refused: too many connections", { remote: addr, cap, refused: this.#refused });
-    this.#refused = 0;
+  get conns(): ReadonlySet<RtspConn> {
+    return this.#listener.conns;
   }
 
   get port(): number {
-    return this.#listener?.port ?? 0;
+    return this.#listener.port;
   }
 
-  async close(): Promise<void> {
-    for (const c of this.conns) c.close("server shutting down");
-    await this.#listener?.close();
+  close(): Promise<void> {
+    return this.#listener.close();
   }
 }
