@@ -34,23 +34,27 @@ export const webrtcSchema = z
   });
 
 /**
- * RTMPS (RTMP over TLS) ingest and playback on its own port, as MediaMTX's rtmpEncryption/rtmpsAddress. Off by
- * default; enabled with no cert/key, a self-signed pair is generated once under <home>/data/media/tls.
+ * A TLS listener on its own port (RTMPS, RTSPS). Off by default; enabled with no cert/key, a self-signed pair is
+ * generated once under <home>/data/media/tls.
  */
-export const rtmpsSchema = z
-  .object({
-    enabled: z.boolean().default(false),
-    port: port.default(1936),
-    /** PEM certificate (chain) file; null with key null: the generated self-signed one. */
-    cert: z.string().min(1).nullable().default(null),
-    /** PEM private key file for cert. */
-    key: z.string().min(1).nullable().default(null),
-  })
-  .strict()
-  .superRefine((r, ctx) => {
-    if ((r.cert === null) !== (r.key === null))
-      ctx.addIssue({ code: "custom", path: ["key"], message: "cert and key go together" });
-  });
+const tlsListenerSchema = (defaultPort: number) =>
+  z
+    .object({
+      enabled: z.boolean().default(false),
+      port: port.default(defaultPort),
+      /** PEM certificate (chain) file; null with key null: the generated self-signed one. */
+      cert: z.string().min(1).nullable().default(null),
+      /** PEM private key file for cert. */
+      key: z.string().min(1).nullable().default(null),
+    })
+    .strict()
+    .superRefine((r, ctx) => {
+      if ((r.cert === null) !== (r.key === null))
+        ctx.addIssue({ code: "custom", path: ["key"], message: "cert and key go together" });
+    });
+
+/** RTMPS (RTMP over TLS) ingest and playback, as MediaMTX's rtmpEncryption/rtmpsAddress. */
+export const rtmpsSchema = tlsListenerSchema(1936);
 
 /**
  * What one RTMP/RTMPS connection may cost before and after it is admitted, so unauthenticated peers cannot take
@@ -120,18 +124,7 @@ export const srtSchema = z
   })
   .strict();
 /** RTSPS (RTSP over TLS, TCP-interleaved RTP) on its own port; cert/key as media.rtmps (null: the generated pair). */
-export const rtspsSchema = z
-  .object({
-    enabled: z.boolean().default(false),
-    port: port.default(8322),
-    cert: z.string().min(1).nullable().default(null),
-    key: z.string().min(1).nullable().default(null),
-  })
-  .strict()
-  .superRefine((r, ctx) => {
-    if ((r.cert === null) !== (r.key === null))
-      ctx.addIssue({ code: "custom", path: ["key"], message: "cert and key go together" });
-  });
+export const rtspsSchema = tlsListenerSchema(8322);
 
 /**
  * The RTSP server (RFC 2326): publish with ANNOUNCE/RECORD, read with DESCRIBE/PLAY, rtsp://<host>:<port>/<path>;
