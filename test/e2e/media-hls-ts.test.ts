@@ -6,14 +6,13 @@
  * only once it is requested, and its segments are the fMP4 segments' numbers.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { activeTsVariant } from "../../src/media/servers/http/hls-ts.ts";
-import { ffprobe, kinds, publish, runTool, until } from "./helpers/media-tools.ts";
+import { ffprobe, gstPlayed, kinds, publish, runTool, until, vlcStats } from "./helpers/media-tools.ts";
 
 const has = (cmd: string, ...args: string[]) => spawnSync(cmd, args).status === 0;
 // VLC refuses to run as root, even for --version: look it up on PATH instead.
@@ -99,55 +98,12 @@ test("ffprobe finds H.264 and AAC", opts, async () => {
   assert.deepEqual(kinds(await ffprobe(url())), ["audio:aac", "video:h264"]);
 });
 
-/** GStreamer playbin: seconds of video rendered (PTS span at a synced fakesink) and any ERROR lines. */
-async function gstreamer(seconds: number): Promise<{ played: number; errors: string[] }> {
-  const sink = "fakesink sync=true silent=false name=vsink";
-  const args = ["-v", "playbin", `uri=${url()}`, `video-sink=${sink}`, "audio-sink=fakesink"];
-  const proc = spawn("timeout", [String(seconds), "gst-launch-1.0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  const pts: number[] = [];
-  const errors: string[] = [];
-  let rest = "";
-  const scan = (d: Buffer) => {
-    const lines = (rest + d.toString()).split("\n");
-    rest = lines.pop() ?? "";
-    for (const l of lines) {
-      const x = /vsink: last-message = chain.*pts: (\d+):(\d+):([\d.]+)/.exec(l);
-      if (x) pts.push(Number(x[1]) * 3600 + Number(x[2]) * 60 + Number(x[3]));
-      else if (/^ERROR|ERROR: from element/.test(l)) errors.push(l);
-    }
-  };
-  proc.stdout.on("data", scan);
-  proc.stderr.on("data", scan);
-  await new Promise((r) => proc.once("close", r));
-  return { played: pts.length > 1 ? Math.max(...pts) - Math.min(...pts) : 0, errors };
-}
-
-/** VLC as nobody (it refuses root) with null outputs, then its input statistics from the rc interface. */
-async function vlc(seconds: number): Promise<{ displayed: number; lost: number; audioPlayed: number }> {
-  const cmd = ["vlc", "-I", "oldrc", "--rc-fake-tty", "--vout", "dummy", "--aout", "dummy", "--no-video-title-show"];
-  const as = process.getuid?.() === 0 ? ["runuser", "-u", "nobody", "--", ...cmd] : cmd;
-  const proc = spawn("timeout", [String(seconds + 15), ...as, url()], { stdio: ["pipe", "pipe", "pipe"] });
-  let out = "";
-  proc.stdout.on("data", (d) => {
-    out += d;
-  });
-  proc.stderr.resume();
-  const closed = new Promise((r) => proc.once("close", r));
-  await sleep(seconds * 1000);
-  proc.stdin.write("stats\n");
-  await sleep(1000);
-  proc.stdin.end("quit\n");
-  await closed;
-  const n = (label: string) => Number(new RegExp(`${label}\\s*:\\s*(\\d+)`).exec(out)?.[1] ?? 0);
-  return { displayed: n("frames displayed"), lost: n("frames lost"), audioPlayed: n("buffers played") };
-}
-
 test(`ffmpeg, GStreamer and VLC each play it for ${PLAY_S} s without errors`, opts, async () => {
   const [ff, gst, v] = await Promise.all([
     // -re: read at the live rate; 10 s of media decoded.
     runTool("ffmpeg", ["-v", "error", "-re", "-i", url(), "-t", "10", "-f", "null", "-"]),
-    gstreamer(PLAY_S + 4),
-    vlc(PLAY_S),
+    gstPlayed("playbin", url(), PLAY_S + 4),
+    vlcStats(url(), PLAY_S),
   ]);
   assert.equal(ff.code, 0, ff.err.slice(-400));
   assert.equal(ff.err.trim(), "", "ffmpeg decodes without an error");
