@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Page } from "playwright-core";
-import { CHROMIUM } from "../../test/e2e/helpers/browser.ts";
+import { CHROMIUM, installWhepViewer } from "../../test/e2e/helpers/browser.ts";
 import { type BenchResult, cpuTicks, percentile, round, runIfMain } from "../matrix/lib.ts";
 import { generator, LAYOUT } from "./glass.ts";
 import { MediaChild, waitFor } from "./lib.ts";
@@ -32,33 +32,13 @@ interface Run {
 
 /** Page side: WHEP into a <video>, and per presented frame the latency read from its blocks. */
 async function playAndMeasure(page: Page, whep: string): Promise<Run> {
+  await installWhepViewer(page);
   return page.evaluate(
     async ({ whep, layout, warmupMs, measureMs }) => {
       const { W, H, BLOCK, COLS, X0, Y0 } = layout;
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver("video", { direction: "recvonly" });
-      pc.addTransceiver("audio", { direction: "recvonly" });
-      const video = document.createElement("video");
-      video.muted = true;
-      video.autoplay = true;
-      document.body.append(video);
-      pc.ontrack = (e) => {
-        if (video.srcObject !== e.streams[0]) video.srcObject = e.streams[0] ?? null;
-      };
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise<void>((r) => {
-        if (pc.iceGatheringState === "complete") return r();
-        pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r());
-        setTimeout(r, 2000);
-      });
-      const res = await fetch(whep, {
-        method: "POST",
-        headers: { "content-type": "application/sdp" },
-        body: pc.localDescription?.sdp,
-      });
-      if (res.status !== 201) throw new Error(`WHEP answered ${res.status}`);
-      const session = res.headers.get("location");
-      await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+      const viewer = await window.amiWhep?.(whep);
+      if (!viewer) throw new Error("no WHEP viewer in the page");
+      const { pc, video, session } = viewer;
 
       const canvas = document.createElement("canvas");
       canvas.width = W;

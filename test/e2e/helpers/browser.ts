@@ -33,3 +33,53 @@ export async function launchChromium(opts: {
   const page = context.pages()[0] ?? (await context.newPage());
   return { profile, context, page };
 }
+
+/** A WHEP viewer in a page, as `installWhepViewer` makes it. */
+export interface PageWhepViewer {
+  pc: RTCPeerConnection;
+  video: HTMLVideoElement;
+  /** The session URL (Location of the 201). */
+  session: string;
+}
+
+declare global {
+  interface Window {
+    amiWhep?: (url: string) => Promise<PageWhepViewer>;
+  }
+}
+
+/**
+ * Defines `window.amiWhep(url)` in the page: a WHEP viewer the way the player page makes one (recvonly video and
+ * audio, non-trickle: ICE gathered, at most 2 s, before the offer is posted), shown in a muted autoplaying <video>.
+ */
+export async function installWhepViewer(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    window.amiWhep = async (url: string) => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      const video = document.createElement("video");
+      video.muted = true;
+      video.autoplay = true;
+      document.body.append(video);
+      pc.ontrack = (e) => {
+        if (video.srcObject !== e.streams[0]) video.srcObject = e.streams[0] ?? null;
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise<void>((r) => {
+        if (pc.iceGatheringState === "complete") return r();
+        pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r());
+        setTimeout(r, 2000);
+      });
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/sdp" },
+        body: pc.localDescription?.sdp,
+      });
+      if (res.status !== 201) throw new Error(`WHEP answered ${res.status}: ${await res.text()}`);
+      const session = res.headers.get("location") ?? "";
+      await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+      return { pc, video, session };
+    };
+  });
+}
