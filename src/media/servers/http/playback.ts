@@ -98,8 +98,8 @@ export async function servePlayback(
     n = Number(v);
   }
   if (!(await r.allowed(path))) return;
-  if (!(await r.playback.has(path))) throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}'`);
-  const plan = await r.playback.plan(path, start, duration);
+  const { recorded, plan } = await r.playback.find(path, start, duration);
+  if (!recorded) throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}'`);
   if (!plan || plan.frags.length === 0)
     throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}' from ${iso(start)} for ${duration} s`);
 
