@@ -17,7 +17,6 @@
  * init segment) ends the range there. Each fragment's moof is rewritten (sequence number, and tfdt so the output's
  * media time starts at 0 and files join on the wall clock); the mdat bytes are streamed from the files as they are.
  */
-import { createReadStream } from "node:fs";
 import { type FileHandle, open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { CasStore } from "../cas/types.ts";
@@ -70,7 +69,14 @@ interface Source {
   /** Cache key: changes when the bytes may have. */
   key: string;
   reader(): Promise<RandomReader>;
-  stream(start: number, end: number): AsyncIterable<Buffer>;
+  /** Positioned reads straight into the caller's buffer (what answers are written from). */
+  open(): Promise<PosReader>;
+}
+
+interface PosReader {
+  /** Reads [pos, pos + len) into `buf` at `off`; fewer bytes only at the end of the file. */
+  readInto(buf: Buffer, off: number, len: number, pos: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 interface RandomReader {
@@ -401,68 +407,147 @@ export function hlsPlaylist(plan: Plan, uri: (kind: "init" | "segment", n: numbe
   return lines.join("\n");
 }
 
+/** Where `writePieces` puts an answer's bytes. */
+export interface PieceSink {
+  /**
+   * Write `parts` in order, as one batch. Resolves once they are handed on (their buffers may then be reused);
+   * rejects when the reader has gone.
+   */
+  write(parts: Buffer[]): Promise<void>;
+}
+
+/** A part of an answer: bytes in memory (an init, a rewritten moof, a cut fragment's head) or a recorded file's. */
+export type Piece = Buffer | { src: Source; from: number; to: number };
+
+/** Bytes read and written at a time per answer (one buffer filled while the one before is written). */
+const CHUNK = 512 * 1024;
+/** A file range starts a new buffer rather than a read smaller than this. */
+const MIN_READ = 64 * 1024;
+/** File ranges this close (a moof between two mdats) are one read. */
+const GAP = 64 * 1024;
+/** Read buffers kept for the next answers. */
+const POOL_MAX = 16;
+const pool: Buffer[] = [];
+
+/** The pieces of fragments `frags` (in order), after `head` when given: each moof rewritten, each mdat from its file. */
+export function pieces(frags: PlanFrag[], head?: Buffer): Piece[] {
+  const out: Piece[] = head ? [head] : [];
+  for (const f of frags) {
+    if (f.cut) {
+      out.push(f.cut.head);
+      for (const [a, b] of f.cut.ranges) out.push({ src: f.src, from: f.offset + a, to: f.offset + b });
+    } else {
+      out.push(f.moof); // the rewritten moof has the recorded one's length
+      out.push({ src: f.src, from: f.offset + f.moof.length, to: f.offset + f.size });
+    }
+  }
+  return out;
+}
+
 /**
- * The bytes of fragments `frags` (in order), streamed from their files: each file's run of adjacent fragments is
- * one read, the recorded moofs replaced by the rewritten ones on the way.
+ * Write `list` to `sink` with bounded memory: the file ranges are read into pooled buffers of CHUNK bytes (ranges of
+ * one file a moof apart in one read), each buffer's pieces with the in-memory ones between them handed on as one
+ * batch (one writev), the next buffer read while the one before is written. A file is opened once for its run.
  */
-export async function* fragmentBytes(frags: PlanFrag[]): AsyncGenerator<Buffer> {
-  let i = 0;
-  while (i < frags.length) {
-    // A run: same file, each fragment right after the previous.
-    let j = i + 1;
-    const cut = frags[i]!.cut;
-    if (cut) {
-      const f = frags[i]!;
-      yield cut.head;
-      for (const [a, b] of cut.ranges) yield* f.src.stream(f.offset + a, f.offset + b);
-      i++;
-      continue;
+export async function writePieces(list: Piece[], sink: PieceSink): Promise<void> {
+  let reader: { src: Source; r: PosReader } | undefined;
+  let buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+  let used = 0;
+  let parts: Buffer[] = [];
+  let pending: { done: Promise<void>; buf: Buffer; ok: boolean } | undefined;
+  let failed = false;
+  const flush = async () => {
+    if (parts.length === 0) return;
+    const now = { done: sink.write(parts), buf, ok: false };
+    now.done.then(
+      () => {
+        now.ok = true;
+      },
+      () => {},
+    );
+    parts = [];
+    if (pending) {
+      await pending.done;
+      pool.length < POOL_MAX && pool.push(pending.buf);
     }
-    while (
-      j < frags.length &&
-      !frags[j]!.cut &&
-      frags[j]!.src === frags[i]!.src &&
-      frags[j]!.offset === frags[j - 1]!.offset + frags[j - 1]!.size
-    )
-      j++;
-    const run = frags.slice(i, j);
-    const from = run[0]!.offset;
-    const to = run.at(-1)!.offset + run.at(-1)!.size;
-    let pos = from;
-    let k = 0;
-    let skipUntil = -1;
-    for await (const c of run[0]!.src.stream(from, to)) {
-      const at = pos;
-      pos += c.length;
-      let off = 0;
-      while (off < c.length) {
-        const abs = at + off;
-        const f = run[k];
-        if (f && abs === f.offset) {
-          yield f.moof;
-          skipUntil = f.offset + f.moof.length;
-          k++;
-        }
-        if (abs < skipUntil) {
-          off += Math.min(c.length - off, skipUntil - abs);
-          continue;
-        }
-        const next = run[k]?.offset ?? to;
-        const n = Math.min(c.length - off, next - abs);
-        if (n <= 0) throw new Error("recorded file changed while it was read");
-        yield c.subarray(off, off + n);
-        off += n;
+    pending = now;
+    buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+    used = 0;
+  };
+  try {
+    let i = 0;
+    let rest: { src: Source; from: number; to: number } | undefined;
+    while (i < list.length) {
+      const p = rest ?? list[i]!;
+      if (Buffer.isBuffer(p)) {
+        parts.push(p);
+        i++;
+        continue;
       }
+      if (p.to <= p.from) {
+        i++;
+        continue;
+      }
+      if (CHUNK - used < Math.min(MIN_READ, p.to - p.from)) await flush();
+      const room = CHUNK - used;
+      // This range and the next ones of the same file a small gap apart, while they fit (whole) in the buffer.
+      let j = i;
+      let end = p.to;
+      for (let k = i + 1; !rest && k + 1 < list.length; k += 2) {
+        const m = list[k]!;
+        const q = list[k + 1]!;
+        if (!Buffer.isBuffer(m) || Buffer.isBuffer(q)) break;
+        if (q.src !== p.src || q.from < end || q.from - end > GAP || q.to - p.from > room) break;
+        end = q.to;
+        j = k + 1;
+      }
+      const len = Math.min(end - p.from, room);
+      if (reader?.src !== p.src) {
+        await reader?.r.close();
+        reader = undefined;
+        reader = { src: p.src, r: await p.src.open() };
+      }
+      const n = await reader.r.readInto(buf, used, len, p.from);
+      if (n < len) throw new Error("recorded file ended early");
+      const at = used;
+      used += len;
+      if (j === i) {
+        parts.push(buf.subarray(at, at + len));
+        rest = p.from + len < p.to ? { src: p.src, from: p.from + len, to: p.to } : undefined;
+        if (!rest) i++;
+      } else {
+        for (let x = i; x <= j; x++) {
+          const e = list[x]!;
+          parts.push(Buffer.isBuffer(e) ? e : buf.subarray(at + e.from - p.from, at + e.to - p.from));
+        }
+        i = j + 1;
+      }
+      if (used === CHUNK) await flush();
     }
-    if (pos !== to) throw new Error("recorded file ended early");
-    i = j;
+    await flush();
+    if (pending) await pending.done;
+  } catch (e) {
+    failed = true;
+    throw e;
+  } finally {
+    await reader?.r.close().catch(() => {});
+    // A buffer the sink may still hold (it failed, or its write is unfinished) is left to the GC.
+    if (!failed) {
+      if (pending?.ok && pool.length < POOL_MAX) pool.push(pending.buf);
+      if (pool.length < POOL_MAX) pool.push(buf);
+    }
   }
 }
 
-/** The whole fMP4 of a plan. */
-export async function* planBytes(plan: Plan): AsyncGenerator<Buffer> {
-  yield plan.init;
-  yield* fragmentBytes(plan.frags);
+/** The whole fMP4 of a plan, in memory (tests; answers are written with `writePieces`). */
+export async function planBytes(plan: Plan): Promise<Buffer> {
+  const out: Buffer[] = [];
+  await writePieces(pieces(plan.frags, plan.init), {
+    write: async (parts) => {
+      for (const b of parts) out.push(Buffer.from(b));
+    },
+  });
+  return Buffer.concat(out);
 }
 
 /**
@@ -681,7 +766,21 @@ function plainSource(name: string, file: string, size: number, mtimeMs: number):
         () => fh.close(),
       );
     },
-    stream: (start, end) => createReadStream(file, { start, end: end - 1, highWaterMark: 256 * 1024 }),
+    async open() {
+      const fh = await open(file, "r");
+      return {
+        async readInto(buf, off, len, pos) {
+          let n = 0;
+          while (n < len) {
+            const { bytesRead } = await fh.read(buf, off + n, len - n, pos + n);
+            if (bytesRead === 0) break;
+            n += bytesRead;
+          }
+          return n;
+        },
+        close: () => fh.close(),
+      };
+    },
   };
 }
 
@@ -703,7 +802,14 @@ function casSource(cas: CasStore, name: string, id: string, size: number): Sourc
         size,
         async () => {},
       ),
-    stream: (start, end) => cas.get(id, { start, end }),
+    open: async () => ({
+      async readInto(buf, off, len, pos) {
+        let n = 0;
+        for await (const b of cas.get(id, { start: pos, end: pos + len })) n += b.copy(buf, off + n);
+        return n;
+      },
+      close: async () => {},
+    }),
   };
 }
 
