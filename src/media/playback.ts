@@ -454,11 +454,12 @@ export async function writePieces(list: Piece[], sink: PieceSink): Promise<void>
   let buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
   let used = 0;
   let parts: Buffer[] = [];
-  let pending: { done: Promise<void>; buf: Buffer; ok: boolean } | undefined;
+  let pending: { done: Promise<void>; buf?: Buffer; ok: boolean } | undefined;
   let failed = false;
-  const flush = async () => {
+  /** Hand on the pieces so far; `early`: before anything is read into `buf` (the answer starts without a read). */
+  const flush = async (early = false) => {
     if (parts.length === 0) return;
-    const now = { done: sink.write(parts), buf, ok: false };
+    const now = { done: sink.write(parts), buf: early ? undefined : buf, ok: false };
     now.done.then(
       () => {
         now.ok = true;
@@ -468,9 +469,10 @@ export async function writePieces(list: Piece[], sink: PieceSink): Promise<void>
     parts = [];
     if (pending) {
       await pending.done;
-      pool.length < POOL_MAX && pool.push(pending.buf);
+      if (pending.buf && pool.length < POOL_MAX) pool.push(pending.buf);
     }
     pending = now;
+    if (early) return;
     buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
     used = 0;
   };
@@ -503,6 +505,8 @@ export async function writePieces(list: Piece[], sink: PieceSink): Promise<void>
       }
       const len = Math.min(end - p.from, room);
       if (reader?.src !== p.src) {
+        // The first bytes (the init, the first moof) go out before the first file is opened and read.
+        if (!reader && !pending) await flush(true);
         await reader?.r.close();
         reader = undefined;
         reader = { src: p.src, r: await p.src.open() };
@@ -533,7 +537,7 @@ export async function writePieces(list: Piece[], sink: PieceSink): Promise<void>
     await reader?.r.close().catch(() => {});
     // A buffer the sink may still hold (it failed, or its write is unfinished) is left to the GC.
     if (!failed) {
-      if (pending?.ok && pool.length < POOL_MAX) pool.push(pending.buf);
+      if (pending?.ok && pending.buf && pool.length < POOL_MAX) pool.push(pending.buf);
       if (pool.length < POOL_MAX) pool.push(buf);
     }
   }
