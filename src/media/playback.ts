@@ -17,6 +17,7 @@
  * init segment) ends the range there. Each fragment's moof is rewritten (sequence number, and tfdt so the output's
  * media time starts at 0 and files join on the wall clock); the mdat bytes are streamed from the files as they are.
  */
+import { statSync } from "node:fs";
 import { type FileHandle, open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { CasStore } from "../cas/types.ts";
@@ -34,8 +35,9 @@ const MAX_HEADER_BOX = 16 * 1024 * 1024;
 const CACHE_FILES = 128;
 /** File summaries (placement, span, codec configuration) kept: `list` walks every file of a path. */
 const CACHE_SUMMARIES = 100_000;
-/** Files stat'ed at once when listing a path. */
+/** Files stat'ed at once when listing a path; up to SYNC_STATS files, synchronously. */
 const STAT_BATCH = 64;
+const SYNC_STATS = 64;
 /** HLS VOD: a segment is cut at the first keyframe fragment once it holds this much media. */
 export const HLS_SEGMENT_S = 4;
 
@@ -111,8 +113,9 @@ interface PlanFrag {
   src: Source;
   offset: number;
   size: number;
-  /** The rewritten moof (same length as the recorded one). */
-  moof: Buffer;
+  /** The rewritten moof (same length as the recorded one), made on first use (as the answer is written). */
+  moof: () => Buffer;
+  moofLen: number;
   /** Output media time (s) and main-track duration. */
   time: number;
   duration: number;
@@ -188,7 +191,15 @@ export class Playback {
     try {
       names = (await readdir(dir)).filter((n) => /^\d+-\d+\.mp4$/.test(n));
     } catch {}
-    // The stats in parallel (a sequence of awaits costs a thread-pool round trip each, under load 0.1-2 ms).
+    // A few files (a request's usual case) are stat'ed on the loop: a few µs each, where a thread-pool round trip
+    // costs 0.1-2 ms under load; many in parallel batches (the loop is never held for a large directory).
+    if (names.length <= SYNC_STATS) {
+      for (const name of names) {
+        const st = statSync(join(dir, name), { throwIfNoEntry: false });
+        if (st?.isFile()) byName.set(name, plainSource(name, join(dir, name), st.size, st.mtimeMs));
+      }
+      names = [];
+    }
     for (let i = 0; i < names.length; i += STAT_BATCH) {
       const batch = names.slice(i, i + STAT_BATCH);
       const sts = await Promise.all(batch.map((n) => stat(join(dir, n)).catch(() => undefined)));
@@ -335,11 +346,14 @@ export class Playback {
         if (p === head && i < first.frag) continue;
         if (p.at + f.time >= end) break;
         const time = shift + f.time;
+        const n = seq;
+        const tracks = p.ix.tracks;
         const pf: PlanFrag = {
           src: p.src,
           offset: f.offset,
           size: f.size,
-          moof: rewriteMoof(f.moof, seq, p.ix.tracks, shift),
+          moof: lazy(() => rewriteMoof(f.moof, n, tracks, shift)),
+          moofLen: f.moof.length,
           time,
           duration: f.duration,
           sync: f.sync,
@@ -347,7 +361,7 @@ export class Playback {
         if (p.at + f.time + f.duration > end + 1e-6) {
           // The fragment holding the end: its samples from the end on are left out. Cut from the moof alone (the
           // sample bytes are read when the answer is written: planning reads no file).
-          const cut = cutFragment(pf.moof, f.size, p.ix.tracks, p.ix.main.id, end - t0);
+          const cut = cutFragment(pf.moof(), f.size, p.ix.tracks, p.ix.main.id, end - t0);
           if (!cut) continue;
           if (cut.head) {
             pf.cut = { head: cut.head, ranges: cut.ranges };
@@ -370,6 +384,11 @@ export class Playback {
     };
   }
 }
+
+const lazy = <T>(make: () => T): (() => T) => {
+  let v: T | undefined;
+  return () => (v ??= make());
+};
 
 /** The run a file belongs to: the `<start ms>` of its name. */
 const runOf = (name: string) => Number(name.slice(0, name.indexOf("-")));
@@ -417,7 +436,9 @@ export interface PieceSink {
 }
 
 /** A part of an answer: bytes in memory (an init, a rewritten moof, a cut fragment's head) or a recorded file's. */
-export type Piece = Buffer | { src: Source; from: number; to: number };
+export type Piece = Buffer | (() => Buffer) | { src: Source; from: number; to: number };
+
+const inMemory = (p: Piece): p is Buffer | (() => Buffer) => Buffer.isBuffer(p) || typeof p === "function";
 
 /** Bytes read and written at a time per answer (one buffer filled while the one before is written). */
 const CHUNK = 512 * 1024;
@@ -437,8 +458,8 @@ export function pieces(frags: PlanFrag[], head?: Buffer): Piece[] {
       out.push(f.cut.head);
       for (const [a, b] of f.cut.ranges) out.push({ src: f.src, from: f.offset + a, to: f.offset + b });
     } else {
-      out.push(f.moof); // the rewritten moof has the recorded one's length
-      out.push({ src: f.src, from: f.offset + f.moof.length, to: f.offset + f.size });
+      out.push(f.moof); // rewritten when written; it has the recorded one's length
+      out.push({ src: f.src, from: f.offset + f.moofLen, to: f.offset + f.size });
     }
   }
   return out;
@@ -481,8 +502,8 @@ export async function writePieces(list: Piece[], sink: PieceSink): Promise<void>
     let rest: { src: Source; from: number; to: number } | undefined;
     while (i < list.length) {
       const p = rest ?? list[i]!;
-      if (Buffer.isBuffer(p)) {
-        parts.push(p);
+      if (inMemory(p)) {
+        parts.push(typeof p === "function" ? p() : p);
         i++;
         continue;
       }
@@ -498,7 +519,7 @@ export async function writePieces(list: Piece[], sink: PieceSink): Promise<void>
       for (let k = i + 1; !rest && k + 1 < list.length; k += 2) {
         const m = list[k]!;
         const q = list[k + 1]!;
-        if (!Buffer.isBuffer(m) || Buffer.isBuffer(q)) break;
+        if (!inMemory(m) || inMemory(q)) break;
         if (q.src !== p.src || q.from < end || q.from - end > GAP || q.to - p.from > room) break;
         end = q.to;
         j = k + 1;
@@ -522,7 +543,13 @@ export async function writePieces(list: Piece[], sink: PieceSink): Promise<void>
       } else {
         for (let x = i; x <= j; x++) {
           const e = list[x]!;
-          parts.push(Buffer.isBuffer(e) ? e : buf.subarray(at + e.from - p.from, at + e.to - p.from));
+          parts.push(
+            Buffer.isBuffer(e)
+              ? e
+              : typeof e === "function"
+                ? e()
+                : buf.subarray(at + e.from - p.from, at + e.to - p.from),
+          );
         }
         i = j + 1;
       }
