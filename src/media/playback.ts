@@ -17,7 +17,7 @@
  * init segment) ends the range there. Each fragment's moof is rewritten (sequence number, and tfdt so the output's
  * media time starts at 0 and files join on the wall clock); the mdat bytes are streamed from the files as they are.
  */
-import { createReadStream } from "node:fs";
+import { statSync } from "node:fs";
 import { type FileHandle, open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { CasStore } from "../cas/types.ts";
@@ -35,6 +35,9 @@ const MAX_HEADER_BOX = 16 * 1024 * 1024;
 const CACHE_FILES = 128;
 /** File summaries (placement, span, codec configuration) kept: `list` walks every file of a path. */
 const CACHE_SUMMARIES = 100_000;
+/** Files stat'ed at once when listing a path; up to SYNC_STATS files, synchronously. */
+const STAT_BATCH = 64;
+const SYNC_STATS = 64;
 /** HLS VOD: a segment is cut at the first keyframe fragment once it holds this much media. */
 export const HLS_SEGMENT_S = 4;
 
@@ -68,7 +71,14 @@ interface Source {
   /** Cache key: changes when the bytes may have. */
   key: string;
   reader(): Promise<RandomReader>;
-  stream(start: number, end: number): AsyncIterable<Buffer>;
+  /** Positioned reads straight into the caller's buffer (what answers are written from). */
+  open(): Promise<PosReader>;
+}
+
+interface PosReader {
+  /** Reads [pos, pos + len) into `buf` at `off`; fewer bytes only at the end of the file. */
+  readInto(buf: Buffer, off: number, len: number, pos: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 interface RandomReader {
@@ -103,14 +113,18 @@ interface PlanFrag {
   src: Source;
   offset: number;
   size: number;
-  /** The rewritten moof (same length as the recorded one). */
-  moof: Buffer;
+  /** The rewritten moof (same length as the recorded one), made on first use (as the answer is written). */
+  moof: () => Buffer;
+  moofLen: number;
   /** Output media time (s) and main-track duration. */
   time: number;
   duration: number;
   sync: boolean;
-  /** The whole fragment in memory instead of read from the file (the last one, cut at the range's end). */
-  data?: Buffer;
+  /**
+   * The last fragment, cut at the range's end: its new moof + mdat header, then these byte ranges of the recorded
+   * fragment (from its moof's start) in order, instead of the whole fragment.
+   */
+  cut?: { head: Buffer; ranges: [number, number][] };
 }
 
 export interface Plan {
@@ -177,11 +191,22 @@ export class Playback {
     try {
       names = (await readdir(dir)).filter((n) => /^\d+-\d+\.mp4$/.test(n));
     } catch {}
-    for (const name of names) {
-      const file = join(dir, name);
-      const st = await stat(file).catch(() => undefined);
-      if (!st?.isFile()) continue;
-      byName.set(name, plainSource(name, file, st.size, st.mtimeMs));
+    // A few files (a request's usual case) are stat'ed on the loop: a few µs each, where a thread-pool round trip
+    // costs 0.1-2 ms under load; many in parallel batches (the loop is never held for a large directory).
+    if (names.length <= SYNC_STATS) {
+      for (const name of names) {
+        const st = statSync(join(dir, name), { throwIfNoEntry: false });
+        if (st?.isFile()) byName.set(name, plainSource(name, join(dir, name), st.size, st.mtimeMs));
+      }
+      names = [];
+    }
+    for (let i = 0; i < names.length; i += STAT_BATCH) {
+      const batch = names.slice(i, i + STAT_BATCH);
+      const sts = await Promise.all(batch.map((n) => stat(join(dir, n)).catch(() => undefined)));
+      batch.forEach((name, k) => {
+        const st = sts[k];
+        if (st?.isFile()) byName.set(name, plainSource(name, join(dir, name), st.size, st.mtimeMs));
+      });
     }
     const cas = this.#o.cas;
     if (cas) {
@@ -266,14 +291,27 @@ export class Playback {
   }
 
   /**
+   * `has` and `plan` from one listing of the path's files (what a request needs): `recorded` false when nothing of
+   * `path` is recorded at all, `plan` undefined when nothing is in the range.
+   */
+  async find(path: string, start: number, duration: number): Promise<{ recorded: boolean; plan?: Plan }> {
+    const placed = await this.#placed(path);
+    return { recorded: placed.length > 0, plan: await this.#plan(placed, start, duration) };
+  }
+
+  /**
    * The fragments that cover [start, start + duration): from the keyframe fragment at or before `start` in the
    * file that holds `start` (else the first keyframe fragment after it), through the last fragment that starts
    * before the end. Undefined: nothing recorded in that range.
    */
   async plan(path: string, start: number, duration: number): Promise<Plan | undefined> {
+    return this.#plan(await this.#placed(path), start, duration);
+  }
+
+  async #plan(placed: Placed[], start: number, duration: number): Promise<Plan | undefined> {
     const end = start + duration;
     const files: { src: Source; ix: FileIndex; at: number }[] = [];
-    for (const p of await this.#placed(path)) {
+    for (const p of placed) {
       if (p.at + p.ix.end <= start || p.at + p.ix.first >= end) continue;
       const ix = await this.#index(p.src);
       if (ix && ix.frags.length > 0) files.push({ src: p.src, ix, at: p.at });
@@ -308,23 +346,27 @@ export class Playback {
         if (p === head && i < first.frag) continue;
         if (p.at + f.time >= end) break;
         const time = shift + f.time;
+        const n = seq;
+        const tracks = p.ix.tracks;
         const pf: PlanFrag = {
           src: p.src,
           offset: f.offset,
           size: f.size,
-          moof: rewriteMoof(f.moof, seq, p.ix.tracks, shift),
+          moof: lazy(() => rewriteMoof(f.moof, n, tracks, shift)),
+          moofLen: f.moof.length,
           time,
           duration: f.duration,
           sync: f.sync,
         };
         if (p.at + f.time + f.duration > end + 1e-6) {
-          // The fragment holding the end: its samples from the end on are left out (one fragment in memory).
-          const whole = await collect(p.src.stream(f.offset, f.offset + f.size));
-          pf.moof.copy(whole);
-          const cut = cutFragment(whole, pf.moof.length, p.ix.tracks, p.ix.main.id, end - t0);
+          // The fragment holding the end: its samples from the end on are left out. Cut from the moof alone (the
+          // sample bytes are read when the answer is written: planning reads no file).
+          const cut = cutFragment(pf.moof(), f.size, p.ix.tracks, p.ix.main.id, end - t0);
           if (!cut) continue;
-          pf.data = cut.data;
-          pf.size = cut.data.length;
+          if (cut.head) {
+            pf.cut = { head: cut.head, ranges: cut.ranges };
+            pf.size = cut.head.length + cut.ranges.reduce((n, [a, b]) => n + b - a, 0);
+          }
           pf.duration = cut.duration;
         }
         seq++;
@@ -342,6 +384,11 @@ export class Playback {
     };
   }
 }
+
+const lazy = <T>(make: () => T): (() => T) => {
+  let v: T | undefined;
+  return () => (v ??= make());
+};
 
 /** The run a file belongs to: the `<start ms>` of its name. */
 const runOf = (name: string) => Number(name.slice(0, name.indexOf("-")));
@@ -379,119 +426,208 @@ export function hlsPlaylist(plan: Plan, uri: (kind: "init" | "segment", n: numbe
   return lines.join("\n");
 }
 
+/** Where `writePieces` puts an answer's bytes. */
+export interface PieceSink {
+  /**
+   * Write `parts` in order, as one batch. Resolves once they are handed on (their buffers may then be reused);
+   * rejects when the reader has gone.
+   */
+  write(parts: Buffer[]): Promise<void>;
+}
+
+/** A part of an answer: bytes in memory (an init, a rewritten moof, a cut fragment's head) or a recorded file's. */
+export type Piece = Buffer | (() => Buffer) | { src: Source; from: number; to: number };
+
+const inMemory = (p: Piece): p is Buffer | (() => Buffer) => Buffer.isBuffer(p) || typeof p === "function";
+
+/** Bytes read and written at a time per answer (one buffer filled while the one before is written). */
+const CHUNK = 512 * 1024;
+/** A file range starts a new buffer rather than a read smaller than this. */
+const MIN_READ = 64 * 1024;
+/** File ranges this close (a moof between two mdats) are one read. */
+const GAP = 64 * 1024;
+/** Read buffers kept for the next answers. */
+const POOL_MAX = 16;
+const pool: Buffer[] = [];
+
+/** The pieces of fragments `frags` (in order), after `head` when given: each moof rewritten, each mdat from its file. */
+export function pieces(frags: PlanFrag[], head?: Buffer): Piece[] {
+  const out: Piece[] = head ? [head] : [];
+  for (const f of frags) {
+    if (f.cut) {
+      out.push(f.cut.head);
+      for (const [a, b] of f.cut.ranges) out.push({ src: f.src, from: f.offset + a, to: f.offset + b });
+    } else {
+      out.push(f.moof); // rewritten when written; it has the recorded one's length
+      out.push({ src: f.src, from: f.offset + f.moofLen, to: f.offset + f.size });
+    }
+  }
+  return out;
+}
+
 /**
- * The bytes of fragments `frags` (in order), streamed from their files: each file's run of adjacent fragments is
- * one read, the recorded moofs replaced by the rewritten ones on the way.
+ * Write `list` to `sink` with bounded memory: the file ranges are read into pooled buffers of CHUNK bytes (ranges of
+ * one file a moof apart in one read), each buffer's pieces with the in-memory ones between them handed on as one
+ * batch (one writev), the next buffer read while the one before is written. A file is opened once for its run.
  */
-export async function* fragmentBytes(frags: PlanFrag[]): AsyncGenerator<Buffer> {
-  let i = 0;
-  while (i < frags.length) {
-    // A run: same file, each fragment right after the previous.
-    let j = i + 1;
-    const only = frags[i]!.data;
-    if (only) {
-      yield only;
-      i++;
-      continue;
+export async function writePieces(list: Piece[], sink: PieceSink): Promise<void> {
+  let reader: { src: Source; r: PosReader } | undefined;
+  let buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+  let used = 0;
+  let parts: Buffer[] = [];
+  let pending: { done: Promise<void>; buf?: Buffer; ok: boolean } | undefined;
+  let failed = false;
+  /** Hand on the pieces so far; `early`: before anything is read into `buf` (the answer starts without a read). */
+  const flush = async (early = false) => {
+    if (parts.length === 0) return;
+    const now = { done: sink.write(parts), buf: early ? undefined : buf, ok: false };
+    now.done.then(
+      () => {
+        now.ok = true;
+      },
+      () => {},
+    );
+    parts = [];
+    if (pending) {
+      await pending.done;
+      if (pending.buf && pool.length < POOL_MAX) pool.push(pending.buf);
     }
-    while (
-      j < frags.length &&
-      !frags[j]!.data &&
-      frags[j]!.src === frags[i]!.src &&
-      frags[j]!.offset === frags[j - 1]!.offset + frags[j - 1]!.size
-    )
-      j++;
-    const run = frags.slice(i, j);
-    const from = run[0]!.offset;
-    const to = run.at(-1)!.offset + run.at(-1)!.size;
-    let pos = from;
-    let k = 0;
-    let skipUntil = -1;
-    for await (const c of run[0]!.src.stream(from, to)) {
-      const at = pos;
-      pos += c.length;
-      let off = 0;
-      while (off < c.length) {
-        const abs = at + off;
-        const f = run[k];
-        if (f && abs === f.offset) {
-          yield f.moof;
-          skipUntil = f.offset + f.moof.length;
-          k++;
-        }
-        if (abs < skipUntil) {
-          off += Math.min(c.length - off, skipUntil - abs);
-          continue;
-        }
-        const next = run[k]?.offset ?? to;
-        const n = Math.min(c.length - off, next - abs);
-        if (n <= 0) throw new Error("recorded file changed while it was read");
-        yield c.subarray(off, off + n);
-        off += n;
+    pending = now;
+    if (early) return;
+    buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+    used = 0;
+  };
+  try {
+    let i = 0;
+    let rest: { src: Source; from: number; to: number } | undefined;
+    while (i < list.length) {
+      const p = rest ?? list[i]!;
+      if (inMemory(p)) {
+        parts.push(typeof p === "function" ? p() : p);
+        i++;
+        continue;
       }
+      if (p.to <= p.from) {
+        i++;
+        continue;
+      }
+      if (CHUNK - used < Math.min(MIN_READ, p.to - p.from)) await flush();
+      const room = CHUNK - used;
+      // This range and the next ones of the same file a small gap apart, while they fit (whole) in the buffer.
+      let j = i;
+      let end = p.to;
+      for (let k = i + 1; !rest && k + 1 < list.length; k += 2) {
+        const m = list[k]!;
+        const q = list[k + 1]!;
+        if (!inMemory(m) || inMemory(q)) break;
+        if (q.src !== p.src || q.from < end || q.from - end > GAP || q.to - p.from > room) break;
+        end = q.to;
+        j = k + 1;
+      }
+      const len = Math.min(end - p.from, room);
+      if (reader?.src !== p.src) {
+        // The first bytes (the init, the first moof) go out before the first file is opened and read.
+        if (!reader && !pending) await flush(true);
+        await reader?.r.close();
+        reader = undefined;
+        reader = { src: p.src, r: await p.src.open() };
+      }
+      const n = await reader.r.readInto(buf, used, len, p.from);
+      if (n < len) throw new Error("recorded file ended early");
+      const at = used;
+      used += len;
+      if (j === i) {
+        parts.push(buf.subarray(at, at + len));
+        rest = p.from + len < p.to ? { src: p.src, from: p.from + len, to: p.to } : undefined;
+        if (!rest) i++;
+      } else {
+        for (let x = i; x <= j; x++) {
+          const e = list[x]!;
+          parts.push(
+            Buffer.isBuffer(e)
+              ? e
+              : typeof e === "function"
+                ? e()
+                : buf.subarray(at + e.from - p.from, at + e.to - p.from),
+          );
+        }
+        i = j + 1;
+      }
+      if (used === CHUNK) await flush();
     }
-    if (pos !== to) throw new Error("recorded file ended early");
-    i = j;
+    await flush();
+    if (pending) await pending.done;
+  } catch (e) {
+    failed = true;
+    throw e;
+  } finally {
+    await reader?.r.close().catch(() => {});
+    // A buffer the sink may still hold (it failed, or its write is unfinished) is left to the GC.
+    if (!failed) {
+      if (pending?.ok && pending.buf && pool.length < POOL_MAX) pool.push(pending.buf);
+      if (pool.length < POOL_MAX) pool.push(buf);
+    }
   }
 }
 
-/** The whole fMP4 of a plan. */
-export async function* planBytes(plan: Plan): AsyncGenerator<Buffer> {
-  yield plan.init;
-  yield* fragmentBytes(plan.frags);
-}
-
-async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const b of it) parts.push(b);
-  return Buffer.concat(parts);
+/** The whole fMP4 of a plan, in memory (tests; answers are written with `writePieces`). */
+export async function planBytes(plan: Plan): Promise<Buffer> {
+  const out: Buffer[] = [];
+  await writePieces(pieces(plan.frags, plan.init), {
+    write: async (parts) => {
+      for (const b of parts) out.push(Buffer.from(b));
+    },
+  });
+  return Buffer.concat(out);
 }
 
 /**
- * Fragment `frag` (moof of `moofLen` bytes, then its mdat) with only the samples that start before `endS` (output
- * media time): each trun keeps its first samples, the mdat their bytes, the data offsets follow. Undefined when
- * the main track keeps no sample (the fragment is left out). A layout this cannot cut (no data offset, no sample
- * sizes) is kept whole.
+ * The cut of a fragment (moof `moof`, then its mdat; `fragSize` bytes in all) that keeps only the samples that start
+ * before `endS` (output media time), worked out from the moof alone: each trun keeps its first samples, the mdat
+ * their bytes, the data offsets follow. `head` is the new moof + mdat header and `ranges` the byte ranges of the
+ * recorded fragment (from the moof's start) that follow it. Undefined when the main track keeps no sample (the
+ * fragment is left out). A layout this cannot cut (no data offset, no sample sizes) is kept whole (no `head`).
  */
 export function cutFragment(
-  frag: Buffer,
-  moofLen: number,
+  moof: Buffer,
+  fragSize: number,
   tracks: TrackInfo[],
   mainId: number,
   endS: number,
-): { data: Buffer; duration: number } | undefined {
+): { head?: Buffer; ranges: [number, number][]; duration: number } | undefined {
+  const moofLen = moof.length;
   const whole = () => {
     const main = tracks.find((t) => t.id === mainId);
-    const m = parseMoof(frag.subarray(0, moofLen), tracks).find((t) => t.trackId === mainId);
-    return { data: frag, duration: m && main ? m.duration / main.timescale : 0 };
+    const m = parseMoof(moof, tracks).find((t) => t.trackId === mainId);
+    return { ranges: [], duration: m && main ? m.duration / main.timescale : 0 };
   };
-  const kids = children(frag, 8, moofLen);
+  const kids = children(moof, 8, moofLen);
   const mfhd = kids.find((c) => c.type === "mfhd");
   if (!mfhd) return whole();
-  const trafs: { pre: Buffer[]; trun: Buffer; data: Buffer }[] = [];
+  const trafs: { pre: Buffer[]; trun: Buffer; range: [number, number] }[] = [];
   let mainDuration = 0;
   let mainKept = 0;
   for (const traf of kids.filter((c) => c.type === "traf")) {
-    const tk = children(frag, traf.start, traf.end);
+    const tk = children(moof, traf.start, traf.end);
     const tfhd = tk.find((c) => c.type === "tfhd");
     const trun = tk.find((c) => c.type === "trun");
     if (!tfhd || !trun || tk.filter((c) => c.type === "trun").length !== 1) return whole();
-    const tfFlags = frag.readUInt32BE(tfhd.start) & 0xffffff;
-    const id = frag.readUInt32BE(tfhd.start + 4);
+    const tfFlags = moof.readUInt32BE(tfhd.start) & 0xffffff;
+    const id = moof.readUInt32BE(tfhd.start + 4);
     const track = tracks.find((t) => t.id === id);
     if (!track) return whole();
     let q = tfhd.start + 8 + (tfFlags & 0x1 ? 8 : 0) + (tfFlags & 0x2 ? 4 : 0);
-    const defDuration = tfFlags & 0x8 ? frag.readUInt32BE(q) : track.defaultDuration;
+    const defDuration = tfFlags & 0x8 ? moof.readUInt32BE(q) : track.defaultDuration;
     const tfdt = tk.find((c) => c.type === "tfdt");
     const base = !tfdt
       ? 0
-      : frag[tfdt.start] === 1
-        ? Number(frag.readBigUInt64BE(tfdt.start + 4))
-        : frag.readUInt32BE(tfdt.start + 4);
-    const fl = frag.readUInt32BE(trun.start) & 0xffffff;
+      : moof[tfdt.start] === 1
+        ? Number(moof.readBigUInt64BE(tfdt.start + 4))
+        : moof.readUInt32BE(tfdt.start + 4);
+    const fl = moof.readUInt32BE(trun.start) & 0xffffff;
     if (!(fl & 0x1) || !(fl & 0x200)) return whole();
-    const count = frag.readUInt32BE(trun.start + 4);
-    const dataOffset = frag.readInt32BE(trun.start + 8);
+    const count = moof.readUInt32BE(trun.start + 4);
+    const dataOffset = moof.readInt32BE(trun.start + 8);
     q = trun.start + 12 + (fl & 0x4 ? 4 : 0);
     const entriesAt = q;
     const per = (fl & 0x100 ? 4 : 0) + 4 + (fl & 0x400 ? 4 : 0) + (fl & 0x800 ? 4 : 0);
@@ -501,8 +637,8 @@ export function cutFragment(
     let bytes = 0;
     for (let i = 0; i < count; i++, q += per) {
       if (q + per > trun.end || dts >= endTicks) break;
-      const d = fl & 0x100 ? frag.readUInt32BE(q) : defDuration;
-      bytes += frag.readUInt32BE(q + (fl & 0x100 ? 4 : 0));
+      const d = fl & 0x100 ? moof.readUInt32BE(q) : defDuration;
+      bytes += moof.readUInt32BE(q + (fl & 0x100 ? 4 : 0));
       dts += d;
       kept++;
     }
@@ -512,31 +648,31 @@ export function cutFragment(
     }
     if (kept === 0) continue;
     const from = dataOffset;
-    if (from < moofLen || from + bytes > frag.length) return whole();
-    const head = Buffer.from(frag.subarray(trun.start - 8, entriesAt));
+    if (from < moofLen || from + bytes > fragSize) return whole();
+    const head = Buffer.from(moof.subarray(trun.start - 8, entriesAt));
     head.writeUInt32BE(8 + (entriesAt - trun.start) + kept * per, 0);
     head.writeUInt32BE(kept, 12);
-    const newTrun = Buffer.concat([head, frag.subarray(entriesAt, entriesAt + kept * per)]);
-    const pre = tk.filter((c) => c.type !== "trun").map((c) => frag.subarray(c.start - 8, c.end));
-    trafs.push({ pre, trun: newTrun, data: frag.subarray(from, from + bytes) });
+    const newTrun = Buffer.concat([head, moof.subarray(entriesAt, entriesAt + kept * per)]);
+    const pre = tk.filter((c) => c.type !== "trun").map((c) => moof.subarray(c.start - 8, c.end));
+    trafs.push({ pre, trun: newTrun, range: [from, from + bytes] });
   }
   if (mainKept === 0) return undefined;
-  const mfhdBox = frag.subarray(mfhd.start - 8, mfhd.end);
+  const mfhdBox = moof.subarray(mfhd.start - 8, mfhd.end);
   const trafBoxes = trafs.map((t) => box("traf", ...t.pre, t.trun));
-  const moof = box("moof", mfhdBox, ...trafBoxes);
-  const mdatLen = 8 + trafs.reduce((n, t) => n + t.data.length, 0);
+  const out = box("moof", mfhdBox, ...trafBoxes);
+  const mdatLen = 8 + trafs.reduce((n, t) => n + t.range[1] - t.range[0], 0);
   let at = 8 + mfhdBox.length;
-  let dataAt = moof.length + 8;
+  let dataAt = out.length + 8;
   trafs.forEach((t, i) => {
     const preLen = t.pre.reduce((n, b) => n + b.length, 0);
-    moof.writeInt32BE(dataAt, at + 8 + preLen + 16);
-    dataAt += t.data.length;
+    out.writeInt32BE(dataAt, at + 8 + preLen + 16);
+    dataAt += t.range[1] - t.range[0];
     at += (trafBoxes[i] as Buffer).length;
   });
   const mdatHead = Buffer.alloc(8);
   mdatHead.writeUInt32BE(mdatLen, 0);
   mdatHead.write("mdat", 4, "latin1");
-  return { data: Buffer.concat([moof, mdatHead, ...trafs.map((t) => t.data)]), duration: mainDuration };
+  return { head: Buffer.concat([out, mdatHead]), ranges: trafs.map((t) => t.range), duration: mainDuration };
 }
 
 /** A copy of `moof` with mfhd's sequence number `seq` and each track's tfdt moved by `shiftS` seconds. */
@@ -661,7 +797,21 @@ function plainSource(name: string, file: string, size: number, mtimeMs: number):
         () => fh.close(),
       );
     },
-    stream: (start, end) => createReadStream(file, { start, end: end - 1, highWaterMark: 256 * 1024 }),
+    async open() {
+      const fh = await open(file, "r");
+      return {
+        async readInto(buf, off, len, pos) {
+          let n = 0;
+          while (n < len) {
+            const { bytesRead } = await fh.read(buf, off + n, len - n, pos + n);
+            if (bytesRead === 0) break;
+            n += bytesRead;
+          }
+          return n;
+        },
+        close: () => fh.close(),
+      };
+    },
   };
 }
 
@@ -683,7 +833,14 @@ function casSource(cas: CasStore, name: string, id: string, size: number): Sourc
         size,
         async () => {},
       ),
-    stream: (start, end) => cas.get(id, { start, end }),
+    open: async () => ({
+      async readInto(buf, off, len, pos) {
+        let n = 0;
+        for await (const b of cas.get(id, { start: pos, end: pos + len })) n += b.copy(buf, off + n);
+        return n;
+      },
+      close: async () => {},
+    }),
   };
 }
 

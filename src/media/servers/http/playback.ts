@@ -12,22 +12,21 @@
  * recorded files (or the store), never loaded whole.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { AmiError } from "../../../core/errors.ts";
 import type { Target } from "../../../core/http/target.ts";
 import type { Logger } from "../../../core/logger.ts";
 import {
   checkPath,
-  fragmentBytes,
   hlsPlaylist,
   hlsSegments,
   iso,
+  type Piece,
   type Plan,
   type Playback,
   parseDuration,
   parseTime,
-  planBytes,
+  pieces,
+  writePieces,
 } from "../../playback.ts";
 import { json, reply } from "./reply.ts";
 
@@ -98,8 +97,8 @@ export async function servePlayback(
     n = Number(v);
   }
   if (!(await r.allowed(path))) return;
-  if (!(await r.playback.has(path))) throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}'`);
-  const plan = await r.playback.plan(path, start, duration);
+  const { recorded, plan } = await r.playback.find(path, start, duration);
+  if (!recorded) throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}'`);
   if (!plan || plan.frags.length === 0)
     throw new AmiError("M_NOT_FOUND", `nothing recorded for '${path}' from ${iso(start)} for ${duration} s`);
 
@@ -120,12 +119,12 @@ export async function servePlayback(
       r.log,
       "video/iso.segment",
       frags.reduce((a, f) => a + f.size, 0),
-      fragmentBytes(frags),
+      pieces(frags),
     );
   }
   // get
   res.setHeader("content-disposition", `inline; filename="${fileName(path, plan)}"`);
-  return send(req, res, r.log, "video/mp4", plan.bytes, planBytes(plan));
+  return send(req, res, r.log, "video/mp4", plan.bytes, pieces(plan.frags, plan.init));
 }
 
 const bad = (msg: string) => new AmiError("AMI_INVALID_INPUT", msg);
@@ -133,23 +132,45 @@ const bad = (msg: string) => new AmiError("AMI_INVALID_INPUT", msg);
 const fileName = (path: string, plan: Plan) =>
   `${path.replace(/\//g, "_")}_${iso(plan.start).replace(/[:.]/g, "-")}.mp4`;
 
-/** Stream `body` (exactly `length` bytes) with backpressure; a reader that goes away stops the file reads. */
+/**
+ * Write `body` (exactly `length` bytes) with backpressure: each batch of pieces is corked into one writev and the
+ * next is read while it goes out; a reader that goes away stops the file reads.
+ */
 async function send(
   req: IncomingMessage,
   res: ServerResponse,
   log: Logger,
   type: string,
   length: number,
-  body: AsyncGenerator<Buffer>,
+  body: Piece[],
 ): Promise<void> {
   res.writeHead(200, { "content-type": type, "content-length": length, "cache-control": "no-store" });
   if (req.method === "HEAD") {
-    await body.return(undefined);
     res.end();
     return;
   }
+  let gone: Error | undefined;
+  const left = new Promise<never>((_, reject) =>
+    res.once("close", () => {
+      gone ??= new Error("the reader left");
+      reject(gone);
+    }),
+  );
+  left.catch(() => {});
   try {
-    await pipeline(Readable.from(body, { objectMode: false }), res);
+    await writePieces(body, {
+      write: (parts) => {
+        if (gone || res.destroyed) return Promise.reject(gone ?? new Error("the reader left"));
+        const written = new Promise<void>((resolve, reject) => {
+          res.cork();
+          for (let i = 0; i < parts.length - 1; i++) res.write(parts[i] as Buffer);
+          res.write(parts.at(-1) as Buffer, (e) => (e ? reject(e) : resolve()));
+          res.uncork();
+        });
+        return Promise.race([written, left]);
+      },
+    });
+    res.end();
   } catch (e) {
     // The reader left, or a file went away under the read (retention): the response is cut short.
     log.debug("playback: response ended early", { error: (e as Error).message });
