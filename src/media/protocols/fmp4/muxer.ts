@@ -61,12 +61,17 @@ export class CmafMuxer {
   /** Media frames held while waiting for the other track's config. */
   #held: Frame[] = [];
   /** Fragments are carved from slabs: fewer ArrayBuffers (GC pressure), and a segment's parts stay adjacent. */
-  readonly #slab = new Slab(4 * 1024 * 1024);
+  readonly #slab: Slab;
   readonly #alloc = (n: number) => this.#slab.take(n);
 
-  constructor(partSeconds: number, sink: MuxerSink) {
+  /**
+   * `recycle`: the sink retains and releases the fragments' bytes (CmafTimeline does), so their slabs can be
+   * reused (slab.ts); without it, fragments are left to the GC (a sink that keeps them without saying so).
+   */
+  constructor(partSeconds: number, sink: MuxerSink, opts: { recycle?: boolean } = {}) {
     this.#partSeconds = partSeconds;
     this.#sink = sink;
+    this.#slab = new Slab(4 * 1024 * 1024, { recycle: opts.recycle });
   }
 
   get tracks(): TrackCodec[] {
@@ -181,6 +186,7 @@ export class CmafMuxer {
     this.#held = [];
     if (held.length > 0 && this.#tracks.length === 0 && this.#start()) for (const h of held) this.#media(h);
     this.#flush(true);
+    this.#slab.close();
   }
 
   /** Build the tracks from the configs seen (video first); false when no track can be packaged. */

@@ -3,7 +3,7 @@
  * segments that start on a sync sample once the segment target duration is reached. HLS, LL-HLS and DASH are all
  * rendered from this one timeline, so they share segment files. Only a window of segments is kept in memory.
  */
-import { join } from "../slab.ts";
+import { handOut, join, release, retain } from "../slab.ts";
 import { type FragmentTrack, parseInit, parseMoof, type TrackInfo } from "./boxes.ts";
 
 export interface Part {
@@ -59,6 +59,103 @@ export interface PeriodInfo {
 
 /** The init segment's name for a discontinuity sequence (the first keeps the plain name). */
 export const initUri = (disc: number): string => (disc === 0 ? "init.mp4" : `init-${disc}.mp4`);
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A part as the timeline keeps it: it retains its bytes in the muxer's recycling slab (slab.ts) until the
+ * timeline drops them; reading `data` from outside hands them out for good (the slab is then never reused).
+ * Inside the timeline and through `pin` the bytes are read without that.
+ */
+class HeldPart implements Part {
+  readonly n: number;
+  readonly duration: number;
+  readonly independent: boolean;
+  #data: Buffer;
+
+  constructor(n: number, data: Buffer, duration: number, independent: boolean) {
+    this.n = n;
+    this.duration = duration;
+    this.independent = independent;
+    this.#data = data;
+    retain(data);
+  }
+
+  get data(): Buffer {
+    handOut(this.#data);
+    return this.#data;
+  }
+
+  get held(): Buffer {
+    return this.#data;
+  }
+
+  /** The timeline no longer keeps the bytes (idempotent). */
+  drop(): void {
+    const d = this.#data;
+    if (d.length === 0) return;
+    this.#data = EMPTY;
+    release(d);
+  }
+}
+
+/** A segment as the timeline keeps it: its joined bytes are held like a part's (see HeldPart). */
+class HeldSegment implements Segment {
+  msn: number;
+  parts: HeldPart[] = [];
+  start: number;
+  duration = 0;
+  t: number;
+  wallclock: number;
+  complete = false;
+  disc: number;
+  discontinuity: boolean;
+  tfdt: number;
+  #data: Buffer | undefined;
+
+  constructor(o: Omit<Segment, "parts" | "duration" | "complete" | "data">) {
+    this.msn = o.msn;
+    this.start = o.start;
+    this.t = o.t;
+    this.wallclock = o.wallclock;
+    this.disc = o.disc;
+    this.discontinuity = o.discontinuity;
+    this.tfdt = o.tfdt;
+  }
+
+  get data(): Buffer | undefined {
+    if (this.#data) handOut(this.#data);
+    return this.#data;
+  }
+
+  get held(): Buffer | undefined {
+    return this.#data;
+  }
+
+  setData(b: Buffer): void {
+    retain(b);
+    if (this.#data) release(this.#data);
+    this.#data = b;
+  }
+
+  /** Out of the timeline: its bytes and its parts' are released (a late reader finds none). */
+  drop(): void {
+    for (const p of this.parts) p.drop();
+    const d = this.#data;
+    this.#data = undefined;
+    if (d) release(d);
+  }
+}
+
+/** Bytes of a segment or part without handing them out (segments built by tests are plain objects). */
+const heldOf = (x: Segment | Part): Buffer | undefined =>
+  x instanceof HeldSegment || x instanceof HeldPart ? x.held : x.data;
+
+/** Out of the timeline (plain parts of test-built segments just lose their bytes). */
+function dropParts(s: Segment): void {
+  if (s instanceof HeldSegment) for (const p of s.parts) p.drop();
+  else s.parts = s.parts.map((p) => ({ ...p, data: EMPTY }));
+}
 
 type Waiter = { check: () => boolean; resolve: () => void };
 
@@ -167,23 +264,20 @@ export class CmafTimeline {
       // Players must be able to start at a segment: the first one waits for a sync sample.
       if (!independent && this.#needSync) return;
       this.#needSync = false;
-      cur = {
+      cur = new HeldSegment({
         msn: this.#nextMsn++,
-        parts: [],
         start,
         t: info.baseTime + Math.round(this.#offset * main.timescale),
-        duration: 0,
         wallclock: this.#now(),
-        complete: false,
         disc: this.discontinuity,
         discontinuity: this.#pendingDisc,
         tfdt: info.baseTime,
-      };
+      });
       this.#pendingDisc = false;
       if (!this.periods.has(cur.disc)) this.periods.set(cur.disc, this.#period(cur, main.timescale, duration));
       this.segments.push(cur);
     }
-    const part: Part = { n: this.nextPart++, data: join([moof, mdat]), duration, independent };
+    const part = new HeldPart(this.nextPart++, join([moof, mdat]), duration, independent);
     cur.parts.push(part);
     cur.duration += duration;
     this.#trim();
@@ -207,7 +301,9 @@ export class CmafTimeline {
   #complete(s: Segment): void {
     s.complete = true;
     // The muxer writes consecutive parts adjacently: usually a view, not a copy.
-    s.data = join(s.parts.map((p) => p.data));
+    const data = join(s.parts.map((p) => heldOf(p) ?? EMPTY));
+    if (s instanceof HeldSegment) s.setData(data);
+    else s.data = data;
     this.#target ??= roundUp(Math.max(this.#o.segmentSeconds, s.duration));
   }
 
@@ -277,15 +373,20 @@ export class CmafTimeline {
   #trim(): void {
     const keep = this.#o.segmentCount + 2;
     const complete = this.segments.filter((s) => s.complete).length;
-    if (complete > keep) this.segments.splice(0, complete - keep);
+    if (complete > keep)
+      for (const gone of this.segments.splice(0, complete - keep)) if (gone instanceof HeldSegment) gone.drop();
     const oldest = this.segments[0]?.disc ?? this.discontinuity;
     for (const d of this.inits.keys()) if (d < oldest) this.inits.delete(d);
     for (const d of this.periods.keys()) if (d < oldest) this.periods.delete(d);
     // Parts are only listed near the live edge; drop their bytes for older segments.
     const edge = this.segments.at(-1)?.start ?? 0;
     for (const s of this.segments)
-      if (s.complete && s.start + s.duration < edge - 4 * this.#o.segmentSeconds && s.parts[0]?.data.length)
-        s.parts = s.parts.map((p) => ({ ...p, data: Buffer.alloc(0) }));
+      if (
+        s.complete &&
+        s.start + s.duration < edge - 4 * this.#o.segmentSeconds &&
+        (heldOf(s.parts[0] as Part)?.length ?? 0) > 0
+      )
+        dropParts(s);
   }
 
   /** `listed().length > 0` without building the list (asked on every playlist request). */
@@ -312,7 +413,24 @@ export class CmafTimeline {
   part(n: number): Part | undefined {
     const s = this.segmentOfPart(n);
     const p = s?.parts[n - (s.parts[0]?.n ?? 0)];
-    return p && p.data.length > 0 ? p : undefined;
+    return p && (heldOf(p)?.length ?? 0) > 0 ? p : undefined;
+  }
+
+  /** A segment's (complete) or part's bytes, held until `unpin(bytes)` (an HTTP answer: when it has closed). */
+  pin(x: Segment | Part): Buffer | undefined {
+    const b = heldOf(x);
+    if (!b || b.length === 0) return undefined;
+    retain(b);
+    return b;
+  }
+
+  unpin(b: Buffer): void {
+    release(b);
+  }
+
+  /** A segment's size without handing its bytes out. */
+  byteLength(s: Segment): number {
+    return heldOf(s)?.length ?? 0;
   }
 
   /** The segment part `n` belongs to (if still kept). */

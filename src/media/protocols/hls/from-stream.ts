@@ -62,21 +62,25 @@ export class Packager {
       if ((f.kind === "video" && f.keyframe) || (f.kind === "audio" && !stream.videoConfig)) break;
     }
     const live = () => !this.#detached;
-    const muxer = new CmafMuxer(this.#o.partSeconds, {
-      init: (ftyp, moov, tracks) => {
-        this.tracks = tracks;
-        if (live()) this.timeline.setInit(ftyp, moov);
+    const muxer = new CmafMuxer(
+      this.#o.partSeconds,
+      {
+        init: (ftyp, moov, tracks) => {
+          this.tracks = tracks;
+          if (live()) this.timeline.setInit(ftyp, moov);
+        },
+        fragment: (moof, mdat) => {
+          this.bytesOut += moof.length + mdat.length;
+          if (live()) this.timeline.addFragment(moof, mdat);
+        },
+        restart: () => {
+          this.#log.info("codec configuration changed: new init segment");
+          if (live()) this.timeline.restart();
+        },
+        skipped: (kind, reason) => this.#log.warn(`${kind} track not packaged`, { reason }),
       },
-      fragment: (moof, mdat) => {
-        this.bytesOut += moof.length + mdat.length;
-        if (live()) this.timeline.addFragment(moof, mdat);
-      },
-      restart: () => {
-        this.#log.info("codec configuration changed: new init segment");
-        if (live()) this.timeline.restart();
-      },
-      skipped: (kind, reason) => this.#log.warn(`${kind} track not packaged`, { reason }),
-    });
+      { recycle: true },
+    );
     const push = (f: Frame): boolean => {
       try {
         muxer.push(f);

@@ -124,8 +124,11 @@ export class ChunkReader {
     s.held = 0;
     s.received = 0;
     s.payload = EMPTY;
-    for (const b of s.blocks) free(b);
-    s.blocks = [];
+    // Per message: no new array unless a large message's blocks are to be freed.
+    if (s.blocks.length > 0) {
+      for (const b of s.blocks) free(b);
+      s.blocks = [];
+    }
   }
 
   /** Take `n` more bytes from both limits, or throw (nothing taken) when either would be exceeded. */

@@ -42,7 +42,7 @@ const FIRST_SEGMENT_WAIT_MS = 8000;
 function variant(out: PathOutput): VariantInfo {
   const f = out.stream.stats.figures();
   const t = out.packager.timeline;
-  const sized = t.listed().map((s) => ({ duration: s.duration, bytes: s.data?.length ?? 0 }));
+  const sized = t.listed().map((s) => ({ duration: s.duration, bytes: t.byteLength(s) }));
   const rates = segmentBitrates(sized, t.targetDuration);
   return {
     bandwidth: rates?.peak ?? Math.max(f.bitrateKbps * 1000, 1),
@@ -236,8 +236,11 @@ export async function serveStreamFile(
       await t.waitUntil(() => !!t.segment(msn)?.complete, holdMs(t), signal());
     }
     const s = t.segment(msn);
-    if (!s?.complete || !s.data) return fail(404, "M_NOT_FOUND", "no such segment");
-    const body = base === undefined ? s.data : rebase(s.data, s, t.tracks, base);
+    // Pinned, not read from `s.data`: the bytes stay ours (the muxer's slab is reused once they are let go).
+    const data = s?.complete ? t.pin(s) : undefined;
+    if (!s || !data) return fail(404, "M_NOT_FOUND", "no such segment");
+    res.once("close", () => t.unpin(data));
+    const body = base === undefined ? data : rebase(data, s, t.tracks, base);
     return send({ status: 200, type: TYPES.m4s, body, cache: "max-age=60" });
   }
   const part = /^part(\d+)\.m4s$/.exec(file);
@@ -250,8 +253,10 @@ export async function serveStreamFile(
     }
     const p = t.part(n);
     const s = t.segmentOfPart(n);
-    if (!p || !s) return fail(404, "M_NOT_FOUND", "no such part");
-    const body = base === undefined ? p.data : rebase(p.data, s, t.tracks, base);
+    const data = p && s ? t.pin(p) : undefined;
+    if (!s || !data) return fail(404, "M_NOT_FOUND", "no such part");
+    res.once("close", () => t.unpin(data));
+    const body = base === undefined ? data : rebase(data, s, t.tracks, base);
     return send({ status: 200, type: TYPES.m4s, body, cache: "max-age=60" });
   }
   fail(404, "M_NOT_FOUND", "not found");

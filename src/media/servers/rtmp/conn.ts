@@ -22,6 +22,8 @@ import { readSocket } from "./read.ts";
 
 const OUT_CHUNK_SIZE = 4096;
 const WINDOW = 2_500_000;
+/** The idle timeout is checked this many times per timeout period. */
+const IDLE_CHECKS = 8;
 /** Partial messages a connection may hold before it is admitted: commands are a few hundred bytes. */
 export const PRE_ADMIT_BYTES = 64 * 1024;
 
@@ -66,6 +68,10 @@ export class RtmpConn {
   #peerWindow = 0;
   /** Until publish or play is admitted: then cleared. */
   #setupTimer: NodeJS.Timeout | undefined;
+  readonly #idleTimer: NodeJS.Timeout;
+  /** `#bytesIn` at the idle timer's last look, and when it last changed. */
+  #idleBytes = 0;
+  #idleSince = Date.now();
 
   constructor(socket: Socket, o: ConnOptions) {
     this.socket = socket;
@@ -84,9 +90,10 @@ export class RtmpConn {
       () => this.close(`not publishing or playing within ${l.handshakeTimeoutMs / 1000} s`),
       l.handshakeTimeoutMs,
     );
-    socket.setTimeout(l.idleTimeoutMs, () => {
-      if (!this.#playing) this.close(`nothing received for ${l.idleTimeoutMs / 1000} s`);
-    });
+    // Not `socket.setTimeout`: that re-arms a timer on every read (a publisher's socket is read ~100 times a
+    // second). A coarse timer checks whether bytes came in since its last look instead.
+    this.#idleTimer = setInterval(() => this.#idleCheck(), Math.max(50, l.idleTimeoutMs / IDLE_CHECKS));
+    this.#idleTimer.unref();
     // Reads arrive in one reused buffer (read.ts): nothing below keeps `d` past the call.
     readSocket(socket, (d) => this.#onData(d));
     socket.on("error", () => {});
@@ -95,6 +102,18 @@ export class RtmpConn {
 
   get role(): "publisher" | "player" | "idle" {
     return this.#publishing ? "publisher" : this.#playing ? "player" : "idle";
+  }
+
+  /** No bytes from a connection that is not playing for `idleTimeoutMs` (to within 1/IDLE_CHECKS of it): closed. */
+  #idleCheck(): void {
+    const now = Date.now();
+    if (this.#bytesIn !== this.#idleBytes || this.#playing) {
+      this.#idleBytes = this.#bytesIn;
+      this.#idleSince = now;
+      return;
+    }
+    const ms = this.#o.limits.idleTimeoutMs;
+    if (now - this.#idleSince >= ms) this.close(`nothing received for ${ms / 1000} s`);
   }
 
   close(reason: string): void {
@@ -108,6 +127,7 @@ export class RtmpConn {
   #cleanup(): void {
     this.#state = "closed";
     clearTimeout(this.#setupTimer);
+    clearInterval(this.#idleTimer);
     this.#reader.release();
     if (this.#publishing) {
       this.#o.log.info("rtmp publisher left", { path: this.#publishing.path, remote: this.remote });
