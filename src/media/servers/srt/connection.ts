@@ -2,8 +2,9 @@
  * One established SRT session in live mode (draft-sharabayko-srt sections 4.5-4.8), as libsrt's peer expects it:
  *
  * Receiving (a publisher): data packets go into a receive buffer by 31-bit sequence number; a gap is reported at
- * once in a NAK (ranges compressed) and again periodically while it lasts; a full ACK goes out every 10 ms when
- * the acknowledged number moved (RTT, RTT variance, free buffer, rates); the peer's ACKACK gives the RTT. Payloads
+ * once in a NAK (ranges compressed) and again periodically while it lasts; a full ACK goes out at most every 10 ms when
+ * the acknowledged number moved (RTT, RTT variance, free buffer, rates): from the data path when a packet arrives
+ * 10 ms or more after the last ACK (a frame's burst), else at the next wake-up (within 50 ms); the peer's ACKACK gives the RTT. Payloads
  * are delivered in order at their timestamp + the negotiated latency (TSBPD); a missing packet whose successor is
  * due is given up (TLPKTDROP), so one loss never stalls the stream.
  *
@@ -11,6 +12,8 @@
  * them for retransmission on NAK until acknowledged or older than the drop delay; an ACK is answered with ACKACK.
  *
  * Both: keepalive after a second of silence, shutdown either way, and a peer silent for `peerIdleMs` is gone.
+ * Nothing runs on a fixed period: `wakeAt` says when `tick` next has work (a packet due, a NAK to repeat, a
+ * keepalive, the idle limit, a sent packet to forget), and the server wakes for the earliest of all sessions.
  * Payloads are AES-CTR encrypted/decrypted with the session's key material when the caller sent one.
  */
 import { ctr, type KeyMaterial } from "./crypto.ts";
@@ -87,6 +90,8 @@ interface RcvEntry {
 }
 
 const ACK_INTERVAL_US = 10_000;
+/** An ACK owed waits at most this long for a packet (or a delivery) to carry it out before a wake-up of its own. */
+const ACK_DELAY_MAX_US = 50_000;
 const KEEPALIVE_US = 1_000_000;
 const MIN_NAK_INTERVAL_US = 20_000;
 /** The sender keeps a packet at least this long (libsrt's SRT_TLPKTDROP_MINTHRESHOLD_MS) for retransmission. */
@@ -191,6 +196,35 @@ export class SrtConnection {
     this.#o.send(control(type, typeInfo, this.#ts(now), this.#o.peerSocketId, cif, subtype));
   }
 
+  /**
+   * When `tick` next has something to do (µs, the `now` clock): the next buffered packet's delivery time (or its
+   * successor's, behind a gap), the next NAK repeat while losses last, an ACK not sent yet, a keepalive, the idle
+   * limit; sending: the oldest unacknowledged packet's drop time.
+   */
+  get wakeAt(): number {
+    if (this.#closed) return Number.POSITIVE_INFINITY;
+    let at = Math.min(this.#lastHeard + (this.#o.peerIdleMs ?? 5000) * 1000 + 1, this.#lastSent + KEEPALIVE_US);
+    if (this.#o.onData) {
+      if (this.#base !== undefined && seqDiff(this.#rcvNext, this.#rcvMax) >= 0) {
+        let e = this.#rcv[this.#rcvNext & this.#rcvMask];
+        if (!e) {
+          const range = this.#loss.ranges[0];
+          const after = range && range[0] === this.#rcvNext ? seqAdd(range[1], 1) : seqAdd(this.#rcvNext, 1);
+          if (seqDiff(after, this.#rcvMax) >= 0) e = this.#rcv[after & this.#rcvMask];
+        }
+        if (e) at = Math.min(at, this.#base + e.ts + this.#o.rcvLatencyMs * 1000);
+      }
+      if (this.#loss.ranges.length)
+        at = Math.min(at, this.#lastNakAt + Math.max(MIN_NAK_INTERVAL_US, this.stats.rttUs + 4 * this.#rttVar));
+      if (this.stats.packetsReceived > 0 && this.#ackSeq() !== this.#lastAckSeq)
+        at = Math.min(at, this.#lastAckAt + ACK_DELAY_MAX_US);
+    } else if (this.#sndOldest !== this.#sndNext) {
+      const e = this.#snd[this.#sndOldest & this.#sndMask];
+      at = Math.min(at, e ? e.at + this.#sndDropUs() : 0);
+    }
+    return at;
+  }
+
   /** A datagram from the peer (after the handshake). */
   input(b: Buffer): void {
     if (this.#closed || b.length < HEADER) return;
@@ -278,6 +312,8 @@ export class SrtConnection {
       this.#rcvMax = seq;
     } else this.#loss.remove(seq);
     this.#deliver(now);
+    // The first packet of a burst acknowledges the last one: no wake-up is needed just for the ACK.
+    if (!this.#closed && now - this.#lastAckAt >= ACK_INTERVAL_US) this.#sendAck(now);
   }
 
   #unwrapTs(ts: number): number {
@@ -362,6 +398,14 @@ export class SrtConnection {
   #sendAck(now: number): void {
     const seq = this.#ackSeq();
     if (seq === this.#lastAckSeq && now - this.#lastAckAt < 10 * ACK_INTERVAL_US) return;
+    if (now - this.#rateStart >= RATE_WINDOW_US) {
+      const secs = (now - this.#rateStart) / 1e6;
+      this.#pktRate = Math.round(this.#ratePackets / secs);
+      this.#byteRate = Math.round(this.#rateBytes / secs);
+      this.#ratePackets = 0;
+      this.#rateBytes = 0;
+      this.#rateStart = now;
+    }
     this.#lastAckSeq = seq;
     this.#lastAckAt = now;
     this.#ackNo = (this.#ackNo + 1) & 0x7fffffff || 1;
@@ -479,8 +523,12 @@ export class SrtConnection {
   }
 
   /** Sender: packets older than the drop delay are given up (the receiver has dropped them too). */
+  #sndDropUs(): number {
+    return Math.max(SND_DROP_MIN_US, 1250 * this.#o.sndLatencyMs) + 2 * ACK_INTERVAL_US;
+  }
+
   #dropOld(now: number): void {
-    const limit = Math.max(SND_DROP_MIN_US, 1250 * this.#o.sndLatencyMs) + 2 * ACK_INTERVAL_US;
+    const limit = this.#sndDropUs();
     while (this.#sndOldest !== this.#sndNext) {
       const e = this.#snd[this.#sndOldest & this.#sndMask];
       if (e && now - e.at < limit) return;
@@ -492,7 +540,7 @@ export class SrtConnection {
 
   // ---- both ------------------------------------------------------------------------------------------------
 
-  /** Periodic work (every ~10 ms): delivery, ACK, NAK, drops, keepalive, peer timeout. */
+  /** Whatever is due (see `wakeAt`; calling it more often is harmless): delivery, ACK, NAK, drops, keepalive, peer timeout. */
   tick(): void {
     if (this.#closed) return;
     const now = this.#now();
@@ -503,15 +551,7 @@ export class SrtConnection {
     if (this.#o.onData) {
       this.#deliver(now);
       if (this.#closed) return;
-      if (now - this.#rateStart >= RATE_WINDOW_US) {
-        const secs = (now - this.#rateStart) / 1e6;
-        this.#pktRate = Math.round(this.#ratePackets / secs);
-        this.#byteRate = Math.round(this.#rateBytes / secs);
-        this.#ratePackets = 0;
-        this.#rateBytes = 0;
-        this.#rateStart = now;
-      }
-      if (this.stats.packetsReceived > 0) this.#sendAck(now);
+      if (this.stats.packetsReceived > 0 && now - this.#lastAckAt >= ACK_INTERVAL_US) this.#sendAck(now);
       this.#sendNak(now);
     } else this.#dropOld(now);
     if (now - this.#lastSent > KEEPALIVE_US) this.#sendCtrl(CTRL_KEEPALIVE, 0);

@@ -100,6 +100,7 @@ const REJECTED_MS = 5000;
 const MAX_REJECTED = 1024;
 /** Access checks running at once; conclusions beyond it are dropped (the caller retransmits). */
 const MAX_CHECKING = 64;
+/** Wake-ups fall on this grid (ms): whatever comes due within one slot is handled in one wake-up, a bit late. */
 const TICK_MS = 10;
 const MTU = 1500;
 const FLOW_WINDOW = 8192;
@@ -129,6 +130,8 @@ export class SrtServer {
   /** Refused callers by address: the rejection to repeat if the first one was lost. */
   readonly #rejected = new Map<string, { packet: Buffer; at: number }>();
   #timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (µs, performance.now() clock; Infinity: none armed). */
+  #wakeAt = Number.POSITIVE_INFINITY;
   #bufferBytes = 0;
   readonly #budget = {
     take: (n: number) => {
@@ -175,6 +178,8 @@ export class SrtServer {
     // A session's traffic is addressed to its socket id; a handshake repeat (dest 0) is answered again.
     if (s && msg.readUInt32BE(12) === s.socketId) {
       s.conn.input(msg);
+      const at = s.conn.wakeAt;
+      if (at < this.#wakeAt) this.#schedule(at);
       return;
     }
     const hs = parseHandshake(msg);
@@ -368,7 +373,17 @@ export class SrtServer {
       encrypted: !!km,
       latencyMs: rcvLatencyMs,
     });
-    this.#timer ??= setInterval(() => this.#tick(), TICK_MS);
+    this.#schedule(session.conn.wakeAt);
+  }
+
+  /** Arms the timer for `at` (µs) rounded up to the grid, unless it fires by then anyway. */
+  #schedule(at: number): void {
+    if (at === Number.POSITIVE_INFINITY) return;
+    const slot = Math.ceil(at / (TICK_MS * 1000)) * TICK_MS * 1000;
+    if (slot >= this.#wakeAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#wakeAt = slot;
+    this.#timer = setTimeout(() => this.#tick(), Math.max(1, Math.ceil((slot - performance.now() * 1000) / 1000)));
   }
 
   #demux = (stream: MediaStream) => {
@@ -416,18 +431,25 @@ export class SrtServer {
       retransmitted: st.packetsRetransmitted,
     });
     if (this.sessions.size === 0 && this.#timer) {
-      clearInterval(this.#timer);
+      clearTimeout(this.#timer);
       this.#timer = undefined;
+      this.#wakeAt = Number.POSITIVE_INFINITY;
     }
   }
 
   #tick(): void {
+    this.#timer = undefined;
+    this.#wakeAt = Number.POSITIVE_INFINITY;
     for (const s of [...this.sessions.values()]) s.conn.tick();
+    let next = Number.POSITIVE_INFINITY;
+    for (const s of this.sessions.values()) next = Math.min(next, s.conn.wakeAt);
+    this.#schedule(next);
   }
 
   async close(): Promise<void> {
     for (const s of [...this.sessions.values()]) s.conn.close("the server is stopping");
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
     await new Promise<void>((r) => this.#socket.close(() => r()));
   }
 }
