@@ -84,11 +84,6 @@ interface SndEntry {
   at: number;
 }
 
-interface RcvEntry {
-  ts: number;
-  payload: Buffer;
-}
-
 const ACK_INTERVAL_US = 10_000;
 /** An ACK owed waits at most this long for a packet (or a delivery) to carry it out before a wake-up of its own. */
 const ACK_DELAY_MAX_US = 50_000;
@@ -122,7 +117,9 @@ export class SrtConnection {
   #lastSent: number;
   #rttVar = 50_000;
   // Receiving.
-  readonly #rcv: (RcvEntry | undefined)[];
+  /** Payloads by sequence number & mask, and their (unwrapped) timestamps: no object per packet. */
+  readonly #rcv: (Buffer | undefined)[];
+  readonly #rcvTs: Float64Array;
   readonly #rcvMask: number;
   /** The next sequence number to deliver. */
   #rcvNext: number;
@@ -165,6 +162,7 @@ export class SrtConnection {
     const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(16, n)));
     this.#rcv = new Array(pow2(o.rcvBufferPackets));
     this.#rcvMask = this.#rcv.length - 1;
+    this.#rcvTs = new Float64Array(this.#rcv.length);
     this.#snd = new Array(pow2(o.sndBufferPackets));
     this.#sndMask = this.#snd.length - 1;
     this.#rcvNext = o.isn;
@@ -206,13 +204,14 @@ export class SrtConnection {
     let at = Math.min(this.#lastHeard + (this.#o.peerIdleMs ?? 5000) * 1000 + 1, this.#lastSent + KEEPALIVE_US);
     if (this.#o.onData) {
       if (this.#base !== undefined && seqDiff(this.#rcvNext, this.#rcvMax) >= 0) {
-        let e = this.#rcv[this.#rcvNext & this.#rcvMask];
-        if (!e) {
+        let slot = this.#rcvNext & this.#rcvMask;
+        if (!this.#rcv[slot]) {
           const range = this.#loss.ranges[0];
           const after = range && range[0] === this.#rcvNext ? seqAdd(range[1], 1) : seqAdd(this.#rcvNext, 1);
-          if (seqDiff(after, this.#rcvMax) >= 0) e = this.#rcv[after & this.#rcvMask];
+          slot = seqDiff(after, this.#rcvMax) >= 0 ? after & this.#rcvMask : -1;
         }
-        if (e) at = Math.min(at, this.#base + e.ts + this.#o.rcvLatencyMs * 1000);
+        if (slot >= 0 && this.#rcv[slot])
+          at = Math.min(at, this.#base + (this.#rcvTs[slot] as number) + this.#o.rcvLatencyMs * 1000);
       }
       if (this.#loss.ranges.length)
         at = Math.min(at, this.#lastNakAt + Math.max(MIN_NAK_INTERVAL_US, this.stats.rttUs + 4 * this.#rttVar));
@@ -293,7 +292,8 @@ export class SrtConnection {
     }
     this.#rcvBytes += payload.length;
     const ts = this.#unwrapTs(b.readUInt32BE(8));
-    this.#rcv[slot] = { ts, payload };
+    this.#rcv[slot] = payload;
+    this.#rcvTs[slot] = ts;
     const now = this.#now();
     this.#trackBase(now, ts, (w1 & REXMIT_BIT) !== 0);
     this.#ratePackets++;
@@ -344,20 +344,21 @@ export class SrtConnection {
       const slot = this.#rcvNext & this.#rcvMask;
       const e = this.#rcv[slot];
       if (e) {
-        if (this.#base + e.ts + latency > now) return;
+        if (this.#base + (this.#rcvTs[slot] as number) + latency > now) return;
         this.#rcv[slot] = undefined;
-        this.#rcvBytes -= e.payload.length;
-        this.#o.budget?.give(e.payload.length);
+        this.#rcvBytes -= e.length;
+        this.#o.budget?.give(e.length);
         this.#rcvNext = seqAdd(this.#rcvNext, 1);
-        this.#o.onData?.(e.payload);
+        this.#o.onData?.(e);
         if (this.#closed) return;
         continue;
       }
       // Missing: the first packet after the gap decides whether it is still worth waiting for.
       const range = this.#loss.ranges[0];
       const after = range && range[0] === this.#rcvNext ? seqAdd(range[1], 1) : seqAdd(this.#rcvNext, 1);
-      const next = this.#rcv[after & this.#rcvMask];
-      if (!next || seqDiff(after, this.#rcvMax) < 0 || this.#base + next.ts + latency > now) return;
+      const next = after & this.#rcvMask;
+      if (!this.#rcv[next] || seqDiff(after, this.#rcvMax) < 0) return;
+      if (this.#base + (this.#rcvTs[next] as number) + latency > now) return;
       this.stats.packetsDropped += seqDiff(this.#rcvNext, after);
       this.#rcvNext = after;
       this.#loss.dropBefore(after);
@@ -372,9 +373,9 @@ export class SrtConnection {
       this.#rcvNext = seqAdd(this.#rcvNext, 1);
       if (!e) continue;
       this.#rcv[slot] = undefined;
-      this.#rcvBytes -= e.payload.length;
-      this.#o.budget?.give(e.payload.length);
-      this.#o.onData?.(e.payload);
+      this.#rcvBytes -= e.length;
+      this.#o.budget?.give(e.length);
+      this.#o.onData?.(e);
     }
   }
 
@@ -411,7 +412,7 @@ export class SrtConnection {
     this.#ackNo = (this.#ackNo + 1) & 0x7fffffff || 1;
     this.#acks.set(this.#ackNo, now);
     if (this.#acks.size > 64) this.#acks.delete(this.#acks.keys().next().value as number);
-    const free = Math.max(2, this.#rcv.length - this.buffered.rcv);
+    const free = Math.max(2, this.#rcv.length - Math.max(0, seqDiff(this.#rcvNext, this.#rcvMax) + 1));
     const rtt = Math.round(this.stats.rttUs);
     this.#sendCtrl(CTRL_ACK, this.#ackNo, [
       seq,
@@ -564,7 +565,7 @@ export class SrtConnection {
     this.#closed = true;
     for (let i = 0; i < this.#rcv.length; i++) {
       const e = this.#rcv[i];
-      if (e) this.#o.budget?.give(e.payload.length);
+      if (e) this.#o.budget?.give(e.length);
       this.#rcv[i] = undefined;
     }
     this.#rcvBytes = 0;

@@ -103,13 +103,16 @@ const MAX_CHECKING = 64;
 /** Wake-ups fall on this grid (ms): whatever comes due within one slot is handled in one wake-up, a bit late. */
 const TICK_MS = 10;
 const MTU = 1500;
+/** SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max). */
+const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 const FLOW_WINDOW = 8192;
 const TS_PER_PACKET = 7 * 188;
 const FLAGS = OPT.TSBPDSND | OPT.TSBPDRCV | OPT.HAICRYPT | OPT.TLPKTDROP | OPT.NAKREPORT | OPT.REXMITFLG;
 
 const bind = (host: string, port: number): Promise<Socket> =>
   new Promise((resolve, reject) => {
-    const s = createSocket("udp4");
+    // A frame arrives as a burst of datagrams (a 1080p keyframe: hundreds): room for them while the loop is busy.
+    const s = createSocket({ type: "udp4", recvBufferSize: RECV_BUFFER_BYTES });
     s.once("error", reject);
     s.bind(port, host, () => {
       s.off("error", reject);
@@ -130,6 +133,8 @@ export class SrtServer {
   /** Refused callers by address: the rejection to repeat if the first one was lost. */
   readonly #rejected = new Map<string, { packet: Buffer; at: number }>();
   #timer: NodeJS.Timeout | undefined;
+  /** The session the last datagram was for. */
+  #last: SrtSession | undefined;
   /** When the armed timer fires (µs, performance.now() clock; Infinity: none armed). */
   #wakeAt = Number.POSITIVE_INFINITY;
   #bufferBytes = 0;
@@ -173,13 +178,21 @@ export class SrtServer {
 
   #onMessage(msg: Buffer, peer: RemoteInfo): void {
     if (msg.length < 16) return;
+    // The session of the last datagram first: a publisher's stream comes from one address, so most datagrams
+    // need no "address:port" string built and hashed for the map.
+    const last = this.#last;
+    if (last && last.peer.port === peer.port && last.peer.address === peer.address && !last.conn.closed) {
+      if (msg.readUInt32BE(12) === last.socketId) {
+        this.#input(last, msg);
+        return;
+      }
+    }
     const key = `${peer.address}:${peer.port}`;
     const s = this.sessions.get(key);
     // A session's traffic is addressed to its socket id; a handshake repeat (dest 0) is answered again.
     if (s && msg.readUInt32BE(12) === s.socketId) {
-      s.conn.input(msg);
-      const at = s.conn.wakeAt;
-      if (at < this.#wakeAt) this.#schedule(at);
+      this.#last = s;
+      this.#input(s, msg);
       return;
     }
     const hs = parseHandshake(msg);
@@ -203,6 +216,12 @@ export class SrtServer {
     this.#rejected.delete(key);
     if (this.#checking.has(key) || this.#checking.size >= MAX_CHECKING) return;
     this.#conclude(key, peer, msg, hs);
+  }
+
+  #input(s: SrtSession, msg: Buffer): void {
+    s.conn.input(msg);
+    const at = s.conn.wakeAt;
+    if (at < this.#wakeAt) this.#schedule(at);
   }
 
   #advertisedKeyLen(): number {
@@ -412,6 +431,7 @@ export class SrtServer {
   }
 
   #closed(s: SrtSession, reason: string): void {
+    if (this.#last === s) this.#last = undefined;
     if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
     if (s.mode === "publish") {
       try {
