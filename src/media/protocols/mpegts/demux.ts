@@ -25,13 +25,19 @@ export interface TsDemuxerOptions {
   maxPesBytes?: number;
 }
 
+const EMPTY = Buffer.alloc(0);
+/** First allocation for a PES of unbounded length before any was seen (grown by doubling). */
+const PES_START = 64 * 1024;
+
 type Codec = "h264" | "h265" | "aac" | "opus";
 
 interface Es {
   codec: Codec;
-  /** PES bytes collected since the last PUSI. */
-  parts: Buffer[];
+  /** PES bytes collected since the last PUSI (copied in: the input's buffers are not kept), `size` of them used. */
+  buf: Buffer | undefined;
   size: number;
+  /** Size of the last PES (the first allocation for the next one when its length is unbounded). */
+  hint: number;
   /** Expected PES size (6 + PES_packet_length), 0 when unbounded. */
   expected: number;
   /** A continuity gap broke the PES being collected: drop it at the next PUSI. */
@@ -61,7 +67,7 @@ export class TsDemuxer {
   #onFrame: (f: Frame) => void;
   #onError: (e: Error) => void;
   #maxPes: number;
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer = EMPTY;
   #pmtPid = -1;
   #pmtVersion = -1;
   #es = new Map<number, Es>();
@@ -88,44 +94,46 @@ export class TsDemuxer {
         this.#onError(new Error(`MPEG-TS: skipped ${p - from} bytes to resync`));
         continue;
       }
-      this.#packet(b.subarray(p, p + TS_PACKET));
+      this.#packet(b, p);
       p += TS_PACKET;
     }
-    this.#buf = Buffer.from(b.subarray(p));
+    this.#buf = p === b.length ? EMPTY : Buffer.from(b.subarray(p));
   }
 
   /** End of input: flush the PES still being collected on every PID. */
   end(): void {
     for (const [pid, es] of this.#es) this.#flush(pid, es);
-    this.#buf = Buffer.alloc(0);
+    this.#buf = EMPTY;
   }
 
-  #packet(pk: Buffer): void {
-    const b1 = pk[1] as number;
+  /** The TS packet at `pk[o..o+188)` (read in place: no view is made of it unless it is PSI). */
+  #packet(pk: Buffer, o: number): void {
+    const b1 = pk[o + 1] as number;
     if (b1 & 0x80) {
       this.#onError(new Error("MPEG-TS: packet with transport_error_indicator skipped"));
       return;
     }
     const pusi = (b1 & 0x40) !== 0;
-    const pid = ((b1 & 0x1f) << 8) | (pk[2] as number);
-    const b3 = pk[3] as number;
+    const pid = ((b1 & 0x1f) << 8) | (pk[o + 2] as number);
+    const b3 = pk[o + 3] as number;
     const afc = (b3 >> 4) & 3;
     const cc = b3 & 0x0f;
     let p = 4;
     let discontinuity = false;
     if (afc & 2) {
-      const len = pk[4] as number;
+      const len = pk[o + 4] as number;
       if (len > 183) {
         this.#onError(new Error(`MPEG-TS: adaptation field length ${len} on PID ${pid}`));
         return;
       }
-      if (len > 0) discontinuity = ((pk[5] as number) & 0x80) !== 0;
+      if (len > 0) discontinuity = ((pk[o + 5] as number) & 0x80) !== 0;
       p = 5 + len;
     }
     if (!(afc & 1) || p >= TS_PACKET) return; // no payload
-    const payload = pk.subarray(p);
+    const start = o + p;
+    const end = o + TS_PACKET;
     if (pid === PID_PAT || pid === this.#pmtPid) {
-      this.#section(pid, pusi, cc, payload);
+      this.#section(pid, pusi, cc, pk.subarray(start, end));
       return;
     }
     const es = this.#es.get(pid);
@@ -142,8 +150,8 @@ export class TsDemuxer {
     if (pusi) {
       this.#flush(pid, es);
       es.broken = false;
-      if (payload.length >= 6 && payload[0] === 0 && payload[1] === 0 && payload[2] === 1) {
-        const len = payload.readUInt16BE(4);
+      if (end - start >= 6 && pk[start] === 0 && pk[start + 1] === 0 && pk[start + 2] === 1) {
+        const len = pk.readUInt16BE(start + 4);
         es.expected = len === 0 ? 0 : len + 6;
       } else {
         this.#onError(new Error(`MPEG-TS: PES on PID ${pid} without a start code`));
@@ -151,15 +159,23 @@ export class TsDemuxer {
         return;
       }
     } else if (es.size === 0 || es.broken) return; // joined mid-PES, or dropping this one
-    es.parts.push(payload);
-    es.size += payload.length;
-    if (es.size > this.#maxPes) {
+    const size = es.size + end - start;
+    if (size > this.#maxPes) {
       this.#onError(new Error(`MPEG-TS: PES on PID ${pid} over ${this.#maxPes} bytes dropped`));
-      es.parts = [];
+      es.buf = undefined;
       es.size = 0;
       es.broken = true;
       return;
     }
+    if (!es.buf || size > es.buf.length) {
+      // Sized for the whole PES when its length is known, else like the last one, doubling when it grows past.
+      const want = es.expected > 0 ? es.expected : es.buf ? 2 * es.buf.length : es.hint;
+      const grown = Buffer.allocUnsafe(Math.min(this.#maxPes, Math.max(size, want)));
+      if (es.buf) es.buf.copy(grown, 0, 0, es.size);
+      es.buf = grown;
+    }
+    pk.copy(es.buf, es.size, start, end);
+    es.size = size;
     if (es.expected > 0 && es.size >= es.expected) this.#flush(pid, es);
   }
 
@@ -249,15 +265,26 @@ export class TsDemuxer {
       seen.add(pid);
       const old = this.#es.get(pid);
       if (old && old.codec === codec) continue;
-      this.#es.set(pid, { codec, parts: [], size: 0, expected: 0, broken: false, cc: -1, channels });
+      this.#es.set(pid, {
+        codec,
+        buf: undefined,
+        size: 0,
+        hint: PES_START,
+        expected: 0,
+        broken: false,
+        cc: -1,
+        channels,
+      });
     }
     for (const pid of this.#es.keys()) if (!seen.has(pid)) this.#es.delete(pid);
   }
 
   #flush(pid: number, es: Es): void {
-    if (es.size === 0) return;
-    const pes = es.parts.length === 1 ? (es.parts[0] as Buffer) : Buffer.concat(es.parts, es.size);
-    es.parts = [];
+    if (es.size === 0 || !es.buf) return;
+    // The PES keeps its buffer (frames and parameter sets may be views of it); the next one gets a new one.
+    const pes = es.buf.subarray(0, es.size);
+    es.hint = Math.max(1024, es.size + (es.size >> 3));
+    es.buf = undefined;
     es.size = 0;
     if (es.broken) return;
     try {

@@ -60,15 +60,20 @@ export function avcConfigFrame(dts: number, record: Buffer): Frame {
 
 /** AVC NALU frame (AVCPacketType 1) with 4-byte lengths; `ctsMs` = pts - dts. */
 export function avcNaluFrame(dts: number, nals: Buffer[], keyframe: boolean, ctsMs = 0): Frame {
-  const head = Buffer.from([keyframe ? 0x17 : 0x27, 1, 0, 0, 0]);
-  head.writeIntBE(Math.round(ctsMs), 2, 3);
-  const parts: Buffer[] = [head];
+  let size = 5;
+  for (const n of nals) size += 4 + n.length;
+  // One allocation, the NAL units copied in behind their lengths (the caller's buffers are not kept).
+  const body = Buffer.allocUnsafe(size);
+  body[0] = keyframe ? 0x17 : 0x27;
+  body[1] = 1;
+  body.writeIntBE(Math.round(ctsMs), 2, 3);
+  let p = 5;
   for (const n of nals) {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(n.length);
-    parts.push(len, n);
+    body.writeUInt32BE(n.length, p);
+    n.copy(body, p + 4);
+    p += 4 + n.length;
   }
-  return videoFrame(dts, Buffer.concat(parts));
+  return videoFrame(dts, body);
 }
 
 /** Composition time offset (ms, signed 24-bit) of an AVC video tag body. */

@@ -2,8 +2,9 @@
  * One established SRT session in live mode (draft-sharabayko-srt sections 4.5-4.8), as libsrt's peer expects it:
  *
  * Receiving (a publisher): data packets go into a receive buffer by 31-bit sequence number; a gap is reported at
- * once in a NAK (ranges compressed) and again periodically while it lasts; a full ACK goes out every 10 ms when
- * the acknowledged number moved (RTT, RTT variance, free buffer, rates); the peer's ACKACK gives the RTT. Payloads
+ * once in a NAK (ranges compressed) and again periodically while it lasts; a full ACK goes out at most every 10 ms when
+ * the acknowledged number moved (RTT, RTT variance, free buffer, rates): from the data path when a packet arrives
+ * 10 ms or more after the last ACK (a frame's burst), else at the next wake-up (within 50 ms); the peer's ACKACK gives the RTT. Payloads
  * are delivered in order at their timestamp + the negotiated latency (TSBPD); a missing packet whose successor is
  * due is given up (TLPKTDROP), so one loss never stalls the stream.
  *
@@ -11,6 +12,8 @@
  * them for retransmission on NAK until acknowledged or older than the drop delay; an ACK is answered with ACKACK.
  *
  * Both: keepalive after a second of silence, shutdown either way, and a peer silent for `peerIdleMs` is gone.
+ * Nothing runs on a fixed period: `wakeAt` says when `tick` next has work (a packet due, a NAK to repeat, a
+ * keepalive, the idle limit, a sent packet to forget), and the server wakes for the earliest of all sessions.
  * Payloads are AES-CTR encrypted/decrypted with the session's key material when the caller sent one.
  */
 import { ctr, type KeyMaterial } from "./crypto.ts";
@@ -81,12 +84,9 @@ interface SndEntry {
   at: number;
 }
 
-interface RcvEntry {
-  ts: number;
-  payload: Buffer;
-}
-
 const ACK_INTERVAL_US = 10_000;
+/** An ACK owed waits at most this long for a packet (or a delivery) to carry it out before a wake-up of its own. */
+const ACK_DELAY_MAX_US = 50_000;
 const KEEPALIVE_US = 1_000_000;
 const MIN_NAK_INTERVAL_US = 20_000;
 /** The sender keeps a packet at least this long (libsrt's SRT_TLPKTDROP_MINTHRESHOLD_MS) for retransmission. */
@@ -117,7 +117,9 @@ export class SrtConnection {
   #lastSent: number;
   #rttVar = 50_000;
   // Receiving.
-  readonly #rcv: (RcvEntry | undefined)[];
+  /** Payloads by sequence number & mask, and their (unwrapped) timestamps: no object per packet. */
+  readonly #rcv: (Buffer | undefined)[];
+  readonly #rcvTs: Float64Array;
   readonly #rcvMask: number;
   /** The next sequence number to deliver. */
   #rcvNext: number;
@@ -160,6 +162,7 @@ export class SrtConnection {
     const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(16, n)));
     this.#rcv = new Array(pow2(o.rcvBufferPackets));
     this.#rcvMask = this.#rcv.length - 1;
+    this.#rcvTs = new Float64Array(this.#rcv.length);
     this.#snd = new Array(pow2(o.sndBufferPackets));
     this.#sndMask = this.#snd.length - 1;
     this.#rcvNext = o.isn;
@@ -189,6 +192,36 @@ export class SrtConnection {
     const now = this.#now();
     this.#lastSent = now;
     this.#o.send(control(type, typeInfo, this.#ts(now), this.#o.peerSocketId, cif, subtype));
+  }
+
+  /**
+   * When `tick` next has something to do (µs, the `now` clock): the next buffered packet's delivery time (or its
+   * successor's, behind a gap), the next NAK repeat while losses last, an ACK not sent yet, a keepalive, the idle
+   * limit; sending: the oldest unacknowledged packet's drop time.
+   */
+  get wakeAt(): number {
+    if (this.#closed) return Number.POSITIVE_INFINITY;
+    let at = Math.min(this.#lastHeard + (this.#o.peerIdleMs ?? 5000) * 1000 + 1, this.#lastSent + KEEPALIVE_US);
+    if (this.#o.onData) {
+      if (this.#base !== undefined && seqDiff(this.#rcvNext, this.#rcvMax) >= 0) {
+        let slot = this.#rcvNext & this.#rcvMask;
+        if (!this.#rcv[slot]) {
+          const range = this.#loss.ranges[0];
+          const after = range && range[0] === this.#rcvNext ? seqAdd(range[1], 1) : seqAdd(this.#rcvNext, 1);
+          slot = seqDiff(after, this.#rcvMax) >= 0 ? after & this.#rcvMask : -1;
+        }
+        if (slot >= 0 && this.#rcv[slot])
+          at = Math.min(at, this.#base + (this.#rcvTs[slot] as number) + this.#o.rcvLatencyMs * 1000);
+      }
+      if (this.#loss.ranges.length)
+        at = Math.min(at, this.#lastNakAt + Math.max(MIN_NAK_INTERVAL_US, this.stats.rttUs + 4 * this.#rttVar));
+      if (this.stats.packetsReceived > 0 && this.#ackSeq() !== this.#lastAckSeq)
+        at = Math.min(at, this.#lastAckAt + ACK_DELAY_MAX_US);
+    } else if (this.#sndOldest !== this.#sndNext) {
+      const e = this.#snd[this.#sndOldest & this.#sndMask];
+      at = Math.min(at, e ? e.at + this.#sndDropUs() : 0);
+    }
+    return at;
   }
 
   /** A datagram from the peer (after the handshake). */
@@ -259,7 +292,8 @@ export class SrtConnection {
     }
     this.#rcvBytes += payload.length;
     const ts = this.#unwrapTs(b.readUInt32BE(8));
-    this.#rcv[slot] = { ts, payload };
+    this.#rcv[slot] = payload;
+    this.#rcvTs[slot] = ts;
     const now = this.#now();
     this.#trackBase(now, ts, (w1 & REXMIT_BIT) !== 0);
     this.#ratePackets++;
@@ -278,6 +312,8 @@ export class SrtConnection {
       this.#rcvMax = seq;
     } else this.#loss.remove(seq);
     this.#deliver(now);
+    // The first packet of a burst acknowledges the last one: no wake-up is needed just for the ACK.
+    if (!this.#closed && now - this.#lastAckAt >= ACK_INTERVAL_US) this.#sendAck(now);
   }
 
   #unwrapTs(ts: number): number {
@@ -308,20 +344,21 @@ export class SrtConnection {
       const slot = this.#rcvNext & this.#rcvMask;
       const e = this.#rcv[slot];
       if (e) {
-        if (this.#base + e.ts + latency > now) return;
+        if (this.#base + (this.#rcvTs[slot] as number) + latency > now) return;
         this.#rcv[slot] = undefined;
-        this.#rcvBytes -= e.payload.length;
-        this.#o.budget?.give(e.payload.length);
+        this.#rcvBytes -= e.length;
+        this.#o.budget?.give(e.length);
         this.#rcvNext = seqAdd(this.#rcvNext, 1);
-        this.#o.onData?.(e.payload);
+        this.#o.onData?.(e);
         if (this.#closed) return;
         continue;
       }
       // Missing: the first packet after the gap decides whether it is still worth waiting for.
       const range = this.#loss.ranges[0];
       const after = range && range[0] === this.#rcvNext ? seqAdd(range[1], 1) : seqAdd(this.#rcvNext, 1);
-      const next = this.#rcv[after & this.#rcvMask];
-      if (!next || seqDiff(after, this.#rcvMax) < 0 || this.#base + next.ts + latency > now) return;
+      const next = after & this.#rcvMask;
+      if (!this.#rcv[next] || seqDiff(after, this.#rcvMax) < 0) return;
+      if (this.#base + (this.#rcvTs[next] as number) + latency > now) return;
       this.stats.packetsDropped += seqDiff(this.#rcvNext, after);
       this.#rcvNext = after;
       this.#loss.dropBefore(after);
@@ -336,9 +373,9 @@ export class SrtConnection {
       this.#rcvNext = seqAdd(this.#rcvNext, 1);
       if (!e) continue;
       this.#rcv[slot] = undefined;
-      this.#rcvBytes -= e.payload.length;
-      this.#o.budget?.give(e.payload.length);
-      this.#o.onData?.(e.payload);
+      this.#rcvBytes -= e.length;
+      this.#o.budget?.give(e.length);
+      this.#o.onData?.(e);
     }
   }
 
@@ -362,12 +399,20 @@ export class SrtConnection {
   #sendAck(now: number): void {
     const seq = this.#ackSeq();
     if (seq === this.#lastAckSeq && now - this.#lastAckAt < 10 * ACK_INTERVAL_US) return;
+    if (now - this.#rateStart >= RATE_WINDOW_US) {
+      const secs = (now - this.#rateStart) / 1e6;
+      this.#pktRate = Math.round(this.#ratePackets / secs);
+      this.#byteRate = Math.round(this.#rateBytes / secs);
+      this.#ratePackets = 0;
+      this.#rateBytes = 0;
+      this.#rateStart = now;
+    }
     this.#lastAckSeq = seq;
     this.#lastAckAt = now;
     this.#ackNo = (this.#ackNo + 1) & 0x7fffffff || 1;
     this.#acks.set(this.#ackNo, now);
     if (this.#acks.size > 64) this.#acks.delete(this.#acks.keys().next().value as number);
-    const free = Math.max(2, this.#rcv.length - this.buffered.rcv);
+    const free = Math.max(2, this.#rcv.length - Math.max(0, seqDiff(this.#rcvNext, this.#rcvMax) + 1));
     const rtt = Math.round(this.stats.rttUs);
     this.#sendCtrl(CTRL_ACK, this.#ackNo, [
       seq,
@@ -479,8 +524,12 @@ export class SrtConnection {
   }
 
   /** Sender: packets older than the drop delay are given up (the receiver has dropped them too). */
+  #sndDropUs(): number {
+    return Math.max(SND_DROP_MIN_US, 1250 * this.#o.sndLatencyMs) + 2 * ACK_INTERVAL_US;
+  }
+
   #dropOld(now: number): void {
-    const limit = Math.max(SND_DROP_MIN_US, 1250 * this.#o.sndLatencyMs) + 2 * ACK_INTERVAL_US;
+    const limit = this.#sndDropUs();
     while (this.#sndOldest !== this.#sndNext) {
       const e = this.#snd[this.#sndOldest & this.#sndMask];
       if (e && now - e.at < limit) return;
@@ -492,7 +541,7 @@ export class SrtConnection {
 
   // ---- both ------------------------------------------------------------------------------------------------
 
-  /** Periodic work (every ~10 ms): delivery, ACK, NAK, drops, keepalive, peer timeout. */
+  /** Whatever is due (see `wakeAt`; calling it more often is harmless): delivery, ACK, NAK, drops, keepalive, peer timeout. */
   tick(): void {
     if (this.#closed) return;
     const now = this.#now();
@@ -503,15 +552,7 @@ export class SrtConnection {
     if (this.#o.onData) {
       this.#deliver(now);
       if (this.#closed) return;
-      if (now - this.#rateStart >= RATE_WINDOW_US) {
-        const secs = (now - this.#rateStart) / 1e6;
-        this.#pktRate = Math.round(this.#ratePackets / secs);
-        this.#byteRate = Math.round(this.#rateBytes / secs);
-        this.#ratePackets = 0;
-        this.#rateBytes = 0;
-        this.#rateStart = now;
-      }
-      if (this.stats.packetsReceived > 0) this.#sendAck(now);
+      if (this.stats.packetsReceived > 0 && now - this.#lastAckAt >= ACK_INTERVAL_US) this.#sendAck(now);
       this.#sendNak(now);
     } else this.#dropOld(now);
     if (now - this.#lastSent > KEEPALIVE_US) this.#sendCtrl(CTRL_KEEPALIVE, 0);
@@ -524,7 +565,7 @@ export class SrtConnection {
     this.#closed = true;
     for (let i = 0; i < this.#rcv.length; i++) {
       const e = this.#rcv[i];
-      if (e) this.#o.budget?.give(e.payload.length);
+      if (e) this.#o.budget?.give(e.length);
       this.#rcv[i] = undefined;
     }
     this.#rcvBytes = 0;

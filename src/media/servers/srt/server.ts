@@ -100,15 +100,19 @@ const REJECTED_MS = 5000;
 const MAX_REJECTED = 1024;
 /** Access checks running at once; conclusions beyond it are dropped (the caller retransmits). */
 const MAX_CHECKING = 64;
+/** Wake-ups fall on this grid (ms): whatever comes due within one slot is handled in one wake-up, a bit late. */
 const TICK_MS = 10;
 const MTU = 1500;
+/** SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max). */
+const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 const FLOW_WINDOW = 8192;
 const TS_PER_PACKET = 7 * 188;
 const FLAGS = OPT.TSBPDSND | OPT.TSBPDRCV | OPT.HAICRYPT | OPT.TLPKTDROP | OPT.NAKREPORT | OPT.REXMITFLG;
 
 const bind = (host: string, port: number): Promise<Socket> =>
   new Promise((resolve, reject) => {
-    const s = createSocket("udp4");
+    // A frame arrives as a burst of datagrams (a 1080p keyframe: hundreds): room for them while the loop is busy.
+    const s = createSocket({ type: "udp4", recvBufferSize: RECV_BUFFER_BYTES });
     s.once("error", reject);
     s.bind(port, host, () => {
       s.off("error", reject);
@@ -129,6 +133,10 @@ export class SrtServer {
   /** Refused callers by address: the rejection to repeat if the first one was lost. */
   readonly #rejected = new Map<string, { packet: Buffer; at: number }>();
   #timer: NodeJS.Timeout | undefined;
+  /** The session the last datagram was for. */
+  #last: SrtSession | undefined;
+  /** When the armed timer fires (µs, performance.now() clock; Infinity: none armed). */
+  #wakeAt = Number.POSITIVE_INFINITY;
   #bufferBytes = 0;
   readonly #budget = {
     take: (n: number) => {
@@ -170,11 +178,21 @@ export class SrtServer {
 
   #onMessage(msg: Buffer, peer: RemoteInfo): void {
     if (msg.length < 16) return;
+    // The session of the last datagram first: a publisher's stream comes from one address, so most datagrams
+    // need no "address:port" string built and hashed for the map.
+    const last = this.#last;
+    if (last && last.peer.port === peer.port && last.peer.address === peer.address && !last.conn.closed) {
+      if (msg.readUInt32BE(12) === last.socketId) {
+        this.#input(last, msg);
+        return;
+      }
+    }
     const key = `${peer.address}:${peer.port}`;
     const s = this.sessions.get(key);
     // A session's traffic is addressed to its socket id; a handshake repeat (dest 0) is answered again.
     if (s && msg.readUInt32BE(12) === s.socketId) {
-      s.conn.input(msg);
+      this.#last = s;
+      this.#input(s, msg);
       return;
     }
     const hs = parseHandshake(msg);
@@ -198,6 +216,12 @@ export class SrtServer {
     this.#rejected.delete(key);
     if (this.#checking.has(key) || this.#checking.size >= MAX_CHECKING) return;
     this.#conclude(key, peer, msg, hs);
+  }
+
+  #input(s: SrtSession, msg: Buffer): void {
+    s.conn.input(msg);
+    const at = s.conn.wakeAt;
+    if (at < this.#wakeAt) this.#schedule(at);
   }
 
   #advertisedKeyLen(): number {
@@ -368,7 +392,17 @@ export class SrtServer {
       encrypted: !!km,
       latencyMs: rcvLatencyMs,
     });
-    this.#timer ??= setInterval(() => this.#tick(), TICK_MS);
+    this.#schedule(session.conn.wakeAt);
+  }
+
+  /** Arms the timer for `at` (µs) rounded up to the grid, unless it fires by then anyway. */
+  #schedule(at: number): void {
+    if (at === Number.POSITIVE_INFINITY) return;
+    const slot = Math.ceil(at / (TICK_MS * 1000)) * TICK_MS * 1000;
+    if (slot >= this.#wakeAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#wakeAt = slot;
+    this.#timer = setTimeout(() => this.#tick(), Math.max(1, Math.ceil((slot - performance.now() * 1000) / 1000)));
   }
 
   #demux = (stream: MediaStream) => {
@@ -397,6 +431,7 @@ export class SrtServer {
   }
 
   #closed(s: SrtSession, reason: string): void {
+    if (this.#last === s) this.#last = undefined;
     if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
     if (s.mode === "publish") {
       try {
@@ -416,18 +451,25 @@ export class SrtServer {
       retransmitted: st.packetsRetransmitted,
     });
     if (this.sessions.size === 0 && this.#timer) {
-      clearInterval(this.#timer);
+      clearTimeout(this.#timer);
       this.#timer = undefined;
+      this.#wakeAt = Number.POSITIVE_INFINITY;
     }
   }
 
   #tick(): void {
+    this.#timer = undefined;
+    this.#wakeAt = Number.POSITIVE_INFINITY;
     for (const s of [...this.sessions.values()]) s.conn.tick();
+    let next = Number.POSITIVE_INFINITY;
+    for (const s of this.sessions.values()) next = Math.min(next, s.conn.wakeAt);
+    this.#schedule(next);
   }
 
   async close(): Promise<void> {
     for (const s of [...this.sessions.values()]) s.conn.close("the server is stopping");
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
     await new Promise<void>((r) => this.#socket.close(() => r()));
   }
 }
