@@ -14,21 +14,13 @@ import type { AmiError } from "../core/errors.ts";
 import { hlsSegments, Playback, parseDuration, parseTime, planBytes } from "./playback.ts";
 import { children, parseInit, parseMoof } from "./protocols/fmp4/boxes.ts";
 import { fragment, ftyp, moov } from "./protocols/fmp4/mux.ts";
-import type { TrackCodec } from "./protocols/fmp4/sample-entries.ts";
-import { box } from "./protocols/fmp4/write.ts";
+import { fakeTrack } from "./protocols/fmp4/testing.ts";
 import { RecordFiles } from "./record-file.ts";
 
 const root = mkdtempSync(join(tmpdir(), "ami-playback-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const track = (kind: "video" | "audio", timescale: number): TrackCodec => ({
-  kind,
-  codec: "test",
-  timescale,
-  entry: box("test"),
-  sample: () => undefined,
-});
-const TRACKS = [track("video", 90_000), track("audio", 48_000)];
+const TRACKS = [fakeTrack("video", 90_000), fakeTrack("audio", 48_000)];
 
 let seq = 1;
 /** One second of both tracks from stream time `t` s: 25 video samples (a keyframe first when `key`), 50 audio. */

@@ -12,21 +12,13 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseInit, parseMoof } from "./protocols/fmp4/boxes.ts";
 import { fragment, ftyp, moov } from "./protocols/fmp4/mux.ts";
-import type { TrackCodec } from "./protocols/fmp4/sample-entries.ts";
-import { box } from "./protocols/fmp4/write.ts";
+import { fakeTrack } from "./protocols/fmp4/testing.ts";
 import { RecordFiles } from "./record-file.ts";
 
 const root = mkdtempSync(join(tmpdir(), "ami-recfile-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const track = (kind: "video" | "audio", timescale: number): TrackCodec => ({
-  kind,
-  codec: "test",
-  timescale,
-  entry: box("test"),
-  sample: () => undefined,
-});
-const TRACKS = [track("video", 90_000), track("audio", 48_000)];
+const TRACKS = [fakeTrack("video", 90_000), fakeTrack("audio", 48_000)];
 
 let seq = 1;
 /** One second of both tracks from stream time `t` s (audio 20 ms early, as interleaving leaves it). */
@@ -140,7 +132,7 @@ function bigSecond(t: number, kb: number) {
   return fragment(seq++, [{ baseTime: t * 90_000, samples: v, withCts: true }]);
 }
 
-const VIDEO = [track("video", 90_000)];
+const VIDEO = [fakeTrack("video", 90_000)];
 const mountDir = join(root, "tmpfs");
 const canMount =
   process.getuid?.() === 0 &&
