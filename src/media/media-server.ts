@@ -62,6 +62,8 @@ export class MediaServer {
   http!: MediaHttpServer;
   readonly startedAt = Date.now();
   readonly #host: string;
+  /** The MPEG-TS HLS variant is served (media.hlsMpegtsIdleSeconds > 0). */
+  readonly #mpegts: boolean;
   readonly #dataDir: string;
   readonly #state: StateFile | undefined;
   /** Saving is held while the saved state is being restored (one save at the end). */
@@ -69,6 +71,7 @@ export class MediaServer {
 
   private constructor(c: MediaConfig, log: Logger, x: MediaServerExtras) {
     this.#host = urlHost(c.host);
+    this.#mpegts = c.hlsMpegtsIdleSeconds > 0;
     this.#dataDir = x.dataDir ?? join(defaultHome(), "data", "media");
     this.auth = new MediaAuth(c, this.#dataDir, log.child({ server: "auth" }));
     this.hub = new Hub({ readerQueue: c.readerQueueFrames, gopCache: 600 });
@@ -268,6 +271,8 @@ export class MediaServer {
         s.readers.total += reencoded;
       }
       if (this.rtsp) s.urls.rtsp = `${this.rtspUrl}/${s.path}`;
+      s.urls.srt = `${this.srtUrl}?streamid=read:${s.path}`;
+      if (this.#mpegts) s.urls.hlsTs = `${this.httpUrl}/${s.path}/ts.m3u8`;
       if (this.abr.ladderFor(s.path).length > 0) {
         s.urls.master = `${this.httpUrl}/${s.path}/master.m3u8`;
         s.urls.masterDash = `${this.httpUrl}/${s.path}/master.mpd`;

@@ -27,7 +27,8 @@ export const streamStatusSchema = z.object({
   /**
    * Where to watch it: the player page (HLS, DASH, WebRTC in a browser), HLS (LL-HLS from the same playlist),
    * DASH, HTTP-FLV (flv.js, mpegts.js, ffmpeg), RTMP play; whep: the WHEP endpoint (when WebRTC is on); rtsp:
-   * RTSP play (when RTSP is on); master, masterDash: the ABR master playlist and MPD (source + renditions), on
+   * RTSP play (when RTSP is on); srt: SRT read (streamid read:<path>); hlsTs: the MPEG-TS HLS variant for old
+   * players (when media.hlsMpegtsIdleSeconds > 0); master, masterDash: the ABR master playlist and MPD (source + renditions), on
    * paths with a ladder.
    */
   urls: z.object({
@@ -38,6 +39,8 @@ export const streamStatusSchema = z.object({
     rtmp: z.string(),
     whep: z.string().optional(),
     rtsp: z.string().optional(),
+    srt: z.string().optional(),
+    hlsTs: z.string().optional(),
     master: z.string().optional(),
     masterDash: z.string().optional(),
   }),
@@ -71,7 +74,7 @@ export const streamStatusSchema = z.object({
 });
 export type StreamStatus = z.infer<typeof streamStatusSchema>;
 
-/** The URLs that need only the HTTP base; media-server.ts adds rtmp, whep and master, which depend on its config. */
+/** The URLs that need only the HTTP base; media-server.ts adds the others, which depend on its config. */
 const urlsOf = (path: string, httpBase: string): StreamStatus["urls"] => ({
   player: `${httpBase}/${path}/`,
   hls: `${httpBase}/${path}/index.m3u8`,

@@ -98,6 +98,12 @@ test("ffprobe finds H.264 and AAC", opts, async () => {
   assert.deepEqual(kinds(await ffprobe(url())), ["audio:aac", "video:h264"]);
 });
 
+test("`stream status` names the MPEG-TS playlist (and the SRT read URL)", opts, () => {
+  const s = m.statuses().find((x) => x.path === PATH);
+  assert.equal(s?.urls.hlsTs, `${m.httpUrl}/${PATH}/ts.m3u8`);
+  assert.equal(s?.urls.srt, `${m.srtUrl}?streamid=read:${PATH}`);
+});
+
 test(`ffmpeg, GStreamer and VLC each play it for ${PLAY_S} s without errors`, opts, async () => {
   const [ff, gst, v] = await Promise.all([
     // -re: read at the live rate; 10 s of media decoded.

@@ -63,10 +63,13 @@ export const streamStatus = defineOp({
       ...(s.urls.master ? [`  master ${s.urls.master}`] : []),
       ...(s.urls.masterDash ? [`  master DASH ${s.urls.masterDash}`] : []),
       `  HLS ${s.urls.hls}`,
+      ...(s.urls.hlsTs ? [`  HLS (MPEG-TS) ${s.urls.hlsTs}`] : []),
       `  DASH ${s.urls.dash}`,
       `  FLV ${s.urls.flv}`,
       ...(s.urls.whep ? [`  WHEP ${s.urls.whep}`] : []),
       `  RTMP ${s.urls.rtmp}`,
+      ...(s.urls.rtsp ? [`  RTSP ${s.urls.rtsp}`] : []),
+      ...(s.urls.srt ? [`  SRT ${s.urls.srt}`] : []),
     ].join("\n"),
   run: (i, ctx) => mediaRequest(ctx, "GET", `/api/streams/${encodePath(i.path)}`),
 });
