@@ -330,14 +330,22 @@ test(
               : undefined,
           45_000,
         );
-        // dash.js itself says so: the rendered representation changed to it, and it is the current one.
-        const played = await page.evaluate(() => {
-          const w = window as unknown as {
-            rendered: number[];
-            player: { getCurrentRepresentationForType(t: string): { height: number } | null };
-          };
-          return { rendered: w.rendered, current: w.player.getCurrentRepresentationForType("video")?.height };
-        });
+        // dash.js itself says so: the rendered representation changed to it, and it is the current one. Its
+        // QUALITY_CHANGE_RENDERED can come a little after the <video> reports the new height (CI saw it late).
+        const dashjsSays = () =>
+          page.evaluate(() => {
+            const w = window as unknown as {
+              rendered: number[];
+              player: { getCurrentRepresentationForType(t: string): { height: number } | null };
+            };
+            return { rendered: w.rendered, current: w.player.getCurrentRepresentationForType("video")?.height };
+          });
+        await until(
+          `dash.js to report the ${height}p rendition rendered`,
+          async () => ((await dashjsSays()).rendered.includes(height) ? true : undefined),
+          10_000,
+        ).catch(() => {});
+        const played = await dashjsSays();
         assert.equal(played.current, height);
         assert.ok(played.rendered.includes(height), `quality changes rendered: ${played.rendered}`);
         const t0 = (await state(page)).time;
