@@ -319,6 +319,18 @@ test("hostile peers close only their own connection; the server goes on serving"
     const many = Array.from({ length: 100 }, (_, i) => `X-${i}: y`).join("\r\n");
     assert.match(await closedAfter([`OPTIONS rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\n${many}\r\n\r\n`]), /431/);
     assert.match(await closedAfter(["OPTIONS rtsp://x/ RTSP/2.0\r\nCSeq: 1\r\n\r\n"]), /505/);
+    // A method the server does not have: 501 with the methods it does (RFC 2326 7.1), connection kept.
+    const unknown = await new Promise<string>((resolve, reject) => {
+      const sock: Socket = connect(m.rtsp?.port as number, "127.0.0.1");
+      sock.on("error", reject);
+      sock.once("data", (d) => {
+        resolve(d.toString("latin1"));
+        sock.destroy();
+      });
+      sock.write("REDIRECT rtsp://x/open/hostile RTSP/1.0\r\nCSeq: 7\r\n\r\n");
+    });
+    assert.match(unknown, /^RTSP\/1.0 501 Not Implemented\r\n/);
+    assert.match(unknown, /\r\nPublic: OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD/);
     assert.match(
       await closedAfter(["ANNOUNCE rtsp://x/open/big RTSP/1.0\r\nContent-Length: 999999999\r\n\r\n"]),
       /413/,
