@@ -29,7 +29,7 @@ export interface AuthEvent {
 }
 
 /** The event being authorized; `prev_events` is used when known (create event, creator's first join). */
-export type AuthCheckEvent = AuthEvent & { redacts?: string; prev_events?: string[] };
+export type AuthCheckEvent = AuthEvent & { redacts?: string; prev_events?: readonly string[] };
 
 export interface CheckAuthOptions {
   /**
