@@ -2,7 +2,8 @@
  * `npm run bench`: every benchmark, one after the other (they share the machine), then one table.
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
- * benches (latency, throughput, initial-sync, memory, search, websocket, push, cas, thumbnail, media).
+ * benches (latency, throughput, initial-sync, memory, search, websocket, push, cas, thumbnail, startup, state-res,
+ * media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -24,6 +25,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   cas: async () => (await import("./cas.ts")).run(),
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
+  // State resolution v2 of two 500-event forks of a 5,000-member room (issue 12), against a plain transcription.
+  "state-res": async () => (await import("./matrix/state-res.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
   // Chromium), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
   // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy), SRT ingest CPU (against the

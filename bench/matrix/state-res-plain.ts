@@ -5,7 +5,14 @@
  * are found by walking each event's power levels chain. Same authorization rules (checkAuth), same readings of
  * the spec as src/matrix/events/state-res.ts (a set's own events are in its full auth chain). Not for use.
  */
-import { type AuthCheckEvent, type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "../../src/matrix/events/auth.ts";
+import {
+  type AuthCheckEvent,
+  type AuthEvent,
+  authTypesFor,
+  checkAuth,
+  type StateKey,
+  stateKey,
+} from "../../src/matrix/events/auth.ts";
 import type { StateResEvent } from "../../src/matrix/events/auth-chain.ts";
 import { roomVersionRules } from "../../src/matrix/events/room-versions.ts";
 import { isPowerEvent } from "../../src/matrix/events/state-res.ts";
@@ -120,7 +127,11 @@ export function resolveStateV2Plain(
     p = cited(events, p, "m.room.power_levels");
   }
   const position = (id: string) => {
-    for (let p = cited(events, events.get(id)!, "m.room.power_levels"); p; p = cited(events, p, "m.room.power_levels")) {
+    for (
+      let p = cited(events, events.get(id)!, "m.room.power_levels");
+      p;
+      p = cited(events, p, "m.room.power_levels")
+    ) {
       if (mainline.includes(p.event_id)) return mainline.indexOf(p.event_id);
     }
     return Number.POSITIVE_INFINITY;

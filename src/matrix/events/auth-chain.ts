@@ -5,8 +5,9 @@
  *
  * Auth chains are never materialised per event: in a room whose power levels changed 1,000 times each power
  * levels event's chain holds every earlier one, so per-event sets are quadratic. What is remembered instead is
- * the graph itself and, per event, that its whole auth closure is already loaded (so a later resolution in the
- * same room stops walking there). Unions of chains are one linear walk.
+ * the graph itself, interned (an integer per event, its auth events as integers), and per event whether its
+ * whole auth closure is loaded, so a later resolution in the same room neither fetches nor walks it again to
+ * load. A union of chains is one linear walk over integers, marking a typed array.
  */
 import type { StateKey } from "./auth.ts";
 import type { EventContent } from "./types.ts";
@@ -48,10 +49,16 @@ const isPromise = <T>(x: T | Promise<T>): x is Promise<T> => typeof (x as { then
 
 export class EventGraph {
   readonly #fetch: FetchEvent;
-  readonly #events = new Map<string, StateResEvent>();
-  /** Events whose auth closure is entirely in #events (or known missing). */
-  readonly #closed = new Set<string>();
-  readonly #missing = new Set<string>();
+  // Events are interned: an index per event ID (known, missing or not fetched yet), and walks mark indices in a
+  // typed array stamped with a walk number, so a walk allocates nothing per visited event.
+  readonly #index = new Map<string, number>();
+  readonly #ids: string[] = [];
+  readonly #events: Array<StateResEvent | undefined> = [];
+  readonly #auth: number[][] = [];
+  /** 1: fetched (or added); 2: also its whole auth closure is loaded. */
+  #loaded = new Uint8Array(1024);
+  #mark = new Uint32Array(1024);
+  #walk = 0;
 
   constructor(fetch: FetchEvent) {
     this.#fetch = fetch;
@@ -59,17 +66,49 @@ export class EventGraph {
 
   /** An event from the cache (after `load`); undefined when unknown. */
   get(eventId: string): StateResEvent | undefined {
-    return this.#events.get(eventId);
+    const i = this.#index.get(eventId);
+    return i === undefined ? undefined : this.#events[i];
   }
 
   /** How many events are cached. */
   get size(): number {
-    return this.#events.size;
+    return this.#events.filter(Boolean).length;
   }
 
   /** Adds an event the caller already holds (it skips `fetch`). */
   add(event: StateResEvent): void {
-    this.#events.set(event.event_id, event);
+    const i = this.#intern(event.event_id);
+    this.#events[i] = event;
+    this.#auth[i] = event.auth_events.map((a) => this.#intern(a));
+    if (this.#loaded[i] === 0) this.#loaded[i] = 1;
+  }
+
+  #intern(id: string): number {
+    let i = this.#index.get(id);
+    if (i !== undefined) return i;
+    i = this.#ids.length;
+    this.#index.set(id, i);
+    this.#ids.push(id);
+    this.#events.push(undefined);
+    this.#auth.push([]);
+    if (i >= this.#mark.length) {
+      const mark = new Uint32Array(this.#mark.length * 2);
+      mark.set(this.#mark);
+      this.#mark = mark;
+      const loaded = new Uint8Array(this.#loaded.length * 2);
+      loaded.set(this.#loaded);
+      this.#loaded = loaded;
+    }
+    return i;
+  }
+
+  #newWalk(): number {
+    this.#walk += 1;
+    if (this.#walk === 0xffffffff) {
+      this.#mark.fill(0);
+      this.#walk = 1;
+    }
+    return this.#walk;
   }
 
   /**
@@ -78,39 +117,67 @@ export class EventGraph {
    * `ids` are an error, since the caller claims they are state.
    */
   async load(ids: Iterable<string>): Promise<void> {
-    let frontier = [...new Set(ids)].filter((id) => !this.#closed.has(id));
+    const walk = this.#newWalk();
+    let frontier: number[] = [];
+    for (const id of ids) {
+      const i = this.#intern(id);
+      if (this.#mark[i] === walk) continue;
+      this.#mark[i] = walk;
+      if (this.#loaded[i] === 2) continue;
+      frontier.push(i);
+    }
     const required = new Set(frontier);
-    const visited: string[] = [];
-    const seen = new Set<string>(frontier);
+    const visited: number[] = [];
     while (frontier.length > 0) {
-      const need = frontier.filter((id) => !this.#events.has(id) && !this.#missing.has(id));
+      const need = frontier.filter((i) => this.#loaded[i] === 0);
       if (need.length > 0) {
-        const got = need.map((id) => this.#fetch(id));
+        const got = need.map((i) => this.#fetch(this.#ids[i]));
         const events = got.some(isPromise) ? await Promise.all(got) : (got as Array<StateResEvent | undefined>);
-        for (let i = 0; i < need.length; i += 1) {
-          const e = events[i];
-          if (e && e.event_id === need[i]) this.#events.set(e.event_id, e);
-          else this.#missing.add(need[i]);
+        for (let n = 0; n < need.length; n += 1) {
+          const e = events[n];
+          const i = need[n];
+          if (e && e.event_id === this.#ids[i]) this.add(e);
+          else this.#loaded[i] = 2; // missing: nothing more to load
         }
       }
-      const next: string[] = [];
-      for (const id of frontier) {
-        visited.push(id);
-        const e = this.#events.get(id);
-        if (!e) {
-          if (required.has(id)) throw new StateResError("M_NOT_FOUND", `state resolution: event ${id} is unknown`);
+      const next: number[] = [];
+      for (const i of frontier) {
+        visited.push(i);
+        if (!this.#events[i]) {
+          if (required.has(i)) {
+            throw new StateResError("M_NOT_FOUND", `state resolution: event ${this.#ids[i]} is unknown`);
+          }
           continue;
         }
-        for (const a of e.auth_events) {
-          if (!seen.has(a) && !this.#closed.has(a)) {
-            seen.add(a);
-            next.push(a);
-          }
+        for (const a of this.#auth[i]) {
+          if (this.#mark[a] === walk || this.#loaded[a] === 2) continue;
+          this.#mark[a] = walk;
+          next.push(a);
         }
       }
       frontier = next;
     }
-    for (const id of visited) this.#closed.add(id);
+    for (const i of visited) this.#loaded[i] = 2;
+  }
+
+  /** Visits the auth closure of `starts` (and `starts` when `inclusive`), each event once. */
+  #visit(starts: Iterable<string>, inclusive: boolean, visit: (i: number) => void): void {
+    const walk = this.#newWalk();
+    const mark = this.#mark;
+    const stack: number[] = [];
+    const push = (i: number) => {
+      if (mark[i] === walk) return;
+      mark[i] = walk;
+      visit(i);
+      stack.push(i);
+    };
+    for (const id of starts) {
+      const i = this.#index.get(id);
+      if (i === undefined) continue;
+      if (inclusive) push(i);
+      else for (const a of this.#auth[i]) push(a);
+    }
+    while (stack.length > 0) for (const a of this.#auth[stack.pop()!]) push(a);
   }
 
   /**
@@ -119,20 +186,7 @@ export class EventGraph {
    */
   authChain(ids: Iterable<string>, inclusive = false): Set<string> {
     const out = new Set<string>();
-    const stack: string[] = [];
-    for (const id of ids) {
-      if (inclusive) out.add(id);
-      const e = this.#events.get(id);
-      if (e) stack.push(...e.auth_events);
-    }
-    while (stack.length > 0) {
-      const id = stack.pop()!;
-      if (out.has(id)) continue;
-      out.add(id);
-      const e = this.#events.get(id);
-      if (!e) continue;
-      for (const a of e.auth_events) if (!out.has(a)) stack.push(a);
-    }
+    this.#visit(ids, inclusive, (i) => out.add(this.#ids[i]));
     return out;
   }
 
@@ -144,12 +198,16 @@ export class EventGraph {
    * Cost: one linear walk per state set.
    */
   authDifference(stateSets: ReadonlyArray<Iterable<string>>): Set<string> {
-    const counts = new Map<string, number>();
+    const counts = new Uint32Array(this.#ids.length);
+    const touched: number[] = [];
     for (const set of stateSets) {
-      for (const id of this.authChain(set, true)) counts.set(id, (counts.get(id) ?? 0) + 1);
+      this.#visit(set, true, (i) => {
+        if (counts[i] === 0) touched.push(i);
+        counts[i] += 1;
+      });
     }
     const diff = new Set<string>();
-    for (const [id, n] of counts) if (n < stateSets.length) diff.add(id);
+    for (const i of touched) if (counts[i] < stateSets.length) diff.add(this.#ids[i]);
     return diff;
   }
 }

@@ -1,5 +1,6 @@
-/** Pure Matrix event primitives: canonical JSON, base64, signing, hashing, redaction, auth rules, IDs. */
+/** Pure Matrix event primitives: canonical JSON, base64, signing, hashing, redaction, auth rules, IDs, state resolution. */
 export * from "./auth.ts";
+export * from "./auth-chain.ts";
 export * from "./auth-third-party.ts";
 export * from "./base64.ts";
 export * from "./canonical-json.ts";
@@ -10,4 +11,5 @@ export * from "./power-levels.ts";
 export * from "./redaction.ts";
 export * from "./room-versions.ts";
 export * from "./signing.ts";
+export * from "./state-res.ts";
 export * from "./types.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type StateKey, stateKey } from "./auth.ts";
-import { EventGraph, type StateResEvent, StateResError } from "./auth-chain.ts";
+import { EventGraph, StateResError, type StateResEvent } from "./auth-chain.ts";
 import {
   isPowerEvent,
   iterativeAuthChecks,
@@ -271,7 +271,13 @@ test("mainline ordering: older mainline base first, events citing no mainline ev
     state_key: "",
     auth_events: auth,
   });
-  const t = (id: string, ts: number, auth: string[]) => ({ event_id: id, type: "m.room.topic", state_key: "", origin_server_ts: ts, auth_events: auth });
+  const t = (id: string, ts: number, auth: string[]) => ({
+    event_id: id,
+    type: "m.room.topic",
+    state_key: "",
+    origin_server_ts: ts,
+    auth_events: auth,
+  });
   const g = graphOf([
     pl("$p1", []),
     pl("$p2", ["$p1"]),
@@ -339,7 +345,10 @@ test("event graph: loads the auth closure once, through an async fetch, frontier
   assert.deepEqual(calls.sort(), ["a", "b", "c", "missing"]);
   await g.load(["d", "c"]);
   assert.deepEqual(calls.sort(), ["a", "b", "c", "d", "missing"], "b's closure is not walked again");
-  await assert.rejects(g.load(["nope"]), (e: unknown) => e instanceof StateResError && /nope is unknown/.test(e.message));
+  await assert.rejects(
+    g.load(["nope"]),
+    (e: unknown) => e instanceof StateResError && /nope is unknown/.test(e.message),
+  );
 });
 
 test("separate: same value everywhere is unconflicted; a missing key or another value is conflicted", () => {
@@ -399,8 +408,14 @@ test("iterative auth checks: a rejected auth event is not used when the state la
 
 test("bad input: unknown state events and unsupported room versions are clear errors", async () => {
   const sets = [new Map([[stateKey("t", ""), "$a"]]), new Map([[stateKey("t", ""), "$b"]])];
-  await assert.rejects(resolveStateV2("10", sets, () => undefined), /event \$(a|b) is unknown/);
-  await assert.rejects(resolveStateV2("1", sets, () => undefined), /unsupported room version '1'/);
+  await assert.rejects(
+    resolveStateV2("10", sets, () => undefined),
+    /event \$(a|b) is unknown/,
+  );
+  await assert.rejects(
+    resolveStateV2("1", sets, () => undefined),
+    /unsupported room version '1'/,
+  );
   assert.deepEqual(await resolveStateV2("10", [], () => undefined), new Map());
   assert.deepEqual(await resolveStateV2("10", [sets[0]], () => undefined), sets[0]);
 });

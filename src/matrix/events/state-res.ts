@@ -14,7 +14,7 @@
  * in v10, the create event's sender in v11); `checkAuth` carries the rest.
  */
 import { type AuthCheckEvent, type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "./auth.ts";
-import { EventGraph, type FetchEvent, type StateResEvent, StateResError, stateKeyOf } from "./auth-chain.ts";
+import { EventGraph, type FetchEvent, StateResError, type StateResEvent, stateKeyOf } from "./auth-chain.ts";
 import { powerLevelOf } from "./power-levels.ts";
 import { roomVersionRules } from "./room-versions.ts";
 import type { PowerLevelsContent } from "./types.ts";
@@ -33,16 +33,17 @@ export async function resolveStateV2(
   source: FetchEvent | EventGraph,
 ): Promise<Map<StateKey, string>> {
   if (!roomVersionRules(roomVersion)) {
-    throw new StateResError("M_UNSUPPORTED_ROOM_VERSION", `state resolution: unsupported room version '${roomVersion}'`);
+    throw new StateResError(
+      "M_UNSUPPORTED_ROOM_VERSION",
+      `state resolution: unsupported room version '${roomVersion}'`,
+    );
   }
   if (stateSets.length === 0) return new Map();
   if (stateSets.length === 1) return new Map(stateSets[0]);
   const { unconflicted, conflicted } = separateStateSets(stateSets);
   if (conflicted.size === 0) return unconflicted;
   const graph = source instanceof EventGraph ? source : new EventGraph(source);
-  const ids = new Set<string>();
-  for (const s of stateSets) for (const id of s.values()) ids.add(id);
-  await graph.load(ids);
+  await graph.load(stateSets.flatMap((s) => [...s.values()]));
   return resolveLoaded(roomVersion, stateSets, unconflicted, conflicted, graph);
 }
 
@@ -54,17 +55,18 @@ export function separateStateSets(stateSets: readonly StateMap[]): {
   const unconflicted = new Map<StateKey, string>();
   const conflicted = new Map<StateKey, Set<string>>();
   for (const set of stateSets) {
-    for (const key of set.keys()) {
+    for (const [key, value] of set) {
       if (unconflicted.has(key) || conflicted.has(key)) continue;
+      if (stateSets.every((other) => other.get(key) === value)) {
+        unconflicted.set(key, value);
+        continue;
+      }
       const values = new Set<string>();
-      let everywhere = true;
       for (const other of stateSets) {
         const v = other.get(key);
-        if (v === undefined) everywhere = false;
-        else values.add(v);
+        if (v !== undefined) values.add(v);
       }
-      if (everywhere && values.size === 1) unconflicted.set(key, values.values().next().value!);
-      else conflicted.set(key, values);
+      conflicted.set(key, values);
     }
   }
   return { unconflicted, conflicted };
@@ -90,7 +92,7 @@ function resolveLoaded(
   const full = new Set<string>();
   for (const values of conflicted.values()) for (const id of values) full.add(id);
   for (const id of graph.authDifference(stateSets.map((s) => s.values()))) full.add(id);
-  for (const id of full) if (!stateKeyOf(graph.get(id) ?? { type: "" })) full.delete(id);
+  for (const id of full) if (graph.get(id)?.state_key === undefined) full.delete(id);
 
   // Step 1: power events, enlarged by the events of their auth chains that are in the full conflicted set.
   const power = [...full].filter((id) => isPowerEvent(graph.get(id)!));
@@ -211,7 +213,11 @@ function compareKeys(a: [number, number, string], b: [number, number, string]): 
  * (events built on older power levels first; none at all first of all), then origin_server_ts, then event_id.
  * Each power levels event's position is found once.
  */
-export function mainlineOrder(graph: EventGraph, events: readonly string[], powerLevelsId: string | undefined): string[] {
+export function mainlineOrder(
+  graph: EventGraph,
+  events: readonly string[],
+  powerLevelsId: string | undefined,
+): string[] {
   const mainline = new Map<string, number>();
   for (let p = powerLevelsId ? graph.get(powerLevelsId) : undefined, i = 0; p && !mainline.has(p.event_id); i += 1) {
     mainline.set(p.event_id, i);
