@@ -143,26 +143,28 @@ export async function run(): Promise<BenchResult[]> {
   const conflictedEvents = [...conflicted.values()].reduce((n, v) => n + v.size, 0);
   const fetch = (id: string) => events.get(id);
 
-  const cold: number[] = [];
+  // Wall time and this process's CPU time of each run: on a shared, oversubscribed machine the CPU figure is the
+  // steadier one (it leaves out time spent waiting for a core).
+  const timed = async <T>(into: Array<[number, number]>, f: () => T | Promise<T>): Promise<T> => {
+    const cpu = process.cpuUsage();
+    const t = performance.now();
+    const out = await f();
+    const used = process.cpuUsage(cpu);
+    into.push([performance.now() - t, (used.user + used.system) / 1000]);
+    return out;
+  };
+  const cold: Array<[number, number]> = [];
   let resolved = new Map<StateKey, string>();
   for (let i = 0; i < 9; i += 1) {
-    const t = performance.now();
-    resolved = await resolveStateV2(VERSION, sets, new EventGraph(fetch));
-    if (i >= 2) cold.push(performance.now() - t);
+    resolved = await timed(i >= 2 ? cold : [], () => resolveStateV2(VERSION, sets, new EventGraph(fetch)));
   }
   const graph = new EventGraph(fetch);
   await resolveStateV2(VERSION, sets, graph);
-  const warm: number[] = [];
-  for (let i = 0; i < 7; i += 1) {
-    const t = performance.now();
-    await resolveStateV2(VERSION, sets, graph);
-    warm.push(performance.now() - t);
-  }
-  const plain: number[] = [];
+  const warm: Array<[number, number]> = [];
+  for (let i = 0; i < 7; i += 1) await timed(warm, () => resolveStateV2(VERSION, sets, graph));
+  const plain: Array<[number, number]> = [];
   for (let i = 0; i < 3; i += 1) {
-    const t = performance.now();
-    const p = resolveStateV2Plain(VERSION, sets, events);
-    plain.push(performance.now() - t);
+    const p = await timed(plain, () => resolveStateV2Plain(VERSION, sets, events));
     const same = p.size === resolved.size && [...p].every(([k, v]) => resolved.get(k) === v);
     if (!same) throw new Error("state-res bench: the plain transcription resolved differently");
   }
@@ -189,28 +191,29 @@ export async function run(): Promise<BenchResult[]> {
     jsonBytes += Buffer.byteLength(JSON.stringify([type, key, v]));
   }
 
-  const plainMs = round(median(plain), 0);
   const info = `${forkEvents} state events on the forks, conflicted set ${conflictedEvents} events over ${conflicted.size} keys, ${resolved.size} state entries, ${events.size} events, result differs from fork A on ${changed} keys`;
-  const coldMs = round(median(cold), 1);
-  const warmMs = round(median(warm), 1);
+  const wall = (xs: Array<[number, number]>) => round(median(xs.map((x) => x[0])), 1);
+  const cpu = (xs: Array<[number, number]>) => round(median(xs.map((x) => x[1])), 1);
+  const vsPlain = (xs: Array<[number, number]>) =>
+    `plain spec transcription ${wall(plain)} ms (x${round(wall(plain) / wall(xs), 1)}); CPU ${cpu(xs)} ms vs ${cpu(plain)} ms (x${round(cpu(plain) / cpu(xs), 1)})`;
   return [
     {
       bench: "state-res",
       metric: `resolve 2 forks, cold graph (${info})`,
-      value: coldMs,
+      value: wall(cold),
       unit: "ms",
-      baseline: `plain spec transcription ${plainMs} ms (x${round(plainMs / coldMs, 1)})`,
+      baseline: vsPlain(cold),
       target: "<= 100 ms",
-      met: coldMs <= 100,
+      met: wall(cold) <= 100,
     },
     {
       bench: "state-res",
-      metric: "resolve 2 forks, warm graph (room's EventGraph kept)",
-      value: warmMs,
+      metric: "resolve 2 forks, warm graph (the room's EventGraph kept)",
+      value: wall(warm),
       unit: "ms",
-      baseline: `plain spec transcription ${plainMs} ms (x${round(plainMs / warmMs, 1)})`,
+      baseline: vsPlain(warm),
       target: "<= 100 ms",
-      met: warmMs <= 100,
+      met: wall(warm) <= 100,
     },
     {
       bench: "state-res",

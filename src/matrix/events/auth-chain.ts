@@ -55,7 +55,7 @@ export class EventGraph {
   readonly #ids: string[] = [];
   readonly #events: Array<StateResEvent | undefined> = [];
   readonly #auth: number[][] = [];
-  /** 1: fetched (or added); 2: also its whole auth closure is loaded. */
+  /** 0: not fetched, or fetched and missing; 1: fetched (or added); 2: also its whole auth closure is known. */
   #loaded = new Uint8Array(1024);
   #mark = new Uint32Array(1024);
   #walk = 0;
@@ -78,9 +78,10 @@ export class EventGraph {
   /** Adds an event the caller already holds (it skips `fetch`). */
   add(event: StateResEvent): void {
     const i = this.#intern(event.event_id);
+    if (this.#events[i] !== undefined) return; // an event ID names one event: nothing to update
     this.#events[i] = event;
     this.#auth[i] = event.auth_events.map((a) => this.#intern(a));
-    if (this.#loaded[i] === 0) this.#loaded[i] = 1;
+    this.#loaded[i] = 1;
   }
 
   #intern(id: string): number {
@@ -128,6 +129,8 @@ export class EventGraph {
     }
     const required = new Set(frontier);
     const visited: number[] = [];
+    // A closure with a missing event is not marked complete: the event may turn up later (an outlier fetched).
+    let complete = true;
     while (frontier.length > 0) {
       const need = frontier.filter((i) => this.#loaded[i] === 0);
       if (need.length > 0) {
@@ -135,20 +138,19 @@ export class EventGraph {
         const events = got.some(isPromise) ? await Promise.all(got) : (got as Array<StateResEvent | undefined>);
         for (let n = 0; n < need.length; n += 1) {
           const e = events[n];
-          const i = need[n];
-          if (e && e.event_id === this.#ids[i]) this.add(e);
-          else this.#loaded[i] = 2; // missing: nothing more to load
+          if (e && e.event_id === this.#ids[need[n]]) this.add(e);
         }
       }
       const next: number[] = [];
       for (const i of frontier) {
-        visited.push(i);
         if (!this.#events[i]) {
           if (required.has(i)) {
             throw new StateResError("M_NOT_FOUND", `state resolution: event ${this.#ids[i]} is unknown`);
           }
+          complete = false;
           continue;
         }
+        visited.push(i);
         for (const a of this.#auth[i]) {
           if (this.#mark[a] === walk || this.#loaded[a] === 2) continue;
           this.#mark[a] = walk;
@@ -157,7 +159,7 @@ export class EventGraph {
       }
       frontier = next;
     }
-    for (const i of visited) this.#loaded[i] = 2;
+    if (complete) for (const i of visited) this.#loaded[i] = 2;
   }
 
   /** Visits the auth closure of `starts` (and `starts` when `inclusive`), each event once. */
@@ -182,11 +184,14 @@ export class EventGraph {
 
   /**
    * The union of the auth chains of `ids` (spec "Auth chain": auth events, theirs, and so on), after `load`.
-   * With `inclusive`, `ids` themselves are in it too.
+   * With `inclusive`, `ids` themselves are in it too; with `within`, only the chain's events in that set.
    */
-  authChain(ids: Iterable<string>, inclusive = false): Set<string> {
+  authChain(ids: Iterable<string>, inclusive = false, within?: ReadonlySet<string>): Set<string> {
     const out = new Set<string>();
-    this.#visit(ids, inclusive, (i) => out.add(this.#ids[i]));
+    const names = this.#ids;
+    this.#visit(ids, inclusive, (i) => {
+      if (!within || within.has(names[i])) out.add(names[i]);
+    });
     return out;
   }
 

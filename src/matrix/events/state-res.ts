@@ -54,10 +54,11 @@ export function separateStateSets(stateSets: readonly StateMap[]): {
 } {
   const unconflicted = new Map<StateKey, string>();
   const conflicted = new Map<StateKey, Set<string>>();
-  for (const set of stateSets) {
+  stateSets.forEach((set, i) => {
     for (const [key, value] of set) {
-      if (unconflicted.has(key) || conflicted.has(key)) continue;
-      if (stateSets.every((other) => other.get(key) === value)) {
+      // A key an earlier set holds was decided there.
+      if (i > 0 && stateSets.some((earlier, j) => j < i && earlier.has(key))) continue;
+      if (i === 0 && stateSets.every((other) => other.get(key) === value)) {
         unconflicted.set(key, value);
         continue;
       }
@@ -68,7 +69,7 @@ export function separateStateSets(stateSets: readonly StateMap[]): {
       }
       conflicted.set(key, values);
     }
-  }
+  });
   return { unconflicted, conflicted };
 }
 
@@ -97,7 +98,7 @@ function resolveLoaded(
   // Step 1: power events, enlarged by the events of their auth chains that are in the full conflicted set.
   const power = [...full].filter((id) => isPowerEvent(graph.get(id)!));
   const chosen = new Set(power);
-  for (const id of graph.authChain(power)) if (full.has(id)) chosen.add(id);
+  for (const id of graph.authChain(power, false, full)) chosen.add(id);
   const sortedPower = reverseTopologicalPowerOrder(roomVersion, graph, chosen);
   // Step 2.
   const state = iterativeAuthChecks(roomVersion, graph, new Map(unconflicted), sortedPower);
