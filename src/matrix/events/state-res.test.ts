@@ -410,7 +410,7 @@ test("iterative auth checks: a rejected auth event is not used when the state la
   assert.equal(iterativeAuthChecks("10", dag.graph, state(), ["$t"]).get(stateKey("m.room.topic", "")), undefined);
 });
 
-test("bad input: unknown state events and unsupported room versions are clear errors", async () => {
+test("bad input: unknown state events, events of two rooms and unsupported room versions are clear errors", async () => {
   const sets = [new Map([[stateKey("t", ""), "$a"]]), new Map([[stateKey("t", ""), "$b"]])];
   await assert.rejects(
     resolveStateV2("10", sets, () => undefined),
@@ -419,6 +419,26 @@ test("bad input: unknown state events and unsupported room versions are clear er
   await assert.rejects(
     resolveStateV2("1", sets, () => undefined),
     /unsupported room version '1'/,
+  );
+  const other = (id: string, room_id: string): StateResEvent => ({
+    event_id: id,
+    room_id,
+    type: "t",
+    state_key: "",
+    sender: ALICE,
+    content: {},
+    origin_server_ts: 0,
+    auth_events: [],
+    prev_events: [],
+    depth: 1,
+  });
+  const mixed = new Map([
+    ["$a", other("$a", "!one:example.com")],
+    ["$b", other("$b", "!two:example.com")],
+  ]);
+  await assert.rejects(
+    resolveStateV2("10", sets, (id) => mixed.get(id)),
+    /belongs to !(one|two):example.com, not/,
   );
   assert.deepEqual(await resolveStateV2("10", [], () => undefined), new Map());
   assert.deepEqual(await resolveStateV2("10", [sets[0]], () => undefined), sets[0]);

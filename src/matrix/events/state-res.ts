@@ -11,7 +11,13 @@
  *   5. the unconflicted state laid back on top.
  *
  * v10 vs v11: only who the creator is when no power levels event is cited (step 1's tie-break: `content.creator`
- * in v10, the create event's sender in v11); `checkAuth` carries the rest.
+ * in v10, the create event's sender in v11); `checkAuth` carries the rest. v12's "v2.1" is not here.
+ *
+ * Where the spec's words and Synapse part, this follows the words: a previously rejected event is checked again
+ * like any other (Synapse keeps it out), only rejected *auth events* are left out of the checks (Synapse also
+ * skips rejected state entries), and the conflicted part of a power event's auth chain is found through events
+ * outside the full conflicted set too (Synapse stops there). The auth difference follows Synapse (see
+ * EventGraph.authDifference). All of these differ only in rooms with rejected or malformed events.
  */
 import { type AuthCheckEvent, type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "./auth.ts";
 import { EventGraph, type FetchEvent, StateResError, type StateResEvent, stateKeyOf } from "./auth-chain.ts";
@@ -93,7 +99,18 @@ function resolveLoaded(
   const full = new Set<string>();
   for (const values of conflicted.values()) for (const id of values) full.add(id);
   for (const id of graph.authDifference(stateSets.map((s) => s.values()))) full.add(id);
-  for (const id of full) if (graph.get(id)?.state_key === undefined) full.delete(id);
+  let roomId: string | undefined;
+  for (const id of full) {
+    const e = graph.get(id);
+    if (e?.state_key === undefined) {
+      full.delete(id);
+      continue;
+    }
+    roomId ??= e.room_id;
+    if (e.room_id !== roomId) {
+      throw new StateResError("M_BAD_JSON", `state resolution: event ${id} belongs to ${e.room_id}, not ${roomId}`);
+    }
+  }
 
   // Step 1: power events, enlarged by the events of their auth chains that are in the full conflicted set.
   const power = [...full].filter((id) => isPowerEvent(graph.get(id)!));
