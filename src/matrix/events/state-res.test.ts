@@ -191,6 +191,22 @@ test("mainline sort: the topic built on the newest mainline power levels wins, n
   );
 });
 
+test("no power levels event: the creator sorts first as power 100 (content.creator in v10, the sender in v11)", async () => {
+  for (const version of ["10", "11"]) {
+    const dag = new RoomDag(version);
+    await dag.add(createEventSpec(version, ALICE), []);
+    await dag.add(member("$ma", ALICE, "join"), ["$CREATE"]);
+    await dag.add(joinRules("$jr0", ALICE, "public"), ["$ma"]);
+    await dag.add(member("$mb", BOB, "join"), ["$jr0"]);
+    // Without power levels state_default is 0: bob may change the join rules too.
+    await dag.add(joinRules("$bob", BOB, "invite"), ["$mb"], 10);
+    await dag.add(joinRules("$alice", ALICE, "knock"), ["$mb"], 20);
+    const state = await dag.stateBefore(["$bob", "$alice"]);
+    // Alice (100) goes first despite her later timestamp, so bob's change is applied last and stays.
+    assert.equal(state.get(stateKey("m.room.join_rules", "")), "$bob", `v${version}`);
+  }
+});
+
 /** Events by hand (no auth rules involved), for the ordering primitives. */
 function graphOf(events: Array<Partial<StateResEvent> & { event_id: string }>): EventGraph {
   const map = new Map<string, StateResEvent>();
