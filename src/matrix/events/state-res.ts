@@ -60,11 +60,14 @@ export function separateStateSets(stateSets: readonly StateMap[]): {
 } {
   const unconflicted = new Map<StateKey, string>();
   const conflicted = new Map<StateKey, Set<string>>();
-  stateSets.forEach((set, i) => {
-    for (const [key, value] of set) {
+  const n = stateSets.length;
+  for (let i = 0; i < n; i += 1) {
+    next: for (const [key, value] of stateSets[i]) {
       // A key an earlier set holds was decided there.
-      if (i > 0 && stateSets.some((earlier, j) => j < i && earlier.has(key))) continue;
-      if (i === 0 && stateSets.every((other) => other.get(key) === value)) {
+      for (let j = 0; j < i; j += 1) if (stateSets[j].has(key)) continue next;
+      let same = i === 0;
+      for (let j = 1; same && j < n; j += 1) same = stateSets[j].get(key) === value;
+      if (same) {
         unconflicted.set(key, value);
         continue;
       }
@@ -75,7 +78,7 @@ export function separateStateSets(stateSets: readonly StateMap[]): {
       }
       conflicted.set(key, values);
     }
-  });
+  }
   return { unconflicted, conflicted };
 }
 
