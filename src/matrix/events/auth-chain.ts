@@ -118,13 +118,13 @@ export class EventGraph {
    * `ids` are an error, since the caller claims they are state.
    */
   async load(ids: Iterable<string>): Promise<void> {
-    const walk = this.#newWalk();
+    // Its own seen set, not the walk marks: other loads and walks run while this one awaits its fetches.
+    const seen = new Set<number>();
     let frontier: number[] = [];
     for (const id of ids) {
       const i = this.#intern(id);
-      if (this.#mark[i] === walk) continue;
-      this.#mark[i] = walk;
-      if (this.#loaded[i] === 2) continue;
+      if (this.#loaded[i] === 2 || seen.has(i)) continue;
+      seen.add(i);
       frontier.push(i);
     }
     const required = new Set(frontier);
@@ -152,8 +152,8 @@ export class EventGraph {
         }
         visited.push(i);
         for (const a of this.#auth[i]) {
-          if (this.#mark[a] === walk || this.#loaded[a] === 2) continue;
-          this.#mark[a] = walk;
+          if (this.#loaded[a] === 2 || seen.has(a)) continue;
+          seen.add(a);
           next.push(a);
         }
       }

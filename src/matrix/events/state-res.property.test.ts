@@ -105,6 +105,21 @@ for (const version of ["10", "11"]) {
   });
 }
 
+test("resolutions running at once on one graph behind an async fetch agree with one at a time", async () => {
+  const { dag } = await fuzzRoom(2024, "11", 80);
+  const merges = [...dag.events.values()].filter((e) => e.prev_events.length > 1);
+  assert.ok(merges.length > 5, `only ${merges.length} merges`);
+  const graph = new EventGraph(async (id) => {
+    await new Promise((r) => setImmediate(r));
+    return dag.events.get(id);
+  });
+  const sets = (e: { prev_events: readonly string[] }) => e.prev_events.map((p) => dag.stateAfter.get(p)!);
+  const together = await Promise.all(merges.map((e) => resolveStateV2("11", sets(e), graph)));
+  for (const [i, e] of merges.entries()) {
+    assert.deepEqual(sorted(together[i]), sorted(await resolveStateV2("11", sets(e), dag.graph)), e.event_id);
+  }
+});
+
 test("a single state set, or the same set twice, resolves to itself", async () => {
   const { dag, tips } = await fuzzRoom(42, "10", 30);
   const s = dag.stateAfter.get(tips[0])!;
