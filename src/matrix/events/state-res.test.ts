@@ -394,6 +394,32 @@ test("separate: same value everywhere is unconflicted; a missing key or another 
   );
 });
 
+test("malformed events (no content, a timestamp that is not a number) still order deterministically", () => {
+  const events = [
+    { event_id: "$b", origin_server_ts: Number.NaN },
+    { event_id: "$a", origin_server_ts: "soon" as unknown as number },
+    { event_id: "$c", origin_server_ts: -1 },
+    { event_id: "$d", content: null as unknown as Record<string, unknown>, state_key: BOB },
+  ];
+  const orders = new Set<string>();
+  for (const list of [events, [...events].reverse()]) {
+    const g = graphOf(list);
+    orders.add(reverseTopologicalPowerOrder("10", g, new Set(list.map((e) => e.event_id))).join());
+    orders.add(
+      mainlineOrder(
+        g,
+        list.map((e) => e.event_id),
+        undefined,
+      ).join(),
+    );
+  }
+  assert.deepEqual([...orders], ["$c,$a,$b,$d"]);
+  assert.equal(
+    isPowerEvent({ type: "m.room.member", sender: ALICE, state_key: BOB, content: null as unknown as object }),
+    false,
+  );
+});
+
 test("power events: power levels, join rules, kicks and bans; not self-leaves or joins", () => {
   const e = (type: string, sender: string, state_key: string | undefined, membership?: string) => ({
     type,

@@ -87,7 +87,7 @@ export function isPowerEvent(e: { type: string; state_key?: string; sender: stri
   if (typeof e.state_key !== "string") return false;
   if (e.type === "m.room.power_levels" || e.type === "m.room.join_rules") return true;
   if (e.type !== "m.room.member" || e.state_key === e.sender) return false;
-  const m = (e.content as { membership?: unknown }).membership;
+  const m = (e.content as { membership?: unknown } | null)?.membership;
   return m === "leave" || m === "ban";
 }
 
@@ -129,6 +129,13 @@ function resolveLoaded(
   for (const [k, v] of unconflicted) state.set(k, v);
   return state;
 }
+
+/**
+ * `origin_server_ts` as the orderings compare it. PDU checks make it an integer before an event gets here; should
+ * one slip through, a number that is not finite would leave the order to chance, so it counts as 0.
+ */
+const tsOf = (e: StateResEvent): number =>
+  typeof e.origin_server_ts === "number" && Number.isFinite(e.origin_server_ts) ? e.origin_server_ts : 0;
 
 /** The first auth event of `e` with this (type, state_key), if known. */
 function citedState(graph: EventGraph, e: StateResEvent, type: string): StateResEvent | undefined {
@@ -198,7 +205,7 @@ export function reverseTopologicalPowerOrder(
   const children = new Map<string, string[]>();
   for (const id of events) {
     const e = graph.get(id)!;
-    key.set(id, [-senderPowerLevel(roomVersion, graph, e), e.origin_server_ts, id]);
+    key.set(id, [-senderPowerLevel(roomVersion, graph, e), tsOf(e), id]);
     const parents = parentsOf(id);
     pending.set(id, parents.length);
     for (const p of parents) {
@@ -262,7 +269,7 @@ export function mainlineOrder(
   };
   const keyed = events.map((id) => {
     const e = graph.get(id)!;
-    return { id, pos: positionFrom(citedState(graph, e, "m.room.power_levels")), ts: e.origin_server_ts };
+    return { id, pos: positionFrom(citedState(graph, e, "m.room.power_levels")), ts: tsOf(e) };
   });
   keyed.sort((a, b) => {
     if (a.pos !== b.pos) return a.pos > b.pos ? -1 : 1;
