@@ -77,3 +77,14 @@ test("SDP tracks: codec, clock, channels, fmtp and control", () => {
   assert.equal(t[0]?.control, "streamid=0");
   assert.deepEqual([t[1]?.codec, t[1]?.clockRate, t[1]?.channels, t[1]?.fmtp.get("config")], ["AAC", 44100, 2, "1210"]);
 });
+
+test("Transport: interleaved channels must fit the $ frame's byte, client ports must be sendable (1..65535)", () => {
+  assert.deepEqual(parseTransport("RTP/AVP/TCP;unicast;interleaved=300-301")?.interleaved, undefined);
+  assert.deepEqual(parseTransport("RTP/AVP/TCP;unicast;interleaved=255")?.interleaved, undefined, "255 and 256");
+  assert.deepEqual(parseTransport("RTP/AVP/TCP;unicast;interleaved=254")?.interleaved, [254, 255]);
+  assert.deepEqual(parseTransport("RTP/AVP/TCP;unicast;interleaved=1.5-2")?.interleaved, undefined);
+  for (const bad of ["0-1", "5000-0", "0", "65535", "70000-70001", "-1", "5000-x"])
+    assert.equal(parseTransport(`RTP/AVP;unicast;client_port=${bad}`)?.clientPort, undefined, bad);
+  assert.deepEqual(parseTransport("RTP/AVP;unicast;client_port=5000-5001")?.clientPort, [5000, 5001]);
+  assert.deepEqual(parseTransport("RTP/AVP;unicast;client_port=5000")?.clientPort, [5000, 5001]);
+});

@@ -164,12 +164,12 @@ export interface Transport {
   record: boolean;
 }
 
-const pair = (v: string | undefined): [number, number] | undefined => {
-  if (!v) return undefined;
-  const [a, b] = v.split("-").map(Number);
-  if (!Number.isInteger(a) || (a as number) < 0 || (a as number) > 65535) return undefined;
-  const second = b === undefined || Number.isNaN(b) ? (a as number) + 1 : b;
-  return second > 65535 ? undefined : [a as number, second];
+/** `a-b` (or `a`: a and a+1), both integers in min..max; undefined otherwise. */
+const pair = (v: string | undefined, min: number, max: number): [number, number] | undefined => {
+  if (!v || !/^\d{1,5}(-\d{1,5})?$/.test(v.trim())) return undefined;
+  const [a, b] = v.trim().split("-").map(Number) as [number, number | undefined];
+  const second = b ?? a + 1;
+  return a < min || a > max || second < min || second > max ? undefined : [a, second];
 };
 
 /** The first transport of a Transport header we can serve (RTP/AVP over UDP or TCP); undefined: none. */
@@ -184,8 +184,9 @@ export function parseTransport(header: string | undefined): Transport | undefine
     const t: Transport = {
       tcp: proto === "RTP/AVP/TCP",
       multicast: params.has("multicast"),
-      interleaved: pair(params.get("interleaved")),
-      clientPort: pair(params.get("client_port")),
+      // A `$` frame's channel is one byte; a UDP port 0 cannot be sent to.
+      interleaved: pair(params.get("interleaved"), 0, 255),
+      clientPort: pair(params.get("client_port"), 1, 65535),
       record: (params.get("mode") ?? "").replace(/"/g, "").toLowerCase() === "record",
     };
     if (!t.multicast) return t;
