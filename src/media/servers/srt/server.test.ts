@@ -1,0 +1,109 @@
+/**
+ * The SRT listener with a raw UDP caller: a session whose publisher's bytes make its consumer throw is closed
+ * (with a shutdown to the caller); the process goes on and the listener takes the next caller.
+ */
+import assert from "node:assert/strict";
+import { randomInt } from "node:crypto";
+import { createSocket, type Socket } from "node:dgram";
+import { after, before, test } from "node:test";
+import { silentLogger } from "../../../core/logger.ts";
+import { Hub } from "../../hub.ts";
+import { encodeStreamId, HS_CONCLUSION, HS_INDUCTION } from "./handshake.ts";
+import { SrtServer } from "./server.ts";
+
+const hub = new Hub({ readerQueue: 64, gopCache: 64 });
+let server: SrtServer;
+let pushes = 0;
+
+before(async () => {
+  server = await SrtServer.start({
+    host: "127.0.0.1",
+    port: 0,
+    hub,
+    log: silentLogger,
+    sink: () => ({
+      push: () => {
+        pushes++;
+        throw new RangeError("a consumer bug reached by the peer's bytes");
+      },
+      end: () => {},
+    }),
+  });
+});
+
+after(() => server.close());
+
+function handshake(type: number, socketId: number, isn: number, cookie = 0, streamId?: string): Buffer {
+  const sid = streamId === undefined ? Buffer.alloc(0) : encodeStreamId(streamId);
+  const conclusion = type === HS_CONCLUSION;
+  const b = Buffer.alloc(64 + (conclusion ? 16 + 4 + sid.length : 0));
+  b.writeUInt32BE(0x80000000, 0);
+  b.writeUInt32BE(conclusion ? 5 : 4, 16);
+  b.writeUInt16BE(conclusion ? 5 : 2, 22);
+  b.writeUInt32BE(isn, 24);
+  b.writeUInt32BE(1500, 28);
+  b.writeUInt32BE(8192, 32);
+  b.writeUInt32BE(type >>> 0, 36);
+  b.writeUInt32BE(socketId, 40);
+  b.writeUInt32BE(cookie >>> 0, 44);
+  if (conclusion) {
+    b.writeUInt16BE(1, 64);
+    b.writeUInt16BE(3, 66);
+    b.writeUInt32BE(0x010500, 68);
+    b.writeUInt32BE(0x3f, 72);
+    b.writeUInt32BE((120 << 16) | 120, 76);
+    b.writeUInt16BE(5, 80);
+    b.writeUInt16BE(sid.length / 4, 82);
+    sid.copy(b, 84);
+  }
+  return b;
+}
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A caller that completes the handshake for `streamId`; `got` collects what the listener sends it. */
+async function caller(streamId: string) {
+  const s: Socket = createSocket("udp4");
+  const got: Buffer[] = [];
+  s.on("message", (m) => got.push(m));
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  const socketId = randomInt(1, 0x3fffffff);
+  const isn = randomInt(1, 0x7fffffff);
+  s.send(handshake(HS_INDUCTION, socketId, isn), server.port, "127.0.0.1");
+  await until("the induction answer", () => got.length > 0);
+  const cookie = (got.shift() as Buffer).readUInt32BE(44);
+  s.send(handshake(HS_CONCLUSION, socketId, isn, cookie, streamId), server.port, "127.0.0.1");
+  await until("the conclusion answer", () => got.length > 0);
+  const answer = got.shift() as Buffer;
+  assert.equal(answer.readUInt32BE(36), HS_CONCLUSION, "accepted");
+  return { s, got, isn, serverId: answer.readUInt32BE(40) };
+}
+
+test("a publisher whose bytes make the TS consumer throw loses its session, not the process", async () => {
+  const c = await caller("publish:t/throws");
+  assert.equal(server.sessions.size, 1);
+  for (let i = 0; i < 3; i++) {
+    const d = Buffer.alloc(16 + 188, 0x47);
+    d.writeUInt32BE((c.isn + i) & 0x7fffffff, 0);
+    d.writeUInt32BE((0xc0000000 | (i + 1)) >>> 0, 4);
+    d.writeUInt32BE(i * 1000, 8);
+    d.writeUInt32BE(c.serverId, 12);
+    c.s.send(d, server.port, "127.0.0.1");
+  }
+  // Delivered after the latency (from the listener's timer): the consumer throws there.
+  await until("the session to end", () => server.sessions.size === 0);
+  assert.ok(pushes >= 1);
+  await until("a shutdown to the caller", () => c.got.some((m) => m.readUInt32BE(0) >>> 16 === 0x8005));
+  assert.equal(hub.get("t/throws"), undefined, "the path is free again");
+  c.s.close();
+  // The listener goes on: the next caller gets a session.
+  const next = await caller("publish:t/next");
+  assert.equal(server.sessions.size, 1);
+  next.s.close();
+});
