@@ -169,7 +169,7 @@ test("SRT handshake, loss lists and an established session take random and mutat
   const ctrl = (type: number, words: number[]) => {
     const b = Buffer.alloc(16 + words.length * 4);
     b.writeUInt32BE((0x80000000 | (type << 16)) >>> 0, 0);
-    words.forEach((w, i) => b.writeUInt32BE(w >>> 0, 16 + i * 4));
+    for (const [i, w] of words.entries()) b.writeUInt32BE(w >>> 0, 16 + i * 4);
     return b;
   };
   const samples = [
