@@ -58,6 +58,11 @@ const CRLF2 = Buffer.from("\r\n\r\n");
 export class RtspParser {
   readonly #limits: ParseLimits;
   #buf: Buffer = Buffer.alloc(0);
+  /** Bytes received after #buf, not joined yet: a $ frame or a body is joined once it is whole, not per chunk. */
+  #more: Buffer[] = [];
+  #moreBytes = 0;
+  /** Bytes #buf must hold before the next message can be complete (0: unknown, try every chunk). */
+  #need = 0;
 
   constructor(limits: ParseLimits) {
     this.#limits = limits;
@@ -65,12 +70,22 @@ export class RtspParser {
 
   /** Bytes held waiting for the rest of a message. */
   get held(): number {
-    return this.#buf.length;
+    return this.#buf.length + this.#moreBytes;
   }
 
   /** Feed bytes (copied: the caller may reuse `d`); returns the complete messages. */
   push(d: Buffer): (RtspRequest | Interleaved)[] {
-    this.#buf = this.#buf.length === 0 ? Buffer.from(d) : Buffer.concat([this.#buf, d]);
+    if (this.#buf.length + this.#moreBytes + d.length < this.#need) {
+      // Still short of the frame or body under way: kept as is (joining every chunk would copy it over and over).
+      this.#more.push(Buffer.from(d));
+      this.#moreBytes += d.length;
+      return [];
+    }
+    this.#buf =
+      this.#buf.length === 0 && this.#moreBytes === 0 ? Buffer.from(d) : Buffer.concat([this.#buf, ...this.#more, d]);
+    this.#more = [];
+    this.#moreBytes = 0;
+    this.#need = 0;
     const out: (RtspRequest | Interleaved)[] = [];
     for (;;) {
       const m = this.#next();
@@ -86,7 +101,10 @@ export class RtspParser {
     if (b[0] === 0x24) {
       if (b.length < 4) return undefined;
       const len = b.readUInt16BE(2);
-      if (b.length < 4 + len) return undefined;
+      if (b.length < 4 + len) {
+        this.#need = 4 + len;
+        return undefined;
+      }
       const data = b.subarray(4, 4 + len);
       this.#buf = b.subarray(4 + len);
       return { channel: b[1] as number, data };
@@ -121,7 +139,10 @@ export class RtspParser {
     const len = cl === undefined ? 0 : Number(cl);
     if (!Number.isInteger(len) || len < 0) throw new RtspError(400, "bad Content-Length");
     if (len > this.#limits.maxBody) throw new RtspError(413, "body too large");
-    if (b.length < end + 4 + len) return undefined;
+    if (b.length < end + 4 + len) {
+      this.#need = end + 4 + len;
+      return undefined;
+    }
     const body = Buffer.from(b.subarray(end + 4, end + 4 + len));
     this.#buf = b.subarray(end + 4 + len);
     return { method: m[1] as string, url: m[2] as string, headers, body };
