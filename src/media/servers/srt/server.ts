@@ -422,8 +422,20 @@ export class SrtServer {
   }
 
   #demux = (stream: MediaStream) => {
+    // A publisher's broken TS can report an error per TS packet: logged at most once a second, with the count.
+    let last = Number.NEGATIVE_INFINITY;
+    let quiet = 0;
     const d = new TsDemuxer((f: Frame) => stream.write(f), {
-      onError: (e: Error) => this.#log.warn("srt publisher's MPEG-TS", { path: stream.path, error: e.message }),
+      onError: (e: Error) => {
+        const now = Date.now();
+        if (now - last < 1000) {
+          quiet++;
+          return;
+        }
+        this.#log.warn("srt publisher's MPEG-TS", { path: stream.path, error: e.message, alsoSkipped: quiet });
+        last = now;
+        quiet = 0;
+      },
     });
     return { push: (b: Buffer) => d.push(b), end: () => d.end() };
   };
