@@ -166,3 +166,22 @@ test("a TCP reader that stops reading is closed after the idle timeout although 
   c.sock.destroy();
   s.end();
 });
+
+test("waiting for a TCP reader's socket to drain leaves no listener behind, however often it waits", async () => {
+  const { createServer } = await import("node:net");
+  const { drainedOrClosed } = await import("./conn.ts");
+  const peer = createServer((s) => s.resume());
+  await new Promise<void>((r) => peer.listen(0, "127.0.0.1", () => r()));
+  const sock = connect((peer.address() as { port: number }).port, "127.0.0.1");
+  await new Promise((r) => sock.once("connect", r));
+  const base = { drain: sock.listenerCount("drain"), close: sock.listenerCount("close") };
+  const chunk = Buffer.alloc(256 * 1024);
+  for (let i = 0; i < 50; i++) {
+    while (sock.write(chunk)) {}
+    await drainedOrClosed(sock);
+  }
+  assert.equal(sock.listenerCount("close"), base.close);
+  assert.equal(sock.listenerCount("drain"), base.drain);
+  sock.destroy();
+  peer.close();
+});

@@ -95,6 +95,19 @@ export function splitUrl(url: string): { rest: string; query: string } | undefin
   return { rest: `${u.slice(0, q).replace(/\/+$/, "")}/${query.slice(slash + 1)}`, query: query.slice(0, slash) };
 }
 
+/** Resolves at the socket's next 'drain' or its 'close', whichever comes first; the other listener is removed. */
+export function drainedOrClosed(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off("drain", done);
+      socket.off("close", done);
+      resolve();
+    };
+    socket.once("drain", done);
+    socket.once("close", done);
+  });
+}
+
 const plainIp = (ip: string) => (ip.startsWith("::ffff:") ? ip.slice(7) : ip);
 
 export class RtspConn {
@@ -602,12 +615,7 @@ export class RtspConn {
         tcpOut(i, true, p);
       },
       drained: () =>
-        this.#closed || this.socket.writableLength < TCP_HIGH_WATER
-          ? Promise.resolve()
-          : new Promise<void>((r) => {
-              this.socket.once("drain", r);
-              this.socket.once("close", r);
-            }),
+        this.#closed || this.socket.writableLength < TCP_HIGH_WATER ? Promise.resolve() : drainedOrClosed(this.socket),
     });
     const reader = stream.addReader(this.#o.protocol, this.remote);
     this.#reader = reader;
