@@ -125,6 +125,7 @@ export class RtspConn {
   #lastActivity = Date.now();
   /** Last time the socket had nothing unsent or drained it (a TCP reader's liveness). */
   #lastDrain = Date.now();
+  #handed = 0;
   /** Reading stopped until the socket drains (the peer does not read what it asked for). */
   #paused = false;
   #startTimer: NodeJS.Timeout | undefined;
@@ -151,7 +152,11 @@ export class RtspConn {
     this.#idleTimer = setInterval(
       () => {
         const now = Date.now();
-        if (this.socket.writableLength === 0) this.#lastDrain = now;
+        // Progress: nothing left unsent, or more handed to the kernel since the last look (bytesWritten counts
+        // what is still queued too).
+        const handed = this.socket.bytesWritten - this.socket.writableLength;
+        if (this.socket.writableLength === 0 || handed !== this.#handed) this.#lastDrain = now;
+        this.#handed = handed;
         if (this.#reader && this.#session?.transport === "tcp") {
           // Written to all the time, a TCP reader may send nothing back; but what we write must go somewhere.
           if (now - this.#lastDrain > l.idleTimeoutMs)
