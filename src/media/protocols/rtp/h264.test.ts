@@ -105,3 +105,24 @@ test("thousands of tiny NAL units under one timestamp are given up past MAX_UNIT
   assert.deepEqual(d.push({ sequenceNumber: seq++, timestamp: 1, marker: true, payload: Buffer.from([0x61, 0]) }), []);
   assert.equal(d.dropped, 1);
 });
+
+test("a sender that restarts its sequence numbers further back is followed after a short run, not dropped for 32k packets", () => {
+  const d = new H264Depacketizer();
+  let units = 0;
+  const unit = (seq: number, ts: number) =>
+    (units += d.push({
+      sequenceNumber: seq & 0xffff,
+      timestamp: ts,
+      marker: true,
+      payload: Buffer.from([0x65, 1]),
+    }).length);
+  for (let i = 0; i < 10; i++) unit(20_000 + i, i * 3000);
+  assert.equal(units, 10);
+  // Restarted at 100 (20,000 behind): a few are taken as late, then the new numbering is followed.
+  for (let i = 0; i < 200; i++) unit(100 + i, 100_000 + i * 3000);
+  assert.ok(units >= 10 + 200 - 64, `${units - 10} of 200 units after the restart`);
+  // A late duplicate now and then is still ignored.
+  const late = d.late;
+  unit(250, 1);
+  assert.equal(d.late, late + 1);
+});

@@ -31,9 +31,13 @@ export const MAX_UNIT_BYTES = 16 * 1024 * 1024;
 /** NAL units per access unit beyond which it is dropped (a stream of tiny NAL units under one timestamp). */
 export const MAX_UNIT_NALS = 4096;
 
+/** Packets in a row numbered at or before the last one, after which the numbering is taken as restarted. */
+export const MAX_LATE_RUN = 64;
+
 export abstract class NalDepacketizer {
   protected nals: Buffer[] = [];
   #bytes = 0;
+  #lateRun = 0;
   #fu: Buffer[] | undefined;
   #ts: number | undefined;
   #seq: number | undefined;
@@ -48,12 +52,14 @@ export abstract class NalDepacketizer {
     if (this.#seq !== undefined) {
       const step = ((p.sequenceNumber - this.#seq) << 16) >> 16;
       // A duplicate (a retransmission) or a packet that arrives after later ones: its unit is already gone.
-      if (step <= 0) {
+      // Many in a row are a sender that restarted its numbering further back: followed from there.
+      if (step <= 0 && ++this.#lateRun < MAX_LATE_RUN) {
         this.late++;
         return out;
       }
-      if (step > 1 && (this.nals.length > 0 || this.#fu)) this.broken = true;
+      if (step !== 1 && (this.nals.length > 0 || this.#fu)) this.broken = true;
     }
+    this.#lateRun = 0;
     if (this.#ts !== undefined && p.timestamp !== this.#ts) this.#finish(out);
     this.#seq = p.sequenceNumber;
     this.#ts = p.timestamp;
