@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import { silentLogger } from "../../../core/logger.ts";
 import { Hub } from "../../hub.ts";
 import { encodeStreamId, HS_CONCLUSION, HS_INDUCTION } from "./handshake.ts";
-import { SrtServer } from "./server.ts";
+import { MAX_PEER_LATENCY_MS, SrtServer } from "./server.ts";
 
 const hub = new Hub({ readerQueue: 64, gopCache: 64 });
 let server: SrtServer;
@@ -33,7 +33,7 @@ before(async () => {
 
 after(() => server.close());
 
-function handshake(type: number, socketId: number, isn: number, cookie = 0, streamId?: string): Buffer {
+function handshake(type: number, socketId: number, isn: number, cookie = 0, streamId?: string, latency = 120): Buffer {
   const sid = streamId === undefined ? Buffer.alloc(0) : encodeStreamId(streamId);
   const conclusion = type === HS_CONCLUSION;
   const b = Buffer.alloc(64 + (conclusion ? 16 + 4 + sid.length : 0));
@@ -51,7 +51,7 @@ function handshake(type: number, socketId: number, isn: number, cookie = 0, stre
     b.writeUInt16BE(3, 66);
     b.writeUInt32BE(0x010500, 68);
     b.writeUInt32BE(0x3f, 72);
-    b.writeUInt32BE((120 << 16) | 120, 76);
+    b.writeUInt32BE(((latency << 16) | latency) >>> 0, 76);
     b.writeUInt16BE(5, 80);
     b.writeUInt16BE(sid.length / 4, 82);
     sid.copy(b, 84);
@@ -68,7 +68,7 @@ async function until(what: string, cond: () => boolean, ms = 20_000): Promise<vo
 }
 
 /** A caller that completes the handshake for `streamId`; `got` collects what the listener sends it. */
-async function caller(streamId: string) {
+async function caller(streamId: string, latency = 120) {
   const s: Socket = createSocket("udp4");
   const got: Buffer[] = [];
   s.on("message", (m) => got.push(m));
@@ -78,11 +78,13 @@ async function caller(streamId: string) {
   s.send(handshake(HS_INDUCTION, socketId, isn), server.port, "127.0.0.1");
   await until("the induction answer", () => got.length > 0);
   const cookie = (got.shift() as Buffer).readUInt32BE(44);
-  s.send(handshake(HS_CONCLUSION, socketId, isn, cookie, streamId), server.port, "127.0.0.1");
+  s.send(handshake(HS_CONCLUSION, socketId, isn, cookie, streamId, latency), server.port, "127.0.0.1");
   await until("the conclusion answer", () => got.length > 0);
   const answer = got.shift() as Buffer;
   assert.equal(answer.readUInt32BE(36), HS_CONCLUSION, "accepted");
-  return { s, got, isn, serverId: answer.readUInt32BE(40) };
+  // HSRSP after the CIF: ours receiving << 16 | ours sending.
+  const lat = answer.readUInt32BE(64 + 12);
+  return { s, got, isn, serverId: answer.readUInt32BE(40), rcvLatency: lat >>> 16, sndLatency: lat & 0xffff };
 }
 
 test("a publisher whose bytes make the TS consumer throw loses its session, not the process", async () => {
@@ -106,4 +108,14 @@ test("a publisher whose bytes make the TS consumer throw loses its session, not 
   const next = await caller("publish:t/next");
   assert.equal(server.sessions.size, 1);
   next.s.close();
+});
+
+test("a caller asking for 65 s of latency each way gets the cap: the listener holds packets that long at most", async () => {
+  const c = await caller("publish:t/latency", 65535);
+  assert.equal(c.rcvLatency, MAX_PEER_LATENCY_MS);
+  assert.equal(c.sndLatency, MAX_PEER_LATENCY_MS);
+  c.s.close();
+  const d = await caller("publish:t/latency2", 500);
+  assert.deepEqual([d.rcvLatency, d.sndLatency], [500, 500], "what a caller may ask for is kept");
+  d.s.close();
 });

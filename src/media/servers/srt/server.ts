@@ -100,6 +100,8 @@ const REJECTED_MS = 5000;
 const MAX_REJECTED = 1024;
 /** Access checks running at once; conclusions beyond it are dropped (the caller retransmits). */
 const MAX_CHECKING = 64;
+/** The most latency a caller may ask for (ms); libsrt's default is 120, long-haul links use a few seconds. */
+export const MAX_PEER_LATENCY_MS = 8000;
 /** Key material unwraps needing a fresh PBKDF2, per second, for all callers (see KdfBudget). */
 const KDF_PER_SECOND = 64;
 /** Wake-ups fall on this grid (ms): whatever comes due within one slot is handled in one wake-up, a bit late. */
@@ -342,9 +344,10 @@ export class SrtServer {
         return;
       }
     }
-    // Latency: the larger of ours and what the caller proposes, each way.
-    const rcvLatencyMs = Math.max(this.#l.latencyMs, hsreq.sndLatency);
-    const sndLatencyMs = Math.max(this.#l.latencyMs, hsreq.rcvLatency);
+    // Latency: the larger of ours and what the caller proposes, each way, the caller's capped: it sets how long
+    // packets are held for delivery or retransmission (up to 65 s each way asked, for every session).
+    const rcvLatencyMs = Math.max(this.#l.latencyMs, Math.min(MAX_PEER_LATENCY_MS, hsreq.sndLatency));
+    const sndLatencyMs = Math.max(this.#l.latencyMs, Math.min(MAX_PEER_LATENCY_MS, hsreq.rcvLatency));
     let socketId = randomInt(1, 0x3fffffff);
     while ([...this.sessions.values()].some((s) => s.socketId === socketId)) socketId = randomInt(1, 0x3fffffff);
     const response = conclusionResponse(msg, {
