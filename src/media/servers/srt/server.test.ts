@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import { after, before, test } from "node:test";
-import { silentLogger } from "../../../core/logger.ts";
+import { createLogger, silentLogger } from "../../../core/logger.ts";
 import { Hub } from "../../hub.ts";
 import { encodeStreamId, HS_CONCLUSION, HS_INDUCTION } from "./handshake.ts";
 import { MAX_PEER_LATENCY_MS, SrtServer } from "./server.ts";
@@ -118,4 +118,44 @@ test("a caller asking for 65 s of latency each way gets the cap: the listener ho
   const d = await caller("publish:t/latency2", 500);
   assert.deepEqual([d.rcvLatency, d.sndLatency], [500, 500], "what a caller may ask for is kept");
   d.s.close();
+});
+
+test("a publisher's broken MPEG-TS is logged at most once a second, however many packets are broken", async () => {
+  const lines: string[] = [];
+  const logged = await SrtServer.start({
+    host: "127.0.0.1",
+    port: 0,
+    hub,
+    log: createLogger({ write: (l) => lines.push(l) }),
+  });
+  const saved = server;
+  server = logged; // caller() talks to `server`
+  let c: Awaited<ReturnType<typeof caller>> | undefined;
+  try {
+    c = await caller("publish:t/broken-ts");
+    // 200 datagrams of 7 TS packets whose continuity counters jump on a PID the PMT never named, and on PID 0.
+    for (let i = 0; i < 200; i++) {
+      const d = Buffer.alloc(16 + 7 * 188);
+      d.writeUInt32BE((c.isn + i) & 0x7fffffff, 0);
+      d.writeUInt32BE((0xc0000000 | (i + 1)) >>> 0, 4);
+      d.writeUInt32BE(i * 100, 8);
+      d.writeUInt32BE(c.serverId, 12);
+      for (let k = 0; k < 7; k++) {
+        const o = 16 + k * 188;
+        d[o] = 0x47;
+        d[o + 1] = 0x80; // transport_error_indicator: reported by the demuxer
+        d[o + 3] = 0x10 | ((i + k * 3) & 0x0f);
+      }
+      c.s.send(d, logged.port, "127.0.0.1");
+    }
+    await until("the TS errors to be reported", () => lines.some((l) => l.includes("MPEG-TS")));
+    const conn = [...logged.sessions.values()][0]?.conn;
+    await until("all 200 delivered", () => conn?.stats.packetsReceived === 200 && conn.buffered.rcv === 0);
+    const ts = lines.filter((l) => l.includes("MPEG-TS"));
+    assert.ok(ts.length <= 2, `${ts.length} lines for 1,400 broken packets`);
+  } finally {
+    c?.s.close();
+    server = saved;
+    await logged.close();
+  }
 });
