@@ -151,3 +151,31 @@ describe("TsDemuxer on ffmpeg's MPEG-TS", () => {
     assert.ok(errors.length > 0);
   });
 });
+
+it("H.265 whose in-band SPS cannot be read: reported, and no frame goes out without its SequenceStart", async () => {
+  const { TsMuxer } = await import("./mux.ts");
+  const { exVideoTag, FOURCC_HEVC, VIDEO_PACKET } = await import("../flv/ex-video.ts");
+  const { videoFrame } = await import("../flv/tag.ts");
+  const mux = new TsMuxer();
+  // An hvcC without parameter sets: the muxer takes it; the samples carry VPS, a 4-byte SPS, PPS and the IDR.
+  const rec = Buffer.alloc(23);
+  rec[0] = 1;
+  mux.frame(videoFrame(0, exVideoTag(VIDEO_PACKET.SequenceStart, FOURCC_HEVC, true, rec)));
+  const nal = (type: number, size: number) =>
+    Buffer.concat([Buffer.from([type << 1, 1]), Buffer.alloc(size - 2, 0x55)]);
+  const sample = [nal(32, 24), nal(33, 4), nal(34, 8), nal(19, 500)];
+  const body = Buffer.concat(sample.map((n) => Buffer.concat([Buffer.from([0, 0, 0, n.length]), n])));
+  const ts = [0, 40, 80].map((dts) =>
+    mux.frame(videoFrame(dts, exVideoTag(VIDEO_PACKET.CodedFrames, FOURCC_HEVC, true, body))),
+  );
+  const frames: Frame[] = [];
+  const errors: string[] = [];
+  const d = new TsDemuxer((f) => frames.push(f), { onError: (e) => errors.push(e.message) });
+  for (const b of ts) d.push(b);
+  d.end();
+  assert.ok(
+    errors.some((e) => /SPS too short/.test(e)),
+    errors.join("; "),
+  );
+  assert.deepEqual(frames, [], "nothing: no usable configuration");
+});

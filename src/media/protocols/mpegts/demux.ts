@@ -375,8 +375,10 @@ export class TsDemuxer {
     if (es.vps && es.sps && es.pps) {
       const params = Buffer.concat([es.vps, es.sps, es.pps]);
       if (!es.config?.equals(params)) {
-        es.config = params;
+        // Built first: an unreadable SPS throws here (this PES is dropped and reported) and leaves no config set,
+        // so no frame goes out without its SequenceStart and the next parameter sets are tried again.
         const rec = hevcConfigRecord(es.vps, es.sps, es.pps);
+        es.config = params;
         this.#onFrame(videoFrame(ms, exVideoTag(VIDEO_PACKET.SequenceStart, FOURCC_HEVC, true, rec)));
       }
     }

@@ -37,3 +37,20 @@ test("a unit fragmented over packets is joined at the marker; a short or lying p
   assert.deepEqual(d.push(Buffer.from([0, 16, 0xff, 0xf8, 1, 2]), 7, true), [], "size beyond the packet, marker set");
   assert.equal(d.dropped, 2);
 });
+
+test("AU header lengths an SDP can give that would read nothing (sizelength 0) are refused, not looped on", () => {
+  assert.throws(() => new AacDepacketizer({ sizeLength: 0, indexLength: 0, indexDeltaLength: 0 }), /sizelength 0/);
+  assert.throws(() => new AacDepacketizer({ sizeLength: 33, indexLength: 3, indexDeltaLength: 3 }));
+});
+
+test("fragments that never end (no marker, same timestamp) are dropped once past the announced size", () => {
+  const d = new AacDepacketizer();
+  const head = Buffer.from([0, 16, (3000 << 3) >> 8, (3000 << 3) & 0xff]);
+  for (let i = 0; i < 10_000; i++) assert.deepEqual(d.push(Buffer.concat([head, Buffer.alloc(1000)]), 5, false), []);
+  assert.equal(d.dropped, 2500, "every fourth 1000-byte fragment of a 3000-byte unit overflows it");
+  // A size beyond what any AAC frame has (32-bit size length): dropped at once.
+  const big = new AacDepacketizer({ sizeLength: 32, indexLength: 0, indexDeltaLength: 0 });
+  const p = Buffer.concat([Buffer.from([0, 32, 0x7f, 0xff, 0xff, 0xff]), Buffer.alloc(100)]);
+  assert.deepEqual(big.push(p, 1, false), []);
+  assert.equal(big.dropped, 1);
+});

@@ -13,6 +13,9 @@ export interface AuParams {
 
 export const AAC_HBR: AuParams = { sizeLength: 13, indexLength: 3, indexDeltaLength: 3 };
 
+/** An access unit joined from fragments larger than this is dropped (an AAC frame is at most 8191 bytes in ADTS). */
+export const MAX_AAC_UNIT = 64 * 1024;
+
 export interface AacUnits {
   /** Access units in order; the i-th is 1024 * i samples after the packet's timestamp. */
   units: Buffer[];
@@ -32,11 +35,16 @@ export class AacDepacketizer {
   readonly #p: AuParams;
   #frag: Buffer[] | undefined;
   #fragSize = 0;
+  #fragBytes = 0;
   #fragTs = 0;
   /** Packets that could not be read. */
   dropped = 0;
 
   constructor(p: AuParams = AAC_HBR) {
+    // A zero size length reads no header at all: the header loop would never end (an SDP can say sizelength=0).
+    const bits = (n: number) => Number.isInteger(n) && n >= 0 && n <= 32;
+    if (!bits(p.sizeLength) || !bits(p.indexLength) || !bits(p.indexDeltaLength) || p.sizeLength < 1)
+      throw new Error(`AAC AU headers: sizelength ${p.sizeLength} / indexlength ${p.indexLength} not usable`);
     this.#p = p;
   }
 
@@ -56,12 +64,17 @@ export class AacDepacketizer {
     if (sizes.length === 0) return this.#drop();
     // One unit larger than this packet: a fragment; the rest follows in packets with the same timestamp.
     if (sizes.length === 1 && (sizes[0] as number) > data.length) {
+      if ((sizes[0] as number) > MAX_AAC_UNIT) return this.#drop();
       if (!this.#frag || this.#fragTs !== timestamp) {
         this.#frag = [];
+        this.#fragBytes = 0;
         this.#fragTs = timestamp;
         this.#fragSize = sizes[0] as number;
       }
       this.#frag.push(data);
+      this.#fragBytes += data.length;
+      // More fragments than the announced size (a peer that never sets the marker): given up, not kept.
+      if (this.#fragBytes > this.#fragSize) return this.#drop();
       if (!marker) return [];
       const unit = Buffer.concat(this.#frag);
       this.#frag = undefined;

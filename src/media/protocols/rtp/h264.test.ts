@@ -74,3 +74,55 @@ test("AVC config record and AVCC samples round trip", () => {
   assert.equal(avcCts(f.data), -80);
   assert.deepEqual(avccNals(f.data.subarray(5), 4), [nal(5, 9), nal(6, 3)]);
 });
+
+test("an access unit that never ends (same timestamp, no marker) is given up past MAX_UNIT_BYTES, memory stays bounded", () => {
+  const d = new H264Depacketizer();
+  const fu = (start: boolean) => Buffer.concat([Buffer.from([0x7c, start ? 0x85 : 0x05]), Buffer.alloc(60_000)]);
+  const single = Buffer.concat([Buffer.from([0x61]), Buffer.alloc(60_000)]);
+  let seq = 0;
+  const before = process.memoryUsage().arrayBuffers;
+  // 2 x 600 MB of payload views under one timestamp: a fragmented NAL unit, then single NAL units.
+  for (const payload of [fu(true), single]) {
+    for (let i = 0; i < 10_000; i++) {
+      const p = i === 0 ? payload : payload === single ? single : fu(false);
+      assert.deepEqual(d.push({ sequenceNumber: seq++ & 0xffff, timestamp: 7, marker: false, payload: p }), []);
+    }
+  }
+  assert.ok(process.memoryUsage().arrayBuffers - before < 200 * 1024 * 1024, "payloads were not all kept");
+  // The unit ends (marker): dropped, and the next one goes through.
+  d.push({ sequenceNumber: seq++ & 0xffff, timestamp: 7, marker: true, payload: single });
+  assert.equal(d.dropped, 1);
+  const out = d.push({ sequenceNumber: seq++ & 0xffff, timestamp: 8, marker: true, payload: Buffer.from([0x65, 1]) });
+  assert.equal(out.length, 1);
+  assert.equal(out[0]?.nals.length, 1);
+});
+
+test("thousands of tiny NAL units under one timestamp are given up past MAX_UNIT_NALS", () => {
+  const d = new H264Depacketizer();
+  let seq = 0;
+  for (let i = 0; i < 10_000; i++)
+    d.push({ sequenceNumber: seq++, timestamp: 1, marker: false, payload: Buffer.from([0x61, 0]) });
+  assert.deepEqual(d.push({ sequenceNumber: seq++, timestamp: 1, marker: true, payload: Buffer.from([0x61, 0]) }), []);
+  assert.equal(d.dropped, 1);
+});
+
+test("a sender that restarts its sequence numbers further back is followed after a short run, not dropped for 32k packets", () => {
+  const d = new H264Depacketizer();
+  let units = 0;
+  const unit = (seq: number, ts: number) =>
+    (units += d.push({
+      sequenceNumber: seq & 0xffff,
+      timestamp: ts,
+      marker: true,
+      payload: Buffer.from([0x65, 1]),
+    }).length);
+  for (let i = 0; i < 10; i++) unit(20_000 + i, i * 3000);
+  assert.equal(units, 10);
+  // Restarted at 100 (20,000 behind): a few are taken as late, then the new numbering is followed.
+  for (let i = 0; i < 200; i++) unit(100 + i, 100_000 + i * 3000);
+  assert.ok(units >= 10 + 200 - 64, `${units - 10} of 200 units after the restart`);
+  // A late duplicate now and then is still ignored.
+  const late = d.late;
+  unit(250, 1);
+  assert.equal(d.late, late + 1);
+});

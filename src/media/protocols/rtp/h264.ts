@@ -26,8 +26,18 @@ export interface AccessUnit {
  * the timestamp changes (a lost marker). A sequence gap drops the unit being built: the caller then waits for the
  * next IDR, so it never emits a unit with holes in it.
  */
+/** An access unit (or one fragmented NAL unit) growing past this is dropped: a peer that never ends one. */
+export const MAX_UNIT_BYTES = 16 * 1024 * 1024;
+/** NAL units per access unit beyond which it is dropped (a stream of tiny NAL units under one timestamp). */
+export const MAX_UNIT_NALS = 4096;
+
+/** Packets in a row numbered at or before the last one, after which the numbering is taken as restarted. */
+export const MAX_LATE_RUN = 64;
+
 export abstract class NalDepacketizer {
   protected nals: Buffer[] = [];
+  #bytes = 0;
+  #lateRun = 0;
   #fu: Buffer[] | undefined;
   #ts: number | undefined;
   #seq: number | undefined;
@@ -42,16 +52,25 @@ export abstract class NalDepacketizer {
     if (this.#seq !== undefined) {
       const step = ((p.sequenceNumber - this.#seq) << 16) >> 16;
       // A duplicate (a retransmission) or a packet that arrives after later ones: its unit is already gone.
-      if (step <= 0) {
+      // Many in a row are a sender that restarted its numbering further back: followed from there.
+      if (step <= 0 && ++this.#lateRun < MAX_LATE_RUN) {
         this.late++;
         return out;
       }
-      if (step > 1 && (this.nals.length > 0 || this.#fu)) this.broken = true;
+      if (step !== 1 && (this.nals.length > 0 || this.#fu)) this.broken = true;
     }
+    this.#lateRun = 0;
     if (this.#ts !== undefined && p.timestamp !== this.#ts) this.#finish(out);
     this.#seq = p.sequenceNumber;
     this.#ts = p.timestamp;
-    this.payload(p.payload);
+    if (!this.broken) {
+      this.#bytes += p.payload.length;
+      if (this.#bytes > MAX_UNIT_BYTES) this.#giveUp();
+      else {
+        this.payload(p.payload);
+        if (this.nals.length > MAX_UNIT_NALS) this.#giveUp();
+      }
+    }
     if (p.marker) this.#finish(out);
     return out;
   }
@@ -90,12 +109,20 @@ export abstract class NalDepacketizer {
     }
   }
 
+  /** The unit is too big: what was collected is let go now, the rest of it ignored up to its end. */
+  #giveUp(): void {
+    this.broken = true;
+    this.nals = [];
+    this.#fu = undefined;
+  }
+
   #finish(out: AccessUnit[]): void {
     if (this.broken) this.dropped++;
     else if (this.nals.length > 0 && this.#ts !== undefined) out.push({ timestamp: this.#ts, nals: this.nals });
     this.nals = [];
     this.#fu = undefined;
     this.broken = false;
+    this.#bytes = 0;
     this.#ts = undefined;
   }
 }

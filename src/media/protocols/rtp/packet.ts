@@ -64,7 +64,9 @@ export function parseSenderReport(b: Buffer): SenderReport | undefined {
     const len = (b.readUInt16BE(i + 2) + 1) * 4;
     if ((b[i] as number) >> 6 !== 2 || i + len > b.length) return undefined;
     if (b[i + 1] === 200 && len >= 28) {
-      const s = b.readUInt32BE(i + 8);
+      // NTP seconds wrap in February 2036 (era 1): a value with the top bit clear is after it (RFC 4330 3).
+      const w = b.readUInt32BE(i + 8);
+      const s = w >= 0x80000000 ? w : w + 2 ** 32;
       const f = b.readUInt32BE(i + 12);
       return {
         ssrc: b.readUInt32BE(i + 4),

@@ -77,3 +77,45 @@ test("SDP tracks: codec, clock, channels, fmtp and control", () => {
   assert.equal(t[0]?.control, "streamid=0");
   assert.deepEqual([t[1]?.codec, t[1]?.clockRate, t[1]?.channels, t[1]?.fmtp.get("config")], ["AAC", 44100, 2, "1210"]);
 });
+
+test("Transport: interleaved channels must fit the $ frame's byte, client ports must be sendable (1..65535)", () => {
+  assert.deepEqual(parseTransport("RTP/AVP/TCP;unicast;interleaved=300-301")?.interleaved, undefined);
+  assert.deepEqual(parseTransport("RTP/AVP/TCP;unicast;interleaved=255")?.interleaved, undefined, "255 and 256");
+  assert.deepEqual(parseTransport("RTP/AVP/TCP;unicast;interleaved=254")?.interleaved, [254, 255]);
+  assert.deepEqual(parseTransport("RTP/AVP/TCP;unicast;interleaved=1.5-2")?.interleaved, undefined);
+  for (const bad of ["0-1", "5000-0", "0", "65535", "70000-70001", "-1", "5000-x"])
+    assert.equal(parseTransport(`RTP/AVP;unicast;client_port=${bad}`)?.clientPort, undefined, bad);
+  assert.deepEqual(parseTransport("RTP/AVP;unicast;client_port=5000-5001")?.clientPort, [5000, 5001]);
+  assert.deepEqual(parseTransport("RTP/AVP;unicast;client_port=5000")?.clientPort, [5000, 5001]);
+});
+
+test("a $ frame or a body arriving a byte at a time is joined once, not copied again for every byte", () => {
+  const p = new RtspParser({ maxHead: 1024, maxHeaders: 8, maxBody: 65535 });
+  const frame = Buffer.concat([Buffer.from([0x24, 3, 0xff, 0xff]), Buffer.alloc(0xffff, 9)]);
+  const body = Buffer.alloc(60_000, 0x61);
+  const req = Buffer.concat([
+    Buffer.from(`SET_PARAMETER * RTSP/1.0\r\nCSeq: 4\r\nContent-Length: ${body.length}\r\n\r\n`),
+    body,
+  ]);
+  const bytes = Buffer.concat([frame, req, frame]);
+  const concat = Buffer.concat;
+  let copied = 0;
+  Buffer.concat = (list: readonly Uint8Array[], total?: number) => {
+    const b = concat(list, total);
+    copied += b.length;
+    return b;
+  };
+  const out = [];
+  try {
+    for (let i = 0; i < bytes.length; i++) out.push(...p.push(bytes.subarray(i, i + 1)));
+  } finally {
+    Buffer.concat = concat;
+  }
+  assert.equal(out.length, 3);
+  assert.equal((out[0] as { data: Buffer }).data.length, 0xffff);
+  assert.equal((out[1] as { body: Buffer }).body.length, body.length);
+  assert.equal((out[2] as { channel: number }).channel, 3);
+  // Each byte costs a copy of the head only (at most maxHead per byte); the frames and body are joined whole.
+  assert.ok(copied < 10 * bytes.length, `${copied} bytes copied for ${bytes.length} received`);
+  assert.equal(p.held, 0);
+});

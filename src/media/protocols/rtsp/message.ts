@@ -58,6 +58,11 @@ const CRLF2 = Buffer.from("\r\n\r\n");
 export class RtspParser {
   readonly #limits: ParseLimits;
   #buf: Buffer = Buffer.alloc(0);
+  /** Bytes received after #buf, not joined yet: a $ frame or a body is joined once it is whole, not per chunk. */
+  #more: Buffer[] = [];
+  #moreBytes = 0;
+  /** Bytes #buf must hold before the next message can be complete (0: unknown, try every chunk). */
+  #need = 0;
 
   constructor(limits: ParseLimits) {
     this.#limits = limits;
@@ -65,12 +70,22 @@ export class RtspParser {
 
   /** Bytes held waiting for the rest of a message. */
   get held(): number {
-    return this.#buf.length;
+    return this.#buf.length + this.#moreBytes;
   }
 
   /** Feed bytes (copied: the caller may reuse `d`); returns the complete messages. */
   push(d: Buffer): (RtspRequest | Interleaved)[] {
-    this.#buf = this.#buf.length === 0 ? Buffer.from(d) : Buffer.concat([this.#buf, d]);
+    if (this.#buf.length + this.#moreBytes + d.length < this.#need) {
+      // Still short of the frame or body under way: kept as is (joining every chunk would copy it over and over).
+      this.#more.push(Buffer.from(d));
+      this.#moreBytes += d.length;
+      return [];
+    }
+    this.#buf =
+      this.#buf.length === 0 && this.#moreBytes === 0 ? Buffer.from(d) : Buffer.concat([this.#buf, ...this.#more, d]);
+    this.#more = [];
+    this.#moreBytes = 0;
+    this.#need = 0;
     const out: (RtspRequest | Interleaved)[] = [];
     for (;;) {
       const m = this.#next();
@@ -86,7 +101,10 @@ export class RtspParser {
     if (b[0] === 0x24) {
       if (b.length < 4) return undefined;
       const len = b.readUInt16BE(2);
-      if (b.length < 4 + len) return undefined;
+      if (b.length < 4 + len) {
+        this.#need = 4 + len;
+        return undefined;
+      }
       const data = b.subarray(4, 4 + len);
       this.#buf = b.subarray(4 + len);
       return { channel: b[1] as number, data };
@@ -121,7 +139,10 @@ export class RtspParser {
     const len = cl === undefined ? 0 : Number(cl);
     if (!Number.isInteger(len) || len < 0) throw new RtspError(400, "bad Content-Length");
     if (len > this.#limits.maxBody) throw new RtspError(413, "body too large");
-    if (b.length < end + 4 + len) return undefined;
+    if (b.length < end + 4 + len) {
+      this.#need = end + 4 + len;
+      return undefined;
+    }
     const body = Buffer.from(b.subarray(end + 4, end + 4 + len));
     this.#buf = b.subarray(end + 4 + len);
     return { method: m[1] as string, url: m[2] as string, headers, body };
@@ -164,12 +185,12 @@ export interface Transport {
   record: boolean;
 }
 
-const pair = (v: string | undefined): [number, number] | undefined => {
-  if (!v) return undefined;
-  const [a, b] = v.split("-").map(Number);
-  if (!Number.isInteger(a) || (a as number) < 0 || (a as number) > 65535) return undefined;
-  const second = b === undefined || Number.isNaN(b) ? (a as number) + 1 : b;
-  return second > 65535 ? undefined : [a as number, second];
+/** `a-b` (or `a`: a and a+1), both integers in min..max; undefined otherwise. */
+const pair = (v: string | undefined, min: number, max: number): [number, number] | undefined => {
+  if (!v || !/^\d{1,5}(-\d{1,5})?$/.test(v.trim())) return undefined;
+  const [a, b] = v.trim().split("-").map(Number) as [number, number | undefined];
+  const second = b ?? a + 1;
+  return a < min || a > max || second < min || second > max ? undefined : [a, second];
 };
 
 /** The first transport of a Transport header we can serve (RTP/AVP over UDP or TCP); undefined: none. */
@@ -184,8 +205,9 @@ export function parseTransport(header: string | undefined): Transport | undefine
     const t: Transport = {
       tcp: proto === "RTP/AVP/TCP",
       multicast: params.has("multicast"),
-      interleaved: pair(params.get("interleaved")),
-      clientPort: pair(params.get("client_port")),
+      // A `$` frame's channel is one byte; a UDP port 0 cannot be sent to.
+      interleaved: pair(params.get("interleaved"), 0, 255),
+      clientPort: pair(params.get("client_port"), 1, 65535),
       record: (params.get("mode") ?? "").replace(/"/g, "").toLowerCase() === "record",
     };
     if (!t.multicast) return t;

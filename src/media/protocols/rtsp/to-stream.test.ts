@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DecodeOrder, REORDER_WINDOW } from "./to-stream.ts";
+import { parseSdp } from "./sdp.ts";
+import { checkTracks, DecodeOrder, REORDER_WINDOW } from "./to-stream.ts";
 
 test("without B-frames dts = pts; after the first units nothing is held back", () => {
   const d = new DecodeOrder<number>();
@@ -28,4 +29,13 @@ test("B-frames (x264 B-pyramid order): monotonic dts, never after pts, every uni
   assert.ok(out.length >= sent.length - REORDER_WINDOW);
   for (let i = 1; i < out.length; i++) assert.ok((out[i]?.dts ?? 0) >= (out[i - 1]?.dts ?? 0), "monotonic");
   for (const o of out) assert.ok(o.cts >= 0, `cts ${o.cts} of unit ${o.v}`);
+});
+
+test("an AAC track whose AU headers would read nothing (sizelength=0) is refused at ANNOUNCE", () => {
+  const sdp = (fmtp: string) =>
+    parseSdp(`v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\na=fmtp:97 config=1190;${fmtp}\r\n`);
+  assert.throws(() => checkTracks(sdp("sizelength=0;indexlength=0;indexdeltalength=0")), /sizelength/);
+  assert.throws(() => checkTracks(sdp("sizelength=33")), /sizelength/);
+  checkTracks(sdp("sizelength=13;indexlength=3;indexdeltalength=3"));
+  checkTracks(sdp("mode=AAC-hbr"));
 });

@@ -39,6 +39,12 @@ export function checkTracks(tracks: SdpTrack[]): void {
     if (t.clockRate <= 0) throw new Error(`${t.kind} track has no clock rate`);
     if (t.codec === "AAC" && !/^[0-9a-f]+$/i.test(t.fmtp.get("config") ?? ""))
       throw new Error("AAC track without its config (fmtp config=)");
+    if (
+      t.codec === "AAC" &&
+      t.fmtp.has("sizelength") &&
+      !/^([1-9]|[12][0-9]|3[0-2])$/.test(t.fmtp.get("sizelength") ?? "")
+    )
+      throw new Error("AAC track with a sizelength outside 1..32");
   }
 }
 

@@ -7,7 +7,9 @@
  * Limits, so unauthenticated peers cannot take memory or sockets: requests are bounded (head, header count,
  * body), a connection must be recording or playing within the handshake timeout and may send only so many
  * requests and interleaved bytes before that, and one whose peer goes quiet (no request, no RTP/RTCP) for the
- * idle timeout is closed; a TCP reader is exempt while it is being written to. Bad bytes close this connection only.
+ * idle timeout is closed; a TCP reader is exempt while what is written to it drains (one that stops reading is
+ * closed after the idle timeout too). A peer that sends requests faster than it reads the answers is not read
+ * until they drain. Bad bytes, and anything a peer's packets make throw, close this connection only.
  */
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
@@ -93,6 +95,19 @@ export function splitUrl(url: string): { rest: string; query: string } | undefin
   return { rest: `${u.slice(0, q).replace(/\/+$/, "")}/${query.slice(slash + 1)}`, query: query.slice(0, slash) };
 }
 
+/** Resolves at the socket's next 'drain' or its 'close', whichever comes first; the other listener is removed. */
+export function drainedOrClosed(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off("drain", done);
+      socket.off("close", done);
+      resolve();
+    };
+    socket.once("drain", done);
+    socket.once("close", done);
+  });
+}
+
 const plainIp = (ip: string) => (ip.startsWith("::ffff:") ? ip.slice(7) : ip);
 
 export class RtspConn {
@@ -108,6 +123,11 @@ export class RtspConn {
   #requests = 0;
   #preStartBytes = 0;
   #lastActivity = Date.now();
+  /** Last time the socket had nothing unsent or drained it (a TCP reader's liveness). */
+  #lastDrain = Date.now();
+  #handed = 0;
+  /** Reading stopped until the socket drains (the peer does not read what it asked for). */
+  #paused = false;
   #startTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #srTimer: NodeJS.Timeout | undefined;
@@ -131,13 +151,30 @@ export class RtspConn {
     );
     this.#idleTimer = setInterval(
       () => {
-        if (this.#reader && this.#session?.transport === "tcp") return;
-        if (Date.now() - this.#lastActivity > l.idleTimeoutMs)
-          this.close(`nothing received for ${l.idleTimeoutMs / 1000} s`);
+        const now = Date.now();
+        // Progress: nothing left unsent, or more handed to the kernel since the last look (bytesWritten counts
+        // what is still queued too).
+        const handed = this.socket.bytesWritten - this.socket.writableLength;
+        if (this.socket.writableLength === 0 || handed !== this.#handed) this.#lastDrain = now;
+        this.#handed = handed;
+        if (this.#reader && this.#session?.transport === "tcp") {
+          // Written to all the time, a TCP reader may send nothing back; but what we write must go somewhere.
+          if (now - this.#lastDrain > l.idleTimeoutMs)
+            this.close(`nothing written could be sent for ${l.idleTimeoutMs / 1000} s`);
+          return;
+        }
+        if (now - this.#lastActivity > l.idleTimeoutMs) this.close(`nothing received for ${l.idleTimeoutMs / 1000} s`);
       },
       Math.min(5000, l.idleTimeoutMs),
     );
     socket.on("data", (d: Buffer) => this.#onData(d));
+    socket.on("drain", () => {
+      this.#lastDrain = Date.now();
+      if (this.#paused && !this.#closed) {
+        this.#paused = false;
+        socket.resume();
+      }
+    });
     socket.on("error", () => {});
     socket.on("close", () => this.#cleanup());
   }
@@ -211,6 +248,20 @@ export class RtspConn {
           .catch((e) => this.close(`request failed: ${(e as Error).message}`));
       }
     }
+    // Answers pile up unsent (pipelined requests, never read): stop reading until they drain.
+    if (!this.#closed && !this.#paused && this.socket.writableLength > TCP_HIGH_WATER) {
+      this.#paused = true;
+      this.socket.pause();
+    }
+  }
+
+  /** Runs what a peer's packet triggers (depacketizing, publishing); a throw closes this connection only. */
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.close(`${what} failed: ${(e as Error).message}`);
+    }
   }
 
   #onInterleaved(channel: number, data: Buffer): void {
@@ -220,15 +271,16 @@ export class RtspConn {
       if (this.#preStartBytes > PRE_START_BYTES) this.close("interleaved data before RECORD or PLAY");
       return;
     }
-    if (!s || !this.#toStream) return; // a reader's RTCP receiver reports: liveness only
+    const to = this.#toStream;
+    if (!s || !to) return; // a reader's RTCP receiver reports: liveness only
     for (const [i, t] of s.setup) {
       if (!t.tcp) continue;
       if (channel === t.tcp[0]) {
         const p = parseRtp(data);
-        if (p) this.#toStream.push(i, p);
+        if (p) this.#guard("rtp", () => to.push(i, p));
       } else if (channel === t.tcp[1]) {
         const sr = parseSenderReport(data);
-        if (sr) this.#toStream.report(i, sr);
+        if (sr) this.#guard("rtcp", () => to.report(i, sr));
       }
     }
   }
@@ -481,14 +533,16 @@ export class RtspConn {
     pair.rtp.on("message", (msg, rinfo) => {
       if (plainIp(rinfo.address) !== this.#ip) return;
       this.#lastActivity = Date.now();
-      const p = this.#toStream ? parseRtp(msg) : undefined;
-      if (p) this.#toStream?.push(i, p);
+      const to = this.#toStream;
+      const p = to ? parseRtp(msg) : undefined;
+      if (to && p) this.#guard("rtp", () => to.push(i, p));
     });
     pair.rtcp.on("message", (msg, rinfo) => {
       if (plainIp(rinfo.address) !== this.#ip) return;
       this.#lastActivity = Date.now();
-      const sr = this.#toStream ? parseSenderReport(msg) : undefined;
-      if (sr) this.#toStream?.report(i, sr);
+      const to = this.#toStream;
+      const sr = to ? parseSenderReport(msg) : undefined;
+      if (to && sr) this.#guard("rtcp", () => to.report(i, sr));
     });
     return `RTP/AVP;unicast;client_port=${client[0]}-${client[1]};server_port=${pair.port}-${pair.port + 1}${mode}`;
   }
@@ -566,19 +620,14 @@ export class RtspConn {
         tcpOut(i, true, p);
       },
       drained: () =>
-        this.#closed || this.socket.writableLength < TCP_HIGH_WATER
-          ? Promise.resolve()
-          : new Promise<void>((r) => {
-              this.socket.once("drain", r);
-              this.socket.once("close", r);
-            }),
+        this.#closed || this.socket.writableLength < TCP_HIGH_WATER ? Promise.resolve() : drainedOrClosed(this.socket),
     });
     const reader = stream.addReader(this.#o.protocol, this.remote);
     this.#reader = reader;
     this.#started();
     this.#o.log.info("rtsp play", { path: s.path, remote: this.remote, transport: s.transport });
     this.#reply(req, 200, [this.#sessionHeader(s), ["Range", "npt=0.000-"], ["RTP-Info", sender.rtpInfo(s.base)]]);
-    this.#srTimer = setInterval(() => sender.reports(), 1000);
+    this.#srTimer = setInterval(() => this.#guard("sender report", () => sender.reports()), 1000);
     void this.#pump(reader, sender);
   }
 

@@ -100,3 +100,87 @@ test("delivery waits for the latency; a silent peer is closed; shutdown reaches 
   q.step(5100);
   assert.deepEqual(q.closed, ["snd: gone", "rcv: the peer went silent"]);
 });
+
+test("a reader NAKing the whole send buffer in every range, over and over, gets each packet a bounded number of times", () => {
+  let now = 1_000_000;
+  let sent = 0;
+  const snd = new SrtConnection({
+    isn: 0x7fffff00,
+    rcvLatencyMs: 120,
+    sndLatencyMs: 120,
+    rcvBufferPackets: 1024,
+    sndBufferPackets: 1024,
+    km: undefined,
+    now: () => now,
+    peerSocketId: 2,
+    send: (b) => {
+      if (!isControl(b)) sent++;
+    },
+    onClose: () => {},
+  });
+  for (let i = 0; i < 1024; i++) snd.write(payload(i));
+  sent = 0;
+  // One datagram, 8000 ranges each naming the 1024 packets sent (from 0x7fffff00 across the wrap).
+  const nak = Buffer.alloc(16 + 8000 * 8);
+  nak.writeUInt32BE(0x80030000, 0);
+  for (let r = 0; r < 8000; r++) {
+    nak.writeUInt32BE((0x80000000 | 0x7fffff00) >>> 0, 16 + r * 8);
+    nak.writeUInt32BE((0x7fffff00 + 1023) & 0x7fffffff, 20 + r * 8);
+  }
+  snd.input(nak);
+  assert.equal(sent, 1024, "one NAK: each packet once, not once per range");
+  snd.input(nak);
+  assert.equal(sent, 1024, "the same NAK again at once: nothing resent");
+  for (let k = 0; k < 100; k++) {
+    now += 20_000;
+    snd.input(nak);
+  }
+  assert.equal(sent, 16 * 1024, "at most 16 retransmissions of a packet");
+  assert.equal(snd.stats.packetsRetransmitted, 16 * 1024);
+});
+
+test("a DROPREQ past everything received leaves no loss behind the delivery point (no NAKs for it for ever)", () => {
+  let now = 1_000_000;
+  const naks: Buffer[] = [];
+  const delivered: number[] = [];
+  const isn = 0x7ffffff0;
+  const rcv = new SrtConnection({
+    isn,
+    rcvLatencyMs: 20,
+    sndLatencyMs: 20,
+    rcvBufferPackets: 1024,
+    sndBufferPackets: 1024,
+    km: undefined,
+    now: () => now,
+    peerSocketId: 1,
+    send: (b) => {
+      if (isControl(b) && (b.readUInt16BE(0) & 0x7fff) === 3) naks.push(b);
+    },
+    onData: (p) => delivered.push(p.readUInt32BE(0)),
+    onClose: () => {},
+  });
+  const data = (seq: number, i: number) => {
+    const b = Buffer.alloc(16 + 4);
+    b.writeUInt32BE(seq & 0x7fffffff, 0);
+    b.writeUInt32BE(0xc0000000, 4);
+    b.writeUInt32BE(i * 1000, 8);
+    b.writeUInt32BE(i, 16);
+    return b;
+  };
+  rcv.input(data(isn, 0));
+  now += 30_000;
+  rcv.tick();
+  assert.deepEqual(delivered, [0]);
+  const drop = Buffer.alloc(24);
+  drop.writeUInt32BE(0x80070000, 0);
+  drop.writeUInt32BE((isn + 1) & 0x7fffffff, 16);
+  drop.writeUInt32BE((isn + 100) & 0x7fffffff, 20);
+  rcv.input(drop);
+  rcv.input(data(isn + 101, 31));
+  assert.equal(naks.length, 0, "nothing before the drop point is reported lost");
+  now += 1_000_000;
+  rcv.tick();
+  assert.equal(naks.length, 0);
+  assert.deepEqual(delivered, [0, 31]);
+  assert.equal(rcv.buffered.rcv, 0);
+});

@@ -82,6 +82,9 @@ export interface ConnectionStats {
 interface SndEntry {
   packet: Buffer;
   at: number;
+  /** Retransmissions so far, and when the last one went out. */
+  rexmits: number;
+  rexmitAt: number;
 }
 
 const ACK_INTERVAL_US = 10_000;
@@ -96,6 +99,13 @@ const DRIFT_WINDOW = 1000;
 /** Payloads that fail to decrypt in a row before the session is given up (a wrong key). */
 const MAX_UNDECRYPTABLE = 16;
 const RATE_WINDOW_US = 1_000_000;
+/**
+ * A packet is retransmitted at most this many times, and not again within MIN_REXMIT_INTERVAL_US (a receiver's
+ * periodic NAK repeats no faster than 20 ms): a peer NAKing everything over and over gets a bounded multiple of the
+ * stream, not a flood. One NAK's ranges are walked for at most a send buffer's worth of sequence numbers.
+ */
+const MAX_REXMITS = 16;
+const MIN_REXMIT_INTERVAL_US = 10_000;
 const defaultNow = () => performance.now() * 1000;
 
 export class SrtConnection {
@@ -388,6 +398,8 @@ export class SrtConnection {
       if (e) return; // only a leading gap is skipped; data that arrived is delivered
       this.#rcvNext = seqAdd(q, 1);
     }
+    // Dropped past everything received: nothing before rcvNext may be reported lost when the next packet comes.
+    if (seqDiff(this.#rcvMax, this.#rcvNext) > 1) this.#rcvMax = seqAdd(this.#rcvNext, -1);
     this.#loss.dropBefore(this.#rcvNext);
   }
 
@@ -478,7 +490,7 @@ export class SrtConnection {
     p.writeUInt32BE(this.#o.peerSocketId >>> 0, 12);
     body.copy(p, HEADER);
     this.#msgNo = (this.#msgNo + 1) & MSGNO_MASK || 1;
-    this.#snd[seq & this.#sndMask] = { packet: p, at: now };
+    this.#snd[seq & this.#sndMask] = { packet: p, at: now, rexmits: 0, rexmitAt: Number.NEGATIVE_INFINITY };
     this.#sndNext = seqAdd(seq, 1);
     this.#lastSent = now;
     this.stats.packetsSent++;
@@ -502,9 +514,13 @@ export class SrtConnection {
 
   #onNak(b: Buffer): void {
     const gone: [number, number][] = [];
+    const now = this.#now();
+    let budget = this.#snd.length;
     for (const [from, to] of decodeLoss(b)) {
-      const n = Math.min(seqDiff(from, to), this.#snd.length);
+      if (budget <= 0) break;
+      const n = Math.min(seqDiff(from, to), budget - 1);
       for (let i = 0, s = from; i <= n; i++, s = seqAdd(s, 1)) {
+        budget--;
         if (seqDiff(s, this.#sndNext) <= 0) break;
         const e = seqDiff(this.#sndOldest, s) >= 0 ? this.#snd[s & this.#sndMask] : undefined;
         if (!e) {
@@ -513,6 +529,9 @@ export class SrtConnection {
           else gone.push([s, s]);
           continue;
         }
+        if (e.rexmits >= MAX_REXMITS || now - e.rexmitAt < MIN_REXMIT_INTERVAL_US) continue;
+        e.rexmits++;
+        e.rexmitAt = now;
         const w1 = e.packet.readUInt32BE(4);
         e.packet.writeUInt32BE((w1 | REXMIT_BIT) >>> 0, 4);
         this.stats.packetsRetransmitted++;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { ctr, openKm, sealKm } from "./crypto.ts";
+import { ctr, KdfBudget, kekCached, openKm, sealKm } from "./crypto.ts";
 
 for (const keyLen of [16, 24, 32]) {
   test(`key material (AES-${keyLen * 8}): wrapped with the passphrase, opened with it, refused with another`, () => {
@@ -25,4 +25,22 @@ for (const keyLen of [16, 24, 32]) {
 test("malformed key material is refused without a secret being blamed", () => {
   const r = openKm(randomBytes(40), "correct horse battery");
   assert.ok(!r.ok && !r.badSecret);
+});
+
+test("key derivations are budgeted per second; a retransmitted KMREQ (cached KEK) costs none", () => {
+  let now = 0;
+  const b = new KdfBudget(10, () => now);
+  let granted = 0;
+  for (let i = 0; i < 100; i++) if (b.take()) granted++;
+  assert.equal(granted, 10, "a burst gets the bucket");
+  now += 500;
+  granted = 0;
+  for (let i = 0; i < 100; i++) if (b.take()) granted++;
+  assert.equal(granted, 5, "then the rate");
+  const km = { salt: randomBytes(16), even: randomBytes(16), odd: undefined, keyLen: 16 };
+  const pass = "a passphrase";
+  const msg = sealKm(km, pass);
+  assert.equal(kekCached(msg, pass), true, "sealing derived it");
+  assert.equal(kekCached(sealKm({ ...km, salt: randomBytes(16) }, "another one!"), "a third one!"), false);
+  assert.equal(openKm(msg, pass).ok, true);
 });

@@ -39,6 +39,41 @@ function kek(passphrase: string, salt: Buffer, keyLen: number): Buffer {
   return k;
 }
 
+/** Whether opening `msg` with `passphrase` would find its KEK cached (no PBKDF2 to run: a retransmitted KMREQ). */
+export function kekCached(msg: Buffer, passphrase: string): boolean {
+  if (msg.length < KM_SALT + 16) return true; // refused before any PBKDF2
+  const keyLen = (msg[15] as number) * 4;
+  return kekCache.has(`${keyLen}|${msg.subarray(16, 16 + KM_SALT).toString("hex")}|${passphrase}`);
+}
+
+/**
+ * PBKDF2 runs a second (each ~1 ms of the event loop): a token bucket, so callers with the cookie of their address
+ * but new salts every time cannot spend the CPU on key derivation. Conclusions beyond it are dropped unanswered;
+ * libsrt retransmits them every 250 ms.
+ */
+export class KdfBudget {
+  readonly #perSecond: number;
+  readonly #now: () => number;
+  #tokens: number;
+  #at: number;
+
+  constructor(perSecond: number, now: () => number = Date.now) {
+    this.#perSecond = perSecond;
+    this.#now = now;
+    this.#tokens = perSecond;
+    this.#at = now();
+  }
+
+  take(): boolean {
+    const now = this.#now();
+    this.#tokens = Math.min(this.#perSecond, this.#tokens + ((now - this.#at) * this.#perSecond) / 1000);
+    this.#at = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
+  }
+}
+
 const wrapAlg = (len: number) => `id-aes${len * 8}-wrap`;
 const ctrAlg = (len: number) => `aes-${len * 8}-ctr`;
 

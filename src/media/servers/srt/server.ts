@@ -24,7 +24,7 @@ import { TsDemuxer } from "../../protocols/mpegts/demux.ts";
 import { TsMuxer } from "../../protocols/mpegts/mux.ts";
 import { SrtConnection } from "./connection.ts";
 import { SynCookies } from "./cookie.ts";
-import { type KeyMaterial, openKm } from "./crypto.ts";
+import { KdfBudget, type KeyMaterial, kekCached, openKm } from "./crypto.ts";
 import {
   conclusionResponse,
   cookieOf,
@@ -100,6 +100,10 @@ const REJECTED_MS = 5000;
 const MAX_REJECTED = 1024;
 /** Access checks running at once; conclusions beyond it are dropped (the caller retransmits). */
 const MAX_CHECKING = 64;
+/** The most latency a caller may ask for (ms); libsrt's default is 120, long-haul links use a few seconds. */
+export const MAX_PEER_LATENCY_MS = 8000;
+/** Key material unwraps needing a fresh PBKDF2, per second, for all callers (see KdfBudget). */
+const KDF_PER_SECOND = 64;
 /** Wake-ups fall on this grid (ms): whatever comes due within one slot is handled in one wake-up, a bit late. */
 const TICK_MS = 10;
 const MTU = 1500;
@@ -128,6 +132,7 @@ export class SrtServer {
   readonly #log: Logger;
   readonly #socket: Socket;
   readonly #cookies = new SynCookies();
+  readonly #kdf = new KdfBudget(KDF_PER_SECOND);
   /** Callers whose access check is running: their path (a publisher holds it meanwhile). */
   readonly #checking = new Map<string, { path: string; mode: string }>();
   /** Refused callers by address: the rejection to repeat if the first one was lost. */
@@ -218,8 +223,20 @@ export class SrtServer {
     this.#conclude(key, peer, msg, hs);
   }
 
+  /** A session's work on a peer's datagram or a wake-up; a throw (a bug a peer's bytes reach) ends that session only. */
+  #guard(s: SrtSession, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.#log.warn("srt session failed", { remote: s.key, path: s.path, error: (e as Error).message });
+      try {
+        s.conn.close(`failed: ${(e as Error).message}`);
+      } catch {}
+    }
+  }
+
   #input(s: SrtSession, msg: Buffer): void {
-    s.conn.input(msg);
+    this.#guard(s, () => s.conn.input(msg));
     const at = s.conn.wakeAt;
     if (at < this.#wakeAt) this.#schedule(at);
   }
@@ -250,6 +267,7 @@ export class SrtServer {
         this.#refuse(key, peer, msg, REJ.UNSECURE, why);
         return;
       }
+      if (!kekCached(hs.kmreq, pass) && !this.#kdf.take()) return; // dropped: the caller retransmits
       const r = openKm(hs.kmreq, pass);
       if (!r.ok) {
         this.#refuse(key, peer, msg, r.badSecret ? REJ.BAD_SECRET : REJ.UNSECURE, r.why);
@@ -326,9 +344,10 @@ export class SrtServer {
         return;
       }
     }
-    // Latency: the larger of ours and what the caller proposes, each way.
-    const rcvLatencyMs = Math.max(this.#l.latencyMs, hsreq.sndLatency);
-    const sndLatencyMs = Math.max(this.#l.latencyMs, hsreq.rcvLatency);
+    // Latency: the larger of ours and what the caller proposes, each way, the caller's capped: it sets how long
+    // packets are held for delivery or retransmission (up to 65 s each way asked, for every session).
+    const rcvLatencyMs = Math.max(this.#l.latencyMs, Math.min(MAX_PEER_LATENCY_MS, hsreq.sndLatency));
+    const sndLatencyMs = Math.max(this.#l.latencyMs, Math.min(MAX_PEER_LATENCY_MS, hsreq.rcvLatency));
     let socketId = randomInt(1, 0x3fffffff);
     while ([...this.sessions.values()].some((s) => s.socketId === socketId)) socketId = randomInt(1, 0x3fffffff);
     const response = conclusionResponse(msg, {
@@ -406,8 +425,20 @@ export class SrtServer {
   }
 
   #demux = (stream: MediaStream) => {
+    // A publisher's broken TS can report an error per TS packet: logged at most once a second, with the count.
+    let last = Number.NEGATIVE_INFINITY;
+    let quiet = 0;
     const d = new TsDemuxer((f: Frame) => stream.write(f), {
-      onError: (e: Error) => this.#log.warn("srt publisher's MPEG-TS", { path: stream.path, error: e.message }),
+      onError: (e: Error) => {
+        const now = Date.now();
+        if (now - last < 1000) {
+          quiet++;
+          return;
+        }
+        this.#log.warn("srt publisher's MPEG-TS", { path: stream.path, error: e.message, alsoSkipped: quiet });
+        last = now;
+        quiet = 0;
+      },
     });
     return { push: (b: Buffer) => d.push(b), end: () => d.end() };
   };
@@ -418,14 +449,16 @@ export class SrtServer {
     s.reader = reader;
     s.stream = stream;
     const mux = new TsMuxer();
-    const drain = () => {
-      for (let f = reader.poll(); f; f = reader.poll()) {
-        const ts = mux.frame(f);
-        for (let i = 0; i < ts.length; i += TS_PER_PACKET) s.conn.write(ts.subarray(i, i + TS_PER_PACKET));
-        if (s.conn.closed) return;
-      }
-      if (reader.closed && !s.conn.closed) s.conn.close("the stream ended");
-    };
+    // Runs inside the publisher's write (Reader.listen): it must not throw.
+    const drain = () =>
+      this.#guard(s, () => {
+        for (let f = reader.poll(); f; f = reader.poll()) {
+          const ts = mux.frame(f);
+          for (let i = 0; i < ts.length; i += TS_PER_PACKET) s.conn.write(ts.subarray(i, i + TS_PER_PACKET));
+          if (s.conn.closed) return;
+        }
+        if (reader.closed && !s.conn.closed) s.conn.close("the stream ended");
+      });
     reader.listen(drain);
     drain();
   }
@@ -460,7 +493,7 @@ export class SrtServer {
   #tick(): void {
     this.#timer = undefined;
     this.#wakeAt = Number.POSITIVE_INFINITY;
-    for (const s of [...this.sessions.values()]) s.conn.tick();
+    for (const s of [...this.sessions.values()]) this.#guard(s, () => s.conn.tick());
     let next = Number.POSITIVE_INFINITY;
     for (const s of this.sessions.values()) next = Math.min(next, s.conn.wakeAt);
     this.#schedule(next);
