@@ -5,26 +5,16 @@
  * served by hs2, forged ones refused with the right errcode; answers match the spec's server-server OpenAPI.
  */
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { generateSigningKey, verifyJsonSignature } from "../../src/matrix/events/signing.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
+import { cli, freePort, json, tempHome } from "../../src/test/cli.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { startInProcess } from "./helpers/homeserver.ts";
 
 type Hs = Awaited<ReturnType<typeof startInProcess>>;
-
-/** A port free right now (closed again): the host map must name ports before the servers start. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const KEYS = "server-server/keys_server.yaml";
 const QUERY = "server-server/keys_query.yaml";
@@ -34,11 +24,15 @@ describe("federation: server keys, notary, X-Matrix between three homeservers", 
   let hs2: Hs;
   let hs3: Hs;
   let deadPort: number;
+  let hostMap: Record<string, string>;
+  /** hs1 signed with this key before its current one, until OLD_EXPIRED. */
+  const oldKey = generateSigningKey();
+  const OLD_EXPIRED = Date.now() - 3600_000;
 
   before(async () => {
     const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
     deadPort = await freePort();
-    const hostMap = {
+    hostMap = {
       "hs1.test": `http://127.0.0.1:${p1}`,
       "hs2.test": `http://127.0.0.1:${p2}`,
       "hs3.test": `http://127.0.0.1:${p3}`,
@@ -54,7 +48,10 @@ describe("federation: server keys, notary, X-Matrix between three homeservers", 
     hs1 = await startInProcess({
       serverName: "hs1.test",
       port: p1,
-      federation: fed({ wellKnownServer: "fed.hs1.test:443" }),
+      federation: fed({
+        wellKnownServer: "fed.hs1.test:443",
+        oldVerifyKeys: { [oldKey.keyId]: { key: oldKey.publicKeyBase64, expired_ts: OLD_EXPIRED } },
+      }),
     });
     hs2 = await startInProcess({
       serverName: "hs2.test",
@@ -76,7 +73,9 @@ describe("federation: server keys, notary, X-Matrix between three homeservers", 
     const k = hs1.hs.signingKey;
     assert.equal(body.server_name, "hs1.test");
     assert.deepEqual(body.verify_keys, { [k.keyId]: { key: k.publicKeyBase64 } });
-    assert.deepEqual(body.old_verify_keys, {});
+    assert.deepEqual(body.old_verify_keys, {
+      [oldKey.keyId]: { key: oldKey.publicKeyBase64, expired_ts: OLD_EXPIRED },
+    });
     assert.ok(body.valid_until_ts > Date.now() + 23 * 3600_000);
     assert.ok(verifyJsonSignature(body, "hs1.test", k.keyId, k.publicKeyBase64));
     // The deprecated /server/{keyId} form answers the same.
@@ -103,9 +102,17 @@ describe("federation: server keys, notary, X-Matrix between three homeservers", 
     assert.equal(got?.expiredTs, null);
     const rows = await hs2.hs.store.serverKeys.getServerKeys("hs1.test");
     assert.deepEqual(
-      rows.map((r) => [r.keyId, r.publicKey]),
-      [[k1.keyId, k1.publicKeyBase64]],
+      rows.map((r) => [r.keyId, r.publicKey, r.expiredTs]).sort(),
+      [
+        [k1.keyId, k1.publicKeyBase64, null],
+        [oldKey.keyId, oldKey.publicKeyBase64, OLD_EXPIRED],
+      ].sort(),
     );
+    // old_verify_keys are honoured for what was signed before they expired (events), never after (requests).
+    const old = await hs2.hs.federation.keys.verifyKey("hs1.test", oldKey.keyId, OLD_EXPIRED - 1);
+    assert.equal(old?.publicKey, oldKey.publicKeyBase64);
+    assert.equal(await hs2.hs.federation.keys.verifyKey("hs1.test", oldKey.keyId, OLD_EXPIRED), null);
+    assert.equal(await hs2.hs.federation.keys.verifyKey("hs1.test", oldKey.keyId), null);
     await hs2.hs.federation.keys.verifyKey("hs1.test", k1.keyId);
     assert.equal(hs2.hs.federation.keys.fetches, before + 1, "the second lookup came from the cache");
   });
@@ -222,6 +229,7 @@ describe("federation: server keys, notary, X-Matrix between three homeservers", 
     const cases: [string, string | undefined, number, string][] = [
       ["wrong signature", signed({}, { ...forgedKey, keyId: k1.keyId, sign: forgedKey.sign }), 401, "M_UNAUTHORIZED"],
       ["impostor key id", signed({}, impostor), 401, "M_UNAUTHORIZED"],
+      ["expired old key", signed({}, oldKey), 401, "M_UNAUTHORIZED"],
       ["signed for another uri", signed({ uri: "/_matrix/federation/v1/version" }), 401, "M_UNAUTHORIZED"],
       ["signed for another method", signed({ method: "POST" }), 401, "M_UNAUTHORIZED"],
       ["wrong destination", signed({ destination: "hs3.test" }), 401, "M_UNAUTHORIZED"],
@@ -264,6 +272,37 @@ describe("federation: server keys, notary, X-Matrix between three homeservers", 
       );
     } finally {
       await iso.dispose();
+    }
+  });
+
+  test("ops: `matrix federation resolve` answers from the host map; `matrix federation keys` shows our keys", async () => {
+    const home = tempHome({ matrix: { serverName: "hs1.test", federation: { enabled: true, hostMap } } });
+    try {
+      const r = json(await cli(["matrix", "federation", "resolve", "hs2.test", "--json"], { env: home.env }));
+      assert.deepEqual(r, {
+        serverName: "hs2.test",
+        host: "127.0.0.1",
+        port: Number(new URL(hostMap["hs2.test"]).port),
+        tls: false,
+        hostHeader: "hs2.test",
+        via: "hostMap",
+      });
+      const none = await cli(["matrix", "federation", "keys"], { env: home.env });
+      assert.notEqual(none.code, 0);
+      assert.match(none.stderr, /no signing key yet/);
+      const dir = join(home.home, "data", "matrix");
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(join(hs1.dataDir, "signing.key"), join(dir, "signing.key"));
+      const k = json(await cli(["matrix", "federation", "keys", "--json"], { env: home.env }));
+      const k1 = hs1.hs.signingKey;
+      assert.deepEqual(k, {
+        serverName: "hs1.test",
+        federationEnabled: true,
+        verifyKeys: { [k1.keyId]: { key: k1.publicKeyBase64 } },
+        oldVerifyKeys: {},
+      });
+    } finally {
+      await home.cleanup();
     }
   });
 });
