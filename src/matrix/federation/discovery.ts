@@ -139,9 +139,20 @@ export function realDiscoveryDeps(cfg: MatrixConfig["federation"]): DiscoveryDep
         signal: AbortSignal.timeout(Math.min(cfg.requestTimeoutMs, 10_000)),
         redirect: "follow",
       });
-      if (!res.ok) return null;
-      const text = await res.text();
-      if (text.length > 64 * 1024) return null;
+      if (!res.ok || !res.body) return null;
+      // A well-known document is a few bytes: stop reading past 64 KiB.
+      let text = "";
+      const decoder = new TextDecoder();
+      const reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+        if (text.length > 64 * 1024) {
+          await reader.cancel().catch(() => {});
+          return null;
+        }
+      }
       const body = JSON.parse(text) as { "m.server"?: unknown };
       const m = body?.["m.server"];
       return typeof m === "string" && splitServerName(m) ? m : null;
