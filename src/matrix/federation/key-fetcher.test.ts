@@ -39,7 +39,10 @@ after(() => new Promise<void>((r) => server.close(() => r())));
 const keys = new Map<string, SigningKey>();
 const keyOf = (name: string) => {
   let k = keys.get(name);
-  if (!k) keys.set(name, (k = generateSigningKey()));
+  if (!k) {
+    k = generateSigningKey();
+    keys.set(name, k);
+  }
   return k;
 };
 const fedCfg = (over: Record<string, unknown> = {}) =>
