@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { signEvent } from "../../src/matrix/events/event-signing.ts";
 import { generateSigningKey, verifyJsonSignature } from "../../src/matrix/events/signing.ts";
+import { checkPduSignatures } from "../../src/matrix/federation/event-signatures.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
 import { cli, freePort, json, tempHome } from "../../src/test/cli.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
@@ -304,5 +306,45 @@ describe("federation: server keys, notary, X-Matrix between three homeservers", 
     } finally {
       await home.cleanup();
     }
+  });
+
+  test("PDU signatures: hs2 checks hs1's events with hs1's keys, old keys only for events made before they expired", async () => {
+    const k1 = hs1.hs.signingKey;
+    const pdu = (over: Record<string, unknown> = {}) => ({
+      room_id: "!r:hs1.test",
+      sender: "@alice:hs1.test",
+      type: "m.room.message",
+      content: { body: "hello", msgtype: "m.text" },
+      origin_server_ts: Date.now(),
+      depth: 3,
+      prev_events: [],
+      auth_events: [],
+      ...over,
+    });
+    const keys = hs2.hs.federation.keys;
+    const ok = await checkPduSignatures(signEvent(pdu(), "hs1.test", k1, "11"), "11", keys);
+    assert.deepEqual([ok.ok, ok.ok && ok.redacted], [true, false]);
+    // Content changed after signing: the signature (over the redacted event) holds, the hash does not: redacted.
+    const edited = { ...signEvent(pdu(), "hs1.test", k1, "11"), content: { body: "evil", msgtype: "m.text" } };
+    const red = await checkPduSignatures(edited, "11", keys);
+    assert.ok(red.ok && red.redacted);
+    assert.deepEqual(red.ok && (red.pdu as any).content, {});
+    // A protected field changed: rejected.
+    const moved = { ...signEvent(pdu(), "hs1.test", k1, "11"), room_id: "!other:hs1.test" };
+    assert.deepEqual(await checkPduSignatures(moved, "11", keys), {
+      ok: false,
+      reason: "no valid signature of hs1.test",
+    });
+    // Signed by hs1 for a sender of hs3: hs3's signature is missing.
+    const spoof = signEvent(pdu({ sender: "@bob:hs3.test" }), "hs1.test", k1, "11");
+    assert.deepEqual(await checkPduSignatures(spoof, "11", keys), {
+      ok: false,
+      reason: "no valid signature of hs3.test",
+    });
+    // hs1's old key: good for an event from before its expired_ts, not after.
+    const before = signEvent(pdu({ origin_server_ts: OLD_EXPIRED - 60_000 }), "hs1.test", oldKey, "11");
+    assert.ok((await checkPduSignatures(before, "11", keys)).ok);
+    const afterExpiry = signEvent(pdu({ origin_server_ts: OLD_EXPIRED + 1 }), "hs1.test", oldKey, "11");
+    assert.equal((await checkPduSignatures(afterExpiry, "11", keys)).ok, false);
   });
 });
