@@ -66,6 +66,7 @@ export const FEDERATION_DEFAULTS = {
   maxResponseBytes: 10 * 1024 * 1024,
   maxConcurrentKeyFetches: 8,
   keyFetchBackoffMs: 60_000,
+  ipRangeAllowlist: [],
 };
 
 /**
@@ -124,6 +125,11 @@ const federationSchema = z
     maxConcurrentKeyFetches: z.number().int().positive().default(8),
     /** After a failed key fetch from a server, ask it again only after this (no retry storms). */
     keyFetchBackoffMs: z.number().int().nonnegative().default(60_000),
+    /**
+     * A discovered destination (not from hostMap) is never connected to at a private, loopback, link-local or
+     * reserved address (Synapse's federation_ip_range_blacklist), unless listed here.
+     */
+    ipRangeAllowlist: z.array(cidr).default([]),
   })
   .strict();
 

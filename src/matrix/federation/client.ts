@@ -4,11 +4,14 @@
  * `maxResponseBytes`, and turns a remote error into an AmiError carrying the remote errcode. Refuses everything
  * in isolated mode (`federation.enabled: false`) and for servers the allow/deny lists exclude.
  */
+import { lookup as dnsLookup } from "node:dns/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { isIP, type LookupFunction } from "node:net";
 import { AmiError, type ErrorCode } from "../../core/errors.ts";
 import type { MatrixConfig } from "../config.ts";
 import type { SigningKey } from "../events/signing.ts";
+import { AddressPolicy } from "../service/safe-fetch.ts";
 import type { ServerAccess } from "./access.ts";
 import type { Destination, Discovery } from "./discovery.ts";
 import { signRequest } from "./x-matrix.ts";
@@ -29,6 +32,7 @@ export class FederationClient {
   readonly #key: SigningKey;
   readonly #discovery: Discovery;
   readonly #access: ServerAccess;
+  readonly #policy: AddressPolicy;
 
   constructor(
     serverName: string,
@@ -42,6 +46,7 @@ export class FederationClient {
     this.#key = key;
     this.#discovery = discovery;
     this.#access = access;
+    this.#policy = new AddressPolicy(cfg.ipRangeAllowlist, []);
   }
 
   /** The parsed JSON answer of `destination`; throws AmiError (the remote errcode for a Matrix error). */
@@ -62,7 +67,8 @@ export class FederationClient {
         { method: r.method, uri: r.path, origin: this.#serverName, destination, content: r.body },
         this.#key,
       );
-    const { status, text } = await this.#send(dest, r, headers, body);
+    const address = await this.#address(dest);
+    const { status, text } = await this.#send(dest, address, r, headers, body);
     let json: unknown;
     try {
       json = text === "" ? {} : JSON.parse(text);
@@ -77,8 +83,34 @@ export class FederationClient {
     throw new AmiError(code as ErrorCode, `${destination}: ${msg}`, { remote_status: status }, status);
   }
 
+  /**
+   * The address to connect to: a hostMap entry as configured; a discovered one resolved here and only to a permitted
+   * address (the socket is given that address, so a DNS answer changing between check and connect changes nothing).
+   */
+  async #address(dest: Destination): Promise<{ address: string; family: number } | null> {
+    if (dest.via === "hostMap") return null;
+    const found = isIP(dest.host)
+      ? [{ address: dest.host, family: isIP(dest.host) }]
+      : await dnsLookup(dest.host, { all: true }).catch((e: Error) => {
+          throw new AmiError(
+            "AMI_UNAVAILABLE",
+            `${dest.serverName}: cannot resolve ${dest.host}: ${e.message}`,
+            {},
+            502,
+          );
+        });
+    const ok = found.find((a) => this.#policy.permits(a.address));
+    if (!ok)
+      throw new AmiError(
+        "M_FORBIDDEN",
+        `${dest.serverName} resolves to ${dest.host} at a private or reserved address (matrix.federation.ipRangeAllowlist)`,
+      );
+    return ok;
+  }
+
   #send(
     dest: Destination,
+    address: { address: string; family: number } | null,
     r: FederationRequest,
     headers: Record<string, string>,
     body: Buffer | undefined,
@@ -95,6 +127,7 @@ export class FederationClient {
         // The certificate must be valid for the name we asked for (spec: the delegated host name).
         servername: dest.tls ? dest.hostHeader.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : undefined,
         signal: r.signal,
+        lookup: address ? pinned(address) : undefined,
       };
       const req = (dest.tls ? httpsRequest : httpRequest)(opts, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
@@ -137,4 +170,12 @@ export class FederationClient {
       req.end(body);
     });
   }
+}
+
+/** A lookup that answers the address already checked. */
+function pinned(addr: { address: string; family: number }): LookupFunction {
+  return (_host, options, cb) => {
+    if ((options as { all?: boolean }).all) (cb as (e: null, a: unknown[]) => void)(null, [addr]);
+    else cb(null, addr.address, addr.family);
+  };
 }

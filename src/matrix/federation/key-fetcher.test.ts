@@ -185,3 +185,22 @@ test("federation client: timeout, response size limit, non-JSON and unreachable 
   assert.match(auth, /^X-Matrix origin="me\.test",destination="html\.test",key="ed25519:[^"]+",sig="[^"]+"$/);
   await store.close();
 });
+
+test("federation client: a discovered destination at a private or loopback address is refused unless allow-listed", async () => {
+  const { fed, store } = await makeFederation([]);
+  requests.length = 0;
+  const get = (f: Federation, d: string) =>
+    f.client.request(d, { method: "GET", path: "/_matrix/federation/v1/version" });
+  await assert.rejects(
+    get(fed, `127.0.0.1:${port}`),
+    (e: any) => e.code === "M_FORBIDDEN" && /private/.test(e.message),
+  );
+  await assert.rejects(get(fed, `[::1]:${port}`), (e: any) => e.code === "M_FORBIDDEN");
+  await assert.rejects(get(fed, "localhost:1"), (e: any) => e.code === "M_FORBIDDEN");
+  assert.deepEqual(requests, [], "nothing was sent");
+  await store.close();
+  // Allow-listed: it is connected to (over TLS, which our plain test server does not speak).
+  const open = await makeFederation([], { ipRangeAllowlist: ["127.0.0.0/8"] });
+  await assert.rejects(get(open.fed, `127.0.0.1:${port}`), (e: any) => e.code === "AMI_UNAVAILABLE");
+  await open.store.close();
+});
