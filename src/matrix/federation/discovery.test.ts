@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { matrixSchema } from "../config.ts";
-import { Discovery, type DiscoveryDeps } from "./discovery.ts";
+import { Discovery, type DiscoveryDeps, realDiscoveryDeps } from "./discovery.ts";
 
 function deps(
   srv: Record<string, [string, number][]>,
@@ -71,4 +71,11 @@ test("discovery follows the spec's order; the host map comes first", async () =>
     "srv _matrix._tcp.plain.test",
   ]);
   await assert.rejects(d.resolve("bad name"), /not a server name/);
+});
+
+test("the real well-known fetch never reaches private or loopback addresses; isolated mode fetches nothing", async () => {
+  await assert.rejects(realDiscoveryDeps(cfg()).wellKnown("127.0.0.1"), (e: any) => e.code === "M_FORBIDDEN");
+  await assert.rejects(realDiscoveryDeps(cfg()).wellKnown("localhost"), (e: any) => e.code === "M_FORBIDDEN");
+  const isolated = matrixSchema.parse({}).federation;
+  assert.equal(await realDiscoveryDeps(isolated).wellKnown("127.0.0.1"), null);
 });

@@ -9,6 +9,7 @@ import { isIP } from "node:net";
 import { AmiError } from "../../core/errors.ts";
 import type { MatrixConfig } from "../config.ts";
 import type { Route } from "../http/types.ts";
+import { AddressPolicy, safeFetch } from "../service/safe-fetch.ts";
 
 export interface Destination {
   serverName: string;
@@ -129,31 +130,24 @@ export class Discovery {
   }
 }
 
-/** DNS through node:dns; well-known over HTTPS (certificate checked, redirects followed, small body, timeout). */
+/**
+ * DNS through node:dns; well-known over HTTPS through the SSRF-safe fetch (certificate checked, redirects followed
+ * and each target's addresses checked against the same private-range policy as the client, 64 KiB, a deadline).
+ */
 export function realDiscoveryDeps(cfg: MatrixConfig["federation"]): DiscoveryDeps {
+  const policy = new AddressPolicy(cfg.ipRangeAllowlist, []);
   return {
     srv: (name) => resolveSrv(name),
     async wellKnown(host) {
       if (!cfg.enabled) return null;
-      const res = await fetch(`https://${host}/.well-known/matrix/server`, {
+      const res = await safeFetch(new URL(`https://${host}/.well-known/matrix/server`), {
+        policy,
+        maxBytes: 64 * 1024,
         signal: AbortSignal.timeout(Math.min(cfg.requestTimeoutMs, 10_000)),
-        redirect: "follow",
+        accept: "application/json",
       });
-      if (!res.ok || !res.body) return null;
-      // A well-known document is a few bytes: stop reading past 64 KiB.
-      let text = "";
-      const decoder = new TextDecoder();
-      const reader = res.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        text += decoder.decode(value, { stream: true });
-        if (text.length > 64 * 1024) {
-          await reader.cancel().catch(() => {});
-          return null;
-        }
-      }
-      const body = JSON.parse(text) as { "m.server"?: unknown };
+      if (res.status !== 200 || res.truncated) return null;
+      const body = JSON.parse(res.body.toString("utf8")) as { "m.server"?: unknown };
       const m = body?.["m.server"];
       return typeof m === "string" && splitServerName(m) ? m : null;
     },
