@@ -2,8 +2,8 @@
  * `npm run bench`: every benchmark, one after the other (they share the machine), then one table.
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
- * benches (latency, throughput, initial-sync, memory, search, websocket, push, cas, thumbnail, startup, state-res,
- * media).
+ * benches (latency, throughput, initial-sync, memory, search, websocket, push, federation-auth, cas, thumbnail,
+ * startup, state-res, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -22,6 +22,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   },
   websocket: async () => (await import("./matrix/websocket.ts")).run(),
   push: async () => (await import("./matrix/push.ts")).run(),
+  "federation-auth": async () => (await import("./matrix/federation-auth.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),

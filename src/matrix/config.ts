@@ -45,6 +45,94 @@ const urlPreviewSchema = z
   })
   .strict();
 
+/** A server name (host, IPv4, [IPv6], optional :port), as the spec's grammar. */
+const serverName = z
+  .string()
+  .regex(/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/, "must be a hostname with an optional :port");
+
+/** A server name glob as in m.room.server_acl: `*` any run of characters, `?` one. */
+const serverGlob = z.string().regex(/^[A-Za-z0-9.:*?[\]-]+$/, "must be a server name glob such as *.example.org");
+
+export const FEDERATION_DEFAULTS = {
+  enabled: false,
+  hostMap: {},
+  wellKnownServer: null,
+  allow: ["*"],
+  deny: [],
+  keyValidityMs: 86_400_000,
+  oldVerifyKeys: {},
+  trustedKeyServers: [],
+  requestTimeoutMs: 30_000,
+  maxResponseBytes: 10 * 1024 * 1024,
+  maxConcurrentKeyFetches: 8,
+  keyFetchBackoffMs: 60_000,
+  ipRangeAllowlist: [],
+};
+
+/**
+ * Server-server API (src/matrix/federation/). Off: isolated mode, no federation routes served and no request sent.
+ */
+const federationSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /**
+     * Server name -> `host:port` (HTTPS) or `http://host:port` (plain, tests only), used before any discovery
+     * (Synapse's well-known/SRV overrides): how embedded test servers find each other on loopback.
+     */
+    hostMap: z
+      .record(
+        serverName,
+        z
+          .string()
+          .regex(/^(https?:\/\/)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d+$/, "must be host:port or http(s)://host:port"),
+      )
+      .default({}),
+    /** `GET /.well-known/matrix/server` answers `{"m.server": this}` (delegation, `host[:port]`); null: 404. */
+    wellKnownServer: z
+      .string()
+      .regex(/^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d+)?$/, "must be host or host:port")
+      .nullable()
+      .default(null),
+    /** Servers we talk to (globs as in server ACLs); a request from one not allowed is 403 M_FORBIDDEN. */
+    allow: z.array(serverGlob).default(["*"]),
+    /** Servers refused even when allowed. */
+    deny: z.array(serverGlob).default([]),
+    /** Our key response says valid_until_ts = now + this (Synapse's key_refresh_interval: 1 day). */
+    keyValidityMs: z.number().int().min(60_000).default(86_400_000),
+    /** Keys this server used before (Synapse's old_signing_keys): key id -> {key: public key, expired_ts}. */
+    oldVerifyKeys: z
+      .record(
+        z.string().regex(/^ed25519:[A-Za-z0-9_]+$/, "must be a key id such as ed25519:a_AbCd"),
+        z.object({ key: z.string().regex(/^[A-Za-z0-9+/]{43}$/), expired_ts: z.number().int().nonnegative() }).strict(),
+      )
+      .default({}),
+    /**
+     * Notaries asked for a server's keys when the server itself does not answer (Synapse's trusted_key_servers);
+     * with verifyKeys, their answers must carry one of those signatures. None by default: nothing leaves the machine.
+     */
+    trustedKeyServers: z
+      .array(z.object({ serverName, verifyKeys: z.record(z.string(), z.string()).default({}) }).strict())
+      .default([]),
+    /** A request to another server must be answered within this. */
+    requestTimeoutMs: z.number().int().positive().default(30_000),
+    /** Largest response body read from another server. */
+    maxResponseBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(10 * 1024 * 1024),
+    /** Key fetches in flight at once (to all servers). */
+    maxConcurrentKeyFetches: z.number().int().positive().default(8),
+    /** After a failed key fetch from a server, ask it again only after this (no retry storms). */
+    keyFetchBackoffMs: z.number().int().nonnegative().default(60_000),
+    /**
+     * A discovered destination (not from hostMap) is never connected to at a private, loopback, link-local or
+     * reserved address (Synapse's federation_ip_range_blacklist), unless listed here.
+     */
+    ipRangeAllowlist: z.array(cidr).default([]),
+  })
+  .strict();
+
 export const matrixSchema = z
   .object({
     enabled: z.boolean().default(true),
@@ -253,6 +341,7 @@ export const matrixSchema = z
       })
       .strict()
       .default({ allowLoginAsUser: false }),
+    federation: federationSchema.default(FEDERATION_DEFAULTS),
   })
   .strict();
 

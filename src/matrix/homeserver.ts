@@ -14,6 +14,8 @@ import { loadOrCreateSecret } from "../core/secret.ts";
 import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import type { ClientEvent } from "./events/types.ts";
+import { federationRoutes } from "./federation/index.ts";
+import { Federation } from "./federation/service.ts";
 import { formatClientEvents } from "./format.ts";
 import type { AuthService, Homeserver, Notifier, PushService, RoomService, TypingService } from "./hs.ts";
 import { createHandler } from "./http/server.ts";
@@ -46,6 +48,7 @@ class HomeserverImpl implements Homeserver {
   readonly auth: AuthService;
   readonly typing: TypingService;
   readonly push: PushService;
+  readonly federation: Federation;
   readonly config: MatrixConfig;
   readonly store: Store;
   readonly log: Logger;
@@ -85,6 +88,7 @@ class HomeserverImpl implements Homeserver {
     this.auth = new Auth(this);
     this.rooms = new Rooms(this);
     this.push = new Push(this);
+    this.federation = new Federation({ serverName: this.serverName, signingKey, config, store, log });
   }
 
   clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {
@@ -180,7 +184,8 @@ export async function startHomeserver(
   const listener = createHttpListener({
     name: "homeserver",
     log,
-    handler: createHandler(hs, [...allRoutes, gcRoute], limits),
+    // Isolated mode (federation.enabled false) serves no server-server route at all.
+    handler: createHandler(hs, [...allRoutes, gcRoute, ...(config.federation.enabled ? federationRoutes : [])], limits),
     upgrade: (req, socket, head, target) => wsHub.upgrade(req, socket, head, target),
     limits,
   });

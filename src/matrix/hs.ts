@@ -9,6 +9,7 @@ import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
+import type { Federation } from "./federation/service.ts";
 import type { Metrics } from "./metrics.ts";
 import type { MediaService } from "./service/media.ts";
 import type { Requester } from "./service/requester.ts";
@@ -136,6 +137,8 @@ export interface Homeserver {
   readonly typing: TypingService;
   readonly push: PushService;
   readonly metrics: Metrics;
+  /** Server-server API: access lists, discovery, the federation client, remote keys, X-Matrix checks. */
+  readonly federation: Federation;
   /**
    * Client-format events for `forUser` (ClientEvent: event_id, unsigned.age, unsigned.transaction_id for the
    * sender's own device, redacted content + unsigned.redacted_because for redacted events). Order is kept.

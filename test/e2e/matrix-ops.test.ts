@@ -64,6 +64,8 @@ describe("matrix ops", () => {
   test("every op has schemas, annotations and a human rendering", () => {
     const names = matrixOps.map((o) => o.name).sort();
     assert.deepEqual(names, [
+      "matrix.federation.keys",
+      "matrix.federation.resolve",
       "matrix.media.delete",
       "matrix.media.list",
       "matrix.media.purge",

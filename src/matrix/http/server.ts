@@ -71,7 +71,8 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
     const { route, params } = m;
 
     const ip = req.socket.remoteAddress ?? "?";
-    const token = accessToken(req, url);
+    // Routes without token auth (federation's X-Matrix ones) leave the Authorization header to their handler.
+    const token = route.auth === "none" ? null : accessToken(req, url);
     let requester = null;
     if (route.auth !== "none" && token !== null) {
       requester = await hs.auth.authenticate(token, ip, req.headers["user-agent"]);
@@ -113,6 +114,7 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
       hs,
       method,
       path: url.pathname,
+      uri: url.pathname + url.search,
       params,
       query: url.searchParams,
       // Routes without a JSON body never read it.

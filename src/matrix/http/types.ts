@@ -9,6 +9,8 @@ export interface MatrixRequest {
   hs: Homeserver;
   method: string;
   path: string;
+  /** The request-target as sent: percent-encoded path and query (what an X-Matrix signature covers). */
+  uri: string;
   /** Path parameters, percent-decoded: `{roomId}` -> params.roomId. */
   params: Record<string, string>;
   query: URLSearchParams;

@@ -1,5 +1,6 @@
 /** The matrix user/room operations (CLI `ami-streams matrix ...`, MCP `matrix_*`). */
 import type { OpDef } from "../../core/ops.ts";
+import { federationKeys, federationResolve } from "./federation.ts";
 import { mediaDelete, mediaList, mediaPurge, mediaQuarantine } from "./media.ts";
 import { reportDelete, reportList, reportShow } from "./reports.ts";
 import { roomBlock, roomDelete, roomMembers, roomShow } from "./room-admin.ts";
@@ -34,4 +35,6 @@ export const matrixOps: OpDef<any, any>[] = [
   reportList,
   reportShow,
   reportDelete,
+  federationKeys,
+  federationResolve,
 ];

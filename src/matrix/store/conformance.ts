@@ -19,6 +19,7 @@ import { pusherTests } from "./conformance/pushers.ts";
 import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
 import { searchTests } from "./conformance/search.ts";
+import { serverKeyTests } from "./conformance/server-keys.ts";
 import { storeTests } from "./conformance/store.ts";
 import { timelineTests } from "./conformance/timeline.ts";
 
@@ -46,6 +47,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("KeyBackupStore", () => keyBackupTests(makeStore));
     describe("PusherStore", () => pusherTests(makeStore));
     describe("SearchStore", () => searchTests(makeStore));
+    describe("ServerKeyStore", () => serverKeyTests(makeStore));
     // Across areas: getMaxStream, durability, references between areas' rows, kill -9.
     describe("Store", () => {
       storeTests(makeStore);

@@ -12,6 +12,7 @@
 
 import type { JsonObject } from "../events/types.ts";
 import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
+import type { ServerKeyStore } from "./server-keys-types.ts";
 
 export interface UserRow {
   userId: string;
@@ -795,4 +796,6 @@ export interface Store {
   readonly search: SearchStore;
   /** Content reports (moderation). */
   readonly reports: ReportStore;
+  /** Other servers' signing keys, fetched over federation (server-keys-types.ts). */
+  readonly serverKeys: ServerKeyStore;
 }

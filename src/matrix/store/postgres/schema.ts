@@ -449,4 +449,18 @@ export const MIGRATIONS: string[] = [
     user_id ${T} NOT NULL
   );
   `,
+  // federation: other servers' signing keys as fetched (federation/key-fetcher.ts), with the signed response they
+  // came in so the notary (POST /_matrix/key/v2/query) hands them on unchanged.
+  `
+  CREATE TABLE server_keys (
+    server_name ${T} NOT NULL,
+    key_id ${T} NOT NULL,
+    public_key ${T} NOT NULL,
+    valid_until_ts BIGINT NOT NULL,
+    expired_ts BIGINT,
+    fetched_ts BIGINT NOT NULL,
+    response_json ${T} NOT NULL,
+    PRIMARY KEY (server_name, key_id)
+  );
+  `,
 ];

@@ -429,4 +429,18 @@ export const MIGRATIONS: string[] = [
     user_id TEXT NOT NULL
   ) WITHOUT ROWID;
   `,
+  // federation: other servers' signing keys as fetched (federation/key-fetcher.ts), with the signed response they
+  // came in so the notary (POST /_matrix/key/v2/query) hands them on unchanged.
+  `
+  CREATE TABLE server_keys (
+    server_name TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    valid_until_ts INTEGER NOT NULL,
+    expired_ts INTEGER,
+    fetched_ts INTEGER NOT NULL,
+    response_json TEXT NOT NULL,
+    PRIMARY KEY (server_name, key_id)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -1,0 +1,8 @@
+/** Every server-server route, served only with `matrix.federation.enabled` (isolated mode serves none). */
+import type { Route } from "../http/types.ts";
+import { wellKnownRoutes } from "./discovery.ts";
+import { keyRoutes } from "./keys.ts";
+import { queryRoutes } from "./query.ts";
+import { versionRoutes } from "./version.ts";
+
+export const federationRoutes: Route[] = [...keyRoutes, ...versionRoutes, ...queryRoutes, ...wellKnownRoutes];
