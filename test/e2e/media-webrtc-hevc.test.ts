@@ -2,11 +2,13 @@
  * WebRTC for H.265 sources, in real Chromium: a camera-like publisher (ffmpeg libx265 over RTSP) has its video
  * re-encoded to H.264 for WHEP viewers only (browsers' WebRTC negotiates H.264; Chromium offers H.265 only with a
  * hardware decoder), `stream status` says "re-encoded (H.265 source...)", and Chromium decodes it at full rate
- * (framesDecoded from getStats); with B-frames as well. The path's other readers still get H.265 (HLS).
+ * (framesDecoded from getStats); with B-frames as well. The path's other readers still get H.265 (HLS). A viewer
+ * that offers H.265 (a werift client here: headless Chromium has no H.265 WebRTC decoder) gets a path without
+ * B-frames as it is, H.265 over RTP that ffprobe decodes, and no re-encoder runs; with B-frames it gets H.264.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -15,8 +17,10 @@ import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { streamStatus } from "../../src/media/ops/index.ts";
+import type { AccessUnit } from "../../src/media/protocols/rtp/h264.ts";
 import { CHROMIUM, installWhepViewer, launchChromium } from "./helpers/browser.ts";
 import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
+import { annexB, decodeH264, negotiate, whepReceiver } from "./helpers/webrtc-client.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const opts = {
@@ -177,3 +181,67 @@ for (const [bframes, what] of [
     },
   );
 }
+
+/** Annex B of access units (start codes, no delimiter: H.264's would be a bogus H.265 NAL unit). */
+const annexBAll = (units: AccessUnit[]) =>
+  Buffer.concat(units.flatMap((u) => u.nals.flatMap((n) => [Buffer.from([0, 0, 0, 1]), n])));
+const hevcType = (n: Buffer) => ((n[0] ?? 0) >> 1) & 0x3f;
+
+test(
+  "a viewer that offers H.265 gets an H.265 path without B-frames as it is (RFC 7798, no re-encoder)",
+  opts,
+  async () => {
+    const path = "live/hevcpass";
+    const pub = publish(path, 0);
+    const rx = whepReceiver(undefined, { h265: true });
+    try {
+      await until(`${path} to go live`, async () => m.hub.get(path)?.videoConfig !== undefined);
+      const session = await negotiate(rx.pc, `${m.httpUrl}/${path}/whep`);
+      await until("60 access units", async () => rx.units.length >= 60);
+      assert.equal(rx.video.codec, "video/h265", "the answer chose H.265");
+      const s = status(path);
+      assert.equal(s?.webrtc?.reencoder, null, "no re-encoder was made for the path");
+      assert.equal(s?.readers.byProtocol.webrtc, 1, "the viewer reads the path itself");
+      const first = rx.units[0]!.nals.map(hevcType);
+      assert.deepEqual(first.slice(0, 3), [32, 33, 34], "VPS, SPS, PPS before the first keyframe");
+      assert.ok(
+        first.some((t) => t >= 16 && t <= 21),
+        `a random access picture (IDR or CRA) first: ${first}`,
+      );
+      const file = join(dir, "pass.hevc");
+      writeFileSync(file, annexBAll(rx.units));
+      const d = await decodeH264(file);
+      assert.equal(d.codec, "hevc");
+      assert.ok(d.frames >= 55, `${d.frames} frames decoded of ${rx.units.length} units`);
+      assert.equal(d.errors, "", "decoded without an error");
+      assert.equal((await fetch(m.httpUrl + session, { method: "DELETE" })).status, 200);
+    } finally {
+      await rx.pc.close().catch(() => {});
+      pub.proc.kill("SIGKILL");
+      await pub.exit;
+    }
+  },
+);
+
+test("a viewer that offers H.265 still gets H.264 when the H.265 has B-frames", opts, async () => {
+  const path = "live/hevcbf";
+  const pub = publish(path, 3);
+  const rx = whepReceiver(undefined, { h265: true });
+  try {
+    await until(`${path} to go live`, async () => m.hub.get(path)?.videoConfig !== undefined);
+    const session = await negotiate(rx.pc, `${m.httpUrl}/${path}/whep`);
+    await until("30 access units", async () => rx.units.length >= 30);
+    assert.equal(rx.video.codec, "video/h264", "the answer chose H.264");
+    assert.equal(status(path)?.webrtc?.reencoder?.running, true, "from the re-encoder");
+    const file = join(dir, "bf.h264");
+    writeFileSync(file, Buffer.concat(rx.units.map((u) => annexB(u))));
+    const d = await decodeH264(file);
+    assert.equal(d.codec, "h264");
+    assert.ok(d.frames >= 25, `${d.frames} frames decoded of ${rx.units.length} units`);
+    assert.equal((await fetch(m.httpUrl + session, { method: "DELETE" })).status, 200);
+  } finally {
+    await rx.pc.close().catch(() => {});
+    pub.proc.kill("SIGKILL");
+    await pub.exit;
+  }
+});

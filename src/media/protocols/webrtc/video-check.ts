@@ -122,9 +122,9 @@ export class VideoCheck {
   }
 
   /** The verdict once it is no longer pending, or after `ms` (then still possibly pending). */
-  async settled(ms: number): Promise<WebRtcVideoVerdict> {
+  async settled(ms: number, viewer: { h265?: boolean } = {}): Promise<WebRtcVideoVerdict> {
     const end = Date.now() + ms;
-    while (this.verdict().mode === "pending" && Date.now() < end) {
+    while (this.verdict(viewer).mode === "pending" && Date.now() < end) {
       await new Promise<void>((r) => {
         const t = setTimeout(r, Math.max(0, end - Date.now()));
         this.#waiters.add(() => {
@@ -133,7 +133,7 @@ export class VideoCheck {
         });
       });
     }
-    return this.verdict();
+    return this.verdict(viewer);
   }
 
   #wake(): void {
