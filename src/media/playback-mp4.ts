@@ -32,9 +32,9 @@ interface Chunk {
 
 interface TrackSamples {
   id: number;
-  durations: number[];
-  sizes: number[];
-  cts: number[];
+  durations: Grow;
+  sizes: Grow;
+  cts: Grow;
   /** 1-based numbers of sync samples. */
   syncs: number[];
   firstDts: number;
@@ -179,15 +179,25 @@ export function progressive(plan: Plan): Progressive {
       let s = tracks.get(t.track);
       if (!s) {
         const dts = t.baseTime ?? 0;
-        s = { id: t.track, durations: [], sizes: [], cts: [], syncs: [], firstDts: dts, nextDts: dts, chunks: 0 };
+        s = {
+          id: t.track,
+          durations: new Grow(false),
+          sizes: new Grow(false),
+          cts: new Grow(true),
+          syncs: [],
+          firstDts: dts,
+          nextDts: dts,
+          chunks: 0,
+        };
         tracks.set(t.track, s);
       }
       if (t.baseTime !== undefined && t.baseTime !== s.nextDts && s.durations.length > 0) {
         // A jump on the timeline (files joined on the wall clock): the sample before it takes up the difference.
         const last = s.durations.length - 1;
-        const d = Math.max(0, (s.durations[last] as number) + t.baseTime - s.nextDts);
-        s.nextDts += d - (s.durations[last] as number);
-        s.durations[last] = d;
+        const was = s.durations.at(last);
+        const d = Math.max(0, was + t.baseTime - s.nextDts);
+        s.nextDts += d - was;
+        s.durations.set(last, d);
       }
       for (const run of t.runs) {
         const n = Math.min(run.samples.length, left);
@@ -301,8 +311,34 @@ function table(
   return fullBox(type, version, 0, body);
 }
 
+/** A growing array of 32-bit integers (a day of samples is millions of them: 4 bytes each, not a JS array's 8+). */
+class Grow {
+  #a: Uint32Array | Int32Array;
+  length = 0;
+  constructor(signed: boolean) {
+    this.#a = signed ? new Int32Array(1024) : new Uint32Array(1024);
+  }
+  push(v: number): void {
+    if (this.length === this.#a.length) {
+      const next = new (this.#a.constructor as Uint32ArrayConstructor | Int32ArrayConstructor)(this.length * 2);
+      next.set(this.#a);
+      this.#a = next;
+    }
+    this.#a[this.length++] = v;
+  }
+  at(i: number): number {
+    return this.#a[i] as number;
+  }
+  set(i: number, v: number): void {
+    this.#a[i] = v;
+  }
+  view(): Uint32Array | Int32Array {
+    return this.#a.subarray(0, this.length);
+  }
+}
+
 /** Run-length pairs (count, value) of `values`. */
-function runs(values: number[]): [number, number][] {
+function runs(values: ArrayLike<number> & Iterable<number>): [number, number][] {
   const out: [number, number][] = [];
   for (const v of values) {
     const last = out.at(-1);
@@ -324,16 +360,19 @@ function trakBox(
   wide: boolean,
 ): Buffer {
   const n = s.sizes.length;
-  const stts = runs(s.durations);
+  const sizes = s.sizes.view();
+  const cts = s.cts.view();
+  const durations = s.durations.view();
+  const stts = runs(durations);
   const sttsBox = table("stts", 0, [stts.length], stts.length, 2, (b, i, at) => {
     const [count, delta] = stts[i] as [number, number];
     b.writeUInt32BE(count, at);
     b.writeUInt32BE(delta >>> 0, at + 4);
   });
   const tables = [sttsBox];
-  const ctsRuns = s.cts.some((c) => c !== 0) ? runs(s.cts) : [];
+  const ctsRuns = cts.some((c) => c !== 0) ? runs(cts) : [];
   if (ctsRuns.length > 0) {
-    const signed = s.cts.some((c) => c < 0);
+    const signed = cts.some((c) => c < 0);
     tables.push(
       table("ctts", signed ? 1 : 0, [ctsRuns.length], ctsRuns.length, 2, (b, i, at) => {
         const [count, off] = ctsRuns[i] as [number, number];
@@ -347,11 +386,11 @@ function trakBox(
     tables.push(
       table("stss", 0, [s.syncs.length], s.syncs.length, 1, (b, i, at) => b.writeUInt32BE(s.syncs[i] as number, at)),
     );
-  const same = s.sizes.every((z) => z === s.sizes[0]);
+  const same = sizes.every((z) => z === sizes[0]);
   tables.push(
     same
-      ? fullBox("stsz", 0, 0, u32(s.sizes[0] as number, n))
-      : table("stsz", 0, [0, n], n, 1, (b, i, at) => b.writeUInt32BE(s.sizes[i] as number, at)),
+      ? fullBox("stsz", 0, 0, u32(sizes[0] as number, n))
+      : table("stsz", 0, [0, n], n, 1, (b, i, at) => b.writeUInt32BE(sizes[i] as number, at)),
   );
   const perChunk = chunks.filter((c) => c.track === s.id).map((c) => c.count);
   const stsc: [number, number][] = []; // (first chunk, samples per chunk)
@@ -376,8 +415,8 @@ function trakBox(
 
   // The first presented sample's composition time: where the track's presentation starts.
   let firstPts = Number.POSITIVE_INFINITY;
-  for (let i = 0, dts = 0; i < n && i < 64; dts += s.durations[i] as number, i++)
-    firstPts = Math.min(firstPts, dts + (s.cts[i] as number));
+  for (let i = 0, dts = 0; i < n && i < 64; dts += durations[i] as number, i++)
+    firstPts = Math.min(firstPts, dts + (cts[i] as number));
   firstPts = Math.max(0, firstPts);
   const edits: Buffer[] = [];
   if (delay > 0) edits.push(u32(delay, 0xffffffff, 0x00010000)); // an empty edit: the track starts later
