@@ -62,8 +62,9 @@ test("a range as progressive MP4: moov first, tables that find every kept sample
   await record(join(root, "rec", "live", "m"));
   const pb = new Playback({ dir: join(root, "rec") });
   const t0 = Date.parse((await pb.list("live/m"))[0]!.start) / 1000;
-  // 2.5 s .. 5.5 s: from the keyframe at 2 s, the last second cut at 5.5 s (13 video frames of its 25, 25 audio frames of 50).
-  const plan = (await pb.plan("live/m", t0 + 2.5, 3))!;
+  // 2.5 s .. 5.51 s: from the keyframe at 2 s, the last second cut at 5.51 s (13 video frames of its 25, 26 audio
+  // frames of 50; the end is off every sample boundary: the range is placed on the wall clock to the millisecond).
+  const plan = (await pb.plan("live/m", t0 + 2.5, 3.01))!;
   const mp4 = progressive(plan);
   const out = Buffer.concat([mp4.head, await bytesOf(mp4.body)]);
   assert.equal(out.length, mp4.bytes, "the announced length");
@@ -120,7 +121,7 @@ test("a range as progressive MP4: moov first, tables that find every kept sample
     ["stsd", "stts", "stsz", "stsc", "stco"],
     "audio: every sample a sync sample, no offsets, one size",
   );
-  assert.deepEqual(u32s(out, kid(out, astbl, "stsz"), 4), [4, 3 * 50 + 25]);
+  assert.deepEqual(u32s(out, kid(out, astbl, "stsz"), 4), [4, 3 * 50 + 26]);
   const achunks = u32s(out, kid(out, astbl, "stco"), 8);
   assert.deepEqual(out.subarray(achunks[1]!, achunks[1]! + 8), Buffer.from([0, 0, 0, 0, 1, 1, 1, 1]));
 });
@@ -133,4 +134,51 @@ test("the progressive MP4 of a plan is streamed in file ranges, the head alone i
   assert.ok(mp4.body.every((p) => !Buffer.isBuffer(p) && typeof p !== "function"));
   assert.ok(mp4.head.length < 4096, `${mp4.head.length} byte head`);
   assert.equal(mp4.bytes - mp4.head.length, 6 * (274 + 50 * 4), "the mdat holds the samples, no moofs");
+});
+
+test("past 4 GiB of samples: co64 chunk offsets and a 64-bit mdat size (worked out from the moofs alone)", () => {
+  const init = Buffer.concat([ftyp(), moov([fakeTrack("video", 90_000)])]);
+  const samples = Array.from({ length: 50 }, (_, i) => ({
+    data: Buffer.alloc(1),
+    duration: 3600,
+    cts: 0,
+    sync: i === 0,
+  }));
+  const frags = [0, 1].map((k) => {
+    const { moof } = fragment(k + 1, [{ baseTime: k * 50 * 3600, samples, withCts: false }]);
+    // Each sample claims 50 MB: two fragments of 50 are 5 GB (nothing is read: sizes come from the trun).
+    const traf = children(moof, 8, moof.length).find((c) => c.type === "traf")!;
+    const trun = children(moof, traf.start, traf.end).find((c) => c.type === "trun")!;
+    for (let i = 0; i < 50; i++) moof.writeUInt32BE(50_000_000, trun.start + 12 + 12 * i + 4);
+    return { offset: k * 3e9, size: 0, moof: () => moof, moofLen: moof.length, time: k * 2, duration: 2, sync: true };
+  });
+  const plan = { init, start: 0, duration: 4, frags, bytes: 0 } as unknown as Parameters<typeof progressive>[0];
+  const mp4 = progressive(plan);
+  const top = children(mp4.head, 0, mp4.head.length - 16);
+  assert.deepEqual(
+    top.map((c) => c.type),
+    ["ftyp", "moov"],
+  );
+  assert.equal(mp4.head.readUInt32BE(mp4.head.length - 16), 1, "a 64-bit mdat size");
+  assert.equal(mp4.head.toString("latin1", mp4.head.length - 12, mp4.head.length - 8), "mdat");
+  assert.equal(Number(mp4.head.readBigUInt64BE(mp4.head.length - 8)), 16 + 5e9);
+  assert.equal(mp4.bytes, mp4.head.length + 5e9);
+  const stbl = path(mp4.head, top[1]!, "trak", "mdia", "minf", "stbl");
+  const co64 = kid(mp4.head, stbl, "co64");
+  assert.ok(co64, "co64, not stco");
+  assert.deepEqual(
+    [0, 1].map((i) => Number(mp4.head.readBigUInt64BE(co64.start + 8 + 8 * i))),
+    [mp4.head.length, mp4.head.length + 2.5e9],
+  );
+  assert.deepEqual(
+    mp4.body.map((p) => {
+      const r = p as { from: number; to: number };
+      return [r.from, r.to - r.from];
+    }),
+    [
+      [frags[0]!.moofLen + 8, 2.5e9],
+      [3e9 + frags[1]!.moofLen + 8, 2.5e9],
+    ],
+    "each trun's bytes, from where its data offset points",
+  );
 });
