@@ -322,6 +322,8 @@ test("bad parameters are a 400, nothing recorded a 404", opts, async () => {
     [`segment.m4s?path=live/pb&start=${start}&duration=4`, 400, /'n'/],
     [`get?path=live/none&start=${start}&duration=4`, 404, /nothing recorded/],
     [`get?path=live/pb&start=2020-01-01T00:00:00Z&duration=60`, 404, /nothing recorded/],
+    [`get?path=live/pb&start=2020-01-01T00:00:00Z&duration=60&format=mp4`, 404, /nothing recorded/],
+    [`get?path=live/pb&start=${start}&duration=-4&format=mp4`, 400, /positive number/],
     [`list?path=live/none`, 404, /nothing recorded/],
     [`segment.m4s?path=live/pb&start=${start}&duration=4&n=99`, 404, /no segment/],
     [`nope?path=live/pb`, 404, /no playback endpoint/],
