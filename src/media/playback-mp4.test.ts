@@ -65,7 +65,7 @@ test("a range as progressive MP4: moov first, tables that find every kept sample
   // 2.5 s .. 5.51 s: from the keyframe at 2 s, the last second cut at 5.51 s (13 video frames of its 25, 26 audio
   // frames of 50; the end is off every sample boundary: the range is placed on the wall clock to the millisecond).
   const plan = (await pb.plan("live/m", t0 + 2.5, 3.01))!;
-  const mp4 = progressive(plan);
+  const mp4 = await progressive(plan);
   const out = Buffer.concat([mp4.head, await bytesOf(mp4.body)]);
   assert.equal(out.length, mp4.bytes, "the announced length");
   const top = children(out, 0, out.length);
@@ -130,13 +130,13 @@ test("the progressive MP4 of a plan is streamed in file ranges, the head alone i
   const pb = new Playback({ dir: join(root, "rec") });
   const t0 = Date.parse((await pb.list("live/m"))[0]!.start) / 1000;
   const plan = (await pb.plan("live/m", t0, 6))!;
-  const mp4 = progressive(plan);
+  const mp4 = await progressive(plan);
   assert.ok(mp4.body.every((p) => !Buffer.isBuffer(p) && typeof p !== "function"));
   assert.ok(mp4.head.length < 4096, `${mp4.head.length} byte head`);
   assert.equal(mp4.bytes - mp4.head.length, 6 * (274 + 50 * 4), "the mdat holds the samples, no moofs");
 });
 
-test("past 4 GiB of samples: co64 chunk offsets and a 64-bit mdat size (worked out from the moofs alone)", () => {
+test("past 4 GiB of samples: co64 chunk offsets and a 64-bit mdat size (worked out from the moofs alone)", async () => {
   const init = Buffer.concat([ftyp(), moov([fakeTrack("video", 90_000)])]);
   const samples = Array.from({ length: 50 }, (_, i) => ({
     data: Buffer.alloc(1),
@@ -153,7 +153,7 @@ test("past 4 GiB of samples: co64 chunk offsets and a 64-bit mdat size (worked o
     return { offset: k * 3e9, size: 0, moof: () => moof, moofLen: moof.length, time: k * 2, duration: 2, sync: true };
   });
   const plan = { init, start: 0, duration: 4, frags, bytes: 0 } as unknown as Parameters<typeof progressive>[0];
-  const mp4 = progressive(plan);
+  const mp4 = await progressive(plan);
   const top = children(mp4.head, 0, mp4.head.length - 16);
   assert.deepEqual(
     top.map((c) => c.type),

@@ -58,6 +58,9 @@ export interface Progressive {
   bytes: number;
 }
 
+/** Fragments read between turns of the event loop. */
+const YIELD_EVERY = 256;
+
 const cannot = (why: string) => new AmiError("AMI_UNAVAILABLE", `this recording cannot be written as mp4: ${why}`);
 
 /** Every sample of a moof (offsets relative to the moof's first byte; `defaults` per track from the init's trex). */
@@ -145,7 +148,7 @@ export function readTrafs(moof: Buffer, defaults: Map<number, { duration: number
 }
 
 /** The progressive MP4 of `plan`: its head (in memory) and the mdat's pieces (file ranges). */
-export function progressive(plan: Plan): Progressive {
+export async function progressive(plan: Plan): Promise<Progressive> {
   const init = plan.init;
   const top = children(init, 0, init.length);
   const moovC = top.find((c) => c.type === "moov");
@@ -163,7 +166,9 @@ export function progressive(plan: Plan): Progressive {
 
   const tracks = new Map<number, TrackSamples>();
   const chunks: Chunk[] = [];
-  for (const f of plan.frags) {
+  for (const [k, f] of plan.frags.entries()) {
+    // About 0.2 s of work per hour of samples: the loop is let go now and then (a day's range is thousands of them).
+    if (k % YIELD_EVERY === YIELD_EVERY - 1) await new Promise<void>((r) => setImmediate(r));
     const moof = f.moof();
     const trafs = readTrafs(moof, defaults);
     // A cut fragment keeps each track's first samples: as many as its new moof's truns hold.
@@ -223,7 +228,7 @@ export function progressive(plan: Plan): Progressive {
   const mvhd = moovKids.find((c) => c.type === "mvhd");
   if (!mvhd) throw cannot("no mvhd in the recording");
   const movieScale = init.readUInt32BE(mvhd.start + (init[mvhd.start] === 1 ? 20 : 12));
-  const traks: { trak: Child; id: number; timescale: number; s: TrackSamples }[] = [];
+  const traks: { trak: Child; id: number; timescale: number; s: TrackSamples; tables: Buffer[] }[] = [];
   for (const trak of moovKids.filter((c) => c.type === "trak")) {
     const tkhd = children(init, trak.start, trak.end).find((c) => c.type === "tkhd");
     const mdia = children(init, trak.start, trak.end).find((c) => c.type === "mdia");
@@ -232,7 +237,8 @@ export function progressive(plan: Plan): Progressive {
     const id = init.readUInt32BE(tkhd.start + (init[tkhd.start] === 1 ? 20 : 12));
     const s = tracks.get(id);
     if (!s || s.sizes.length === 0) continue;
-    traks.push({ trak, id, timescale: init.readUInt32BE(mdhd.start + (init[mdhd.start] === 1 ? 20 : 12)), s });
+    const timescale = init.readUInt32BE(mdhd.start + (init[mdhd.start] === 1 ? 20 : 12));
+    traks.push({ trak, id, timescale, s, tables: sampleTables(s, chunks) });
   }
   // The movie starts at the earliest track's start.
   const t0 = Math.min(...traks.map((t) => t.s.firstDts / t.timescale));
@@ -268,7 +274,8 @@ export function progressive(plan: Plan): Progressive {
         kids.push(withDur(init, c, movieDur, traks.length ? Math.max(...traks.map((t) => t.id)) + 1 : 1));
       else if (c.type === "trak") {
         const b = built.find((x) => x.t.trak === c);
-        if (b) kids.push(trakBox(init, c, b.t.s, b.mediaDur, b.delay, b.edit, offsets.get(b.t.id) ?? [], chunks, wide));
+        if (b)
+          kids.push(trakBox(init, c, b.t.s, b.t.tables, b.mediaDur, b.delay, b.edit, offsets.get(b.t.id) ?? [], wide));
       } else if (c.type !== "mvex") kids.push(init.subarray(c.start - 8, c.end));
     }
     return box("moov", ...kids);
@@ -337,51 +344,33 @@ class Grow {
   }
 }
 
-/** Run-length pairs (count, value) of `values`. */
-function runs(values: ArrayLike<number> & Iterable<number>): [number, number][] {
-  const out: [number, number][] = [];
-  for (const v of values) {
-    const last = out.at(-1);
-    if (last && last[1] === v) last[0]++;
-    else out.push([1, v]);
+/** A table of run-length pairs (sample_count, value) of `values`: stts, ctts. Two passes, no per-entry objects. */
+function runTable(type: string, version: number, values: Uint32Array | Int32Array): Buffer {
+  let entries = 0;
+  for (let i = 0; i < values.length; i++) if (i === 0 || values[i] !== values[i - 1]) entries++;
+  const b = Buffer.allocUnsafe(4 + 8 * entries);
+  b.writeUInt32BE(entries, 0);
+  let at = 4 - 8;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    if (i === 0 || v !== values[i - 1]) {
+      at += 8;
+      b.writeUInt32BE(0, at);
+      if (v < 0) b.writeInt32BE(v, at + 4);
+      else b.writeUInt32BE(v, at + 4);
+    }
+    b.writeUInt32BE(b.readUInt32BE(at) + 1, at);
   }
-  return out;
+  return fullBox(type, version, 0, b);
 }
 
-function trakBox(
-  init: Buffer,
-  trak: Child,
-  s: TrackSamples,
-  mediaDur: number,
-  delay: number,
-  edit: number,
-  offsets: number[],
-  chunks: Chunk[],
-  wide: boolean,
-): Buffer {
+/** A track's sample tables but the chunk offsets (they do not depend on where the mdat is). */
+function sampleTables(s: TrackSamples, chunks: Chunk[]): Buffer[] {
   const n = s.sizes.length;
   const sizes = s.sizes.view();
   const cts = s.cts.view();
-  const durations = s.durations.view();
-  const stts = runs(durations);
-  const sttsBox = table("stts", 0, [stts.length], stts.length, 2, (b, i, at) => {
-    const [count, delta] = stts[i] as [number, number];
-    b.writeUInt32BE(count, at);
-    b.writeUInt32BE(delta >>> 0, at + 4);
-  });
-  const tables = [sttsBox];
-  const ctsRuns = cts.some((c) => c !== 0) ? runs(cts) : [];
-  if (ctsRuns.length > 0) {
-    const signed = cts.some((c) => c < 0);
-    tables.push(
-      table("ctts", signed ? 1 : 0, [ctsRuns.length], ctsRuns.length, 2, (b, i, at) => {
-        const [count, off] = ctsRuns[i] as [number, number];
-        b.writeUInt32BE(count, at);
-        if (signed) b.writeInt32BE(off, at + 4);
-        else b.writeUInt32BE(off, at + 4);
-      }),
-    );
-  }
+  const tables = [runTable("stts", 0, s.durations.view())];
+  if (cts.some((c) => c !== 0)) tables.push(runTable("ctts", cts.some((c) => c < 0) ? 1 : 0, cts));
   if (s.syncs.length < n)
     tables.push(
       table("stss", 0, [s.syncs.length], s.syncs.length, 1, (b, i, at) => b.writeUInt32BE(s.syncs[i] as number, at)),
@@ -405,6 +394,24 @@ function trakBox(
       b.writeUInt32BE(1, at + 8);
     }),
   );
+  return tables;
+}
+
+function trakBox(
+  init: Buffer,
+  trak: Child,
+  s: TrackSamples,
+  sampleBoxes: Buffer[],
+  mediaDur: number,
+  delay: number,
+  edit: number,
+  offsets: number[],
+  wide: boolean,
+): Buffer {
+  const n = s.sizes.length;
+  const durations = s.durations.view();
+  const cts = s.cts.view();
+  const tables = [...sampleBoxes];
   tables.push(
     wide
       ? table("co64", 0, [offsets.length], offsets.length, 2, (b, i, at) =>

@@ -122,7 +122,7 @@ export async function servePlayback(
   // get
   res.setHeader("content-disposition", `inline; filename="${fileName(path, plan)}"`);
   if (format === "mp4") {
-    const mp4 = progressive(plan);
+    const mp4 = await progressive(plan);
     return send(req, res, r.log, "video/mp4", mp4.bytes, [mp4.head, ...mp4.body]);
   }
   return send(req, res, r.log, "video/mp4", plan.bytes, pieces(plan.frags, plan.init));
