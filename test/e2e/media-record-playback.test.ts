@@ -22,6 +22,7 @@ import { silentLogger } from "../../src/core/logger.ts";
 import type { OpContext } from "../../src/core/ops.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { recordingsGet, recordingsList } from "../../src/media/ops/recordings.ts";
+import { launchChromium } from "./helpers/browser.ts";
 import { ffprobe, publish, runTool, until } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -84,10 +85,16 @@ let span: { start: string; duration: number; url: string };
 test("a recorded publish is listed as one span across its files", opts, async () => {
   m.recordings.start("live/pb");
   m.recordings.start("private/pb");
-  const pubs = [publish(`${m.rtmpUrl}/live/pb`, 8), publish(`${m.rtmpUrl}/private/pb`, 4)];
+  m.recordings.start("live/bf");
+  const pubs = [
+    publish(`${m.rtmpUrl}/live/pb`, 8),
+    publish(`${m.rtmpUrl}/private/pb`, 4),
+    // x264's defaults (B-frames): composition offsets, which a progressive MP4 carries in ctts and an edit list.
+    publish(`${m.rtmpUrl}/live/bf`, 5, "flv", ["-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-bf", "2"]),
+  ];
   await Promise.all(pubs.map((p) => p.exit));
-  await until("both recordings to finish their files", async () =>
-    ["live/pb", "private/pb"].every((p) => m.recordings.get(p)?.state === "waiting"),
+  await until("the recordings to finish their files", async () =>
+    ["live/pb", "private/pb", "live/bf"].every((p) => m.recordings.get(p)?.state === "waiting"),
   );
   const files = m.recordings.get("live/pb")!;
   assert.ok(files.files >= 3, `${files.files} recorded files`);
@@ -145,6 +152,140 @@ test("a range across file boundaries plays as one MP4 over HTTP and from the op"
   }
 });
 
+/** ffprobe's view of a progressive MP4: duration, video frames (from the tables and decoded), box order. */
+async function probeMp4(target: string) {
+  const p = await ffprobe(target, "format=duration:stream=codec_type,codec_name,nb_frames,nb_read_frames,start_time");
+  const r = await runTool("ffprobe", [
+    "-v",
+    "error",
+    "-count_frames",
+    "-select_streams",
+    "v",
+    "-show_entries",
+    "stream=nb_read_frames",
+    "-of",
+    "json",
+    target,
+  ]);
+  const trace = await runTool("ffprobe", ["-v", "trace", "-i", target]);
+  const boxes = [...trace.err.matchAll(/type:'(ftyp|moov|moof|mdat)'/g)].map((x) => x[1]);
+  const streams = p.streams as unknown as {
+    codec_type: string;
+    codec_name: string;
+    nb_frames: string;
+    start_time: string;
+  }[];
+  return {
+    duration: Number(p.format.duration),
+    kinds: streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort(),
+    frames: Number(streams.find((s) => s.codec_type === "video")?.nb_frames),
+    decoded: Number((JSON.parse(r.out) as { streams: { nb_read_frames: string }[] }).streams[0]?.nb_read_frames),
+    starts: streams.map((s) => Number(s.start_time)),
+    boxes: [...new Set(boxes)],
+  };
+}
+
+test("format=mp4: a progressive MP4, moov before mdat, that ffprobe measures and ffmpeg decodes", opts, async () => {
+  const start = rfc(seconds(span.start) + 1.5);
+  const duration = 4;
+  const url = `${base}/get?path=live/pb&start=${start}&duration=${duration}&format=mp4`;
+  const file = join(dir, "range-progressive.mp4");
+  const res = await fetchTo(url, file);
+  assert.equal(res.headers.get("content-type"), "video/mp4");
+  const viaOp = join(dir, "range-progressive-op.mp4");
+  const got = await recordingsGet.run(
+    recordingsGet.input.parse({ path: "live/pb", start, duration, out: viaOp, format: "mp4" }),
+    ctx,
+  );
+  assert.equal(got.bytes, Number(res.headers.get("content-length")));
+  // The same range as fMP4: the same frames.
+  const fragFile = join(dir, "range-fragmented.mp4");
+  await fetchTo(`${base}/get?path=live/pb&start=${start}&duration=${duration}`, fragFile);
+  const frag = await probeMp4(fragFile);
+  for (const f of [file, viaOp, url]) {
+    const p = await probeMp4(f);
+    assert.deepEqual(p.kinds, ["audio:aac", "video:h264"]);
+    assert.ok(p.duration >= duration - 0.1 && p.duration <= duration + GOP_S + 0.1, `${f}: ${p.duration} s`);
+    assert.ok(Math.abs(p.duration - frag.duration) < 0.1, `mp4 ${p.duration} s, fmp4 ${frag.duration} s`);
+    // 25 fps: the sample tables list every frame of the range, each decodes.
+    assert.ok(Math.abs(p.frames - p.duration * 25) <= 2, `${p.frames} frames in ${p.duration} s`);
+    assert.equal(p.decoded, p.frames, "every listed frame decodes");
+    assert.equal(p.decoded, frag.decoded, "as many frames as the fMP4 of the range");
+    assert.ok(
+      p.starts.every((s) => s < 0.1),
+      `timestamps start at 0: ${p.starts}`,
+    );
+    assert.deepEqual(p.boxes, ["ftyp", "moov", "mdat"], "faststart: the moov before the mdat, no fragments");
+    const dec = await decode(f);
+    assert.equal(dec.code, 0, dec.err);
+    assert.equal(dec.err, "", `ffmpeg decodes ${f} without an error`);
+  }
+
+  // B-frames (x264 defaults): composition offsets and the edit list bring presentation to 0, every frame decodes.
+  const bf = (await (await fetch(`${base}/list?path=live/bf`)).json()) as (typeof span)[];
+  const bfUrl = `${base}/get?path=live/bf&start=${bf[0]!.start}&duration=${bf[0]!.duration}&format=mp4`;
+  const p = await probeMp4(bfUrl);
+  assert.ok(Math.abs(p.duration - bf[0]!.duration) < 0.2, `${p.duration} s of a ${bf[0]!.duration} s span`);
+  assert.equal(p.decoded, p.frames);
+  assert.ok(Math.abs(p.frames - bf[0]!.duration * 25) <= 2, `${p.frames} frames`);
+  // Video (listed first) starts at 0: the edit list skips x264's B-frame delay (2 frames, 0.08 s); audio where it was
+  // recorded, as in the fMP4 of the same span.
+  const bfFrag = join(dir, "bf-fragmented.mp4");
+  await fetchTo(bfUrl.replace("&format=mp4", ""), bfFrag);
+  const fragStarts = (await probeMp4(bfFrag)).starts;
+  assert.equal(p.starts[0], 0, `video starts at ${p.starts[0]}`);
+  assert.ok(Math.abs(p.starts[1]! - fragStarts[1]!) < 0.002, `audio at ${p.starts[1]} s, in the fMP4 ${fragStarts[1]}`);
+  const dec = await decode(bfUrl);
+  assert.equal(dec.code, 0, dec.err);
+  assert.equal(dec.err, "", "ffmpeg decodes the B-frame range without an error");
+});
+
+test("format=mp4 plays in Chromium's <video> to its end", opts, async () => {
+  const url = `${base}/get?path=live/bf&start=${span.start}&duration=60&format=mp4`;
+  const { profile, context, page } = await launchChromium({
+    viewport: { width: 640, height: 480 },
+    args: ["--autoplay-policy=no-user-gesture-required"],
+  });
+  try {
+    await page.setContent('<video muted autoplay playsinline width="320"></video>');
+    await page.evaluate((src) => {
+      const v = document.querySelector("video") as HTMLVideoElement;
+      const w = window as unknown as { errors: string[] };
+      w.errors = [];
+      v.onerror = () => w.errors.push(`${v.error?.code} ${v.error?.message}`);
+      v.src = src;
+    }, url);
+    const state = () =>
+      page.evaluate(() => {
+        const v = document.querySelector("video") as HTMLVideoElement;
+        return {
+          ended: v.ended,
+          time: v.currentTime,
+          duration: v.duration,
+          width: v.videoWidth,
+          frames: v.getVideoPlaybackQuality().totalVideoFrames,
+          errors: (window as unknown as { errors: string[] }).errors,
+        };
+      });
+    const end = await until(
+      "the <video> to play to its end",
+      async () => {
+        const s = await state();
+        assert.deepEqual(s.errors, []);
+        return s.ended ? s : undefined;
+      },
+      45_000,
+    );
+    assert.equal(end.width, 320);
+    assert.ok(Math.abs(end.time - end.duration) < 0.1, `ended at ${end.time} of ${end.duration} s`);
+    // 25 fps: nearly every frame of the ~5 s recording was decoded.
+    assert.ok(end.frames >= end.duration * 25 - 5, `${end.frames} frames decoded in ${end.duration} s`);
+  } finally {
+    await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
+
 test("the HLS VOD playlist of a range plays in ffmpeg", opts, async () => {
   const start = rfc(seconds(span.start) + 0.5);
   const url = `${base}/index.m3u8?path=live/pb&start=${encodeURIComponent(start)}&duration=6`;
@@ -171,7 +312,8 @@ test("bad parameters are a 400, nothing recorded a 404", opts, async () => {
     [`get?path=live/pb&start=${start}&duration=abc`, 400, /positive number/],
     [`get?path=live/pb&start=${start}`, 400, /'duration' is required/],
     [`get?path=live/pb&start=${start}&duration=999999`, 400, /at most/],
-    [`get?path=live/pb&start=${start}&duration=4&format=mp4`, 400, /fmp4/],
+    [`get?path=live/pb&start=${start}&duration=4&format=webm`, 400, /unknown format 'webm' \(fmp4, mp4\)/],
+    [`get?path=live/pb&start=${start}&duration=4&format=mp4&n=1`, 200, /./],
     [`get?path=../etc&start=${start}&duration=4`, 400, /invalid stream path/],
     [`get?start=${start}&duration=4`, 400, /'path' is required/],
     [`get?path=%ff%fe&start=${start}&duration=4`, 400, /invalid stream path/],
@@ -180,12 +322,19 @@ test("bad parameters are a 400, nothing recorded a 404", opts, async () => {
     [`segment.m4s?path=live/pb&start=${start}&duration=4`, 400, /'n'/],
     [`get?path=live/none&start=${start}&duration=4`, 404, /nothing recorded/],
     [`get?path=live/pb&start=2020-01-01T00:00:00Z&duration=60`, 404, /nothing recorded/],
+    [`get?path=live/pb&start=2020-01-01T00:00:00Z&duration=60&format=mp4`, 404, /nothing recorded/],
+    [`get?path=live/pb&start=${start}&duration=-4&format=mp4`, 400, /positive number/],
     [`list?path=live/none`, 404, /nothing recorded/],
     [`segment.m4s?path=live/pb&start=${start}&duration=4&n=99`, 404, /no segment/],
     [`nope?path=live/pb`, 404, /no playback endpoint/],
   ];
   for (const [q, status, error] of cases) {
     const res = await fetch(`${base}/${q}`);
+    if (status === 200) {
+      assert.equal(res.status, 200, q);
+      await res.body?.cancel();
+      continue;
+    }
     const body = (await res.json()) as { error: string };
     assert.equal(res.status, status, `${q}: ${body.error}`);
     assert.match(body.error, error, q);

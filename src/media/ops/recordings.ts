@@ -58,13 +58,17 @@ export const recordingsList = defineOp({
 export const recordingsGet = defineOp({
   name: "stream.recordings.get",
   summary:
-    "Write a time range of a path's recordings to --out as one MP4 (fragmented; from the keyframe at or before --start)",
+    "Write a time range of a path's recordings to --out as one MP4 (fragmented, or progressive with --format mp4; from the keyframe at or before --start)",
   input: z
     .object({
       path,
       start: time("range start"),
       duration: z.coerce.number().positive().max(86_400).describe("seconds"),
       out: z.string().min(1).describe("write the MP4 to this file (replaced atomically)"),
+      format: z
+        .enum(["fmp4", "mp4"])
+        .default("fmp4")
+        .describe("fmp4: fragmented MP4; mp4: progressive MP4 (moov first, one mdat), for tools that want one"),
     })
     .strict(),
   output: z.object({ path: z.string(), start: z.string(), duration: z.number(), bytes: z.number(), out: z.string() }),
@@ -72,7 +76,12 @@ export const recordingsGet = defineOp({
   positional: ["path"],
   human: (r) => `${r.bytes} byte(s) of ${r.path} from ${r.start} (${r.duration} s) written to ${r.out}`,
   async run(i, ctx) {
-    const res = await playback(ctx, "get", { path: i.path, start: i.start, duration: String(i.duration) });
+    const res = await playback(ctx, "get", {
+      path: i.path,
+      start: i.start,
+      duration: String(i.duration),
+      format: i.format,
+    });
     const total = Number(res.headers.get("content-length") ?? 0) || undefined;
     const dest = resolve(i.out);
     const tmp = join(dirname(dest), `.${process.pid}-${Date.now()}.recording.tmp`);

@@ -9,6 +9,7 @@ import {
   RtcpSrPacket,
 } from "werift";
 import { type AccessUnit, H264Depacketizer } from "../../../src/media/protocols/rtp/h264.ts";
+import { H265Depacketizer } from "../../../src/media/protocols/rtp/h265.ts";
 import { msToNtp, ntpToMs } from "../../../src/media/protocols/webrtc/av-sync.ts";
 
 const h264 = () =>
@@ -19,10 +20,16 @@ const h264 = () =>
     parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
   });
 
-export function clientPeer(): RTCPeerConnection {
+/** `h265`: offer H.265 before H.264, as a browser with an H.265 WebRTC decoder does. */
+export function clientPeer(o: { h265?: boolean } = {}): RTCPeerConnection {
+  const h265 = new RTCRtpCodecParameters({
+    mimeType: "video/H265",
+    clockRate: 90000,
+    rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }],
+  });
   return new RTCPeerConnection({
     codecs: {
-      video: [h264()],
+      video: o.h265 ? [h265, h264()] : [h264()],
       audio: [new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })],
     },
     iceAdditionalHostAddresses: ["127.0.0.1"],
@@ -49,8 +56,8 @@ export async function negotiate(pc: RTCPeerConnection, url: string): Promise<str
   return res.headers.get("location") ?? "";
 }
 
-export function whepViewer(): { pc: RTCPeerConnection } {
-  const pc = clientPeer();
+export function whepViewer(o: { h265?: boolean } = {}): { pc: RTCPeerConnection } {
+  const pc = clientPeer(o);
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
   return { pc };
@@ -99,14 +106,20 @@ export interface SenderReport {
  * sender report of each track (to map RTP times to the sender's wallclock). `onUnit` sees each unit as it
  * completes (the latency bench pipes them into a decoder).
  */
-export function whepReceiver(onUnit: (u: AccessUnit) => void = () => {}) {
-  const { pc } = whepViewer();
-  const depack = new H264Depacketizer();
+export function whepReceiver(onUnit: (u: AccessUnit) => void = () => {}, o: { h265?: boolean } = {}) {
+  const { pc } = whepViewer(o);
+  let depack: H264Depacketizer | H265Depacketizer = new H264Depacketizer();
+  /** The video codec the server answered with (known once the track arrives). */
+  const video: { codec?: string } = {};
   const units: AccessUnit[] = [];
   const audio: { timestamp: number; payload: Buffer }[] = [];
   const sr: { audio?: SenderReport; video?: SenderReport } = {};
   pc.onTrack.subscribe((track) => {
     const kind = track.kind === "audio" ? "audio" : "video";
+    if (kind === "video") {
+      video.codec = track.codec?.mimeType.toLowerCase();
+      if (video.codec === "video/h265") depack = new H265Depacketizer();
+    }
     track.onReceiveRtcp.subscribe((p) => {
       if (p.type === RtcpSrPacket.type)
         sr[kind] = { ntpMs: ntpToMs(p.senderInfo.ntpTimestamp), rtp: p.senderInfo.rtpTimestamp };
@@ -129,7 +142,7 @@ export function whepReceiver(onUnit: (u: AccessUnit) => void = () => {}) {
     if (!r) return undefined;
     return r.ntpMs + ((ts - r.rtp) | 0) / (kind === "audio" ? 48 : 90);
   };
-  return { pc, depack, units, audio, sr, wallclock };
+  return { pc, depack, units, audio, sr, wallclock, video };
 }
 
 /**

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MediaStream } from "../../hub.ts";
+import { exVideoTag, FOURCC_HEVC, VIDEO_PACKET } from "../flv/ex-video.ts";
+import { videoFrame } from "../flv/tag.ts";
 import { avcConfigFrame, avcConfigRecord, avcNaluFrame } from "./avc-tags.ts";
 import { PASSTHROUGH_AFTER, VideoCheck } from "./video-check.ts";
 
@@ -69,4 +71,30 @@ test("settled() resolves on the first reordered frame, or at its deadline while 
   assert.equal((await waiting).mode, "reencode");
   const other = new VideoCheck();
   assert.equal((await other.settled(20)).mode, "pending");
+});
+
+const hevc = (dts: number, key: boolean, cts: number) =>
+  videoFrame(
+    dts,
+    exVideoTag(VIDEO_PACKET.CodedFrames, FOURCC_HEVC, key, Buffer.from([0, 0, 0, 3, 0x26, 1, 0xaf]), cts),
+  );
+
+test("H.265 is re-encoded for WebRTC (from its sequence start on), unless the viewer takes H.265 and no B-frames", () => {
+  const c = new VideoCheck();
+  c.push(videoFrame(0, exVideoTag(VIDEO_PACKET.SequenceStart, FOURCC_HEVC, true, Buffer.alloc(23))));
+  assert.equal(c.hevc, true);
+  assert.deepEqual(c.verdict(), {
+    mode: "reencode",
+    reason: "H.265 source: re-encoded to H.264, which every browser's WebRTC decodes",
+  });
+  for (let i = 0; i < PASSTHROUGH_AFTER; i++) c.push(hevc(i * 33, i === 0, 0));
+  assert.equal(c.verdict().mode, "reencode", "whatever its frames");
+  assert.equal(c.verdict({ h265: true }).mode, "passthrough", "a viewer that decodes H.265 gets it as it is");
+  assert.equal(c.lastPts, (PASSTHROUGH_AFTER - 1) * 33);
+  // B-frames: composition offsets read from the enhanced tag.
+  c.push(hevc(PASSTHROUGH_AFTER * 33, false, 100));
+  c.push(hevc(PASSTHROUGH_AFTER * 33 + 33, false, 0));
+  const v = c.verdict({ h265: true });
+  assert.equal(v.mode, "reencode");
+  assert.match(v.reason, /^H\.265 source with B-frames \(1 of 32 frames out of presentation order, .* up to 100 ms\)/);
 });

@@ -1,9 +1,11 @@
 /**
- * Whether a path's H.264 can go to WebRTC viewers as it is. WebRTC carries no composition time: a browser gets
+ * Whether a path's H.264 (or H.265) can go to WebRTC viewers as it is. WebRTC carries no composition time: a browser gets
  * frames in decode order and renders them as they arrive, so B-frames (frames out of presentation order, what
  * libx264 sends by default from ffmpeg and OBS) play at a few frames per second; and a browser's WebRTC H.264
- * decoder takes 8-bit 4:2:0 only (no High 10, High 4:2:2, High 4:4:4). Such a path is re-encoded for WebRTC
- * viewers (video-transcode.ts); anything else is passed through.
+ * decoder takes 8-bit 4:2:0 only (no High 10, High 4:2:2, High 4:4:4). An H.265 path is re-encoded too: browsers'
+ * WebRTC stacks negotiate H.264 (Chromium offers H.265 only with a hardware decoder, and then it is passed through
+ * when it has no B-frames: `verdict({ h265: true })`). Such a path is re-encoded for WebRTC viewers
+ * (video-transcode.ts); anything else is passed through.
  *
  * The check watches every frame the path's publisher writes (a few bytes read per video frame): reordering is
  * seen on the first frames of a B-frame encoder (x264's IDR already carries a composition offset), so the
@@ -11,8 +13,8 @@
  */
 import type { Frame } from "../../frame.ts";
 import type { MediaStream } from "../../hub.ts";
+import { FOURCC_HEVC, parseVideoTag } from "../flv/ex-video.ts";
 import { CODEC_AVC, videoCodecId } from "../flv/tag.ts";
-import { avcCts } from "./avc-tags.ts";
 
 export type WebRtcVideoMode = "passthrough" | "reencode" | "pending";
 
@@ -51,7 +53,8 @@ export class VideoCheck {
   lastPts: number | undefined;
   #maxPts = Number.NEGATIVE_INFINITY;
   #profile: number | undefined;
-  #codec: number | undefined;
+  /** 'avc1', 'hvc1', another FourCC, or '' (a legacy non-AVC codec); undefined before any video. */
+  #codec: string | undefined;
   readonly #waiters = new Set<() => void>();
 
   /** Watches `stream` from now on (until it ends). */
@@ -69,14 +72,16 @@ export class VideoCheck {
 
   push(f: Frame): void {
     if (f.kind !== "video") return;
-    this.#codec = videoCodecId(f);
-    if (f.config) {
+    const tag = parseVideoTag(f.data);
+    if (!tag) return;
+    this.#codec = tag.fourcc;
+    if (f.config || tag.packet === "config") {
       this.#profile = avcProfile(f);
       this.#wake();
       return;
     }
-    if (this.#codec !== CODEC_AVC || f.data[1] !== 1) return;
-    const cts = avcCts(f.data);
+    if ((tag.fourcc !== "avc1" && tag.fourcc !== FOURCC_HEVC) || tag.packet !== "frame") return;
+    const cts = tag.cts;
     const pts = f.dts + cts;
     this.frames++;
     if (cts > this.maxCtsMs) this.maxCtsMs = cts;
@@ -86,25 +91,40 @@ export class VideoCheck {
     if (this.reordered === 1 || this.frames === PASSTHROUGH_AFTER) this.#wake();
   }
 
-  verdict(): WebRtcVideoVerdict {
+  /** The path's video is H.265. */
+  get hevc(): boolean {
+    return this.#codec === FOURCC_HEVC;
+  }
+
+  /**
+   * What a viewer gets. `viewer.h265`: this viewer's offer takes H.265 (and we packetize it), so an H.265 path
+   * without B-frames can go to it as it is; without it (`stream status`'s view) H.265 is always re-encoded.
+   */
+  verdict(viewer: { h265?: boolean } = {}): WebRtcVideoVerdict {
     const bad = this.#profile === undefined ? undefined : UNDECODABLE[this.#profile];
     if (bad) return { mode: "reencode", reason: `${bad}: browsers decode 8-bit 4:2:0 H.264 only` };
-    if (this.reordered > 0)
+    const bframes = `B-frames (${this.reordered} of ${this.frames} frames out of presentation order, composition offsets up to ${this.maxCtsMs} ms)`;
+    if (this.hevc && !(viewer.h265 && this.reordered === 0))
       return {
         mode: "reencode",
-        reason: `B-frames (${this.reordered} of ${this.frames} frames out of presentation order, composition offsets up to ${this.maxCtsMs} ms): WebRTC carries frames in decode order only`,
+        reason:
+          this.reordered > 0
+            ? `H.265 source with ${bframes}: re-encoded to H.264 for WebRTC`
+            : "H.265 source: re-encoded to H.264, which every browser's WebRTC decodes",
       };
-    if (this.#codec !== undefined && this.#codec !== CODEC_AVC)
-      return { mode: "passthrough", reason: "not H.264 (WebRTC viewers get no video)" };
+    if (this.reordered > 0)
+      return { mode: "reencode", reason: `${bframes}: WebRTC carries frames in decode order only` };
+    if (this.#codec !== undefined && this.#codec !== "avc1" && !this.hevc)
+      return { mode: "passthrough", reason: "not H.264 or H.265 (WebRTC viewers get no video)" };
     if (this.frames >= PASSTHROUGH_AFTER)
       return { mode: "passthrough", reason: `no B-frames in ${this.frames} frames, a profile browsers decode` };
     return { mode: "pending", reason: `${this.frames} of ${PASSTHROUGH_AFTER} frames seen` };
   }
 
   /** The verdict once it is no longer pending, or after `ms` (then still possibly pending). */
-  async settled(ms: number): Promise<WebRtcVideoVerdict> {
+  async settled(ms: number, viewer: { h265?: boolean } = {}): Promise<WebRtcVideoVerdict> {
     const end = Date.now() + ms;
-    while (this.verdict().mode === "pending" && Date.now() < end) {
+    while (this.verdict(viewer).mode === "pending" && Date.now() < end) {
       await new Promise<void>((r) => {
         const t = setTimeout(r, Math.max(0, end - Date.now()));
         this.#waiters.add(() => {
@@ -113,7 +133,7 @@ export class VideoCheck {
         });
       });
     }
-    return this.verdict();
+    return this.verdict(viewer);
   }
 
   #wake(): void {

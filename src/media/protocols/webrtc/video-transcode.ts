@@ -1,11 +1,13 @@
 /**
- * H.264 re-encoded for WebRTC viewers, only while some viewer of the path needs it (video-check.ts says why):
- * one ffmpeg per path, shared by its WHEP viewers, started by the first and stopped when the last one leaves.
- * The path's video goes to `ffmpeg -f flv -i pipe:0` with its hub timestamps kept (`-copyts`), libx264 ultrafast
- * zerolatency without B-frames in constrained baseline (what the WHEP answer's profile-level-id announces), an
- * IDR every second (ffmpeg cannot be asked for one when a viewer's PLI comes, so the GOP is short), at the
- * source's bitrate; its FLV output is demuxed into a private stream (not in the hub: no other output sees it)
- * that also gets the path's audio as it is, so a WHEP session reads it exactly like the path itself.
+ * H.264 re-encoded for WebRTC viewers (from H.264 or H.265), only while some viewer of the path needs it
+ * (video-check.ts says why): one ffmpeg per path, shared by its WHEP viewers, started by the first and stopped when
+ * the last one leaves. The path's video goes to `ffmpeg -f flv -i pipe:0` with its hub timestamps kept (`-copyts`),
+ * libx264 ultrafast zerolatency without B-frames in constrained baseline (what the WHEP answer's profile-level-id
+ * announces), an IDR every second (ffmpeg cannot be asked for one when a viewer's PLI comes, so the GOP is short),
+ * at the source's bitrate. H.265 goes in as MPEG-TS instead (protocols/mpegts/mux.ts: the FLV demuxer of the
+ * ffmpeg we ship against, 5.1, predates enhanced RTMP's hvc1), its times moved by TS_OFFSET_MS and moved back on
+ * the way out. The FLV output is demuxed into a private stream (not in the hub: no other output sees it) that also
+ * gets the path's audio as it is, so a WHEP session reads it exactly like the path itself.
  *
  * Starting: the encoder's input begins at the cached GOP (decoding needs its keyframe), but viewers should not
  * get that second-old burst: output older than the live edge at start is dropped, and the first frame at the
@@ -16,8 +18,9 @@ import { type FfmpegRun, lastLine, QUIET, runFfmpeg } from "../../ffmpeg.ts";
 import type { Frame } from "../../frame.ts";
 import { MediaStream, type Reader } from "../../hub.ts";
 import { FlvDemuxer } from "../flv/demux.ts";
+import { FOURCC_HEVC, parseVideoTag } from "../flv/ex-video.ts";
 import { CODEC_AVC, flvHeader, flvTag, TAG_VIDEO, videoCodecId, videoFrame } from "../flv/tag.ts";
-import { avcCts } from "./avc-tags.ts";
+import { TsMuxer } from "../mpegts/mux.ts";
 import type { VideoCheck } from "./video-check.ts";
 
 export interface ReencoderStatus {
@@ -36,6 +39,9 @@ export interface ReencoderStatus {
 const VIEWER_QUEUE = 256;
 const MIN_KBPS = 300;
 const DEFAULT_KBPS = 2500;
+
+/** H.265 input (MPEG-TS): added to every time so the PCR, 700 ms behind the DTS, starts positive. */
+const TS_OFFSET_MS = 1000;
 
 /** Seconds between keyframes of the re-encoded video (ffmpeg cannot be asked for one when a viewer's PLI comes). */
 const GOP_S = 1;
@@ -136,13 +142,23 @@ export class VideoReencoder {
     // The live edge: frames presented from here on reach viewers, starting with a forced IDR. ffmpeg's `t` in
     // -force_key_frames counts from the first frame it encodes (the cached GOP's keyframe), even with -copyts.
     const liveMs = this.#check.lastPts ?? 0;
-    const first = head.find((f) => f.kind === "video" && !f.config && videoCodecId(f) === CODEC_AVC);
-    const liveT = first ? Math.max(0, (liveMs - (first.dts + avcCts(first.data))) / 1000) : 0;
+    // The input's codec is the path's at start (frames of another one are left out).
+    const fourcc = source.videoConfig ? parseVideoTag(source.videoConfig.data)?.fourcc : undefined;
+    const hevc = fourcc === FOURCC_HEVC;
+    const codec = hevc ? FOURCC_HEVC : "avc1";
+    const tagOf = (f: Frame) => {
+      const t = f.kind === "video" ? parseVideoTag(f.data) : undefined;
+      return t?.fourcc === codec ? t : undefined;
+    };
+    const first = head.find((f) => !f.config && tagOf(f)?.packet === "frame");
+    const liveT = first ? Math.max(0, (liveMs - (first.dts + (tagOf(first)?.cts ?? 0))) / 1000) : 0;
+    const shift = hevc ? TS_OFFSET_MS : 0;
     const args = [
       ...QUIET,
-      // A small probe (the FLV header says video only; the sequence header comes first) and slice threads only:
-      // frame threads would hold a frame per thread.
-      ...["-probesize", "32", "-analyzeduration", "0", "-thread_type", "slice", "-f", "flv", "-i", "pipe:0"],
+      // A small probe (the FLV header says video only; the sequence header comes first; MPEG-TS: the PMT names
+      // the codec) and slice threads only: frame threads would hold a frame per thread.
+      ...["-probesize", "32", "-analyzeduration", "0", "-thread_type", "slice"],
+      ...["-f", hevc ? "mpegts" : "flv", "-i", "pipe:0"],
       ...["-copyts", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
       ...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"],
       // An IDR at the live edge, then one a second (by time: the source's frame rate may not be known yet);
@@ -168,10 +184,10 @@ export class VideoReencoder {
       }
       for (const t of tags) {
         if (t.type !== TAG_VIDEO) continue;
-        const f = videoFrame(t.timestamp, t.data);
+        const f = videoFrame(t.timestamp - shift, t.data);
         if (videoCodecId(f) !== CODEC_AVC) continue;
         if (!f.config && !live) {
-          if (!f.keyframe || t.timestamp < liveMs) continue;
+          if (!f.keyframe || f.dts < liveMs) continue;
           live = true;
         }
         out.write(f);
@@ -181,10 +197,23 @@ export class VideoReencoder {
       if (this.#ff !== ff) return;
       this.#fail(ff, lastLine(ff.stderr()) || `ffmpeg exited with ${code}`);
     });
-    this.#pump(input, head, ff, out).catch((e) => this.#fail(ff, (e as Error).message));
+    const mux = hevc ? new TsMuxer({ offsetMs: TS_OFFSET_MS }) : undefined;
+    const encode = (f: Frame) =>
+      !tagOf(f) ? Buffer.alloc(0) : mux ? mux.frame(f) : flvTag(TAG_VIDEO, f.config ? 0 : f.dts, f.data);
+    this.#pump(input, head, ff, out, mux ? undefined : flvHeader(false, true), encode).catch((e) =>
+      this.#fail(ff, (e as Error).message),
+    );
   }
 
-  async #pump(input: Reader, head: Frame[], ff: FfmpegRun, out: MediaStream): Promise<void> {
+  /** The source's video to ffmpeg's stdin (as `encode` writes it, after `header`), its audio to the viewers. */
+  async #pump(
+    input: Reader,
+    head: Frame[],
+    ff: FfmpegRun,
+    out: MediaStream,
+    header: Buffer | undefined,
+    encode: (f: Frame) => Buffer,
+  ): Promise<void> {
     const stdin = ff.proc.stdin;
     let ok = true;
     stdin.once("close", () => {
@@ -194,13 +223,15 @@ export class VideoReencoder {
       if (!ok || !stdin.writable) return;
       if (!stdin.write(b)) await new Promise<void>((r) => stdin.once("drain", r).once("close", r));
     };
-    await write(flvHeader(false, true));
+    if (header) await write(header);
     for (;;) {
       const f: Frame | undefined = head.shift() ?? (await input.next());
       if (!f || !ok || this.#ff !== ff) break;
       if (f.kind === "audio") out.write(f);
-      else if (f.kind === "video" && videoCodecId(f) === CODEC_AVC)
-        await write(flvTag(TAG_VIDEO, f.config ? 0 : f.dts, f.data));
+      else if (f.kind === "video") {
+        const b = encode(f);
+        if (b.length > 0) await write(b);
+      }
     }
     // The path ended: the viewers see the end once the encoder's last frames are out.
     if (this.#ff === ff) stdin.end();

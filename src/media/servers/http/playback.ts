@@ -3,6 +3,7 @@
  * takes `http://<host>:<httpPort>/_ami/playback` as its playback base URL):
  *   GET /_ami/playback/list?path=P[&start=T&end=T]          -> [{start, duration, url}] contiguous spans (JSON)
  *   GET /_ami/playback/get?path=P&start=T&duration=S[&format=fmp4] -> one fragmented MP4 of that range (streamed)
+ *       format=mp4: one progressive MP4 instead (moov before mdat, playback-mp4.ts), streamed the same way
  *   GET /_ami/playback/index.m3u8?path=P&start=T&duration=S  -> HLS VOD of the range (EXT-X-PLAYLIST-TYPE:VOD, ENDLIST)
  *       whose init.mp4 and segment.m4s?…&n=N are slices of the same fMP4 (one timeline, one init)
  * T is RFC 3339, S seconds. Bad parameters are a 400, an unknown path or a range with nothing recorded a 404.
@@ -28,6 +29,7 @@ import {
   pieces,
   writePieces,
 } from "../../playback.ts";
+import { progressive } from "../../playback-mp4.ts";
 import { json, reply } from "./reply.ts";
 
 export const PLAYBACK_PREFIX = "/_ami/playback/";
@@ -84,12 +86,7 @@ export async function servePlayback(
   const start = parseTime("start", q.get("start"));
   const duration = parseDuration(q.get("duration"));
   const format = q.get("format") ?? "fmp4";
-  if (format !== "fmp4")
-    throw bad(
-      format === "mp4"
-        ? "format=mp4 (a progressive MP4) is not served: use format=fmp4 (the default; any MP4 player reads it)"
-        : `unknown format '${format}' (fmp4)`,
-    );
+  if (!FORMATS.includes(format)) throw bad(`unknown format '${format}' (${FORMATS.join(", ")})`);
   let n = 0;
   if (what === "segment.m4s") {
     const v = q.get("n") ?? "";
@@ -124,8 +121,15 @@ export async function servePlayback(
   }
   // get
   res.setHeader("content-disposition", `inline; filename="${fileName(path, plan)}"`);
+  if (format === "mp4") {
+    const mp4 = await progressive(plan);
+    return send(req, res, r.log, "video/mp4", mp4.bytes, [mp4.head, ...mp4.body]);
+  }
   return send(req, res, r.log, "video/mp4", plan.bytes, pieces(plan.frags, plan.init));
 }
+
+/** What `get` answers: fragmented MP4 (the default) or progressive MP4 (moov first, one mdat). */
+const FORMATS = ["fmp4", "mp4"];
 
 const bad = (msg: string) => new AmiError("AMI_INVALID_INPUT", msg);
 

@@ -1,5 +1,6 @@
 /**
- * werift peer connections for WHIP and WHEP: one H.264 video codec (packetization-mode 1) and Opus, host
+ * werift peer connections for WHIP and WHEP: one video codec, H.264 (packetization-mode 1) or for a WHEP viewer
+ * that gets an H.265 path as it is H.265 (RFC 7798), and Opus, host
  * candidates only on the configured addresses (127.0.0.1 by default: nothing reaches the internet and no STUN
  * is asked unless iceServers says so), UDP ports from the configured range. Offers are non-trickle: the answer
  * is returned once gathering is complete, with every candidate in it.
@@ -17,22 +18,31 @@ export interface WebRtcOptions {
 
 export const H264_FMTP = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
-const codecs = () => ({
+export type WebRtcVideoCodec = "h264" | "h265";
+
+const FEEDBACK = [{ type: "nack" }, { type: "nack", parameter: "pli" }, { type: "ccm", parameter: "fir" }];
+
+const codecs = (video: WebRtcVideoCodec) => ({
   video: [
-    new RTCRtpCodecParameters({
-      mimeType: "video/H264",
-      clockRate: 90000,
-      rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }, { type: "ccm", parameter: "fir" }],
-      parameters: H264_FMTP,
-    }),
+    video === "h265"
+      ? new RTCRtpCodecParameters({ mimeType: "video/H265", clockRate: 90000, rtcpFeedback: FEEDBACK })
+      : new RTCRtpCodecParameters({
+          mimeType: "video/H264",
+          clockRate: 90000,
+          rtcpFeedback: FEEDBACK,
+          parameters: H264_FMTP,
+        }),
   ],
   audio: [new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })],
 });
 
-export function createPeer(o: WebRtcOptions): RTCPeerConnection {
+/** Whether an SDP offer takes H.265 video (a browser with an H.265 decoder for WebRTC offers it). */
+export const offersH265 = (sdp: string): boolean => /^a=rtpmap:\d+ H265\/90000/im.test(sdp);
+
+export function createPeer(o: WebRtcOptions, video: WebRtcVideoCodec = "h264"): RTCPeerConnection {
   const v4 = o.hostAddresses.filter((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a));
   return new RTCPeerConnection({
-    codecs: codecs(),
+    codecs: codecs(video),
     iceServers: o.iceServers,
     icePortRange: o.udpPortMin !== null && o.udpPortMax !== null ? [o.udpPortMin, o.udpPortMax] : undefined,
     iceAdditionalHostAddresses: o.hostAddresses.length > 0 ? o.hostAddresses : undefined,

@@ -15,7 +15,7 @@ import type { OpusTranscoder } from "../../protocols/webrtc/opus-transcode.ts";
 import { RtpH264ToStream, RtpOpusToStream } from "../../protocols/webrtc/to-stream.ts";
 import type { VideoCheck } from "../../protocols/webrtc/video-check.ts";
 import type { VideoReencoder } from "../../protocols/webrtc/video-transcode.ts";
-import { answer, checkOffer, createPeer, type WebRtcOptions } from "./peer.ts";
+import { answer, checkOffer, createPeer, offersH265, type WebRtcOptions, type WebRtcVideoCodec } from "./peer.ts";
 import { senderReports } from "./sender-reports.ts";
 
 const CONNECT_TIMEOUT_MS = 20_000;
@@ -51,8 +51,9 @@ async function openPeer(
   ctx: SessionContext,
   offer: string,
   prepare: (pc: RTCPeerConnection) => void = () => {},
+  video: WebRtcVideoCodec = "h264",
 ): Promise<RTCPeerConnection> {
-  const pc = createPeer(ctx);
+  const pc = createPeer(ctx, video);
   prepare(pc);
   try {
     await pc.setRemoteDescription({ type: "offer", sdp: offer });
@@ -162,8 +163,12 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   checkOffer(offer, "video");
   const stream = ctx.hub.get(ctx.path);
   if (!stream) throw new AmiError("M_NOT_FOUND", `no stream at '${ctx.path}'`);
-  const verdict = await ctx.videoCheck(stream).settled(VERDICT_WAIT_MS);
-  const pc = await openPeer(ctx, offer);
+  // A viewer that offers H.265 may get an H.265 path as it is (when it has no B-frames); others get H.264.
+  const check = ctx.videoCheck(stream);
+  const takesH265 = offersH265(offer);
+  const verdict = await check.settled(VERDICT_WAIT_MS, { h265: takesH265 });
+  const codec: WebRtcVideoCodec = takesH265 && check.hevc && verdict.mode !== "reencode" ? "h265" : "h264";
+  const pc = await openPeer(ctx, offer, undefined, codec);
   const video = pc.getTransceivers().find((t) => t.kind === "video");
   // Opus from a WHIP publisher is passed through; AAC is transcoded to Opus while this viewer exists.
   const opus = isOpus(stream.audioConfig);
@@ -210,7 +215,7 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   };
   watch(pc, close, () => {
     if (!video || closed) return close();
-    const sinks: RtpSinks = { video: rtpSink(video.sender) };
+    const sinks: RtpSinks = { video: rtpSink(video.sender), videoCodec: codec };
     if (audio && opus) sinks.audio = rtpSink(audio.sender);
     else if (audio) {
       const send = rtpSink(audio.sender);
@@ -226,7 +231,7 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   });
   try {
     const sdp = await answer(pc, ctx);
-    ctx.log.info("whep play", { path: ctx.path, remote: ctx.remote, video: verdict.mode });
+    ctx.log.info("whep play", { path: ctx.path, remote: ctx.remote, video: verdict.mode, codec });
     return { session, sdp };
   } catch (e) {
     close();
