@@ -216,6 +216,8 @@ export function fastConnection(socket: Socket, o: FastConnectionOptions): void {
   const remote = socket.remoteAddress ?? "";
   let stash: Buffer | null = null;
   let gone = false;
+  // The headers timeout until the first answer, then the keep-alive one (set once: reads and writes refresh it).
+  let idleSet = false;
   o.live.add(socket);
 
   const onTimeout = () => socket.destroy();
@@ -275,7 +277,10 @@ export function fastConnection(socket: Socket, o: FastConnectionOptions): void {
     }
     if (corked) socket.uncork();
     if (off < chunk.length) handOff(off === 0 ? chunk : chunk.subarray(off));
-    else socket.setTimeout(o.keepAliveTimeoutMs);
+    else if (!idleSet) {
+      idleSet = true;
+      socket.setTimeout(o.keepAliveTimeoutMs);
+    }
   }
 
   socket.setNoDelay(true);

@@ -116,11 +116,13 @@ export class MediaHttpServer {
     const file = p.slice(slash + 1);
     if (file !== "stream.m3u8" && file !== "index.m3u8" && file !== "index.mpd") return undefined;
     if (slash <= 0 || p.startsWith("/api/") || p.startsWith("/_ami/")) return undefined;
-    let path: string;
-    try {
-      path = decodePath(p.slice(1, slash));
-    } catch {
-      return undefined;
+    let path = p.slice(1, slash);
+    if (path.includes("%")) {
+      try {
+        path = decodePath(path);
+      } catch {
+        return undefined;
+      }
     }
     const out = o.outputs.get(path);
     // The query the fast path takes never has a signature (`sig`): a path anyone reads needs no check.
