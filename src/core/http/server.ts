@@ -3,7 +3,8 @@
  * throwing (malformed → 400 JSON), header/request/idle timeouts (slow or half-open clients are cut off),
  * connection caps in total and per client address, an error boundary per request and per upgrade (a throw
  * or rejection ends that request, is logged without secrets, and never reaches the process), and 400/408/431
- * JSON answers to requests Node's parser refuses.
+ * JSON answers to requests Node's parser refuses. Opt-in: a raw-socket fast path (fast.ts) for answers held as
+ * complete bytes, under the same caps and timeouts, that hands anything else to node:http.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
