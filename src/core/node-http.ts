@@ -5,4 +5,6 @@
  */
 import { createRequire } from "node:module";
 
-export const { createServer } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
+export const { createServer, maxHeaderSize } = createRequire(import.meta.url)(
+  "node:http",
+) as typeof import("node:http");

@@ -3,14 +3,16 @@
  * throwing (malformed → 400 JSON), header/request/idle timeouts (slow or half-open clients are cut off),
  * connection caps in total and per client address, an error boundary per request and per upgrade (a throw
  * or rejection ends that request, is logged without secrets, and never reaches the process), and 400/408/431
- * JSON answers to requests Node's parser refuses.
+ * JSON answers to requests Node's parser refuses. Opt-in: a raw-socket fast path (fast.ts) for answers held as
+ * complete bytes, under the same caps and timeouts, that hands anything else to node:http.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { AmiError, toAmiError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { createServer } from "../node-http.ts";
+import { createServer, maxHeaderSize } from "../node-http.ts";
+import { type FastResponder, fastConnection } from "./fast.ts";
 import { sendError } from "./reply.ts";
 import { loggablePath, parseTarget, type Target } from "./target.ts";
 
@@ -49,6 +51,11 @@ export interface ListenerOptions {
   /** WebSocket and other upgrades; none: upgrade requests get 404. */
   upgrade?: UpgradeHandler;
   limits?: Partial<ListenerLimits>;
+  /**
+   * The fast path (fast.ts): a synchronous responder for answers held as complete bytes; simple GET/HEAD
+   * requests it answers never reach node:http. Anything it does not answer takes the usual path.
+   */
+  fast?: FastResponder;
 }
 
 export interface ListenerStats {
@@ -56,6 +63,10 @@ export interface ListenerStats {
   refused: number;
   handlerErrors: number;
   badRequests: number;
+  /** Requests answered on the fast path. */
+  fast: number;
+  /** Connections handed from the fast path to node:http. */
+  handedOff: number;
 }
 
 export interface HttpListener {
@@ -80,7 +91,7 @@ function destroySocket(this: Duplex): void {
 
 export function createHttpListener(o: ListenerOptions): HttpListener {
   const limits = { ...DEFAULT_LIMITS, ...o.limits };
-  const stats: ListenerStats = { open: 0, refused: 0, handlerErrors: 0, badRequests: 0 };
+  const stats: ListenerStats = { open: 0, refused: 0, handlerErrors: 0, badRequests: 0, fast: 0, handedOff: 0 };
   const perAddress = new Map<string, number>();
 
   // Errors a handler throws on purpose (AmiErrors under 500: not found, forbidden...) are answers, not failures.
@@ -120,6 +131,26 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
   );
   server.timeout = limits.idleTimeoutMs;
 
+  // With a fast path, node:http's own connection handler (the only one so far) runs only for the sockets the
+  // fast path hands over; refused sockets reach neither.
+  const fast = o.fast;
+  const nodeConnection = server.listeners("connection")[0] as (s: Socket) => void;
+  const onFast = new Set<Socket>();
+  const fastOptions = fast && {
+    respond: fast,
+    handOff: (s: Socket) => nodeConnection.call(server, s),
+    maxHead: maxHeaderSize,
+    headersTimeoutMs: limits.headersTimeoutMs,
+    keepAliveTimeoutMs: limits.keepAliveTimeoutMs,
+    stats,
+    live: onFast,
+    onError: (e: unknown) => {
+      stats.handlerErrors++;
+      o.log.error(`${o.name}: fast responder failed`, { error: String((e as Error)?.stack ?? e).slice(0, 2000) });
+    },
+  };
+  if (fastOptions) server.off("connection", nodeConnection);
+
   server.on("connection", (socket: Socket) => {
     const addr = socket.remoteAddress ?? "?";
     const mine = (perAddress.get(addr) ?? 0) + 1;
@@ -140,6 +171,7 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
       if (n <= 0) perAddress.delete(addr);
       else perAddress.set(addr, n);
     });
+    if (fastOptions) fastConnection(socket, fastOptions);
   });
 
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -206,6 +238,7 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        for (const s of onFast) s.destroy();
       }),
   };
 }

@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError, type ErrorCode } from "../../../core/errors.ts";
+import type { FastRequest } from "../../../core/http/fast.ts";
 import { sendError } from "../../../core/http/reply.ts";
 import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
@@ -19,7 +20,7 @@ import { beyondAdvanceLimit, holdMs } from "../../protocols/hls/advance.ts";
 import { segmentBitrates } from "../../protocols/hls/bitrate.ts";
 import { mediaPlaylist, multivariantPlaylist, type VariantInfo } from "../../protocols/hls/playlist.ts";
 import { parseBase, rebase, wantsRebase } from "../../protocols/hls/rebase.ts";
-import { rendered, sendRendered } from "./playlist-cache.ts";
+import { fastAnswer, notModified, type Rendered, rendered, sendRendered } from "./playlist-cache.ts";
 import { type Reply, reply } from "./reply.ts";
 
 const TYPES = {
@@ -55,20 +56,26 @@ function variant(out: PathOutput): VariantInfo {
 
 /** Where the server's clock is read (UTCTiming must be an absolute URL), from the request's Host. */
 function timeUrl(req: IncomingMessage): string | undefined {
-  const host = req.headers.host;
-  const scheme = "encrypted" in req.socket && req.socket.encrypted ? "https" : "http";
-  return host && /^[\w.:[\]-]+$/.test(host) ? `${scheme}://${host}${TIME_PATH}` : undefined;
+  return clockUrl(req.headers.host, "encrypted" in req.socket && !!req.socket.encrypted);
+}
+
+function clockUrl(host: string | undefined, tls: boolean): string | undefined {
+  return host && /^[\w.:[\]-]+$/.test(host) ? `${tls ? "https" : "http"}://${host}${TIME_PATH}` : undefined;
 }
 
 /** The MPD's codec facts, and where the server's clock is read. */
 function dashInfo(req: IncomingMessage, out: PathOutput, clock = timeUrl(req)): DashInfo {
+  return dashFacts(out, clock, req.headers["user-agent"]);
+}
+
+function dashFacts(out: PathOutput, clock: string | undefined, userAgent: string | undefined): DashInfo {
   const f = out.stream.stats.figures();
   return {
     bandwidth: Math.max(f.bitrateKbps * 1000, 1),
     video: f.videoCodec ? { codec: f.videoCodec, width: f.width, height: f.height } : undefined,
     audio: f.audioCodec ? { codec: f.audioCodec, sampleRate: f.audioSampleRate, channels: f.audioChannels } : undefined,
     timeUrl: clock,
-    anchor: anchored(req.headers["user-agent"]),
+    anchor: anchored(userAgent),
   };
 }
 
@@ -260,6 +267,70 @@ export async function serveStreamFile(
     return send({ status: 200, type: TYPES.m4s, body, cache: "max-age=60" });
   }
   fail(404, "M_NOT_FOUND", "not found");
+}
+
+/** The LL-HLS query of a media playlist request the fast path may answer: only `_HLS_msn`, `_HLS_part`, `_HLS_skip=YES`. */
+function llhlsQuery(search: string): { msn?: number; part?: number; skip: boolean } | null {
+  const q: { msn?: number; part?: number; skip: boolean } = { skip: false };
+  if (search === "") return q;
+  const seen = new Set<string>();
+  for (const kv of search.slice(1).split("&")) {
+    const eq = kv.indexOf("=");
+    const k = eq < 0 ? kv : kv.slice(0, eq);
+    const v = eq < 0 ? "" : kv.slice(eq + 1);
+    if (seen.has(k)) return null;
+    seen.add(k);
+    if (k === "_HLS_skip" && v === "YES") q.skip = true;
+    else if ((k === "_HLS_msn" || k === "_HLS_part") && /^\d{1,15}$/.test(v))
+      q[k === "_HLS_msn" ? "msn" : "part"] = Number(v);
+    else return null;
+  }
+  return q.part !== undefined && q.msn === undefined ? null : q;
+}
+
+/**
+ * The kit's fast path (core/http/fast.ts) for the playlists and the MPD rendered once per change: the answer
+ * `serveStreamFile` would give at once from the cache, as complete bytes; undefined for anything it would
+ * answer otherwise (not ready yet, a blocking reload that must wait or is refused, a per-session query, `?base=`).
+ */
+export function fastStreamFile(
+  r: FastRequest,
+  out: PathOutput,
+  outputs: Outputs,
+  file: string,
+  cors: readonly (readonly [string, string])[],
+): Buffer | undefined {
+  const t = out.packager.timeline;
+  if (!(t.ended || t.hasListed())) return undefined;
+  const ua = r.headers["user-agent"];
+  let cache: Rendered;
+  if (file === "stream.m3u8") {
+    const q = llhlsQuery(r.search);
+    if (!q) return undefined;
+    if (q.msn !== undefined && (beyondAdvanceLimit(t, q.msn, q.part) || !t.has(q.msn, q.part))) return undefined;
+    const skip = q.skip;
+    cache = rendered(t, skip ? "media-skip" : "media", TYPES.m3u8, () => mediaPlaylist(t, { skip }));
+  } else if (r.search !== "") return undefined;
+  else if (file === "index.m3u8") {
+    const start = t.listed()[0]?.start;
+    const uri = wantsRebase(ua) && start !== undefined ? `stream.m3u8?base=${Math.round(start * 1000)}` : undefined;
+    cache = rendered(t, `index ${uri ?? ""}`, TYPES.m3u8, () => multivariantPlaylist(variant(out), uri));
+  } else if (file === "index.mpd") {
+    // Plain TCP only (the fast path never runs on TLS).
+    const clock = clockUrl(r.headers.host, false);
+    const anchor = anchored(ua) ? " anchored" : "";
+    cache = rendered(
+      t,
+      `mpd ${clock ?? ""}${anchor}`,
+      TYPES.mpd,
+      () => dashManifest(t, dashFacts(out, clock, ua)),
+      MPD_MAX_AGE_MS,
+    );
+  } else return undefined;
+  outputs.touch(out, `${r.remoteAddress}|${ua ?? ""}`);
+  const inm = r.headers["if-none-match"];
+  if (r.method === "GET" && !notModified(inm, cache.etag)) out.httpBytesOut += cache.body.length;
+  return fastAnswer(r.method, inm, cache, cors);
 }
 
 function abortOnClose(req: IncomingMessage, res: ServerResponse): AbortSignal {

@@ -3,7 +3,7 @@ import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { CmafTimeline } from "../../protocols/fmp4/timeline.ts";
-import { rendered, sendRendered } from "./playlist-cache.ts";
+import { fastAnswer, rendered, sendRendered } from "./playlist-cache.ts";
 
 const timeline = () => new CmafTimeline({ segmentSeconds: 1, partSeconds: 0.2, segmentCount: 3, endGraceMs: 60_000 });
 
@@ -89,4 +89,26 @@ test("sendRendered: 200 with the precomputed headers, 304 for a matching If-None
   } finally {
     server.close();
   }
+});
+
+test("fastAnswer: the rendering as complete bytes with the route's headers, 304 for a matching ETag, head only for HEAD", () => {
+  const t = timeline();
+  const r = rendered(t, "media", "application/vnd.apple.mpegurl", () => "#EXTM3U\n");
+  const cors = [["Access-Control-Allow-Origin", "*"]] as const;
+  const ok = fastAnswer("GET", undefined, r, cors).toString("latin1");
+  assert.match(ok, /^HTTP\/1.1 200 OK\r\n/);
+  for (const h of [
+    "Access-Control-Allow-Origin: *",
+    "Content-Type: application/vnd.apple.mpegurl",
+    "Cache-Control: no-cache",
+    `ETag: ${r.etag}`,
+    "Content-Length: 8",
+  ])
+    assert.ok(ok.includes(`\r\n${h}\r\n`), h);
+  assert.ok(ok.endsWith("\r\n\r\n#EXTM3U\n"));
+  assert.equal(fastAnswer("HEAD", undefined, r, cors).toString("latin1"), ok.slice(0, -8));
+  const nm = fastAnswer("GET", `"other", ${r.etag}`, r, cors).toString("latin1");
+  assert.match(nm, /^HTTP\/1.1 304 Not Modified\r\n/);
+  assert.ok(nm.endsWith("\r\n\r\n") && !nm.includes("Content-Length"));
+  assert.match(fastAnswer("GET", '"other"', r, cors).toString("latin1"), /^HTTP\/1.1 200/);
 });

@@ -12,6 +12,7 @@
  * direct UTCTiming clock).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { PrebuiltResponse } from "../../../core/http/fast.ts";
 import type { CmafTimeline } from "../../protocols/fmp4/timeline.ts";
 
 export interface Rendered {
@@ -21,6 +22,8 @@ export interface Rendered {
   headers: Record<string, string>;
   /** When it was rendered (ms, performance.now()). */
   at: number;
+  /** Its complete answers for the kit's fast path, built on first use (`fastAnswer`). */
+  fast?: { ok: PrebuiltResponse; notModified: PrebuiltResponse };
 }
 
 const MAX_KEYS = 16;
@@ -70,11 +73,41 @@ export function rendered(
   return r;
 }
 
+/** The client already has this rendering (If-None-Match names its ETag). */
+export function notModified(inm: string | undefined, etag: string): boolean {
+  return inm !== undefined && (inm === etag || inm.split(",").some((v) => v.trim() === etag));
+}
+
+/**
+ * The complete answer to a request on the kit's fast path: 304 when the client already has the rendering, else
+ * the rendering (its head only for HEAD). `extra` (the route's CORS headers) must be the same for every caller.
+ */
+export function fastAnswer(
+  method: "GET" | "HEAD",
+  inm: string | undefined,
+  r: Rendered,
+  extra: readonly (readonly [string, string])[],
+): Buffer {
+  r.fast ??= {
+    ok: new PrebuiltResponse(
+      200,
+      [
+        ...extra,
+        ["Content-Type", r.headers["content-type"] as string],
+        ["Cache-Control", "no-cache"],
+        ["ETag", r.etag],
+      ],
+      r.body,
+    ),
+    notModified: new PrebuiltResponse(304, [...extra, ["ETag", r.etag], ["Cache-Control", "no-cache"]]),
+  };
+  return (notModified(inm, r.etag) ? r.fast.notModified : r.fast.ok).bytes(method);
+}
+
 /** Answers with a rendering: 304 when the client already has it (If-None-Match), else the Buffer (none for HEAD). */
 export function sendRendered(req: IncomingMessage, res: ServerResponse, r: Rendered): number {
   if (res.headersSent || res.destroyed) return 0;
-  const inm = req.headers["if-none-match"];
-  if (inm !== undefined && (inm === r.etag || inm.split(",").some((v) => v.trim() === r.etag))) {
+  if (notModified(req.headers["if-none-match"], r.etag)) {
     res.writeHead(304, { etag: r.etag, "cache-control": "no-cache" });
     res.end();
     return 0;

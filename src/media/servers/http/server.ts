@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError } from "../../../core/errors.ts";
 import { bearerMatches } from "../../../core/http/bearer.ts";
 import { type CorsPolicy, corsHeaders } from "../../../core/http/cors.ts";
+import type { FastRequest } from "../../../core/http/fast.ts";
 import { sendError } from "../../../core/http/reply.ts";
 import { createHttpListener, type HttpListener, type ListenerStats } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
@@ -26,7 +27,7 @@ import { WEBRTC_EXPOSE, type WebRtcServer } from "../webrtc/server.ts";
 import { type ApiSource, apiRoute } from "./api.ts";
 import { apiAllowed, CONTROL_PREFIXES, type ControlSource, controlRoute } from "./control.ts";
 import { type FlvOptions, serveFlv } from "./flv.ts";
-import { serveStreamFile, TIME_PATH } from "./hls.ts";
+import { fastStreamFile, serveStreamFile, TIME_PATH } from "./hls.ts";
 import { isTsFile, serveTsFile, type TsOptions } from "./hls-ts.ts";
 import { PLAYBACK_PREFIX, servePlayback } from "./playback.ts";
 import { reply } from "./reply.ts";
@@ -82,6 +83,7 @@ export class MediaHttpServer {
       name: "media http",
       log: o.log,
       handler: (req, res, t) => this.#handle(req, res, t),
+      fast: (r) => this.#fast(r),
     });
   }
 
@@ -99,6 +101,33 @@ export class MediaHttpServer {
     const publicAmi = p.startsWith(PLAYER_ASSETS) || p.startsWith(PLAYBACK_PREFIX) || p === TIME_PATH;
     if (SERVICE.has(p) || (p.startsWith("/_ami/") && !publicAmi)) return "service";
     return "public";
+  }
+
+  /**
+   * The kit's fast path: `GET|HEAD /<stream path>/{stream.m3u8,index.m3u8,index.mpd}` on a path anyone may read,
+   * answered from the playlist cache when `#route` would answer it at once (hls.ts `fastStreamFile`). These
+   * files are in the public area (never WebRTC, /api, the service endpoints, player pages or playback), so their
+   * CORS headers are the public ones. Anything else (undefined) takes `#route`.
+   */
+  #fast(r: FastRequest): Buffer | undefined {
+    const o = this.#o;
+    const p = r.path;
+    const slash = p.lastIndexOf("/");
+    const file = p.slice(slash + 1);
+    if (file !== "stream.m3u8" && file !== "index.m3u8" && file !== "index.mpd") return undefined;
+    if (slash <= 0 || p.startsWith("/api/") || p.startsWith("/_ami/")) return undefined;
+    let path = p.slice(1, slash);
+    if (path.includes("%")) {
+      try {
+        path = decodePath(path);
+      } catch {
+        return undefined;
+      }
+    }
+    const out = o.outputs.get(path);
+    // The query the fast path takes never has a signature (`sig`): a path anyone reads needs no check.
+    if (!out || (o.auth !== undefined && !o.auth.readOpen(out.path))) return undefined;
+    return fastStreamFile(r, out, o.outputs, file, CORS_HEADERS.public);
   }
 
   /** Expected failures (AmiError: bad input, 401/403/404) are answered here; anything else reaches the kit's boundary (logged, opaque 500). */
