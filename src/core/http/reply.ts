@@ -6,7 +6,7 @@ import { type AmiError, toAmiError } from "../errors.ts";
 const DRAIN_MAX_BYTES = 4 * 1024 * 1024;
 
 function drainable(req: IncomingMessage): boolean {
-  const declared = Number(req.headers["content-length"] ?? Number.NaN);
+  const declared = Number(req.headers["content-length"] ?? 0);
   return (
     !req.destroyed &&
     req.headers["transfer-encoding"] === undefined &&

@@ -62,6 +62,17 @@ test("a body over the limit is refused with 413: a short declared one is drained
   assert.match(chunked, /^HTTP\/1.1 413[\s\S]*Connection: close/i);
 });
 
+test("a synchronous JSON answer to a bodyless GET keeps the connection (no Connection: close)", async () => {
+  // The handler answers before node has marked the request complete; with no Content-Length and no
+  // Transfer-Encoding the request has no body (RFC 9112 6.3), so there is nothing to drain and no reason to close.
+  const both = await raw(
+    port,
+    "GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+  );
+  assert.doesNotMatch(both.split("\r\n\r\n")[0], /Connection: close/i);
+  assert.match(both, /HTTP\/1.1 200[\s\S]*"\/one"[\s\S]*HTTP\/1.1 200[\s\S]*"\/two"/);
+});
+
 test("slow headers are cut off by the header timeout", async () => {
   const r = await raw(port, "GET / HTTP/1.1\r\nHost: a\r\n", 4_000);
   assert.match(r, /^HTTP\/1.1 408/);
