@@ -13,6 +13,11 @@
  * hands the socket to node:http for good, with the bytes not yet answered put back (`unshift`): from then on
  * the kit's usual path (its parser, its 400/408/431 answers, its timeouts) serves it, in order.
  *
+ * An answer may also come later (a promise: an LL-HLS blocking reload held until its part exists). The socket is
+ * then paused and its idle timeout lifted until the answer is written; the requests pipelined behind it are
+ * served after it, in order; a promise that gives nothing hands the socket, from that request on, to node:http;
+ * `signal()` aborts when the socket closes, so a wait ends with its client.
+ *
  * While on the fast path a socket has no partial request buffered; it is closed after the headers timeout
  * before its first request and after the keep-alive timeout between requests. A client that does not read
  * its answers is paused once the socket's write buffer is full, and read again on `drain`.
@@ -28,10 +33,16 @@ export interface FastRequest {
   /** Header values by lower-case name; each name appears at most once; Host is always there. */
   headers: Record<string, string>;
   remoteAddress: string;
+  /** Aborts when the connection closes (made on first call; for answers that wait). */
+  signal: () => AbortSignal;
 }
 
-/** A complete HTTP/1.1 response (status line, headers, body) for the request, or undefined: the normal path answers it. */
-export type FastResponder = (r: FastRequest) => Buffer | undefined;
+/**
+ * A complete HTTP/1.1 response (status line, headers, body) for the request, now or later (a promise), or
+ * undefined: the normal path answers it.
+ */
+export type FastAnswer = Buffer | Promise<Buffer | undefined> | undefined;
+export type FastResponder = (r: FastRequest) => FastAnswer;
 
 export interface FastParsed {
   request: FastRequest;
@@ -86,7 +97,13 @@ function trimOws(s: string): string {
  * The simple complete request whose head starts at `start`, or null: anything unusual, malformed, split
  * (no CRLF CRLF yet) or larger than `maxHead` bytes is for node:http.
  */
-export function parseFast(buf: Buffer, start: number, maxHead: number, remoteAddress = ""): FastParsed | null {
+export function parseFast(
+  buf: Buffer,
+  start: number,
+  maxHead: number,
+  remoteAddress = "",
+  signal: () => AbortSignal = neverAborts,
+): FastParsed | null {
   const at = buf.indexOf(CRLF2, start);
   if (at < 0 || at + 4 - start > maxHead) return null;
   const head = buf.toString("latin1", start, at);
@@ -128,7 +145,15 @@ export function parseFast(buf: Buffer, start: number, maxHead: number, remoteAdd
     headers[name] = value;
   }
   if (headers.host === undefined) return null;
-  return { request: { method, path: target.path, search: target.search, headers, remoteAddress }, end: at + 4 };
+  return {
+    request: { method, path: target.path, search: target.search, headers, remoteAddress, signal },
+    end: at + 4,
+  };
+}
+
+const NEVER = new AbortController().signal;
+function neverAborts(): AbortSignal {
+  return NEVER;
 }
 
 let dateSecond = -1;
@@ -144,7 +169,13 @@ export function httpDate(): string {
   return dateText;
 }
 
-const REASONS: Record<number, string> = { 200: "OK", 204: "No Content", 304: "Not Modified", 404: "Not Found" };
+const REASONS: Record<number, string> = {
+  200: "OK",
+  204: "No Content",
+  304: "Not Modified",
+  404: "Not Found",
+  503: "Service Unavailable",
+};
 
 /**
  * A complete response built once: status line and headers (checked here as `setHeader` would), Date added and the
@@ -216,6 +247,16 @@ export function fastConnection(socket: Socket, o: FastConnectionOptions): void {
   const remote = socket.remoteAddress ?? "";
   let stash: Buffer | null = null;
   let gone = false;
+  // An answer still to come (a promise): reading stays paused until it is written.
+  let waiting = false;
+  let closed: AbortController | undefined;
+  const signal = () => {
+    if (!closed) {
+      closed = new AbortController();
+      if (socket.destroyed) closed.abort();
+    }
+    return closed.signal;
+  };
   // The headers timeout until the first answer, then the keep-alive one (set once: reads and writes refresh it).
   let idleSet = false;
   o.live.add(socket);
@@ -223,12 +264,16 @@ export function fastConnection(socket: Socket, o: FastConnectionOptions): void {
   const onTimeout = () => socket.destroy();
   const onError = () => socket.destroy();
   const onEnd = () => socket.end();
-  const onClose = () => o.live.delete(socket);
+  const onClose = () => {
+    o.live.delete(socket);
+    closed?.abort();
+  };
   const onDrain = () => {
+    if (waiting) return;
     const s = stash;
     stash = null;
     if (s) serve(s);
-    if (!gone && stash === null) socket.resume();
+    if (!gone && stash === null && !waiting) socket.resume();
   };
 
   const handOff = (rest: Buffer) => {
@@ -240,6 +285,8 @@ export function fastConnection(socket: Socket, o: FastConnectionOptions): void {
     socket.off("end", onEnd);
     socket.off("close", onClose);
     socket.off("drain", onDrain);
+    // A wait's signal still follows the socket (node:http owns it now).
+    if (closed) socket.once("close", () => closed?.abort());
     socket.setTimeout(0);
     o.stats.handedOff++;
     if (rest.length > 0) socket.unshift(rest);
@@ -251,15 +298,20 @@ export function fastConnection(socket: Socket, o: FastConnectionOptions): void {
     let off = 0;
     let corked = false;
     while (off < chunk.length) {
-      const p = parseFast(chunk, off, o.maxHead, remote);
+      const p = parseFast(chunk, off, o.maxHead, remote, signal);
       if (!p) break;
-      let answer: Buffer | undefined;
+      let answer: FastAnswer;
       try {
         answer = o.respond(p.request);
       } catch (e) {
         o.onError(e);
       }
       if (!answer) break;
+      if (!Buffer.isBuffer(answer)) {
+        if (corked) socket.uncork();
+        later(answer, chunk, off, p.end);
+        return;
+      }
       off = p.end;
       if (!corked && off < chunk.length) {
         corked = true;
@@ -281,6 +333,33 @@ export function fastConnection(socket: Socket, o: FastConnectionOptions): void {
       idleSet = true;
       socket.setTimeout(o.keepAliveTimeoutMs);
     }
+  }
+
+  /** Waits for the answer to the request at chunk[from, end): written, then the rest served; nothing: handed off. */
+  function later(answer: Promise<Buffer | undefined>, chunk: Buffer, from: number, end: number): void {
+    waiting = true;
+    socket.pause();
+    socket.setTimeout(0);
+    answer
+      .catch((e: unknown) => {
+        o.onError(e);
+        return undefined;
+      })
+      .then((b) => {
+        waiting = false;
+        if (gone || socket.destroyed) return;
+        if (!b) return handOff(chunk.subarray(from));
+        socket.write(b);
+        o.stats.fast++;
+        idleSet = true;
+        socket.setTimeout(o.keepAliveTimeoutMs);
+        if (socket.writableNeedDrain) {
+          if (end < chunk.length) stash = chunk.subarray(end);
+          return; // still paused: `drain` serves the rest and resumes
+        }
+        if (end < chunk.length) serve(chunk.subarray(end));
+        if (!gone && !waiting && stash === null) socket.resume();
+      });
   }
 
   socket.setNoDelay(true);

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError, type ErrorCode } from "../../../core/errors.ts";
-import type { FastRequest } from "../../../core/http/fast.ts";
+import { type FastAnswer, type FastRequest, PrebuiltResponse } from "../../../core/http/fast.ts";
 import { sendError } from "../../../core/http/reply.ts";
 import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
@@ -288,18 +288,21 @@ function llhlsQuery(search: string): { msn?: number; part?: number; skip: boolea
   return q.part !== undefined && q.msn === undefined ? null : q;
 }
 
+type Cors = readonly (readonly [string, string])[];
+
 /**
  * The kit's fast path (core/http/fast.ts) for the playlists and the MPD rendered once per change: the answer
- * `serveStreamFile` would give at once from the cache, as complete bytes; undefined for anything it would
- * answer otherwise (not ready yet, a blocking reload that must wait or is refused, a per-session query, `?base=`).
+ * `serveStreamFile` would give from the cache, as complete bytes, or later for a blocking reload (LL-HLS
+ * `_HLS_msn`/`_HLS_part`) held until its part exists; undefined for anything it would answer otherwise (not ready
+ * yet, beyond the advance limits, a per-session query, `?base=`).
  */
 export function fastStreamFile(
   r: FastRequest,
   out: PathOutput,
   outputs: Outputs,
   file: string,
-  cors: readonly (readonly [string, string])[],
-): Buffer | undefined {
+  cors: Cors,
+): FastAnswer {
   const t = out.packager.timeline;
   if (!(t.ended || t.hasListed())) return undefined;
   const ua = r.headers["user-agent"];
@@ -307,9 +310,11 @@ export function fastStreamFile(
   if (file === "stream.m3u8") {
     const q = llhlsQuery(r.search);
     if (!q) return undefined;
-    if (q.msn !== undefined && (beyondAdvanceLimit(t, q.msn, q.part) || !t.has(q.msn, q.part))) return undefined;
-    const skip = q.skip;
-    cache = rendered(t, skip ? "media-skip" : "media", TYPES.m3u8, () => mediaPlaylist(t, { skip }));
+    if (q.msn !== undefined) {
+      if (beyondAdvanceLimit(t, q.msn, q.part)) return undefined;
+      if (!t.has(q.msn, q.part)) return heldReload(r, out, outputs, cors, q.msn, q.part, q.skip);
+    }
+    cache = mediaRendered(t, q.skip);
   } else if (r.search !== "") return undefined;
   else if (file === "index.m3u8") {
     const start = t.listed()[0]?.start;
@@ -327,10 +332,42 @@ export function fastStreamFile(
       MPD_MAX_AGE_MS,
     );
   } else return undefined;
-  outputs.touch(out, `${r.remoteAddress}|${ua ?? ""}`);
+  return answerFast(r, out, outputs, cache, cors);
+}
+
+function mediaRendered(t: PathOutput["packager"]["timeline"], skip: boolean): Rendered {
+  return rendered(t, skip ? "media-skip" : "media", TYPES.m3u8, () => mediaPlaylist(t, { skip }));
+}
+
+function answerFast(r: FastRequest, out: PathOutput, outputs: Outputs, cache: Rendered, cors: Cors): Buffer {
+  outputs.touch(out, `${r.remoteAddress}|${r.headers["user-agent"] ?? ""}`);
   const inm = r.headers["if-none-match"];
   if (r.method === "GET" && !notModified(inm, cache.etag)) out.httpBytesOut += cache.body.length;
   return fastAnswer(r.method, inm, cache, cors);
+}
+
+/** A blocking reload on the fast path, as `serveStreamFile` holds it: up to 3×TARGETDURATION, then 503. */
+async function heldReload(
+  r: FastRequest,
+  out: PathOutput,
+  outputs: Outputs,
+  cors: Cors,
+  msn: number,
+  part: number | undefined,
+  skip: boolean,
+): Promise<Buffer | undefined> {
+  const t = out.packager.timeline;
+  outputs.touch(out, `${r.remoteAddress}|${r.headers["user-agent"] ?? ""}`);
+  const signal = r.signal();
+  const ok = await t.waitUntil(() => (t.ended || t.hasListed()) && t.has(msn, part), holdMs(t), signal);
+  if (signal.aborted) return undefined;
+  // The publisher is away (end grace): the unchanged playlist, not an error, so players keep waiting for it.
+  if (!ok && !t.paused) {
+    const e = new AmiError("AMI_UNAVAILABLE", "playlist did not advance in time", {}, 503);
+    const body = Buffer.from(JSON.stringify(e.toJSON()));
+    return new PrebuiltResponse(503, [...cors, ["Content-Type", "application/json"]], body).bytes(r.method);
+  }
+  return answerFast(r, out, outputs, mediaRendered(t, skip), cors);
 }
 
 function abortOnClose(req: IncomingMessage, res: ServerResponse): AbortSignal {

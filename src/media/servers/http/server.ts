@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { AmiError } from "../../../core/errors.ts";
 import { bearerMatches } from "../../../core/http/bearer.ts";
 import { type CorsPolicy, corsHeaders } from "../../../core/http/cors.ts";
-import type { FastRequest } from "../../../core/http/fast.ts";
+import type { FastAnswer, FastRequest } from "../../../core/http/fast.ts";
 import { sendError } from "../../../core/http/reply.ts";
 import { createHttpListener, type HttpListener, type ListenerStats } from "../../../core/http/server.ts";
 import type { Target } from "../../../core/http/target.ts";
@@ -109,7 +109,7 @@ export class MediaHttpServer {
    * files are in the public area (never WebRTC, /api, the service endpoints, player pages or playback), so their
    * CORS headers are the public ones. Anything else (undefined) takes `#route`.
    */
-  #fast(r: FastRequest): Buffer | undefined {
+  #fast(r: FastRequest): FastAnswer {
     const o = this.#o;
     const p = r.path;
     const slash = p.lastIndexOf("/");
