@@ -6,6 +6,7 @@
 import { EventEmitter } from "node:events";
 import { AmiError } from "../core/errors.ts";
 import type { Frame } from "./frame.ts";
+import { handOut, release, retain } from "./protocols/slab.ts";
 import { StreamStats } from "./stats.ts";
 
 export interface PublisherInfo {
@@ -34,11 +35,14 @@ export class Reader {
   #listener: (() => void) | undefined;
   #closed = false;
   readonly #onClose: () => void;
+  /** The consumer gives back each frame it takes (`release(f.data)`, slab.ts) once done with its bytes. */
+  readonly #releases: boolean;
 
-  constructor(info: ReaderInfo, max: number, onClose: () => void) {
+  constructor(info: ReaderInfo, max: number, onClose: () => void, releases = false) {
     this.info = info;
     this.#max = max;
     this.#onClose = onClose;
+    this.#releases = releases;
   }
 
   get closed(): boolean {
@@ -60,6 +64,10 @@ export class Reader {
       if (f.kind === "video") this.#waitKeyframe = true;
       return;
     }
+    // Frame bytes may come from a recycling slab (an RTMP publisher's): a consumer that does not say when it is
+    // done with them keeps that slab from ever being reused.
+    if (this.#releases) retain(f.data);
+    else handOut(f.data);
     if (this.#count === this.#ring.length) this.#grow();
     this.#ring[(this.#head + this.#count) % this.#ring.length] = f;
     this.#count++;
@@ -153,29 +161,50 @@ export class MediaStream extends EventEmitter<{ frame: [Frame]; end: [] }> {
     return this.#ended;
   }
 
+  /**
+   * The frame's bytes are the caller's again when this returns: what keeps them says so (slab.ts): the GOP cache
+   * and a releasing reader retain them, other readers and kept configs hand them out. `frame` listeners are
+   * synchronous observers (the WebRTC video check): they must not keep `f.data` past the call.
+   */
   write(f: Frame): void {
     if (this.#ended) return;
     this.stats.onFrame(f);
     if (f.config) {
+      handOut(f.data);
       if (f.kind === "video") this.videoConfig = f;
       else if (f.kind === "audio") this.audioConfig = f;
     } else if (f.kind === "video" && f.keyframe) {
-      this.#gop = [f];
+      this.#dropGop();
+      this.#gop.push(f);
+      retain(f.data);
     } else if (this.#gop.length > 0 && this.#gop.length < this.#gopMax) {
       this.#gop.push(f);
+      retain(f.data);
     } else if (this.#gop.length >= this.#gopMax) {
-      this.#gop = [];
+      this.#dropGop();
     }
     for (const r of this.readers) r.push(f);
     this.emit("frame", f);
   }
 
-  addReader(protocol: string, remote: string, opts: { fromKeyframe?: boolean } = {}): Reader {
-    const r: Reader = new Reader({ id: nextReaderId++, protocol, remote }, this.#queueMax, () => {
-      this.readers.delete(r);
-      this.stats.framesDiscardedClosed += r.framesDiscarded;
-      this.stats.bytesOutClosed += r.bytesOut;
-    });
+  /** Empty the GOP cache, giving back its frames' bytes. */
+  #dropGop(): void {
+    for (const g of this.#gop) release(g.data);
+    this.#gop = [];
+  }
+
+  /** `releases`: the consumer gives back every frame it takes from the reader (see Reader and slab.ts). */
+  addReader(protocol: string, remote: string, opts: { fromKeyframe?: boolean; releases?: boolean } = {}): Reader {
+    const r: Reader = new Reader(
+      { id: nextReaderId++, protocol, remote },
+      this.#queueMax,
+      () => {
+        this.readers.delete(r);
+        this.stats.framesDiscardedClosed += r.framesDiscarded;
+        this.stats.bytesOutClosed += r.bytesOut;
+      },
+      opts.releases,
+    );
     if (this.videoConfig) r.push(this.videoConfig);
     if (this.audioConfig) r.push(this.audioConfig);
     if (opts.fromKeyframe !== false) for (const f of this.#gop) r.push(f);

@@ -41,6 +41,7 @@ export class PathReader {
   #needKey = false;
   /** Publishers read so far (1: no reconnect yet). */
   publishers = 1;
+  #listener: (() => void) | undefined;
 
   constructor(hub: Hub, first: MediaStream, o: PathReaderOptions) {
     this.#hub = hub;
@@ -72,6 +73,33 @@ export class PathReader {
     }
   }
 
+  /**
+   * A queued frame with its output time, without waiting: undefined when none is queued now (then `next()` waits,
+   * or `listen` says when to poll again). A consumer that drains with `poll` costs no promise per frame.
+   */
+  poll(): TimedFrame | undefined {
+    for (;;) {
+      const f = this.#reader.poll();
+      if (!f || this.closed) return undefined;
+      const ts = this.#time(f);
+      if (ts !== undefined) return { frame: f, ts };
+    }
+  }
+
+  /** The current publisher's frames are all read and it has left: `next()` waits for the next publisher. */
+  get atEnd(): boolean {
+    return this.#reader.closed && this.#reader.queued === 0;
+  }
+
+  /**
+   * Call `fn` whenever a frame is queued or the hub reader closes, synchronously from the publisher's `write`
+   * (Reader.listen; kept across a publisher change). `fn` must not throw.
+   */
+  listen(fn: () => void): void {
+    this.#listener = fn;
+    this.#reader.listen(fn);
+  }
+
   /** Stop reading (the player left): the hub reader closes and a pending wait for a publisher ends. */
   close(): void {
     if (this.closed) return;
@@ -88,6 +116,7 @@ export class PathReader {
     if (!s || this.closed) return false;
     this.#stream = s;
     this.#reader = s.addReader(this.#o.protocol, this.#o.remote);
+    if (this.#listener) this.#reader.listen(this.#listener);
     this.#offset = this.#last + JOIN_GAP_MS;
     this.#base = undefined;
     this.#needKey = true;

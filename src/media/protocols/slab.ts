@@ -61,9 +61,17 @@ export class Slab {
   }
 }
 
+/** Recycling slabs taken since start: newly allocated, and reused from the pool (tests, profiling). */
+export const slabCounts = { fresh: 0, reused: 0 };
+
 /** A slab from the pool, or a new one, registered for recycling. */
 function recycled(size: number): Buffer {
-  const ab = pool.get(size)?.pop() ?? (Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer);
+  let ab = pool.get(size)?.pop();
+  if (ab) slabCounts.reused++;
+  else {
+    slabCounts.fresh++;
+    ab = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+  }
   states.set(ab, { refs: 0, escaped: false, active: true });
   return Buffer.from(ab, 0, size);
 }

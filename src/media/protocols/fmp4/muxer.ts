@@ -10,7 +10,7 @@
  * configuration flushes, asks the sink for a new discontinuity, and writes a new init segment.
  */
 import type { Frame } from "../../frame.ts";
-import { Slab } from "../slab.ts";
+import { handOut, release, retain, Slab } from "../slab.ts";
 import { fragment, ftyp, moov, type TrackRun } from "./mux.ts";
 import { describeUnsupported, type Sample, type TrackCodec, trackCodec } from "./sample-entries.ts";
 
@@ -78,12 +78,17 @@ export class CmafMuxer {
     return this.#tracks.map((t) => t.codec);
   }
 
-  /** Feed one hub frame (configs first: the first media frame writes the init segment). */
+  /**
+   * Feed one hub frame (configs first: the first media frame writes the init segment). The frame's bytes are
+   * the caller's again when this returns: a sample waiting for its fragment retains them (slab.ts) until the
+   * fragment is written, a config kept is handed out.
+   */
   push(f: Frame): void {
     if (f.kind === "data") return;
     if (f.config) {
       const prev = this.#configs[f.kind];
       if (prev?.data.equals(f.data)) return;
+      handOut(f.data);
       this.#configs[f.kind] = f;
       // A change after the init segment was written starts a new discontinuity with a new init segment.
       if (this.#tracks.length > 0) {
@@ -101,12 +106,16 @@ export class CmafMuxer {
       const other = f.kind === "video" ? "audio" : "video";
       const waiting = !this.#configs[other] && this.#configs[f.kind];
       this.#held.push(f);
+      retain(f.data);
       const span = f.dts - (this.#held[0] as Frame).dts;
       if (waiting && span >= 0 && span < PROBE_MS && this.#held.length < 1000) return;
       const held = this.#held;
       this.#held = [];
-      if (!this.#start()) return;
-      for (const h of held) this.#media(h);
+      const started = this.#start();
+      for (const h of held) {
+        if (started) this.#media(h);
+        release(h.data);
+      }
       return;
     }
     this.#media(f);
@@ -144,6 +153,8 @@ export class CmafMuxer {
     }
     if (track === main) this.#cutBefore(track, sample, dts);
     track.pending.push({ s: sample, dts });
+    // Views of the frame (sample-entries.ts): held until the fragment has copied them.
+    retain(sample.data);
     // Audio whose video stopped coming must not pile up: past MAX_PENDING_S it goes out on its own.
     if (track !== main && dts - (track.pending[0]?.dts ?? dts) > MAX_PENDING_S * ts) this.#flush(false);
     // Fixed-duration main samples (audio-only streams) end the fragment without waiting for the next one.
@@ -265,6 +276,7 @@ export class CmafMuxer {
     }
     if (runs.every((r) => r.samples.length === 0)) return;
     const { moof, mdat } = fragment(this.#sequence++, runs, this.#alloc);
+    for (const r of runs) for (const x of r.samples) release(x.data);
     this.#sink.fragment(moof, mdat);
     const mainPending = this.#tracks[0]?.pending[0];
     this.#fragStart = mainPending?.dts;

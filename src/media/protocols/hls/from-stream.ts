@@ -10,6 +10,7 @@ import type { MediaStream, Reader } from "../../hub.ts";
 import { CmafMuxer } from "../fmp4/muxer.ts";
 import type { TrackCodec } from "../fmp4/sample-entries.ts";
 import { CmafTimeline, type TimelineOptions } from "../fmp4/timeline.ts";
+import { release } from "../slab.ts";
 
 export interface PackagerOptions extends TimelineOptions {
   partSeconds: number;
@@ -36,7 +37,8 @@ export class Packager {
     this.#log = o.log.child({ path: stream.path, output: "cmaf" });
     this.timeline = timeline ?? new CmafTimeline(o);
     if (timeline) timeline.restart();
-    this.#reader = stream.addReader("hls", "packager");
+    // Every frame taken is given back once muxed (the muxer retains what it keeps): see slab.ts.
+    this.#reader = stream.addReader("hls", "packager", { releases: true });
     this.#run(stream).catch((e) => {
       this.#log.error("packager failed", { error: (e as Error).message });
       this.#end();
@@ -90,6 +92,8 @@ export class Packager {
         // process nor the publisher's connection.
         this.#log.error("cannot package stream", { error: (e as Error).message });
         return false;
+      } finally {
+        release(f.data);
       }
     };
     let ok = true;

@@ -6,7 +6,7 @@
  * by all connections, and going over either is a ChunkError (the connection closes, its bytes are released).
  */
 
-import { Slab } from "../slab.ts";
+import { release as releaseBytes, retain, Slab } from "../slab.ts";
 import { type ByteBudget, free } from "./budget.ts";
 
 export interface RtmpMessage {
@@ -15,6 +15,8 @@ export interface RtmpMessage {
   streamId: number;
   /** Absolute timestamp in ms (deltas already applied). */
   timestamp: number;
+  /** From ChunkReader: holds one reference of its slab (slab.ts) that the receiver gives back with
+   * `release(payload)` once it has dispatched the message (holders that keep the bytes retain their own). */
   payload: Buffer;
 }
 
@@ -76,7 +78,7 @@ export class ChunkReader {
   readonly #states = new Map<number, ChunkState>();
   /** The bytes being parsed (during `push` only). */
   #buf: Buffer = EMPTY;
-  readonly #slab = new Slab(256 * 1024);
+  #slab = new Slab(256 * 1024);
 
   constructor(opts: ChunkLimits = {}) {
     this.maxMessage = opts.maxMessage ?? 0xffffff;
@@ -90,6 +92,15 @@ export class ChunkReader {
   evict(why: string): void {
     this.release();
     this.#onEvict?.(why);
+  }
+
+  /**
+   * Carve messages from `slab` from now on (an admitted publisher's reader gets a larger, recycling one: see
+   * slab.ts and `RtmpMessage.payload`); the previous slab is left to the messages already carved from it.
+   */
+  useSlab(slab: Slab): void {
+    this.#slab.close();
+    this.#slab = slab;
   }
 
   /** Bytes held for partial messages and a split chunk. */
@@ -116,6 +127,7 @@ export class ChunkReader {
     free(this.#spare);
     this.#spare = EMPTY;
     this.#carried = 0;
+    this.#slab.close();
     this.#shared?.readers.delete(this);
   }
 
@@ -123,6 +135,8 @@ export class ChunkReader {
     this.#refund(s.held);
     s.held = 0;
     s.received = 0;
+    // A partial message's bytes (a completed one's are the receiver's: see RtmpMessage.payload).
+    if (s.payload !== EMPTY) releaseBytes(s.payload);
     s.payload = EMPTY;
     // Per message: no new array unless a large message's blocks are to be freed.
     if (s.blocks.length > 0) {
@@ -312,7 +326,10 @@ export class ChunkReader {
     if (fresh) this.#states.set(csid, s);
     // Copied once, straight into the message (from a slab: see slab.ts); the read buffer is not kept.
     if (length <= UPFRONT) {
-      if (starting) s.payload = this.#slab.take(length);
+      if (starting) {
+        s.payload = this.#slab.take(length);
+        retain(s.payload);
+      }
       b.copy(s.payload, s.received, p, p + size);
     } else this.#fill(s, b, p, size, length);
     s.held += charge;
@@ -320,7 +337,8 @@ export class ChunkReader {
     if (s.received >= length) {
       const payload = length <= UPFRONT ? s.payload : Buffer.concat(s.blocks, length);
       out.push({ csid, type, streamId, timestamp: s.timestamp >>> 0, payload });
-      // The message is the hub's now: it no longer counts against this connection.
+      // The message (and its reference) is the receiver's now: it no longer counts against this connection.
+      s.payload = EMPTY;
       this.#drop(s);
       // Set Chunk Size and Abort act on the chunk layer itself, and must apply to the very next chunk.
       if (type === 1) {

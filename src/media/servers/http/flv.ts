@@ -11,7 +11,7 @@ import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { Frame } from "../../frame.ts";
 import type { Hub, MediaStream } from "../../hub.ts";
-import { PathReader } from "../../path-reader.ts";
+import { PathReader, type TimedFrame } from "../../path-reader.ts";
 import { configsReady } from "../../protocols/flv/from-stream.ts";
 import { flvHeader, flvTag, TAG_SCRIPT, tagType } from "../../protocols/flv/tag.ts";
 import { metadataBody } from "../../protocols/rtmp/from-stream.ts";
@@ -83,16 +83,58 @@ export async function serveFlv(
   res.writeHead(200, headers);
   res.write(flvHeader(!!stream.audioConfig, !!stream.videoConfig));
   res.write(flvTag(TAG_SCRIPT, 0, metadataBody(stream)));
-  for (;;) {
-    const t = await reader.next();
-    if (!t || res.destroyed) break;
-    if (res.write(tagOf(t.frame, t.ts))) continue;
-    if (!(await drained(res, o.stallMs))) {
-      if (!res.destroyed) o.log.info("http-flv reader stalled; closed", { path: stream.path, remote });
-      res.destroy();
-      break;
-    }
-  }
+  // Tags are written as the publisher's frames arrive (PathReader.listen, then poll), not one awaited `next()`
+  // per frame: with 100 viewers that was 100 promises and async resumptions per frame. `next()` is awaited only
+  // when the publisher has left (it waits for the next one within the grace).
+  await new Promise<void>((done) => {
+    /** Waiting for 'drain' or for the next publisher: frames stay in the hub reader's queue meanwhile. */
+    let waiting = false;
+    const finish = () => {
+      reader.listen(() => {});
+      done();
+    };
+    const send = (t: TimedFrame): boolean => {
+      if (res.write(tagOf(t.frame, t.ts))) return true;
+      waiting = true;
+      drained(res, o.stallMs).then((ok) => {
+        waiting = false;
+        if (ok) return drain();
+        if (!res.destroyed) o.log.info("http-flv reader stalled; closed", { path: stream.path, remote });
+        res.destroy();
+        finish();
+      });
+      return false;
+    };
+    /** Runs in the publisher's `write`: must not throw. */
+    const drain = () => {
+      if (waiting) return;
+      try {
+        for (;;) {
+          if (reader.closed || res.destroyed) return finish();
+          const t = reader.poll();
+          if (t) {
+            if (!send(t)) return;
+            continue;
+          }
+          if (!reader.atEnd) return;
+          // The publisher left: wait (within the grace) for the next one's first frame.
+          waiting = true;
+          reader.next().then((n) => {
+            waiting = false;
+            if (!n || res.destroyed) return finish();
+            if (send(n)) drain();
+          });
+          return;
+        }
+      } catch (e) {
+        o.log.info("http-flv write failed; closed", { path: stream.path, remote, error: (e as Error).message });
+        res.destroy();
+        finish();
+      }
+    };
+    reader.listen(drain);
+    drain();
+  });
   reader.close();
   if (!res.destroyed) res.end();
 }
