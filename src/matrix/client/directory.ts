@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isValidRoomAlias, powerLevelOf, requiredLevelForEvent, serverNameOf } from "../events/index.ts";
+import { remoteAlias } from "../federation/remote.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
 import { historyVisibility, requireRoom, requireRoomId } from "../service/room-access.ts";
@@ -55,6 +56,9 @@ export const routes: Route[] = [
     auth: "optional",
     async handler(req) {
       const alias = aliasParam(req.hs, req.params.roomAlias, false);
+      // Another server's alias: asked of that server (isolated mode: not found, as no alias of it can be here).
+      if (serverNameOf(alias) !== req.hs.serverName && req.hs.config.federation.enabled)
+        return json(await remoteAlias(req.hs, alias));
       const found = await req.hs.store.rooms.getAlias(alias);
       if (!found) throw new AmiError("M_NOT_FOUND", `Room alias ${alias} not found`);
       return json({ room_id: found.roomId, servers: [req.hs.serverName] });
