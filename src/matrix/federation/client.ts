@@ -51,6 +51,27 @@ export class FederationClient {
 
   /** The parsed JSON answer of `destination`; throws AmiError (the remote errcode for a Matrix error). */
   async request<T = unknown>(destination: string, r: FederationRequest): Promise<T> {
+    const { status, body } = await this.requestBytes(destination, r, this.#cfg.maxResponseBytes);
+    const text = body.toString("utf8");
+    let json: unknown;
+    try {
+      json = text === "" ? {} : JSON.parse(text);
+    } catch {
+      throw new AmiError("AMI_UNAVAILABLE", `${destination} answered ${status} with a body that is not JSON`, {}, 502);
+    }
+    if (status >= 200 && status < 300) return json as T;
+    throw remoteError(destination, status, json);
+  }
+
+  /**
+   * The raw answer (status, headers, at most `maxBytes` of body, else M_TOO_LARGE) of `destination`, for answers
+   * that are not JSON (federated media). Error statuses are the caller's to read (remoteError turns them into one).
+   */
+  async requestBytes(
+    destination: string,
+    r: FederationRequest,
+    maxBytes: number,
+  ): Promise<{ status: number; headers: IncomingMessage["headers"]; body: Buffer }> {
     if (!this.#cfg.enabled) throw new AmiError("M_FORBIDDEN", "Federation is disabled on this server");
     if (!this.#access.allowed(destination))
       throw new AmiError("M_FORBIDDEN", `Federation with ${destination} is not allowed by this server's configuration`);
@@ -68,19 +89,7 @@ export class FederationClient {
         this.#key,
       );
     const address = await this.#address(dest);
-    const { status, text } = await this.#send(dest, address, r, headers, body);
-    let json: unknown;
-    try {
-      json = text === "" ? {} : JSON.parse(text);
-    } catch {
-      throw new AmiError("AMI_UNAVAILABLE", `${destination} answered ${status} with a body that is not JSON`, {}, 502);
-    }
-    if (status >= 200 && status < 300) return json as T;
-    const remote = json as { errcode?: unknown; error?: unknown };
-    const code =
-      typeof remote?.errcode === "string" && /^M_[A-Z_]+$/.test(remote.errcode) ? remote.errcode : "M_UNKNOWN";
-    const msg = typeof remote?.error === "string" ? remote.error.slice(0, 500) : `HTTP ${status}`;
-    throw new AmiError(code as ErrorCode, `${destination}: ${msg}`, { remote_status: status }, status);
+    return this.#send(dest, address, r, headers, body, maxBytes);
   }
 
   /**
@@ -114,8 +123,8 @@ export class FederationClient {
     r: FederationRequest,
     headers: Record<string, string>,
     body: Buffer | undefined,
-  ): Promise<{ status: number; text: string }> {
-    const limit = this.#cfg.maxResponseBytes;
+    limit: number,
+  ): Promise<{ status: number; headers: IncomingMessage["headers"]; body: Buffer }> {
     const timeoutMs = this.#cfg.requestTimeoutMs;
     return new Promise((resolve, reject) => {
       const opts = {
@@ -142,7 +151,7 @@ export class FederationClient {
         });
         res.on("end", () => {
           clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
         });
         res.on("error", (e) => {
           clearTimeout(timer);
@@ -170,6 +179,15 @@ export class FederationClient {
       req.end(body);
     });
   }
+}
+
+/** A remote server's error answer as an AmiError carrying its errcode (M_UNKNOWN when it gave none). */
+export function remoteError(destination: string, status: number, json: unknown): AmiError {
+  const remote = json as { errcode?: unknown; error?: unknown } | null;
+  const code =
+    typeof remote?.errcode === "string" && /^M_[A-Z_]+$/.test(remote.errcode) ? remote.errcode : "M_UNKNOWN";
+  const msg = typeof remote?.error === "string" ? remote.error.slice(0, 500) : `HTTP ${status}`;
+  return new AmiError(code as ErrorCode, `${destination}: ${msg}`, { remote_status: status }, status);
 }
 
 /** A lookup that answers the address already checked. */
