@@ -5,9 +5,9 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import type { EventContent } from "../events/types.ts";
+import { remoteProfile } from "../federation/remote.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
-import { remoteProfile } from "../federation/remote.ts";
 import { parseLocalUserId } from "../service/registration.ts";
 import type { UserRow } from "../store/types.ts";
 

@@ -184,8 +184,7 @@ export class FederationClient {
 /** A remote server's error answer as an AmiError carrying its errcode (M_UNKNOWN when it gave none). */
 export function remoteError(destination: string, status: number, json: unknown): AmiError {
   const remote = json as { errcode?: unknown; error?: unknown } | null;
-  const code =
-    typeof remote?.errcode === "string" && /^M_[A-Z_]+$/.test(remote.errcode) ? remote.errcode : "M_UNKNOWN";
+  const code = typeof remote?.errcode === "string" && /^M_[A-Z_]+$/.test(remote.errcode) ? remote.errcode : "M_UNKNOWN";
   const msg = typeof remote?.error === "string" ? remote.error.slice(0, 500) : `HTTP ${status}`;
   return new AmiError(code as ErrorCode, `${destination}: ${msg}`, { remote_status: status }, status);
 }

@@ -7,4 +7,11 @@ import { queryRoutes } from "./query.ts";
 import { userKeyRoutes } from "./user-keys.ts";
 import { versionRoutes } from "./version.ts";
 
-export const federationRoutes: Route[] = [...keyRoutes, ...versionRoutes, ...queryRoutes, ...userKeyRoutes, ...mediaRoutes, ...wellKnownRoutes];
+export const federationRoutes: Route[] = [
+  ...keyRoutes,
+  ...versionRoutes,
+  ...queryRoutes,
+  ...userKeyRoutes,
+  ...mediaRoutes,
+  ...wellKnownRoutes,
+];

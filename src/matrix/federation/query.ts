@@ -6,8 +6,8 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { isValidRoomAlias, serverNameOf } from "../events/ids.ts";
 import type { Route } from "../http/types.ts";
-import { publicRooms } from "../service/room-directory.ts";
 import { parseLocalUserId } from "../service/registration.ts";
+import { publicRooms } from "../service/room-directory.ts";
 import { parseBody, queryInt } from "../validate.ts";
 import { signedRoute } from "./routes.ts";
 

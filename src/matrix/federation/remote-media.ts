@@ -8,9 +8,9 @@
  * the answer is held in memory up to that bound, not streamed to disk while it arrives.
  */
 import { AmiError } from "../../core/errors.ts";
-import { commitMedia } from "../client/media-upload.ts";
 import { isValidServerName } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
+import { mediaHold } from "../service/media.ts";
 import { AddressPolicy, checkUrl, safeFetch } from "../service/safe-fetch.ts";
 import type { MediaRow } from "../store/types.ts";
 import { remoteError } from "./client.ts";
@@ -98,7 +98,12 @@ function filenameOf(cd: string | undefined): string | null {
 async function fetchRemote(hs: Homeserver, serverName: string, mediaId: string, id: string): Promise<MediaRow> {
   const limit = hs.config.media.maxUploadBytes;
   const tooLarge = () =>
-    new AmiError("M_TOO_LARGE", `Remote media of ${serverName} is larger than this server's limit of ${limit} bytes`, {}, 502);
+    new AmiError(
+      "M_TOO_LARGE",
+      `Remote media of ${serverName} is larger than this server's limit of ${limit} bytes`,
+      {},
+      502,
+    );
   const res = await hs.federation.client
     .requestBytes(
       serverName,
@@ -147,23 +152,27 @@ async function fetchRemote(hs: Homeserver, serverName: string, mediaId: string, 
     contentType = got.contentType;
   }
   if (bytes.length > limit) throw tooLarge();
-  let row: MediaRow | null = null;
-  await commitMedia(
-    hs,
-    bytes,
-    {
-      mediaId: id,
-      uploader: serverName,
-      contentType: contentType.slice(0, 255),
-      filename: filenameOf(file.headers["content-disposition"]),
-    },
-    async (r) => {
-      await hs.store.media.putMedia(r);
-      row = r;
-    },
-  ).catch(async (e) => {
+  // Into the content-addressed store, held for the cache row (as an upload is, client/media-upload.ts).
+  const put = await hs.cas.put(bytes, { hold: mediaHold(id) });
+  const row: MediaRow = {
+    mediaId: id,
+    uploader: serverName,
+    contentType: contentType.slice(0, 255),
+    filename: filenameOf(file.headers["content-disposition"]),
+    size: put.size,
+    sha256: put.sha256,
+    createdTs: Date.now(),
+    quarantinedBy: null,
+  };
+  try {
+    await hs.store.media.putMedia(row);
+    return row;
+  } catch (e) {
+    await hs.cas.release(put.id, mediaHold(id)).catch(() => {});
     // Fetched twice at once (two processes): the other copy is as good.
     if (!(e instanceof AmiError && e.code === "M_CANNOT_OVERWRITE_MEDIA")) throw e;
-  });
-  return row ?? (await hs.store.media.getMedia(id)) ?? Promise.reject(bad("not stored"));
+  }
+  const other = await hs.store.media.getMedia(id);
+  if (!other) throw bad("not stored");
+  return other;
 }

@@ -150,7 +150,8 @@ export async function remoteProfile(hs: Homeserver, userId: string): Promise<Rec
   });
   const value: Record<string, string> = {};
   if (typeof r.displayname === "string") value.displayname = r.displayname.slice(0, 1000);
-  if (typeof r.avatar_url === "string" && r.avatar_url.startsWith("mxc://")) value.avatar_url = r.avatar_url.slice(0, 1000);
+  if (typeof r.avatar_url === "string" && r.avatar_url.startsWith("mxc://"))
+    value.avatar_url = r.avatar_url.slice(0, 1000);
   if (cache.size >= PROFILE_CACHE_MAX) cache.delete(cache.keys().next().value as string);
   cache.set(userId, { at: Date.now(), value });
   return value;

@@ -45,7 +45,9 @@ export const userKeyRoutes: Route[] = [
       const devices = Object.entries(keys.device_keys[userId] ?? {}).map(([deviceId, k]) => {
         const { unsigned: _u, ...plain } = k;
         const name = names.get(deviceId);
-        return name ? { device_id: deviceId, keys: plain, device_display_name: name } : { device_id: deviceId, keys: plain };
+        return name
+          ? { device_id: deviceId, keys: plain, device_display_name: name }
+          : { device_id: deviceId, keys: plain };
       });
       const out: Record<string, unknown> = { user_id: userId, stream_id, devices };
       if (keys.master_keys[userId]) out.master_key = keys.master_keys[userId];
