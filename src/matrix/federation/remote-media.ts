@@ -34,7 +34,10 @@ export async function remoteMedia(
   const cached = await hs.store.media.getMedia(id);
   if (cached) return cached;
   let running = inflight.get(hs);
-  if (!running) inflight.set(hs, (running = new Map()));
+  if (!running) {
+    running = new Map();
+    inflight.set(hs, running);
+  }
   let p = running.get(id);
   if (!p) {
     p = fetchRemote(hs, serverName, mediaId, id).finally(() => running.delete(id));

@@ -28,8 +28,8 @@ function byServer<T>(hs: Homeserver, wanted: Record<string, T>, failures: Failur
       failures[userId] = { status: 400, message: "not a user ID" };
       continue;
     }
-    let m = out.get(server);
-    if (!m) out.set(server, (m = {}));
+    const m = out.get(server) ?? {};
+    out.set(server, m);
     m[userId] = v;
   }
   return out;
@@ -141,7 +141,10 @@ export async function remoteProfile(hs: Homeserver, userId: string): Promise<Rec
   const server = serverNameOf(userId);
   if (!server || !isValidServerName(server)) throw new AmiError("M_INVALID_PARAM", "Invalid user ID");
   let cache = profileCaches.get(hs);
-  if (!cache) profileCaches.set(hs, (cache = new Map()));
+  if (!cache) {
+    cache = new Map();
+    profileCaches.set(hs, cache);
+  }
   const hit = cache.get(userId);
   if (hit && Date.now() - hit.at < PROFILE_TTL_MS) return hit.value;
   const r = await hs.federation.client.request<JsonObject>(server, {
