@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { MatrixClient } from "matrix-js-sdk";
+import sharp from "sharp";
 import { verifyJsonSignature } from "../../src/matrix/events/signing.ts";
+import { parseMultipart } from "../../src/matrix/federation/remote-media.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import {
@@ -321,6 +323,33 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     assert.equal(first.status, 200);
     assert.ok(Buffer.from(await first.arrayBuffer()).equals(bytes), "same bytes on hs2");
     assert.match(first.headers.get("content-disposition") ?? "", /noise\.bin/);
+
+    // Thumbnails: hs1 serves one over federation (multipart, a real PNG); hs2's client gets one made from its copy.
+    const png = await sharp({ create: { width: 1000, height: 750, channels: 3, background: { r: 200, g: 0, b: 0 } } })
+      .png()
+      .toBuffer();
+    const pic = await ok(hs1.url, "POST", "/_matrix/media/v3/upload", {
+      token: alice.accessToken,
+      body: png,
+      headers: { "Content-Type": "image/png" },
+    });
+    const picId = pic.content_uri.split("/").pop();
+    const th = await hs2.hs.federation.client.requestBytes(
+      "hs1.test",
+      { method: "GET", path: `/_matrix/federation/v1/media/thumbnail/${picId}?width=300&height=200&method=scale` },
+      1 << 20,
+    );
+    assert.equal(th.status, 200);
+    const boundary = /boundary=(.+)$/.exec(String(th.headers["content-type"]))![1];
+    const parts = parseMultipart(th.body, boundary);
+    assert.deepEqual(JSON.parse(parts[0].body.toString()), {});
+    assert.match(parts[1].headers["content-type"], /^image\//);
+    const meta = await sharp(parts[1].body).metadata();
+    assert.deepEqual([meta.width, meta.height], [320, 240], "the 320x240 scale size, made on hs1");
+    const thumb = await get(`/_matrix/client/v1/media/thumbnail/hs1.test/${picId}?width=32&height=32&method=crop`);
+    assert.equal(thumb.status, 200);
+    const tm = await sharp(Buffer.from(await thumb.arrayBuffer())).metadata();
+    assert.deepEqual([tm.width, tm.height], [32, 32]);
 
     const big = await ok(hs1.url, "POST", "/_matrix/media/v3/upload", {
       token: alice.accessToken,
