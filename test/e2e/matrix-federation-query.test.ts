@@ -224,6 +224,21 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
       assertSpec("server-server/public_rooms.yaml", "/publicRooms", "POST", 200, f);
       assert.equal(f.chunk.length, n, term);
     }
+    // A client of hs2 browses hs1's directory (`server=hs1.test`).
+    const viaClient = await ok(hs2.url, "GET", "/_matrix/client/v3/publicRooms?server=hs1.test&limit=5", {
+      token: bob.accessToken,
+    });
+    assert.deepEqual(
+      viaClient.chunk.map((r: any) => r.room_id),
+      [room.room_id],
+    );
+    const searched = await ok(hs2.url, "POST", "/_matrix/client/v3/publicRooms?server=hs1.test", {
+      token: bob.accessToken,
+      body: { filter: { generic_search_term: "zzz" } },
+    });
+    assert.deepEqual(searched.chunk, []);
+    const own = await ok(hs2.url, "GET", "/_matrix/client/v3/publicRooms", { token: bob.accessToken });
+    assert.deepEqual(own.chunk, [], "hs2's own directory is empty");
   });
 
   test("OpenID: a token alice gets from hs1 is answered by hs1's userinfo, a made-up one is not", async () => {

@@ -18,16 +18,15 @@ const PROFILE_CACHE_MAX = 10_000;
 
 type Failures = Record<string, JsonObject>;
 
-/** Group the remote users of a request by their server (invalid IDs: reported under `failures`). */
-function byServer<T>(hs: Homeserver, wanted: Record<string, T>, failures: Failures): Map<string, Record<string, T>> {
+/**
+ * Group the remote users of a request by their server. IDs that name no valid server are left out, as unknown
+ * local users are (`failures` is keyed by server name, and there is none to name).
+ */
+function byServer<T>(hs: Homeserver, wanted: Record<string, T>): Map<string, Record<string, T>> {
   const out = new Map<string, Record<string, T>>();
   for (const [userId, v] of Object.entries(wanted)) {
     const server = serverNameOf(userId);
-    if (server === hs.serverName) continue;
-    if (!server || !isValidServerName(server)) {
-      failures[userId] = { status: 400, message: "not a user ID" };
-      continue;
-    }
+    if (server === hs.serverName || !server || !isValidServerName(server)) continue;
     const m = out.get(server) ?? {};
     out.set(server, m);
     m[userId] = v;
@@ -89,7 +88,7 @@ export async function queryRemoteKeys(
   timeoutMs?: number,
 ): Promise<RemoteKeys> {
   const out: RemoteKeys = { device_keys: {}, master_keys: {}, self_signing_keys: {}, failures: {} };
-  await fanOut(hs, byServer(hs, wanted, out.failures), timeoutMs, out.failures, async (server, part, signal) => {
+  await fanOut(hs, byServer(hs, wanted), timeoutMs, out.failures, async (server, part, signal) => {
     const r = await hs.federation.client.request<JsonObject>(server, {
       method: "POST",
       path: "/_matrix/federation/v1/user/keys/query",
@@ -117,7 +116,7 @@ export async function claimRemoteKeys(
   timeoutMs?: number,
 ): Promise<{ one_time_keys: Record<string, Record<string, JsonObject>>; failures: Failures }> {
   const out = { one_time_keys: {} as Record<string, Record<string, JsonObject>>, failures: {} as Failures };
-  await fanOut(hs, byServer(hs, wanted, out.failures), timeoutMs, out.failures, async (server, part, signal) => {
+  await fanOut(hs, byServer(hs, wanted), timeoutMs, out.failures, async (server, part, signal) => {
     const r = await hs.federation.client.request<JsonObject>(server, {
       method: "POST",
       path: "/_matrix/federation/v1/user/keys/claim",
