@@ -72,6 +72,47 @@ export class FederationClient {
     r: FederationRequest,
     maxBytes: number,
   ): Promise<{ status: number; headers: IncomingMessage["headers"]; body: Buffer }> {
+    const p = await this.#prepare(destination, r);
+    return this.#send(p.dest, p.address, r, p.headers, p.body, maxBytes);
+  }
+
+  /**
+   * The answer as a stream, for bodies too big to hold (federated media): resolves once the status and headers
+   * are in (within `requestTimeoutMs`); then the body must keep coming (no `requestTimeoutMs` without a byte) and
+   * the caller bounds its size and destroys the stream when done with it.
+   */
+  async requestStream(destination: string, r: FederationRequest): Promise<IncomingMessage> {
+    const { dest, address, headers, body } = await this.#prepare(destination, r);
+    const timeoutMs = this.#cfg.requestTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const req = (dest.tls ? httpsRequest : httpRequest)(this.#options(dest, address, r, headers), (res) => {
+        clearTimeout(timer);
+        resolve(res);
+      });
+      const timer = setTimeout(
+        () => req.destroy(new AmiError("AMI_TIMEOUT", `${dest.serverName} did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(new AmiError("AMI_TIMEOUT", `${dest.serverName} stalled for ${timeoutMs} ms`)),
+      );
+      req.on("error", (e) => {
+        clearTimeout(timer);
+        reject(e instanceof AmiError ? e : unreachable(dest, e));
+      });
+      req.end(body);
+    });
+  }
+
+  async #prepare(
+    destination: string,
+    r: FederationRequest,
+  ): Promise<{
+    dest: Destination;
+    address: { address: string; family: number } | null;
+    headers: Record<string, string>;
+    body: Buffer | undefined;
+  }> {
     if (!this.#cfg.enabled) throw new AmiError("M_FORBIDDEN", "Federation is disabled on this server");
     if (!this.#access.allowed(destination))
       throw new AmiError("M_FORBIDDEN", `Federation with ${destination} is not allowed by this server's configuration`);
@@ -89,7 +130,26 @@ export class FederationClient {
         this.#key,
       );
     const address = await this.#address(dest);
-    return this.#send(dest, address, r, headers, body, maxBytes);
+    return { dest, address, headers, body };
+  }
+
+  #options(
+    dest: Destination,
+    address: { address: string; family: number } | null,
+    r: FederationRequest,
+    headers: Record<string, string>,
+  ) {
+    return {
+      host: dest.host,
+      port: dest.port,
+      method: r.method,
+      path: r.path,
+      headers,
+      // The certificate must be valid for the name we asked for (spec: the delegated host name).
+      servername: dest.tls ? dest.hostHeader.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : undefined,
+      signal: r.signal,
+      lookup: address ? pinned(address) : undefined,
+    };
   }
 
   /**
@@ -127,17 +187,7 @@ export class FederationClient {
   ): Promise<{ status: number; headers: IncomingMessage["headers"]; body: Buffer }> {
     const timeoutMs = this.#cfg.requestTimeoutMs;
     return new Promise((resolve, reject) => {
-      const opts = {
-        host: dest.host,
-        port: dest.port,
-        method: r.method,
-        path: r.path,
-        headers,
-        // The certificate must be valid for the name we asked for (spec: the delegated host name).
-        servername: dest.tls ? dest.hostHeader.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : undefined,
-        signal: r.signal,
-        lookup: address ? pinned(address) : undefined,
-      };
+      const opts = this.#options(dest, address, r, headers);
       const req = (dest.tls ? httpsRequest : httpRequest)(opts, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -165,16 +215,7 @@ export class FederationClient {
       );
       req.on("error", (e) => {
         clearTimeout(timer);
-        if (e instanceof AmiError) reject(e);
-        else
-          reject(
-            new AmiError(
-              "AMI_UNAVAILABLE",
-              `${dest.serverName} (${dest.host}:${dest.port}) unreachable: ${e.message}`,
-              {},
-              502,
-            ),
-          );
+        reject(e instanceof AmiError ? e : unreachable(dest, e));
       });
       req.end(body);
     });
@@ -188,6 +229,9 @@ export function remoteError(destination: string, status: number, json: unknown):
   const msg = typeof remote?.error === "string" ? remote.error.slice(0, 500) : `HTTP ${status}`;
   return new AmiError(code as ErrorCode, `${destination}: ${msg}`, { remote_status: status }, status);
 }
+
+const unreachable = (dest: Destination, e: Error) =>
+  new AmiError("AMI_UNAVAILABLE", `${dest.serverName} (${dest.host}:${dest.port}) unreachable: ${e.message}`, {}, 502);
 
 /** A lookup that answers the address already checked. */
 function pinned(addr: { address: string; family: number }): LookupFunction {
