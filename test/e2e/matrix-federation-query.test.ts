@@ -374,6 +374,9 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     const tooBig = await get(`/_matrix/client/v1/media/download/hs1.test/${big.content_uri.split("/").pop()}`);
     assert.equal(tooBig.status, 502);
     assert.equal((await tooBig.json()).errcode, "M_TOO_LARGE");
+    const bigId = `remote:hs1.test/${big.content_uri.split("/").pop()}`;
+    assert.equal(await hs2.hs.store.media.getMedia(bigId), null, "nothing kept of the refused file");
+    assert.ok(await hs2.hs.store.media.getMedia(`remote:hs1.test/${mediaId}`), "the first file is cached");
     const unknown = await get("/_matrix/client/v1/media/download/hs1.test/doesnotexist");
     assert.equal(unknown.status, 404);
 

@@ -99,7 +99,7 @@ function filenameOf(cd: string | undefined): string | null {
 }
 
 /** Reads from a byte stream with a lookahead buffer. */
-class Reader {
+export class Reader {
   buf: Buffer = Buffer.alloc(0);
   done = false;
   readonly #it: AsyncIterator<Buffer>;
@@ -123,7 +123,7 @@ class Reader {
  * The head of a multipart/mixed media answer read from `r`: the JSON part and the headers of the file part, with
  * `r.buf` left at the first byte of the file. At most `cap` bytes are read for all that.
  */
-async function readHead(r: Reader, boundary: string, cap: number): Promise<Record<string, string>> {
+export async function readHead(r: Reader, boundary: string, cap: number): Promise<Record<string, string>> {
   for (;;) {
     const parts = headOf(r.buf, boundary);
     if (parts) {
@@ -143,9 +143,9 @@ function headOf(buf: Buffer, boundary: string): { headers: Record<string, string
   if (line1 < 0) return null;
   const second = buf.indexOf(Buffer.concat([Buffer.from("\r\n"), delim]), line1);
   if (second < 0) return null;
-  const meta = buf.subarray(line1 + 2, second);
-  const metaBlank = meta.indexOf("\r\n\r\n");
-  const json = metaBlank < 0 ? "" : meta.subarray(metaBlank + 4).toString("utf8");
+  // The JSON part's headers end at the first empty line (with none: right after the boundary line).
+  const metaEnd = buf.indexOf("\r\n\r\n", line1);
+  const json = metaEnd < 0 || metaEnd > second ? "" : buf.subarray(metaEnd + 4, second).toString("utf8");
   try {
     JSON.parse(json);
   } catch {
@@ -168,7 +168,12 @@ function headOf(buf: Buffer, boundary: string): { headers: Record<string, string
 }
 
 /** The file part's bytes as they arrive, up to the closing boundary; more than `limit` of them throws `tooLarge`. */
-async function* fileBytes(r: Reader, boundary: string, limit: number, tooLarge: () => Error): AsyncGenerator<Buffer> {
+export async function* fileBytes(
+  r: Reader,
+  boundary: string,
+  limit: number,
+  tooLarge: () => Error,
+): AsyncGenerator<Buffer> {
   const end = Buffer.from(`\r\n--${boundary}`);
   let sent = 0;
   const emit = (b: Buffer) => {
