@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import type { MatrixClient } from "matrix-js-sdk";
 import sharp from "sharp";
@@ -26,6 +27,7 @@ import {
   waitFor,
 } from "./helpers/client.ts";
 import { type Federated, type Hs, startFederated } from "./helpers/federation-query.ts";
+import { startInProcess } from "./helpers/homeserver.ts";
 
 const REMOTE_MEDIA_LIMIT = 256 * 1024;
 
@@ -37,9 +39,16 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
   let bob: Session; // on hs2
   const clients: MatrixClient[] = [];
 
+  /** A server that accepts connections and never answers. */
+  const silent = createServer(() => {});
+  const held = new Set<Socket>();
+  silent.on("connection", (s) => held.add(s));
+
   before(async () => {
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const slowUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
     // hs2 takes remote files of at most REMOTE_MEDIA_LIMIT bytes; hs1 takes uploads up to its default.
-    fed = await startFederated(2, [{}, { media: { maxUploadBytes: REMOTE_MEDIA_LIMIT } }]);
+    fed = await startFederated(2, [{}, { media: { maxUploadBytes: REMOTE_MEDIA_LIMIT } }], { "slow.test": slowUrl });
     [hs1, hs2] = fed.servers;
     alice = await registerUser(hs1.url, "alice");
     bob = await registerUser(hs2.url, "bob");
@@ -48,6 +57,8 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
   after(async () => {
     for (const c of clients) c.stopClient();
     await fed?.dispose();
+    for (const s of held) s.destroy();
+    silent.close();
   });
 
   /** A request signed by hs1 to hs2's federation API (as hs1's federation client sends it). */
@@ -82,6 +93,20 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     });
     assert.deepEqual(Object.keys(q.device_keys[alice.userId]), [alice.deviceId]);
     assert.deepEqual(Object.keys(q.failures), ["dead.test"], "the unreachable server is listed by name");
+
+    // A server that never answers costs the request's `timeout`, not more; the others' keys still come.
+    const slow = await ok(hs2.url, "POST", "/_matrix/client/v3/keys/query", {
+      token: bob.accessToken,
+      body: { device_keys: { [alice.userId]: [], "@x:slow.test": [], [bob.userId]: [] }, timeout: 300 },
+    });
+    assert.deepEqual(Object.keys(slow.failures), ["slow.test"]);
+    assert.equal(slow.failures["slow.test"].status, 504);
+    assert.deepEqual(Object.keys(slow.device_keys).sort(), [alice.userId, bob.userId].sort());
+    const claimSlow = await ok(hs2.url, "POST", "/_matrix/client/v3/keys/claim", {
+      token: bob.accessToken,
+      body: { one_time_keys: { "@x:slow.test": { D: "signed_curve25519" } }, timeout: 300 },
+    });
+    assert.deepEqual([Object.keys(claimSlow.failures), claimSlow.one_time_keys], [["slow.test"], {}]);
 
     const before = (await hs1.hs.store.keys.countOneTimeKeys(alice.userId, alice.deviceId)).signed_curve25519;
     const claim = await ok(hs2.url, "POST", "/_matrix/client/v3/keys/claim", {
@@ -309,6 +334,27 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
         (e: any) => e.status === 404 || e.status === 400,
         id,
       );
+    }
+    // Isolated mode: other servers' media, profiles and aliases are simply not here.
+    const iso = await startInProcess({ serverName: "iso.test" });
+    try {
+      const s = await registerUser(iso.url, "carol");
+      const m = await api(iso.url, "GET", "/_matrix/client/v1/media/download/hs1.test/abc", { token: s.accessToken });
+      assert.equal(m.status, 404);
+      assert.match(m.json.error, /federation is disabled/);
+      const p = await api(iso.url, "GET", `/_matrix/client/v3/profile/${enc(alice.userId)}`, { token: s.accessToken });
+      assert.equal(p.status, 404);
+      const a = await api(iso.url, "GET", `/_matrix/client/v3/directory/room/${enc("#lobby:hs1.test")}`, {
+        token: s.accessToken,
+      });
+      assert.equal(a.status, 404);
+      const q = await ok(iso.url, "POST", "/_matrix/client/v3/keys/query", {
+        token: s.accessToken,
+        body: { device_keys: { [alice.userId]: [] } },
+      });
+      assert.deepEqual([q.device_keys, q.failures], [{}, {}]);
+    } finally {
+      await iso.dispose();
     }
     assert.equal((await api(hs2.url, "GET", "/_matrix/federation/v1/version")).status, 200, "hs2 still serving");
     assert.equal((await api(hs1.url, "GET", "/_matrix/federation/v1/version")).status, 200, "hs1 still serving");

@@ -18,10 +18,14 @@ export interface Federated {
  * `n` federating homeservers `hs1.test`..`hsN.test`; `over[i]` adds to server i's matrix config (its `federation`
  * merged into the common one).
  */
-export async function startFederated(n: number, over: Record<string, any>[] = []): Promise<Federated> {
+export async function startFederated(
+  n: number,
+  over: Record<string, any>[] = [],
+  extraHosts: Record<string, string> = {},
+): Promise<Federated> {
   const ports: number[] = [];
   for (let i = 0; i < n + 1; i++) ports.push(await freePort());
-  const hostMap: Record<string, string> = { "dead.test": `http://127.0.0.1:${ports[n]}` };
+  const hostMap: Record<string, string> = { "dead.test": `http://127.0.0.1:${ports[n]}`, ...extraHosts };
   for (let i = 0; i < n; i++) hostMap[`hs${i + 1}.test`] = `http://127.0.0.1:${ports[i]}`;
   const servers: Hs[] = [];
   try {
