@@ -423,6 +423,9 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     const bigId = `remote:hs1.test/${big.content_uri.split("/").pop()}`;
     assert.equal(await hs2.hs.store.media.getMedia(bigId), null, "nothing kept of the refused file");
     assert.ok(await hs2.hs.store.media.getMedia(`remote:hs1.test/${mediaId}`), "the first file is cached");
+    // The legacy unauthenticated route never fetches from other servers.
+    const legacy = await fetch(`${hs2.url}/_matrix/media/v3/download/hs1.test/${mediaId}`);
+    assert.equal(legacy.status, 404);
     const unknown = await get("/_matrix/client/v1/media/download/hs1.test/doesnotexist");
     assert.equal(unknown.status, 404);
 

@@ -160,6 +160,9 @@ async function download(req: MatrixRequest): Promise<Reply> {
 
 /** The legacy routes' view: media uploaded after the freeze does not exist there. */
 async function findFrozen(req: MatrixRequest): Promise<Found> {
+  // Other servers' media came after the freeze (and an unauthenticated request must not make us fetch it).
+  if (req.params.serverName !== req.hs.serverName)
+    throw new AmiError("M_NOT_FOUND", "Media not found (remote media is served only by /_matrix/client/v1/media)");
   const found = await find(req);
   if (found.row.createdTs >= MEDIA_FREEZE_TS)
     throw new AmiError("M_NOT_FOUND", "Media not found (newer media is served only by /_matrix/client/v1/media)");
