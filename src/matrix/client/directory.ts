@@ -1,7 +1,14 @@
 /** Room aliases and the published room directory (spec directory.yaml, list_public_rooms.yaml). */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
-import { isValidRoomAlias, powerLevelOf, requiredLevelForEvent, serverNameOf } from "../events/index.ts";
+import {
+  isValidRoomAlias,
+  isValidServerName,
+  powerLevelOf,
+  requiredLevelForEvent,
+  serverNameOf,
+} from "../events/index.ts";
+import { remoteAlias } from "../federation/remote.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
 import { historyVisibility, requireRoom, requireRoomId } from "../service/room-access.ts";
@@ -41,10 +48,14 @@ const searchBody = z.object({
   third_party_instance_id: z.string().optional(),
 });
 
-function checkServer(req: MatrixRequest): void {
+/** The `server` whose directory is asked for when it is another one (null: ours); isolated mode has none. */
+function remoteServer(req: MatrixRequest): string | null {
   const server = req.query.get("server");
-  if (server !== null && server !== req.hs.serverName)
+  if (server === null || server === req.hs.serverName) return null;
+  if (!req.hs.config.federation.enabled)
     throw new AmiError("M_NOT_FOUND", `This server does not federate; no directory for ${server}`);
+  if (!isValidServerName(server)) throw new AmiError("M_INVALID_PARAM", "'server' is not a server name");
+  return server;
 }
 
 export const routes: Route[] = [
@@ -55,6 +66,9 @@ export const routes: Route[] = [
     auth: "optional",
     async handler(req) {
       const alias = aliasParam(req.hs, req.params.roomAlias, false);
+      // Another server's alias: asked of that server (isolated mode: not found, as no alias of it can be here).
+      if (serverNameOf(alias) !== req.hs.serverName && req.hs.config.federation.enabled)
+        return json(await remoteAlias(req.hs, alias));
       const found = await req.hs.store.rooms.getAlias(alias);
       if (!found) throw new AmiError("M_NOT_FOUND", `Room alias ${alias} not found`);
       return json({ room_id: found.roomId, servers: [req.hs.serverName] });
@@ -149,9 +163,23 @@ export const routes: Route[] = [
     paths: ["/_matrix/client/v3/publicRooms"],
     auth: "optional",
     async handler(req) {
-      checkServer(req);
+      const remote = remoteServer(req);
       const limit = req.query.has("limit") ? queryInt(req.query, "limit", 0, 0) : undefined;
-      return json(await publicRooms(req.hs, { limit, since: req.query.get("since") ?? undefined }));
+      const since = req.query.get("since") ?? undefined;
+      if (remote) {
+        // Another server's directory, asked of it (GET /_matrix/federation/v1/publicRooms).
+        const q = new URLSearchParams();
+        if (limit !== undefined) q.set("limit", String(limit));
+        if (since !== undefined) q.set("since", since);
+        const qs = q.size ? `?${q}` : "";
+        return json(
+          await req.hs.federation.client.request(remote, {
+            method: "GET",
+            path: `/_matrix/federation/v1/publicRooms${qs}`,
+          }),
+        );
+      }
+      return json(await publicRooms(req.hs, { limit, since }));
     },
   },
   /** POST /_matrix/client/v3/publicRooms */
@@ -160,8 +188,16 @@ export const routes: Route[] = [
     paths: ["/_matrix/client/v3/publicRooms"],
     auth: "required",
     async handler(req) {
-      checkServer(req);
+      const remote = remoteServer(req);
       const b = parseBody(searchBody, req.body);
+      if (remote)
+        return json(
+          await req.hs.federation.client.request(remote, {
+            method: "POST",
+            path: "/_matrix/federation/v1/publicRooms",
+            body: b,
+          }),
+        );
       return json(
         await publicRooms(req.hs, {
           limit: b.limit,

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { serverNameOf } from "../events/ids.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
+import { claimRemoteKeys, queryRemoteKeys } from "../federation/remote.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { deviceListsBetween, deviceListsChanged, queryKeys } from "../service/keys.ts";
@@ -104,7 +105,19 @@ export const routes: Route[] = [
     async handler(req) {
       const b = parseBody(queryBody, req.body);
       if (Object.keys(b.device_keys).length > MAX_KEYS) throw new AmiError("M_INVALID_PARAM", "too many users");
-      return json(await queryKeys(req.hs, req.requester!.userId, b.device_keys));
+      const { hs } = req;
+      // Users of other servers: asked of their servers in parallel (isolated mode: simply absent, as before).
+      const [local, remote] = await Promise.all([
+        queryKeys(hs, req.requester!.userId, b.device_keys),
+        hs.config.federation.enabled ? queryRemoteKeys(hs, b.device_keys, b.timeout) : null,
+      ]);
+      if (remote) {
+        Object.assign(local.device_keys, remote.device_keys);
+        Object.assign(local.master_keys, remote.master_keys);
+        Object.assign(local.self_signing_keys, remote.self_signing_keys);
+        Object.assign(local.failures, remote.failures);
+      }
+      return json(local);
     },
   },
   /** POST /_matrix/client/v3/keys/claim */
@@ -118,17 +131,20 @@ export const routes: Route[] = [
       const b = parseBody(claimBody, req.body);
       const claims: KeyClaim[] = [];
       for (const [userId, devices] of Object.entries(b.one_time_keys)) {
-        // Other servers' users would need federation; unknown local users and devices simply get no key.
+        // Other servers' users are claimed over federation below; unknown local users and devices get no key.
         if (serverNameOf(userId) !== hs.serverName) continue;
         for (const [deviceId, algorithm] of Object.entries(devices)) claims.push({ userId, deviceId, algorithm });
       }
       if (claims.length > MAX_KEYS) throw new AmiError("M_INVALID_PARAM", `at most ${MAX_KEYS} claims`);
+      const remote = hs.config.federation.enabled ? claimRemoteKeys(hs, b.one_time_keys, b.timeout) : null;
       const one_time_keys: Record<string, Record<string, Record<string, unknown>>> = {};
       for (const k of await hs.store.keys.claimKeys(claims)) {
         one_time_keys[k.userId] ??= {};
         one_time_keys[k.userId][k.deviceId] = { [k.keyId]: k.key };
       }
-      return json({ failures: {}, one_time_keys });
+      const r = await remote;
+      if (r) Object.assign(one_time_keys, r.one_time_keys);
+      return json({ failures: r?.failures ?? {}, one_time_keys });
     },
   },
   /** GET /_matrix/client/v3/keys/changes */

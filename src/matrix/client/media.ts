@@ -9,6 +9,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { AmiError } from "../../core/errors.ts";
+import { remoteMedia } from "../federation/remote-media.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
 import { mediaPath } from "../service/media.ts";
 import { THUMBNAIL_TYPES } from "../service/thumbnailer.ts";
@@ -65,7 +66,7 @@ export function contentDisposition(contentType: string, filename: string | null)
   return filename ? `${kind}; filename*=UTF-8''${rfc5987(filename)}` : kind;
 }
 
-interface Found {
+export interface Found {
   row: MediaRow;
   size: number;
   open(): Readable;
@@ -96,10 +97,23 @@ async function mediaRow(req: MatrixRequest, mediaId: string): Promise<MediaRow> 
 
 async function find(req: MatrixRequest): Promise<Found> {
   const { serverName, mediaId } = req.params;
+  if (serverName === req.hs.serverName) return findLocal(req, mediaId);
+  if (!MEDIA_ID_RE.test(mediaId)) throw new AmiError("M_NOT_FOUND", "Media not found");
+  if (!req.hs.config.federation.enabled)
+    throw new AmiError("M_NOT_FOUND", `Media of ${serverName} is not available here: federation is disabled`);
+  // Another server's media: from our remote media cache, else fetched over federation into it.
+  return openRow(req, await remoteMedia(req.hs, serverName, mediaId, req.signal), null);
+}
+
+/** Local media by ID (also for the federation media routes). */
+export async function findLocal(req: MatrixRequest, mediaId: string): Promise<Found> {
+  if (!MEDIA_ID_RE.test(mediaId)) throw new AmiError("M_NOT_FOUND", "Media not found");
+  return openRow(req, await mediaRow(req, mediaId), mediaId);
+}
+
+/** The bytes of a row; `legacyId`: a local upload that may predate the content-addressed store. */
+async function openRow(req: MatrixRequest, row: MediaRow, legacyId: string | null): Promise<Found> {
   const notFound = () => new AmiError("M_NOT_FOUND", "Media not found");
-  // No federation: media of other servers is never here.
-  if (serverName !== req.hs.serverName || !MEDIA_ID_RE.test(mediaId)) throw notFound();
-  const row = await mediaRow(req, mediaId);
   // Quarantined media (admin API) is served to no one, as Synapse — but a server admin who asks for it explicitly.
   const bypass = req.requester?.isAdmin && req.query.get("admin_unsafely_bypass_quarantine") === "true";
   if (row.quarantinedBy && !bypass) throw notFound();
@@ -110,7 +124,8 @@ async function find(req: MatrixRequest): Promise<Found> {
   });
   if (id) return { row, size: row.size, open: () => Readable.from(cas.get(id)) };
   // Uploaded before media went into the content-addressed store.
-  const path = mediaPath(req.hs.mediaDir, mediaId);
+  if (legacyId === null) throw notFound();
+  const path = mediaPath(req.hs.mediaDir, legacyId);
   const st = await stat(path).catch(() => null);
   if (!st) throw notFound();
   return { row, size: st.size, open: () => createReadStream(path) };
@@ -145,6 +160,9 @@ async function download(req: MatrixRequest): Promise<Reply> {
 
 /** The legacy routes' view: media uploaded after the freeze does not exist there. */
 async function findFrozen(req: MatrixRequest): Promise<Found> {
+  // Other servers' media came after the freeze (and an unauthenticated request must not make us fetch it).
+  if (req.params.serverName !== req.hs.serverName)
+    throw new AmiError("M_NOT_FOUND", "Media not found (remote media is served only by /_matrix/client/v1/media)");
   const found = await find(req);
   if (found.row.createdTs >= MEDIA_FREEZE_TS)
     throw new AmiError("M_NOT_FOUND", "Media not found (newer media is served only by /_matrix/client/v1/media)");
@@ -163,7 +181,7 @@ async function readAll(found: Found): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function thumbnail(req: MatrixRequest, lookup = find): Promise<Reply> {
+export async function thumbnail(req: MatrixRequest, lookup = find): Promise<Reply> {
   for (const k of ["width", "height"])
     if (req.query.get(k) === null) throw new AmiError("M_MISSING_PARAM", `'${k}': missing`);
   const width = queryInt(req.query, "width", 0, 1, 10_000);

@@ -5,16 +5,24 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import type { EventContent } from "../events/types.ts";
+import { remoteProfile } from "../federation/remote.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Route } from "../http/types.ts";
 import { parseLocalUserId } from "../service/registration.ts";
 import type { UserRow } from "../store/types.ts";
 
-async function profileOf(req: MatrixRequest): Promise<UserRow> {
+async function profileOf(req: MatrixRequest, remote = true): Promise<UserRow> {
   const { local } = parseLocalUserId(req.hs, req.params.userId);
+  if (!local && remote && req.hs.config.federation.enabled) return remoteUserRow(req);
   const user = local ? await req.hs.store.accounts.getUser(req.params.userId) : null;
   if (!user) throw new AmiError("M_NOT_FOUND", "Profile was not found");
   return user;
+}
+
+/** A remote user's profile (query/profile on their server, cached briefly) in the shape of a local row. */
+async function remoteUserRow(req: MatrixRequest): Promise<UserRow> {
+  const p = await remoteProfile(req.hs, req.params.userId);
+  return { userId: req.params.userId, displayname: p.displayname ?? null, avatarUrl: p.avatar_url ?? null } as UserRow;
 }
 
 /**
@@ -93,7 +101,7 @@ function fieldValue(key: string, body: Record<string, unknown>): unknown {
 /** Set (a value) or delete (undefined) one field, refusing a profile that would reach 64 KiB. */
 async function setField(req: MatrixRequest, key: string, value: unknown): Promise<void> {
   mayEdit(req);
-  const u = await profileOf(req);
+  const u = await profileOf(req, false);
   const profile = await fullProfile(req, u);
   if (value !== undefined) {
     const next = { ...profile, [key]: value };

@@ -51,6 +51,68 @@ export class FederationClient {
 
   /** The parsed JSON answer of `destination`; throws AmiError (the remote errcode for a Matrix error). */
   async request<T = unknown>(destination: string, r: FederationRequest): Promise<T> {
+    const { status, body } = await this.requestBytes(destination, r, this.#cfg.maxResponseBytes);
+    const text = body.toString("utf8");
+    let json: unknown;
+    try {
+      json = text === "" ? {} : JSON.parse(text);
+    } catch {
+      throw new AmiError("AMI_UNAVAILABLE", `${destination} answered ${status} with a body that is not JSON`, {}, 502);
+    }
+    if (status >= 200 && status < 300) return json as T;
+    throw remoteError(destination, status, json);
+  }
+
+  /**
+   * The raw answer (status, headers, at most `maxBytes` of body, else M_TOO_LARGE) of `destination`, for answers
+   * that are not JSON (federated media). Error statuses are the caller's to read (remoteError turns them into one).
+   */
+  async requestBytes(
+    destination: string,
+    r: FederationRequest,
+    maxBytes: number,
+  ): Promise<{ status: number; headers: IncomingMessage["headers"]; body: Buffer }> {
+    const p = await this.#prepare(destination, r);
+    return this.#send(p.dest, p.address, r, p.headers, p.body, maxBytes);
+  }
+
+  /**
+   * The answer as a stream, for bodies too big to hold (federated media): resolves once the status and headers
+   * are in (within `requestTimeoutMs`); then the body must keep coming (no `requestTimeoutMs` without a byte) and
+   * the caller bounds its size and destroys the stream when done with it.
+   */
+  async requestStream(destination: string, r: FederationRequest): Promise<IncomingMessage> {
+    const { dest, address, headers, body } = await this.#prepare(destination, r);
+    const timeoutMs = this.#cfg.requestTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const req = (dest.tls ? httpsRequest : httpRequest)(this.#options(dest, address, r, headers), (res) => {
+        clearTimeout(timer);
+        resolve(res);
+      });
+      const timer = setTimeout(
+        () => req.destroy(new AmiError("AMI_TIMEOUT", `${dest.serverName} did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(new AmiError("AMI_TIMEOUT", `${dest.serverName} stalled for ${timeoutMs} ms`)),
+      );
+      req.on("error", (e) => {
+        clearTimeout(timer);
+        reject(e instanceof AmiError ? e : unreachable(dest, e));
+      });
+      req.end(body);
+    });
+  }
+
+  async #prepare(
+    destination: string,
+    r: FederationRequest,
+  ): Promise<{
+    dest: Destination;
+    address: { address: string; family: number } | null;
+    headers: Record<string, string>;
+    body: Buffer | undefined;
+  }> {
     if (!this.#cfg.enabled) throw new AmiError("M_FORBIDDEN", "Federation is disabled on this server");
     if (!this.#access.allowed(destination))
       throw new AmiError("M_FORBIDDEN", `Federation with ${destination} is not allowed by this server's configuration`);
@@ -68,19 +130,26 @@ export class FederationClient {
         this.#key,
       );
     const address = await this.#address(dest);
-    const { status, text } = await this.#send(dest, address, r, headers, body);
-    let json: unknown;
-    try {
-      json = text === "" ? {} : JSON.parse(text);
-    } catch {
-      throw new AmiError("AMI_UNAVAILABLE", `${destination} answered ${status} with a body that is not JSON`, {}, 502);
-    }
-    if (status >= 200 && status < 300) return json as T;
-    const remote = json as { errcode?: unknown; error?: unknown };
-    const code =
-      typeof remote?.errcode === "string" && /^M_[A-Z_]+$/.test(remote.errcode) ? remote.errcode : "M_UNKNOWN";
-    const msg = typeof remote?.error === "string" ? remote.error.slice(0, 500) : `HTTP ${status}`;
-    throw new AmiError(code as ErrorCode, `${destination}: ${msg}`, { remote_status: status }, status);
+    return { dest, address, headers, body };
+  }
+
+  #options(
+    dest: Destination,
+    address: { address: string; family: number } | null,
+    r: FederationRequest,
+    headers: Record<string, string>,
+  ) {
+    return {
+      host: dest.host,
+      port: dest.port,
+      method: r.method,
+      path: r.path,
+      headers,
+      // The certificate must be valid for the name we asked for (spec: the delegated host name).
+      servername: dest.tls ? dest.hostHeader.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : undefined,
+      signal: r.signal,
+      lookup: address ? pinned(address) : undefined,
+    };
   }
 
   /**
@@ -114,21 +183,11 @@ export class FederationClient {
     r: FederationRequest,
     headers: Record<string, string>,
     body: Buffer | undefined,
-  ): Promise<{ status: number; text: string }> {
-    const limit = this.#cfg.maxResponseBytes;
+    limit: number,
+  ): Promise<{ status: number; headers: IncomingMessage["headers"]; body: Buffer }> {
     const timeoutMs = this.#cfg.requestTimeoutMs;
     return new Promise((resolve, reject) => {
-      const opts = {
-        host: dest.host,
-        port: dest.port,
-        method: r.method,
-        path: r.path,
-        headers,
-        // The certificate must be valid for the name we asked for (spec: the delegated host name).
-        servername: dest.tls ? dest.hostHeader.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : undefined,
-        signal: r.signal,
-        lookup: address ? pinned(address) : undefined,
-      };
+      const opts = this.#options(dest, address, r, headers);
       const req = (dest.tls ? httpsRequest : httpRequest)(opts, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -142,7 +201,7 @@ export class FederationClient {
         });
         res.on("end", () => {
           clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
         });
         res.on("error", (e) => {
           clearTimeout(timer);
@@ -156,21 +215,23 @@ export class FederationClient {
       );
       req.on("error", (e) => {
         clearTimeout(timer);
-        if (e instanceof AmiError) reject(e);
-        else
-          reject(
-            new AmiError(
-              "AMI_UNAVAILABLE",
-              `${dest.serverName} (${dest.host}:${dest.port}) unreachable: ${e.message}`,
-              {},
-              502,
-            ),
-          );
+        reject(e instanceof AmiError ? e : unreachable(dest, e));
       });
       req.end(body);
     });
   }
 }
+
+/** A remote server's error answer as an AmiError carrying its errcode (M_UNKNOWN when it gave none). */
+export function remoteError(destination: string, status: number, json: unknown): AmiError {
+  const remote = json as { errcode?: unknown; error?: unknown } | null;
+  const code = typeof remote?.errcode === "string" && /^M_[A-Z_]+$/.test(remote.errcode) ? remote.errcode : "M_UNKNOWN";
+  const msg = typeof remote?.error === "string" ? remote.error.slice(0, 500) : `HTTP ${status}`;
+  return new AmiError(code as ErrorCode, `${destination}: ${msg}`, { remote_status: status }, status);
+}
+
+const unreachable = (dest: Destination, e: Error) =>
+  new AmiError("AMI_UNAVAILABLE", `${dest.serverName} (${dest.host}:${dest.port}) unreachable: ${e.message}`, {}, 502);
 
 /** A lookup that answers the address already checked. */
 function pinned(addr: { address: string; family: number }): LookupFunction {

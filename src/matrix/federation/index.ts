@@ -2,7 +2,16 @@
 import type { Route } from "../http/types.ts";
 import { wellKnownRoutes } from "./discovery.ts";
 import { keyRoutes } from "./keys.ts";
+import { mediaRoutes } from "./media.ts";
 import { queryRoutes } from "./query.ts";
+import { userKeyRoutes } from "./user-keys.ts";
 import { versionRoutes } from "./version.ts";
 
-export const federationRoutes: Route[] = [...keyRoutes, ...versionRoutes, ...queryRoutes, ...wellKnownRoutes];
+export const federationRoutes: Route[] = [
+  ...keyRoutes,
+  ...versionRoutes,
+  ...queryRoutes,
+  ...userKeyRoutes,
+  ...mediaRoutes,
+  ...wellKnownRoutes,
+];
