@@ -16,8 +16,9 @@ import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { streamStatus } from "../../src/media/ops/index.ts";
-import { CHROMIUM, installWhepViewer, launchChromium } from "./helpers/browser.ts";
+import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
 import { until } from "./helpers/media-tools.ts";
+import * as whep from "./helpers/whep-page.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const opts = {
@@ -62,66 +63,12 @@ function publish(path: string, bf: number, pixFmt = "yuv420p"): { proc: ChildPro
   return { proc, exit: new Promise((r) => proc.once("close", r)) };
 }
 
-/** A WHEP viewer in the page (the player page's way: recvonly video + audio, non-trickle), shown in a <video>. */
-async function playWhep(path: string): Promise<void> {
-  await installWhepViewer(page);
-  await page.evaluate(async (url) => {
-    const w = window as unknown as { pc?: RTCPeerConnection; session?: string };
-    const viewer = await window.amiWhep?.(url);
-    w.pc = viewer?.pc;
-    w.session = viewer?.session;
-  }, `${m.httpUrl}/${path}/whep`);
-}
-
-/** Frames decoded (inbound video RTP stats) and the time of that report. */
-const decoded = () =>
-  page.evaluate(async () => {
-    const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
-    let frames = 0;
-    let ms = 0;
-    let detail = "";
-    (await pc.getStats()).forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "video") {
-        frames = r.framesDecoded ?? 0;
-        ms = r.timestamp;
-        detail = `received ${r.framesReceived}, dropped ${r.framesDropped}, keyframes ${r.keyFramesDecoded}, packets lost ${r.packetsLost}, NACKs ${r.nackCount}, PLIs ${r.pliCount}, freezes ${r.freezeCount}`;
-      }
-    });
-    return { frames, ms, detail };
-  });
-
-/** Decoded frames per second over `ms` (at least 5 s), from a second after the first decoded frame (startup aside). */
-async function decodeRate(ms = 6000): Promise<{ fps: number; detail: string }> {
-  await until("the first decoded frames", async () => (await decoded()).frames > 0);
-  await new Promise((r) => setTimeout(r, 1000));
-  const a = await decoded();
-  await new Promise((r) => setTimeout(r, ms));
-  const b = await decoded();
-  return {
-    fps: ((b.frames - a.frames) * 1000) / (b.ms - a.ms),
-    detail: `at the start: ${a.detail}; at the end: ${b.detail}`,
-  };
-}
-
+const playWhep = (path: string) => whep.playWhep(page, `${m.httpUrl}/${path}/whep`);
+const decodeRate = (ms?: number) => whep.decodeRate(page, ms);
 async function leave(): Promise<void> {
-  const session = await page.evaluate(async () => {
-    const w = window as unknown as { pc: RTCPeerConnection; session: string };
-    w.pc.close();
-    document.querySelector("video")?.remove();
-    return w.session;
-  });
-  const del = await fetch(m.httpUrl + session, { method: "DELETE" });
-  assert.equal(del.status, 200);
+  assert.equal(await whep.leaveWhep(page, m.httpUrl), 200);
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = whep.processAlive;
 
 const status = (path: string) => m.statuses().find((s) => s.path === path);
 
