@@ -449,4 +449,70 @@ export const MIGRATIONS: string[] = [
     user_id ${T} NOT NULL
   );
   `,
+  // room DAG: see sqlite/schema.ts (same tables, same backfill).
+  `
+  CREATE TABLE event_edges (
+    event_id ${T} NOT NULL,
+    prev_id ${T} NOT NULL,
+    PRIMARY KEY (event_id, prev_id)
+  );
+  CREATE INDEX event_edges_prev ON event_edges(prev_id);
+  CREATE TABLE event_auth_edges (
+    event_id ${T} NOT NULL,
+    auth_id ${T} NOT NULL,
+    PRIMARY KEY (event_id, auth_id)
+  );
+  CREATE TABLE forward_extremities (
+    room_id ${T} NOT NULL,
+    event_id ${T} NOT NULL,
+    PRIMARY KEY (room_id, event_id)
+  );
+  CREATE TABLE event_outliers (
+    event_id ${T} PRIMARY KEY,
+    room_id ${T} NOT NULL,
+    type ${T} NOT NULL,
+    state_key ${T},
+    sender ${T} NOT NULL,
+    origin_server_ts BIGINT NOT NULL,
+    depth BIGINT NOT NULL,
+    pdu TEXT NOT NULL,
+    rejected TEXT
+  );
+  CREATE INDEX event_outliers_room ON event_outliers(room_id);
+  CREATE TABLE state_groups (
+    id BIGINT PRIMARY KEY,
+    room_id ${T} NOT NULL,
+    prev_id BIGINT,
+    chain INTEGER NOT NULL
+  );
+  CREATE INDEX state_groups_room ON state_groups(room_id);
+  CREATE TABLE state_group_state (
+    group_id BIGINT NOT NULL,
+    type ${T} NOT NULL,
+    state_key ${T} NOT NULL,
+    event_id ${T} NOT NULL,
+    PRIMARY KEY (group_id, type, state_key)
+  );
+  CREATE TABLE event_state (
+    event_id ${T} PRIMARY KEY,
+    room_id ${T} NOT NULL,
+    before_group BIGINT,
+    after_group BIGINT
+  );
+  CREATE INDEX event_state_room ON event_state(room_id);
+  INSERT INTO event_edges (event_id, prev_id)
+    SELECT DISTINCT e.event_id, j.v #>> '{}' FROM events e,
+      json_array_elements(CASE WHEN json_typeof(e.pdu::json -> 'prev_events') = 'array'
+        THEN e.pdu::json -> 'prev_events' ELSE '[]'::json END) j(v)
+    WHERE json_typeof(j.v) = 'string'
+    ON CONFLICT DO NOTHING;
+  INSERT INTO event_auth_edges (event_id, auth_id)
+    SELECT DISTINCT e.event_id, j.v #>> '{}' FROM events e,
+      json_array_elements(CASE WHEN json_typeof(e.pdu::json -> 'auth_events') = 'array'
+        THEN e.pdu::json -> 'auth_events' ELSE '[]'::json END) j(v)
+    WHERE json_typeof(j.v) = 'string'
+    ON CONFLICT DO NOTHING;
+  INSERT INTO forward_extremities (room_id, event_id)
+    SELECT room_id, event_id FROM events WHERE stream IN (SELECT max(stream) FROM events GROUP BY room_id);
+  `,
 ];

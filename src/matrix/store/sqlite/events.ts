@@ -6,6 +6,7 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toGlob } from "../common.ts";
+import { COPY_GROUP_STATE, copyParams, idList, planEventState } from "../dag.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import { SqlEventReads } from "../sql/events.ts";
 import type {
@@ -299,6 +300,7 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       d.run("DELETE FROM event_relations WHERE event_id = ?", target);
     }
   }
+  insertDag(d, e);
   if (e.txn) {
     try {
       d.run(
@@ -314,4 +316,44 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       throw err;
     }
   }
+}
+
+/** The event's part of the room DAG (DagStore in types.ts): edges, forward extremities, state groups. */
+function insertDag(d: SqliteDb, e: NewEvent): void {
+  const prevs = JSON.stringify(idList(e.pdu.prev_events));
+  d.run("DELETE FROM event_outliers WHERE event_id = ?", e.eventId);
+  d.run("INSERT OR IGNORE INTO event_edges (event_id, prev_id) SELECT ?, value FROM json_each(?)", e.eventId, prevs);
+  d.run(
+    "INSERT OR IGNORE INTO event_auth_edges (event_id, auth_id) SELECT ?, value FROM json_each(?)",
+    e.eventId,
+    JSON.stringify(idList(e.pdu.auth_events)),
+  );
+  d.run(`DELETE FROM forward_extremities WHERE room_id = ? AND event_id IN ${IN_JSON}`, e.roomId, prevs);
+  // An event some stored event already names as a prev (a late arrival) is not at the DAG's edge.
+  d.run(
+    `INSERT OR IGNORE INTO forward_extremities (room_id, event_id) SELECT ?, ?
+     WHERE NOT EXISTS (SELECT 1 FROM event_edges WHERE prev_id = ?)`,
+    e.roomId,
+    e.eventId,
+    e.eventId,
+  );
+  const plan = planEventState(e);
+  if (!plan) return;
+  for (const g of plan.groups) {
+    d.run("INSERT INTO state_groups (id, room_id, prev_id, chain) VALUES (?, ?, ?, ?)", g.id, e.roomId, g.prev, g.chain);
+    if (g.copyFrom !== null) d.run(COPY_GROUP_STATE, ...copyParams(g));
+    d.run(
+      `INSERT INTO state_group_state (group_id, type, state_key, event_id)
+       SELECT ?, j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(?) j`,
+      g.id,
+      JSON.stringify(g.entries.map((x) => [x.type, x.stateKey, x.eventId])),
+    );
+  }
+  d.run(
+    "INSERT INTO event_state (event_id, room_id, before_group, after_group) VALUES (?, ?, ?, ?)",
+    e.eventId,
+    e.roomId,
+    plan.before,
+    plan.after,
+  );
 }
