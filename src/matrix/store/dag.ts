@@ -2,7 +2,7 @@
  * The room DAG's write plan and SQL both backends share (docs/ARCHITECTURE.md "Room DAG"): which state groups a
  * timeline event creates, and the statement that reads a group's full state by walking its delta chain.
  */
-import { STATE_CHAIN_MAX, type NewEvent, type StateEntry } from "./types.ts";
+import { type NewEvent, STATE_CHAIN_MAX, type StateEntry } from "./types.ts";
 
 /** A state group a persist creates: `prev` plus `entries`, or (copyFrom set) a snapshot of copyFrom's state plus entries. */
 export interface GroupPlan {

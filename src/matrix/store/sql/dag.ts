@@ -49,9 +49,10 @@ export class SqlDagStore implements DagStore {
   async setForwardExtremities(roomId: string, eventIds: string[]): Promise<void> {
     await this.#sql.atomic([
       ["DELETE FROM forward_extremities WHERE room_id = ?", [roomId]],
-      ...idList(eventIds).map(
-        (id): [string, SqlParam[]] => ["INSERT INTO forward_extremities (room_id, event_id) VALUES (?, ?)", [roomId, id]],
-      ),
+      ...idList(eventIds).map((id): [string, SqlParam[]] => [
+        "INSERT INTO forward_extremities (room_id, event_id) VALUES (?, ?)",
+        [roomId, id],
+      ]),
     ]);
   }
 
@@ -214,9 +215,7 @@ export class SqlDagStore implements DagStore {
     const ids = await this.getStateIdsAtEvent(eventId, at);
     if (!ids) return null;
     const events = await this.getDagEvents([...ids.values()]);
-    return events.sort((a, b) =>
-      a.type === b.type ? cmp(a.stateKey ?? "", b.stateKey ?? "") : cmp(a.type, b.type),
-    );
+    return events.sort((a, b) => (a.type === b.type ? cmp(a.stateKey ?? "", b.stateKey ?? "") : cmp(a.type, b.type)));
   }
 }
 

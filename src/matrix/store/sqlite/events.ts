@@ -340,7 +340,13 @@ function insertDag(d: SqliteDb, e: NewEvent): void {
   const plan = planEventState(e);
   if (!plan) return;
   for (const g of plan.groups) {
-    d.run("INSERT INTO state_groups (id, room_id, prev_id, chain) VALUES (?, ?, ?, ?)", g.id, e.roomId, g.prev, g.chain);
+    d.run(
+      "INSERT INTO state_groups (id, room_id, prev_id, chain) VALUES (?, ?, ?, ?)",
+      g.id,
+      e.roomId,
+      g.prev,
+      g.chain,
+    );
     if (g.copyFrom !== null) d.run(COPY_GROUP_STATE, ...copyParams(g));
     d.run(
       `INSERT INTO state_group_state (group_id, type, state_key, event_id)
