@@ -64,9 +64,9 @@ export class SqlDagStore implements DagStore {
       [eventIds],
     );
     for (const r of rows) {
-      let list = out.get(r.event_id);
-      if (!list) out.set(r.event_id, (list = []));
-      list.push(r.id);
+      const list = out.get(r.event_id);
+      if (list) list.push(r.id);
+      else out.set(r.event_id, [r.id]);
     }
     return out;
   }
