@@ -5,6 +5,11 @@
  * JSON is kept in text columns, not jsonb: jsonb rejects "\u0000", which Matrix content may carry.
  */
 const T = 'TEXT COLLATE "C"';
+/**
+ * events.pdu (alias e) as json. PostgreSQL refuses to read a string holding \u0000 out of json, so that escape is
+ * rewritten to \u0020 first: same length and backslash, so the JSON stays valid and only such content changes.
+ */
+const PDU_JSON = "replace(e.pdu, '\\u0000', '\\u0020')::json";
 
 export const MIGRATIONS: string[] = [
   // 1: initial schema
@@ -502,14 +507,14 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX event_state_room ON event_state(room_id);
   INSERT INTO event_edges (event_id, prev_id)
     SELECT DISTINCT e.event_id, j.v #>> '{}' FROM events e,
-      json_array_elements(CASE WHEN json_typeof(e.pdu::json -> 'prev_events') = 'array'
-        THEN e.pdu::json -> 'prev_events' ELSE '[]'::json END) j(v)
+      json_array_elements(CASE WHEN json_typeof(${PDU_JSON} -> 'prev_events') = 'array'
+        THEN ${PDU_JSON} -> 'prev_events' ELSE '[]'::json END) j(v)
     WHERE json_typeof(j.v) = 'string'
     ON CONFLICT DO NOTHING;
   INSERT INTO event_auth_edges (event_id, auth_id)
     SELECT DISTINCT e.event_id, j.v #>> '{}' FROM events e,
-      json_array_elements(CASE WHEN json_typeof(e.pdu::json -> 'auth_events') = 'array'
-        THEN e.pdu::json -> 'auth_events' ELSE '[]'::json END) j(v)
+      json_array_elements(CASE WHEN json_typeof(${PDU_JSON} -> 'auth_events') = 'array'
+        THEN ${PDU_JSON} -> 'auth_events' ELSE '[]'::json END) j(v)
     WHERE json_typeof(j.v) = 'string'
     ON CONFLICT DO NOTHING;
   INSERT INTO forward_extremities (room_id, event_id)

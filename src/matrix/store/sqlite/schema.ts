@@ -487,9 +487,11 @@ export const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX event_state_room ON event_state(room_id);
   INSERT OR IGNORE INTO event_edges (event_id, prev_id)
-    SELECT e.event_id, j.value FROM events e, json_each(e.pdu, '$.prev_events') j WHERE j.type = 'text';
+    SELECT e.event_id, j.value FROM events e, json_each(e.pdu, '$.prev_events') j
+    WHERE json_type(e.pdu, '$.prev_events') = 'array' AND j.type = 'text';
   INSERT OR IGNORE INTO event_auth_edges (event_id, auth_id)
-    SELECT e.event_id, j.value FROM events e, json_each(e.pdu, '$.auth_events') j WHERE j.type = 'text';
+    SELECT e.event_id, j.value FROM events e, json_each(e.pdu, '$.auth_events') j
+    WHERE json_type(e.pdu, '$.auth_events') = 'array' AND j.type = 'text';
   INSERT INTO forward_extremities (room_id, event_id)
     SELECT room_id, event_id FROM events WHERE stream IN (SELECT max(stream) FROM events GROUP BY room_id);
   `,
