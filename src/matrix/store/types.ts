@@ -245,7 +245,10 @@ export interface DagStore {
   setForwardExtremities(roomId: string, eventIds: string[]): Promise<void>;
   /** prev_events of each stored event asked for (timeline events; outliers have none recorded). */
   getPrevEvents(eventIds: string[]): Promise<Map<string, string[]>>;
-  /** auth_events of each stored event asked for (timeline events and outliers). */
+  /**
+   * auth_events of each stored event asked for (timeline events and outliers), sorted. Read from the PDUs:
+   * the auth edges table holds state events' and outliers' edges only, all an auth chain walks through.
+   */
   getAuthEvents(eventIds: string[]): Promise<Map<string, string[]>>;
   /** The IDs among `eventIds` stored neither as timeline events nor as outliers, in the order given. */
   getMissingEvents(eventIds: string[]): Promise<string[]>;

@@ -104,7 +104,8 @@ function dagParams(e: NewEvent): unknown[] {
   const entries = groups.flatMap((g) => g.entries.map((x) => [g.id, x.type, x.stateKey, x.eventId] as const));
   return [
     idList(e.pdu.prev_events),
-    idList(e.pdu.auth_events),
+    // Auth chains only pass through state events: a message's auth events are read from its PDU.
+    e.stateKey === null ? [] : idList(e.pdu.auth_events),
     groups.map((g) => g.id),
     groups.map((g) => g.prev),
     groups.map((g) => g.chain),

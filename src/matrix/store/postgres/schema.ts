@@ -515,7 +515,7 @@ export const MIGRATIONS: string[] = [
     SELECT DISTINCT e.event_id, j.v #>> '{}' FROM events e,
       json_array_elements(CASE WHEN json_typeof(${PDU_JSON} -> 'auth_events') = 'array'
         THEN ${PDU_JSON} -> 'auth_events' ELSE '[]'::json END) j(v)
-    WHERE json_typeof(j.v) = 'string'
+    WHERE e.state_key IS NOT NULL AND json_typeof(j.v) = 'string'
     ON CONFLICT DO NOTHING;
   INSERT INTO forward_extremities (room_id, event_id)
     SELECT room_id, event_id FROM events WHERE stream IN (SELECT max(stream) FROM events GROUP BY room_id);

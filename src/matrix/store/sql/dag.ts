@@ -75,8 +75,20 @@ export class SqlDagStore implements DagStore {
     return this.#edges("event_edges", "prev_id", eventIds);
   }
 
-  getAuthEvents(eventIds: string[]): Promise<Map<string, string[]>> {
-    return this.#edges("event_auth_edges", "auth_id", eventIds);
+  async getAuthEvents(eventIds: string[]): Promise<Map<string, string[]>> {
+    // From the PDUs: event_auth_edges holds state events' and outliers' edges only (the auth chain's walk).
+    const out = new Map<string, string[]>();
+    if (eventIds.length === 0) return out;
+    const rows = await this.#sql.all(
+      `SELECT event_id, pdu FROM events WHERE ${this.#sql.anyOf("event_id")}
+       UNION ALL SELECT event_id, pdu FROM event_outliers WHERE ${this.#sql.anyOf("event_id")}`,
+      [eventIds, eventIds],
+    );
+    for (const r of rows) {
+      const ids = idList(JSON.parse(r.pdu).auth_events).sort();
+      if (ids.length) out.set(r.event_id, ids);
+    }
+    return out;
   }
 
   async getMissingEvents(eventIds: string[]): Promise<string[]> {
@@ -91,17 +103,19 @@ export class SqlDagStore implements DagStore {
   }
 
   async getAuthChain(eventIds: string[]): Promise<string[]> {
-    if (eventIds.length === 0) return [];
-    // UNION (not UNION ALL) drops rows already found, so the walk ends even on a (forged) cycle.
+    // The first step from the PDUs (the inputs may be messages), then the walk over the stored auth edges; UNION
+    // (not UNION ALL) drops rows already found, so the walk ends even on a (forged) cycle.
+    const seeds = [...new Set([...(await this.getAuthEvents(eventIds)).values()].flat())];
+    if (seeds.length === 0) return [];
     const rows = await this.#sql.all(
       `WITH RECURSIVE chain(id) AS (
          SELECT a.auth_id FROM event_auth_edges a WHERE ${this.#sql.anyOf("a.event_id")}
          UNION
          SELECT a.auth_id FROM chain c JOIN event_auth_edges a ON a.event_id = c.id
-       ) SELECT id FROM chain ORDER BY id`,
-      [eventIds],
+       ) SELECT id FROM chain`,
+      [seeds],
     );
-    return rows.map((r) => r.id as string);
+    return [...new Set([...seeds, ...rows.map((r) => r.id as string)])].sort();
   }
 
   async getDagEvents(eventIds: string[]): Promise<DagEvent[]> {

@@ -320,23 +320,40 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
 
 /** The event's part of the room DAG (DagStore in types.ts): edges, forward extremities, state groups. */
 function insertDag(d: SqliteDb, e: NewEvent): void {
-  const prevs = JSON.stringify(idList(e.pdu.prev_events));
+  const prevs = idList(e.pdu.prev_events);
   d.run("DELETE FROM event_outliers WHERE event_id = ?", e.eventId);
-  d.run("INSERT OR IGNORE INTO event_edges (event_id, prev_id) SELECT ?, value FROM json_each(?)", e.eventId, prevs);
-  d.run(
-    "INSERT OR IGNORE INTO event_auth_edges (event_id, auth_id) SELECT ?, value FROM json_each(?)",
-    e.eventId,
-    JSON.stringify(idList(e.pdu.auth_events)),
-  );
-  d.run(`DELETE FROM forward_extremities WHERE room_id = ? AND event_id IN ${IN_JSON}`, e.roomId, prevs);
+  // Plain single-row statements: a local send has one prev, and json_each's setup would cost more than the row.
+  for (const prev of prevs)
+    d.run("INSERT OR IGNORE INTO event_edges (event_id, prev_id) VALUES (?, ?)", e.eventId, prev);
+  // Auth chains only pass through state events: a message's auth events are read from its PDU (DagStore).
+  if (e.stateKey !== null)
+    for (const auth of idList(e.pdu.auth_events))
+      d.run("INSERT OR IGNORE INTO event_auth_edges (event_id, auth_id) VALUES (?, ?)", e.eventId, auth);
   // An event some stored event already names as a prev (a late arrival) is not at the DAG's edge.
-  d.run(
-    `INSERT OR IGNORE INTO forward_extremities (room_id, event_id) SELECT ?, ?
-     WHERE NOT EXISTS (SELECT 1 FROM event_edges WHERE prev_id = ?)`,
-    e.roomId,
-    e.eventId,
-    e.eventId,
-  );
+  const orphan = "NOT EXISTS (SELECT 1 FROM event_edges WHERE prev_id = ?)";
+  // The common case in one statement: the single prev was the extremity, and the event takes its place.
+  const replaced =
+    prevs.length === 1 &&
+    d.run(
+      `UPDATE forward_extremities SET event_id = ? WHERE room_id = ? AND event_id = ? AND ${orphan}`,
+      e.eventId,
+      e.roomId,
+      prevs[0],
+      e.eventId,
+    ).changes === 1;
+  if (!replaced) {
+    d.run(
+      `DELETE FROM forward_extremities WHERE room_id = ? AND event_id IN ${IN_JSON}`,
+      e.roomId,
+      JSON.stringify(prevs),
+    );
+    d.run(
+      `INSERT OR IGNORE INTO forward_extremities (room_id, event_id) SELECT ?, ? WHERE ${orphan}`,
+      e.roomId,
+      e.eventId,
+      e.eventId,
+    );
+  }
   const plan = planEventState(e);
   if (!plan) return;
   for (const g of plan.groups) {
@@ -348,12 +365,14 @@ function insertDag(d: SqliteDb, e: NewEvent): void {
       g.chain,
     );
     if (g.copyFrom !== null) d.run(COPY_GROUP_STATE, ...copyParams(g));
-    d.run(
-      `INSERT INTO state_group_state (group_id, type, state_key, event_id)
-       SELECT ?, j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(?) j`,
-      g.id,
-      JSON.stringify(g.entries.map((x) => [x.type, x.stateKey, x.eventId])),
-    );
+    for (const x of g.entries)
+      d.run(
+        "INSERT INTO state_group_state (group_id, type, state_key, event_id) VALUES (?, ?, ?, ?)",
+        g.id,
+        x.type,
+        x.stateKey,
+        x.eventId,
+      );
   }
   d.run(
     "INSERT INTO event_state (event_id, room_id, before_group, after_group) VALUES (?, ?, ?, ?)",
