@@ -28,8 +28,8 @@ import { isForeignKeyViolation, isUniqueViolation, numberPlaceholders, type PgDb
 const PERSIST = `
 WITH ev AS (
   INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, contains_url, pdu,
-    txn_device_id, txn_id)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    txn_device_id, txn_id, state_before, state_after)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $29, $30)
   RETURNING stream
 ), sh AS (
   INSERT INTO state_history (room_id, type, state_key, stream, event_id)
@@ -70,9 +70,6 @@ WITH ev AS (
 ), ss AS (
   INSERT INTO state_group_state (group_id, type, state_key, event_id)
   SELECT * FROM unnest($25::bigint[], $26::text[], $27::text[], $28::text[])
-), es AS (
-  INSERT INTO event_state (event_id, room_id, before_group, after_group)
-  SELECT $2, $3, $29::bigint, $30::bigint WHERE $31::boolean
 )
 SELECT stream FROM ev`;
 
@@ -97,7 +94,7 @@ const persistParams = (e: NewEvent): unknown[] => [
   ...dagParams(e),
 ];
 
-/** $20..$31: prev and auth edges, then the state groups the event creates (PERSIST; snapshots copy separately). */
+/** $20..$30: prev and auth edges, the state groups the event creates (snapshots copy separately), its groups. */
 function dagParams(e: NewEvent): unknown[] {
   const plan = planEventState(e);
   const groups = plan?.groups ?? [];
@@ -113,9 +110,9 @@ function dagParams(e: NewEvent): unknown[] {
     entries.map((x) => x[1]),
     entries.map((x) => x[2]),
     entries.map((x) => x[3]),
-    plan?.before ?? null,
-    plan?.after ?? null,
-    plan !== null,
+    // The events row's state_before/state_after: 0 is the empty state, NULL none recorded.
+    plan ? (plan.before ?? 0) : null,
+    plan ? (plan.after ?? 0) : null,
   ];
 }
 

@@ -498,13 +498,8 @@ export const MIGRATIONS: string[] = [
     event_id ${T} NOT NULL,
     PRIMARY KEY (group_id, type, state_key)
   );
-  CREATE TABLE event_state (
-    event_id ${T} PRIMARY KEY,
-    room_id ${T} NOT NULL,
-    before_group BIGINT,
-    after_group BIGINT
-  );
-  CREATE INDEX event_state_room ON event_state(room_id);
+  ALTER TABLE events ADD COLUMN state_before BIGINT;
+  ALTER TABLE events ADD COLUMN state_after BIGINT;
   INSERT INTO event_edges (event_id, prev_id)
     SELECT DISTINCT e.event_id, j.v #>> '{}' FROM events e,
       json_array_elements(CASE WHEN json_typeof(${PDU_JSON} -> 'prev_events') = 'array'

@@ -24,7 +24,8 @@ function dagEventFromRow(r: any): DagEvent {
   };
 }
 
-const group = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+/** events.state_before/state_after: 0 is the empty state (no stream position is 0). */
+const group = (v: unknown): number | null => (Number(v) === 0 ? null : Number(v));
 
 /** State at stream position `?3` of room `?1` (= `?2`) from state_history: events stored before the DAG. */
 const HISTORY_STATE = `SELECT h.type, h.state_key, h.event_id FROM state_history h
@@ -160,12 +161,12 @@ export class SqlDagStore implements DagStore {
 
   async getEventStateGroups(eventId: string): Promise<EventStateGroups | null> {
     const r = await this.#sql.get(
-      `SELECT s.before_group, s.after_group, g.chain FROM event_state s LEFT JOIN state_groups g ON g.id = s.after_group
-       WHERE s.event_id = ?`,
+      `SELECT e.state_before, e.state_after, g.chain FROM events e LEFT JOIN state_groups g ON g.id = e.state_after
+       WHERE e.event_id = ?`,
       [eventId],
     );
-    if (!r) return null;
-    return { before: group(r.before_group), after: group(r.after_group), afterChain: Number(r.chain ?? 0) };
+    if (!r || r.state_after === null) return null;
+    return { before: group(r.state_before), after: group(r.state_after), afterChain: Number(r.chain ?? 0) };
   }
 
   async ensureEventStateGroups(eventId: string): Promise<EventStateGroups | null> {
@@ -201,8 +202,8 @@ export class SqlDagStore implements DagStore {
         ],
       );
     statements.push([
-      "INSERT INTO event_state (event_id, room_id, before_group, after_group) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-      [eventId, ev.room_id, before, after],
+      "UPDATE events SET state_before = ?, state_after = ? WHERE event_id = ? AND state_after IS NULL",
+      [before, after, eventId],
     ]);
     await this.#sql.atomic(statements);
     return this.getEventStateGroups(eventId);

@@ -105,7 +105,7 @@ export class SqlRoomStore implements RoomStore {
         [roomId, roomId],
       ]),
       ["DELETE FROM state_group_state WHERE group_id IN (SELECT id FROM state_groups WHERE room_id = ?)", [roomId]],
-      ...["forward_extremities", "event_outliers", "event_state", "state_groups"].map(byRoom),
+      ...["forward_extremities", "event_outliers", "state_groups"].map(byRoom),
       byRoom("events"),
       byRoom("rooms"),
     ]);

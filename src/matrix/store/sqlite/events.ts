@@ -6,7 +6,7 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toGlob } from "../common.ts";
-import { COPY_GROUP_STATE, copyParams, idList, planEventState } from "../dag.ts";
+import { COPY_GROUP_STATE, copyParams, idList, planEventState, type StatePlan } from "../dag.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import { SqlEventReads } from "../sql/events.ts";
 import type {
@@ -221,10 +221,11 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
 }
 
 function insertEvent(d: SqliteDb, e: NewEvent): void {
+  const plan = planEventState(e);
   try {
     d.run(
       `INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, contains_url,
-         pdu, txn_device_id, txn_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         pdu, txn_device_id, txn_id, state_before, state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       e.stream,
       e.eventId,
       e.roomId,
@@ -237,6 +238,8 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       JSON.stringify(e.pdu),
       e.txn?.deviceId ?? null,
       e.txn?.txnId ?? null,
+      plan ? (plan.before ?? 0) : null,
+      plan ? (plan.after ?? 0) : null,
     );
   } catch (err) {
     if (isUniqueViolation(err))
@@ -300,7 +303,7 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       d.run("DELETE FROM event_relations WHERE event_id = ?", target);
     }
   }
-  insertDag(d, e);
+  insertDag(d, e, plan);
   if (e.txn) {
     try {
       d.run(
@@ -319,7 +322,7 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
 }
 
 /** The event's part of the room DAG (DagStore in types.ts): edges, forward extremities, state groups. */
-function insertDag(d: SqliteDb, e: NewEvent): void {
+function insertDag(d: SqliteDb, e: NewEvent, plan: StatePlan | null): void {
   const prevs = idList(e.pdu.prev_events);
   d.run("DELETE FROM event_outliers WHERE event_id = ?", e.eventId);
   // Plain single-row statements: a local send has one prev, and json_each's setup would cost more than the row.
@@ -354,7 +357,6 @@ function insertDag(d: SqliteDb, e: NewEvent): void {
       e.eventId,
     );
   }
-  const plan = planEventState(e);
   if (!plan) return;
   for (const g of plan.groups) {
     d.run(
@@ -374,11 +376,4 @@ function insertDag(d: SqliteDb, e: NewEvent): void {
         x.eventId,
       );
   }
-  d.run(
-    "INSERT INTO event_state (event_id, room_id, before_group, after_group) VALUES (?, ?, ?, ?)",
-    e.eventId,
-    e.roomId,
-    plan.before,
-    plan.after,
-  );
 }

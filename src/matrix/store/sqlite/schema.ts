@@ -481,13 +481,10 @@ export const MIGRATIONS: string[] = [
     event_id TEXT NOT NULL,
     PRIMARY KEY (group_id, type, state_key)
   ) WITHOUT ROWID;
-  CREATE TABLE event_state (
-    event_id TEXT PRIMARY KEY,
-    room_id TEXT NOT NULL,
-    before_group INTEGER,
-    after_group INTEGER
-  ) WITHOUT ROWID;
-  CREATE INDEX event_state_room ON event_state(room_id);
+  -- The state groups before and after a timeline event, on its own row (no extra write): 0 is the empty state,
+  -- NULL none recorded (events from before the DAG).
+  ALTER TABLE events ADD COLUMN state_before INTEGER;
+  ALTER TABLE events ADD COLUMN state_after INTEGER;
   INSERT OR IGNORE INTO event_edges (event_id, prev_id)
     SELECT e.event_id, j.value FROM events e, json_each(e.pdu, '$.prev_events') j
     WHERE json_type(e.pdu, '$.prev_events') = 'array' AND j.type = 'text';
