@@ -4,6 +4,7 @@
  * state. Sending an event needs exactly this, so a send never re-reads the room's state. Entries are only changed
  * under the room's send lock (service/rooms.ts).
  */
+import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, type StateKey, stateKey } from "../events/auth.ts";
 import type { Store, StoredEvent } from "../store/types.ts";
 
@@ -67,7 +68,11 @@ export async function loadHead(store: Store, roomId: string): Promise<RoomHead |
   if (extremities.length === 1) {
     // A room last written before the DAG gets its extremity's state group here, once (a snapshot).
     const g = await store.dag.ensureEventStateGroups(extremities[0].eventId);
-    if (!g) throw new Error(`forward extremity ${extremities[0].eventId} of ${roomId} is not a timeline event`);
+    if (!g)
+      throw new AmiError(
+        "M_UNKNOWN",
+        `Forward extremity ${extremities[0].eventId} of ${roomId} is not a timeline event`,
+      );
     head.state = { group: g.after, chain: g.afterChain };
   }
   return head;
