@@ -2,8 +2,8 @@
  * `npm run bench`: every benchmark, one after the other (they share the machine), then one table.
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
- * benches (latency, throughput, initial-sync, memory, search, websocket, push, federation-auth, cas, thumbnail,
- * startup, state-res, media).
+ * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth, cas,
+ * thumbnail, startup, state-res, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -11,6 +11,7 @@ import { type BenchResult, printTable } from "./matrix/lib.ts";
 const benches: Record<string, () => Promise<BenchResult[]>> = {
   latency: async () => (await import("./matrix/sync-latency.ts")).run(),
   throughput: async () => (await import("./matrix/throughput.ts")).run(),
+  "dag-persist": async () => (await import("./matrix/dag-persist.ts")).run(),
   "initial-sync": async () => {
     const m = await import("./matrix/initial-sync.ts");
     return [...(await m.run("sqlite")), ...(await m.run("postgres"))];

@@ -11,6 +11,7 @@ import type { SigningKey } from "./events/signing.ts";
 import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
 import type { Federation } from "./federation/service.ts";
 import type { Metrics } from "./metrics.ts";
+import type { StateResolver } from "./service/event-state.ts";
 import type { MediaService } from "./service/media.ts";
 import type { Requester } from "./service/requester.ts";
 import type { Store, StoredEvent } from "./store/types.ts";
@@ -62,6 +63,13 @@ export interface RoomService {
   purgeRoom(roomId: string): Promise<number>;
   /** Room version of a room (M_NOT_FOUND if unknown). */
   roomVersion(roomId: string): Promise<string>;
+  /**
+   * Merges the states of a forked room's extremities before a local send (federation sets state resolution v2;
+   * until then no room can fork). See service/event-state.ts.
+   */
+  stateResolver: StateResolver;
+  /** Forget a room's cached head, under its lock: its DAG changed outside a local send (federation, tests). */
+  reloadHead(roomId: string): Promise<void>;
 }
 
 /** Access tokens, sessions and passwords. (service/auth.ts) */

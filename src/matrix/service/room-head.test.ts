@@ -16,7 +16,7 @@ function head(members: number): RoomHead {
       room_id: "!r:example.org",
     });
   }
-  return { version: "11", latestId: null, depth: 1, auth };
+  return { version: "11", extremities: [], depth: 1, auth, state: { group: null, chain: 0 } };
 }
 
 test("least recently used rooms are evicted past the room count", () => {

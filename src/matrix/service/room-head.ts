@@ -1,8 +1,10 @@
 /**
- * The in-memory "head" of each room: its version, latest event (the single forward extremity on one server)
- * and the auth-relevant part of its current state. Sending an event needs exactly this, so a send never
- * re-reads the room's state. Entries are only changed under the room's send lock (service/rooms.ts).
+ * The in-memory "head" of each room: its version, forward extremities (one on a single server; several once
+ * federation forks the room), their depth, the state group after them and the auth-relevant part of the current
+ * state. Sending an event needs exactly this, so a send never re-reads the room's state. Entries are only changed
+ * under the room's send lock (service/rooms.ts).
  */
+import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, type StateKey, stateKey } from "../events/auth.ts";
 import type { Store, StoredEvent } from "../store/types.ts";
 
@@ -17,12 +19,21 @@ export const AUTH_TYPES: ReadonlySet<string> = new Set([
 
 export interface RoomHead {
   version: string;
-  latestId: string | null;
+  /** The room's forward extremities, newest first: the next local event's prev_events (up to MAX_PREV_EVENTS). */
+  extremities: string[];
+  /** Greatest depth among the extremities (0 before the create event). */
   depth: number;
   auth: Map<StateKey, AuthEvent>;
+  /**
+   * The state group after the single extremity (null: the empty state, before the create event) and its delta
+   * chain length; null when there are several extremities (their states must be resolved first, event-state.ts).
+   */
+  state: { group: number | null; chain: number } | null;
 }
 
-export function authEventOf(e: StoredEvent): AuthEvent {
+export function authEventOf(
+  e: Pick<StoredEvent, "eventId" | "type" | "stateKey" | "sender" | "pdu" | "roomId">,
+): AuthEvent {
   return {
     event_id: e.eventId,
     type: e.type,
@@ -37,14 +48,34 @@ export function authEventOf(e: StoredEvent): AuthEvent {
 export async function loadHead(store: Store, roomId: string): Promise<RoomHead | null> {
   const room = await store.rooms.getRoom(roomId);
   if (!room) return null;
-  const [latest, state] = await Promise.all([
-    store.events.getLatestEvent(roomId),
+  const [known, state] = await Promise.all([
+    store.dag.getForwardExtremities(roomId),
     store.events.getCurrentState(roomId),
   ]);
+  // No extremity but events (a new room has neither): never root a second DAG, build on the newest event.
+  const latest = known.length === 0 ? await store.events.getLatestEvent(roomId) : null;
+  const extremities = latest ? [{ eventId: latest.eventId, depth: latest.depth }] : known;
   const auth = new Map<StateKey, AuthEvent>();
   for (const e of state)
     if (e.stateKey !== null && AUTH_TYPES.has(e.type)) auth.set(stateKey(e.type, e.stateKey), authEventOf(e));
-  return { version: room.version, latestId: latest?.eventId ?? null, depth: latest?.depth ?? 0, auth };
+  const head: RoomHead = {
+    version: room.version,
+    extremities: extremities.map((x) => x.eventId),
+    depth: extremities[0]?.depth ?? 0,
+    auth,
+    state: extremities.length > 1 ? null : { group: null, chain: 0 },
+  };
+  if (extremities.length === 1) {
+    // A room last written before the DAG gets its extremity's state group here, once (a snapshot).
+    const g = await store.dag.ensureEventStateGroups(extremities[0].eventId);
+    if (!g)
+      throw new AmiError(
+        "M_UNKNOWN",
+        `Forward extremity ${extremities[0].eventId} of ${roomId} is not a timeline event`,
+      );
+    head.state = { group: g.after, chain: g.afterChain };
+  }
+  return head;
 }
 
 /**

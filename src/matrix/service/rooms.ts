@@ -11,6 +11,9 @@ import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
+import { planEventState } from "../store/dag.ts";
+import type { EventStateWrite } from "../store/types.ts";
+import { MAX_PREV_EVENTS, noStateResolver, resolveStateBefore, type StateResolver } from "./event-state.ts";
 import { checkNewRelation } from "./relations.ts";
 import { localMemberContent } from "./restricted-join.ts";
 import { createRoom } from "./room-create.ts";
@@ -50,6 +53,8 @@ export class Rooms implements RoomService {
   // 2,000 rooms, and at most 200,000 auth events (mostly member events, a few hundred bytes each) over all of them.
   readonly #heads = new HeadCache(2000, 200_000);
   readonly #locks = new Map<string, Promise<unknown>>();
+  /** Merges forked room states before a local send (federation sets state resolution v2; see event-state.ts). */
+  stateResolver: StateResolver = noStateResolver;
 
   constructor(hs: Homeserver) {
     this.#hs = hs;
@@ -89,6 +94,10 @@ export class Rooms implements RoomService {
     });
   }
 
+  reloadHead(roomId: string): Promise<void> {
+    return this.#withLock(roomId, async () => this.#heads.delete(roomId));
+  }
+
   async roomVersion(roomId: string): Promise<string> {
     const cached = this.#heads.get(roomId);
     if (cached) return cached.version;
@@ -119,6 +128,17 @@ export class Rooms implements RoomService {
     const head = await this.#head(input.roomId);
     const rules = roomVersionRules(head.version);
     if (!rules) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `Room version ${head.version} is not supported`);
+    const prevEvents = head.extremities.slice(0, MAX_PREV_EVENTS);
+    let state: EventStateWrite;
+    if (head.state) state = { before: head.state.group, beforeChain: head.state.chain };
+    else {
+      // Forked (only possible over federation): the state before is the prevs' states resolved, and its auth part
+      // is what this event is authorised against.
+      const resolved = await resolveStateBefore(store, input.roomId, head, prevEvents, this.stateResolver);
+      head.auth = resolved.auth;
+      this.#heads.set(input.roomId, head);
+      state = { before: null, beforeChain: 0, resolved: resolved.entries };
+    }
 
     let content = input.content;
     if (input.type === "m.room.member" && input.stateKey !== undefined)
@@ -130,7 +150,7 @@ export class Rooms implements RoomService {
       content,
       origin_server_ts: input.ts ?? Date.now(),
       depth: head.depth + 1,
-      prev_events: head.latestId ? [head.latestId] : [],
+      prev_events: prevEvents,
       auth_events: [],
     };
     if (input.stateKey !== undefined) pdu.state_key = input.stateKey;
@@ -168,20 +188,22 @@ export class Rooms implements RoomService {
     );
     if (reason) throw new AmiError("M_FORBIDDEN", reason);
 
+    const event = {
+      eventId,
+      roomId: input.roomId,
+      type: input.type,
+      stateKey: input.stateKey ?? null,
+      sender: input.sender,
+      originServerTs: pdu.origin_server_ts,
+      depth: pdu.depth,
+      pdu: signed,
+      txn: input.txn ? { userId: input.sender, ...input.txn } : undefined,
+      state,
+    };
     let stream: number;
     try {
       // Group-committed with whatever other rooms are sending right now (StreamWriter.persistEvent).
-      stream = await hs.stream.persistEvent({
-        eventId,
-        roomId: input.roomId,
-        type: input.type,
-        stateKey: input.stateKey ?? null,
-        sender: input.sender,
-        originServerTs: pdu.origin_server_ts,
-        depth: pdu.depth,
-        pdu: signed,
-        txn: input.txn ? { userId: input.sender, ...input.txn } : undefined,
-      });
+      stream = await hs.stream.persistEvent(event);
     } catch (e) {
       // We cannot know what, if anything, was committed: re-read the head next time.
       this.#heads.delete(input.roomId);
@@ -189,8 +211,10 @@ export class Rooms implements RoomService {
     }
     hs.metrics.eventsPersisted++;
     hs.push.onEvent({ eventId, stream, pdu: signed });
-    head.latestId = eventId;
+    head.extremities = [eventId];
     head.depth = pdu.depth;
+    const plan = planEventState({ ...event, stream });
+    head.state = plan ? { group: plan.after, chain: plan.afterChain } : null;
     if (input.stateKey !== undefined && AUTH_TYPES.has(input.type)) {
       head.auth.set(stateKey(input.type, input.stateKey), {
         event_id: eventId,

@@ -7,6 +7,7 @@ import { accountDataTests } from "./conformance/account-data.ts";
 import { accountTests } from "./conformance/accounts.ts";
 import { authTokenTests } from "./conformance/auth-tokens.ts";
 import { crashTests } from "./conformance/crash.ts";
+import { dagTests } from "./conformance/dag.ts";
 import { ephemeralTests } from "./conformance/ephemeral.ts";
 import { batchTests, eventTests } from "./conformance/events.ts";
 import type { MakeStore } from "./conformance/helpers.ts";
@@ -35,6 +36,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
       batchTests(makeStore);
       timelineTests(makeStore);
     });
+    describe("DagStore", () => dagTests(makeStore));
     describe("RelationStore", () => relationTests(makeStore));
     describe("AccountDataStore", () => accountDataTests(makeStore));
     describe("EphemeralStore", () => ephemeralTests(makeStore));

@@ -10,6 +10,7 @@
  * stream order. Each write method below is one transaction: it is either fully applied or not at all.
  */
 
+import type { StateKey } from "../events/auth.ts";
 import type { JsonObject } from "../events/types.ts";
 import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
 import type { ServerKeyStore } from "./server-keys-types.ts";
@@ -162,6 +163,115 @@ export interface NewEvent {
    * ID was used on (spec "Transaction identifiers": scoped to a device and an HTTP endpoint path).
    */
   txn?: { userId: string; deviceId: string; scope: string; txnId: string };
+  /**
+   * The event's place in the state DAG (docs/ARCHITECTURE.md "Room DAG"). Without it the event gets its edges and
+   * extremity but no state group (its state is then read from state_history, as for events stored before the DAG).
+   */
+  state?: EventStateWrite;
+}
+
+/** One (type, state_key) -> event ID entry of a room state. */
+export interface StateEntry {
+  type: string;
+  stateKey: string;
+  eventId: string;
+}
+
+/**
+ * How persistEvent records the state around a timeline event. Group ids are stream positions, so the writer
+ * allocates none: +s is the state after the state event at s, -s a state before the event at s that is no
+ * existing group. A state event's group after is `before` plus its own entry (a delta), or a full snapshot once
+ * the delta chain would exceed STATE_CHAIN_MAX (reads then walk at most that many groups).
+ */
+export interface EventStateWrite {
+  /** The group holding the state before the event (its single prev event's state after); null: the empty state. */
+  before: number | null;
+  /** Deltas between `before` and its last snapshot (the room head keeps it, so the writer reads nothing back). */
+  beforeChain: number;
+  /** The state before as a full map when it is no existing group (forks merged by state resolution): stored as group -stream. */
+  resolved?: StateEntry[];
+}
+
+/** The longest delta chain above a snapshot (Synapse's MAX_STATE_DELTA_HOPS is 100). */
+export const STATE_CHAIN_MAX = 100;
+
+/** The state groups around a timeline event: the state before it and after it (the same for non-state events). */
+export interface EventStateGroups {
+  /** null: the empty state (before the create event). */
+  before: number | null;
+  after: number | null;
+  /** Deltas between `after` and its last snapshot. */
+  afterChain: number;
+}
+
+/** An event as the DAG sees it: a timeline event (stream set) or an outlier (stream null, no state). */
+export interface DagEvent {
+  eventId: string;
+  roomId: string;
+  type: string;
+  stateKey: string | null;
+  sender: string;
+  depth: number;
+  pdu: Record<string, any>;
+  /** Stream position of a timeline event; null for an outlier. */
+  stream: number | null;
+  /** Why the event was rejected by the authorization rules (stored so it is not fetched again); null if not. */
+  rejected: string | null;
+}
+
+/** An event stored without state and outside every timeline (an auth event fetched over federation, a rejected event). */
+export interface NewOutlier {
+  eventId: string;
+  roomId: string;
+  type: string;
+  stateKey: string | null;
+  sender: string;
+  originServerTs: number;
+  depth: number;
+  pdu: Record<string, any>;
+  rejected?: string | null;
+}
+
+/**
+ * The room DAG for federation: prev_events and auth_events edges, forward extremities, outliers and per-event
+ * state groups. persistEvent/persistEvents write a timeline event's part in the same transaction as the event:
+ * its prev/auth edges (from the PDU), the forward extremities (its prev events stop being extremities; it becomes
+ * one unless a stored event already names it as a prev), its state groups (NewEvent.state), and it stops being an
+ * outlier. Outliers are never in timelines, /sync or current state.
+ */
+export interface DagStore {
+  /** A room's forward extremities, newest first (greatest depth, then stream). */
+  getForwardExtremities(roomId: string): Promise<{ eventId: string; depth: number }[]>;
+  /** Replace a room's forward extremities (federation: after state resolution or a backfill). */
+  setForwardExtremities(roomId: string, eventIds: string[]): Promise<void>;
+  /** prev_events of each stored event asked for (timeline events; outliers have none recorded). */
+  getPrevEvents(eventIds: string[]): Promise<Map<string, string[]>>;
+  /**
+   * auth_events of each stored event asked for (timeline events and outliers), sorted. Read from the PDUs:
+   * the auth edges table holds state events' and outliers' edges only, all an auth chain walks through.
+   */
+  getAuthEvents(eventIds: string[]): Promise<Map<string, string[]>>;
+  /** The IDs among `eventIds` stored neither as timeline events nor as outliers, in the order given. */
+  getMissingEvents(eventIds: string[]): Promise<string[]>;
+  /** The auth chain of `eventIds`: every event reachable through auth edges (the inputs only when reached), sorted. */
+  getAuthChain(eventIds: string[]): Promise<string[]>;
+  /** Stored events (timeline or outlier) among `eventIds`, in no particular order. */
+  getDagEvents(eventIds: string[]): Promise<DagEvent[]>;
+  /** Store outliers with their auth edges; events already stored (either way) are left as they are. One transaction. */
+  persistOutliers(events: NewOutlier[]): Promise<void>;
+  /** The state groups recorded for a timeline event; null when none are (an outlier, or stored before the DAG). */
+  getEventStateGroups(eventId: string): Promise<EventStateGroups | null>;
+  /**
+   * getEventStateGroups, first recording them for a timeline event stored before the DAG (a snapshot of
+   * state_history at its stream position); null for an unknown event or an outlier.
+   */
+  ensureEventStateGroups(eventId: string): Promise<EventStateGroups | null>;
+  /** The full state of a group, keyed by stateKey(type, state_key). */
+  getStateGroup(group: number): Promise<Map<StateKey, string>>;
+  /** The state before (or after) a timeline event as (type, state_key) -> event ID; null for an unknown event or an outlier. */
+  getStateIdsAtEvent(eventId: string, at: "before" | "after"): Promise<Map<StateKey, string> | null>;
+  /** getStateIdsAtEvent as the events themselves (timeline events or outliers), ordered by type then state key. */
+  getStateEventsAtEvent(eventId: string, at: "before" | "after"): Promise<DagEvent[] | null>;
 }
 
 export interface MembershipRow {
@@ -472,7 +582,7 @@ export interface EventStore {
   getReplacedState(streams: number[]): Promise<Map<number, StoredEvent>>;
   /** The event ID recorded for (user, device, scope, txnId), if any. */
   getTxnEvent(userId: string, deviceId: string, scope: string, txnId: string): Promise<string | null>;
-  /** The newest event of a room (its forward extremity on a single server). */
+  /** The newest event of a room in stream order (DagStore.getForwardExtremities has the DAG's heads). */
   getLatestEvent(roomId: string): Promise<StoredEvent | null>;
   getCurrentState(roomId: string): Promise<StoredEvent[]>;
   getCurrentStateEvent(roomId: string, type: string, stateKey: string): Promise<StoredEvent | null>;
@@ -783,6 +893,8 @@ export interface Store {
   readonly authTokens: AuthTokenStore;
   readonly rooms: RoomStore;
   readonly events: EventStore;
+  /** The room DAG: edges, forward extremities, outliers, per-event state groups (federation). */
+  readonly dag: DagStore;
   readonly relations: RelationStore;
   readonly accountData: AccountDataStore;
   readonly ephemeral: EphemeralStore;

@@ -5,6 +5,7 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toLike } from "../common.ts";
+import { COPY_GROUP_STATE, copyParams, idList, planEventState } from "../dag.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import { SqlEventReads } from "../sql/events.ts";
 import type {
@@ -18,7 +19,7 @@ import type {
   RoomStreamWindow,
   StoredEvent,
 } from "../types.ts";
-import { isForeignKeyViolation, isUniqueViolation, type PgDb, PgSql } from "./db.ts";
+import { isForeignKeyViolation, isUniqueViolation, numberPlaceholders, type PgDb, PgSql } from "./db.ts";
 
 /**
  * persistEvent as ONE statement: data-modifying CTEs run together and atomically, so the whole write is one
@@ -27,8 +28,8 @@ import { isForeignKeyViolation, isUniqueViolation, type PgDb, PgSql } from "./db
 const PERSIST = `
 WITH ev AS (
   INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, contains_url, pdu,
-    txn_device_id, txn_id)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    txn_device_id, txn_id, state_before, state_after)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $29, $30)
   RETURNING stream
 ), sh AS (
   INSERT INTO state_history (room_id, type, state_key, stream, event_id)
@@ -52,6 +53,23 @@ WITH ev AS (
   SELECT $2, $3, $17, $18, $19, $6, $4, $1 WHERE $17::text IS NOT NULL
 ), rr AS (
   DELETE FROM event_relations WHERE $14::text IS NOT NULL AND event_id = $14
+), eo AS (
+  DELETE FROM event_outliers WHERE event_id = $2
+), pe AS (
+  INSERT INTO event_edges (event_id, prev_id) SELECT $2, unnest($20::text[]) ON CONFLICT DO NOTHING
+), ae AS (
+  INSERT INTO event_auth_edges (event_id, auth_id) SELECT $2, unnest($21::text[]) ON CONFLICT DO NOTHING
+), fd AS (
+  DELETE FROM forward_extremities WHERE room_id = $3 AND event_id = ANY($20::text[])
+), fi AS (
+  INSERT INTO forward_extremities (room_id, event_id)
+  SELECT $3, $2 WHERE NOT EXISTS (SELECT 1 FROM event_edges WHERE prev_id = $2)
+), sg AS (
+  INSERT INTO state_groups (id, room_id, prev_id, chain)
+  SELECT g.id, $3, g.prev, g.chain FROM unnest($22::bigint[], $23::bigint[], $24::int[]) AS g(id, prev, chain)
+), ss AS (
+  INSERT INTO state_group_state (group_id, type, state_key, event_id)
+  SELECT * FROM unnest($25::bigint[], $26::text[], $27::text[], $28::text[])
 )
 SELECT stream FROM ev`;
 
@@ -73,7 +91,33 @@ const persistParams = (e: NewEvent): unknown[] => [
   e.txn?.userId ?? null,
   e.txn?.scope ?? null,
   ...relationParams(e),
+  ...dagParams(e),
 ];
+
+/** $20..$30: prev and auth edges, the state groups the event creates (snapshots copy separately), its groups. */
+function dagParams(e: NewEvent): unknown[] {
+  const plan = planEventState(e);
+  const groups = plan?.groups ?? [];
+  const entries = groups.flatMap((g) => g.entries.map((x) => [g.id, x.type, x.stateKey, x.eventId] as const));
+  return [
+    idList(e.pdu.prev_events),
+    // Auth chains only pass through state events: a message's auth events are read from its PDU.
+    e.stateKey === null ? [] : idList(e.pdu.auth_events),
+    groups.map((g) => g.id),
+    groups.map((g) => g.prev),
+    groups.map((g) => g.chain),
+    entries.map((x) => x[0]),
+    entries.map((x) => x[1]),
+    entries.map((x) => x[2]),
+    entries.map((x) => x[3]),
+    // The events row's state_before/state_after: 0 is the empty state, NULL none recorded.
+    plan ? (plan.before ?? 0) : null,
+    plan ? (plan.after ?? 0) : null,
+  ];
+}
+
+/** The snapshot copies (rebasing a long delta chain) an event's persist needs after PERSIST, in its transaction. */
+const snapshots = (e: NewEvent) => (planEventState(e)?.groups ?? []).filter((g) => g.copyFrom !== null);
 
 /** $17..$19: relates_to, rel_type and annotation key of the event's relation (NULLs without one). */
 function relationParams(e: NewEvent): (string | null)[] {
@@ -127,6 +171,7 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
   }
 
   async persistEvent(e: NewEvent): Promise<void> {
+    if (snapshots(e).length) return this.#persistInTx([e]);
     try {
       await this.#conn().query(PERSIST, persistParams(e));
     } catch (err) {
@@ -136,13 +181,18 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
 
   /** Several events in one transaction (one commit, so one WAL flush, for all of them): all or none. */
   async persistEvents(events: NewEvent[]): Promise<void> {
-    const d = this.#conn();
     if (events.length === 0) return;
     if (events.length === 1) return this.persistEvent(events[0]);
+    return this.#persistInTx(events);
+  }
+
+  async #persistInTx(events: NewEvent[]): Promise<void> {
+    const d = this.#conn();
     await d.tx(async (c) => {
       for (const e of events) {
         try {
           await d.query(PERSIST, persistParams(e), c);
+          for (const g of snapshots(e)) await d.query(numberPlaceholders(COPY_GROUP_STATE), copyParams(g), c);
         } catch (err) {
           throw persistError(err, e);
         }

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { AmiError } from "../../../core/errors.ts";
+import { checkDagBackfill, LINEAR_ROOMS } from "../conformance/dag-migration.ts";
 import { runStoreConformance } from "../conformance.ts";
 import { openStore } from "../open.ts";
 import type { Store } from "../types.ts";
@@ -147,6 +148,45 @@ test("postgres: the relations migration backfills the relations of stored events
         ["$e3", "m.annotation", "👍"],
       ],
     );
+  } finally {
+    await s.close();
+  }
+});
+
+test("postgres: the room DAG migration backfills edges and extremities of a database made by the previous schema", async () => {
+  const schema = `mig_${randomBytes(4).toString("hex")}`;
+  const upto = MIGRATIONS.findIndex((m) => m.includes("CREATE TABLE event_edges"));
+  const c = new pg.Client({ connectionString: dbUrl });
+  await c.connect();
+  try {
+    await c.query(
+      `CREATE SCHEMA ${schema}; SET search_path = ${schema};
+       CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ts BIGINT NOT NULL);
+       ${MIGRATIONS.slice(0, upto).join(";\n")};
+       INSERT INTO schema_version (version, applied_ts) SELECT g, 0 FROM generate_series(1, ${upto}) g;
+       INSERT INTO rooms (room_id, version, creator, created_ts) VALUES ('!a:hs', '11', '@a:hs', 1), ('!b:hs', '11', '@a:hs', 1);`,
+    );
+    for (const [n, roomId, eventId, type, stateKey, pdu] of LINEAR_ROOMS) {
+      await c.query(
+        `INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, pdu)
+         VALUES ($1, $2, $3, $4, $5, '@a:hs', 1, $1, $6)`,
+        [n, eventId, roomId, type, stateKey, pdu],
+      );
+      if (stateKey !== null)
+        for (const table of ["state_history", "current_state"])
+          await c.query(
+            `INSERT INTO ${table} (room_id, type, state_key, stream, event_id) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (room_id, type, state_key${table === "state_history" ? ", stream" : ""})
+             DO UPDATE SET stream = excluded.stream, event_id = excluded.event_id`,
+            [roomId, type, stateKey, n, eventId],
+          );
+    }
+  } finally {
+    await c.end();
+  }
+  const s = await openStore(`${dbUrl}?schema=${schema}`, "/tmp");
+  try {
+    await checkDagBackfill(s);
   } finally {
     await s.close();
   }

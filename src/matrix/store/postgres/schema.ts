@@ -5,6 +5,11 @@
  * JSON is kept in text columns, not jsonb: jsonb rejects "\u0000", which Matrix content may carry.
  */
 const T = 'TEXT COLLATE "C"';
+/**
+ * events.pdu (alias e) as json. PostgreSQL refuses to read a string holding \u0000 out of json, so that escape is
+ * rewritten to \u0020 first: same length and backslash, so the JSON stays valid and only such content changes.
+ */
+const PDU_JSON = "replace(e.pdu, '\\u0000', '\\u0020')::json";
 
 export const MIGRATIONS: string[] = [
   // 1: initial schema
@@ -462,5 +467,66 @@ export const MIGRATIONS: string[] = [
     response_json ${T} NOT NULL,
     PRIMARY KEY (server_name, key_id)
   );
+  `,
+  // room DAG: see sqlite/schema.ts (same tables, same backfill).
+  `
+  CREATE TABLE event_edges (
+    event_id ${T} NOT NULL,
+    prev_id ${T} NOT NULL,
+    PRIMARY KEY (event_id, prev_id)
+  );
+  CREATE INDEX event_edges_prev ON event_edges(prev_id);
+  CREATE TABLE event_auth_edges (
+    event_id ${T} NOT NULL,
+    auth_id ${T} NOT NULL,
+    PRIMARY KEY (event_id, auth_id)
+  );
+  CREATE TABLE forward_extremities (
+    room_id ${T} NOT NULL,
+    event_id ${T} NOT NULL,
+    PRIMARY KEY (room_id, event_id)
+  );
+  CREATE TABLE event_outliers (
+    event_id ${T} PRIMARY KEY,
+    room_id ${T} NOT NULL,
+    type ${T} NOT NULL,
+    state_key ${T},
+    sender ${T} NOT NULL,
+    origin_server_ts BIGINT NOT NULL,
+    depth BIGINT NOT NULL,
+    pdu TEXT NOT NULL,
+    rejected TEXT
+  );
+  CREATE INDEX event_outliers_room ON event_outliers(room_id);
+  CREATE TABLE state_groups (
+    id BIGINT PRIMARY KEY,
+    room_id ${T} NOT NULL,
+    prev_id BIGINT,
+    chain INTEGER NOT NULL
+  );
+  CREATE INDEX state_groups_room ON state_groups(room_id);
+  CREATE TABLE state_group_state (
+    group_id BIGINT NOT NULL,
+    type ${T} NOT NULL,
+    state_key ${T} NOT NULL,
+    event_id ${T} NOT NULL,
+    PRIMARY KEY (group_id, type, state_key)
+  );
+  ALTER TABLE events ADD COLUMN state_before BIGINT;
+  ALTER TABLE events ADD COLUMN state_after BIGINT;
+  INSERT INTO event_edges (event_id, prev_id)
+    SELECT DISTINCT e.event_id, j.v #>> '{}' FROM events e,
+      json_array_elements(CASE WHEN json_typeof(${PDU_JSON} -> 'prev_events') = 'array'
+        THEN ${PDU_JSON} -> 'prev_events' ELSE '[]'::json END) j(v)
+    WHERE json_typeof(j.v) = 'string'
+    ON CONFLICT DO NOTHING;
+  INSERT INTO event_auth_edges (event_id, auth_id)
+    SELECT DISTINCT e.event_id, j.v #>> '{}' FROM events e,
+      json_array_elements(CASE WHEN json_typeof(${PDU_JSON} -> 'auth_events') = 'array'
+        THEN ${PDU_JSON} -> 'auth_events' ELSE '[]'::json END) j(v)
+    WHERE e.state_key IS NOT NULL AND json_typeof(j.v) = 'string'
+    ON CONFLICT DO NOTHING;
+  INSERT INTO forward_extremities (room_id, event_id)
+    SELECT room_id, event_id FROM events WHERE stream IN (SELECT max(stream) FROM events GROUP BY room_id);
   `,
 ];

@@ -98,6 +98,14 @@ export class SqlRoomStore implements RoomStore {
       ["DELETE FROM event_txns WHERE event_id IN (SELECT event_id FROM events WHERE room_id = ?)", [roomId]],
       ...["event_relations", "notifications", "receipts", "account_data", "reports"].map(byRoom),
       ...["current_state", "state_history", "memberships", "room_aliases"].map(byRoom),
+      // The DAG: edges are keyed by event, so they go by the room's events and outliers before those do.
+      ...["event_edges", "event_auth_edges"].map((t): [string, string[]] => [
+        `DELETE FROM ${t} WHERE event_id IN (SELECT event_id FROM events WHERE room_id = ?
+           UNION ALL SELECT event_id FROM event_outliers WHERE room_id = ?)`,
+        [roomId, roomId],
+      ]),
+      ["DELETE FROM state_group_state WHERE group_id IN (SELECT id FROM state_groups WHERE room_id = ?)", [roomId]],
+      ...["forward_extremities", "event_outliers", "state_groups"].map(byRoom),
       byRoom("events"),
       byRoom("rooms"),
     ]);

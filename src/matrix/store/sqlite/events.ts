@@ -6,6 +6,7 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toGlob } from "../common.ts";
+import { COPY_GROUP_STATE, copyParams, idList, planEventState, type StatePlan } from "../dag.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
 import { SqlEventReads } from "../sql/events.ts";
 import type {
@@ -220,10 +221,11 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
 }
 
 function insertEvent(d: SqliteDb, e: NewEvent): void {
+  const plan = planEventState(e);
   try {
     d.run(
       `INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, contains_url,
-         pdu, txn_device_id, txn_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         pdu, txn_device_id, txn_id, state_before, state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       e.stream,
       e.eventId,
       e.roomId,
@@ -236,6 +238,8 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       JSON.stringify(e.pdu),
       e.txn?.deviceId ?? null,
       e.txn?.txnId ?? null,
+      plan ? (plan.before ?? 0) : null,
+      plan ? (plan.after ?? 0) : null,
     );
   } catch (err) {
     if (isUniqueViolation(err))
@@ -299,6 +303,7 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       d.run("DELETE FROM event_relations WHERE event_id = ?", target);
     }
   }
+  insertDag(d, e, plan);
   if (e.txn) {
     try {
       d.run(
@@ -313,5 +318,62 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       if (isUniqueViolation(err)) throw new AmiError("M_UNKNOWN", `transaction ${e.txn.txnId} already recorded`);
       throw err;
     }
+  }
+}
+
+/** The event's part of the room DAG (DagStore in types.ts): edges, forward extremities, state groups. */
+function insertDag(d: SqliteDb, e: NewEvent, plan: StatePlan | null): void {
+  const prevs = idList(e.pdu.prev_events);
+  d.run("DELETE FROM event_outliers WHERE event_id = ?", e.eventId);
+  // Plain single-row statements: a local send has one prev, and json_each's setup would cost more than the row.
+  for (const prev of prevs)
+    d.run("INSERT OR IGNORE INTO event_edges (event_id, prev_id) VALUES (?, ?)", e.eventId, prev);
+  // Auth chains only pass through state events: a message's auth events are read from its PDU (DagStore).
+  if (e.stateKey !== null)
+    for (const auth of idList(e.pdu.auth_events))
+      d.run("INSERT OR IGNORE INTO event_auth_edges (event_id, auth_id) VALUES (?, ?)", e.eventId, auth);
+  // An event some stored event already names as a prev (a late arrival) is not at the DAG's edge.
+  const orphan = "NOT EXISTS (SELECT 1 FROM event_edges WHERE prev_id = ?)";
+  // The common case in one statement: the single prev was the extremity, and the event takes its place.
+  const replaced =
+    prevs.length === 1 &&
+    d.run(
+      `UPDATE forward_extremities SET event_id = ? WHERE room_id = ? AND event_id = ? AND ${orphan}`,
+      e.eventId,
+      e.roomId,
+      prevs[0],
+      e.eventId,
+    ).changes === 1;
+  if (!replaced) {
+    d.run(
+      `DELETE FROM forward_extremities WHERE room_id = ? AND event_id IN ${IN_JSON}`,
+      e.roomId,
+      JSON.stringify(prevs),
+    );
+    d.run(
+      `INSERT OR IGNORE INTO forward_extremities (room_id, event_id) SELECT ?, ? WHERE ${orphan}`,
+      e.roomId,
+      e.eventId,
+      e.eventId,
+    );
+  }
+  if (!plan) return;
+  for (const g of plan.groups) {
+    d.run(
+      "INSERT INTO state_groups (id, room_id, prev_id, chain) VALUES (?, ?, ?, ?)",
+      g.id,
+      e.roomId,
+      g.prev,
+      g.chain,
+    );
+    if (g.copyFrom !== null) d.run(COPY_GROUP_STATE, ...copyParams(g));
+    for (const x of g.entries)
+      d.run(
+        "INSERT INTO state_group_state (group_id, type, state_key, event_id) VALUES (?, ?, ?, ?)",
+        g.id,
+        x.type,
+        x.stateKey,
+        x.eventId,
+      );
   }
 }

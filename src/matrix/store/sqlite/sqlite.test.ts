@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { AmiError } from "../../../core/errors.ts";
+import { checkDagBackfill, LINEAR_ROOMS } from "../conformance/dag-migration.ts";
 import { runStoreConformance } from "../conformance.ts";
 import { openStore } from "../open.ts";
 import type { Store } from "../types.ts";
@@ -147,6 +148,51 @@ test("sqlite: the relations migration backfills the relations of stored events",
         ],
       );
       assert.equal(await s.relations.hasAnnotation("$e1", "@a:hs", "m.reaction", "👍"), true);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("sqlite: the room DAG migration backfills edges and extremities of a database made by the previous schema", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ami-sqlite-"));
+  try {
+    const path = join(dir, "dag.db");
+    const d = new SqliteDb(path);
+    const upto = MIGRATIONS.findIndex((m) => m.includes("CREATE TABLE event_edges"));
+    d.migrate(MIGRATIONS.slice(0, upto));
+    for (const [n, roomId, eventId, type, stateKey, pdu] of LINEAR_ROOMS) {
+      if (n === 1 || n === 10)
+        d.run("INSERT INTO rooms (room_id, version, creator, created_ts) VALUES (?, '11', '@a:hs', 1)", roomId);
+      d.run(
+        `INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, pdu)
+         VALUES (?, ?, ?, ?, ?, '@a:hs', 1, ?, ?)`,
+        n,
+        eventId,
+        roomId,
+        type,
+        stateKey,
+        n,
+        pdu,
+      );
+      if (stateKey !== null)
+        for (const table of ["state_history", "current_state"])
+          d.run(
+            `INSERT INTO ${table} (room_id, type, state_key, stream, event_id) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT DO UPDATE SET stream = excluded.stream, event_id = excluded.event_id`,
+            roomId,
+            type,
+            stateKey,
+            n,
+            eventId,
+          );
+    }
+    d.close();
+    const s = await openStore(`sqlite:${path}`, dir);
+    try {
+      await checkDagBackfill(s);
     } finally {
       await s.close();
     }

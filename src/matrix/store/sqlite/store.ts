@@ -6,6 +6,7 @@ import { AmiError } from "../../../core/errors.ts";
 import { SqlAccountDataStore } from "../sql/account-data.ts";
 import { SqlAccountStore } from "../sql/accounts.ts";
 import { SqlAuthTokenStore } from "../sql/auth-tokens.ts";
+import { SqlDagStore } from "../sql/dag.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
 import { SqlPusherStore } from "../sql/pushers.ts";
@@ -35,6 +36,7 @@ export class SqliteStore implements Store {
   readonly authTokens = new SqlAuthTokenStore(this.sql);
   readonly rooms = new SqlRoomStore(this.sql);
   readonly events = new SqliteEventStore(this.conn);
+  readonly dag = new SqlDagStore(this.sql);
   readonly relations = new SqlRelationStore(this.sql);
   readonly accountData = new SqlAccountDataStore(this.sql);
   readonly ephemeral = new SqlEphemeralStore(this.sql);
