@@ -20,6 +20,7 @@ import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
 import { searchTests } from "./conformance/search.ts";
 import { serverKeyTests } from "./conformance/server-keys.ts";
+import { destinationTests } from "./conformance/destinations.ts";
 import { storeTests } from "./conformance/store.ts";
 import { timelineTests } from "./conformance/timeline.ts";
 
@@ -48,6 +49,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("PusherStore", () => pusherTests(makeStore));
     describe("SearchStore", () => searchTests(makeStore));
     describe("ServerKeyStore", () => serverKeyTests(makeStore));
+    describe("DestinationStore", () => destinationTests(makeStore));
     // Across areas: getMaxStream, durability, references between areas' rows, kill -9.
     describe("Store", () => {
       storeTests(makeStore);

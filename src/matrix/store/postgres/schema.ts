@@ -463,4 +463,14 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (server_name, key_id)
   );
   `,
+  // federation: retry state per remote server (federation/sender.ts), so a restart does not hammer dead servers.
+  `
+  CREATE TABLE federation_destinations (
+    destination ${T} PRIMARY KEY,
+    last_success_ts BIGINT,
+    failures INTEGER NOT NULL,
+    retry_interval_ms BIGINT NOT NULL,
+    next_retry_ts BIGINT NOT NULL
+  );
+  `,
 ];

@@ -14,6 +14,7 @@ import { SqlPusherStore } from "../sql/pushers.ts";
 import { SqlRelationStore } from "../sql/relations.ts";
 import { SqlReportStore } from "../sql/reports.ts";
 import { SqlRoomStore } from "../sql/rooms.ts";
+import { SqlDestinationStore } from "../sql/destinations.ts";
 import { SqlServerKeyStore } from "../sql/server-keys.ts";
 import type { Store } from "../types.ts";
 import { PgDb, PgSql } from "./db.ts";
@@ -45,6 +46,7 @@ export class PostgresStore implements Store {
   readonly pushers = new SqlPusherStore(this.sql);
   readonly reports = new SqlReportStore(this.sql);
   readonly serverKeys = new SqlServerKeyStore(this.sql);
+  readonly destinations = new SqlDestinationStore(this.sql);
   readonly keys = new PostgresKeyStore(this.conn);
   readonly keyBackup = new PostgresKeyBackupStore(this.conn);
   readonly search = new PostgresSearchStore(this.conn);

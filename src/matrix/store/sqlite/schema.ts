@@ -443,4 +443,14 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (server_name, key_id)
   ) WITHOUT ROWID;
   `,
+  // federation: retry state per remote server (federation/sender.ts), so a restart does not hammer dead servers.
+  `
+  CREATE TABLE federation_destinations (
+    destination TEXT PRIMARY KEY,
+    last_success_ts INTEGER,
+    failures INTEGER NOT NULL,
+    retry_interval_ms INTEGER NOT NULL,
+    next_retry_ts INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

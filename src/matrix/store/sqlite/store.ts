@@ -12,6 +12,7 @@ import { SqlPusherStore } from "../sql/pushers.ts";
 import { SqlRelationStore } from "../sql/relations.ts";
 import { SqlReportStore } from "../sql/reports.ts";
 import { SqlRoomStore } from "../sql/rooms.ts";
+import { SqlDestinationStore } from "../sql/destinations.ts";
 import { SqlServerKeyStore } from "../sql/server-keys.ts";
 import type { Store } from "../types.ts";
 import { SqliteDb, SqliteSql } from "./db.ts";
@@ -42,6 +43,7 @@ export class SqliteStore implements Store {
   readonly pushers = new SqlPusherStore(this.sql);
   readonly reports = new SqlReportStore(this.sql);
   readonly serverKeys = new SqlServerKeyStore(this.sql);
+  readonly destinations = new SqlDestinationStore(this.sql);
   readonly keys = new SqliteKeyStore(this.conn);
   readonly keyBackup = new SqliteKeyBackupStore(this.conn);
   readonly search = new SqliteSearchStore(this.conn);
