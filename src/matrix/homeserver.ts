@@ -195,6 +195,7 @@ export async function startHomeserver(
   } catch (e) {
     wsHub.close();
     hs.push.close();
+    hs.federation.sender.close();
     await store.close();
     throw e;
   }
@@ -209,6 +210,7 @@ export async function startHomeserver(
     async close() {
       wsHub.close();
       hs.push.close();
+    hs.federation.sender.close();
       await listener.close();
       await store.close();
     },

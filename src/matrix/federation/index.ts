@@ -3,6 +3,7 @@ import type { Route } from "../http/types.ts";
 import { wellKnownRoutes } from "./discovery.ts";
 import { keyRoutes } from "./keys.ts";
 import { queryRoutes } from "./query.ts";
+import { transactionRoutes } from "./transactions.ts";
 import { versionRoutes } from "./version.ts";
 
-export const federationRoutes: Route[] = [...keyRoutes, ...versionRoutes, ...queryRoutes, ...wellKnownRoutes];
+export const federationRoutes: Route[] = [...keyRoutes, ...versionRoutes, ...queryRoutes, ...transactionRoutes, ...wellKnownRoutes];
