@@ -6,4 +6,10 @@ import { queryRoutes } from "./query.ts";
 import { transactionRoutes } from "./transactions.ts";
 import { versionRoutes } from "./version.ts";
 
-export const federationRoutes: Route[] = [...keyRoutes, ...versionRoutes, ...queryRoutes, ...transactionRoutes, ...wellKnownRoutes];
+export const federationRoutes: Route[] = [
+  ...keyRoutes,
+  ...versionRoutes,
+  ...queryRoutes,
+  ...transactionRoutes,
+  ...wellKnownRoutes,
+];

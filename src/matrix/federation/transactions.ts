@@ -16,11 +16,11 @@ import { AmiError } from "../../core/errors.ts";
 import { parseUserId, serverNameOf } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
-import { MAX_TYPING_TIMEOUT_MS } from "../service/typing.ts";
 import { PRESENCE_STATES, type PresenceState, setPresence } from "../service/sync/presence.ts";
 import { RECEIPT_TYPES, setReceipt } from "../service/sync/receipts.ts";
-import { MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN } from "./sender.ts";
+import { MAX_TYPING_TIMEOUT_MS } from "../service/typing.ts";
 import { signedRoute } from "./routes.ts";
+import { MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN } from "./sender.ts";
 
 /** Replays remembered per server process (a Map in insertion order: the oldest forgotten first). */
 const MAX_REMEMBERED = 10_000;

@@ -7,6 +7,7 @@ import { accountDataTests } from "./conformance/account-data.ts";
 import { accountTests } from "./conformance/accounts.ts";
 import { authTokenTests } from "./conformance/auth-tokens.ts";
 import { crashTests } from "./conformance/crash.ts";
+import { destinationTests } from "./conformance/destinations.ts";
 import { ephemeralTests } from "./conformance/ephemeral.ts";
 import { batchTests, eventTests } from "./conformance/events.ts";
 import type { MakeStore } from "./conformance/helpers.ts";
@@ -20,7 +21,6 @@ import { relationTests } from "./conformance/relations.ts";
 import { roomTests } from "./conformance/rooms.ts";
 import { searchTests } from "./conformance/search.ts";
 import { serverKeyTests } from "./conformance/server-keys.ts";
-import { destinationTests } from "./conformance/destinations.ts";
 import { storeTests } from "./conformance/store.ts";
 import { timelineTests } from "./conformance/timeline.ts";
 

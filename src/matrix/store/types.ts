@@ -11,8 +11,8 @@
  */
 
 import type { JsonObject } from "../events/types.ts";
-import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
 import type { DestinationStore } from "./destinations-types.ts";
+import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
 import type { ServerKeyStore } from "./server-keys-types.ts";
 
 export interface UserRow {

@@ -24,9 +24,7 @@ export class SqlDestinationStore implements DestinationStore {
   }
 
   async putDestination(r: DestinationRow): Promise<void> {
-    await this.#sql.atomic([
-      [UPSERT, [r.destination, r.lastSuccessTs, r.failures, r.retryIntervalMs, r.nextRetryTs]],
-    ]);
+    await this.#sql.atomic([[UPSERT, [r.destination, r.lastSuccessTs, r.failures, r.retryIntervalMs, r.nextRetryTs]]]);
   }
 
   async getDestination(destination: string): Promise<DestinationRow | null> {
