@@ -41,8 +41,12 @@ export const routes: Route[] = [
           const server = serverNameOf(userId);
           if (server === hs.serverName) messages.push({ userId, deviceId, type: eventType, content });
           else if (server && hs.federation.sender.enabled) {
-            const forServer = remote.get(server) ?? remote.set(server, {}).get(server)!;
-            (forServer[userId] ??= {})[deviceId] = content;
+            let forServer = remote.get(server);
+            if (!forServer) {
+              forServer = {};
+              remote.set(server, forServer);
+            }
+            forServer[userId] = { ...forServer[userId], [deviceId]: content };
           }
         }
       }

@@ -19,6 +19,7 @@ import { json, type Route } from "../http/types.ts";
 import { PRESENCE_STATES, type PresenceState, setPresence } from "../service/sync/presence.ts";
 import { RECEIPT_TYPES, setReceipt } from "../service/sync/receipts.ts";
 import { MAX_TYPING_TIMEOUT_MS } from "../service/typing.ts";
+import type { ToDeviceMessage } from "../store/keys-types.ts";
 import { signedRoute } from "./routes.ts";
 import { MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN } from "./sender.ts";
 
@@ -127,17 +128,17 @@ export async function applyEdu(
   const c = edu.content;
   switch (edu.edu_type) {
     case "m.direct_to_device": {
-      const { sender, type, message_id: messageId, messages } = c as Record<string, any>;
+      const { sender, type, message_id: messageId, messages } = c;
       if (!ownedBy(origin, sender) || typeof type !== "string" || type === "" || type.length > 255) return false;
       if (typeof messageId !== "string" || messageId === "" || messageId.length > 255) return false;
       if (!messages || typeof messages !== "object" || Array.isArray(messages)) return false;
-      const out: { userId: string; deviceId: string; type: string; content: Record<string, any> }[] = [];
+      const out: ToDeviceMessage[] = [];
       for (const [userId, devices] of Object.entries(messages as Record<string, unknown>)) {
         if (serverNameOf(userId) !== hs.serverName || !devices || typeof devices !== "object") continue;
         for (const [deviceId, content] of Object.entries(devices as Record<string, unknown>)) {
           if (!content || typeof content !== "object" || Array.isArray(content)) continue;
           if (Buffer.byteLength(JSON.stringify(content)) > MAX_TO_DEVICE_BYTES) continue;
-          out.push({ userId, deviceId, type, content: content as Record<string, any> });
+          out.push({ userId, deviceId, type, content: content as ToDeviceMessage["content"] });
         }
       }
       if (out.length === 0) return false;
@@ -148,7 +149,7 @@ export async function applyEdu(
       return true;
     }
     case "m.typing": {
-      const { room_id: roomId, user_id: userId, typing } = c as Record<string, any>;
+      const { room_id: roomId, user_id: userId, typing } = c;
       if (!ownedBy(origin, userId) || typeof roomId !== "string" || typeof typing !== "boolean") return false;
       if (!(await joined(hs, roomId, userId))) return false;
       hs.typing.setTyping(roomId, userId, typing, MAX_TYPING_TIMEOUT_MS);
@@ -162,8 +163,9 @@ export async function applyEdu(
         for (const [type, byUser] of Object.entries(byType as Record<string, unknown>)) {
           if (!(RECEIPT_TYPES as readonly string[]).includes(type) || type === "m.read.private") continue;
           if (!byUser || typeof byUser !== "object") continue;
-          for (const [userId, r] of Object.entries(byUser as Record<string, any>)) {
-            if (!ownedBy(origin, userId) || !Array.isArray(r?.event_ids) || typeof r.event_ids[0] !== "string")
+          for (const [userId, v] of Object.entries(byUser as Record<string, unknown>)) {
+            const r = v as { event_ids?: unknown; data?: { thread_id?: unknown } } | null;
+            if (!ownedBy(origin, userId) || !r || !Array.isArray(r.event_ids) || typeof r.event_ids[0] !== "string")
               continue;
             if (!(await joined(hs, roomId, userId))) continue;
             const threadId = typeof r.data?.thread_id === "string" ? r.data.thread_id : null;
@@ -182,8 +184,8 @@ export async function applyEdu(
       const push = (c as { push?: unknown }).push;
       if (!Array.isArray(push)) return false;
       let any = false;
-      for (const p of push.slice(0, 1000) as Record<string, any>[]) {
-        if (!ownedBy(origin, p?.user_id) || !(PRESENCE_STATES as readonly string[]).includes(p.presence)) continue;
+      for (const p of push.slice(0, 1000) as (Record<string, unknown> | null)[]) {
+        if (!p || !ownedBy(origin, p.user_id) || !PRESENCE_STATES.includes(p.presence as PresenceState)) continue;
         if ((await hs.store.events.getRoomsForUser(p.user_id)).every((m) => m.membership !== "join")) continue;
         const msg = typeof p.status_msg === "string" ? p.status_msg.slice(0, 1000) : undefined;
         await setPresence(hs, p.user_id, p.presence as PresenceState, msg);
@@ -194,7 +196,7 @@ export async function applyEdu(
     case "m.device_list_update": {
       // Valid and the origin's; applied once remote device lists are tracked (the query endpoints' work): until
       // then nothing here caches remote devices, so there is nothing to invalidate.
-      const { user_id: userId, device_id: deviceId, stream_id: streamId } = c as Record<string, any>;
+      const { user_id: userId, device_id: deviceId, stream_id: streamId } = c;
       return ownedBy(origin, userId) && typeof deviceId === "string" && Number.isInteger(streamId);
     }
     default:
