@@ -6,9 +6,15 @@
  * retry state survives a restart of the sender.
  */
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { loadRegistry } from "../../src/control/registry.ts";
+import { silentLogger } from "../../src/core/logger.ts";
+import type { OpContext } from "../../src/core/ops.ts";
+import { runtimePaths } from "../../src/core/paths.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
+import { matrixOps } from "../../src/matrix/ops/index.ts";
 import { freePort } from "../../src/test/cli.ts";
 import {
   type FedServer,
@@ -18,6 +24,7 @@ import {
   type TestUser,
   ToDeviceInbox,
 } from "./helpers/federation.ts";
+import { tempDir } from "./helpers/homeserver.ts";
 
 async function until<T>(
   what: string,
@@ -42,6 +49,8 @@ describe("federation transactions: to-device over /send, outages, replays, forge
   let inbox: ToDeviceInbox;
   let blackhole: Server;
   const held: Socket[] = [];
+  /** hs1's data dir is a runtime home's, so the ops find its signing key and service account. */
+  const home = tempDir("ami-fedops-");
 
   before(async () => {
     blackhole = createServer((sock) => {
@@ -52,6 +61,7 @@ describe("federation transactions: to-device over /send, outages, replays, forge
     const bhPort = (blackhole.address() as { port: number }).port;
     s = await startFederation(["hs1.test", "hs2.test"], {
       federation: { retryInitialMs: 200, retryMaxMs: 1000, requestTimeoutMs: 3000 },
+      dataDirs: { "hs1.test": runtimePaths(home).serviceData("matrix") },
       extra: { "hs3.test": `http://127.0.0.1:${bhPort}`, "dead.test": `http://127.0.0.1:${await freePort()}` },
     });
     hs1 = s["hs1.test"];
@@ -66,6 +76,7 @@ describe("federation transactions: to-device over /send, outages, replays, forge
     for (const h of Object.values(s ?? {})) await h.dispose();
     for (const sock of held) sock.destroy();
     blackhole?.close();
+    rmSync(home, { recursive: true, force: true });
   });
 
   test("a to-device message from alice on hs1 arrives in bob's /sync on hs2, sender and content intact", async () => {
@@ -137,6 +148,59 @@ describe("federation transactions: to-device over /send, outages, replays, forge
     const row = await hs1.hs.store.destinations.getDestination("dead.test");
     assert.equal(row?.failures, 0);
     assert.equal(row?.nextRetryTs, 0);
+  });
+
+  test("ops: status, destinations, retry (as the CLI and MCP run them)", async () => {
+    const ctx: OpContext = {
+      config: hs1.config!,
+      configPath: undefined,
+      registry: (only) => loadRegistry(hs1.config!, only),
+      paths: runtimePaths(home),
+      log: silentLogger,
+      progress: () => {},
+      signal: new AbortController().signal,
+      print: () => {},
+      interactive: false,
+    };
+    const run = async (name: string, input: Record<string, unknown> = {}): Promise<any> => {
+      const d = matrixOps.find((o) => o.name === name)!;
+      const out = await d.run(d.input.parse(input), ctx);
+      d.output.parse(out);
+      assert.equal(typeof d.human?.(out), "string");
+      return out;
+    };
+    await sendToDevice(hs1.url, alice, "dead2", { "@x:dead.test": { D: { n: 2 } } });
+    await until("dead.test backing off again", async () => {
+      const r = await hs1.hs.store.destinations.getDestination("dead.test");
+      return r && r.failures >= 1;
+    });
+    const st = await run("matrix.federation.status");
+    assert.equal(st.enabled, true);
+    assert.equal(st.serverName, "hs1.test");
+    assert.equal(st.keyId, hs1.hs.signingKey.keyId);
+    // hs3's queue (it never failed, never succeeded: nothing persisted) went with hs1's restart above.
+    assert.equal(st.destinations, 2);
+    assert.ok(st.backingOff >= 1);
+    const { destinations } = await run("matrix.federation.destinations");
+    assert.deepEqual(
+      destinations.map((d: any) => d.destination),
+      ["dead.test", "hs2.test"],
+    );
+    const dead = destinations.find((d: any) => d.destination === "dead.test");
+    assert.ok(dead.failures >= 1 && dead.backoffUntil !== null && dead.lastSuccessTs === null);
+    assert.equal(dead.queuedEdus, 1);
+    const hs2row = destinations.find((d: any) => d.destination === "hs2.test");
+    assert.ok(hs2row.lastSuccessTs !== null && hs2row.failures === 0 && hs2row.queuedEdus === 0);
+    // The monitor's figures and Prometheus carry the per-destination queue, last success and backoff.
+    const stats = await (await fetch(`${hs1.url}/_ami/stats`)).json();
+    assert.equal(stats.federation_destinations, 2);
+    assert.ok("federation_dest_hs2.test_last_success_s_ago" in stats);
+    const prom = await (await fetch(`${hs1.url}/metrics`)).text();
+    assert.match(prom, /ami_matrix_federation_queued_edus\{destination="dead.test"\} 1/);
+    assert.match(prom, /ami_matrix_federation_last_success_timestamp_seconds\{destination="hs2.test"\} \d/);
+    const r = await run("matrix.federation.retry", { server: "dead.test" });
+    assert.deepEqual(r, { server: "dead.test", wasBackingOff: true });
+    await assert.rejects(run("matrix.federation.retry", { server: "unknown.test" }), /Unknown destination/);
   });
 
   describe("incoming /send, signed by hs1 by hand", () => {

@@ -154,6 +154,16 @@ export class FederationSender {
     return this.#d.cfg.enabled;
   }
 
+  /** Load every persisted destination's retry state (start-up; their queues start empty). */
+  async load(): Promise<void> {
+    for (const row of await this.#d.store.listDestinations()) {
+      if (this.#queues.has(row.destination)) continue;
+      const q = new Queue(row.destination);
+      q.state = row;
+      this.#queues.set(row.destination, q);
+    }
+  }
+
   /** Queue PDUs for each destination (never this server). Returns at once; delivery is asynchronous. */
   sendPdus(destinations: Iterable<string>, pdus: Record<string, unknown>[]): void {
     this.#each(destinations, (q) => {

@@ -5,7 +5,7 @@
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { configSchema } from "../../../src/config.ts";
+import { type Config, configSchema } from "../../../src/config.ts";
 import { silentLogger } from "../../../src/core/logger.ts";
 import { type RunningHomeserver, startHomeserver } from "../../../src/matrix/homeserver.ts";
 import { freePort } from "../../../src/test/cli.ts";
@@ -14,14 +14,17 @@ import { tempDir, testMatrixConfig } from "./homeserver.ts";
 export class FedServer {
   readonly name: string;
   readonly port: number;
-  readonly dataDir = tempDir();
+  readonly dataDir: string;
   readonly matrix: Record<string, any>;
   running: RunningHomeserver | null = null;
+  /** The whole config it runs with (set by start()): for ops run against it. */
+  config: Config | null = null;
 
-  constructor(name: string, port: number, matrix: Record<string, any>) {
+  constructor(name: string, port: number, matrix: Record<string, any>, dataDir = tempDir()) {
     this.name = name;
     this.port = port;
     this.matrix = matrix;
+    this.dataDir = dataDir;
   }
 
   get url(): string {
@@ -37,6 +40,7 @@ export class FedServer {
     const config = configSchema.parse({
       matrix: testMatrixConfig({ database: `sqlite:${join(this.dataDir, "hs.db")}`, ...this.matrix }),
     });
+    this.config = config;
     this.running = await startHomeserver(config.matrix, this.dataDir, silentLogger);
   }
 
@@ -58,7 +62,13 @@ export class FedServer {
  */
 export async function startFederation(
   names: string[],
-  opts: { federation?: Record<string, any>; extra?: Record<string, string>; start?: string[] } = {},
+  opts: {
+    federation?: Record<string, any>;
+    extra?: Record<string, string>;
+    start?: string[];
+    /** A server's data dir (default: a new temp dir), e.g. a runtime home's matrix data dir for ops. */
+    dataDirs?: Record<string, string>;
+  } = {},
 ): Promise<Record<string, FedServer>> {
   const ports = new Map<string, number>();
   for (const n of names) ports.set(n, await freePort());
@@ -66,11 +76,16 @@ export async function startFederation(
   for (const [n, p] of ports) hostMap[n] = `http://127.0.0.1:${p}`;
   const out: Record<string, FedServer> = {};
   for (const n of names) {
-    out[n] = new FedServer(n, ports.get(n)!, {
-      serverName: n,
-      port: ports.get(n),
-      federation: { enabled: true, hostMap, requestTimeoutMs: 5000, ...opts.federation },
-    });
+    out[n] = new FedServer(
+      n,
+      ports.get(n)!,
+      {
+        serverName: n,
+        port: ports.get(n),
+        federation: { enabled: true, hostMap, requestTimeoutMs: 5000, ...opts.federation },
+      },
+      opts.dataDirs?.[n],
+    );
     if (!opts.start || opts.start.includes(n)) await out[n].start();
   }
   return out;
