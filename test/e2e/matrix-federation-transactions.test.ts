@@ -293,6 +293,61 @@ describe("federation transactions: to-device over /send, outages, replays, forge
       assert.equal((await o.json()).errcode, "M_FORBIDDEN");
     });
 
+    test("typing, receipts, presence of a remote member apply; bob's own go out to hs1", async () => {
+      const auth = { Authorization: `Bearer ${bob.token}`, "Content-Type": "application/json" };
+      const cr = await fetch(`${hs2.url}/_matrix/client/v3/createRoom`, {
+        method: "POST",
+        headers: auth,
+        body: JSON.stringify({ preset: "public_chat" }),
+      });
+      const { room_id: roomId } = await cr.json();
+      // Stand-in for a federated join (make_join/send_join are the room DAG's work): alice joined in hs2's state.
+      await hs2.hs.rooms.setMembership({ roomId, sender: alice.userId, target: alice.userId, membership: "join" });
+      const sent = await fetch(`${hs2.url}/_matrix/client/v3/rooms/${roomId}/send/m.room.message/m1`, {
+        method: "PUT",
+        headers: auth,
+        body: JSON.stringify({ msgtype: "m.text", body: "hi" }),
+      });
+      const { event_id: eventId } = await sent.json();
+      const dropped = hs2.hs.federation.inbound.edusDropped;
+      const r = await put(
+        "ephemeral1",
+        txn([
+          { edu_type: "m.typing", content: { room_id: roomId, user_id: alice.userId, typing: true } },
+          {
+            edu_type: "m.receipt",
+            content: { [roomId]: { "m.read": { [alice.userId]: { event_ids: [eventId], data: { ts: 1 } } } } },
+          },
+          { edu_type: "m.presence", content: { push: [{ user_id: alice.userId, presence: "online" }] } },
+        ]),
+      );
+      assert.equal(r.status, 200);
+      assert.equal(hs2.hs.federation.inbound.edusDropped, dropped, "all three applied");
+      // bob's full sync shows them.
+      const full = await (
+        await fetch(`${hs2.url}/_matrix/client/v3/sync`, { headers: { Authorization: `Bearer ${bob.token}` } })
+      ).json();
+      const eph = full.rooms.join[roomId].ephemeral.events;
+      const typing = eph.find((e: any) => e.type === "m.typing");
+      assert.deepEqual(typing.content.user_ids, [alice.userId]);
+      const receipt = eph.find((e: any) => e.type === "m.receipt");
+      assert.ok(receipt.content[eventId]["m.read"][alice.userId], "alice's receipt");
+      const pres = full.presence.events.find((e: any) => e.sender === alice.userId);
+      assert.equal(pres?.content.presence, "online");
+
+      // bob types: an m.typing EDU goes to hs1 (alice's server), which has no such room and drops it.
+      const hs1Received = hs1.hs.federation.inbound.received;
+      const hs1Dropped = hs1.hs.federation.inbound.edusDropped;
+      const t = await fetch(`${hs2.url}/_matrix/client/v3/rooms/${roomId}/typing/${bob.userId}`, {
+        method: "PUT",
+        headers: auth,
+        body: JSON.stringify({ typing: true, timeout: 10000 }),
+      });
+      assert.equal(t.status, 200);
+      await until("hs1 to get bob's typing", async () => hs1.hs.federation.inbound.received > hs1Received);
+      await until("hs1 to drop it (no such room here)", async () => hs1.hs.federation.inbound.edusDropped > hs1Dropped);
+    });
+
     test("oversized and malformed transactions are 400s; the server stays up", async () => {
       const pdus = Array.from({ length: 51 }, (_, i) => ({ event_id: `$${i}` }));
       const cases: [string, Response, number, string][] = [
