@@ -60,7 +60,7 @@ describe("federation transactions: to-device over /send, outages, replays, forge
     await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", r));
     const bhPort = (blackhole.address() as { port: number }).port;
     s = await startFederation(["hs1.test", "hs2.test"], {
-      federation: { retryInitialMs: 200, retryMaxMs: 1000, requestTimeoutMs: 3000 },
+      federation: { retryInitialMs: 200, retryMaxMs: 1000, requestTimeoutMs: 3000, maxQueuedToDevice: 5 },
       dataDirs: { "hs1.test": runtimePaths(home).serviceData("matrix") },
       extra: { "hs3.test": `http://127.0.0.1:${bhPort}`, "dead.test": `http://127.0.0.1:${await freePort()}` },
     });
@@ -201,6 +201,28 @@ describe("federation transactions: to-device over /send, outages, replays, forge
     const r = await run("matrix.federation.retry", { server: "dead.test" });
     assert.deepEqual(r, { server: "dead.test", wasBackingOff: true });
     await assert.rejects(run("matrix.federation.retry", { server: "unknown.test" }), /Unknown destination/);
+  });
+
+  test("a dead server's queue is bounded: to-device capped, typing not held, presence coalesced", async () => {
+    const sender = hs1.hs.federation.sender;
+    const dead = async () => (await sender.status()).find((d) => d.destination === "dead.test")!;
+    await until("dead.test backing off", async () => (await dead()).backoffUntil !== null);
+    const before = await dead();
+    for (let i = 0; i < 8; i++) await sendToDevice(hs1.url, alice, `cap${i}`, { "@x:dead.test": { D: { i } } });
+    const capped = await dead();
+    // Every EDU is queued, in the transaction held for retry, or dropped; queued to-device ones never exceed 5.
+    assert.equal(capped.queuedEdus + capped.dropped, before.queuedEdus + before.dropped + 8);
+    assert.ok(capped.queuedToDevice <= 5, `${capped.queuedToDevice} queued`);
+    assert.ok(capped.dropped >= before.dropped + 3, "the oldest beyond the bound dropped");
+    sender.sendEdu(["dead.test"], { edu_type: "m.typing", content: { room_id: "!r:hs1.test", user_id: alice.userId } });
+    assert.equal((await dead()).dropped, capped.dropped + 1, "typing to a server backing off is not held");
+    for (const presence of ["online", "unavailable", "offline"])
+      sender.sendEdu(
+        ["dead.test"],
+        { edu_type: "m.presence", content: { push: [{ user_id: alice.userId, presence }] } },
+        alice.userId,
+      );
+    assert.equal((await dead()).queuedEdus, capped.queuedEdus + 1, "three presence updates, one queued");
   });
 
   describe("incoming /send, signed by hs1 by hand", () => {

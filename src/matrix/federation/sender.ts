@@ -39,6 +39,8 @@ export interface DestinationStatus {
   destination: string;
   queuedPdus: number;
   queuedEdus: number;
+  /** Of the queued EDUs (not counting the transaction in flight), the to-device ones (bounded: maxQueuedToDevice). */
+  queuedToDevice: number;
   inFlight: boolean;
   lastSuccessTs: number | null;
   failures: number;
@@ -182,8 +184,8 @@ export class FederationSender {
    */
   sendEdu(destinations: Iterable<string>, edu: Edu, key: string | null = null): void {
     this.#each(destinations, (q) => {
-      const backingOff = q.state.nextRetryTs > Date.now();
-      if (edu.edu_type === "m.typing" && backingOff) {
+      // Down (its last transaction failed): typing would be stale by the time it is back.
+      if (edu.edu_type === "m.typing" && q.state.failures > 0) {
         q.dropped++;
         return;
       }
@@ -230,6 +232,7 @@ export class FederationSender {
           destination: s.destination,
           queuedPdus: (q?.pdus.length ?? 0) + (q?.batch?.pdus.length ?? 0),
           queuedEdus: (q?.edusQueued ?? 0) + (q?.batch?.edus.length ?? 0),
+          queuedToDevice: q?.toDevice ?? 0,
           inFlight: q?.inFlight ?? false,
           lastSuccessTs: s.lastSuccessTs,
           failures: s.failures,
@@ -247,6 +250,7 @@ export class FederationSender {
       destination: q.state.destination,
       queuedPdus: q.pdus.length + (q.batch?.pdus.length ?? 0),
       queuedEdus: q.edusQueued + (q.batch?.edus.length ?? 0),
+      queuedToDevice: q.toDevice,
       inFlight: q.inFlight,
       lastSuccessTs: q.state.lastSuccessTs,
       failures: q.state.failures,
