@@ -86,11 +86,18 @@ type Destination = z.infer<typeof destination>;
 
 /** The running homeserver's destinations (admin API, as the service account). */
 async function destinations(ctx: OpContext): Promise<Destination[]> {
-  const r = await asService<{ destinations: Record<string, any>[] }>(
-    ctx,
-    "GET",
-    "/_synapse/admin/v1/federation/destinations",
-  );
+  const r = await asService<{
+    destinations: {
+      destination: string;
+      queued_pdus?: number;
+      queued_edus?: number;
+      in_flight?: boolean;
+      last_success_ts?: number | null;
+      failures?: number;
+      backoff_until?: number | null;
+      dropped?: number;
+    }[];
+  }>(ctx, "GET", "/_synapse/admin/v1/federation/destinations");
   return r.destinations.map((d) => ({
     destination: d.destination,
     queuedPdus: d.queued_pdus ?? 0,
