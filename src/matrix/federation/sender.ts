@@ -82,7 +82,8 @@ class Queue {
   pushEdu(e: Edu, key: string | null): void {
     if (key !== null) {
       const at = this.keyed.get(key);
-      if (at !== undefined) {
+      // (It may be gone already: typing dropped while the server is down.)
+      if (at !== undefined && this.edus[at] !== null) {
         this.edus[at] = null;
         this.#holes++;
       }
