@@ -101,8 +101,9 @@ describe("federation transactions: to-device over /send, outages, replays, forge
       got.map((e) => e.content),
       [{ to: "bob" }],
     );
-    const hs3 = hs1.hs.federation.sender.snapshot().find((d) => d.destination === "hs3.test");
-    assert.ok(hs3, "hs3 has a queue");
+    const hs3 = await until("hs3's queue", async () =>
+      hs1.hs.federation.sender.snapshot().find((d) => d.destination === "hs3.test"),
+    );
     assert.equal(hs3.queuedEdus, 1, "hs3's EDU still undelivered when bob had his");
     assert.equal(hs3.lastSuccessTs, null);
   });
@@ -178,12 +179,14 @@ describe("federation transactions: to-device over /send, outages, replays, forge
     assert.equal(st.enabled, true);
     assert.equal(st.serverName, "hs1.test");
     assert.equal(st.keyId, hs1.hs.signingKey.keyId);
-    // hs3's queue (it never failed, never succeeded: nothing persisted) went with hs1's restart above.
-    assert.equal(st.destinations, 2);
+    // hs3's queue went with hs1's restart above; hs3 is still listed only if its hung request timed out before
+    // that restart (then its failure was persisted) — it depends on the machine's speed, so both are accepted.
+    const hs3Listed = (await hs1.hs.store.destinations.getDestination("hs3.test")) !== null;
+    assert.equal(st.destinations, hs3Listed ? 3 : 2);
     assert.ok(st.backingOff >= 1);
     const { destinations } = await run("matrix.federation.destinations");
     assert.deepEqual(
-      destinations.map((d: any) => d.destination),
+      destinations.map((d: any) => d.destination).filter((d: string) => d !== "hs3.test"),
       ["dead.test", "hs2.test"],
     );
     const dead = destinations.find((d: any) => d.destination === "dead.test");
@@ -193,7 +196,7 @@ describe("federation transactions: to-device over /send, outages, replays, forge
     assert.ok(hs2row.lastSuccessTs !== null && hs2row.failures === 0 && hs2row.queuedEdus === 0);
     // The monitor's figures and Prometheus carry the per-destination queue, last success and backoff.
     const stats = await (await fetch(`${hs1.url}/_ami/stats`)).json();
-    assert.equal(stats.federation_destinations, 2);
+    assert.equal(stats.federation_destinations, hs3Listed ? 3 : 2);
     assert.ok("federation_dest_hs2.test_last_success_s_ago" in stats);
     const prom = await (await fetch(`${hs1.url}/metrics`)).text();
     assert.match(prom, /ami_matrix_federation_queued_edus\{destination="dead.test"\} 1/);
