@@ -361,7 +361,8 @@ describe("federation transactions: to-device over /send, outages, replays, forge
       assert.equal(pres?.content.presence, "online");
 
       // bob types: an m.typing EDU goes to hs1 (alice's server), which has no such room and drops it.
-      const hs1Received = hs1.hs.federation.inbound.received;
+      const typingsAt = () => hs1.hs.federation.inbound.edusByType.get("m.typing") ?? 0;
+      const hs1Typings = typingsAt();
       const hs1Dropped = hs1.hs.federation.inbound.edusDropped;
       const t = await fetch(`${hs2.url}/_matrix/client/v3/rooms/${roomId}/typing/${bob.userId}`, {
         method: "PUT",
@@ -369,8 +370,9 @@ describe("federation transactions: to-device over /send, outages, replays, forge
         body: JSON.stringify({ typing: true, timeout: 10000 }),
       });
       assert.equal(t.status, 200);
-      await until("hs1 to get bob's typing", async () => hs1.hs.federation.inbound.received > hs1Received);
-      await until("hs1 to drop it (no such room here)", async () => hs1.hs.federation.inbound.edusDropped > hs1Dropped);
+      await until("hs1 to get bob's typing", async () => typingsAt() > hs1Typings);
+      // hs1 has no such room: dropped there (counted with bob's presence, which went out the same way).
+      await until("hs1 to drop it", async () => hs1.hs.federation.inbound.edusDropped > hs1Dropped);
     });
 
     test("oversized and malformed transactions are 400s; the server stays up", async () => {

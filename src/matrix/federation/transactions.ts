@@ -26,6 +26,7 @@ import { MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN } from "./sender.ts";
 /** Replays remembered per server process (a Map in insertion order: the oldest forgotten first). */
 const MAX_REMEMBERED = 10_000;
 const MAX_TO_DEVICE_BYTES = 65_536;
+const KNOWN_EDUS = new Set(["m.direct_to_device", "m.typing", "m.receipt", "m.presence", "m.device_list_update"]);
 
 export type PduResults = Record<string, { error?: string }>;
 /** The seam the room DAG fills: each PDU of a transaction -> {} (accepted) or {error}. */
@@ -48,6 +49,8 @@ export class InboundTransactions {
   received = 0;
   replayed = 0;
   edusDropped = 0;
+  /** EDUs received by type (bounded: only the spec's types are counted by name). */
+  readonly edusByType = new Map<string, number>();
 
   /** The answer of (origin, txnId): computed by `run` the first time, the same promise after. */
   once(origin: string, txnId: string, run: () => Promise<{ pdus: PduResults }>): Promise<{ pdus: PduResults }> {
@@ -87,6 +90,8 @@ export const transactionRoutes: Route[] = [
       const res = await hs.federation.inbound.once(origin, txnId, async () => {
         const pdus = t.pdus.length ? await hs.federation.onPdus(origin, t.pdus) : {};
         for (const edu of t.edus) {
+          const known = KNOWN_EDUS.has(edu.edu_type) ? edu.edu_type : "other";
+          hs.federation.inbound.edusByType.set(known, (hs.federation.inbound.edusByType.get(known) ?? 0) + 1);
           const ok = await applyEdu(hs, origin, edu).catch((e) => {
             hs.log.warn("federation: EDU failed", { origin, type: edu.edu_type, err: String(e).slice(0, 300) });
             return false;
