@@ -2,8 +2,8 @@
  * `npm run bench`: every benchmark, one after the other (they share the machine), then one table.
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
- * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth, cas,
- * thumbnail, startup, state-res, media).
+ * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
+ * federation-delivery, cas, thumbnail, startup, state-res, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -24,6 +24,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   websocket: async () => (await import("./matrix/websocket.ts")).run(),
   push: async () => (await import("./matrix/push.ts")).run(),
   "federation-auth": async () => (await import("./matrix/federation-auth.ts")).run(),
+  // hs1 -> hs2 to-device delivery over a federation transaction, against a local to-device delivery (issue 12).
+  "federation-delivery": async () => (await import("./matrix/federation-delivery.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),

@@ -67,6 +67,10 @@ export const FEDERATION_DEFAULTS = {
   maxConcurrentKeyFetches: 8,
   keyFetchBackoffMs: 60_000,
   ipRangeAllowlist: [],
+  retryInitialMs: 5_000,
+  retryMaxMs: 600_000,
+  maxQueuedPdus: 1_000,
+  maxQueuedToDevice: 1_000,
 };
 
 /**
@@ -130,6 +134,17 @@ const federationSchema = z
      * reserved address (Synapse's federation_ip_range_blacklist), unless listed here.
      */
     ipRangeAllowlist: z.array(cidr).default([]),
+    /**
+     * Outgoing transactions (federation/sender.ts): after a failed one, the destination is retried after this,
+     * doubling per failure (with jitter) up to retryMaxMs — a dead server is tried at most that often, and a
+     * request from it (it is back) wakes its queue at once.
+     */
+    retryInitialMs: z.number().int().positive().default(5_000),
+    retryMaxMs: z.number().int().positive().default(600_000),
+    /** PDUs held per destination while it is unreachable; past it the oldest go (the room DAG's catch-up resends). */
+    maxQueuedPdus: z.number().int().positive().default(1_000),
+    /** To-device EDUs held per destination while it is unreachable; past it the oldest go (counted in the metrics). */
+    maxQueuedToDevice: z.number().int().positive().default(1_000),
   })
   .strict();
 

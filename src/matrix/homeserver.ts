@@ -89,6 +89,7 @@ class HomeserverImpl implements Homeserver {
     this.rooms = new Rooms(this);
     this.push = new Push(this);
     this.federation = new Federation({ serverName: this.serverName, signingKey, config, store, log });
+    if (config.federation.enabled) this.metrics.federation = () => this.federation.sender.snapshot();
   }
 
   clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {
@@ -173,6 +174,8 @@ export async function startHomeserver(
   const signingKey = loadOrCreateSigningKey(join(dataDir, "signing.key"));
   const blobs = cas ?? openStoreAt(join(dataDir, "cas"));
   const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, await store.getMaxStream(), blobs);
+  // Every destination's retry state, so the monitor shows them and a dead one stays backed off after a restart.
+  if (config.federation.enabled) await hs.federation.sender.load();
   const limits: ListenerLimits = {
     ...DEFAULT_LIMITS,
     maxConnections: config.limits.maxConnections,
@@ -195,6 +198,7 @@ export async function startHomeserver(
   } catch (e) {
     wsHub.close();
     hs.push.close();
+    hs.federation.sender.close();
     await store.close();
     throw e;
   }
@@ -209,6 +213,7 @@ export async function startHomeserver(
     async close() {
       wsHub.close();
       hs.push.close();
+      hs.federation.sender.close();
       await listener.close();
       await store.close();
     },

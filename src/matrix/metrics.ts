@@ -1,5 +1,12 @@
 /** Homeserver key figures for `/_ami/stats` (monitor) and `/metrics` (Prometheus text). */
+import type { DestinationStatus } from "./federation/sender.ts";
+
+/** Destinations shown one by one in /_ami/stats (the deepest queues first); all of them in /metrics. */
+const STATS_DESTINATIONS = 10;
+
 export class Metrics {
+  /** The federation sender's per-destination figures (set by the homeserver; null: no federation figures). */
+  federation: (() => DestinationStatus[]) | null = null;
   requests = 0;
   eventsPersisted = 0;
   activeSyncs = 0;
@@ -54,7 +61,61 @@ export class Metrics {
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
       // V8 heap in use (live objects plus garbage not yet collected): with RSS, tells leaks from native growth.
       heap_used_mb: Math.round((process.memoryUsage().heapUsed / 1048576) * 10) / 10,
+      ...this.#federationStats(),
     };
+  }
+
+  /**
+   * Federation totals plus, per destination (the STATS_DESTINATIONS deepest queues), its queue depth, last success
+   * (seconds ago, -1 never) and backoff left (seconds): `federation_dest_<server>_queued` and so on.
+   */
+  #federationStats(): Record<string, number> {
+    const all = this.federation?.();
+    if (!all) return {};
+    const now = Date.now();
+    const out: Record<string, number> = {
+      federation_destinations: all.length,
+      federation_queued_pdus: all.reduce((n, d) => n + d.queuedPdus, 0),
+      federation_queued_edus: all.reduce((n, d) => n + d.queuedEdus, 0),
+      federation_backing_off: all.filter((d) => d.backoffUntil !== null).length,
+    };
+    const deepest = [...all]
+      .sort((a, b) => b.queuedPdus + b.queuedEdus - (a.queuedPdus + a.queuedEdus))
+      .slice(0, STATS_DESTINATIONS);
+    for (const d of deepest) {
+      const k = `federation_dest_${d.destination}`;
+      out[`${k}_queued`] = d.queuedPdus + d.queuedEdus;
+      out[`${k}_last_success_s_ago`] = d.lastSuccessTs === null ? -1 : Math.round((now - d.lastSuccessTs) / 1000);
+      out[`${k}_backoff_s`] = d.backoffUntil === null ? 0 : Math.ceil((d.backoffUntil - now) / 1000);
+    }
+    return out;
+  }
+
+  #federationPrometheus(): string[] {
+    const all = this.federation?.();
+    if (!all) return [];
+    const label = (d: DestinationStatus) => `{destination="${d.destination.replace(/["\\\n]/g, "_")}"}`;
+    return [
+      "# HELP ami_matrix_federation_queued_pdus PDUs queued for a destination server (including the one in flight).",
+      "# TYPE ami_matrix_federation_queued_pdus gauge",
+      ...all.map((d) => `ami_matrix_federation_queued_pdus${label(d)} ${d.queuedPdus}`),
+      "# HELP ami_matrix_federation_queued_edus EDUs queued for a destination server (including the one in flight).",
+      "# TYPE ami_matrix_federation_queued_edus gauge",
+      ...all.map((d) => `ami_matrix_federation_queued_edus${label(d)} ${d.queuedEdus}`),
+      "# HELP ami_matrix_federation_last_success_timestamp_seconds Last successful transaction to a destination.",
+      "# TYPE ami_matrix_federation_last_success_timestamp_seconds gauge",
+      ...all
+        .filter((d) => d.lastSuccessTs !== null)
+        .map((d) => `ami_matrix_federation_last_success_timestamp_seconds${label(d)} ${(d.lastSuccessTs ?? 0) / 1000}`),
+      "# HELP ami_matrix_federation_backoff_until_timestamp_seconds A destination is not tried before this (0: not backing off).",
+      "# TYPE ami_matrix_federation_backoff_until_timestamp_seconds gauge",
+      ...all.map(
+        (d) => `ami_matrix_federation_backoff_until_timestamp_seconds${label(d)} ${(d.backoffUntil ?? 0) / 1000}`,
+      ),
+      "# HELP ami_matrix_federation_dropped_total Items dropped for a destination (queue bound, stale typing, refused).",
+      "# TYPE ami_matrix_federation_dropped_total counter",
+      ...all.map((d) => `ami_matrix_federation_dropped_total${label(d)} ${d.dropped}`),
+    ];
   }
 
   prometheus(): string {
@@ -89,6 +150,7 @@ export class Metrics {
       "# HELP nodejs_heap_size_used_bytes V8 heap in use.",
       "# TYPE nodejs_heap_size_used_bytes gauge",
       `nodejs_heap_size_used_bytes ${process.memoryUsage().heapUsed}`,
+      ...this.#federationPrometheus(),
     ];
     return lines.join("\n") + "\n";
   }

@@ -61,11 +61,23 @@ describe("matrix ops", () => {
     rmSync(home, { recursive: true, force: true });
   });
 
+  test("matrix federation status|destinations on an isolated server: off, nothing queued; retry of an unknown server", async () => {
+    const st = await run(ctx, "matrix.federation.status", {});
+    assert.equal(st.enabled, false);
+    assert.equal(st.keyId, hs.hs.signingKey.keyId);
+    assert.deepEqual([st.destinations, st.queuedPdus, st.queuedEdus], [0, 0, 0]);
+    assert.deepEqual(await run(ctx, "matrix.federation.destinations", {}), { destinations: [] });
+    await assert.rejects(run(ctx, "matrix.federation.retry", { server: "nowhere.test" }), /Unknown destination/);
+  });
+
   test("every op has schemas, annotations and a human rendering", () => {
     const names = matrixOps.map((o) => o.name).sort();
     assert.deepEqual(names, [
+      "matrix.federation.destinations",
       "matrix.federation.keys",
       "matrix.federation.resolve",
+      "matrix.federation.retry",
+      "matrix.federation.status",
       "matrix.media.delete",
       "matrix.media.list",
       "matrix.media.purge",

@@ -1,5 +1,6 @@
 /** Spec section "Receipts" (receipts.yaml). */
 import { AmiError } from "../../core/errors.ts";
+import { sendReceiptEdu } from "../federation/edus-out.ts";
 import { json, type Route } from "../http/types.ts";
 import { checkReceiptThread } from "../service/relations.ts";
 import { FULLY_READ, RECEIPT_TYPES, setFullyRead, setReceipt } from "../service/sync/receipts.ts";
@@ -29,6 +30,8 @@ export const routes: Route[] = [
         throw new AmiError("M_INVALID_PARAM", "thread_id must be 'main' or an event ID");
       if (threadId !== undefined) await checkReceiptThread(req.hs.store, eventId, threadId);
       await setReceipt(req.hs, { roomId, userId, type: receiptType, eventId, threadId: threadId ?? null });
+      // Private receipts stay on this server.
+      if (receiptType === "m.read") sendReceiptEdu(req.hs, roomId, userId, eventId, threadId ?? null);
       return json({});
     },
   },

@@ -29,23 +29,47 @@ export const routes: Route[] = [
       if (txnId.length === 0 || txnId.length > 255) throw new AmiError("M_INVALID_PARAM", "Bad transaction ID");
       const b = parseBody(body, req.body);
       const messages: ToDeviceMessage[] = [];
+      /** Remote server -> its users' messages (one m.direct_to_device EDU per server). */
+      const remote = new Map<string, Record<string, Record<string, Record<string, unknown>>>>();
+      let count = 0;
       for (const [userId, devices] of Object.entries(b.messages)) {
         for (const [deviceId, content] of Object.entries(devices)) {
           if (Buffer.byteLength(JSON.stringify(content)) > MAX_TO_DEVICE_BYTES)
             throw new AmiError("M_TOO_LARGE", `A to-device message exceeds ${MAX_TO_DEVICE_BYTES} bytes`);
-          // Remote users would need federation; unknown local users and devices are skipped by the store.
-          if (serverNameOf(userId) === hs.serverName) messages.push({ userId, deviceId, type: eventType, content });
+          count++;
+          // Unknown local users and devices are skipped by the store; remote ones go over federation (if on).
+          const server = serverNameOf(userId);
+          if (server === hs.serverName) messages.push({ userId, deviceId, type: eventType, content });
+          else if (server && hs.federation.sender.enabled) {
+            let forServer = remote.get(server);
+            if (!forServer) {
+              forServer = {};
+              remote.set(server, forServer);
+            }
+            forServer[userId] = { ...forServer[userId], [deviceId]: content };
+          }
         }
       }
-      if (messages.length > MAX_MESSAGES) throw new AmiError("M_TOO_LARGE", `At most ${MAX_MESSAGES} messages`);
+      if (count > MAX_MESSAGES) throw new AmiError("M_TOO_LARGE", `At most ${MAX_MESSAGES} messages`);
       const sender = { userId: r.userId, deviceId: r.deviceId, txnId };
       // Through the stream writer: the messages get a stream position and wake the recipients' long-polls.
       // Tagged with the recipients: only their syncs (and WebSocket streams) have anything new.
       const userIds = [...new Set(messages.map((m) => m.userId))];
-      await hs.stream.write((pos) => hs.store.keys.addToDeviceMessages(sender, messages, pos), {
+      const fresh = await hs.stream.write((pos) => hs.store.keys.addToDeviceMessages(sender, messages, pos), {
         kind: "users",
         userIds,
       });
+      // A retried txnId (fresh false) was queued the first time.
+      if (fresh) {
+        // Remote messages: the same (sender device, txnId) makes the same message_id, so a client retry is deduped by
+        // the receiving server too (spec: message_id is unique per sender).
+        const messageId = `${r.deviceId}.${txnId}`;
+        for (const [server, msgs] of remote)
+          hs.federation.sender.sendEdu([server], {
+            edu_type: "m.direct_to_device",
+            content: { sender: r.userId, type: eventType, message_id: messageId, messages: msgs },
+          });
+      }
       return json({});
     },
   },

@@ -1,6 +1,7 @@
 /** Spec section "Typing Notifications" (typing.yaml). */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import { sendTypingEdu } from "../federation/edus-out.ts";
 import { json, type Route } from "../http/types.ts";
 import { MAX_TYPING_TIMEOUT_MS } from "../service/typing.ts";
 import { parseBody } from "../validate.ts";
@@ -22,6 +23,7 @@ export const routes: Route[] = [
       const m = await req.hs.store.events.getMembership(roomId, userId);
       if (m?.membership !== "join") throw new AmiError("M_FORBIDDEN", "You are not joined to this room");
       req.hs.typing.setTyping(roomId, userId, b.typing, b.timeout ?? MAX_TYPING_TIMEOUT_MS);
+      sendTypingEdu(req.hs, roomId, userId, b.typing);
       return json({});
     },
   },

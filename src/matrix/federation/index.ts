@@ -4,6 +4,7 @@ import { wellKnownRoutes } from "./discovery.ts";
 import { keyRoutes } from "./keys.ts";
 import { mediaRoutes } from "./media.ts";
 import { queryRoutes } from "./query.ts";
+import { transactionRoutes } from "./transactions.ts";
 import { userKeyRoutes } from "./user-keys.ts";
 import { versionRoutes } from "./version.ts";
 
@@ -13,5 +14,6 @@ export const federationRoutes: Route[] = [
   ...queryRoutes,
   ...userKeyRoutes,
   ...mediaRoutes,
+  ...transactionRoutes,
   ...wellKnownRoutes,
 ];

@@ -8,18 +8,21 @@ import type { Logger } from "../../core/logger.ts";
 import type { MatrixConfig } from "../config.ts";
 import type { SigningKey } from "../events/signing.ts";
 import type { MatrixRequest } from "../http/types.ts";
+import type { DestinationStore } from "../store/destinations-types.ts";
 import type { ServerKeyStore } from "../store/server-keys-types.ts";
 import { ServerAccess } from "./access.ts";
 import { FederationClient } from "./client.ts";
 import { Discovery, type DiscoveryDeps } from "./discovery.ts";
 import { KeyFetcher } from "./key-fetcher.ts";
+import { FederationSender } from "./sender.ts";
+import { InboundTransactions, type OnPdus, pdusNotSupported } from "./transactions.ts";
 import { parseXMatrix, verifyRequestSignature } from "./x-matrix.ts";
 
 export interface FederationDeps {
   serverName: string;
   signingKey: SigningKey;
   config: MatrixConfig;
-  store: { serverKeys: ServerKeyStore };
+  store: { serverKeys: ServerKeyStore; destinations: DestinationStore };
   log: Logger;
   /** DNS and well-known lookups (tests give their own; default node:dns and fetch). */
   discovery?: DiscoveryDeps;
@@ -31,6 +34,15 @@ export class Federation {
   readonly discovery: Discovery;
   readonly client: FederationClient;
   readonly keys: KeyFetcher;
+  /** Outgoing transactions: per-destination queues, backoff (sender.ts). */
+  readonly sender: FederationSender;
+  /** Incoming transactions already answered (replays get the same answer; transactions.ts). */
+  readonly inbound = new InboundTransactions();
+  /**
+   * Where the PDUs of an incoming transaction go: the room DAG replaces this seam; until then each PDU is answered
+   * with an error and nothing is applied.
+   */
+  onPdus: OnPdus = pdusNotSupported;
 
   constructor(d: FederationDeps) {
     const cfg = d.config.federation;
@@ -44,6 +56,13 @@ export class Federation {
       cfg,
       store: d.store.serverKeys,
       client: this.client,
+      log: d.log,
+    });
+    this.sender = new FederationSender({
+      serverName: d.serverName,
+      cfg,
+      client: this.client,
+      store: d.store.destinations,
       log: d.log,
     });
   }

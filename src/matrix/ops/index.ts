@@ -1,6 +1,12 @@
 /** The matrix user/room operations (CLI `ami-streams matrix ...`, MCP `matrix_*`). */
 import type { OpDef } from "../../core/ops.ts";
-import { federationKeys, federationResolve } from "./federation.ts";
+import {
+  federationDestinations,
+  federationKeys,
+  federationResolve,
+  federationRetry,
+  federationStatus,
+} from "./federation.ts";
 import { mediaDelete, mediaList, mediaPurge, mediaQuarantine } from "./media.ts";
 import { reportDelete, reportList, reportShow } from "./reports.ts";
 import { roomBlock, roomDelete, roomMembers, roomShow } from "./room-admin.ts";
@@ -37,4 +43,7 @@ export const matrixOps: OpDef<any, any>[] = [
   reportDelete,
   federationKeys,
   federationResolve,
+  federationStatus,
+  federationDestinations,
+  federationRetry,
 ];

@@ -8,6 +8,7 @@ import { accountTests } from "./conformance/accounts.ts";
 import { authTokenTests } from "./conformance/auth-tokens.ts";
 import { crashTests } from "./conformance/crash.ts";
 import { dagTests } from "./conformance/dag.ts";
+import { destinationTests } from "./conformance/destinations.ts";
 import { ephemeralTests } from "./conformance/ephemeral.ts";
 import { batchTests, eventTests } from "./conformance/events.ts";
 import type { MakeStore } from "./conformance/helpers.ts";
@@ -50,6 +51,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("PusherStore", () => pusherTests(makeStore));
     describe("SearchStore", () => searchTests(makeStore));
     describe("ServerKeyStore", () => serverKeyTests(makeStore));
+    describe("DestinationStore", () => destinationTests(makeStore));
     // Across areas: getMaxStream, durability, references between areas' rows, kill -9.
     describe("Store", () => {
       storeTests(makeStore);

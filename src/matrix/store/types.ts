@@ -12,6 +12,7 @@
 
 import type { StateKey } from "../events/auth.ts";
 import type { JsonObject } from "../events/types.ts";
+import type { DestinationStore } from "./destinations-types.ts";
 import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
 import type { ServerKeyStore } from "./server-keys-types.ts";
 
@@ -910,4 +911,6 @@ export interface Store {
   readonly reports: ReportStore;
   /** Other servers' signing keys, fetched over federation (server-keys-types.ts). */
   readonly serverKeys: ServerKeyStore;
+  /** Federation retry state per remote server (destinations-types.ts). */
+  readonly destinations: DestinationStore;
 }

@@ -1,6 +1,7 @@
 /** Presence writes (spec: "Presence"), shared by PUT /presence/{userId}/status and /sync `set_presence`. */
 
 import type { JsonObject } from "../../events/types.ts";
+import { sendPresenceEdu } from "../../federation/edus-out.ts";
 import type { Homeserver } from "../../hs.ts";
 import { ACTIVE_WINDOW_MS } from "./extras.ts";
 
@@ -14,19 +15,23 @@ export async function setPresence(
   presence: PresenceState,
   statusMsg?: string | null,
 ): Promise<void> {
-  await hs.stream.write(
+  const msg = await hs.stream.write(
     async (stream) => {
       const cur = await hs.store.ephemeral.getPresence(userId);
+      const m = statusMsg === undefined ? (cur?.statusMsg ?? null) : statusMsg;
       await hs.store.ephemeral.setPresence({
         userId,
         presence,
-        statusMsg: statusMsg === undefined ? (cur?.statusMsg ?? null) : statusMsg,
+        statusMsg: m,
         lastActiveTs: Date.now(),
         stream,
       });
+      return m;
     },
     { kind: "presence", userId },
   );
+  // A local user's change goes to the servers sharing a room with them (a remote user's came from there).
+  sendPresenceEdu(hs, userId, presence, msg);
 }
 
 /**

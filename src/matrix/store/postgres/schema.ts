@@ -529,4 +529,14 @@ export const MIGRATIONS: string[] = [
   INSERT INTO forward_extremities (room_id, event_id)
     SELECT room_id, event_id FROM events WHERE stream IN (SELECT max(stream) FROM events GROUP BY room_id);
   `,
+  // federation: retry state per remote server (federation/sender.ts), so a restart does not hammer dead servers.
+  `
+  CREATE TABLE federation_destinations (
+    destination ${T} PRIMARY KEY,
+    last_success_ts BIGINT,
+    failures INTEGER NOT NULL,
+    retry_interval_ms BIGINT NOT NULL,
+    next_retry_ts BIGINT NOT NULL
+  );
+  `,
 ];

@@ -508,4 +508,14 @@ export const MIGRATIONS: string[] = [
   INSERT INTO forward_extremities (room_id, event_id)
     SELECT room_id, event_id FROM events WHERE stream IN (SELECT max(stream) FROM events GROUP BY room_id);
   `,
+  // federation: retry state per remote server (federation/sender.ts), so a restart does not hammer dead servers.
+  `
+  CREATE TABLE federation_destinations (
+    destination TEXT PRIMARY KEY,
+    last_success_ts INTEGER,
+    failures INTEGER NOT NULL,
+    retry_interval_ms INTEGER NOT NULL,
+    next_retry_ts INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

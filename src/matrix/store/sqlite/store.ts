@@ -7,6 +7,7 @@ import { SqlAccountDataStore } from "../sql/account-data.ts";
 import { SqlAccountStore } from "../sql/accounts.ts";
 import { SqlAuthTokenStore } from "../sql/auth-tokens.ts";
 import { SqlDagStore } from "../sql/dag.ts";
+import { SqlDestinationStore } from "../sql/destinations.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
 import { SqlPusherStore } from "../sql/pushers.ts";
@@ -44,6 +45,7 @@ export class SqliteStore implements Store {
   readonly pushers = new SqlPusherStore(this.sql);
   readonly reports = new SqlReportStore(this.sql);
   readonly serverKeys = new SqlServerKeyStore(this.sql);
+  readonly destinations = new SqlDestinationStore(this.sql);
   readonly keys = new SqliteKeyStore(this.conn);
   readonly keyBackup = new SqliteKeyBackupStore(this.conn);
   readonly search = new SqliteSearchStore(this.conn);
