@@ -4,7 +4,7 @@
  */
 import type { MatrixConfig } from "../config.ts";
 
-function globToRegExp(glob: string): RegExp {
+export function globToRegExp(glob: string): RegExp {
   const body = glob
     .toLowerCase()
     .replace(/[.+^${}()|[\]\\]/g, "\\$&")

@@ -4,6 +4,7 @@ import { wellKnownRoutes } from "./discovery.ts";
 import { keyRoutes } from "./keys.ts";
 import { mediaRoutes } from "./media.ts";
 import { queryRoutes } from "./query.ts";
+import { roomReadRoutes } from "./room-reads.ts";
 import { transactionRoutes } from "./transactions.ts";
 import { userKeyRoutes } from "./user-keys.ts";
 import { versionRoutes } from "./version.ts";
@@ -12,6 +13,7 @@ export const federationRoutes: Route[] = [
   ...keyRoutes,
   ...versionRoutes,
   ...queryRoutes,
+  ...roomReadRoutes,
   ...userKeyRoutes,
   ...mediaRoutes,
   ...transactionRoutes,
