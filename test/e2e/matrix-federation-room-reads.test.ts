@@ -266,6 +266,36 @@ describe("federation room reads: event, state, state_ids, event_auth, backfill, 
     await get(hs2, `/_matrix/federation/v1/event/${enc(ids.m3)}`);
   });
 
+  test("GET /hierarchy: a space, its accessible children, the inaccessible ones by ID, unknown ones left out", async () => {
+    const create = (body: unknown) =>
+      ok(hs1.url, "POST", "/_matrix/client/v3/createRoom", { token: alice.accessToken, body }).then((r) => r.room_id);
+    const space = await create({ preset: "public_chat", name: "Space", creation_content: { type: "m.space" } });
+    const priv = await create({ preset: "private_chat", name: "Private" });
+    for (const child of [roomId, priv, "!ghost:hs1.test"])
+      await ok(hs1.url, "PUT", `/_matrix/client/v3/rooms/${enc(space)}/state/m.space.child/${enc(child)}`, {
+        token: alice.accessToken,
+        body: { via: ["hs1.test"] },
+      });
+    const r = await get(hs2, `/_matrix/federation/v1/hierarchy/${enc(space)}`);
+    assertSpec(`${SS}/space_hierarchy.yaml`, "/hierarchy/{roomId}", "GET", 200, r);
+    assert.equal(r.room.room_id, space);
+    assert.equal(r.room.room_type, "m.space");
+    assert.equal(r.room.children_state.length, 3);
+    assert.deepEqual(
+      r.children.map((c: any) => c.room_id),
+      [roomId],
+    );
+    assert.deepEqual(r.inaccessible_children, [priv]);
+    await fails(get(hs2, `/_matrix/federation/v1/hierarchy/${enc(priv)}`), 404, "M_NOT_FOUND");
+    await fails(
+      get(hs2, `/_matrix/federation/v1/hierarchy/${enc(space)}?suggested_only=maybe`),
+      400,
+      "M_INVALID_PARAM",
+    );
+    const only = await get(hs2, `/_matrix/federation/v1/hierarchy/${enc(space)}?suggested_only=true`);
+    assert.deepEqual([only.room.children_state, only.children], [[], []]);
+  });
+
   test("m.room.server_acl: a denied server gets 403 on every read, allowed again once the ACL changes", async () => {
     const acl = (content: unknown) =>
       ok(hs1.url, "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.server_acl/`, {

@@ -1,6 +1,7 @@
 /** Every server-server route, served only with `matrix.federation.enabled` (isolated mode serves none). */
 import type { Route } from "../http/types.ts";
 import { wellKnownRoutes } from "./discovery.ts";
+import { hierarchyRoutes } from "./hierarchy.ts";
 import { keyRoutes } from "./keys.ts";
 import { mediaRoutes } from "./media.ts";
 import { queryRoutes } from "./query.ts";
@@ -14,6 +15,7 @@ export const federationRoutes: Route[] = [
   ...versionRoutes,
   ...queryRoutes,
   ...roomReadRoutes,
+  ...hierarchyRoutes,
   ...userKeyRoutes,
   ...mediaRoutes,
   ...transactionRoutes,
