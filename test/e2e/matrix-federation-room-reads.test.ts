@@ -221,6 +221,32 @@ describe("federation room reads: event, state, state_ids, event_auth, backfill, 
     await fails(get(hs2, `/_matrix/federation/v1/make_join/${enc(priv)}/${enc(carol)}?ver=10`), 403, "M_FORBIDDEN");
   });
 
+  test("GET /make_join in a restricted room: a member of an allowed room is vouched for by a local user", async () => {
+    const restricted = (
+      await ok(hs1.url, "POST", "/_matrix/client/v3/createRoom", {
+        token: alice.accessToken,
+        body: {
+          room_version: "10",
+          initial_state: [
+            {
+              type: "m.room.join_rules",
+              state_key: "",
+              content: { join_rule: "restricted", allow: [{ type: "m.room_membership", room_id: roomId }] },
+            },
+          ],
+        },
+      })
+    ).room_id;
+    const path = (u: string) => `/_matrix/federation/v1/make_join/${enc(restricted)}/${enc(u)}?ver=10`;
+    const r = await get(hs2, path(bob));
+    assertSpec(`${SS}/joins-v1.yaml`, "/make_join/{roomId}/{userId}", "GET", 200, r);
+    assert.equal(r.event.content.join_authorised_via_users_server, alice.userId);
+    const aliceJoin = await hs1.hs.store.events.getCurrentStateEvent(restricted, "m.room.member", alice.userId);
+    assert.ok(r.event.auth_events.includes(aliceJoin!.eventId), "the authorising user's membership is an auth event");
+    // carol of hs2 is in no allowed room.
+    await fails(get(hs2, path("@carol:hs2.test")), 403, "M_FORBIDDEN");
+  });
+
   test("GET /make_leave for bob; make_knock only in knock rooms", async () => {
     const r = await get(hs2, `/_matrix/federation/v1/make_leave/${enc(roomId)}/${enc(bob)}`);
     assertSpec(`${SS}/leaving-v1.yaml`, "/make_leave/{roomId}/{userId}", "GET", 200, r);

@@ -9,12 +9,13 @@
  */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
-import { authTypesFor } from "../events/auth.ts";
+import { authTypesFor, stateKey } from "../events/auth.ts";
 import { isValidEventId, isValidRoomId, isValidUserId, serverNameOf } from "../events/ids.ts";
 import { redactEvent } from "../events/redaction.ts";
 import { isSupportedRoomVersion } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
 import type { MatrixRequest, Route } from "../http/types.ts";
+import { localMemberContent } from "../service/restricted-join.ts";
 import { isVisible, type StreamRange, visibleRanges } from "../service/visibility.ts";
 import type { DagEvent, RoomRow, StoredEvent } from "../store/types.ts";
 import { parseBody, queryInt } from "../validate.ts";
@@ -167,10 +168,14 @@ function remoteUser(req: MatrixRequest, origin: string): string {
   return userId;
 }
 
-/** An unsigned m.room.member template for `userId` on top of the room's forward extremities. */
-async function memberTemplate(hs: Homeserver, room: RoomRow, userId: string, membership: string) {
+/**
+ * An unsigned m.room.member template for `userId` on top of the room's forward extremities, its auth events picked
+ * from the room head's auth state (as a local send picks them).
+ */
+async function memberTemplate(hs: Homeserver, room: RoomRow, userId: string, content: Record<string, unknown>) {
   const extremities = (await hs.store.dag.getForwardExtremities(room.roomId)).slice(0, MAX_PREV);
   if (extremities.length === 0) throw new AmiError("M_NOT_FOUND", `Room ${room.roomId} has no events`);
+  const auth = await hs.rooms.authState(room.roomId);
   const event = {
     type: "m.room.member",
     room_id: room.roomId,
@@ -178,17 +183,15 @@ async function memberTemplate(hs: Homeserver, room: RoomRow, userId: string, mem
     state_key: userId,
     origin: hs.serverName,
     origin_server_ts: Date.now(),
-    content: { membership },
+    content,
     depth: Math.max(...extremities.map((x) => x.depth)) + 1,
     prev_events: extremities.map((x) => x.eventId),
     auth_events: [] as string[],
   };
-  const auth: string[] = [];
   for (const [type, key] of authTypesFor(event)) {
-    const e = await hs.store.events.getCurrentStateEvent(room.roomId, type, key);
-    if (e) auth.push(e.eventId);
+    const e = auth.get(stateKey(type, key));
+    if (e) event.auth_events.push(e.event_id);
   }
-  event.auth_events = auth;
   return event;
 }
 
@@ -324,10 +327,14 @@ export const roomReadRoutes: Route[] = [
         membershipOf(req.hs, room.roomId, userId),
       ]);
       if (membership === "ban") throw new AmiError("M_FORBIDDEN", `${userId} is banned from ${room.roomId}`);
-      // restricted/knock_restricted joins need an authorising local user (send_join): only invitees here.
-      if (rule !== "public" && membership !== "invite" && membership !== "join")
+      let content: Record<string, unknown> = { membership: "join" };
+      if (rule === "restricted" || rule === "knock_restricted") {
+        // A member of an allowed room (as far as this server knows) joins vouched for by one of our users who
+        // may invite (join_authorised_via_users_server, restricted-join.ts); M_FORBIDDEN otherwise.
+        content = await localMemberContent(req.hs, await req.hs.rooms.authState(room.roomId), userId, userId, content);
+      } else if (rule !== "public" && membership !== "invite" && membership !== "join")
         throw new AmiError("M_FORBIDDEN", `The join rule of ${room.roomId} is '${rule}' and ${userId} is not invited`);
-      return { json: { room_version: room.version, event: await memberTemplate(req.hs, room, userId, "join") } };
+      return { json: { room_version: room.version, event: await memberTemplate(req.hs, room, userId, content) } };
     },
   }),
   /** GET /_matrix/federation/v1/make_leave/{roomId}/{userId} — a leave template for a member or invitee. */
@@ -340,7 +347,12 @@ export const roomReadRoutes: Route[] = [
       const membership = await membershipOf(req.hs, room.roomId, userId);
       if (membership !== "join" && membership !== "invite" && membership !== "knock")
         throw new AmiError("M_FORBIDDEN", `${userId} has nothing to leave in ${room.roomId}`);
-      return { json: { room_version: room.version, event: await memberTemplate(req.hs, room, userId, "leave") } };
+      return {
+        json: {
+          room_version: room.version,
+          event: await memberTemplate(req.hs, room, userId, { membership: "leave" }),
+        },
+      };
     },
   }),
   /** GET /_matrix/federation/v1/make_knock/{roomId}/{userId}?ver= — a knock template (knock rooms only). */
@@ -359,7 +371,12 @@ export const roomReadRoutes: Route[] = [
         throw new AmiError("M_FORBIDDEN", `Room ${room.roomId} does not allow knocking (join rule '${rule}')`);
       if (membership === "ban" || membership === "join" || membership === "invite")
         throw new AmiError("M_FORBIDDEN", `${userId} cannot knock on ${room.roomId} (membership ${membership})`);
-      return { json: { room_version: room.version, event: await memberTemplate(req.hs, room, userId, "knock") } };
+      return {
+        json: {
+          room_version: room.version,
+          event: await memberTemplate(req.hs, room, userId, { membership: "knock" }),
+        },
+      };
     },
   }),
 ];
