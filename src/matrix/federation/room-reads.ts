@@ -9,13 +9,14 @@
  */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
-import { authTypesFor, stateKey } from "../events/auth.ts";
+import { type AuthEvent, authTypesFor, type StateKey, stateKey } from "../events/auth.ts";
 import { isValidEventId, isValidRoomId, isValidUserId, serverNameOf } from "../events/ids.ts";
 import { redactEvent } from "../events/redaction.ts";
 import { isSupportedRoomVersion } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
 import type { MatrixRequest, Route } from "../http/types.ts";
 import { localMemberContent } from "../service/restricted-join.ts";
+import { AUTH_TYPES, authEventOf } from "../service/room-head.ts";
 import { isVisible, type StreamRange, visibleRanges } from "../service/visibility.ts";
 import type { DagEvent, RoomRow, StoredEvent } from "../store/types.ts";
 import { parseBody, queryInt } from "../validate.ts";
@@ -168,14 +169,22 @@ function remoteUser(req: MatrixRequest, origin: string): string {
   return userId;
 }
 
+/** The auth-relevant part of the room's current state, as the room head holds it (room-head.ts). */
+async function authStateOf(hs: Homeserver, roomId: string): Promise<Map<StateKey, AuthEvent>> {
+  const auth = new Map<StateKey, AuthEvent>();
+  for (const e of await hs.store.events.getCurrentState(roomId))
+    if (e.stateKey !== null && AUTH_TYPES.has(e.type)) auth.set(stateKey(e.type, e.stateKey), authEventOf(e));
+  return auth;
+}
+
 /**
  * An unsigned m.room.member template for `userId` on top of the room's forward extremities, its auth events picked
- * from the room head's auth state (as a local send picks them).
+ * from the room's current auth state (as a local send picks them from the head).
  */
 async function memberTemplate(hs: Homeserver, room: RoomRow, userId: string, content: Record<string, unknown>) {
   const extremities = (await hs.store.dag.getForwardExtremities(room.roomId)).slice(0, MAX_PREV);
   if (extremities.length === 0) throw new AmiError("M_NOT_FOUND", `Room ${room.roomId} has no events`);
-  const auth = await hs.rooms.authState(room.roomId);
+  const auth = await authStateOf(hs, room.roomId);
   const event = {
     type: "m.room.member",
     room_id: room.roomId,
@@ -331,7 +340,7 @@ export const roomReadRoutes: Route[] = [
       if (rule === "restricted" || rule === "knock_restricted") {
         // A member of an allowed room (as far as this server knows) joins vouched for by one of our users who
         // may invite (join_authorised_via_users_server, restricted-join.ts); M_FORBIDDEN otherwise.
-        content = await localMemberContent(req.hs, await req.hs.rooms.authState(room.roomId), userId, userId, content);
+        content = await localMemberContent(req.hs, await authStateOf(req.hs, room.roomId), userId, userId, content);
       } else if (rule !== "public" && membership !== "invite" && membership !== "join")
         throw new AmiError("M_FORBIDDEN", `The join rule of ${room.roomId} is '${rule}' and ${userId} is not invited`);
       return { json: { room_version: room.version, event: await memberTemplate(req.hs, room, userId, content) } };
