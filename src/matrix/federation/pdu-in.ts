@@ -217,14 +217,14 @@ export class PduIn {
   readonly onPdus: OnPdus = async (origin, pdus) => {
     const out: PduResults = {};
     for (const pdu of pdus) {
-      let id: string | undefined;
+      const at: { id?: string } = {};
       try {
-        id = await this.#one(origin, pdu);
-        out[id] = {};
+        out[await this.#one(origin, pdu, at)] = {};
       } catch (e) {
         if (!(e instanceof PduError || e instanceof AmiError))
           this.#hs.log.warn("federation: PDU failed", { err: String(e) });
-        const key = id ?? (typeof pdu.event_id === "string" ? pdu.event_id : `#${Object.keys(out).length}`);
+        // Keyed by the event ID once it could be computed; before that by what the PDU claims, else its index.
+        const key = at.id ?? (typeof pdu.event_id === "string" ? pdu.event_id : `#${Object.keys(out).length}`);
         out[key] = { error: e instanceof Error ? e.message : String(e) };
       }
     }
@@ -232,21 +232,21 @@ export class PduIn {
   };
 
   /** One PDU: its event ID when accepted (or soft-failed), else a throw whose message is the answer's error. */
-  async #one(origin: string, raw: Record<string, unknown>): Promise<string> {
+  async #one(origin: string, raw: Record<string, unknown>, at: { id?: string }): Promise<string> {
     const { store } = this.#hs;
     const roomId = raw.room_id;
     if (typeof roomId !== "string" || !isValidRoomId(roomId)) throw new PduError("no valid room_id");
     const room = await store.rooms.getRoom(roomId);
     if (!room) throw new PduError(`unknown room ${roomId}`);
+    try {
+      at.id = eventIdFor(raw, room.version);
+    } catch {
+      // Not hashable: the format check below says why.
+    }
     const eventId = checkPduFormat(raw, room.version, origin);
-    return this.#hs.rooms.withRemote(roomId, async (head, persist) => {
-      try {
-        return await this.#checked(origin, raw, eventId, room.version, head, persist);
-      } catch (e) {
-        if (e instanceof PduError) e.message = `${eventId}: ${e.message}`;
-        throw e;
-      }
-    });
+    return this.#hs.rooms.withRemote(roomId, (head, persist) =>
+      this.#checked(origin, raw, eventId, room.version, head, persist),
+    );
   }
 
   async #checked(
