@@ -9,6 +9,7 @@ import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
+import type { PduIn } from "./federation/pdu-in.ts";
 import type { Federation } from "./federation/service.ts";
 import type { Metrics } from "./metrics.ts";
 import type { StateResolver } from "./service/event-state.ts";
@@ -156,6 +157,8 @@ export interface Homeserver {
   readonly metrics: Metrics;
   /** Server-server API: access lists, discovery, the federation client, remote keys, X-Matrix checks. */
   readonly federation: Federation;
+  /** Incoming PDUs: checks, persistence, counters (federation/pdu-in.ts). */
+  readonly pduIn: PduIn;
   /**
    * Client-format events for `forUser` (ClientEvent: event_id, unsigned.age, unsigned.transaction_id for the
    * sender's own device, redacted content + unsigned.redacted_because for redacted events). Order is kept.

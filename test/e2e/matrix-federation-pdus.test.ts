@@ -285,20 +285,25 @@ describe("federation PDUs: remote joins, outgoing PDUs, forgeries, forks resolve
     h = await head();
     const base = await stateAfter(h.ids[0]);
     const pl2 = await client("GET", `/_matrix/client/v3/rooms/${roomId}/state/m.room.power_levels/`);
-    // Fork A: bob gives carol 50 and makes bans need 100. Fork B (same parent): bob bans carol.
+    // Fork A: bob steps down to 50 and makes bans need 100. Fork B (same parent, made later): bob bans carol.
+    // "Latest wins" would leave carol banned; state resolution v2 orders A's power levels first, and bob's ban
+    // then fails against them: carol stays joined.
     const a = build(
       {
         sender: bob,
         type: "m.room.power_levels",
         stateKey: "",
-        content: { ...pl2, ban: 100, users: { ...pl2.users, [carol]: 50 } },
+        content: { ...pl2, ban: 100, users: { ...pl2.users, [bob]: 50 } },
       },
       h,
       base,
     );
     const b = build({ sender: bob, type: "m.room.member", stateKey: carol, content: { membership: "ban" } }, h, base);
-    assert.deepEqual(await send([a.pdu]), { [a.id]: {} });
+    // B first: delivered after A it would be soft-failed (bob's ban fails against the current state), which is
+    // the spec's answer too but leaves no fork.
     assert.deepEqual(await send([b.pdu]), { [b.id]: {} });
+    assert.ok(!(await members()).includes(carol), "carol banned by fork B");
+    assert.deepEqual(await send([a.pdu]), { [a.id]: {} });
     assert.deepEqual(new Set((await head()).ids), new Set([a.id, b.id]), "two forward extremities");
 
     // The reference: state resolution v2 over the two forks' states, events as the test knows them.
@@ -310,6 +315,10 @@ describe("federation PDUs: remote joins, outgoing PDUs, forgeries, forks resolve
     const auth = await hs1.hs.store.dag.getAuthChain([...base.values(), a.id, b.id]);
     await remember(auth);
     const expected = await resolveStateV2(version, [stateA, stateB], (id) => known.get(id));
+    assert.equal(expected.get(stateKey("m.room.member", carol)), carolJoin.id, "the reference keeps carol joined");
+    assert.equal(expected.get(stateKey("m.room.power_levels", "")), a.id);
+    assert.ok(hs1.hs.pduIn.stats.stateResolved >= 1, "current_state was corrected after the merge");
+    assert.ok((await members()).includes(carol), "memberships follow the resolved state");
 
     // A local send on top of both forks goes through the resolver; its state before is the resolution.
     const { event_id } = await client("PUT", `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/m2`, {

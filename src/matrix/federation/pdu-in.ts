@@ -202,12 +202,14 @@ export interface PduInStats {
   rejected: number;
   softFailed: number;
   outliers: number;
+  /** Accepted events after which current_state was corrected to the resolved state. */
+  stateResolved: number;
 }
 
 export class PduIn {
   readonly #hs: Homeserver;
   readonly graphs: GraphCache;
-  readonly stats: PduInStats = { accepted: 0, rejected: 0, softFailed: 0, outliers: 0 };
+  readonly stats: PduInStats = { accepted: 0, rejected: 0, softFailed: 0, outliers: 0, stateResolved: 0 };
 
   constructor(hs: Homeserver, graphs: GraphCache) {
     this.#hs = hs;
@@ -364,11 +366,20 @@ export class PduIn {
 
   /**
    * After an accepted event: when the room has several forward extremities, its current state is their states
-   * resolved. `current_state` in the store is still written "latest wins" by persistEvent; the resolved state is
-   * what the next local send and the next soft-fail check use (the head, event-state.ts). Writing the resolved
-   * difference into current_state is left to the store (see the report of issue 12).
+   * resolved (state resolution v2). persistEvent wrote current_state "latest wins"; the resolved difference is
+   * written over it (store.dag.setCurrentState), so clients' state reads and memberships follow the resolution.
+   * With one extremity the two agree and nothing is read.
    */
-  async #syncCurrentState(_roomId: string, _version: string): Promise<void> {}
+  async #syncCurrentState(roomId: string, version: string): Promise<void> {
+    const { store } = this.#hs;
+    const ext = (await store.dag.getForwardExtremities(roomId)).slice(0, MAX_PREV).map((e) => e.eventId);
+    if (ext.length < 2) return;
+    const resolved = await stateBefore(store, this.graphs, roomId, version, ext);
+    if (!resolved) return;
+    const changed = await store.dag.setCurrentState(roomId, resolved.ids);
+    // The head (whose auth state is read from current_state) was dropped by persist and is re-read after this.
+    if (changed > 0) this.stats.stateResolved++;
+  }
 
   /** Auth events we lack, asked of the origin's GET /event (signature-checked, stored as outliers). */
   async #fetchMissingAuth(origin: string, roomId: string, version: string, ids: string[]): Promise<void> {
