@@ -333,5 +333,23 @@ describe("federation PDUs: remote joins, outgoing PDUs, forgeries, forks resolve
     const state: Pdu[] = await client("GET", `/_matrix/client/v3/rooms/${roomId}/state`);
     const current = new Map(state.map((e) => [stateKey(e.type, e.state_key), e.event_id]));
     assert.deepEqual(current, expected);
+
+    // Soft-fail: another ban of carol by bob on the pre-fork state passes against the state before it (bob had
+    // 100 there) but not against the current state: answered as accepted, kept out of the timeline and the
+    // extremities, carol stays joined.
+    const extremities = (await head()).ids;
+    const late = build(
+      { sender: bob, type: "m.room.member", stateKey: carol, content: { membership: "ban", reason: "late" } },
+      h,
+      base,
+    );
+    const softBefore = hs1.hs.pduIn.stats.softFailed;
+    assert.deepEqual(await send([late.pdu]), { [late.id]: {} });
+    assert.equal(hs1.hs.pduIn.stats.softFailed, softBefore + 1);
+    const [stored] = await hs1.hs.store.dag.getDagEvents([late.id]);
+    assert.equal(stored.stream, null, "an outlier, in no timeline");
+    assert.equal(stored.rejected, null);
+    assert.deepEqual((await head()).ids, extremities, "never a prev event");
+    assert.ok((await members()).includes(carol));
   });
 });
