@@ -117,9 +117,12 @@ export class GraphCache {
     this.maxEvents = maxEvents;
   }
 
+  #gets = 0;
+
   get(roomId: string): EventGraph {
     let g = this.#map.get(roomId);
-    if (g && g.size > this.maxEvents) g = undefined;
+    // EventGraph.size counts its cache: looked at every 64th use only.
+    if (g && ++this.#gets % 64 === 0 && g.size > this.maxEvents) g = undefined;
     if (g) this.#map.delete(roomId);
     else
       g = new EventGraph(async (id) => {
