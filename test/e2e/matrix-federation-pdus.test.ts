@@ -263,6 +263,21 @@ describe("federation PDUs: remote joins, outgoing PDUs, forgeries, forks resolve
       assert.deepEqual((await head()).ids, h.ids);
     });
 
+    test("garbage PDUs: an error each, keyed by what can be told of them", async () => {
+      const m = await msg({ body: "ok" });
+      const res = await send([
+        {},
+        { room_id: roomId, type: "m.room.message" },
+        { ...m.pdu, depth: "x" },
+        m.pdu,
+      ]);
+      assert.equal(Object.keys(res).length, 4);
+      assert.deepEqual(res[m.id], {}, "a good PDU in the same transaction is applied");
+      const errors = Object.entries(res).filter(([k]) => k !== m.id);
+      assert.equal(errors.length, 3);
+      for (const [, r] of errors) assert.ok(r.error, JSON.stringify(r));
+    });
+
     test("the server still serves clients", async () => {
       assert.ok((await members()).includes(alice.userId));
     });
