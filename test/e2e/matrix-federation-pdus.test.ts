@@ -265,12 +265,7 @@ describe("federation PDUs: remote joins, outgoing PDUs, forgeries, forks resolve
 
     test("garbage PDUs: an error each, keyed by what can be told of them", async () => {
       const m = await msg({ body: "ok" });
-      const res = await send([
-        {},
-        { room_id: roomId, type: "m.room.message" },
-        { ...m.pdu, depth: "x" },
-        m.pdu,
-      ]);
+      const res = await send([{}, { room_id: roomId, type: "m.room.message" }, { ...m.pdu, depth: "x" }, m.pdu]);
       assert.equal(Object.keys(res).length, 4);
       assert.deepEqual(res[m.id], {}, "a good PDU in the same transaction is applied");
       const errors = Object.entries(res).filter(([k]) => k !== m.id);
