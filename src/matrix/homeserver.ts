@@ -15,6 +15,7 @@ import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import type { ClientEvent } from "./events/types.ts";
 import { federationRoutes } from "./federation/index.ts";
+import { dagStateResolver, GraphCache, PduIn } from "./federation/pdu-in.ts";
 import { Federation } from "./federation/service.ts";
 import { formatClientEvents } from "./format.ts";
 import type { AuthService, Homeserver, Notifier, PushService, RoomService, TypingService } from "./hs.ts";
@@ -49,6 +50,8 @@ class HomeserverImpl implements Homeserver {
   readonly typing: TypingService;
   readonly push: PushService;
   readonly federation: Federation;
+  /** Incoming PDUs (federation/pdu-in.ts; counters for tests and the monitor). */
+  readonly pduIn: PduIn;
   readonly config: MatrixConfig;
   readonly store: Store;
   readonly log: Logger;
@@ -90,6 +93,11 @@ class HomeserverImpl implements Homeserver {
     this.push = new Push(this);
     this.federation = new Federation({ serverName: this.serverName, signingKey, config, store, log });
     if (config.federation.enabled) this.metrics.federation = () => this.federation.sender.snapshot();
+    // The room DAG's federation side: state resolution v2 for forked rooms, incoming PDUs (federation/pdu-in.ts).
+    const graphs = new GraphCache(store);
+    this.rooms.stateResolver = dagStateResolver(graphs);
+    this.pduIn = new PduIn(this, graphs);
+    this.federation.onPdus = this.pduIn.onPdus;
   }
 
   clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {

@@ -9,12 +9,14 @@ import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
+import type { PduIn } from "./federation/pdu-in.ts";
 import type { Federation } from "./federation/service.ts";
 import type { Metrics } from "./metrics.ts";
 import type { StateResolver } from "./service/event-state.ts";
 import type { MediaService } from "./service/media.ts";
 import type { Requester } from "./service/requester.ts";
-import type { Store, StoredEvent } from "./store/types.ts";
+import type { RoomHead } from "./service/room-head.ts";
+import type { NewEvent, Store, StoredEvent } from "./store/types.ts";
 import type { StreamWriter } from "./stream.ts";
 
 /** Wakes long-polling /sync requests (and later WebSocket streams) when anything streamed changes. */
@@ -68,6 +70,14 @@ export interface RoomService {
    * until then no room can fork). See service/event-state.ts.
    */
   stateResolver: StateResolver;
+  /**
+   * Federation (federation/pdu-in.ts): run `fn` under the room's send lock with its head; `persist` writes an
+   * accepted remote event as a timeline event, notifies, and makes the head be re-read.
+   */
+  withRemote<T>(
+    roomId: string,
+    fn: (head: RoomHead, persist: (event: Omit<NewEvent, "stream">) => Promise<number>) => Promise<T>,
+  ): Promise<T>;
   /** Forget a room's cached head, under its lock: its DAG changed outside a local send (federation, tests). */
   reloadHead(roomId: string): Promise<void>;
 }
@@ -147,6 +157,8 @@ export interface Homeserver {
   readonly metrics: Metrics;
   /** Server-server API: access lists, discovery, the federation client, remote keys, X-Matrix checks. */
   readonly federation: Federation;
+  /** Incoming PDUs: checks, persistence, counters (federation/pdu-in.ts). */
+  readonly pduIn: PduIn;
   /**
    * Client-format events for `forUser` (ClientEvent: event_id, unsigned.age, unsigned.transaction_id for the
    * sender's own device, redacted content + unsigned.redacted_because for redacted events). Order is kept.

@@ -284,11 +284,11 @@ describe("federation transactions: to-device over /send, outages, replays, forge
       assert.ok(hs2.hs.federation.inbound.replayed >= 1);
     });
 
-    test("PDUs get the onPdus seam's answer: an error per PDU, nothing applied", async () => {
+    test("a PDU for a room hs2 does not know: an error for that PDU, nothing applied", async () => {
       const r = await put("pdu1", txn([], [{ event_id: "$abc", type: "m.room.message", room_id: "!r:hs1.test" }]));
       assert.equal(r.status, 200);
       const b = await r.json();
-      assert.match(b.pdus.$abc.error, /not yet supported/);
+      assert.match(b.pdus.$abc.error, /unknown room/);
     });
 
     test("forged: an EDU for another server's user is dropped; another origin in the body is refused", async () => {

@@ -25,6 +25,21 @@ function guarded(hs: Homeserver, what: string, fn: () => Promise<void>): void {
   void fn().catch((e) => hs.log.warn(`federation: cannot send ${what}`, { err: String(e).slice(0, 300) }));
 }
 
+/**
+ * A local event, as the signed PDU, to every other server with a member joined to its room (after the event: a
+ * join of a remote user includes that user's server), plus the target's server of a membership event (an invite,
+ * kick or ban reaches the user's server too). The sender's queue batches them per destination.
+ */
+export function sendPduOut(hs: Homeserver, roomId: string, pdu: Record<string, unknown>, memberTarget?: string): void {
+  guarded(hs, "PDU", async () => {
+    const servers = await remoteServers(hs, [roomId]);
+    const target = memberTarget === undefined ? null : serverNameOf(memberTarget);
+    if (target && target !== hs.serverName) servers.add(target);
+    if (servers.size === 0) return;
+    hs.federation.sender.sendPdus(servers, [pdu]);
+  });
+}
+
 export function sendTypingEdu(hs: Homeserver, roomId: string, userId: string, typing: boolean): void {
   guarded(hs, "typing", async () => {
     const servers = await remoteServers(hs, [roomId]);

@@ -107,7 +107,10 @@ test("a forked room: the next send names every extremity, newest first, and its 
     [remoteId, mine.eventId],
   );
   await hs.rooms.reloadHead(roomId);
-  // Without a resolver (no federation) the send is refused with a clear error, and nothing is written.
+  // The homeserver's own resolver is state resolution v2 (federation/pdu-in.ts dagStateResolver; the e2e
+  // matrix-federation-pdus test covers it). Without one the send is refused with a clear error, nothing written.
+  const v2 = hs.rooms.stateResolver;
+  hs.rooms.stateResolver = noStateResolver;
   await assert.rejects(send(roomId, "m.room.message", { msgtype: "m.text", body: "x" }), (e: unknown) => {
     assert.ok(e instanceof AmiError && /no state resolver/.test(e.message));
     return true;
@@ -143,6 +146,6 @@ test("a forked room: the next send names every extremity, newest first, and its 
       base.eventId,
     );
   } finally {
-    hs.rooms.stateResolver = noStateResolver;
+    hs.rooms.stateResolver = v2;
   }
 });

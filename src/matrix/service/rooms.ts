@@ -10,9 +10,10 @@ import { eventIdFor } from "../events/hashing.ts";
 import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
+import { sendPduOut } from "../federation/edus-out.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
 import { planEventState } from "../store/dag.ts";
-import type { EventStateWrite } from "../store/types.ts";
+import type { EventStateWrite, NewEvent } from "../store/types.ts";
 import { MAX_PREV_EVENTS, noStateResolver, resolveStateBefore, type StateResolver } from "./event-state.ts";
 import { checkNewRelation } from "./relations.ts";
 import { localMemberContent } from "./restricted-join.ts";
@@ -91,6 +92,32 @@ export class Rooms implements RoomService {
       const n = await this.#hs.store.rooms.purgeRoom(roomId);
       this.#heads.delete(roomId);
       return n;
+    });
+  }
+
+  /**
+   * Federation (federation/pdu-in.ts): run `fn` under the room's send lock with the room's head, and `persist` to
+   * write an accepted remote event as a timeline event (notifies as a local send does; the head is re-read from the
+   * store afterwards, so its extremities and auth state follow the DAG).
+   */
+  withRemote<T>(
+    roomId: string,
+    fn: (head: RoomHead, persist: (event: Omit<NewEvent, "stream">) => Promise<number>) => Promise<T>,
+  ): Promise<T> {
+    return this.#withLock(roomId, async () => {
+      const head = await this.#head(roomId);
+      const persist = async (event: Omit<NewEvent, "stream">): Promise<number> => {
+        let stream: number;
+        try {
+          stream = await this.#hs.stream.persistEvent(event);
+        } finally {
+          this.#heads.delete(roomId);
+        }
+        this.#hs.metrics.eventsPersisted++;
+        this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
+        return stream;
+      };
+      return fn(head, persist);
     });
   }
 
@@ -211,6 +238,7 @@ export class Rooms implements RoomService {
     }
     hs.metrics.eventsPersisted++;
     hs.push.onEvent({ eventId, stream, pdu: signed });
+    sendPduOut(hs, input.roomId, signed, input.type === "m.room.member" ? input.stateKey : undefined);
     head.extremities = [eventId];
     head.depth = pdu.depth;
     const plan = planEventState({ ...event, stream });

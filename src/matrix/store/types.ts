@@ -245,6 +245,13 @@ export interface DagStore {
   getForwardExtremities(roomId: string): Promise<{ eventId: string; depth: number }[]>;
   /** Replace a room's forward extremities (federation: after state resolution or a backfill). */
   setForwardExtremities(roomId: string, eventIds: string[]): Promise<void>;
+  /**
+   * Bring a room's current state (current_state and memberships) to `state` (stateKey(type, state_key) -> event
+   * ID; federation: the resolved state of its forward extremities): entries that differ are written (stream = the
+   * named event's own stream position), entries not in `state` removed; entries naming no timeline event are
+   * skipped. One transaction. Returns how many entries changed.
+   */
+  setCurrentState(roomId: string, state: ReadonlyMap<StateKey, string>): Promise<number>;
   /** prev_events of each stored event asked for (timeline events; outliers have none recorded). */
   getPrevEvents(eventIds: string[]): Promise<Map<string, string[]>>;
   /**

@@ -170,6 +170,57 @@ export function dagTests(make: MakeStore): void {
     );
   });
 
+  storeTest(
+    make,
+    "dag: setCurrentState writes a resolved state's difference into current state and memberships",
+    async (s) => {
+      await s.rooms.createRoom(room(R));
+      const member = (stream: number, membership: string, prev: string) => {
+        const e = event(stream, R, "m.room.member", {
+          stateKey: "@a:hs",
+          content: { membership },
+          extra: { prev_events: [prev], depth: stream },
+        });
+        return { ...e, depth: stream };
+      };
+      await persistLinear(s, dagEvent(1, "m.room.create", { stateKey: "" }));
+      await persistLinear(s, member(2, "join", "$ev1"));
+      // A fork: one side has @a leave, the other sets a topic. "Latest wins" keeps the leave.
+      await persistLinear(s, member(3, "leave", "$ev2"));
+      await persistLinear(s, dagEvent(4, "m.room.topic", { stateKey: "", prev: ["$ev2"], depth: 3 }));
+      const current = async () =>
+        new Map((await s.events.getCurrentState(R)).map((e) => [stateKey(e.type, e.stateKey ?? ""), e.eventId]));
+      const membership = async () => (await s.events.getMembersOfRooms([R])).get(R)?.find((m) => m.userId === "@a:hs");
+      assert.equal((await current()).get(stateKey("m.room.member", "@a:hs")), "$ev3");
+      assert.equal((await membership())?.membership, "leave");
+      // Resolution decided @a stays joined.
+      const resolved = map([
+        ["m.room.create", "", "$ev1"],
+        ["m.room.member", "@a:hs", "$ev2"],
+        ["m.room.topic", "", "$ev4"],
+      ]);
+      assert.equal(await s.dag.setCurrentState(R, resolved), 1);
+      assert.deepEqual(await current(), resolved);
+      assert.equal((await membership())?.membership, "join");
+      assert.equal((await s.events.getCurrentStateEvent(R, "m.room.member", "@a:hs"))?.eventId, "$ev2");
+      assert.equal(await s.dag.setCurrentState(R, resolved), 0, "nothing to change");
+      // An entry the resolved state lacks goes; one naming no stored event is skipped.
+      const without = map([
+        ["m.room.create", "", "$ev1"],
+        ["m.room.member", "@a:hs", "$ev2"],
+        ["m.room.name", "", "$nowhere"],
+      ]);
+      assert.equal(await s.dag.setCurrentState(R, without), 1);
+      assert.deepEqual(
+        await current(),
+        map([
+          ["m.room.create", "", "$ev1"],
+          ["m.room.member", "@a:hs", "$ev2"],
+        ]),
+      );
+    },
+  );
+
   storeTest(make, "dag: delta chains are rebased to a full snapshot every STATE_CHAIN_MAX deltas", async (s) => {
     await s.rooms.createRoom(room(R));
     await persistLinear(s, dagEvent(1, "m.room.create", { stateKey: "" }));

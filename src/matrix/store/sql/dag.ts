@@ -57,6 +57,47 @@ export class SqlDagStore implements DagStore {
     ]);
   }
 
+  async setCurrentState(roomId: string, state: ReadonlyMap<StateKey, string>): Promise<number> {
+    const rows = await this.#sql.all("SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", [roomId]);
+    const have = new Map<StateKey, string>(rows.map((r) => [stateKey(r.type, r.state_key), r.event_id]));
+    const changed = [...state].filter(([k, id]) => have.get(k) !== id).map(([, id]) => id);
+    const removed = [...have.keys()].filter((k) => !state.has(k));
+    if (changed.length === 0 && removed.length === 0) return 0;
+    const events = changed.length
+      ? await this.#sql.all(
+          `SELECT event_id, type, state_key, stream, pdu FROM events WHERE event_id IN (${changed.map(() => "?").join(", ")})`,
+          changed,
+        )
+      : [];
+    const stmts: [string, SqlParam[]][] = [];
+    for (const e of events) {
+      if (e.state_key === null) continue;
+      stmts.push([
+        `INSERT INTO current_state (room_id, type, state_key, stream, event_id) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (room_id, type, state_key) DO UPDATE SET stream = excluded.stream, event_id = excluded.event_id`,
+        [roomId, e.type, e.state_key, Number(e.stream), e.event_id],
+      ]);
+      const membership = e.type === "m.room.member" ? JSON.parse(e.pdu).content?.membership : undefined;
+      if (typeof membership === "string")
+        stmts.push([
+          `INSERT INTO memberships (room_id, user_id, membership, event_id, stream) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,
+             stream = excluded.stream`,
+          [roomId, e.state_key, membership, e.event_id, Number(e.stream)],
+        ]);
+    }
+    for (const k of removed) {
+      const sep = k.indexOf("\u0000");
+      const type = k.slice(0, sep);
+      const sk = k.slice(sep + 1);
+      stmts.push(["DELETE FROM current_state WHERE room_id = ? AND type = ? AND state_key = ?", [roomId, type, sk]]);
+      if (type === "m.room.member")
+        stmts.push(["DELETE FROM memberships WHERE room_id = ? AND user_id = ?", [roomId, sk]]);
+    }
+    if (stmts.length) await this.#sql.atomic(stmts);
+    return events.length + removed.length;
+  }
+
   async #edges(table: string, col: string, eventIds: string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
     if (eventIds.length === 0) return out;
