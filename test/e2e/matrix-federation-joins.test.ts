@@ -44,7 +44,7 @@ describe("federation joins: send_join / send_leave on the resident server", () =
       await fed(method, path, body);
       return 200;
     } catch (e: any) {
-      return e.status ?? e.httpStatus ?? 0;
+      return e.status ?? 0;
     }
   };
 

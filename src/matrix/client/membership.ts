@@ -1,7 +1,9 @@
 /** Room membership (spec joining.yaml, leaving.yaml, inviting.yaml, kicking.yaml, banning.yaml, knocking.yaml). */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
-import { parseUserId } from "../events/ids.ts";
+import { parseUserId, serverNameOf } from "../events/ids.ts";
+import { joinRemote } from "../federation/join-out.ts";
+import { remoteAlias } from "../federation/remote.ts";
 import { json, type Route } from "../http/types.ts";
 import { forgetRoom, requireRoom, requireRoomId, resolveRoom } from "../service/room-access.ts";
 import { parseBody } from "../validate.ts";
@@ -13,6 +15,13 @@ function targetOf(body: unknown): { userId: string; reason?: string } {
   const b = parseBody(targetBody, body);
   if (!parseUserId(b.user_id)) throw new AmiError("M_INVALID_PARAM", `Invalid user ID '${b.user_id}'`);
   return { userId: b.user_id, reason: b.reason };
+}
+
+/** A user of ours is joined to the room (so a local send reaches the room's other servers). */
+async function hasLocalMember(req: Parameters<Route["handler"]>[0], roomId: string): Promise<boolean> {
+  if (!(await req.hs.store.rooms.getRoom(roomId))) return false;
+  const joined = await req.hs.store.events.getMembers(roomId, "join");
+  return joined.some((m) => serverNameOf(m.userId) === req.hs.serverName);
 }
 
 async function currentMembership(
@@ -33,12 +42,30 @@ export const routes: Route[] = [
     rateLimit: true,
     async handler(req) {
       const { reason } = parseBody(reasonBody, req.body);
-      const roomId = req.params.roomId
-        ? requireRoomId(req.params.roomId)
-        : await resolveRoom(req.hs, req.params.roomIdOrAlias);
-      await requireRoom(req.hs, roomId);
+      const { hs } = req;
       const me = req.requester!.userId;
-      await req.hs.rooms.setMembership({ roomId, sender: me, target: me, membership: "join", reason });
+      const servers = [...req.query.getAll("server_name"), ...req.query.getAll("via")];
+      const target = req.params.roomId ?? req.params.roomIdOrAlias;
+      let roomId: string;
+      if (hs.config.federation.enabled && target.startsWith("#") && serverNameOf(target) !== hs.serverName) {
+        const found = await remoteAlias(hs, target);
+        roomId = found.room_id;
+        servers.push(...found.servers);
+      } else roomId = req.params.roomId ? requireRoomId(target) : await resolveRoom(hs, target);
+      // Not in the room as a server (unknown, or no joined member of ours): the join goes through a resident server.
+      // A room we know where only our users ever were stays local.
+      if (hs.config.federation.enabled && !(await hasLocalMember(req, roomId))) {
+        const room = await hs.store.rooms.getRoom(roomId);
+        const known = room
+          ? (await hs.store.events.getMembers(roomId, "join")).map((m) => serverNameOf(m.userId) ?? "")
+          : [...servers, serverNameOf(roomId) ?? ""];
+        if (known.some((s) => s && s !== hs.serverName)) {
+          await joinRemote(hs, roomId, me, [...servers, ...known, serverNameOf(roomId) ?? ""]);
+          return json({ room_id: roomId });
+        }
+      }
+      await requireRoom(hs, roomId);
+      await hs.rooms.setMembership({ roomId, sender: me, target: me, membership: "join", reason });
       return json({ room_id: roomId });
     },
   },

@@ -28,11 +28,19 @@ function guarded(hs: Homeserver, what: string, fn: () => Promise<void>): void {
 /**
  * A local event, as the signed PDU, to every other server with a member joined to its room (after the event: a
  * join of a remote user includes that user's server), plus the target's server of a membership event (an invite,
- * kick or ban reaches the user's server too). The sender's queue batches them per destination.
+ * kick or ban reaches the user's server too). The sender's queue batches them per destination. `except`: a server
+ * that has it already (a remote join accepted by send_join goes to the room's other servers).
  */
-export function sendPduOut(hs: Homeserver, roomId: string, pdu: Record<string, unknown>, memberTarget?: string): void {
+export function sendPduOut(
+  hs: Homeserver,
+  roomId: string,
+  pdu: Record<string, unknown>,
+  memberTarget?: string,
+  except?: string,
+): void {
   guarded(hs, "PDU", async () => {
     const servers = await remoteServers(hs, [roomId]);
+    if (except) servers.delete(except);
     const target = memberTarget === undefined ? null : serverNameOf(memberTarget);
     if (target && target !== hs.serverName) servers.add(target);
     if (servers.size === 0) return;

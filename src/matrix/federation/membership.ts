@@ -15,6 +15,7 @@ import type { Homeserver } from "../hs.ts";
 import type { MatrixRequest, Route } from "../http/types.ts";
 import { VIA_KEY } from "../service/restricted-join.ts";
 import type { DagEvent, RoomRow } from "../store/types.ts";
+import { sendPduOut } from "./edus-out.ts";
 import { aclAllows } from "./room-reads.ts";
 import { signedRoute } from "./routes.ts";
 
@@ -74,6 +75,8 @@ async function acceptMembership(
   const [event] = await hs.store.dag.getDagEvents([eventId]);
   if (!event || event.stream === null || event.rejected !== null)
     throw new AmiError("M_FORBIDDEN", `The ${membership} event was not accepted (soft-failed against current state)`);
+  // The room's other servers learn of it from us (the origin has it).
+  sendPduOut(hs, roomId, pdu, undefined, origin);
   return { room, event, pdu };
 }
 

@@ -56,7 +56,11 @@ export function checkPduFormat(pdu: Record<string, unknown>, roomVersion: string
   if (pdu.state_key !== undefined && !str("state_key")) throw new PduError("bad state_key");
   const sender = parseUserId(pdu.sender as string);
   if (!sender) throw new PduError("bad sender");
-  if (sender.server !== origin) throw new PduError(`sender ${pdu.sender as string} is not on the origin ${origin}`);
+  // A resident server relays the joins and leaves it accepted by send_join / send_leave (federation/membership.ts):
+  // a member event of the sender itself may come from another origin; its server's signature is still required.
+  const relayed = pdu.type === "m.room.member" && pdu.state_key === pdu.sender;
+  if (sender.server !== origin && !relayed)
+    throw new PduError(`sender ${pdu.sender as string} is not on the origin ${origin}`);
   if (!Number.isSafeInteger(pdu.origin_server_ts)) throw new PduError("bad origin_server_ts");
   if (!Number.isSafeInteger(pdu.depth) || (pdu.depth as number) < 0) throw new PduError("bad depth");
   if (!pdu.content || typeof pdu.content !== "object" || Array.isArray(pdu.content)) throw new PduError("bad content");
@@ -186,7 +190,7 @@ async function authFromState(
   return out;
 }
 
-function outlierOf(eventId: string, pdu: Record<string, unknown>, rejected: string | null) {
+export function outlierOf(eventId: string, pdu: Record<string, unknown>, rejected: string | null) {
   return {
     eventId,
     roomId: pdu.room_id as string,

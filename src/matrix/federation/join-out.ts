@@ -1,0 +1,214 @@
+/**
+ * The joining side of a join over federation (spec server-server "Joining Rooms"): a local user joins a room this
+ * server is not in. make_join is asked of each candidate server in turn (the next one on failure); the template is
+ * filled (our origin, now) and signed, its event ID the reference hash, and sent back by send_join (v2). The answer
+ * is checked before anything is stored: every state and auth-chain event of the room with a valid ID, its
+ * servers' signatures, and the auth rules against its own auth events (failing ones are dropped); the create event
+ * of the template's room version; the join itself authorised by the returned state.
+ *
+ * Then it is persisted under the room's lock: the room row (its version), the auth chain as outliers, the state
+ * events as timeline events (oldest first, so current_state, memberships and state_history come out as for any
+ * event and the room head can be loaded), then the join, which becomes the room's single forward extremity; the
+ * current state is set to exactly the returned state plus the join. The joining user sees the room in /sync with
+ * that state and the join; the resident server sends later events to us because we now have a joined member.
+ */
+import { AmiError } from "../../core/errors.ts";
+import { type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "../events/auth.ts";
+import { signEvent } from "../events/event-signing.ts";
+import { eventIdFor } from "../events/hashing.ts";
+import { isSupportedRoomVersion, SUPPORTED_ROOM_VERSIONS } from "../events/room-versions.ts";
+import type { Homeserver } from "../hs.ts";
+import { checkPduSignatures } from "./event-signatures.ts";
+import { outlierOf, stateResEventOf } from "./pdu-in.ts";
+
+type Pdu = Record<string, any>;
+
+/** Most state + auth chain events one send_join answer may carry. */
+export const MAX_JOIN_EVENTS = 50_000;
+
+function authOf(id: string, p: Pdu): AuthEvent {
+  return {
+    event_id: id,
+    type: p.type,
+    state_key: p.state_key,
+    sender: p.sender,
+    content: p.content ?? {},
+    room_id: p.room_id,
+  };
+}
+
+/** Ask make_join of each server in turn; the first template with the server that gave it. */
+async function makeJoin(
+  hs: Homeserver,
+  roomId: string,
+  userId: string,
+  servers: string[],
+): Promise<{ server: string; version: string; event: Pdu }> {
+  let last: unknown = null;
+  const ver = SUPPORTED_ROOM_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join("&");
+  for (const server of servers) {
+    try {
+      const res = await hs.federation.client.request<{ room_version?: string; event?: Pdu }>(server, {
+        method: "GET",
+        path: `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
+      });
+      const version = res.room_version ?? "1";
+      const e = res.event;
+      if (!isSupportedRoomVersion(version)) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `room version ${version}`);
+      if (
+        !e ||
+        typeof e !== "object" ||
+        e.type !== "m.room.member" ||
+        e.room_id !== roomId ||
+        e.sender !== userId ||
+        e.state_key !== userId ||
+        e.content?.membership !== "join"
+      )
+        throw new AmiError("M_BAD_JSON", `${server} answered make_join with a template that is not our join`);
+      return { server, version, event: e };
+    } catch (err) {
+      last = err;
+      hs.log.info("federation: make_join failed", { server, roomId, err: String(err).slice(0, 200) });
+    }
+  }
+  if (last instanceof AmiError && last.code === "M_FORBIDDEN") throw last;
+  if (last instanceof AmiError && last.code === "M_NOT_FOUND") throw last;
+  throw new AmiError(
+    "M_UNKNOWN",
+    `No server could help join ${roomId} (tried ${servers.join(", ") || "none"})${last ? `: ${String(last)}` : ""}`,
+    {},
+    last instanceof AmiError ? last.status : 502,
+  );
+}
+
+/** Join `userId` (ours) to `roomId` through one of `servers`. Returns the join's event ID. */
+export async function joinRemote(hs: Homeserver, roomId: string, userId: string, servers: string[]): Promise<string> {
+  const candidates = [...new Set(servers)].filter((s) => s && s !== hs.serverName);
+  if (candidates.length === 0)
+    throw new AmiError("M_NOT_FOUND", `Room ${roomId} is not known here and no server to join it through was given`);
+  const { server, version, event: template } = await makeJoin(hs, roomId, userId, candidates);
+
+  const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = template;
+  const draft: Pdu = { ...rest, origin: hs.serverName, origin_server_ts: Date.now() };
+  const signed = signEvent(draft, hs.serverName, hs.signingKey, version);
+  const joinId = eventIdFor(signed, version);
+  const res = await hs.federation.client.request<{ state?: unknown; auth_chain?: unknown; event?: Pdu }>(server, {
+    method: "PUT",
+    path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(joinId)}`,
+    body: signed,
+  });
+  // A restricted join comes back signed by the resident too; it must still be our event.
+  let join: Pdu = signed;
+  if (res.event && typeof res.event === "object") {
+    try {
+      if (eventIdFor(res.event, version) === joinId) join = res.event;
+    } catch {
+      // Not hashable: ours is used.
+    }
+  }
+  const list = (v: unknown) =>
+    (Array.isArray(v) ? v : []).filter((p): p is Pdu => !!p && typeof p === "object" && !Array.isArray(p));
+  const stateIn = list(res.state);
+  const chainIn = list(res.auth_chain);
+  if (stateIn.length + chainIn.length > MAX_JOIN_EVENTS)
+    throw new AmiError("M_TOO_LARGE", `${server}'s send_join answer has over ${MAX_JOIN_EVENTS} events`, {}, 502);
+
+  // Every event: its ID, the room, the signatures of its servers (content hash mismatch: the redacted copy).
+  const events = new Map<string, Pdu>();
+  const stateIds = new Set<string>();
+  for (const [i, p] of [...stateIn, ...chainIn].entries()) {
+    if (p.room_id !== roomId) continue;
+    let id: string;
+    try {
+      id = eventIdFor(p, version);
+    } catch {
+      continue;
+    }
+    if (i < stateIn.length && typeof p.state_key === "string") stateIds.add(id);
+    if (events.has(id)) continue;
+    const sig = await checkPduSignatures(p, version, hs.federation.keys);
+    if (!sig.ok) {
+      hs.log.info("federation: send_join event with a bad signature dropped", { id, reason: sig.reason });
+      continue;
+    }
+    events.set(id, sig.pdu as Pdu);
+  }
+  // The auth rules against each event's own auth events, oldest first; failing ones (or with failed auth) dropped.
+  const ok = new Set<string>();
+  const byDepth = [...events.entries()].sort((a, b) => Number(a[1].depth) - Number(b[1].depth));
+  for (const [id, p] of byDepth) {
+    const own = new Map<StateKey, AuthEvent>();
+    let good = Array.isArray(p.auth_events);
+    for (const a of good ? (p.auth_events as string[]) : []) {
+      const ap = events.get(a);
+      if (!ap || !ok.has(a) || typeof ap.state_key !== "string") {
+        good = false;
+        break;
+      }
+      own.set(stateKey(ap.type, ap.state_key), authOf(a, ap));
+    }
+    if (!good) continue;
+    const why = checkAuth(stateResEventOf({ eventId: id, pdu: p, rejected: null }), own, version);
+    if (why) hs.log.info("federation: send_join event fails auth, dropped", { id, why });
+    else ok.add(id);
+  }
+  const state = new Map<StateKey, string>();
+  for (const id of stateIds) {
+    if (!ok.has(id)) continue;
+    const p = events.get(id) as Pdu;
+    state.set(stateKey(p.type, p.state_key), id);
+  }
+  const createId = state.get(stateKey("m.room.create", ""));
+  if (!createId) throw new AmiError("M_UNKNOWN", `${server} sent no valid create event for ${roomId}`, {}, 502);
+  const create = events.get(createId) as Pdu;
+  if ((create.content?.room_version ?? "1") !== version)
+    throw new AmiError("M_UNKNOWN", `${server}'s create event is not of room version ${version}`, {}, 502);
+  // The join, by the state it was sent at.
+  const authState = new Map<StateKey, AuthEvent>();
+  for (const [t, k] of authTypesFor(join as { type: string; sender: string; state_key?: string; content: any })) {
+    const id = state.get(stateKey(t, k));
+    if (id) authState.set(stateKey(t, k), authOf(id, events.get(id) as Pdu));
+  }
+  const whyNot = checkAuth(stateResEventOf({ eventId: joinId, pdu: join, rejected: null }), authState, version);
+  if (whyNot) throw new AmiError("M_FORBIDDEN", `The join is not allowed by the room's state: ${whyNot}`);
+
+  const { store } = hs;
+  if (!(await store.rooms.getRoom(roomId)))
+    await store.rooms.createRoom({
+      roomId,
+      version,
+      creator: create.sender,
+      createdTs: Number(create.origin_server_ts) || Date.now(),
+      isPublic: false,
+    });
+  await hs.rooms.withRemote(roomId, async (_head, persist) => {
+    const stateSet = new Set(state.values());
+    const have = new Map((await store.dag.getDagEvents([...ok, joinId])).map((e) => [e.eventId, e]));
+    const outliers = [...ok]
+      .filter((id) => !stateSet.has(id) && !have.has(id))
+      .map((id) => outlierOf(id, events.get(id) as Pdu, null));
+    if (outliers.length) await store.dag.persistOutliers(outliers);
+    const toWrite = [...stateSet]
+      .filter((id) => (have.get(id)?.stream ?? null) === null)
+      .map((id) => [id, events.get(id) as Pdu] as const)
+      .sort((a, b) => Number(a[1].depth) - Number(b[1].depth));
+    const write = async (id: string, p: Pdu) =>
+      persist({
+        eventId: id,
+        roomId,
+        type: p.type,
+        stateKey: typeof p.state_key === "string" ? p.state_key : null,
+        sender: p.sender,
+        originServerTs: p.origin_server_ts,
+        depth: p.depth,
+        pdu: p,
+      });
+    for (const [id, p] of toWrite) await write(id, p);
+    if ((have.get(joinId)?.stream ?? null) === null) await write(joinId, join);
+    await store.dag.setForwardExtremities(roomId, [joinId]);
+    await store.dag.setCurrentState(roomId, new Map([...state, [stateKey("m.room.member", userId), joinId]]));
+  });
+  await hs.rooms.reloadHead(roomId);
+  hs.log.info("federation: joined a remote room", { roomId, via: server, events: events.size });
+  return joinId;
+}

@@ -1,0 +1,182 @@
+/**
+ * Joining remote rooms from the client API over real federation (hs1, hs2, hs3 in-process on loopback): alice's
+ * public room on hs1 with an alias; bob (hs2) joins by the alias, carol (hs3) by room ID with `via`. Each server
+ * then has the room: messages of all three arrive on all three servers in the same order; typing and receipts
+ * flow; bob leaves and joins again (his server knows the room but has no member in it: make_join again); alice bans
+ * carol -> hs3 sees the ban and carol cannot join again (403 from make_join).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { type FedServer, register, startFederation, type TestUser } from "./helpers/federation.ts";
+
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, deadlineMs = 60_000) {
+  const end = Date.now() + deadlineMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("federation: joining remote rooms from the client API", () => {
+  let s: Record<string, FedServer>;
+  const u: Record<string, { user: TestUser; srv: FedServer }> = {};
+  let roomId: string;
+
+  const call = async (who: string, method: string, path: string, body?: unknown, expect = 200) => {
+    const { user, srv } = u[who];
+    const r = await fetch(`${srv.url}${path}`, {
+      method,
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${user.token}` },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const b = await r.json();
+    if (r.status !== expect) throw new Error(`${who} ${method} ${path}: ${r.status} ${JSON.stringify(b)}`);
+    return b;
+  };
+  const bodies = async (who: string) => {
+    const m = await call(who, "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=500`);
+    return (m.chunk as any[])
+      .filter((e) => e.type === "m.room.message")
+      .map((e) => e.content.body as string)
+      .reverse();
+  };
+  const joined = async (who: string) =>
+    Object.keys(
+      (await call(who, "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`)).joined,
+    ).sort();
+
+  before(async () => {
+    s = await startFederation(["hs1.test", "hs2.test", "hs3.test"], {
+      federation: { retryInitialMs: 200, retryMaxMs: 1000, requestTimeoutMs: 5000 },
+    });
+    for (const [name, srv] of [
+      ["alice", s["hs1.test"]],
+      ["bob", s["hs2.test"]],
+      ["carol", s["hs3.test"]],
+    ] as const)
+      u[name] = { user: await register(srv.url, name), srv };
+    roomId = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", {
+        preset: "public_chat",
+        name: "Lobby",
+        room_alias_name: "lobby",
+      })
+    ).room_id;
+  });
+
+  after(async () => {
+    for (const h of Object.values(s ?? {})) await h.dispose();
+  });
+
+  test("bob joins by alias, carol by room ID with via; each sees the room's state in /sync", async () => {
+    const r = await call("bob", "POST", `/_matrix/client/v3/join/${encodeURIComponent("#lobby:hs1.test")}`, {});
+    assert.equal(r.room_id, roomId);
+    const r2 = await call("carol", "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=hs1.test`, {});
+    assert.equal(r2.room_id, roomId);
+    const all = ["@alice:hs1.test", "@bob:hs2.test", "@carol:hs3.test"];
+    for (const who of ["alice", "bob", "carol"])
+      await until(`${who} sees three members`, async () => JSON.stringify(await joined(who)) === JSON.stringify(all));
+    const sync = await call("carol", "GET", "/_matrix/client/v3/sync");
+    const room = sync.rooms.join[roomId];
+    assert.ok(room, "carol's /sync has the room");
+    const evs = [...(room.state?.events ?? []), ...(room.timeline?.events ?? [])];
+    assert.ok(
+      evs.some((e: any) => e.type === "m.room.name" && e.content.name === "Lobby"),
+      "the room's name",
+    );
+    assert.ok(
+      evs.some((e: any) => e.type === "m.room.member" && e.state_key === "@carol:hs3.test"),
+      "her join",
+    );
+  });
+
+  test("20 messages from each of alice, bob and carol arrive in the same order on all three servers", async () => {
+    const sent: string[] = [];
+    for (const who of ["alice", "bob", "carol"]) {
+      for (let i = 0; i < 20; i++) {
+        const body = `${who} ${i}`;
+        await call(
+          who,
+          "PUT",
+          `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${who}${i}`,
+          {
+            msgtype: "m.text",
+            body,
+          },
+        );
+        sent.push(body);
+      }
+      // The next sender builds on these (one DAG line, so one order everywhere).
+      for (const other of ["alice", "bob", "carol"])
+        await until(`${who}'s messages at ${other}`, async () => (await bodies(other)).length === sent.length);
+    }
+    for (const who of ["alice", "bob", "carol"]) assert.deepEqual(await bodies(who), sent, `order at ${who}`);
+  });
+
+  test("typing and receipts reach the other servers", async () => {
+    await call("bob", "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/typing/@bob:hs2.test`, {
+      typing: true,
+      timeout: 30000,
+    });
+    await until("bob typing at hs1", async () => {
+      const sync = await call("alice", "GET", "/_matrix/client/v3/sync?timeout=0");
+      const eph = sync.rooms?.join?.[roomId]?.ephemeral?.events ?? [];
+      return eph.some((e: any) => e.type === "m.typing" && e.content.user_ids.includes("@bob:hs2.test"));
+    });
+    const m = await call(
+      "carol",
+      "GET",
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1`,
+    );
+    const last = m.chunk[0].event_id;
+    await call(
+      "carol",
+      "POST",
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/receipt/m.read/${encodeURIComponent(last)}`,
+      {},
+    );
+    await until("carol's receipt at hs2", async () => {
+      const sync = await call("bob", "GET", "/_matrix/client/v3/sync?timeout=0");
+      const eph = sync.rooms?.join?.[roomId]?.ephemeral?.events ?? [];
+      return eph.some((e: any) => e.type === "m.receipt" && e.content[last]?.["m.read"]?.["@carol:hs3.test"]);
+    });
+  });
+
+  test("bob leaves and joins again", async () => {
+    await call("bob", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, {});
+    await until("bob gone at hs1", async () => !(await joined("alice")).includes("@bob:hs2.test"));
+    await call("bob", "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=hs1.test`, {});
+    await until("bob back at hs1", async () => (await joined("alice")).includes("@bob:hs2.test"));
+    await until("bob back at hs3", async () => (await joined("carol")).includes("@bob:hs2.test"));
+    await call("bob", "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/back`, {
+      msgtype: "m.text",
+      body: "bob is back",
+    });
+    await until("bob's message at hs1", async () => (await bodies("alice")).at(-1) === "bob is back");
+  });
+
+  test("alice bans carol: hs3 sees the ban, carol cannot join again (403)", async () => {
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, {
+      user_id: "@carol:hs3.test",
+    });
+    await until("the ban at hs3", async () => {
+      const m = await u.carol.srv.hs.store.events.getMembership(roomId, "@carol:hs3.test");
+      return m?.membership === "ban";
+    });
+    const err = await call(
+      "carol",
+      "POST",
+      `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=hs1.test`,
+      {},
+      403,
+    );
+    assert.equal(err.errcode, "M_FORBIDDEN");
+  });
+});
