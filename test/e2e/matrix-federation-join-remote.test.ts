@@ -179,4 +179,83 @@ describe("federation: joining remote rooms from the client API", () => {
     );
     assert.equal(err.errcode, "M_FORBIDDEN");
   });
+
+  test("an invite-only room: alice invites bob@hs2, bob sees the invite in /sync and joins", async () => {
+    const priv = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "private_chat", name: "Secret" })
+    ).room_id;
+    // Not invited yet: hs1 refuses the join template.
+    await call("bob", "POST", `/_matrix/client/v3/join/${encodeURIComponent(priv)}?via=hs1.test`, {}, 403);
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/invite`, {
+      user_id: "@bob:hs2.test",
+    });
+    const inv = await call("alice", "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/state`);
+    const invite = inv.find((e: any) => e.type === "m.room.member" && e.state_key === "@bob:hs2.test");
+    assert.equal(invite.content.membership, "invite");
+    const stored = await u.alice.srv.hs.store.events.getEvent(invite.event_id);
+    assert.ok(stored?.pdu.signatures["hs2.test"], "the invite hs1 keeps is signed by hs2 too");
+    const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
+    const state = sync.rooms.invite[priv]?.invite_state?.events ?? [];
+    assert.ok(
+      state.some((e: any) => e.type === "m.room.name" && e.content.name === "Secret"),
+      "stripped state",
+    );
+    assert.ok(
+      state.some((e: any) => e.type === "m.room.member" && e.state_key === "@bob:hs2.test"),
+      "the invite",
+    );
+    await call("bob", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/join`, {});
+    await until("bob joined at hs1", async () => {
+      const j = await call("alice", "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/joined_members`);
+      return Object.keys(j.joined).includes("@bob:hs2.test");
+    });
+    const sync2 = await call("bob", "GET", "/_matrix/client/v3/sync");
+    assert.ok(sync2.rooms.join[priv], "the room is in bob's joined rooms");
+    assert.ok(!sync2.rooms.invite?.[priv], "and no longer an invite");
+  });
+
+  test("/v2/invite forgeries: another server's inviter, a non-invite, a bad signature -> 4xx, nothing stored", async () => {
+    const hs3 = u.carol.srv.hs;
+    const { signEvent } = await import("../../src/matrix/events/event-signing.ts");
+    const { eventIdFor } = await import("../../src/matrix/events/hashing.ts");
+    const { generateSigningKey } = await import("../../src/matrix/events/signing.ts");
+    const fake = "!forged:hs3.test";
+    const mk = (over: Record<string, unknown>, key = hs3.signingKey) => {
+      const e = signEvent(
+        {
+          room_id: fake,
+          sender: "@carol:hs3.test",
+          type: "m.room.member",
+          state_key: "@bob:hs2.test",
+          content: { membership: "invite" },
+          origin_server_ts: Date.now(),
+          depth: 5,
+          prev_events: [`$${"A".repeat(43)}`],
+          auth_events: [],
+          ...over,
+        },
+        "hs3.test",
+        key,
+        "10",
+      );
+      return { e, id: eventIdFor(e, "10") };
+    };
+    const put = async (x: { e: any; id: string }) => {
+      try {
+        await hs3.federation.client.request("hs2.test", {
+          method: "PUT",
+          path: `/_matrix/federation/v2/invite/${encodeURIComponent(fake)}/${encodeURIComponent(x.id)}`,
+          body: { room_version: "10", event: x.e, invite_room_state: [] },
+        });
+        return 200;
+      } catch (err: any) {
+        return err.status;
+      }
+    };
+    assert.equal(await put(mk({ sender: "@mallory:hs1.test" })), 403);
+    assert.equal(await put(mk({ content: { membership: "join" } })), 400);
+    assert.equal(await put(mk({}, generateSigningKey())), 403);
+    assert.equal(await put(mk({ state_key: "@nobody:hs2.test" })), 404);
+    assert.equal(await u.bob.srv.hs.store.rooms.getRoom(fake), null, "nothing stored");
+  });
 });

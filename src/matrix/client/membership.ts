@@ -56,8 +56,14 @@ export const routes: Route[] = [
       // A room we know where only our users ever were stays local.
       if (hs.config.federation.enabled && !(await hasLocalMember(req, roomId))) {
         const room = await hs.store.rooms.getRoom(roomId);
+        // Our invite's sender first (an invite is all we may have of the room), then every member's server.
+        const mine = room ? await hs.store.events.getMembership(roomId, me) : null;
+        const inviter =
+          mine?.membership === "invite" ? ((await hs.store.events.getEvent(mine.eventId))?.pdu.sender ?? "") : "";
         const known = room
-          ? (await hs.store.events.getMembers(roomId, "join")).map((m) => serverNameOf(m.userId) ?? "")
+          ? [inviter, ...(await hs.store.events.getMembers(roomId)).map((m) => m.userId)].map(
+              (id) => serverNameOf(id) ?? "",
+            )
           : [...servers, serverNameOf(roomId) ?? ""];
         if (known.some((s) => s && s !== hs.serverName)) {
           await joinRemote(hs, roomId, me, [...servers, ...known, serverNameOf(roomId) ?? ""]);

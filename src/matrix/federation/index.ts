@@ -4,7 +4,7 @@ import { wellKnownRoutes } from "./discovery.ts";
 import { hierarchyRoutes } from "./hierarchy.ts";
 import { keyRoutes } from "./keys.ts";
 import { mediaRoutes } from "./media.ts";
-import { membershipRoutes } from "./membership.ts";
+import { inviteRoutes, membershipRoutes } from "./membership.ts";
 import { queryRoutes } from "./query.ts";
 import { roomReadRoutes } from "./room-reads.ts";
 import { transactionRoutes } from "./transactions.ts";
@@ -17,6 +17,7 @@ export const federationRoutes: Route[] = [
   ...queryRoutes,
   ...roomReadRoutes,
   ...membershipRoutes,
+  ...inviteRoutes,
   ...hierarchyRoutes,
   ...userKeyRoutes,
   ...mediaRoutes,

@@ -10,12 +10,15 @@
 import { AmiError } from "../../core/errors.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
-import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
+import { isValidEventId, isValidRoomId, parseUserId, serverNameOf } from "../events/ids.ts";
+import { isSupportedRoomVersion } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
 import type { MatrixRequest, Route } from "../http/types.ts";
 import { VIA_KEY } from "../service/restricted-join.ts";
 import type { DagEvent, RoomRow } from "../store/types.ts";
 import { sendPduOut } from "./edus-out.ts";
+import { checkPduSignatures } from "./event-signatures.ts";
+import { checkPduFormat } from "./pdu-in.ts";
 import { aclAllows } from "./room-reads.ts";
 import { signedRoute } from "./routes.ts";
 
@@ -136,6 +139,138 @@ export const membershipRoutes: Route[] = [
         if (e) stripped.push({ type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content });
       }
       return { json: { knock_room_state: stripped } };
+    },
+  }),
+];
+
+/** The state an invitee is shown of the room (spec "stripped state"). */
+const STRIPPED = ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias"];
+const MAX_INVITE_STATE = 50;
+
+/**
+ * A local user invites a remote one (rooms.ts, before the invite is persisted): the invitee's server gets it by
+ * PUT /v2/invite with the room's stripped state and answers it signed by itself too; that event (the same event
+ * ID, the invitee server's signature checked) is what we persist and send on.
+ */
+export async function inviteRemote(
+  hs: Homeserver,
+  signed: Record<string, unknown>,
+  eventId: string,
+  version: string,
+): Promise<Record<string, unknown>> {
+  const roomId = signed.room_id as string;
+  const target = serverNameOf(signed.state_key as string) as string;
+  const state = [];
+  for (const t of STRIPPED) {
+    const e = await hs.store.events.getCurrentStateEvent(roomId, t, "");
+    if (e) state.push({ type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content });
+  }
+  const res = await hs.federation.client.request<{ event?: Record<string, unknown> }>(target, {
+    method: "PUT",
+    path: `/_matrix/federation/v2/invite/${encodeURIComponent(roomId)}/${encodeURIComponent(eventId)}`,
+    body: { room_version: version, event: signed, invite_room_state: state },
+  });
+  const back = res.event;
+  let backId: string | null = null;
+  try {
+    backId = back ? eventIdFor(back, version) : null;
+  } catch {
+    backId = null;
+  }
+  if (!back || backId !== eventId)
+    throw new AmiError("AMI_UNAVAILABLE", `${target} answered the invite with another event`, {}, 502);
+  const sig = await checkPduSignatures(back, version, hs.federation.keys);
+  const theirs = (back.signatures as Record<string, unknown> | undefined)?.[target];
+  if (!sig.ok || sig.redacted || !theirs)
+    throw new AmiError("AMI_UNAVAILABLE", `${target} answered the invite without its valid signature`, {}, 502);
+  const { unsigned: _u, ...pdu } = back;
+  return pdu;
+}
+
+export const inviteRoutes: Route[] = [
+  /**
+   * PUT /_matrix/federation/v2/invite/{roomId}/{eventId} — a remote server invites one of our users: the event is
+   * checked (an invite of a local user by a user of the origin, its ID, the origin's signature), signed by us and
+   * stored as the room's (timeline) invite with the stripped state in unsigned.invite_room_state, so the user sees
+   * it in /sync's invite section; the room row is created when the room is new here.
+   */
+  signedRoute({
+    method: "PUT",
+    paths: ["/_matrix/federation/v2/invite/{roomId}/{eventId}"],
+    async handler(req, origin) {
+      const { hs } = req;
+      const { roomId, eventId } = req.params;
+      if (!isValidRoomId(roomId)) throw new AmiError("M_INVALID_PARAM", "roomId is not a room ID");
+      if (!isValidEventId(eventId)) throw new AmiError("M_INVALID_PARAM", "eventId is not an event ID");
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const version = typeof body.room_version === "string" ? body.room_version : "";
+      if (!isSupportedRoomVersion(version))
+        throw new AmiError("M_INCOMPATIBLE_ROOM_VERSION", `Room version ${version} is not supported here`, {
+          room_version: version,
+        });
+      const pdu = body.event as Record<string, unknown> | undefined;
+      if (!pdu || typeof pdu !== "object" || Array.isArray(pdu)) throw new AmiError("M_BAD_JSON", "event is required");
+      const content = pdu.content as Record<string, unknown> | undefined;
+      if (pdu.type !== "m.room.member" || content?.membership !== "invite" || pdu.room_id !== roomId)
+        throw new AmiError("M_BAD_JSON", "The event is not an invite into the room of the path");
+      if (typeof pdu.sender !== "string" || parseUserId(pdu.sender)?.server !== origin)
+        throw new AmiError("M_FORBIDDEN", `The inviter is not a user of ${origin}`);
+      const invitee = pdu.state_key;
+      if (typeof invitee !== "string" || parseUserId(invitee)?.server !== hs.serverName)
+        throw new AmiError("M_FORBIDDEN", "The invitee is not a user of this server");
+      if (!(await hs.store.accounts.getUser(invitee))) throw new AmiError("M_NOT_FOUND", `No user ${invitee} here`);
+      let id: string;
+      try {
+        id = checkPduFormat(pdu, version, origin);
+      } catch (e) {
+        throw new AmiError("M_BAD_JSON", `The invite is malformed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (id !== eventId) throw new AmiError("M_BAD_JSON", `The event's ID is ${id}, not ${eventId}`);
+      const sig = await checkPduSignatures(pdu, version, hs.federation.keys);
+      if (!sig.ok || sig.redacted)
+        throw new AmiError("M_FORBIDDEN", `The invite's signature is not valid${sig.ok ? "" : `: ${sig.reason}`}`);
+      const ours = signEvent(pdu, hs.serverName, hs.signingKey, version).signatures;
+      const { unsigned: _u, ...bare } = pdu;
+      const signed = {
+        ...bare,
+        signatures: { ...((pdu.signatures ?? {}) as Record<string, unknown>), ...ours },
+      } as Record<string, unknown>;
+      const given = Array.isArray(body.invite_room_state) ? body.invite_room_state.slice(0, MAX_INVITE_STATE) : [];
+      const room = await hs.store.rooms.getRoom(roomId);
+      if (room && room.version !== version)
+        throw new AmiError("M_BAD_JSON", `Room ${roomId} has version ${room.version} here, not ${version}`);
+      const have = (await hs.store.events.getMembership(roomId, invitee))?.membership;
+      if (have === "join") return { json: { event: signed } };
+      if (!room)
+        await hs.store.rooms.createRoom({
+          roomId,
+          version,
+          creator: pdu.sender,
+          createdTs: Date.now(),
+          isPublic: false,
+        });
+      // With a joined member of ours the room's PDUs reach us anyway: the invite comes by /send, checked as any PDU.
+      const localMember = room
+        ? (await hs.store.events.getMembers(roomId, "join")).some((m) => serverNameOf(m.userId) === hs.serverName)
+        : false;
+      const [stored] = await hs.store.dag.getDagEvents([eventId]);
+      if (!localMember && (!stored || stored.stream === null))
+        await hs.rooms.withRemote(roomId, async (_head, persist) => {
+          const before = (await hs.store.dag.getForwardExtremities(roomId)).map((e) => e.eventId);
+          await persist({
+            eventId,
+            roomId,
+            type: "m.room.member",
+            stateKey: invitee,
+            sender: pdu.sender as string,
+            originServerTs: pdu.origin_server_ts as number,
+            depth: pdu.depth as number,
+            pdu: { ...signed, unsigned: { invite_room_state: given } },
+          });
+          // A room known here (we left it): its extremities stay; we have no state for the invite to build on.
+          if (before.length > 0) await hs.store.dag.setForwardExtremities(roomId, before);
+        });
+      return { json: { event: signed } };
     },
   }),
 ];

@@ -7,10 +7,11 @@ import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, authTypesFor, checkAuth, mayRedact, stateKey } from "../events/auth.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
-import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
+import { isValidEventId, isValidRoomId, parseUserId, serverNameOf } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 import { sendPduOut } from "../federation/edus-out.ts";
+import { inviteRemote } from "../federation/membership.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
 import { planEventState } from "../store/dag.ts";
 import type { EventStateWrite, NewEvent } from "../store/types.ts";
@@ -194,7 +195,7 @@ export class Rooms implements RoomService {
       const e = head.auth.get(stateKey(t, k));
       if (e) pdu.auth_events.push(e.event_id);
     }
-    const signed = signEvent(pdu, hs.serverName, hs.signingKey, head.version);
+    let signed = signEvent(pdu, hs.serverName, hs.signingKey, head.version);
     // JSON.stringify is native and as long as the canonical form give or take escapes (same keys, no whitespace).
     if (Buffer.byteLength(JSON.stringify(signed)) > MAX_PDU_BYTES)
       throw new AmiError("M_TOO_LARGE", "Event is too large");
@@ -214,6 +215,15 @@ export class Rooms implements RoomService {
       head.version,
     );
     if (reason) throw new AmiError("M_FORBIDDEN", reason);
+    // A remote invitee's server signs the invite first (federation/membership.ts inviteRemote).
+    if (
+      input.type === "m.room.member" &&
+      content.membership === "invite" &&
+      input.stateKey !== undefined &&
+      hs.config.federation.enabled &&
+      serverNameOf(input.stateKey) !== hs.serverName
+    )
+      signed = (await inviteRemote(hs, signed, eventId, head.version)) as typeof signed;
 
     const event = {
       eventId,
