@@ -214,6 +214,21 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.ok(!sync2.rooms.invite?.[priv], "and no longer an invite");
   });
 
+  test("bob rejects a federated invite: make_leave/send_leave through hs1; the invite leaves his /sync", async () => {
+    const priv = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "private_chat", name: "Declined" })
+    ).room_id;
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/invite`, {
+      user_id: "@bob:hs2.test",
+    });
+    assert.ok((await call("bob", "GET", "/_matrix/client/v3/sync")).rooms.invite[priv]);
+    await call("bob", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/leave`, {});
+    const at1 = await u.alice.srv.hs.store.events.getMembership(priv, "@bob:hs2.test");
+    assert.equal(at1?.membership, "leave", "hs1 has bob's leave");
+    const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
+    assert.ok(!sync.rooms.invite?.[priv], "no longer an invite");
+  });
+
   test("/v2/invite forgeries: another server's inviter, a non-invite, a bad signature -> 4xx, nothing stored", async () => {
     const hs3 = u.carol.srv.hs;
     const { signEvent } = await import("../../src/matrix/events/event-signing.ts");

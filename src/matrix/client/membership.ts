@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { parseUserId, serverNameOf } from "../events/ids.ts";
-import { joinRemote } from "../federation/join-out.ts";
+import { joinRemote, leaveRemote } from "../federation/join-out.ts";
 import { remoteAlias } from "../federation/remote.ts";
 import { json, type Route } from "../http/types.ts";
 import { forgetRoom, requireRoom, requireRoomId, resolveRoom } from "../service/room-access.ts";
@@ -101,7 +101,20 @@ export const routes: Route[] = [
       const roomId = requireRoomId(req.params.roomId);
       await requireRoom(req.hs, roomId);
       const me = req.requester!.userId;
-      await req.hs.rooms.setMembership({ roomId, sender: me, target: me, membership: "leave", reason });
+      const { hs } = req;
+      // An invite (or knock) of a room we have no state for: the leave goes through the room's servers.
+      const mine = await hs.store.events.getMembership(roomId, me);
+      if (
+        hs.config.federation.enabled &&
+        (mine?.membership === "invite" || mine?.membership === "knock") &&
+        !(await hasLocalMember(req, roomId))
+      ) {
+        const sender = (await hs.store.events.getEvent(mine.eventId))?.pdu.sender ?? "";
+        const others = (await hs.store.events.getMembers(roomId)).map((m) => serverNameOf(m.userId) ?? "");
+        await leaveRemote(hs, roomId, me, [serverNameOf(sender) ?? "", ...others, serverNameOf(roomId) ?? ""]);
+        return json({});
+      }
+      await hs.rooms.setMembership({ roomId, sender: me, target: me, membership: "leave", reason });
       return json({});
     },
   },

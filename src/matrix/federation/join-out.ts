@@ -212,3 +212,67 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   hs.log.info("federation: joined a remote room", { roomId, via: server, events: events.size });
   return joinId;
 }
+
+/**
+ * Reject an invite (or withdraw a knock) of a room we have no state for (no user of ours joined): make_leave and
+ * send_leave through the inviter's server (then the other servers given), and the leave stored here as the invite
+ * was (a timeline event of the room, the room's extremities kept) so /sync moves the room out of the invites.
+ */
+export async function leaveRemote(hs: Homeserver, roomId: string, userId: string, servers: string[]): Promise<string> {
+  const candidates = [...new Set(servers)].filter((s) => s && s !== hs.serverName);
+  let last: unknown = null;
+  for (const server of candidates) {
+    try {
+      const res = await hs.federation.client.request<{ room_version?: string; event?: Pdu }>(server, {
+        method: "GET",
+        path: `/_matrix/federation/v1/make_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}`,
+      });
+      const version = res.room_version ?? "1";
+      const e = res.event;
+      if (!isSupportedRoomVersion(version) || !e || typeof e !== "object") throw new Error("no usable template");
+      if (e.type !== "m.room.member" || e.room_id !== roomId || e.sender !== userId || e.state_key !== userId)
+        throw new Error("a template that is not our leave");
+      if (e.content?.membership !== "leave") throw new Error("a template that is not a leave");
+      const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = e;
+      const signed = signEvent(
+        { ...rest, origin: hs.serverName, origin_server_ts: Date.now() } as Pdu,
+        hs.serverName,
+        hs.signingKey,
+        version,
+      );
+      const id = eventIdFor(signed, version);
+      await hs.federation.client.request(server, {
+        method: "PUT",
+        path: `/_matrix/federation/v2/send_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(id)}`,
+        body: signed,
+      });
+      await hs.rooms.withRemote(roomId, async (_head, persist) => {
+        const before = (await hs.store.dag.getForwardExtremities(roomId)).map((x) => x.eventId);
+        const [have] = await hs.store.dag.getDagEvents([id]);
+        if (!have || have.stream === null)
+          await persist({
+            eventId: id,
+            roomId,
+            type: "m.room.member",
+            stateKey: userId,
+            sender: userId,
+            originServerTs: signed.origin_server_ts as number,
+            depth: signed.depth as number,
+            pdu: signed,
+          });
+        if (before.length > 0) await hs.store.dag.setForwardExtremities(roomId, before);
+      });
+      return id;
+    } catch (err) {
+      last = err;
+      hs.log.info("federation: make_leave/send_leave failed", { server, roomId, err: String(err).slice(0, 200) });
+    }
+  }
+  if (last instanceof AmiError) throw last;
+  throw new AmiError(
+    "M_UNKNOWN",
+    `No server could take the leave of ${roomId}${last ? `: ${String(last)}` : ""}`,
+    {},
+    502,
+  );
+}
