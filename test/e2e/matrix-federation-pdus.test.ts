@@ -273,6 +273,18 @@ describe("federation PDUs: remote joins, outgoing PDUs, forgeries, forks resolve
       for (const [, r] of errors) assert.ok(r.error, JSON.stringify(r));
     });
 
+    test("a server the room's ACL denies: its PDUs are refused, nothing stored", async () => {
+      const acl = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.server_acl/`;
+      await client("PUT", acl, { allow: ["*"], deny: ["hs2.test"] });
+      const m = await msg({ msgtype: "m.text", body: "denied" });
+      const res = await send([m.pdu]);
+      assert.match(res[m.id].error ?? "", /server ACL/);
+      await notStored(m.id);
+      await client("PUT", acl, { allow: ["*"] });
+      const again = await msg({ msgtype: "m.text", body: "admitted again" });
+      assert.deepEqual((await send([again.pdu]))[again.id], {});
+    });
+
     test("the server still serves clients", async () => {
       assert.ok((await members()).includes(alice.userId));
     });

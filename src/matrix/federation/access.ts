@@ -3,6 +3,7 @@
  * characters, `?` one), matched against the server name without its port, case-insensitively. Deny wins.
  */
 import type { MatrixConfig } from "../config.ts";
+import type { Homeserver } from "../hs.ts";
 
 export function globToRegExp(glob: string): RegExp {
   const body = glob
@@ -33,4 +34,22 @@ export class ServerAccess {
     if (this.#deny.some((r) => r.test(host))) return false;
     return this.#allow.some((r) => r.test(host));
   }
+}
+
+const IP_LITERAL = /^(\[[0-9a-f:.]+\]|\d{1,3}(\.\d{1,3}){3})$/i;
+
+/** m.room.server_acl content admits `server` (spec "Server Access Control Lists"); no ACL admits everyone. */
+export function aclAllows(content: Record<string, unknown> | undefined, server: string): boolean {
+  if (!content) return true;
+  const host = serverHost(server);
+  const list = (v: unknown) => (Array.isArray(v) ? v.filter((g): g is string => typeof g === "string") : []);
+  if (content.allow_ip_literals === false && IP_LITERAL.test(host)) return false;
+  if (list(content.deny).some((g) => globToRegExp(g).test(host))) return false;
+  return list(content.allow).some((g) => globToRegExp(g).test(host));
+}
+
+/** The room's current m.room.server_acl admits `origin` (rooms without one admit every server). */
+export async function roomAdmits(hs: Homeserver, roomId: string, origin: string): Promise<boolean> {
+  const acl = await hs.store.events.getCurrentStateEvent(roomId, "m.room.server_acl", "");
+  return aclAllows(acl?.pdu.content, origin);
 }

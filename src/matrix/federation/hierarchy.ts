@@ -14,7 +14,7 @@ import type { Route } from "../http/types.ts";
 import { mayPreview, previewOfState, type RoomPreview } from "../service/room-preview.ts";
 import { childEvents } from "../service/space-hierarchy.ts";
 import type { StoredEvent } from "../store/types.ts";
-import { aclAllows } from "./room-reads.ts";
+import { aclAllows } from "./access.ts";
 import { signedRoute } from "./routes.ts";
 
 /** Most children one answer describes (each costs a state read). */

@@ -19,18 +19,11 @@ import type { DagEvent, RoomRow } from "../store/types.ts";
 import { sendPduOut } from "./edus-out.ts";
 import { checkPduSignatures } from "./event-signatures.ts";
 import { checkPduFormat } from "./pdu-in.ts";
-import { aclAllows } from "./room-reads.ts";
+import { roomFor } from "./room-reads.ts";
 import { signedRoute } from "./routes.ts";
 
-async function residentRoom(hs: Homeserver, roomId: string, origin: string): Promise<RoomRow> {
-  if (!isValidRoomId(roomId)) throw new AmiError("M_INVALID_PARAM", "roomId is not a room ID");
-  const room = await hs.store.rooms.getRoom(roomId);
-  if (!room) throw new AmiError("M_NOT_FOUND", `Room ${roomId} is not known to this server`);
-  const acl = await hs.store.events.getCurrentStateEvent(roomId, "m.room.server_acl", "");
-  if (!aclAllows(acl?.pdu.content, origin))
-    throw new AmiError("M_FORBIDDEN", `Server ${origin} is denied by the room's server ACL`);
-  return room;
-}
+/** The room (404 when unknown) after the ACL check (403 for a denied origin): as the room reads check it. */
+const residentRoom = roomFor;
 
 /**
  * The membership event of a send_* request, checked (shape, membership, user of the origin, IDs of the path) and

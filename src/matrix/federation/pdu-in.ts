@@ -27,6 +27,7 @@ import type { Homeserver } from "../hs.ts";
 import type { StateResolver } from "../service/event-state.ts";
 import type { RoomHead } from "../service/room-head.ts";
 import type { DagEvent, EventStateWrite, NewEvent, StateEntry, Store } from "../store/types.ts";
+import { roomAdmits } from "./access.ts";
 import { checkPduSignatures } from "./event-signatures.ts";
 import type { OnPdus, PduResults } from "./transactions.ts";
 
@@ -253,6 +254,9 @@ export class PduIn {
       // Not hashable: the format check below says why.
     }
     const eventId = checkPduFormat(raw, room.version, origin);
+    // Server ACLs apply to PDUs of the room (spec "Server Access Control Lists").
+    if (!(await roomAdmits(this.#hs, roomId, origin)))
+      throw new PduError(`server ${origin} is denied by the room's server ACL`);
     return this.#hs.rooms.withRemote(roomId, (head, persist) =>
       this.#checked(origin, raw, eventId, room.version, head, persist),
     );

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { aclAllows } from "./room-reads.ts";
+import { aclAllows } from "./access.ts";
 
 test("aclAllows: spec Server ACL rules (deny wins, allow needed, globs on the host without port, IP literals)", () => {
   assert.equal(aclAllows(undefined, "any.example"), true, "no ACL admits everyone");

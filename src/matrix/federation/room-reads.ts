@@ -20,7 +20,7 @@ import { AUTH_TYPES, authEventOf } from "../service/room-head.ts";
 import { isVisible, type StreamRange, visibleRanges } from "../service/visibility.ts";
 import type { DagEvent, RoomRow, StoredEvent } from "../store/types.ts";
 import { parseBody, queryInt } from "../validate.ts";
-import { globToRegExp, serverHost } from "./access.ts";
+import { roomAdmits } from "./access.ts";
 import { signedRoute } from "./routes.ts";
 
 /** Most events one backfill answers (Synapse caps at 100 too). */
@@ -33,18 +33,6 @@ export const MAX_REQUEST_IDS = 100;
 /** Most prev_events in a make_* template (as a local send). */
 const MAX_PREV = 20;
 
-const IP_LITERAL = /^(\[[0-9a-f:.]+\]|\d{1,3}(\.\d{1,3}){3})$/i;
-
-/** m.room.server_acl content admits `server` (spec "Server Access Control Lists"); no ACL admits everyone. */
-export function aclAllows(content: Record<string, unknown> | undefined, server: string): boolean {
-  if (!content) return true;
-  const host = serverHost(server);
-  const list = (v: unknown) => (Array.isArray(v) ? v.filter((g): g is string => typeof g === "string") : []);
-  if (content.allow_ip_literals === false && IP_LITERAL.test(host)) return false;
-  if (list(content.deny).some((g) => globToRegExp(g).test(host))) return false;
-  return list(content.allow).some((g) => globToRegExp(g).test(host));
-}
-
 function eventIdParam(v: string | null | undefined, name: string): string {
   if (!v) throw new AmiError("M_MISSING_PARAM", `${name} is required`);
   if (!isValidEventId(v)) throw new AmiError("M_INVALID_PARAM", `${name} is not an event ID`);
@@ -52,12 +40,11 @@ function eventIdParam(v: string | null | undefined, name: string): string {
 }
 
 /** The room (404 when unknown) after the ACL check (403 for a denied origin). */
-async function roomFor(hs: Homeserver, roomId: string, origin: string): Promise<RoomRow> {
+export async function roomFor(hs: Homeserver, roomId: string, origin: string): Promise<RoomRow> {
   if (!isValidRoomId(roomId)) throw new AmiError("M_INVALID_PARAM", "roomId is not a room ID");
   const room = await hs.store.rooms.getRoom(roomId);
   if (!room) throw new AmiError("M_NOT_FOUND", `Room ${roomId} is not known to this server`);
-  const acl = await hs.store.events.getCurrentStateEvent(roomId, "m.room.server_acl", "");
-  if (!aclAllows(acl?.pdu.content, origin))
+  if (!(await roomAdmits(hs, roomId, origin)))
     throw new AmiError("M_FORBIDDEN", `Server ${origin} is denied by the room's server ACL`);
   return room;
 }

@@ -20,6 +20,7 @@ import { PRESENCE_STATES, type PresenceState, setPresence } from "../service/syn
 import { RECEIPT_TYPES, setReceipt } from "../service/sync/receipts.ts";
 import { MAX_TYPING_TIMEOUT_MS } from "../service/typing.ts";
 import type { ToDeviceMessage } from "../store/keys-types.ts";
+import { roomAdmits } from "./access.ts";
 import { signedRoute } from "./routes.ts";
 import { MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN } from "./sender.ts";
 
@@ -120,8 +121,10 @@ function ownedBy(origin: string, userId: unknown): userId is string {
   return typeof userId === "string" && parseUserId(userId) !== null && serverNameOf(userId) === origin;
 }
 
+/** The user is joined to the room here and the room's server ACL admits its server (EDUs of a room, spec ACLs). */
 async function joined(hs: Homeserver, roomId: string, userId: string): Promise<boolean> {
-  return (await hs.store.events.getMembership(roomId, userId))?.membership === "join";
+  if ((await hs.store.events.getMembership(roomId, userId))?.membership !== "join") return false;
+  return roomAdmits(hs, roomId, serverNameOf(userId) ?? "");
 }
 
 /** Apply one EDU; false when it was dropped (invalid, not the origin's user, no such relationship here). */
