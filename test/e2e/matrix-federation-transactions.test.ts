@@ -183,7 +183,8 @@ describe("federation transactions: to-device over /send, outages, replays, forge
     // that restart (then its failure was persisted) — it depends on the machine's speed, so both are accepted.
     // (Read after the status, the store can already say otherwise: only the range is checked.)
     assert.ok(st.destinations === 2 || st.destinations === 3, `destinations: ${st.destinations}`);
-    assert.ok(st.backingOff >= 1);
+    // dead.test's backoff is 200 ms-1 s in this test: it may have run out by now (its row is checked below).
+    assert.ok(st.backingOff >= 0 && st.backingOff <= st.destinations);
     const { destinations } = await run("matrix.federation.destinations");
     assert.deepEqual(
       destinations.map((d: any) => d.destination).filter((d: string) => d !== "hs3.test"),
