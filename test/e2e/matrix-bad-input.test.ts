@@ -248,7 +248,8 @@ describe("bad input gets Matrix errors, never a 500", () => {
       [413],
       ["M_TOO_LARGE"],
     );
-    // Without a Content-Length (chunked): the limit must still hold while streaming.
+    // Without a Content-Length (chunked): the limit must still hold while streaming. The server answers 413 and
+    // closes (a chunked body is not drained): a client still writing may see the close (EPIPE) before the answer.
     const chunked = await fetch(`${hs.url}${C}/rooms/${enc(roomId)}/send/m.room.message/big2`, {
       method: "PUT",
       headers: { Authorization: `Bearer ${t}`, "Content-Type": "application/json" },
@@ -260,9 +261,21 @@ describe("bad input gets Matrix errors, never a 500", () => {
         },
       }),
       duplex: "half",
-    } as RequestInit);
-    assert.equal(chunked.status, 413);
-    assert.equal((await chunked.json()).errcode, "M_TOO_LARGE");
+    } as RequestInit).catch((e: Error & { cause?: { code?: string } }) => {
+      assert.ok(["EPIPE", "ECONNRESET"].includes(e.cause?.code ?? ""), `chunked upload: ${e.cause?.code ?? e}`);
+      return null;
+    });
+    if (chunked) {
+      assert.equal(chunked.status, 413);
+      assert.equal((await chunked.json()).errcode, "M_TOO_LARGE");
+    }
+    // Either way nothing was stored: the same transaction ID with a small body makes a new event.
+    const small = await ok(hs.url, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/big2`, {
+      token: t,
+      body: { msgtype: "m.text", body: "small" },
+    });
+    const stored = await ok(hs.url, "GET", `${C}/rooms/${enc(roomId)}/event/${enc(small.event_id)}`, { token: t });
+    assert.equal(stored.content.body, "small");
     // An event over 65,536 bytes (the spec's PDU limit) is refused even though the body limit allows it.
     const bigEvent = { msgtype: "m.text", body: "z".repeat(70_000) };
     await expectErr(
