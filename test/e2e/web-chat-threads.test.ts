@@ -236,6 +236,10 @@ test("an edit shows the new text marked edited, and still does after a reload", 
   await mine.hover();
   await mine.getByRole("button", { name: "Edit" }).click();
   const box = page.getByLabel("Message", { exact: true });
+  // The composer is filled on the next render after the click: wait for it (up to 5 s), then assert.
+  await waitFor("the composer to take the message's text", async () => (await box.inputValue()) !== "", 5_000).catch(
+    () => {},
+  );
   assert.equal(await box.inputValue(), typo, "editing starts from the current text");
   await box.fill(fixed);
   await box.press("Enter");
