@@ -16,17 +16,11 @@ import { eventIdFor } from "../../src/matrix/events/hashing.ts";
 import { generateSigningKey } from "../../src/matrix/events/signing.ts";
 import { resolveStateV2 } from "../../src/matrix/events/state-res.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
+import { waitFor } from "./helpers/client.ts";
 import { type FedServer, register, startFederation, type TestUser } from "./helpers/federation.ts";
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, deadlineMs = 60_000) {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Poll every 50 ms for up to 60 s (helpers/client.ts waitFor). */
+const until = <T>(what: string, fn: () => Promise<T>, ms = 60_000) => waitFor(what, fn, ms, 50);
 
 type Pdu = Record<string, any>;
 

@@ -26,7 +26,7 @@ import {
   startSynced,
   waitFor,
 } from "./helpers/client.ts";
-import { type Federated, type Hs, startFederated } from "./helpers/federation-query.ts";
+import { type Federated, type FedServer as Hs, startFederated } from "./helpers/federation.ts";
 import { startInProcess } from "./helpers/homeserver.ts";
 
 const REMOTE_MEDIA_LIMIT = 256 * 1024;

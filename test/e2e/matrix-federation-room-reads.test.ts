@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { api, enc, ok, registerUser, type Session } from "./helpers/client.ts";
-import { type Federated, type Hs, startFederated } from "./helpers/federation-query.ts";
+import { type Federated, type FedServer as Hs, startFederated } from "./helpers/federation.ts";
 
 const SS = "server-server";
 

@@ -16,6 +16,7 @@ import { runtimePaths } from "../../src/core/paths.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
 import { matrixOps } from "../../src/matrix/ops/index.ts";
 import { freePort } from "../../src/test/cli.ts";
+import { waitFor } from "./helpers/client.ts";
 import {
   type FedServer,
   register,
@@ -26,19 +27,8 @@ import {
 } from "./helpers/federation.ts";
 import { tempDir } from "./helpers/homeserver.ts";
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | null | undefined | false>,
-  deadlineMs = 60_000,
-): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Poll every 50 ms for up to 60 s (helpers/client.ts waitFor). */
+const until = <T>(what: string, fn: () => Promise<T>, ms = 60_000) => waitFor(what, fn, ms, 50);
 
 describe("federation transactions: to-device over /send, outages, replays, forgeries", () => {
   let s: Record<string, FedServer>;

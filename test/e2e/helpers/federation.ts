@@ -68,6 +68,8 @@ export async function startFederation(
     start?: string[];
     /** A server's data dir (default: a new temp dir), e.g. a runtime home's matrix data dir for ops. */
     dataDirs?: Record<string, string>;
+    /** More matrix config for one server (its `federation` merged into the common one). */
+    matrix?: Record<string, Record<string, any>>;
   } = {},
 ): Promise<Record<string, FedServer>> {
   const ports = new Map<string, number>();
@@ -75,20 +77,55 @@ export async function startFederation(
   const hostMap: Record<string, string> = { ...opts.extra };
   for (const [n, p] of ports) hostMap[n] = `http://127.0.0.1:${p}`;
   const out: Record<string, FedServer> = {};
-  for (const n of names) {
-    out[n] = new FedServer(
-      n,
-      ports.get(n)!,
-      {
-        serverName: n,
-        port: ports.get(n),
-        federation: { enabled: true, hostMap, requestTimeoutMs: 5000, ...opts.federation },
-      },
-      opts.dataDirs?.[n],
-    );
-    if (!opts.start || opts.start.includes(n)) await out[n].start();
+  try {
+    for (const n of names) {
+      const { federation, ...rest } = opts.matrix?.[n] ?? {};
+      out[n] = new FedServer(
+        n,
+        ports.get(n)!,
+        {
+          serverName: n,
+          port: ports.get(n),
+          ...rest,
+          federation: { enabled: true, hostMap, requestTimeoutMs: 5000, ...opts.federation, ...federation },
+        },
+        opts.dataDirs?.[n],
+      );
+      if (!opts.start || opts.start.includes(n)) await out[n].start();
+    }
+  } catch (e) {
+    for (const f of Object.values(out)) await f.dispose();
+    throw e;
   }
   return out;
+}
+
+/** `n` federating servers `hs1.test`..`hsN.test` in order, plus `dead.test` on a port nobody serves. */
+export interface Federated {
+  servers: FedServer[];
+  /** Stop every server (one already stopped by the test is fine). */
+  dispose(): Promise<void>;
+}
+
+/** startFederation for `n` servers; `over[i]` adds to server i's matrix config; `extra` maps more names. */
+export async function startFederated(
+  n: number,
+  over: Record<string, any>[] = [],
+  extra: Record<string, string> = {},
+): Promise<Federated> {
+  const names = Array.from({ length: n }, (_, i) => `hs${i + 1}.test`);
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const s = await startFederation(names, {
+    extra: { "dead.test": dead, ...extra },
+    matrix: Object.fromEntries(names.map((name, i) => [name, over[i] ?? {}])),
+  });
+  const servers = names.map((name) => s[name]);
+  return {
+    servers,
+    async dispose() {
+      for (const f of servers) await f.dispose();
+    },
+  };
 }
 
 export interface TestUser {
