@@ -221,17 +221,10 @@ export interface DagEvent {
 }
 
 /** An event stored without state and outside every timeline (an auth event fetched over federation, a rejected event). */
-export interface NewOutlier {
-  eventId: string;
-  roomId: string;
-  type: string;
-  stateKey: string | null;
-  sender: string;
-  originServerTs: number;
-  depth: number;
-  pdu: Record<string, any>;
-  rejected?: string | null;
-}
+export type NewOutlier = Pick<
+  StoredEvent,
+  "eventId" | "roomId" | "type" | "stateKey" | "sender" | "originServerTs" | "depth" | "pdu"
+> & { rejected?: string | null };
 
 /**
  * The room DAG for federation: prev_events and auth_events edges, forward extremities, outliers and per-event
