@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { rng } from "../../src/core/prng.ts";
+import { federationRoutes } from "../../src/matrix/federation/index.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
 import { api, enc, ok, registerUser, type Session } from "./helpers/client.ts";
@@ -336,6 +338,68 @@ describe("federation room reads: event, state, state_ids, event_auth, backfill, 
     ])
       await fails(get(hs2, path), 403, "M_FORBIDDEN");
     await acl({ allow: ["*"], deny: [] });
+    await get(hs2, `/_matrix/federation/v1/event/${enc(ids.m3)}`);
+  });
+  test("hostile requests to every federation route, signed and unsigned: 4xx answers, never a 5xx; hs1 keeps serving", async () => {
+    // Seeded: the same 400 requests every run. Paths come from the route table with their parameters filled by
+    // real IDs, garbage, traversal and oversized values; bodies are valid JSON of the wrong shape, junk or huge.
+    const next = rng(20261207);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)] as T;
+    const fills = [
+      roomId,
+      ids.m3,
+      bob,
+      "hs2.test",
+      "%00",
+      "..%2F..%2Fetc",
+      "x".repeat(3000),
+      "!nope:hs1.test",
+      "$",
+      "",
+    ];
+    const bodies = [
+      '{"pdus":[{"room_id":1}],"edus":"x"}',
+      "[]",
+      "null",
+      "{",
+      '{"a":'.repeat(500),
+      "x".repeat(70_000),
+      "",
+    ];
+    const routes = federationRoutes.flatMap((r) => r.paths.map((path) => ({ method: r.method, path })));
+    let fiveHundreds = 0;
+    for (let i = 0; i < 400; i++) {
+      const r = pick(routes);
+      const path =
+        r.path.replace(/\{[^}]+\}/g, () => enc(pick(fills))) + pick(["", "?limit=abc", "?v=%ff&limit=-1", "?ver=99"]);
+      const method = next() < 0.8 ? r.method : pick(["GET", "PUT", "POST", "DELETE"]);
+      const body = method === "GET" || method === "DELETE" ? undefined : pick(bodies);
+      const content =
+        body === undefined
+          ? undefined
+          : (() => {
+              try {
+                return JSON.parse(body);
+              } catch {
+                return undefined;
+              }
+            })();
+      const auth = pick([
+        undefined,
+        "X-Matrix garbage",
+        'X-Matrix origin="hs2.test",key="ed25519:x",sig="AAAA"',
+        signRequest({ method, uri: path, origin: "hs2.test", destination: "hs1.test", content }, hs2.hs.signingKey),
+      ]);
+      const res = await fetch(`${hs1.url}${path}`, {
+        method,
+        headers: { "Content-Type": "application/json", ...(auth ? { Authorization: auth } : {}) },
+        body,
+      }).catch(() => null);
+      if (res && res.status >= 500) fiveHundreds++;
+      await res?.arrayBuffer();
+    }
+    assert.equal(fiveHundreds, 0);
+    assert.equal((await api(hs1.url, "GET", "/_matrix/federation/v1/version")).status, 200);
     await get(hs2, `/_matrix/federation/v1/event/${enc(ids.m3)}`);
   });
 });
