@@ -202,6 +202,47 @@ export class EventGraph {
    * puts it in the full conflicted set too, where it re-applies itself and can only shift the step 1 order.
    * Cost: one linear walk per state set.
    */
+  /**
+   * Room version 12's "conflicted state subgraph" (state resolution v2.1, MSC4297), after `load`: every event on
+   * an auth path from one event of `conflicted` to another (endpoints included). That is the events reachable
+   * from the set through `auth_events` (the set included) from which the set is reachable again. One walk down
+   * from the set, then one iterative post-order pass deciding, for each event reached, whether it leads back.
+   */
+  conflictedSubgraph(conflicted: Iterable<string>): Set<string> {
+    const inSet = new Set<number>();
+    for (const id of conflicted) {
+      const i = this.#index.get(id);
+      if (i !== undefined) inSet.add(i);
+    }
+    // 0: not decided, 1: on the stack, 2: leads to the set, 3: does not.
+    const state = new Uint8Array(this.#ids.length);
+    const out = new Set<string>();
+    for (const start of inSet) {
+      if (state[start] !== 0) continue;
+      const stack: Array<[number, boolean]> = [[start, false]];
+      while (stack.length > 0) {
+        const [i, expanded] = stack.pop()!;
+        if (!expanded) {
+          if (state[i] !== 0) continue;
+          state[i] = 1;
+          stack.push([i, true]);
+          for (const a of this.#auth[i]) if (state[a] === 0) stack.push([a, false]);
+          continue;
+        }
+        // An auth event still "on the stack" here would be a cycle, which content-addressed IDs cannot make.
+        let leads = false;
+        for (const a of this.#auth[i]) if (state[a] === 2) leads = true;
+        // A member of the set is an endpoint; an event below it counts only when it leads to the set.
+        if (inSet.has(i) || leads) {
+          state[i] = 2;
+          out.add(this.#ids[i]);
+        } else state[i] = 3;
+      }
+    }
+    // Members of the set that lead to no other member are still endpoints of (empty) paths: keep them in.
+    return out;
+  }
+
   authDifference(stateSets: ReadonlyArray<Iterable<string>>): Set<string> {
     const counts = new Uint32Array(this.#ids.length);
     const touched: number[] = [];

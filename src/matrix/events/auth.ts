@@ -1,16 +1,19 @@
 /**
- * Event authorization (spec rooms/v10 and rooms/v11 "Authorization rules") and the auth events
- * selection (server-server spec "Auth events selection"). Pure: the caller supplies the auth state.
- * Rule numbers in comments refer to the spec's list.
+ * Event authorization (spec rooms/v10, rooms/v11 and rooms/v12 "Authorization rules") and the auth events
+ * selection (server-server spec "Auth events selection"). Pure: the caller supplies the auth state, which holds
+ * the room's create event in every version (in v12 it is implied by the room ID, not cited in `auth_events`:
+ * callers add it, see `createEventIdOfRoom`). Rule numbers in comments refer to the v10/v11 list; v12 inserts
+ * its rule 2 (the room ID names the create event) and 10.4 (creators are not in `users`).
  */
 import { checkThirdPartyInvite, type ThirdPartyInviteEvent } from "./auth-third-party.ts";
-import { parseUserId, serverNameOf } from "./ids.ts";
+import { parseUserId, roomIdOfCreateEvent, serverNameOf } from "./ids.ts";
 import {
   checkPowerLevelsChange,
   namedLevel,
   powerLevelOf,
   requiredLevelForEvent,
   roomCreatorOf,
+  roomCreatorsOf,
   validatePowerLevelsContent,
 } from "./power-levels.ts";
 import { isSupportedRoomVersion, roomVersionRules } from "./room-versions.ts";
@@ -39,8 +42,28 @@ export interface CheckAuthOptions {
   isSignedBy?: (serverName: string) => boolean;
 }
 
-/** Which (type, state_key) auth events `event` needs. */
-export function authTypesFor(event: {
+/**
+ * Which (type, state_key) auth events `event` needs: what its `auth_events` cite. Room version 12 never cites
+ * the create event (the room ID implies it), so it is left out when `roomVersion` says so; the auth rules still
+ * read it (`authStateTypesFor`).
+ */
+export function authTypesFor(
+  event: {
+    type: string;
+    sender: string;
+    state_key?: string;
+    content: EventContent;
+  },
+  roomVersion?: string,
+): Array<[string, string]> {
+  const out = authStateTypesFor(event);
+  return roomVersion !== undefined && roomVersionRules(roomVersion)?.roomIdIsCreateHash
+    ? out.filter(([t]) => t !== "m.room.create")
+    : out;
+}
+
+/** Which (type, state_key) state the auth rules read for `event`, the create event included in every version. */
+export function authStateTypesFor(event: {
   type: string;
   sender: string;
   state_key?: string;
@@ -85,10 +108,24 @@ export function checkAuth(
   if (event.type === "m.room.create") {
     if (event.state_key !== "") return "m.room.create must be a state event with an empty state_key";
     if (event.prev_events && event.prev_events.length > 0) return "create event must not have prev_events";
-    if (serverNameOf(event.room_id) !== serverNameOf(event.sender)) return "room ID domain does not match sender";
+    if (rules.roomIdIsCreateHash) {
+      // v12 rule 1.2: no room_id. Stored copies carry the room ID they imply (a create event cannot name its own
+      // hash), so that one is the same as none.
+      const rid = event.room_id as string | undefined;
+      if (rid !== undefined && rid !== roomIdOfCreateEvent(event.event_id)) return "create event must have no room_id";
+    } else if (serverNameOf(event.room_id) !== serverNameOf(event.sender)) {
+      return "room ID domain does not match sender";
+    }
     const v = event.content.room_version;
     if (v !== undefined && (typeof v !== "string" || !isSupportedRoomVersion(v))) {
       return `unrecognised room version '${String(v)}'`;
+    }
+    // v12 rule 1.4: additional_creators, user IDs as valid as a sender must be.
+    const extra = event.content.additional_creators;
+    if (rules.privilegedCreators && extra !== undefined) {
+      if (!Array.isArray(extra) || !extra.every((u) => typeof u === "string" && parseUserId(u) !== null)) {
+        return "additional_creators must be an array of user IDs";
+      }
     }
     if (!rules.implicitCreator && typeof event.content.creator !== "string") return "create event has no creator";
     return null;
@@ -98,7 +135,12 @@ export function checkAuth(
   // Rule 2.4, and auth events must belong to this room.
   const create = get("m.room.create", "");
   if (!create) return "no m.room.create event in auth events";
-  for (const [type, key] of authTypesFor(event)) {
+  // v12 rule 2: the room ID is the create event's ID (the caller supplies an accepted create event).
+  if (rules.roomIdIsCreateHash && event.room_id !== roomIdOfCreateEvent(create.event_id)) {
+    return "room ID is not the create event's ID";
+  }
+  for (const [type, key] of authStateTypesFor(event)) {
+    if (rules.roomIdIsCreateHash && type === "m.room.create") continue; // rule 2 checked it
     const e = get(type, key);
     if (e && e.room_id !== event.room_id) return `auth event ${type}/${key} belongs to another room`;
   }
@@ -138,6 +180,12 @@ export function checkAuth(
   if (event.type === "m.room.power_levels") {
     const bad = validatePowerLevelsContent(event.content);
     if (bad) return bad;
+    // v12 rule 10.4: creators cannot be listed.
+    if (rules.privilegedCreators && event.content.users && typeof event.content.users === "object") {
+      for (const c of roomCreatorsOf(create)) {
+        if (Object.hasOwn(event.content.users, c)) return `power levels cannot list room creator ${c} in 'users'`;
+      }
+    }
     if (!powerLevels) return null;
     return checkPowerLevelsChange(event.sender, senderLevel, powerLevels, event.content);
   }

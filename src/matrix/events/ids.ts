@@ -55,9 +55,29 @@ export function isValidUserId(id: string): boolean {
   return p !== null && isValidLocalpart(p.localpart);
 }
 
+/** Room version 12's room ID: `!` + the URL-safe unpadded base64 sha256 reference hash of the create event. */
+const HASHED_ROOM_ID_RE = /^![A-Za-z0-9_-]{43}$/;
+
+/** "!opaque:server" (room versions 1-11) or "!hash" (room version 12, no server part). */
 export function isValidRoomId(id: string): boolean {
+  if (typeof id === "string" && HASHED_ROOM_ID_RE.test(id)) return true;
   const p = splitSigilId(id, "!");
   return p !== null && p.localpart.length > 0;
+}
+
+/** True for a room version 12 room ID (a create event's hash, no server part). */
+export function isHashedRoomId(id: string): boolean {
+  return typeof id === "string" && HASHED_ROOM_ID_RE.test(id);
+}
+
+/** Room version 12: the room ID a create event with this event ID names (`$` becomes `!`). */
+export function roomIdOfCreateEvent(createEventId: string): string {
+  return `!${createEventId.slice(1)}`;
+}
+
+/** Room version 12: the create event's ID a hashed room ID implies; undefined for other room IDs. */
+export function createEventIdOfRoom(roomId: string): string | undefined {
+  return isHashedRoomId(roomId) ? `$${roomId.slice(1)}` : undefined;
 }
 
 export function isValidRoomAlias(a: string): boolean {

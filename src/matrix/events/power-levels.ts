@@ -2,9 +2,11 @@
  * Power levels (client-server spec `m.room.power_levels`, and rule 9 of the v10/v11 authorization
  * rules). Defaults follow the spec: ban/kick/redact 50, invite 0, state_default 50 (0 when there is
  * no power levels event at all), events_default 0, users_default 0; without a power levels event
- * the room creator has 100.
+ * the room creator has 100. From room version 12 the room's creators (the create event's sender and its
+ * `content.additional_creators`) have an infinite power level (`Infinity` here), whatever power levels say.
  */
 import { parseUserId } from "./ids.ts";
+import { roomVersionRules } from "./room-versions.ts";
 import type { CreateContent, EventContent, PowerLevelsContent } from "./types.ts";
 
 export interface CreateEventLike {
@@ -29,11 +31,34 @@ export function roomCreatorOf(createEvent: CreateEventLike | undefined): string 
   return legacy && typeof createEvent.content?.creator === "string" ? createEvent.content.creator : createEvent.sender;
 }
 
+/** Room version 12+: does the room (by its create event's `room_version`) give its creators infinite power? */
+export function hasPrivilegedCreators(createEvent: CreateEventLike | undefined): boolean {
+  const v = createEvent?.content?.room_version;
+  return typeof v === "string" && roomVersionRules(v)?.privilegedCreators === true;
+}
+
+/**
+ * Room version 12's "room creators": the create event's sender plus `content.additional_creators` (its strings;
+ * the auth rules reject a create event whose list is not all user IDs). Before v12: the one creator.
+ */
+export function roomCreatorsOf(createEvent: CreateEventLike | undefined): string[] {
+  if (!createEvent) return [];
+  if (!hasPrivilegedCreators(createEvent)) {
+    const c = roomCreatorOf(createEvent);
+    return c ? [c] : [];
+  }
+  const extra = createEvent.content?.additional_creators;
+  const out = [createEvent.sender];
+  if (Array.isArray(extra)) for (const u of extra) if (typeof u === "string" && !out.includes(u)) out.push(u);
+  return out;
+}
+
 export function powerLevelOf(
   userId: string,
   powerLevels: PowerLevelsContent | undefined,
   createEvent: CreateEventLike | undefined,
 ): number {
+  if (hasPrivilegedCreators(createEvent) && roomCreatorsOf(createEvent).includes(userId)) return Infinity;
   if (!powerLevels) return userId === roomCreatorOf(createEvent) ? 100 : 0;
   const users = powerLevels.users;
   if (users && typeof users === "object" && Object.hasOwn(users, userId)) {

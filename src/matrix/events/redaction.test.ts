@@ -128,7 +128,7 @@ test("older versions used by the spec vectors; unknown versions rejected", () =>
   assert.deepEqual(redactEvent(ev("m.room.join_rules", { join_rule: "public", allow: [] }), "7").content, {
     join_rule: "public",
   });
-  assert.throws(() => redactEvent(ev("m.room.name", {}), "12"), /room version/);
+  assert.throws(() => redactEvent(ev("m.room.name", {}), "13"), /room version/);
   assert.throws(() => redactEvent(ev("m.room.name", {}), "org.example.custom"), /room version/);
 });
 

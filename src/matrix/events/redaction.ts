@@ -1,5 +1,5 @@
 /**
- * The redaction algorithm (spec rooms/v9 "Redactions", used by v10, and rooms/v11 "Redactions").
+ * The redaction algorithm (spec rooms/v9 "Redactions", used by v10, and rooms/v11 "Redactions", unchanged in v12).
  * It also defines what event hashes and signatures cover, so it must match other servers exactly.
  * Older numeric versions are handled too because the spec's signing test vectors use them.
  */
@@ -29,7 +29,7 @@ const TOP_LEVEL_V11 = TOP_LEVEL_V1.filter((k) => k !== "origin" && k !== "member
 const PL_KEYS = ["ban", "events", "events_default", "kick", "redact", "state_default", "users", "users_default"];
 
 function versionNumber(roomVersion: string): number {
-  const n = /^(?:[1-9]|1[01])$/.test(roomVersion) ? Number(roomVersion) : Number.NaN;
+  const n = /^(?:[1-9]|1[0-2])$/.test(roomVersion) ? Number(roomVersion) : Number.NaN;
   if (Number.isNaN(n)) {
     throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `No redaction rules for room version '${roomVersion}'`);
   }

@@ -1,12 +1,12 @@
 /** Room versions this server can create and join (spec "Room Versions"). */
 
-/** Every version we implement. Both are stable in the spec; /capabilities lists them as "stable". */
-export const SUPPORTED_ROOM_VERSIONS: readonly string[] = Object.freeze(["10", "11"]);
+/** Every version we implement. All are stable in the spec; /capabilities lists them as "stable". */
+export const SUPPORTED_ROOM_VERSIONS: readonly string[] = Object.freeze(["10", "11", "12"]);
 
 /** Versions the spec marks stable, of those we support. */
 export const STABLE_ROOM_VERSIONS: readonly string[] = SUPPORTED_ROOM_VERSIONS;
 
-/** What createRoom uses without `room_version` (Synapse's default too). */
+/** What createRoom uses without `room_version` (Synapse's default too; the spec names none). */
 export const DEFAULT_ROOM_VERSION = "10";
 
 export function isSupportedRoomVersion(v: string): boolean {
@@ -26,14 +26,46 @@ export interface RoomVersionRules {
   implicitCreator: boolean;
   /** v11: `redacts` lives in `content` of m.room.redaction. */
   redactsInContent: boolean;
+  /**
+   * v12 (MSC4291): the room ID is the create event's ID with `!` for `$`; the create event has no `room_id` and
+   * is never listed in `auth_events` (the room ID implies it).
+   */
+  roomIdIsCreateHash: boolean;
+  /**
+   * v12 (MSC4289): the create event's sender and `content.additional_creators` are the room's creators, with an
+   * infinite power level; power levels must not list them.
+   */
+  privilegedCreators: boolean;
+  /** State resolution: "v2" (rooms/v2) or v12's "v2.1" (MSC4297: empty start, conflicted state subgraph). */
+  stateRes: "v2" | "v2.1";
 }
 
 export function roomVersionRules(v: string): RoomVersionRules | null {
   switch (v) {
     case "10":
-      return { implicitCreator: false, redactsInContent: false };
+      return {
+        implicitCreator: false,
+        redactsInContent: false,
+        roomIdIsCreateHash: false,
+        privilegedCreators: false,
+        stateRes: "v2",
+      };
     case "11":
-      return { implicitCreator: true, redactsInContent: true };
+      return {
+        implicitCreator: true,
+        redactsInContent: true,
+        roomIdIsCreateHash: false,
+        privilegedCreators: false,
+        stateRes: "v2",
+      };
+    case "12":
+      return {
+        implicitCreator: true,
+        redactsInContent: true,
+        roomIdIsCreateHash: true,
+        privilegedCreators: true,
+        stateRes: "v2.1",
+      };
     default:
       return null;
   }

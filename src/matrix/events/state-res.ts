@@ -11,7 +11,12 @@
  *   5. the unconflicted state laid back on top.
  *
  * v10 vs v11: only who the creator is when no power levels event is cited (step 1's tie-break: `content.creator`
- * in v10, the create event's sender in v11); `checkAuth` carries the rest. v12's "v2.1" is not here.
+ * in v10, the create event's sender in v11); `checkAuth` carries the rest.
+ *
+ * v12 uses "v2.1" (MSC4297): step 2 starts from an empty state instead of the unconflicted state, and the full
+ * conflicted set also holds the conflicted state subgraph (events on auth paths between conflicted events). The
+ * create event is implied by the room ID instead of cited, so the tie-break and the auth checks take it from
+ * there, and creators sort first (infinite power level).
  *
  * Where the spec's words and Synapse part, this follows the words: a previously rejected event is checked again
  * like any other (Synapse keeps it out), only rejected *auth events* are left out of the checks (Synapse also
@@ -19,8 +24,9 @@
  * outside the full conflicted set too (Synapse stops there). The auth difference follows Synapse (see
  * EventGraph.authDifference). All of these differ only in rooms with rejected or malformed events.
  */
-import { type AuthCheckEvent, type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "./auth.ts";
+import { type AuthCheckEvent, type AuthEvent, authStateTypesFor, checkAuth, type StateKey, stateKey } from "./auth.ts";
 import { EventGraph, type FetchEvent, StateResError, type StateResEvent, stateKeyOf } from "./auth-chain.ts";
+import { createEventIdOfRoom } from "./ids.ts";
 import { powerLevelOf } from "./power-levels.ts";
 import { roomVersionRules } from "./room-versions.ts";
 import type { PowerLevelsContent } from "./types.ts";
@@ -28,6 +34,7 @@ import type { PowerLevelsContent } from "./types.ts";
 export type StateMap = ReadonlyMap<StateKey, string>;
 
 const POWER_LEVELS = stateKey("m.room.power_levels", "");
+const CREATE = stateKey("m.room.create", "");
 
 /**
  * The resolution of `stateSets` (each a map (type, state_key) -> event ID). `source` is a fetch function or an
@@ -49,7 +56,14 @@ export async function resolveStateV2(
   const { unconflicted, conflicted } = separateStateSets(stateSets);
   if (conflicted.size === 0) return unconflicted;
   const graph = source instanceof EventGraph ? source : new EventGraph(source);
-  await graph.load(stateSets.flatMap((s) => [...s.values()]));
+  const ids = stateSets.flatMap((s) => [...s.values()]);
+  await graph.load(ids);
+  // v12: the create event the room ID implies (normally state in every set, so already loaded).
+  if (roomVersionRules(roomVersion)?.roomIdIsCreateHash) {
+    const roomId = graph.get(ids[0])?.room_id;
+    const create = roomId === undefined ? undefined : createEventIdOfRoom(roomId);
+    if (create) await graph.load([create]);
+  }
   return resolveLoaded(roomVersion, stateSets, unconflicted, conflicted, graph);
 }
 
@@ -98,10 +112,13 @@ function resolveLoaded(
   conflicted: Map<StateKey, Set<string>>,
   graph: EventGraph,
 ): Map<StateKey, string> {
-  // Full conflicted set: conflicted state plus auth difference, of the (state) events we know.
+  const v21 = roomVersionRules(roomVersion)?.stateRes === "v2.1";
+  // Full conflicted set: conflicted state plus auth difference (v2.1: plus the conflicted state subgraph), of the
+  // (state) events we know.
   const full = new Set<string>();
   for (const values of conflicted.values()) for (const id of values) full.add(id);
   for (const id of graph.authDifference(stateSets.map((s) => s.values()))) full.add(id);
+  if (v21) for (const id of graph.conflictedSubgraph([...conflicted.values()].flatMap((v) => [...v]))) full.add(id);
   let roomId: string | undefined;
   for (const id of full) {
     const e = graph.get(id);
@@ -120,8 +137,8 @@ function resolveLoaded(
   const chosen = new Set(power);
   for (const id of graph.authChain(power, false, full)) chosen.add(id);
   const sortedPower = reverseTopologicalPowerOrder(roomVersion, graph, chosen);
-  // Step 2.
-  const state = iterativeAuthChecks(roomVersion, graph, new Map(unconflicted), sortedPower);
+  // Step 2 (v2.1: from an empty state).
+  const state = iterativeAuthChecks(roomVersion, graph, v21 ? new Map() : new Map(unconflicted), sortedPower);
   // Steps 3 and 4.
   const rest = [...full].filter((id) => !chosen.has(id));
   iterativeAuthChecks(roomVersion, graph, state, mainlineOrder(graph, rest, state.get(POWER_LEVELS)));
@@ -146,9 +163,22 @@ function citedState(graph: EventGraph, e: StateResEvent, type: string): StateRes
   return undefined;
 }
 
-/** Step 1's tie-break: the sender's power level by the power levels (or create) event `e` cites. */
+/** v12: the create event a room ID implies (it is never cited), if loaded. */
+function impliedCreate(graph: EventGraph, roomId: string): StateResEvent | undefined {
+  const id = createEventIdOfRoom(roomId);
+  return id === undefined ? undefined : graph.get(id);
+}
+
+/**
+ * Step 1's tie-break: the sender's power level by the power levels (or create) event `e` cites. v12: the create
+ * event is the room ID's, and its creators outrank everyone (Infinity).
+ */
 export function senderPowerLevel(roomVersion: string, graph: EventGraph, e: StateResEvent): number {
   const pl = citedState(graph, e, "m.room.power_levels");
+  if (roomVersionRules(roomVersion)?.privilegedCreators) {
+    const create = impliedCreate(graph, e.room_id);
+    return powerLevelOf(e.sender, pl?.content as PowerLevelsContent | undefined, create);
+  }
   const create = citedState(graph, e, "m.room.create");
   if (pl) return powerLevelOf(e.sender, pl.content as PowerLevelsContent, undefined);
   if (!create) return 0;
@@ -205,6 +235,7 @@ export function reverseTopologicalPowerOrder(
   const children = new Map<string, string[]>();
   for (const id of events) {
     const e = graph.get(id)!;
+    // -0 for a level of 0 sorts as 0; -Infinity (a v12 creator) first of all.
     key.set(id, [-senderPowerLevel(roomVersion, graph, e), tsOf(e), id]);
     const parents = parentsOf(id);
     pending.set(id, parents.length);
@@ -231,7 +262,7 @@ export function reverseTopologicalPowerOrder(
 }
 
 function compareKeys(a: [number, number, string], b: [number, number, string]): number {
-  if (a[0] !== b[0]) return a[0] - b[0];
+  if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1; // not a subtraction: -Infinity - -Infinity is NaN
   if (a[1] !== b[1]) return a[1] < b[1] ? -1 : 1;
   return a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0;
 }
@@ -282,7 +313,8 @@ export function mainlineOrder(
 /**
  * Spec "Iterative auth checks": applies each event of `events` to `state` (in place) when the authorization
  * rules allow it against the state so far; a key the rules need that the state lacks comes from the event's own
- * auth events, unless that auth event was rejected.
+ * auth events, unless that auth event was rejected. v12: the create event comes from the room ID, not the event's
+ * auth events (it is not in them), when the state lacks it.
  */
 export function iterativeAuthChecks(
   roomVersion: string,
@@ -290,6 +322,7 @@ export function iterativeAuthChecks(
   state: Map<StateKey, string>,
   events: readonly string[],
 ): Map<StateKey, string> {
+  const implied = roomVersionRules(roomVersion)?.roomIdIsCreateHash === true;
   for (const id of events) {
     const e = graph.get(id);
     const key = e && stateKeyOf(e);
@@ -300,7 +333,11 @@ export function iterativeAuthChecks(
       const k = ae && !ae.rejected && stateKeyOf(ae);
       if (k) auth.set(k, ae);
     }
-    for (const [type, sk] of authTypesFor(e)) {
+    if (implied) {
+      const create = impliedCreate(graph, e.room_id);
+      if (create && !create.rejected) auth.set(CREATE, create);
+    }
+    for (const [type, sk] of authStateTypesFor(e)) {
       const k = stateKey(type, sk);
       const current = state.get(k);
       const ce = current === undefined ? undefined : graph.get(current);

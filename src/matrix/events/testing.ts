@@ -3,9 +3,13 @@
  * before it (the spec's "Auth events selection"), that state being the resolution of the states after its
  * prev_events, as a homeserver computes it. Events failing auth against that state are marked rejected and leave
  * the state unchanged. IDs are given (`$name`), timestamps count up from 0 in the order events are added.
+ * Room version 12: the create event's ID is `V12_CREATE_ID` (hash-shaped, so the room ID can be derived from it),
+ * the room ID is derived from it, and events do not cite it.
  */
 import { type AuthCheckEvent, type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "./auth.ts";
 import { EventGraph, type StateResEvent } from "./auth-chain.ts";
+import { createEventIdOfRoom, roomIdOfCreateEvent } from "./ids.ts";
+import { roomVersionRules } from "./room-versions.ts";
 import { resolveStateV2, type StateMap } from "./state-res.ts";
 import type { EventContent } from "./types.ts";
 
@@ -27,9 +31,11 @@ export class RoomDag {
   resolutions = 0;
   #ts = 0;
 
-  constructor(roomVersion = "10", roomId = "!test:example.com") {
+  constructor(roomVersion = "10", roomId?: string) {
     this.roomVersion = roomVersion;
-    this.roomId = roomId;
+    this.roomId =
+      roomId ??
+      (roomVersionRules(roomVersion)?.roomIdIsCreateHash ? roomIdOfCreateEvent(V12_CREATE_ID) : "!test:example.com");
     this.graph = new EventGraph((id) => this.events.get(id));
   }
 
@@ -51,12 +57,17 @@ export class RoomDag {
     const before = await this.stateBefore(prevs);
     const authEvents: string[] = [];
     const authState = new Map<StateKey, AuthEvent>();
-    for (const [type, key] of authTypesFor(spec)) {
+    for (const [type, key] of authTypesFor(spec, this.roomVersion)) {
       const id = before.get(stateKey(type, key));
       if (id === undefined || authEvents.includes(id)) continue;
       authEvents.push(id);
       authState.set(stateKey(type, key), this.events.get(id)!);
     }
+    // v12: the create event the room ID implies.
+    const implied = createEventIdOfRoom(this.roomId);
+    const create = implied === undefined ? undefined : this.events.get(implied);
+    if (create && !create.rejected && !authState.has(stateKey("m.room.create", "")))
+      authState.set(stateKey("m.room.create", ""), create);
     const depth = Math.max(0, ...prevs.map((p) => this.events.get(p)!.depth)) + 1;
     const event: StateResEvent = {
       event_id: spec.id,
@@ -82,10 +93,14 @@ export class RoomDag {
   }
 }
 
+/** A room version 12 create event's ID in tests: shaped like a reference hash. */
+export const V12_CREATE_ID = `$${"CREATE".padEnd(43, "_")}`;
+
 /** The usual opening of a room: create, creator's join, power levels, join rules. */
-export function createEventSpec(roomVersion: string, creator: string): EventSpec {
+export function createEventSpec(roomVersion: string, creator: string, extra: EventContent = {}): EventSpec {
   const content = roomVersion === "10" ? { creator, room_version: "10" } : { room_version: roomVersion };
-  return { id: "$CREATE", type: "m.room.create", sender: creator, state_key: "", content };
+  const id = roomVersionRules(roomVersion)?.roomIdIsCreateHash ? V12_CREATE_ID : "$CREATE";
+  return { id, type: "m.room.create", sender: creator, state_key: "", content: { ...content, ...extra } };
 }
 
 export const member = (id: string, user: string, membership: string, sender = user): EventSpec => ({
