@@ -166,7 +166,7 @@ export const matrixSchema = z
       .regex(/^(sqlite(:.+)?|postgres(ql)?:\/\/.+)$/, "must be 'sqlite', 'sqlite:<path>' or a postgres:// URL")
       .default("sqlite"),
     /** Default room version for new rooms. */
-    defaultRoomVersion: z.enum(["10", "11"]).default("10"),
+    defaultRoomVersion: z.enum(["10", "11", "12"]).default("10"),
     registration: z
       .object({
         /** Open registration through /register (m.login.dummy). Off by default, as in Synapse. */

@@ -97,7 +97,10 @@ test("randomString: letters only, right length, not repeating", () => {
 });
 
 test("room versions", () => {
-  assert.deepEqual([...SUPPORTED_ROOM_VERSIONS], ["10", "11"]);
-  assert.ok(isSupportedRoomVersion("11") && !isSupportedRoomVersion("9") && !isSupportedRoomVersion("12"));
-  assert.deepEqual(roomVersionsCapability(), { default: "10", available: { "10": "stable", "11": "stable" } });
+  assert.deepEqual([...SUPPORTED_ROOM_VERSIONS], ["10", "11", "12"]);
+  assert.ok(isSupportedRoomVersion("12") && !isSupportedRoomVersion("9") && !isSupportedRoomVersion("13"));
+  assert.deepEqual(roomVersionsCapability(), {
+    default: "10",
+    available: { "10": "stable", "11": "stable", "12": "stable" },
+  });
 });
