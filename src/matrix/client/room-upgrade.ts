@@ -16,8 +16,8 @@ export const routes: Route[] = [
     rateLimit: true,
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
-      const { new_version: version } = parseBody(body, req.body);
-      const { replacementRoom } = await upgradeRoom(req.hs, req.requester!.userId, roomId, version);
+      const { new_version: version, additional_creators: creators } = parseBody(body, req.body);
+      const { replacementRoom } = await upgradeRoom(req.hs, req.requester!.userId, roomId, version, creators);
       return json({ replacement_room: replacementRoom });
     },
   },

@@ -1,7 +1,16 @@
 /** createRoom (spec create_room.yaml): the request schema and the ordered events that make a new room. */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
-import { isSupportedRoomVersion, isValidRoomAlias, parseUserId, randomString } from "../events/index.ts";
+import {
+  contentHash,
+  eventIdFor,
+  isSupportedRoomVersion,
+  isValidRoomAlias,
+  parseUserId,
+  randomString,
+  roomIdOfCreateEvent,
+  roomVersionRules,
+} from "../events/index.ts";
 import type { CreateContent, EventContent, JsonObject, PowerLevelsContent } from "../events/types.ts";
 import type { Homeserver, RoomService } from "../hs.ts";
 import { parseBody } from "../validate.ts";
@@ -32,10 +41,15 @@ const PRESETS = {
   public_chat: { join_rule: "public", history_visibility: "shared", guest_access: "forbidden" },
 } as const;
 
-/** Synapse's defaults, which clients (Element) expect: admin-only for the room-shaping state events. */
-function defaultPowerLevels(creator: string): PowerLevelsContent {
+/**
+ * Synapse's defaults, which clients (Element) expect: admin-only for the room-shaping state events. Room version
+ * 12 (MSC4289): creators are not listed (their level is infinite), and upgrading (m.room.tombstone) needs 150, above
+ * any admin, so by default only creators can hand the room on.
+ */
+export function defaultPowerLevels(creator: string, roomVersion: string): PowerLevelsContent {
+  const v12 = roomVersionRules(roomVersion)?.privilegedCreators === true;
   return {
-    users: { [creator]: 100 },
+    users: v12 ? {} : { [creator]: 100 },
     users_default: 0,
     events: {
       "m.room.name": 50,
@@ -43,7 +57,7 @@ function defaultPowerLevels(creator: string): PowerLevelsContent {
       "m.room.history_visibility": 100,
       "m.room.canonical_alias": 50,
       "m.room.avatar": 50,
-      "m.room.tombstone": 100,
+      "m.room.tombstone": v12 ? 150 : 100,
       "m.room.server_acl": 100,
       "m.room.encryption": 100,
     },
@@ -78,7 +92,7 @@ export async function createRoom(
   }
   if (body.invite_3pid?.length) throw new AmiError("M_UNRECOGNIZED", "Third-party invites are not supported");
   const preset = body.preset ?? (body.visibility === "public" ? "public_chat" : "private_chat");
-  const roomId = `!${randomString(18)}:${hs.serverName}`;
+  const rules = roomVersionRules(version)!;
 
   let alias: string | undefined;
   if (body.room_alias_name !== undefined) {
@@ -94,16 +108,69 @@ export async function createRoom(
   // v11 dropped `creator`: the create event's sender is the creator.
   if (version === "10") creation.creator = creator;
   else delete creation.creator;
+  let creators = [creator];
+  if (rules.privilegedCreators) {
+    // v12 (MSC4289): additional creators, checked here so a bad list leaves no half-made room. A trusted private
+    // chat (a DM) makes its invitees creators too, as the spec says servers should.
+    const extra = creation.additional_creators;
+    if (extra !== undefined && (!Array.isArray(extra) || !extra.every((u) => typeof u === "string" && parseUserId(u))))
+      throw new AmiError("M_BAD_JSON", "creation_content.additional_creators must be an array of user IDs");
+    const all = [...(extra ?? []), ...(preset === "trusted_private_chat" ? invites : [])];
+    const additional = [...new Set(all)].filter((u) => u !== creator);
+    if (additional.length > 0) creation.additional_creators = additional;
+    else delete creation.additional_creators;
+    creators = [creator, ...additional];
+  }
+  const createdTs = Date.now();
+  let roomId: string;
+  if (rules.roomIdIsCreateHash) {
+    // v12: the room ID is the create event's reference hash; the room service builds this same PDU (same
+    // timestamp, depth 1, no prev or auth events, no room_id) and checks it hashes to this ID.
+    const pdu = {
+      sender: creator,
+      type: "m.room.create",
+      state_key: "",
+      content: creation,
+      origin_server_ts: createdTs,
+      depth: 1,
+      prev_events: [],
+      auth_events: [],
+    };
+    roomId = roomIdOfCreateEvent(eventIdFor({ ...pdu, hashes: { sha256: contentHash(pdu) } }, version));
+  } else roomId = `!${randomString(18)}:${hs.serverName}`;
 
   const isPublic = body.visibility === "public";
-  await hs.store.rooms.createRoom({ roomId, version, creator, createdTs: Date.now(), isPublic });
+  const pl: PowerLevelsContent = {
+    ...defaultPowerLevels(creator, version),
+    ...(body.initial_state?.find((e) => e.type === "m.room.power_levels" && (e.state_key ?? "") === "")?.content ?? {}),
+  };
+  if (preset === "trusted_private_chat" && !rules.privilegedCreators)
+    for (const u of invites) pl.users = { ...pl.users, [u]: 100 };
+  Object.assign(pl, body.power_level_content_override ?? {});
+  if (rules.privilegedCreators && pl.users && typeof pl.users === "object") {
+    const listed = creators.filter((c) => Object.hasOwn(pl.users!, c));
+    if (listed.length > 0)
+      throw new AmiError(
+        "M_BAD_JSON",
+        `Room version ${version}: power levels cannot list the room's creators (${listed.join(", ")}) in 'users'`,
+      );
+  }
+
+  await hs.store.rooms.createRoom({ roomId, version, creator, createdTs, isPublic });
   if (alias && !(await hs.store.rooms.createAlias(alias, roomId, creator))) {
     throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
   }
 
   const state = (type: string, content: EventContent, key = "") =>
     rooms.sendEvent({ roomId, sender: creator, type, stateKey: key, content });
-  await state("m.room.create", creation);
+  await rooms.sendEvent({
+    roomId,
+    sender: creator,
+    type: "m.room.create",
+    stateKey: "",
+    content: creation,
+    ts: createdTs,
+  });
   await rooms.setMembership({ roomId, sender: creator, target: creator, membership: "join" });
 
   const initial = (body.initial_state ?? []).filter(
@@ -113,12 +180,7 @@ export async function createRoom(
   );
   const inInitial = (type: string) => initial.some((e) => e.type === type && (e.state_key ?? "") === "");
 
-  const pl: PowerLevelsContent = {
-    ...defaultPowerLevels(creator),
-    ...(initial.find((e) => e.type === "m.room.power_levels")?.content ?? {}),
-  };
-  if (preset === "trusted_private_chat") for (const u of invites) pl.users = { ...pl.users, [u]: 100 };
-  await state("m.room.power_levels", { ...pl, ...(body.power_level_content_override ?? {}) });
+  await state("m.room.power_levels", pl);
 
   if (alias) await state("m.room.canonical_alias", { alias });
 

@@ -8,9 +8,21 @@
  * listing move to the new room; members' room tags, room push rules and m.direct entries follow; and the old room
  * is quietened (events_default and invite raised to max(users_default + 1, 50)). Members are not invited or
  * joined: clients follow the tombstone and join (Synapse's upgrade endpoint does the same).
+ *
+ * Into room version 12 (MSC4289): the upgrading user sends the new create event, so becomes its creator, with the
+ * request's `additional_creators` (the whole set: creators of the old room who are not named are not creators of
+ * the new one). Creators have an infinite level and may not be listed in power levels, so the copied power levels
+ * drop them from `users` and the upgrader is not raised for the copy.
  */
 import { AmiError } from "../../core/errors.ts";
-import { isSupportedRoomVersion, powerLevelOf, requiredLevelForEvent, serverNameOf } from "../events/index.ts";
+import {
+  isSupportedRoomVersion,
+  parseUserId,
+  powerLevelOf,
+  requiredLevelForEvent,
+  roomVersionRules,
+  serverNameOf,
+} from "../events/index.ts";
 import type { EventContent, JsonObject, PowerLevelsContent } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import type { StoredEvent } from "../store/types.ts";
@@ -70,15 +82,25 @@ function checkMayUpgrade(userId: string, state: StoredEvent[]): void {
 }
 
 /** POST /rooms/{roomId}/upgrade: the replacement room's ID. */
-export async function upgradeRoom(hs: Homeserver, userId: string, oldRoomId: string, newVersion: string) {
+export async function upgradeRoom(
+  hs: Homeserver,
+  userId: string,
+  oldRoomId: string,
+  newVersion: string,
+  additionalCreators?: string[],
+) {
   if (!isSupportedRoomVersion(newVersion))
     throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `Room version '${newVersion}' is not supported`);
+  if (additionalCreators !== undefined && roomVersionRules(newVersion)?.privilegedCreators) {
+    const bad = additionalCreators.find((u) => typeof u !== "string" || !parseUserId(u));
+    if (bad !== undefined) throw new AmiError("M_BAD_JSON", `additional_creators: '${String(bad)}' is not a user ID`);
+  }
   await requireRoom(hs, oldRoomId);
   const state = await hs.store.events.getCurrentState(oldRoomId);
   const again = repeated(oldRoomId, userId);
   if (again) return again;
   checkMayUpgrade(userId, state);
-  const done = upgrade(hs, userId, oldRoomId, newVersion, state);
+  const done = upgrade(hs, userId, oldRoomId, newVersion, state, additionalCreators ?? []);
   const entry = { userId, done };
   recent.set(oldRoomId, entry);
   const forget = () => {
@@ -94,6 +116,7 @@ async function upgrade(
   oldRoomId: string,
   newVersion: string,
   state: StoredEvent[],
+  additionalCreators: string[],
 ): Promise<{ replacementRoom: string }> {
   const get = (type: string) => state.find((e) => e.type === type && e.stateKey === "");
   const oldCreate = get("m.room.create")?.pdu.content ?? {};
@@ -103,6 +126,16 @@ async function upgrade(
   const creation: JsonObject = { predecessor: { room_id: oldRoomId, ...(latest ? { event_id: latest.eventId } : {}) } };
   if (typeof oldCreate.type === "string") creation.type = oldCreate.type;
   if (oldCreate["m.federate"] === false) creation["m.federate"] = false;
+  const privileged = roomVersionRules(newVersion)?.privilegedCreators === true;
+  const extra = [...new Set(additionalCreators)].filter((u) => u !== userId);
+  if (privileged && extra.length > 0) creation.additional_creators = extra;
+  const creators = privileged ? [userId, ...extra] : [];
+  /** Power levels for the new room: without its creators in `users` (v12), else unchanged. */
+  const forNewRoom = (pl: PowerLevelsContent): PowerLevelsContent => {
+    if (!privileged || !pl.users) return pl;
+    const users = Object.fromEntries(Object.entries(pl.users).filter(([u]) => !creators.includes(u)));
+    return { ...pl, users };
+  };
 
   const isSpace = oldCreate.type === "m.space";
   const copied = state.filter(
@@ -115,12 +148,12 @@ async function upgrade(
   const needed = neededLevel(oldPl);
   const interimPl: PowerLevelsContent = { ...oldPl, users: { ...(oldPl.users ?? {}) } };
   const own = intOr(interimPl.users?.[userId], intOr(oldPl.users_default, 0));
-  if (own < needed) interimPl.users = { ...interimPl.users, [userId]: needed };
+  if (own < needed && !privileged) interimPl.users = { ...interimPl.users, [userId]: needed };
 
   const initialState = copied.map((e) => ({
     type: e.type,
     state_key: e.stateKey ?? "",
-    content: e.type === "m.room.power_levels" ? interimPl : (e.pdu.content as EventContent),
+    content: e.type === "m.room.power_levels" ? forNewRoom(interimPl) : (e.pdu.content as EventContent),
   }));
   const { roomId: newRoomId } = await hs.rooms.createRoom(userId, {
     preset: "private_chat",
@@ -150,7 +183,7 @@ async function upgrade(
     await hs.store.rooms.setRoomPublic(newRoomId, true);
   }
   await restrictOldRoom(hs, oldRoomId, send, oldPl);
-  if (get("m.room.power_levels")) await send(newRoomId, "m.room.power_levels", oldPl);
+  if (get("m.room.power_levels")) await send(newRoomId, "m.room.power_levels", forNewRoom(oldPl));
   hs.log.info("room upgraded", { oldRoomId, newRoomId, version: newVersion });
   return { replacementRoom: newRoomId };
 }

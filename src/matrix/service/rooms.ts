@@ -7,7 +7,7 @@ import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, authTypesFor, checkAuth, mayRedact, stateKey } from "../events/auth.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
-import { isValidEventId, isValidRoomId, parseUserId, serverNameOf } from "../events/ids.ts";
+import { isValidEventId, isValidRoomId, parseUserId, roomIdOfCreateEvent, serverNameOf } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 import { sendPduOut } from "../federation/edus-out.ts";
@@ -182,6 +182,9 @@ export class Rooms implements RoomService {
       auth_events: [],
     };
     if (input.stateKey !== undefined) pdu.state_key = input.stateKey;
+    // v12: the create event has no room_id; the room ID is its hash (room-create.ts derived it from the same PDU).
+    const hashedCreate = rules.roomIdIsCreateHash && input.type === "m.room.create" && input.stateKey === "";
+    if (hashedCreate) delete (pdu as Partial<UnsignedPdu>).room_id;
     if (input.type === "m.room.redaction") {
       const target = input.redacts ?? content.redacts;
       if (typeof target !== "string" || !isValidEventId(target))
@@ -191,7 +194,8 @@ export class Rooms implements RoomService {
       await this.#checkRedaction(head, input.roomId, input.sender, target);
     }
     await checkNewRelation(store, input.sender, input.type, content);
-    for (const [t, k] of authTypesFor({ type: input.type, sender: input.sender, state_key: input.stateKey, content })) {
+    const authFor = { type: input.type, sender: input.sender, state_key: input.stateKey, content };
+    for (const [t, k] of authTypesFor(authFor, head.version)) {
       const e = head.auth.get(stateKey(t, k));
       if (e) pdu.auth_events.push(e.event_id);
     }
@@ -200,6 +204,8 @@ export class Rooms implements RoomService {
     if (Buffer.byteLength(JSON.stringify(signed)) > MAX_PDU_BYTES)
       throw new AmiError("M_TOO_LARGE", "Event is too large");
     const eventId = eventIdFor(signed, head.version);
+    if (hashedCreate && roomIdOfCreateEvent(eventId) !== input.roomId)
+      throw new AmiError("M_UNKNOWN", `The create event ${eventId} does not hash to the room ID ${input.roomId}`);
     const reason = checkAuth(
       {
         event_id: eventId,
