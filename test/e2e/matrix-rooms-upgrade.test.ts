@@ -4,7 +4,9 @@
  * history visibility, encryption, power levels, bans), names the predecessor, tombstones and quietens the old room,
  * moves the aliases, the canonical alias, the directory listing and the upgrader's tags; matrix-js-sdk sees the
  * tombstone, follows it, joins the new room and walks the upgrade history both ways. An upgrader whose level is
- * below what copying needs is raised for the copy and put back after; a space keeps its children.
+ * below what copying needs is raised for the copy and put back after; a space keeps its children. Room version 12:
+ * the room ID is the create event's hash, creators (with additional_creators) are above power levels and cannot be
+ * listed there or kicked, others join and send, and a v10 room upgraded into 12 makes its upgrader a creator.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -233,6 +235,105 @@ for (const backend of BACKENDS) {
         .filter((e: { type: string }) => e.type === "m.space.child")
         .map((e: { state_key: string }) => e.state_key);
       assert.deepEqual(kids, [child], "the live child is copied, the removed one is not");
+    });
+
+    it("room version 12: hashed room ID, creators above power levels, join and send, a v10 room upgraded to 12", async () => {
+      const caps = await ok(hs.url, "GET", "/_matrix/client/v3/capabilities", { token: alice.accessToken });
+      assert.equal(caps.capabilities["m.room_versions"].available["12"], "stable");
+      assert.equal(caps.capabilities["m.room_versions"].default, "10", "the default stays");
+      // Creators may not be listed in power levels: refused before anything is made.
+      const listed = await api(hs.url, "POST", "/_matrix/client/v3/createRoom", {
+        token: alice.accessToken,
+        body: { room_version: "12", power_level_content_override: { users: { [alice.userId]: 100 } } },
+      });
+      assert.equal(listed.status, 400, listed.text);
+      const badCreators = await api(hs.url, "POST", "/_matrix/client/v3/createRoom", {
+        token: alice.accessToken,
+        body: { room_version: "12", creation_content: { additional_creators: ["not-a-user"] } },
+      });
+      assert.equal(badCreators.status, 400, badCreators.text);
+
+      const made = await ok(hs.url, "POST", "/_matrix/client/v3/createRoom", {
+        token: alice.accessToken,
+        body: { room_version: "12", preset: "public_chat", creation_content: { additional_creators: [bob.userId] } },
+      });
+      const roomId: string = made.room_id;
+      assert.match(roomId, /^![A-Za-z0-9_-]{43}$/, "no server part: the create event's hash");
+      const createEv = (
+        await ok(hs.url, "GET", `/_matrix/client/v3/rooms/${enc(roomId)}/state`, { token: alice.accessToken })
+      ).find((e: { type: string }) => e.type === "m.room.create");
+      assert.equal(createEv.event_id, `$${roomId.slice(1)}`, "the room ID is the create event's ID");
+      assert.deepEqual(createEv.content.additional_creators, [bob.userId]);
+      assert.equal(createEv.content.room_version, "12");
+      const pl = (await state(alice, roomId, "m.room.power_levels")).json;
+      assert.deepEqual(pl.users, {}, "creators are not listed");
+      assert.equal(pl.events["m.room.tombstone"], 150);
+
+      await join(bob, roomId);
+      await join(carol, roomId);
+      const sent = await ok(hs.url, "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/t12${u}`, {
+        token: carol.accessToken,
+        body: { msgtype: "m.text", body: "hello v12" },
+      });
+      const msg = await ok(hs.url, "GET", `/_matrix/client/v3/rooms/${enc(roomId)}/event/${enc(sent.event_id)}`, {
+        token: bob.accessToken,
+      });
+      assert.equal(msg.content.body, "hello v12");
+      assert.equal(msg.room_id, roomId);
+      // bob, an additional creator, is above any level: he raises carol to 100 and kicks nobody above him.
+      await ok(hs.url, "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.power_levels/`, {
+        token: bob.accessToken,
+        body: { ...pl, users: { [carol.userId]: 100 } },
+      });
+      const kickCreator = await api(hs.url, "POST", `/_matrix/client/v3/rooms/${enc(roomId)}/kick`, {
+        token: carol.accessToken,
+        body: { user_id: alice.userId },
+      });
+      assert.equal(kickCreator.status, 403, "a 100 cannot kick a creator");
+      const listCreator = await api(
+        hs.url,
+        "PUT",
+        `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.power_levels/`,
+        {
+          token: bob.accessToken,
+          body: { ...pl, users: { [alice.userId]: 50 } },
+        },
+      );
+      assert.equal(listCreator.status, 403, "nor can creators be put in power levels");
+      const tombstone = await upgrade(carol, roomId, { new_version: "12" });
+      assert.equal(tombstone.status, 403, "upgrading needs 150: only creators by default");
+
+      // A v10 room, bob an admin there, upgraded by alice into v12 with bob as additional creator.
+      const old = await ok(hs.url, "POST", "/_matrix/client/v3/createRoom", {
+        token: alice.accessToken,
+        body: {
+          room_version: "10",
+          preset: "public_chat",
+          name: "old ten",
+          power_level_content_override: { users: { [alice.userId]: 100, [bob.userId]: 100, [carol.userId]: 50 } },
+        },
+      });
+      await join(bob, old.room_id);
+      const up = await upgrade(alice, old.room_id, { new_version: "12", additional_creators: [bob.userId] });
+      assert.equal(up.status, 200, up.text);
+      const newId: string = up.json.replacement_room;
+      assert.match(newId, /^![A-Za-z0-9_-]{43}$/);
+      const newCreate = (await state(alice, newId, "m.room.create")).json;
+      assert.equal(newCreate.room_version, "12");
+      assert.deepEqual(newCreate.additional_creators, [bob.userId]);
+      assert.equal(newCreate.predecessor.room_id, old.room_id);
+      const newPl = (await state(alice, newId, "m.room.power_levels")).json;
+      assert.deepEqual(newPl.users, { [carol.userId]: 50 }, "creators dropped from the copied levels, others kept");
+      assert.equal((await state(alice, newId, "m.room.name")).json.name, "old ten");
+      assert.equal((await state(alice, old.room_id, "m.room.tombstone")).json.replacement_room, newId);
+      await join(bob, newId);
+      await join(carol, newId);
+      await ok(hs.url, "PUT", `/_matrix/client/v3/rooms/${enc(newId)}/send/m.room.message/n12${u}`, {
+        token: carol.accessToken,
+        body: { msgtype: "m.text", body: "in the new room" },
+      });
+      const badUp = await upgrade(alice, newId, { new_version: "12", additional_creators: [42] });
+      assert.equal(badUp.status, 400, badUp.text);
     });
   });
 }
