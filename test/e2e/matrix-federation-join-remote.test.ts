@@ -273,4 +273,48 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.equal(await put(mk({ state_key: "@nobody:hs2.test" })), 404);
     assert.equal(await u.bob.srv.hs.store.rooms.getRoom(fake), null, "nothing stored");
   });
+
+  test("room version 12 over federation: bob joins alice's hashed-ID room via hs1, both send, both see both", async () => {
+    const v12 = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", {
+        preset: "public_chat",
+        room_version: "12",
+        name: "Twelve",
+        creation_content: { additional_creators: ["@carol:hs3.test"] },
+      })
+    ).room_id as string;
+    assert.match(v12, /^![A-Za-z0-9_-]{43}$/);
+    const path = (who: string, p: string) =>
+      call(who, "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(v12)}${p}`);
+    // The room ID names no server: the join says where to go.
+    const r = await call("bob", "POST", `/_matrix/client/v3/join/${encodeURIComponent(v12)}?via=hs1.test`, {});
+    assert.equal(r.room_id, v12);
+    const create = await path("bob", "/state/m.room.create/");
+    assert.equal(create.room_version, "12");
+    assert.deepEqual(create.additional_creators, ["@carol:hs3.test"]);
+    assert.equal((await path("bob", "/state/m.room.name/")).name, "Twelve");
+    for (const [who, i] of [
+      ["alice", 0],
+      ["bob", 1],
+    ] as const)
+      await call(who, "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(v12)}/send/m.room.message/v12${i}`, {
+        msgtype: "m.text",
+        body: `${who} in v12`,
+      });
+    const texts = async (who: string) =>
+      ((await path(who, "/messages?dir=b&limit=50")).chunk as any[])
+        .filter((e) => e.type === "m.room.message")
+        .map((e) => e.content.body)
+        .sort()
+        .join(",");
+    for (const who of ["alice", "bob"])
+      await until(`${who} sees both v12 messages`, async () => (await texts(who)) === "alice in v12,bob in v12");
+    // Bob's server now sends into the room: its events cite no create event, and hs1 accepted them.
+    const bobs = ((await path("alice", "/messages?dir=b&limit=50")).chunk as any[]).find(
+      (e) => e.sender === "@bob:hs2.test" && e.type === "m.room.message",
+    );
+    const [stored] = await s["hs1.test"].hs.store.dag.getDagEvents([bobs.event_id]);
+    assert.ok(!(stored.pdu.auth_events as string[]).includes(`$${v12.slice(1)}`), "no create event in auth_events");
+    assert.equal(stored.rejected, null);
+  });
 });

@@ -13,10 +13,11 @@
  * that state and the join; the resident server sends later events to us because we now have a joined member.
  */
 import { AmiError } from "../../core/errors.ts";
-import { type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "../events/auth.ts";
+import { type AuthEvent, authStateTypesFor, checkAuth, type StateKey, stateKey } from "../events/auth.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
-import { isSupportedRoomVersion, SUPPORTED_ROOM_VERSIONS } from "../events/room-versions.ts";
+import { createEventIdOfRoom, roomIdOfCreateEvent } from "../events/ids.ts";
+import { isSupportedRoomVersion, roomVersionRules, SUPPORTED_ROOM_VERSIONS } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
 import { checkPduSignatures } from "./event-signatures.ts";
 import { outlierOf, stateResEventOf } from "./pdu-in.ts";
@@ -33,7 +34,8 @@ function authOf(id: string, p: Pdu): AuthEvent {
     state_key: p.state_key,
     sender: p.sender,
     content: p.content ?? {},
-    room_id: p.room_id,
+    // A v12 create event has none: the one it names.
+    room_id: p.room_id ?? (p.type === "m.room.create" ? roomIdOfCreateEvent(id) : p.room_id),
   };
 }
 
@@ -116,14 +118,18 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   // Every event: its ID, the room, the signatures of its servers (content hash mismatch: the redacted copy).
   const events = new Map<string, Pdu>();
   const stateIds = new Set<string>();
+  const impliedCreate = roomVersionRules(version)?.roomIdIsCreateHash ? createEventIdOfRoom(roomId) : undefined;
   for (const [i, p] of [...stateIn, ...chainIn].entries()) {
-    if (p.room_id !== roomId) continue;
+    // v12: the create event has no room_id; it belongs here when its ID is the one the room ID names.
+    const v12Create = impliedCreate !== undefined && p.type === "m.room.create" && p.room_id === undefined;
+    if (p.room_id !== roomId && !v12Create) continue;
     let id: string;
     try {
       id = eventIdFor(p, version);
     } catch {
       continue;
     }
+    if (v12Create && id !== impliedCreate) continue;
     if (i < stateIn.length && typeof p.state_key === "string") stateIds.add(id);
     if (events.has(id)) continue;
     const sig = await checkPduSignatures(p, version, hs.federation.keys);
@@ -148,6 +154,9 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
       own.set(stateKey(ap.type, ap.state_key), authOf(a, ap));
     }
     if (!good) continue;
+    // v12: the create event is implied, not cited.
+    if (impliedCreate && id !== impliedCreate && ok.has(impliedCreate))
+      own.set(stateKey("m.room.create", ""), authOf(impliedCreate, events.get(impliedCreate) as Pdu));
     const why = checkAuth(stateResEventOf({ eventId: id, pdu: p, rejected: null }), own, version);
     if (why) hs.log.info("federation: send_join event fails auth, dropped", { id, why });
     else ok.add(id);
@@ -159,13 +168,14 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
     state.set(stateKey(p.type, p.state_key), id);
   }
   const createId = state.get(stateKey("m.room.create", ""));
-  if (!createId) throw new AmiError("M_UNKNOWN", `${server} sent no valid create event for ${roomId}`, {}, 502);
+  if (!createId || (impliedCreate !== undefined && createId !== impliedCreate))
+    throw new AmiError("M_UNKNOWN", `${server} sent no valid create event for ${roomId}`, {}, 502);
   const create = events.get(createId) as Pdu;
   if ((create.content?.room_version ?? "1") !== version)
     throw new AmiError("M_UNKNOWN", `${server}'s create event is not of room version ${version}`, {}, 502);
   // The join, by the state it was sent at.
   const authState = new Map<StateKey, AuthEvent>();
-  for (const [t, k] of authTypesFor(join as { type: string; sender: string; state_key?: string; content: any })) {
+  for (const [t, k] of authStateTypesFor(join as { type: string; sender: string; state_key?: string; content: any })) {
     const id = state.get(stateKey(t, k));
     if (id) authState.set(stateKey(t, k), authOf(id, events.get(id) as Pdu));
   }

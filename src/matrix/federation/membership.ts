@@ -129,7 +129,11 @@ export const membershipRoutes: Route[] = [
       const stripped = [];
       for (const t of types) {
         const e = await hs.store.events.getCurrentStateEvent(room.roomId, t, "");
-        if (e) stripped.push({ type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content });
+        // The create event as the full PDU (spec v1.16, MSC4311: a v12 room ID names no server, the PDU does).
+        if (e)
+          stripped.push(
+            t === "m.room.create" ? e.pdu : { type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content },
+          );
       }
       return { json: { knock_room_state: stripped } };
     },
@@ -156,7 +160,10 @@ export async function inviteRemote(
   const state = [];
   for (const t of STRIPPED) {
     const e = await hs.store.events.getCurrentStateEvent(roomId, t, "");
-    if (e) state.push({ type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content });
+    if (e)
+      state.push(
+        t === "m.room.create" ? e.pdu : { type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content },
+      );
   }
   const res = await hs.federation.client.request<{ event?: Record<string, unknown> }>(target, {
     method: "PUT",

@@ -17,10 +17,10 @@
  * a timeline event through the room service, which notifies /sync and WebSocket clients as for a local send.
  */
 import { AmiError } from "../../core/errors.ts";
-import { type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "../events/auth.ts";
+import { type AuthEvent, authStateTypesFor, authTypesFor, checkAuth, type StateKey, stateKey } from "../events/auth.ts";
 import { EventGraph, type StateResEvent } from "../events/auth-chain.ts";
 import { eventIdFor } from "../events/hashing.ts";
-import { isValidEventId, isValidRoomId, parseUserId } from "../events/ids.ts";
+import { createEventIdOfRoom, isValidEventId, isValidRoomId, parseUserId, roomIdOfCreateEvent } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import { resolveStateV2 } from "../events/state-res.ts";
 import type { Homeserver } from "../hs.ts";
@@ -55,6 +55,15 @@ export function checkPduFormat(pdu: Record<string, unknown>, roomVersion: string
   if (!str("type") || !str("sender") || !str("room_id"))
     throw new PduError("type, sender or room_id missing or too long");
   if (pdu.state_key !== undefined && !str("state_key")) throw new PduError("bad state_key");
+  // v12: the create event is never cited (the room ID implies it).
+  if (
+    roomVersionRules(roomVersion)?.roomIdIsCreateHash &&
+    pdu.type !== "m.room.create" &&
+    pdu.auth_events !== undefined &&
+    Array.isArray(pdu.auth_events) &&
+    pdu.auth_events.includes(createEventIdOfRoom(pdu.room_id as string))
+  )
+    throw new PduError("auth_events must not list the create event in this room version");
   const sender = parseUserId(pdu.sender as string);
   if (!sender) throw new PduError("bad sender");
   // A resident server relays the joins and leaves it accepted by send_join / send_leave (federation/membership.ts):
@@ -77,12 +86,15 @@ export function checkPduFormat(pdu: Record<string, unknown>, roomVersion: string
   return eventIdFor(pdu, roomVersion);
 }
 
-/** The form state resolution and the auth rules read. */
+/**
+ * The form state resolution and the auth rules read. A v12 create event has no room_id: it gets the room ID it
+ * implies (its own ID with `!`), which the auth rules take as "none".
+ */
 export function stateResEventOf(e: Pick<DagEvent, "eventId" | "pdu" | "rejected">): StateResEvent {
   const p = e.pdu;
   return {
     event_id: e.eventId,
-    room_id: p.room_id,
+    room_id: p.room_id ?? (p.type === "m.room.create" ? roomIdOfCreateEvent(e.eventId) : p.room_id),
     type: p.type,
     state_key: p.state_key,
     sender: p.sender,
@@ -181,7 +193,7 @@ async function authFromState(
   state: Map<StateKey, string>,
 ): Promise<Map<StateKey, AuthEvent>> {
   const out = new Map<StateKey, AuthEvent>();
-  const keys = authTypesFor(ev).map(([t, k]) => stateKey(t, k));
+  const keys = authStateTypesFor(ev).map(([t, k]) => stateKey(t, k));
   const ids = keys.map((k) => state.get(k)).filter((x): x is string => x !== undefined);
   await graph.load(ids);
   for (const id of ids) {
@@ -194,7 +206,7 @@ async function authFromState(
 export function outlierOf(eventId: string, pdu: Record<string, unknown>, rejected: string | null) {
   return {
     eventId,
-    roomId: pdu.room_id as string,
+    roomId: (pdu.room_id as string | undefined) ?? roomIdOfCreateEvent(eventId),
     type: pdu.type as string,
     stateKey: (pdu.state_key as string | undefined) ?? null,
     sender: pdu.sender as string,
@@ -307,8 +319,15 @@ export class PduIn {
       ownAuth.set(k, authEventFrom(stateResEventOf(a)));
     }
     for (const k of ownAuth.keys())
-      if (!authTypesFor(ev).some(([t, s]) => stateKey(t, s) === k))
+      if (!authTypesFor(ev, version).some(([t, s]) => stateKey(t, s) === k))
         return reject("an auth event the rules do not read");
+    // v12: the create event the room ID names, which must be here and accepted (rule 2).
+    const impliedCreate = createEventIdOfRoom(roomId);
+    if (impliedCreate && roomVersionRules(version)?.roomIdIsCreateHash && ev.type !== "m.room.create") {
+      const [c] = await store.dag.getDagEvents([impliedCreate]);
+      if (!c || c.rejected !== null) return reject("the room's create event is unknown or rejected");
+      ownAuth.set(stateKey("m.room.create", ""), authEventFrom(stateResEventOf(c)));
+    }
     const r1 = checkAuth(ev, ownAuth, version);
     if (r1) return reject(r1);
 

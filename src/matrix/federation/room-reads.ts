@@ -184,7 +184,7 @@ async function memberTemplate(hs: Homeserver, room: RoomRow, userId: string, con
     prev_events: extremities.map((x) => x.eventId),
     auth_events: [] as string[],
   };
-  for (const [type, key] of authTypesFor(event)) {
+  for (const [type, key] of authTypesFor(event, room.version)) {
     const e = auth.get(stateKey(type, key));
     if (e) event.auth_events.push(e.event_id);
   }
