@@ -62,3 +62,14 @@ test("a create event needs no prev_events", () => {
   const p = pdu({ type: "m.room.create", state_key: "", prev_events: [], auth_events: [] });
   assert.equal(checkPduFormat(p, "11", "hs2.test"), eventIdFor(p, "11"));
 });
+
+test("room version 12: an event citing the create event the room ID names is refused", () => {
+  const create = `$${"c".repeat(43)}`;
+  const room = `!${"c".repeat(43)}`;
+  const cites = pdu({ room_id: room, auth_events: [create, `$${"b".repeat(43)}`] });
+  assert.throws(() => checkPduFormat(cites, "12", "hs2.test"), /must not list the create event/);
+  // v11 rooms cite it, and v12 events citing other events are fine.
+  assert.equal(checkPduFormat(cites, "11", "hs2.test"), eventIdFor(cites, "11"));
+  const fine = pdu({ room_id: room });
+  assert.equal(checkPduFormat(fine, "12", "hs2.test"), eventIdFor(fine, "12"));
+});

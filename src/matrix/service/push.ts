@@ -6,6 +6,7 @@
  * visibility.ts rule 2) and the target of an invite. Events are handled in batches from a bounded queue, after
  * the send was answered.
  */
+import { hasPrivilegedCreators, roomCreatorsOf } from "../events/power-levels.ts";
 import { field, isJsonObject, type JsonObject } from "../events/types.ts";
 import type { Homeserver, PushService } from "../hs.ts";
 import type { NotificationRow, PusherRow } from "../store/types.ts";
@@ -242,10 +243,16 @@ function mentionsRoom(content: unknown): boolean {
   );
 }
 
-/** Whether `sender` has power level >= notifications.room (default 50); without power levels, the creator does. */
+/**
+ * Whether `sender` has power level >= notifications.room (default 50); without power levels, the creator does; in
+ * room version 12 the creators always do (infinite level).
+ */
 async function senderMayNotifyRoom(hs: Homeserver, roomId: string, sender: string): Promise<boolean> {
   const pl = await hs.store.events.getCurrentStateEvent(roomId, "m.room.power_levels", "");
-  if (!pl) return (await hs.store.events.getCurrentStateEvent(roomId, "m.room.create", ""))?.sender === sender;
+  const create = await hs.store.events.getCurrentStateEvent(roomId, "m.room.create", "");
+  const createLike = create ? { sender: create.sender, content: create.pdu.content ?? {} } : undefined;
+  if (hasPrivilegedCreators(createLike) && roomCreatorsOf(createLike).includes(sender)) return true;
+  if (!pl) return create?.sender === sender;
   const content = pl.pdu.content ?? {};
   const need = Number(field(content, "notifications", "room") ?? 50);
   const level = Number(field(content, "users", sender) ?? content.users_default ?? 0);
