@@ -31,7 +31,7 @@ for (const backend of BACKENDS) {
       assertSpec("capabilities.yaml", "/capabilities", "GET", 200, c.body);
       assert.deepEqual(c.body.capabilities["m.room_versions"], {
         default: "10",
-        available: { "10": "stable", "11": "stable" },
+        available: { "10": "stable", "11": "stable", "12": "stable" },
       });
       assert.equal(c.body.capabilities["m.3pid_changes"].enabled, false);
       assert.equal((await k.call("GET", `${V3}/capabilities`)).body.errcode, "M_MISSING_TOKEN");
