@@ -9,7 +9,7 @@ import { EventGraph, type StateResEvent } from "./auth-chain.ts";
 import { eventIdFor } from "./hashing.ts";
 import { createEventIdOfRoom, isHashedRoomId, isValidRoomId, roomIdOfCreateEvent, serverNameOf } from "./ids.ts";
 import { powerLevelOf, roomCreatorsOf } from "./power-levels.ts";
-import { resolveStateV2 } from "./state-res.ts";
+import { resolveStateV2, reverseTopologicalPowerOrder, senderPowerLevel } from "./state-res.ts";
 import { createEventSpec, joinRules, member, powerLevels, RoomDag, topic, V12_CREATE_ID } from "./testing.ts";
 
 const ALICE = "@alice:example.com";
@@ -246,4 +246,22 @@ test("v2.1 resolves a forked topic in a v12 room (creator and a 50, no create ev
   // Same power levels on both sides: unconflicted, and the later topic by mainline order wins.
   assert.equal(resolved.get(stateKey("m.room.power_levels", "")), "$pl2");
   assert.equal(resolved.get(stateKey("m.room.topic", "")), "$t3");
+});
+
+test("v12 reverse topological power ordering: creators (from the room ID's create event) sort first", async () => {
+  const dag = new RoomDag("12");
+  await dag.add(createEventSpec("12", ALICE, { additional_creators: [BOB] }), []);
+  await dag.add(member("$ja", ALICE, "join"), [V12_CREATE_ID]);
+  await dag.add(powerLevels("$pl", ALICE, { users: { [DAVE]: 100 } }), ["$ja"]);
+  await dag.add(joinRules("$jr", ALICE, "public"), ["$pl"]);
+  await dag.add(member("$jb", BOB, "join"), ["$jr"]);
+  await dag.add(member("$jd", DAVE, "join"), ["$jb"]);
+  // Two concurrent join rules changes; dave's is older, bob's (a creator, cited in no power levels) sorts first.
+  const d = await dag.add(joinRules("$d", DAVE, "invite"), ["$jd"], 100);
+  const b = await dag.add(joinRules("$b", BOB, "knock"), ["$jd"], 200);
+  assert.equal(senderPowerLevel("12", dag.graph, b), Infinity);
+  assert.equal(senderPowerLevel("12", dag.graph, d), 100);
+  assert.deepEqual(reverseTopologicalPowerOrder("12", dag.graph, new Set(["$d", "$b"])), ["$b", "$d"]);
+  // v2 ordering by the same events read as v11: no creator privilege, both at their cited level (bob: 0).
+  assert.equal(senderPowerLevel("11", dag.graph, b), 0);
 });
