@@ -252,6 +252,17 @@ for (const backend of BACKENDS) {
         body: { room_version: "12", creation_content: { additional_creators: ["not-a-user"] } },
       });
       assert.equal(badCreators.status, 400, badCreators.text);
+      // Power levels given without a tombstone level still get one above state_default.
+      const given = await ok(hs.url, "POST", "/_matrix/client/v3/createRoom", {
+        token: alice.accessToken,
+        body: {
+          room_version: "12",
+          initial_state: [{ type: "m.room.power_levels", content: { state_default: 60, events: {} } }],
+        },
+      });
+      const givenPl = (await state(alice, given.room_id, "m.room.power_levels")).json;
+      assert.equal(givenPl.events["m.room.tombstone"], 150);
+      assert.equal(givenPl.state_default, 60);
 
       const made = await ok(hs.url, "POST", "/_matrix/client/v3/createRoom", {
         token: alice.accessToken,

@@ -146,6 +146,14 @@ export async function createRoom(
   };
   if (preset === "trusted_private_chat" && !rules.privilegedCreators)
     for (const u of invites) pl.users = { ...pl.users, [u]: 100 };
+  if (rules.privilegedCreators) {
+    // v12 (createRoom, step 3): m.room.tombstone explicitly above state_default (150 by default) unless overridden.
+    const stateDefault = Number.isInteger(pl.state_default) ? (pl.state_default as number) : 50;
+    const events = { ...(pl.events ?? {}) };
+    const t = events["m.room.tombstone"];
+    if (!Number.isInteger(t) || t <= stateDefault) events["m.room.tombstone"] = Math.max(150, stateDefault + 1);
+    pl.events = events;
+  }
   Object.assign(pl, body.power_level_content_override ?? {});
   if (rules.privilegedCreators && pl.users && typeof pl.users === "object") {
     const listed = creators.filter((c) => Object.hasOwn(pl.users!, c));
