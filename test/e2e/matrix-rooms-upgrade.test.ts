@@ -263,6 +263,13 @@ for (const backend of BACKENDS) {
       const givenPl = (await state(alice, given.room_id, "m.room.power_levels")).json;
       assert.equal(givenPl.events["m.room.tombstone"], 150);
       assert.equal(givenPl.state_default, 60);
+      // A DM (trusted private chat): the invitee becomes an additional creator instead of a listed 100.
+      const dm = await ok(hs.url, "POST", "/_matrix/client/v3/createRoom", {
+        token: alice.accessToken,
+        body: { room_version: "12", preset: "trusted_private_chat", invite: [carol.userId], is_direct: true },
+      });
+      assert.deepEqual((await state(alice, dm.room_id, "m.room.create")).json.additional_creators, [carol.userId]);
+      assert.deepEqual((await state(alice, dm.room_id, "m.room.power_levels")).json.users, {});
 
       const made = await ok(hs.url, "POST", "/_matrix/client/v3/createRoom", {
         token: alice.accessToken,
