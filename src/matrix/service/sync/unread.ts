@@ -4,6 +4,7 @@
  * users with the same new events to count read them once.
  */
 
+import { hasPrivilegedCreators, roomCreatorsOf } from "../../events/power-levels.ts";
 import { field, isJsonObject } from "../../events/types.ts";
 import type { MembershipRow, StoredEvent } from "../../store/types.ts";
 import { evaluate, mergeRuleset, type NotifyContext, PUSH_RULES_TYPE } from "../push-rules.ts";
@@ -339,10 +340,11 @@ async function roomNotifiers(ctx: SyncCtx, roomId: string): Promise<Map<string, 
   const out = new Map<string, boolean>();
   const members = ctx.members.get(roomId) ?? (await ctx.hs.store.events.getMembers(roomId, "join"));
   for (const m of members) out.set(m.userId, Number(users[m.userId] ?? def) >= need);
-  // Without power levels, the room creator has 100 (spec: authorization rules).
-  if (!pl) {
-    const create = await ctx.hs.store.events.getCurrentStateEvent(roomId, "m.room.create", "");
-    if (create) out.set(create.sender, true);
-  }
+  // Without power levels, the room creator has 100 (spec: authorization rules); from room version 12 the creators
+  // always outrank everyone.
+  const create = await ctx.hs.store.events.getCurrentStateEvent(roomId, "m.room.create", "");
+  if (create && !pl) out.set(create.sender, true);
+  const createLike = create ? { sender: create.sender, content: create.pdu.content ?? {} } : undefined;
+  if (hasPrivilegedCreators(createLike)) for (const c of roomCreatorsOf(createLike)) out.set(c, true);
   return out;
 }
