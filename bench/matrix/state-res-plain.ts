@@ -4,16 +4,19 @@
  * what was walked), both orderings pick their next event by scanning all remaining ones, mainline positions
  * are found by walking each event's power levels chain. Same authorization rules (checkAuth), same readings of
  * the spec as src/matrix/events/state-res.ts (a set's own events are in its full auth chain). Not for use.
+ * Room version 12 (v2.1): the conflicted state subgraph found by testing every event below a conflicted one for a
+ * conflicted event in its own auth chain, step 2 from an empty state, the create event taken from the room ID.
  */
 import {
   type AuthCheckEvent,
   type AuthEvent,
-  authTypesFor,
+  authStateTypesFor,
   checkAuth,
   type StateKey,
   stateKey,
 } from "../../src/matrix/events/auth.ts";
 import type { StateResEvent } from "../../src/matrix/events/auth-chain.ts";
+import { createEventIdOfRoom } from "../../src/matrix/events/ids.ts";
 import { roomVersionRules } from "../../src/matrix/events/room-versions.ts";
 import { isPowerEvent } from "../../src/matrix/events/state-res.ts";
 
@@ -37,8 +40,16 @@ function cited(events: Events, e: StateResEvent, type: string): StateResEvent | 
   return e.auth_events.map((a) => events.get(a)).find((a) => a?.type === type && a.state_key === "");
 }
 
+/** v12: the create event the room ID names. */
+const impliedCreate = (events: Events, e: StateResEvent) => events.get(createEventIdOfRoom(e.room_id) ?? "");
+
 function senderPower(roomVersion: string, events: Events, e: StateResEvent): number {
   const pl = cited(events, e, "m.room.power_levels");
+  if (roomVersionRules(roomVersion)!.privilegedCreators) {
+    const create = impliedCreate(events, e)!;
+    const extra = create.content.additional_creators;
+    if (e.sender === create.sender || (Array.isArray(extra) && extra.includes(e.sender))) return Infinity;
+  }
   if (pl) {
     const users = (pl.content.users ?? {}) as Record<string, number>;
     return Object.hasOwn(users, e.sender) ? users[e.sender] : Number(pl.content.users_default ?? 0);
@@ -53,11 +64,14 @@ function authCheckAll(roomVersion: string, events: Events, state: Map<StateKey, 
   for (const id of list) {
     const e = events.get(id)!;
     const auth = new Map<StateKey, AuthEvent>();
-    for (const [t, k] of authTypesFor(e)) {
+    for (const [t, k] of authStateTypesFor(e)) {
       const key = stateKey(t, k);
       const fromState = state.get(key);
+      const implied = t === "m.room.create" ? impliedCreate(events, e) : undefined;
       if (fromState !== undefined) auth.set(key, events.get(fromState)!);
-      else {
+      else if (implied && roomVersionRules(roomVersion)!.roomIdIsCreateHash) {
+        if (!implied.rejected) auth.set(key, implied);
+      } else {
         const a = e.auth_events.map((x) => events.get(x)).find((x) => x && !x.rejected && keyOf(x) === key);
         if (a) auth.set(key, a);
       }
@@ -97,6 +111,14 @@ export function resolveStateV2Plain(
   });
   const full = new Set(conflicted);
   for (const c of chains) for (const id of c) if (!chains.every((o) => o.has(id))) full.add(id);
+  const v21 = roomVersionRules(roomVersion)!.stateRes === "v2.1";
+  if (v21) {
+    for (const c of conflicted) {
+      for (const x of authChainOf(events, c)) {
+        if ([...authChainOf(events, x)].some((y) => conflicted.has(y))) full.add(x);
+      }
+    }
+  }
   for (const id of full) if (events.get(id)?.state_key === undefined) full.delete(id);
 
   const power = [...full].filter((id) => isPowerEvent(events.get(id)!));
@@ -118,7 +140,7 @@ export function resolveStateV2Plain(
     left.splice(left.indexOf(next), 1);
     sorted.push(next);
   }
-  const state = new Map(unconflicted);
+  const state = v21 ? new Map<StateKey, string>() : new Map(unconflicted);
   authCheckAll(roomVersion, events, state, sorted);
 
   const mainline: string[] = [];
