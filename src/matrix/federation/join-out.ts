@@ -144,7 +144,8 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   const byDepth = [...events.entries()].sort((a, b) => Number(a[1].depth) - Number(b[1].depth));
   for (const [id, p] of byDepth) {
     const own = new Map<StateKey, AuthEvent>();
-    let good = Array.isArray(p.auth_events);
+    // v12: citing the create event is against the rules (3.2).
+    let good = Array.isArray(p.auth_events) && !(impliedCreate && (p.auth_events as string[]).includes(impliedCreate));
     for (const a of good ? (p.auth_events as string[]) : []) {
       const ap = events.get(a);
       if (!ap || !ok.has(a) || typeof ap.state_key !== "string") {
