@@ -3,6 +3,7 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
 import type { JsonObject, Signatures } from "../events/types.ts";
+import { crossSigningChanged, devicesChanged } from "../federation/device-lists.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { crossSigningKeysOf, crossSigningPublicKey, deviceListsChanged, signedBy } from "../service/keys.ts";
@@ -128,7 +129,8 @@ export const routes: Route[] = [
         checkCrossKey(k as z.infer<typeof crossKey>, t as CrossSigningKeyType, userId, master);
       if (!nothingNew) {
         await hs.store.keys.setCrossSigningKeys(userId, given);
-        await deviceListsChanged(hs, [userId]);
+        // Master / self-signing keys go to the servers sharing a room (the user-signing key is the user's own).
+        await crossSigningChanged(hs, userId);
       }
       if (session) finishUia(hs, session);
       return json({});
@@ -146,6 +148,9 @@ export const routes: Route[] = [
       const failures: Record<string, Record<string, unknown>> = {};
       const rows: KeySignatureRow[] = [];
       const changed = new Set<string>();
+      // The signer's own devices and cross-signing keys that gained a signature: other servers hear of them too.
+      const signedDevices: string[] = [];
+      let signedCross = false;
       for (const [target, objs] of Object.entries(b)) {
         const cross = await crossSigningKeysOf(hs, target);
         const devices = new Map(
@@ -168,11 +173,16 @@ export const routes: Route[] = [
           rows.push(...r);
           // Whoever shares a room with the target (the signer included) re-fetches the target's keys.
           if (r.length) changed.add(target);
+          if (r.length && target === signer && devices.has(keyId)) signedDevices.push(keyId);
+          else if (r.length && target === signer) signedCross = true;
         }
       }
       if (rows.length) {
         await hs.store.keys.addKeySignatures(rows);
-        await deviceListsChanged(hs, [...changed]);
+        changed.delete(signer);
+        if (changed.size) await deviceListsChanged(hs, [...changed]);
+        if (signedDevices.length) await devicesChanged(hs, signer, signedDevices);
+        if (signedCross) await crossSigningChanged(hs, signer);
       }
       return json({ failures });
     },
