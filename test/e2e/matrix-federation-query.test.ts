@@ -9,9 +9,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import type { MatrixClient } from "matrix-js-sdk";
+import { EventType, type MatrixClient } from "matrix-js-sdk";
 import sharp from "sharp";
 import { verifyJsonSignature } from "../../src/matrix/events/signing.ts";
+import { deviceListCounters } from "../../src/matrix/federation/device-lists.ts";
 import { parseMultipart } from "../../src/matrix/federation/remote-media.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
 import { assertSpec } from "../../src/test/spec-schema.ts";
@@ -123,6 +124,115 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
       before - 1,
       "claimed on hs1: that key is gone",
     );
+  });
+
+  test("E2EE across servers: encrypted messages both ways; alice's new hs1 device reaches bob through m.device_list_update and decrypts what follows", async () => {
+    const [a, b] = clients;
+    const bodies = (c: MatrixClient, roomId: string) =>
+      (c.getRoom(roomId)?.getLiveTimeline().getEvents() ?? [])
+        .filter((e) => e.getType() === EventType.RoomMessage && e.isEncrypted() && !e.isDecryptionFailure())
+        .map((e) => e.getContent().body as string);
+    const roomId = (
+      await a.createRoom({
+        invite: [bob.userId],
+        initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+      })
+    ).room_id;
+    await waitFor("bob (hs2) sees the invite", () => b.getRoom(roomId)?.getMyMembership() === "invite");
+    await b.joinRoom(roomId, { viaServers: ["hs1.test"] });
+    await waitFor("alice sees bob joined", () => a.getRoom(roomId)?.getMember(bob.userId)?.membership === "join");
+    await waitFor("bob's room is encrypted", () => b.getRoom(roomId)?.hasEncryptionStateEvent());
+
+    // Megolm keys go out as Olm to-device messages over federation; each side decrypts the other's message.
+    await a.sendTextMessage(roomId, "from hs1");
+    await waitFor("bob decrypts alice's message", () => bodies(b, roomId).includes("from hs1"), 30_000);
+    await b.sendTextMessage(roomId, "from hs2");
+    await waitFor("alice decrypts bob's message", () => bodies(a, roomId).includes("from hs2"), 30_000);
+
+    // Sharing a room, hs2 tracks alice's device list: it holds her devices, fetched once with user/devices.
+    const cached = () => hs2.hs.store.deviceLists.getRemoteDeviceLists([alice.userId]);
+    const [row] = await waitFor("hs2 caches alice's device list", cached);
+    assert.deepEqual(Object.keys(row.devices), [alice.deviceId]);
+    const counters = deviceListCounters(hs2.hs);
+    const appliedBefore = counters.applied;
+
+    // Alice logs in on a second hs1 device: its keys go to hs2 as an m.device_list_update chained on the first.
+    const alice2 = await loginUser(hs1.url, "alice");
+    const a2 = sdkClient(hs1.url, alice2);
+    clients.push(a2);
+    await a2.initRustCrypto({ useIndexedDB: false });
+    await startSynced(a2);
+    await waitFor(
+      "hs2's cache has alice's new device with its keys (from the EDU)",
+      async () => (await cached())[0]?.devices[alice2.deviceId]?.keys,
+    );
+    assert.ok(counters.applied > appliedBefore, "applied along the prev_id chain, no resync");
+    const mine = (await hs1.hs.store.keys.getDeviceKeys([alice.userId])).find((d) => d.deviceId === alice2.deviceId);
+    assert.deepEqual((await cached())[0].devices[alice2.deviceId].keys, mine?.keys);
+    // Bob's client hears of it through /sync device_lists.changed and downloads it (hs2 answers from its cache).
+    const fromCache = counters.fromCache;
+    await waitFor(
+      "bob's client knows alice's new device",
+      async () => (await b.getCrypto()!.getUserDeviceInfo([alice.userId])).get(alice.userId)?.has(alice2.deviceId),
+      30_000,
+    );
+    assert.ok(counters.fromCache > fromCache, "hs2 answered bob's keys/query from the cache");
+
+    await b.sendTextMessage(roomId, "after the new device");
+    await waitFor(
+      "alice's new device decrypts bob's next message",
+      () => bodies(a2, roomId).includes("after the new device"),
+      30_000,
+    );
+    await waitFor("alice's first device too", () => bodies(a, roomId).includes("after the new device"), 30_000);
+
+    // The new device logs out: hs2 hears of the deletion the same way.
+    await ok(hs1.url, "POST", "/_matrix/client/v3/logout", { token: alice2.accessToken, body: {} });
+    a2.stopClient();
+    await waitFor("hs2 drops the deleted device", async () => !(await cached())[0]?.devices[alice2.deviceId]);
+    assert.equal(counters.resyncs, 0, "no update was lost: nothing resynced");
+  });
+
+  test("device-list EDUs: a gap in prev_id resyncs from user/devices; others' users and bad updates are dropped", async () => {
+    const counters = deviceListCounters(hs2.hs);
+    const [row] = await hs2.hs.store.deviceLists.getRemoteDeviceLists([alice.userId]);
+    assert.ok(row, "hs2 tracks alice (they share a room since the previous test)");
+    let n = 0;
+    const send = (edus: Record<string, unknown>[]) =>
+      hs1.hs.federation.client.request<any>("hs2.test", {
+        method: "PUT",
+        path: `/_matrix/federation/v1/send/devlists${Date.now()}-${n++}`,
+        body: { origin: "hs1.test", origin_server_ts: Date.now(), pdus: [], edus },
+      });
+    const dropped = hs2.hs.federation.inbound.edusDropped;
+    const fake = { user_id: alice.userId, device_id: "FAKE", stream_id: row.streamId + 1000, prev_id: [row.streamId] };
+    await send([
+      { edu_type: "m.device_list_update", content: { ...fake, user_id: bob.userId } }, // hs2's user, from hs1
+      { edu_type: "m.device_list_update", content: { ...fake, stream_id: "x" } },
+      { edu_type: "m.device_list_update", content: { ...fake, user_id: "@nobody:hs1.test" } }, // shares no room
+      { edu_type: "m.signing_key_update", content: { user_id: alice.userId, master_key: { user_id: bob.userId } } },
+    ]);
+    assert.equal(hs2.hs.federation.inbound.edusDropped, dropped + 4);
+    // Chained on what hs2 holds: applied as sent (hs1 never had such a device; a resync would not show it).
+    await send([{ edu_type: "m.device_list_update", content: fake }]);
+    let [now] = await hs2.hs.store.deviceLists.getRemoteDeviceLists([alice.userId]);
+    assert.ok(now.devices.FAKE);
+    assert.equal(now.streamId, fake.stream_id);
+    // A prev_id hs2 never saw: an update was lost, so the whole list is fetched again and FAKE is gone.
+    const resyncs = counters.resyncs;
+    await send([
+      {
+        edu_type: "m.device_list_update",
+        content: { ...fake, device_id: "FAKE2", stream_id: fake.stream_id + 10, prev_id: [fake.stream_id + 5] },
+      },
+    ]);
+    [now] = await waitFor("hs2 resynced alice's list", async () => {
+      const r = await hs2.hs.store.deviceLists.getRemoteDeviceLists([alice.userId]);
+      return counters.resyncs > resyncs && r[0] && !r[0].devices.FAKE ? r : null;
+    });
+    assert.equal(counters.resyncs, resyncs + 1);
+    assert.deepEqual(Object.keys(now.devices), [alice.deviceId]);
+    assert.equal(counters.resyncFailures, 0);
   });
 
   test("served answers match the spec: user/devices, user/keys/query, user/keys/claim", async () => {
