@@ -39,6 +39,7 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
   let alice: Session; // on hs1
   let bob: Session; // on hs2
   const clients: MatrixClient[] = [];
+  let e2eeRoom = ""; // alice's encrypted room that bob joins
 
   /** A server that accepts connections and never answers. */
   const silent = createServer(() => {});
@@ -138,6 +139,7 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
         initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
       })
     ).room_id;
+    e2eeRoom = roomId;
     await waitFor("bob (hs2) sees the invite", () => b.getRoom(roomId)?.getMyMembership() === "invite");
     await b.joinRoom(roomId, { viaServers: ["hs1.test"] });
     await waitFor("alice sees bob joined", () => a.getRoom(roomId)?.getMember(bob.userId)?.membership === "join");
@@ -233,6 +235,32 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     assert.equal(counters.resyncs, resyncs + 1);
     assert.deepEqual(Object.keys(now.devices), [alice.deviceId]);
     assert.equal(counters.resyncFailures, 0);
+
+    // Bob leaves the only room he shares with alice: neither server keeps the other's list (no updates would come
+    // any more), and alice's keys/changes lists bob as left.
+    const since = (await ok(hs1.url, "GET", "/_matrix/client/v3/sync?timeout=0", { token: alice.accessToken }))
+      .next_batch;
+    assert.equal((await hs1.hs.store.deviceLists.getRemoteDeviceLists([bob.userId])).length, 1, "hs1 tracks bob");
+    await ok(hs2.url, "POST", `/_matrix/client/v3/rooms/${enc(e2eeRoom)}/leave`, { token: bob.accessToken, body: {} });
+    await waitFor(
+      "hs1 sees bob leave",
+      async () => (await hs1.hs.store.events.getMembership(e2eeRoom, bob.userId))?.membership === "leave",
+    );
+    for (const [s, u] of [
+      [hs1, bob.userId],
+      [hs2, alice.userId],
+    ] as const)
+      await waitFor(
+        `${s.name} no longer holds ${u}'s list`,
+        async () => (await s.hs.store.deviceLists.getRemoteDeviceLists([u])).length === 0,
+      );
+    const upto = (
+      await ok(hs1.url, "GET", `/_matrix/client/v3/sync?timeout=0&since=${enc(since)}`, { token: alice.accessToken })
+    ).next_batch;
+    const changes = await ok(hs1.url, "GET", `/_matrix/client/v3/keys/changes?from=${enc(since)}&to=${enc(upto)}`, {
+      token: alice.accessToken,
+    });
+    assert.deepEqual(changes.left, [bob.userId]);
   });
 
   test("served answers match the spec: user/devices, user/keys/query, user/keys/claim", async () => {

@@ -17,7 +17,8 @@
  * so the next keys/query asks again). With no row nothing is cached: the first keys/query fetches the list. Either
  * way the user's device list is marked changed, so our clients see them in /sync `device_lists.changed` and
  * `/keys/changes` and re-query. A remote user's membership change anywhere drops their row (they may have been
- * outside our rooms and unheard meanwhile).
+ * outside our rooms and unheard meanwhile), and so does a remote member's
+ * when our last user sharing a room with them leaves.
  *
  * Queries (remote.ts): client keys/query for a remote user we share a room with is answered from the row, fetching
  * it with `user/devices` when absent; for anyone else it asks `user/keys/query` as before, uncached.
@@ -284,12 +285,31 @@ export async function applySigningKeyUpdate(hs: Homeserver, origin: string, c: J
   });
 }
 
-/** A remote user's membership changed in one of our rooms: what we hold of their devices may be stale. */
-export function remoteMembershipChanged(hs: Homeserver, userId: string): void {
-  if (serverNameOf(userId) === hs.serverName) return;
-  void withUser(hs, userId, () => hs.store.deviceLists.deleteRemoteDeviceLists([userId])).catch((e) =>
-    warn(hs, "cannot drop a cached device list", e),
-  );
+/**
+ * A membership changed in a room (called after it is persisted). Rows are only kept for users sharing a room with
+ * us, so that a list we hold was kept right by its server's updates all along: a remote user's membership change
+ * drops their row (they may have been outside our rooms and unheard); one of our users leaving drops the rows of
+ * the room's remote members who no longer share any room with us.
+ */
+export function membershipChanged(hs: Homeserver, roomId: string, userId: string, membership: unknown): void {
+  const drop = (users: string[]) =>
+    Promise.all(users.map((u) => withUser(hs, u, () => hs.store.deviceLists.deleteRemoteDeviceLists([u]))));
+  const run = async () => {
+    if (serverNameOf(userId) !== hs.serverName) {
+      await drop([userId]);
+      return;
+    }
+    if (membership !== "leave" && membership !== "ban") return;
+    const remote = (await hs.store.events.getMembers(roomId, "join"))
+      .map((m) => m.userId)
+      .filter((u) => serverNameOf(u) !== hs.serverName);
+    if (remote.length === 0) return;
+    const held = (await hs.store.deviceLists.getRemoteDeviceLists(remote)).map((r) => r.userId);
+    const gone: string[] = [];
+    for (const u of held) if (!(await sharesRoom(hs, u))) gone.push(u);
+    await drop(gone);
+  };
+  void run().catch((e) => warn(hs, "cannot drop cached device lists", e));
 }
 
 export interface CachedKeys {

@@ -10,7 +10,7 @@ import { eventIdFor } from "../events/hashing.ts";
 import { isValidEventId, isValidRoomId, parseUserId, serverNameOf } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
-import { remoteMembershipChanged } from "../federation/device-lists.ts";
+import { membershipChanged } from "../federation/device-lists.ts";
 import { sendPduOut } from "../federation/edus-out.ts";
 import { inviteRemote } from "../federation/membership.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
@@ -117,7 +117,8 @@ export class Rooms implements RoomService {
         }
         this.#hs.metrics.eventsPersisted++;
         this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
-        if (event.type === "m.room.member" && event.stateKey) remoteMembershipChanged(this.#hs, event.stateKey);
+        if (event.type === "m.room.member" && event.stateKey)
+          membershipChanged(this.#hs, roomId, event.stateKey, event.pdu.content?.membership);
         return stream;
       };
       return fn(head, persist);
@@ -251,7 +252,8 @@ export class Rooms implements RoomService {
     hs.metrics.eventsPersisted++;
     hs.push.onEvent({ eventId, stream, pdu: signed });
     sendPduOut(hs, input.roomId, signed, input.type === "m.room.member" ? input.stateKey : undefined);
-    if (input.type === "m.room.member" && input.stateKey) remoteMembershipChanged(hs, input.stateKey);
+    if (input.type === "m.room.member" && input.stateKey)
+      membershipChanged(hs, input.roomId, input.stateKey, content.membership);
     head.extremities = [eventId];
     head.depth = pdu.depth;
     const plan = planEventState({ ...event, stream });
