@@ -156,6 +156,22 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     const [row] = await waitFor("hs2 caches alice's device list", cached);
     assert.deepEqual(Object.keys(row.devices), [alice.deviceId]);
     const counters = deviceListCounters(hs2.hs);
+
+    // Alice sets up cross-signing: her master and self-signing keys reach hs2 as m.signing_key_update, and her
+    // device's new self-signing signature as an m.device_list_update.
+    await a.getCrypto()!.bootstrapCrossSigning({ authUploadDeviceSigningKeys: (makeRequest) => makeRequest(null) });
+    const hers = await hs1.hs.store.keys.getCrossSigningKeys([alice.userId]);
+    const master = hers.find((k) => k.type === "master")?.key;
+    assert.ok(master);
+    await waitFor("hs2 holds alice's master key", async () => (await cached())[0]?.masterKey);
+    assert.deepEqual((await cached())[0].masterKey, master);
+    assert.ok((await cached())[0].selfSigningKey, "and her self-signing key");
+    await waitFor(
+      "hs2 holds alice's device signed by her self-signing key",
+      async () =>
+        Object.keys(((await cached())[0].devices[alice.deviceId].keys?.signatures as any)?.[alice.userId] ?? {})
+          .length === 2,
+    );
     const appliedBefore = counters.applied;
 
     // Alice logs in on a second hs1 device: its keys go to hs2 as an m.device_list_update chained on the first.

@@ -5,9 +5,11 @@
  *
  * Outgoing: every change of one of our users' devices (keys uploaded, display name, deletion) is its own stream
  * write, so it gets its own position: that position is the EDU's `stream_id` (unique per user, increasing) and the
- * user's previous change position, read inside the same serialised write, is its `prev_id`. The EDU goes to every
+ * user's previous update position (store.deviceLists, read and replaced inside the same serialised write) is its
+ * `prev_id`. Other device-list changes (cross-signing keys, signatures by others) do not enter this chain: they
+ * carry no stream ID, so a receiver could not follow them. The EDU goes to every
  * server with a member joined to a room the user is joined to. Cross-signing key changes send `m.signing_key_update`.
- * `user/devices` answers with the user's last change position as `stream_id`, so a resync and the EDUs after it chain.
+ * `user/devices` answers with the user's last update position as `stream_id`, so a resync and the EDUs after it chain.
  *
  * Incoming: only for a user of the origin server who shares a room with one of our users (the servers we track are
  * exactly those in our rooms' member state; an update for anyone else is dropped and any cached list of theirs
@@ -104,6 +106,7 @@ export async function devicesChanged(
     const { pos, prev } = await hs.stream.write(
       async (pos) => {
         const prev = (await hs.store.deviceLists.getDeviceListStreams([userId])).get(userId);
+        await hs.store.deviceLists.setDeviceListStream(userId, pos);
         await hs.store.keys.markDeviceListsChanged([userId], pos);
         return { pos, prev };
       },

@@ -38,7 +38,7 @@ export const userKeyRoutes: Route[] = [
       const { hs } = req;
       const userId = req.params.userId;
       onlyLocal(hs, [userId]);
-      // The user's last device-list change position, read first: it is the prev_id of the next
+      // The user's last device-list update position, read first: it is the prev_id of the next
       // m.device_list_update we send (device-lists.ts), so the asker's snapshot and our EDUs after it chain; a change
       // racing this read shows as a later update whose prev_id is covered by this snapshot.
       const stream_id = (await hs.store.deviceLists.getDeviceListStreams([userId])).get(userId) ?? 0;

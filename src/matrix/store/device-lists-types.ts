@@ -1,8 +1,8 @@
 /**
  * The DeviceListStore: other servers' users' device lists as this server last heard them (federation/device-lists.ts),
  * kept right by their `m.device_list_update` / `m.signing_key_update` EDUs and resynced from `user/devices` on a
- * gap; and, for our own users, the stream position of their last device-list change (the `prev_id` chain of the
- * EDUs we send, and the `stream_id` `user/devices` answers).
+ * gap; and, for our own users, the stream position of the last `m.device_list_update` we sent (the `prev_id` chain
+ * of the EDUs, and the `stream_id` `user/devices` answers).
  */
 import type { JsonObject } from "../events/types.ts";
 
@@ -30,6 +30,8 @@ export interface DeviceListStore {
   putRemoteDeviceList(row: RemoteDeviceListRow): Promise<void>;
   /** Forget these users' lists (no longer sharing a room, or their chain broke and could not be resynced). */
   deleteRemoteDeviceLists(userIds: string[]): Promise<void>;
-  /** The stream position of each user's last device-list change (store.keys.markDeviceListsChanged); absent: never. */
+  /** The stream position of each of our users' last outgoing device-list update; absent: never. */
   getDeviceListStreams(userIds: string[]): Promise<Map<string, number>>;
+  /** Record `stream` as the user's last outgoing device-list update position (only ever raised). */
+  setDeviceListStream(userId: string, stream: number): Promise<void>;
 }

@@ -1,6 +1,6 @@
 /**
  * Conformance: the DeviceListStore — remote users' device lists (one row per user, replaced whole, read by a list of
- * users, deleted), and the last device-list change position of users (from markDeviceListsChanged).
+ * users, deleted), and our users' last outgoing update position.
  */
 import assert from "node:assert/strict";
 import type { RemoteDeviceListRow } from "../device-lists-types.ts";
@@ -44,11 +44,14 @@ export function deviceListTests(make: MakeStore): void {
     await s.deviceLists.deleteRemoteDeviceLists([]);
   });
 
-  storeTest(make, "device lists: the last change position per user follows markDeviceListsChanged", async (s) => {
+  storeTest(make, "device lists: the last outgoing update position per user, only ever raised", async (s) => {
     assert.deepEqual(await s.deviceLists.getDeviceListStreams(["@a:hs.test"]), new Map());
-    await s.keys.markDeviceListsChanged(["@a:hs.test", "@b:hs.test"], 3);
-    await s.keys.markDeviceListsChanged(["@a:hs.test"], 9);
-    await s.keys.markDeviceListsChanged(["@a:hs.test"], 4);
+    await s.deviceLists.setDeviceListStream("@a:hs.test", 3);
+    await s.deviceLists.setDeviceListStream("@b:hs.test", 3);
+    await s.deviceLists.setDeviceListStream("@a:hs.test", 9);
+    await s.deviceLists.setDeviceListStream("@a:hs.test", 4);
+    // Other device-list changes (cross-signing, signatures) do not move it.
+    await s.keys.markDeviceListsChanged(["@a:hs.test", "@b:hs.test"], 20);
     assert.deepEqual(
       await s.deviceLists.getDeviceListStreams(["@a:hs.test", "@b:hs.test", "@c:hs.test"]),
       new Map([

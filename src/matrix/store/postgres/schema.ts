@@ -547,5 +547,9 @@ export const MIGRATIONS: string[] = [
     body TEXT NOT NULL,
     updated_ts BIGINT NOT NULL
   );
+  CREATE TABLE device_list_outbound (
+    user_id ${T} PRIMARY KEY,
+    stream BIGINT NOT NULL
+  );
   `,
 ];

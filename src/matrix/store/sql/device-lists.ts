@@ -47,10 +47,19 @@ export class SqlDeviceListStore implements DeviceListStore {
     const out = new Map<string, number>();
     if (userIds.length === 0) return out;
     const rows = await this.#sql.all(
-      `SELECT user_id, stream FROM device_list_changes WHERE ${this.#sql.anyOf("user_id")}`,
+      `SELECT user_id, stream FROM device_list_outbound WHERE ${this.#sql.anyOf("user_id")}`,
       [userIds],
     );
     for (const r of rows) out.set(r.user_id, Number(r.stream));
     return out;
+  }
+
+  async setDeviceListStream(userId: string, stream: number): Promise<void> {
+    await this.#sql.run(
+      `INSERT INTO device_list_outbound (user_id, stream) VALUES (?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET stream = CASE WHEN excluded.stream > device_list_outbound.stream
+           THEN excluded.stream ELSE device_list_outbound.stream END`,
+      [userId, stream],
+    );
   }
 }

@@ -526,5 +526,9 @@ export const MIGRATIONS: string[] = [
     body TEXT NOT NULL,
     updated_ts INTEGER NOT NULL
   ) WITHOUT ROWID;
+  CREATE TABLE device_list_outbound (
+    user_id TEXT PRIMARY KEY,
+    stream INTEGER NOT NULL
+  ) WITHOUT ROWID;
   `,
 ];
