@@ -210,6 +210,9 @@ export function deviceListCounters(hs: Homeserver): DeviceListCounters {
   return c;
 }
 
+/** Users whose resync is queued (not yet started), per homeserver. */
+const resyncing = new WeakMap<Homeserver, Set<string>>();
+
 /** Replace the user's row from their server (call under the user's lock); on failure the row goes. */
 async function resync(hs: Homeserver, userId: string): Promise<void> {
   deviceListCounters(hs).resyncs++;
@@ -248,8 +251,20 @@ export async function applyDeviceListUpdate(hs: Homeserver, origin: string, c: J
       return true;
     }
     if (!chained) {
-      // A gap: an update we never got. Resync in the background (the transaction is not held up by it).
-      void withUser(hs, userId, () => resync(hs, userId)).catch((e) => warn(hs, "device list resync failed", e));
+      // A gap: an update we never got. Resync in the background (the transaction is not held up by it); one at a
+      // time per user, so a burst of gapped updates costs one fetch, not one each.
+      let pending = resyncing.get(hs);
+      if (!pending) {
+        pending = new Set();
+        resyncing.set(hs, pending);
+      }
+      if (pending.has(userId)) return true;
+      const set = pending;
+      set.add(userId);
+      void withUser(hs, userId, () => {
+        set.delete(userId);
+        return resync(hs, userId);
+      }).catch((e) => warn(hs, "device list resync failed", e));
       return true;
     }
     const devices = { ...row.devices };
