@@ -15,7 +15,7 @@ import { verifyJsonSignature } from "../../src/matrix/events/signing.ts";
 import { deviceListCounters } from "../../src/matrix/federation/device-lists.ts";
 import { parseMultipart } from "../../src/matrix/federation/remote-media.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
-import { assertSpec } from "../../src/test/spec-schema.ts";
+import { assertSpec, eduSchemaErrors } from "../../src/test/spec-schema.ts";
 import {
   api,
   enc,
@@ -129,6 +129,17 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
 
   test("E2EE across servers: encrypted messages both ways; alice's new hs1 device reaches bob through m.device_list_update and decrypts what follows", async () => {
     const [a, b] = clients;
+    // What hs1 sends of alice's devices, recorded on the way into its real sender (checked at the end).
+    const sent: { edu_type: string; content: Record<string, any> }[] = [];
+    const sender = hs1.hs.federation.sender;
+    const sendEdu = sender.sendEdu.bind(sender);
+    sender.sendEdu = (to, edu, key) => {
+      if (edu.edu_type.endsWith("_update")) sent.push(edu as (typeof sent)[0]);
+      sendEdu(to, edu, key);
+    };
+    after(() => {
+      sender.sendEdu = sendEdu;
+    });
     const bodies = (c: MatrixClient, roomId: string) =>
       (c.getRoom(roomId)?.getLiveTimeline().getEvents() ?? [])
         .filter((e) => e.getType() === EventType.RoomMessage && e.isEncrypted() && !e.isDecryptionFailure())
@@ -209,6 +220,19 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     a2.stopClient();
     await waitFor("hs2 drops the deleted device", async () => !(await cached())[0]?.devices[alice2.deviceId]);
     assert.equal(counters.resyncs, 0, "no update was lost: nothing resynced");
+
+    // As the spec has them: each update's stream_id is new and increasing for the user, and its prev_id names the
+    // one before (none for the first); cross-signing went as m.signing_key_update.
+    const updates = sent.filter((e) => e.edu_type === "m.device_list_update" && e.content.user_id === alice.userId);
+    assert.ok(updates.length >= 3, `signed device, new device's keys, its deletion (${updates.length})`);
+    assert.ok(sent.some((e) => e.edu_type === "m.signing_key_update" && e.content.master_key));
+    for (const e of sent) assert.deepEqual(eduSchemaErrors(e.edu_type, e), [], JSON.stringify(e).slice(0, 300));
+    for (const [i, e] of updates.entries()) {
+      if (i === 0) continue;
+      assert.ok(e.content.stream_id > updates[i - 1].content.stream_id);
+      assert.deepEqual(e.content.prev_id, [updates[i - 1].content.stream_id]);
+    }
+    assert.ok(updates.some((e) => e.content.deleted === true && e.content.device_id === alice2.deviceId));
   });
 
   test("device-list EDUs: a gap in prev_id resyncs from user/devices; others' users and bad updates are dropped", async () => {
@@ -231,10 +255,16 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
       { edu_type: "m.signing_key_update", content: { user_id: alice.userId, master_key: { user_id: bob.userId } } },
     ]);
     assert.equal(hs2.hs.federation.inbound.edusDropped, dropped + 4);
-    // Chained on what hs2 holds: applied as sent (hs1 never had such a device; a resync would not show it).
-    await send([{ edu_type: "m.device_list_update", content: fake }]);
+    // Chained on what hs2 holds: applied as sent (hs1 never had such a device; a resync would not show it). Keys
+    // that name another user or device are not kept.
+    await send([
+      {
+        edu_type: "m.device_list_update",
+        content: { ...fake, keys: { user_id: bob.userId, device_id: "FAKE", keys: {} }, device_display_name: "f" },
+      },
+    ]);
     let [now] = await hs2.hs.store.deviceLists.getRemoteDeviceLists([alice.userId]);
-    assert.ok(now.devices.FAKE);
+    assert.deepEqual(now.devices.FAKE, { keys: null, displayName: "f" });
     assert.equal(now.streamId, fake.stream_id);
     // A prev_id hs2 never saw: an update was lost, so the whole list is fetched again and FAKE is gone.
     const resyncs = counters.resyncs;
