@@ -6,11 +6,13 @@
  * answers are checked against the spec's server-server OpenAPI; forged and bad requests get clear errors.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes, sign } from "node:crypto";
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { EventType, type MatrixClient } from "matrix-js-sdk";
 import sharp from "sharp";
+import { unpaddedBase64 } from "../../src/matrix/events/base64.ts";
+import { canonicalJsonBytes } from "../../src/matrix/events/canonical-json.ts";
 import { verifyJsonSignature } from "../../src/matrix/events/signing.ts";
 import { deviceListCounters } from "../../src/matrix/federation/device-lists.ts";
 import { parseMultipart } from "../../src/matrix/federation/remote-media.ts";
@@ -31,6 +33,23 @@ import { type Federated, type FedServer as Hs, startFederated } from "./helpers/
 import { startInProcess } from "./helpers/homeserver.ts";
 
 const REMOTE_MEDIA_LIMIT = 256 * 1024;
+
+const PKCS8 = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/** An Ed25519 key that signs JSON the Matrix way (canonical JSON without signatures/unsigned). */
+function edKey() {
+  const priv = createPrivateKey({ key: Buffer.concat([PKCS8, randomBytes(32)]), format: "der", type: "pkcs8" });
+  const der = createPublicKey(priv).export({ format: "der", type: "spki" });
+  const pub = unpaddedBase64(der.subarray(der.length - 32));
+  return {
+    pub,
+    sign<T extends Record<string, any>>(obj: T, userId: string, keyId: string): T {
+      const { signatures, unsigned: _u, ...rest } = obj;
+      const sig = unpaddedBase64(sign(null, canonicalJsonBytes(rest), priv));
+      return { ...obj, signatures: { ...signatures, [userId]: { ...signatures?.[userId], [keyId]: sig } } };
+    },
+  };
+}
 
 describe("federation queries: keys, profiles, aliases, directory, OpenID, media between two homeservers", () => {
   let fed: Federated;
@@ -307,6 +326,63 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
       token: alice.accessToken,
     });
     assert.deepEqual(changes.left, [bob.userId]);
+  });
+
+  test("cross-signing across servers: carol (hs1) signs dave's (hs2) master key with her user-signing key; only she sees it", async () => {
+    const carol = await registerUser(hs1.url, "carol");
+    const dave = await registerUser(hs2.url, "dave");
+    const erin = await registerUser(hs1.url, "erin");
+    const K = "/_matrix/client/v3/keys";
+    const csKey = (userId: string, k: ReturnType<typeof edKey>, usage: string) => ({
+      user_id: userId,
+      usage: [usage],
+      keys: { [`ed25519:${k.pub}`]: k.pub },
+    });
+    const upload = (s: Session, body: unknown) =>
+      ok(s === dave ? hs2.url : hs1.url, "POST", `${K}/device_signing/upload`, { token: s.accessToken, body });
+    const [dm, cm, cu] = [edKey(), edKey(), edKey()];
+    await upload(dave, { master_key: csKey(dave.userId, dm, "master") });
+    await upload(carol, {
+      master_key: csKey(carol.userId, cm, "master"),
+      user_signing_key: cm.sign(csKey(carol.userId, cu, "user_signing"), carol.userId, `ed25519:${cm.pub}`),
+    });
+    const roomId = (
+      await ok(hs1.url, "POST", "/_matrix/client/v3/createRoom", {
+        token: carol.accessToken,
+        body: { invite: [dave.userId, erin.userId] },
+      })
+    ).room_id;
+    for (const [s, url] of [
+      [dave, `${hs2.url}`],
+      [erin, `${hs1.url}`],
+    ] as const)
+      await ok(url, "POST", `/_matrix/client/v3/join/${enc(roomId)}?server_name=hs1.test`, {
+        token: s.accessToken,
+        body: {},
+      });
+    const query = (s: Session) =>
+      ok(hs1.url, "POST", `${K}/query`, { token: s.accessToken, body: { device_keys: { [dave.userId]: [] } } });
+    const master = (await query(carol)).master_keys[dave.userId];
+    assert.equal(master.keys[`ed25519:${dm.pub}`], dm.pub, "hs1 holds dave's master key");
+    const signed = cu.sign(master, carol.userId, `ed25519:${cu.pub}`);
+    const su = await ok(hs1.url, "POST", `${K}/signatures/upload`, {
+      token: carol.accessToken,
+      body: { [dave.userId]: { [dm.pub]: signed } },
+    });
+    assert.deepEqual(su.failures, {});
+    const seen = (await query(carol)).master_keys[dave.userId];
+    assert.equal(
+      seen.signatures[carol.userId][`ed25519:${cu.pub}`],
+      signed.signatures[carol.userId][`ed25519:${cu.pub}`],
+    );
+    assert.equal((await query(erin)).master_keys[dave.userId].signatures?.[carol.userId], undefined, "not erin");
+    // A signature that does not verify is refused.
+    const forged = { ...signed, signatures: { [carol.userId]: { [`ed25519:${cu.pub}`]: "AAAA" } } };
+    const bad = await ok(hs1.url, "POST", `${K}/signatures/upload`, {
+      token: carol.accessToken,
+      body: { [dave.userId]: { [dm.pub]: forged } },
+    });
+    assert.ok(bad.failures[dave.userId]?.[dm.pub]);
   });
 
   test("served answers match the spec: user/devices, user/keys/query, user/keys/claim", async () => {

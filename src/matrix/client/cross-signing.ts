@@ -1,9 +1,10 @@
 /** Spec section "Cross-signing" (cross_signing.yaml): device_signing/upload and signatures/upload. */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import { serverNameOf } from "../events/ids.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
 import type { JsonObject, Signatures } from "../events/types.ts";
-import { crossSigningChanged, devicesChanged } from "../federation/device-lists.ts";
+import { crossSigningChanged, devicesChanged, remoteCrossSigningKeys } from "../federation/device-lists.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { crossSigningKeysOf, crossSigningPublicKey, deviceListsChanged, signedBy } from "../service/keys.ts";
@@ -152,7 +153,11 @@ export const routes: Route[] = [
       const signedDevices: string[] = [];
       let signedCross = false;
       for (const [target, objs] of Object.entries(b)) {
-        const cross = await crossSigningKeysOf(hs, target);
+        // Another server's user: their keys as we hold them (our users may sign their master key).
+        const cross =
+          serverNameOf(target) === hs.serverName
+            ? await crossSigningKeysOf(hs, target)
+            : await remoteCrossSigningKeys(hs, target).catch(() => ({}) as Record<string, undefined>);
         const devices = new Map(
           (await hs.store.keys.getDeviceKeys([target])).map((d) => [d.deviceId, d.keys] as const),
         );

@@ -330,6 +330,23 @@ export function membershipChanged(hs: Homeserver, roomId: string, userId: string
   void run().catch((e) => warn(hs, "cannot drop cached device lists", e));
 }
 
+/**
+ * A remote user's master and self-signing keys as we hold them (for our users' signatures of them: keys/signatures
+ * upload); fetched into the cache when absent and we share a room, else none.
+ */
+export async function remoteCrossSigningKeys(
+  hs: Homeserver,
+  userId: string,
+): Promise<{ master?: JsonObject; self_signing?: JsonObject }> {
+  if (!hs.config.federation.enabled || serverNameOf(userId) === hs.serverName) return {};
+  const out: CachedKeys = { device_keys: {}, master_keys: {}, self_signing_keys: {} };
+  await queryFromCache(hs, { [userId]: [] }, out, AbortSignal.timeout(10_000));
+  const keys: { master?: JsonObject; self_signing?: JsonObject } = {};
+  if (out.master_keys[userId]) keys.master = out.master_keys[userId];
+  if (out.self_signing_keys[userId]) keys.self_signing = out.self_signing_keys[userId];
+  return keys;
+}
+
 export interface CachedKeys {
   device_keys: Record<string, Record<string, JsonObject>>;
   master_keys: Record<string, JsonObject>;
