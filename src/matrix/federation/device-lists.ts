@@ -268,6 +268,8 @@ export async function applyDeviceListUpdate(hs: Homeserver, origin: string, c: J
       return true;
     }
     const devices = { ...row.devices };
+    // A server can only grow its own user's row, but not without bound.
+    if (deleted !== true && !(deviceId in devices) && Object.keys(devices).length >= MAX_DEVICES) return false;
     if (deleted === true) delete devices[deviceId];
     else
       devices[deviceId] = { keys: deviceKeysOf(userId, deviceId, c.keys), displayName: nameOf(c.device_display_name) };
