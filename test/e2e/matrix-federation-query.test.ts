@@ -385,6 +385,54 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     assert.ok(bad.failures[dave.userId]?.[dm.pub]);
   });
 
+  test("device lists through an outage: hs2 down while carol renames her device three times gets one update, resyncs, holds the last name", async () => {
+    const carol = await loginUser(hs1.url, "carol");
+    const dave = await loginUser(hs2.url, "dave");
+    const cached = () => hs2.hs.store.deviceLists.getRemoteDeviceLists([carol.userId]);
+    const k = edKey();
+    const id = carol.deviceId;
+    const deviceKeys = k.sign(
+      {
+        user_id: carol.userId,
+        device_id: id,
+        algorithms: ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        keys: { [`curve25519:${id}`]: unpaddedBase64(randomBytes(32)), [`ed25519:${id}`]: k.pub },
+      },
+      carol.userId,
+      `ed25519:${id}`,
+    );
+    await ok(hs1.url, "POST", "/_matrix/client/v3/keys/upload", {
+      token: carol.accessToken,
+      body: { device_keys: deviceKeys },
+    });
+    // dave's server fetches carol's list (they share the room of the previous test).
+    await ok(hs2.url, "POST", "/_matrix/client/v3/keys/query", {
+      token: dave.accessToken,
+      body: { device_keys: { [carol.userId]: [] } },
+    });
+    assert.ok((await cached())[0]?.devices[carol.deviceId], "hs2 tracks carol's new device");
+    await hs2.stop();
+    try {
+      const status = async () => (await hs1.hs.federation.sender.status()).find((d) => d.destination === "hs2.test");
+      for (const name of ["one", "two", "three"])
+        await ok(hs1.url, "PUT", `/_matrix/client/v3/devices/${enc(carol.deviceId)}`, {
+          token: carol.accessToken,
+          body: { display_name: name },
+        });
+      await waitFor("hs1 has given up on hs2 for now", async () => ((await status())?.failures ?? 0) > 0);
+      // The failed transaction (the first rename) is kept as it was; the two later renames coalesced into one.
+      assert.equal((await status())?.queuedEdus, 2);
+    } finally {
+      await hs2.start();
+    }
+    await hs1.hs.federation.sender.wake("hs2.test");
+    await waitFor(
+      "hs2 holds carol's last name",
+      async () => (await cached())[0]?.devices[carol.deviceId]?.displayName === "three",
+    );
+    assert.equal(deviceListCounters(hs2.hs).resyncs, 1, "the gap left by the coalesced updates resynced once");
+  });
+
   test("served answers match the spec: user/devices, user/keys/query, user/keys/claim", async () => {
     // A second device of bob (hs2; the first is the SDK's) uploads device keys and a fallback key, no one-time key.
     const bob2 = await loginUser(hs2.url, "bob");

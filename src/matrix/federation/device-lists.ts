@@ -126,7 +126,13 @@ export async function devicesChanged(
           content.keys = keys;
         }
       }
-      hs.federation.sender.sendEdu(servers, { edu_type: "m.device_list_update", content });
+      // Coalesced per device while queued (a server that is down gets the newest; the prev_id gap that leaves
+      // makes it resync, which is what a missed update is for), so its queue stays bounded.
+      hs.federation.sender.sendEdu(
+        servers,
+        { edu_type: "m.device_list_update", content },
+        `${userId}\u0000${deviceId}`,
+      );
     } catch (e) {
       warn(hs, "cannot send m.device_list_update", e);
     }
@@ -144,7 +150,7 @@ export async function crossSigningChanged(hs: Homeserver, userId: string): Promi
     const content: JsonObject = { user_id: userId };
     if (keys.master_keys[userId]) content.master_key = keys.master_keys[userId];
     if (keys.self_signing_keys[userId]) content.self_signing_key = keys.self_signing_keys[userId];
-    hs.federation.sender.sendEdu(servers, { edu_type: "m.signing_key_update", content });
+    hs.federation.sender.sendEdu(servers, { edu_type: "m.signing_key_update", content }, userId);
   } catch (e) {
     warn(hs, "cannot send m.signing_key_update", e);
   }
