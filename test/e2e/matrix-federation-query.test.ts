@@ -743,6 +743,19 @@ describe("federation queries: keys, profiles, aliases, directory, OpenID, media 
     assert.ok(Buffer.from(await second.arrayBuffer()).equals(bytes));
     const gone = await get("/_matrix/client/v1/media/download/hs1.test/neverfetched");
     assert.equal(gone.status, 502, "not cached and hs1 down");
+
+    // Keys of a hs1 user sharing a room with dave (hs2) come from hs2's device-list cache, hs1 down or not.
+    const dave = await loginUser(hs2.url, "dave");
+    const carolId = "@carol:hs1.test";
+    const [row] = await hs2.hs.store.deviceLists.getRemoteDeviceLists([carolId]);
+    const q = await ok(hs2.url, "POST", "/_matrix/client/v3/keys/query", {
+      token: dave.accessToken,
+      body: { device_keys: { [carolId]: [] }, timeout: 2000 },
+    });
+    assert.deepEqual(q.failures, {});
+    const withKeys = Object.keys(row.devices).filter((d) => row.devices[d].keys);
+    assert.ok(withKeys.length > 0);
+    assert.deepEqual(Object.keys(q.device_keys[carolId]).sort(), withKeys.sort());
     assert.equal((await api(hs2.url, "GET", "/_matrix/federation/v1/version")).status, 200);
   });
 });
