@@ -1,7 +1,10 @@
 /**
  * Federation queries between real homeservers on loopback (hs1.test, hs2.test in-process, found through
  * `federation.hostMap`): E2EE keys across servers (a matrix-js-sdk client on hs2 downloads the keys of a hs1 user's
- * device and claims one of its one-time keys), remote profiles and aliases, the published room directory, OpenID
+ * device and claims one of its one-time keys; matrix-js-sdk clients on both exchange encrypted messages and follow
+ * each other's new devices through m.device_list_update, kept in a remote device-list cache that resyncs on gaps,
+ * survives an outage and answers with the origin down; cross-signing signatures across servers), remote profiles and
+ * aliases, the published room directory, OpenID
  * userinfo, and media uploaded on hs1 shown to a client on hs2 (then from hs2's cache with hs1 stopped). Served
  * answers are checked against the spec's server-server OpenAPI; forged and bad requests get clear errors.
  */
