@@ -131,6 +131,19 @@ export function eventSchemaErrors(name: string, event: unknown): string[] {
   return (validate.errors ?? []).map((e) => `${e.instancePath || "(event)"} ${e.message} ${JSON.stringify(e.params)}`);
 }
 
+/** Validate an EDU against the server-server API's EDU schema, e.g. "m.device_list_update". */
+export function eduSchemaErrors(name: string, edu: unknown): string[] {
+  const full = join(SPEC_DIR, "api", "server-server", "definitions", "event-schemas", `${name}.yaml`);
+  const key = `edu ${full}`;
+  let validate = compiled.get(key) as Validate;
+  if (!validate) {
+    validate = ajv.compile(inline(loadYaml(full), full));
+    compiled.set(key, validate);
+  }
+  if (validate(edu)) return [];
+  return (validate.errors ?? []).map((e) => `${e.instancePath || "(edu)"} ${e.message} ${JSON.stringify(e.params)}`);
+}
+
 /** Throw with every error (for node:test). */
 export function assertSpec(file: string, path: string, method: string, status: number, body: unknown): void {
   const errs = specErrors(file, path, method, status, body);

@@ -1,8 +1,10 @@
 /** Spec section "Cross-signing" (cross_signing.yaml): device_signing/upload and signatures/upload. */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import { serverNameOf } from "../events/ids.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
 import type { JsonObject, Signatures } from "../events/types.ts";
+import { crossSigningChanged, devicesChanged, remoteCrossSigningKeys } from "../federation/device-lists.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
 import { crossSigningKeysOf, crossSigningPublicKey, deviceListsChanged, signedBy } from "../service/keys.ts";
@@ -128,7 +130,8 @@ export const routes: Route[] = [
         checkCrossKey(k as z.infer<typeof crossKey>, t as CrossSigningKeyType, userId, master);
       if (!nothingNew) {
         await hs.store.keys.setCrossSigningKeys(userId, given);
-        await deviceListsChanged(hs, [userId]);
+        // Master / self-signing keys go to the servers sharing a room (the user-signing key is the user's own).
+        await crossSigningChanged(hs, userId);
       }
       if (session) finishUia(hs, session);
       return json({});
@@ -146,8 +149,15 @@ export const routes: Route[] = [
       const failures: Record<string, Record<string, unknown>> = {};
       const rows: KeySignatureRow[] = [];
       const changed = new Set<string>();
+      // The signer's own devices and cross-signing keys that gained a signature: other servers hear of them too.
+      const signedDevices: string[] = [];
+      let signedCross = false;
       for (const [target, objs] of Object.entries(b)) {
-        const cross = await crossSigningKeysOf(hs, target);
+        // Another server's user: their keys as we hold them (our users may sign their master key).
+        const cross =
+          serverNameOf(target) === hs.serverName
+            ? await crossSigningKeysOf(hs, target)
+            : await remoteCrossSigningKeys(hs, target).catch(() => ({}) as Record<string, undefined>);
         const devices = new Map(
           (await hs.store.keys.getDeviceKeys([target])).map((d) => [d.deviceId, d.keys] as const),
         );
@@ -168,11 +178,16 @@ export const routes: Route[] = [
           rows.push(...r);
           // Whoever shares a room with the target (the signer included) re-fetches the target's keys.
           if (r.length) changed.add(target);
+          if (r.length && target === signer && devices.has(keyId)) signedDevices.push(keyId);
+          else if (r.length && target === signer) signedCross = true;
         }
       }
       if (rows.length) {
         await hs.store.keys.addKeySignatures(rows);
-        await deviceListsChanged(hs, [...changed]);
+        changed.delete(signer);
+        if (changed.size) await deviceListsChanged(hs, [...changed]);
+        if (signedDevices.length) await devicesChanged(hs, signer, signedDevices);
+        if (signedCross) await crossSigningChanged(hs, signer);
       }
       return json({ failures });
     },

@@ -1,6 +1,7 @@
 /** Device management (spec: "Device Management"). */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
+import { devicesChanged } from "../federation/device-lists.ts";
 import { json, type Route } from "../http/types.ts";
 import { authOf } from "../service/auth.ts";
 import { checkUia, finishUia } from "../service/uia.ts";
@@ -52,8 +53,11 @@ export const routes: Route[] = [
       const userId = req.requester!.userId;
       const d = await req.hs.store.accounts.getDevice(userId, req.params.deviceId);
       if (!d) throw new AmiError("M_NOT_FOUND", "Unknown device");
-      if (b.display_name !== undefined)
+      if (b.display_name !== undefined && b.display_name !== d.displayName) {
         await req.hs.store.accounts.updateDevice(userId, d.deviceId, { displayName: b.display_name });
+        // The name is part of what other users' clients (and servers) see of the device.
+        await devicesChanged(req.hs, userId, [d.deviceId]);
+      }
       return json({});
     },
   },

@@ -3,10 +3,11 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { serverNameOf } from "../events/ids.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
+import { devicesChanged } from "../federation/device-lists.ts";
 import { claimRemoteKeys, queryRemoteKeys } from "../federation/remote.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type Route } from "../http/types.ts";
-import { deviceListsBetween, deviceListsChanged, queryKeys } from "../service/keys.ts";
+import { crossSigningPublicKey, deviceListsBetween, queryKeys } from "../service/keys.ts";
 import { parseSyncToken } from "../service/sync/token.ts";
 import { sameJson } from "../store/keys-rows.ts";
 import type { KeyClaim, OneTimeKey } from "../store/keys-types.ts";
@@ -83,7 +84,7 @@ export const routes: Route[] = [
         const old = (await hs.store.keys.getDeviceKeys([userId])).find((d) => d.deviceId === deviceId);
         if (!old || !sameJson(old.keys, keys)) {
           await hs.store.keys.setDeviceKeys(userId, deviceId, keys);
-          await deviceListsChanged(hs, [userId]);
+          await devicesChanged(hs, userId, [deviceId]);
         }
       }
       if (b.one_time_keys) await hs.store.keys.addOneTimeKeys(userId, deviceId, toKeys(b.one_time_keys));
@@ -116,6 +117,17 @@ export const routes: Route[] = [
         Object.assign(local.master_keys, remote.master_keys);
         Object.assign(local.self_signing_keys, remote.self_signing_keys);
         Object.assign(local.failures, remote.failures);
+        // The requester's own signatures of remote users' master keys (made with their user-signing key, stored
+        // here, never sent to the user's server), visible to the requester only.
+        const remoteUsers = Object.keys(remote.master_keys);
+        const sigs = remoteUsers.length ? await hs.store.keys.getKeySignatures(remoteUsers) : [];
+        for (const s of sigs) {
+          const key = local.master_keys[s.targetUserId];
+          if (s.signerUserId !== req.requester!.userId || crossSigningPublicKey(key) !== s.targetKeyId) continue;
+          const signatures = { ...(key.signatures as Record<string, Record<string, string>> | undefined) };
+          signatures[s.signerUserId] = { ...signatures[s.signerUserId], [s.signerKeyId]: s.signature };
+          local.master_keys[s.targetUserId] = { ...key, signatures };
+        }
       }
       return json(local);
     },

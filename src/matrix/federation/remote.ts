@@ -2,13 +2,14 @@
  * The client API's view of other servers (the asking side of query.ts, user-keys.ts): keys/query and keys/claim
  * for remote users fan out to their servers in parallel under the request's timeout, each failure listed by
  * server name; remote profiles (cached briefly) and remote room aliases ask the user's or alias's server.
- * Device lists of remote users are not cached: every keys/query asks (the device-list EDUs that would keep a
- * cache correct belong to the transaction layer).
+ * Device lists of remote users we share a room with are cached and kept right by their servers' device-list EDUs
+ * (device-lists.ts): keys/query answers those from the cache; anyone else's keys are asked each time.
  */
 import { AmiError } from "../../core/errors.ts";
 import { isValidServerName, serverNameOf } from "../events/ids.ts";
 import type { JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
+import { queryFromCache } from "./device-lists.ts";
 
 /** Spec default for keys/query and keys/claim `timeout` (ms); we never wait longer than this ceiling either. */
 export const DEFAULT_KEYS_TIMEOUT_MS = 10_000;
@@ -88,7 +89,9 @@ export async function queryRemoteKeys(
   timeoutMs?: number,
 ): Promise<RemoteKeys> {
   const out: RemoteKeys = { device_keys: {}, master_keys: {}, self_signing_keys: {}, failures: {} };
-  await fanOut(hs, byServer(hs, wanted), timeoutMs, out.failures, async (server, part, signal) => {
+  await fanOut(hs, byServer(hs, wanted), timeoutMs, out.failures, async (server, whole, signal) => {
+    const part = await queryFromCache(hs, whole, out, signal);
+    if (Object.keys(part).length === 0) return;
     const r = await hs.federation.client.request<JsonObject>(server, {
       method: "POST",
       path: "/_matrix/federation/v1/user/keys/query",

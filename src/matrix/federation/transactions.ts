@@ -9,7 +9,8 @@
  * answered with an error in the `pdus` map. EDUs are dispatched here: each one whose user belongs to another server
  * than the origin, or that fails validation, is dropped (a transaction is not refused for one bad EDU, as the spec
  * says EDUs are best effort); typing and receipts apply only for a room the remote user is joined to in our
- * current state; presence only for a user sharing a room with us; to-device to our existing devices.
+ * current state; presence only for a user sharing a room with us; to-device to our existing devices; device-list and signing-key
+ * updates keep the remote device-list cache (device-lists.ts).
  */
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
@@ -21,13 +22,21 @@ import { RECEIPT_TYPES, setReceipt } from "../service/sync/receipts.ts";
 import { MAX_TYPING_TIMEOUT_MS } from "../service/typing.ts";
 import type { ToDeviceMessage } from "../store/keys-types.ts";
 import { roomAdmits } from "./access.ts";
+import { applyDeviceListUpdate, applySigningKeyUpdate } from "./device-lists.ts";
 import { signedRoute } from "./routes.ts";
 import { MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN } from "./sender.ts";
 
 /** Replays remembered per server process (a Map in insertion order: the oldest forgotten first). */
 const MAX_REMEMBERED = 10_000;
 const MAX_TO_DEVICE_BYTES = 65_536;
-const KNOWN_EDUS = new Set(["m.direct_to_device", "m.typing", "m.receipt", "m.presence", "m.device_list_update"]);
+const KNOWN_EDUS = new Set([
+  "m.direct_to_device",
+  "m.typing",
+  "m.receipt",
+  "m.presence",
+  "m.device_list_update",
+  "m.signing_key_update",
+]);
 
 export type PduResults = Record<string, { error?: string }>;
 /** The seam the room DAG fills: each PDU of a transaction -> {} (accepted) or {error}. */
@@ -201,12 +210,11 @@ export async function applyEdu(
       }
       return any;
     }
-    case "m.device_list_update": {
-      // Valid and the origin's; applied once remote device lists are tracked (the query endpoints' work): until
-      // then nothing here caches remote devices, so there is nothing to invalidate.
-      const { user_id: userId, device_id: deviceId, stream_id: streamId } = c;
-      return ownedBy(origin, userId) && typeof deviceId === "string" && Number.isInteger(streamId);
-    }
+    case "m.device_list_update":
+      // The remote device-list cache, kept along the prev_id chain (device-lists.ts).
+      return applyDeviceListUpdate(hs, origin, c);
+    case "m.signing_key_update":
+      return applySigningKeyUpdate(hs, origin, c);
     default:
       return false;
   }

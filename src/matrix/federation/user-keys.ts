@@ -38,8 +38,10 @@ export const userKeyRoutes: Route[] = [
       const { hs } = req;
       const userId = req.params.userId;
       onlyLocal(hs, [userId]);
-      // Read the stream position first: a change after it shows as a later device_list_update, never is missed.
-      const stream_id = hs.stream.current;
+      // The user's last device-list update position, read first: it is the prev_id of the next
+      // m.device_list_update we send (device-lists.ts), so the asker's snapshot and our EDUs after it chain; a change
+      // racing this read shows as a later update whose prev_id is covered by this snapshot.
+      const stream_id = (await hs.store.deviceLists.getDeviceListStreams([userId])).get(userId) ?? 0;
       const keys = await queryKeys(hs, "", { [userId]: [] });
       const names = new Map((await hs.store.accounts.listDevices(userId)).map((d) => [d.deviceId, d.displayName]));
       const devices = Object.entries(keys.device_keys[userId] ?? {}).map(([deviceId, k]) => {

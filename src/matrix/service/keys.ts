@@ -6,6 +6,7 @@ import { AmiError } from "../../core/errors.ts";
 import { serverNameOf } from "../events/ids.ts";
 import { verifyJsonSignature } from "../events/signing.ts";
 import type { JsonObject, Signatures } from "../events/types.ts";
+import { devicesChanged } from "../federation/device-lists.ts";
 import type { Homeserver } from "../hs.ts";
 import type { CrossSigningKeyRow, CrossSigningKeyType, KeySignatureRow } from "../store/keys-types.ts";
 
@@ -21,7 +22,7 @@ export async function deviceListsChanged(hs: Homeserver, userIds: string[]): Pro
  */
 export async function devicesDeleted(hs: Homeserver, userId: string, deviceIds: string[]): Promise<void> {
   for (const d of deviceIds) await hs.store.keys.deleteDeviceKeys(userId, d);
-  await deviceListsChanged(hs, [userId]);
+  await devicesChanged(hs, userId, deviceIds, true);
 }
 
 /** Users joined to at least one room the user is joined to (the user included). */

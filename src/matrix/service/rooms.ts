@@ -10,6 +10,7 @@ import { eventIdFor } from "../events/hashing.ts";
 import { isValidEventId, isValidRoomId, parseUserId, roomIdOfCreateEvent, serverNameOf } from "../events/ids.ts";
 import { roomVersionRules } from "../events/room-versions.ts";
 import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
+import { membershipChanged } from "../federation/device-lists.ts";
 import { sendPduOut } from "../federation/edus-out.ts";
 import { inviteRemote } from "../federation/membership.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
@@ -116,6 +117,8 @@ export class Rooms implements RoomService {
         }
         this.#hs.metrics.eventsPersisted++;
         this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
+        if (event.type === "m.room.member" && event.stateKey)
+          membershipChanged(this.#hs, roomId, event.stateKey, event.pdu.content?.membership);
         return stream;
       };
       return fn(head, persist);
@@ -255,6 +258,8 @@ export class Rooms implements RoomService {
     hs.metrics.eventsPersisted++;
     hs.push.onEvent({ eventId, stream, pdu: signed });
     sendPduOut(hs, input.roomId, signed, input.type === "m.room.member" ? input.stateKey : undefined);
+    if (input.type === "m.room.member" && input.stateKey)
+      membershipChanged(hs, input.roomId, input.stateKey, content.membership);
     head.extremities = [eventId];
     head.depth = pdu.depth;
     const plan = planEventState({ ...event, stream });

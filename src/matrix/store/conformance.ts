@@ -9,6 +9,7 @@ import { authTokenTests } from "./conformance/auth-tokens.ts";
 import { crashTests } from "./conformance/crash.ts";
 import { dagTests } from "./conformance/dag.ts";
 import { destinationTests } from "./conformance/destinations.ts";
+import { deviceListTests } from "./conformance/device-lists.ts";
 import { ephemeralTests } from "./conformance/ephemeral.ts";
 import { batchTests, eventTests } from "./conformance/events.ts";
 import type { MakeStore } from "./conformance/helpers.ts";
@@ -52,6 +53,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("SearchStore", () => searchTests(makeStore));
     describe("ServerKeyStore", () => serverKeyTests(makeStore));
     describe("DestinationStore", () => destinationTests(makeStore));
+    describe("DeviceListStore", () => deviceListTests(makeStore));
     // Across areas: getMaxStream, durability, references between areas' rows, kill -9.
     describe("Store", () => {
       storeTests(makeStore);

@@ -13,6 +13,7 @@
 import type { StateKey } from "../events/auth.ts";
 import type { JsonObject } from "../events/types.ts";
 import type { DestinationStore } from "./destinations-types.ts";
+import type { DeviceListStore } from "./device-lists-types.ts";
 import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
 import type { ServerKeyStore } from "./server-keys-types.ts";
 
@@ -913,4 +914,6 @@ export interface Store {
   readonly serverKeys: ServerKeyStore;
   /** Federation retry state per remote server (destinations-types.ts). */
   readonly destinations: DestinationStore;
+  /** Remote users' device lists, and our users' last device-list change positions (device-lists-types.ts). */
+  readonly deviceLists: DeviceListStore;
 }

@@ -539,4 +539,17 @@ export const MIGRATIONS: string[] = [
     next_retry_ts BIGINT NOT NULL
   );
   `,
+  // federation: other servers' users' device lists (federation/device-lists.ts), one JSON body per user.
+  `
+  CREATE TABLE remote_device_lists (
+    user_id ${T} PRIMARY KEY,
+    stream_id BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    updated_ts BIGINT NOT NULL
+  );
+  CREATE TABLE device_list_outbound (
+    user_id ${T} PRIMARY KEY,
+    stream BIGINT NOT NULL
+  );
+  `,
 ];

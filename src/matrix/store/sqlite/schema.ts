@@ -518,4 +518,17 @@ export const MIGRATIONS: string[] = [
     next_retry_ts INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // federation: other servers' users' device lists (federation/device-lists.ts), one JSON body per user.
+  `
+  CREATE TABLE remote_device_lists (
+    user_id TEXT PRIMARY KEY,
+    stream_id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    updated_ts INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE device_list_outbound (
+    user_id TEXT PRIMARY KEY,
+    stream INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -8,6 +8,7 @@ import { SqlAccountStore } from "../sql/accounts.ts";
 import { SqlAuthTokenStore } from "../sql/auth-tokens.ts";
 import { SqlDagStore } from "../sql/dag.ts";
 import { SqlDestinationStore } from "../sql/destinations.ts";
+import { SqlDeviceListStore } from "../sql/device-lists.ts";
 import { SqlEphemeralStore } from "../sql/ephemeral.ts";
 import { SqlMediaStore } from "../sql/media.ts";
 import { SqlPusherStore } from "../sql/pushers.ts";
@@ -46,6 +47,7 @@ export class SqliteStore implements Store {
   readonly reports = new SqlReportStore(this.sql);
   readonly serverKeys = new SqlServerKeyStore(this.sql);
   readonly destinations = new SqlDestinationStore(this.sql);
+  readonly deviceLists = new SqlDeviceListStore(this.sql);
   readonly keys = new SqliteKeyStore(this.conn);
   readonly keyBackup = new SqliteKeyBackupStore(this.conn);
   readonly search = new SqliteSearchStore(this.conn);
