@@ -173,7 +173,9 @@ export function turnserverConf(h: Hosts, secret: string, externalIp: string | un
     `realm=${h.domain}`,
     "use-auth-secret",
     `static-auth-secret=${secret}`,
-    externalIp ? `external-ip=${externalIp}` : "# external-ip=<public address>   (behind NAT: set it)",
+    externalIp
+      ? `external-ip=${externalIp}`
+      : "# Behind NAT: add an external-ip line with the public address (deploy compose --external-ip).",
     `min-port=${TURN_MIN}`,
     `max-port=${TURN_MAX}`,
     "fingerprint",

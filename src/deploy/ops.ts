@@ -123,6 +123,8 @@ export const deploySystemdOp = defineOp({
     dir: z.string(),
     files: z.array(z.string()),
     verify: z.object({ tool: z.string().nullable(), ok: z.boolean(), output: z.string() }),
+    /** `systemd-analyze security --offline=true`: 0 (locked down) to 10 (fully exposed); null without the tool. */
+    exposure: z.number().nullable(),
     next: z.array(z.string()),
   }),
   annotations: writes,
@@ -133,22 +135,27 @@ export const deploySystemdOp = defineOp({
       o.verify.tool
         ? `systemd-analyze verify: ${o.verify.ok ? "ok" : `FAILED\n${o.verify.output}`}`
         : `not verified: ${o.verify.output}`,
+      ...(o.exposure === null
+        ? []
+        : [`systemd-analyze security: exposure ${o.exposure} (0 = locked down, 10 = exposed)`]),
       "install (as root):",
       ...o.next.map((l) => `  ${l}`),
     ].join("\n"),
   async run(i) {
-    const { verifyUnit } = await import("./verify.ts");
+    const { securityExposure, verifyUnit } = await import("./verify.ts");
     const dir = resolve(i.dir);
     const project = systemdProject({
       installDir: i.installDir ?? repoRoot.replace(/\/$/, ""),
       domain: i.domain,
       database: i.database,
     });
-    const files = writeProject(dir, project, i.force);
+    const files = writeProject(dir, project, i.force, false);
+    const unit = join(dir, "ami-streams.service");
     return {
       dir,
       files,
-      verify: verifyUnit(join(dir, "ami-streams.service")),
+      verify: verifyUnit(unit),
+      exposure: securityExposure(unit),
       next: [`cd ${dir}`, "see README.md (sysusers, /etc/ami-streams/config.yaml, systemctl enable --now ami-streams)"],
     };
   },

@@ -38,9 +38,10 @@ export function ownerIds(): { uid: number; gid: number; chown: boolean } {
 /**
  * Refuses a non-empty existing directory unless `force`; `force` rewrites our files and leaves others be.
  * Modes are set explicitly (our umask is 0077): a directory holding a secret file, or one a container writes into,
- * is 0700; the others 0755 (containers read them as other users). Written as root: handed to the container user.
+ * is 0700; the others 0755 (containers read them as other users). Written as root for containers: handed to the
+ * container user (ownerIds).
  */
-export function writeProject(dir: string, project: Project, force: boolean): string[] {
+export function writeProject(dir: string, project: Project, force: boolean, forContainers = true): string[] {
   const root = resolve(dir);
   if (existsSync(root) && readdirSync(root).length > 0 && !force)
     throw new AmiError(
@@ -49,7 +50,7 @@ export function writeProject(dir: string, project: Project, force: boolean): str
     );
   const owner = ownerIds();
   const own = (p: string) => {
-    if (owner.chown) chownSync(p, owner.uid, owner.gid);
+    if (forContainers && owner.chown) chownSync(p, owner.uid, owner.gid);
   };
   const modes = new Map<string, number>([["", 0o755]]);
   for (const f of project.files) {

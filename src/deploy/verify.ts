@@ -14,3 +14,13 @@ export function verifyUnit(file: string): UnitCheck {
   const output = `${r.stderr}${r.stdout}`.trim();
   return { tool: "systemd-analyze verify", ok: r.status === 0 && output === "", output };
 }
+
+/** systemd's own rating of the unit's sandbox (`systemd-analyze security --offline=true`): 0.0 best, 10.0 worst. */
+export function securityExposure(file: string): number | null {
+  const r = spawnSync("systemd-analyze", ["security", "--offline=true", "--no-pager", file], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  const m = /Overall exposure level for \S+: (\d+(?:\.\d+)?)/.exec(`${r.stdout}${r.stderr}`);
+  return m ? Number(m[1]) : null;
+}
