@@ -171,3 +171,45 @@ test("other known keys: durations, sizes, TURN URIs, redis, trusted key servers,
     "worker_app",
   ]);
 });
+
+test("`matrix config validate FILE` recognises a homeserver.yaml: exit 2 and key paths when bad, 0 when good", async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { cli, json } = await import("../test/cli.ts");
+  const { matrixConfigValidateOp } = await import("../control/ops/config.ts");
+  const dir = mkdtempSync(join(tmpdir(), "ami-synapse-"));
+  try {
+    const goodFile = join(dir, "homeserver.yaml");
+    writeFileSync(goodFile, YAML.stringify(good()));
+    const badFile = join(dir, "bad.yaml");
+    writeFileSync(
+      badFile,
+      YAML.stringify(
+        variant((c) => {
+          c.listeners[0].port = "8008";
+          c.macaroon_secret_key = "changeme";
+        }),
+      ),
+    );
+    const ctx = { configPath: undefined } as never;
+    const ok = await matrixConfigValidateOp.run({ file: goodFile, synapse: false }, ctx);
+    assert.deepEqual(ok, { file: goodFile, kind: "synapse", valid: true, issues: [] });
+    // --synapse reads a file without the usual keys as Synapse's (and says what is missing).
+    const empty = join(dir, "empty.yaml");
+    writeFileSync(empty, "public_baseurl: https://m.example.org/\n");
+    const forced = await matrixConfigValidateOp.run({ file: empty, synapse: true }, ctx);
+    assert.deepEqual(forced.issues.map((i) => i.key).sort(), ["database", "listeners", "report_stats", "server_name"]);
+    const r = await cli(["matrix", "config", "validate", badFile]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stdout, /Synapse homeserver\.yaml/);
+    assert.match(r.stdout, /listeners\[0\]\.port: expected an integer, got the string "8008"/);
+    assert.match(r.stdout, /macaroon_secret_key: still a placeholder value/);
+    const j = json(await cli(["matrix", "config", "validate", badFile, "--json"]));
+    assert.equal(j.kind, "synapse");
+    assert.equal(j.issues.length, 2);
+    assert.equal((await cli(["matrix", "config", "validate", goodFile])).code, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
