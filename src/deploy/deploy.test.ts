@@ -131,19 +131,25 @@ test("compose: two runs make different secrets; an existing directory is refused
   assert.notEqual(envFile(a.dir).POSTGRES_PASSWORD, envFile(b.dir).POSTGRES_PASSWORD);
   const before = read(a.dir, ".env");
   await assert.rejects(
-    deployComposeOp.run(deployComposeOp.input.parse({ dir: a.dir }), ctx),
+    deployComposeOp.run(deployComposeOp.input.parse({ dir: a.dir, domain: "example.org" }), ctx),
     (e: { code?: string; message: string }) => e.code === "AMI_INVALID_INPUT" && /--force/.test(e.message),
   );
   assert.equal(read(a.dir, ".env"), before);
   writeFileSync(join(a.dir, "mine.txt"), "kept");
-  await deployComposeOp.run(deployComposeOp.input.parse({ dir: a.dir, force: true }), ctx);
+  await deployComposeOp.run(deployComposeOp.input.parse({ dir: a.dir, domain: "example.org", force: true }), ctx);
   assert.notEqual(read(a.dir, ".env"), before);
   assert.equal(read(a.dir, "mine.txt"), "kept");
   assert.equal(mode(join(a.dir, ".env")), 0o600);
 });
 
-test("compose: a bad domain is refused with a clear error; --image skips the build", async () => {
+test("compose: a bad or missing domain is refused with a clear error; --image skips the build", async () => {
   await assert.rejects(compose("ami", { domain: "https://example.org" }), /not a DNS name/);
+  const localhost = { ...ctx, config: { matrix: { serverName: "localhost" } } } as unknown as OpContext;
+  await assert.rejects(
+    deployComposeOp.run(deployComposeOp.input.parse({ dir: join(tmp, "nodomain") }), localhost),
+    /give --domain/,
+  );
+  assert.ok(!existsSync(join(tmp, "nodomain")));
   const { dir } = await compose("ami", { image: "registry.example.org/ami-streams:1" });
   const c = YAML.parse(read(dir, "compose.yaml"));
   assert.equal(c.services["ami-streams"].image, "registry.example.org/ami-streams:1");

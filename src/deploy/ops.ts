@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { repoRoot } from "../control/bin-path.ts";
+import { AmiError } from "../core/errors.ts";
 import { defineOp } from "../core/ops.ts";
 import { composeProject } from "./compose.ts";
 import { composeConfig, dockerEngine, ownerIds, writeProject } from "./project.ts";
@@ -36,7 +37,10 @@ export const deployComposeOp = defineOp({
   input: z
     .object({
       dir: z.string().default("ami-streams-deploy").describe("directory to create"),
-      domain: z.string().default("example.org").describe("the Matrix server name (user IDs @alice:DOMAIN)"),
+      domain: z
+        .string()
+        .optional()
+        .describe("the Matrix server name, user IDs @alice:DOMAIN (default: matrix.serverName, unless localhost)"),
       engine: z.enum(["ami", "synapse"]).default("ami").describe("homeserver: ami (ours) or synapse"),
       matrixHost: z.string().optional().describe("homeserver host (default matrix.DOMAIN)"),
       elementHost: z.string().optional().describe("Element Web host (default element.DOMAIN)"),
@@ -62,9 +66,15 @@ export const deployComposeOp = defineOp({
       ...o.next.map((l) => `  ${l}`),
     ].join("\n"),
   async run(i, ctx) {
+    const domain = i.domain ?? ctx.config?.matrix.serverName;
+    if (!domain || domain === "localhost")
+      throw new AmiError(
+        "AMI_INVALID_INPUT",
+        "give --domain: the public DNS name your users' IDs end with (@alice:DOMAIN); matrix.serverName is localhost",
+      );
     const owner = ownerIds();
     const project = composeProject({
-      domain: i.domain,
+      domain,
       engine: i.engine,
       matrixHost: i.matrixHost,
       elementHost: i.elementHost,
@@ -88,7 +98,7 @@ export const deployComposeOp = defineOp({
     return {
       dir,
       engine: i.engine,
-      domain: i.domain,
+      domain,
       files,
       composeCheck,
       dockerEngine: engine,
