@@ -4,8 +4,9 @@
  * built only where a Docker engine answers (never on these machines: skipped with the reason).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -14,6 +15,7 @@ import { validateConfig } from "../config.ts";
 import { repoRoot } from "../control/bin-path.ts";
 import type { OpContext } from "../core/ops.ts";
 import { parseSynapseYaml, validateSynapseConfig } from "../matrix/synapse-config.ts";
+import { freePort, until } from "../test/cli.ts";
 import { deployComposeOp, deploySystemdOp } from "./ops.ts";
 import { composeConfig, dockerEngine } from "./project.ts";
 
@@ -176,6 +178,37 @@ test("the Caddyfile passes `caddy validate`", {
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout + r.stderr, /Valid configuration/);
+});
+
+test("the generated turnserver.conf: coturn reads every line and listens", {
+  skip: !has("turnserver", ["--help"]) && "coturn is not installed (Debian: coturn)",
+}, async () => {
+  const { dir } = await compose("ami");
+  const port = await freePort();
+  // Only the address changes (the container uses the host's network and 3478).
+  const child = spawn(
+    "turnserver",
+    ["-c", join(dir, "coturn/turnserver.conf"), "--listening-ip", "127.0.0.1", "--listening-port", String(port)],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let log = "";
+  child.stdout.on("data", (d) => (log += d));
+  child.stderr.on("data", (d) => (log += d));
+  try {
+    await until("coturn listening", async () => {
+      if (child.exitCode !== null) throw new Error(`coturn exited ${child.exitCode}:\n${log}`);
+      return new Promise<boolean>((r) => {
+        const s = connect(port, "127.0.0.1", () => {
+          s.destroy();
+          r(true);
+        }).on("error", () => r(false));
+      });
+    });
+  } finally {
+    child.kill("SIGKILL");
+  }
+  assert.doesNotMatch(log, /Bad configuration|unknown option|CONFIG ERROR/i, log);
+  assert.match(log, /Default realm: example\.org/, "the file's settings were read");
 });
 
 test("deploy systemd: the unit passes systemd-analyze verify and rates as well sandboxed", {
