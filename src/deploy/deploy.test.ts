@@ -38,7 +38,7 @@ const envFile = (dir: string) =>
 const PLACEHOLDERS = /changeme|change_me|<[A-Z _]+>|YOUR_|REPLACE|TODO|xxxxx/i;
 
 async function compose(engine: "ami" | "synapse", extra: Record<string, unknown> = {}) {
-  const dir = join(tmp, `${engine}-${Math.random().toString(36).slice(2)}`);
+  const dir = (extra.dir as string | undefined) ?? join(tmp, `${engine}-${Math.random().toString(36).slice(2)}`);
   const out = await deployComposeOp.run(
     deployComposeOp.input.parse({ dir, domain: "example.org", engine, ...extra }),
     ctx,
@@ -152,6 +152,10 @@ test("compose: a bad or missing domain is refused with a clear error; --image sk
     /give --domain/,
   );
   assert.ok(!existsSync(join(tmp, "nodomain")));
+  // Where it cannot write: a clear error, not a crash (nor the endless loop a recursive mkdir gets into in /proc).
+  writeFileSync(join(tmp, "a-file"), "");
+  await assert.rejects(compose("ami", { dir: join(tmp, "a-file") }), /exists and is not a directory/);
+  await assert.rejects(compose("ami", { dir: "/proc/no-such/dir" }), /cannot write \/proc\/no-such\/dir: ENOENT/);
   const { dir } = await compose("ami", { image: "registry.example.org/ami-streams:1" });
   const c = YAML.parse(read(dir, "compose.yaml"));
   assert.equal(c.services["ami-streams"].image, "registry.example.org/ami-streams:1");

@@ -4,7 +4,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { AmiError } from "../core/errors.ts";
 
@@ -43,11 +43,29 @@ export function ownerIds(): { uid: number; gid: number; chown: boolean } {
  */
 export function writeProject(dir: string, project: Project, force: boolean, forContainers = true): string[] {
   const root = resolve(dir);
+  if (existsSync(root) && !statSync(root).isDirectory())
+    throw new AmiError("AMI_INVALID_INPUT", `${root} exists and is not a directory`);
   if (existsSync(root) && readdirSync(root).length > 0 && !force)
     throw new AmiError(
       "AMI_INVALID_INPUT",
       `${root} already exists and is not empty (use --force to overwrite the generated files: secrets change)`,
     );
+  try {
+    return writeInto(root, project, forContainers);
+  } catch (e) {
+    if (e instanceof AmiError) throw e;
+    throw new AmiError("AMI_INVALID_INPUT", `cannot write ${root}: ${(e as Error).message}`);
+  }
+}
+
+/** mkdir -p one level at a time (a recursive mkdirSync under /proc or a read-only mount can spin instead of failing). */
+function makeDirs(p: string): void {
+  if (existsSync(p)) return;
+  makeDirs(dirname(p));
+  mkdirSync(p);
+}
+
+function writeInto(root: string, project: Project, forContainers: boolean): string[] {
   const owner = ownerIds();
   const own = (p: string) => {
     if (forContainers && owner.chown) chownSync(p, owner.uid, owner.gid);
@@ -63,7 +81,7 @@ export function writeProject(dir: string, project: Project, force: boolean, forC
   // Parents before children.
   for (const [d, mode] of [...modes].sort(([a], [b]) => a.length - b.length)) {
     const p = join(root, d);
-    mkdirSync(p, { recursive: true });
+    makeDirs(p);
     chmodSync(p, mode);
     own(p);
   }
