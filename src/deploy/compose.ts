@@ -370,7 +370,11 @@ Written by \`ami-streams deploy compose --engine ${o.engine}\`.
 
 1. DNS: A/AAAA records for ${h.domain}, ${h.matrix} and ${h.element} pointing at this host.
 2. Firewall: 80/tcp, 443/tcp+udp, ${TURN_PORT}/tcp+udp, ${TURN_MIN}-${TURN_MAX}/udp.
-3. \`docker compose up -d${o.engine === "ami" && !o.image ? " --build" : ""}\` in this directory, then \`docker compose ps\`.
+3. \`docker compose up -d${o.engine === "ami" && !o.image ? " --build" : ""}\` in this directory, then \`docker compose ps\`.${
+    o.engine === "ami" && !o.image
+      ? `\n   The image is built from ${o.repo} (its Dockerfile); on another host, build and push it, then generate with --image.`
+      : ""
+  }
 4. First user: \`${register}\`.
 
 Registration is closed. Federation is ${o.federation ? `on (delegated to ${h.matrix}:443 by /.well-known/matrix/server)` : "off"}.
@@ -379,7 +383,7 @@ If ${h.domain} is served by another web server, copy \`caddy/srv/.well-known/mat
 
 ## Secrets
 
-All generated at random. \`.env\` (PostgreSQL, Redis and TURN secrets, read by Compose) and the homeserver's and
+All generated at random. \`.env\` (the PostgreSQL and Redis passwords, read by Compose) and the homeserver's and
 coturn's config files are 0600, owned by uid ${o.uid}; those containers run as ${o.uid}:${o.gid}. Keep backups of
 \`${o.engine === "ami" ? "ami/data" : "synapse/signing.key"}\` (the server's signing key) and the postgres-data volume.
 `;
