@@ -152,6 +152,11 @@ test("compose: a bad or missing domain is refused with a clear error; --image sk
     /give --domain/,
   );
   assert.ok(!existsSync(join(tmp, "nodomain")));
+  // Values that land in config files cannot smuggle in directives.
+  assert.throws(() => deployComposeOp.input.parse({ email: "a@b.org\n}\nevil.org {" }), /e-mail/);
+  assert.throws(() => deployComposeOp.input.parse({ externalIp: "1.2.3.4\nallow-loopback-peers" }), /IP address/);
+  const natted = await compose("ami", { externalIp: "203.0.113.7" });
+  assert.match(read(natted.dir, "coturn/turnserver.conf"), /^external-ip=203\.0\.113\.7$/m);
   // Where it cannot write: a clear error, not a crash (nor the endless loop a recursive mkdir gets into in /proc).
   writeFileSync(join(tmp, "a-file"), "");
   await assert.rejects(compose("ami", { dir: join(tmp, "a-file") }), /exists and is not a directory/);

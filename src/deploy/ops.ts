@@ -1,5 +1,6 @@
 /** `ami-streams deploy compose|systemd` (MCP: deploy_compose, deploy_systemd): write a deployable project. */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { repoRoot } from "../control/bin-path.ts";
@@ -44,8 +45,17 @@ export const deployComposeOp = defineOp({
       engine: z.enum(["ami", "synapse"]).default("ami").describe("homeserver: ami (ours) or synapse"),
       matrixHost: z.string().optional().describe("homeserver host (default matrix.DOMAIN)"),
       elementHost: z.string().optional().describe("Element Web host (default element.DOMAIN)"),
-      email: z.string().optional().describe("ACME account e-mail for Caddy's certificates"),
-      externalIp: z.string().optional().describe("coturn's public IP when the host is behind NAT"),
+      // Both end up in config files (Caddyfile, turnserver.conf): checked, so they cannot carry other directives.
+      email: z
+        .string()
+        .regex(/^[^\s@{}"]+@[A-Za-z0-9.-]+$/, "must be an e-mail address")
+        .optional()
+        .describe("ACME account e-mail for Caddy's certificates"),
+      externalIp: z
+        .string()
+        .refine((v) => isIP(v) !== 0, "must be an IP address")
+        .optional()
+        .describe("coturn's public IP when the host is behind NAT"),
       federation: z.boolean().default(true).describe("federate with other Matrix servers"),
       image: z.string().optional().describe("use this prebuilt ami-streams image instead of building one"),
       force: z.boolean().default(false).describe("overwrite the generated files in an existing DIR (new secrets)"),
