@@ -167,6 +167,18 @@ test("compose: a bad or missing domain is refused with a clear error; --image sk
   assert.equal(c.services["ami-streams"].build, undefined);
 });
 
+test("compose --no-federation: both engines' configs say so and still validate", async () => {
+  const syn = await compose("synapse", { federation: false });
+  const hs = parseSynapseYaml(read(syn.dir, "synapse/homeserver.yaml")) as Record<string, any>;
+  assert.deepEqual(validateSynapseConfig(hs), []);
+  assert.deepEqual(hs.listeners[0].resources[0].names, ["client"]);
+  assert.deepEqual(hs.federation_domain_whitelist, []);
+  const ami = await compose("ami", { federation: false });
+  const raw = YAML.parse(read(ami.dir, "ami/config.yaml"));
+  assert.equal(raw.matrix.federation.enabled, false);
+  assert.deepEqual(validateConfig(raw).issues, []);
+});
+
 test("compose: docker-compose config fails on a broken project (the check can fail)", {
   skip: !composeTool && "no docker compose / docker-compose here",
 }, async () => {
