@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -16,12 +16,14 @@ import { createTestDatabase, type TestDatabase, tempDir } from "./helpers/homese
 
 const hasCaddy = !spawnSync("caddy", ["version"]).error;
 
-const dir = join(tempDir("ami-deploy-e2e-"), "stack");
+const base = tempDir("ami-deploy-e2e-");
+const dir = join(base, "stack");
 const children: ChildProcess[] = [];
 let db: TestDatabase | undefined;
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   await db?.drop();
+  rmSync(base, { recursive: true, force: true });
 });
 
 interface Reply {
