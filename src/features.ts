@@ -12,6 +12,7 @@ import { casFeature } from "./cas/feature.ts";
 import { cdnFeature } from "./cdn/feature.ts";
 import { controlFeature } from "./control/feature.ts";
 import type { Feature } from "./core/feature.ts";
+import { deployFeature } from "./deploy/feature.ts";
 import { edgeFeature } from "./edge/feature.ts";
 import { matrixFeature } from "./matrix/feature.ts";
 import { mediaFeature } from "./media/feature.ts";
@@ -31,6 +32,7 @@ const builtIn = [
   cdnFeature,
   p2pFeature,
   edgeFeature,
+  deployFeature,
 ] as const;
 
 function extraFeatures(list = process.env.AMI_STREAMS_FEATURES): Feature[] {

@@ -18,33 +18,54 @@ import { type ConfigIssue, parseConfigText, resolveConfigPath, validateConfig } 
 import { AmiError } from "../../core/errors.ts";
 import { defineOp, type OpContext } from "../../core/ops.ts";
 import { defaultHome } from "../../core/paths.ts";
+import { looksLikeSynapse, parseSynapseYaml, validateSynapseConfig } from "../../matrix/synapse-config.ts";
 import { repoRoot } from "../bin-path.ts";
 
 export const exampleConfigPath = join(repoRoot, "config", "ami-streams.example.yaml");
 const issueSchema = z.object({ key: z.string(), message: z.string() });
-const validateOutput = z.object({ file: z.string().nullable(), valid: z.boolean(), issues: z.array(issueSchema) });
+const validateOutput = z.object({
+  file: z.string().nullable(),
+  /** Which kind of file was checked: ours, or a Synapse homeserver.yaml. */
+  kind: z.enum(["ami-streams", "synapse"]),
+  valid: z.boolean(),
+  issues: z.array(issueSchema),
+});
 const fileInput = z
   .object({ file: z.string().optional().describe("config file to check (default: the one in effect)") })
   .strict();
 
-function check(file: string | undefined, prefix?: string): z.infer<typeof validateOutput> {
+function check(file: string | undefined, prefix?: string, synapse = false): z.infer<typeof validateOutput> {
+  const kind = synapse ? "synapse" : "ami-streams";
   if (file && !existsSync(file))
-    return { file, valid: false, issues: [{ key: "(file)", message: `not found: ${file}` }] };
+    return { file, kind, valid: false, issues: [{ key: "(file)", message: `not found: ${file}` }] };
   let raw: unknown = {};
   try {
     if (file) raw = parseConfigText(readFileSync(file, "utf8"), file);
   } catch (e) {
-    return { file: file ?? null, valid: false, issues: [{ key: "(yaml)", message: (e as Error).message }] };
+    return { file: file ?? null, kind, valid: false, issues: [{ key: "(yaml)", message: (e as Error).message }] };
+  }
+  // The homeserver's config may be Synapse's (a Compose deploy with --engine synapse): told apart by its keys.
+  if (prefix === "matrix" && file && (synapse || looksLikeSynapse(raw))) {
+    let issues: ConfigIssue[];
+    try {
+      issues = validateSynapseConfig(parseSynapseYaml(readFileSync(file, "utf8")));
+    } catch (e) {
+      issues = [{ key: "(yaml)", message: `${file}: not valid YAML: ${(e as Error).message}` }];
+    }
+    return { file, kind: "synapse", valid: issues.length === 0, issues };
   }
   let { issues } = validateConfig(raw);
   if (prefix) issues = issues.filter((i) => i.key === prefix || i.key.startsWith(`${prefix}.`));
-  return { file: file ?? null, valid: issues.length === 0, issues };
+  return { file: file ?? null, kind: "ami-streams", valid: issues.length === 0, issues };
 }
 
 const humanValidate = (o: z.infer<typeof validateOutput>) =>
   o.valid
-    ? `${o.file ?? "(defaults, no config file)"}: valid`
-    : [`${o.file}: ${o.issues.length} error(s)`, ...o.issues.map((i) => `  ${i.key}: ${i.message}`)].join("\n");
+    ? `${o.file ?? "(defaults, no config file)"}: valid${o.kind === "synapse" ? " (Synapse homeserver.yaml)" : ""}`
+    : [
+        `${o.file}: ${o.issues.length} error(s)${o.kind === "synapse" ? " (Synapse homeserver.yaml)" : ""}`,
+        ...o.issues.map((i) => `  ${i.key}: ${i.message}`),
+      ].join("\n");
 
 const ro = { readOnly: true, destructive: false, idempotent: true };
 
@@ -62,14 +83,21 @@ export const configValidateOp = defineOp({
 
 export const matrixConfigValidateOp = defineOp({
   name: "matrix.config.validate",
-  summary: "Validate the matrix section of a config file (CLI exit 2 when invalid)",
-  input: fileInput,
+  summary: "Validate the matrix section of a config file, or a Synapse homeserver.yaml (CLI exit 2 when invalid)",
+  description:
+    "Checks the homeserver's config: the `matrix` section of an ami-streams config file, or a Synapse " +
+    "homeserver.yaml (recognised by its server_name/listeners/report_stats keys, or forced with --synapse): " +
+    "required keys, types, listener and database shapes (psycopg2, sqlite3), secrets left at placeholder values, " +
+    "and open registration without a captcha, token or verification. Every error names its key path.",
+  input: fileInput.extend({
+    synapse: z.boolean().default(false).describe("read the file as a Synapse homeserver.yaml"),
+  }),
   output: validateOutput,
   annotations: ro,
   positional: ["file"],
   human: humanValidate,
   exitCode: (o) => (o.valid ? 0 : 2),
-  run: async ({ file }, ctx) => check(file ?? ctx.configPath, "matrix"),
+  run: async ({ file, synapse }, ctx) => check(file ?? ctx.configPath, "matrix", synapse),
 });
 
 export const configShowOp = defineOp({

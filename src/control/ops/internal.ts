@@ -3,6 +3,7 @@ import { z } from "zod";
 import { defineOp } from "../../core/ops.ts";
 import { serveService } from "../serve.ts";
 import { Supervisor } from "../supervisor.ts";
+import { units } from "../units.ts";
 
 export const serveOp = defineOp({
   name: "serve",
@@ -21,14 +22,27 @@ export const serveOp = defineOp({
 export const superviseOp = defineOp({
   name: "supervise",
   summary: "Run the supervisor daemon in the foreground (`up` starts it detached)",
-  input: z.object({ start: z.array(z.string()).default([]).describe("services to start right away") }).strict(),
+  description:
+    "In the foreground until SIGTERM/SIGINT, which stops every service first. `--all` starts every enabled service " +
+    "and program, as `up` does: the entry point of the container image and of the systemd unit (`deploy`).",
+  input: z
+    .object({
+      start: z.array(z.string()).default([]).describe("services to start right away"),
+      all: z.boolean().default(false).describe("start every enabled service and program"),
+    })
+    .strict(),
   output: z.object({}),
   annotations: { readOnly: false, destructive: false, idempotent: false },
   cliOnly: true,
   hidden: true,
-  async run({ start }, ctx) {
+  async run({ start, all }, ctx) {
     const sup = new Supervisor(ctx);
-    await sup.run(ctx.config, await ctx.registry(), ctx.configPath, start);
+    const names = all
+      ? units(ctx.config)
+          .filter((u) => u.enabled(ctx.config))
+          .map((u) => u.name)
+      : [];
+    await sup.run(ctx.config, await ctx.registry(), ctx.configPath, [...new Set([...start, ...names])]);
     return new Promise<never>(() => {});
   },
 });
