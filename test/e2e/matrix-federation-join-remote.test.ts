@@ -6,8 +6,54 @@
  * carol -> hs3 sees the ban and carol cannot join again (403 from make_join).
  */
 import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { signEvent } from "../../src/matrix/events/event-signing.ts";
+import { generateSigningKey } from "../../src/matrix/events/signing.ts";
+import { ourKeysResponse } from "../../src/matrix/federation/server-keys.ts";
 import { type FedServer, register, startFederation, type TestUser } from "./helpers/federation.ts";
+
+/**
+ * slow.test: a server that publishes its key and holds each `PUT /v2/invite` until the test lets it go — then it
+ * either drops the connection or answers the invite signed by itself, as a homeserver does.
+ */
+function slowServer() {
+  const key = generateSigningKey();
+  const held: { body: any; res: ServerResponse }[] = [];
+  const waiters: (() => void)[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const url = req.url ?? "";
+      if (req.method === "GET" && url.startsWith("/_matrix/key/v2/server")) {
+        const cfg = { oldVerifyKeys: {}, keyValidityMs: 86_400_000 } as any;
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(ourKeysResponse("slow.test", key, cfg)));
+      } else if (req.method === "PUT" && url.startsWith("/_matrix/federation/v2/invite/")) {
+        held.push({ body: JSON.parse(Buffer.concat(chunks).toString()), res });
+        for (const w of waiters.splice(0)) w();
+      } else {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end('{"errcode":"M_UNRECOGNIZED"}');
+      }
+    });
+  });
+  return {
+    server,
+    /** The next held invite request (waits for it). */
+    async next() {
+      while (held.length === 0) await new Promise<void>((r) => waiters.push(r));
+      return held.shift()!;
+    },
+    answer(h: { body: any; res: ServerResponse }) {
+      const event = signEvent(h.body.event, "slow.test", key, h.body.room_version);
+      h.res.writeHead(200, { "content-type": "application/json" });
+      h.res.end(JSON.stringify({ event }));
+    },
+  };
+}
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, deadlineMs = 60_000) {
   const end = Date.now() + deadlineMs;
@@ -52,9 +98,14 @@ describe("federation: joining remote rooms from the client API", () => {
       (await call(who, "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`)).joined,
     ).sort();
 
+  const slow = slowServer();
+
   before(async () => {
+    await new Promise<void>((r) => slow.server.listen(0, "127.0.0.1", r));
+    const slowPort = (slow.server.address() as AddressInfo).port;
     s = await startFederation(["hs1.test", "hs2.test", "hs3.test"], {
       federation: { retryInitialMs: 200, retryMaxMs: 1000, requestTimeoutMs: 5000 },
+      extra: { "slow.test": `http://127.0.0.1:${slowPort}` },
     });
     for (const [name, srv] of [
       ["alice", s["hs1.test"]],
@@ -73,6 +124,8 @@ describe("federation: joining remote rooms from the client API", () => {
 
   after(async () => {
     for (const h of Object.values(s ?? {})) await h.dispose();
+    slow.server.closeAllConnections();
+    slow.server.close();
   });
 
   test("bob joins by alias, carol by room ID with via; each sees the room's state in /sync", async () => {
@@ -227,6 +280,59 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.equal(at1?.membership, "leave", "hs1 has bob's leave");
     const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
     assert.ok(!sync.rooms.invite?.[priv], "no longer an invite");
+  });
+
+  test("a remote invite does not hold the room: alice's messages go out while slow.test sits on the invite", async () => {
+    const room = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "private_chat", name: "Waiting" })
+    ).room_id;
+    const path = (p: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/${p}`;
+    const state = async () => (await call("alice", "GET", path("state"))) as any[];
+    const invite = (user: string) => {
+      let settled = false;
+      const p = call("alice", "POST", path("invite"), { user_id: user }).finally(() => {
+        settled = true;
+      });
+      p.catch(() => {}); // awaited by the test; never an unhandled rejection meanwhile
+      return { p, settled: () => settled };
+    };
+
+    // 1. slow.test holds the invite, then drops it: the messages sent meanwhile were not held; no invite is stored.
+    const first = invite("@x:slow.test");
+    const held1 = await slow.next();
+    await call("alice", "PUT", path("send/m.room.message/w1"), { msgtype: "m.text", body: "while inviting" });
+    await call("alice", "PUT", path("state/m.room.topic"), { topic: "set while inviting" });
+    assert.equal(first.settled(), false, "the sends finished while the invite was still in flight");
+    held1.res.socket?.destroy();
+    await assert.rejects(first.p, /502|504|M_UNKNOWN|AMI_UNAVAILABLE/);
+    assert.ok(!(await state()).some((e) => e.state_key === "@x:slow.test"), "no invite stored");
+
+    // 2. It holds the next one and then answers it: the room moved on meanwhile, so the invite (signed as built,
+    // on the old head) forks the room; it is authorised against the state as it is now and stored.
+    const second = invite("@y:slow.test");
+    const held2 = await slow.next();
+    const { event_id: during } = await call("alice", "PUT", path("send/m.room.message/w2"), {
+      msgtype: "m.text",
+      body: "during the second invite",
+    });
+    assert.equal(second.settled(), false);
+    slow.answer(held2);
+    await second.p;
+    const member = (await state()).find((e) => e.state_key === "@y:slow.test");
+    assert.equal(member?.content.membership, "invite");
+    const hs1 = u.alice.srv.hs;
+    const stored = await hs1.store.events.getEvent(member.event_id);
+    assert.ok(stored?.pdu.signatures["slow.test"], "the invite stored is the one slow.test signed");
+    assert.ok(!stored?.pdu.prev_events.includes(during), "built before the message");
+    // The next send merges the two extremities.
+    const { event_id: after } = await call("alice", "PUT", path("send/m.room.message/w3"), {
+      msgtype: "m.text",
+      body: "after",
+    });
+    const merged = await hs1.store.events.getEvent(after);
+    assert.deepEqual([...(merged?.pdu.prev_events ?? [])].sort(), [during, member.event_id].sort());
+    const topic = (await state()).find((e) => e.type === "m.room.topic");
+    assert.equal(topic?.content.topic, "set while inviting", "the resolved state keeps the rest");
   });
 
   test("/v2/invite forgeries: another server's inviter, a non-invite, a bad signature -> 4xx, nothing stored", async () => {
