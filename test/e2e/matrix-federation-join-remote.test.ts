@@ -150,27 +150,38 @@ describe("federation: joining remote rooms from the client API", () => {
     );
   });
 
-  test("20 messages from each of alice, bob and carol arrive in the same order on all three servers", async () => {
-    const sent: string[] = [];
+  test("100 messages from each of alice, bob and carol arrive in the same order on all three servers", async () => {
+    const N = 100;
+    // Each sender's messages go 10 at a time (their order is the one its server gives them); the next sender starts
+    // once all three servers have them, so the room is one DAG line and has one order everywhere.
+    let count = 0;
     for (const who of ["alice", "bob", "carol"]) {
-      for (let i = 0; i < 20; i++) {
-        const body = `${who} ${i}`;
-        await call(
-          who,
-          "PUT",
-          `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${who}${i}`,
-          {
-            msgtype: "m.text",
-            body,
-          },
+      for (let b = 0; b < N; b += 10)
+        await Promise.all(
+          Array.from({ length: 10 }, (_, k) =>
+            call(
+              who,
+              "PUT",
+              `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${who}${b + k}`,
+              {
+                msgtype: "m.text",
+                body: `${who} ${b + k}`,
+              },
+            ),
+          ),
         );
-        sent.push(body);
-      }
-      // The next sender builds on these (one DAG line, so one order everywhere).
+      count += N;
       for (const other of ["alice", "bob", "carol"])
-        await until(`${who}'s messages at ${other}`, async () => (await bodies(other)).length === sent.length);
+        await until(`${who}'s messages at ${other}`, async () => (await bodies(other)).length === count);
     }
-    for (const who of ["alice", "bob", "carol"]) assert.deepEqual(await bodies(who), sent, `order at ${who}`);
+    const [at1, at2, at3] = [await bodies("alice"), await bodies("bob"), await bodies("carol")];
+    assert.deepEqual(at2, at1, "the same order on hs2 as on hs1");
+    assert.deepEqual(at3, at1, "the same order on hs3 as on hs1");
+    ["alice", "bob", "carol"].forEach((who, n) => {
+      const block = at1.slice(n * N, (n + 1) * N);
+      const want = Array.from({ length: N }, (_, i) => `${who} ${i}`);
+      assert.deepEqual([...block].sort(), [...want].sort(), `${who}'s ${N} messages, each once, in her/his round`);
+    });
   });
 
   test("typing and receipts reach the other servers", async () => {
@@ -202,9 +213,61 @@ describe("federation: joining remote rooms from the client API", () => {
     });
   });
 
+  test("profiles: bob's displayname and avatar change reach hs1 and hs3 as member events; /profile of a remote user", async () => {
+    const enc = encodeURIComponent;
+    await call("bob", "PUT", `/_matrix/client/v3/profile/${enc("@bob:hs2.test")}/displayname`, {
+      displayname: "Bob of hs2",
+    });
+    await call("bob", "PUT", `/_matrix/client/v3/profile/${enc("@bob:hs2.test")}/avatar_url`, {
+      avatar_url: "mxc://hs2.test/bobface",
+    });
+    for (const who of ["alice", "carol"])
+      await until(`bob's new member event at ${who}`, async () => {
+        const m = await call(
+          who,
+          "GET",
+          `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.member/${enc("@bob:hs2.test")}`,
+        );
+        return m.displayname === "Bob of hs2" && m.avatar_url === "mxc://hs2.test/bobface" && m.membership === "join";
+      });
+    const members = await call("alice", "GET", `/_matrix/client/v3/rooms/${enc(roomId)}/joined_members`);
+    assert.deepEqual(members.joined["@bob:hs2.test"], {
+      display_name: "Bob of hs2",
+      avatar_url: "mxc://hs2.test/bobface",
+    });
+    // alice's server asks hs2 (query/profile) for a remote user's profile.
+    const prof = await call("alice", "GET", `/_matrix/client/v3/profile/${enc("@bob:hs2.test")}`);
+    assert.deepEqual(prof, { displayname: "Bob of hs2", avatar_url: "mxc://hs2.test/bobface" });
+  });
+
+  test("presence: bob's status set on hs2 shows on hs1 in /presence and /sync", async () => {
+    const enc = encodeURIComponent;
+    await call("bob", "PUT", `/_matrix/client/v3/presence/${enc("@bob:hs2.test")}/status`, {
+      presence: "unavailable",
+      status_msg: "out for lunch",
+    });
+    const p = await until("bob's presence at hs1", async () => {
+      const r = await call("alice", "GET", `/_matrix/client/v3/presence/${enc("@bob:hs2.test")}/status`);
+      return r.presence === "unavailable" && r;
+    });
+    assert.equal(p.status_msg, "out for lunch");
+    const sync = await call("alice", "GET", "/_matrix/client/v3/sync?timeout=0");
+    const ev = sync.presence.events.find((e: any) => e.sender === "@bob:hs2.test");
+    assert.equal(ev?.content.presence, "unavailable");
+    assert.equal(ev?.content.status_msg, "out for lunch");
+  });
+
   test("bob leaves and joins again", async () => {
     await call("bob", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, {});
     await until("bob gone at hs1", async () => !(await joined("alice")).includes("@bob:hs2.test"));
+    // hs2 has no member left, so its state of the room goes stale: it refuses to make joins for it (404).
+    await assert.rejects(
+      u.carol.srv.hs.federation.client.request("hs2.test", {
+        method: "GET",
+        path: `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent("@carol:hs3.test")}?ver=10`,
+      }),
+      (e: any) => e.status === 404 && e.code === "M_NOT_FOUND",
+    );
     await call("bob", "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=hs1.test`, {});
     await until("bob back at hs1", async () => (await joined("alice")).includes("@bob:hs2.test"));
     await until("bob back at hs3", async () => (await joined("carol")).includes("@bob:hs2.test"));
@@ -213,6 +276,34 @@ describe("federation: joining remote rooms from the client API", () => {
       body: "bob is back",
     });
     await until("bob's message at hs1", async () => (await bodies("alice")).at(-1) === "bob is back");
+  });
+
+  test("alice kicks bob: hs2 sees the kick and the room in bob's left rooms; bob joins again", async () => {
+    const enc = encodeURIComponent;
+    const since = (await call("bob", "GET", "/_matrix/client/v3/sync?timeout=0")).next_batch;
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${enc(roomId)}/kick`, {
+      user_id: "@bob:hs2.test",
+      reason: "cool off",
+    });
+    const kick = await until("the kick at hs2", async () => {
+      const e = await u.bob.srv.hs.store.events.getMembership(roomId, "@bob:hs2.test");
+      return e?.membership === "leave" && (await u.bob.srv.hs.store.events.getEvent(e.eventId));
+    });
+    assert.equal(kick.pdu.sender, "@alice:hs1.test");
+    assert.equal(kick.pdu.content.reason, "cool off");
+    await until("the kick at hs3", async () => !(await joined("carol")).includes("@bob:hs2.test"));
+    const sync = await call("bob", "GET", `/_matrix/client/v3/sync?timeout=0&since=${enc(since)}`);
+    const left = sync.rooms.leave?.[roomId]?.timeline?.events ?? [];
+    assert.ok(
+      left.some(
+        (e: any) => e.type === "m.room.member" && e.state_key === "@bob:hs2.test" && e.sender === "@alice:hs1.test",
+      ),
+      "the room is in bob's left rooms, with the kick",
+    );
+    assert.ok(!sync.rooms.join?.[roomId], "and not in his joined rooms");
+    await call("bob", "POST", `/_matrix/client/v3/join/${enc(roomId)}`, {});
+    for (const who of ["alice", "carol"])
+      await until(`bob rejoined at ${who}`, async () => (await joined(who)).includes("@bob:hs2.test"));
   });
 
   test("alice bans carol: hs3 sees the ban, carol cannot join again (403)", async () => {
@@ -280,6 +371,48 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.equal(at1?.membership, "leave", "hs1 has bob's leave");
     const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
     assert.ok(!sync.rooms.invite?.[priv], "no longer an invite");
+  });
+
+  test("knock over federation: bob knocks on hs1's room, sees it in /sync, is let in; carol knocks and withdraws", async () => {
+    const enc = encodeURIComponent;
+    const knockRoom = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", {
+        preset: "private_chat",
+        name: "Door",
+        room_alias_name: "door",
+        initial_state: [{ type: "m.room.join_rules", state_key: "", content: { join_rule: "knock" } }],
+      })
+    ).room_id;
+    const memberAt1 = async (user: string) =>
+      (await u.alice.srv.hs.store.events.getMembership(knockRoom, user))?.membership;
+    // A join is refused (knock rule); a knock by room ID with via goes through hs1's make_knock/send_knock.
+    await call("bob", "POST", `/_matrix/client/v3/join/${enc(knockRoom)}?via=hs1.test`, {}, 403);
+    const r = await call("bob", "POST", `/_matrix/client/v3/knock/${enc(knockRoom)}?via=hs1.test`, {
+      reason: "let me in",
+    });
+    assert.equal(r.room_id, knockRoom);
+    assert.equal(await memberAt1("@bob:hs2.test"), "knock");
+    const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
+    const st = sync.rooms.knock?.[knockRoom]?.knock_state?.events ?? [];
+    assert.ok(
+      st.some((e: any) => e.type === "m.room.name" && e.content.name === "Door"),
+      "the room's name in knock_state",
+    );
+    assert.ok(
+      st.some((e: any) => e.type === "m.room.member" && e.state_key === "@bob:hs2.test"),
+      "his knock in knock_state",
+    );
+    // alice lets him in (an invite), he joins.
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${enc(knockRoom)}/invite`, { user_id: "@bob:hs2.test" });
+    await call("bob", "POST", `/_matrix/client/v3/join/${enc(knockRoom)}`, {});
+    assert.equal(await memberAt1("@bob:hs2.test"), "join");
+    // carol knocks by alias and withdraws the knock (make_leave/send_leave through hs1).
+    await call("carol", "POST", `/_matrix/client/v3/knock/${enc("#door:hs1.test")}`, {});
+    await until("carol's knock at hs1", async () => (await memberAt1("@carol:hs3.test")) === "knock");
+    await call("carol", "POST", `/_matrix/client/v3/rooms/${enc(knockRoom)}/leave`, {});
+    assert.equal(await memberAt1("@carol:hs3.test"), "leave");
+    const sync3 = await call("carol", "GET", "/_matrix/client/v3/sync");
+    assert.ok(!sync3.rooms.knock?.[knockRoom], "no longer a knock");
   });
 
   test("a remote invite does not hold the room: alice's messages go out while slow.test sits on the invite", async () => {

@@ -45,6 +45,7 @@ async function makeJoin(
   servers: string[],
 ): Promise<{ server: string; version: string; event: Pdu }> {
   let last: unknown = null;
+  let forbidden: AmiError | null = null;
   const ver = SUPPORTED_ROOM_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join("&");
   for (const server of servers) {
     try {
@@ -68,10 +69,12 @@ async function makeJoin(
       return { server, version, event: e };
     } catch (err) {
       last = err;
+      if (!forbidden && err instanceof AmiError && err.code === "M_FORBIDDEN") forbidden = err;
       hs.log.info("federation: make_join failed", { server, roomId, err: String(err).slice(0, 200) });
     }
   }
-  if (last instanceof AmiError && last.code === "M_FORBIDDEN") throw last;
+  // A server that refused (403) says more than one that is not in the room (404): its answer is the client's.
+  if (forbidden) throw forbidden;
   if (last instanceof AmiError && last.code === "M_NOT_FOUND") throw last;
   throw new AmiError(
     "M_UNKNOWN",
