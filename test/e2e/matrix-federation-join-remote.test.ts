@@ -136,6 +136,10 @@ describe("federation: joining remote rooms from the client API", () => {
     const all = ["@alice:hs1.test", "@bob:hs2.test", "@carol:hs3.test"];
     for (const who of ["alice", "bob", "carol"])
       await until(`${who} sees three members`, async () => JSON.stringify(await joined(who)) === JSON.stringify(all));
+    // Their joins carry their profiles (made on their own servers), as a local join does.
+    const members = await call("alice", "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`);
+    assert.equal(members.joined["@bob:hs2.test"].display_name, "bob");
+    assert.equal(members.joined["@carol:hs3.test"].display_name, "carol");
     const sync = await call("carol", "GET", "/_matrix/client/v3/sync");
     const room = sync.rooms.join[roomId];
     assert.ok(room, "carol's /sync has the room");
@@ -306,7 +310,7 @@ describe("federation: joining remote rooms from the client API", () => {
       await until(`bob rejoined at ${who}`, async () => (await joined(who)).includes("@bob:hs2.test"));
   });
 
-  test("alice bans carol: hs3 sees the ban, carol cannot join again (403)", async () => {
+  test("alice bans carol: hs3 sees the ban, carol cannot join again (403); unbanned, she can", async () => {
     await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, {
       user_id: "@carol:hs3.test",
     });
@@ -322,6 +326,16 @@ describe("federation: joining remote rooms from the client API", () => {
       403,
     );
     assert.equal(err.errcode, "M_FORBIDDEN");
+    // Unbanned (hs3, with no member left, still gets the unban as its user's membership), she joins again.
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/unban`, {
+      user_id: "@carol:hs3.test",
+    });
+    await until("the unban at hs3", async () => {
+      const m = await u.carol.srv.hs.store.events.getMembership(roomId, "@carol:hs3.test");
+      return m?.membership === "leave";
+    });
+    await call("carol", "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=hs1.test`, {});
+    await until("carol back at hs1", async () => (await joined("alice")).includes("@carol:hs3.test"));
   });
 
   test("an invite-only room: alice invites bob@hs2, bob sees the invite in /sync and joins", async () => {

@@ -92,7 +92,12 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   const { server, version, event: template } = await makeJoin(hs, roomId, userId, candidates);
 
   const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = template;
-  const draft: Pdu = { ...rest, origin: hs.serverName, origin_server_ts: Date.now() };
+  // The joiner's profile goes in the join, as a local join's does (rooms.ts setMembership).
+  const user = await hs.store.accounts.getUser(userId);
+  const content = { ...rest.content };
+  if (user?.displayname) content.displayname = user.displayname;
+  if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+  const draft: Pdu = { ...rest, content, origin: hs.serverName, origin_server_ts: Date.now() };
   const signed = signEvent(draft, hs.serverName, hs.signingKey, version);
   const joinId = eventIdFor(signed, version);
   const res = await hs.federation.client.request<{ state?: unknown; auth_chain?: unknown; event?: Pdu }>(server, {

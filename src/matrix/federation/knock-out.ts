@@ -2,7 +2,7 @@
  * The knocking side of a knock over federation (spec server-server "Knocking upon a room"): a local user knocks on
  * a room this server is not in. make_knock is asked of each candidate server in turn (the next one on failure; a
  * refusal (403) is the client's answer over a server that is not in the room), the template filled (our origin,
- * now, the reason) and signed, its event ID the reference hash, and sent by send_knock (v1), which answers the
+ * now, the knocker's profile, the reason) and signed, its event ID the reference hash, and sent by send_knock (v1), which answers the
  * room's stripped state. The knock is then stored as a federated invite is (membership.ts): a timeline event of
  * the room (the room row created when new, a known room's extremities kept: we have no state to build on) with
  * the stripped state in `unsigned.knock_room_state`, which /sync's knock section shows. Withdrawing it is
@@ -53,7 +53,12 @@ export async function knockRemote(
       )
         throw new AmiError("M_BAD_JSON", `${server} answered make_knock with a template that is not our knock`);
       const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = e;
-      const content = reason === undefined ? { ...rest.content } : { ...rest.content, reason };
+      // The knocker's profile goes in the knock, as a local knock's does (rooms.ts setMembership).
+      const user = await hs.store.accounts.getUser(userId);
+      const content = { ...rest.content };
+      if (user?.displayname) content.displayname = user.displayname;
+      if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+      if (reason !== undefined) content.reason = reason;
       const signed = signEvent(
         { ...rest, content, origin: hs.serverName, origin_server_ts: Date.now() } as Pdu,
         hs.serverName,
