@@ -12,15 +12,16 @@ import { after, before, describe, test } from "node:test";
 import { signEvent } from "../../src/matrix/events/event-signing.ts";
 import { generateSigningKey } from "../../src/matrix/events/signing.ts";
 import { ourKeysResponse } from "../../src/matrix/federation/server-keys.ts";
+import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
 import { type FedServer, register, startFederation, type TestUser } from "./helpers/federation.ts";
 
 /**
- * slow.test: a server that publishes its key and holds each `PUT /v2/invite` until the test lets it go — then it
- * either drops the connection or answers the invite signed by itself, as a homeserver does.
+ * slow.test: a server that publishes its key and holds each `PUT /v2/invite` and `GET /event` until the test lets
+ * it go — then it drops the connection, answers the invite signed by itself as a homeserver does, or answers 404.
  */
 function slowServer() {
   const key = generateSigningKey();
-  const held: { body: any; res: ServerResponse }[] = [];
+  const held: { url: string; body: any; res: ServerResponse }[] = [];
   const waiters: (() => void)[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -31,8 +32,12 @@ function slowServer() {
         const cfg = { oldVerifyKeys: {}, keyValidityMs: 86_400_000 } as any;
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(ourKeysResponse("slow.test", key, cfg)));
-      } else if (req.method === "PUT" && url.startsWith("/_matrix/federation/v2/invite/")) {
-        held.push({ body: JSON.parse(Buffer.concat(chunks).toString()), res });
+      } else if (
+        (req.method === "PUT" && url.startsWith("/_matrix/federation/v2/invite/")) ||
+        (req.method === "GET" && url.startsWith("/_matrix/federation/v1/event/"))
+      ) {
+        const text = Buffer.concat(chunks).toString();
+        held.push({ url, body: text ? JSON.parse(text) : null, res });
         for (const w of waiters.splice(0)) w();
       } else {
         res.writeHead(404, { "content-type": "application/json" });
@@ -42,12 +47,13 @@ function slowServer() {
   });
   return {
     server,
-    /** The next held invite request (waits for it). */
+    key,
+    /** The next held request (an invite or a GET /event; waits for it). */
     async next() {
       while (held.length === 0) await new Promise<void>((r) => waiters.push(r));
       return held.shift()!;
     },
-    answer(h: { body: any; res: ServerResponse }) {
+    answer(h: { url: string; body: any; res: ServerResponse }) {
       const event = signEvent(h.body.event, "slow.test", key, h.body.room_version);
       h.res.writeHead(200, { "content-type": "application/json" });
       h.res.end(JSON.stringify({ event }));
@@ -480,6 +486,66 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.deepEqual([...(merged?.pdu.prev_events ?? [])].sort(), [during, member.event_id].sort());
     const topic = (await state()).find((e) => e.type === "m.room.topic");
     assert.equal(topic?.content.topic, "set while inviting", "the resolved state keeps the rest");
+  });
+
+  test("a slow origin does not hold the room: the auth event its PDU lacks is fetched outside the room's lock", async () => {
+    const hs1 = u.alice.srv.hs;
+    const room = (await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "public_chat" })).room_id;
+    // Stand-in for a federated join: @s:slow.test joined in hs1's state (hs1's own room service writes it).
+    const { eventId: sJoin } = await hs1.rooms.setMembership({
+      roomId: room,
+      sender: "@s:slow.test",
+      target: "@s:slow.test",
+      membership: "join",
+    });
+    const version = await hs1.rooms.roomVersion(room);
+    const stateId = async (type: string) => (await hs1.store.events.getCurrentStateEvent(room, type, ""))!.eventId;
+    const ext = await hs1.store.dag.getForwardExtremities(room);
+    const ghost = `$${"B".repeat(43)}`;
+    const pdu = signEvent(
+      {
+        room_id: room,
+        sender: "@s:slow.test",
+        type: "m.room.message",
+        content: { msgtype: "m.text", body: "from slow" },
+        origin_server_ts: Date.now(),
+        depth: Math.max(...ext.map((e) => e.depth)) + 1,
+        prev_events: ext.map((e) => e.eventId),
+        auth_events: [await stateId("m.room.create"), await stateId("m.room.power_levels"), sJoin, ghost],
+      },
+      "slow.test",
+      slow.key,
+      version,
+    );
+    const uri = "/_matrix/federation/v1/send/slow1";
+    const body = { origin: "slow.test", origin_server_ts: Date.now(), pdus: [pdu], edus: [] };
+    let settled = false;
+    const sent = fetch(`${u.alice.srv.url}${uri}`, {
+      method: "PUT",
+      headers: {
+        "Content-Type": "application/json",
+        Authorization: signRequest(
+          { method: "PUT", uri, origin: "slow.test", destination: "hs1.test", content: body },
+          slow.key,
+        ),
+      },
+      body: JSON.stringify(body),
+    }).finally(() => {
+      settled = true;
+    });
+    const held = await slow.next();
+    assert.match(held.url, /\/event\//, "hs1 asks slow.test for the auth event it lacks");
+    await call("alice", "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/s1`, {
+      msgtype: "m.text",
+      body: "not held up",
+    });
+    assert.equal(settled, false, "alice's send finished while hs1 was still waiting for slow.test");
+    held.res.writeHead(404, { "content-type": "application/json" });
+    held.res.end('{"errcode":"M_NOT_FOUND"}');
+    const r = await sent;
+    assert.equal(r.status, 200);
+    const results = (await r.json()).pdus;
+    assert.match(Object.values(results as Record<string, { error?: string }>)[0].error ?? "", /auth event/);
   });
 
   test("/v2/invite forgeries: another server's inviter, a non-invite, a bad signature -> 4xx, nothing stored", async () => {
