@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { signEvent } from "../../src/matrix/events/event-signing.ts";
+import { eventIdFor } from "../../src/matrix/events/hashing.ts";
 import { generateSigningKey } from "../../src/matrix/events/signing.ts";
 import { ourKeysResponse } from "../../src/matrix/federation/server-keys.ts";
 import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
@@ -23,6 +24,8 @@ function slowServer() {
   const key = generateSigningKey();
   const held: { url: string; body: any; res: ServerResponse }[] = [];
   const waiters: (() => void)[] = [];
+  /** What it answers to get_missing_events. */
+  const missing: Record<string, unknown>[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on("data", (c) => chunks.push(c));
@@ -39,6 +42,9 @@ function slowServer() {
         const text = Buffer.concat(chunks).toString();
         held.push({ url, body: text ? JSON.parse(text) : null, res });
         for (const w of waiters.splice(0)) w();
+      } else if (req.method === "POST" && url.startsWith("/_matrix/federation/v1/get_missing_events/")) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ events: missing }));
       } else {
         res.writeHead(404, { "content-type": "application/json" });
         res.end('{"errcode":"M_UNRECOGNIZED"}');
@@ -48,6 +54,7 @@ function slowServer() {
   return {
     server,
     key,
+    missing,
     /** The next held request (an invite or a GET /event; waits for it). */
     async next() {
       while (held.length === 0) await new Promise<void>((r) => waiters.push(r));
@@ -501,36 +508,50 @@ describe("federation: joining remote rooms from the client API", () => {
     const version = await hs1.rooms.roomVersion(room);
     const stateId = async (type: string) => (await hs1.store.events.getCurrentStateEvent(room, type, ""))!.eventId;
     const ext = await hs1.store.dag.getForwardExtremities(room);
+    const authIds = [await stateId("m.room.create"), await stateId("m.room.power_levels"), sJoin];
+    const message = (body: string, prev: string[], depth: number, auth = authIds) => {
+      const pdu = signEvent(
+        {
+          room_id: room,
+          sender: "@s:slow.test",
+          type: "m.room.message",
+          content: { msgtype: "m.text", body },
+          origin_server_ts: Date.now(),
+          depth,
+          prev_events: prev,
+          auth_events: auth,
+        },
+        "slow.test",
+        slow.key,
+        version,
+      );
+      return { pdu, id: eventIdFor(pdu, version) };
+    };
+    let txn = 0;
+    const send = (pdus: unknown[]) => {
+      const uri = `/_matrix/federation/v1/send/slow${++txn}`;
+      const body = { origin: "slow.test", origin_server_ts: Date.now(), pdus, edus: [] };
+      return fetch(`${u.alice.srv.url}${uri}`, {
+        method: "PUT",
+        headers: {
+          "Content-Type": "application/json",
+          Authorization: signRequest(
+            { method: "PUT", uri, origin: "slow.test", destination: "hs1.test", content: body },
+            slow.key,
+          ),
+        },
+        body: JSON.stringify(body),
+      });
+    };
     const ghost = `$${"B".repeat(43)}`;
-    const pdu = signEvent(
-      {
-        room_id: room,
-        sender: "@s:slow.test",
-        type: "m.room.message",
-        content: { msgtype: "m.text", body: "from slow" },
-        origin_server_ts: Date.now(),
-        depth: Math.max(...ext.map((e) => e.depth)) + 1,
-        prev_events: ext.map((e) => e.eventId),
-        auth_events: [await stateId("m.room.create"), await stateId("m.room.power_levels"), sJoin, ghost],
-      },
-      "slow.test",
-      slow.key,
-      version,
+    const { pdu } = message(
+      "from slow",
+      ext.map((e) => e.eventId),
+      Math.max(...ext.map((e) => e.depth)) + 1,
+      [...authIds, ghost],
     );
-    const uri = "/_matrix/federation/v1/send/slow1";
-    const body = { origin: "slow.test", origin_server_ts: Date.now(), pdus: [pdu], edus: [] };
     let settled = false;
-    const sent = fetch(`${u.alice.srv.url}${uri}`, {
-      method: "PUT",
-      headers: {
-        "Content-Type": "application/json",
-        Authorization: signRequest(
-          { method: "PUT", uri, origin: "slow.test", destination: "hs1.test", content: body },
-          slow.key,
-        ),
-      },
-      body: JSON.stringify(body),
-    }).finally(() => {
+    const sent = send([pdu]).finally(() => {
       settled = true;
     });
     const held = await slow.next();
@@ -546,6 +567,29 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.equal(r.status, 200);
     const results = (await r.json()).pdus;
     assert.match(Object.values(results as Record<string, { error?: string }>)[0].error ?? "", /auth event/);
+
+    // A gap: slow.test sends b, whose prev a hs1 lacks; get_missing_events (asked before the lock) gives a, and
+    // both are applied in order.
+    const now = await hs1.store.dag.getForwardExtremities(room);
+    const top = Math.max(...now.map((e) => e.depth));
+    const a = message(
+      "gap a",
+      now.map((e) => e.eventId),
+      top + 1,
+    );
+    const b = message("gap b", [a.id], top + 2);
+    slow.missing.push(a.pdu);
+    const r2 = await send([b.pdu]);
+    assert.deepEqual((await r2.json()).pdus, { [b.id]: {} });
+    const msgs = await call(
+      "alice",
+      "GET",
+      `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/messages?dir=b&limit=3`,
+    );
+    assert.deepEqual(
+      msgs.chunk.map((e: any) => e.content.body),
+      ["gap b", "gap a", "not held up"],
+    );
   });
 
   test("/v2/invite forgeries: another server's inviter, a non-invite, a bad signature -> 4xx, nothing stored", async () => {
