@@ -363,6 +363,7 @@ describe("federation: joining remote rooms from the client API", () => {
     const inv = await call("alice", "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/state`);
     const invite = inv.find((e: any) => e.type === "m.room.member" && e.state_key === "@bob:hs2.test");
     assert.equal(invite.content.membership, "invite");
+    assert.equal(invite.content.displayname, "Bob of hs2", "the invitee's profile, asked of hs2");
     const stored = await u.alice.srv.hs.store.events.getEvent(invite.event_id);
     assert.ok(stored?.pdu.signatures["hs2.test"], "the invite hs1 keeps is signed by hs2 too");
     const sync = await call("bob", "GET", "/_matrix/client/v3/sync");

@@ -12,6 +12,7 @@ import { roomVersionRules } from "../events/room-versions.ts";
 import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 import { sendPduOut } from "../federation/edus-out.ts";
 import { inviteRemote } from "../federation/membership.ts";
+import { remoteProfile } from "../federation/remote.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
 import { planEventState } from "../store/dag.ts";
 import type { EventStateWrite, NewEvent } from "../store/types.ts";
@@ -400,6 +401,13 @@ export class Rooms implements RoomService {
       if (isLocal && (!user || user.deactivated)) throw new AmiError("M_NOT_FOUND", `Unknown user ${p.target}`);
       if (user?.displayname) content.displayname = user.displayname;
       if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+      // A remote invitee's profile, asked of their server (as Synapse's include_profile_data_on_invite; best
+      // effort, before the room's lock: a server that does not answer only leaves it out).
+      if (!isLocal && p.membership === "invite" && this.#hs.config.federation.enabled) {
+        const profile = await remoteProfile(this.#hs, p.target).catch(() => ({}) as Record<string, string>);
+        if (profile.displayname) content.displayname = profile.displayname;
+        if (profile.avatar_url) content.avatar_url = profile.avatar_url;
+      }
     }
     const { eventId } = await this.sendEvent({
       roomId: p.roomId,
