@@ -404,7 +404,7 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.ok(!sync.rooms.invite?.[priv], "no longer an invite");
   });
 
-  test("knock over federation: bob knocks on hs1's room, sees it in /sync, is let in; carol knocks and withdraws", async () => {
+  test("knock over federation: bob knocks on hs1's room, sees it in /sync, is let in; carol knocks and withdraws, knocks again and is refused", async () => {
     const enc = encodeURIComponent;
     const knockRoom = (
       await call("alice", "POST", "/_matrix/client/v3/createRoom", {
@@ -444,6 +444,14 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.equal(await memberAt1("@carol:hs3.test"), "leave");
     const sync3 = await call("carol", "GET", "/_matrix/client/v3/sync");
     assert.ok(!sync3.rooms.knock?.[knockRoom], "no longer a knock");
+    // She knocks again and alice refuses (a kick of the knocker): hs3, not in the room, takes it out of band.
+    await call("carol", "POST", `/_matrix/client/v3/knock/${enc(knockRoom)}?via=hs1.test`, {});
+    assert.ok((await call("carol", "GET", "/_matrix/client/v3/sync")).rooms.knock?.[knockRoom]);
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${enc(knockRoom)}/kick`, { user_id: "@carol:hs3.test" });
+    await until("the refused knock gone from carol's /sync", async () => {
+      const sync = await call("carol", "GET", "/_matrix/client/v3/sync");
+      return !sync.rooms.knock?.[knockRoom];
+    });
   });
 
   test("a remote invite does not hold the room: alice's messages go out while slow.test sits on the invite", async () => {
@@ -593,6 +601,27 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.deepEqual(
       msgs.chunk.map((e: any) => e.content.body),
       ["gap b", "gap a", "not held up"],
+    );
+  });
+
+  test("alice rescinds an invite of bob (a kick of the invitee): the invite leaves bob's /sync on hs2", async () => {
+    const priv = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "private_chat", name: "Rescinded" })
+    ).room_id;
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/invite`, {
+      user_id: "@bob:hs2.test",
+    });
+    assert.ok((await call("bob", "GET", "/_matrix/client/v3/sync")).rooms.invite[priv]);
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/kick`, {
+      user_id: "@bob:hs2.test",
+    });
+    await until(
+      "the rescinded invite gone from bob's /sync",
+      async () => {
+        const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
+        return !sync.rooms.invite?.[priv];
+      },
+      10_000,
     );
   });
 

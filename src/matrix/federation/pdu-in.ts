@@ -341,6 +341,26 @@ export class PduIn {
     const ev = stateResEventOf({ eventId, pdu, rejected: null });
     const graph = this.graphs.get(roomId);
 
+    // An invite (or knock) of one of our users withdrawn in a room we are not in: we have no state to check it
+    // against, nor may we read its auth events, so it is taken on its signatures and what it builds on
+    // (#outOfBand), and stored as the invite was (an out-of-band membership).
+    if (await this.#outOfBand(roomId, pdu)) {
+      const before = (await store.dag.getForwardExtremities(roomId)).map((x) => x.eventId);
+      await persist({
+        eventId,
+        roomId,
+        type: "m.room.member",
+        stateKey: pdu.state_key as string,
+        sender: pdu.sender as string,
+        originServerTs: pdu.origin_server_ts as number,
+        depth: pdu.depth as number,
+        pdu,
+      });
+      if (before.length > 0) await store.dag.setForwardExtremities(roomId, before);
+      this.stats.accepted++;
+      return eventId;
+    }
+
     // 3. Auth against its own auth events.
     const authIds = pdu.auth_events as string[];
     // (Missing ones were asked for by #prefetch, before the lock.)
@@ -430,6 +450,31 @@ export class PduIn {
     this.stats.accepted++;
     await this.#syncCurrentState(roomId, version);
     return eventId;
+  }
+
+  /**
+   * A leave or ban of one of our users whose membership here is an invite or a knock, in a room none of our users is
+   * joined to (the inviter rescinding the invite, a knock refused): the spec's out-of-band membership. It must build
+   * on that membership (its auth events name it), and an invite may only be withdrawn by a user of the server that
+   * sent it.
+   */
+  async #outOfBand(roomId: string, pdu: Record<string, unknown>): Promise<boolean> {
+    const target = pdu.state_key;
+    const membership = (pdu.content as Record<string, unknown> | undefined)?.membership;
+    if (pdu.type !== "m.room.member" || typeof target !== "string") return false;
+    if (membership !== "leave" && membership !== "ban") return false;
+    if (parseUserId(target)?.server !== this.#hs.serverName) return false;
+    const { events } = this.#hs.store;
+    const current = await events.getMembership(roomId, target);
+    if (current?.membership !== "invite" && current?.membership !== "knock") return false;
+    if (!(pdu.auth_events as string[]).includes(current.eventId)) return false;
+    if (current.membership === "invite") {
+      const invite = await events.getEvent(current.eventId);
+      const by = typeof invite?.pdu.sender === "string" ? parseUserId(invite.pdu.sender)?.server : null;
+      if (!by || by !== parseUserId(String(pdu.sender))?.server) return false;
+    }
+    const joined = await events.getMembers(roomId, "join");
+    return !joined.some((m) => parseUserId(m.userId)?.server === this.#hs.serverName);
   }
 
   /** What the rules read for `ev` from the current state, from the store: the extremities' states (resolved when several). */
