@@ -612,6 +612,35 @@ describe("federation: joining remote rooms from the client API", () => {
       user_id: "@bob:hs2.test",
     });
     assert.ok((await call("bob", "GET", "/_matrix/client/v3/sync")).rooms.invite[priv]);
+    // A server other than the inviter's cannot withdraw it: hs3's signed leave for bob, building on the invite,
+    // is not applied.
+    const hs2 = u.bob.srv.hs;
+    const hs3 = u.carol.srv.hs;
+    const invite = (await hs2.store.events.getMembership(priv, "@bob:hs2.test"))!;
+    const version = (await hs2.store.rooms.getRoom(priv))!.version;
+    const forged = signEvent(
+      {
+        room_id: priv,
+        sender: "@carol:hs3.test",
+        type: "m.room.member",
+        state_key: "@bob:hs2.test",
+        content: { membership: "leave" },
+        origin_server_ts: Date.now(),
+        depth: 50,
+        prev_events: [invite.eventId],
+        auth_events: [invite.eventId],
+      },
+      "hs3.test",
+      hs3.signingKey,
+      version,
+    );
+    const res = await hs3.federation.client.request<any>("hs2.test", {
+      method: "PUT",
+      path: "/_matrix/federation/v1/send/forged-rescind",
+      body: { origin: "hs3.test", origin_server_ts: Date.now(), pdus: [forged], edus: [] },
+    });
+    assert.ok(res.pdus[eventIdFor(forged, version)].error, "refused");
+    assert.equal((await hs2.store.events.getMembership(priv, "@bob:hs2.test"))?.membership, "invite");
     await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/kick`, {
       user_id: "@bob:hs2.test",
     });
