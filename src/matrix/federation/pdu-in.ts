@@ -31,7 +31,7 @@ import type { StateResolver } from "../service/event-state.ts";
 import type { RoomHead } from "../service/room-head.ts";
 import type { DagEvent, EventStateWrite, NewEvent, StateEntry, Store } from "../store/types.ts";
 import { roomAdmits } from "./access.ts";
-import { checkPduSignatures } from "./event-signatures.ts";
+import { checkPduSignatures, type PduCheck } from "./event-signatures.ts";
 import type { OnPdus, PduResults } from "./transactions.ts";
 
 /** Spec "Size limits". */
@@ -221,6 +221,8 @@ export class PduIn {
   readonly #hs: Homeserver;
   readonly graphs: GraphCache;
   readonly stats: PduInStats = { accepted: 0, rejected: 0, softFailed: 0, outliers: 0, stateResolved: 0 };
+  /** Signature checks made by #prefetch, reused under the lock (keyed by the PDU object, so each is checked once). */
+  readonly #sigs = new WeakMap<object, PduCheck>();
 
   constructor(hs: Homeserver, graphs: GraphCache) {
     this.#hs = hs;
@@ -283,7 +285,7 @@ export class PduIn {
     const { store } = this.#hs;
     const [have] = await store.dag.getDagEvents([eventId]);
     if (have && (have.stream !== null || have.rejected !== null)) return null;
-    const sig = await checkPduSignatures(raw, version, this.#hs.federation.keys);
+    const sig = await this.#signatures(raw, version);
     if (!sig.ok) return null;
     await this.#fetchMissingAuth(origin, roomId, version, raw.auth_events as string[]);
     if ((await store.dag.getMissingEvents(raw.prev_events as string[])).length === 0) return null;
@@ -306,7 +308,7 @@ export class PduIn {
         if (p.room_id !== roomId) continue;
         const server = typeof p.sender === "string" ? (parseUserId(p.sender)?.server ?? "") : "";
         checkPduFormat(p, version, server);
-        if ((await checkPduSignatures(p, version, this.#hs.federation.keys)).ok)
+        if ((await this.#signatures(p, version)).ok)
           await this.#fetchMissingAuth(server, roomId, version, p.auth_events as string[]);
       } catch {
         // Checked (and refused) under the lock.
@@ -332,7 +334,7 @@ export class PduIn {
     if (have?.rejected) throw new PduError(`rejected earlier: ${have.rejected}`);
 
     // 2. Signatures and content hash.
-    const sig = await checkPduSignatures(raw, version, this.#hs.federation.keys);
+    const sig = await this.#signatures(raw, version);
     if (!sig.ok) {
       this.stats.rejected++;
       throw new PduError(`signature check failed: ${sig.reason}`);
@@ -500,6 +502,14 @@ export class PduIn {
     const changed = await store.dag.setCurrentState(roomId, resolved.ids);
     // The head (whose auth state is read from current_state) was dropped by persist and is re-read after this.
     if (changed > 0) this.stats.stateResolved++;
+  }
+
+  async #signatures(pdu: Record<string, unknown>, version: string): Promise<PduCheck> {
+    const hit = this.#sigs.get(pdu);
+    if (hit) return hit;
+    const r = await checkPduSignatures(pdu, version, this.#hs.federation.keys);
+    this.#sigs.set(pdu, r);
+    return r;
   }
 
   /** Auth events we lack, asked of the origin's GET /event (signature-checked, stored as outliers). */
