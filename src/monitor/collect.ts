@@ -5,6 +5,47 @@ import { cpuPercent, type ProcSample, sampleProc } from "../control/proc.ts";
 import { serviceStates } from "../control/state.ts";
 import type { OpContext } from "../core/ops.ts";
 
+export const destinationRowSchema = z.object({
+  destination: z.string(),
+  queued: z.number().int(),
+  lastSuccessSAgo: z.number().nullable(),
+  backoffS: z.number(),
+});
+export type DestinationRow = z.infer<typeof destinationRowSchema>;
+
+const DEST_KEY = /^federation_dest_(.+)_(queued|last_success_s_ago|backoff_s)$/;
+
+/**
+ * Splits a homeserver's per-destination keys (src/matrix/metrics.ts: `federation_dest_<server>_queued`,
+ * `..._last_success_s_ago` (-1: never), `..._backoff_s`) from its other key figures; deepest queue first.
+ */
+export function splitFederationStats(all: Record<string, number>): {
+  stats: Record<string, number>;
+  federation: DestinationRow[];
+} {
+  const stats: Record<string, number> = {};
+  const rows = new Map<string, DestinationRow>();
+  for (const [k, v] of Object.entries(all)) {
+    const m = DEST_KEY.exec(k);
+    if (!m) {
+      stats[k] = v;
+      continue;
+    }
+    let row = rows.get(m[1]);
+    if (!row) {
+      row = { destination: m[1], queued: 0, lastSuccessSAgo: null, backoffS: 0 };
+      rows.set(m[1], row);
+    }
+    if (m[2] === "queued") row.queued = v;
+    else if (m[2] === "backoff_s") row.backoffS = Math.max(0, v);
+    else row.lastSuccessSAgo = v < 0 ? null : v;
+  }
+  const federation = [...rows.values()].sort(
+    (a, b) => b.queued - a.queued || a.destination.localeCompare(b.destination),
+  );
+  return { stats, federation };
+}
+
 export const monitorRowSchema = z.object({
   name: z.string(),
   kind: z.enum(["service", "program"]),
@@ -17,6 +58,11 @@ export const monitorRowSchema = z.object({
   rssBytes: z.number().nullable(),
   /** Key figures from the service's stats endpoint (flat numbers); empty when unreachable or it has none. */
   stats: z.record(z.string(), z.number()),
+  /**
+   * Per-destination federation figures of a homeserver (its stats' `federation_dest_<server>_*` keys, taken out of
+   * `stats`): queue depth, last success (seconds ago, null: never) and backoff left (seconds, 0: not backing off).
+   */
+  federation: z.array(destinationRowSchema),
 });
 export const monitorSnapshotSchema = z.object({
   at: z.string(),
@@ -75,7 +121,7 @@ export class Collector {
         restarts: s.restarts,
         url: s.url,
         ...this.#cpu(s.pid),
-        stats: s.state === "running" || s.state === "unhealthy" ? await stats(s.statsUrl) : {},
+        ...splitFederationStats(s.state === "running" || s.state === "unhealthy" ? await stats(s.statsUrl) : {}),
       })),
     );
     return {

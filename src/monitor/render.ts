@@ -39,6 +39,20 @@ export function renderFrame(s: MonitorSnapshot, ansi: boolean): string {
   if (ansi)
     for (const r of s.services)
       body = body.replace(new RegExp(`^(${r.name}\\s+)${r.state}`, "m"), `$1${paint(r.state)}`);
+  const fed = s.services.flatMap((r) =>
+    r.federation.map((d) => [
+      r.name,
+      d.destination,
+      String(d.queued),
+      d.lastSuccessSAgo === null ? "never" : `${duration(d.lastSuccessSAgo)} ago`,
+      d.backoffS > 0 ? duration(d.backoffS) : "-",
+    ]),
+  );
+  if (fed.length)
+    body += `\n\nfederation destinations (deepest queues first)\n${table(
+      ["SERVICE", "DESTINATION", "QUEUED", "LAST SUCCESS", "BACKOFF"],
+      fed,
+    )}`;
   const head = ansi ? `\x1b[1mami-streams monitor\x1b[0m  ${s.at}` : `ami-streams monitor  ${s.at}`;
   return `${head}\n${sup}\n\n${body}\n`;
 }

@@ -16,7 +16,16 @@ import { binEntry, cli, freePort, json, shell, tempHome, until } from "../../src
 import { loginUser, sdkClient, waitFor } from "./helpers/client.ts";
 
 const port = await freePort();
-const h = tempHome({ control: { port: 0, backoff: { initialMs: 100 } }, matrix: { port, serverName: "ctl.test" } });
+// dead.test never answers (a port nobody listens on): its queue and backoff show in the monitor.
+const deadPort = await freePort();
+const h = tempHome({
+  control: { port: 0, backoff: { initialMs: 100 } },
+  matrix: {
+    port,
+    serverName: "ctl.test",
+    federation: { enabled: true, hostMap: { "dead.test": `http://127.0.0.1:${deadPort}` }, retryInitialMs: 60_000 },
+  },
+});
 const base = `http://127.0.0.1:${port}`;
 const children: ChildProcess[] = [];
 after(async () => {
@@ -150,6 +159,32 @@ test("MCP over stdio: matrix tools listed with annotations; matrix_status; a mes
   } finally {
     await client.close();
   }
+});
+
+test("monitor shows the homeserver's federation destinations: queue depth, last success, backoff", async () => {
+  const alice = await loginUser(base, "alice", "alice-password-1");
+  const r = await fetch(`${base}/_matrix/client/v3/sendToDevice/m.test/mon1`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${alice.accessToken}` },
+    body: JSON.stringify({ messages: { "@x:dead.test": { D: { n: 1 } } } }),
+  });
+  assert.equal(r.status, 200, await r.text());
+  const dest = await until("dead.test backing off in the monitor", async () => {
+    const m = json(await cli(["monitor", "--once", "--json"], { env: h.env }));
+    const row = m.services.find((s: { name: string }) => s.name === "matrix");
+    const d = row?.federation.find((x: { destination: string }) => x.destination === "dead.test");
+    return d?.backoffS > 0 ? { row, d } : undefined;
+  });
+  assert.deepEqual(
+    { ...dest.d, backoffS: 0 },
+    { destination: "dead.test", queued: 1, lastSuccessSAgo: null, backoffS: 0 },
+  );
+  assert.ok(dest.d.backoffS <= 72, `backoff ${dest.d.backoffS}s`);
+  assert.equal(dest.row.stats.federation_destinations, 1);
+  assert.ok(!Object.keys(dest.row.stats).some((k) => k.startsWith("federation_dest_")));
+  const human = await cli(["monitor", "--once"], { env: h.env });
+  assert.match(human.stdout, /DESTINATION\s+QUEUED\s+LAST SUCCESS\s+BACKOFF/);
+  assert.match(human.stdout, /matrix\s+dead\.test\s+1\s+never\s+\d+s/);
 });
 
 test("the supervisor restarts a killed homeserver, status shows the restart, data survives", async () => {

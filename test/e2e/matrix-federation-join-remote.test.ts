@@ -6,8 +6,67 @@
  * carol -> hs3 sees the ban and carol cannot join again (403 from make_join).
  */
 import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { signEvent } from "../../src/matrix/events/event-signing.ts";
+import { eventIdFor } from "../../src/matrix/events/hashing.ts";
+import { generateSigningKey } from "../../src/matrix/events/signing.ts";
+import { ourKeysResponse } from "../../src/matrix/federation/server-keys.ts";
+import { signRequest } from "../../src/matrix/federation/x-matrix.ts";
 import { type FedServer, register, startFederation, type TestUser } from "./helpers/federation.ts";
+
+/**
+ * slow.test: a server that publishes its key and holds each `PUT /v2/invite` and `GET /event` until the test lets
+ * it go — then it drops the connection, answers the invite signed by itself as a homeserver does, or answers 404.
+ */
+function slowServer() {
+  const key = generateSigningKey();
+  const held: { url: string; body: any; res: ServerResponse }[] = [];
+  const waiters: (() => void)[] = [];
+  /** What it answers to get_missing_events. */
+  const missing: Record<string, unknown>[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const url = req.url ?? "";
+      if (req.method === "GET" && url.startsWith("/_matrix/key/v2/server")) {
+        const cfg = { oldVerifyKeys: {}, keyValidityMs: 86_400_000 } as any;
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(ourKeysResponse("slow.test", key, cfg)));
+      } else if (
+        (req.method === "PUT" && url.startsWith("/_matrix/federation/v2/invite/")) ||
+        (req.method === "GET" && url.startsWith("/_matrix/federation/v1/event/"))
+      ) {
+        const text = Buffer.concat(chunks).toString();
+        held.push({ url, body: text ? JSON.parse(text) : null, res });
+        for (const w of waiters.splice(0)) w();
+      } else if (req.method === "POST" && url.startsWith("/_matrix/federation/v1/get_missing_events/")) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ events: missing }));
+      } else {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end('{"errcode":"M_UNRECOGNIZED"}');
+      }
+    });
+  });
+  return {
+    server,
+    key,
+    missing,
+    /** The next held request (an invite or a GET /event; waits for it). */
+    async next() {
+      while (held.length === 0) await new Promise<void>((r) => waiters.push(r));
+      return held.shift()!;
+    },
+    answer(h: { url: string; body: any; res: ServerResponse }) {
+      const event = signEvent(h.body.event, "slow.test", key, h.body.room_version);
+      h.res.writeHead(200, { "content-type": "application/json" });
+      h.res.end(JSON.stringify({ event }));
+    },
+  };
+}
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, deadlineMs = 60_000) {
   const end = Date.now() + deadlineMs;
@@ -52,9 +111,14 @@ describe("federation: joining remote rooms from the client API", () => {
       (await call(who, "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`)).joined,
     ).sort();
 
+  const slow = slowServer();
+
   before(async () => {
+    await new Promise<void>((r) => slow.server.listen(0, "127.0.0.1", r));
+    const slowPort = (slow.server.address() as AddressInfo).port;
     s = await startFederation(["hs1.test", "hs2.test", "hs3.test"], {
       federation: { retryInitialMs: 200, retryMaxMs: 1000, requestTimeoutMs: 5000 },
+      extra: { "slow.test": `http://127.0.0.1:${slowPort}` },
     });
     for (const [name, srv] of [
       ["alice", s["hs1.test"]],
@@ -73,6 +137,8 @@ describe("federation: joining remote rooms from the client API", () => {
 
   after(async () => {
     for (const h of Object.values(s ?? {})) await h.dispose();
+    slow.server.closeAllConnections();
+    slow.server.close();
   });
 
   test("bob joins by alias, carol by room ID with via; each sees the room's state in /sync", async () => {
@@ -83,6 +149,10 @@ describe("federation: joining remote rooms from the client API", () => {
     const all = ["@alice:hs1.test", "@bob:hs2.test", "@carol:hs3.test"];
     for (const who of ["alice", "bob", "carol"])
       await until(`${who} sees three members`, async () => JSON.stringify(await joined(who)) === JSON.stringify(all));
+    // Their joins carry their profiles (made on their own servers), as a local join does.
+    const members = await call("alice", "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`);
+    assert.equal(members.joined["@bob:hs2.test"].display_name, "bob");
+    assert.equal(members.joined["@carol:hs3.test"].display_name, "carol");
     const sync = await call("carol", "GET", "/_matrix/client/v3/sync");
     const room = sync.rooms.join[roomId];
     assert.ok(room, "carol's /sync has the room");
@@ -97,27 +167,41 @@ describe("federation: joining remote rooms from the client API", () => {
     );
   });
 
-  test("20 messages from each of alice, bob and carol arrive in the same order on all three servers", async () => {
-    const sent: string[] = [];
+  test("100 messages from each of alice, bob and carol arrive in the same order on all three servers", async () => {
+    const N = 100;
+    // Each sender's messages go 10 at a time (their order is the one its server gives them); the next sender starts
+    // once all three servers have them, so the room is one DAG line and has one order everywhere.
     for (const who of ["alice", "bob", "carol"]) {
-      for (let i = 0; i < 20; i++) {
-        const body = `${who} ${i}`;
-        await call(
-          who,
-          "PUT",
-          `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${who}${i}`,
-          {
-            msgtype: "m.text",
-            body,
-          },
+      for (let b = 0; b < N; b += 10)
+        await Promise.all(
+          Array.from({ length: 10 }, (_, k) =>
+            call(
+              who,
+              "PUT",
+              `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${who}${b + k}`,
+              {
+                msgtype: "m.text",
+                body: `${who} ${b + k}`,
+              },
+            ),
+          ),
         );
-        sent.push(body);
-      }
-      // The next sender builds on these (one DAG line, so one order everywhere).
+      // Arrived everywhere once each server's newest event is the sender's server's newest (one cheap read a poll).
+      const newest = async (x: string) =>
+        (await call(x, "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1`)).chunk[0]
+          ?.event_id;
+      const last = await newest(who);
       for (const other of ["alice", "bob", "carol"])
-        await until(`${who}'s messages at ${other}`, async () => (await bodies(other)).length === sent.length);
+        await until(`${who}'s messages at ${other}`, async () => (await newest(other)) === last);
     }
-    for (const who of ["alice", "bob", "carol"]) assert.deepEqual(await bodies(who), sent, `order at ${who}`);
+    const [at1, at2, at3] = [await bodies("alice"), await bodies("bob"), await bodies("carol")];
+    assert.deepEqual(at2, at1, "the same order on hs2 as on hs1");
+    assert.deepEqual(at3, at1, "the same order on hs3 as on hs1");
+    ["alice", "bob", "carol"].forEach((who, n) => {
+      const block = at1.slice(n * N, (n + 1) * N);
+      const want = Array.from({ length: N }, (_, i) => `${who} ${i}`);
+      assert.deepEqual([...block].sort(), [...want].sort(), `${who}'s ${N} messages, each once, in her/his round`);
+    });
   });
 
   test("typing and receipts reach the other servers", async () => {
@@ -149,9 +233,61 @@ describe("federation: joining remote rooms from the client API", () => {
     });
   });
 
+  test("profiles: bob's displayname and avatar change reach hs1 and hs3 as member events; /profile of a remote user", async () => {
+    const enc = encodeURIComponent;
+    await call("bob", "PUT", `/_matrix/client/v3/profile/${enc("@bob:hs2.test")}/displayname`, {
+      displayname: "Bob of hs2",
+    });
+    await call("bob", "PUT", `/_matrix/client/v3/profile/${enc("@bob:hs2.test")}/avatar_url`, {
+      avatar_url: "mxc://hs2.test/bobface",
+    });
+    for (const who of ["alice", "carol"])
+      await until(`bob's new member event at ${who}`, async () => {
+        const m = await call(
+          who,
+          "GET",
+          `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.member/${enc("@bob:hs2.test")}`,
+        );
+        return m.displayname === "Bob of hs2" && m.avatar_url === "mxc://hs2.test/bobface" && m.membership === "join";
+      });
+    const members = await call("alice", "GET", `/_matrix/client/v3/rooms/${enc(roomId)}/joined_members`);
+    assert.deepEqual(members.joined["@bob:hs2.test"], {
+      display_name: "Bob of hs2",
+      avatar_url: "mxc://hs2.test/bobface",
+    });
+    // alice's server asks hs2 (query/profile) for a remote user's profile.
+    const prof = await call("alice", "GET", `/_matrix/client/v3/profile/${enc("@bob:hs2.test")}`);
+    assert.deepEqual(prof, { displayname: "Bob of hs2", avatar_url: "mxc://hs2.test/bobface" });
+  });
+
+  test("presence: bob's status set on hs2 shows on hs1 in /presence and /sync", async () => {
+    const enc = encodeURIComponent;
+    await call("bob", "PUT", `/_matrix/client/v3/presence/${enc("@bob:hs2.test")}/status`, {
+      presence: "unavailable",
+      status_msg: "out for lunch",
+    });
+    const p = await until("bob's presence at hs1", async () => {
+      const r = await call("alice", "GET", `/_matrix/client/v3/presence/${enc("@bob:hs2.test")}/status`);
+      return r.presence === "unavailable" && r;
+    });
+    assert.equal(p.status_msg, "out for lunch");
+    const sync = await call("alice", "GET", "/_matrix/client/v3/sync?timeout=0");
+    const ev = sync.presence.events.find((e: any) => e.sender === "@bob:hs2.test");
+    assert.equal(ev?.content.presence, "unavailable");
+    assert.equal(ev?.content.status_msg, "out for lunch");
+  });
+
   test("bob leaves and joins again", async () => {
     await call("bob", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, {});
     await until("bob gone at hs1", async () => !(await joined("alice")).includes("@bob:hs2.test"));
+    // hs2 has no member left, so its state of the room goes stale: it refuses to make joins for it (404).
+    await assert.rejects(
+      u.carol.srv.hs.federation.client.request("hs2.test", {
+        method: "GET",
+        path: `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent("@carol:hs3.test")}?ver=10`,
+      }),
+      (e: any) => e.status === 404 && e.code === "M_NOT_FOUND",
+    );
     await call("bob", "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=hs1.test`, {});
     await until("bob back at hs1", async () => (await joined("alice")).includes("@bob:hs2.test"));
     await until("bob back at hs3", async () => (await joined("carol")).includes("@bob:hs2.test"));
@@ -162,7 +298,35 @@ describe("federation: joining remote rooms from the client API", () => {
     await until("bob's message at hs1", async () => (await bodies("alice")).at(-1) === "bob is back");
   });
 
-  test("alice bans carol: hs3 sees the ban, carol cannot join again (403)", async () => {
+  test("alice kicks bob: hs2 sees the kick and the room in bob's left rooms; bob joins again", async () => {
+    const enc = encodeURIComponent;
+    const since = (await call("bob", "GET", "/_matrix/client/v3/sync?timeout=0")).next_batch;
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${enc(roomId)}/kick`, {
+      user_id: "@bob:hs2.test",
+      reason: "cool off",
+    });
+    const kick = await until("the kick at hs2", async () => {
+      const e = await u.bob.srv.hs.store.events.getMembership(roomId, "@bob:hs2.test");
+      return e?.membership === "leave" && (await u.bob.srv.hs.store.events.getEvent(e.eventId));
+    });
+    assert.equal(kick.pdu.sender, "@alice:hs1.test");
+    assert.equal(kick.pdu.content.reason, "cool off");
+    await until("the kick at hs3", async () => !(await joined("carol")).includes("@bob:hs2.test"));
+    const sync = await call("bob", "GET", `/_matrix/client/v3/sync?timeout=0&since=${enc(since)}`);
+    const left = sync.rooms.leave?.[roomId]?.timeline?.events ?? [];
+    assert.ok(
+      left.some(
+        (e: any) => e.type === "m.room.member" && e.state_key === "@bob:hs2.test" && e.sender === "@alice:hs1.test",
+      ),
+      "the room is in bob's left rooms, with the kick",
+    );
+    assert.ok(!sync.rooms.join?.[roomId], "and not in his joined rooms");
+    await call("bob", "POST", `/_matrix/client/v3/join/${enc(roomId)}`, {});
+    for (const who of ["alice", "carol"])
+      await until(`bob rejoined at ${who}`, async () => (await joined(who)).includes("@bob:hs2.test"));
+  });
+
+  test("alice bans carol: hs3 sees the ban, carol cannot join again (403); unbanned, she can", async () => {
     await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, {
       user_id: "@carol:hs3.test",
     });
@@ -178,6 +342,16 @@ describe("federation: joining remote rooms from the client API", () => {
       403,
     );
     assert.equal(err.errcode, "M_FORBIDDEN");
+    // Unbanned (hs3, with no member left, still gets the unban as its user's membership), she joins again.
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/unban`, {
+      user_id: "@carol:hs3.test",
+    });
+    await until("the unban at hs3", async () => {
+      const m = await u.carol.srv.hs.store.events.getMembership(roomId, "@carol:hs3.test");
+      return m?.membership === "leave";
+    });
+    await call("carol", "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=hs1.test`, {});
+    await until("carol back at hs1", async () => (await joined("alice")).includes("@carol:hs3.test"));
   });
 
   test("an invite-only room: alice invites bob@hs2, bob sees the invite in /sync and joins", async () => {
@@ -192,6 +366,7 @@ describe("federation: joining remote rooms from the client API", () => {
     const inv = await call("alice", "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/state`);
     const invite = inv.find((e: any) => e.type === "m.room.member" && e.state_key === "@bob:hs2.test");
     assert.equal(invite.content.membership, "invite");
+    assert.equal(invite.content.displayname, "Bob of hs2", "the invitee's profile, asked of hs2");
     const stored = await u.alice.srv.hs.store.events.getEvent(invite.event_id);
     assert.ok(stored?.pdu.signatures["hs2.test"], "the invite hs1 keeps is signed by hs2 too");
     const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
@@ -227,6 +402,256 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.equal(at1?.membership, "leave", "hs1 has bob's leave");
     const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
     assert.ok(!sync.rooms.invite?.[priv], "no longer an invite");
+  });
+
+  test("knock over federation: bob knocks on hs1's room, sees it in /sync, is let in; carol knocks and withdraws, knocks again and is refused", async () => {
+    const enc = encodeURIComponent;
+    const knockRoom = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", {
+        preset: "private_chat",
+        name: "Door",
+        room_alias_name: "door",
+        initial_state: [{ type: "m.room.join_rules", state_key: "", content: { join_rule: "knock" } }],
+      })
+    ).room_id;
+    const memberAt1 = async (user: string) =>
+      (await u.alice.srv.hs.store.events.getMembership(knockRoom, user))?.membership;
+    // A join is refused (knock rule); a knock by room ID with via goes through hs1's make_knock/send_knock.
+    await call("bob", "POST", `/_matrix/client/v3/join/${enc(knockRoom)}?via=hs1.test`, {}, 403);
+    const r = await call("bob", "POST", `/_matrix/client/v3/knock/${enc(knockRoom)}?via=hs1.test`, {
+      reason: "let me in",
+    });
+    assert.equal(r.room_id, knockRoom);
+    assert.equal(await memberAt1("@bob:hs2.test"), "knock");
+    const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
+    const st = sync.rooms.knock?.[knockRoom]?.knock_state?.events ?? [];
+    assert.ok(
+      st.some((e: any) => e.type === "m.room.name" && e.content.name === "Door"),
+      "the room's name in knock_state",
+    );
+    assert.ok(
+      st.some((e: any) => e.type === "m.room.member" && e.state_key === "@bob:hs2.test"),
+      "his knock in knock_state",
+    );
+    // alice lets him in (an invite), he joins.
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${enc(knockRoom)}/invite`, { user_id: "@bob:hs2.test" });
+    await call("bob", "POST", `/_matrix/client/v3/join/${enc(knockRoom)}`, {});
+    assert.equal(await memberAt1("@bob:hs2.test"), "join");
+    // carol knocks by alias and withdraws the knock (make_leave/send_leave through hs1).
+    await call("carol", "POST", `/_matrix/client/v3/knock/${enc("#door:hs1.test")}`, {});
+    await until("carol's knock at hs1", async () => (await memberAt1("@carol:hs3.test")) === "knock");
+    await call("carol", "POST", `/_matrix/client/v3/rooms/${enc(knockRoom)}/leave`, {});
+    assert.equal(await memberAt1("@carol:hs3.test"), "leave");
+    const sync3 = await call("carol", "GET", "/_matrix/client/v3/sync");
+    assert.ok(!sync3.rooms.knock?.[knockRoom], "no longer a knock");
+    // She knocks again and alice refuses (a kick of the knocker): hs3, not in the room, takes it out of band.
+    await call("carol", "POST", `/_matrix/client/v3/knock/${enc(knockRoom)}?via=hs1.test`, {});
+    assert.ok((await call("carol", "GET", "/_matrix/client/v3/sync")).rooms.knock?.[knockRoom]);
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${enc(knockRoom)}/kick`, { user_id: "@carol:hs3.test" });
+    await until("the refused knock gone from carol's /sync", async () => {
+      const sync = await call("carol", "GET", "/_matrix/client/v3/sync");
+      return !sync.rooms.knock?.[knockRoom];
+    });
+  });
+
+  test("a remote invite does not hold the room: alice's messages go out while slow.test sits on the invite", async () => {
+    const room = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "private_chat", name: "Waiting" })
+    ).room_id;
+    const path = (p: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/${p}`;
+    const state = async () => (await call("alice", "GET", path("state"))) as any[];
+    const invite = (user: string) => {
+      let settled = false;
+      const p = call("alice", "POST", path("invite"), { user_id: user }).finally(() => {
+        settled = true;
+      });
+      p.catch(() => {}); // awaited by the test; never an unhandled rejection meanwhile
+      return { p, settled: () => settled };
+    };
+
+    // 1. slow.test holds the invite, then drops it: the messages sent meanwhile were not held; no invite is stored.
+    const first = invite("@x:slow.test");
+    const held1 = await slow.next();
+    await call("alice", "PUT", path("send/m.room.message/w1"), { msgtype: "m.text", body: "while inviting" });
+    await call("alice", "PUT", path("state/m.room.topic"), { topic: "set while inviting" });
+    assert.equal(first.settled(), false, "the sends finished while the invite was still in flight");
+    held1.res.socket?.destroy();
+    await assert.rejects(first.p, /502|504|M_UNKNOWN|AMI_UNAVAILABLE/);
+    assert.ok(!(await state()).some((e) => e.state_key === "@x:slow.test"), "no invite stored");
+
+    // 2. It holds the next one and then answers it: the room moved on meanwhile, so the invite (signed as built,
+    // on the old head) forks the room; it is authorised against the state as it is now and stored.
+    const second = invite("@y:slow.test");
+    const held2 = await slow.next();
+    const { event_id: during } = await call("alice", "PUT", path("send/m.room.message/w2"), {
+      msgtype: "m.text",
+      body: "during the second invite",
+    });
+    assert.equal(second.settled(), false);
+    slow.answer(held2);
+    await second.p;
+    const member = (await state()).find((e) => e.state_key === "@y:slow.test");
+    assert.equal(member?.content.membership, "invite");
+    const hs1 = u.alice.srv.hs;
+    const stored = await hs1.store.events.getEvent(member.event_id);
+    assert.ok(stored?.pdu.signatures["slow.test"], "the invite stored is the one slow.test signed");
+    assert.ok(!stored?.pdu.prev_events.includes(during), "built before the message");
+    // The next send merges the two extremities.
+    const { event_id: after } = await call("alice", "PUT", path("send/m.room.message/w3"), {
+      msgtype: "m.text",
+      body: "after",
+    });
+    const merged = await hs1.store.events.getEvent(after);
+    assert.deepEqual([...(merged?.pdu.prev_events ?? [])].sort(), [during, member.event_id].sort());
+    const topic = (await state()).find((e) => e.type === "m.room.topic");
+    assert.equal(topic?.content.topic, "set while inviting", "the resolved state keeps the rest");
+  });
+
+  test("a slow origin does not hold the room: the auth event its PDU lacks is fetched outside the room's lock", async () => {
+    const hs1 = u.alice.srv.hs;
+    const room = (await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "public_chat" })).room_id;
+    // Stand-in for a federated join: @s:slow.test joined in hs1's state (hs1's own room service writes it).
+    const { eventId: sJoin } = await hs1.rooms.setMembership({
+      roomId: room,
+      sender: "@s:slow.test",
+      target: "@s:slow.test",
+      membership: "join",
+    });
+    const version = await hs1.rooms.roomVersion(room);
+    const stateId = async (type: string) => (await hs1.store.events.getCurrentStateEvent(room, type, ""))!.eventId;
+    const ext = await hs1.store.dag.getForwardExtremities(room);
+    const authIds = [await stateId("m.room.create"), await stateId("m.room.power_levels"), sJoin];
+    const message = (body: string, prev: string[], depth: number, auth = authIds) => {
+      const pdu = signEvent(
+        {
+          room_id: room,
+          sender: "@s:slow.test",
+          type: "m.room.message",
+          content: { msgtype: "m.text", body },
+          origin_server_ts: Date.now(),
+          depth,
+          prev_events: prev,
+          auth_events: auth,
+        },
+        "slow.test",
+        slow.key,
+        version,
+      );
+      return { pdu, id: eventIdFor(pdu, version) };
+    };
+    let txn = 0;
+    const send = (pdus: unknown[]) => {
+      const uri = `/_matrix/federation/v1/send/slow${++txn}`;
+      const body = { origin: "slow.test", origin_server_ts: Date.now(), pdus, edus: [] };
+      return fetch(`${u.alice.srv.url}${uri}`, {
+        method: "PUT",
+        headers: {
+          "Content-Type": "application/json",
+          Authorization: signRequest(
+            { method: "PUT", uri, origin: "slow.test", destination: "hs1.test", content: body },
+            slow.key,
+          ),
+        },
+        body: JSON.stringify(body),
+      });
+    };
+    const ghost = `$${"B".repeat(43)}`;
+    const { pdu } = message(
+      "from slow",
+      ext.map((e) => e.eventId),
+      Math.max(...ext.map((e) => e.depth)) + 1,
+      [...authIds, ghost],
+    );
+    let settled = false;
+    const sent = send([pdu]).finally(() => {
+      settled = true;
+    });
+    const held = await slow.next();
+    assert.match(held.url, /\/event\//, "hs1 asks slow.test for the auth event it lacks");
+    await call("alice", "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/s1`, {
+      msgtype: "m.text",
+      body: "not held up",
+    });
+    assert.equal(settled, false, "alice's send finished while hs1 was still waiting for slow.test");
+    held.res.writeHead(404, { "content-type": "application/json" });
+    held.res.end('{"errcode":"M_NOT_FOUND"}');
+    const r = await sent;
+    assert.equal(r.status, 200);
+    const results = (await r.json()).pdus;
+    assert.match(Object.values(results as Record<string, { error?: string }>)[0].error ?? "", /auth event/);
+
+    // A gap: slow.test sends b, whose prev a hs1 lacks; get_missing_events (asked before the lock) gives a, and
+    // both are applied in order.
+    const now = await hs1.store.dag.getForwardExtremities(room);
+    const top = Math.max(...now.map((e) => e.depth));
+    const a = message(
+      "gap a",
+      now.map((e) => e.eventId),
+      top + 1,
+    );
+    const b = message("gap b", [a.id], top + 2);
+    slow.missing.push(a.pdu);
+    const r2 = await send([b.pdu]);
+    assert.deepEqual((await r2.json()).pdus, { [b.id]: {} });
+    const msgs = await call(
+      "alice",
+      "GET",
+      `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/messages?dir=b&limit=3`,
+    );
+    assert.deepEqual(
+      msgs.chunk.map((e: any) => e.content.body),
+      ["gap b", "gap a", "not held up"],
+    );
+  });
+
+  test("alice rescinds an invite of bob (a kick of the invitee): the invite leaves bob's /sync on hs2", async () => {
+    const priv = (
+      await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "private_chat", name: "Rescinded" })
+    ).room_id;
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/invite`, {
+      user_id: "@bob:hs2.test",
+    });
+    assert.ok((await call("bob", "GET", "/_matrix/client/v3/sync")).rooms.invite[priv]);
+    // A server other than the inviter's cannot withdraw it: hs3's signed leave for bob, building on the invite,
+    // is not applied.
+    const hs2 = u.bob.srv.hs;
+    const hs3 = u.carol.srv.hs;
+    const invite = (await hs2.store.events.getMembership(priv, "@bob:hs2.test"))!;
+    const version = (await hs2.store.rooms.getRoom(priv))!.version;
+    const forged = signEvent(
+      {
+        room_id: priv,
+        sender: "@carol:hs3.test",
+        type: "m.room.member",
+        state_key: "@bob:hs2.test",
+        content: { membership: "leave" },
+        origin_server_ts: Date.now(),
+        depth: 50,
+        prev_events: [invite.eventId],
+        auth_events: [invite.eventId],
+      },
+      "hs3.test",
+      hs3.signingKey,
+      version,
+    );
+    const res = await hs3.federation.client.request<any>("hs2.test", {
+      method: "PUT",
+      path: "/_matrix/federation/v1/send/forged-rescind",
+      body: { origin: "hs3.test", origin_server_ts: Date.now(), pdus: [forged], edus: [] },
+    });
+    assert.ok(res.pdus[eventIdFor(forged, version)].error, "refused");
+    assert.equal((await hs2.store.events.getMembership(priv, "@bob:hs2.test"))?.membership, "invite");
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(priv)}/kick`, {
+      user_id: "@bob:hs2.test",
+    });
+    await until(
+      "the rescinded invite gone from bob's /sync",
+      async () => {
+        const sync = await call("bob", "GET", "/_matrix/client/v3/sync");
+        return !sync.rooms.invite?.[priv];
+      },
+      10_000,
+    );
   });
 
   test("/v2/invite forgeries: another server's inviter, a non-invite, a bad signature -> 4xx, nothing stored", async () => {

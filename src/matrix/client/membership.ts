@@ -3,6 +3,7 @@ import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { parseUserId, serverNameOf } from "../events/ids.ts";
 import { joinRemote, leaveRemote } from "../federation/join-out.ts";
+import { knockRemote } from "../federation/knock-out.ts";
 import { remoteAlias } from "../federation/remote.ts";
 import { json, type Route } from "../http/types.ts";
 import { forgetRoom, requireRoom, requireRoomId, resolveRoom } from "../service/room-access.ts";
@@ -84,10 +85,28 @@ export const routes: Route[] = [
     rateLimit: true,
     async handler(req) {
       const { reason } = parseBody(reasonBody, req.body);
-      const roomId = await resolveRoom(req.hs, req.params.roomIdOrAlias);
-      await requireRoom(req.hs, roomId);
+      const { hs } = req;
       const me = req.requester!.userId;
-      await req.hs.rooms.setMembership({ roomId, sender: me, target: me, membership: "knock", reason });
+      const target = req.params.roomIdOrAlias;
+      const servers = [...req.query.getAll("server_name"), ...req.query.getAll("via")];
+      let roomId: string;
+      if (hs.config.federation.enabled && target.startsWith("#") && serverNameOf(target) !== hs.serverName) {
+        const found = await remoteAlias(hs, target);
+        roomId = found.room_id;
+        servers.push(...found.servers);
+      } else roomId = await resolveRoom(hs, target);
+      // Not in the room as a server: the knock goes through a resident server (make_knock/send_knock).
+      if (hs.config.federation.enabled && !(await hasLocalMember(req, roomId))) {
+        const room = await hs.store.rooms.getRoom(roomId);
+        const known = room ? (await hs.store.events.getMembers(roomId)).map((m) => serverNameOf(m.userId) ?? "") : [];
+        const candidates = [...servers, ...known, serverNameOf(roomId) ?? ""];
+        if (candidates.some((s) => s && s !== hs.serverName)) {
+          await knockRemote(hs, roomId, me, candidates, reason);
+          return json({ room_id: roomId });
+        }
+      }
+      await requireRoom(hs, roomId);
+      await hs.rooms.setMembership({ roomId, sender: me, target: me, membership: "knock", reason });
       return json({ room_id: roomId });
     },
   },

@@ -45,7 +45,9 @@ export const routes: Route[] = [
       const me = req.requester!.userId;
       if (userId !== me && !req.hs.config.presence.visibleToAll && !(await shareRoom(req.hs, me, userId)))
         throw new AmiError("M_FORBIDDEN", "You are not allowed to see their presence");
-      if (!(await req.hs.store.accounts.getUser(userId))) throw new AmiError("M_NOT_FOUND", "Unknown user");
+      // A remote user's presence is what their server sent us (m.presence EDUs; offline when none came).
+      if (parseUserId(userId)?.server === req.hs.serverName && !(await req.hs.store.accounts.getUser(userId)))
+        throw new AmiError("M_NOT_FOUND", "Unknown user");
       return json(await getPresence(req.hs, userId));
     },
   },

@@ -47,6 +47,7 @@ async function makeJoin(
   servers: string[],
 ): Promise<{ server: string; version: string; event: Pdu }> {
   let last: unknown = null;
+  let forbidden: AmiError | null = null;
   const ver = SUPPORTED_ROOM_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join("&");
   for (const server of servers) {
     try {
@@ -70,10 +71,12 @@ async function makeJoin(
       return { server, version, event: e };
     } catch (err) {
       last = err;
+      if (!forbidden && err instanceof AmiError && err.code === "M_FORBIDDEN") forbidden = err;
       hs.log.info("federation: make_join failed", { server, roomId, err: String(err).slice(0, 200) });
     }
   }
-  if (last instanceof AmiError && last.code === "M_FORBIDDEN") throw last;
+  // A server that refused (403) says more than one that is not in the room (404): its answer is the client's.
+  if (forbidden) throw forbidden;
   if (last instanceof AmiError && last.code === "M_NOT_FOUND") throw last;
   throw new AmiError(
     "M_UNKNOWN",
@@ -91,7 +94,12 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   const { server, version, event: template } = await makeJoin(hs, roomId, userId, candidates);
 
   const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = template;
-  const draft: Pdu = { ...rest, origin: hs.serverName, origin_server_ts: Date.now() };
+  // The joiner's profile goes in the join, as a local join's does (rooms.ts setMembership).
+  const user = await hs.store.accounts.getUser(userId);
+  const content = { ...rest.content };
+  if (user?.displayname) content.displayname = user.displayname;
+  if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+  const draft: Pdu = { ...rest, content, origin: hs.serverName, origin_server_ts: Date.now() };
   const signed = signEvent(draft, hs.serverName, hs.signingKey, version);
   const joinId = eventIdFor(signed, version);
   const res = await hs.federation.client.request<{ state?: unknown; auth_chain?: unknown; event?: Pdu }>(server, {

@@ -19,11 +19,14 @@ import type { DagEvent, RoomRow } from "../store/types.ts";
 import { sendPduOut } from "./edus-out.ts";
 import { checkPduSignatures } from "./event-signatures.ts";
 import { checkPduFormat } from "./pdu-in.ts";
-import { roomFor } from "./room-reads.ts";
+import { residentRoomFor } from "./room-reads.ts";
 import { signedRoute } from "./routes.ts";
 
-/** The room (404 when unknown) after the ACL check (403 for a denied origin): as the room reads check it. */
-const residentRoom = roomFor;
+/**
+ * The room (404 when unknown, or when no user of ours is joined: our state of it is stale) after the ACL check (403
+ * for a denied origin): as the templates check it.
+ */
+const residentRoom = residentRoomFor;
 
 /**
  * The membership event of a send_* request, checked (shape, membership, user of the origin, IDs of the path) and

@@ -13,6 +13,9 @@
  *   5. soft-fail against the current state: kept as an outlier (not in any timeline, never a prev event),
  *      answered as accepted as the spec says.
  *
+ * Every remote call these checks may need (signers' keys, missing auth events, get_missing_events) is made before
+ * the lock is taken (#prefetch), so a slow or hostile origin holds up no other send of the room.
+ *
  * A rejected event is stored as a rejected outlier (so it is not fetched again). An accepted one is persisted as
  * a timeline event through the room service, which notifies /sync and WebSocket clients as for a local send.
  */
@@ -28,7 +31,7 @@ import type { StateResolver } from "../service/event-state.ts";
 import type { RoomHead } from "../service/room-head.ts";
 import type { DagEvent, EventStateWrite, NewEvent, StateEntry, Store } from "../store/types.ts";
 import { roomAdmits } from "./access.ts";
-import { checkPduSignatures } from "./event-signatures.ts";
+import { checkPduSignatures, type PduCheck } from "./event-signatures.ts";
 import type { OnPdus, PduResults } from "./transactions.ts";
 
 /** Spec "Size limits". */
@@ -230,6 +233,8 @@ export class PduIn {
   readonly #hs: Homeserver;
   readonly graphs: GraphCache;
   readonly stats: PduInStats = { accepted: 0, rejected: 0, softFailed: 0, outliers: 0, stateResolved: 0 };
+  /** Signature checks made by #prefetch, reused under the lock (keyed by the PDU object, so each is checked once). */
+  readonly #sigs = new WeakMap<object, PduCheck>();
 
   constructor(hs: Homeserver, graphs: GraphCache) {
     this.#hs = hs;
@@ -269,20 +274,71 @@ export class PduIn {
     // Server ACLs apply to PDUs of the room (spec "Server Access Control Lists").
     if (!(await roomAdmits(this.#hs, roomId, origin)))
       throw new PduError(`server ${origin} is denied by the room's server ACL`);
+    const fetched = await this.#prefetch(origin, raw, eventId, roomId, room.version);
     return this.#hs.rooms.withRemote(roomId, (head, persist) =>
-      this.#checked(origin, raw, eventId, room.version, head, persist),
+      this.#checked(raw, eventId, room.version, head, persist, fetched),
     );
   }
 
-  async #checked(
+  /**
+   * Every remote call a PDU may need, made before the room's lock is taken (a slow or hostile origin must not hold
+   * up the room's other sends for its request timeouts): the keys of its signers (cached by the key fetcher, a
+   * failure backed off), the auth events we lack (GET /event, kept as outliers), and, when prev events are
+   * missing, one get_missing_events from our extremities, with the same done for each event it returns. The
+   * checks themselves run under the lock, on what is stored and what was fetched here. Null: no prev was missing.
+   */
+  async #prefetch(
     origin: string,
+    raw: Record<string, unknown>,
+    eventId: string,
+    roomId: string,
+    version: string,
+  ): Promise<Record<string, unknown>[] | null> {
+    const { store } = this.#hs;
+    const [have] = await store.dag.getDagEvents([eventId]);
+    if (have && (have.stream !== null || have.rejected !== null)) return null;
+    const sig = await this.#signatures(raw, version);
+    if (!sig.ok) return null;
+    await this.#fetchMissingAuth(origin, roomId, version, raw.auth_events as string[]);
+    if ((await store.dag.getMissingEvents(raw.prev_events as string[])).length === 0) return null;
+    const ext = (await store.dag.getForwardExtremities(roomId)).slice(0, MAX_PREV).map((e) => e.eventId);
+    let events: unknown[] = [];
+    try {
+      const res = await this.#hs.federation.client.request<{ events?: unknown[] }>(origin, {
+        method: "POST",
+        path: `/_matrix/federation/v1/get_missing_events/${encodeURIComponent(roomId)}`,
+        body: { limit: MISSING_LIMIT, min_depth: 0, earliest_events: ext, latest_events: [eventId] },
+      });
+      events = Array.isArray(res?.events) ? res.events.slice(0, MISSING_LIMIT) : [];
+    } catch {
+      // The origin does not serve it or is down: the event stays an outlier.
+    }
+    const pdus = events.filter((e): e is Record<string, unknown> => !!e && typeof e === "object" && !Array.isArray(e));
+    pdus.sort((a, b) => Number(a.depth) - Number(b.depth));
+    for (const p of pdus) {
+      try {
+        if (p.room_id !== roomId) continue;
+        const server = typeof p.sender === "string" ? (parseUserId(p.sender)?.server ?? "") : "";
+        checkPduFormat(p, version, server);
+        if ((await this.#signatures(p, version)).ok)
+          await this.#fetchMissingAuth(server, roomId, version, p.auth_events as string[]);
+      } catch {
+        // Checked (and refused) under the lock.
+      }
+    }
+    return pdus;
+  }
+
+  async #checked(
     raw: Record<string, unknown>,
     eventId: string,
     version: string,
     head: RoomHead,
     persist: (event: Omit<NewEvent, "stream">) => Promise<number>,
-    fetchPrevs = true,
+    /** get_missing_events' answer fetched for this event (#prefetch); undefined for one of those events itself. */
+    fetched?: Record<string, unknown>[] | null,
   ): Promise<string> {
+    const fetchPrevs = fetched !== undefined;
     const { store } = this.#hs;
     const roomId = raw.room_id as string;
     const [have] = await store.dag.getDagEvents([eventId]);
@@ -290,7 +346,7 @@ export class PduIn {
     if (have?.rejected) throw new PduError(`rejected earlier: ${have.rejected}`);
 
     // 2. Signatures and content hash.
-    const sig = await checkPduSignatures(raw, version, this.#hs.federation.keys);
+    const sig = await this.#signatures(raw, version);
     if (!sig.ok) {
       this.stats.rejected++;
       throw new PduError(`signature check failed: ${sig.reason}`);
@@ -299,9 +355,29 @@ export class PduIn {
     const ev = stateResEventOf({ eventId, pdu, rejected: null });
     const graph = this.graphs.get(roomId);
 
+    // An invite (or knock) of one of our users withdrawn in a room we are not in: we have no state to check it
+    // against, nor may we read its auth events, so it is taken on its signatures and what it builds on
+    // (#outOfBand), and stored as the invite was (an out-of-band membership).
+    if (await this.#outOfBand(roomId, pdu)) {
+      const before = (await store.dag.getForwardExtremities(roomId)).map((x) => x.eventId);
+      await persist({
+        eventId,
+        roomId,
+        type: "m.room.member",
+        stateKey: pdu.state_key as string,
+        sender: pdu.sender as string,
+        originServerTs: pdu.origin_server_ts as number,
+        depth: pdu.depth as number,
+        pdu,
+      });
+      if (before.length > 0) await store.dag.setForwardExtremities(roomId, before);
+      this.stats.accepted++;
+      return eventId;
+    }
+
     // 3. Auth against its own auth events.
     const authIds = pdu.auth_events as string[];
-    await this.#fetchMissingAuth(origin, roomId, version, authIds);
+    // (Missing ones were asked for by #prefetch, before the lock.)
     const authEvents = await store.dag.getDagEvents(authIds);
     const reject = async (reason: string): Promise<never> => {
       await store.dag.persistOutliers([outlierOf(eventId, pdu, reason)]);
@@ -338,7 +414,7 @@ export class PduIn {
     let stale = !fetchPrevs;
     if (missing.length > 0 && fetchPrevs) {
       stale = true;
-      missing = await this.#fetchMissingPrevs(origin, roomId, version, head, eventId, missing, persist);
+      missing = await this.#applyMissingPrevs(roomId, version, head, missing, persist, fetched ?? []);
     }
     if (missing.length > 0) {
       await store.dag.persistOutliers([outlierOf(eventId, pdu, null)]);
@@ -397,6 +473,31 @@ export class PduIn {
     return eventId;
   }
 
+  /**
+   * A leave or ban of one of our users whose membership here is an invite or a knock, in a room none of our users is
+   * joined to (the inviter rescinding the invite, a knock refused): the spec's out-of-band membership. It must build
+   * on that membership (its auth events name it), and an invite may only be withdrawn by a user of the server that
+   * sent it.
+   */
+  async #outOfBand(roomId: string, pdu: Record<string, unknown>): Promise<boolean> {
+    const target = pdu.state_key;
+    const membership = (pdu.content as Record<string, unknown> | undefined)?.membership;
+    if (pdu.type !== "m.room.member" || typeof target !== "string") return false;
+    if (membership !== "leave" && membership !== "ban") return false;
+    if (parseUserId(target)?.server !== this.#hs.serverName) return false;
+    const { events } = this.#hs.store;
+    const current = await events.getMembership(roomId, target);
+    if (current?.membership !== "invite" && current?.membership !== "knock") return false;
+    if (!(pdu.auth_events as string[]).includes(current.eventId)) return false;
+    if (current.membership === "invite") {
+      const invite = await events.getEvent(current.eventId);
+      const by = typeof invite?.pdu.sender === "string" ? parseUserId(invite.pdu.sender)?.server : null;
+      if (!by || by !== parseUserId(String(pdu.sender))?.server) return false;
+    }
+    const joined = await events.getMembers(roomId, "join");
+    return !joined.some((m) => parseUserId(m.userId)?.server === this.#hs.serverName);
+  }
+
   /** What the rules read for `ev` from the current state, from the store: the extremities' states (resolved when several). */
   async #currentAuth(roomId: string, version: string, ev: StateResEvent): Promise<Map<StateKey, AuthEvent>> {
     const ext = (await this.#hs.store.dag.getForwardExtremities(roomId)).slice(0, MAX_PREV).map((e) => e.eventId);
@@ -420,6 +521,14 @@ export class PduIn {
     const changed = await store.dag.setCurrentState(roomId, resolved.ids);
     // The head (whose auth state is read from current_state) was dropped by persist and is re-read after this.
     if (changed > 0) this.stats.stateResolved++;
+  }
+
+  async #signatures(pdu: Record<string, unknown>, version: string): Promise<PduCheck> {
+    const hit = this.#sigs.get(pdu);
+    if (hit) return hit;
+    const r = await checkPduSignatures(pdu, version, this.#hs.federation.keys);
+    this.#sigs.set(pdu, r);
+    return r;
   }
 
   /** Auth events we lack, asked of the origin's GET /event (signature-checked, stored as outliers). */
@@ -456,38 +565,24 @@ export class PduIn {
   }
 
   /**
-   * Prev events we lack: one get_missing_events call to the origin (limit MISSING_LIMIT, from our extremities to
-   * this event). What comes back is checked like any PDU, oldest first (a fetched event whose own prevs are still
+   * Prev events we lack: what the origin's get_missing_events answered (#prefetch: limit MISSING_LIMIT, from our
+   * extremities to this event) is checked like any PDU, oldest first (a fetched event whose own prevs are still
    * missing becomes an outlier; no further fetch). Returns what is still missing.
    */
-  async #fetchMissingPrevs(
-    origin: string,
+  async #applyMissingPrevs(
     roomId: string,
     version: string,
     head: RoomHead,
-    eventId: string,
     missing: string[],
     persist: (event: Omit<NewEvent, "stream">) => Promise<number>,
+    pdus: Record<string, unknown>[],
   ): Promise<string[]> {
-    let events: unknown[] = [];
-    try {
-      const res = await this.#hs.federation.client.request<{ events?: unknown[] }>(origin, {
-        method: "POST",
-        path: `/_matrix/federation/v1/get_missing_events/${encodeURIComponent(roomId)}`,
-        body: { limit: MISSING_LIMIT, min_depth: 0, earliest_events: head.extremities, latest_events: [eventId] },
-      });
-      events = Array.isArray(res?.events) ? res.events.slice(0, MISSING_LIMIT) : [];
-    } catch {
-      // The origin does not serve it or is down: the event stays an outlier.
-    }
-    const pdus = events.filter((e): e is Record<string, unknown> => !!e && typeof e === "object" && !Array.isArray(e));
-    pdus.sort((a, b) => Number(a.depth) - Number(b.depth));
     for (const p of pdus) {
       if (p.room_id !== roomId) continue;
       try {
         const sender = typeof p.sender === "string" ? parseUserId(p.sender) : null;
         const id = checkPduFormat(p, version, sender?.server ?? "");
-        await this.#checked(sender?.server ?? "", p, id, version, head, persist, false);
+        await this.#checked(p, id, version, head, persist);
       } catch {
         // Each one failing is answered nowhere: the gap stays and the event we were given says so.
       }

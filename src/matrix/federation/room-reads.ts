@@ -49,6 +49,19 @@ export async function roomFor(hs: Homeserver, roomId: string, origin: string): P
   return room;
 }
 
+/**
+ * roomFor, for the templates and send_* of joins, leaves and knocks: we must be in the room (one of our users
+ * joined), else our state of it is stale — we no longer receive its events — and another server must be asked
+ * (404 M_NOT_FOUND, as Synapse's "Not an active room on this server", so the asking server tries the next one).
+ */
+export async function residentRoomFor(hs: Homeserver, roomId: string, origin: string): Promise<RoomRow> {
+  const room = await roomFor(hs, roomId, origin);
+  const joined = await hs.store.events.getMembers(roomId, "join");
+  if (!joined.some((m) => serverNameOf(m.userId) === hs.serverName))
+    throw new AmiError("M_NOT_FOUND", `${roomId} is not an active room on this server (no member of ours is joined)`);
+  return room;
+}
+
 /** What the origin's users may see of a room: one visible-range list per user with any membership. */
 interface ServerView {
   ranges: StreamRange[][];
@@ -316,7 +329,7 @@ export const roomReadRoutes: Route[] = [
     paths: ["/_matrix/federation/v1/make_join/{roomId}/{userId}"],
     async handler(req, origin) {
       const userId = remoteUser(req, origin);
-      const room = await roomFor(req.hs, req.params.roomId, origin);
+      const room = await residentRoomFor(req.hs, req.params.roomId, origin);
       checkVersion(req, room);
       const [rule, membership] = await Promise.all([
         joinRule(req.hs, room.roomId),
@@ -339,7 +352,7 @@ export const roomReadRoutes: Route[] = [
     paths: ["/_matrix/federation/v1/make_leave/{roomId}/{userId}"],
     async handler(req, origin) {
       const userId = remoteUser(req, origin);
-      const room = await roomFor(req.hs, req.params.roomId, origin);
+      const room = await residentRoomFor(req.hs, req.params.roomId, origin);
       const membership = await membershipOf(req.hs, room.roomId, userId);
       if (membership !== "join" && membership !== "invite" && membership !== "knock")
         throw new AmiError("M_FORBIDDEN", `${userId} has nothing to leave in ${room.roomId}`);
@@ -357,7 +370,7 @@ export const roomReadRoutes: Route[] = [
     paths: ["/_matrix/federation/v1/make_knock/{roomId}/{userId}"],
     async handler(req, origin) {
       const userId = remoteUser(req, origin);
-      const room = await roomFor(req.hs, req.params.roomId, origin);
+      const room = await residentRoomFor(req.hs, req.params.roomId, origin);
       checkVersion(req, room);
       const [rule, membership] = await Promise.all([
         joinRule(req.hs, room.roomId),

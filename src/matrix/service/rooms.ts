@@ -13,6 +13,7 @@ import type { EventContent, JsonObject, UnsignedPdu } from "../events/types.ts";
 import { membershipChanged } from "../federation/device-lists.ts";
 import { sendPduOut } from "../federation/edus-out.ts";
 import { inviteRemote } from "../federation/membership.ts";
+import { remoteProfile } from "../federation/remote.ts";
 import type { Homeserver, RoomService, SendEventInput } from "../hs.ts";
 import { planEventState } from "../store/dag.ts";
 import type { EventStateWrite, NewEvent } from "../store/types.ts";
@@ -50,6 +51,18 @@ const STATE_ONLY_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 type Membership = "join" | "leave" | "invite" | "ban" | "knock";
+
+/** A local event built, signed and authorised on a head, not yet persisted (Rooms.#build). */
+interface Built {
+  input: SendEventInput;
+  version: string;
+  pdu: UnsignedPdu;
+  signed: ReturnType<typeof signEvent>;
+  eventId: string;
+  content: EventContent;
+  state: EventStateWrite;
+  authInput: Parameters<typeof checkAuth>[0];
+}
 
 export class Rooms implements RoomService {
   readonly #hs: Homeserver;
@@ -144,18 +157,64 @@ export class Rooms implements RoomService {
 
   sendEvent(input: SendEventInput): Promise<{ eventId: string; stream: number }> {
     validateInput(input);
-    return this.#withLock(input.roomId, () => this.#send(input));
+    if (this.#isRemoteInvite(input)) return this.#sendRemoteInvite(input);
+    return this.#withLock(input.roomId, async () => {
+      const b = await this.#build(input);
+      return "done" in b ? b.done : this.#commit(b, b.signed, await this.#head(input.roomId), true);
+    });
   }
 
-  async #send(input: SendEventInput): Promise<{ eventId: string; stream: number }> {
+  /** An invite of a user of another server (its server must sign it first: federation/membership.ts inviteRemote). */
+  #isRemoteInvite(input: SendEventInput): boolean {
+    return (
+      input.type === "m.room.member" &&
+      input.content.membership === "invite" &&
+      input.stateKey !== undefined &&
+      this.#hs.config.federation.enabled &&
+      serverNameOf(input.stateKey) !== this.#hs.serverName
+    );
+  }
+
+  /**
+   * A remote invite: built, signed and authorised under the room's lock, then sent to the invitee's server with
+   * the lock released (a slow or hung server must not hold up the room's other sends for up to the request
+   * timeout), then, under the lock again, authorised against the room's state as it is now and persisted as the
+   * invitee's server signed it. If the room moved on meanwhile, the invite keeps its prev events (the signed event
+   * cannot change) and forks the room; the current state is then the extremities' states resolved.
+   */
+  async #sendRemoteInvite(input: SendEventInput): Promise<{ eventId: string; stream: number }> {
+    const b = await this.#withLock(input.roomId, () => this.#build(input));
+    if ("done" in b) return b.done;
+    const signed = (await inviteRemote(this.#hs, b.signed, b.eventId, b.version)) as typeof b.signed;
+    return this.#withLock(input.roomId, async () => {
+      const done = await this.#txnDone(input);
+      if (done) return done;
+      const head = await this.#head(input.roomId);
+      const reason = checkAuth(b.authInput, head.auth, head.version);
+      if (reason) throw new AmiError("M_FORBIDDEN", reason);
+      const onHead =
+        head.extremities.length === b.pdu.prev_events.length &&
+        head.extremities.every((e, i) => e === b.pdu.prev_events[i]);
+      return this.#commit(b, signed, head, onHead);
+    });
+  }
+
+  /** The event a repeated transaction (same sender, device, txnId) already made, if any. */
+  async #txnDone(input: SendEventInput): Promise<{ eventId: string; stream: number } | null> {
+    if (!input.txn) return null;
+    const { store, stream } = this.#hs;
+    const { deviceId, scope, txnId } = input.txn;
+    const existing = await store.events.getTxnEvent(input.sender, deviceId, scope, txnId);
+    if (!existing) return null;
+    return { eventId: existing, stream: (await store.events.getEvent(existing))?.stream ?? stream.current };
+  }
+
+  /** Build, sign and authorise a local event on the room's current head (under the room's lock). */
+  async #build(input: SendEventInput): Promise<Built | { done: { eventId: string; stream: number } }> {
     const hs = this.#hs;
     const { store } = hs;
-    if (input.txn) {
-      const { deviceId, scope, txnId } = input.txn;
-      const existing = await store.events.getTxnEvent(input.sender, deviceId, scope, txnId);
-      if (existing)
-        return { eventId: existing, stream: (await store.events.getEvent(existing))?.stream ?? hs.stream.current };
-    }
+    const done = await this.#txnDone(input);
+    if (done) return { done };
     const head = await this.#head(input.roomId);
     const rules = roomVersionRules(head.version);
     if (!rules) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `Room version ${head.version} is not supported`);
@@ -202,38 +261,41 @@ export class Rooms implements RoomService {
       const e = head.auth.get(stateKey(t, k));
       if (e) pdu.auth_events.push(e.event_id);
     }
-    let signed = signEvent(pdu, hs.serverName, hs.signingKey, head.version);
+    const signed = signEvent(pdu, hs.serverName, hs.signingKey, head.version);
     // JSON.stringify is native and as long as the canonical form give or take escapes (same keys, no whitespace).
     if (Buffer.byteLength(JSON.stringify(signed)) > MAX_PDU_BYTES)
       throw new AmiError("M_TOO_LARGE", "Event is too large");
     const eventId = eventIdFor(signed, head.version);
     if (hashedCreate && roomIdOfCreateEvent(eventId) !== input.roomId)
       throw new AmiError("M_UNKNOWN", `The create event ${eventId} does not hash to the room ID ${input.roomId}`);
-    const reason = checkAuth(
-      {
-        event_id: eventId,
-        type: input.type,
-        state_key: input.stateKey,
-        sender: input.sender,
-        content,
-        room_id: input.roomId,
-        redacts: pdu.redacts,
-        prev_events: pdu.prev_events,
-      },
-      head.auth,
-      head.version,
-    );
+    const authInput = {
+      event_id: eventId,
+      type: input.type,
+      state_key: input.stateKey,
+      sender: input.sender,
+      content,
+      room_id: input.roomId,
+      redacts: pdu.redacts,
+      prev_events: pdu.prev_events,
+    };
+    const reason = checkAuth(authInput, head.auth, head.version);
     if (reason) throw new AmiError("M_FORBIDDEN", reason);
-    // A remote invitee's server signs the invite first (federation/membership.ts inviteRemote).
-    if (
-      input.type === "m.room.member" &&
-      content.membership === "invite" &&
-      input.stateKey !== undefined &&
-      hs.config.federation.enabled &&
-      serverNameOf(input.stateKey) !== hs.serverName
-    )
-      signed = (await inviteRemote(hs, signed, eventId, head.version)) as typeof signed;
+    return { input, version: head.version, pdu, signed, eventId, content, state, authInput };
+  }
 
+  /**
+   * Persist a built event (under the room's lock) and send it on. `onHead`: the head is still the one it was built
+   * on, which then moves to it; otherwise (a remote invite the room moved past) the head is re-read from the store
+   * and the forked room's current state resolved.
+   */
+  async #commit(
+    b: Built,
+    signed: Built["signed"],
+    head: RoomHead,
+    onHead: boolean,
+  ): Promise<{ eventId: string; stream: number }> {
+    const hs = this.#hs;
+    const { input, pdu, eventId, content, state } = b;
     const event = {
       eventId,
       roomId: input.roomId,
@@ -260,6 +322,11 @@ export class Rooms implements RoomService {
     sendPduOut(hs, input.roomId, signed, input.type === "m.room.member" ? input.stateKey : undefined);
     if (input.type === "m.room.member" && input.stateKey)
       membershipChanged(hs, input.roomId, input.stateKey, content.membership);
+    if (!onHead) {
+      this.#heads.delete(input.roomId);
+      await this.#resolveCurrentState(input.roomId);
+      return { eventId, stream };
+    }
     head.extremities = [eventId];
     head.depth = pdu.depth;
     const plan = planEventState({ ...event, stream });
@@ -277,6 +344,22 @@ export class Rooms implements RoomService {
       this.#heads.set(input.roomId, head);
     }
     return { eventId, stream };
+  }
+
+  /**
+   * After a local event that forked the room: persistEvent wrote current_state "latest wins"; the extremities'
+   * states resolved (as pdu-in.ts does after a remote event) are written over it.
+   */
+  async #resolveCurrentState(roomId: string): Promise<void> {
+    const head = await this.#head(roomId);
+    if (head.extremities.length < 2) return;
+    const prevs = head.extremities.slice(0, MAX_PREV_EVENTS);
+    const resolved = await resolveStateBefore(this.#hs.store, roomId, head, prevs, this.stateResolver);
+    await this.#hs.store.dag.setCurrentState(
+      roomId,
+      new Map(resolved.entries.map((e) => [stateKey(e.type, e.stateKey), e.eventId] as const)),
+    );
+    this.#heads.delete(roomId);
   }
 
   /** Client-server redaction rule: the target is in this room, and the sender sent it or has the redact level. */
@@ -329,6 +412,13 @@ export class Rooms implements RoomService {
       if (isLocal && (!user || user.deactivated)) throw new AmiError("M_NOT_FOUND", `Unknown user ${p.target}`);
       if (user?.displayname) content.displayname = user.displayname;
       if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+      // A remote invitee's profile, asked of their server (as Synapse's include_profile_data_on_invite; best
+      // effort, before the room's lock: a server that does not answer only leaves it out).
+      if (!isLocal && p.membership === "invite" && this.#hs.config.federation.enabled) {
+        const profile = await remoteProfile(this.#hs, p.target).catch(() => ({}) as Record<string, string>);
+        if (profile.displayname) content.displayname = profile.displayname;
+        if (profile.avatar_url) content.avatar_url = profile.avatar_url;
+      }
     }
     const { eventId } = await this.sendEvent({
       roomId: p.roomId,

@@ -27,7 +27,8 @@ const stripped = (e: StoredEvent) => ({
 
 /**
  * Stripped state for invites and knocks (the user's invite/knock membership rows), in the order given. An
- * invite carrying `unsigned.invite_room_state` (federated invites) is used as given. One store call per step
+ * invite carrying `unsigned.invite_room_state` (federated invites), or a knock `unsigned.knock_room_state` (federated
+ * knocks, federation/knock-out.ts), is used as given. One store call per step
  * for all rooms.
  */
 export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promise<StrippedStateEvent[][]> {
@@ -35,7 +36,7 @@ export async function strippedStates(ctx: SyncCtx, rows: MembershipRow[]): Promi
   const { store } = ctx.hs;
   const byId = new Map((await store.events.getEvents(rows.map((m) => m.eventId))).map((e) => [e.eventId, e]));
   const members = rows.map((m) => byId.get(m.eventId) ?? null);
-  const given = members.map((e) => e?.pdu.unsigned?.invite_room_state);
+  const given = members.map((e) => e?.pdu.unsigned?.invite_room_state ?? e?.pdu.unsigned?.knock_room_state);
   const own = rows.flatMap((m, i) =>
     Array.isArray(given[i]) ? [] : [{ i, roomId: m.roomId, stream: members[i]?.stream ?? ctx.upto }],
   );

@@ -1,0 +1,133 @@
+/**
+ * The knocking side of a knock over federation (spec server-server "Knocking upon a room"): a local user knocks on
+ * a room this server is not in. make_knock is asked of each candidate server in turn (the next one on failure; a
+ * refusal (403) is the client's answer over a server that is not in the room), the template filled (our origin,
+ * now, the knocker's profile, the reason) and signed, its event ID the reference hash, and sent by send_knock (v1), which answers the
+ * room's stripped state. The knock is then stored as a federated invite is (membership.ts): a timeline event of
+ * the room (the room row created when new, a known room's extremities kept: we have no state to build on) with
+ * the stripped state in `unsigned.knock_room_state`, which /sync's knock section shows. Withdrawing it is
+ * `leaveRemote` (join-out.ts); being let in is an invite, then a join.
+ */
+import { AmiError } from "../../core/errors.ts";
+import { signEvent } from "../events/event-signing.ts";
+import { eventIdFor } from "../events/hashing.ts";
+import { isSupportedRoomVersion, SUPPORTED_ROOM_VERSIONS } from "../events/room-versions.ts";
+import type { Homeserver } from "../hs.ts";
+
+type Pdu = Record<string, any>;
+
+/** Most stripped state events kept from a send_knock answer (as for invites). */
+const MAX_KNOCK_STATE = 50;
+
+/** Knock `userId` (ours) on `roomId` through one of `servers`. Returns the knock's event ID. */
+export async function knockRemote(
+  hs: Homeserver,
+  roomId: string,
+  userId: string,
+  servers: string[],
+  reason?: string,
+): Promise<string> {
+  const candidates = [...new Set(servers)].filter((s) => s && s !== hs.serverName);
+  if (candidates.length === 0)
+    throw new AmiError("M_NOT_FOUND", `Room ${roomId} is not known here and no server to knock through was given`);
+  const ver = SUPPORTED_ROOM_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join("&");
+  let last: unknown = null;
+  let forbidden: AmiError | null = null;
+  for (const server of candidates) {
+    try {
+      const res = await hs.federation.client.request<{ room_version?: string; event?: Pdu }>(server, {
+        method: "GET",
+        path: `/_matrix/federation/v1/make_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
+      });
+      const version = res.room_version ?? "";
+      const e = res.event;
+      if (!isSupportedRoomVersion(version)) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `room version ${version}`);
+      if (
+        !e ||
+        typeof e !== "object" ||
+        e.type !== "m.room.member" ||
+        e.room_id !== roomId ||
+        e.sender !== userId ||
+        e.state_key !== userId ||
+        e.content?.membership !== "knock"
+      )
+        throw new AmiError("M_BAD_JSON", `${server} answered make_knock with a template that is not our knock`);
+      const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = e;
+      // The knocker's profile goes in the knock, as a local knock's does (rooms.ts setMembership).
+      const user = await hs.store.accounts.getUser(userId);
+      const content = { ...rest.content };
+      if (user?.displayname) content.displayname = user.displayname;
+      if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+      if (reason !== undefined) content.reason = reason;
+      const signed = signEvent(
+        { ...rest, content, origin: hs.serverName, origin_server_ts: Date.now() } as Pdu,
+        hs.serverName,
+        hs.signingKey,
+        version,
+      );
+      const id = eventIdFor(signed, version);
+      const answer = await hs.federation.client.request<{ knock_room_state?: unknown }>(server, {
+        method: "PUT",
+        path: `/_matrix/federation/v1/send_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(id)}`,
+        body: signed,
+      });
+      const state = (Array.isArray(answer.knock_room_state) ? answer.knock_room_state : [])
+        .filter((x): x is Pdu => !!x && typeof x === "object" && !Array.isArray(x) && typeof x.type === "string")
+        .slice(0, MAX_KNOCK_STATE);
+      await store(hs, roomId, userId, version, id, signed, state);
+      return id;
+    } catch (err) {
+      last = err;
+      if (!forbidden && err instanceof AmiError && err.code === "M_FORBIDDEN") forbidden = err;
+      hs.log.info("federation: make_knock/send_knock failed", { server, roomId, err: String(err).slice(0, 200) });
+    }
+  }
+  if (forbidden) throw forbidden;
+  if (last instanceof AmiError && last.code === "M_NOT_FOUND") throw last;
+  throw new AmiError(
+    "M_UNKNOWN",
+    `No server could take the knock on ${roomId}${last ? `: ${String(last)}` : ""}`,
+    {},
+    last instanceof AmiError ? last.status : 502,
+  );
+}
+
+async function store(
+  hs: Homeserver,
+  roomId: string,
+  userId: string,
+  version: string,
+  id: string,
+  signed: Pdu,
+  state: Pdu[],
+): Promise<void> {
+  const room = await hs.store.rooms.getRoom(roomId);
+  if (room && room.version !== version)
+    throw new AmiError("M_BAD_JSON", `Room ${roomId} has version ${room.version} here, not ${version}`);
+  if (!room) {
+    const create = state.find((e) => e.type === "m.room.create");
+    await hs.store.rooms.createRoom({
+      roomId,
+      version,
+      creator: typeof create?.sender === "string" ? create.sender : "",
+      createdTs: Date.now(),
+      isPublic: false,
+    });
+  }
+  await hs.rooms.withRemote(roomId, async (_head, persist) => {
+    const before = (await hs.store.dag.getForwardExtremities(roomId)).map((x) => x.eventId);
+    const [have] = await hs.store.dag.getDagEvents([id]);
+    if (!have || have.stream === null)
+      await persist({
+        eventId: id,
+        roomId,
+        type: "m.room.member",
+        stateKey: userId,
+        sender: userId,
+        originServerTs: signed.origin_server_ts as number,
+        depth: signed.depth as number,
+        pdu: { ...signed, unsigned: { knock_room_state: state } },
+      });
+    if (before.length > 0) await hs.store.dag.setForwardExtremities(roomId, before);
+  });
+}
