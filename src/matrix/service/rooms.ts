@@ -248,7 +248,14 @@ export class Rooms implements RoomService {
     }
     hs.metrics.eventsPersisted++;
     hs.push.onEvent({ eventId, stream, pdu: signed });
-    sendPduOut(hs, input.roomId, signed, input.type === "m.room.member" ? input.stateKey : undefined);
+    sendPduOut(
+      hs,
+      input.roomId,
+      signed,
+      input.type === "m.room.member" ? input.stateKey : undefined,
+      undefined,
+      stream,
+    );
     head.extremities = [eventId];
     head.depth = pdu.depth;
     const plan = planEventState({ ...event, stream });
