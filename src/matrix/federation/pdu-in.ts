@@ -10,8 +10,9 @@
  *   4. auth against the state before it (its prev events' states, resolved by state resolution v2 when several;
  *      prev events we lack: the origin's get_missing_events is asked once with a small limit, and failing that
  *      the event is kept as an outlier and answered with an error, nothing applied);
- *   5. soft-fail against the current state: kept as an outlier (not in any timeline, never a prev event),
- *      answered as accepted as the spec says.
+ *   5. soft-fail against the current state: kept as an outlier (not in any timeline, never a forward
+ *      extremity), answered as accepted as the spec says. It stays in the DAG: an event built on it is judged
+ *      against the state its sender saw (stateAfter).
  *
  * A rejected event is stored as a rejected outlier (so it is not fetched again). An accepted one is persisted as
  * a timeline event through the room service, which notifies /sync and WebSocket clients as for a local send.
