@@ -306,7 +306,7 @@ describe("federation: partitions, restarts and convergence of three servers", ()
       return setState(who, "m.room.member", target, { membership: pick(["ban", "leave"]) });
     };
     agreed = await shared();
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 5; round++) {
       const { a, b } = await partitioned(async () => {
         const a: string[] = [];
         const b: string[] = [];
