@@ -72,6 +72,8 @@ interface Batch {
   txnId: string;
   pdus: QueuedPdu[];
   edus: Edu[];
+  /** Its PDUs were read back by the catch-up (copies of them may still be queued in memory). */
+  caughtUp: boolean;
 }
 
 class Queue {
@@ -455,8 +457,9 @@ export class FederationSender {
     if (upTo.size > 0) {
       const rooms = [...upTo].map(([roomId, stream]) => ({ roomId, stream }));
       this.#write("delivered PDUs", () => this.#d.store.markPdusSent(dest, rooms));
-      // The catch-up may have sent what is also queued in memory: not again.
-      if (q.pdus.length > 0) q.pdus = q.pdus.filter((p) => p.stream === null || p.stream > (upTo.get(p.roomId) ?? -1));
+      // The catch-up sent what may also be queued in memory: not again.
+      if (b.caughtUp && q.pdus.length > 0)
+        q.pdus = q.pdus.filter((p) => p.stream === null || p.stream > (upTo.get(p.roomId) ?? -1));
     }
     this.#forgetOutbox(dest, b.edus);
   }
@@ -464,10 +467,11 @@ export class FederationSender {
   async #send(q: Queue): Promise<void> {
     if (!q.batch) {
       const pdus = q.catchUp ? await this.#owed(q) : [];
-      if (pdus.length === 0) pdus.push(...q.pdus.splice(0, MAX_PDUS_PER_TXN));
+      const caughtUp = pdus.length > 0;
+      if (!caughtUp) pdus.push(...q.pdus.splice(0, MAX_PDUS_PER_TXN));
       const edus = q.takeEdus(MAX_EDUS_PER_TXN);
       if (pdus.length === 0 && edus.length === 0) return;
-      q.batch = { txnId: `${this.#txnPrefix}.${++this.#txnSeq}`, pdus, edus };
+      q.batch = { txnId: `${this.#txnPrefix}.${++this.#txnSeq}`, pdus, edus, caughtUp };
     }
     const b = q.batch;
     const dest = q.state.destination;
