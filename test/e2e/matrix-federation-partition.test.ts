@@ -348,5 +348,9 @@ describe("federation: partitions, restarts and convergence of three servers", ()
       });
       agreed = await converged(agreed, a, b, `round ${round} (seed ${SEED})`);
     }
+    // Life goes on: a message from each server (each merging the forks it holds) changes no state anywhere.
+    const msgs = [await say("alice", "after"), await say("bob", "after"), await say("carol", "after")];
+    for (const srv of [hs1, hs2, hs3]) await until(`${srv.name} to have the messages`, () => knows(srv, msgs));
+    assert.deepEqual(show(await shared()), show(agreed));
   });
 });
