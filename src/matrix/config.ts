@@ -141,7 +141,10 @@ const federationSchema = z
      */
     retryInitialMs: z.number().int().positive().default(5_000),
     retryMaxMs: z.number().int().positive().default(600_000),
-    /** PDUs held per destination while it is unreachable; past it the oldest go (the room DAG's catch-up resends). */
+    /**
+     * PDUs held in memory per destination while it is unreachable; past it the oldest go, and the destination is
+     * caught up from the timeline once it answers (they stay owed in the store).
+     */
     maxQueuedPdus: z.number().int().positive().default(1_000),
     /** To-device EDUs held per destination while it is unreachable; past it the oldest go (counted in the metrics). */
     maxQueuedToDevice: z.number().int().positive().default(1_000),

@@ -223,6 +223,8 @@ export async function startHomeserver(
       hs.push.close();
       hs.federation.sender.close();
       await listener.close();
+      // The queues' owed and delivered positions still being written (federation/sender.ts).
+      await hs.federation.sender.drained();
       await store.close();
     },
   };

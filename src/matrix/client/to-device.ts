@@ -64,8 +64,9 @@ export const routes: Route[] = [
         // Remote messages: the same (sender device, txnId) makes the same message_id, so a client retry is deduped by
         // the receiving server too (spec: message_id is unique per sender).
         const messageId = `${r.deviceId}.${txnId}`;
+        // Each is in the destination's durable outbox before the client is answered (federation/sender.ts).
         for (const [server, msgs] of remote)
-          hs.federation.sender.sendEdu([server], {
+          await hs.federation.sender.sendToDevice(server, {
             edu_type: "m.direct_to_device",
             content: { sender: r.userId, type: eventType, message_id: messageId, messages: msgs },
           });

@@ -29,7 +29,8 @@ function guarded(hs: Homeserver, what: string, fn: () => Promise<void>): void {
  * A local event, as the signed PDU, to every other server with a member joined to its room (after the event: a
  * join of a remote user includes that user's server), plus the target's server of a membership event (an invite,
  * kick or ban reaches the user's server too). The sender's queue batches them per destination. `except`: a server
- * that has it already (a remote join accepted by send_join goes to the room's other servers).
+ * that has it already (a remote join accepted by send_join goes to the room's other servers). `stream`: the local
+ * event's position here, so the sender's catch-up can resend it after a restart or an overflow.
  */
 export function sendPduOut(
   hs: Homeserver,
@@ -37,6 +38,7 @@ export function sendPduOut(
   pdu: Record<string, unknown>,
   memberTarget?: string,
   except?: string,
+  stream?: number,
 ): void {
   guarded(hs, "PDU", async () => {
     const servers = await remoteServers(hs, [roomId]);
@@ -44,7 +46,7 @@ export function sendPduOut(
     const target = memberTarget === undefined ? null : serverNameOf(memberTarget);
     if (target && target !== hs.serverName) servers.add(target);
     if (servers.size === 0) return;
-    hs.federation.sender.sendPdus(servers, [pdu]);
+    hs.federation.sender.sendPdus(servers, [pdu], stream);
   });
 }
 

@@ -10,8 +10,9 @@
  *   4. auth against the state before it (its prev events' states, resolved by state resolution v2 when several;
  *      prev events we lack: the origin's get_missing_events is asked once with a small limit, and failing that
  *      the event is kept as an outlier and answered with an error, nothing applied);
- *   5. soft-fail against the current state: kept as an outlier (not in any timeline, never a prev event),
- *      answered as accepted as the spec says.
+ *   5. soft-fail against the current state: kept as an outlier (not in any timeline, never a forward
+ *      extremity), answered as accepted as the spec says. It stays in the DAG: an event built on it is judged
+ *      against the state its sender saw (stateAfter).
  *
  * Every remote call these checks may need (signers' keys, missing auth events, get_missing_events) is made before
  * the lock is taken (#prefetch), so a slow or hostile origin holds up no other send of the room.
@@ -160,6 +161,57 @@ export function dagStateResolver(graphs: GraphCache): StateResolver {
   return ({ roomId, roomVersion, states }) => resolveStateV2(roomVersion, states, graphs.get(roomId));
 }
 
+/** Outliers whose state is computed from their prev events, at most, per stateBefore call. */
+const MAX_STATE_HOPS = 50;
+
+/**
+ * The state after `eventId` as (type, state_key) -> event ID. A timeline event has it stored. An outlier kept
+ * without state because it was soft-failed (spec: it stays in the DAG; only it is not a forward extremity) has
+ * the state of its prev events (recursively, at most MAX_STATE_HOPS outliers) with itself laid over, provided it
+ * passes the auth rules against that state (what it was checked against on receipt): so an event built on a
+ * soft-failed one is checked against the state its sender saw, as on every other server, instead of being
+ * stranded as an outlier. Null when it cannot be known (a rejected event, a prev we lack, another room).
+ */
+async function stateAfter(
+  store: Store,
+  graphs: GraphCache,
+  roomId: string,
+  version: string,
+  eventId: string,
+  hops: { left: number },
+): Promise<Map<StateKey, string> | null> {
+  const g = await store.dag.ensureEventStateGroups(eventId);
+  if (g) return g.after === null ? new Map() : new Map(await store.dag.getStateGroup(g.after));
+  if (hops.left-- <= 0) return null;
+  const [e] = await store.dag.getDagEvents([eventId]);
+  if (!e || e.stream !== null || e.rejected !== null || e.roomId !== roomId) return null;
+  const prevs = e.pdu.prev_events;
+  if (!Array.isArray(prevs) || prevs.length === 0 || prevs.length > MAX_PREV) return null;
+  const before = await stateIdsBefore(store, graphs, roomId, version, prevs as string[], hops);
+  if (!before) return null;
+  const ev = stateResEventOf(e);
+  if (checkAuth(ev, await authFromState(graphs.get(roomId), ev, before), version) !== null) return null;
+  if (e.stateKey !== null) before.set(stateKey(e.type, e.stateKey), eventId);
+  return before;
+}
+
+async function stateIdsBefore(
+  store: Store,
+  graphs: GraphCache,
+  roomId: string,
+  version: string,
+  prevs: string[],
+  hops: { left: number },
+): Promise<Map<StateKey, string> | null> {
+  const states: Map<StateKey, string>[] = [];
+  for (const p of prevs) {
+    const st = await stateAfter(store, graphs, roomId, version, p, hops);
+    if (!st) return null;
+    states.push(st);
+  }
+  return states.length === 1 ? states[0] : resolveStateV2(version, states, graphs.get(roomId));
+}
+
 /** The state before an event from its prev events' states (resolved when several); null if one has no state. */
 async function stateBefore(
   store: Store,
@@ -170,17 +222,13 @@ async function stateBefore(
 ): Promise<{ ids: Map<StateKey, string>; write: EventStateWrite } | null> {
   if (prevs.length === 1) {
     const g = await store.dag.ensureEventStateGroups(prevs[0]);
-    if (!g) return null;
-    const ids = g.after === null ? new Map<StateKey, string>() : await store.dag.getStateGroup(g.after);
-    return { ids, write: { before: g.after, beforeChain: g.afterChain } };
+    if (g) {
+      const ids = g.after === null ? new Map<StateKey, string>() : await store.dag.getStateGroup(g.after);
+      return { ids, write: { before: g.after, beforeChain: g.afterChain } };
+    }
   }
-  const states: Map<StateKey, string>[] = [];
-  for (const p of prevs) {
-    const g = await store.dag.ensureEventStateGroups(p);
-    if (!g) return null;
-    states.push(g.after === null ? new Map() : await store.dag.getStateGroup(g.after));
-  }
-  const ids = await resolveStateV2(version, states, graphs.get(roomId));
+  const ids = await stateIdsBefore(store, graphs, roomId, version, prevs, { left: MAX_STATE_HOPS });
+  if (!ids) return null;
   const resolved: StateEntry[] = [];
   for (const [key, eventId] of ids) {
     const sep = key.indexOf("\u0000");

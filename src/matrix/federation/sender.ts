@@ -13,16 +13,26 @@
  * - while backing off the queue is bounded: typing EDUs are not queued at all (stale in seconds), presence and
  *   receipts are coalesced (the newest per user / per room+type+user replaces the older), to-device EDUs are kept
  *   up to maxQueuedToDevice (oldest dropped past it: they are end-to-end messages whose loss clients recover from by
- *   re-requesting keys), PDUs up to maxQueuedPdus (the oldest dropped; the room DAG's catch-up fetches them).
+ *   re-requesting keys), PDUs up to maxQueuedPdus (the oldest dropped; the destination's catch-up resends them).
  * - the retry state (last success, failures, interval, next retry) is persisted (store.destinations), so a restart
  *   keeps honouring the backoff instead of hammering every dead server at once.
- * Queues live in memory: what is queued is lost when this server restarts (to-device included).
+ *
+ * Durability (what survives a restart of this server, or a queue that overflowed):
+ * - to-device EDUs are written to the destination's outbox (store.destinations) before they are queued (the
+ *   client's request is answered after that), deleted once a transaction carrying them is accepted (or refused, or
+ *   dropped past the bound), and queued again at start-up.
+ * - PDUs are not copied: per (destination, room) the store keeps the stream position of the newest local event
+ *   queued for it and of the newest one delivered (Synapse's destination_rooms and
+ *   last_successful_stream_ordering). A destination owed events at start-up, or whose queue dropped PDUs, is
+ *   "catching up": before its in-memory queue, it is sent the owed local events read back from the timeline, in
+ *   stream order, 50 per transaction, until none is owed. These writes run in order through one chain, off the
+ *   send path (a delivery never waits for them); a restart at worst sends an event twice, which receivers ignore.
  */
 import { randomBytes } from "node:crypto";
 import { AmiError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { MatrixConfig } from "../config.ts";
-import type { DestinationRow, DestinationStore } from "../store/destinations-types.ts";
+import type { DestinationRow, DestinationStore, OwedPdu } from "../store/destinations-types.ts";
 import type { FederationClient } from "./client.ts";
 
 export const MAX_PDUS_PER_TXN = 50;
@@ -51,14 +61,25 @@ export interface DestinationStatus {
   sentTxns: number;
 }
 
+/** A queued PDU; `stream` is its position here when it is a local event (what the catch-up tracks). */
+interface QueuedPdu {
+  pdu: Record<string, unknown>;
+  roomId: string;
+  stream: number | null;
+}
+
 interface Batch {
   txnId: string;
-  pdus: Record<string, unknown>[];
+  pdus: QueuedPdu[];
   edus: Edu[];
+  /** Its PDUs were read back by the catch-up (copies of them may still be queued in memory). */
+  caughtUp: boolean;
 }
 
 class Queue {
-  pdus: Record<string, unknown>[] = [];
+  pdus: QueuedPdu[] = [];
+  /** Owed events are to be read from the store and sent before the in-memory PDUs (start-up, or PDUs dropped). */
+  catchUp = false;
   /** EDUs in order; a coalescing key maps to the index of the one that a newer EDU replaces. */
   edus: (Edu | null)[] = [];
   readonly keyed = new Map<string, number>();
@@ -122,13 +143,15 @@ class Queue {
       }
     return n;
   }
-  /** Drop the oldest to-device EDU (queue full). */
-  dropOldestToDevice(): void {
+  /** Drop the oldest to-device EDU (queue full); returns it. */
+  dropOldestToDevice(): Edu | null {
     const at = this.edus.findIndex((e) => e?.edu_type === "m.direct_to_device");
-    if (at < 0) return;
+    if (at < 0) return null;
+    const e = this.edus[at];
     this.edus[at] = null;
     this.#holes++;
     this.toDevice--;
+    return e;
   }
 }
 
@@ -148,6 +171,11 @@ export class FederationSender {
   readonly #txnPrefix = `${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
   #txnSeq = 0;
   #closed = false;
+  /** The outbox position of each to-device EDU that is in the store. */
+  readonly #outboxSeq = new WeakMap<Edu, number>();
+  #lastSeq = 0;
+  /** Store writes of the queues (owed and delivered positions, outbox deletions), applied in order. */
+  #writes: Promise<void> = Promise.resolve();
 
   constructor(d: SenderDeps) {
     this.#d = d;
@@ -157,26 +185,107 @@ export class FederationSender {
     return this.#d.cfg.enabled;
   }
 
-  /** Load every persisted destination's retry state (start-up; their queues start empty). */
+  /**
+   * Start-up: every persisted destination's retry state, its to-device outbox queued again, and the destinations
+   * owed PDUs set catching up; those with something to send are started (honouring their backoff).
+   */
   async load(): Promise<void> {
-    for (const row of await this.#d.store.listDestinations()) {
+    const { store } = this.#d;
+    for (const row of await store.listDestinations()) {
       if (this.#queues.has(row.destination)) continue;
       const q = new Queue(row.destination);
       q.state = row;
       this.#queues.set(row.destination, q);
     }
+    const touched = new Set<Queue>();
+    for (const r of await store.listOutbox()) {
+      const q = await this.#queue(r.destination);
+      const edu = r.edu as unknown as Edu;
+      this.#lastSeq = Math.max(this.#lastSeq, r.seq);
+      this.#outboxSeq.set(edu, r.seq);
+      this.#pushToDevice(q, edu);
+      touched.add(q);
+    }
+    for (const dest of await store.destinationsOwed()) {
+      if (dest === this.#d.serverName) continue;
+      const q = await this.#queue(dest);
+      q.catchUp = true;
+      touched.add(q);
+    }
+    for (const q of touched) this.#kick(q);
   }
 
-  /** Queue PDUs for each destination (never this server). Returns at once; delivery is asynchronous. */
-  sendPdus(destinations: Iterable<string>, pdus: Record<string, unknown>[]): void {
-    this.#each(destinations, (q) => {
-      for (const p of pdus) q.pdus.push(p);
+  /**
+   * Queue PDUs for each destination (never this server). Returns at once; delivery is asynchronous. `stream`: the
+   * position of the (one) local event here, recorded as owed to each destination so a restart catches it up.
+   */
+  sendPdus(destinations: Iterable<string>, pdus: Record<string, unknown>[], stream?: number): void {
+    const dests = [...new Set(destinations)].filter((d) => d !== this.#d.serverName);
+    if (!this.#d.cfg.enabled || dests.length === 0) return;
+    if (stream !== undefined && pdus.length === 1 && typeof pdus[0].room_id === "string") {
+      const roomId = pdus[0].room_id;
+      this.#write("owed PDUs", () => this.#d.store.recordOwedPdus(dests, roomId, stream));
+    }
+    const items = pdus.map((pdu) => ({
+      pdu,
+      roomId: String(pdu.room_id),
+      stream: stream !== undefined && pdus.length === 1 ? stream : null,
+    }));
+    this.#each(dests, (q) => {
+      for (const p of items) q.pdus.push(p);
       const over = q.pdus.length - this.#d.cfg.maxQueuedPdus;
       if (over > 0) {
         q.pdus.splice(0, over);
         q.dropped += over;
+        // What was dropped is still owed: the catch-up reads it back from the timeline.
+        q.catchUp = true;
       }
     });
+  }
+
+  /**
+   * A to-device EDU for `destination`: written to its outbox, then queued (so once this resolves, a restart does
+   * not lose it). Past maxQueuedToDevice queued the oldest is dropped (and deleted).
+   */
+  async sendToDevice(destination: string, edu: Edu): Promise<void> {
+    if (!this.#d.cfg.enabled || this.#closed || destination === this.#d.serverName) return;
+    const seq = Math.max(this.#lastSeq + 1, Date.now() * 1000);
+    this.#lastSeq = seq;
+    await this.#d.store.addOutboxEdu({ destination, seq, edu: edu as unknown as Record<string, unknown> });
+    this.#outboxSeq.set(edu, seq);
+    this.#each([destination], (q) => this.#pushToDevice(q, edu));
+  }
+
+  #pushToDevice(q: Queue, edu: Edu): void {
+    if (q.toDevice >= this.#d.cfg.maxQueuedToDevice) {
+      const old = q.dropOldestToDevice();
+      if (old) this.#forgetOutbox(q.state.destination, [old]);
+      q.dropped++;
+    }
+    q.toDevice++;
+    q.pushEdu(edu, null);
+  }
+
+  /** Delete the outbox rows of these EDUs (delivered or dropped). */
+  #forgetOutbox(destination: string, edus: Edu[]): void {
+    const seqs: number[] = [];
+    for (const e of edus) {
+      const seq = this.#outboxSeq.get(e);
+      if (seq !== undefined) seqs.push(seq);
+    }
+    if (seqs.length > 0) this.#write("outbox", () => this.#d.store.deleteOutboxEdus(destination, seqs));
+  }
+
+  /** Run a store write after the ones before it; a failure is logged (the catch-up or a resend covers it). */
+  #write(what: string, fn: () => Promise<void>): void {
+    this.#writes = this.#writes
+      .then(fn)
+      .catch((e) => this.#d.log.warn(`federation: cannot save ${what}`, { err: String(e).slice(0, 300) }));
+  }
+
+  /** Resolves once every store write queued so far is done (before the store closes). */
+  drained(): Promise<void> {
+    return this.#writes;
   }
 
   /**
@@ -184,18 +293,18 @@ export class FederationSender {
    * user, receipts per room+type+user, typing per room+user).
    */
   sendEdu(destinations: Iterable<string>, edu: Edu, key: string | null = null): void {
+    if (edu.edu_type === "m.direct_to_device") {
+      for (const d of new Set(destinations))
+        this.sendToDevice(d, edu).catch((e) =>
+          this.#d.log.warn("federation: cannot queue a to-device EDU", { dest: d, err: String(e).slice(0, 300) }),
+        );
+      return;
+    }
     this.#each(destinations, (q) => {
       // Down (its last transaction failed): typing would be stale by the time it is back.
       if (edu.edu_type === "m.typing" && q.state.failures > 0) {
         q.dropped++;
         return;
-      }
-      if (edu.edu_type === "m.direct_to_device") {
-        if (q.toDevice >= this.#d.cfg.maxQueuedToDevice) {
-          q.dropOldestToDevice();
-          q.dropped++;
-        }
-        q.toDevice++;
       }
       q.pushEdu(edu, key === null ? null : `${edu.edu_type}\u0000${key}`);
     });
@@ -308,7 +417,7 @@ export class FederationSender {
   /** Start a transaction if none is in flight, something is queued, and the destination is not backing off. */
   #kick(q: Queue): void {
     if (q.inFlight || this.#closed || q.timer) return;
-    if (!q.batch && q.pdus.length === 0 && q.edusQueued === 0) return;
+    if (!q.batch && !q.catchUp && q.pdus.length === 0 && q.edusQueued === 0) return;
     const wait = q.state.nextRetryTs - Date.now();
     if (wait > 0) {
       q.timer = setTimeout(() => {
@@ -325,13 +434,44 @@ export class FederationSender {
     });
   }
 
+  /** The oldest events owed to `q`'s destination (none: its catch-up is over). */
+  async #owed(q: Queue): Promise<QueuedPdu[]> {
+    // Positions written before this read count (a delivery recorded just now is not sent again).
+    await this.#writes;
+    let owed: OwedPdu[] = [];
+    try {
+      owed = await this.#d.store.owedPdus(q.state.destination, this.#d.serverName, MAX_PDUS_PER_TXN);
+    } catch (e) {
+      this.#d.log.warn("federation: cannot read owed PDUs", { dest: q.state.destination, err: String(e) });
+    }
+    if (owed.length === 0) q.catchUp = false;
+    return owed.map((o) => ({ pdu: o.pdu, roomId: o.roomId, stream: o.stream }));
+  }
+
+  /** Record a delivered (or refused) batch: owed positions move on, its outbox EDUs go. */
+  #delivered(q: Queue, b: Batch): void {
+    const dest = q.state.destination;
+    const upTo = new Map<string, number>();
+    for (const p of b.pdus)
+      if (p.stream !== null && p.stream > (upTo.get(p.roomId) ?? -1)) upTo.set(p.roomId, p.stream);
+    if (upTo.size > 0) {
+      const rooms = [...upTo].map(([roomId, stream]) => ({ roomId, stream }));
+      this.#write("delivered PDUs", () => this.#d.store.markPdusSent(dest, rooms));
+      // The catch-up sent what may also be queued in memory: not again.
+      if (b.caughtUp && q.pdus.length > 0)
+        q.pdus = q.pdus.filter((p) => p.stream === null || p.stream > (upTo.get(p.roomId) ?? -1));
+    }
+    this.#forgetOutbox(dest, b.edus);
+  }
+
   async #send(q: Queue): Promise<void> {
     if (!q.batch) {
-      q.batch = {
-        txnId: `${this.#txnPrefix}.${++this.#txnSeq}`,
-        pdus: q.pdus.splice(0, MAX_PDUS_PER_TXN),
-        edus: q.takeEdus(MAX_EDUS_PER_TXN),
-      };
+      const pdus = q.catchUp ? await this.#owed(q) : [];
+      const caughtUp = pdus.length > 0;
+      if (!caughtUp) pdus.push(...q.pdus.splice(0, MAX_PDUS_PER_TXN));
+      const edus = q.takeEdus(MAX_EDUS_PER_TXN);
+      if (pdus.length === 0 && edus.length === 0) return;
+      q.batch = { txnId: `${this.#txnPrefix}.${++this.#txnSeq}`, pdus, edus, caughtUp };
     }
     const b = q.batch;
     const dest = q.state.destination;
@@ -340,11 +480,17 @@ export class FederationSender {
       const res = await this.#d.client.request<{ pdus?: Record<string, { error?: string }> }>(dest, {
         method: "PUT",
         path: `/_matrix/federation/v1/send/${encodeURIComponent(b.txnId)}`,
-        body: { origin: this.#d.serverName, origin_server_ts: Date.now(), pdus: b.pdus, edus: b.edus },
+        body: {
+          origin: this.#d.serverName,
+          origin_server_ts: Date.now(),
+          pdus: b.pdus.map((p) => p.pdu),
+          edus: b.edus,
+        },
         signal: q.abort.signal,
       });
       q.batch = null;
       q.sentTxns++;
+      this.#delivered(q, b);
       for (const [id, r] of Object.entries(res?.pdus ?? {}))
         if (r && typeof r.error === "string")
           this.#d.log.debug("federation: PDU refused", { dest, eventId: id, error: r.error.slice(0, 200) });
@@ -357,6 +503,7 @@ export class FederationSender {
         this.#d.log.warn("federation: transaction refused", { dest, txnId: b.txnId, err: String(e) });
         q.batch = null;
         q.dropped += b.pdus.length + b.edus.length;
+        this.#delivered(q, b);
         await this.#succeeded(q);
         return;
       }

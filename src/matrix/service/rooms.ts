@@ -319,7 +319,14 @@ export class Rooms implements RoomService {
     }
     hs.metrics.eventsPersisted++;
     hs.push.onEvent({ eventId, stream, pdu: signed });
-    sendPduOut(hs, input.roomId, signed, input.type === "m.room.member" ? input.stateKey : undefined);
+    sendPduOut(
+      hs,
+      input.roomId,
+      signed,
+      input.type === "m.room.member" ? input.stateKey : undefined,
+      undefined,
+      stream,
+    );
     if (input.type === "m.room.member" && input.stateKey)
       membershipChanged(hs, input.roomId, input.stateKey, content.membership);
     if (!onHead) {

@@ -4,6 +4,7 @@
  * and data dir (an outage), and the helpers talk to them as real clients over HTTP.
  */
 import { rmSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { type Config, configSchema } from "../../../src/config.ts";
 import { silentLogger } from "../../../src/core/logger.ts";
@@ -70,6 +71,8 @@ export async function startFederation(
     dataDirs?: Record<string, string>;
     /** More matrix config for one server (its `federation` merged into the common one). */
     matrix?: Record<string, Record<string, any>>;
+    /** Per server, other servers reached at another address (e.g. through a LinkProxy that can be cut). */
+    route?: Record<string, Record<string, string>>;
   } = {},
 ): Promise<Record<string, FedServer>> {
   const ports = new Map<string, number>();
@@ -87,7 +90,13 @@ export async function startFederation(
           serverName: n,
           port: ports.get(n),
           ...rest,
-          federation: { enabled: true, hostMap, requestTimeoutMs: 5000, ...opts.federation, ...federation },
+          federation: {
+            enabled: true,
+            hostMap: { ...hostMap, ...opts.route?.[n] },
+            requestTimeoutMs: 5000,
+            ...opts.federation,
+            ...federation,
+          },
         },
         opts.dataDirs?.[n],
       );
@@ -98,6 +107,65 @@ export async function startFederation(
     throw e;
   }
   return out;
+}
+
+/**
+ * A TCP proxy on loopback for one direction of a link between two servers (what one server's hostMap names the
+ * other at): `cut()` resets every open connection and every new one (a partition, as a peer sees a dead route);
+ * `heal()` forwards again. The target port is set once the server behind it has one.
+ */
+export class LinkProxy {
+  readonly #server: Server;
+  readonly #open = new Set<Socket>();
+  target = 0;
+  cutOff = false;
+  /** Connections reset while cut. */
+  refused = 0;
+  private constructor(server: Server) {
+    this.#server = server;
+  }
+
+  static async start(): Promise<LinkProxy> {
+    const p: LinkProxy = new LinkProxy(createServer((sock) => p.#accept(sock)));
+    await new Promise<void>((r) => p.#server.listen(0, "127.0.0.1", r));
+    return p;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.#server.address() as { port: number }).port}`;
+  }
+
+  #accept(sock: Socket): void {
+    sock.on("error", () => {});
+    if (this.cutOff || this.target === 0) {
+      this.refused++;
+      sock.resetAndDestroy();
+      return;
+    }
+    const up = createConnection({ host: "127.0.0.1", port: this.target });
+    up.on("error", () => sock.destroy());
+    sock.on("close", () => up.destroy());
+    up.on("close", () => sock.destroy());
+    this.#open.add(sock).add(up);
+    sock.on("close", () => this.#open.delete(sock));
+    up.on("close", () => this.#open.delete(up));
+    sock.pipe(up).pipe(sock);
+  }
+
+  cut(): void {
+    this.cutOff = true;
+    for (const s of this.#open) s.resetAndDestroy();
+    this.#open.clear();
+  }
+
+  heal(): void {
+    this.cutOff = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((r) => this.#server.close(() => r()));
+  }
 }
 
 /** `n` federating servers `hs1.test`..`hsN.test` in order, plus `dead.test` on a port nobody serves. */

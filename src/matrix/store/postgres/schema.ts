@@ -552,4 +552,21 @@ export const MIGRATIONS: string[] = [
     stream BIGINT NOT NULL
   );
   `,
+  // federation: durable outgoing queues (federation/sender.ts): per destination and room, the newest local event owed
+  // and the newest delivered (the catch-up reads the events between from the timeline); to-device EDUs until delivered.
+  `
+  CREATE TABLE federation_destination_rooms (
+    destination ${T} NOT NULL,
+    room_id ${T} NOT NULL,
+    owed_stream BIGINT NOT NULL,
+    sent_stream BIGINT NOT NULL,
+    PRIMARY KEY (destination, room_id)
+  );
+  CREATE TABLE federation_outbox (
+    destination ${T} NOT NULL,
+    seq BIGINT NOT NULL,
+    edu TEXT NOT NULL,
+    PRIMARY KEY (destination, seq)
+  );
+  `,
 ];

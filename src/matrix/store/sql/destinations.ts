@@ -1,5 +1,8 @@
-/** DestinationStore for both backends: federation retry state per remote server (destinations-types.ts). */
-import type { DestinationRow, DestinationStore } from "../destinations-types.ts";
+/**
+ * DestinationStore for both backends: federation retry state per remote server, and the durable outgoing queues
+ * (owed rooms per destination, to-device outbox; destinations-types.ts).
+ */
+import type { DestinationRow, DestinationStore, OutboxEdu, OwedPdu } from "../destinations-types.ts";
 import type { Sql } from "../sql.ts";
 
 function fromRow(r: any): DestinationRow {
@@ -16,6 +19,17 @@ const UPSERT = `INSERT INTO federation_destinations (destination, last_success_t
   VALUES (?, ?, ?, ?, ?)
   ON CONFLICT (destination) DO UPDATE SET last_success_ts = excluded.last_success_ts, failures = excluded.failures,
     retry_interval_ms = excluded.retry_interval_ms, next_retry_ts = excluded.next_retry_ts`;
+
+const RECORD_OWED = `INSERT INTO federation_destination_rooms (destination, room_id, owed_stream, sent_stream)
+  VALUES (?, ?, ?, ?)
+  ON CONFLICT (destination, room_id) DO UPDATE SET owed_stream = CASE
+    WHEN excluded.owed_stream > federation_destination_rooms.owed_stream THEN excluded.owed_stream
+    ELSE federation_destination_rooms.owed_stream END`;
+
+/** LIKE pattern matching a user ID of `server` (its wildcards escaped). */
+function onServer(server: string): string {
+  return `%:${server.replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+}
 
 export class SqlDestinationStore implements DestinationStore {
   readonly #sql: Sql;
@@ -35,5 +49,67 @@ export class SqlDestinationStore implements DestinationStore {
   async listDestinations(): Promise<DestinationRow[]> {
     const rows = await this.#sql.all("SELECT * FROM federation_destinations ORDER BY destination", []);
     return rows.map(fromRow);
+  }
+
+  async recordOwedPdus(destinations: string[], roomId: string, stream: number): Promise<void> {
+    if (destinations.length === 0) return;
+    await this.#sql.atomic(destinations.map((d) => [RECORD_OWED, [d, roomId, stream, stream - 1]]));
+  }
+
+  async markPdusSent(destination: string, rooms: { roomId: string; stream: number }[]): Promise<void> {
+    if (rooms.length === 0) return;
+    await this.#sql.atomic(
+      rooms.map((r) => [
+        "UPDATE federation_destination_rooms SET sent_stream = ? WHERE destination = ? AND room_id = ? AND sent_stream < ?",
+        [r.stream, destination, r.roomId, r.stream],
+      ]),
+    );
+  }
+
+  async owedPdus(destination: string, localServer: string, limit: number): Promise<OwedPdu[]> {
+    const rows = await this.#sql.all(
+      `SELECT e.room_id, e.stream, e.event_id, e.pdu FROM federation_destination_rooms d
+       JOIN events e ON e.room_id = d.room_id AND e.stream > d.sent_stream AND e.stream <= d.owed_stream
+       WHERE d.destination = ? AND d.sent_stream < d.owed_stream AND e.sender LIKE ? ESCAPE '\\'
+       ORDER BY e.stream LIMIT ?`,
+      [destination, onServer(localServer), limit],
+    );
+    return rows.map((r) => ({
+      roomId: r.room_id,
+      stream: Number(r.stream),
+      eventId: r.event_id,
+      pdu: JSON.parse(r.pdu),
+    }));
+  }
+
+  async destinationsOwed(): Promise<string[]> {
+    const rows = await this.#sql.all(
+      "SELECT DISTINCT destination FROM federation_destination_rooms WHERE sent_stream < owed_stream ORDER BY destination",
+      [],
+    );
+    return rows.map((r) => r.destination);
+  }
+
+  async addOutboxEdu(r: OutboxEdu): Promise<void> {
+    await this.#sql.run("INSERT INTO federation_outbox (destination, seq, edu) VALUES (?, ?, ?)", [
+      r.destination,
+      r.seq,
+      JSON.stringify(r.edu),
+    ]);
+  }
+
+  async deleteOutboxEdus(destination: string, seqs: number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.#sql.atomic(
+      seqs.map((seq) => ["DELETE FROM federation_outbox WHERE destination = ? AND seq = ?", [destination, seq]]),
+    );
+  }
+
+  async listOutbox(): Promise<OutboxEdu[]> {
+    const rows = await this.#sql.all(
+      "SELECT destination, seq, edu FROM federation_outbox ORDER BY destination, seq",
+      [],
+    );
+    return rows.map((r) => ({ destination: r.destination, seq: Number(r.seq), edu: JSON.parse(r.edu) }));
   }
 }

@@ -531,4 +531,21 @@ export const MIGRATIONS: string[] = [
     stream INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // federation: durable outgoing queues (federation/sender.ts): per destination and room, the newest local event owed
+  // and the newest delivered (the catch-up reads the events between from the timeline); to-device EDUs until delivered.
+  `
+  CREATE TABLE federation_destination_rooms (
+    destination TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    owed_stream INTEGER NOT NULL,
+    sent_stream INTEGER NOT NULL,
+    PRIMARY KEY (destination, room_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE federation_outbox (
+    destination TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    edu TEXT NOT NULL,
+    PRIMARY KEY (destination, seq)
+  ) WITHOUT ROWID;
+  `,
 ];
