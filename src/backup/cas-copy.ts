@@ -3,9 +3,10 @@
  * read (CasStore.get), written again with the object's own chunk parameters, and the new id must equal the old
  * (same bytes, same chunking, same manifest), so a copy is exactly the source. Holds (pins, Matrix media) follow.
  */
-import { isAmiError } from "../core/errors.ts";
-import { openStoreAt } from "../cas/open.ts";
+
 import type { FsCasStore } from "../cas/fs-backend.ts";
+import { openStoreAt } from "../cas/open.ts";
+import { isAmiError } from "../core/errors.ts";
 
 export interface CasCopyReport {
   objects: number;
@@ -26,7 +27,13 @@ export async function copyCas(
     let s = stores.get(k);
     if (!s) {
       // Without fsync per object: the backup fsyncs every file once as it hashes them for its manifest.
-      s = openStoreAt(dstRoot, { root: dstRoot, chunkMinBytes: p.min, chunkAvgBytes: p.avg, chunkMaxBytes: p.max, fsync: false });
+      s = openStoreAt(dstRoot, {
+        root: dstRoot,
+        chunkMinBytes: p.min,
+        chunkAvgBytes: p.avg,
+        chunkMaxBytes: p.max,
+        fsync: false,
+      });
       stores.set(k, s);
     }
     return s;

@@ -13,8 +13,8 @@ import { copyFile, cp, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { openStoreAt } from "../cas/open.ts";
-import { repoRoot } from "../control/bin-path.ts";
 import type { Config } from "../config.ts";
+import { repoRoot } from "../control/bin-path.ts";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RuntimePaths } from "../core/paths.ts";
@@ -50,7 +50,10 @@ export interface CreateResult {
 }
 
 export const backupName = (d = new Date()): string =>
-  `ami-backup-${d.toISOString().replace(/[-:]/g, "").replace(/\.(\d{3})Z$/, "$1Z")}`;
+  `ami-backup-${d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.(\d{3})Z$/, "$1Z")}`;
 
 function amiVersion(): string {
   try {
@@ -211,4 +214,3 @@ function missingMedia(work: string, dbFile: string): string[] {
     db.close();
   }
 }
-

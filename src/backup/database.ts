@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { rename } from "node:fs/promises";
 import { resolve } from "node:path";
-import { backup as sqliteBackup, DatabaseSync } from "node:sqlite";
+import { DatabaseSync, backup as sqliteBackup } from "node:sqlite";
 import pg from "pg";
 import { AmiError } from "../core/errors.ts";
 
@@ -19,14 +19,23 @@ export type DbTarget =
 export function dbTarget(database: string, dataDir: string): DbTarget {
   if (database === "sqlite" || database.startsWith("sqlite:")) {
     const given = database === "sqlite" ? "homeserver.db" : database.slice("sqlite:".length);
-    if (given === ":memory:") throw new AmiError("AMI_INVALID_INPUT", "an in-memory SQLite database has nothing to back up");
+    if (given === ":memory:")
+      throw new AmiError("AMI_INVALID_INPUT", "an in-memory SQLite database has nothing to back up");
     return { backend: "sqlite", path: resolve(dataDir, given) };
   }
   const u = new URL(database);
   const schema = u.searchParams.get("schema") ?? "ami_matrix";
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
-    throw new AmiError("AMI_INVALID_CONFIG", `'matrix.database' schema ${JSON.stringify(schema)} must match [a-z_][a-z0-9_]*`);
-  return { backend: "postgres", url: database, schema, where: `${u.hostname || "localhost"}:${u.port || 5432}${u.pathname}` };
+    throw new AmiError(
+      "AMI_INVALID_CONFIG",
+      `'matrix.database' schema ${JSON.stringify(schema)} must match [a-z_][a-z0-9_]*`,
+    );
+  return {
+    backend: "postgres",
+    url: database,
+    schema,
+    where: `${u.hostname || "localhost"}:${u.port || 5432}${u.pathname}`,
+  };
 }
 
 // ---- SQLite ---------------------------------------------------------------------------------------------------
@@ -123,7 +132,10 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, signal?: Abort
     p.once("error", (e: NodeJS.ErrnoException) =>
       reject(
         e.code === "ENOENT"
-          ? new AmiError("AMI_UNAVAILABLE", `${cmd} not found: install PostgreSQL's client tools (Debian: postgresql-client)`)
+          ? new AmiError(
+              "AMI_UNAVAILABLE",
+              `${cmd} not found: install PostgreSQL's client tools (Debian: postgresql-client)`,
+            )
           : e,
       ),
     );
@@ -139,7 +151,10 @@ export async function pgToolVersion(tool = "pg_dump"): Promise<string> {
     p.once("error", (e: NodeJS.ErrnoException) =>
       rej(
         e.code === "ENOENT"
-          ? new AmiError("AMI_UNAVAILABLE", `${tool} not found: install PostgreSQL's client tools (Debian: postgresql-client)`)
+          ? new AmiError(
+              "AMI_UNAVAILABLE",
+              `${tool} not found: install PostgreSQL's client tools (Debian: postgresql-client)`,
+            )
           : e,
       ),
     );
@@ -149,7 +164,11 @@ export async function pgToolVersion(tool = "pg_dump"): Promise<string> {
 }
 
 /** `pg_dump` of the homeserver's schema: one consistent snapshot, custom format (compressed, restorable by table). */
-export async function pgDump(t: Extract<DbTarget, { backend: "postgres" }>, dest: string, signal?: AbortSignal): Promise<void> {
+export async function pgDump(
+  t: Extract<DbTarget, { backend: "postgres" }>,
+  dest: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const { conn, env } = libpq(t.url);
   const r = await run(
     "pg_dump",
@@ -157,7 +176,8 @@ export async function pgDump(t: Extract<DbTarget, { backend: "postgres" }>, dest
     env,
     signal,
   );
-  if (r.code !== 0) throw new AmiError("AMI_UNAVAILABLE", `pg_dump of ${t.where} (schema ${t.schema}) failed: ${r.stderr}`);
+  if (r.code !== 0)
+    throw new AmiError("AMI_UNAVAILABLE", `pg_dump of ${t.where} (schema ${t.schema}) failed: ${r.stderr}`);
 }
 
 /** Read the whole dump (its table of contents and every data block) without restoring it anywhere. */
@@ -169,7 +189,10 @@ export async function pgCheck(file: string): Promise<void> {
 async function pgClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const { conn } = libpq(url);
   const u = new URL(url);
-  const c = new pg.Client({ connectionString: conn, password: u.password ? decodeURIComponent(u.password) : undefined });
+  const c = new pg.Client({
+    connectionString: conn,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+  });
   await c.connect();
   try {
     return await fn(c);

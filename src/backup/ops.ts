@@ -23,7 +23,11 @@ export const backupCreate = defineOp({
     "verified, legacy media, keys, the config file, and a manifest with the SHA-256 of every file.",
   input: z
     .object({
-      dir: z.string().min(1).optional().describe("directory to write the backup in (default backup.dir, <home>/backups)"),
+      dir: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("directory to write the backup in (default backup.dir, <home>/backups)"),
       name: z.string().min(1).optional().describe("name of the backup (default ami-backup-<UTC time>)"),
       tar: z.boolean().optional().describe("write one .tar file (default backup.tar)"),
       prune: z.boolean().default(false).describe("then remove generated backups past backup.keep"),
@@ -108,7 +112,9 @@ export const backupRestore = defineOp({
         .string()
         .min(1)
         .optional()
-        .describe("restore into this database ('sqlite', 'sqlite:<path>' or a postgres:// URL) instead of matrix.database"),
+        .describe(
+          "restore into this database ('sqlite', 'sqlite:<path>' or a postgres:// URL) instead of matrix.database",
+        ),
       force: z.boolean().default(false).describe("overwrite a home that is not empty"),
     })
     .strict(),

@@ -97,7 +97,8 @@ export const backupService: ServiceDef = {
           res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store" });
           res.end(JSON.stringify(body));
         };
-        if (req.method !== "GET" && req.method !== "HEAD") return json(405, { errcode: "M_UNRECOGNIZED", error: "method not allowed" });
+        if (req.method !== "GET" && req.method !== "HEAD")
+          return json(405, { errcode: "M_UNRECOGNIZED", error: "method not allowed" });
         if (target.pathname === "/health") return json(200, { ok: true });
         if (target.pathname === "/_ami/stats") return json(200, stateFigures(state));
         if (target.pathname === "/_ami/backup") return json(200, state);
@@ -134,4 +135,3 @@ export const backupService: ServiceDef = {
     };
   },
 };
-

@@ -48,7 +48,8 @@ export async function verifyDir(
       continue;
     }
     const h = await hashFile(p);
-    if (h.sha256 !== f.sha256) problems.push(`${f.path}: SHA-256 ${h.sha256} does not match the manifest's ${f.sha256}`);
+    if (h.sha256 !== f.sha256)
+      problems.push(`${f.path}: SHA-256 ${h.sha256} does not match the manifest's ${f.sha256}`);
     bytes += size;
   }
   for (const f of await listFiles(dir)) if (!listed.has(f)) problems.push(`${f}: not in the manifest`);
@@ -70,7 +71,9 @@ export async function verifyDir(
   if (existsSync(join(dir, "cas", "objects"))) {
     const r = await openStoreAt(join(dir, "cas")).verify(undefined, (d, t) => progress(d, t, "objects"));
     for (const c of r.corrupt)
-      problems.push(`cas: chunk ${c.chunk} ${c.problem === "missing" ? "is missing" : "does not match its hash"} (objects ${c.objects.map((o) => o.slice(0, 16)).join(", ")})`);
+      problems.push(
+        `cas: chunk ${c.chunk} ${c.problem === "missing" ? "is missing" : "does not match its hash"} (objects ${c.objects.map((o) => o.slice(0, 16)).join(", ")})`,
+      );
     for (const o of r.corruptObjects) problems.push(`cas: object manifest ${o} is corrupt`);
     if (r.objectsChecked !== m.cas.objects)
       problems.push(`cas: ${r.objectsChecked} objects, the manifest says ${m.cas.objects}`);
