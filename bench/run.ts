@@ -3,7 +3,7 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, cas, thumbnail, startup, state-res, media).
+ * federation-delivery, cas, backup, thumbnail, startup, state-res, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -27,6 +27,11 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // hs1 -> hs2 to-device delivery over a federation transaction, against a local to-device delivery (issue 12).
   "federation-delivery": async () => (await import("./matrix/federation-delivery.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
+  // backup create / restore of 100k events + 64 MiB media, extrapolated per 1 M events, against the bare tools.
+  backup: async () => {
+    const m = await import("./backup.ts");
+    return [...(await m.run("sqlite")), ...(await m.run("postgres"))];
+  },
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
   // State resolution v2 of two 500-event forks of a 5,000-member room (issue 12), against a plain transcription.
