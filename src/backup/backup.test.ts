@@ -4,10 +4,11 @@
  * manifest or an unlisted file failing verify.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import YAML from "yaml";
 import { openStoreAt } from "../cas/open.ts";
 import { configSchema } from "../config.ts";
 import { silentLogger } from "../core/logger.ts";
@@ -137,9 +138,14 @@ test(".tar backups verify and restore; a bad manifest or an unlisted file fails 
   const target = home();
   try {
     await seed(h);
+    const configFile = join(h.dir, "config.yaml");
+    writeFileSync(
+      configFile,
+      `# the operator's notes\nhome: ${h.dir}\ncas:\n  fsync: false\n  root: ${join(h.dir, "data", "cas")}\n`,
+    );
     const r = await createBackup({
       config: h.config,
-      configPath: undefined,
+      configPath: configFile,
       paths: h.paths,
       log: silentLogger,
       tar: true,
@@ -150,6 +156,11 @@ test(".tar backups verify and restore; a bad manifest or an unlisted file fails 
       assert.equal((await verifyDir(b.dir)).result.ok, true);
       const out = await restoreDir(b.dir, { config: target.config, configPath: undefined, paths: target.paths });
       assert.equal(out.casObjects, 1);
+      // The home had no config: the backup's is written there, pointed at this home, comments kept.
+      assert.equal(out.config, join(target.dir, "config.yaml"));
+      const restoredConfig = readFileSync(out.config, "utf8");
+      assert.match(restoredConfig, /# the operator's notes/);
+      assert.deepEqual(YAML.parse(restoredConfig), { home: target.dir, cas: { fsync: false, root: null } });
       const chunks: Buffer[] = [];
       const cas = openStoreAt(join(target.dir, "data", "cas"));
       const [o] = await cas.list();

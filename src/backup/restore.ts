@@ -92,10 +92,14 @@ export async function restoreDir(dir: string, o: RestoreOptions): Promise<Restor
     const target = join(lay.home, "config.yaml");
     if (o.configPath || existsSync(target)) config = `kept the config in effect (${o.configPath ?? target})`;
     else {
-      // The backup's config, pointed at the database restored into (it may differ from the one backed up).
+      // The backup's config, pointed at where this restore put things (the home, database, store and media may
+      // all differ from the machine the backup came from).
       const doc = YAML.parseDocument(await readFile(join(dir, m.config), "utf8"));
-      if (doc.getIn(["matrix", "database"]) !== undefined || database !== "sqlite")
-        doc.setIn(["matrix", "database"], database);
+      if (doc.hasIn(["matrix", "database"]) || database !== "sqlite") doc.setIn(["matrix", "database"], database);
+      if (doc.hasIn(["home"])) doc.setIn(["home"], lay.home);
+      if (doc.hasIn(["cas", "root"])) doc.setIn(["cas", "root"], o.config.cas.root);
+      if (doc.hasIn(["matrix", "media", "storePath"]))
+        doc.setIn(["matrix", "media", "storePath"], o.config.matrix.media.storePath);
       await writeFile(target, doc.toString(), { mode: 0o600 });
       config = target;
     }
