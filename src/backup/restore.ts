@@ -8,6 +8,7 @@ import { chmod, copyFile, cp, mkdir, readFile, writeFile } from "node:fs/promise
 import { dirname, join } from "node:path";
 import YAML from "yaml";
 import type { Config } from "../config.ts";
+import { hasMarkers, homeProcesses } from "../control/proc.ts";
 import { AmiError } from "../core/errors.ts";
 import type { RuntimePaths } from "../core/paths.ts";
 import { pgHasData, pgRestore, sqliteHasData, sqliteRestore } from "./database.ts";
@@ -55,6 +56,12 @@ export async function restoreDir(dir: string, o: RestoreOptions): Promise<Restor
       `the backup holds a ${m.database.backend} database but the target is ${lay.db.backend} ('matrix.database' = ${database.replace(/\/\/[^@/]*@/, "//***@")}); pass --database with a ${m.database.backend === "postgres" ? "postgres:// URL" : "sqlite path"}`,
     );
 
+  const running = homeProcesses(lay.home).find((p) => hasMarkers(p.argv, ["serve", "matrix"]));
+  if (running)
+    throw new AmiError(
+      "AMI_UNAVAILABLE",
+      `the homeserver of ${lay.home} is running (pid ${running.pid}): stop it first (ami-streams matrix stop)`,
+    );
   const present: string[] = [];
   if (lay.db.backend === "sqlite" ? sqliteHasData(lay.db.path) : await pgHasData(lay.db))
     present.push(lay.db.backend === "sqlite" ? lay.db.path : `schema ${lay.db.schema} of ${lay.db.where}`);
