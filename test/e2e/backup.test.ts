@@ -9,9 +9,19 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { after, describe, it, test } from "node:test";
 import { Direction } from "matrix-js-sdk";
 import YAML from "yaml";
 import { backupCreate } from "../../src/backup/ops.ts";
@@ -21,7 +31,8 @@ import { makeContext } from "../../src/control/context.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { signingKeyFromSeed, signJson } from "../../src/matrix/events/signing.ts";
 import { type RunningHomeserver, startHomeserver } from "../../src/matrix/homeserver.ts";
-import { cli } from "../../src/test/cli.ts";
+import { openStore } from "../../src/matrix/store/open.ts";
+import { cli, freePort, json, tempHome, until } from "../../src/test/cli.ts";
 import { loginUser, ok, registerUser, type Session, sdkClient } from "./helpers/client.ts";
 import { BACKENDS, createTestDatabase, type TestDatabase, tempDir, testMatrixConfig } from "./helpers/homeserver.ts";
 
@@ -293,3 +304,38 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+test("`up` with backup.schedule runs the backup service under the supervisor: a backup of the home at start", {
+  timeout: 90_000,
+}, async () => {
+  const port = await freePort();
+  const h = tempHome({
+    matrix: { enabled: false },
+    media: { enabled: false },
+    web: { enabled: false },
+    control: { port: 0, healthIntervalMs: 200 },
+    cas: { fsync: false },
+    backup: { schedule: "1d", keep: 3, port },
+  });
+  try {
+    // A homeserver database (schema only) is what the scheduled backup finds there.
+    const s = await openStore("sqlite", join(h.home, "data", "matrix"));
+    await s.close();
+    const up = await cli(["up"], { env: h.env });
+    assert.equal(up.code, 0, up.stderr);
+    const st = await cli(["backup", "status", "--json"], { env: h.env });
+    assert.equal(st.code, 0, st.stderr);
+    const list = await until("a scheduled backup", async () => {
+      const r = json(await cli(["backup", "list", "--json"], { env: h.env }));
+      return r.backups.length > 0 ? r : undefined;
+    });
+    const stats = await (await fetch(`http://127.0.0.1:${port}/_ami/stats`)).json();
+    assert.equal(stats.backups_total, 1);
+    const v = await cli(["backup", "verify", list.backups[0].path, "--json"], { env: h.env });
+    assert.equal(v.code, 0, v.stderr);
+    // The service got the config file's path: the config is in the backup.
+    assert.ok(existsSync(join(list.backups[0].path, "config", "config.yaml")));
+  } finally {
+    await h.cleanup();
+  }
+});
