@@ -222,7 +222,8 @@ export async function pgRestore(
 ): Promise<void> {
   await pgClient(t.url, async (c) => {
     if (await schemaHasTables(c, t.schema)) {
-      if (!force) throw new AmiError("AMI_NOT_EMPTY", `schema ${t.schema} of ${t.where} already holds tables`);
+      if (!force)
+        throw new AmiError("AMI_BACKUP_TARGET_NOT_EMPTY", `schema ${t.schema} of ${t.where} already holds tables`);
     }
     if (force) await c.query(`DROP SCHEMA IF EXISTS ${t.schema} CASCADE`);
     else await c.query(`DROP SCHEMA IF EXISTS ${t.schema}`); // empty: created again by the dump (or the rename)
@@ -230,7 +231,7 @@ export async function pgRestore(
       const r = await c.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [from]);
       if (r.rowCount)
         throw new AmiError(
-          "AMI_NOT_EMPTY",
+          "AMI_BACKUP_TARGET_NOT_EMPTY",
           `${t.where} already has a schema ${from} (the backup's); restore into another database or drop it`,
         );
     }

@@ -10,7 +10,7 @@ const backupErrors = {
   /** A backup whose files do not match its manifest, or whose dump cannot be read. */
   AMI_BACKUP_CORRUPT: 422,
   /** A restore into a home that already holds a homeserver. */
-  AMI_NOT_EMPTY: 409,
+  AMI_BACKUP_TARGET_NOT_EMPTY: 409,
 } as const;
 type BackupErrors = typeof backupErrors;
 declare module "../core/errors.ts" {

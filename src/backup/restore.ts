@@ -69,7 +69,7 @@ export async function restoreDir(dir: string, o: RestoreOptions): Promise<Restor
   if (existsSync(join(lay.dataDir, "signing.key"))) present.push(join(lay.dataDir, "signing.key"));
   if (present.length && !o.force)
     throw new AmiError(
-      "AMI_NOT_EMPTY",
+      "AMI_BACKUP_TARGET_NOT_EMPTY",
       `the target home ${lay.home} is not empty (${present.join("; ")}); restore into an empty home, or pass --force to overwrite (stop the homeserver first)`,
     );
 
