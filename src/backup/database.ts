@@ -163,21 +163,44 @@ export async function pgToolVersion(tool = "pg_dump"): Promise<string> {
   return out;
 }
 
-/** `pg_dump` of the homeserver's schema: one consistent snapshot, custom format (compressed, restorable by table). */
+/**
+ * `pg_dump` of the homeserver's schema (custom format: compressed, restorable by table), with the figures the
+ * manifest records read in the very snapshot the dump is made from: a repeatable-read transaction exports its
+ * snapshot and stays open while `pg_dump --snapshot` reads it (as pg_dump's own parallel workers do).
+ */
 export async function pgDump(
   t: Extract<DbTarget, { backend: "postgres" }>,
   dest: string,
   signal?: AbortSignal,
-): Promise<void> {
-  const { conn, env } = libpq(t.url);
-  const r = await run(
-    "pg_dump",
-    ["--format=custom", "--no-owner", "--no-privileges", `--schema=${t.schema}`, `--file=${dest}`, `--dbname=${conn}`],
-    env,
-    signal,
-  );
-  if (r.code !== 0)
-    throw new AmiError("AMI_UNAVAILABLE", `pg_dump of ${t.where} (schema ${t.schema}) failed: ${r.stderr}`);
+): Promise<DbCheck> {
+  return pgClient(t.url, async (c) => {
+    await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    try {
+      const snapshot = (await c.query("SELECT pg_export_snapshot() AS s")).rows[0].s as string;
+      const v = await c.query(`SELECT max(version)::int AS v FROM ${t.schema}.schema_version`);
+      const n = await c.query(`SELECT count(*)::int AS n FROM ${t.schema}.events`);
+      const { conn, env } = libpq(t.url);
+      const r = await run(
+        "pg_dump",
+        [
+          "--format=custom",
+          "--no-owner",
+          "--no-privileges",
+          `--snapshot=${snapshot}`,
+          `--schema=${t.schema}`,
+          `--file=${dest}`,
+          `--dbname=${conn}`,
+        ],
+        env,
+        signal,
+      );
+      if (r.code !== 0)
+        throw new AmiError("AMI_UNAVAILABLE", `pg_dump of ${t.where} (schema ${t.schema}) failed: ${r.stderr}`);
+      return { schemaVersion: v.rows[0].v ?? 0, events: n.rows[0].n as number };
+    } finally {
+      await c.query("ROLLBACK").catch(() => {});
+    }
+  });
 }
 
 /** Read the whole dump (its table of contents and every data block) without restoring it anywhere. */

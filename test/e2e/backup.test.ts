@@ -23,6 +23,7 @@ import {
 import { join } from "node:path";
 import { after, describe, it, test } from "node:test";
 import { Direction } from "matrix-js-sdk";
+import pg from "pg";
 import YAML from "yaml";
 import { backupCreate } from "../../src/backup/ops.ts";
 import { openStoreAt } from "../../src/cas/open.ts";
@@ -301,6 +302,29 @@ for (const backend of BACKENDS) {
       const refused = await cli(["backup", "restore", truncated], { env: c.env });
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /damaged/);
+
+      if (backend === "postgres") {
+        // --database names another database and schema than the backup's: restored, then renamed.
+        const dbC = await createTestDatabase("postgres", "");
+        cleanups.push(() => dbC.drop());
+        const renamed = await cli(
+          ["backup", "restore", made.path, "--database", `${dbC.database}?schema=moved`, "--json"],
+          {
+            env: c.env,
+          },
+        );
+        assert.equal(renamed.code, 0, renamed.stderr);
+        const pgc = new pg.Client({ connectionString: dbC.database });
+        await pgc.connect();
+        try {
+          const n = (await pgc.query("SELECT count(*)::int AS n FROM moved.events")).rows[0].n;
+          assert.equal(n, JSON.parse(renamed.stdout).events);
+          const schemas = (await pgc.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ami_%'")).rows;
+          assert.deepEqual(schemas, [], "nothing left under the backup's schema name");
+        } finally {
+          await pgc.end();
+        }
+      }
     });
   });
 }
