@@ -84,7 +84,7 @@ export async function createBackup(o: CreateOptions): Promise<CreateResult> {
     if (lay.db.backend === "sqlite") {
       const file = "db/homeserver.sqlite";
       await sqliteDump(lay.db.path, join(work, file));
-      const check = sqliteCheck(join(work, file));
+      const check = sqliteCheck(join(work, file), true);
       database = { backend: "sqlite", file, ...check, tool: `node:sqlite backup (SQLite ${sqliteVersion()})` };
     } else {
       const file = "db/homeserver.pgdump";
