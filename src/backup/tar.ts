@@ -1,5 +1,6 @@
 /** A backup as one `.tar` (GNU tar, present on every Debian): packed after the manifest, unpacked to be read. */
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AmiError } from "../core/errors.ts";
@@ -38,6 +39,7 @@ export async function unpackTar(file: string): Promise<{ dir: string; cleanup: (
 
 /** A backup path as a directory to read: a `.tar` is unpacked first. */
 export async function openBackup(path: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  if (!existsSync(path)) throw new AmiError("M_NOT_FOUND", `no backup at ${path}`);
   if (path.endsWith(".tar")) return unpackTar(path);
   return { dir: path, cleanup: async () => {} };
 }
