@@ -27,10 +27,10 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // hs1 -> hs2 to-device delivery over a federation transaction, against a local to-device delivery (issue 12).
   "federation-delivery": async () => (await import("./matrix/federation-delivery.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
-  // backup create / restore of 100k events + 64 MiB media, extrapolated per 1 M events, against the bare tools.
+  // backup create / restore of 100k events (extrapolated per 1 M) and of 64 MiB of media, against the bare tools.
   backup: async () => {
     const m = await import("./backup.ts");
-    return [...(await m.run("sqlite")), ...(await m.run("postgres"))];
+    return [...(await m.run("sqlite")), ...(await m.run("postgres")), ...(await m.runStore())];
   },
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
