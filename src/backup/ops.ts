@@ -30,7 +30,10 @@ export const backupCreate = defineOp({
         .describe("directory to write the backup in (default backup.dir, <home>/backups)"),
       name: z.string().min(1).optional().describe("name of the backup (default ami-backup-<UTC time>)"),
       tar: z.boolean().optional().describe("write one .tar file (default backup.tar)"),
-      prune: z.boolean().default(false).describe("then remove generated backups past backup.keep"),
+      prune: z
+        .boolean()
+        .default(false)
+        .describe("then remove generated backups past backup.keep (in the same directory)"),
     })
     .strict(),
   output: z.object({
@@ -63,7 +66,8 @@ export const backupCreate = defineOp({
       progress: ctx.progress,
       signal: ctx.signal,
     });
-    const pruned = i.prune ? await prune(homeLayout(ctx.config, ctx.paths).backupDir, ctx.config.backup.keep) : [];
+    const dir = i.dir ? resolve(i.dir) : homeLayout(ctx.config, ctx.paths).backupDir;
+    const pruned = i.prune ? await prune(dir, ctx.config.backup.keep) : [];
     return { ...r, pruned };
   },
 });
