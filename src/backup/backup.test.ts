@@ -167,6 +167,21 @@ test(".tar backups verify and restore; a bad manifest or an unlisted file fails 
       for await (const c of cas.get(o.id)) chunks.push(c);
       assert.equal(Buffer.concat(chunks).toString(), "hello store");
       assert.deepEqual(o.holds, ["pin"]);
+      // Again into the same home: refused, naming what is there; with force, done (the config now kept).
+      await assert.rejects(
+        restoreDir(b.dir, { config: target.config, configPath: undefined, paths: target.paths }),
+        (e: Error & { code?: string }) =>
+          e.code === "AMI_BACKUP_TARGET_NOT_EMPTY" &&
+          /homeserver\.db/.test(e.message) &&
+          /signing\.key/.test(e.message),
+      );
+      const forced = await restoreDir(b.dir, {
+        config: target.config,
+        configPath: undefined,
+        paths: target.paths,
+        force: true,
+      });
+      assert.match(forced.config, /^kept the config in effect/);
       writeFileSync(join(b.dir, "extra.txt"), "x");
       assert.deepEqual((await verifyDir(b.dir)).result.problems, ["extra.txt: not in the manifest"]);
       writeFileSync(join(b.dir, "manifest.json"), "{");

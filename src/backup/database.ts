@@ -273,3 +273,8 @@ export async function pgRestore(
   if (r.code !== 0) throw new AmiError("AMI_UNAVAILABLE", `pg_restore into ${t.where} failed: ${r.stderr}`);
   if (from !== t.schema) await pgClient(t.url, (c) => c.query(`ALTER SCHEMA ${from} RENAME TO ${t.schema}`));
 }
+
+/** Events in the restored schema (checked against the manifest's count, read in the dump's snapshot). */
+export function pgEvents(t: Extract<DbTarget, { backend: "postgres" }>): Promise<number> {
+  return pgClient(t.url, async (c) => (await c.query(`SELECT count(*)::int AS n FROM ${t.schema}.events`)).rows[0].n);
+}

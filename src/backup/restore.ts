@@ -11,7 +11,7 @@ import type { Config } from "../config.ts";
 import { hasMarkers, homeProcesses } from "../control/proc.ts";
 import { AmiError } from "../core/errors.ts";
 import type { RuntimePaths } from "../core/paths.ts";
-import { pgHasData, pgRestore, sqliteHasData, sqliteRestore } from "./database.ts";
+import { pgEvents, pgHasData, pgRestore, sqliteHasData, sqliteRestore } from "./database.ts";
 import { homeLayout, KEY_FILES } from "./layout.ts";
 import { assertIntact, verifyDir } from "./verify.ts";
 
@@ -79,7 +79,15 @@ export async function restoreDir(dir: string, o: RestoreOptions): Promise<Restor
   if (lay.db.backend === "sqlite") {
     await mkdir(dirname(lay.db.path), { recursive: true, mode: 0o700 });
     await sqliteRestore(dump, lay.db.path);
-  } else await pgRestore(lay.db, dump, m.database.schema ?? "ami_matrix", o.force ?? false);
+  } else {
+    await pgRestore(lay.db, dump, m.database.schema ?? "ami_matrix", o.force ?? false);
+    const n = await pgEvents(lay.db);
+    if (n !== m.database.events)
+      throw new AmiError(
+        "AMI_BACKUP_CORRUPT",
+        `restored ${n} events into ${lay.db.where}, the manifest says ${m.database.events}`,
+      );
+  }
 
   progress(0, undefined, "objects");
   // The backup's store is a complete, verified store: its files are copied as they are (packs, manifests, holds).
