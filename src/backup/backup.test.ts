@@ -138,6 +138,9 @@ test(".tar backups verify and restore; a bad manifest or an unlisted file fails 
   const target = home();
   try {
     await seed(h);
+    mkdirSync(join(h.dir, "data", "media", "recordings", ".cas", "live"), { recursive: true });
+    writeFileSync(join(h.dir, "data", "media", "recordings", ".cas", "live", "demo.json"), '{"1-0.mp4":"ab"}');
+    writeFileSync(join(h.dir, "data", "media", "keys.json"), "{}");
     const configFile = join(h.dir, "config.yaml");
     writeFileSync(
       configFile,
@@ -156,6 +159,12 @@ test(".tar backups verify and restore; a bad manifest or an unlisted file fails 
       assert.equal((await verifyDir(b.dir)).result.ok, true);
       const out = await restoreDir(b.dir, { config: target.config, configPath: undefined, paths: target.paths });
       assert.equal(out.casObjects, 1);
+      assert.deepEqual(out.keys, ["matrix/signing.key", "media/keys.json"]);
+      assert.equal(readFileSync(join(target.dir, "data", "media", "keys.json"), "utf8"), "{}");
+      assert.equal(
+        readFileSync(join(target.dir, "data", "media", "recordings", ".cas", "live", "demo.json"), "utf8"),
+        '{"1-0.mp4":"ab"}',
+      );
       // The home had no config: the backup's is written there, pointed at this home, comments kept.
       assert.equal(out.config, join(target.dir, "config.yaml"));
       const restoredConfig = readFileSync(out.config, "utf8");

@@ -10,7 +10,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { copyFile, cp, mkdir, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { openStoreAt } from "../cas/open.ts";
 import type { Config } from "../config.ts";
@@ -113,11 +113,15 @@ export async function createBackup(o: CreateOptions): Promise<CreateResult> {
     }
     const keys: string[] = [];
     for (const k of KEY_FILES) {
-      if (!existsSync(join(lay.dataDir, k))) continue;
-      await mkdir(join(work, "keys"), { recursive: true, mode: 0o700 });
-      await copyFile(join(lay.dataDir, k), join(work, "keys", k));
+      const from = join(lay.home, "data", k);
+      if (!existsSync(from)) continue;
+      await mkdir(dirname(join(work, "keys", k)), { recursive: true, mode: 0o700 });
+      await copyFile(from, join(work, "keys", k));
       keys.push(k);
     }
+    // Which recordings are in the store (their objects were copied with the rest of the store).
+    if (existsSync(lay.recordingIndex))
+      await cp(lay.recordingIndex, join(work, "recordings-index"), { recursive: true });
     let config: string | null = null;
     if (o.configPath && existsSync(o.configPath)) {
       await mkdir(join(work, "config"), { recursive: true, mode: 0o700 });

@@ -98,9 +98,13 @@ export async function restoreDir(dir: string, o: RestoreOptions): Promise<Restor
   if (existsSync(join(dir, "media"))) await cp(join(dir, "media"), lay.mediaDir, { recursive: true, force: true });
   for (const k of m.keys) {
     if (!(KEY_FILES as readonly string[]).includes(k)) continue;
-    await copyFile(join(dir, "keys", k), join(lay.dataDir, k));
-    await chmod(join(lay.dataDir, k), 0o600);
+    const to = join(lay.home, "data", k);
+    await mkdir(dirname(to), { recursive: true, mode: 0o700 });
+    await copyFile(join(dir, "keys", k), to);
+    await chmod(to, 0o600);
   }
+  if (existsSync(join(dir, "recordings-index")))
+    await cp(join(dir, "recordings-index"), lay.recordingIndex, { recursive: true, force: true });
 
   let config = "none in the backup";
   if (m.config) {

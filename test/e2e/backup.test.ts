@@ -209,7 +209,7 @@ for (const backend of BACKENDS) {
       cleanups.push(() => rmSync(b.home, { recursive: true, force: true }));
       const r = await cli(["backup", "restore", made.path, "--json"], { env: b.env });
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(JSON.parse(r.stdout).keys.sort(), ["registration_shared_secret", "signing.key"]);
+      assert.deepEqual(JSON.parse(r.stdout).keys.sort(), ["matrix/registration_shared_secret", "matrix/signing.key"]);
       assert.deepEqual(
         readFileSync(join(b.home, "data", "matrix", "signing.key")),
         readFileSync(join(a.home, "data", "matrix", "signing.key")),
