@@ -3,7 +3,7 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, federation-devicelists, cas, thumbnail, startup, state-res, media).
+ * federation-delivery, federation-devicelists, cas, backup, thumbnail, startup, state-res, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -29,6 +29,11 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // keys/query of a remote user from the device-list cache vs uncached, and device-list change delivery (issue 12).
   "federation-devicelists": async () => (await import("./matrix/federation-devicelists.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
+  // backup create / restore of 100k events (extrapolated per 1 M) and of 64 MiB of media, against the bare tools.
+  backup: async () => {
+    const m = await import("./backup.ts");
+    return [...(await m.run("sqlite")), ...(await m.run("postgres")), ...(await m.runStore())];
+  },
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
   // State resolution v2 of two 500-event forks of a 5,000-member room (issue 12), against a plain transcription.

@@ -8,6 +8,7 @@
  */
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
+import { backupFeature } from "./backup/feature.ts";
 import { casFeature } from "./cas/feature.ts";
 import { cdnFeature } from "./cdn/feature.ts";
 import { controlFeature } from "./control/feature.ts";
@@ -28,6 +29,7 @@ const builtIn = [
   mediaFeature,
   casFeature,
   turnFeature,
+  backupFeature,
   monitorFeature,
   cdnFeature,
   p2pFeature,

@@ -12,7 +12,13 @@ import { runtimePaths } from "../core/paths.ts";
 import { services } from "./services.ts";
 
 /** Start the service, wait for SIGTERM/SIGINT (or `signal`), close it. */
-export async function serveService(name: string, config: Config, log: Logger, signal?: AbortSignal): Promise<string> {
+export async function serveService(
+  name: string,
+  config: Config,
+  log: Logger,
+  signal?: AbortSignal,
+  configPath?: string,
+): Promise<string> {
   const def = services.find((s) => s.name === name);
   if (!def)
     throw new AmiError(
@@ -26,7 +32,7 @@ export async function serveService(name: string, config: Config, log: Logger, si
   // stdout/stderr are the supervisor's pipes: EPIPE when the supervisor is gone must not end the service.
   guardStderr();
   process.stdout.on("error", () => {});
-  const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog });
+  const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog, configPath });
   slog.info("service ready", { url: handle.url, pid: process.pid });
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
@@ -45,8 +51,8 @@ export async function serveMain(argv: string[]): Promise<number> {
   try {
     if (!name || name.startsWith("-"))
       throw new AmiError("AMI_INVALID_INPUT", "usage: ami-streams serve <service> [--config FILE]");
-    const { config } = loadConfig(i >= 0 ? argv[i + 1] : undefined);
-    await serveService(name, config, createLogger({ level: config.log.level }));
+    const { config, path } = loadConfig(i >= 0 ? argv[i + 1] : undefined);
+    await serveService(name, config, createLogger({ level: config.log.level }), undefined, path);
     return 0;
   } catch (e) {
     process.stderr.write(`error: ${isAmiError(e) ? e.message : ((e as Error)?.stack ?? String(e))}\n`);

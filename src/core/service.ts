@@ -22,5 +22,5 @@ export interface ServiceDef {
   /** Lines to print after `up` (URLs, how to log in). */
   describe(config: Config, paths: RuntimePaths): string[];
   /** Runs inside the service process. Resolves once listening. */
-  start(config: Config, ctx: { paths: RuntimePaths; log: Logger }): Promise<ServiceHandle>;
+  start(config: Config, ctx: { paths: RuntimePaths; log: Logger; configPath?: string }): Promise<ServiceHandle>;
 }

@@ -15,7 +15,7 @@ export const serveOp = defineOp({
   cliOnly: true,
   hidden: true,
   async run({ service }, ctx) {
-    return { service, url: await serveService(service, ctx.config, ctx.log, ctx.signal) };
+    return { service, url: await serveService(service, ctx.config, ctx.log, ctx.signal, ctx.configPath) };
   },
 });
 

@@ -1,0 +1,254 @@
+/**
+ * Backup and restore time per event count, on SQLite and on PostgreSQL: a homeserver database holding
+ * BENCH_BACKUP_EVENTS messages (default 100,000; written straight into the store as the search bench does),
+ * `backup create`d and `backup restore`d into a fresh home (PostgreSQL: a fresh database); the per-1 M figures are
+ * extrapolated linearly from that count (said so in the row); baselines, same run and data: `sqlite3 .backup` /
+ * `pg_dump -Fc` alone, `cp` of the database file / `pg_restore` alone into a fresh database. The store's share is
+ * measured apart (runStore): BENCH_BACKUP_MEDIA_MIB of media (default 64 MiB, 1 MiB objects) against `cp -r`.
+ * `node bench/backup.ts` (or `npm run bench backup`).
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import YAML from "yaml";
+import { copyCas } from "../src/backup/cas-copy.ts";
+import { createBackup } from "../src/backup/create.ts";
+import { hashFile, listFiles } from "../src/backup/files.ts";
+import { restoreDir } from "../src/backup/restore.ts";
+import { openStoreAt } from "../src/cas/open.ts";
+import { configSchema } from "../src/config.ts";
+import { silentLogger } from "../src/core/logger.ts";
+import { runtimePaths } from "../src/core/paths.ts";
+import { startHomeserver } from "../src/matrix/homeserver.ts";
+import { openStore } from "../src/matrix/store/open.ts";
+import type { NewEvent } from "../src/matrix/store/types.ts";
+import { ok, registerUser } from "../test/e2e/helpers/client.ts";
+import {
+  type Backend,
+  createTestDatabase,
+  type TestDatabase,
+  testMatrixConfig,
+} from "../test/e2e/helpers/homeserver.ts";
+import { type BenchResult, round, runIfMain } from "./matrix/lib.ts";
+
+const EVENTS = Number(process.env.BENCH_BACKUP_EVENTS ?? 100_000);
+const MEDIA_MIB = Number(process.env.BENCH_BACKUP_MEDIA_MIB ?? 64);
+
+function home(database: string) {
+  const dir = mkdtempSync(join(tmpdir(), "ami-bench-backup-"));
+  const raw = { home: dir, matrix: testMatrixConfig({ database }) };
+  writeFileSync(join(dir, "config.yaml"), YAML.stringify(raw));
+  return { dir, config: configSchema.parse(raw), paths: runtimePaths(dir), configFile: join(dir, "config.yaml") };
+}
+
+async function fill(h: ReturnType<typeof home>): Promise<void> {
+  const dataDir = join(h.dir, "data", "matrix");
+  const hs = await startHomeserver(h.config.matrix, dataDir, silentLogger, openStoreAt(join(h.dir, "data", "cas")));
+  const user = await registerUser(hs.url, "bench");
+  const roomId = (await ok(hs.url, "POST", "/_matrix/client/v3/createRoom", { token: user.accessToken, body: {} }))
+    .room_id as string;
+  await hs.close();
+  const store = await openStore(h.config.matrix.database, dataDir);
+  try {
+    let stream = await store.getMaxStream();
+    for (let at = 0; at < EVENTS; at += 1000) {
+      const batch: NewEvent[] = [];
+      for (let i = at; i < Math.min(EVENTS, at + 1000); i++) {
+        stream++;
+        const pdu = {
+          room_id: roomId,
+          type: "m.room.message",
+          sender: user.userId,
+          content: { msgtype: "m.text", body: `message ${i} of the backup bench, with a few words to weigh like chat` },
+          origin_server_ts: Date.now(),
+          depth: stream,
+          prev_events: [],
+          auth_events: [],
+          hashes: { sha256: "bench" },
+          signatures: {},
+        };
+        batch.push({
+          stream,
+          eventId: `$bench${i}`,
+          roomId,
+          type: "m.room.message",
+          stateKey: null,
+          sender: user.userId,
+          originServerTs: pdu.origin_server_ts,
+          depth: stream,
+          pdu,
+        });
+      }
+      await store.events.persistEvents(batch);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+const seconds = (f: () => unknown) => {
+  const t = performance.now();
+  f();
+  return (performance.now() - t) / 1000;
+};
+
+function pgConn(url: string): string {
+  const u = new URL(url);
+  u.searchParams.delete("schema");
+  return u.toString();
+}
+
+/** create and restore of home `a` into a fresh home; seconds each. */
+async function roundTrip(
+  backend: Backend,
+  a: ReturnType<typeof home>,
+  out: string,
+  dbs: TestDatabase[],
+  dirs: string[],
+): Promise<{ create: number; restore: number; mib: number }> {
+  const t0 = performance.now();
+  const made = await createBackup({
+    config: a.config,
+    configPath: a.configFile,
+    paths: a.paths,
+    log: silentLogger,
+    dir: out,
+  });
+  const create = (performance.now() - t0) / 1000;
+  let dst: TestDatabase | undefined;
+  if (backend === "postgres") {
+    dst = await createTestDatabase("postgres", "");
+    dbs.push(dst);
+  }
+  const b = home(dst?.database ?? "sqlite");
+  dirs.push(b.dir);
+  const t1 = performance.now();
+  const restored = await restoreDir(made.path, { config: b.config, configPath: b.configFile, paths: b.paths });
+  const restore = (performance.now() - t1) / 1000;
+  if (restored.events !== made.events) throw new Error(`restored ${restored.events} events of ${made.events}`);
+  rmSync(made.path, { recursive: true, force: true });
+  return { create, restore, mib: round(made.bytes / 2 ** 20, 1) };
+}
+
+export async function run(backend: Backend): Promise<BenchResult[]> {
+  const dbs: TestDatabase[] = [];
+  const dirs: string[] = [];
+  try {
+    let src: TestDatabase | undefined;
+    if (backend === "postgres") {
+      src = await createTestDatabase("postgres", "");
+      dbs.push(src);
+    }
+    const a = home(src?.database ?? "sqlite");
+    dirs.push(a.dir);
+    const tf = performance.now();
+    await fill(a);
+    console.error(`[backup] ${backend}: ${EVENTS} events written in ${round((performance.now() - tf) / 1000, 1)} s`);
+    const out = mkdtempSync(join(tmpdir(), "ami-bench-backup-out-"));
+    dirs.push(out);
+
+    // 1. Events only: the database's share, extrapolated per 1 M events. Baseline: the bare tools on the same data.
+    let dbBase: number;
+    let dbRestoreBase: number;
+    if (backend === "sqlite") {
+      dbBase = seconds(() =>
+        execFileSync("sqlite3", [join(a.dir, "data", "matrix", "homeserver.db"), `.backup ${join(out, "plain.db")}`]),
+      );
+      dbRestoreBase = seconds(() => execFileSync("cp", [join(out, "plain.db"), join(out, "restored.db")]));
+    } else {
+      const conn = pgConn(src!.database);
+      dbBase = seconds(() =>
+        execFileSync("pg_dump", [
+          "-Fc",
+          "--schema=ami_matrix",
+          `--file=${join(out, "plain.pgdump")}`,
+          `--dbname=${conn}`,
+        ]),
+      );
+      const fresh = await createTestDatabase("postgres", "");
+      dbs.push(fresh);
+      dbRestoreBase = seconds(() =>
+        execFileSync("pg_restore", [
+          "--no-owner",
+          "--single-transaction",
+          `--dbname=${pgConn(fresh.database)}`,
+          join(out, "plain.pgdump"),
+        ]),
+      );
+    }
+    const ev = await roundTrip(backend, a, out, dbs, dirs);
+
+    const name = backend === "sqlite" ? "SQLite" : "PostgreSQL";
+    const k = `${EVENTS / 1000}k`;
+    const what = `backup (${name})`;
+    const per1M = (s: number) => round((s * 1_000_000) / EVENTS, 1);
+    const tool = backend === "sqlite" ? "sqlite3 .backup" : "pg_dump -Fc";
+    const rtool = backend === "sqlite" ? "cp of the database file" : "pg_restore";
+    const row = (metric: string, value: number, unit: string, baseline: string): BenchResult => ({
+      bench: what,
+      metric,
+      value,
+      unit,
+      baseline,
+      target: "",
+      met: null,
+    });
+    return [
+      row(`create, ${k} events (${ev.mib} MiB)`, round(ev.create, 2), "s", `${tool} alone ${round(dbBase, 2)} s`),
+      row(`restore, ${k} events`, round(ev.restore, 2), "s", `${rtool} alone ${round(dbRestoreBase, 2)} s`),
+      row(`create per 1 M events (extrapolated from ${k})`, per1M(ev.create), "s", `${tool} alone ${per1M(dbBase)} s`),
+      row(
+        `restore per 1 M events (extrapolated from ${k})`,
+        per1M(ev.restore),
+        "s",
+        `${rtool} alone ${per1M(dbRestoreBase)} s`,
+      ),
+    ];
+  } finally {
+    for (const d of dbs) await d.drop().catch(() => {});
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The store's share, the same for both backends: MEDIA_MIB of 1 MiB media objects copied as create does (chunk-level
+ * copy of verified chunks, then SHA-256 and fsync of every file for the manifest) and as restore does (SHA-256 of
+ * every file against the manifest, then a file copy), against `cp -r` of the store directory.
+ */
+export async function runStore(): Promise<BenchResult[]> {
+  const out = mkdtempSync(join(tmpdir(), "ami-bench-backup-store-"));
+  try {
+    const src = openStoreAt(join(out, "src"), configSchema.parse({}).cas);
+    for (let i = 0; i < MEDIA_MIB; i++) await src.put(randomBytes(1024 * 1024), { hold: `matrix.media:bench${i}` });
+    const base = seconds(() => execFileSync("cp", ["-r", join(out, "src"), join(out, "cp")]));
+    let t = performance.now();
+    await copyCas(src, join(out, "backup"));
+    const files = await listFiles(join(out, "backup"));
+    for (const f of files) await hashFile(join(out, "backup", f), true);
+    const create = (performance.now() - t) / 1000;
+    t = performance.now();
+    for (const f of files) await hashFile(join(out, "backup", f));
+    await cp(join(out, "backup"), join(out, "restored"), { recursive: true });
+    const restore = (performance.now() - t) / 1000;
+    const row = (metric: string, s: number): BenchResult => ({
+      bench: "backup (store)",
+      metric,
+      value: round(MEDIA_MIB / s, 1),
+      unit: "MiB/s",
+      baseline: `cp -r of the store ${round(MEDIA_MIB / base, 1)} MiB/s`,
+      target: "",
+      met: null,
+    });
+    return [
+      row(`create: ${MEDIA_MIB} MiB media, verified chunk copy + SHA-256 + fsync`, create),
+      row(`restore: ${MEDIA_MIB} MiB media, SHA-256 check + copy`, restore),
+    ];
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+runIfMain(import.meta, async () => [...(await run("sqlite")), ...(await run("postgres")), ...(await runStore())]);
