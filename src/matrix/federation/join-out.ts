@@ -7,10 +7,12 @@
  * of the template's room version; the join itself authorised by the returned state.
  *
  * Then it is persisted under the room's lock: the room row (its version), the auth chain as outliers, the state
- * events as timeline events (oldest first, so current_state, memberships and state_history come out as for any
- * event and the room head can be loaded), then the join, which becomes the room's single forward extremity; the
- * current state is set to exactly the returned state plus the join. The joining user sees the room in /sync with
- * that state and the join; the resident server sends later events to us because we now have a joined member.
+ * events as state-only events (NewEvent.stateOnly: oldest first in one commit, with stream positions so
+ * current_state, memberships and state_history come out as for any event and the room head can be loaded, but in
+ * no timeline), then the join, which becomes the room's single forward extremity; the current state is set to
+ * exactly the returned state plus the join. The joining user's /sync shows the room with that state in its `state`
+ * block and a timeline starting at the join; the resident server sends later events to us because we now have a
+ * joined member.
  */
 import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, authTypesFor, checkAuth, type StateKey, stateKey } from "../events/auth.ts";
@@ -192,7 +194,7 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
       .filter((id) => (have.get(id)?.stream ?? null) === null)
       .map((id) => [id, events.get(id) as Pdu] as const)
       .sort((a, b) => Number(a[1].depth) - Number(b[1].depth));
-    const write = async (id: string, p: Pdu) =>
+    const write = (id: string, p: Pdu, stateOnly: boolean) =>
       persist({
         eventId: id,
         roomId,
@@ -202,9 +204,11 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
         originServerTs: p.origin_server_ts,
         depth: p.depth,
         pdu: p,
+        stateOnly,
       });
-    for (const [id, p] of toWrite) await write(id, p);
-    if ((have.get(joinId)?.stream ?? null) === null) await write(joinId, join);
+    // Queued together, so the stream writer commits them as one batch (oldest first).
+    await Promise.all(toWrite.map(([id, p]) => write(id, p, true)));
+    if ((have.get(joinId)?.stream ?? null) === null) await write(joinId, join, false);
     await store.dag.setForwardExtremities(roomId, [joinId]);
     await store.dag.setCurrentState(roomId, new Map([...state, [stateKey("m.room.member", userId), joinId]]));
   });

@@ -115,7 +115,7 @@ export class Rooms implements RoomService {
           this.#heads.delete(roomId);
         }
         this.#hs.metrics.eventsPersisted++;
-        this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
+        if (!event.stateOnly) this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
         return stream;
       };
       return fn(head, persist);
