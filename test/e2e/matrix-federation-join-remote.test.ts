@@ -253,6 +253,47 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.ok(!sync.rooms.invite?.[priv], "no longer an invite");
   });
 
+  test("an event the resident sends before bob's join is stored on hs2 is held, then applied with the join", async () => {
+    const race = (await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "public_chat" })).room_id;
+    const rid = encodeURIComponent(race);
+    const hs2 = u.bob.srv.hs;
+    let release!: () => void;
+    let reached!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const atHook = new Promise<void>((r) => {
+      reached = r;
+    });
+    // hs2 holds its join between hs1's send_join answer and storing the room: the window of the race.
+    hs2.federation.hooks.sendJoinAnswered = async (r) => {
+      if (r !== race) return;
+      reached();
+      await gate;
+    };
+    try {
+      const joining = call("bob", "POST", `/_matrix/client/v3/join/${rid}?via=hs1.test`, {});
+      await atHook;
+      const held = hs2.pduIn.stats.held;
+      await call("alice", "PUT", `/_matrix/client/v3/rooms/${rid}/send/m.room.message/race`, {
+        msgtype: "m.text",
+        body: "during the join",
+      });
+      await until("hs2 holds alice's message", async () => hs2.pduIn.stats.held > held, 10_000);
+      release();
+      await joining;
+    } finally {
+      release();
+      delete hs2.federation.hooks.sendJoinAnswered;
+    }
+    // Applied when the join was stored: there, right after the join, with no other event to pull it in.
+    const m = await call("bob", "GET", `/_matrix/client/v3/rooms/${rid}/messages?dir=b&limit=10`);
+    assert.deepEqual(
+      (m.chunk as any[]).map((e) => (e.type === "m.room.message" ? e.content.body : `${e.type}|${e.state_key}`)),
+      ["during the join", "m.room.member|@bob:hs2.test"],
+    );
+  });
+
   test("/v2/invite forgeries: another server's inviter, a non-invite, a bad signature -> 4xx, nothing stored", async () => {
     const hs3 = u.carol.srv.hs;
     const { signEvent } = await import("../../src/matrix/events/event-signing.ts");

@@ -89,7 +89,26 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   if (candidates.length === 0)
     throw new AmiError("M_NOT_FOUND", `Room ${roomId} is not known here and no server to join it through was given`);
   const { server, version, event: template } = await makeJoin(hs, roomId, userId, candidates);
+  hs.pduIn.beginJoin(roomId, version);
+  let stored = false;
+  try {
+    const joinId = await sendJoin(hs, roomId, userId, server, version, template);
+    stored = true;
+    return joinId;
+  } finally {
+    await hs.pduIn.endJoin(roomId, stored);
+  }
+}
 
+/** send_join of our signed `template`, the answer checked and stored (see the file's comment). */
+async function sendJoin(
+  hs: Homeserver,
+  roomId: string,
+  userId: string,
+  server: string,
+  version: string,
+  template: Pdu,
+): Promise<string> {
   const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = template;
   const draft: Pdu = { ...rest, origin: hs.serverName, origin_server_ts: Date.now() };
   const signed = signEvent(draft, hs.serverName, hs.signingKey, version);
@@ -99,6 +118,7 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
     path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(joinId)}`,
     body: signed,
   });
+  await hs.federation.hooks.sendJoinAnswered?.(roomId);
   // A restricted join comes back signed by the resident too; it must still be our event.
   let join: Pdu = signed;
   if (res.event && typeof res.event === "object") {
