@@ -20,6 +20,7 @@ import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
 import { isSupportedRoomVersion, SUPPORTED_ROOM_VERSIONS } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
+import { invalidateRoomHosts } from "./edus-out.ts";
 import { checkPduSignatures } from "./event-signatures.ts";
 import { outlierOf, stateResEventOf } from "./pdu-in.ts";
 
@@ -231,6 +232,7 @@ async function sendJoin(
     if ((have.get(joinId)?.stream ?? null) === null) await write(joinId, join, false);
     await store.dag.setForwardExtremities(roomId, [joinId]);
     await store.dag.setCurrentState(roomId, new Map([...state, [stateKey("m.room.member", userId), joinId]]));
+    invalidateRoomHosts(hs, roomId);
   });
   await hs.rooms.reloadHead(roomId);
   hs.log.info("federation: joined a remote room", { roomId, via: server, events: events.size });

@@ -28,6 +28,7 @@ import type { StateResolver } from "../service/event-state.ts";
 import type { RoomHead } from "../service/room-head.ts";
 import type { DagEvent, EventStateWrite, NewEvent, StateEntry, Store } from "../store/types.ts";
 import { roomAdmits } from "./access.ts";
+import { invalidateRoomHosts } from "./edus-out.ts";
 import { checkPduSignatures } from "./event-signatures.ts";
 import type { OnPdus, PduResults } from "./transactions.ts";
 
@@ -450,6 +451,7 @@ export class PduIn {
     const resolved = await stateBefore(store, this.graphs, roomId, version, ext);
     if (!resolved) return;
     const changed = await store.dag.setCurrentState(roomId, resolved.ids);
+    if (changed) invalidateRoomHosts(this.#hs, roomId);
     // The head (whose auth state is read from current_state) was dropped by persist and is re-read after this.
     if (changed > 0) this.stats.stateResolved++;
   }
