@@ -3,7 +3,7 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, cas, thumbnail, startup, state-res, media).
+ * federation-delivery, federation-join, cas, thumbnail, startup, state-res, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -26,6 +26,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   "federation-auth": async () => (await import("./matrix/federation-auth.ts")).run(),
   // hs1 -> hs2 to-device delivery over a federation transaction, against a local to-device delivery (issue 12).
   "federation-delivery": async () => (await import("./matrix/federation-delivery.ts")).run(),
+  // hs2 joins a 5,000-member, 20,000-event room of hs1 over federation, against a local join of it (issue 12).
+  "federation-join": async () => (await import("./matrix/federation-join.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
