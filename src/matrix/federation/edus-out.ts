@@ -83,8 +83,8 @@ export function invalidateRoomHosts(hs: Homeserver, roomId: string): void {
   hosts.get(hs)?.invalidate(roomId);
 }
 
-/** The other servers with a member joined to any of `roomIds`. */
-function remoteServers(hs: Homeserver, roomIds: string[]): Promise<Set<string>> {
+/** The other servers with a member joined to any of `roomIds` (cached: RoomHosts). */
+export function remoteServers(hs: Homeserver, roomIds: string[]): Promise<Set<string>> {
   return hostsOf(hs).get(roomIds);
 }
 
