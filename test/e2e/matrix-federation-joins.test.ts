@@ -125,6 +125,7 @@ describe("federation joins: send_join / send_leave on the resident server", () =
   test("send_join: bob is a member; the answer holds the state before the join and its auth chain", async () => {
     const { pdu, id } = await filled("join");
     const res = await fed("PUT", sendPath("join", id), pdu);
+    assertSpec("server-server/joins-v2.yaml", "/send_join/{roomId}/{eventId}", "PUT", 200, res);
     assert.ok((await members()).includes(bob));
     assert.equal(res.origin, "hs1.test");
     assert.equal(res.members_omitted, false);
