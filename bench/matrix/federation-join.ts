@@ -8,10 +8,12 @@
  *   bob's /sync (lazy-loading members, as Element does) shows it;
  * - full state: the time until bob's `GET /joined_members` on hs2 lists all 5,002 members.
  * Same-run baseline: carol, a user of hs1, joins the same room locally and is timed the same way.
- * With `BENCH_JOIN_PARTIAL=0` the joining side asks for the full state (no `omit_members`), when partial-state joins
- * exist; both are reported when they do.
+ * Also the resident's send_join answer alone (make_join + send_join by hs2's federation client for two more hs2
+ * users), full and with `omit_members=true` (the joining side does not ask for it yet): time, events, size.
  */
-import { register, startFederation, type TestUser } from "../../test/e2e/helpers/federation.ts";
+import { signEvent } from "../../src/matrix/events/event-signing.ts";
+import { eventIdFor } from "../../src/matrix/events/hashing.ts";
+import { type FedServer, register, startFederation, type TestUser } from "../../test/e2e/helpers/federation.ts";
 import { type BenchResult, round, runIfMain } from "./lib.ts";
 
 const MEMBERS = Number(process.env.BENCH_JOIN_MEMBERS ?? 5000);
@@ -51,6 +53,38 @@ async function syncUntil(base: string, u: TestUser, roomId: string, body: string
     if (tl.some((e: any) => e.content?.body === body)) return;
   }
   throw new Error(`bench: ${u.userId} never saw ${body}`);
+}
+
+/**
+ * The resident's send_join answer alone, as hs2's federation client gets it for a new user of hs2 (make_join, the
+ * template signed by hs2, send_join): time and size, with or without `omit_members`.
+ */
+async function sendJoinAnswer(
+  hs2: FedServer,
+  roomId: string,
+  version: string,
+  user: string,
+  omit: boolean,
+): Promise<{ ms: number; bytes: number; events: number }> {
+  const c = hs2.hs.federation.client;
+  const t0 = performance.now();
+  const tpl = await c.request<any>("hs1.test", {
+    method: "GET",
+    path: `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent(user)}?ver=${version}`,
+  });
+  const signed = signEvent({ ...tpl.event, origin_server_ts: Date.now() }, "hs2.test", hs2.hs.signingKey, version);
+  const id = eventIdFor(signed, version);
+  const q = omit ? "?omit_members=true" : "";
+  const res = await c.request<any>("hs1.test", {
+    method: "PUT",
+    path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(id)}${q}`,
+    body: signed,
+  });
+  return {
+    ms: performance.now() - t0,
+    bytes: JSON.stringify(res).length,
+    events: res.state.length + res.auth_chain.length,
+  };
 }
 
 async function membersUntil(base: string, u: TestUser, roomId: string, n: number): Promise<void> {
@@ -135,7 +169,11 @@ export async function run(): Promise<BenchResult[]> {
     const total = MEMBERS + 3; // the members, alice, and the joiner (carol joins first; bob sees her too)
     const local = await timeJoin(hs1.url, carol, hs1.url, alice, roomId, total - 1, "local");
     const fed = await timeJoin(hs2.url, bob, hs1.url, alice, roomId, total, "federated");
+    const version = await hs.rooms.roomVersion(roomId);
+    const full = await sendJoinAnswer(hs2, roomId, version, "@full:hs2.test", false);
+    const part = await sendJoinAnswer(hs2, roomId, version, "@partial:hs2.test", true);
     const bench = `federation: join a room of ${MEMBERS} members, ${events} events (hs2 via hs1)`;
+    const answer = (x: typeof full) => `${round(x.ms, 0)} ms, ${x.events} events, ${round(x.bytes / 1024, 0)} KiB`;
     const base = (x: number) =>
       `local join on hs1 ${round(x, 0)} ms (room built in ${round(genMs / 1000, 1)} s; state ${state.length} events, ${round(stateBytes / 1048576, 1)} MiB)`;
     return [
@@ -163,6 +201,15 @@ export async function run(): Promise<BenchResult[]> {
         value: round(fed.join, 0),
         unit: "ms",
         baseline: base(local.join),
+        target: "",
+        met: null,
+      },
+      {
+        bench,
+        metric: "resident's send_join answer, omit_members",
+        value: round(part.ms, 0),
+        unit: "ms",
+        baseline: `full answer: ${answer(full)}; partial: ${answer(part)}`,
         target: "",
         met: null,
       },
