@@ -114,12 +114,25 @@ async function sendJoin(
   const draft: Pdu = { ...rest, origin: hs.serverName, origin_server_ts: Date.now() };
   const signed = signEvent(draft, hs.serverName, hs.signingKey, version);
   const joinId = eventIdFor(signed, version);
-  const res = await hs.federation.client.request<{ state?: unknown; auth_chain?: unknown; event?: Pdu }>(server, {
+  const res = await hs.federation.client.request<{
+    state?: unknown;
+    auth_chain?: unknown;
+    event?: Pdu;
+    members_omitted?: unknown;
+  }>(server, {
     method: "PUT",
     path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(joinId)}`,
     body: signed,
   });
   await hs.federation.hooks.sendJoinAnswered?.(roomId);
+  // We do not ask for omit_members: a partial state would be taken for the room's whole state.
+  if (res.members_omitted === true)
+    throw new AmiError(
+      "M_UNKNOWN",
+      `${server} answered send_join with members omitted, which we did not ask for`,
+      {},
+      502,
+    );
   // A restricted join comes back signed by the resident too; it must still be our event.
   let join: Pdu = signed;
   if (res.event && typeof res.event === "object") {
