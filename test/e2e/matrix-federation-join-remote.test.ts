@@ -102,7 +102,7 @@ describe("federation: joining remote rooms from the client API", () => {
   const bodies = async (who: string) => {
     const m = await call(who, "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=500`);
     return (m.chunk as any[])
-      .filter((e) => e.type === "m.room.message")
+      .filter((e) => e.type === "m.room.message" && !String(e.content.body).startsWith("pre "))
       .map((e) => e.content.body as string)
       .reverse();
   };
@@ -142,6 +142,15 @@ describe("federation: joining remote rooms from the client API", () => {
   });
 
   test("bob joins by alias, carol by room ID with via; each sees the room's state in /sync", async () => {
+    // Prior history and state: a topic and two messages before anyone else joins.
+    const rid = encodeURIComponent(roomId);
+    await call("alice", "PUT", `/_matrix/client/v3/rooms/${rid}/state/m.room.topic/`, { topic: "before" });
+    for (const i of [0, 1])
+      await call("alice", "PUT", `/_matrix/client/v3/rooms/${rid}/send/m.room.message/pre${i}`, {
+        msgtype: "m.text",
+        body: `pre ${i}`,
+      });
+    const since = (await call("bob", "GET", "/_matrix/client/v3/sync?timeout=0")).next_batch;
     const r = await call("bob", "POST", `/_matrix/client/v3/join/${encodeURIComponent("#lobby:hs1.test")}`, {});
     assert.equal(r.room_id, roomId);
     const r2 = await call("carol", "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=hs1.test`, {});
@@ -153,17 +162,32 @@ describe("federation: joining remote rooms from the client API", () => {
     const members = await call("alice", "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`);
     assert.equal(members.joined["@bob:hs2.test"].display_name, "bob");
     assert.equal(members.joined["@carol:hs3.test"].display_name, "carol");
-    const sync = await call("carol", "GET", "/_matrix/client/v3/sync");
-    const room = sync.rooms.join[roomId];
-    assert.ok(room, "carol's /sync has the room");
-    const evs = [...(room.state?.events ?? []), ...(room.timeline?.events ?? [])];
-    assert.ok(
-      evs.some((e: any) => e.type === "m.room.name" && e.content.name === "Lobby"),
-      "the room's name",
-    );
-    assert.ok(
-      evs.some((e: any) => e.type === "m.room.member" && e.state_key === "@carol:hs3.test"),
-      "her join",
+    // The state the resident sent is state, not timeline: the joiner's timeline starts at its own join, and the
+    // state block carries the room's earlier state (initial sync for carol, incremental across the join for bob).
+    const check = (who: string, room: any, others: string[]) => {
+      assert.ok(room, `${who}'s /sync has the room`);
+      const tl = room.timeline.events as any[];
+      assert.equal(tl[0]?.type, "m.room.member", `${who}'s timeline starts at a member event: ${JSON.stringify(tl)}`);
+      assert.equal(tl[0].state_key, `@${who}:${u[who].srv.name}`, `${who}'s timeline starts at their join`);
+      assert.equal(tl[0].content.membership, "join");
+      const state = new Map((room.state.events as any[]).map((e) => [`${e.type}|${e.state_key}`, e]));
+      assert.equal(state.get("m.room.name|")?.content.name, "Lobby", `${who}: the name is state`);
+      assert.equal(state.get("m.room.topic|")?.content.topic, "before", `${who}: the topic is state`);
+      assert.ok(state.get("m.room.create|"), `${who}: the create event is state`);
+      for (const m of ["@alice:hs1.test", ...others])
+        assert.equal(state.get(`m.room.member|${m}`)?.content.membership, "join", `${who}: ${m} in the state`);
+    };
+    const carolSync = await call("carol", "GET", "/_matrix/client/v3/sync");
+    check("carol", carolSync.rooms.join[roomId], ["@bob:hs2.test"]);
+    const bobSync = await call("bob", "GET", `/_matrix/client/v3/sync?timeout=0&since=${encodeURIComponent(since)}`);
+    const bobRoom = bobSync.rooms.join[roomId];
+    // Bob's timeline may also hold carol's later join; it starts at his.
+    check("bob", bobRoom, []);
+    const back = await call("carol", "GET", `/_matrix/client/v3/rooms/${rid}/messages?dir=b&limit=50`);
+    assert.deepEqual(
+      (back.chunk as any[]).map((e) => `${e.type}|${e.state_key ?? ""}`),
+      ["m.room.member|@carol:hs3.test"],
+      "carol's history starts at her join",
     );
   });
 
@@ -651,6 +675,47 @@ describe("federation: joining remote rooms from the client API", () => {
         return !sync.rooms.invite?.[priv];
       },
       10_000,
+    );
+  });
+
+  test("an event the resident sends before bob's join is stored on hs2 is held, then applied with the join", async () => {
+    const race = (await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "public_chat" })).room_id;
+    const rid = encodeURIComponent(race);
+    const hs2 = u.bob.srv.hs;
+    let release!: () => void;
+    let reached!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const atHook = new Promise<void>((r) => {
+      reached = r;
+    });
+    // hs2 holds its join between hs1's send_join answer and storing the room: the window of the race.
+    hs2.federation.hooks.sendJoinAnswered = async (r) => {
+      if (r !== race) return;
+      reached();
+      await gate;
+    };
+    try {
+      const joining = call("bob", "POST", `/_matrix/client/v3/join/${rid}?via=hs1.test`, {});
+      await atHook;
+      const held = hs2.pduIn.stats.held;
+      await call("alice", "PUT", `/_matrix/client/v3/rooms/${rid}/send/m.room.message/race`, {
+        msgtype: "m.text",
+        body: "during the join",
+      });
+      await until("hs2 holds alice's message", async () => hs2.pduIn.stats.held > held, 10_000);
+      release();
+      await joining;
+    } finally {
+      release();
+      delete hs2.federation.hooks.sendJoinAnswered;
+    }
+    // Applied when the join was stored: there, right after the join, with no other event to pull it in.
+    const m = await call("bob", "GET", `/_matrix/client/v3/rooms/${rid}/messages?dir=b&limit=10`);
+    assert.deepEqual(
+      (m.chunk as any[]).map((e) => (e.type === "m.room.message" ? e.content.body : `${e.type}|${e.state_key}`)),
+      ["during the join", "m.room.member|@bob:hs2.test"],
     );
   });
 

@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { signEvent } from "../../src/matrix/events/event-signing.ts";
 import { eventIdFor } from "../../src/matrix/events/hashing.ts";
 import { generateSigningKey } from "../../src/matrix/events/signing.ts";
+import { assertSpec } from "../../src/test/spec-schema.ts";
 import { type FedServer, register, startFederation, type TestUser } from "./helpers/federation.ts";
 
 type Pdu = Record<string, any>;
@@ -124,6 +125,7 @@ describe("federation joins: send_join / send_leave on the resident server", () =
   test("send_join: bob is a member; the answer holds the state before the join and its auth chain", async () => {
     const { pdu, id } = await filled("join");
     const res = await fed("PUT", sendPath("join", id), pdu);
+    assertSpec("server-server/joins-v2.yaml", "/send_join/{roomId}/{eventId}", "PUT", 200, res);
     assert.ok((await members()).includes(bob));
     assert.equal(res.origin, "hs1.test");
     assert.equal(res.members_omitted, false);
@@ -140,6 +142,49 @@ describe("federation joins: send_join / send_leave on the resident server", () =
       for (const a of e.auth_events) assert.ok(chainIds.has(a), "the auth chain is closed");
     // Sending it again is idempotent.
     await fed("PUT", sendPath("join", id), pdu);
+  });
+
+  test("send_join with omit_members=true: no member events but the heroes', servers_in_room, a closed auth chain", async () => {
+    // A room without a name or alias (heroes are sent) and one with a name (no member event is sent).
+    const carol = await register(hs1.url, "carol");
+    for (const named of [false, true]) {
+      const body = named ? { preset: "public_chat", name: "Named" } : { preset: "public_chat" };
+      const rid = (await client("POST", "/_matrix/client/v3/createRoom", body)).room_id;
+      const r = await fetch(`${hs1.url}/_matrix/client/v3/join/${encodeURIComponent(rid)}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${carol.token}` },
+        body: "{}",
+      });
+      assert.equal(r.status, 200);
+      const save = roomId;
+      roomId = rid;
+      try {
+        const { pdu, id } = await filled("join");
+        assert.equal(await fedStatus("PUT", `${sendPath("join", id)}?omit_members=maybe`, pdu), 400);
+        const res = await fed("PUT", `${sendPath("join", id)}?omit_members=true`, pdu);
+        assertSpec("server-server/joins-v2.yaml", "/send_join/{roomId}/{eventId}", "PUT", 200, res);
+        assert.equal(res.members_omitted, true);
+        assert.deepEqual(res.servers_in_room, ["hs1.test"]);
+        const sentMembers = res.state.filter((e: Pdu) => e.type === "m.room.member").map((e: Pdu) => e.state_key);
+        assert.deepEqual(sentMembers.sort(), named ? [] : [alice.userId, carol.userId].sort(), `named: ${named}`);
+        const types = res.state.map((e: Pdu) => `${e.type}|${e.state_key}`);
+        for (const t of ["m.room.create|", "m.room.join_rules|", "m.room.power_levels|"])
+          assert.ok(types.includes(t), `state has ${t}`);
+        // The join's auth events and every auth event of what is sent are in `state` or `auth_chain`.
+        const sent = new Set([...res.state, ...res.auth_chain].map((e: Pdu) => eventIdFor(e, version)));
+        for (const e of [pdu, ...res.state, ...res.auth_chain])
+          for (const a of e.auth_events) assert.ok(sent.has(a), `auth event ${a} is sent`);
+        assert.ok(
+          res.auth_chain.every(
+            (e: Pdu) => !res.state.some((x: Pdu) => eventIdFor(x, version) === eventIdFor(e, version)),
+          ),
+          "nothing twice",
+        );
+        assert.ok((await members()).includes(bob));
+      } finally {
+        roomId = save;
+      }
+    }
   });
 
   test("send_leave: bob has left; a join to send_leave is refused", async () => {

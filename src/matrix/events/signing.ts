@@ -27,8 +27,22 @@ function privateKeyFromSeed(seed: Buffer): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: "der", type: "pkcs8" });
 }
 
+/** Imported public keys by their base64: importing one costs about as much as a verification with it. */
+const publicKeys = new Map<string, KeyObject>();
+const MAX_PUBLIC_KEYS = 1024;
+
 function publicKeyFromRaw(raw: Buffer): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: "der", type: "spki" });
+}
+
+function cachedPublicKey(base64: string, raw: Buffer): KeyObject {
+  let k = publicKeys.get(base64);
+  if (!k) {
+    if (publicKeys.size >= MAX_PUBLIC_KEYS) publicKeys.clear();
+    k = publicKeyFromRaw(raw);
+    publicKeys.set(base64, k);
+  }
+  return k;
 }
 
 /** Builds a signing key from its seed; `keyId` is "ed25519:<version>". */
@@ -96,7 +110,7 @@ export function verifyJsonSignature(obj: object, serverName: string, keyId: stri
     const raw = decodeBase64(publicKeyBase64);
     const sigBytes = decodeBase64(sig);
     if (raw.length !== 32 || sigBytes.length !== 64) return false;
-    return verify(null, signedBytes(obj), publicKeyFromRaw(raw), sigBytes);
+    return verify(null, signedBytes(obj), cachedPublicKey(publicKeyBase64, raw), sigBytes);
   } catch {
     return false;
   }

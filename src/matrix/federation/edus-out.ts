@@ -7,17 +7,85 @@
 import { serverNameOf } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 
-/** The other servers with a member joined to `roomId`. */
-async function remoteServers(hs: Homeserver, roomIds: string[]): Promise<Set<string>> {
-  const out = new Set<string>();
-  const byRoom = await hs.store.events.getMembersOfRooms(roomIds);
-  for (const members of byRoom.values())
-    for (const m of members) {
-      if (m.membership !== "join") continue;
-      const s = serverNameOf(m.userId);
-      if (s && s !== hs.serverName) out.add(s);
-    }
-  return out;
+/** Rooms whose remote servers RoomHosts keeps. */
+const MAX_CACHED_ROOMS = 10_000;
+
+/**
+ * The other servers joined to each room, kept up to date by the member events written (the stream writer reports
+ * each: a join adds its server, any other membership drops the room's entry) and dropped when the room's current
+ * state is reset (`invalidateRoomHosts`): a send to a room of 5,000 members then reads no member list. A read that
+ * overlaps such a change is not kept.
+ */
+class RoomHosts {
+  readonly #hs: Homeserver;
+  readonly #cache = new Map<string, Set<string>>();
+  readonly #gen = new Map<string, number>();
+  constructor(hs: Homeserver) {
+    this.#hs = hs;
+    hs.stream.onWritten((_pos, ev) => {
+      if (ev?.type !== "m.room.member") return;
+      // A join only adds its server; anything else may remove one: read again.
+      const server = ev.stateKey === null ? null : serverNameOf(ev.stateKey);
+      const cached = this.#cache.get(ev.roomId);
+      if (ev.pdu.content?.membership === "join" && server && cached) {
+        if (server !== hs.serverName) cached.add(server);
+        this.#gen.set(ev.roomId, (this.#gen.get(ev.roomId) ?? 0) + 1);
+      } else this.invalidate(ev.roomId);
+    });
+  }
+
+  invalidate(roomId: string): void {
+    this.#cache.delete(roomId);
+    this.#gen.set(roomId, (this.#gen.get(roomId) ?? 0) + 1);
+  }
+
+  async get(roomIds: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const missing = roomIds.filter((r) => {
+      const hit = this.#cache.get(r);
+      for (const s of hit ?? []) out.add(s);
+      return !hit;
+    });
+    if (missing.length === 0) return out;
+    const gens = missing.map((r) => this.#gen.get(r) ?? 0);
+    const byRoom = await this.#hs.store.events.getMembersOfRooms(missing);
+    missing.forEach((roomId, i) => {
+      const servers = new Set<string>();
+      for (const m of byRoom.get(roomId) ?? []) {
+        if (m.membership !== "join") continue;
+        const s = serverNameOf(m.userId);
+        if (s && s !== this.#hs.serverName) servers.add(s);
+      }
+      for (const s of servers) out.add(s);
+      if ((this.#gen.get(roomId) ?? 0) !== gens[i]) return;
+      if (this.#cache.size >= MAX_CACHED_ROOMS) {
+        this.#cache.clear();
+        this.#gen.clear();
+      }
+      this.#cache.set(roomId, servers);
+    });
+    return out;
+  }
+}
+
+const hosts = new WeakMap<Homeserver, RoomHosts>();
+const hostsOf = (hs: Homeserver): RoomHosts => {
+  let h = hosts.get(hs);
+  if (!h) {
+    h = new RoomHosts(hs);
+    hosts.set(hs, h);
+  }
+  return h;
+};
+
+/** Forget the cached servers of a room whose memberships changed other than by a written member event. */
+export function invalidateRoomHosts(hs: Homeserver, roomId: string): void {
+  hosts.get(hs)?.invalidate(roomId);
+}
+
+/** The other servers with a member joined to any of `roomIds` (cached: RoomHosts). */
+export function remoteServers(hs: Homeserver, roomIds: string[]): Promise<Set<string>> {
+  return hostsOf(hs).get(roomIds);
 }
 
 function guarded(hs: Homeserver, what: string, fn: () => Promise<void>): void {

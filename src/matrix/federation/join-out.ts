@@ -7,10 +7,12 @@
  * of the template's room version; the join itself authorised by the returned state.
  *
  * Then it is persisted under the room's lock: the room row (its version), the auth chain as outliers, the state
- * events as timeline events (oldest first, so current_state, memberships and state_history come out as for any
- * event and the room head can be loaded), then the join, which becomes the room's single forward extremity; the
- * current state is set to exactly the returned state plus the join. The joining user sees the room in /sync with
- * that state and the join; the resident server sends later events to us because we now have a joined member.
+ * events as state-only events (NewEvent.stateOnly: oldest first in one commit, with stream positions so
+ * current_state, memberships and state_history come out as for any event and the room head can be loaded, but in
+ * no timeline), then the join, which becomes the room's single forward extremity; the current state is set to
+ * exactly the returned state plus the join. The joining user's /sync shows the room with that state in its `state`
+ * block and a timeline starting at the join; the resident server sends later events to us because we now have a
+ * joined member.
  */
 import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, authStateTypesFor, checkAuth, type StateKey, stateKey } from "../events/auth.ts";
@@ -19,6 +21,7 @@ import { eventIdFor } from "../events/hashing.ts";
 import { createEventIdOfRoom, roomIdOfCreateEvent } from "../events/ids.ts";
 import { isSupportedRoomVersion, roomVersionRules, SUPPORTED_ROOM_VERSIONS } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
+import { invalidateRoomHosts } from "./edus-out.ts";
 import { checkPduSignatures } from "./event-signatures.ts";
 import { outlierOf, stateResEventOf } from "./pdu-in.ts";
 
@@ -92,7 +95,26 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   if (candidates.length === 0)
     throw new AmiError("M_NOT_FOUND", `Room ${roomId} is not known here and no server to join it through was given`);
   const { server, version, event: template } = await makeJoin(hs, roomId, userId, candidates);
+  hs.pduIn.beginJoin(roomId, version);
+  let stored = false;
+  try {
+    const joinId = await sendJoin(hs, roomId, userId, server, version, template);
+    stored = true;
+    return joinId;
+  } finally {
+    await hs.pduIn.endJoin(roomId, stored);
+  }
+}
 
+/** send_join of our signed `template`, the answer checked and stored (see the file's comment). */
+async function sendJoin(
+  hs: Homeserver,
+  roomId: string,
+  userId: string,
+  server: string,
+  version: string,
+  template: Pdu,
+): Promise<string> {
   const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = template;
   // The joiner's profile goes in the join, as a local join's does (rooms.ts setMembership).
   const user = await hs.store.accounts.getUser(userId);
@@ -102,11 +124,25 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   const draft: Pdu = { ...rest, content, origin: hs.serverName, origin_server_ts: Date.now() };
   const signed = signEvent(draft, hs.serverName, hs.signingKey, version);
   const joinId = eventIdFor(signed, version);
-  const res = await hs.federation.client.request<{ state?: unknown; auth_chain?: unknown; event?: Pdu }>(server, {
+  const res = await hs.federation.client.request<{
+    state?: unknown;
+    auth_chain?: unknown;
+    event?: Pdu;
+    members_omitted?: unknown;
+  }>(server, {
     method: "PUT",
     path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(joinId)}`,
     body: signed,
   });
+  await hs.federation.hooks.sendJoinAnswered?.(roomId);
+  // We do not ask for omit_members: a partial state would be taken for the room's whole state.
+  if (res.members_omitted === true)
+    throw new AmiError(
+      "M_UNKNOWN",
+      `${server} answered send_join with members omitted, which we did not ask for`,
+      {},
+      502,
+    );
   // A restricted join comes back signed by the resident too; it must still be our event.
   let join: Pdu = signed;
   if (res.event && typeof res.event === "object") {
@@ -211,7 +247,7 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
       .filter((id) => (have.get(id)?.stream ?? null) === null)
       .map((id) => [id, events.get(id) as Pdu] as const)
       .sort((a, b) => Number(a[1].depth) - Number(b[1].depth));
-    const write = async (id: string, p: Pdu) =>
+    const write = (id: string, p: Pdu, stateOnly: boolean) =>
       persist({
         eventId: id,
         roomId,
@@ -221,11 +257,14 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
         originServerTs: p.origin_server_ts,
         depth: p.depth,
         pdu: p,
+        stateOnly,
       });
-    for (const [id, p] of toWrite) await write(id, p);
-    if ((have.get(joinId)?.stream ?? null) === null) await write(joinId, join);
+    // Queued together, so the stream writer commits them as one batch (oldest first).
+    await Promise.all(toWrite.map(([id, p]) => write(id, p, true)));
+    if ((have.get(joinId)?.stream ?? null) === null) await write(joinId, join, false);
     await store.dag.setForwardExtremities(roomId, [joinId]);
     await store.dag.setCurrentState(roomId, new Map([...state, [stateKey("m.room.member", userId), joinId]]));
+    invalidateRoomHosts(hs, roomId);
   });
   await hs.rooms.reloadHead(roomId);
   hs.log.info("federation: joined a remote room", { roomId, via: server, events: events.size });

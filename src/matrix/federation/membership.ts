@@ -8,6 +8,7 @@
  * for it in `join_authorised_via_users_server`) and that signed event is returned.
  */
 import { AmiError } from "../../core/errors.ts";
+import { type StateKey, stateKey } from "../events/auth.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
 import { isValidEventId, isValidRoomId, parseUserId, serverNameOf } from "../events/ids.ts";
@@ -87,6 +88,44 @@ async function pdus(hs: Homeserver, ids: string[]): Promise<Record<string, unkno
   });
 }
 
+/**
+ * send_join with `omit_members=true` (spec joins-v2.yaml, a "partial state" join): the state before the join without
+ * its m.room.member events, except the joining user's own and, when the room has neither a name nor a canonical
+ * alias, those of the heroes a /sync summary would name (up to 5 joined or invited members, oldest membership
+ * first; else left ones); and the servers with a member joined before the join.
+ */
+async function partialJoinState(
+  hs: Homeserver,
+  roomId: string,
+  before: ReadonlyMap<StateKey, string>,
+  joiner: string,
+): Promise<{ state: string[]; servers: string[] }> {
+  const state: string[] = [];
+  const members = new Map<string, string>();
+  const memberPrefix = stateKey("m.room.member", "");
+  for (const [key, id] of before) {
+    if (key.startsWith(memberPrefix)) members.set(key.slice(memberPrefix.length), id);
+    else state.push(id);
+  }
+  const own = members.get(joiner);
+  if (own) state.push(own);
+  const named = before.has(stateKey("m.room.name", "")) || before.has(stateKey("m.room.canonical_alias", ""));
+  const memberRows = members.size ? await hs.store.dag.getDagEvents([...members.values()]) : [];
+  const membershipOfRow = (e: DagEvent) => String((e.pdu.content as Record<string, unknown> | undefined)?.membership);
+  if (!named) {
+    const others = memberRows.filter((e) => e.stateKey !== joiner).sort((a, b) => a.depth - b.depth);
+    const active = others.filter((e) => ["join", "invite"].includes(membershipOfRow(e)));
+    for (const e of (active.length ? active : others).slice(0, 5)) state.push(e.eventId);
+  }
+  const servers = new Set<string>();
+  for (const e of memberRows)
+    if (membershipOfRow(e) === "join" && e.stateKey) {
+      const server = serverNameOf(e.stateKey);
+      if (server) servers.add(server);
+    }
+  return { state: [...new Set(state)], servers: [...servers].sort() };
+}
+
 export const membershipRoutes: Route[] = [
   /** PUT /_matrix/federation/v2/send_join/{roomId}/{eventId} — the joining server's signed join. */
   signedRoute({
@@ -94,12 +133,24 @@ export const membershipRoutes: Route[] = [
     paths: ["/_matrix/federation/v2/send_join/{roomId}/{eventId}"],
     async handler(req, origin) {
       const { hs } = req;
+      const omit = req.query.get("omit_members");
+      if (omit !== null && omit !== "true" && omit !== "false")
+        throw new AmiError("M_INVALID_PARAM", "omit_members must be true or false");
       const { event, pdu } = await acceptMembership(req, origin, "join");
       const before = await hs.store.dag.getStateIdsAtEvent(event.eventId, "before");
       if (!before) throw new AmiError("M_NOT_FOUND", "No state is known before the join");
-      // omit_members is not honoured (the spec allows it): every member event goes, members_omitted is false.
-      const stateIds = [...before.values()].sort();
-      const chain = await hs.store.dag.getAuthChain([...stateIds, ...((pdu.auth_events as string[]) ?? [])]);
+      const joinAuth = (pdu.auth_events as string[]) ?? [];
+      if (omit !== "true") {
+        const stateIds = [...before.values()].sort();
+        const chain = await hs.store.dag.getAuthChain([...stateIds, ...joinAuth]);
+        const [state, authChain] = await Promise.all([pdus(hs, stateIds), pdus(hs, chain.sort())]);
+        return { json: { origin: hs.serverName, state, auth_chain: authChain, event: pdu, members_omitted: false } };
+      }
+      const partial = await partialJoinState(hs, event.roomId, before, pdu.sender as string);
+      const stateIds = [...partial.state].sort();
+      const inState = new Set(stateIds);
+      // The auth chain of the join and of the state sent, less what `state` carries already (the spec allows it).
+      const chain = (await hs.store.dag.getAuthChain([...stateIds, ...joinAuth])).filter((id) => !inState.has(id));
       const [state, authChain] = await Promise.all([pdus(hs, stateIds), pdus(hs, chain.sort())]);
       return {
         json: {
@@ -107,7 +158,8 @@ export const membershipRoutes: Route[] = [
           state,
           auth_chain: authChain,
           event: pdu,
-          members_omitted: false,
+          members_omitted: true,
+          servers_in_room: partial.servers,
         },
       };
     },

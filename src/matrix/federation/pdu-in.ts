@@ -32,6 +32,7 @@ import type { StateResolver } from "../service/event-state.ts";
 import type { RoomHead } from "../service/room-head.ts";
 import type { DagEvent, EventStateWrite, NewEvent, StateEntry, Store } from "../store/types.ts";
 import { roomAdmits } from "./access.ts";
+import { invalidateRoomHosts } from "./edus-out.ts";
 import { checkPduSignatures, type PduCheck } from "./event-signatures.ts";
 import type { OnPdus, PduResults } from "./transactions.ts";
 
@@ -268,7 +269,19 @@ export function outlierOf(eventId: string, pdu: Record<string, unknown>, rejecte
   };
 }
 
+/** Most PDUs held for one room while a join of it is under way (more are answered with an error). */
+export const MAX_HELD_PDUS = 1000;
+
+interface Joining {
+  version: string;
+  /** joinRemote calls under way for the room (two local users may join at once). */
+  count: number;
+  held: { origin: string; pdu: Record<string, unknown> }[];
+}
+
 export interface PduInStats {
+  /** PDUs held while their room was being joined, then applied once the join was stored. */
+  held: number;
   accepted: number;
   rejected: number;
   softFailed: number;
@@ -280,9 +293,10 @@ export interface PduInStats {
 export class PduIn {
   readonly #hs: Homeserver;
   readonly graphs: GraphCache;
-  readonly stats: PduInStats = { accepted: 0, rejected: 0, softFailed: 0, outliers: 0, stateResolved: 0 };
+  readonly stats: PduInStats = { held: 0, accepted: 0, rejected: 0, softFailed: 0, outliers: 0, stateResolved: 0 };
   /** Signature checks made by #prefetch, reused under the lock (keyed by the PDU object, so each is checked once). */
   readonly #sigs = new WeakMap<object, PduCheck>();
+  readonly #joining = new Map<string, Joining>();
 
   constructor(hs: Homeserver, graphs: GraphCache) {
     this.#hs = hs;
@@ -306,11 +320,49 @@ export class PduIn {
     return out;
   };
 
+  /**
+   * A join of `roomId` (room version `version`) starts (join-out.ts, once make_join answered): from now until
+   * endJoin, PDUs of the room are held instead of checked — the resident may send events as soon as it accepted
+   * our join, before the room and its state are stored here — and applied in arrival order when the join is stored.
+   */
+  beginJoin(roomId: string, version: string): void {
+    const j = this.#joining.get(roomId);
+    if (j) j.count++;
+    else this.#joining.set(roomId, { version, count: 1, held: [] });
+  }
+
+  /** The join of beginJoin ended (`stored`: the room and its state are persisted): apply (or drop) what was held. */
+  async endJoin(roomId: string, stored: boolean): Promise<void> {
+    const j = this.#joining.get(roomId);
+    if (!j) return;
+    if (--j.count > 0 && !stored) return;
+    this.#joining.delete(roomId);
+    if (!stored) {
+      if (j.held.length) this.#hs.log.info("federation: join failed, held PDUs dropped", { roomId, n: j.held.length });
+      return;
+    }
+    for (const { origin, pdu } of j.held) {
+      const res = await this.onPdus(origin, [pdu]);
+      for (const [id, r] of Object.entries(res))
+        if (r.error) this.#hs.log.info("federation: a PDU held during a join failed", { roomId, id, err: r.error });
+    }
+  }
+
   /** One PDU: its event ID when accepted (or soft-failed), else a throw whose message is the answer's error. */
   async #one(origin: string, raw: Record<string, unknown>, at: { id?: string }): Promise<string> {
     const { store } = this.#hs;
     const roomId = raw.room_id;
     if (typeof roomId !== "string" || !isValidRoomId(roomId)) throw new PduError("no valid room_id");
+    const joining = this.#joining.get(roomId);
+    if (joining) {
+      // Held until the join is stored; its ID (and format) checked now, the rest when applied.
+      const id = checkPduFormat(raw, joining.version, origin);
+      at.id = id;
+      if (joining.held.length >= MAX_HELD_PDUS) throw new PduError(`too many events held for ${roomId} during a join`);
+      joining.held.push({ origin, pdu: raw });
+      this.stats.held++;
+      return id;
+    }
     const room = await store.rooms.getRoom(roomId);
     if (!room) throw new PduError(`unknown room ${roomId}`);
     try {
@@ -567,6 +619,7 @@ export class PduIn {
     const resolved = await stateBefore(store, this.graphs, roomId, version, ext);
     if (!resolved) return;
     const changed = await store.dag.setCurrentState(roomId, resolved.ids);
+    if (changed) invalidateRoomHosts(this.#hs, roomId);
     // The head (whose auth state is read from current_state) was dropped by persist and is re-read after this.
     if (changed > 0) this.stats.stateResolved++;
   }

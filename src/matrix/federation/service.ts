@@ -43,6 +43,8 @@ export class Federation {
    * with an error and nothing is applied.
    */
   onPdus: OnPdus = pdusNotSupported;
+  /** Points where tests may hold a federation flow: a join between its send_join answer and its store. */
+  readonly hooks: { sendJoinAnswered?: (roomId: string) => Promise<void> } = {};
 
   constructor(d: FederationDeps) {
     const cfg = d.config.federation;

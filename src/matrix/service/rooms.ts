@@ -129,7 +129,7 @@ export class Rooms implements RoomService {
           this.#heads.delete(roomId);
         }
         this.#hs.metrics.eventsPersisted++;
-        this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
+        if (!event.stateOnly) this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
         if (event.type === "m.room.member" && event.stateKey)
           membershipChanged(this.#hs, roomId, event.stateKey, event.pdu.content?.membership);
         return stream;

@@ -170,6 +170,12 @@ export interface NewEvent {
    * extremity but no state group (its state is then read from state_history, as for events stored before the DAG).
    */
   state?: EventStateWrite;
+  /**
+   * A state-only event (federation: the room state a send_join answer carries): stored with its stream position,
+   * state_history, current_state and membership rows and its DAG edges, but never in a timeline read (getRoomEvents,
+   * getLatestEventsPerRoom, getLatestEvent, getEventNearTimestamp, the counts, search) and without relations.
+   */
+  stateOnly?: boolean;
 }
 
 /** One (type, state_key) -> event ID entry of a room state. */

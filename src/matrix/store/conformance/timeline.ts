@@ -63,6 +63,66 @@ export function timelineTests(make: MakeStore): void {
     },
   );
 
+  storeTest(make, "stateOnly events: in state, memberships and state history, never in a timeline read", async (s) => {
+    // A room joined over federation: its earlier state (streams 1-5) arrives as state-only events, then the join.
+    const only = (e: ReturnType<typeof event>) => ({ ...e, stateOnly: true });
+    await s.rooms.createRoom({ roomId: R, version: "10", creator: "@alice:hs", createdTs: 1, isPublic: false });
+    await s.events.persistEvents([
+      only(event(1, R, "m.room.create", { stateKey: "" })),
+      only(event(2, R, "m.room.member", { stateKey: "@alice:hs", content: { membership: "join" } })),
+      only(event(3, R, "m.room.name", { stateKey: "", content: { name: "world" } })),
+    ]);
+    await s.events.persistEvent(
+      only(
+        event(4, R, "m.room.topic", {
+          stateKey: "",
+          content: { topic: "world", "m.relates_to": { rel_type: "m.thread", event_id: "$ev1" } },
+        }),
+      ),
+    );
+    await s.events.persistEvent(
+      only(event(5, R, "m.room.member", { stateKey: "@bob:hs", content: { membership: "join" } })),
+    );
+    await s.events.persistEvent(
+      event(6, R, "m.room.member", { stateKey: "@me:hs", sender: "@me:hs", content: { membership: "join" } }),
+    );
+    await s.events.persistEvent(event(7, R, "m.room.message", { content: { body: "world" } }));
+    assert.deepEqual(await q(s, {}), [7, 6], "backwards: the timeline starts at the join");
+    assert.deepEqual(await q(s, { dir: "f", from: 0 }), [6, 7]);
+    const [latest] = await s.events.getLatestEventsPerRoom([{ roomId: R, before: MAX }], 10);
+    assert.deepEqual(streams(latest), [7, 6]);
+    assert.equal((await s.events.getLatestEvent(R))?.stream, 7);
+    assert.equal(await s.events.countEvents(R, 0, 7, "@me:hs", ["m.room.member", "m.room.name"]), 0);
+    assert.deepEqual(await s.events.countEventsPerRoom([{ roomId: R, after: 0, upto: 7 }], "@x:hs", ["*"]), [2]);
+    const near = await s.events.getEventNearTimestamp({ roomId: R, ts: 0, dir: "f", lo: 0, hi: MAX });
+    assert.equal(near?.stream, 6);
+    const search = await s.search.searchEvents({
+      words: ["world"],
+      spans: [{ roomId: R, lo: 0, hi: MAX }],
+      keys: ["content.body", "content.name", "content.topic"],
+      orderBy: "recent",
+      limit: 10,
+    });
+    assert.deepEqual(
+      search.hits.map((h) => h.event.stream),
+      [7],
+    );
+    assert.deepEqual(
+      (
+        await s.relations.getRelatedEvents({ roomId: R, eventId: "$ev1", dir: "b", from: MAX, limit: 10, depth: 1 })
+      ).map((e) => e.eventId),
+      [],
+      "no relations",
+    );
+    // State reads see them.
+    assert.deepEqual(streams(await s.events.getCurrentState(R)), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(streams(await s.events.getStateAt(R, 5)), [1, 2, 3, 4, 5]);
+    const [at] = await s.events.getStatesAt([{ roomId: R, stream: 5 }]);
+    assert.deepEqual(streams(at), [1, 2, 3, 4, 5]);
+    assert.equal((await s.events.getMembership(R, "@bob:hs"))?.membership, "join");
+    assert.equal((await s.events.getEvent("$ev3"))?.stream, 3, "read by ID");
+  });
+
   storeTest(make, "getRoomEvents: directions, exclusive from/to, limit", async (s) => {
     await seed(s);
     assert.deepEqual(await q(s, {}), [12, 11, 10, 9, 8, 7, 6, 5, 3, 2, 1]);

@@ -7,7 +7,7 @@ import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toLike } from "../common.ts";
 import { COPY_GROUP_STATE, copyParams, idList, planEventState } from "../dag.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
-import { SqlEventReads } from "../sql/events.ts";
+import { SqlEventReads, TIMELINE } from "../sql/events.ts";
 import type {
   EventFilterQuery,
   EventStore,
@@ -28,8 +28,8 @@ import { isForeignKeyViolation, isUniqueViolation, numberPlaceholders, type PgDb
 const PERSIST = `
 WITH ev AS (
   INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, contains_url, pdu,
-    txn_device_id, txn_id, state_before, state_after)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $29, $30)
+    txn_device_id, txn_id, state_before, state_after, state_only)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $29, $30, $31)
   RETURNING stream
 ), sh AS (
   INSERT INTO state_history (room_id, type, state_key, stream, event_id)
@@ -92,6 +92,7 @@ const persistParams = (e: NewEvent): unknown[] => [
   e.txn?.scope ?? null,
   ...relationParams(e),
   ...dagParams(e),
+  e.stateOnly ? 1 : 0,
 ];
 
 /** $20..$30: prev and auth edges, the state groups the event creates (snapshots copy separately), its groups. */
@@ -121,7 +122,7 @@ const snapshots = (e: NewEvent) => (planEventState(e)?.groups ?? []).filter((g) 
 
 /** $17..$19: relates_to, rel_type and annotation key of the event's relation (NULLs without one). */
 function relationParams(e: NewEvent): (string | null)[] {
-  const rel = relationOf(e.pdu);
+  const rel = e.stateOnly ? null : relationOf(e.pdu);
   return rel ? [rel.relatesTo, rel.relType, rel.key] : [null, null, null];
 }
 
@@ -223,7 +224,7 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
     if (q.limit <= 0) return [];
     const back = q.dir === "b";
     const params: unknown[] = [q.roomId, q.from];
-    const where = ["e.room_id = $1", back ? "e.stream < $2" : "e.stream > $2"];
+    const where = ["e.room_id = $1", back ? "e.stream < $2" : "e.stream > $2", TIMELINE];
     if (q.to !== undefined) {
       params.push(q.to);
       where.push(back ? `e.stream > $${params.length}` : `e.stream < $${params.length}`);
@@ -262,7 +263,7 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
     const cond = typeCondition(types, params);
     const r = await d.row(
       `SELECT count(*) AS n FROM events e WHERE e.room_id = $1 AND e.stream > $2 AND e.stream <= $3 AND e.sender <> $4
-       AND ${cond}`,
+       AND ${TIMELINE} AND ${cond}`,
       params,
     );
     return r.n;
@@ -282,7 +283,7 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
       windows.map((w) => w.before),
       windows.map((w) => w.after ?? -1),
     ];
-    const where = ["e.room_id = w.room_id", "e.stream < w.before", "e.stream > w.after"];
+    const where = ["e.room_id = w.room_id", "e.stream < w.before", "e.stream > w.after", TIMELINE];
     filterConditions(filter, where, params);
     params.push(limit);
     // LATERAL: one backward walk of events_room_stream per window, stopping after `limit` matches.
@@ -335,7 +336,7 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
     const cond = typeCondition(types, params);
     const rows = await d.rows(
       `SELECT p.idx, (SELECT count(*) FROM events e WHERE e.room_id = p.room_id AND e.stream > p.after
-         AND e.stream <= p.upto AND e.sender <> $4 AND ${cond}) AS n
+         AND e.stream <= p.upto AND e.sender <> $4 AND ${TIMELINE} AND ${cond}) AS n
        FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS p(room_id, after, upto, idx)`,
       params,
     );

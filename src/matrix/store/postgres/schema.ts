@@ -569,4 +569,10 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (destination, seq)
   );
   `,
+  // federation joins: the room state a send_join answer carries is stored as state-only events (a stream
+  // position, state_history/current_state/memberships rows, but no place in any timeline read), as Synapse keeps
+  // it out of the timeline.
+  `
+  ALTER TABLE events ADD COLUMN state_only SMALLINT NOT NULL DEFAULT 0;
+  `,
 ];

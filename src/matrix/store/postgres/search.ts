@@ -3,6 +3,7 @@
  * prefix tsquery per word, ts_rank; the user directory is shared SQL (sql/search.ts).
  */
 import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
+import { TIMELINE } from "../sql/events.ts";
 import { SqlUserDirectory } from "../sql/search.ts";
 import { type EventSearchQuery, SEARCH_KEYS, type SearchHit, type SearchStore } from "../types.ts";
 import { type PgDb, PgSql } from "./db.ts";
@@ -30,6 +31,7 @@ export class PostgresSearchStore extends SqlUserDirectory implements SearchStore
     ];
     const where = [
       "e.redacted_by IS NULL",
+      TIMELINE,
       "e.type = ANY($2::text[])",
       `EXISTS (SELECT 1 FROM unnest($3::text[], $4::bigint[], $5::bigint[]) r(room_id, lo, hi)
         WHERE r.room_id = e.room_id AND e.stream BETWEEN r.lo AND r.hi)`,

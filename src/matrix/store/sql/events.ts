@@ -6,6 +6,9 @@ import { EVENT_COLUMNS, eventFromRow, MEMBER_COLUMNS, membershipFromRow } from "
 import type { Sql, SqlParam } from "../sql.ts";
 import type { MembershipRow, StoredEvent, TimestampQuery } from "../types.ts";
 
+/** The condition (on alias e) that keeps state-only events (NewEvent.stateOnly) out of timeline reads. */
+export const TIMELINE = "e.state_only = 0";
+
 const one = (row: unknown): StoredEvent | null => (row ? eventFromRow(row) : null);
 
 export class SqlEventReads {
@@ -40,7 +43,7 @@ export class SqlEventReads {
     return one(
       await this.sql.get(
         `SELECT ${EVENT_COLUMNS} FROM events e
-         WHERE e.room_id = ? AND e.origin_server_ts ${cmp} ? AND e.stream >= ? AND e.stream <= ?
+         WHERE e.room_id = ? AND e.origin_server_ts ${cmp} ? AND e.stream >= ? AND e.stream <= ? AND ${TIMELINE}
          ORDER BY e.origin_server_ts ${order}, e.stream ${order} LIMIT 1`,
         [q.roomId, q.ts, q.lo, q.hi],
       ),
@@ -49,9 +52,10 @@ export class SqlEventReads {
 
   async getLatestEvent(roomId: string): Promise<StoredEvent | null> {
     return one(
-      await this.sql.get(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.room_id = ? ORDER BY e.stream DESC LIMIT 1`, [
-        roomId,
-      ]),
+      await this.sql.get(
+        `SELECT ${EVENT_COLUMNS} FROM events e WHERE e.room_id = ? AND ${TIMELINE} ORDER BY e.stream DESC LIMIT 1`,
+        [roomId],
+      ),
     );
   }
 

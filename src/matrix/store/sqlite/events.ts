@@ -8,7 +8,7 @@ import { AmiError } from "../../../core/errors.ts";
 import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toGlob } from "../common.ts";
 import { COPY_GROUP_STATE, copyParams, idList, planEventState, type StatePlan } from "../dag.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
-import { SqlEventReads } from "../sql/events.ts";
+import { SqlEventReads, TIMELINE } from "../sql/events.ts";
 import type {
   EventFilterQuery,
   EventStore,
@@ -94,7 +94,7 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
   async getRoomEvents(q: RoomEventQuery): Promise<StoredEvent[]> {
     if (q.limit <= 0) return [];
     const back = q.dir === "b";
-    const where = ["e.room_id = ?", back ? "e.stream < ?" : "e.stream > ?"];
+    const where = ["e.room_id = ?", back ? "e.stream < ?" : "e.stream > ?", TIMELINE];
     const params: (string | number)[] = [q.roomId, q.from];
     if (q.to !== undefined) {
       where.push(back ? "e.stream > ?" : "e.stream < ?");
@@ -137,7 +137,7 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
     const r = this.#conn()
       .q(
         `SELECT count(*) AS n FROM events e WHERE e.room_id = ? AND e.stream > ? AND e.stream <= ? AND e.sender <> ?
-         AND ${cond}`,
+         AND ${TIMELINE} AND ${cond}`,
       )
       .get(roomId, afterStream, uptoStream, excludeSender, ...strs) as any;
     return r.n;
@@ -151,7 +151,7 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
     filter: EventFilterQuery = {},
   ): Promise<StoredEvent[][]> {
     if (windows.length === 0 || limit <= 0) return windows.map(() => []);
-    const where = ["e.room_id = w.value ->> 0", "e.stream < w.value ->> 1", "e.stream > w.value ->> 2"];
+    const where = ["e.room_id = w.value ->> 0", "e.stream < w.value ->> 1", "e.stream > w.value ->> 2", TIMELINE];
     const strs: string[] = [];
     filterConditions(filter, where, strs);
     // The correlated LIMIT subquery is SQLite's LATERAL: one backward walk of events_room_stream per window.
@@ -210,7 +210,7 @@ export class SqliteEventStore extends SqlEventReads implements EventStore {
     const rows = this.#conn()
       .q(
         `SELECT p.key AS idx, (SELECT count(*) FROM events e WHERE e.room_id = p.value ->> 0
-           AND e.stream > p.value ->> 1 AND e.stream <= p.value ->> 2 AND e.sender <> ? AND ${cond}) AS n
+           AND e.stream > p.value ->> 1 AND e.stream <= p.value ->> 2 AND e.sender <> ? AND ${TIMELINE} AND ${cond}) AS n
          FROM json_each(?) p`,
       )
       .all(excludeSender, ...strs, JSON.stringify(ranges.map((r) => [r.roomId, r.after, r.upto]))) as any[];
@@ -225,7 +225,8 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
   try {
     d.run(
       `INSERT INTO events (stream, event_id, room_id, type, state_key, sender, origin_server_ts, depth, contains_url,
-         pdu, txn_device_id, txn_id, state_before, state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         pdu, txn_device_id, txn_id, state_before, state_after, state_only)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       e.stream,
       e.eventId,
       e.roomId,
@@ -240,6 +241,7 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       e.txn?.txnId ?? null,
       plan ? (plan.before ?? 0) : null,
       plan ? (plan.after ?? 0) : null,
+      e.stateOnly ? 1 : 0,
     );
   } catch (err) {
     if (isUniqueViolation(err))
@@ -279,7 +281,7 @@ function insertEvent(d: SqliteDb, e: NewEvent): void {
       e.stream,
     );
   }
-  const rel = relationOf(e.pdu);
+  const rel = e.stateOnly ? null : relationOf(e.pdu);
   if (rel !== null) {
     d.run(
       `INSERT INTO event_relations (event_id, room_id, relates_to, rel_type, aggregation_key, sender, type, stream)

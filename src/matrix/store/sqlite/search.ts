@@ -3,6 +3,7 @@
  * the user directory is shared SQL (sql/search.ts).
  */
 import { EVENT_COLUMNS, eventFromRow } from "../rows.ts";
+import { TIMELINE } from "../sql/events.ts";
 import { SqlUserDirectory } from "../sql/search.ts";
 import { type EventSearchQuery, SEARCH_KEYS, type SearchHit, type SearchStore } from "../types.ts";
 import type { SqliteDb } from "./db.ts";
@@ -36,6 +37,7 @@ export class SqliteSearchStore extends SqlUserDirectory implements SearchStore {
         AND e.stream BETWEEN json_extract(r.value, '$[1]') AND json_extract(r.value, '$[2]'))`);
       params.push(JSON.stringify(q.spans.map((sp) => [sp.roomId, sp.lo, sp.hi])));
     }
+    where.push(TIMELINE);
     const strs: string[] = [];
     if (q.filter) filterConditions(q.filter, where, strs);
     params.push(...strs);
