@@ -8,6 +8,7 @@
  */
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
+import { alertsFeature } from "./alerts/feature.ts";
 import { casFeature } from "./cas/feature.ts";
 import { cdnFeature } from "./cdn/feature.ts";
 import { controlFeature } from "./control/feature.ts";
@@ -28,6 +29,7 @@ const builtIn = [
   casFeature,
   turnFeature,
   monitorFeature,
+  alertsFeature,
   cdnFeature,
   p2pFeature,
   edgeFeature,
