@@ -92,9 +92,9 @@ export class Metrics {
     return out;
   }
 
+  /** Declared even with federation off (no samples then), so dashboards and rules find the families. */
   #federationPrometheus(): string[] {
-    const all = this.federation?.();
-    if (!all) return [];
+    const all = this.federation?.() ?? [];
     const label = (d: DestinationStatus) => `{destination="${d.destination.replace(/["\\\n]/g, "_")}"}`;
     return [
       "# HELP ami_matrix_federation_queued_pdus PDUs queued for a destination server (including the one in flight).",
