@@ -13,6 +13,10 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { ClientEvent, type MatrixClient, type MatrixEvent, RoomEvent } from "matrix-js-sdk";
 import YAML from "yaml";
+import { raise, resolve } from "../../src/alerts/raise.ts";
+import { configSchema } from "../../src/config.ts";
+import { makeContext } from "../../src/control/context.ts";
+import { silentLogger } from "../../src/core/logger.ts";
 import { cli, freePort, json, repoRoot, tempHome, until } from "../../src/test/cli.ts";
 import { conventionProblems, exposedNames } from "../../src/test/metrics-convention.ts";
 import { registerUser, sdkClient, startSynced, waitFor } from "./helpers/client.ts";
@@ -159,4 +163,18 @@ test("alerts ack stops re-notification", async () => {
   const bad = await cli(["alerts", "ack", "nope"], { env: h.env });
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /no firing alert 'nope'/);
+});
+
+test("raise() from another process (a failed backup) reaches the webhook; resolve() ends it", async () => {
+  const config = configSchema.parse({ ...YAML.parse(readFileSync(h.configFile, "utf8")), home: h.home });
+  const ctx = makeContext({ config, configPath: h.configFile, log: silentLogger });
+  const key = "backup_failed";
+  assert.equal(
+    await raise(ctx, { kind: "backup_failed", key, severity: "critical", summary: "pg_dump exited 1" }),
+    true,
+  );
+  await waitFor("backup_failed at the webhook", () => hooks.find((x) => x.event === "firing" && x.alert.key === key));
+  assert.equal(await resolve(ctx, key), true);
+  await waitFor("backup_failed resolved", () => hooks.find((x) => x.event === "resolved" && x.alert.key === key));
+  await assert.rejects(raise(ctx, { kind: "Bad Kind", key, summary: "x" }), /bad alert/);
 });
