@@ -11,13 +11,15 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ClientEvent, type MatrixClient, type MatrixEvent, RoomEvent } from "matrix-js-sdk";
 import YAML from "yaml";
 import { raise, resolve } from "../../src/alerts/raise.ts";
 import { configSchema } from "../../src/config.ts";
 import { makeContext } from "../../src/control/context.ts";
 import { silentLogger } from "../../src/core/logger.ts";
-import { cli, freePort, json, repoRoot, tempHome, until } from "../../src/test/cli.ts";
+import { binEntry, cli, freePort, json, repoRoot, tempHome, until } from "../../src/test/cli.ts";
 import { conventionProblems, exposedNames } from "../../src/test/metrics-convention.ts";
 import { registerUser, sdkClient, startSynced, waitFor } from "./helpers/client.ts";
 
@@ -160,6 +162,26 @@ test("alerts ack stops re-notification", async () => {
   assert.equal(repeats(), n, "no repeats after ack");
   const listed = json(await cli(["alerts", "list", "--json"], { env: h.env }));
   assert.equal(listed.alerts.find((x: { id: string }) => x.id === id).acked, true);
+  // The same ops are MCP tools.
+  const mcp = new Client({ name: "alerts-test", version: "1" });
+  await mcp.connect(
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [binEntry, "mcp"],
+      env: h.env as Record<string, string>,
+      stderr: "pipe",
+    }),
+  );
+  try {
+    const tools = (await mcp.listTools()).tools.map((t) => t.name);
+    assert.ok(tools.includes("alerts_list") && tools.includes("alerts_ack"), tools.join(","));
+    const r = await mcp.callTool({ name: "alerts_list", arguments: {} });
+    assert.ok(!r.isError, JSON.stringify(r.content));
+    const viaMcp = (r.structuredContent as { alerts: { id: string; acked: boolean }[] }).alerts;
+    assert.equal(viaMcp.find((x) => x.id === id)?.acked, true);
+  } finally {
+    await mcp.close();
+  }
   const bad = await cli(["alerts", "ack", "nope"], { env: h.env });
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /no firing alert 'nope'/);
