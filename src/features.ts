@@ -8,6 +8,7 @@
  */
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
+import { alertsFeature } from "./alerts/feature.ts";
 import { backupFeature } from "./backup/feature.ts";
 import { casFeature } from "./cas/feature.ts";
 import { cdnFeature } from "./cdn/feature.ts";
@@ -31,6 +32,7 @@ const builtIn = [
   turnFeature,
   backupFeature,
   monitorFeature,
+  alertsFeature,
   cdnFeature,
   p2pFeature,
   edgeFeature,

@@ -4,6 +4,7 @@
  *   POST /api/services/<name>/start|stop|restart · POST /api/shutdown
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { alertInputSchema } from "../alerts/types.ts";
 import type { Config } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import { bearerMatches } from "../core/http/bearer.ts";
@@ -63,8 +64,10 @@ async function handle(
     return sendJson(res, 401, { errcode: "M_UNKNOWN_TOKEN", error: "missing or wrong bearer token" });
   }
   if (req.method === "GET" && path === "/metrics") {
-    return sendText(res, 200, supervisorMetrics(o.supervisor.status()), "text/plain; version=0.0.4");
+    const extra = o.supervisor.alerting?.prometheus() ?? [];
+    return sendText(res, 200, supervisorMetrics(o.supervisor.status(), extra), "text/plain; version=0.0.4");
   }
+  if (path.startsWith("/api/alerts")) return alertsRoute(o, req, res, path, target);
   if (req.method === "GET" && path === "/api/status") return sendJson(res, 200, o.supervisor.status());
   if (req.method !== "POST") throw new AmiError("M_UNRECOGNIZED", `no route ${req.method} ${path}`);
 
@@ -94,6 +97,40 @@ async function handle(
     return sendJson(res, 200, (await invokeOp(op, input, ctx)) ?? null);
   }
   throw new AmiError("M_UNRECOGNIZED", `no route POST ${path}`);
+}
+
+/** GET /api/alerts[?all=1] · POST /api/alerts/ack {id} · POST /api/alerts/raise {kind,key,severity,summary} · POST /api/alerts/resolve {key} */
+async function alertsRoute(
+  o: ControlApiOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  target: Target,
+): Promise<void> {
+  const alerting = o.supervisor.alerting;
+  if (!alerting) throw new AmiError("AMI_UNAVAILABLE", "alerting is not running in this supervisor");
+  const m = alerting.manager;
+  if (req.method === "GET" && path === "/api/alerts") {
+    const all = target.searchParams.get("all");
+    return sendJson(res, 200, { alerts: m.list(all === "1" || all === "true"), counts: m.counts() });
+  }
+  if (req.method === "POST") {
+    const body = (await readJson(req, MAX_BODY)) as Record<string, unknown> | null;
+    const str = (k: string): string => {
+      const v = body?.[k];
+      if (typeof v !== "string" || v === "")
+        throw new AmiError("AMI_INVALID_INPUT", `'${k}' must be a non-empty string`, {}, 400);
+      return v;
+    };
+    if (path === "/api/alerts/ack") return sendJson(res, 200, { alert: m.ack(str("id")) });
+    if (path === "/api/alerts/resolve") return sendJson(res, 200, { resolved: m.resolve(str("key")) });
+    if (path === "/api/alerts/raise") {
+      const parsed = alertInputSchema.safeParse(body);
+      if (!parsed.success) throw new AmiError("AMI_INVALID_INPUT", `bad alert: ${parsed.error.message}`, {}, 400);
+      return sendJson(res, 200, { alert: m.raise(parsed.data) });
+    }
+  }
+  throw new AmiError("M_UNRECOGNIZED", `no route ${req.method} ${path}`);
 }
 
 function decodeName(s: string): string {

@@ -44,6 +44,8 @@ export const supervisorStatusSchema = z.object({
     uptimeS: z.number().nullable(),
   }),
   services: z.array(serviceStatusSchema),
+  /** Built-in alerts (src/alerts/): firing now, of which acknowledged, raised since start. */
+  alerts: z.object({ firing: z.number().int(), acked: z.number().int(), total: z.number().int() }).optional(),
 });
 export type SupervisorStatus = z.infer<typeof supervisorStatusSchema>;
 

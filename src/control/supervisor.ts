@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { renameSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Alerting } from "../alerts/service.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
@@ -15,6 +16,7 @@ import type { OpRegistry } from "../core/ops.ts";
 import { type RuntimePaths, tightenModes } from "../core/paths.ts";
 import { startControlApi } from "./api.ts";
 import { controlInfoFile, controlTokenFile, readControlToken, SUPERVISOR } from "./client.ts";
+import { makeContext } from "./context.ts";
 import { removeFile } from "./proc.ts";
 import { ServiceRunner } from "./runner.ts";
 import type { ControlInfo, SupervisorStatus } from "./state.ts";
@@ -26,6 +28,8 @@ export class Supervisor {
   #server: Server | undefined;
   #url: string | null = null;
   #closing: Promise<void> | undefined;
+  /** Built-in alerts (rules, book, delivery); created by run(). */
+  alerting: Alerting | undefined;
   /** Run files the disk refused, by path: retried every second until written. */
   readonly #pending = new Map<string, string>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -76,6 +80,7 @@ export class Supervisor {
         uptimeS: Math.round((Date.now() - this.#startedAt) / 100) / 10,
       },
       services: [...this.runners.values()].map((r) => r.status()),
+      ...(this.alerting ? { alerts: this.alerting.manager.counts() } : {}),
     };
   }
 
@@ -92,6 +97,7 @@ export class Supervisor {
     tightenModes(this.#paths.home, (file, error) => this.#log.warn("cannot tighten file mode", { file, error }));
     const token = readControlToken(config, this.#paths) ?? randomBytes(24).toString("base64url");
     if (!config.control.token) this.#put(controlTokenFile(this.#paths), `${token}\n`);
+    this.alerting = new Alerting(config, makeContext({ config, configPath, log: this.#log }), this.#log);
     this.#server = await startControlApi({ supervisor: this, registry, config, configPath, token, log: this.#log });
     const addr = this.#server.address() as AddressInfo;
     this.#url = baseUrl("http", config.control.host, addr.port);
@@ -99,6 +105,7 @@ export class Supervisor {
     const info: ControlInfo = { pid: process.pid, url: this.#url, startedAt: this.#startedAt };
     this.#put(controlInfoFile(this.#paths), JSON.stringify(info));
     this.#log.info("supervisor listening", { url: this.#url, start });
+    this.alerting.start(() => this.status());
     for (const s of start) {
       await this.runner(s)
         .start()
@@ -114,6 +121,7 @@ export class Supervisor {
     this.#closing ??= (async () => {
       this.#log.info("supervisor shutting down");
       clearInterval(this.#retryTimer);
+      this.alerting?.stop();
       await Promise.all([...this.runners.values()].map((r) => r.close()));
       removeFile(this.#paths.pidFile(SUPERVISOR));
       removeFile(controlInfoFile(this.#paths));
@@ -140,6 +148,7 @@ export class Supervisor {
         for (const [f, c] of this.#pending) this.#put(f, c);
         if (this.#pending.size === 0) {
           clearInterval(this.#retryTimer);
+          this.alerting?.stop();
           this.#retryTimer = undefined;
         }
       }, 1000);

@@ -1,4 +1,5 @@
 /** Homeserver key figures for `/_ami/stats` (monitor) and `/metrics` (Prometheus text). */
+import { processMetrics } from "../core/metrics.ts";
 import type { DestinationStatus } from "./federation/sender.ts";
 
 /** Destinations shown one by one in /_ami/stats (the deepest queues first); all of them in /metrics. */
@@ -91,9 +92,9 @@ export class Metrics {
     return out;
   }
 
+  /** Declared even with federation off (no samples then), so dashboards and rules find the families. */
   #federationPrometheus(): string[] {
-    const all = this.federation?.();
-    if (!all) return [];
+    const all = this.federation?.() ?? [];
     const label = (d: DestinationStatus) => `{destination="${d.destination.replace(/["\\\n]/g, "_")}"}`;
     return [
       "# HELP ami_matrix_federation_queued_pdus PDUs queued for a destination server (including the one in flight).",
@@ -141,15 +142,10 @@ export class Metrics {
       "# HELP ami_matrix_websocket_resyncs_total WebSocket streams closed for being too slow (told to resync).",
       "# TYPE ami_matrix_websocket_resyncs_total counter",
       `ami_matrix_websocket_resyncs_total ${this.websocketResyncs}`,
-      "# HELP ami_matrix_request_latency_p99_ms p99 request latency over the last 2048 requests.",
-      "# TYPE ami_matrix_request_latency_p99_ms gauge",
-      `ami_matrix_request_latency_p99_ms ${this.p99()}`,
-      "# HELP process_resident_memory_bytes Resident memory.",
-      "# TYPE process_resident_memory_bytes gauge",
-      `process_resident_memory_bytes ${process.memoryUsage.rss()}`,
-      "# HELP nodejs_heap_size_used_bytes V8 heap in use.",
-      "# TYPE nodejs_heap_size_used_bytes gauge",
-      `nodejs_heap_size_used_bytes ${process.memoryUsage().heapUsed}`,
+      "# HELP ami_matrix_request_latency_p99_seconds p99 request latency over the last 2048 requests.",
+      "# TYPE ami_matrix_request_latency_p99_seconds gauge",
+      `ami_matrix_request_latency_p99_seconds ${this.p99() / 1000}`,
+      ...processMetrics(),
       ...this.#federationPrometheus(),
     ];
     return lines.join("\n") + "\n";

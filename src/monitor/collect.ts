@@ -73,6 +73,8 @@ export const monitorSnapshotSchema = z.object({
     rssBytes: z.number().nullable(),
   }),
   services: z.array(monitorRowSchema),
+  /** The supervisor's built-in alerts (firing, acknowledged, raised since start); null when it runs none. */
+  alerts: z.object({ firing: z.number().int(), acked: z.number().int(), total: z.number().int() }).nullable(),
 });
 export type MonitorSnapshot = z.infer<typeof monitorSnapshotSchema>;
 
@@ -128,6 +130,7 @@ export class Collector {
       at: new Date().toISOString(),
       supervisor: { running: st.supervisor.running, pid: st.supervisor.pid, ...this.#cpu(st.supervisor.pid) },
       services,
+      alerts: st.alerts ?? null,
     };
   }
 }

@@ -54,5 +54,9 @@ export function renderFrame(s: MonitorSnapshot, ansi: boolean): string {
       fed,
     )}`;
   const head = ansi ? `\x1b[1mami-streams monitor\x1b[0m  ${s.at}` : `ami-streams monitor  ${s.at}`;
-  return `${head}\n${sup}\n\n${body}\n`;
+  const a = s.alerts;
+  const alerts = a
+    ? `\nalerts: ${a.firing} firing${a.acked ? ` (${a.acked} acked)` : ""}${a.firing ? " (ami-streams alerts list)" : ""}`
+    : "";
+  return `${head}\n${sup}${alerts}\n\n${body}\n`;
 }

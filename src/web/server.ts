@@ -6,6 +6,7 @@ import type { IncomingMessage, Server } from "node:http";
 import { baseUrl } from "../core/http/address.ts";
 import { createHttpListener } from "../core/http/server.ts";
 import type { Logger } from "../core/logger.ts";
+import { processMetrics } from "../core/metrics.ts";
 import { staticFiles } from "./static.ts";
 
 export interface WebServerOptions {
@@ -37,7 +38,7 @@ const SECURITY_HEADERS = {
   "X-Frame-Options": "DENY",
 };
 
-class WebMetrics {
+export class WebMetrics {
   readonly startedAt = Date.now();
   readonly byStatus = new Map<number, number>();
   requests = 0;
@@ -72,9 +73,7 @@ class WebMetrics {
       "# HELP ami_web_requests_total HTTP requests answered, by status.",
       "# TYPE ami_web_requests_total counter",
       ...[...this.byStatus].map(([s, n]) => `ami_web_requests_total{status="${s}"} ${n}`),
-      "# HELP process_resident_memory_bytes Resident memory.",
-      "# TYPE process_resident_memory_bytes gauge",
-      `process_resident_memory_bytes ${process.memoryUsage.rss()}`,
+      ...processMetrics(),
       "",
     ].join("\n");
   }

@@ -81,8 +81,8 @@ test("control API: bearer token required; ops, status and metrics", async () => 
   assert.equal(bad.status, 400);
   assert.equal((await bad.json()).errcode, "AMI_INVALID_INPUT");
   const metrics = await (await fetch(`${info.url}/metrics`, { headers: auth })).text();
-  assert.match(metrics, /ami_service_up\{service="testsvc"\} 1/);
-  assert.match(metrics, /ami_service_restarts_total\{service="testsvc"\} 1/);
+  assert.match(metrics, /ami_supervisor_service_up\{service="testsvc"\} 1/);
+  assert.match(metrics, /ami_supervisor_service_restarts_total\{service="testsvc"\} 1/);
 });
 
 test("per-service stop/status/start: no-ops are clear and exit 0; status exits 3 when stopped", async () => {

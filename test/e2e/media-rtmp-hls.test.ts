@@ -220,7 +220,7 @@ test("stats: server-computed figures in /api/streams, /_ami/stats, /metrics and 
   assert.equal(stats.per_stream[0].resolution, "640x360");
   const metrics = (await get("/metrics")).text;
   assert.match(metrics, /^ami_media_streams 1$/m);
-  assert.match(metrics, /^ami_media_stream_fps\{path="live\/e2e"\} \d/m);
+  assert.match(metrics, /^ami_media_stream_video_frames_per_second\{path="live\/e2e"\} \d/m);
   assert.match(metrics, /^ami_media_stream_frames_discarded_total\{path="live\/e2e"\} 0$/m);
   assert.deepEqual(JSON.parse((await get("/health")).text), { ok: true });
 

@@ -4,6 +4,7 @@
  */
 import { AmiError } from "../../../core/errors.ts";
 import type { Target } from "../../../core/http/target.ts";
+import { processMetrics } from "../../../core/metrics.ts";
 import type { StreamStatus } from "../../status.ts";
 import { json, type Reply } from "./reply.ts";
 import { decodePath } from "./target-path.ts";
@@ -27,8 +28,18 @@ export function metricsText(src: ApiSource): string {
   lines.push(`ami_media_streams ${all.filter((s) => s.live).length}`);
   lines.push("# HELP ami_media_rtmp_connections Open RTMP connections.", "# TYPE ami_media_rtmp_connections gauge");
   lines.push(`ami_media_rtmp_connections ${src.rtmpConnections()}`);
-  gauge("ami_media_stream_bitrate_kbps", "Ingest bitrate over the last 5 s.", "gauge", (s) => s.bitrateKbps);
-  gauge("ami_media_stream_fps", "Video frames per second over the last 5 s.", "gauge", (s) => s.fps);
+  gauge(
+    "ami_media_stream_bitrate_bits_per_second",
+    "Ingest bitrate over the last 5 s.",
+    "gauge",
+    (s) => s.bitrateKbps * 1000,
+  );
+  gauge(
+    "ami_media_stream_video_frames_per_second",
+    "Video frames per second over the last 5 s.",
+    "gauge",
+    (s) => s.fps,
+  );
   gauge("ami_media_stream_readers", "Readers (RTMP players, HLS/DASH sessions).", "gauge", (s) => s.readers.total);
   gauge("ami_media_stream_bytes_in_total", "Bytes received from the publisher.", "counter", (s) => s.bytesIn);
   gauge("ami_media_stream_bytes_out_total", "Bytes sent to readers and viewers.", "counter", (s) => s.bytesOut);
@@ -38,6 +49,7 @@ export function metricsText(src: ApiSource): string {
     "counter",
     (s) => s.framesDiscarded,
   );
+  lines.push(...processMetrics());
   return `${lines.join("\n")}\n`;
 }
 
