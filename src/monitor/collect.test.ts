@@ -49,6 +49,7 @@ test("the frame shows a federation destinations table only when there are destin
     at: "now",
     supervisor: { running: true, pid: 1, cpuPercent: 0, rssBytes: 1 },
     services: [row],
+    alerts: null,
   };
   for (const ansi of [false, true]) {
     const out = renderFrame(snap, ansi);
