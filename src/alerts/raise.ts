@@ -9,7 +9,10 @@ import { connectControl } from "../control/client.ts";
 import type { OpContext } from "../core/ops.ts";
 import type { AlertInput } from "./types.ts";
 
-export async function raise(ctx: OpContext, alert: AlertInput): Promise<boolean> {
+/** What raising needs of an op context (a service has these too). */
+export type AlertContext = Pick<OpContext, "config" | "paths" | "log">;
+
+export async function raise(ctx: AlertContext, alert: AlertInput): Promise<boolean> {
   const c = connectControl(ctx.config, ctx.paths);
   if (!c) {
     ctx.log.warn("alert not raised: no supervisor running", { kind: alert.kind, summary: alert.summary });
@@ -19,7 +22,7 @@ export async function raise(ctx: OpContext, alert: AlertInput): Promise<boolean>
   return true;
 }
 
-export async function resolve(ctx: OpContext, key: string): Promise<boolean> {
+export async function resolve(ctx: AlertContext, key: string): Promise<boolean> {
   const c = connectControl(ctx.config, ctx.paths);
   if (!c) return false;
   return (await c.request<{ resolved: boolean }>("POST", "/api/alerts/resolve", { key }, 10_000)).resolved;

@@ -35,6 +35,7 @@ export async function tick(
   const dir = homeLayout(config, paths).backupDir;
   if (!config.backup.schedule || dueIn(dir, scheduleMs(config.backup.schedule), now) > 0) return "not-due";
   const { createBackup } = await import("./create.ts");
+  const alerts = await import("../alerts/raise.ts");
   state.running = true;
   try {
     const r = await createBackup({ config, configPath, paths, log, tar: config.backup.tar });
@@ -44,12 +45,25 @@ export async function tick(
     log.info("scheduled backup made", { path: r.path, bytes: r.bytes, durationMs: r.durationMs });
     const removed = await prune(dir, config.backup.keep);
     if (removed.length) log.info("old backups removed", { removed });
+    await alerts.resolve({ config, paths, log }, "backup_failed").catch(() => false);
     return "made";
   } catch (e) {
     state.failures++;
     state.lastFailureTs = Date.now();
     state.lastError = (e as Error).message;
     log.error("scheduled backup failed", { error: (e as Error).message });
+    // The built-in alerts (src/alerts/) tell the operator's room and webhook; without a supervisor it is only logged.
+    await alerts
+      .raise(
+        { config, paths, log },
+        {
+          kind: "backup_failed",
+          key: "backup_failed",
+          severity: "critical",
+          summary: `scheduled backup failed: ${state.lastError}`,
+        },
+      )
+      .catch((err) => log.warn("backup alert not raised", { error: (err as Error).message }));
     return "failed";
   } finally {
     state.running = false;
