@@ -57,10 +57,11 @@ class Client {
     });
     this.sock.on("error", () => {});
   }
-  async request(method: string, url: string, headers: Record<string, string> = {}) {
-    const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`);
+  async request(method: string, url: string, headers: Record<string, string> = {}, body = "") {
+    const all = body ? { ...headers, "Content-Length": String(body.length) } : headers;
+    const head = Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`);
     this.#buf = "";
-    this.sock.write(`${method} ${url} RTSP/1.0\r\nCSeq: 1\r\n${head.join("")}\r\n`);
+    this.sock.write(`${method} ${url} RTSP/1.0\r\nCSeq: 1\r\n${head.join("")}\r\n${body}`);
     await until(`${method} answer`, () => this.#buf.includes("\r\n\r\n"));
     const lines = (this.#buf.split("\r\n\r\n")[0] as string).split("\r\n");
     const h = new Map(
@@ -184,4 +185,83 @@ test("waiting for a TCP reader's socket to drain leaves no listener behind, howe
   assert.equal(sock.listenerCount("drain"), base.drain);
   sock.destroy();
   peer.close();
+});
+
+/** A UDP socket on 127.0.0.1 (port 0: any). */
+async function udpSocket(port = 0) {
+  const { createSocket } = await import("node:dgram");
+  const u = createSocket("udp4");
+  await new Promise<void>((r) => u.bind(port, "127.0.0.1", () => r()));
+  return u;
+}
+
+/** An RTSP publisher of one Opus track over UDP from `rtp` (and the next port for RTCP): the server's RTP port. */
+async function udpOpusPublisher(c: Client, path: string, rtpPort: number): Promise<number> {
+  const url = `${c.url}/${path}`;
+  const sdp = "v=0\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\na=control:trackID=0\r\n";
+  assert.equal((await c.request("ANNOUNCE", url, { "Content-Type": "application/sdp" }, sdp)).status, 200);
+  const setup = await c.request("SETUP", `${url}/trackID=0`, {
+    Transport: `RTP/AVP;unicast;client_port=${rtpPort}-${rtpPort + 1};mode=record`,
+  });
+  assert.equal(setup.status, 200);
+  const session = setup.headers.get("session")?.split(";")[0] as string;
+  const server = Number(/server_port=(\d+)/.exec(setup.headers.get("transport") ?? "")?.[1]);
+  assert.equal((await c.request("RECORD", url, { Session: session })).status, 200);
+  return server;
+}
+
+test("RTP over UDP is taken only from the port the client named (or its first packet's, behind a NAT)", async () => {
+  const { buildRtp } = await import("../../protocols/rtp/packet.ts");
+  const opus = (seq: number, from: { send: (b: Buffer, port: number, host: string) => void }, port: number) =>
+    from.send(
+      buildRtp({
+        payloadType: 111,
+        marker: false,
+        sequenceNumber: seq,
+        timestamp: seq * 960,
+        ssrc: 7,
+        payload: Buffer.from([0xfc, seq & 0xff]),
+      }),
+      port,
+      "127.0.0.1",
+    );
+  const frames = (path: string) => {
+    const got: number[] = [];
+    const s = hub.get(path);
+    assert.ok(s);
+    s.on("frame", (f) => {
+      if (!f.config) got.push(f.data.at(-1) as number);
+    });
+    return got;
+  };
+
+  const [own, other, nat] = [await udpSocket(), await udpSocket(), await udpSocket()];
+  const c = new Client(patient);
+  const c2 = new Client(patient);
+  try {
+    // Declared ports: packets from them count; the same address from another port is dropped.
+    const ownPort = (own.address() as { port: number }).port;
+    const server = await udpOpusPublisher(c, "t/udp-lock", ownPort);
+    const got = frames("t/udp-lock");
+    for (let i = 1; i <= 5; i++) opus(i, own, server);
+    await until("the publisher's packets", () => got.length >= 5);
+    for (let i = 100; i < 110; i++) opus(i, other, server);
+    for (let i = 6; i <= 8; i++) opus(i, own, server);
+    await until("the publisher's later packets", () => got.includes(8));
+    assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8], "nothing injected from another port");
+
+    // Behind a NAT (the declared port is not where packets come from): the first packet's port is locked.
+    const server2 = await udpOpusPublisher(c2, "t/udp-nat", 9); // a port the client never sends from
+    const got2 = frames("t/udp-nat");
+    for (let i = 1; i <= 3; i++) opus(i, nat, server2);
+    await until("the NATed publisher's packets", () => got2.length >= 3);
+    for (let i = 100; i < 110; i++) opus(i, other, server2);
+    opus(4, nat, server2);
+    await until("the NATed publisher's later packet", () => got2.includes(4));
+    assert.deepEqual(got2, [1, 2, 3, 4]);
+  } finally {
+    c.sock.destroy();
+    c2.sock.destroy();
+    for (const u of [own, other, nat]) u.close();
+  }
 });
