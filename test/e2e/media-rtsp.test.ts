@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,6 +110,49 @@ test(
     } finally {
       pub.proc.kill("SIGINT");
       await pub.exit;
+    }
+  },
+);
+
+test(
+  "AAC frames larger than the MTU (5.1 at 1.7 Mbit/s) go out as RFC 3640 fragments that ffmpeg joins over UDP and TCP",
+  opts,
+  async () => {
+    const noise = Array.from({ length: 6 }, (_, i) => `random(${i})-0.5`).join("|");
+    const proc = spawn(
+      "ffmpeg",
+      [
+        ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
+        ...["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25"],
+        ...["-f", "lavfi", "-i", `aevalsrc=${noise}:s=48000:c=5.1`],
+        ...["-t", "10", ...X264, "-c:a", "aac", "-b:a", "1700k", "-rtsp_transport", "tcp"],
+        ...["-f", "rtsp", `${m.rtspUrl}/open/aac-big`],
+      ],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const exit = new Promise<number | null>((r) => proc.once("close", r));
+    try {
+      await until("the 5.1 stream", async () => m.hub.get("open/aac-big")?.stats.videoCodec);
+      let largest = 0;
+      m.hub.get("open/aac-big")?.on("frame", (f) => {
+        if (f.kind === "audio" && !f.config) largest = Math.max(largest, f.data.length);
+      });
+      for (const transport of ["udp", "tcp"]) {
+        const out = join(dir, `aac-big-${transport}.wav`);
+        const r = await runTool("ffmpeg", [
+          ...["-v", "error", "-nostdin", "-rtsp_transport", transport, "-i", `${m.rtspUrl}/open/aac-big`],
+          ...["-t", "2", "-map", "0:a", "-y", out],
+        ]);
+        assert.equal(r.code, 0, r.err);
+        assert.equal(r.err.trim(), "", `ffmpeg decodes every joined unit over ${transport}: ${r.err.slice(0, 500)}`);
+        // Most of 2 s of 6 channels of 16-bit 48 kHz (the reader starts at a keyframe).
+        const bytes = statSync(out).size;
+        assert.ok(bytes > 1.5 * 48000 * 12, `${bytes} bytes of audio over ${transport}`);
+      }
+      assert.ok(largest > 2000, `the AAC frames (up to ${largest} bytes) need fragments`);
+    } finally {
+      proc.kill("SIGINT");
+      await exit;
     }
   },
 );

@@ -686,7 +686,13 @@ export class RtspConn {
       for (;;) {
         const f = reader.poll() ?? (await reader.next());
         if (!f || this.#reader !== reader) break;
+        const oversized = sender.oversizedAudio;
         await sender.frame(f);
+        if (oversized === 0 && sender.oversizedAudio === 1)
+          this.#o.log.warn("rtsp: AAC frames over 8191 bytes cannot be sent as AAC-hbr; dropped", {
+            path: this.#session?.path,
+            remote: this.remote,
+          });
       }
     } catch (e) {
       this.close(`play failed: ${(e as Error).message}`);
