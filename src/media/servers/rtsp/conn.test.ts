@@ -47,9 +47,9 @@ class Client {
   #buf = "";
   readonly url: string;
   readonly server: RtspServer;
-  constructor(server: RtspServer) {
+  constructor(server: RtspServer, localAddress?: string) {
     this.server = server;
-    this.sock = connect(server.port, "127.0.0.1");
+    this.sock = connect({ port: server.port, host: "127.0.0.1", localAddress });
     this.url = `rtsp://127.0.0.1:${server.port}`;
     this.sock.setEncoding("latin1");
     this.sock.on("data", (d: string) => {
@@ -264,4 +264,61 @@ test("RTP over UDP is taken only from the port the client named (or its first pa
     c2.sock.destroy();
     for (const u of [own, other, nat]) u.close();
   }
+});
+
+test("one client address holding every UDP pair cannot keep others from UDP: the pool is shared out fairly", async () => {
+  const config = rtspSchema.parse({ port: 0, udpPortMin: udpBase + 40, udpPortMax: udpBase + 47 }); // 4 pairs
+  const udp = RtspServer.udpPorts("127.0.0.1", config);
+  assert.ok(udp);
+  const server = await RtspServer.start({ host: "127.0.0.1", port: 0, hub, log: silentLogger, config, udp });
+  const s = publish("t/fair");
+  const clients: Client[] = [];
+  /** A UDP reader set up (not playing) from `ip`: the SETUP status. */
+  const setupFrom = async (ip: string) => {
+    const c = new Client(server, ip);
+    clients.push(c);
+    const url = `${c.url}/t/fair`;
+    assert.equal((await c.request("DESCRIBE", url)).status, 200);
+    const r = await c.request("SETUP", `${url}/trackID=0`, { Transport: "RTP/AVP;unicast;client_port=6000-6001" });
+    return { c, status: r.status, session: r.headers.get("session")?.split(";")[0] as string, reason: r.headers };
+  };
+  try {
+    // The hostile address takes the whole pool (nobody else wants it) and is then told to use TCP.
+    for (let i = 0; i < 4; i++) assert.equal((await setupFrom("127.0.0.2")).status, 200);
+    assert.equal(udp.heldBy("127.0.0.2"), 4);
+    const over = await setupFrom("127.0.0.2");
+    assert.equal(over.status, 461, "full pool, own share held: 461 (retry over TCP)");
+    // Another address still gets a pair: the hostile's newest session gives one back, its connection closes.
+    const honest = await setupFrom("127.0.0.3");
+    assert.equal(honest.status, 200);
+    assert.equal(udp.heldBy("127.0.0.2"), 3);
+    assert.equal(udp.reclaimed, 1);
+    assert.equal((await honest.c.request("PLAY", `${honest.c.url}/t/fair`, { Session: honest.session })).status, 200);
+    // The hostile cannot take it back, nor hold more than the others end with.
+    assert.equal((await setupFrom("127.0.0.2")).status, 461);
+    assert.equal((await setupFrom("127.0.0.4")).status, 200);
+    assert.equal((await setupFrom("127.0.0.5")).status, 200);
+    assert.deepEqual(
+      ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"].map((a) => udp.heldBy(a)),
+      [1, 1, 1, 1],
+      "one pair each",
+    );
+    // Everyone has its share now: a fifth address is sent to TCP rather than taking one.
+    assert.equal((await setupFrom("127.0.0.6")).status, 461);
+    assert.equal((await setupFrom("127.0.0.6")).status, 461);
+    // The honest reader kept playing throughout.
+    assert.ok(server.conns.size >= 4);
+    assert.equal([...server.conns].filter((c) => c.role === "reader").length, 1);
+  } finally {
+    for (const c of clients) c.sock.destroy();
+    s.end();
+    await server.close();
+  }
+});
+
+test("UDP fairness counts an IPv6 client by its /64 and an IPv4-mapped one as IPv4", async () => {
+  const { addressKey } = await import("./udp.ts");
+  assert.equal(addressKey("::ffff:10.1.2.3"), "10.1.2.3");
+  assert.equal(addressKey("2001:db8:1:2:3:4:5:6"), addressKey("2001:db8:1:2::9"));
+  assert.notEqual(addressKey("2001:db8:1:2::9"), addressKey("2001:db8:1:3::9"));
 });

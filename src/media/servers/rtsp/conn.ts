@@ -31,7 +31,7 @@ import {
 import { buildSdp, parseSdp, type SdpTrack } from "../../protocols/rtsp/sdp.ts";
 import { checkTracks, RtspToStream } from "../../protocols/rtsp/to-stream.ts";
 import { challenges, credential, newNonce } from "./digest.ts";
-import type { UdpPair, UdpPorts } from "./udp.ts";
+import type { UdpHolder, UdpPair, UdpPorts } from "./udp.ts";
 
 export interface RtspConnLimits {
   /** From accept to RECORD or PLAY. */
@@ -171,6 +171,12 @@ export class RtspConn {
   #publishing: MediaStream | undefined;
   #toStream: Pick<RtspToStream, "push" | "report"> | undefined;
   #reader: Reader | undefined;
+  /** This connection as a holder of UDP port pairs (the pool takes them back for a poorer address). */
+  readonly #udpHolder: UdpHolder = {
+    address: "",
+    started: () => this.#publishing !== undefined || this.#reader !== undefined,
+    reclaim: () => this.close("its UDP ports were taken back for another client address (pool full)"),
+  };
   /** Requests are answered in order; an async one (auth) holds the rest. */
   #queue: Promise<void> = Promise.resolve();
 
@@ -178,6 +184,7 @@ export class RtspConn {
     this.socket = socket;
     this.#o = o;
     this.#ip = plainIp(socket.remoteAddress ?? "");
+    this.#udpHolder.address = this.#ip;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const l = o.limits;
     this.#parser = new RtspParser({ maxHead: l.maxRequestBytes, maxHeaders: l.maxHeaders, maxBody: l.maxBodyBytes });
@@ -567,13 +574,15 @@ export class RtspConn {
       this.#reply(req, 461);
       return undefined;
     }
-    const pair = await this.#o.udp.open();
-    if (this.#closed) {
+    const pair = await this.#o.udp.open(this.#udpHolder);
+    if (this.#closed || this.#session !== s) {
       pair?.close();
       return undefined;
     }
     if (!pair) {
-      this.#reply(req, 453);
+      // The pool is full and this address holds its share: 461 makes clients (ffmpeg, GStreamer, VLC) retry
+      // over TCP-interleaved.
+      this.#reply(req, 461, [["Reason", "no UDP ports free for this client address; use TCP"]]);
       return undefined;
     }
     const client = tr.clientPort;
