@@ -2,7 +2,14 @@
  * One WHIP publisher or WHEP viewer: a werift peer connection tied to a hub path. A session that does not
  * connect within CONNECT_TIMEOUT_MS, or whose connection fails, is closed (a WHIP path is then free again).
  */
-import { type RTCPeerConnection, type RTCRtpSender, RtcpSrPacket, RtpHeader, RtpPacket } from "werift";
+import {
+  type RTCPeerConnection,
+  type RTCRtpSender,
+  RtcpPayloadSpecificFeedback,
+  RtcpSrPacket,
+  RtpHeader,
+  RtpPacket,
+} from "werift";
 import { AmiError } from "../../../core/errors.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { Hub, MediaStream } from "../../hub.ts";
@@ -20,6 +27,9 @@ import { senderReports } from "./sender-reports.ts";
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const PLI_INTERVAL_MS = 500;
+/** RTCP payload-specific feedback message types (RFC 4585 FMT 1, RFC 5104 FMT 4). */
+const PSFB_PLI = 1;
+const PSFB_FIR = 4;
 /** A viewer of a path just published waits this long at most for the video check's verdict. */
 const VERDICT_WAIT_MS = 3000;
 
@@ -204,6 +214,17 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
     },
   };
   const close = () => void session.close();
+  // A viewer that lost a picture says so (PLI, or FIR): the re-encoder makes a keyframe for it (rate-limited); a
+  // passed-through WHIP publisher is asked for one (its own rate limit); other sources keyframe on their own.
+  const keyframe = () => {
+    if (lease) lease.keyframe();
+    else ctx.keyframeRequests.get(ctx.path)?.();
+  };
+  video?.sender.onRtcp.subscribe((p) => {
+    if (closed || p.type !== RtcpPayloadSpecificFeedback.type) return;
+    const fmt = (p as RtcpPayloadSpecificFeedback).feedback.count;
+    if (fmt === PSFB_PLI || fmt === PSFB_FIR) keyframe();
+  });
   const rtpSink = (sender: RTCRtpSender) => {
     let seq = Math.floor(Math.random() * 0x10000);
     return async (p: RtpOut) => {
@@ -224,7 +245,8 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
           send({ payload: p.payload, timestamp: clock.audio(p.ms), marker: false }).catch(() => {});
       });
     }
-    ctx.keyframeRequests.get(ctx.path)?.();
+    // A new viewer starts at the next keyframe: ask for one now rather than wait for the source's GOP.
+    keyframe();
     streamToRtp(reader, clock, sinks)
       .catch((e) => ctx.log.warn("whep viewer failed", { path: ctx.path, error: (e as Error).message }))
       .finally(close);
