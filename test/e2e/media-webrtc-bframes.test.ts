@@ -150,10 +150,24 @@ test("H.264 with B-frames plays at full rate over WHEP in Chromium (re-encoded f
 });
 
 test("H.264 without B-frames is passed through to WHEP viewers untouched (no re-encoder)", opts, async () => {
-  const pub = publish("live/nobf", 0);
+  // A keyframe every 10 s: a viewer joining mid-GOP starts on the cached one, not the next.
+  const pub = publish("live/nobf", 0, "yuv420p", 300);
   try {
     await until("live/nobf to go live", async () => m.hub.get("live/nobf")?.videoConfig !== undefined);
+    const source = m.hub.get("live/nobf");
+    assert.ok(source);
+    let sourceKeyframes = 0;
+    source.on("frame", (f) => {
+      if (f.kind === "video" && f.keyframe) sourceKeyframes++;
+    });
+    await until("a source keyframe", async () => sourceKeyframes > 0);
+    await new Promise((r) => setTimeout(r, 1500)); // mid-GOP: 45 frames cached, the next keyframe 8.5 s away
+    const joinedAt = Date.now();
+    const seen = sourceKeyframes;
     await playWhep("live/nobf");
+    await until("the first decoded frame", async () => (await whep.decodedVideo(page)).frames > 0);
+    console.log(`passthrough viewer mid-GOP: first frame decoded ${Date.now() - joinedAt} ms after joining`);
+    assert.equal(sourceKeyframes, seen, "it started on the cached keyframe, before the source sent another");
     const { fps, detail } = await decodeRate();
     const s = status("live/nobf");
     console.log(

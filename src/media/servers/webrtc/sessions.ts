@@ -12,6 +12,7 @@ import {
 } from "werift";
 import { AmiError } from "../../../core/errors.ts";
 import type { Logger } from "../../../core/logger.ts";
+import type { Frame } from "../../frame.ts";
 import type { Hub, MediaStream } from "../../hub.ts";
 import { isOpus } from "../../protocols/flv/ex-audio.ts";
 import { SOUND_AAC, soundFormat } from "../../protocols/flv/tag.ts";
@@ -191,12 +192,13 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   const senders = [video, audio].flatMap((t) => (t ? [{ sender: t.sender, kind: t.kind as "audio" | "video" }] : []));
   const stopReports = senderReports(clock, senders);
   let unsubscribeAudio = () => {};
-  // At the live edge: the cached GOP would reach the viewer as a burst of old frames, and a WebRTC player shows
-  // each one, so it would stay that far behind. Sending starts at the next keyframe instead; a WHIP publisher
-  // is asked for one right away.
+  // At the live edge: the cached GOP sent as it is would keep a WebRTC player that far behind (it shows each
+  // frame at its time), so streamToRtp packs it into a catch-up burst at the live edge's time (see there).
   // Video that browsers cannot play as it is comes from the path's shared re-encoder (audio through it as it is).
   const lease = verdict.mode === "reencode" ? ctx.reencoder(stream).acquire(ctx.remote) : undefined;
-  const reader = lease?.reader ?? stream.addReader("webrtc", ctx.remote, { fromKeyframe: false });
+  // A passed-through path is read from its cached GOP: the viewer starts at once on its keyframe (streamToRtp
+  // packs the frames older than the live edge into a catch-up burst) instead of waiting for the next keyframe.
+  const reader = lease?.reader ?? stream.addReader("webrtc", ctx.remote, { fromKeyframe: true });
   let closed = false;
   const session: WebRtcSession = {
     kind: "whep",
@@ -245,9 +247,12 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
           send({ payload: p.payload, timestamp: clock.audio(p.ms), marker: false }).catch(() => {});
       });
     }
-    // A new viewer starts at the next keyframe: ask for one now rather than wait for the source's GOP.
-    keyframe();
-    streamToRtp(reader, clock, sinks)
+    // A viewer of the re-encoder starts at the next keyframe: ask for one now rather than wait for the source's
+    // GOP. A passed-through path's viewer starts on the cached one (what is queued now is its catch-up).
+    const head: Frame[] = [];
+    if (!lease) for (let f = reader.poll(); f; f = reader.poll()) head.push(f);
+    if (lease || !head.some((f) => f.keyframe)) keyframe();
+    streamToRtp(reader, clock, sinks, head)
       .catch((e) => ctx.log.warn("whep viewer failed", { path: ctx.path, error: (e as Error).message }))
       .finally(close);
   });
