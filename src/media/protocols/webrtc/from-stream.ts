@@ -40,6 +40,16 @@ interface Params {
   lengthSize: number;
 }
 
+/**
+ * A passed-through viewer's keyframe request (PLI/FIR): `pending` set, the next frame sent is preceded by the
+ * path's cached GOP up to it (`gop`: the hub's cache, bytes handed out); `sent` counts the times it was.
+ */
+export interface Resync {
+  pending: boolean;
+  gop: () => readonly Frame[];
+  sent: number;
+}
+
 /** The most a new viewer's catch-up (the cached GOP from its keyframe) may hold; past it the viewer waits. */
 export const MAX_CATCH_UP_BYTES = 2 * 1024 * 1024;
 
@@ -57,6 +67,7 @@ export async function streamToRtp(
   clock: ViewerClock,
   sinks: RtpSinks,
   head: Frame[] = [],
+  resync?: Resync,
 ): Promise<void> {
   const h265 = sinks.videoCodec === "h265";
   const fourcc = h265 ? FOURCC_HEVC : "avc1";
@@ -97,21 +108,43 @@ export async function streamToRtp(
       if (!f.keyframe) continue;
       clock.start(fromHead && edge ? edge.dts : f.dts);
     }
-    let nals = avccNals(f.data.subarray(tag.offset), params.lengthSize).filter((n) =>
-      h265 ? hevcType(n) !== HEVC_NAL.AUD : nalType(n) !== NAL.AUD,
-    );
-    const hasSets = nals.some((n) => (h265 ? hevcType(n) === HEVC_NAL.VPS : nalType(n) === NAL.SPS));
-    if (f.keyframe && !hasSets) nals = [...params.sets, ...nals];
+    const p = params;
+    const send = async (g: Frame, offset: number, timestamp: number) => {
+      let nals = avccNals(g.data.subarray(offset), p.lengthSize).filter((n) =>
+        h265 ? hevcType(n) !== HEVC_NAL.AUD : nalType(n) !== NAL.AUD,
+      );
+      const hasSets = nals.some((n) => (h265 ? hevcType(n) === HEVC_NAL.VPS : nalType(n) === NAL.SPS));
+      if (g.keyframe && !hasSets) nals = [...p.sets, ...nals];
+      const payloads = h265 ? packetizeH265(nals) : packetizeH264(nals);
+      for (let i = 0; i < payloads.length; i++)
+        await sinks.video({ payload: payloads[i] as Buffer, timestamp, marker: i === payloads.length - 1 });
+    };
+    /** A catch-up frame: sent at once, but the event loop gets a turn after each (a burst is not one long block). */
+    const sendBurst = async (g: Frame, offset: number, timestamp: number) => {
+      await send(g, offset, timestamp);
+      await new Promise((r) => setImmediate(r));
+    };
     let timestamp = clock.video(f.dts + tag.cts);
+    if (resync?.pending && !fromHead) {
+      // The viewer lost a picture (PLI/FIR): the cached GOP up to this frame goes again, packed one tick apart just
+      // before it, so it decodes from the keyframe and goes on with this frame at once.
+      resync.pending = false;
+      const gop = f.keyframe ? [] : resync.gop();
+      const at = gop.indexOf(f);
+      const again = at > 0 ? gop.slice(0, at).filter(isOurs) : [];
+      if (again[0]?.keyframe && again.reduce((n, g) => n + g.data.length, 0) <= MAX_CATCH_UP_BYTES) {
+        resync.sent++;
+        for (const [j, g] of again.entries())
+          await sendBurst(g, parseVideoTag(g.data)?.offset ?? 0, (timestamp - (again.length - j)) >>> 0);
+      }
+    }
     if (fromHead && edge) {
       // Caught up at once: one tick apart, the newest at the live edge's own time.
       sentCatchUp++;
       const edgeTag = parseVideoTag(edge.data);
       timestamp = (clock.video(edge.dts + (edgeTag?.cts ?? 0)) - (catchUpVideo - sentCatchUp)) >>> 0;
     }
-    const payloads = h265 ? packetizeH265(nals) : packetizeH264(nals);
-    for (let i = 0; i < payloads.length; i++)
-      await sinks.video({ payload: payloads[i] as Buffer, timestamp, marker: i === payloads.length - 1 });
+    await (fromHead && edge ? sendBurst : send)(f, tag.offset, timestamp);
   }
 }
 

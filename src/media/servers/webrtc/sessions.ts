@@ -18,7 +18,7 @@ import { isOpus } from "../../protocols/flv/ex-audio.ts";
 import { SOUND_AAC, soundFormat } from "../../protocols/flv/tag.ts";
 import type { RtpIn } from "../../protocols/rtp/h264.ts";
 import { PublisherClock, ViewerClock } from "../../protocols/webrtc/av-sync.ts";
-import { type RtpOut, type RtpSinks, streamToRtp } from "../../protocols/webrtc/from-stream.ts";
+import { type Resync, type RtpOut, type RtpSinks, streamToRtp } from "../../protocols/webrtc/from-stream.ts";
 import type { OpusTranscoder } from "../../protocols/webrtc/opus-transcode.ts";
 import { RtpH264ToStream, RtpOpusToStream } from "../../protocols/webrtc/to-stream.ts";
 import type { VideoCheck } from "../../protocols/webrtc/video-check.ts";
@@ -222,11 +222,26 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
     if (lease) lease.keyframe();
     else ctx.keyframeRequests.get(ctx.path)?.();
   };
-  video?.sender.onRtcp.subscribe((p) => {
-    if (closed || p.type !== RtcpPayloadSpecificFeedback.type) return;
-    const fmt = (p as RtcpPayloadSpecificFeedback).feedback.count;
-    if (fmt === PSFB_PLI || fmt === PSFB_FIR) keyframe();
-  });
+  // Passed through, a lost picture is answered at once from the cached GOP (at most every PLI_INTERVAL_MS).
+  const resync: Resync = { pending: false, gop: () => stream.cachedGop(), sent: 0 };
+  let lastResync = 0;
+  const onFeedback = (p: { type: number }) => {
+    if (closed || !video || p.type !== RtcpPayloadSpecificFeedback.type) return;
+    const fb = (p as RtcpPayloadSpecificFeedback).feedback;
+    const fmt = fb.count;
+    if (fmt !== PSFB_PLI && fmt !== PSFB_FIR) return;
+    if ("mediaSsrc" in fb && fb.mediaSsrc !== video.sender.ssrc && fb.mediaSsrc !== 0) return;
+    keyframe();
+    const now = Date.now();
+    if (!lease && now - lastResync >= PLI_INTERVAL_MS) {
+      lastResync = now;
+      resync.pending = true;
+    }
+  };
+  // werift routes feedback by its sender SSRC first: from a peer that announced SSRCs for its receiving side
+  // (werift does; Chromium does not) a PLI reaches this transceiver's receiver instead of its sender.
+  video?.sender.onRtcp.subscribe(onFeedback);
+  video?.receiver.onRtcp.subscribe(onFeedback);
   const rtpSink = (sender: RTCRtpSender) => {
     let seq = Math.floor(Math.random() * 0x10000);
     return async (p: RtpOut) => {
@@ -252,7 +267,7 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
     const head: Frame[] = [];
     if (!lease) for (let f = reader.poll(); f; f = reader.poll()) head.push(f);
     if (lease || !head.some((f) => f.keyframe)) keyframe();
-    streamToRtp(reader, clock, sinks, head)
+    streamToRtp(reader, clock, sinks, head, lease ? undefined : resync)
       .catch((e) => ctx.log.warn("whep viewer failed", { path: ctx.path, error: (e as Error).message }))
       .finally(close);
   });
