@@ -187,6 +187,12 @@ export class MediaStream extends EventEmitter<{ frame: [Frame]; end: [] }> {
     this.emit("frame", f);
   }
 
+  /** The cached GOP (its keyframe first, then the frames since), for a reader that resends it: bytes handed out. */
+  cachedGop(): readonly Frame[] {
+    for (const f of this.#gop) handOut(f.data);
+    return [...this.#gop];
+  }
+
   /** Empty the GOP cache, giving back its frames' bytes. */
   #dropGop(): void {
     for (const g of this.#gop) release(g.data);

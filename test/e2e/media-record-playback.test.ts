@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -221,6 +221,45 @@ test("format=mp4: a progressive MP4, moov before mdat, that ffprobe measures and
     assert.equal(dec.err, "", `ffmpeg decodes ${f} without an error`);
   }
 
+  // Seekable: the length is known up front, so byte ranges are served (206, 416 past the end, HEAD).
+  const whole = readFileSync(file);
+  const head = await fetch(url, { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.get("accept-ranges"), "bytes");
+  assert.equal(Number(head.headers.get("content-length")), whole.length);
+  const mid = Math.floor(whole.length / 2);
+  for (const [range, from, to] of [
+    ["bytes=0-99", 0, 99],
+    [`bytes=${mid}-${mid + 70_000}`, mid, mid + 70_000],
+    [`bytes=${mid}-`, mid, whole.length - 1],
+    ["bytes=-1000", whole.length - 1000, whole.length - 1],
+  ] as const) {
+    const r = await fetch(url, { headers: { range } });
+    assert.equal(r.status, 206, range);
+    assert.equal(r.headers.get("content-range"), `bytes ${from}-${to}/${whole.length}`);
+    assert.ok(Buffer.from(await r.arrayBuffer()).equals(whole.subarray(from, to + 1)), `${range}: the file's bytes`);
+  }
+  const past = await fetch(url, { headers: { range: `bytes=${whole.length}-` } });
+  assert.equal(past.status, 416);
+  assert.equal(past.headers.get("content-range"), `bytes */${whole.length}`);
+  const ranged = await fetch(url, { method: "HEAD", headers: { range: "bytes=10-19" } });
+  assert.equal(ranged.status, 206);
+  assert.equal(ranged.headers.get("content-length"), "10");
+  // ffmpeg seeks over HTTP: -ss near the end reads the moov, then only the bytes from there on.
+  const spanUrl = `${base}/get?path=live/pb&start=${span.start}&duration=${span.duration}&format=mp4`;
+  const total = Number((await fetch(spanUrl, { method: "HEAD" })).headers.get("content-length"));
+  const seek = await runTool("ffmpeg", [
+    ...["-hide_banner", "-nostdin", "-v", "verbose", "-ss", String(Math.floor(span.duration) - 2), "-i", spanUrl],
+    ...["-map", "0:v", "-f", "null", "-"],
+  ]);
+  assert.equal(seek.code, 0, seek.err.slice(-500));
+  const stats = /Statistics: (\d+) bytes read, (\d+) seeks/.exec(seek.err);
+  assert.ok(stats, seek.err.slice(-500));
+  assert.ok(Number(stats[2]) >= 1, "ffmpeg seeked");
+  assert.ok(Number(stats[1]) < total / 2, `read ${stats[1]} of ${total} bytes to play the last 2 s`);
+  const decodedFrames = Number([...seek.err.matchAll(/frame=\s*(\d+)/g)].at(-1)?.[1] ?? 0);
+  assert.ok(decodedFrames >= 25 && decodedFrames <= 4 * 25, `${decodedFrames} frames after the seek`);
+
   // B-frames (x264 defaults): composition offsets and the edit list bring presentation to 0, every frame decodes.
   const bf = (await (await fetch(`${base}/list?path=live/bf`)).json()) as (typeof span)[];
   const bfUrl = `${base}/get?path=live/bf&start=${bf[0]!.start}&duration=${bf[0]!.duration}&format=mp4`;
@@ -280,6 +319,33 @@ test("format=mp4 plays in Chromium's <video> to its end", opts, async () => {
     assert.ok(Math.abs(end.time - end.duration) < 0.1, `ended at ${end.time} of ${end.duration} s`);
     // 25 fps: nearly every frame of the ~5 s recording was decoded.
     assert.ok(end.frames >= end.duration * 25 - 5, `${end.frames} frames decoded in ${end.duration} s`);
+
+    // Seeking before the file is loaded: Chromium asks for byte ranges (it treats an answer without them as a
+    // stream it cannot seek in), so the whole duration is seekable at once and a seek lands where asked.
+    const seek = await page.evaluate(async (src) => {
+      const v = document.createElement("video");
+      v.muted = true;
+      v.preload = "metadata";
+      document.body.append(v);
+      const event = (name: string) =>
+        new Promise((r, j) => {
+          v.addEventListener(name, r, { once: true });
+          v.addEventListener("error", () => j(new Error(`${v.error?.code} ${v.error?.message}`)), { once: true });
+          setTimeout(() => j(new Error(`no ${name} within 15 s`)), 15_000);
+        });
+      const meta = event("loadedmetadata");
+      v.src = src;
+      await meta;
+      const seekable = v.seekable.length > 0 ? v.seekable.end(v.seekable.length - 1) : 0;
+      const target = v.duration - 1;
+      const seeked = event("seeked");
+      v.currentTime = target;
+      await seeked;
+      return { seekable, duration: v.duration, target, time: v.currentTime, ready: v.readyState };
+    }, url);
+    assert.ok(Math.abs(seek.seekable - seek.duration) < 0.1, `seekable to ${seek.seekable} of ${seek.duration} s`);
+    assert.ok(Math.abs(seek.time - seek.target) < 0.1, `seeked to ${seek.time}, asked ${seek.target}`);
+    assert.ok(seek.ready >= 2, "a frame at the new position");
   } finally {
     await context.close().catch(() => {});
     rmSync(profile, { recursive: true, force: true });

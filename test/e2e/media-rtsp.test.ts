@@ -9,7 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -109,6 +110,49 @@ test(
     } finally {
       pub.proc.kill("SIGINT");
       await pub.exit;
+    }
+  },
+);
+
+test(
+  "AAC frames larger than the MTU (5.1 at 1.7 Mbit/s) go out as RFC 3640 fragments that ffmpeg joins over UDP and TCP",
+  opts,
+  async () => {
+    const noise = Array.from({ length: 6 }, (_, i) => `random(${i})-0.5`).join("|");
+    const proc = spawn(
+      "ffmpeg",
+      [
+        ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
+        ...["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25"],
+        ...["-f", "lavfi", "-i", `aevalsrc=${noise}:s=48000:c=5.1`],
+        ...["-t", "10", ...X264, "-c:a", "aac", "-b:a", "1700k", "-rtsp_transport", "tcp"],
+        ...["-f", "rtsp", `${m.rtspUrl}/open/aac-big`],
+      ],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const exit = new Promise<number | null>((r) => proc.once("close", r));
+    try {
+      await until("the 5.1 stream", async () => m.hub.get("open/aac-big")?.stats.videoCodec);
+      let largest = 0;
+      m.hub.get("open/aac-big")?.on("frame", (f) => {
+        if (f.kind === "audio" && !f.config) largest = Math.max(largest, f.data.length);
+      });
+      for (const transport of ["udp", "tcp"]) {
+        const out = join(dir, `aac-big-${transport}.wav`);
+        const r = await runTool("ffmpeg", [
+          ...["-v", "error", "-nostdin", "-rtsp_transport", transport, "-i", `${m.rtspUrl}/open/aac-big`],
+          ...["-t", "2", "-map", "0:a", "-y", out],
+        ]);
+        assert.equal(r.code, 0, r.err);
+        assert.equal(r.err.trim(), "", `ffmpeg decodes every joined unit over ${transport}: ${r.err.slice(0, 500)}`);
+        // Most of 2 s of 6 channels of 16-bit 48 kHz (the reader starts at a keyframe).
+        const bytes = statSync(out).size;
+        assert.ok(bytes > 1.5 * 48000 * 12, `${bytes} bytes of audio over ${transport}`);
+      }
+      assert.ok(largest > 2000, `the AAC frames (up to ${largest} bytes) need fragments`);
+    } finally {
+      proc.kill("SIGINT");
+      await exit;
     }
   },
 );
@@ -259,6 +303,34 @@ async function request(lines: string[]): Promise<string> {
   return got;
 }
 
+/** An ANNOUNCE of live/keyed answered by a Digest for `key` whose uri is `uri`, on one connection: the answer. */
+async function digestAnnounce(key: string, uri: string): Promise<string> {
+  const sock = connect(m.rtsp?.port as number, "127.0.0.1");
+  const url = `rtsp://127.0.0.1:${m.rtsp?.port}/live/keyed`;
+  const sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+  const announce = (cseq: number, auth = "") =>
+    `ANNOUNCE ${url} RTSP/1.0\r\nCSeq: ${cseq}\r\n${auth}Content-Type: application/sdp\r\nContent-Length: ${sdp.length}\r\n\r\n${sdp}`;
+  let got = "";
+  sock.on("data", (d) => {
+    got += d.toString("latin1");
+  });
+  sock.write(announce(1));
+  await until("the challenge", async () => got.includes("\r\n\r\n"));
+  const nonce = /nonce="([0-9a-f]+)"/.exec(got)?.[1] as string;
+  const md5 = (s: string) => createHash("md5").update(s).digest("hex");
+  const response = md5(`${md5(`cam:ami-streams:${key}`)}:${nonce}:${md5(`ANNOUNCE:${uri}`)}`);
+  got = "";
+  sock.write(
+    announce(
+      2,
+      `Authorization: Digest username="cam", realm="ami-streams", nonce="${nonce}", uri="${uri}", response="${response}"\r\n`,
+    ),
+  );
+  await until("the answer", async () => got.includes("\r\n\r\n"));
+  sock.destroy();
+  return got;
+}
+
 test(
   "keys: none gets 401 with a Digest challenge, a wrong one 401 and no publish, the right one (Digest or ?key=) publishes",
   opts,
@@ -267,6 +339,11 @@ test(
     const head = await request(["ANNOUNCE rtsp://127.0.0.1/live/keyed RTSP/1.0", "CSeq: 1"]);
     assert.match(head, /^RTSP\/1.0 401/);
     assert.match(head, /WWW-Authenticate: Digest realm="ami-streams", nonce="[0-9a-f]+"/);
+    // The right key signed for another resource (a replayed or redirected answer): 400, nothing published.
+    assert.match(await digestAnnounce(key, "/live/other"), /^RTSP\/1.0 400/);
+    assert.match(await digestAnnounce("sk_wrong", "/live/keyed"), /^RTSP\/1.0 401/);
+    assert.match(await digestAnnounce(key, `rtsp://cam.example/live/keyed`), /^RTSP\/1.0 200/);
+    assert.equal(m.hub.get("live/keyed"), undefined);
 
     for (const url of [
       `rtsp://any:sk_wrong@127.0.0.1:${m.rtsp?.port}/live/keyed`,

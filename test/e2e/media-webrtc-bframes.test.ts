@@ -49,13 +49,18 @@ after(async () => {
 });
 
 /** 640x360 30 fps testsrc2 + AAC over RTMP with `bf` B-frames (veryfast: libx264's B-frame defaults, less CPU). */
-function publish(path: string, bf: number, pixFmt = "yuv420p"): { proc: ChildProcess; exit: Promise<unknown> } {
+function publish(
+  path: string,
+  bf: number,
+  pixFmt = "yuv420p",
+  gop = 60,
+): { proc: ChildProcess; exit: Promise<unknown> } {
   const proc = spawn(
     "ffmpeg",
     [
       ...["-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
       ...["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine", "-t", "40"],
-      ...["-c:v", "libx264", "-preset", "veryfast", "-bf", String(bf), "-g", "60", "-pix_fmt", pixFmt],
+      ...["-c:v", "libx264", "-preset", "veryfast", "-bf", String(bf), "-g", String(gop), "-pix_fmt", pixFmt],
       ...["-c:a", "aac", "-f", "flv", `${m.rtmpUrl}/${path}`],
     ],
     { stdio: ["ignore", "ignore", "inherit"] },
@@ -73,7 +78,8 @@ const alive = whep.processAlive;
 const status = (path: string) => m.statuses().find((s) => s.path === path);
 
 test("H.264 with B-frames plays at full rate over WHEP in Chromium (re-encoded for WebRTC only)", opts, async () => {
-  const pub = publish("live/bf", 3);
+  // A keyframe every 10 s at the source: the re-encoder's keyframes come from viewers' needs, not a clock.
+  const pub = publish("live/bf", 3, "yuv420p", 300);
   try {
     await until("live/bf to go live", async () => m.hub.get("live/bf")?.videoConfig !== undefined);
     await playWhep("live/bf");
@@ -94,6 +100,37 @@ test("H.264 with B-frames plays at full rate over WHEP in Chromium (re-encoded f
     assert.ok(alive(pid), "the re-encoder's ffmpeg runs");
     assert.ok(fps >= 28, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
 
+    // Keyframes on demand: over the ~8 s watched, Chromium decoded the one it started on, the one its joining
+    // asked for, at most one of the source's, and one per PLI/FIR it sent (before: an IDR every second).
+    const re = m.webrtc?.reencoders.get(m.hub.get("live/bf") as NonNullable<ReturnType<typeof m.hub.get>>);
+    assert.ok(re);
+    const k = await whep.keyframeStats(page);
+    console.log(
+      `keyframes decoded ${k.keyframes}, PLIs ${k.plis}, FIRs ${k.firs}; re-encoder ${JSON.stringify(re.keyframes)}`,
+    );
+    assert.ok(k.keyframes >= 1);
+    assert.ok(k.keyframes <= 3 + k.plis + k.firs, `${k.keyframes} keyframes for ${k.plis} PLIs + ${k.firs} FIRs`);
+    assert.ok(re.keyframes.forced >= 1 && re.keyframes.forced <= re.keyframes.requests);
+    // A PLI (or a new viewer) gets a keyframe at once, mid source GOP: another viewer in a second page.
+    const forced = re.keyframes.forced;
+    const out = re.keyframes.out;
+    const second = await context.newPage();
+    try {
+      await second.goto(`${m.httpUrl}/`);
+      await whep.playWhep(second, `${m.httpUrl}/live/bf/whep`);
+      await until("the second viewer's first frames", async () => (await whep.decodedVideo(second)).frames > 0, 10_000);
+      assert.ok(re.keyframes.forced > forced, "the joining viewer asked for a keyframe and got one forced");
+      assert.ok(re.keyframes.out > out, "and an IDR came out of the encoder");
+      // Requests are rate-limited: a burst makes one IDR.
+      await new Promise((r) => setTimeout(r, 600));
+      const before = re.keyframes.forced;
+      for (let i = 0; i < 20; i++) re.requestKeyframe();
+      assert.equal(re.keyframes.forced, before + 1);
+      assert.equal(await whep.leaveWhep(second, m.httpUrl), 200);
+    } finally {
+      await second.close().catch(() => {});
+    }
+
     await leave();
     await until("the re-encoder to stop after the viewer left", async () => {
       const r = status("live/bf")?.webrtc?.reencoder;
@@ -113,10 +150,24 @@ test("H.264 with B-frames plays at full rate over WHEP in Chromium (re-encoded f
 });
 
 test("H.264 without B-frames is passed through to WHEP viewers untouched (no re-encoder)", opts, async () => {
-  const pub = publish("live/nobf", 0);
+  // A keyframe every 10 s: a viewer joining mid-GOP starts on the cached one, not the next.
+  const pub = publish("live/nobf", 0, "yuv420p", 300);
   try {
     await until("live/nobf to go live", async () => m.hub.get("live/nobf")?.videoConfig !== undefined);
+    const source = m.hub.get("live/nobf");
+    assert.ok(source);
+    let sourceKeyframes = 0;
+    source.on("frame", (f) => {
+      if (f.kind === "video" && f.keyframe) sourceKeyframes++;
+    });
+    await until("a source keyframe", async () => sourceKeyframes > 0);
+    await new Promise((r) => setTimeout(r, 1500)); // mid-GOP: 45 frames cached, the next keyframe 8.5 s away
+    const joinedAt = Date.now();
+    const seen = sourceKeyframes;
     await playWhep("live/nobf");
+    await until("the first decoded frame", async () => (await whep.decodedVideo(page)).frames > 0);
+    console.log(`passthrough viewer mid-GOP: first frame decoded ${Date.now() - joinedAt} ms after joining`);
+    assert.equal(sourceKeyframes, seen, "it started on the cached keyframe, before the source sent another");
     const { fps, detail } = await decodeRate();
     const s = status("live/nobf");
     console.log(

@@ -15,7 +15,7 @@ import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { H264Depacketizer } from "../../src/media/protocols/rtp/h264.ts";
-import { ffprobe, kinds, until } from "./helpers/media-tools.ts";
+import { ffprobe, kinds, publish, until } from "./helpers/media-tools.ts";
 import { decodeH264, negotiate, whepViewer, whipPublisher } from "./helpers/webrtc-client.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -126,6 +126,68 @@ test(
         `decoded ${frames} of ${units.length} units, dropped ${depack.dropped} late ${depack.late}`,
       );
     } finally {
+      pub.proc.kill("SIGKILL");
+      await pub.exit;
+    }
+  },
+);
+
+test(
+  "WHEP passthrough: a viewer joining mid-GOP starts on the cached keyframe, and its PLI is answered from the cache",
+  opts,
+  async () => {
+    // No B-frames (passed through), a keyframe every 10 s.
+    const video = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0", "-g", "250"];
+    const pub = publish(`${m.rtmpUrl}/live/gop`, 14, "flv", video);
+    const { pc } = whepViewer();
+    try {
+      await until("the RTMP stream", async () => m.hub.get("live/gop")?.videoConfig !== undefined);
+      const stream = m.hub.get("live/gop");
+      assert.ok(stream);
+      let sourceKeyframes = 0;
+      stream.on("frame", (f) => {
+        if (f.kind === "video" && f.keyframe) sourceKeyframes++;
+      });
+      await until("a source keyframe", async () => sourceKeyframes > 0);
+      await sleep(1500); // mid-GOP: the next source keyframe is 8.5 s away
+      const seen = sourceKeyframes;
+      const depack = new H264Depacketizer();
+      const units: { timestamp: number; idr: boolean }[] = [];
+      let ssrc: number | undefined;
+      const idrAt = new Set<number>();
+      pc.onTrack.subscribe((track) => {
+        if (track.kind !== "video") return;
+        track.onReceiveRtp.subscribe((rtp) => {
+          const h = rtp.header;
+          ssrc = h.ssrc;
+          const got = depack.push({
+            sequenceNumber: h.sequenceNumber,
+            timestamp: h.timestamp,
+            marker: h.marker,
+            payload: rtp.payload,
+          });
+          // IDR starts by RTP time, straight from the packets (the depacketizer drops units it thinks late).
+          const b0 = rtp.payload[0] ?? 0;
+          const t0 = b0 & 0x1f;
+          if (t0 === 5 || (t0 === 28 && ((rtp.payload[1] ?? 0) & 0x9f) === 0x85) || t0 === 24) idrAt.add(h.timestamp);
+          for (const u of got)
+            units.push({ timestamp: u.timestamp, idr: u.nals.some((n) => ((n[0] as number) & 0x1f) === 5) });
+        });
+      });
+      await negotiate(pc, `${m.httpUrl}/live/gop/whep`);
+      await until("the first units", async () => units.length >= 30);
+      assert.equal(units[0]?.idr, true, "it starts on a keyframe");
+      assert.equal(sourceKeyframes, seen, "the cached one: the source has sent none since");
+      // A PLI: the cached GOP again, from its keyframe (an IDR at a new RTP time: a NACKed packet resent by werift
+      // keeps its old one), before the next source keyframe. The order of what is sent is from-stream.test.ts's.
+      const idrTimes = () => idrAt.size;
+      const idrs = idrTimes();
+      const receiver = pc.getTransceivers().find((t) => t.kind === "video")?.receiver;
+      await receiver?.sendRtcpPLI(ssrc as number);
+      await until("a keyframe for the PLI", async () => idrTimes() > idrs, 5000);
+      assert.equal(sourceKeyframes, seen, "answered from the cache, not by a new source keyframe");
+    } finally {
+      await pc.close().catch(() => {});
       pub.proc.kill("SIGKILL");
       await pub.exit;
     }

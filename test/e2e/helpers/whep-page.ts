@@ -34,6 +34,23 @@ export const decodedVideo = (page: Page) =>
     return { frames, ms, detail };
   });
 
+/** Keyframes the page's viewer decoded and the PLIs and FIRs it sent (inbound video RTP stats). */
+export const keyframeStats = (page: Page) =>
+  page.evaluate(async () => {
+    const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
+    let out = { frames: 0, keyframes: 0, plis: 0, firs: 0 };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video")
+        out = {
+          frames: r.framesDecoded ?? 0,
+          keyframes: r.keyFramesDecoded ?? 0,
+          plis: r.pliCount ?? 0,
+          firs: r.firCount ?? 0,
+        };
+    });
+    return out;
+  });
+
 /** Decoded frames per second over `ms` (at least 5 s), from a second after the first decoded frame (startup aside). */
 export async function decodeRate(page: Page, ms = 6000): Promise<{ fps: number; detail: string }> {
   await until("the first decoded frames", async () => (await decodedVideo(page)).frames > 0);

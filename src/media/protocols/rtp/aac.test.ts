@@ -4,7 +4,8 @@ import { AacDepacketizer, packetizeAac } from "./aac.ts";
 
 test("one access unit per packet round trips (AU-headers-length 16, 13-bit size, index 0)", () => {
   const unit = Buffer.alloc(371, 7);
-  const p = packetizeAac(unit);
+  const [p, more] = packetizeAac(unit, 1400);
+  assert.ok(p && !more);
   assert.equal(p.readUInt16BE(0), 16);
   assert.equal(p.readUInt16BE(2) >> 3, 371);
   assert.deepEqual(new AacDepacketizer().push(p, 1000, true), [{ timestamp: 1000, unit }]);
@@ -53,4 +54,23 @@ test("fragments that never end (no marker, same timestamp) are dropped once past
   const p = Buffer.concat([Buffer.from([0, 32, 0x7f, 0xff, 0xff, 0xff]), Buffer.alloc(100)]);
   assert.deepEqual(big.push(p, 1, false), []);
   assert.equal(big.dropped, 1);
+});
+
+test("units past the MTU are fragmented (RFC 3640 §3.2.3) and join again; over 8191 bytes none is made", () => {
+  for (const size of [1, 1396, 1397, 3000, 8191]) {
+    const unit = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7) & 0xff));
+    const parts = packetizeAac(unit, 1400);
+    assert.equal(parts.length, Math.ceil(size / 1396), `${size} bytes`);
+    const d = new AacDepacketizer();
+    const out = parts.flatMap((p, k) => {
+      assert.ok(p.length <= 1400);
+      assert.equal(p.readUInt16BE(2) >> 3, size, "every fragment's AU header gives the whole unit's size");
+      return d.push(p, 90, k === parts.length - 1);
+    });
+    assert.deepEqual(out, [{ timestamp: 90, unit }], `${size} bytes round trip`);
+    assert.equal(d.dropped, 0);
+  }
+  // 8192 bytes would read as 0 in 13 bits (the old packetizer sent that): nothing is sent instead.
+  assert.deepEqual(packetizeAac(Buffer.alloc(8192)), []);
+  assert.deepEqual(packetizeAac(Buffer.alloc(20_000), 1400), []);
 });

@@ -2,7 +2,7 @@
  * AAC over RTP as RFC 3640 mpeg4-generic, mode AAC-hbr (sizeLength 13, indexLength 3, indexDeltaLength 3): a
  * 16-bit AU-headers-length, then one AU header per access unit, then the units. Receiving takes any size/index
  * lengths from the SDP and several units per packet (each 1024 samples after the previous); a unit fragmented
- * over packets is joined until the marker bit. Sending puts one unit in each packet.
+ * over packets is joined until the marker bit. Sending puts one unit in each packet, fragmented past the MTU.
  */
 
 export interface AuParams {
@@ -104,11 +104,26 @@ export class AacDepacketizer {
   }
 }
 
-/** One packet payload for one access unit (AAC-hbr: 13-bit size, 3-bit index 0). */
-export function packetizeAac(unit: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(4 + unit.length);
-  b.writeUInt16BE(16, 0);
-  b.writeUInt16BE((unit.length << 3) & 0xfff8, 2);
-  unit.copy(b, 4);
-  return b;
+/** The largest access unit AAC-hbr can carry: its AU-size field has 13 bits (RFC 3640 §3.3.6). */
+export const MAX_AAC_HBR_UNIT = 0x1fff;
+
+/**
+ * The packet payloads for one access unit (AAC-hbr: 13-bit size, 3-bit index 0): one packet when it fits in
+ * `maxPayload` bytes, else fragments (RFC 3640 §3.2.3: each with the one AU header giving the whole unit's size,
+ * the same timestamp, the marker bit on the last only). A unit larger than 8191 bytes cannot be described in 13
+ * bits (no AAC frame is: 6144 bits per channel): none, and the caller drops it, rather than a wrong size.
+ */
+export function packetizeAac(unit: Buffer, maxPayload = Number.POSITIVE_INFINITY): Buffer[] {
+  if (unit.length > MAX_AAC_HBR_UNIT || unit.length === 0) return [];
+  const room = Math.max(1, maxPayload - 4);
+  const out: Buffer[] = [];
+  for (let off = 0; off < unit.length; off += room) {
+    const part = unit.subarray(off, Math.min(unit.length, off + room));
+    const b = Buffer.allocUnsafe(4 + part.length);
+    b.writeUInt16BE(16, 0);
+    b.writeUInt16BE(unit.length << 3, 2);
+    part.copy(b, 4);
+    out.push(b);
+  }
+  return out;
 }

@@ -123,6 +123,8 @@ export class RtpSender {
   #videoStarted = false;
   readonly #video: number;
   readonly #audio: number;
+  /** AAC frames too large for AAC-hbr's 13-bit AU size (over 8191 bytes), dropped instead of sent wrong. */
+  oversizedAudio = 0;
 
   constructor(tracks: OutTrack[], enabled: Set<number>, sink: RtpSink) {
     this.#tracks = tracks;
@@ -150,7 +152,8 @@ export class RtpSender {
     for (const [k, payload] of payloads.entries()) {
       const p = buildRtp({
         payloadType: t.sdp.payloadType,
-        marker: t.sdp.kind === "video" ? k === payloads.length - 1 : true,
+        // Video: the access unit's last packet; AAC: a whole unit's or its last fragment's (RFC 3640 §3.2.3).
+        marker: k === payloads.length - 1,
         sequenceNumber: t.seq,
         timestamp: ts,
         ssrc: t.ssrc,
@@ -202,13 +205,20 @@ export class RtpSender {
     } else if (f.kind === "audio" && this.#audio >= 0 && this.#enabled.has(this.#audio)) {
       if (this.#video >= 0 && this.#enabled.has(this.#video) && !this.#videoStarted) return;
       const t = this.#tracks[this.#audio] as OutTrack;
-      let payload: Buffer | undefined;
-      if (t.codec === "AAC" && soundFormat(f) === SOUND_AAC && f.data[1] === 1)
-        payload = packetizeAac(f.data.subarray(2));
-      else if (t.codec === "OPUS") payload = opusPacket(f);
-      if (!payload) return;
+      let payloads: Buffer[] | undefined;
+      if (t.codec === "AAC" && soundFormat(f) === SOUND_AAC && f.data[1] === 1) {
+        payloads = packetizeAac(f.data.subarray(2), RTP_MTU);
+        if (payloads.length === 0) {
+          this.oversizedAudio++; // beyond AAC-hbr's 13-bit AU size: not sent (counted, the caller says so)
+          return;
+        }
+      } else if (t.codec === "OPUS") {
+        const p = opusPacket(f);
+        payloads = p ? [p] : undefined;
+      }
+      if (!payloads) return;
       this.#start(f.dts);
-      ok = this.#send(this.#audio, [payload], this.#ts(t, f.dts));
+      ok = this.#send(this.#audio, payloads, this.#ts(t, f.dts));
     }
     if (!ok) await this.#sink.drained();
   }

@@ -3,13 +3,15 @@
  *  - Video: H.264 passthrough (or H.265, RFC 7798, to a viewer that negotiated it: `videoCodec`). Frames arrive in decode order (as the publisher sent them) and are sent in that
  *    order; each unit's RTP timestamp is its presentation time (dts + composition offset) on the 90 kHz clock,
  *    which is how receivers reorder B-frames. Every IDR carries SPS/PPS in-band so a viewer can start at any
- *    keyframe (VPS/SPS/PPS for H.265); sending starts at a keyframe. Frames of the other codec are skipped.
+ *    keyframe (VPS/SPS/PPS for H.265); sending starts at a keyframe, the cached one when the path has it (`head`).
+ *    Frames of the other codec are skipped.
  *  - Audio, when the path's audio is Opus (a WHIP publisher): passthrough, one packet per RTP packet (RFC 7587).
  *    AAC paths get their audio from the shared transcoder instead (opus-transcode.ts), on the same clock.
  * Both tracks' timestamps come from one ViewerClock, so a hub instant has the same media time on both.
  */
 
 import { HEVC_NAL, hvccNalUnits } from "../../codecs/hevc.ts";
+import type { Frame } from "../../frame.ts";
 import type { Reader } from "../../hub.ts";
 import { opusPacket } from "../flv/ex-audio.ts";
 import { FOURCC_HEVC, parseVideoTag } from "../flv/ex-video.ts";
@@ -38,16 +40,55 @@ interface Params {
   lengthSize: number;
 }
 
+/**
+ * A passed-through viewer's keyframe request (PLI/FIR): `pending` set, the next frame sent is preceded by the
+ * path's cached GOP up to it (`gop`: the hub's cache, bytes handed out); `sent` counts the times it was.
+ */
+export interface Resync {
+  pending: boolean;
+  gop: () => readonly Frame[];
+  sent: number;
+}
+
+/** The most a new viewer's catch-up (the cached GOP from its keyframe) may hold; past it the viewer waits. */
+export const MAX_CATCH_UP_BYTES = 2 * 1024 * 1024;
+
 const hevcType = (n: Buffer) => ((n[0] ?? 0) >> 1) & 0x3f;
 
-export async function streamToRtp(reader: Reader, clock: ViewerClock, sinks: RtpSinks): Promise<void> {
+/**
+ * `head`: frames already queued when sending starts (the path's cached GOP and what came while the peer
+ * connected). A viewer starts at the last keyframe among them instead of waiting for the next one: those frames
+ * go out at once with their RTP timestamps packed one tick apart just before the live edge's (the newest's), so
+ * the browser decodes them, shows the live picture and plays on in real time rather than a GOP behind. Their
+ * audio is left out.
+ */
+export async function streamToRtp(
+  reader: Reader,
+  clock: ViewerClock,
+  sinks: RtpSinks,
+  head: Frame[] = [],
+  resync?: Resync,
+): Promise<void> {
   const h265 = sinks.videoCodec === "h265";
   const fourcc = h265 ? FOURCC_HEVC : "avc1";
   let params: Params | undefined;
-  for (;;) {
-    const f = await reader.next();
+  const isOurs = (f: Frame) => f.kind === "video" && !f.config && parseVideoTag(f.data)?.fourcc === fourcc;
+  let lastKey = head.findLastIndex((f) => f.keyframe && isOurs(f));
+  // A long GOP would be a burst the path cannot take at once: then the viewer waits for the next keyframe.
+  let bytes = 0;
+  for (let i = Math.max(0, lastKey); i < head.length; i++) bytes += (head[i] as Frame).data.length;
+  if (bytes > MAX_CATCH_UP_BYTES) lastKey = -1;
+  // Configs before the keyframe still count; media frames before it are not needed.
+  const catchUp = head.filter((f, i) => (lastKey >= 0 && i >= lastKey) || f.config);
+  const catchUpVideo = lastKey < 0 ? 0 : catchUp.filter(isOurs).length;
+  const edge = lastKey < 0 ? undefined : catchUp.findLast(isOurs);
+  let sentCatchUp = 0;
+  for (let i = 0; ; i++) {
+    const fromHead = i < catchUp.length;
+    const f = fromHead ? catchUp[i] : await reader.next();
     if (!f) return;
     if (f.kind === "audio") {
+      if (fromHead && edge) continue;
       const packet = sinks.audio && clock.base !== undefined ? opusPacket(f) : undefined;
       if (packet) await sinks.audio?.({ payload: packet, timestamp: clock.audio(f.dts), marker: false });
       continue;
@@ -65,17 +106,45 @@ export async function streamToRtp(reader: Reader, clock: ViewerClock, sinks: Rtp
     if (tag.packet !== "frame" || !params) continue;
     if (clock.base === undefined) {
       if (!f.keyframe) continue;
-      clock.start(f.dts);
+      clock.start(fromHead && edge ? edge.dts : f.dts);
     }
-    let nals = avccNals(f.data.subarray(tag.offset), params.lengthSize).filter((n) =>
-      h265 ? hevcType(n) !== HEVC_NAL.AUD : nalType(n) !== NAL.AUD,
-    );
-    const hasSets = nals.some((n) => (h265 ? hevcType(n) === HEVC_NAL.VPS : nalType(n) === NAL.SPS));
-    if (f.keyframe && !hasSets) nals = [...params.sets, ...nals];
-    const timestamp = clock.video(f.dts + tag.cts);
-    const payloads = h265 ? packetizeH265(nals) : packetizeH264(nals);
-    for (let i = 0; i < payloads.length; i++)
-      await sinks.video({ payload: payloads[i] as Buffer, timestamp, marker: i === payloads.length - 1 });
+    const p = params;
+    const send = async (g: Frame, offset: number, timestamp: number) => {
+      let nals = avccNals(g.data.subarray(offset), p.lengthSize).filter((n) =>
+        h265 ? hevcType(n) !== HEVC_NAL.AUD : nalType(n) !== NAL.AUD,
+      );
+      const hasSets = nals.some((n) => (h265 ? hevcType(n) === HEVC_NAL.VPS : nalType(n) === NAL.SPS));
+      if (g.keyframe && !hasSets) nals = [...p.sets, ...nals];
+      const payloads = h265 ? packetizeH265(nals) : packetizeH264(nals);
+      for (let i = 0; i < payloads.length; i++)
+        await sinks.video({ payload: payloads[i] as Buffer, timestamp, marker: i === payloads.length - 1 });
+    };
+    /** A catch-up frame: sent at once, but the event loop gets a turn after each (a burst is not one long block). */
+    const sendBurst = async (g: Frame, offset: number, timestamp: number) => {
+      await send(g, offset, timestamp);
+      await new Promise((r) => setImmediate(r));
+    };
+    let timestamp = clock.video(f.dts + tag.cts);
+    if (resync?.pending && !fromHead) {
+      // The viewer lost a picture (PLI/FIR): the cached GOP up to this frame goes again, packed one tick apart just
+      // before it, so it decodes from the keyframe and goes on with this frame at once.
+      resync.pending = false;
+      const gop = f.keyframe ? [] : resync.gop();
+      const at = gop.indexOf(f);
+      const again = at > 0 ? gop.slice(0, at).filter(isOurs) : [];
+      if (again[0]?.keyframe && again.reduce((n, g) => n + g.data.length, 0) <= MAX_CATCH_UP_BYTES) {
+        resync.sent++;
+        for (const [j, g] of again.entries())
+          await sendBurst(g, parseVideoTag(g.data)?.offset ?? 0, (timestamp - (again.length - j)) >>> 0);
+      }
+    }
+    if (fromHead && edge) {
+      // Caught up at once: one tick apart, the newest at the live edge's own time.
+      sentCatchUp++;
+      const edgeTag = parseVideoTag(edge.data);
+      timestamp = (clock.video(edge.dts + (edgeTag?.cts ?? 0)) - (catchUpVideo - sentCatchUp)) >>> 0;
+    }
+    await (fromHead && edge ? sendBurst : send)(f, tag.offset, timestamp);
   }
 }
 

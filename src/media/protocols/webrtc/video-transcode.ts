@@ -3,15 +3,20 @@
  * (video-check.ts says why): one ffmpeg per path, shared by its WHEP viewers, started by the first and stopped when
  * the last one leaves. The path's video goes to `ffmpeg -f flv -i pipe:0` with its hub timestamps kept (`-copyts`),
  * libx264 ultrafast zerolatency without B-frames in constrained baseline (what the WHEP answer's profile-level-id
- * announces), an IDR every second (ffmpeg cannot be asked for one when a viewer's PLI comes, so the GOP is short),
- * at the source's bitrate. H.265 goes in as MPEG-TS instead (protocols/mpegts/mux.ts: the FLV demuxer of the
+ * announces), at the source's bitrate. Keyframes on demand: ffmpeg cannot be asked for one while it runs, but
+ * `-force_key_frames source` makes an IDR of every input picture the decoder calls a key frame, and H.264's
+ * decoder does so for a picture after a recovery point SEI: so a viewer's PLI/FIR (or a new viewer) puts that SEI
+ * in front of the next input frame (`requestKeyframe`, at most one per KEYFRAME_MIN_INTERVAL_MS), and otherwise
+ * the output's keyframes are the source's. H.265 input cannot be marked that way (its decoder keys on IRAP only):
+ * it keeps an IDR forced every second. H.265 goes in as MPEG-TS instead (protocols/mpegts/mux.ts: the FLV demuxer of the
  * ffmpeg we ship against, 5.1, predates enhanced RTMP's hvc1), its times moved by TS_OFFSET_MS and moved back on
  * the way out. The FLV output is demuxed into a private stream (not in the hub: no other output sees it) that also
  * gets the path's audio as it is, so a WHEP session reads it exactly like the path itself.
  *
  * Starting: the encoder's input begins at the cached GOP (decoding needs its keyframe), but viewers should not
  * get that second-old burst: output older than the live edge at start is dropped, and the first frame at the
- * live edge is forced to be an IDR (`-force_key_frames expr:`) so viewers start on it without waiting a GOP.
+ * live edge is made an IDR (marked with the SEI; H.265: `-force_key_frames expr:`) so viewers start on it
+ * without waiting a GOP.
  */
 import type { Logger } from "../../../core/logger.ts";
 import { type FfmpegRun, lastLine, QUIET, runFfmpeg } from "../../ffmpeg.ts";
@@ -21,6 +26,7 @@ import { FlvDemuxer } from "../flv/demux.ts";
 import { FOURCC_HEVC, parseVideoTag } from "../flv/ex-video.ts";
 import { CODEC_AVC, flvHeader, flvTag, TAG_VIDEO, videoCodecId, videoFrame } from "../flv/tag.ts";
 import { TsMuxer } from "../mpegts/mux.ts";
+import { splitAvcConfig } from "./avc-tags.ts";
 import type { VideoCheck } from "./video-check.ts";
 
 export interface ReencoderStatus {
@@ -43,8 +49,35 @@ const DEFAULT_KBPS = 2500;
 /** H.265 input (MPEG-TS): added to every time so the PCR, 700 ms behind the DTS, starts positive. */
 const TS_OFFSET_MS = 1000;
 
-/** Seconds between keyframes of the re-encoded video (ffmpeg cannot be asked for one when a viewer's PLI comes). */
+/** Seconds between keyframes of re-encoded H.265 (whose input cannot be marked for a keyframe on demand). */
 const GOP_S = 1;
+/** Keyframe requests (viewers' PLI/FIR, new viewers) closer than this to the last forced IDR share it. */
+export const KEYFRAME_MIN_INTERVAL_MS = 500;
+
+/**
+ * A recovery point SEI (H.264 payload type 6: recovery_frame_cnt 0, no exact match, no broken link): ffmpeg's
+ * H.264 decoder marks the picture after it a key frame, which `-force_key_frames source` turns into an IDR.
+ */
+const RECOVERY_POINT_SEI = Buffer.from([0x06, 0x06, 0x01, 0x84, 0x80]);
+
+/**
+ * The AVC video tag `data` (NAL units after `offset`, `lengthSize`-byte lengths) with a recovery point SEI before
+ * its first slice; undefined when it has none.
+ */
+export function withRecoveryPoint(data: Buffer, offset: number, lengthSize: number): Buffer | undefined {
+  for (let at = offset; at + lengthSize < data.length; ) {
+    const len = data.readUIntBE(at, lengthSize);
+    const type = (data[at + lengthSize] ?? 0) & 0x1f;
+    if (type >= 1 && type <= 5) {
+      const sei = Buffer.alloc(lengthSize + RECOVERY_POINT_SEI.length);
+      sei.writeUIntBE(RECOVERY_POINT_SEI.length, 0, lengthSize);
+      RECOVERY_POINT_SEI.copy(sei, lengthSize);
+      return Buffer.concat([data.subarray(0, at), sei, data.subarray(at)]);
+    }
+    at += lengthSize + len;
+  }
+  return undefined;
+}
 
 /**
  * The source's bitrate: the server's figure, or for a path younger than that figure's window the rate of the
@@ -64,6 +97,8 @@ function startBitrate(source: MediaStream, head: Frame[]): number {
 export interface Lease {
   /** The viewer's reader on the re-encoded stream (starts at its next keyframe). */
   reader: Reader;
+  /** The viewer lost a picture (PLI/FIR) or just joined: ask the encoder for a keyframe (rate-limited). */
+  keyframe(): boolean;
   /** The viewer left; the last one stops ffmpeg. */
   release(): void;
 }
@@ -79,6 +114,12 @@ export class VideoReencoder {
   #viewers = 0;
   #bitrateKbps: number | null = null;
   #lastError: string | null = null;
+  /** Mark the next input frame for a keyframe (H.264 input). */
+  #markNext = false;
+  #markable = false;
+  #lastForced = 0;
+  /** Keyframe requests taken (a viewer's PLI/FIR, a new viewer), IDRs asked of ffmpeg for them, IDRs sent. */
+  readonly keyframes = { requests: 0, forced: 0, out: 0 };
 
   constructor(source: MediaStream, check: VideoCheck, ffmpegPath: string, log: Logger) {
     this.#source = source;
@@ -105,6 +146,21 @@ export class VideoReencoder {
     };
   }
 
+  /**
+   * A viewer needs a keyframe (its PLI or FIR, or it just joined): the next input frame is marked so the encoder
+   * makes an IDR of it, unless one was forced less than KEYFRAME_MIN_INTERVAL_MS ago (that one serves). H.265
+   * input has one every second anyway. True when one was asked for.
+   */
+  requestKeyframe(now = Date.now()): boolean {
+    if (!this.#ff || !this.#markable) return false;
+    this.keyframes.requests++;
+    if (this.#markNext || now - this.#lastForced < KEYFRAME_MIN_INTERVAL_MS) return false;
+    this.#markNext = true;
+    this.#lastForced = now;
+    this.keyframes.forced++;
+    return true;
+  }
+
   /** A reader of the re-encoded stream for one viewer; the first one starts ffmpeg. */
   acquire(remote: string): Lease {
     if (!this.#out || this.#out.ended) this.#start();
@@ -114,6 +170,7 @@ export class VideoReencoder {
     let released = false;
     return {
       reader,
+      keyframe: () => this.requestKeyframe(),
       release: () => {
         if (released) return;
         released = true;
@@ -153,6 +210,8 @@ export class VideoReencoder {
     const first = head.find((f) => !f.config && tagOf(f)?.packet === "frame");
     const liveT = first ? Math.max(0, (liveMs - (first.dts + (tagOf(first)?.cts ?? 0))) / 1000) : 0;
     const shift = hevc ? TS_OFFSET_MS : 0;
+    this.#markable = !hevc;
+    this.#markNext = false;
     const args = [
       ...QUIET,
       // A small probe (the FLV header says video only; the sequence header comes first; MPEG-TS: the PMT names
@@ -161,10 +220,11 @@ export class VideoReencoder {
       ...["-f", hevc ? "mpegts" : "flv", "-i", "pipe:0"],
       ...["-copyts", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
       ...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"],
-      // An IDR at the live edge, then one a second (by time: the source's frame rate may not be known yet);
-      // -g is only a safety net.
+      // H.264: an IDR where the source has one and where an input frame is marked (the live edge, keyframe
+      // requests). H.265: an IDR at the live edge, then one a second (by time: the source's frame rate may not be
+      // known yet). -g is only a safety net.
       ...["-pix_fmt", "yuv420p", "-g", "600", "-sc_threshold", "0"],
-      ...["-forced-idr", "1", "-force_key_frames", `expr:gte(t,${liveT}+n_forced*${GOP_S})`],
+      ...["-forced-idr", "1", "-force_key_frames", hevc ? `expr:gte(t,${liveT}+n_forced*${GOP_S})` : "source"],
       ...["-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`],
       ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
     ];
@@ -190,6 +250,7 @@ export class VideoReencoder {
           if (!f.keyframe || f.dts < liveMs) continue;
           live = true;
         }
+        if (f.keyframe) this.keyframes.out++;
         out.write(f);
       }
     });
@@ -198,8 +259,32 @@ export class VideoReencoder {
       this.#fail(ff, lastLine(ff.stderr()) || `ffmpeg exited with ${code}`);
     });
     const mux = hevc ? new TsMuxer({ offsetMs: TS_OFFSET_MS }) : undefined;
-    const encode = (f: Frame) =>
-      !tagOf(f) ? Buffer.alloc(0) : mux ? mux.frame(f) : flvTag(TAG_VIDEO, f.config ? 0 : f.dts, f.data);
+    // H.264: the first frame presented at the live edge is marked for an IDR, and so is the next one after a
+    // keyframe request.
+    let lengthSize = 4;
+    let edgeMarked = false;
+    const mark = (f: Frame, tag: NonNullable<ReturnType<typeof tagOf>>): Buffer => {
+      if (tag.packet === "config") {
+        try {
+          lengthSize = splitAvcConfig(f.data.subarray(tag.offset)).lengthSize;
+        } catch {}
+        return f.data;
+      }
+      if (tag.packet !== "frame") return f.data;
+      const edge = !edgeMarked && f.dts + tag.cts >= liveMs;
+      if (!edge && !this.#markNext) return f.data;
+      const marked = withRecoveryPoint(f.data, tag.offset, lengthSize);
+      if (!marked) return f.data;
+      if (edge) edgeMarked = true;
+      else this.#markNext = false;
+      return marked;
+    };
+    const encode = (f: Frame) => {
+      const tag = tagOf(f);
+      if (!tag) return Buffer.alloc(0);
+      if (mux) return mux.frame(f);
+      return flvTag(TAG_VIDEO, f.config ? 0 : f.dts, mark(f, tag));
+    };
     this.#pump(input, head, ff, out, mux ? undefined : flvHeader(false, true), encode).catch((e) =>
       this.#fail(ff, (e as Error).message),
     );

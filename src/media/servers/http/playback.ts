@@ -3,7 +3,8 @@
  * takes `http://<host>:<httpPort>/_ami/playback` as its playback base URL):
  *   GET /_ami/playback/list?path=P[&start=T&end=T]          -> [{start, duration, url}] contiguous spans (JSON)
  *   GET /_ami/playback/get?path=P&start=T&duration=S[&format=fmp4] -> one fragmented MP4 of that range (streamed)
- *       format=mp4: one progressive MP4 instead (moov before mdat, playback-mp4.ts), streamed the same way
+ *       format=mp4: one progressive MP4 instead (moov before mdat, playback-mp4.ts), streamed the same way; it
+ *       takes `Range: bytes=` (206/416, Accept-Ranges) so players seek in it
  *   GET /_ami/playback/index.m3u8?path=P&start=T&duration=S  -> HLS VOD of the range (EXT-X-PLAYLIST-TYPE:VOD, ENDLIST)
  *       whose init.mp4 and segment.m4s?…&n=N are slices of the same fMP4 (one timeline, one init)
  * T is RFC 3339, S seconds. Bad parameters are a 400, an unknown path or a range with nothing recorded a 404.
@@ -123,7 +124,7 @@ export async function servePlayback(
   res.setHeader("content-disposition", `inline; filename="${fileName(path, plan)}"`);
   if (format === "mp4") {
     const mp4 = await progressive(plan);
-    return send(req, res, r.log, "video/mp4", mp4.bytes, [mp4.head, ...mp4.body]);
+    return send(req, res, r.log, "video/mp4", mp4.bytes, [mp4.head, ...mp4.body], true);
   }
   return send(req, res, r.log, "video/mp4", plan.bytes, pieces(plan.frags, plan.init));
 }
@@ -137,8 +138,54 @@ const fileName = (path: string, plan: Plan) =>
   `${path.replace(/\//g, "_")}_${iso(plan.start).replace(/[:.]/g, "-")}.mp4`;
 
 /**
+ * The byte range a `Range` header asks of a `length`-byte answer (RFC 9110 §14): `{ from, to }` (to inclusive),
+ * "unsatisfiable" (416), or undefined: answer the whole (no header, another unit, several ranges, bad syntax:
+ * a server may ignore those).
+ */
+export function byteRange(
+  header: string | undefined,
+  length: number,
+): { from: number; to: number } | "unsatisfiable" | undefined {
+  if (!header) return undefined;
+  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] === "") {
+    // The last n bytes.
+    const n = Number(m[2]);
+    if (n === 0 || length === 0) return "unsatisfiable";
+    return { from: Math.max(0, length - n), to: length - 1 };
+  }
+  const from = Number(m[1]);
+  const to = m[2] === "" ? length - 1 : Math.min(Number(m[2]), length - 1);
+  if (!Number.isSafeInteger(from) || from >= length) return "unsatisfiable";
+  if (to < from) return undefined; // last-pos before first-pos: invalid, ignored
+  return { from, to };
+}
+
+/** The pieces covering bytes `from`..`to` (inclusive) of `list`: in-memory ones cut, file ranges narrowed. */
+export function slicePieces(list: Piece[], from: number, to: number): Piece[] {
+  const out: Piece[] = [];
+  let at = 0;
+  for (const p of list) {
+    if (at > to) break;
+    const b = typeof p === "function" ? p() : p;
+    const len = Buffer.isBuffer(b) ? b.length : b.to - b.from;
+    const a = Math.max(from, at) - at;
+    const z = Math.min(to + 1, at + len) - at;
+    if (z > a) {
+      if (Buffer.isBuffer(b)) out.push(b.subarray(a, z));
+      else out.push({ src: b.src, from: b.from + a, to: b.from + z });
+    }
+    at += len;
+  }
+  return out;
+}
+
+/**
  * Write `body` (exactly `length` bytes) with backpressure: each batch of pieces is corked into one writev and the
- * next is read while it goes out; a reader that goes away stops the file reads.
+ * next is read while it goes out; a reader that goes away stops the file reads. `ranges`: the answer's bytes are
+ * known up front (a progressive MP4), so a `Range: bytes=` request gets 206 with those bytes only (416 past the
+ * end) and players can seek; If-Range is answered with the whole (there is no validator to compare).
  */
 async function send(
   req: IncomingMessage,
@@ -146,9 +193,29 @@ async function send(
   log: Logger,
   type: string,
   length: number,
-  body: Piece[],
+  whole: Piece[],
+  ranges = false,
 ): Promise<void> {
-  res.writeHead(200, { "content-type": type, "content-length": length, "cache-control": "no-store" });
+  const headers: Record<string, string | number> = { "content-type": type, "cache-control": "no-store" };
+  let body = whole;
+  let status = 200;
+  if (ranges) {
+    headers["accept-ranges"] = "bytes";
+    const r = req.headers["if-range"] ? undefined : byteRange(req.headers.range, length);
+    if (r === "unsatisfiable") {
+      res.writeHead(416, { ...headers, "content-range": `bytes */${length}`, "content-length": 0 });
+      res.end();
+      return;
+    }
+    if (r) {
+      status = 206;
+      headers["content-range"] = `bytes ${r.from}-${r.to}/${length}`;
+      body = slicePieces(whole, r.from, r.to);
+      length = r.to - r.from + 1;
+    }
+  }
+  headers["content-length"] = length;
+  res.writeHead(status, headers);
   if (req.method === "HEAD") {
     res.end();
     return;

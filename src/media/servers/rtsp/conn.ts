@@ -31,7 +31,7 @@ import {
 import { buildSdp, parseSdp, type SdpTrack } from "../../protocols/rtsp/sdp.ts";
 import { checkTracks, RtspToStream } from "../../protocols/rtsp/to-stream.ts";
 import { challenges, credential, newNonce } from "./digest.ts";
-import type { UdpPair, UdpPorts } from "./udp.ts";
+import type { UdpHolder, UdpPair, UdpPorts } from "./udp.ts";
 
 export interface RtspConnLimits {
   /** From accept to RECORD or PLAY. */
@@ -95,6 +95,18 @@ export function splitUrl(url: string): { rest: string; query: string } | undefin
   return { rest: `${u.slice(0, q).replace(/\/+$/, "")}/${query.slice(slash + 1)}`, query: query.slice(0, slash) };
 }
 
+/**
+ * Whether a Digest `uri` names the resource of the request URL (RFC 7616 §3.4.6): the same path, track control
+ * and query (scheme, host and port aside: the client may name this server differently), or for a SETUP the
+ * stream's path (live555/VLC sign SETUP with the presentation URL).
+ */
+export function sameResource(uri: string, requestUrl: string, path: string): boolean {
+  const u = splitUrl(uri);
+  const r = splitUrl(requestUrl);
+  if (!u || !r || u.query !== r.query) return false;
+  return u.rest === r.rest || u.rest === path;
+}
+
 /** Resolves at the socket's next 'drain' or its 'close', whichever comes first; the other listener is removed. */
 export function drainedOrClosed(socket: Socket): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -109,6 +121,31 @@ export function drainedOrClosed(socket: Socket): Promise<void> {
 }
 
 const plainIp = (ip: string) => (ip.startsWith("::ffff:") ? ip.slice(7) : ip);
+
+/**
+ * Where a UDP track's packets may come from: the client's address, and the port its SETUP named (client_port) or,
+ * for a client behind a NAT that rewrote it (symmetric RTP, as MediaMTX allows), the port its first packet came
+ * from. The first packet from the client's address locks the port; anything else from then on is dropped, so
+ * another program on that address (or behind the same NAT) cannot inject packets into the session.
+ */
+export class UdpSource {
+  readonly #ip: string;
+  readonly declared: number;
+  #port: number | undefined;
+  constructor(ip: string, declared: number) {
+    this.#ip = ip;
+    this.declared = declared;
+  }
+  /** The port packets are accepted from; undefined until the first packet. */
+  get port(): number | undefined {
+    return this.#port;
+  }
+  accepts(address: string, port: number): boolean {
+    if (plainIp(address) !== this.#ip) return false;
+    this.#port ??= port;
+    return port === this.#port;
+  }
+}
 
 export class RtspConn {
   readonly socket: Socket;
@@ -134,6 +171,12 @@ export class RtspConn {
   #publishing: MediaStream | undefined;
   #toStream: Pick<RtspToStream, "push" | "report"> | undefined;
   #reader: Reader | undefined;
+  /** This connection as a holder of UDP port pairs (the pool takes them back for a poorer address). */
+  readonly #udpHolder: UdpHolder = {
+    address: "",
+    started: () => this.#publishing !== undefined || this.#reader !== undefined,
+    reclaim: () => this.close("its UDP ports were taken back for another client address (pool full)"),
+  };
   /** Requests are answered in order; an async one (auth) holds the rest. */
   #queue: Promise<void> = Promise.resolve();
 
@@ -141,6 +184,7 @@ export class RtspConn {
     this.socket = socket;
     this.#o = o;
     this.#ip = plainIp(socket.remoteAddress ?? "");
+    this.#udpHolder.address = this.#ip;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const l = o.limits;
     this.#parser = new RtspParser({ maxHead: l.maxRequestBytes, maxHeaders: l.maxHeaders, maxBody: l.maxBodyBytes });
@@ -342,7 +386,18 @@ export class RtspConn {
     const auth = this.#o.auth;
     if (!auth || this.#authorized.has(`${action}:${path}`)) return true;
     const params = new URLSearchParams(query);
-    const c = credential(req.headers.get("authorization"), req.method, this.#nonce, () => auth.keys.secrets(path));
+    const c = credential(
+      req.headers.get("authorization"),
+      req.method,
+      this.#nonce,
+      () => auth.keys.secrets(path),
+      (uri) => sameResource(uri, req.url, path),
+    );
+    if (c.kind === "digest" && c.badUri) {
+      this.#o.log.info("rtsp access denied", { action, path, remote: this.remote, reason: "digest uri mismatch" });
+      this.#reply(req, 400, [["Reason", "Authorization uri does not match the request URL"]]);
+      return false;
+    }
     let key = params.get("key") ?? undefined;
     if (c.kind === "password") key = c.password;
     else if (c.kind === "digest") key = c.key ?? "(wrong digest)";
@@ -519,26 +574,30 @@ export class RtspConn {
       this.#reply(req, 461);
       return undefined;
     }
-    const pair = await this.#o.udp.open();
-    if (this.#closed) {
+    const pair = await this.#o.udp.open(this.#udpHolder);
+    if (this.#closed || this.#session !== s) {
       pair?.close();
       return undefined;
     }
     if (!pair) {
-      this.#reply(req, 453);
+      // The pool is full and this address holds its share: 461 makes clients (ffmpeg, GStreamer, VLC) retry
+      // over TCP-interleaved.
+      this.#reply(req, 461, [["Reason", "no UDP ports free for this client address; use TCP"]]);
       return undefined;
     }
     const client = tr.clientPort;
     s.setup.set(i, { udp: { pair, client } });
+    const rtpFrom = new UdpSource(this.#ip, client[0]);
+    const rtcpFrom = new UdpSource(this.#ip, client[1]);
     pair.rtp.on("message", (msg, rinfo) => {
-      if (plainIp(rinfo.address) !== this.#ip) return;
+      if (!rtpFrom.accepts(rinfo.address, rinfo.port)) return;
       this.#lastActivity = Date.now();
       const to = this.#toStream;
       const p = to ? parseRtp(msg) : undefined;
       if (to && p) this.#guard("rtp", () => to.push(i, p));
     });
     pair.rtcp.on("message", (msg, rinfo) => {
-      if (plainIp(rinfo.address) !== this.#ip) return;
+      if (!rtcpFrom.accepts(rinfo.address, rinfo.port)) return;
       this.#lastActivity = Date.now();
       const to = this.#toStream;
       const sr = to ? parseSenderReport(msg) : undefined;
@@ -636,7 +695,13 @@ export class RtspConn {
       for (;;) {
         const f = reader.poll() ?? (await reader.next());
         if (!f || this.#reader !== reader) break;
+        const oversized = sender.oversizedAudio;
         await sender.frame(f);
+        if (oversized === 0 && sender.oversizedAudio === 1)
+          this.#o.log.warn("rtsp: AAC frames over 8191 bytes cannot be sent as AAC-hbr; dropped", {
+            path: this.#session?.path,
+            remote: this.remote,
+          });
       }
     } catch (e) {
       this.close(`play failed: ${(e as Error).message}`);

@@ -58,3 +58,28 @@ test("keys are sealed under keys.secret: the server reads them back, keys.json a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a Digest whose uri names another resource is refused (badUri) even with the right response", async () => {
+  const { sameResource } = await import("./conn.ts");
+  const keys = () => ["sk_a"];
+  const req = "rtsp://127.0.0.1:8554/live/cam";
+  const check = (uri: string, url = req, method = "DESCRIBE") =>
+    credential(digest("u", "sk_a", method, uri, "n1"), method, "n1", keys, (x) => sameResource(x, url, "live/cam"));
+  assert.deepEqual(check(req), { kind: "digest", key: "sk_a" });
+  assert.deepEqual(check("rtsp://other-name/live/cam"), { kind: "digest", key: "sk_a" }, "host aside");
+  assert.deepEqual(check("/live/cam"), { kind: "digest", key: "sk_a" }, "abs path");
+  assert.deepEqual(check("rtsp://127.0.0.1:8554/live/other"), { kind: "digest", badUri: true });
+  assert.deepEqual(check("rtsp://127.0.0.1:8554/live/cam?key=x"), { kind: "digest", badUri: true }, "query differs");
+  assert.deepEqual(check("*"), { kind: "digest", badUri: true });
+  // A SETUP signed with the track URL or with the presentation URL (live555/VLC); not another stream's track.
+  const setup = `${req}/trackID=1`;
+  assert.deepEqual(check(setup, setup, "SETUP"), { kind: "digest", key: "sk_a" });
+  assert.deepEqual(check(req, setup, "SETUP"), { kind: "digest", key: "sk_a" });
+  assert.deepEqual(check("rtsp://h/live/x/trackID=1", setup, "SETUP"), { kind: "digest", badUri: true });
+  // No uri parameter at all.
+  const noUri = digest("u", "sk_a", "DESCRIBE", req, "n1").replace(/uri="[^"]*", /, "");
+  assert.deepEqual(
+    credential(noUri, "DESCRIBE", "n1", keys, () => true),
+    { kind: "digest", badUri: true },
+  );
+});

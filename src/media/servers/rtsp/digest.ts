@@ -28,17 +28,23 @@ export function digestParams(v: string): Map<string, string> {
 const same = (a: string, b: string) =>
   a.length === b.length && timingSafeEqual(Buffer.from(a, "latin1"), Buffer.from(b, "latin1"));
 
-export type Credential = { kind: "none" } | { kind: "password"; password: string } | { kind: "digest"; key?: string };
+export type Credential =
+  | { kind: "none" }
+  | { kind: "password"; password: string }
+  | { kind: "digest"; key?: string; badUri?: true };
 
 /**
  * What an Authorization header carries: Basic gives the password itself; Digest is checked against each
  * candidate key (the path's keys the server can read) and gives the matching one, or `key` undefined: wrong.
+ * A Digest whose `uri` does not name the request's resource (`sameResource` false; RFC 7616 §3.4.6: the server
+ * MUST check it) proves nothing and is marked `badUri`, even when its response is right.
  */
 export function credential(
   header: string | undefined,
   method: string,
   nonce: string,
   candidates: () => string[],
+  sameResource: (uri: string) => boolean = () => true,
 ): Credential {
   if (!header) return { kind: "none" };
   const sp = header.indexOf(" ");
@@ -53,7 +59,9 @@ export function credential(
   const p = digestParams(rest);
   const response = p.get("response") ?? "";
   if (p.get("nonce") !== nonce || p.get("realm") !== REALM || !response) return { kind: "digest" };
-  const ha2 = md5(`${method}:${p.get("uri") ?? ""}`);
+  const uri = p.get("uri");
+  if (uri === undefined || !sameResource(uri)) return { kind: "digest", badUri: true };
+  const ha2 = md5(`${method}:${uri}`);
   const qop = p.get("qop");
   for (const key of candidates()) {
     const ha1 = md5(`${p.get("username") ?? ""}:${REALM}:${key}`);

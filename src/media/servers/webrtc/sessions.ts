@@ -2,15 +2,23 @@
  * One WHIP publisher or WHEP viewer: a werift peer connection tied to a hub path. A session that does not
  * connect within CONNECT_TIMEOUT_MS, or whose connection fails, is closed (a WHIP path is then free again).
  */
-import { type RTCPeerConnection, type RTCRtpSender, RtcpSrPacket, RtpHeader, RtpPacket } from "werift";
+import {
+  type RTCPeerConnection,
+  type RTCRtpSender,
+  RtcpPayloadSpecificFeedback,
+  RtcpSrPacket,
+  RtpHeader,
+  RtpPacket,
+} from "werift";
 import { AmiError } from "../../../core/errors.ts";
 import type { Logger } from "../../../core/logger.ts";
+import type { Frame } from "../../frame.ts";
 import type { Hub, MediaStream } from "../../hub.ts";
 import { isOpus } from "../../protocols/flv/ex-audio.ts";
 import { SOUND_AAC, soundFormat } from "../../protocols/flv/tag.ts";
 import type { RtpIn } from "../../protocols/rtp/h264.ts";
 import { PublisherClock, ViewerClock } from "../../protocols/webrtc/av-sync.ts";
-import { type RtpOut, type RtpSinks, streamToRtp } from "../../protocols/webrtc/from-stream.ts";
+import { type Resync, type RtpOut, type RtpSinks, streamToRtp } from "../../protocols/webrtc/from-stream.ts";
 import type { OpusTranscoder } from "../../protocols/webrtc/opus-transcode.ts";
 import { RtpH264ToStream, RtpOpusToStream } from "../../protocols/webrtc/to-stream.ts";
 import type { VideoCheck } from "../../protocols/webrtc/video-check.ts";
@@ -20,6 +28,9 @@ import { senderReports } from "./sender-reports.ts";
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const PLI_INTERVAL_MS = 500;
+/** RTCP payload-specific feedback message types (RFC 4585 FMT 1, RFC 5104 FMT 4). */
+const PSFB_PLI = 1;
+const PSFB_FIR = 4;
 /** A viewer of a path just published waits this long at most for the video check's verdict. */
 const VERDICT_WAIT_MS = 3000;
 
@@ -181,12 +192,13 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
   const senders = [video, audio].flatMap((t) => (t ? [{ sender: t.sender, kind: t.kind as "audio" | "video" }] : []));
   const stopReports = senderReports(clock, senders);
   let unsubscribeAudio = () => {};
-  // At the live edge: the cached GOP would reach the viewer as a burst of old frames, and a WebRTC player shows
-  // each one, so it would stay that far behind. Sending starts at the next keyframe instead; a WHIP publisher
-  // is asked for one right away.
+  // At the live edge: the cached GOP sent as it is would keep a WebRTC player that far behind (it shows each
+  // frame at its time), so streamToRtp packs it into a catch-up burst at the live edge's time (see there).
   // Video that browsers cannot play as it is comes from the path's shared re-encoder (audio through it as it is).
   const lease = verdict.mode === "reencode" ? ctx.reencoder(stream).acquire(ctx.remote) : undefined;
-  const reader = lease?.reader ?? stream.addReader("webrtc", ctx.remote, { fromKeyframe: false });
+  // A passed-through path is read from its cached GOP: the viewer starts at once on its keyframe (streamToRtp
+  // packs the frames older than the live edge into a catch-up burst) instead of waiting for the next keyframe.
+  const reader = lease?.reader ?? stream.addReader("webrtc", ctx.remote, { fromKeyframe: true });
   let closed = false;
   const session: WebRtcSession = {
     kind: "whep",
@@ -204,6 +216,32 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
     },
   };
   const close = () => void session.close();
+  // A viewer that lost a picture says so (PLI, or FIR): the re-encoder makes a keyframe for it (rate-limited); a
+  // passed-through WHIP publisher is asked for one (its own rate limit); other sources keyframe on their own.
+  const keyframe = () => {
+    if (lease) lease.keyframe();
+    else ctx.keyframeRequests.get(ctx.path)?.();
+  };
+  // Passed through, a lost picture is answered at once from the cached GOP (at most every PLI_INTERVAL_MS).
+  const resync: Resync = { pending: false, gop: () => stream.cachedGop(), sent: 0 };
+  let lastResync = 0;
+  const onFeedback = (p: { type: number }) => {
+    if (closed || !video || p.type !== RtcpPayloadSpecificFeedback.type) return;
+    const fb = (p as RtcpPayloadSpecificFeedback).feedback;
+    const fmt = fb.count;
+    if (fmt !== PSFB_PLI && fmt !== PSFB_FIR) return;
+    if ("mediaSsrc" in fb && fb.mediaSsrc !== video.sender.ssrc && fb.mediaSsrc !== 0) return;
+    keyframe();
+    const now = Date.now();
+    if (!lease && now - lastResync >= PLI_INTERVAL_MS) {
+      lastResync = now;
+      resync.pending = true;
+    }
+  };
+  // werift routes feedback by its sender SSRC first: from a peer that announced SSRCs for its receiving side
+  // (werift does; Chromium does not) a PLI reaches this transceiver's receiver instead of its sender.
+  video?.sender.onRtcp.subscribe(onFeedback);
+  video?.receiver.onRtcp.subscribe(onFeedback);
   const rtpSink = (sender: RTCRtpSender) => {
     let seq = Math.floor(Math.random() * 0x10000);
     return async (p: RtpOut) => {
@@ -224,8 +262,12 @@ export async function startWhep(ctx: SessionContext, offer: string): Promise<{ s
           send({ payload: p.payload, timestamp: clock.audio(p.ms), marker: false }).catch(() => {});
       });
     }
-    ctx.keyframeRequests.get(ctx.path)?.();
-    streamToRtp(reader, clock, sinks)
+    // A viewer of the re-encoder starts at the next keyframe: ask for one now rather than wait for the source's
+    // GOP. A passed-through path's viewer starts on the cached one (what is queued now is its catch-up).
+    const head: Frame[] = [];
+    if (!lease) for (let f = reader.poll(); f; f = reader.poll()) head.push(f);
+    if (lease || !head.some((f) => f.keyframe)) keyframe();
+    streamToRtp(reader, clock, sinks, head, lease ? undefined : resync)
       .catch((e) => ctx.log.warn("whep viewer failed", { path: ctx.path, error: (e as Error).message }))
       .finally(close);
   });
