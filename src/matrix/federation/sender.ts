@@ -174,6 +174,11 @@ export class FederationSender {
   /** The outbox position of each to-device EDU that is in the store. */
   readonly #outboxSeq = new WeakMap<Edu, number>();
   #lastSeq = 0;
+  /**
+   * What the catch-up sends of the owed events it read back (set by the homeserver: room-reads.ts owedPdusFor, the
+   * destination's history visibility); null sends them as stored.
+   */
+  prepareOwed: ((destination: string, owed: OwedPdu[]) => Promise<OwedPdu[]>) | null = null;
   /** Store writes of the queues (owed and delivered positions, outbox deletions), applied in order. */
   #writes: Promise<void> = Promise.resolve();
 
@@ -441,6 +446,7 @@ export class FederationSender {
     let owed: OwedPdu[] = [];
     try {
       owed = await this.#d.store.owedPdus(q.state.destination, this.#d.serverName, MAX_PDUS_PER_TXN);
+      if (owed.length > 0 && this.prepareOwed) owed = await this.prepareOwed(q.state.destination, owed);
     } catch (e) {
       this.#d.log.warn("federation: cannot read owed PDUs", { dest: q.state.destination, err: String(e) });
     }
