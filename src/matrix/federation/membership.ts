@@ -9,9 +9,9 @@
  */
 import { AmiError } from "../../core/errors.ts";
 import { signEvent } from "../events/event-signing.ts";
-import { eventIdFor } from "../events/hashing.ts";
-import { isValidEventId, isValidRoomId, parseUserId, serverNameOf } from "../events/ids.ts";
-import { isSupportedRoomVersion } from "../events/room-versions.ts";
+import { contentHash, eventIdFor } from "../events/hashing.ts";
+import { isValidEventId, isValidRoomId, parseUserId, roomIdOfCreateEvent, serverNameOf } from "../events/ids.ts";
+import { isSupportedRoomVersion, roomVersionRules } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
 import type { MatrixRequest, Route } from "../http/types.ts";
 import { VIA_KEY } from "../service/restricted-join.ts";
@@ -148,6 +148,33 @@ const STRIPPED = ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.a
 const MAX_INVITE_STATE = 50;
 
 /**
+ * Room version 12 (spec invites-v2 / knocks, v1.16): the stripped state's `m.room.create` must be the room's own, as a
+ * full PDU: its reference hash is the room ID and its content hash holds (what the reference hash covers of the
+ * content), so no server can show our user another room's creator, version or type. Null when it is, else why not;
+ * always null for older versions (the room ID does not name the create event).
+ */
+export function strippedCreateProblem(state: unknown[], roomId: string, version: string): string | null {
+  if (!roomVersionRules(version)?.roomIdIsCreateHash) return null;
+  const creates = state.filter(
+    (e): e is Record<string, unknown> =>
+      !!e && typeof e === "object" && (e as { type?: unknown }).type === "m.room.create",
+  );
+  if (creates.length === 0) return "the stripped state has no m.room.create event";
+  for (const c of creates) {
+    let id: string | null = null;
+    try {
+      const h = (c.hashes as { sha256?: unknown } | undefined)?.sha256;
+      if (c.state_key === "" && typeof h === "string" && h === contentHash(c)) id = eventIdFor(c, version);
+    } catch {
+      id = null;
+    }
+    if (id === null || roomIdOfCreateEvent(id) !== roomId)
+      return "the stripped state's m.room.create event is not the room's create event";
+  }
+  return null;
+}
+
+/**
  * A local user invites a remote one (rooms.ts, before the invite is persisted): the invitee's server gets it by
  * PUT /v2/invite with the room's stripped state and answers it signed by itself too; that event (the same event
  * ID, the invitee server's signature checked) is what we persist and send on.
@@ -239,6 +266,8 @@ export const inviteRoutes: Route[] = [
         signatures: { ...((pdu.signatures ?? {}) as Record<string, unknown>), ...ours },
       } as Record<string, unknown>;
       const given = Array.isArray(body.invite_room_state) ? body.invite_room_state.slice(0, MAX_INVITE_STATE) : [];
+      const badCreate = strippedCreateProblem(given, roomId, version);
+      if (badCreate) throw new AmiError("M_INVALID_PARAM", `invite_room_state: ${badCreate}`);
       const room = await hs.store.rooms.getRoom(roomId);
       if (room && room.version !== version)
         throw new AmiError("M_BAD_JSON", `Room ${roomId} has version ${room.version} here, not ${version}`);
