@@ -25,7 +25,8 @@
  *   queued for it and of the newest one delivered (Synapse's destination_rooms and
  *   last_successful_stream_ordering). A destination owed events at start-up, or whose queue dropped PDUs, is
  *   "catching up": before its in-memory queue, it is sent the owed local events read back from the timeline, in
- *   stream order, 50 per transaction, until none is owed. These writes run in order through one chain, off the
+ *   stream order, 50 per transaction, until none is owed (`prepareOwed`: what the destination's users could not see
+ *   goes redacted, as backfill sends it). These writes run in order through one chain, off the
  *   send path (a delivery never waits for them); a restart at worst sends an event twice, which receivers ignore.
  */
 import { randomBytes } from "node:crypto";
