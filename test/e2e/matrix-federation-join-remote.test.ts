@@ -749,6 +749,12 @@ describe("federation: joining remote rooms from the client API", () => {
     const inviteState = (await call("carol", "GET", "/_matrix/client/v3/sync")).rooms.invite[v12]?.invite_state?.events;
     const shownCreate = (inviteState ?? []).find((e: any) => e.type === "m.room.create");
     assert.equal(shownCreate?.content?.room_version, "12", "carol's /sync shows the v12 invite with its create event");
+    const [carolsInvite] = await u.carol.srv.hs.store.events.getMembers(v12, "invite");
+    const sent = (await u.carol.srv.hs.store.events.getEvent(carolsInvite.eventId))?.pdu.unsigned?.invite_room_state;
+    assert.ok(
+      Array.isArray(sent) && sent.length >= 3 && sent.every((e: any) => e.hashes && e.signatures && e.depth),
+      "every invite_room_state entry is a PDU (spec v1.16: formatted according to the room version)",
+    );
     // hs3 cannot invite bob into a v12 room while showing him another create event than the room ID's.
     const hs3 = u.carol.srv.hs;
     const { signEvent } = await import("../../src/matrix/events/event-signing.ts");

@@ -132,11 +132,9 @@ export const membershipRoutes: Route[] = [
       const stripped = [];
       for (const t of types) {
         const e = await hs.store.events.getCurrentStateEvent(room.roomId, t, "");
-        // The create event as the full PDU (spec v1.16, MSC4311: a v12 room ID names no server, the PDU does).
-        if (e)
-          stripped.push(
-            t === "m.room.create" ? e.pdu : { type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content },
-          );
+        // Full PDUs (spec v1.16, MSC4311: every entry formatted according to the room version; a v12 room ID names
+        // no server, the create PDU does).
+        if (e) stripped.push(statePdu(e.pdu));
       }
       return { json: { knock_room_state: stripped } };
     },
@@ -144,6 +142,12 @@ export const membershipRoutes: Route[] = [
 ];
 
 /** The state an invitee is shown of the room (spec "stripped state"). */
+/** A state event for invite_room_state / knock_room_state: the PDU as signed (spec v1.16: formatted per room version). */
+function statePdu(pdu: Record<string, unknown>): Record<string, unknown> {
+  const { unsigned: _u, ...rest } = pdu;
+  return rest;
+}
+
 const STRIPPED = ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias"];
 const MAX_INVITE_STATE = 50;
 
@@ -190,10 +194,7 @@ export async function inviteRemote(
   const state = [];
   for (const t of STRIPPED) {
     const e = await hs.store.events.getCurrentStateEvent(roomId, t, "");
-    if (e)
-      state.push(
-        t === "m.room.create" ? e.pdu : { type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content },
-      );
+    if (e) state.push(statePdu(e.pdu));
   }
   const res = await hs.federation.client.request<{ event?: Record<string, unknown> }>(target, {
     method: "PUT",
