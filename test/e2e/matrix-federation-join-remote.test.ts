@@ -741,6 +741,15 @@ describe("federation: joining remote rooms from the client API", () => {
     const [stored] = await s["hs1.test"].hs.store.dag.getDagEvents([bobs.event_id]);
     assert.ok(!(stored.pdu.auth_events as string[]).includes(`$${v12.slice(1)}`), "no create event in auth_events");
     assert.equal(stored.rejected, null);
+    // Its auth chain as hs1 answers it still holds the create event (implied by the room ID, never cited).
+    const chain = await u.bob.srv.hs.federation.client.request<{ auth_chain: any[] }>("hs1.test", {
+      method: "GET",
+      path: `/_matrix/federation/v1/event_auth/${encodeURIComponent(v12)}/${encodeURIComponent(bobs.event_id)}`,
+    });
+    assert.ok(
+      chain.auth_chain.some((e) => e.type === "m.room.create"),
+      "/event_auth of a v12 event includes the create event",
+    );
 
     // An invite into it reaches hs3 with the create event (a full PDU hashing to the room ID) in its stripped state.
     await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(v12)}/invite`, {

@@ -10,9 +10,9 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, authTypesFor, type StateKey, stateKey } from "../events/auth.ts";
-import { isValidEventId, isValidRoomId, isValidUserId, serverNameOf } from "../events/ids.ts";
+import { createEventIdOfRoom, isValidEventId, isValidRoomId, isValidUserId, serverNameOf } from "../events/ids.ts";
 import { redactEvent } from "../events/redaction.ts";
-import { isSupportedRoomVersion } from "../events/room-versions.ts";
+import { isSupportedRoomVersion, roomVersionRules } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
 import type { MatrixRequest, Route } from "../http/types.ts";
 import { localMemberContent } from "../service/restricted-join.ts";
@@ -309,6 +309,10 @@ export const roomReadRoutes: Route[] = [
       await eventIn(req.hs, room.roomId, eventId);
       const authOf = (await req.hs.store.dag.getAuthEvents([eventId])).get(eventId) ?? [];
       const chain = await req.hs.store.dag.getAuthChain(authOf);
+      // v12: the create event is not cited (the room ID names it) but is still what the chain is authorised by
+      // (Synapse counts it among every event's auth events): it is part of the answer.
+      const create = roomVersionRules(room.version)?.roomIdIsCreateHash ? createEventIdOfRoom(room.roomId) : undefined;
+      if (create && create !== eventId) chain.push(create);
       const events = await pdusOf(req.hs, [...new Set([...authOf, ...chain])].sort());
       return { json: { auth_chain: events.map((e) => pduFor(e, room, null)) } };
     },
