@@ -16,6 +16,7 @@ import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type Sig
 import type { ClientEvent } from "./events/types.ts";
 import { federationRoutes } from "./federation/index.ts";
 import { dagStateResolver, GraphCache, PduIn } from "./federation/pdu-in.ts";
+import { owedPdusFor } from "./federation/room-reads.ts";
 import { Federation } from "./federation/service.ts";
 import { formatClientEvents } from "./format.ts";
 import type { AuthService, Homeserver, Notifier, PushService, RoomService, TypingService } from "./hs.ts";
@@ -98,6 +99,8 @@ class HomeserverImpl implements Homeserver {
     this.rooms.stateResolver = dagStateResolver(graphs);
     this.pduIn = new PduIn(this, graphs);
     this.federation.onPdus = this.pduIn.onPdus;
+    // The catch-up resends owed events as backfill would: what the destination's users may not see, redacted.
+    this.federation.sender.prepareOwed = (destination, owed) => owedPdusFor(this, destination, owed);
   }
 
   clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {

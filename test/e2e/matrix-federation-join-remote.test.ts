@@ -806,5 +806,80 @@ describe("federation: joining remote rooms from the client API", () => {
     const [stored] = await s["hs1.test"].hs.store.dag.getDagEvents([bobs.event_id]);
     assert.ok(!(stored.pdu.auth_events as string[]).includes(`$${v12.slice(1)}`), "no create event in auth_events");
     assert.equal(stored.rejected, null);
+    // Its auth chain as hs1 answers it still holds the create event (implied by the room ID, never cited).
+    const chain = await u.bob.srv.hs.federation.client.request<{ auth_chain: any[] }>("hs1.test", {
+      method: "GET",
+      path: `/_matrix/federation/v1/event_auth/${encodeURIComponent(v12)}/${encodeURIComponent(bobs.event_id)}`,
+    });
+    assert.ok(
+      chain.auth_chain.some((e) => e.type === "m.room.create"),
+      "/event_auth of a v12 event includes the create event",
+    );
+
+    // An invite into it reaches hs3 with the create event (a full PDU hashing to the room ID) in its stripped state.
+    await call("alice", "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(v12)}/invite`, {
+      user_id: "@carol:hs3.test",
+    });
+    const inviteState = (await call("carol", "GET", "/_matrix/client/v3/sync")).rooms.invite[v12]?.invite_state?.events;
+    const shownCreate = (inviteState ?? []).find((e: any) => e.type === "m.room.create");
+    assert.equal(shownCreate?.content?.room_version, "12", "carol's /sync shows the v12 invite with its create event");
+    const [carolsInvite] = await u.carol.srv.hs.store.events.getMembers(v12, "invite");
+    const sent = (await u.carol.srv.hs.store.events.getEvent(carolsInvite.eventId))?.pdu.unsigned?.invite_room_state;
+    assert.ok(
+      Array.isArray(sent) && sent.length >= 3 && sent.every((e: any) => e.hashes && e.signatures && e.depth),
+      "every invite_room_state entry is a PDU (spec v1.16: formatted according to the room version)",
+    );
+    // hs3 cannot invite bob into a v12 room while showing him another create event than the room ID's.
+    const hs3 = u.carol.srv.hs;
+    const { signEvent } = await import("../../src/matrix/events/event-signing.ts");
+    const { eventIdFor } = await import("../../src/matrix/events/hashing.ts");
+    const sign = (e: Record<string, unknown>) => signEvent(e as any, "hs3.test", hs3.signingKey, "12") as any;
+    const realCreate = (await s["hs1.test"].hs.store.events.getCurrentStateEvent(v12, "m.room.create", ""))?.pdu;
+    const forgedCreate = sign({
+      type: "m.room.create",
+      state_key: "",
+      sender: "@carol:hs3.test",
+      content: { room_version: "12", type: "m.space" },
+      origin_server_ts: Date.now(),
+      depth: 1,
+      prev_events: [],
+      auth_events: [],
+    });
+    const invite = sign({
+      room_id: v12,
+      sender: "@carol:hs3.test",
+      type: "m.room.member",
+      state_key: "@dave:hs2.test",
+      content: { membership: "invite" },
+      origin_server_ts: Date.now(),
+      depth: 9,
+      prev_events: [`$${"B".repeat(43)}`],
+      auth_events: [],
+    });
+    await u.bob.srv.hs.store.accounts.createUser({
+      userId: "@dave:hs2.test",
+      passwordHash: null,
+      createdTs: 1,
+      admin: false,
+      deactivated: false,
+      isGuest: false,
+      displayname: null,
+      avatarUrl: null,
+    });
+    const put = async (state: unknown[]) => {
+      try {
+        await hs3.federation.client.request("hs2.test", {
+          method: "PUT",
+          path: `/_matrix/federation/v2/invite/${encodeURIComponent(v12)}/${encodeURIComponent(eventIdFor(invite, "12"))}`,
+          body: { room_version: "12", event: invite, invite_room_state: state },
+        });
+        return 200;
+      } catch (err: any) {
+        return err.status;
+      }
+    };
+    assert.equal(await put([forgedCreate]), 400, "a create event that is not the room ID's");
+    assert.equal(await put([]), 400, "no create event");
+    assert.equal(await put([realCreate]), 200, "the room's own create event");
   });
 });

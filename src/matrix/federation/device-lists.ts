@@ -33,6 +33,13 @@ import type { RemoteDevice, RemoteDeviceListRow } from "../store/device-lists-ty
 
 const MAX_DEVICES = 10_000;
 const MAX_NAME = 1000;
+/**
+ * Most bytes (as JSON) of one device's keys or one cross-signing key kept (a real one is under 2 KiB with a few
+ * signatures): the user's whole row is rewritten on each update, so what one server may make us hold and rewrite
+ * stays bounded (MAX_DEVICES of these). A bigger one is kept as no keys.
+ */
+const MAX_KEYS_BYTES = 8192;
+const small = (k: JsonObject) => JSON.stringify(k).length <= MAX_KEYS_BYTES;
 
 const isObject = (v: unknown): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -161,11 +168,11 @@ export async function crossSigningChanged(hs: Homeserver, userId: string): Promi
 
 /** Device keys as a server published them: must name that user and device. */
 function deviceKeysOf(userId: string, deviceId: string, k: unknown): JsonObject | null {
-  return isObject(k) && k.user_id === userId && k.device_id === deviceId ? k : null;
+  return isObject(k) && k.user_id === userId && k.device_id === deviceId && small(k) ? k : null;
 }
 
 function crossKeyOf(userId: string, k: unknown): JsonObject | null {
-  return isObject(k) && k.user_id === userId && isObject(k.keys) ? k : null;
+  return isObject(k) && k.user_id === userId && isObject(k.keys) && small(k) ? k : null;
 }
 
 const nameOf = (v: unknown) => (typeof v === "string" && v !== "" ? v.slice(0, MAX_NAME) : null);

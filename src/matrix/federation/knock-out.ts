@@ -13,6 +13,7 @@ import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
 import { isSupportedRoomVersion, SUPPORTED_ROOM_VERSIONS } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
+import { strippedCreateProblem } from "./membership.ts";
 
 type Pdu = Record<string, any>;
 
@@ -73,6 +74,8 @@ export async function knockRemote(
       });
       const state = (Array.isArray(answer.knock_room_state) ? answer.knock_room_state : [])
         .filter((x): x is Pdu => !!x && typeof x === "object" && !Array.isArray(x) && typeof x.type === "string")
+        // v12: a create event that is not the room ID's is dropped (spec: improper entries SHOULD be removed).
+        .filter((x) => x.type !== "m.room.create" || strippedCreateProblem([x], roomId, version) === null)
         .slice(0, MAX_KNOCK_STATE);
       await store(hs, roomId, userId, version, id, signed, state);
       return id;

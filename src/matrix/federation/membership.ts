@@ -10,9 +10,9 @@
 import { AmiError } from "../../core/errors.ts";
 import { type StateKey, stateKey } from "../events/auth.ts";
 import { signEvent } from "../events/event-signing.ts";
-import { eventIdFor } from "../events/hashing.ts";
-import { isValidEventId, isValidRoomId, parseUserId, serverNameOf } from "../events/ids.ts";
-import { isSupportedRoomVersion } from "../events/room-versions.ts";
+import { contentHash, eventIdFor } from "../events/hashing.ts";
+import { isValidEventId, isValidRoomId, parseUserId, roomIdOfCreateEvent, serverNameOf } from "../events/ids.ts";
+import { isSupportedRoomVersion, roomVersionRules } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
 import type { MatrixRequest, Route } from "../http/types.ts";
 import { VIA_KEY } from "../service/restricted-join.ts";
@@ -184,11 +184,9 @@ export const membershipRoutes: Route[] = [
       const stripped = [];
       for (const t of types) {
         const e = await hs.store.events.getCurrentStateEvent(room.roomId, t, "");
-        // The create event as the full PDU (spec v1.16, MSC4311: a v12 room ID names no server, the PDU does).
-        if (e)
-          stripped.push(
-            t === "m.room.create" ? e.pdu : { type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content },
-          );
+        // Full PDUs (spec v1.16, MSC4311: every entry formatted according to the room version; a v12 room ID names
+        // no server, the create PDU does).
+        if (e) stripped.push(statePdu(e.pdu));
       }
       return { json: { knock_room_state: stripped } };
     },
@@ -196,8 +194,41 @@ export const membershipRoutes: Route[] = [
 ];
 
 /** The state an invitee is shown of the room (spec "stripped state"). */
+/** A state event for invite_room_state / knock_room_state: the PDU as signed (spec v1.16: formatted per room version). */
+function statePdu(pdu: Record<string, unknown>): Record<string, unknown> {
+  const { unsigned: _u, ...rest } = pdu;
+  return rest;
+}
+
 const STRIPPED = ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias"];
 const MAX_INVITE_STATE = 50;
+
+/**
+ * Room version 12 (spec invites-v2 / knocks, v1.16): the stripped state's `m.room.create` must be the room's own, as a
+ * full PDU: its reference hash is the room ID and its content hash holds (what the reference hash covers of the
+ * content), so no server can show our user another room's creator, version or type. Null when it is, else why not;
+ * always null for older versions (the room ID does not name the create event).
+ */
+export function strippedCreateProblem(state: unknown[], roomId: string, version: string): string | null {
+  if (!roomVersionRules(version)?.roomIdIsCreateHash) return null;
+  const creates = state.filter(
+    (e): e is Record<string, unknown> =>
+      !!e && typeof e === "object" && (e as { type?: unknown }).type === "m.room.create",
+  );
+  if (creates.length === 0) return "the stripped state has no m.room.create event";
+  for (const c of creates) {
+    let id: string | null = null;
+    try {
+      const h = (c.hashes as { sha256?: unknown } | undefined)?.sha256;
+      if (c.state_key === "" && typeof h === "string" && h === contentHash(c)) id = eventIdFor(c, version);
+    } catch {
+      id = null;
+    }
+    if (id === null || roomIdOfCreateEvent(id) !== roomId)
+      return "the stripped state's m.room.create event is not the room's create event";
+  }
+  return null;
+}
 
 /**
  * A local user invites a remote one (rooms.ts, before the invite is persisted): the invitee's server gets it by
@@ -215,10 +246,7 @@ export async function inviteRemote(
   const state = [];
   for (const t of STRIPPED) {
     const e = await hs.store.events.getCurrentStateEvent(roomId, t, "");
-    if (e)
-      state.push(
-        t === "m.room.create" ? e.pdu : { type: t, state_key: "", sender: e.pdu.sender, content: e.pdu.content },
-      );
+    if (e) state.push(statePdu(e.pdu));
   }
   const res = await hs.federation.client.request<{ event?: Record<string, unknown> }>(target, {
     method: "PUT",
@@ -291,6 +319,8 @@ export const inviteRoutes: Route[] = [
         signatures: { ...((pdu.signatures ?? {}) as Record<string, unknown>), ...ours },
       } as Record<string, unknown>;
       const given = Array.isArray(body.invite_room_state) ? body.invite_room_state.slice(0, MAX_INVITE_STATE) : [];
+      const badCreate = strippedCreateProblem(given, roomId, version);
+      if (badCreate) throw new AmiError("M_INVALID_PARAM", `invite_room_state: ${badCreate}`);
       const room = await hs.store.rooms.getRoom(roomId);
       if (room && room.version !== version)
         throw new AmiError("M_BAD_JSON", `Room ${roomId} has version ${room.version} here, not ${version}`);

@@ -10,14 +10,15 @@
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { type AuthEvent, authTypesFor, type StateKey, stateKey } from "../events/auth.ts";
-import { isValidEventId, isValidRoomId, isValidUserId, serverNameOf } from "../events/ids.ts";
+import { createEventIdOfRoom, isValidEventId, isValidRoomId, isValidUserId, serverNameOf } from "../events/ids.ts";
 import { redactEvent } from "../events/redaction.ts";
-import { isSupportedRoomVersion } from "../events/room-versions.ts";
+import { isSupportedRoomVersion, roomVersionRules } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
 import type { MatrixRequest, Route } from "../http/types.ts";
 import { localMemberContent } from "../service/restricted-join.ts";
 import { AUTH_TYPES, authEventOf } from "../service/room-head.ts";
 import { isVisible, type StreamRange, visibleRanges } from "../service/visibility.ts";
+import type { OwedPdu } from "../store/destinations-types.ts";
 import type { DagEvent, RoomRow, StoredEvent } from "../store/types.ts";
 import { parseBody, queryInt } from "../validate.ts";
 import { roomAdmits } from "./access.ts";
@@ -83,6 +84,36 @@ async function serverInRoom(
   ]);
   const settings = histories[0];
   return { room, view: { ranges: histories.slice(1).map((h) => visibleRanges(settings, h)) } };
+}
+
+/**
+ * The sender's catch-up (federation/sender.ts) resends owed local events read back from the timeline, which may
+ * include events sent while `destination` had no member in the room (it left and came back, or was only invited):
+ * each goes as backfill would send it, redacted when none of the destination's users could see it (or redacted here).
+ */
+export async function owedPdusFor(hs: Homeserver, destination: string, owed: OwedPdu[]): Promise<OwedPdu[]> {
+  const byRoom = new Map<string, { room: RoomRow | null; view: ServerView }>();
+  const stored = new Map((await hs.store.events.getEvents(owed.map((o) => o.eventId))).map((e) => [e.eventId, e]));
+  const out: OwedPdu[] = [];
+  for (const o of owed) {
+    let v = byRoom.get(o.roomId);
+    if (!v) {
+      const room = await hs.store.rooms.getRoom(o.roomId);
+      const members = (await hs.store.events.getMembers(o.roomId)).filter(
+        (m) => serverNameOf(m.userId) === destination,
+      );
+      const histories = await hs.store.events.getStateHistories([
+        { roomId: o.roomId, type: "m.room.history_visibility", stateKey: "" },
+        ...members.map((m) => ({ roomId: o.roomId, type: "m.room.member", stateKey: m.userId })),
+      ]);
+      v = { room, view: { ranges: histories.slice(1).map((h) => visibleRanges(histories[0], h)) } };
+      byRoom.set(o.roomId, v);
+    }
+    const e = stored.get(o.eventId);
+    if (!v.room || !e) continue;
+    out.push({ ...o, pdu: pduFor(e, v.room, v.view) });
+  }
+  return out;
 }
 
 /** The PDU as sent to the origin: redacted when redacted here, or when none of its users could see it. */
@@ -278,6 +309,10 @@ export const roomReadRoutes: Route[] = [
       await eventIn(req.hs, room.roomId, eventId);
       const authOf = (await req.hs.store.dag.getAuthEvents([eventId])).get(eventId) ?? [];
       const chain = await req.hs.store.dag.getAuthChain(authOf);
+      // v12: the create event is not cited (the room ID names it) but is still what the chain is authorised by
+      // (Synapse counts it among every event's auth events): it is part of the answer.
+      const create = roomVersionRules(room.version)?.roomIdIsCreateHash ? createEventIdOfRoom(room.roomId) : undefined;
+      if (create && create !== eventId) chain.push(create);
       const events = await pdusOf(req.hs, [...new Set([...authOf, ...chain])].sort());
       return { json: { auth_chain: events.map((e) => pduFor(e, room, null)) } };
     },

@@ -25,7 +25,8 @@
  *   queued for it and of the newest one delivered (Synapse's destination_rooms and
  *   last_successful_stream_ordering). A destination owed events at start-up, or whose queue dropped PDUs, is
  *   "catching up": before its in-memory queue, it is sent the owed local events read back from the timeline, in
- *   stream order, 50 per transaction, until none is owed. These writes run in order through one chain, off the
+ *   stream order, 50 per transaction, until none is owed (`prepareOwed`: what the destination's users could not see
+ *   goes redacted, as backfill sends it). These writes run in order through one chain, off the
  *   send path (a delivery never waits for them); a restart at worst sends an event twice, which receivers ignore.
  */
 import { randomBytes } from "node:crypto";
@@ -174,6 +175,11 @@ export class FederationSender {
   /** The outbox position of each to-device EDU that is in the store. */
   readonly #outboxSeq = new WeakMap<Edu, number>();
   #lastSeq = 0;
+  /**
+   * What the catch-up sends of the owed events it read back (set by the homeserver: room-reads.ts owedPdusFor, the
+   * destination's history visibility); null sends them as stored.
+   */
+  prepareOwed: ((destination: string, owed: OwedPdu[]) => Promise<OwedPdu[]>) | null = null;
   /** Store writes of the queues (owed and delivered positions, outbox deletions), applied in order. */
   #writes: Promise<void> = Promise.resolve();
 
@@ -441,6 +447,7 @@ export class FederationSender {
     let owed: OwedPdu[] = [];
     try {
       owed = await this.#d.store.owedPdus(q.state.destination, this.#d.serverName, MAX_PDUS_PER_TXN);
+      if (owed.length > 0 && this.prepareOwed) owed = await this.prepareOwed(q.state.destination, owed);
     } catch (e) {
       this.#d.log.warn("federation: cannot read owed PDUs", { dest: q.state.destination, err: String(e) });
     }

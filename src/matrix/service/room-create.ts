@@ -121,9 +121,9 @@ export async function createRoom(
     else delete creation.additional_creators;
     creators = [creator, ...additional];
   }
-  const createdTs = Date.now();
-  let roomId: string;
-  if (rules.roomIdIsCreateHash) {
+  let createdTs = Date.now();
+  const roomIdAt = (ts: number): string => {
+    if (!rules.roomIdIsCreateHash) return `!${randomString(18)}:${hs.serverName}`;
     // v12: the room ID is the create event's reference hash; the room service builds this same PDU (same
     // timestamp, depth 1, no prev or auth events, no room_id) and checks it hashes to this ID.
     const pdu = {
@@ -131,13 +131,14 @@ export async function createRoom(
       type: "m.room.create",
       state_key: "",
       content: creation,
-      origin_server_ts: createdTs,
+      origin_server_ts: ts,
       depth: 1,
       prev_events: [],
       auth_events: [],
     };
-    roomId = roomIdOfCreateEvent(eventIdFor({ ...pdu, hashes: { sha256: contentHash(pdu) } }, version));
-  } else roomId = `!${randomString(18)}:${hs.serverName}`;
+    return roomIdOfCreateEvent(eventIdFor({ ...pdu, hashes: { sha256: contentHash(pdu) } }, version));
+  };
+  let roomId = roomIdAt(createdTs);
 
   const isPublic = body.visibility === "public";
   const pl: PowerLevelsContent = {
@@ -164,7 +165,18 @@ export async function createRoom(
       );
   }
 
-  await hs.store.rooms.createRoom({ roomId, version, creator, createdTs, isPublic });
+  // v12: the same user creating rooms of the same creation content in the same millisecond would make the same
+  // room ID; the next one takes the next millisecond as its create event's timestamp.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await hs.store.rooms.createRoom({ roomId, version, creator, createdTs, isPublic });
+      break;
+    } catch (e) {
+      if (!(e instanceof AmiError && e.code === "M_ROOM_IN_USE") || attempt >= 100) throw e;
+      createdTs++;
+      roomId = roomIdAt(createdTs);
+    }
+  }
   if (alias && !(await hs.store.rooms.createAlias(alias, roomId, creator))) {
     throw new AmiError("M_ROOM_IN_USE", `Room alias ${alias} is already taken`);
   }

@@ -1,0 +1,86 @@
+/**
+ * The federation sender's catch-up (sender.ts: owed local events read back from the timeline after a restart or an
+ * overflow) against a real homeserver on SQLite. Only the network client is replaced: it records the transactions.
+ */
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { after, before, test } from "node:test";
+import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
+import { configSchema } from "../../config.ts";
+import { silentLogger } from "../../core/logger.ts";
+import { type RunningHomeserver, startHomeserver } from "../homeserver.ts";
+import type { FederationClient } from "./client.ts";
+import { FederationSender } from "./sender.ts";
+
+let dir: string;
+let running: RunningHomeserver;
+const ALICE = "@alice:localhost";
+const BOB = "@bob:remote.test";
+
+before(async () => {
+  dir = tempDir("ami-catch-up-");
+  const config = configSchema.parse({ matrix: testMatrixConfig() });
+  running = await startHomeserver(config.matrix, dir, silentLogger);
+  await running.hs.store.accounts.createUser({
+    userId: ALICE,
+    passwordHash: null,
+    createdTs: 1,
+    admin: false,
+    deactivated: false,
+    isGuest: false,
+    displayname: null,
+    avatarUrl: null,
+  });
+});
+after(async () => {
+  await running.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("catch-up: an event the destination's users could never see is resent redacted (history visibility)", async () => {
+  const { hs } = running;
+  const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "private_chat" }); // history_visibility shared
+  // bob (remote.test) is invited, alice says something while he is only invited, then kicks him. remote.test has no
+  // joined member at any time: the message was never sent to it. The invite and the kick were (member target), and
+  // were owed to it when this server stopped (remote.test was down).
+  const invite = await hs.rooms.setMembership({ roomId, sender: ALICE, target: BOB, membership: "invite" });
+  const secret = await hs.rooms.sendEvent({
+    roomId,
+    sender: ALICE,
+    type: "m.room.message",
+    content: { msgtype: "m.text", body: "not for remote.test" },
+  });
+  const kick = await hs.rooms.setMembership({ roomId, sender: ALICE, target: BOB, membership: "leave" });
+  const [inv, msg, kk] = await hs.store.events.getEvents([invite.eventId, secret.eventId, kick.eventId]);
+  await hs.store.destinations.recordOwedPdus(["remote.test"], roomId, inv.stream);
+  await hs.store.destinations.recordOwedPdus(["remote.test"], roomId, kk.stream);
+
+  const sent: Record<string, unknown>[][] = [];
+  const client = {
+    async request(_dest: string, req: { body?: { pdus?: Record<string, unknown>[] } }) {
+      sent.push(req.body?.pdus ?? []);
+      return { pdus: {} };
+    },
+  } as unknown as FederationClient;
+  const sender = new FederationSender({
+    serverName: hs.serverName,
+    cfg: { ...hs.config.federation, enabled: true },
+    client,
+    store: hs.store.destinations,
+    log: silentLogger,
+  });
+  sender.prepareOwed = hs.federation.sender.prepareOwed;
+  try {
+    await sender.load();
+    for (let i = 0; i < 200 && sent.flat().length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    const pdus = sent.flat();
+    const bodyOf = (p: Record<string, unknown>) => (p.content as Record<string, unknown>).body;
+    const withBody = pdus.filter((p) => bodyOf(p) !== undefined);
+    assert.equal(withBody.length, 0, "the message remote.test's users could not see goes without its content");
+    const types = pdus.map((p) => `${p.type}:${(p.content as Record<string, unknown>).membership ?? ""}`);
+    assert.deepEqual(types, ["m.room.member:invite", "m.room.message:", "m.room.member:leave"]);
+    assert.equal(pdus[1].origin_server_ts, msg.pdu.origin_server_ts, "the same event, redacted");
+  } finally {
+    sender.close();
+  }
+});

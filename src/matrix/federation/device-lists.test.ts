@@ -1,0 +1,103 @@
+/**
+ * The remote device-list cache (device-lists.ts) on a real homeserver (SQLite): bob of remote.test shares a room with
+ * alice (his join written as federation writes a remote event), and remote.test's EDUs are applied as the
+ * transaction layer applies them.
+ */
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { after, before, test } from "node:test";
+import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
+import { configSchema } from "../../config.ts";
+import { silentLogger } from "../../core/logger.ts";
+import { type RunningHomeserver, startHomeserver } from "../homeserver.ts";
+import { applyDeviceListUpdate, applySigningKeyUpdate } from "./device-lists.ts";
+
+let dir: string;
+let running: RunningHomeserver;
+const ALICE = "@alice:localhost";
+const BOB = "@bob:remote.test";
+
+before(async () => {
+  dir = tempDir("ami-device-lists-");
+  const config = configSchema.parse({ matrix: testMatrixConfig() });
+  running = await startHomeserver(config.matrix, dir, silentLogger);
+  await running.hs.store.accounts.createUser({
+    userId: ALICE,
+    passwordHash: null,
+    createdTs: 1,
+    admin: false,
+    deactivated: false,
+    isGuest: false,
+    displayname: null,
+    avatarUrl: null,
+  });
+});
+after(async () => {
+  await running.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("a device's keys or a cross-signing key too big to be real is not kept (the row stays bounded)", async () => {
+  const { hs } = running;
+  const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "public_chat" });
+  await hs.rooms.withRemote(roomId, (_head, persist) =>
+    persist({
+      eventId: `$${"j".repeat(43)}`,
+      roomId,
+      type: "m.room.member",
+      stateKey: BOB,
+      sender: BOB,
+      originServerTs: Date.now(),
+      depth: 10,
+      pdu: { type: "m.room.member", state_key: BOB, sender: BOB, room_id: roomId, content: { membership: "join" } },
+    }),
+  );
+  // bob's join drops any row of his (in the background): let that pass, then hold his list as a fetch would.
+  await new Promise((r) => setTimeout(r, 200));
+  await hs.store.deviceLists.putRemoteDeviceList({
+    userId: BOB,
+    streamId: 5,
+    devices: {},
+    masterKey: null,
+    selfSigningKey: null,
+    updatedTs: Date.now(),
+  });
+  const pad = "A".repeat(1_000_000);
+  const keys = (deviceId: string, extra: string) => ({
+    user_id: BOB,
+    device_id: deviceId,
+    algorithms: ["m.olm.v1.curve25519-aes-sha2"],
+    keys: { [`ed25519:${deviceId}`]: "k", [`curve25519:${deviceId}`]: extra || "c" },
+    signatures: {},
+  });
+  assert.equal(
+    await applyDeviceListUpdate(hs, "remote.test", {
+      user_id: BOB,
+      device_id: "BIG",
+      stream_id: 6,
+      prev_id: [5],
+      keys: keys("BIG", pad),
+    }),
+    true,
+  );
+  assert.equal(
+    await applyDeviceListUpdate(hs, "remote.test", {
+      user_id: BOB,
+      device_id: "REAL",
+      stream_id: 7,
+      prev_id: [6],
+      keys: keys("REAL", ""),
+    }),
+    true,
+  );
+  await applySigningKeyUpdate(hs, "remote.test", {
+    user_id: BOB,
+    master_key: { user_id: BOB, usage: ["master"], keys: { "ed25519:m": pad } },
+  });
+  const [row] = await hs.store.deviceLists.getRemoteDeviceLists([BOB]);
+  assert.equal(row.streamId, 7, "both updates applied along the chain");
+  assert.equal(row.devices.BIG?.keys, null, "the megabyte of keys is not kept");
+  assert.equal((row.devices.REAL?.keys as any)?.device_id, "REAL", "a real device's keys are");
+  assert.equal(row.masterKey, null, "nor a megabyte master key");
+  assert.ok(JSON.stringify(row).length < 10_000);
+});
