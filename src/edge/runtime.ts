@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { CasStore } from "../cas/types.ts";
+import { programProcesses } from "../control/proc.ts";
 import { AmiError } from "../core/errors.ts";
 import { sendError } from "../core/http/reply.ts";
 import type { Logger } from "../core/logger.ts";
@@ -87,6 +88,14 @@ export class EdgeRuntime {
 
   /** Start every deployed function's active version (service start). */
   async startAll(): Promise<void> {
+    // A previous edge service that died hard (SIGKILL) left its workerd processes in their own groups: end them.
+    for (const p of programProcesses(this.#paths.home)) {
+      if (!p.name.startsWith("edge-") || !p.root) continue;
+      this.#log.warn("stopping an orphaned edge function process", { pid: p.pid, program: p.name });
+      try {
+        process.kill(-p.pid, "SIGKILL");
+      } catch {}
+    }
     for (const f of this.registry.list()) {
       const v = this.registry.active(f.name);
       if (!v) continue;

@@ -179,6 +179,15 @@ test("an infinite loop is stopped at its CPU limit, a memory bomb at its memory 
   assert.equal(by("hello").cpuKills + by("hello").memoryKills, 0);
 });
 
+test("a restarted edge service serves every function's active version again", async () => {
+  const before = json(await run("edge", "list", "--json")).functions.map((f: { name: string; pid: number }) => f.pid);
+  assert.equal((await run("edge", "restart")).code, 0);
+  assert.equal((await get("/fn/hello/again")).text, "v1 /again");
+  assert.equal((await get("/fn/bind/origin")).text, "origin saw /seg1.ts");
+  // The old processes are gone (the service stopped them with itself).
+  for (const pid of before) assert.throws(() => process.kill(pid, 0));
+});
+
 test("delete removes a function; bad names are refused", async () => {
   assert.equal((await run("edge", "delete", "--function", "other")).code, 0);
   assert.equal((await get("/fn/other/")).status, 404);
