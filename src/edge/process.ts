@@ -125,7 +125,7 @@ export class FunctionProcess {
         this.#kill(child);
         throw new StartError(`workerd did not listen within 15 s: ${this.#tail.trim()}`);
       }
-      await new Promise((r) => setTimeout(r, 3));
+      await new Promise((r) => setTimeout(r, 2));
     }
   }
 

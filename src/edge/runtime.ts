@@ -99,10 +99,13 @@ export class EdgeRuntime {
     for (const f of this.registry.list()) {
       const v = this.registry.active(f.name);
       if (!v) continue;
-      await this.#launch(f.name, v).then(
-        (l) => this.#swap(f.name, l),
-        (e) => this.#log.error("edge function did not start", { function: f.name, error: (e as Error).message }),
-      );
+      try {
+        const l = await this.#launch(f.name, v.version, await this.#code(v));
+        this.#swap(f.name, { ...l, version: v });
+      } catch (e) {
+        // One function that no longer starts (its code unreadable, workerd upgraded) leaves the others serving.
+        this.#log.error("edge function did not start", { function: f.name, error: (e as Error).message });
+      }
     }
   }
 
@@ -140,23 +143,26 @@ export class EdgeRuntime {
       const prev = this.registry.get(name);
       const version = (prev?.versions.at(-1)?.version ?? 0) + 1;
       const hold = `edge:${name}:v${version}`;
-      const put = await this.#cas.put(bytes, { hold });
+      // The CAS put (fsync) and workerd's start overlap: the process is started from the bytes in hand.
+      const [put, launched] = await Promise.allSettled([
+        this.#cas.put(bytes, { hold }),
+        this.#launch(name, version, bytes),
+      ]);
+      if (put.status === "rejected" || launched.status === "rejected") {
+        if (put.status === "fulfilled") await this.#cas.release(put.value.id, hold).catch(() => {});
+        if (launched.status === "fulfilled") await this.#retire(launched.value);
+        throw put.status === "rejected" ? put.reason : (launched as PromiseRejectedResult).reason;
+      }
       const v: FunctionVersion = {
         version,
-        id: put.id,
-        sha256: put.sha256,
-        size: put.size,
+        id: put.value.id,
+        sha256: put.value.sha256,
+        size: put.value.size,
         route: opts.route ?? null,
         region: opts.region ?? null,
         deployedAt: new Date().toISOString(),
       };
-      let live: Live;
-      try {
-        live = await this.#launch(name, v, bytes);
-      } catch (e) {
-        await this.#cas.release(put.id, hold).catch(() => {});
-        throw e;
-      }
+      const live = { ...launched.value, version: v };
       const versions = [...(prev?.versions ?? []), v];
       const dropped = versions.splice(0, Math.max(0, versions.length - this.#c.keepVersions));
       this.registry.put({ name, versions, active: version });
@@ -183,7 +189,7 @@ export class EdgeRuntime {
             ? `function '${name}' has no version ${version} (kept: ${f.versions.map((v) => v.version).join(", ")})`
             : `function '${name}' has no version before ${f.active} to roll back to`,
         );
-      const live = await this.#launch(name, target);
+      const live = { ...(await this.#launch(name, target.version, await this.#code(target))), version: target };
       this.registry.put({ ...f, active: target.version });
       this.#swap(name, live);
       this.#log.info("edge function rolled back", { function: name, version: target.version });
@@ -220,16 +226,16 @@ export class EdgeRuntime {
   }
 
   /** A process for version `v`, started and listening; a module workerd refuses becomes AMI_EDGE_BAD_MODULE. */
-  async #launch(name: string, v: FunctionVersion, code?: Buffer): Promise<Live> {
-    const dir = join(this.#dir, "run", name, `v${v.version}-${randomBytes(3).toString("hex")}`);
+  async #launch(name: string, version: number, code: Buffer): Promise<Omit<Live, "version">> {
+    const dir = join(this.#dir, "run", name, `v${version}-${randomBytes(3).toString("hex")}`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const socket = join(this.#sockDir, `${name}-${v.version}-${randomBytes(3).toString("hex")}.sock`);
+    const socket = join(this.#sockDir, `${name}-${version}-${randomBytes(3).toString("hex")}.sock`);
     let token = this.#tokens.get(name);
     if (!token) {
       token = randomBytes(18).toString("base64url");
       this.#tokens.set(name, token);
     }
-    writeFileSync(join(dir, "worker.js"), code ?? (await this.#code(v)), { mode: 0o600 });
+    writeFileSync(join(dir, "worker.js"), code, { mode: 0o600 });
     writeFileSync(join(dir, "ami-entry.js"), ENTRY_MODULE, { mode: 0o600 });
     writeFileSync(join(dir, "deny.js"), DENY_MODULE, { mode: 0o600 });
     const origin = this.#c.origin ? new URL(this.#c.origin).host : null;
@@ -274,11 +280,11 @@ export class EdgeRuntime {
       await proc.close();
       rmSync(dir, { recursive: true, force: true });
       if (e instanceof StartError)
-        throw new AmiError("AMI_EDGE_BAD_MODULE", `function '${name}' v${v.version} refused by workerd: ${e.message}`);
+        throw new AmiError("AMI_EDGE_BAD_MODULE", `function '${name}' v${version} refused by workerd: ${e.message}`);
       throw e;
     }
     const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-    return { version: v, proc, agent, metrics };
+    return { proc, agent, metrics };
   }
 
   #metricsOf(name: string): FunctionMetrics {
@@ -297,7 +303,7 @@ export class EdgeRuntime {
     if (old) setTimeout(() => void this.#retire(old), old.proc.flights.size > 0 ? this.#c.requestTimeoutMs : 0).unref();
   }
 
-  async #retire(l: Live): Promise<void> {
+  async #retire(l: Omit<Live, "version">): Promise<void> {
     l.agent.destroy();
     await l.proc.close();
     rmSync(dirname(l.proc.opts.configFile), { recursive: true, force: true });
