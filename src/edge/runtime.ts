@@ -4,7 +4,7 @@
  * start (workerd compiles the module) before it takes traffic, so a module that does not parse is refused with
  * workerd's own error and the running version never stops.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, type IncomingMessage, request, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
@@ -122,7 +122,7 @@ export class EdgeRuntime {
   /** The name's KV token check (the KV endpoint's authentication). */
   kvAllowed(name: string, token: string | undefined): boolean {
     const t = this.#tokens.get(name);
-    return !!t && !!token && t.length === token.length && t === token;
+    return !!t && !!token && t.length === token.length && timingSafeEqual(Buffer.from(t), Buffer.from(token));
   }
 
   deploy(
