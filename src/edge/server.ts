@@ -138,10 +138,11 @@ export async function startEdge(o: {
   };
 }
 
+/** The monitor's key figures: totals, then per function (the first 20 by name) invocations, errors, CPU, p99. */
 function flatStats(r: EdgeRuntime): Record<string, number> {
   const s = r.stats();
   const sum = (k: "invocations" | "errors" | "cpuKills" | "memoryKills" | "cpuMs") => s.reduce((a, f) => a + f[k], 0);
-  return {
+  const out: Record<string, number> = {
     functions: s.length,
     invocations: sum("invocations"),
     errors: sum("errors"),
@@ -150,6 +151,13 @@ function flatStats(r: EdgeRuntime): Record<string, number> {
     cpuMs: sum("cpuMs"),
     p99Ms: Math.max(0, ...s.map((f) => f.p99Ms)),
   };
+  for (const f of s.slice(0, 20)) {
+    out[`fn_${f.name}_invocations`] = f.invocations;
+    out[`fn_${f.name}_errors`] = f.errors;
+    out[`fn_${f.name}_cpu_ms`] = f.cpuMs;
+    out[`fn_${f.name}_p99_ms`] = f.p99Ms;
+  }
+  return out;
 }
 
 function prometheus(r: EdgeRuntime): string {

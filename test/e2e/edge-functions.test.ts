@@ -97,6 +97,8 @@ test("deploy through the seed's shell function, call, redeploy, rollback; logs a
   assert.ok(f.invocations >= 4 && f.errors === 0 && f.p99Ms > 0, JSON.stringify(f));
   const metrics = await (await fetch(`${edge}/metrics`)).text();
   assert.match(metrics, /ami_edge_invocations_total\{function="hello"\} \d+/);
+  const stats = (await (await fetch(`${edge}/_ami/stats`)).json()) as Record<string, number>;
+  assert.ok(stats.fn_hello_invocations >= 4 && stats.functions === 1, JSON.stringify(stats));
 });
 
 test("a module that does not parse is refused with workerd's error; the running version keeps serving", async () => {
