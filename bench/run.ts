@@ -3,7 +3,7 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, federation-devicelists, federation-join, cas, backup, thumbnail, startup, state-res, media).
+ * federation-delivery, federation-devicelists, federation-join, cas, backup, thumbnail, startup, state-res, edge, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -38,6 +38,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   },
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
+  // Edge functions (issue 14): deploy -> first 200 and warm per-request overhead, against workerd alone.
+  edge: async () => (await import("./edge/functions.ts")).run(),
   // State resolution v2 of two 500-event forks of a 5,000-member room (issue 12), against a plain transcription.
   "state-res": async () => (await import("./matrix/state-res.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in

@@ -53,7 +53,6 @@ test("capabilities not built yet fail clearly with exit 4, never pretend", async
   for (const cmd of [
     ["cdn", "deploy", "--region", "us-east-1"],
     ["p2p", "start", "--bootstrap"],
-    ["edge", "deploy", "--function", "f"],
   ]) {
     const r = await cli([...cmd, "--json"], { env });
     assert.equal(r.code, 4, cmd.join(" "));

@@ -63,11 +63,16 @@ test("astm is `stream start`: it asks for the source it pulls", async () => {
   assert.equal(r.stdout, "");
 });
 
+test("ami-edge-deploy is `edge deploy`: it asks for the module it deploys", async () => {
+  const r = await shell("ami-edge-deploy --function f", { env: h.env });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--file/);
+});
+
 test("capabilities not built yet fail with a message naming what is missing (exit 4)", async () => {
   const cases: [string, RegExp][] = [
     ["acdnd --region us-east-1", /CDN edge deployment.*not built yet/],
     ["ap2p --bootstrap", /P2P network node.*not built yet/],
-    ["ami-edge-deploy --function f", /edge function deployment.*not built yet/],
   ];
   for (const [cmd, re] of cases) {
     const r = await shell(cmd, { env: h.env });

@@ -1,0 +1,51 @@
+/** The `edge` section: serverless functions run by workerd, one process per function, limits enforced from outside. */
+import { z } from "zod";
+import { hostSchema as host, portSchema as port } from "../core/config.ts";
+
+export const edgeSchema = z
+  .object({
+    /** Off by default: the edge service (and its workerd processes) only where functions are deployed. */
+    enabled: z.boolean().default(false),
+    /** Where the edge service listens: functions at /fn/<name>/..., its API at /_ami/edge/... */
+    host: host.default("127.0.0.1"),
+    port: port.default(8790),
+    /** The workerd binary; null: the one from the npm package `workerd`. */
+    workerd: z.string().min(1).nullable().default(null),
+    /** Workers compatibility date given to every function. */
+    compatibilityDate: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/, "must be YYYY-MM-DD")
+      .default("2025-01-01"),
+    /** CPU time one request may use; past it the function's workerd process is killed and restarted. */
+    cpuMsPerRequest: z.number().int().positive().default(50),
+    /** Resident memory of one function's workerd process; past it the process is killed and restarted. */
+    memoryMb: z.number().int().positive().default(256),
+    /** Wall time for one request (waiting on bindings included) before it is answered 504. */
+    requestTimeoutMs: z.number().int().positive().default(30_000),
+    /** How often the watchdog samples each process's CPU time and RSS (/proc). */
+    watchdogIntervalMs: z.number().int().min(5).default(20),
+    /** The `ORIGIN` service binding: the base URL functions reach as env.ORIGIN.fetch(...); null: no binding. */
+    origin: z
+      .string()
+      .url()
+      .regex(/^http:\/\//, "must be an http:// URL")
+      .nullable()
+      .default(null),
+    /** Largest module accepted by deploy. */
+    maxModuleBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1024 * 1024),
+    /** Largest KV value. */
+    maxKvValueBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(25 * 1024 * 1024),
+    /** Versions kept per function (older ones are released to the CAS garbage collector). */
+    keepVersions: z.number().int().min(2).default(10),
+  })
+  .strict();
+
+export type EdgeConfig = z.output<typeof edgeSchema>;
