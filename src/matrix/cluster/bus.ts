@@ -107,12 +107,22 @@ export class RedisBus implements ClusterBus {
   }
 
   /** Resolves once subscribed (start-up waits for it so no early message is missed). */
-  async ready(timeoutMs = 10_000): Promise<void> {
+  /**
+   * Subscribes; resolves once subscribed, or rejects after `timeoutMs` (Redis down at start) while the subscription
+   * stays queued: it completes when Redis comes up, and ioredis re-subscribes after every reconnection.
+   */
+  async ready(timeoutMs = 5_000): Promise<void> {
     if (this.#subscribed) return;
-    const t = setTimeout(() => this.#sub.disconnect(), timeoutMs);
-    try {
-      await this.#sub.subscribe(this.#channel);
+    const sub = this.#sub.subscribe(this.#channel).then(() => {
       this.#subscribed = true;
+    });
+    sub.catch((e) => this.#log.warn("cluster bus: subscribe failed", { error: String(e) }));
+    let t: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([sub, late]);
     } finally {
       clearTimeout(t);
     }
