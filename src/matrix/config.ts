@@ -370,7 +370,7 @@ export const matrixSchema = z
   })
   .strict()
   .refine((m) => m.workers === 1 || /^postgres(ql)?:\/\//.test(m.database), {
-    message: "more than 1 worker needs a postgres:// database (SQLite is one process's file)",
+    message: "needs a postgres:// database above 1 (SQLite is one process's file)",
     path: ["workers"],
   });
 

@@ -1,6 +1,7 @@
 /** The `matrix` service as the supervisor sees it. */
 
 import type { Config } from "../config.ts";
+import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
 import type { ServiceDef } from "../core/service.ts";
 import { turnSecret, turnUris } from "../turn/coturn.ts";
@@ -22,6 +23,15 @@ export const matrixService: ServiceDef = {
     `  create a user:  ami-streams matrix user create alice --password '...' [--admin]`,
     "  then log in with any Matrix client (Element, matrix-js-sdk) at that URL",
   ],
+  withWorkers(config, workers) {
+    const matrix = { ...config.matrix, workers };
+    if (workers > 1 && !/^postgres(ql)?:\/\//.test(matrix.database))
+      throw new AmiError(
+        "AMI_INVALID_CONFIG",
+        "'matrix.workers' > 1 needs a postgres:// 'matrix.database' (SQLite is one process's file)",
+      );
+    return { ...config, matrix };
+  },
   async start(config, { paths, log }) {
     // Loaded here, not at the top: the CLI lists services on every call and should not pay for the homeserver.
     const { startHomeserver } = await import("./homeserver.ts");
