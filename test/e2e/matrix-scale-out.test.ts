@@ -9,8 +9,9 @@ import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { SyncStream } from "../../src/matrix/websocket/client.ts";
+import { cli, freePort, json, tempHome } from "../../src/test/cli.ts";
 import { api, enc, ok, registerUser, type Session, waitFor } from "./helpers/client.ts";
-import { ChildHomeserver } from "./helpers/homeserver.ts";
+import { ChildHomeserver, createTestDatabase, tempDir } from "./helpers/homeserver.ts";
 
 const C = "/_matrix/client/v3";
 /** Whole timelines in incremental syncs (the default limit would cut a burst into a gap). */
@@ -110,6 +111,16 @@ describe("homeserver scale-out: 3 workers on PostgreSQL + Redis", () => {
     } finally {
       await db.end();
     }
+  });
+
+  it("a user-interactive flow started on A completes on B (UIA sessions are shared)", async () => {
+    const body = { username: "so_uia", password: "correct horse battery" };
+    const first = await api(a.url, "POST", `${C}/register`, { body });
+    assert.equal(first.status, 401);
+    const r = await ok(b.url, "POST", `${C}/register`, {
+      body: { ...body, auth: { type: "m.login.dummy", session: first.json.session } },
+    });
+    assert.match(r.user_id, /^@so_uia:/);
   });
 
   it("typing through A reaches bob's sync on B; a receipt through B reaches carol on C", async () => {
@@ -286,5 +297,64 @@ describe("homeserver scale-out: 3 workers on PostgreSQL + Redis", () => {
     }
     const lost = acked.filter((id) => !all.has(id));
     assert.deepEqual(lost, [], "every acknowledged event is readable on C");
+  });
+});
+
+/** PIDs listening on `port` (one per worker: they share it with SO_REUSEPORT). */
+function listeners(port: number): number[] {
+  const out = execFileSync("ss", ["-ltnpH"]).toString();
+  return out
+    .split("\n")
+    .filter((l) => l.includes(`127.0.0.1:${port} `))
+    .flatMap((l) => [...l.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])));
+}
+
+describe("ami-streams matrix start --workers N under the supervisor", () => {
+  it("refuses more than one worker on SQLite with a clear error, before starting anything", async () => {
+    const h = tempHome({ matrix: { port: await freePort() }, media: { enabled: false }, control: { port: 0 } });
+    try {
+      const r = await cli(["matrix", "start", "--workers", "2"], { env: h.env });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /needs a postgres:\/\/ 'matrix.database'/);
+    } finally {
+      await h.cleanup();
+    }
+  });
+
+  it("starts 2 processes on one port; a worker killed with -9 is forked again; down stops them all", async () => {
+    const dir = tempDir();
+    const db = await createTestDatabase("postgres", dir);
+    const port = await freePort();
+    const h = tempHome({
+      matrix: { port, database: db.database, registration: { enabled: true } },
+      media: { enabled: false },
+      control: { port: 0 },
+    });
+    try {
+      const r = await cli(["matrix", "start", "--workers", "2"], { env: h.env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /started with 2 workers/);
+      // `start` returns once the port answers (worker 0); the forked workers join it moments later.
+      const pids = await waitFor("two processes listening on the port", () => {
+        const now = listeners(port);
+        return now.length === 2 ? now : null;
+      });
+      const s = await registerUser(`http://127.0.0.1:${port}`, "so_cli");
+      assert.match(s.userId, /^@so_cli:/);
+      const status = json(await cli(["status", "--json"], { env: h.env }));
+      const main = status.services.find((x: { name: string }) => x.name === "matrix").pid;
+      const worker = pids.find((p) => p !== main) as number;
+      process.kill(worker, "SIGKILL");
+      await waitFor("the worker forked again", () => {
+        const now = listeners(port);
+        return now.length === 2 && !now.includes(worker);
+      });
+      const down = await cli(["down"], { env: h.env });
+      assert.equal(down.code, 0, down.stderr);
+      await waitFor("no listener left", () => listeners(port).length === 0, 15_000);
+    } finally {
+      await h.cleanup();
+      await db.drop();
+    }
   });
 });

@@ -28,6 +28,16 @@ export type BusMessage =
   /** A room's DAG changed outside a local send: drop its cached head. */
   | { t: "head"; roomId: string };
 
+/**
+ * Small values every worker reads and writes (UIA sessions: a client may send each step of a flow to a different
+ * worker). Redis keys with a lifetime; a failure (Redis down) rejects.
+ */
+export interface SharedValues {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  del(key: string): Promise<void>;
+}
+
 /** What each process receives: every message another process published (never its own). */
 export interface ClusterBus {
   /** This process's ID (messages carry it so a process ignores its own). */
@@ -159,6 +169,17 @@ export class RedisBus implements ClusterBus {
       }
     }
   }
+
+  /** Values shared by the workers of this homeserver (keys prefixed by the channel name). */
+  readonly values: SharedValues = {
+    get: (key) => this.#pub.get(`${this.#channel}:${key}`),
+    set: async (key, value, ttlMs) => {
+      await this.#pub.set(`${this.#channel}:${key}`, value, "PX", ttlMs);
+    },
+    del: async (key) => {
+      await this.#pub.del(`${this.#channel}:${key}`);
+    },
+  };
 
   async close(): Promise<void> {
     this.#closed = true;

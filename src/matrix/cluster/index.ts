@@ -10,7 +10,7 @@ import type { Logger } from "../../core/logger.ts";
 import type { MatrixConfig } from "../config.ts";
 import { isPlainEvent } from "../service/sync/fast.ts";
 import type { StreamWriter, WriteTag } from "../stream.ts";
-import { type BusMessage, type ClusterBus, LocalBus, type PositionMark, RedisBus } from "./bus.ts";
+import { type BusMessage, type ClusterBus, LocalBus, type PositionMark, RedisBus, type SharedValues } from "./bus.ts";
 import { PgRoomLocks, PgSequencer } from "./positions.ts";
 
 /** How often a worker re-reads the committed head from PostgreSQL (covers lost bus messages; Redis down). */
@@ -21,6 +21,8 @@ const ROOM_LOCK_CONNECTIONS = 24;
 export interface Cluster {
   readonly workers: number;
   readonly bus: ClusterBus;
+  /** Values shared by every worker (null with one process: its memory is enough). */
+  readonly values: SharedValues | null;
   /** The sequencer for the StreamWriter (null: this process's own counter). */
   readonly sequencer: PgSequencer | null;
   /**
@@ -36,6 +38,7 @@ export interface Cluster {
 class SingleProcess implements Cluster {
   readonly workers = 1;
   readonly bus = new LocalBus();
+  readonly values = null;
   readonly sequencer = null;
   withRoom<T>(_roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T> {
     return fn(null);
@@ -50,6 +53,9 @@ class Workers implements Cluster {
   readonly sequencer: PgSequencer;
   readonly #locks: PgRoomLocks;
   readonly #log: Logger;
+  get values(): SharedValues {
+    return this.bus.values;
+  }
   #poll: NodeJS.Timeout | null = null;
   #offs: Array<() => void> = [];
 
