@@ -151,6 +151,20 @@ describe("homeserver scale-out: 3 workers on PostgreSQL + Redis", () => {
     );
   });
 
+  it("presence set through B reaches alice's sync on A", async () => {
+    await ok(b.url, "PUT", `${C}/presence/${enc(bob.s.userId)}/status`, {
+      token: bob.s.accessToken,
+      body: { presence: "online", status_msg: "on worker B" },
+    });
+    await syncUntil(alice, (acc) =>
+      acc.some((r) =>
+        (r.presence?.events ?? []).some(
+          (e: any) => e.sender === bob.s.userId && e.content.status_msg === "on worker B",
+        ),
+      ),
+    );
+  });
+
   it("a to-device message sent through A reaches carol's sync on C", async () => {
     await ok(a.url, "PUT", `${C}/sendToDevice/m.ami.test/td1`, {
       token: alice.s.accessToken,
