@@ -77,7 +77,17 @@ export class PgSequencer implements StreamSequencer {
     return this.#connecting;
   }
 
-  async run<T>(n: number, fn: (first: number) => Promise<T>): Promise<T> {
+  /** Turns of this process, one after the other: the advisory lock is re-entrant within its session. */
+  #tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(n: number, fn: (first: number) => Promise<T>): Promise<T> {
+    const turn = () => this.#turn(n, fn);
+    const p = this.#tail.then(turn, turn);
+    this.#tail = p.catch(() => {});
+    return p;
+  }
+
+  async #turn<T>(n: number, fn: (first: number) => Promise<T>): Promise<T> {
     const c = await this.#conn();
     // One round trip: take the turn, then the positions (nextval only ever runs under the lock, so they are
     // consecutive). Integers only are interpolated.
@@ -102,17 +112,48 @@ export class PgSequencer implements StreamSequencer {
     }
   }
 
-  /** The last position whose turn ended (readers that missed the bus message catch up from here). */
+  /**
+   * The last position whose turn ended (readers that missed the bus message catch up from here). When no turn is in
+   * progress anywhere (the lock is free), every position the sequence gave out is committed or never will be, so
+   * the head moves up to the sequence: a worker killed after its commit but before its turn ended (which left the
+   * head behind) holds nobody back past the next poll. Runs on its own session, since the lock is re-entrant
+   * within one and this process's turns take it on the other.
+   */
   async head(): Promise<number> {
-    const c = await this.#conn();
-    const { rows } = await c.query("SELECT pos FROM ami_stream_head");
-    return Number(rows[0]?.pos ?? 0);
+    const c = await this.#pollConn();
+    const got = (await c.query(`SELECT pg_try_advisory_lock(${LOCK_NS}, ${STREAM_KEY}) AS got`)).rows[0].got;
+    if (!got) return Number((await c.query("SELECT pos FROM ami_stream_head")).rows[0]?.pos ?? 0);
+    try {
+      const { rows } = await c.query(
+        `UPDATE ami_stream_head SET pos = GREATEST(pos,
+           (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ami_stream_seq)) RETURNING pos`,
+      );
+      return Number(rows[0]?.pos ?? 0);
+    } finally {
+      await c.query(`SELECT pg_advisory_unlock(${LOCK_NS}, ${STREAM_KEY})`);
+    }
+  }
+
+  #poll: pg.Client | null = null;
+  async #pollConn(): Promise<pg.Client> {
+    if (this.#poll) return this.#poll;
+    const { connectionString, options } = parseUrl(this.#url);
+    const c = new pg.Client({ connectionString, options, application_name: "ami-streams stream poll" });
+    c.on("error", () => {
+      if (this.#poll === c) this.#poll = null;
+    });
+    await c.connect();
+    this.#poll = c;
+    return c;
   }
 
   async close(): Promise<void> {
     const c = this.#client;
+    const p = this.#poll;
     this.#client = null;
+    this.#poll = null;
     await c?.end().catch(() => {});
+    await p?.end().catch(() => {});
   }
 }
 
