@@ -1,7 +1,9 @@
 /**
  * The one stream counter. Every write that /sync must see takes the next position here, and the writes run
  * one at a time so that commit order equals stream order: a reader that has seen position N has seen
- * everything <= N. `current` only advances after the write committed.
+ * everything <= N. `current` only advances after the write committed. With several workers (cluster/), positions
+ * come from a StreamSequencer whose turns are exclusive across processes, and observe() advances `current` to what
+ * the others committed.
  *
  * Room events go through persistEvent(), which commits every event queued while the previous commit ran in
  * one transaction (group commit): many senders share one commit, and a failed batch is retried event by
