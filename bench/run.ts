@@ -3,7 +3,8 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, federation-devicelists, federation-join, cas, backup, thumbnail, startup, state-res, edge, media).
+ * federation-delivery, federation-devicelists, federation-join, cas, backup, thumbnail, startup, state-res, edge, scale-out,
+ * media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -42,6 +43,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   edge: async () => (await import("./edge/functions.ts")).run(),
   // State resolution v2 of two 500-event forks of a 5,000-member room (issue 12), against a plain transcription.
   "state-res": async () => (await import("./matrix/state-res.ts")).run(),
+  // Homeserver workers (issue 13): events/s on 1, 2, 3 processes over one PostgreSQL; send -> sync across workers.
+  "scale-out": async () => (await import("./matrix/scale-out.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
   // Chromium), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
   // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy), SRT ingest CPU (against the

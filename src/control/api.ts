@@ -79,6 +79,15 @@ async function handle(
   const svc = /^\/api\/services\/([^/]+)\/(start|stop|restart)$/.exec(path);
   if (svc) {
     const r = o.supervisor.runner(decodeName(svc[1]));
+    if (svc[2] !== "stop") {
+      const body = (await readJson(req, MAX_BODY).catch(() => null)) as { workers?: unknown } | null;
+      if (body && body.workers !== undefined) {
+        if (!r.scalable) throw new AmiError("AMI_INVALID_INPUT", `${svc[1]} runs as one process: no 'workers'`);
+        if (!Number.isInteger(body.workers) || (body.workers as number) < 1)
+          throw new AmiError("AMI_INVALID_INPUT", "'workers' must be an integer >= 1");
+        r.workers = body.workers as number;
+      }
+    }
     let changed: boolean;
     if (svc[2] === "start") changed = await r.start();
     else if (svc[2] === "stop") changed = await r.stop();

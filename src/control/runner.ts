@@ -30,6 +30,8 @@ export class ServiceRunner {
   lastExit: string | null = null;
   /** Why the current start is failing (readiness time passed, or the restart policy gave up); null once healthy. */
   failure: string | null = null;
+  /** `<name> start --workers N` (a service with withWorkers): passed to `serve` until set again. */
+  workers: number | null = null;
   #child: ChildProcess | undefined;
   #startedAt = 0;
   /** When start() was asked for: readiness counts from here across crash restarts. */
@@ -87,6 +89,11 @@ export class ServiceRunner {
       failure: this.failure,
       statsUrl: this.#unit.statsUrl(this.#config),
     };
+  }
+
+  /** It can run as several processes (`start --workers N`). */
+  get scalable(): boolean {
+    return this.#unit.withWorkers !== undefined;
   }
 
   /** Returns false when it was already up (a no-op). Re-reads the config first (see #reloadConfig). */
@@ -186,7 +193,9 @@ export class ServiceRunner {
       }
     }
     const l = this.#unit.launch(this.#config, this.#configPath, this.#paths.home);
-    const child = spawn(l.file, l.args, {
+    const args =
+      this.workers !== null && this.#unit.withWorkers ? [...l.args, "--workers", String(this.workers)] : l.args;
+    const child = spawn(l.file, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: l.env,
       cwd: l.cwd,

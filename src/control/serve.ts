@@ -44,14 +44,22 @@ export async function serveService(
   return handle.url;
 }
 
-/** argv: `<name> [--config FILE]`. Returns the exit code. */
+/** argv: `<name> [--config FILE] [--workers N]`. Returns the exit code. */
 export async function serveMain(argv: string[]): Promise<number> {
   const name = argv[0];
   const i = argv.indexOf("--config");
   try {
     if (!name || name.startsWith("-"))
       throw new AmiError("AMI_INVALID_INPUT", "usage: ami-streams serve <service> [--config FILE]");
-    const { config, path } = loadConfig(i >= 0 ? argv[i + 1] : undefined);
+    let { config, path } = loadConfig(i >= 0 ? argv[i + 1] : undefined);
+    const w = argv.indexOf("--workers");
+    if (w >= 0) {
+      const def = services.find((s) => s.name === name);
+      const n = Number(argv[w + 1]);
+      if (!def?.withWorkers) throw new AmiError("AMI_INVALID_INPUT", `${name} runs as one process: no --workers`);
+      if (!Number.isInteger(n) || n < 1) throw new AmiError("AMI_INVALID_INPUT", "--workers must be an integer >= 1");
+      config = def.withWorkers(config, n);
+    }
     await serveService(name, config, createLogger({ level: config.log.level }), undefined, path);
     return 0;
   } catch (e) {

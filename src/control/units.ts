@@ -33,6 +33,8 @@ export interface Launch {
 export interface Unit {
   name: string;
   kind: "service" | "program";
+  /** Set for a service that can run as several processes (ServiceDef.withWorkers). */
+  withWorkers?: (config: Config, workers: number) => Config;
   summary: string;
   enabled(config: Config): boolean;
   /** Where it answers (a service's base URL; a program's health target, or "-"). */
@@ -57,6 +59,7 @@ export function serviceUnit(def: ServiceDef): Unit {
   return {
     name: def.name,
     kind: "service",
+    withWorkers: def.withWorkers ? (c, n) => def.withWorkers!(c, n) : undefined,
     summary: def.summary,
     enabled: (c) => def.enabled(c),
     url: (c) => def.baseUrl(c),

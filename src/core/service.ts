@@ -23,4 +23,9 @@ export interface ServiceDef {
   describe(config: Config, paths: RuntimePaths): string[];
   /** Runs inside the service process. Resolves once listening. */
   start(config: Config, ctx: { paths: RuntimePaths; log: Logger; configPath?: string }): Promise<ServiceHandle>;
+  /**
+   * A service that can run as several processes (`<name> start --workers N`): the config with N workers, or an
+   * AMI_INVALID_CONFIG error naming why not. Absent: one process only.
+   */
+  withWorkers?(config: Config, workers: number): Config;
 }

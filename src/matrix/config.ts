@@ -168,6 +168,16 @@ export const matrixSchema = z
       .string()
       .regex(/^(sqlite(:.+)?|postgres(ql)?:\/\/.+)$/, "must be 'sqlite', 'sqlite:<path>' or a postgres:// URL")
       .default("sqlite"),
+    /**
+     * Homeserver processes sharing the port (SO_REUSEPORT) and the PostgreSQL database (docs/ARCHITECTURE.md
+     * "Homeserver scale-out"). More than 1 needs a postgres:// database and Redis at `redis`.
+     */
+    workers: z.number().int().min(1).max(64).default(1),
+    /** Redis that carries positions, typing and cache invalidations between the workers (only with workers > 1). */
+    redis: z
+      .string()
+      .regex(/^rediss?:\/\/.+/, "must be a redis:// or rediss:// URL")
+      .default("redis://127.0.0.1:6379"),
     /** Default room version for new rooms. */
     defaultRoomVersion: z.enum(["10", "11", "12"]).default("10"),
     registration: z
@@ -361,6 +371,10 @@ export const matrixSchema = z
       .default({ allowLoginAsUser: false }),
     federation: federationSchema.default(FEDERATION_DEFAULTS),
   })
-  .strict();
+  .strict()
+  .refine((m) => m.workers === 1 || /^postgres(ql)?:\/\//.test(m.database), {
+    message: "needs a postgres:// database above 1 (SQLite is one process's file)",
+    path: ["workers"],
+  });
 
 export type MatrixConfig = z.output<typeof matrixSchema>;

@@ -12,6 +12,7 @@ import { createHttpListener, DEFAULT_LIMITS, type ListenerLimits } from "../core
 import type { Logger } from "../core/logger.ts";
 import { loadOrCreateSecret } from "../core/secret.ts";
 import { allRoutes } from "./client/index.ts";
+import { type Cluster, joinCluster } from "./cluster/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import type { ClientEvent } from "./events/types.ts";
 import { federationRoutes } from "./federation/index.ts";
@@ -58,6 +59,7 @@ class HomeserverImpl implements Homeserver {
   readonly log: Logger;
   readonly signingKey: SigningKey;
   readonly dataDir: string;
+  readonly cluster: Cluster;
   readonly #versions = new Map<string, string>();
 
   constructor(
@@ -68,8 +70,10 @@ class HomeserverImpl implements Homeserver {
     dataDir: string,
     maxStream: number,
     cas: CasStore,
+    cluster: Cluster,
   ) {
     this.config = config;
+    this.cluster = cluster;
     this.cas = cas;
     this.store = store;
     this.log = log;
@@ -87,7 +91,9 @@ class HomeserverImpl implements Homeserver {
       maxStream,
       () => this.notifier.notify(),
       (evs) => store.events.persistEvents(evs),
+      cluster.sequencer,
     );
+    cluster.attach(this.stream);
     this.typing = new Typing(this);
     this.auth = new Auth(this);
     this.rooms = new Rooms(this);
@@ -184,7 +190,17 @@ export async function startHomeserver(
   const store = await openStore(config.database, dataDir);
   const signingKey = loadOrCreateSigningKey(join(dataDir, "signing.key"));
   const blobs = cas ?? openStoreAt(join(dataDir, "cas"));
-  const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, await store.getMaxStream(), blobs);
+  const maxStream = await store.getMaxStream();
+  let cluster: Cluster;
+  try {
+    cluster = await joinCluster(config, log, maxStream);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  // With workers, positions come from the cluster's sequence, which may be past what this process stored.
+  const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, maxStream, blobs, cluster);
+  if (cluster.sequencer) hs.stream.observe(await cluster.sequencer.head());
   // Every destination's retry state, so the monitor shows them and a dead one stays backed off after a restart.
   if (config.federation.enabled) await hs.federation.sender.load();
   const limits: ListenerLimits = {
@@ -202,6 +218,8 @@ export async function startHomeserver(
     handler: createHandler(hs, [...allRoutes, gcRoute, ...(config.federation.enabled ? federationRoutes : [])], limits),
     upgrade: (req, socket, head, target) => wsHub.upgrade(req, socket, head, target),
     limits,
+    // Workers share the port: the kernel spreads connections over them (docs/ARCHITECTURE.md "Homeserver scale-out").
+    reusePort: config.workers > 1,
   });
   let port: number;
   try {
@@ -210,6 +228,7 @@ export async function startHomeserver(
     wsHub.close();
     hs.push.close();
     hs.federation.sender.close();
+    await cluster.close();
     await store.close();
     throw e;
   }
@@ -228,6 +247,7 @@ export async function startHomeserver(
       await listener.close();
       // The queues' owed and delivered positions still being written (federation/sender.ts).
       await hs.federation.sender.drained();
+      await cluster.close();
       await store.close();
     },
   };

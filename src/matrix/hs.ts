@@ -7,6 +7,7 @@
 import type { CasStore } from "../cas/types.ts";
 import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
+import type { Cluster } from "./cluster/index.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
 import type { PduIn } from "./federation/pdu-in.ts";
@@ -149,6 +150,8 @@ export interface Homeserver {
   /** Shared secret for /_synapse/admin/v1/register (from config or generated into dataDir). */
   readonly registrationSharedSecret: string;
   readonly stream: StreamWriter;
+  /** The sibling worker processes (cluster/; a no-op with one process). */
+  readonly cluster: Cluster;
   readonly notifier: Notifier;
   readonly rooms: RoomService;
   readonly auth: AuthService;

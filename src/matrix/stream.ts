@@ -1,7 +1,9 @@
 /**
  * The one stream counter. Every write that /sync must see takes the next position here, and the writes run
  * one at a time so that commit order equals stream order: a reader that has seen position N has seen
- * everything <= N. `current` only advances after the write committed.
+ * everything <= N. `current` only advances after the write committed. With several workers (cluster/), positions
+ * come from a StreamSequencer whose turns are exclusive across processes, and observe() advances `current` to what
+ * the others committed.
  *
  * Room events go through persistEvent(), which commits every event queued while the previous commit ran in
  * one transaction (group commit): many senders share one commit, and a failed batch is retried event by
@@ -25,7 +27,20 @@ export type WriteTag =
 
 type Job = { kind: "fn"; fn: (pos: number) => Promise<unknown>; tag: WriteTag | null } | { kind: "events" };
 
-type Listener = (pos: number, event: NewEvent | null, tag: WriteTag | null) => void;
+/**
+ * `plainRoom`: set for a position another process committed (cluster/), whose event is not here: the room of a
+ * plain room event there (event and tag are null then).
+ */
+type Listener = (pos: number, event: NewEvent | null, tag: WriteTag | null, plainRoom?: string) => void;
+
+/**
+ * Where positions come from when several processes write (cluster/positions.ts): `run` calls `fn` with `n`
+ * consecutive fresh positions while no other writer of any process commits, and publishes `first + n - 1` as
+ * committed once `fn` settled. Without one, positions come from this process's counter (one writer).
+ */
+export interface StreamSequencer {
+  run<T>(n: number, fn: (first: number) => Promise<T>): Promise<T>;
+}
 
 export class StreamWriter {
   #next: number;
@@ -38,12 +53,42 @@ export class StreamWriter {
     [];
   #batchScheduled = false;
   readonly #listeners = new Set<Listener>();
+  readonly #seq: StreamSequencer | null;
 
-  constructor(maxPersisted: number, onAdvance: () => void, persist: (events: NewEvent[]) => Promise<void>) {
+  constructor(
+    maxPersisted: number,
+    onAdvance: () => void,
+    persist: (events: NewEvent[]) => Promise<void>,
+    sequencer: StreamSequencer | null = null,
+  ) {
     this.#next = maxPersisted + 1;
     this.#current = maxPersisted;
     this.#onAdvance = onAdvance;
     this.#persist = persist;
+    this.#seq = sequencer;
+  }
+
+  /**
+   * Another process committed every position up to `upto` (cluster/): advance and wake the readers. `marks` say
+   * what some of the positions were (a plain room event's room, or a write's tag); the others count as anything.
+   */
+  observe(upto: number, marks: Array<{ pos: number; mark: string | WriteTag | null }> = []): void {
+    if (upto <= this.#current) return;
+    for (const m of marks) {
+      if (m.pos <= this.#current || m.pos > upto) continue;
+      for (const l of this.#listeners)
+        if (typeof m.mark === "string") l(m.pos, null, null, m.mark);
+        else if (m.mark) l(m.pos, null, m.mark);
+    }
+    this.#advance(upto);
+  }
+
+  /** `n` fresh positions: from the sequencer (several processes), else this process's counter. */
+  #allocate<T>(n: number, fn: (first: number) => Promise<T>): Promise<T> {
+    if (this.#seq) return this.#seq.run(n, fn);
+    const first = this.#next;
+    this.#next += n;
+    return fn(first);
   }
 
   /** Highest stream position whose write has committed. */
@@ -92,13 +137,16 @@ export class StreamWriter {
   }
 
   async #runFn(fn: (pos: number) => Promise<unknown>, tag: WriteTag | null): Promise<unknown> {
-    const pos = this.#next++;
+    let pos = 0;
     try {
-      const out = await fn(pos);
-      this.#emit(pos, null, tag);
-      return out;
+      return await this.#allocate(1, async (p) => {
+        pos = p;
+        const out = await fn(p);
+        this.#emit(p, null, tag);
+        return out;
+      });
     } finally {
-      this.#advance(pos);
+      if (pos) this.#advance(pos);
     }
   }
 
@@ -108,8 +156,18 @@ export class StreamWriter {
     const batch = this.#queued;
     this.#queued = [];
     if (batch.length === 0) return;
-    const first = this.#next;
-    this.#next += batch.length;
+    let failed: unknown = null;
+    await this.#allocate(batch.length, (first) => this.#commitBatch(batch, first)).catch((e) => {
+      failed = e;
+    });
+    // The sequencer itself failed (no positions): every caller gets its error.
+    if (failed) for (const q of batch) q.reject(failed);
+  }
+
+  async #commitBatch(
+    batch: Array<{ event: Omit<NewEvent, "stream">; resolve: (pos: number) => void; reject: (e: unknown) => void }>,
+    first: number,
+  ): Promise<void> {
     const rows = batch.map((q, i) => ({ ...q.event, stream: first + i }) as NewEvent);
     const last = first + batch.length - 1;
     let committed = false;
@@ -137,7 +195,8 @@ export class StreamWriter {
   }
 
   #advance(pos: number): void {
-    this.#current = pos;
+    // Several processes: another's committed position may already be observed past ours.
+    if (pos > this.#current) this.#current = pos;
     this.#onAdvance();
   }
 }

@@ -30,25 +30,28 @@ const line = (s: ServiceStatus) =>
 
 export function serviceOps(def: Unit): OpDef<any, any>[] {
   const n = def.name;
-  const start = async (ctx: OpContext, restart: boolean) => {
+  const start = async (ctx: OpContext, restart: boolean, workers?: number) => {
     if (!def.enabled(ctx.config)) {
       const key = def.kind === "program" ? `programs.${n}.enabled` : `${n}.enabled`;
       throw new AmiError("AMI_INVALID_CONFIG", `${n} is disabled in the config (${key}: false)`);
     }
-    const { client, spawned } = await ensureSupervisor(ctx, [n]);
-    let changed = spawned;
-    if (!spawned) {
+    // Checked here too (against this command's config) so a bad count fails before anything starts.
+    if (workers !== undefined) def.withWorkers?.(ctx.config, workers);
+    const { client, spawned } = await ensureSupervisor(ctx, workers === undefined ? [n] : []);
+    let changed = spawned && workers === undefined;
+    if (!changed) {
       const r = await client.request<{ changed: boolean }>(
         "POST",
         `/api/services/${n}/${restart ? "restart" : "start"}`,
+        workers === undefined ? undefined : { workers },
       );
       changed = r.changed;
     }
     await waitHealthy(client, [n], ctx);
     const status = await statusOf(ctx, n);
     let message = changed
-      ? `${n} ${restart ? "restarted" : "started"}: ${status.url}`
-      : `${n} is already running (pid ${status.pid})`;
+      ? `${n} ${restart ? "restarted" : "started"}${workers && workers > 1 ? ` with ${workers} workers` : ""}: ${status.url}`
+      : `${n} is already running (pid ${status.pid})${workers ? `; 'ami-streams ${n} restart --workers ${workers}' applies the new count` : ""}`;
     // The supervisor re-reads its config file on start/restart; a different file given to this command is not it.
     const want = def.url(ctx.config);
     if (status.url !== want) {
@@ -56,26 +59,40 @@ export function serviceOps(def: Unit): OpDef<any, any>[] {
     }
     return { changed, message, status, describe: def.describe(ctx.config, ctx.paths) };
   };
+  // A service that runs as several processes takes --workers (the supervisor keeps it for later restarts).
+  const startInput = def.withWorkers
+    ? z
+        .object({
+          workers: z
+            .number()
+            .int()
+            .min(1)
+            .max(64)
+            .optional()
+            .describe(`processes of ${n} sharing its port (default: the config's ${n}.workers)`),
+        })
+        .strict()
+    : z.object({}).strict();
   const human = (o: z.infer<typeof changeOutput>) => [o.message, ...(o.changed ? o.describe : [])].join("\n");
   return [
     defineOp({
       name: `${n}.start`,
       summary: `Start ${n} under the supervisor (no-op when running)`,
       description: def.summary,
-      input: z.object({}).strict(),
+      input: startInput,
       output: changeOutput,
       annotations: { readOnly: false, destructive: false, idempotent: true },
       human,
-      run: (_i, ctx) => start(ctx, false),
+      run: (i: { workers?: number }, ctx) => start(ctx, false, i.workers),
     }),
     defineOp({
       name: `${n}.restart`,
       summary: `Restart ${n} (starts it when stopped)`,
-      input: z.object({}).strict(),
+      input: startInput,
       output: changeOutput,
       annotations: { readOnly: false, destructive: true, idempotent: false },
       human,
-      run: (_i, ctx) => start(ctx, true),
+      run: (i: { workers?: number }, ctx) => start(ctx, true, i.workers),
     }),
     defineOp({
       name: `${n}.stop`,

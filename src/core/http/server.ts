@@ -56,6 +56,11 @@ export interface ListenerOptions {
    * requests it answers never reach node:http. Anything it does not answer takes the usual path.
    */
   fast?: FastResponder;
+  /**
+   * Share the port with other processes listening with it too (SO_REUSEPORT: the kernel spreads connections over
+   * them). The homeserver's workers use it; a port held without it still fails with EADDRINUSE.
+   */
+  reusePort?: boolean;
 }
 
 export interface ListenerStats {
@@ -227,7 +232,7 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
             e.code === "EADDRINUSE" ? new AmiError("AMI_UNAVAILABLE", `${o.name} port ${host}:${port} is in use`) : e,
           );
         server.once("error", onError);
-        server.listen(port, host, () => {
+        server.listen({ port, host, reusePort: o.reusePort === true }, () => {
           server.off("error", onError);
           // A later listener error (EMFILE on accept) is logged, never thrown at the process.
           server.on("error", (e) => o.log.error(`${o.name}: listener error`, { error: String(e) }));

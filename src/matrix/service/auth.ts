@@ -48,6 +48,9 @@ export class Auth implements AuthService {
 
   constructor(hs: Homeserver) {
     this.#hs = hs;
+    hs.cluster.bus.subscribe((m) => {
+      if (m.t === "auth") this.#cache.clear();
+    });
     // Made now so the first failed login is not slower than the others (see verifyPasswordOrDummy).
     void dummyHash();
   }
@@ -249,6 +252,8 @@ export class Auth implements AuthService {
 
   #dropWhere(pred: (r: Requester) => boolean): void {
     for (const [k, v] of this.#cache) if (pred(v.requester)) this.#cache.delete(k);
+    // Other workers cached lookups too: they drop all of theirs (revocations are rare; a lookup is one query).
+    this.#hs.cluster.bus.publish({ t: "auth" });
   }
 }
 

@@ -72,14 +72,37 @@ export class Rooms implements RoomService {
   /** Merges forked room states before a local send (federation sets state resolution v2; see event-state.ts). */
   stateResolver: StateResolver = noStateResolver;
 
+  /**
+   * Several workers (cluster/): each room's highest stream position this process knows its head is current at.
+   * Under the room's cluster lock, a different stored maximum means another process wrote it: re-read the head.
+   */
+  readonly #seen = new Map<string, number>();
+
   constructor(hs: Homeserver) {
     this.#hs = hs;
+    if (hs.cluster.workers > 1)
+      hs.stream.onWritten((pos, ev) => {
+        if (!ev) return;
+        if (this.#seen.size >= 50_000) this.#seen.clear();
+        if ((this.#seen.get(ev.roomId) ?? 0) < pos) this.#seen.set(ev.roomId, pos);
+      });
   }
 
-  /** Run `fn` after every earlier call for `roomId` settled. */
+  /**
+   * Run `fn` after every earlier call for `roomId` settled, holding the room's cluster-wide lock (several workers:
+   * one process at a time persists a room's events, on a head that is current).
+   */
   #withLock<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.#locks.get(roomId) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
+    const locked = () =>
+      this.#hs.cluster.withRoom(roomId, (latest) => {
+        if (latest !== null && this.#seen.get(roomId) !== latest) {
+          this.#heads.delete(roomId);
+          this.#seen.set(roomId, latest);
+        }
+        return fn();
+      });
+    const run = prev.then(locked, locked);
     const tail = run.then(
       () => {},
       () => {},

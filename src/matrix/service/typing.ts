@@ -24,8 +24,17 @@ export class Typing implements TypingService {
   #forgotten = 0;
   #serial = 0;
 
+  /** Several workers: serials are clock-based so that tokens from one worker mean about the same on another. */
+  readonly #clustered: boolean;
+
   constructor(hs: Homeserver) {
     this.#hs = hs;
+    this.#clustered = hs.cluster.workers > 1;
+    // Typing is in memory: every worker keeps the whole set, from its own changes and the others' (cluster/bus.ts).
+    hs.cluster.bus.subscribe((m) => {
+      if (m.t !== "typing" || typeof m.roomId !== "string" || typeof m.userId !== "string") return;
+      this.#apply(m.roomId, m.userId, m.typing === true, Number(m.timeoutMs), Number(m.serial) || 0);
+    });
   }
 
   get serial(): number {
@@ -33,15 +42,21 @@ export class Typing implements TypingService {
   }
 
   setTyping(roomId: string, userId: string, typing: boolean, timeoutMs: number): void {
+    const serial = this.#apply(roomId, userId, typing, timeoutMs, 0);
+    if (serial !== null && this.#clustered)
+      this.#hs.cluster.bus.publish({ t: "typing", roomId, userId, typing, timeoutMs, serial });
+  }
+
+  /** Apply a change (`atLeast`: the sender's serial of a change from another worker); the new serial, or null if none. */
+  #apply(roomId: string, userId: string, typing: boolean, timeoutMs: number, atLeast: number): number | null {
     let users = this.#rooms.get(roomId);
     const cur = users?.get(userId);
     if (!typing) {
-      if (!cur || !users) return;
+      if (!cur || !users) return null;
       clearTimeout(cur.timer);
       users.delete(userId);
       if (users.size === 0) this.#rooms.delete(roomId);
-      this.#bump(roomId);
-      return;
+      return this.#bump(roomId, atLeast);
     }
     const ms = Math.max(
       0,
@@ -56,7 +71,7 @@ export class Typing implements TypingService {
     }
     users.set(userId, { expires: Date.now() + ms, timer });
     // Refreshing an existing typing user changes nothing a client can see: no wake-up.
-    if (!cur) this.#bump(roomId);
+    return cur ? null : this.#bump(roomId, atLeast);
   }
 
   typingIn(roomId: string): string[] {
@@ -83,14 +98,16 @@ export class Typing implements TypingService {
     this.#bump(roomId);
   }
 
-  #bump(roomId: string): void {
+  #bump(roomId: string, atLeast = 0): number {
+    this.#serial = Math.max(this.#serial + 1, atLeast, this.#clustered ? Date.now() : 0);
     this.#changed.delete(roomId);
-    this.#changed.set(roomId, ++this.#serial);
+    this.#changed.set(roomId, this.#serial);
     if (this.#changed.size > MAX_CHANGED_ROOMS) {
       const [oldest, s] = this.#changed.entries().next().value as [string, number];
       this.#changed.delete(oldest);
       this.#forgotten = s;
     }
     this.#hs.notifier.notify();
+    return this.#serial;
   }
 }

@@ -32,14 +32,45 @@ function sessions(hs: Homeserver): Map<string, UiaSession> {
   return m;
 }
 
-function newSession(hs: Homeserver, purpose: string): UiaSession {
-  const m = sessions(hs);
+async function newSession(hs: Homeserver, purpose: string): Promise<UiaSession> {
   const now = Date.now();
-  if (m.size >= MAX_SESSIONS) for (const [k, s] of m) if (s.created + SESSION_MS < now) m.delete(k);
-  if (m.size >= MAX_SESSIONS) m.delete(m.keys().next().value as string);
   const s: UiaSession = { id: randomString(24), purpose, completed: new Set(), created: now };
+  if (hs.cluster.values) {
+    await saveShared(hs, s);
+    return s;
+  }
+  const m = sessions(hs);
+  if (m.size >= MAX_SESSIONS) for (const [k, x] of m) if (x.created + SESSION_MS < now) m.delete(k);
+  if (m.size >= MAX_SESSIONS) m.delete(m.keys().next().value as string);
   m.set(s.id, s);
   return s;
+}
+
+/**
+ * Several workers (cluster/): sessions live in Redis, since each step of a flow may reach a different worker. Redis
+ * down: the flow fails with a clear error instead of half-working.
+ */
+async function saveShared(hs: Homeserver, s: UiaSession): Promise<void> {
+  const { completed, ...rest } = s;
+  await sharedOp(() =>
+    hs.cluster.values!.set(`uia:${s.id}`, JSON.stringify({ ...rest, completed: [...completed] }), SESSION_MS),
+  );
+}
+
+async function findSession(hs: Homeserver, id: string): Promise<UiaSession | undefined> {
+  if (!hs.cluster.values) return sessions(hs).get(id);
+  const raw = await sharedOp(() => hs.cluster.values!.get(`uia:${id}`));
+  if (!raw) return undefined;
+  const j = JSON.parse(raw) as Omit<UiaSession, "completed"> & { completed: string[] };
+  return { ...j, completed: new Set(j.completed) };
+}
+
+async function sharedOp<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new AmiError("AMI_UNAVAILABLE", `UIA sessions are unavailable (Redis): ${(e as Error).message}`);
+  }
 }
 
 /** The 401 reply a handler returns as is (the HTTP edge's Reply shape). */
@@ -75,7 +106,8 @@ export async function checkUia(
 ): Promise<UiaResult> {
   const { hs } = req;
   const given = field(req.body, "auth");
-  if (given === undefined || given === null) return { done: false, reply: challenge(flows, newSession(hs, purpose)) };
+  if (given === undefined || given === null)
+    return { done: false, reply: challenge(flows, await newSession(hs, purpose)) };
   if (!isJsonObject(given)) throw new AmiError("M_BAD_JSON", "'auth' must be an object");
   const auth = given;
   if (auth.session !== undefined && typeof auth.session !== "string")
@@ -85,12 +117,12 @@ export async function checkUia(
 
   let s: UiaSession;
   if (auth.session !== undefined) {
-    const found = sessions(hs).get(auth.session);
+    const found = await findSession(hs, auth.session);
     if (!found || found.created + SESSION_MS < Date.now())
       throw new AmiError("M_INVALID_PARAM", "Unknown or expired UIA session");
     if (found.purpose !== purpose) throw new AmiError("M_FORBIDDEN", "UIA session was started for another request");
     s = found;
-  } else s = newSession(hs, purpose);
+  } else s = await newSession(hs, purpose);
 
   if (auth.type === undefined) return { done: false, reply: challenge(flows, s) };
   const stage = auth.type;
@@ -103,6 +135,7 @@ export async function checkUia(
   const failure = await runStage(hs, auth, s, userId);
   if (failure) return { done: false, reply: challenge(flows, s, { errcode: "M_FORBIDDEN", error: failure }) };
   s.completed.add(auth.type);
+  if (hs.cluster.values) await saveShared(hs, s);
   if (flows.some((f) => f.every((st) => s.completed.has(st)))) return { done: true, session: s };
   return { done: false, reply: challenge(flows, s) };
 }
@@ -138,4 +171,5 @@ async function runStage(hs: Homeserver, auth: JsonObject, s: UiaSession, userId?
 /** Drop a session once the request it authorised has succeeded. */
 export function finishUia(hs: Homeserver, s: UiaSession): void {
   sessions(hs).delete(s.id);
+  hs.cluster.values?.del(`uia:${s.id}`).catch(() => {});
 }

@@ -74,8 +74,8 @@ export class StreamChanges {
    */
   #hook(stopped: AbortSignal): void {
     const marks = this.#marks;
-    const off = this.#hs.stream.onWritten((pos, ev, tag) => {
-      marks.set(pos, ev ? (isPlainEvent(ev) ? ev.roomId : null) : tag);
+    const off = this.#hs.stream.onWritten((pos, ev, tag, plainRoom) => {
+      marks.set(pos, plainRoom ?? (ev ? (isPlainEvent(ev) ? ev.roomId : null) : tag));
     });
     stopped.addEventListener("abort", off, { once: true });
   }

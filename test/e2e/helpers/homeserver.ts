@@ -91,6 +91,11 @@ export interface ChildOptions {
   matrix?: Record<string, any>;
   /** Environment for the child (e.g. AMI_LOG_LEVEL). */
   env?: Record<string, string>;
+  /**
+   * Another worker of `sharedWith`'s homeserver (matrix.workers > 1): the same data dir and database, which stay
+   * until that one is disposed.
+   */
+  sharedWith?: ChildHomeserver;
 }
 
 /** A homeserver in a child process. `restart()` reuses its data dir, database and port. */
@@ -104,6 +109,8 @@ export class ChildHomeserver {
   readonly logLines: string[] = [];
   #proc: ChildProcess | null = null;
   #exited: Promise<number | null> = Promise.resolve(null);
+  /** Another worker's data dir and database: dispose() leaves them. */
+  #shared = false;
 
   private constructor(dataDir: string, db: TestDatabase, matrix: Record<string, any>, env: Record<string, string>) {
     this.dataDir = dataDir;
@@ -113,6 +120,13 @@ export class ChildHomeserver {
   }
 
   static async start(opts: ChildOptions = {}): Promise<ChildHomeserver> {
+    if (opts.sharedWith) {
+      const o = opts.sharedWith;
+      const hs = new ChildHomeserver(o.dataDir, o.db, { ...o.matrix, ...opts.matrix, port: 0 }, opts.env ?? o.env);
+      hs.#shared = true;
+      await hs.#spawn();
+      return hs;
+    }
     const dataDir = tempDir();
     const db = await createTestDatabase(opts.backend ?? "sqlite", dataDir);
     const hs = new ChildHomeserver(
@@ -230,6 +244,7 @@ export class ChildHomeserver {
   /** Stop, drop the database and remove the data dir. */
   async dispose(): Promise<void> {
     await this.stop().catch(() => {});
+    if (this.#shared) return;
     await this.db.drop().catch(() => {});
     rmSync(this.dataDir, { recursive: true, force: true });
   }

@@ -1,0 +1,192 @@
+/**
+ * Homeserver scale-out (issue 13): persisted events/s with 100 senders (10 rooms, 10 senders each, spread over the
+ * processes) on 1, 2 and 3 homeserver processes on the same PostgreSQL (target: 2 processes >= 1.6x one, on a
+ * machine with the cores for it — the row says how many this one had); and send -> sync p50 with the sender on
+ * worker A and the long-polling reader on worker B, against both on one process (target: <= 2x within one).
+ * Baseline, same run: the single-process figures (matrix.workers = 1, today's path).
+ */
+import { cpus, loadavg } from "node:os";
+import { enc, registerUser, type Session } from "../../test/e2e/helpers/client.ts";
+import { ChildHomeserver } from "../../test/e2e/helpers/homeserver.ts";
+import { type BenchResult, HttpClient, percentile, pool, round, runIfMain } from "./lib.ts";
+
+const SENDERS = 100;
+const ROOMS = 10;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
+const C = "/_matrix/client/v3";
+const FILTER = enc(
+  JSON.stringify({
+    presence: { types: [] },
+    account_data: { types: [] },
+    room: { timeline: { limit: 20 }, ephemeral: { types: [] }, state: { lazy_load_members: true } },
+  }),
+);
+
+/** `n` homeserver processes on one fresh PostgreSQL database (n = 1: a plain single process, no cluster). */
+async function cluster(n: number): Promise<ChildHomeserver[]> {
+  const first = await ChildHomeserver.start({ backend: "postgres", matrix: { workers: n } });
+  const rest = await Promise.all(Array.from({ length: n - 1 }, () => ChildHomeserver.start({ sharedWith: first })));
+  return [first, ...rest];
+}
+
+async function dispose(hss: ChildHomeserver[]): Promise<void> {
+  await Promise.all(hss.slice(1).map((h) => h.dispose()));
+  await hss[0].dispose();
+}
+
+/** Events/s acknowledged (200 = committed) by 100 senders, sender i talking to process i % n. */
+async function throughput(n: number): Promise<number> {
+  const hss = await cluster(n);
+  const clients = hss.map((h) => new HttpClient(h.url, SENDERS / n + 10));
+  try {
+    const owner = await registerUser(hss[0].url, "so_owner");
+    const rooms: string[] = [];
+    for (let r = 0; r < ROOMS; r++)
+      rooms.push(
+        (await clients[0].json("POST", `${C}/createRoom`, owner.accessToken, { preset: "public_chat" })).room_id,
+      );
+    const senders: { s: Session; roomId: string; k: number }[] = [];
+    await pool(
+      Array.from({ length: SENDERS }, (_, i) => i),
+      10,
+      async (i) => {
+        const k = i % n;
+        const s = await registerUser(hss[k].url, `so_sender${i}`);
+        const roomId = rooms[i % ROOMS];
+        await clients[k].json("POST", `${C}/join/${enc(roomId)}`, s.accessToken, {});
+        senders.push({ s, roomId, k });
+      },
+    );
+    let counting = false;
+    let stop = false;
+    let sent = 0;
+    const lanes = senders.map(async ({ s, roomId, k }, m) => {
+      for (let i = 0; !stop; i++) {
+        await clients[k].json("PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/s${m}-${i}`, s.accessToken, {
+          msgtype: "m.text",
+          body: `scale-out message ${i} from sender ${m}: the quick brown fox jumps over the lazy dog`,
+        });
+        if (counting && !stop) sent++;
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1000)); // warm-up
+    counting = true;
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const elapsed = (performance.now() - t0) / 1000;
+    stop = true;
+    await Promise.all(lanes);
+    return sent / elapsed;
+  } finally {
+    for (const c of clients) c.close();
+    await dispose(hss);
+  }
+}
+
+/** p50 ms from a send through `from` to the reader's pending /sync long-poll on `to` returning it. */
+async function sendToSync(from: ChildHomeserver, to: ChildHomeserver, tag: string): Promise<number> {
+  const alice = await registerUser(from.url, `so_lat_a_${tag}`);
+  const bob = await registerUser(to.url, `so_lat_b_${tag}`);
+  const sender = new HttpClient(from.url);
+  const syncer = new HttpClient(to.url);
+  try {
+    const roomId = (await sender.json("POST", `${C}/createRoom`, alice.accessToken, { preset: "public_chat" })).room_id;
+    await syncer.json("POST", `${C}/join/${enc(roomId)}`, bob.accessToken, {});
+    let since = (await syncer.json("GET", `${C}/sync?timeout=0&filter=${FILTER}`, bob.accessToken)).next_batch;
+    const lat: number[] = [];
+    for (let i = 0; i < SAMPLES + 30; i++) {
+      const body = `ping ${i}`;
+      const poll = syncer.json("GET", `${C}/sync?timeout=30000&filter=${FILTER}&since=${enc(since)}`, bob.accessToken);
+      await new Promise((r) => setTimeout(r, 3));
+      const t0 = performance.now();
+      const sent = sender.json("PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/l${i}`, alice.accessToken, {
+        msgtype: "m.text",
+        body,
+      });
+      let res = await poll;
+      while (!(res.rooms?.join?.[roomId]?.timeline?.events ?? []).some((e: any) => e.content?.body === body))
+        res = await syncer.json(
+          "GET",
+          `${C}/sync?timeout=30000&filter=${FILTER}&since=${enc(res.next_batch)}`,
+          bob.accessToken,
+        );
+      const t1 = performance.now();
+      await sent;
+      since = res.next_batch;
+      if (i >= 30) lat.push(t1 - t0);
+    }
+    return round(percentile(lat, 50), 2);
+  } finally {
+    sender.close();
+    syncer.close();
+  }
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const cores = cpus().length;
+  const load = loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ");
+  const one = await throughput(1);
+  const two = await throughput(2);
+  const three = await throughput(3);
+  const single = await cluster(1);
+  let within: number;
+  try {
+    within = await sendToSync(single[0], single[0], "one");
+  } finally {
+    await dispose(single);
+  }
+  const pair = await cluster(2);
+  let across: number;
+  let sameInCluster: number;
+  try {
+    across = await sendToSync(pair[0], pair[1], "across");
+    sameInCluster = await sendToSync(pair[0], pair[0], "same");
+  } finally {
+    await dispose(pair);
+  }
+  const machine = `${cores} cores, loadavg ${load}`;
+  const base1 = `1 process (workers: 1): ${round(one, 0)} events/s; ${machine}`;
+  return [
+    {
+      bench: "scale-out",
+      metric: "persisted events/s, 100 senders, 1 process (PostgreSQL)",
+      value: round(one, 0),
+      unit: "events/s",
+      baseline: machine,
+      target: "",
+      met: null,
+    },
+    {
+      bench: "scale-out",
+      metric: "persisted events/s, 100 senders, 2 processes",
+      value: round(two, 0),
+      unit: "events/s",
+      baseline: `${base1}; ratio ${round(two / one, 2)}x`,
+      target: ">= 1.6x one process (with the cores for it)",
+      met: two >= 1.6 * one,
+    },
+    {
+      bench: "scale-out",
+      metric: "persisted events/s, 100 senders, 3 processes",
+      value: round(three, 0),
+      unit: "events/s",
+      baseline: `${base1}; ratio ${round(three / one, 2)}x`,
+      target: "",
+      met: null,
+    },
+    {
+      bench: "scale-out",
+      metric: "send -> sync p50, sender on worker A, reader on worker B",
+      value: across,
+      unit: "ms",
+      baseline: `both on one process (workers: 1): p50 ${within} ms; both on worker A of 2: p50 ${sameInCluster} ms`,
+      target: "<= 2x within one process",
+      met: across <= 2 * within,
+    },
+  ];
+}
+
+await runIfMain(import.meta, run);

@@ -1,0 +1,374 @@
+/**
+ * Homeserver scale-out (issue 13, docs/ARCHITECTURE.md "Homeserver scale-out"): three homeserver processes with
+ * matrix.workers = 3 on one real PostgreSQL database and the real Redis. Clients on different processes see each
+ * other's messages in one order, typing, receipts and to-device messages; a WebSocket stream on C gets what is sent
+ * through A; Redis restarted mid-run loses nothing; kill -9 of a worker under load loses no acknowledged event.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { SyncStream } from "../../src/matrix/websocket/client.ts";
+import { cli, freePort, json, tempHome } from "../../src/test/cli.ts";
+import { api, enc, ok, registerUser, type Session, waitFor } from "./helpers/client.ts";
+import { ChildHomeserver, createTestDatabase, tempDir } from "./helpers/homeserver.ts";
+
+const C = "/_matrix/client/v3";
+/** Whole timelines in incremental syncs (the default limit would cut a burst into a gap). */
+const FILTER = enc(JSON.stringify({ room: { timeline: { limit: 200 } } }));
+
+interface User {
+  s: Session;
+  hs: ChildHomeserver;
+  since: string;
+}
+
+/** Long-poll /sync on the user's own process from its `since` until `done` holds over what was gathered. */
+async function syncUntil(u: User, done: (acc: any[]) => boolean, timeoutMs = 20_000): Promise<any[]> {
+  const acc: any[] = [];
+  const end = Date.now() + timeoutMs;
+  while (!done(acc)) {
+    if (Date.now() > end) throw new Error(`${u.s.userId}: sync did not deliver in ${timeoutMs} ms`);
+    const r = await ok(u.hs.url, "GET", `${C}/sync?since=${enc(u.since)}&timeout=2000&filter=${FILTER}`, {
+      token: u.s.accessToken,
+    });
+    u.since = r.next_batch;
+    acc.push(r);
+  }
+  return acc;
+}
+
+const timelineIds = (syncs: any[], roomId: string): string[] =>
+  syncs.flatMap((r) => (r.rooms?.join?.[roomId]?.timeline?.events ?? []).map((e: any) => e.event_id));
+
+describe("homeserver scale-out: 3 workers on PostgreSQL + Redis", () => {
+  let a: ChildHomeserver;
+  let b: ChildHomeserver;
+  let c: ChildHomeserver;
+  let alice: User;
+  let bob: User;
+  let carol: User;
+  let roomId = "";
+
+  before(async () => {
+    a = await ChildHomeserver.start({ backend: "postgres", matrix: { workers: 3 } });
+    [b, c] = await Promise.all([ChildHomeserver.start({ sharedWith: a }), ChildHomeserver.start({ sharedWith: a })]);
+    const reg = async (hs: ChildHomeserver, name: string): Promise<User> => {
+      const s = await registerUser(hs.url, name);
+      return { s, hs, since: "" };
+    };
+    [alice, bob, carol] = await Promise.all([reg(a, "so_alice"), reg(b, "so_bob"), reg(c, "so_carol")]);
+    roomId = (
+      await ok(a.url, "POST", `${C}/createRoom`, { token: alice.s.accessToken, body: { preset: "public_chat" } })
+    ).room_id;
+    // bob joins through B, carol through C: the room's head cached on A is stale for A's next send.
+    await ok(b.url, "POST", `${C}/join/${enc(roomId)}`, { token: bob.s.accessToken, body: {} });
+    await ok(c.url, "POST", `${C}/join/${enc(roomId)}`, { token: carol.s.accessToken, body: {} });
+    for (const u of [alice, bob, carol])
+      u.since = (await ok(u.hs.url, "GET", `${C}/sync?timeout=0`, { token: u.s.accessToken })).next_batch;
+  });
+  after(async () => {
+    await Promise.all([b, c].map((x) => x?.dispose()));
+    await a?.dispose();
+  });
+
+  it("messages sent concurrently through A, B and C reach every client in the same order, with a linear DAG", async () => {
+    const sent: string[] = [];
+    await Promise.all(
+      [alice, bob, carol].map(async (u, k) => {
+        for (let i = 0; i < 12; i++) {
+          const r = await ok(u.hs.url, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/t${k}-${i}`, {
+            token: u.s.accessToken,
+            body: { msgtype: "m.text", body: `${u.s.userId} ${i}` },
+          });
+          sent.push(r.event_id);
+        }
+      }),
+    );
+    const seen = await Promise.all(
+      [alice, bob, carol].map(async (u) =>
+        timelineIds(await syncUntil(u, (acc) => timelineIds(acc, roomId).length >= sent.length), roomId),
+      ),
+    );
+    assert.deepEqual(new Set(seen[0]), new Set(sent), "every acknowledged event, once");
+    assert.equal(seen[0].length, sent.length);
+    assert.deepEqual(seen[1], seen[0], "bob (on B) sees alice's order (on A)");
+    assert.deepEqual(seen[2], seen[0], "carol (on C) sees alice's order");
+    // One writer at a time per room, on a current head: one forward extremity, every event one prev event.
+    const db = new pg.Client({ connectionString: a.db.database });
+    await db.connect();
+    try {
+      const ext = await db.query("SELECT count(*)::int AS n FROM ami_matrix.forward_extremities WHERE room_id = $1", [
+        roomId,
+      ]);
+      assert.equal(ext.rows[0].n, 1, "one forward extremity");
+      const multi = await db.query(
+        `SELECT e.event_id FROM ami_matrix.events e JOIN ami_matrix.event_edges g ON g.event_id = e.event_id
+         WHERE e.room_id = $1 GROUP BY e.event_id HAVING count(*) <> 1`,
+        [roomId],
+      );
+      assert.deepEqual(multi.rows, [], "no event with several prev events (no fork)");
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("a user-interactive flow started on A completes on B (UIA sessions are shared)", async () => {
+    const body = { username: "so_uia", password: "correct horse battery" };
+    const first = await api(a.url, "POST", `${C}/register`, { body });
+    assert.equal(first.status, 401);
+    const r = await ok(b.url, "POST", `${C}/register`, {
+      body: { ...body, auth: { type: "m.login.dummy", session: first.json.session } },
+    });
+    assert.match(r.user_id, /^@so_uia:/);
+  });
+
+  it("typing through A reaches bob's sync on B; a receipt through B reaches carol on C", async () => {
+    await ok(a.url, "PUT", `${C}/rooms/${enc(roomId)}/typing/${enc(alice.s.userId)}`, {
+      token: alice.s.accessToken,
+      body: { typing: true, timeout: 20_000 },
+    });
+    const typingSeen = (acc: any[]) =>
+      acc.some((r) =>
+        (r.rooms?.join?.[roomId]?.ephemeral?.events ?? []).some(
+          (e: any) => e.type === "m.typing" && e.content.user_ids.includes(alice.s.userId),
+        ),
+      );
+    await syncUntil(bob, typingSeen);
+    const last = (
+      await ok(b.url, "GET", `${C}/rooms/${enc(roomId)}/messages?dir=b&limit=1`, { token: bob.s.accessToken })
+    ).chunk[0].event_id;
+    await ok(b.url, "POST", `${C}/rooms/${enc(roomId)}/receipt/m.read/${enc(last)}`, {
+      token: bob.s.accessToken,
+      body: {},
+    });
+    await syncUntil(carol, (acc) =>
+      acc.some((r) =>
+        (r.rooms?.join?.[roomId]?.ephemeral?.events ?? []).some(
+          (e: any) => e.type === "m.receipt" && e.content[last]?.["m.read"]?.[bob.s.userId],
+        ),
+      ),
+    );
+  });
+
+  it("presence set through B reaches alice's sync on A", async () => {
+    await ok(b.url, "PUT", `${C}/presence/${enc(bob.s.userId)}/status`, {
+      token: bob.s.accessToken,
+      body: { presence: "online", status_msg: "on worker B" },
+    });
+    await syncUntil(alice, (acc) =>
+      acc.some((r) =>
+        (r.presence?.events ?? []).some(
+          (e: any) => e.sender === bob.s.userId && e.content.status_msg === "on worker B",
+        ),
+      ),
+    );
+  });
+
+  it("a to-device message sent through A reaches carol's sync on C", async () => {
+    await ok(a.url, "PUT", `${C}/sendToDevice/m.ami.test/td1`, {
+      token: alice.s.accessToken,
+      body: { messages: { [carol.s.userId]: { [carol.s.deviceId]: { hello: "carol" } } } },
+    });
+    await syncUntil(carol, (acc) =>
+      acc.some((r) => (r.to_device?.events ?? []).some((e: any) => e.type === "m.ami.test" && e.content.hello)),
+    );
+  });
+
+  it("a WebSocket stream on C gets an event sent through A", async () => {
+    const got: string[] = [];
+    const stream = new SyncStream(c.url, {
+      token: carol.s.accessToken,
+      onSync(_next, data: any) {
+        for (const e of data.rooms?.join?.[roomId]?.timeline?.events ?? []) got.push(e.event_id);
+      },
+    });
+    try {
+      await stream.ready;
+      await waitFor("the stream's first frame", () => stream.since);
+      const r = await ok(a.url, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/ws1`, {
+        token: alice.s.accessToken,
+        body: { msgtype: "m.text", body: "to the WebSocket on C" },
+      });
+      await waitFor("the event on C's WebSocket", () => got.includes(r.event_id));
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it("Redis restarted mid-run: messages keep flowing in order, typing recovers after it is back", async () => {
+    execFileSync("redis-cli", ["-p", "6379", "shutdown", "nosave"], { stdio: "ignore" });
+    let up = false;
+    try {
+      // Without the bus, C learns A's position from PostgreSQL (cluster/index.ts POLL_MS).
+      const r = await ok(a.url, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/nr1`, {
+        token: alice.s.accessToken,
+        body: { msgtype: "m.text", body: "while Redis is down" },
+      });
+      await syncUntil(carol, (acc) => timelineIds(acc, roomId).includes(r.event_id));
+      execFileSync("redis-server", [
+        "--daemonize",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "-::1",
+        "--port",
+        "6379",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+      ]);
+      up = true;
+      await waitFor("redis", () => {
+        try {
+          return execFileSync("redis-cli", ["ping"]).toString().includes("PONG");
+        } catch {
+          return false;
+        }
+      });
+      // The bus reconnects by itself: a typing change (carried only by the bus) reaches C again.
+      await waitFor(
+        "typing from B to reach C after Redis came back",
+        async () => {
+          await api(b.url, "PUT", `${C}/rooms/${enc(roomId)}/typing/${enc(bob.s.userId)}`, {
+            token: bob.s.accessToken,
+            body: { typing: false },
+          });
+          await ok(b.url, "PUT", `${C}/rooms/${enc(roomId)}/typing/${enc(bob.s.userId)}`, {
+            token: bob.s.accessToken,
+            body: { typing: true, timeout: 20_000 },
+          });
+          const r = await ok(c.url, "GET", `${C}/sync?since=${enc(carol.since)}&timeout=300`, {
+            token: carol.s.accessToken,
+          });
+          carol.since = r.next_batch;
+          return (r.rooms?.join?.[roomId]?.ephemeral?.events ?? []).some(
+            (e: any) => e.type === "m.typing" && e.content.user_ids.includes(bob.s.userId),
+          );
+        },
+        20_000,
+        200,
+      );
+    } finally {
+      if (!up)
+        execFileSync("redis-server", [
+          "--daemonize",
+          "yes",
+          "--bind",
+          "127.0.0.1",
+          "-::1",
+          "--port",
+          "6379",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+        ]);
+    }
+  });
+
+  it("kill -9 of B while A and B send: no acknowledged event is lost, and A keeps sending to the room", async () => {
+    const acked: string[] = [];
+    let stop = false;
+    const loop = async (u: User, tag: string) => {
+      for (let i = 0; !stop; i++) {
+        const r = await api(u.hs.url, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/k${tag}-${i}`, {
+          token: u.s.accessToken,
+          body: { msgtype: "m.text", body: `${tag} ${i}` },
+        }).catch(() => null);
+        if (!r) return; // B is gone: its client would reconnect to another worker
+        if (r.status === 200) acked.push(r.json.event_id);
+      }
+    };
+    const loops = [0, 1, 2].flatMap((k) => [loop(alice, `a${k}`), loop(bob, `b${k}`)]);
+    await waitFor("some sends through B", () => acked.length >= 20);
+    await b.kill();
+    // A's sends continue: B's room lock and stream turn died with its PostgreSQL sessions.
+    const before = acked.length;
+    await waitFor("A to keep sending after the kill", () => acked.length >= before + 10, 20_000);
+    stop = true;
+    await Promise.all(loops);
+    // C's stream reaches the last acknowledged events (bus or PostgreSQL poll) before /messages reads up to it.
+    await syncUntil(carol, (acc) => {
+      const ids = new Set(timelineIds(acc, roomId));
+      return acked.slice(-3).every((id) => ids.has(id));
+    });
+    const all = new Set<string>();
+    let from = "";
+    for (;;) {
+      const page = await ok(
+        c.url,
+        "GET",
+        `${C}/rooms/${enc(roomId)}/messages?dir=b&limit=500${from ? `&from=${enc(from)}` : ""}`,
+        {
+          token: carol.s.accessToken,
+        },
+      );
+      for (const e of page.chunk) all.add(e.event_id);
+      if (!page.end || page.chunk.length === 0) break;
+      from = page.end;
+    }
+    const lost = acked.filter((id) => !all.has(id));
+    assert.deepEqual(lost, [], "every acknowledged event is readable on C");
+  });
+});
+
+/** PIDs listening on `port` (one per worker: they share it with SO_REUSEPORT). */
+function listeners(port: number): number[] {
+  const out = execFileSync("ss", ["-ltnpH"]).toString();
+  return out
+    .split("\n")
+    .filter((l) => l.includes(`127.0.0.1:${port} `))
+    .flatMap((l) => [...l.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])));
+}
+
+describe("ami-streams matrix start --workers N under the supervisor", () => {
+  it("refuses more than one worker on SQLite with a clear error, before starting anything", async () => {
+    const h = tempHome({ matrix: { port: await freePort() }, media: { enabled: false }, control: { port: 0 } });
+    try {
+      const r = await cli(["matrix", "start", "--workers", "2"], { env: h.env });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /needs a postgres:\/\/ 'matrix.database'/);
+    } finally {
+      await h.cleanup();
+    }
+  });
+
+  it("starts 2 processes on one port; a worker killed with -9 is forked again; down stops them all", async () => {
+    const dir = tempDir();
+    const db = await createTestDatabase("postgres", dir);
+    const port = await freePort();
+    const h = tempHome({
+      matrix: { port, database: db.database, registration: { enabled: true } },
+      media: { enabled: false },
+      control: { port: 0 },
+    });
+    try {
+      const r = await cli(["matrix", "start", "--workers", "2"], { env: h.env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /started with 2 workers/);
+      // `start` returns once the port answers (worker 0); the forked workers join it moments later.
+      const pids = await waitFor("two processes listening on the port", () => {
+        const now = listeners(port);
+        return now.length === 2 ? now : null;
+      });
+      const s = await registerUser(`http://127.0.0.1:${port}`, "so_cli");
+      assert.match(s.userId, /^@so_cli:/);
+      const status = json(await cli(["status", "--json"], { env: h.env }));
+      const main = status.services.find((x: { name: string }) => x.name === "matrix").pid;
+      const worker = pids.find((p) => p !== main) as number;
+      process.kill(worker, "SIGKILL");
+      await waitFor("the worker forked again", () => {
+        const now = listeners(port);
+        return now.length === 2 && !now.includes(worker);
+      });
+      const down = await cli(["down"], { env: h.env });
+      assert.equal(down.code, 0, down.stderr);
+      await waitFor("no listener left", () => listeners(port).length === 0, 15_000);
+    } finally {
+      await h.cleanup();
+      await db.drop();
+    }
+  });
+});
