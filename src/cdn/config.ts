@@ -38,6 +38,9 @@ export const cdnSchema = z
     upstreamTimeoutMs: z.number().int().positive().default(10000),
     /** How often parents are health-checked (`GET /health`); a failed parent is skipped until it passes. */
     healthCheckMs: z.number().int().positive().default(2000),
+    /** Open client connections in total, and from one address (clients behind one NAT share it). */
+    maxConnections: z.number().int().positive().default(10000),
+    maxConnectionsPerAddress: z.number().int().positive().default(1000),
     /** Bearer token for `POST /_ami/purge` from other hosts; null: purges only from loopback. */
     purgeToken: z.string().min(16).nullable().default(null),
   })

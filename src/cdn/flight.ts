@@ -52,7 +52,10 @@ export class Flight {
       started: false,
       deferred: typeof req.headers.range === "string" && req.method !== "HEAD",
     };
-    if (this.error) return this.failOne(w);
+    if (this.error) {
+      this.failOne(w);
+      return;
+    }
     this.waiters.add(w);
     res.once("close", () => this.waiters.delete(w));
     if (this.headers) this.start(w);

@@ -120,6 +120,10 @@ export class EdgeNode {
       name: `cdn ${this.o.config.region}`,
       log: this.o.log,
       handler: (req, res) => this.handle(req, res),
+      limits: {
+        maxConnections: this.o.config.maxConnections,
+        maxConnectionsPerAddress: this.o.config.maxConnectionsPerAddress,
+      },
     });
     const port = await this.listener.listen(this.o.config.port, this.o.config.host);
     this.upstreams.startHealthChecks(this.o.config.healthCheckMs);
@@ -239,18 +243,19 @@ export class EdgeNode {
         continue;
       }
       const ev = o.policy.evaluateRequest(reqLike);
-      if (!ev.response) continue;
+      // Expired (or must be revalidated): the same object, used for a conditional request and stale-if-error.
+      if (!ev.response || ev.revalidation?.synchronous) {
+        stale = o;
+        continue;
+      }
       if (!ev.revalidation) {
         this.stats.hits++;
         return this.reply(req, res, o, "HIT");
       }
-      if (!ev.revalidation.synchronous) {
-        // stale-while-revalidate: this client gets the stale copy; one background revalidation refreshes it.
-        this.stats.staleServed++;
-        this.revalidate(req, url, primary, o).catch(() => {});
-        return this.reply(req, res, o, "STALE");
-      }
-      stale = o;
+      // stale-while-revalidate: this client gets the stale copy; one background revalidation refreshes it.
+      this.stats.staleServed++;
+      this.revalidate(req, url, primary, o).catch(() => {});
+      return this.reply(req, res, o, "STALE");
     }
     if (stale) return this.revalidateForClient(req, res, url, primary, stale);
     return this.miss(req, res, url, primary);
@@ -446,6 +451,8 @@ export class EdgeNode {
   }
 
   private usableOnError(o: CachedObject): boolean {
+    const cc = o.headers["cache-control"];
+    if (typeof cc === "string" && /must-revalidate|proxy-revalidate|no-cache/i.test(cc)) return false;
     // timeToLive() is negative once stale: how far past expiry we are.
     const pastMs = o.soft ? 0 : -o.policy.timeToLive();
     return pastMs <= o.staleIfError * 1000;

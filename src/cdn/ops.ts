@@ -87,7 +87,7 @@ export const cdnDeployOp = defineOp({
       if (!/^https?:\/\//.test(p)) throw new AmiError("AMI_INVALID_INPUT", `'parent' ${p} must be an http(s) URL`);
     const nodes = readNodes(ctx.paths);
     const old = nodes.find((n) => n.region === region);
-    if (old && old.pid && isOurProcess(old.pid, ["serve", "cdn"]))
+    if (old?.pid && isOurProcess(old.pid, ["serve", "cdn"]))
       throw new AmiError(
         "AMI_INVALID_INPUT",
         `region ${region} already has a node at ${old.url} (cdn remove --region ${region} first)`,

@@ -84,12 +84,12 @@ export class MemoryTier {
   put(o: CachedObject): boolean {
     this.delete(o.id);
     this.objects.set(o.id, o);
-    let v = this.variants.get(o.primary);
-    if (!v) this.variants.set(o.primary, (v = new Set()));
+    const v = this.variants.get(o.primary) ?? new Set<string>();
+    this.variants.set(o.primary, v);
     v.add(o.id);
     for (const t of o.tags) {
-      let s = this.byTag.get(t);
-      if (!s) this.byTag.set(t, (s = new Set()));
+      const s = this.byTag.get(t) ?? new Set<string>();
+      this.byTag.set(t, s);
       s.add(o.id);
     }
     const evicted = this.policy.insert(o.id, o.body.length + 512);
