@@ -3,7 +3,7 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, federation-devicelists, cas, thumbnail, startup, state-res, media).
+ * federation-delivery, federation-devicelists, cas, cdn, thumbnail, startup, state-res, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -29,6 +29,12 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // keys/query of a remote user from the device-list cache vs uncached, and device-list change delivery (issue 12).
   "federation-devicelists": async () => (await import("./matrix/federation-devicelists.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),
+  // CDN edge (issue 14): cache-hit req/s and p99 for a 16 KB object against nginx proxy_cache (one worker), and the
+  // memory tier's hit ratio (W-TinyLFU) against LRU on Zipf 0.7/0.9/1.1 with caches of 0.1/1/10 % of the objects.
+  cdn: async () => [
+    ...(await (await import("./cdn/hit-rps.ts")).run()),
+    ...(await (await import("./cdn/hit-ratio.ts")).run()),
+  ],
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
   // State resolution v2 of two 500-event forks of a 5,000-member room (issue 12), against a plain transcription.

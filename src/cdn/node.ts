@@ -180,22 +180,36 @@ export class EdgeNode {
     const url = normalisePath(r.path + r.search, this.o.config);
     const primary = primaryKey(h.host, url, this.o.config);
     const reqLike = { url, method: "GET", headers: h };
+    const simple = h["cache-control"] === undefined && h.pragma === undefined;
     for (const o of this.tier.lookup(primary)) {
       if (o.soft || !varyMatchesHeaders(o, h)) continue;
-      const ev = o.policy.evaluateRequest(reqLike);
-      if (!ev.response || ev.revalidation) return undefined;
+      const now = Date.now();
+      if (simple && o.headers.vary === undefined) {
+        // No request directives, no Vary: fresh is just "before expiry" (computed once per object).
+        o.freshUntil ??= now + o.policy.timeToLive();
+        if (now >= o.freshUntil) return undefined;
+      } else {
+        const ev = o.policy.evaluateRequest(reqLike);
+        if (!ev.response || ev.revalidation) return undefined;
+      }
       this.stats.requests++;
       this.stats.hits++;
-      const headers = { ...this.objectHeaders(o), ...this.responseExtras("HIT") };
-      let head = `HTTP/1.1 ${o.status} ${STATUS_CODES[o.status] ?? ""}\r\n`;
-      for (const [k, v] of Object.entries(headers)) {
-        if (k === "content-length") continue;
-        for (const x of Array.isArray(v) ? v : [v]) head += `${k}: ${x}\r\n`;
+      // The answer's bytes change only with Age (whole seconds): built once per second per object.
+      const sec = Math.floor(now / 1000);
+      if (!o.wire || o.wireSec !== sec) {
+        const headers = { ...this.objectHeaders(o), ...this.responseExtras("HIT") };
+        let head = `HTTP/1.1 ${o.status} ${STATUS_CODES[o.status] ?? ""}\r\n`;
+        for (const [k, v] of Object.entries(headers)) {
+          if (k === "content-length") continue;
+          for (const x of Array.isArray(v) ? v : [v]) head += `${k}: ${x}\r\n`;
+        }
+        head += `content-length: ${o.body.length}\r\naccept-ranges: bytes\r\n\r\n`;
+        o.wire = Buffer.concat([Buffer.from(head, "latin1"), o.body]);
+        o.wireSec = sec;
       }
-      head += `content-length: ${o.body.length}\r\naccept-ranges: bytes\r\n\r\n`;
-      if (r.method === "HEAD") return Buffer.from(head, "latin1");
+      if (r.method === "HEAD") return o.wire.subarray(0, o.wire.length - o.body.length);
       this.stats.bytesServed += o.body.length;
-      return Buffer.concat([Buffer.from(head, "latin1"), o.body]);
+      return o.wire;
     }
     return undefined;
   }

@@ -20,6 +20,10 @@ export interface CachedObject {
   soft: boolean;
   /** Seconds past expiry it may be served while the origin fails. */
   staleIfError: number;
+  /** Fast path: when it stops being fresh (ms), and its whole answer as bytes for the second `wireSec` (Age). */
+  freshUntil?: number;
+  wire?: Buffer;
+  wireSec?: number;
 }
 
 export interface PurgeRequest {
