@@ -40,7 +40,8 @@ export class FrequencySketch {
   readonly sampleSize: number;
 
   constructor(expectedItems: number) {
-    const width = 2 ** Math.max(4, Math.ceil(Math.log2(Math.max(16, expectedItems))));
+    // 16 counters per expected item a row (Caffeine packs 16 in each of its nextPow2(items) longs): few collisions.
+    const width = 2 ** Math.max(8, Math.ceil(Math.log2(Math.max(16, expectedItems) * 16)));
     this.mask = width - 1;
     this.rows = [0, 1, 2, 3].map(() => new Uint8Array(width));
     this.doorBits = width * 8;
