@@ -186,7 +186,7 @@ test(
       await again.arrayBuffer();
       // 20 players asking for the next part at once: one upstream request, all 20 answered with it.
       // The segment after the one being written: held by the origin until it exists (a blocking reload).
-    const msn = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(pl)?.[1]) + (pl.match(/^seg\d+\.m4s$/gm)?.length ?? 0) + 1;
+      const msn = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(pl)?.[1]) + (pl.match(/^seg\d+\.m4s$/gm)?.length ?? 0) + 1;
       const before = edge.stats.originRequests;
       const url = `${base}/${PATH}/stream.m3u8?_HLS_msn=${msn}&_HLS_part=0`;
       const answers = await Promise.all(
