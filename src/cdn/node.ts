@@ -155,6 +155,8 @@ export class EdgeNode {
       region: this.o.config.region,
       ...this.stats,
       hitRatio: lookups ? (this.stats.hits + this.stats.staleServed + this.stats.coalesced) / lookups : 0,
+      // Share of the bytes served that did not come from upstream.
+      originOffload: this.stats.bytesServed ? Math.max(0, 1 - this.stats.bytesFromOrigin / this.stats.bytesServed) : 0,
       objects: this.tier.count,
       memoryBytes: this.tier.bytes,
       evictions: this.tier.evictions,
@@ -235,6 +237,17 @@ export class EdgeNode {
 
   private async control(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
     if (url === "/_ami/stats") return sendJson(res, 200, this.statsJson());
+    if (url === "/_ami/metrics") {
+      const lines: string[] = [];
+      for (const [k, v] of Object.entries(this.statsJson()))
+        if (typeof v === "number")
+          lines.push(
+            `ami_cdn_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}{region="${this.o.config.region}"} ${v}`,
+          );
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+      res.end(`${lines.join("\n")}\n`);
+      return;
+    }
     if (url === "/_ami/purge" && req.method === "POST") {
       if (!this.mayPurge(req)) return sendJson(res, 403, { errcode: "M_FORBIDDEN", error: "purge not allowed" });
       const body = (await readJson(req, 1 << 20)) as PurgeRequest;
@@ -337,7 +350,9 @@ export class EdgeNode {
     flight.attach(req, res, this.responseExtras("MISS"), (n) => {
       this.stats.bytesServed += n;
     });
-    this.fill(flight, req, url, primary, null).finally(() => this.flights.delete(id));
+    this.fill(flight, req, url, primary, null)
+      .catch((e) => flight.fail(e as Error))
+      .finally(() => this.flights.delete(id));
   }
 
   /** Fetches from upstream into a flight; stores the object if the rules allow. `cond`: a stale object revalidated. */
@@ -378,7 +393,15 @@ export class EdgeNode {
       const { policy, modified } = cond.policy.revalidatedPolicy(reqLike, { status, headers: up.headers });
       if (!modified) {
         this.stats.revalidated++;
-        const o: CachedObject = { ...cond, policy, soft: false, headers: { ...cond.headers, ...pick304(resHeaders) } };
+        const o: CachedObject = {
+          ...cond,
+          freshUntil: undefined,
+          wire: undefined,
+          wireSec: undefined,
+          policy,
+          soft: false,
+          headers: { ...cond.headers, ...pick304(resHeaders) },
+        };
         this.tier.put(o);
         flight.complete(o.status, this.objectHeaders(o), o.body);
         return;
@@ -478,7 +501,9 @@ export class EdgeNode {
     flight.staleFallback = this.usableOnError(stale);
     this.flights.set(id, flight);
     flight.attach(req, res, extras, count, onFail);
-    this.fill(flight, req, url, primary, stale).finally(() => this.flights.delete(id));
+    this.fill(flight, req, url, primary, stale)
+      .catch((e) => flight.fail(e as Error))
+      .finally(() => this.flights.delete(id));
   }
 
   private async revalidate(req: IncomingMessage, url: string, primary: string, o: CachedObject): Promise<void> {
@@ -489,6 +514,8 @@ export class EdgeNode {
     this.flights.set(id, flight);
     try {
       await this.fill(flight, req, url, primary, o);
+    } catch (e) {
+      flight.fail(e as Error);
     } finally {
       this.flights.delete(id);
     }
