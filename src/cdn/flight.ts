@@ -31,6 +31,14 @@ export class Flight {
   /** A stale copy can answer if the upstream fails or says 5xx. */
   staleFallback = false;
   private readonly waiters = new Set<Waiter>();
+  /** Past this many bytes the chunks are no longer kept for late joiners (an object too large to store). */
+  retainLimit = Number.POSITIVE_INFINITY;
+  /**
+   * Called once when the limit is passed, with the Range waiters (they needed the whole body, now not kept): the
+   * owner stops offering this flight to new requests and serves those another way.
+   */
+  onOverflow: (deferred: { req: IncomingMessage; res: ServerResponse }[]) => void = () => {};
+  private retaining = true;
 
   get waiting(): number {
     return this.waiters.size;
@@ -68,8 +76,16 @@ export class Flight {
   }
 
   push(c: Buffer): void {
-    this.chunks.push(c);
     this.size += c.length;
+    if (this.retaining) {
+      if (this.size > this.retainLimit) {
+        this.retaining = false;
+        this.chunks.length = 0;
+        const deferred = [...this.waiters].filter((w) => w.deferred);
+        for (const w of deferred) this.waiters.delete(w);
+        this.onOverflow(deferred);
+      } else this.chunks.push(c);
+    }
     for (const w of this.waiters)
       if (w.started && !w.deferred && w.req.method !== "HEAD") {
         w.res.write(c);

@@ -101,6 +101,8 @@ export class EdgeNode {
   private readonly flights = new Map<string, Flight>();
   /** Vary header names last seen per primary key (so a flight is keyed by them before the answer arrives). */
   private readonly varyNames = new Map<string, string[]>();
+  /** Keys seen to be larger than maxObjectBytes: their Range requests go straight upstream. */
+  private readonly tooLarge = new Set<string>();
   private readonly latencies = new Float64Array(1024);
   private latencyN = 0;
   private listener: HttpListener | null = null;
@@ -286,7 +288,8 @@ export class EdgeNode {
     const cacheable =
       (method === "GET" || method === "HEAD") && req.headers.cookie === undefined && !req.headers.authorization;
     const primary = primaryKey(req.headers.host, url, this.o.config);
-    if (!cacheable) return this.passThrough(req, res, url, primary);
+    if (!cacheable || (req.headers.range !== undefined && this.tooLarge.has(primary)))
+      return this.passThrough(req, res, url, primary);
     // From here on the normalised target: what the key says is what the upstream is asked for (RFC 9111 matching
     // compares URLs too).
     url = normalisePath(url, this.o.config);
@@ -347,6 +350,14 @@ export class EdgeNode {
     this.stats.misses++;
     flight = new Flight();
     this.flights.set(id, flight);
+    // A body too large to store is not kept for late joiners either: they start their own fetch.
+    flight.retainLimit = this.tier.maxObjectBytes;
+    flight.onOverflow = (deferred) => {
+      if (this.flights.get(id) === flight) this.flights.delete(id);
+      if (this.tooLarge.size > 10_000) this.tooLarge.clear();
+      this.tooLarge.add(primary);
+      for (const w of deferred) this.passThrough(w.req, w.res, url, primary).catch(() => w.res.destroy());
+    };
     flight.attach(req, res, this.responseExtras("MISS"), (n) => {
       this.stats.bytesServed += n;
     });

@@ -64,6 +64,11 @@ const origin = http.createServer((req, res) => {
     res.writeHead(200, { "cache-control": "max-age=600", "content-length": body.length });
     return res.end(body);
   }
+  if (path === "/huge") {
+    const body = Buffer.alloc(300_000, "h");
+    res.writeHead(200, { "cache-control": "max-age=600", "content-length": body.length });
+    return res.end(body);
+  }
   if (path === "/sie") {
     res.writeHead(200, { "cache-control": "max-age=1, stale-if-error=60" });
     return res.end(`sie ${version}`);
@@ -332,6 +337,25 @@ test("smuggling and header bombs are refused; the node stays up", async () => {
   assert.match(garbage, /^HTTP\/1.1 400/);
   assert.equal((await get(a.url, "/health")).status, 200);
   assert.equal((await get(a.url, "/tagged/1")).status, 200);
+});
+
+test("an object over maxObjectBytes is streamed through, not stored; its ranges go upstream", async () => {
+  const small = new EdgeNode({ config: cdnSchema.parse({ port: 0, maxObjectBytes: 100_000 }), origin: originUrl, log });
+  await small.start();
+  try {
+    const [whole, ranged] = await Promise.all([
+      get(small.url, "/huge"),
+      get(small.url, "/huge", { range: "bytes=0-9" }),
+    ]);
+    assert.equal(whole.body.length, 300_000);
+    // The origin ignores Range: a full 200 is a correct answer to a Range request.
+    assert.ok(ranged.status === 200 || ranged.status === 206);
+    assert.equal(ranged.body.subarray(0, 10).toString(), "hhhhhhhhhh");
+    assert.equal((await get(small.url, "/huge")).headers["x-cache"], "MISS");
+    assert.equal(small.tier.count, 0);
+  } finally {
+    await small.close();
+  }
 });
 
 test("a shield that goes down is skipped (failover to the origin)", async () => {
