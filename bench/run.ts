@@ -3,8 +3,8 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, federation-devicelists, federation-join, cas, backup, thumbnail, startup, state-res, edge, scale-out,
- * media).
+ * federation-delivery, federation-devicelists, federation-join, cas, backup, cdn, thumbnail, startup, state-res, edge,
+ * scale-out, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -37,6 +37,12 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     const m = await import("./backup.ts");
     return [...(await m.run("sqlite")), ...(await m.run("postgres")), ...(await m.runStore())];
   },
+  // CDN edge (issue 14): cache-hit req/s and p99 for a 16 KB object against nginx proxy_cache (one worker), and the
+  // memory tier's hit ratio (W-TinyLFU) against LRU on Zipf 0.7/0.9/1.1 with caches of 0.1/1/10 % of the objects.
+  cdn: async () => [
+    ...(await (await import("./cdn/hit-rps.ts")).run()),
+    ...(await (await import("./cdn/hit-ratio.ts")).run()),
+  ],
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
   // Edge functions (issue 14): deploy -> first 200 and warm per-request overhead, against workerd alone.

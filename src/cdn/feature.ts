@@ -1,18 +1,17 @@
-/** CDN edge nodes per region: planned (its ops answer AMI_NOT_BUILT). */
-import { z } from "zod";
-import { defineFeature, type Feature, plannedOp } from "../core/feature.ts";
+/**
+ * CDN edge nodes per region: the `cdn` service (one edge node from the `cdn` section) and `cdn deploy|list|status|
+ * stats|purge|remove` for more nodes (regions, shields) on their own ports.
+ */
+import { defineFeature, type Feature } from "../core/feature.ts";
+import { cdnSchema } from "./config.ts";
+import { cdnService } from "./service.ts";
 
 // Annotated: the config type is derived from this list, and ops refer to the config type.
-export const cdnFeature: Feature<"cdn", undefined> = defineFeature({
+export const cdnFeature: Feature<"cdn", typeof cdnSchema> = defineFeature({
   name: "cdn",
-  summary: "CDN edge nodes per region (planned)",
-  status: "planned",
-  ops: async () => [
-    plannedOp({
-      name: "cdn.deploy",
-      summary: "Deploy a CDN edge node",
-      what: "CDN edge deployment (cdn.deploy)",
-      input: z.object({ region: z.string().optional().describe("region, e.g. us-east-1") }),
-    }),
-  ],
+  summary: "CDN edge nodes per region: caching reverse proxy, coalescing, purge by tag, shields",
+  config: cdnSchema,
+  configExample: new URL("./config.example.yaml", import.meta.url),
+  services: [cdnService],
+  ops: async () => (await import("./ops.ts")).cdnOps,
 });

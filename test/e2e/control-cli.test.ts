@@ -1,6 +1,7 @@
 /** The generated CLI as a user runs it: help, exit codes, --json, validation messages, config commands. */
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { cli, json, repoRoot, tempHome } from "../../src/test/cli.ts";
@@ -51,7 +52,6 @@ test("status with nothing running exits 0 and says so", async () => {
 
 test("capabilities not built yet fail clearly with exit 4, never pretend", async () => {
   for (const cmd of [
-    ["cdn", "deploy", "--region", "us-east-1"],
     ["p2p", "start", "--bootstrap"],
   ]) {
     const r = await cli([...cmd, "--json"], { env });
@@ -59,6 +59,47 @@ test("capabilities not built yet fail clearly with exit 4, never pretend", async
     assert.equal(json(r).error.code, "AMI_NOT_BUILT");
     assert.match(r.stderr, /not built yet/);
   }
+});
+
+test("cdn deploy / list / purge / stats / remove: two regional nodes in front of a shield, through the CLI", async () => {
+  let originHits = 0;
+  const origin = createServer((_req, res) => {
+    originHits++;
+    res.writeHead(200, { "cache-control": "max-age=600", "surrogate-key": "promo" });
+    res.end("hello");
+  });
+  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", r));
+  const originUrl = `http://127.0.0.1:${(origin.address() as { port: number }).port}`;
+  try {
+    const shield = json(await cli(["cdn", "deploy", "--region", "shield", "--origin", originUrl, "--json"], { env }));
+    assert.equal(shield.up, true);
+    const eu = await cli(["cdn", "deploy", "--region", "eu-west-1", "--origin", originUrl, "--parent", shield.url], {
+      env,
+    });
+    assert.equal(eu.code, 0, eu.stderr);
+    const dup = await cli(["cdn", "deploy", "--region", "eu-west-1", "--origin", originUrl], { env });
+    assert.equal(dup.code, 2);
+    assert.match(dup.stderr, /already has a node/);
+    const nodes = json(await cli(["cdn", "list", "--json"], { env })).nodes as { region: string; url: string }[];
+    assert.deepEqual(nodes.map((n) => n.region).sort(), ["eu-west-1", "shield"]);
+    const euUrl = nodes.find((n) => n.region === "eu-west-1")?.url as string;
+    for (let i = 0; i < 3; i++) assert.equal(await (await fetch(`${euUrl}/promo`)).text(), "hello");
+    assert.equal(originHits, 1);
+    const purge = json(await cli(["cdn", "purge", "--tag", "promo", "--json"], { env }));
+    assert.equal(purge.confirmed, true);
+    assert.deepEqual(
+      purge.nodes.map((n: { purged: number }) => n.purged),
+      [1, 1],
+    );
+    await fetch(`${euUrl}/promo`);
+    assert.equal(originHits, 2);
+    const stats = json(await cli(["cdn", "stats", "--region", "eu-west-1", "--json"], { env }));
+    assert.equal(stats.nodes[0].stats.hits, 2);
+  } finally {
+    for (const region of ["eu-west-1", "shield"]) await cli(["cdn", "remove", "--region", region], { env });
+    origin.close();
+  }
+  assert.match((await cli(["cdn", "list"], { env })).stdout, /no edge nodes/);
 });
 
 test("config validate prints every error with its key path and exits 2", async () => {

@@ -69,9 +69,15 @@ test("ami-edge-deploy is `edge deploy`: it asks for the module it deploys", asyn
   assert.match(r.stderr, /--file/);
 });
 
+test("acdnd is `cdn deploy`: a bad region is refused before anything starts", async () => {
+  const r = await shell("acdnd --region US_EAST", { env: h.env });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /region.*lowercase/);
+  assert.equal(r.stdout, "");
+});
+
 test("capabilities not built yet fail with a message naming what is missing (exit 4)", async () => {
   const cases: [string, RegExp][] = [
-    ["acdnd --region us-east-1", /CDN edge deployment.*not built yet/],
     ["ap2p --bootstrap", /P2P network node.*not built yet/],
   ];
   for (const [cmd, re] of cases) {

@@ -3,16 +3,19 @@
  * cached playlists and the MPD are answered as complete bytes with the same body and headers node:http's path
  * gives (a `Connection: close` request always takes that path), 304 and HEAD included; a blocking reload that must
  * wait is held on the fast path (requests pipelined behind it answered after it, in order); refused reloads and
- * per-session queries still go through node:http and get its answers.
+ * per-session queries still go through node:http and get its answers. Last, a CDN edge node in front of it (issue 14):
+ * ffmpeg plays through the edge, segments become hits, concurrent LL-HLS blocking reloads make one upstream request.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
+import { cdnSchema } from "../../src/cdn/config.ts";
+import { EdgeNode } from "../../src/cdn/node.ts";
 import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { bodyOf, sendRaw, statusOf } from "../../src/test/raw-http.ts";
-import { publish, until } from "./helpers/media-tools.ts";
+import { publish, runTool, until } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
 const opts = { skip: hasFfmpeg ? false : "ffmpeg is not installed" };
@@ -157,3 +160,45 @@ test("refused blocking reloads and other queries take node:http's path", opts, a
   assert.equal(statusOf(now), 200);
   assert.equal(m.http.stats.fast, before.fast + 1);
 });
+
+test(
+  "through a CDN edge: ffmpeg plays the HLS, segments are hits, concurrent LL-HLS blocking reloads are coalesced",
+  opts,
+  async () => {
+    const edge = new EdgeNode({
+      config: cdnSchema.parse({ port: 0, region: "media-edge" }),
+      origin: m.httpUrl,
+      log: silentLogger,
+    });
+    const base = await edge.start();
+    try {
+      // Not spawnSync: the edge runs in this process and must keep answering.
+      const played = await runTool("ffmpeg", [
+        ...["-hide_banner", "-loglevel", "error", "-i", `${base}/${PATH}/index.m3u8`],
+        ...["-t", "2", "-f", "null", "-"],
+      ]);
+      assert.equal(played.code, 0, played.err);
+      const pl = await (await fetch(`${base}/${PATH}/stream.m3u8`)).text();
+      const seg = pl.match(/^seg\d+\.m4s$/gm)?.at(-1) as string;
+      await fetch(`${base}/${PATH}/${seg}`).then((r) => r.arrayBuffer());
+      const again = await fetch(`${base}/${PATH}/${seg}`);
+      assert.equal(again.headers.get("x-cache"), "HIT");
+      await again.arrayBuffer();
+      // 20 players asking for the next part at once: one upstream request, all 20 answered with it.
+      // The segment after the one being written: held by the origin until it exists (a blocking reload).
+      const msn = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(pl)?.[1]) + (pl.match(/^seg\d+\.m4s$/gm)?.length ?? 0) + 1;
+      const before = edge.stats.originRequests;
+      const url = `${base}/${PATH}/stream.m3u8?_HLS_msn=${msn}&_HLS_part=0`;
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => fetch(url).then(async (r) => [r.status, await r.text()] as const)),
+      );
+      for (const [status, text] of answers) {
+        assert.equal(status, 200);
+        assert.equal(text, answers[0][1]);
+      }
+      assert.equal(edge.stats.originRequests - before, 1);
+    } finally {
+      await edge.close();
+    }
+  },
+);
