@@ -77,9 +77,7 @@ test("acdnd is `cdn deploy`: a bad region is refused before anything starts", as
 });
 
 test("capabilities not built yet fail with a message naming what is missing (exit 4)", async () => {
-  const cases: [string, RegExp][] = [
-    ["ap2p --bootstrap", /P2P network node.*not built yet/],
-  ];
+  const cases: [string, RegExp][] = [["ap2p --bootstrap", /P2P network node.*not built yet/]];
   for (const [cmd, re] of cases) {
     const r = await shell(cmd, { env: h.env });
     assert.equal(r.code, 4, cmd);
