@@ -84,3 +84,67 @@ test("catch-up: an event the destination's users could never see is resent redac
     sender.close();
   }
 });
+
+/** A sender on the homeserver's store whose network client is `request` (the catch-up's redaction as the real one). */
+function senderWith(request: (dest: string, req: { body?: { pdus?: Record<string, unknown>[] } }) => Promise<unknown>) {
+  const { hs } = running;
+  const sender = new FederationSender({
+    serverName: hs.serverName,
+    cfg: { ...hs.config.federation, enabled: true, retryInitialMs: 60_000 },
+    client: { request } as unknown as FederationClient,
+    store: hs.store.destinations,
+    log: silentLogger,
+  });
+  sender.prepareOwed = hs.federation.sender.prepareOwed;
+  return sender;
+}
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 250 && !ok(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(ok(), what);
+}
+
+test("delivered position: a later event delivered first never skips an older one still undelivered", async () => {
+  const { hs } = running;
+  const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "public_chat" });
+  const send = (body: string) =>
+    hs.rooms.sendEvent({ roomId, sender: ALICE, type: "m.room.message", content: { msgtype: "m.text", body } });
+  const first = await send("older");
+  const second = await send("newer");
+  const [e1, e2] = await hs.store.events.getEvents([first.eventId, second.eventId]);
+  // order.test was owed and delivered everything of the room before these two.
+  await hs.store.destinations.recordOwedPdus(["order.test"], roomId, e1.stream - 1);
+  await hs.store.destinations.markPdusSent("order.test", [{ roomId, stream: e1.stream - 1 }]);
+
+  let calls = 0;
+  let release = () => {};
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const sender = senderWith(async () => {
+    calls++;
+    if (calls === 1) {
+      await gate;
+      return { pdus: {} };
+    }
+    throw new Error("connection refused"); // order.test goes down before the older event reaches it
+  });
+  try {
+    // Handed over out of stream order (two concurrent sends): the newer one is in flight when the older is queued.
+    sender.sendPdus(["order.test"], [e2.pdu], e2.stream);
+    await until("the first transaction is in flight", () => calls === 1);
+    sender.sendPdus(["order.test"], [e1.pdu], e1.stream);
+    release();
+    await until("the second transaction was tried", () => calls === 2);
+    await new Promise((r) => setTimeout(r, 50));
+    await sender.drained();
+  } finally {
+    sender.close();
+  }
+  // A restart now catches up from the delivered position: the older event must still be owed.
+  const owed = await hs.store.destinations.owedPdus("order.test", hs.serverName, 10);
+  assert.ok(
+    owed.some((o) => o.eventId === first.eventId),
+    `the older event is still owed (owed: ${owed.map((o) => o.stream)})`,
+  );
+});

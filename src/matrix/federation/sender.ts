@@ -23,7 +23,9 @@
  *   dropped past the bound), and queued again at start-up.
  * - PDUs are not copied: per (destination, room) the store keeps the stream position of the newest local event
  *   queued for it and of the newest one delivered (Synapse's destination_rooms and
- *   last_successful_stream_ordering). A destination owed events at start-up, or whose queue dropped PDUs, is
+ *   last_successful_stream_ordering); "delivered" is the highest position below which every event handed to the
+ *   destination went (an older event still queued, or dropped and not resent yet, holds it back, so events handed
+ *   over out of stream order are never skipped; edus-out.ts hands a room's events over in stream order). A destination owed events at start-up, or whose queue dropped PDUs, is
  *   "catching up": before its in-memory queue, it is sent the owed local events read back from the timeline, in
  *   stream order, 50 per transaction, until none is owed (`prepareOwed`: what the destination's users could not see
  *   goes redacted, as backfill sends it). These writes run in order through one chain, off the
@@ -182,6 +184,12 @@ export class FederationSender {
   prepareOwed: ((destination: string, owed: OwedPdu[]) => Promise<OwedPdu[]>) | null = null;
   /** Store writes of the queues (owed and delivered positions, outbox deletions), applied in order. */
   #writes: Promise<void> = Promise.resolve();
+  /**
+   * Per destination and room, the positions of local events handed to sendPdus and not yet delivered (queued, in
+   * flight, or waiting for a resend), and the lowest one dropped from a full queue that the catch-up has not resent
+   * yet: the delivered position written never passes them (a later event delivered first must not skip them).
+   */
+  readonly #undelivered = new Map<string, Map<string, { queued: Set<number>; dropped: number | null }>>();
 
   constructor(d: SenderDeps) {
     this.#d = d;
@@ -237,11 +245,18 @@ export class FederationSender {
       roomId: String(pdu.room_id),
       stream: stream !== undefined && pdus.length === 1 ? stream : null,
     }));
+    // Known as undelivered now, synchronously (the queue of a destination seen first may still be loading).
+    for (const d of dests) for (const p of items) if (p.stream !== null) this.#room(d, p.roomId).queued.add(p.stream);
     this.#each(dests, (q) => {
       for (const p of items) q.pdus.push(p);
       const over = q.pdus.length - this.#d.cfg.maxQueuedPdus;
       if (over > 0) {
-        q.pdus.splice(0, over);
+        for (const p of q.pdus.splice(0, over)) {
+          if (p.stream === null) continue;
+          const u = this.#room(q.state.destination, p.roomId);
+          u.queued.delete(p.stream);
+          if (u.dropped === null || p.stream < u.dropped) u.dropped = p.stream;
+        }
         q.dropped += over;
         // What was dropped is still owed: the catch-up reads it back from the timeline.
         q.catchUp = true;
@@ -270,6 +285,20 @@ export class FederationSender {
     }
     q.toDevice++;
     q.pushEdu(edu, null);
+  }
+
+  #room(dest: string, roomId: string): { queued: Set<number>; dropped: number | null } {
+    let rooms = this.#undelivered.get(dest);
+    if (!rooms) {
+      rooms = new Map();
+      this.#undelivered.set(dest, rooms);
+    }
+    let u = rooms.get(roomId);
+    if (!u) {
+      u = { queued: new Set(), dropped: null };
+      rooms.set(roomId, u);
+    }
+    return u;
   }
 
   /** Delete the outbox rows of these EDUs (delivered or dropped). */
@@ -451,22 +480,46 @@ export class FederationSender {
     } catch (e) {
       this.#d.log.warn("federation: cannot read owed PDUs", { dest: q.state.destination, err: String(e) });
     }
-    if (owed.length === 0) q.catchUp = false;
+    if (owed.length === 0) {
+      q.catchUp = false;
+      // Every dropped event was resent: nothing below the queued ones holds the delivered position back.
+      for (const u of this.#undelivered.get(q.state.destination)?.values() ?? []) u.dropped = null;
+    }
     return owed.map((o) => ({ pdu: o.pdu, roomId: o.roomId, stream: o.stream }));
   }
 
-  /** Record a delivered (or refused) batch: owed positions move on, its outbox EDUs go. */
+  /**
+   * Record a delivered (or refused) batch: owed positions move on, its outbox EDUs go. The delivered position of a
+   * room is the highest below which every event handed to this destination was delivered: an older event still
+   * queued (handed over out of stream order) or dropped and not yet resent holds it back, so a restart's catch-up
+   * never skips it.
+   */
   #delivered(q: Queue, b: Batch): void {
     const dest = q.state.destination;
     const upTo = new Map<string, number>();
     for (const p of b.pdus)
       if (p.stream !== null && p.stream > (upTo.get(p.roomId) ?? -1)) upTo.set(p.roomId, p.stream);
     if (upTo.size > 0) {
-      const rooms = [...upTo].map(([roomId, stream]) => ({ roomId, stream }));
-      this.#write("delivered PDUs", () => this.#d.store.markPdusSent(dest, rooms));
       // The catch-up sent what may also be queued in memory: not again.
       if (b.caughtUp && q.pdus.length > 0)
         q.pdus = q.pdus.filter((p) => p.stream === null || p.stream > (upTo.get(p.roomId) ?? -1));
+      const rooms: { roomId: string; stream: number }[] = [];
+      for (const [roomId, top] of upTo) {
+        const u = this.#room(dest, roomId);
+        for (const p of b.pdus) if (p.roomId === roomId && p.stream !== null) u.queued.delete(p.stream);
+        if (b.caughtUp) {
+          // The catch-up reads in stream order: every owed event up to `top` went (copies queued are filtered).
+          for (const s of u.queued) if (s <= top) u.queued.delete(s);
+          // Dropped ones above `top` may remain until the catch-up is over.
+          if (u.dropped !== null && u.dropped <= top) u.dropped = top + 1;
+        }
+        let low = u.dropped ?? Number.POSITIVE_INFINITY;
+        for (const s of u.queued) if (s < low) low = s;
+        const stream = Math.min(top, low - 1);
+        if (u.queued.size === 0 && u.dropped === null) this.#undelivered.get(dest)?.delete(roomId);
+        rooms.push({ roomId, stream });
+      }
+      this.#write("delivered PDUs", () => this.#d.store.markPdusSent(dest, rooms));
     }
     this.#forgetOutbox(dest, b.edus);
   }
