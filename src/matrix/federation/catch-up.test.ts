@@ -148,3 +148,78 @@ test("delivered position: a later event delivered first never skips an older one
     `the older event is still owed (owed: ${owed.map((o) => o.stream)})`,
   );
 });
+
+test("crash after persisting an event, before its owed position is written: the restart still sends it", async () => {
+  const { hs } = running;
+  const CAROL = "@carol:crash.test";
+  const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "public_chat" });
+  await hs.rooms.withRemote(roomId, (_head, persist) =>
+    persist({
+      eventId: `$${"c".repeat(43)}`,
+      roomId,
+      type: "m.room.member",
+      stateKey: CAROL,
+      sender: CAROL,
+      originServerTs: Date.now(),
+      depth: 10,
+      pdu: { type: "m.room.member", state_key: CAROL, sender: CAROL, room_id: roomId, content: { membership: "join" } },
+    }),
+  );
+  const before = await hs.rooms.sendEvent({
+    roomId,
+    sender: ALICE,
+    type: "m.room.message",
+    content: { msgtype: "m.text", body: "delivered" },
+  });
+  const [b] = await hs.store.events.getEvents([before.eventId]);
+  // crash.test got everything up to `before`.
+  await hs.store.destinations.recordOwedPdus(["crash.test"], roomId, b.stream);
+  await hs.store.destinations.markPdusSent("crash.test", [{ roomId, stream: b.stream }]);
+
+  const lost = await hs.rooms.sendEvent({
+    roomId,
+    sender: ALICE,
+    type: "m.room.message",
+    content: { msgtype: "m.text", body: "persisted, then the process died" },
+  });
+  const [e] = await hs.store.events.getEvents([lost.eventId]);
+  // The crash point: the owed write never lands (the hook holds it forever), crash.test is down meanwhile.
+  const store = hs.store.destinations;
+  const crashing = new Proxy(store, {
+    get(t, k) {
+      if (k === "recordOwedPdus") return () => new Promise(() => {});
+      const v = Reflect.get(t, k);
+      return typeof v === "function" ? v.bind(t) : v;
+    },
+  });
+  const dying = new FederationSender({
+    serverName: hs.serverName,
+    cfg: { ...hs.config.federation, enabled: true, retryInitialMs: 60_000 },
+    client: {
+      // crash.test does not answer before the crash (no backoff is recorded either).
+      request: () => new Promise(() => {}),
+    } as unknown as FederationClient,
+    store: crashing,
+    log: silentLogger,
+  });
+  dying.sendPdus(["crash.test"], [e.pdu], e.stream);
+  await new Promise((r) => setTimeout(r, 100));
+  dying.close(); // never drained: the process is gone
+
+  // Restart: a new sender on the same store, crash.test is back.
+  const got: string[] = [];
+  const restarted = senderWith(async (_dest, req) => {
+    for (const p of req.body?.pdus ?? []) got.push(String((p.content as Record<string, unknown>).body));
+    return { pdus: {} };
+  });
+  try {
+    await restarted.load();
+    await until("the event persisted before the crash reaches crash.test", () =>
+      got.includes("persisted, then the process died"),
+    );
+    assert.ok(!got.includes("delivered"), "what was delivered is not sent again");
+  } finally {
+    restarted.close();
+    await restarted.drained();
+  }
+});

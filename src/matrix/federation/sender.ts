@@ -27,7 +27,9 @@
  *   destination went (an older event still queued, or dropped and not resent yet, holds it back, so events handed
  *   over out of stream order are never skipped; edus-out.ts hands a room's events over in stream order). A destination owed events at start-up, or whose queue dropped PDUs, is
  *   "catching up": before its in-memory queue, it is sent the owed local events read back from the timeline, in
- *   stream order, 50 per transaction, until none is owed (`prepareOwed`: what the destination's users could not see
+ *   stream order, 50 per transaction, until none is owed (in a room where one of its users is joined now, every
+ *   local event after the delivered position is owed: the owed position is written after the event is persisted,
+ *   and a crash between the two must not lose it) (`prepareOwed`: what the destination's users could not see
  *   goes redacted, as backfill sends it). These writes run in order through one chain, off the
  *   send path (a delivery never waits for them); a restart at worst sends an event twice, which receivers ignore.
  */
@@ -220,7 +222,7 @@ export class FederationSender {
       this.#pushToDevice(q, edu);
       touched.add(q);
     }
-    for (const dest of await store.destinationsOwed()) {
+    for (const dest of await store.destinationsOwed(this.#d.serverName)) {
       if (dest === this.#d.serverName) continue;
       const q = await this.#queue(dest);
       q.catchUp = true;
