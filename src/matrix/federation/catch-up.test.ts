@@ -223,3 +223,79 @@ test("crash after persisting an event, before its owed position is written: the 
     await restarted.drained();
   }
 });
+
+test("to-device for other servers is bounded: destinations holding it, a rate per sender, expiry after failing 7 days", async () => {
+  const { hs } = running;
+  const mk = (cfg: Partial<typeof hs.config.federation>, request: () => Promise<unknown>) =>
+    new FederationSender({
+      serverName: hs.serverName,
+      cfg: { ...hs.config.federation, enabled: true, retryInitialMs: 60_000, ...cfg },
+      client: { request } as unknown as FederationClient,
+      store: hs.store.destinations,
+      log: silentLogger,
+    });
+  const edu = (n: number) => ({
+    edu_type: "m.direct_to_device",
+    content: { sender: ALICE, type: "m.test", message_id: `m${n}`, messages: {} },
+  });
+  const limited = (fn: () => void) =>
+    assert.throws(
+      fn,
+      (e: Error & { code?: string }) => e.code === "M_LIMIT_EXCEEDED" || /M_LIMIT_EXCEEDED/.test(String(e)),
+    );
+
+  // Made-up servers that never answer: at most 2 may hold queued to-device EDUs.
+  const hung = mk({ maxToDeviceDestinations: 2 }, () => new Promise(() => {}));
+  try {
+    for (const [i, d] of ["fake1.test", "fake2.test"].entries()) {
+      hung.admitToDevice(ALICE, [d]);
+      await hung.sendToDevice(d, edu(i));
+    }
+    await until("both queued", () => hung.snapshot().filter((d) => d.inFlight).length === 2);
+    hung.admitToDevice(ALICE, ["fake1.test"]); // one already holding some: fine
+    limited(() => hung.admitToDevice(ALICE, ["fake3.test"]));
+    limited(() => hung.admitToDevice("@mallory:localhost", ["fake4.test", "fake1.test"]));
+  } finally {
+    hung.close();
+    await hung.drained();
+  }
+
+  // A rate per local user (per server a message goes to).
+  const rated = mk({ toDevicePerSenderPerMinute: 3 }, async () => ({}));
+  try {
+    rated.admitToDevice(ALICE, ["r1.test", "r2.test"]);
+    rated.admitToDevice(ALICE, ["r3.test"]);
+    limited(() => rated.admitToDevice(ALICE, ["r4.test"]));
+    rated.admitToDevice("@bob:localhost", ["r4.test"]); // another user has their own
+  } finally {
+    rated.close();
+  }
+
+  // dead.test has failed since before its old EDU was queued 8 days ago: that one expires, a fresh one stays.
+  const store = hs.store.destinations;
+  const day = 86_400_000;
+  await store.putDestination({
+    destination: "dead.test",
+    lastSuccessTs: Date.now() - 9 * day,
+    failures: 40,
+    retryIntervalMs: 600_000,
+    nextRetryTs: Date.now() + 600_000,
+  });
+  await store.addOutboxEdu({ destination: "dead.test", seq: (Date.now() - 8 * day) * 1000, edu: edu(10) });
+  await store.addOutboxEdu({ destination: "dead.test", seq: (Date.now() - 60_000) * 1000, edu: edu(11) });
+  const restarted = mk({}, () => new Promise(() => {}));
+  try {
+    await restarted.load();
+    await new Promise((r) => setTimeout(r, 50));
+    await restarted.drained();
+    const left = (await store.listOutbox()).filter((r) => r.destination === "dead.test");
+    assert.deepEqual(
+      left.map((r) => (r.edu.content as Record<string, unknown>).message_id),
+      ["m11"],
+      "only the fresh EDU is kept",
+    );
+  } finally {
+    restarted.close();
+    await restarted.drained();
+  }
+});

@@ -148,6 +148,23 @@ class Queue {
       }
     return n;
   }
+  /** Drop the queued to-device EDUs `expired` says so of; returns them. */
+  dropToDeviceWhere(expired: (e: Edu) => boolean): Edu[] {
+    const out: Edu[] = [];
+    for (let i = 0; i < this.edus.length; i++) {
+      const e = this.edus[i];
+      if (e?.edu_type !== "m.direct_to_device" || !expired(e)) continue;
+      this.edus[i] = null;
+      this.#holes++;
+      this.toDevice--;
+      out.push(e);
+    }
+    return out;
+  }
+  /** To-device EDUs queued or in the transaction in flight. */
+  get holdsToDevice(): boolean {
+    return this.toDevice > 0 || (this.batch?.edus.some((e) => e.edu_type === "m.direct_to_device") ?? false);
+  }
   /** Drop the oldest to-device EDU (queue full); returns it. */
   dropOldestToDevice(): Edu | null {
     const at = this.edus.findIndex((e) => e?.edu_type === "m.direct_to_device");
@@ -178,6 +195,8 @@ export class FederationSender {
   #closed = false;
   /** The outbox position of each to-device EDU that is in the store. */
   readonly #outboxSeq = new WeakMap<Edu, number>();
+  /** Per local user, remote to-device EDUs admitted in the current minute (admitToDevice). */
+  readonly #toDeviceRate = new Map<string, { since: number; n: number }>();
   #lastSeq = 0;
   /**
    * What the catch-up sends of the owed events it read back (set by the homeserver: room-reads.ts owedPdusFor, the
@@ -228,7 +247,10 @@ export class FederationSender {
       q.catchUp = true;
       touched.add(q);
     }
-    for (const q of touched) this.#kick(q);
+    for (const q of touched) {
+      this.#expireToDevice(q);
+      this.#kick(q);
+    }
   }
 
   /**
@@ -264,6 +286,65 @@ export class FederationSender {
         q.catchUp = true;
       }
     });
+  }
+
+  /**
+   * May local user `sender` queue to-device EDUs for `servers` now? Throws 429 M_LIMIT_EXCEEDED past
+   * toDevicePerSenderPerMinute (counted per server), or when a server not holding to-device EDUs yet would be one
+   * more than maxToDeviceDestinations. Called before the client's messages are written, so a refusal writes none.
+   */
+  admitToDevice(sender: string, servers: string[]): void {
+    const remote = servers.filter((s) => s !== this.#d.serverName);
+    if (!this.#d.cfg.enabled || remote.length === 0) return;
+    const now = Date.now();
+    let r = this.#toDeviceRate.get(sender);
+    if (!r || now - r.since >= 60_000) {
+      r = { since: now, n: 0 };
+      this.#toDeviceRate.set(sender, r);
+      if (this.#toDeviceRate.size > 10_000)
+        for (const [u, v] of this.#toDeviceRate) if (now - v.since >= 60_000) this.#toDeviceRate.delete(u);
+    }
+    if (r.n + remote.length > this.#d.cfg.toDevicePerSenderPerMinute)
+      throw new AmiError("M_LIMIT_EXCEEDED", "Too many to-device messages for other servers: try again in a minute", {
+        retry_after_ms: Math.max(1, 60_000 - (now - r.since)),
+      });
+    let holding = 0;
+    for (const q of this.#queues.values()) if (q.holdsToDevice) holding++;
+    const fresh = remote.filter((s) => !this.#queues.get(s)?.holdsToDevice).length;
+    if (fresh > 0 && holding + fresh > this.#d.cfg.maxToDeviceDestinations) {
+      this.#d.log.warn("federation: to-device refused, too many destinations hold queued to-device EDUs", {
+        sender,
+        holding,
+      });
+      throw new AmiError(
+        "M_LIMIT_EXCEEDED",
+        `Too many servers have to-device messages waiting (at most ${this.#d.cfg.maxToDeviceDestinations})`,
+      );
+    }
+    r.n += remote.length;
+  }
+
+  /**
+   * Drop the to-device EDUs of `q` queued more than toDeviceExpiryMs ago while the destination failed ever since
+   * (no success after they were queued), and their outbox rows.
+   */
+  #expireToDevice(q: Queue): void {
+    if (q.state.failures === 0 || q.toDevice === 0) return;
+    const before = Date.now() - this.#d.cfg.toDeviceExpiryMs;
+    const lastOk = q.state.lastSuccessTs ?? 0;
+    const gone = q.dropToDeviceWhere((e) => {
+      const seq = this.#outboxSeq.get(e);
+      if (seq === undefined) return false;
+      const queuedTs = seq / 1000;
+      return queuedTs < before && lastOk < queuedTs;
+    });
+    if (gone.length === 0) return;
+    q.dropped += gone.length;
+    this.#d.log.warn("federation: to-device EDUs expired (destination failing since they were queued)", {
+      dest: q.state.destination,
+      count: gone.length,
+    });
+    this.#forgetOutbox(q.state.destination, gone);
   }
 
   /**
@@ -592,8 +673,9 @@ export class FederationSender {
       retryIntervalMs: interval,
       nextRetryTs: Date.now() + jittered,
     };
-    // Typing EDUs already queued are stale by the time it returns.
+    // Typing EDUs already queued are stale by the time it returns; to-device ones after toDeviceExpiryMs.
     q.dropped += q.dropTyping();
+    this.#expireToDevice(q);
     this.#d.log.info("federation: transaction failed, backing off", {
       dest: q.state.destination,
       failures: q.state.failures,
