@@ -3,8 +3,8 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, federation-devicelists, federation-join, cas, backup, cdn, thumbnail, startup, state-res, edge,
- * scale-out, media).
+ * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, thumbnail, startup,
+ * state-res, edge, scale-out, media).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -29,6 +29,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   "federation-delivery": async () => (await import("./matrix/federation-delivery.ts")).run(),
   // keys/query of a remote user from the device-list cache vs uncached, and device-list change delivery (issue 12).
   "federation-devicelists": async () => (await import("./matrix/federation-devicelists.ts")).run(),
+  "shares-room": async () => (await import("./matrix/shares-room.ts")).run(),
   // hs2 joins a 5,000-member, 20,000-event room of hs1 over federation, against a local join of it (issue 12).
   "federation-join": async () => (await import("./matrix/federation-join.ts")).run(),
   cas: async () => (await import("./cas.ts")).run(),

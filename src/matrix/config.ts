@@ -71,6 +71,9 @@ export const FEDERATION_DEFAULTS = {
   retryMaxMs: 600_000,
   maxQueuedPdus: 1_000,
   maxQueuedToDevice: 1_000,
+  maxToDeviceDestinations: 1_000,
+  toDevicePerSenderPerMinute: 600,
+  toDeviceExpiryMs: 7 * 86_400_000,
 };
 
 /**
@@ -148,6 +151,22 @@ const federationSchema = z
     maxQueuedPdus: z.number().int().positive().default(1_000),
     /** To-device EDUs held per destination while it is unreachable; past it the oldest go (counted in the metrics). */
     maxQueuedToDevice: z.number().int().positive().default(1_000),
+    /**
+     * Destinations holding queued to-device EDUs at once: a local user's to-device message for yet another server
+     * past it is refused (429 M_LIMIT_EXCEEDED), so made-up servers cannot grow the outbox without bound.
+     */
+    maxToDeviceDestinations: z.number().int().positive().default(1_000),
+    /** To-device EDUs for other servers one local user may queue per minute (past it: 429 M_LIMIT_EXCEEDED). */
+    toDevicePerSenderPerMinute: z.number().int().positive().default(600),
+    /**
+     * A to-device EDU queued this long ago for a destination that has failed ever since is dropped (from memory and
+     * the durable outbox; Synapse-like 7 days).
+     */
+    toDeviceExpiryMs: z
+      .number()
+      .int()
+      .positive()
+      .default(7 * 86_400_000),
   })
   .strict();
 

@@ -80,11 +80,9 @@ async function serversSharing(hs: Homeserver, userId: string): Promise<Set<strin
 
 /** Does the remote user share a room with one of our users (joined both)? Such users' device lists we track. */
 export async function sharesRoom(hs: Homeserver, userId: string): Promise<boolean> {
-  const rooms = (await hs.store.events.getRoomsForUser(userId)).filter((m) => m.membership === "join");
-  if (rooms.length === 0) return false;
-  for (const members of (await hs.store.events.getMembersOfRooms(rooms.map((r) => r.roomId))).values())
-    for (const m of members) if (m.membership === "join" && serverNameOf(m.userId) === hs.serverName) return true;
-  return false;
+  // One indexed query stopping at the first shared room (it read every member of every room the user is in, per
+  // EDU: bench/matrix/shares-room.ts).
+  return hs.store.events.sharesRoomWithServer(userId, hs.serverName);
 }
 
 function warn(hs: Homeserver, what: string, e: unknown): void {
@@ -226,17 +224,36 @@ export function deviceListCounters(hs: Homeserver): DeviceListCounters {
 /** Users whose resync is queued (not yet started), per homeserver. */
 const resyncing = new WeakMap<Homeserver, Set<string>>();
 
-/** Replace the user's row from their server (call under the user's lock); on failure the row goes. */
+/**
+ * Replace the user's row from their server; on failure the row goes. The fetch runs outside the user's lock (bounded
+ * by the federation request timeout), so local keys/query of the user answer from the cache meanwhile instead of
+ * waiting for a slow or hung server; the answer is applied under the lock, unless updates applied meanwhile moved
+ * the row past it.
+ */
 async function resync(hs: Homeserver, userId: string): Promise<void> {
   deviceListCounters(hs).resyncs++;
+  let fetched: RemoteDeviceListRow | null = null;
+  let failure: unknown = null;
+  // What we held when the resync started (a gap means it is not to be trusted, whatever its stream_id).
+  const [before] = await hs.store.deviceLists.getRemoteDeviceLists([userId]);
   try {
-    await hs.store.deviceLists.putRemoteDeviceList(await fetchDeviceList(hs, userId));
+    fetched = await fetchDeviceList(hs, userId, AbortSignal.timeout(hs.config.federation.requestTimeoutMs));
   } catch (e) {
-    deviceListCounters(hs).resyncFailures++;
-    warn(hs, `cannot resync the device list of ${userId}`, e);
-    await hs.store.deviceLists.deleteRemoteDeviceLists([userId]);
+    failure = e;
   }
-  await deviceListsChanged(hs, [userId]);
+  await withUser(hs, userId, async () => {
+    if (fetched) {
+      const [row] = await hs.store.deviceLists.getRemoteDeviceLists([userId]);
+      // Replaced, unless updates applied meanwhile moved the row past the answer.
+      if (!row || row.streamId === before?.streamId || row.streamId <= fetched.streamId)
+        await hs.store.deviceLists.putRemoteDeviceList(fetched);
+    } else {
+      deviceListCounters(hs).resyncFailures++;
+      warn(hs, `cannot resync the device list of ${userId}`, failure);
+      await hs.store.deviceLists.deleteRemoteDeviceLists([userId]);
+    }
+    await deviceListsChanged(hs, [userId]);
+  });
 }
 
 /** The `m.device_list_update` EDU; false when dropped (invalid, not the origin's user, not sharing a room). */
@@ -274,10 +291,11 @@ export async function applyDeviceListUpdate(hs: Homeserver, origin: string, c: J
       if (pending.has(userId)) return true;
       const set = pending;
       set.add(userId);
-      void withUser(hs, userId, () => {
+      // Started after this update's lock is released; not under the lock itself (resync takes it to apply).
+      setImmediate(() => {
         set.delete(userId);
-        return resync(hs, userId);
-      }).catch((e) => warn(hs, "device list resync failed", e));
+        resync(hs, userId).catch((e) => warn(hs, "device list resync failed", e));
+      });
       return true;
     }
     const devices = { ...row.devices };
@@ -389,17 +407,23 @@ export async function queryFromCache(
   for (let i = 0; i < tracked.length; i += CONCURRENCY)
     await Promise.all(
       tracked.slice(i, i + CONCURRENCY).map(async (u) => {
-        const row = await withUser(hs, u, async () => {
+        // Read under the user's lock (after updates in progress); a fetch runs outside it, stored under it unless
+        // a row appeared meanwhile.
+        let row = await withUser(hs, u, async () => {
           const [have] = await hs.store.deviceLists.getRemoteDeviceLists([u]);
-          if (have) {
-            c.fromCache++;
-            return have;
-          }
+          return have ?? null;
+        });
+        if (row) c.fromCache++;
+        else {
           const fetched = await fetchDeviceList(hs, u, signal);
           c.fetched++;
-          await hs.store.deviceLists.putRemoteDeviceList(fetched);
-          return fetched;
-        });
+          row = await withUser(hs, u, async () => {
+            const [have] = await hs.store.deviceLists.getRemoteDeviceLists([u]);
+            if (have && have.streamId > fetched.streamId) return have;
+            await hs.store.deviceLists.putRemoteDeviceList(fetched);
+            return fetched;
+          });
+        }
         const only = part[u];
         const devices: Record<string, JsonObject> = {};
         for (const [d, dev] of Object.entries(row.devices)) {

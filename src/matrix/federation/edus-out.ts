@@ -108,15 +108,32 @@ export function sendPduOut(
   except?: string,
   stream?: number,
 ): void {
-  guarded(hs, "PDU", async () => {
-    const servers = await remoteServers(hs, [roomId]);
-    if (except) servers.delete(except);
-    const target = memberTarget === undefined ? null : serverNameOf(memberTarget);
-    if (target && target !== hs.serverName) servers.add(target);
-    if (servers.size === 0) return;
-    hs.federation.sender.sendPdus(servers, [pdu], stream);
-  });
+  if (!hs.config.federation.enabled) return;
+  // A room's events reach the sender in the order they were persisted (stream order): the servers lookup of one
+  // may take longer than the next one's (a cache miss), which would hand them over swapped.
+  let chains = outChains.get(hs);
+  if (!chains) {
+    chains = new Map();
+    outChains.set(hs, chains);
+  }
+  const tail = (chains.get(roomId) ?? Promise.resolve())
+    .then(async () => {
+      const servers = await remoteServers(hs, [roomId]);
+      if (except) servers.delete(except);
+      const target = memberTarget === undefined ? null : serverNameOf(memberTarget);
+      if (target && target !== hs.serverName) servers.add(target);
+      if (servers.size === 0) return;
+      hs.federation.sender.sendPdus(servers, [pdu], stream);
+    })
+    .catch((e) => hs.log.warn("federation: cannot send PDU", { err: String(e).slice(0, 300) }))
+    .finally(() => {
+      if (chains.get(roomId) === tail) chains.delete(roomId);
+    });
+  chains.set(roomId, tail);
 }
+
+/** Per homeserver and room, the last PDU hand-over (sendPduOut keeps them in order). */
+const outChains = new WeakMap<Homeserver, Map<string, Promise<void>>>();
 
 export function sendTypingEdu(hs: Homeserver, roomId: string, userId: string, typing: boolean): void {
   guarded(hs, "typing", async () => {

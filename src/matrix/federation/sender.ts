@@ -23,9 +23,13 @@
  *   dropped past the bound), and queued again at start-up.
  * - PDUs are not copied: per (destination, room) the store keeps the stream position of the newest local event
  *   queued for it and of the newest one delivered (Synapse's destination_rooms and
- *   last_successful_stream_ordering). A destination owed events at start-up, or whose queue dropped PDUs, is
+ *   last_successful_stream_ordering); "delivered" is the highest position below which every event handed to the
+ *   destination went (an older event still queued, or dropped and not resent yet, holds it back, so events handed
+ *   over out of stream order are never skipped; edus-out.ts hands a room's events over in stream order). A destination owed events at start-up, or whose queue dropped PDUs, is
  *   "catching up": before its in-memory queue, it is sent the owed local events read back from the timeline, in
- *   stream order, 50 per transaction, until none is owed (`prepareOwed`: what the destination's users could not see
+ *   stream order, 50 per transaction, until none is owed (in a room where one of its users is joined now, every
+ *   local event after the delivered position is owed: the owed position is written after the event is persisted,
+ *   and a crash between the two must not lose it) (`prepareOwed`: what the destination's users could not see
  *   goes redacted, as backfill sends it). These writes run in order through one chain, off the
  *   send path (a delivery never waits for them); a restart at worst sends an event twice, which receivers ignore.
  */
@@ -144,6 +148,23 @@ class Queue {
       }
     return n;
   }
+  /** Drop the queued to-device EDUs `expired` says so of; returns them. */
+  dropToDeviceWhere(expired: (e: Edu) => boolean): Edu[] {
+    const out: Edu[] = [];
+    for (let i = 0; i < this.edus.length; i++) {
+      const e = this.edus[i];
+      if (e?.edu_type !== "m.direct_to_device" || !expired(e)) continue;
+      this.edus[i] = null;
+      this.#holes++;
+      this.toDevice--;
+      out.push(e);
+    }
+    return out;
+  }
+  /** To-device EDUs queued or in the transaction in flight. */
+  get holdsToDevice(): boolean {
+    return this.toDevice > 0 || (this.batch?.edus.some((e) => e.edu_type === "m.direct_to_device") ?? false);
+  }
   /** Drop the oldest to-device EDU (queue full); returns it. */
   dropOldestToDevice(): Edu | null {
     const at = this.edus.findIndex((e) => e?.edu_type === "m.direct_to_device");
@@ -174,6 +195,8 @@ export class FederationSender {
   #closed = false;
   /** The outbox position of each to-device EDU that is in the store. */
   readonly #outboxSeq = new WeakMap<Edu, number>();
+  /** Per local user, remote to-device EDUs admitted in the current minute (admitToDevice). */
+  readonly #toDeviceRate = new Map<string, { since: number; n: number }>();
   #lastSeq = 0;
   /**
    * What the catch-up sends of the owed events it read back (set by the homeserver: room-reads.ts owedPdusFor, the
@@ -182,6 +205,12 @@ export class FederationSender {
   prepareOwed: ((destination: string, owed: OwedPdu[]) => Promise<OwedPdu[]>) | null = null;
   /** Store writes of the queues (owed and delivered positions, outbox deletions), applied in order. */
   #writes: Promise<void> = Promise.resolve();
+  /**
+   * Per destination and room, the positions of local events handed to sendPdus and not yet delivered (queued, in
+   * flight, or waiting for a resend), and the lowest one dropped from a full queue that the catch-up has not resent
+   * yet: the delivered position written never passes them (a later event delivered first must not skip them).
+   */
+  readonly #undelivered = new Map<string, Map<string, { queued: Set<number>; dropped: number | null }>>();
 
   constructor(d: SenderDeps) {
     this.#d = d;
@@ -212,13 +241,16 @@ export class FederationSender {
       this.#pushToDevice(q, edu);
       touched.add(q);
     }
-    for (const dest of await store.destinationsOwed()) {
+    for (const dest of await store.destinationsOwed(this.#d.serverName)) {
       if (dest === this.#d.serverName) continue;
       const q = await this.#queue(dest);
       q.catchUp = true;
       touched.add(q);
     }
-    for (const q of touched) this.#kick(q);
+    for (const q of touched) {
+      this.#expireToDevice(q);
+      this.#kick(q);
+    }
   }
 
   /**
@@ -237,16 +269,82 @@ export class FederationSender {
       roomId: String(pdu.room_id),
       stream: stream !== undefined && pdus.length === 1 ? stream : null,
     }));
+    // Known as undelivered now, synchronously (the queue of a destination seen first may still be loading).
+    for (const d of dests) for (const p of items) if (p.stream !== null) this.#room(d, p.roomId).queued.add(p.stream);
     this.#each(dests, (q) => {
       for (const p of items) q.pdus.push(p);
       const over = q.pdus.length - this.#d.cfg.maxQueuedPdus;
       if (over > 0) {
-        q.pdus.splice(0, over);
+        for (const p of q.pdus.splice(0, over)) {
+          if (p.stream === null) continue;
+          const u = this.#room(q.state.destination, p.roomId);
+          u.queued.delete(p.stream);
+          if (u.dropped === null || p.stream < u.dropped) u.dropped = p.stream;
+        }
         q.dropped += over;
         // What was dropped is still owed: the catch-up reads it back from the timeline.
         q.catchUp = true;
       }
     });
+  }
+
+  /**
+   * May local user `sender` queue to-device EDUs for `servers` now? Throws 429 M_LIMIT_EXCEEDED past
+   * toDevicePerSenderPerMinute (counted per server), or when a server not holding to-device EDUs yet would be one
+   * more than maxToDeviceDestinations. Called before the client's messages are written, so a refusal writes none.
+   */
+  admitToDevice(sender: string, servers: string[]): void {
+    const remote = servers.filter((s) => s !== this.#d.serverName);
+    if (!this.#d.cfg.enabled || remote.length === 0) return;
+    const now = Date.now();
+    let r = this.#toDeviceRate.get(sender);
+    if (!r || now - r.since >= 60_000) {
+      r = { since: now, n: 0 };
+      this.#toDeviceRate.set(sender, r);
+      if (this.#toDeviceRate.size > 10_000)
+        for (const [u, v] of this.#toDeviceRate) if (now - v.since >= 60_000) this.#toDeviceRate.delete(u);
+    }
+    if (r.n + remote.length > this.#d.cfg.toDevicePerSenderPerMinute)
+      throw new AmiError("M_LIMIT_EXCEEDED", "Too many to-device messages for other servers: try again in a minute", {
+        retry_after_ms: Math.max(1, 60_000 - (now - r.since)),
+      });
+    let holding = 0;
+    for (const q of this.#queues.values()) if (q.holdsToDevice) holding++;
+    const fresh = remote.filter((s) => !this.#queues.get(s)?.holdsToDevice).length;
+    if (fresh > 0 && holding + fresh > this.#d.cfg.maxToDeviceDestinations) {
+      this.#d.log.warn("federation: to-device refused, too many destinations hold queued to-device EDUs", {
+        sender,
+        holding,
+      });
+      throw new AmiError(
+        "M_LIMIT_EXCEEDED",
+        `Too many servers have to-device messages waiting (at most ${this.#d.cfg.maxToDeviceDestinations})`,
+      );
+    }
+    r.n += remote.length;
+  }
+
+  /**
+   * Drop the to-device EDUs of `q` queued more than toDeviceExpiryMs ago while the destination failed ever since
+   * (no success after they were queued), and their outbox rows.
+   */
+  #expireToDevice(q: Queue): void {
+    if (q.state.failures === 0 || q.toDevice === 0) return;
+    const before = Date.now() - this.#d.cfg.toDeviceExpiryMs;
+    const lastOk = q.state.lastSuccessTs ?? 0;
+    const gone = q.dropToDeviceWhere((e) => {
+      const seq = this.#outboxSeq.get(e);
+      if (seq === undefined) return false;
+      const queuedTs = seq / 1000;
+      return queuedTs < before && lastOk < queuedTs;
+    });
+    if (gone.length === 0) return;
+    q.dropped += gone.length;
+    this.#d.log.warn("federation: to-device EDUs expired (destination failing since they were queued)", {
+      dest: q.state.destination,
+      count: gone.length,
+    });
+    this.#forgetOutbox(q.state.destination, gone);
   }
 
   /**
@@ -270,6 +368,20 @@ export class FederationSender {
     }
     q.toDevice++;
     q.pushEdu(edu, null);
+  }
+
+  #room(dest: string, roomId: string): { queued: Set<number>; dropped: number | null } {
+    let rooms = this.#undelivered.get(dest);
+    if (!rooms) {
+      rooms = new Map();
+      this.#undelivered.set(dest, rooms);
+    }
+    let u = rooms.get(roomId);
+    if (!u) {
+      u = { queued: new Set(), dropped: null };
+      rooms.set(roomId, u);
+    }
+    return u;
   }
 
   /** Delete the outbox rows of these EDUs (delivered or dropped). */
@@ -451,22 +563,46 @@ export class FederationSender {
     } catch (e) {
       this.#d.log.warn("federation: cannot read owed PDUs", { dest: q.state.destination, err: String(e) });
     }
-    if (owed.length === 0) q.catchUp = false;
+    if (owed.length === 0) {
+      q.catchUp = false;
+      // Every dropped event was resent: nothing below the queued ones holds the delivered position back.
+      for (const u of this.#undelivered.get(q.state.destination)?.values() ?? []) u.dropped = null;
+    }
     return owed.map((o) => ({ pdu: o.pdu, roomId: o.roomId, stream: o.stream }));
   }
 
-  /** Record a delivered (or refused) batch: owed positions move on, its outbox EDUs go. */
+  /**
+   * Record a delivered (or refused) batch: owed positions move on, its outbox EDUs go. The delivered position of a
+   * room is the highest below which every event handed to this destination was delivered: an older event still
+   * queued (handed over out of stream order) or dropped and not yet resent holds it back, so a restart's catch-up
+   * never skips it.
+   */
   #delivered(q: Queue, b: Batch): void {
     const dest = q.state.destination;
     const upTo = new Map<string, number>();
     for (const p of b.pdus)
       if (p.stream !== null && p.stream > (upTo.get(p.roomId) ?? -1)) upTo.set(p.roomId, p.stream);
     if (upTo.size > 0) {
-      const rooms = [...upTo].map(([roomId, stream]) => ({ roomId, stream }));
-      this.#write("delivered PDUs", () => this.#d.store.markPdusSent(dest, rooms));
       // The catch-up sent what may also be queued in memory: not again.
       if (b.caughtUp && q.pdus.length > 0)
         q.pdus = q.pdus.filter((p) => p.stream === null || p.stream > (upTo.get(p.roomId) ?? -1));
+      const rooms: { roomId: string; stream: number }[] = [];
+      for (const [roomId, top] of upTo) {
+        const u = this.#room(dest, roomId);
+        for (const p of b.pdus) if (p.roomId === roomId && p.stream !== null) u.queued.delete(p.stream);
+        if (b.caughtUp) {
+          // The catch-up reads in stream order: every owed event up to `top` went (copies queued are filtered).
+          for (const s of u.queued) if (s <= top) u.queued.delete(s);
+          // Dropped ones above `top` may remain until the catch-up is over.
+          if (u.dropped !== null && u.dropped <= top) u.dropped = top + 1;
+        }
+        let low = u.dropped ?? Number.POSITIVE_INFINITY;
+        for (const s of u.queued) if (s < low) low = s;
+        const stream = Math.min(top, low - 1);
+        if (u.queued.size === 0 && u.dropped === null) this.#undelivered.get(dest)?.delete(roomId);
+        rooms.push({ roomId, stream });
+      }
+      this.#write("delivered PDUs", () => this.#d.store.markPdusSent(dest, rooms));
     }
     this.#forgetOutbox(dest, b.edus);
   }
@@ -537,8 +673,9 @@ export class FederationSender {
       retryIntervalMs: interval,
       nextRetryTs: Date.now() + jittered,
     };
-    // Typing EDUs already queued are stale by the time it returns.
+    // Typing EDUs already queued are stale by the time it returns; to-device ones after toDeviceExpiryMs.
     q.dropped += q.dropTyping();
+    this.#expireToDevice(q);
     this.#d.log.info("federation: transaction failed, backing off", {
       dest: q.state.destination,
       failures: q.state.failures,

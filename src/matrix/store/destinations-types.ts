@@ -58,11 +58,16 @@ export interface DestinationQueueStore {
   markPdusSent(destination: string, rooms: { roomId: string; stream: number }[]): Promise<void>;
   /**
    * The oldest `limit` events still owed to `destination`: events of its owed rooms after the delivered position,
-   * up to the owed one, sent by a user of `localServer`, in stream order.
+   * up to the owed one (or any, in a room where a user of `destination` is joined now: the owed position is
+   * written after the event, so one persisted just before a crash may be missing from it), sent by a user of
+   * `localServer`, in stream order.
    */
   owedPdus(destination: string, localServer: string, limit: number): Promise<OwedPdu[]>;
-  /** Destinations owed any event (the sender's start-up catches them up). */
-  destinationsOwed(): Promise<string[]>;
+  /**
+   * Destinations owed any event (the sender's start-up catches them up). With `localServer`, also those with a
+   * user joined to one of their rooms holding an event of `localServer` after the delivered position.
+   */
+  destinationsOwed(localServer?: string): Promise<string[]>;
   /** Keep a to-device EDU until delivered. */
   addOutboxEdu(row: OutboxEdu): Promise<void>;
   /** Forget delivered (or dropped) outbox EDUs. */

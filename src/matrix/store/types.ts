@@ -600,6 +600,11 @@ export interface EventStore {
   getMembership(roomId: string, userId: string): Promise<MembershipRow | null>;
   /** Every room the user has a current membership row in (any membership). */
   getRoomsForUser(userId: string): Promise<MembershipRow[]>;
+  /**
+   * Is `userId` joined to a room another user of `server` (a user ID ending in `:server`) is joined to? One query,
+   * stopping at the first such room (federation device lists and presence ask it per EDU).
+   */
+  sharesRoomWithServer(userId: string, server: string): Promise<boolean>;
   /** Current membership rows of a room, optionally only those with `membership`. */
   getMembers(roomId: string, membership?: string): Promise<MembershipRow[]>;
   /** The event closest to a timestamp in one direction, within a stream range (TimestampQuery); null if none. */

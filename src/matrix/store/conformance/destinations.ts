@@ -4,7 +4,7 @@
  * only, in stream order, positions never going back) and the to-device outbox.
  */
 import assert from "node:assert/strict";
-import { event, type MakeStore, room, storeTest } from "./helpers.ts";
+import { event, type MakeStore, member, room, storeTest } from "./helpers.ts";
 
 export function destinationTests(make: MakeStore): void {
   storeTest(make, "destinations: put, replace, read one, list by name; unknown is null", async (s) => {
@@ -103,6 +103,26 @@ export function destinationTests(make: MakeStore): void {
     // Survives a reopen.
     const again = await h.reopen();
     assert.deepEqual(await again.destinations.destinationsOwed(), ["p.test"]);
+    // A user of o.test joins !a (a user of "xo.test" or "o.tes" is not one); a local event after it was never
+    // recorded as owed (a crash before that write): it is owed all the same while o.test has a member joined.
+    const a = again.destinations;
+    await again.events.persistEvent(member(9, "!a:hs", "@u:xo.test", "join"));
+    await again.events.persistEvent(member(10, "!a:hs", "@u:o.tes", "join"));
+    await again.events.persistEvent(event(11, "!a:hs", "m.room.message", { sender: "@x:hs" }));
+    assert.deepEqual(await a.destinationsOwed("hs"), ["p.test"], "no user of o.test joined yet");
+    assert.deepEqual(await a.owedPdus("o.test", "hs", 10), []);
+    await again.events.persistEvent(member(12, "!a:hs", "@u:o.test", "join"));
+    await again.events.persistEvent(event(13, "!a:hs", "m.room.message", { sender: "@x:hs" }));
+    assert.deepEqual(await a.destinationsOwed("hs"), ["o.test", "p.test"]);
+    assert.deepEqual(await a.destinationsOwed(), ["p.test"], "without the server: the owed positions only");
+    assert.deepEqual(
+      (await a.owedPdus("o.test", "hs", 10)).map((o) => o.stream),
+      [11, 13],
+      "every local event after the delivered position",
+    );
+    await a.markPdusSent("o.test", [{ roomId: "!a:hs", stream: 13 }]);
+    assert.deepEqual(await a.destinationsOwed("hs"), ["p.test"]);
+    assert.deepEqual(await a.owedPdus("o.test", "hs", 10), []);
   });
 
   storeTest(

@@ -201,6 +201,17 @@ export function eventTests(make: MakeStore): void {
       "rooms with any membership, including ban",
     );
     assert.deepEqual(await s.events.getRoomsForUser("@carol:hs"), []);
+    // Sharing a joined room with a server's users: bob (joined !b) with @rem:other once rem joins !b.
+    assert.equal(await s.events.sharesRoomWithServer("@rem:other", "hs"), false);
+    await s.events.persistEvent(member(20, "!b:hs", "@rem:other", "join", "@rem:other"));
+    assert.equal(await s.events.sharesRoomWithServer("@rem:other", "hs"), true);
+    assert.equal(await s.events.sharesRoomWithServer("@bob:hs", "other"), true);
+    assert.equal(await s.events.sharesRoomWithServer("@alice:hs", "other"), false, "alice is only invited to !b");
+    assert.equal(await s.events.sharesRoomWithServer("@rem:other", "xhs"), false);
+    assert.equal(await s.events.sharesRoomWithServer("@rem:other", "h_"), false, "no LIKE wildcard");
+    assert.equal(await s.events.sharesRoomWithServer("@rem:other", "other"), false, "not with itself");
+    await s.events.persistEvent(member(21, "!b:hs", "@rem:other", "leave"));
+    assert.equal(await s.events.sharesRoomWithServer("@rem:other", "hs"), false);
 
     const all = (await s.events.getMembers(R)).map((m) => `${m.userId}=${m.membership}`).sort();
     assert.deepEqual(all, ["@alice:hs=join", "@bob:hs=ban"]);

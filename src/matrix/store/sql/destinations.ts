@@ -26,6 +26,14 @@ const RECORD_OWED = `INSERT INTO federation_destination_rooms (destination, room
     WHEN excluded.owed_stream > federation_destination_rooms.owed_stream THEN excluded.owed_stream
     ELSE federation_destination_rooms.owed_stream END`;
 
+/**
+ * The destination of `d` has a member joined to the room now: then every local event after the delivered position
+ * is owed to it, recorded or not (the owed position is written after the event, so a crash between the two would
+ * otherwise lose the event from the catch-up).
+ */
+const JOINED = `EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = d.room_id AND m.membership = 'join'
+  AND substr(m.user_id, length(m.user_id) - length(d.destination)) = ':' || d.destination)`;
+
 /** LIKE pattern matching a user ID of `server` (its wildcards escaped). */
 function onServer(server: string): string {
   return `%:${server.replace(/[\\%_]/g, (c) => `\\${c}`)}`;
@@ -69,8 +77,9 @@ export class SqlDestinationStore implements DestinationStore {
   async owedPdus(destination: string, localServer: string, limit: number): Promise<OwedPdu[]> {
     const rows = await this.#sql.all(
       `SELECT e.room_id, e.stream, e.event_id, e.pdu FROM federation_destination_rooms d
-       JOIN events e ON e.room_id = d.room_id AND e.stream > d.sent_stream AND e.stream <= d.owed_stream
-       WHERE d.destination = ? AND d.sent_stream < d.owed_stream AND e.sender LIKE ? ESCAPE '\\'
+       JOIN events e ON e.room_id = d.room_id AND e.stream > d.sent_stream
+       WHERE d.destination = ? AND e.sender LIKE ? ESCAPE '\\' AND e.state_only = 0
+         AND (e.stream <= d.owed_stream OR ${JOINED})
        ORDER BY e.stream LIMIT ?`,
       [destination, onServer(localServer), limit],
     );
@@ -82,11 +91,21 @@ export class SqlDestinationStore implements DestinationStore {
     }));
   }
 
-  async destinationsOwed(): Promise<string[]> {
-    const rows = await this.#sql.all(
-      "SELECT DISTINCT destination FROM federation_destination_rooms WHERE sent_stream < owed_stream ORDER BY destination",
-      [],
-    );
+  async destinationsOwed(localServer?: string): Promise<string[]> {
+    const rows =
+      localServer === undefined
+        ? await this.#sql.all(
+            "SELECT DISTINCT destination FROM federation_destination_rooms WHERE sent_stream < owed_stream ORDER BY destination",
+            [],
+          )
+        : await this.#sql.all(
+            `SELECT DISTINCT d.destination FROM federation_destination_rooms d
+             WHERE d.sent_stream < d.owed_stream OR (${JOINED} AND EXISTS (SELECT 1 FROM events e
+               WHERE e.room_id = d.room_id AND e.stream > d.sent_stream AND e.sender LIKE ? ESCAPE '\\'
+                 AND e.state_only = 0))
+             ORDER BY d.destination`,
+            [onServer(localServer)],
+          );
     return rows.map((r) => r.destination);
   }
 

@@ -105,6 +105,17 @@ export class SqlEventReads {
     return rows.map(membershipFromRow);
   }
 
+  async sharesRoomWithServer(userId: string, server: string): Promise<boolean> {
+    const pattern = `%:${server.replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+    const rows = await this.sql.all(
+      `SELECT 1 AS one FROM memberships a JOIN memberships b ON b.room_id = a.room_id
+       WHERE a.user_id = ? AND a.membership = 'join' AND b.membership = 'join' AND b.user_id <> a.user_id
+         AND b.user_id LIKE ? ESCAPE '\\' LIMIT 1`,
+      [userId, pattern],
+    );
+    return rows.length > 0;
+  }
+
   async getMembers(roomId: string, membership?: string): Promise<MembershipRow[]> {
     const rows =
       membership === undefined
