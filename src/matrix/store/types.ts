@@ -538,6 +538,13 @@ export interface AuthTokenStore {
 }
 
 /** Rooms (their creation row and directory flag) and room aliases. */
+/** A room whose state is partial (see RoomStore.setPartialState). */
+export interface PartialStateRow {
+  roomId: string;
+  joinEventId: string;
+  servers: string[];
+}
+
 export interface RoomStore {
   /** Throws AmiError("M_ROOM_IN_USE") if the room exists. */
   createRoom(r: RoomRow): Promise<void>;
@@ -552,6 +559,17 @@ export interface RoomStore {
   setRoomBlocked(roomId: string, by: string | null): Promise<void>;
   /** Who blocked the room, or null. */
   getRoomBlock(roomId: string): Promise<string | null>;
+  /**
+   * Mark a room partial-state (a federation join with members omitted, MSC3706): its state at `joinEventId` lacks
+   * members until the background resync from `servers` fills it in. Replaces an earlier mark of the room.
+   */
+  setPartialState(roomId: string, p: { joinEventId: string; servers: string[] }): Promise<void>;
+  /** The room's partial-state mark, or null when its state is complete. */
+  getPartialState(roomId: string): Promise<PartialStateRow | null>;
+  /** Every room still partial-state (to resume their resyncs on start-up), ordered by roomId. */
+  listPartialState(): Promise<PartialStateRow[]>;
+  /** The resync is done: the room's state is complete. */
+  clearPartialState(roomId: string): Promise<void>;
 
   // ---- room aliases ------------------------------------------------------------
   /** False if the alias exists already. */
