@@ -71,6 +71,7 @@ export const FEDERATION_DEFAULTS = {
   retryMaxMs: 600_000,
   maxQueuedPdus: 1_000,
   maxQueuedToDevice: 1_000,
+  partialStateJoins: false,
 };
 
 /**
@@ -148,6 +149,13 @@ const federationSchema = z
     maxQueuedPdus: z.number().int().positive().default(1_000),
     /** To-device EDUs held per destination while it is unreachable; past it the oldest go (counted in the metrics). */
     maxQueuedToDevice: z.number().int().positive().default(1_000),
+    /**
+     * Join remote rooms with members omitted (send_join `omit_members=true`, MSC3706 "faster joins"): the join
+     * returns once the room's non-member state is in, and the members are fetched in the background
+     * (federation/partial-state.ts); meanwhile `/members` waits for them. Off (the default until the rest of the
+     * server is partial-state aware, e.g. /sync without lazy-loading): the whole state is received first.
+     */
+    partialStateJoins: z.boolean().default(false),
   })
   .strict();
 

@@ -15,6 +15,7 @@ import { allRoutes } from "./client/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import type { ClientEvent } from "./events/types.ts";
 import { federationRoutes } from "./federation/index.ts";
+import { PartialStateResync } from "./federation/partial-state.ts";
 import { dagStateResolver, GraphCache, PduIn } from "./federation/pdu-in.ts";
 import { Federation } from "./federation/service.ts";
 import { formatClientEvents } from "./format.ts";
@@ -52,6 +53,7 @@ class HomeserverImpl implements Homeserver {
   readonly federation: Federation;
   /** Incoming PDUs (federation/pdu-in.ts; counters for tests and the monitor). */
   readonly pduIn: PduIn;
+  readonly partialState: PartialStateResync;
   readonly config: MatrixConfig;
   readonly store: Store;
   readonly log: Logger;
@@ -98,6 +100,7 @@ class HomeserverImpl implements Homeserver {
     this.rooms.stateResolver = dagStateResolver(graphs);
     this.pduIn = new PduIn(this, graphs);
     this.federation.onPdus = this.pduIn.onPdus;
+    this.partialState = new PartialStateResync(this);
   }
 
   clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {
@@ -184,6 +187,8 @@ export async function startHomeserver(
   const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, await store.getMaxStream(), blobs);
   // Every destination's retry state, so the monitor shows them and a dead one stays backed off after a restart.
   if (config.federation.enabled) await hs.federation.sender.load();
+  // Rooms joined with members omitted whose resync had not finished: resumed in the background.
+  if (config.federation.enabled) await hs.partialState.load();
   const limits: ListenerLimits = {
     ...DEFAULT_LIMITS,
     maxConnections: config.limits.maxConnections,
@@ -223,6 +228,7 @@ export async function startHomeserver(
       hs.push.close();
       hs.federation.sender.close();
       await listener.close();
+      await hs.partialState.close();
       // The queues' owed and delivered positions still being written (federation/sender.ts).
       await hs.federation.sender.drained();
       await store.close();

@@ -9,6 +9,7 @@ import type { MatrixConfig } from "../config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
+import type { PartialStateResync } from "./federation/partial-state.ts";
 import type { PduIn } from "./federation/pdu-in.ts";
 import type { Federation } from "./federation/service.ts";
 import type { Metrics } from "./metrics.ts";
@@ -159,6 +160,8 @@ export interface Homeserver {
   readonly federation: Federation;
   /** Incoming PDUs: checks, persistence, counters (federation/pdu-in.ts). */
   readonly pduIn: PduIn;
+  /** Partial-state rooms (joined with members omitted) and their background resync (federation/partial-state.ts). */
+  readonly partialState: PartialStateResync;
   /**
    * Client-format events for `forUser` (ClientEvent: event_id, unsigned.age, unsigned.transaction_id for the
    * sender's own device, redacted content + unsigned.redacted_because for redacted events). Order is kept.

@@ -94,6 +94,13 @@ export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<R
     // the room's state would miss them.
     const end = restricted || hasHiddenStretch(d) ? at(d.w.roomId, d.w.upto) : undefined;
     if (d.w.full) return { start: at(d.w.roomId, d.start), end };
+    // State-only events (a partial-state room's members filled in by its resync, federation/partial-state.ts) are
+    // in no timeline: an incremental window holding some sends them as state.
+    const stateOnly =
+      d.w.after !== null &&
+      (d.timeline.length === 0 || ctx.hs.partialState?.filledWithin(d.w.roomId, d.w.after, d.w.upto) === true);
+    if (stateOnly && end === undefined)
+      return { start: at(d.w.roomId, d.w.upto), since: at(d.w.roomId, d.w.after ?? 0), end: undefined };
     if (d.limited || end !== undefined)
       return { start: at(d.w.roomId, d.start), since: at(d.w.roomId, d.w.after ?? 0), end };
     return null;
