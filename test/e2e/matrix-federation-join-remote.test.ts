@@ -881,6 +881,14 @@ describe("federation: joining remote rooms from the client API", () => {
       assert.ok(hs2.partialState.isPartial(big), "all of it before the resync");
       assert.equal(settled, false, "/joined_members still waits");
       assert.ok(hs2.partialState.stats.uncheckedAccepted >= 1, "p40's message was accepted on its auth events");
+      // hs2 gives out neither joins nor state of the room meanwhile.
+      await assert.rejects(
+        u.carol.srv.hs.federation.client.request("hs2.test", {
+          method: "GET",
+          path: `/_matrix/federation/v1/make_join/${rid}/${enc("@carol:hs3.test")}?ver=10`,
+        }),
+        (e: any) => e.status === 404 && /partial/.test(String(e.message)),
+      );
     } finally {
       fed.partialStateJoins = false;
     }
