@@ -98,7 +98,8 @@ export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<R
     // in no timeline: an incremental window holding some sends them as state.
     const stateOnly =
       d.w.after !== null &&
-      (d.timeline.length === 0 || ctx.hs.partialState?.filledWithin(d.w.roomId, d.w.after, d.w.upto) === true);
+      ((d.timeline.length === 0 && (d.w.maxStream ?? 0) > d.w.after) ||
+        ctx.hs.partialState?.filledWithin(d.w.roomId, d.w.after, d.w.upto) === true);
     if (stateOnly && end === undefined)
       return { start: at(d.w.roomId, d.w.upto), since: at(d.w.roomId, d.w.after ?? 0), end: undefined };
     if (d.limited || end !== undefined)
