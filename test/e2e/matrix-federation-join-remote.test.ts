@@ -907,6 +907,11 @@ describe("federation: joining remote rooms from the client API", () => {
     const ids = (members.chunk as any[]).map((e) => e.state_key);
     for (let i = 0; i < 50; i++) assert.ok(ids.includes(`@p${i}:hs1.test`), `@p${i} in /members`);
     assert.equal(ids.length, 52);
+    // The room's head now carries the full state: the state after its forward extremity has every member.
+    const hs2b = u.bob.srv.hs;
+    const [ext] = await hs2b.store.dag.getForwardExtremities(big);
+    const atHead = await hs2b.store.dag.getStateIdsAtEvent(ext.eventId, "after");
+    assert.equal([...(atHead?.keys() ?? [])].filter((k) => k.startsWith("m.room.member")).length, 52);
     assert.equal(
       Object.keys((await call("bob", "GET", `/_matrix/client/v3/rooms/${rid}/joined_members`)).joined).length,
       52,

@@ -265,9 +265,8 @@ export class PartialStateResync {
     full.state.set(stateKey("m.room.member", joinPdu.state_key), joinId);
     let added = 0;
     await hs.rooms.withRemote(roomId, async (_head, persist) => {
-      const current = new Set(
-        (await store.events.getCurrentState(roomId)).map((e) => stateKey(e.type, e.stateKey ?? "")),
-      );
+      const currentState = await store.events.getCurrentState(roomId);
+      const current = new Set(currentState.map((e) => stateKey(e.type, e.stateKey ?? "")));
       const toAdd = [...full.state].filter(([k]) => !current.has(k)).map(([, id]) => id);
       const inState = new Set(full.state.values());
       const dag = new Map((await store.dag.getDagEvents([...full.events.keys(), ...toAdd])).map((e) => [e.eventId, e]));
@@ -281,9 +280,22 @@ export class PartialStateResync {
         .filter((x): x is readonly [string, Pdu] => !!x[1])
         .sort((a, b) => Number(a[1].depth) - Number(b[1].depth));
       const before = (await store.dag.getForwardExtremities(roomId)).map((x) => x.eventId);
+      // The last one written carries the whole state as its group (a snapshot of the current state and the other
+      // writes, plus its own entry); the single forward extremity is then pointed at it, so the events built on it
+      // from now on (local sends, incoming PDUs) have the full state, not the partial one.
+      const last = writes.at(-1);
+      const resolved = last
+        ? [
+            ...currentState.map((e) => ({ type: e.type, stateKey: e.stateKey ?? "", eventId: e.eventId })),
+            ...writes
+              .slice(0, -1)
+              .map(([id, p]) => ({ type: p.type as string, stateKey: p.state_key as string, eventId: id })),
+          ].filter((x) => !(x.type === last[1].type && x.stateKey === last[1].state_key))
+        : [];
       const streams = await Promise.all(
         writes.map(([id, p]) =>
           persist({
+            ...(id === last?.[0] ? { state: { before: null, beforeChain: 0, resolved } } : {}),
             eventId: id,
             roomId,
             type: p.type,
@@ -297,6 +309,8 @@ export class PartialStateResync {
         ),
       );
       if (before.length > 0) await store.dag.setForwardExtremities(roomId, before);
+      const headGroup = before.length === 1 ? streams.at(-1) : undefined;
+      if (headGroup !== undefined) await store.dag.setEventStateAfter(before[0], headGroup);
       if (streams.length) this.#filled.set(roomId, { lo: Math.min(...streams), hi: Math.max(...streams) });
       await store.rooms.clearPartialState(roomId);
       added = writes.length;

@@ -274,6 +274,12 @@ export interface DagStore {
    * state_history at its stream position); null for an unknown event or an outlier.
    */
   ensureEventStateGroups(eventId: string): Promise<EventStateGroups | null>;
+  /**
+   * Point a timeline event's state-after at another existing group of its room (federation: a partial-state room's
+   * forward extremity gets the full state once the resync has it, so events built on it carry the full state).
+   * Its state-before is kept. False when the event is unknown or the group is not of its room.
+   */
+  setEventStateAfter(eventId: string, group: number): Promise<boolean>;
   /** The full state of a group, keyed by stateKey(type, state_key). */
   getStateGroup(group: number): Promise<Map<StateKey, string>>;
   /** The state before (or after) a timeline event as (type, state_key) -> event ID; null for an unknown event or an outlier. */
