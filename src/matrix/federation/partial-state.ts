@@ -290,6 +290,10 @@ export class PartialStateResync {
             ...writes
               .slice(0, -1)
               .map(([id, p]) => ({ type: p.type as string, stateKey: p.state_key as string, eventId: id })),
+            ...toAdd.flatMap((id) => {
+              const e = dag.get(id);
+              return e && e.stream !== null ? [{ type: e.type, stateKey: e.stateKey ?? "", eventId: id }] : [];
+            }),
           ].filter((x) => !(x.type === last[1].type && x.stateKey === last[1].state_key))
         : [];
       const streams = await Promise.all(
@@ -309,6 +313,14 @@ export class PartialStateResync {
         ),
       );
       if (before.length > 0) await store.dag.setForwardExtremities(roomId, before);
+      // Entries whose events were stored here already (a room joined again: its old members' events are timeline
+      // events, dropped from the current state by the partial join) are put back too.
+      const known = toAdd.filter((id) => (dag.get(id)?.stream ?? null) !== null);
+      if (known.length > 0) {
+        const desired = new Map(currentState.map((e) => [stateKey(e.type, e.stateKey ?? ""), e.eventId] as const));
+        for (const [k, id] of full.state) if (!current.has(k)) desired.set(k, id);
+        await store.dag.setCurrentState(roomId, desired);
+      }
       const headGroup = before.length === 1 ? streams.at(-1) : undefined;
       if (headGroup !== undefined) await store.dag.setEventStateAfter(before[0], headGroup);
       if (streams.length) this.#filled.set(roomId, { lo: Math.min(...streams), hi: Math.max(...streams) });
