@@ -829,6 +829,7 @@ describe("federation: joining remote rooms from the client API", () => {
     });
     // hs2's resync waits for the gate: everything below until the restart happens in the partial phase.
     hs2.partialState.hold = (r) => (r === big ? gate : Promise.resolve());
+    const wasOn = fed.partialStateJoins;
     fed.partialStateJoins = true;
     let pending: Promise<unknown> | null = null;
     try {
@@ -890,7 +891,7 @@ describe("federation: joining remote rooms from the client API", () => {
         (e: any) => e.status === 404 && /partial/.test(String(e.message)),
       );
     } finally {
-      fed.partialStateJoins = false;
+      fed.partialStateJoins = wasOn;
     }
     // hs2 restarts with the resync still held: it resumes on start-up and completes.
     const token = (await call("bob", "GET", "/_matrix/client/v3/sync?timeout=0")).next_batch;
