@@ -135,7 +135,10 @@ async function timeJoin(
 export async function run(): Promise<BenchResult[]> {
   const s = await startFederation(["hs1.test", "hs2.test", "hs3.test"], {
     federation: { requestTimeoutMs: 60_000 },
-    matrix: { "hs2.test": { federation: { partialStateJoins: true } } },
+    matrix: {
+      "hs2.test": { federation: { partialStateJoins: true } },
+      "hs3.test": { federation: { partialStateJoins: false } },
+    },
   });
   const [hs1, hs2, hs3] = [s["hs1.test"], s["hs2.test"], s["hs3.test"]];
   try {

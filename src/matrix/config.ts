@@ -71,7 +71,7 @@ export const FEDERATION_DEFAULTS = {
   retryMaxMs: 600_000,
   maxQueuedPdus: 1_000,
   maxQueuedToDevice: 1_000,
-  partialStateJoins: false,
+  partialStateJoins: true,
 };
 
 /**
@@ -152,10 +152,10 @@ const federationSchema = z
     /**
      * Join remote rooms with members omitted (send_join `omit_members=true`, MSC3706 "faster joins"): the join
      * returns once the room's non-member state is in, and the members are fetched in the background
-     * (federation/partial-state.ts); meanwhile `/members` waits for them. Off (the default until the rest of the
-     * server is partial-state aware, e.g. /sync without lazy-loading): the whole state is received first.
+     * (federation/partial-state.ts); meanwhile `/members` waits for them and a /sync shows only the members known
+     * so far (the rest follow as state once fetched). Off: the whole state is received before the join returns.
      */
-    partialStateJoins: z.boolean().default(false),
+    partialStateJoins: z.boolean().default(true),
   })
   .strict();
 
