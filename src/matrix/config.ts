@@ -74,6 +74,7 @@ export const FEDERATION_DEFAULTS = {
   maxToDeviceDestinations: 1_000,
   toDevicePerSenderPerMinute: 600,
   toDeviceExpiryMs: 7 * 86_400_000,
+  partialStateJoins: true,
 };
 
 /**
@@ -167,6 +168,13 @@ const federationSchema = z
       .int()
       .positive()
       .default(7 * 86_400_000),
+    /**
+     * Join remote rooms with members omitted (send_join `omit_members=true`, MSC3706 "faster joins"): the join
+     * returns once the room's non-member state is in, and the members are fetched in the background
+     * (federation/partial-state.ts); meanwhile `/members` waits for them and a /sync shows only the members known
+     * so far (the rest follow as state once fetched). Off: the whole state is received before the join returns.
+     */
+    partialStateJoins: z.boolean().default(true),
   })
   .strict();
 

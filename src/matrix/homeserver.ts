@@ -16,6 +16,7 @@ import { type Cluster, joinCluster } from "./cluster/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import type { ClientEvent } from "./events/types.ts";
 import { federationRoutes } from "./federation/index.ts";
+import { PartialStateResync } from "./federation/partial-state.ts";
 import { dagStateResolver, GraphCache, PduIn } from "./federation/pdu-in.ts";
 import { owedPdusFor } from "./federation/room-reads.ts";
 import { Federation } from "./federation/service.ts";
@@ -54,6 +55,7 @@ class HomeserverImpl implements Homeserver {
   readonly federation: Federation;
   /** Incoming PDUs (federation/pdu-in.ts; counters for tests and the monitor). */
   readonly pduIn: PduIn;
+  readonly partialState: PartialStateResync;
   readonly config: MatrixConfig;
   readonly store: Store;
   readonly log: Logger;
@@ -107,6 +109,7 @@ class HomeserverImpl implements Homeserver {
     this.federation.onPdus = this.pduIn.onPdus;
     // The catch-up resends owed events as backfill would: what the destination's users may not see, redacted.
     this.federation.sender.prepareOwed = (destination, owed) => owedPdusFor(this, destination, owed);
+    this.partialState = new PartialStateResync(this);
   }
 
   clientEvents(evs: StoredEvent[], forUser: Requester | null): Promise<ClientEvent[]> {
@@ -203,6 +206,8 @@ export async function startHomeserver(
   if (cluster.sequencer) hs.stream.observe(await cluster.sequencer.head());
   // Every destination's retry state, so the monitor shows them and a dead one stays backed off after a restart.
   if (config.federation.enabled) await hs.federation.sender.load();
+  // Rooms joined with members omitted whose resync had not finished: resumed in the background.
+  if (config.federation.enabled) await hs.partialState.load();
   const limits: ListenerLimits = {
     ...DEFAULT_LIMITS,
     maxConnections: config.limits.maxConnections,
@@ -245,6 +250,7 @@ export async function startHomeserver(
       hs.push.close();
       hs.federation.sender.close();
       await listener.close();
+      await hs.partialState.close();
       // The queues' owed and delivered positions still being written (federation/sender.ts).
       await hs.federation.sender.drained();
       await cluster.close();

@@ -10,6 +10,7 @@ import type { Logger } from "../core/logger.ts";
 import type { Cluster } from "./cluster/index.ts";
 import type { SigningKey } from "./events/signing.ts";
 import type { ClientEvent, EventContent, JsonObject } from "./events/types.ts";
+import type { PartialStateResync } from "./federation/partial-state.ts";
 import type { PduIn } from "./federation/pdu-in.ts";
 import type { Federation } from "./federation/service.ts";
 import type { Metrics } from "./metrics.ts";
@@ -162,6 +163,8 @@ export interface Homeserver {
   readonly federation: Federation;
   /** Incoming PDUs: checks, persistence, counters (federation/pdu-in.ts). */
   readonly pduIn: PduIn;
+  /** Partial-state rooms (joined with members omitted) and their background resync (federation/partial-state.ts). */
+  readonly partialState: PartialStateResync;
   /**
    * Client-format events for `forUser` (ClientEvent: event_id, unsigned.age, unsigned.transaction_id for the
    * sender's own device, redacted content + unsigned.redacted_because for redacted events). Order is kept.

@@ -882,4 +882,138 @@ describe("federation: joining remote rooms from the client API", () => {
     assert.equal(await put([]), 400, "no create event");
     assert.equal(await put([realCreate]), 200, "the room's own create event");
   });
+
+  test("partial-state join (omit_members): bob joins a 50-member room, talks before the resync, gets all members after it (resumed after a restart)", async () => {
+    const enc = encodeURIComponent;
+    const hs1 = u.alice.srv.hs;
+    const big = (await call("alice", "POST", "/_matrix/client/v3/createRoom", { preset: "public_chat" })).room_id;
+    const rid = enc(big);
+    for (let i = 0; i < 50; i++)
+      await hs1.rooms.sendEvent({
+        roomId: big,
+        sender: `@p${i}:hs1.test`,
+        type: "m.room.member",
+        stateKey: `@p${i}:hs1.test`,
+        content: { membership: "join", displayname: `P${i}` },
+      });
+    const hs2 = u.bob.srv.hs;
+    const fed = hs2.config.federation as { partialStateJoins: boolean };
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    // hs2's resync waits for the gate: everything below until the restart happens in the partial phase.
+    hs2.partialState.hold = (r) => (r === big ? gate : Promise.resolve());
+    const wasOn = fed.partialStateJoins;
+    fed.partialStateJoins = true;
+    let pending: Promise<unknown> | null = null;
+    try {
+      const since = (await call("bob", "GET", "/_matrix/client/v3/sync?timeout=0")).next_batch;
+      await call("bob", "POST", `/_matrix/client/v3/join/${rid}?via=hs1.test`, {});
+      // The answer had members omitted: the room is marked and hs2 knows few of its 52 members.
+      assert.equal((await hs2.store.rooms.getPartialState(big))?.servers[0], "hs1.test");
+      assert.ok(hs2.partialState.isPartial(big));
+      const known = await hs2.store.events.getMembers(big, "join");
+      assert.ok(known.length < 10, `only the heroes and bob are known (${known.length})`);
+      assert.equal(await hs2.store.events.getMembership(big, "@p40:hs1.test"), null);
+      // /joined_members waits for the resync.
+      let settled = false;
+      pending = call("bob", "GET", `/_matrix/client/v3/rooms/${rid}/joined_members`).finally(() => {
+        settled = true;
+      });
+      pending.catch(() => {});
+      // Bob sends, alice reads; alice and p40 (no member event on hs2) send, bob reads.
+      await call("bob", "PUT", `/_matrix/client/v3/rooms/${rid}/send/m.room.message/p1`, {
+        msgtype: "m.text",
+        body: "bob while partial",
+      });
+      await call("alice", "PUT", `/_matrix/client/v3/rooms/${rid}/send/m.room.message/p2`, {
+        msgtype: "m.text",
+        body: "alice to a partial bob",
+      });
+      await hs1.rooms.sendEvent({
+        roomId: big,
+        sender: "@p40:hs1.test",
+        type: "m.room.message",
+        content: { msgtype: "m.text", body: "p40, not in the partial state" },
+      });
+      const texts = async (who: string) =>
+        ((await call(who, "GET", `/_matrix/client/v3/rooms/${rid}/messages?dir=b&limit=100`)).chunk as any[])
+          .filter((e) => e.type === "m.room.message")
+          .map((e) => e.content.body)
+          .reverse();
+      await until("bob's message at hs1", async () => (await texts("alice")).includes("bob while partial"), 15_000);
+      await until(
+        "alice's and p40's messages at hs2",
+        async () => {
+          const t = await texts("bob");
+          return t.includes("alice to a partial bob") && t.includes("p40, not in the partial state");
+        },
+        15_000,
+      );
+      const sync = await call("bob", "GET", `/_matrix/client/v3/sync?timeout=0&since=${enc(since)}`);
+      const tl = (sync.rooms.join?.[big]?.timeline?.events ?? []).map((e: any) => e.content.body);
+      assert.ok(tl.includes("p40, not in the partial state"), "in bob's /sync too");
+      assert.ok(hs2.partialState.isPartial(big), "all of it before the resync");
+      assert.equal(settled, false, "/joined_members still waits");
+      assert.ok(hs2.partialState.stats.uncheckedAccepted >= 1, "p40's message was accepted on its auth events");
+      // hs2 gives out neither joins nor state of the room meanwhile.
+      await assert.rejects(
+        u.carol.srv.hs.federation.client.request("hs2.test", {
+          method: "GET",
+          path: `/_matrix/federation/v1/make_join/${rid}/${enc("@carol:hs3.test")}?ver=10`,
+        }),
+        (e: any) => e.status === 404 && /partial/.test(String(e.message)),
+      );
+    } finally {
+      fed.partialStateJoins = wasOn;
+    }
+    // hs2 restarts with the resync still held: it resumes on start-up and completes.
+    const token = (await call("bob", "GET", "/_matrix/client/v3/sync?timeout=0")).next_batch;
+    await u.bob.srv.stop();
+    release();
+    await pending?.catch(() => {});
+    await u.bob.srv.start();
+    await until(
+      "the resync after the restart",
+      async () => (await u.bob.srv.hs.store.rooms.getPartialState(big)) === null,
+      20_000,
+    );
+    const members = await call("bob", "GET", `/_matrix/client/v3/rooms/${rid}/members?membership=join`);
+    const ids = (members.chunk as any[]).map((e) => e.state_key);
+    for (let i = 0; i < 50; i++) assert.ok(ids.includes(`@p${i}:hs1.test`), `@p${i} in /members`);
+    assert.equal(ids.length, 52);
+    // The room's head now carries the full state: the state after its forward extremity has every member.
+    const hs2b = u.bob.srv.hs;
+    const [ext] = await hs2b.store.dag.getForwardExtremities(big);
+    const atHead = await hs2b.store.dag.getStateIdsAtEvent(ext.eventId, "after");
+    assert.equal([...(atHead?.keys() ?? [])].filter((k) => k.startsWith("m.room.member")).length, 52);
+    assert.equal(
+      Object.keys((await call("bob", "GET", `/_matrix/client/v3/rooms/${rid}/joined_members`)).joined).length,
+      52,
+    );
+    // The members learnt by the resync come to bob's client as state in the next /sync.
+    const after = await call("bob", "GET", `/_matrix/client/v3/sync?timeout=0&since=${enc(token)}`);
+    const state = (after.rooms.join?.[big]?.state?.events ?? []).filter((e: any) => e.type === "m.room.member");
+    assert.ok(
+      state.some((e: any) => e.state_key === "@p40:hs1.test"),
+      "p40's member event delivered as state",
+    );
+    assert.ok(state.length >= 40, `the learnt members as state (${state.length})`);
+    // Bob and p40 still talk after it.
+    await hs1.rooms.sendEvent({
+      roomId: big,
+      sender: "@p40:hs1.test",
+      type: "m.room.message",
+      content: { msgtype: "m.text", body: "p40 after the resync" },
+    });
+    await until(
+      "p40's second message at hs2",
+      async () => {
+        const m = await call("bob", "GET", `/_matrix/client/v3/rooms/${rid}/messages?dir=b&limit=5`);
+        return (m.chunk as any[]).some((e) => e.content?.body === "p40 after the resync");
+      },
+      15_000,
+    );
+  });
 });

@@ -108,6 +108,9 @@ export async function messagesPage(
   return body;
 }
 
+/** How long /members and /joined_members wait for a partial-state room's resync before a 503. */
+const MEMBERS_WAIT_MS = 60_000;
+
 export const routes: Route[] = [
   /** GET /_matrix/client/v3/rooms/{roomId}/messages */
   {
@@ -195,6 +198,8 @@ export const routes: Route[] = [
           throw new AmiError("M_INVALID_PARAM", `'${k}' must be one of ${valid.join(", ")}`);
       }
       const v = await readableRoom(hs, roomId, req.requester!.userId);
+      // A partial-state room (joined over federation with members omitted): as Synapse, wait for its members.
+      await hs.partialState.waitFor(roomId, MEMBERS_WAIT_MS);
       const atTok = q.get("at");
       const at = Math.min(atTok ? parseStreamToken(atTok, "at") : MAX_STREAM, stateBound(v));
       let members =
@@ -216,6 +221,7 @@ export const routes: Route[] = [
     async handler(req) {
       const roomId = requireRoomId(req.params.roomId);
       await requireJoined(req.hs, roomId, req.requester!.userId);
+      await req.hs.partialState.waitFor(roomId, MEMBERS_WAIT_MS);
       const rows = await req.hs.store.events.getMembers(roomId, "join");
       const joined: Record<string, { display_name?: string; avatar_url?: string }> = {};
       for (const e of await req.hs.store.events.getEvents(rows.map((r) => r.eventId))) {

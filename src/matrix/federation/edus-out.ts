@@ -41,6 +41,8 @@ class RoomHosts {
 
   async get(roomIds: string[]): Promise<Set<string>> {
     const out = new Set<string>();
+    // A partial-state room knows few of its members: the servers the resident named are in it too.
+    for (const r of roomIds) for (const s of this.#hs.partialState?.serversOf(r) ?? []) out.add(s);
     const missing = roomIds.filter((r) => {
       const hit = this.#cache.get(r);
       for (const s of hit ?? []) out.add(s);

@@ -98,7 +98,7 @@ export async function joinRemote(hs: Homeserver, roomId: string, userId: string,
   hs.pduIn.beginJoin(roomId, version);
   let stored = false;
   try {
-    const joinId = await sendJoin(hs, roomId, userId, server, version, template);
+    const joinId = await sendJoin(hs, roomId, userId, server, version, template, candidates);
     stored = true;
     return joinId;
   } finally {
@@ -114,6 +114,7 @@ async function sendJoin(
   server: string,
   version: string,
   template: Pdu,
+  candidates: string[],
 ): Promise<string> {
   const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = template;
   // The joiner's profile goes in the join, as a local join's does (rooms.ts setMembership).
@@ -124,25 +125,38 @@ async function sendJoin(
   const draft: Pdu = { ...rest, content, origin: hs.serverName, origin_server_ts: Date.now() };
   const signed = signEvent(draft, hs.serverName, hs.signingKey, version);
   const joinId = eventIdFor(signed, version);
+  const omit = hs.config.federation.partialStateJoins;
   const res = await hs.federation.client.request<{
     state?: unknown;
     auth_chain?: unknown;
     event?: Pdu;
     members_omitted?: unknown;
+    servers_in_room?: unknown;
   }>(server, {
     method: "PUT",
-    path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(joinId)}`,
+    path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(joinId)}${omit ? "?omit_members=true" : ""}`,
     body: signed,
   });
   await hs.federation.hooks.sendJoinAnswered?.(roomId);
-  // We do not ask for omit_members: a partial state would be taken for the room's whole state.
-  if (res.members_omitted === true)
+  // A partial state would be taken for the room's whole state unless we asked for it (and then resync it).
+  if (res.members_omitted === true && !omit)
     throw new AmiError(
       "M_UNKNOWN",
       `${server} answered send_join with members omitted, which we did not ask for`,
       {},
       502,
     );
+  const partial = res.members_omitted === true;
+  // Whom the resync asks: the servers the resident names (it first), then those we were given.
+  const resyncServers = [
+    ...new Set([
+      server,
+      ...(Array.isArray(res.servers_in_room) ? res.servers_in_room : []).filter(
+        (x): x is string => typeof x === "string" && x.length > 0 && x.length <= 255 && x !== hs.serverName,
+      ),
+      ...candidates,
+    ]),
+  ].slice(0, 100);
   // A restricted join comes back signed by the resident too; it must still be our event.
   let join: Pdu = signed;
   if (res.event && typeof res.event === "object") {
@@ -159,6 +173,91 @@ async function sendJoin(
   if (stateIn.length + chainIn.length > MAX_JOIN_EVENTS)
     throw new AmiError("M_TOO_LARGE", `${server}'s send_join answer has over ${MAX_JOIN_EVENTS} events`, {}, 502);
 
+  const { events, ok, stateIds } = await verifyRoomEvents(hs, roomId, version, stateIn, chainIn);
+  const impliedCreate = roomVersionRules(version)?.roomIdIsCreateHash ? createEventIdOfRoom(roomId) : undefined;
+  const state = new Map<StateKey, string>();
+  for (const id of stateIds) {
+    if (!ok.has(id)) continue;
+    const p = events.get(id) as Pdu;
+    state.set(stateKey(p.type, p.state_key), id);
+  }
+  const createId = state.get(stateKey("m.room.create", ""));
+  if (!createId || (impliedCreate !== undefined && createId !== impliedCreate))
+    throw new AmiError("M_UNKNOWN", `${server} sent no valid create event for ${roomId}`, {}, 502);
+  const create = events.get(createId) as Pdu;
+  if ((create.content?.room_version ?? "1") !== version)
+    throw new AmiError("M_UNKNOWN", `${server}'s create event is not of room version ${version}`, {}, 502);
+  // The join, by the state it was sent at.
+  const authState = new Map<StateKey, AuthEvent>();
+  for (const [t, k] of authStateTypesFor(join as { type: string; sender: string; state_key?: string; content: any })) {
+    const id = state.get(stateKey(t, k));
+    if (id) authState.set(stateKey(t, k), authOf(id, events.get(id) as Pdu));
+  }
+  const whyNot = checkAuth(stateResEventOf({ eventId: joinId, pdu: join, rejected: null }), authState, version);
+  if (whyNot) throw new AmiError("M_FORBIDDEN", `The join is not allowed by the room's state: ${whyNot}`);
+
+  const { store } = hs;
+  if (!(await store.rooms.getRoom(roomId)))
+    await store.rooms.createRoom({
+      roomId,
+      version,
+      creator: create.sender,
+      createdTs: Number(create.origin_server_ts) || Date.now(),
+      isPublic: false,
+    });
+  await hs.rooms.withRemote(roomId, async (_head, persist) => {
+    // Marked first: a crash before the state is all in leaves a room the start-up resync completes (or drops).
+    if (partial) await store.rooms.setPartialState(roomId, { joinEventId: joinId, servers: resyncServers });
+    const stateSet = new Set(state.values());
+    const have = new Map((await store.dag.getDagEvents([...ok, joinId])).map((e) => [e.eventId, e]));
+    const outliers = [...ok]
+      .filter((id) => !stateSet.has(id) && !have.has(id))
+      .map((id) => outlierOf(id, events.get(id) as Pdu, null));
+    if (outliers.length) await store.dag.persistOutliers(outliers);
+    const toWrite = [...stateSet]
+      .filter((id) => (have.get(id)?.stream ?? null) === null)
+      .map((id) => [id, events.get(id) as Pdu] as const)
+      .sort((a, b) => Number(a[1].depth) - Number(b[1].depth));
+    const write = (id: string, p: Pdu, stateOnly: boolean) =>
+      persist({
+        eventId: id,
+        roomId,
+        type: p.type,
+        stateKey: typeof p.state_key === "string" ? p.state_key : null,
+        sender: p.sender,
+        originServerTs: p.origin_server_ts,
+        depth: p.depth,
+        pdu: p,
+        stateOnly,
+      });
+    // Queued together, so the stream writer commits them as one batch (oldest first).
+    await Promise.all(toWrite.map(([id, p]) => write(id, p, true)));
+    if ((have.get(joinId)?.stream ?? null) === null) await write(joinId, join, false);
+    await store.dag.setForwardExtremities(roomId, [joinId]);
+    await store.dag.setCurrentState(roomId, new Map([...state, [stateKey("m.room.member", userId), joinId]]));
+    invalidateRoomHosts(hs, roomId);
+  });
+  await hs.rooms.reloadHead(roomId);
+  hs.log.info("federation: joined a remote room", { roomId, via: server, events: events.size, partial });
+  if (partial) hs.partialState.start(roomId, resyncServers);
+  return joinId;
+}
+
+/**
+ * The checks of a batch of a room's events from another server (a send_join answer, a resync's /state): each
+ * event's ID (the reference hash), its room, its servers' signatures (content hash mismatch: the redacted copy),
+ * then the auth rules against its own auth events, oldest first (failing ones, or with failed or unknown auth,
+ * dropped). `trusted`: events of the room stored here already (not rejected) that auth events may name.
+ * `stateIds`: the IDs of the state events among `stateIn`.
+ */
+export async function verifyRoomEvents(
+  hs: Homeserver,
+  roomId: string,
+  version: string,
+  stateIn: Pdu[],
+  chainIn: Pdu[],
+  trusted: ReadonlyMap<string, Pdu> = new Map(),
+): Promise<{ events: Map<string, Pdu>; ok: Set<string>; stateIds: Set<string> }> {
   // Every event: its ID, the room, the signatures of its servers (content hash mismatch: the redacted copy).
   const events = new Map<string, Pdu>();
   const stateIds = new Set<string>();
@@ -191,8 +290,8 @@ async function sendJoin(
     // v12: citing the create event is against the rules (3.2).
     let good = Array.isArray(p.auth_events) && !(impliedCreate && (p.auth_events as string[]).includes(impliedCreate));
     for (const a of good ? (p.auth_events as string[]) : []) {
-      const ap = events.get(a);
-      if (!ap || !ok.has(a) || typeof ap.state_key !== "string") {
+      const ap = events.get(a) ?? trusted.get(a);
+      if (!ap || !(ok.has(a) || trusted.has(a)) || typeof ap.state_key !== "string") {
         good = false;
         break;
       }
@@ -200,75 +299,14 @@ async function sendJoin(
     }
     if (!good) continue;
     // v12: the create event is implied, not cited.
-    if (impliedCreate && id !== impliedCreate && ok.has(impliedCreate))
-      own.set(stateKey("m.room.create", ""), authOf(impliedCreate, events.get(impliedCreate) as Pdu));
+    const createPdu = impliedCreate ? (events.get(impliedCreate) ?? trusted.get(impliedCreate)) : undefined;
+    if (impliedCreate && id !== impliedCreate && createPdu && (ok.has(impliedCreate) || trusted.has(impliedCreate)))
+      own.set(stateKey("m.room.create", ""), authOf(impliedCreate, createPdu));
     const why = checkAuth(stateResEventOf({ eventId: id, pdu: p, rejected: null }), own, version);
     if (why) hs.log.info("federation: send_join event fails auth, dropped", { id, why });
     else ok.add(id);
   }
-  const state = new Map<StateKey, string>();
-  for (const id of stateIds) {
-    if (!ok.has(id)) continue;
-    const p = events.get(id) as Pdu;
-    state.set(stateKey(p.type, p.state_key), id);
-  }
-  const createId = state.get(stateKey("m.room.create", ""));
-  if (!createId || (impliedCreate !== undefined && createId !== impliedCreate))
-    throw new AmiError("M_UNKNOWN", `${server} sent no valid create event for ${roomId}`, {}, 502);
-  const create = events.get(createId) as Pdu;
-  if ((create.content?.room_version ?? "1") !== version)
-    throw new AmiError("M_UNKNOWN", `${server}'s create event is not of room version ${version}`, {}, 502);
-  // The join, by the state it was sent at.
-  const authState = new Map<StateKey, AuthEvent>();
-  for (const [t, k] of authStateTypesFor(join as { type: string; sender: string; state_key?: string; content: any })) {
-    const id = state.get(stateKey(t, k));
-    if (id) authState.set(stateKey(t, k), authOf(id, events.get(id) as Pdu));
-  }
-  const whyNot = checkAuth(stateResEventOf({ eventId: joinId, pdu: join, rejected: null }), authState, version);
-  if (whyNot) throw new AmiError("M_FORBIDDEN", `The join is not allowed by the room's state: ${whyNot}`);
-
-  const { store } = hs;
-  if (!(await store.rooms.getRoom(roomId)))
-    await store.rooms.createRoom({
-      roomId,
-      version,
-      creator: create.sender,
-      createdTs: Number(create.origin_server_ts) || Date.now(),
-      isPublic: false,
-    });
-  await hs.rooms.withRemote(roomId, async (_head, persist) => {
-    const stateSet = new Set(state.values());
-    const have = new Map((await store.dag.getDagEvents([...ok, joinId])).map((e) => [e.eventId, e]));
-    const outliers = [...ok]
-      .filter((id) => !stateSet.has(id) && !have.has(id))
-      .map((id) => outlierOf(id, events.get(id) as Pdu, null));
-    if (outliers.length) await store.dag.persistOutliers(outliers);
-    const toWrite = [...stateSet]
-      .filter((id) => (have.get(id)?.stream ?? null) === null)
-      .map((id) => [id, events.get(id) as Pdu] as const)
-      .sort((a, b) => Number(a[1].depth) - Number(b[1].depth));
-    const write = (id: string, p: Pdu, stateOnly: boolean) =>
-      persist({
-        eventId: id,
-        roomId,
-        type: p.type,
-        stateKey: typeof p.state_key === "string" ? p.state_key : null,
-        sender: p.sender,
-        originServerTs: p.origin_server_ts,
-        depth: p.depth,
-        pdu: p,
-        stateOnly,
-      });
-    // Queued together, so the stream writer commits them as one batch (oldest first).
-    await Promise.all(toWrite.map(([id, p]) => write(id, p, true)));
-    if ((have.get(joinId)?.stream ?? null) === null) await write(joinId, join, false);
-    await store.dag.setForwardExtremities(roomId, [joinId]);
-    await store.dag.setCurrentState(roomId, new Map([...state, [stateKey("m.room.member", userId), joinId]]));
-    invalidateRoomHosts(hs, roomId);
-  });
-  await hs.rooms.reloadHead(roomId);
-  hs.log.info("federation: joined a remote room", { roomId, via: server, events: events.size });
-  return joinId;
+  return { events, ok, stateIds };
 }
 
 /**

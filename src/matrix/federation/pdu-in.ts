@@ -113,7 +113,7 @@ export function stateResEventOf(e: Pick<DagEvent, "eventId" | "pdu" | "rejected"
   };
 }
 
-function authEventFrom(e: StateResEvent): AuthEvent {
+export function authEventFrom(e: StateResEvent): AuthEvent {
   return {
     event_id: e.event_id,
     type: e.type,
@@ -532,7 +532,7 @@ export class PduIn {
     let write: EventStateWrite;
     if (onHead && head.state) {
       const r2 = checkAuth(ev, head.auth, version);
-      if (r2) return reject(`against the state before it: ${r2}`);
+      if (r2 && !this.#partialUnchecked(roomId, eventId, r2)) return reject(`against the state before it: ${r2}`);
       write = { before: head.state.group, beforeChain: head.state.chain };
     } else {
       const before = await stateBefore(store, this.graphs, roomId, version, prevs);
@@ -542,13 +542,13 @@ export class PduIn {
         throw new PduError("a prev event has no state here: kept as an outlier, not applied");
       }
       const r2 = checkAuth(ev, await authFromState(graph, ev, before.ids), version);
-      if (r2) return reject(`against the state before it: ${r2}`);
+      if (r2 && !this.#partialUnchecked(roomId, eventId, r2)) return reject(`against the state before it: ${r2}`);
       write = before.write;
 
       // 5. Soft-fail against the current state.
       const current = head.state === null || stale ? await this.#currentAuth(roomId, version, ev) : head.auth;
       const r3 = checkAuth(ev, current, version);
-      if (r3) {
+      if (r3 && !(r2 === null && this.#partialUnchecked(roomId, eventId, r3))) {
         await store.dag.persistOutliers([outlierOf(eventId, pdu, null)]);
         this.stats.softFailed++;
         this.#hs.log.info("federation: soft-failed event", { eventId, reason: r3 });
@@ -571,6 +571,19 @@ export class PduIn {
     this.stats.accepted++;
     await this.#syncCurrentState(roomId, version);
     return eventId;
+  }
+
+  /**
+   * A room joined with members omitted (federation/partial-state.ts) has a state without most members until its
+   * resync: an event failing against that state may be fine against the full one. As Synapse does for a
+   * partial-state room, it is then accepted on its own auth events (step 3, already passed) and re-checked once
+   * the state is full. True when that applies (and the event is noted for the re-check).
+   */
+  #partialUnchecked(roomId: string, eventId: string, why: string): boolean {
+    if (!this.#hs.partialState.isPartial(roomId)) return false;
+    this.#hs.partialState.acceptedUnchecked(roomId, eventId);
+    this.#hs.log.info("federation: event accepted on its auth events (partial state)", { roomId, eventId, why });
+    return true;
   }
 
   /**

@@ -63,6 +63,15 @@ export async function residentRoomFor(hs: Homeserver, roomId: string, origin: st
   return room;
 }
 
+/** A partial-state room (joined here with members omitted, until its resync) has no whole state to give out. */
+function notPartial(hs: Homeserver, roomId: string): void {
+  if (hs.partialState?.isPartial(roomId))
+    throw new AmiError(
+      "M_NOT_FOUND",
+      `This server's state of ${roomId} is partial (a join with members omitted is resyncing); ask another server`,
+    );
+}
+
 /** What the origin's users may see of a room: one visible-range list per user with any membership. */
 interface ServerView {
   ranges: StreamRange[][];
@@ -278,6 +287,7 @@ export const roomReadRoutes: Route[] = [
     async handler(req, origin) {
       const eventId = eventIdParam(req.query.get("event_id"), "event_id");
       const { room } = await serverInRoom(req.hs, req.params.roomId, origin);
+      notPartial(req.hs, room.roomId);
       const { state, chain } = await stateAt(req.hs, room.roomId, eventId);
       const [pdus, auth] = await Promise.all([pdusOf(req.hs, state), pdusOf(req.hs, chain)]);
       return {
@@ -295,6 +305,7 @@ export const roomReadRoutes: Route[] = [
     async handler(req, origin) {
       const eventId = eventIdParam(req.query.get("event_id"), "event_id");
       const { room } = await serverInRoom(req.hs, req.params.roomId, origin);
+      notPartial(req.hs, room.roomId);
       const { state, chain } = await stateAt(req.hs, room.roomId, eventId);
       return { json: { pdu_ids: state, auth_chain_ids: chain } };
     },
@@ -365,6 +376,7 @@ export const roomReadRoutes: Route[] = [
     async handler(req, origin) {
       const userId = remoteUser(req, origin);
       const room = await residentRoomFor(req.hs, req.params.roomId, origin);
+      notPartial(req.hs, room.roomId);
       checkVersion(req, room);
       const [rule, membership] = await Promise.all([
         joinRule(req.hs, room.roomId),
@@ -406,6 +418,7 @@ export const roomReadRoutes: Route[] = [
     async handler(req, origin) {
       const userId = remoteUser(req, origin);
       const room = await residentRoomFor(req.hs, req.params.roomId, origin);
+      notPartial(req.hs, room.roomId);
       checkVersion(req, room);
       const [rule, membership] = await Promise.all([
         joinRule(req.hs, room.roomId),

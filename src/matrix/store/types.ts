@@ -274,6 +274,12 @@ export interface DagStore {
    * state_history at its stream position); null for an unknown event or an outlier.
    */
   ensureEventStateGroups(eventId: string): Promise<EventStateGroups | null>;
+  /**
+   * Point a timeline event's state-after at another existing group of its room (federation: a partial-state room's
+   * forward extremity gets the full state once the resync has it, so events built on it carry the full state).
+   * Its state-before is kept. False when the event is unknown or the group is not of its room.
+   */
+  setEventStateAfter(eventId: string, group: number): Promise<boolean>;
   /** The full state of a group, keyed by stateKey(type, state_key). */
   getStateGroup(group: number): Promise<Map<StateKey, string>>;
   /** The state before (or after) a timeline event as (type, state_key) -> event ID; null for an unknown event or an outlier. */
@@ -538,6 +544,13 @@ export interface AuthTokenStore {
 }
 
 /** Rooms (their creation row and directory flag) and room aliases. */
+/** A room whose state is partial (see RoomStore.setPartialState). */
+export interface PartialStateRow {
+  roomId: string;
+  joinEventId: string;
+  servers: string[];
+}
+
 export interface RoomStore {
   /** Throws AmiError("M_ROOM_IN_USE") if the room exists. */
   createRoom(r: RoomRow): Promise<void>;
@@ -552,6 +565,17 @@ export interface RoomStore {
   setRoomBlocked(roomId: string, by: string | null): Promise<void>;
   /** Who blocked the room, or null. */
   getRoomBlock(roomId: string): Promise<string | null>;
+  /**
+   * Mark a room partial-state (a federation join with members omitted, MSC3706): its state at `joinEventId` lacks
+   * members until the background resync from `servers` fills it in. Replaces an earlier mark of the room.
+   */
+  setPartialState(roomId: string, p: { joinEventId: string; servers: string[] }): Promise<void>;
+  /** The room's partial-state mark, or null when its state is complete. */
+  getPartialState(roomId: string): Promise<PartialStateRow | null>;
+  /** Every room still partial-state (to resume their resyncs on start-up), ordered by roomId. */
+  listPartialState(): Promise<PartialStateRow[]>;
+  /** The resync is done: the room's state is complete. */
+  clearPartialState(roomId: string): Promise<void>;
 
   // ---- room aliases ------------------------------------------------------------
   /** False if the alias exists already. */

@@ -92,8 +92,15 @@ export async function roomBodies(ctx: SyncCtx, windows: RoomWindow[]): Promise<R
     // State changes the timeline does not show (hidden by the filter, or sent where history visibility hides the
     // events from the user) go into the state, from the state at the end of the window, or the client's view of
     // the room's state would miss them.
-    const end = restricted || hasHiddenStretch(d) ? at(d.w.roomId, d.w.upto) : undefined;
+    // So are the state-only events a partial-state room's resync wrote after the timeline's start.
+    const filled = ctx.hs.partialState?.filledWithin(d.w.roomId, d.w.after ?? d.start, d.w.upto) === true;
+    const end = restricted || hasHiddenStretch(d) || filled ? at(d.w.roomId, d.w.upto) : undefined;
     if (d.w.full) return { start: at(d.w.roomId, d.start), end };
+    // State-only events (a partial-state room's members filled in by its resync, federation/partial-state.ts) are
+    // in no timeline: an incremental window holding some sends them as state.
+    const stateOnly = d.w.after !== null && d.timeline.length === 0 && (d.w.maxStream ?? 0) > d.w.after;
+    if (stateOnly && end === undefined)
+      return { start: at(d.w.roomId, d.w.upto), since: at(d.w.roomId, d.w.after ?? 0), end: undefined };
     if (d.limited || end !== undefined)
       return { start: at(d.w.roomId, d.start), since: at(d.w.roomId, d.w.after ?? 0), end };
     return null;

@@ -249,6 +249,43 @@ export function dagTests(make: MakeStore): void {
     }
   });
 
+  storeTest(
+    make,
+    "dag: an event's state-after pointed at a fuller group (a partial-state room resynced)",
+    async (s) => {
+      await s.rooms.createRoom(room(R));
+      await persistLinear(s, dagEvent(1, "m.room.create", { stateKey: "" }));
+      await persistLinear(s, dagEvent(2, "m.room.member", { stateKey: "@a:hs", prev: ["$ev1"] }));
+      await persistLinear(s, dagEvent(3, "m.room.message", { prev: ["$ev2"] }));
+      // A state-only member learnt later, its group the full state (resolved snapshot + its own entry).
+      const resolved = [
+        { type: "m.room.create", stateKey: "", eventId: "$ev1" },
+        { type: "m.room.member", stateKey: "@a:hs", eventId: "$ev2" },
+      ];
+      await s.events.persistEvent({
+        ...dagEvent(4, "m.room.member", { stateKey: "@b:hs", prev: [] }),
+        stateOnly: true,
+        state: { before: null, beforeChain: 0, resolved },
+      });
+      const before = await s.dag.getEventStateGroups("$ev3");
+      assert.equal(await s.dag.setEventStateAfter("$ev3", 4), true);
+      assert.equal(await s.dag.setEventStateAfter("$nope", 4), false);
+      assert.equal(await s.dag.setEventStateAfter("$ev3", 987_654), false, "no such group");
+      const after = await s.dag.getEventStateGroups("$ev3");
+      assert.equal(after?.after, 4);
+      assert.equal(after?.before, before?.before, "state before kept");
+      assert.equal(after?.afterChain, 1);
+      assert.deepEqual(
+        await s.dag.getStateIdsAtEvent("$ev3", "after"),
+        map([
+          ["m.room.create", "", "$ev1"],
+          ["m.room.member", "@a:hs", "$ev2"],
+          ["m.room.member", "@b:hs", "$ev4"],
+        ]),
+      );
+    },
+  );
+
   storeTest(make, "dag: outliers are stored without state, outside timelines, sync and current state", async (s) => {
     await s.rooms.createRoom(room(R));
     await persistLinear(s, dagEvent(1, "m.room.create", { stateKey: "" }));

@@ -98,6 +98,28 @@ export function moderationTests(make: MakeStore): void {
     assert.equal(await s.rooms.getRoomBlock("!x:hs"), null);
   });
 
+  storeTest(make, "rooms: partial-state mark set, replaced, listed and cleared", async (s) => {
+    assert.equal(await s.rooms.getPartialState("!p:hs"), null);
+    await s.rooms.setPartialState("!p:hs", { joinEventId: "$j1", servers: ["a.example", "b.example"] });
+    await s.rooms.setPartialState("!p:hs", { joinEventId: "$j2", servers: ["c.example"] });
+    await s.rooms.setPartialState("!o:hs", { joinEventId: "$j3", servers: [] });
+    assert.deepEqual(await s.rooms.getPartialState("!p:hs"), {
+      roomId: "!p:hs",
+      joinEventId: "$j2",
+      servers: ["c.example"],
+    });
+    assert.deepEqual(
+      (await s.rooms.listPartialState()).map((r) => r.roomId),
+      ["!o:hs", "!p:hs"],
+    );
+    await s.rooms.clearPartialState("!p:hs");
+    assert.equal(await s.rooms.getPartialState("!p:hs"), null);
+    assert.deepEqual(
+      (await s.rooms.listPartialState()).map((r) => r.roomId),
+      ["!o:hs"],
+    );
+  });
+
   storeTest(make, "media: list by uploader, age, size and IDs; quarantine; delete", async (s) => {
     const m = (mediaId: string, uploader: string, createdTs: number, size: number) =>
       s.media.putMedia({ mediaId, uploader, contentType: "text/plain", filename: null, size, sha256: "ab", createdTs });

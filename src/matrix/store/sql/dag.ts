@@ -200,6 +200,15 @@ export class SqlDagStore implements DagStore {
     if (statements.length) await this.#sql.atomic(statements);
   }
 
+  async setEventStateAfter(eventId: string, group: number): Promise<boolean> {
+    const changed = await this.#sql.run(
+      `UPDATE events SET state_after = ? WHERE event_id = ?
+       AND room_id = (SELECT g.room_id FROM state_groups g WHERE g.id = ?)`,
+      [group, eventId, group],
+    );
+    return changed === 1;
+  }
+
   async getEventStateGroups(eventId: string): Promise<EventStateGroups | null> {
     const r = await this.#sql.get(
       `SELECT e.state_before, e.state_after, g.chain FROM events e LEFT JOIN state_groups g ON g.id = e.state_after

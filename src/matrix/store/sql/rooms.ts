@@ -2,7 +2,7 @@
 import { AmiError } from "../../../core/errors.ts";
 import { roomFromRow } from "../rows.ts";
 import type { Sql } from "../sql.ts";
-import type { RoomRow, RoomStore } from "../types.ts";
+import type { PartialStateRow, RoomRow, RoomStore } from "../types.ts";
 
 export class SqlRoomStore implements RoomStore {
   readonly #sql: Sql;
@@ -61,6 +61,26 @@ export class SqlRoomStore implements RoomStore {
     return (await this.#sql.get("SELECT user_id FROM blocked_rooms WHERE room_id = ?", [roomId]))?.user_id ?? null;
   }
 
+  async setPartialState(roomId: string, p: { joinEventId: string; servers: string[] }): Promise<void> {
+    await this.#sql.run(
+      "INSERT INTO partial_state_rooms (room_id, join_event_id, servers) VALUES (?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET join_event_id = excluded.join_event_id, servers = excluded.servers",
+      [roomId, p.joinEventId, JSON.stringify(p.servers)],
+    );
+  }
+
+  async getPartialState(roomId: string): Promise<PartialStateRow | null> {
+    const r = await this.#sql.get("SELECT * FROM partial_state_rooms WHERE room_id = ?", [roomId]);
+    return r ? partialFromRow(r) : null;
+  }
+
+  async listPartialState(): Promise<PartialStateRow[]> {
+    return (await this.#sql.all("SELECT * FROM partial_state_rooms ORDER BY room_id")).map(partialFromRow);
+  }
+
+  async clearPartialState(roomId: string): Promise<void> {
+    await this.#sql.run("DELETE FROM partial_state_rooms WHERE room_id = ?", [roomId]);
+  }
+
   async createAlias(alias: string, roomId: string, creator: string): Promise<boolean> {
     const changed = await this.#sql.run(
       "INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT (alias) DO NOTHING",
@@ -106,9 +126,24 @@ export class SqlRoomStore implements RoomStore {
       ]),
       ["DELETE FROM state_group_state WHERE group_id IN (SELECT id FROM state_groups WHERE room_id = ?)", [roomId]],
       ...["forward_extremities", "event_outliers", "state_groups"].map(byRoom),
+      byRoom("partial_state_rooms"),
       byRoom("events"),
       byRoom("rooms"),
     ]);
     return counts[counts.length - 2];
   }
+}
+
+function partialFromRow(r: Record<string, any>): PartialStateRow {
+  let servers: unknown = [];
+  try {
+    servers = JSON.parse(String(r.servers));
+  } catch {
+    // A damaged row: no servers, the resync falls back to the room's other servers.
+  }
+  return {
+    roomId: r.room_id,
+    joinEventId: r.join_event_id,
+    servers: Array.isArray(servers) ? servers.filter((x): x is string => typeof x === "string") : [],
+  };
 }

@@ -554,4 +554,13 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE events ADD COLUMN state_only INTEGER NOT NULL DEFAULT 0;
   `,
+  // federation partial-state joins (MSC3706, federation/partial-state.ts): a room joined with members omitted, until
+  // the background resync has its full state; the servers to ask, so a restart resumes it.
+  `
+  CREATE TABLE partial_state_rooms (
+    room_id TEXT PRIMARY KEY,
+    join_event_id TEXT NOT NULL,
+    servers TEXT NOT NULL
+  );
+  `,
 ];
