@@ -42,7 +42,7 @@ const viaRes = process.env.BENCH_FLV_VIA_RES === "1";
 const tags = new WeakMap<Frame, { ts: number; chunk: Buffer }>();
 const CRLF = 0x0d0a;
 
-function chunkOf(frame: Frame, ts: number): Buffer {
+export function chunkOf(frame: Frame, ts: number): Buffer {
   const c = tags.get(frame);
   if (c?.ts === ts) return c.chunk;
   const data = frame.data;
@@ -66,7 +66,7 @@ function chunkOf(frame: Frame, ts: number): Buffer {
 }
 
 /** The tag alone (inside its chunk), for a response written through node:http. */
-function tagOf(frame: Frame, ts: number): Buffer {
+export function tagOf(frame: Frame, ts: number): Buffer {
   const chunk = chunkOf(frame, ts);
   const at = chunk.indexOf(CRLF >> 8) + 2;
   return chunk.subarray(at, chunk.length - 2);
