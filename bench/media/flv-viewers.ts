@@ -121,9 +121,9 @@ export async function run(): Promise<BenchResult[]> {
     {
       bench: name,
       metric: "service CPU",
-      value: round(ours.cores, 2),
+      value: round(ours.cores, 3),
       unit: `cores (${round(ratio, 2)}× nginx-rtmp), ${rate(ours)}, RSS ${mb(ours.peakRss)} MB`,
-      baseline: `nginx-rtmp 1 worker, ${VIEWERS} RTMP players: ${round(theirs.cores, 2)} cores, ${rate(theirs)}, RSS ${mb(theirs.peakRss)} MB`,
+      baseline: `nginx-rtmp 1 worker, ${VIEWERS} RTMP players: ${round(theirs.cores, 3)} cores, ${rate(theirs)}, RSS ${mb(theirs.peakRss)} MB`,
       target: "≤ 1.5× nginx-rtmp",
       met: ratio <= 1.5,
     },

@@ -7,6 +7,8 @@
  * keyframe) and is closed after `stallMs` without draining.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Writable } from "node:stream";
 import { holdOpen, type ListenerLimits } from "../../../core/http/server.ts";
 import type { Logger } from "../../../core/logger.ts";
 import type { Frame } from "../../frame.ts";
@@ -28,34 +30,61 @@ export interface FlvOptions {
 /** A just-published path may not have both codec headers yet; the FLV header's audio/video flags need them. */
 const CONFIG_WAIT_MS = 3000;
 
+const viaRes = process.env.BENCH_FLV_VIA_RES === "1";
+
 /**
  * The last tag made of each hub frame, for the next viewer that sends it at the same output time: viewers that
  * started at the same keyframe (PathReader times count from there) share one Buffer instead of each copying the
- * frame into its own tag. Lives as long as the frame (the hub's GOP and reader queues).
+ * frame into its own tag. The Buffer is the whole HTTP/1.1 chunk (`<hex length>\r\n`, the tag, `\r\n`, as
+ * node:http frames a `res.write`), so each viewer's socket gets one write per frame instead of four stream writes,
+ * a cork and a deferred uncork. Lives as long as the frame (the hub's GOP and reader queues).
  */
-const tags = new WeakMap<Frame, { ts: number; tag: Buffer }>();
+const tags = new WeakMap<Frame, { ts: number; chunk: Buffer }>();
+const CRLF = 0x0d0a;
 
-function tagOf(frame: Frame, ts: number): Buffer {
+export function chunkOf(frame: Frame, ts: number): Buffer {
   const c = tags.get(frame);
-  if (c?.ts === ts) return c.tag;
-  const tag = flvTag(tagType(frame), ts, frame.data);
-  tags.set(frame, { ts, tag });
-  return tag;
+  if (c?.ts === ts) return c.chunk;
+  const data = frame.data;
+  const size = 11 + data.length + 4;
+  const hex = size.toString(16);
+  const at = hex.length + 2;
+  const b = Buffer.allocUnsafe(at + size + 2);
+  b.write(hex, 0, "latin1");
+  b.writeUInt16BE(CRLF, hex.length);
+  b[at] = tagType(frame);
+  b.writeUIntBE(data.length, at + 1, 3);
+  const t = Math.max(0, Math.floor(ts)) >>> 0;
+  b.writeUIntBE(t & 0xffffff, at + 4, 3);
+  b[at + 7] = (t >>> 24) & 0xff;
+  b.writeUIntBE(0, at + 8, 3); // StreamID
+  data.copy(b, at + 11);
+  b.writeUInt32BE(11 + data.length, at + 11 + data.length);
+  b.writeUInt16BE(CRLF, at + size);
+  tags.set(frame, { ts, chunk: b });
+  return b;
 }
 
-/** Resolves true on 'drain', false when the response closes or `ms` pass first. */
-function drained(res: ServerResponse, ms: number): Promise<boolean> {
+/** The tag alone (inside its chunk), for a response written through node:http. */
+export function tagOf(frame: Frame, ts: number): Buffer {
+  const chunk = chunkOf(frame, ts);
+  const at = chunk.indexOf(CRLF >> 8) + 2;
+  return chunk.subarray(at, chunk.length - 2);
+}
+
+/** Resolves true on `target`'s 'drain', false when the response closes or `ms` pass first. */
+function drained(target: Writable, res: ServerResponse, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       clearTimeout(t);
-      res.off("drain", onDrain);
+      target.off("drain", onDrain);
       res.off("close", onClose);
       resolve(ok);
     };
     const onDrain = () => done(true);
     const onClose = () => done(false);
     const t = setTimeout(() => done(false), ms);
-    res.once("drain", onDrain);
+    target.once("drain", onDrain);
     res.once("close", onClose);
   });
 }
@@ -93,10 +122,19 @@ export async function serveFlv(
       reader.listen(() => {});
       done();
     };
+    // Chunks go straight to the socket when this response owns it and frames its body as chunks (HTTP/1.1; the
+    // FLV header and metadata above are already queued on it, in order); otherwise (HTTP/1.0, a pipelined request
+    // still waiting for the socket) through node:http. BENCH_FLV_VIA_RES=1 forces the latter (A/B benches).
+    const socket = res.socket as (Socket & { _httpMessage?: unknown }) | null;
+    const direct =
+      !viaRes &&
+      socket !== null &&
+      socket._httpMessage === res &&
+      (res as { chunkedEncoding?: boolean }).chunkedEncoding === true;
     const send = (t: TimedFrame): boolean => {
-      if (res.write(tagOf(t.frame, t.ts))) return true;
+      if (direct ? socket.write(chunkOf(t.frame, t.ts)) : res.write(tagOf(t.frame, t.ts))) return true;
       waiting = true;
-      drained(res, o.stallMs).then((ok) => {
+      drained(direct ? socket : res, res, o.stallMs).then((ok) => {
         waiting = false;
         if (ok) return drain();
         if (!res.destroyed) o.log.info("http-flv reader stalled; closed", { path: stream.path, remote });
