@@ -51,9 +51,7 @@ test("status with nothing running exits 0 and says so", async () => {
 });
 
 test("capabilities not built yet fail clearly with exit 4, never pretend", async () => {
-  for (const cmd of [
-    ["p2p", "start", "--bootstrap"],
-  ]) {
+  for (const cmd of [["p2p", "start", "--bootstrap"]]) {
     const r = await cli([...cmd, "--json"], { env });
     assert.equal(r.code, 4, cmd.join(" "));
     assert.equal(json(r).error.code, "AMI_NOT_BUILT");
