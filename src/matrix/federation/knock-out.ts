@@ -130,6 +130,8 @@ async function store(
         originServerTs: signed.origin_server_ts as number,
         depth: signed.depth as number,
         pdu: { ...signed, unsigned: { knock_room_state: state } },
+        // Out of band, as a received invite is (federation/membership.ts): in no timeline.
+        stateOnly: true,
       });
     if (before.length > 0) await hs.store.dag.setForwardExtremities(roomId, before);
   });

@@ -351,6 +351,10 @@ export const inviteRoutes: Route[] = [
             originServerTs: pdu.origin_server_ts as number,
             depth: pdu.depth as number,
             pdu: { ...signed, unsigned: { invite_room_state: given } },
+            // Out of band (no local member): membership and /sync's invite section read it, no timeline does, as
+            // Synapse keeps such an invite an outlier. After a join the timeline starts at the join, and the state the
+            // join brought (stored after the invite) is the state at its start.
+            stateOnly: true,
           });
           // A room known here (we left it): its extremities stay; we have no state for the invite to build on.
           if (before.length > 0) await hs.store.dag.setForwardExtremities(roomId, before);

@@ -152,7 +152,9 @@ export class Rooms implements RoomService {
           this.#heads.delete(roomId);
         }
         this.#hs.metrics.eventsPersisted++;
-        if (!event.stateOnly) this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
+        // State-only events notify nobody, except an out-of-band invite of one of our users (push's invite rule).
+        const invite = event.type === "m.room.member" && event.pdu.content?.membership === "invite";
+        if (!event.stateOnly || invite) this.#hs.push.onEvent({ eventId: event.eventId, stream, pdu: event.pdu });
         if (event.type === "m.room.member" && event.stateKey)
           membershipChanged(this.#hs, roomId, event.stateKey, event.pdu.content?.membership);
         return stream;
