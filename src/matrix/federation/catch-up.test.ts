@@ -3,42 +3,19 @@
  * overflow) against a real homeserver on SQLite. Only the network client is replaced: it records the transactions.
  */
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { after, before, test } from "node:test";
-import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
-import { configSchema } from "../../config.ts";
+import { test } from "node:test";
+import { homeserverPerFile } from "../../../test/e2e/helpers/homeserver.ts";
 import { silentLogger } from "../../core/logger.ts";
-import { type RunningHomeserver, startHomeserver } from "../homeserver.ts";
 import type { FederationClient } from "./client.ts";
 import { FederationSender } from "./sender.ts";
 
-let dir: string;
-let running: RunningHomeserver;
 const ALICE = "@alice:localhost";
 const BOB = "@bob:remote.test";
 
-before(async () => {
-  dir = tempDir("ami-catch-up-");
-  const config = configSchema.parse({ matrix: testMatrixConfig() });
-  running = await startHomeserver(config.matrix, dir, silentLogger);
-  await running.hs.store.accounts.createUser({
-    userId: ALICE,
-    passwordHash: null,
-    createdTs: 1,
-    admin: false,
-    deactivated: false,
-    isGuest: false,
-    displayname: null,
-    avatarUrl: null,
-  });
-});
-after(async () => {
-  await running.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const server = homeserverPerFile("ami-catch-up-", { users: [ALICE] });
 
 test("catch-up: an event the destination's users could never see is resent redacted (history visibility)", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "private_chat" }); // history_visibility shared
   // bob (remote.test) is invited, alice says something while he is only invited, then kicks him. remote.test has no
   // joined member at any time: the message was never sent to it. The invite and the kick were (member target), and
@@ -87,7 +64,7 @@ test("catch-up: an event the destination's users could never see is resent redac
 
 /** A sender on the homeserver's store whose network client is `request` (the catch-up's redaction as the real one). */
 function senderWith(request: (dest: string, req: { body?: { pdus?: Record<string, unknown>[] } }) => Promise<unknown>) {
-  const { hs } = running;
+  const { hs } = server.running;
   const sender = new FederationSender({
     serverName: hs.serverName,
     cfg: { ...hs.config.federation, enabled: true, retryInitialMs: 60_000 },
@@ -105,7 +82,7 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 }
 
 test("delivered position: a later event delivered first never skips an older one still undelivered", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "public_chat" });
   const send = (body: string) =>
     hs.rooms.sendEvent({ roomId, sender: ALICE, type: "m.room.message", content: { msgtype: "m.text", body } });
@@ -150,7 +127,7 @@ test("delivered position: a later event delivered first never skips an older one
 });
 
 test("crash after persisting an event, before its owed position is written: the restart still sends it", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const CAROL = "@carol:crash.test";
   const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "public_chat" });
   await hs.rooms.withRemote(roomId, (_head, persist) =>
@@ -225,7 +202,7 @@ test("crash after persisting an event, before its owed position is written: the 
 });
 
 test("to-device for other servers is bounded: destinations holding it, a rate per sender, expiry after failing 7 days", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const mk = (cfg: Partial<typeof hs.config.federation>, request: () => Promise<unknown>) =>
     new FederationSender({
       serverName: hs.serverName,

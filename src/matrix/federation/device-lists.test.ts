@@ -4,41 +4,17 @@
  * transaction layer applies them.
  */
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { after, before, test } from "node:test";
-import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
-import { configSchema } from "../../config.ts";
-import { silentLogger } from "../../core/logger.ts";
-import { type RunningHomeserver, startHomeserver } from "../homeserver.ts";
+import { test } from "node:test";
+import { homeserverPerFile } from "../../../test/e2e/helpers/homeserver.ts";
 import { applyDeviceListUpdate, applySigningKeyUpdate, type CachedKeys, queryFromCache } from "./device-lists.ts";
 
-let dir: string;
-let running: RunningHomeserver;
 const ALICE = "@alice:localhost";
 const BOB = "@bob:remote.test";
 
-before(async () => {
-  dir = tempDir("ami-device-lists-");
-  const config = configSchema.parse({ matrix: testMatrixConfig() });
-  running = await startHomeserver(config.matrix, dir, silentLogger);
-  await running.hs.store.accounts.createUser({
-    userId: ALICE,
-    passwordHash: null,
-    createdTs: 1,
-    admin: false,
-    deactivated: false,
-    isGuest: false,
-    displayname: null,
-    avatarUrl: null,
-  });
-});
-after(async () => {
-  await running.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const server = homeserverPerFile("ami-device-lists-", { users: [ALICE] });
 
 test("a device's keys or a cross-signing key too big to be real is not kept (the row stays bounded)", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "public_chat" });
   await hs.rooms.withRemote(roomId, (_head, persist) =>
     persist({
@@ -103,7 +79,7 @@ test("a device's keys or a cross-signing key too big to be real is not kept (the
 });
 
 test("a resync from a hung server does not hold up local keys/query of that user (fetched outside the lock)", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "public_chat" });
   const CARL = "@carl:remote.test";
   await hs.rooms.withRemote(roomId, (_head, persist) =>

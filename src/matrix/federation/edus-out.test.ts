@@ -3,43 +3,20 @@
  * leaves, bans and a current-state reset, on a real homeserver (SQLite, federation on, remote servers unreachable).
  */
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { after, before, test } from "node:test";
-import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
-import { configSchema } from "../../config.ts";
-import { silentLogger } from "../../core/logger.ts";
+import { test } from "node:test";
+import { homeserverPerFile } from "../../../test/e2e/helpers/homeserver.ts";
 import { serverNameOf } from "../events/ids.ts";
-import { type RunningHomeserver, startHomeserver } from "../homeserver.ts";
 import { invalidateRoomHosts, remoteServers } from "./edus-out.ts";
 
-let dir: string;
-let running: RunningHomeserver;
 const ALICE = "@alice:localhost";
 
-before(async () => {
-  dir = tempDir("ami-room-hosts-");
-  const config = configSchema.parse({
-    matrix: testMatrixConfig({ federation: { enabled: true, hostMap: {}, retryInitialMs: 60_000 } }),
-  });
-  running = await startHomeserver(config.matrix, dir, silentLogger);
-  await running.hs.store.accounts.createUser({
-    userId: ALICE,
-    passwordHash: null,
-    createdTs: 1,
-    admin: false,
-    deactivated: false,
-    isGuest: false,
-    displayname: null,
-    avatarUrl: null,
-  });
-});
-after(async () => {
-  await running.close();
-  rmSync(dir, { recursive: true, force: true });
+const server = homeserverPerFile("ami-room-hosts-", {
+  users: [ALICE],
+  matrix: { federation: { enabled: true, hostMap: {}, retryInitialMs: 60_000 } },
 });
 
 test("remote servers of a room: joins add, leaves and bans drop, a state reset re-reads", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const { roomId } = await hs.rooms.createRoom(ALICE, { preset: "public_chat" });
   const fromStore = async () => {
     const out = new Set<string>();

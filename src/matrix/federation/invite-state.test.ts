@@ -3,42 +3,18 @@
  * ID). Checked on the create event a real homeserver stores for a v12 room (what inviteRemote sends).
  */
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { after, before, test } from "node:test";
-import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
-import { configSchema } from "../../config.ts";
-import { silentLogger } from "../../core/logger.ts";
+import { test } from "node:test";
+import { homeserverPerFile } from "../../../test/e2e/helpers/homeserver.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { generateSigningKey } from "../events/signing.ts";
-import { type RunningHomeserver, startHomeserver } from "../homeserver.ts";
 import { strippedCreateProblem } from "./membership.ts";
 
-let dir: string;
-let running: RunningHomeserver;
 const ALICE = "@alice:localhost";
 
-before(async () => {
-  dir = tempDir("ami-invite-state-");
-  const config = configSchema.parse({ matrix: testMatrixConfig() });
-  running = await startHomeserver(config.matrix, dir, silentLogger);
-  await running.hs.store.accounts.createUser({
-    userId: ALICE,
-    passwordHash: null,
-    createdTs: 1,
-    admin: false,
-    deactivated: false,
-    isGuest: false,
-    displayname: null,
-    avatarUrl: null,
-  });
-});
-after(async () => {
-  await running.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const server = homeserverPerFile("ami-invite-state-", { users: [ALICE] });
 
 test("v12 stripped state: the room's own create event passes; none, another room's or an altered one does not", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const { roomId } = await hs.rooms.createRoom(ALICE, { room_version: "12" });
   const create = (await hs.store.events.getCurrentStateEvent(roomId, "m.room.create", ""))!.pdu as Record<
     string,

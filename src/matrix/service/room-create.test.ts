@@ -1,38 +1,14 @@
 /** createRoom on a real homeserver (SQLite): room version 12's room ID, the create event's hash. */
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { after, before, mock, test } from "node:test";
-import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
-import { configSchema } from "../../config.ts";
-import { silentLogger } from "../../core/logger.ts";
-import { type RunningHomeserver, startHomeserver } from "../homeserver.ts";
+import { mock, test } from "node:test";
+import { homeserverPerFile } from "../../../test/e2e/helpers/homeserver.ts";
 
-let dir: string;
-let running: RunningHomeserver;
 const ALICE = "@alice:localhost";
 
-before(async () => {
-  dir = tempDir("ami-room-create-");
-  const config = configSchema.parse({ matrix: testMatrixConfig() });
-  running = await startHomeserver(config.matrix, dir, silentLogger);
-  await running.hs.store.accounts.createUser({
-    userId: ALICE,
-    passwordHash: null,
-    createdTs: 1,
-    admin: false,
-    deactivated: false,
-    isGuest: false,
-    displayname: null,
-    avatarUrl: null,
-  });
-});
-after(async () => {
-  await running.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const server = homeserverPerFile("ami-room-create-", { users: [ALICE] });
 
 test("v12: two rooms of the same creation content made in the same millisecond are two rooms", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const now = Date.now();
   const clock = mock.method(Date, "now", () => now);
   try {

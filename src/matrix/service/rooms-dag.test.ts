@@ -4,49 +4,25 @@
  * through the StateResolver seam. The resolver in these tests is a trivial overlay, not state resolution v2.
  */
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { after, before, test } from "node:test";
-import { tempDir, testMatrixConfig } from "../../../test/e2e/helpers/homeserver.ts";
-import { configSchema } from "../../config.ts";
+import { test } from "node:test";
+import { homeserverPerFile } from "../../../test/e2e/helpers/homeserver.ts";
 import { AmiError } from "../../core/errors.ts";
-import { silentLogger } from "../../core/logger.ts";
 import { type StateKey, stateKey } from "../events/auth.ts";
-import { type RunningHomeserver, startHomeserver } from "../homeserver.ts";
 import type { StoredEvent } from "../store/types.ts";
 import { noStateResolver, type StateResolver } from "./event-state.ts";
 
-let dir: string;
-let running: RunningHomeserver;
 const ALICE = "@alice:localhost";
 
-before(async () => {
-  dir = tempDir("ami-rooms-dag-");
-  const config = configSchema.parse({ matrix: testMatrixConfig() });
-  running = await startHomeserver(config.matrix, dir, silentLogger);
-  await running.hs.store.accounts.createUser({
-    userId: ALICE,
-    passwordHash: null,
-    createdTs: 1,
-    admin: false,
-    deactivated: false,
-    isGuest: false,
-    displayname: null,
-    avatarUrl: null,
-  });
-});
-after(async () => {
-  await running.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const server = homeserverPerFile("ami-rooms-dag-", { users: [ALICE] });
 
 const send = (roomId: string, type: string, content: object, sk?: string) =>
-  running.hs.rooms.sendEvent({ roomId, sender: ALICE, type, content: content as any, stateKey: sk });
+  server.running.hs.rooms.sendEvent({ roomId, sender: ALICE, type, content: content as any, stateKey: sk });
 
 const stateMap = (events: StoredEvent[]): Map<StateKey, string> =>
   new Map(events.map((e) => [stateKey(e.type, e.stateKey ?? ""), e.eventId]));
 
 test("local sends chain prev_events, depth and state groups; the extremity is always the last event", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const { roomId } = await hs.rooms.createRoom(ALICE, { name: "dag" });
   const a = await send(roomId, "m.room.message", { msgtype: "m.text", body: "one" });
   const t = await send(roomId, "m.room.topic", { topic: "t" }, "");
@@ -82,7 +58,7 @@ test("local sends chain prev_events, depth and state groups; the extremity is al
 });
 
 test("a forked room: the next send names every extremity, newest first, and its state is the resolver's", async () => {
-  const { hs } = running;
+  const { hs } = server.running;
   const { roomId } = await hs.rooms.createRoom(ALICE, { name: "fork" });
   const base = await send(roomId, "m.room.topic", { topic: "base" }, "");
   const mine = await send(roomId, "m.room.message", { msgtype: "m.text", body: "here" });

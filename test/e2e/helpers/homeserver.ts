@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { configSchema } from "../../../src/config.ts";
@@ -285,6 +286,45 @@ export async function ownWsHub(hs: RunningHomeserver): Promise<{ hub: WsHub; wsB
     async close() {
       hub.close();
       await listener.close();
+    },
+  };
+}
+
+/**
+ * For unit tests next to the homeserver code: a real in-process homeserver on SQLite in a temp dir, started in the
+ * test file's `before` (with `users`, local users made directly in the store, no password) and closed, its dir
+ * removed, in its `after`. Read `.running` inside the tests.
+ */
+export function homeserverPerFile(
+  prefix: string,
+  opts: { users?: string[]; matrix?: Record<string, any> } = {},
+): { readonly running: RunningHomeserver } {
+  let running: RunningHomeserver | undefined;
+  let dir = "";
+  before(async () => {
+    dir = tempDir(prefix);
+    const config = configSchema.parse({ matrix: testMatrixConfig(opts.matrix) });
+    running = await startHomeserver(config.matrix, dir, silentLogger);
+    for (const userId of opts.users ?? [])
+      await running.hs.store.accounts.createUser({
+        userId,
+        passwordHash: null,
+        createdTs: 1,
+        admin: false,
+        deactivated: false,
+        isGuest: false,
+        displayname: null,
+        avatarUrl: null,
+      });
+  });
+  after(async () => {
+    await running?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get running() {
+      if (!running) throw new Error("the homeserver has not started (use it inside a test)");
+      return running;
     },
   };
 }
