@@ -42,54 +42,83 @@ function authOf(id: string, p: Pdu): AuthEvent {
   };
 }
 
-/** Ask make_join of each server in turn; the first template with the server that gave it. */
-async function makeJoin(
+/**
+ * Try `fn` with each server in turn; the first answer wins. A server that refused (403) says more than one that is
+ * not in the room (404): its answer is the client's; otherwise the last error, as a 502 unless it has a status.
+ */
+export async function throughServers<T>(
   hs: Homeserver,
+  what: string,
   roomId: string,
-  userId: string,
   servers: string[],
-): Promise<{ server: string; version: string; event: Pdu }> {
+  fn: (server: string) => Promise<T>,
+): Promise<T> {
   let last: unknown = null;
   let forbidden: AmiError | null = null;
-  const ver = SUPPORTED_ROOM_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join("&");
   for (const server of servers) {
     try {
-      const res = await hs.federation.client.request<{ room_version?: string; event?: Pdu }>(server, {
-        method: "GET",
-        path: `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
-      });
-      const version = res.room_version ?? "1";
-      const e = res.event;
-      if (!isSupportedRoomVersion(version)) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `room version ${version}`);
-      if (
-        !e ||
-        typeof e !== "object" ||
-        e.type !== "m.room.member" ||
-        e.room_id !== roomId ||
-        e.sender !== userId ||
-        e.state_key !== userId ||
-        e.content?.membership !== "join"
-      )
-        throw new AmiError("M_BAD_JSON", `${server} answered make_join with a template that is not our join`);
-      return { server, version, event: e };
+      return await fn(server);
     } catch (err) {
       last = err;
       if (!forbidden && err instanceof AmiError && err.code === "M_FORBIDDEN") forbidden = err;
-      hs.log.info("federation: make_join failed", { server, roomId, err: String(err).slice(0, 200) });
+      hs.log.info(`federation: ${what} failed`, { server, roomId, err: String(err).slice(0, 200) });
     }
   }
-  // A server that refused (403) says more than one that is not in the room (404): its answer is the client's.
   if (forbidden) throw forbidden;
   if (last instanceof AmiError && last.code === "M_NOT_FOUND") throw last;
   throw new AmiError(
     "M_UNKNOWN",
-    `No server could help join ${roomId} (tried ${servers.join(", ") || "none"})${last ? `: ${String(last)}` : ""}`,
+    `No server could take the ${what} for ${roomId} (tried ${servers.join(", ") || "none"})${last ? `: ${String(last)}` : ""}`,
     {},
     last instanceof AmiError ? last.status : 502,
   );
 }
 
-/** Join `userId` (ours) to `roomId` through one of `servers`. Returns the join's event ID. */
+/** make_join / make_knock of one server: its template, checked to be `membership` of `userId` in `roomId`. */
+export async function makeTemplate(
+  hs: Homeserver,
+  server: string,
+  membership: "join" | "knock",
+  roomId: string,
+  userId: string,
+): Promise<{ version: string; event: Pdu }> {
+  const ver = SUPPORTED_ROOM_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join("&");
+  const res = await hs.federation.client.request<{ room_version?: string; event?: Pdu }>(server, {
+    method: "GET",
+    path: `/_matrix/federation/v1/make_${membership}/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
+  });
+  const version = res.room_version ?? "1";
+  const e = res.event;
+  if (!isSupportedRoomVersion(version)) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `room version ${version}`);
+  if (
+    !e ||
+    typeof e !== "object" ||
+    e.type !== "m.room.member" ||
+    e.room_id !== roomId ||
+    e.sender !== userId ||
+    e.state_key !== userId ||
+    e.content?.membership !== membership
+  )
+    throw new AmiError(
+      "M_BAD_JSON",
+      `${server} answered make_${membership} with a template that is not our ${membership}`,
+    );
+  return { version, event: e };
+}
+
+/** Ask make_join of each server in turn; the first template with the server that gave it. */
+function makeJoin(
+  hs: Homeserver,
+  roomId: string,
+  userId: string,
+  servers: string[],
+): Promise<{ server: string; version: string; event: Pdu }> {
+  return throughServers(hs, "join", roomId, servers, async (server) => ({
+    server,
+    ...(await makeTemplate(hs, server, "join", roomId, userId)),
+  }));
+}
+
 export async function joinRemote(hs: Homeserver, roomId: string, userId: string, servers: string[]): Promise<string> {
   const candidates = [...new Set(servers)].filter((s) => s && s !== hs.serverName);
   if (candidates.length === 0)

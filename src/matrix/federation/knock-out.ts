@@ -1,7 +1,7 @@
 /**
  * The knocking side of a knock over federation (spec server-server "Knocking upon a room"): a local user knocks on
- * a room this server is not in. make_knock is asked of each candidate server in turn (the next one on failure; a
- * refusal (403) is the client's answer over a server that is not in the room), the template filled (our origin,
+ * a room this server is not in. make_knock then send_knock are tried with each candidate server in turn
+ * (join-out.ts `throughServers`, `makeTemplate`, shared with joins), the template filled (our origin,
  * now, the knocker's profile, the reason) and signed, its event ID the reference hash, and sent by send_knock (v1), which answers the
  * room's stripped state. The knock is then stored as a federated invite is (membership.ts): a timeline event of
  * the room (the room row created when new, a known room's extremities kept: we have no state to build on) with
@@ -11,8 +11,8 @@
 import { AmiError } from "../../core/errors.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
-import { isSupportedRoomVersion, SUPPORTED_ROOM_VERSIONS } from "../events/room-versions.ts";
 import type { Homeserver } from "../hs.ts";
+import { makeTemplate, throughServers } from "./join-out.ts";
 import { strippedCreateProblem } from "./membership.ts";
 
 type Pdu = Record<string, any>;
@@ -31,68 +31,35 @@ export async function knockRemote(
   const candidates = [...new Set(servers)].filter((s) => s && s !== hs.serverName);
   if (candidates.length === 0)
     throw new AmiError("M_NOT_FOUND", `Room ${roomId} is not known here and no server to knock through was given`);
-  const ver = SUPPORTED_ROOM_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join("&");
-  let last: unknown = null;
-  let forbidden: AmiError | null = null;
-  for (const server of candidates) {
-    try {
-      const res = await hs.federation.client.request<{ room_version?: string; event?: Pdu }>(server, {
-        method: "GET",
-        path: `/_matrix/federation/v1/make_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
-      });
-      const version = res.room_version ?? "";
-      const e = res.event;
-      if (!isSupportedRoomVersion(version)) throw new AmiError("M_UNSUPPORTED_ROOM_VERSION", `room version ${version}`);
-      if (
-        !e ||
-        typeof e !== "object" ||
-        e.type !== "m.room.member" ||
-        e.room_id !== roomId ||
-        e.sender !== userId ||
-        e.state_key !== userId ||
-        e.content?.membership !== "knock"
-      )
-        throw new AmiError("M_BAD_JSON", `${server} answered make_knock with a template that is not our knock`);
-      const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = e;
-      // The knocker's profile goes in the knock, as a local knock's does (rooms.ts setMembership).
-      const user = await hs.store.accounts.getUser(userId);
-      const content = { ...rest.content };
-      if (user?.displayname) content.displayname = user.displayname;
-      if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
-      if (reason !== undefined) content.reason = reason;
-      const signed = signEvent(
-        { ...rest, content, origin: hs.serverName, origin_server_ts: Date.now() } as Pdu,
-        hs.serverName,
-        hs.signingKey,
-        version,
-      );
-      const id = eventIdFor(signed, version);
-      const answer = await hs.federation.client.request<{ knock_room_state?: unknown }>(server, {
-        method: "PUT",
-        path: `/_matrix/federation/v1/send_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(id)}`,
-        body: signed,
-      });
-      const state = (Array.isArray(answer.knock_room_state) ? answer.knock_room_state : [])
-        .filter((x): x is Pdu => !!x && typeof x === "object" && !Array.isArray(x) && typeof x.type === "string")
-        // v12: a create event that is not the room ID's is dropped (spec: improper entries SHOULD be removed).
-        .filter((x) => x.type !== "m.room.create" || strippedCreateProblem([x], roomId, version) === null)
-        .slice(0, MAX_KNOCK_STATE);
-      await store(hs, roomId, userId, version, id, signed, state);
-      return id;
-    } catch (err) {
-      last = err;
-      if (!forbidden && err instanceof AmiError && err.code === "M_FORBIDDEN") forbidden = err;
-      hs.log.info("federation: make_knock/send_knock failed", { server, roomId, err: String(err).slice(0, 200) });
-    }
-  }
-  if (forbidden) throw forbidden;
-  if (last instanceof AmiError && last.code === "M_NOT_FOUND") throw last;
-  throw new AmiError(
-    "M_UNKNOWN",
-    `No server could take the knock on ${roomId}${last ? `: ${String(last)}` : ""}`,
-    {},
-    last instanceof AmiError ? last.status : 502,
-  );
+  return throughServers(hs, "knock", roomId, candidates, async (server) => {
+    const { version, event: e } = await makeTemplate(hs, server, "knock", roomId, userId);
+    const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = e;
+    // The knocker's profile goes in the knock, as a local knock's does (rooms.ts setMembership).
+    const user = await hs.store.accounts.getUser(userId);
+    const content = { ...rest.content };
+    if (user?.displayname) content.displayname = user.displayname;
+    if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+    if (reason !== undefined) content.reason = reason;
+    const signed = signEvent(
+      { ...rest, content, origin: hs.serverName, origin_server_ts: Date.now() } as Pdu,
+      hs.serverName,
+      hs.signingKey,
+      version,
+    );
+    const id = eventIdFor(signed, version);
+    const answer = await hs.federation.client.request<{ knock_room_state?: unknown }>(server, {
+      method: "PUT",
+      path: `/_matrix/federation/v1/send_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(id)}`,
+      body: signed,
+    });
+    const state = (Array.isArray(answer.knock_room_state) ? answer.knock_room_state : [])
+      .filter((x): x is Pdu => !!x && typeof x === "object" && !Array.isArray(x) && typeof x.type === "string")
+      // v12: a create event that is not the room ID's is dropped (spec: improper entries SHOULD be removed).
+      .filter((x) => x.type !== "m.room.create" || strippedCreateProblem([x], roomId, version) === null)
+      .slice(0, MAX_KNOCK_STATE);
+    await store(hs, roomId, userId, version, id, signed, state);
+    return id;
+  });
 }
 
 async function store(
