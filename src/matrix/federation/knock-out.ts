@@ -3,8 +3,8 @@
  * a room this server is not in. make_knock then send_knock are tried with each candidate server in turn
  * (join-out.ts `throughServers`, `makeTemplate`, shared with joins), the template filled (our origin,
  * now, the knocker's profile, the reason) and signed, its event ID the reference hash, and sent by send_knock (v1), which answers the
- * room's stripped state. The knock is then stored as a federated invite is (membership.ts): a timeline event of
- * the room (the room row created when new, a known room's extremities kept: we have no state to build on) with
+ * room's stripped state. The knock is then stored as a federated invite is (membership.ts): a state-only event
+ * of the room, in no timeline (the room row created when new, a known room's extremities kept: we have no state to build on) with
  * the stripped state in `unsigned.knock_room_state`, which /sync's knock section shows. Withdrawing it is
  * `leaveRemote` (join-out.ts); being let in is an invite, then a join.
  */

@@ -274,8 +274,8 @@ export const inviteRoutes: Route[] = [
   /**
    * PUT /_matrix/federation/v2/invite/{roomId}/{eventId} — a remote server invites one of our users: the event is
    * checked (an invite of a local user by a user of the origin, its ID, the origin's signature), signed by us and
-   * stored as the room's (timeline) invite with the stripped state in unsigned.invite_room_state, so the user sees
-   * it in /sync's invite section; the room row is created when the room is new here.
+   * stored as the room's invite, state-only (in no timeline, as Synapse's out-of-band outliers), with the stripped
+   * state in unsigned.invite_room_state, so the user sees it in /sync's invite section; the room row is created when the room is new here.
    */
   signedRoute({
     method: "PUT",
