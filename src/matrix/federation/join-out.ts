@@ -43,6 +43,37 @@ function authOf(id: string, p: Pdu): AuthEvent {
 }
 
 /**
+ * Store an out-of-band membership of our user (our knock, the leave that rejects an invite or withdraws a knock) in
+ * a room we have no state for, under the room's lock and unless already stored; a known room's forward extremities
+ * are kept (there is no state to build on). `stateOnly`: in no timeline (a knock, as a received invite).
+ */
+export async function persistOutOfBand(
+  hs: Homeserver,
+  roomId: string,
+  id: string,
+  pdu: Pdu,
+  stateOnly: boolean,
+): Promise<void> {
+  await hs.rooms.withRemote(roomId, async (_head, persist) => {
+    const before = (await hs.store.dag.getForwardExtremities(roomId)).map((x) => x.eventId);
+    const [have] = await hs.store.dag.getDagEvents([id]);
+    if (!have || have.stream === null)
+      await persist({
+        eventId: id,
+        roomId,
+        type: "m.room.member",
+        stateKey: pdu.state_key as string,
+        sender: pdu.sender as string,
+        originServerTs: pdu.origin_server_ts as number,
+        depth: pdu.depth as number,
+        pdu,
+        stateOnly,
+      });
+    if (before.length > 0) await hs.store.dag.setForwardExtremities(roomId, before);
+  });
+}
+
+/**
  * Try `fn` with each server in turn; the first answer wins. A server that refused (403) says more than one that is
  * not in the room (404): its answer is the client's; otherwise the last error, as a 502 unless it has a status.
  */
@@ -371,22 +402,7 @@ export async function leaveRemote(hs: Homeserver, roomId: string, userId: string
         path: `/_matrix/federation/v2/send_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(id)}`,
         body: signed,
       });
-      await hs.rooms.withRemote(roomId, async (_head, persist) => {
-        const before = (await hs.store.dag.getForwardExtremities(roomId)).map((x) => x.eventId);
-        const [have] = await hs.store.dag.getDagEvents([id]);
-        if (!have || have.stream === null)
-          await persist({
-            eventId: id,
-            roomId,
-            type: "m.room.member",
-            stateKey: userId,
-            sender: userId,
-            originServerTs: signed.origin_server_ts as number,
-            depth: signed.depth as number,
-            pdu: signed,
-          });
-        if (before.length > 0) await hs.store.dag.setForwardExtremities(roomId, before);
-      });
+      await persistOutOfBand(hs, roomId, id, signed, false);
       return id;
     } catch (err) {
       last = err;

@@ -12,7 +12,7 @@ import { AmiError } from "../../core/errors.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
 import type { Homeserver } from "../hs.ts";
-import { makeTemplate, throughServers } from "./join-out.ts";
+import { makeTemplate, persistOutOfBand, throughServers } from "./join-out.ts";
 import { strippedCreateProblem } from "./membership.ts";
 
 type Pdu = Record<string, any>;
@@ -57,7 +57,7 @@ export async function knockRemote(
       // v12: a create event that is not the room ID's is dropped (spec: improper entries SHOULD be removed).
       .filter((x) => x.type !== "m.room.create" || strippedCreateProblem([x], roomId, version) === null)
       .slice(0, MAX_KNOCK_STATE);
-    await store(hs, roomId, userId, version, id, signed, state);
+    await store(hs, roomId, version, id, signed, state);
     return id;
   });
 }
@@ -65,7 +65,6 @@ export async function knockRemote(
 async function store(
   hs: Homeserver,
   roomId: string,
-  userId: string,
   version: string,
   id: string,
   signed: Pdu,
@@ -84,22 +83,6 @@ async function store(
       isPublic: false,
     });
   }
-  await hs.rooms.withRemote(roomId, async (_head, persist) => {
-    const before = (await hs.store.dag.getForwardExtremities(roomId)).map((x) => x.eventId);
-    const [have] = await hs.store.dag.getDagEvents([id]);
-    if (!have || have.stream === null)
-      await persist({
-        eventId: id,
-        roomId,
-        type: "m.room.member",
-        stateKey: userId,
-        sender: userId,
-        originServerTs: signed.origin_server_ts as number,
-        depth: signed.depth as number,
-        pdu: { ...signed, unsigned: { knock_room_state: state } },
-        // Out of band, as a received invite is (federation/membership.ts): in no timeline.
-        stateOnly: true,
-      });
-    if (before.length > 0) await hs.store.dag.setForwardExtremities(roomId, before);
-  });
+  // Out of band, as a received invite is (federation/membership.ts): in no timeline.
+  await persistOutOfBand(hs, roomId, id, { ...signed, unsigned: { knock_room_state: state } }, true);
 }
