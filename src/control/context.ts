@@ -13,13 +13,15 @@ export interface ContextOptions {
   print?: OpContext["print"];
   interactive?: boolean;
   signal?: AbortSignal;
+  /** The runtime home, over `AMI_STREAMS_HOME` and `config.home` (for ops run in-process on a home of one's own). */
+  home?: string;
 }
 
 export function makeContext(o: ContextOptions): OpContext {
   return {
     config: o.config,
     configPath: o.configPath,
-    paths: runtimePaths(homeFor(o.config)),
+    paths: runtimePaths(o.home ?? homeFor(o.config)),
     log: o.log ?? createLogger({ level: o.config.log.level }),
     progress: o.progress ?? (() => {}),
     print: o.print ?? (() => {}),

@@ -189,7 +189,8 @@ test("alerts ack stops re-notification", async () => {
 
 test("raise() from another process (a failed backup) reaches the webhook; resolve() ends it", async () => {
   const config = configSchema.parse({ ...YAML.parse(readFileSync(h.configFile, "utf8")), home: h.home });
-  const ctx = makeContext({ config, configPath: h.configFile, log: silentLogger });
+  // The supervisor of h.home, whatever AMI_STREAMS_HOME the test runner set.
+  const ctx = makeContext({ config, configPath: h.configFile, log: silentLogger, home: h.home });
   const key = "backup_failed";
   assert.equal(
     await raise(ctx, { kind: "backup_failed", key, severity: "critical", summary: "pg_dump exited 1" }),

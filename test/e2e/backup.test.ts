@@ -176,7 +176,8 @@ for (const backend of BACKENDS) {
           sent++;
         }
       })();
-      const ctx = makeContext({ config: a.config, configPath: a.configFile, log: silentLogger });
+      // Its own home, whatever AMI_STREAMS_HOME the test runner set.
+      const ctx = makeContext({ config: a.config, configPath: a.configFile, log: silentLogger, home: a.home });
       const made = await backupCreate.run({ prune: false, tar: backend === "postgres" }, ctx);
       writing = false;
       await writer;

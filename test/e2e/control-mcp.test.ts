@@ -55,7 +55,7 @@ test("stdio: lists tools, calls a read-only op, errors are isError results, prog
       sc.services.filter((s) => s.enabled).map((s) => s.name),
       ["testsvc"],
     );
-    const nb = await client.callTool({ name: "cdn_deploy", arguments: { region: "eu" } });
+    const nb = await client.callTool({ name: "p2p_start", arguments: {} });
     assert.equal(nb.isError, true);
     assert.match(JSON.stringify(nb.content), /AMI_NOT_BUILT/);
     const bad = await client.callTool({ name: "config_validate", arguments: { file: 42 } });

@@ -74,7 +74,7 @@ test("control API: bearer token required; ops, status and metrics", async () => 
       (x: { name: string; state: string }) => x.name === "testsvc" && x.state === "running",
     ),
   );
-  const nb = await fetch(`${info.url}/api/ops/cdn.deploy`, { method: "POST", headers: auth, body: "{}" });
+  const nb = await fetch(`${info.url}/api/ops/p2p.start`, { method: "POST", headers: auth, body: "{}" });
   assert.equal(nb.status, 501);
   assert.equal((await nb.json()).errcode, "AMI_NOT_BUILT");
   const bad = await fetch(`${info.url}/api/ops/status`, { method: "POST", headers: auth, body: '{"x":1}' });
