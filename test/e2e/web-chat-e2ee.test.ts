@@ -123,6 +123,13 @@ describe("web client: encrypted room with a matrix-js-sdk peer", {
     const original = await bobSees((x) => x.getContent().body === draft, "Bob decrypts the draft");
     await line(draft).hover();
     await line(draft).getByRole("button", { name: "Edit" }).click();
+    // The composer takes the message's text on the render after the click: typing before that is overwritten.
+    await page.getByText("Editing your message").waitFor();
+    await waitFor(
+      "the composer to take the draft",
+      async () => (await page.getByLabel("Message", { exact: true }).inputValue()) === draft,
+      5_000,
+    );
     await page.getByLabel("Message", { exact: true }).fill(final);
     await page.getByLabel("Message", { exact: true }).press("Enter");
     await line(final).getByText("(edited)").waitFor({ timeout: 30_000 });
