@@ -18,7 +18,7 @@ import { scheduleMs } from "./config.ts";
 import { backupName, createBackup } from "./create.ts";
 import { restoreDir } from "./restore.ts";
 import { dueIn, listBackups, prune } from "./schedule.ts";
-import { backupService, type SchedulerState, tick } from "./service.ts";
+import { backupService, newSchedulerState, tick } from "./service.ts";
 import { openBackup } from "./tar.ts";
 import { verifyDir } from "./verify.ts";
 
@@ -75,15 +75,7 @@ test("a scheduled tick backs up a real SQLite home when due, then not until the 
   const h = home({ backup: { schedule: "1h", keep: 2 } });
   try {
     await seed(h);
-    const state: SchedulerState = {
-      backups: 0,
-      failures: 0,
-      lastSuccessTs: null,
-      lastFailureTs: null,
-      lastError: null,
-      lastDurationMs: null,
-      running: false,
-    };
+    const state = newSchedulerState();
     assert.equal(await tick(h.config, undefined, h.paths, silentLogger, state), "made");
     assert.equal(await tick(h.config, undefined, h.paths, silentLogger, state), "not-due");
     const dir = join(h.dir, "backups");

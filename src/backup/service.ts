@@ -21,6 +21,19 @@ export interface SchedulerState {
   running: boolean;
 }
 
+/** A scheduler that has made no backup yet. */
+export function newSchedulerState(): SchedulerState {
+  return {
+    backups: 0,
+    failures: 0,
+    lastSuccessTs: null,
+    lastFailureTs: null,
+    lastError: null,
+    lastDurationMs: null,
+    running: false,
+  };
+}
+
 /** One scheduler tick: a backup if due, then pruning. Exported for tests; the service calls it on a timer. */
 export async function tick(
   config: Config,
@@ -85,15 +98,7 @@ export const backupService: ServiceDef = {
   baseUrl: (c) => baseUrl("http", c.backup.host, c.backup.port),
   describe: (c) => [`backup: every ${c.backup.schedule}, keeping ${c.backup.keep || "all"} (ami-streams backup list)`],
   async start(config, { paths, log, configPath }) {
-    const state: SchedulerState = {
-      backups: 0,
-      failures: 0,
-      lastSuccessTs: null,
-      lastFailureTs: null,
-      lastError: null,
-      lastDurationMs: null,
-      running: false,
-    };
+    const state = newSchedulerState();
     const interval = scheduleMs(config.backup.schedule ?? "1d");
     // Checked often enough to be on time within a minute (or a tenth of a short interval), never in parallel.
     const every = Math.min(60_000, Math.max(1_000, interval / 10));
