@@ -1,6 +1,6 @@
 /**
  * Every HTTP listener of a running `ami-streams up` (homeserver with its WebSocket upgrade, media HTTP with
- * WHIP/WHEP, web client, control API) and `ami-streams mcp --transport http`, under seeded hostile input:
+ * WHIP/WHEP, web client, control API, backup, CDN edge, edge functions) and `ami-streams mcp --transport http`, under seeded hostile input:
  * 1,250 raw requests (malformed targets, percent-encoding errors, `//host:badport`, bare LF, CL+TE smuggling
  * shapes, oversized headers, NUL bytes, junk upgrades, garbage), slow headers, slow bodies, idle keep-alive and
  * half-open sockets. Never a 5xx, no process exits, no restart, and a normal client is served throughout.
@@ -33,12 +33,19 @@ const ports = {
   web: await freePort(),
   control: await freePort(),
   mcp: await freePort(),
+  backup: await freePort(),
+  cdn: await freePort(),
+  edge: await freePort(),
 };
 const h = tempHome({
   matrix: { port: ports.matrix },
   media: { httpPort: ports.media, rtmpPort: ports.rtmp, srtPort: ports.srt, rtsp: { port: ports.rtsp } },
   web: { port: ports.web },
   control: { port: ports.control },
+  // The listeners the backup, CDN edge and edge-function services add (shared HTTP kit, attacked like the rest).
+  backup: { schedule: "1d", port: ports.backup },
+  cdn: { enabled: true, port: ports.cdn, origin: `http://127.0.0.1:${ports.web}` },
+  edge: { enabled: true, port: ports.edge },
 });
 const mcpToken = "m".repeat(40);
 let mcp: ChildProcess;
@@ -67,6 +74,9 @@ before(async () => {
       port: ports.control,
       probe: () => fetch(`${base(ports.control)}/api/status`, { headers: { authorization: `Bearer ${token}` } }),
     },
+    { name: "backup", port: ports.backup, probe: () => fetch(`${base(ports.backup)}/health`) },
+    { name: "cdn", port: ports.cdn, probe: () => fetch(`${base(ports.cdn)}/health`) },
+    { name: "edge", port: ports.edge, probe: () => fetch(`${base(ports.edge)}/health`) },
     {
       name: "mcp",
       port: ports.mcp,
