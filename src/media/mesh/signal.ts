@@ -102,14 +102,20 @@ export class MeshSignal {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, t: Target): void {
     socket.on("error", destroySocket);
     const path = t.searchParams.get("path") ?? "";
-    if (!validPath(path) || !this.#outputs.get(path))
-      return reject(socket, "404 Not Found", "M_NOT_FOUND", "no such stream");
-    // Signed and closed paths are not meshed: their viewers play over HTTP with their signature.
-    if (this.#auth && !this.#auth.readOpen(path))
-      return reject(socket, "403 Forbidden", "M_FORBIDDEN", "this stream is not open to everyone");
+    const refusal =
+      !validPath(path) || !this.#outputs.get(path)
+        ? (["404 Not Found", "M_NOT_FOUND", "no such stream"] as const)
+        : // Signed and closed paths are not meshed: their viewers play over HTTP with their signature.
+          this.#auth && !this.#auth.readOpen(path)
+          ? (["403 Forbidden", "M_FORBIDDEN", "this stream is not open to everyone"] as const)
+          : (this.#swarms.get(path)?.viewers.size ?? 0) >= this.#c.maxViewersPerStream
+            ? (["503 Service Unavailable", "M_LIMIT_EXCEEDED", "swarm full"] as const)
+            : undefined;
+    if (refusal) {
+      reject(socket, refusal[0], refusal[1], refusal[2]);
+      return;
+    }
     const swarm = this.#swarmOf(path);
-    if (swarm.viewers.size >= this.#c.maxViewersPerStream)
-      return reject(socket, "503 Service Unavailable", "M_LIMIT_EXCEEDED", "swarm full");
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#join(ws, swarm));
   }
 
@@ -189,11 +195,20 @@ export class MeshSignal {
     const rate = this.#c.messagesPerSecond;
     v.tokens = Math.min(rate * 2, v.tokens + ((now - v.refilledAt) * rate) / 1000);
     v.refilledAt = now;
-    if (v.tokens < 1) return this.#abuse(v, MeshClose.rateLimited, "too many messages");
+    if (v.tokens < 1) {
+      this.#abuse(v, MeshClose.rateLimited, "too many messages");
+      return;
+    }
     v.tokens--;
-    if (binary) return this.#abuse(v, MeshClose.unsupportedData, "binary frames are not spoken here");
+    if (binary) {
+      this.#abuse(v, MeshClose.unsupportedData, "binary frames are not spoken here");
+      return;
+    }
     const m = parseClientMessage(data.toString());
-    if (typeof m === "string") return this.#abuse(v, MeshClose.badInput, m);
+    if (typeof m === "string") {
+      this.#abuse(v, MeshClose.badInput, m);
+      return;
+    }
     if (m.t === "signal") {
       // A peer that is not (or no longer) linked: a race with its leaving, not an offence. Dropped.
       const to = v.swarm.viewers.get(m.to);
