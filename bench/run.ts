@@ -4,7 +4,7 @@
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
  * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, thumbnail, startup,
- * state-res, edge, scale-out, media).
+ * state-res, edge, scale-out, media, media-p2p).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -71,6 +71,9 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./media/srt-ingest.ts")).run()),
     ...(await (await import("./media/playlist-rps.ts")).run()),
   ],
+  // HLS viewer mesh (issue 15; needs ffmpeg and Chromium): offload ratio and origin bytes/s for N browser viewers
+  // (P2P_VIEWERS, default 10), against the same viewers over HTTP only.
+  "media-p2p": async () => (await import("./media/p2p-offload.ts")).run(),
 };
 
 const args = process.argv.slice(2);

@@ -11,12 +11,12 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import type { BrowserContext, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { WebSocket } from "ws";
 import { configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
-import { CHROMIUM, launchChromium } from "./helpers/browser.ts";
+import { CHROMIUM, launchBrowser } from "./helpers/browser.ts";
 import { publish, until } from "./helpers/media-tools.ts";
 
 const hasFfmpeg = spawnSync("ffmpeg", ["-version"]).status === 0;
@@ -26,8 +26,7 @@ const opts = {
 const PATH = "live/mesh";
 const dir = mkdtempSync(join(tmpdir(), "ami-media-mesh-"));
 let m: MediaServer;
-let context: BrowserContext;
-let profile: string;
+let browser: Browser;
 let publisher: ReturnType<typeof publish>;
 const pageErrors: string[] = [];
 
@@ -64,27 +63,24 @@ before(async () => {
   m = await MediaServer.start(configSchema.parse({ media }).media, silentLogger, { dataDir: dir });
   publisher = publish(`${m.rtmpUrl}/${PATH}`, 120);
   await until("the stream to go live", async () => m.hub.get(PATH));
-  ({ profile, context } = await launchChromium({
-    viewport: { width: 320, height: 240 },
-    // Loopback candidates (no other way between two pages here) and plain host addresses instead of mDNS names.
-    args: [
-      "--autoplay-policy=no-user-gesture-required",
-      "--allow-loopback-in-peer-connection",
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
-    ],
-  }));
+  // Loopback candidates (the viewers share this machine) and plain host addresses instead of mDNS names.
+  browser = await launchBrowser([
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+  ]);
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
+  await browser?.close().catch(() => {});
   publisher?.proc.kill("SIGKILL");
   await m?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 });
 
 async function viewer(): Promise<Page> {
-  const page = await context.newPage();
+  // A context per viewer: its own HTTP cache, as separate browsers would have.
+  const page = await (await browser.newContext({ viewport: { width: 320, height: 240 } })).newPage();
   page.on("pageerror", (e) => pageErrors.push(String(e)));
   await page.goto(`${m.httpUrl}/${PATH}/`);
   // Every "waiting" → "playing" gap, in ms: a stall shows up as a long one.
@@ -134,7 +130,7 @@ test("the second viewer gets segments from the first over WebRTC; the server see
 });
 
 test("the second viewer plays on without a stall when the first leaves", opts, async () => {
-  await a.close();
+  await a.context().close();
   const t0 = await currentTime(b);
   const http0 = (await stats(b)).httpSegments;
   await new Promise((r) => setTimeout(r, 8000));
@@ -166,8 +162,8 @@ test("a peer serving corrupted segments is refused by hash and reported; the vie
   await until("the server to count the refusal", async () => (m.mesh?.status(PATH)?.rejected ?? 0) > 0);
   // Everything C played from peers passed the hash (B's honest segments).
   assert.equal((await stats(c)).rejected, 1, "the lying peer is dropped after its first bad segment");
-  await evil.close();
-  await c.close();
+  await evil.context().close();
+  await c.context().close();
 });
 
 function socket(path = PATH): WebSocket {
