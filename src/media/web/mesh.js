@@ -75,8 +75,15 @@
       dc.onmessage = (e) => this.onData(e.data);
     }
 
+    /** False when the channel is not open or refuses more (closing, or its send buffer full). */
     send(m) {
-      if (this.dc?.readyState === "open") this.dc.send(JSON.stringify(m));
+      if (this.dc?.readyState !== "open") return false;
+      try {
+        this.dc.send(typeof m === "string" || m instanceof ArrayBuffer ? m : JSON.stringify(m));
+        return true;
+      } catch {
+        return false;
+      }
     }
 
     remember(set, key) {
@@ -229,8 +236,10 @@
       const bytes = this.serveBytes(key);
       // A channel already holding 8 MiB is not given more (the asker falls back to HTTP).
       if (!bytes || peer.dc.bufferedAmount > 8 * 1024 * 1024) return peer.send({ t: "miss", key });
-      peer.send({ t: "data", key, size: bytes.byteLength });
-      for (let o = 0; o < bytes.byteLength; o += CHUNK) peer.dc.send(bytes.slice(o, o + CHUNK));
+      if (!peer.send({ t: "data", key, size: bytes.byteLength })) return;
+      for (let o = 0; o < bytes.byteLength; o += CHUNK)
+        // A channel that fails half-way is closing: the asker's request times out or ends with the channel.
+        if (!peer.send(bytes.slice(o, o + CHUNK))) return;
       this.stats.servedBytes += bytes.byteLength;
     }
 
