@@ -13,6 +13,8 @@
   /** Keys a peer may announce that we remember (older ones forgotten first). */
   const MAX_HAVE = 256;
   const SEG = /\/seg\d+\.m4s$/;
+  /** Requests a peer may make per second (segments come at about one a second per rendition): more is abuse. */
+  const MAX_GETS_PER_S = 10;
 
   const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
   const trim = (m, max) => {
@@ -32,6 +34,7 @@
       this.pending = new Map();
       this.incoming = null;
       this.queue = Promise.resolve();
+      this.gets = { second: 0, count: 0 };
       this.pc = new RTCPeerConnection({ iceServers: mesh.ice });
       this.pc.onicecandidate = (e) => e.candidate && mesh.signal(id, { candidate: e.candidate.toJSON() });
       this.pc.onconnectionstatechange = () => {
@@ -106,8 +109,13 @@
         this.remember(this.have, m.key);
         this.loading.delete(m.key);
       } else if (m?.t === "loading") this.remember(this.loading, m.key);
-      else if (m?.t === "get") this.mesh.serve(this, m.key);
-      else if (m?.t === "miss") this.finish(m.key, null);
+      else if (m?.t === "get") {
+        // Each answer costs our upload: a peer asking faster than segments are made is dropped.
+        const second = Math.floor(performance.now() / 1000);
+        if (this.gets.second !== second) this.gets = { second, count: 0 };
+        if (++this.gets.count > MAX_GETS_PER_S) return this.mesh.ban(this);
+        this.mesh.serve(this, m.key);
+      } else if (m?.t === "miss") this.finish(m.key, null);
       else if (m?.t === "data" && !this.incoming && Number.isInteger(m.size) && m.size > 0 && m.size <= MAX_SEGMENT)
         this.incoming = { key: m.key, size: m.size, buf: new Uint8Array(m.size), got: 0 };
       else return this.mesh.ban(this);
