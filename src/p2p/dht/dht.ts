@@ -64,6 +64,8 @@ export interface DhtStats {
   rateLimited: number;
   badTokens: number;
   timeouts: number;
+  unmatched: number;
+  overCap: number;
   inflight: number;
 }
 
@@ -288,6 +290,7 @@ export class Dht implements PeerDiscovery {
         k: K,
         signal,
         onPeer: opts.onPeer,
+        slowMs: (this.o.queryTimeoutMs ?? 2000) / 4,
         ask: (to) =>
           this.query(
             to,
@@ -308,9 +311,11 @@ export class Dht implements PeerDiscovery {
   }
 
   /** Refresh buckets nobody touched for 15 minutes with a lookup of a random id inside them. */
-  async refresh(maxAgeMs = QUESTIONABLE_MS): Promise<void> {
+  async refresh(maxAgeMs = QUESTIONABLE_MS, onlyNotFull = false): Promise<void> {
     if (!this.running) return;
-    for (const target of this.table.staleBuckets(maxAgeMs)) await this.walk(target).catch(() => {});
+    await Promise.all(
+      this.table.staleBuckets(maxAgeMs, onlyNotFull).map((target) => this.walk(target).catch(() => {})),
+    );
   }
 
   /** PeerDiscovery: peers for `infohash`, ours first, then as the get_peers walk finds them. */
@@ -403,6 +408,8 @@ export class Dht implements PeerDiscovery {
       ...this.counters,
       queriesIn: { ...this.queriesIn },
       timeouts: this.rpcImpl?.timeouts ?? 0,
+      unmatched: this.rpcImpl?.unmatched ?? 0,
+      overCap: this.rpcImpl?.overCap ?? 0,
       inflight: this.rpcImpl?.inflight ?? 0,
     };
   }

@@ -33,6 +33,13 @@ export function compareDistance(target: Buffer, a: Buffer, b: Buffer): number {
   return 0;
 }
 
+/** The first 48 bits of the XOR distance as a number (exact in a double): a cheap sort key, ties need compareDistance. */
+export function distance48(target: Buffer, id: Buffer): number {
+  const hi = (target.readUInt32BE(0) ^ id.readUInt32BE(0)) >>> 0;
+  const lo = (target.readUInt16BE(4) ^ id.readUInt16BE(4)) >>> 0;
+  return hi * 65536 + lo;
+}
+
 /** Number of leading bits a and b share (160 when equal). */
 export function commonPrefixBits(a: Buffer, b: Buffer): number {
   for (let i = 0; i < ID_BYTES; i++) {

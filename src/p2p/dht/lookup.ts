@@ -4,7 +4,7 @@
  * learned from a response is one hop further than the node that named it (seeds are hop 1), which is how the
  * simulation measures hops.
  */
-import { compareDistance, type NodeAddr, type NodeInfo } from "./id.ts";
+import { compareDistance, distance48, type NodeAddr, type NodeInfo } from "./id.ts";
 
 export const ALPHA = 3;
 
@@ -34,8 +34,12 @@ export interface LookupResult {
 interface Candidate {
   addr: NodeAddr;
   id?: Buffer;
+  /** distance48 to the target (when the id is known). */
+  d: number;
   hops: number;
   state: "new" | "asked" | "answered" | "failed";
+  /** Asked more than slowMs ago: no longer holds one of the ALPHA slots, and the walk may end without it. */
+  slow?: boolean;
   token?: Buffer;
 }
 
@@ -50,6 +54,8 @@ export interface LookupOptions {
   alpha?: number;
   signal?: AbortSignal;
   maxCandidates?: number;
+  /** After this long an unanswered query stops blocking the walk (a dead node costs slowMs, not a full timeout). */
+  slowMs?: number;
 }
 
 export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
@@ -58,6 +64,7 @@ export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
   const cands = new Map<string, Candidate>();
   const ids = new Set<string>([o.selfId.toString("hex")]);
   const seenPeers = new Set<string>();
+  /** Queries in flight that still hold an ALPHA slot. */
   let inflight = 0;
   let queried = 0;
   let peerHops = 0;
@@ -70,13 +77,19 @@ export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
       if (ids.has(h)) return;
       ids.add(h);
     }
-    cands.set(key, { addr: { host: addr.host, port: addr.port }, id, hops, state: "new" });
+    cands.set(key, {
+      addr: { host: addr.host, port: addr.port },
+      id,
+      d: id ? distance48(o.target, id) : 0,
+      hops,
+      state: "new",
+    });
   };
   for (const s of o.seeds) addCandidate(s, "id" in s ? s.id : undefined, 1);
 
   // Unknown ids (bootstrap addresses) sort first: they are all we have.
   const order = (a: Candidate, b: Candidate) =>
-    !a.id ? (!b.id ? 0 : -1) : !b.id ? 1 : compareDistance(o.target, a.id, b.id);
+    !a.id ? (!b.id ? 0 : -1) : !b.id ? 1 : a.d - b.d || compareDistance(o.target, a.id, b.id);
 
   return new Promise<LookupResult>((resolve) => {
     let finished = false;
@@ -99,7 +112,7 @@ export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
     const pump = () => {
       if (finished) return;
       if (o.signal?.aborted) return finish();
-      const live = [...cands.values()].filter((c) => c.state !== "failed").sort(order);
+      const live = [...cands.values()].filter((c) => c.state !== "failed" && !c.slow).sort(order);
       const top = live.slice(0, o.k);
       for (const c of top) {
         if (inflight >= alpha) break;
@@ -112,14 +125,24 @@ export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
       c.state = "asked";
       inflight++;
       queried++;
+      const slow = o.slowMs
+        ? setTimeout(() => {
+            if (c.state !== "asked") return;
+            c.slow = true;
+            inflight--;
+            pump();
+          }, o.slowMs)
+        : undefined;
       o.ask(c.addr).then(
-        (a) => settle(c, a),
-        () => settle(c, null),
+        (a) => settle(c, a, slow),
+        () => settle(c, null, slow),
       );
     };
 
-    const settle = (c: Candidate, a: Answer | null) => {
-      inflight--;
+    const settle = (c: Candidate, a: Answer | null, slow: NodeJS.Timeout | undefined) => {
+      clearTimeout(slow);
+      if (!c.slow) inflight--;
+      c.slow = false;
       if (!a || (c.id && !a.id.equals(c.id))) c.state = "failed";
       else {
         c.state = "answered";
@@ -129,6 +152,7 @@ export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
           if (ids.has(h)) c.state = "failed";
           ids.add(h);
           c.id = a.id;
+          c.d = distance48(o.target, a.id);
         }
         c.token = a.token;
         for (const p of a.values) {

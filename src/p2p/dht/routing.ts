@@ -8,7 +8,7 @@
  * split replaces a bad node at once, asks the caller to ping its most stale questionable node (the newcomer waits
  * in a small replacement cache and takes the slot if that node fails), and otherwise drops the newcomer.
  */
-import { commonPrefixBits, compareDistance, ID_BITS, type NodeInfo, randomIdWithPrefix } from "./id.ts";
+import { commonPrefixBits, compareDistance, distance48, ID_BITS, type NodeInfo, randomIdWithPrefix } from "./id.ts";
 
 export const K = 8;
 export const QUESTIONABLE_MS = 15 * 60_000;
@@ -116,9 +116,7 @@ export class RoutingTable {
       b.replacements = b.replacements.filter((n) => !n.id.equals(info.id));
       b.replacements.push(node);
       if (b.replacements.length > K) b.replacements.shift();
-      const stale = b.nodes
-        .filter((n) => this.state(n) === "questionable")
-        .sort((x, y) => x.lastSeen - y.lastSeen)[0];
+      const stale = b.nodes.filter((n) => this.state(n) === "questionable").sort((x, y) => x.lastSeen - y.lastSeen)[0];
       return stale ? { kind: "full", ping: stale } : { kind: "dropped" };
     }
   }
@@ -157,12 +155,26 @@ export class RoutingTable {
     b.nodes = b.nodes.filter((n) => !n.id.equals(id));
   }
 
-  /** The `count` non-bad nodes closest to `target`. */
+  /**
+   * The `count` non-bad nodes closest to `target`, the hot path of every find_node/get_peers answer. With c the
+   * bits `target` shares with our id: bucket c's nodes share more than c bits with it, the buckets after c share
+   * exactly c, and each bucket i < c shares exactly i; so whole buckets are taken in that order and only
+   * within a group is anything sorted.
+   */
   closest(target: Buffer, count = K): TableNode[] {
-    const all: TableNode[] = [];
-    for (const b of this.buckets) for (const n of b.nodes) if (this.state(n) !== "bad") all.push(n);
-    all.sort((a, b) => compareDistance(target, a.id, b.id));
-    return all.slice(0, count);
+    const out: TableNode[] = [];
+    const take = (nodes: TableNode[]) => {
+      const live = nodes.filter((n) => n.failures < BAD_FAILURES);
+      if (out.length + live.length > count || live.length > 1)
+        live.sort((a, b) => distance48(target, a.id) - distance48(target, b.id) || compareDistance(target, a.id, b.id));
+      for (const n of live) if (out.length < count) out.push(n);
+    };
+    const last = this.buckets.length - 1;
+    const c = Math.min(commonPrefixBits(this.id, target), last);
+    take(this.buckets[c].nodes);
+    if (c < last && out.length < count) take(this.buckets.slice(c + 1).flatMap((b) => b.nodes));
+    for (let i = c - 1; i >= 0 && out.length < count; i--) take(this.buckets[i].nodes);
+    return out;
   }
 
   all(): TableNode[] {
@@ -170,11 +182,11 @@ export class RoutingTable {
   }
 
   /** Random ids to look up for buckets untouched for `maxAgeMs` (BEP 5's bucket refresh); they become fresh now. */
-  staleBuckets(maxAgeMs: number): Buffer[] {
+  staleBuckets(maxAgeMs: number, onlyNotFull = false): Buffer[] {
     const t = this.now();
     const out: Buffer[] = [];
     this.buckets.forEach((b, i) => {
-      if (t - b.lastChanged < maxAgeMs) return;
+      if (t - b.lastChanged < maxAgeMs || (onlyNotFull && b.nodes.length >= K)) return;
       b.lastChanged = t;
       // Bucket i < last covers "exactly i shared bits"; the last covers "at least i", so any id with i bits will do.
       out.push(randomIdWithPrefix(this.id, i));

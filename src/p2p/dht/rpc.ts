@@ -26,6 +26,8 @@ export class Rpc {
   private readonly o: RpcOptions;
   timeouts = 0;
   overCap = 0;
+  /** Replies matching no query of ours (late, spoofed or from the wrong address). */
+  unmatched = 0;
 
   constructor(o: RpcOptions) {
     this.o = o;
@@ -68,9 +70,11 @@ export class Rpc {
 
   /** A response or error arrived: true when it answered one of our queries. */
   reply(msg: Response | ErrorMsg, from: NodeAddr): boolean {
-    if (msg.t.length !== 2) return false;
-    const p = this.pending.get(msg.t.readUInt16BE());
-    if (!p || p.to !== addrKey(from)) return false;
+    const p = msg.t.length === 2 ? this.pending.get(msg.t.readUInt16BE()) : undefined;
+    if (!p || p.to !== addrKey(from)) {
+      this.unmatched++;
+      return false;
+    }
     p.resolve(msg);
     return true;
   }

@@ -16,11 +16,7 @@ export interface QueryContext {
   tokens: TokenSecrets;
 }
 
-export function handleQuery(
-  ctx: QueryContext,
-  m: Query,
-  from: NodeAddr,
-): { kind: "response" | "error"; msg: Buffer } {
+export function handleQuery(ctx: QueryContext, m: Query, from: NodeAddr): { kind: "response" | "error"; msg: Buffer } {
   const ip = isUsableAddr(from.host, from.port) ? encodePeer(from) : undefined;
   const ok = (r: Record<string, Buffer | Buffer[] | undefined>) => ({
     kind: "response" as const,
@@ -45,7 +41,8 @@ export function handleQuery(
       if (!ctx.tokens.check(m.token as Buffer, from.host))
         return { kind: "error", msg: encodeError(m.t, KrpcError.protocol, "Bad token") };
       const port = m.impliedPort ? from.port : (m.port as number);
-      if (!isUsableAddr(from.host, port)) return { kind: "error", msg: encodeError(m.t, KrpcError.protocol, "Bad port") };
+      if (!isUsableAddr(from.host, port))
+        return { kind: "error", msg: encodeError(m.t, KrpcError.protocol, "Bad port") };
       ctx.peers.add(m.infoHash as Buffer, { host: from.host, port });
       return ok({});
     }
