@@ -14,17 +14,20 @@ export interface Sim {
   stop(): Promise<void>;
 }
 
-export async function buildSim(n: number, opts: { latencyMs?: number; wave?: number; timeoutMs?: number } = {}) {
+export async function buildSim(
+  n: number,
+  opts: { latencyMs?: number; wave?: number; timeoutMs?: number; udp?: boolean } = {},
+) {
   const network = new MemoryNetwork({ latencyMs: opts.latencyMs });
-  const seed = new Dht({ network, queryTimeoutMs: opts.timeoutMs ?? 1000 });
+  // On UDP every node is 127.0.0.1, so the per-IP limit would throttle the whole simulated network: off.
+  const base = opts.udp
+    ? { host: "127.0.0.1", rateLimit: false as const, queryTimeoutMs: opts.timeoutMs ?? 1000 }
+    : { network, queryTimeoutMs: opts.timeoutMs ?? 1000 };
+  const seed = new Dht(base);
   await seed.start();
   const entry = seed.address as NodeAddr;
   const nodes = [seed];
-  for (let i = 1; i < n; i++) {
-    nodes.push(
-      new Dht({ network, bootstrap: [`${entry.host}:${entry.port}`], queryTimeoutMs: opts.timeoutMs ?? 1000 }),
-    );
-  }
+  for (let i = 1; i < n; i++) nodes.push(new Dht({ ...base, bootstrap: [`${entry.host}:${entry.port}`] }));
   // start() bootstraps in the background; join explicitly in waves instead, so the sim waits for each wave.
   const wave = opts.wave ?? 20;
   for (let i = 1; i < n; i += wave) {
