@@ -186,3 +186,24 @@ test("read_only (BEP 43): the node queries but never answers, and others keep it
     for await (const _ of a.lookup(Buffer.alloc(3))) break;
   }, /infohash/);
 });
+
+test("lookup on a stopped node fails with AMI_NOT_RUNNING (no unhandled rejection); breaking early stops the walk", async () => {
+  const idle = new Dht({ host: "127.0.0.1" });
+  await assert.rejects(async () => {
+    for await (const _ of idle.lookup(randomId())) break;
+  }, /not started/);
+  const a = await node();
+  const b = await node({ bootstrap: [entry(a)] });
+  await b.bootstrap();
+  const ih = randomId();
+  a.peers.add(ih, { host: "10.9.9.9", port: 9 });
+  a.peers.add(ih, { host: "10.9.9.8", port: 8 });
+  const got = [];
+  for await (const p of b.lookup(ih)) {
+    got.push(p);
+    break;
+  }
+  assert.equal(got.length, 1);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(b.stats().lookupsActive, 0, "the walk ended with the loop");
+});

@@ -19,6 +19,7 @@ import { IpRateLimit, type RateLimitOptions } from "./ratelimit.ts";
 import { K, QUESTIONABLE_MS, RoutingTable } from "./routing.ts";
 import { Rpc } from "./rpc.ts";
 import { handleQuery } from "./server.ts";
+import { peerStream } from "./stream.ts";
 import { TokenSecrets } from "./tokens.ts";
 import { type DhtTransport, type MemoryNetwork, udpTransport } from "./transport.ts";
 
@@ -42,6 +43,8 @@ export interface DhtOptions {
   network?: MemoryNetwork;
   /** How often buckets are checked for a refresh; untouched buckets are refreshed after QUESTIONABLE_MS. */
   refreshCheckMs?: number;
+  /** start() joins the network in the background (default); false leaves it to an explicit bootstrap(). */
+  autoBootstrap?: boolean;
 }
 
 export interface DhtStats {
@@ -145,7 +148,8 @@ export class Dht implements PeerDiscovery {
       void this.save();
     });
     this.log.info("dht listening", { address: this.transport.address, id: this.id.toString("hex") });
-    if (saved?.nodes.length || this.o.bootstrap?.length) void this.bootstrap().catch(() => {});
+    if (this.o.autoBootstrap !== false && (saved?.nodes.length || this.o.bootstrap?.length))
+      void this.bootstrap().catch(() => {});
   }
 
   async stop(): Promise<void> {
@@ -276,7 +280,7 @@ export class Dht implements PeerDiscovery {
     target: Buffer,
     opts: { getPeers?: boolean; onPeer?: (p: NodeAddr) => void; signal?: AbortSignal } = {},
   ): Promise<LookupResult> {
-    this.rpc; // throws when not running
+    if (!this.running) throw new AmiError("AMI_NOT_RUNNING", "dht: not started");
     const signal = opts.signal ? AbortSignal.any([opts.signal, this.stopping.signal]) : this.stopping.signal;
     const known = this.table.closest(target, K);
     const seeds = known.length >= K ? known : [...known, ...(await this.seeds())];
@@ -321,39 +325,11 @@ export class Dht implements PeerDiscovery {
   /** PeerDiscovery: peers for `infohash`, ours first, then as the get_peers walk finds them. */
   async *lookup(infohash: Buffer, signal?: AbortSignal): AsyncIterable<PeerAddress> {
     if (!isId(infohash)) throw new AmiError("AMI_INVALID_INPUT", "dht: an infohash is 20 bytes");
-    const queue: NodeAddr[] = [];
-    let wake: (() => void) | null = null;
-    let done = false;
-    const seen = new Set<string>();
-    const push = (p: NodeAddr) => {
-      const k = `${p.host}:${p.port}`;
-      if (seen.has(k)) return;
-      seen.add(k);
-      queue.push(p);
-      wake?.();
-    };
-    for (const p of this.peers.get(infohash)) push(p);
-    const inner = new AbortController();
-    const walk = this.walk(infohash, {
-      getPeers: true,
-      onPeer: push,
-      signal: signal ? AbortSignal.any([signal, inner.signal]) : inner.signal,
-    }).finally(() => {
-      done = true;
-      wake?.();
-    });
-    try {
-      for (;;) {
-        const p = queue.shift();
-        if (p) yield p;
-        else if (done) break;
-        else await new Promise<void>((r) => (wake = r));
-        wake = null;
-      }
-      await walk;
-    } finally {
-      inner.abort(); // the consumer stopped early
-    }
+    yield* peerStream(
+      this.peers.get(infohash),
+      (push, sig) => this.walk(infohash, { getPeers: true, onPeer: push, signal: sig }),
+      signal,
+    );
   }
 
   /**

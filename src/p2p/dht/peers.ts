@@ -24,8 +24,8 @@ export class PeerStore {
   private readonly now: () => number;
 
   constructor(o: PeerStoreOptions = {}) {
-    this.perHash = o.perHash ?? 200;
-    this.maxHashes = o.maxHashes ?? 5000;
+    this.perHash = o.perHash ?? 100;
+    this.maxHashes = o.maxHashes ?? 2000;
     this.ttlMs = o.ttlMs ?? PEER_TTL_MS;
     this.now = o.now ?? Date.now;
   }

@@ -21,18 +21,18 @@ export async function buildSim(
   const network = new MemoryNetwork({ latencyMs: opts.latencyMs });
   // On UDP every node is 127.0.0.1, so the per-IP limit would throttle the whole simulated network: off.
   const base = opts.udp
-    ? { host: "127.0.0.1", rateLimit: false as const, queryTimeoutMs: opts.timeoutMs ?? 1000 }
-    : { network, queryTimeoutMs: opts.timeoutMs ?? 1000 };
+    ? { host: "127.0.0.1", rateLimit: false as const, queryTimeoutMs: opts.timeoutMs ?? 1000, autoBootstrap: false }
+    : { network, queryTimeoutMs: opts.timeoutMs ?? 1000, autoBootstrap: false };
   const seed = new Dht(base);
   await seed.start();
   const entry = seed.address as NodeAddr;
   const nodes = [seed];
   for (let i = 1; i < n; i++) nodes.push(new Dht({ ...base, bootstrap: [`${entry.host}:${entry.port}`] }));
-  // start() bootstraps in the background; join explicitly in waves instead, so the sim waits for each wave.
+  // Join explicitly, in waves, so the sim can wait for each wave.
   const wave = opts.wave ?? 20;
   for (let i = 1; i < n; i += wave) {
     const batch = nodes.slice(i, i + wave);
-    await Promise.all(batch.map((d) => startQuiet(d)));
+    await Promise.all(batch.map((d) => d.start()));
     await Promise.all(batch.map((d) => d.bootstrap()));
   }
   // Then every node refreshes all its buckets once (what the 15-minute bucket refresh does over time), so early
@@ -45,14 +45,6 @@ export async function buildSim(
       await Promise.all(nodes.map((d) => d.stop()));
     },
   } satisfies Sim;
-}
-
-/** start() without its background bootstrap (the sim joins in waves). */
-async function startQuiet(d: Dht): Promise<void> {
-  const boot = d.o.bootstrap;
-  d.o.bootstrap = undefined;
-  await d.start();
-  d.o.bootstrap = boot;
 }
 
 export interface LookupStats {
