@@ -207,3 +207,19 @@ test("lookup on a stopped node fails with AMI_NOT_RUNNING (no unhandled rejectio
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(b.stats().lookupsActive, 0, "the walk ended with the loop");
 });
+
+test("a query that makes our handler throw gets 202 (Server Error) and the node keeps answering", async () => {
+  const a = await node();
+  const me = await raw();
+  const orig = a.peers.get.bind(a.peers);
+  a.peers.get = () => {
+    throw new Error("simulated bug");
+  };
+  me.send(encodeQuery(Buffer.from("s1"), "get_peers", { id: randomId(), info_hash: randomId() }), a);
+  const e = await me.next();
+  assert.ok(e?.y === "e" && e.code === 202, JSON.stringify(e));
+  a.peers.get = orig;
+  me.send(encodeQuery(Buffer.from("s2"), "ping", { id: randomId() }), a);
+  assert.equal((await me.next())?.y, "r");
+  me.close();
+});

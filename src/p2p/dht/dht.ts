@@ -11,7 +11,7 @@ import { AmiError } from "../../core/errors.ts";
 import { type Logger, silentLogger } from "../../core/logger.ts";
 import type { PeerAddress, PeerDiscovery } from "../discovery.ts";
 import { decodeNodes, decodePeer, isId, type NodeAddr, type NodeInfo, randomId } from "./id.ts";
-import { decodeMessage, encodeError } from "./krpc.ts";
+import { decodeMessage, encodeError, KrpcError } from "./krpc.ts";
 import { type Answer, iterativeLookup, type LookupResult } from "./lookup.ts";
 import { PeerStore } from "./peers.ts";
 import { loadState, saveState } from "./persist.ts";
@@ -205,7 +205,14 @@ export class Dht implements PeerDiscovery {
       }
       this.queriesIn[m.q]++;
       if (!m.ro) this.heard({ id: m.id, host: from.host, port: from.port }, false);
-      const out = handleQuery(this, m, from);
+      let out: ReturnType<typeof handleQuery>;
+      try {
+        out = handleQuery(this, m, from);
+      } catch (err) {
+        // Our bug, not the querier's: 202, and the node stays up.
+        this.log.warn("dht: query handling failed", { q: m.q, err: (err as Error).message });
+        out = { kind: "error", msg: encodeError(m.t, KrpcError.server, "Server Error") };
+      }
       if (m.q === "announce_peer" && out.kind === "error") this.counters.badTokens++;
       this.send(out.msg, from);
     } catch (err) {
