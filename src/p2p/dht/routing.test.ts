@@ -122,3 +122,19 @@ test("per-IP rate limit: a burst, then a trickle; the IP map stays bounded", () 
   for (let i = 0; i < 1000; i++) rl.allow(`10.0.${i >> 8}.${i & 255}`);
   assert.equal(rl.size, 100);
 });
+
+test("bucket refresh: one random id inside each bucket untouched for the age given, then they count as fresh", () => {
+  let now = 0;
+  const t = new RoutingTable(randomId(), () => now);
+  for (let i = 0; i < 500; i++) t.add(node(), true);
+  now = QUESTIONABLE_MS;
+  const ids = t.staleBuckets(QUESTIONABLE_MS);
+  assert.equal(ids.length, t.bucketCount);
+  ids.forEach((id, i) => {
+    const bits = commonPrefixBits(t.id, id);
+    if (i < t.bucketCount - 1) assert.equal(bits, i, "inside bucket i: exactly i shared bits");
+    else assert.ok(bits >= i);
+  });
+  assert.deepEqual(t.staleBuckets(QUESTIONABLE_MS), [], "refreshed buckets are fresh");
+  for (let b = 0; b <= 160; b += 7) assert.equal(commonPrefixBits(t.id, randomIdWithPrefix(t.id, b)), b);
+});
