@@ -167,6 +167,11 @@ test("the routing table and node id survive a restart (stateDir/dht.json); a cor
   assert.ok(b2.nodes().some((n) => n.port === a.address?.port));
   assert.ok((await b2.bootstrap()) >= 1);
   await b2.stop();
+  await b2.start(); // the same object again: walks must not inherit the old stop's abort
+  const rx = b2.stats().rx;
+  await b2.bootstrap();
+  assert.ok(b2.stats().rx > rx, "the restarted node's walk really queried");
+  await b2.stop();
   writeFileSync(join(stateDir, "dht.json"), "{ not json");
   const b3 = await node({ stateDir });
   assert.notEqual(b3.id.toString("hex"), id);

@@ -85,7 +85,7 @@ export class Dht implements PeerDiscovery {
   private rpcImpl: Rpc | null = null;
   private timers: NodeJS.Timeout[] = [];
   private readonly pinging = new Set<string>();
-  private readonly stopping = new AbortController();
+  private stopping = new AbortController();
   private readonly counters = {
     lookups: 0,
     lookupsActive: 0,
@@ -123,6 +123,7 @@ export class Dht implements PeerDiscovery {
       this.id = saved.id;
       this.table = new RoutingTable(this.id);
     }
+    this.stopping = new AbortController(); // a stopped node may be started again
     const receive = (msg: Buffer, from: NodeAddr) => this.receive(msg, from);
     this.transport = this.o.network
       ? this.o.network.attach(receive)
