@@ -4,7 +4,7 @@
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
  * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, thumbnail, startup,
- * state-res, edge, scale-out, media, media-p2p).
+ * state-res, edge, scale-out, media, media-p2p, dht).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -74,6 +74,9 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // HLS viewer mesh (issue 15; needs ffmpeg and Chromium): offload ratio and origin bytes/s for N browser viewers
   // (P2P_VIEWERS, default 10), against the same viewers over HTTP only.
   "media-p2p": async () => (await import("./media/p2p-offload.ts")).run(),
+  // Kademlia DHT (issue 15): lookup latency, hops and success vs n (100, 300, 1,000 in-memory nodes; 100, 300 on UDP),
+  // against one get_peers round trip straight to a node holding the peer.
+  dht: async () => (await import("./p2p/dht.ts")).run(),
 };
 
 const args = process.argv.slice(2);
