@@ -62,6 +62,9 @@ export const IMAGES = {
   synapse: "matrixdotorg/synapse:latest",
 } as const;
 
+/** The stack's Compose network (fixed: the homeserver's matrix.trustedProxies names it). */
+export const STACK_SUBNET = "172.29.13.0/24";
+
 /** Our config.yaml inside the container: the homeserver on PostgreSQL, behind Caddy. */
 export function amiConfigYaml(
   h: Hosts,
@@ -77,8 +80,10 @@ export function amiConfigYaml(
       publicBaseUrl: `https://${h.matrix}`,
       database: `postgres://ami:${s.postgresPassword}@postgres:5432/ami_streams`,
       registration: { enabled: false, requireToken: false, sharedSecret: s.sharedSecret },
-      // Every connection arrives from Caddy's address.
+      // Every connection arrives from Caddy's address; its X-Forwarded-For (from the stack's own network only)
+      // names the client, for rate limits and last-seen IPs.
       limits: { maxConnectionsPerAddress: 10000 },
+      trustedProxies: [STACK_SUBNET],
       voip: { turnUris: turnUris(h), turnSharedSecret: s.turnSecret, turnUserLifetimeSeconds: 3600 },
       federation: { enabled: federation, wellKnownServer: `${h.matrix}:443` },
     },
@@ -205,6 +210,8 @@ function composeYaml(h: Hosts, o: ComposeOptions): string {
       },
     },
     volumes: { "postgres-data": {}, "caddy-data": {}, "caddy-config": {} },
+    // A fixed subnet, so the homeserver can trust X-Forwarded-For from it (Caddy) and from nowhere else.
+    networks: { default: { ipam: { config: [{ subnet: STACK_SUBNET }] } } },
   };
   return (
     `# Production stack for ${h.domain}, written by \`ami-streams deploy compose --engine ${o.engine}\`.\n` +

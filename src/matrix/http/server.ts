@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import { AmiError, toAmiError } from "../../core/errors.ts";
 import { bearerToken } from "../../core/http/bearer.ts";
 import { bodyChunks, readJson } from "../../core/http/body.ts";
+import { TrustedProxies } from "../../core/http/client-address.ts";
 import { corsHeaders } from "../../core/http/cors.ts";
 import { sendJson } from "../../core/http/reply.ts";
 import { holdOpen, type ListenerLimits, type RequestHandler } from "../../core/http/server.ts";
@@ -28,6 +29,7 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
   const { limits } = hs.config;
   const perUser = new RateLimiter(limits.perUser.perSecond, limits.perUser.burst);
   const perIp = new RateLimiter(limits.perIp.perSecond, limits.perIp.burst);
+  const proxies = new TrustedProxies(hs.config.trustedProxies);
 
   return async function handle(req: IncomingMessage, res: ServerResponse, target: Target): Promise<void> {
     const started = performance.now();
@@ -70,7 +72,7 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
     if (m === "method") throw new AmiError("M_UNRECOGNIZED", "Unrecognized request method", {}, 405);
     const { route, params } = m;
 
-    const ip = req.socket.remoteAddress ?? "?";
+    const ip = proxies.clientOf(req);
     // Routes without token auth (federation's X-Matrix ones) leave the Authorization header to their handler.
     const token = route.auth === "none" ? null : accessToken(req, url);
     let requester = null;
