@@ -205,7 +205,8 @@ export async function startHomeserver(
   const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, maxStream, blobs, cluster);
   if (cluster.sequencer) hs.stream.observe(await cluster.sequencer.head());
   // Every destination's retry state, so the monitor shows them and a dead one stays backed off after a restart.
-  if (config.federation.enabled) await hs.federation.sender.load();
+  // With workers, one of them sends (the lease holder) and the others hand their work to it.
+  if (config.federation.enabled) await cluster.startFederationSender(hs.federation.sender);
   // Rooms joined with members omitted whose resync had not finished: resumed in the background.
   if (config.federation.enabled) await hs.partialState.load();
   const limits: ListenerLimits = {
