@@ -201,7 +201,10 @@ export const matrixSchema = z
      * "Homeserver scale-out"). More than 1 needs a postgres:// database and Redis at `redis`.
      */
     workers: z.number().int().min(1).max(64).default(1),
-    /** Redis that carries positions, typing and cache invalidations between the workers (only with workers > 1). */
+    /**
+     * Redis between the workers (only with workers > 1): positions, typing, cache invalidations and revocations,
+     * shared rate-limit buckets, the federation sender's lease.
+     */
     redis: z
       .string()
       .regex(/^rediss?:\/\/.+/, "must be a redis:// or rediss:// URL")

@@ -1,6 +1,7 @@
 /**
  * The cross-process bus of a scaled-out homeserver (docs/ARCHITECTURE.md "Homeserver scale-out"): what one process
- * must tell the others — committed stream positions, typing changes, cache invalidations. One process (the
+ * must tell the others — committed stream positions, typing changes, cache invalidations and session revocations,
+ * federation work for the worker that sends (cluster/sender-lease.ts). One process (the
  * embedded default) uses LocalBus, which carries nothing; `matrix.workers` > 1 uses RedisBus (Redis pub/sub).
  *
  * Pub/sub is lossy by nature (a message published while a subscriber is disconnected is gone), so nothing relies
