@@ -101,7 +101,11 @@ class HomeserverImpl implements Homeserver {
     this.rooms = new Rooms(this);
     this.push = new Push(this);
     this.federation = new Federation({ serverName: this.serverName, signingKey, config, store, log });
-    if (config.federation.enabled) this.metrics.federation = () => this.federation.sender.snapshot();
+    this.metrics.rateLimitFallbacks = () => cluster.rateLimitFallbacks;
+    if (config.federation.enabled) {
+      this.metrics.federation = () => this.federation.sender.snapshot();
+      this.metrics.federationSender = () => this.federation.sender.leading;
+    }
     // The room DAG's federation side: state resolution v2 for forked rooms, incoming PDUs (federation/pdu-in.ts).
     const graphs = new GraphCache(store);
     this.rooms.stateResolver = dagStateResolver(graphs);

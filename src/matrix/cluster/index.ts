@@ -41,6 +41,8 @@ export interface Cluster {
    * time sends (cluster/sender-lease.ts) and the others hand their work to it.
    */
   startFederationSender(sender: FederationSender): Promise<void>;
+  /** Rate-limit answers that came from this process's own buckets because Redis did not answer (metrics). */
+  readonly rateLimitFallbacks: number;
   /** Whether this process sends federation transactions now. */
   readonly sendsFederation: boolean;
   /** Connect the stream: publish this process's turns, observe the others'. */
@@ -60,6 +62,7 @@ class SingleProcess implements Cluster {
     return new RateLimiter(perSecond, burst);
   }
   readonly sendsFederation = true;
+  readonly rateLimitFallbacks = 0;
   startFederationSender(sender: FederationSender): Promise<void> {
     return sender.load();
   }
@@ -78,6 +81,11 @@ class Workers implements Cluster {
   }
   #poll: NodeJS.Timeout | null = null;
   #lease: SenderLease | null = null;
+  readonly #limiters: SharedRateLimiter[] = [];
+
+  get rateLimitFallbacks(): number {
+    return this.#limiters.reduce((n, l) => n + l.fallbacks, 0);
+  }
   #offs: Array<() => void> = [];
 
   constructor(config: MatrixConfig, log: Logger) {
@@ -115,7 +123,9 @@ class Workers implements Cluster {
   }
 
   rateLimiter(name: string, perSecond: number, burst: number): Limiter {
-    return new SharedRateLimiter(this.bus.client, `${this.bus.channel}:rl:${name}`, perSecond, burst, this.#log);
+    const l = new SharedRateLimiter(this.bus.client, `${this.bus.channel}:rl:${name}`, perSecond, burst, this.#log);
+    this.#limiters.push(l);
+    return l;
   }
 
   attach(stream: StreamWriter): void {

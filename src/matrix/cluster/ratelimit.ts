@@ -10,7 +10,7 @@ import type { Logger } from "../../core/logger.ts";
 import { type Limiter, RateLimiter } from "../http/ratelimit.ts";
 
 /** A Redis answer slower than this falls back to the local bucket (it is on every rate-limited request). */
-const TIMEOUT_MS = 250;
+const TIMEOUT_MS = 500;
 
 // KEYS[1] the bucket; ARGV rate (tokens/s), burst. Returns 0 (a token taken) or the ms until the next token.
 // The bucket lives as long as it takes to refill (past that it is full, which is what a missing key means).
