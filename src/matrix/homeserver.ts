@@ -15,6 +15,7 @@ import { allRoutes } from "./client/index.ts";
 import { type Cluster, joinCluster } from "./cluster/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import type { ClientEvent } from "./events/types.ts";
+import { watchRoomHosts } from "./federation/edus-out.ts";
 import { federationRoutes } from "./federation/index.ts";
 import { PartialStateResync } from "./federation/partial-state.ts";
 import { dagStateResolver, GraphCache, PduIn } from "./federation/pdu-in.ts";
@@ -208,6 +209,7 @@ export async function startHomeserver(
   // With workers, positions come from the cluster's sequence, which may be past what this process stored.
   const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, maxStream, blobs, cluster);
   if (cluster.sequencer) hs.stream.observe(await cluster.sequencer.head());
+  if (config.federation.enabled) watchRoomHosts(hs);
   // Every destination's retry state, so the monitor shows them and a dead one stays backed off after a restart.
   // With workers, one of them sends (the lease holder) and the others hand their work to it.
   if (config.federation.enabled) await cluster.startFederationSender(hs.federation.sender);

@@ -161,6 +161,26 @@ describe("scale-out: revocation, client addresses, rate limits and the federatio
     await assertRevoked(s, held);
   });
 
+  it("a refresh on C retires the old token everywhere, but its long-poll on B answers as usual (no false logout)", async () => {
+    await registerUser(a.url, "cs_hank");
+    const login = await ok(a.url, "POST", `${C}/login`, { body: { ...loginBody("cs_hank"), refresh_token: true } });
+    const old = login.access_token as string;
+    const since = (await ok(b.url, "GET", `${C}/sync?timeout=0`, { token: old })).next_batch;
+    const poll = api(b.url, "GET", `${C}/sync?timeout=3000&since=${enc(since)}`, { token: old });
+    await new Promise((r) => setTimeout(r, 300));
+    const fresh = await ok(c.url, "POST", `${C}/refresh`, { body: { refresh_token: login.refresh_token } });
+    // The first use of the new token retires the old one (on every worker).
+    await ok(a.url, "GET", `${C}/account/whoami`, { token: fresh.access_token });
+    const polled = await poll;
+    assert.equal(polled.status, 200, `the long-poll in flight: ${polled.text.slice(0, 200)}`);
+    for (const w of [a, b, c])
+      assert.equal(
+        (await api(w.url, "GET", `${C}/account/whoami`, { token: old })).status,
+        401,
+        "the old token is gone",
+      );
+  });
+
   it("X-Forwarded-For names the client only from the trusted proxy address (last-seen IPs)", async () => {
     const s = await registerUser(a.url, "cs_fred");
     const viaProxy = await postFrom(b.url, `${C}/login`, loginBody("cs_fred"), {
@@ -320,6 +340,7 @@ describe("scale-out: revocation, client addresses, rate limits and the federatio
       const got = await remote.hs.store.dag.getDagEvents(ids);
       return got.filter((e) => e && e.stream !== null).length === ids.length;
     };
+    const who = new Map<string, number>();
     const sendFrom = async (ks: number[], count: number, tag: string) => {
       const ids: string[] = [];
       await Promise.all(
@@ -333,13 +354,31 @@ describe("scale-out: revocation, client addresses, rate limits and the federatio
                 })
               ).event_id,
             );
+          for (const id of ids) if (!who.has(id)) who.set(id, k);
         }),
       );
       return ids;
     };
     // Within the rate limit (burst 20 per user).
     const first = await sendFrom([0, 1, 2], 6, "f");
-    await waitFor("the first 18 messages at the remote", () => atRemote(first), 30_000, 50);
+    await waitFor("the first 18 messages at the remote", () => atRemote(first), 30_000, 50).catch((e) => {
+      for (const [k, w] of workers.entries())
+        for (const l of w.logLines.filter((x) => /federation|cluster/.test(x)).slice(-15)) console.log(`# ${k}: ${l}`);
+      return remote.hs.store.dag.getDagEvents(first).then((got) => {
+        console.log(
+          `# missing: ${first
+            .filter((id, i) => !got[i] || got[i].stream === null)
+            .map((id) => `${id}@${first.indexOf(id)}:${got[first.indexOf(id)] ? "outlier" : "absent"}:${who.get(id)}`)
+            .join(" ")}`,
+        );
+        console.log(`# sent order: ${first.join(" ")}`);
+        console.log(`# txns: ${txns.join(" ")}`);
+        return Promise.all(workers.map((w) => api(w.url, "GET", "/_ami/stats"))).then((st) => {
+          for (const x of st) console.log(`# stats: ${JSON.stringify(x.json).slice(0, 600)}`);
+          throw e;
+        });
+      });
+    });
     const pid1 = await leaderPid();
     const senders = workers.filter((w) => w.pid === pid1);
     assert.equal(senders.length, 1, "the lease names one of the three workers");

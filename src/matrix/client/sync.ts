@@ -30,7 +30,9 @@ export const routes: Route[] = [
       const revoked = new AbortController();
       let lock = false;
       const off = req.hs.auth.onRevoke((pred, rev) => {
-        if (!pred(req.requester!)) return;
+        // A token the client itself replaced by refreshing: its long-poll in flight answers as usual (a 401 would
+        // read as a logout to the client, which has moved on to its new token already).
+        if (!pred(req.requester!) || ("tokens" in rev && rev.rotated)) return;
         lock = "userId" in rev && rev.locked === true;
         revoked.abort();
       });

@@ -31,6 +31,8 @@ export type BusMessage =
   | { t: "auth"; rev?: unknown; close?: boolean }
   /** A room's DAG changed outside a local send: drop its cached head. */
   | { t: "head"; roomId: string }
+  /** A room's joined servers changed here (a member event written, state reset): drop their cached set. */
+  | { t: "hosts"; roomId: string }
   /** Federation work for the cluster's sender (federation/sender.ts Handover; checked by its receiver). */
   | { t: "fed"; h: unknown };
 

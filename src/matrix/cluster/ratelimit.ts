@@ -10,7 +10,7 @@ import type { Logger } from "../../core/logger.ts";
 import { type Limiter, RateLimiter } from "../http/ratelimit.ts";
 
 /** A Redis answer slower than this falls back to the local bucket (it is on every rate-limited request). */
-const TIMEOUT_MS = 500;
+const TIMEOUT_MS = 1000;
 
 // KEYS[1] the bucket; ARGV rate (tokens/s), burst. Returns 0 (a token taken) or the ms until the next token.
 // The bucket lives as long as it takes to refill (past that it is full, which is what a missing key means).
@@ -60,8 +60,10 @@ export class SharedRateLimiter implements Limiter {
   async #shared(key: string): Promise<number> {
     const k = `${this.#prefix}:${key}`;
     let timer: NodeJS.Timeout | undefined;
+    // When the timer fires after the event loop was blocked, Redis's answer may be waiting in the socket: timers run
+    // before I/O, so look once more after the I/O phase (setImmediate) before calling Redis slow.
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`redis slower than ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
+      timer = setTimeout(() => setImmediate(() => reject(new Error(`redis slower than ${TIMEOUT_MS} ms`))), TIMEOUT_MS);
     });
     const run = async (): Promise<unknown> => {
       try {

@@ -33,7 +33,7 @@
  *   goes redacted, as backfill sends it). These writes run in order through one chain, off the
  *   send path (a delivery never waits for them); a restart at worst sends an event twice, which receivers ignore.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { AmiError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { MatrixConfig } from "../config.ts";
@@ -387,7 +387,9 @@ export class FederationSender {
    */
   async sendToDevice(destination: string, edu: Edu): Promise<void> {
     if (!this.#d.cfg.enabled || this.#closed || destination === this.#d.serverName) return;
-    const seq = Math.max(this.#lastSeq + 1, Date.now() * 1000);
+    // Microseconds-ish and unique per destination: with workers, two processes may write the same millisecond, so
+    // the sub-millisecond part starts at random rather than at 0 (seq / 1000 stays the time it was queued).
+    const seq = Math.max(this.#lastSeq + 1, Date.now() * 1000 + randomInt(1000));
     this.#lastSeq = seq;
     await this.#d.store.addOutboxEdu({ destination, seq, edu: edu as unknown as Record<string, unknown> });
     if (this.#handover) {

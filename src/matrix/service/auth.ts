@@ -36,8 +36,8 @@ export const softLogout = (message: string): AmiError =>
  * devices (all of them, the listed ones, or all but one). `locked`: the tokens stay, the account is locked.
  */
 export type Revocation =
-  | { tokens: string[] }
-  | { userId: string; devices?: string[]; except?: string; locked?: boolean };
+  /** `rotated`: retired by a refresh the client made itself (its new token is in use). */
+  { tokens: string[]; rotated?: boolean } | { userId: string; devices?: string[]; except?: string; locked?: boolean };
 
 export type RevokeListener = (revoked: (r: Requester) => boolean, rev: Revocation) => void;
 
@@ -220,7 +220,7 @@ export class Auth implements AuthService {
 
   async #deleteRefreshTokens(hashes: string[]): Promise<void> {
     const gone = new Set(await this.#hs.store.authTokens.deleteRefreshTokens(hashes));
-    if (gone.size) this.#revoke({ tokens: [...gone] });
+    if (gone.size) this.#revoke({ tokens: [...gone], rotated: true });
   }
 
   hashPassword(password: string): Promise<string> {
