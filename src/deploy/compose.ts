@@ -68,7 +68,7 @@ export const STACK_SUBNET = "172.29.13.0/24";
 /** Our config.yaml inside the container: the homeserver on PostgreSQL, behind Caddy. */
 export function amiConfigYaml(
   h: Hosts,
-  s: { postgresPassword: string; turnSecret: string; sharedSecret: string },
+  s: { postgresPassword: string; turnSecret: string; sharedSecret: string; redisPassword: string },
   federation: boolean,
 ): string {
   const config = {
@@ -79,6 +79,8 @@ export function amiConfigYaml(
       port: HS_PORT,
       publicBaseUrl: `https://${h.matrix}`,
       database: `postgres://ami:${s.postgresPassword}@postgres:5432/ami_streams`,
+      // The stack's Redis, used once `workers` is raised above 1 (docs/ARCHITECTURE.md "Homeserver scale-out").
+      redis: `redis://:${s.redisPassword}@redis:6379`,
       registration: { enabled: false, requireToken: false, sharedSecret: s.sharedSecret },
       // Every connection arrives from Caddy's address; its X-Forwarded-For (from the stack's own network only)
       // names the client, for rate limits and last-seen IPs.
@@ -306,6 +308,7 @@ export function composeProject(o: ComposeOptions): Project {
           postgresPassword: secrets.postgresPassword,
           turnSecret: secrets.turnSecret,
           sharedSecret: secrets.registrationSharedSecret,
+          redisPassword: secrets.redisPassword,
         },
         o.federation,
       ),
