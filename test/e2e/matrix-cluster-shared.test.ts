@@ -367,7 +367,7 @@ describe("scale-out: revocation, client addresses, rate limits and the federatio
       return remote.hs.store.dag.getDagEvents(first).then((got) => {
         console.log(
           `# missing: ${first
-            .filter((id, i) => !got[i] || got[i].stream === null)
+            .filter((_id, i) => !got[i] || got[i].stream === null)
             .map((id) => `${id}@${first.indexOf(id)}:${got[first.indexOf(id)] ? "outlier" : "absent"}:${who.get(id)}`)
             .join(" ")}`,
         );
@@ -415,5 +415,50 @@ describe("scale-out: revocation, client addresses, rate limits and the federatio
     const all = turns(txns);
     assert.ok(all.length > sent.length, "a new sender took over");
     assert.ok(!txns.slice(before).some((t) => t.startsWith(`${sent.at(-1)}.`)), "the killed sender sent no more");
+
+    // A sender paused past its lease (SIGSTOP: a long GC pause, a frozen VM) must not send once it runs again: the
+    // other worker takes the lease meanwhile, and the paused one, on its own clock, knows its lease lapsed.
+    // (The current holder: a restart of the shared Redis by another run may have moved the lease since.)
+    const holder = await leaderPid();
+    const paused = survivors.find((w) => w.pid === holder)!;
+    assert.ok(paused, "a survivor holds the lease");
+    const other = survivors.find((w) => w !== paused)!;
+    const k = workers.indexOf(other);
+    const mark = txns.length;
+    process.kill(paused.pid, "SIGSTOP");
+    let third: string[];
+    try {
+      third = await sendFrom([k], 3, "p");
+      await waitFor("the messages sent while the sender is paused", () => atRemote(third), 30_000, 100).catch(
+        async (e) => {
+          for (const w of survivors)
+            for (const l of w.logLines.filter((x) => /federation|cluster/.test(x)).slice(-8))
+              console.log(`# ${w.pid}: ${l.slice(0, 300)}`);
+          console.log(`# lease: ${await redis.get(leaseKey)} txns: ${txns.slice(mark).join(" ")}`);
+          const st = await api(other.url, "GET", "/_ami/stats");
+          console.log(`# other stats: ${JSON.stringify(st.json).slice(0, 500)}`);
+          throw e;
+        },
+      );
+    } finally {
+      process.kill(paused.pid, "SIGCONT");
+    }
+    assert.equal(await leaderPid(), other.pid, "the running worker took the lease");
+    // Resumed, the paused one hears the handovers queued for it and its timers fire: it must stand down, not send.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const fourth = await sendFrom([k], 2, "q");
+    await waitFor("the messages sent after the pause at the remote", () => atRemote(fourth), 30_000, 100);
+    const afterPause = turns(txns);
+    const pausedPrefix = afterPause.at(-2);
+    assert.ok(txns.length > mark && pausedPrefix !== undefined);
+    assert.ok(
+      !txns.slice(mark).some((t) => t.startsWith(`${pausedPrefix}.`)),
+      `the paused sender sent nothing after its lease lapsed: ${txns.slice(mark).join(" ")}`,
+    );
+    assert.deepEqual(
+      (await sendingNow(survivors)).map((w) => w.pid),
+      [other.pid],
+      "the resumed worker says it does not send",
+    );
   });
 });
