@@ -3,11 +3,13 @@
  * worker processes (matrix.workers = 3) on one real PostgreSQL database and the real Redis, behind a trusted proxy
  * address (matrix.trustedProxies = 127.0.0.1):
  * - a logout or a deactivation through one worker closes the session's WebSocket on another and ends its long-poll
- *   on a third with 401, and every worker refuses the token at once;
+ *   on a third with 401, and every worker refuses the token at once; a token the client refreshed does not end its
+ *   long-poll with a false logout;
  * - X-Forwarded-For names the client only when the connection comes from the trusted proxy (last-seen IPs);
  * - a client hammering login, or sending, over all three workers is limited at one worker's rate (shared buckets);
  * - federation goes out from one worker only (one transaction-ID sequence at the remote server, never two at once),
- *   and when that worker is killed with -9 another takes over and delivers what the others send.
+ *   and when that worker is killed with -9 another takes over and delivers what the others send; a sender paused past
+ *   its lease (SIGSTOP) sends nothing once resumed.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
