@@ -1,6 +1,7 @@
 /**
  * The cross-process bus of a scaled-out homeserver (docs/ARCHITECTURE.md "Homeserver scale-out"): what one process
- * must tell the others — committed stream positions, typing changes, cache invalidations. One process (the
+ * must tell the others — committed stream positions, typing changes, cache invalidations and session revocations,
+ * federation work for the worker that sends (cluster/sender-lease.ts). One process (the
  * embedded default) uses LocalBus, which carries nothing; `matrix.workers` > 1 uses RedisBus (Redis pub/sub).
  *
  * Pub/sub is lossy by nature (a message published while a subscriber is disconnected is gone), so nothing relies
@@ -23,10 +24,17 @@ export type BusMessage =
   | { t: "pos"; upto: number; marks: PositionMark[] }
   /** A typing change made on the sender process (`serial` orders it with the receiver's own changes). */
   | { t: "typing"; roomId: string; userId: string; typing: boolean; timeoutMs: number; serial: number }
-  /** Sessions were revoked or a user's flags changed: drop cached token lookups. */
-  | { t: "auth" }
+  /**
+   * Sessions were revoked (`close`: also close what they hold open: WebSockets, long-polls) or a user's flags
+   * changed: drop the cached token lookups `rev` names (service/auth.ts Revocation; absent: all of them).
+   */
+  | { t: "auth"; rev?: unknown; close?: boolean }
   /** A room's DAG changed outside a local send: drop its cached head. */
-  | { t: "head"; roomId: string };
+  | { t: "head"; roomId: string }
+  /** A room's joined servers changed here (a member event written, state reset): drop their cached set. */
+  | { t: "hosts"; roomId: string }
+  /** Federation work for the cluster's sender (federation/sender.ts Handover; checked by its receiver). */
+  | { t: "fed"; h: unknown };
 
 /**
  * Small values every worker reads and writes (UIA sessions: a client may send each step of a flow to a different
@@ -110,6 +118,16 @@ export class RedisBus implements ClusterBus {
     this.#sub.on("close", () => {
       if (!this.#closed && this.#everReady) this.#log.warn("cluster bus: lost redis");
     });
+  }
+
+  /** The command connection (shared values, rate-limit buckets, the federation sender lease). */
+  get client(): Redis {
+    return this.#pub;
+  }
+
+  /** The channel name, also the prefix of this homeserver's keys. */
+  get channel(): string {
+    return this.#channel;
   }
 
   get connected(): boolean {

@@ -8,10 +8,14 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../../core/logger.ts";
 import type { MatrixConfig } from "../config.ts";
+import type { FederationSender } from "../federation/sender.ts";
+import { type Limiter, RateLimiter } from "../http/ratelimit.ts";
 import { isPlainEvent } from "../service/sync/fast.ts";
 import type { StreamWriter, WriteTag } from "../stream.ts";
 import { type BusMessage, type ClusterBus, LocalBus, type PositionMark, RedisBus, type SharedValues } from "./bus.ts";
 import { PgRoomLocks, PgSequencer } from "./positions.ts";
+import { SharedRateLimiter } from "./ratelimit.ts";
+import { SenderLease } from "./sender-lease.ts";
 
 /** How often a worker re-reads the committed head from PostgreSQL (covers lost bus messages; Redis down). */
 export const POLL_MS = 1000;
@@ -30,6 +34,17 @@ export interface Cluster {
    * read under the lock (null with one process: the in-process lock is enough and the cache is always fresh).
    */
   withRoom<T>(roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T>;
+  /** A token-bucket limiter named `name` (its buckets shared by every worker when there are several). */
+  rateLimiter(name: string, perSecond: number, burst: number): Limiter;
+  /**
+   * Start federation sending: with one process, `sender` loads its queues and sends; with several, one worker at a
+   * time sends (cluster/sender-lease.ts) and the others hand their work to it.
+   */
+  startFederationSender(sender: FederationSender): Promise<void>;
+  /** Rate-limit answers that came from this process's own buckets because Redis did not answer (metrics). */
+  readonly rateLimitFallbacks: number;
+  /** Whether this process sends federation transactions now. */
+  readonly sendsFederation: boolean;
   /** Connect the stream: publish this process's turns, observe the others'. */
   attach(stream: StreamWriter): void;
   close(): Promise<void>;
@@ -42,6 +57,14 @@ class SingleProcess implements Cluster {
   readonly sequencer = null;
   withRoom<T>(_roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T> {
     return fn(null);
+  }
+  rateLimiter(_name: string, perSecond: number, burst: number): Limiter {
+    return new RateLimiter(perSecond, burst);
+  }
+  readonly sendsFederation = true;
+  readonly rateLimitFallbacks = 0;
+  startFederationSender(sender: FederationSender): Promise<void> {
+    return sender.load();
   }
   attach(_stream: StreamWriter): void {}
   async close(): Promise<void> {}
@@ -57,6 +80,12 @@ class Workers implements Cluster {
     return this.bus.values;
   }
   #poll: NodeJS.Timeout | null = null;
+  #lease: SenderLease | null = null;
+  readonly #limiters: SharedRateLimiter[] = [];
+
+  get rateLimitFallbacks(): number {
+    return this.#limiters.reduce((n, l) => n + l.fallbacks, 0);
+  }
   #offs: Array<() => void> = [];
 
   constructor(config: MatrixConfig, log: Logger) {
@@ -82,6 +111,21 @@ class Workers implements Cluster {
 
   withRoom<T>(roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T> {
     return this.#locks.withRoom(roomId, fn);
+  }
+
+  get sendsFederation(): boolean {
+    return this.#lease?.held ?? false;
+  }
+
+  async startFederationSender(sender: FederationSender): Promise<void> {
+    this.#lease = new SenderLease(this.bus, sender, this.#log);
+    await this.#lease.start();
+  }
+
+  rateLimiter(name: string, perSecond: number, burst: number): Limiter {
+    const l = new SharedRateLimiter(this.bus.client, `${this.bus.channel}:rl:${name}`, perSecond, burst, this.#log);
+    this.#limiters.push(l);
+    return l;
   }
 
   attach(stream: StreamWriter): void {
@@ -119,6 +163,7 @@ class Workers implements Cluster {
   async close(): Promise<void> {
     if (this.#poll) clearInterval(this.#poll);
     for (const off of this.#offs) off();
+    await this.#lease?.close();
     await this.bus.close();
     await this.#locks.close();
     await this.sequencer.close();
