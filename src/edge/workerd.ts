@@ -1,0 +1,185 @@
+/**
+ * One workerd process running the loader (modules.ts): spawned in its own process group with a config that names no
+ * function, ready once its unix socket answers the control ping. It serves one function once loaded (`load`), and
+ * is killed, never reused, when that function is done with it. Output is kept as a tail (a failed load's reason)
+ * and copied to whichever function's log owns the process.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { join } from "node:path";
+import type { LogSink } from "../control/log-sink.ts";
+import { HOME_ENV, PROGRAM_ENV } from "../control/proc.ts";
+import { workerdConfig } from "./capnp.ts";
+import { DENY_MODULE, LOADER_MODULE } from "./modules.ts";
+
+export interface SpawnOptions {
+  workerd: string;
+  /** Directory for the process's config (removed with it) and for its socket (short: unix paths are ~107 bytes). */
+  runDir: string;
+  sockDir: string;
+  home: string;
+  compatibilityDate: string;
+  kvAddress: string;
+  origin: string | null;
+}
+
+/** What a function brings to a process: its code, vars (secrets included) and a probe token. */
+export interface LoadSpec {
+  code: string;
+  vars: Record<string, string>;
+}
+
+export class StartError extends Error {}
+
+export class WorkerdProcess {
+  readonly socket: string;
+  readonly dir: string;
+  /** Injected by workerd on the KV binding's requests: the edge service maps it to the function loaded here. */
+  readonly kvToken = randomBytes(18).toString("base64url");
+  readonly #ctl = randomBytes(18).toString("base64url");
+  readonly #child: ChildProcess;
+  #tail = "";
+  #partial = "";
+  exited: string | undefined;
+  readonly gone: Promise<void>;
+  /** Where output lines go once a function owns the process. */
+  sink: LogSink | undefined;
+
+  constructor(o: SpawnOptions) {
+    const id = randomBytes(4).toString("hex");
+    this.dir = join(o.runDir, id);
+    this.socket = join(o.sockDir, `${id}.sock`);
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(this.dir, "loader.js"), LOADER_MODULE, { mode: 0o600 });
+    writeFileSync(join(this.dir, "deny.js"), DENY_MODULE, { mode: 0o600 });
+    writeFileSync(
+      join(this.dir, "config.capnp"),
+      workerdConfig({
+        socket: this.socket,
+        loaderFile: "loader.js",
+        denyFile: "deny.js",
+        ctlToken: this.#ctl,
+        compatibilityDate: o.compatibilityDate,
+        kv: { address: o.kvAddress, token: this.kvToken },
+        origin: o.origin,
+      }),
+      { mode: 0o600 },
+    );
+    // --experimental: workerd marks the worker-loader binding experimental (see ARCHITECTURE.md, Edge functions).
+    this.#child = spawn(o.workerd, ["serve", "--experimental", "config.capnp"], {
+      cwd: this.dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", [HOME_ENV]: o.home, [PROGRAM_ENV]: "edge-pool" },
+    });
+    for (const s of [this.#child.stdout, this.#child.stderr]) {
+      s?.setEncoding("utf8");
+      s?.on("data", (c: string) => this.#output(c));
+    }
+    this.gone = new Promise((resolve) => {
+      this.#child.once("exit", (code, signal) => {
+        this.exited = signal ? `signal ${signal}` : `exit code ${code}`;
+        this.kill(); // whatever it left in its group
+        resolve();
+      });
+      this.#child.once("error", (e) => {
+        this.exited = e.message;
+        resolve();
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  get alive(): boolean {
+    return this.exited === undefined;
+  }
+
+  #output(c: string): void {
+    this.#tail = (this.#tail + c).slice(-4000);
+    if (!this.sink) return;
+    const text = this.#partial + c;
+    const end = text.lastIndexOf("\n");
+    this.#partial = end < 0 ? text.slice(-65536) : text.slice(end + 1);
+    if (end >= 0) this.sink.writeLines(text.slice(0, end).split("\n"));
+  }
+
+  /** Resolves once the loader answers; rejects with workerd's own words if it exits first. */
+  async ready(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.exited !== undefined) {
+        await new Promise((r) => setTimeout(r, 20)); // the last output lines
+        throw new StartError(`workerd exited (${this.exited}) before serving: ${this.#tail.trim() || "no output"}`);
+      }
+      if ((await this.#call("GET", "/_ami/ping").catch(() => ({ status: 0 }))).status === 204) return;
+      if (Date.now() > deadline) {
+        this.kill();
+        throw new StartError(`workerd did not listen within ${timeoutMs} ms: ${this.#tail.trim()}`);
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  /** Give the process its function; a module workerd refuses rejects with workerd's message (StartError). */
+  async load(spec: LoadSpec): Promise<void> {
+    const body = JSON.stringify({ ...spec, probe: randomBytes(12).toString("base64url") });
+    const r = await this.#call("POST", "/_ami/load", body).catch((e: Error) => ({ status: 0, text: e.message }));
+    if (r.status !== 204)
+      throw new StartError(r.status === 0 ? `workerd failed: ${r.text} ${this.#tail.trim()}` : r.text.trim());
+  }
+
+  /** Run the function's scheduled() handler; resolves to its status (204 ran, 501 none, 500 threw) and text. */
+  scheduled(cron: string, at: number): Promise<{ status: number; text: string }> {
+    return this.#call("POST", "/_ami/scheduled", "", { "x-ami-edge-cron": cron, "x-ami-edge-time": String(at) });
+  }
+
+  #call(
+    method: string,
+    path: string,
+    body = "",
+    extra: Record<string, string> = {},
+  ): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const r = request(
+        {
+          socketPath: this.socket,
+          path,
+          method,
+          headers: { "x-ami-edge-ctl": this.#ctl, "content-type": "application/json", ...extra },
+          agent: false,
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on("data", (b: Buffer) => parts.push(b));
+          res.once("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
+          res.once("error", reject);
+        },
+      );
+      r.once("error", reject);
+      r.end(body);
+    });
+  }
+
+  kill(): void {
+    try {
+      process.kill(-(this.#child.pid ?? 0), "SIGKILL");
+    } catch {
+      this.#child.kill("SIGKILL");
+    }
+  }
+
+  /** Kill it, wait for it, remove its files. */
+  async close(): Promise<void> {
+    if (this.alive) {
+      this.kill();
+      await this.gone;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.socket, { force: true });
+  }
+}
