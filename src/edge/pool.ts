@@ -7,6 +7,8 @@
 import type { Logger } from "../core/logger.ts";
 import { type SpawnOptions, WorkerdProcess } from "./workerd.ts";
 
+const REFILL_DELAY_MS = 100;
+
 export class WorkerdPool {
   readonly #size: number;
   readonly #spawn: SpawnOptions;
@@ -16,6 +18,7 @@ export class WorkerdPool {
   #closed = false;
   /** Consecutive failed starts: refills stop after a few (a broken workerd binary), the next claim tries again. */
   #failures = 0;
+  #refill: NodeJS.Timeout | undefined;
 
   constructor(o: { size: number; spawn: SpawnOptions; log: Logger }) {
     this.#size = o.size;
@@ -25,6 +28,11 @@ export class WorkerdPool {
 
   get idle(): number {
     return this.#idle.length;
+  }
+
+  /** Pids of the idle processes (the monitor's and the bench's RSS figures). */
+  pids(): number[] {
+    return this.#idle.flatMap((p) => (p.pid ? [p.pid] : []));
   }
 
   /** Start processes until `size` are idle or starting. */
@@ -51,6 +59,7 @@ export class WorkerdPool {
 
   /** Resolves once the pool is full (or no start is in progress): benches and tests wait on it. */
   async settled(): Promise<void> {
+    this.fill();
     while (this.#starting.size > 0) await Promise.all(this.#starting);
   }
 
@@ -73,12 +82,17 @@ export class WorkerdPool {
       void proc.close();
       proc = this.#idle.shift();
     }
-    this.fill();
+    // The refill waits a little: spawn() blocks the event loop for a few ms (more on a loaded machine), which would
+    // land on the claimer's load and first request.
+    clearTimeout(this.#refill);
+    this.#refill = setTimeout(() => this.fill(), REFILL_DELAY_MS);
+    this.#refill.unref();
     return proc ?? this.#start();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#refill);
     await Promise.allSettled([...this.#starting]);
     await Promise.all(this.#idle.splice(0).map((p) => p.close()));
   }
