@@ -46,7 +46,7 @@ export const edgeSchema = z
     /**
      * workerd processes kept started and idle (no function yet): a deploy, a restart after a limit kill or the first
      * request after an idle stop loads the function into one (a few ms) instead of starting workerd (20-40 ms). Each
-     * idle process holds ~15 MB; 0: start one per claim.
+     * idle process holds ~50 MB of RSS; 0: start one per claim.
      */
     poolSize: z.number().int().min(0).max(16).default(1),
     /** A function with no request for this long gives its process up (the next request claims a pooled one); 0: never. */

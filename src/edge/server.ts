@@ -39,6 +39,7 @@ export async function startEdge(o: {
 }): Promise<EdgeServer> {
   const c = o.config;
   let runtime: EdgeRuntime | undefined;
+  let started: Promise<void> | undefined;
   const rt = () => {
     if (!runtime) throw new AmiError("AMI_UNAVAILABLE", "edge runtime starting");
     return runtime;
@@ -51,10 +52,14 @@ export async function startEdge(o: {
   const port = await listener.listen(c.port, c.host);
   const kvAddress = `${urlHost(c.host === "0.0.0.0" ? "127.0.0.1" : c.host === "::" ? "::1" : c.host)}:${port}`;
   runtime = new EdgeRuntime({ config: c, cas: o.cas, paths: o.paths, log: o.log, kvAddress });
-  await runtime.startAll();
+  // Requests that come while deployed functions start (health included) wait for them: after `edge restart` the
+  // first request finds its function, not a 404. KV stays open (nothing in a start calls it, but a function may).
+  started = runtime.startAll();
+  await started;
 
   async function route(req: IncomingMessage, res: ServerResponse, t: Target): Promise<void> {
     const p = t.pathname;
+    if (!p.startsWith("/_ami/edge/kv/")) await started;
     if (p === "/health") return sendJson(res, 200, { ok: true });
     if (p === "/_ami/stats") return sendJson(res, 200, flatStats(rt()));
     if (p === "/metrics") {
