@@ -180,6 +180,7 @@ function flatStats(r: EdgeRuntime): Record<string, number> {
     out[`fn_${f.name}_errors`] = f.errors;
     out[`fn_${f.name}_cpu_ms`] = f.cpuMs;
     out[`fn_${f.name}_p99_ms`] = f.p99Ms;
+    out[`fn_${f.name}_rss_bytes`] = f.running ? f.rssBytes : 0;
   }
   return out;
 }

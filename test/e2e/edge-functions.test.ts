@@ -103,6 +103,9 @@ test("deploy through the seed's shell function, call, redeploy, rollback; logs a
   assert.match(metrics, /ami_edge_invocations_total\{function="hello"\} \d+/);
   const stats = (await (await fetch(`${edge}/_ami/stats`)).json()) as Record<string, number>;
   assert.ok(stats.fn_hello_invocations >= 4 && stats.functions === 1, JSON.stringify(stats));
+  // The monitor's per-function table.
+  const mon = await run("monitor", "--once");
+  assert.match(mon.stdout, /edge functions[^\n]*\n[^\n]*FUNCTION[^\n]*\n[^\n]*edge\s+hello\s+\d+\s+0\s/, mon.stdout);
 });
 
 test("a module that does not parse is refused with workerd's error; the running version keeps serving", async () => {
