@@ -51,3 +51,50 @@ export function workerdConfig(p: WorkerdPlan): string {
     "",
   ].join("\n");
 }
+
+export interface DirectPlan {
+  socket: string;
+  /** Files (in the config's directory): our entry module, the user's module, the deny worker. */
+  entryFile: string;
+  moduleFile: string;
+  denyFile: string;
+  /** The entry module's probe and trigger token. */
+  probeToken: string;
+  /** The function's vars and secrets (a JSON binding: the config file is 0600 in the service's data directory). */
+  vars: Record<string, string>;
+  compatibilityDate: string;
+  kv: { address: string; token: string };
+  origin: string | null;
+}
+
+/**
+ * The config of a process dedicated to one function (a promotion, see process.ts): the entry module and the user's
+ * module embedded, the same bindings and the same deny-all outbound as a loaded function, and no loader hop.
+ */
+export function directConfig(p: DirectPlan): string {
+  const date = `compatibilityDate = ${str(p.compatibilityDate)}`;
+  const bindings = [
+    `(name = "KV_SERVICE", service = "kv")`,
+    `(name = "AMI_PROBE", text = ${str(p.probeToken)})`,
+    `(name = "AMI_VARS", json = ${str(JSON.stringify(p.vars))})`,
+  ];
+  if (p.origin) bindings.push(`(name = "ORIGIN", service = "origin")`);
+  const services = [
+    `(name = "main", worker = (modules = [(name = "ami-entry.js", esModule = embed ${str(p.entryFile)}), ` +
+      `(name = "worker.js", esModule = embed ${str(p.moduleFile)})], ${date}, ` +
+      `globalOutbound = "deny", bindings = [${bindings.join(", ")}]))`,
+    `(name = "deny", worker = (modules = [(name = "deny.js", esModule = embed ${str(p.denyFile)})], ${date}, ` +
+      `globalOutbound = "deny"))`,
+    `(name = "kv", external = (address = ${str(p.kv.address)}, http = (injectRequestHeaders = [` +
+      `(name = "x-ami-edge-token", value = ${str(p.kv.token)})])))`,
+  ];
+  if (p.origin) services.push(`(name = "origin", external = (address = ${str(p.origin)}, http = ()))`);
+  return [
+    `using Workerd = import "/workerd/workerd.capnp";`,
+    "const config :Workerd.Config = (",
+    `  services = [\n    ${services.join(",\n    ")}\n  ],`,
+    `  sockets = [(name = "http", address = ${str(`unix:${p.socket}`)}, http = (), service = "main")],`,
+    ");",
+    "",
+  ].join("\n");
+}

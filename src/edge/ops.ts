@@ -153,6 +153,7 @@ const fnStats = z.object({
   crons: z.array(z.string()),
   pid: z.number().nullable(),
   running: z.boolean().describe("false: stopped while idle, started again by the next request"),
+  dedicated: z.boolean().describe("served by its own process (true) or still by the pooled one it was loaded into"),
   invocations: z.number(),
   errors: z.number(),
   cronRuns: z.number(),

@@ -5,7 +5,7 @@
  * no function and no user code; poolSize 0 starts a process on each claim.
  */
 import type { Logger } from "../core/logger.ts";
-import { type SpawnOptions, WorkerdProcess } from "./workerd.ts";
+import { type LoadSpec, type SpawnOptions, WorkerdProcess } from "./workerd.ts";
 
 const REFILL_DELAY_MS = 100;
 
@@ -65,6 +65,18 @@ export class WorkerdPool {
 
   async #start(): Promise<WorkerdProcess> {
     const proc = new WorkerdProcess(this.#spawn);
+    try {
+      await proc.ready();
+      return proc;
+    } catch (e) {
+      await proc.close();
+      throw e;
+    }
+  }
+
+  /** A process dedicated to one function (its modules in the config), started and answering its probe. */
+  async startDirect(spec: LoadSpec): Promise<WorkerdProcess> {
+    const proc = new WorkerdProcess({ ...this.#spawn, direct: spec });
     try {
       await proc.ready();
       return proc;

@@ -5,6 +5,10 @@
  * SIGKILLed (the requests in it fail with the limit's error) and a fresh process is claimed. One function per
  * process: a bad function takes down only itself. A function idle for edge.idleStopMs gives its process up; the next
  * request claims another one.
+ *
+ * Promotion: a pooled process serves through its loader worker, one more isolate hop per request. Once the function
+ * serves, a process dedicated to it (its modules in the config, no loader) is started in the background and takes
+ * over at a moment with no request in flight; the first request never waits for it, later ones skip the hop.
  */
 import { LogSink } from "../control/log-sink.ts";
 import { sampleProc } from "../control/proc.ts";
@@ -25,6 +29,8 @@ export interface ProcessOptions {
   cpuMsPerRequest: number;
   memoryBytes: number;
   watchdogMs: number;
+  /** Start a dedicated process after a pooled one began serving (off: stay on the pooled process). */
+  promote: boolean;
   log: Logger;
   /** Called when the watchdog killed the process (the function's metrics count it). */
   onKill(reason: KillReason): void;
@@ -35,6 +41,8 @@ export interface ProcessOptions {
 
 /** A request in flight in this process: its CPU budget counts from the process's CPU when it started. */
 export interface Flight {
+  /** The process the request went to (the current one, or one being replaced that finishes what it has). */
+  proc: WorkerdProcess;
   cpuAtStart: number;
   /** Rejects the request's proxy with the limit's reason when the watchdog kills the process. */
   abort(reason: KillReason): void;
@@ -45,10 +53,12 @@ export class FunctionProcess {
   #proc: WorkerdProcess | undefined;
   #ready: Promise<WorkerdProcess> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #promoteTimer: NodeJS.Timeout | undefined;
   readonly flights = new Set<Flight>();
-  /** CPU ms of processes that ended (kills, restarts, idle stops) plus the current one's at the last sample. */
+  /** Replaced processes finishing their requests (still watched), then closed. */
+  readonly #draining = new Set<WorkerdProcess>();
+  /** CPU ms of processes that ended (kills, restarts, idle stops, promotions). */
   #cpuDoneMs = 0;
-  #lastCpuTicks = 0;
   rssBytes = 0;
   restarts = 0;
   lastUsed = Date.now();
@@ -68,14 +78,15 @@ export class FunctionProcess {
     return !!this.#proc?.alive;
   }
 
-  cpuMs(): number {
-    return this.#cpuDoneMs + this.#lastCpuTicks * CLK_MS;
+  /** True once a dedicated process serves (promotion done). */
+  get direct(): boolean {
+    return !!this.#proc?.direct;
   }
 
-  /** The process's CPU ticks now (0 when it is gone). */
-  cpuTicksNow(): number {
-    const pid = this.#proc?.pid;
-    return (pid && sampleProc(pid)?.cpuTicks) || 0;
+  cpuMs(): number {
+    let ticks = this.#proc?.lastTicks ?? 0;
+    for (const d of this.#draining) ticks += d.lastTicks;
+    return this.#cpuDoneMs + ticks * CLK_MS;
   }
 
   /** The serving process (claimed and loaded on first use); rejects with workerd's words when the module fails. */
@@ -103,20 +114,62 @@ export class FunctionProcess {
       await proc.close();
       throw new Error("function process closed");
     }
+    this.#serve(proc);
+    this.#timer ??= setInterval(() => this.#watch(), this.opts.watchdogMs);
+    // Later than the pool's refill and the first requests: spawn() blocks the event loop for a few ms.
+    if (this.opts.promote) {
+      clearTimeout(this.#promoteTimer);
+      this.#promoteTimer = setTimeout(() => void this.#promote(proc), 300);
+      this.#promoteTimer.unref();
+    }
+    return proc;
+  }
+
+  #serve(proc: WorkerdProcess): void {
+    proc.sink = this.#sink;
     this.#proc = proc;
-    this.#lastCpuTicks = 0;
+    this.#ready = Promise.resolve(proc);
     this.opts.onAttach(proc);
     void proc.gone.then(() => {
       if (this.#proc === proc) this.#detach(proc);
     });
-    this.#timer ??= setInterval(() => this.#watch(), this.opts.watchdogMs);
-    return proc;
+  }
+
+  async #promote(from: WorkerdProcess): Promise<void> {
+    if (this.#closed || this.#proc !== from) return;
+    let direct: WorkerdProcess;
+    try {
+      direct = await this.opts.pool.startDirect(this.opts.spec);
+    } catch (e) {
+      this.opts.log.warn("edge function: its dedicated process did not start; the pooled one keeps serving", {
+        function: this.opts.name,
+        error: (e as Error).message,
+      });
+      return;
+    }
+    if (this.#closed || this.#proc !== from || !from.alive) {
+      await direct.close();
+      return;
+    }
+    this.#serve(direct);
+    this.#draining.add(from);
+    this.#reap();
+  }
+
+  /** Close replaced processes that have no request left. */
+  #reap(): void {
+    for (const d of this.#draining) {
+      if ([...this.flights].some((f) => f.proc === d)) continue;
+      this.#draining.delete(d);
+      this.#cpuDoneMs += d.lastTicks * CLK_MS;
+      this.opts.onDetach(d);
+      void d.close();
+    }
   }
 
   #detach(proc: WorkerdProcess): void {
     if (this.#proc !== proc) return;
-    this.#cpuDoneMs += this.#lastCpuTicks * CLK_MS;
-    this.#lastCpuTicks = 0;
+    this.#cpuDoneMs += proc.lastTicks * CLK_MS;
     this.#proc = undefined;
     this.#ready = undefined;
     this.rssBytes = 0;
@@ -125,56 +178,73 @@ export class FunctionProcess {
   }
 
   #watch(): void {
-    const pid = this.#proc?.pid;
+    for (const p of [...this.#draining, ...(this.#proc ? [this.#proc] : [])]) this.#watchOne(p);
+    if (this.#draining.size > 0) this.#reap();
+  }
+
+  #watchOne(proc: WorkerdProcess): void {
+    const pid = proc.pid;
     if (!pid) return;
     const s = sampleProc(pid);
     if (!s) return;
-    this.#lastCpuTicks = s.cpuTicks;
-    this.rssBytes = s.rssBytes;
+    proc.lastTicks = s.cpuTicks;
+    if (proc === this.#proc) this.rssBytes = s.rssBytes;
     if (s.rssBytes > this.opts.memoryBytes) {
-      this.#limit("memory");
+      this.#limit(proc, "memory");
       return;
     }
-    if (this.flights.size === 0) return;
     // The process's CPU since its oldest request began, against that many requests' budgets: a loop in one request
     // uses a whole core and crosses it at once; concurrent honest requests share the budget they brought.
     let oldest = Number.POSITIVE_INFINITY;
-    for (const f of this.flights) oldest = Math.min(oldest, f.cpuAtStart);
-    const usedMs = (s.cpuTicks - oldest) * CLK_MS;
-    if (usedMs > this.opts.cpuMsPerRequest * this.flights.size) this.#limit("cpu");
+    let n = 0;
+    for (const f of this.flights)
+      if (f.proc === proc) {
+        oldest = Math.min(oldest, f.cpuAtStart);
+        n++;
+      }
+    if (n === 0) return;
+    if ((s.cpuTicks - oldest) * CLK_MS > this.opts.cpuMsPerRequest * n) this.#limit(proc, "cpu");
   }
 
-  #limit(reason: KillReason): void {
-    const proc = this.#proc;
-    if (!proc) return;
+  #limit(proc: WorkerdProcess, reason: KillReason): void {
     this.opts.log.warn("edge function over its limit: killing its workerd process", {
       function: this.opts.name,
       reason,
       rssBytes: this.rssBytes,
     });
     proc.kill();
-    this.#detach(proc);
-    for (const f of this.flights) f.abort(reason);
-    this.flights.clear();
+    for (const f of this.flights)
+      if (f.proc === proc) {
+        this.flights.delete(f);
+        f.abort(reason);
+      }
     this.opts.onKill(reason);
     this.restarts++;
+    if (this.#draining.has(proc)) {
+      this.#reap();
+      return;
+    }
+    this.#detach(proc);
     // Warm again for the next request (other requests already wait on ready()).
     if (!this.#closed) this.ready().catch(() => {});
   }
 
   /** Give the process up when idle (no request in flight): the next request claims a pooled one. */
   sleep(): void {
-    if (this.#proc && this.flights.size === 0) this.#detach(this.#proc);
+    if (this.#proc && this.flights.size === 0) {
+      clearTimeout(this.#promoteTimer);
+      this.#detach(this.#proc);
+    }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
-    const proc = this.#proc;
-    if (proc) {
-      this.#detach(proc);
-      await proc.close();
-    }
+    clearTimeout(this.#promoteTimer);
+    const procs = [...this.#draining, ...(this.#proc ? [this.#proc] : [])];
+    if (this.#proc) this.#detach(this.#proc);
+    this.#draining.clear();
+    await Promise.all(procs.map((p) => p.close()));
     this.#sink.close();
   }
 }

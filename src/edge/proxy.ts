@@ -8,6 +8,7 @@ import { AmiError } from "../core/errors.ts";
 import { sendError } from "../core/http/reply.ts";
 import type { EdgeConfig } from "./config.ts";
 import type { FunctionProcess, KillReason } from "./process.ts";
+import type { WorkerdProcess } from "./workerd.ts";
 
 export interface FunctionMetrics {
   invocations: number;
@@ -64,9 +65,9 @@ export async function proxyTo(o: {
     m.latencies[m.latencyAt] = performance.now() - t0;
     m.latencyAt = (m.latencyAt + 1) % RING;
   };
-  let socketPath: string;
+  let wp: WorkerdProcess;
   try {
-    socketPath = (await proc.ready()).socket;
+    wp = await proc.ready();
   } catch (e) {
     done(false);
     throw new AmiError("AMI_UNAVAILABLE", `function '${name}' cannot start: ${(e as Error).message}`);
@@ -77,7 +78,8 @@ export async function proxyTo(o: {
   await new Promise<void>((resolve) => {
     let settled = false;
     const flight = {
-      cpuAtStart: proc.cpuTicksNow(),
+      proc: wp,
+      cpuAtStart: wp.cpuTicks(),
       abort: (reason: KillReason) => fail(limitError(name, reason, c)),
     };
     const fail = (e: AmiError) => {
@@ -96,7 +98,7 @@ export async function proxyTo(o: {
       c.requestTimeoutMs,
     );
     proc.flights.add(flight);
-    const out = request({ socketPath, path: o.path, method: req.method, headers, agent: o.agent }, (up) => {
+    const out = request({ socketPath: wp.socket, path: o.path, method: req.method, headers, agent: o.agent }, (up) => {
       const h: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) h[k] = v;
       res.writeHead(up.statusCode ?? 502, h);

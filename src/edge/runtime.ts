@@ -258,6 +258,7 @@ export class EdgeRuntime {
       cpuMsPerRequest: this.#c.cpuMsPerRequest,
       memoryBytes: this.#c.memoryMb * 1024 * 1024,
       watchdogMs: this.#c.watchdogIntervalMs,
+      promote: true,
       log: this.#log,
       onKill: (r: KillReason) => {
         if (r === "cpu") metrics.cpuKills++;
@@ -380,6 +381,7 @@ export class EdgeRuntime {
         crons: v?.crons ?? [],
         pid: l?.proc.pid ?? null,
         running: !!l?.proc.running,
+        dedicated: !!l?.proc.direct,
         invocations: m.invocations,
         errors: m.errors,
         cronRuns: m.cronRuns,

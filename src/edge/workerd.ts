@@ -10,9 +10,9 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import type { LogSink } from "../control/log-sink.ts";
-import { HOME_ENV, PROGRAM_ENV } from "../control/proc.ts";
-import { workerdConfig } from "./capnp.ts";
-import { DENY_MODULE, LOADER_MODULE } from "./modules.ts";
+import { HOME_ENV, PROGRAM_ENV, sampleProc } from "../control/proc.ts";
+import { directConfig, workerdConfig } from "./capnp.ts";
+import { DENY_MODULE, ENTRY_MODULE, LOADER_MODULE } from "./modules.ts";
 
 export interface SpawnOptions {
   workerd: string;
@@ -23,6 +23,8 @@ export interface SpawnOptions {
   compatibilityDate: string;
   kvAddress: string;
   origin: string | null;
+  /** A process dedicated to this function (its modules in the config, no loader); absent: a pooled loader process. */
+  direct?: LoadSpec;
 }
 
 /** What a function brings to a process: its code, vars (secrets included) and a probe token. */
@@ -46,29 +48,38 @@ export class WorkerdProcess {
   readonly gone: Promise<void>;
   /** Where output lines go once a function owns the process. */
   sink: LogSink | undefined;
+  /** True for a process started with its function's modules (no load step, no loader hop per request). */
+  readonly direct: boolean;
+  /** CPU ticks at the watchdog's last sample (process.ts). */
+  lastTicks = 0;
 
   constructor(o: SpawnOptions) {
     const id = randomBytes(4).toString("hex");
     this.dir = join(o.runDir, id);
     this.socket = join(o.sockDir, `${id}.sock`);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(this.dir, "loader.js"), LOADER_MODULE, { mode: 0o600 });
-    writeFileSync(join(this.dir, "deny.js"), DENY_MODULE, { mode: 0o600 });
-    writeFileSync(
-      join(this.dir, "config.capnp"),
-      workerdConfig({
-        socket: this.socket,
-        loaderFile: "loader.js",
-        denyFile: "deny.js",
-        ctlToken: this.#ctl,
-        compatibilityDate: o.compatibilityDate,
-        kv: { address: o.kvAddress, token: this.kvToken },
-        origin: o.origin,
-      }),
-      { mode: 0o600 },
-    );
+    const write = (f: string, text: string) => writeFileSync(join(this.dir, f), text, { mode: 0o600 });
+    write("deny.js", DENY_MODULE);
+    const common = {
+      socket: this.socket,
+      denyFile: "deny.js",
+      compatibilityDate: o.compatibilityDate,
+      kv: { address: o.kvAddress, token: this.kvToken },
+      origin: o.origin,
+    };
+    this.direct = !!o.direct;
+    if (o.direct) {
+      write("ami-entry.js", ENTRY_MODULE);
+      write("worker.js", o.direct.code);
+      const plan = { ...common, entryFile: "ami-entry.js", moduleFile: "worker.js", probeToken: this.#ctl };
+      write("config.capnp", directConfig({ ...plan, vars: o.direct.vars }));
+    } else {
+      write("loader.js", LOADER_MODULE);
+      write("config.capnp", workerdConfig({ ...common, loaderFile: "loader.js", ctlToken: this.#ctl }));
+    }
     // --experimental: workerd marks the worker-loader binding experimental (see ARCHITECTURE.md, Edge functions).
-    this.#child = spawn(o.workerd, ["serve", "--experimental", "config.capnp"], {
+    const args = o.direct ? ["serve", "config.capnp"] : ["serve", "--experimental", "config.capnp"];
+    this.#child = spawn(o.workerd, args, {
       cwd: this.dir,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
@@ -116,7 +127,12 @@ export class WorkerdProcess {
         await new Promise((r) => setTimeout(r, 20)); // the last output lines
         throw new StartError(`workerd exited (${this.exited}) before serving: ${this.#tail.trim() || "no output"}`);
       }
-      if ((await this.#call("GET", "/_ami/ping").catch(() => ({ status: 0 }))).status === 204) return;
+      // A direct process has no loader: our entry module answers its probe once the module compiled.
+      const r = await (this.direct
+        ? this.#call("GET", "/", "", { "x-ami-edge-probe": this.#ctl })
+        : this.#call("GET", "/_ami/ping")
+      ).catch(() => ({ status: 0 }));
+      if (r.status === 204) return;
       if (Date.now() > deadline) {
         this.kill();
         throw new StartError(`workerd did not listen within ${timeoutMs} ms: ${this.#tail.trim()}`);
@@ -135,7 +151,15 @@ export class WorkerdProcess {
 
   /** Run the function's scheduled() handler; resolves to its status (204 ran, 501 none, 500 threw) and text. */
   scheduled(cron: string, at: number): Promise<{ status: number; text: string }> {
-    return this.#call("POST", "/_ami/scheduled", "", { "x-ami-edge-cron": cron, "x-ami-edge-time": String(at) });
+    const h = { "x-ami-edge-cron": cron, "x-ami-edge-time": String(at) };
+    return this.direct
+      ? this.#call("POST", "/", "", { ...h, "x-ami-edge-scheduled": this.#ctl })
+      : this.#call("POST", "/_ami/scheduled", "", h);
+  }
+
+  /** The process's CPU ticks now (0 when it is gone). */
+  cpuTicks(): number {
+    return (this.pid && sampleProc(this.pid)?.cpuTicks) || 0;
   }
 
   #call(

@@ -268,6 +268,14 @@ test("an idle function gives its process up; the next request wakes it from the 
   assert.equal(stats.idleProcesses, 1, JSON.stringify(stats));
   assert.equal((await get("/fn/hello/woken")).text, "v1 /woken");
   assert.equal(await running(), true);
+  // Then a process of its own takes over from the pooled one (no loader hop), and it keeps answering.
+  await until(
+    "hello on a dedicated process",
+    async () =>
+      json(await run("edge", "list", "--json")).functions.find((x: { name: string }) => x.name === "hello").dedicated,
+    15_000,
+  );
+  assert.equal((await get("/fn/hello/direct")).text, "v1 /direct");
 });
 
 test("delete removes a function; bad names are refused", async () => {
