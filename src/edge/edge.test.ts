@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { openStoreAt } from "../cas/open.ts";
 import { silentLogger } from "../core/logger.ts";
+import { runtimePaths } from "../core/paths.ts";
 import { workerdConfig } from "./capnp.ts";
 import { edgeSchema } from "./config.ts";
 import { cronMatches, parseCron } from "./cron.ts";
@@ -14,6 +15,7 @@ import { WorkerdPool } from "./pool.ts";
 import { FunctionRegistry, SecretStore } from "./registry.ts";
 import { checkCrons, checkName, checkRoute, parsePairs, percentile, routeMatches } from "./routes.ts";
 import { defaultWorkerd } from "./runtime.ts";
+import { startEdge } from "./server.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ami-edge-unit-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -161,4 +163,43 @@ test("KV values are CAS objects held per key; overwrite and delete release them;
   assert.deepEqual(new KvStore(dir, cas).list("a", ""), ["k"]);
   assert.equal(await kv.delete("a", "k"), true);
   assert.equal(await kv.delete("a", "k"), false);
+});
+
+test("cron triggers (real workerd): the minute's due functions run scheduled(), the others do not", async () => {
+  const home = join(dir, "cron-home");
+  const edge = await startEdge({
+    config: edgeSchema.parse({ port: 0 }),
+    paths: runtimePaths(home),
+    log: silentLogger,
+    cas: openStoreAt(join(home, "cas")),
+    token: null,
+  });
+  try {
+    const code = `export default {
+      fetch() { return new Response("ok"); },
+      async scheduled(c, env) { await env.KV.put("ran", c.cron + " @ " + new Date(c.scheduledTime).toISOString()); },
+    };`;
+    await edge.runtime.deploy("every5", code, { crons: ["*/5 * * * *"] });
+    await edge.runtime.deploy("hourly", code, { crons: ["0 * * * *"] });
+    assert.deepEqual(await edge.runtime.runDue(new Date("2026-12-07T10:15:00Z")), ["every5"]);
+    assert.deepEqual(await edge.runtime.runDue(new Date("2026-12-07T10:16:00Z")), []);
+    assert.deepEqual((await edge.runtime.runDue(new Date("2026-12-07T11:00:00Z"))).sort(), ["every5", "hourly"]);
+    const read = async (fn: string) => {
+      const parts: Buffer[] = [];
+      for await (const b of edge.runtime.kv.get(fn, "ran") ?? []) parts.push(b);
+      return Buffer.concat(parts).toString();
+    };
+    assert.match(await read("every5"), /^\*\/5 \* \* \* \* @ /);
+    assert.match(await read("hourly"), /^0 \* \* \* \* @ /);
+    const stats = edge.runtime.stats();
+    assert.deepEqual(
+      stats.map((f) => [f.name, f.cronRuns, f.errors]),
+      [
+        ["every5", 2, 0],
+        ["hourly", 1, 0],
+      ],
+    );
+  } finally {
+    await edge.close();
+  }
 });

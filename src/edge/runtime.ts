@@ -349,20 +349,25 @@ export class EdgeRuntime {
     return r;
   }
 
-  /** Every minute boundary (UTC): run the scheduled() handler of each function with a cron matching that minute. */
+  /** Every minute boundary (UTC): the cron triggers due in that minute. */
   #armCron(): void {
-    const now = Date.now();
     this.#cronTimer = setTimeout(
       () => {
-        const at = new Date(Math.round(Date.now() / 60_000) * 60_000);
-        for (const [name, l] of this.#live)
-          for (const c of l.version.crons ?? [])
-            if (cronMatches(parseCron(c), at)) void this.trigger(name, c).catch(() => {});
+        void this.runDue(new Date(Math.round(Date.now() / 60_000) * 60_000));
         this.#armCron();
       },
-      60_000 - (now % 60_000),
+      60_000 - (Date.now() % 60_000),
     );
     this.#cronTimer.unref();
+  }
+
+  /** Run the scheduled() handler of each function with a cron matching the UTC minute of `at`; resolves when done. */
+  async runDue(at: Date): Promise<string[]> {
+    const due: Array<[string, string]> = [];
+    for (const [name, l] of this.#live)
+      for (const c of l.version.crons ?? []) if (cronMatches(parseCron(c), at)) due.push([name, c]);
+    await Promise.all(due.map(([name, c]) => this.trigger(name, c).catch(() => {})));
+    return due.map(([name]) => name);
   }
 
   /** Per-function figures for `edge list`, /metrics and the monitor (secrets by name only). */
