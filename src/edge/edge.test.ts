@@ -67,6 +67,17 @@ test("vars and secrets: NAME=value pairs; KV and ORIGIN reserved; secrets merge,
   assert.deepEqual(new SecretStore(dir).get("f"), {});
 });
 
+const getText = (socketPath: string) =>
+  new Promise<string>((resolve, reject) => {
+    const r = request({ socketPath, path: "/" }, (res) => {
+      let b = "";
+      res.on("data", (c) => (b += c));
+      res.on("end", () => resolve(b));
+    });
+    r.once("error", reject);
+    r.end();
+  });
+
 test("pool (real workerd): a claimed process loads a function and serves it; a bad module is workerd's error", async () => {
   const pool = new WorkerdPool({
     size: 1,
@@ -91,16 +102,7 @@ test("pool (real workerd): a claimed process loads a function and serves it; a b
       code: `export default { fetch(r, env) { return new Response("hi " + env.WHO); } };`,
       vars: { WHO: "x" },
     });
-    const text = await new Promise<string>((resolve, reject) => {
-      const r = request({ socketPath: p.socket, path: "/" }, (res) => {
-        let b = "";
-        res.on("data", (c) => (b += c));
-        res.on("end", () => resolve(b));
-      });
-      r.once("error", reject);
-      r.end();
-    });
-    assert.equal(text, "hi x");
+    assert.equal(await getText(p.socket), "hi x");
     await assert.rejects(p.load({ code: "export default {}", vars: {} }), /already serves/);
     await p.close();
     const bad = await pool.claim();
@@ -108,6 +110,14 @@ test("pool (real workerd): a claimed process loads a function and serves it; a b
     await bad.close();
     await pool.settled();
     assert.equal(pool.idle, 1);
+    // A dedicated process (promotion, poolSize 0): the modules in its config, the same env, no loader.
+    const direct = await pool.startDirect({
+      code: `export default { fetch(r, env) { return new Response("direct " + env.WHO); } };`,
+      vars: { WHO: "y" },
+    });
+    assert.equal(await getText(direct.socket), "direct y");
+    await direct.close();
+    await assert.rejects(pool.startDirect({ code: "export default { fetch( {", vars: {} }), /SyntaxError/);
   } finally {
     await pool.close();
   }

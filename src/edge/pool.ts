@@ -26,6 +26,11 @@ export class WorkerdPool {
     this.#log = o.log;
   }
 
+  /** Processes kept idle (edge.poolSize). */
+  get size(): number {
+    return this.#size;
+  }
+
   get idle(): number {
     return this.#idle.length;
   }

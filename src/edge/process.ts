@@ -102,6 +102,8 @@ export class FunctionProcess {
 
   async #start(): Promise<WorkerdProcess> {
     if (this.#closed) throw new Error("function process closed");
+    // No pool: a dedicated process at once (a workerd start per start, no loader, no --experimental needed).
+    if (this.opts.pool.size === 0) return this.#startDirect();
     const proc = await this.opts.pool.claim();
     proc.sink = this.#sink;
     try {
@@ -122,6 +124,17 @@ export class FunctionProcess {
       this.#promoteTimer = setTimeout(() => void this.#promote(proc), 300);
       this.#promoteTimer.unref();
     }
+    return proc;
+  }
+
+  async #startDirect(): Promise<WorkerdProcess> {
+    const proc = await this.opts.pool.startDirect(this.opts.spec);
+    if (this.#closed) {
+      await proc.close();
+      throw new Error("function process closed");
+    }
+    this.#serve(proc);
+    this.#timer ??= setInterval(() => this.#watch(), this.opts.watchdogMs);
     return proc;
   }
 
