@@ -20,8 +20,8 @@ import { silentLogger } from "../../src/core/logger.ts";
 import { runtimePaths } from "../../src/core/paths.ts";
 import { edgeSchema } from "../../src/edge/config.ts";
 import { WorkerdPool } from "../../src/edge/pool.ts";
-import { defaultWorkerd } from "../../src/edge/runtime.ts";
 import { startEdge } from "../../src/edge/server.ts";
+import { defaultWorkerd } from "../../src/edge/workerd.ts";
 import { type BenchResult, mb, percentile, round, runIfMain } from "../matrix/lib.ts";
 
 const COLD = Number(process.env.BENCH_EDGE_COLD ?? 8);

@@ -14,8 +14,8 @@ import { KvStore } from "./kv.ts";
 import { WorkerdPool } from "./pool.ts";
 import { FunctionRegistry, SecretStore } from "./registry.ts";
 import { checkCrons, checkName, checkRoute, parsePairs, percentile, routeMatches } from "./routes.ts";
-import { defaultWorkerd } from "./runtime.ts";
 import { startEdge } from "./server.ts";
+import { defaultWorkerd } from "./workerd.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ami-edge-unit-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

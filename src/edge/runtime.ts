@@ -8,9 +8,8 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { Agent, type IncomingMessage, type ServerResponse } from "node:http";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { CasStore } from "../cas/types.ts";
 import { programProcesses } from "../control/proc.ts";
 import { AmiError } from "../core/errors.ts";
@@ -24,14 +23,7 @@ import { FunctionProcess, type KillReason } from "./process.ts";
 import { type FunctionMetrics, newMetrics, proxyTo } from "./proxy.ts";
 import { type FunctionRecord, FunctionRegistry, type FunctionVersion, SecretStore } from "./registry.ts";
 import { checkCrons, checkName, checkRoute, percentile, routeMatches } from "./routes.ts";
-import { StartError, type WorkerdProcess } from "./workerd.ts";
-
-export { checkName, checkRoute, percentile, routeMatches } from "./routes.ts";
-
-/** The workerd binary of the npm package. */
-export function defaultWorkerd(): string {
-  return join(dirname(createRequire(import.meta.url).resolve("workerd/package.json")), "bin", "workerd");
-}
+import { defaultWorkerd, StartError, type WorkerdProcess } from "./workerd.ts";
 
 interface Live {
   version: FunctionVersion;

@@ -8,7 +8,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import type { LogSink } from "../control/log-sink.ts";
 import { HOME_ENV, PROGRAM_ENV, sampleProc } from "../control/proc.ts";
 import { directConfig, workerdConfig } from "./capnp.ts";
@@ -34,6 +35,11 @@ export interface LoadSpec {
 }
 
 export class StartError extends Error {}
+
+/** The workerd binary of the npm package. */
+export function defaultWorkerd(): string {
+  return join(dirname(createRequire(import.meta.url).resolve("workerd/package.json")), "bin", "workerd");
+}
 
 export class WorkerdProcess {
   readonly socket: string;
