@@ -124,6 +124,7 @@ export async function run(): Promise<BenchResult[]> {
   const exec: number[] = [];
   const rss = { idle: [] as number[], serving: [] as number[], alone: [] as number[] };
   let alone: Awaited<ReturnType<typeof workerdAlone>> | undefined;
+  let aloneDir: string | undefined;
   try {
     await idle.edge.runtime.deploy("sleepy", WORKER);
     for (let i = 0; i < COLD; i++) {
@@ -148,7 +149,10 @@ export async function run(): Promise<BenchResult[]> {
       if (i < COLD - 1) {
         a.stop();
         rmSync(d, { recursive: true, force: true });
-      } else alone = a;
+      } else {
+        alone = a;
+        aloneDir = d;
+      }
 
       t = performance.now();
       await spawnOnly.claim().then((p) => {
@@ -241,6 +245,7 @@ export async function run(): Promise<BenchResult[]> {
     ];
   } finally {
     alone?.stop();
+    if (aloneDir) rmSync(aloneDir, { recursive: true, force: true });
     await Promise.all([pooled.close(), unpooled.close(), idle.close(), spawnOnly.close()]);
     rmSync(join(tmpdir(), `ami-bench-spawn-${process.pid}`), { recursive: true, force: true });
   }

@@ -6,7 +6,7 @@
  * running version never stops.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmdirSync, rmSync } from "node:fs";
 import { Agent, type IncomingMessage, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,6 +46,7 @@ export class EdgeRuntime {
   readonly #log: Logger;
   readonly #paths: RuntimePaths;
   readonly #dir: string;
+  readonly #sockDir: string;
   readonly registry: FunctionRegistry;
   readonly secrets: SecretStore;
   readonly kv: KvStore;
@@ -70,6 +71,7 @@ export class EdgeRuntime {
     const tag = createHash("sha256").update(o.paths.home).digest("hex").slice(0, 12);
     const sockDir = join(tmpdir(), `ami-edge-${process.getuid?.() ?? 0}-${tag}`);
     mkdirSync(sockDir, { recursive: true, mode: 0o700 });
+    this.#sockDir = sockDir;
     const runDir = join(this.#dir, "run");
     rmSync(runDir, { recursive: true, force: true }); // configs of processes a hard-killed service left
     this.registry = new FunctionRegistry(this.#dir);
@@ -399,6 +401,9 @@ export class EdgeRuntime {
     const all = [...this.#live.values()];
     this.#live.clear();
     await Promise.all([...all.map((l) => this.#retire(l)), this.pool.close()]);
+    try {
+      rmdirSync(this.#sockDir); // empty now; a socket directory per runtime home
+    } catch {}
   }
 }
 
