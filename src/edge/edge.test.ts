@@ -118,6 +118,13 @@ test("pool (real workerd): a claimed process loads a function and serves it; a b
     assert.equal(await getText(direct.socket), "direct y");
     await direct.close();
     await assert.rejects(pool.startDirect({ code: "export default { fetch( {", vars: {} }), /SyntaxError/);
+    // Top-level code runs at load: a loop or a memory bomb there is stopped at the start limits, loaded or dedicated.
+    const limits = { cpuMs: 300, memoryBytes: 200 * 1024 * 1024 };
+    const spin = await pool.claim();
+    await assert.rejects(spin.load({ code: "for (;;) {}\nexport default {};", vars: {} }, limits), /CPU time/);
+    await spin.close();
+    const bomb = "const a = []; for (;;) a.push(new Array(1e6).fill(1));\nexport default {};";
+    await assert.rejects(pool.startDirect({ code: bomb, vars: {} }, limits), /memory/);
   } finally {
     await pool.close();
   }

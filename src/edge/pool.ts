@@ -5,7 +5,7 @@
  * no function and no user code; poolSize 0 starts a process on each claim.
  */
 import type { Logger } from "../core/logger.ts";
-import { type LoadSpec, type SpawnOptions, WorkerdProcess } from "./workerd.ts";
+import { type LoadSpec, type SpawnOptions, type StartLimits, WorkerdProcess } from "./workerd.ts";
 
 const REFILL_DELAY_MS = 100;
 
@@ -80,10 +80,10 @@ export class WorkerdPool {
   }
 
   /** A process dedicated to one function (its modules in the config), started and answering its probe. */
-  async startDirect(spec: LoadSpec): Promise<WorkerdProcess> {
+  async startDirect(spec: LoadSpec, limits?: StartLimits): Promise<WorkerdProcess> {
     const proc = new WorkerdProcess({ ...this.#spawn, direct: spec });
     try {
-      await proc.ready();
+      await proc.ready(limits);
       return proc;
     } catch (e) {
       await proc.close();

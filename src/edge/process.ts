@@ -14,7 +14,7 @@ import { LogSink } from "../control/log-sink.ts";
 import { sampleProc } from "../control/proc.ts";
 import type { Logger } from "../core/logger.ts";
 import type { WorkerdPool } from "./pool.ts";
-import type { LoadSpec, WorkerdProcess } from "./workerd.ts";
+import { type LoadSpec, START_CPU_MS, type StartLimits, type WorkerdProcess } from "./workerd.ts";
 
 const CLK_MS = 10; // one clock tick (USER_HZ 100)
 
@@ -65,6 +65,10 @@ export class FunctionProcess {
   #closed = false;
   readonly #sink: LogSink;
 
+  get #limits(): StartLimits {
+    return { cpuMs: START_CPU_MS, memoryBytes: this.opts.memoryBytes };
+  }
+
   constructor(opts: ProcessOptions) {
     this.opts = opts;
     this.#sink = new LogSink(opts.logFile);
@@ -107,7 +111,7 @@ export class FunctionProcess {
     const proc = await this.opts.pool.claim();
     proc.sink = this.#sink;
     try {
-      await proc.load(this.opts.spec);
+      await proc.load(this.opts.spec, this.#limits);
     } catch (e) {
       await proc.close();
       throw e;
@@ -128,7 +132,7 @@ export class FunctionProcess {
   }
 
   async #startDirect(): Promise<WorkerdProcess> {
-    const proc = await this.opts.pool.startDirect(this.opts.spec);
+    const proc = await this.opts.pool.startDirect(this.opts.spec, this.#limits);
     if (this.#closed) {
       await proc.close();
       throw new Error("function process closed");
@@ -152,7 +156,7 @@ export class FunctionProcess {
     if (this.#closed || this.#proc !== from) return;
     let direct: WorkerdProcess;
     try {
-      direct = await this.opts.pool.startDirect(this.opts.spec);
+      direct = await this.opts.pool.startDirect(this.opts.spec, this.#limits);
     } catch (e) {
       this.opts.log.warn("edge function: its dedicated process did not start; the pooled one keeps serving", {
         function: this.opts.name,

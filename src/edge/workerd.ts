@@ -36,6 +36,19 @@ export interface LoadSpec {
 
 export class StartError extends Error {}
 
+/**
+ * What a start or a load may use before the function serves (and the watchdog takes over): a module's top-level code
+ * runs then, and a loop or a memory bomb there must not hang a deploy or eat the machine.
+ */
+export interface StartLimits {
+  cpuMs: number;
+  memoryBytes: number;
+}
+
+/** CPU time a start or load may use: compiling a 1 MB module and workerd's own start fit well within it. */
+export const START_CPU_MS = 1000;
+const START_WALL_MS = 15_000;
+
 /** The workerd binary of the npm package. */
 export function defaultWorkerd(): string {
   return join(dirname(createRequire(import.meta.url).resolve("workerd/package.json")), "bin", "workerd");
@@ -126,7 +139,11 @@ export class WorkerdProcess {
   }
 
   /** Resolves once the loader answers; rejects with workerd's own words if it exits first. */
-  async ready(timeoutMs = 15_000): Promise<void> {
+  ready(limits?: StartLimits): Promise<void> {
+    return this.#guard(this.#ready(), limits);
+  }
+
+  async #ready(timeoutMs = START_WALL_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.exited !== undefined) {
@@ -148,11 +165,44 @@ export class WorkerdProcess {
   }
 
   /** Give the process its function; a module workerd refuses rejects with workerd's message (StartError). */
-  async load(spec: LoadSpec): Promise<void> {
+  async load(spec: LoadSpec, limits?: StartLimits): Promise<void> {
     const body = JSON.stringify({ ...spec, probe: randomBytes(12).toString("base64url") });
-    const r = await this.#call("POST", "/_ami/load", body).catch((e: Error) => ({ status: 0, text: e.message }));
+    const r = await this.#guard(
+      this.#call("POST", "/_ami/load", body).catch((e: Error) => ({ status: 0, text: e.message })),
+      limits,
+    );
     if (r.status !== 204)
       throw new StartError(r.status === 0 ? `workerd failed: ${r.text} ${this.#tail.trim()}` : r.text.trim());
+  }
+
+  /** `work`, unless the process passes a start limit (or the wall deadline) first: then it is killed (StartError). */
+  async #guard<T>(work: Promise<T>, limits: StartLimits | undefined): Promise<T> {
+    if (!limits) return work;
+    const t0 = this.cpuTicks();
+    const deadline = Date.now() + START_WALL_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const over = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        const s = this.pid ? sampleProc(this.pid) : undefined;
+        const why = !s
+          ? undefined
+          : s.rssBytes > limits.memoryBytes
+            ? `memory (${Math.round(s.rssBytes / 1048576)} MB, limit ${Math.round(limits.memoryBytes / 1048576)} MB)`
+            : (s.cpuTicks - t0) * 10 > limits.cpuMs
+              ? `CPU time (limit ${limits.cpuMs} ms)`
+              : Date.now() > deadline
+                ? `wall time (${START_WALL_MS} ms)`
+                : undefined;
+        if (!why) return;
+        this.kill();
+        reject(new StartError(`the module's top-level code went over the start limit on ${why}`));
+      }, 20);
+    });
+    try {
+      return await Promise.race([work, over]);
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   /** Run the function's scheduled() handler; resolves to its status (204 ran, 501 none, 500 threw) and text. */
