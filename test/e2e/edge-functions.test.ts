@@ -117,6 +117,18 @@ test("a module that does not parse is refused with workerd's error; the running 
   assert.equal((await get("/fn/hello/still")).text, "v1 /still");
   const names = json(await run("edge", "list", "--json")).functions.map((x: { version: number }) => x.version);
   assert.deepEqual(names, [1]);
+  // Top-level code that never ends fails the deploy at the start limit (it does not hang it).
+  const spin = await run(
+    "edge",
+    "deploy",
+    "--function",
+    "hello",
+    "--file",
+    mod("spin.js", "for (;;) {}\nexport default {};"),
+  );
+  assert.notEqual(spin.code, 0);
+  assert.match(spin.stderr + spin.stdout, /start limit on CPU time/);
+  assert.equal((await get("/fn/hello/still")).text, "v1 /still");
   const noFetch = mod("nofetch.js", "export default { };");
   await run("edge", "deploy", "--function", "empty", "--file", noFetch);
   const e = await get("/fn/empty/");
