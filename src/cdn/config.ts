@@ -43,6 +43,13 @@ export const cdnSchema = z
     maxConnectionsPerAddress: z.number().int().positive().default(1000),
     /** Bearer token for `POST /_ami/purge` from other hosts; null: purges only from loopback. */
     purgeToken: z.string().min(16).nullable().default(null),
+    /**
+     * Signed URLs: the HMAC secret of this node's origin; null: no signatures asked. When set, requests under
+     * `signedPaths` need `?expires=<unix s>&sig=<HMAC>` (make them with `cdn sign`); bad or expired: 403.
+     */
+    signingSecret: z.string().min(16).nullable().default(null),
+    /** Path prefixes that need a signature when `signingSecret` is set (compared with the path as sent). */
+    signedPaths: z.array(z.string().startsWith("/")).default(["/"]),
   })
   .strict();
 

@@ -23,6 +23,7 @@ import { Flight } from "./flight.ts";
 import { normalisePath, primaryKey } from "./key.ts";
 import { mediaDefaults } from "./media-origin.ts";
 import { parseRange } from "./range.ts";
+import { needsSignature, verifyTarget } from "./sign.ts";
 import { type CachedObject, MemoryTier, type PurgeRequest, tagsOf } from "./store.ts";
 import { Upstreams } from "./upstream.ts";
 
@@ -76,6 +77,8 @@ export interface EdgeStats {
   purges: number;
   purgedObjects: number;
   rejected: number;
+  /** Refused for a missing, bad or expired URL signature (no upstream request made). */
+  forbidden: number;
 }
 
 export class EdgeNode {
@@ -95,6 +98,7 @@ export class EdgeNode {
     purges: 0,
     purgedObjects: 0,
     rejected: 0,
+    forbidden: 0,
   };
   readonly tier: MemoryTier;
   readonly upstreams: Upstreams;
@@ -181,7 +185,13 @@ export class EdgeNode {
     const h = r.headers;
     if (h.range || h["if-none-match"] || h["if-modified-since"] || h.cookie || h.authorization) return undefined;
     if (r.path === "/health" || r.path.startsWith("/_ami/")) return undefined;
-    const url = normalisePath(r.path + r.search, this.o.config);
+    let target = r.path + r.search;
+    if (needsSignature(this.o.config, r.path)) {
+      const v = verifyTarget(this.o.config.signingSecret as string, target, Date.now());
+      if (!v.ok) return undefined;
+      target = v.target;
+    }
+    const url = normalisePath(target, this.o.config);
     const primary = primaryKey(h.host, url, this.o.config);
     const reqLike = { url, method: "GET", headers: h };
     const simple = h["cache-control"] === undefined && h.pragma === undefined;
@@ -226,10 +236,19 @@ export class EdgeNode {
       sendJson(res, 400, { errcode: "AMI_INVALID_INPUT", error: bad }, { Connection: "close" });
       return;
     }
-    const url = req.url ?? "/";
+    let url = req.url ?? "/";
     if (url === "/health") return sendJson(res, 200, { ok: true, region: this.o.config.region });
     if (url.startsWith("/_ami/")) return this.control(req, res, url);
     this.stats.requests++;
+    const q = url.indexOf("?");
+    if (needsSignature(this.o.config, q < 0 ? url : url.slice(0, q))) {
+      const v = verifyTarget(this.o.config.signingSecret as string, url, Date.now());
+      if (!v.ok) {
+        this.stats.forbidden++;
+        return sendJson(res, 403, { errcode: "M_FORBIDDEN", error: v.reason });
+      }
+      url = v.target;
+    }
     const t0 = performance.now();
     res.once("finish", () => {
       this.latencies[this.latencyN++ % this.latencies.length] = performance.now() - t0;

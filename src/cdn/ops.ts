@@ -4,16 +4,17 @@
  * out to every node and report each node's confirmation.
  */
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { binEntry } from "../control/bin-path.ts";
 import { HOME_ENV, isOurProcess } from "../control/proc.ts";
 import { AmiError } from "../core/errors.ts";
-import { baseUrl } from "../core/http/address.ts";
 import { defineOp, type OpContext } from "../core/ops.ts";
-import { type DeployedNode, nodesDir, readNodes, writeNodes } from "./nodes.ts";
+import { allNodes, type DeployedNode, nodesDir, readNodes, writeNodes } from "./nodes.ts";
 import { NODE_ENV } from "./service.ts";
+import { cdnSignOp } from "./sign-op.ts";
 
 const list = (s: string | undefined): string[] =>
   (s ?? "")
@@ -26,23 +27,6 @@ async function call(url: string, init: RequestInit = {}, timeoutMs = 3000): Prom
   const body = await r.json().catch(() => null);
   if (!r.ok) throw new Error(`${r.status} ${JSON.stringify(body)}`);
   return body;
-}
-
-/** The deployed nodes plus the supervised `cdn` service's node when it is enabled. */
-function allNodes(ctx: OpContext): DeployedNode[] {
-  const nodes = readNodes(ctx.paths);
-  const c = ctx.config.cdn;
-  if (c.enabled && !nodes.some((n) => n.region === c.region))
-    nodes.unshift({
-      region: c.region,
-      url: baseUrl("http", c.host, c.port),
-      pid: null,
-      origin: c.origin ?? "media",
-      parents: c.parents,
-      startedAt: 0,
-      kind: "service",
-    });
-  return nodes;
 }
 
 const nodeView = z.object({
@@ -75,13 +59,19 @@ export const cdnDeployOp = defineOp({
       port: z.number().int().min(0).max(65535).default(0).describe("port (0: any free one)"),
       origin: z.string().url().optional().describe("origin URL (default: cdn.origin, else the media service)"),
       parent: z.string().optional().describe("parent cache URLs (shields), comma-separated"),
+      signingSecret: z
+        .string()
+        .min(16)
+        .optional()
+        .describe("signed URLs: this origin's HMAC secret (≥ 16 characters); see `cdn sign`"),
+      signed: z.boolean().default(false).describe("signed URLs with a new random secret (kept in nodes.json, 0600)"),
     })
     .strict(),
   output: nodeView,
   annotations: { readOnly: false, destructive: false, idempotent: false, openWorld: false },
   human: (n) =>
     `edge node ${n.region} at ${n.url} (pid ${n.pid}) → ${n.parents.length ? `${n.parents.join(", ")} → ` : ""}${n.origin}`,
-  async run({ region, port, origin, parent }, ctx) {
+  async run({ region, port, origin, parent, signingSecret, signed }, ctx) {
     const parents = list(parent);
     for (const p of parents)
       if (!/^https?:\/\//.test(p)) throw new AmiError("AMI_INVALID_INPUT", `'parent' ${p} must be an http(s) URL`);
@@ -99,6 +89,7 @@ export const cdnDeployOp = defineOp({
       port,
       ...(origin ? { origin } : {}),
       parents: parents.length ? parents : ctx.config.cdn.parents,
+      signingSecret: signingSecret ?? (signed ? randomBytes(32).toString("base64url") : ctx.config.cdn.signingSecret),
     };
     const log = openSync(ctx.paths.logFile(`cdn-${region}`), "a", 0o600);
     const child = spawn(
@@ -138,6 +129,7 @@ export const cdnDeployOp = defineOp({
       parents: override.parents,
       startedAt: Date.now(),
       kind: "deployed",
+      signingSecret: override.signingSecret,
     };
     writeNodes(ctx.paths, [...nodes.filter((n) => n.region !== region), node]);
     return view(node);
@@ -291,4 +283,4 @@ export const cdnRemoveOp = defineOp({
   },
 });
 
-export const cdnOps = [cdnDeployOp, cdnListOp, cdnStatsOp, cdnPurgeOp, cdnRemoveOp];
+export const cdnOps = [cdnDeployOp, cdnListOp, cdnStatsOp, cdnPurgeOp, cdnRemoveOp, cdnSignOp];
