@@ -110,6 +110,9 @@ export class EdgeNode {
   private readonly latencies = new Float64Array(1024);
   private latencyN = 0;
   private listener: HttpListener | null = null;
+  /** Requests per second over the last whole second (sampled by a timer: no per-request clock reads). */
+  private rps = 0;
+  private rpsTimer: NodeJS.Timeout | undefined;
   readonly via: string;
   url = "";
 
@@ -136,6 +139,11 @@ export class EdgeNode {
     });
     const port = await this.listener.listen(this.o.config.port, this.o.config.host);
     this.upstreams.startHealthChecks(this.o.config.healthCheckMs);
+    let last = this.stats.requests;
+    this.rpsTimer = setInterval(() => {
+      this.rps = this.stats.requests - last;
+      last = this.stats.requests;
+    }, 1000).unref();
     const h = this.o.config.host.includes(":") ? `[${this.o.config.host}]` : this.o.config.host;
     this.url = `http://${h}:${port}`;
     return this.url;
@@ -143,6 +151,7 @@ export class EdgeNode {
 
   async close(): Promise<void> {
     this.upstreams.stop();
+    clearInterval(this.rpsTimer);
     await this.listener?.close();
   }
 
@@ -169,6 +178,8 @@ export class EdgeNode {
       inFlight: this.flights.size,
       upstreamFailovers: this.upstreams.failovers,
       healthyParents: this.upstreams.parents.filter((p) => p.healthy).length,
+      originHealthy: this.upstreams.origin.healthy ? 1 : 0,
+      reqPerSec: this.rps,
       p50Ms: lat.p50,
       p99Ms: lat.p99,
     };

@@ -29,7 +29,8 @@ export function nodesDir(paths: RuntimePaths): string {
 
 export function readNodes(paths: RuntimePaths): DeployedNode[] {
   try {
-    return JSON.parse(readFileSync(join(nodesDir(paths), "nodes.json"), "utf8")) as DeployedNode[];
+    // No directory made here: units() reads this for every command.
+    return JSON.parse(readFileSync(join(paths.home, "run", "cdn", "nodes.json"), "utf8")) as DeployedNode[];
   } catch {
     return [];
   }

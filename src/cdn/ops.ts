@@ -1,19 +1,20 @@
 /**
- * `ami-streams cdn deploy|list|stats|purge|remove` (`cdn start|stop|status|restart`: the supervised node) (MCP: cdn_deploy, ...). Nodes run as
- * `ami-streams serve cdn` processes (one per region, own port) recorded in <home>/run/cdn/nodes.json; purges fan
- * out to every node and report each node's confirmation.
+ * `ami-streams cdn deploy|list|stats|purge|remove|sign` (`cdn start|stop|status|restart`: the config's node) (MCP:
+ * cdn_deploy, ...). Deployed nodes are instances of the `cdn` service (`serve cdn --instance <region>`, unit
+ * `cdn-<region>`, own port) under the supervisor, recorded in <home>/run/cdn/nodes.json; purges fan out to every
+ * node and report each node's confirmation.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, openSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { type AddressInfo, createServer } from "node:net";
 import { z } from "zod";
-import { binEntry } from "../control/bin-path.ts";
-import { HOME_ENV, isOurProcess } from "../control/proc.ts";
+import { connectControl } from "../control/client.ts";
+import { currentStatus, ensureSupervisor, waitHealthy } from "../control/daemon.ts";
+import { hasMarkers, homeProcesses, isOurProcess } from "../control/proc.ts";
+import type { SupervisorStatus } from "../control/state.ts";
 import { AmiError } from "../core/errors.ts";
+import { baseUrl } from "../core/http/address.ts";
 import { defineOp, type OpContext } from "../core/ops.ts";
-import { allNodes, type DeployedNode, nodesDir, readNodes, writeNodes } from "./nodes.ts";
-import { NODE_ENV } from "./service.ts";
+import { allNodes, type DeployedNode, readNodes, writeNodes } from "./nodes.ts";
 import { cdnSignOp } from "./sign-op.ts";
 
 const list = (s: string | undefined): string[] =>
@@ -75,66 +76,78 @@ export const cdnDeployOp = defineOp({
     const parents = list(parent);
     for (const p of parents)
       if (!/^https?:\/\//.test(p)) throw new AmiError("AMI_INVALID_INPUT", `'parent' ${p} must be an http(s) URL`);
-    const nodes = readNodes(ctx.paths);
-    const old = nodes.find((n) => n.region === region);
-    if (old?.pid && isOurProcess(old.pid, ["serve", "cdn"]))
+    const unit = `cdn-${region}`;
+    const st = await currentStatus(ctx);
+    const old = st.services.find((s) => s.name === unit && s.pid !== null);
+    if (old)
       throw new AmiError(
         "AMI_INVALID_INPUT",
         `region ${region} already has a node at ${old.url} (cdn remove --region ${region} first)`,
       );
-    const urlFile = join(nodesDir(ctx.paths), `${region}.url`);
-    rmSync(urlFile, { force: true });
-    const override = {
-      region,
-      port,
-      ...(origin ? { origin } : {}),
-      parents: parents.length ? parents : ctx.config.cdn.parents,
-      signingSecret: signingSecret ?? (signed ? randomBytes(32).toString("base64url") : ctx.config.cdn.signingSecret),
-    };
-    const log = openSync(ctx.paths.logFile(`cdn-${region}`), "a", 0o600);
-    const child = spawn(
-      process.execPath,
-      [binEntry, "serve", "cdn", ...(ctx.configPath ? ["--config", ctx.configPath] : [])],
-      {
-        detached: true,
-        stdio: ["ignore", log, log],
-        env: { ...process.env, [HOME_ENV]: ctx.paths.home, [NODE_ENV]: JSON.stringify(override) },
-      },
-    );
-    child.unref();
-    const deadline = Date.now() + 20_000;
-    let exited: number | null = null;
-    child.once("exit", (code) => {
-      exited = code ?? -1;
-    });
-    while (!existsSync(urlFile)) {
-      if (exited !== null || Date.now() > deadline) {
-        if (exited === null) child.kill("SIGTERM");
-        const tail = readFileSync(ctx.paths.logFile(`cdn-${region}`), "utf8")
-          .split("\n")
-          .slice(-5)
-          .join("\n");
-        throw new AmiError(
-          "AMI_UNAVAILABLE",
-          `edge node ${region} did not start (log ${ctx.paths.logFile(`cdn-${region}`)}):\n${tail}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const host = ctx.config.cdn.host;
+    // A fixed port: a restarted node must come back at the URL its clients and children know.
     const node: DeployedNode = {
       region,
-      url: readFileSync(urlFile, "utf8").trim(),
-      pid: child.pid ?? null,
+      url: baseUrl("http", host, port || (await freePort(host))),
+      pid: null,
       origin: origin ?? ctx.config.cdn.origin ?? "media",
-      parents: override.parents,
+      parents: parents.length ? parents : ctx.config.cdn.parents,
       startedAt: Date.now(),
       kind: "deployed",
-      signingSecret: override.signingSecret,
+      signingSecret: signingSecret ?? (signed ? randomBytes(32).toString("base64url") : ctx.config.cdn.signingSecret),
     };
-    writeNodes(ctx.paths, [...nodes.filter((n) => n.region !== region), node]);
+    const others = readNodes(ctx.paths).filter((n) => n.region !== region);
+    writeNodes(ctx.paths, [...others, node]);
+    try {
+      // Supervised like every service: restarted with backoff after a crash, in `status` and the monitor.
+      const { client, spawned } = await ensureSupervisor(ctx, [unit]);
+      if (!spawned) await client.request("POST", `/api/services/${unit}/start`);
+      const now = await waitHealthy(client, [unit], ctx);
+      node.pid = now.services.find((s) => s.name === unit)?.pid ?? null;
+    } catch (e) {
+      await stopUnit(ctx, region).catch(() => {});
+      writeNodes(ctx.paths, others);
+      throw new AmiError(
+        "AMI_UNAVAILABLE",
+        `edge node ${region} did not start (log ${ctx.paths.logFile(unit)}): ${(e as Error).message}`,
+      );
+    }
     return view(node);
   },
 });
+
+/** A free TCP port on `host` now (the node binds it right after; a race with another binder is an error then). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, host, () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Stops a deployed node: through the supervisor when one runs, and any process of it left for this home. */
+async function stopUnit(ctx: OpContext, region: string): Promise<boolean> {
+  const unit = `cdn-${region}`;
+  let stopped = false;
+  const client = connectControl(ctx.config, ctx.paths);
+  if (client) {
+    const st = await client.request<SupervisorStatus>("GET", "/api/status");
+    if (st.services.some((s) => s.name === unit && s.pid !== null)) {
+      await client.request("POST", `/api/services/${unit}/stop`);
+      stopped = true;
+    }
+  }
+  const marks = ["serve", "cdn", "--instance", region];
+  for (const p of homeProcesses(ctx.paths.home).filter((x) => hasMarkers(x.argv, marks))) {
+    process.kill(p.pid, "SIGTERM");
+    stopped = true;
+    for (let i = 0; i < 100 && isOurProcess(p.pid, marks); i++) await new Promise((r) => setTimeout(r, 50));
+  }
+  return stopped;
+}
 
 export const cdnListOp = defineOp({
   name: "cdn.list",
@@ -265,20 +278,13 @@ export const cdnRemoveOp = defineOp({
   human: (o) => `${o.region}: ${o.stopped ? "stopped" : "was not running"}, removed`,
   async run({ region }, ctx) {
     const nodes = readNodes(ctx.paths);
-    const n = nodes.find((x) => x.region === region);
-    if (!n) throw new AmiError("AMI_INVALID_INPUT", `no deployed edge node for region ${region} (cdn list)`);
-    let stopped = false;
-    if (n.pid && isOurProcess(n.pid, ["serve", "cdn"])) {
-      process.kill(n.pid, "SIGTERM");
-      stopped = true;
-      for (let i = 0; i < 100 && isOurProcess(n.pid, ["serve", "cdn"]); i++)
-        await new Promise((r) => setTimeout(r, 50));
-    }
+    if (!nodes.some((x) => x.region === region))
+      throw new AmiError("AMI_INVALID_INPUT", `no deployed edge node for region ${region} (cdn list)`);
+    const stopped = await stopUnit(ctx, region);
     writeNodes(
       ctx.paths,
       nodes.filter((x) => x.region !== region),
     );
-    rmSync(join(nodesDir(ctx.paths), `${region}.url`), { force: true });
     return { region, stopped };
   },
 });
