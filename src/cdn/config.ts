@@ -22,6 +22,11 @@ export const cdnSchema = z
       .int()
       .positive()
       .default(256 * 1024 * 1024),
+    /**
+     * The disk tier's size in bytes (0: none): stored objects are also kept in the content-addressed store (cas.root),
+     * served from there once evicted from memory or after a restart; least recently used go first.
+     */
+    diskBytes: z.number().int().min(0).default(0),
     /** Larger responses are streamed through, not stored. */
     maxObjectBytes: z
       .number()

@@ -19,6 +19,7 @@ import { sendJson } from "../core/http/reply.ts";
 import { createHttpListener, type HttpListener } from "../core/http/server.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CdnConfig } from "./config.ts";
+import type { DiskTier } from "./disk.ts";
 import { Flight } from "./flight.ts";
 import { normalisePath, primaryKey } from "./key.ts";
 import { mediaDefaults } from "./media-origin.ts";
@@ -45,6 +46,8 @@ export interface EdgeNodeOptions {
   origin: string;
   log: Logger;
   functions?: EdgeFunctionSeam;
+  /** The disk tier (objects beyond the memory budget, and across restarts); absent: memory only. */
+  disk?: DiskTier;
 }
 
 /** Request headers passed upstream on cacheable requests (besides the ones the origin lists in Vary). */
@@ -77,6 +80,8 @@ export interface EdgeStats {
   purges: number;
   purgedObjects: number;
   rejected: number;
+  /** Lookups answered from the disk tier (the memory tier did not have the key). */
+  diskReads: number;
   /** Refused for a missing, bad or expired URL signature (no upstream request made). */
   forbidden: number;
 }
@@ -99,9 +104,11 @@ export class EdgeNode {
     purgedObjects: 0,
     rejected: 0,
     forbidden: 0,
+    diskReads: 0,
   };
   readonly tier: MemoryTier;
   readonly upstreams: Upstreams;
+  readonly disk: DiskTier | undefined;
   private readonly flights = new Map<string, Flight>();
   /** Vary header names last seen per primary key (so a flight is keyed by them before the answer arrives). */
   private readonly varyNames = new Map<string, string[]>();
@@ -121,6 +128,7 @@ export class EdgeNode {
   constructor(o: EdgeNodeOptions) {
     this.o = o;
     this.tier = new MemoryTier(o.config.memoryBytes, o.config.maxObjectBytes);
+    this.disk = o.disk;
     this.upstreams = new Upstreams(o.origin, o.config.parents, o.config.upstreamTimeoutMs);
     this.via = `1.1 ami-cdn-${o.config.region}`;
   }
@@ -153,6 +161,7 @@ export class EdgeNode {
     this.upstreams.stop();
     clearInterval(this.rpsTimer);
     await this.listener?.close();
+    await this.disk?.flush();
   }
 
   /** Time to first byte, p50/p99 over the last 1,024 requests (ms). */
@@ -175,6 +184,9 @@ export class EdgeNode {
       objects: this.tier.count,
       memoryBytes: this.tier.bytes,
       evictions: this.tier.evictions,
+      diskObjects: this.disk?.count ?? 0,
+      diskBytes: this.disk?.bytes ?? 0,
+      diskEvictions: this.disk?.evictions ?? 0,
       inFlight: this.flights.size,
       upstreamFailovers: this.upstreams.failovers,
       healthyParents: this.upstreams.parents.filter((p) => p.healthy).length,
@@ -186,7 +198,8 @@ export class EdgeNode {
   }
 
   purge(p: PurgeRequest): number {
-    const n = this.tier.purge(p);
+    // An object is often in both tiers: the larger count is the number of objects named.
+    const n = Math.max(this.tier.purge(p), this.disk?.purge(p) ?? 0);
     this.stats.purges++;
     this.stats.purgedObjects += n;
     return n;
@@ -326,7 +339,14 @@ export class EdgeNode {
 
     const reqLike = { url, method: "GET", headers: req.headers };
     let stale: CachedObject | null = null;
-    for (const o of this.tier.lookup(primary)) {
+    let found = this.tier.lookup(primary);
+    if (found.length === 0 && this.disk?.has(primary)) {
+      // Evicted from memory, or stored before a restart: read back from the disk tier (and offered to memory).
+      found = await this.disk.load(primary);
+      for (const o of found) this.tier.put(o);
+      if (found.length) this.stats.diskReads++;
+    }
+    for (const o of found) {
       if (!varyMatches(o, req)) continue;
       if (o.soft) {
         stale = o;
@@ -444,6 +464,7 @@ export class EdgeNode {
           headers: { ...cond.headers, ...pick304(resHeaders) },
         };
         this.tier.put(o);
+        this.disk?.put(o);
         flight.complete(o.status, this.objectHeaders(o), o.body);
         return;
       }
@@ -502,6 +523,7 @@ export class EdgeNode {
             staleIfError: staleIfError(resHeaders, this.o.config.staleIfErrorSeconds),
           };
           this.tier.put(o);
+          this.disk?.put(o);
         }
         flight.end();
         resolve();
@@ -635,7 +657,10 @@ export class EdgeNode {
         req.headers.host ?? "",
       );
       const status = up.statusCode ?? 502;
-      if (!["GET", "HEAD", "OPTIONS"].includes(req.method ?? "") && status < 400) this.tier.purge({ urls: [primary] });
+      if (!["GET", "HEAD", "OPTIONS"].includes(req.method ?? "") && status < 400) {
+        this.tier.purge({ urls: [primary] });
+        this.disk?.purge({ urls: [primary] });
+      }
       res.writeHead(status, { ...cleanHeaders(up.headers), ...this.responseExtras("BYPASS") });
       up.pipe(res);
     } catch (e) {

@@ -4,12 +4,14 @@
  * service (restarted with backoff, in `status` and the monitor), its overrides (port, origin, parents, signing
  * secret) read from <home>/run/cdn/nodes.json.
  */
+import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
 import { runtimePaths } from "../core/paths.ts";
 import type { ServiceDef } from "../core/service.ts";
 import { type CdnConfig, cdnSchema } from "./config.ts";
+import type { DiskTier } from "./disk.ts";
 import { type DeployedNode, readNodes } from "./nodes.ts";
 
 /** The config of a deployed node: the `cdn` section with the node's overrides. */
@@ -58,7 +60,19 @@ export const cdnService: ServiceDef = {
       if (!n) throw new AmiError("AMI_INVALID_INPUT", `no deployed edge node for region ${instance} (cdn list)`);
       c = nodeConfig(config, n);
     }
-    const node = new EdgeNode({ config: c, origin: originOf(c, config), log });
+    let disk: DiskTier | undefined;
+    if (c.diskBytes > 0) {
+      const { DiskTier } = await import("./disk.ts");
+      const { openStoreAt } = await import("../cas/open.ts");
+      disk = new DiskTier({
+        store: openStoreAt(config.cas.root ?? join(paths.data, "cas"), config.cas),
+        indexFile: join(paths.serviceData(`cdn-${c.region}`), "disk-index.json"),
+        maxBytes: c.diskBytes,
+        hold: `cdn:${c.region}`,
+        log,
+      });
+    }
+    const node = new EdgeNode({ config: c, origin: originOf(c, config), log, disk });
     const url = await node.start();
     return { url, close: () => node.close() };
   },
