@@ -27,6 +27,11 @@ export const cdnSchema = z
      * served from there once evicted from memory or after a restart; least recently used go first.
      */
     diskBytes: z.number().int().min(0).default(0),
+    /**
+     * Range slices (nginx `slice`; 0: off): a Range request for an object not held whole is served from slices of
+     * this size, each fetched with its own Range request and cached on its own.
+     */
+    sliceBytes: z.number().int().min(0).default(0),
     /** Larger responses are streamed through, not stored. */
     maxObjectBytes: z
       .number()

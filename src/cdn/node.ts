@@ -25,6 +25,7 @@ import { normalisePath, primaryKey } from "./key.ts";
 import { mediaDefaults } from "./media-origin.ts";
 import { parseRange } from "./range.ts";
 import { needsSignature, verifyTarget } from "./sign.ts";
+import { NoRanges, Slicer, sliceable } from "./slice.ts";
 import { type CachedObject, MemoryTier, type PurgeRequest, tagsOf } from "./store.ts";
 import { Upstreams } from "./upstream.ts";
 
@@ -109,6 +110,7 @@ export class EdgeNode {
   readonly tier: MemoryTier;
   readonly upstreams: Upstreams;
   readonly disk: DiskTier | undefined;
+  private readonly slicer: Slicer | undefined;
   private readonly flights = new Map<string, Flight>();
   /** Vary header names last seen per primary key (so a flight is keyed by them before the answer arrives). */
   private readonly varyNames = new Map<string, string[]>();
@@ -130,6 +132,22 @@ export class EdgeNode {
     this.tier = new MemoryTier(o.config.memoryBytes, o.config.maxObjectBytes);
     this.disk = o.disk;
     this.upstreams = new Upstreams(o.origin, o.config.parents, o.config.upstreamTimeoutMs);
+    this.slicer =
+      o.config.sliceBytes > 0
+        ? new Slicer({
+            tier: this.tier,
+            disk: o.disk,
+            upstreams: this.upstreams,
+            sliceBytes: o.config.sliceBytes,
+            stats: this.stats,
+            countServed: (n) => {
+              this.stats.bytesServed += n;
+            },
+            upstreamHeaders: (req, primary) => this.upstreamHeaders(req, primary),
+            objectHeaders: (obj) => this.objectHeaders(obj),
+            extras: (state) => this.responseExtras(state),
+          })
+        : undefined;
     this.via = `1.1 ami-cdn-${o.config.region}`;
   }
 
@@ -331,7 +349,7 @@ export class EdgeNode {
     const cacheable =
       (method === "GET" || method === "HEAD") && req.headers.cookie === undefined && !req.headers.authorization;
     const primary = primaryKey(req.headers.host, url, this.o.config);
-    if (!cacheable || (req.headers.range !== undefined && this.tooLarge.has(primary)))
+    if (!cacheable || (req.headers.range !== undefined && this.tooLarge.has(primary) && !this.slicer))
       return this.passThrough(req, res, url, primary);
     // From here on the normalised target: what the key says is what the upstream is asked for (RFC 9111 matching
     // compares URLs too).
@@ -368,6 +386,11 @@ export class EdgeNode {
       return this.reply(req, res, o, "STALE");
     }
     if (stale) return this.revalidateForClient(req, res, url, primary, stale);
+    if (this.slicer && sliceable(req.headers.range))
+      return this.slicer.serve(req, res, url, primary).catch((e) => {
+        if (e instanceof NoRanges) return this.miss(req, res, url, primary);
+        res.destroy();
+      });
     return this.miss(req, res, url, primary);
   }
 
