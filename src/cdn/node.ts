@@ -21,7 +21,7 @@ import type { Logger } from "../core/logger.ts";
 import type { CdnConfig } from "./config.ts";
 import type { DiskTier } from "./disk.ts";
 import { Flight } from "./flight.ts";
-import { normalisePath, primaryKey } from "./key.ts";
+import { keyOf, normalisePath, primaryKey } from "./key.ts";
 import { mediaDefaults } from "./media-origin.ts";
 import { parseRange } from "./range.ts";
 import { needsSignature, verifyTarget } from "./sign.ts";
@@ -234,8 +234,7 @@ export class EdgeNode {
       target = v.target;
     }
     const url = normalisePath(target, this.o.config);
-    const primary = primaryKey(h.host, url, this.o.config);
-    const reqLike = { url, method: "GET", headers: h };
+    const primary = keyOf(h.host, url);
     const simple = h["cache-control"] === undefined && h.pragma === undefined;
     for (const o of this.tier.lookup(primary)) {
       if (o.soft || !varyMatchesHeaders(o, h)) continue;
@@ -245,7 +244,7 @@ export class EdgeNode {
         o.freshUntil ??= now + o.policy.timeToLive();
         if (now >= o.freshUntil) return undefined;
       } else {
-        const ev = o.policy.evaluateRequest(reqLike);
+        const ev = o.policy.evaluateRequest({ url, method: "GET", headers: h });
         if (!ev.response || ev.revalidation) return undefined;
       }
       this.stats.requests++;
