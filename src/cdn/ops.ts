@@ -165,7 +165,11 @@ export const cdnListOp = defineOp({
           .join("\n")
       : "no edge nodes (ami-streams cdn deploy --region R)",
   async run(_i, ctx) {
-    return { nodes: await Promise.all(allNodes(ctx).map(view)) };
+    // Pids from the supervisor (deployed nodes are its units; a restart changes the pid).
+    const units = (await currentStatus(ctx).catch(() => null))?.services ?? [];
+    const pidOf = (n: DeployedNode) =>
+      units.find((u) => u.name === (n.kind === "service" ? "cdn" : `cdn-${n.region}`))?.pid ?? n.pid;
+    return { nodes: await Promise.all(allNodes(ctx).map((n) => view({ ...n, pid: pidOf(n) }))) };
   },
 });
 

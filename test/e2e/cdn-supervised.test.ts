@@ -72,8 +72,8 @@ test("kill -9 of a deployed node: the supervisor restarts it at the same URL", a
   assert.equal(await r.text(), "origin /a");
   const list = json(await cli(["cdn", "list", "--json"], { env }));
   assert.deepEqual(
-    list.nodes.map((x: { region: string; up: boolean }) => [x.region, x.up]),
-    [["eu-west-1", true]],
+    list.nodes.map((x: { region: string; up: boolean; pid: number }) => [x.region, x.up, x.pid]),
+    [["eu-west-1", true, restarted.pid]],
   );
 });
 
