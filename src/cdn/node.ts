@@ -17,6 +17,7 @@ import { readJson } from "../core/http/body.ts";
 import type { FastRequest } from "../core/http/fast.ts";
 import { sendJson } from "../core/http/reply.ts";
 import { createHttpListener, type HttpListener } from "../core/http/server.ts";
+import type { Target } from "../core/http/target.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CdnConfig } from "./config.ts";
 import type { DiskTier } from "./disk.ts";
@@ -155,7 +156,7 @@ export class EdgeNode {
     this.listener = createHttpListener({
       name: `cdn ${this.o.config.region}`,
       log: this.o.log,
-      handler: (req, res) => this.handle(req, res),
+      handler: (req, res, target) => this.handle(req, res, target),
       // Fresh whole-object hits skip node:http's parser and response objects; anything else takes the usual path.
       fast: this.o.functions ? undefined : (r) => this.fastHit(r),
       limits: {
@@ -269,7 +270,7 @@ export class EdgeNode {
     return undefined;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): unknown {
+  private handle(req: IncomingMessage, res: ServerResponse, target: Target): unknown {
     const bad = smuggling(req);
     if (bad) {
       this.stats.rejected++;
@@ -277,7 +278,9 @@ export class EdgeNode {
       sendJson(res, 400, { errcode: "AMI_INVALID_INPUT", error: bad }, { Connection: "close" });
       return;
     }
-    let url = req.url ?? "/";
+    // The kit's parse: dot segments resolved (`/a/../private/x` is `/private/x`), so keys, signature checks and the
+    // upstream request all see the path the origin will serve.
+    let url = target.pathname + target.search;
     if (url === "/health") return sendJson(res, 200, { ok: true, region: this.o.config.region });
     if (url.startsWith("/_ami/")) return this.control(req, res, url);
     this.stats.requests++;

@@ -51,4 +51,14 @@ test("sign: only paths under signedPaths need a signature, and only with a secre
   assert.equal(needsSignature(rules, "/private/x"), true);
   assert.equal(needsSignature(rules, "/public/x"), false);
   assert.equal(needsSignature({ signingSecret: null, signedPaths: ["/"] }, "/private/x"), false);
+  // Forms an origin may map onto a signed path: encoded slashes and dots, backslashes, another case.
+  for (const p of [
+    "/public%2F..%2Fprivate/x",
+    "/public/%2e%2e/private/x",
+    "/PRIVATE/x",
+    "/public\\..\\private/x",
+    "/%70rivate/x",
+  ])
+    assert.equal(needsSignature(rules, p), true, p);
+  assert.equal(needsSignature(rules, "/public/%zz"), false);
 });

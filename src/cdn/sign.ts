@@ -29,8 +29,29 @@ export function signTarget(secret: string, path: string, expires: number): strin
   return `${path}?${EXPIRES_PARAM}=${expires}&${SIG_PARAM}=${signature(secret, path, expires)}`;
 }
 
+/**
+ * Whether `path` (dot segments already resolved) is under a signed prefix. Also checked decoded and lower-cased:
+ * an origin that decodes `%2F` or ignores case would otherwise serve `/public%2F..%2Fprivate/x` or `/PRIVATE/x`
+ * unsigned. Erring this way only asks for a signature more often.
+ */
 export function needsSignature(rules: SigningRules, path: string): boolean {
-  return rules.signingSecret !== null && rules.signedPaths.some((p) => path.startsWith(p));
+  if (rules.signingSecret === null) return false;
+  if (rules.signedPaths.some((p) => path.startsWith(p))) return true;
+  if (rules.signedPaths.length === 1 && rules.signedPaths[0] === "/") return true;
+  let decoded = path;
+  try {
+    decoded = new URL(`http://x${decodeURIComponentSafe(path).replace(/\\/g, "/")}`).pathname;
+  } catch {}
+  const forms = [path.toLowerCase(), decoded, decoded.toLowerCase()];
+  return rules.signedPaths.some((p) => forms.some((f) => f.startsWith(p.toLowerCase()) || f.startsWith(p)));
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s.replace(/%2f/gi, "/").replace(/%2e/gi, ".").replace(/%5c/gi, "/");
+  }
 }
 
 export type Verdict = { ok: true; target: string } | { ok: false; reason: string };

@@ -138,6 +138,28 @@ test("missing, forged, tampered, repeated and expired signatures: 403 from the e
   assert.match(out, /HTTP\/1.1 200[\s\S]*body of \/private\/w.ts$/);
   assert.equal(originRequests, before, "no refused request reached the origin");
   assert.equal(edge.stats.forbidden, bad.length + 1);
+  const forbiddenBefore = edge.stats.forbidden;
+  // Paths that reach a signed prefix through dot segments, encoding or case need a signature too.
+  for (const path of [
+    "/public/../private/w.ts",
+    "/public/%2e%2e/private/w.ts",
+    "/public%2F..%2Fprivate/w.ts",
+    "/PRIVATE/w.ts",
+  ]) {
+    const raw = await new Promise<string>((resolve) => {
+      const s = connect(Number(new URL(edge.url).port), "127.0.0.1");
+      let text = "";
+      s.on("data", (d) => {
+        text += d;
+      });
+      s.on("close", () => resolve(text));
+      s.write(`GET ${path} HTTP/1.1\r\nHost: cdn.test\r\nConnection: close\r\n\r\n`);
+      setTimeout(() => s.destroy(), 3000);
+    });
+    assert.match(raw, /^HTTP\/1.1 403/, path);
+  }
+  assert.equal(edge.stats.forbidden, forbiddenBefore + 4);
+  assert.equal(originRequests, before, "no refused request reached the origin");
   // Outside signedPaths no signature is needed.
   assert.equal((await get("/public/p")).status, 200);
 });
