@@ -39,7 +39,8 @@ export const cdnSignOp = defineOp({
         `the ${r} node has no signing secret (cdn.signingSecret, or cdn deploy --signed / --signing-secret)`,
       );
     const expires = Math.floor(Date.now() / 1000) + ttl;
-    const target = signTarget(secret, path, expires);
+    // Signed as the node will see it: the kit's parse (percent-encoding and dot segments normalised).
+    const target = signTarget(secret, new URL(`http://x${path}`).pathname, expires);
     const base = node?.url ?? `http://${ctx.config.cdn.host}:${ctx.config.cdn.port}`;
     return { url: `${base}${target}`, target, expires, region: r };
   },

@@ -94,6 +94,9 @@ test("a link from `cdn sign` is served; every viewer's token shares one cached o
   // Other parameters stay in the key and reach the origin.
   const q = await get(`${signTarget(SECRET, "/private/v.ts", Math.floor(Date.now() / 1000) + 60)}&v=2`);
   assert.equal(q.body, "body of /private/v.ts?v=2");
+  // A path with characters the client percent-encodes is signed in that form.
+  const uni = await cdnSignOp.run({ path: "/private/café.ts", region: "eu-west-1", ttl: 60 }, ctx);
+  assert.equal((await get(uni.target)).status, 200);
   await assert.rejects(
     cdnSignOp.run({ path: "/x", region: "nowhere", ttl: 60 }, ctx),
     (e: Error & { code?: string }) => e.code === "AMI_INVALID_INPUT",
