@@ -51,6 +51,15 @@ export const cdnSchema = z
     /** Open client connections in total, and from one address (clients behind one NAT share it). */
     maxConnections: z.number().int().positive().default(10000),
     maxConnectionsPerAddress: z.number().int().positive().default(1000),
+    /**
+     * TLS termination: a second listener answering HTTPS (HTTP/1.1) on `port` (same host) with these PEM files,
+     * besides the plain one (health checks, purges, shields). Null: plain HTTP only.
+     */
+    tls: z
+      .object({ port: z.number().int().min(0).max(65535), certFile: z.string().min(1), keyFile: z.string().min(1) })
+      .strict()
+      .nullable()
+      .default(null),
     /** Bearer token for `POST /_ami/purge` from other hosts; null: purges only from loopback. */
     purgeToken: z.string().min(16).nullable().default(null),
     /**

@@ -11,8 +11,10 @@
  */
 
 import { timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from "node:http";
 import CachePolicy from "http-cache-semantics";
+import { AmiError } from "../core/errors.ts";
 import { readJson } from "../core/http/body.ts";
 import type { FastRequest } from "../core/http/fast.ts";
 import { sendJson } from "../core/http/reply.ts";
@@ -120,6 +122,9 @@ export class EdgeNode {
   private readonly latencies = new Float64Array(1024);
   private latencyN = 0;
   private listener: HttpListener | null = null;
+  private tlsListener: HttpListener | null = null;
+  /** The HTTPS listener's URL when `tls` is set. */
+  tlsUrl = "";
   /** Requests per second over the last whole second (sampled by a timer: no per-request clock reads). */
   private rps = 0;
   private rpsTimer: NodeJS.Timeout | undefined;
@@ -173,6 +178,27 @@ export class EdgeNode {
     }, 1000).unref();
     const h = this.o.config.host.includes(":") ? `[${this.o.config.host}]` : this.o.config.host;
     this.url = `http://${h}:${port}`;
+    const tls = this.o.config.tls;
+    if (tls) {
+      const read = (f: string) => {
+        try {
+          return readFileSync(f);
+        } catch (e) {
+          throw new AmiError("AMI_INVALID_CONFIG", `'cdn.tls': cannot read ${f}: ${(e as Error).message}`);
+        }
+      };
+      this.tlsListener = createHttpListener({
+        name: `cdn ${this.o.config.region} tls`,
+        log: this.o.log,
+        handler: (req, res, target) => this.handle(req, res, target),
+        tls: { cert: read(tls.certFile), key: read(tls.keyFile) },
+        limits: {
+          maxConnections: this.o.config.maxConnections,
+          maxConnectionsPerAddress: this.o.config.maxConnectionsPerAddress,
+        },
+      });
+      this.tlsUrl = `https://${h}:${await this.tlsListener.listen(tls.port, this.o.config.host)}`;
+    }
     return this.url;
   }
 
@@ -180,6 +206,7 @@ export class EdgeNode {
     this.upstreams.stop();
     clearInterval(this.rpsTimer);
     await this.listener?.close();
+    await this.tlsListener?.close();
     await this.disk?.flush();
   }
 
