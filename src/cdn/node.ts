@@ -11,18 +11,24 @@
  */
 
 import { timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from "node:http";
 import CachePolicy from "http-cache-semantics";
+import { AmiError } from "../core/errors.ts";
 import { readJson } from "../core/http/body.ts";
 import type { FastRequest } from "../core/http/fast.ts";
 import { sendJson } from "../core/http/reply.ts";
 import { createHttpListener, type HttpListener } from "../core/http/server.ts";
+import type { Target } from "../core/http/target.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CdnConfig } from "./config.ts";
+import type { DiskTier } from "./disk.ts";
 import { Flight } from "./flight.ts";
-import { normalisePath, primaryKey } from "./key.ts";
+import { keyOf, normalisePath, primaryKey } from "./key.ts";
 import { mediaDefaults } from "./media-origin.ts";
 import { parseRange } from "./range.ts";
+import { needsSignature, verifyTarget } from "./sign.ts";
+import { NoRanges, Slicer, sliceable } from "./slice.ts";
 import { type CachedObject, MemoryTier, type PurgeRequest, tagsOf } from "./store.ts";
 import { Upstreams } from "./upstream.ts";
 
@@ -44,6 +50,8 @@ export interface EdgeNodeOptions {
   origin: string;
   log: Logger;
   functions?: EdgeFunctionSeam;
+  /** The disk tier (objects beyond the memory budget, and across restarts); absent: memory only. */
+  disk?: DiskTier;
 }
 
 /** Request headers passed upstream on cacheable requests (besides the ones the origin lists in Vary). */
@@ -76,6 +84,10 @@ export interface EdgeStats {
   purges: number;
   purgedObjects: number;
   rejected: number;
+  /** Lookups answered from the disk tier (the memory tier did not have the key). */
+  diskReads: number;
+  /** Refused for a missing, bad or expired URL signature (no upstream request made). */
+  forbidden: number;
 }
 
 export class EdgeNode {
@@ -95,9 +107,13 @@ export class EdgeNode {
     purges: 0,
     purgedObjects: 0,
     rejected: 0,
+    forbidden: 0,
+    diskReads: 0,
   };
   readonly tier: MemoryTier;
   readonly upstreams: Upstreams;
+  readonly disk: DiskTier | undefined;
+  private readonly slicer: Slicer | undefined;
   private readonly flights = new Map<string, Flight>();
   /** Vary header names last seen per primary key (so a flight is keyed by them before the answer arrives). */
   private readonly varyNames = new Map<string, string[]>();
@@ -106,6 +122,12 @@ export class EdgeNode {
   private readonly latencies = new Float64Array(1024);
   private latencyN = 0;
   private listener: HttpListener | null = null;
+  private tlsListener: HttpListener | null = null;
+  /** The HTTPS listener's URL when `tls` is set. */
+  tlsUrl = "";
+  /** Requests per second over the last whole second (sampled by a timer: no per-request clock reads). */
+  private rps = 0;
+  private rpsTimer: NodeJS.Timeout | undefined;
   readonly via: string;
   url = "";
 
@@ -114,7 +136,24 @@ export class EdgeNode {
   constructor(o: EdgeNodeOptions) {
     this.o = o;
     this.tier = new MemoryTier(o.config.memoryBytes, o.config.maxObjectBytes);
+    this.disk = o.disk;
     this.upstreams = new Upstreams(o.origin, o.config.parents, o.config.upstreamTimeoutMs);
+    this.slicer =
+      o.config.sliceBytes > 0
+        ? new Slicer({
+            tier: this.tier,
+            disk: o.disk,
+            upstreams: this.upstreams,
+            sliceBytes: o.config.sliceBytes,
+            stats: this.stats,
+            countServed: (n) => {
+              this.stats.bytesServed += n;
+            },
+            upstreamHeaders: (req, primary) => this.upstreamHeaders(req, primary),
+            objectHeaders: (obj) => this.objectHeaders(obj),
+            extras: (state) => this.responseExtras(state),
+          })
+        : undefined;
     this.via = `1.1 ami-cdn-${o.config.region}`;
   }
 
@@ -122,7 +161,7 @@ export class EdgeNode {
     this.listener = createHttpListener({
       name: `cdn ${this.o.config.region}`,
       log: this.o.log,
-      handler: (req, res) => this.handle(req, res),
+      handler: (req, res, target) => this.handle(req, res, target),
       // Fresh whole-object hits skip node:http's parser and response objects; anything else takes the usual path.
       fast: this.o.functions ? undefined : (r) => this.fastHit(r),
       limits: {
@@ -132,14 +171,43 @@ export class EdgeNode {
     });
     const port = await this.listener.listen(this.o.config.port, this.o.config.host);
     this.upstreams.startHealthChecks(this.o.config.healthCheckMs);
+    let last = this.stats.requests;
+    this.rpsTimer = setInterval(() => {
+      this.rps = this.stats.requests - last;
+      last = this.stats.requests;
+    }, 1000).unref();
     const h = this.o.config.host.includes(":") ? `[${this.o.config.host}]` : this.o.config.host;
     this.url = `http://${h}:${port}`;
+    const tls = this.o.config.tls;
+    if (tls) {
+      const read = (f: string) => {
+        try {
+          return readFileSync(f);
+        } catch (e) {
+          throw new AmiError("AMI_INVALID_CONFIG", `'cdn.tls': cannot read ${f}: ${(e as Error).message}`);
+        }
+      };
+      this.tlsListener = createHttpListener({
+        name: `cdn ${this.o.config.region} tls`,
+        log: this.o.log,
+        handler: (req, res, target) => this.handle(req, res, target),
+        tls: { cert: read(tls.certFile), key: read(tls.keyFile) },
+        limits: {
+          maxConnections: this.o.config.maxConnections,
+          maxConnectionsPerAddress: this.o.config.maxConnectionsPerAddress,
+        },
+      });
+      this.tlsUrl = `https://${h}:${await this.tlsListener.listen(tls.port, this.o.config.host)}`;
+    }
     return this.url;
   }
 
   async close(): Promise<void> {
     this.upstreams.stop();
+    clearInterval(this.rpsTimer);
     await this.listener?.close();
+    await this.tlsListener?.close();
+    await this.disk?.flush();
   }
 
   /** Time to first byte, p50/p99 over the last 1,024 requests (ms). */
@@ -162,16 +230,22 @@ export class EdgeNode {
       objects: this.tier.count,
       memoryBytes: this.tier.bytes,
       evictions: this.tier.evictions,
+      diskObjects: this.disk?.count ?? 0,
+      diskBytes: this.disk?.bytes ?? 0,
+      diskEvictions: this.disk?.evictions ?? 0,
       inFlight: this.flights.size,
       upstreamFailovers: this.upstreams.failovers,
       healthyParents: this.upstreams.parents.filter((p) => p.healthy).length,
+      originHealthy: this.upstreams.origin.healthy ? 1 : 0,
+      reqPerSec: this.rps,
       p50Ms: lat.p50,
       p99Ms: lat.p99,
     };
   }
 
   purge(p: PurgeRequest): number {
-    const n = this.tier.purge(p);
+    // An object is often in both tiers: the larger count is the number of objects named.
+    const n = Math.max(this.tier.purge(p), this.disk?.purge(p) ?? 0);
     this.stats.purges++;
     this.stats.purgedObjects += n;
     return n;
@@ -181,9 +255,14 @@ export class EdgeNode {
     const h = r.headers;
     if (h.range || h["if-none-match"] || h["if-modified-since"] || h.cookie || h.authorization) return undefined;
     if (r.path === "/health" || r.path.startsWith("/_ami/")) return undefined;
-    const url = normalisePath(r.path + r.search, this.o.config);
-    const primary = primaryKey(h.host, url, this.o.config);
-    const reqLike = { url, method: "GET", headers: h };
+    let target = r.path + r.search;
+    if (needsSignature(this.o.config, r.path)) {
+      const v = verifyTarget(this.o.config.signingSecret as string, target, Date.now());
+      if (!v.ok) return undefined;
+      target = v.target;
+    }
+    const url = normalisePath(target, this.o.config);
+    const primary = keyOf(h.host, url);
     const simple = h["cache-control"] === undefined && h.pragma === undefined;
     for (const o of this.tier.lookup(primary)) {
       if (o.soft || !varyMatchesHeaders(o, h)) continue;
@@ -193,7 +272,7 @@ export class EdgeNode {
         o.freshUntil ??= now + o.policy.timeToLive();
         if (now >= o.freshUntil) return undefined;
       } else {
-        const ev = o.policy.evaluateRequest(reqLike);
+        const ev = o.policy.evaluateRequest({ url, method: "GET", headers: h });
         if (!ev.response || ev.revalidation) return undefined;
       }
       this.stats.requests++;
@@ -218,7 +297,7 @@ export class EdgeNode {
     return undefined;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): unknown {
+  private handle(req: IncomingMessage, res: ServerResponse, target: Target): unknown {
     const bad = smuggling(req);
     if (bad) {
       this.stats.rejected++;
@@ -226,10 +305,21 @@ export class EdgeNode {
       sendJson(res, 400, { errcode: "AMI_INVALID_INPUT", error: bad }, { Connection: "close" });
       return;
     }
-    const url = req.url ?? "/";
+    // The kit's parse: dot segments resolved (`/a/../private/x` is `/private/x`), so keys, signature checks and the
+    // upstream request all see the path the origin will serve.
+    let url = target.pathname + target.search;
     if (url === "/health") return sendJson(res, 200, { ok: true, region: this.o.config.region });
     if (url.startsWith("/_ami/")) return this.control(req, res, url);
     this.stats.requests++;
+    const q = url.indexOf("?");
+    if (needsSignature(this.o.config, q < 0 ? url : url.slice(0, q))) {
+      const v = verifyTarget(this.o.config.signingSecret as string, url, Date.now());
+      if (!v.ok) {
+        this.stats.forbidden++;
+        return sendJson(res, 403, { errcode: "M_FORBIDDEN", error: v.reason });
+      }
+      url = v.target;
+    }
     const t0 = performance.now();
     res.once("finish", () => {
       this.latencies[this.latencyN++ % this.latencies.length] = performance.now() - t0;
@@ -288,7 +378,7 @@ export class EdgeNode {
     const cacheable =
       (method === "GET" || method === "HEAD") && req.headers.cookie === undefined && !req.headers.authorization;
     const primary = primaryKey(req.headers.host, url, this.o.config);
-    if (!cacheable || (req.headers.range !== undefined && this.tooLarge.has(primary)))
+    if (!cacheable || (req.headers.range !== undefined && this.tooLarge.has(primary) && !this.slicer))
       return this.passThrough(req, res, url, primary);
     // From here on the normalised target: what the key says is what the upstream is asked for (RFC 9111 matching
     // compares URLs too).
@@ -296,7 +386,14 @@ export class EdgeNode {
 
     const reqLike = { url, method: "GET", headers: req.headers };
     let stale: CachedObject | null = null;
-    for (const o of this.tier.lookup(primary)) {
+    let found = this.tier.lookup(primary);
+    if (found.length === 0 && this.disk?.has(primary)) {
+      // Evicted from memory, or stored before a restart: read back from the disk tier (and offered to memory).
+      found = await this.disk.load(primary);
+      for (const o of found) this.tier.put(o);
+      if (found.length) this.stats.diskReads++;
+    }
+    for (const o of found) {
       if (!varyMatches(o, req)) continue;
       if (o.soft) {
         stale = o;
@@ -318,6 +415,11 @@ export class EdgeNode {
       return this.reply(req, res, o, "STALE");
     }
     if (stale) return this.revalidateForClient(req, res, url, primary, stale);
+    if (this.slicer && sliceable(req.headers.range))
+      return this.slicer.serve(req, res, url, primary).catch((e) => {
+        if (e instanceof NoRanges) return this.miss(req, res, url, primary);
+        res.destroy();
+      });
     return this.miss(req, res, url, primary);
   }
 
@@ -414,6 +516,7 @@ export class EdgeNode {
           headers: { ...cond.headers, ...pick304(resHeaders) },
         };
         this.tier.put(o);
+        this.disk?.put(o);
         flight.complete(o.status, this.objectHeaders(o), o.body);
         return;
       }
@@ -472,6 +575,7 @@ export class EdgeNode {
             staleIfError: staleIfError(resHeaders, this.o.config.staleIfErrorSeconds),
           };
           this.tier.put(o);
+          this.disk?.put(o);
         }
         flight.end();
         resolve();
@@ -605,7 +709,10 @@ export class EdgeNode {
         req.headers.host ?? "",
       );
       const status = up.statusCode ?? 502;
-      if (!["GET", "HEAD", "OPTIONS"].includes(req.method ?? "") && status < 400) this.tier.purge({ urls: [primary] });
+      if (!["GET", "HEAD", "OPTIONS"].includes(req.method ?? "") && status < 400) {
+        this.tier.purge({ urls: [primary] });
+        this.disk?.purge({ urls: [primary] });
+      }
       res.writeHead(status, { ...cleanHeaders(up.headers), ...this.responseExtras("BYPASS") });
       up.pipe(res);
     } catch (e) {

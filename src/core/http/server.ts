@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { AmiError, toAmiError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { createServer, maxHeaderSize } from "../node-http.ts";
+import { createServer, maxHeaderSize, requireHttps } from "../node-http.ts";
 import { type FastResponder, fastConnection } from "./fast.ts";
 import { sendError } from "./reply.ts";
 import { loggablePath, parseTarget, type Target } from "./target.ts";
@@ -61,6 +61,11 @@ export interface ListenerOptions {
    * them). The homeserver's workers use it; a port held without it still fails with EADDRINUSE.
    */
   reusePort?: boolean;
+  /**
+   * TLS termination (HTTPS, HTTP/1.1): PEM certificate chain and key. The caps and timeouts apply the same; the
+   * fast path (plain TCP only) is off.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface ListenerStats {
@@ -111,34 +116,45 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
     });
   };
 
-  const server = createServer(
-    {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      // The 'timeout' checks run at this interval; keep it below the smallest timeout.
-      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
-    },
-    (req, res) => {
-      const target = parseTarget(req.url);
-      if (target === null) {
-        stats.badRequests++;
-        sendError(res, new AmiError("AMI_INVALID_INPUT", "Malformed request target", {}, 400));
-        return;
-      }
-      try {
-        const p = o.handler(req, res, target);
-        if (p instanceof Promise) p.catch((e) => failed(req, res, e));
-      } catch (e) {
-        failed(req, res, e);
-      }
-    },
-  );
+  const serverOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // The 'timeout' checks run at this interval; keep it below the smallest timeout.
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const target = parseTarget(req.url);
+    if (target === null) {
+      stats.badRequests++;
+      sendError(res, new AmiError("AMI_INVALID_INPUT", "Malformed request target", {}, 400));
+      return;
+    }
+    try {
+      const p = o.handler(req, res, target);
+      if (p instanceof Promise) p.catch((e) => failed(req, res, e));
+    } catch (e) {
+      failed(req, res, e);
+    }
+  };
+  const server: Server = o.tls
+    ? (requireHttps().createServer(
+        // A client that never finishes the handshake is cut off like one that never sends its headers.
+        { ...serverOptions, cert: o.tls.cert, key: o.tls.key, handshakeTimeout: limits.headersTimeoutMs },
+        onRequest,
+      ) as unknown as Server)
+    : createServer(serverOptions, onRequest);
+  // A failed TLS handshake is a bad request on that socket only.
+  if (o.tls)
+    server.on("tlsClientError", (_e: Error, socket: Duplex) => {
+      stats.badRequests++;
+      socket.destroy();
+    });
   server.timeout = limits.idleTimeoutMs;
 
   // With a fast path, node:http's own connection handler (the only one so far) runs only for the sockets the
   // fast path hands over; refused sockets reach neither.
-  const fast = o.fast;
+  const fast = o.tls ? undefined : o.fast;
   const nodeConnection = server.listeners("connection")[0] as (s: Socket) => void;
   const onFast = new Set<Socket>();
   const fastOptions = fast && {
