@@ -83,6 +83,9 @@ const batches = new WeakMap<Buffer, { parts: Buffer[]; batch: Buffer }>();
 /** Up to this many chunks are copied into one shared batch (a merge window holds 2 to 5 frames). */
 const SHARED_BATCH = 8;
 
+/** Chunks a viewer writes at once at most. */
+const MAX_WRITE = 32;
+
 export function batchOf(parts: Buffer[]): Buffer {
   const first = parts[0] as Buffer;
   if (parts.length === 1) return first;
@@ -208,6 +211,9 @@ export async function serveFlv(
           const t = reader.poll();
           if (t) {
             take(t);
+            // Catching up (after a wait for 'drain'): in bounded writes, so what the hub reader holds still skips
+            // to the next keyframe for a viewer that cannot keep up, instead of all of it going to the socket.
+            if (parts.length >= MAX_WRITE && !flush()) return;
             continue;
           }
           if (!flush() || !reader.atEnd) return;
