@@ -294,6 +294,12 @@ export const mediaSchema = z
     endGraceSeconds: z.number().min(0).default(5),
     /** An HTTP-FLV reader (/<path>.flv) whose connection takes no data for this long is closed. */
     httpFlvStallSeconds: z.number().positive().default(20),
+    /**
+     * HTTP-FLV viewers get the frames of this many milliseconds in one socket write (as SRS's `mw_latency`
+     * merges writes): with 100 viewers, one write per frame per viewer was most of the service's CPU. Adds up to
+     * this much latency; 0 writes each frame as it arrives.
+     */
+    httpFlvMergeMs: z.number().int().min(0).max(1000).default(50),
     /** Pull sources and restream destinations reconnect after retryInitialMs, doubling up to retryMaxMs. */
     retryInitialMs: z.number().int().positive().default(1000),
     retryMaxMs: z.number().int().positive().default(30000),

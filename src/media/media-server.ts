@@ -202,6 +202,7 @@ export class MediaServer {
           hub: m.hub,
           graceMs: endGraceMs,
           stallMs: c.httpFlvStallSeconds * 1000,
+          mergeMs: c.httpFlvMergeMs,
           log: log.child({ server: "flv" }),
         },
       });
