@@ -1,9 +1,10 @@
 /**
  * The homeserver's view of its sibling processes (docs/ARCHITECTURE.md "Homeserver scale-out"). With one worker
- * (the default, SQLite or PostgreSQL) everything here is a no-op. With `matrix.workers` > 1: stream positions come
- * from PgSequencer and are published on the bus; positions other processes committed advance this process's
- * stream (waking its long-polls and WebSockets), from the bus at once or from PostgreSQL within POLL_MS when the
- * bus lost a message; a room's sends hold its PostgreSQL advisory lock.
+ * (the default, SQLite or PostgreSQL) everything here is a no-op. With `matrix.workers` > 1: every process writes
+ * with positions from PgSequencer and publishes its safe position and what its positions were on the bus; the
+ * cluster's persisted position (positions.ts) advances this process's stream (waking its long-polls and
+ * WebSockets), recomputed on every turn and bus message, and at least every POLL_MS when the bus lost a message;
+ * a room's sends hold its PostgreSQL advisory lock.
  */
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../../core/logger.ts";
@@ -85,32 +86,33 @@ class Workers implements Cluster {
   }
 
   attach(stream: StreamWriter): void {
+    // What each of this process's positions was, until its turn is published.
     const marks = new Map<number, string | WriteTag | null>();
     this.#offs.push(
-      stream.onWritten((pos, ev, tag) => {
-        marks.set(pos, ev ? (isPlainEvent(ev) ? ev.roomId : null) : tag);
+      stream.onWritten((pos, ev, tag, plainRoom) => {
+        if (plainRoom === undefined) marks.set(pos, ev ? (isPlainEvent(ev) ? ev.roomId : null) : tag);
       }),
     );
-    this.sequencer.onTurn = (last) => {
+    this.sequencer.onTurn = (slot, safe, positions) => {
       const out: PositionMark[] = [];
-      for (const [pos, mark] of marks)
-        if (pos <= last) {
-          out.push({ pos, mark });
-          marks.delete(pos);
-        }
-      this.bus.publish({ t: "pos", upto: last, marks: out });
+      for (const pos of positions) {
+        // A position whose write failed was never reported: it goes out as "anything" (a harmless gap).
+        out.push({ pos, mark: marks.get(pos) ?? null });
+        marks.delete(pos);
+      }
+      this.bus.publish({ t: "pos", writer: slot, safe, marks: out });
     };
+    this.sequencer.onPersisted = (pos) => stream.observe(pos);
     this.#offs.push(
       this.bus.subscribe((m: BusMessage) => {
-        if (m.t === "pos" && Number.isSafeInteger(m.upto))
-          stream.observe(m.upto, Array.isArray(m.marks) ? m.marks : []);
+        if (m.t !== "pos" || !Number.isSafeInteger(m.safe) || !Number.isSafeInteger(m.writer)) return;
+        // Marks first: the WebSocket hub must know what a position was before `current` passes it.
+        if (Array.isArray(m.marks)) stream.mark(m.marks);
+        this.sequencer.heard(m.writer, m.safe);
       }),
     );
     const catchUp = () =>
-      void this.sequencer.head().then(
-        (h) => stream.observe(h),
-        (e) => this.#log.debug("cluster: head poll failed", { error: String(e) }),
-      );
+      void this.sequencer.head().catch((e) => this.#log.debug("cluster: head poll failed", { error: String(e) }));
     this.#offs.push(this.bus.onReconnect(catchUp));
     this.#poll = setInterval(catchUp, POLL_MS);
     this.#poll.unref();

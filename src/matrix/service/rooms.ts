@@ -111,7 +111,13 @@ export class Rooms implements RoomService {
     void tail.then(() => {
       if (this.#locks.get(roomId) === tail) this.#locks.delete(roomId);
     });
-    return run;
+    if (!this.#hs.stream.shared) return run;
+    // Several workers: what this process wrote becomes readable once no other writer's older position is pending;
+    // the caller waits for that (after the room lock, so the room's next send need not).
+    return run.then(async (out) => {
+      await this.#hs.stream.visible();
+      return out;
+    });
   }
 
   async #head(roomId: string): Promise<RoomHead> {

@@ -584,4 +584,11 @@ export const MIGRATIONS: string[] = [
     servers TEXT NOT NULL
   );
   `,
+  // scale-out (cluster/positions.ts): the sequence every worker takes stream positions from (created at cluster
+  // start until now); ami_stream_head, the committed head of the first version (one commit at a time cluster-wide),
+  // is replaced by per-writer safe positions and goes. One process never uses either (its own counter).
+  `
+  CREATE SEQUENCE IF NOT EXISTS ami_stream_seq;
+  DROP TABLE IF EXISTS ami_stream_head;
+  `,
 ];
