@@ -13,6 +13,7 @@ import { isPlainEvent } from "../service/sync/fast.ts";
 import type { StreamWriter, WriteTag } from "../stream.ts";
 import { type BusMessage, type ClusterBus, LocalBus, type PositionMark, RedisBus, type SharedValues } from "./bus.ts";
 import { PgRoomLocks, PgSequencer } from "./positions.ts";
+import { RoomRouter } from "./routing.ts";
 
 /** How often a worker re-reads the committed head from PostgreSQL (covers lost bus messages; Redis down). */
 export const POLL_MS = 1000;
@@ -31,6 +32,8 @@ export interface Cluster {
    * read under the lock (null with one process: the in-process lock is enough and the cache is always fresh).
    */
   withRoom<T>(roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T>;
+  /** Routes each room's local sends to one writer (null with one process). */
+  readonly router: RoomRouter | null;
   /** Connect the stream: publish this process's turns, observe the others'. */
   attach(stream: StreamWriter): void;
   close(): Promise<void>;
@@ -41,6 +44,7 @@ class SingleProcess implements Cluster {
   readonly bus = new LocalBus();
   readonly values = null;
   readonly sequencer = null;
+  readonly router = null;
   withRoom<T>(_roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T> {
     return fn(null);
   }
@@ -52,6 +56,7 @@ class Workers implements Cluster {
   readonly workers: number;
   readonly bus: RedisBus;
   readonly sequencer: PgSequencer;
+  readonly router: RoomRouter;
   readonly #locks: PgRoomLocks;
   readonly #log: Logger;
   get values(): SharedValues {
@@ -67,10 +72,12 @@ class Workers implements Cluster {
     this.bus = new RedisBus(config.redis, `ami-streams:matrix:${config.serverName}`, id, log);
     this.sequencer = new PgSequencer(config.database, log);
     this.#locks = new PgRoomLocks(config.database, ROOM_LOCK_CONNECTIONS);
+    this.router = new RoomRouter(config.database, () => this.sequencer.slot, log);
   }
 
   async init(maxStored: number): Promise<void> {
     await this.sequencer.init(maxStored);
+    await this.router.start();
     try {
       await this.bus.ready();
     } catch (e) {
@@ -111,8 +118,10 @@ class Workers implements Cluster {
         this.sequencer.heard(m.writer, m.safe);
       }),
     );
-    const catchUp = () =>
+    const catchUp = () => {
       void this.sequencer.head().catch((e) => this.#log.debug("cluster: head poll failed", { error: String(e) }));
+      void this.router.refresh().catch((e) => this.#log.debug("cluster: writers poll failed", { error: String(e) }));
+    };
     this.#offs.push(this.bus.onReconnect(catchUp));
     this.#poll = setInterval(catchUp, POLL_MS);
     this.#poll.unref();
@@ -122,6 +131,7 @@ class Workers implements Cluster {
     if (this.#poll) clearInterval(this.#poll);
     for (const off of this.#offs) off();
     await this.bus.close();
+    await this.router.close();
     await this.#locks.close();
     await this.sequencer.close();
   }

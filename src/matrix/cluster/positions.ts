@@ -33,7 +33,7 @@ const LOCK_NS = 0x616d69; // "ami"
 /** Start-up (sequence set past what is stored) of one process at a time. */
 const INIT_KEY = 1;
 /** A writer's slot, held for its life; and its busy lock, held while it has positions not yet settled. */
-const SLOT_NS = LOCK_NS + 2;
+export const SLOT_NS = LOCK_NS + 2;
 const BUSY_NS = LOCK_NS + 3;
 /** As many slots as `matrix.workers` may ask for. */
 export const MAX_WRITERS = 64;
@@ -230,8 +230,7 @@ export class PgSequencer implements StreamSequencer {
     let p = Math.min(x, this.safe);
     if (!blocking) {
       const got = res[0].rows[0];
-      for (const s of others)
-        if (!got[`b${s}`]) p = Math.min(p, this.#published.get(s) ?? this.#persisted);
+      for (const s of others) if (!got[`b${s}`]) p = Math.min(p, this.#published.get(s) ?? this.#persisted);
     }
     return p;
   }
