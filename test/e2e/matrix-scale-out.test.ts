@@ -268,6 +268,113 @@ describe("homeserver scale-out: 3 workers on PostgreSQL + Redis", () => {
     }
   });
 
+  /** Rooms of the many-rooms test (each room's writer is the worker its ID hashes to); the kill test reuses them. */
+  const rooms: string[] = [];
+
+  it("sends through A and B interleaved over 8 rooms: long-polls on A and B and a WebSocket on C see each event once, in order per room", async () => {
+    for (let i = 0; i < 8; i++) {
+      const id = (
+        await ok(a.url, "POST", `${C}/createRoom`, { token: alice.s.accessToken, body: { preset: "public_chat" } })
+      ).room_id;
+      rooms.push(id);
+      await ok(b.url, "POST", `${C}/join/${enc(id)}`, { token: bob.s.accessToken, body: {} });
+      await ok(c.url, "POST", `${C}/join/${enc(id)}`, { token: carol.s.accessToken, body: {} });
+    }
+    for (const u of [alice, bob])
+      u.since = (await ok(u.hs.url, "GET", `${C}/sync?timeout=0`, { token: u.s.accessToken })).next_batch;
+    // Collectors run while the sends go on, so they see the stream advance bit by bit (positions committed by two
+    // writers at once): every timeline event of these rooms, per room, in delivery order.
+    const perRoom = () => new Map<string, string[]>(rooms.map((r) => [r, []]));
+    const seenA = perRoom();
+    const seenB = perRoom();
+    const seenWs = perRoom();
+    const take = (into: Map<string, string[]>, data: any) => {
+      for (const [r, list] of into)
+        for (const e of data.rooms?.join?.[r]?.timeline?.events ?? []) list.push(e.event_id);
+    };
+    let collecting = true;
+    const poll = async (u: User, into: Map<string, string[]>) => {
+      while (collecting) {
+        const r = await ok(u.hs.url, "GET", `${C}/sync?since=${enc(u.since)}&timeout=1000&filter=${FILTER}`, {
+          token: u.s.accessToken,
+        });
+        u.since = r.next_batch;
+        take(into, r);
+      }
+    };
+    const ws = new SyncStream(c.url, { token: carol.s.accessToken, onSync: (_next, data: any) => take(seenWs, data) });
+    await ws.ready;
+    await waitFor("the stream's first frame", () => ws.since);
+    for (const l of seenWs.values()) l.splice(0);
+    const pollers = [poll(alice, seenA), poll(bob, seenB)];
+    // 4 lanes (2 through A, 2 through B), each sending 12 messages over the rooms in turn: every worker's sends
+    // reach rooms whose writer is another worker (forwarded) and rooms it writes itself.
+    const acked = new Map<string, string[]>(rooms.map((r) => [r, []]));
+    const lanes: Array<[User, string]> = [
+      [alice, "a0"],
+      [alice, "a1"],
+      [bob, "b0"],
+      [bob, "b1"],
+    ];
+    try {
+      await Promise.all(
+        lanes.map(async ([u, tag], k) => {
+          for (let i = 0; i < 12; i++) {
+            const r = rooms[(i + 2 * k) % rooms.length];
+            const sent = await ok(u.hs.url, "PUT", `${C}/rooms/${enc(r)}/send/m.room.message/m${tag}-${i}`, {
+              token: u.s.accessToken,
+              body: { msgtype: "m.text", body: `${tag} ${i}` },
+            });
+            acked.get(r)!.push(sent.event_id);
+          }
+        }),
+      );
+      const total = [...acked.values()].reduce((n, l) => n + l.length, 0);
+      const count = (m: Map<string, string[]>) => [...m.values()].reduce((n, l) => n + l.length, 0);
+      await waitFor("every event on A's and B's long-polls and C's WebSocket", () =>
+        [seenA, seenB, seenWs].every((m) => count(m) >= total),
+      );
+      collecting = false;
+      await Promise.all(pollers);
+      for (const r of rooms) {
+        // The room's order as stored (stream order), read back once.
+        const page = await ok(c.url, "GET", `${C}/rooms/${enc(r)}/messages?dir=f&limit=500`, {
+          token: carol.s.accessToken,
+        });
+        const sentHere = new Set(acked.get(r));
+        const stored = page.chunk.map((e: any) => e.event_id).filter((id: string) => sentHere.has(id));
+        assert.equal(stored.length, sentHere.size, "every acknowledged event stored once");
+        for (const [who, m] of [
+          ["long-poll on A", seenA],
+          ["long-poll on B", seenB],
+          ["WebSocket on C", seenWs],
+        ] as const)
+          assert.deepEqual(
+            m.get(r)!.filter((id) => sentHere.has(id)),
+            stored,
+            `${who}: room ${r} once each, in the stored order`,
+          );
+        // Each lane's sends to the room keep their order (a later send never gets an earlier position).
+        const index = new Map<string, number>(stored.map((id: string, i: number) => [id, i]));
+        const pos = acked.get(r)!.map((id) => index.get(id)!);
+        for (const [u, tag] of lanes) {
+          const mine = page.chunk
+            .filter((e: any) => e.sender === u.s.userId && String(e.content?.body).startsWith(`${tag} `))
+            .map((e: any) => Number(String(e.content.body).split(" ")[1]));
+          assert.deepEqual(
+            mine,
+            [...mine].sort((x, y) => x - y),
+            `${tag}'s sends to ${r} in order`,
+          );
+        }
+        assert.equal(pos.length, sentHere.size);
+      }
+    } finally {
+      collecting = false;
+      await ws.close();
+    }
+  });
+
   it("kill -9 of B while A and B send: no acknowledged event is lost, and A keeps sending to the room", async () => {
     const acked: string[] = [];
     let stop = false;

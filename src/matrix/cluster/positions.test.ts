@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { createLogger } from "../../core/logger.ts";
+import { MIGRATIONS } from "../store/postgres/schema.ts";
 import { PgSequencer, roomKey } from "./positions.ts";
 
 const ADMIN_URL = process.env.AMI_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -31,7 +32,14 @@ async function admin(sql: string): Promise<void> {
   }
 }
 
-before(() => admin(`CREATE DATABASE ${dbName}`));
+before(async () => {
+  await admin(`CREATE DATABASE ${dbName}`);
+  // The coordination objects come from the store's migrations (the last one); the store is not opened here.
+  const c = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`) });
+  await c.connect();
+  await c.query(MIGRATIONS[MIGRATIONS.length - 1]);
+  await c.end();
+});
 after(() => admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
 
 const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
@@ -113,6 +121,7 @@ test("a writer killed mid-turn holds nobody back once its session is gone", asyn
     await dead.connect();
     const slot = 63;
     await dead.query(`SELECT pg_advisory_lock(${0x616d69 + 2}, ${slot}), pg_advisory_lock(${0x616d69 + 3}, ${slot})`);
+    await dead.query(`INSERT INTO ami_stream_writers VALUES (${slot}, '', '')`);
     const held = Number((await dead.query("SELECT nextval('ami_stream_seq') AS p")).rows[0].p);
     assert.ok(held > before);
     const mine = await a.run(1, async ([p]) => p);

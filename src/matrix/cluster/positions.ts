@@ -11,13 +11,17 @@
  * - A writer publishes, after each turn, its *safe* position (bus): no position <= safe will ever be committed by
  *   it later. With nothing in flight that is the highest position it knows was handed out — a later nextval is
  *   always above it; during a turn, what it knew before taking the turn's positions.
- * - The probe (one round trip): try every other slot's busy lock in shared mode and, while holding the ones it got,
- *   read the sequence's last value X. A writer whose busy lock was free has nothing in flight: all its positions
- *   <= X are settled. For a busy writer only its published safe counts. So persisted = min(X, published safe of
+ * - Every writer registers its slot in `ami_stream_writers` before it takes its first position.
+ * - The probe (one round trip): read the sequence's last value X, then try each other registered slot's busy lock
+ *   in shared mode (and let it go at once). A writer whose busy lock was free at that moment has no turn in
+ *   flight that began before X was read, so all its positions <= X are settled (a turn taking positions <= X began
+ *   before the read, so it either still holds the lock or has ended). A writer registered after the read takes
+ *   positions > X only. For a busy writer only its published safe counts. So persisted = min(X, published safe of
  *   each busy writer, this writer's own safe). A dead writer's session is gone, so are its locks: it holds nobody
  *   back (PostgreSQL rolled its open transaction back; its positions are a gap).
- * - The 1 s poll (lost bus messages, Redis down) takes the busy locks blocking instead: it waits out each turn in
- *   flight (one commit), so it reaches X even when the others are never idle and their messages are lost.
+ * - The 1 s poll (lost bus messages, Redis down) waits for each busy lock instead (taking and releasing it: the
+ *   writer's turn in flight ends within a commit), so it reaches X even when the others are never idle and their
+ *   messages are lost; no writer waits for it longer than that one lock operation.
  * Known window: the busy lock lives on the writer's lock connection, the write on a store connection; if the lock
  * connection alone dies mid-turn (or the process dies with a COMMIT already sent), readers may pass a position
  * that commits just after — the event is stored but a long-poll already past it does not return it.
@@ -78,8 +82,6 @@ export class PgSequencer implements StreamSequencer {
     const c = await this.#conn();
     await c.query(`SELECT pg_advisory_lock(${LOCK_NS}, ${INIT_KEY})`);
     try {
-      // Created by the migrations too; kept for a database migrated before they did.
-      await c.query("CREATE SEQUENCE IF NOT EXISTS ami_stream_seq");
       const { rows } = await c.query("SELECT last_value, is_called FROM ami_stream_seq");
       const last = rows[0].is_called ? Number(rows[0].last_value) : 0;
       if (last < maxStored) await c.query("SELECT setval('ami_stream_seq', $1)", [maxStored]);
@@ -106,6 +108,12 @@ export class PgSequencer implements StreamSequencer {
           for (let s = 0; s < MAX_WRITERS && slot < 0; s++)
             if ((await c.query(`SELECT pg_try_advisory_lock(${SLOT_NS}, ${s}) AS got`)).rows[0].got) slot = s;
           if (slot < 0) throw new Error(`all ${MAX_WRITERS} writer slots are taken`);
+          // Registered before any position is taken (the probe only looks at registered slots); the router fills
+          // in its address (routing.ts).
+          await c.query(
+            `INSERT INTO ami_stream_writers (slot, url, secret) VALUES (${slot}, '', '')
+             ON CONFLICT (slot) DO UPDATE SET url = '', secret = ''`,
+          );
           this.#slot = slot;
         } catch (e) {
           await c.end().catch(() => {});
@@ -149,15 +157,19 @@ export class PgSequencer implements StreamSequencer {
     try {
       return await fn(ps);
     } finally {
-      // Not awaited: the unlock is queued on the connection ahead of the next turn's lock, and a probe that still
-      // finds us busy uses the safe position published below.
-      c.query(`SELECT pg_advisory_unlock(${BUSY_NS}, ${this.#slot})`).catch((e) => {
-        // The session is gone, so is the lock.
-        this.#log.error("cluster: ending a stream turn failed", { error: String(e) });
-      });
+      // Not awaited here (the caller need not wait for it), but the turn is published only once the unlock ran: a
+      // probe that still found us busy after our message would hold its readers at our previous safe position
+      // until something else made it probe again.
       this.#floor = null;
-      this.onTurn(this.#slot, this.safe, ps);
-      this.refresh();
+      c.query(`SELECT pg_advisory_unlock(${BUSY_NS}, ${this.#slot})`)
+        .catch((e) => {
+          // The session is gone, so is the lock.
+          this.#log.error("cluster: ending a stream turn failed", { error: String(e) });
+        })
+        .finally(() => {
+          this.onTurn(this.#slot, this.safe, ps);
+          this.refresh();
+        });
     }
   }
 
@@ -210,28 +222,21 @@ export class PgSequencer implements StreamSequencer {
   /** See the file comment. `blocking`: wait for each busy writer's turn to end instead of skipping it. */
   async #probe(blocking: boolean): Promise<number> {
     const c = await this.#pollConn();
-    const others = Array.from({ length: MAX_WRITERS }, (_, s) => s).filter((s) => s !== this.#slot);
-    let res: pg.QueryResult[];
-    try {
-      res = (await c.query(
-        blocking
-          ? `SELECT pg_advisory_lock_shared(${BUSY_NS}, s) FROM unnest(ARRAY[${others.join(",")}]) s; ` +
-              "SELECT last_value, is_called FROM ami_stream_seq; SELECT pg_advisory_unlock_all()"
-          : `SELECT ${others.map((s) => `pg_try_advisory_lock_shared(${BUSY_NS}, ${s}) AS b${s}`).join(", ")}; ` +
-              "SELECT last_value, is_called FROM ami_stream_seq; SELECT pg_advisory_unlock_all()",
-      )) as unknown as pg.QueryResult[];
-    } catch (e) {
-      await c.query("SELECT pg_advisory_unlock_all()").catch(() => {});
-      throw e;
-    }
-    const seq = res[1].rows[0];
+    const me = this.#slot;
+    const res = (await c.query(
+      "SELECT last_value, is_called FROM ami_stream_seq; " +
+        (blocking
+          ? `SELECT slot, pg_advisory_lock_shared(${BUSY_NS}, slot) AS waited,
+               pg_advisory_unlock_shared(${BUSY_NS}, slot) AS idle FROM ami_stream_writers WHERE slot <> ${me}`
+          : `SELECT slot, CASE WHEN pg_try_advisory_lock_shared(${BUSY_NS}, slot)
+               THEN pg_advisory_unlock_shared(${BUSY_NS}, slot) ELSE false END AS idle
+               FROM ami_stream_writers WHERE slot <> ${me}`),
+    )) as unknown as pg.QueryResult[];
+    const seq = res[0].rows[0];
     const x = seq.is_called ? Number(seq.last_value) : 0;
     if (x > this.#knownMax) this.#knownMax = x;
     let p = Math.min(x, this.safe);
-    if (!blocking) {
-      const got = res[0].rows[0];
-      for (const s of others) if (!got[`b${s}`]) p = Math.min(p, this.#published.get(s) ?? this.#persisted);
-    }
+    for (const r of res[1].rows) if (!r.idle) p = Math.min(p, this.#published.get(Number(r.slot)) ?? this.#persisted);
     return p;
   }
 
