@@ -101,6 +101,11 @@ async function throughput(n: number): Promise<Rate> {
     stop = true;
     await Promise.all(lanes);
     return { rate: counted / elapsed, cpuMs: (cpu * 1000) / Math.max(1, counted) };
+  } catch (e) {
+    // The homeservers' own account of a failure (their logs are not printed otherwise).
+    for (const h of hss)
+      for (const l of h.logLines.filter((x) => x.includes('"level":"error"')).slice(0, 5)) console.error(l);
+    throw e;
   } finally {
     for (const c of clients) c.close();
     await dispose(hss);
