@@ -186,6 +186,9 @@ export class PgSequencer implements StreamSequencer {
 
   /** Recompute the persisted position (one probe at a time; calls meanwhile make one more). */
   refresh(): void {
+    // Every position this process knows of is persisted already: a probe could only find positions nobody told it
+    // of yet (their writer's message, or the poll, will).
+    if (this.#persisted >= this.#knownMax) return;
     if (this.#probing) {
       this.#again = true;
       return;
