@@ -295,8 +295,8 @@ export class PgRoomLocks {
     const c = await this.#pool.connect();
     let broken = false;
     try {
-      // One round trip (the lock is held while the send waits for its stream turn, so every trip counts): the
-      // room ID goes in as an escaped literal, the simple-query protocol taking no parameters.
+      // One round trip (the lock is held from building the event to its commit, so every trip counts): the room ID
+      // goes in as an escaped literal, the simple-query protocol taking no parameters.
       const res = (await c.query(
         `BEGIN; SELECT pg_advisory_xact_lock(${LOCK_NS + 1}, ${roomKey(roomId)}); ` +
           `SELECT coalesce(max(stream), 0) AS m FROM events WHERE room_id = ${c.escapeLiteral(roomId)}`,

@@ -94,7 +94,7 @@ export class Rooms implements RoomService {
   }
 
   /**
-   * Run `fn` after every earlier call for `roomId` settled, holding the room's cluster-wide lock (several workers:
+   * Run `fn` after every earlier call for `roomId` settled, holding the room's PostgreSQL lock (several workers:
    * one process at a time persists a room's events, on a head that is current).
    */
   #withLock<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
