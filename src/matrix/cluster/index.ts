@@ -13,6 +13,7 @@ import { isPlainEvent } from "../service/sync/fast.ts";
 import type { StreamWriter, WriteTag } from "../stream.ts";
 import { type BusMessage, type ClusterBus, LocalBus, type PositionMark, RedisBus, type SharedValues } from "./bus.ts";
 import { PgRoomLocks, PgSequencer } from "./positions.ts";
+import { RoomLeases } from "./room-leases.ts";
 import { RoomRouter } from "./routing.ts";
 
 /** How often a worker re-reads the committed head from PostgreSQL (covers lost bus messages; Redis down). */
@@ -58,6 +59,7 @@ class Workers implements Cluster {
   readonly sequencer: PgSequencer;
   readonly router: RoomRouter;
   readonly #locks: PgRoomLocks;
+  readonly #leases: RoomLeases;
   readonly #log: Logger;
   get values(): SharedValues {
     return this.bus.values;
@@ -72,6 +74,7 @@ class Workers implements Cluster {
     this.bus = new RedisBus(config.redis, `ami-streams:matrix:${config.serverName}`, id, log);
     this.sequencer = new PgSequencer(config.database, log);
     this.#locks = new PgRoomLocks(config.database, ROOM_LOCK_CONNECTIONS);
+    this.#leases = new RoomLeases(config.database, this.#locks, log);
     this.router = new RoomRouter(config.database, () => this.sequencer.slot, log);
   }
 
@@ -89,7 +92,7 @@ class Workers implements Cluster {
   }
 
   withRoom<T>(roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T> {
-    return this.#locks.withRoom(roomId, fn);
+    return this.#leases.withRoom(roomId, fn);
   }
 
   attach(stream: StreamWriter): void {
@@ -132,6 +135,7 @@ class Workers implements Cluster {
     for (const off of this.#offs) off();
     await this.bus.close();
     await this.router.close();
+    await this.#leases.close();
     await this.#locks.close();
     await this.sequencer.close();
   }

@@ -57,6 +57,9 @@ test("two writers: distinct positions past what is stored; persisted never passe
   const seenB: number[] = [];
   a.onPersisted = (p) => seenA.push(p);
   b.onPersisted = (p) => seenB.push(p);
+  // The bus: each writer's turn reaches the other.
+  a.onTurn = (slot, safe) => b.heard(slot, safe);
+  b.onTurn = (slot, safe) => a.heard(slot, safe);
   try {
     await a.init(100);
     await b.init(50);
@@ -83,8 +86,7 @@ test("two writers: distinct positions past what is stored; persisted never passe
     assert.ok(Math.max(0, ...seenB) < aPos, `b's persisted ${Math.max(...seenB)} passed a's open turn at ${aPos}`);
     release();
     assert.equal(await aTurn, aPos);
-    // The bus message a would publish; then b's probe finds a idle and reaches b's own last position.
-    b.heard(a.slot, a.safe);
+    // a's turn message (sent once its busy lock is released): b's probe finds a idle, reaches its own last position.
     await until("b reaches its own last position", () => Math.max(...seenB) >= bLast);
     // Many concurrent turns on both: every position taken once, persisted only moves up.
     const taken: number[] = [];

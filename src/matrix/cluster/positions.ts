@@ -34,6 +34,8 @@ import type { StreamSequencer } from "../stream.ts";
 
 /** Advisory lock keys: (namespace, key) pairs in the two-int form, so they never collide with other users' keys. */
 const LOCK_NS = 0x616d69; // "ami"
+/** A room's lock (PgRoomLocks per send, room-leases.ts across sends). */
+export const ROOM_NS = LOCK_NS + 1;
 /** Start-up (sequence set past what is stored) of one process at a time. */
 const INIT_KEY = 1;
 /** A writer's slot, held for its life; and its busy lock, held while it has positions not yet settled. */
@@ -298,7 +300,7 @@ export class PgRoomLocks {
       // One round trip (the lock is held from building the event to its commit, so every trip counts): the room ID
       // goes in as an escaped literal, the simple-query protocol taking no parameters.
       const res = (await c.query(
-        `BEGIN; SELECT pg_advisory_xact_lock(${LOCK_NS + 1}, ${roomKey(roomId)}); ` +
+        `BEGIN; SELECT pg_advisory_xact_lock(${ROOM_NS}, ${roomKey(roomId)}); ` +
           `SELECT coalesce(max(stream), 0) AS m FROM events WHERE room_id = ${c.escapeLiteral(roomId)}`,
       )) as unknown as pg.QueryResult[];
       return await fn(Number(res[2].rows[0].m));
