@@ -66,8 +66,10 @@ export class RoomLeases {
     } finally {
       lease.active--;
       if (lease.active === 0 && this.#leases.get(roomId) === lease) {
-        const wait = Date.now() - lease.since >= MAX_MS ? 0 : IDLE_MS;
-        lease.timer = setTimeout(() => this.#release(roomId, lease!), wait);
+        // Held long enough: let go now, before the room's next send can renew it (a timer would lose that race
+        // under steady traffic, and another process waiting for the room would wait for ever).
+        if (Date.now() - lease.since >= MAX_MS) this.#release(roomId, lease);
+        else lease.timer = setTimeout(() => this.#release(roomId, lease!), IDLE_MS);
       }
     }
   }
