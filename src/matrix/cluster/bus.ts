@@ -20,8 +20,11 @@ export interface PositionMark {
 }
 
 export type BusMessage =
-  /** Stream positions up to `upto` are committed (everything below included); `marks` say what some were. */
-  | { t: "pos"; upto: number; marks: PositionMark[] }
+  /**
+   * Writer `writer` (its slot) ended a turn: it will never commit a position <= `safe` later; `marks` say what the
+   * turn's positions were.
+   */
+  | { t: "pos"; writer: number; safe: number; marks: PositionMark[] }
   /** A typing change made on the sender process (`serial` orders it with the receiver's own changes). */
   | { t: "typing"; roomId: string; userId: string; typing: boolean; timeoutMs: number; serial: number }
   /**
