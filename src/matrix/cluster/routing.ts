@@ -27,8 +27,14 @@ import { parseUrl } from "../store/postgres/db.ts";
 import { roomKey, SLOT_NS } from "./positions.ts";
 
 const PATH = "/_ami/cluster/send";
-/** A forwarded send taking longer than this is abandoned by the forwarder (the owner may still persist it). */
-const FORWARD_TIMEOUT_MS = 60_000;
+/**
+ * A forwarded send not answered in this time is persisted here instead (the owner may be frozen: a long GC pause, a
+ * stopped VM, SIGSTOP; its slot lock keeps it "live"). Safe if the owner was only slow: the room's lock and the
+ * transaction ID make the second attempt return the event the first one stored.
+ */
+const FORWARD_TIMEOUT_MS = 5_000;
+/** After a forward to a writer failed or timed out, its rooms are persisted locally for this long. */
+const SUSPECT_MS = 10_000;
 const MAX_BODY = 256 * 1024;
 
 export type SendHandler = (input: SendEventInput) => Promise<{ eventId: string; stream: number }>;
@@ -53,6 +59,8 @@ export class RoomRouter {
   #handler: SendHandler | null = null;
   /** This writer's slot (positions.ts; it may change after a lost connection). */
   readonly #slot: () => number;
+  /** Writers (by slot) whose last forward failed, until when: sends for their rooms are persisted here meanwhile. */
+  readonly #suspect = new Map<number, number>();
 
   constructor(dbUrl: string, slot: () => number, log: Logger) {
     this.#dbUrl = dbUrl;
@@ -99,7 +107,13 @@ export class RoomRouter {
     const live = this.#live;
     if (live.length < 2) return null;
     const w = live[(roomKey(roomId) >>> 0) % live.length];
-    return w.slot === this.#slot() ? null : w;
+    if (w.slot === this.#slot()) return null;
+    const until = this.#suspect.get(w.slot);
+    if (until !== undefined) {
+      if (Date.now() < until) return null;
+      this.#suspect.delete(w.slot);
+    }
+    return w;
   }
 
   /**
@@ -144,6 +158,7 @@ export class RoomRouter {
       req.on("timeout", () => req.destroy(new Error("forward timed out")));
       req.on("error", (e) => {
         this.#log.debug("cluster: forwarding a send failed; persisting it here", { error: String(e) });
+        this.#suspect.set(owner.slot, Date.now() + SUSPECT_MS);
         void this.refresh().catch(() => {});
         resolve(null);
       });
