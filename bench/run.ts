@@ -53,13 +53,14 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // Homeserver workers (issue 13): events/s on 1, 2, 3 processes over one PostgreSQL; send -> sync across workers.
   "scale-out": async () => (await import("./matrix/scale-out.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
-  // Chromium), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
+  // Chromium), WebRTC re-encode CPU of H.265 with keyframes on demand (against an IDR a second), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
   // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy), SRT ingest CPU (against the
   // ffmpeg listener it replaced), playlist/segment req/s (against nginx static) and the service's RSS.
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),
     ...(await (await import("./media/whep-bframes.ts")).run()),
+    ...(await (await import("./media/hevc-keyframes.ts")).run()),
     ...(await (await import("./media/rtsp-latency.ts")).run()),
     ...(await (await import("./media/cpu.ts")).run()),
     ...(await (await import("./media/rtsp-cpu.ts")).run()),

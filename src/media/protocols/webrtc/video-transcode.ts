@@ -99,6 +99,26 @@ function startBitrate(source: MediaStream, head: Frame[]): number {
   return Math.max(MIN_KBPS, kbps || DEFAULT_KBPS);
 }
 
+/** The re-encoder's ffmpeg arguments: H.265 (MPEG-TS) or H.264 (FLV) on stdin, H.264 FLV on stdout. */
+export function encoderArgs(hevc: boolean, kbps: number): string[] {
+  return [
+    ...QUIET,
+    // A small probe (the FLV header says video only; the sequence header comes first; MPEG-TS: the PMT names
+    // the codec) and slice threads only: frame threads would hold a frame per thread.
+    ...["-probesize", "32", "-analyzeduration", "0", "-thread_type", "slice"],
+    ...["-f", hevc ? "mpegts" : "flv", "-i", "pipe:0"],
+    ...["-copyts", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
+    ...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"],
+    // An IDR where the source has one and where an input frame is marked (the live edge, keyframe requests):
+    // H.264 with a recovery point SEI (`source`), H.265 with a PTS tick (HEVC_MARK_EXPR, times in 1/90000).
+    // -g is only a safety net.
+    ...["-pix_fmt", "yuv420p", "-g", "600", "-sc_threshold", "0", "-forced-idr", "1"],
+    ...(hevc ? ["-enc_time_base", "1:90000", "-force_key_frames", HEVC_MARK_EXPR] : ["-force_key_frames", "source"]),
+    ...["-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`],
+    ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
+  ];
+}
+
 export interface Lease {
   /** The viewer's reader on the re-encoded stream (starts at its next keyframe). */
   reader: Reader;
@@ -216,22 +236,7 @@ export class VideoReencoder {
     };
     const shift = hevc ? TS_OFFSET_MS : 0;
     this.#markNext = false;
-    const args = [
-      ...QUIET,
-      // A small probe (the FLV header says video only; the sequence header comes first; MPEG-TS: the PMT names
-      // the codec) and slice threads only: frame threads would hold a frame per thread.
-      ...["-probesize", "32", "-analyzeduration", "0", "-thread_type", "slice"],
-      ...["-f", hevc ? "mpegts" : "flv", "-i", "pipe:0"],
-      ...["-copyts", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
-      ...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"],
-      // An IDR where the source has one and where an input frame is marked (the live edge, keyframe requests):
-      // H.264 with a recovery point SEI (`source`), H.265 with a PTS tick (HEVC_MARK_EXPR, times in 1/90000).
-      // -g is only a safety net.
-      ...["-pix_fmt", "yuv420p", "-g", "600", "-sc_threshold", "0", "-forced-idr", "1"],
-      ...(hevc ? ["-enc_time_base", "1:90000", "-force_key_frames", HEVC_MARK_EXPR] : ["-force_key_frames", "source"]),
-      ...["-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`],
-      ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
-    ];
+    const args = encoderArgs(hevc, kbps);
     const ff = runFfmpeg(this.#ffmpegPath, args);
     this.#ff = ff;
     this.#log.info("webrtc re-encoder started", { pid: ff.proc.pid, kbps });
