@@ -2,7 +2,8 @@
  * CPU of the WebRTC re-encoder for an H.265 source (protocols/webrtc/video-transcode.ts), keyframes on demand
  * (frames marked by a PTS tick, `-force_key_frames` HEVC_MARK_EXPR) against the same-run baseline it replaced: an
  * IDR forced every second by time. The input is a 1280x720 30 fps H.265 MPEG-TS with a keyframe every 10 s
- * (libx265 ultrafast), re-muxed by our TsMuxer as the re-encoder feeds ffmpeg; the on-demand variant is run twice:
+ * (libx265 ultrafast) of two scenes (SOURCES: P-frames cost x264 more than I-frames only where everything moves),
+ * re-muxed by our TsMuxer as the re-encoder feeds ffmpeg; the on-demand variant is run twice:
  * no request (a clean network: only the first IDR and the source's keyframe) and a request every 2 s (a lossy one:
  * each marked frame an IDR). Each variant is the re-encoder's own ffmpeg arguments (`encoderArgs`) reading the file
  * as fast as it can; the figure is CPU seconds (user + system, /usr/bin/time) per second of video, best of 3 rounds
@@ -56,12 +57,37 @@ function encode(args: string[], input: string, output: string): { cpu: number; i
   return { cpu: (u ?? 0) + (s ?? 0), idrs: probe.stdout.split("\n").filter((l) => l.startsWith("K")).length };
 }
 
+/** The two sources: a camera-like scene (static bars, a small moving picture, sensor noise) and full-frame motion. */
+const SOURCES = [
+  {
+    name: "camera-like scene",
+    input: ["-f", "lavfi", "-i", `smptehdbars=size=1280x720:rate=${FPS}`, "-f", "lavfi"],
+    more: [
+      "-i",
+      `testsrc2=size=320x180:rate=${FPS}`,
+      "-filter_complex",
+      "[0][1]overlay=x='mod(t*80,960)':y=270,noise=alls=3:allf=t",
+    ],
+  },
+  {
+    name: "testsrc2 (motion everywhere)",
+    input: ["-f", "lavfi", "-i", `testsrc2=size=1280x720:rate=${FPS}`],
+    more: [],
+  },
+];
+
 export async function run(): Promise<BenchResult[]> {
+  const rows: BenchResult[] = [];
+  for (const source of SOURCES) rows.push(...(await runSource(source)));
+  return rows;
+}
+
+async function runSource(source: (typeof SOURCES)[number]): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), "ami-bench-hevc-kf-"));
   try {
     const src = join(dir, "src.ts");
     const gen = spawnSync("ffmpeg", [
-      ...["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", `testsrc2=size=1280x720:rate=${FPS}`],
+      ...["-hide_banner", "-loglevel", "error", ...source.input, ...source.more],
       ...["-t", String(SECONDS), "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
       ...["-x265-params", "log-level=error:bframes=0:keyint=300:min-keyint=300:scenecut=0", "-f", "mpegts", src],
     ]);
@@ -99,7 +125,7 @@ export async function run(): Promise<BenchResult[]> {
       ["lossy", "a keyframe request every 2 s"],
     ] as const) {
       rows.push({
-        bench: `webrtc re-encode of 720p30 H.265 (10 s GOP), keyframes on demand, ${what}`,
+        bench: `webrtc re-encode of 720p30 H.265 (10 s GOP, ${source.name}), keyframes on demand, ${what}`,
         metric: "ffmpeg CPU per video second",
         value: perS(name),
         unit: `% of a core (${fig(name).idrs} IDRs in ${SECONDS} s)`,
