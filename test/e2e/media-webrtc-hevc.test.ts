@@ -2,7 +2,9 @@
  * WebRTC for H.265 sources, in real Chromium: a camera-like publisher (ffmpeg libx265 over RTSP) has its video
  * re-encoded to H.264 for WHEP viewers only (browsers' WebRTC negotiates H.264; Chromium offers H.265 only with a
  * hardware decoder), `stream status` says "re-encoded (H.265 source...)", and Chromium decodes it at full rate
- * (framesDecoded from getStats); with B-frames as well. The path's other readers still get H.265 (HLS). A viewer
+ * (framesDecoded from getStats); with B-frames as well. Keyframes come on demand (not one a second): from a 10 s-GOP
+ * source Chromium decodes a few, a keyframe request gets an IDR within a few frames, a joining viewer gets one
+ * forced. The path's other readers still get H.265 (HLS). A viewer
  * that offers H.265 (a werift client here: headless Chromium has no H.265 WebRTC decoder) gets a path without
  * B-frames as it is, H.265 over RTP that ffprobe decodes, and no re-encoder runs; with B-frames it gets H.264.
  */
@@ -134,6 +136,21 @@ for (const [bframes, what] of [
         const after = re.keyframes.frames - frames;
         console.log(`IDR out within ${(performance.now() - asked).toFixed(0)} ms, ${after} frames after the request`);
         assert.ok(after <= (bframes ? 16 : 8), `the IDR came ${after} frames after the request`);
+        if (!bframes) {
+          // A viewer joining mid source GOP asks for a keyframe (as its PLIs would) and starts on it.
+          await new Promise((r) => setTimeout(r, 600));
+          const forced = re.keyframes.forced;
+          const second = await context.newPage();
+          try {
+            await second.goto(`${m.httpUrl}/`);
+            await whep.playWhep(second, `${m.httpUrl}/${path}/whep`);
+            await until("the second viewer's first frames", async () => (await whep.decodedVideo(second)).frames > 0);
+            assert.ok(re.keyframes.forced > forced, "the joining viewer asked for a keyframe and got one forced");
+            assert.equal(await whep.leaveWhep(second, m.httpUrl), 200);
+          } finally {
+            await second.close().catch(() => {});
+          }
+        }
         // Other readers get the path as published.
         await until("an HLS playlist", async () => (await fetch(`${m.httpUrl}/${path}/index.m3u8`)).status === 200);
         assert.deepEqual(kinds(await ffprobe(`${m.httpUrl}/${path}/index.m3u8`)), ["audio:aac", "video:hevc"]);
