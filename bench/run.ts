@@ -55,13 +55,14 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // The rate-limit buckets workers share in Redis (issue 13): one take's latency and takes/s, against a Redis PING.
   "shared-ratelimit": async () => (await import("./matrix/shared-ratelimit.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
-  // Chromium), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
+  // Chromium), WebRTC re-encode CPU of H.265 with keyframes on demand (against an IDR a second), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
   // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy), SRT ingest CPU (against the
   // ffmpeg listener it replaced), playlist/segment req/s (against nginx static) and the service's RSS.
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),
     ...(await (await import("./media/whep-bframes.ts")).run()),
+    ...(await (await import("./media/hevc-keyframes.ts")).run()),
     ...(await (await import("./media/rtsp-latency.ts")).run()),
     ...(await (await import("./media/cpu.ts")).run()),
     ...(await (await import("./media/rtsp-cpu.ts")).run()),
