@@ -271,8 +271,9 @@ export class Filler {
   async passThrough(req: IncomingMessage, res: ServerResponse, url: string, primary: string): Promise<void> {
     this.h.stats.bypass++;
     const headers: Record<string, string> = {};
+    // Pseudo-headers (`:path`, `:authority`... of an h2 request) are not headers of the upstream HTTP/1.1 request.
     for (const [k, v] of Object.entries(req.headers))
-      if (!HOP.has(k) && k !== "host" && v !== undefined)
+      if (!HOP.has(k) && k !== "host" && k[0] !== ":" && v !== undefined)
         headers[k] = Array.isArray(v) ? v.join(", ") : v;
     headers.via = this.h.via;
     const hasBody = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;

@@ -146,6 +146,7 @@ export class EdgeNode {
         log: this.o.log,
         handler: (req, res, target) => this.handle(req, res, target),
         tls: { cert: read(tls.certFile), key: read(tls.keyFile) },
+        http2: tls.http2,
         limits: {
           maxConnections: this.o.config.maxConnections,
           maxConnectionsPerAddress: this.o.config.maxConnectionsPerAddress,
