@@ -3,7 +3,7 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, thumbnail, startup,
+ * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, cdn-h2, thumbnail, startup,
  * state-res, edge, scale-out, shared-ratelimit, media, media-p2p, dht).
  */
 import { cpus, totalmem } from "node:os";
@@ -44,6 +44,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./cdn/hit-rps.ts")).run()),
     ...(await (await import("./cdn/hit-ratio.ts")).run()),
   ],
+  // CDN edge over TLS (issue 14): cache-hit req/s over HTTP/2 against HTTP/1.1 on the same TLS port (h2load).
+  "cdn-h2": async () => (await import("./cdn/h2-rps.ts")).run(),
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
   // Edge functions (issue 14): deploy -> first 200 and warm per-request overhead, against workerd alone.

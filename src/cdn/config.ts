@@ -52,11 +52,17 @@ export const cdnSchema = z
     maxConnections: z.number().int().positive().default(10000),
     maxConnectionsPerAddress: z.number().int().positive().default(1000),
     /**
-     * TLS termination: a second listener answering HTTPS (HTTP/1.1) on `port` (same host) with these PEM files,
-     * besides the plain one (health checks, purges, shields). Null: plain HTTP only.
+     * TLS termination: a second listener answering HTTPS on `port` (same host) with these PEM files, besides the
+     * plain one (health checks, purges, shields). `http2` (default on): HTTP/2 by ALPN "h2", HTTP/1.1 for clients
+     * that do not offer it. Null: plain HTTP only.
      */
     tls: z
-      .object({ port: z.number().int().min(0).max(65535), certFile: z.string().min(1), keyFile: z.string().min(1) })
+      .object({
+        port: z.number().int().min(0).max(65535),
+        certFile: z.string().min(1),
+        keyFile: z.string().min(1),
+        http2: z.boolean().default(true),
+      })
       .strict()
       .nullable()
       .default(null),

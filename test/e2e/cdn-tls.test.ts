@@ -54,7 +54,7 @@ after(async () => {
 test("curl over HTTPS: miss then hit, one origin request", async () => {
   assert.match(edge.tlsUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
   const curl = async () =>
-    (await run("curl", ["-sk", "-D", "-", "-H", "Host: cdn.test", `${edge.tlsUrl}/s.ts`])).stdout;
+    (await run("curl", ["-sk", "--http1.1", "-D", "-", "-H", "Host: cdn.test", `${edge.tlsUrl}/s.ts`])).stdout;
   const first = await curl();
   assert.match(first, /^HTTP\/1.1 200/);
   assert.match(first, /x-cache: MISS/i);
