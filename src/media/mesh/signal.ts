@@ -63,6 +63,9 @@ const reject = (socket: Duplex, status: string, errcode: string, error: string) 
   );
 };
 
+/** Peers one viewer remembers as bad; past it the oldest is forgotten (ids of viewers long gone, usually). */
+const MAX_AVOID = 256;
+
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
@@ -143,7 +146,15 @@ export class MeshSignal {
       alive: true,
     };
     swarm.viewers.set(v.id, v);
-    ws.on("message", (data, binary) => this.#message(v, data, binary));
+    ws.on("message", (data, binary) => {
+      // Whatever a frame does, it costs its own socket at worst, never the media server.
+      try {
+        this.#message(v, data, binary);
+      } catch (e) {
+        this.#log.warn("mesh message failed", { path: swarm.path, error: String(e) });
+        this.#abuse(v, MeshClose.badInput, "message failed");
+      }
+    });
     ws.on("pong", () => {
       v.alive = true;
     });
@@ -219,13 +230,14 @@ export class MeshSignal {
       v.http = Math.max(v.http, m.http);
       v.rejected = Math.max(v.rejected, m.rejected);
     } else {
-      v.avoid.add(m.id);
+      // Only a linked peer can have sent a segment: other ids are not remembered (a socket's memory stays bounded).
       const o = v.swarm.viewers.get(m.id);
-      if (o) {
-        this.#unlink(v, o);
-        this.#fill(v);
-        this.#fill(o);
-      }
+      if (!o || !v.links.has(o)) return;
+      v.avoid.add(m.id);
+      if (v.avoid.size > MAX_AVOID) v.avoid.delete(v.avoid.values().next().value as string);
+      this.#unlink(v, o);
+      this.#fill(v);
+      this.#fill(o);
     }
   }
 
@@ -253,6 +265,15 @@ export class MeshSignal {
       }
       if (s.viewers.size === 0 && !this.#outputs.get(path)) this.#swarms.delete(path);
     }
+  }
+
+  /** How many peers a viewer has reported as bad (-1: no such viewer); for tests. */
+  avoided(id: string): number {
+    for (const s of this.#swarms.values()) {
+      const v = s.viewers.get(id);
+      if (v) return v.avoid.size;
+    }
+    return -1;
   }
 
   /** The swarm's figures (null: nobody ever joined it, or it was dropped with its stream). */
