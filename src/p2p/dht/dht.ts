@@ -39,6 +39,8 @@ export interface DhtOptions {
   /** Per-IP limit on incoming queries; false turns it off (simulations where thousands of nodes share one IP). */
   rateLimit?: RateLimitOptions | false;
   queryTimeoutMs?: number;
+  /** Routing-table slots one (non-loopback) IP may hold; default 2. */
+  nodesPerIp?: number;
   /** Run over this in-memory network instead of UDP (the simulation). */
   network?: MemoryNetwork;
   /** How often buckets are checked for a refresh; untouched buckets are refreshed after QUESTIONABLE_MS. */
@@ -104,8 +106,12 @@ export class Dht implements PeerDiscovery {
     this.o = o;
     this.log = (o.logger ?? silentLogger).child({ component: "dht" });
     this.id = o.id ?? randomId();
-    this.table = new RoutingTable(this.id);
+    this.table = this.newTable();
     this.limit = o.rateLimit === false ? null : new IpRateLimit(o.rateLimit ?? { perSecond: 20, burst: 100 });
+  }
+
+  private newTable(): RoutingTable {
+    return new RoutingTable(this.id, Date.now, { perIp: this.o.nodesPerIp ?? 2 });
   }
 
   get address(): NodeAddr | null {
@@ -121,7 +127,7 @@ export class Dht implements PeerDiscovery {
     const saved = this.o.stateDir ? await loadState(this.o.stateDir) : undefined;
     if (saved && !this.o.id) {
       this.id = saved.id;
-      this.table = new RoutingTable(this.id);
+      this.table = this.newTable();
     }
     this.stopping = new AbortController(); // a stopped node may be started again
     const receive = (msg: Buffer, from: NodeAddr) => this.receive(msg, from);

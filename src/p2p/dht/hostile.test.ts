@@ -1,0 +1,61 @@
+/**
+ * What one hostile address can make a node spend or send: get_peers answers stay within a find_node answer's size
+ * (a spoofed query must not buy a big reflection), one IP cannot fill the routing table with ids or the peer store
+ * with infohashes.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { randomId } from "./id.ts";
+import { decodeMessage, encodeQuery, type Query } from "./krpc.ts";
+import { PeerStore } from "./peers.ts";
+import { RoutingTable } from "./routing.ts";
+import { handleQuery } from "./server.ts";
+import { TokenSecrets } from "./tokens.ts";
+
+test("a get_peers answer for a crowded infohash is no bigger than a find_node answer (≤ 3.5× the query)", () => {
+  const id = randomId();
+  const table = new RoutingTable(id);
+  for (let i = 0; i < 400; i++) table.add({ id: randomId(), host: `10.0.${i >> 8}.${i & 255}`, port: 6881 }, true);
+  const peers = new PeerStore({ perIp: 1000 });
+  const ih = randomId();
+  for (let i = 0; i < 100; i++) peers.add(ih, { host: `10.1.0.${i}`, port: 5000 + i });
+  const ctx = { id, table, peers, tokens: new TokenSecrets() };
+  const from = { host: "192.0.2.7", port: 1 };
+  const q = encodeQuery(Buffer.from("aa"), "get_peers", { id: randomId(), info_hash: ih });
+  const fq = encodeQuery(Buffer.from("aa"), "find_node", { id: randomId(), target: ih });
+  const answer = handleQuery(ctx, decodeMessage(q) as Query, from).msg;
+  const findAnswer = handleQuery(ctx, decodeMessage(fq) as Query, from).msg;
+  assert.ok(answer.length <= q.length * 3.5, `get_peers: ${answer.length} bytes for a ${q.length}-byte query`);
+  assert.ok(answer.length <= findAnswer.length + 20, `get_peers ${answer.length} vs find_node ${findAnswer.length}`);
+  assert.ok(answer.includes(Buffer.from("6:values")), "peers are still handed out");
+});
+
+test("one IP holds at most a couple of routing-table slots, whatever ids it claims (loopback is exempt)", () => {
+  const t = new RoutingTable(randomId(), Date.now, { perIp: 2 });
+  for (let i = 0; i < 200; i++) t.add({ id: randomId(), host: "198.51.100.9", port: 1000 + i }, i % 2 === 0);
+  assert.equal(t.all().filter((n) => n.host === "198.51.100.9").length, 2);
+  const local = new RoutingTable(randomId(), Date.now, { perIp: 2 });
+  for (let i = 0; i < 20; i++) local.add({ id: randomId(), host: "127.0.0.1", port: 2000 + i }, true);
+  assert.ok(local.size >= 8, `${local.size} loopback nodes`);
+  for (let i = 0; i < 20; i++) t.add({ id: randomId(), host: `203.0.113.${i}`, port: 6881 }, true);
+  assert.ok(t.all().filter((n) => n.host.startsWith("203.0.113.")).length >= 8, "other IPs still get in");
+});
+
+test("one IP announcing to thousands of infohashes cannot flush the others' peers from the store", () => {
+  const ps = new PeerStore({ maxHashes: 100, perIp: 16 });
+  const kept = randomId();
+  ps.add(kept, { host: "203.0.113.1", port: 6881 });
+  for (let i = 0; i < 5000; i++) ps.add(randomId(), { host: "198.51.100.9", port: 6881 });
+  assert.deepEqual(ps.get(kept), [{ host: "203.0.113.1", port: 6881 }]);
+  assert.ok(ps.stats.infohashes <= 17, `${ps.stats.infohashes} infohashes`);
+  // The flooder's own newest announces are the ones kept; its count is given back as entries go.
+  const t0 = { now: 0 };
+  const short = new PeerStore({ perIp: 2, ttlMs: 10, now: () => t0.now });
+  short.add(randomId(), { host: "198.51.100.9", port: 1 });
+  short.add(randomId(), { host: "198.51.100.9", port: 1 });
+  t0.now = 20;
+  short.sweep();
+  const later = randomId();
+  short.add(later, { host: "198.51.100.9", port: 1 });
+  assert.equal(short.get(later).length, 1);
+});
