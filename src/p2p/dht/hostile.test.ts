@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { randomId } from "./id.ts";
 import { decodeMessage, encodeQuery, type Query } from "./krpc.ts";
+import { iterativeLookup } from "./lookup.ts";
 import { PeerStore } from "./peers.ts";
 import { RoutingTable } from "./routing.ts";
 import { handleQuery } from "./server.ts";
@@ -58,4 +59,32 @@ test("one IP announcing to thousands of infohashes cannot flush the others' peer
   const later = randomId();
   short.add(later, { host: "198.51.100.9", port: 1 });
   assert.equal(short.get(later).length, 1);
+});
+
+test("a lookup asks at most two nodes at one (non-loopback) IP, whatever a liar's answer names", async () => {
+  const target = randomId();
+  const asked: string[] = [];
+  const victim = "192.0.2.53";
+  const seedId = randomId();
+  await iterativeLookup({
+    target,
+    selfId: randomId(),
+    k: 8,
+    seeds: [{ id: seedId, host: "203.0.113.1", port: 6881 }],
+    ask: async (to) => {
+      asked.push(to.host);
+      // The seed names 30 "nodes" very close to the target, all at the victim's address.
+      if (to.host !== "203.0.113.1") return null;
+      const nodes = Array.from({ length: 30 }, (_, i) => {
+        const id = Buffer.from(target);
+        id[19] ^= i + 1;
+        return { id, host: victim, port: 1000 + i };
+      });
+      return { id: seedId, nodes, values: [] };
+    },
+  });
+  assert.ok(
+    asked.filter((h) => h === victim).length <= 2,
+    `${asked.filter((h) => h === victim).length} queries to one IP`,
+  );
 });
