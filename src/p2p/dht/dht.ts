@@ -23,6 +23,9 @@ import { peerStream } from "./stream.ts";
 import { TokenSecrets } from "./tokens.ts";
 import { type DhtTransport, type MemoryNetwork, udpTransport } from "./transport.ts";
 
+/** No answer is more than this many times the datagram that asked for it (a find_node answer is ≈3×). */
+const MAX_REPLY_FACTOR = 4;
+
 export interface DhtOptions {
   /** UDP port (0 = any free one). */
   port?: number;
@@ -207,7 +210,10 @@ export class Dht implements PeerDiscovery {
       }
       if (m.y === "bad") {
         this.counters.malformed++;
-        if (m.t) this.send(encodeError(m.t, m.code, m.code === 204 ? "Method Unknown" : "Protocol Error"), from);
+        // The source may be spoofed: an error bigger than MAX_REPLY_FACTOR× its datagram ("d1:t1:ae", 8 bytes,
+        // bought ~40) would make us an amplifier. Silence is a valid KRPC answer to junk.
+        const e = m.t ? encodeError(m.t, m.code, m.code === 204 ? "Method Unknown" : "Protocol Error") : undefined;
+        if (e && e.length <= MAX_REPLY_FACTOR * buf.length) this.send(e, from);
         return;
       }
       this.queriesIn[m.q]++;
@@ -221,7 +227,7 @@ export class Dht implements PeerDiscovery {
         out = { kind: "error", msg: encodeError(m.t, KrpcError.server, "Server Error") };
       }
       if (m.q === "announce_peer" && out.kind === "error") this.counters.badTokens++;
-      this.send(out.msg, from);
+      if (out.msg.length <= MAX_REPLY_FACTOR * buf.length) this.send(out.msg, from);
     } catch (err) {
       // A bug must not let one datagram take the node down.
       this.counters.malformed++;

@@ -4,7 +4,9 @@
  * with infohashes.
  */
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import { test } from "node:test";
+import { Dht } from "./dht.ts";
 import { randomId } from "./id.ts";
 import { decodeMessage, encodeQuery, type Query } from "./krpc.ts";
 import { iterativeLookup } from "./lookup.ts";
@@ -87,4 +89,29 @@ test("a lookup asks at most two nodes at one (non-loopback) IP, whatever a liar'
     asked.filter((h) => h === victim).length <= 2,
     `${asked.filter((h) => h === victim).length} queries to one IP`,
   );
+});
+
+test("real UDP: no answer is more than 4× the datagram that asked for it (tiny junk gets silence)", async () => {
+  const d = new Dht({ host: "127.0.0.1" });
+  await d.start();
+  const sock = createSocket("udp4");
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", r));
+  const got: Buffer[] = [];
+  sock.on("message", (m) => got.push(m));
+  const port = d.address?.port as number;
+  const sent = [
+    Buffer.from("d1:t1:ae"), // a dictionary with only a transaction id: 8 bytes
+    Buffer.from("d1:t1:b1:y1:qe"), // 14 bytes: its ~45-byte 203 stays within 4×
+    Buffer.from(`d1:ad2:id20:${"x".repeat(20)}e1:q3:xyz1:t2:aa1:y1:qe`), // an unknown method, as a real query
+  ];
+  for (const b of sent) sock.send(b, port, "127.0.0.1");
+  await new Promise((r) => setTimeout(r, 500));
+  sock.close();
+  await d.stop();
+  assert.ok(
+    got.every((m) => m.length <= 4 * sent[2].length),
+    `answers of ${got.map((m) => m.length)} bytes`,
+  );
+  assert.ok(!got.some((m) => m.includes(Buffer.from("1:t1:a"))), "8 bytes bought an error");
+  assert.equal(got.length, 2, "the 14-byte junk gets its 203, the unknown method its 204");
 });
