@@ -146,3 +146,51 @@ test("'bad' reports of ids that are not linked are not remembered (a socket's me
   a.ws.close();
   await settle();
 });
+
+test("a viewer that stops reading is cut off instead of buffering what its peers send it", async () => {
+  // A fast sender (1,000 messages/s) and a peer that never reads: past the kernel's buffers the server would queue
+  // everything in memory for as long as the reader keeps its socket open.
+  const fast = new MeshSignal({
+    config: meshSchema.parse({ enabled: true, maxPeers: 2, messagesPerSecond: 1000, maxMessageBytes: 64 * 1024 }),
+    outputs,
+    log: silentLogger,
+  });
+  const l = createHttpListener({
+    name: "mesh slow reader",
+    log: silentLogger,
+    handler: (_q, res) => res.writeHead(404).end(),
+    upgrade: (req, socket, head, t) => fast.upgrade(req, socket, head, t),
+  });
+  const p = await l.listen(0, "127.0.0.1");
+  const open = async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${p}${MESH_PATH}?path=live/a`);
+    const first = await new Promise<Record<string, unknown>>((r) =>
+      ws.once("message", (d) => r(JSON.parse(String(d)))),
+    );
+    return { ws, id: first.id as string };
+  };
+  const reader = await open();
+  const sender = await open();
+  try {
+    await settle();
+    // The client's TCP socket, paused so nothing more is read.
+    (reader.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const sdp = "a".repeat(60 * 1024);
+    let gone = false;
+    sender.ws.on("message", (d) => {
+      if (JSON.parse(String(d)).t === "gone") gone = true;
+    });
+    for (let i = 0; i < 1500 && !gone; i++) {
+      sender.ws.send(JSON.stringify({ t: "signal", to: reader.id, data: { sdp: { type: "offer", sdp } } }));
+      if (i % 50 === 49) await new Promise((r) => setTimeout(r, 20));
+    }
+    await settle();
+    assert.ok(gone, "the sender was told its non-reading peer is gone");
+    assert.equal(fast.status("live/a")?.viewers, 1);
+  } finally {
+    sender.ws.terminate();
+    reader.ws.terminate();
+    fast.close();
+    await l.close();
+  }
+});

@@ -65,6 +65,8 @@ const reject = (socket: Duplex, status: string, errcode: string, error: string) 
 
 /** Peers one viewer remembers as bad; past it the oldest is forgotten (ids of viewers long gone, usually). */
 const MAX_AVOID = 256;
+/** Bytes queued for one viewer (beyond the kernel's buffers) before it is cut off: a few dozen SDPs. */
+const MAX_BUFFERED = 1024 * 1024;
 
 function destroySocket(this: Duplex): void {
   this.destroy();
@@ -250,7 +252,15 @@ export class MeshSignal {
   }
 
   #send(v: Viewer, m: unknown): void {
-    if (v.ws.readyState === v.ws.OPEN) v.ws.send(JSON.stringify(m));
+    if (v.ws.readyState !== v.ws.OPEN) return;
+    v.ws.send(JSON.stringify(m));
+    // A viewer that stops reading (while answering pings slowly enough to stay) would have us queue everything its
+    // peers send it, without bound: past MAX_BUFFERED it is cut off (its 'close' then unlinks it).
+    if (v.ws.bufferedAmount > MAX_BUFFERED) {
+      this.closedForAbuse++;
+      this.#log.debug("mesh socket closed: not reading", { path: v.swarm.path, buffered: v.ws.bufferedAmount });
+      v.ws.terminate();
+    }
   }
 
   #tick(): void {
