@@ -204,6 +204,7 @@ export class FunctionProcess {
     if (!pid) return;
     const s = sampleProc(pid);
     if (!s) return;
+    const delta = s.cpuTicks - proc.lastTicks;
     proc.lastTicks = s.cpuTicks;
     if (proc === this.#proc) this.rssBytes = s.rssBytes;
     if (s.rssBytes > this.opts.memoryBytes) {
@@ -219,6 +220,24 @@ export class FunctionProcess {
         oldest = Math.min(oldest, f.cpuAtStart);
         n++;
       }
+    // Requests that began and ended between two samples make the process busy too: not idle.
+    const served = proc.requests !== proc.requestsAtSample;
+    proc.requestsAtSample = proc.requests;
+    if (n === 0 && !served) {
+      // No request in flight, yet the process may be busy: work left running after a response (ctx.waitUntil, a
+      // timer) or a scheduled() handler. CPU spent over consecutive busy samples with no request counts against one
+      // request's budget; a sample without CPU starts it again (workerd's own housekeeping is a tick now and then).
+      // The first idle sample is not counted: part of its CPU belongs to the request that just ended.
+      if (!proc.wasIdle) {
+        proc.wasIdle = true;
+        proc.idleCpuMs = 0;
+        return;
+      }
+      proc.idleCpuMs = delta > 0 ? proc.idleCpuMs + delta * CLK_MS : 0;
+      if (proc.idleCpuMs > this.opts.cpuMsPerRequest) this.#limit(proc, "cpu");
+      return;
+    }
+    proc.wasIdle = false;
     if (n === 0) return;
     if ((s.cpuTicks - oldest) * CLK_MS > this.opts.cpuMsPerRequest * n) this.#limit(proc, "cpu");
   }

@@ -71,6 +71,12 @@ export class WorkerdProcess {
   readonly direct: boolean;
   /** CPU ticks at the watchdog's last sample (process.ts). */
   lastTicks = 0;
+  /** The watchdog's last sample found no request in flight, and the CPU used since while none was (process.ts). */
+  wasIdle = false;
+  idleCpuMs = 0;
+  /** Requests proxied to it so far, and that count at the watchdog's last sample. */
+  requests = 0;
+  requestsAtSample = 0;
 
   constructor(o: SpawnOptions) {
     const id = randomBytes(4).toString("hex");
