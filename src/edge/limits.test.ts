@@ -3,7 +3,7 @@
  * timer) and a scheduled() handler are held to the per-request CPU budget too, instead of a core forever.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -59,6 +59,39 @@ test("a loop after the response and a looping scheduled() are stopped at the CPU
     assert.ok(kills("sched") > 0);
     // Both answer again.
     assert.equal(await (await fetch(`${edge.url}/fn/after/`)).text(), "answered");
+  } finally {
+    await edge.close();
+  }
+});
+
+test("a function's secret values never reach its log (what edge tail and edge logs show)", async () => {
+  const home = join(dir, "home-secrets");
+  const paths = runtimePaths(home);
+  const edge = await startEdge({
+    config: edgeSchema.parse({ port: 0, poolSize: 1 }),
+    paths,
+    log: silentLogger,
+    cas: openStoreAt(join(home, "cas")),
+    token: null,
+  });
+  const secret = "sk-live-0123456789abcdef";
+  const log = () => {
+    try {
+      return readFileSync(paths.logFile("edge-talk"), "utf8");
+    } catch {
+      return "";
+    }
+  };
+  try {
+    await edge.runtime.deploy(
+      "talk",
+      `export default { fetch(req, env) { console.log("calling with " + env.API_KEY + " mode=" + env.MODE); return new Response("ok"); } };`,
+      { vars: { MODE: "plain-var" }, secrets: { API_KEY: secret } },
+    );
+    assert.equal(await (await fetch(`${edge.url}/fn/talk/`)).text(), "ok");
+    assert.ok(await until(() => log().includes("calling with"), 5000), `no log line: ${log()}`);
+    assert.ok(!log().includes(secret), `the secret is in the log: ${log()}`);
+    assert.match(log(), /calling with \[secret API_KEY\] mode=plain-var/);
   } finally {
     await edge.close();
   }
