@@ -182,6 +182,20 @@ test("KV values are CAS objects held per key; overwrite and delete release them;
   assert.equal(await kv.delete("a", "k"), false);
 });
 
+test("KV keys named like Object.prototype's members are plain keys (no lost write, no CAS hold leaked)", async () => {
+  const cas = openStoreAt(join(dir, "cas-proto"));
+  const kv = new KvStore(dir, cas);
+  for (const key of ["__proto__", "constructor", "hasOwnProperty"]) {
+    await kv.put("p", key, Buffer.from("one"));
+    const first = kv.id("p", key);
+    assert.ok(first, `${key} stored`);
+    await kv.put("p", key, Buffer.from("two"));
+    assert.deepEqual((await cas.stat(first)).holds, [], `${key}: the overwritten value is released`);
+  }
+  assert.deepEqual(new KvStore(dir, cas).list("p", ""), ["__proto__", "constructor", "hasOwnProperty"]);
+  assert.equal(new KvStore(dir, cas).id("p", "toString"), undefined);
+});
+
 test("cron triggers (real workerd): the minute's due functions run scheduled(), the others do not", async () => {
   const home = join(dir, "cron-home");
   const edge = await startEdge({

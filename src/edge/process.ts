@@ -14,7 +14,7 @@ import { LogSink } from "../control/log-sink.ts";
 import { sampleProc } from "../control/proc.ts";
 import type { Logger } from "../core/logger.ts";
 import type { WorkerdPool } from "./pool.ts";
-import { type LoadSpec, START_CPU_MS, type StartLimits, type WorkerdProcess } from "./workerd.ts";
+import { type LineSink, type LoadSpec, START_CPU_MS, type StartLimits, type WorkerdProcess } from "./workerd.ts";
 
 const CLK_MS = 10; // one clock tick (USER_HZ 100)
 
@@ -32,6 +32,8 @@ export interface ProcessOptions {
   /** Start a dedicated process after a pooled one began serving (off: stay on the pooled process). */
   promote: boolean;
   log: Logger;
+  /** The function's secrets (name -> value): their values are replaced by `[secret NAME]` in its log lines. */
+  secrets?: Record<string, string>;
   /** Called when the watchdog killed the process (the function's metrics count it). */
   onKill(reason: KillReason): void;
   /** A process now serves (or no longer serves) this function: its KV token maps to the function while it does. */
@@ -64,6 +66,8 @@ export class FunctionProcess {
   lastUsed = Date.now();
   #closed = false;
   readonly #sink: LogSink;
+  /** What the function's processes write their output lines to: the sink, with secret values masked. */
+  readonly #out: LineSink;
 
   get #limits(): StartLimits {
     return { cpuMs: START_CPU_MS, memoryBytes: this.opts.memoryBytes };
@@ -72,6 +76,20 @@ export class FunctionProcess {
   constructor(opts: ProcessOptions) {
     this.opts = opts;
     this.#sink = new LogSink(opts.logFile);
+    // A function that prints a secret (a debug line, an error echoing its config) must not put it in `edge tail` or
+    // `edge logs`. Longest first, so a secret containing another is masked whole; very short values would garble
+    // every line and are left.
+    const masks = Object.entries(opts.secrets ?? {})
+      .filter(([, v]) => v.length >= 6)
+      .sort((a, b) => b[1].length - a[1].length);
+    this.#out = {
+      writeLines: (lines) =>
+        this.#sink.writeLines(
+          masks.length === 0
+            ? lines
+            : lines.map((l) => masks.reduce((t, [name, v]) => t.replaceAll(v, `[secret ${name}]`), l)),
+        ),
+    };
   }
 
   get pid(): number | undefined {
@@ -109,7 +127,7 @@ export class FunctionProcess {
     // No pool: a dedicated process at once (a workerd start per start, no loader, no --experimental needed).
     if (this.opts.pool.size === 0) return this.#startDirect();
     const proc = await this.opts.pool.claim();
-    proc.sink = this.#sink;
+    proc.sink = this.#out;
     try {
       await proc.load(this.opts.spec, this.#limits);
     } catch (e) {
@@ -143,7 +161,7 @@ export class FunctionProcess {
   }
 
   #serve(proc: WorkerdProcess): void {
-    proc.sink = this.#sink;
+    proc.sink = this.#out;
     this.#proc = proc;
     this.#ready = Promise.resolve(proc);
     this.opts.onAttach(proc);
@@ -204,6 +222,7 @@ export class FunctionProcess {
     if (!pid) return;
     const s = sampleProc(pid);
     if (!s) return;
+    const delta = s.cpuTicks - proc.lastTicks;
     proc.lastTicks = s.cpuTicks;
     if (proc === this.#proc) this.rssBytes = s.rssBytes;
     if (s.rssBytes > this.opts.memoryBytes) {
@@ -219,6 +238,24 @@ export class FunctionProcess {
         oldest = Math.min(oldest, f.cpuAtStart);
         n++;
       }
+    // Requests that began and ended between two samples make the process busy too: not idle.
+    const served = proc.requests !== proc.requestsAtSample;
+    proc.requestsAtSample = proc.requests;
+    if (n === 0 && !served) {
+      // No request in flight, yet the process may be busy: work left running after a response (ctx.waitUntil, a
+      // timer) or a scheduled() handler. CPU spent over consecutive busy samples with no request counts against one
+      // request's budget; a sample without CPU starts it again (workerd's own housekeeping is a tick now and then).
+      // The first idle sample is not counted: part of its CPU belongs to the request that just ended.
+      if (!proc.wasIdle) {
+        proc.wasIdle = true;
+        proc.idleCpuMs = 0;
+        return;
+      }
+      proc.idleCpuMs = delta > 0 ? proc.idleCpuMs + delta * CLK_MS : 0;
+      if (proc.idleCpuMs > this.opts.cpuMsPerRequest) this.#limit(proc, "cpu");
+      return;
+    }
+    proc.wasIdle = false;
     if (n === 0) return;
     if ((s.cpuTicks - oldest) * CLK_MS > this.opts.cpuMsPerRequest * n) this.#limit(proc, "cpu");
   }

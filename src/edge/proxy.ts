@@ -98,6 +98,7 @@ export async function proxyTo(o: {
       c.requestTimeoutMs,
     );
     proc.flights.add(flight);
+    wp.requests++;
     const out = request({ socketPath: wp.socket, path: o.path, method: req.method, headers, agent: o.agent }, (up) => {
       const h: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) h[k] = v;

@@ -247,6 +247,7 @@ export class EdgeRuntime {
       name,
       version: v.version,
       spec: { code: code.toString("utf8"), vars: { ...v.vars, ...secrets } },
+      secrets,
       pool: this.pool,
       logFile: this.#paths.logFile(`edge-${name}`),
       cpuMsPerRequest: this.#c.cpuMsPerRequest,

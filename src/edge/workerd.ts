@@ -10,7 +10,6 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { LogSink } from "../control/log-sink.ts";
 import { HOME_ENV, PROGRAM_ENV, sampleProc } from "../control/proc.ts";
 import { directConfig, workerdConfig } from "./capnp.ts";
 import { DENY_MODULE, ENTRY_MODULE, LOADER_MODULE } from "./modules.ts";
@@ -54,6 +53,11 @@ export function defaultWorkerd(): string {
   return join(dirname(createRequire(import.meta.url).resolve("workerd/package.json")), "bin", "workerd");
 }
 
+/** Where a process's output lines go (a LogSink, or one that masks first). */
+export interface LineSink {
+  writeLines(lines: string[]): void;
+}
+
 export class WorkerdProcess {
   readonly socket: string;
   readonly dir: string;
@@ -66,11 +70,17 @@ export class WorkerdProcess {
   exited: string | undefined;
   readonly gone: Promise<void>;
   /** Where output lines go once a function owns the process. */
-  sink: LogSink | undefined;
+  sink: LineSink | undefined;
   /** True for a process started with its function's modules (no load step, no loader hop per request). */
   readonly direct: boolean;
   /** CPU ticks at the watchdog's last sample (process.ts). */
   lastTicks = 0;
+  /** The watchdog's last sample found no request in flight, and the CPU used since while none was (process.ts). */
+  wasIdle = false;
+  idleCpuMs = 0;
+  /** Requests proxied to it so far, and that count at the watchdog's last sample. */
+  requests = 0;
+  requestsAtSample = 0;
 
   constructor(o: SpawnOptions) {
     const id = randomBytes(4).toString("hex");

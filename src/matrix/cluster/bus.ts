@@ -175,16 +175,25 @@ export class RedisBus implements ClusterBus {
   }
 
   #deliver(raw: string): void {
-    let parsed: { from?: unknown; m?: BusMessage };
+    let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
     } catch {
       return;
     }
-    if (parsed.from === this.id || !parsed.m || typeof parsed.m !== "object") return;
+    // Anything may arrive on the channel ("null" threw here, in ioredis's event, and took the worker down): only an
+    // object whose `m` is an object with a string `t` reaches the handlers, which check the fields they use.
+    if (typeof parsed !== "object" || parsed === null) return;
+    const { from, m } = parsed as { from?: unknown; m?: unknown };
+    if (from === this.id || typeof m !== "object" || m === null || Array.isArray(m)) return;
+    if (typeof (m as { t?: unknown }).t !== "string") return;
+    this.#handle(m as BusMessage);
+  }
+
+  #handle(msg: BusMessage): void {
     for (const fn of this.#handlers) {
       try {
-        fn(parsed.m);
+        fn(msg);
       } catch (e) {
         this.#log.error("cluster bus handler failed", { error: String(e) });
       }

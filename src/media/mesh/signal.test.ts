@@ -74,7 +74,7 @@ test("links are capped, signals go only between linked viewers, leavers are repl
   assert.equal(d.inbox.filter((m) => m.t === "peer").length, 0);
   c.ws.send(JSON.stringify({ t: "signal", to: a.id, data: { sdp: { type: "offer", sdp: "v=0" } } }));
   assert.deepEqual(await a.next("signal"), { t: "signal", from: c.id, data: { sdp: { type: "offer", sdp: "v=0" } } });
-  d.ws.send(JSON.stringify({ t: "signal", to: a.id, data: { candidate: {} } }));
+  d.ws.send(JSON.stringify({ t: "signal", to: a.id, data: { candidate: { candidate: "" } } }));
   await settle();
   assert.equal(a.inbox.filter((m) => m.t === "signal").length, 0, "d is not linked to a");
   // a leaves: b and c each lose a link and take d.
@@ -115,4 +115,82 @@ test("an unknown stream is refused before the upgrade", async () => {
   const ws = new WebSocket(`ws://127.0.0.1:${port}${MESH_PATH}?path=live/none`);
   const status = await new Promise((r) => ws.once("unexpected-response", (_q, res) => r(res.statusCode)));
   assert.equal(status, 404);
+});
+
+test("a deeply nested signal closes its sender's socket and never reaches (or crashes) the server", async () => {
+  const a = await join();
+  const b = await join();
+  await b.next("peer");
+  // Parses fine (V8's JSON.parse is iterative) but would overflow JSON.stringify's stack when relayed.
+  const n = 7000;
+  const deep = `{"t":"signal","to":"${a.id}","data":{"sdp":${"[".repeat(n)}${"]".repeat(n)}}}`;
+  const closed = new Promise<number>((r) => b.ws.once("close", (code) => r(code)));
+  b.ws.send(deep);
+  assert.equal(await closed, 4400);
+  // Only the documented fields of an SDP or a candidate are relayed.
+  const c = await join();
+  await c.next("peer");
+  c.ws.send(
+    JSON.stringify({ t: "signal", to: a.id, data: { sdp: { type: "offer", sdp: "v=0", from: "ffffffffffffffff" } } }),
+  );
+  assert.deepEqual(await a.next("signal"), { t: "signal", from: c.id, data: { sdp: { type: "offer", sdp: "v=0" } } });
+  for (const x of [a, c]) x.ws.close();
+  await settle();
+});
+
+test("'bad' reports of ids that are not linked are not remembered (a socket's memory stays bounded)", async () => {
+  const a = await join();
+  for (let i = 0; i < 30; i++) a.ws.send(JSON.stringify({ t: "bad", id: i.toString(16).padStart(16, "0") }));
+  await settle();
+  assert.equal(mesh.avoided(a.id), 0);
+  a.ws.close();
+  await settle();
+});
+
+test("a viewer that stops reading is cut off instead of buffering what its peers send it", async () => {
+  // A fast sender (1,000 messages/s) and a peer that never reads: past the kernel's buffers the server would queue
+  // everything in memory for as long as the reader keeps its socket open.
+  const fast = new MeshSignal({
+    config: meshSchema.parse({ enabled: true, maxPeers: 2, messagesPerSecond: 1000, maxMessageBytes: 64 * 1024 }),
+    outputs,
+    log: silentLogger,
+  });
+  const l = createHttpListener({
+    name: "mesh slow reader",
+    log: silentLogger,
+    handler: (_q, res) => res.writeHead(404).end(),
+    upgrade: (req, socket, head, t) => fast.upgrade(req, socket, head, t),
+  });
+  const p = await l.listen(0, "127.0.0.1");
+  const open = async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${p}${MESH_PATH}?path=live/a`);
+    const first = await new Promise<Record<string, unknown>>((r) =>
+      ws.once("message", (d) => r(JSON.parse(String(d)))),
+    );
+    return { ws, id: first.id as string };
+  };
+  const reader = await open();
+  const sender = await open();
+  try {
+    await settle();
+    // The client's TCP socket, paused so nothing more is read.
+    (reader.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const sdp = "a".repeat(60 * 1024);
+    let gone = false;
+    sender.ws.on("message", (d) => {
+      if (JSON.parse(String(d)).t === "gone") gone = true;
+    });
+    for (let i = 0; i < 1500 && !gone; i++) {
+      sender.ws.send(JSON.stringify({ t: "signal", to: reader.id, data: { sdp: { type: "offer", sdp } } }));
+      if (i % 50 === 49) await new Promise((r) => setTimeout(r, 20));
+    }
+    await settle();
+    assert.ok(gone, "the sender was told its non-reading peer is gone");
+    assert.equal(fast.status("live/a")?.viewers, 1);
+  } finally {
+    sender.ws.terminate();
+    reader.ws.terminate();
+    fast.close();
+    await l.close();
+  }
 });

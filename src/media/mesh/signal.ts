@@ -63,6 +63,11 @@ const reject = (socket: Duplex, status: string, errcode: string, error: string) 
   );
 };
 
+/** Peers one viewer remembers as bad; past it the oldest is forgotten (ids of viewers long gone, usually). */
+const MAX_AVOID = 256;
+/** Bytes queued for one viewer (beyond the kernel's buffers) before it is cut off: a few dozen SDPs. */
+const MAX_BUFFERED = 1024 * 1024;
+
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
@@ -143,7 +148,15 @@ export class MeshSignal {
       alive: true,
     };
     swarm.viewers.set(v.id, v);
-    ws.on("message", (data, binary) => this.#message(v, data, binary));
+    ws.on("message", (data, binary) => {
+      // Whatever a frame does, it costs its own socket at worst, never the media server.
+      try {
+        this.#message(v, data, binary);
+      } catch (e) {
+        this.#log.warn("mesh message failed", { path: swarm.path, error: String(e) });
+        this.#abuse(v, MeshClose.badInput, "message failed");
+      }
+    });
     ws.on("pong", () => {
       v.alive = true;
     });
@@ -219,13 +232,14 @@ export class MeshSignal {
       v.http = Math.max(v.http, m.http);
       v.rejected = Math.max(v.rejected, m.rejected);
     } else {
-      v.avoid.add(m.id);
+      // Only a linked peer can have sent a segment: other ids are not remembered (a socket's memory stays bounded).
       const o = v.swarm.viewers.get(m.id);
-      if (o) {
-        this.#unlink(v, o);
-        this.#fill(v);
-        this.#fill(o);
-      }
+      if (!o || !v.links.has(o)) return;
+      v.avoid.add(m.id);
+      if (v.avoid.size > MAX_AVOID) v.avoid.delete(v.avoid.values().next().value as string);
+      this.#unlink(v, o);
+      this.#fill(v);
+      this.#fill(o);
     }
   }
 
@@ -238,7 +252,15 @@ export class MeshSignal {
   }
 
   #send(v: Viewer, m: unknown): void {
-    if (v.ws.readyState === v.ws.OPEN) v.ws.send(JSON.stringify(m));
+    if (v.ws.readyState !== v.ws.OPEN) return;
+    v.ws.send(JSON.stringify(m));
+    // A viewer that stops reading (while answering pings slowly enough to stay) would have us queue everything its
+    // peers send it, without bound: past MAX_BUFFERED it is cut off (its 'close' then unlinks it).
+    if (v.ws.bufferedAmount > MAX_BUFFERED) {
+      this.closedForAbuse++;
+      this.#log.debug("mesh socket closed: not reading", { path: v.swarm.path, buffered: v.ws.bufferedAmount });
+      v.ws.terminate();
+    }
   }
 
   #tick(): void {
@@ -253,6 +275,15 @@ export class MeshSignal {
       }
       if (s.viewers.size === 0 && !this.#outputs.get(path)) this.#swarms.delete(path);
     }
+  }
+
+  /** How many peers a viewer has reported as bad (-1: no such viewer); for tests. */
+  avoided(id: string): number {
+    for (const s of this.#swarms.values()) {
+      const v = s.viewers.get(id);
+      if (v) return v.avoid.size;
+    }
+    return -1;
   }
 
   /** The swarm's figures (null: nobody ever joined it, or it was dropped with its stream). */

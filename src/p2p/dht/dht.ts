@@ -23,6 +23,9 @@ import { peerStream } from "./stream.ts";
 import { TokenSecrets } from "./tokens.ts";
 import { type DhtTransport, type MemoryNetwork, udpTransport } from "./transport.ts";
 
+/** No answer is more than this many times the datagram that asked for it (a find_node answer is ≈3×). */
+const MAX_REPLY_FACTOR = 4;
+
 export interface DhtOptions {
   /** UDP port (0 = any free one). */
   port?: number;
@@ -39,6 +42,8 @@ export interface DhtOptions {
   /** Per-IP limit on incoming queries; false turns it off (simulations where thousands of nodes share one IP). */
   rateLimit?: RateLimitOptions | false;
   queryTimeoutMs?: number;
+  /** Routing-table slots one (non-loopback) IP may hold; default 2. */
+  nodesPerIp?: number;
   /** Run over this in-memory network instead of UDP (the simulation). */
   network?: MemoryNetwork;
   /** How often buckets are checked for a refresh; untouched buckets are refreshed after QUESTIONABLE_MS. */
@@ -104,8 +109,12 @@ export class Dht implements PeerDiscovery {
     this.o = o;
     this.log = (o.logger ?? silentLogger).child({ component: "dht" });
     this.id = o.id ?? randomId();
-    this.table = new RoutingTable(this.id);
+    this.table = this.newTable();
     this.limit = o.rateLimit === false ? null : new IpRateLimit(o.rateLimit ?? { perSecond: 20, burst: 100 });
+  }
+
+  private newTable(): RoutingTable {
+    return new RoutingTable(this.id, Date.now, { perIp: this.o.nodesPerIp ?? 2 });
   }
 
   get address(): NodeAddr | null {
@@ -121,7 +130,7 @@ export class Dht implements PeerDiscovery {
     const saved = this.o.stateDir ? await loadState(this.o.stateDir) : undefined;
     if (saved && !this.o.id) {
       this.id = saved.id;
-      this.table = new RoutingTable(this.id);
+      this.table = this.newTable();
     }
     this.stopping = new AbortController(); // a stopped node may be started again
     const receive = (msg: Buffer, from: NodeAddr) => this.receive(msg, from);
@@ -201,7 +210,10 @@ export class Dht implements PeerDiscovery {
       }
       if (m.y === "bad") {
         this.counters.malformed++;
-        if (m.t) this.send(encodeError(m.t, m.code, m.code === 204 ? "Method Unknown" : "Protocol Error"), from);
+        // The source may be spoofed: an error bigger than MAX_REPLY_FACTOR× its datagram ("d1:t1:ae", 8 bytes,
+        // bought ~40) would make us an amplifier. Silence is a valid KRPC answer to junk.
+        const e = m.t ? encodeError(m.t, m.code, m.code === 204 ? "Method Unknown" : "Protocol Error") : undefined;
+        if (e && e.length <= MAX_REPLY_FACTOR * buf.length) this.send(e, from);
         return;
       }
       this.queriesIn[m.q]++;
@@ -215,7 +227,7 @@ export class Dht implements PeerDiscovery {
         out = { kind: "error", msg: encodeError(m.t, KrpcError.server, "Server Error") };
       }
       if (m.q === "announce_peer" && out.kind === "error") this.counters.badTokens++;
-      this.send(out.msg, from);
+      if (out.msg.length <= MAX_REPLY_FACTOR * buf.length) this.send(out.msg, from);
     } catch (err) {
       // A bug must not let one datagram take the node down.
       this.counters.malformed++;

@@ -7,6 +7,8 @@
 import { compareDistance, distance48, type NodeAddr, type NodeInfo } from "./id.ts";
 
 export const ALPHA = 3;
+/** Nodes at one IP a walk may ask (as the routing table keeps, dht.ts nodesPerIp). */
+const MAX_PER_HOST = 2;
 
 /** What one queried node told us. */
 export interface Answer {
@@ -69,14 +71,20 @@ export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
   let queried = 0;
   let peerHops = 0;
 
+  /** Candidates per host: a liar naming many "nodes" at one address would otherwise aim our queries at a victim. */
+  const perHost = new Map<string, number>();
   const addCandidate = (addr: NodeAddr, id: Buffer | undefined, hops: number) => {
     const key = `${addr.host}:${addr.port}`;
     if (cands.has(key) || cands.size >= maxCandidates) return;
+    const onHost = perHost.get(addr.host) ?? 0;
+    // Loopback is exempt: only local processes answer there (tests, the UDP simulation).
+    if (onHost >= MAX_PER_HOST && !addr.host.startsWith("127.")) return;
     if (id) {
       const h = id.toString("hex");
       if (ids.has(h)) return;
       ids.add(h);
     }
+    perHost.set(addr.host, onHost + 1);
     cands.set(key, {
       addr: { host: addr.host, port: addr.port },
       id,

@@ -35,14 +35,24 @@ export type AddResult =
   /** The bucket is full of good-or-questionable nodes: ping `ping`, and call `failed` on it if it does not answer. */
   | { kind: "full"; ping: TableNode };
 
+export interface RoutingTableOptions {
+  /**
+   * Slots (nodes and replacements) one IP may hold, so one host claiming many ids cannot fill the buckets around
+   * a target (a Sybil). Loopback is exempt: only local processes can send from it (tests, simulations).
+   */
+  perIp?: number;
+}
+
 export class RoutingTable {
   readonly id: Buffer;
   private buckets: Bucket[];
   private readonly now: () => number;
+  private readonly perIp: number;
 
-  constructor(id: Buffer, now: () => number = Date.now) {
+  constructor(id: Buffer, now: () => number = Date.now, o: RoutingTableOptions = {}) {
     this.id = id;
     this.now = now;
+    this.perIp = o.perIp ?? Number.POSITIVE_INFINITY;
     this.buckets = [{ nodes: [], replacements: [], lastChanged: now() }];
   }
 
@@ -97,6 +107,7 @@ export class RoutingTable {
         b.lastChanged = t;
         return { kind: "updated" };
       }
+      if (this.atIpLimit(info.host)) return { kind: "dropped" };
       const node: TableNode = { ...info, lastReply: replied ? t : 0, lastSeen: t, failures: 0 };
       if (b.nodes.length < K) {
         b.nodes.push(node);
@@ -119,6 +130,17 @@ export class RoutingTable {
       const stale = b.nodes.filter((n) => this.state(n) === "questionable").sort((x, y) => x.lastSeen - y.lastSeen)[0];
       return stale ? { kind: "full", ping: stale } : { kind: "dropped" };
     }
+  }
+
+  /** Whether `host` already holds perIp slots (a scan of ≤ 160 × 2K entries, only for an unknown id). */
+  private atIpLimit(host: string): boolean {
+    if (this.perIp === Number.POSITIVE_INFINITY || host.startsWith("127.")) return false;
+    let n = 0;
+    for (const b of this.buckets) {
+      for (const x of b.nodes) if (x.host === host && ++n >= this.perIp) return true;
+      for (const x of b.replacements) if (x.host === host && ++n >= this.perIp) return true;
+    }
+    return false;
   }
 
   private split(): void {

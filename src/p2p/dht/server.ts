@@ -9,6 +9,9 @@ import type { PeerStore } from "./peers.ts";
 import { K, type RoutingTable } from "./routing.ts";
 import type { TokenSecrets } from "./tokens.ts";
 
+/** Compact peers in one get_peers answer: 25 × 8 bencoded bytes ≈ K compact nodes (8 × 26). */
+export const MAX_VALUES = 25;
+
 export interface QueryContext {
   id: Buffer;
   table: RoutingTable;
@@ -30,11 +33,14 @@ export function handleQuery(ctx: QueryContext, m: Query, from: NodeAddr): { kind
       return ok({ nodes: nodes(m.target as Buffer) });
     case "get_peers": {
       const ih = m.infoHash as Buffer;
-      const values = ctx.peers.get(ih).map(encodePeer);
+      // Peers or nodes, as BEP 5 says, never both, and at most as many peers as fit in a find_node answer's
+      // size: the querier's address may be spoofed, and the answer must not buy a reflection much bigger than
+      // the ~100-byte query (≈3×, like find_node; 50 peers plus nodes was ≈7×).
+      const values = ctx.peers.get(ih, MAX_VALUES).map(encodePeer);
       return ok({
         token: ctx.tokens.issue(from.host),
         values: values.length ? values : undefined,
-        nodes: nodes(ih),
+        nodes: values.length ? undefined : nodes(ih),
       });
     }
     case "announce_peer": {
