@@ -77,3 +77,20 @@ test("onWritten reports each committed position (event rows, null for other writ
   await w.persistEvent(ev("c"));
   assert.deepEqual(seen, ["1:a", "2:b", "advance 2", "3:write", "advance 3", "advance 4", "advance 5"]);
 });
+
+test("marks from the bus that are malformed are skipped; good ones still reach the listeners", () => {
+  const w = new StreamWriter(
+    5,
+    () => {},
+    async () => {},
+  );
+  const seen: Array<[number, string | undefined]> = [];
+  w.onWritten((pos, _ev, _tag, room) => void seen.push([pos, room]));
+  const junk = [null, 7, "x", { pos: "9", mark: "!a:hs" }, { pos: Number.NaN, mark: "!a:hs" }, { mark: "!a:hs" }];
+  w.mark([
+    ...(junk as unknown as Array<{ pos: number; mark: string }>),
+    { pos: 3, mark: "!old:hs" },
+    { pos: 8, mark: "!r:hs" },
+  ]);
+  assert.deepEqual(seen, [[8, "!r:hs"]]);
+});

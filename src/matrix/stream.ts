@@ -95,7 +95,8 @@ export class StreamWriter {
    */
   mark(marks: Array<{ pos: number; mark: string | WriteTag | null }>): void {
     for (const m of marks) {
-      if (m.pos <= this.#current) continue;
+      // Told by other workers over the bus: skip anything malformed rather than wake listeners with it.
+      if (typeof m !== "object" || m === null || !Number.isSafeInteger(m.pos) || m.pos <= this.#current) continue;
       for (const l of this.#listeners)
         if (typeof m.mark === "string") l(m.pos, null, null, m.mark);
         else if (m.mark) l(m.pos, null, m.mark);

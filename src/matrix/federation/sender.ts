@@ -594,6 +594,9 @@ export class FederationSender {
     if (h.k === "pdus") this.#queuePdus(h.dests, h.pdus, h.stream);
     else if (h.k === "edu") this.sendEdu(h.dests, h.edu, h.key);
     else if (h.k === "todevice") {
+      // The bus is ours, but a malformed handover must not poison the sequence (NaN would stick).
+      if (!Number.isSafeInteger(h.seq) || typeof h.dest !== "string" || typeof h.edu !== "object" || h.edu === null)
+        return;
       this.#lastSeq = Math.max(this.#lastSeq, h.seq);
       this.#outboxSeq.set(h.edu, h.seq);
       this.#each([h.dest], (q) => this.#pushToDevice(q, h.edu));
