@@ -23,19 +23,17 @@ export interface WorkerdPlan {
 /** A capnp text literal: JSON string escaping is valid there for the characters we allow. */
 const str = (s: string): string => JSON.stringify(s);
 
-export function workerdConfig(p: WorkerdPlan): string {
+/**
+ * The whole config around a process's `main` service: the deny worker every outbound fetch goes to, the KV service
+ * (workerd injects the process's token), ORIGIN when there is one, and the one unix socket.
+ */
+function configText(
+  main: string,
+  p: { socket: string; denyFile: string; compatibilityDate: string; kv: WorkerdPlan["kv"]; origin: string | null },
+): string {
   const date = `compatibilityDate = ${str(p.compatibilityDate)}`;
-  const bindings = [
-    `(name = "LOADER", workerLoader = ())`,
-    `(name = "KV", service = "kv")`,
-    `(name = "DENY", service = "deny")`,
-    `(name = "AMI_CTL", text = ${str(p.ctlToken)})`,
-    `(name = "AMI_DATE", text = ${str(p.compatibilityDate)})`,
-  ];
-  if (p.origin) bindings.push(`(name = "ORIGIN", service = "origin")`);
   const services = [
-    `(name = "main", worker = (modules = [(name = "loader.js", esModule = embed ${str(p.loaderFile)})], ${date}, ` +
-      `globalOutbound = "deny", bindings = [${bindings.join(", ")}]))`,
+    main,
     `(name = "deny", worker = (modules = [(name = "deny.js", esModule = embed ${str(p.denyFile)})], ${date}, ` +
       `globalOutbound = "deny"))`,
     `(name = "kv", external = (address = ${str(p.kv.address)}, http = (injectRequestHeaders = [` +
@@ -50,6 +48,22 @@ export function workerdConfig(p: WorkerdPlan): string {
     ");",
     "",
   ].join("\n");
+}
+
+export function workerdConfig(p: WorkerdPlan): string {
+  const date = `compatibilityDate = ${str(p.compatibilityDate)}`;
+  const bindings = [
+    `(name = "LOADER", workerLoader = ())`,
+    `(name = "KV", service = "kv")`,
+    `(name = "DENY", service = "deny")`,
+    `(name = "AMI_CTL", text = ${str(p.ctlToken)})`,
+    `(name = "AMI_DATE", text = ${str(p.compatibilityDate)})`,
+  ];
+  if (p.origin) bindings.push(`(name = "ORIGIN", service = "origin")`);
+  const main =
+    `(name = "main", worker = (modules = [(name = "loader.js", esModule = embed ${str(p.loaderFile)})], ${date}, ` +
+    `globalOutbound = "deny", bindings = [${bindings.join(", ")}]))`;
+  return configText(main, p);
 }
 
 export interface DirectPlan {
@@ -79,22 +93,9 @@ export function directConfig(p: DirectPlan): string {
     `(name = "AMI_VARS", json = ${str(JSON.stringify(p.vars))})`,
   ];
   if (p.origin) bindings.push(`(name = "ORIGIN", service = "origin")`);
-  const services = [
+  const main =
     `(name = "main", worker = (modules = [(name = "ami-entry.js", esModule = embed ${str(p.entryFile)}), ` +
-      `(name = "worker.js", esModule = embed ${str(p.moduleFile)})], ${date}, ` +
-      `globalOutbound = "deny", bindings = [${bindings.join(", ")}]))`,
-    `(name = "deny", worker = (modules = [(name = "deny.js", esModule = embed ${str(p.denyFile)})], ${date}, ` +
-      `globalOutbound = "deny"))`,
-    `(name = "kv", external = (address = ${str(p.kv.address)}, http = (injectRequestHeaders = [` +
-      `(name = "x-ami-edge-token", value = ${str(p.kv.token)})])))`,
-  ];
-  if (p.origin) services.push(`(name = "origin", external = (address = ${str(p.origin)}, http = ()))`);
-  return [
-    `using Workerd = import "/workerd/workerd.capnp";`,
-    "const config :Workerd.Config = (",
-    `  services = [\n    ${services.join(",\n    ")}\n  ],`,
-    `  sockets = [(name = "http", address = ${str(`unix:${p.socket}`)}, http = (), service = "main")],`,
-    ");",
-    "",
-  ].join("\n");
+    `(name = "worker.js", esModule = embed ${str(p.moduleFile)})], ${date}, ` +
+    `globalOutbound = "deny", bindings = [${bindings.join(", ")}]))`;
+  return configText(main, p);
 }
