@@ -32,7 +32,7 @@ import {
   type TestDatabase,
   testMatrixConfig,
 } from "../test/e2e/helpers/homeserver.ts";
-import { type BenchResult, round, runIfMain } from "./matrix/lib.ts";
+import { type BenchResult, round, runIfMain, untargetedRows } from "./matrix/lib.ts";
 
 const EVENTS = Number(process.env.BENCH_BACKUP_EVENTS ?? 100_000);
 const MEDIA_MIB = Number(process.env.BENCH_BACKUP_MEDIA_MIB ?? 64);
@@ -187,15 +187,7 @@ export async function run(backend: Backend): Promise<BenchResult[]> {
     const per1M = (s: number) => round((s * 1_000_000) / EVENTS, 1);
     const tool = backend === "sqlite" ? "sqlite3 .backup" : "pg_dump -Fc";
     const rtool = backend === "sqlite" ? "cp of the database file" : "pg_restore";
-    const row = (metric: string, value: number, unit: string, baseline: string): BenchResult => ({
-      bench: what,
-      metric,
-      value,
-      unit,
-      baseline,
-      target: "",
-      met: null,
-    });
+    const row = untargetedRows(what);
     return [
       row(`create, ${k} events (${ev.mib} MiB)`, round(ev.create, 2), "s", `${tool} alone ${round(dbBase, 2)} s`),
       row(`restore, ${k} events`, round(ev.restore, 2), "s", `${rtool} alone ${round(dbRestoreBase, 2)} s`),

@@ -19,6 +19,19 @@ export interface BenchResult {
   met: boolean | null;
 }
 
+/** Rows of one bench with no target: `row(metric, value, unit, baseline?)`, the baseline defaulting to `baseline`. */
+export const untargetedRows =
+  (bench: string, baseline = "") =>
+  (metric: string, value: number, unit: string, base = baseline): BenchResult => ({
+    bench,
+    metric,
+    value,
+    unit,
+    baseline: base,
+    target: "",
+    met: null,
+  });
+
 export const percentile = (xs: number[], p: number): number => {
   if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);

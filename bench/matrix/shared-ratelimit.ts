@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import { silentLogger } from "../../src/core/logger.ts";
 import { SharedRateLimiter } from "../../src/matrix/cluster/ratelimit.ts";
 import { RateLimiter } from "../../src/matrix/http/ratelimit.ts";
-import { type BenchResult, percentile, round, runIfMain } from "./lib.ts";
+import { type BenchResult, percentile, round, runIfMain, untargetedRows } from "./lib.ts";
 
 const N = 5_000;
 const IN_FLIGHT = 64;
@@ -56,15 +56,7 @@ export async function run(): Promise<BenchResult[]> {
     const takeRate = await perSecond(N * 4, async (i) => shared.take(key(i)));
     if (shared.fallbacks > 0) throw new Error(`${shared.fallbacks} takes fell back to the local bucket`);
     const baseline = `Redis PING p50 ${round(percentile(ping, 50), 0)} µs (p99 ${round(percentile(ping, 99), 0)}), ${Math.round(pingRate)}/s with ${IN_FLIGHT} in flight; in-memory bucket p50 ${round(percentile(mem, 50), 2)} µs`;
-    const row = (metric: string, value: number, unit: string): BenchResult => ({
-      bench: "shared-ratelimit",
-      metric,
-      value,
-      unit,
-      baseline,
-      target: "",
-      met: null,
-    });
+    const row = untargetedRows("shared-ratelimit", baseline);
     return [
       row("shared take p50", round(percentile(take, 50), 0), "µs"),
       row("shared take p99", round(percentile(take, 99), 0), "µs"),

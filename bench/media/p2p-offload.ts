@@ -16,7 +16,7 @@ import { silentLogger } from "../../src/core/logger.ts";
 import { MediaServer } from "../../src/media/media-server.ts";
 import { launchBrowser } from "../../test/e2e/helpers/browser.ts";
 import { publish, until } from "../../test/e2e/helpers/media-tools.ts";
-import { type BenchResult, round, runIfMain } from "../matrix/lib.ts";
+import { type BenchResult, round, runIfMain, untargetedRows } from "../matrix/lib.ts";
 
 const PATH = "live/offload";
 const VIEWERS = Number(process.env.P2P_VIEWERS ?? 10);
@@ -134,15 +134,7 @@ export async function run(): Promise<BenchResult[]> {
   const ratio = mesh.peerBytes + mesh.httpBytes > 0 ? mesh.peerBytes / (mesh.peerBytes + mesh.httpBytes) : 0;
   const kib = (b: number) => round(b / 1024, 1);
   const baseline = `HTTP only, same ${VIEWERS} viewers, same hls.js settings: origin ${kib(base.originBytesPerS)} KiB/s, ${base.stalls} stall(s); shipped LL-HLS player: ${kib(ll.originBytesPerS)} KiB/s, ${ll.stalls} stall(s)`;
-  const row = (metric: string, value: number, unit: string): BenchResult => ({
-    bench: "media-p2p-offload",
-    metric,
-    value,
-    unit,
-    baseline,
-    target: "",
-    met: null,
-  });
+  const row = untargetedRows("media-p2p-offload", baseline);
   return [
     row(`viewer offload ratio, ${VIEWERS} Chromium viewers`, round(ratio, 3), "peer / all segment bytes"),
     row(`origin bytes/s with the mesh, ${VIEWERS} viewers`, kib(mesh.originBytesPerS), "KiB/s"),
