@@ -65,8 +65,18 @@ export const meshSchema = z
     messagesPerSecond: z.number().int().min(1).max(1000).default(20),
     /** How long a player waits for a peer to have (or finish loading) a segment before it asks the server. */
     peerWaitMs: z.number().int().min(0).max(10_000).default(1000),
-    /** STUN/TURN servers handed to the players (e.g. our TURN service); none: host candidates only. */
+    /**
+     * Third-party STUN/TURN servers handed to every player as they are (no secrets here: every anonymous viewer
+     * reads them); none: host candidates only, plus our TURN below.
+     */
     iceServers: z.array(iceServerSchema).default([]),
+    /**
+     * With the `turn` feature on, each viewer also gets our TURN URIs with its own short-lived credentials (coturn's
+     * REST scheme, username `<expiry>:mesh-<viewer id>`, from turn's shared secret, which never leaves the server).
+     */
+    turn: z.boolean().default(true),
+    /** How long those credentials stay valid; the server sends fresh ones to viewers still there at half-time. */
+    turnTtlSeconds: z.number().int().min(60).max(86_400).default(3600),
   })
   .strict();
 

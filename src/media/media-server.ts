@@ -13,6 +13,7 @@ import { Abr } from "./abr/abr.ts";
 import { MediaAuth, PathGlobs } from "./auth/auth.ts";
 import { Hub } from "./hub.ts";
 import { MeshSignal } from "./mesh/signal.ts";
+import type { MeshTurn } from "./mesh/turn.ts";
 import { Outputs } from "./outputs.ts";
 import { Playback } from "./playback.ts";
 import { Pulls } from "./pulls.ts";
@@ -39,6 +40,8 @@ export interface MediaServerExtras {
   apiToken?: string;
   /** The runtime home's content-addressed store: finished recording files go into it (recordings.ts). */
   cas?: CasStore;
+  /** Our TURN for the viewer mesh (mesh/turn.ts meshTurn): each viewer gets short-lived credentials of its own. */
+  meshTurn?: MeshTurn;
 }
 
 export class MediaServer {
@@ -92,7 +95,13 @@ export class MediaServer {
       log,
     );
     this.mesh = c.mesh.enabled
-      ? new MeshSignal({ config: c.mesh, outputs: this.outputs, auth: this.auth, log: log.child({ server: "mesh" }) })
+      ? new MeshSignal({
+          config: c.mesh,
+          outputs: this.outputs,
+          auth: this.auth,
+          log: log.child({ server: "mesh" }),
+          turn: x.meshTurn,
+        })
       : undefined;
     const retry = { retryInitialMs: c.retryInitialMs, retryMaxMs: c.retryMaxMs };
     const abrLog = log.child({ server: "abr" });

@@ -32,10 +32,12 @@ export const mediaService: ServiceDef = {
     const { MediaServer } = await import("./media-server.ts");
     const { readControlToken } = await import("../control/client.ts");
     const { openStore } = await import("../cas/open.ts");
+    const { meshTurn } = await import("./mesh/turn.ts");
     const m = await MediaServer.start(config.media, log, {
       dataDir: paths.serviceData("media"),
       apiToken: readControlToken(config, paths),
       cas: openStore({ config, paths }),
+      meshTurn: meshTurn(config),
     });
     return { url: m.httpUrl, close: () => m.close() };
   },

@@ -6,8 +6,10 @@
  * viewer → server: `{t:"signal", to, data}` (an SDP or ICE candidate for a linked peer), `{t:"stats", peer, http,
  * rejected}` (cumulative bytes of segments from peers and over HTTP, peer segments refused by hash),
  * `{t:"bad", id}` (that peer sent a segment whose hash was wrong: unlink, never link again).
- * server → viewer: `{t:"welcome", id, ice, waitMs}`, `{t:"peer", id, offer}` (a new link; `offer`: this side
- * makes the offer), `{t:"signal", from, data}`, `{t:"gone", id}`.
+ * server → viewer: `{t:"welcome", id, ice, waitMs}` (`ice`: RTCIceServer[], with our TURN's short-lived
+ * credentials for this viewer when the turn feature is on), `{t:"ice", ice}` (fresh credentials, at half their
+ * lifetime), `{t:"peer", id, offer}` (a new link; `offer`: this side makes the offer), `{t:"signal", from, data}`,
+ * `{t:"gone", id}`.
  */
 
 export const MESH_PATH = "/_ami/mesh";

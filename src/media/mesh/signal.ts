@@ -17,6 +17,7 @@ import type { MeshConfig } from "../config.ts";
 import { validPath } from "../hub.ts";
 import type { Outputs } from "../outputs.ts";
 import { MESH_PATH, MeshClose, parseClientMessage } from "./protocol.ts";
+import { type MeshTurn, viewerIce } from "./turn.ts";
 
 interface Viewer {
   id: string;
@@ -31,6 +32,8 @@ interface Viewer {
   http: number;
   rejected: number;
   alive: boolean;
+  /** When its TURN credentials were minted (ms); fresh ones are sent at half their lifetime. */
+  iceAt: number;
 }
 
 interface Totals {
@@ -77,14 +80,16 @@ export class MeshSignal {
   readonly #outputs: Outputs;
   readonly #auth: MediaAuth | undefined;
   readonly #log: Logger;
+  readonly #turn: MeshTurn | undefined;
   readonly #wss: WebSocketServer;
   readonly #swarms = new Map<string, Swarm>();
   readonly #sweep: NodeJS.Timeout;
   /** Sockets closed for misbehaving (malformed, binary, too big, flooding), for tests and the logs. */
   closedForAbuse = 0;
 
-  constructor(o: { config: MeshConfig; outputs: Outputs; auth?: MediaAuth; log: Logger }) {
+  constructor(o: { config: MeshConfig; outputs: Outputs; auth?: MediaAuth; log: Logger; turn?: MeshTurn }) {
     this.#c = o.config;
+    this.#turn = o.turn;
     this.#outputs = o.outputs;
     this.#auth = o.auth;
     this.#log = o.log;
@@ -146,6 +151,7 @@ export class MeshSignal {
       http: 0,
       rejected: 0,
       alive: true,
+      iceAt: Date.now(),
     };
     swarm.viewers.set(v.id, v);
     ws.on("message", (data, binary) => {
@@ -166,7 +172,8 @@ export class MeshSignal {
       this.closedForAbuse++;
       this.#log.debug("mesh socket error", { error: String(e) });
     });
-    this.#send(v, { t: "welcome", id: v.id, ice: this.#c.iceServers, waitMs: this.#c.peerWaitMs });
+    const ice = viewerIce(this.#c.iceServers, this.#turn, v.id, v.iceAt);
+    this.#send(v, { t: "welcome", id: v.id, ice, waitMs: this.#c.peerWaitMs });
     this.#fill(v);
   }
 
@@ -264,11 +271,18 @@ export class MeshSignal {
   }
 
   #tick(): void {
+    const now = Date.now();
+    const halfLife = ((this.#turn?.ttlSeconds ?? 0) * 1000) / 2;
     for (const [path, s] of this.#swarms) {
       for (const v of s.viewers.values()) {
         if (!v.alive) {
           v.ws.terminate();
           continue;
+        }
+        // A viewer that stays long makes new peer connections after its credentials expired: fresh ones, before.
+        if (this.#turn && now - v.iceAt >= halfLife) {
+          v.iceAt = now;
+          this.#send(v, { t: "ice", ice: viewerIce(this.#c.iceServers, this.#turn, v.id, now) });
         }
         v.alive = false;
         v.ws.ping();

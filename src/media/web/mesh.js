@@ -196,7 +196,15 @@
         return;
       }
       if (m.t === "welcome") Object.assign(this, { id: m.id, ice: m.ice ?? [], waitMs: m.waitMs ?? 1000 });
-      else if (m.t === "peer" && !this.peers.has(m.id)) this.peers.set(m.id, new Peer(this, m.id, m.offer));
+      else if (m.t === "ice" && Array.isArray(m.ice)) {
+        // Fresh TURN credentials: new connections use them, open ones refresh their relay allocations with them.
+        this.ice = m.ice;
+        for (const p of this.peers.values()) {
+          try {
+            p.pc?.setConfiguration({ ...p.pc.getConfiguration(), iceServers: m.ice });
+          } catch {}
+        }
+      } else if (m.t === "peer" && !this.peers.has(m.id)) this.peers.set(m.id, new Peer(this, m.id, m.offer));
       else if (m.t === "signal") this.peers.get(m.from)?.onSignal(m.data);
       else if (m.t === "gone") this.peers.get(m.id)?.close();
       this.changed();
