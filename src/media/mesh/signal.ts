@@ -87,7 +87,15 @@ export class MeshSignal {
   /** Sockets closed for misbehaving (malformed, binary, too big, flooding), for tests and the logs. */
   closedForAbuse = 0;
 
-  constructor(o: { config: MeshConfig; outputs: Outputs; auth?: MediaAuth; log: Logger; turn?: MeshTurn }) {
+  constructor(o: {
+    config: MeshConfig;
+    outputs: Outputs;
+    auth?: MediaAuth;
+    log: Logger;
+    turn?: MeshTurn;
+    /** How often silent viewers are pinged and TURN credentials renewed (tests shorten it). */
+    sweepMs?: number;
+  }) {
     this.#c = o.config;
     this.#turn = o.turn;
     this.#outputs = o.outputs;
@@ -100,7 +108,7 @@ export class MeshSignal {
       maxPayload: o.config.maxMessageBytes,
     });
     // Pings find viewers that vanished without a close; swarms of ended streams keep their totals until then.
-    this.#sweep = setInterval(() => this.#tick(), 15_000);
+    this.#sweep = setInterval(() => this.#tick(), o.sweepMs ?? 15_000);
     this.#sweep.unref();
   }
 

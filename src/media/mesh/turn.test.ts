@@ -78,6 +78,41 @@ test("each viewer gets its own short-lived TURN credentials, valid in coturn's s
   assert.notEqual(a.m.ice[1]?.username, b.m.ice[1]?.username);
 });
 
+test("a viewer still there at half its credentials' lifetime gets fresh ones", async () => {
+  const short = new MeshSignal({
+    config: meshSchema.parse({ enabled: true }),
+    outputs,
+    log: silentLogger,
+    turn: { secret: SECRET, uris: ["turn:203.0.113.5:3478"], ttlSeconds: 2 },
+    sweepMs: 200,
+  });
+  const l = createHttpListener({
+    name: "mesh turn refresh",
+    log: silentLogger,
+    handler: (_q, res) => res.writeHead(404).end(),
+    upgrade: (req, socket, head, t) => short.upgrade(req, socket, head, t),
+  });
+  const p = await l.listen(0, "127.0.0.1");
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${p}${MESH_PATH}?path=live/a`);
+    const got: { t: string; ice: { username: string; credential: string }[] }[] = [];
+    ws.on("message", (d) => got.push(JSON.parse(String(d))));
+    // Renewed at the first sweep 1 s after the welcome (waited for, not timed: the machine may be loaded).
+    for (let i = 0; i < 100 && !got.some((m) => m.t === "ice"); i++) await new Promise((r) => setTimeout(r, 100));
+    ws.close();
+    const [first, ...fresh] = got;
+    assert.equal(first?.t, "welcome");
+    assert.ok(fresh.length >= 1 && fresh.every((m) => m.t === "ice"), JSON.stringify(got));
+    const old = first?.ice[0]?.username ?? "";
+    const renewed = fresh.at(-1)?.ice[0];
+    assert.ok(renewed && Number(renewed.username.split(":")[0]) > Number(old.split(":")[0]), "a later expiry");
+    assert.equal(renewed.credential, createHmac("sha1", SECRET).update(renewed.username).digest("base64"));
+  } finally {
+    short.close();
+    await l.close();
+  }
+});
+
 const config = (o: { turn?: object; mesh?: object }): Config =>
   configSchema.parse({ home, turn: o.turn ?? {}, media: { mesh: { enabled: true, ...o.mesh } } });
 
