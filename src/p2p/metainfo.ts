@@ -172,10 +172,10 @@ function v2Files(tree: BDict, pieceLength: number): TorrentFile[] {
     if (depth > 64) bad("file tree too deep");
     for (const key of Object.keys(node).sort()) {
       const child = node[key];
-      if (!isDict(child)) return bad("bad file tree node");
+      if (!isDict(child)) throw new AmiError("AMI_INVALID_INPUT", "torrent: bad file tree node");
       if (key === "") {
         const len = bget.int(child, "length");
-        if (len === undefined || len < 0) return bad("bad file length");
+        if (len === undefined || len < 0) throw new AmiError("AMI_INVALID_INPUT", "torrent: bad file length");
         const root = bget.bytes(child, "pieces root");
         if (len > 0 && root?.length !== 32) bad("file without a pieces root");
         out.push({ path, length: len, offset, pad: false, piecesRoot: root });
