@@ -267,7 +267,8 @@ export class Torrent extends EventEmitter {
         return;
       case "unchoke":
         p.peerChoking = false;
-        return this.fill(p);
+        this.fill(p);
+        return;
       case "interested":
         p.peerInterested = true;
         // A free upload slot need not wait for the next round.
@@ -280,13 +281,16 @@ export class Torrent extends EventEmitter {
         p.peerInterested = false;
         return;
       case "have":
-        return this.onHave(p, m.index);
+        this.onHave(p, m.index);
+        return;
       case "bitfield":
       case "haveAll":
       case "haveNone":
-        return this.onBitfield(p, m.type === "bitfield" ? m.bits : m.type === "haveAll");
+        this.onBitfield(p, m.type === "bitfield" ? m.bits : m.type === "haveAll");
+        return;
       case "request":
-        return this.onRequest(p, m);
+        this.onRequest(p, m);
+        return;
       case "cancel":
         p.queue = p.queue.filter((r) => !(r.index === m.index && r.begin === m.begin));
         return;
@@ -297,14 +301,17 @@ export class Torrent extends EventEmitter {
         return;
       case "allowedFast":
         p.allowedFast.add(m.index);
-        return this.fill(p);
+        this.fill(p);
+        return;
       case "piece":
-        return void this.onPiece(p, m.index, m.begin, m.block);
+        void this.onPiece(p, m.index, m.begin, m.block);
+        return;
       case "port":
         if (m.port > 0) this.node.onDhtPort?.({ host: p.wire.remote.host, port: m.port });
         return;
       case "extended":
-        return this.onExtended(p, m.ext, m.payload);
+        this.onExtended(p, m.ext, m.payload);
+        return;
     }
   }
 
@@ -384,7 +391,10 @@ export class Torrent extends EventEmitter {
     if (!whole) return;
     this.picker.finish(index);
     const ok = await this.storage.write(index, whole.data);
-    if (!ok) return this.hashFailed(whole.sources, index);
+    if (!ok) {
+      this.hashFailed(whole.sources, index);
+      return;
+    }
     for (const q of this.peers.keys()) q.wire.send({ type: "have", index });
     for (const q of this.peers.keys()) if (q.amInterested) this.updateInterest(q);
     if (this.storage.complete) await this.finish();
