@@ -22,8 +22,8 @@ export function rawQuery(search: string): Map<string, Buffer[]> {
   for (const part of search.replace(/^\?/, "").split("&")) {
     if (!part) continue;
     const eq = part.indexOf("=");
-    const k = unescape(eq < 0 ? part : part.slice(0, eq)).toString("latin1");
-    const v = unescape(eq < 0 ? "" : part.slice(eq + 1));
+    const k = unescapeBytes(eq < 0 ? part : part.slice(0, eq)).toString("latin1");
+    const v = unescapeBytes(eq < 0 ? "" : part.slice(eq + 1));
     const list = out.get(k) ?? [];
     list.push(v);
     out.set(k, list);
@@ -31,7 +31,7 @@ export function rawQuery(search: string): Map<string, Buffer[]> {
   return out;
 }
 
-function unescape(s: string): Buffer {
+function unescapeBytes(s: string): Buffer {
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s[i] as string;
@@ -87,18 +87,33 @@ export class TrackerServer {
 
   private handle(req: IncomingMessage, res: ServerResponse, t: Target): void {
     const q = rawQuery(t.search);
-    if (t.pathname === "/announce") return this.announce(req, res, q);
-    if (t.pathname === "/scrape") return this.scrape(res, q);
+    if (t.pathname === "/announce") {
+      this.announce(req, res, q);
+      return;
+    }
+    if (t.pathname === "/scrape") {
+      this.scrape(res, q);
+      return;
+    }
     res.writeHead(404).end();
   }
 
   private announce(req: IncomingMessage, res: ServerResponse, q: Map<string, Buffer[]>): void {
     const ih = q.get("info_hash")?.[0];
     const port = Number(q.get("port")?.[0]?.toString() ?? "");
-    if (ih?.length !== 20) return this.reply(res, { "failure reason": "info_hash must be 20 bytes" });
-    if (!(port > 0 && port < 65536)) return this.reply(res, { "failure reason": "bad port" });
+    if (ih?.length !== 20) {
+      this.reply(res, { "failure reason": "info_hash must be 20 bytes" });
+      return;
+    }
+    if (!(port > 0 && port < 65536)) {
+      this.reply(res, { "failure reason": "bad port" });
+      return;
+    }
     const hex = ih.toString("hex");
-    if (!this.o.open && !this.allowed.has(hex)) return this.reply(res, { "failure reason": "unregistered torrent" });
+    if (!this.o.open && !this.allowed.has(hex)) {
+      this.reply(res, { "failure reason": "unregistered torrent" });
+      return;
+    }
     this.announces++;
     const host = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
     const key = `${host}:${port}`;

@@ -111,7 +111,7 @@ function expandV6(h: string): Buffer | undefined {
   const groups = tail === undefined ? a : [...a, ...Array(8 - a.length - b.length).fill("0"), ...b];
   if (groups.length !== 8) return undefined;
   const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g || "0", 16) & 0xffff, i * 2));
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g || "0", 16) & 0xffff, i * 2);
   return out;
 }
 

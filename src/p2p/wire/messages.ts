@@ -76,7 +76,7 @@ const withInts = (id: number, ...ints: number[]): Buffer => {
   const b = Buffer.alloc(5 + 4 * ints.length);
   b.writeUInt32BE(1 + 4 * ints.length, 0);
   b[4] = id;
-  ints.forEach((n, i) => b.writeUInt32BE(n, 5 + 4 * i));
+  for (const [i, n] of ints.entries()) b.writeUInt32BE(n, 5 + 4 * i);
   return b;
 };
 

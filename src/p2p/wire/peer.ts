@@ -146,7 +146,10 @@ function readHandshake(socket: Socket, timeoutMs: number): Promise<{ hs: Handsha
     const onData = (d: Buffer): void => {
       buf = Buffer.concat([buf, d]);
       // Reject early: the first 20 bytes must be the protocol string.
-      if (buf[0] !== 19) return done(new AmiError("AMI_INVALID_INPUT", "peer wire: not a BitTorrent handshake"));
+      if (buf[0] !== 19) {
+        done(new AmiError("AMI_INVALID_INPUT", "peer wire: not a BitTorrent handshake"));
+        return;
+      }
       if (buf.length < HANDSHAKE_LENGTH) return;
       try {
         const hs = decodeHandshake(buf);
