@@ -41,7 +41,7 @@ export interface P2pNodeOptions {
   chokeIntervalMs?: number;
   announceIntervalMs?: number;
   /** Built-in tracker: port (0 = any) and whether it tracks any infohash or only ours. */
-  tracker?: { port: number; host?: string; open?: boolean; publicHost?: string };
+  tracker?: { port: number; host?: string; open?: boolean; publicHost?: string; intervalSec?: number };
   dhtPort?: number;
   onDhtPort?: (peer: PeerAddress) => void;
   /** Load torrents saved under the data dir on start (the service does; tests usually not). */
@@ -98,7 +98,11 @@ export class P2pNode {
     const addr = server.address();
     this.port = typeof addr === "object" && addr ? addr.port : 0;
     if (this.o.tracker) {
-      this.tracker = new TrackerServer({ log: this.o.log, open: this.o.tracker.open ?? true });
+      this.tracker = new TrackerServer({
+        log: this.o.log,
+        open: this.o.tracker.open ?? true,
+        intervalSec: this.o.tracker.intervalSec ?? 60,
+      });
       const th = this.o.tracker.host ?? host;
       const tport = await this.tracker.listen(this.o.tracker.port, th);
       const shown = this.o.tracker.publicHost ?? (th === "0.0.0.0" || th === "::" ? "127.0.0.1" : th);
@@ -135,7 +139,8 @@ export class P2pNode {
     try {
       const wire = await PeerWire.accept(socket, (ih) => this.torrents.get(ih.toString("hex"))?.handshake());
       this.torrents.get(wire.theirs.infohash.toString("hex"))?.addPeer(wire);
-    } catch {
+    } catch (e) {
+      this.o.log.debug(`p2p: incoming ${socket.remoteAddress}: ${toAmiError(e).message}`);
       socket.destroy();
     }
   }
@@ -215,6 +220,7 @@ export class P2pNode {
     const torrentFile = await this.save(meta, torrent, fileIds);
     const t = this.addMeta(meta);
     await t.adopt(fileIds);
+    await Promise.race([t.announced, new Promise((r) => setTimeout(r, 5000).unref())]);
     return {
       infohash: wireHash(meta).toString("hex"),
       infohashV2: meta.infohashV2?.toString("hex"),

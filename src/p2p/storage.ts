@@ -25,6 +25,8 @@ export class TorrentStorage {
   private readonly cas: CasStore;
   private readonly partialPath: string;
   private fh: FileHandle | null = null;
+  private opening: Promise<FileHandle> | null = null;
+  private readonly writing = new Set<number>();
   private readonly cache = new Map<number, Buffer>();
   private cacheBytes = 0;
 
@@ -61,12 +63,17 @@ export class TorrentStorage {
   /** Verify and store a downloaded piece; false (nothing written) when its hash does not match. */
   async write(index: number, data: Buffer): Promise<boolean> {
     if (!verifyPiece(this.meta, index, data)) return false;
-    if (Bits.get(this.have, index)) return true;
-    if (!this.fh) {
-      await mkdir(join(this.partialPath, ".."), { recursive: true });
-      this.fh = await open(this.partialPath, "w+");
+    if (Bits.get(this.have, index) || this.writing.has(index)) return true;
+    this.writing.add(index);
+    try {
+      this.opening ??= mkdir(join(this.partialPath, ".."), { recursive: true }).then(() =>
+        open(this.partialPath, "w+"),
+      );
+      this.fh = await this.opening;
+      await this.fh.write(data, 0, data.length, index * this.meta.pieceLength);
+    } finally {
+      this.writing.delete(index);
     }
-    await this.fh.write(data, 0, data.length, index * this.meta.pieceLength);
     Bits.set(this.have, index);
     this.haveCount++;
     this.remember(index, data);
@@ -141,8 +148,9 @@ export class TorrentStorage {
   }
 
   async close(): Promise<void> {
-    const fh = this.fh;
+    const fh = this.fh ?? (await this.opening?.catch(() => null));
     this.fh = null;
+    this.opening = null;
     await fh?.close();
   }
 

@@ -76,6 +76,8 @@ export class Torrent extends EventEmitter {
   private readonly dialing = new Set<string>();
   private metadata: MetadataFetch | undefined;
   private stopped = false;
+  /** The first round of announces and lookups (publish waits for it, so a tracker knows us before we answer). */
+  announced: Promise<void> = Promise.resolve();
   private finalizing = false;
 
   constructor(node: NodeContext, init: TorrentInit) {
@@ -132,7 +134,7 @@ export class Torrent extends EventEmitter {
     }, 90_000);
     this.timers.push(tick, choke, discover, pex, keepalive);
     for (const t of this.timers) t.unref();
-    void this.discover();
+    this.announced = this.discover();
     this.connectKnown();
   }
 
@@ -389,8 +391,9 @@ export class Torrent extends EventEmitter {
     const whole = this.picker.received(p, index, begin, block);
     this.fill(p);
     if (!whole) return;
-    this.picker.finish(index);
+    // The piece stays active (all blocks in, nothing to hand out) until it is on disk, or it would be picked again.
     const ok = await this.storage.write(index, whole.data);
+    this.picker.finish(index);
     if (!ok) {
       this.hashFailed(whole.sources, index);
       return;
