@@ -35,6 +35,8 @@ export interface Unit {
   kind: "service" | "program";
   /** Set for a service that can run as several processes (ServiceDef.withWorkers). */
   withWorkers?: (config: Config, workers: number) => Config;
+  /** ServiceDef.startFlags. */
+  startFlags?: Record<string, string>;
   summary: string;
   enabled(config: Config): boolean;
   /** Where it answers (a service's base URL; a program's health target, or "-"). */
@@ -60,6 +62,7 @@ export function serviceUnit(def: ServiceDef): Unit {
     name: def.name,
     kind: "service",
     withWorkers: def.withWorkers ? (c, n) => def.withWorkers!(c, n) : undefined,
+    startFlags: def.startFlags,
     summary: def.summary,
     enabled: (c) => def.enabled(c),
     url: (c) => def.baseUrl(c),

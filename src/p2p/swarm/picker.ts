@@ -91,6 +91,8 @@ export class Picker<P> {
       const asked = p.asked[b] as Set<P>;
       if (p.got[b] || asked.has(peer)) continue;
       if (asked.size > 0 && !endgame) continue;
+      // Endgame asks one more peer per block, not all of them: the slow one is covered, the bytes not wasted.
+      if (endgame && asked.size >= 2) continue;
       asked.add(peer);
       out.push(p.block(b));
     }

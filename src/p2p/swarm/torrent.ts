@@ -177,8 +177,15 @@ export class Torrent extends EventEmitter {
     );
   }
 
+  /** Peers heard of elsewhere (ops, tests): remember them and dial while there is room. */
+  addPeers(addrs: PeerAddress[]): void {
+    for (const a of addrs) this.known.set(`${a.host}:${a.port}`, a);
+    this.connectKnown();
+  }
+
   private connectKnown(): void {
-    if (this.stopped || this.complete) return;
+    // Seeds dial too: a leecher that cannot reach us (or will not dial, as some clients delay) still gets served.
+    if (this.stopped) return;
     for (const [key, addr] of this.known) {
       if (this.peers.size + this.dialing.size >= this.node.maxPeers) return;
       if (this.dialing.has(key) || this.node.banned.has(key) || this.connectedTo(addr)) continue;
