@@ -37,7 +37,7 @@ export const p2pSchema = z
         intervalSeconds: z.number().int().min(1).default(60),
       })
       .strict()
-      .default({}),
+      .prefault({}),
   })
   .strict();
 
