@@ -105,8 +105,8 @@ async function handle(
   try {
     if (req.method === "GET") {
       if (path === "/health") return sendJson(res, 200, { ok: true });
-      if (path === "/_ami/stats" || path === "/api/p2p/status")
-        return sendJson(res, 200, { ...node.stats(), ...flags });
+      if (path === "/_ami/stats") return sendJson(res, 200, keyFigures(node));
+      if (path === "/api/p2p/status") return sendJson(res, 200, { ...node.stats(), ...flags });
       if (path === "/api/p2p/ls")
         return sendJson(
           res,
@@ -156,4 +156,24 @@ async function handle(
     const err = toAmiError(e);
     sendError(res, err);
   }
+}
+
+/** Flat numbers for the monitor: peers, rates, torrents (seeding / downloading), bans, tracker load. */
+function keyFigures(node: P2pNode): Record<string, number> {
+  const list = [...node.torrents.values()].map((t) => t.stats());
+  const sum = (f: (t: (typeof list)[number]) => number) => list.reduce((s, t) => s + f(t), 0);
+  return {
+    torrents: list.length,
+    seeding: list.filter((t) => t.complete).length,
+    downloading: list.filter((t) => !t.complete).length,
+    peers: sum((t) => t.peers),
+    download_bytes_per_second: Math.round(sum((t) => t.downloadRate)),
+    upload_bytes_per_second: Math.round(sum((t) => t.uploadRate)),
+    downloaded_bytes: sum((t) => t.downloaded),
+    uploaded_bytes: sum((t) => t.uploaded),
+    hash_failures: sum((t) => t.hashFailures),
+    banned_peers: node.banned.size,
+    tracker_swarms: node.tracker?.swarms.size ?? 0,
+    tracker_announces: node.tracker?.announces ?? 0,
+  };
 }
