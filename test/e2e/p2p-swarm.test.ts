@@ -123,3 +123,38 @@ test("a peer serving corrupt pieces is detected by hash, banned, and the downloa
   for await (const c of cas.get(t.storage?.fileIds?.[0] as string)) parts.push(c);
   assert.deepEqual(Buffer.concat(parts), data);
 });
+
+test("hostile input on the peer port: garbage, an oversized frame and an unknown infohash each lose only their connection", async () => {
+  const { connect } = await import("node:net");
+  const { encodeHandshake } = await import("../../src/p2p/wire/messages.ts");
+  const node = makeNode(join(dir, "hostile"), { host: "127.0.0.1" });
+  nodes.push(node);
+  await node.start();
+  const file = join(dir, "small.bin");
+  writeFileSync(file, randomBytes(40_000));
+  const pub = await node.publish(file);
+  const closed = (payload: Buffer[]) =>
+    new Promise<boolean>((resolve) => {
+      const s = connect(node.port, "127.0.0.1", () => {
+        for (const p of payload) s.write(p);
+      });
+      s.on("data", () => {});
+      s.on("error", () => {});
+      s.on("close", () => resolve(true));
+    });
+  const hs = encodeHandshake({
+    reserved: Reserved.make({ fast: true }),
+    infohash: Buffer.from(pub.infohash, "hex"),
+    peerId: Buffer.from("-XX0001-hostilehosti"),
+  });
+  const huge = Buffer.alloc(5);
+  huge.writeUInt32BE(0x7fffffff, 0);
+  assert.ok(await closed([Buffer.from("GET / HTTP/1.1\r\n\r\n")]));
+  assert.ok(await closed([hs, huge]));
+  assert.ok(await closed([Buffer.concat([hs.subarray(0, 28), Buffer.alloc(40, 9)])])); // unknown infohash
+  // Still serving: a real download works afterwards.
+  const other = makeNode(join(dir, "after-hostile"), { host: "127.0.0.1" });
+  nodes.push(other);
+  await other.start();
+  await other.add(readFileSync(pub.torrentFile), [{ host: "127.0.0.1", port: node.port }]).done();
+});
