@@ -260,7 +260,6 @@ export class Torrent extends EventEmitter {
   }
 
   private onMessage(p: Peer, m: Message): void {
-    if (process.env.AMI_P2P_TRACE) this.node.log.debug(`p2p: ${p.label} -> ${m.type}`);
     switch (m.type) {
       case "keepalive":
       case "unknown":
