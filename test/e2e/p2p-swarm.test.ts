@@ -31,7 +31,7 @@ test("1 seeder + 20 leechers: all complete, the seeder uploads at most 2x the fi
   const seeder = makeNode(join(dir, "seed"), {
     host: "127.0.0.1",
     tracker: { port: 0, host: "127.0.0.1", intervalSec: 2 },
-    uploadLimit: 1024 * 1024,
+    uploadLimit: 512 * 1024,
   });
   nodes.push(seeder);
   await seeder.start();
