@@ -4,7 +4,7 @@
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
  * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, cdn-h2, thumbnail, startup,
- * state-res, edge, scale-out, shared-ratelimit, media, media-p2p, dht).
+ * state-res, edge, scale-out, shared-ratelimit, p2p, media, media-p2p, dht).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -60,6 +60,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   // Chromium), WebRTC re-encode CPU of H.265 with keyframes on demand (against an IDR a second), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
   // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy), SRT ingest CPU (against the
   // ffmpeg listener it replaced), playlist/segment req/s (against nginx static) and the service's RSS.
+  // BitTorrent (issue 15): 20 leechers of ours vs node:http to 20 clients; a 256 MiB download, ours vs aria2c.
+  p2p: async () => (await import("./p2p/swarm.ts")).run(),
   media: async () => [
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),

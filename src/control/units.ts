@@ -37,6 +37,8 @@ export interface Unit {
   instanceOf?: string;
   /** Set for a service that can run as several processes (ServiceDef.withWorkers). */
   withWorkers?: (config: Config, workers: number) => Config;
+  /** ServiceDef.startFlags. */
+  startFlags?: Record<string, string>;
   summary: string;
   enabled(config: Config): boolean;
   /** Where it answers (a service's base URL; a program's health target, or "-"). */
@@ -68,6 +70,7 @@ export function serviceUnit(def: ServiceDef, inst?: ServiceInstance): Unit {
     kind: "service",
     instanceOf: inst ? def.name : undefined,
     withWorkers: def.withWorkers ? (c, n) => def.withWorkers!(c, n) : undefined,
+    startFlags: def.startFlags,
     summary: inst ? inst.summary : def.summary,
     enabled: (c) => (inst ? inst.enabled : def.enabled(c)),
     url: base,

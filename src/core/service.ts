@@ -48,4 +48,9 @@ export interface ServiceDef {
    * AMI_INVALID_CONFIG error naming why not. Absent: one process only.
    */
   withWorkers?(config: Config, workers: number): Config;
+  /**
+   * Boolean flags `<name> start|restart` accept (flag → description), e.g. p2p's `--bootstrap`. The op writes
+   * the ones given to <home>/run/<name>.flags.json before starting; the service reads them with `startFlags()`.
+   */
+  startFlags?: Record<string, string>;
 }

@@ -50,13 +50,11 @@ test("status with nothing running exits 0 and says so", async () => {
   assert.match(down.stdout, /nothing is running/);
 });
 
-test("capabilities not built yet fail clearly with exit 4, never pretend", async () => {
-  for (const cmd of [["p2p", "start", "--bootstrap"]]) {
-    const r = await cli([...cmd, "--json"], { env });
-    assert.equal(r.code, 4, cmd.join(" "));
-    assert.equal(json(r).error.code, "AMI_NOT_BUILT");
-    assert.match(r.stderr, /not built yet/);
-  }
+test("p2p start --bootstrap takes its flag and, with p2p disabled, says which key enables it", async () => {
+  const r = await cli(["p2p", "start", "--bootstrap", "--json"], { env });
+  assert.equal(r.code, 2);
+  assert.equal(json(r).error.code, "AMI_INVALID_CONFIG");
+  assert.match(r.stderr, /p2p\.enabled/);
 });
 
 test("cdn deploy / list / purge / stats / remove: two regional nodes in front of a shield, through the CLI", async () => {

@@ -57,7 +57,7 @@ test("stdio: lists tools, calls a read-only op, errors are isError results, prog
     );
     const nb = await client.callTool({ name: "p2p_start", arguments: {} });
     assert.equal(nb.isError, true);
-    assert.match(JSON.stringify(nb.content), /AMI_NOT_BUILT/);
+    assert.match(JSON.stringify(nb.content), /AMI_INVALID_CONFIG.*p2p\.enabled|p2p\.enabled.*AMI_INVALID_CONFIG/);
     const bad = await client.callTool({ name: "config_validate", arguments: { file: 42 } });
     assert.equal(bad.isError, true);
     assert.match(JSON.stringify(bad.content), /AMI_INVALID_INPUT/);

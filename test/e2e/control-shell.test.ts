@@ -76,12 +76,9 @@ test("acdnd is `cdn deploy`: a bad region is refused before anything starts", as
   assert.equal(r.stdout, "");
 });
 
-test("capabilities not built yet fail with a message naming what is missing (exit 4)", async () => {
-  const cases: [string, RegExp][] = [["ap2p --bootstrap", /P2P network node.*not built yet/]];
-  for (const [cmd, re] of cases) {
-    const r = await shell(cmd, { env: h.env });
-    assert.equal(r.code, 4, cmd);
-    assert.match(r.stderr, re);
-    assert.equal(r.stdout, "");
-  }
+test("ap2p --bootstrap is `p2p start --bootstrap`: with p2p disabled it names the key (exit 2)", async () => {
+  const r = await shell("ap2p --bootstrap", { env: h.env });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /p2p is disabled in the config \(p2p\.enabled: false\)/);
+  assert.equal(r.stdout, "");
 });

@@ -1,4 +1,6 @@
 /** `<service> start|stop|status|restart`, generated for every supervised unit (our services and external programs). */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { AmiError } from "../../core/errors.ts";
 import { defineOp, type OpContext, type OpDef } from "../../core/ops.ts";
@@ -60,7 +62,10 @@ export function serviceOps(def: Unit): OpDef<any, any>[] {
     return { changed, message, status, describe: def.describe(ctx.config, ctx.paths) };
   };
   // A service that runs as several processes takes --workers (the supervisor keeps it for later restarts).
-  const startInput = def.withWorkers
+  const flagShape = Object.fromEntries(
+    Object.entries(def.startFlags ?? {}).map(([k, d]) => [k, z.boolean().optional().describe(d)]),
+  );
+  const startInput0 = def.withWorkers
     ? z
         .object({
           workers: z
@@ -73,6 +78,12 @@ export function serviceOps(def: Unit): OpDef<any, any>[] {
         })
         .strict()
     : z.object({}).strict();
+  const startInput = startInput0.extend(flagShape).strict();
+  const writeFlags = (ctx: OpContext, i: Record<string, unknown>): void => {
+    if (!def.startFlags) return;
+    const flags = Object.fromEntries(Object.keys(def.startFlags).map((k) => [k, i[k] === true]));
+    writeFileSync(join(ctx.paths.run, `${n}.flags.json`), JSON.stringify(flags));
+  };
   const human = (o: z.infer<typeof changeOutput>) => [o.message, ...(o.changed ? o.describe : [])].join("\n");
   return [
     defineOp({
@@ -83,7 +94,10 @@ export function serviceOps(def: Unit): OpDef<any, any>[] {
       output: changeOutput,
       annotations: { readOnly: false, destructive: false, idempotent: true },
       human,
-      run: (i: { workers?: number }, ctx) => start(ctx, false, i.workers),
+      run: (i: { workers?: number }, ctx) => {
+        writeFlags(ctx, i);
+        return start(ctx, false, i.workers);
+      },
     }),
     defineOp({
       name: `${n}.restart`,
@@ -92,7 +106,10 @@ export function serviceOps(def: Unit): OpDef<any, any>[] {
       output: changeOutput,
       annotations: { readOnly: false, destructive: true, idempotent: false },
       human,
-      run: (i: { workers?: number }, ctx) => start(ctx, true, i.workers),
+      run: (i: { workers?: number }, ctx) => {
+        writeFlags(ctx, i);
+        return start(ctx, true, i.workers);
+      },
     }),
     defineOp({
       name: `${n}.stop`,

@@ -1,0 +1,60 @@
+/** What a torrent knows about one connected peer: choke/interest state both ways, its pieces, our requests. */
+import type { PeerAddress } from "../discovery.ts";
+import type { ExtHandshake } from "../wire/extension.ts";
+import { Reserved } from "../wire/messages.ts";
+import type { PeerWire } from "../wire/peer.ts";
+import type { BlockRequest } from "./picker.ts";
+import { Rate } from "./ratelimit.ts";
+
+/** Their requests we keep queued at most; more is a flood and drops the peer. */
+export const MAX_QUEUED_REQUESTS = 1000;
+
+export class Peer {
+  readonly wire: PeerWire;
+  /** Address it listens on when known (we dialed it, or its BEP 10 `p`), for PEX and bans. */
+  listen: PeerAddress | undefined;
+  readonly fast: boolean;
+  readonly extended: boolean;
+  readonly dht: boolean;
+  amChoking = true;
+  amInterested = false;
+  peerChoking = true;
+  peerInterested = false;
+  /** Its pieces (null until a bitfield/have-all/have-none or, for a magnet, until we know the piece count). */
+  bits: Buffer | null = null;
+  /** What it announced before we had the metadata (replayed once we do). */
+  early: { all?: boolean; bits?: Buffer; haves: number[] } = { haves: [] };
+  ext: ExtHandshake | null = null;
+  /** Our requests to it, by "index:begin". */
+  readonly inflight = new Map<string, BlockRequest>();
+  /** Pieces it lets us request while choked (BEP 6). */
+  readonly allowedFast = new Set<number>();
+  /** Its requests to us, served in order. */
+  queue: BlockRequest[] = [];
+  pumping = false;
+  readonly down = new Rate();
+  readonly up = new Rate();
+  /** Blocks it sent that belonged to pieces failing their hash. */
+  strikes = 0;
+  readonly connectedAt = Date.now();
+  /** Max requests it accepts at once (BEP 10 reqq). */
+  reqq = 250;
+
+  constructor(wire: PeerWire, dialed?: PeerAddress) {
+    this.wire = wire;
+    this.listen = dialed;
+    this.fast = Reserved.fast(wire.theirs.reserved);
+    this.extended = Reserved.extended(wire.theirs.reserved);
+    this.dht = Reserved.dht(wire.theirs.reserved);
+  }
+
+  get id(): string {
+    return this.wire.theirs.peerId.toString("hex");
+  }
+
+  get label(): string {
+    return `${this.wire.remote.host}:${this.wire.remote.port}`;
+  }
+}
+
+export const blockKey = (r: { index: number; begin: number }): string => `${r.index}:${r.begin}`;
