@@ -16,6 +16,9 @@ import { aria2, localAddress, makeNode, startTransmission, type Transmission } f
 
 const dir = mkdtempSync(join(tmpdir(), "p2p-interop-"));
 const ip = localAddress();
+// Transmission 3.00 ignores peers at 127.x that a tracker names, so the tracker hands out this machine's own address.
+const noLan =
+  ip === "127.0.0.1" && "this machine has no IPv4 address but loopback, and transmission ignores 127.x peers";
 let ours: P2pNode;
 let tr: Transmission;
 const cleanup: (() => Promise<void>)[] = [];
@@ -41,7 +44,9 @@ async function casBytes(node: P2pNode, id: string): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-test("transmission and aria2c download what we seed; a magnet fetch gets the info dict by ut_metadata", async () => {
+test("transmission and aria2c download what we seed; a magnet fetch gets the info dict by ut_metadata", {
+  skip: noLan,
+}, async () => {
   const src = join(dir, "ours-src");
   mkdirSync(join(src, "sub"), { recursive: true });
   writeFileSync(join(src, "a.bin"), randomBytes(1024 * 1024 + 3));
@@ -87,7 +92,7 @@ function parseInfoBytes(torrent: Buffer): Buffer {
   return torrent.subarray(i + 6, torrent.length - 1);
 }
 
-test("we download what transmission seeds and what aria2c seeds", async () => {
+test("we download what transmission seeds and what aria2c seeds", { skip: noLan }, async () => {
   const trackerUrl = ours.trackerUrl as string;
   // transmission seeds a file it made the .torrent for.
   mkdirSync(join(dir, "tr", "dl"), { recursive: true });
