@@ -3,8 +3,8 @@
  * Each figure is printed next to a baseline measured in the same run. Benchmarks never gate CI.
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
- * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, thumbnail, startup,
- * state-res, edge, scale-out, p2p, media).
+ * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, cdn-h2, thumbnail, startup,
+ * state-res, edge, scale-out, shared-ratelimit, p2p, media, media-p2p, dht).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -44,6 +44,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./cdn/hit-rps.ts")).run()),
     ...(await (await import("./cdn/hit-ratio.ts")).run()),
   ],
+  // CDN edge over TLS (issue 14): cache-hit req/s over HTTP/2 against HTTP/1.1 on the same TLS port (h2load).
+  "cdn-h2": async () => (await import("./cdn/h2-rps.ts")).run(),
   thumbnail: async () => (await import("./thumbnail.ts")).run(),
   startup: async () => (await import("./startup.ts")).run(),
   // Edge functions (issue 14): deploy -> first 200 and warm per-request overhead, against workerd alone.
@@ -52,8 +54,10 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   "state-res": async () => (await import("./matrix/state-res.ts")).run(),
   // Homeserver workers (issue 13): events/s on 1, 2, 3 processes over one PostgreSQL; send -> sync across workers.
   "scale-out": async () => (await import("./matrix/scale-out.ts")).run(),
+  // The rate-limit buckets workers share in Redis (issue 13): one take's latency and takes/s, against a Redis PING.
+  "shared-ratelimit": async () => (await import("./matrix/shared-ratelimit.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
-  // Chromium), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
+  // Chromium), WebRTC re-encode CPU of H.265 with keyframes on demand (against an IDR a second), CPU per remuxed stream, 500 HLS viewers, 100 HTTP-FLV viewers (against nginx-rtmp), recording playback
   // (a 60 s get against nginx static), MPEG-TS mux/remux (against ffmpeg -c copy), SRT ingest CPU (against the
   // ffmpeg listener it replaced), playlist/segment req/s (against nginx static) and the service's RSS.
   // BitTorrent (issue 15): 20 leechers of ours vs node:http to 20 clients; a 256 MiB download, ours vs aria2c.
@@ -62,6 +66,7 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./media/latency.ts")).run()),
     ...(await (await import("./media/whep-latency.ts")).run()),
     ...(await (await import("./media/whep-bframes.ts")).run()),
+    ...(await (await import("./media/hevc-keyframes.ts")).run()),
     ...(await (await import("./media/rtsp-latency.ts")).run()),
     ...(await (await import("./media/cpu.ts")).run()),
     ...(await (await import("./media/rtsp-cpu.ts")).run()),
@@ -73,6 +78,12 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import("./media/srt-ingest.ts")).run()),
     ...(await (await import("./media/playlist-rps.ts")).run()),
   ],
+  // HLS viewer mesh (issue 15; needs ffmpeg and Chromium): offload ratio and origin bytes/s for N browser viewers
+  // (P2P_VIEWERS, default 10), against the same viewers over HTTP only.
+  "media-p2p": async () => (await import("./media/p2p-offload.ts")).run(),
+  // Kademlia DHT (issue 15): lookup latency, hops and success vs n (100, 300, 1,000 in-memory nodes; 100, 300 on UDP),
+  // against one get_peers round trip straight to a node holding the peer.
+  dht: async () => (await import("./p2p/dht.ts")).run(),
 };
 
 const args = process.argv.slice(2);

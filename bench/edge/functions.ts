@@ -3,20 +3,26 @@
  * overhead (a request through the edge service's /fn/<name>/ against the same worker served by workerd alone).
  * Baselines, same run, same worker: workerd alone spawned to its first 200 (cold), and requests straight to that
  * workerd over a keep-alive connection (warm). Rounds are interleaved so machine noise hits both sides alike.
+ * Where the cold start goes: the same deploy with no pool (edge.poolSize 0: workerd started per deploy), the start
+ * of a pooled process alone (spawn -> its loader answers), the first request after an idle stop, and `workerd
+ * --version` (exec and dynamic linking, the floor of any spawn). Memory: RSS of an idle pooled process, of one
+ * serving the function, and of workerd alone serving it.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStoreAt } from "../../src/cas/open.ts";
+import { sampleProc } from "../../src/control/proc.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { runtimePaths } from "../../src/core/paths.ts";
 import { edgeSchema } from "../../src/edge/config.ts";
-import { defaultWorkerd } from "../../src/edge/runtime.ts";
+import { WorkerdPool } from "../../src/edge/pool.ts";
 import { startEdge } from "../../src/edge/server.ts";
-import { type BenchResult, percentile, round, runIfMain } from "../matrix/lib.ts";
+import { defaultWorkerd } from "../../src/edge/workerd.ts";
+import { type BenchResult, mb, percentile, round, runIfMain } from "../matrix/lib.ts";
 
 const COLD = Number(process.env.BENCH_EDGE_COLD ?? 8);
 const WARM = Number(process.env.BENCH_EDGE_WARM ?? 2000);
@@ -44,7 +50,7 @@ function get(port: number, path: string, a: Agent | false = agent): Promise<numb
 }
 
 /** workerd alone with the worker on a TCP port: spawn -> first 200, in ms; returns the process for warm rounds. */
-async function workerdAlone(dir: string): Promise<{ ms: number; port: number; stop: () => void }> {
+async function workerdAlone(dir: string): Promise<{ ms: number; port: number; pid: number; stop: () => void }> {
   const port = await freePort();
   writeFileSync(join(dir, "w.js"), WORKER);
   writeFileSync(
@@ -63,49 +69,129 @@ const config :Workerd.Config = (
     if (ok === 200) break;
     await new Promise((r) => setTimeout(r, 2));
   }
-  return { ms: performance.now() - t, port, stop: () => child.kill("SIGKILL") };
+  return { ms: performance.now() - t, port, pid: child.pid ?? 0, stop: () => child.kill("SIGKILL") };
 }
 
-export async function run(): Promise<BenchResult[]> {
+async function edgeWith(config: Record<string, unknown>) {
   const home = mkdtempSync(join(tmpdir(), "ami-bench-edge-"));
-  const paths = runtimePaths(home);
   const edge = await startEdge({
-    config: edgeSchema.parse({ port: 0 }),
-    paths,
+    config: edgeSchema.parse({ port: 0, ...config }),
+    paths: runtimePaths(home),
     log: silentLogger,
     cas: openStoreAt(join(home, "cas")),
     token: null,
   });
-  const port = Number(new URL(edge.url).port);
-  const coldEdge: number[] = [];
+  await edge.runtime.pool.settled();
+  return {
+    edge,
+    port: Number(new URL(edge.url).port),
+    async close() {
+      await edge.close();
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+const spawnOptions = {
+  workerd: defaultWorkerd(),
+  sockDir: tmpdir(),
+  home: tmpdir(),
+  compatibilityDate: "2025-01-01",
+  kvAddress: "127.0.0.1:9",
+  origin: null,
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const med = (xs: number[]) => percentile(xs, 50);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+export async function run(): Promise<BenchResult[]> {
+  const pooled = await edgeWith({ poolSize: 1 });
+  const unpooled = await edgeWith({ poolSize: 0 });
+  // idleStopMs 300: the idle timer checks every 150 ms, so a function stops ~0.3-0.45 s after its last request.
+  const idle = await edgeWith({ poolSize: 1, idleStopMs: 300 });
+  // poolSize 0: every claim starts a process, which times a pooled process's start (a refill) on its own.
+  const spawnOnly = new WorkerdPool({
+    size: 0,
+    log: silentLogger,
+    spawn: { ...spawnOptions, runDir: join(tmpdir(), `ami-bench-spawn-${process.pid}`) },
+  });
+  const cold: number[] = [];
+  const coldNoPool: number[] = [];
   const coldAlone: number[] = [];
+  const poolStart: number[] = [];
+  const wake: number[] = [];
+  const exec: number[] = [];
+  const rss = { idle: [] as number[], serving: [] as number[], alone: [] as number[] };
   let alone: Awaited<ReturnType<typeof workerdAlone>> | undefined;
+  let aloneDir: string | undefined;
   try {
+    await idle.edge.runtime.deploy("sleepy", WORKER);
     for (let i = 0; i < COLD; i++) {
-      const t = performance.now();
-      await edge.runtime.deploy(`cold${i}`, WORKER);
-      const s = await get(port, `/fn/cold${i}/`);
-      if (s !== 200) throw new Error(`cold start answered ${s}`);
-      coldEdge.push(performance.now() - t);
+      // With the pool full (the steady state: a claimed process is replaced in the background right after a claim).
+      await pooled.edge.runtime.pool.settled();
+      for (const pid of pooled.edge.runtime.pool.pids()) rss.idle.push(sampleProc(pid)?.rssBytes ?? 0);
+      let t = performance.now();
+      await pooled.edge.runtime.deploy(`cold${i}`, WORKER);
+      if ((await get(pooled.port, `/fn/cold${i}/`)) !== 200) throw new Error("cold start did not answer 200");
+      cold.push(performance.now() - t);
+      await pooled.edge.runtime.pool.settled();
+
+      t = performance.now();
+      await unpooled.edge.runtime.deploy(`cold${i}`, WORKER);
+      if ((await get(unpooled.port, `/fn/cold${i}/`)) !== 200) throw new Error("no-pool cold start did not answer 200");
+      coldNoPool.push(performance.now() - t);
+
       const d = mkdtempSync(join(tmpdir(), "ami-bench-wd-"));
       const a = await workerdAlone(d);
       coldAlone.push(a.ms);
-      if (i < COLD - 1) a.stop();
-      else alone = a;
-      if (i < COLD - 1) rmSync(d, { recursive: true, force: true });
+      rss.alone.push(sampleProc(a.pid)?.rssBytes ?? 0);
+      if (i < COLD - 1) {
+        a.stop();
+        rmSync(d, { recursive: true, force: true });
+      } else {
+        alone = a;
+        aloneDir = d;
+      }
+
+      t = performance.now();
+      await spawnOnly.claim().then((p) => {
+        poolStart.push(performance.now() - t);
+        return p.close();
+      });
+
+      t = performance.now();
+      execFileSync(defaultWorkerd(), ["--version"]);
+      exec.push(performance.now() - t);
+
+      // Wake after an idle stop: wait until the function gave its process up, then time its next request.
+      await idle.edge.runtime.pool.settled();
+      const stopBy = Date.now() + 5000;
+      while (idle.edge.runtime.stats()[0].running && Date.now() < stopBy) await sleep(50);
+      if (idle.edge.runtime.stats()[0].running) throw new Error("the idle function did not stop");
+      t = performance.now();
+      if ((await get(idle.port, "/fn/sleepy/", false)) !== 200) throw new Error("wake did not answer 200");
+      wake.push(performance.now() - t);
     }
+    for (const f of pooled.edge.runtime.stats()) if (f.rssBytes > 0) rss.serving.push(f.rssBytes);
+
+    // Warm runs on the function's dedicated process (promoted after its first load), as a function serves for good.
+    const promotedBy = Date.now() + 10_000;
+    while (!pooled.edge.runtime.stats().find((f) => f.name === "cold0")?.dedicated && Date.now() < promotedBy)
+      await sleep(50);
+    await sleep(500); // the last deploys' promotions, off the measurement
     // Warm: interleaved blocks of 100 sequential requests, edge vs workerd alone, each on its own keep-alive agent.
     const edgeAgent = new Agent({ keepAlive: true, maxSockets: 1 });
     const aloneAgent = new Agent({ keepAlive: true, maxSockets: 1 });
     const viaEdge: number[] = [];
     const direct: number[] = [];
     const target = alone as NonNullable<typeof alone>;
-    for (let k = 0; k < 200; k++) await get(port, "/fn/cold0/w", edgeAgent); // warm-up
+    for (let k = 0; k < 200; k++) await get(pooled.port, "/fn/cold0/w", edgeAgent); // warm-up
     for (let k = 0; k < 200; k++) await get(target.port, "/w", aloneAgent);
     for (let b = 0; b < WARM / 100; b++) {
       for (let k = 0; k < 100; k++) {
         const t = performance.now();
-        await get(port, "/fn/cold0/w", edgeAgent);
+        await get(pooled.port, "/fn/cold0/w", edgeAgent);
         viaEdge.push(performance.now() - t);
       }
       for (let k = 0; k < 100; k++) {
@@ -115,18 +201,37 @@ export async function run(): Promise<BenchResult[]> {
       }
     }
     target.stop();
-    const med = (xs: number[]) => percentile(xs, 50);
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const overhead = med(viaEdge) - med(direct);
+    const ms = (xs: number[]) => `${round(med(xs), 1)} ms`;
     return [
       {
         bench: "edge",
-        metric: "cold start: deploy -> first 200 (median)",
-        value: round(med(coldEdge), 1),
+        metric: "cold start: deploy -> first 200 (median, pool of 1)",
+        value: round(med(cold), 1),
         unit: "ms",
-        baseline: `workerd alone spawn -> first 200: median ${round(med(coldAlone), 1)} ms (n=${COLD})`,
+        baseline:
+          `workerd alone spawn -> first 200: ${ms(coldAlone)}; same deploy with no pool: ${ms(coldNoPool)}; ` +
+          `pooled process start (refill, off the request path): ${ms(poolStart)}; workerd --version: ${ms(exec)} (n=${COLD})`,
         target: "<= 50 ms",
-        met: med(coldEdge) <= 50,
+        met: med(cold) <= 50,
+      },
+      {
+        bench: "edge",
+        metric: "first request after an idle stop (median)",
+        value: round(med(wake), 1),
+        unit: "ms",
+        baseline: `workerd alone spawn -> first 200: ${ms(coldAlone)}`,
+        target: "<= 50 ms",
+        met: med(wake) <= 50,
+      },
+      {
+        bench: "edge",
+        metric: "RSS: idle pooled process / serving the function",
+        value: mb(med(rss.idle)),
+        unit: "MB",
+        baseline: `serving: ${mb(med(rss.serving))} MB; workerd alone serving it: ${mb(med(rss.alone))} MB`,
+        target: "-",
+        met: true,
       },
       {
         bench: "edge",
@@ -140,8 +245,9 @@ export async function run(): Promise<BenchResult[]> {
     ];
   } finally {
     alone?.stop();
-    await edge.close();
-    rmSync(home, { recursive: true, force: true });
+    if (aloneDir) rmSync(aloneDir, { recursive: true, force: true });
+    await Promise.all([pooled.close(), unpooled.close(), idle.close(), spawnOnly.close()]);
+    rmSync(join(tmpdir(), `ami-bench-spawn-${process.pid}`), { recursive: true, force: true });
   }
 }
 

@@ -4,6 +4,7 @@
  * what 100 real-time viewers should get. Baseline, same run: nginx with Debian's RTMP module (one worker, as our
  * service is one process) fanning the same publish out to the same number of RTMP players (the classic
  * nginx-rtmp relay; nginx-http-flv is not packaged), read by the same client code. Target ≤ 1.5× nginx's CPU.
+ * BENCH_FLV_MERGE_MS sets the service's media.httpFlvMergeMs (default 50; 0 writes each frame as it arrives).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -102,7 +103,9 @@ export async function run(): Promise<BenchResult[]> {
       await pub.stop();
       await ng.stop();
     }
-    const m = await MediaChild.start();
+    // BENCH_FLV_MERGE_MS: media.httpFlvMergeMs for an A/B run (0: one write per frame per viewer, as before it).
+    const merge = process.env.BENCH_FLV_MERGE_MS;
+    const m = await MediaChild.start(merge === undefined ? {} : { httpFlvMergeMs: Number(merge) });
     const ourPub = publishLoop(clip, `${m.rtmp}/live/flv`);
     try {
       await waitFor("segments", async () => (await fetch(`${m.http}/live/flv/stream.m3u8`)).status === 200);

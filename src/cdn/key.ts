@@ -31,6 +31,11 @@ export function normalisePath(pathAndQuery: string, rules: KeyRules): string {
 
 /** The primary key: host (lower-case, default port dropped) + normalised path. */
 export function primaryKey(host: string | undefined, pathAndQuery: string, rules: KeyRules): string {
-  const h = (host ?? "").toLowerCase().replace(/:80$/, "");
-  return `${h}${normalisePath(pathAndQuery, rules)}`;
+  return keyOf(host, normalisePath(pathAndQuery, rules));
+}
+
+/** The primary key of an already normalised path (the hit path normalises once). */
+export function keyOf(host: string | undefined, normalised: string): string {
+  const h = (host ?? "").toLowerCase();
+  return `${h.endsWith(":80") ? h.slice(0, -3) : h}${normalised}`;
 }

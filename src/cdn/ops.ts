@@ -1,19 +1,21 @@
 /**
- * `ami-streams cdn deploy|list|stats|purge|remove` (`cdn start|stop|status|restart`: the supervised node) (MCP: cdn_deploy, ...). Nodes run as
- * `ami-streams serve cdn` processes (one per region, own port) recorded in <home>/run/cdn/nodes.json; purges fan
- * out to every node and report each node's confirmation.
+ * `ami-streams cdn deploy|list|stats|purge|remove|sign` (`cdn start|stop|status|restart`: the config's node) (MCP:
+ * cdn_deploy, ...). Deployed nodes are instances of the `cdn` service (`serve cdn --instance <region>`, unit
+ * `cdn-<region>`, own port) under the supervisor, recorded in <home>/run/cdn/nodes.json; purges fan out to every
+ * node and report each node's confirmation.
  */
-import { spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { type AddressInfo, createServer } from "node:net";
 import { z } from "zod";
-import { binEntry } from "../control/bin-path.ts";
-import { HOME_ENV, isOurProcess } from "../control/proc.ts";
+import { connectControl } from "../control/client.ts";
+import { currentStatus, ensureSupervisor, waitHealthy } from "../control/daemon.ts";
+import { hasMarkers, homeProcesses, isOurProcess } from "../control/proc.ts";
+import type { SupervisorStatus } from "../control/state.ts";
 import { AmiError } from "../core/errors.ts";
 import { baseUrl } from "../core/http/address.ts";
 import { defineOp, type OpContext } from "../core/ops.ts";
-import { type DeployedNode, nodesDir, readNodes, writeNodes } from "./nodes.ts";
-import { NODE_ENV } from "./service.ts";
+import { allNodes, type DeployedNode, readNodes, writeNodes } from "./nodes.ts";
+import { cdnSignOp } from "./sign-op.ts";
 
 const list = (s: string | undefined): string[] =>
   (s ?? "")
@@ -26,23 +28,6 @@ async function call(url: string, init: RequestInit = {}, timeoutMs = 3000): Prom
   const body = await r.json().catch(() => null);
   if (!r.ok) throw new Error(`${r.status} ${JSON.stringify(body)}`);
   return body;
-}
-
-/** The deployed nodes plus the supervised `cdn` service's node when it is enabled. */
-function allNodes(ctx: OpContext): DeployedNode[] {
-  const nodes = readNodes(ctx.paths);
-  const c = ctx.config.cdn;
-  if (c.enabled && !nodes.some((n) => n.region === c.region))
-    nodes.unshift({
-      region: c.region,
-      url: baseUrl("http", c.host, c.port),
-      pid: null,
-      origin: c.origin ?? "media",
-      parents: c.parents,
-      startedAt: 0,
-      kind: "service",
-    });
-  return nodes;
 }
 
 const nodeView = z.object({
@@ -75,74 +60,94 @@ export const cdnDeployOp = defineOp({
       port: z.number().int().min(0).max(65535).default(0).describe("port (0: any free one)"),
       origin: z.string().url().optional().describe("origin URL (default: cdn.origin, else the media service)"),
       parent: z.string().optional().describe("parent cache URLs (shields), comma-separated"),
+      signingSecret: z
+        .string()
+        .min(16)
+        .optional()
+        .describe("signed URLs: this origin's HMAC secret (≥ 16 characters); see `cdn sign`"),
+      signed: z.boolean().default(false).describe("signed URLs with a new random secret (kept in nodes.json, 0600)"),
     })
     .strict(),
   output: nodeView,
   annotations: { readOnly: false, destructive: false, idempotent: false, openWorld: false },
   human: (n) =>
     `edge node ${n.region} at ${n.url} (pid ${n.pid}) → ${n.parents.length ? `${n.parents.join(", ")} → ` : ""}${n.origin}`,
-  async run({ region, port, origin, parent }, ctx) {
+  async run({ region, port, origin, parent, signingSecret, signed }, ctx) {
     const parents = list(parent);
     for (const p of parents)
       if (!/^https?:\/\//.test(p)) throw new AmiError("AMI_INVALID_INPUT", `'parent' ${p} must be an http(s) URL`);
-    const nodes = readNodes(ctx.paths);
-    const old = nodes.find((n) => n.region === region);
-    if (old?.pid && isOurProcess(old.pid, ["serve", "cdn"]))
+    const unit = `cdn-${region}`;
+    const st = await currentStatus(ctx);
+    const old = st.services.find((s) => s.name === unit && s.pid !== null);
+    if (old)
       throw new AmiError(
         "AMI_INVALID_INPUT",
         `region ${region} already has a node at ${old.url} (cdn remove --region ${region} first)`,
       );
-    const urlFile = join(nodesDir(ctx.paths), `${region}.url`);
-    rmSync(urlFile, { force: true });
-    const override = {
-      region,
-      port,
-      ...(origin ? { origin } : {}),
-      parents: parents.length ? parents : ctx.config.cdn.parents,
-    };
-    const log = openSync(ctx.paths.logFile(`cdn-${region}`), "a", 0o600);
-    const child = spawn(
-      process.execPath,
-      [binEntry, "serve", "cdn", ...(ctx.configPath ? ["--config", ctx.configPath] : [])],
-      {
-        detached: true,
-        stdio: ["ignore", log, log],
-        env: { ...process.env, [HOME_ENV]: ctx.paths.home, [NODE_ENV]: JSON.stringify(override) },
-      },
-    );
-    child.unref();
-    const deadline = Date.now() + 20_000;
-    let exited: number | null = null;
-    child.once("exit", (code) => {
-      exited = code ?? -1;
-    });
-    while (!existsSync(urlFile)) {
-      if (exited !== null || Date.now() > deadline) {
-        if (exited === null) child.kill("SIGTERM");
-        const tail = readFileSync(ctx.paths.logFile(`cdn-${region}`), "utf8")
-          .split("\n")
-          .slice(-5)
-          .join("\n");
-        throw new AmiError(
-          "AMI_UNAVAILABLE",
-          `edge node ${region} did not start (log ${ctx.paths.logFile(`cdn-${region}`)}):\n${tail}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const host = ctx.config.cdn.host;
+    // A fixed port: a restarted node must come back at the URL its clients and children know.
     const node: DeployedNode = {
       region,
-      url: readFileSync(urlFile, "utf8").trim(),
-      pid: child.pid ?? null,
+      url: baseUrl("http", host, port || (await freePort(host))),
+      pid: null,
       origin: origin ?? ctx.config.cdn.origin ?? "media",
-      parents: override.parents,
+      parents: parents.length ? parents : ctx.config.cdn.parents,
       startedAt: Date.now(),
       kind: "deployed",
+      signingSecret: signingSecret ?? (signed ? randomBytes(32).toString("base64url") : ctx.config.cdn.signingSecret),
     };
-    writeNodes(ctx.paths, [...nodes.filter((n) => n.region !== region), node]);
+    const others = readNodes(ctx.paths).filter((n) => n.region !== region);
+    writeNodes(ctx.paths, [...others, node]);
+    try {
+      // Supervised like every service: restarted with backoff after a crash, in `status` and the monitor.
+      const { client, spawned } = await ensureSupervisor(ctx, [unit]);
+      if (!spawned) await client.request("POST", `/api/services/${unit}/start`);
+      const now = await waitHealthy(client, [unit], ctx);
+      node.pid = now.services.find((s) => s.name === unit)?.pid ?? null;
+    } catch (e) {
+      await stopUnit(ctx, region).catch(() => {});
+      writeNodes(ctx.paths, others);
+      throw new AmiError(
+        "AMI_UNAVAILABLE",
+        `edge node ${region} did not start (log ${ctx.paths.logFile(unit)}): ${(e as Error).message}`,
+      );
+    }
     return view(node);
   },
 });
+
+/** A free TCP port on `host` now (the node binds it right after; a race with another binder is an error then). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, host, () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Stops a deployed node: through the supervisor when one runs, and any process of it left for this home. */
+async function stopUnit(ctx: OpContext, region: string): Promise<boolean> {
+  const unit = `cdn-${region}`;
+  let stopped = false;
+  const client = connectControl(ctx.config, ctx.paths);
+  if (client) {
+    const st = await client.request<SupervisorStatus>("GET", "/api/status");
+    if (st.services.some((s) => s.name === unit && s.pid !== null)) {
+      await client.request("POST", `/api/services/${unit}/stop`);
+      stopped = true;
+    }
+  }
+  const marks = ["serve", "cdn", "--instance", region];
+  for (const p of homeProcesses(ctx.paths.home).filter((x) => hasMarkers(x.argv, marks))) {
+    process.kill(p.pid, "SIGTERM");
+    stopped = true;
+    for (let i = 0; i < 100 && isOurProcess(p.pid, marks); i++) await new Promise((r) => setTimeout(r, 50));
+  }
+  return stopped;
+}
 
 export const cdnListOp = defineOp({
   name: "cdn.list",
@@ -160,7 +165,11 @@ export const cdnListOp = defineOp({
           .join("\n")
       : "no edge nodes (ami-streams cdn deploy --region R)",
   async run(_i, ctx) {
-    return { nodes: await Promise.all(allNodes(ctx).map(view)) };
+    // Pids from the supervisor (deployed nodes are its units; a restart changes the pid).
+    const units = (await currentStatus(ctx).catch(() => null))?.services ?? [];
+    const pidOf = (n: DeployedNode) =>
+      units.find((u) => u.name === (n.kind === "service" ? "cdn" : `cdn-${n.region}`))?.pid ?? n.pid;
+    return { nodes: await Promise.all(allNodes(ctx).map((n) => view({ ...n, pid: pidOf(n) }))) };
   },
 });
 
@@ -273,22 +282,15 @@ export const cdnRemoveOp = defineOp({
   human: (o) => `${o.region}: ${o.stopped ? "stopped" : "was not running"}, removed`,
   async run({ region }, ctx) {
     const nodes = readNodes(ctx.paths);
-    const n = nodes.find((x) => x.region === region);
-    if (!n) throw new AmiError("AMI_INVALID_INPUT", `no deployed edge node for region ${region} (cdn list)`);
-    let stopped = false;
-    if (n.pid && isOurProcess(n.pid, ["serve", "cdn"])) {
-      process.kill(n.pid, "SIGTERM");
-      stopped = true;
-      for (let i = 0; i < 100 && isOurProcess(n.pid, ["serve", "cdn"]); i++)
-        await new Promise((r) => setTimeout(r, 50));
-    }
+    if (!nodes.some((x) => x.region === region))
+      throw new AmiError("AMI_INVALID_INPUT", `no deployed edge node for region ${region} (cdn list)`);
+    const stopped = await stopUnit(ctx, region);
     writeNodes(
       ctx.paths,
       nodes.filter((x) => x.region !== region),
     );
-    rmSync(join(nodesDir(ctx.paths), `${region}.url`), { force: true });
     return { region, stopped };
   },
 });
 
-export const cdnOps = [cdnDeployOp, cdnListOp, cdnStatsOp, cdnPurgeOp, cdnRemoveOp];
+export const cdnOps = [cdnDeployOp, cdnListOp, cdnStatsOp, cdnPurgeOp, cdnRemoveOp, cdnSignOp];

@@ -127,14 +127,8 @@ export class MemoryTier {
   purge(p: PurgeRequest): number {
     const hit = new Set<string>();
     for (const t of p.tags ?? []) for (const id of this.byTag.get(t) ?? []) hit.add(id);
-    const urls = (p.urls ?? []).map((u) => (u.startsWith("/") ? u : pathOrKey(u)));
-    if (urls.length || p.prefixes?.length)
-      for (const o of this.objects.values()) {
-        const full = o.primary;
-        if (urls.some((u) => o.path === u || full === u)) hit.add(o.id);
-        else if (p.prefixes?.some((x) => (x.startsWith("/") ? o.path.startsWith(x) : full.startsWith(x))))
-          hit.add(o.id);
-      }
+    if (p.urls?.length || p.prefixes?.length)
+      for (const o of this.objects.values()) if (matchesPurge(o, { urls: p.urls, prefixes: p.prefixes })) hit.add(o.id);
     for (const id of hit) {
       if (p.soft) {
         const o = this.objects.get(id);
@@ -143,6 +137,14 @@ export class MemoryTier {
     }
     return hit.size;
   }
+}
+
+/** Whether a purge names an object (by tag, URL or path, or prefix); shared by the memory and disk tiers. */
+export function matchesPurge(o: { primary: string; path: string; tags: string[] }, p: PurgeRequest): boolean {
+  if (p.tags?.some((t) => o.tags.includes(t))) return true;
+  if (p.urls?.some((u) => (u.startsWith("/") ? o.path === u : o.primary === pathOrKey(u) || o.primary === u)))
+    return true;
+  return p.prefixes?.some((x) => (x.startsWith("/") ? o.path.startsWith(x) : o.primary.startsWith(x))) ?? false;
 }
 
 /** `http://Host/x` → `host/x` (a primary key); anything else unchanged. */

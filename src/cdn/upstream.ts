@@ -84,9 +84,12 @@ export class Upstreams {
       try {
         this.requests++;
         const res = await this.once(u, r, host);
+        if (!u.parent) this.origin.healthy = res.statusCode === undefined || res.statusCode < 500;
         return { res, via: u };
       } catch (e) {
         last = e;
+        // The origin is never skipped (it is the last resort); its health is what the last request to it saw.
+        if (!u.parent) this.origin.healthy = false;
         if (u.parent) {
           u.healthy = false;
           this.failovers++;

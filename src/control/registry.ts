@@ -35,7 +35,8 @@ export async function loadRegistry(config: Config = peekConfig(), only?: readonl
   const registry = new OpRegistry();
   for (const ops of await Promise.all(features.filter((f) => picked(f.name)).map((f) => f.ops()))) registry.add(...ops);
   const all = units(config).filter((u) => picked(ownerOf(u)));
-  registry.add(...all.filter((u) => u.kind === "service").flatMap(serviceOps));
+  // Instances (deployed edge nodes...) come and go at run time: their feature's own ops manage them.
+  registry.add(...all.filter((u) => u.kind === "service" && !u.instanceOf).flatMap(serviceOps));
   // A program named like a command that exists is still supervised (up, down, status); it just gets no second one.
   for (const op of all.filter((u) => u.kind === "program").flatMap(serviceOps)) {
     if (!registry.get(op.name)) registry.add(op);

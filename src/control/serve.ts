@@ -18,6 +18,7 @@ export async function serveService(
   log: Logger,
   signal?: AbortSignal,
   configPath?: string,
+  instance?: string,
 ): Promise<string> {
   const def = services.find((s) => s.name === name);
   if (!def)
@@ -25,14 +26,16 @@ export async function serveService(
       "AMI_INVALID_INPUT",
       `unknown service '${name}' (known: ${services.map((s) => s.name).join(", ")})`,
     );
-  const slog = log.child({ service: name });
+  if (instance !== undefined && !def.instances)
+    throw new AmiError("AMI_INVALID_INPUT", `service '${name}' has no instances (no --instance)`);
+  const slog = log.child({ service: instance === undefined ? name : `${name}-${instance}` });
   // What escaped every per-request boundary is logged and the service keeps serving (one bad request must not
   // take it down); a burst of them means broken state, and the process exits for the supervisor to restart.
   installProcessGuards(slog);
   // stdout/stderr are the supervisor's pipes: EPIPE when the supervisor is gone must not end the service.
   guardStderr();
   process.stdout.on("error", () => {});
-  const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog, configPath });
+  const handle = await def.start(config, { paths: runtimePaths(homeFor(config)), log: slog, configPath, instance });
   slog.info("service ready", { url: handle.url, pid: process.pid });
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
@@ -44,7 +47,7 @@ export async function serveService(
   return handle.url;
 }
 
-/** argv: `<name> [--config FILE] [--workers N]`. Returns the exit code. */
+/** argv: `<name> [--instance ID] [--config FILE] [--workers N]`. Returns the exit code. */
 export async function serveMain(argv: string[]): Promise<number> {
   const name = argv[0];
   const i = argv.indexOf("--config");
@@ -60,7 +63,10 @@ export async function serveMain(argv: string[]): Promise<number> {
       if (!Number.isInteger(n) || n < 1) throw new AmiError("AMI_INVALID_INPUT", "--workers must be an integer >= 1");
       config = def.withWorkers(config, n);
     }
-    await serveService(name, config, createLogger({ level: config.log.level }), undefined, path);
+    const inst = argv.indexOf("--instance");
+    const instance = inst >= 0 ? argv[inst + 1] : undefined;
+    if (inst >= 0 && !instance) throw new AmiError("AMI_INVALID_INPUT", "--instance needs an id");
+    await serveService(name, config, createLogger({ level: config.log.level }), undefined, path, instance);
     return 0;
   } catch (e) {
     process.stderr.write(`error: ${isAmiError(e) ? e.message : ((e as Error)?.stack ?? String(e))}\n`);

@@ -4,10 +4,10 @@
  * generated `<name> start|stop|status|restart` ops see only this.
  */
 import { dirname, resolve } from "node:path";
-import { type Config, defaultConfig, loadConfig } from "../config.ts";
+import { type Config, defaultConfig, homeFor, loadConfig } from "../config.ts";
 import type { RuntimePaths } from "../core/paths.ts";
 import type { ProgramDef, ProgramSpec, RestartPolicy } from "../core/program.ts";
-import type { ServiceDef } from "../core/service.ts";
+import type { ServiceDef, ServiceInstance } from "../core/service.ts";
 import { binEntry } from "./bin-path.ts";
 import { probe } from "./health.ts";
 import {
@@ -33,6 +33,8 @@ export interface Launch {
 export interface Unit {
   name: string;
   kind: "service" | "program";
+  /** An instance of this service (ServiceDef.instances): supervised like the rest, but no `<name> start` ops. */
+  instanceOf?: string;
   /** Set for a service that can run as several processes (ServiceDef.withWorkers). */
   withWorkers?: (config: Config, workers: number) => Config;
   /** ServiceDef.startFlags. */
@@ -56,21 +58,27 @@ export interface Unit {
   owns(pid: number, home: string): boolean;
 }
 
-export function serviceUnit(def: ServiceDef): Unit {
-  const marks = ["serve", def.name];
+/** A service, or with `inst` one of its instances (`serve <name> --instance <id>`, unit `<name>-<id>`). */
+export function serviceUnit(def: ServiceDef, inst?: ServiceInstance): Unit {
+  const marks = inst ? ["serve", def.name, "--instance", inst.id] : ["serve", def.name];
+  // The service's own process is `serve <name>` followed by anything but --instance.
+  const mine = (argv: string[]) =>
+    hasMarkers(argv, marks) && (inst !== undefined || !hasMarkers(argv, [...marks, "--instance"]));
+  const base = (c: Config) => (inst ? inst.baseUrl : def.baseUrl(c));
   return {
-    name: def.name,
+    name: inst ? `${def.name}-${inst.id}` : def.name,
     kind: "service",
+    instanceOf: inst ? def.name : undefined,
     withWorkers: def.withWorkers ? (c, n) => def.withWorkers!(c, n) : undefined,
     startFlags: def.startFlags,
-    summary: def.summary,
-    enabled: (c) => def.enabled(c),
-    url: (c) => def.baseUrl(c),
-    statsUrl: (c) => `${def.baseUrl(c)}/_ami/stats`,
-    describe: (c, p) => def.describe(c, p),
+    summary: inst ? inst.summary : def.summary,
+    enabled: (c) => (inst ? inst.enabled : def.enabled(c)),
+    url: base,
+    statsUrl: (c) => `${base(c)}/_ami/stats`,
+    describe: (c, p) => (inst ? [`${def.name}-${inst.id}: ${inst.summary}`] : def.describe(c, p)),
     launch(_c, configPath, home) {
       // A 1 MB young generation keeps an idle service small; its throughput cost is negligible here.
-      const args = ["--max-semi-space-size=1", binEntry, "serve", def.name];
+      const args = ["--max-semi-space-size=1", binEntry, ...marks];
       if (configPath) args.push("--config", configPath);
       // glibc keeps freed large buffers (scrypt's 16 MiB per password hash) in per-thread pools for good;
       // a 128 KiB mmap threshold gives them back to the OS (~70 MB less resident after logins).
@@ -80,7 +88,7 @@ export function serviceUnit(def: ServiceDef): Unit {
       return { file: process.execPath, args, env, cwd: undefined, group: false };
     },
     probe: (c) =>
-      fetch(`${def.baseUrl(c)}/health`, { signal: AbortSignal.timeout(2000) })
+      fetch(`${base(c)}/health`, { signal: AbortSignal.timeout(2000) })
         .then((r) => r.ok)
         .catch(() => false),
     readyTimeoutMs: (c) => c.control.startTimeoutMs,
@@ -89,9 +97,9 @@ export function serviceUnit(def: ServiceDef): Unit {
     restart: () => "always",
     find: (home) =>
       homeProcesses(home)
-        .filter((p) => hasMarkers(p.argv, marks))
+        .filter((p) => mine(p.argv))
         .map((p) => p.pid),
-    owns: (pid) => isOurProcess(pid, marks),
+    owns: (pid) => isOurProcess(pid, marks) && (inst !== undefined || !isOurProcess(pid, [...marks, "--instance"])),
   };
 }
 
@@ -180,8 +188,10 @@ function fromConfig(name: string, first: ProgramSpec): Unit {
 export function units(config: Config): Unit[] {
   const own = Object.entries(config.programs).map(([n, s]) => fromConfig(n, s));
   const names = new Set(own.map((u) => u.name));
+  const home = homeFor(config);
   return [
-    ...services.map(serviceUnit),
+    ...services.map((s) => serviceUnit(s)),
+    ...services.flatMap((s) => (s.instances?.(config, home) ?? []).map((i) => serviceUnit(s, i))),
     ...programs.filter((p) => !names.has(p.name)).map(fromDef),
     ...own.filter((u) => !services.some((s) => s.name === u.name)),
   ];

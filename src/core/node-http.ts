@@ -8,3 +8,7 @@ import { createRequire } from "node:module";
 export const { createServer, maxHeaderSize } = createRequire(import.meta.url)(
   "node:http",
 ) as typeof import("node:http");
+
+/** node:https, loaded only by listeners that terminate TLS (same reason as above). */
+export const requireHttps = (): typeof import("node:https") =>
+  createRequire(import.meta.url)("node:https") as typeof import("node:https");

@@ -13,6 +13,15 @@ export interface ServiceHandle {
   close(): Promise<void>;
 }
 
+export interface ServiceInstance {
+  /** Passed to `serve <name> --instance <id>`; the unit is named `<name>-<id>`. */
+  id: string;
+  summary: string;
+  baseUrl: string;
+  /** Started by `up` (a deployed node comes back with the fleet). */
+  enabled: boolean;
+}
+
 export interface ServiceDef {
   name: string;
   summary: string;
@@ -21,8 +30,19 @@ export interface ServiceDef {
   baseUrl(config: Config): string;
   /** Lines to print after `up` (URLs, how to log in). */
   describe(config: Config, paths: RuntimePaths): string[];
-  /** Runs inside the service process. Resolves once listening. */
-  start(config: Config, ctx: { paths: RuntimePaths; log: Logger; configPath?: string }): Promise<ServiceHandle>;
+  /**
+   * Runs inside the service process. Resolves once listening. `instance`: which of `instances` this process is
+   * (`serve <name> --instance <id>`); absent: the service itself.
+   */
+  start(
+    config: Config,
+    ctx: { paths: RuntimePaths; log: Logger; configPath?: string; instance?: string },
+  ): Promise<ServiceHandle>;
+  /**
+   * Extra named copies of the service the supervisor runs as units of their own (restarted with backoff, in
+   * `status` and the monitor), e.g. the edge nodes `cdn deploy` adds: read from the runtime home at each call.
+   */
+  instances?(config: Config, home: string): ServiceInstance[];
   /**
    * A service that can run as several processes (`<name> start --workers N`): the config with N workers, or an
    * AMI_INVALID_CONFIG error naming why not. Absent: one process only.

@@ -62,10 +62,13 @@ export const IMAGES = {
   synapse: "matrixdotorg/synapse:latest",
 } as const;
 
+/** The stack's Compose network (fixed: the homeserver's matrix.trustedProxies names it). */
+export const STACK_SUBNET = "172.29.13.0/24";
+
 /** Our config.yaml inside the container: the homeserver on PostgreSQL, behind Caddy. */
 export function amiConfigYaml(
   h: Hosts,
-  s: { postgresPassword: string; turnSecret: string; sharedSecret: string },
+  s: { postgresPassword: string; turnSecret: string; sharedSecret: string; redisPassword: string },
   federation: boolean,
 ): string {
   const config = {
@@ -76,9 +79,13 @@ export function amiConfigYaml(
       port: HS_PORT,
       publicBaseUrl: `https://${h.matrix}`,
       database: `postgres://ami:${s.postgresPassword}@postgres:5432/ami_streams`,
+      // The stack's Redis, used once `workers` is raised above 1 (docs/ARCHITECTURE.md "Homeserver scale-out").
+      redis: `redis://:${s.redisPassword}@redis:6379`,
       registration: { enabled: false, requireToken: false, sharedSecret: s.sharedSecret },
-      // Every connection arrives from Caddy's address.
+      // Every connection arrives from Caddy's address; its X-Forwarded-For (from the stack's own network only)
+      // names the client, for rate limits and last-seen IPs.
       limits: { maxConnectionsPerAddress: 10000 },
+      trustedProxies: [STACK_SUBNET],
       voip: { turnUris: turnUris(h), turnSharedSecret: s.turnSecret, turnUserLifetimeSeconds: 3600 },
       federation: { enabled: federation, wellKnownServer: `${h.matrix}:443` },
     },
@@ -205,6 +212,8 @@ function composeYaml(h: Hosts, o: ComposeOptions): string {
       },
     },
     volumes: { "postgres-data": {}, "caddy-data": {}, "caddy-config": {} },
+    // A fixed subnet, so the homeserver can trust X-Forwarded-For from it (Caddy) and from nowhere else.
+    networks: { default: { ipam: { config: [{ subnet: STACK_SUBNET }] } } },
   };
   return (
     `# Production stack for ${h.domain}, written by \`ami-streams deploy compose --engine ${o.engine}\`.\n` +
@@ -299,6 +308,7 @@ export function composeProject(o: ComposeOptions): Project {
           postgresPassword: secrets.postgresPassword,
           turnSecret: secrets.turnSecret,
           sharedSecret: secrets.registrationSharedSecret,
+          redisPassword: secrets.redisPassword,
         },
         o.federation,
       ),

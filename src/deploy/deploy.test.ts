@@ -94,6 +94,11 @@ for (const engine of ["ami", "synapse"] as const) {
       assert.deepEqual(validateConfig(raw).issues, []);
       assert.equal(raw.matrix.database, `postgres://ami:${env.POSTGRES_PASSWORD}@postgres:5432/ami_streams`);
       assert.equal(raw.matrix.voip.turnSharedSecret, turnSecret);
+      assert.equal(raw.matrix.redis, `redis://:${env.REDIS_PASSWORD}@redis:6379`);
+      // X-Forwarded-For is believed from the stack's own network only, whose subnet the Compose file pins.
+      const subnet = YAML.parse(read(dir, "compose.yaml")).networks.default.ipam.config[0].subnet;
+      assert.deepEqual(raw.matrix.trustedProxies, [subnet]);
+      assert.match(read(dir, "caddy/Caddyfile"), /header_up X-Forwarded-For \{remote_host\}/);
       assert.equal(raw.matrix.serverName, "example.org");
       assert.equal(raw.matrix.registration.enabled, false);
       assert.ok(existsSync(join(dir, "ami/data")));

@@ -101,11 +101,17 @@ ${h.domain} {
 ${h.matrix} {
 \timport matrix_well_known
 \t# Only the Matrix APIs are public; the admin API (/_synapse/admin) stays inside (docker compose exec).
+\t# X-Forwarded-For is set to the connecting address, replacing whatever the client sent: the homeserver trusts
+\t# it from the stack's network only (matrix.trustedProxies), so rate limits and last-seen IPs see the client.
 \thandle /_matrix/* {
-\t\treverse_proxy ${hs}
+\t\treverse_proxy ${hs} {
+\t\t\theader_up X-Forwarded-For {remote_host}
+\t\t}
 \t}
 \thandle /_synapse/client/* {
-\t\treverse_proxy ${hs}
+\t\treverse_proxy ${hs} {
+\t\t\theader_up X-Forwarded-For {remote_host}
+\t\t}
 \t}
 \thandle {
 \t\trespond "Not found" 404

@@ -27,11 +27,12 @@ export class KvStore {
   #ns(fn: string): Record<string, string> {
     let m = this.#index.get(fn);
     if (!m) {
+      // A null prototype: a function's key "__proto__" is a key like any other (on a plain object its write was
+      // lost while its CAS hold stayed, a leak a function could repeat at will).
+      m = Object.create(null) as Record<string, string>;
       try {
-        m = JSON.parse(readFileSync(this.#file(fn), "utf8")) as Record<string, string>;
-      } catch {
-        m = {};
-      }
+        Object.assign(m, JSON.parse(readFileSync(this.#file(fn), "utf8")) as Record<string, string>);
+      } catch {}
       this.#index.set(fn, m);
     }
     return m;

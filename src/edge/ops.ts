@@ -1,5 +1,5 @@
-/** `ami-streams edge deploy|list|logs|rollback|delete`: calls to the running edge service's API (service.ts). */
-import { readFileSync } from "node:fs";
+/** `ami-streams edge deploy|list|logs|tail|trigger|rollback|delete`: calls to the running edge service's API (service.ts). */
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { readControlToken } from "../control/client.ts";
@@ -64,6 +64,8 @@ const version = z.object({
   size: z.number(),
   route: z.string().nullable(),
   region: z.string().nullable(),
+  vars: z.record(z.string(), z.string()).optional(),
+  crons: z.array(z.string()).optional(),
   deployedAt: z.string(),
   url: z.string().optional(),
 });
@@ -82,6 +84,12 @@ export const edgeDeploy = defineOp({
       code: z.string().min(1).optional().describe("the module's text (instead of file; MCP)"),
       route: z.string().min(1).optional().describe("also serve requests matching this pattern (/path/*, host/path/*)"),
       region: z.string().min(1).optional().describe("region label of the edge node it runs on"),
+      var: z.array(z.string()).default([]).describe("NAME=value in the function's env (shown by edge list)"),
+      secret: z
+        .array(z.string())
+        .default([])
+        .describe("NAME=value in the function's env, kept across deploys, never shown (NAME= removes it)"),
+      cron: z.array(z.string()).default([]).describe("cron trigger (5 fields, UTC) running the scheduled() handler"),
     })
     .strict(),
   output: version,
@@ -100,7 +108,16 @@ export const edgeDeploy = defineOp({
         throw new AmiError("AMI_INVALID_INPUT", `cannot read ${i.file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
       }
     }
-    return edgeRequest(ctx, "POST", "deploy", { function: i.function, code, route: i.route, region: i.region }, true);
+    const body = {
+      function: i.function,
+      code,
+      route: i.route,
+      region: i.region,
+      vars: i.var,
+      secrets: i.secret,
+      crons: i.cron,
+    };
+    return edgeRequest(ctx, "POST", "deploy", body, true);
   },
 });
 
@@ -131,9 +148,15 @@ const fnStats = z.object({
   version: z.number(),
   route: z.string().nullable(),
   region: z.string().nullable(),
+  vars: z.record(z.string(), z.string()),
+  secrets: z.array(z.string()).describe("names only: values are never read back"),
+  crons: z.array(z.string()),
   pid: z.number().nullable(),
+  running: z.boolean().describe("false: stopped while idle, started again by the next request"),
+  dedicated: z.boolean().describe("served by its own process (true) or still by the pooled one it was loaded into"),
   invocations: z.number(),
   errors: z.number(),
+  cronRuns: z.number(),
   cpuKills: z.number(),
   memoryKills: z.number(),
   restarts: z.number(),
@@ -155,7 +178,9 @@ export const edgeList = defineOp({
       : o.functions
           .map(
             (f) =>
-              `${f.name} v${f.version}${f.route ? ` route ${f.route}` : ""}${f.region ? ` region ${f.region}` : ""}: ` +
+              `${f.name} v${f.version}${f.route ? ` route ${f.route}` : ""}${f.region ? ` region ${f.region}` : ""}` +
+              `${f.crons.length ? ` cron ${f.crons.join(" | ")}` : ""}${f.secrets.length ? ` secrets ${f.secrets.join(",")}` : ""}` +
+              `${f.running ? "" : " (idle, stopped)"}: ` +
               `${f.invocations} calls, ${f.errors} errors, ${f.cpuKills} cpu / ${f.memoryKills} memory kills, ` +
               `cpu ${f.cpuMs} ms, p99 ${f.p99Ms} ms, rss ${Math.round(f.rssBytes / 1048576)} MB`,
           )
@@ -185,4 +210,64 @@ export const edgeLogs = defineOp({
   },
 });
 
-export const edgeOps = [edgeDeploy, edgeRollback, edgeDelete, edgeList, edgeLogs];
+export const edgeTail = defineOp({
+  name: "edge.tail",
+  summary: "Follow a function's log live (console.log, uncaught errors, limit kills) as its requests run",
+  description: "Prints new lines as they are written, for `seconds` (0: until interrupted), then returns them.",
+  input: z
+    .object({
+      function: fnName,
+      seconds: z.number().min(0).max(86400).default(0).describe("how long; 0: until Ctrl-C"),
+    })
+    .strict(),
+  output: z.object({ function: z.string(), lines: z.array(z.string()) }),
+  annotations: { readOnly: true, destructive: false, idempotent: true },
+  human: () => "",
+  async run(i, ctx) {
+    const file = ctx.paths.logFile(`edge-${i.function}`);
+    const sizeOf = () => {
+      try {
+        return statSync(file).size;
+      } catch {
+        return 0;
+      }
+    };
+    let at = sizeOf();
+    let partial = "";
+    const lines: string[] = [];
+    const end = i.seconds > 0 ? Date.now() + i.seconds * 1000 : Number.POSITIVE_INFINITY;
+    while (!ctx.signal.aborted && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(200, end - Date.now()))));
+      const size = sizeOf();
+      if (size < at) at = 0; // rotated or truncated
+      if (size === at) continue;
+      const fd = openSync(file, "r");
+      const buf = Buffer.alloc(Math.min(size - at, 1 << 20));
+      const n = readSync(fd, buf, 0, buf.length, at);
+      closeSync(fd);
+      at += n;
+      const text = partial + buf.subarray(0, n).toString("utf8");
+      const cut = text.lastIndexOf("\n");
+      partial = cut < 0 ? text : text.slice(cut + 1);
+      for (const l of cut < 0 ? [] : text.slice(0, cut).split("\n")) {
+        if (lines.length < 10_000) lines.push(l);
+        ctx.print(l);
+      }
+    }
+    return { function: i.function, lines };
+  },
+});
+
+export const edgeTrigger = defineOp({
+  name: "edge.trigger",
+  summary: "Run a function's scheduled() handler now, as its cron trigger would",
+  input: z
+    .object({ function: fnName, cron: z.string().default("").describe("the cron text the handler sees") })
+    .strict(),
+  output: z.object({ function: z.string(), status: z.number(), text: z.string() }),
+  annotations: { readOnly: false, destructive: false, idempotent: false },
+  human: (o) => (o.status === 204 ? `${o.function}: scheduled() ran` : `${o.function}: ${o.status} ${o.text}`),
+  run: (i, ctx) => edgeRequest(ctx, "POST", "trigger", i),
+});
+
+export const edgeOps = [edgeDeploy, edgeRollback, edgeDelete, edgeList, edgeLogs, edgeTail, edgeTrigger];

@@ -1,16 +1,20 @@
 /**
- * One function's workerd process: spawned in its own process group with the function's config, ready once its unix
- * socket accepts, watched by a watchdog that samples /proc every few ms. workerd (open source) enforces no CPU or
- * memory limits, so they are enforced here, from outside: past a request's CPU budget or the RSS limit the whole
- * process group is SIGKILLed (the requests in it fail with the limit's error) and a fresh process is started. One
- * process per function: a bad function takes down only itself.
+ * One function version's process: a workerd process claimed from the pool (pool.ts) and given the function's code,
+ * watched by a watchdog that samples /proc every few ms. workerd (open source) enforces no CPU or memory limits, so
+ * they are enforced here, from outside: past a request's CPU budget or the RSS limit the whole process group is
+ * SIGKILLed (the requests in it fail with the limit's error) and a fresh process is claimed. One function per
+ * process: a bad function takes down only itself. A function idle for edge.idleStopMs gives its process up; the next
+ * request claims another one.
+ *
+ * Promotion: a pooled process serves through its loader worker, one more isolate hop per request. Once the function
+ * serves, a process dedicated to it (its modules in the config, no loader) is started in the background and takes
+ * over at a moment with no request in flight; the first request never waits for it, later ones skip the hop.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { rmSync } from "node:fs";
-import { request } from "node:http";
 import { LogSink } from "../control/log-sink.ts";
-import { HOME_ENV, PROGRAM_ENV, sampleProc } from "../control/proc.ts";
+import { sampleProc } from "../control/proc.ts";
 import type { Logger } from "../core/logger.ts";
+import type { WorkerdPool } from "./pool.ts";
+import { type LineSink, type LoadSpec, START_CPU_MS, type StartLimits, type WorkerdProcess } from "./workerd.ts";
 
 const CLK_MS = 10; // one clock tick (USER_HZ 100)
 
@@ -18,24 +22,29 @@ export type KillReason = "cpu" | "memory";
 
 export interface ProcessOptions {
   name: string;
-  workerd: string;
-  configFile: string;
-  socket: string;
-  cwd: string;
-  /** Sent as x-ami-edge-probe: our entry module answers it (once the user's module compiled) without running it. */
-  probeToken: string;
+  version: number;
+  spec: LoadSpec;
+  pool: WorkerdPool;
   logFile: string;
-  home: string;
   cpuMsPerRequest: number;
   memoryBytes: number;
   watchdogMs: number;
+  /** Start a dedicated process after a pooled one began serving (off: stay on the pooled process). */
+  promote: boolean;
   log: Logger;
+  /** The function's secrets (name -> value): their values are replaced by `[secret NAME]` in its log lines. */
+  secrets?: Record<string, string>;
   /** Called when the watchdog killed the process (the function's metrics count it). */
   onKill(reason: KillReason): void;
+  /** A process now serves (or no longer serves) this function: its KV token maps to the function while it does. */
+  onAttach(proc: WorkerdProcess): void;
+  onDetach(proc: WorkerdProcess): void;
 }
 
 /** A request in flight in this process: its CPU budget counts from the process's CPU when it started. */
 export interface Flight {
+  /** The process the request went to (the current one, or one being replaced that finishes what it has). */
+  proc: WorkerdProcess;
   cpuAtStart: number;
   /** Rejects the request's proxy with the limit's reason when the watchdog kills the process. */
   abort(reason: KillReason): void;
@@ -43,41 +52,69 @@ export interface Flight {
 
 export class FunctionProcess {
   readonly opts: ProcessOptions;
-  #child: ChildProcess | undefined;
-  #ready: Promise<void> | undefined;
+  #proc: WorkerdProcess | undefined;
+  #ready: Promise<WorkerdProcess> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #promoteTimer: NodeJS.Timeout | undefined;
   readonly flights = new Set<Flight>();
-  /** CPU ms of processes that ended (kills, restarts) plus the current one's at the last sample. */
+  /** Replaced processes finishing their requests (still watched), then closed. */
+  readonly #draining = new Set<WorkerdProcess>();
+  /** CPU ms of processes that ended (kills, restarts, idle stops, promotions). */
   #cpuDoneMs = 0;
-  #lastCpuTicks = 0;
   rssBytes = 0;
   restarts = 0;
+  lastUsed = Date.now();
   #closed = false;
   readonly #sink: LogSink;
-  /** Last lines of output (a start failure's reason: a module that does not parse). */
-  #tail = "";
+  /** What the function's processes write their output lines to: the sink, with secret values masked. */
+  readonly #out: LineSink;
+
+  get #limits(): StartLimits {
+    return { cpuMs: START_CPU_MS, memoryBytes: this.opts.memoryBytes };
+  }
 
   constructor(opts: ProcessOptions) {
     this.opts = opts;
     this.#sink = new LogSink(opts.logFile);
+    // A function that prints a secret (a debug line, an error echoing its config) must not put it in `edge tail` or
+    // `edge logs`. Longest first, so a secret containing another is masked whole; very short values would garble
+    // every line and are left.
+    const masks = Object.entries(opts.secrets ?? {})
+      .filter(([, v]) => v.length >= 6)
+      .sort((a, b) => b[1].length - a[1].length);
+    this.#out = {
+      writeLines: (lines) =>
+        this.#sink.writeLines(
+          masks.length === 0
+            ? lines
+            : lines.map((l) => masks.reduce((t, [name, v]) => t.replaceAll(v, `[secret ${name}]`), l)),
+        ),
+    };
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#proc?.pid;
+  }
+
+  get running(): boolean {
+    return !!this.#proc?.alive;
+  }
+
+  /** True once a dedicated process serves (promotion done). */
+  get direct(): boolean {
+    return !!this.#proc?.direct;
   }
 
   cpuMs(): number {
-    return this.#cpuDoneMs + this.#lastCpuTicks * CLK_MS;
+    let ticks = this.#proc?.lastTicks ?? 0;
+    for (const d of this.#draining) ticks += d.lastTicks;
+    return this.#cpuDoneMs + ticks * CLK_MS;
   }
 
-  /** The process's CPU ticks now (0 when it is gone). */
-  cpuTicksNow(): number {
-    const pid = this.#child?.pid;
-    return (pid && sampleProc(pid)?.cpuTicks) || 0;
-  }
-
-  /** Start (or return the start in progress); rejects with workerd's own words when it exits before listening. */
-  ready(): Promise<void> {
+  /** The serving process (claimed and loaded on first use); rejects with workerd's words when the module fails. */
+  ready(): Promise<WorkerdProcess> {
+    this.lastUsed = Date.now();
+    if (this.#proc && !this.#proc.alive) this.#detach(this.#proc);
     this.#ready ??= this.#start().catch((e) => {
       this.#ready = undefined;
       throw e;
@@ -85,133 +122,183 @@ export class FunctionProcess {
     return this.#ready;
   }
 
-  async #start(): Promise<void> {
+  async #start(): Promise<WorkerdProcess> {
     if (this.#closed) throw new Error("function process closed");
-    const o = this.opts;
-    this.#tail = "";
-    rmSync(o.socket, { force: true }); // a killed process leaves its socket file, and bind() would fail
-    const child = spawn(o.workerd, ["serve", o.configFile], {
-      cwd: o.cwd,
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", [HOME_ENV]: o.home, [PROGRAM_ENV]: `edge-${o.name}` },
-    });
-    this.#child = child;
-    this.#lastCpuTicks = 0;
-    for (const s of [child.stdout, child.stderr]) {
-      if (!s) continue;
-      this.#sink.attach(s);
-      s.on("data", (c: Buffer | string) => {
-        this.#tail = (this.#tail + c.toString()).slice(-4000);
-      });
+    // No pool: a dedicated process at once (a workerd start per start, no loader, no --experimental needed).
+    if (this.opts.pool.size === 0) return this.#startDirect();
+    const proc = await this.opts.pool.claim();
+    proc.sink = this.#out;
+    try {
+      await proc.load(this.opts.spec, this.#limits);
+    } catch (e) {
+      await proc.close();
+      throw e;
     }
-    let exited: string | undefined;
-    child.once("exit", (code, signal) => {
-      exited = signal ? `signal ${signal}` : `exit code ${code}`;
-      this.#onExit(child);
+    if (this.#closed) {
+      await proc.close();
+      throw new Error("function process closed");
+    }
+    this.#serve(proc);
+    this.#timer ??= setInterval(() => this.#watch(), this.opts.watchdogMs);
+    // Later than the pool's refill and the first requests: spawn() blocks the event loop for a few ms.
+    if (this.opts.promote) {
+      clearTimeout(this.#promoteTimer);
+      this.#promoteTimer = setTimeout(() => void this.#promote(proc), 300);
+      this.#promoteTimer.unref();
+    }
+    return proc;
+  }
+
+  async #startDirect(): Promise<WorkerdProcess> {
+    const proc = await this.opts.pool.startDirect(this.opts.spec, this.#limits);
+    if (this.#closed) {
+      await proc.close();
+      throw new Error("function process closed");
+    }
+    this.#serve(proc);
+    this.#timer ??= setInterval(() => this.#watch(), this.opts.watchdogMs);
+    return proc;
+  }
+
+  #serve(proc: WorkerdProcess): void {
+    proc.sink = this.#out;
+    this.#proc = proc;
+    this.#ready = Promise.resolve(proc);
+    this.opts.onAttach(proc);
+    void proc.gone.then(() => {
+      if (this.#proc === proc) this.#detach(proc);
     });
-    child.once("error", (e) => {
-      exited = e.message;
-    });
-    this.#timer ??= setInterval(() => this.#watch(), o.watchdogMs);
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (exited !== undefined) {
-        await new Promise((r) => setTimeout(r, 20)); // the last output lines
-        throw new StartError(`workerd exited (${exited}) before serving: ${this.#tail.trim() || "no output"}`);
-      }
-      if (await probe(o.socket, o.probeToken)) return;
-      if (Date.now() > deadline) {
-        this.#kill(child);
-        throw new StartError(`workerd did not listen within 15 s: ${this.#tail.trim()}`);
-      }
-      await new Promise((r) => setTimeout(r, 2));
+  }
+
+  async #promote(from: WorkerdProcess): Promise<void> {
+    if (this.#closed || this.#proc !== from) return;
+    let direct: WorkerdProcess;
+    try {
+      direct = await this.opts.pool.startDirect(this.opts.spec, this.#limits);
+    } catch (e) {
+      this.opts.log.warn("edge function: its dedicated process did not start; the pooled one keeps serving", {
+        function: this.opts.name,
+        error: (e as Error).message,
+      });
+      return;
+    }
+    if (this.#closed || this.#proc !== from || !from.alive) {
+      await direct.close();
+      return;
+    }
+    this.#serve(direct);
+    this.#draining.add(from);
+    this.#reap();
+  }
+
+  /** Close replaced processes that have no request left. */
+  #reap(): void {
+    for (const d of this.#draining) {
+      if ([...this.flights].some((f) => f.proc === d)) continue;
+      this.#draining.delete(d);
+      this.#cpuDoneMs += d.lastTicks * CLK_MS;
+      this.opts.onDetach(d);
+      void d.close();
     }
   }
 
-  #onExit(child: ChildProcess): void {
-    if (this.#child !== child) return;
-    this.#cpuDoneMs += this.#lastCpuTicks * CLK_MS;
-    this.#lastCpuTicks = 0;
-    this.#child = undefined;
+  #detach(proc: WorkerdProcess): void {
+    if (this.#proc !== proc) return;
+    this.#cpuDoneMs += proc.lastTicks * CLK_MS;
+    this.#proc = undefined;
     this.#ready = undefined;
-    try {
-      process.kill(-(child.pid ?? 0), "SIGKILL"); // whatever it left in its group
-    } catch {}
+    this.rssBytes = 0;
+    this.opts.onDetach(proc);
+    void proc.close();
   }
 
   #watch(): void {
-    const pid = this.#child?.pid;
+    for (const p of [...this.#draining, ...(this.#proc ? [this.#proc] : [])]) this.#watchOne(p);
+    if (this.#draining.size > 0) this.#reap();
+  }
+
+  #watchOne(proc: WorkerdProcess): void {
+    const pid = proc.pid;
     if (!pid) return;
     const s = sampleProc(pid);
     if (!s) return;
-    this.#lastCpuTicks = s.cpuTicks;
-    this.rssBytes = s.rssBytes;
+    const delta = s.cpuTicks - proc.lastTicks;
+    proc.lastTicks = s.cpuTicks;
+    if (proc === this.#proc) this.rssBytes = s.rssBytes;
     if (s.rssBytes > this.opts.memoryBytes) {
-      this.#limit("memory");
+      this.#limit(proc, "memory");
       return;
     }
-    if (this.flights.size === 0) return;
     // The process's CPU since its oldest request began, against that many requests' budgets: a loop in one request
     // uses a whole core and crosses it at once; concurrent honest requests share the budget they brought.
     let oldest = Number.POSITIVE_INFINITY;
-    for (const f of this.flights) oldest = Math.min(oldest, f.cpuAtStart);
-    const usedMs = (s.cpuTicks - oldest) * CLK_MS;
-    if (usedMs > this.opts.cpuMsPerRequest * this.flights.size) this.#limit("cpu");
+    let n = 0;
+    for (const f of this.flights)
+      if (f.proc === proc) {
+        oldest = Math.min(oldest, f.cpuAtStart);
+        n++;
+      }
+    // Requests that began and ended between two samples make the process busy too: not idle.
+    const served = proc.requests !== proc.requestsAtSample;
+    proc.requestsAtSample = proc.requests;
+    if (n === 0 && !served) {
+      // No request in flight, yet the process may be busy: work left running after a response (ctx.waitUntil, a
+      // timer) or a scheduled() handler. CPU spent over consecutive busy samples with no request counts against one
+      // request's budget; a sample without CPU starts it again (workerd's own housekeeping is a tick now and then).
+      // The first idle sample is not counted: part of its CPU belongs to the request that just ended.
+      if (!proc.wasIdle) {
+        proc.wasIdle = true;
+        proc.idleCpuMs = 0;
+        return;
+      }
+      proc.idleCpuMs = delta > 0 ? proc.idleCpuMs + delta * CLK_MS : 0;
+      if (proc.idleCpuMs > this.opts.cpuMsPerRequest) this.#limit(proc, "cpu");
+      return;
+    }
+    proc.wasIdle = false;
+    if (n === 0) return;
+    if ((s.cpuTicks - oldest) * CLK_MS > this.opts.cpuMsPerRequest * n) this.#limit(proc, "cpu");
   }
 
-  #limit(reason: KillReason): void {
-    const child = this.#child;
-    if (!child) return;
+  #limit(proc: WorkerdProcess, reason: KillReason): void {
     this.opts.log.warn("edge function over its limit: killing its workerd process", {
       function: this.opts.name,
       reason,
       rssBytes: this.rssBytes,
     });
-    this.#kill(child);
-    this.#onExit(child);
-    for (const f of this.flights) f.abort(reason);
-    this.flights.clear();
+    proc.kill();
+    for (const f of this.flights)
+      if (f.proc === proc) {
+        this.flights.delete(f);
+        f.abort(reason);
+      }
     this.opts.onKill(reason);
     this.restarts++;
+    if (this.#draining.has(proc)) {
+      this.#reap();
+      return;
+    }
+    this.#detach(proc);
     // Warm again for the next request (other requests already wait on ready()).
     if (!this.#closed) this.ready().catch(() => {});
   }
 
-  #kill(child: ChildProcess): void {
-    try {
-      process.kill(-(child.pid ?? 0), "SIGKILL");
-    } catch {
-      child.kill("SIGKILL");
+  /** Give the process up when idle (no request in flight): the next request claims a pooled one. */
+  sleep(): void {
+    if (this.#proc && this.flights.size === 0) {
+      clearTimeout(this.#promoteTimer);
+      this.#detach(this.#proc);
     }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
-    const child = this.#child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((r) => child.once("exit", r));
-      this.#kill(child);
-      await gone;
-    }
+    clearTimeout(this.#promoteTimer);
+    const procs = [...this.#draining, ...(this.#proc ? [this.#proc] : [])];
+    if (this.#proc) this.#detach(this.#proc);
+    this.#draining.clear();
+    await Promise.all(procs.map((p) => p.close()));
     this.#sink.close();
   }
-}
-
-export class StartError extends Error {}
-
-/** True once workerd answers our entry module's probe (so the user's module compiled and the socket is served). */
-function probe(socketPath: string, token: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const r = request(
-      { socketPath, path: "/", method: "GET", headers: { "x-ami-edge-probe": token }, agent: false },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 204);
-      },
-    );
-    r.once("error", () => resolve(false));
-    r.end();
-  });
 }

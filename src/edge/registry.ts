@@ -14,6 +14,10 @@ export interface FunctionVersion {
   size: number;
   route: string | null;
   region: string | null;
+  /** Plain-text vars in the function's env (shown by `edge list`); absent in records from before they existed. */
+  vars?: Record<string, string>;
+  /** Cron triggers (UTC) running the module's scheduled() handler. */
+  crons?: string[];
   deployedAt: string;
 }
 
@@ -63,8 +67,52 @@ export class FunctionRegistry {
   }
 
   #save(): void {
-    const tmp = `${this.#file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.#fns, null, 1), { mode: 0o600 });
-    renameSync(tmp, this.#file);
+    save(this.#file, this.#fns);
+  }
+}
+
+function save(file: string, data: unknown): void {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, JSON.stringify(data, null, 1), { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+/**
+ * Secrets per function (<data>/edge/secrets.json, mode 0600): in the function's env like vars, kept across deploys
+ * and rollbacks (as Workers secrets), never in the CAS, in a workerd config file or in an API answer (names only).
+ */
+export class SecretStore {
+  readonly #file: string;
+  #all: Record<string, Record<string, string>>;
+
+  constructor(dir: string) {
+    this.#file = join(dir, "secrets.json");
+    try {
+      this.#all = JSON.parse(readFileSync(this.#file, "utf8")) as Record<string, Record<string, string>>;
+    } catch {
+      this.#all = {};
+    }
+  }
+
+  get(name: string): Record<string, string> {
+    return Object.hasOwn(this.#all, name) ? this.#all[name] : {};
+  }
+
+  /** Merge `changes` into the function's secrets; an empty value removes that secret. */
+  update(name: string, changes: Record<string, string>): void {
+    if (Object.keys(changes).length === 0) return;
+    const next = { ...this.get(name) };
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === "") delete next[k];
+      else next[k] = v;
+    }
+    this.#all[name] = next;
+    save(this.#file, this.#all);
+  }
+
+  remove(name: string): void {
+    if (!Object.hasOwn(this.#all, name)) return;
+    delete this.#all[name];
+    save(this.#file, this.#all);
   }
 }

@@ -1,56 +1,43 @@
 /**
- * The edge runtime inside the `edge` service: deployed functions, one workerd process each (process.ts), requests
- * proxied to them over unix sockets, metrics per function. Deploy is blue/green: the new version's process must
- * start (workerd compiles the module) before it takes traffic, so a module that does not parse is refused with
- * workerd's own error and the running version never stops.
+ * The edge runtime inside the `edge` service: deployed functions, each served by a workerd process claimed from a
+ * pool of pre-started ones (pool.ts, process.ts), requests proxied to them over unix sockets (proxy.ts), cron
+ * triggers, metrics per function. Deploy is blue/green: the new version's process must load the module (workerd
+ * compiles it) before it takes traffic, so a module that does not parse is refused with workerd's own error and the
+ * running version never stops.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { Agent, type IncomingMessage, request, type ServerResponse } from "node:http";
-import { createRequire } from "node:module";
+import { createHash } from "node:crypto";
+import { mkdirSync, rmdirSync, rmSync } from "node:fs";
+import { Agent, type IncomingMessage, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { CasStore } from "../cas/types.ts";
 import { programProcesses } from "../control/proc.ts";
 import { AmiError } from "../core/errors.ts";
-import { sendError } from "../core/http/reply.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RuntimePaths } from "../core/paths.ts";
-import { DENY_MODULE, ENTRY_MODULE, workerdConfig } from "./capnp.ts";
 import type { EdgeConfig } from "./config.ts";
+import { cronMatches, parseCron } from "./cron.ts";
 import { KvStore } from "./kv.ts";
-import { FunctionProcess, type KillReason, StartError } from "./process.ts";
-import { FUNCTION_NAME, type FunctionRecord, FunctionRegistry, type FunctionVersion } from "./registry.ts";
-
-/** The workerd binary of the npm package. */
-export function defaultWorkerd(): string {
-  return join(dirname(createRequire(import.meta.url).resolve("workerd/package.json")), "bin", "workerd");
-}
-
-export interface FunctionMetrics {
-  invocations: number;
-  errors: number;
-  cpuKills: number;
-  memoryKills: number;
-  /** Latest request durations (ms), a ring for p50/p99. */
-  latencies: number[];
-  latencyAt: number;
-}
-
-const RING = 1024;
-const HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
+import { WorkerdPool } from "./pool.ts";
+import { FunctionProcess, type KillReason } from "./process.ts";
+import { type FunctionMetrics, newMetrics, proxyTo } from "./proxy.ts";
+import { type FunctionRecord, FunctionRegistry, type FunctionVersion, SecretStore } from "./registry.ts";
+import { checkCrons, checkName, checkRoute, percentile, routeMatches } from "./routes.ts";
+import { defaultWorkerd, StartError, type WorkerdProcess } from "./workerd.ts";
 
 interface Live {
   version: FunctionVersion;
   proc: FunctionProcess;
   agent: Agent;
-  metrics: FunctionMetrics;
 }
 
-export function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+export interface DeployOptions {
+  route?: string | null;
+  region?: string | null;
+  vars?: Record<string, string>;
+  /** Merged into the function's secrets (an empty value removes one). */
+  secrets?: Record<string, string>;
+  crons?: string[];
 }
 
 export class EdgeRuntime {
@@ -61,32 +48,55 @@ export class EdgeRuntime {
   readonly #dir: string;
   readonly #sockDir: string;
   readonly registry: FunctionRegistry;
+  readonly secrets: SecretStore;
   readonly kv: KvStore;
+  readonly pool: WorkerdPool;
   readonly #live = new Map<string, Live>();
-  /** Per function: its KV token (workerd injects it on KV requests). */
-  readonly #tokens = new Map<string, string>();
+  /** KV token of a serving process -> its function (workerd injects the token on the KV binding's requests). */
+  readonly #kvTokens = new Map<string, string>();
   readonly #metrics = new Map<string, FunctionMetrics>();
   /** Deploys, rollbacks and deletes of one function run one at a time. */
   readonly #locks = new Map<string, Promise<unknown>>();
-  readonly #kvAddress: string;
+  #cronTimer: NodeJS.Timeout | undefined;
+  readonly #idleTimer: NodeJS.Timeout | undefined;
 
   constructor(o: { config: EdgeConfig; cas: CasStore; paths: RuntimePaths; log: Logger; kvAddress: string }) {
     this.#c = o.config;
     this.#cas = o.cas;
     this.#log = o.log;
     this.#paths = o.paths;
-    this.#kvAddress = o.kvAddress;
     this.#dir = o.paths.serviceData("edge");
     mkdirSync(join(this.#dir, "kv"), { recursive: true, mode: 0o700 });
     // Unix socket paths are limited to ~107 bytes: a short directory of our own, per runtime home.
     const tag = createHash("sha256").update(o.paths.home).digest("hex").slice(0, 12);
-    this.#sockDir = join(tmpdir(), `ami-edge-${process.getuid?.() ?? 0}-${tag}`);
-    mkdirSync(this.#sockDir, { recursive: true, mode: 0o700 });
+    const sockDir = join(tmpdir(), `ami-edge-${process.getuid?.() ?? 0}-${tag}`);
+    mkdirSync(sockDir, { recursive: true, mode: 0o700 });
+    this.#sockDir = sockDir;
+    const runDir = join(this.#dir, "run");
+    rmSync(runDir, { recursive: true, force: true }); // configs of processes a hard-killed service left
     this.registry = new FunctionRegistry(this.#dir);
+    this.secrets = new SecretStore(this.#dir);
     this.kv = new KvStore(join(this.#dir, "kv"), o.cas);
+    this.pool = new WorkerdPool({
+      size: o.config.poolSize,
+      log: o.log,
+      spawn: {
+        workerd: o.config.workerd ?? defaultWorkerd(),
+        runDir,
+        sockDir,
+        home: o.paths.home,
+        compatibilityDate: o.config.compatibilityDate,
+        kvAddress: o.kvAddress,
+        origin: o.config.origin ? new URL(o.config.origin).host : null,
+      },
+    });
+    if (o.config.idleStopMs > 0) {
+      this.#idleTimer = setInterval(() => this.#stopIdle(), Math.min(10_000, o.config.idleStopMs / 2));
+      this.#idleTimer.unref();
+    }
   }
 
-  /** Start every deployed function's active version (service start). */
+  /** Start the pool and every deployed function's active version (service start); arm the cron triggers. */
   async startAll(): Promise<void> {
     // A previous edge service that died hard (SIGKILL) left its workerd processes in their own groups: end them.
     for (const p of programProcesses(this.#paths.home)) {
@@ -96,17 +106,18 @@ export class EdgeRuntime {
         process.kill(-p.pid, "SIGKILL");
       } catch {}
     }
+    this.pool.fill();
     for (const f of this.registry.list()) {
       const v = this.registry.active(f.name);
       if (!v) continue;
       try {
-        const l = await this.#launch(f.name, v.version, await this.#code(v));
-        this.#swap(f.name, { ...l, version: v });
+        this.#swap(f.name, await this.#launch(f.name, v, await this.#code(v), this.secrets.get(f.name)));
       } catch (e) {
         // One function that no longer starts (its code unreadable, workerd upgraded) leaves the others serving.
         this.#log.error("edge function did not start", { function: f.name, error: (e as Error).message });
       }
     }
+    this.#armCron();
   }
 
   #serial<T>(name: string, work: () => Promise<T>): Promise<T> {
@@ -119,17 +130,12 @@ export class EdgeRuntime {
     return next;
   }
 
-  /** The name's KV token check (the KV endpoint's authentication). */
-  kvAllowed(name: string, token: string | undefined): boolean {
-    const t = this.#tokens.get(name);
-    return !!t && !!token && t.length === token.length && timingSafeEqual(Buffer.from(t), Buffer.from(token));
+  /** The function whose serving process sent this KV token (the KV endpoint's authentication), if any. */
+  kvFunction(token: string | undefined): string | undefined {
+    return token ? this.#kvTokens.get(token) : undefined;
   }
 
-  deploy(
-    name: string,
-    code: string,
-    opts: { route?: string | null; region?: string | null } = {},
-  ): Promise<FunctionVersion> {
+  deploy(name: string, code: string, opts: DeployOptions = {}): Promise<FunctionVersion> {
     checkName(name);
     const bytes = Buffer.from(code, "utf8");
     if (bytes.length === 0) throw new AmiError("AMI_INVALID_INPUT", "the module is empty");
@@ -139,35 +145,44 @@ export class EdgeRuntime {
         `the module is ${bytes.length} bytes (edge.maxModuleBytes: ${this.#c.maxModuleBytes})`,
       );
     if (opts.route != null) checkRoute(opts.route);
+    checkCrons(opts.crons ?? []);
     return this.#serial(name, async () => {
       const prev = this.registry.get(name);
       const version = (prev?.versions.at(-1)?.version ?? 0) + 1;
       const hold = `edge:${name}:v${version}`;
-      // The CAS put (fsync) and workerd's start overlap: the process is started from the bytes in hand.
+      const secrets = { ...this.secrets.get(name) };
+      for (const [k, v] of Object.entries(opts.secrets ?? {})) {
+        if (v === "") delete secrets[k];
+        else secrets[k] = v;
+      }
+      const draft: FunctionVersion = {
+        version,
+        id: "",
+        sha256: "",
+        size: bytes.length,
+        route: opts.route ?? null,
+        region: opts.region ?? null,
+        vars: opts.vars ?? {},
+        crons: opts.crons ?? [],
+        deployedAt: new Date().toISOString(),
+      };
+      // The CAS put (fsync) and the code load overlap: the process is given the bytes in hand.
       const [put, launched] = await Promise.allSettled([
         this.#cas.put(bytes, { hold }),
-        this.#launch(name, version, bytes),
+        this.#launch(name, draft, bytes, secrets),
       ]);
       if (put.status === "rejected" || launched.status === "rejected") {
         if (put.status === "fulfilled") await this.#cas.release(put.value.id, hold).catch(() => {});
         if (launched.status === "fulfilled") await this.#retire(launched.value);
         throw put.status === "rejected" ? put.reason : (launched as PromiseRejectedResult).reason;
       }
-      const v: FunctionVersion = {
-        version,
-        id: put.value.id,
-        sha256: put.value.sha256,
-        size: put.value.size,
-        route: opts.route ?? null,
-        region: opts.region ?? null,
-        deployedAt: new Date().toISOString(),
-      };
-      const live = { ...launched.value, version: v };
+      const v: FunctionVersion = { ...draft, id: put.value.id, sha256: put.value.sha256, size: put.value.size };
       const versions = [...(prev?.versions ?? []), v];
       const dropped = versions.splice(0, Math.max(0, versions.length - this.#c.keepVersions));
+      this.secrets.update(name, opts.secrets ?? {});
       this.registry.put({ name, versions, active: version });
       for (const d of dropped) await this.#cas.release(d.id, `edge:${name}:v${d.version}`).catch(() => {});
-      this.#swap(name, live);
+      this.#swap(name, { ...launched.value, version: v });
       this.#log.info("edge function deployed", { function: name, version, sha256: v.sha256 });
       return v;
     });
@@ -189,7 +204,7 @@ export class EdgeRuntime {
             ? `function '${name}' has no version ${version} (kept: ${f.versions.map((v) => v.version).join(", ")})`
             : `function '${name}' has no version before ${f.active} to roll back to`,
         );
-      const live = { ...(await this.#launch(name, target.version, await this.#code(target))), version: target };
+      const live = await this.#launch(name, target, await this.#code(target), this.secrets.get(name));
       this.registry.put({ ...f, active: target.version });
       this.#swap(name, live);
       this.#log.info("edge function rolled back", { function: name, version: target.version });
@@ -205,10 +220,10 @@ export class EdgeRuntime {
       this.#live.delete(name);
       if (live) await this.#retire(live);
       this.registry.remove(name);
+      this.secrets.remove(name);
       for (const v of f.versions) await this.#cas.release(v.id, `edge:${name}:v${v.version}`).catch(() => {});
       await this.kv.drop(name);
       this.#metrics.delete(name);
-      this.#tokens.delete(name);
       return f;
     });
   }
@@ -225,72 +240,43 @@ export class EdgeRuntime {
     return Buffer.concat(parts);
   }
 
-  /** A process for version `v`, started and listening; a module workerd refuses becomes AMI_EDGE_BAD_MODULE. */
-  async #launch(name: string, version: number, code: Buffer): Promise<Omit<Live, "version">> {
-    const dir = join(this.#dir, "run", name, `v${version}-${randomBytes(3).toString("hex")}`);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const socket = join(this.#sockDir, `${name}-${version}-${randomBytes(3).toString("hex")}.sock`);
-    let token = this.#tokens.get(name);
-    if (!token) {
-      token = randomBytes(18).toString("base64url");
-      this.#tokens.set(name, token);
-    }
-    writeFileSync(join(dir, "worker.js"), code, { mode: 0o600 });
-    writeFileSync(join(dir, "ami-entry.js"), ENTRY_MODULE, { mode: 0o600 });
-    writeFileSync(join(dir, "deny.js"), DENY_MODULE, { mode: 0o600 });
-    const origin = this.#c.origin ? new URL(this.#c.origin).host : null;
-    const configFile = join(dir, "config.capnp");
-    const probeToken = randomBytes(12).toString("base64url");
-    writeFileSync(
-      configFile,
-      workerdConfig({
-        socket,
-        moduleFile: "worker.js",
-        entryFile: "ami-entry.js",
-        denyFile: "deny.js",
-        probeToken,
-        compatibilityDate: this.#c.compatibilityDate,
-        kv: { address: this.#kvAddress, fn: name, token },
-        origin,
-      }),
-      { mode: 0o600 },
-    );
+  /** Version `v` loaded in a process and serving; a module workerd refuses becomes AMI_EDGE_BAD_MODULE. */
+  async #launch(name: string, v: FunctionVersion, code: Buffer, secrets: Record<string, string>): Promise<Live> {
     const metrics = this.#metricsOf(name);
     const proc = new FunctionProcess({
       name,
-      workerd: this.#c.workerd ?? defaultWorkerd(),
-      configFile,
-      socket,
-      cwd: dir,
-      probeToken,
+      version: v.version,
+      spec: { code: code.toString("utf8"), vars: { ...v.vars, ...secrets } },
+      secrets,
+      pool: this.pool,
       logFile: this.#paths.logFile(`edge-${name}`),
-      home: this.#paths.home,
       cpuMsPerRequest: this.#c.cpuMsPerRequest,
       memoryBytes: this.#c.memoryMb * 1024 * 1024,
       watchdogMs: this.#c.watchdogIntervalMs,
+      promote: true,
       log: this.#log,
       onKill: (r: KillReason) => {
         if (r === "cpu") metrics.cpuKills++;
         else metrics.memoryKills++;
       },
+      onAttach: (p: WorkerdProcess) => this.#kvTokens.set(p.kvToken, name),
+      onDetach: (p: WorkerdProcess) => this.#kvTokens.delete(p.kvToken),
     });
     try {
       await proc.ready();
     } catch (e) {
       await proc.close();
-      rmSync(dir, { recursive: true, force: true });
       if (e instanceof StartError)
-        throw new AmiError("AMI_EDGE_BAD_MODULE", `function '${name}' v${version} refused by workerd: ${e.message}`);
+        throw new AmiError("AMI_EDGE_BAD_MODULE", `function '${name}' v${v.version} refused by workerd: ${e.message}`);
       throw e;
     }
-    const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-    return { proc, agent, metrics };
+    return { version: v, proc, agent: new Agent({ keepAlive: true, maxSockets: 256 }) };
   }
 
   #metricsOf(name: string): FunctionMetrics {
     let m = this.#metrics.get(name);
     if (!m) {
-      m = { invocations: 0, errors: 0, cpuKills: 0, memoryKills: 0, latencies: [], latencyAt: 0 };
+      m = newMetrics();
       this.#metrics.set(name, m);
     }
     return m;
@@ -303,18 +289,25 @@ export class EdgeRuntime {
     if (old) setTimeout(() => void this.#retire(old), old.proc.flights.size > 0 ? this.#c.requestTimeoutMs : 0).unref();
   }
 
-  async #retire(l: Omit<Live, "version">): Promise<void> {
+  async #retire(l: Live): Promise<void> {
     l.agent.destroy();
     await l.proc.close();
-    rmSync(dirname(l.proc.opts.configFile), { recursive: true, force: true });
-    rmSync(l.proc.opts.socket, { force: true });
+  }
+
+  #stopIdle(): void {
+    const now = Date.now();
+    for (const [name, l] of this.#live)
+      if (l.proc.running && l.proc.flights.size === 0 && now - l.proc.lastUsed > this.#c.idleStopMs) {
+        this.#log.info("edge function idle: its process stops until the next request", { function: name });
+        l.proc.sleep();
+      }
   }
 
   /** The function a route pattern of a deployed function matches for host+path, if any (longest pattern wins). */
   routeFor(host: string, path: string): string | undefined {
     let best: { name: string; len: number } | undefined;
-    for (const name of this.#live.keys()) {
-      const r = this.#live.get(name)?.version.route;
+    for (const [name, l] of this.#live) {
+      const r = l.version.route;
       if (!r || !routeMatches(r, host, path)) continue;
       if (!best || r.length > best.len) best = { name, len: r.length };
     }
@@ -323,97 +316,57 @@ export class EdgeRuntime {
 
   /**
    * Run function `name` for an incoming request: `path` is what the function sees as its URL's path and query. The
-   * seam for edge nodes (src/cdn) is this over HTTP: GET|POST http://<edge>/fn/<name>/<path> (see ARCHITECTURE.md).
+   * seam for edge nodes (src/cdn) is this over HTTP: ANY http://<edge>/fn/<name>/<path> (see ARCHITECTURE.md).
    */
-  async invoke(name: string, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  invoke(name: string, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const live = this.#live.get(name);
     if (!live) throw new AmiError("M_NOT_FOUND", `no edge function '${name}'`);
-    const m = live.metrics;
-    const t0 = performance.now();
-    m.invocations++;
-    const done = (ok: boolean) => {
-      if (!ok) m.errors++;
-      m.latencies[m.latencyAt] = performance.now() - t0;
-      m.latencyAt = (m.latencyAt + 1) % RING;
-    };
-    try {
-      await live.proc.ready();
-    } catch (e) {
-      done(false);
-      throw new AmiError("AMI_UNAVAILABLE", `function '${name}' cannot start: ${(e as Error).message}`);
-    }
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers))
-      if (v !== undefined && !HOP.has(k) && k !== "x-ami-edge-probe") headers[k] = v;
-    await new Promise<void>((resolve) => {
-      let settled = false;
-      const flight = {
-        cpuAtStart: live.proc.cpuTicksNow(),
-        abort: (reason: KillReason) => fail(limitError(name, reason, this.#c)),
-      };
-      const fail = (e: AmiError) => {
-        if (settled) return;
-        settled = true;
-        live.proc.flights.delete(flight);
-        clearTimeout(timer);
-        out.destroy();
-        done(false);
-        if (res.headersSent) res.destroy();
-        else sendError(res, e);
-        resolve();
-      };
-      const timer = setTimeout(
-        () =>
-          fail(new AmiError("AMI_TIMEOUT", `function '${name}' did not answer within ${this.#c.requestTimeoutMs} ms`)),
-        this.#c.requestTimeoutMs,
-      );
-      live.proc.flights.add(flight);
-      const out = request(
-        { socketPath: live.proc.opts.socket, path, method: req.method, headers, agent: live.agent },
-        (up) => {
-          const h: Record<string, string | string[]> = {};
-          for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) h[k] = v;
-          res.writeHead(up.statusCode ?? 502, h);
-          up.pipe(res);
-          up.once("end", () => {
-            if (settled) return;
-            settled = true;
-            live.proc.flights.delete(flight);
-            clearTimeout(timer);
-            done((up.statusCode ?? 502) < 500);
-            resolve();
-          });
-          up.once("error", () => fail(new AmiError("AMI_UNAVAILABLE", `function '${name}' failed mid-response`)));
-        },
-      );
-      out.once("error", (e) => {
-        // The watchdog's kill already answered with the limit's error; anything else is the process failing.
-        fail(new AmiError("AMI_UNAVAILABLE", `function '${name}' failed: ${e.message}`));
-      });
-      res.once("close", () => {
-        if (!settled) fail(new AmiError("AMI_UNAVAILABLE", "client went away"));
-      });
-      req.pipe(out);
-    });
+    const metrics = this.#metricsOf(name);
+    return proxyTo({ name, proc: live.proc, agent: live.agent, metrics, config: this.#c, req, res, path });
   }
 
-  /** Per-function figures for `edge list`, /metrics and the monitor. */
-  stats(): Array<{
-    name: string;
-    version: number;
-    route: string | null;
-    region: string | null;
-    pid: number | null;
-    invocations: number;
-    errors: number;
-    cpuKills: number;
-    memoryKills: number;
-    restarts: number;
-    cpuMs: number;
-    rssBytes: number;
-    p50Ms: number;
-    p99Ms: number;
-  }> {
+  /** Run the function's scheduled() handler now (a cron trigger, or `edge trigger`). */
+  async trigger(name: string, cron = ""): Promise<{ status: number; text: string }> {
+    const live = this.#live.get(name);
+    if (!live) throw new AmiError("M_NOT_FOUND", `no edge function '${name}'`);
+    const m = this.#metricsOf(name);
+    m.cronRuns++;
+    let r: { status: number; text: string };
+    try {
+      r = await (await live.proc.ready()).scheduled(cron, Date.now());
+    } catch (e) {
+      r = { status: 503, text: (e as Error).message };
+    }
+    if (r.status !== 204) {
+      m.errors++;
+      this.#log.warn("edge function's scheduled() failed", { function: name, status: r.status, error: r.text });
+    }
+    return r;
+  }
+
+  /** Every minute boundary (UTC): the cron triggers due in that minute. */
+  #armCron(): void {
+    this.#cronTimer = setTimeout(
+      () => {
+        void this.runDue(new Date(Math.round(Date.now() / 60_000) * 60_000));
+        this.#armCron();
+      },
+      60_000 - (Date.now() % 60_000),
+    );
+    this.#cronTimer.unref();
+  }
+
+  /** Run the scheduled() handler of each function with a cron matching the UTC minute of `at`; resolves when done. */
+  async runDue(at: Date): Promise<string[]> {
+    const due: Array<[string, string]> = [];
+    for (const [name, l] of this.#live)
+      for (const c of l.version.crons ?? []) if (cronMatches(parseCron(c), at)) due.push([name, c]);
+    await Promise.all(due.map(([name, c]) => this.trigger(name, c).catch(() => {})));
+    return due.map(([name]) => name);
+  }
+
+  /** Per-function figures for `edge list`, /metrics and the monitor (secrets by name only). */
+  stats() {
     return this.registry.list().map((f) => {
       const l = this.#live.get(f.name);
       const m = this.#metricsOf(f.name);
@@ -423,9 +376,15 @@ export class EdgeRuntime {
         version: f.active,
         route: v?.route ?? null,
         region: v?.region ?? null,
+        vars: v?.vars ?? {},
+        secrets: Object.keys(this.secrets.get(f.name)).sort(),
+        crons: v?.crons ?? [],
         pid: l?.proc.pid ?? null,
+        running: !!l?.proc.running,
+        dedicated: !!l?.proc.direct,
         invocations: m.invocations,
         errors: m.errors,
+        cronRuns: m.cronRuns,
         cpuKills: m.cpuKills,
         memoryKills: m.memoryKills,
         restarts: l?.proc.restarts ?? 0,
@@ -438,46 +397,15 @@ export class EdgeRuntime {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#cronTimer);
+    clearInterval(this.#idleTimer);
     const all = [...this.#live.values()];
     this.#live.clear();
-    await Promise.all(all.map((l) => this.#retire(l)));
+    await Promise.all([...all.map((l) => this.#retire(l)), this.pool.close()]);
+    try {
+      rmdirSync(this.#sockDir); // empty now; a socket directory per runtime home
+    } catch {}
   }
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
-
-function limitError(name: string, reason: KillReason, c: EdgeConfig): AmiError {
-  return reason === "cpu"
-    ? new AmiError(
-        "AMI_EDGE_CPU_LIMIT",
-        `function '${name}' exceeded its CPU limit (${c.cpuMsPerRequest} ms per request); its process was restarted`,
-      )
-    : new AmiError(
-        "AMI_EDGE_MEMORY_LIMIT",
-        `function '${name}' exceeded its memory limit (${c.memoryMb} MB); its process was restarted`,
-      );
-}
-
-export function checkName(name: string): void {
-  if (!FUNCTION_NAME.test(name))
-    throw new AmiError(
-      "AMI_INVALID_INPUT",
-      `function name '${name}' must be lowercase letters, digits and '-', starting with a letter (at most 63)`,
-    );
-}
-
-/** Route patterns: `[host]/path`, a trailing `*` matches any rest (`/api/*`, `example.com/img/*`). */
-export function checkRoute(route: string): void {
-  if (!/^([A-Za-z0-9.-]+(:\d+)?)?\/[^\s*]*\*?$/.test(route))
-    throw new AmiError("AMI_INVALID_INPUT", `route '${route}' must look like /path, /path/* or host/path/*`);
-}
-
-export function routeMatches(route: string, host: string, path: string): boolean {
-  const slash = route.indexOf("/");
-  const rhost = route.slice(0, slash);
-  const rpath = route.slice(slash);
-  if (rhost && rhost.toLowerCase() !== host.toLowerCase() && rhost.toLowerCase() !== host.split(":")[0].toLowerCase())
-    return false;
-  const p = path.split("?")[0];
-  return rpath.endsWith("*") ? p.startsWith(rpath.slice(0, -1)) : p === rpath;
-}

@@ -12,7 +12,16 @@ import { safeDecode, type Target } from "../core/http/target.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RuntimePaths } from "../core/paths.ts";
 import type { EdgeConfig } from "./config.ts";
+import { parsePairs } from "./routes.ts";
 import { EdgeRuntime } from "./runtime.ts";
+
+/** A JSON field that must be a list of strings (absent: empty). */
+function strings(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
+    throw new AmiError("AMI_INVALID_INPUT", "vars, secrets and crons are lists of strings");
+  return v;
+}
 
 export interface EdgeServer {
   url: string;
@@ -30,6 +39,7 @@ export async function startEdge(o: {
 }): Promise<EdgeServer> {
   const c = o.config;
   let runtime: EdgeRuntime | undefined;
+  let started: Promise<void> | undefined;
   const rt = () => {
     if (!runtime) throw new AmiError("AMI_UNAVAILABLE", "edge runtime starting");
     return runtime;
@@ -42,10 +52,14 @@ export async function startEdge(o: {
   const port = await listener.listen(c.port, c.host);
   const kvAddress = `${urlHost(c.host === "0.0.0.0" ? "127.0.0.1" : c.host === "::" ? "::1" : c.host)}:${port}`;
   runtime = new EdgeRuntime({ config: c, cas: o.cas, paths: o.paths, log: o.log, kvAddress });
-  await runtime.startAll();
+  // Requests that come while deployed functions start (health included) wait for them: after `edge restart` the
+  // first request finds its function, not a 404. KV stays open (nothing in a start calls it, but a function may).
+  started = runtime.startAll();
+  await started;
 
   async function route(req: IncomingMessage, res: ServerResponse, t: Target): Promise<void> {
     const p = t.pathname;
+    if (!p.startsWith("/_ami/edge/kv/")) await started;
     if (p === "/health") return sendJson(res, 200, { ok: true });
     if (p === "/_ami/stats") return sendJson(res, 200, flatStats(rt()));
     if (p === "/metrics") {
@@ -70,11 +84,11 @@ export async function startEdge(o: {
     throw new AmiError("M_NOT_FOUND", `nothing at ${p} (functions answer at /fn/<name>/)`);
   }
 
-  /** The KV binding: workerd injects x-ami-edge-fn and x-ami-edge-token on every request of a function's binding. */
+  /** The KV binding: workerd injects its process's x-ami-edge-token, which names the function it serves. */
   async function kv(req: IncomingMessage, res: ServerResponse, t: Target): Promise<void> {
-    const fn = String(req.headers["x-ami-edge-fn"] ?? "");
-    if (!rt().kvAllowed(fn, req.headers["x-ami-edge-token"] as string | undefined))
-      throw new AmiError("M_FORBIDDEN", "not a function's KV binding");
+    const token = req.headers["x-ami-edge-token"];
+    const fn = rt().kvFunction(typeof token === "string" ? token : undefined);
+    if (!fn) throw new AmiError("M_FORBIDDEN", "not a function's KV binding");
     const rest = t.pathname.slice("/_ami/edge/kv/".length);
     if (rest === "list")
       return sendJson(res, 200, {
@@ -113,8 +127,15 @@ export async function startEdge(o: {
       const v = await rt().deploy(name, body.code, {
         route: typeof body.route === "string" ? body.route : null,
         region: typeof body.region === "string" ? body.region : null,
+        vars: parsePairs("var", strings(body.vars)),
+        secrets: parsePairs("secret", strings(body.secrets)),
+        crons: strings(body.crons),
       });
       return sendJson(res, 200, { function: name, ...v, url: `${url}/fn/${name}/` });
+    }
+    if (what === "trigger") {
+      const r = await rt().trigger(name, typeof body.cron === "string" ? body.cron : "");
+      return sendJson(res, 200, { function: name, ...r });
     }
     if (what === "rollback") {
       const v = await rt().rollback(name, typeof body.version === "number" ? body.version : undefined);
@@ -141,11 +162,14 @@ export async function startEdge(o: {
 /** The monitor's key figures: totals, then per function (the first 20 by name) invocations, errors, CPU, p99. */
 function flatStats(r: EdgeRuntime): Record<string, number> {
   const s = r.stats();
-  const sum = (k: "invocations" | "errors" | "cpuKills" | "memoryKills" | "cpuMs") => s.reduce((a, f) => a + f[k], 0);
+  const sum = (k: "invocations" | "errors" | "cronRuns" | "cpuKills" | "memoryKills" | "cpuMs") =>
+    s.reduce((a, f) => a + f[k], 0);
   const out: Record<string, number> = {
     functions: s.length,
     invocations: sum("invocations"),
     errors: sum("errors"),
+    cronRuns: sum("cronRuns"),
+    idleProcesses: r.pool.idle,
     cpuKills: sum("cpuKills"),
     memoryKills: sum("memoryKills"),
     cpuMs: sum("cpuMs"),
@@ -156,6 +180,7 @@ function flatStats(r: EdgeRuntime): Record<string, number> {
     out[`fn_${f.name}_errors`] = f.errors;
     out[`fn_${f.name}_cpu_ms`] = f.cpuMs;
     out[`fn_${f.name}_p99_ms`] = f.p99Ms;
+    out[`fn_${f.name}_rss_bytes`] = f.running ? f.rssBytes : 0;
   }
   return out;
 }
@@ -173,6 +198,7 @@ function prometheus(r: EdgeRuntime): string {
   };
   metric("ami_edge_invocations_total", "Requests run by the function", "counter", (f) => f.invocations);
   metric("ami_edge_errors_total", "Requests answered 5xx or failed", "counter", (f) => f.errors);
+  metric("ami_edge_cron_runs_total", "Cron triggers (and edge trigger) run", "counter", (f) => f.cronRuns);
   metric("ami_edge_cpu_kills_total", "Processes killed at the CPU limit", "counter", (f) => f.cpuKills);
   metric("ami_edge_memory_kills_total", "Processes killed at the memory limit", "counter", (f) => f.memoryKills);
   metric(

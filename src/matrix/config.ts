@@ -1,6 +1,7 @@
 /** The `matrix` section: the homeserver (service `matrix`). */
 import { z } from "zod";
 import { hostSchema as host, portSchema as port } from "../core/config.ts";
+import { parseCidr } from "../core/http/client-address.ts";
 
 const rate = z
   .object({
@@ -200,11 +201,23 @@ export const matrixSchema = z
      * "Homeserver scale-out"). More than 1 needs a postgres:// database and Redis at `redis`.
      */
     workers: z.number().int().min(1).max(64).default(1),
-    /** Redis that carries positions, typing and cache invalidations between the workers (only with workers > 1). */
+    /**
+     * Redis between the workers (only with workers > 1): positions, typing, cache invalidations and revocations,
+     * shared rate-limit buckets, the federation sender's lease.
+     */
     redis: z
       .string()
       .regex(/^rediss?:\/\/.+/, "must be a redis:// or rediss:// URL")
       .default("redis://127.0.0.1:6379"),
+    /**
+     * Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For names the client: rate limits, last-seen IPs
+     * and logs see the address the nearest untrusted hop gives. Empty (the default): the header is ignored, so a
+     * client talking to us directly cannot claim another address.
+     */
+    trustedProxies: z
+      .array(cidr.refine((s) => parseCidr(s) !== null, "must be an IP address or a CIDR range"))
+      .max(256)
+      .default([]),
     /** Default room version for new rooms. */
     defaultRoomVersion: z.enum(["10", "11", "12"]).default("10"),
     registration: z

@@ -15,6 +15,7 @@ import { allRoutes } from "./client/index.ts";
 import { type Cluster, joinCluster } from "./cluster/index.ts";
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from "./events/signing.ts";
 import type { ClientEvent } from "./events/types.ts";
+import { watchRoomHosts } from "./federation/edus-out.ts";
 import { federationRoutes } from "./federation/index.ts";
 import { PartialStateResync } from "./federation/partial-state.ts";
 import { dagStateResolver, GraphCache, PduIn } from "./federation/pdu-in.ts";
@@ -101,7 +102,11 @@ class HomeserverImpl implements Homeserver {
     this.rooms = new Rooms(this);
     this.push = new Push(this);
     this.federation = new Federation({ serverName: this.serverName, signingKey, config, store, log });
-    if (config.federation.enabled) this.metrics.federation = () => this.federation.sender.snapshot();
+    this.metrics.rateLimitFallbacks = () => cluster.rateLimitFallbacks;
+    if (config.federation.enabled) {
+      this.metrics.federation = () => this.federation.sender.snapshot();
+      this.metrics.federationSender = () => this.federation.sender.leading;
+    }
     // The room DAG's federation side: state resolution v2 for forked rooms, incoming PDUs (federation/pdu-in.ts).
     const graphs = new GraphCache(store);
     this.rooms.stateResolver = dagStateResolver(graphs);
@@ -204,8 +209,10 @@ export async function startHomeserver(
   // With workers, positions come from the cluster's sequence, which may be past what this process stored.
   const hs = new HomeserverImpl(config, store, log, signingKey, dataDir, maxStream, blobs, cluster);
   if (cluster.sequencer) hs.stream.observe(await cluster.sequencer.head());
+  if (config.federation.enabled) watchRoomHosts(hs);
   // Every destination's retry state, so the monitor shows them and a dead one stays backed off after a restart.
-  if (config.federation.enabled) await hs.federation.sender.load();
+  // With workers, one of them sends (the lease holder) and the others hand their work to it.
+  if (config.federation.enabled) await cluster.startFederationSender(hs.federation.sender);
   // Rooms joined with members omitted whose resync had not finished: resumed in the background.
   if (config.federation.enabled) await hs.partialState.load();
   const limits: ListenerLimits = {

@@ -14,6 +14,7 @@ import type { PartialStateResync } from "./federation/partial-state.ts";
 import type { PduIn } from "./federation/pdu-in.ts";
 import type { Federation } from "./federation/service.ts";
 import type { Metrics } from "./metrics.ts";
+import type { Revocation } from "./service/auth.ts";
 import type { StateResolver } from "./service/event-state.ts";
 import type { MediaService } from "./service/media.ts";
 import type { Requester } from "./service/requester.ts";
@@ -104,9 +105,10 @@ export interface AuthService {
   /**
    * Call `fn` each time sessions stop being valid (logout, logout/all, device deletion, password change,
    * deactivation, a re-login to the same device), after their tokens are gone from the store, with a predicate
-   * telling which requesters were revoked. Returns the unsubscribe function.
+   * telling which requesters were revoked, and the revocation itself (`locked`: an account lock, tokens kept).
+   * Revocations made on other workers arrive too (cluster/bus.ts). Returns the unsubscribe function.
    */
-  onRevoke(fn: (revoked: (r: Requester) => boolean) => void): () => void;
+  onRevoke(fn: (revoked: (r: Requester) => boolean, rev: Revocation) => void): () => void;
 }
 
 /** In-memory typing notifications. (service/typing.ts) */

@@ -8,6 +8,10 @@ const STATS_DESTINATIONS = 10;
 export class Metrics {
   /** The federation sender's per-destination figures (set by the homeserver; null: no federation figures). */
   federation: (() => DestinationStatus[]) | null = null;
+  /** Rate-limit answers from this process's own buckets because the shared ones (Redis) did not answer. */
+  rateLimitFallbacks: () => number = () => 0;
+  /** Whether this process sends federation transactions (with workers: only the lease holder does). */
+  federationSender: (() => boolean) | null = null;
   requests = 0;
   eventsPersisted = 0;
   activeSyncs = 0;
@@ -75,6 +79,7 @@ export class Metrics {
     if (!all) return {};
     const now = Date.now();
     const out: Record<string, number> = {
+      federation_sender: this.federationSender?.() ? 1 : 0,
       federation_destinations: all.length,
       federation_queued_pdus: all.reduce((n, d) => n + d.queuedPdus, 0),
       federation_queued_edus: all.reduce((n, d) => n + d.queuedEdus, 0),
@@ -97,6 +102,9 @@ export class Metrics {
     const all = this.federation?.() ?? [];
     const label = (d: DestinationStatus) => `{destination="${d.destination.replace(/["\\\n]/g, "_")}"}`;
     return [
+      "# HELP ami_matrix_federation_sender 1 when this process sends the federation transactions (with workers: the lease holder).",
+      "# TYPE ami_matrix_federation_sender gauge",
+      ...(this.federationSender ? [`ami_matrix_federation_sender ${this.federationSender() ? 1 : 0}`] : []),
       "# HELP ami_matrix_federation_queued_pdus PDUs queued for a destination server (including the one in flight).",
       "# TYPE ami_matrix_federation_queued_pdus gauge",
       ...all.map((d) => `ami_matrix_federation_queued_pdus${label(d)} ${d.queuedPdus}`),
@@ -124,6 +132,9 @@ export class Metrics {
       "# HELP ami_matrix_requests_total HTTP requests answered, by status.",
       "# TYPE ami_matrix_requests_total counter",
       ...[...this.byStatus].map(([s, n]) => `ami_matrix_requests_total{status="${s}"} ${n}`),
+      "# HELP ami_matrix_ratelimit_fallbacks_total Rate-limit answers from this worker's own buckets (shared ones unreachable).",
+      "# TYPE ami_matrix_ratelimit_fallbacks_total counter",
+      `ami_matrix_ratelimit_fallbacks_total ${this.rateLimitFallbacks()}`,
       "# HELP ami_matrix_events_persisted_total Room events persisted since start.",
       "# TYPE ami_matrix_events_persisted_total counter",
       `ami_matrix_events_persisted_total ${this.eventsPersisted}`,

@@ -2,8 +2,9 @@
  * The one stream counter. Every write that /sync must see takes the next position here, and the writes run
  * one at a time so that commit order equals stream order: a reader that has seen position N has seen
  * everything <= N. `current` only advances after the write committed. With several workers (cluster/), positions
- * come from a StreamSequencer whose turns are exclusive across processes, and observe() advances `current` to what
- * the others committed.
+ * come from a StreamSequencer shared by every process, whose writers commit concurrently: `current` is then the
+ * cluster's persisted position (everything <= it settled), which the sequencer reports through observe() — this
+ * process's own commits included, so they become visible here when no other writer's older position is pending.
  *
  * Room events go through persistEvent(), which commits every event queued while the previous commit ran in
  * one transaction (group commit): many senders share one commit, and a failed batch is retried event by
@@ -34,12 +35,12 @@ type Job = { kind: "fn"; fn: (pos: number) => Promise<unknown>; tag: WriteTag | 
 type Listener = (pos: number, event: NewEvent | null, tag: WriteTag | null, plainRoom?: string) => void;
 
 /**
- * Where positions come from when several processes write (cluster/positions.ts): `run` calls `fn` with `n`
- * consecutive fresh positions while no other writer of any process commits, and publishes `first + n - 1` as
- * committed once `fn` settled. Without one, positions come from this process's counter (one writer).
+ * Where positions come from when several processes write (cluster/positions.ts): `run` calls `fn` with `n` fresh
+ * increasing positions (other processes may take the ones between) and tells the others once `fn` settled; the
+ * persisted position comes back through observe(). Without one, positions come from this process's counter.
  */
 export interface StreamSequencer {
-  run<T>(n: number, fn: (first: number) => Promise<T>): Promise<T>;
+  run<T>(n: number, fn: (positions: number[]) => Promise<T>): Promise<T>;
 }
 
 export class StreamWriter {
@@ -54,6 +55,10 @@ export class StreamWriter {
   #batchScheduled = false;
   readonly #listeners = new Set<Listener>();
   readonly #seq: StreamSequencer | null;
+  /** Several processes: the highest position this process committed (what its callers wait to see). */
+  #lastOwn = 0;
+  /** Callers waiting for `current` to reach a position (several processes only). */
+  #waiters: Array<{ pos: number; resolve: () => void }> = [];
 
   constructor(
     maxPersisted: number,
@@ -69,26 +74,67 @@ export class StreamWriter {
   }
 
   /**
-   * Another process committed every position up to `upto` (cluster/): advance and wake the readers. `marks` say
-   * what some of the positions were (a plain room event's room, or a write's tag); the others count as anything.
+   * Every position up to `upto` is settled across the cluster (cluster/): advance and wake the readers. `marks` say
+   * what some of the positions were (see mark()).
    */
   observe(upto: number, marks: Array<{ pos: number; mark: string | WriteTag | null }> = []): void {
+    this.mark(marks);
     if (upto <= this.#current) return;
+    this.#current = upto;
+    this.#onAdvance();
+    if (this.#waiters.length) {
+      const ready = this.#waiters.filter((w) => w.pos <= upto);
+      this.#waiters = this.#waiters.filter((w) => w.pos > upto);
+      for (const w of ready) w.resolve();
+    }
+  }
+
+  /**
+   * What positions another process committed were (a plain room event's room, or a write's tag), told before
+   * `current` passes them; positions never told count as anything.
+   */
+  mark(marks: Array<{ pos: number; mark: string | WriteTag | null }>): void {
     for (const m of marks) {
-      if (m.pos <= this.#current || m.pos > upto) continue;
+      if (m.pos <= this.#current) continue;
       for (const l of this.#listeners)
         if (typeof m.mark === "string") l(m.pos, null, null, m.mark);
         else if (m.mark) l(m.pos, null, m.mark);
     }
-    this.#advance(upto);
+  }
+
+  /**
+   * Resolves once `current` reached `pos` (several processes: another writer's older position may hold it back
+   * for a moment), or after `ms` anyway — a caller told "sent" then sees its write in its next /sync.
+   */
+  visible(pos: number = this.#lastOwn, ms = 10_000): Promise<void> {
+    if (pos <= this.#current) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== entry);
+        resolve();
+      }, ms);
+      const entry = {
+        pos,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      };
+      this.#waiters.push(entry);
+    });
+  }
+
+  /** Whether positions come from a sequencer shared with other processes. */
+  get shared(): boolean {
+    return this.#seq !== null;
   }
 
   /** `n` fresh positions: from the sequencer (several processes), else this process's counter. */
-  #allocate<T>(n: number, fn: (first: number) => Promise<T>): Promise<T> {
+  #allocate<T>(n: number, fn: (positions: number[]) => Promise<T>): Promise<T> {
     if (this.#seq) return this.#seq.run(n, fn);
     const first = this.#next;
     this.#next += n;
-    return fn(first);
+    return fn(Array.from({ length: n }, (_, i) => first + i));
   }
 
   /** Highest stream position whose write has committed. */
@@ -115,7 +161,13 @@ export class StreamWriter {
    * `tag` says whose syncs the write can change (omit it when unsure: then it counts as anything).
    */
   write<T>(fn: (pos: number) => Promise<T>, tag: WriteTag | null = null): Promise<T> {
-    return this.#enqueue({ kind: "fn", fn, tag }) as Promise<T>;
+    const p = this.#enqueue({ kind: "fn", fn, tag }) as Promise<T>;
+    if (!this.#seq) return p;
+    // Several processes: the caller sees its write in its next read, as with one.
+    return p.then(async (out) => {
+      await this.visible();
+      return out;
+    });
   }
 
   /** Persist one room event with the next position; resolves with that position once committed. */
@@ -139,7 +191,7 @@ export class StreamWriter {
   async #runFn(fn: (pos: number) => Promise<unknown>, tag: WriteTag | null): Promise<unknown> {
     let pos = 0;
     try {
-      return await this.#allocate(1, async (p) => {
+      return await this.#allocate(1, async ([p]) => {
         pos = p;
         const out = await fn(p);
         this.#emit(p, null, tag);
@@ -157,7 +209,7 @@ export class StreamWriter {
     this.#queued = [];
     if (batch.length === 0) return;
     let failed: unknown = null;
-    await this.#allocate(batch.length, (first) => this.#commitBatch(batch, first)).catch((e) => {
+    await this.#allocate(batch.length, (ps) => this.#commitBatch(batch, ps)).catch((e) => {
       failed = e;
     });
     // The sequencer itself failed (no positions): every caller gets its error.
@@ -166,10 +218,10 @@ export class StreamWriter {
 
   async #commitBatch(
     batch: Array<{ event: Omit<NewEvent, "stream">; resolve: (pos: number) => void; reject: (e: unknown) => void }>,
-    first: number,
+    ps: number[],
   ): Promise<void> {
-    const rows = batch.map((q, i) => ({ ...q.event, stream: first + i }) as NewEvent);
-    const last = first + batch.length - 1;
+    const rows = batch.map((q, i) => ({ ...q.event, stream: ps[i] }) as NewEvent);
+    const last = ps[ps.length - 1];
     let committed = false;
     try {
       await this.#persist(rows);
@@ -180,22 +232,24 @@ export class StreamWriter {
         for (const [i, q] of batch.entries()) {
           try {
             await this.#persist([rows[i]]);
-            this.#emit(first + i, rows[i]);
-            q.resolve(first + i);
+            this.#emit(ps[i], rows[i]);
+            q.resolve(ps[i]);
           } catch (err) {
             q.reject(err);
           }
         }
     }
-    if (committed) for (const [i, row] of rows.entries()) this.#emit(first + i, row);
+    if (committed) for (const [i, row] of rows.entries()) this.#emit(ps[i], row);
     // Wake the readers (long-polls, the WebSocket hub) before the senders continue: a delivery does not wait
     // behind the senders' own responses.
     this.#advance(last);
-    if (committed) for (const [i, q] of batch.entries()) q.resolve(first + i);
+    if (committed) for (const [i, q] of batch.entries()) q.resolve(ps[i]);
   }
 
   #advance(pos: number): void {
-    // Several processes: another's committed position may already be observed past ours.
+    if (pos > this.#lastOwn) this.#lastOwn = pos;
+    // Several processes: `current` is the cluster's persisted position, which the sequencer reports (observe()).
+    if (this.#seq) return;
     if (pos > this.#current) this.#current = pos;
     this.#onAdvance();
   }

@@ -33,6 +33,43 @@ export const webrtcSchema = z
     }
   });
 
+const iceServerSchema = z
+  .object({
+    urls: z.union([z.string(), z.array(z.string())]),
+    username: z.string().optional(),
+    credential: z.string().optional(),
+  })
+  .strict();
+
+/**
+ * The viewer mesh (p2p-media-loader's idea): player pages fetch HLS segments from other viewers of the same stream
+ * over WebRTC data channels, signalled through `/_ami/mesh` on the media HTTP port, check each against the SHA-256
+ * the server publishes in `/<path>/mesh.json`, and fall back to HTTP. Off by default: it spends viewers' upload,
+ * shows viewers' addresses to each other, and without ICE servers only viewers on one network can connect.
+ */
+export const meshSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** Peers one viewer is linked to at once (each a WebRTC connection in its browser). */
+    maxPeers: z.number().int().min(1).max(16).default(4),
+    /** Viewers in one stream's swarm; more are refused (they play over HTTP). */
+    maxViewersPerStream: z.number().int().min(2).default(500),
+    /** Largest signalling message (an SDP with its candidates is 1-3 KiB). */
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024)
+      .default(16 * 1024),
+    /** Signalling messages per second one viewer may send (bursts of twice that); over it, its socket is closed. */
+    messagesPerSecond: z.number().int().min(1).max(1000).default(20),
+    /** How long a player waits for a peer to have (or finish loading) a segment before it asks the server. */
+    peerWaitMs: z.number().int().min(0).max(10_000).default(1000),
+    /** STUN/TURN servers handed to the players (e.g. our TURN service); none: host candidates only. */
+    iceServers: z.array(iceServerSchema).default([]),
+  })
+  .strict();
+
 /**
  * A TLS listener on its own port (RTMPS, RTSPS). Off by default; enabled with no cert/key, a self-signed pair is
  * generated once under <home>/data/media/tls.
@@ -257,6 +294,12 @@ export const mediaSchema = z
     endGraceSeconds: z.number().min(0).default(5),
     /** An HTTP-FLV reader (/<path>.flv) whose connection takes no data for this long is closed. */
     httpFlvStallSeconds: z.number().positive().default(20),
+    /**
+     * HTTP-FLV viewers get the frames of this many milliseconds in one socket write (as SRS's `mw_latency`
+     * merges writes): with 100 viewers, one write per frame per viewer was most of the service's CPU. Adds up to
+     * this much latency; 0 writes each frame as it arrives.
+     */
+    httpFlvMergeMs: z.number().int().min(0).max(1000).default(50),
     /** Pull sources and restream destinations reconnect after retryInitialMs, doubling up to retryMaxMs. */
     retryInitialMs: z.number().int().positive().default(1000),
     retryMaxMs: z.number().int().positive().default(30000),
@@ -275,6 +318,8 @@ export const mediaSchema = z
       .min(0)
       .default(10 * 1024 * 1024 * 1024),
     webrtc: webrtcSchema.default(() => webrtcSchema.parse({})),
+    /** HLS viewer mesh: segments shared between the player pages' viewers over WebRTC (off by default). */
+    mesh: meshSchema.default(() => meshSchema.parse({})),
     /**
      * Per-path permissions, by glob (`*` within a segment, `**` across; an exact name wins, then the pattern with
      * the most literal characters). publish: key (a stream key from `stream key create`), any, none; read: any,
@@ -322,3 +367,4 @@ export const mediaSchema = z
   });
 
 export type MediaConfig = z.output<typeof mediaSchema>;
+export type MeshConfig = z.output<typeof meshSchema>;

@@ -12,6 +12,7 @@ import { defaultHome } from "../core/paths.ts";
 import { Abr } from "./abr/abr.ts";
 import { MediaAuth, PathGlobs } from "./auth/auth.ts";
 import { Hub } from "./hub.ts";
+import { MeshSignal } from "./mesh/signal.ts";
 import { Outputs } from "./outputs.ts";
 import { Playback } from "./playback.ts";
 import { Pulls } from "./pulls.ts";
@@ -60,6 +61,8 @@ export class MediaServer {
   /** WHIP/WHEP sessions (undefined: media.webrtc.enabled is false). */
   webrtc: WebRtcServer | undefined;
   http!: MediaHttpServer;
+  /** The HLS viewer mesh's signalling (undefined: media.mesh.enabled is false). */
+  readonly mesh: MeshSignal | undefined;
   readonly startedAt = Date.now();
   readonly #host: string;
   /** The MPEG-TS HLS variant is served (media.hlsMpegtsIdleSeconds > 0). */
@@ -88,6 +91,9 @@ export class MediaServer {
       },
       log,
     );
+    this.mesh = c.mesh.enabled
+      ? new MeshSignal({ config: c.mesh, outputs: this.outputs, auth: this.auth, log: log.child({ server: "mesh" }) })
+      : undefined;
     const retry = { retryInitialMs: c.retryInitialMs, retryMaxMs: c.retryMaxMs };
     const abrLog = log.child({ server: "abr" });
     this.abr = new Abr({ hub, paths: c.paths, encoder: c.encoder, ffmpegPath: c.ffmpegPath, ...retry, log: abrLog });
@@ -183,17 +189,20 @@ export class MediaServer {
           // Renditions are played through their source's page (master playlist), not listed on their own.
           streams: () => m.statuses().filter((s) => !m.abr.sourceOf(s.path)),
           whep: () => !!m.webrtc,
+          mesh: (path) => !!m.mesh && m.auth.readOpen(path),
           auth: m.auth,
           hlsEntry: (path) => (m.abr.ladderFor(path).length > 0 ? "master.m3u8" : "index.m3u8"),
           dashEntry: (path) => (m.abr.ladderFor(path).length > 0 ? "master.mpd" : "index.mpd"),
         },
         webrtc: m.webrtc,
+        mesh: m.mesh,
         playback: new Playback({ dir: m.recordings.dir, cas: x.cas }),
         mpegts: c.hlsMpegtsIdleSeconds > 0 ? { idleMs: c.hlsMpegtsIdleSeconds * 1000 } : undefined,
         flv: {
           hub: m.hub,
           graceMs: endGraceMs,
           stallMs: c.httpFlvStallSeconds * 1000,
+          mergeMs: c.httpFlvMergeMs,
           log: log.child({ server: "flv" }),
         },
       });
@@ -264,6 +273,7 @@ export class MediaServer {
       if (this.webrtc) s.urls.whep = `${this.httpUrl}/${s.path}/whep`;
       const stream = this.hub.get(s.path);
       s.webrtc = this.webrtc && stream && s.live ? this.webrtc.status(stream) : null;
+      s.mesh = this.mesh?.status(s.path) ?? null;
       // Viewers of the re-encoded video read its private stream, not the path's: they are WebRTC readers too.
       const reencoded = s.webrtc?.reencoder?.viewers ?? 0;
       if (reencoded > 0) {
@@ -283,6 +293,7 @@ export class MediaServer {
 
   async close(): Promise<void> {
     await Promise.all([this.pulls.close(), this.recordings.close(), this.restreams.close(), this.abr.close()]);
+    this.mesh?.close();
     this.hub.close();
     this.outputs.close();
     await Promise.all([

@@ -71,6 +71,20 @@ export const streamStatusSchema = z.object({
     })
     .nullable()
     .optional(),
+  /**
+   * The HLS viewer mesh (media.mesh): viewers in the path's swarm, segment bytes they got from peers and over HTTP
+   * (as the players report them), peer segments refused by hash, and the offload ratio peer / (peer + HTTP).
+   */
+  mesh: z
+    .object({
+      viewers: z.number(),
+      peerBytes: z.number(),
+      httpBytes: z.number(),
+      rejected: z.number(),
+      offloadRatio: z.number(),
+    })
+    .nullable()
+    .optional(),
 });
 export type StreamStatus = z.infer<typeof streamStatusSchema>;
 

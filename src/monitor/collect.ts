@@ -4,6 +4,7 @@ import { currentStatus } from "../control/daemon.ts";
 import { cpuPercent, type ProcSample, sampleProc } from "../control/proc.ts";
 import { serviceStates } from "../control/state.ts";
 import type { OpContext } from "../core/ops.ts";
+import { functionRowSchema, splitFunctionStats } from "./functions.ts";
 
 export const destinationRowSchema = z.object({
   destination: z.string(),
@@ -46,6 +47,13 @@ export function splitFederationStats(all: Record<string, number>): {
   return { stats, federation };
 }
 
+/** A service's key figures without the keys that become tables (federation destinations, edge functions). */
+function split(all: Record<string, number>) {
+  const fed = splitFederationStats(all);
+  const fns = splitFunctionStats(fed.stats);
+  return { stats: fns.stats, federation: fed.federation, functions: fns.functions };
+}
+
 export const monitorRowSchema = z.object({
   name: z.string(),
   kind: z.enum(["service", "program"]),
@@ -63,6 +71,8 @@ export const monitorRowSchema = z.object({
    * `stats`): queue depth, last success (seconds ago, null: never) and backoff left (seconds, 0: not backing off).
    */
   federation: z.array(destinationRowSchema),
+  /** Per edge function (the edge service's `fn_<name>_*` keys, taken out of `stats`). */
+  functions: z.array(functionRowSchema).optional(),
 });
 export const monitorSnapshotSchema = z.object({
   at: z.string(),
@@ -123,7 +133,7 @@ export class Collector {
         restarts: s.restarts,
         url: s.url,
         ...this.#cpu(s.pid),
-        ...splitFederationStats(s.state === "running" || s.state === "unhealthy" ? await stats(s.statsUrl) : {}),
+        ...split(s.state === "running" || s.state === "unhealthy" ? await stats(s.statsUrl) : {}),
       })),
     );
     return {

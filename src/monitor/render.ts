@@ -53,6 +53,22 @@ export function renderFrame(s: MonitorSnapshot, ansi: boolean): string {
       ["SERVICE", "DESTINATION", "QUEUED", "LAST SUCCESS", "BACKOFF"],
       fed,
     )}`;
+  const fns = s.services.flatMap((r) =>
+    (r.functions ?? []).map((f) => [
+      r.name,
+      f.function,
+      String(f.invocations),
+      String(f.errors),
+      `${fig(f.cpuMs)} ms`,
+      `${fig(f.p99Ms)} ms`,
+      f.rssBytes > 0 ? bytes(f.rssBytes) : "idle",
+    ]),
+  );
+  if (fns.length)
+    body += `\n\nedge functions (busiest first)\n${table(
+      ["SERVICE", "FUNCTION", "CALLS", "ERRORS", "CPU", "P99", "RSS"],
+      fns,
+    )}`;
   const head = ansi ? `\x1b[1mami-streams monitor\x1b[0m  ${s.at}` : `ami-streams monitor  ${s.at}`;
   const a = s.alerts;
   const alerts = a

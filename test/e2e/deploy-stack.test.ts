@@ -32,8 +32,18 @@ interface Reply {
   body: string;
 }
 
-/** An HTTP request to Caddy with a chosen Host (the generated sites are matched by name). */
-function get(port: number, host: string, path: string, method = "GET", body?: string): Promise<Reply> {
+/**
+ * An HTTP request to Caddy with a chosen Host (the generated sites are matched by name); `from`: another local
+ * address to connect from, and more headers.
+ */
+function get(
+  port: number,
+  host: string,
+  path: string,
+  method = "GET",
+  body?: string,
+  from?: { localAddress?: string; headers?: Record<string, string> },
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -41,7 +51,8 @@ function get(port: number, host: string, path: string, method = "GET", body?: st
         port,
         path,
         method,
-        headers: { host, ...(body ? { "content-type": "application/json" } : {}) },
+        localAddress: from?.localAddress,
+        headers: { host, ...(body ? { "content-type": "application/json" } : {}), ...from?.headers },
       },
       (res) => {
         let b = "";
@@ -71,6 +82,9 @@ test("the generated stack: supervise --all on PostgreSQL, the Caddyfile in a rea
   config.matrix.host = "127.0.0.1";
   config.matrix.port = hsPort;
   config.control = { port: 0 };
+  // Caddy runs on this machine's loopback, not on the stack's network.
+  assert.deepEqual(config.matrix.trustedProxies, ["172.29.13.0/24"]);
+  config.matrix.trustedProxies = ["127.0.0.1"];
   const configFile = join(dir, "local-config.yaml");
   writeFileSync(configFile, YAML.stringify(config), { mode: 0o600 });
   const env = { ...process.env, AMI_STREAMS_CONFIG: configFile, AMI_STREAMS_HOME: join(dir, "ami/data") };
@@ -133,19 +147,37 @@ test("the generated stack: supervise --all on PostgreSQL, the Caddyfile in a rea
   const made = await cli(["matrix", "user", "create", "alice", "--password", "correct horse", "--admin"], { env });
   assert.equal(made.code, 0, made.stderr);
   assert.match(made.stdout, /@alice:example\.org/);
-  const login = await get(
-    caddyPort,
-    "matrix.example.org",
-    "/_matrix/client/v3/login",
-    "POST",
-    JSON.stringify({
-      type: "m.login.password",
-      identifier: { type: "m.id.user", user: "alice" },
-      password: "correct horse",
-    }),
-  );
+  const loginBody = JSON.stringify({
+    type: "m.login.password",
+    identifier: { type: "m.id.user", user: "alice" },
+    password: "correct horse",
+  });
+  const login = await get(caddyPort, "matrix.example.org", "/_matrix/client/v3/login", "POST", loginBody);
   assert.equal(login.status, 200, login.body);
   assert.equal(JSON.parse(login.body).user_id, "@alice:example.org");
+
+  // The client's address behind Caddy: a login from 127.0.0.2 through Caddy, claiming another address in its own
+  // X-Forwarded-For, is seen from 127.0.0.2 (Caddy replaces the header; the homeserver trusts Caddy's address);
+  // one straight to the homeserver from 127.0.0.3 claiming the same is seen from 127.0.0.3 (not a trusted proxy).
+  const spoof = { "x-forwarded-for": "6.6.6.6" };
+  const viaCaddy = await get(caddyPort, "matrix.example.org", "/_matrix/client/v3/login", "POST", loginBody, {
+    localAddress: "127.0.0.2",
+    headers: spoof,
+  });
+  const direct = await get(hsPort, "matrix.example.org", "/_matrix/client/v3/login", "POST", loginBody, {
+    localAddress: "127.0.0.3",
+    headers: spoof,
+  });
+  assert.equal(viaCaddy.status, 200, viaCaddy.body);
+  assert.equal(direct.status, 200, direct.body);
+  const token = JSON.parse(login.body).access_token;
+  const devices = await get(hsPort, "localhost", "/_matrix/client/v3/devices", "GET", undefined, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const ipOf = (r: Reply) =>
+    JSON.parse(devices.body).devices.find((d: any) => d.device_id === JSON.parse(r.body).device_id)?.last_seen_ip;
+  assert.equal(ipOf(viaCaddy), "127.0.0.2", "behind Caddy: the client's own address, not what it claimed");
+  assert.equal(ipOf(direct), "127.0.0.3", "straight to the homeserver: the header is ignored");
 
   // 6. SIGTERM (what `docker compose stop` and systemd send): services stopped, the supervisor exits 0.
   const exited = new Promise<number | null>((r) => sup.once("exit", (code) => r(code)));

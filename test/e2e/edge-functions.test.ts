@@ -2,7 +2,9 @@
  * Edge functions with real workerd, through the real CLI and the seed's shell function: deploy, call, redeploy,
  * rollback, KV on the CAS, the ORIGIN binding, no other network and no host files, an infinite loop stopped at its
  * CPU limit and a memory bomb at its memory limit while another function keeps answering, a module that does not
- * parse refused with workerd's error while the running version keeps serving.
+ * parse refused with workerd's error while the running version keeps serving; vars and secrets (never read back),
+ * the scheduled() handler (edge trigger), edge tail, an idle function giving its process up and the next request
+ * waking it from the pool of pre-started processes.
  */
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -10,7 +12,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { cli, freePort, json, shell, tempHome } from "../../src/test/cli.ts";
+import { cli, freePort, json, shell, tempHome, until } from "../../src/test/cli.ts";
 
 // Stands in for "a host outside the bindings" and for the origin: both count what reaches them.
 const hits = { origin: 0, outside: 0 };
@@ -41,6 +43,8 @@ before(async () => {
       origin: `http://127.0.0.1:${(origin.address() as AddressInfo).port}`,
       cpuMsPerRequest: 100,
       memoryMb: 160,
+      // Small, so one test can watch a function give its process up and the next request wake it.
+      idleStopMs: 2500,
     },
   });
   edge = `http://127.0.0.1:${port}`;
@@ -99,6 +103,9 @@ test("deploy through the seed's shell function, call, redeploy, rollback; logs a
   assert.match(metrics, /ami_edge_invocations_total\{function="hello"\} \d+/);
   const stats = (await (await fetch(`${edge}/_ami/stats`)).json()) as Record<string, number>;
   assert.ok(stats.fn_hello_invocations >= 4 && stats.functions === 1, JSON.stringify(stats));
+  // The monitor's per-function table.
+  const mon = await run("monitor", "--once");
+  assert.match(mon.stdout, /edge functions[^\n]*\n[^\n]*FUNCTION[^\n]*\n[^\n]*edge\s+hello\s+\d+\s+0\s/, mon.stdout);
 });
 
 test("a module that does not parse is refused with workerd's error; the running version keeps serving", async () => {
@@ -110,6 +117,18 @@ test("a module that does not parse is refused with workerd's error; the running 
   assert.equal((await get("/fn/hello/still")).text, "v1 /still");
   const names = json(await run("edge", "list", "--json")).functions.map((x: { version: number }) => x.version);
   assert.deepEqual(names, [1]);
+  // Top-level code that never ends fails the deploy at the start limit (it does not hang it).
+  const spin = await run(
+    "edge",
+    "deploy",
+    "--function",
+    "hello",
+    "--file",
+    mod("spin.js", "for (;;) {}\nexport default {};"),
+  );
+  assert.notEqual(spin.code, 0);
+  assert.match(spin.stderr + spin.stdout, /start limit on CPU time/);
+  assert.equal((await get("/fn/hello/still")).text, "v1 /still");
   const noFetch = mod("nofetch.js", "export default { };");
   await run("edge", "deploy", "--function", "empty", "--file", noFetch);
   const e = await get("/fn/empty/");
@@ -187,7 +206,88 @@ test("a restarted edge service serves every function's active version again", as
   assert.equal((await get("/fn/hello/again")).text, "v1 /again");
   assert.equal((await get("/fn/bind/origin")).text, "origin saw /seg1.ts");
   // The old processes are gone (the service stopped them with itself).
-  for (const pid of before) assert.throws(() => process.kill(pid, 0));
+  for (const pid of before.filter(Boolean)) assert.throws(() => process.kill(pid, 0));
+});
+
+test("vars and secrets reach env; secrets are never read back; scheduled() runs on a trigger; tail follows", async () => {
+  const src = `export default {
+    async fetch(req, env) { console.log("tail-me " + new URL(req.url).pathname);
+      return Response.json({ mode: env.MODE, secret: env.API_KEY, kind: typeof env.KV, last: await env.KV.get("last-cron") }); },
+    async scheduled(controller, env) { await env.KV.put("last-cron", controller.cron); console.log("cron ran " + controller.cron); },
+  };`;
+  const file = mod("cfg.js", src);
+  const d = await run("edge", "deploy", "--function", "cfg", "--file", file, "--var", "MODE=blue");
+  assert.equal(d.code, 0, d.stderr);
+  const r = await run(
+    "edge",
+    "deploy",
+    "--function",
+    "cfg",
+    "--file",
+    file,
+    "--var",
+    "MODE=green",
+    "--secret",
+    "API_KEY=s3cr3t-value",
+    "--cron",
+    "*/5 * * * *",
+    "--json",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /s3cr3t-value/);
+  assert.deepEqual(JSON.parse((await get("/fn/cfg/")).text), {
+    mode: "green",
+    secret: "s3cr3t-value",
+    kind: "object",
+    last: null,
+  });
+  const listed = await run("edge", "list", "--json");
+  assert.doesNotMatch(listed.stdout + JSON.stringify(await (await fetch(`${edge}/_ami/stats`)).json()), /s3cr3t-value/);
+  const f = json(listed).functions.find((x: { name: string }) => x.name === "cfg");
+  assert.deepEqual([f.vars, f.secrets, f.crons], [{ MODE: "green" }, ["API_KEY"], ["*/5 * * * *"]]);
+  // The secret survives a rollback (secrets belong to the function, vars to the version).
+  assert.equal(json(await run("edge", "rollback", "--function", "cfg", "--json")).version, 1);
+  assert.deepEqual(JSON.parse((await get("/fn/cfg/")).text).mode, "blue");
+  assert.equal(JSON.parse((await get("/fn/cfg/")).text).secret, "s3cr3t-value");
+  await run("edge", "rollback", "--function", "cfg", "--version", "2");
+  const t = json(await run("edge", "trigger", "--function", "cfg", "--cron", "*/5 * * * *", "--json"));
+  assert.equal(t.status, 204, t.text);
+  assert.equal(JSON.parse((await get("/fn/cfg/")).text).last, "*/5 * * * *");
+  const noHandler = json(await run("edge", "trigger", "--function", "hello", "--json"));
+  assert.equal(noHandler.status, 501);
+  // tail: lines written while it follows, not the older ones.
+  const tail = run("edge", "tail", "--function", "cfg", "--seconds", "3");
+  await new Promise((res) => setTimeout(res, 1200));
+  await get("/fn/cfg/tailed-1");
+  await get("/fn/cfg/tailed-2");
+  const out = await tail;
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stdout, /tail-me \/tailed-1/);
+  assert.match(out.stdout, /tail-me \/tailed-2/);
+  assert.doesNotMatch(out.stdout, /cron ran/);
+  const bad = await run("edge", "deploy", "--function", "cfg", "--file", file, "--cron", "61 * * * *");
+  assert.match(bad.stderr, /minute '61'/);
+  const badVar = await run("edge", "deploy", "--function", "cfg", "--file", file, "--var", "KV=x");
+  assert.match(badVar.stderr, /not KV or ORIGIN/);
+});
+
+test("an idle function gives its process up; the next request wakes it from the pool", async () => {
+  const running = async () =>
+    json(await run("edge", "list", "--json")).functions.find((x: { name: string }) => x.name === "hello").running;
+  await get("/fn/hello/keep");
+  await until("hello stopped while idle", async () => !(await running()), 15_000);
+  const stats = (await (await fetch(`${edge}/_ami/stats`)).json()) as Record<string, number>;
+  assert.equal(stats.idleProcesses, 1, JSON.stringify(stats));
+  assert.equal((await get("/fn/hello/woken")).text, "v1 /woken");
+  assert.equal(await running(), true);
+  // Then a process of its own takes over from the pooled one (no loader hop), and it keeps answering.
+  await until(
+    "hello on a dedicated process",
+    async () =>
+      json(await run("edge", "list", "--json")).functions.find((x: { name: string }) => x.name === "hello").dedicated,
+    15_000,
+  );
+  assert.equal((await get("/fn/hello/direct")).text, "v1 /direct");
 });
 
 test("delete removes a function; bad names are refused", async () => {

@@ -11,7 +11,7 @@ import { connect, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { cli, freePort, json, tempHome } from "../../src/test/cli.ts";
 import { mcpInitialize, startMcpHttp } from "../../src/test/mcp.ts";
-import { sendRaw, statusesOf } from "../../src/test/raw-http.ts";
+import { headDone, sendRaw, statusesOf } from "../../src/test/raw-http.ts";
 import { hostileCases } from "./helpers/hostile-http.ts";
 
 const CASES_PER_LISTENER = 250;
@@ -39,7 +39,14 @@ const ports = {
 };
 const h = tempHome({
   matrix: { port: ports.matrix },
-  media: { httpPort: ports.media, rtmpPort: ports.rtmp, srtPort: ports.srt, rtsp: { port: ports.rtsp } },
+  media: {
+    httpPort: ports.media,
+    rtmpPort: ports.rtmp,
+    srtPort: ports.srt,
+    rtsp: { port: ports.rtsp },
+    // The viewer mesh's WebSocket (/_ami/mesh) takes the media listener's upgrades: attacked with the rest.
+    mesh: { enabled: true },
+  },
   web: { port: ports.web },
   control: { port: ports.control },
   // The listeners the backup, CDN edge and edge-function services add (shared HTTP kit, attacked like the rest).
@@ -158,6 +165,27 @@ test("1,250 seeded hostile requests: no 5xx, no exit, no restart, normal clients
   assert.deepEqual(fives, [], "5xx answers");
   assert.deepEqual(failures, [], "a normal client was not served");
   assert.ok(answered > CASES_PER_LISTENER, `only ${answered} cases got any answer`);
+  await assertNoRestarts();
+});
+
+test("the mesh WebSocket refuses unknown, escaping and malformed stream paths before upgrading", async () => {
+  const upgrade = (target: string, key = "dGhlIHNhbXBsZSBub25jZQ==") =>
+    `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\nOrigin: http://evil.example\r\n\r\n`;
+  const cases: [string, string][] = [
+    ["no path", upgrade("/_ami/mesh")],
+    ["no stream", upgrade("/_ami/mesh?path=live/none")],
+    ["escaping path", upgrade("/_ami/mesh?path=..%2F..%2Fetc%2Fpasswd")],
+    ["NUL in path", upgrade("/_ami/mesh?path=live%00x")],
+    ["huge path", upgrade(`/_ami/mesh?path=${"a/".repeat(3000)}`)],
+    ["repeated path", upgrade("/_ami/mesh?path=a&path=b")],
+    ["bad key", upgrade("/_ami/mesh?path=live/none", "short")],
+  ];
+  for (const [name, bytes] of cases) {
+    const codes = statusesOf(await sendRaw(ports.media, bytes, { waitMs: 1_000, until: headDone }));
+    assert.ok(codes.length > 0 && codes.every((c) => c >= 400 && c < 500), `${name}: ${codes}`);
+    assert.ok(!codes.includes(101), `${name} was upgraded`);
+  }
   await assertNoRestarts();
 });
 

@@ -2,7 +2,9 @@
  * Homeserver scale-out (issue 13, docs/ARCHITECTURE.md "Homeserver scale-out"): three homeserver processes with
  * matrix.workers = 3 on one real PostgreSQL database and the real Redis. Clients on different processes see each
  * other's messages in one order, typing, receipts and to-device messages; a WebSocket stream on C gets what is sent
- * through A; Redis restarted mid-run loses nothing; kill -9 of a worker under load loses no acknowledged event.
+ * through A; sends through A and B interleaved over many rooms (each room persisted by the worker its ID hashes
+ * to, the others forwarding) reach long-polls and a WebSocket exactly once, in order per room; Redis restarted
+ * mid-run loses nothing; kill -9 of a worker under load loses no acknowledged event and duplicates none.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -268,48 +270,209 @@ describe("homeserver scale-out: 3 workers on PostgreSQL + Redis", () => {
     }
   });
 
-  it("kill -9 of B while A and B send: no acknowledged event is lost, and A keeps sending to the room", async () => {
-    const acked: string[] = [];
+  /** Rooms of the many-rooms test (each room's writer is the worker its ID hashes to); the kill test reuses them. */
+  const rooms: string[] = [];
+
+  it("sends through A and B interleaved over 8 rooms: long-polls on A and B and a WebSocket on C see each event once, in order per room", async () => {
+    for (let i = 0; i < 8; i++) {
+      const id = (
+        await ok(a.url, "POST", `${C}/createRoom`, { token: alice.s.accessToken, body: { preset: "public_chat" } })
+      ).room_id;
+      rooms.push(id);
+      await ok(b.url, "POST", `${C}/join/${enc(id)}`, { token: bob.s.accessToken, body: {} });
+      await ok(c.url, "POST", `${C}/join/${enc(id)}`, { token: carol.s.accessToken, body: {} });
+    }
+    for (const u of [alice, bob])
+      u.since = (await ok(u.hs.url, "GET", `${C}/sync?timeout=0`, { token: u.s.accessToken })).next_batch;
+    // Collectors run while the sends go on, so they see the stream advance bit by bit (positions committed by two
+    // writers at once): every timeline event of these rooms, per room, in delivery order.
+    const perRoom = () => new Map<string, string[]>(rooms.map((r) => [r, []]));
+    const seenA = perRoom();
+    const seenB = perRoom();
+    const seenWs = perRoom();
+    const take = (into: Map<string, string[]>, data: any) => {
+      for (const [r, list] of into)
+        for (const e of data.rooms?.join?.[r]?.timeline?.events ?? []) list.push(e.event_id);
+    };
+    let collecting = true;
+    const poll = async (u: User, into: Map<string, string[]>) => {
+      while (collecting) {
+        const r = await ok(u.hs.url, "GET", `${C}/sync?since=${enc(u.since)}&timeout=1000&filter=${FILTER}`, {
+          token: u.s.accessToken,
+        });
+        u.since = r.next_batch;
+        take(into, r);
+      }
+    };
+    const ws = new SyncStream(c.url, { token: carol.s.accessToken, onSync: (_next, data: any) => take(seenWs, data) });
+    await ws.ready;
+    await waitFor("the stream's first frame", () => ws.since);
+    for (const l of seenWs.values()) l.splice(0);
+    const pollers = [poll(alice, seenA), poll(bob, seenB)];
+    // 4 lanes (2 through A, 2 through B), each sending 12 messages over the rooms in turn: every worker's sends
+    // reach rooms whose writer is another worker (forwarded) and rooms it writes itself.
+    const acked = new Map<string, string[]>(rooms.map((r) => [r, []]));
+    const lanes: Array<[User, string]> = [
+      [alice, "a0"],
+      [alice, "a1"],
+      [bob, "b0"],
+      [bob, "b1"],
+    ];
+    try {
+      await Promise.all(
+        lanes.map(async ([u, tag], k) => {
+          for (let i = 0; i < 12; i++) {
+            const r = rooms[(i + 2 * k) % rooms.length];
+            const sent = await ok(u.hs.url, "PUT", `${C}/rooms/${enc(r)}/send/m.room.message/m${tag}-${i}`, {
+              token: u.s.accessToken,
+              body: { msgtype: "m.text", body: `${tag} ${i}` },
+            });
+            acked.get(r)!.push(sent.event_id);
+          }
+        }),
+      );
+      const total = [...acked.values()].reduce((n, l) => n + l.length, 0);
+      const count = (m: Map<string, string[]>) => [...m.values()].reduce((n, l) => n + l.length, 0);
+      await waitFor("every event on A's and B's long-polls and C's WebSocket", () =>
+        [seenA, seenB, seenWs].every((m) => count(m) >= total),
+      );
+      collecting = false;
+      await Promise.all(pollers);
+      for (const r of rooms) {
+        // The room's order as stored (stream order), read back once.
+        const page = await ok(c.url, "GET", `${C}/rooms/${enc(r)}/messages?dir=f&limit=500`, {
+          token: carol.s.accessToken,
+        });
+        const sentHere = new Set(acked.get(r));
+        const stored = page.chunk.map((e: any) => e.event_id).filter((id: string) => sentHere.has(id));
+        assert.equal(stored.length, sentHere.size, "every acknowledged event stored once");
+        for (const [who, m] of [
+          ["long-poll on A", seenA],
+          ["long-poll on B", seenB],
+          ["WebSocket on C", seenWs],
+        ] as const)
+          assert.deepEqual(
+            m.get(r)!.filter((id) => sentHere.has(id)),
+            stored,
+            `${who}: room ${r} once each, in the stored order`,
+          );
+        // Each lane's sends to the room keep their order (a later send never gets an earlier position).
+        const index = new Map<string, number>(stored.map((id: string, i: number) => [id, i]));
+        const pos = acked.get(r)!.map((id) => index.get(id)!);
+        for (const [u, tag] of lanes) {
+          const mine = page.chunk
+            .filter((e: any) => e.sender === u.s.userId && String(e.content?.body).startsWith(`${tag} `))
+            .map((e: any) => Number(String(e.content.body).split(" ")[1]));
+          assert.deepEqual(
+            mine,
+            [...mine].sort((x, y) => x - y),
+            `${tag}'s sends to ${r} in order`,
+          );
+        }
+        assert.equal(pos.length, sentHere.size);
+      }
+    } finally {
+      collecting = false;
+      await ws.close();
+    }
+  });
+
+  it("a membership change through C gets through while A and B keep sending to the room (room leases are let go)", async () => {
     let stop = false;
-    const loop = async (u: User, tag: string) => {
+    const lanes = [alice, bob].map(async (u, k) => {
+      for (let i = 0; !stop; i++)
+        await ok(u.hs.url, "PUT", `${C}/rooms/${enc(rooms[i % 3])}/send/m.room.message/l${k}-${i}`, {
+          token: u.s.accessToken,
+          body: { msgtype: "m.text", body: `steady ${i}` },
+        });
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      // Leaves and joins are not forwarded: C takes each room's lock itself, which the rooms' writers hold as leases
+      // while they are busy (three rooms: most likely written by A or B).
+      for (const r of rooms.slice(0, 3))
+        for (const path of [`rooms/${enc(r)}/leave`, `join/${enc(r)}`]) {
+          const t0 = Date.now();
+          await ok(c.url, "POST", `${C}/${path}`, { token: carol.s.accessToken, body: {} });
+          assert.ok(Date.now() - t0 < 5000, `${path} took ${Date.now() - t0} ms`);
+        }
+    } finally {
+      stop = true;
+      await Promise.all(lanes);
+    }
+    // carol is a member again and reads the rooms.
+    for (const r of rooms.slice(0, 3))
+      await ok(c.url, "GET", `${C}/rooms/${enc(r)}/joined_members`, { token: carol.s.accessToken });
+  });
+
+  it("kill -9 of B while A and B send to 9 rooms: no acknowledged event is lost or seen twice, A keeps sending", async () => {
+    // The 8 rooms of the test above and the first one: some are written by B, so A's sends to them are forwarded
+    // to B until B dies, then persisted by A (or C) — the room locks and the persisted position keep that exact.
+    const targets = [roomId, ...rooms];
+    const acked: Array<{ room: string; id: string }> = [];
+    let stop = false;
+    const loop = async (u: User, tag: string, k: number) => {
       for (let i = 0; !stop; i++) {
-        const r = await api(u.hs.url, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/k${tag}-${i}`, {
+        const room = targets[(i + k) % targets.length];
+        const r = await api(u.hs.url, "PUT", `${C}/rooms/${enc(room)}/send/m.room.message/k${tag}-${i}`, {
           token: u.s.accessToken,
           body: { msgtype: "m.text", body: `${tag} ${i}` },
         }).catch(() => null);
         if (!r) return; // B is gone: its client would reconnect to another worker
-        if (r.status === 200) acked.push(r.json.event_id);
+        if (r.status === 200) acked.push({ room, id: r.json.event_id });
       }
     };
-    const loops = [0, 1, 2].flatMap((k) => [loop(alice, `a${k}`), loop(bob, `b${k}`)]);
-    await waitFor("some sends through B", () => acked.length >= 20);
-    await b.kill();
-    // A's sends continue: B's room lock and stream turn died with its PostgreSQL sessions.
-    const before = acked.length;
-    await waitFor("A to keep sending after the kill", () => acked.length >= before + 10, 20_000);
-    stop = true;
-    await Promise.all(loops);
-    // C's stream reaches the last acknowledged events (bus or PostgreSQL poll) before /messages reads up to it.
-    await syncUntil(carol, (acc) => {
-      const ids = new Set(timelineIds(acc, roomId));
-      return acked.slice(-3).every((id) => ids.has(id));
-    });
-    const all = new Set<string>();
-    let from = "";
-    for (;;) {
-      const page = await ok(
-        c.url,
-        "GET",
-        `${C}/rooms/${enc(roomId)}/messages?dir=b&limit=500${from ? `&from=${enc(from)}` : ""}`,
-        {
+    // carol long-polls on C all along: what she sees must hold every acknowledged event exactly once.
+    const seen = new Map<string, string[]>(targets.map((r) => [r, []]));
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const r = await ok(c.url, "GET", `${C}/sync?since=${enc(carol.since)}&timeout=1000&filter=${FILTER}`, {
           token: carol.s.accessToken,
-        },
+        });
+        carol.since = r.next_batch;
+        for (const [room, list] of seen)
+          for (const e of r.rooms?.join?.[room]?.timeline?.events ?? []) list.push(e.event_id);
+      }
+    })();
+    const loops = [0, 1, 2].flatMap((k) => [loop(alice, `a${k}`, 3 * k), loop(bob, `b${k}`, 3 * k + 1)]);
+    try {
+      await waitFor("some sends through B", () => acked.length >= 20);
+      await b.kill();
+      // A's sends continue: B's room locks and busy lock died with its PostgreSQL sessions, and forwards to B fail
+      // over to A.
+      const before = acked.length;
+      await waitFor("A to keep sending after the kill", () => acked.length >= before + 20, 20_000);
+      stop = true;
+      await Promise.all(loops);
+      const has = (room: string, id: string) => seen.get(room)!.includes(id);
+      await waitFor("carol's long-poll on C to see every acknowledged event", () =>
+        acked.every((x) => has(x.room, x.id)),
       );
-      for (const e of page.chunk) all.add(e.event_id);
-      if (!page.end || page.chunk.length === 0) break;
-      from = page.end;
+    } finally {
+      stop = true;
+      polling = false;
+      await poller;
     }
-    const lost = acked.filter((id) => !all.has(id));
+    for (const [room, list] of seen) assert.equal(new Set(list).size, list.length, `${room}: no event seen twice`);
+    // And /messages on C holds them all (nothing acknowledged was rolled back).
+    const lost: string[] = [];
+    for (const room of targets) {
+      const all = new Set<string>();
+      let from = "";
+      for (;;) {
+        const page = await ok(
+          c.url,
+          "GET",
+          `${C}/rooms/${enc(room)}/messages?dir=b&limit=500${from ? `&from=${enc(from)}` : ""}`,
+          { token: carol.s.accessToken },
+        );
+        for (const e of page.chunk) all.add(e.event_id);
+        if (!page.end || page.chunk.length === 0) break;
+        from = page.end;
+      }
+      for (const x of acked) if (x.room === room && !all.has(x.id)) lost.push(x.id);
+    }
     assert.deepEqual(lost, [], "every acknowledged event is readable on C");
   });
 });

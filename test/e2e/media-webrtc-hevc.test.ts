@@ -2,7 +2,9 @@
  * WebRTC for H.265 sources, in real Chromium: a camera-like publisher (ffmpeg libx265 over RTSP) has its video
  * re-encoded to H.264 for WHEP viewers only (browsers' WebRTC negotiates H.264; Chromium offers H.265 only with a
  * hardware decoder), `stream status` says "re-encoded (H.265 source...)", and Chromium decodes it at full rate
- * (framesDecoded from getStats); with B-frames as well. The path's other readers still get H.265 (HLS). A viewer
+ * (framesDecoded from getStats); with B-frames as well. Keyframes come on demand (not one a second): from a 10 s-GOP
+ * source Chromium decodes a few, a keyframe request gets an IDR within a few frames, a joining viewer gets one
+ * forced. The path's other readers still get H.265 (HLS). A viewer
  * that offers H.265 (a werift client here: headless Chromium has no H.265 WebRTC decoder) gets a path without
  * B-frames as it is, H.265 over RTP that ffprobe decodes, and no re-encoder runs; with B-frames it gets H.264.
  */
@@ -52,11 +54,11 @@ after(async () => {
 });
 
 /**
- * 640x360 30 fps testsrc2 as H.265 (libx265 ultrafast, `bframes` B-frames) + AAC, published over RTSP (TCP), as a
- * camera would.
+ * 640x360 30 fps testsrc2 as H.265 (libx265 ultrafast, `bframes` B-frames, a keyframe every `keyint` frames) + AAC,
+ * published over RTSP (TCP), as a camera would.
  */
-function publish(path: string, bframes: number): { proc: ChildProcess; exit: Promise<unknown> } {
-  const x265 = `log-level=error:bframes=${bframes}:keyint=60`;
+function publish(path: string, bframes: number, keyint = 60): { proc: ChildProcess; exit: Promise<unknown> } {
+  const x265 = `log-level=error:bframes=${bframes}:keyint=${keyint}:min-keyint=${keyint}:scenecut=0`;
   const proc = spawn(
     "ffmpeg",
     [
@@ -88,7 +90,8 @@ for (const [bframes, what] of [
     opts,
     async () => {
       const path = `live/hevc${bframes}`;
-      const pub = publish(path, bframes);
+      // A keyframe every 10 s at the source: the re-encoder's keyframes come from viewers' needs, not a clock.
+      const pub = publish(path, bframes, 300);
       try {
         await until(`${path} to go live`, async () => m.hub.get(path)?.videoConfig !== undefined);
         await playWhep(path);
@@ -111,6 +114,43 @@ for (const [bframes, what] of [
         const pid = s?.webrtc?.reencoder?.pid as number;
         assert.ok(alive(pid), "the re-encoder's ffmpeg runs");
         assert.ok(fps >= 25, `Chromium decodes ${fps.toFixed(1)} fps (source 30 fps)`);
+
+        // Keyframes on demand (the source's PTS marked, HEVC_MARK_EXPR): over the ~8 s watched Chromium decoded
+        // the one it started on, at most one of the source's, and one per PLI/FIR it sent (before: one a second).
+        const re = m.webrtc?.reencoders.get(m.hub.get(path) as NonNullable<ReturnType<typeof m.hub.get>>);
+        assert.ok(re);
+        const k = await whep.keyframeStats(page);
+        console.log(
+          `keyframes decoded ${k.keyframes} of ${k.frames} frames, PLIs ${k.plis}, FIRs ${k.firs}; re-encoder ${JSON.stringify(re.keyframes)}`,
+        );
+        assert.ok(k.keyframes >= 1);
+        assert.ok(k.keyframes <= 3 + k.plis + k.firs, `${k.keyframes} keyframes for ${k.plis} PLIs + ${k.firs} FIRs`);
+        // A PLI mid source GOP (as a viewer's PLI/FIR calls it): one of the next few frames out of the encoder is
+        // an IDR, not the one a clock or the source would give. In flight: the pipeline's few frames, and with
+        // B-frames the source's reordering (the marked picture is the next in decode order, shown up to 4 later).
+        await new Promise((r) => setTimeout(r, 600)); // past the rate limit of the viewer's own request
+        const { out, frames } = re.keyframes;
+        const asked = performance.now();
+        assert.equal(re.requestKeyframe(), true, "a keyframe was asked of the encoder");
+        await until("an IDR after the request", async () => re.keyframes.out > out, 5000);
+        const after = re.keyframes.frames - frames;
+        console.log(`IDR out within ${(performance.now() - asked).toFixed(0)} ms, ${after} frames after the request`);
+        assert.ok(after <= (bframes ? 16 : 8), `the IDR came ${after} frames after the request`);
+        if (!bframes) {
+          // A viewer joining mid source GOP asks for a keyframe (as its PLIs would) and starts on it.
+          await new Promise((r) => setTimeout(r, 600));
+          const forced = re.keyframes.forced;
+          const second = await context.newPage();
+          try {
+            await second.goto(`${m.httpUrl}/`);
+            await whep.playWhep(second, `${m.httpUrl}/${path}/whep`);
+            await until("the second viewer's first frames", async () => (await whep.decodedVideo(second)).frames > 0);
+            assert.ok(re.keyframes.forced > forced, "the joining viewer asked for a keyframe and got one forced");
+            assert.equal(await whep.leaveWhep(second, m.httpUrl), 200);
+          } finally {
+            await second.close().catch(() => {});
+          }
+        }
         // Other readers get the path as published.
         await until("an HLS playlist", async () => (await fetch(`${m.httpUrl}/${path}/index.m3u8`)).status === 200);
         assert.deepEqual(kinds(await ffprobe(`${m.httpUrl}/${path}/index.m3u8`)), ["audio:aac", "video:hevc"]);

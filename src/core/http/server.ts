@@ -3,7 +3,7 @@
  * throwing (malformed → 400 JSON), header/request/idle timeouts (slow or half-open clients are cut off),
  * connection caps in total and per client address, an error boundary per request and per upgrade (a throw
  * or rejection ends that request, is logged without secrets, and never reaches the process), and 400/408/431
- * JSON answers to requests Node's parser refuses. Opt-in: a raw-socket fast path (fast.ts) for answers held as
+ * JSON answers to requests Node's parser refuses. Opt-in: TLS, and HTTP/2 on it (h2.ts); a raw-socket fast path (fast.ts) for answers held as
  * complete bytes, under the same caps and timeouts, that hands anything else to node:http.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -11,8 +11,9 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { AmiError, toAmiError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { createServer, maxHeaderSize } from "../node-http.ts";
+import { createServer, maxHeaderSize, requireHttps } from "../node-http.ts";
 import { type FastResponder, fastConnection } from "./fast.ts";
+import { createH2Server } from "./h2.ts";
 import { sendError } from "./reply.ts";
 import { loggablePath, parseTarget, type Target } from "./target.ts";
 
@@ -29,6 +30,8 @@ export interface ListenerLimits {
   maxConnections: number;
   /** Open connections from one client address. */
   maxConnectionsPerAddress: number;
+  /** HTTP/2: streams open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number;
 }
 
 export const DEFAULT_LIMITS: ListenerLimits = {
@@ -38,6 +41,7 @@ export const DEFAULT_LIMITS: ListenerLimits = {
   idleTimeoutMs: 120_000,
   maxConnections: 10_000,
   maxConnectionsPerAddress: 1_000,
+  maxConcurrentStreams: 100,
 };
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, target: Target) => unknown;
@@ -61,6 +65,17 @@ export interface ListenerOptions {
    * them). The homeserver's workers use it; a port held without it still fails with EADDRINUSE.
    */
   reusePort?: boolean;
+  /**
+   * TLS termination (HTTPS, HTTP/1.1): PEM certificate chain and key. The caps and timeouts apply the same; the
+   * fast path (plain TCP only) is off.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * With `tls`: HTTP/2 as well (h2.ts; ALPN "h2", "http/1.1" fallback on the same port). Handlers get the compat
+   * API's req/res (Host filled from :authority); no upgrades on h2 streams. Rapid-reset, SETTINGS-flood and
+   * invalid-frame limits per session, `maxConcurrentStreams` per connection.
+   */
+  http2?: boolean;
 }
 
 export interface ListenerStats {
@@ -111,36 +126,69 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
     });
   };
 
-  const server = createServer(
-    {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      // The 'timeout' checks run at this interval; keep it below the smallest timeout.
-      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
-    },
-    (req, res) => {
-      const target = parseTarget(req.url);
-      if (target === null) {
-        stats.badRequests++;
-        sendError(res, new AmiError("AMI_INVALID_INPUT", "Malformed request target", {}, 400));
-        return;
-      }
-      try {
-        const p = o.handler(req, res, target);
-        if (p instanceof Promise) p.catch((e) => failed(req, res, e));
-      } catch (e) {
-        failed(req, res, e);
-      }
-    },
-  );
+  const serverOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // The 'timeout' checks run at this interval; keep it below the smallest timeout.
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const target = parseTarget(req.url);
+    if (target === null) {
+      stats.badRequests++;
+      sendError(res, new AmiError("AMI_INVALID_INPUT", "Malformed request target", {}, 400));
+      return;
+    }
+    try {
+      const p = o.handler(req, res, target);
+      if (p instanceof Promise) p.catch((e) => failed(req, res, e));
+    } catch (e) {
+      failed(req, res, e);
+    }
+  };
+  const server: Server =
+    o.tls && o.http2
+      ? createH2Server(
+          {
+            cert: o.tls.cert,
+            key: o.tls.key,
+            maxConcurrentStreams: limits.maxConcurrentStreams,
+            handshakeTimeoutMs: limits.headersTimeoutMs,
+            headersTimeoutMs: limits.headersTimeoutMs,
+            requestTimeoutMs: limits.requestTimeoutMs,
+            keepAliveTimeoutMs: limits.keepAliveTimeoutMs,
+            connectionsCheckingIntervalMs: serverOptions.connectionsCheckingInterval,
+          },
+          onRequest,
+        )
+      : o.tls
+        ? (requireHttps().createServer(
+            // A client that never finishes the handshake is cut off like one that never sends its headers.
+            { ...serverOptions, cert: o.tls.cert, key: o.tls.key, handshakeTimeout: limits.headersTimeoutMs },
+            onRequest,
+          ) as unknown as Server)
+        : createServer(serverOptions, onRequest);
+  // A failed TLS handshake is a bad request on that socket only.
+  if (o.tls)
+    server.on("tlsClientError", (_e: Error, socket: Duplex) => {
+      stats.badRequests++;
+      socket.destroy();
+    });
+  // An h2 session that fails (protocol error, flood, too many resets or invalid frames) ends that connection only.
+  if (o.tls && o.http2)
+    server.on("sessionError", () => {
+      stats.badRequests++;
+    });
   server.timeout = limits.idleTimeoutMs;
 
   // With a fast path, node:http's own connection handler (the only one so far) runs only for the sockets the
   // fast path hands over; refused sockets reach neither.
-  const fast = o.fast;
+  const fast = o.tls ? undefined : o.fast;
   const nodeConnection = server.listeners("connection")[0] as (s: Socket) => void;
   const onFast = new Set<Socket>();
+  // Every accepted connection, for close(): node:http2's server has no closeAllConnections.
+  const live = new Set<Socket>();
   const fastOptions = fast && {
     respond: fast,
     handOff: (s: Socket) => nodeConnection.call(server, s),
@@ -170,7 +218,9 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
     }
     stats.open++;
     perAddress.set(addr, mine);
+    live.add(socket);
     socket.once("close", () => {
+      live.delete(socket);
       stats.open--;
       const n = (perAddress.get(addr) ?? 1) - 1;
       if (n <= 0) perAddress.delete(addr);
@@ -242,7 +292,8 @@ export function createHttpListener(o: ListenerOptions): HttpListener {
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        if (typeof server.closeAllConnections === "function") server.closeAllConnections();
+        for (const s of live) s.destroy();
         for (const s of onFast) s.destroy();
       }),
   };

@@ -25,14 +25,34 @@ export const routes: Route[] = [
         throw new AmiError("M_INVALID_PARAM", "'set_presence' must be online, offline or unavailable");
       }
       const timeout = Math.min(queryInt(q, "timeout", 0, 0), req.hs.config.sync.maxTimeoutMs);
-      const body = await sync(req.hs, req.requester!, {
-        since: q.get("since") || null,
-        filter: q.get("filter"),
-        fullState: queryBool(q, "full_state"),
-        setPresence,
-        timeoutMs: timeout,
-        signal: req.signal,
+      // A long-poll whose session is revoked meanwhile (logout, deactivation, a lock; on any worker) ends at once
+      // with the error its next request would get, rather than answering a revoked session up to its timeout.
+      const revoked = new AbortController();
+      let lock = false;
+      const off = req.hs.auth.onRevoke((pred, rev) => {
+        // A token the client itself replaced by refreshing: its long-poll in flight answers as usual (a 401 would
+        // read as a logout to the client, which has moved on to its new token already).
+        if (!pred(req.requester!) || ("tokens" in rev && rev.rotated)) return;
+        lock = "userId" in rev && rev.locked === true;
+        revoked.abort();
       });
+      let body: Awaited<ReturnType<typeof sync>>;
+      try {
+        body = await sync(req.hs, req.requester!, {
+          since: q.get("since") || null,
+          filter: q.get("filter"),
+          fullState: queryBool(q, "full_state"),
+          setPresence,
+          timeoutMs: timeout,
+          signal: AbortSignal.any([req.signal, revoked.signal]),
+        });
+      } finally {
+        off();
+      }
+      if (revoked.signal.aborted) {
+        if (lock) throw new AmiError("M_USER_LOCKED", "This account has been locked", { soft_logout: true });
+        throw new AmiError("M_UNKNOWN_TOKEN", "Access token revoked", { soft_logout: false });
+      }
       return json(body);
     },
   },

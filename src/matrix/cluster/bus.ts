@@ -1,6 +1,7 @@
 /**
  * The cross-process bus of a scaled-out homeserver (docs/ARCHITECTURE.md "Homeserver scale-out"): what one process
- * must tell the others — committed stream positions, typing changes, cache invalidations. One process (the
+ * must tell the others — committed stream positions, typing changes, cache invalidations and session revocations,
+ * federation work for the worker that sends (cluster/sender-lease.ts). One process (the
  * embedded default) uses LocalBus, which carries nothing; `matrix.workers` > 1 uses RedisBus (Redis pub/sub).
  *
  * Pub/sub is lossy by nature (a message published while a subscriber is disconnected is gone), so nothing relies
@@ -19,14 +20,24 @@ export interface PositionMark {
 }
 
 export type BusMessage =
-  /** Stream positions up to `upto` are committed (everything below included); `marks` say what some were. */
-  | { t: "pos"; upto: number; marks: PositionMark[] }
+  /**
+   * Writer `writer` (its slot) ended a turn: it will never commit a position <= `safe` later; `marks` say what the
+   * turn's positions were.
+   */
+  | { t: "pos"; writer: number; safe: number; marks: PositionMark[] }
   /** A typing change made on the sender process (`serial` orders it with the receiver's own changes). */
   | { t: "typing"; roomId: string; userId: string; typing: boolean; timeoutMs: number; serial: number }
-  /** Sessions were revoked or a user's flags changed: drop cached token lookups. */
-  | { t: "auth" }
+  /**
+   * Sessions were revoked (`close`: also close what they hold open: WebSockets, long-polls) or a user's flags
+   * changed: drop the cached token lookups `rev` names (service/auth.ts Revocation; absent: all of them).
+   */
+  | { t: "auth"; rev?: unknown; close?: boolean }
   /** A room's DAG changed outside a local send: drop its cached head. */
-  | { t: "head"; roomId: string };
+  | { t: "head"; roomId: string }
+  /** A room's joined servers changed here (a member event written, state reset): drop their cached set. */
+  | { t: "hosts"; roomId: string }
+  /** Federation work for the cluster's sender (federation/sender.ts Handover; checked by its receiver). */
+  | { t: "fed"; h: unknown };
 
 /**
  * Small values every worker reads and writes (UIA sessions: a client may send each step of a flow to a different
@@ -112,6 +123,16 @@ export class RedisBus implements ClusterBus {
     });
   }
 
+  /** The command connection (shared values, rate-limit buckets, the federation sender lease). */
+  get client(): Redis {
+    return this.#pub;
+  }
+
+  /** The channel name, also the prefix of this homeserver's keys. */
+  get channel(): string {
+    return this.#channel;
+  }
+
   get connected(): boolean {
     return this.#sub.status === "ready" && this.#pub.status === "ready";
   }
@@ -154,16 +175,25 @@ export class RedisBus implements ClusterBus {
   }
 
   #deliver(raw: string): void {
-    let parsed: { from?: unknown; m?: BusMessage };
+    let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
     } catch {
       return;
     }
-    if (parsed.from === this.id || !parsed.m || typeof parsed.m !== "object") return;
+    // Anything may arrive on the channel ("null" threw here, in ioredis's event, and took the worker down): only an
+    // object whose `m` is an object with a string `t` reaches the handlers, which check the fields they use.
+    if (typeof parsed !== "object" || parsed === null) return;
+    const { from, m } = parsed as { from?: unknown; m?: unknown };
+    if (from === this.id || typeof m !== "object" || m === null || Array.isArray(m)) return;
+    if (typeof (m as { t?: unknown }).t !== "string") return;
+    this.#handle(m as BusMessage);
+  }
+
+  #handle(msg: BusMessage): void {
     for (const fn of this.#handlers) {
       try {
-        fn(parsed.m);
+        fn(msg);
       } catch (e) {
         this.#log.error("cluster bus handler failed", { error: String(e) });
       }

@@ -1,13 +1,15 @@
 /**
- * PgSequencer on a real PostgreSQL: positions are consecutive per turn, turns of two sequencers (two processes)
- * commit in position order, a sequencer whose session dies mid-turn frees the lock (a gap), and the head poll
- * catches up past a turn that committed but never ended.
+ * PgSequencer on a real PostgreSQL: two writers (two processes) take distinct positions and commit concurrently;
+ * the persisted position never passes a position still in flight at another writer (with or without its bus
+ * message), a writer killed mid-turn holds nobody back once its session is gone, and the blocking poll reaches
+ * the sequence when every turn has ended.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { createLogger } from "../../core/logger.ts";
+import { MIGRATIONS } from "../store/postgres/schema.ts";
 import { PgSequencer, roomKey } from "./positions.ts";
 
 const ADMIN_URL = process.env.AMI_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -30,59 +32,115 @@ async function admin(sql: string): Promise<void> {
   }
 }
 
-before(() => admin(`CREATE DATABASE ${dbName}`));
+before(async () => {
+  await admin(`CREATE DATABASE ${dbName}`);
+  // The coordination objects come from the store's migrations (the last one); the store is not opened here.
+  const c = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`) });
+  await c.connect();
+  await c.query(MIGRATIONS[MIGRATIONS.length - 1]);
+  await c.end();
+});
 after(() => admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
 
-test("positions: consecutive per turn, past what is stored; two sequencers' turns commit in position order", async () => {
+const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
+  const end = Date.now() + 5000;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+test("two writers: distinct positions past what is stored; persisted never passes a turn in flight", async () => {
   const a = new PgSequencer(url, log);
   const b = new PgSequencer(url, log);
+  const seenA: number[] = [];
+  const seenB: number[] = [];
+  a.onPersisted = (p) => seenA.push(p);
+  b.onPersisted = (p) => seenB.push(p);
+  // The bus: each writer's turn reaches the other.
+  a.onTurn = (slot, safe) => b.heard(slot, safe);
+  b.onTurn = (slot, safe) => a.heard(slot, safe);
   try {
     await a.init(100);
     await b.init(50);
+    assert.notEqual(a.slot, b.slot);
     assert.equal(await a.head(), 100);
-    const first = await a.run(3, async (p) => p);
-    assert.equal(first, 101);
-    assert.equal(await b.head(), 103);
-    // Each "commit" records its positions when it finishes; turns overlap in time but not in the lock.
-    const committed: number[] = [];
-    const turn = (s: PgSequencer, n: number) =>
-      s.run(n, async (p) => {
-        await new Promise((r) => setTimeout(r, Math.random() * 5));
-        for (let i = 0; i < n; i++) committed.push(p + i);
-      });
-    await Promise.all(Array.from({ length: 20 }, (_, i) => turn(i % 2 ? a : b, 1 + (i % 3))));
-    assert.deepEqual(
-      committed,
-      [...committed].sort((x, y) => x - y),
-      "commit order is position order",
+    assert.deepEqual(await a.run(3, async (ps) => ps), [101, 102, 103]);
+    // a's turn stays open at its position while b commits two later ones: b's persisted stays below a's position
+    // (a is busy, and a never published anything past 103), however often b probes.
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let aPos = 0;
+    const aTurn = a.run(1, async ([p]) => {
+      aPos = p;
+      await held;
+      return p;
+    });
+    await until("a's turn took its position", () => aPos > 0);
+    await b.run(1, async ([p]) => p);
+    const bLast = await b.run(1, async ([p]) => p);
+    assert.ok(bLast > aPos);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(Math.max(0, ...seenB) < aPos, `b's persisted ${Math.max(...seenB)} passed a's open turn at ${aPos}`);
+    release();
+    assert.equal(await aTurn, aPos);
+    // a's turn message (sent once its busy lock is released): b's probe finds a idle, reaches its own last position.
+    await until("b reaches its own last position", () => Math.max(...seenB) >= bLast);
+    // Many concurrent turns on both: every position taken once, persisted only moves up.
+    const taken: number[] = [];
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        (i % 2 ? a : b).run(1 + (i % 3), async (ps) => {
+          await new Promise((r) => setTimeout(r, Math.random() * 5));
+          taken.push(...ps);
+        }),
+      ),
     );
-    assert.equal(committed.length, new Set(committed).size);
+    assert.equal(taken.length, new Set(taken).size);
+    const top = Math.max(...taken);
+    assert.equal(await a.head(), top, "the blocking poll reaches the sequence once every turn ended");
+    for (const seen of [seenA, seenB])
+      assert.deepEqual(
+        seen,
+        [...seen].sort((x, y) => x - y),
+        "persisted only moves up",
+      );
   } finally {
     await a.close();
     await b.close();
   }
 });
 
-test("a session dying mid-turn frees the lock; the head poll moves past a turn that committed but never ended", async () => {
+test("a writer killed mid-turn holds nobody back once its session is gone", async () => {
   const a = new PgSequencer(url, log);
   await a.init(0);
-  // A "worker" that takes the lock and a position, then dies (its connection closes) without ending its turn.
-  const dead = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`) });
-  await dead.connect();
-  await dead.query("SELECT pg_advisory_lock(6385001, 1)");
-  const held = Number((await dead.query("SELECT nextval('ami_stream_seq') AS p")).rows[0].p);
-  const before = await a.head();
-  assert.ok(before < held, "the head does not pass a turn in progress");
-  await dead.end();
-  const next = await a.run(1, async (p) => p);
-  assert.ok(next > held, "the next turn runs, past the dead one's position");
-  // A turn whose commit happened but whose end was lost: the sequence moved, the head did not.
-  const raw = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`) });
-  await raw.connect();
-  const orphan = Number((await raw.query("SELECT nextval('ami_stream_seq') AS p")).rows[0].p);
-  await raw.end();
-  assert.equal(await a.head(), orphan);
-  await a.close();
+  try {
+    const before = await a.head();
+    // A "worker" with a slot that takes its busy lock and a position, then dies without ending its turn.
+    const dead = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`) });
+    await dead.connect();
+    const slot = 63;
+    await dead.query(`SELECT pg_advisory_lock(${0x616d69 + 2}, ${slot}), pg_advisory_lock(${0x616d69 + 3}, ${slot})`);
+    await dead.query(`INSERT INTO ami_stream_writers VALUES (${slot}, '', '')`);
+    const held = Number((await dead.query("SELECT nextval('ami_stream_seq') AS p")).rows[0].p);
+    assert.ok(held > before);
+    const mine = await a.run(1, async ([p]) => p);
+    assert.ok(mine > held);
+    let seen = 0;
+    a.onPersisted = (p) => {
+      seen = p;
+    };
+    a.refresh();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(seen < held, `persisted ${seen} passed the busy writer's ${held}`);
+    await dead.end();
+    a.refresh();
+    await until("persisted passes the dead writer's gap", () => seen >= mine);
+  } finally {
+    await a.close();
+  }
 });
 
 test("room lock keys are stable 32-bit integers", () => {

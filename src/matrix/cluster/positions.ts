@@ -1,16 +1,30 @@
 /**
  * Stream positions shared by several homeserver processes on one PostgreSQL database (docs/ARCHITECTURE.md
- * "Homeserver scale-out"). The ordering argument, in one line: a position is taken from a sequence only while
- * holding one cluster-wide advisory lock, and the lock is released only after the write at that position
- * committed (or failed) — so commits happen in position order across every process, and "position N is committed"
- * implies "every position below N is committed or will never be". Readers can then advance to any position they
- * hear of, with no gap to wait for (Synapse's multi-writer streams need per-writer positions and a minimum because
- * their writers commit concurrently; ours take turns for the commit only — building, signing and authorising
- * events, HTTP and /sync run in parallel on every process, and each turn commits a whole group of events).
+ * "Homeserver scale-out"), as Synapse's multi-writer streams: every process is a writer that takes positions from
+ * one sequence (`ami_stream_seq`, no lock) and commits them concurrently with the others, so positions may commit
+ * out of order across processes. Readers therefore never advance to a position they merely heard of; they advance
+ * to the *persisted position*: the highest P such that every position <= P is committed or will never be.
  *
- * The lock is a session-level advisory lock on a dedicated connection: a process killed mid-write loses its
- * session, PostgreSQL rolls its open transaction back and frees the lock, and the positions it held are a gap.
- * `ami_stream_head` records the last position whose turn ended, for processes that missed the bus message.
+ * How a process computes it without asking the others to stop:
+ * - Each writer owns a slot (0..MAX_WRITERS-1, a session advisory lock held for its life) and holds the slot's
+ *   *busy* lock from before it takes positions until the write at them settled (committed or failed).
+ * - A writer publishes, after each turn, its *safe* position (bus): no position <= safe will ever be committed by
+ *   it later. With nothing in flight that is the highest position it knows was handed out — a later nextval is
+ *   always above it; during a turn, what it knew before taking the turn's positions.
+ * - Every writer registers its slot in `ami_stream_writers` before it takes its first position.
+ * - The probe (one round trip): read the sequence's last value X, then try each other registered slot's busy lock
+ *   in shared mode (and let it go at once). A writer whose busy lock was free at that moment has no turn in
+ *   flight that began before X was read, so all its positions <= X are settled (a turn taking positions <= X began
+ *   before the read, so it either still holds the lock or has ended). A writer registered after the read takes
+ *   positions > X only. For a busy writer only its published safe counts. So persisted = min(X, published safe of
+ *   each busy writer, this writer's own safe). A dead writer's session is gone, so are its locks: it holds nobody
+ *   back (PostgreSQL rolled its open transaction back; its positions are a gap).
+ * - The 1 s poll (lost bus messages, Redis down) waits for each busy lock instead (taking and releasing it: the
+ *   writer's turn in flight ends within a commit), so it reaches X even when the others are never idle and their
+ *   messages are lost; no writer waits for it longer than that one lock operation.
+ * Known window: the busy lock lives on the writer's lock connection, the write on a store connection; if the lock
+ * connection alone dies mid-turn (or the process dies with a COMMIT already sent), readers may pass a position
+ * that commits just after — the event is stored but a long-poll already past it does not return it.
  */
 import pg from "pg";
 import { AmiError } from "../../core/errors.ts";
@@ -20,37 +34,62 @@ import type { StreamSequencer } from "../stream.ts";
 
 /** Advisory lock keys: (namespace, key) pairs in the two-int form, so they never collide with other users' keys. */
 const LOCK_NS = 0x616d69; // "ami"
-const STREAM_KEY = 1;
+/** A room's lock (PgRoomLocks per send, room-leases.ts across sends). */
+export const ROOM_NS = LOCK_NS + 1;
+/** Start-up (sequence set past what is stored) of one process at a time. */
+const INIT_KEY = 1;
+/** A writer's slot, held for its life; and its busy lock, held while it has positions not yet settled. */
+export const SLOT_NS = LOCK_NS + 2;
+const BUSY_NS = LOCK_NS + 3;
+/** As many slots as `matrix.workers` may ask for. */
+export const MAX_WRITERS = 64;
+/** How long the blocking poll waits for one busy writer before giving up this round. */
+const POLL_LOCK_TIMEOUT_MS = 2000;
 
 export class PgSequencer implements StreamSequencer {
   readonly #url: string;
   readonly #log: Logger;
   #client: pg.Client | null = null;
   #connecting: Promise<pg.Client> | null = null;
-  /** Called after each turn with the last position taken (the bus publishes it). */
-  onTurn: (last: number) => void = () => {};
+  #slot = -1;
+  /** The highest position this process knows was handed out (its own, others' published, the probe's). */
+  #knownMax = 0;
+  /** During a turn: the safe position published for this writer (what it knew before taking positions). */
+  #floor: number | null = null;
+  /** Other writers' published safe positions, by slot. */
+  readonly #published = new Map<number, number>();
+  /** The cluster-wide persisted position last computed. */
+  #persisted = 0;
+  /** Called after each turn with this writer's slot, its safe position and the positions it committed. */
+  onTurn: (slot: number, safe: number, positions: number[]) => void = () => {};
+  /** Called when the persisted position advances. */
+  onPersisted: (pos: number) => void = () => {};
 
   constructor(url: string, log: Logger) {
     this.#url = url;
     this.#log = log;
   }
 
-  /** Create the sequence and head row if missing; move the sequence past every stored position. */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /** This writer's promise: it will never commit a position <= this later. */
+  get safe(): number {
+    return this.#floor ?? this.#knownMax;
+  }
+
+  /** Move the sequence past every stored position (a database written by one process has no sequence use yet). */
   async init(maxStored: number): Promise<void> {
     const c = await this.#conn();
-    await c.query(`SELECT pg_advisory_lock(${LOCK_NS}, ${STREAM_KEY})`);
+    await c.query(`SELECT pg_advisory_lock(${LOCK_NS}, ${INIT_KEY})`);
     try {
-      await c.query("CREATE SEQUENCE IF NOT EXISTS ami_stream_seq");
-      await c.query(
-        "CREATE TABLE IF NOT EXISTS ami_stream_head (one boolean PRIMARY KEY DEFAULT true, pos bigint NOT NULL)",
-      );
-      await c.query("INSERT INTO ami_stream_head (pos) VALUES (0) ON CONFLICT DO NOTHING");
       const { rows } = await c.query("SELECT last_value, is_called FROM ami_stream_seq");
       const last = rows[0].is_called ? Number(rows[0].last_value) : 0;
       if (last < maxStored) await c.query("SELECT setval('ami_stream_seq', $1)", [maxStored]);
-      await c.query("UPDATE ami_stream_head SET pos = GREATEST(pos, $1)", [maxStored]);
+      this.#knownMax = Math.max(last, maxStored);
     } finally {
-      await c.query(`SELECT pg_advisory_unlock(${LOCK_NS}, ${STREAM_KEY})`);
+      await c.query(`SELECT pg_advisory_unlock(${LOCK_NS}, ${INIT_KEY})`);
     }
   }
 
@@ -59,14 +98,27 @@ export class PgSequencer implements StreamSequencer {
     if (!this.#connecting)
       this.#connecting = (async () => {
         const { connectionString, options } = parseUrl(this.#url);
-        const c = new pg.Client({ connectionString, options, application_name: "ami-streams stream lock" });
+        const c = new pg.Client({ connectionString, options, application_name: "ami-streams stream writer" });
         c.on("error", (e) => {
-          this.#log.error("cluster: stream lock connection lost", { error: e.message });
+          this.#log.error("cluster: stream writer connection lost", { error: e.message });
           if (this.#client === c) this.#client = null;
         });
         try {
           await c.connect();
+          // A slot of our own (a free one: its previous owner is gone with its session).
+          let slot = -1;
+          for (let s = 0; s < MAX_WRITERS && slot < 0; s++)
+            if ((await c.query(`SELECT pg_try_advisory_lock(${SLOT_NS}, ${s}) AS got`)).rows[0].got) slot = s;
+          if (slot < 0) throw new Error(`all ${MAX_WRITERS} writer slots are taken`);
+          // Registered before any position is taken (the probe only looks at registered slots); the router fills
+          // in its address (routing.ts).
+          await c.query(
+            `INSERT INTO ami_stream_writers (slot, url, secret) VALUES (${slot}, '', '')
+             ON CONFLICT (slot) DO UPDATE SET url = '', secret = ''`,
+          );
+          this.#slot = slot;
         } catch (e) {
+          await c.end().catch(() => {});
           throw new AmiError("AMI_UNAVAILABLE", `cluster: PostgreSQL: ${(e as Error).message}`);
         } finally {
           this.#connecting = null;
@@ -77,72 +129,132 @@ export class PgSequencer implements StreamSequencer {
     return this.#connecting;
   }
 
-  /** Turns of this process, one after the other: the advisory lock is re-entrant within its session. */
+  /** Turns of this process, one after the other (the StreamWriter runs one write at a time anyway). */
   #tail: Promise<unknown> = Promise.resolve();
 
-  run<T>(n: number, fn: (first: number) => Promise<T>): Promise<T> {
+  run<T>(n: number, fn: (positions: number[]) => Promise<T>): Promise<T> {
     const turn = () => this.#turn(n, fn);
     const p = this.#tail.then(turn, turn);
     this.#tail = p.catch(() => {});
     return p;
   }
 
-  async #turn<T>(n: number, fn: (first: number) => Promise<T>): Promise<T> {
-    const c = await this.#conn();
-    // One round trip: take the turn, then the positions (nextval only ever runs under the lock, so they are
-    // consecutive). Integers only are interpolated.
-    const res = (await c.query(
-      `SELECT pg_advisory_lock(${LOCK_NS}, ${STREAM_KEY}); SELECT nextval('ami_stream_seq') AS p FROM generate_series(1, ${n | 0})`,
-    )) as unknown as pg.QueryResult[];
-    const ps = res[1].rows.map((r) => Number(r.p));
-    const first = ps[0];
-    const last = ps[ps.length - 1];
+  async #turn<T>(n: number, fn: (positions: number[]) => Promise<T>): Promise<T> {
+    // Before the positions exist, this writer's promise is what it knew: the sequence only goes up from there.
+    this.#floor = this.#knownMax;
+    let ps: number[] = [];
+    let c: pg.Client;
     try {
-      return await fn(first);
+      c = await this.#conn();
+      // One round trip: the busy lock, then the positions (integers only are interpolated).
+      const res = (await c.query(
+        `SELECT pg_advisory_lock(${BUSY_NS}, ${this.#slot}); SELECT nextval('ami_stream_seq') AS p FROM generate_series(1, ${n | 0})`,
+      )) as unknown as pg.QueryResult[];
+      ps = res[1].rows.map((r) => Number(r.p));
+    } catch (e) {
+      this.#floor = null;
+      throw e;
+    }
+    this.#knownMax = Math.max(this.#knownMax, ps[ps.length - 1]);
+    try {
+      return await fn(ps);
     } finally {
-      try {
-        await c.query(
-          `UPDATE ami_stream_head SET pos = GREATEST(pos, ${last}); SELECT pg_advisory_unlock(${LOCK_NS}, ${STREAM_KEY})`,
-        );
-      } catch (e) {
-        // The session is gone, so is the lock: later writers continue past our positions.
-        this.#log.error("cluster: ending a stream turn failed", { error: String(e) });
-      }
-      this.onTurn(last);
+      // Not awaited here (the caller need not wait for it), but the turn is published only once the unlock ran: a
+      // probe that still found us busy after our message would hold its readers at our previous safe position
+      // until something else made it probe again.
+      this.#floor = null;
+      c.query(`SELECT pg_advisory_unlock(${BUSY_NS}, ${this.#slot})`)
+        .catch((e) => {
+          // The session is gone, so is the lock.
+          this.#log.error("cluster: ending a stream turn failed", { error: String(e) });
+        })
+        .finally(() => {
+          this.onTurn(this.#slot, this.safe, ps);
+          this.refresh();
+        });
     }
   }
 
+  /** Another writer published its safe position (bus). */
+  heard(slot: number, safe: number): void {
+    if (slot === this.#slot || !Number.isSafeInteger(safe) || !Number.isInteger(slot)) return;
+    if ((this.#published.get(slot) ?? 0) < safe) this.#published.set(slot, safe);
+    if (safe > this.#knownMax) this.#knownMax = safe;
+    this.refresh();
+  }
+
+  #probing: Promise<void> | null = null;
+  #again = false;
+
+  /** Recompute the persisted position (one probe at a time; calls meanwhile make one more). */
+  refresh(): void {
+    // Every position this process knows of is persisted already: a probe could only find positions nobody told it
+    // of yet (their writer's message, or the poll, will).
+    if (this.#persisted >= this.#knownMax) return;
+    if (this.#probing) {
+      this.#again = true;
+      return;
+    }
+    this.#probing = (async () => {
+      do {
+        this.#again = false;
+        try {
+          this.#set(await this.#probe(false));
+        } catch (e) {
+          this.#log.debug("cluster: position probe failed", { error: String(e) });
+        }
+      } while (this.#again);
+      this.#probing = null;
+    })();
+  }
+
+  #set(p: number): void {
+    if (p <= this.#persisted) return;
+    this.#persisted = p;
+    this.onPersisted(p);
+  }
+
   /**
-   * The last position whose turn ended (readers that missed the bus message catch up from here). When no turn is in
-   * progress anywhere (the lock is free), every position the sequence gave out is committed or never will be, so
-   * the head moves up to the sequence: a worker killed after its commit but before its turn ended (which left the
-   * head behind) holds nobody back past the next poll. Runs on its own session, since the lock is re-entrant
-   * within one and this process's turns take it on the other.
+   * The persisted position, blocking: waits out the turns in flight (start-up, and the 1 s poll that covers lost
+   * bus messages), and reports it.
    */
   async head(): Promise<number> {
+    const p = await this.#probe(true);
+    this.#set(p);
+    return this.#persisted;
+  }
+
+  /** See the file comment. `blocking`: wait for each busy writer's turn to end instead of skipping it. */
+  async #probe(blocking: boolean): Promise<number> {
     const c = await this.#pollConn();
-    const got = (await c.query(`SELECT pg_try_advisory_lock(${LOCK_NS}, ${STREAM_KEY}) AS got`)).rows[0].got;
-    if (!got) return Number((await c.query("SELECT pos FROM ami_stream_head")).rows[0]?.pos ?? 0);
-    try {
-      const { rows } = await c.query(
-        `UPDATE ami_stream_head SET pos = GREATEST(pos,
-           (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ami_stream_seq)) RETURNING pos`,
-      );
-      return Number(rows[0]?.pos ?? 0);
-    } finally {
-      await c.query(`SELECT pg_advisory_unlock(${LOCK_NS}, ${STREAM_KEY})`);
-    }
+    const me = this.#slot;
+    const res = (await c.query(
+      "SELECT last_value, is_called FROM ami_stream_seq; " +
+        (blocking
+          ? `SELECT slot, pg_advisory_lock_shared(${BUSY_NS}, slot) AS waited,
+               pg_advisory_unlock_shared(${BUSY_NS}, slot) AS idle FROM ami_stream_writers WHERE slot <> ${me}`
+          : `SELECT slot, CASE WHEN pg_try_advisory_lock_shared(${BUSY_NS}, slot)
+               THEN pg_advisory_unlock_shared(${BUSY_NS}, slot) ELSE false END AS idle
+               FROM ami_stream_writers WHERE slot <> ${me}`),
+    )) as unknown as pg.QueryResult[];
+    const seq = res[0].rows[0];
+    const x = seq.is_called ? Number(seq.last_value) : 0;
+    if (x > this.#knownMax) this.#knownMax = x;
+    let p = Math.min(x, this.safe);
+    for (const r of res[1].rows) if (!r.idle) p = Math.min(p, this.#published.get(Number(r.slot)) ?? this.#persisted);
+    return p;
   }
 
   #poll: pg.Client | null = null;
   async #pollConn(): Promise<pg.Client> {
     if (this.#poll) return this.#poll;
     const { connectionString, options } = parseUrl(this.#url);
-    const c = new pg.Client({ connectionString, options, application_name: "ami-streams stream poll" });
+    const c = new pg.Client({ connectionString, options, application_name: "ami-streams stream probe" });
     c.on("error", () => {
       if (this.#poll === c) this.#poll = null;
     });
     await c.connect();
+    await c.query(`SET lock_timeout = ${POLL_LOCK_TIMEOUT_MS}`);
     this.#poll = c;
     return c;
   }
@@ -185,10 +297,10 @@ export class PgRoomLocks {
     const c = await this.#pool.connect();
     let broken = false;
     try {
-      // One round trip (the lock is held while the send waits for its stream turn, so every trip counts): the
-      // room ID goes in as an escaped literal, the simple-query protocol taking no parameters.
+      // One round trip (the lock is held from building the event to its commit, so every trip counts): the room ID
+      // goes in as an escaped literal, the simple-query protocol taking no parameters.
       const res = (await c.query(
-        `BEGIN; SELECT pg_advisory_xact_lock(${LOCK_NS + 1}, ${roomKey(roomId)}); ` +
+        `BEGIN; SELECT pg_advisory_xact_lock(${ROOM_NS}, ${roomKey(roomId)}); ` +
           `SELECT coalesce(max(stream), 0) AS m FROM events WHERE room_id = ${c.escapeLiteral(roomId)}`,
       )) as unknown as pg.QueryResult[];
       return await fn(Number(res[2].rows[0].m));

@@ -9,32 +9,45 @@ import type { Homeserver } from "../hs.ts";
 
 /** Rooms whose remote servers RoomHosts keeps. */
 const MAX_CACHED_ROOMS = 10_000;
+/** With workers: a cached set is re-read after this (a lost bus message leaves it stale this long at most). */
+const HOSTS_TTL_MS = 30_000;
 
 /**
  * The other servers joined to each room, kept up to date by the member events written (the stream writer reports
  * each: a join adds its server, any other membership drops the room's entry) and dropped when the room's current
  * state is reset (`invalidateRoomHosts`): a send to a room of 5,000 members then reads no member list. A read that
- * overlaps such a change is not kept.
+ * overlaps such a change is not kept. With workers, the member events another worker writes are not seen here: each
+ * change is published on the bus (every worker drops the room's entry), and entries are re-read after HOSTS_TTL_MS
+ * in case a bus message was lost.
  */
 class RoomHosts {
   readonly #hs: Homeserver;
   readonly #cache = new Map<string, Set<string>>();
   readonly #gen = new Map<string, number>();
+  /** When each entry was read (with workers only: entries expire). */
+  readonly #at = new Map<string, number>();
+  readonly #ttl: number;
   constructor(hs: Homeserver) {
     this.#hs = hs;
+    this.#ttl = hs.config.workers > 1 ? HOSTS_TTL_MS : Number.POSITIVE_INFINITY;
+    hs.cluster.bus.subscribe((m) => {
+      if (m.t === "hosts" && typeof m.roomId === "string") this.invalidate(m.roomId, false);
+    });
     hs.stream.onWritten((_pos, ev) => {
       if (ev?.type !== "m.room.member") return;
+      hs.cluster.bus.publish({ t: "hosts", roomId: ev.roomId });
       // A join only adds its server; anything else may remove one: read again.
       const server = ev.stateKey === null ? null : serverNameOf(ev.stateKey);
       const cached = this.#cache.get(ev.roomId);
       if (ev.pdu.content?.membership === "join" && server && cached) {
         if (server !== hs.serverName) cached.add(server);
         this.#gen.set(ev.roomId, (this.#gen.get(ev.roomId) ?? 0) + 1);
-      } else this.invalidate(ev.roomId);
+      } else this.invalidate(ev.roomId, false);
     });
   }
 
-  invalidate(roomId: string): void {
+  invalidate(roomId: string, publish = true): void {
+    if (publish) this.#hs.cluster.bus.publish({ t: "hosts", roomId });
     this.#cache.delete(roomId);
     this.#gen.set(roomId, (this.#gen.get(roomId) ?? 0) + 1);
   }
@@ -43,8 +56,13 @@ class RoomHosts {
     const out = new Set<string>();
     // A partial-state room knows few of its members: the servers the resident named are in it too.
     for (const r of roomIds) for (const s of this.#hs.partialState?.serversOf(r) ?? []) out.add(s);
+    const now = Date.now();
     const missing = roomIds.filter((r) => {
-      const hit = this.#cache.get(r);
+      let hit = this.#cache.get(r);
+      if (hit && now - (this.#at.get(r) ?? 0) > this.#ttl) {
+        this.#cache.delete(r);
+        hit = undefined;
+      }
       for (const s of hit ?? []) out.add(s);
       return !hit;
     });
@@ -63,8 +81,10 @@ class RoomHosts {
       if (this.#cache.size >= MAX_CACHED_ROOMS) {
         this.#cache.clear();
         this.#gen.clear();
+        this.#at.clear();
       }
       this.#cache.set(roomId, servers);
+      if (this.#ttl !== Number.POSITIVE_INFINITY) this.#at.set(roomId, now);
     });
     return out;
   }
@@ -79,6 +99,14 @@ const hostsOf = (hs: Homeserver): RoomHosts => {
   }
   return h;
 };
+
+/**
+ * Start following member events from start-up (not at the first send): with workers, the member events this process
+ * writes must be announced to the others even before it sends anything itself.
+ */
+export function watchRoomHosts(hs: Homeserver): void {
+  hostsOf(hs);
+}
 
 /** Forget the cached servers of a room whose memberships changed other than by a written member event. */
 export function invalidateRoomHosts(hs: Homeserver, roomId: string): void {

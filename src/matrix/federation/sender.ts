@@ -33,7 +33,7 @@
  *   goes redacted, as backfill sends it). These writes run in order through one chain, off the
  *   send path (a delivery never waits for them); a restart at worst sends an event twice, which receivers ignore.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { AmiError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { MatrixConfig } from "../config.ts";
@@ -177,6 +177,18 @@ class Queue {
   }
 }
 
+/**
+ * What a worker that does not send (the cluster's sender is another worker: cluster/sender-lease.ts) hands to the
+ * one that does, over the bus. PDUs and to-device EDUs are already durable (owed positions, outbox) when handed
+ * over, so one lost on the way is caught up from the store; other EDUs are ephemeral.
+ */
+export type Handover =
+  | { k: "pdus"; dests: string[]; pdus: Record<string, unknown>[]; stream?: number }
+  | { k: "edu"; dests: string[]; edu: Edu; key: string | null }
+  | { k: "todevice"; dest: string; edu: Edu; seq: number }
+  | { k: "heard"; dest: string }
+  | { k: "wake"; dest: string };
+
 export interface SenderDeps {
   serverName: string;
   cfg: MatrixConfig["federation"];
@@ -193,6 +205,18 @@ export class FederationSender {
   readonly #txnPrefix = `${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
   #txnSeq = 0;
   #closed = false;
+  /**
+   * Set while another worker is the cluster's sender: what would be queued here goes to it instead (nothing is
+   * sent from this process). null: this process sends (one process, or the lease holder).
+   */
+  #handover: ((h: Handover) => void) | null = null;
+  /**
+   * Whether this process may send right now (the cluster lease is still valid here): checked before each
+   * transaction, so a worker that lost its lease without hearing of it yet (a long pause) does not send.
+   */
+  mayLead: () => boolean = () => true;
+  /** When each destination's "heard from" was last handed over (follower only). */
+  readonly #heardSent = new Map<string, number>();
   /** The outbox position of each to-device EDU that is in the store. */
   readonly #outboxSeq = new WeakMap<Edu, number>();
   /** Per local user, remote to-device EDUs admitted in the current minute (admitToDevice). */
@@ -264,6 +288,16 @@ export class FederationSender {
       const roomId = pdus[0].room_id;
       this.#write("owed PDUs", () => this.#d.store.recordOwedPdus(dests, roomId, stream));
     }
+    if (this.#handover) {
+      // After the owed write (queued above): the sender may read it back if this message is lost.
+      const hand = this.#handover;
+      void this.#writes.then(() => hand({ k: "pdus", dests, pdus, ...(stream !== undefined ? { stream } : {}) }));
+      return;
+    }
+    this.#queuePdus(dests, pdus, stream);
+  }
+
+  #queuePdus(dests: string[], pdus: Record<string, unknown>[], stream: number | undefined): void {
     const items = pdus.map((pdu) => ({
       pdu,
       roomId: String(pdu.room_id),
@@ -353,9 +387,15 @@ export class FederationSender {
    */
   async sendToDevice(destination: string, edu: Edu): Promise<void> {
     if (!this.#d.cfg.enabled || this.#closed || destination === this.#d.serverName) return;
-    const seq = Math.max(this.#lastSeq + 1, Date.now() * 1000);
+    // Microseconds-ish and unique per destination: with workers, two processes may write the same millisecond, so
+    // the sub-millisecond part starts at random rather than at 0 (seq / 1000 stays the time it was queued).
+    const seq = Math.max(this.#lastSeq + 1, Date.now() * 1000 + randomInt(1000));
     this.#lastSeq = seq;
     await this.#d.store.addOutboxEdu({ destination, seq, edu: edu as unknown as Record<string, unknown> });
+    if (this.#handover) {
+      this.#handover({ k: "todevice", dest: destination, edu, seq });
+      return;
+    }
     this.#outboxSeq.set(edu, seq);
     this.#each([destination], (q) => this.#pushToDevice(q, edu));
   }
@@ -418,6 +458,11 @@ export class FederationSender {
         );
       return;
     }
+    if (this.#handover) {
+      const dests = [...new Set(destinations)].filter((d) => d !== this.#d.serverName);
+      if (dests.length > 0 && this.#d.cfg.enabled) this.#handover({ k: "edu", dests, edu, key });
+      return;
+    }
     this.#each(destinations, (q) => {
       // Down (its last transaction failed): typing would be stale by the time it is back.
       if (edu.edu_type === "m.typing" && q.state.failures > 0) {
@@ -430,6 +475,12 @@ export class FederationSender {
 
   /** Forget the backoff of `destination` (it is back, or an operator says so) and send what is queued now. */
   async wake(destination: string): Promise<boolean> {
+    if (this.#handover) {
+      // The sender forgets the backoff; the answer is what the store says now.
+      const row = await this.#d.store.getDestination(destination);
+      this.#handover({ k: "wake", dest: destination });
+      return !!row && (row.nextRetryTs > 0 || row.failures > 0);
+    }
     const q = await this.#queue(destination);
     const was = q.state.nextRetryTs > 0 || q.state.failures > 0;
     if (q.timer) clearTimeout(q.timer);
@@ -442,6 +493,15 @@ export class FederationSender {
 
   /** Wake `destination` if it is backing off (cheap when it is not): called when a request from it arrives. */
   heardFrom(destination: string): void {
+    if (this.#handover) {
+      // Every incoming transaction calls this: tell the sender at most every few seconds per destination.
+      const now = Date.now();
+      if ((this.#heardSent.get(destination) ?? 0) > now - 5_000) return;
+      if (this.#heardSent.size > 10_000) this.#heardSent.clear();
+      this.#heardSent.set(destination, now);
+      this.#handover({ k: "heard", dest: destination });
+      return;
+    }
     const q = this.#queues.get(destination);
     if (q && q.state.nextRetryTs > Date.now()) void this.wake(destination).catch(() => {});
   }
@@ -490,9 +550,65 @@ export class FederationSender {
 
   close(): void {
     this.#closed = true;
+    this.#stop();
+  }
+
+  #stop(): void {
     for (const q of this.#queues.values()) {
       if (q.timer) clearTimeout(q.timer);
+      q.timer = null;
       q.abort?.abort();
+    }
+  }
+
+  /** Whether this process sends (false while another worker is the cluster's sender). */
+  get leading(): boolean {
+    return this.#handover === null && !this.#closed;
+  }
+
+  /**
+   * Another worker sends from now on: stop (the transaction in flight is aborted; the new sender resends what it
+   * had, receivers dedupe by event ID) and hand everything over. The queues are forgotten: the store has what
+   * matters, and this process reloads it should it lead again.
+   */
+  follow(handover: (h: Handover) => void): void {
+    this.#handover = handover;
+    this.#stop();
+    this.#queues.clear();
+    this.#loading.clear();
+    this.#undelivered.clear();
+  }
+
+  /** This process sends from now on: load what is owed and queued from the store (load()) and go. */
+  async lead(): Promise<void> {
+    if (this.#closed) return;
+    this.#handover = null;
+    this.#queues.clear();
+    this.#undelivered.clear();
+    await this.load();
+  }
+
+  /** What another worker handed over (only the sender acts on it). */
+  receive(h: Handover): void {
+    if (this.#handover || this.#closed || !this.#d.cfg.enabled) return;
+    if (h.k === "pdus") this.#queuePdus(h.dests, h.pdus, h.stream);
+    else if (h.k === "edu") this.sendEdu(h.dests, h.edu, h.key);
+    else if (h.k === "todevice") {
+      this.#lastSeq = Math.max(this.#lastSeq, h.seq);
+      this.#outboxSeq.set(h.edu, h.seq);
+      this.#each([h.dest], (q) => this.#pushToDevice(q, h.edu));
+    } else if (h.k === "heard") this.heardFrom(h.dest);
+    else if (h.k === "wake") void this.wake(h.dest).catch(() => {});
+  }
+
+  /** Handovers may have been lost (the bus reconnected): catch every owed destination up from the store. */
+  async recheck(): Promise<void> {
+    if (this.#handover || this.#closed) return;
+    for (const dest of await this.#d.store.destinationsOwed(this.#d.serverName)) {
+      if (dest === this.#d.serverName) continue;
+      const q = await this.#queue(dest);
+      q.catchUp = true;
+      this.#kick(q);
     }
   }
 
@@ -534,7 +650,9 @@ export class FederationSender {
 
   /** Start a transaction if none is in flight, something is queued, and the destination is not backing off. */
   #kick(q: Queue): void {
-    if (q.inFlight || this.#closed || q.timer) return;
+    if (q.inFlight || this.#closed || this.#handover || q.timer) return;
+    // The lease lapsed here (its loss is being noticed): another worker may be sending already. lead() restarts.
+    if (!this.mayLead()) return;
     if (!q.batch && !q.catchUp && q.pdus.length === 0 && q.edusQueued === 0) return;
     const wait = q.state.nextRetryTs - Date.now();
     if (wait > 0) {
@@ -639,7 +757,8 @@ export class FederationSender {
           this.#d.log.debug("federation: PDU refused", { dest, eventId: id, error: r.error.slice(0, 200) });
       await this.#succeeded(q);
     } catch (e) {
-      if (this.#closed) return;
+      // Aborted because this process stopped sending: not the destination's failure.
+      if (this.#closed || this.#handover) return;
       const status = e instanceof AmiError ? (e.extra.remote_status as number | undefined) : undefined;
       if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
         // Alive, and refusing this transaction: retrying it would be refused again.

@@ -1,9 +1,17 @@
 /** Token buckets keyed by user or IP; answers how long to wait when empty. */
 
+/**
+ * What the HTTP edge asks: 0 when allowed (a token is taken), else milliseconds until the next token. One process:
+ * RateLimiter (synchronous); several workers: cluster/ratelimit.ts SharedRateLimiter (a Redis round trip).
+ */
+export interface Limiter {
+  take(key: string): number | Promise<number>;
+}
+
 /** Buckets kept at most (~150 bytes each). Past it, full buckets go first, then the oldest. */
 const MAX_BUCKETS = 20_000;
 
-export class RateLimiter {
+export class RateLimiter implements Limiter {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
   readonly #rate: number;
   readonly #burst: number;

@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import { AmiError, toAmiError } from "../../core/errors.ts";
 import { bearerToken } from "../../core/http/bearer.ts";
 import { bodyChunks, readJson } from "../../core/http/body.ts";
+import { TrustedProxies } from "../../core/http/client-address.ts";
 import { corsHeaders } from "../../core/http/cors.ts";
 import { sendJson } from "../../core/http/reply.ts";
 import { holdOpen, type ListenerLimits, type RequestHandler } from "../../core/http/server.ts";
@@ -15,7 +16,6 @@ import type { MatrixConfig } from "../config.ts";
 import { isJsonObject, type JsonObject } from "../events/types.ts";
 import type { Homeserver } from "../hs.ts";
 import { assertNotSuspended } from "../service/moderation.ts";
-import { RateLimiter } from "./ratelimit.ts";
 import { Router } from "./router.ts";
 import type { MatrixRequest, Reply, Route } from "./types.ts";
 
@@ -26,8 +26,10 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
   const router = new Router();
   for (const r of routes) router.add(r);
   const { limits } = hs.config;
-  const perUser = new RateLimiter(limits.perUser.perSecond, limits.perUser.burst);
-  const perIp = new RateLimiter(limits.perIp.perSecond, limits.perIp.burst);
+  // Shared by every worker when there are several (cluster/ratelimit.ts), this process's own buckets otherwise.
+  const perUser = hs.cluster.rateLimiter("user", limits.perUser.perSecond, limits.perUser.burst);
+  const perIp = hs.cluster.rateLimiter("ip", limits.perIp.perSecond, limits.perIp.burst);
+  const proxies = new TrustedProxies(hs.config.trustedProxies);
 
   return async function handle(req: IncomingMessage, res: ServerResponse, target: Target): Promise<void> {
     const started = performance.now();
@@ -70,7 +72,7 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
     if (m === "method") throw new AmiError("M_UNRECOGNIZED", "Unrecognized request method", {}, 405);
     const { route, params } = m;
 
-    const ip = req.socket.remoteAddress ?? "?";
+    const ip = proxies.clientOf(req);
     // Routes without token auth (federation's X-Matrix ones) leave the Authorization header to their handler.
     const token = route.auth === "none" ? null : accessToken(req, url);
     let requester = null;
@@ -85,7 +87,8 @@ export function createHandler(hs: Homeserver, routes: Route[], listenerLimits: L
     if (route.refuseSuspended) assertNotSuspended(requester);
 
     if (route.rateLimit && !(requester?.isAdmin && limits.exemptAdmins)) {
-      const wait = requester ? perUser.take(requester.userId) : perIp.take(ip);
+      let wait = requester ? perUser.take(requester.userId) : perIp.take(ip);
+      if (typeof wait !== "number") wait = await wait;
       if (wait > 0) throw new AmiError("M_LIMIT_EXCEEDED", "Too many requests", { retry_after_ms: wait });
     }
 

@@ -31,6 +31,36 @@ export const newToken = (prefix: string): string => `${prefix}_${randomBytes(32)
 export const softLogout = (message: string): AmiError =>
   new AmiError("M_UNKNOWN_TOKEN", message, { soft_logout: true });
 
+/**
+ * Which sessions stop working, as data (it crosses to the other workers on the bus): token hashes, or a user's
+ * devices (all of them, the listed ones, or all but one). `locked`: the tokens stay, the account is locked.
+ */
+export type Revocation =
+  /** `rotated`: retired by a refresh the client made itself (its new token is in use). */
+  { tokens: string[]; rotated?: boolean } | { userId: string; devices?: string[]; except?: string; locked?: boolean };
+
+export type RevokeListener = (revoked: (r: Requester) => boolean, rev: Revocation) => void;
+
+export function revokes(rev: Revocation, r: Requester): boolean {
+  if ("tokens" in rev) return rev.tokens.includes(r.tokenHash);
+  if (r.userId !== rev.userId) return false;
+  if (rev.devices) return rev.devices.includes(r.deviceId);
+  return rev.except === undefined || r.deviceId !== rev.except;
+}
+
+/** A revocation from the bus (another worker's JSON): its shape checked before it is applied. */
+export function isRevocation(v: unknown): v is Revocation {
+  if (!v || typeof v !== "object") return false;
+  const o = v as Record<string, unknown>;
+  const strings = (a: unknown) => Array.isArray(a) && a.every((x) => typeof x === "string");
+  if ("tokens" in o) return strings(o.tokens);
+  return (
+    typeof o.userId === "string" &&
+    (o.devices === undefined || strings(o.devices)) &&
+    (o.except === undefined || typeof o.except === "string")
+  );
+}
+
 export interface Session {
   accessToken: string;
   deviceId: string;
@@ -42,14 +72,23 @@ export interface Session {
 export class Auth implements AuthService {
   readonly #hs: Homeserver;
   readonly #cache = new Map<string, { requester: Requester; until: number; expiresTs: number | null }>();
-  readonly #revokeListeners = new Set<(revoked: (r: Requester) => boolean) => void>();
+  readonly #revokeListeners = new Set<RevokeListener>();
+  /** Bumped on every revocation heard: a lookup that raced one is not cached (it may have read the old row). */
+  #generation = 0;
   /** `${userId}\0${deviceId}` -> when last_seen was last written. */
   readonly #lastSeen = new Map<string, number>();
 
   constructor(hs: Homeserver) {
     this.#hs = hs;
+    // Another worker revoked sessions: forget them here and close what they hold open here (WebSockets, long-polls).
     hs.cluster.bus.subscribe((m) => {
-      if (m.t === "auth") this.#cache.clear();
+      if (m.t !== "auth") return;
+      const rev = m.rev !== undefined && isRevocation(m.rev) ? m.rev : null;
+      if (!rev) {
+        this.#generation++;
+        this.#cache.clear();
+      } else if (m.close) this.#revoke(rev, false);
+      else this.#dropWhere(rev, false);
     });
     // Made now so the first failed login is not slower than the others (see verifyPasswordOrDummy).
     void dummyHash();
@@ -62,6 +101,7 @@ export class Auth implements AuthService {
     let requester = this.#cache.get(hash);
     if (!requester || requester.until < now) {
       this.#cache.delete(hash);
+      const generation = this.#generation;
       const { store } = this.#hs;
       const tok = await store.accounts.getToken(hash);
       if (!tok) return null;
@@ -85,7 +125,7 @@ export class Auth implements AuthService {
         until: now + CACHE_MS,
         expiresTs,
       };
-      this.#cache.set(hash, requester);
+      if (generation === this.#generation) this.#cache.set(hash, requester);
     }
     if (requester.expiresTs !== null && requester.expiresTs <= now) throw softLogout("Access token has expired");
     this.#touch(requester.requester, ip, userAgent, now);
@@ -117,7 +157,7 @@ export class Auth implements AuthService {
     if (existing) {
       // Spec (login): logging in to a known device ID invalidates the device's earlier access tokens.
       await store.accounts.deleteDevice(userId, deviceId);
-      this.#revoke((r) => r.userId === userId && r.deviceId === deviceId);
+      this.#revoke({ userId, devices: [deviceId] });
     }
     await store.accounts.upsertDevice({
       userId,
@@ -180,7 +220,7 @@ export class Auth implements AuthService {
 
   async #deleteRefreshTokens(hashes: string[]): Promise<void> {
     const gone = new Set(await this.#hs.store.authTokens.deleteRefreshTokens(hashes));
-    if (gone.size) this.#revoke((r) => gone.has(r.tokenHash));
+    if (gone.size) this.#revoke({ tokens: [...gone], rotated: true });
   }
 
   hashPassword(password: string): Promise<string> {
@@ -195,7 +235,7 @@ export class Auth implements AuthService {
   async logout(r: Requester): Promise<void> {
     await this.deleteDevices(r.userId, [r.deviceId]);
     await this.#hs.store.accounts.deleteToken(r.tokenHash);
-    this.#revoke((x) => x.tokenHash === r.tokenHash);
+    this.#revoke({ tokens: [r.tokenHash] });
   }
 
   /** Delete devices (and so their tokens). */
@@ -203,8 +243,7 @@ export class Auth implements AuthService {
     for (const d of deviceIds) await this.#hs.store.accounts.deleteDevice(userId, d);
     // Their keys and to-device inbox go too, and everyone sharing a room hears the device list changed.
     await devicesDeleted(this.#hs, userId, deviceIds);
-    const set = new Set(deviceIds);
-    this.#revoke((r) => r.userId === userId && set.has(r.deviceId));
+    this.#revoke({ userId, devices: deviceIds });
   }
 
   /** Delete every device of the user except `exceptDeviceId`, and every token of the others. */
@@ -216,12 +255,12 @@ export class Auth implements AuthService {
     for (const d of others) await store.accounts.deleteDevice(userId, d);
     await devicesDeleted(this.#hs, userId, others);
     await store.accounts.deleteTokensForUser(userId, exceptDeviceId);
-    this.#revoke((r) => r.userId === userId && r.deviceId !== exceptDeviceId);
+    this.#revoke(exceptDeviceId === undefined ? { userId } : { userId, except: exceptDeviceId });
   }
 
   /** Forget cached lookups of a user whose admin flag, shadow ban or deactivation changed. */
   forgetUser(userId: string): void {
-    this.#dropWhere((r) => r.userId === userId);
+    this.#dropWhere({ userId });
   }
 
   /**
@@ -229,31 +268,37 @@ export class Auth implements AuthService {
    * so open WebSockets close — the tokens stay in the store and work again once the lock is lifted.
    */
   moderationChanged(userId: string, locked: boolean): void {
-    if (locked) this.#revoke((r) => r.userId === userId);
+    if (locked) this.#revoke({ userId, locked: true });
     else this.forgetUser(userId);
   }
 
-  onRevoke(fn: (revoked: (r: Requester) => boolean) => void): () => void {
+  onRevoke(fn: RevokeListener): () => void {
     this.#revokeListeners.add(fn);
     return () => this.#revokeListeners.delete(fn);
   }
 
-  /** Sessions matching `pred` were deleted from the store: forget them here and tell the listeners (WebSockets). */
-  #revoke(pred: (r: Requester) => boolean): void {
-    this.#dropWhere(pred);
+  /**
+   * Sessions `rev` names were deleted from the store (or locked): forget them here, tell the listeners (WebSockets,
+   * long-polls), and tell the other workers to do the same (`publish`: false when the news came from one).
+   */
+  #revoke(rev: Revocation, publish = true): void {
+    this.#dropWhere(rev, false);
+    if (publish) this.#hs.cluster.bus.publish({ t: "auth", rev, close: true });
+    const pred = (r: Requester) => revokes(rev, r);
     for (const fn of this.#revokeListeners) {
       try {
-        fn(pred);
+        fn(pred, rev);
       } catch (e) {
         this.#hs.log.error("session revocation listener failed", { err: String(e) });
       }
     }
   }
 
-  #dropWhere(pred: (r: Requester) => boolean): void {
-    for (const [k, v] of this.#cache) if (pred(v.requester)) this.#cache.delete(k);
-    // Other workers cached lookups too: they drop all of theirs (revocations are rare; a lookup is one query).
-    this.#hs.cluster.bus.publish({ t: "auth" });
+  #dropWhere(rev: Revocation, publish = true): void {
+    this.#generation++;
+    for (const [k, v] of this.#cache) if (revokes(rev, v.requester)) this.#cache.delete(k);
+    // Other workers cached lookups too (cluster/bus.ts): they drop theirs.
+    if (publish) this.#hs.cluster.bus.publish({ t: "auth", rev });
   }
 }
 

@@ -4,6 +4,7 @@
  * chain; the stream writer then group-commits events across rooms, in stream order.
  */
 import { AmiError } from "../../core/errors.ts";
+import type { Writer } from "../cluster/routing.ts";
 import { type AuthEvent, authTypesFor, checkAuth, mayRedact, stateKey } from "../events/auth.ts";
 import { signEvent } from "../events/event-signing.ts";
 import { eventIdFor } from "../events/hashing.ts";
@@ -80,6 +81,10 @@ export class Rooms implements RoomService {
 
   constructor(hs: Homeserver) {
     this.#hs = hs;
+    hs.cluster.router?.serve((input) => {
+      validateInput(input);
+      return this.#sendHere(input);
+    });
     if (hs.cluster.workers > 1)
       hs.stream.onWritten((pos, ev) => {
         if (!ev) return;
@@ -89,7 +94,7 @@ export class Rooms implements RoomService {
   }
 
   /**
-   * Run `fn` after every earlier call for `roomId` settled, holding the room's cluster-wide lock (several workers:
+   * Run `fn` after every earlier call for `roomId` settled, holding the room's PostgreSQL lock (several workers:
    * one process at a time persists a room's events, on a head that is current).
    */
   #withLock<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
@@ -111,7 +116,13 @@ export class Rooms implements RoomService {
     void tail.then(() => {
       if (this.#locks.get(roomId) === tail) this.#locks.delete(roomId);
     });
-    return run;
+    if (!this.#hs.stream.shared) return run;
+    // Several workers: what this process wrote becomes readable once no other writer's older position is pending;
+    // the caller waits for that (after the room lock, so the room's next send need not).
+    return run.then(async (out) => {
+      await this.#hs.stream.visible();
+      return out;
+    });
   }
 
   async #head(roomId: string): Promise<RoomHead> {
@@ -183,6 +194,24 @@ export class Rooms implements RoomService {
   sendEvent(input: SendEventInput): Promise<{ eventId: string; stream: number }> {
     validateInput(input);
     if (this.#isRemoteInvite(input)) return this.#sendRemoteInvite(input);
+    const owner = this.#hs.cluster.router?.ownerOf(input.roomId);
+    if (owner) return this.#forward(owner, input);
+    return this.#sendHere(input);
+  }
+
+  /**
+   * Several workers (cluster/routing.ts): the room's writer persists it; its position is readable here before the
+   * caller hears "sent". Unreachable: persisted here (the room's lock keeps that correct).
+   */
+  async #forward(owner: Writer, input: SendEventInput): Promise<{ eventId: string; stream: number }> {
+    const out = await this.#hs.cluster.router!.forward(owner, input);
+    if (!out) return this.#sendHere(input);
+    await this.#hs.stream.visible(out.stream);
+    return out;
+  }
+
+  /** A send persisted by this process (forwarded ones too: a forwarded send is never forwarded again). */
+  #sendHere(input: SendEventInput): Promise<{ eventId: string; stream: number }> {
     return this.#withLock(input.roomId, async () => {
       const b = await this.#build(input);
       return "done" in b ? b.done : this.#commit(b, b.signed, await this.#head(input.roomId), true);

@@ -7,7 +7,9 @@
  * Stream positions: every row that /sync must deliver (events, account data, receipts, presence) carries a
  * `stream` number. The homeserver allocates them in memory from one counter (initialised from
  * getMaxStream()) and serialises all such writes, so the store never allocates them and commit order equals
- * stream order (with several workers the counter is a PostgreSQL sequence taken in exclusive turns: cluster/). Each write method below is one transaction: it is either fully applied or not at all.
+ * stream order (with several workers the counter is a PostgreSQL sequence every worker takes from, and readers stop at
+ * the persisted position: cluster/positions.ts). Each write method below is one transaction: it is either fully
+ * applied or not at all.
  */
 
 import type { StateKey } from "../events/auth.ts";

@@ -14,6 +14,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import { toAmiError } from "../../core/errors.ts";
+import { TrustedProxies } from "../../core/http/client-address.ts";
 import type { Target } from "../../core/http/target.ts";
 import type { Homeserver } from "../hs.ts";
 import { type Filter, resolveSyncFilter } from "../service/filters.ts";
@@ -34,6 +35,7 @@ function destroySocket(this: Duplex): void {
 
 export class WsHub {
   readonly #hs: Homeserver;
+  readonly #proxies: TrustedProxies;
   readonly #opts: WsTunables;
   readonly #wss: WebSocketServer;
   readonly #conns = new Set<Conn>();
@@ -52,6 +54,7 @@ export class WsHub {
 
   constructor(hs: Homeserver, opts: Partial<WsTunables> = {}) {
     this.#hs = hs;
+    this.#proxies = new TrustedProxies(hs.config.trustedProxies);
     this.#opts = { ...DEFAULT_TUNABLES, ...opts };
     // No compression: per-connection zlib contexts cost far more memory than the frames save on a LAN.
     this.#wss = new WebSocketServer({
@@ -114,7 +117,7 @@ export class WsHub {
   #open(ws: WebSocket, req: IncomingMessage, query: URLSearchParams): void {
     const c: Conn = {
       ws,
-      ip: req.socket.remoteAddress ?? "?",
+      ip: this.#proxies.clientOf(req),
       requester: null,
       filter: {},
       filterKey: "",

@@ -59,6 +59,11 @@ export const streamStatus = defineOp({
       ...(s.restreams ?? []).map((r) => `  restream: ${r.to} ${r.state}, ${r.retries} retries`),
       ...(s.abr ? [abrLine(s.abr)] : []),
       ...(s.webrtc ? [webrtcLine(s.webrtc)] : []),
+      ...(s.mesh
+        ? [
+            `  viewer mesh: ${s.mesh.viewers} viewer(s), ${s.mesh.peerBytes} bytes from peers, ${s.mesh.httpBytes} over HTTP (offload ${Math.round(s.mesh.offloadRatio * 100)} %), ${s.mesh.rejected} refused by hash`,
+          ]
+        : []),
       `  player ${s.urls.player}`,
       ...(s.urls.master ? [`  master ${s.urls.master}`] : []),
       ...(s.urls.masterDash ? [`  master DASH ${s.urls.masterDash}`] : []),

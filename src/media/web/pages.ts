@@ -16,6 +16,7 @@ const FILES: Record<string, () => string> = {
   // dashjs exports only its bundles' entry point; the smaller media-player-only bundle sits beside it.
   "dash.mediaplayer.min.js": () => join(dirname(require.resolve("dashjs")), "dash.mediaplayer.min.js"),
   "player.js": () => join(import.meta.dirname, "player.js"),
+  "mesh.js": () => join(import.meta.dirname, "mesh.js"),
 };
 const cache = new Map<string, Buffer>();
 
@@ -90,7 +91,10 @@ ${live.length ? `<ul>\n${items}\n</ul>` : "<p>No stream is live right now.</p>"}
  * `hls`, `dash`: what hls.js and dash.js load (master.m3u8 and master.mpd when the path has an ABR ladder;
  * default index.m3u8 and index.mpd).
  */
-export function playerPage(path: string, o: { whep: boolean; query: string; hls?: string; dash?: string }): Reply {
+export function playerPage(
+  path: string,
+  o: { whep: boolean; query: string; hls?: string; dash?: string; mesh?: boolean },
+): Reply {
   const buttons = [
     `<button type="button" data-kind="hls" aria-pressed="false">HLS</button>`,
     `<button type="button" data-kind="dash" aria-pressed="false">DASH</button>`,
@@ -101,7 +105,7 @@ export function playerPage(path: string, o: { whep: boolean; query: string; hls?
   const sig = q.has("sig") ? new URLSearchParams({ exp: q.get("exp") ?? "", sig: q.get("sig") ?? "" }).toString() : "";
   return page(
     `${path} · live`,
-    `<main data-base="${esc(href(path))}" data-query="${esc(sig)}" data-hls="${esc(o.hls ?? "index.m3u8")}" data-dash="${esc(o.dash ?? "index.mpd")}">
+    `<main data-base="${esc(href(path))}" data-query="${esc(sig)}" data-hls="${esc(o.hls ?? "index.m3u8")}" data-dash="${esc(o.dash ?? "index.mpd")}"${o.mesh ? ` data-mesh="${esc(path)}"` : ""}>
 <h1>${esc(path)}</h1>
 <video controls muted autoplay playsinline aria-label="Live stream ${esc(path)}"></video>
 <nav aria-label="Playback">
@@ -111,7 +115,7 @@ ${buttons}
 <p><a href="/">All live streams</a></p>
 </main>
 <script src="${PLAYER_PREFIX}hls.min.js"></script>
-<script src="${PLAYER_PREFIX}dash.mediaplayer.min.js"></script>
+<script src="${PLAYER_PREFIX}dash.mediaplayer.min.js"></script>${o.mesh ? `\n<script src="${PLAYER_PREFIX}mesh.js"></script>` : ""}
 <script src="${PLAYER_PREFIX}player.js"></script>`,
   );
 }

@@ -16,13 +16,24 @@ function playHls() {
   // data-hls: master.m3u8 when the path has an ABR ladder (hls.js then switches renditions by bandwidth).
   const src = `${base}${main.dataset.hls || "index.m3u8"}${query}`;
   if (window.Hls?.isSupported()) {
-    const hls = new window.Hls({ lowLatencyMode: true, liveSyncDurationCount: 2 });
+    // data-mesh (media.mesh on): segments from other viewers first (mesh.js). Whole segments only, so LL-HLS parts
+    // are not loaded, and a three-segment buffer leaves time to wait for a peer.
+    const mesh = main.dataset.mesh && window.AmiMesh?.supported() ? new window.AmiMesh(main.dataset.mesh) : null;
+    window.amiMesh = mesh ?? undefined;
+    const hls = new window.Hls(
+      mesh
+        ? { lowLatencyMode: false, liveSyncDurationCount: 3, fLoader: mesh.loader(window.Hls.DefaultConfig.loader) }
+        : { lowLatencyMode: true, liveSyncDurationCount: 2 },
+    );
     hls.on(window.Hls.Events.ERROR, (_e, d) => {
       if (d.fatal) say(`HLS error: ${d.details}`);
     });
     hls.loadSource(src);
     hls.attachMedia(video);
-    return () => hls.destroy();
+    return () => {
+      hls.destroy();
+      mesh?.close();
+    };
   }
   video.src = src;
   return () => video.removeAttribute("src");

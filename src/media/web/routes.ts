@@ -14,6 +14,8 @@ export interface WebSource {
   /** Whether `/<path>/whep` is served (WebRTC playback). */
   whep(path: string): boolean;
   auth: MediaAuth | undefined;
+  /** Whether the player joins the path's viewer mesh (media.mesh on, the path open to everyone). */
+  mesh?(path: string): boolean;
   /** The HLS playlist the player loads: master.m3u8 on a path with an ABR ladder; default index.m3u8. */
   hlsEntry?(path: string): string;
   /** The MPD dash.js loads for `path` (master.mpd when it has an ABR ladder). */
@@ -53,6 +55,7 @@ export function webRoute(
       res,
       playerPage(path, {
         whep: src.whep(path),
+        mesh: src.mesh?.(path) ?? false,
         query: url.search,
         hls: src.hlsEntry?.(path),
         dash: src.dashEntry?.(path),

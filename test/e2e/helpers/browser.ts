@@ -2,7 +2,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
@@ -32,6 +32,14 @@ export async function launchChromium(opts: {
   });
   const page = context.pages()[0] ?? (await context.newPage());
   return { profile, context, page };
+}
+
+/**
+ * One browser for several independent viewers: each `browser.newContext()` is its own profile in memory (its own
+ * HTTP cache and storage), so viewers do not answer each other's requests from a shared cache.
+ */
+export function launchBrowser(args: string[] = []): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...ARGS, ...args] });
 }
 
 /** A WHEP viewer in a page, as `installWhepViewer` makes it. */

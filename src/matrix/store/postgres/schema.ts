@@ -584,4 +584,18 @@ export const MIGRATIONS: string[] = [
     servers TEXT NOT NULL
   );
   `,
+  // scale-out (cluster/positions.ts): the sequence every worker takes stream positions from (created at cluster
+  // start until now); ami_stream_head, the committed head of the first version (one commit at a time cluster-wide),
+  // is replaced by per-writer safe positions and goes. One process never uses either (its own counter).
+  // ami_stream_writers: each live worker's loopback address for sends forwarded to the writer of their room
+  // (cluster/routing.ts); a row whose slot lock nobody holds is stale.
+  `
+  CREATE SEQUENCE IF NOT EXISTS ami_stream_seq;
+  DROP TABLE IF EXISTS ami_stream_head;
+  CREATE TABLE ami_stream_writers (
+    slot INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL
+  );
+  `,
 ];

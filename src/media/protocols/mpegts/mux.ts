@@ -77,13 +77,17 @@ export class TsMuxer {
     return this.#video || this.#audio ? this.#psi(dtsMs) : Buffer.alloc(0);
   }
 
-  frame(f: Frame): Buffer {
-    if (f.kind === "video") return this.#videoFrame(f);
+  /**
+   * `ptsTicks` (video) is added to the PTS in 90 kHz ticks after rounding: the WebRTC re-encoder marks a frame with
+   * one tick, which ffmpeg's `-force_key_frames expr:` can see (video-transcode.ts).
+   */
+  frame(f: Frame, ptsTicks = 0): Buffer {
+    if (f.kind === "video") return this.#videoFrame(f, ptsTicks);
     if (f.kind === "audio") return this.#audioFrame(f);
     return Buffer.alloc(0);
   }
 
-  #videoFrame(f: Frame): Buffer {
+  #videoFrame(f: Frame, ptsTicks: number): Buffer {
     const t = parseVideoTag(f.data);
     if (!t) return Buffer.alloc(0);
     if (t.packet === "config") {
@@ -125,7 +129,7 @@ export class TsMuxer {
     for (const n of nals) size += 4 + n.length;
     const dts = f.dts + this.#offset;
     const pts = dts + t.cts;
-    const head = pesHeader(0xe0, size, pts, dts);
+    const head = pesHeader(0xe0, size, pts, dts, ptsTicks);
     const es = Buffer.allocUnsafe(head.length + size);
     head.copy(es, 0);
     let p = head.length;
@@ -311,8 +315,8 @@ export class TsMuxer {
  * A PES header with PTS (and DTS when it differs). PES_packet_length is set whenever it fits, video included,
  * so a demuxer can hand the frame on at its last packet; a video PES over 64 KiB is unbounded (0).
  */
-function pesHeader(streamId: number, payload: number, pts: number, dts: number): Buffer {
-  const both = pts !== dts;
+function pesHeader(streamId: number, payload: number, pts: number, dts: number, ptsTicks = 0): Buffer {
+  const both = pts !== dts || ptsTicks !== 0;
   const hlen = both ? 10 : 5;
   const h = Buffer.allocUnsafe(9 + hlen);
   h[0] = 0;
@@ -324,7 +328,7 @@ function pesHeader(streamId: number, payload: number, pts: number, dts: number):
   h[6] = 0x84; // '10', data_alignment_indicator
   h[7] = both ? 0xc0 : 0x80;
   h[8] = hlen;
-  writeTimestamp(h, 9, both ? 3 : 2, Math.round(pts * 90));
+  writeTimestamp(h, 9, both ? 3 : 2, Math.round(pts * 90) + ptsTicks);
   if (both) writeTimestamp(h, 14, 1, Math.round(dts * 90));
   return h;
 }

@@ -7,15 +7,16 @@
  * `-force_key_frames source` makes an IDR of every input picture the decoder calls a key frame, and H.264's
  * decoder does so for a picture after a recovery point SEI: so a viewer's PLI/FIR (or a new viewer) puts that SEI
  * in front of the next input frame (`requestKeyframe`, at most one per KEYFRAME_MIN_INTERVAL_MS), and otherwise
- * the output's keyframes are the source's. H.265 input cannot be marked that way (its decoder keys on IRAP only):
- * it keeps an IDR forced every second. H.265 goes in as MPEG-TS instead (protocols/mpegts/mux.ts: the FLV demuxer of the
+ * the output's keyframes are the source's. ffmpeg's H.265 decoder keys on IRAP pictures only, so H.265 input is
+ * marked in its timestamps instead: the frame's PTS one 90 kHz tick off the millisecond grid, which
+ * `-force_key_frames expr:` sees (HEVC_MARK_EXPR). H.265 goes in as MPEG-TS (protocols/mpegts/mux.ts: the FLV demuxer of the
  * ffmpeg we ship against, 5.1, predates enhanced RTMP's hvc1), its times moved by TS_OFFSET_MS and moved back on
  * the way out. The FLV output is demuxed into a private stream (not in the hub: no other output sees it) that also
  * gets the path's audio as it is, so a WHEP session reads it exactly like the path itself.
  *
  * Starting: the encoder's input begins at the cached GOP (decoding needs its keyframe), but viewers should not
  * get that second-old burst: output older than the live edge at start is dropped, and the first frame at the
- * live edge is made an IDR (marked with the SEI; H.265: `-force_key_frames expr:`) so viewers start on it
+ * live edge is made an IDR (marked like a keyframe request) so viewers start on it
  * without waiting a GOP.
  */
 import type { Logger } from "../../../core/logger.ts";
@@ -49,8 +50,12 @@ const DEFAULT_KBPS = 2500;
 /** H.265 input (MPEG-TS): added to every time so the PCR, 700 ms behind the DTS, starts positive. */
 const TS_OFFSET_MS = 1000;
 
-/** Seconds between keyframes of re-encoded H.265 (whose input cannot be marked for a keyframe on demand). */
-const GOP_S = 1;
+/**
+ * H.265 input: a frame to be made an IDR has its PTS one 90 kHz tick past the millisecond grid every other frame
+ * is on; ffmpeg encodes in 1/90000 (`-enc_time_base`) and this expression, evaluated per frame with `t` counted from
+ * the first frame encoded (unmarked), forces exactly those. The FLV output (ms) rounds the tick away.
+ */
+export const HEVC_MARK_EXPR = "expr:eq(mod(round(t*90000),90),1)";
 /** Keyframe requests (viewers' PLI/FIR, new viewers) closer than this to the last forced IDR share it. */
 export const KEYFRAME_MIN_INTERVAL_MS = 500;
 
@@ -94,6 +99,26 @@ function startBitrate(source: MediaStream, head: Frame[]): number {
   return Math.max(MIN_KBPS, kbps || DEFAULT_KBPS);
 }
 
+/** The re-encoder's ffmpeg arguments: H.265 (MPEG-TS) or H.264 (FLV) on stdin, H.264 FLV on stdout. */
+export function encoderArgs(hevc: boolean, kbps: number): string[] {
+  return [
+    ...QUIET,
+    // A small probe (the FLV header says video only; the sequence header comes first; MPEG-TS: the PMT names
+    // the codec) and slice threads only: frame threads would hold a frame per thread.
+    ...["-probesize", "32", "-analyzeduration", "0", "-thread_type", "slice"],
+    ...["-f", hevc ? "mpegts" : "flv", "-i", "pipe:0"],
+    ...["-copyts", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
+    ...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"],
+    // An IDR where the source has one and where an input frame is marked (the live edge, keyframe requests):
+    // H.264 with a recovery point SEI (`source`), H.265 with a PTS tick (HEVC_MARK_EXPR, times in 1/90000).
+    // -g is only a safety net.
+    ...["-pix_fmt", "yuv420p", "-g", "600", "-sc_threshold", "0", "-forced-idr", "1"],
+    ...(hevc ? ["-enc_time_base", "1:90000", "-force_key_frames", HEVC_MARK_EXPR] : ["-force_key_frames", "source"]),
+    ...["-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`],
+    ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
+  ];
+}
+
 export interface Lease {
   /** The viewer's reader on the re-encoded stream (starts at its next keyframe). */
   reader: Reader;
@@ -114,12 +139,14 @@ export class VideoReencoder {
   #viewers = 0;
   #bitrateKbps: number | null = null;
   #lastError: string | null = null;
-  /** Mark the next input frame for a keyframe (H.264 input). */
+  /** Mark the next input frame for a keyframe. */
   #markNext = false;
-  #markable = false;
   #lastForced = 0;
-  /** Keyframe requests taken (a viewer's PLI/FIR, a new viewer), IDRs asked of ffmpeg for them, IDRs sent. */
-  readonly keyframes = { requests: 0, forced: 0, out: 0 };
+  /**
+   * Keyframe requests taken (a viewer's PLI/FIR, a new viewer), IDRs asked of ffmpeg for them, IDRs sent, video
+   * frames sent.
+   */
+  readonly keyframes = { requests: 0, forced: 0, out: 0, frames: 0 };
 
   constructor(source: MediaStream, check: VideoCheck, ffmpegPath: string, log: Logger) {
     this.#source = source;
@@ -148,11 +175,11 @@ export class VideoReencoder {
 
   /**
    * A viewer needs a keyframe (its PLI or FIR, or it just joined): the next input frame is marked so the encoder
-   * makes an IDR of it, unless one was forced less than KEYFRAME_MIN_INTERVAL_MS ago (that one serves). H.265
-   * input has one every second anyway. True when one was asked for.
+   * makes an IDR of it, unless one was forced less than KEYFRAME_MIN_INTERVAL_MS ago (that one serves). True when
+   * one was asked for.
    */
   requestKeyframe(now = Date.now()): boolean {
-    if (!this.#ff || !this.#markable) return false;
+    if (!this.#ff) return false;
     this.keyframes.requests++;
     if (this.#markNext || now - this.#lastForced < KEYFRAME_MIN_INTERVAL_MS) return false;
     this.#markNext = true;
@@ -207,27 +234,9 @@ export class VideoReencoder {
       const t = f.kind === "video" ? parseVideoTag(f.data) : undefined;
       return t?.fourcc === codec ? t : undefined;
     };
-    const first = head.find((f) => !f.config && tagOf(f)?.packet === "frame");
-    const liveT = first ? Math.max(0, (liveMs - (first.dts + (tagOf(first)?.cts ?? 0))) / 1000) : 0;
     const shift = hevc ? TS_OFFSET_MS : 0;
-    this.#markable = !hevc;
     this.#markNext = false;
-    const args = [
-      ...QUIET,
-      // A small probe (the FLV header says video only; the sequence header comes first; MPEG-TS: the PMT names
-      // the codec) and slice threads only: frame threads would hold a frame per thread.
-      ...["-probesize", "32", "-analyzeduration", "0", "-thread_type", "slice"],
-      ...["-f", hevc ? "mpegts" : "flv", "-i", "pipe:0"],
-      ...["-copyts", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
-      ...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"],
-      // H.264: an IDR where the source has one and where an input frame is marked (the live edge, keyframe
-      // requests). H.265: an IDR at the live edge, then one a second (by time: the source's frame rate may not be
-      // known yet). -g is only a safety net.
-      ...["-pix_fmt", "yuv420p", "-g", "600", "-sc_threshold", "0"],
-      ...["-forced-idr", "1", "-force_key_frames", hevc ? `expr:gte(t,${liveT}+n_forced*${GOP_S})` : "source"],
-      ...["-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`],
-      ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
-    ];
+    const args = encoderArgs(hevc, kbps);
     const ff = runFfmpeg(this.#ffmpegPath, args);
     this.#ff = ff;
     this.#log.info("webrtc re-encoder started", { pid: ff.proc.pid, kbps });
@@ -251,6 +260,7 @@ export class VideoReencoder {
           live = true;
         }
         if (f.keyframe) this.keyframes.out++;
+        if (!f.config) this.keyframes.frames++;
         out.write(f);
       }
     });
@@ -259,11 +269,22 @@ export class VideoReencoder {
       this.#fail(ff, lastLine(ff.stderr()) || `ffmpeg exited with ${code}`);
     });
     const mux = hevc ? new TsMuxer({ offsetMs: TS_OFFSET_MS }) : undefined;
-    // H.264: the first frame presented at the live edge is marked for an IDR, and so is the next one after a
-    // keyframe request.
+    // The first frame presented at the live edge is marked for an IDR, and so is the next one after a keyframe
+    // request (H.265: and every source keyframe but the first frame, which `-force_key_frames source` gives H.264).
     let lengthSize = 4;
     let edgeMarked = false;
-    const mark = (f: Frame, tag: NonNullable<ReturnType<typeof tagOf>>): Buffer => {
+    let started = false;
+    type Tag = NonNullable<ReturnType<typeof tagOf>>;
+    /** Whether this frame should be marked; `done` says it was, which consumes the edge or the request. */
+    const wanted = (f: Frame, tag: Tag) => {
+      const edge = !edgeMarked && f.dts + tag.cts >= liveMs;
+      const done = () => {
+        if (edge) edgeMarked = true;
+        else this.#markNext = false;
+      };
+      return { want: edge || this.#markNext, done };
+    };
+    const markAvc = (f: Frame, tag: Tag): Buffer => {
       if (tag.packet === "config") {
         try {
           lengthSize = splitAvcConfig(f.data.subarray(tag.offset)).lengthSize;
@@ -271,19 +292,29 @@ export class VideoReencoder {
         return f.data;
       }
       if (tag.packet !== "frame") return f.data;
-      const edge = !edgeMarked && f.dts + tag.cts >= liveMs;
-      if (!edge && !this.#markNext) return f.data;
-      const marked = withRecoveryPoint(f.data, tag.offset, lengthSize);
+      const w = wanted(f, tag);
+      const marked = w.want ? withRecoveryPoint(f.data, tag.offset, lengthSize) : undefined;
       if (!marked) return f.data;
-      if (edge) edgeMarked = true;
-      else this.#markNext = false;
+      w.done();
       return marked;
+    };
+    const muxHevc = (m: TsMuxer, f: Frame, tag: Tag): Buffer => {
+      // Every unmarked PTS on the millisecond grid (hub times may be fractional).
+      const g = Number.isInteger(f.dts) ? f : { ...f, dts: Math.round(f.dts) };
+      if (tag.packet !== "frame" || !started) {
+        const b = m.frame(g);
+        if (tag.packet === "frame" && b.length > 0) started = true; // ffmpeg's `t` counts from this one
+        return b;
+      }
+      const w = wanted(f, tag);
+      if (w.want) w.done();
+      return m.frame(g, w.want || f.keyframe ? 1 : 0);
     };
     const encode = (f: Frame) => {
       const tag = tagOf(f);
       if (!tag) return Buffer.alloc(0);
-      if (mux) return mux.frame(f);
-      return flvTag(TAG_VIDEO, f.config ? 0 : f.dts, mark(f, tag));
+      if (mux) return muxHevc(mux, f, tag);
+      return flvTag(TAG_VIDEO, f.config ? 0 : f.dts, markAvc(f, tag));
     };
     this.#pump(input, head, ff, out, mux ? undefined : flvHeader(false, true), encode).catch((e) =>
       this.#fail(ff, (e as Error).message),

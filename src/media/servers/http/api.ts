@@ -49,6 +49,27 @@ export function metricsText(src: ApiSource): string {
     "counter",
     (s) => s.framesDiscarded,
   );
+  const meshed = all.filter((s) => s.mesh);
+  const meshGauge = (
+    name: string,
+    help: string,
+    type: string,
+    pick: (m: NonNullable<StreamStatus["mesh"]>) => number,
+  ) => {
+    if (meshed.length === 0) return;
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const s of meshed) if (s.mesh) lines.push(`${name}{path="${esc(s.path)}"} ${pick(s.mesh)}`);
+  };
+  meshGauge("ami_media_mesh_viewers", "Viewers in the stream's viewer mesh.", "gauge", (m) => m.viewers);
+  meshGauge("ami_media_mesh_peer_bytes_total", "Segment bytes viewers got from peers.", "counter", (m) => m.peerBytes);
+  meshGauge(
+    "ami_media_mesh_http_bytes_total",
+    "Segment bytes mesh viewers got over HTTP.",
+    "counter",
+    (m) => m.httpBytes,
+  );
+  meshGauge("ami_media_mesh_rejected_total", "Peer segments refused by hash.", "counter", (m) => m.rejected);
+  meshGauge("ami_media_mesh_offload_ratio", "Peer bytes / (peer + HTTP bytes).", "gauge", (m) => m.offloadRatio);
   lines.push(...processMetrics());
   return `${lines.join("\n")}\n`;
 }
@@ -64,6 +85,7 @@ export function statsJson(src: ApiSource): Record<string, unknown> {
     bytes_in_total: sum((s) => s.bytesIn),
     bytes_out_total: sum((s) => s.bytesOut),
     frames_discarded_total: sum((s) => s.framesDiscarded),
+    ...meshTotals(all),
     uptime_s: Math.round((Date.now() - src.startedAt) / 1000),
     per_stream: all.map((s) => ({
       path: s.path,
@@ -78,7 +100,23 @@ export function statsJson(src: ApiSource): Record<string, unknown> {
       bytes_in: s.bytesIn,
       bytes_out: s.bytesOut,
       frames_discarded: s.framesDiscarded,
+      mesh: s.mesh ?? null,
     })),
+  };
+}
+
+/** The viewer mesh over every stream, as flat numbers the monitor shows (none while no swarm exists). */
+function meshTotals(all: StreamStatus[]): Record<string, number> {
+  const m = all.flatMap((s) => (s.mesh ? [s.mesh] : []));
+  if (m.length === 0) return {};
+  const peer = m.reduce((a, x) => a + x.peerBytes, 0);
+  const http = m.reduce((a, x) => a + x.httpBytes, 0);
+  return {
+    mesh_viewers: m.reduce((a, x) => a + x.viewers, 0),
+    mesh_peer_bytes_total: peer,
+    mesh_http_bytes_total: http,
+    mesh_rejected_total: m.reduce((a, x) => a + x.rejected, 0),
+    mesh_offload_ratio: peer + http > 0 ? Math.round((peer / (peer + http)) * 1000) / 1000 : 0,
   };
 }
 

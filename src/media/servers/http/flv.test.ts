@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { test } from "node:test";
 import type { Frame } from "../../frame.ts";
 import { flvTag, tagType } from "../../protocols/flv/tag.ts";
-import { chunkOf, tagOf } from "./flv.ts";
+import { batchOf, chunkOf, tagOf } from "./flv.ts";
 
 const frames: [Frame, number][] = [
   [{ kind: "video", dts: 5, data: Buffer.from([0x17, 1, 0, 0, 0, 1, 2, 3]), keyframe: true, config: false }, 0],
@@ -47,4 +47,15 @@ test("the chunks are the bytes node:http writes for res.write of the same tags",
   const body = raw.subarray(raw.indexOf("\r\n\r\n") + 4);
   const ours = Buffer.concat([...frames.map(([f, ts]) => chunkOf(f, ts)), Buffer.from("0\r\n\r\n")]);
   assert.deepEqual(body, ours);
+});
+
+test("batchOf: the chunks' bytes in order, one Buffer shared while the same chunks come again", () => {
+  const chunks = frames.map(([f, ts]) => chunkOf(f, ts));
+  const batch = batchOf(chunks);
+  assert.deepEqual(batch, Buffer.concat(chunks));
+  assert.equal(batchOf([...chunks]), batch);
+  // Same first chunk, other chunks after it (another viewer's window): its own bytes, not the cached batch.
+  const other = [chunks[0] as Buffer, chunks[2] as Buffer];
+  assert.deepEqual(batchOf(other), Buffer.concat(other));
+  assert.equal(batchOf([chunks[1] as Buffer]), chunks[1]);
 });

@@ -24,6 +24,8 @@ export interface FlvOptions {
   graceMs: number;
   /** A response that does not drain for this long is closed. */
   stallMs: number;
+  /** media.httpFlvMergeMs: frames of this many ms go to a viewer in one write; 0: each as it arrives. */
+  mergeMs: number;
   log: Logger;
 }
 
@@ -72,6 +74,47 @@ export function tagOf(frame: Frame, ts: number): Buffer {
   return chunk.subarray(at, chunk.length - 2);
 }
 
+/**
+ * One viewer's write of several chunks: their concatenation, made once and shared by every viewer whose batch is
+ * the same chunks (the same Buffers, so the same bytes), keyed by its first chunk. A single chunk is itself.
+ */
+const batches = new WeakMap<Buffer, { parts: Buffer[]; batch: Buffer }>();
+
+/** Up to this many chunks are copied into one shared batch (a merge window holds 2 to 5 frames). */
+const SHARED_BATCH = 8;
+
+/** Chunks a viewer writes at once at most. */
+const MAX_WRITE = 32;
+
+export function batchOf(parts: Buffer[]): Buffer {
+  const first = parts[0] as Buffer;
+  if (parts.length === 1) return first;
+  const c = batches.get(first);
+  if (c && c.parts.length === parts.length && c.parts.every((p, i) => p === parts[i])) return c.batch;
+  const batch = Buffer.concat(parts);
+  batches.set(first, { parts: [...parts], batch });
+  return batch;
+}
+
+/**
+ * The merge timer: viewers with frames queued since the last tick drain together when it fires. One timer for
+ * every HTTP-FLV viewer of the process (not one per connection); it runs only while frames are waiting.
+ */
+let due = new Set<() => void>();
+let armed = false;
+
+function merge(drain: () => void, ms: number): void {
+  due.add(drain);
+  if (armed) return;
+  armed = true;
+  setTimeout(() => {
+    armed = false;
+    const now = due;
+    due = new Set();
+    for (const d of now) d();
+  }, ms);
+}
+
 /** Resolves true on `target`'s 'drain', false when the response closes or `ms` pass first. */
 function drained(target: Writable, res: ServerResponse, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -112,9 +155,9 @@ export async function serveFlv(
   res.writeHead(200, headers);
   res.write(flvHeader(!!stream.audioConfig, !!stream.videoConfig));
   res.write(flvTag(TAG_SCRIPT, 0, metadataBody(stream)));
-  // Tags are written as the publisher's frames arrive (PathReader.listen, then poll), not one awaited `next()`
-  // per frame: with 100 viewers that was 100 promises and async resumptions per frame. `next()` is awaited only
-  // when the publisher has left (it waits for the next one within the grace).
+  // Tags are taken with `poll` when the merge timer fires (PathReader.listen says a frame is queued), not one
+  // awaited `next()` per frame: with 100 viewers that was 100 promises and async resumptions per frame. `next()`
+  // is awaited only when the publisher has left (it waits for the next one within the grace).
   await new Promise<void>((done) => {
     /** Waiting for 'drain' or for the next publisher: frames stay in the hub reader's queue meanwhile. */
     let waiting = false;
@@ -131,8 +174,23 @@ export async function serveFlv(
       socket !== null &&
       socket._httpMessage === res &&
       (res as { chunkedEncoding?: boolean }).chunkedEncoding === true;
-    const send = (t: TimedFrame): boolean => {
-      if (direct ? socket.write(chunkOf(t.frame, t.ts)) : res.write(tagOf(t.frame, t.ts))) return true;
+    /** Chunks (direct) or tags (through node:http) polled since the last write. */
+    const parts: Buffer[] = [];
+    /** Writes what `parts` holds: one socket write for all of them (a batch shared with the viewers that got the same chunks). */
+    const flush = (): boolean => {
+      if (parts.length === 0) return true;
+      let ok = true;
+      if (!direct) for (const t of parts) ok = res.write(t);
+      else if (parts.length <= SHARED_BATCH) ok = socket.write(batchOf(parts));
+      else {
+        // A long batch (a new viewer's GOP, a viewer catching up after backpressure) is its own: one writev
+        // instead of a copy no other viewer would share.
+        socket.cork();
+        for (const c of parts) ok = socket.write(c);
+        socket.uncork();
+      }
+      parts.length = 0;
+      if (ok) return true;
       waiting = true;
       drained(direct ? socket : res, res, o.stallMs).then((ok) => {
         waiting = false;
@@ -143,7 +201,8 @@ export async function serveFlv(
       });
       return false;
     };
-    /** Runs in the publisher's `write`: must not throw. */
+    const take = (t: TimedFrame) => parts.push(direct ? chunkOf(t.frame, t.ts) : tagOf(t.frame, t.ts));
+    /** Runs from the merge timer or the publisher's `write`: must not throw. */
     const drain = () => {
       if (waiting) return;
       try {
@@ -151,26 +210,33 @@ export async function serveFlv(
           if (reader.closed || res.destroyed) return finish();
           const t = reader.poll();
           if (t) {
-            if (!send(t)) return;
+            take(t);
+            // Catching up (after a wait for 'drain'): in bounded writes, so what the hub reader holds still skips
+            // to the next keyframe for a viewer that cannot keep up, instead of all of it going to the socket.
+            if (parts.length >= MAX_WRITE && !flush()) return;
             continue;
           }
-          if (!reader.atEnd) return;
+          if (!flush() || !reader.atEnd) return;
           // The publisher left: wait (within the grace) for the next one's first frame.
           waiting = true;
           reader.next().then((n) => {
             waiting = false;
             if (!n || res.destroyed) return finish();
-            if (send(n)) drain();
+            take(n);
+            if (flush()) drain();
           });
           return;
         }
       } catch (e) {
+        parts.length = 0;
         o.log.info("http-flv write failed; closed", { path: stream.path, remote, error: (e as Error).message });
         res.destroy();
         finish();
       }
     };
-    reader.listen(drain);
+    // Frames queued by the publisher wait in the hub reader for the merge timer (one for all viewers), then go
+    // out in one write; with mergeMs 0 they are written as they arrive.
+    reader.listen(o.mergeMs > 0 ? () => merge(drain, o.mergeMs) : drain);
     drain();
   });
   reader.close();

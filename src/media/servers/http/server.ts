@@ -20,6 +20,8 @@ import type { Logger } from "../../../core/logger.ts";
 import type { MasterSource, RenditionsSource } from "../../abr/master.ts";
 import type { MediaAuth } from "../../auth/auth.ts";
 import { readAllowed, webrtcAllowed } from "../../auth/http.ts";
+import { MESH_MANIFEST, meshManifest } from "../../mesh/hashes.ts";
+import type { MeshSignal } from "../../mesh/signal.ts";
 import type { Outputs } from "../../outputs.ts";
 import type { Playback } from "../../playback.ts";
 import { type WebSource, webRoute } from "../../web/routes.ts";
@@ -56,7 +58,12 @@ export interface HttpServerOptions {
   playback?: Playback;
   /** MPEG-TS HLS (`/<path>/ts.m3u8`, `/<path>/ts<N>.ts`); none: not served. */
   mpegts?: TsOptions;
+  /** The viewer mesh: signalling (WebSocket `/_ami/mesh`) and `/<path>/mesh.json`; none: off. */
+  mesh?: MeshSignal;
 }
+
+const NO_UPGRADE_BODY = '{"errcode":"M_UNRECOGNIZED","error":"no upgrade here"}';
+const NO_UPGRADE = `HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${NO_UPGRADE_BODY.length}\r\n\r\n${NO_UPGRADE_BODY}`;
 
 type Area = "webrtc" | "api" | "service" | "public";
 
@@ -84,6 +91,12 @@ export class MediaHttpServer {
       log: o.log,
       handler: (req, res, t) => this.#handle(req, res, t),
       fast: (r) => this.#fast(r),
+      upgrade: o.mesh
+        ? (req, socket, head, t) => {
+            if (o.mesh?.handles(t)) return o.mesh.upgrade(req, socket, head, t);
+            socket.end(NO_UPGRADE);
+          }
+        : undefined,
     });
   }
 
@@ -193,6 +206,11 @@ export class MediaHttpServer {
     // A path anyone reads skips the check's promise chain (a signed URL still goes through it: its URIs are carried).
     const open = o.auth === undefined || (o.auth.readOpen(out.path) && !t.searchParams.has("sig"));
     if (!open && o.auth && !(await readAllowed(req, res, t, out.path, o.auth))) return;
+    if (o.mesh && file === MESH_MANIFEST) {
+      const body = meshManifest(out.packager.timeline);
+      out.httpBytesOut += body.length;
+      return reply(res, { status: 200, type: "application/json", body, cache: "no-cache" });
+    }
     if (o.mpegts && isTsFile(file)) return serveTsFile(req, res, out, o.outputs, file, this.#listener.limits, o.mpegts);
     await serveStreamFile(req, res, t, out, o.outputs, file, this.#listener.limits, o.master, o.renditions);
   }
