@@ -60,6 +60,10 @@ export const p2pService: ServiceDef = {
       : "  DHT off (p2p.dht.enabled: false)",
     "  share: ami-streams p2p publish <file|folder>; get: ami-streams p2p fetch <magnet|.torrent|infohash>",
   ],
+  async statusDetail(config) {
+    const r = await fetch(`${apiUrl(config)}/api/p2p/status`, { signal: AbortSignal.timeout(2000) });
+    return statusLines((await r.json()) as StatusBody);
+  },
   async start(config, { log, paths }) {
     const c = config.p2p;
     const flags = readFlags(paths);
@@ -190,6 +194,21 @@ async function handle(
     const err = toAmiError(e);
     sendError(res, err);
   }
+}
+
+type StatusBody = ReturnType<P2pNode["stats"]> & { bootstrap: boolean; dht: ReturnType<typeof dhtFigures> | null };
+
+/** `p2p status`'s extra lines: the torrents and the DHT. */
+export function statusLines(s: StatusBody): string[] {
+  const kib = (n: number) => `${Math.round(n / 1024)} KiB/s`;
+  const d = s.dht;
+  return [
+    `${s.torrents} torrents, ${s.peers} peers, ↓${kib(s.downloadRate)} ↑${kib(s.uploadRate)}, sources: ${s.sources.join(", ") || "trackers only"}`,
+    d
+      ? `DHT on UDP ${d.port}${s.bootstrap ? " (bootstrap node)" : ""}${d.readOnly ? " (read-only)" : ""}: ${d.tableSize} nodes (${d.goodNodes} good), ` +
+        `${d.storedPeers} peers stored for ${d.infohashes} infohashes, ${d.lookups} lookups, ${d.announces} announces`
+      : "DHT off",
+  ];
 }
 
 /** The DHT's figures for status and the monitor (Dht.stats() without the per-query detail). */

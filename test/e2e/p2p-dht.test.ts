@@ -13,10 +13,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { configSchema } from "../../src/config.ts";
+import { type Config, configSchema } from "../../src/config.ts";
 import { silentLogger } from "../../src/core/logger.ts";
 import { runtimePaths } from "../../src/core/paths.ts";
 import type { ServiceHandle } from "../../src/core/service.ts";
+import { renderFrame } from "../../src/monitor/render.ts";
 import { Dht } from "../../src/p2p/dht/dht.ts";
 import { p2pService } from "../../src/p2p/service.ts";
 import { freePort } from "../../src/test/cli.ts";
@@ -43,6 +44,7 @@ interface Svc {
   port: number;
   dhtPort: number;
   handle: ServiceHandle;
+  config: Config;
 }
 
 async function startP2p(name: string, o: { bootstrap?: boolean; bootstrapNodes?: string[] }): Promise<Svc> {
@@ -64,7 +66,7 @@ async function startP2p(name: string, o: { bootstrap?: boolean; bootstrapNodes?:
   const handle = await p2pService.start(config, { paths, log: silentLogger });
   running.push(handle);
   // p2p.dht.port is null: the DHT answers on the peer port (UDP).
-  return { home, api: handle.url, port, dhtPort: port, handle };
+  return { home, api: handle.url, port, dhtPort: port, handle, config };
 }
 
 async function call(s: Svc, path: string, body?: unknown): Promise<any> {
@@ -173,6 +175,20 @@ test("DHT only: B and aria2c fetch A's magnet through a --bootstrap node; a priv
   }
   const cFig = await call(c, "/_ami/stats");
   assert.ok(cFig.dht_nodes >= 2, JSON.stringify(cFig));
+  // What `p2p status` prints under the state line, and the monitor's row.
+  const detail = (await p2pService.statusDetail?.(c.config)) ?? [];
+  assert.match(detail.join("\n"), /DHT on UDP \d+ \(bootstrap node\): [2-9]\d* nodes .*1 infohashes/);
+  const row = { name: "p2p", kind: "service" as const, state: "running" as const, pid: 1, uptimeS: 1, restarts: 0 };
+  const frame = renderFrame(
+    {
+      at: "now",
+      supervisor: { running: true, pid: 1, cpuPercent: 0, rssBytes: 0 },
+      alerts: null,
+      services: [{ ...row, url: c.api, cpuPercent: 0, rssBytes: 0, stats: cFig, federation: [] }],
+    },
+    false,
+  );
+  assert.match(frame, /dht_nodes=\d+ {2}dht_good_nodes=\d+ {2}dht_infohashes=1 {2}dht_stored_peers=\d+/);
   // Good = answered a query of ours: C only answers, A asked C.
   assert.ok((await call(a, "/_ami/stats")).dht_good_nodes >= 1);
   assert.equal(cFig.dht_infohashes, 1, "only the public torrent is stored on the bootstrap node");
