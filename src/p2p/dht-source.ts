@@ -2,14 +2,19 @@
  * The DHT as the node's peer source (config `p2p.dht`). A torrent's discovery round runs every
  * `announceIntervalMs` (tens of seconds) for every source; a DHT announce is a whole get_peers walk plus K
  * announce_peer queries, and nodes keep an announce for ~30 minutes, so this wrapper announces each infohash
- * once, then again only every `reannounceMs`, while lookups pass through. Nodes a peer names in a PORT message
- * (BEP 5) are pinged and join the routing table when they answer.
+ * once, then again only every `reannounceMs`. Lookups walk the DHT at every round until one finds a peer, then at
+ * most every `LOOKUP_AGAIN_MS` (peers found before are already known to the torrent; ones that come later announce
+ * and dial us, or arrive by PEX). Nodes a peer names in a PORT message (BEP 5) are pinged and join the routing
+ * table when they answer.
  */
 import type { Config } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { Dht } from "./dht/dht.ts";
 import type { PeerAddress, PeerDiscovery } from "./discovery.ts";
+
+/** After a walk that found peers, the next walk for that infohash waits this long. */
+export const LOOKUP_AGAIN_MS = 5 * 60_000;
 
 export class DhtSource implements PeerDiscovery {
   readonly name = "dht";
@@ -18,6 +23,8 @@ export class DhtSource implements PeerDiscovery {
   /** infohash hex → when we last announced it (or started to). */
   private readonly announcedAt = new Map<string, number>();
   private readonly pinged = new Map<string, number>();
+  /** infohash hex → when a walk last found peers for it. */
+  private readonly foundAt = new Map<string, number>();
   reannounces = 0;
 
   constructor(dht: Dht, reannounceMs: number) {
@@ -41,13 +48,21 @@ export class DhtSource implements PeerDiscovery {
     }
   }
 
-  lookup(infohash: Buffer, signal?: AbortSignal): AsyncIterable<PeerAddress> {
-    return this.dht.lookup(infohash, signal);
+  async *lookup(infohash: Buffer, signal?: AbortSignal): AsyncIterable<PeerAddress> {
+    const key = infohash.toString("hex");
+    if (Date.now() - (this.foundAt.get(key) ?? 0) < LOOKUP_AGAIN_MS) return;
+    for await (const p of this.dht.lookup(infohash, signal)) {
+      if (this.foundAt.size > 10_000) this.foundAt.clear();
+      this.foundAt.set(key, Date.now());
+      yield p;
+    }
   }
 
-  /** Forget a torrent we stopped (the next add announces at once). */
+  /** Forget a torrent we stopped (adding it again announces and looks up at once). */
   forget(infohash: Buffer): void {
-    this.announcedAt.delete(infohash.toString("hex"));
+    const key = infohash.toString("hex");
+    this.announcedAt.delete(key);
+    this.foundAt.delete(key);
   }
 
   /** A peer's PORT message: ping its DHT node (at most once a minute per address); an answer adds it to the table. */

@@ -185,6 +185,7 @@ async function handle(
         } else {
           for (const id of ids) await cas.release(id, PIN).catch(() => {});
           await node.remove(t.hex, true);
+          dht?.forget(Buffer.from(t.hex, "hex"));
         }
         return sendJson(res, 200, { torrent: t.hex, name: t.name, objects: ids });
       }
