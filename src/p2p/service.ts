@@ -56,7 +56,7 @@ export const p2pService: ServiceDef = {
   describe: (c) => [
     `p2p: peer wire on ${c.p2p.host}:${c.p2p.port}${c.p2p.tracker.enabled ? `, tracker on ${c.p2p.tracker.host}:${c.p2p.tracker.port}` : ""}, API ${apiUrl(c)}`,
     c.p2p.dht.enabled
-      ? `  DHT on UDP ${c.p2p.host}:${c.p2p.dht.port ?? c.p2p.port}${c.p2p.dht.readOnly ? " (read-only)" : ""}, bootstrap: ${c.p2p.bootstrapNodes.join(", ") || "none (other nodes join through this one, or it learns nodes from peers)"}`
+      ? `  DHT on UDP ${c.p2p.host}:${c.p2p.dht.port ?? c.p2p.port}${c.p2p.dht.readOnly ? " (read-only)" : ""}, bootstrap nodes: ${c.p2p.bootstrapNodes.join(", ") || "none"}; a node started with --bootstrap is one: others list <this host>:${c.p2p.dht.port ?? c.p2p.port} in p2p.bootstrapNodes`
       : "  DHT off (p2p.dht.enabled: false)",
     "  share: ami-streams p2p publish <file|folder>; get: ami-streams p2p fetch <magnet|.torrent|infohash>",
   ],
