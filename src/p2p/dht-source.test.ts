@@ -69,4 +69,5 @@ test("read-only nodes do not announce; --bootstrap needs a fixed port and a node
   assert.equal(d.dht.o.port, 7000);
   assert.equal(d.reannounceMs, 15 * 60_000);
   assert.equal(dhtFor(cfg({ port: 6999 }), { ...o, bootstrap: false }).dht.o.port, 6999, "null: the peer port");
+  assert.equal(dhtFor(cfg({ host: "::" }), o).dht.o.host, "0.0.0.0", "IPv4 DHT beside an IPv6 listener");
 });

@@ -7,6 +7,7 @@
  * and dial us, or arrive by PEX). Nodes a peer names in a PORT message (BEP 5) are pinged and join the routing
  * table when they answer.
  */
+import { isIPv6 } from "node:net";
 import type { Config } from "../config.ts";
 import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
@@ -96,7 +97,8 @@ export function dhtFor(config: Config, o: { stateDir: string; log: Logger; boots
       "p2p start --bootstrap: a bootstrap node answers others (p2p.dht.readOnly: false)",
     );
   const dht = new Dht({
-    host: c.host,
+    // The DHT is IPv4 (no BEP 32): an IPv6 peer listener address means "all interfaces" for it.
+    host: isIPv6(c.host) ? "0.0.0.0" : c.host,
     port,
     bootstrap: c.bootstrapNodes,
     stateDir: o.stateDir,
