@@ -3,8 +3,9 @@
  * magnets that name neither a peer (x.pe) nor a tracker (tr), so the DHT is the only way to find anyone:
  * C runs as `p2p start --bootstrap` (the flags file the start op writes), A and B list C in p2p.bootstrapNodes.
  * (a) B fetches A's publish by magnet; (b) aria2c, told only C's DHT address, fetches it too and the sha256
- * matches; (c) A's private torrent is never announced (no DHT node holds a peer for it). Then the routing tables
- * are saved under <p2p data dir>/dht/ when the services stop.
+ * matches; (c) A's private torrent is never announced (no DHT node holds a peer for it). Also: the `p2p status`
+ * detail lines and the monitor row carry the DHT figures, and a stopped service's routing table is saved under
+ * <p2p data dir>/dht/.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -142,7 +143,8 @@ test("DHT only: B and aria2c fetch A's magnet through a --bootstrap node; a priv
         ],
         { stdio: ["ignore", "ignore", "inherit"] },
       );
-      const t = setTimeout(() => aria?.kill(), 30_000);
+      // aria2 paces itself (6 s to its first get_peers, 10 s choke rounds): ~25 s on loopback.
+      const t = setTimeout(() => aria?.kill(), 38_000);
       aria.on("exit", (code) => {
         clearTimeout(t);
         resolve(code);
