@@ -39,6 +39,8 @@ export interface Unit {
   withWorkers?: (config: Config, workers: number) => Config;
   /** ServiceDef.startFlags. */
   startFlags?: Record<string, string>;
+  /** ServiceDef.statusDetail. */
+  statusDetail?: (config: Config) => Promise<string[]>;
   summary: string;
   enabled(config: Config): boolean;
   /** Where it answers (a service's base URL; a program's health target, or "-"). */
@@ -71,6 +73,7 @@ export function serviceUnit(def: ServiceDef, inst?: ServiceInstance): Unit {
     instanceOf: inst ? def.name : undefined,
     withWorkers: def.withWorkers ? (c, n) => def.withWorkers!(c, n) : undefined,
     startFlags: def.startFlags,
+    statusDetail: !inst && def.statusDetail ? (c) => def.statusDetail!(c) : undefined,
     summary: inst ? inst.summary : def.summary,
     enabled: (c) => (inst ? inst.enabled : def.enabled(c)),
     url: base,

@@ -53,4 +53,9 @@ export interface ServiceDef {
    * the ones given to <home>/run/<name>.flags.json before starting; the service reads them with `startFlags()`.
    */
   startFlags?: Record<string, string>;
+  /**
+   * More lines for `<name> status` while it runs (e.g. p2p's torrents and DHT figures), asked of the running
+   * service; a failure leaves them out.
+   */
+  statusDetail?(config: Config): Promise<string[]>;
 }

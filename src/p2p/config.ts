@@ -22,8 +22,21 @@ export const p2pSchema = z
     downloadLimit: z.number().int().min(0).default(0),
     /** Peers every public torrent asks (host:port). */
     peers: z.array(hostPort).default([]),
-    /** DHT bootstrap nodes (host:port) for the DHT source; none by default (nothing public is contacted). */
+    /** DHT bootstrap nodes (host:port): where the DHT joins the network; none by default (nothing public is contacted). */
     bootstrapNodes: z.array(hostPort).default([]),
+    dht: z
+      .object({
+        /** The mainline DHT (BEP 5) as a peer source for public torrents (never private ones, BEP 27). */
+        enabled: z.boolean().default(true),
+        /** UDP port; null: the peer port (`port`), as transmission and qBittorrent do (one port to forward). */
+        port: z.number().int().min(0).max(65535).nullable().default(null),
+        /** BEP 43: query others but never answer them (behind a NAT that cannot be reached). */
+        readOnly: z.boolean().default(false),
+        /** How often each torrent is announced again (the DHT forgets announces after ~30 minutes). */
+        reannounceMinutes: z.number().int().min(1).max(120).default(20),
+      })
+      .strict()
+      .prefault({}),
     tracker: z
       .object({
         /** Serve a BitTorrent HTTP tracker (announce + scrape) that published torrents name. */

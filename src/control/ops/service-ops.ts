@@ -130,11 +130,18 @@ export function serviceOps(def: Unit): OpDef<any, any>[] {
       name: `${n}.status`,
       summary: `Show ${n}'s state, pid, uptime, restarts and url (CLI exit code 3 when not running)`,
       input: z.object({}).strict(),
-      output: serviceStatusSchema,
+      output: serviceStatusSchema.extend({
+        detail: z.array(z.string()).optional().describe("the running service's own figures (some services)"),
+      }),
       annotations: { readOnly: true, destructive: false, idempotent: true },
-      human: line,
+      human: (s) => [line(s), ...(s.detail ?? []).map((l) => `  ${l}`)].join("\n"),
       exitCode: (s) => (down(s) ? 3 : 0),
-      run: (_i, ctx) => statusOf(ctx, n),
+      async run(_i, ctx) {
+        const s = await statusOf(ctx, n);
+        if (!def.statusDetail || down(s)) return s;
+        const detail = await def.statusDetail(ctx.config).catch(() => undefined);
+        return detail ? { ...s, detail } : s;
+      },
     }),
   ];
 }
