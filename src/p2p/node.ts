@@ -174,11 +174,13 @@ export class P2pNode {
     const names = await readdir(dir).catch(() => [] as string[]);
     for (const n of names.filter((x) => x.endsWith(".torrent"))) {
       try {
-        const meta = parseTorrent(await readFile(join(dir, n)));
+        const bytes = await readFile(join(dir, n));
+        const meta = parseTorrent(bytes);
         const state = await readFile(join(dir, n.replace(/\.torrent$/, ".json")), "utf8").catch(() => null);
         const t = this.addMeta(meta);
+        // Unfinished: the torrent picks up its verified pieces from <data>/partial/ (storage.ts `load`).
         if (state) await t.adopt((JSON.parse(state) as { fileIds: (string | null)[] }).fileIds);
-        else this.watch(t, undefined);
+        else this.watch(t, bytes, false);
       } catch (e) {
         this.o.log.warn(`p2p: cannot resume ${n}: ${toAmiError(e).message}`);
       }
@@ -196,8 +198,11 @@ export class P2pNode {
     return t;
   }
 
-  /** Persist a download once it completes. */
-  private watch(t: Torrent, torrentBytes: Buffer | undefined): void {
+  /** Persist a download: its .torrent now (or once a magnet's metadata arrives) so a restart resumes it, its CAS ids once complete. */
+  private watch(t: Torrent, torrentBytes: Buffer | undefined, saveNow = true): void {
+    const early = (meta: Metainfo) => void this.save(meta, torrentBytes).catch(() => {});
+    if (saveNow && t.meta) early(t.meta);
+    else if (saveNow) t.once("metadata", early);
     t.once("complete", () => {
       if (t.meta) void this.save(t.meta, torrentBytes, t.storage?.fileIds ?? []).catch(() => {});
     });

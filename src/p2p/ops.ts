@@ -46,7 +46,7 @@ const torrentView = z
   .passthrough();
 type TorrentView = z.infer<typeof torrentView>;
 const line = (t: TorrentView) =>
-  `${t.infohash.slice(0, 12)} ${t.name} ${t.complete ? "seeding" : `${t.pieces ? Math.floor((100 * t.have) / t.pieces) : 0}%`} ` +
+  `${t.infohash.slice(0, 12)} ${t.name} ${t.complete ? "seeding" : `${t.pieces ? Math.floor((100 * t.have) / t.pieces) : 0}% (${t.have}/${t.pieces} pieces)`} ` +
   `${t.peers} peers ↓${Math.round(t.downloadRate / 1024)} KiB/s ↑${Math.round(t.uploadRate / 1024)} KiB/s`;
 
 export const p2pOps = [

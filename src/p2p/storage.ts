@@ -3,10 +3,17 @@
  * Complete: one CAS object per real file, held by `p2p:<infohash>` so GC keeps it while we seed. Every piece is
  * checked against the torrent's hashes before it is written and again before it is served (a verified piece
  * stays in a small cache, so serving its blocks reads and hashes it once).
+ *
+ * Resume: `<hex>.bits` next to the temp file records the pieces that are verified AND on disk. A flush (at most
+ * every FLUSH_MS while downloading, and on close) fdatasyncs the temp file first and only then writes the bitfield
+ * (temp file + rename, so it is whole or absent): a crash loses at most the last flush's pieces and never counts a
+ * piece whose bytes did not reach the disk. On load the pieces the bitfield claims are hashed again (only those:
+ * the cost is what was downloaded, not the torrent's size) and a piece that fails is dropped and fetched again.
  */
 
+import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { CasStore } from "../cas/types.ts";
 import { AmiError } from "../core/errors.ts";
@@ -15,6 +22,8 @@ import { Bits } from "./wire/messages.ts";
 
 export const holdName = (m: Metainfo): string => `p2p:${wireHash(m).toString("hex")}`;
 const CACHE_BYTES = 64 * 1024 * 1024;
+const FLUSH_MS = 500;
+const BITS_MAGIC = Buffer.from("AMIBITS1");
 
 export class TorrentStorage {
   readonly meta: Metainfo;
@@ -29,12 +38,93 @@ export class TorrentStorage {
   private readonly writing = new Set<number>();
   private readonly cache = new Map<number, Buffer>();
   private cacheBytes = 0;
+  private readonly bitsPath: string;
+  /** Pieces written since the last flush (not yet durable). */
+  private readonly pending = new Set<number>();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  /** Pieces dropped on load because their bytes no longer matched (for logs and tests). */
+  recheckFailed = 0;
 
   constructor(meta: Metainfo, cas: CasStore, dataDir: string) {
     this.meta = meta;
     this.cas = cas;
     this.have = Bits.make(meta.pieceCount);
     this.partialPath = join(dataDir, "partial", `${wireHash(meta).toString("hex")}.part`);
+    this.bitsPath = this.partialPath.replace(/\.part$/, ".bits");
+  }
+
+  /**
+   * Pick up an interrupted download: the pieces the bitfield file claims, each re-hashed from the temp file.
+   * Returns the indexes kept. Missing or malformed state means nothing is kept (the temp file is reused).
+   */
+  async load(): Promise<number[]> {
+    const raw = await readFile(this.bitsPath).catch(() => null);
+    const size = Bits.make(this.meta.pieceCount).length;
+    if (!raw || raw.length !== BITS_MAGIC.length + 4 + size || !raw.subarray(0, 8).equals(BITS_MAGIC)) return [];
+    if (raw.readUInt32BE(8) !== this.meta.pieceCount) return [];
+    const claimed = raw.subarray(12);
+    const fh = await this.file().catch(() => null);
+    if (!fh) return [];
+    const kept: number[] = [];
+    for (let i = 0; i < this.meta.pieceCount; i++) {
+      if (!Bits.get(claimed, i) || Bits.get(this.have, i)) continue;
+      const buf = Buffer.alloc(pieceSize(this.meta, i));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, i * this.meta.pieceLength);
+      if (bytesRead !== buf.length || !verifyPiece(this.meta, i, buf)) {
+        this.recheckFailed++;
+        continue;
+      }
+      Bits.set(this.have, i);
+      this.haveCount++;
+      kept.push(i);
+    }
+    // The file now says exactly what survived the re-check.
+    if (this.recheckFailed) await this.writeBits();
+    return kept;
+  }
+
+  /** The temp file, opened read-write without truncating what an earlier run left. */
+  private file(): Promise<FileHandle> {
+    this.opening ??= mkdir(join(this.partialPath, ".."), { recursive: true }).then(() =>
+      open(this.partialPath, constants.O_RDWR | constants.O_CREAT, 0o644),
+    );
+    return this.opening.then((fh) => {
+      this.fh = fh;
+      return fh;
+    });
+  }
+
+  private schedule(): void {
+    if (this.flushTimer || this.fileIds) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      void this.flush().catch(() => {});
+    }, FLUSH_MS);
+    this.flushTimer.unref();
+  }
+
+  /** Make the pieces written so far durable: data first (fdatasync), then the bitfield that names them. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.pending.size === 0 || !this.fh) return;
+      const batch = [...this.pending];
+      await this.fh.datasync();
+      for (const i of batch) this.pending.delete(i);
+      await this.writeBits();
+    });
+    return this.flushing;
+  }
+
+  private async writeBits(): Promise<void> {
+    const durable = Buffer.from(this.have);
+    for (const i of this.pending) durable[i >> 3] = (durable[i >> 3] as number) & ~(0x80 >> (i & 7));
+    const head = Buffer.alloc(12);
+    BITS_MAGIC.copy(head);
+    head.writeUInt32BE(this.meta.pieceCount, 8);
+    const tmp = `${this.bitsPath}.tmp`;
+    await writeFile(tmp, Buffer.concat([head, durable]));
+    await rename(tmp, this.bitsPath);
   }
 
   get complete(): boolean {
@@ -66,16 +156,15 @@ export class TorrentStorage {
     if (Bits.get(this.have, index) || this.writing.has(index)) return true;
     this.writing.add(index);
     try {
-      this.opening ??= mkdir(join(this.partialPath, ".."), { recursive: true }).then(() =>
-        open(this.partialPath, "w+"),
-      );
-      this.fh = await this.opening;
-      await this.fh.write(data, 0, data.length, index * this.meta.pieceLength);
+      const fh = await this.file();
+      await fh.write(data, 0, data.length, index * this.meta.pieceLength);
     } finally {
       this.writing.delete(index);
     }
     Bits.set(this.have, index);
     this.haveCount++;
+    this.pending.add(index);
+    this.schedule();
     this.remember(index, data);
     return true;
   }
@@ -144,10 +233,15 @@ export class TorrentStorage {
     this.fileIds = ids;
     await this.close();
     await rm(this.partialPath, { force: true });
+    await rm(this.bitsPath, { force: true });
     return ids;
   }
 
+  /** Flush (a stopped download resumes from here) and close the temp file. */
   async close(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    await this.flush().catch(() => {});
     const fh = this.fh ?? (await this.opening?.catch(() => null));
     this.fh = null;
     this.opening = null;
@@ -158,5 +252,6 @@ export class TorrentStorage {
   async discard(): Promise<void> {
     await this.close();
     await rm(this.partialPath, { force: true });
+    await rm(this.bitsPath, { force: true });
   }
 }

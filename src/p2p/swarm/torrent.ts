@@ -79,6 +79,8 @@ export class Torrent extends EventEmitter {
   /** The first round of announces and lookups (publish waits for it, so a tracker knows us before we answer). */
   announced: Promise<void> = Promise.resolve();
   private finalizing = false;
+  /** False until the pieces an earlier run verified are re-checked (storage.load); no requests before. */
+  private loaded = false;
 
   constructor(node: NodeContext, init: TorrentInit) {
     super();
@@ -117,6 +119,23 @@ export class Torrent extends EventEmitter {
     this.storage = new TorrentStorage(meta, this.node.cas, this.node.dataDir);
     this.picker = new Picker<Peer>(meta, this.storage.have);
     for (const t of meta.trackers.flat()) if (!this.trackers.includes(t)) this.trackers.push(t);
+    void this.loadLocal();
+  }
+
+  /** Resume an interrupted download from the pieces the temp file still proves it has. */
+  private async loadLocal(): Promise<void> {
+    const s = this.storage;
+    if (!s) return;
+    const kept = await s.load().catch((e) => {
+      this.node.log.warn(`p2p: ${this.name}: cannot resume partial data: ${toAmiError(e).message}`);
+      return [];
+    });
+    this.loaded = true;
+    if (kept.length || s.recheckFailed)
+      this.node.log.info(`p2p: ${this.name}: resumed ${kept.length} pieces, ${s.recheckFailed} failed the re-check`);
+    for (const q of this.peers.keys()) for (const index of kept) q.wire.send({ type: "have", index });
+    if (s.complete && !s.fileIds && kept.length) await this.finish();
+    else for (const q of this.peers.keys()) this.updateInterest(q);
   }
 
   /** Seed what the CAS holds already. */
@@ -372,7 +391,8 @@ export class Torrent extends EventEmitter {
 
   /** Keep up to PIPELINE requests outstanding with a peer that lets us ask. */
   private fill(p: Peer): void {
-    if (!this.picker || !p.bits || !p.amInterested || this.storage?.complete || !this.node.down.ok()) return;
+    if (!this.picker || !this.loaded || !p.bits || !p.amInterested || this.storage?.complete || !this.node.down.ok())
+      return;
     const choked = p.peerChoking;
     if (choked && (!p.fast || p.allowedFast.size === 0)) return;
     const room = Math.min(PIPELINE, p.reqq) - p.inflight.size;
@@ -562,6 +582,7 @@ export class Torrent extends EventEmitter {
       size: this.meta?.totalLength ?? 0,
       pieces: this.meta?.pieceCount ?? 0,
       have: s?.haveCount ?? 0,
+      recheckFailed: s?.recheckFailed ?? 0,
       complete: this.complete,
       private: this.isPrivate,
       peers: this.peers.size,
