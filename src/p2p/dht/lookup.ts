@@ -126,8 +126,21 @@ export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
         if (inflight >= alpha) break;
         if (c.state === "new") ask(c);
       }
-      if (inflight === 0 && !top.some((c) => c.state === "new")) finish();
+      if (inflight === 0 && !top.some((c) => c.state === "new") && !waitingForSlow()) finish();
     };
+
+    /**
+     * A slow query among the K closest stops holding a slot, but until some peer is found the walk does not end
+     * without its answer: on a loaded machine a live node (maybe the one holding the peers) answers late, and
+     * ending early missed it (79/80 lookups after churn in a CI run). Dead nodes then cost the full query timeout.
+     */
+    const waitingForSlow = () =>
+      seenPeers.size === 0 &&
+      [...cands.values()]
+        .filter((c) => c.state !== "failed")
+        .sort(order)
+        .slice(0, o.k)
+        .some((c) => c.slow && c.state === "asked");
 
     const ask = (c: Candidate) => {
       c.state = "asked";
