@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -157,4 +157,47 @@ test("hostile input on the peer port: garbage, an oversized frame and an unknown
   nodes.push(other);
   await other.start();
   await other.add(readFileSync(pub.torrentFile), [{ host: "127.0.0.1", port: node.port }]).done();
+});
+
+test("v2 by magnet: a v2-only folder (piece layers fetched by BEP 52 hash requests) and a hybrid by its btmh", async () => {
+  const src = join(dir, "v2src");
+  mkdirSync(join(src, "sub"), { recursive: true });
+  const files: Record<string, Buffer> = {
+    "one.bin": randomBytes(300 * 1024 + 7),
+    "sub/two.bin": randomBytes(50 * 1024),
+    "tiny.txt": Buffer.from("a file smaller than a piece needs no piece layer\n"),
+  };
+  for (const [p, b] of Object.entries(files)) writeFileSync(join(src, p), b);
+  const a = makeNode(join(dir, "v2a"), { host: "127.0.0.1" });
+  const b = makeNode(join(dir, "v2b"), { host: "127.0.0.1" });
+  nodes.push(a, b);
+  await Promise.all([a.start(), b.start()]);
+  const cas = (b as unknown as { o: { cas: { get(id: string): AsyncIterable<Buffer> } } }).o.cas;
+  const fetched = async (magnet: string) => {
+    const t = b.add(magnet);
+    await t.done();
+    assert.equal(t.stats().hashFailures, 0);
+    const got: Record<string, Buffer> = {};
+    for (const [i, f] of (t.meta?.files ?? []).entries()) {
+      if (f.pad) continue;
+      const parts: Buffer[] = [];
+      for await (const c of cas.get(t.storage?.fileIds?.[i] as string)) parts.push(c);
+      got[f.path.join("/")] = Buffer.concat(parts);
+    }
+    return { t, got };
+  };
+  const v2 = await a.publish(src, { version: "v2", pieceLength: 16 * 1024, name: "v2only" });
+  assert.match(v2.magnet, /xt=urn:btmh:1220[0-9a-f]{64}/);
+  assert.doesNotMatch(v2.magnet, /btih/);
+  assert.match(v2.magnet, new RegExp(`x\\.pe=127\\.0\\.0\\.1:${a.port}`));
+  const one = await fetched(v2.magnet);
+  assert.equal(one.t.meta?.version, "v2");
+  assert.equal(one.t.meta?.pieceLayers.size, 2, "layers for the two files longer than a piece");
+  assert.deepEqual(one.got, files);
+  // The same folder as a hybrid, asked for by its v2 hash only: the seeder answers on the truncated v2 hash.
+  const hy = await a.publish(src, { version: "hybrid", pieceLength: 16 * 1024, name: "hybrid" });
+  const two = await fetched(`magnet:?xt=urn:btmh:1220${hy.infohashV2}&x.pe=127.0.0.1:${a.port}`);
+  assert.equal(two.t.meta?.version, "hybrid");
+  assert.equal(two.t.hex, (hy.infohashV2 as string).slice(0, 40));
+  assert.deepEqual(two.got, files);
 });
