@@ -6,11 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { parseTorrent } from "../../src/p2p/metainfo.ts";
 import type { P2pNode } from "../../src/p2p/node.ts";
 import { encodeMessage, Reserved } from "../../src/p2p/wire/messages.ts";
 import { PeerWire } from "../../src/p2p/wire/peer.ts";
@@ -194,6 +195,10 @@ test("v2 by magnet: a v2-only folder (piece layers fetched by BEP 52 hash reques
   assert.equal(one.t.meta?.version, "v2");
   assert.equal(one.t.meta?.pieceLayers.size, 2, "layers for the two files longer than a piece");
   assert.deepEqual(one.got, files);
+  // Saved with the layers it fetched, so a restart can check pieces (a bare info dict could not).
+  const saved = join(dir, "v2b", "p2p", "torrents", `${one.t.hex}.torrent`);
+  for (let i = 0; i < 50 && !existsSync(saved); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(parseTorrent(readFileSync(saved)).pieceLayers.size, 2);
   // The same folder as a hybrid, asked for by its v2 hash only: the seeder answers on the truncated v2 hash.
   const hy = await a.publish(src, { version: "hybrid", pieceLength: 16 * 1024, name: "hybrid" });
   const two = await fetched(`magnet:?xt=urn:btmh:1220${hy.infohashV2}&x.pe=127.0.0.1:${a.port}`);
