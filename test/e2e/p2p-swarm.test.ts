@@ -206,3 +206,73 @@ test("v2 by magnet: a v2-only folder (piece layers fetched by BEP 52 hash reques
   assert.equal(two.t.hex, (hy.infohashV2 as string).slice(0, 40));
   assert.deepEqual(two.got, files);
 });
+
+test("a v2 peer sending hashes that do not prove to the pieces root is banned, and the magnet completes from another", async () => {
+  const { decodeMetadata, encodeExtHandshake, encodeMetadata } = await import("../../src/p2p/wire/extension.ts");
+  const { serveHashes } = await import("../../src/p2p/swarm/hashes.ts");
+  const file = join(dir, "v2liar.bin");
+  const data = randomBytes(200 * 1024);
+  writeFileSync(file, data);
+  const a = makeNode(join(dir, "v2honest"), { host: "127.0.0.1" });
+  nodes.push(a);
+  await a.start();
+  const pub = await a.publish(file, { version: "v2", pieceLength: 16 * 1024 });
+  const meta = parseTorrent(readFileSync(pub.torrentFile));
+  // The liar: speaks v2 and ut_metadata honestly, but flips a bit in every hashes answer.
+  let lied = 0;
+  const liar = createServer((socket) => {
+    socket.on("error", () => {});
+    PeerWire.accept(socket, () => ({
+      reserved: Reserved.make({ fast: true, extended: true, v2: true }),
+      infohash: Buffer.from(pub.infohash, "hex"),
+      peerId: Buffer.from("-XX0001-hashliarhash"),
+    })).then(
+      (w) => {
+        w.send({
+          type: "extended",
+          ext: 0,
+          payload: encodeExtHandshake({ metadataSize: meta.infoBytes.length, pex: false }),
+        });
+        w.start(
+          (m) => {
+            if (m.type === "extended" && m.ext === 1) {
+              const r = decodeMetadata(m.payload);
+              if (r.kind !== "request") return;
+              const chunk = meta.infoBytes.subarray(r.piece * 16384, r.piece * 16384 + 16384);
+              const body = encodeMetadata({
+                kind: "data",
+                piece: r.piece,
+                totalSize: meta.infoBytes.length,
+                data: chunk,
+              });
+              w.send({ type: "extended", ext: 1, payload: body });
+            } else if (m.type === "hashRequest") {
+              const resp = serveHashes(meta, m);
+              if (resp.type === "hashes") resp.hashes[0] = (resp.hashes[0] as number) ^ 1;
+              lied++;
+              w.send(resp);
+            }
+          },
+          () => {},
+        );
+      },
+      () => {},
+    );
+  });
+  await new Promise<void>((r) => liar.listen(0, "127.0.0.1", r));
+  const liarPort = (liar.address() as { port: number }).port;
+  const b = makeNode(join(dir, "v2victim"), { host: "127.0.0.1" });
+  nodes.push(b);
+  await b.start();
+  const t = b.add(`magnet:?xt=urn:btmh:1220${pub.infohashV2}&x.pe=127.0.0.1:${liarPort}`);
+  const why = await new Promise<string>((r) => t.once("banned", r));
+  assert.ok(lied > 0, why);
+  assert.ok(b.banned.has(Buffer.from("-XX0001-hashliarhash").toString("hex")));
+  t.addPeers([{ host: "127.0.0.1", port: a.port }]);
+  await t.done();
+  liar.close();
+  const parts: Buffer[] = [];
+  const cas = (b as unknown as { o: { cas: { get(id: string): AsyncIterable<Buffer> } } }).o.cas;
+  for await (const c of cas.get(t.storage?.fileIds?.[0] as string)) parts.push(c);
+  assert.deepEqual(Buffer.concat(parts), data);
+});
