@@ -96,4 +96,5 @@ test("a corrupted hashes message (a base hash or an uncle) is rejected, and a fi
   assert.equal(serveHashes(undefined, wrong).type, "hashReject");
   const small = { ...meta, files: [{ path: ["y"], length: PL, offset: 0, pad: false, piecesRoot: root }] };
   assert.ok(new LayerFetch(stripped(small as Metainfo)).done);
+  assert.ok(new LayerFetch({ ...stripped(meta), version: "hybrid" }).done, "a hybrid checks pieces by SHA-1");
 });

@@ -103,6 +103,8 @@ export class LayerFetch {
 
   constructor(meta: Metainfo) {
     this.meta = meta;
+    // A hybrid's pieces check against its v1 SHA-1s: asking for layers would stall a swarm of v1-only clients.
+    if (meta.version !== "v2") return;
     for (const f of meta.files) {
       if (!f.piecesRoot || f.length <= meta.pieceLength) continue;
       const hex = f.piecesRoot.toString("hex");
