@@ -36,6 +36,9 @@ function levels(layer: Buffer, pieceLength: number): Buffer[][] {
   return out;
 }
 
+/** Trees built for serving, by piece layer: a big file is asked for span by span, each span's proof from one tree. */
+const trees = new WeakMap<Buffer, Buffer[][]>();
+
 /**
  * Answer a hash request from a torrent we have: the span of the piece layer (padded like the tree) followed by
  * one uncle per proof layer, from the span's subtree root upward; anything else gets a hash reject.
@@ -55,7 +58,8 @@ export function serveHashes(meta: Metainfo | undefined, req: HashSpan): Message 
   if (!meta || !layer || r.base !== pieceLayerBase(meta.pieceLength)) return reject;
   const width = nextPow2(layer.length / 32);
   if (r.length > width || r.index + r.length > width || r.length > MAX_HASHES) return reject;
-  const tree = levels(layer, meta.pieceLength);
+  const tree = trees.get(layer) ?? levels(layer, meta.pieceLength);
+  trees.set(layer, tree);
   const base = (tree[0] as Buffer[]).slice(r.index, r.index + r.length);
   const uncles: Buffer[] = [];
   let pos = r.index / r.length;
