@@ -1,7 +1,7 @@
 /**
  * BEP 52 piece layers over the wire. A v2 magnet's info dict (from ut_metadata) has each file's pieces root but
  * not the piece layers (they sit outside the info dict), so pieces of files longer than one piece cannot be
- * checked until the layers come from peers: `LayerFetch` asks v2 peers for them with hash requests and believes
+ * checked until the layers come from peers: `LayerFetch` asks peers for them with hash requests and believes
  * a span only when its hashes plus the uncle hashes climb to the file's pieces root; `serveHashes` answers
  * others' requests from a torrent we have.
  */
@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { AmiError } from "../../core/errors.ts";
 import { BLOCK, nextPow2, zeroRoot } from "../merkle.ts";
 import type { Metainfo } from "../metainfo.ts";
-import { type HashSpan, MAX_HASHES, type Message, Reserved } from "../wire/messages.ts";
+import { type HashSpan, MAX_HASHES, type Message } from "../wire/messages.ts";
 import type { Peer } from "./peer.ts";
 
 /** Hashes we ask for at once (16 KiB of hashes; a file of more pieces is fetched in spans with proofs). */
@@ -130,9 +130,11 @@ export class LayerFetch {
     return { root: need.root, base, index: k * need.span, length: need.span, proofLayers: need.proofLayers };
   }
 
-  /** A peer is connected: if it set the v2 bit, ask it for spans nobody is fetching. */
+  /**
+   * A peer is connected: ask it for spans nobody is fetching. Not only peers with the v2 bit: libtorrent 2.0 sets
+   * it for hybrids alone, and on a v2-only torrent's hash every peer speaks v2 (one that cannot answers a reject).
+   */
   peerReady(p: Peer, send: Send): void {
-    if (!Reserved.v2(p.wire.theirs.reserved)) return;
     this.senders.set(p, send);
     this.askFrom(p);
   }
