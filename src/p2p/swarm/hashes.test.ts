@@ -49,12 +49,12 @@ function fetch(pieces: number, tamper: (m: Message & { type: "hashes" }) => void
 }
 
 test("a piece layer comes over hash requests in one span and in several (with uncle hashes) and proves to the root", () => {
-  for (const pieces of [2, 5, 512, 1300]) {
+  for (const pieces of [2, 5, 4096, 5000]) {
     const { sent, out, layer, meta } = fetch(pieces);
-    assert.equal(sent.length, Math.ceil(pieces / 512), `${pieces} pieces`);
+    assert.equal(sent.length, Math.ceil(pieces / 4096), `${pieces} pieces`);
     const r = sent[0] as Message & { type: "hashRequest" };
     assert.equal(r.base, pieceLayerBase(PL));
-    assert.equal(r.proofLayers, pieces > 512 ? Math.log2(nextPow2(pieces) / 512) : 0);
+    assert.equal(r.proofLayers, pieces > 4096 ? Math.log2(nextPow2(pieces) / 4096) : 0);
     const root = meta.files[0]?.piecesRoot?.toString("hex") as string;
     assert.deepEqual(out?.pieceLayers.get(root), layer, `${pieces} pieces`);
   }
@@ -70,16 +70,16 @@ test("a corrupted hashes message (a base hash or an uncle) is rejected, and a fi
       code: "AMI_INVALID_INPUT",
     },
   );
-  // The last 32 bytes of a span of 1300 pieces are its uncle.
+  // The last 32 bytes of a span of a 5,000-piece file are its uncle.
   assert.throws(
     () =>
-      fetch(1300, (m) => {
+      fetch(5000, (m) => {
         m.hashes[m.hashes.length - 1] = 0;
       }),
     { code: "AMI_INVALID_INPUT" },
   );
-  // Right hashes, wrong position: proving index 512's span as if it were index 0's fails too.
-  const { meta, root } = torrent(1300);
+  // Right hashes, wrong position: proving index 4096's span as if it were index 0's fails too.
+  const { meta, root } = torrent(5000);
   const f = new LayerFetch(stripped(meta));
   const p = peer();
   const reqs: Message[] = [];

@@ -12,8 +12,12 @@ import type { Metainfo } from "../metainfo.ts";
 import { type HashSpan, MAX_HASHES, type Message } from "../wire/messages.ts";
 import type { Peer } from "./peer.ts";
 
-/** Hashes we ask for at once (16 KiB of hashes; a file of more pieces is fetched in spans with proofs). */
-const SPAN = 512;
+/**
+ * Hashes we ask for at once (128 KiB of them, one frame). A file of more pieces is fetched in spans with uncle
+ * hashes; libtorrent 2.0.8 counts proof layers differently (it rejects or sends no uncles), so such files come
+ * from our own nodes only, while a whole layer in one span (≤ 4,096 pieces) comes from qBittorrent too.
+ */
+const SPAN = 4096;
 
 const pair = (a: Buffer, b: Buffer): Buffer => createHash("sha256").update(a).update(b).digest();
 const log2 = (n: number): number => Math.round(Math.log2(n));
