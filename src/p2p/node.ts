@@ -11,6 +11,7 @@ import { basename, join } from "node:path";
 import type { CasStore } from "../cas/types.ts";
 import { AmiError, toAmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { encode } from "./bencode.ts";
 import { type CreateOptions, createTorrent, listSource } from "./create.ts";
 import type { PeerAddress, PeerDiscovery } from "./discovery.ts";
 import { magnetOf, magnetWireHash, parseMagnet } from "./magnet.ts";
@@ -137,12 +138,19 @@ export class P2pNode {
   private async incoming(socket: Socket): Promise<void> {
     socket.on("error", () => {});
     try {
-      const wire = await PeerWire.accept(socket, (ih) => this.torrents.get(ih.toString("hex"))?.handshake());
-      this.torrents.get(wire.theirs.infohash.toString("hex"))?.addPeer(wire);
+      const wire = await PeerWire.accept(socket, (ih) => this.byWireHash(ih)?.handshake(ih));
+      this.byWireHash(wire.theirs.infohash)?.addPeer(wire);
     } catch (e) {
       this.o.log.debug(`p2p: incoming ${socket.remoteAddress}: ${toAmiError(e).message}`);
       socket.destroy();
     }
+  }
+
+  /** A torrent by the 20 bytes a peer sent: its key, or a hybrid's truncated v2 hash (a v2 magnet's). */
+  private byWireHash(ih: Buffer): Torrent | undefined {
+    const hex = ih.toString("hex");
+    const v2 = (t: Torrent) => t.meta?.infohashV2?.subarray(0, 20).toString("hex") === hex;
+    return this.torrents.get(hex) ?? [...this.torrents.values()].find(v2);
   }
 
   private dirs() {
@@ -162,6 +170,10 @@ export class P2pNode {
         Buffer.from(`${Buffer.byteLength(meta.trackers[0]?.[0] ?? "")}:${meta.trackers[0]?.[0] ?? ""}`),
         Buffer.from("4:info"),
         meta.infoBytes,
+        // A v2 magnet's piece layers (fetched by hash requests) are needed again on resume.
+        meta.version === "v2" && meta.pieceLayers.size
+          ? Buffer.concat([Buffer.from("12:piece layers"), encode(layersDict(meta))])
+          : Buffer.alloc(0),
         Buffer.from("e"),
       ]);
     await writeFile(file, bytes);
@@ -310,3 +322,6 @@ export class P2pNode {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }
+
+const layersDict = (meta: Metainfo): Record<string, Buffer> =>
+  Object.fromEntries([...meta.pieceLayers].map(([hex, l]) => [Buffer.from(hex, "hex").toString("latin1"), l]));

@@ -80,10 +80,8 @@ export class MetadataFetch {
       for (const q of this.senders.keys()) this.askFrom(q);
       return undefined;
     }
-    const meta = parseInfo(info);
-    if (meta.version === "v2")
-      throw new AmiError("AMI_INVALID_INPUT", "a v2-only torrent needs its piece layers: fetch it by .torrent");
-    return meta;
+    // A v2-only info dict still lacks its piece layers: the torrent fetches them next (hashes.ts).
+    return parseInfo(info);
   }
 
   private matches(info: Buffer): boolean {

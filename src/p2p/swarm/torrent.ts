@@ -14,6 +14,7 @@ import { decodeExtHandshake, decodePex, encodeExtHandshake, encodePex, OUR_EXT }
 import { Bits, type Handshake, type Message, Reserved } from "../wire/messages.ts";
 import { PeerWire } from "../wire/peer.ts";
 import { Choker, UPLOAD_SLOTS } from "./choker.ts";
+import { LayerFetch, serveHashes } from "./hashes.ts";
 import { MetadataFetch } from "./metadata.ts";
 import { blockKey, MAX_QUEUED_REQUESTS, Peer } from "./peer.ts";
 import { Picker } from "./picker.ts";
@@ -75,6 +76,9 @@ export class Torrent extends EventEmitter {
   private readonly abort = new AbortController();
   private readonly dialing = new Set<string>();
   private metadata: MetadataFetch | undefined;
+  /** A v2 magnet's piece layers being fetched (BEP 52 hash requests) before pieces can be checked. */
+  private layers: LayerFetch | undefined;
+  private readonly v2: boolean;
   private stopped = false;
   /** The first round of announces and lookups (publish waits for it, so a tracker knows us before we answer). */
   announced: Promise<void> = Promise.resolve();
@@ -89,6 +93,7 @@ export class Torrent extends EventEmitter {
     this.trackers = init.trackers;
     this.name = init.meta?.name ?? init.name ?? init.infohash.toString("hex");
     for (const p of init.peers) this.known.set(`${p.host}:${p.port}`, p);
+    this.v2 = !!(init.meta?.infohashV2 ?? init.expect?.v2);
     if (init.meta) this.setMeta(init.meta);
     else this.metadata = new MetadataFetch(init.infohash, init.expect ?? {});
   }
@@ -105,10 +110,11 @@ export class Torrent extends EventEmitter {
     return this.meta?.private === true;
   }
 
-  handshake(): Handshake {
+  /** `infohash`: the one the peer used (a hybrid is reached by its v1 hash or its truncated v2 one). */
+  handshake(infohash = this.infohash): Handshake {
     return {
-      reserved: Reserved.make({ dht: this.node.dhtPort !== undefined, fast: true, extended: true }),
-      infohash: this.infohash,
+      reserved: Reserved.make({ dht: this.node.dhtPort !== undefined, fast: true, extended: true, v2: this.v2 }),
+      infohash,
       peerId: this.node.peerId,
     };
   }
@@ -245,6 +251,7 @@ export class Torrent extends EventEmitter {
       );
     this.sendHaves(p);
     if (p.dht && this.node.dhtPort) wire.send({ type: "port", port: this.node.dhtPort });
+    this.layers?.peerReady(p, (m) => wire.send(m));
     // Ours first: what the peer already sent may make us answer, and BEP 10 wants our handshake before that.
     wire.start(
       (m) => this.onMessage(p, m),
@@ -275,6 +282,7 @@ export class Torrent extends EventEmitter {
     if (p.bits) this.picker?.addBitfield(p.bits, -1);
     this.picker?.release(p);
     this.metadata?.forget(p);
+    this.layers?.forget(p);
     this.connectKnown();
   }
 
@@ -338,6 +346,20 @@ export class Torrent extends EventEmitter {
         return;
       case "extended":
         this.onExtended(p, m.ext, m.payload);
+        return;
+      case "hashRequest":
+        p.wire.send(serveHashes(this.meta, m));
+        return;
+      case "hashReject":
+        this.layers?.onReject(p, m);
+        return;
+      case "hashes":
+        try {
+          const meta = this.layers?.onHashes(p, m);
+          if (meta) this.useMetadata(meta);
+        } catch (e) {
+          this.ban(p, toAmiError(e).message);
+        }
         return;
     }
   }
@@ -442,11 +464,11 @@ export class Torrent extends EventEmitter {
     for (const q of this.peers.keys()) this.fill(q);
   }
 
-  private ban(p: Peer): void {
+  private ban(p: Peer, why = "sent a piece that failed its hash"): void {
     this.node.banned.add(p.id);
     if (p.listen) this.node.banned.add(`${p.listen.host}:${p.listen.port}`);
     this.emit("banned", p.label);
-    p.wire.close("banned: sent a piece that failed its hash");
+    p.wire.close(`banned: ${why}`);
   }
 
   private async finish(): Promise<void> {
@@ -552,6 +574,17 @@ export class Torrent extends EventEmitter {
 
   private gotMetadata(meta: Metainfo): void {
     this.metadata = undefined;
+    const layers = new LayerFetch(meta);
+    if (!layers.done) {
+      this.layers = layers;
+      for (const p of this.peers.keys()) layers.peerReady(p, (m) => p.wire.send(m));
+      return;
+    }
+    this.useMetadata(meta);
+  }
+
+  private useMetadata(meta: Metainfo): void {
+    this.layers = undefined;
     this.setMeta(meta);
     this.emit("metadata", meta);
     for (const p of this.peers.keys()) {

@@ -40,6 +40,17 @@ const all: Message[] = [
   { type: "reject", index: 4, begin: 0, length: 16384 },
   { type: "allowedFast", index: 5 },
   { type: "extended", ext: 1, payload: Buffer.from("d1:ai1ee") },
+  { type: "hashRequest", root: Buffer.alloc(32, 7), base: 1, index: 8, length: 4, proofLayers: 3 },
+  {
+    type: "hashes",
+    root: Buffer.alloc(32, 7),
+    base: 1,
+    index: 8,
+    length: 4,
+    proofLayers: 3,
+    hashes: Buffer.alloc(6 * 32, 9),
+  },
+  { type: "hashReject", root: Buffer.alloc(32, 8), base: 0, index: 0, length: 2, proofLayers: 0 },
 ];
 
 test("every message round-trips, also when the stream arrives one byte at a time", () => {
@@ -52,17 +63,30 @@ test("every message round-trips, also when the stream arrives one byte at a time
   assert.equal(f.pending, 0);
 });
 
-test("handshake and reserved bits (DHT, fast, extension protocol)", () => {
-  const reserved = Reserved.make({ dht: true, fast: true, extended: true });
+test("handshake and reserved bits (DHT, fast, extension protocol, v2)", () => {
+  assert.equal(Reserved.make({ v2: true })[7], 0x10);
+  assert.ok(!Reserved.v2(Reserved.make({ dht: true, fast: true })));
+  const reserved = Reserved.make({ dht: true, fast: true, extended: true, v2: true });
   const h = { reserved, infohash: Buffer.alloc(20, 1), peerId: Buffer.alloc(20, 2) };
   const b = encodeHandshake(h);
   assert.equal(b.length, 68);
   const back = decodeHandshake(b);
   assert.ok(Reserved.dht(back.reserved) && Reserved.fast(back.reserved) && Reserved.extended(back.reserved));
+  assert.ok(Reserved.v2(back.reserved));
   assert.throws(() => decodeHandshake(Buffer.concat([Buffer.from("\x13BitTorrent protocoX"), b.subarray(20)])), {
     code: "AMI_INVALID_INPUT",
   });
 });
+
+/** A BEP 52 header (root zeros) plus `extra` bytes. */
+function hashHeader(base: number, index: number, length: number, proofLayers: number, extra = 0): Buffer {
+  const b = Buffer.alloc(48 + extra);
+  b.writeUInt32BE(base, 32);
+  b.writeUInt32BE(index, 36);
+  b.writeUInt32BE(length, 40);
+  b.writeUInt32BE(proofLayers, 44);
+  return b;
+}
 
 test("malformed frames are refused: oversized, wrong length for the id, zero or huge requests", () => {
   const frame = (len: number, id: number, payload: Buffer = Buffer.alloc(0)) => {
@@ -80,6 +104,15 @@ test("malformed frames are refused: oversized, wrong length for the id, zero or 
     frame(13, 6, Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0])), // request for 64 KiB
     frame(5, 7, Buffer.alloc(4)), // piece without its begin
     frame(1, 20), // extended without an id
+    frame(48, 21, Buffer.alloc(47)), // hash request one byte short
+    frame(50, 21, hashHeader(0, 0, 4, 0, 1)), // hash request with a trailing byte
+    frame(49, 21, hashHeader(0, 0, 3, 0)), // length not a power of two
+    frame(49, 21, hashHeader(0, 0, 8192, 0)), // more hashes than a frame may carry
+    frame(49, 21, hashHeader(0, 2, 4, 0)), // index not a multiple of the length
+    frame(49, 23, hashHeader(0, 0, 4, 33)), // too many proof layers
+    frame(49 + 3 * 32, 22, hashHeader(0, 0, 4, 0, 3 * 32)), // fewer hashes than asked
+    frame(49 + 6 * 32, 22, hashHeader(0, 0, 4, 1, 6 * 32)), // more uncles than proof layers
+    frame(49 + 40, 22, hashHeader(0, 0, 1, 0, 40)), // not whole hashes
   ];
   for (const b of bad) assert.throws(() => new Framer().push(b), { code: "AMI_INVALID_INPUT" }, b.toString("hex"));
   // Unknown ids are skipped, not fatal (BEP 3).

@@ -1,6 +1,6 @@
 /**
- * Peer wire messages (BEP 3) with the fast extension (BEP 6), DHT port (BEP 5) and extension protocol (BEP 10)
- * ids: encoding, and a framer that turns a byte stream into messages. Every length is checked against the
+ * Peer wire messages (BEP 3) with the fast extension (BEP 6), DHT port (BEP 5), extension protocol (BEP 10)
+ * and v2 hash request / hashes / hash reject (BEP 52) ids: encoding, and a framer that turns a byte stream into messages. Every length is checked against the
  * message's id before it is read; a frame over MAX_FRAME or of the wrong size for its id is an error (the
  * connection drops that peer), never an allocation the peer chose.
  */
@@ -29,7 +29,23 @@ export const Id = {
   reject: 0x10,
   allowedFast: 0x11,
   extended: 20,
+  hashRequest: 21,
+  hashes: 22,
+  hashReject: 23,
 } as const;
+
+/** BEP 52: most hashes one request may name (a hashes frame stays under MAX_FRAME), and the most proof layers. */
+export const MAX_HASHES = 4096;
+export const MAX_PROOF_LAYERS = 32;
+
+/** The common header of hash request / hashes / hash reject: which file tree, which layer, which span. */
+export interface HashSpan {
+  root: Buffer;
+  base: number;
+  index: number;
+  length: number;
+  proofLayers: number;
+}
 
 export type Message =
   | { type: "keepalive" }
@@ -40,6 +56,8 @@ export type Message =
   | { type: "piece"; index: number; begin: number; block: Buffer }
   | { type: "port"; port: number }
   | { type: "extended"; ext: number; payload: Buffer }
+  | ({ type: "hashRequest" | "hashReject" } & HashSpan)
+  | ({ type: "hashes"; hashes: Buffer } & HashSpan)
   | { type: "unknown"; id: number };
 
 export interface Handshake {
@@ -48,15 +66,16 @@ export interface Handshake {
   peerId: Buffer;
 }
 
-/** Reserved bits we set and read: DHT (BEP 5), fast (BEP 6), extension protocol (BEP 10). */
+/** Reserved bits we set and read: DHT (BEP 5), fast (BEP 6), extension protocol (BEP 10), v2 (BEP 52). */
 export const Reserved = {
   dht: (r: Buffer): boolean => ((r[7] ?? 0) & 0x01) !== 0,
   fast: (r: Buffer): boolean => ((r[7] ?? 0) & 0x04) !== 0,
+  v2: (r: Buffer): boolean => ((r[7] ?? 0) & 0x10) !== 0,
   extended: (r: Buffer): boolean => ((r[5] ?? 0) & 0x10) !== 0,
-  make(o: { dht?: boolean; fast?: boolean; extended?: boolean }): Buffer {
+  make(o: { dht?: boolean; fast?: boolean; extended?: boolean; v2?: boolean }): Buffer {
     const r = Buffer.alloc(8);
     if (o.extended) r[5] = 0x10;
-    r[7] = (o.dht ? 0x01 : 0) | (o.fast ? 0x04 : 0);
+    r[7] = (o.dht ? 0x01 : 0) | (o.fast ? 0x04 : 0) | (o.v2 ? 0x10 : 0);
     return r;
   },
 };
@@ -120,9 +139,39 @@ export function encodeMessage(m: Message): Buffer {
       h.writeUInt32BE(2 + m.payload.length, 0);
       return Buffer.concat([h, m.payload]);
     }
+    case "hashRequest":
+    case "hashReject":
+    case "hashes": {
+      const h = Buffer.alloc(53);
+      const extra = m.type === "hashes" ? m.hashes : Buffer.alloc(0);
+      h.writeUInt32BE(49 + extra.length, 0);
+      h[4] = Id[m.type];
+      m.root.copy(h, 5, 0, 32);
+      h.writeUInt32BE(m.base, 37);
+      h.writeUInt32BE(m.index, 41);
+      h.writeUInt32BE(m.length, 45);
+      h.writeUInt32BE(m.proofLayers, 49);
+      return extra.length ? Buffer.concat([h, extra]) : h;
+    }
     case "unknown":
       return simple(m.id);
   }
+}
+
+/** BEP 52 header (after the id): pieces root, base layer, index, length, proof layers; bounded before use. */
+function hashSpan(p: Buffer, what: string): HashSpan {
+  const span = {
+    root: Buffer.from(p.subarray(0, 32)),
+    base: p.readUInt32BE(32),
+    index: p.readUInt32BE(36),
+    length: p.readUInt32BE(40),
+    proofLayers: p.readUInt32BE(44),
+  };
+  const { length, index, base, proofLayers } = span;
+  if (length < 1 || length > MAX_HASHES || (length & (length - 1)) !== 0) bad(`${what} for ${length} hashes`);
+  if (index % length !== 0) bad(`${what} index ${index} not a multiple of its length ${length}`);
+  if (base > 64 || proofLayers > MAX_PROOF_LAYERS) bad(`${what} with base ${base}, ${proofLayers} proof layers`);
+  return span;
 }
 
 /** Exact payload sizes (after the id byte) of fixed-size messages. */
@@ -140,6 +189,8 @@ const FIXED: Record<number, number> = {
   [Id.cancel]: 12,
   [Id.reject]: 12,
   [Id.port]: 2,
+  [Id.hashRequest]: 48,
+  [Id.hashReject]: 48,
 };
 const NAMES = Object.fromEntries(Object.entries(Id).map(([k, v]) => [v, k])) as Record<number, string>;
 
@@ -183,6 +234,17 @@ export function decodeFrame(f: Buffer): Message {
     case Id.extended:
       if (p.length < 1) bad("empty extended message");
       return { type: "extended", ext: p[0] as number, payload: Buffer.from(p.subarray(1)) };
+    case Id.hashRequest:
+    case Id.hashReject:
+      return { type: NAMES[id] as "hashRequest", ...hashSpan(p, NAMES[id] as string) };
+    case Id.hashes: {
+      if (p.length < 48 || (p.length - 48) % 32 !== 0) bad(`hashes with ${p.length} payload bytes`);
+      const span = hashSpan(p, "hashes");
+      const count = (p.length - 48) / 32;
+      // The requested hashes, then at most one uncle per proof layer.
+      if (count < span.length || count > span.length + span.proofLayers) bad(`hashes: ${count} for ${span.length}`);
+      return { type: "hashes", ...span, hashes: Buffer.from(p.subarray(48)) };
+    }
     default:
       return { type: "unknown", id };
   }
