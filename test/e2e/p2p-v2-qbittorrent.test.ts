@@ -20,8 +20,14 @@ let qbt: ChildProcess | undefined;
 let node: P2pNode | undefined;
 after(async () => {
   await node?.close().catch(() => {});
-  qbt?.kill();
-  rmSync(dir, { recursive: true, force: true });
+  // qBittorrent writes its profile while it exits: wait for it before removing the folder.
+  if (qbt && qbt.exitCode === null && qbt.signalCode === null) {
+    const exited = new Promise((r) => qbt?.once("exit", r));
+    qbt.kill();
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    qbt.kill("SIGKILL");
+  }
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 });
 
 test("qBittorrent seeds a v2-only folder; we fetch it by its btmh magnet (piece layers by hash requests)", {
