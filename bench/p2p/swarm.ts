@@ -54,6 +54,14 @@ async function httpBaseline(file: string, clients: number): Promise<number> {
   return s;
 }
 
+/** A seeder of ours with the built-in tracker on loopback, started and kept in `nodes` for closing. */
+async function startSeeder(dir: string, nodes: P2pNode[]): Promise<P2pNode> {
+  const seeder = makeNode(dir, { host: "127.0.0.1", tracker: { port: 0, host: "127.0.0.1", intervalSec: 2 } });
+  nodes.push(seeder);
+  await seeder.start();
+  return seeder;
+}
+
 export async function run(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), "bench-p2p-"));
   const nodes: P2pNode[] = [];
@@ -63,12 +71,7 @@ export async function run(): Promise<BenchResult[]> {
     const size = 32 * MiB;
     const file = join(dir, "swarm.bin");
     writeRandom(file, size);
-    const seeder = makeNode(join(dir, "seed"), {
-      host: "127.0.0.1",
-      tracker: { port: 0, host: "127.0.0.1", intervalSec: 2 },
-    });
-    nodes.push(seeder);
-    await seeder.start();
+    const seeder = await startSeeder(join(dir, "seed"), nodes);
     const pub = await seeder.publish(file, { pieceLength: 256 * 1024 });
     const torrent = readFileSync(pub.torrentFile);
     const leechers = Array.from({ length: 20 }, (_, i) => makeNode(join(dir, `l${i}`), { host: "127.0.0.1" }));
@@ -103,12 +106,7 @@ export async function run(): Promise<BenchResult[]> {
     const big = 256 * MiB;
     const bigFile = join(dir, "big.bin");
     writeRandom(bigFile, big);
-    const seed2 = makeNode(join(dir, "seed2"), {
-      host: "127.0.0.1",
-      tracker: { port: 0, host: "127.0.0.1", intervalSec: 2 },
-    });
-    nodes.push(seed2);
-    await seed2.start();
+    const seed2 = await startSeeder(join(dir, "seed2"), nodes);
     const pub2 = await seed2.publish(bigFile, { pieceLength: 1024 * 1024 });
     const leech = makeNode(join(dir, "big-leech"), { host: "127.0.0.1" });
     nodes.push(leech);

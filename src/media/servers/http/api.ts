@@ -20,9 +20,17 @@ const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
 export function metricsText(src: ApiSource): string {
   const all = src.statuses();
   const lines: string[] = [];
-  const gauge = (name: string, help: string, type: "gauge" | "counter", pick: (s: StreamStatus) => number) => {
+  /** One series per stream of `streams` (every stream by default); nothing at all when there is none. */
+  const gauge = <S extends StreamStatus>(
+    name: string,
+    help: string,
+    type: "gauge" | "counter",
+    pick: (s: S) => number,
+    streams: readonly S[] = all as S[],
+  ) => {
+    if (streams.length === 0 && (streams as readonly StreamStatus[]) !== all) return;
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const s of all) lines.push(`${name}{path="${esc(s.path)}"} ${pick(s)}`);
+    for (const s of streams) lines.push(`${name}{path="${esc(s.path)}"} ${pick(s)}`);
   };
   lines.push("# HELP ami_media_streams Live streams (paths with a publisher).", "# TYPE ami_media_streams gauge");
   lines.push(`ami_media_streams ${all.filter((s) => s.live).length}`);
@@ -49,17 +57,10 @@ export function metricsText(src: ApiSource): string {
     "counter",
     (s) => s.framesDiscarded,
   );
-  const meshed = all.filter((s) => s.mesh);
-  const meshGauge = (
-    name: string,
-    help: string,
-    type: string,
-    pick: (m: NonNullable<StreamStatus["mesh"]>) => number,
-  ) => {
-    if (meshed.length === 0) return;
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const s of meshed) if (s.mesh) lines.push(`${name}{path="${esc(s.path)}"} ${pick(s.mesh)}`);
-  };
+  type Meshed = StreamStatus & { mesh: NonNullable<StreamStatus["mesh"]> };
+  const meshed = all.filter((s): s is Meshed => s.mesh !== undefined && s.mesh !== null);
+  const meshGauge = (name: string, help: string, type: "gauge" | "counter", pick: (m: Meshed["mesh"]) => number) =>
+    gauge<Meshed>(name, help, type, (s) => pick(s.mesh), meshed);
   meshGauge("ami_media_mesh_viewers", "Viewers in the stream's viewer mesh.", "gauge", (m) => m.viewers);
   meshGauge("ami_media_mesh_peer_bytes_total", "Segment bytes viewers got from peers.", "counter", (m) => m.peerBytes);
   meshGauge(
