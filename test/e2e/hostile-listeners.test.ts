@@ -36,6 +36,9 @@ const ports = {
   backup: await freePort(),
   cdn: await freePort(),
   edge: await freePort(),
+  p2p: await freePort(),
+  p2pPeer: await freePort(),
+  p2pTracker: await freePort(),
 };
 const h = tempHome({
   matrix: { port: ports.matrix },
@@ -53,6 +56,14 @@ const h = tempHome({
   backup: { schedule: "1d", port: ports.backup },
   cdn: { enabled: true, port: ports.cdn, origin: `http://127.0.0.1:${ports.web}` },
   edge: { enabled: true, port: ports.edge },
+  // The P2P node: its control API, its built-in tracker (an announce parser open to anyone) and its BitTorrent peer
+  // port (HTTP garbage is garbage to a peer wire too); the DHT's UDP port has its own test (src/p2p/dht/hostile.test.ts).
+  p2p: {
+    enabled: true,
+    apiPort: ports.p2p,
+    port: ports.p2pPeer,
+    tracker: { enabled: true, port: ports.p2pTracker },
+  },
 });
 const mcpToken = "m".repeat(40);
 let mcp: ChildProcess;
@@ -84,6 +95,9 @@ before(async () => {
     { name: "backup", port: ports.backup, probe: () => fetch(`${base(ports.backup)}/health`) },
     { name: "cdn", port: ports.cdn, probe: () => fetch(`${base(ports.cdn)}/health`) },
     { name: "edge", port: ports.edge, probe: () => fetch(`${base(ports.edge)}/health`) },
+    { name: "p2p", port: ports.p2p, probe: () => fetch(`${base(ports.p2p)}/health`) },
+    { name: "p2p tracker", port: ports.p2pTracker, probe: () => fetch(`${base(ports.p2p)}/health`) },
+    { name: "p2p peer port", port: ports.p2pPeer, probe: () => fetch(`${base(ports.p2p)}/health`) },
     {
       name: "mcp",
       port: ports.mcp,
