@@ -69,93 +69,97 @@ async function slowHeaders(port: number): Promise<number> {
   return rawStatus(port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n", 25_000);
 }
 
-describe("homeserver", () => {
-  let hs: ChildHomeserver;
-  before(async () => {
-    hs = await ChildHomeserver.start();
-  });
-  after(() => hs.dispose());
+// Each listener waits out its 15 s header timeout once (slowHeaders): the listeners are probed side by side, so the
+// file takes one timeout, not four.
+describe("every HTTP listener", { concurrency: true }, () => {
+  describe("homeserver", () => {
+    let hs: ChildHomeserver;
+    before(async () => {
+      hs = await ChildHomeserver.start();
+    });
+    after(() => hs.dispose());
 
-  test("hostile requests get 4xx, never 5xx; the process stays up", async () => {
-    const port = Number(new URL(hs.url).port);
-    const versions = async () => (await fetch(`${hs.url}/_matrix/client/versions`)).status;
-    await survives(
-      "homeserver",
-      port,
-      probes(["/_matrix/client/v3/rooms/%ff/state", "/_ami/ws/v1/sync?x=%ff"]),
-      versions,
-    );
-    assert.equal(await rawStatus(port, wsUpgrade("/_ami/ws/v1/nope")), 404);
-    assert.equal(await slowHeaders(port), 408);
-    assert.ok(hs.running, "homeserver still running");
-    assert.equal(await versions(), 200);
-    assert.deepEqual(hs.errorLines(), [], "no internal errors logged");
-  });
-});
-
-describe("control API, MCP HTTP and web server", () => {
-  const children: ChildProcess[] = [];
-  const svcHome = testServiceHome();
-  after(async () => {
-    for (const c of children) c.kill("SIGTERM");
-    await (await svcHome).cleanup();
+    test("hostile requests get 4xx, never 5xx; the process stays up", async () => {
+      const port = Number(new URL(hs.url).port);
+      const versions = async () => (await fetch(`${hs.url}/_matrix/client/versions`)).status;
+      await survives(
+        "homeserver",
+        port,
+        probes(["/_matrix/client/v3/rooms/%ff/state", "/_ami/ws/v1/sync?x=%ff"]),
+        versions,
+      );
+      assert.equal(await rawStatus(port, wsUpgrade("/_ami/ws/v1/nope")), 404);
+      assert.equal(await slowHeaders(port), 408);
+      assert.ok(hs.running, "homeserver still running");
+      assert.equal(await versions(), 200);
+      assert.deepEqual(hs.errorLines(), [], "no internal errors logged");
+    });
   });
 
-  test("control API: hostile requests, rebinding, %ff names", async () => {
-    const h = await svcHome;
-    const up = await cli(["up"], { env: h.env });
-    assert.equal(up.code, 0, up.stderr);
-    const info = JSON.parse(readFileSync(join(h.home, "run", "control.json"), "utf8"));
-    const port = Number(new URL(info.url).port);
-    const token = readFileSync(join(h.home, "run", "control.token"), "utf8").trim();
-    const auth = `Authorization: Bearer ${token}\r\n`;
-    const status = async () =>
-      (await fetch(`http://127.0.0.1:${port}/api/status`, { headers: { authorization: `Bearer ${token}` } })).status;
-    await survives("control API", port, probes(), status);
-    const post = (target: string, headers: string) =>
-      `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Content-Length: 0\r\nConnection: close\r\n\r\n`;
-    assert.equal(await rawStatus(port, post("/api/services/%ff/start", auth)), 400);
-    assert.equal(await rawStatus(port, post("/api/ops/%ff", auth)), 400);
-    assert.equal(await rawStatus(port, get("/api/status", "evil.example", auth)), 403);
-    assert.equal(await rawStatus(port, post("/api/shutdown", `${auth}Origin: http://evil.example\r\n`)), 403);
-    assert.equal(await rawStatus(port, get("/api/status")), 401);
-    assert.equal(await slowHeaders(port), 408);
-    assert.equal(await status(), 200);
-  });
+  describe("control API, MCP HTTP and web server", { concurrency: true }, () => {
+    const children: ChildProcess[] = [];
+    const svcHome = testServiceHome();
+    after(async () => {
+      for (const c of children) c.kill("SIGTERM");
+      await (await svcHome).cleanup();
+    });
 
-  test("MCP HTTP: Host/Origin and token before anything; malformed targets 400; stays up", async () => {
-    const token = "m".repeat(32);
-    const h = tempHome();
-    const { child, url } = await startMcpHttp({ env: h.env, token });
-    children.push(child);
-    const port = Number(new URL(url).port);
-    const auth = `Authorization: Bearer ${token}\r\n`;
-    const initialize = async () => (await mcpInitialize(url, token)).status;
-    await survives("MCP HTTP", port, probes(), initialize);
-    assert.equal(await rawStatus(port, get("/mcp", "evil.example", auth)), 403, "foreign Host");
-    assert.equal(await rawStatus(port, get("/mcp", "127.0.0.1", `${auth}Origin: http://evil.example\r\n`)), 403);
-    assert.equal(await rawStatus(port, get("/mcp")), 401, "no token");
-    assert.equal(await rawStatus(port, get("http://[")), 400, "malformed target before the token");
-    assert.equal(await rawStatus(port, get("/elsewhere", "127.0.0.1", auth)), 404);
-    assert.equal(await slowHeaders(port), 408);
-    assert.equal(child.exitCode, null, "still running");
-    assert.equal(await initialize(), 200);
-    h.cleanup().catch(() => {});
-  });
+    test("control API: hostile requests, rebinding, %ff names", async () => {
+      const h = await svcHome;
+      const up = await cli(["up"], { env: h.env });
+      assert.equal(up.code, 0, up.stderr);
+      const info = JSON.parse(readFileSync(join(h.home, "run", "control.json"), "utf8"));
+      const port = Number(new URL(info.url).port);
+      const token = readFileSync(join(h.home, "run", "control.token"), "utf8").trim();
+      const auth = `Authorization: Bearer ${token}\r\n`;
+      const status = async () =>
+        (await fetch(`http://127.0.0.1:${port}/api/status`, { headers: { authorization: `Bearer ${token}` } })).status;
+      await survives("control API", port, probes(), status);
+      const post = (target: string, headers: string) =>
+        `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Content-Length: 0\r\nConnection: close\r\n\r\n`;
+      assert.equal(await rawStatus(port, post("/api/services/%ff/start", auth)), 400);
+      assert.equal(await rawStatus(port, post("/api/ops/%ff", auth)), 400);
+      assert.equal(await rawStatus(port, get("/api/status", "evil.example", auth)), 403);
+      assert.equal(await rawStatus(port, post("/api/shutdown", `${auth}Origin: http://evil.example\r\n`)), 403);
+      assert.equal(await rawStatus(port, get("/api/status")), 401);
+      assert.equal(await slowHeaders(port), 408);
+      assert.equal(await status(), 200);
+    });
 
-  test("web server (ami-streams serve web): hostile requests, bad Host header", async () => {
-    const port = await freePort();
-    // A wildcard homeserver address: /config.json then reads the page's Host header (client input).
-    const h = tempHome({ web: { port }, matrix: { host: "0.0.0.0", port: 1 } });
-    const child = spawn(process.execPath, [binEntry, "serve", "web"], { env: h.env, stdio: "ignore" });
-    children.push(child);
-    const health = async () => (await fetch(`http://127.0.0.1:${port}/health`)).status;
-    await until("web listening", () => health().catch(() => false), 60_000);
-    await survives("web", port, probes(["/assets/%ff%fe", "/%2e%2e/%2e%2e/etc/passwd"]), health);
-    assert.equal(await rawStatus(port, get("/config.json", "[")), 200, "a malformed Host falls back to loopback");
-    assert.equal(await slowHeaders(port), 408);
-    assert.equal(child.exitCode, null, "still running");
-    assert.equal(await health(), 200);
-    h.cleanup().catch(() => {});
+    test("MCP HTTP: Host/Origin and token before anything; malformed targets 400; stays up", async () => {
+      const token = "m".repeat(32);
+      const h = tempHome();
+      const { child, url } = await startMcpHttp({ env: h.env, token });
+      children.push(child);
+      const port = Number(new URL(url).port);
+      const auth = `Authorization: Bearer ${token}\r\n`;
+      const initialize = async () => (await mcpInitialize(url, token)).status;
+      await survives("MCP HTTP", port, probes(), initialize);
+      assert.equal(await rawStatus(port, get("/mcp", "evil.example", auth)), 403, "foreign Host");
+      assert.equal(await rawStatus(port, get("/mcp", "127.0.0.1", `${auth}Origin: http://evil.example\r\n`)), 403);
+      assert.equal(await rawStatus(port, get("/mcp")), 401, "no token");
+      assert.equal(await rawStatus(port, get("http://[")), 400, "malformed target before the token");
+      assert.equal(await rawStatus(port, get("/elsewhere", "127.0.0.1", auth)), 404);
+      assert.equal(await slowHeaders(port), 408);
+      assert.equal(child.exitCode, null, "still running");
+      assert.equal(await initialize(), 200);
+      h.cleanup().catch(() => {});
+    });
+
+    test("web server (ami-streams serve web): hostile requests, bad Host header", async () => {
+      const port = await freePort();
+      // A wildcard homeserver address: /config.json then reads the page's Host header (client input).
+      const h = tempHome({ web: { port }, matrix: { host: "0.0.0.0", port: 1 } });
+      const child = spawn(process.execPath, [binEntry, "serve", "web"], { env: h.env, stdio: "ignore" });
+      children.push(child);
+      const health = async () => (await fetch(`http://127.0.0.1:${port}/health`)).status;
+      await until("web listening", () => health().catch(() => false), 60_000);
+      await survives("web", port, probes(["/assets/%ff%fe", "/%2e%2e/%2e%2e/etc/passwd"]), health);
+      assert.equal(await rawStatus(port, get("/config.json", "[")), 200, "a malformed Host falls back to loopback");
+      assert.equal(await slowHeaders(port), 408);
+      assert.equal(child.exitCode, null, "still running");
+      assert.equal(await health(), 200);
+      h.cleanup().catch(() => {});
+    });
   });
 });
