@@ -220,3 +220,13 @@ export function pieceSize(m: Metainfo, index: number): number {
   }
   return Math.max(0, Math.min(m.pieceLength, m.spaceLength - start));
 }
+
+/**
+ * The most of piece `index` a peer may request: its size, except in a v2-only torrent, where libtorrent 2.0.8 to
+ * 2.0.12 (qBittorrent 4.5/4.6) asks for a whole piece at the short end of every file, the last one too (the pad
+ * space its file list aligns each file's end with); we answer that space with zeros (`Torrent.pump`).
+ */
+export function requestableSize(m: Metainfo, index: number): number {
+  const size = pieceSize(m, index);
+  return m.version === "v2" && size > 0 ? m.pieceLength : size;
+}

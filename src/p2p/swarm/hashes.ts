@@ -9,13 +9,12 @@ import { createHash } from "node:crypto";
 import { AmiError } from "../../core/errors.ts";
 import { BLOCK, nextPow2, zeroRoot } from "../merkle.ts";
 import type { Metainfo } from "../metainfo.ts";
-import { type HashSpan, MAX_HASHES, type Message } from "../wire/messages.ts";
+import { type HashSpan, MAX_HASHES, type Message, uncleCount } from "../wire/messages.ts";
 import type { Peer } from "./peer.ts";
 
 /**
- * Hashes we ask for at once (128 KiB of them, one frame). A file of more pieces is fetched in spans with uncle
- * hashes; libtorrent 2.0.8 counts proof layers differently (it rejects or sends no uncles), so such files come
- * from our own nodes only, while a whole layer in one span (≤ 4,096 pieces) comes from qBittorrent too.
+ * Hashes we ask for at once (128 KiB of them, one frame). A file of more pieces is fetched in spans, each with
+ * the uncle hashes from its root up to the pieces root (libtorrent 2.0 asks in spans of 512 and answers up to 8,192).
  */
 const SPAN = 4096;
 
@@ -45,7 +44,9 @@ const trees = new WeakMap<Buffer, Buffer[][]>();
 
 /**
  * Answer a hash request from a torrent we have: the span of the piece layer (padded like the tree) followed by
- * one uncle per proof layer, from the span's subtree root upward; anything else gets a hash reject.
+ * the uncles its proof layers name (`uncleCount`: libtorrent's count), from the sibling of the span's root upward.
+ * A request for another layer, past the layer's padded width, or with proof layers reaching the pieces root
+ * (libtorrent's bound: fewer than log2(width)) gets a hash reject.
  */
 export function serveHashes(meta: Metainfo | undefined, req: HashSpan): Message {
   // Only the span's fields: `req` may be the whole hashRequest message, whose `type` must not leak through.
@@ -62,12 +63,14 @@ export function serveHashes(meta: Metainfo | undefined, req: HashSpan): Message 
   if (!meta || !layer || r.base !== pieceLayerBase(meta.pieceLength)) return reject;
   const width = nextPow2(layer.length / 32);
   if (r.length > width || r.index + r.length > width || r.length > MAX_HASHES) return reject;
+  if (r.proofLayers >= log2(width)) return reject;
   const tree = trees.get(layer) ?? levels(layer, meta.pieceLength);
   trees.set(layer, tree);
   const base = (tree[0] as Buffer[]).slice(r.index, r.index + r.length);
   const uncles: Buffer[] = [];
   let pos = r.index / r.length;
-  for (let l = log2(r.length); uncles.length < r.proofLayers && l < tree.length - 1; l++, pos >>= 1)
+  const want = uncleCount(r.length, r.proofLayers);
+  for (let l = log2(r.length); uncles.length < want; l++, pos >>= 1)
     uncles.push((tree[l] as Buffer[])[pos ^ 1] as Buffer);
   return { ...r, type: "hashes", hashes: Buffer.concat([...base, ...uncles]) };
 }
@@ -75,7 +78,8 @@ export function serveHashes(meta: Metainfo | undefined, req: HashSpan): Message 
 /** Check a hashes message for a span we asked for against the file's pieces root. */
 export function verifySpan(root: Buffer, asked: HashSpan, got: HashSpan & { hashes: Buffer }): Buffer | undefined {
   if (!got.root.equals(root) || got.base !== asked.base || got.index !== asked.index) return undefined;
-  if (got.length !== asked.length || got.hashes.length !== (asked.length + asked.proofLayers) * 32) return undefined;
+  const uncles = uncleCount(asked.length, asked.proofLayers);
+  if (got.length !== asked.length || got.hashes.length !== (asked.length + uncles) * 32) return undefined;
   let level: Buffer[] = [];
   for (let i = 0; i < asked.length; i++) level.push(got.hashes.subarray(i * 32, i * 32 + 32));
   while (level.length > 1) {
@@ -85,7 +89,7 @@ export function verifySpan(root: Buffer, asked: HashSpan, got: HashSpan & { hash
   }
   let h = level[0] as Buffer;
   let pos = asked.index / asked.length;
-  for (let u = 0; u < asked.proofLayers; u++, pos >>= 1) {
+  for (let u = 0; u < uncles; u++, pos >>= 1) {
     const uncle = got.hashes.subarray((asked.length + u) * 32, (asked.length + u + 1) * 32);
     h = pos % 2 === 0 ? pair(h, uncle) : pair(uncle, h);
   }
@@ -121,7 +125,9 @@ export class LayerFetch {
       const width = nextPow2(pieces);
       const span = Math.min(width, SPAN);
       const n = Math.ceil(pieces / span);
-      this.needs.set(hex, { root: f.piecesRoot, pieces, span, proofLayers: log2(width / span), got: new Array(n) });
+      // libtorrent's count (`uncleCount`): log2(span) - 1 layers inside the span, then one per uncle up to the root.
+      const proofLayers = log2(span) - 1 + log2(width / span);
+      this.needs.set(hex, { root: f.piecesRoot, pieces, span, proofLayers, got: new Array(n) });
     }
   }
 

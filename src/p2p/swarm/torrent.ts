@@ -8,7 +8,7 @@ import type { CasStore } from "../../cas/types.ts";
 import { toAmiError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { PeerAddress, PeerDiscovery } from "../discovery.ts";
-import { type Metainfo, pieceSize } from "../metainfo.ts";
+import { type Metainfo, requestableSize } from "../metainfo.ts";
 import { TorrentStorage } from "../storage.ts";
 import { decodeExtHandshake, decodePex, encodeExtHandshake, encodePex, OUR_EXT } from "../wire/extension.ts";
 import { Bits, type Handshake, type Message, Reserved } from "../wire/messages.ts";
@@ -491,7 +491,7 @@ export class Torrent extends EventEmitter {
   private onRequest(p: Peer, r: { index: number; begin: number; length: number }): void {
     const s = this.storage;
     const allowed = !p.amChoking;
-    const valid = s && r.index < s.meta.pieceCount && r.begin + r.length <= pieceSize(s.meta, r.index);
+    const valid = s && r.index < s.meta.pieceCount && r.begin + r.length <= requestableSize(s.meta, r.index);
     if (!valid || !allowed || !Bits.get(s.have, r.index)) {
       if (p.fast) p.wire.send({ type: "reject", ...r });
       return;
@@ -515,7 +515,9 @@ export class Torrent extends EventEmitter {
         if (!this.node.up.take(r.length)) return; // the tick retries
         p.queue.shift();
         const piece = await this.storage.read(r.index);
-        const block = piece.subarray(r.begin, r.begin + r.length);
+        const data = piece.subarray(r.begin, r.begin + r.length);
+        // Past a v2 file's end (libtorrent's pad space, `requestableSize`): zeros.
+        const block = data.length < r.length ? Buffer.concat([data, Buffer.alloc(r.length - data.length)]) : data;
         p.wire.send({ type: "piece", index: r.index, begin: r.begin, block });
         p.up.add(block.length);
         this.up.add(block.length);

@@ -51,6 +51,16 @@ const all: Message[] = [
     hashes: Buffer.alloc(6 * 32, 9),
   },
   { type: "hashReject", root: Buffer.alloc(32, 8), base: 0, index: 0, length: 2, proofLayers: 0 },
+  // One hash and 2 proof layers: its sibling's and two more uncles (libtorrent's count).
+  {
+    type: "hashes",
+    root: Buffer.alloc(32, 7),
+    base: 0,
+    index: 5,
+    length: 1,
+    proofLayers: 2,
+    hashes: Buffer.alloc(4 * 32),
+  },
 ];
 
 test("every message round-trips, also when the stream arrives one byte at a time", () => {

@@ -38,6 +38,15 @@ export const Id = {
 export const MAX_HASHES = 4096;
 export const MAX_PROOF_LAYERS = 32;
 
+/**
+ * Uncle hashes a hashes message carries after its `length` base hashes, as libtorrent 2.0 (the reference) counts
+ * them: `proof layers` counts layers from the base layer up, the lowest log2(length) - 1 of them lie inside the
+ * span's own subtree (computed from the base hashes, never sent), and each one above gives one uncle, from the
+ * sibling of the span's root upward. A whole layer is `proof layers` log2(length) - 1 and no uncle.
+ */
+export const uncleCount = (length: number, proofLayers: number): number =>
+  Math.max(0, proofLayers - Math.round(Math.log2(length)) + 1);
+
 /** The common header of hash request / hashes / hash reject: which file tree, which layer, which span. */
 export interface HashSpan {
   root: Buffer;
@@ -241,8 +250,9 @@ export function decodeFrame(f: Buffer): Message {
       if (p.length < 48 || (p.length - 48) % 32 !== 0) bad(`hashes with ${p.length} payload bytes`);
       const span = hashSpan(p, "hashes");
       const count = (p.length - 48) / 32;
-      // The requested hashes, then at most one uncle per proof layer.
-      if (count < span.length || count > span.length + span.proofLayers) bad(`hashes: ${count} for ${span.length}`);
+      // The requested hashes, then at most the uncles its proof layers name.
+      if (count < span.length || count > span.length + uncleCount(span.length, span.proofLayers))
+        bad(`hashes: ${count} for ${span.length} and ${span.proofLayers} proof layers`);
       return { type: "hashes", ...span, hashes: Buffer.from(p.subarray(48)) };
     }
     default:
