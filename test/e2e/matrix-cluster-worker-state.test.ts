@@ -1,6 +1,7 @@
 /**
- * Asynchronous uploads on a scaled-out homeserver (issue 13, docs/ARCHITECTURE.md "Homeserver scale-out"): two
- * worker processes (matrix.workers = 2) on one real PostgreSQL database and the real Redis, each addressed directly.
+ * What used to be per worker process on a scaled-out homeserver (issue 13, docs/ARCHITECTURE.md "Homeserver
+ * scale-out"): two worker processes (matrix.workers = 2) on one real PostgreSQL database and the real Redis, each
+ * addressed directly.
  * - A media ID created on A, a download of it waiting on B (timeout_ms 20 s), the bytes uploaded on A: B answers
  *   with the bytes at once (woken over the Redis bus), well before its timeout and before the 5 s store re-read
  *   that covers a lost bus message; three rounds, also with the download on A and the upload on B.
@@ -16,19 +17,38 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openStoreAt } from "../../src/cas/open.ts";
-import { ok, registerUser, type Session } from "./helpers/client.ts";
+import { freePort } from "../../src/test/cli.ts";
+import { api, ok, registerUser, type Session } from "./helpers/client.ts";
 import { ChildHomeserver } from "./helpers/homeserver.ts";
 
 /** A server name of its own: the Redis channel is per server name, and other runs share this Redis. */
 const NAME = `cm${randomBytes(4).toString("hex")}.test`;
+/** Other servers, all mapped to a closed port: their to-device messages stay undelivered (in the outbox). */
+const REMOTES = [1, 2, 3, 4].map((i) => `rem${i}${randomBytes(3).toString("hex")}.test`);
+const TODEVICE_PER_MINUTE = 4;
+const TODEVICE_DESTINATIONS = 3;
 
-describe("scale-out: asynchronous uploads across 2 workers", () => {
+describe("scale-out: async uploads and to-device admission across 2 workers", () => {
   let a: ChildHomeserver;
   let b: ChildHomeserver;
   let s: Session;
 
   before(async () => {
-    a = await ChildHomeserver.start({ backend: "postgres", matrix: { serverName: NAME, workers: 2 } });
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    a = await ChildHomeserver.start({
+      backend: "postgres",
+      matrix: {
+        serverName: NAME,
+        workers: 2,
+        federation: {
+          enabled: true,
+          hostMap: Object.fromEntries(REMOTES.map((r) => [r, closed])),
+          requestTimeoutMs: 2000,
+          toDevicePerSenderPerMinute: TODEVICE_PER_MINUTE,
+          maxToDeviceDestinations: TODEVICE_DESTINATIONS,
+        },
+      },
+    });
     b = await ChildHomeserver.start({ sharedWith: a });
     s = await registerUser(a.url, "cm_uploader");
   });
@@ -138,5 +158,37 @@ describe("scale-out: asynchronous uploads across 2 workers", () => {
       assert.equal(got.status, 200, got.body.toString().slice(0, 300));
       assert.ok(got.body.equals(bytes));
     }
+  });
+
+  /** One to-device message from `from` to a user of each of `servers`, through worker `w`: the status. */
+  let txn = 0;
+  async function toDevice(w: ChildHomeserver, from: Session, servers: string[]): Promise<number> {
+    const messages = Object.fromEntries(servers.map((sv) => [`@x:${sv}`, { DEV: { n: txn } }]));
+    const r = await api(w.url, "PUT", `/_matrix/client/v3/sendToDevice/m.ami.test/t${txn++}`, {
+      token: from.accessToken,
+      body: { messages },
+    });
+    if (r.status !== 200) assert.equal(r.json?.errcode, "M_LIMIT_EXCEEDED", r.text);
+    return r.status;
+  }
+
+  it("to-device for other servers: one per-user count for the cluster, sent through A and B alternately", async () => {
+    const u = await registerUser(a.url, "cm_talker");
+    const statuses: number[] = [];
+    for (let i = 0; i < TODEVICE_PER_MINUTE + 2; i++) statuses.push(await toDevice(i % 2 ? b : a, u, [REMOTES[0]]));
+    // Per worker, each would have admitted 4 (8 in all): the six would all have passed.
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429]);
+  });
+
+  it("to-device destinations cap: a new server past it is refused by both workers", async () => {
+    const v = await registerUser(b.url, "cm_spreader");
+    // REMOTES[0] holds undelivered messages already (the test above); two more servers fill the cap of 3.
+    assert.equal(await toDevice(a, v, [REMOTES[1]]), 200);
+    assert.equal(await toDevice(b, v, [REMOTES[2]]), 200);
+    // The sender hears of messages queued through the other worker over the bus.
+    await new Promise((r) => setTimeout(r, 300));
+    for (const w of [a, b]) assert.equal(await toDevice(w, v, [REMOTES[3]]), 429, "a fourth server is refused");
+    // A server holding messages already is fine on both (and the refusals above counted nothing for v).
+    for (const w of [a, b]) assert.equal(await toDevice(w, v, [REMOTES[1]]), 200);
   });
 });
