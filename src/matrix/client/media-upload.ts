@@ -11,7 +11,7 @@ import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
-import { mediaHold } from "../service/media.ts";
+import { mediaHold, releaseLostPut } from "../service/media.ts";
 import type { MediaRow } from "../store/types.ts";
 import { legacy, MEDIA_ID_RE } from "./media.ts";
 
@@ -50,11 +50,9 @@ export async function commitMedia(
     quarantinedBy: earlier?.quarantinedBy ?? null,
   };
   // Bytes no row names would be held forever (the row's write can fail: a full disk): let GC have them — unless
-  // the same bytes were uploaded to this ID by a request that won (on another worker: M_CANNOT_OVERWRITE_MEDIA),
-  // whose row relies on the same hold.
+  // the same bytes were uploaded to this ID by a request that won (on another worker: M_CANNOT_OVERWRITE_MEDIA).
   await write(row).catch(async (e) => {
-    const winner = await hs.store.media.getMedia(meta.mediaId).catch(() => null);
-    if (winner?.sha256 !== put.sha256) await hs.cas.release(put.id, mediaHold(meta.mediaId)).catch(() => {});
+    await releaseLostPut(hs, meta.mediaId, put);
     throw e;
   });
 }

@@ -1,7 +1,8 @@
 /**
  * The wake-ups of downloads waiting for an asynchronous upload (service/media.ts): an upload that commits between a
  * download's store read and its wait still wakes it; with several workers an upload on one wakes the waiters of
- * another over the bus (real Redis), and only the waiters of that media ID.
+ * another over the bus (real Redis), and only the waiters of that media ID. And the hold of a row write that lost
+ * to a concurrent one (two workers uploading to one created ID, or fetching one remote file, at once).
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -9,10 +10,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { openStoreAt } from "../../cas/open.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { LocalBus, RedisBus } from "../cluster/bus.ts";
 import { matrixSchema } from "../config.ts";
-import { MediaService } from "./media.ts";
+import { openStore } from "../store/open.ts";
+import { MediaService, mediaHold, releaseLostPut } from "./media.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "media-svc-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,5 +64,41 @@ test("several workers: an upload on one wakes the download waiting on the other,
     other.close();
   } finally {
     await Promise.all([busA.close(), busB.close()]);
+  }
+});
+
+test("a row write lost to a concurrent one: the same bytes keep the winner's hold, other bytes are released", async () => {
+  const store = await openStore("sqlite::memory:", dir);
+  const cas = openStoreAt(join(dir, "cas"));
+  const hs = { store, cas };
+  try {
+    const bytes = randomBytes(10_000);
+    const row = (mediaId: string, sha256: string, size: number) => ({
+      mediaId,
+      uploader: "@u:localhost",
+      contentType: "application/x-test",
+      filename: null,
+      size,
+      sha256,
+      createdTs: Date.now(),
+      quarantinedBy: null,
+    });
+    // The winner stored its row; the loser put the same bytes (the same object) under the same hold.
+    const won = await cas.put(bytes, { hold: mediaHold("m4") });
+    await store.media.putMedia(row("m4", won.sha256, won.size));
+    const lost = await cas.put(bytes, { hold: mediaHold("m4") });
+    assert.equal(lost.id, won.id);
+    assert.equal((await releaseLostPut(hs, "m4", lost))?.sha256, won.sha256);
+    assert.deepEqual((await cas.stat(won.id)).holds, [mediaHold("m4")], "the winner's hold stays");
+    // A loser with other bytes lets its own object go.
+    const other = await cas.put(randomBytes(10_000), { hold: mediaHold("m4") });
+    await releaseLostPut(hs, "m4", other);
+    assert.deepEqual((await cas.stat(other.id)).holds, []);
+    // No row at all (the write failed for another reason): released.
+    const alone = await cas.put(randomBytes(10_000), { hold: mediaHold("m5") });
+    assert.equal(await releaseLostPut(hs, "m5", alone), null);
+    assert.deepEqual((await cas.stat(alone.id)).holds, []);
+  } finally {
+    await store.close();
   }
 });

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import type { ClusterBus } from "../cluster/bus.ts";
 import type { Cluster } from "../cluster/index.ts";
 import type { MatrixConfig } from "../config.ts";
+import type { Homeserver } from "../hs.ts";
+import type { MediaRow } from "../store/types.ts";
 import { Thumbnailer } from "./thumbnailer.ts";
 import { UrlPreviewer } from "./url-preview.ts";
 
@@ -18,6 +20,21 @@ export const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.sli
 
 /** The hold that keeps an upload's bytes in the content-addressed store while its media row exists. */
 export const mediaHold = (mediaId: string) => `matrix.media:${mediaId}`;
+
+/**
+ * After the write of `mediaId`'s row failed: let GC have the bytes `put` stored (held as mediaHold) — unless a row
+ * for the same ID that won meanwhile (another request, maybe on another worker) names the same bytes: it relies on
+ * that very hold. Returns that row, if any.
+ */
+export async function releaseLostPut(
+  hs: Pick<Homeserver, "cas" | "store">,
+  mediaId: string,
+  put: { id: string; sha256: string },
+): Promise<MediaRow | null> {
+  const winner = await hs.store.media.getMedia(mediaId).catch(() => null);
+  if (winner?.sha256 !== put.sha256) await hs.cas.release(put.id, mediaHold(mediaId)).catch(() => {});
+  return winner;
+}
 
 /**
  * With several workers, how long a waiting download goes without reading the store again: only for a wake-up the
