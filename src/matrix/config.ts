@@ -155,10 +155,14 @@ const federationSchema = z
     maxQueuedToDevice: z.number().int().positive().default(1_000),
     /**
      * Destinations holding queued to-device EDUs at once: a local user's to-device message for yet another server
-     * past it is refused (429 M_LIMIT_EXCEEDED), so made-up servers cannot grow the outbox without bound.
+     * past it is refused (429 M_LIMIT_EXCEEDED), so made-up servers cannot grow the outbox without bound. With
+     * workers, counted for the whole cluster (the outbox in the store).
      */
     maxToDeviceDestinations: z.number().int().positive().default(1_000),
-    /** To-device EDUs for other servers one local user may queue per minute (past it: 429 M_LIMIT_EXCEEDED). */
+    /**
+     * To-device EDUs for other servers one local user may queue per minute (past it: 429 M_LIMIT_EXCEEDED). With
+     * workers, counted for the whole cluster (in Redis; per worker only while Redis does not answer).
+     */
     toDevicePerSenderPerMinute: z.number().int().positive().default(600),
     /**
      * A to-device EDU queued this long ago for a destination that has failed ever since is dropped (from memory and
@@ -288,9 +292,16 @@ export const matrixSchema = z
         perIp: rate.default({ perSecond: 10, burst: 50 }),
         /** Server admins are not rate limited. */
         exemptAdmins: z.boolean().default(true),
-        /** Open HTTP/WebSocket connections in all; more are answered 503 and closed. */
+        /**
+         * Open HTTP/WebSocket connections in all, per worker process (it guards each process's sockets and memory:
+         * with `workers: N` the server holds up to N times this); more are answered 503 and closed.
+         */
         maxConnections: z.number().int().positive().default(10000),
-        /** Open connections from one client address (raise it behind a reverse proxy, which is one address). */
+        /**
+         * Open connections from one client address, per worker process like maxConnections (the kernel spreads an
+         * address's connections over the workers: up to N times this in all). Raise it behind a reverse proxy,
+         * which is one address.
+         */
         maxConnectionsPerAddress: z.number().int().positive().default(1000),
         /** The whole request, an upload's body included, must arrive within this (a slow phone sends 50 MiB in minutes). */
         requestTimeoutMs: z.number().int().positive().default(600000),

@@ -86,7 +86,7 @@ class HomeserverImpl implements Homeserver {
     this.publicBaseUrl = baseUrlFor(config, config.port);
     this.mediaDir = config.media.storePath ?? join(dataDir, "media");
     mkdirSync(this.mediaDir, { recursive: true });
-    this.media = new MediaService(config.media, dataDir);
+    this.media = new MediaService(config.media, dataDir, cluster);
     this.registrationSharedSecret =
       config.registration.sharedSecret ?? loadOrCreateSecret(join(dataDir, "registration_shared_secret"));
     this.notifier = new SyncNotifier(this);
@@ -213,6 +213,9 @@ export async function startHomeserver(
   // Every destination's retry state, so the monitor shows them and a dead one stays backed off after a restart.
   // With workers, one of them sends (the lease holder) and the others hand their work to it.
   if (config.federation.enabled) await cluster.startFederationSender(hs.federation.sender);
+  // The per-user to-device count is the cluster's, not each worker's.
+  const { windows } = cluster;
+  if (windows) hs.federation.sender.sharedCount = (key, n, limit, ms) => windows.count(key, n, limit, ms);
   // Rooms joined with members omitted whose resync had not finished: resumed in the background.
   if (config.federation.enabled) await hs.partialState.load();
   const limits: ListenerLimits = {

@@ -1,7 +1,8 @@
 /**
  * Uploads to the content repository (spec "Content repository"): POST /_matrix/media/v3/upload, and the asynchronous
  * pair — POST /_matrix/media/v1/create hands out an mxc:// URI, PUT /_matrix/media/v3/upload/{serverName}/{mediaId}
- * gives it its bytes (only its creator, once, before it expires; a download waiting for it is woken, media.ts).
+ * gives it its bytes (only its creator, once, before it expires; a download waiting for it is woken, on whichever
+ * worker it waits: media.ts, service/media.ts).
  * Bytes live in the content-addressed store (hs.cas, src/cas/): an upload is streamed into it and committed (held
  * as "matrix.media:<mediaId>") before its row is written, so a recorded media ID always has its complete bytes, and
  * the same file uploaded twice (by anyone) is stored once. The row's sha256 is the content address.
@@ -10,7 +11,7 @@ import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
 import { json, type MatrixRequest, type Reply, type Route } from "../http/types.ts";
-import { mediaHold } from "../service/media.ts";
+import { mediaHold, releaseLostPut } from "../service/media.ts";
 import type { MediaRow } from "../store/types.ts";
 import { legacy, MEDIA_ID_RE } from "./media.ts";
 
@@ -48,9 +49,10 @@ export async function commitMedia(
     createdTs: Date.now(),
     quarantinedBy: earlier?.quarantinedBy ?? null,
   };
-  // Bytes no row names would be held forever (the row's write can fail: a full disk): let GC have them.
+  // Bytes no row names would be held forever (the row's write can fail: a full disk): let GC have them — unless
+  // the same bytes were uploaded to this ID by a request that won (on another worker: M_CANNOT_OVERWRITE_MEDIA).
   await write(row).catch(async (e) => {
-    await hs.cas.release(put.id, mediaHold(meta.mediaId)).catch(() => {});
+    await releaseLostPut(hs, meta.mediaId, put);
     throw e;
   });
 }

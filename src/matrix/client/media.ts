@@ -77,21 +77,30 @@ const waitMs = (req: MatrixRequest) => Math.min(queryInt(req.query, "timeout_ms"
 
 /**
  * The row of a media ID. One created (POST /create) but not uploaded yet is waited for, up to `timeout_ms`, then
- * answered 504 M_NOT_YET_UPLOADED; unknown or expired: 404.
+ * answered 504 M_NOT_YET_UPLOADED; unknown or expired: 404. The upload may commit on another worker: the watch
+ * hears it over the cluster bus (service/media.ts), and is taken before the first read so no wake-up falls between.
  */
 async function mediaRow(req: MatrixRequest, mediaId: string): Promise<MediaRow> {
   const { hs } = req;
   const notFound = () => new AmiError("M_NOT_FOUND", "Media not found");
   const deadline = Date.now() + waitMs(req);
-  for (;;) {
-    const row = await hs.store.media.getMedia(mediaId);
-    if (row) return row;
-    const pending = await hs.store.media.getPending(mediaId);
-    const now = Date.now();
-    if (!pending || pending.expiresTs < now) throw notFound();
-    if (now >= deadline || req.signal.aborted)
-      throw new AmiError("M_NOT_YET_UPLOADED", "Content has not yet been uploaded");
-    await hs.media.waitForUpload(mediaId, deadline - now, req.signal);
+  const row = await hs.store.media.getMedia(mediaId);
+  if (row) return row;
+  const watch = hs.media.watchUpload(mediaId);
+  try {
+    for (;;) {
+      const pending = await hs.store.media.getPending(mediaId);
+      // Read after the pending row: an upload that committed in between (it deletes that row) is found here.
+      const uploaded = await hs.store.media.getMedia(mediaId);
+      if (uploaded) return uploaded;
+      const now = Date.now();
+      if (!pending || pending.expiresTs < now) throw notFound();
+      if (now >= deadline || req.signal.aborted)
+        throw new AmiError("M_NOT_YET_UPLOADED", "Content has not yet been uploaded");
+      await watch.wait(deadline - now, req.signal);
+    }
+  } finally {
+    watch.close();
   }
 }
 

@@ -52,7 +52,7 @@ export const routes: Route[] = [
       }
       if (count > MAX_MESSAGES) throw new AmiError("M_TOO_LARGE", `At most ${MAX_MESSAGES} messages`);
       // Bounded before anything is written (federation/sender.ts admitToDevice): 429 past the limits.
-      if (remote.size > 0) hs.federation.sender.admitToDevice(r.userId, [...remote.keys()]);
+      if (remote.size > 0) await hs.federation.sender.admitToDevice(r.userId, [...remote.keys()]);
       const sender = { userId: r.userId, deviceId: r.deviceId, txnId };
       // Through the stream writer: the messages get a stream position and wake the recipients' long-polls.
       // Tagged with the recipients: only their syncs (and WebSocket streams) have anything new.

@@ -1,7 +1,7 @@
 /**
  * The cross-process bus of a scaled-out homeserver (docs/ARCHITECTURE.md "Homeserver scale-out"): what one process
  * must tell the others — committed stream positions, typing changes, cache invalidations and session revocations,
- * federation work for the worker that sends (cluster/sender-lease.ts). One process (the
+ * federation work for the worker that sends (cluster/sender-lease.ts), uploads that downloads elsewhere wait for. One process (the
  * embedded default) uses LocalBus, which carries nothing; `matrix.workers` > 1 uses RedisBus (Redis pub/sub).
  *
  * Pub/sub is lossy by nature (a message published while a subscriber is disconnected is gone), so nothing relies
@@ -37,7 +37,9 @@ export type BusMessage =
   /** A room's joined servers changed here (a member event written, state reset): drop their cached set. */
   | { t: "hosts"; roomId: string }
   /** Federation work for the cluster's sender (federation/sender.ts Handover; checked by its receiver). */
-  | { t: "fed"; h: unknown };
+  | { t: "fed"; h: unknown }
+  /** An asynchronous upload to this media ID committed: wake the downloads waiting for it (service/media.ts). */
+  | { t: "media"; mediaId: string };
 
 /**
  * Small values every worker reads and writes (UIA sessions: a client may send each step of a flow to a different

@@ -15,7 +15,7 @@ import { isPlainEvent } from "../service/sync/fast.ts";
 import type { StreamWriter, WriteTag } from "../stream.ts";
 import { type BusMessage, type ClusterBus, LocalBus, type PositionMark, RedisBus, type SharedValues } from "./bus.ts";
 import { PgRoomLocks, PgSequencer } from "./positions.ts";
-import { SharedRateLimiter } from "./ratelimit.ts";
+import { SharedRateLimiter, SharedWindows } from "./ratelimit.ts";
 import { RoomLeases } from "./room-leases.ts";
 import { RoomRouter } from "./routing.ts";
 import { SenderLease } from "./sender-lease.ts";
@@ -39,6 +39,8 @@ export interface Cluster {
   withRoom<T>(roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T>;
   /** A token-bucket limiter named `name` (its buckets shared by every worker when there are several). */
   rateLimiter(name: string, perSecond: number, burst: number): Limiter;
+  /** Fixed-window counts shared by every worker (null with one process: the caller counts in memory). */
+  readonly windows: SharedWindows | null;
   /**
    * Start federation sending: with one process, `sender` loads its queues and sends; with several, one worker at a
    * time sends (cluster/sender-lease.ts) and the others hand their work to it.
@@ -61,6 +63,7 @@ class SingleProcess implements Cluster {
   readonly values = null;
   readonly sequencer = null;
   readonly router = null;
+  readonly windows = null;
   withRoom<T>(_roomId: string, fn: (latest: number | null) => Promise<T>): Promise<T> {
     return fn(null);
   }
@@ -90,9 +93,10 @@ class Workers implements Cluster {
   #poll: NodeJS.Timeout | null = null;
   #lease: SenderLease | null = null;
   readonly #limiters: SharedRateLimiter[] = [];
+  readonly windows: SharedWindows;
 
   get rateLimitFallbacks(): number {
-    return this.#limiters.reduce((n, l) => n + l.fallbacks, 0);
+    return this.#limiters.reduce((n, l) => n + l.fallbacks, this.windows.fallbacks);
   }
   #offs: Array<() => void> = [];
 
@@ -101,6 +105,7 @@ class Workers implements Cluster {
     this.#log = log;
     const id = `${process.pid}-${randomBytes(4).toString("hex")}`;
     this.bus = new RedisBus(config.redis, `ami-streams:matrix:${config.serverName}`, id, log);
+    this.windows = new SharedWindows(this.bus.client, `${this.bus.channel}:win`, log);
     this.sequencer = new PgSequencer(config.database, log);
     this.#locks = new PgRoomLocks(config.database, ROOM_LOCK_CONNECTIONS);
     this.#leases = new RoomLeases(config.database, this.#locks, log);

@@ -4,7 +4,7 @@ import { after, test } from "node:test";
 import { Redis } from "ioredis";
 import { silentLogger } from "../../core/logger.ts";
 import { freePort } from "../../test/cli.ts";
-import { SharedRateLimiter } from "./ratelimit.ts";
+import { SharedRateLimiter, SharedWindows } from "./ratelimit.ts";
 
 const opts = { maxRetriesPerRequest: 1, enableOfflineQueue: false };
 const conns: Redis[] = [];
@@ -46,4 +46,30 @@ test("Redis unreachable: the worker limits with its own bucket (never unlimited,
     [true, true, true, false, false],
   );
   assert.equal(w.fallbacks, 5);
+});
+
+test("shared windows: two workers count against one limit per window; Redis unreachable answers null", async () => {
+  const prefix = `ami-test:win:${randomBytes(4).toString("hex")}`;
+  const [r1, r2] = [await connect("redis://127.0.0.1:6379"), await connect("redis://127.0.0.1:6379")];
+  const w1 = new SharedWindows(r1, prefix, silentLogger);
+  const w2 = new SharedWindows(r2, prefix, silentLogger);
+  // A limit of 5 per 60 s: 2 + 2 counted, 2 more refused (nothing counted), 1 more counted.
+  assert.equal(await w1.count("@u:x", 2, 5, 60_000), 0);
+  assert.equal(await w2.count("@u:x", 2, 5, 60_000), 0);
+  const refused = await w1.count("@u:x", 2, 5, 60_000);
+  assert.ok(refused !== null && refused > 55_000 && refused <= 60_000, `refused for ${refused} ms`);
+  assert.equal(await w2.count("@u:x", 1, 5, 60_000), 0, "a refusal counted nothing");
+  assert.ok(((await w2.count("@u:x", 1, 5, 60_000)) ?? 0) > 0, "the window is full");
+  assert.equal(await w1.count("@other:x", 5, 5, 60_000), 0, "another key has its own window");
+  assert.equal(await w1.count("@big:x", 6, 5, 60_000), 60_000, "more than the limit at once: refused");
+  // The window ends by itself.
+  assert.equal(await w1.count("@short:x", 1, 1, 200), 0);
+  assert.ok(((await w2.count("@short:x", 1, 1, 200)) ?? 0) > 0);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await w2.count("@short:x", 1, 1, 200), 0);
+  assert.equal(w1.fallbacks + w2.fallbacks, 0);
+
+  const dead = new SharedWindows(await connect(`redis://127.0.0.1:${await freePort()}`), prefix, silentLogger);
+  assert.equal(await dead.count("@u:x", 1, 5, 60_000), null);
+  assert.equal(dead.fallbacks, 1);
 });

@@ -93,3 +93,76 @@ export class SharedRateLimiter implements Limiter {
     return this.#local.take(key, now);
   }
 }
+
+// KEYS[1] the window; ARGV n, limit, window ms. Returns 0 (n counted) or the ms until the window ends (refused,
+// nothing counted). A window starts at its first count and lasts window ms (Redis's clock).
+const WINDOW_SCRIPT = `
+local n = tonumber(ARGV[1])
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used + n > tonumber(ARGV[2]) then
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 1 then left = tonumber(ARGV[3]) end
+  return left
+end
+redis.call('INCRBY', KEYS[1], n)
+if used == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 0
+`;
+const WINDOW_SHA = createHash("sha1").update(WINDOW_SCRIPT).digest("hex");
+
+/**
+ * Fixed-window counts shared by every worker (federation.toDevicePerSenderPerMinute: to-device EDUs per local user
+ * per minute, however the user's requests are spread). `count` answers null when Redis does not (down, or slower
+ * than TIMEOUT_MS): the caller counts in its own process then (limits stay on, N× looser).
+ */
+export class SharedWindows {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #log: Logger;
+  #warned = 0;
+  /** Answers left to the caller's own count because Redis did not answer (tests, metrics). */
+  fallbacks = 0;
+
+  constructor(redis: Redis, prefix: string, log: Logger) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#log = log;
+  }
+
+  /** Count `n` against `key`'s `limit` per `windowMs`: 0 when counted, else the ms until the window ends. */
+  async count(key: string, n: number, limit: number, windowMs: number): Promise<number | null> {
+    if (this.#redis.status !== "ready") return this.#fallback("redis not connected");
+    const k = `${this.#prefix}:${key}`;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => setImmediate(() => reject(new Error(`redis slower than ${TIMEOUT_MS} ms`))), TIMEOUT_MS);
+    });
+    const run = async (): Promise<unknown> => {
+      try {
+        return await this.#redis.evalsha(WINDOW_SHA, 1, k, n, limit, windowMs);
+      } catch (e) {
+        if (!String(e).includes("NOSCRIPT")) throw e;
+        return this.#redis.eval(WINDOW_SCRIPT, 1, k, n, limit, windowMs);
+      }
+    };
+    try {
+      const left = Number(await Promise.race([run(), late]));
+      if (!Number.isFinite(left) || left < 0) throw new Error(`unexpected answer ${left}`);
+      return left;
+    } catch (e) {
+      return this.#fallback(String(e));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #fallback(why: string): null {
+    this.fallbacks++;
+    const now = Date.now();
+    if (now - this.#warned > 60_000) {
+      this.#warned = now;
+      this.#log.warn("shared counts unavailable, counting per worker", { error: why.slice(0, 200) });
+    }
+    return null;
+  }
+}

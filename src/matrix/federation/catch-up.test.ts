@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { homeserverPerFile } from "../../../test/e2e/helpers/homeserver.ts";
+import type { AmiError } from "../../core/errors.ts";
 import { silentLogger } from "../../core/logger.ts";
 import type { FederationClient } from "./client.ts";
 import { FederationSender } from "./sender.ts";
@@ -215,8 +216,8 @@ test("to-device for other servers is bounded: destinations holding it, a rate pe
     edu_type: "m.direct_to_device",
     content: { sender: ALICE, type: "m.test", message_id: `m${n}`, messages: {} },
   });
-  const limited = (fn: () => void) =>
-    assert.throws(
+  const limited = (fn: () => Promise<void>) =>
+    assert.rejects(
       fn,
       (e: Error & { code?: string }) => e.code === "M_LIMIT_EXCEEDED" || /M_LIMIT_EXCEEDED/.test(String(e)),
     );
@@ -225,25 +226,47 @@ test("to-device for other servers is bounded: destinations holding it, a rate pe
   const hung = mk({ maxToDeviceDestinations: 2 }, () => new Promise(() => {}));
   try {
     for (const [i, d] of ["fake1.test", "fake2.test"].entries()) {
-      hung.admitToDevice(ALICE, [d]);
+      await hung.admitToDevice(ALICE, [d]);
       await hung.sendToDevice(d, edu(i));
     }
     await until("both queued", () => hung.snapshot().filter((d) => d.inFlight).length === 2);
-    hung.admitToDevice(ALICE, ["fake1.test"]); // one already holding some: fine
-    limited(() => hung.admitToDevice(ALICE, ["fake3.test"]));
-    limited(() => hung.admitToDevice("@mallory:localhost", ["fake4.test", "fake1.test"]));
+    await hung.admitToDevice(ALICE, ["fake1.test"]); // one already holding some: fine
+    await limited(() => hung.admitToDevice(ALICE, ["fake3.test"]));
+    await limited(() => hung.admitToDevice("@mallory:localhost", ["fake4.test", "fake1.test"]));
   } finally {
     hung.close();
     await hung.drained();
   }
 
+  // A worker that does not send (the cluster's sender is another) has no queues: it counts the destinations
+  // holding outbox rows in the store (fake1 and fake2 still hold theirs), and the rate is the cluster's count.
+  const follower = mk({ maxToDeviceDestinations: 2, toDevicePerSenderPerMinute: 3 }, async () => ({}));
+  follower.follow(() => {});
+  const counted: [string, number][] = [];
+  follower.sharedCount = async (key, n) => {
+    counted.push([key, n]);
+    return counted.length > 1 ? 1234 : 0;
+  };
+  try {
+    await follower.admitToDevice(ALICE, ["fake1.test", "fake2.test"]); // both hold some already
+    await limited(() => follower.admitToDevice(ALICE, ["fake3.test"]));
+    assert.deepEqual(counted, [[`todevice:${ALICE}`, 2]], "a refused destination counts nothing");
+    await assert.rejects(
+      follower.admitToDevice(ALICE, ["fake1.test"]),
+      (e: AmiError) => e.code === "M_LIMIT_EXCEEDED" && e.extra.retry_after_ms === 1234,
+      "the cluster's count refuses, with its wait",
+    );
+  } finally {
+    follower.close();
+  }
+
   // A rate per local user (per server a message goes to).
   const rated = mk({ toDevicePerSenderPerMinute: 3 }, async () => ({}));
   try {
-    rated.admitToDevice(ALICE, ["r1.test", "r2.test"]);
-    rated.admitToDevice(ALICE, ["r3.test"]);
-    limited(() => rated.admitToDevice(ALICE, ["r4.test"]));
-    rated.admitToDevice("@bob:localhost", ["r4.test"]); // another user has their own
+    await rated.admitToDevice(ALICE, ["r1.test", "r2.test"]);
+    await rated.admitToDevice(ALICE, ["r3.test"]);
+    await limited(() => rated.admitToDevice(ALICE, ["r4.test"]));
+    await rated.admitToDevice("@bob:localhost", ["r4.test"]); // another user has their own
   } finally {
     rated.close();
   }

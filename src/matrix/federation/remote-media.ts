@@ -10,7 +10,7 @@
 import { AmiError } from "../../core/errors.ts";
 import { isValidServerName } from "../events/ids.ts";
 import type { Homeserver } from "../hs.ts";
-import { mediaHold } from "../service/media.ts";
+import { mediaHold, releaseLostPut } from "../service/media.ts";
 import { AddressPolicy, checkUrl, safeFetch } from "../service/safe-fetch.ts";
 import type { MediaRow } from "../store/types.ts";
 import { remoteError } from "./client.ts";
@@ -279,11 +279,11 @@ async function store(
     await hs.store.media.putMedia(row);
     return row;
   } catch (e) {
-    await hs.cas.release(put.id, mediaHold(id)).catch(() => {});
-    // Fetched twice at once (two processes): the other copy is as good.
+    // Fetched twice at once (two workers): the other copy is as good, and when its bytes are the same (the same
+    // file, as a rule) its row relies on the very hold this put took, which stays.
+    const other = await releaseLostPut(hs, id, put);
     if (!(e instanceof AmiError && e.code === "M_CANNOT_OVERWRITE_MEDIA")) throw e;
+    if (!other) throw new AmiError("M_UNKNOWN", "remote media was not stored");
+    return other;
   }
-  const other = await hs.store.media.getMedia(id);
-  if (!other) throw new AmiError("M_UNKNOWN", "remote media was not stored");
-  return other;
 }

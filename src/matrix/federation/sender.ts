@@ -219,7 +219,13 @@ export class FederationSender {
   readonly #heardSent = new Map<string, number>();
   /** The outbox position of each to-device EDU that is in the store. */
   readonly #outboxSeq = new WeakMap<Edu, number>();
-  /** Per local user, remote to-device EDUs admitted in the current minute (admitToDevice). */
+  /**
+   * Counts shared by every worker (set by the homeserver with workers: cluster/ratelimit.ts SharedWindows): `n`
+   * against `key`'s `limit` per `windowMs`; 0 counted, > 0 refused (ms until the window ends), null: Redis did not
+   * answer, count here.
+   */
+  sharedCount: ((key: string, n: number, limit: number, windowMs: number) => Promise<number | null>) | null = null;
+  /** Per local user, remote to-device EDUs admitted in the current minute (admitToDevice without sharedCount). */
   readonly #toDeviceRate = new Map<string, { since: number; n: number }>();
   #lastSeq = 0;
   /**
@@ -323,13 +329,44 @@ export class FederationSender {
   }
 
   /**
-   * May local user `sender` queue to-device EDUs for `servers` now? Throws 429 M_LIMIT_EXCEEDED past
-   * toDevicePerSenderPerMinute (counted per server), or when a server not holding to-device EDUs yet would be one
-   * more than maxToDeviceDestinations. Called before the client's messages are written, so a refusal writes none.
+   * May local user `sender` queue to-device EDUs for `servers` now? Throws 429 M_LIMIT_EXCEEDED when a server not
+   * holding to-device EDUs yet would be one more than maxToDeviceDestinations, or past toDevicePerSenderPerMinute
+   * (counted per server). Called before the client's messages are written, so a refusal writes none. With workers
+   * both are cluster-wide: a worker that does not send has no queues, so it counts the destinations holding outbox
+   * rows in the store, and the per-user count is a window in Redis (`sharedCount`; this process's own count while
+   * Redis does not answer).
    */
-  admitToDevice(sender: string, servers: string[]): void {
+  async admitToDevice(sender: string, servers: string[]): Promise<void> {
     const remote = servers.filter((s) => s !== this.#d.serverName);
     if (!this.#d.cfg.enabled || remote.length === 0) return;
+    const max = this.#d.cfg.maxToDeviceDestinations;
+    let holding = 0;
+    let fresh = 0;
+    if (this.#handover) {
+      const held = await this.#d.store.outboxHolders(remote, max);
+      holding = held.count;
+      fresh = new Set(remote.filter((s) => !held.holding.includes(s))).size;
+    } else {
+      for (const q of this.#queues.values()) if (q.holdsToDevice) holding++;
+      fresh = remote.filter((s) => !this.#queues.get(s)?.holdsToDevice).length;
+    }
+    if (fresh > 0 && holding + fresh > max) {
+      this.#d.log.warn("federation: to-device refused, too many destinations hold queued to-device EDUs", {
+        sender,
+        holding,
+      });
+      throw new AmiError("M_LIMIT_EXCEEDED", `Too many servers have to-device messages waiting (at most ${max})`);
+    }
+    const limit = this.#d.cfg.toDevicePerSenderPerMinute;
+    const tooMany = (retryMs: number) =>
+      new AmiError("M_LIMIT_EXCEEDED", "Too many to-device messages for other servers: try again in a minute", {
+        retry_after_ms: Math.max(1, retryMs),
+      });
+    const shared = this.sharedCount ? await this.sharedCount(`todevice:${sender}`, remote.length, limit, 60_000) : null;
+    if (shared !== null) {
+      if (shared > 0) throw tooMany(shared);
+      return;
+    }
     const now = Date.now();
     let r = this.#toDeviceRate.get(sender);
     if (!r || now - r.since >= 60_000) {
@@ -338,23 +375,7 @@ export class FederationSender {
       if (this.#toDeviceRate.size > 10_000)
         for (const [u, v] of this.#toDeviceRate) if (now - v.since >= 60_000) this.#toDeviceRate.delete(u);
     }
-    if (r.n + remote.length > this.#d.cfg.toDevicePerSenderPerMinute)
-      throw new AmiError("M_LIMIT_EXCEEDED", "Too many to-device messages for other servers: try again in a minute", {
-        retry_after_ms: Math.max(1, 60_000 - (now - r.since)),
-      });
-    let holding = 0;
-    for (const q of this.#queues.values()) if (q.holdsToDevice) holding++;
-    const fresh = remote.filter((s) => !this.#queues.get(s)?.holdsToDevice).length;
-    if (fresh > 0 && holding + fresh > this.#d.cfg.maxToDeviceDestinations) {
-      this.#d.log.warn("federation: to-device refused, too many destinations hold queued to-device EDUs", {
-        sender,
-        holding,
-      });
-      throw new AmiError(
-        "M_LIMIT_EXCEEDED",
-        `Too many servers have to-device messages waiting (at most ${this.#d.cfg.maxToDeviceDestinations})`,
-      );
-    }
+    if (r.n + remote.length > limit) throw tooMany(60_000 - (now - r.since));
     r.n += remote.length;
   }
 

@@ -74,4 +74,9 @@ export interface DestinationQueueStore {
   deleteOutboxEdus(destination: string, seqs: number[]): Promise<void>;
   /** Every destination's outbox, by destination then seq. */
   listOutbox(): Promise<OutboxEdu[]>;
+  /**
+   * Destinations holding outbox EDUs: how many (counting stops past `atMost`) and which of `among` are. What a worker
+   * that does not send checks the to-device destination cap with (federation/sender.ts admitToDevice).
+   */
+  outboxHolders(among: string[], atMost: number): Promise<{ count: number; holding: string[] }>;
 }

@@ -131,6 +131,7 @@ export function destinationTests(make: MakeStore): void {
     async (s, h) => {
       const d = s.destinations;
       assert.deepEqual(await d.listOutbox(), []);
+      assert.deepEqual(await d.outboxHolders(["a.test"], 10), { count: 0, holding: [] });
       const edu = (n: number) => ({
         edu_type: "m.direct_to_device",
         content: { message_id: `m${n}`, n, s: "é\u0000" },
@@ -158,6 +159,12 @@ export function destinationTests(make: MakeStore): void {
           ["b.test", 2 ** 50 + 1],
         ],
       );
+      // Destinations holding EDUs (the to-device destination cap of workers that do not send).
+      await d.addOutboxEdu({ destination: "c.test", seq: 1, edu: edu(5) });
+      assert.deepEqual(await d.outboxHolders(["b.test", "z.test"], 10), { count: 3, holding: ["b.test"] });
+      assert.equal((await d.outboxHolders([], 1)).count, 2, "counting stops past atMost");
+      await d.deleteOutboxEdus("c.test", [1]);
+      assert.deepEqual(await d.outboxHolders(["c.test"], 10), { count: 2, holding: [] });
     },
   );
 }

@@ -124,6 +124,28 @@ export class SqlDestinationStore implements DestinationStore {
     );
   }
 
+  async outboxHolders(among: string[], atMost: number): Promise<{ count: number; holding: string[] }> {
+    // One index probe per destination (the primary key starts with it), however many EDUs each one holds.
+    const counted = await this.#sql.all(
+      `WITH RECURSIVE d(destination, n) AS (
+         SELECT (SELECT MIN(destination) FROM federation_outbox), 1
+         UNION ALL
+         SELECT (SELECT MIN(o.destination) FROM federation_outbox o WHERE o.destination > d.destination), d.n + 1
+         FROM d WHERE d.destination IS NOT NULL AND d.n <= ?
+       )
+       SELECT COUNT(destination) AS count FROM d`,
+      [atMost],
+    );
+    const holding =
+      among.length === 0
+        ? []
+        : await this.#sql.all(
+            `SELECT DISTINCT destination FROM federation_outbox WHERE destination IN (${among.map(() => "?").join(", ")})`,
+            among,
+          );
+    return { count: Number(counted[0]?.count ?? 0), holding: holding.map((r) => r.destination) };
+  }
+
   async listOutbox(): Promise<OutboxEdu[]> {
     const rows = await this.#sql.all(
       "SELECT destination, seq, edu FROM federation_outbox ORDER BY destination, seq",
