@@ -155,7 +155,10 @@ test("transmission fetches our magnet through our DHT, and we fetch its magnet t
   const info = async () => `${await tr.remote("-l")}\n${await tr.remote("-t", "all", "-i", "-ip")}`;
   await until(
     "transmission to download our file",
-    async () => (await tr.remote("-l")).match(/100%/g)?.length === 2,
+    async () => {
+      await new Promise((r) => setTimeout(r, 400)); // one transmission-remote run every ½ s, not every 100 ms
+      return (await tr.remote("-l")).match(/100%/g)?.length === 2;
+    },
     45_000,
   ).catch(async (e) => {
     throw new Error(`${e.message}: ${await info()}`);
