@@ -36,12 +36,22 @@ export function makeNode(dir: string, o: Partial<P2pNodeOptions> = {}): P2pNode 
 
 export interface Transmission {
   rpc: number;
+  /** Its peer port: TCP, and UDP for its DHT when that is on. */
+  peer: number;
+  cfg: string;
   remote(...args: string[]): Promise<string>;
   stop(): Promise<void>;
 }
 
-/** transmission-daemon in the foreground on its own config dir: no uTP (it dials uTP first and waits), DHT, LPD, PEX. */
-export async function startTransmission(dir: string): Promise<Transmission> {
+/**
+ * transmission-daemon in the foreground on its own config dir: no uTP (it dials uTP first and waits), DHT, LPD, PEX
+ * unless `settings` says otherwise; `files` are written into the config dir first (its DHT reads dht.dat and
+ * dht.bootstrap there).
+ */
+export async function startTransmission(
+  dir: string,
+  o: { settings?: Record<string, unknown>; files?: Record<string, string | Buffer>; logFile?: string } = {},
+): Promise<Transmission> {
   const cfg = join(dir, "cfg");
   mkdirSync(cfg, { recursive: true });
   writeFileSync(
@@ -54,13 +64,28 @@ export async function startTransmission(dir: string): Promise<Transmission> {
       "port-forwarding-enabled": false,
       encryption: 0,
       "message-level": 0,
+      ...o.settings,
     }),
   );
+  for (const [name, body] of Object.entries(o.files ?? {})) writeFileSync(join(cfg, name), body);
   const rpc = await freePort();
   const peer = await freePort();
   const child: ChildProcess = spawn(
     "transmission-daemon",
-    ["-f", "-g", cfg, "-p", String(rpc), "-P", String(peer), "-w", join(dir, "dl"), "-r", "127.0.0.1"],
+    [
+      "-f",
+      "-g",
+      cfg,
+      "-p",
+      String(rpc),
+      "-P",
+      String(peer),
+      "-w",
+      join(dir, "dl"),
+      "-r",
+      "127.0.0.1",
+      ...(o.logFile ? ["-e", o.logFile] : []),
+    ],
     { stdio: "ignore" },
   );
   const remote = async (...args: string[]) => (await run("transmission-remote", [String(rpc), ...args])).stdout;
@@ -75,6 +100,8 @@ export async function startTransmission(dir: string): Promise<Transmission> {
   }
   return {
     rpc,
+    peer,
+    cfg,
     remote,
     stop: async () => {
       child.kill("SIGTERM");

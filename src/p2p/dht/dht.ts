@@ -12,6 +12,7 @@ import { type Logger, silentLogger } from "../../core/logger.ts";
 import type { PeerAddress, PeerDiscovery } from "../discovery.ts";
 import { decodeNodes, decodePeer, isId, type NodeAddr, type NodeInfo, randomId } from "./id.ts";
 import { decodeMessage, encodeError, KrpcError } from "./krpc.ts";
+import { isLocalHost, isLoopback } from "./local.ts";
 import { type Answer, iterativeLookup, type LookupResult } from "./lookup.ts";
 import { PeerStore } from "./peers.ts";
 import { loadState, saveState } from "./persist.ts";
@@ -114,8 +115,11 @@ export class Dht implements PeerDiscovery {
   }
 
   private newTable(): RoutingTable {
-    return new RoutingTable(this.id, Date.now, { perIp: this.o.nodesPerIp ?? 2 });
+    return new RoutingTable(this.id, Date.now, { perIp: this.o.nodesPerIp ?? 2, exempt: this.exempt });
   }
+
+  /** Hosts exempt from the per-IP limits: loopback, and on UDP this machine's own addresses (local.ts). */
+  private readonly exempt = (host: string): boolean => (this.o.network ? isLoopback(host) : isLocalHost(host));
 
   get address(): NodeAddr | null {
     return this.transport?.address ?? null;
@@ -315,6 +319,7 @@ export class Dht implements PeerDiscovery {
         signal,
         onPeer: opts.onPeer,
         slowMs: (this.o.queryTimeoutMs ?? 2000) / 4,
+        exempt: this.exempt,
         ask: (to) =>
           this.query(
             to,

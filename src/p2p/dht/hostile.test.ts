@@ -5,10 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
+import { networkInterfaces } from "node:os";
 import { test } from "node:test";
 import { Dht } from "./dht.ts";
 import { randomId } from "./id.ts";
 import { decodeMessage, encodeQuery, type Query } from "./krpc.ts";
+import { isLocalHost } from "./local.ts";
 import { iterativeLookup } from "./lookup.ts";
 import { PeerStore } from "./peers.ts";
 import { RoutingTable } from "./routing.ts";
@@ -89,6 +91,39 @@ test("a lookup asks at most two nodes at one (non-loopback) IP, whatever a liar'
     asked.filter((h) => h === victim).length <= 2,
     `${asked.filter((h) => h === victim).length} queries to one IP`,
   );
+});
+
+test("this machine's own address is exempt from the per-IP limits on UDP, as loopback is", async () => {
+  const own = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a?.family === "IPv4" && !a.internal)?.address;
+  assert.equal(isLocalHost("127.0.0.5"), true);
+  assert.equal(isLocalHost("198.51.100.9"), false);
+  if (!own) return; // only loopback here: nothing more to check
+  assert.equal(isLocalHost(own), true);
+  const t = new RoutingTable(randomId(), Date.now, { perIp: 2, exempt: isLocalHost });
+  for (let i = 0; i < 20; i++) t.add({ id: randomId(), host: own, port: 2000 + i }, true);
+  assert.ok(t.size >= 8, `${t.size} nodes at ${own}`);
+  const asked: string[] = [];
+  const seedId = randomId();
+  await iterativeLookup({
+    target: randomId(),
+    selfId: randomId(),
+    k: 8,
+    exempt: isLocalHost,
+    seeds: [{ id: seedId, host: own, port: 6881 }],
+    ask: async (to) => {
+      asked.push(to.host);
+      if (to.port !== 6881) return null;
+      const nodes = Array.from({ length: 10 }, (_, i) => ({ id: randomId(), host: own, port: 1000 + i }));
+      return { id: seedId, nodes, values: [] };
+    },
+  });
+  assert.equal(asked.length, 11, "the walk asked every node at this machine's address");
+  // A Dht on UDP exempts it (one on the in-memory network of the simulation only exempts loopback).
+  const d = new Dht({ host: "127.0.0.1", nodesPerIp: 2 });
+  for (let i = 0; i < 20; i++) d.table.add({ id: randomId(), host: own, port: 3000 + i }, true);
+  assert.ok(d.table.size >= 8);
 });
 
 test("real UDP: no answer is more than 4× the datagram that asked for it (tiny junk gets silence)", async () => {

@@ -5,6 +5,7 @@
  * simulation measures hops.
  */
 import { compareDistance, distance48, type NodeAddr, type NodeInfo } from "./id.ts";
+import { isLoopback } from "./local.ts";
 
 export const ALPHA = 3;
 /** Nodes at one IP a walk may ask (as the routing table keeps, dht.ts nodesPerIp). */
@@ -58,11 +59,14 @@ export interface LookupOptions {
   maxCandidates?: number;
   /** After this long an unanswered query stops blocking the walk (a dead node costs slowMs, not a full timeout). */
   slowMs?: number;
+  /** Hosts exempt from the per-host cap (default: loopback; a UDP node adds this machine's own addresses). */
+  exempt?: (host: string) => boolean;
 }
 
 export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
   const alpha = o.alpha ?? ALPHA;
   const maxCandidates = o.maxCandidates ?? 256;
+  const exempt = o.exempt ?? isLoopback;
   const cands = new Map<string, Candidate>();
   const ids = new Set<string>([o.selfId.toString("hex")]);
   const seenPeers = new Set<string>();
@@ -77,8 +81,8 @@ export function iterativeLookup(o: LookupOptions): Promise<LookupResult> {
     const key = `${addr.host}:${addr.port}`;
     if (cands.has(key) || cands.size >= maxCandidates) return;
     const onHost = perHost.get(addr.host) ?? 0;
-    // Loopback is exempt: only local processes answer there (tests, the UDP simulation).
-    if (onHost >= MAX_PER_HOST && !addr.host.startsWith("127.")) return;
+    // Loopback (and on UDP this machine's own addresses) is exempt: only local processes answer there.
+    if (onHost >= MAX_PER_HOST && !exempt(addr.host)) return;
     if (id) {
       const h = id.toString("hex");
       if (ids.has(h)) return;

@@ -9,6 +9,7 @@
  * in a small replacement cache and takes the slot if that node fails), and otherwise drops the newcomer.
  */
 import { commonPrefixBits, compareDistance, distance48, ID_BITS, type NodeInfo, randomIdWithPrefix } from "./id.ts";
+import { isLoopback } from "./local.ts";
 
 export const K = 8;
 export const QUESTIONABLE_MS = 15 * 60_000;
@@ -41,6 +42,8 @@ export interface RoutingTableOptions {
    * a target (a Sybil). Loopback is exempt: only local processes can send from it (tests, simulations).
    */
   perIp?: number;
+  /** Hosts exempt from perIp (default: loopback; a UDP node adds this machine's own addresses, local.ts). */
+  exempt?: (host: string) => boolean;
 }
 
 export class RoutingTable {
@@ -48,11 +51,13 @@ export class RoutingTable {
   private buckets: Bucket[];
   private readonly now: () => number;
   private readonly perIp: number;
+  private readonly exempt: (host: string) => boolean;
 
   constructor(id: Buffer, now: () => number = Date.now, o: RoutingTableOptions = {}) {
     this.id = id;
     this.now = now;
     this.perIp = o.perIp ?? Number.POSITIVE_INFINITY;
+    this.exempt = o.exempt ?? isLoopback;
     this.buckets = [{ nodes: [], replacements: [], lastChanged: now() }];
   }
 
@@ -134,7 +139,7 @@ export class RoutingTable {
 
   /** Whether `host` already holds perIp slots (a scan of ≤ 160 × 2K entries, only for an unknown id). */
   private atIpLimit(host: string): boolean {
-    if (this.perIp === Number.POSITIVE_INFINITY || host.startsWith("127.")) return false;
+    if (this.perIp === Number.POSITIVE_INFINITY || this.exempt(host)) return false;
     let n = 0;
     for (const b of this.buckets) {
       for (const x of b.nodes) if (x.host === host && ++n >= this.perIp) return true;
