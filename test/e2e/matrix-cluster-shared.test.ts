@@ -116,8 +116,13 @@ describe("scale-out: revocation, client addresses, rate limits and the federatio
     for (const w of [a, b, c]) await ok(w.url, "GET", `${C}/account/whoami`, { token: s.accessToken });
     const stream = new SyncStream(ws.url, { token: s.accessToken, onSync() {} });
     await stream.ready;
-    const since = (await ok(lp.url, "GET", `${C}/sync?timeout=0`, { token: s.accessToken })).next_batch;
-    const poll = api(lp.url, "GET", `${C}/sync?timeout=30000&since=${enc(since)}`, { token: s.accessToken });
+    // Without presence: the user's own "online" from the WebSocket reaches `lp` a moment later and would end the
+    // long-poll with a 200 before the revocation does.
+    const f = enc(JSON.stringify({ presence: { not_types: ["*"] } }));
+    const since = (await ok(lp.url, "GET", `${C}/sync?timeout=0&filter=${f}`, { token: s.accessToken })).next_batch;
+    const poll = api(lp.url, "GET", `${C}/sync?timeout=30000&filter=${f}&since=${enc(since)}`, {
+      token: s.accessToken,
+    });
     // The long-poll is waiting (nothing new for this user; give the request time to arrive and park).
     await new Promise((r) => setTimeout(r, 300));
     return { stream, poll };

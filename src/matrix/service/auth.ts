@@ -238,12 +238,16 @@ export class Auth implements AuthService {
     this.#revoke({ tokens: [r.tokenHash] });
   }
 
-  /** Delete devices (and so their tokens). */
+  /**
+   * Delete devices (and so their tokens). The revocation goes out before the device list change: that change wakes
+   * the user's own long-polls too, and one woken on another worker before the revocation reached it would answer 200
+   * to a session that no longer exists (the bus keeps one worker's messages in order).
+   */
   async deleteDevices(userId: string, deviceIds: string[]): Promise<void> {
     for (const d of deviceIds) await this.#hs.store.accounts.deleteDevice(userId, d);
+    this.#revoke({ userId, devices: deviceIds });
     // Their keys and to-device inbox go too, and everyone sharing a room hears the device list changed.
     await devicesDeleted(this.#hs, userId, deviceIds);
-    this.#revoke({ userId, devices: deviceIds });
   }
 
   /** Delete every device of the user except `exceptDeviceId`, and every token of the others. */
@@ -253,9 +257,10 @@ export class Auth implements AuthService {
       .map((d) => d.deviceId)
       .filter((d) => d !== exceptDeviceId);
     for (const d of others) await store.accounts.deleteDevice(userId, d);
-    await devicesDeleted(this.#hs, userId, others);
     await store.accounts.deleteTokensForUser(userId, exceptDeviceId);
+    // Revoked before the device list change that wakes long-polls (deleteDevices says why).
     this.#revoke(exceptDeviceId === undefined ? { userId } : { userId, except: exceptDeviceId });
+    await devicesDeleted(this.#hs, userId, others);
   }
 
   /** Forget cached lookups of a user whose admin flag, shadow ban or deactivation changed. */
