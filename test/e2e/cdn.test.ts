@@ -301,7 +301,7 @@ test("1,000 concurrent misses: one origin request; every waiter gets bytes befor
       }),
   );
   // Bounded: if waiters were made to wait for the whole object this would never resolve.
-  await Promise.race([gotFirst, new Promise((r) => setTimeout(r, 20_000))]);
+  await Promise.race([gotFirst, new Promise((r) => setTimeout(r, 20_000).unref())]);
   assert.equal(firstBytes, N, "every waiter streamed the first part while the origin still holds the response");
   assert.equal(hits.get("/slow"), 1);
   release();

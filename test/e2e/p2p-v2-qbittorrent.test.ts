@@ -27,7 +27,7 @@ after(async () => {
   if (qbt && qbt.exitCode === null && qbt.signalCode === null) {
     const exited = new Promise((r) => qbt?.once("exit", r));
     qbt.kill();
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000).unref())]);
     qbt.kill("SIGKILL");
   }
   rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
