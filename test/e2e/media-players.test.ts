@@ -69,7 +69,7 @@ describe("a stream live for a while", { concurrency: true }, () => {
     ["playbin", "dashdemux"],
   ] as const) {
     test(`GStreamer ${element} (${demux}) plays the DASH MPD`, gst, async () => {
-      const { played, errors } = await gstPlayed(element, `${base}/index.mpd`, 40);
+      const { played, errors } = await gstPlayed(element, `${base}/index.mpd`, 40, 8);
       assert.deepEqual(errors, []);
       assert.ok(played >= 5, `${played.toFixed(2)} s rendered`);
     });

@@ -107,6 +107,8 @@ export async function gstPlayed(
   element: string,
   uri: string,
   seconds: number,
+  /** Stop as soon as this many seconds of media were rendered (what the caller asserts, with a margin). */
+  enough = Number.POSITIVE_INFINITY,
 ): Promise<{ played: number; errors: string[] }> {
   // Named: playbin may create the audio sink first, and only the video sink prints its buffers.
   const args = ["-v", element, `uri=${uri}`, "video-sink=fakesink name=vsink sync=true silent=false"];
@@ -126,6 +128,8 @@ export async function gstPlayed(
       if (x) pts.push(Number(x[1]) * 3600 + Number(x[2]) * 60 + Number(x[3]));
       else if (/^ERROR|ERROR: from element/.test(l)) errors.push(l);
     }
+    // timeout(1) passes the TERM on to gst-launch.
+    if (pts.length > 1 && Math.max(...pts) - Math.min(...pts) >= enough) proc.kill("SIGTERM");
   };
   proc.stdout.on("data", scan);
   proc.stderr.on("data", scan);
