@@ -66,7 +66,8 @@ test("a webhook answering 500 is retried until it takes the notification", async
   attempts = 0;
   const d = delivery({ retries: 2, timeoutMs: 2000 });
   d.send(n);
-  await until(() => got.length === 1);
+  // The receiver holds the body before the sender has read the answer: wait for the sender's count too.
+  await until(() => got.length === 1 && d.counts.get("webhook\0sent") === 1);
   assert.equal(attempts, 2);
   const body = got[0] as { event: string; alert: unknown };
   assert.equal(body.event, "firing");
