@@ -45,6 +45,8 @@ const BUSY_NS = LOCK_NS + 3;
 export const MAX_WRITERS = 64;
 /** How long the blocking poll waits for one busy writer before giving up this round. */
 const POLL_LOCK_TIMEOUT_MS = 2000;
+/** Bus messages arriving within this long share one probe. */
+const COALESCE_MS = 1;
 
 export class PgSequencer implements StreamSequencer {
   readonly #url: string;
@@ -142,6 +144,8 @@ export class PgSequencer implements StreamSequencer {
   async #turn<T>(n: number, fn: (positions: number[]) => Promise<T>): Promise<T> {
     // Before the positions exist, this writer's promise is what it knew: the sequence only goes up from there.
     this.#floor = this.#knownMax;
+    // Bus messages from now on are covered by the probe that ends this turn.
+    this.#turnOpen = true;
     let ps: number[] = [];
     let c: pg.Client;
     try {
@@ -153,25 +157,28 @@ export class PgSequencer implements StreamSequencer {
       ps = res[1].rows.map((r) => Number(r.p));
     } catch (e) {
       this.#floor = null;
+      this.#turnOpen = false;
+      this.refresh();
       throw e;
     }
     this.#knownMax = Math.max(this.#knownMax, ps[ps.length - 1]);
     try {
       return await fn(ps);
     } finally {
-      // Not awaited here (the caller need not wait for it), but the turn is published only once the unlock ran: a
-      // probe that still found us busy after our message would hold its readers at our previous safe position
-      // until something else made it probe again.
+      // Not awaited here (the caller need not wait for it). The unlock carries the probe (same round trip): it
+      // covers this turn's positions and every bus message heard since the turn began. The turn is published only
+      // once the unlock ran: a probe that still found us busy after our message would hold its readers at our
+      // previous safe position until something else made it probe again.
       this.#floor = null;
-      c.query(`SELECT pg_advisory_unlock(${BUSY_NS}, ${this.#slot})`)
+      this.#turnOpen = false;
+      c.query(`SELECT pg_advisory_unlock(${BUSY_NS}, ${this.#slot}); ${this.#probeSql(false)}`)
+        .then((res) => this.#set(this.#probed((res as unknown as pg.QueryResult[]).slice(1))))
         .catch((e) => {
-          // The session is gone, so is the lock.
+          // The session is gone, so is the lock; the poll connection probes instead.
           this.#log.error("cluster: ending a stream turn failed", { error: String(e) });
-        })
-        .finally(() => {
-          this.onTurn(this.#slot, this.safe, ps);
           this.refresh();
-        });
+        })
+        .finally(() => this.onTurn(this.#slot, this.safe, ps));
     }
   }
 
@@ -180,9 +187,19 @@ export class PgSequencer implements StreamSequencer {
     if (slot === this.#slot || !Number.isSafeInteger(safe) || !Number.isInteger(slot)) return;
     if ((this.#published.get(slot) ?? 0) < safe) this.#published.set(slot, safe);
     if (safe > this.#knownMax) this.#knownMax = safe;
-    this.refresh();
+    // A turn of ours in flight ends with a probe, sent after this message arrived: it covers it.
+    if (this.#turnOpen) return;
+    // Messages arriving within COALESCE_MS share one probe.
+    if (this.#soon) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = null;
+      if (!this.#turnOpen) this.refresh();
+    }, COALESCE_MS);
   }
 
+  /** From the start of a turn until its closing probe is sent. */
+  #turnOpen = false;
+  #soon: NodeJS.Timeout | null = null;
   #probing: Promise<void> | null = null;
   #again = false;
 
@@ -227,16 +244,25 @@ export class PgSequencer implements StreamSequencer {
   /** See the file comment. `blocking`: wait for each busy writer's turn to end instead of skipping it. */
   async #probe(blocking: boolean): Promise<number> {
     const c = await this.#pollConn();
+    return this.#probed((await c.query(this.#probeSql(blocking))) as unknown as pg.QueryResult[]);
+  }
+
+  /** The probe's statements: the sequence's last value, then each other registered writer's busy lock. */
+  #probeSql(blocking: boolean): string {
     const me = this.#slot;
-    const res = (await c.query(
+    return (
       "SELECT last_value, is_called FROM ami_stream_seq; " +
-        (blocking
-          ? `SELECT slot, pg_advisory_lock_shared(${BUSY_NS}, slot) AS waited,
-               pg_advisory_unlock_shared(${BUSY_NS}, slot) AS idle FROM ami_stream_writers WHERE slot <> ${me}`
-          : `SELECT slot, CASE WHEN pg_try_advisory_lock_shared(${BUSY_NS}, slot)
-               THEN pg_advisory_unlock_shared(${BUSY_NS}, slot) ELSE false END AS idle
-               FROM ami_stream_writers WHERE slot <> ${me}`),
-    )) as unknown as pg.QueryResult[];
+      (blocking
+        ? `SELECT slot, pg_advisory_lock_shared(${BUSY_NS}, slot) AS waited,
+             pg_advisory_unlock_shared(${BUSY_NS}, slot) AS idle FROM ami_stream_writers WHERE slot <> ${me}`
+        : `SELECT slot, CASE WHEN pg_try_advisory_lock_shared(${BUSY_NS}, slot)
+             THEN pg_advisory_unlock_shared(${BUSY_NS}, slot) ELSE false END AS idle
+             FROM ami_stream_writers WHERE slot <> ${me}`)
+    );
+  }
+
+  /** The persisted position the probe's two results prove. */
+  #probed(res: pg.QueryResult[]): number {
     const seq = res[0].rows[0];
     const x = seq.is_called ? Number(seq.last_value) : 0;
     if (x > this.#knownMax) this.#knownMax = x;
@@ -260,6 +286,8 @@ export class PgSequencer implements StreamSequencer {
   }
 
   async close(): Promise<void> {
+    if (this.#soon) clearTimeout(this.#soon);
+    this.#soon = null;
     const c = this.#client;
     const p = this.#poll;
     this.#client = null;
