@@ -30,7 +30,7 @@ import pg from "pg";
 import { AmiError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { parseUrl } from "../store/postgres/db.ts";
-import type { StreamSequencer } from "../stream.ts";
+import type { StreamSequencer, TxTurn } from "../stream.ts";
 
 /** Advisory lock keys: (namespace, key) pairs in the two-int form, so they never collide with other users' keys. */
 const LOCK_NS = 0x616d69; // "ami"
@@ -179,6 +179,53 @@ export class PgSequencer implements StreamSequencer {
           this.refresh();
         })
         .finally(() => this.onTurn(this.#slot, this.safe, ps));
+    }
+  }
+
+  /**
+   * A turn inside the write's own transaction (room events): `turn.open` takes the busy lock transaction-scoped and
+   * the positions, after BEGIN in the same round trip; `turn.close` is the probe, before COMMIT in the same round
+   * trip. The busy lock is held by the very transaction that writes, from before its positions are taken until it
+   * commits or rolls back, and the turn costs no round trip besides its write's own.
+   */
+  runInTx<T>(n: number, fn: (turn: TxTurn) => Promise<T>): Promise<T> {
+    const turn = () => this.#txTurn(n, fn);
+    const p = this.#tail.then(turn, turn);
+    this.#tail = p.catch(() => {});
+    return p;
+  }
+
+  async #txTurn<T>(n: number, fn: (turn: TxTurn) => Promise<T>): Promise<T> {
+    // The slot, registered before any position is taken.
+    await this.#conn();
+    this.#floor = this.#knownMax;
+    this.#turnOpen = true;
+    let ps: number[] = [];
+    let probed: pg.QueryResult[] | null = null;
+    try {
+      return await fn({
+        open: `SELECT pg_advisory_xact_lock(${BUSY_NS}, ${this.#slot}); SELECT nextval('ami_stream_seq') AS p FROM generate_series(1, ${n | 0})`,
+        opened: (rows) => {
+          ps = rows.map((r) => Number(r.p));
+          if (ps.length) this.#knownMax = Math.max(this.#knownMax, ps[ps.length - 1]);
+          return ps;
+        },
+        // Run before COMMIT, its answer used once COMMIT succeeded: it looks at the other writers only, and this
+        // one's positions are settled by then.
+        close: this.#probeSql(false),
+        closing: () => {
+          this.#turnOpen = false;
+        },
+        committed: (res) => {
+          probed = res as pg.QueryResult[];
+        },
+      });
+    } finally {
+      this.#floor = null;
+      this.#turnOpen = false;
+      if (probed) this.#set(this.#probed(probed));
+      else this.refresh();
+      this.onTurn(this.#slot, this.safe, ps);
     }
   }
 
