@@ -7,7 +7,9 @@
  *
  * How a process computes it without asking the others to stop:
  * - Each writer owns a slot (0..MAX_WRITERS-1, a session advisory lock held for its life) and holds the slot's
- *   *busy* lock from before it takes positions until the write at them settled (committed or failed).
+ *   *busy* lock from before it takes positions until the write at them settled (committed or failed). A batch of
+ *   room events takes it inside its own transaction (runInTx: transaction-scoped, gone with the commit or the
+ *   rollback); other writes on the writer's own connection (run).
  * - A writer publishes, after each turn, its *safe* position (bus): no position <= safe will ever be committed by
  *   it later. With nothing in flight that is the highest position it knows was handed out — a later nextval is
  *   always above it; during a turn, what it knew before taking the turn's positions.
@@ -22,9 +24,12 @@
  * - The 1 s poll (lost bus messages, Redis down) waits for each busy lock instead (taking and releasing it: the
  *   writer's turn in flight ends within a commit), so it reaches X even when the others are never idle and their
  *   messages are lost; no writer waits for it longer than that one lock operation.
- * Known window: the busy lock lives on the writer's lock connection, the write on a store connection; if the lock
- * connection alone dies mid-turn (or the process dies with a COMMIT already sent), readers may pass a position
- * that commits just after — the event is stored but a long-poll already past it does not return it.
+ * - A turn's own probe rides on a round trip it makes anyway (before COMMIT for runInTx, with the unlock for run);
+ *   a bus message gets a probe of its own only when no turn is open here (that turn's closing probe, sent later,
+ *   covers it), and messages within COALESCE_MS share one.
+ * Known window (run only): the busy lock lives on the writer's lock connection, the write on a store connection; if
+ * the lock connection alone dies mid-turn (or the process dies with a COMMIT already sent), readers may pass a
+ * position that commits just after — stored, but a long-poll already past it does not return it.
  */
 import pg from "pg";
 import { AmiError } from "../../core/errors.ts";
