@@ -95,6 +95,7 @@ class HomeserverImpl implements Homeserver {
       () => this.notifier.notify(),
       (evs) => store.events.persistEvents(evs),
       cluster.sequencer,
+      store.events.persistInTurn ? (evs, turn) => store.events.persistInTurn!(evs, turn) : null,
     );
     cluster.attach(this.stream);
     this.typing = new Typing(this);

@@ -26,6 +26,9 @@ export type WriteTag =
   /** A receipt in a room: its joined members see it (a private one only its owner). */
   | { kind: "receipt"; roomId: string; userId: string; private: boolean };
 
+/** A room event waiting for the next batch, with its caller's resolvers. */
+type Queued = { event: Omit<NewEvent, "stream">; resolve: (pos: number) => void; reject: (e: unknown) => void };
+
 type Job = { kind: "fn"; fn: (pos: number) => Promise<unknown>; tag: WriteTag | null } | { kind: "events" };
 
 /**
@@ -41,7 +44,29 @@ type Listener = (pos: number, event: NewEvent | null, tag: WriteTag | null, plai
  */
 export interface StreamSequencer {
   run<T>(n: number, fn: (positions: number[]) => Promise<T>): Promise<T>;
+  /**
+   * A turn taken inside the write's own transaction (room events on PostgreSQL): `fn` runs the statements `turn`
+   * gives in that transaction, so the positions cost no round trip of their own and the turn ends with the commit.
+   */
+  runInTx?<T>(n: number, fn: (turn: TxTurn) => Promise<T>): Promise<T>;
 }
+
+/** What a write's transaction runs for a StreamSequencer turn taken inside it (cluster/positions.ts). */
+export interface TxTurn {
+  /** Statements (no parameters) sent with BEGIN in one round trip; the last one's rows carry the positions, `p`. */
+  readonly open: string;
+  /** The positions, from `open`'s last rows. */
+  opened(rows: Array<{ p: unknown }>): number[];
+  /** Statements (no parameters) sent with COMMIT, before it, in one round trip. */
+  readonly close: string;
+  /** Called right before `close` and COMMIT are sent. */
+  closing(): void;
+  /** Called once COMMIT succeeded, with `close`'s results. */
+  committed(results: unknown[]): void;
+}
+
+/** Persist room events in a turn's transaction (TxTurn), returning their positions in order. */
+export type PersistInTurn = (events: Array<Omit<NewEvent, "stream">>, turn: TxTurn) => Promise<number[]>;
 
 export class StreamWriter {
   #next: number;
@@ -50,8 +75,7 @@ export class StreamWriter {
   readonly #onAdvance: () => void;
   readonly #persist: (events: NewEvent[]) => Promise<void>;
   /** Events waiting for the next batch, with their callers' resolvers. */
-  #queued: Array<{ event: Omit<NewEvent, "stream">; resolve: (pos: number) => void; reject: (e: unknown) => void }> =
-    [];
+  #queued: Queued[] = [];
   #batchScheduled = false;
   readonly #listeners = new Set<Listener>();
   readonly #seq: StreamSequencer | null;
@@ -59,18 +83,22 @@ export class StreamWriter {
   #lastOwn = 0;
   /** Callers waiting for `current` to reach a position (several processes only). */
   #waiters: Array<{ pos: number; resolve: () => void }> = [];
+  /** Several processes on PostgreSQL: room events take their turn inside their own transaction. */
+  readonly #persistInTurn: PersistInTurn | null;
 
   constructor(
     maxPersisted: number,
     onAdvance: () => void,
     persist: (events: NewEvent[]) => Promise<void>,
     sequencer: StreamSequencer | null = null,
+    persistInTurn: PersistInTurn | null = null,
   ) {
     this.#next = maxPersisted + 1;
     this.#current = maxPersisted;
     this.#onAdvance = onAdvance;
     this.#persist = persist;
     this.#seq = sequencer;
+    this.#persistInTurn = sequencer?.runInTx && persistInTurn ? persistInTurn : null;
   }
 
   /**
@@ -209,6 +237,7 @@ export class StreamWriter {
     const batch = this.#queued;
     this.#queued = [];
     if (batch.length === 0) return;
+    if (this.#persistInTurn) return this.#commitInTurns(batch);
     let failed: unknown = null;
     await this.#allocate(batch.length, (ps) => this.#commitBatch(batch, ps)).catch((e) => {
       failed = e;
@@ -217,10 +246,7 @@ export class StreamWriter {
     if (failed) for (const q of batch) q.reject(failed);
   }
 
-  async #commitBatch(
-    batch: Array<{ event: Omit<NewEvent, "stream">; resolve: (pos: number) => void; reject: (e: unknown) => void }>,
-    ps: number[],
-  ): Promise<void> {
+  async #commitBatch(batch: Queued[], ps: number[]): Promise<void> {
     const rows = batch.map((q, i) => ({ ...q.event, stream: ps[i] }) as NewEvent);
     const last = ps[ps.length - 1];
     let committed = false;
@@ -245,6 +271,35 @@ export class StreamWriter {
     // behind the senders' own responses.
     this.#advance(last);
     if (committed) for (const [i, q] of batch.entries()) q.resolve(ps[i]);
+  }
+
+  /**
+   * Several processes on PostgreSQL: the batch in one turn inside its transaction. A failed batch is retried event
+   * by event, each in a turn of its own (the failed turn's positions stay a harmless gap), so one bad event fails
+   * alone.
+   */
+  async #commitInTurns(batch: Queued[]): Promise<void> {
+    try {
+      await this.#turnOf(batch);
+    } catch (e) {
+      if (batch.length === 1) batch[0].reject(e);
+      else for (const q of batch) await this.#turnOf([q]).catch((err) => q.reject(err));
+    }
+  }
+
+  async #turnOf(batch: Queued[]): Promise<void> {
+    const persist = this.#persistInTurn!;
+    const ps = await this.#seq!.runInTx!(batch.length, async (turn) => {
+      const ps = await persist(
+        batch.map((q) => q.event),
+        turn,
+      );
+      // Told before the turn is published (its marks) and before `current` can pass the positions.
+      for (const [i, q] of batch.entries()) this.#emit(ps[i], { ...q.event, stream: ps[i] } as NewEvent);
+      return ps;
+    });
+    this.#advance(ps[ps.length - 1]);
+    for (const [i, q] of batch.entries()) q.resolve(ps[i]);
   }
 
   #advance(pos: number): void {

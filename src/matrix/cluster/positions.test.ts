@@ -1,7 +1,8 @@
 /**
  * PgSequencer on a real PostgreSQL: two writers (two processes) take distinct positions and commit concurrently;
  * the persisted position never passes a position still in flight at another writer (with or without its bus
- * message), a writer killed mid-turn holds nobody back once its session is gone, and the blocking poll reaches
+ * message), also for a turn taken inside its write's transaction (until that commits or rolls back), a writer killed
+ * mid-turn holds nobody back once its session is gone, and the blocking poll reaches
  * the sequence when every turn has ended.
  */
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import { after, before, test } from "node:test";
 import pg from "pg";
 import { createLogger } from "../../core/logger.ts";
 import { MIGRATIONS } from "../store/postgres/schema.ts";
+import type { TxTurn } from "../stream.ts";
 import { PgSequencer, roomKey } from "./positions.ts";
 
 const ADMIN_URL = process.env.AMI_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -140,6 +142,69 @@ test("a writer killed mid-turn holds nobody back once its session is gone", asyn
     await until("persisted passes the dead writer's gap", () => seen >= mine);
   } finally {
     await a.close();
+  }
+});
+
+const BUSY = 0x616d69 + 3;
+
+/** A room-event write as the store runs it (postgres/events.ts persistInTurn), held open until `hold` resolves. */
+async function txWrite(c: pg.Client, turn: TxTurn, hold: Promise<void>, fail = false): Promise<number[]> {
+  try {
+    const opened = (await c.query(`BEGIN; ${turn.open}`)) as unknown as pg.QueryResult[];
+    const ps = turn.opened(opened[opened.length - 1].rows);
+    await hold;
+    if (fail) throw new Error("the write failed");
+    turn.closing();
+    const closed = (await c.query(`${turn.close}; COMMIT`)) as unknown as pg.QueryResult[];
+    turn.committed(closed.slice(0, -1));
+    return ps;
+  } catch (e) {
+    await c.query("ROLLBACK");
+    throw e;
+  }
+}
+
+test("a turn inside the write's transaction: persisted never passes it until it commits or rolls back", async () => {
+  const a = new PgSequencer(url, log);
+  const b = new PgSequencer(url, log);
+  const seenB: number[] = [];
+  b.onPersisted = (p) => seenB.push(p);
+  a.onTurn = (slot, safe) => b.heard(slot, safe);
+  b.onTurn = (slot, safe) => a.heard(slot, safe);
+  const ca = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`) });
+  const cb = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`) });
+  await ca.connect();
+  await cb.connect();
+  try {
+    await a.init(0);
+    await b.init(0);
+    for (const fail of [false, true]) {
+      let release!: () => void;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      const aTurn = a.runInTx(2, (turn) => txWrite(ca, turn, held, fail));
+      // a's busy lock is held by its open transaction from before its positions were taken.
+      await until("a's turn took its positions", async () => {
+        const r = await cb.query(`SELECT pg_try_advisory_lock_shared(${BUSY}, $1) AS free`, [a.slot]);
+        if (r.rows[0].free) await cb.query(`SELECT pg_advisory_unlock_shared(${BUSY}, $1)`, [a.slot]);
+        return !r.rows[0].free;
+      });
+      const bLast = await b.runInTx(1, (turn) => txWrite(cb, turn, Promise.resolve()));
+      await new Promise((r) => setTimeout(r, 100));
+      const top = Math.max(0, ...seenB);
+      assert.ok(top < bLast[0] - 2, `b's persisted ${top} passed a's open turn below ${bLast[0]}`);
+      release();
+      if (fail) await assert.rejects(aTurn, /the write failed/);
+      else assert.equal((await aTurn).length, 2);
+      // Committed or rolled back (its positions a gap), a's turn holds nobody back any more.
+      await until("b passes a's turn once it ended", () => Math.max(...seenB) >= bLast[0]);
+    }
+  } finally {
+    await ca.end();
+    await cb.end();
+    await a.close();
+    await b.close();
   }
 });
 

@@ -7,7 +7,9 @@
  *
  * How a process computes it without asking the others to stop:
  * - Each writer owns a slot (0..MAX_WRITERS-1, a session advisory lock held for its life) and holds the slot's
- *   *busy* lock from before it takes positions until the write at them settled (committed or failed).
+ *   *busy* lock from before it takes positions until the write at them settled (committed or failed). A batch of
+ *   room events takes it inside its own transaction (runInTx: transaction-scoped, gone with the commit or the
+ *   rollback); other writes on the writer's own connection (run).
  * - A writer publishes, after each turn, its *safe* position (bus): no position <= safe will ever be committed by
  *   it later. With nothing in flight that is the highest position it knows was handed out — a later nextval is
  *   always above it; during a turn, what it knew before taking the turn's positions.
@@ -22,15 +24,18 @@
  * - The 1 s poll (lost bus messages, Redis down) waits for each busy lock instead (taking and releasing it: the
  *   writer's turn in flight ends within a commit), so it reaches X even when the others are never idle and their
  *   messages are lost; no writer waits for it longer than that one lock operation.
- * Known window: the busy lock lives on the writer's lock connection, the write on a store connection; if the lock
- * connection alone dies mid-turn (or the process dies with a COMMIT already sent), readers may pass a position
- * that commits just after — the event is stored but a long-poll already past it does not return it.
+ * - A turn's own probe rides on a round trip it makes anyway (before COMMIT for runInTx, with the unlock for run);
+ *   a bus message gets a probe of its own only when no turn is open here (that turn's closing probe, sent later,
+ *   covers it), and messages within COALESCE_MS share one.
+ * Known window (run only): the busy lock lives on the writer's lock connection, the write on a store connection; if
+ * the lock connection alone dies mid-turn (or the process dies with a COMMIT already sent), readers may pass a
+ * position that commits just after — stored, but a long-poll already past it does not return it.
  */
 import pg from "pg";
 import { AmiError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { parseUrl } from "../store/postgres/db.ts";
-import type { StreamSequencer } from "../stream.ts";
+import type { StreamSequencer, TxTurn } from "../stream.ts";
 
 /** Advisory lock keys: (namespace, key) pairs in the two-int form, so they never collide with other users' keys. */
 const LOCK_NS = 0x616d69; // "ami"
@@ -45,6 +50,8 @@ const BUSY_NS = LOCK_NS + 3;
 export const MAX_WRITERS = 64;
 /** How long the blocking poll waits for one busy writer before giving up this round. */
 const POLL_LOCK_TIMEOUT_MS = 2000;
+/** Bus messages arriving within this long share one probe. */
+const COALESCE_MS = 1;
 
 export class PgSequencer implements StreamSequencer {
   readonly #url: string;
@@ -142,6 +149,8 @@ export class PgSequencer implements StreamSequencer {
   async #turn<T>(n: number, fn: (positions: number[]) => Promise<T>): Promise<T> {
     // Before the positions exist, this writer's promise is what it knew: the sequence only goes up from there.
     this.#floor = this.#knownMax;
+    // Bus messages from now on are covered by the probe that ends this turn.
+    this.#turnOpen = true;
     let ps: number[] = [];
     let c: pg.Client;
     try {
@@ -153,25 +162,75 @@ export class PgSequencer implements StreamSequencer {
       ps = res[1].rows.map((r) => Number(r.p));
     } catch (e) {
       this.#floor = null;
+      this.#turnOpen = false;
+      this.refresh();
       throw e;
     }
     this.#knownMax = Math.max(this.#knownMax, ps[ps.length - 1]);
     try {
       return await fn(ps);
     } finally {
-      // Not awaited here (the caller need not wait for it), but the turn is published only once the unlock ran: a
-      // probe that still found us busy after our message would hold its readers at our previous safe position
-      // until something else made it probe again.
+      // Not awaited here (the caller need not wait for it). The unlock carries the probe (same round trip): it
+      // covers this turn's positions and every bus message heard since the turn began. The turn is published only
+      // once the unlock ran: a probe that still found us busy after our message would hold its readers at our
+      // previous safe position until something else made it probe again.
       this.#floor = null;
-      c.query(`SELECT pg_advisory_unlock(${BUSY_NS}, ${this.#slot})`)
+      this.#turnOpen = false;
+      c.query(`SELECT pg_advisory_unlock(${BUSY_NS}, ${this.#slot}); ${this.#probeSql(false)}`)
+        .then((res) => this.#set(this.#probed((res as unknown as pg.QueryResult[]).slice(1))))
         .catch((e) => {
-          // The session is gone, so is the lock.
+          // The session is gone, so is the lock; the poll connection probes instead.
           this.#log.error("cluster: ending a stream turn failed", { error: String(e) });
-        })
-        .finally(() => {
-          this.onTurn(this.#slot, this.safe, ps);
           this.refresh();
-        });
+        })
+        .finally(() => this.onTurn(this.#slot, this.safe, ps));
+    }
+  }
+
+  /**
+   * A turn inside the write's own transaction (room events): `turn.open` takes the busy lock transaction-scoped and
+   * the positions, after BEGIN in the same round trip; `turn.close` is the probe, before COMMIT in the same round
+   * trip. The busy lock is held by the very transaction that writes, from before its positions are taken until it
+   * commits or rolls back, and the turn costs no round trip besides its write's own.
+   */
+  runInTx<T>(n: number, fn: (turn: TxTurn) => Promise<T>): Promise<T> {
+    const turn = () => this.#txTurn(n, fn);
+    const p = this.#tail.then(turn, turn);
+    this.#tail = p.catch(() => {});
+    return p;
+  }
+
+  async #txTurn<T>(n: number, fn: (turn: TxTurn) => Promise<T>): Promise<T> {
+    // The slot, registered before any position is taken.
+    await this.#conn();
+    this.#floor = this.#knownMax;
+    this.#turnOpen = true;
+    let ps: number[] = [];
+    let probed: pg.QueryResult[] | null = null;
+    try {
+      return await fn({
+        open: `SELECT pg_advisory_xact_lock(${BUSY_NS}, ${this.#slot}); SELECT nextval('ami_stream_seq') AS p FROM generate_series(1, ${n | 0})`,
+        opened: (rows) => {
+          ps = rows.map((r) => Number(r.p));
+          if (ps.length) this.#knownMax = Math.max(this.#knownMax, ps[ps.length - 1]);
+          return ps;
+        },
+        // Run before COMMIT, its answer used once COMMIT succeeded: it looks at the other writers only, and this
+        // one's positions are settled by then.
+        close: this.#probeSql(false),
+        closing: () => {
+          this.#turnOpen = false;
+        },
+        committed: (res) => {
+          probed = res as pg.QueryResult[];
+        },
+      });
+    } finally {
+      this.#floor = null;
+      this.#turnOpen = false;
+      if (probed) this.#set(this.#probed(probed));
+      else this.refresh();
+      this.onTurn(this.#slot, this.safe, ps);
     }
   }
 
@@ -180,9 +239,19 @@ export class PgSequencer implements StreamSequencer {
     if (slot === this.#slot || !Number.isSafeInteger(safe) || !Number.isInteger(slot)) return;
     if ((this.#published.get(slot) ?? 0) < safe) this.#published.set(slot, safe);
     if (safe > this.#knownMax) this.#knownMax = safe;
-    this.refresh();
+    // A turn of ours in flight ends with a probe, sent after this message arrived: it covers it.
+    if (this.#turnOpen) return;
+    // Messages arriving within COALESCE_MS share one probe.
+    if (this.#soon) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = null;
+      if (!this.#turnOpen) this.refresh();
+    }, COALESCE_MS);
   }
 
+  /** From the start of a turn until its closing probe is sent. */
+  #turnOpen = false;
+  #soon: NodeJS.Timeout | null = null;
   #probing: Promise<void> | null = null;
   #again = false;
 
@@ -227,16 +296,25 @@ export class PgSequencer implements StreamSequencer {
   /** See the file comment. `blocking`: wait for each busy writer's turn to end instead of skipping it. */
   async #probe(blocking: boolean): Promise<number> {
     const c = await this.#pollConn();
+    return this.#probed((await c.query(this.#probeSql(blocking))) as unknown as pg.QueryResult[]);
+  }
+
+  /** The probe's statements: the sequence's last value, then each other registered writer's busy lock. */
+  #probeSql(blocking: boolean): string {
     const me = this.#slot;
-    const res = (await c.query(
+    return (
       "SELECT last_value, is_called FROM ami_stream_seq; " +
-        (blocking
-          ? `SELECT slot, pg_advisory_lock_shared(${BUSY_NS}, slot) AS waited,
-               pg_advisory_unlock_shared(${BUSY_NS}, slot) AS idle FROM ami_stream_writers WHERE slot <> ${me}`
-          : `SELECT slot, CASE WHEN pg_try_advisory_lock_shared(${BUSY_NS}, slot)
-               THEN pg_advisory_unlock_shared(${BUSY_NS}, slot) ELSE false END AS idle
-               FROM ami_stream_writers WHERE slot <> ${me}`),
-    )) as unknown as pg.QueryResult[];
+      (blocking
+        ? `SELECT slot, pg_advisory_lock_shared(${BUSY_NS}, slot) AS waited,
+             pg_advisory_unlock_shared(${BUSY_NS}, slot) AS idle FROM ami_stream_writers WHERE slot <> ${me}`
+        : `SELECT slot, CASE WHEN pg_try_advisory_lock_shared(${BUSY_NS}, slot)
+             THEN pg_advisory_unlock_shared(${BUSY_NS}, slot) ELSE false END AS idle
+             FROM ami_stream_writers WHERE slot <> ${me}`)
+    );
+  }
+
+  /** The persisted position the probe's two results prove. */
+  #probed(res: pg.QueryResult[]): number {
     const seq = res[0].rows[0];
     const x = seq.is_called ? Number(seq.last_value) : 0;
     if (x > this.#knownMax) this.#knownMax = x;
@@ -260,6 +338,8 @@ export class PgSequencer implements StreamSequencer {
   }
 
   async close(): Promise<void> {
+    if (this.#soon) clearTimeout(this.#soon);
+    this.#soon = null;
     const c = this.#client;
     const p = this.#poll;
     this.#client = null;

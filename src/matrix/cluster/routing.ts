@@ -121,6 +121,12 @@ export class RoomRouter {
    * as is; resolves null when the owner could not be reached (the caller persists the send itself).
    */
   forward(owner: Writer, input: SendEventInput): Promise<{ eventId: string; stream: number } | null> {
+    // A writer registers its slot (positions.ts) before its router fills in its address: read in between, the row
+    // has no URL yet (a request to it threw "Invalid URL" and failed the send). Persist here, and re-read the writers.
+    if (!owner.url) {
+      void this.refresh().catch(() => {});
+      return Promise.resolve(null);
+    }
     const body = JSON.stringify(input);
     return new Promise((resolve, reject) => {
       const req = request(

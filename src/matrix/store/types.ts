@@ -14,6 +14,7 @@
 
 import type { StateKey } from "../events/auth.ts";
 import type { JsonObject } from "../events/types.ts";
+import type { TxTurn } from "../stream.ts";
 import type { DestinationStore } from "./destinations-types.ts";
 import type { DeviceListStore } from "./device-lists-types.ts";
 import type { KeyBackupStore, KeyStore } from "./keys-types.ts";
@@ -606,6 +607,11 @@ export interface EventStore {
   persistEvent(e: NewEvent): Promise<void>;
   /** persistEvent for several events in one transaction (all or nothing), in the order given. */
   persistEvents(events: NewEvent[]): Promise<void>;
+  /**
+   * persistEvents with the positions taken inside the transaction (PostgreSQL, several processes: stream.ts
+   * TxTurn); returns them in order. Absent: positions are taken before.
+   */
+  persistInTurn?(events: Array<Omit<NewEvent, "stream">>, turn: TxTurn): Promise<number[]>;
   getEvent(eventId: string): Promise<StoredEvent | null>;
   /** Events found among `eventIds`, in stream order. */
   getEvents(eventIds: string[]): Promise<StoredEvent[]>;

@@ -3,7 +3,9 @@
  * round trip for many rooms: /sync over hundreds of rooms); the reads both dialects share are in sql/events.ts.
  * Batched inputs travel as parallel arrays unnested WITH ORDINALITY; `idx` (1-based) groups the rows back.
  */
+import type pg from "pg";
 import { AmiError } from "../../../core/errors.ts";
+import type { TxTurn } from "../../stream.ts";
 import { containsUrl, membershipOf, redactsOf, relationOf, splitTypes, toLike } from "../common.ts";
 import { COPY_GROUP_STATE, copyParams, idList, planEventState } from "../dag.ts";
 import { byIndex, EVENT_COLUMNS, eventFromRow } from "../rows.ts";
@@ -19,7 +21,7 @@ import type {
   RoomStreamWindow,
   StoredEvent,
 } from "../types.ts";
-import { isForeignKeyViolation, isUniqueViolation, numberPlaceholders, type PgDb, PgSql } from "./db.ts";
+import { isForeignKeyViolation, isUniqueViolation, mapPgError, numberPlaceholders, type PgDb, PgSql } from "./db.ts";
 
 /**
  * persistEvent as ONE statement: data-modifying CTEs run together and atomically, so the whole write is one
@@ -199,6 +201,41 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
         }
       }
     });
+  }
+
+  /**
+   * persistEvents in a turn of the stream shared by several processes (cluster/positions.ts): the turn's
+   * statements go with BEGIN (its busy lock and the positions) and with COMMIT (its probe), so it costs no round
+   * trip of its own. Returns the events' positions, in order.
+   */
+  async persistInTurn(events: Array<Omit<NewEvent, "stream">>, turn: TxTurn): Promise<number[]> {
+    const d = this.#conn();
+    const c = await d.pool.connect();
+    let broken: Error | undefined;
+    try {
+      const opened = (await c.query(`BEGIN; ${turn.open}`)) as unknown as pg.QueryResult[];
+      const ps = turn.opened(opened[opened.length - 1].rows);
+      for (const [i, ev] of events.entries()) {
+        const e = { ...ev, stream: ps[i] } as NewEvent;
+        try {
+          await d.query(PERSIST, persistParams(e), c);
+          for (const g of snapshots(e)) await d.query(numberPlaceholders(COPY_GROUP_STATE), copyParams(g), c);
+        } catch (err) {
+          throw persistError(err, e);
+        }
+      }
+      turn.closing();
+      const closed = (await c.query(`${turn.close}; COMMIT`)) as unknown as pg.QueryResult[];
+      turn.committed(closed.slice(0, -1));
+      return ps;
+    } catch (e) {
+      await c.query("ROLLBACK").catch((err: Error) => {
+        broken = err;
+      });
+      throw mapPgError(e);
+    } finally {
+      c.release(broken);
+    }
   }
 
   async getReplacedState(streams: number[]): Promise<Map<number, StoredEvent>> {
