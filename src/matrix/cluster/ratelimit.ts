@@ -32,6 +32,34 @@ return wait
 `;
 const SHA = createHash("sha1").update(SCRIPT).digest("hex");
 
+/**
+ * Runs a Lua script (by its SHA; sent whole on NOSCRIPT: first use on this Redis, or after its restart) and returns
+ * its non-negative number, or rejects when Redis fails, answers something else or is slower than TIMEOUT_MS.
+ */
+async function runScript(redis: Redis, script: string, sha: string, key: string, args: number[]): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  // When the timer fires after the event loop was blocked, Redis's answer may be waiting in the socket: timers run
+  // before I/O, so look once more after the I/O phase (setImmediate) before calling Redis slow.
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => setImmediate(() => reject(new Error(`redis slower than ${TIMEOUT_MS} ms`))), TIMEOUT_MS);
+  });
+  const run = async (): Promise<unknown> => {
+    try {
+      return await redis.evalsha(sha, 1, key, ...args);
+    } catch (e) {
+      if (!String(e).includes("NOSCRIPT")) throw e;
+      return redis.eval(script, 1, key, ...args);
+    }
+  };
+  try {
+    const n = Number(await Promise.race([run(), late]));
+    if (!Number.isFinite(n) || n < 0) throw new Error(`unexpected answer ${n}`);
+    return n;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class SharedRateLimiter implements Limiter {
   readonly #redis: Redis;
   readonly #prefix: string;
@@ -57,30 +85,8 @@ export class SharedRateLimiter implements Limiter {
     return this.#shared(key).catch((e) => this.#fallback(key, String(e)));
   }
 
-  async #shared(key: string): Promise<number> {
-    const k = `${this.#prefix}:${key}`;
-    let timer: NodeJS.Timeout | undefined;
-    // When the timer fires after the event loop was blocked, Redis's answer may be waiting in the socket: timers run
-    // before I/O, so look once more after the I/O phase (setImmediate) before calling Redis slow.
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => setImmediate(() => reject(new Error(`redis slower than ${TIMEOUT_MS} ms`))), TIMEOUT_MS);
-    });
-    const run = async (): Promise<unknown> => {
-      try {
-        return await this.#redis.evalsha(SHA, 1, k, this.#rate, this.#burst);
-      } catch (e) {
-        // First use on this Redis (or after its restart): load the script by sending it whole.
-        if (!String(e).includes("NOSCRIPT")) throw e;
-        return this.#redis.eval(SCRIPT, 1, k, this.#rate, this.#burst);
-      }
-    };
-    try {
-      const wait = Number(await Promise.race([run(), late]));
-      if (!Number.isFinite(wait) || wait < 0) throw new Error(`unexpected answer ${wait}`);
-      return wait;
-    } finally {
-      clearTimeout(timer);
-    }
+  #shared(key: string): Promise<number> {
+    return runScript(this.#redis, SCRIPT, SHA, `${this.#prefix}:${key}`, [this.#rate, this.#burst]);
   }
 
   #fallback(key: string, why: string): number {
@@ -132,27 +138,10 @@ export class SharedWindows {
   /** Count `n` against `key`'s `limit` per `windowMs`: 0 when counted, else the ms until the window ends. */
   async count(key: string, n: number, limit: number, windowMs: number): Promise<number | null> {
     if (this.#redis.status !== "ready") return this.#fallback("redis not connected");
-    const k = `${this.#prefix}:${key}`;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => setImmediate(() => reject(new Error(`redis slower than ${TIMEOUT_MS} ms`))), TIMEOUT_MS);
-    });
-    const run = async (): Promise<unknown> => {
-      try {
-        return await this.#redis.evalsha(WINDOW_SHA, 1, k, n, limit, windowMs);
-      } catch (e) {
-        if (!String(e).includes("NOSCRIPT")) throw e;
-        return this.#redis.eval(WINDOW_SCRIPT, 1, k, n, limit, windowMs);
-      }
-    };
     try {
-      const left = Number(await Promise.race([run(), late]));
-      if (!Number.isFinite(left) || left < 0) throw new Error(`unexpected answer ${left}`);
-      return left;
+      return await runScript(this.#redis, WINDOW_SCRIPT, WINDOW_SHA, `${this.#prefix}:${key}`, [n, limit, windowMs]);
     } catch (e) {
       return this.#fallback(String(e));
-    } finally {
-      clearTimeout(timer);
     }
   }
 
