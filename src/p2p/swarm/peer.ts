@@ -29,8 +29,14 @@ export class Peer {
   readonly inflight = new Map<string, BlockRequest>();
   /** Pieces it lets us request while choked (BEP 6). */
   readonly allowedFast = new Set<number>();
-  /** Its requests to us, served in order. */
+  /** Its requests to us, served in order (when seeding, pieces the swarm lacks first: Torrent.nextServe). */
   queue: BlockRequest[] = [];
+  /** Pieces we sent it any block of. */
+  readonly given = new Set<number>();
+  /** Pieces we refused it as a seed (another peer has them): when we first did, how often (Torrent.nextServe). */
+  readonly deferred = new Map<number, { at: number; n: number }>();
+  /** Bytes of its requests we refused that way: a seed's choker counts them as given, so its slot rotates on. */
+  refusedBytes = 0;
   pumping = false;
   readonly down = new Rate();
   readonly up = new Rate();
