@@ -22,6 +22,8 @@ export class Peer {
   peerInterested = false;
   /** Its pieces (null until a bitfield/have-all/have-none or, for a magnet, until we know the piece count). */
   bits: Buffer | null = null;
+  /** Pieces set in `bits`. */
+  haveCount = 0;
   /** What it announced before we had the metadata (replayed once we do). */
   early: { all?: boolean; bits?: Buffer; haves: number[] } = { haves: [] };
   ext: ExtHandshake | null = null;
@@ -52,6 +54,14 @@ export class Peer {
     this.fast = Reserved.fast(wire.theirs.reserved);
     this.extended = Reserved.extended(wire.theirs.reserved);
     this.dht = Reserved.dht(wire.theirs.reserved);
+  }
+
+  /**
+   * One of our nodes (peer id `-AM`): it honours a seed's refusal (picker.ts) by asking the piece elsewhere and
+   * us again later; aria2 1.37 never re-asks a block we rejected, so only our own peers are refused that way.
+   */
+  get ours(): boolean {
+    return this.wire.theirs.peerId.subarray(0, 3).toString("latin1") === "-AM";
   }
 
   get id(): string {

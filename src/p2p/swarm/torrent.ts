@@ -386,6 +386,7 @@ export class Torrent extends EventEmitter {
     p.bits ??= Bits.make(this.meta.pieceCount);
     if (Bits.get(p.bits, index)) return;
     Bits.set(p.bits, index);
+    p.haveCount++;
     if (this.picker) this.picker.availability[index] = (this.picker.availability[index] ?? 0) + 1;
     this.updateInterest(p);
   }
@@ -407,6 +408,7 @@ export class Torrent extends EventEmitter {
     }
     if (p.bits) this.picker.addBitfield(p.bits, -1);
     p.bits = b;
+    p.haveCount = countBits(b);
     this.picker.addBitfield(b, 1);
     this.updateInterest(p);
   }
@@ -559,9 +561,10 @@ export class Torrent extends EventEmitter {
   /**
    * Which of `p`'s queued requests to serve next: FIFO while leeching. A seed serves first the pieces the fewest
    * other peers have (by their HAVEs and bitfields) or were sent by us, so its upload goes to pieces the swarm
-   * lacks and the leechers trade the rest; and it refuses (BEP 6 reject) a fast peer's request for a piece
-   * another peer already holds, for SEED_DEFER_MS from the first refusal: that peer fetches it there, or asks
-   * us again later (picker.ts), and then we serve. -1: the queue changed (requests refused), look again.
+   * lacks and the leechers trade the rest; and it refuses (BEP 6 reject) a peer of ours a piece another leecher
+   * already holds (not another seed: it would refuse too), SEED_REFUSALS times at most and for SEED_DEFER_MS at
+   * most: that peer fetches it there, or asks us again later (picker.ts), and then we serve. -1: the queue
+   * changed (requests refused), look again.
    */
   private nextServe(p: Peer): number {
     if (!this.storage?.complete || p.queue.length === 0) return 0;
@@ -574,8 +577,9 @@ export class Torrent extends EventEmitter {
         c = { held: 0, sent: 0 };
         for (const q of this.peers.keys()) {
           if (q === p || q.wire.closed) continue;
-          if (q.bits && Bits.get(q.bits, r.index)) c.held++;
-          else if (q.given.has(r.index)) c.sent++;
+          if (q.bits && Bits.get(q.bits, r.index)) {
+            if (q.haveCount < this.storage.meta.pieceCount) c.held++;
+          } else if (q.given.has(r.index)) c.sent++;
         }
         copies.set(r.index, c);
       }
@@ -587,7 +591,7 @@ export class Torrent extends EventEmitter {
       }
     }
     const index = (p.queue[best] as { index: number }).index;
-    if (!p.fast || p.given.has(index) || (copies.get(index)?.held ?? 0) === 0) return best;
+    if (!p.fast || !p.ours || p.given.has(index) || (copies.get(index)?.held ?? 0) === 0) return best;
     const d = p.deferred.get(index) ?? { at: Date.now(), n: 0 };
     if (d.n >= SEED_REFUSALS || Date.now() - d.at >= SEED_DEFER_MS) return best;
     d.n++;
