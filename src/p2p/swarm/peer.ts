@@ -58,7 +58,7 @@ export class Peer {
 
   /**
    * One of our nodes (peer id `-AM`): it honours a seed's refusal (picker.ts) by asking the piece elsewhere and
-   * us again later; aria2 1.37 never re-asks a block we rejected, so only our own peers are refused that way.
+   * us again later; refused that way, aria2 1.36 stalled at 0 B (p2p-interop), so only our peers are refused.
    */
   get ours(): boolean {
     return this.wire.theirs.peerId.subarray(0, 3).toString("latin1") === "-AM";
