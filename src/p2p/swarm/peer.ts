@@ -22,6 +22,8 @@ export class Peer {
   peerInterested = false;
   /** Its pieces (null until a bitfield/have-all/have-none or, for a magnet, until we know the piece count). */
   bits: Buffer | null = null;
+  /** Pieces set in `bits`. */
+  haveCount = 0;
   /** What it announced before we had the metadata (replayed once we do). */
   early: { all?: boolean; bits?: Buffer; haves: number[] } = { haves: [] };
   ext: ExtHandshake | null = null;
@@ -29,8 +31,14 @@ export class Peer {
   readonly inflight = new Map<string, BlockRequest>();
   /** Pieces it lets us request while choked (BEP 6). */
   readonly allowedFast = new Set<number>();
-  /** Its requests to us, served in order. */
+  /** Its requests to us, served in order (when seeding, pieces the swarm lacks first: Torrent.nextServe). */
   queue: BlockRequest[] = [];
+  /** Pieces we sent it any block of. */
+  readonly given = new Set<number>();
+  /** Pieces we refused it as a seed (another peer has them): when we first did, how often (Torrent.nextServe). */
+  readonly deferred = new Map<number, { at: number; n: number }>();
+  /** Bytes of its requests we refused that way: a seed's choker counts them as given, so its slot rotates on. */
+  refusedBytes = 0;
   pumping = false;
   readonly down = new Rate();
   readonly up = new Rate();
@@ -46,6 +54,14 @@ export class Peer {
     this.fast = Reserved.fast(wire.theirs.reserved);
     this.extended = Reserved.extended(wire.theirs.reserved);
     this.dht = Reserved.dht(wire.theirs.reserved);
+  }
+
+  /**
+   * One of our nodes (peer id `-AM`): it honours a seed's refusal (picker.ts) by asking the piece elsewhere and
+   * us again later; refused that way, aria2 1.36 stalled at 0 B (p2p-interop), so only our peers are refused.
+   */
+  get ours(): boolean {
+    return this.wire.theirs.peerId.subarray(0, 3).toString("latin1") === "-AM";
   }
 
   get id(): string {

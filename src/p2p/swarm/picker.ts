@@ -1,10 +1,15 @@
 /**
  * Which block to ask which peer for: finish pieces already started, then the rarest piece the peer has (ties
  * broken at random so peers spread out), then endgame (blocks already asked of someone else, when nothing
- * unrequested is left). A piece keeps which peers sent its blocks, so a bad hash is attributed.
+ * unrequested is left). A piece keeps which peers sent its blocks, so a bad hash is attributed, and which peers
+ * refused it (a seed that would rather the swarm pass on a piece it already gave out): those are asked again
+ * REFUSED_RETRY_MS later, or at once when no other peer has the piece.
  */
 import { type Metainfo, pieceSize } from "../metainfo.ts";
 import { Bits, MAX_BLOCK } from "../wire/messages.ts";
+
+/** How long a peer that refused a piece is not asked for it again while another peer has it. */
+export const REFUSED_RETRY_MS = 4000;
 
 export interface BlockRequest {
   index: number;
@@ -23,6 +28,8 @@ export class PieceProgress<P> {
   readonly asked: Set<P>[];
   /** Who sent any block of this piece. */
   readonly sources = new Set<P>();
+  /** Who rejected a request for it (BEP 6) while not choking us, and when. */
+  readonly refused = new Map<P, number>();
 
   constructor(index: number, size: number) {
     this.index = index;
@@ -57,10 +64,18 @@ export class Picker<P> {
 
   /**
    * Up to `max` block requests for a peer with bitfield `theirs`; `allowed` narrows to pieces we may ask
-   * while choked (BEP 6 allowed fast), undefined when unchoked.
+   * while choked (BEP 6 allowed fast), undefined when unchoked; `elsewhere(i)`: another peer has piece i (so
+   * a peer that refused i lately is not asked again).
    */
-  pick(peer: P, theirs: Buffer, max: number, allowed?: Set<number>): BlockRequest[] {
+  pick(
+    peer: P,
+    theirs: Buffer,
+    max: number,
+    allowed?: Set<number>,
+    elsewhere: (index: number) => boolean = () => false,
+  ): BlockRequest[] {
     const out: BlockRequest[] = [];
+    this.elsewhere = elsewhere;
     const ok = (i: number): boolean => Bits.get(theirs, i) && !Bits.get(this.have, i) && (!allowed || allowed.has(i));
     // 1. Unasked blocks of pieces already started.
     for (const p of this.active.values()) {
@@ -86,7 +101,11 @@ export class Picker<P> {
     return out;
   }
 
+  private elsewhere: (index: number) => boolean = () => false;
+
   private takeBlocks(p: PieceProgress<P>, peer: P, out: BlockRequest[], max: number, endgame: boolean): void {
+    const refused = p.refused.get(peer);
+    if (refused !== undefined && Date.now() - refused < REFUSED_RETRY_MS && this.elsewhere(p.index)) return;
     for (let b = 0; b < p.blocks && out.length < max; b++) {
       const asked = p.asked[b] as Set<P>;
       if (p.got[b] || asked.has(peer)) continue;
@@ -137,9 +156,15 @@ export class Picker<P> {
   /** Forget what `peer` was asked (choke, reject, disconnect) so others can be asked. */
   release(peer: P, req?: BlockRequest): void {
     for (const p of this.active.values()) {
+      if (!req) p.refused.delete(peer);
       if (req && p.index !== req.index) continue;
       for (let b = 0; b < p.blocks; b++) if (!req || b * MAX_BLOCK === req.begin) p.asked[b]?.delete(peer);
     }
+  }
+
+  /** `peer` rejected a request for piece `index` while not choking us. */
+  refuse(peer: P, index: number): void {
+    this.active.get(index)?.refused.set(peer, Date.now());
   }
 
   /** After a piece is stored (or failed its hash: start it over). */

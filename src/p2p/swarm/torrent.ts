@@ -11,7 +11,7 @@ import type { PeerAddress, PeerDiscovery } from "../discovery.ts";
 import { type Metainfo, requestableSize } from "../metainfo.ts";
 import { TorrentStorage } from "../storage.ts";
 import { decodeExtHandshake, decodePex, encodeExtHandshake, encodePex, OUR_EXT } from "../wire/extension.ts";
-import { Bits, type Handshake, type Message, Reserved } from "../wire/messages.ts";
+import { Bits, type Handshake, MAX_BLOCK, type Message, Reserved } from "../wire/messages.ts";
 import { PeerWire } from "../wire/peer.ts";
 import { Choker, UPLOAD_SLOTS } from "./choker.ts";
 import { LayerFetch, serveHashes } from "./hashes.ts";
@@ -54,8 +54,18 @@ export interface TorrentInit {
   name?: string;
 }
 
+/**
+ * Requests outstanding with one peer: about QUEUE_SECONDS of what it has been sending us, between PIPELINE_MIN
+ * and PIPELINE blocks. A fixed deep queue tied half a small torrent to a slow (upload-capped) seed: pieces asked
+ * of it could not be asked of the leechers that had them, and the seed ended up sending them all.
+ */
 const PIPELINE = 64;
+const PIPELINE_MIN = 8;
+const QUEUE_SECONDS = 1;
 const SERVE_BACKLOG = 512 * 1024;
+/** A seed refuses a peer a piece another peer holds at most this often, and for at most this long (nextServe). */
+const SEED_REFUSALS = 2;
+const SEED_DEFER_MS = 3000;
 
 export class Torrent extends EventEmitter {
   readonly infohash: Buffer;
@@ -70,6 +80,8 @@ export class Torrent extends EventEmitter {
   name: string;
   error: string | undefined;
   hashFailures = 0;
+  /** Requests refused as a seed because another peer holds the piece (nextServe). */
+  refusals = 0;
   private readonly node: NodeContext;
   private readonly choker = new Choker();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -333,6 +345,7 @@ export class Torrent extends EventEmitter {
         if (!p.fast) throw new Error("reject without the fast extension");
         p.inflight.delete(blockKey(m));
         this.picker?.release(p, m);
+        if (!p.peerChoking) this.picker?.refuse(p, m.index);
         return;
       case "allowedFast":
         p.allowedFast.add(m.index);
@@ -373,6 +386,7 @@ export class Torrent extends EventEmitter {
     p.bits ??= Bits.make(this.meta.pieceCount);
     if (Bits.get(p.bits, index)) return;
     Bits.set(p.bits, index);
+    p.haveCount++;
     if (this.picker) this.picker.availability[index] = (this.picker.availability[index] ?? 0) + 1;
     this.updateInterest(p);
   }
@@ -394,6 +408,7 @@ export class Torrent extends EventEmitter {
     }
     if (p.bits) this.picker.addBitfield(p.bits, -1);
     p.bits = b;
+    p.haveCount = countBits(b);
     this.picker.addBitfield(b, 1);
     this.updateInterest(p);
   }
@@ -411,15 +426,25 @@ export class Torrent extends EventEmitter {
     if (want) this.fill(p);
   }
 
-  /** Keep up to PIPELINE requests outstanding with a peer that lets us ask. */
+  private depth(p: Peer): number {
+    const byRate = Math.ceil((p.down.perSecond * QUEUE_SECONDS) / MAX_BLOCK);
+    return Math.min(p.reqq, Math.max(PIPELINE_MIN, Math.min(PIPELINE, byRate)));
+  }
+
+  /** Keep up to depth(p) requests outstanding with a peer that lets us ask. */
   private fill(p: Peer): void {
     if (!this.picker || !this.loaded || !p.bits || !p.amInterested || this.storage?.complete || !this.node.down.ok())
       return;
     const choked = p.peerChoking;
     if (choked && (!p.fast || p.allowedFast.size === 0)) return;
-    const room = Math.min(PIPELINE, p.reqq) - p.inflight.size;
+    const room = this.depth(p) - p.inflight.size;
     if (room <= 0) return;
-    for (const r of this.picker.pick(p, p.bits, room, choked ? p.allowedFast : undefined)) {
+    const elsewhere = (i: number): boolean => {
+      for (const q of this.peers.keys())
+        if (q !== p && !q.peerChoking && q.bits && Bits.get(q.bits, i) && !q.wire.closed) return true;
+      return false;
+    };
+    for (const r of this.picker.pick(p, p.bits, room, choked ? p.allowedFast : undefined, elsewhere)) {
       p.inflight.set(blockKey(r), r);
       p.wire.send({ type: "request", ...r });
     }
@@ -511,9 +536,12 @@ export class Torrent extends EventEmitter {
           p.wire.socket.once("drain", () => void this.pump(p));
           return;
         }
-        const r = p.queue[0] as { index: number; begin: number; length: number };
+        const at = this.nextServe(p);
+        if (at < 0) continue;
+        const r = p.queue[at] as { index: number; begin: number; length: number };
         if (!this.node.up.take(r.length)) return; // the tick retries
-        p.queue.shift();
+        p.queue.splice(at, 1);
+        p.given.add(r.index);
         const piece = await this.storage.read(r.index);
         const data = piece.subarray(r.begin, r.begin + r.length);
         // Past a v2 file's end (libtorrent's pad space, `requestableSize`): zeros.
@@ -530,10 +558,58 @@ export class Torrent extends EventEmitter {
     }
   }
 
+  /**
+   * Which of `p`'s queued requests to serve next: FIFO while leeching. A seed serves first the pieces the fewest
+   * other peers have (by their HAVEs and bitfields) or were sent by us, so its upload goes to pieces the swarm
+   * lacks and the leechers trade the rest; and it refuses (BEP 6 reject) a peer of ours a piece another leecher
+   * already holds (not another seed: it would refuse too), SEED_REFUSALS times at most and for SEED_DEFER_MS at
+   * most: that peer fetches it there, or asks us again later (picker.ts), and then we serve. -1: the queue
+   * changed (requests refused), look again.
+   */
+  private nextServe(p: Peer): number {
+    if (!this.storage?.complete || p.queue.length === 0) return 0;
+    const copies = new Map<number, { held: number; sent: number }>();
+    let best = 0;
+    let bestScore = Number.POSITIVE_INFINITY;
+    for (const [j, r] of p.queue.entries()) {
+      let c = copies.get(r.index);
+      if (c === undefined) {
+        c = { held: 0, sent: 0 };
+        for (const q of this.peers.keys()) {
+          if (q === p || q.wire.closed) continue;
+          if (q.bits && Bits.get(q.bits, r.index)) {
+            if (q.haveCount < this.storage.meta.pieceCount) c.held++;
+          } else if (q.given.has(r.index)) c.sent++;
+        }
+        copies.set(r.index, c);
+      }
+      const score = c.held + c.sent;
+      if (score < bestScore) {
+        best = j;
+        bestScore = score;
+        if (score === 0) break;
+      }
+    }
+    const index = (p.queue[best] as { index: number }).index;
+    if (!p.fast || !p.ours || p.given.has(index) || (copies.get(index)?.held ?? 0) === 0) return best;
+    const d = p.deferred.get(index) ?? { at: Date.now(), n: 0 };
+    if (d.n >= SEED_REFUSALS || Date.now() - d.at >= SEED_DEFER_MS) return best;
+    d.n++;
+    p.deferred.set(index, d);
+    for (const r of p.queue)
+      if (r.index === index) {
+        p.wire.send({ type: "reject", ...r });
+        p.refusedBytes += r.length;
+      }
+    p.queue = p.queue.filter((r) => r.index !== index);
+    this.refusals++;
+    return -1;
+  }
+
   private tick(): void {
     for (const p of this.peers.keys()) {
       if (p.queue.length && !p.pumping) void this.pump(p);
-      if (p.inflight.size < PIPELINE / 2) this.fill(p);
+      if (p.inflight.size < this.depth(p) / 2) this.fill(p);
     }
   }
 
@@ -626,6 +702,7 @@ export class Torrent extends EventEmitter {
       downloaded: this.down.total,
       uploaded: this.up.total,
       hashFailures: this.hashFailures,
+      refusals: this.refusals,
       error: this.error,
     };
   }
