@@ -51,10 +51,13 @@ export class Picker<P> {
   readonly active = new Map<number, PieceProgress<P>>();
   private readonly meta: Metainfo;
   private readonly have: Buffer;
+  /** The clock refusals are timed by (a test passes its own). */
+  private readonly now: () => number;
 
-  constructor(meta: Metainfo, have: Buffer) {
+  constructor(meta: Metainfo, have: Buffer, now: () => number = Date.now) {
     this.meta = meta;
     this.have = have;
+    this.now = now;
     this.availability = new Uint16Array(meta.pieceCount);
   }
 
@@ -75,13 +78,19 @@ export class Picker<P> {
     elsewhere: (index: number) => boolean = () => false,
   ): BlockRequest[] {
     const out: BlockRequest[] = [];
-    this.elsewhere = elsewhere;
     const ok = (i: number): boolean => Bits.get(theirs, i) && !Bits.get(this.have, i) && (!allowed || allowed.has(i));
+    const now = this.now();
+    // A piece this peer refused lately is left to the peers that have it.
+    const take = (p: PieceProgress<P>, endgame: boolean): void => {
+      const refused = p.refused.get(peer);
+      if (refused !== undefined && now - refused < REFUSED_RETRY_MS && elsewhere(p.index)) return;
+      this.takeBlocks(p, peer, out, max, endgame);
+    };
     // 1. Unasked blocks of pieces already started.
     for (const p of this.active.values()) {
       if (out.length >= max) return out;
       if (!ok(p.index)) continue;
-      this.takeBlocks(p, peer, out, max, false);
+      take(p, false);
     }
     // 2. New pieces, rarest first.
     while (out.length < max) {
@@ -89,23 +98,19 @@ export class Picker<P> {
       if (i < 0) break;
       const p = new PieceProgress<P>(i, pieceSize(this.meta, i));
       this.active.set(i, p);
-      this.takeBlocks(p, peer, out, max, false);
+      take(p, false);
     }
     // 3. Endgame: every missing piece is started and every block asked; ask this peer too.
     if (out.length < max && this.active.size > 0 && this.allAsked()) {
       for (const p of this.active.values()) {
         if (out.length >= max) break;
-        if (ok(p.index)) this.takeBlocks(p, peer, out, max, true);
+        if (ok(p.index)) take(p, true);
       }
     }
     return out;
   }
 
-  private elsewhere: (index: number) => boolean = () => false;
-
   private takeBlocks(p: PieceProgress<P>, peer: P, out: BlockRequest[], max: number, endgame: boolean): void {
-    const refused = p.refused.get(peer);
-    if (refused !== undefined && Date.now() - refused < REFUSED_RETRY_MS && this.elsewhere(p.index)) return;
     for (let b = 0; b < p.blocks && out.length < max; b++) {
       const asked = p.asked[b] as Set<P>;
       if (p.got[b] || asked.has(peer)) continue;
@@ -164,7 +169,7 @@ export class Picker<P> {
 
   /** `peer` rejected a request for piece `index` while not choking us. */
   refuse(peer: P, index: number): void {
-    this.active.get(index)?.refused.set(peer, Date.now());
+    this.active.get(index)?.refused.set(peer, this.now());
   }
 
   /** After a piece is stored (or failed its hash: start it over). */
