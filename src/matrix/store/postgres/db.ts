@@ -97,14 +97,24 @@ export class PgDb {
   }
 
   /** BEGIN ... COMMIT on one client; ROLLBACK on error (a client that cannot roll back is discarded). */
-  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
+  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.txOwn(async (c) => {
       await c.query("BEGIN");
       const result = await fn(c);
       await c.query("COMMIT");
       return result;
+    });
+  }
+
+  /**
+   * A transaction whose BEGIN and COMMIT `fn` sends itself (to carry statements of its own in the same round
+   * trips); ROLLBACK on error, as tx.
+   */
+  async txOwn<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      return await fn(c);
     } catch (e) {
       await c.query("ROLLBACK").catch((err: Error) => {
         broken = err;

@@ -21,7 +21,7 @@ import type {
   RoomStreamWindow,
   StoredEvent,
 } from "../types.ts";
-import { isForeignKeyViolation, isUniqueViolation, mapPgError, numberPlaceholders, type PgDb, PgSql } from "./db.ts";
+import { isForeignKeyViolation, isUniqueViolation, numberPlaceholders, type PgDb, PgSql } from "./db.ts";
 
 /**
  * persistEvent as ONE statement: data-modifying CTEs run together and atomically, so the whole write is one
@@ -192,15 +192,18 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
   async #persistInTx(events: NewEvent[]): Promise<void> {
     const d = this.#conn();
     await d.tx(async (c) => {
-      for (const e of events) {
-        try {
-          await d.query(PERSIST, persistParams(e), c);
-          for (const g of snapshots(e)) await d.query(numberPlaceholders(COPY_GROUP_STATE), copyParams(g), c);
-        } catch (err) {
-          throw persistError(err, e);
-        }
-      }
+      for (const e of events) await this.#write(d, e, c);
     });
+  }
+
+  /** One event's row and its state snapshots, on the transaction's client. */
+  async #write(d: PgDb, e: NewEvent, c: pg.PoolClient): Promise<void> {
+    try {
+      await d.query(PERSIST, persistParams(e), c);
+      for (const g of snapshots(e)) await d.query(numberPlaceholders(COPY_GROUP_STATE), copyParams(g), c);
+    } catch (err) {
+      throw persistError(err, e);
+    }
   }
 
   /**
@@ -210,32 +213,15 @@ export class PostgresEventStore extends SqlEventReads implements EventStore {
    */
   async persistInTurn(events: Array<Omit<NewEvent, "stream">>, turn: TxTurn): Promise<number[]> {
     const d = this.#conn();
-    const c = await d.pool.connect();
-    let broken: Error | undefined;
-    try {
+    return d.txOwn(async (c) => {
       const opened = (await c.query(`BEGIN; ${turn.open}`)) as unknown as pg.QueryResult[];
       const ps = turn.opened(opened[opened.length - 1].rows);
-      for (const [i, ev] of events.entries()) {
-        const e = { ...ev, stream: ps[i] } as NewEvent;
-        try {
-          await d.query(PERSIST, persistParams(e), c);
-          for (const g of snapshots(e)) await d.query(numberPlaceholders(COPY_GROUP_STATE), copyParams(g), c);
-        } catch (err) {
-          throw persistError(err, e);
-        }
-      }
+      for (const [i, ev] of events.entries()) await this.#write(d, { ...ev, stream: ps[i] } as NewEvent, c);
       turn.closing();
       const closed = (await c.query(`${turn.close}; COMMIT`)) as unknown as pg.QueryResult[];
       turn.committed(closed.slice(0, -1));
       return ps;
-    } catch (e) {
-      await c.query("ROLLBACK").catch((err: Error) => {
-        broken = err;
-      });
-      throw mapPgError(e);
-    } finally {
-      c.release(broken);
-    }
+    });
   }
 
   async getReplacedState(streams: number[]): Promise<Map<number, StoredEvent>> {
