@@ -49,6 +49,9 @@ const line = (t: TorrentView) =>
   `${t.infohash.slice(0, 12)} ${t.name} ${t.complete ? "seeding" : `${t.pieces ? Math.floor((100 * t.have) / t.pieces) : 0}% (${t.have}/${t.pieces} pieces)`} ` +
   `${t.peers} peers ↓${Math.round(t.downloadRate / 1024)} KiB/s ↑${Math.round(t.uploadRate / 1024)} KiB/s`;
 
+/** pin and unpin: which torrent, and the CAS objects of its files. */
+const torrentRef = z.object({ torrent: z.string().min(1).describe("infohash (or prefix) or name") }).strict();
+const torrentObjects = z.object({ torrent: z.string(), name: z.string(), objects: z.array(z.string()) });
 export const p2pOps = [
   defineOp({
     name: "p2p.publish",
@@ -113,8 +116,8 @@ export const p2pOps = [
     name: "p2p.pin",
     positional: ["torrent"],
     summary: "Pin a completed torrent's files in the CAS (kept by GC even after unpin of the torrent)",
-    input: z.object({ torrent: z.string().min(1).describe("infohash (or prefix) or name") }).strict(),
-    output: z.object({ torrent: z.string(), name: z.string(), objects: z.array(z.string()) }),
+    input: torrentRef,
+    output: torrentObjects,
     annotations: { readOnly: false, destructive: false, idempotent: true },
     human: (r) => `pinned ${r.name} (${r.objects.length} objects)`,
     run: (i, ctx) => api(ctx, "/api/p2p/pin", i),
@@ -123,8 +126,8 @@ export const p2pOps = [
     name: "p2p.unpin",
     positional: ["torrent"],
     summary: "Stop seeding a torrent, forget it and release its CAS holds (GC may then collect its files)",
-    input: z.object({ torrent: z.string().min(1).describe("infohash (or prefix) or name") }).strict(),
-    output: z.object({ torrent: z.string(), name: z.string(), objects: z.array(z.string()) }),
+    input: torrentRef,
+    output: torrentObjects,
     annotations: { readOnly: false, destructive: true, idempotent: true },
     human: (r) => `unpinned ${r.name}`,
     run: (i, ctx) => api(ctx, "/api/p2p/unpin", i),
