@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { WebSocket } from "ws";
-import { createHttpListener, type HttpListener } from "../../core/http/server.ts";
+import type { HttpListener } from "../../core/http/server.ts";
 import { silentLogger } from "../../core/logger.ts";
+import { listenMesh } from "../../test/mesh.ts";
 import { meshSchema } from "../config.ts";
 import type { Outputs } from "../outputs.ts";
 import { MESH_PATH } from "./protocol.ts";
@@ -20,13 +21,7 @@ let listener: HttpListener;
 let port = 0;
 
 before(async () => {
-  listener = createHttpListener({
-    name: "mesh test",
-    log: silentLogger,
-    handler: (_q, res) => res.writeHead(404).end(),
-    upgrade: (req, socket, head, t) => mesh.upgrade(req, socket, head, t),
-  });
-  port = await listener.listen(0, "127.0.0.1");
+  ({ port, listener } = await listenMesh(mesh, "mesh test"));
 });
 
 after(async () => {
@@ -155,13 +150,7 @@ test("a viewer that stops reading is cut off instead of buffering what its peers
     outputs,
     log: silentLogger,
   });
-  const l = createHttpListener({
-    name: "mesh slow reader",
-    log: silentLogger,
-    handler: (_q, res) => res.writeHead(404).end(),
-    upgrade: (req, socket, head, t) => fast.upgrade(req, socket, head, t),
-  });
-  const p = await l.listen(0, "127.0.0.1");
+  const { port: p, listener: l } = await listenMesh(fast, "mesh slow reader");
   const open = async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${p}${MESH_PATH}?path=live/a`);
     const first = await new Promise<Record<string, unknown>>((r) =>

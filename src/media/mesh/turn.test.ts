@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { WebSocket } from "ws";
 import { type Config, configSchema } from "../../config.ts";
-import { createHttpListener, type HttpListener } from "../../core/http/server.ts";
+import type { HttpListener } from "../../core/http/server.ts";
 import { silentLogger } from "../../core/logger.ts";
+import { listenMesh } from "../../test/mesh.ts";
 import { turnSecret, turnUris } from "../../turn/coturn.ts";
 import { meshSchema } from "../config.ts";
 import type { Outputs } from "../outputs.ts";
@@ -35,13 +36,7 @@ let port = 0;
 const home = mkdtempSync(join(tmpdir(), "mesh-turn-"));
 
 before(async () => {
-  listener = createHttpListener({
-    name: "mesh turn test",
-    log: silentLogger,
-    handler: (_q, res) => res.writeHead(404).end(),
-    upgrade: (req, socket, head, t) => mesh.upgrade(req, socket, head, t),
-  });
-  port = await listener.listen(0, "127.0.0.1");
+  ({ port, listener } = await listenMesh(mesh, "mesh turn test"));
 });
 after(async () => {
   mesh.close();
@@ -86,13 +81,7 @@ test("a viewer still there at half its credentials' lifetime gets fresh ones", a
     turn: { secret: SECRET, uris: ["turn:203.0.113.5:3478"], ttlSeconds: 2 },
     sweepMs: 200,
   });
-  const l = createHttpListener({
-    name: "mesh turn refresh",
-    log: silentLogger,
-    handler: (_q, res) => res.writeHead(404).end(),
-    upgrade: (req, socket, head, t) => short.upgrade(req, socket, head, t),
-  });
-  const p = await l.listen(0, "127.0.0.1");
+  const { port: p, listener: l } = await listenMesh(short, "mesh turn refresh");
   try {
     const ws = new WebSocket(`ws://127.0.0.1:${p}${MESH_PATH}?path=live/a`);
     const got: { t: string; ice: { username: string; credential: string }[] }[] = [];
