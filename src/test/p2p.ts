@@ -3,7 +3,7 @@
  * transmission-remote, and the address real clients can reach us on (transmission 3 will not dial 127.0.0.0/8
  * peers a tracker hands it, so interop runs over this machine's own non-loopback address; nothing leaves it).
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,16 @@ import { freePort } from "./cli.ts";
 const run = promisify(execFile);
 
 /** The first non-internal IPv4 address (falls back to loopback, where transmission will not dial us). */
+/** Whether `program --version` runs here (a client a test drives, from Debian's packages). */
+export function installed(program: string): boolean {
+  try {
+    execFileSync(program, ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function localAddress(): string {
   for (const list of Object.values(networkInterfaces()))
     for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;

@@ -7,7 +7,7 @@
  * - aria2's announce_peer (token-checked) is found by a get_peers lookup from our other node.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
@@ -16,15 +16,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { encode } from "../../src/p2p/bencode.ts";
 import { Dht } from "../../src/p2p/dht/dht.ts";
+import { installed } from "../../src/test/p2p.ts";
 
-const hasAria2 = (() => {
-  try {
-    execFileSync("aria2c", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasAria2 = installed("aria2c");
 
 /** A single-file v1 torrent with no announce URL: peers can only come from the DHT. */
 function torrent(dir: string): Buffer {

@@ -28,16 +28,9 @@ import { type DhtSource, dhtFor } from "../../src/p2p/dht-source.ts";
 import { parseTorrent } from "../../src/p2p/metainfo.ts";
 import type { P2pNode } from "../../src/p2p/node.ts";
 import { freePort, until } from "../../src/test/cli.ts";
-import { localAddress, makeNode, startTransmission, type Transmission } from "../../src/test/p2p.ts";
+import { installed, localAddress, makeNode, startTransmission, type Transmission } from "../../src/test/p2p.ts";
 
-const hasTransmission = (() => {
-  try {
-    execFileSync("transmission-daemon", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasTransmission = installed("transmission-daemon");
 const ip = localAddress();
 const skip = !hasTransmission
   ? "transmission-daemon is not installed (Debian: transmission-daemon)"

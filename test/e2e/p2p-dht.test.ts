@@ -8,7 +8,7 @@
  * <p2p data dir>/dht/.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,15 +22,9 @@ import { renderFrame } from "../../src/monitor/render.ts";
 import { Dht } from "../../src/p2p/dht/dht.ts";
 import { p2pService } from "../../src/p2p/service.ts";
 import { freePort } from "../../src/test/cli.ts";
+import { installed } from "../../src/test/p2p.ts";
 
-const hasAria2 = (() => {
-  try {
-    execFileSync("aria2c", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasAria2 = installed("aria2c");
 
 const root = mkdtempSync(join(tmpdir(), "p2p-dht-"));
 const running: ServiceHandle[] = [];
