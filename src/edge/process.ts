@@ -17,8 +17,6 @@ import type { WorkerdPool } from "./pool.ts";
 import { type LineSink, type LoadSpec, START_CPU_MS, type StartLimits, type WorkerdProcess } from "./workerd.ts";
 
 const CLK_MS = 10; // one clock tick (USER_HZ 100)
-/** CPU used with no request in flight adds up until the process has used none for this long. */
-const IDLE_RESET_MS = 500;
 
 export type KillReason = "cpu" | "memory";
 
@@ -245,22 +243,15 @@ export class FunctionProcess {
     proc.requestsAtSample = proc.requests;
     if (n === 0 && !served) {
       // No request in flight, yet the process may be busy: work left running after a response (ctx.waitUntil, a
-      // timer) or a scheduled() handler. CPU spent while no request is in flight counts against one
-      // request's budget; IDLE_RESET_MS without any CPU starts it again (workerd's own housekeeping is a tick now and
-      // then). Not one empty sample: on a loaded machine a loop that gets a fifth of a core shows no tick in most
-      // 20 ms samples, and would never add up. The first idle sample is not counted: part of its CPU belongs to the
-      // request that just ended.
-      const now = Date.now();
+      // timer) or a scheduled() handler. CPU spent over consecutive busy samples with no request counts against one
+      // request's budget; a sample without CPU starts it again (workerd's own housekeeping is a tick now and then).
+      // The first idle sample is not counted: part of its CPU belongs to the request that just ended.
       if (!proc.wasIdle) {
         proc.wasIdle = true;
         proc.idleCpuMs = 0;
-        proc.idleBusyAt = now;
         return;
       }
-      if (delta > 0) {
-        proc.idleCpuMs += delta * CLK_MS;
-        proc.idleBusyAt = now;
-      } else if (now - proc.idleBusyAt >= IDLE_RESET_MS) proc.idleCpuMs = 0;
+      proc.idleCpuMs = delta > 0 ? proc.idleCpuMs + delta * CLK_MS : 0;
       if (proc.idleCpuMs > this.opts.cpuMsPerRequest) this.#limit(proc, "cpu");
       return;
     }

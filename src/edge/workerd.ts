@@ -78,8 +78,6 @@ export class WorkerdProcess {
   /** The watchdog's last sample found no request in flight, and the CPU used since while none was (process.ts). */
   wasIdle = false;
   idleCpuMs = 0;
-  /** When a watchdog sample last found CPU used while no request was in flight (ms since the epoch). */
-  idleBusyAt = 0;
   /** Requests proxied to it so far, and that count at the watchdog's last sample. */
   requests = 0;
   requestsAtSample = 0;
