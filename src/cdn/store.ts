@@ -55,8 +55,8 @@ export class MemoryTier {
   evictions = 0;
 
   constructor(maxBytes: number, maxObjectBytes: number) {
-    // Expected objects ~ bytes / 16 KiB: sizes the frequency sketch.
-    this.policy = new WTinyLfuPolicy(maxBytes, Math.max(1024, Math.floor(maxBytes / 16384)));
+    // Expected objects ~ bytes / 16 KiB: sizes the frequency sketch and the climber's sample (10 × that requests).
+    this.policy = new WTinyLfuPolicy(maxBytes, Math.max(1024, Math.floor(maxBytes / 16384)), { adaptive: true });
     this.maxObjectBytes = Math.min(maxObjectBytes, maxBytes);
   }
 
