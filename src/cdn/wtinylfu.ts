@@ -1,10 +1,13 @@
 /**
  * Admission and eviction for the edge's memory tier: W-TinyLFU (Einziger, Friedman, Manes 2017), weighted by bytes.
- * A small window LRU (1 % of the bytes) takes every new object; what falls out of it is a candidate for the main
- * area, a segmented LRU (probation 20 %, protected 80 %). A candidate enters main only if its estimated frequency
+ * A small window LRU (1 % of the bytes at start) takes every new object; what falls out of it is a candidate for the
+ * main area, a segmented LRU (probation, protected ≤ 80 %). A candidate enters main only if its estimated frequency
  * beats the probation victim's; the estimate comes from a count-min sketch (4 rows of 4-bit counters, halved every
- * `sampleSize` accesses so old popularity fades) behind a doorkeeper Bloom filter (one-hit wonders never reach the
- * sketch). Plain LRU is here too: the baseline of the hit-ratio benchmark.
+ * `sampleSize` counted increments so old popularity fades).
+ * Two variants: the fixed one (1 % window, a doorkeeper Bloom filter in front of the sketch) and the adaptive one
+ * the edge uses, after Caffeine: a hill climber resizes the window from the sampled hit rate, the sketch has no
+ * doorkeeper and counts like Caffeine's (changed-only increments, conservative update), and a warm losing candidate
+ * is sometimes admitted anyway (HashDoS protection). Plain LRU is here too: the hit-ratio benchmark's baseline.
  */
 
 /** A cache policy: `access` on every lookup, `insert` after a miss; both return the keys to drop. */
@@ -370,6 +373,7 @@ export class WTinyLfuPolicy implements CachePolicy {
     this.protectedMax -= quota;
     this.windowMax += quota;
     this.demoteProtected();
+    let moved = false;
     for (;;) {
       let from = this.probation;
       let k = from.oldest();
@@ -383,11 +387,12 @@ export class WTinyLfuPolicy implements CachePolicy {
       quota -= s;
       from.drop(k);
       this.window.add(k, s);
+      moved = true;
     }
-    // What could not move stays pending.
+    // What could not move stays pending while objects still move (none moved: dropped, not retried every request).
     this.protectedMax += quota;
     this.windowMax -= quota;
-    this.adjustment = quota;
+    this.adjustment = moved ? quota : 0;
   }
 
   /** Window shrinks (never below 1 byte): its LRU objects move to probation, protected may grow by as much. */
@@ -399,6 +404,7 @@ export class WTinyLfuPolicy implements CachePolicy {
     let quota = Math.min(-this.adjustment, Math.max(0, this.windowMax - 1));
     this.protectedMax += quota;
     this.windowMax -= quota;
+    let moved = false;
     for (;;) {
       const k = this.window.oldest();
       if (k === undefined) break;
@@ -407,10 +413,11 @@ export class WTinyLfuPolicy implements CachePolicy {
       quota -= s;
       this.window.drop(k);
       this.probation.add(k, s);
+      moved = true;
     }
     this.protectedMax -= quota;
     this.windowMax += quota;
-    this.adjustment = -quota;
+    this.adjustment = moved ? -quota : 0;
   }
 
   /** TinyLFU's duel: the candidate enters main only if the sketch counts it more often than the victim. */
