@@ -16,7 +16,7 @@ import type { MakeStore } from "./conformance/helpers.ts";
 import { integrityTests } from "./conformance/integrity.ts";
 import { keyBackupTests } from "./conformance/key-backup.ts";
 import { keyTests } from "./conformance/keys.ts";
-import { mediaTests, pendingMediaTests } from "./conformance/media.ts";
+import { mediaTests, pendingMediaTests, urlPreviewTests } from "./conformance/media.ts";
 import { moderationTests } from "./conformance/moderation.ts";
 import { pusherTests } from "./conformance/pushers.ts";
 import { relationTests } from "./conformance/relations.ts";
@@ -45,6 +45,7 @@ export function runStoreConformance(name: string, makeStore: MakeStore): void {
     describe("MediaStore", () => {
       mediaTests(makeStore);
       pendingMediaTests(makeStore);
+      urlPreviewTests(makeStore);
     });
     describe("ReportStore and admin listings", () => moderationTests(makeStore));
     describe("KeyStore", () => keyTests(makeStore));

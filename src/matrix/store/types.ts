@@ -461,6 +461,17 @@ export interface PendingMediaRow {
   expiresTs: number;
 }
 
+/** A URL's cached preview (Synapse's local_media_repository_url_cache), answered until `expiresTs`. */
+export interface UrlPreviewRow {
+  url: string;
+  /** The answer's JSON (OpenGraph keys, og:image as an mxc:// URI). */
+  og: string;
+  /** The media the og:image was stored as, if any. */
+  mediaId: string | null;
+  downloadTs: number;
+  expiresTs: number;
+}
+
 /** Users, devices, access tokens and registration tokens. */
 export interface AccountStore {
   // ---- users -------------------------------------------------------------
@@ -732,6 +743,13 @@ export interface MediaStore {
   setQuarantined(mediaIds: string[], by: string | null): Promise<number>;
   /** Deletes a row; false when there was none. */
   deleteMedia(mediaId: string): Promise<boolean>;
+  /** The cached preview of `url` unless it expired at or before `now`. */
+  getUrlPreview(url: string, now: number): Promise<UrlPreviewRow | null>;
+  /**
+   * Cache a preview (replacing the URL's previous one, whichever worker wrote it); rows expired at or before `now`
+   * are deleted on the way, so the table holds at most the previews of the last expiry period.
+   */
+  putUrlPreview(row: UrlPreviewRow, now: number): Promise<void>;
 }
 
 /** One row of the relations table: an event (`eventId`) that relates to `relatesTo` (spec "Relationships"). */

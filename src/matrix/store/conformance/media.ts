@@ -64,3 +64,38 @@ export function pendingMediaTests(make: MakeStore): void {
     assert.equal(await s.media.firstPendingExpiry("@a:hs", 4600), 9000);
   });
 }
+
+export function urlPreviewTests(make: MakeStore): void {
+  storeTest(make, "media: URL previews — shared cache, expiry, replace, purge on write", async (s) => {
+    const row = (url: string, downloadTs: number, og: object = { "og:title": url }, mediaId: string | null = null) => ({
+      url,
+      og: JSON.stringify(og),
+      mediaId,
+      downloadTs,
+      expiresTs: downloadTs + 3600_000,
+    });
+    const a = row("https://a.example/page?q=1", 1_000, { "og:title": "Café \u{1F600}", "og:image:width": 64 }, "m1");
+    await s.media.putUrlPreview(a, 1_000);
+    assert.deepEqual(await s.media.getUrlPreview(a.url, 1_000), a);
+    assert.deepEqual(JSON.parse((await s.media.getUrlPreview(a.url, 3_600_999))!.og), {
+      "og:title": "Café \u{1F600}",
+      "og:image:width": 64,
+    });
+    assert.equal(await s.media.getUrlPreview(a.url, 3_601_000), null, "expired at expiresTs");
+    assert.equal(await s.media.getUrlPreview("https://a.example/page?q=2", 1_000), null);
+    assert.equal(await s.media.getUrlPreview("https://A.example/page?q=1", 1_000), null, "the exact URL only");
+    // A URL longer than a PostgreSQL index entry may be.
+    const long = row(`https://b.example/${"x".repeat(10_000)}`, 2_000);
+    await s.media.putUrlPreview(long, 2_000);
+    assert.deepEqual(await s.media.getUrlPreview(long.url, 2_000), long);
+    // A later fetch (another worker's, or after expiry) replaces the row.
+    const a2 = row(a.url, 5_000, { "og:title": "new" });
+    await s.media.putUrlPreview(a2, 5_000);
+    assert.deepEqual(await s.media.getUrlPreview(a.url, 3_601_500), a2);
+    // A write purges what expired: a (replaced, expires 3_605_000) stays; long (expired at 3_602_000) goes.
+    await s.media.putUrlPreview(row("https://c.example/", 3_603_000), 3_603_000);
+    assert.equal(await s.media.getUrlPreview(long.url, 0), null, "the expired row was deleted");
+    assert.deepEqual(await s.media.getUrlPreview(a.url, 0), a2);
+    assert.ok(await s.media.getUrlPreview("https://c.example/", 3_603_000));
+  });
+}

@@ -598,4 +598,18 @@ export const MIGRATIONS: string[] = [
     secret TEXT NOT NULL
   );
   `,
+  // URL previews (service/url-preview.ts): the answer per URL until it expires, shared by every worker and kept over
+  // restarts (Synapse's local_media_repository_url_cache). Keyed by the URL's SHA-256 (a URL has no length limit, a
+  // PostgreSQL index entry has); og: the answer's JSON; url_previews_expiry: the purge of expired rows.
+  `
+  CREATE TABLE url_previews (
+    url_hash ${T} PRIMARY KEY,
+    url TEXT NOT NULL,
+    og TEXT NOT NULL,
+    media_id TEXT,
+    download_ts BIGINT NOT NULL,
+    expires_ts BIGINT NOT NULL
+  );
+  CREATE INDEX url_previews_expiry ON url_previews(expires_ts);
+  `,
 ];

@@ -1,11 +1,15 @@
 /** MediaStore for both backends: the rows describing uploads (their bytes live in the blob store). */
+import { createHash } from "node:crypto";
 import { AmiError } from "../../../core/errors.ts";
 import { mediaFromRow, pendingMediaFromRow } from "../rows.ts";
 import type { Sql, SqlParam } from "../sql.ts";
-import type { MediaQuery, MediaRow, MediaStore, PendingMediaRow } from "../types.ts";
+import type { MediaQuery, MediaRow, MediaStore, PendingMediaRow, UrlPreviewRow } from "../types.ts";
 
 const INSERT_MEDIA = `INSERT INTO media (media_id, uploader, content_type, filename, size, sha256, created_ts,
   quarantined_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+/** url_previews' key: a URL has no length limit, a PostgreSQL index entry has. */
+const urlHash = (url: string) => createHash("sha256").update(url).digest("hex");
+
 const mediaParams = (m: MediaRow): SqlParam[] => [
   m.mediaId,
   m.uploader,
@@ -125,5 +129,35 @@ export class SqlMediaStore implements MediaStore {
 
   async deleteMedia(mediaId: string): Promise<boolean> {
     return (await this.#sql.run("DELETE FROM media WHERE media_id = ?", [mediaId])) > 0;
+  }
+
+  async getUrlPreview(url: string, now: number): Promise<UrlPreviewRow | null> {
+    const r = await this.#sql.get("SELECT * FROM url_previews WHERE url_hash = ? AND url = ? AND expires_ts > ?", [
+      urlHash(url),
+      url,
+      now,
+    ]);
+    return r
+      ? {
+          url: r.url,
+          og: r.og,
+          mediaId: r.media_id ?? null,
+          downloadTs: Number(r.download_ts),
+          expiresTs: Number(r.expires_ts),
+        }
+      : null;
+  }
+
+  async putUrlPreview(p: UrlPreviewRow, now: number): Promise<void> {
+    // The purge walks url_previews_expiry: with one on every write, it deletes what expired since the last write.
+    // Two statements, not one transaction: nothing needs them together, and workers purging at once hold no lock
+    // across them.
+    await this.#sql.run("DELETE FROM url_previews WHERE expires_ts <= ?", [now]);
+    await this.#sql.run(
+      `INSERT INTO url_previews (url_hash, url, og, media_id, download_ts, expires_ts) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (url_hash) DO UPDATE SET url = excluded.url, og = excluded.og, media_id = excluded.media_id,
+         download_ts = excluded.download_ts, expires_ts = excluded.expires_ts`,
+      [urlHash(p.url), p.url, p.og, p.mediaId, p.downloadTs, p.expiresTs],
+    );
   }
 }
