@@ -86,7 +86,7 @@ class HomeserverImpl implements Homeserver {
     this.publicBaseUrl = baseUrlFor(config, config.port);
     this.mediaDir = config.media.storePath ?? join(dataDir, "media");
     mkdirSync(this.mediaDir, { recursive: true });
-    this.media = new MediaService(config.media, dataDir, cluster);
+    this.media = new MediaService(config.media, dataDir, cluster, store.media);
     this.registrationSharedSecret =
       config.registration.sharedSecret ?? loadOrCreateSecret(join(dataDir, "registration_shared_secret"));
     this.notifier = new SyncNotifier(this);

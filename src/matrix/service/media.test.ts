@@ -21,6 +21,9 @@ const dir = mkdtempSync(join(tmpdir(), "media-svc-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const config = matrixSchema.parse({ serverName: "localhost" }).media;
 const never = new AbortController().signal;
+/** The store the services keep URL previews in (unused here). */
+const previewStore = await openStore("sqlite::memory:", dir);
+after(() => previewStore.close());
 
 /** How long `p` took to settle, in ms. */
 async function took(p: Promise<void>): Promise<number> {
@@ -30,7 +33,7 @@ async function took(p: Promise<void>): Promise<number> {
 }
 
 test("one process: an upload between the read and the wait wakes it; otherwise the wait runs to its time", async () => {
-  const media = new MediaService(config, dir, { bus: new LocalBus(), workers: 1 });
+  const media = new MediaService(config, dir, { bus: new LocalBus(), workers: 1 }, previewStore.media);
   const watch = media.watchUpload("m1");
   media.uploaded("m1"); // after the caller's store read, before it waits
   assert.ok((await took(watch.wait(5_000, never))) < 100, "the wake-up was kept for the wait");
@@ -49,8 +52,8 @@ test("several workers: an upload on one wakes the download waiting on the other,
   const busB = new RedisBus("redis://127.0.0.1:6379", channel, "b", silentLogger);
   try {
     await Promise.all([busA.ready(), busB.ready()]);
-    const a = new MediaService(config, dir, { bus: busA, workers: 2 });
-    const b = new MediaService(config, dir, { bus: busB, workers: 2 });
+    const a = new MediaService(config, dir, { bus: busA, workers: 2 }, previewStore.media);
+    const b = new MediaService(config, dir, { bus: busB, workers: 2 }, previewStore.media);
     const watch = b.watchUpload("m2");
     const other = b.watchUpload("m3");
     const t0 = Date.now();

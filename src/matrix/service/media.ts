@@ -13,7 +13,7 @@ import type { MatrixConfig } from "../config.ts";
 import type { Homeserver } from "../hs.ts";
 import type { MediaRow } from "../store/types.ts";
 import { Thumbnailer } from "./thumbnailer.ts";
-import { UrlPreviewer } from "./url-preview.ts";
+import { type UrlPreviewCache, UrlPreviewer } from "./url-preview.ts";
 
 /** The file of an upload from before the content-addressed store: <mediaDir>/<2 chars>/<mediaId>. */
 export const mediaPath = (dir: string, mediaId: string) => join(dir, mediaId.slice(0, 2), mediaId);
@@ -60,9 +60,14 @@ export class MediaService {
   readonly #bus: ClusterBus;
   readonly #clustered: boolean;
 
-  constructor(config: MatrixConfig["media"], dataDir: string, cluster: Pick<Cluster, "bus" | "workers">) {
+  constructor(
+    config: MatrixConfig["media"],
+    dataDir: string,
+    cluster: Pick<Cluster, "bus" | "workers">,
+    previewCache: UrlPreviewCache,
+  ) {
     this.thumbnails = new Thumbnailer(join(dataDir, "thumbnails"), config.maxImagePixels);
-    this.previews = new UrlPreviewer(config.urlPreview);
+    this.previews = new UrlPreviewer(config.urlPreview, previewCache);
     this.#bus = cluster.bus;
     this.#clustered = cluster.workers > 1;
     // An upload that committed on another worker wakes the downloads waiting here (its row is in the shared store).

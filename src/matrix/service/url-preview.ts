@@ -2,11 +2,17 @@
  * URL previews (spec "URL previews", GET /media/preview_url): fetch a page through `safeFetch` (no private networks,
  * size and time limits), read its OpenGraph data (`html-meta.ts`), and fetch its `og:image` into the media store so
  * the client gets an `mxc://` URI (with og:image:width/height/type and matrix:image:size) and never contacts the
- * page's server itself. A link straight to an image is previewed as that image. Answers are cached per URL for an
- * hour (Synapse's in-memory cache is keyed by URL too); concurrent requests for one URL share one fetch.
+ * page's server itself. A link straight to an image is previewed as that image.
+ *
+ * Cache: a successful answer is kept in the store for an hour (url_previews, as Synapse's
+ * local_media_repository_url_cache), read before any fetch, so every worker of a scaled-out homeserver, and the
+ * process after a restart, answers from it instead of fetching the page again; a failure is not kept. In one process,
+ * concurrent requests for one URL share one store read and one fetch (the in-flight map holds nothing once settled).
+ * Two workers asked for the same uncached URL at the same moment may both fetch it (the later write wins).
  */
 import { AmiError } from "../../core/errors.ts";
 import type { MatrixConfig } from "../config.ts";
+import type { MediaStore } from "../store/types.ts";
 import { metaCharset, pageMeta } from "./html-meta.ts";
 import { AddressPolicy, checkUrl, safeFetch } from "./safe-fetch.ts";
 import { probeImage } from "./thumbnailer.ts";
@@ -16,16 +22,22 @@ export type StoreImage = (bytes: Buffer, contentType: string) => Promise<string>
 
 export type Preview = Record<string, string | number>;
 
-const CACHE_MS = 60 * 60 * 1000;
-const CACHE_MAX = 1000;
+/** The store's shared preview cache (store/types.ts MediaStore). */
+export type UrlPreviewCache = Pick<MediaStore, "getUrlPreview" | "putUrlPreview">;
+
+/** How long an answer is kept (Synapse: an hour). */
+export const CACHE_MS = 60 * 60 * 1000;
 
 export class UrlPreviewer {
   readonly #cfg: MatrixConfig["media"]["urlPreview"];
   readonly #policy: AddressPolicy;
-  readonly #cache = new Map<string, { at: number; value: Promise<Preview> }>();
+  readonly #cache: UrlPreviewCache;
+  /** The previews being made in this process, by URL, until they settle. */
+  readonly #inFlight = new Map<string, Promise<Preview>>();
 
-  constructor(cfg: MatrixConfig["media"]["urlPreview"]) {
+  constructor(cfg: MatrixConfig["media"]["urlPreview"], cache: UrlPreviewCache) {
     this.#cfg = cfg;
+    this.#cache = cache;
     this.#policy = new AddressPolicy(cfg.ipRangeAllowlist, cfg.ipRangeBlacklist);
   }
 
@@ -33,21 +45,33 @@ export class UrlPreviewer {
     return this.#cfg.enabled;
   }
 
-  /** The preview of `raw` (cached for an hour; a failure is not cached). */
+  /** The preview of `raw` (cached in the store for an hour; a failure is not cached). */
   preview(raw: string, storeImage: StoreImage): Promise<Preview> {
     const url = checkUrl(raw);
     url.hash = "";
     const key = url.href;
-    const now = Date.now();
-    const hit = this.#cache.get(key);
-    if (hit && now - hit.at < CACHE_MS) return hit.value;
-    const value = this.#fetch(url, storeImage);
-    if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value as string);
-    this.#cache.set(key, { at: now, value });
-    value.catch(() => {
-      if (this.#cache.get(key)?.value === value) this.#cache.delete(key);
+    let job = this.#inFlight.get(key);
+    if (!job) {
+      job = this.#cachedOrFetch(url, storeImage).finally(() => this.#inFlight.delete(key));
+      this.#inFlight.set(key, job);
+    }
+    return job;
+  }
+
+  async #cachedOrFetch(url: URL, storeImage: StoreImage): Promise<Preview> {
+    const hit = await this.#cache.getUrlPreview(url.href, Date.now());
+    if (hit) return JSON.parse(hit.og) as Preview;
+    let mediaId: string | null = null;
+    const og = await this.#fetch(url, async (bytes, contentType) => {
+      const mxc = await storeImage(bytes, contentType);
+      mediaId = mxc.slice(mxc.lastIndexOf("/") + 1);
+      return mxc;
     });
-    return value;
+    const now = Date.now();
+    const row = { url: url.href, og: JSON.stringify(og), mediaId, downloadTs: now, expiresTs: now + CACHE_MS };
+    // The asker has the answer either way: a store that cannot keep it only costs a fetch next time.
+    await this.#cache.putUrlPreview(row, now).catch(() => {});
+    return og;
   }
 
   async #fetch(url: URL, storeImage: StoreImage): Promise<Preview> {
