@@ -11,10 +11,17 @@
  * Cache: `<dir>/<sha256[0..2]>/<sha256>/` per original (its content address, so identical uploads share thumbnails):
  * `meta.json` (dimensions and format, or why it cannot be thumbnailed) so a cached thumbnail is served without
  * decoding the original, and one file per generated size (`<w>x<h>-<method>[-animated].<ext>`), each written to a
- * temp file and renamed. Concurrent requests for the same missing thumbnail share one generation.
+ * temp file and renamed. Concurrent requests for the same missing thumbnail share one generation: in one process by
+ * an in-flight map; across the workers of a scaled-out homeserver (which share this directory) by a lock file,
+ * `.<name>.lock`, created with O_EXCL: its creator renders, the others poll for the renamed file (or take the lock
+ * themselves once it is gone without one: the render failed). A lock older than LOCK_STALE_MS is taken for its dead
+ * creator's (a worker killed mid-render) and removed. The lock only saves work, correctness never rests on it (the
+ * temp file and rename do that): a takeover of a slow creator's lock, or two workers removing one stale lock, can only
+ * make a thumbnail twice, as without the lock. meta.json (a header read) is not locked: it is cheap to do twice.
  */
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Sharp, SharpOptions } from "sharp";
 import { AmiError } from "../../core/errors.ts";
 import { randomString } from "../events/ids.ts";
@@ -88,6 +95,11 @@ export async function probeImage(
   return width && height ? { width, height, format, pages: m?.pages ?? 1 } : null;
 }
 
+/** A render lock older than this is a dead worker's (a render of maxImagePixels takes a few seconds at most). */
+export const LOCK_STALE_MS = 30_000;
+/** How often a worker waiting for another's render looks for its file. */
+const LOCK_POLL_MS = 50;
+
 const cannot = (why: string) =>
   new AmiError("M_UNKNOWN", `Cannot generate thumbnails for the requested content: ${why}`, {}, 400);
 const tooLarge = (why: string) => new AmiError("M_TOO_LARGE", `Content is too large to thumbnail: ${why}`);
@@ -130,8 +142,11 @@ export class Thumbnailer {
     if (!job) {
       const src = original;
       job = (async () => {
-        const bytes = await this.#render(src ?? (await load()), size.width, size.height, size.method, animated, type);
-        await writeAtomic(dir, name, bytes);
+        const bytes = await renderOnce(dir, name, async () => {
+          const made = await this.#render(src ?? (await load()), size.width, size.height, size.method, animated, type);
+          await writeAtomic(dir, name, made);
+          return made;
+        });
         return { ...out, bytes };
       })().finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, job);
@@ -174,6 +189,37 @@ export class Thumbnailer {
     } catch (e) {
       throw cannot(`the image cannot be decoded (${(e as Error).message.slice(0, 120)})`);
     }
+  }
+}
+
+/**
+ * `<dir>/<name>` made by `make` here, or by another worker holding its lock (then read once renamed into place).
+ */
+async function renderOnce(dir: string, name: string, make: () => Promise<Buffer>): Promise<Buffer> {
+  const file = join(dir, name);
+  const lock = join(dir, `.${name}.lock`);
+  await mkdir(dir, { recursive: true });
+  for (;;) {
+    const held = await open(lock, "wx").then(
+      (fh) => fh.close().then(() => true),
+      (e: NodeJS.ErrnoException) => {
+        if (e.code === "EEXIST") return false;
+        throw e;
+      },
+    );
+    if (held) {
+      try {
+        // A worker that held the lock until just now may have made it.
+        return (await readFile(file).catch(() => null)) ?? (await make());
+      } finally {
+        await unlink(lock).catch(() => {});
+      }
+    }
+    await sleep(LOCK_POLL_MS);
+    const made = await readFile(file).catch(() => null);
+    if (made) return made;
+    const st = await stat(lock).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) await unlink(lock).catch(() => {});
   }
 }
 
