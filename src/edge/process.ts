@@ -1,8 +1,9 @@
 /**
  * One function version's process: a workerd process claimed from the pool (pool.ts) and given the function's code,
  * watched by a watchdog that samples /proc every few ms. workerd (open source) enforces no CPU or memory limits, so
- * they are enforced here, from outside: past a request's CPU budget or the RSS limit the whole process group is
- * SIGKILLed (the requests in it fail with the limit's error) and a fresh process is claimed. One function per
+ * they are enforced here, from outside: past the CPU its invocations brought (a request's or a scheduled() run's
+ * budget, its waitUntil work included: see #watchOne and ARCHITECTURE.md, "CPU limit") or the RSS limit the whole
+ * process group is SIGKILLed (the invocations in it fail with the limit's error) and a fresh process is claimed. One function per
  * process: a bad function takes down only itself. A function idle for edge.idleStopMs gives its process up; the next
  * request claims another one.
  *
@@ -17,6 +18,14 @@ import type { WorkerdPool } from "./pool.ts";
 import { type LineSink, type LoadSpec, START_CPU_MS, type StartLimits, type WorkerdProcess } from "./workerd.ts";
 
 const CLK_MS = 10; // one clock tick (USER_HZ 100)
+/**
+ * CPU a serving process may use for nothing an invocation paid for (workerd's own housekeeping: a tick now and then):
+ * refilled at this rate per wall second, held up to BURST. A loop needs more than 1 % of a core to be charged at all.
+ */
+export const HOUSEKEEPING_MS_PER_S = 10;
+export const HOUSEKEEPING_BURST_MS = 50;
+/** A process replaced by its function's dedicated one is closed this long after its last invocation ended. */
+const DRAIN_GRACE_MS = 5000;
 
 export type KillReason = "cpu" | "memory";
 
@@ -41,7 +50,8 @@ export interface ProcessOptions {
   onDetach(proc: WorkerdProcess): void;
 }
 
-/** A request in flight in this process: its CPU budget counts from the process's CPU when it started. */
+/** An invocation in flight (a request or a scheduled() run): its CPU budget counts from the process's CPU when it
+ * started. */
 export interface Flight {
   /** The process the request went to (the current one, or one being replaced that finishes what it has). */
   proc: WorkerdProcess;
@@ -111,6 +121,39 @@ export class FunctionProcess {
     return this.#cpuDoneMs + ticks * CLK_MS;
   }
 
+  /**
+   * An invocation begins in `proc` (a request, or a scheduled() run): it brings cpuMsPerRequest ms to the process's
+   * CPU account. Budget left by earlier invocations is kept up to one invocation's worth (their waitUntil work may
+   * still run), so the account holds at most (invocations in flight + 1) x cpuMsPerRequest.
+   */
+  enter(proc: WorkerdProcess, abort: (reason: KillReason) => void): Flight {
+    const cpuAtStart = proc.cpuTicks();
+    const flight: Flight = { proc, cpuAtStart, abort };
+    this.flights.add(flight);
+    const budget = this.opts.cpuMsPerRequest;
+    if (!proc.invoked) {
+      // The first invocation ends the process's start-up: the CPU it used before (workerd's start, the module's
+      // compile and top-level code, V8's work after them) is not charged to anyone's budget.
+      proc.invoked = true;
+      proc.lastTicks = cpuAtStart;
+      proc.cpuLeftMs = budget;
+      proc.allowanceMs = HOUSEKEEPING_BURST_MS;
+      proc.allowanceAt = performance.now();
+    } else {
+      let n = 0;
+      for (const f of this.flights) if (f.proc === proc) n++;
+      proc.cpuLeftMs = Math.min(proc.cpuLeftMs + budget, budget * (n + 1));
+    }
+    this.lastUsed = Date.now();
+    return flight;
+  }
+
+  /** The invocation ended (answered, failed or aborted); what its work goes on using is charged to the account. */
+  leave(flight: Flight): void {
+    this.flights.delete(flight);
+    this.lastUsed = flight.proc.lastLeftAt = Date.now();
+  }
+
   /** The serving process (claimed and loaded on first use); rejects with workerd's words when the module fails. */
   ready(): Promise<WorkerdProcess> {
     this.lastUsed = Date.now();
@@ -161,6 +204,9 @@ export class FunctionProcess {
   }
 
   #serve(proc: WorkerdProcess): void {
+    // Its start-up so far (workerd's start, the module's top-level code) was held to the start limit; the watchdog
+    // charges from here on.
+    proc.lastTicks = proc.servingTicks = proc.cpuTicks();
     proc.sink = this.#out;
     this.#proc = proc;
     this.#ready = Promise.resolve(proc);
@@ -191,10 +237,14 @@ export class FunctionProcess {
     this.#reap();
   }
 
-  /** Close replaced processes that have no request left. */
-  #reap(): void {
+  /**
+   * Close replaced processes that have no invocation left and whose last one ended DRAIN_GRACE_MS ago (its waitUntil
+   * work may still run; it stays charged to the process's CPU account meanwhile); `dead`: one the watchdog killed.
+   */
+  #reap(dead?: WorkerdProcess): void {
+    const now = Date.now();
     for (const d of this.#draining) {
-      if ([...this.flights].some((f) => f.proc === d)) continue;
+      if (d !== dead && ([...this.flights].some((f) => f.proc === d) || now - d.lastLeftAt < DRAIN_GRACE_MS)) continue;
       this.#draining.delete(d);
       this.#cpuDoneMs += d.lastTicks * CLK_MS;
       this.opts.onDetach(d);
@@ -229,8 +279,44 @@ export class FunctionProcess {
       this.#limit(proc, "memory");
       return;
     }
-    // The process's CPU since its oldest request began, against that many requests' budgets: a loop in one request
-    // uses a whole core and crosses it at once; concurrent honest requests share the budget they brought.
+    console.error("startup", Math.round(performance.now()), pid, s.cpuTicks, proc.servingTicks);
+    if (!proc.invoked) {
+      // Start-up (served, no invocation yet): no user code runs without an invocation (workerd refuses timers and I/O
+      // in the global scope), so this is workerd's and V8's own work; held to the start limit, counted from serving.
+      if ((s.cpuTicks - proc.servingTicks) * CLK_MS > START_CPU_MS) this.#limit(proc, "cpu");
+      return;
+    }
+    // The CPU account: every tick since the first invocation is paid, first from the housekeeping allowance, then
+    // from what the invocations brought. Nothing is reset by a quiet sample, so work spread thin (a waitUntil loop
+    // that gets a fifth of a core on a loaded machine and shows no tick in most samples) adds up all the same.
+    proc.allowanceMs = Math.min(
+      HOUSEKEEPING_BURST_MS,
+      proc.allowanceMs + ((s.at - proc.allowanceAt) * HOUSEKEEPING_MS_PER_S) / 1000,
+    );
+    proc.allowanceAt = s.at;
+    const used = delta * CLK_MS;
+    const free = Math.min(used, proc.allowanceMs);
+    proc.allowanceMs -= free;
+    proc.cpuLeftMs -= used - free;
+    console.error(
+      "watch",
+      Math.round(performance.now()),
+      pid,
+      proc === this.#proc,
+      proc.invoked,
+      s.cpuTicks,
+      used,
+      free,
+      proc.cpuLeftMs,
+      proc.allowanceMs,
+      this.flights.size,
+    );
+    if (proc.cpuLeftMs < 0) {
+      this.#limit(proc, "cpu");
+      return;
+    }
+    // In flight, at once: the process's CPU since its oldest invocation began, against that many budgets (a loop in
+    // one request uses a whole core and crosses it within a sample or two; concurrent honest requests share theirs).
     let oldest = Number.POSITIVE_INFINITY;
     let n = 0;
     for (const f of this.flights)
@@ -238,26 +324,7 @@ export class FunctionProcess {
         oldest = Math.min(oldest, f.cpuAtStart);
         n++;
       }
-    // Requests that began and ended between two samples make the process busy too: not idle.
-    const served = proc.requests !== proc.requestsAtSample;
-    proc.requestsAtSample = proc.requests;
-    if (n === 0 && !served) {
-      // No request in flight, yet the process may be busy: work left running after a response (ctx.waitUntil, a
-      // timer) or a scheduled() handler. CPU spent over consecutive busy samples with no request counts against one
-      // request's budget; a sample without CPU starts it again (workerd's own housekeeping is a tick now and then).
-      // The first idle sample is not counted: part of its CPU belongs to the request that just ended.
-      if (!proc.wasIdle) {
-        proc.wasIdle = true;
-        proc.idleCpuMs = 0;
-        return;
-      }
-      proc.idleCpuMs = delta > 0 ? proc.idleCpuMs + delta * CLK_MS : 0;
-      if (proc.idleCpuMs > this.opts.cpuMsPerRequest) this.#limit(proc, "cpu");
-      return;
-    }
-    proc.wasIdle = false;
-    if (n === 0) return;
-    if ((s.cpuTicks - oldest) * CLK_MS > this.opts.cpuMsPerRequest * n) this.#limit(proc, "cpu");
+    if (n > 0 && (s.cpuTicks - oldest) * CLK_MS > this.opts.cpuMsPerRequest * n) this.#limit(proc, "cpu");
   }
 
   #limit(proc: WorkerdProcess, reason: KillReason): void {
@@ -275,7 +342,7 @@ export class FunctionProcess {
     this.opts.onKill(reason);
     this.restarts++;
     if (this.#draining.has(proc)) {
-      this.#reap();
+      this.#reap(proc);
       return;
     }
     this.#detach(proc);

@@ -77,15 +77,10 @@ export async function proxyTo(o: {
     if (v !== undefined && !HOP.has(k) && !k.startsWith("x-ami-edge-")) headers[k] = v;
   await new Promise<void>((resolve) => {
     let settled = false;
-    const flight = {
-      proc: wp,
-      cpuAtStart: wp.cpuTicks(),
-      abort: (reason: KillReason) => fail(limitError(name, reason, c)),
-    };
     const fail = (e: AmiError) => {
       if (settled) return;
       settled = true;
-      proc.flights.delete(flight);
+      proc.leave(flight);
       clearTimeout(timer);
       out.destroy();
       done(false);
@@ -97,8 +92,7 @@ export async function proxyTo(o: {
       () => fail(new AmiError("AMI_TIMEOUT", `function '${name}' did not answer within ${c.requestTimeoutMs} ms`)),
       c.requestTimeoutMs,
     );
-    proc.flights.add(flight);
-    wp.requests++;
+    const flight = proc.enter(wp, (reason: KillReason) => fail(limitError(name, reason, c)));
     const out = request({ socketPath: wp.socket, path: o.path, method: req.method, headers, agent: o.agent }, (up) => {
       const h: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) h[k] = v;
@@ -107,8 +101,7 @@ export async function proxyTo(o: {
       up.once("end", () => {
         if (settled) return;
         settled = true;
-        proc.flights.delete(flight);
-        proc.lastUsed = Date.now();
+        proc.leave(flight);
         clearTimeout(timer);
         done((up.statusCode ?? 502) < 500);
         resolve();

@@ -19,8 +19,8 @@ import type { EdgeConfig } from "./config.ts";
 import { cronMatches, parseCron } from "./cron.ts";
 import { KvStore } from "./kv.ts";
 import { WorkerdPool } from "./pool.ts";
-import { FunctionProcess, type KillReason } from "./process.ts";
-import { type FunctionMetrics, newMetrics, proxyTo } from "./proxy.ts";
+import { type Flight, FunctionProcess, type KillReason } from "./process.ts";
+import { type FunctionMetrics, limitError, newMetrics, proxyTo } from "./proxy.ts";
 import { type FunctionRecord, FunctionRegistry, type FunctionVersion, SecretStore } from "./registry.ts";
 import { checkCrons, checkName, checkRoute, percentile, routeMatches } from "./routes.ts";
 import { defaultWorkerd, StartError, type WorkerdProcess } from "./workerd.ts";
@@ -333,7 +333,20 @@ export class EdgeRuntime {
     m.cronRuns++;
     let r: { status: number; text: string };
     try {
-      r = await (await live.proc.ready()).scheduled(cron, Date.now());
+      // An invocation like a request: its own CPU budget (the watchdog stops a looping scheduled() at it), and the
+      // process running it is not closed under it (a promotion's takeover waits for the invocations in flight).
+      const wp = await live.proc.ready();
+      let flight: Flight | undefined;
+      const stopped = new Promise<{ status: number; text: string }>((resolve) => {
+        flight = live.proc.enter(wp, (reason) =>
+          resolve({ status: 503, text: limitError(name, reason, this.#c).message }),
+        );
+      });
+      try {
+        r = await Promise.race([wp.scheduled(cron, Date.now()), stopped]);
+      } finally {
+        if (flight) live.proc.leave(flight);
+      }
     } catch (e) {
       r = { status: 503, text: (e as Error).message };
     }

@@ -75,12 +75,16 @@ export class WorkerdProcess {
   readonly direct: boolean;
   /** CPU ticks at the watchdog's last sample (process.ts). */
   lastTicks = 0;
-  /** The watchdog's last sample found no request in flight, and the CPU used since while none was (process.ts). */
-  wasIdle = false;
-  idleCpuMs = 0;
-  /** Requests proxied to it so far, and that count at the watchdog's last sample. */
-  requests = 0;
-  requestsAtSample = 0;
+  /** The watchdog's CPU account (process.ts): CPU ticks when the process began serving (its start-up ends at its
+   * first invocation), the CPU ms its invocations' budgets have left, the housekeeping allowance and when it was
+   * last refilled (performance.now()). */
+  servingTicks = 0;
+  invoked = false;
+  cpuLeftMs = 0;
+  allowanceMs = 0;
+  allowanceAt = 0;
+  /** When its last invocation ended (Date.now()): a replaced process stays a little for their waitUntil work. */
+  lastLeftAt = 0;
 
   constructor(o: SpawnOptions) {
     const id = randomBytes(4).toString("hex");
