@@ -279,7 +279,6 @@ export class FunctionProcess {
       this.#limit(proc, "memory");
       return;
     }
-    console.error("startup", Math.round(performance.now()), pid, s.cpuTicks, proc.servingTicks);
     if (!proc.invoked) {
       // Start-up (served, no invocation yet): no user code runs without an invocation (workerd refuses timers and I/O
       // in the global scope), so this is workerd's and V8's own work; held to the start limit, counted from serving.
@@ -298,19 +297,6 @@ export class FunctionProcess {
     const free = Math.min(used, proc.allowanceMs);
     proc.allowanceMs -= free;
     proc.cpuLeftMs -= used - free;
-    console.error(
-      "watch",
-      Math.round(performance.now()),
-      pid,
-      proc === this.#proc,
-      proc.invoked,
-      s.cpuTicks,
-      used,
-      free,
-      proc.cpuLeftMs,
-      proc.allowanceMs,
-      this.flights.size,
-    );
     if (proc.cpuLeftMs < 0) {
       this.#limit(proc, "cpu");
       return;
