@@ -16,7 +16,10 @@ export const edgeSchema = z
       .string()
       .regex(/^\d{4}-\d{2}-\d{2}$/, "must be YYYY-MM-DD")
       .default("2025-01-01"),
-    /** CPU time one request may use; past it the function's workerd process is killed and restarted. */
+    /**
+     * CPU time one invocation (a request or a scheduled() run, the waitUntil work it leaves running included) may use;
+     * past it the function's workerd process is killed and restarted (ARCHITECTURE.md, Edge functions, "CPU limit").
+     */
     cpuMsPerRequest: z.number().int().positive().default(50),
     /** Resident memory of one function's workerd process; past it the process is killed and restarted. */
     memoryMb: z.number().int().positive().default(256),
