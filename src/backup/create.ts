@@ -19,9 +19,10 @@ import { AmiError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { RuntimePaths } from "../core/paths.ts";
 import { copyCas } from "./cas-copy.ts";
-import { pgDump, pgToolVersion, sqliteCheck, sqliteDump } from "./database.ts";
+import { pgDump, pgToolVersion, sqliteDump } from "./database.ts";
 import { type BackupManifest, FORMAT, hashFile, listFiles, writeManifest } from "./files.ts";
 import { homeLayout, KEY_FILES } from "./layout.ts";
+import { sqliteCheckOffThread } from "./sqlite-check.ts";
 import { packTar } from "./tar.ts";
 
 export interface CreateOptions {
@@ -84,7 +85,11 @@ export async function createBackup(o: CreateOptions): Promise<CreateResult> {
     if (lay.db.backend === "sqlite") {
       const file = "db/homeserver.sqlite";
       await sqliteDump(lay.db.path, join(work, file));
-      const check = sqliteCheck(join(work, file), true);
+      // Off the main thread: the check reads the whole copy (seconds at 1 M events), and the backup service must
+      // answer its health checks meanwhile. The two progress calls bracket it (a test counts turns in between).
+      progress(0, 1, "checking");
+      const check = await sqliteCheckOffThread(join(work, file), true);
+      progress(1, 1, "checking");
       database = { backend: "sqlite", file, ...check, tool: `node:sqlite backup (SQLite ${sqliteVersion()})` };
     } else {
       const file = "db/homeserver.pgdump";

@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import { DatabaseSync, backup as sqliteBackup } from "node:sqlite";
 import pg from "pg";
 import { AmiError } from "../core/errors.ts";
+import type { DbCheck } from "./sqlite-check.ts";
 
 export type DbTarget =
   | { backend: "sqlite"; path: string }
@@ -57,38 +58,6 @@ export async function sqliteDump(src: string, dest: string): Promise<void> {
     copy.exec("PRAGMA journal_mode = DELETE");
   } finally {
     copy.close();
-  }
-}
-
-export interface DbCheck {
-  schemaVersion: number;
-  events: number;
-}
-
-/**
- * `PRAGMA integrity_check` on a copy (`quick`: `quick_check`, which skips matching indexes to their tables: create
- * uses it on the copy it just made, verify runs the full check), and the figures it holds; a damaged file throws
- * with SQLite's words.
- */
-export function sqliteCheck(file: string, quick = false): DbCheck {
-  let db: DatabaseSync;
-  try {
-    db = new DatabaseSync(file, { readOnly: true });
-  } catch (e) {
-    throw new Error(`cannot open the SQLite copy: ${(e as Error).message}`);
-  }
-  try {
-    const pragma = quick ? "quick_check" : "integrity_check";
-    const rows = db.prepare(`PRAGMA ${pragma}`).all() as Record<string, string>[];
-    const bad = rows.map((r) => Object.values(r)[0]).filter((r) => r !== "ok");
-    if (bad.length) throw new Error(`PRAGMA ${pragma}: ${bad.slice(0, 5).join("; ")}`);
-    const v = db.prepare("SELECT max(version) AS v FROM schema_version").get() as { v: number | null };
-    const n = db.prepare("SELECT count(*) AS n FROM events").get() as { n: number };
-    return { schemaVersion: Number(v.v ?? 0), events: Number(n.n) };
-  } catch (e) {
-    throw new Error(`SQLite copy is not readable: ${(e as Error).message}`);
-  } finally {
-    db.close();
   }
 }
 

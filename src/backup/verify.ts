@@ -8,8 +8,9 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { openStoreAt } from "../cas/open.ts";
 import { AmiError } from "../core/errors.ts";
-import { pgCheck, sqliteCheck } from "./database.ts";
+import { pgCheck } from "./database.ts";
 import { type BackupManifest, hashFile, listFiles, readManifest } from "./files.ts";
+import { sqliteCheckOffThread } from "./sqlite-check.ts";
 
 export interface VerifyResult {
   ok: boolean;
@@ -59,7 +60,10 @@ export async function verifyDir(
   if (existsSync(db)) {
     try {
       if (m.database.backend === "sqlite") {
-        const c = sqliteCheck(db);
+        // The full integrity_check, in a worker thread (see sqlite-check.ts); bracketed by progress calls as in create.
+        progress(0, 1, "checking");
+        const c = await sqliteCheckOffThread(db);
+        progress(1, 1, "checking");
         if (c.events !== m.database.events)
           problems.push(`${m.database.file}: ${c.events} events, the manifest says ${m.database.events}`);
       } else await pgCheck(db);
