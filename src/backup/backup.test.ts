@@ -4,7 +4,8 @@
  * manifest or an unlisted file failing verify.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -240,6 +241,32 @@ test("create's and verify's SQLite checks run off the main thread: the event loo
     } finally {
       spinning = false;
     }
+  } finally {
+    h.cleanup();
+  }
+});
+
+test("create removes the .partial directory of a create that was killed, not one whose process still runs", async () => {
+  const h = home();
+  try {
+    await seed(h);
+    const dir = join(h.dir, "backups");
+    const partial = (name: string, pid: number) => {
+      mkdirSync(join(dir, `.${name}.partial`, "db"), { recursive: true });
+      writeFileSync(join(dir, `.${name}.partial`, "db", "homeserver.sqlite"), "half a copy");
+      writeFileSync(join(dir, `.${name}.partial.pid`), `${pid}\n`);
+    };
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid;
+    partial("ami-backup-20260101T000000000Z", gone);
+    partial("ami-backup-20260101T010000000Z", process.pid);
+    mkdirSync(join(dir, ".before-pid-files.partial"));
+    const r = await createBackup({ config: h.config, configPath: undefined, paths: h.paths, log: silentLogger, dir });
+    assert.deepEqual(readdirSync(dir).sort(), [
+      ".ami-backup-20260101T010000000Z.partial",
+      ".ami-backup-20260101T010000000Z.partial.pid",
+      ".before-pid-files.partial",
+      r.name,
+    ]);
   } finally {
     h.cleanup();
   }

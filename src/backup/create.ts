@@ -1,7 +1,8 @@
 /**
  * `backup create`: the database first, then the content-addressed store, legacy media, keys and config, then a
  * manifest with the size and SHA-256 of every file. Written under `.<name>.partial` and renamed when complete, so
- * an interrupted backup never looks like one.
+ * an interrupted backup never looks like one (`.<name>.partial.pid` names the process writing it: the next create
+ * removes a partial whose process is gone).
  *
  * Order: the database dump is one snapshot; media bytes are stored (and fsynced) before their row is committed and
  * never change afterwards, so every object a row in the snapshot names already exists when the store is copied
@@ -9,7 +10,7 @@
  * (and garbage-collected) between the dump and the copy can be absent; the manifest lists them under cas.missing.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { copyFile, cp, mkdir, rename, rm } from "node:fs/promises";
+import { copyFile, cp, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { openStoreAt } from "../cas/open.ts";
@@ -75,9 +76,11 @@ export async function createBackup(o: CreateOptions): Promise<CreateResult> {
   const final = join(dir, o.tar ? `${name}.tar` : name);
   if (existsSync(final)) throw new AmiError("AMI_INVALID_INPUT", `${final} already exists`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  await removeStalePartials(dir);
   const work = join(dir, `.${name}.partial`);
   await rm(work, { recursive: true, force: true });
   await mkdir(join(work, "db"), { recursive: true, mode: 0o700 });
+  await writeFile(`${work}.pid`, `${process.pid}\n`, { mode: 0o600 });
   try {
     // 1. The database: one consistent snapshot.
     progress(0, undefined, "database");
@@ -165,6 +168,7 @@ export async function createBackup(o: CreateOptions): Promise<CreateResult> {
       await packTar(work, final);
       await rm(work, { recursive: true, force: true });
     } else await rename(work, final);
+    await rm(`${work}.pid`, { force: true });
     return {
       path: final,
       name,
@@ -177,7 +181,32 @@ export async function createBackup(o: CreateOptions): Promise<CreateResult> {
     };
   } catch (e) {
     await rm(work, { recursive: true, force: true }).catch(() => {});
+    await rm(`${work}.pid`, { force: true }).catch(() => {});
     throw e;
+  }
+}
+
+/**
+ * `.<name>.partial` directories of creates that were killed (a `.pid` file beside each names its process, now gone):
+ * as large as the database each, and a backup service killed mid-backup left one per attempt. One whose process
+ * still runs is another create in progress; one without a `.pid` file is left alone.
+ */
+async function removeStalePartials(dir: string): Promise<void> {
+  for (const f of await readdir(dir)) {
+    if (!/^\..+\.partial\.pid$/.test(f)) continue;
+    const pid = Number((await readFile(join(dir, f), "utf8").catch(() => "")).trim());
+    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    await rm(join(dir, f.slice(0, -".pid".length)), { recursive: true, force: true });
+    await rm(join(dir, f), { force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
