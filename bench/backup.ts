@@ -5,7 +5,7 @@
  * than 1,000,000 the per-1 M figures are also extrapolated linearly from it (said so in the row); baselines, same run and data: `sqlite3 .backup` /
  * `pg_dump -Fc` alone, `cp` of the database file / `pg_restore` alone into a fresh database. The store's share is
  * measured apart (runStore): BENCH_BACKUP_MEDIA_MIB of media (default 64 MiB, 1 MiB objects) against `cp -r`.
- * `node bench/backup.ts` (or `npm run bench backup`).
+ * `node bench/backup.ts` (or `npm run bench backup`); BENCH_BACKUP_ONLY picks parts.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -345,4 +345,11 @@ export async function runStore(): Promise<BenchResult[]> {
   }
 }
 
-runIfMain(import.meta, async () => [...(await run("sqlite")), ...(await run("postgres")), ...(await runStore())]);
+// BENCH_BACKUP_ONLY=sqlite|postgres|store (comma-separated): only those parts (a 1 M-event run takes minutes each).
+const only = process.env.BENCH_BACKUP_ONLY?.split(",");
+const part = (name: string, f: () => Promise<BenchResult[]>) => (!only || only.includes(name) ? f() : []);
+runIfMain(import.meta, async () => [
+  ...(await part("sqlite", () => run("sqlite"))),
+  ...(await part("postgres", () => run("postgres"))),
+  ...(await part("store", runStore)),
+]);
