@@ -138,6 +138,11 @@ export class MediaStream extends EventEmitter<{ frame: [Frame]; end: [] }> {
   readonly path: string;
   readonly publisher: PublisherInfo;
   readonly readers = new Set<Reader>();
+  /** `readers` as an array for the per-frame loop (no Set iterator per frame); replaced, never changed in place,
+   * so a reader added or closed while a frame is being pushed does not shift the loop. */
+  #readerList: Reader[] = [];
+  /** Synchronous observers of every frame (`observe`): called directly, not through a `frame` event per frame. */
+  #observers: ((f: Frame) => void)[] = [];
   readonly stats = new StreamStats();
   videoConfig: Frame | undefined;
   audioConfig: Frame | undefined;
@@ -163,8 +168,8 @@ export class MediaStream extends EventEmitter<{ frame: [Frame]; end: [] }> {
 
   /**
    * The frame's bytes are the caller's again when this returns: what keeps them says so (slab.ts): the GOP cache
-   * and a releasing reader retain them, other readers and kept configs hand them out. `frame` listeners are
-   * synchronous observers (the WebRTC video check): they must not keep `f.data` past the call.
+   * and a releasing reader retain them, other readers and kept configs hand them out. Observers (`observe`: the
+   * WebRTC video check) and `frame` listeners are synchronous: they must not keep `f.data` past the call.
    */
   write(f: Frame): void {
     if (this.#ended) return;
@@ -183,8 +188,23 @@ export class MediaStream extends EventEmitter<{ frame: [Frame]; end: [] }> {
     } else if (this.#gop.length >= this.#gopMax) {
       this.#dropGop();
     }
-    for (const r of this.readers) r.push(f);
-    this.emit("frame", f);
+    const readers = this.#readerList;
+    for (let i = 0; i < readers.length; i++) (readers[i] as Reader).push(f);
+    const observers = this.#observers;
+    for (let i = 0; i < observers.length; i++) (observers[i] as (f: Frame) => void)(f);
+    // The event is for tests and rare watchers: `emit` builds an argument array per call.
+    if (this.listenerCount("frame") > 0) this.emit("frame", f);
+  }
+
+  /**
+   * Call `fn` with every frame written from now on, synchronously (the same rule as `frame` listeners: it must not
+   * keep `f.data` past the call). Returns the function that stops it.
+   */
+  observe(fn: (f: Frame) => void): () => void {
+    this.#observers = [...this.#observers, fn];
+    return () => {
+      this.#observers = this.#observers.filter((o) => o !== fn);
+    };
   }
 
   /** The cached GOP (its keyframe first, then the frames since), for a reader that resends it: bytes handed out. */
@@ -206,6 +226,7 @@ export class MediaStream extends EventEmitter<{ frame: [Frame]; end: [] }> {
       this.#queueMax,
       () => {
         this.readers.delete(r);
+        this.#readerList = this.#readerList.filter((x) => x !== r);
         this.stats.framesDiscardedClosed += r.framesDiscarded;
         this.stats.bytesOutClosed += r.bytesOut;
       },
@@ -215,6 +236,7 @@ export class MediaStream extends EventEmitter<{ frame: [Frame]; end: [] }> {
     if (this.audioConfig) r.push(this.audioConfig);
     if (opts.fromKeyframe !== false) for (const f of this.#gop) r.push(f);
     this.readers.add(r);
+    this.#readerList = [...this.#readerList, r];
     if (this.#ended) r.close();
     return r;
   }

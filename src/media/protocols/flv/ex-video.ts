@@ -33,10 +33,20 @@ export interface VideoTag {
   offset: number;
 }
 
-const si24 = (b: Buffer, p: number): number => {
-  const v = b.readUIntBE(p, 3);
-  return v & 0x800000 ? v - 0x1000000 : v;
-};
+/** Signed 24-bit big-endian, in plain integer arithmetic (readUIntBE's generic path allocated per call). */
+const si24 = (b: Buffer, p: number): number =>
+  ((((b[p] as number) << 16) | ((b[p + 1] as number) << 8) | (b[p + 2] as number)) << 8) >> 8;
+
+/**
+ * A legacy AVC tag body (no ExHeader, CodecID 7, its 5-byte header present): what nearly every publisher sends.
+ * The per-frame paths (hub classification, WebRTC check, muxer) read such a tag directly instead of building a
+ * VideoTag for it: byte 1 is the AVCPacketType (0 config, 1 frame), `avcCts` its composition time.
+ */
+export const isAvcTag = (data: Buffer): boolean =>
+  data.length >= 5 && ((data[0] as number) & (EX_HEADER | 0x0f)) === CODEC_AVC;
+
+/** The composition time (ms) of a legacy AVC tag (`isAvcTag`). */
+export const avcCts = (data: Buffer): number => si24(data, 2);
 
 /** Read a video tag header; undefined when the body is too short for the header it announces. */
 export function parseVideoTag(data: Buffer): VideoTag | undefined {

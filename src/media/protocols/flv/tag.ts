@@ -4,7 +4,7 @@
  */
 import type { Frame } from "../../frame.ts";
 import { exAudioFrame, SOUND_EX_HEADER } from "./ex-audio.ts";
-import { parseVideoTag } from "./ex-video.ts";
+import { isAvcTag, parseVideoTag } from "./ex-video.ts";
 
 export const TAG_AUDIO = 8;
 export const TAG_VIDEO = 9;
@@ -18,6 +18,11 @@ export const SOUND_AAC = 10;
  * type) or enhanced RTMP (ex-video.ts). A config is the sequence header; an end-of-sequence tag is neither.
  */
 export function videoFrame(dts: number, data: Buffer): Frame {
+  if (isAvcTag(data)) {
+    // The common case, read in place (parseVideoTag's answer, without its object per frame).
+    const packet = data[1];
+    return { kind: "video", dts, data, keyframe: packet === 1 && (data[0] as number) >> 4 === 1, config: packet === 0 };
+  }
   const t = parseVideoTag(data);
   const config = t?.packet === "config";
   return { kind: "video", dts, data, keyframe: t?.packet === "frame" && t.frameType === 1, config };

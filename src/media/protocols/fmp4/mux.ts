@@ -70,10 +70,12 @@ export function moov(tracks: TrackCodec[]): Buffer {
   return box("moov", mvhd, ...tracks.map((t, i) => trak(i + 1, t)), box("mvex", ...trex));
 }
 
+type Sample = { data: Buffer; duration: number; cts: number; sync: boolean };
+
 /** One track's samples in a fragment. `baseTime` and durations are in the track's timescale. */
 export interface TrackRun {
   baseTime: number;
-  samples: { data: Buffer; duration: number; cts: number; sync: boolean }[];
+  samples: Sample[];
   /** Write composition offsets (video). */
   withCts: boolean;
 }
@@ -83,55 +85,74 @@ const NON_SYNC = 0x01010000; // sample_depends_on = 1, sample_is_non_sync_sample
 
 /**
  * A fragment of all tracks (runs[i] is track i + 1; empty runs are left out): `moof` and `mdat`, adjacent in one
- * buffer from `alloc` (a slab: consecutive fragments then join without copying).
+ * buffer from `alloc` (a slab: consecutive fragments then join without copying). Written in one pass straight
+ * into that buffer (sizes first): one fragment per part is 5 a second per stream, and building it from a Buffer
+ * per box and a concatenation per level was most of the muxer's garbage.
  */
 export function fragment(
   sequence: number,
   runs: TrackRun[],
   alloc: (n: number) => Buffer = Buffer.allocUnsafe,
 ): { moof: Buffer; mdat: Buffer } {
-  const trafs: Buffer[] = [];
-  /** Each traf's first byte in the mdat (mdat header included). */
-  const offsets: number[] = [];
+  // moof: header 8 + mfhd 16, then per non-empty run a traf: header 8 + tfhd 16 + tfdt 20 + trun (header 8,
+  // version/flags 4, sample_count 4, data_offset 4, then 12 or 16 bytes per sample).
+  let moofSize = 8 + 16;
   let mdatSize = 8;
-  runs.forEach((run, i) => {
+  // Index loops throughout: this runs a few times a second, too rarely for V8 to optimise away for-of's iterators.
+  for (let r = 0; r < runs.length; r++) {
+    const run = runs[r] as TrackRun;
     const n = run.samples.length;
-    if (n === 0) return;
+    if (n === 0) continue;
+    moofSize += 8 + 16 + 20 + 20 + (run.withCts ? 16 : 12) * n;
+    for (let k = 0; k < n; k++) mdatSize += (run.samples[k] as Sample).data.length;
+  }
+  const out = alloc(moofSize + mdatSize);
+  let p = head(out, 0, moofSize, "moof");
+  p = head(out, p, 16, "mfhd");
+  p = out.writeUInt32BE(0, p);
+  p = out.writeUInt32BE(sequence >>> 0, p);
+  /** Where the next track's samples start in the mdat, from the start of the moof. */
+  let dataOffset = moofSize + 8;
+  for (let i = 0; i < runs.length; i++) {
+    const run = runs[i] as TrackRun;
+    const n = run.samples.length;
+    if (n === 0) continue;
     const perSample = run.withCts ? 16 : 12;
-    const trun = Buffer.allocUnsafe(8 + 4 + perSample * n);
+    const trunSize = 20 + perSample * n;
+    p = head(out, p, 8 + 16 + 20 + trunSize, "traf");
+    p = head(out, p, 16, "tfhd");
+    p = out.writeUInt32BE(0x020000, p); // default-base-is-moof
+    p = out.writeUInt32BE(i + 1, p);
+    p = head(out, p, 20, "tfdt");
+    p = out.writeUInt32BE(0x01000000, p); // version 1: 64-bit baseMediaDecodeTime
+    const base = Math.max(0, Math.round(run.baseTime));
+    p = out.writeUInt32BE(Math.floor(base / 2 ** 32) >>> 0, p);
+    p = out.writeUInt32BE(base >>> 0, p);
+    p = head(out, p, trunSize, "trun");
     // Version 1: signed composition offsets, so B-frame streams need no edit list.
-    trun.writeUInt32BE(((run.withCts ? 1 : 0) << 24) | 0x000701 | (run.withCts ? 0x800 : 0), 0);
-    trun.writeUInt32BE(n, 4);
-    let p = 12;
-    for (const s of run.samples) {
-      trun.writeUInt32BE(s.duration >>> 0, p);
-      trun.writeUInt32BE(s.data.length, p + 4);
-      trun.writeUInt32BE(s.sync ? SYNC : NON_SYNC, p + 8);
-      if (run.withCts) trun.writeInt32BE(s.cts, p + 12);
-      p += perSample;
+    p = out.writeUInt32BE(((run.withCts ? 1 : 0) << 24) | 0x000701 | (run.withCts ? 0x800 : 0), p);
+    p = out.writeUInt32BE(n, p);
+    p = out.writeUInt32BE(dataOffset, p);
+    for (let k = 0; k < n; k++) {
+      const s = run.samples[k] as Sample;
+      p = out.writeUInt32BE(s.duration >>> 0, p);
+      p = out.writeUInt32BE(s.data.length, p);
+      p = out.writeUInt32BE(s.sync ? SYNC : NON_SYNC, p);
+      if (run.withCts) p = out.writeInt32BE(s.cts, p);
+      dataOffset += s.data.length;
     }
-    offsets.push(mdatSize);
-    for (const s of run.samples) mdatSize += s.data.length;
-    const tfhd = fullBox("tfhd", 0, 0x020000, u32(i + 1)); // default-base-is-moof
-    const tfdt = Buffer.allocUnsafe(8);
-    tfdt.writeBigUInt64BE(BigInt(Math.max(0, Math.round(run.baseTime))));
-    trafs.push(box("traf", tfhd, fullBox("tfdt", 1, 0, tfdt), box("trun", trun)));
-  });
-  const built = box("moof", fullBox("mfhd", 0, 0, u32(sequence)), ...trafs);
-  const out = alloc(built.length + mdatSize);
-  const moof = out.subarray(0, built.length);
-  built.copy(moof);
-  // Patch each trun's data_offset: from the start of the moof to the track's first byte in the mdat.
-  let trafStart = 8 + 16;
-  trafs.forEach((traf, i) => {
-    // traf header 8 + tfhd 16 + tfdt 20 + trun header 8 + version/flags 4 + sample_count 4.
-    moof.writeUInt32BE(moof.length + (offsets[i] as number), trafStart + 8 + 16 + 20 + 16);
-    trafStart += traf.length;
-  });
-  const mdat = out.subarray(moof.length);
-  mdat.writeUInt32BE(mdatSize, 0);
-  mdat.write("mdat", 4, "latin1");
-  let q = 8;
-  for (const run of runs) for (const s of run.samples) q += s.data.copy(mdat, q);
-  return { moof, mdat };
+  }
+  p = head(out, p, mdatSize, "mdat");
+  for (let r = 0; r < runs.length; r++) {
+    const samples = (runs[r] as TrackRun).samples;
+    for (let k = 0; k < samples.length; k++) p += (samples[k] as Sample).data.copy(out, p);
+  }
+  return { moof: out.subarray(0, moofSize), mdat: out.subarray(moofSize) };
+}
+
+/** A box header (size, type) at `p`; returns the position after it. */
+function head(b: Buffer, p: number, size: number, type: string): number {
+  b.writeUInt32BE(size, p);
+  for (let i = 0; i < 4; i++) b[p + 4 + i] = type.charCodeAt(i);
+  return p + 8;
 }

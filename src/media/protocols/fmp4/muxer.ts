@@ -123,7 +123,12 @@ export class CmafMuxer {
 
   /** A media frame once the tracks are set up. */
   #media(f: Frame): void {
-    const track = this.#tracks.find((t) => t.codec.kind === f.kind);
+    // A loop, not `find` with a closure per frame.
+    let track: Track | undefined;
+    for (let i = 0; i < this.#tracks.length && !track; i++) {
+      const t = this.#tracks[i] as Track;
+      if (t.codec.kind === f.kind) track = t;
+    }
     if (!track && !this.#configs[f.kind as "video" | "audio"] && !this.#unconfigured.has(f.kind)) {
       // Codecs without a sequence header (MP3, legacy video) never get a track: say so once.
       this.#unconfigured.add(f.kind);
@@ -276,7 +281,10 @@ export class CmafMuxer {
     }
     if (runs.every((r) => r.samples.length === 0)) return;
     const { moof, mdat } = fragment(this.#sequence++, runs, this.#alloc);
-    for (const r of runs) for (const x of r.samples) release(x.data);
+    for (let r = 0; r < runs.length; r++) {
+      const samples = (runs[r] as TrackRun).samples;
+      for (let k = 0; k < samples.length; k++) release((samples[k] as Sample).data);
+    }
     this.#sink.fragment(moof, mdat);
     const mainPending = this.#tracks[0]?.pending[0];
     this.#fragStart = mainPending?.dts;

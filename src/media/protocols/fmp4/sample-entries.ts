@@ -10,7 +10,7 @@ import { parseAvcConfig } from "../../codecs/avc.ts";
 import { parseHevcConfig } from "../../codecs/hevc.ts";
 import type { Frame } from "../../frame.ts";
 import { AUDIO_PACKET, FOURCC_OPUS, opusHeadToDops, opusPacketSamples, parseExAudio } from "../flv/ex-audio.ts";
-import { FOURCC_HEVC, parseVideoTag } from "../flv/ex-video.ts";
+import { avcCts, FOURCC_HEVC, isAvcTag, parseVideoTag } from "../flv/ex-video.ts";
 import { SOUND_AAC } from "../flv/tag.ts";
 import { box, fullBox, u8, u16, u32, zeros } from "./write.ts";
 
@@ -108,6 +108,11 @@ function nalVideo(config: Frame, fourcc: string, info: { codec: string; width: n
     timescale: VIDEO_TIMESCALE,
     entry: visualEntry(fourcc, info.width, info.height, configBox),
     sample(f) {
+      // A legacy AVC tag (the common case) read in place, as parseVideoTag reads it.
+      if (isAvcTag(f.data))
+        return fourcc === "avc1" && f.data[1] === 1
+          ? { data: f.data.subarray(5), cts: avcCts(f.data), sync: f.keyframe, duration: 0 }
+          : undefined;
       const t = parseVideoTag(f.data);
       if (t?.packet !== "frame" || t.fourcc !== fourcc) return undefined;
       return { data: f.data.subarray(t.offset), cts: t.cts, sync: f.keyframe, duration: 0 };

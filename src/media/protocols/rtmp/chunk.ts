@@ -295,7 +295,14 @@ export class ChunkReader {
       length = u24(b, p + 3);
       type = b[p + 6] as number;
     }
-    if (fmt === 0) streamId = b.readUInt32LE(p + 7);
+    // Plain arithmetic (readUInt32LE's result is a heap number in unoptimised code).
+    if (fmt === 0)
+      streamId =
+        ((b[p + 7] as number) |
+          ((b[p + 8] as number) << 8) |
+          ((b[p + 9] as number) << 16) |
+          ((b[p + 10] as number) << 24)) >>>
+        0;
     p += hs;
     if (extended) {
       if (p + 4 > b.length) return -1;

@@ -13,7 +13,7 @@
  */
 import type { Frame } from "../../frame.ts";
 import type { MediaStream } from "../../hub.ts";
-import { FOURCC_HEVC, parseVideoTag } from "../flv/ex-video.ts";
+import { avcCts, FOURCC_HEVC, isAvcTag, parseVideoTag } from "../flv/ex-video.ts";
 import { CODEC_AVC, videoCodecId } from "../flv/tag.ts";
 
 export type WebRtcVideoMode = "passthrough" | "reencode" | "pending";
@@ -61,10 +61,9 @@ export class VideoCheck {
   static attach(stream: MediaStream): VideoCheck {
     const c = new VideoCheck();
     if (stream.videoConfig) c.push(stream.videoConfig);
-    const onFrame = (f: Frame) => c.push(f);
-    stream.on("frame", onFrame);
+    const stop = stream.observe((f) => c.push(f));
     stream.once("end", () => {
-      stream.off("frame", onFrame);
+      stop();
       c.#wake();
     });
     return c;
@@ -72,6 +71,12 @@ export class VideoCheck {
 
   push(f: Frame): void {
     if (f.kind !== "video") return;
+    if (isAvcTag(f.data) && !f.config && f.data[1] !== 0) {
+      // A legacy AVC media tag (the common case), read in place: what the general path below does for it.
+      this.#codec = "avc1";
+      if (f.data[1] === 1) this.#frame(f.dts, avcCts(f.data));
+      return;
+    }
     const tag = parseVideoTag(f.data);
     if (!tag) return;
     this.#codec = tag.fourcc;
@@ -81,8 +86,12 @@ export class VideoCheck {
       return;
     }
     if ((tag.fourcc !== "avc1" && tag.fourcc !== FOURCC_HEVC) || tag.packet !== "frame") return;
-    const cts = tag.cts;
-    const pts = f.dts + cts;
+    this.#frame(f.dts, tag.cts);
+  }
+
+  /** A coded H.264 / H.265 frame at `dts` with composition offset `cts` (ms). */
+  #frame(dts: number, cts: number): void {
+    const pts = dts + cts;
     this.frames++;
     if (cts > this.maxCtsMs) this.maxCtsMs = cts;
     if (pts < this.#maxPts) this.reordered++;

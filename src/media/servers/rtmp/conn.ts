@@ -185,7 +185,9 @@ export class RtmpConn {
   }
 
   #onChunks(d: Buffer): void {
-    for (const m of this.#reader.push(d)) {
+    const messages = this.#reader.push(d);
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as RtmpMessage;
       if (this.#state === "closed") return;
       this.#onMessage(m);
       // Dispatched: whoever keeps the bytes (GOP cache, packager) holds its own reference.
