@@ -15,7 +15,8 @@
  * 0.9 at 1 %, Caffeine) and ≥ LRU everywhere.
  */
 
-import { type CachePolicy, LruPolicy, mulberry32, WTinyLfuPolicy } from "../../src/cdn/wtinylfu.ts";
+import { type CachePolicy, LruPolicy, WTinyLfuPolicy } from "../../src/cdn/wtinylfu.ts";
+import { rng } from "../../src/core/prng.ts";
 import { type BenchResult, round, runIfMain } from "../matrix/lib.ts";
 
 const OBJECTS = 100_000;
@@ -56,7 +57,7 @@ function shuffledIds(n: number, rnd: () => number, base = 0): Uint32Array {
 
 export function zipfTrace(s: number, n: number, count: number, seed = 42): Uint32Array {
   const cdf = zipfCdf(s, n);
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   const ids = shuffledIds(n, rnd);
   const out = new Uint32Array(count);
   for (let r = 0; r < count; r++) out[r] = ids[drawRank(cdf, rnd())];
@@ -66,7 +67,7 @@ export function zipfTrace(s: number, n: number, count: number, seed = 42): Uint3
 /** Zipf whose popularity order is re-drawn every `period` requests (the same objects, new ranks). */
 export function shiftingTrace(s: number, n: number, count: number, period: number, seed = 7): Uint32Array {
   const cdf = zipfCdf(s, n);
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   let ids = shuffledIds(n, rnd);
   const out = new Uint32Array(count);
   for (let r = 0; r < count; r++) {
@@ -82,7 +83,7 @@ export function shiftingTrace(s: number, n: number, count: number, period: numbe
  */
 export function burstyTrace(n: number, count: number, seed = 11): Uint32Array {
   const cdf = zipfCdf(0.9, n);
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   const ids = shuffledIds(n, rnd);
   const out = new Uint32Array(count);
   for (let r = 0; r < count; r++) {
@@ -98,7 +99,7 @@ export function burstyTrace(n: number, count: number, seed = 11): Uint32Array {
 /** Half Zipf 0.9, half a one-pass scan of objects never seen again. */
 export function scanTrace(n: number, count: number, seed = 13): Uint32Array {
   const cdf = zipfCdf(0.9, n);
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   const ids = shuffledIds(n, rnd);
   const out = new Uint32Array(count);
   let next = n;

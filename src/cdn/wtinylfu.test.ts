@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FrequencySketch, LruPolicy, mulberry32, WTinyLfuPolicy } from "./wtinylfu.ts";
+import { rng } from "../core/prng.ts";
+import { FrequencySketch, LruPolicy, WTinyLfuPolicy } from "./wtinylfu.ts";
 
 test("sketch: the doorkeeper absorbs a first sighting; counts grow after; reset halves them", () => {
   const s = new FrequencySketch(1000);
@@ -50,7 +51,7 @@ test("W-TinyLFU: a second access in probation promotes; hits report true", () =>
 /** Half skewed (a Zipf-like 1/rank draw over 2,000 keys), half short-lived keys: a new one every 10 requests,
  * each request of that half one of the 50 newest. Recency pays: the window should grow. */
 function burstyTrace(count: number, seed: number): string[] {
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   const cdf: number[] = [];
   let sum = 0;
   for (let i = 1; i <= 2000; i++) {
@@ -94,7 +95,7 @@ test("adaptive W-TinyLFU: on a recency-heavy trace the climber grows the window 
 
 test("adaptive W-TinyLFU: the first decision shrinks the window (Caffeine starts towards LFU); it never goes below 1", () => {
   const w = new WTinyLfuPolicy(1000, 100, { adaptive: true, windowShare: 0.2 });
-  const rnd = mulberry32(9);
+  const rnd = rng(9);
   // Requests until the first complete sample (10 × 100 expected items) with the cache at least half full.
   let n = 0;
   while (w.samples === 0 && n < 10_000) {

@@ -10,6 +10,8 @@
  * is sometimes admitted anyway (HashDoS protection). Plain LRU is here too: the hit-ratio benchmark's baseline.
  */
 
+import { rng } from "../core/prng.ts";
+
 /** A cache policy: `access` on every lookup, `insert` after a miss; both return the keys to drop. */
 export interface CachePolicy {
   /** Records an access; true if the key is held (a hit). */
@@ -199,18 +201,6 @@ class Segment {
   }
 }
 
-/** A seeded 32-bit generator (mulberry32): the admission jitter stays reproducible in tests and benches. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface WTinyLfuOptions {
   /** The window's initial part of the bytes (1 %). */
   windowShare?: number;
@@ -274,7 +264,7 @@ export class WTinyLfuPolicy implements CachePolicy {
     this.admitMax = maxBytes - this.windowMax;
     this.protectedMax = Math.floor(this.admitMax * PROTECTED_SHARE);
     this.adaptive = opts.adaptive ?? false;
-    this.random = opts.random ?? mulberry32(0x5eed);
+    this.random = opts.random ?? rng(0x5eed);
     this.sketch = new FrequencySketch(expectedItems, {
       ...(this.adaptive ? { conservative: true, countChanged: true, doorkeeper: false } : {}),
       ...opts.sketch,
