@@ -5,6 +5,7 @@
  * worker A and the long-polling reader on worker B, against both on one process (target: <= 2x within one).
  * Baseline, same run: the single-process figures (matrix.workers = 1, today's path).
  */
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { enc, registerUser, type Session } from "../../test/e2e/helpers/client.ts";
@@ -14,6 +15,8 @@ import { type BenchResult, HttpClient, percentile, pool, round, runIfMain } from
 const SENDERS = 100;
 const ROOMS = 10;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+/** Seconds of sending before the measured window (the processes' JIT warm-up). */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
 /** Rounds of (1 process, 2 processes, 3 processes) measured one after the other, so each ratio is same-run. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -32,7 +35,10 @@ const FILTER = enc(
 
 /** `n` homeserver processes on one fresh PostgreSQL database (n = 1: a plain single process, no cluster). */
 async function cluster(n: number): Promise<ChildHomeserver[]> {
-  const first = await ChildHomeserver.start({ backend: "postgres", matrix: { workers: n } });
+  // `BENCH_WORKER_FLAGS`: extra node/V8 flags for the processes of a cluster (n > 1) only.
+  const env =
+    n > 1 && process.env.BENCH_WORKER_FLAGS ? { AMI_E2E_NODE_FLAGS: process.env.BENCH_WORKER_FLAGS } : undefined;
+  const first = await ChildHomeserver.start({ backend: "postgres", matrix: { workers: n }, env });
   const rest = await Promise.all(Array.from({ length: n - 1 }, () => ChildHomeserver.start({ sharedWith: first })));
   return [first, ...rest];
 }
@@ -46,6 +52,14 @@ async function dispose(hss: ChildHomeserver[]): Promise<void> {
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Minor faults, user and system ticks, (non)voluntary context switches of a process's main thread, from /proc. */
+function procStats(pid: number): number[] {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  const st = readFileSync(`/proc/${pid}/status`, "utf8");
+  const g = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0);
+  return [Number(f[7]), Number(f[11]), Number(f[12]), g("voluntary_ctxt_switches"), g("nonvoluntary_ctxt_switches")];
 }
 
 interface Rate {
@@ -90,14 +104,49 @@ async function throughput(n: number): Promise<Rate> {
         if (counting && !stop) sent++;
       }
     });
-    await new Promise((r) => setTimeout(r, 1000)); // warm-up
+    await new Promise((r) => setTimeout(r, WARMUP * 1000)); // warm-up
     counting = true;
     const cpu0 = hss.reduce((a, h) => a + cpuSeconds(h.pid), 0);
+    const st0 = hss.map((h) => procStats(h.pid));
     const t0 = performance.now();
+    const h0 = process.hrtime.bigint();
+    // `BENCH_PERF=<dir>`: a `perf record` of the homeservers over the measured window (CPU samples, not wall clock).
+    const perf = process.env.BENCH_PERF
+      ? spawn(
+          "perf",
+          [
+            "record",
+            "-F",
+            "999",
+            "-p",
+            hss.map((h) => h.pid).join(","),
+            "-o",
+            `${process.env.BENCH_PERF}/perf-${n}-${Date.now()}.data`,
+            "--",
+            "sleep",
+            String(SECONDS),
+          ],
+          { stdio: "ignore" },
+        )
+      : null;
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = hss.reduce((a, h) => a + cpuSeconds(h.pid), 0) - cpu0;
     const counted = sent;
+    if (perf) await new Promise((r) => perf.once("exit", r));
+    const st1 = hss.map((h) => procStats(h.pid));
+    // `BENCH_WINDOW_LOG=1`: per-event process figures, and the window (monotonic µs, the clock of `--cpu-prof`
+    // samples) so a profile can be cut to it.
+    if (process.env.BENCH_WINDOW_LOG) {
+      const d = st1.map((s, i) => s.map((x, j) => x - st0[i][j])).reduce((a, s) => a.map((x, j) => x + s[j]));
+      console.error(
+        `STATS n=${n} per event: minflt ${(d[0] / counted).toFixed(1)} utime ${((d[1] * 10) / counted).toFixed(3)} stime ${((d[2] * 10) / counted).toFixed(3)} vcsw ${(d[3] / counted).toFixed(1)} nvcsw ${(d[4] / counted).toFixed(1)}`,
+      );
+    }
+    if (process.env.BENCH_WINDOW_LOG)
+      console.error(
+        `WINDOW n=${n} pids=${hss.map((h) => h.pid).join(",")} t0=${h0 / 1000n} t1=${process.hrtime.bigint() / 1000n} events=${counted}`,
+      );
     stop = true;
     await Promise.all(lanes);
     return { rate: counted / elapsed, cpuMs: (cpu * 1000) / Math.max(1, counted) };

@@ -158,7 +158,9 @@ export class ChildHomeserver {
     const port = this.url ? Number(new URL(this.url).port) : (this.matrix.port ?? 0);
     // Started the way the supervisor starts the service (src/control/runner.ts): small young generation,
     // compile cache on (so a warm start skips the TypeScript stripper), so memory figures are the real ones.
-    const proc = spawn(process.execPath, ["--max-semi-space-size=1", CHILD], {
+    // AMI_E2E_NODE_FLAGS (the child's env, else this process's): extra node/V8 flags, for benches' experiments.
+    const flags = (this.env.AMI_E2E_NODE_FLAGS ?? process.env.AMI_E2E_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+    const proc = spawn(process.execPath, ["--max-semi-space-size=1", ...flags, CHILD], {
       env: {
         NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"),
         MALLOC_MMAP_THRESHOLD_: "131072",
