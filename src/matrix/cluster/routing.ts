@@ -5,6 +5,11 @@
  * room's sends never alternate between processes (each switch costs the other a head reload under the room's
  * PostgreSQL lock) and each writer group-commits its own rooms' sends.
  *
+ * The hop is a length-prefixed JSON frame on one loopback TCP connection per owner, many sends in flight on it
+ * (each frame carries its ID), rather than an HTTP request per send: with N workers (N-1)/N of the sends are
+ * forwarded, and node:http's client and server (headers, streams, agent, URL parsing) cost more CPU per forwarded
+ * send than the frame's JSON (docs/PERFORMANCE.md "Scale-out, fourth version").
+ *
  * Routing is an optimisation, never a correctness condition: the room's PostgreSQL lock still guards every write
  * (Rooms.#withLock), so a send handled by the "wrong" worker — views of the live writers differ for a moment, a
  * writer died, a forward failed — is still persisted correctly. A forwarded send is always handled where it lands
@@ -15,18 +20,16 @@
  * while its slot's advisory lock is held, i.e. while its session exists.
  */
 import { randomBytes } from "node:crypto";
-import { Agent, request } from "node:http";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
-import { AmiError, type ErrorCode } from "../../core/errors.ts";
-import { readJson } from "../../core/http/body.ts";
-import { sendError, sendJson } from "../../core/http/reply.ts";
-import { createHttpListener, type HttpListener } from "../../core/http/server.ts";
+import { AmiError, type ErrorCode, toAmiError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { SendEventInput } from "../hs.ts";
 import { parseUrl } from "../store/postgres/db.ts";
 import { roomKey, SLOT_NS } from "./positions.ts";
 
-const PATH = "/_ami/cluster/send";
+/** Registry URLs of the framed forward listener (an older `http://` row is never spoken to: null, persist here). */
+const SCHEME = "ami-fwd://";
 /**
  * A forwarded send not answered in this time is persisted here instead (the owner may be frozen: a long GC pause, a
  * stopped VM, SIGSTOP; its slot lock keeps it "live"). Safe if the owner was only slow: the room's lock and the
@@ -35,6 +38,7 @@ const PATH = "/_ami/cluster/send";
 const FORWARD_TIMEOUT_MS = 5_000;
 /** After a forward to a writer failed or timed out, its rooms are persisted locally for this long. */
 const SUSPECT_MS = 10_000;
+/** A frame (a forwarded send, or its answer) larger than this closes the connection. */
 const MAX_BODY = 256 * 1024;
 
 export type SendHandler = (input: SendEventInput) => Promise<{ eventId: string; stream: number }>;
@@ -45,12 +49,68 @@ export interface Writer {
   secret: string;
 }
 
+/** A forwarded send: `i` its ID on the connection, `s` the owner's secret. */
+interface Ask {
+  i: number;
+  s: string;
+  input: SendEventInput;
+}
+/** Its answer: the status an HTTP reply would have had, and the body (the send's result or `{errcode, error}`). */
+interface Answer {
+  i: number;
+  st: number;
+  b: Record<string, unknown>;
+}
+
+/** Frames of 4-byte big-endian length + UTF-8 JSON, read from `socket`; a malformed or oversized one ends it. */
+function readFrames(socket: Socket, onFrame: (msg: unknown) => void): void {
+  let buf: Buffer = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    let at = 0;
+    while (buf.length - at >= 4) {
+      const len = buf.readUInt32BE(at);
+      if (len > MAX_BODY) {
+        socket.destroy(new Error("cluster forward: frame too large"));
+        return;
+      }
+      if (buf.length - at - 4 < len) break;
+      let msg: unknown;
+      try {
+        msg = JSON.parse(buf.toString("utf8", at + 4, at + 4 + len));
+      } catch {
+        socket.destroy(new Error("cluster forward: malformed frame"));
+        return;
+      }
+      at += 4 + len;
+      onFrame(msg);
+    }
+    buf = at === buf.length ? Buffer.alloc(0) : buf.subarray(at);
+  });
+}
+
+function writeFrame(socket: Socket, msg: unknown): void {
+  const body = Buffer.from(JSON.stringify(msg), "utf8");
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(body.length, 0);
+  socket.write(Buffer.concat([head, body]));
+}
+
+/** One connection to an owner, its sends in flight by ID. */
+interface Line {
+  socket: Socket;
+  next: number;
+  pending: Map<number, { resolve: (a: Answer | null) => void; timer: NodeJS.Timeout }>;
+}
+
 export class RoomRouter {
   readonly #dbUrl: string;
   readonly #log: Logger;
   readonly #secret = randomBytes(24).toString("hex");
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 256 });
-  #listener: HttpListener | null = null;
+  #server: Server | null = null;
+  readonly #accepted = new Set<Socket>();
+  /** Connections to owners, by their registry URL. */
+  readonly #lines = new Map<string, Line>();
   #url = "";
   #db: pg.Client | null = null;
   #registered = -1;
@@ -70,13 +130,18 @@ export class RoomRouter {
 
   /** Listen on loopback for forwarded sends and register this writer. */
   async start(): Promise<void> {
-    this.#listener = createHttpListener({
-      name: "matrix cluster",
-      log: this.#log,
-      handler: (req, res, target) => this.#serve(req, res, target.pathname),
+    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-    const port = await this.#listener.listen(0, "127.0.0.1");
-    this.#url = `http://127.0.0.1:${port}`;
+    server.on("error", (e) => this.#log.warn("cluster: forward listener error", { error: String(e) }));
+    const port = (server.address() as { port: number }).port;
+    this.#url = `${SCHEME}127.0.0.1:${port}`;
     await this.refresh();
   }
 
@@ -85,20 +150,34 @@ export class RoomRouter {
     this.#handler = handler;
   }
 
-  async #serve(req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse, path: string) {
+  #accept(socket: Socket): void {
+    this.#accepted.add(socket);
+    socket.on("close", () => this.#accepted.delete(socket));
+    socket.on("error", () => {});
+    readFrames(socket, (m) => {
+      const ask = m as Partial<Ask> | null;
+      if (!ask || typeof ask !== "object" || !Number.isSafeInteger(ask.i)) {
+        socket.destroy();
+        return;
+      }
+      void this.#answer(ask).then((a) => {
+        if (!socket.destroyed) writeFrame(socket, a);
+      });
+    });
+  }
+
+  async #answer(ask: Partial<Ask>): Promise<Answer> {
     try {
-      if (req.method !== "POST" || path !== PATH) throw new AmiError("M_NOT_FOUND", "Unknown cluster route");
       // A stale registry row may name this port for another writer: 503 tells the forwarder to persist it itself.
-      if (req.headers["x-ami-cluster"] !== this.#secret)
-        throw new AmiError("AMI_UNAVAILABLE", "Not this worker's cluster secret");
+      if (ask.s !== this.#secret) throw new AmiError("AMI_UNAVAILABLE", "Not this worker's cluster secret");
       if (!this.#handler) throw new AmiError("AMI_UNAVAILABLE", "This worker is starting");
-      const input = (await readJson(req, MAX_BODY)) as SendEventInput;
+      const input = ask.input;
       if (!input || typeof input !== "object" || typeof input.roomId !== "string")
         throw new AmiError("AMI_INVALID_INPUT", "Malformed forwarded send");
-      const out = await this.#handler(input);
-      sendJson(res, 200, out);
+      return { i: ask.i!, st: 200, b: await this.#handler(input) };
     } catch (e) {
-      sendError(res, e);
+      const err = toAmiError(e);
+      return { i: ask.i!, st: err.status, b: err.toJSON() };
     }
   }
 
@@ -120,56 +199,75 @@ export class RoomRouter {
    * Send through `owner`. Resolves with its answer; rejects with the owner's AmiError (forbidden, unknown room...)
    * as is; resolves null when the owner could not be reached (the caller persists the send itself).
    */
-  forward(owner: Writer, input: SendEventInput): Promise<{ eventId: string; stream: number } | null> {
+  async forward(owner: Writer, input: SendEventInput): Promise<{ eventId: string; stream: number } | null> {
     // A writer registers its slot (positions.ts) before its router fills in its address: read in between, the row
-    // has no URL yet (a request to it threw "Invalid URL" and failed the send). Persist here, and re-read the writers.
-    if (!owner.url) {
+    // has no URL yet. Persist here, and re-read the writers.
+    if (!owner.url.startsWith(SCHEME)) {
       void this.refresh().catch(() => {});
-      return Promise.resolve(null);
+      return null;
     }
-    const body = JSON.stringify(input);
-    return new Promise((resolve, reject) => {
-      const req = request(
-        `${owner.url}${PATH}`,
-        {
-          method: "POST",
-          agent: this.#agent,
-          timeout: FORWARD_TIMEOUT_MS,
-          headers: {
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(body),
-            "x-ami-cluster": owner.secret,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("error", () => resolve(null));
-          res.on("end", () => {
-            let json: { eventId?: unknown; stream?: unknown; errcode?: unknown; error?: unknown } | null;
-            try {
-              json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-            } catch {
-              return resolve(null);
-            }
-            if (res.statusCode === 200 && typeof json?.eventId === "string" && typeof json.stream === "number")
-              return resolve({ eventId: json.eventId, stream: json.stream });
-            // The owner is starting or going away: persist here.
-            if (res.statusCode === 503 || typeof json?.errcode !== "string") return resolve(null);
-            const { errcode, error, ...extra } = json;
-            reject(new AmiError(errcode as ErrorCode, String(error ?? errcode), extra, res.statusCode));
-          });
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error("forward timed out")));
-      req.on("error", (e) => {
-        this.#log.debug("cluster: forwarding a send failed; persisting it here", { error: String(e) });
-        this.#suspect.set(owner.slot, Date.now() + SUSPECT_MS);
-        void this.refresh().catch(() => {});
+    const a = await this.#ask(owner, input);
+    if (!a) return null;
+    const json = a.b;
+    if (a.st === 200 && typeof json?.eventId === "string" && typeof json.stream === "number")
+      return { eventId: json.eventId, stream: json.stream };
+    // The owner is starting or going away: persist here.
+    if (a.st === 503 || typeof json?.errcode !== "string") return null;
+    const { errcode, error, ...extra } = json;
+    throw new AmiError(errcode as ErrorCode, String(error ?? errcode), extra, a.st);
+  }
+
+  /** One forwarded send on the owner's connection: its answer, or null (unreachable, timed out, closed). */
+  #ask(owner: Writer, input: SendEventInput): Promise<Answer | null> {
+    const line = this.#line(owner);
+    return new Promise((resolve) => {
+      const i = line.next++;
+      const timer = setTimeout(() => {
+        line.pending.delete(i);
+        this.#failed(owner, new Error("forward timed out"));
         resolve(null);
-      });
-      req.end(body);
+      }, FORWARD_TIMEOUT_MS);
+      line.pending.set(i, { resolve, timer });
+      writeFrame(line.socket, { i, s: owner.secret, input } satisfies Ask);
     });
+  }
+
+  #failed(owner: Writer, e: unknown): void {
+    this.#log.debug("cluster: forwarding a send failed; persisting it here", { error: String(e) });
+    this.#suspect.set(owner.slot, Date.now() + SUSPECT_MS);
+    void this.refresh().catch(() => {});
+  }
+
+  #line(owner: Writer): Line {
+    const known = this.#lines.get(owner.url);
+    if (known && !known.socket.destroyed) return known;
+    const [host, port] = owner.url.slice(SCHEME.length).split(":");
+    const socket = createConnection({ host, port: Number(port), noDelay: true });
+    const line: Line = { socket, next: 1, pending: new Map() };
+    this.#lines.set(owner.url, line);
+    readFrames(socket, (m) => {
+      const a = m as Partial<Answer> | null;
+      const p = a && typeof a === "object" && typeof a.i === "number" ? line.pending.get(a.i) : undefined;
+      if (!p) return;
+      line.pending.delete(a!.i!);
+      clearTimeout(p.timer);
+      p.resolve(typeof a!.st === "number" && a!.b && typeof a!.b === "object" ? (a as Answer) : null);
+    });
+    let failure: unknown = null;
+    socket.on("error", (e) => {
+      failure = e;
+    });
+    socket.on("close", () => {
+      if (this.#lines.get(owner.url) === line) this.#lines.delete(owner.url);
+      if (line.pending.size === 0) return;
+      this.#failed(owner, failure ?? new Error("connection closed"));
+      for (const p of line.pending.values()) {
+        clearTimeout(p.timer);
+        p.resolve(null);
+      }
+      line.pending.clear();
+    });
+    return line;
   }
 
   /** Re-register (a new slot after a lost connection) and re-read the live writers. */
@@ -212,8 +310,12 @@ export class RoomRouter {
   }
 
   async close(): Promise<void> {
-    this.#agent.destroy();
-    await this.#listener?.close();
+    for (const line of this.#lines.values()) line.socket.destroy();
+    this.#lines.clear();
+    const server = this.#server;
+    this.#server = null;
+    for (const s of this.#accepted) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     const c = this.#db;
     this.#db = null;
     await c?.end().catch(() => {});
