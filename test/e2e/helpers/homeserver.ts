@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
@@ -189,6 +189,8 @@ export class ChildHomeserver {
         reject(new Error(`${e.message}\n--- child stderr ---\n${this.logLines.slice(-30).join("\n")}${errBuf}`));
       };
       proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
+        // AMI_E2E_STDOUT_DIR: the child's stdout into <dir>/<pid>.log too (e.g. with --trace-gc in AMI_E2E_NODE_FLAGS).
+        if (process.env.AMI_E2E_STDOUT_DIR) appendFileSync(`${process.env.AMI_E2E_STDOUT_DIR}/${proc.pid}.log`, d);
         out += d;
         const m = /LISTENING (\S+)\n/.exec(out);
         if (m) {
