@@ -4,7 +4,7 @@
  * Flags: --json (also print the rows as JSON), --markdown (also print a markdown table), or names to pick
  * benches (latency, throughput, dag-persist, initial-sync, memory, search, websocket, push, federation-auth,
  * federation-delivery, federation-devicelists, federation-join, shares-room, cas, backup, cdn, cdn-h2, thumbnail, startup,
- * state-res, edge, scale-out, shared-ratelimit, p2p, media, media-p2p, dht).
+ * state-res, edge, scale-out, cluster-forward, shared-ratelimit, p2p, media, media-p2p, dht).
  */
 import { cpus, totalmem } from "node:os";
 import { type BenchResult, printTable } from "./matrix/lib.ts";
@@ -54,6 +54,8 @@ const benches: Record<string, () => Promise<BenchResult[]>> = {
   "state-res": async () => (await import("./matrix/state-res.ts")).run(),
   // Homeserver workers (issue 13): events/s on 1, 2, 3 processes over one PostgreSQL; send -> sync across workers.
   "scale-out": async () => (await import("./matrix/scale-out.ts")).run(),
+  // The forwarding hop between workers alone (issue 13): CPU per forwarded send (forwarder + owner).
+  "cluster-forward": async () => (await import("./matrix/cluster-forward.ts")).run(),
   // The rate-limit buckets workers share in Redis (issue 13): one take's latency and takes/s, against a Redis PING.
   "shared-ratelimit": async () => (await import("./matrix/shared-ratelimit.ts")).run(),
   // Live media (needs ffmpeg and nginx): glass-to-glass latency (HLS, WebRTC; WebRTC from a B-frame source in
