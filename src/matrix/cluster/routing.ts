@@ -112,6 +112,7 @@ export class RoomRouter {
   /** Connections to owners, by their registry URL. */
   readonly #lines = new Map<string, Line>();
   #url = "";
+  #closed = false;
   #db: pg.Client | null = null;
   #registered = -1;
   /** Live writers, by slot order (every worker computes the same owner from the same list). */
@@ -233,6 +234,8 @@ export class RoomRouter {
   }
 
   #failed(owner: Writer, e: unknown): void {
+    // close() ends the connections: their sends in flight are persisted by their callers, nothing to re-read.
+    if (this.#closed) return;
     this.#log.debug("cluster: forwarding a send failed; persisting it here", { error: String(e) });
     this.#suspect.set(owner.slot, Date.now() + SUSPECT_MS);
     void this.refresh().catch(() => {});
@@ -310,6 +313,7 @@ export class RoomRouter {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     for (const line of this.#lines.values()) line.socket.destroy();
     this.#lines.clear();
     const server = this.#server;
