@@ -40,6 +40,8 @@ const FORWARD_TIMEOUT_MS = 5_000;
 const SUSPECT_MS = 10_000;
 /** A frame (a forwarded send, or its answer) larger than this closes the connection. */
 const MAX_BODY = 256 * 1024;
+/** A connection that leaves a frame unfinished for this long is closed (a slow or half-open peer holds nothing). */
+const PARTIAL_FRAME_MS = 10_000;
 
 export type SendHandler = (input: SendEventInput) => Promise<{ eventId: string; stream: number }>;
 
@@ -62,9 +64,14 @@ interface Answer {
   b: Record<string, unknown>;
 }
 
-/** Frames of 4-byte big-endian length + UTF-8 JSON, read from `socket`; a malformed or oversized one ends it. */
+/**
+ * Frames of 4-byte big-endian length + UTF-8 JSON, read from `socket`; a malformed or oversized one ends it, and so
+ * does a frame left unfinished for PARTIAL_FRAME_MS (an idle connection between frames stays open).
+ */
 function readFrames(socket: Socket, onFrame: (msg: unknown) => void): void {
   let buf: Buffer = Buffer.alloc(0);
+  let partial = false;
+  socket.on("timeout", () => socket.destroy(new Error("cluster forward: frame left unfinished")));
   socket.on("data", (chunk: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
     let at = 0;
@@ -86,6 +93,10 @@ function readFrames(socket: Socket, onFrame: (msg: unknown) => void): void {
       onFrame(msg);
     }
     buf = at === buf.length ? Buffer.alloc(0) : buf.subarray(at);
+    if (partial !== buf.length > 0) {
+      partial = buf.length > 0;
+      socket.setTimeout(partial ? PARTIAL_FRAME_MS : 0);
+    }
   });
 }
 
@@ -146,6 +157,11 @@ export class RoomRouter {
     await this.refresh();
   }
 
+  /** The framed listener's registry URL (`ami-fwd://127.0.0.1:PORT`; empty before `start`). */
+  get url(): string {
+    return this.#url;
+  }
+
   /** Where forwarded sends are persisted (the room service). */
   serve(handler: SendHandler): void {
     this.#handler = handler;
@@ -162,7 +178,10 @@ export class RoomRouter {
         return;
       }
       void this.#answer(ask).then((a) => {
-        if (!socket.destroyed) writeFrame(socket, a);
+        if (socket.destroyed) return;
+        writeFrame(socket, a);
+        // A peer without this worker's secret (a stale registry row, or not a worker at all) gets nothing more.
+        if (ask.s !== this.#secret) socket.end();
       });
     });
   }
