@@ -74,6 +74,17 @@ export function urlPreviewTests(make: MakeStore): void {
       downloadTs,
       expiresTs: downloadTs + 3600_000,
     });
+    const image = (mediaId: string) => ({
+      mediaId,
+      uploader: "@preview:hs",
+      contentType: "image/png",
+      filename: null,
+      size: 10,
+      sha256: "aa",
+      createdTs: 1,
+      quarantinedBy: null,
+    });
+    await s.media.putMedia(image("m1"));
     const a = row("https://a.example/page?q=1", 1_000, { "og:title": "Café \u{1F600}", "og:image:width": 64 }, "m1");
     await s.media.putUrlPreview(a, 1_000);
     assert.deepEqual(await s.media.getUrlPreview(a.url, 1_000), a);
@@ -97,5 +108,20 @@ export function urlPreviewTests(make: MakeStore): void {
     assert.equal(await s.media.getUrlPreview(long.url, 0), null, "the expired row was deleted");
     assert.deepEqual(await s.media.getUrlPreview(a.url, 0), a2);
     assert.ok(await s.media.getUrlPreview("https://c.example/", 3_603_000));
+    // A preview whose image an admin quarantined or deleted since is a miss (the next fetch stores a new image).
+    await s.media.putMedia(image("m2"));
+    await s.media.putMedia(image("m3"));
+    const q = row("https://q.example/", 4_000_000, {}, "m2");
+    const d = row("https://d.example/", 4_000_000, {}, "m3");
+    await s.media.putUrlPreview(q, 4_000_000);
+    await s.media.putUrlPreview(d, 4_000_000);
+    assert.deepEqual(await s.media.getUrlPreview(q.url, 4_000_000), q);
+    assert.deepEqual(await s.media.getUrlPreview(d.url, 4_000_000), d);
+    await s.media.setQuarantined(["m2"], "@admin:hs");
+    await s.media.deleteMedia("m3");
+    assert.equal(await s.media.getUrlPreview(q.url, 4_000_000), null, "its image is quarantined");
+    assert.equal(await s.media.getUrlPreview(d.url, 4_000_000), null, "its image is deleted");
+    await s.media.setQuarantined(["m2"], null);
+    assert.deepEqual(await s.media.getUrlPreview(q.url, 4_000_000), q, "released from quarantine");
   });
 }

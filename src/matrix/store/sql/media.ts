@@ -132,11 +132,13 @@ export class SqlMediaStore implements MediaStore {
   }
 
   async getUrlPreview(url: string, now: number): Promise<UrlPreviewRow | null> {
-    const r = await this.#sql.get("SELECT * FROM url_previews WHERE url_hash = ? AND url = ? AND expires_ts > ?", [
-      urlHash(url),
-      url,
-      now,
-    ]);
+    // A preview whose image was deleted or quarantined since is a miss: the next fetch stores a fresh image.
+    const r = await this.#sql.get(
+      `SELECT p.* FROM url_previews p LEFT JOIN media m ON m.media_id = p.media_id
+        WHERE p.url_hash = ? AND p.url = ? AND p.expires_ts > ?
+          AND (p.media_id IS NULL OR (m.media_id IS NOT NULL AND m.quarantined_by IS NULL))`,
+      [urlHash(url), url, now],
+    );
     return r
       ? {
           url: r.url,
