@@ -36,10 +36,13 @@ async function admin(sql: string): Promise<void> {
 
 before(async () => {
   await admin(`CREATE DATABASE ${dbName}`);
-  // The coordination objects come from the store's migrations (the last one); the store is not opened here.
+  // The coordination objects come from the store's migration that creates them (later ones are appended after it);
+  // the store is not opened here.
   const c = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`) });
   await c.connect();
-  await c.query(MIGRATIONS[MIGRATIONS.length - 1]);
+  const coordination = MIGRATIONS.find((m) => m.includes("CREATE TABLE ami_stream_writers"));
+  assert.ok(coordination, "the migration creating ami_stream_writers");
+  await c.query(coordination);
   await c.end();
 });
 after(() => admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
