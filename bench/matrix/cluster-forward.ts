@@ -10,7 +10,7 @@ import pg from "pg";
 import { createLogger } from "../../src/core/logger.ts";
 import type { SendEventInput } from "../../src/matrix/hs.ts";
 import { DEFAULT_SCHEMA } from "../../src/matrix/store/postgres/db.ts";
-import { PG_ADMIN_URL } from "../../test/e2e/helpers/homeserver.ts";
+import { PG_ADMIN_URL, pgAdmin } from "../../test/e2e/helpers/homeserver.ts";
 import { type BenchResult, round, runIfMain, untargetedRows } from "./lib.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -24,16 +24,6 @@ interface RouterLike {
   close(): Promise<void>;
 }
 type RouterClass = new (db: string, slot: () => number, log: ReturnType<typeof createLogger>) => RouterLike;
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 /** CPU µs per forwarded send through `Router` (owner at slot 0, forwarder at slot 1). */
 async function measure(Router: RouterClass, db: string): Promise<number> {
@@ -86,7 +76,7 @@ async function measure(Router: RouterClass, db: string): Promise<number> {
 
 export async function run(): Promise<BenchResult[]> {
   const name = `ami_fwd_${randomBytes(5).toString("hex")}`;
-  await admin(`CREATE DATABASE ${name}`);
+  await pgAdmin(`CREATE DATABASE ${name}`);
   const u = new URL(PG_ADMIN_URL);
   u.pathname = `/${name}`;
   const db = u.toString();
@@ -118,7 +108,7 @@ export async function run(): Promise<BenchResult[]> {
     }
     return rows;
   } finally {
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await pgAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   }
 }
 

@@ -72,7 +72,8 @@ export async function createTestDatabase(backend: Backend, dataDir: string): Pro
   };
 }
 
-async function pgAdmin(sql: string): Promise<void> {
+/** One statement on the admin database (CREATE/DROP DATABASE). */
+export async function pgAdmin(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: PG_ADMIN_URL });
   await c.connect();
   try {
