@@ -43,17 +43,21 @@ async function loaded<T>(f: () => Promise<T>, burners = 4): Promise<T> {
   }
 }
 
-async function withEdge(name: string, f: (edge: Awaited<ReturnType<typeof startEdge>>) => Promise<void>) {
+async function withEdge(
+  name: string,
+  f: (edge: Awaited<ReturnType<typeof startEdge>>, paths: ReturnType<typeof runtimePaths>) => Promise<void>,
+) {
   const home = join(dir, name);
+  const paths = runtimePaths(home);
   const edge = await startEdge({
     config: edgeSchema.parse({ port: 0, poolSize: 1 }),
-    paths: runtimePaths(home),
+    paths,
     log: silentLogger,
     cas: openStoreAt(join(home, "cas")),
     token: null,
   });
   try {
-    await f(edge);
+    await f(edge, paths);
   } finally {
     await edge.close();
   }
@@ -132,16 +136,8 @@ test("on a loaded machine a process starting up (top-level code, a rollback, a s
 });
 
 test("a loop after the response and a looping scheduled() are stopped at the CPU limit", async () => {
-  const home = join(dir, "home");
-  const edge = await startEdge({
-    config: edgeSchema.parse({ port: 0, poolSize: 1 }),
-    paths: runtimePaths(home),
-    log: silentLogger,
-    cas: openStoreAt(join(home, "cas")),
-    token: null,
-  });
-  const kills = (fn: string) => edge.runtime.stats().find((f) => f.name === fn)?.cpuKills ?? 0;
-  try {
+  await withEdge("home", async (edge) => {
+    const kills = (fn: string) => edge.runtime.stats().find((f) => f.name === fn)?.cpuKills ?? 0;
     await edge.runtime.deploy(
       "after",
       `export default { fetch(req, env, ctx) {
@@ -168,30 +164,19 @@ test("a loop after the response and a looping scheduled() are stopped at the CPU
     assert.ok(kills("sched") > 0);
     // Both answer again.
     assert.equal(await (await fetch(`${edge.url}/fn/after/`)).text(), "answered");
-  } finally {
-    await edge.close();
-  }
+  });
 });
 
 test("a function's secret values never reach its log (what edge tail and edge logs show)", async () => {
-  const home = join(dir, "home-secrets");
-  const paths = runtimePaths(home);
-  const edge = await startEdge({
-    config: edgeSchema.parse({ port: 0, poolSize: 1 }),
-    paths,
-    log: silentLogger,
-    cas: openStoreAt(join(home, "cas")),
-    token: null,
-  });
-  const secret = "sk-live-0123456789abcdef";
-  const log = () => {
-    try {
-      return readFileSync(paths.logFile("edge-talk"), "utf8");
-    } catch {
-      return "";
-    }
-  };
-  try {
+  await withEdge("home-secrets", async (edge, paths) => {
+    const secret = "sk-live-0123456789abcdef";
+    const log = () => {
+      try {
+        return readFileSync(paths.logFile("edge-talk"), "utf8");
+      } catch {
+        return "";
+      }
+    };
     await edge.runtime.deploy(
       "talk",
       `export default { fetch(req, env) { console.log("calling with " + env.API_KEY + " mode=" + env.MODE); return new Response("ok"); } };`,
@@ -201,7 +186,5 @@ test("a function's secret values never reach its log (what edge tail and edge lo
     assert.ok(await until(() => log().includes("calling with"), 5000), `no log line: ${log()}`);
     assert.ok(!log().includes(secret), `the secret is in the log: ${log()}`);
     assert.match(log(), /calling with \[secret API_KEY\] mode=plain-var/);
-  } finally {
-    await edge.close();
-  }
+  });
 });
