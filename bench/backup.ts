@@ -33,7 +33,7 @@ import {
   type TestDatabase,
   testMatrixConfig,
 } from "../test/e2e/helpers/homeserver.ts";
-import { type BenchResult, round, runIfMain, untargetedRows } from "./matrix/lib.ts";
+import { type BenchResult, benchMessage, round, runIfMain, untargetedRows } from "./matrix/lib.ts";
 
 const EVENTS = Number(process.env.BENCH_BACKUP_EVENTS ?? 100_000);
 const MEDIA_MIB = Number(process.env.BENCH_BACKUP_MEDIA_MIB ?? 64);
@@ -50,31 +50,8 @@ const [BODY_HEAD, BODY_TAIL] = ["message ", " of the backup bench, with a few wo
 const body = (i: number) => `${BODY_HEAD}${i}${BODY_TAIL}`;
 
 /** Bench message `i` at stream position `stream`, as the store is given it. */
-function message(i: number, stream: number, roomId: string, sender: string): NewEvent {
-  const pdu = {
-    room_id: roomId,
-    type: "m.room.message",
-    sender,
-    content: { msgtype: "m.text", body: body(i) },
-    origin_server_ts: Date.now(),
-    depth: stream,
-    prev_events: [],
-    auth_events: [],
-    hashes: { sha256: "bench" },
-    signatures: {},
-  };
-  return {
-    stream,
-    eventId: `$bench${i}`,
-    roomId,
-    type: "m.room.message",
-    stateKey: null,
-    sender,
-    originServerTs: pdu.origin_server_ts,
-    depth: stream,
-    pdu,
-  };
-}
+const message = (i: number, stream: number, roomId: string, sender: string): NewEvent =>
+  benchMessage(i, stream, roomId, sender, body(i));
 
 /**
  * EVENTS messages in one room. SQLite: every one through the store, BATCH to a transaction. PostgreSQL: the store

@@ -5,6 +5,7 @@ import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { NewEvent } from "../../src/matrix/store/types.ts";
 
 export interface BenchResult {
   bench: string;
@@ -191,4 +192,34 @@ export async function pool<T>(items: T[], concurrency: number, worker: (item: T)
       while (next < items.length) await worker(items[next++]);
     }),
   );
+}
+
+/**
+ * Bench message `i` (body `body`) at stream position `stream`, as the store is given it: an unsigned
+ * `m.room.message` PDU with no prev or auth events, for filling a room directly through the store.
+ */
+export function benchMessage(i: number, stream: number, roomId: string, sender: string, body: string): NewEvent {
+  const pdu = {
+    room_id: roomId,
+    type: "m.room.message",
+    sender,
+    content: { msgtype: "m.text", body },
+    origin_server_ts: Date.now(),
+    depth: stream,
+    prev_events: [],
+    auth_events: [],
+    hashes: { sha256: "bench" },
+    signatures: {},
+  };
+  return {
+    stream,
+    eventId: `$bench${i}`,
+    roomId,
+    type: "m.room.message",
+    stateKey: null,
+    sender,
+    originServerTs: pdu.origin_server_ts,
+    depth: stream,
+    pdu,
+  };
 }

@@ -14,7 +14,7 @@ import { openStore } from "../../src/matrix/store/open.ts";
 import type { NewEvent } from "../../src/matrix/store/types.ts";
 import { registerUser } from "../../test/e2e/helpers/client.ts";
 import { type Backend, ChildHomeserver } from "../../test/e2e/helpers/homeserver.ts";
-import { type BenchResult, HttpClient, percentile, round, runIfMain } from "./lib.ts";
+import { type BenchResult, benchMessage, HttpClient, percentile, round, runIfMain } from "./lib.ts";
 
 const MESSAGES = Number(process.env.BENCH_SEARCH_MESSAGES ?? 100_000);
 const TAGS = 100;
@@ -35,29 +35,7 @@ async function fill(hs: ChildHomeserver, roomId: string, sender: string): Promis
       const batch: NewEvent[] = [];
       for (let i = at; i < Math.min(MESSAGES, at + 1000); i++) {
         stream++;
-        const pdu = {
-          room_id: roomId,
-          type: "m.room.message",
-          sender,
-          content: { msgtype: "m.text", body: body(i) },
-          origin_server_ts: Date.now(),
-          depth: stream,
-          prev_events: [],
-          auth_events: [],
-          hashes: { sha256: "bench" },
-          signatures: {},
-        };
-        batch.push({
-          stream,
-          eventId: `$bench${i}`,
-          roomId,
-          type: "m.room.message",
-          stateKey: null,
-          sender,
-          originServerTs: pdu.origin_server_ts,
-          depth: stream,
-          pdu,
-        });
+        batch.push(benchMessage(i, stream, roomId, sender, body(i)));
       }
       await store.events.persistEvents(batch);
     }
